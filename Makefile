@@ -1,0 +1,69 @@
+# segmint: `make help` lists the targets. Only python3.11 and make are needed; uv is
+# bootstrapped into .tools/ from PyPI when it is not on the PATH.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+VENV := .venv
+STAMP := $(VENV)/.segmint-installed
+RUN := $(VENV)/bin
+
+# Demo data for `make run`: sized so the whole night takes about a minute.
+DEMO_CUSTOMERS ?= 20000
+DEMO_DAYS ?= 60
+DEMO_END ?= 2026-06-30
+DEMO_DIR := data/demo
+export SEGMINT_LANDING ?= $(DEMO_DIR)/landing
+export SEGMINT_WAREHOUSE ?= warehouse/segmint.duckdb
+export SEGMINT_OUTPUT ?= output
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+SCALE ?=
+
+.PHONY: help install run test lint format bench airflow clean
+
+help: ## List the targets, one line each
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+install: $(STAMP) ## Create .venv and install the locked dependencies (no-op when up to date)
+
+$(DEMO_DIR)/.generated: | $(STAMP)
+	$(RUN)/segmint generate --landing $(DEMO_DIR)/landing --customers $(DEMO_CUSTOMERS) \
+		--days $(DEMO_DAYS) --end-date $(DEMO_END)
+	@touch $@
+
+run: install $(DEMO_DIR)/.generated ## Generate demo data and run the whole nightly pipeline through Airflow
+	$(RUN)/python -m segmint.demo --as-of $(DEMO_END)
+
+test: install ## Run every test (unit, dbt, GX, Airflow end-to-end)
+	$(RUN)/pytest
+
+lint: install ## ruff on Python, sqlfluff on the dbt models
+	$(RUN)/ruff check .
+	$(RUN)/ruff format --check .
+	cd dbt_project && ../$(RUN)/sqlfluff lint models macros tests
+
+format: install ## Apply ruff and sqlfluff formatting
+	$(RUN)/ruff check --fix .
+	$(RUN)/ruff format .
+	cd dbt_project && ../$(RUN)/sqlfluff fix models macros tests
+
+bench: install ## Benchmarks: generator, ingest, dbt, ML, whole night (SCALE=1M|10M|50M)
+	$(RUN)/python bench/run.py $(if $(SCALE),--scale $(SCALE))
+
+airflow: install ## Start the Airflow UI (airflow standalone) on localhost:8080 with the DAG
+	$(RUN)/python -m segmint.airflow_env standalone
+
+clean: ## Remove generated data, warehouse, outputs and Airflow state (keeps .venv)
+	rm -rf data warehouse output .airflow dbt_project/target dbt_project/logs \
+		dbt_project/dbt_packages .pytest_cache bench/data

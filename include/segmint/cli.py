@@ -1,0 +1,264 @@
+"""The ``segmint`` command line.
+
+Every subcommand that touches data takes ``--warehouse`` (and ``--landing`` where it reads
+files), defaulting to the settings (:mod:`segmint.config`). Exit code 0 on success; on
+failure a one-line reason on stderr and a non-zero code (``SEGMINT_DEBUG=1`` shows the
+traceback). Heavy libraries are imported by the stage that needs them, so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+from segmint.config import ConfigError, Settings, load_settings
+from segmint.stages import SegmintError, StageResult
+
+PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {value!r}")
+    return number
+
+
+def latest_partition(landing: Path) -> date | None:
+    """The newest ``dt=`` partition date under any source folder of the landing zone."""
+    dates = [
+        date.fromisoformat(m.group(1))
+        for source in ("events", "crm")
+        if (landing / source).is_dir()
+        for part in (landing / source).iterdir()
+        if (m := PARTITION_RE.match(part.name))
+    ]
+    return max(dates, default=None)
+
+
+def _add_warehouse(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--warehouse", metavar="FILE", help="DuckDB warehouse file (default: settings)")
+
+
+def _add_landing(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--landing", metavar="DIR", help="landing zone folder (default: settings)")
+
+
+def _add_as_of(p: argparse.ArgumentParser, reads_landing: bool) -> None:
+    default = "the newest dt= partition in the landing zone" if reads_landing else "required"
+    p.add_argument("--as-of", type=_date, metavar="DATE", help=f"as-of date (default: {default})")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    return settings.with_overrides(
+        warehouse=getattr(args, "warehouse", None),
+        landing=getattr(args, "landing", None),
+        output=getattr(args, "output", None),
+    )
+
+
+def _resolve_as_of(args: argparse.Namespace, settings: Settings) -> date:
+    if getattr(args, "as_of", None):
+        return args.as_of
+    if hasattr(args, "landing"):
+        found = latest_partition(settings.landing)
+        if found:
+            return found
+        raise SegmintError(f"no dt=YYYY-MM-DD partitions under {settings.landing}; pass --as-of")
+    raise SegmintError("--as-of DATE is required")
+
+
+def _print_results(results: list[StageResult]) -> None:
+    for result in results:
+        print(result.line())
+        for warning in result.warnings:
+            print(f"  warning: {warning}")
+
+
+# --- commands --------------------------------------------------------------------------
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from segmint.generate import generate
+
+    settings = _settings(args)
+    summary = generate(
+        settings.landing,
+        customers=args.customers,
+        days=args.days,
+        end_date=args.end_date,
+        seed=args.seed,
+        fmt=args.format,
+        dirt_rate=args.dirt_rate,
+        truth_dir=Path(args.truth) if args.truth else None,
+    )
+    print(summary)
+    return 0
+
+
+def _stage_command(stage: str, *, needs_landing: bool) -> Callable[[argparse.Namespace], int]:
+    def command(args: argparse.Namespace) -> int:
+        from segmint.pipeline import run_stage
+
+        settings = _settings(args)
+        settings = _apply_stage_flags(args, settings)
+        as_of = _resolve_as_of(args, settings)
+        _print_results([run_stage(stage, settings, as_of)])
+        return 0
+
+    command.__name__ = f"cmd_{stage}"
+    return command
+
+
+def _apply_stage_flags(args: argparse.Namespace, settings: Settings) -> Settings:
+    import dataclasses
+
+    horizon = getattr(args, "horizon_days", None)
+    if horizon:
+        settings = dataclasses.replace(
+            settings, propensity=dataclasses.replace(settings.propensity, horizon_days=horizon)
+        )
+    return settings
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from segmint.pipeline import STAGES, run_pipeline
+
+    settings = _apply_stage_flags(args, _settings(args))
+    as_of = _resolve_as_of(args, settings)
+    stages = args.stages.split(",") if args.stages else list(STAGES)
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise SegmintError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
+    print(f"segmint run: as_of={as_of} warehouse={settings.warehouse} landing={settings.landing}")
+    run_pipeline(settings, as_of, stages, on_result=lambda r: _print_results([r]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="segmint",
+        description="Batch customer analytics on your own warehouse: ingest, validate, "
+        "model, segment, score, publish.",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML settings file (default: $SEGMINT_CONFIG, else ./segmint.toml if present)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("generate", help="write a realistic synthetic landing zone")
+    _add_landing(p)
+    p.add_argument("--customers", type=_positive_int, default=20_000, help="default 20000")
+    p.add_argument("--days", type=_positive_int, default=60, help="days of events, default 60")
+    p.add_argument(
+        "--end-date",
+        type=_date,
+        default=date(2026, 6, 30),
+        help="last partition date, default 2026-06-30",
+    )
+    p.add_argument("--seed", type=int, default=7, help="random seed, default 7")
+    p.add_argument(
+        "--format",
+        choices=["jsonl", "jsonl.gz", "parquet"],
+        default="jsonl.gz",
+        help="event file format, default jsonl.gz",
+    )
+    p.add_argument(
+        "--dirt-rate",
+        type=float,
+        default=0.002,
+        help="share of records made dirty (duplicates, late, malformed), default 0.002",
+    )
+    p.add_argument(
+        "--truth",
+        metavar="DIR",
+        help="ground-truth folder (default: ground_truth/ beside the landing zone)",
+    )
+    p.set_defaults(func=cmd_generate)
+
+    stage_help = {
+        "ingest": ("load new landing files into raw.*, quarantining bad records", True),
+        "validate": ("apply the quality gate to the as-of partition's validation results", True),
+        "transform": ("build the dbt models (staging, intermediate, marts)", False),
+        "segment": ("fit K-Means segments and write ml.customer_segments", False),
+        "score": ("train and score purchase/churn propensity models", False),
+        "publish": ("atomically publish a read-only copy of the warehouse", False),
+    }
+    for stage, (help_text, needs_landing) in stage_help.items():
+        p = sub.add_parser(stage, help=help_text, description=help_text)
+        _add_warehouse(p)
+        if needs_landing:
+            _add_landing(p)
+        _add_as_of(p, needs_landing)
+        if stage == "score":
+            p.add_argument("--horizon-days", type=_positive_int, help="prediction horizon")
+        if stage == "ingest":
+            p.add_argument("--output", metavar="DIR", help="run outputs (GX Data Docs)")
+        p.set_defaults(func=_stage_command(stage, needs_landing=needs_landing))
+
+    p = sub.add_parser(
+        "run",
+        help="run the whole nightly pipeline for one as-of date",
+        description="Run every stage in order: ingest, validate, transform, "
+        "segment, score, publish.",
+    )
+    _add_warehouse(p)
+    _add_landing(p)
+    _add_as_of(p, True)
+    p.add_argument("--output", metavar="DIR", help="run outputs folder (default: settings)")
+    p.add_argument("--horizon-days", type=_positive_int, help="propensity horizon, default 30")
+    p.add_argument("--stages", metavar="A,B", help="comma-separated subset of stages")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except (SegmintError, ConfigError, FileNotFoundError) as exc:
+        if os.environ.get("SEGMINT_DEBUG"):
+            raise
+        print(f"segmint {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"segmint {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line for people; SEGMINT_DEBUG=1 for the traceback
+        if os.environ.get("SEGMINT_DEBUG"):
+            raise
+        print(
+            f"segmint {args.command}: unexpected {type(exc).__name__}: {exc} "
+            "(set SEGMINT_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""One typed configuration for segmint, read at run time.
+
+Precedence, lowest to highest:
+
+1. defaults in the dataclasses below;
+2. a TOML file: ``$SEGMINT_CONFIG`` if set, else ``./segmint.toml`` if present;
+3. ``SEGMINT_*`` environment variables (``SEGMINT_WAREHOUSE``, ``SEGMINT_LANDING``,
+   ``SEGMINT_OUTPUT``, ``SEGMINT_AUDIENCES``);
+4. command-line flags, applied by the CLI through :func:`Settings.with_overrides`.
+
+Credentials never live in the file: DuckDB needs none, and a cloud profile would read them
+from the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SEGMINT_"
+DEFAULT_CONFIG_FILE = "segmint.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or of the wrong type."""
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    # A partition whose quarantined share exceeds this stops the run before publishing.
+    max_quarantine_share: float = 0.05
+    # Share of events with neither customer_id nor anonymous_id that fails the batch gate.
+    max_no_identity_share: float = 0.05
+    # Events stamped later than the end of the as-of day plus this many hours are quarantined.
+    future_tolerance_hours: float = 6.0
+    # Batch gate on file size: fewer rows than this in a non-empty partition is suspicious.
+    min_rows_per_partition: int = 1
+    max_rows_per_partition: int = 50_000_000
+
+
+@dataclass(frozen=True)
+class TransformSettings:
+    dbt_project_dir: Path = Path("dbt_project")
+    # Threads for dbt; DuckDB parallelises inside each query, so 1-2 is plenty.
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class SegmentationSettings:
+    k_min: int = 2
+    k_max: int = 10
+    fixed_k: int | None = None
+    silhouette_sample: int = 10_000
+    random_state: int = 42
+    # A new centroid farther than this (scaled units) from every old one is a new segment.
+    match_max_distance: float = 1.0
+    outlier_quantile: float = 0.99
+    drift_psi_warning: float = 0.2
+    pinned_names: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PropensitySettings:
+    horizon_days: int = 30
+    churn_horizon_days: int | None = None  # defaults to horizon_days
+    active_lookback_days: int = 90
+    # Number of past cut-off dates used for training (each one horizon apart).
+    training_cutoffs: int = 3
+    random_state: int = 42
+    drift_psi_warning: float = 0.2
+
+    @property
+    def churn_horizon(self) -> int:
+        return self.churn_horizon_days or self.horizon_days
+
+    def cutoff_dates(self, as_of: date, horizon_days: int | None = None) -> list[date]:
+        """Past cut-offs whose label windows end on or before ``as_of``, newest first."""
+        h = horizon_days or self.horizon_days
+        return [as_of - timedelta(days=h * i) for i in range(1, self.training_cutoffs + 1)]
+
+
+@dataclass(frozen=True)
+class Settings:
+    warehouse: Path = Path("warehouse/segmint.duckdb")
+    landing: Path = Path("data/landing")
+    # Run outputs (GX Data Docs, reports, exports) go under output/<as_of>/.
+    output: Path = Path("output")
+    audiences: Path = Path("audiences")
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    transform: TransformSettings = field(default_factory=TransformSettings)
+    segmentation: SegmentationSettings = field(default_factory=SegmentationSettings)
+    propensity: PropensitySettings = field(default_factory=PropensitySettings)
+
+    # Paths derived from the warehouse location.
+    @property
+    def artifacts_dir(self) -> Path:
+        """Fitted models and their metadata sidecars."""
+        return self.warehouse.parent / "artifacts"
+
+    @property
+    def published_warehouse(self) -> Path:
+        """The read-only copy analysts open; replaced atomically after a night passes."""
+        return self.warehouse.parent / "published" / self.warehouse.name
+
+    def run_output_dir(self, as_of: date) -> Path:
+        return self.output / as_of.isoformat()
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Return a copy with top-level fields replaced; ``None`` values are ignored."""
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        for key in ("warehouse", "landing", "output", "audiences"):
+            if key in clean:
+                clean[key] = Path(clean[key])
+        return dataclasses.replace(self, **clean)
+
+
+_SECTIONS = {
+    "ingest": IngestSettings,
+    "transform": TransformSettings,
+    "segmentation": SegmentationSettings,
+    "propensity": PropensitySettings,
+}
+_PATH_KEYS = ("warehouse", "landing", "output", "audiences")
+
+
+def _build_section(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}"
+        )
+    kwargs = {}
+    for key, value in values.items():
+        default = getattr(cls(), key)
+        if isinstance(default, Path):
+            value = Path(value)
+        elif isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{where}.{key}: expected true/false, got {value!r}")
+        elif isinstance(default, int | float) and not isinstance(default, bool):
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ConfigError(f"{where}.{key}: expected a number, got {value!r}")
+            value = type(default)(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_settings(
+    config_file: str | os.PathLike | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Read the settings: defaults, then the TOML file, then ``SEGMINT_*`` variables."""
+    env = os.environ if environ is None else environ
+    path = config_file or env.get(f"{ENV_PREFIX}CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+    elif Path(DEFAULT_CONFIG_FILE).is_file():
+        path = Path(DEFAULT_CONFIG_FILE)
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+
+    top: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: [{key}] must be a table")
+            top[key] = _build_section(_SECTIONS[key], value, f"{path} [{key}]")
+        elif key in _PATH_KEYS:
+            top[key] = Path(value)
+        else:
+            known = ", ".join([*_PATH_KEYS, *_SECTIONS])
+            raise ConfigError(f"{path}: unknown key {key!r}; known: {known}")
+
+    for key in _PATH_KEYS:
+        env_value = env.get(f"{ENV_PREFIX}{key.upper()}")
+        if env_value:
+            top[key] = Path(env_value)
+    return Settings(**top)

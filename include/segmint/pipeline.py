@@ -1,0 +1,62 @@
+"""The nightly pipeline as an ordered list of stages.
+
+``segmint run`` and the Airflow DAG both go through :data:`STAGES`: the DAG makes one task
+per stage, the CLI runs them in order. Each stage imports its heavy libraries when it runs,
+so importing this module is cheap (the DAG file imports it at parse time).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Sequence
+from datetime import date
+
+from segmint.config import Settings
+from segmint.stages import StageResult
+
+log = logging.getLogger(__name__)
+
+# name -> "module:function"; every function takes (settings, as_of) and returns StageResult.
+STAGES: dict[str, str] = {
+    "ingest": "segmint.ingest:run_ingest",
+    "validate": "segmint.ingest:check_quality_gate",
+    "transform": "segmint.transform:run_transform",
+    "segment": "ml.segmentation:run_segmentation",
+    "score": "ml.propensity:run_propensity",
+    "publish": "segmint.publish:publish",
+}
+
+
+def stage_function(name: str) -> Callable[[Settings, date], StageResult]:
+    try:
+        target = STAGES[name]
+    except KeyError:
+        raise ValueError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}") from None
+    module_name, func_name = target.split(":")
+    return getattr(importlib.import_module(module_name), func_name)
+
+
+def run_stage(name: str, settings: Settings, as_of: date) -> StageResult:
+    log.info("stage %s starting for as_of=%s", name, as_of)
+    result = stage_function(name)(settings, as_of)
+    log.info("stage %s done: %s", name, result.summary)
+    for warning in result.warnings:
+        log.warning("stage %s: %s", name, warning)
+    return result
+
+
+def run_pipeline(
+    settings: Settings,
+    as_of: date,
+    stages: Sequence[str] | None = None,
+    on_result: Callable[[StageResult], None] | None = None,
+) -> list[StageResult]:
+    """Run the stages in order; the first failure raises and nothing later runs."""
+    results = []
+    for name in stages or list(STAGES):
+        result = run_stage(name, settings, as_of)
+        results.append(result)
+        if on_result:
+            on_result(result)
+    return results

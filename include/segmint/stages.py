@@ -1,0 +1,39 @@
+"""What every pipeline stage returns, and the errors that stop a run.
+
+A stage is a plain function ``(settings, as_of) -> StageResult``. The CLI, the Airflow DAG
+and the benchmark call the same functions, so there is one code path to test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class SegmintError(Exception):
+    """A failure with a message meant for a person: what failed, where, what to do."""
+
+
+class InputError(SegmintError):
+    """A landing file could not be read (named in the message); other files still loaded."""
+
+
+class QualityGateError(SegmintError):
+    """Validation found too much bad data; nothing downstream may be published."""
+
+
+class PublishRefusedError(SegmintError):
+    """A gate refused publication (for example a model that does not beat its baseline)."""
+
+
+@dataclass
+class StageResult:
+    stage: str
+    rows_in: int = 0
+    rows_out: int = 0
+    summary: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return f"{self.stage:<10} {self.summary}"

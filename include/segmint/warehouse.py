@@ -1,0 +1,161 @@
+"""The DuckDB warehouse: connections, schemas, the raw/ops table contracts, transactions.
+
+DuckDB allows one writing process per file, and any other process holding the file open
+makes writes fail. segmint therefore has exactly one writer (the pipeline, one stage at a
+time, each closing its connection before the next starts) and readers use the published
+copy (:mod:`segmint.publish`), never the working file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+SCHEMAS = ("raw", "ops", "staging", "intermediate", "marts", "ml", "audiences")
+
+EVENT_TYPES = (
+    "page_view",
+    "product_view",
+    "search",
+    "add_to_cart",
+    "remove_from_cart",
+    "checkout_start",
+    "purchase",
+    "email_open",
+    "email_click",
+    "login",
+)
+
+# Load metadata carried by every raw row.
+_LOAD_METADATA = """
+    _source_file VARCHAR NOT NULL,    -- landing path, relative to the landing root
+    _source_line BIGINT NOT NULL,     -- 1-based line (JSONL/CSV data line) or row (Parquet)
+    _partition_date DATE NOT NULL,    -- the dt= partition the file came from
+    _extra JSON,                      -- unknown columns, kept but ignored
+    _loaded_at TIMESTAMP NOT NULL     -- UTC
+"""
+
+RAW_DDL = f"""
+CREATE TABLE IF NOT EXISTS raw.events (
+    event_id VARCHAR NOT NULL,
+    event_type VARCHAR NOT NULL,
+    event_ts TIMESTAMP NOT NULL,      -- UTC, naive
+    customer_id VARCHAR,
+    anonymous_id VARCHAR,
+    session_id VARCHAR,
+    page_url VARCHAR,
+    page_type VARCHAR,
+    referrer VARCHAR,
+    product_id VARCHAR,
+    product_category VARCHAR,
+    price DECIMAL(18, 2),
+    quantity INTEGER,
+    search_query VARCHAR,
+    device_type VARCHAR,
+    country VARCHAR,
+    utm_source VARCHAR,
+    utm_medium VARCHAR,
+    utm_campaign VARCHAR,
+    time_on_page_s DOUBLE,
+    scroll_depth DOUBLE,
+    order_id VARCHAR,
+    revenue DECIMAL(18, 2),
+    currency VARCHAR,
+    {_LOAD_METADATA}
+);
+CREATE TABLE IF NOT EXISTS raw.customers (
+    customer_id VARCHAR NOT NULL,
+    updated_at TIMESTAMP NOT NULL,    -- UTC, naive
+    email VARCHAR,
+    phone VARCHAR,
+    first_name VARCHAR,
+    last_name VARCHAR,
+    birth_date DATE,
+    gender VARCHAR,
+    country VARCHAR,
+    city VARCHAR,
+    postal_code VARCHAR,
+    signup_date DATE,
+    loyalty_tier VARCHAR,
+    email_opt_in BOOLEAN NOT NULL,    -- absent in the file = no consent = false
+    ads_opt_in BOOLEAN NOT NULL,
+    {_LOAD_METADATA}
+);
+"""
+
+
+def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file, creating its folder and schemas when writable."""
+    path = Path(path)
+    if read_only:
+        if not path.exists():
+            raise FileNotFoundError(f"warehouse {path} does not exist; run `segmint run` first")
+        return duckdb.connect(str(path), read_only=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    con.execute("SET TimeZone = 'UTC'")
+    for schema in SCHEMAS:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    return con
+
+
+def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create ``raw.events`` and ``raw.customers`` with the contract's columns."""
+    con.execute(RAW_DDL)
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All statements inside commit together or not at all."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    schema, name = qualified.split(".", 1)
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = ? AND table_name = ?",
+            [schema, name],
+        ).fetchone()[0]
+    )
+
+
+def table_hash(
+    con: duckdb.DuckDBPyConnection, qualified: str, exclude: tuple[str, ...] = ()
+) -> str:
+    """A content hash of a table, independent of physical row order.
+
+    Used to prove reruns idempotent: equal hashes mean equal multisets of rows. Columns in
+    ``exclude`` (for example load timestamps or run ids) are left out.
+    """
+    schema, name = qualified.split(".", 1)
+    cols = [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema, name],
+        ).fetchall()
+        if r[0] not in exclude
+    ]
+    if not cols:
+        raise ValueError(f"table {qualified} not found or has no columns left to hash")
+    row = ", ".join(f'"{c}"' for c in cols)
+    rows = con.execute(
+        f"SELECT md5(CAST(ROW({row}) AS VARCHAR)) AS h FROM {qualified} ORDER BY h"
+    ).fetchall()
+    digest = hashlib.sha256()
+    for (h,) in rows:
+        digest.update(h.encode())
+    return digest.hexdigest()

@@ -1,0 +1,99 @@
+"""The only place ML code touches the warehouse.
+
+Readers return DataFrames; :func:`write_outputs` writes every output of one run in one
+transaction, replacing earlier rows for the same keys, so readers never see half a run and
+a rerun of an as-of date leaves the same results.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from segmint.warehouse import connect, table_exists, transaction
+
+MODEL_RUNS_DDL = """
+CREATE TABLE IF NOT EXISTS ml.model_runs (
+    run_id VARCHAR PRIMARY KEY,
+    model_name VARCHAR NOT NULL,
+    as_of_date DATE NOT NULL,
+    training_rows BIGINT,
+    params JSON,
+    metrics JSON,
+    library_versions JSON,
+    git_revision VARCHAR,
+    artifact_path VARCHAR,
+    status VARCHAR NOT NULL,          -- 'published' | 'not_published' | 'failed'
+    message VARCHAR,
+    created_at TIMESTAMP NOT NULL
+)
+"""
+
+
+def new_run_id(model_name: str, as_of: date) -> str:
+    return f"{model_name}-{as_of.isoformat()}-{uuid.uuid4().hex[:8]}"
+
+
+def read_frame(warehouse: Path, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+    con = connect(warehouse, read_only=True)
+    try:
+        return con.execute(sql, list(params)).df()
+    finally:
+        con.close()
+
+
+@dataclass
+class TableWrite:
+    """Replace the rows matching ``delete_where`` in ``table`` by ``frame``."""
+
+    table: str
+    frame: pd.DataFrame
+    delete_where: str = ""
+    delete_params: Sequence[Any] = ()
+
+
+def write_outputs(
+    warehouse: Path, writes: Sequence[TableWrite], model_run: Mapping[str, Any] | None = None
+) -> None:
+    """Write all tables of one run in one transaction.
+
+    A table that does not exist yet is created from the frame's dtypes. ``model_run`` is a
+    row for ``ml.model_runs`` (keys as its columns; dicts are stored as JSON).
+    """
+    con = connect(warehouse)
+    try:
+        con.execute(MODEL_RUNS_DDL)
+        with transaction(con):
+            for i, write in enumerate(writes):
+                view = f"_segmint_write_{i}"
+                con.register(view, write.frame)
+                if not table_exists(con, write.table):
+                    con.execute(f"CREATE TABLE {write.table} AS SELECT * FROM {view} LIMIT 0")
+                if write.delete_where:
+                    con.execute(
+                        f"DELETE FROM {write.table} WHERE {write.delete_where}",
+                        list(write.delete_params),
+                    )
+                cols = ", ".join(f'"{c}"' for c in write.frame.columns)
+                con.execute(f"INSERT INTO {write.table} ({cols}) SELECT {cols} FROM {view}")
+                con.unregister(view)
+            if model_run:
+                row = {
+                    k: json.dumps(v, default=str) if isinstance(v, dict | list) else v
+                    for k, v in model_run.items()
+                }
+                row.setdefault("created_at", datetime.utcnow())
+                cols = ", ".join(row)
+                marks = ", ".join("?" for _ in row)
+                con.execute(
+                    f"INSERT OR REPLACE INTO ml.model_runs ({cols}) VALUES ({marks})",
+                    list(row.values()),
+                )
+    finally:
+        con.close()

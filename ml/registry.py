@@ -1,0 +1,106 @@
+"""Saving and loading fitted pipelines with their metadata.
+
+A model is two files under the artifacts folder: ``<name>/<run_id>.joblib`` and a JSON
+sidecar ``<name>/<run_id>.json`` (run id, as-of date, training window, feature list,
+parameters, metrics, library versions). Loading checks the sidecar first: a model saved by
+another scikit-learn version is refused, and only files segmint itself wrote (listed with
+their sha256 in the sidecar) are unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segmint.stages import SegmintError
+
+
+class ModelVersionError(SegmintError):
+    """The artifact was written by other library versions and is not loaded."""
+
+
+def library_versions() -> dict[str, str]:
+    import duckdb
+    import numpy
+    import pandas
+    import sklearn
+
+    return {
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "duckdb": duckdb.__version__,
+    }
+
+
+def git_revision() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+@dataclass
+class ModelMetadata:
+    run_id: str
+    model_name: str
+    as_of_date: str
+    features: list[str]
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training_window: dict[str, Any] = field(default_factory=dict)
+    library_versions: dict[str, str] = field(default_factory=library_versions)
+    git_revision: str | None = field(default_factory=git_revision)
+    sha256: str | None = None
+
+
+def _paths(artifacts_dir: Path, model_name: str, run_id: str) -> tuple[Path, Path]:
+    folder = Path(artifacts_dir) / model_name
+    return folder / f"{run_id}.joblib", folder / f"{run_id}.json"
+
+
+def save_model(artifacts_dir: Path, model: Any, meta: ModelMetadata) -> Path:
+    """Write the model and its sidecar; return the model file's path."""
+    import joblib
+
+    model_path, meta_path = _paths(artifacts_dir, meta.model_name, meta.run_id)
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = model_path.with_suffix(".joblib.tmp")
+    joblib.dump(model, tmp)
+    meta.sha256 = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    tmp.replace(model_path)
+    meta_path.write_text(json.dumps(asdict(meta), indent=2, default=str))
+    return model_path
+
+
+def load_model(artifacts_dir: Path, model_name: str, run_id: str) -> tuple[Any, ModelMetadata]:
+    """Load a model saved by :func:`save_model`, refusing foreign or mismatched files."""
+    import joblib
+
+    model_path, meta_path = _paths(artifacts_dir, model_name, run_id)
+    if not meta_path.exists() or not model_path.exists():
+        raise SegmintError(f"model {model_name}/{run_id} not found under {artifacts_dir}")
+    meta = ModelMetadata(**json.loads(meta_path.read_text()))
+    current = library_versions()
+    saved = meta.library_versions.get("scikit-learn")
+    if saved != current["scikit-learn"]:
+        raise ModelVersionError(
+            f"{model_path} was saved with scikit-learn {saved}, this is "
+            f"{current['scikit-learn']}; retrain instead of loading it"
+        )
+    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    if digest != meta.sha256:
+        raise ModelVersionError(f"{model_path} does not match the checksum in its sidecar")
+    return joblib.load(model_path), meta

@@ -1,0 +1,1 @@
+"""Great Expectations suites for segmint, defined as code: one module per landing source."""

@@ -7,8 +7,11 @@ so importing this module is cheap (the DAG file imports it at parse time).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
 import logging
+import os
 from collections.abc import Callable, Sequence
 from datetime import date
 
@@ -43,7 +46,17 @@ def run_stage(name: str, settings: Settings, as_of: date) -> StageResult:
     log.info("stage %s done: %s", name, result.summary)
     for warning in result.warnings:
         log.warning("stage %s: %s", name, warning)
+    _append_result(result, as_of)
     return result
+
+
+def _append_result(result: StageResult, as_of: date) -> None:
+    """Append the result as a JSON line to ``$SEGMINT_RESULTS_FILE`` (used by the benchmarks)."""
+    path = os.environ.get("SEGMINT_RESULTS_FILE")
+    if path:
+        record = {"as_of": as_of.isoformat(), **dataclasses.asdict(result)}
+        with open(path, "a") as out:
+            out.write(json.dumps(record, default=str) + "\n")
 
 
 def run_pipeline(

@@ -1,0 +1,423 @@
+"""segmint benchmark harness: ``make bench [SCALE=1M|10M|50M|1M,10M]``.
+
+For each scale on the ladder it
+
+1. generates the landing zone once into ``bench/data/<scale>/`` (reused while the generator's
+   inputs and source are unchanged);
+2. measures the *parse floor*: DuckDB reading and parsing every event file once;
+3. runs the nightly stages one by one, each in its own process, on a fresh warehouse for the
+   day before the last partition (the full night), then the last day (the increment), and
+   records per stage: wall and CPU seconds, rows in/out, rows/s, peak RSS of the process
+   tree (sampled from the OS) and the ratio to the parse floor;
+4. computes quality figures against the generator's ground truth (segmentation ARI;
+   purchase/churn AUC, AP, Brier; the baselines the score stage stored);
+5. writes ``bench/results/<timestamp>.json`` and ``.md`` and refreshes ``bench/BASELINE.md``.
+
+There are no pass/fail assertions here: targets are printed beside the figures so a reviewer
+sees regressions; the test suite never times anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_DATA = ROOT / "bench" / "data"
+RESULTS = ROOT / "bench" / "results"
+END_DATE = date(2026, 6, 30)
+DAYS = 90
+
+# events scale -> generator customers (about 55 events per customer over 90 days)
+SCALES = {"1M": 20_000, "10M": 200_000, "50M": 1_000_000}
+TARGETS = {
+    "10M": {"night_s": 120, "peak_gib": 4, "increment_s": 30},
+}
+
+
+@dataclass
+class Measurement:
+    name: str
+    wall_s: float
+    cpu_s: float
+    peak_rss_mib: float
+    exit_code: int
+    rows_in: int | None = None
+    rows_out: int | None = None
+    summary: str = ""
+    stderr_tail: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def rows_per_s(self) -> float | None:
+        if self.rows_in and self.wall_s > 0:
+            return self.rows_in / self.wall_s
+        return None
+
+
+def measure(name: str, cmd: list[str], env: dict[str, str] | None = None) -> Measurement:
+    """Run ``cmd``; sample the RSS of its whole process tree every 50 ms."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = psutil.Popen(
+        cmd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    peak = 0
+    cpu_seen: dict[int, float] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            try:
+                procs = [proc, *proc.children(recursive=True)]
+                rss = 0
+                for p in procs:
+                    try:
+                        rss += p.memory_info().rss
+                        t = p.cpu_times()
+                        cpu_seen[p.pid] = t.user + t.system
+                    except psutil.Error:
+                        pass
+                peak = max(peak, rss)
+            except psutil.Error:
+                pass
+            stop.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    # CPU of the child and every descendant it waited for, from the kernel (exact; the
+    # sampled per-process times are only a fallback when rusage is unavailable).
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = cpu or sum(cpu_seen.values())
+    return Measurement(
+        name=name,
+        wall_s=round(wall, 2),
+        cpu_s=round(cpu, 2),
+        peak_rss_mib=round(peak / 2**20, 1),
+        exit_code=proc.returncode,
+        summary=stdout.strip().splitlines()[-1] if stdout.strip() else "",
+        stderr_tail="\n".join(stderr.strip().splitlines()[-5:]),
+    )
+
+
+def generator_fingerprint(customers: int, fmt: str) -> str:
+    digest = hashlib.sha256(f"{customers}|{DAYS}|{END_DATE}|{fmt}".encode())
+    for path in sorted((ROOT / "include" / "segmint" / "generate").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def ensure_data(scale: str) -> tuple[Path, Measurement | None]:
+    customers = SCALES[scale]
+    fmt = "parquet" if scale == "50M" else "jsonl.gz"
+    folder = BENCH_DATA / scale
+    stamp = folder / ".fingerprint"
+    fingerprint = generator_fingerprint(customers, fmt)
+    if stamp.exists() and stamp.read_text() == fingerprint:
+        return folder / "landing", None
+    subprocess.run(["rm", "-rf", str(folder)], check=True)
+    folder.mkdir(parents=True)
+    m = measure(
+        f"generate {scale}",
+        [
+            sys.executable,
+            "-m",
+            "segmint.cli",
+            "generate",
+            "--landing",
+            str(folder / "landing"),
+            "--customers",
+            str(customers),
+            "--days",
+            str(DAYS),
+            "--end-date",
+            str(END_DATE),
+            "--format",
+            fmt,
+        ],
+    )
+    if m.exit_code != 0:
+        raise SystemExit(f"generator failed: {m.stderr_tail}")
+    stamp.write_text(fingerprint)
+    return folder / "landing", m
+
+
+def parse_floor(landing: Path) -> Measurement:
+    script = (
+        "import duckdb, sys, glob\n"
+        "root = sys.argv[1]\n"
+        "con = duckdb.connect()\n"
+        "files = sorted(glob.glob(root + '/events/*/*'))\n"
+        "js = [f for f in files if '.jsonl' in f]\n"
+        "pq = [f for f in files if f.endswith('.parquet')]\n"
+        "n = 0\n"
+        'if js: n += con.execute("SELECT count(json_valid(line)) FROM read_csv(?, '
+        "columns={'line': 'VARCHAR'}, delim=chr(1), quote='', escape='', header=false)\", "
+        "[js]).fetchone()[0]\n"
+        "if pq: n += con.execute('SELECT count(*) FROM read_parquet(?)', [pq]).fetchone()[0]\n"
+        "print(n)\n"
+    )
+    m = measure("parse floor", [sys.executable, "-c", script, str(landing)])
+    m.rows_in = int(m.summary) if m.summary.isdigit() else None
+    return m
+
+
+def run_stages(landing: Path, warehouse: Path, output: Path, as_of: date, label: str) -> list:
+    from segmint.pipeline import STAGES
+
+    results = []
+    results_file = warehouse.parent / f"results-{as_of}.jsonl"
+    env = {
+        "SEGMINT_WAREHOUSE": str(warehouse),
+        "SEGMINT_LANDING": str(landing),
+        "SEGMINT_OUTPUT": str(output),
+        "SEGMINT_RESULTS_FILE": str(results_file),
+    }
+    for stage in STAGES:
+        before = results_file.read_text().count("\n") if results_file.exists() else 0
+        m = measure(
+            f"{label}:{stage}",
+            [sys.executable, "-m", "segmint.cli", stage, "--as-of", str(as_of)],
+            env,
+        )
+        if results_file.exists():
+            lines = results_file.read_text().splitlines()[before:]
+            if lines:
+                record = json.loads(lines[-1])
+                m.rows_in, m.rows_out = record["rows_in"], record["rows_out"]
+                m.extra = {"warnings": record.get("warnings", [])}
+        results.append(m)
+        print(
+            f"  {m.name:<22} {m.wall_s:>8.2f}s  cpu {m.cpu_s:>8.2f}s  "
+            f"peak {m.peak_rss_mib:>8.1f} MiB  exit {m.exit_code}",
+            flush=True,
+        )
+        if m.exit_code != 0:
+            print(f"    {m.stderr_tail}")
+            break
+    return results
+
+
+def quality(warehouse: Path, truth_dir: Path, as_of: date) -> dict:
+    """Segmentation ARI and propensity AUC/AP/Brier against the generator's ground truth."""
+    import duckdb
+    from sklearn.metrics import (
+        adjusted_rand_score,
+        average_precision_score,
+        brier_score_loss,
+        roc_auc_score,
+    )
+
+    truth_file = truth_dir / "customers.parquet"
+    if not truth_file.exists():
+        return {"error": f"no ground truth at {truth_file}"}
+    con = duckdb.connect(str(warehouse), read_only=True)
+    out: dict = {}
+    try:
+        con.execute("CREATE TEMP VIEW truth AS SELECT * FROM read_parquet(?)", [str(truth_file)])
+        seg = con.execute(
+            "SELECT t.latent_type, s.segment_id FROM ml.customer_segments s "
+            "JOIN truth t USING (customer_id) WHERE s.as_of_date = ?",
+            [as_of],
+        ).df()
+        if len(seg):
+            out["segmentation_ari"] = round(
+                adjusted_rand_score(seg["latent_type"], seg["segment_id"]), 4
+            )
+        scores = con.execute(
+            "SELECT p.model_name, p.score, t.purchases_next_30d, t.visits_next_30d "
+            "FROM ml.propensity_scores p JOIN truth t USING (customer_id) "
+            "WHERE p.as_of_date = ?",
+            [as_of],
+        ).df()
+        for model, frame in scores.groupby("model_name"):
+            if model == "purchase":
+                y = (frame["purchases_next_30d"] > 0).astype(int)
+            else:
+                y = (frame["purchases_next_30d"] == 0) & (frame["visits_next_30d"] == 0)
+                y = y.astype(int)
+            if y.nunique() == 2:
+                out[f"{model}_vs_truth"] = {
+                    "auc": round(roc_auc_score(y, frame["score"]), 4),
+                    "ap": round(average_precision_score(y, frame["score"]), 4),
+                    "brier": round(brier_score_loss(y, frame["score"]), 4),
+                    "n": len(frame),
+                }
+        metrics = con.execute(
+            "SELECT model_name, scorer, metric, value FROM ml.model_metrics "
+            "WHERE as_of_date = ? AND metric IN ('roc_auc', 'average_precision', 'brier')",
+            [as_of],
+        ).fetchall()
+        for model_name, scorer, metric, value in metrics:
+            out.setdefault(f"{model_name}_holdout", {}).setdefault(scorer, {})[metric] = value
+    except duckdb.Error as exc:
+        out["error"] = str(exc).splitlines()[0]
+    finally:
+        con.close()
+    return out
+
+
+def machine() -> dict:
+    import duckdb
+    import sklearn
+
+    rev = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    ).stdout.strip()
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "scikit-learn": sklearn.__version__,
+        "git": rev,
+    }
+
+
+def bench_scale(scale: str) -> dict:
+    print(f"== scale {scale}", flush=True)
+    landing, gen = ensure_data(scale)
+    floor = parse_floor(landing)
+    print(f"  parse floor: {floor.wall_s}s for {floor.rows_in} lines", flush=True)
+    with tempfile.TemporaryDirectory(prefix=f"segmint-bench-{scale}-") as tmp:
+        warehouse = Path(tmp) / "warehouse" / "segmint.duckdb"
+        output = Path(tmp) / "output"
+        night = run_stages(landing, warehouse, output, END_DATE - timedelta(days=1), "night")
+        increment = run_stages(landing, warehouse, output, END_DATE, "increment")
+        scores = quality(warehouse, landing.parent / "ground_truth", END_DATE)
+    report = {
+        "scale": scale,
+        "parse_floor": asdict(floor),
+        "generate": asdict(gen) if gen else "reused",
+        "night": [asdict(m) | {"rows_per_s": m.rows_per_s} for m in night],
+        "increment": [asdict(m) | {"rows_per_s": m.rows_per_s} for m in increment],
+        "quality": scores,
+    }
+    for part in ("night", "increment"):
+        rows = report[part]
+        report[f"{part}_total_s"] = round(sum(r["wall_s"] for r in rows), 2)
+        report[f"{part}_peak_mib"] = max((r["peak_rss_mib"] for r in rows), default=0)
+        for r in rows:
+            r["x_parse_floor"] = round(r["wall_s"] / floor.wall_s, 2) if floor.wall_s else None
+    return report
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        "# segmint benchmark",
+        "",
+        f"Machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
+        f"DuckDB {m['duckdb']}, scikit-learn {m['scikit-learn']}, git {m['git']}.",
+        "",
+    ]
+    for rep in results["scales"]:
+        floor = rep["parse_floor"]
+        lines += [
+            f"## {rep['scale']} events",
+            "",
+            f"Parse floor (DuckDB reads and parses every event file once): "
+            f"{floor['wall_s']} s for {floor['rows_in']} lines.",
+            "",
+        ]
+        if isinstance(rep["generate"], dict):
+            g = rep["generate"]
+            lines += [f"Generator: {g['wall_s']} s, peak {g['peak_rss_mib']} MiB.", ""]
+        for part in ("night", "increment"):
+            lines += [
+                f"### {part}: {rep[f'{part}_total_s']} s, peak {rep[f'{part}_peak_mib']} MiB",
+                "",
+                "| stage | wall s | cpu s | rows in | rows out | rows/s | peak MiB "
+                "| x floor | exit |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+            for r in rep[part]:
+                rps = f"{r['rows_per_s']:,.0f}" if r["rows_per_s"] else ""
+                lines.append(
+                    f"| {r['name'].split(':')[1]} | {r['wall_s']} | {r['cpu_s']} | "
+                    f"{r['rows_in'] if r['rows_in'] is not None else ''} | "
+                    f"{r['rows_out'] if r['rows_out'] is not None else ''} | {rps} | "
+                    f"{r['peak_rss_mib']} | {r['x_parse_floor']} | {r['exit_code']} |"
+                )
+            lines.append("")
+        lines += [
+            "### quality against ground truth",
+            "",
+            "```json",
+            json.dumps(rep["quality"], indent=2),
+            "```",
+            "",
+        ]
+        if rep["scale"] in TARGETS:
+            t = TARGETS[rep["scale"]]
+            lines += [
+                f"Targets: night < {t['night_s']} s (got {rep['night_total_s']}), "
+                f"peak < {t['peak_gib']} GiB (got {rep['night_peak_mib'] / 1024:.2f}), "
+                f"increment < {t['increment_s']} s (got {rep['increment_total_s']}).",
+                "",
+            ]
+    totals = {r["scale"]: r["night_total_s"] for r in results["scales"]}
+    if "1M" in totals and "10M" in totals and totals["1M"]:
+        lines += [
+            f"Scaling: whole night 10M/1M = {totals['10M'] / totals['1M']:.2f} "
+            "(target: at most 10).",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="1M,10M", help="comma-separated: 1M, 10M, 50M")
+    args = parser.parse_args(argv)
+    scales = [s.strip() for s in args.scale.split(",")]
+    unknown = [s for s in scales if s not in SCALES]
+    if unknown:
+        parser.error(f"unknown scale(s) {unknown}; choose from {list(SCALES)}")
+    results = {
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "scales": [bench_scale(s) for s in scales],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = results["started"].replace(":", "")
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(results, indent=2, default=str))
+    text = markdown(results)
+    (RESULTS / f"{stamp}.md").write_text(text)
+    (ROOT / "bench" / "BASELINE.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from segmint.warehouse import connect, table_exists, transaction
 
 MODEL_RUNS_DDL = """
@@ -56,15 +57,21 @@ class TableWrite:
     frame: pd.DataFrame
     delete_where: str = ""
     delete_params: Sequence[Any] = ()
+    # Optional ``CREATE TABLE IF NOT EXISTS`` statement giving the table explicit types;
+    # without it a new table takes the frame's dtypes (which an empty frame cannot give).
+    ddl: str = ""
 
 
 def write_outputs(
-    warehouse: Path, writes: Sequence[TableWrite], model_run: Mapping[str, Any] | None = None
+    warehouse: Path,
+    writes: Sequence[TableWrite],
+    model_run: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
     """Write all tables of one run in one transaction.
 
-    A table that does not exist yet is created from the frame's dtypes. ``model_run`` is a
-    row for ``ml.model_runs`` (keys as its columns; dicts are stored as JSON).
+    A table that does not exist yet is created by the write's ``ddl`` if given, else from the
+    frame's dtypes. ``model_run`` is a row for ``ml.model_runs`` (keys as its columns; dicts
+    are stored as JSON), or a list of such rows (one per model of a multi-model stage).
     """
     con = connect(warehouse)
     try:
@@ -73,6 +80,8 @@ def write_outputs(
             for i, write in enumerate(writes):
                 view = f"_segmint_write_{i}"
                 con.register(view, write.frame)
+                if write.ddl:
+                    con.execute(write.ddl)
                 if not table_exists(con, write.table):
                     con.execute(f"CREATE TABLE {write.table} AS SELECT * FROM {view} LIMIT 0")
                 if write.delete_where:
@@ -83,10 +92,11 @@ def write_outputs(
                 cols = ", ".join(f'"{c}"' for c in write.frame.columns)
                 con.execute(f"INSERT INTO {write.table} ({cols}) SELECT {cols} FROM {view}")
                 con.unregister(view)
-            if model_run:
+            runs = [model_run] if isinstance(model_run, Mapping) else list(model_run or [])
+            for run in runs:
                 row = {
                     k: json.dumps(v, default=str) if isinstance(v, dict | list) else v
-                    for k, v in model_run.items()
+                    for k, v in run.items()
                 }
                 row.setdefault("created_at", datetime.utcnow())
                 cols = ", ".join(row)

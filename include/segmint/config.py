@@ -71,6 +71,8 @@ class PropensitySettings:
     active_lookback_days: int = 90
     # Number of past cut-off dates used for training (each one horizon apart).
     training_cutoffs: int = 3
+    # Days of activity needed up to a cut-off before its snapshot is used for training.
+    min_history_days: int = 14
     random_state: int = 42
     drift_psi_warning: float = 0.2
 

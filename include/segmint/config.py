@@ -56,6 +56,12 @@ class SegmentationSettings:
     k_max: int = 10
     fixed_k: int | None = None
     silhouette_sample: int = 10_000
+    # Candidate k are fitted on this many rows (fixed sample); the final fit uses all rows.
+    k_search_sample: int = 100_000
+    # Prefer the elbow (or yesterday's k) when its silhouette is this close to the best.
+    silhouette_tolerance: float = 0.05
+    # KMeans restarts (k-means++ seeds) per candidate k.
+    n_init: int = 4
     random_state: int = 42
     # A new centroid farther than this (scaled units) from every old one is a new segment.
     match_max_distance: float = 1.0

@@ -1,0 +1,312 @@
+"""The audiences stage: definitions -> SQL -> one membership snapshot per as-of date.
+
+Order of operations for each audience (all in DuckDB, never row by row in Python):
+
+1. customers meeting the conditions (``matched``);
+2. minus those without the required consent and those on a named suppression list;
+3. minus those already placed in a higher-priority audience of the same priority group;
+4. capped at ``limit.size``, ordered by ``limit.order_by`` (ties: a stable hash);
+5. split into ``target`` and ``holdout`` by a stable hash of (audience, customer_id, salt).
+
+``audiences.members``, ``changes``, ``summary`` and ``overlap`` are written in one
+transaction that first deletes the as-of date's rows, so a rerun replaces its snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime
+
+import duckdb
+
+from segmint.audiences.compile import CUSTOMERS, Catalog, audience_sql, check_names, missing_inputs
+from segmint.audiences.definitions import Audience, Definitions, load_definitions, sql_literal
+from segmint.audiences.erasure import purge_tombstoned
+from segmint.audiences.holdout import holdout_bucket_sql
+from segmint.audiences.masking import publish_masked_views
+from segmint.audiences.tables import ensure_audience_tables
+from segmint.config import Settings
+from segmint.stages import SegmintError, StageResult
+from segmint.warehouse import connect, table_exists, transaction
+
+log = logging.getLogger(__name__)
+
+
+def build_audiences(settings: Settings, as_of: date) -> StageResult:
+    """Build every audience defined under ``settings.audiences`` for ``as_of``."""
+    defs = load_definitions(settings.audiences)
+    con = connect(settings.warehouse)
+    try:
+        result = build_with_connection(con, defs, as_of)
+    finally:
+        con.close()
+    if any(a.exports for a in defs.audiences.values()):
+        from segmint.audiences.export import export_declared
+
+        paths = export_declared(settings, defs, as_of, skip=set(result.details["failed"]))
+        result.details["exports"] = [str(p) for p in paths]
+        result.summary += f", {len(paths)} export file(s)"
+    return result
+
+
+def build_with_connection(
+    con: duckdb.DuckDBPyConnection, defs: Definitions, as_of: date
+) -> StageResult:
+    ensure_audience_tables(con)
+    purged = purge_tombstoned(con)
+    if not table_exists(con, CUSTOMERS):
+        raise SegmintError(f"{CUSTOMERS} does not exist: run the transform stage first")
+    cat = Catalog.read(con, as_of)
+    check_names(defs, cat)
+
+    failed: dict[str, str] = {}
+    compiled: dict[str, str] = {}
+    con.execute(
+        "create or replace temp table _aud_candidates (audience varchar, customer_id varchar, "
+        "sort_key double, has_consent boolean, is_suppressed boolean)"
+    )
+    for aud in defs.audiences.values():
+        reasons = missing_inputs(aud, defs, cat)
+        if reasons:
+            failed[aud.name] = f"audience {aud.name!r} ({aud.file}) not built: " + "; ".join(
+                reasons
+            )
+            continue
+        sql = audience_sql(aud, defs, cat)
+        try:
+            con.execute(
+                f"insert into _aud_candidates select {sql_literal(aud.name)}, customer_id, "
+                f"try_cast(sort_key as double), has_consent, is_suppressed from ({sql})"
+            )
+        except duckdb.Error as exc:
+            failed[aud.name] = f"audience {aud.name!r} ({aud.file}) not built: {exc}"
+            continue
+        compiled[aud.name] = sql
+
+    stats = _select_members(con, defs, compiled)
+    _assign_holdout(con, defs, compiled)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    d = sql_literal(as_of)
+    with transaction(con):
+        for table in ("members", "changes", "summary", "overlap"):
+            con.execute(f"delete from audiences.{table} where as_of_date = {d}")
+        con.execute(
+            f'insert into audiences.members select audience, {d}, customer_id, "group" '
+            "from _aud_members order by audience, customer_id"
+        )
+        _write_changes(con, as_of, list(compiled))
+        changes = {
+            (a, c): n
+            for a, c, n in con.execute(
+                f"select audience, change, count(*) from audiences.changes "
+                f"where as_of_date = {d} group by all"
+            ).fetchall()
+        }
+        previous = dict(
+            con.execute(
+                "select audience, max(as_of_date) from audiences.summary "
+                f"where as_of_date < {d} and status = 'built' group by audience"
+            ).fetchall()
+        )
+        rows = []
+        for aud in defs.audiences.values():
+            grp = defs.group_of(aud.name)
+            s = stats.get(aud.name, {})
+            built = aud.name in compiled
+            rows.append(
+                [
+                    as_of,
+                    aud.name,
+                    "built" if built else "failed",
+                    failed.get(aud.name),
+                    aud.description,
+                    aud.consent,
+                    grp[0].name if grp else None,
+                    grp[1] if grp else None,
+                    s.get("matched"),
+                    s.get("without_consent"),
+                    s.get("suppressed"),
+                    s.get("claimed"),
+                    s.get("over_limit"),
+                    s.get("members"),
+                    s.get("target"),
+                    s.get("holdout"),
+                    aud.holdout_percent,
+                    changes.get((aud.name, "entered"), 0) if built else None,
+                    changes.get((aud.name, "exited"), 0) if built else None,
+                    previous.get(aud.name),
+                    str(aud.file),
+                    aud.source_sha256,
+                    compiled.get(aud.name),
+                    now,
+                ]
+            )
+        if rows:
+            marks = ", ".join("?" * len(rows[0]))
+            con.executemany(f"insert into audiences.summary values ({marks})", rows)
+        con.execute(
+            f"""insert into audiences.overlap
+            select {d}, a.audience, b.audience, count(*)
+            from _aud_members as a
+            inner join _aud_members as b
+                on a.customer_id = b.customer_id and a.audience <> b.audience
+            group by all"""
+        )
+    views = publish_masked_views(con)
+    members = con.execute("select count(*) from _aud_members").fetchone()[0]
+    warnings = list(failed.values())
+    for group in defs.groups.values():
+        missing = [a for a in group.audiences if a in failed]
+        if missing:
+            warnings.append(
+                f"priority group {group.name!r}: {', '.join(missing)} failed, so its customers "
+                "may have landed in a lower-priority audience of the group"
+            )
+    if purged:
+        warnings.append(f"removed {purged} row(s) of erased customers that had come back")
+    summary = f"{len(compiled)} audience(s) built, {members} membership row(s) for {as_of}"
+    if failed:
+        summary += f", {len(failed)} failed ({', '.join(failed)})"
+    return StageResult(
+        stage="audiences",
+        rows_in=int(
+            con.execute("select count(distinct customer_id) from _aud_candidates").fetchone()[0]
+        ),
+        rows_out=int(members),
+        summary=summary,
+        details={
+            "built": list(compiled),
+            "failed": failed,
+            "sizes": {a: s.get("members") for a, s in stats.items()},
+            "masked_views": views,
+            "purged_rows": purged,
+        },
+        warnings=warnings,
+    )
+
+
+def _select_members(
+    con: duckdb.DuckDBPyConnection, defs: Definitions, compiled: dict[str, str]
+) -> dict[str, dict[str, int]]:
+    """Apply consent, suppression, priority groups and size limits; fill ``_aud_selected``."""
+    con.execute(
+        "create or replace temp table _aud_selected (audience varchar, customer_id varchar)"
+    )
+    stats: dict[str, dict[str, int]] = {}
+    for a, matched, no_consent, suppressed in con.execute(
+        "select audience, count(*), count(*) filter (not has_consent), "
+        "count(*) filter (has_consent and is_suppressed) from _aud_candidates group by audience"
+    ).fetchall():
+        stats[a] = {"matched": matched, "without_consent": no_consent, "suppressed": suppressed}
+
+    order: list[tuple[Audience, list[str]]] = []
+    grouped = set()
+    for group in defs.groups.values():
+        higher: list[str] = []
+        for name in group.audiences:
+            grouped.add(name)
+            if name in compiled:
+                order.append((defs.audiences[name], list(higher)))
+                higher.append(name)
+    order.extend((a, []) for n, a in defs.audiences.items() if n not in grouped and n in compiled)
+
+    for aud, higher in order:
+        name = sql_literal(aud.name)
+        claimed = "false"
+        if higher:
+            names = ", ".join(sql_literal(h) for h in higher)
+            claimed = (
+                "customer_id in (select customer_id from _aud_selected "
+                f"where audience in ({names}))"
+            )
+        con.execute(
+            f"""create or replace temp table _aud_available as
+            select customer_id, sort_key, {claimed} as is_claimed
+            from _aud_candidates
+            where audience = {name} and has_consent and not is_suppressed"""
+        )
+        direction = "desc" if (aud.order_by is None or aud.order_by.descending) else "asc"
+        limit = f"limit {int(aud.limit)}" if aud.limit else ""
+        con.execute(
+            f"""insert into _aud_selected
+            select {name}, customer_id
+            from _aud_available
+            where not is_claimed
+            order by sort_key {direction} nulls last, sha256({name} || ':' || customer_id)
+            {limit}"""
+        )
+        available, claimed_n = con.execute(
+            "select count(*), count(*) filter (is_claimed) from _aud_available"
+        ).fetchone()
+        selected = con.execute(
+            f"select count(*) from _aud_selected where audience = {name}"
+        ).fetchone()[0]
+        s = stats.setdefault(aud.name, {"matched": 0, "without_consent": 0, "suppressed": 0})
+        s["claimed"] = claimed_n
+        s["over_limit"] = available - claimed_n - selected
+        s["members"] = selected
+    return stats
+
+
+def _assign_holdout(
+    con: duckdb.DuckDBPyConnection, defs: Definitions, compiled: dict[str, str]
+) -> None:
+    settings = [
+        f"({sql_literal(a.name)}, {a.holdout_percent!r}, {sql_literal(a.holdout_salt)})"
+        for a in defs.audiences.values()
+        if a.name in compiled
+    ] or ["('', 0.0, '')"]
+    bucket = holdout_bucket_sql("s.audience", "s.customer_id", "h.salt")
+    con.execute(
+        f"""create or replace temp table _aud_members as
+        with holdout_settings (audience, percent, salt) as (
+            values {", ".join(settings)}
+        )
+        select
+            s.audience,
+            s.customer_id,
+            case when {bucket} < h.percent * 100 then 'holdout' else 'target' end as "group",
+        from _aud_selected as s
+        inner join holdout_settings as h on h.audience = s.audience"""
+    )
+
+
+def _write_changes(con: duckdb.DuckDBPyConnection, as_of: date, built: list[str]) -> None:
+    if not built:
+        return
+    d = sql_literal(as_of)
+    names = ", ".join(sql_literal(b) for b in built)
+    con.execute(
+        f"""insert into audiences.changes
+        with previous_dates as (
+            select audience, max(as_of_date) as previous_as_of_date
+            from audiences.summary
+            where as_of_date < {d} and status = 'built' and audience in ({names})
+            group by audience
+        ),
+        current_members as (
+            select audience, customer_id, "group"
+            from audiences.members
+            where as_of_date = {d} and audience in ({names})
+        ),
+        previous_members as (
+            select m.audience, m.customer_id, m."group", m.as_of_date
+            from audiences.members as m
+            inner join previous_dates as p
+                on m.audience = p.audience and m.as_of_date = p.previous_as_of_date
+        )
+        select c.audience, {d}, c.customer_id, 'entered', c."group", p.previous_as_of_date
+        from current_members as c
+        left join previous_dates as p on p.audience = c.audience
+        where not exists (
+            select 1 from previous_members as pm
+            where pm.audience = c.audience and pm.customer_id = c.customer_id
+        )
+        union all
+        select pm.audience, {d}, pm.customer_id, 'exited', pm."group", pm.as_of_date
+        from previous_members as pm
+        where not exists (
+            select 1 from current_members as c
+            where c.audience = pm.audience and c.customer_id = pm.customer_id
+        )"""
+    )

@@ -1,0 +1,280 @@
+"""Erasure on request: remove a customer everywhere and keep them from coming back.
+
+:func:`erase_customers` deletes every row of the given customers from every base table
+that has a ``customer_id`` column (raw, staging, intermediate, marts, ml, audiences; found
+through ``information_schema``), every row keyed by one of their ``anonymous_id`` values
+(events before login, sessions, the identity map), and quarantined records that mention
+them. It records a tombstone per id: ``sha256('segmint-erasure:' || id)``, never the id,
+so a later load of an old landing file or a backfill cannot bring them back:
+
+* ingest excludes tombstoned rows on load with :func:`tombstone_filter_sql`;
+* as a safety net, the audiences stage calls :func:`purge_tombstoned` before it builds,
+  so rows that came back through any path are removed before anything is published.
+
+Each erasure is logged in ``ops.erasures`` with counts, table names and the past export
+files that contained the customers; the log holds no id, e-mail or other personal data.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from segmint.audiences.tables import ensure_audience_tables
+from segmint.config import Settings
+from segmint.stages import SegmintError
+from segmint.warehouse import connect, table_exists, transaction
+
+TOMBSTONE_PREFIX = "segmint-erasure:"
+TOMBSTONES = "ops.erasure_tombstones"
+ID_COLUMNS = ("customer_id", "anonymous_id")
+
+
+def id_hash_sql(column: str) -> str:
+    """The SQL expression hashing an id column the way tombstones are stored."""
+    return f"sha256('{TOMBSTONE_PREFIX}' || {column})"
+
+
+def tombstoned_ids_sql(column: str = "customer_id") -> str:
+    """A SQL predicate, true when ``column`` holds an erased id.
+
+    Needs ``ops.erasure_tombstones`` to exist; :func:`tombstone_filter_sql` checks that.
+    """
+    return (
+        f"({column} is not null and {id_hash_sql(column)} in (select id_sha256 from {TOMBSTONES}))"
+    )
+
+
+def tombstone_filter_sql(
+    con: duckdb.DuckDBPyConnection, columns: tuple[str, ...] = ID_COLUMNS
+) -> str:
+    """A SQL predicate keeping only rows of customers that were never erased.
+
+    For ingest: ``insert into raw.events select ... from new_rows where <this>``. Returns
+    ``true`` when nothing was ever erased, so it costs nothing on most warehouses.
+    """
+    if not table_exists(con, TOMBSTONES):
+        return "true"
+    if con.execute(f"select count(*) from {TOMBSTONES}").fetchone()[0] == 0:
+        return "true"
+    return " and ".join(f"not {tombstoned_ids_sql(c)}" for c in columns)
+
+
+def _tables_with(con: duckdb.DuckDBPyConnection, column: str) -> list[str]:
+    rows = con.execute(
+        """
+        select c.table_schema || '.' || c.table_name
+        from information_schema.columns as c
+        inner join information_schema.tables as t
+            on t.table_schema = c.table_schema and t.table_name = c.table_name
+        where c.column_name = ?
+            and t.table_type = 'BASE TABLE'
+            and t.table_catalog = current_database()
+            and c.table_catalog = current_database()
+            and c.table_schema not in ('information_schema', 'pg_catalog')
+        order by 1
+        """,
+        [column],
+    ).fetchall()
+    return [r[0] for r in rows if r[0] != TOMBSTONES]
+
+
+def purge_tombstoned(con: duckdb.DuckDBPyConnection) -> int:
+    """Delete rows of erased customers from every table; return how many were removed."""
+    if not table_exists(con, TOMBSTONES):
+        return 0
+    if con.execute(f"select count(*) from {TOMBSTONES}").fetchone()[0] == 0:
+        return 0
+    removed = 0
+    with transaction(con):
+        for column in ID_COLUMNS:
+            for table in _tables_with(con, column):
+                n = con.execute(
+                    f"delete from {table} where {tombstoned_ids_sql(column)}"
+                ).fetchone()[0]
+                removed += int(n)
+    return removed
+
+
+@dataclass
+class ErasureResult:
+    erasure_id: str
+    ids_requested: int
+    ids_new: int
+    rows_deleted: int
+    tables: dict[str, int] = field(default_factory=dict)
+    export_files: list[str] = field(default_factory=list)
+    landing_files: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"erasure {self.erasure_id}: {self.ids_requested} id(s) "
+            f"({self.ids_new} not erased before), {self.rows_deleted} row(s) deleted"
+        ]
+        out += [f"  {t}: {n} row(s)" for t, n in self.tables.items() if n]
+        if self.export_files:
+            out.append("  past export files that contained them (delete or re-send these):")
+            out += [f"    {p}" for p in self.export_files]
+        if self.landing_files:
+            out.append(
+                "  landing files holding their records (read-only to segmint; erase at source):"
+            )
+            out += [f"    {p}" for p in self.landing_files]
+        out.append(
+            "  the published read-only copy keeps them until the next publish; "
+            "run `segmint publish` to replace it now"
+        )
+        return out
+
+
+def read_id_file(path: Path) -> list[str]:
+    """Ids from a file: one per line, or a CSV whose header has ``customer_id``."""
+    path = Path(path)
+    if not path.is_file():
+        raise SegmintError(f"{path}: id file does not exist")
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if lines and "," in lines[0]:
+        header = [h.strip().strip('"') for h in lines[0].split(",")]
+        if "customer_id" not in header:
+            raise SegmintError(f"{path}:1: CSV header has no customer_id column")
+        i = header.index("customer_id")
+        ids = []
+        for n, line in enumerate(lines[1:], start=2):
+            cells = line.split(",")
+            if len(cells) <= i:
+                raise SegmintError(f"{path}:{n}: no customer_id value")
+            ids.append(cells[i].strip().strip('"'))
+        return [x for x in ids if x]
+    if lines and lines[0] == "customer_id":
+        lines = lines[1:]
+    return lines
+
+
+def erase_customers(settings: Settings, customer_ids: list[str], note: str | None = None):
+    """Erase ``customer_ids`` from the working warehouse; see the module docstring."""
+    ids = sorted({i.strip() for i in customer_ids if i and i.strip()})
+    if not ids:
+        raise SegmintError("no customer id given to erase")
+    con = connect(settings.warehouse)
+    try:
+        return erase_with_connection(con, ids, note)
+    finally:
+        con.close()
+
+
+def erase_with_connection(
+    con: duckdb.DuckDBPyConnection, ids: list[str], note: str | None = None
+) -> ErasureResult:
+    ensure_audience_tables(con)
+    con.execute("create or replace temp table _erase_ids (customer_id varchar)")
+    con.executemany("insert into _erase_ids values (?)", [[i] for i in ids])
+    # Anonymous ids linked to them (events before login, sessions, the identity map).
+    anon_sources = [
+        t for t in _tables_with(con, "anonymous_id") if t in _tables_with(con, "customer_id")
+    ]
+    con.execute("create or replace temp table _erase_anon (anonymous_id varchar)")
+    for t in anon_sources:
+        con.execute(
+            f"insert into _erase_anon select distinct anonymous_id from {t} "
+            "where anonymous_id is not null and customer_id in (select customer_id from _erase_ids)"
+        )
+    export_files = [
+        r[0]
+        for r in con.execute(
+            """select distinct e.destination
+            from audiences.exports as e
+            inner join audiences.export_members as m on m.export_id = e.export_id
+            where m.customer_id in (select customer_id from _erase_ids)
+            order by 1"""
+        ).fetchall()
+    ]
+    landing_files: set[str] = set()
+    for t in _tables_with(con, "_source_file"):
+        if t not in _tables_with(con, "customer_id"):
+            continue
+        landing_files.update(
+            r[0]
+            for r in con.execute(
+                f"select distinct _source_file from {t} "
+                "where customer_id in (select customer_id from _erase_ids)"
+            ).fetchall()
+        )
+    erasure_id = uuid.uuid4().hex
+    now = datetime.now(UTC).replace(tzinfo=None)
+    tables: dict[str, int] = {}
+    with transaction(con):
+        new = con.execute(
+            f"""insert into {TOMBSTONES}
+            select distinct h, ?::timestamp from (
+                select {id_hash_sql("customer_id")} as h from _erase_ids
+                union
+                select {id_hash_sql("anonymous_id")} from _erase_anon
+            )
+            where h not in (select id_sha256 from {TOMBSTONES})""",
+            [now],
+        ).fetchone()[0]
+        ids_new = con.execute(
+            f"select count(*) from _erase_ids where {id_hash_sql('customer_id')} in "
+            f"(select id_sha256 from {TOMBSTONES} where erased_at = ?::timestamp)",
+            [now],
+        ).fetchone()[0]
+        del new
+        for table in _tables_with(con, "customer_id"):
+            n = con.execute(
+                f"delete from {table} where customer_id in (select customer_id from _erase_ids)"
+            ).fetchone()[0]
+            tables[table] = tables.get(table, 0) + int(n)
+        for table in _tables_with(con, "anonymous_id"):
+            n = con.execute(
+                f"delete from {table} where anonymous_id in (select anonymous_id from _erase_anon)"
+            ).fetchone()[0]
+            tables[table] = tables.get(table, 0) + int(n)
+        if table_exists(con, "ops.quarantine"):
+            # A quarantined record is raw text: match whole tokens, not substrings.
+            n = con.execute(
+                """delete from ops.quarantine as q
+                where exists (
+                    select 1
+                    from (
+                        select customer_id as token from _erase_ids
+                        union all
+                        select anonymous_id from _erase_anon
+                    ) as e
+                    where list_contains(
+                        regexp_split_to_array(cast(q.raw_record as varchar), '[^A-Za-z0-9_.@+-]+'),
+                        e.token
+                    )
+                )"""
+            ).fetchone()[0]
+            tables["ops.quarantine"] = int(n)
+        rows_deleted = sum(tables.values())
+        con.execute(
+            "insert into ops.erasures values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                erasure_id,
+                now,
+                len(ids),
+                int(ids_new),
+                rows_deleted,
+                json.dumps({t: n for t, n in tables.items() if n}),
+                export_files,
+                sorted(landing_files),
+                note,
+            ],
+        )
+    con.execute("checkpoint")
+    return ErasureResult(
+        erasure_id=erasure_id,
+        ids_requested=len(ids),
+        ids_new=int(ids_new),
+        rows_deleted=rows_deleted,
+        tables=tables,
+        export_files=export_files,
+        landing_files=sorted(landing_files),
+    )

@@ -1,0 +1,279 @@
+"""Audience exports: files marketing uploads to an ESP or an ad platform.
+
+Only the ``target`` group of a snapshot is exported (the holdout must not be reached), and
+consent is checked again against ``marts.customers`` at export time, whatever the
+definition said: a customer without the audience's consent is never in a file, even if
+they withdrew consent after the snapshot was built.
+
+Formats:
+
+``csv`` / ``parquet``
+    ``customer_id`` and any profile columns of ``marts.customers`` asked for.
+``google_customer_match``
+    Google Ads Customer Match upload CSV with the English headers ``Email, Phone,
+    First Name, Last Name, Country, Zip``; e-mail, phone and names normalised and SHA-256
+    hashed, country and zip in clear (see :mod:`segmint.audiences.normalise`).
+``meta_custom_audience``
+    Meta customer-list CSV with headers ``email, phone, fn, ln, zip, country``, every value
+    normalised and SHA-256 hashed.
+``diff``
+    ``customer_id, change`` (``entered`` / ``exited``) against the list of the audience's
+    last export of an earlier as-of date (everyone is ``entered`` on the first export).
+
+Every export is logged in ``audiences.exports`` with its row count, file checksum and
+path; ``audiences.export_members`` keeps the customers on the platform's list after the
+export, so an erasure can name the files that contained someone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+
+from segmint.audiences.definitions import EXPORT_FORMATS, Definitions, sql_literal
+from segmint.audiences.normalise import (
+    e164_sql,
+    google_email_sql,
+    google_name_sql,
+    hashed,
+    meta_country_sql,
+    meta_email_sql,
+    meta_name_sql,
+    meta_phone_sql,
+    meta_zip_sql,
+)
+from segmint.audiences.tables import ensure_audience_tables
+from segmint.config import Settings
+from segmint.stages import SegmintError
+from segmint.warehouse import connect, table_exists, transaction
+
+FILE_SUFFIX = {
+    "csv": ".csv",
+    "parquet": ".parquet",
+    "google_customer_match": "_google_customer_match.csv",
+    "meta_custom_audience": "_meta_custom_audience.csv",
+    "diff": "_diff.csv",
+}
+
+
+@dataclass
+class ExportResult:
+    export_id: str
+    audience: str
+    format: str
+    as_of: date
+    rows: int
+    sha256: str
+    path: Path
+    baseline_as_of: date | None = None
+
+    def line(self) -> str:
+        base = f" (changes since {self.baseline_as_of})" if self.baseline_as_of else ""
+        return (
+            f"exported {self.audience} {self.format} as of {self.as_of}: {self.rows} row(s)"
+            f"{base} -> {self.path} sha256={self.sha256[:12]}"
+        )
+
+
+def export_audience(
+    settings: Settings,
+    audience: str,
+    fmt: str,
+    out: Path,
+    as_of: date | None = None,
+    columns: list[str] | None = None,
+) -> ExportResult:
+    con = connect(settings.warehouse)
+    try:
+        return export_with_connection(con, audience, fmt, Path(out), as_of, columns)
+    finally:
+        con.close()
+
+
+def export_declared(
+    settings: Settings, defs: Definitions, as_of: date, skip: set[str]
+) -> list[Path]:
+    """Write the exports each definition declares under ``output/<as_of>/audiences/``."""
+    folder = settings.run_output_dir(as_of) / "audiences"
+    paths = []
+    con = connect(settings.warehouse)
+    try:
+        for aud in defs.audiences.values():
+            if aud.name in skip:
+                continue
+            for fmt in aud.exports:
+                out = folder / f"{aud.name}{FILE_SUFFIX[fmt]}"
+                paths.append(export_with_connection(con, aud.name, fmt, out, as_of).path)
+    finally:
+        con.close()
+    return paths
+
+
+def _snapshot(
+    con: duckdb.DuckDBPyConnection, audience: str, as_of: date | None
+) -> tuple[date, str]:
+    where = "and as_of_date = ?" if as_of else ""
+    params = [audience, as_of] if as_of else [audience]
+    row = con.execute(
+        "select as_of_date, consent from audiences.summary "
+        f"where audience = ? and status = 'built' {where} order by as_of_date desc limit 1",
+        params,
+    ).fetchone()
+    if row is None:
+        known = [
+            r[0]
+            for r in con.execute(
+                "select distinct audience from audiences.summary where status = 'built' order by 1"
+            ).fetchall()
+        ]
+        when = f" for as_of_date {as_of}" if as_of else ""
+        raise SegmintError(
+            f"audience {audience!r} has no built snapshot{when}; run `segmint audience build` "
+            f"first (built audiences: {', '.join(known) or 'none'})"
+        )
+    return row[0], row[1]
+
+
+def export_with_connection(
+    con: duckdb.DuckDBPyConnection,
+    audience: str,
+    fmt: str,
+    out: Path,
+    as_of: date | None = None,
+    columns: list[str] | None = None,
+) -> ExportResult:
+    if fmt not in EXPORT_FORMATS:
+        raise SegmintError(f"unknown export format {fmt!r}; formats: {', '.join(EXPORT_FORMATS)}")
+    ensure_audience_tables(con)
+    if not table_exists(con, "marts.customers"):
+        raise SegmintError("marts.customers does not exist: run the transform stage first")
+    snapshot, consent = _snapshot(con, audience, as_of)
+    profile_cols = [
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'marts' and table_name = 'customers'"
+        ).fetchall()
+    ]
+    columns = columns or []
+    unknown = [c for c in columns if c not in profile_cols]
+    if unknown:
+        raise SegmintError(
+            f"unknown column(s) {', '.join(unknown)} of marts.customers; "
+            f"columns: {', '.join(profile_cols)}"
+        )
+    if columns and fmt not in ("csv", "parquet"):
+        raise SegmintError(f"--columns applies to csv and parquet, not {fmt}")
+
+    # The list on the platform after this export: target group, consent checked now.
+    con.execute(
+        f"""create or replace temp table _export_list as
+        select m.customer_id
+        from audiences.members as m
+        inner join marts.customers as c on c.customer_id = m.customer_id
+        where m.audience = {sql_literal(audience)}
+            and m.as_of_date = {sql_literal(snapshot)}
+            and m."group" = 'target'
+            and coalesce(c.{consent}_opt_in, false)"""
+    )
+    baseline = None
+    if fmt == "diff":
+        prev = con.execute(
+            "select export_id, as_of_date from audiences.exports where audience = ? "
+            "and as_of_date < ? order by as_of_date desc, exported_at desc limit 1",
+            [audience, snapshot],
+        ).fetchone()
+        prev_id, baseline = prev if prev else (None, None)
+        query = f"""select customer_id, 'entered' as change
+        from _export_list
+        where customer_id not in (
+            select customer_id from audiences.export_members
+            where export_id = {sql_literal(prev_id or "")}
+        )
+        union all
+        select customer_id, 'exited'
+        from audiences.export_members
+        where export_id = {sql_literal(prev_id or "")}
+            and customer_id not in (select customer_id from _export_list)
+        order by change, customer_id"""
+        select = "customer_id, change"
+    else:
+        query, select = _format_query(fmt, columns)
+    con.execute(f"create or replace temp table _export_rows as {query}")
+    rows = con.execute("select count(*) from _export_rows").fetchone()[0]
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    options = "format parquet" if fmt == "parquet" else "format csv, header true, delimiter ','"
+    con.execute(f"copy (select {select} from _export_rows) to {sql_literal(str(tmp))} ({options})")
+    os.replace(tmp, out)
+    digest = _file_sha256(out)
+    export_id = uuid.uuid4().hex
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with transaction(con):
+        con.execute(
+            "insert into audiences.exports values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [export_id, audience, fmt, snapshot, rows, digest, str(out.resolve()), baseline, now],
+        )
+        con.execute(
+            "insert into audiences.export_members select ?, customer_id from _export_list",
+            [export_id],
+        )
+    return ExportResult(export_id, audience, fmt, snapshot, int(rows), digest, out, baseline)
+
+
+def _format_query(fmt: str, columns: list[str]) -> tuple[str, str]:
+    src = "from _export_list as l inner join marts.customers as c on c.customer_id = l.customer_id"
+    if fmt in ("csv", "parquet"):
+        cols = "".join(f', c."{col}"' for col in columns)
+        query = f"select l.customer_id{cols} {src} order by l.customer_id"
+        select = "customer_id" + "".join(f', "{col}"' for col in columns)
+        return query, select
+    if fmt == "google_customer_match":
+        query = f"""select * from (
+            select
+                l.customer_id,
+                {hashed(google_email_sql("c.email"))} as "Email",
+                {hashed(e164_sql("c.phone", "c.country"))} as "Phone",
+                {hashed(google_name_sql("c.first_name"))} as "First Name",
+                {hashed(google_name_sql("c.last_name"))} as "Last Name",
+                upper(nullif(trim(c.country), '')) as "Country",
+                nullif(trim(c.postal_code), '') as "Zip",
+            {src}
+        )
+        where "Email" is not null or "Phone" is not null
+            or ("First Name" is not null and "Last Name" is not null
+                and "Country" is not null and "Zip" is not null)
+        order by customer_id"""
+        return query, '"Email", "Phone", "First Name", "Last Name", "Country", "Zip"'
+    if fmt == "meta_custom_audience":
+        query = f"""select * from (
+            select
+                l.customer_id,
+                {hashed(meta_email_sql("c.email"))} as email,
+                {hashed(meta_phone_sql("c.phone", "c.country"))} as phone,
+                {hashed(meta_name_sql("c.first_name"))} as fn,
+                {hashed(meta_name_sql("c.last_name"))} as ln,
+                {hashed(meta_zip_sql("c.postal_code", "c.country"))} as zip,
+                {hashed(meta_country_sql("c.country"))} as country,
+            {src}
+        )
+        where email is not null or phone is not null
+            or (fn is not null and ln is not null)
+        order by customer_id"""
+        return query, "email, phone, fn, ln, zip, country"
+    raise SegmintError(f"unknown export format {fmt!r}")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,77 @@
+"""PII-masked views for analysts: schema ``analyst`` mirrors ``marts``.
+
+Every table and view of ``marts`` gets a view ``analyst.<name>`` with the same columns, in
+the same order, where personal columns are masked by default:
+
+========================  =====================================================
+column                    in ``analyst``
+========================  =====================================================
+email                     sha256 of the trimmed, lower-cased address (joinable
+                          with hashed lists; not reversible without a guess list)
+phone                     ``***`` and the last two digits
+first_name, last_name     first letter and ``***``
+birth_date                1 January of the birth year
+postal_code               first two characters and ``***``
+street, address, ...      ``***``
+========================  =====================================================
+
+The unmasked ``raw``, ``staging``, ``intermediate`` and ``marts`` tables are restricted:
+pipeline stages and people with a data-protection reason only (docs/audiences.md).
+The audiences stage refreshes the views every night, so new columns appear masked.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+MASKED_SCHEMA = "analyst"
+SOURCE_SCHEMA = "marts"
+
+_MASKS = {
+    "email": "sha256(lower(trim({c})))",
+    "phone": "case when {c} is null then null else '***' || "
+    "right(regexp_replace({c}, '[^0-9]', '', 'g'), 2) end",
+    "first_name": "case when {c} is null then null else left(trim({c}), 1) || '***' end",
+    "last_name": "case when {c} is null then null else left(trim({c}), 1) || '***' end",
+    "birth_date": "cast(date_trunc('year', {c}) as date)",
+    "postal_code": "case when {c} is null then null else left(trim({c}), 2) || '***' end",
+    "street": "case when {c} is null then null else '***' end",
+    "address": "case when {c} is null then null else '***' end",
+    "address_line_1": "case when {c} is null then null else '***' end",
+    "address_line_2": "case when {c} is null then null else '***' end",
+}
+PII_COLUMNS = tuple(_MASKS)
+
+
+def masked_select_sql(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str:
+    cols = con.execute(
+        "select column_name from information_schema.columns "
+        "where table_schema = ? and table_name = ? and table_catalog = current_database() "
+        "order by ordinal_position",
+        [schema, table],
+    ).fetchall()
+    items = []
+    for (name,) in cols:
+        quoted = f'"{name}"'
+        mask = _MASKS.get(name.lower())
+        items.append(f"{mask.format(c=quoted)} as {quoted}" if mask else quoted)
+    return "select\n    " + ",\n    ".join(items) + f'\nfrom {schema}."{table}"'
+
+
+def publish_masked_views(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """(Re)create ``analyst.<name>`` for every table and view of ``marts``."""
+    con.execute(f"create schema if not exists {MASKED_SCHEMA}")
+    tables = [
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = ? and table_catalog = current_database() order by 1",
+            [SOURCE_SCHEMA],
+        ).fetchall()
+    ]
+    made = []
+    for table in tables:
+        sql = masked_select_sql(con, SOURCE_SCHEMA, table)
+        con.execute(f'create or replace view {MASKED_SCHEMA}."{table}" as {sql}')
+        made.append(f"{MASKED_SCHEMA}.{table}")
+    return made

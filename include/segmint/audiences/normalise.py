@@ -1,0 +1,125 @@
+"""Normalisation and SHA-256 hashing of contact data, as SQL expressions for DuckDB.
+
+Rules, from the platforms' published guides (checked 2026-11):
+
+Google Ads Customer Match (support.google.com/google-ads/answer/7659867, 7475964; Google
+Ads API "Customer Match" guide)
+    e-mail: remove whitespace, lower-case, SHA-256 (hex). Removing dots in gmail.com /
+    googlemail.com addresses is *not* required any more, so it is not done.
+    phone: E.164 (``+`` country code and number, digits only), then SHA-256.
+    first/last name: trim, lower-case, SHA-256. Country (ISO-2) and Zip are sent unhashed.
+Meta custom audiences (developers.facebook.com/docs/marketing-api/audiences/guides/
+custom-audiences, "Hashing and normalizing data")
+    email: trim, lower-case. phone: digits only with the country code, no ``+``, no
+    leading zeros. fn/ln: lower-case, no punctuation or spaces (UTF-8 letters kept).
+    zip: lower-case, no spaces or dashes; US: first 5 digits. country: ISO-2 lower-case.
+    Every column is SHA-256 hashed.
+
+A value that normalises to nothing is left empty, never hashed (``sha256('')`` would
+match nobody and leak that the field was blank).
+
+E.164 from a free-form phone and the customer's country: a number written with ``+`` or
+``00`` is international as written; otherwise leading trunk zeros are dropped (kept for
+Italy) and the country's calling code is prefixed, unless the digits already start with
+it and are at least 11 long. Numbers outside 8-15 digits or of unknown country are left
+out rather than guessed.
+"""
+
+from __future__ import annotations
+
+# ISO 3166-1 alpha-2 -> ITU calling code, for national-format numbers.
+CALLING_CODES = {
+    "US": "1", "CA": "1", "PR": "1", "GB": "44", "IE": "353", "DE": "49", "AT": "43",
+    "CH": "41", "FR": "33", "BE": "32", "NL": "31", "LU": "352", "ES": "34", "PT": "351",
+    "IT": "39", "DK": "45", "SE": "46", "NO": "47", "FI": "358", "IS": "354", "PL": "48",
+    "CZ": "420", "SK": "421", "HU": "36", "RO": "40", "BG": "359", "GR": "30", "HR": "385",
+    "SI": "386", "EE": "372", "LV": "371", "LT": "370", "TR": "90", "IL": "972",
+    "AE": "971", "SA": "966", "IN": "91", "CN": "86", "HK": "852", "JP": "81", "KR": "82",
+    "SG": "65", "MY": "60", "TH": "66", "PH": "63", "ID": "62", "VN": "84", "AU": "61",
+    "NZ": "64", "ZA": "27", "NG": "234", "KE": "254", "EG": "20", "MA": "212", "BR": "55",
+    "AR": "54", "MX": "52", "CL": "56", "CO": "57", "PE": "51", "UA": "380", "AM": "374",
+}  # fmt: skip
+KEEP_TRUNK_ZERO = ("IT",)
+
+
+def _calling_code_sql(country: str) -> str:
+    cases = " ".join(f"when '{iso}' then '{code}'" for iso, code in CALLING_CODES.items())
+    return f"(case upper(trim({country})) {cases} else null end)"
+
+
+def e164_sql(phone: str, country: str) -> str:
+    """SQL: the phone in E.164 (``+4915112345678``) or null."""
+    digits = f"regexp_replace({phone}, '[^0-9]', '', 'g')"
+    national = f"ltrim({digits}, '0')"
+    cc = _calling_code_sql(country)
+    keep = ", ".join(f"'{c}'" for c in KEEP_TRUNK_ZERO)
+    candidate = f"""(case
+        when {phone} is null or {digits} = '' then null
+        when regexp_matches({phone}, '^\\s*\\+') then '+' || {digits}
+        when starts_with({digits}, '00') then '+' || substr({digits}, 3)
+        when {cc} is null then null
+        when length({national}) >= 11 and starts_with({national}, {cc}) then '+' || {national}
+        when upper(trim({country})) in ({keep}) then '+' || {cc} || {digits}
+        else '+' || {cc} || {national}
+    end)"""
+    return (
+        f"(case when regexp_matches({candidate}, '^\\+[1-9][0-9]{{7,14}}$') "
+        f"then {candidate} else null end)"
+    )
+
+
+def hashed(expr: str) -> str:
+    """SQL: lower-case hex SHA-256 of ``expr``, or null when it is null or empty."""
+    return f"(case when nullif({expr}, '') is null then null else sha256({expr}) end)"
+
+
+def google_email_sql(email: str) -> str:
+    cleaned = f"lower(regexp_replace({email}, '\\s', '', 'g'))"
+    return f"(case when contains({email}, '@') then {cleaned} end)"
+
+
+def google_name_sql(name: str) -> str:
+    return f"nullif(lower(trim({name})), '')"
+
+
+def meta_email_sql(email: str) -> str:
+    return f"(case when contains({email}, '@') then lower(trim({email})) end)"
+
+
+def meta_phone_sql(phone: str, country: str) -> str:
+    return f"substr({e164_sql(phone, country)}, 2)"
+
+
+def meta_name_sql(name: str) -> str:
+    return f"nullif(regexp_replace(lower(trim({name})), '[^\\pL]', '', 'g'), '')"
+
+
+def meta_zip_sql(zip_code: str, country: str) -> str:
+    cleaned = f"regexp_replace(lower(trim({zip_code})), '[\\s-]', '', 'g')"
+    return (
+        f"nullif(case when upper(trim({country})) = 'US' then left({cleaned}, 5) "
+        f"else {cleaned} end, '')"
+    )
+
+
+def meta_country_sql(country: str) -> str:
+    return (
+        f"(case when regexp_matches(lower(trim({country})), '^[a-z]{{2}}$') "
+        f"then lower(trim({country})) end)"
+    )
+
+
+def normalise_preview_sql() -> str:
+    """A query over ``_contacts(email, phone, first_name, last_name, country, postal_code)``
+    showing every normalised value (used by tests and `docs/audiences.md` examples)."""
+    return f"""select
+    {google_email_sql("email")} as google_email,
+    {e164_sql("phone", "country")} as e164_phone,
+    {google_name_sql("first_name")} as google_first_name,
+    {meta_email_sql("email")} as meta_email,
+    {meta_phone_sql("phone", "country")} as meta_phone,
+    {meta_name_sql("first_name")} as meta_fn,
+    {meta_name_sql("last_name")} as meta_ln,
+    {meta_zip_sql("postal_code", "country")} as meta_zip,
+    {meta_country_sql("country")} as meta_country,
+from _contacts"""

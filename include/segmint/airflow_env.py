@@ -1,0 +1,168 @@
+"""A project-local Airflow: ``make run`` and ``make airflow`` go through here.
+
+Everything lives in ``AIRFLOW_HOME`` (``.airflow/`` in the repository unless the variable is
+set): a SQLite metadata database created on first use, ``airflow.cfg``, logs. The DAG
+folder is the repository's ``dags/``; Airflow's example DAGs are off. The one-slot pool
+``segmint_warehouse`` (DuckDB has one writer) is created with the database.
+
+Usage::
+
+    python -m segmint.airflow_env init                 # create/upgrade the metadata DB, pool
+    python -m segmint.airflow_env dags-test 2026-06-30 # airflow dags test segmint_nightly DATE
+    python -m segmint.airflow_env standalone           # UI on http://127.0.0.1:8080
+    python -m segmint.airflow_env env                  # print the variables (for a shell)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from segmint.ops import WAREHOUSE_POOL
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DAG_ID = "segmint_nightly"
+READY_STAMP = ".segmint-ready"
+
+
+def airflow_home(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get("AIRFLOW_HOME") or REPO_ROOT / ".airflow").resolve()
+
+
+def dags_folder() -> Path:
+    return REPO_ROOT / "dags"
+
+
+def airflow_bin() -> str:
+    """The ``airflow`` script of this interpreter's environment."""
+    candidate = Path(sys.executable).with_name("airflow")
+    return str(candidate) if candidate.exists() else "airflow"
+
+
+def airflow_environ(
+    home: Path | None = None, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment for every Airflow command of the project-local installation."""
+    env = dict(os.environ if base is None else base)
+    home = (home or airflow_home(env)).resolve()
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            # Don't ping the internet on start-up (the machine may have no network).
+            "AIRFLOW__CORE__CHECK_FOR_NEWER_VERSION": "False",
+        }
+    )
+    # Tasks may run with another working directory: make the segmint paths absolute.
+    for key in ("SEGMINT_WAREHOUSE", "SEGMINT_LANDING", "SEGMINT_OUTPUT", "SEGMINT_AUDIENCES"):
+        if env.get(key):
+            env[key] = str(Path(env[key]).resolve())
+    return env
+
+
+def _run(args: list[str], env: Mapping[str, str], quiet: bool = False) -> None:
+    log_file = airflow_home(env) / "logs" / "segmint-setup.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("a") as out:
+        proc = subprocess.run(
+            [airflow_bin(), *args], env=dict(env), stdout=out, stderr=subprocess.STDOUT
+        )
+    if proc.returncode != 0:
+        raise SystemExit(f"`airflow {' '.join(args)}` failed; see {log_file}")
+    if not quiet:
+        print(f"airflow {' '.join(args)}: ok")
+
+
+def _airflow_version() -> str:
+    from importlib.metadata import version
+
+    return version("apache-airflow-core")
+
+
+def ensure_ready(env: Mapping[str, str]) -> Path:
+    """Create or upgrade the metadata database and the pool, once per Airflow version."""
+    home = airflow_home(env)
+    home.mkdir(parents=True, exist_ok=True)
+    stamp = home / READY_STAMP
+    wanted = f"{_airflow_version()} {dags_folder()}"
+    if stamp.exists() and stamp.read_text().strip() == wanted and (home / "airflow.db").exists():
+        return home
+    print(f"Setting up a local Airflow in {home} (first use: about 15 s)")
+    _run(["db", "migrate"], env)
+    _run(
+        [
+            "pools",
+            "set",
+            WAREHOUSE_POOL,
+            "1",
+            "DuckDB allows one writing process: every task that writes the warehouse",
+        ],
+        env,
+    )
+    stamp.write_text(wanted + "\n")
+    return home
+
+
+def dags_test_command(as_of: str) -> list[str]:
+    return [airflow_bin(), "dags", "test", DAG_ID, as_of]
+
+
+def standalone(env: Mapping[str, str]) -> int:
+    """``airflow standalone`` on 127.0.0.1 with the DAG loaded; returns its exit code."""
+    env = dict(env)
+    port = env.get("AIRFLOW__API__PORT", "8080")
+    env.setdefault("AIRFLOW__API__HOST", "127.0.0.1")
+    env.setdefault("AIRFLOW__API__PORT", port)
+    env.setdefault(
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{port}/execution/"
+    )
+    # Local, single-user UI bound to 127.0.0.1: no login form.
+    env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    ensure_ready(env)
+    print(
+        f"Airflow UI: http://127.0.0.1:{port}  (DAG {DAG_ID}; it starts paused: unpause it "
+        "or press Trigger). Ctrl-C stops every component."
+    )
+    try:
+        return subprocess.call([airflow_bin(), "standalone"], env=env)
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m segmint.airflow_env", description="project-local Airflow"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("init", help="create/upgrade the metadata database and the pool")
+    p = sub.add_parser("dags-test", help=f"airflow dags test {DAG_ID} DATE")
+    p.add_argument("as_of", metavar="DATE")
+    sub.add_parser("standalone", help="start airflow standalone (UI on 127.0.0.1:8080)")
+    sub.add_parser("env", help="print the environment as shell exports")
+    args = parser.parse_args(argv)
+
+    env = airflow_environ()
+    if args.command == "init":
+        ensure_ready(env)
+        return 0
+    if args.command == "dags-test":
+        ensure_ready(env)
+        return subprocess.call(dags_test_command(args.as_of), env=env)
+    if args.command == "standalone":
+        return standalone(env)
+    for key in sorted(env):
+        if key.startswith(("AIRFLOW", "SEGMINT_")):
+            print(f"export {key}={env[key]!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""Run bookkeeping for the orchestrator: ``ops.pipeline_runs`` and the Airflow task glue.
+
+The DAG (``dags/segmint_nightly.py``) stays a config file: each task calls
+:func:`run_stage_task`, and every task has :func:`on_task_failure` /
+:func:`on_task_retry` as callbacks. This module is imported when the DAG file is parsed, so
+it imports nothing heavy at top level (no DuckDB, no Airflow): those come inside functions.
+
+``ops.pipeline_runs`` has one row per DAG run and task (``dag_id, run_id, task_id``): a
+retry or a rerun of the same task in the same DAG run replaces the row, so the table shows
+the latest attempt, with ``try_number`` telling how many it took.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from segmint.config import ConfigError
+from segmint.stages import SegmintError, StageResult
+
+log = logging.getLogger(__name__)
+
+# Every task that writes the warehouse runs in this pool; it has one slot (DuckDB has one
+# writing process per file). `segmint.airflow_env` creates it in the local Airflow.
+WAREHOUSE_POOL = "segmint_warehouse"
+
+PIPELINE_RUNS_DDL = """
+CREATE TABLE IF NOT EXISTS ops.pipeline_runs (
+    dag_id VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    task_id VARCHAR NOT NULL,
+    as_of_date DATE,
+    status VARCHAR NOT NULL,          -- 'success' | 'failed' | 'up_for_retry'
+    try_number INTEGER,
+    started_at TIMESTAMP,             -- UTC
+    ended_at TIMESTAMP,               -- UTC
+    duration_s DOUBLE,
+    rows_in BIGINT,
+    rows_out BIGINT,
+    summary VARCHAR,
+    error VARCHAR,
+    log_location VARCHAR,
+    hostname VARCHAR,
+    recorded_at TIMESTAMP NOT NULL    -- UTC
+)
+"""
+
+# Failures that a retry cannot fix: a gate said no, bad input or configuration (every
+# SegmintError is a message for a person), or code that cannot be imported. Anything else
+# (a lock held by a dying process, memory, disk, a killed process) is retried.
+NOT_RETRYABLE: tuple[type[BaseException], ...] = (SegmintError, ConfigError, ImportError)
+
+
+@dataclass
+class TaskRun:
+    """One row of ``ops.pipeline_runs``."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    status: str
+    as_of_date: date | None = None
+    try_number: int | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    rows_in: int | None = None
+    rows_out: int | None = None
+    summary: str | None = None
+    error: str | None = None
+    log_location: str | None = None
+    hostname: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at and self.ended_at:
+            return round((self.ended_at - self.started_at).total_seconds(), 3)
+        return None
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set" in text)
+
+
+def record_task_run(warehouse: Path, run: TaskRun, attempts: int = 5) -> None:
+    """Upsert ``run`` into ``ops.pipeline_runs`` of the working warehouse.
+
+    Retries a few times when another process holds the file (a stage that is still shutting
+    down); raises the last error after that so the caller can log it.
+    """
+    from segmint.warehouse import connect, transaction
+
+    row = asdict(run)
+    row["started_at"] = _naive_utc(run.started_at)
+    row["ended_at"] = _naive_utc(run.ended_at)
+    row["duration_s"] = run.duration_s
+    row["recorded_at"] = _naive_utc(datetime.now(UTC))
+    columns = list(row)
+    delay = 0.5
+    for attempt in range(1, attempts + 1):
+        try:
+            con = connect(warehouse)
+        except Exception as exc:
+            if attempt == attempts or not _is_lock_error(exc):
+                raise
+            time.sleep(delay)
+            delay *= 2
+            continue
+        try:
+            con.execute(PIPELINE_RUNS_DDL)
+            with transaction(con):
+                con.execute(
+                    "DELETE FROM ops.pipeline_runs WHERE dag_id = ? AND run_id = ? AND task_id = ?",
+                    [run.dag_id, run.run_id, run.task_id],
+                )
+                con.execute(
+                    f"INSERT INTO ops.pipeline_runs ({', '.join(columns)}) "
+                    f"VALUES ({', '.join('?' for _ in columns)})",
+                    [row[c] for c in columns],
+                )
+        finally:
+            con.close()
+        return
+
+
+# --- as-of date of a DAG run -------------------------------------------------------------
+
+
+def resolve_as_of(
+    logical_date: datetime | None,
+    data_interval_start: datetime | None = None,
+    conf: Mapping[str, Any] | None = None,
+) -> date:
+    """The partition a DAG run processes.
+
+    1. ``as_of`` in the run's conf (a manual trigger that names its date) wins;
+    2. else the logical date, in UTC. The DAG's timetable is a *data-interval* timetable,
+       where a scheduled or backfill run's logical date is the start of its data interval
+       (the day it processes); ``airflow dags test DAG DATE`` sets the logical date to
+       DATE but infers the data interval as the period *ending* at DATE, so the logical date,
+       not the interval, is what keeps ``dags test DAG DATE`` at as_of = DATE;
+    3. else (a run triggered without a logical date) the start of its data interval.
+    """
+    if conf and conf.get("as_of"):
+        value = conf["as_of"]
+        try:
+            return value if isinstance(value, date) else date.fromisoformat(str(value))
+        except ValueError:
+            raise SegmintError(f"run conf as_of={value!r} is not a date (YYYY-MM-DD)") from None
+    for moment in (logical_date, data_interval_start):
+        if moment is not None:
+            return (_naive_utc(moment) if isinstance(moment, datetime) else moment).date()
+    raise SegmintError(
+        "this DAG run has neither a logical date nor a data interval: trigger it with a "
+        'logical date or with conf {"as_of": "YYYY-MM-DD"}'
+    )
+
+
+def _context_as_of(context: Mapping[str, Any]) -> date:
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) or {}
+    params = context.get("params") or {}
+    if params.get("as_of") and not conf.get("as_of"):
+        conf = {**conf, "as_of": params["as_of"]}
+    return resolve_as_of(context.get("logical_date"), context.get("data_interval_start"), conf)
+
+
+# --- Airflow task glue ---------------------------------------------------------------------
+
+
+def log_location(context: Mapping[str, Any]) -> str:
+    """Where the task's log is: the file under Airflow's log folder, and the UI address."""
+    ti = context["ti"]
+    parts = []
+    try:
+        from airflow.configuration import conf as airflow_conf
+
+        base = Path(airflow_conf.get("logging", "base_log_folder"))
+        map_part = f"map_index={ti.map_index}/" if getattr(ti, "map_index", -1) >= 0 else ""
+        path = (
+            base / f"dag_id={ti.dag_id}" / f"run_id={ti.run_id}" / f"task_id={ti.task_id}"
+        ) / f"{map_part}attempt={ti.try_number}.log"
+        if path.exists():
+            parts.append(str(path))
+        else:
+            parts.append(f"{path} (or the console, under `airflow dags test`)")
+    except Exception:  # the log location is a courtesy; never fail the callback on it
+        pass
+    url = getattr(ti, "log_url", None)
+    if url:
+        parts.append(url)
+    return "; ".join(parts) or "the Airflow task log"
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def stage_xcom(result: StageResult, as_of: date) -> dict[str, Any]:
+    """What a task returns (shown in the UI's XCom tab): small and JSON-safe."""
+    return {
+        "stage": result.stage,
+        "as_of": as_of.isoformat(),
+        "rows_in": result.rows_in,
+        "rows_out": result.rows_out,
+        "summary": result.summary,
+        "warnings": list(result.warnings),
+        "details": _jsonable(result.details),
+    }
+
+
+def run_stage_task(stage: str) -> dict[str, Any]:
+    """Body of every DAG task: run one stage for the DAG run's as-of date, record it."""
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from segmint.config import load_settings
+    from segmint.pipeline import run_stage
+
+    context = get_current_context()
+    ti = context["ti"]
+    settings = load_settings()
+    as_of = _context_as_of(context)
+    started = datetime.now(UTC)
+    log.info(
+        "segmint: stage %s starting for as_of=%s (warehouse %s)", stage, as_of, settings.warehouse
+    )
+    try:
+        result = run_stage(stage, settings, as_of)
+    except NOT_RETRYABLE as exc:
+        # Retrying would fail the same way: fail now; the failure callback records it.
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+    run = TaskRun(
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task_id=ti.task_id,
+        status="success",
+        as_of_date=as_of,
+        try_number=ti.try_number,
+        started_at=started,
+        ended_at=datetime.now(UTC),
+        rows_in=result.rows_in,
+        rows_out=result.rows_out,
+        summary=result.summary,
+        hostname=socket.gethostname(),
+    )
+    record_task_run(settings.warehouse, run)
+    log.info("segmint: stage %s done for as_of=%s: %s", stage, as_of, result.summary)
+    for warning in result.warnings:
+        log.warning("segmint: stage %s warning: %s", stage, warning)
+    return stage_xcom(result, as_of)
+
+
+def _hint(exc: BaseException | None, settings: Any) -> str:
+    if exc is not None and _is_lock_error(exc):
+        return (
+            f" Hint: another process holds the working warehouse {settings.warehouse} open; "
+            "only the pipeline may open it. Analysts and tools should open the published "
+            f"copy {settings.published_warehouse} (read-only)."
+        )
+    return ""
+
+
+def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple[str, TaskRun]:
+    """The message a person reads first, and the row for ``ops.pipeline_runs``."""
+    from segmint.config import load_settings
+
+    ti = context["ti"]
+    exc = context.get("exception")
+    settings = load_settings()
+    try:
+        as_of: date | None = _context_as_of(context)
+    except SegmintError:
+        as_of = None
+    where = log_location(context)
+    error = f"{type(exc).__name__}: {exc}" if exc is not None else "unknown error (no exception)"
+    cause = getattr(exc, "__cause__", None)
+    if cause is not None and str(cause) not in error:
+        error += f" (caused by {type(cause).__name__}: {cause})"
+    max_tries = getattr(ti, "max_tries", None)
+    tries = f"try {ti.try_number}" + (f" of {max_tries + 1}" if max_tries is not None else "")
+    next_step = "will retry" if status == "up_for_retry" else "the night is NOT published"
+    message = (
+        f"segmint: stage '{ti.task_id}' {status.replace('_', ' ')} for as_of={as_of} "
+        f"(DAG run {ti.run_id}, {tries}); {next_step}. Error: {error}.{_hint(exc, settings)} "
+        f"Log: {where}. Yesterday's published warehouse {settings.published_warehouse} is "
+        "unchanged."
+    )
+    started = getattr(ti, "start_date", None)
+    run = TaskRun(
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task_id=ti.task_id,
+        status=status,
+        as_of_date=as_of,
+        try_number=ti.try_number,
+        started_at=started,
+        ended_at=getattr(ti, "end_date", None) or datetime.now(UTC),
+        error=error,
+        log_location=where,
+        hostname=socket.gethostname(),
+    )
+    return message, run
+
+
+def _on_problem(context: Mapping[str, Any], status: str) -> None:
+    try:
+        message, run = failure_message(context, status)
+    except Exception:
+        log.exception("segmint: could not build the failure message")
+        return
+    log.error(message)
+    try:
+        from segmint.config import load_settings
+
+        record_task_run(load_settings().warehouse, run)
+    except Exception as exc:
+        log.error("segmint: could not record the failure in ops.pipeline_runs: %s", exc)
+
+
+def on_task_failure(context: Mapping[str, Any]) -> None:
+    """Task ``on_failure_callback``: the message to the task log and ``ops.pipeline_runs``."""
+    _on_problem(context, "failed")
+
+
+def on_task_retry(context: Mapping[str, Any]) -> None:
+    """Task ``on_retry_callback``: same as a failure, with status ``up_for_retry``."""
+    _on_problem(context, "up_for_retry")

@@ -1,0 +1,293 @@
+"""Write-audit-publish: the night's results reach readers only when every gate passed.
+
+The working warehouse (``settings.warehouse``) belongs to the pipeline alone: DuckDB allows
+one writing process per file, and any reader holding it open would make the next stage
+fail. Readers (analysts, BI tools, notebooks) open the *published* copy
+(``settings.published_warehouse``, ``warehouse/published/segmint.duckdb`` by default), which
+this stage replaces atomically at the end of a night:
+
+1. **audit the night** in the working file: the tables that carry the as-of date have rows
+   for it, and no model run of the night failed (the GX gate, ``dbt build`` tests and model
+   rules already stopped the run before this stage if they said no);
+2. **checkpoint and close** the working file so it is complete on disk (no WAL);
+3. **write** a byte copy to a temporary name in the published folder, stamp it
+   (``ops.publication``), and ``fsync`` it;
+4. **audit the copy**: it opens read-only, every table of the working file is there with the
+   same row count, every view answers;
+5. **publish** with ``os.replace`` (an atomic rename on POSIX) and ``fsync`` the folder.
+
+A reader that holds the published file open keeps reading the file it opened (the old
+inode) and never blocks the rename; it sees the new night when it reconnects. A night that
+fails anywhere, including a ``kill -9`` in the middle of the copy, leaves yesterday's
+published file untouched; a leftover temporary file is removed by the next publish.
+
+PII: the published copy currently carries every schema, including ``raw.customers``
+(email, phone, names). :func:`prepare_published_copy` is where masking belongs once the
+audiences work defines which readers may see what.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from segmint.config import Settings
+from segmint.stages import PublishRefusedError, SegmintError, StageResult
+
+# Tables keyed by as_of_date whose producing stage must have written the night's rows, when
+# the table exists at all (a stage that is not installed yet simply has no table).
+NIGHTLY_TABLES = (
+    "marts.customer_features",
+    "ml.customer_segments",
+    "ml.propensity_scores",
+)
+TEMP_MARK = ".publishing-"
+
+
+def temp_path(published: Path) -> Path:
+    return published.parent / f".{published.name}{TEMP_MARK}{os.getpid()}"
+
+
+def _stale_temps(published: Path) -> list[Path]:
+    return sorted(published.parent.glob(f".{published.name}{TEMP_MARK}*"))
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem lets a folder be fsynced
+        _fsync_file(path)
+
+
+def _base_tables(con, catalog: str | None = None) -> list[str]:
+    where = "table_type = 'BASE TABLE'"
+    params: list[str] = []
+    if catalog:
+        where += " AND table_catalog = ?"
+        params.append(catalog)
+    else:
+        where += " AND table_catalog = current_database()"
+    rows = con.execute(
+        f"SELECT table_schema, table_name FROM information_schema.tables WHERE {where} "
+        "ORDER BY 1, 2",
+        params,
+    ).fetchall()
+    return [f"{s}.{t}" for s, t in rows]
+
+
+def _views(con, catalog: str) -> list[str]:
+    rows = con.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_type = 'VIEW' AND table_catalog = ? ORDER BY 1, 2",
+        [catalog],
+    ).fetchall()
+    return [f"{s}.{t}" for s, t in rows]
+
+
+def _quote(qualified: str, catalog: str | None = None) -> str:
+    parts = ([catalog] if catalog else []) + qualified.split(".", 1)
+    return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
+
+
+def _row_counts(con, tables: list[str], catalog: str | None = None) -> dict[str, int]:
+    return {
+        t: con.execute(f"SELECT count(*) FROM {_quote(t, catalog)}").fetchone()[0] for t in tables
+    }
+
+
+def audit_night(con, as_of: date) -> list[str]:
+    """Reasons the working warehouse must not be published for ``as_of`` (empty: go)."""
+    from segmint.warehouse import table_exists
+
+    problems = []
+    for table in NIGHTLY_TABLES:
+        if not table_exists(con, table):
+            continue
+        has_col = con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? "
+            "AND table_name = ? AND column_name = 'as_of_date'",
+            table.split(".", 1),
+        ).fetchone()[0]
+        if not has_col:
+            continue
+        rows = con.execute(
+            f"SELECT count(*) FROM {_quote(table)} WHERE as_of_date = ?", [as_of]
+        ).fetchone()[0]
+        if rows == 0:
+            problems.append(
+                f"{table} has no rows for as_of_date {as_of}: the stage that writes it did "
+                "not complete this night"
+            )
+    if table_exists(con, "ml.model_runs"):
+        failed = con.execute(
+            """
+            select model_name
+            from (
+                select
+                    model_name,
+                    status,
+                    row_number() over (partition by model_name order by created_at desc) as rn,
+                from ml.model_runs
+                where as_of_date = ?
+            )
+            where rn = 1 and status = 'failed'
+            order by model_name
+            """,
+            [as_of],
+        ).fetchall()
+        if failed:
+            names = ", ".join(r[0] for r in failed)
+            problems.append(f"the latest run of model(s) {names} for {as_of} failed")
+    return problems
+
+
+def prepare_published_copy(con, catalog: str, as_of: date, source: Path) -> None:
+    """Changes made to the copy only, before it is audited: the publication stamp.
+
+    ``ops.publication`` (one row) tells a reader which night the file holds. Masking of
+    personal data for readers belongs here too (nothing is masked yet).
+    """
+    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{catalog}".ops')
+    con.execute(f'DROP TABLE IF EXISTS "{catalog}".ops.publication')
+    con.execute(
+        f"""
+        create table "{catalog}".ops.publication (
+            as_of_date date not null,
+            published_at timestamp not null,
+            source_warehouse varchar not null,
+        )
+        """
+    )
+    con.execute(
+        f'insert into "{catalog}".ops.publication values (?, ?, ?)',
+        [as_of, datetime.now(UTC).replace(tzinfo=None), str(source.resolve())],
+    )
+
+
+@contextlib.contextmanager
+def _attached(path: Path, catalog: str, read_only: bool) -> Iterator:
+    """Open ``path`` under the catalog name it will have once published.
+
+    dbt's views name their tables with the catalog (the file's stem), so the copy must be
+    attached under the published file's stem for its views to answer during the audit.
+    """
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        mode = " (READ_ONLY)" if read_only else ""
+        quoted_path = str(path).replace("'", "''")
+        con.execute(f"ATTACH '{quoted_path}' AS \"{catalog}\"{mode}")
+        con.execute(f'USE "{catalog}"')
+        yield con
+        con.execute("USE memory")
+        con.execute(f'DETACH "{catalog}"')
+    finally:
+        con.close()
+
+
+def publish_warehouse(source: Path, published: Path, as_of: date) -> dict:
+    """Copy the closed working ``source`` to ``published`` atomically; return what was done.
+
+    Raises :class:`PublishRefusedError` when an audit fails; ``published`` is then untouched.
+    """
+    from segmint.warehouse import connect
+
+    if not source.exists():
+        raise SegmintError(f"working warehouse {source} does not exist; run the pipeline first")
+    if published.resolve() == source.resolve():
+        raise SegmintError(f"published warehouse {published} must differ from the working one")
+
+    # 1-2. Audit the night in the working file, then make the file complete on disk.
+    con = connect(source)
+    try:
+        problems = audit_night(con, as_of)
+        if problems:
+            raise PublishRefusedError(
+                f"not publishing {source} for {as_of}: "
+                + "; ".join(problems)
+                + f". The published copy {published} still holds the last good night."
+            )
+        tables = _base_tables(con)
+        expected = _row_counts(con, tables)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    wal = source.with_name(source.name + ".wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise SegmintError(
+            f"{wal} is still present after CHECKPOINT: another process has {source} open; "
+            "stop it and rerun publish"
+        )
+
+    # 3. Write the copy under a temporary name beside the published file.
+    published.parent.mkdir(parents=True, exist_ok=True)
+    for stale in _stale_temps(published):
+        stale.unlink(missing_ok=True)
+    tmp = temp_path(published)
+    catalog = published.stem
+    try:
+        shutil.copyfile(source, tmp)
+        with _attached(tmp, catalog, read_only=False) as copy:
+            prepare_published_copy(copy, catalog, as_of, source)
+            copy.execute("CHECKPOINT")
+        tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+        _fsync_file(tmp)
+
+        # 4. Audit the copy as a reader will open it.
+        with _attached(tmp, catalog, read_only=True) as copy:
+            got = _row_counts(copy, tables, catalog)
+            missing = [t for t in tables if t not in set(_base_tables(copy, catalog))]
+            differ = [t for t in tables if got.get(t) != expected[t]]
+            broken = []
+            for view in _views(copy, catalog):
+                try:
+                    copy.execute(f"SELECT * FROM {_quote(view, catalog)} LIMIT 0")
+                except Exception as exc:
+                    broken.append(f"{view} ({exc})")
+        if missing or differ or broken:
+            raise PublishRefusedError(
+                f"the copy of {source} failed its audit (missing {missing}, row counts differ "
+                f"{differ}, views failing {broken}); {published} left as it was"
+            )
+
+        # 5. Publish: one atomic rename; readers of the old file keep their old inode.
+        os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        os.replace(tmp, published)
+        _fsync_dir(published.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+    return {
+        "published_warehouse": str(published),
+        "tables": len(tables),
+        "rows": sum(expected.values()),
+        "bytes": published.stat().st_size,
+    }
+
+
+def publish(settings: Settings, as_of: date) -> StageResult:
+    """Stage ``publish``: make the night's results visible to readers (see module doc)."""
+    done = publish_warehouse(settings.warehouse, settings.published_warehouse, as_of)
+    mib = done["bytes"] / 2**20
+    return StageResult(
+        stage="publish",
+        rows_in=done["rows"],
+        rows_out=done["rows"],
+        summary=(
+            f"published {done['tables']} tables ({done['rows']:,} rows, {mib:.1f} MiB) for "
+            f"{as_of} to {done['published_warehouse']}"
+        ),
+        details=done,
+    )

@@ -152,6 +152,152 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- audiences and erasure (segmint.audiences) ------------------------------------------
+
+
+def _audience_settings(args: argparse.Namespace) -> Settings:
+    return _settings(args).with_overrides(audiences=getattr(args, "audiences", None))
+
+
+def cmd_audience_build(args: argparse.Namespace) -> int:
+    from segmint.pipeline import run_stage
+
+    settings = _audience_settings(args)
+    _print_results([run_stage("audiences", settings, _resolve_as_of(args, settings))])
+    return 0
+
+
+def cmd_audience_validate(args: argparse.Namespace) -> int:
+    from segmint.audiences.compile import Catalog, check_names, missing_inputs
+    from segmint.audiences.definitions import load_definitions
+    from segmint.warehouse import connect
+
+    settings = _audience_settings(args)
+    defs = load_definitions(settings.audiences)
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        cat = Catalog.read(con, _resolve_as_of(args, settings))
+    finally:
+        con.close()
+    check_names(defs, cat)
+    for aud in defs.audiences.values():
+        missing = missing_inputs(aud, defs, cat)
+        state = "ok" if not missing else "cannot build: " + "; ".join(missing)
+        print(f"{aud.name:<32} {aud.file}  {state}")
+    print(
+        f"{len(defs.audiences)} audience(s), {len(defs.suppressions)} suppression list(s), "
+        f"{len(defs.groups)} priority group(s) valid"
+    )
+    return 0
+
+
+def cmd_audience_export(args: argparse.Namespace) -> int:
+    from segmint.audiences.export import export_audience
+
+    columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
+    result = export_audience(
+        _audience_settings(args), args.name, args.format, Path(args.out), args.as_of, columns
+    )
+    print(result.line())
+    return 0
+
+
+def cmd_audience_readout(args: argparse.Namespace) -> int:
+    import json
+
+    from segmint.audiences.readout import readout
+
+    result = readout(
+        _audience_settings(args),
+        args.name,
+        args.date_from,
+        args.date_to,
+        snapshot=args.snapshot,
+        alpha=args.alpha,
+        power=args.power,
+        mde=args.mde,
+    )
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print("\n".join(result.lines()))
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    from segmint.audiences.erasure import erase_customers, read_id_file
+
+    ids = list(args.customer_id or [])
+    if args.file:
+        ids += read_id_file(Path(args.file))
+    result = erase_customers(_settings(args), ids, note=args.note)
+    print("\n".join(result.lines()))
+    return 0
+
+
+def _add_audience_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "audience",
+        help="build, validate, export and read out marketing audiences",
+        description="Audiences defined in YAML (docs/audiences.md).",
+    )
+    asub = p.add_subparsers(dest="audience_command", metavar="ACTION", required=True)
+
+    def common(q: argparse.ArgumentParser) -> None:
+        _add_warehouse(q)
+        q.add_argument("--audiences", metavar="DIR", help="definitions folder (default: settings)")
+
+    q = asub.add_parser("build", help="build every audience for an as-of date")
+    common(q)
+    _add_as_of(q, False)
+    q.add_argument("--output", metavar="DIR", help="run outputs (declared exports)")
+    q.set_defaults(func=cmd_audience_build)
+
+    q = asub.add_parser("validate", help="check the definitions against the warehouse")
+    common(q)
+    _add_as_of(q, False)
+    q.set_defaults(func=cmd_audience_validate)
+
+    q = asub.add_parser("export", help="write an audience file (consent always enforced)")
+    common(q)
+    q.add_argument("name", help="audience name")
+    q.add_argument(
+        "--format",
+        required=True,
+        choices=["csv", "parquet", "google_customer_match", "meta_custom_audience", "diff"],
+    )
+    q.add_argument("--out", required=True, metavar="PATH", help="file to write")
+    q.add_argument("--as-of", type=_date, metavar="DATE", help="snapshot (default: latest)")
+    q.add_argument("--columns", metavar="A,B", help="profile columns for csv/parquet")
+    q.set_defaults(func=cmd_audience_export)
+
+    q = asub.add_parser("readout", help="target vs holdout: conversion and revenue uplift")
+    common(q)
+    q.add_argument("name", help="audience name")
+    q.add_argument("--from", dest="date_from", type=_date, required=True, metavar="DATE")
+    q.add_argument("--to", dest="date_to", type=_date, required=True, metavar="DATE")
+    q.add_argument(
+        "--snapshot", type=_date, metavar="DATE", help="default: latest on or before --from"
+    )
+    q.add_argument("--alpha", type=float, default=0.05, help="significance level, default 0.05")
+    q.add_argument("--power", type=float, default=0.8, help="power for the sample size check")
+    q.add_argument("--mde", type=float, default=0.1, help="relative uplift to detect, default 0.1")
+    q.add_argument("--json", action="store_true", help="print the result as JSON")
+    q.set_defaults(func=cmd_audience_readout)
+
+    p = sub.add_parser(
+        "erase",
+        help="erase customers from every table and keep them from coming back",
+        description="Delete every row of the customers, record tombstones (hashed ids), "
+        "list past export files that contained them; logged in ops.erasures.",
+    )
+    _add_warehouse(p)
+    p.add_argument("--customer-id", action="append", metavar="ID", help="repeatable")
+    p.add_argument("--file", metavar="PATH", help="ids, one a line (or CSV with customer_id)")
+    p.add_argument("--note", help="reference of the request (no personal data)")
+    p.set_defaults(func=cmd_erase)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="segmint",
@@ -229,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizon-days", type=_positive_int, help="propensity horizon, default 30")
     p.add_argument("--stages", metavar="A,B", help="comma-separated subset of stages")
     p.set_defaults(func=cmd_run)
+
+    _add_audience_parsers(sub)
     return parser
 
 

@@ -27,6 +27,7 @@ STAGES: dict[str, str] = {
     "transform": "segmint.transform:run_transform",
     "segment": "ml.segmentation:run_segmentation",
     "score": "ml.propensity:run_propensity",
+    "audiences": "segmint.audiences:build_audiences",
     "publish": "segmint.publish:publish",
 }
 

@@ -1,0 +1,364 @@
+"""Campaign readout: did the target group buy more than the holdout?
+
+For an audience snapshot (by default the latest built on or before the window start), every
+member's orders in ``marts.orders`` between ``--from`` and ``--to`` (inclusive, by
+``order_date``) give two outcomes per customer: converted (any order) and revenue (0 when
+none). Aggregates are computed in DuckDB; the statistics work on the aggregates:
+
+* conversion: difference of rates with a 95% Wald interval (unpooled), relative uplift,
+  and the two-proportion z-test (pooled variance), which is the chi-square test of the
+  2x2 table without continuity correction (same p-value, chi2 = z**2);
+* revenue per customer: Welch's t-test (unequal variances) with the Welch-Satterthwaite
+  degrees of freedom and a t interval for the difference of means;
+* power: the holdout size needed to detect a relative uplift of ``mde`` (default 10%) of
+  the holdout's conversion rate at the given alpha and power, for the actual
+  target/holdout ratio; a warning when the groups are smaller.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import date
+
+import duckdb
+
+from segmint.audiences.definitions import sql_literal
+from segmint.config import Settings
+from segmint.stages import SegmintError
+from segmint.warehouse import connect, table_exists
+
+
+@dataclass
+class ProportionTest:
+    rate_target: float
+    rate_holdout: float
+    difference: float
+    relative_uplift: float | None
+    ci_low: float
+    ci_high: float
+    z: float
+    chi2: float
+    p_value: float
+
+
+@dataclass
+class MeanTest:
+    mean_target: float
+    mean_holdout: float
+    difference: float
+    relative_uplift: float | None
+    ci_low: float
+    ci_high: float
+    t: float
+    df: float
+    p_value: float
+
+
+def two_proportion_test(
+    x_t: int, n_t: int, x_h: int, n_h: int, alpha: float = 0.05
+) -> ProportionTest:
+    """Two-sided two-proportion z-test of target (t) against holdout (h)."""
+    from scipy import stats
+
+    if n_t <= 0 or n_h <= 0:
+        raise ValueError("both groups need at least one customer")
+    p_t, p_h = x_t / n_t, x_h / n_h
+    diff = p_t - p_h
+    pooled = (x_t + x_h) / (n_t + n_h)
+    se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / n_t + 1 / n_h))
+    z = diff / se_pooled if se_pooled > 0 else 0.0
+    p_value = float(2 * stats.norm.sf(abs(z))) if se_pooled > 0 else 1.0
+    se = math.sqrt(p_t * (1 - p_t) / n_t + p_h * (1 - p_h) / n_h)
+    q = float(stats.norm.ppf(1 - alpha / 2))
+    return ProportionTest(
+        rate_target=p_t,
+        rate_holdout=p_h,
+        difference=diff,
+        relative_uplift=(diff / p_h) if p_h > 0 else None,
+        ci_low=diff - q * se,
+        ci_high=diff + q * se,
+        z=z,
+        chi2=z * z,
+        p_value=p_value,
+    )
+
+
+def welch_test(
+    mean_t: float,
+    var_t: float,
+    n_t: int,
+    mean_h: float,
+    var_h: float,
+    n_h: int,
+    alpha: float = 0.05,
+) -> MeanTest:
+    """Two-sided Welch's t-test from group means and sample variances (ddof=1)."""
+    from scipy import stats
+
+    if n_t < 2 or n_h < 2:
+        raise ValueError("Welch's t-test needs at least two customers per group")
+    a, b = var_t / n_t, var_h / n_h
+    se = math.sqrt(a + b)
+    diff = mean_t - mean_h
+    if se == 0:
+        t, df, p = 0.0, float(n_t + n_h - 2), 1.0 if diff == 0 else 0.0
+    else:
+        t = diff / se
+        df = (a + b) ** 2 / (a * a / (n_t - 1) + b * b / (n_h - 1))
+        p = float(2 * stats.t.sf(abs(t), df))
+    q = float(stats.t.ppf(1 - alpha / 2, df))
+    return MeanTest(
+        mean_target=mean_t,
+        mean_holdout=mean_h,
+        difference=diff,
+        relative_uplift=(diff / mean_h) if mean_h else None,
+        ci_low=diff - q * se,
+        ci_high=diff + q * se,
+        t=t,
+        df=df,
+        p_value=p,
+    )
+
+
+def required_holdout_size(
+    baseline_rate: float,
+    mde_relative: float = 0.10,
+    ratio: float = 1.0,
+    alpha: float = 0.05,
+    power: float = 0.80,
+) -> int | None:
+    """Holdout size needed to detect ``baseline * (1 + mde)`` in the target group.
+
+    ``ratio`` is target size / holdout size; the target needs ``ratio`` times as many.
+    Normal approximation for two independent proportions (two-sided). None when the
+    baseline is 0 or 1 (no variance to plan with).
+    """
+    from scipy import stats
+
+    p0 = baseline_rate
+    p1 = min(p0 * (1 + mde_relative), 0.999999)
+    if not 0 < p0 < 1 or p1 == p0:
+        return None
+    k = ratio
+    pbar = (k * p1 + p0) / (k + 1)
+    z_a = stats.norm.ppf(1 - alpha / 2)
+    z_b = stats.norm.ppf(power)
+    num = z_a * math.sqrt(pbar * (1 - pbar) * (1 + 1 / k)) + z_b * math.sqrt(
+        p1 * (1 - p1) / k + p0 * (1 - p0)
+    )
+    return math.ceil(num**2 / (p1 - p0) ** 2)
+
+
+@dataclass
+class GroupOutcome:
+    customers: int
+    converted: int
+    revenue_total: float
+    revenue_mean: float
+    revenue_var: float
+
+
+@dataclass
+class Readout:
+    audience: str
+    snapshot: date
+    window_from: date
+    window_to: date
+    target: GroupOutcome
+    holdout: GroupOutcome
+    conversion: ProportionTest | None
+    revenue: MeanTest | None
+    required_holdout: int | None
+    alpha: float
+    mde: float
+    verdict: str
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        for key in ("snapshot", "window_from", "window_to"):
+            d[key] = d[key].isoformat()
+        return d
+
+    def lines(self) -> list[str]:
+        t, h = self.target, self.holdout
+        out = [
+            f"readout {self.audience}: snapshot {self.snapshot}, orders "
+            f"{self.window_from} to {self.window_to}",
+            f"  target : {t.customers} customers, {t.converted} converted, "
+            f"revenue {t.revenue_total:.2f} ({t.revenue_mean:.2f} per customer)",
+            f"  holdout: {h.customers} customers, {h.converted} converted, "
+            f"revenue {h.revenue_total:.2f} ({h.revenue_mean:.2f} per customer)",
+        ]
+        c = self.conversion
+        level = round((1 - self.alpha) * 100)
+        if c:
+            rel = f", {c.relative_uplift:+.1%} relative" if c.relative_uplift is not None else ""
+            out.append(
+                f"  conversion: {c.rate_target:.2%} vs {c.rate_holdout:.2%}, difference "
+                f"{c.difference * 100:+.2f} points{rel}, {level}% CI "
+                f"[{c.ci_low * 100:+.2f}, {c.ci_high * 100:+.2f}] points, z = {c.z:.3f}, "
+                f"chi2 = {c.chi2:.3f}, p = {c.p_value:.4f}"
+            )
+        r = self.revenue
+        if r:
+            rel = f", {r.relative_uplift:+.1%} relative" if r.relative_uplift is not None else ""
+            out.append(
+                f"  revenue per customer: {r.mean_target:.2f} vs {r.mean_holdout:.2f}, "
+                f"difference {r.difference:+.2f}{rel}, {level}% CI [{r.ci_low:+.2f}, "
+                f"{r.ci_high:+.2f}], Welch t = {r.t:.3f} (df {r.df:.1f}), p = {r.p_value:.4f}"
+            )
+        out.append(f"  verdict: {self.verdict}")
+        out += [f"  warning: {w}" for w in self.warnings]
+        return out
+
+
+def _verdict(c: ProportionTest | None, r: MeanTest | None, alpha: float) -> str:
+    if c is None:
+        return "No verdict: the target and the holdout each need customers to compare."
+    parts = []
+    if c.p_value < alpha:
+        direction = "more" if c.difference > 0 else "less"
+        parts.append(
+            f"Target customers converted {direction} often than the holdout "
+            f"({c.difference * 100:+.2f} points), unlikely to be chance (p = {c.p_value:.3g})."
+        )
+    else:
+        parts.append(
+            "No detectable difference in conversion between target and holdout "
+            f"(p = {c.p_value:.3g}); the observed {c.difference * 100:+.2f} points may be chance."
+        )
+    if r is not None:
+        if r.p_value < alpha:
+            direction = "more" if r.difference > 0 else "less"
+            parts.append(
+                f"Target customers spent {direction} per customer ({r.difference:+.2f}), "
+                f"unlikely to be chance (p = {r.p_value:.3g})."
+            )
+        else:
+            parts.append(
+                f"Revenue per customer shows no detectable difference (p = {r.p_value:.3g})."
+            )
+    return " ".join(parts)
+
+
+def readout(
+    settings: Settings,
+    audience: str,
+    window_from: date,
+    window_to: date,
+    snapshot: date | None = None,
+    alpha: float = 0.05,
+    power: float = 0.80,
+    mde: float = 0.10,
+) -> Readout:
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        return readout_with_connection(
+            con, audience, window_from, window_to, snapshot, alpha, power, mde
+        )
+    finally:
+        con.close()
+
+
+def readout_with_connection(
+    con: duckdb.DuckDBPyConnection,
+    audience: str,
+    window_from: date,
+    window_to: date,
+    snapshot: date | None = None,
+    alpha: float = 0.05,
+    power: float = 0.80,
+    mde: float = 0.10,
+) -> Readout:
+    if window_to < window_from:
+        raise SegmintError(f"--to {window_to} is before --from {window_from}")
+    for table in ("audiences.members", "audiences.summary", "marts.orders"):
+        if not table_exists(con, table):
+            raise SegmintError(f"{table} does not exist: build the audiences and marts first")
+    if snapshot is None:
+        row = con.execute(
+            "select max(as_of_date) from audiences.summary where audience = ? "
+            "and status = 'built' and as_of_date <= ?",
+            [audience, window_from],
+        ).fetchone()
+        snapshot = row[0] if row else None
+        if snapshot is None:
+            raise SegmintError(
+                f"audience {audience!r} has no built snapshot on or before {window_from}; "
+                "pass --snapshot DATE"
+            )
+    d = sql_literal(snapshot)
+    rows = con.execute(
+        f"""with per_customer as (
+            select
+                m."group",
+                m.customer_id,
+                count(o.customer_id) > 0 as converted,
+                cast(coalesce(sum(o.revenue), 0) as double) as revenue,
+            from audiences.members as m
+            left join marts.orders as o
+                on o.customer_id = m.customer_id
+                and o.order_date between {sql_literal(window_from)} and {sql_literal(window_to)}
+            where m.audience = {sql_literal(audience)} and m.as_of_date = {d}
+            group by all
+        )
+        select
+            "group",
+            count(*),
+            count(*) filter (converted),
+            coalesce(sum(revenue), 0),
+            coalesce(avg(revenue), 0),
+            coalesce(var_samp(revenue), 0),
+        from per_customer
+        group by "group\""""
+    ).fetchall()
+    groups = {
+        g: GroupOutcome(int(n), int(x), float(s), float(m), float(v)) for g, n, x, s, m, v in rows
+    }
+    empty = GroupOutcome(0, 0, 0.0, 0.0, 0.0)
+    t, h = groups.get("target", empty), groups.get("holdout", empty)
+    warnings: list[str] = []
+    conversion = revenue = None
+    if t.customers and h.customers:
+        conversion = two_proportion_test(t.converted, t.customers, h.converted, h.customers, alpha)
+    if t.customers >= 2 and h.customers >= 2:
+        revenue = welch_test(
+            t.revenue_mean,
+            t.revenue_var,
+            t.customers,
+            h.revenue_mean,
+            h.revenue_var,
+            h.customers,
+            alpha,
+        )
+    if not h.customers:
+        warnings.append("the snapshot has no holdout customers: uplift cannot be measured")
+    required = None
+    if h.customers and t.customers:
+        baseline = h.converted / h.customers
+        if not 0 < baseline < 1:
+            baseline = (t.converted + h.converted) / (t.customers + h.customers)
+        required = required_holdout_size(baseline, mde, t.customers / h.customers, alpha, power)
+        if required is not None and h.customers < required:
+            warnings.append(
+                f"holdout too small: {h.customers} customers, but {required} are needed to detect "
+                f"a {mde:.0%} relative uplift in conversion (alpha {alpha}, power {power:.0%}); "
+                "treat the result as indicative only"
+            )
+    return Readout(
+        audience=audience,
+        snapshot=snapshot,
+        window_from=window_from,
+        window_to=window_to,
+        target=t,
+        holdout=h,
+        conversion=conversion,
+        revenue=revenue,
+        required_holdout=required,
+        alpha=alpha,
+        mde=mde,
+        verdict=_verdict(conversion, revenue, alpha),
+        warnings=warnings,
+    )

@@ -1,0 +1,248 @@
+"""The audiences stage on a hand-made warehouse: conditions, consent, priority, suppression,
+limits, snapshots, changes, summary and overlap, missing ML inputs."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from segmint.audiences import build_audiences
+from segmint.warehouse import connect, table_hash
+
+AS_OF = date(2026, 6, 30)
+NEXT = date(2026, 7, 1)
+
+
+def _audience(where: str, consent: str = "email", extra: str = "") -> str:
+    return f"name: aud\nconsent: {consent}\nwhere: {where}\n{extra}"
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ("{feature: recency_days, gte: 60}", ["C02", "C06", "C08", "C11"]),
+        ("{feature: recency_days, between: [10, 30]}", ["C07", "C09", "C10"]),
+        ("{feature: favourite_category, in: [books, toys]}", ["C02", "C06", "C10"]),
+        ("{feature: recency_days, is_null: true}", ["C04", "C12"]),
+        ("{feature: rfm_segment, eq: Loyal}", ["C07", "C11"]),
+        (
+            "{feature: favourite_category, ne: electronics}",
+            ["C02", "C06", "C08", "C09", "C10", "C11"],
+        ),
+        ("{feature: sessions_30d, lt: 2}", ["C02", "C08", "C12"]),
+        ("{feature: revenue_total, gt: 700}", ["C01", "C07"]),
+        ("{feature: cart_abandonment_rate_90d, lte: 0.1}", ["C01", "C11"]),
+        ("{feature: ads_opt_in, eq: false}", ["C02", "C09"]),
+        ("{rule_segment: lapsing}", ["C08", "C11"]),
+        ("{rule_segment: [vip, complainer]}", ["C01", "C06", "C07"]),
+        ("{rule_segment: newcomer}", []),  # known segment, nobody in it tonight
+        ("{ml_segment: Big spenders}", ["C01", "C07", "C11"]),
+        ("{propensity: purchase, decile_min: 9}", ["C01", "C02"]),
+        ("{propensity: purchase, score_max: 0.2}", ["C11", "C12"]),
+        (
+            "{all: [{rule_segment: lapsing}, {not: {feature: recency_days, gte: 100}}]}",
+            ["C11"],
+        ),
+        (
+            "{any: [{ml_segment: Big spenders}, {feature: order_count, eq: 0}]}",
+            ["C01", "C04", "C07", "C11", "C12"],
+        ),
+        # A missing value never matches a comparison, so its negation matches.
+        (
+            "{not: {feature: recency_days, gte: 60}}",
+            ["C01", "C04", "C07", "C09", "C10", "C12"],
+        ),
+    ],
+)
+def test_every_condition_type(settings, defs_folder, get_members, where, expected):
+    defs_folder(a=_audience(where))
+    result = build_audiences(settings, AS_OF)
+    assert result.details["failed"] == {}
+    assert get_members(settings, "aud") == expected
+
+
+def test_consent_is_enforced_whatever_the_definition_says(settings, defs_folder, get_members):
+    defs_folder(
+        a=_audience("{feature: order_count, gte: 0}", consent="ads"),
+        b=_audience("{feature: order_count, gte: 0}", consent="email").replace("aud", "mail"),
+    )
+    build_audiences(settings, AS_OF)
+    ads = ["C01", "C03", "C04", "C06", "C07", "C08", "C10", "C11", "C12"]
+    assert get_members(settings, "aud") == ads
+    assert "C03" not in get_members(settings, "mail") and "C05" not in get_members(settings, "mail")
+    con = connect(settings.warehouse, read_only=True)
+    row = con.execute(
+        "select matched, without_consent, members from audiences.summary where audience = 'aud'"
+    ).fetchone()
+    con.close()
+    assert row == (12, 3, 9)
+
+
+def test_priority_group_places_each_customer_once_and_suppression_removes(
+    settings, defs_folder, get_members
+):
+    (settings.audiences).mkdir(parents=True, exist_ok=True)
+    (settings.audiences / "do_not_contact.csv").write_text("customer_id,reason\nC10,complaint\n")
+    defs_folder(
+        vip="name: vip\nconsent: email\nwhere: {rule_segment: vip}\n",
+        lapsed=(
+            "name: lapsed\nconsent: email\nwhere: {feature: recency_days, gte: 60}\n"
+            "suppress: [complainers]\n"
+        ),
+        everyone=(
+            "name: everyone\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"
+            "suppress: [complainers, do_not_contact]\n"
+        ),
+        outside="name: outside\nconsent: email\nwhere: {ml_segment: Big spenders}\n",
+        complainers="kind: suppression\nname: complainers\nwhere: {rule_segment: complainer}\n",
+        dnc="kind: suppression\nname: do_not_contact\ncustomer_ids_file: do_not_contact.csv\n",
+        wave="kind: priority_group\nname: wave\naudiences: [vip, lapsed, everyone]\n",
+    )
+    result = build_audiences(settings, AS_OF)
+    assert get_members(settings, "vip") == ["C01", "C07"]
+    # C06 is a complainer: suppressed from lapsed (and everyone), not placed lower down.
+    assert get_members(settings, "lapsed") == ["C02", "C08", "C11"]
+    assert get_members(settings, "everyone") == ["C04", "C09", "C12"]
+    # Audiences outside the group may overlap with it.
+    assert get_members(settings, "outside") == ["C01", "C07", "C11"]
+    con = connect(settings.warehouse, read_only=True)
+    twice = con.execute(
+        """select customer_id from audiences.members
+        where audience in ('vip', 'lapsed', 'everyone') group by 1 having count(*) > 1"""
+    ).fetchall()
+    summary = dict(
+        con.execute("select audience, claimed_by_higher_priority from audiences.summary").fetchall()
+    )
+    suppressed = con.execute(
+        "select suppressed from audiences.summary where audience = 'everyone'"
+    ).fetchone()[0]
+    overlap = con.execute(
+        "select other_audience, customers from audiences.overlap where audience = 'outside' "
+        "order by 1"
+    ).fetchall()
+    con.close()
+    assert twice == []
+    assert summary == {"vip": 0, "lapsed": 0, "everyone": 5, "outside": 0}
+    assert suppressed == 2  # C06 (complainer) and C10 (file)
+    assert overlap == [("lapsed", 1), ("vip", 2)]
+    assert result.rows_out == 11
+
+
+def test_limit_orders_by_feature_or_score(settings, defs_folder, get_members):
+    defs_folder(
+        top=(
+            "name: top\nconsent: email\nwhere: {feature: order_count, gte: 1}\n"
+            "limit: {size: 3, order_by: {feature: revenue_total}}\n"
+        ),
+        low=(
+            "name: low\nconsent: email\nwhere: {feature: order_count, gte: 1}\n"
+            "limit: {size: 2, order_by: {propensity: purchase, direction: asc}}\n"
+        ),
+    )
+    build_audiences(settings, AS_OF)
+    assert get_members(settings, "top") == ["C01", "C07", "C11"]  # 950, 720, 500
+    assert get_members(settings, "low") == ["C10", "C11"]  # lowest purchase scores
+    con = connect(settings.warehouse, read_only=True)
+    over = con.execute("select over_size_limit from audiences.summary where audience = 'top'")
+    assert over.fetchone()[0] == 5
+    con.close()
+
+
+def _next_day(settings) -> None:
+    """Copy the inputs to the next as-of date, with C02 now recent and C04 lapsed."""
+    con = connect(settings.warehouse)
+    con.execute(
+        """insert into marts.customer_features
+        select * replace (
+            date '2026-07-01' as as_of_date,
+            case customer_id when 'C02' then 1 when 'C04' then 70 else recency_days end
+                as recency_days
+        )
+        from marts.customer_features where as_of_date = date '2026-06-30'"""
+    )
+    con.close()
+
+
+def test_snapshots_changes_and_idempotent_rerun(settings, defs_folder, get_members):
+    defs_folder(a=_audience("{feature: recency_days, gte: 60}"))
+    build_audiences(settings, AS_OF)
+    _next_day(settings)
+    build_audiences(settings, NEXT)
+    assert get_members(settings, "aud", AS_OF) == ["C02", "C06", "C08", "C11"]
+    assert get_members(settings, "aud", NEXT) == ["C04", "C06", "C08", "C11"]
+    con = connect(settings.warehouse)
+    changes = con.execute(
+        "select customer_id, change, previous_as_of_date from audiences.changes "
+        "where as_of_date = date '2026-07-01' order by 1"
+    ).fetchall()
+    first = con.execute(
+        "select count(*) from audiences.changes where as_of_date = date '2026-06-30' "
+        "and change = 'entered' and previous_as_of_date is null"
+    ).fetchone()[0]
+    summary = con.execute(
+        "select members, entered, exited, previous_as_of_date from audiences.summary "
+        "where as_of_date = date '2026-07-01'"
+    ).fetchone()
+    hashes = {
+        t: table_hash(con, f"audiences.{t}", exclude=("built_at",))
+        for t in ("members", "changes", "summary", "overlap")
+    }
+    con.close()
+    assert changes == [("C02", "exited", AS_OF), ("C04", "entered", AS_OF)]
+    assert first == 4
+    assert summary == (4, 1, 1, AS_OF)
+    build_audiences(settings, NEXT)  # rerun replaces the snapshot: same rows
+    con = connect(settings.warehouse, read_only=True)
+    again = {
+        t: table_hash(con, f"audiences.{t}", exclude=("built_at",))
+        for t in ("members", "changes", "summary", "overlap")
+    }
+    con.close()
+    assert again == hashes
+
+
+def test_missing_ml_table_fails_only_the_definitions_needing_it(
+    tmp_path, defs_folder, get_members, settings
+):
+    con = connect(settings.warehouse)
+    con.execute("drop table ml.propensity_scores")
+    con.close()
+    defs_folder(
+        a=_audience("{feature: recency_days, gte: 60}"),
+        b=_audience("{propensity: purchase, decile_min: 8}").replace("aud", "scored"),
+    )
+    result = build_audiences(settings, AS_OF)
+    assert result.details["built"] == ["aud"]
+    assert "scored" in result.details["failed"]
+    message = result.details["failed"]["scored"]
+    assert "audience 'scored'" in message and "b.yml" in message
+    assert "ml.propensity_scores does not exist" in message
+    assert any("scored" in w for w in result.warnings)
+    assert get_members(settings, "aud") == ["C02", "C06", "C08", "C11"]
+    con = connect(settings.warehouse, read_only=True)
+    status = con.execute(
+        "select status, error is not null from audiences.summary where audience = 'scored'"
+    ).fetchone()
+    con.close()
+    assert status == ("failed", True)
+
+
+def test_model_absent_for_the_date_fails_with_a_clear_error(settings, defs_folder):
+    defs_folder(a=_audience("{propensity: purchase, decile_min: 8}"))
+    _next_day(settings)
+    result = build_audiences(settings, NEXT)
+    assert (
+        "no scores of model 'purchase' for as_of_date 2026-07-01" in result.details["failed"]["aud"]
+    )
+
+
+def test_compiled_sql_is_stored_and_set_based(settings, defs_folder):
+    defs_folder(a=_audience("{all: [{rule_segment: lapsing}, {feature: recency_days, gte: 1}]}"))
+    build_audiences(settings, AS_OF)
+    con = connect(settings.warehouse, read_only=True)
+    sql = con.execute("select compiled_sql from audiences.summary").fetchone()[0]
+    rows = con.execute(f"select customer_id from ({sql}) order by 1").fetchall()
+    con.close()
+    assert "marts.customer_rule_segments" in sql and "as_of_date = date '2026-06-30'" in sql
+    assert [r[0] for r in rows] == ["C03", "C05", "C08", "C11"]  # before consent

@@ -1,0 +1,156 @@
+"""Definitions: structure errors name the file, line, key and fault; unknown names fail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from segmint.audiences import build_audiences
+from segmint.audiences.definitions import DefinitionError, load_definitions
+
+AS_OF_TEXT = "2026-06-30"
+
+
+def _problems(folder: Path) -> list[str]:
+    with pytest.raises(DefinitionError) as info:
+        load_definitions(folder)
+    return info.value.problems
+
+
+def test_valid_definitions_load_with_every_part(defs_folder):
+    folder = defs_folder(
+        a="""
+        name: winback
+        description: Lapsed buyers
+        consent: email
+        where:
+          all:
+            - feature: recency_days
+              gte: 60
+            - any:
+                - rule_segment: [lapsing, vip]
+                - ml_segment: Browsers
+            - not:
+                propensity: purchase
+                decile_max: 2
+        suppress: [complainers]
+        limit:
+          size: 100
+          order_by: {propensity: purchase, direction: desc}
+        holdout: {percent: 10, salt: q3}
+        exports: [csv, diff]
+        """,
+        b="""
+        kind: suppression
+        name: complainers
+        where: {rule_segment: complainer}
+        """,
+    )
+    defs = load_definitions(folder)
+    aud = defs.audiences["winback"]
+    assert aud.consent == "email" and aud.limit == 100 and aud.holdout_percent == 10.0
+    assert [leaf.kind for leaf in aud.where.leaves()] == [
+        "feature",
+        "rule_segment",
+        "ml_segment",
+        "propensity",
+    ]
+    assert aud.where.leaves()[1].names == ("lapsing", "vip")
+    assert defs.suppressions["complainers"].where is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "name: x\nwhere: {feature: recency_days, gte: 1}\n",
+            "<file>: missing required key 'consent'",
+        ),
+        (
+            "name: x\nconsent: sms\nwhere: {feature: recency_days, gte: 1}\n",
+            ":2: consent: must be one of email, ads",
+        ),
+        ("name: Bad-Name\nconsent: ads\nwhere: {rule_segment: vip}\n", ":1: name: 'Bad-Name'"),
+        (
+            "name: x\nconsent: ads\nwhere:\n  all:\n    - feature: recency_days\n"
+            "      gte: 1\n    - feature: order_count\n",
+            ":7: where.all[1]: feature 'order_count' needs exactly one comparison",
+        ),
+        (
+            "name: x\nconsent: ads\nwhere:\n  propensity: purchase\n  decile_min: 11\n",
+            ":5: where.decile_min: a decile is a whole number 1-10",
+        ),
+        (
+            "name: x\nconsent: ads\nwhere: {feature: recency_days, between: [90, 30]}\n",
+            "where.between: low 90 is greater than high 30",
+        ),
+        (
+            "name: x\nconsent: ads\nwhere: {segment: vip}\n",
+            "where: a condition needs exactly one of all, any, not, feature",
+        ),
+        (
+            "name: x\nconsent: ads\nwhere: {rule_segment: vip}\nholdout: {percent: 100}\n",
+            ":4: holdout.percent: must be at least 0 and below 100",
+        ),
+        (
+            "name: x\nconsent: ads\nwhere: {rule_segment: vip}\nlimit: {size: 10}\n",
+            "limit: missing required key 'order_by'",
+        ),
+        (
+            "name: x\nconsent: ads\nwhere: {rule_segment: vip}\nsuppress: [nobody]\n",
+            ":4: suppress[0]: unknown suppression list 'nobody'",
+        ),
+        (
+            "name: x\nconsent: ads\nwhere: {rule_segment: vip}\ncolour: red\n",
+            ":4: colour: unknown key 'colour'",
+        ),
+        ("name: x\nconsent: ads\nwhere: [oops\n", "invalid YAML"),
+        (
+            "name: x\nconsent: ads\nwhere: {rule_segment: vip}\nexports: [xlsx]\n",
+            "exports[0]: unknown format 'xlsx'",
+        ),
+    ],
+)
+def test_invalid_definition_messages_name_file_line_key(tmp_path, text, expected):
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    (folder / "broken.yml").write_text(text)
+    problems = _problems(folder)
+    assert any(expected in p for p in problems), problems
+    assert all(str(folder / "broken.yml") in p for p in problems)
+
+
+def test_duplicate_names_and_group_errors_are_reported_together(defs_folder):
+    folder = defs_folder(
+        a="name: same\nconsent: ads\nwhere: {rule_segment: vip}\n",
+        b="name: same\nconsent: ads\nwhere: {rule_segment: vip}\n",
+        g="kind: priority_group\nname: wave\naudiences: [same, ghost]\n",
+    )
+    problems = _problems(folder)
+    assert any("'same' is already defined in" in p for p in problems)
+    assert any("audiences[1]: unknown audience 'ghost'" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        (
+            "{feature: recency_dayz, gte: 60}",
+            "unknown feature 'recency_dayz'; did you mean 'recency_days'?",
+        ),
+        ("{rule_segment: vipp}", "unknown rule segment 'vipp'; did you mean 'vip'?"),
+        ("{ml_segment: Big spender}", "unknown ML segment 'Big spender'"),
+        ("{propensity: purchse, decile_min: 8}", "unknown model 'purchse'"),
+        ("{feature: recency_days, gte: 'sixty'}", "feature 'recency_days' is numeric"),
+        ("{feature: favourite_category, eq: 3}", "feature 'favourite_category' is text"),
+        ("{feature: email_opt_in, gt: true}", "use eq, ne or is_null"),
+    ],
+)
+def test_unknown_names_and_wrong_types_fail_the_build(settings, defs_folder, where, expected):
+    defs_folder(a=f"name: x\nconsent: ads\nwhere: {where}\n")
+    with pytest.raises(DefinitionError) as info:
+        build_audiences(settings, __import__("datetime").date.fromisoformat(AS_OF_TEXT))
+    message = str(info.value)
+    assert expected in message
+    assert "a.yml:3: where." in message

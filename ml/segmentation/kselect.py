@@ -1,0 +1,147 @@
+"""Choosing the number of segments.
+
+Every candidate k is fitted on one fixed search sample of the scaled features; inertia (for
+the elbow) is measured on that sample and the silhouette on a smaller fixed sample (the
+silhouette is quadratic in rows, so it is never computed on all of them).
+
+Rule (see docs/segmentation.md):
+
+1. take the k with the best silhouette;
+2. elbow sanity check: if the elbow of the inertia curve lies at a larger k and that k's
+   silhouette is within ``silhouette_tolerance`` of the best, take the elbow instead
+   (silhouette alone favours very few, coarse segments);
+3. stability: if the previous run's k scores within ``silhouette_tolerance`` of the best,
+   keep it, so the number of segments does not flap between nights.
+
+A configured ``fixed_k`` skips the rule but the candidates are still scored for the record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+
+from ml.segmentation.features import make_kmeans
+
+
+@dataclass
+class KChoice:
+    k: int
+    reason: str
+    scores: pd.DataFrame  # k, inertia, silhouette, is_chosen
+    models: dict[int, KMeans]
+    elbow_k: int | None
+    search_rows: int
+    silhouette_rows: int
+
+
+def sample_index(n: int, size: int, random_state: int) -> np.ndarray:
+    """A fixed, sorted sample of row positions (all rows when ``size >= n``)."""
+    if size >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(random_state)
+    return np.sort(rng.choice(n, size=size, replace=False))
+
+
+def elbow(ks: list[int], inertias: list[float]) -> int | None:
+    """The knee of the inertia curve: the point farthest below the first-to-last chord."""
+    if len(ks) < 3:
+        return None
+    x = np.asarray(ks, dtype=float)
+    y = np.asarray(inertias, dtype=float)
+    span_x, span_y = x[-1] - x[0], y[0] - y[-1]
+    if span_y <= 0:
+        return None
+    xn = (x - x[0]) / span_x
+    yn = (y - y[-1]) / span_y  # 1 at the first k, 0 at the last
+    gap = (1.0 - xn) - yn  # distance below the chord
+    return int(ks[int(np.argmax(gap))])
+
+
+def choose_k(
+    X: np.ndarray,
+    k_min: int,
+    k_max: int,
+    *,
+    random_state: int,
+    n_init: int,
+    search_sample: int,
+    silhouette_sample: int,
+    fixed_k: int | None = None,
+    silhouette_tolerance: float = 0.05,
+    previous_k: int | None = None,
+) -> KChoice:
+    """Score every k in ``k_min..k_max`` on fixed samples of ``X`` (already scaled)."""
+    n = len(X)
+    if n < 3:
+        raise ValueError(f"need at least 3 customers to segment, got {n}")
+    k_max = min(k_max, n - 1)
+    k_min = max(2, min(k_min, k_max))
+    search_idx = sample_index(n, search_sample, random_state)
+    Xs = X[search_idx]
+    sil_pos = sample_index(len(Xs), silhouette_sample, random_state + 1)
+    Xsil = Xs[sil_pos]
+
+    ks = list(range(k_min, k_max + 1))
+    if fixed_k is not None and fixed_k not in ks:
+        if fixed_k < 1 or fixed_k > n:
+            raise ValueError(f"fixed_k={fixed_k} is impossible with {n} customers")
+        ks = sorted({*ks, fixed_k})
+    rows, models = [], {}
+    for k in ks:
+        km = make_kmeans(k, random_state, n_init).fit(Xs)
+        models[k] = km
+        labels = km.predict(Xsil)
+        sil = (
+            float(silhouette_score(Xsil, labels))
+            if 1 < len(np.unique(labels)) < len(Xsil)
+            else float("nan")
+        )
+        rows.append({"k": k, "inertia": float(km.inertia_), "silhouette": sil})
+    scores = pd.DataFrame(rows)
+    elbow_k = elbow(scores["k"].tolist(), scores["inertia"].tolist())
+
+    if fixed_k is not None:
+        chosen, reason = fixed_k, f"fixed_k={fixed_k} from settings"
+    else:
+        valid = scores.dropna(subset=["silhouette"])
+        if valid.empty:
+            chosen, reason = k_min, "no silhouette could be computed; smallest k"
+        else:
+            best = valid.loc[valid["silhouette"].idxmax()]
+            chosen = int(best["k"])
+            reason = f"best silhouette {best['silhouette']:.3f} at k={chosen}"
+            if elbow_k is not None and elbow_k > chosen:
+                at_elbow = valid.loc[valid["k"] == elbow_k, "silhouette"]
+                if len(at_elbow) and at_elbow.iloc[0] >= best["silhouette"] - silhouette_tolerance:
+                    reason = (
+                        f"elbow k={elbow_k} (silhouette {at_elbow.iloc[0]:.3f}) within "
+                        f"{silhouette_tolerance} of the best {best['silhouette']:.3f} at k={chosen}"
+                    )
+                    chosen = elbow_k
+            at_previous = valid.loc[valid["k"] == previous_k, "silhouette"]
+            if (
+                previous_k is not None
+                and previous_k != chosen
+                and len(at_previous)
+                and at_previous.iloc[0] >= best["silhouette"] - silhouette_tolerance
+            ):
+                reason = (
+                    f"previous run's k={previous_k} kept (silhouette {at_previous.iloc[0]:.3f}, "
+                    f"best {best['silhouette']:.3f} at k={int(best['k'])})"
+                )
+                chosen = previous_k
+    scores["is_chosen"] = scores["k"] == chosen
+    return KChoice(
+        k=chosen,
+        reason=reason,
+        scores=scores,
+        models=models,
+        elbow_k=elbow_k,
+        search_rows=len(Xs),
+        silhouette_rows=len(Xsil),
+    )

@@ -1,0 +1,282 @@
+"""The segmentation of one as-of date as a pure function: frames in, frames out.
+
+:func:`fit_segments` takes the customer features and what is known of the previous run and
+returns every output table (without run ids), the fitted Pipeline and the run's metrics. It
+touches neither the warehouse nor the file system; :mod:`ml.segmentation.stage` does that.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from time import perf_counter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from ml.segmentation.features import (
+    FEATURES,
+    assemble,
+    build_preprocessor,
+    make_kmeans,
+    transformed_names,
+)
+from ml.segmentation.kselect import choose_k
+from ml.segmentation.matching import match_segments
+from ml.segmentation.personas import name_segments
+from ml.segmentation.profiles import (
+    psi,
+    reference_distribution,
+    segment_profiles,
+    segment_transitions,
+)
+from segmint.config import SegmentationSettings
+
+
+@dataclass
+class PreviousRun:
+    """What tonight needs to know of the last run before it."""
+
+    as_of_date: date
+    run_id: str
+    # Active segments: segment_id, segment_name, centroid (JSON, log-feature space).
+    segments: pd.DataFrame
+    # customer_id, segment_id, segment_name.
+    assignments: pd.DataFrame
+    # Feature reference distribution (for PSI), from that run's ml.model_runs metrics.
+    reference: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SegmentationOutput:
+    pipeline: Pipeline
+    assignments: pd.DataFrame
+    profiles: pd.DataFrame
+    k_selection: pd.DataFrame
+    drift: pd.DataFrame
+    transitions: pd.DataFrame
+    metrics: dict[str, Any]
+    warnings: list[str]
+    timings: dict[str, float]
+
+
+def _previous_centroids(
+    previous: PreviousRun | None, names: list[str]
+) -> tuple[np.ndarray | None, list[int], dict[int, str], str | None]:
+    """Previous active centroids (log-feature space, in ``names`` order), ids, names."""
+    if previous is None or previous.segments.empty:
+        return None, [], {}, None
+    rows = [json.loads(c) for c in previous.segments["centroid"]]
+    missing = sorted({n for n in names for r in rows if n not in r})
+    if missing:
+        return (
+            None,
+            [],
+            {},
+            f"previous run {previous.run_id} used other features (missing "
+            f"{', '.join(missing)}); every segment gets a new id",
+        )
+    ids = [int(i) for i in previous.segments["segment_id"]]
+    centroids = np.asarray([[r[n] for n in names] for r in rows], dtype=float)
+    return centroids, ids, dict(zip(ids, previous.segments["segment_name"], strict=True)), None
+
+
+def fit_segments(
+    frame: pd.DataFrame,
+    cfg: SegmentationSettings,
+    as_of: date,
+    previous: PreviousRun | None = None,
+    next_id: int = 1,
+    features: tuple[str, ...] = FEATURES,
+) -> SegmentationOutput:
+    """Segment ``frame`` (one row per customer, sorted by ``customer_id``)."""
+    timings: dict[str, float] = {}
+    warnings: list[str] = []
+    t = perf_counter()
+
+    pre = build_preprocessor(features)
+    X = pre.fit_transform(frame)
+    names = transformed_names(pre)
+    scaler = pre.named_steps["scale"]
+    timings["preprocess_s"] = perf_counter() - t
+
+    prev_unscaled, prev_ids, prev_names, problem = _previous_centroids(previous, names)
+    if problem:
+        warnings.append(problem)
+    prev_scaled = scaler.transform(prev_unscaled) if prev_unscaled is not None else None
+
+    t = perf_counter()
+    choice = choose_k(
+        X,
+        cfg.k_min,
+        cfg.k_max,
+        random_state=cfg.random_state,
+        n_init=cfg.n_init,
+        search_sample=cfg.k_search_sample,
+        silhouette_sample=cfg.silhouette_sample,
+        fixed_k=cfg.fixed_k,
+        silhouette_tolerance=cfg.silhouette_tolerance,
+        previous_k=len(prev_ids) or None,
+    )
+    timings["k_search_s"] = perf_counter() - t
+
+    # Final fit on every row. With yesterday's number of segments, start from yesterday's
+    # centroids (in tonight's scaled space): the same local optimum is found again when the
+    # data barely moved, which keeps segments stable. Otherwise start from the search fit.
+    t = perf_counter()
+    k = choice.k
+    init = prev_scaled if prev_scaled is not None and len(prev_ids) == k else None
+    if init is None:
+        init = choice.models[k].cluster_centers_
+    kmeans = make_kmeans(k, cfg.random_state, cfg.n_init, init=np.asarray(init)).fit(X)
+    distances_all = kmeans.transform(X)
+    labels = distances_all.argmin(axis=1)
+    distance = distances_all[np.arange(len(X)), labels]
+    timings["final_fit_s"] = perf_counter() - t
+
+    t = perf_counter()
+    sizes = np.bincount(labels, minlength=k)
+    largest_first = np.argsort(-sizes, kind="stable")
+    match = match_segments(
+        kmeans.cluster_centers_,
+        prev_scaled,
+        prev_ids,
+        cfg.match_max_distance,
+        next_id,
+        order=largest_first,
+    )
+    naming = name_segments(
+        kmeans.cluster_centers_,
+        names,
+        match.segment_ids,
+        kept_names={i: prev_names[i] for i in match.kept},
+        pinned=cfg.pinned_names,
+    )
+    cluster_ids = np.asarray(match.segment_ids)
+    cluster_names = np.asarray(naming.names, dtype=object)
+    segment_id = cluster_ids[labels]
+
+    threshold = float(np.quantile(distance, cfg.outlier_quantile))
+    is_outlier = distance > threshold
+
+    assignments = pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].to_numpy(),
+            "segment_id": segment_id.astype("int32"),
+            "segment_name": cluster_names[labels],
+            "distance": distance,
+            "is_outlier": is_outlier,
+        }
+    )
+
+    centroids_unscaled = scaler.inverse_transform(kmeans.cluster_centers_)
+    segments = pd.DataFrame(
+        {
+            "segment_id": cluster_ids.astype("int32"),
+            "segment_name": naming.names,
+            "description": naming.descriptions,
+            "status": ["kept" if d is not None else "new" for d in match.distances],
+            "is_pinned": naming.is_pinned,
+            "centroid_shift": [np.nan if d is None else d for d in match.distances],
+            "centroid": [
+                json.dumps({n: round(float(v), 6) for n, v in zip(names, row, strict=True)})
+                for row in centroids_unscaled
+            ],
+        }
+    )
+    stats = segment_profiles(frame, segment_id, is_outlier)
+    profiles = segments.merge(stats, on="segment_id", how="left")
+    if match.retired and previous is not None:
+        retired = previous.segments[previous.segments["segment_id"].isin(match.retired)]
+        retired = retired[["segment_id", "segment_name", "description", "centroid"]].assign(
+            status="retired", is_pinned=False, customers=0, outliers=0, share=0.0
+        )
+        profiles = pd.concat([profiles, retired], ignore_index=True)
+        for _, row in retired.iterrows():  # a handful of segments, not data rows
+            warnings.append(
+                f"segment {row.segment_id} '{row.segment_name}' retired: no cluster within "
+                f"{cfg.match_max_distance} of its centroid tonight"
+            )
+    profiles = profiles.sort_values("segment_id").reset_index(drop=True)
+    timings["profiles_s"] = perf_counter() - t
+
+    # Drift: centroid shift of kept segments, PSI of every feature against the last run.
+    t = perf_counter()
+    filled = pre.named_steps["fill"].transform(frame)
+    reference = reference_distribution(filled)
+    drift_rows = [
+        {
+            "kind": "centroid_shift",
+            "segment_id": int(sid),
+            "feature": None,
+            "value": float(d),
+            "is_warning": False,
+        }
+        for sid, d in zip(match.segment_ids, match.distances, strict=True)
+        if d is not None
+    ]
+    prev_reference = previous.reference if previous is not None else {}
+    for col in filled.columns:
+        if col not in prev_reference:
+            continue
+        value = psi(prev_reference[col], filled[col].to_numpy())
+        is_warning = value > cfg.drift_psi_warning
+        drift_rows.append(
+            {
+                "kind": "feature_psi",
+                "segment_id": None,
+                "feature": col,
+                "value": value,
+                "is_warning": is_warning,
+            }
+        )
+        if is_warning:
+            warnings.append(
+                f"feature {col} drifted: PSI {value:.3f} > {cfg.drift_psi_warning} "
+                f"since {previous.as_of_date}"  # type: ignore[union-attr]
+            )
+    drift = pd.DataFrame(
+        drift_rows, columns=["kind", "segment_id", "feature", "value", "is_warning"]
+    )
+    drift["segment_id"] = drift["segment_id"].astype("Int32")
+    transitions = segment_transitions(
+        previous.assignments if previous is not None else None, assignments
+    )
+    timings["drift_s"] = perf_counter() - t
+
+    chosen = choice.scores.loc[choice.scores["is_chosen"]].iloc[0]
+    psi_values = drift.loc[drift["kind"] == "feature_psi", "value"]
+    metrics = {
+        "k": int(k),
+        "k_reason": choice.reason,
+        "elbow_k": choice.elbow_k,
+        "silhouette": None if pd.isna(chosen["silhouette"]) else float(chosen["silhouette"]),
+        "inertia": float(kmeans.inertia_),
+        "candidates": choice.scores.drop(columns="is_chosen").to_dict("records"),
+        "k_search_rows": choice.search_rows,
+        "silhouette_rows": choice.silhouette_rows,
+        "outlier_threshold": threshold,
+        "outliers": int(is_outlier.sum()),
+        "segments_kept": match.kept,
+        "segments_new": match.new,
+        "segments_retired": match.retired,
+        "max_feature_psi": float(psi_values.max()) if len(psi_values) else None,
+        "previous_run_id": previous.run_id if previous is not None else None,
+        "segment_ids": [int(i) for i in cluster_ids],  # KMeans cluster index -> segment id
+        "segment_names": naming.names,
+        "feature_reference": reference,
+    }
+    return SegmentationOutput(
+        pipeline=assemble(pre, kmeans),
+        assignments=assignments,
+        profiles=profiles,
+        k_selection=choice.scores,
+        drift=drift,
+        transitions=transitions,
+        metrics=metrics,
+        warnings=warnings,
+        timings=timings,
+    )

@@ -1,0 +1,160 @@
+"""Reproducible persona names and one-sentence descriptions for segments.
+
+A segment's centroid in the scaled space is a vector of z-scores: how far the segment sits
+from the population mean on each feature, in standard deviations (of the log-transformed
+feature where the feature is logged). Each persona below scores a centroid with fixed
+weights (a weighted mean of z-scores); segments that need a name get distinct personas by
+the Hungarian assignment maximising the total score. Same centroids, same names.
+
+Precedence: a name pinned in settings (``[segmentation] pinned_names = {"3" = "VIP"}``)
+wins; then a segment matched to the previous run keeps its name; then the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+# name -> weights over features (z-scores of the centroid). Features absent from the model
+# are ignored. "Regulars" has no weights: a fixed score that wins when nothing else fits.
+PERSONAS: dict[str, dict[str, float]] = {
+    "Champions": {
+        "order_count": 1.0,
+        "orders_90d": 1.0,
+        "avg_order_value": 0.5,
+        "recency_days": -1.0,
+        "email_opens_90d": 0.25,
+    },
+    "Bargain hunters": {
+        "orders_90d": 0.5,
+        "order_count": 0.5,
+        "avg_order_value": -1.0,
+        "cart_abandonment_rate_90d": 1.0,
+        "cart_adds_90d": 0.5,
+    },
+    "Window shoppers": {
+        "sessions_90d": 1.0,
+        "product_views_90d": 1.0,
+        "order_count": -1.0,
+        "avg_order_value": -0.5,
+    },
+    "New customers": {"tenure_days": -2.0, "days_since_last_visit": -0.5},
+    "Lapsing": {
+        "days_since_last_visit": 1.0,
+        "recency_days": 0.5,
+        "sessions_90d": -0.5,
+        "order_count": 0.75,
+    },
+    "Occasional buyers": {
+        "sessions_90d": -1.0,
+        "product_views_90d": -0.5,
+        "order_count": -0.25,
+        "tenure_days": 0.25,
+    },
+    "Prospects": {"order_count": -1.0, "orders_90d": -0.5, "tenure_days": -0.5},
+    "Dormant": {
+        "sessions_90d": -1.0,
+        "days_since_last_visit": 1.0,
+        "order_count": -1.0,
+        "email_opens_90d": -0.5,
+    },
+    "Email engaged": {"email_opens_90d": 1.5, "sessions_90d": 0.25},
+    "Regulars": {},
+}
+REGULARS_SCORE = 0.2
+
+# feature -> (phrase when above the population, phrase when below)
+PHRASES: dict[str, tuple[str, str]] = {
+    "order_count": ("many orders", "few or no orders"),
+    "orders_90d": ("frequent recent orders", "few recent orders"),
+    "avg_order_value": ("high order values", "low order values"),
+    "recency_days": ("a long time since the last order", "ordered recently"),
+    "tenure_days": ("long-standing", "joined recently"),
+    "sessions_90d": ("visit often", "rarely visit"),
+    "product_views_90d": ("browse many products", "browse little"),
+    "cart_adds_90d": ("fill carts often", "rarely add to cart"),
+    "email_opens_90d": ("open e-mails", "ignore e-mails"),
+    "days_since_last_visit": ("not seen on the site lately", "seen on the site recently"),
+    "cart_abandonment_rate_90d": ("high cart abandonment", "low cart abandonment"),
+}
+MIN_NOTABLE_Z = 0.25
+
+
+@dataclass
+class Naming:
+    names: list[str]
+    descriptions: list[str]
+    is_pinned: list[bool]
+
+
+def persona_scores(z: np.ndarray, features: Sequence[str]) -> np.ndarray:
+    """Score matrix (segments x personas, in :data:`PERSONAS` order)."""
+    z = np.atleast_2d(np.asarray(z, dtype=float))
+    pos = {f: i for i, f in enumerate(features)}
+    out = np.empty((len(z), len(PERSONAS)))
+    for j, weights in enumerate(PERSONAS.values()):
+        used = {f: w for f, w in weights.items() if f in pos}
+        if not used:
+            out[:, j] = REGULARS_SCORE
+            continue
+        cols = [pos[f] for f in used]
+        w = np.asarray(list(used.values()))
+        out[:, j] = z[:, cols] @ w / np.abs(w).sum()
+    return out
+
+
+def describe(name: str, z_row: np.ndarray, features: Sequence[str], top: int = 3) -> str:
+    """One sentence: the name and the (up to) three features that set the segment apart."""
+    order = np.argsort(-np.abs(z_row), kind="stable")
+    phrases = []
+    for i in order:
+        feature = features[i]
+        if abs(z_row[i]) < MIN_NOTABLE_Z or feature not in PHRASES:
+            continue
+        phrases.append(PHRASES[feature][0 if z_row[i] > 0 else 1])
+        if len(phrases) == top:
+            break
+    if not phrases:
+        return f"{name}: close to the average customer on every feature."
+    text = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+    return f"{name}: {text}."
+
+
+def name_segments(
+    z: np.ndarray,
+    features: Sequence[str],
+    segment_ids: Sequence[int],
+    kept_names: Mapping[int, str] | None = None,
+    pinned: Mapping[str, str] | None = None,
+) -> Naming:
+    """Names, descriptions and pinned flags for segments with centroids ``z`` (scaled)."""
+    z = np.atleast_2d(np.asarray(z, dtype=float))
+    kept_names = dict(kept_names or {})
+    pinned = {str(k): v for k, v in (pinned or {}).items()}
+    names: list[str | None] = [None] * len(segment_ids)
+    is_pinned = [False] * len(segment_ids)
+    for i, sid in enumerate(segment_ids):
+        if str(sid) in pinned:
+            names[i], is_pinned[i] = pinned[str(sid)], True
+        elif sid in kept_names:
+            names[i] = kept_names[sid]
+
+    need = [i for i, n in enumerate(names) if n is None]
+    taken = {n for n in names if n is not None}
+    free = [j for j, p in enumerate(PERSONAS) if p not in taken]
+    persona_names = list(PERSONAS)
+    if need and free:
+        scores = persona_scores(z[need], features)[:, free]
+        rows, cols = linear_sum_assignment(-scores)
+        for r, c in zip(rows, cols, strict=True):
+            if scores[r, c] > 0:
+                names[need[r]] = persona_names[free[c]]
+    for i, sid in enumerate(segment_ids):
+        if names[i] is None:
+            names[i] = f"Segment {sid}"
+    final = [str(n) for n in names]
+    descriptions = [describe(final[i], z[i], features) for i in range(len(final))]
+    return Naming(names=final, descriptions=descriptions, is_pinned=is_pinned)

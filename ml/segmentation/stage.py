@@ -1,0 +1,290 @@
+"""The ``segment`` stage: read features, fit, save the model, write every table at once."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import date, datetime
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from ml.io import TableWrite, new_run_id, read_frame, write_outputs
+from ml.registry import ModelMetadata, git_revision, library_versions, save_model
+from ml.segmentation.features import FEATURES, PROFILE_EXTRA, PROFILE_FEATURES, numeric_columns
+from ml.segmentation.model import PreviousRun, SegmentationOutput, fit_segments
+from segmint.config import Settings
+from segmint.stages import SegmintError, StageResult
+
+MODEL_NAME = "segmentation"
+SOURCE = "marts.customer_features"
+
+DDL = {
+    "ml.customer_segments": """
+        create table if not exists ml.customer_segments (
+            customer_id varchar not null,
+            as_of_date date not null,
+            segment_id integer not null,
+            segment_name varchar not null,
+            distance double not null,
+            is_outlier boolean not null,
+            run_id varchar not null
+        )""",
+    "ml.segment_profiles": f"""
+        create table if not exists ml.segment_profiles (
+            run_id varchar not null,
+            as_of_date date not null,
+            segment_id integer not null,
+            segment_name varchar not null,
+            description varchar,
+            status varchar not null,
+            is_pinned boolean not null,
+            customers bigint not null,
+            outliers bigint not null,
+            share double not null,
+            centroid_shift double,
+            centroid json,
+            {", ".join(f"mean_{c} double, median_{c} double" for c in PROFILE_FEATURES)},
+            email_opt_in_share double,
+            ads_opt_in_share double,
+            top_categories json
+        )""",
+    "ml.segment_transitions": """
+        create table if not exists ml.segment_transitions (
+            run_id varchar not null,
+            as_of_date date not null,
+            previous_as_of_date date,
+            from_segment_id integer,
+            from_segment_name varchar,
+            to_segment_id integer,
+            to_segment_name varchar,
+            customers bigint not null
+        )""",
+    "ml.k_selection": """
+        create table if not exists ml.k_selection (
+            run_id varchar not null,
+            as_of_date date not null,
+            k integer not null,
+            inertia double not null,
+            silhouette double,
+            is_chosen boolean not null,
+            search_rows bigint not null,
+            silhouette_rows bigint not null
+        )""",
+    "ml.segment_drift": """
+        create table if not exists ml.segment_drift (
+            run_id varchar not null,
+            as_of_date date not null,
+            previous_as_of_date date,
+            kind varchar not null,
+            segment_id integer,
+            feature varchar,
+            value double not null,
+            is_warning boolean not null
+        )""",
+}
+
+
+def _exists(warehouse: Path, table: str) -> bool:
+    schema, name = table.split(".")
+    found = read_frame(
+        warehouse,
+        "select count(*) as n from information_schema.tables "
+        "where table_schema = ? and table_name = ?",
+        [schema, name],
+    )
+    return bool(found["n"].iloc[0])
+
+
+def load_features(warehouse: Path, as_of: date) -> pd.DataFrame:
+    """The as-of date's rows of marts.customer_features, sorted by customer_id."""
+    if not Path(warehouse).exists():
+        raise SegmintError(f"warehouse {warehouse} does not exist; run `segmint transform` first")
+    if not _exists(warehouse, SOURCE):
+        raise SegmintError(f"{SOURCE} not found in {warehouse}; run `segmint transform` first")
+    numeric = ", ".join(f"cast({c} as double) as {c}" for c in numeric_columns())
+    extra = ", ".join(PROFILE_EXTRA)
+    try:
+        frame = read_frame(
+            warehouse,
+            f"select customer_id, {numeric}, {extra} from {SOURCE} "
+            "where as_of_date = ? order by customer_id",
+            [as_of],
+        )
+    except duckdb.Error as exc:
+        raise SegmintError(f"{SOURCE} in {warehouse} does not match its contract: {exc}") from exc
+    if frame.empty:
+        dates = read_frame(
+            warehouse, f"select distinct as_of_date from {SOURCE} order by 1 desc limit 5"
+        )["as_of_date"].tolist()
+        raise SegmintError(
+            f"{SOURCE} has no rows for as_of_date {as_of} (latest dates: "
+            f"{', '.join(str(d)[:10] for d in dates) or 'none'}); run `segmint transform` first"
+        )
+    duplicated = frame["customer_id"].duplicated()
+    if duplicated.any():
+        example = frame.loc[duplicated, "customer_id"].iloc[0]
+        raise SegmintError(
+            f"{SOURCE} has {int(duplicated.sum())} duplicate customer_id(s) for {as_of} "
+            f"(e.g. {example!r}); the mart must have one row per customer"
+        )
+    if frame["customer_id"].isna().any():
+        raise SegmintError(f"{SOURCE} has rows with a null customer_id for {as_of}")
+    for col in ("email_opt_in", "ads_opt_in"):
+        frame[col] = frame[col].fillna(False).astype(bool)
+    return frame
+
+
+def load_previous(warehouse: Path, as_of: date) -> tuple[PreviousRun | None, int]:
+    """The last segmentation run before ``as_of``, and the next unused segment id."""
+    if not _exists(warehouse, "ml.segment_profiles"):
+        return None, 1
+    used = read_frame(
+        warehouse,
+        "select coalesce(max(segment_id), 0) as m from ml.segment_profiles where as_of_date <> ?",
+        [as_of],
+    )
+    next_id = int(used["m"].iloc[0]) + 1
+    last = read_frame(
+        warehouse,
+        "select as_of_date, any_value(run_id) as run_id from ml.segment_profiles "
+        "where as_of_date < ? group by as_of_date order by as_of_date desc limit 1",
+        [as_of],
+    )
+    if last.empty:
+        return None, next_id
+    prev_date = pd.Timestamp(last["as_of_date"].iloc[0]).date()
+    run_id = str(last["run_id"].iloc[0])
+    segments = read_frame(
+        warehouse,
+        "select segment_id, segment_name, description, cast(centroid as varchar) as centroid "
+        "from ml.segment_profiles where as_of_date = ? and status <> 'retired' "
+        "order by segment_id",
+        [prev_date],
+    )
+    assignments = read_frame(
+        warehouse,
+        "select customer_id, segment_id, segment_name from ml.customer_segments "
+        "where as_of_date = ?",
+        [prev_date],
+    )
+    reference: dict[str, Any] = {}
+    if _exists(warehouse, "ml.model_runs"):
+        runs = read_frame(
+            warehouse,
+            "select cast(metrics as varchar) as metrics from ml.model_runs where run_id = ?",
+            [run_id],
+        )
+        if not runs.empty and runs["metrics"].iloc[0]:
+            reference = json.loads(runs["metrics"].iloc[0]).get("feature_reference", {})
+    previous = PreviousRun(
+        as_of_date=prev_date,
+        run_id=run_id,
+        segments=segments,
+        assignments=assignments,
+        reference=reference,
+    )
+    return previous, next_id
+
+
+def _with_keys(frame: pd.DataFrame, run_id: str, as_of: date, **extra: Any) -> pd.DataFrame:
+    keys = {"run_id": run_id, "as_of_date": pd.Timestamp(as_of), **extra}
+    return frame.assign(**keys)
+
+
+def build_writes(
+    out: SegmentationOutput, run_id: str, as_of: date, previous: PreviousRun | None
+) -> list[TableWrite]:
+    prev_date = pd.Timestamp(previous.as_of_date) if previous is not None else pd.NaT
+    frames = {
+        "ml.customer_segments": _with_keys(out.assignments, run_id, as_of),
+        "ml.segment_profiles": _with_keys(out.profiles, run_id, as_of),
+        "ml.segment_transitions": _with_keys(
+            out.transitions, run_id, as_of, previous_as_of_date=prev_date
+        ),
+        "ml.k_selection": _with_keys(
+            out.k_selection,
+            run_id,
+            as_of,
+            search_rows=out.metrics["k_search_rows"],
+            silhouette_rows=out.metrics["silhouette_rows"],
+        ),
+        "ml.segment_drift": _with_keys(out.drift, run_id, as_of, previous_as_of_date=prev_date),
+    }
+    return [
+        TableWrite(table, frame, "as_of_date = ?", [as_of], ddl=DDL[table])
+        for table, frame in frames.items()
+    ]
+
+
+def run_segmentation(settings: Settings, as_of: date) -> StageResult:
+    started = perf_counter()
+    cfg = settings.segmentation
+    t = perf_counter()
+    frame = load_features(settings.warehouse, as_of)
+    previous, next_id = load_previous(settings.warehouse, as_of)
+    read_s = perf_counter() - t
+
+    out = fit_segments(frame, cfg, as_of, previous=previous, next_id=next_id)
+
+    t = perf_counter()
+    run_id = new_run_id(MODEL_NAME, as_of)
+    params = {**dataclasses.asdict(cfg), "features": list(FEATURES)}
+    metrics = {k: v for k, v in out.metrics.items()}
+    meta = ModelMetadata(
+        run_id=run_id,
+        model_name=MODEL_NAME,
+        as_of_date=as_of.isoformat(),
+        features=list(FEATURES),
+        params=params,
+        metrics={k: v for k, v in metrics.items() if k != "feature_reference"},
+        training_window={"as_of_date": as_of.isoformat(), "source": SOURCE},
+    )
+    artifact = save_model(settings.artifacts_dir, out.pipeline, meta)
+    summary = (
+        f"{len(frame)} customers in {metrics['k']} segments "
+        f"({len(metrics['segments_kept'])} kept, {len(metrics['segments_new'])} new, "
+        f"{len(metrics['segments_retired'])} retired), {metrics['outliers']} outliers"
+    )
+    write_outputs(
+        settings.warehouse,
+        build_writes(out, run_id, as_of, previous),
+        model_run={
+            "run_id": run_id,
+            "model_name": MODEL_NAME,
+            "as_of_date": as_of,
+            "training_rows": len(frame),
+            "params": params,
+            "metrics": metrics,
+            "library_versions": library_versions(),
+            "git_revision": git_revision(),
+            "artifact_path": str(artifact),
+            "status": "published",
+            "message": summary,
+            "created_at": datetime.utcnow(),
+        },
+    )
+    write_s = perf_counter() - t
+    timings = {"read_s": read_s, **out.timings, "save_write_s": write_s}
+    timings["total_s"] = perf_counter() - started
+    return StageResult(
+        stage="segment",
+        rows_in=len(frame),
+        rows_out=len(out.assignments),
+        summary=summary,
+        details={
+            "run_id": run_id,
+            "artifact": str(artifact),
+            "k": metrics["k"],
+            "k_reason": metrics["k_reason"],
+            "silhouette": metrics["silhouette"],
+            "segments": dict(zip(metrics["segment_ids"], metrics["segment_names"], strict=True)),
+            "retired": metrics["segments_retired"],
+            "max_feature_psi": metrics["max_feature_psi"],
+            "timings": {k: round(v, 3) for k, v in timings.items()},
+        },
+        warnings=out.warnings,
+    )

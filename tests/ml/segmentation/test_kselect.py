@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from ml.segmentation.kselect import choose_k, elbow, sample_index
+
+
+def _blobs(k: int, per: int = 150, dim: int = 4, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 8, size=(k, dim))
+    return np.vstack([c + rng.normal(0, 0.5, size=(per, dim)) for c in centres])
+
+
+def _choose(X: np.ndarray, **kwargs: object):
+    args = {
+        "random_state": 42,
+        "n_init": 2,
+        "search_sample": 10_000,
+        "silhouette_sample": 400,
+    }
+    args.update(kwargs)
+    return choose_k(X, 2, 8, **args)
+
+
+def test_picks_the_number_of_well_separated_groups() -> None:
+    choice = _choose(_blobs(4))
+    assert choice.k == 4
+    assert choice.scores["k"].tolist() == list(range(2, 9))
+    assert choice.scores["is_chosen"].sum() == 1
+    assert choice.scores.set_index("k").loc[4, "is_chosen"]
+    assert choice.scores["inertia"].is_monotonic_decreasing
+
+
+def test_silhouette_uses_the_fixed_size_sample() -> None:
+    choice = _choose(_blobs(3, per=400), silhouette_sample=300, search_sample=900)
+    assert choice.silhouette_rows == 300
+    assert choice.search_rows == 900
+    again = _choose(_blobs(3, per=400), silhouette_sample=300, search_sample=900)
+    assert choice.scores.equals(again.scores)
+
+
+def test_fixed_k_overrides_the_rule_but_all_candidates_are_scored() -> None:
+    choice = _choose(_blobs(4), fixed_k=6)
+    assert choice.k == 6
+    assert "fixed_k" in choice.reason
+    assert len(choice.scores) == 7
+    assert choice.scores.set_index("k").loc[6, "is_chosen"]
+
+
+def test_previous_k_is_kept_when_nearly_as_good() -> None:
+    X = _blobs(4)
+    best = _choose(X)
+    sil = best.scores.set_index("k")["silhouette"]
+    # k=5 splits one blob; with a generous tolerance yesterday's k=5 is kept.
+    tolerance = float(sil.loc[4] - sil.loc[5]) + 0.01
+    sticky = _choose(X, previous_k=5, silhouette_tolerance=tolerance)
+    assert sticky.k == 5 and "previous" in sticky.reason
+    strict = _choose(X, previous_k=5, silhouette_tolerance=0.0)
+    assert strict.k == 4
+
+
+def test_elbow_finds_the_knee() -> None:
+    assert elbow([2, 3, 4, 5, 6], [100, 50, 12, 10, 9]) == 4
+    assert elbow([2, 3], [10, 5]) is None
+
+
+def test_sample_index_is_fixed_and_sorted() -> None:
+    a = sample_index(1000, 100, 7)
+    assert len(a) == 100 and np.all(np.diff(a) > 0)
+    assert np.array_equal(a, sample_index(1000, 100, 7))
+    assert len(sample_index(50, 100, 7)) == 50
+
+
+def test_too_few_rows_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 3"):
+        _choose(np.zeros((2, 3)))

@@ -1,0 +1,209 @@
+"""The segment stage against a real DuckDB warehouse file."""
+
+import dataclasses
+import json
+from collections.abc import Callable
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from ml.registry import ModelVersionError, load_model
+from ml.segmentation import run_segmentation
+from ml.segmentation.synthetic import next_day
+from segmint.config import SegmentationSettings, Settings
+from segmint.stages import SegmintError
+from segmint.warehouse import connect, table_hash
+
+TABLES = (
+    "ml.customer_segments",
+    "ml.segment_profiles",
+    "ml.segment_transitions",
+    "ml.k_selection",
+    "ml.segment_drift",
+)
+
+
+def _query(settings: Settings, sql: str, params: list | None = None) -> pd.DataFrame:
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        return con.execute(sql, params or []).df()
+    finally:
+        con.close()
+
+
+def _hashes(settings: Settings) -> dict[str, str]:
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        return {t: table_hash(con, t, exclude=("run_id",)) for t in TABLES}
+    finally:
+        con.close()
+
+
+def test_rerun_of_the_same_date_replaces_its_rows_with_the_same_results(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    settings = warehouse_with(features_3k, segmentation=small_settings)
+    first = run_segmentation(settings, as_of)
+    counts = {t: len(_query(settings, f"select * from {t}")) for t in TABLES}
+    hashes = _hashes(settings)
+    second = run_segmentation(settings, as_of)
+    assert {t: len(_query(settings, f"select * from {t}")) for t in TABLES} == counts
+    assert _hashes(settings) == hashes
+    assert counts["ml.customer_segments"] == len(features_3k) == first.rows_out
+    assert second.details["run_id"] != first.details["run_id"]
+    ids = _query(settings, "select distinct run_id from ml.customer_segments")["run_id"]
+    assert ids.tolist() == [second.details["run_id"]]
+    runs = _query(settings, "select * from ml.model_runs where model_name = 'segmentation'")
+    assert len(runs) == 2 and set(runs["status"]) == {"published"}
+    assert set(runs["training_rows"]) == {len(features_3k)}
+
+
+def test_every_output_is_written_with_its_contract(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    settings = warehouse_with(features_3k, segmentation=small_settings)
+    result = run_segmentation(settings, as_of)
+    seg = _query(settings, "select * from ml.customer_segments")
+    assert list(seg.columns) == [
+        "customer_id",
+        "as_of_date",
+        "segment_id",
+        "segment_name",
+        "distance",
+        "is_outlier",
+        "run_id",
+    ]
+    assert seg["customer_id"].is_unique and seg["segment_name"].notna().all()
+    ks = _query(settings, "select * from ml.k_selection order by k")
+    assert ks["k"].tolist() == list(range(small_settings.k_min, small_settings.k_max + 1))
+    assert ks["is_chosen"].sum() == 1 and ks["silhouette"].notna().all()
+    profiles = _query(settings, "select * from ml.segment_profiles order by segment_id")
+    assert len(profiles) == result.details["k"]
+    assert abs(profiles["share"].sum() - 1) < 1e-9
+    assert {"mean_order_count", "median_recency_days", "top_categories"} <= set(profiles)
+    assert all(json.loads(c) for c in profiles["centroid"])
+    run = _query(settings, "select * from ml.model_runs").iloc[0]
+    metrics = json.loads(run["metrics"])
+    assert metrics["k"] == result.details["k"]
+    assert len(metrics["candidates"]) == len(ks)
+    assert "scikit-learn" in json.loads(run["library_versions"])
+    assert json.loads(run["params"])["features"]
+    assert run["artifact_path"] == result.details["artifact"]
+
+
+def test_next_day_keeps_customers_and_segment_ids(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    tomorrow = as_of + timedelta(days=1)
+    settings = warehouse_with(features_3k, next_day(features_3k), segmentation=small_settings)
+    run_segmentation(settings, as_of)
+    result = run_segmentation(settings, tomorrow)
+    seg = _query(
+        settings,
+        "select a.customer_id, a.segment_id as id1, b.segment_id as id2, "
+        "a.segment_name as name1, b.segment_name as name2 "
+        "from ml.customer_segments a join ml.customer_segments b using (customer_id) "
+        "where a.as_of_date = ? and b.as_of_date = ?",
+        [as_of, tomorrow],
+    )
+    assert len(seg) == len(features_3k)
+    assert (seg["id1"] == seg["id2"]).mean() >= 0.95
+    profiles = _query(
+        settings, "select as_of_date, segment_id, segment_name, status from ml.segment_profiles"
+    )
+    day1 = profiles[profiles.as_of_date == pd.Timestamp(as_of)]
+    day2 = profiles[profiles.as_of_date == pd.Timestamp(tomorrow)]
+    assert dict(zip(day1.segment_id, day1.segment_name, strict=True)) == dict(
+        zip(day2.segment_id, day2.segment_name, strict=True)
+    )
+    assert set(day2["status"]) == {"kept"}
+    moves = _query(
+        settings, "select * from ml.segment_transitions where as_of_date = ?", [tomorrow]
+    )
+    assert moves["customers"].sum() == len(features_3k)
+    assert (moves["previous_as_of_date"] == pd.Timestamp(as_of)).all()
+    stay = moves[moves.from_segment_id == moves.to_segment_id]["customers"].sum()
+    assert stay == (seg["id1"] == seg["id2"]).sum()
+    drift = _query(settings, "select * from ml.segment_drift where as_of_date = ?", [tomorrow])
+    assert set(drift["kind"]) == {"centroid_shift", "feature_psi"}
+    assert result.details["max_feature_psi"] == pytest.approx(
+        drift.loc[drift.kind == "feature_psi", "value"].max()
+    )
+
+
+def test_drift_over_the_threshold_is_a_warning(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    shifted = features_3k.assign(
+        as_of_date=pd.Timestamp(as_of + timedelta(days=30)),
+        tenure_days=features_3k["tenure_days"] + 30,
+    )
+    settings = warehouse_with(features_3k, shifted, segmentation=small_settings)
+    run_segmentation(settings, as_of)
+    result = run_segmentation(settings, as_of + timedelta(days=30))
+    assert any("tenure_days drifted" in w for w in result.warnings)
+    flagged = _query(settings, "select feature from ml.segment_drift where is_warning")
+    assert "tenure_days" in set(flagged["feature"])
+
+
+def test_saved_model_loads_and_scores_like_the_run(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    settings = warehouse_with(features_3k, segmentation=small_settings)
+    result = run_segmentation(settings, as_of)
+    model, meta = load_model(settings.artifacts_dir, "segmentation", result.details["run_id"])
+    assert meta.features and meta.params["k_min"] == small_settings.k_min
+    clusters = model.predict(features_3k)
+    ids = pd.Series(meta.metrics["segment_ids"])[clusters].to_numpy()
+    seg = _query(settings, "select segment_id from ml.customer_segments order by customer_id")
+    assert (ids == seg["segment_id"].to_numpy()).all()
+
+
+def test_a_model_saved_by_another_scikit_learn_is_refused(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    settings = warehouse_with(features_3k, segmentation=small_settings)
+    run_id = run_segmentation(settings, as_of).details["run_id"]
+    sidecar = settings.artifacts_dir / "segmentation" / f"{run_id}.json"
+    meta = json.loads(sidecar.read_text())
+    meta["library_versions"]["scikit-learn"] = "1.0.2"
+    sidecar.write_text(json.dumps(meta))
+    with pytest.raises(ModelVersionError, match=r"scikit-learn 1\.0\.2"):
+        load_model(settings.artifacts_dir, "segmentation", run_id)
+
+
+def test_clear_errors_for_missing_input(
+    warehouse_with: Callable[..., Settings], features_3k: pd.DataFrame, as_of: date, tmp_path
+) -> None:
+    nowhere = Settings(warehouse=tmp_path / "none" / "w.duckdb")
+    with pytest.raises(SegmintError, match="does not exist"):
+        run_segmentation(nowhere, as_of)
+    empty = Settings(warehouse=tmp_path / "empty.duckdb")
+    connect(empty.warehouse).close()
+    with pytest.raises(SegmintError, match=r"marts\.customer_features not found"):
+        run_segmentation(empty, as_of)
+    settings = warehouse_with(features_3k)
+    with pytest.raises(SegmintError, match=r"no rows for as_of_date 2026-07-05.*2026-06-30"):
+        run_segmentation(settings, date(2026, 7, 5))
+    dup = warehouse_with(features_3k, features_3k.head(2))
+    with pytest.raises(SegmintError, match="duplicate customer_id"):
+        run_segmentation(dataclasses.replace(dup), as_of)

@@ -49,7 +49,8 @@ def _calling_code_sql(country: str) -> str:
 
 def e164_sql(phone: str, country: str) -> str:
     """SQL: the phone in E.164 (``+4915112345678``) or null."""
-    digits = f"regexp_replace({phone}, '[^0-9]', '', 'g')"
+    # "+49 (0)30 ..." writes the trunk zero in brackets: it is not part of the number.
+    digits = f"regexp_replace(replace({phone}, '(0)', ''), '[^0-9]', '', 'g')"
     national = f"ltrim({digits}, '0')"
     cc = _calling_code_sql(country)
     keep = ", ".join(f"'{c}'" for c in KEEP_TRUNK_ZERO)

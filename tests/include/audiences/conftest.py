@@ -171,3 +171,49 @@ def defs_folder(settings: Settings):
 @pytest.fixture
 def get_members():
     return members
+
+
+BIG = 4000
+
+
+@pytest.fixture
+def big_settings(tmp_path: Path) -> Settings:
+    """4000 synthetic customers (all consenting), features for AS_OF, and orders in July.
+
+    Orders: target-like and holdout-like customers are not known in advance, so purchase
+    behaviour is a fixed function of the id: every 5th customer orders, revenue varies.
+    """
+    path = tmp_path / "big" / "segmint.duckdb"
+    con = connect(path)
+    try:
+        con.execute(
+            f"""
+            create table marts.customers as
+            select
+                printf('K%05d', i) as customer_id,
+                printf('k%d@example.com', i) as email,
+                null::varchar as phone, 'Kim' as first_name, 'Lee' as last_name,
+                'US' as country, '10001' as postal_code,
+                true as email_opt_in, true as ads_opt_in
+            from range({BIG}) as t(i);
+            create table marts.customer_features as
+            select customer_id, date '2026-06-30' as as_of_date,
+                cast(substr(customer_id, 2) as integer) % 7 as order_count,
+                cast(substr(customer_id, 2) as integer) % 200 as recency_days
+            from marts.customers;
+            create table marts.orders as
+            select
+                printf('O%05d', i) as order_id,
+                printf('K%05d', i) as customer_id,
+                timestamp '2026-07-05 10:00:00' as ordered_at,
+                date '2026-07-05' as order_date,
+                cast(10 + (i * 37) % 90 as decimal(18, 2)) as revenue,
+                'EUR' as currency,
+                1 as item_count
+            from range({BIG}) as t(i)
+            where i % 5 = 0 or i % 7 = 3;
+            """
+        )
+    finally:
+        con.close()
+    return Settings(warehouse=path, audiences=tmp_path / "big_defs", output=tmp_path / "out")

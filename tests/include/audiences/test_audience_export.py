@@ -1,0 +1,177 @@
+"""Exports: consent re-checked, holdout never exported, platform formats, diff, the log."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from datetime import date
+
+import pyarrow.parquet as pq
+import pytest
+
+from segmint.audiences import build_audiences
+from segmint.audiences.export import export_audience
+from segmint.stages import SegmintError
+from segmint.warehouse import connect
+
+AS_OF = date(2026, 6, 30)
+NEXT = date(2026, 7, 1)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _rows(path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture
+def built(settings, defs_folder):
+    defs_folder(
+        everyone="name: everyone\nconsent: ads\nwhere: {feature: order_count, gte: 0}\n",
+        mail="name: mail\nconsent: email\nwhere: {feature: order_count, gte: 0}\n",
+    )
+    build_audiences(settings, AS_OF)
+    return settings
+
+
+def test_consent_enforced_at_export_even_after_withdrawal(built, tmp_path):
+    con = connect(built.warehouse)
+    con.execute("update marts.customers set ads_opt_in = false where customer_id = 'C01'")
+    con.close()
+    result = export_audience(built, "everyone", "csv", tmp_path / "e.csv")
+    ids = [r["customer_id"] for r in _rows(tmp_path / "e.csv")]
+    assert ids == ["C03", "C04", "C06", "C07", "C08", "C10", "C11", "C12"]
+    assert result.rows == 8
+    con = connect(built.warehouse, read_only=True)
+    consenting = con.execute(
+        "select count(*) from marts.customers where ads_opt_in and customer_id in "
+        f"({', '.join(repr(i) for i in ids)})"
+    ).fetchone()[0]
+    con.close()
+    assert consenting == len(ids)
+
+
+def test_holdout_is_never_exported(settings, defs_folder, tmp_path):
+    defs_folder(
+        a="name: a\nconsent: ads\nwhere: {feature: order_count, gte: 0}\n"
+        "holdout: {percent: 50, salt: s}\n"
+    )
+    build_audiences(settings, AS_OF)
+    con = connect(settings.warehouse, read_only=True)
+    holdout = {
+        r[0]
+        for r in con.execute(
+            "select customer_id from audiences.members where \"group\" = 'holdout'"
+        ).fetchall()
+    }
+    con.close()
+    export_audience(settings, "a", "csv", tmp_path / "a.csv")
+    exported = {r["customer_id"] for r in _rows(tmp_path / "a.csv")}
+    assert holdout and exported and not holdout & exported
+
+
+def test_google_customer_match_file(built, tmp_path):
+    out = tmp_path / "g.csv"
+    export_audience(built, "everyone", "google_customer_match", out)
+    header = out.read_text(encoding="utf-8").splitlines()[0]
+    assert header == "Email,Phone,First Name,Last Name,Country,Zip"
+    rows = _rows(out)
+    assert len(rows) == 9
+    anna = rows[0]  # C01, rows ordered by customer_id
+    assert anna == {
+        "Email": _sha("anna.smith@example.com"),
+        "Phone": _sha("+14155552671"),
+        "First Name": _sha("anna"),
+        "Last Name": _sha("smith"),
+        "Country": "US",
+        "Zip": "02118-1234",
+    }
+    chloe = rows[1]  # C03: GB national number
+    assert chloe["Phone"] == _sha("+447700900123")
+    assert chloe["First Name"] == _sha("chloé")
+    david = rows[2]  # C04: no phone -> empty, not the hash of ''
+    assert david["Phone"] == ""
+    assert _sha("") not in out.read_text()
+
+
+def test_meta_custom_audience_file(built, tmp_path):
+    out = tmp_path / "m.csv"
+    export_audience(built, "everyone", "meta_custom_audience", out)
+    rows = _rows(out)
+    assert list(rows[0]) == ["email", "phone", "fn", "ln", "zip", "country"]
+    assert rows[0] == {
+        "email": _sha("anna.smith@example.com"),
+        "phone": _sha("14155552671"),
+        "fn": _sha("anna"),
+        "ln": _sha("smith"),
+        "zip": _sha("02118"),
+        "country": _sha("us"),
+    }
+    assert rows[2]["ln"] == _sha("devries")  # C04 'de Vries'
+    assert rows[1]["zip"] == _sha("sw1a1aa")  # C03 'SW1A 1AA'
+
+
+def test_parquet_with_profile_columns_and_export_log(built, tmp_path):
+    out = tmp_path / "p.parquet"
+    result = export_audience(built, "mail", "parquet", out, columns=["email", "country"])
+    table = pq.read_table(out)
+    assert table.column_names == ["customer_id", "email", "country"]
+    assert table.num_rows == result.rows == 10
+    con = connect(built.warehouse, read_only=True)
+    log = con.execute(
+        "select audience, format, as_of_date, row_count, file_sha256, destination "
+        "from audiences.exports"
+    ).fetchall()
+    listed = con.execute("select count(*) from audiences.export_members").fetchone()[0]
+    con.close()
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert log == [("mail", "parquet", AS_OF, 10, digest, str(out.resolve()))]
+    assert listed == 10
+
+
+def test_diff_lists_entered_and_exited_since_the_last_export(built, tmp_path):
+    export_audience(built, "everyone", "google_customer_match", tmp_path / "first.csv")
+    con = connect(built.warehouse)
+    con.execute(
+        "insert into marts.customer_features select * replace (date '2026-07-01' as as_of_date) "
+        "from marts.customer_features"
+    )
+    con.execute("update marts.customers set ads_opt_in = false where customer_id = 'C04'")
+    con.execute("update marts.customers set ads_opt_in = true where customer_id = 'C02'")
+    con.close()
+    build_audiences(built, NEXT)
+    result = export_audience(built, "everyone", "diff", tmp_path / "diff.csv")
+    assert _rows(tmp_path / "diff.csv") == [
+        {"customer_id": "C02", "change": "entered"},
+        {"customer_id": "C04", "change": "exited"},
+    ]
+    assert result.baseline_as_of == AS_OF and result.as_of == NEXT
+
+
+def test_unknown_audience_or_column_is_a_clear_error(built, tmp_path):
+    with pytest.raises(SegmintError, match="'nope' has no built snapshot"):
+        export_audience(built, "nope", "csv", tmp_path / "x.csv")
+    with pytest.raises(SegmintError, match="unknown column"):
+        export_audience(built, "mail", "csv", tmp_path / "x.csv", columns=["password"])
+
+
+def test_declared_exports_are_written_by_the_stage(settings, defs_folder):
+    defs_folder(
+        a="name: a\nconsent: ads\nwhere: {rule_segment: vip}\n"
+        "exports: [csv, parquet, google_customer_match, meta_custom_audience, diff]\n"
+    )
+    result = build_audiences(settings, AS_OF)
+    names = sorted(p.rsplit("/", 1)[1] for p in result.details["exports"])
+    assert names == [
+        "a.csv",
+        "a.parquet",
+        "a_diff.csv",
+        "a_google_customer_match.csv",
+        "a_meta_custom_audience.csv",
+    ]
+    assert (settings.output / "2026-06-30" / "audiences" / "a.csv").read_text() == (
+        "customer_id\nC01\nC07\n"
+    )

@@ -1,0 +1,95 @@
+"""Normalisation and hashing against published examples and independent hashlib values."""
+
+from __future__ import annotations
+
+import hashlib
+
+import duckdb
+import pytest
+
+from segmint.audiences.normalise import (
+    e164_sql,
+    google_email_sql,
+    hashed,
+    meta_country_sql,
+    meta_email_sql,
+    meta_name_sql,
+    meta_phone_sql,
+    meta_zip_sql,
+)
+
+
+def _eval(expr: str, **values: object) -> object:
+    con = duckdb.connect()
+    cols = ", ".join(f"?::varchar as {k}" for k in values)
+    row = con.execute(f"select {expr} from (select {cols})", list(values.values())).fetchone()
+    con.close()
+    return row[0]
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_duckdb_sha256_matches_the_nist_vector():
+    # FIPS 180-2 example: SHA-256("abc").
+    expected = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert _eval(hashed("v"), v="abc") == expected
+
+
+def test_published_email_vector():
+    # TikTok's customer-file guide: normalised "janedoe@gmail.com" and its SHA-256.
+    published = "d6117306485ed0e50afab3ac871e98f81699151f30281527d63ff5f233656c69"
+    assert _eval(hashed(google_email_sql("e")), e="  JaneDoe@Gmail.com ") == published
+    assert _eval(hashed(meta_email_sql("e")), e="JANEDOE@gmail.com") == published
+
+
+def test_published_phone_vector_digits_with_country_code():
+    # TikTok/Meta digits-only form: "374-93-828222" -> "37493828222" and its SHA-256.
+    published = "65b7e6dcf6f4310f8d7cbfbd78289a753062fb054d6664fb9aaac5df66a422d4"
+    assert _eval(meta_phone_sql("p", "c"), p="+374-93-828222", c="AM") == "37493828222"
+    assert _eval(hashed(meta_phone_sql("p", "c")), p="093 828222", c="AM") == published
+
+
+def test_gmail_dots_are_kept_as_google_no_longer_requires_removing_them():
+    assert _eval(google_email_sql("e"), e=" Jane.Doe@GMail.com") == "jane.doe@gmail.com"
+    assert _eval(google_email_sql("e"), e="not-an-email") is None
+
+
+@pytest.mark.parametrize(
+    ("phone", "country", "expected"),
+    [
+        ("+1 (415) 555-2671", "US", "+14155552671"),
+        ("415-555-2671", "us", "+14155552671"),
+        ("1 415 555 2671", "US", "+14155552671"),
+        ("1-800-888-8888", "US", "+18008888888"),  # Google's template example
+        ("1(800)888-8888", "US", "+18008888888"),
+        ("030 1234567", "DE", "+49301234567"),
+        ("+49 (0)30 1234567", "DE", "+49301234567"),
+        ("07700 900123", "GB", "+447700900123"),
+        ("0044 20 7183 8750", "FR", "+442071838750"),
+        ("06 12345678", "IT", "+390612345678"),  # Italy keeps its leading zero
+        ("555-2671", None, None),  # national number, unknown country: not guessed
+        ("12345", "US", None),  # too short for E.164
+        ("", "US", None),
+        (None, "US", None),
+    ],
+)
+def test_e164(phone, country, expected):
+    assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
+
+
+def test_meta_name_zip_country_rules():
+    assert _eval(meta_name_sql("n"), n="  de Vries ") == "devries"
+    assert _eval(meta_name_sql("n"), n="O'Brien") == "obrien"
+    assert _eval(meta_name_sql("n"), n="Zoë") == "zoë"  # UTF-8 letters kept
+    assert _eval(meta_zip_sql("z", "c"), z="02118-1234", c="US") == "02118"
+    assert _eval(meta_zip_sql("z", "c"), z="SW1A 1AA", c="GB") == "sw1a1aa"
+    assert _eval(meta_country_sql("c"), c=" US ") == "us"
+    assert _eval(meta_country_sql("c"), c="USA") is None
+
+
+def test_empty_values_are_never_hashed():
+    assert _eval(hashed(meta_name_sql("n")), n="   ") is None
+    assert _eval(hashed("n"), n="") is None
+    assert _eval(hashed(meta_name_sql("n")), n="Ben") == _sha("ben")

@@ -1,0 +1,128 @@
+"""Readout statistics checked against scipy.stats on known data, and end to end."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from segmint.audiences import build_audiences
+from segmint.audiences.readout import (
+    readout,
+    required_holdout_size,
+    two_proportion_test,
+    welch_test,
+)
+
+AS_OF = date(2026, 6, 30)
+
+
+def test_two_proportion_test_equals_chi_square_without_correction():
+    x_t, n_t, x_h, n_h = 230, 2000, 40, 500
+    res = two_proportion_test(x_t, n_t, x_h, n_h)
+    table = np.array([[x_t, n_t - x_t], [x_h, n_h - x_h]])
+    chi2, p, dof, _ = stats.chi2_contingency(table, correction=False)
+    assert res.chi2 == pytest.approx(chi2, rel=1e-9)
+    assert res.p_value == pytest.approx(p, rel=1e-9)
+    assert dof == 1
+    assert res.difference == pytest.approx(0.115 - 0.08)
+    assert res.relative_uplift == pytest.approx(0.035 / 0.08)
+    se = np.sqrt(0.115 * 0.885 / 2000 + 0.08 * 0.92 / 500)
+    assert res.ci_low == pytest.approx(0.035 - stats.norm.ppf(0.975) * se)
+    assert res.ci_high == pytest.approx(0.035 + stats.norm.ppf(0.975) * se)
+
+
+def test_welch_matches_scipy_ttest_ind():
+    rng = np.random.default_rng(3)
+    a = rng.gamma(2.0, 30.0, size=900)
+    b = rng.gamma(2.0, 25.0, size=120)
+    res = welch_test(a.mean(), a.var(ddof=1), len(a), b.mean(), b.var(ddof=1), len(b))
+    ref = stats.ttest_ind(a, b, equal_var=False)
+    ci = ref.confidence_interval(0.95)
+    assert res.t == pytest.approx(ref.statistic, rel=1e-9)
+    assert res.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+    assert res.df == pytest.approx(ref.df, rel=1e-9)
+    assert (res.ci_low, res.ci_high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+
+
+def test_required_sample_size_known_value():
+    # 10% baseline, detect 12% (20% relative), alpha 0.05 two-sided, power 0.8, equal
+    # groups: the textbook normal-approximation answer is 3841 per group.
+    assert required_holdout_size(0.10, 0.20, ratio=1.0) == 3841
+    # A 9:1 target/holdout split needs a smaller holdout than equal groups, not larger.
+    assert required_holdout_size(0.10, 0.20, ratio=9.0) < 3841
+    assert required_holdout_size(0.0, 0.2) is None
+
+
+def test_readout_end_to_end_against_scipy(big_settings):
+    s = big_settings
+    s.audiences.mkdir(parents=True, exist_ok=True)
+    (s.audiences / "a.yml").write_text(
+        "name: a\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"
+        "holdout: {percent: 20, salt: r}\n"
+    )
+    build_audiences(s, AS_OF)
+    res = readout(s, "a", date(2026, 7, 1), date(2026, 7, 31))
+
+    # Independent per-customer outcomes, computed here from the same tables.
+    import duckdb
+
+    con = duckdb.connect(str(s.warehouse), read_only=True)
+    per = con.execute(
+        """select m."group", coalesce(sum(o.revenue), 0)::double, count(o.order_id) > 0
+        from audiences.members as m
+        left join marts.orders as o on o.customer_id = m.customer_id
+        group by m."group", m.customer_id"""
+    ).fetchall()
+    con.close()
+    rev = {g: np.array([r for gg, r, _ in per if gg == g]) for g in ("target", "holdout")}
+    conv = {g: sum(c for gg, _, c in per if gg == g) for g in ("target", "holdout")}
+    assert res.target.customers == len(rev["target"]) and res.holdout.customers == len(
+        rev["holdout"]
+    )
+    assert res.target.converted == conv["target"]
+    table = [
+        [conv["target"], len(rev["target"]) - conv["target"]],
+        [conv["holdout"], len(rev["holdout"]) - conv["holdout"]],
+    ]
+    chi2, p, _, _ = stats.chi2_contingency(table, correction=False)
+    assert res.conversion.chi2 == pytest.approx(chi2, rel=1e-9)
+    assert res.conversion.p_value == pytest.approx(p, rel=1e-9)
+    ref = stats.ttest_ind(rev["target"], rev["holdout"], equal_var=False)
+    assert res.revenue.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+    assert res.revenue.t == pytest.approx(ref.statistic, rel=1e-9)
+    # No real effect in this data (orders are a function of the id only).
+    assert "No detectable difference in conversion" in res.verdict
+    assert res.required_holdout is not None
+    assert any("holdout too small" in w for w in res.warnings) == (
+        res.holdout.customers < res.required_holdout
+    )
+    text = "\n".join(res.lines())
+    assert "verdict:" in text and "Welch t" in text
+
+
+def test_readout_verdict_when_target_buys_more(big_settings):
+    s = big_settings
+    s.audiences.mkdir(parents=True, exist_ok=True)
+    (s.audiences / "a.yml").write_text(
+        "name: a\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"
+        "holdout: {percent: 30, salt: r}\n"
+    )
+    build_audiences(s, AS_OF)
+    import duckdb
+
+    con = duckdb.connect(str(s.warehouse))
+    # Every target customer buys once more in July: a large, real effect.
+    con.execute(
+        """insert into marts.orders
+        select 'X' || customer_id, customer_id, timestamp '2026-07-10 09:00:00',
+            date '2026-07-10', 50.00, 'EUR', 1
+        from audiences.members where "group" = 'target'"""
+    )
+    con.close()
+    res = readout(s, "a", date(2026, 7, 1), date(2026, 7, 31))
+    assert res.conversion.difference > 0 and res.conversion.p_value < 1e-6
+    assert res.verdict.startswith("Target customers converted more often than the holdout")
+    assert res.revenue.difference > 0 and res.revenue.p_value < 1e-6

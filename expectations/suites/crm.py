@@ -1,0 +1,98 @@
+"""GX suite for CRM customer records (``crm/dt=*/``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from segmint.config import IngestSettings
+from segmint.ingest.contract import COUNTRY_CODES
+
+if TYPE_CHECKING:
+    from great_expectations import ExpectationSuite
+
+SUITE_NAME = "segmint_crm"
+TS_LIMIT = "updated_at_limit"
+# Deliberately simple: one @, no spaces, a dot in the domain, a 2+ letter top-level domain.
+EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$"
+
+
+def build_suite(settings: IngestSettings) -> ExpectationSuite:
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    def rec(rule: str, description: str) -> dict:
+        return {"meta": {"rule": rule, "level": "record"}, "description": description}
+
+    def warn(rule: str, field: str, description: str) -> dict:
+        return {
+            "meta": {"rule": rule, "level": "warning", "field": field},
+            "description": description,
+        }
+
+    def given(text_column: str) -> dict:
+        return {"row_condition": f"{text_column}.notnull()", "condition_parser": "pandas"}
+
+    expectations = [
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="customer_id", **rec("customer_id_present", "missing required field customer_id")
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="updated_at_text",
+            **rec("updated_at_present", "missing required field updated_at"),
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="updated_at",
+            **given("updated_at_text"),
+            **rec("updated_at_parseable", "updated_at is not an ISO-8601 timestamp"),
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="updated_at",
+            max_value={"$PARAMETER": TS_LIMIT},
+            **rec(
+                "updated_at_not_future",
+                "updated_at is in the future (after the end of the partition day "
+                f"+ {settings.future_tolerance_hours:g} h)",
+            ),
+        ),
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=0,
+            max_value=settings.max_rows_per_partition,
+            meta={"rule": "row_count", "level": "batch"},
+            description=f"a file holds at most {settings.max_rows_per_partition} rows",
+        ),
+        gxe.ExpectColumnValuesToMatchRegex(
+            column="email", regex=EMAIL_REGEX, **warn("email_valid", "email", "email is not valid")
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="country",
+            value_set=sorted(COUNTRY_CODES),
+            **warn("country_known", "country", "country is not an ISO 3166 alpha-2 code"),
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="birth_date",
+            **given("birth_date_text"),
+            **warn("birth_date_valid", "birth_date", "birth_date is not a date"),
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="signup_date",
+            **given("signup_date_text"),
+            **warn("signup_date_valid", "signup_date", "signup_date is not a date"),
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="email_opt_in",
+            **given("email_opt_in_text"),
+            **warn(
+                "email_opt_in_valid",
+                "email_opt_in",
+                "email_opt_in is not true/false (read as false)",
+            ),
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="ads_opt_in",
+            **given("ads_opt_in_text"),
+            **warn(
+                "ads_opt_in_valid", "ads_opt_in", "ads_opt_in is not true/false (read as false)"
+            ),
+        ),
+    ]
+    return gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations)

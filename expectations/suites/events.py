@@ -1,0 +1,151 @@
+"""GX suite for landing events (``events/dt=*/``): what quarantines a record, what only warns."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from segmint.config import IngestSettings
+from segmint.ingest.contract import ALLOWED_EVENT_TYPES, COUNTRY_CODES
+
+if TYPE_CHECKING:
+    from great_expectations import ExpectationSuite
+
+SUITE_NAME = "segmint_events"
+# Suite parameter: the latest acceptable event_ts for the batch (end of its partition day
+# plus the configured tolerance), passed at validation time.
+TS_LIMIT = "event_ts_limit"
+
+
+def build_suite(settings: IngestSettings) -> ExpectationSuite:
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    def rec(rule: str, description: str, **meta: str) -> dict:
+        return {"meta": {"rule": rule, "level": "record", **meta}, "description": description}
+
+    def warn(rule: str, field: str, description: str) -> dict:
+        return {
+            "meta": {"rule": rule, "level": "warning", "field": field},
+            "description": description,
+        }
+
+    purchase = {"row_condition": 'event_type == "purchase"', "condition_parser": "pandas"}
+
+    def given(text_column: str) -> dict:
+        return {"row_condition": f"{text_column}.notnull()", "condition_parser": "pandas"}
+
+    expectations = [
+        # Required fields.
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="event_id", **rec("event_id_present", "missing required field event_id")
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="event_type", **rec("event_type_present", "missing required field event_type")
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="event_ts_text", **rec("event_ts_present", "missing required field event_ts")
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="event_type",
+            value_set=list(ALLOWED_EVENT_TYPES),
+            **rec("event_type_known", "unknown event_type"),
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="event_ts",
+            **given("event_ts_text"),
+            **rec("event_ts_parseable", "event_ts is not an ISO-8601 timestamp"),
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="event_ts",
+            max_value={"$PARAMETER": TS_LIMIT},
+            **rec(
+                "event_ts_not_future",
+                "event_ts is in the future (after the end of the partition day "
+                f"+ {settings.future_tolerance_hours:g} h)",
+            ),
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="revenue",
+            **given("revenue_text"),
+            **rec("revenue_numeric", "revenue is not a number"),
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="revenue", min_value=0, **rec("revenue_non_negative", "revenue is negative")
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="order_id",
+            **purchase,
+            **rec("purchase_has_order_id", "purchase without order_id"),
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="revenue_text",
+            **purchase,
+            **rec("purchase_has_revenue", "purchase without revenue"),
+        ),
+        # Record-level (each such row is quarantined) and batch-level at once: the batch fails
+        # the gate when more than max_no_identity_share of its rows have no identity.
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="identity",
+            mostly=1.0 - settings.max_no_identity_share,
+            **rec("has_identity", "no identity: customer_id and anonymous_id are both missing"),
+        ),
+        # Batch level.
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=0,
+            max_value=settings.max_rows_per_partition,
+            meta={"rule": "row_count", "level": "batch"},
+            description=f"a file holds at most {settings.max_rows_per_partition} rows",
+        ),
+        # Optional fields: a bad value is nulled, the record kept.
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="price",
+            **given("price_text"),
+            **warn("price_numeric", "price", "price is not a number"),
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="price", min_value=0, **warn("price_non_negative", "price", "price is negative")
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="quantity",
+            **given("quantity_text"),
+            **warn("quantity_integer", "quantity", "quantity is not a whole number"),
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="quantity",
+            min_value=0,
+            **warn("quantity_non_negative", "quantity", "quantity is negative"),
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="time_on_page_s",
+            **given("time_on_page_s_text"),
+            **warn("time_on_page_numeric", "time_on_page_s", "time_on_page_s is not a number"),
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="time_on_page_s",
+            min_value=0,
+            **warn("time_on_page_non_negative", "time_on_page_s", "time_on_page_s is negative"),
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="scroll_depth",
+            **given("scroll_depth_text"),
+            **warn("scroll_depth_numeric", "scroll_depth", "scroll_depth is not a number"),
+        ),
+        # A share (0-1) or a percentage (0-100): both conventions are common.
+        gxe.ExpectColumnValuesToBeBetween(
+            column="scroll_depth",
+            min_value=0,
+            max_value=100,
+            **warn("scroll_depth_in_range", "scroll_depth", "scroll_depth is outside 0-100"),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="country",
+            value_set=sorted(COUNTRY_CODES),
+            **warn("country_known", "country", "country is not an ISO 3166 alpha-2 code"),
+        ),
+        gxe.ExpectColumnValuesToMatchRegex(
+            column="currency",
+            regex=r"^[A-Z]{3}$",
+            **warn("currency_code", "currency", "currency is not an ISO 4217 code"),
+        ),
+    ]
+    return gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations)

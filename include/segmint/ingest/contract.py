@@ -1,0 +1,440 @@
+"""The landing-zone contract as data: fields, their types and cleaning rules, the ops DDL.
+
+Every landing field is read as text and cast here with one explicit rule per kind, so the
+same record gives the same typed row whatever the file format (JSONL, CSV or Parquet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from segmint.warehouse import EVENT_TYPES
+
+SOURCES = ("events", "crm")
+FORMATS = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz", ".parquet")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # id | text | lower | upper | email | ts | date | decimal | int | double | bool
+    required: bool = False
+
+
+EVENT_FIELDS: tuple[Field, ...] = (
+    Field("event_id", "id", required=True),
+    Field("event_type", "lower", required=True),
+    Field("event_ts", "ts", required=True),
+    Field("customer_id", "id"),
+    Field("anonymous_id", "id"),
+    Field("session_id", "id"),
+    Field("page_url", "text"),
+    Field("page_type", "lower"),
+    Field("referrer", "text"),
+    Field("product_id", "id"),
+    Field("product_category", "text"),
+    Field("price", "decimal"),
+    Field("quantity", "int"),
+    Field("search_query", "text"),
+    Field("device_type", "lower"),
+    Field("country", "upper"),
+    Field("utm_source", "text"),
+    Field("utm_medium", "text"),
+    Field("utm_campaign", "text"),
+    Field("time_on_page_s", "double"),
+    Field("scroll_depth", "double"),
+    Field("order_id", "id"),
+    Field("revenue", "decimal"),
+    Field("currency", "upper"),
+)
+
+CRM_FIELDS: tuple[Field, ...] = (
+    Field("customer_id", "id", required=True),
+    Field("updated_at", "ts", required=True),
+    Field("email", "email"),
+    Field("phone", "text"),
+    Field("first_name", "text"),
+    Field("last_name", "text"),
+    Field("birth_date", "date"),
+    Field("gender", "lower"),
+    Field("country", "upper"),
+    Field("city", "text"),
+    Field("postal_code", "text"),
+    Field("signup_date", "date"),
+    Field("loyalty_tier", "lower"),
+    Field("email_opt_in", "bool"),
+    Field("ads_opt_in", "bool"),
+)
+
+FIELDS = {"events": EVENT_FIELDS, "crm": CRM_FIELDS}
+RAW_TABLE = {"events": "raw.events", "crm": "raw.customers"}
+# Deduplication key: events by id; CRM records only when the whole record is repeated.
+DEDUP_KEY = {"events": "event_id", "crm": None}
+
+# Values that count as true / false in consent flags (case-insensitive, trimmed).
+TRUE_WORDS = ("true", "t", "yes", "y", "1")
+FALSE_WORDS = ("false", "f", "no", "n", "0")
+
+ALLOWED_EVENT_TYPES = EVENT_TYPES
+
+# ISO 3166-1 alpha-2 (officially assigned codes) plus the reserved "UK" and "EU" that shops use.
+COUNTRY_CODES = frozenset(
+    [
+        "AD",
+        "AE",
+        "AF",
+        "AG",
+        "AI",
+        "AL",
+        "AM",
+        "AO",
+        "AQ",
+        "AR",
+        "AS",
+        "AT",
+        "AU",
+        "AW",
+        "AX",
+        "AZ",
+        "BA",
+        "BB",
+        "BD",
+        "BE",
+        "BF",
+        "BG",
+        "BH",
+        "BI",
+        "BJ",
+        "BL",
+        "BM",
+        "BN",
+        "BO",
+        "BQ",
+        "BR",
+        "BS",
+        "BT",
+        "BV",
+        "BW",
+        "BY",
+        "BZ",
+        "CA",
+        "CC",
+        "CD",
+        "CF",
+        "CG",
+        "CH",
+        "CI",
+        "CK",
+        "CL",
+        "CM",
+        "CN",
+        "CO",
+        "CR",
+        "CU",
+        "CV",
+        "CW",
+        "CX",
+        "CY",
+        "CZ",
+        "DE",
+        "DJ",
+        "DK",
+        "DM",
+        "DO",
+        "DZ",
+        "EC",
+        "EE",
+        "EG",
+        "EH",
+        "ER",
+        "ES",
+        "ET",
+        "FI",
+        "FJ",
+        "FK",
+        "FM",
+        "FO",
+        "FR",
+        "GA",
+        "GB",
+        "GD",
+        "GE",
+        "GF",
+        "GG",
+        "GH",
+        "GI",
+        "GL",
+        "GM",
+        "GN",
+        "GP",
+        "GQ",
+        "GR",
+        "GS",
+        "GT",
+        "GU",
+        "GW",
+        "GY",
+        "HK",
+        "HM",
+        "HN",
+        "HR",
+        "HT",
+        "HU",
+        "ID",
+        "IE",
+        "IL",
+        "IM",
+        "IN",
+        "IO",
+        "IQ",
+        "IR",
+        "IS",
+        "IT",
+        "JE",
+        "JM",
+        "JO",
+        "JP",
+        "KE",
+        "KG",
+        "KH",
+        "KI",
+        "KM",
+        "KN",
+        "KP",
+        "KR",
+        "KW",
+        "KY",
+        "KZ",
+        "LA",
+        "LB",
+        "LC",
+        "LI",
+        "LK",
+        "LR",
+        "LS",
+        "LT",
+        "LU",
+        "LV",
+        "LY",
+        "MA",
+        "MC",
+        "MD",
+        "ME",
+        "MF",
+        "MG",
+        "MH",
+        "MK",
+        "ML",
+        "MM",
+        "MN",
+        "MO",
+        "MP",
+        "MQ",
+        "MR",
+        "MS",
+        "MT",
+        "MU",
+        "MV",
+        "MW",
+        "MX",
+        "MY",
+        "MZ",
+        "NA",
+        "NC",
+        "NE",
+        "NF",
+        "NG",
+        "NI",
+        "NL",
+        "NO",
+        "NP",
+        "NR",
+        "NU",
+        "NZ",
+        "OM",
+        "PA",
+        "PE",
+        "PF",
+        "PG",
+        "PH",
+        "PK",
+        "PL",
+        "PM",
+        "PN",
+        "PR",
+        "PS",
+        "PT",
+        "PW",
+        "PY",
+        "QA",
+        "RE",
+        "RO",
+        "RS",
+        "RU",
+        "RW",
+        "SA",
+        "SB",
+        "SC",
+        "SD",
+        "SE",
+        "SG",
+        "SH",
+        "SI",
+        "SJ",
+        "SK",
+        "SL",
+        "SM",
+        "SN",
+        "SO",
+        "SR",
+        "SS",
+        "ST",
+        "SV",
+        "SX",
+        "SY",
+        "SZ",
+        "TC",
+        "TD",
+        "TF",
+        "TG",
+        "TH",
+        "TJ",
+        "TK",
+        "TL",
+        "TM",
+        "TN",
+        "TO",
+        "TR",
+        "TT",
+        "TV",
+        "TW",
+        "TZ",
+        "UA",
+        "UG",
+        "UM",
+        "US",
+        "UY",
+        "UZ",
+        "VA",
+        "VC",
+        "VE",
+        "VG",
+        "VI",
+        "VN",
+        "VU",
+        "WF",
+        "WS",
+        "YE",
+        "YT",
+        "ZA",
+        "ZM",
+        "ZW",
+        "UK",
+        "EU",
+    ]
+)
+
+
+def _text(expr: str) -> str:
+    return f"nullif(trim({expr}), '')"
+
+
+def cast_sql(kind: str, expr: str) -> str:
+    """SQL turning the landing text ``expr`` into the typed value of a field of ``kind``.
+
+    Unparseable values become NULL here; the GX suite compares the typed value with the
+    text (``<field>_text``) to tell "missing" from "invalid" and decides what that means.
+    The session time zone is UTC, so a naive timestamp is read as UTC and an offset or ``Z``
+    is converted to UTC.
+    """
+    t = _text(expr)
+    if kind in ("id", "text"):
+        return t
+    if kind in ("lower", "email"):
+        return f"lower({t})"
+    if kind == "upper":
+        return f"upper({t})"
+    if kind == "ts":
+        return f"try_cast({t} AS TIMESTAMPTZ)::TIMESTAMP"
+    if kind == "date":
+        return f"coalesce(try_cast({t} AS DATE), try_cast({t} AS TIMESTAMPTZ)::DATE)"
+    if kind == "decimal":
+        return f"try_cast({t} AS DECIMAL(18, 2))"
+    if kind == "int":
+        return f"try_cast({t} AS INTEGER)"
+    if kind == "double":
+        return f"case when isfinite(try_cast({t} AS DOUBLE)) then try_cast({t} AS DOUBLE) end"
+    if kind == "bool":
+        trues = ", ".join(f"'{w}'" for w in TRUE_WORDS)
+        falses = ", ".join(f"'{w}'" for w in FALSE_WORDS)
+        return (
+            f"case when lower({t}) in ({trues}) then true "
+            f"when lower({t}) in ({falses}) then false end"
+        )
+    raise ValueError(f"unknown field kind {kind!r}")
+
+
+OPS_DDL = """
+CREATE TABLE IF NOT EXISTS ops.load_manifest (
+    path VARCHAR NOT NULL,            -- relative to the landing root
+    size_bytes BIGINT NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,          -- 'events' | 'crm'
+    partition_date DATE NOT NULL,
+    rows_read BIGINT NOT NULL,        -- records read (blank lines are not records)
+    rows_loaded BIGINT NOT NULL,
+    rows_quarantined BIGINT NOT NULL,
+    rows_duplicate BIGINT NOT NULL,
+    rows_warned BIGINT NOT NULL,      -- loaded rows with at least one field nulled by a warning
+    status VARCHAR NOT NULL,          -- 'loaded' | 'failed'
+    error VARCHAR,
+    first_loaded_at TIMESTAMP,
+    updated_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ops.quarantine (
+    source_file VARCHAR NOT NULL,
+    line_number BIGINT NOT NULL,
+    source VARCHAR NOT NULL,
+    partition_date DATE NOT NULL,
+    raw_record VARCHAR,
+    reasons VARCHAR[] NOT NULL,
+    quarantined_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ops.duplicates (
+    source VARCHAR NOT NULL,
+    source_file VARCHAR NOT NULL,
+    line_number BIGINT NOT NULL,
+    partition_date DATE NOT NULL,
+    record_key VARCHAR NOT NULL       -- event_id, or the CRM record's content hash
+);
+CREATE TABLE IF NOT EXISTS ops.validation_runs (
+    source_file VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,
+    partition_date DATE NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    suite VARCHAR NOT NULL,
+    rule VARCHAR NOT NULL,            -- stable name of the expectation in the suite
+    expectation_type VARCHAR NOT NULL,
+    column_name VARCHAR,
+    level VARCHAR NOT NULL,           -- 'record' | 'warning' | 'batch'
+    description VARCHAR NOT NULL,
+    success BOOLEAN NOT NULL,
+    element_count BIGINT,
+    unexpected_count BIGINT,
+    unexpected_percent DOUBLE,
+    observed_value VARCHAR,
+    kwargs JSON,
+    validated_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ops.quality_gate (
+    source VARCHAR NOT NULL,
+    partition_date DATE NOT NULL,
+    fingerprint VARCHAR NOT NULL,     -- md5 of the partition's files and checksums
+    status VARCHAR NOT NULL,          -- 'passed' | 'failed'
+    rows_read BIGINT NOT NULL,
+    rows_quarantined BIGINT NOT NULL,
+    quarantined_share DOUBLE NOT NULL,
+    message VARCHAR,
+    checked_at TIMESTAMP NOT NULL
+);
+"""

@@ -1,0 +1,301 @@
+"""Landing files: discovery, checksums, and reading every record as text with its line number.
+
+Each reader fills a temporary DuckDB table ``(_line BIGINT, raw VARCHAR, doc VARCHAR,
+_error VARCHAR)``: ``raw`` is the record as it arrived (kept for quarantine), ``doc`` the same
+record as a JSON object (what the typing step parses), ``_error`` why the record could not be
+made into one (then ``doc`` is NULL). Line numbers are physical, 1-based lines of the
+decompressed file (for CSV the header is line 1; a quoted field spanning lines keeps the
+number of its first line); for Parquet they are 1-based row numbers. Blank lines are not
+records and are skipped without changing the numbering.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from segmint.ingest.contract import FIELDS, FORMATS, SOURCES
+
+PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+# One CSV field after a comma: a quoted field (with "" escapes) or anything up to the next comma.
+CSV_FIELD_RE = r',("(?:[^"]|"")*"|[^,]*)'
+# A byte that never occurs unescaped in a JSON document: reading with it as the delimiter
+# gives one VARCHAR column holding the whole line.
+_NO_DELIM = "\x1f"
+
+
+class UnreadableFile(Exception):
+    """The file as a whole cannot be read (corrupt compression, unusable header, ...)."""
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    path: str  # relative to the landing root, forward slashes
+    abspath: Path
+    source: str
+    partition_date: date
+    fmt: str  # jsonl | csv | parquet
+    size_bytes: int
+    sha256: str
+
+    @property
+    def order_key(self) -> tuple[date, str]:
+        """Load order, and the order that decides which duplicate wins."""
+        return (self.partition_date, self.path)
+
+
+def file_format(name: str) -> str | None:
+    lower = name.lower()
+    for ext in FORMATS:
+        if lower.endswith(ext):
+            return ext.lstrip(".").removesuffix(".gz")
+    return None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def discover(landing: Path) -> tuple[list[LandingFile], list[str]]:
+    """Every supported file under ``<landing>/<source>/dt=YYYY-MM-DD/``, in load order.
+
+    Returns the files and a list of ignored paths (unsupported extension, bad folder name).
+    Hidden files and markers starting with ``_`` or ``.`` (``_SUCCESS``) are skipped silently.
+    """
+    landing = Path(landing)
+    found: list[LandingFile] = []
+    ignored: list[str] = []
+    for source in SOURCES:
+        root = landing / source
+        if not root.is_dir():
+            continue
+        for part in sorted(root.iterdir()):
+            match = PARTITION_RE.match(part.name)
+            if not part.is_dir() or not match:
+                if not part.name.startswith((".", "_")):
+                    ignored.append(part.relative_to(landing).as_posix())
+                continue
+            try:
+                partition_date = date.fromisoformat(match.group(1))
+            except ValueError:
+                ignored.append(part.relative_to(landing).as_posix())
+                continue
+            for path in sorted(p for p in part.rglob("*") if p.is_file()):
+                rel = path.relative_to(landing).as_posix()
+                if path.name.startswith((".", "_")):
+                    continue
+                fmt = file_format(path.name)
+                if fmt is None:
+                    ignored.append(rel)
+                    continue
+                found.append(
+                    LandingFile(
+                        path=rel,
+                        abspath=path,
+                        source=source,
+                        partition_date=partition_date,
+                        fmt=fmt,
+                        size_bytes=path.stat().st_size,
+                        sha256=sha256_of(path),
+                    )
+                )
+    found.sort(key=lambda f: f.order_key)
+    return found, ignored
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _read_physical_lines(con: duckdb.DuckDBPyConnection, f: LandingFile, table: str) -> None:
+    """``table(ln, line)``: every physical line of the (decompressed) file, numbered from 1."""
+    # CREATE TABLE AS keeps the scan's order (preserve_insertion_order), so rowid is the
+    # 0-based line index; blank lines come through as NULL and keep their number.
+    con.execute(
+        f"""
+        create or replace temp table {table}_scan as
+        select line
+        from read_csv(
+            {_lit(str(f.abspath))},
+            columns = {{'line': 'VARCHAR'}},
+            header = false,
+            delim = {_lit(_NO_DELIM)},
+            quote = '',
+            escape = '',
+            auto_detect = false,
+            max_line_size = 16777216
+        )
+        """
+    )
+    con.execute(
+        f"create or replace temp table {table} as "
+        f"select rowid + 1 as ln, coalesce(line, '') as line from {table}_scan"
+    )
+    con.execute(f"drop table {table}_scan")
+
+
+def read_records(con: duckdb.DuckDBPyConnection, f: LandingFile, table: str) -> None:
+    """Fill temp ``table`` with the file's records; raise :class:`UnreadableFile` if impossible."""
+    try:
+        if f.fmt == "jsonl":
+            _read_jsonl(con, f, table)
+        elif f.fmt == "csv":
+            _read_csv(con, f, table)
+        else:
+            _read_parquet(con, f, table)
+    except duckdb.Error as exc:
+        message = str(exc).splitlines()[0]
+        raise UnreadableFile(message) from exc
+
+
+def _read_jsonl(con: duckdb.DuckDBPyConnection, f: LandingFile, table: str) -> None:
+    _read_physical_lines(con, f, f"{table}_phys")
+    con.execute(
+        f"""
+        create or replace temp table {table} as
+        select
+            ln as _line,
+            line as raw,
+            case when json_valid(line) and json_type(line) = 'OBJECT' then line end as doc,
+            case
+                when not json_valid(line) then 'malformed JSON: the line is not a valid JSON document'
+                when json_type(line) <> 'OBJECT' then 'malformed JSON: the line is not a JSON object'
+            end as _error
+        from {table}_phys
+        where trim(line) <> ''
+        """
+    )
+    con.execute(f"drop table {table}_phys")
+
+
+def _split_csv(expr: str) -> str:
+    """SQL: the unquoted fields of CSV record ``expr`` (RFC 4180 quoting, comma separated)."""
+    fields = f"regexp_extract_all(',' || {expr}, {_lit(CSV_FIELD_RE)}, 1)"
+    return (
+        f"list_transform({fields}, lambda x: case when x like '\"%\"' and length(x) >= 2 "
+        "then replace(x[2:-2], '\"\"', '\"') else x end)"
+    )
+
+
+def _unbalanced(expr: str) -> str:
+    fields = f"regexp_extract_all(',' || {expr}, {_lit(CSV_FIELD_RE)}, 1)"
+    return (
+        f"len(list_filter({fields}, lambda x: x like '\"%' "
+        "and (length(x) = 1 or x not like '%\"'))) > 0"
+    )
+
+
+def _read_csv(con: duckdb.DuckDBPyConnection, f: LandingFile, table: str) -> None:
+    phys = f"{table}_phys"
+    _read_physical_lines(con, f, phys)
+    first = next(iter(con.execute(f"select line from {phys} where ln = 1").fetchall()), None)
+    if first is None or not first[0].strip():
+        # An empty file (or one whose first line is blank) has no header and no records.
+        con.execute(
+            f"create or replace temp table {table} as select null::BIGINT as _line, "
+            "null::VARCHAR as raw, null::VARCHAR as doc, null::VARCHAR as _error limit 0"
+        )
+        con.execute(f"drop table {phys}")
+        return
+    header_line = first[0].lstrip("\ufeff")
+    names = con.execute(f"select {_split_csv('?')}", [header_line]).fetchall()[0][0]
+    names = [n.strip().lower() or f"column_{i + 1}" for i, n in enumerate(names)]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UnreadableFile(f"CSV header repeats column(s) {', '.join(dupes)}")
+    required = [fl.name for fl in FIELDS[f.source] if fl.required]
+    missing = [n for n in required if n not in names]
+    if missing:
+        raise UnreadableFile(
+            f"CSV header lacks required column(s) {', '.join(missing)} "
+            f"(header is: {header_line[:200]!r})"
+        )
+    header_sql = "[" + ", ".join(_lit(n) for n in names) + "]"
+    # A record continues onto the next physical line while it has an odd number of quotes.
+    con.execute(
+        f"""
+        create or replace temp table {table} as
+        with quotes as (
+            select
+                ln,
+                line,
+                (length(line) - length(replace(line, '"', ''))) % 2 as odd,
+            from {phys}
+            where ln > 1
+        ),
+        inside as (
+            select
+                *,
+                coalesce(
+                    sum(odd) over (order by ln rows between unbounded preceding and 1 preceding),
+                    0
+                ) % 2 = 1 as continues,
+            from quotes
+        ),
+        grouped as (
+            select
+                max(case when not continues then ln end)
+                    over (order by ln rows between unbounded preceding and current row) as start,
+                ln,
+                line,
+            from inside
+        ),
+        records as (
+            select start as _line, string_agg(line, chr(10) order by ln) as raw,
+            from grouped
+            group by start
+        ),
+        split as (
+            select _line, raw, {_split_csv("raw")} as fields, {_unbalanced("raw")} as unbalanced,
+            from records
+            where trim(raw) <> ''
+        )
+        select
+            _line,
+            raw,
+            case
+                when not unbalanced and len(fields) = {len(names)}
+                    then to_json(map({header_sql}, fields))
+            end as doc,
+            case
+                when unbalanced then 'malformed CSV: unbalanced quotes'
+                when len(fields) <> {len(names)}
+                    then 'malformed CSV: ' || len(fields) || ' fields but the header has '
+                        || {len(names)}
+            end as _error,
+        from split
+        """
+    )
+    con.execute(f"drop table {phys}")
+
+
+def _read_parquet(con: duckdb.DuckDBPyConnection, f: LandingFile, table: str) -> None:
+    src = f"read_parquet({_lit(str(f.abspath))}, file_row_number = true)"
+    cols = [r[0] for r in con.execute(f"describe select * from {src}").fetchall()]
+    cols = [c for c in cols if c != "file_row_number"]
+    names = [c.strip().lower() for c in cols]
+    required = [fl.name for fl in FIELDS[f.source] if fl.required]
+    missing = [n for n in required if n not in names]
+    if missing:
+        raise UnreadableFile(f"Parquet file lacks required column(s) {', '.join(missing)}")
+    struct = ", ".join(f"{_lit(n)}: {_ident(c)}" for n, c in zip(names, cols, strict=True))
+    con.execute(
+        f"""
+        create or replace temp table {table} as
+        select _line, doc as raw, doc, null::VARCHAR as _error,
+        from (select file_row_number + 1 as _line, to_json({{{struct}}}) as doc from {src})
+        """
+    )
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

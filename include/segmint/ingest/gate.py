@@ -1,0 +1,188 @@
+"""The ``validate`` stage: decide from stored results whether the loaded partitions may go on.
+
+A partition (source, ``dt=``) is checked when it has not passed yet, when its files changed
+since it passed (new file, new checksum), and always for the as-of date. It fails when
+
+- a file of it could not be read (status ``failed`` in ``ops.load_manifest``);
+- its quarantined share (quarantined / read, over its files) exceeds
+  ``ingest.max_quarantine_share``;
+- its events without any identity exceed ``ingest.max_no_identity_share``;
+- it holds fewer rows than ``ingest.min_rows_per_partition`` or more than
+  ``ingest.max_rows_per_partition``;
+- a batch-level expectation of the GX suite failed on one of its files.
+
+Every partition checked gets a row in ``ops.quality_gate``; the stage then raises
+:class:`~segmint.stages.QualityGateError` naming each failing partition. Loaded rows stay
+loaded either way: the gate stops what is published downstream, it deletes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from segmint.config import Settings
+from segmint.ingest.loader import ensure_ops_tables
+from segmint.stages import QualityGateError, StageResult
+from segmint.warehouse import connect, transaction
+
+_TOP_REASONS = 3
+
+
+def _partitions_to_check(con, as_of: date) -> list[tuple]:
+    return con.execute(
+        """
+        with parts as (
+            select
+                source,
+                partition_date,
+                md5(string_agg(path || ':' || sha256 || ':' || status, ',' order by path))
+                    as fingerprint,
+                sum(rows_read) filter (where status = 'loaded') as rows_read,
+                sum(rows_quarantined) filter (where status = 'loaded') as rows_quarantined,
+                list(path order by path) filter (where status = 'failed') as failed_files,
+            from ops.load_manifest
+            where partition_date <= ?
+            group by all
+        )
+        select p.source, p.partition_date, p.fingerprint, coalesce(p.rows_read, 0),
+            coalesce(p.rows_quarantined, 0), p.failed_files
+        from parts p
+        left join ops.quality_gate g using (source, partition_date)
+        where g.status is distinct from 'passed'
+            or g.fingerprint <> p.fingerprint
+            or p.partition_date = ?
+        order by p.partition_date, p.source
+        """,
+        [as_of, as_of],
+    ).fetchall()
+
+
+def _top_reasons(con, source: str, partition_date: date) -> str:
+    rows = con.execute(
+        """
+        select regexp_replace(reason, ' \\(got .*\\)$', '') as reason, count(*) as n
+        from (select unnest(reasons) as reason from ops.quarantine
+              where source = ? and partition_date = ?)
+        group by 1
+        order by n desc, reason
+        limit ?
+        """,
+        [source, partition_date, _TOP_REASONS],
+    ).fetchall()
+    return ", ".join(f"{reason} ({n})" for reason, n in rows)
+
+
+def _batch_failures(con, source: str, partition_date: date, settings: Settings) -> list[str]:
+    problems = []
+    rows = con.execute(
+        """
+        select v.source_file, v.description, v.observed_value
+        from ops.validation_runs v
+        join ops.load_manifest m on m.path = v.source_file and m.status = 'loaded'
+        where v.source = ? and v.partition_date = ? and v.level = 'batch' and not v.success
+        order by 1, 2
+        """,
+        [source, partition_date],
+    ).fetchall()
+    problems += [f"{file}: expected {desc}, observed {obs}" for file, desc, obs in rows]
+    identity = con.execute(
+        """
+        select sum(v.unexpected_count), sum(v.element_count)
+        from ops.validation_runs v
+        join ops.load_manifest m on m.path = v.source_file and m.status = 'loaded'
+        where v.source = ? and v.partition_date = ? and v.rule = 'has_identity'
+        """,
+        [source, partition_date],
+    ).fetchall()
+    limit = settings.ingest.max_no_identity_share
+    identity = identity[0] if identity else None
+    if identity and identity[1]:
+        share = identity[0] / identity[1]
+        if share > limit:
+            problems.append(
+                f"{share:.1%} of events have no customer_id or anonymous_id (threshold {limit:.1%})"
+            )
+    return problems
+
+
+def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
+    """Apply the quality gate to every loaded partition <= ``as_of`` not yet passed."""
+    ingest = settings.ingest
+    now = datetime.now(UTC).replace(tzinfo=None)
+    con = connect(settings.warehouse)
+    failures: list[str] = []
+    checked = 0
+    rows_in = 0
+    try:
+        ensure_ops_tables(con)
+        verdicts = []
+        for source, pdate, fingerprint, rows_read, rows_q, failed_files in _partitions_to_check(
+            con, as_of
+        ):
+            checked += 1
+            rows_in += rows_read
+            share = rows_q / rows_read if rows_read else 0.0
+            problems = []
+            if failed_files:
+                problems.append(f"unreadable file(s): {', '.join(failed_files)}")
+            if share > ingest.max_quarantine_share:
+                problems.append(
+                    f"{share:.1%} of its {rows_read} rows were quarantined "
+                    f"(threshold {ingest.max_quarantine_share:.1%}); top reasons: "
+                    f"{_top_reasons(con, source, pdate)}"
+                )
+            if not failed_files and rows_read < ingest.min_rows_per_partition:
+                problems.append(
+                    f"{rows_read} rows, fewer than the minimum {ingest.min_rows_per_partition}"
+                )
+            if rows_read > ingest.max_rows_per_partition:
+                problems.append(
+                    f"{rows_read} rows, more than the maximum {ingest.max_rows_per_partition}"
+                )
+            problems += _batch_failures(con, source, pdate, settings)
+            message = "; ".join(problems) or None
+            if message:
+                failures.append(f"{source} dt={pdate}: {message}")
+            verdicts.append(
+                (
+                    source,
+                    pdate,
+                    fingerprint,
+                    "failed" if problems else "passed",
+                    rows_read,
+                    rows_q,
+                    share,
+                    message,
+                    now,
+                )
+            )
+        with transaction(con):
+            for v in verdicts:
+                con.execute(
+                    "delete from ops.quality_gate where source = ? and partition_date = ?",
+                    [v[0], v[1]],
+                )
+                con.execute(
+                    "insert into ops.quality_gate values (?, ?, ?, ?, ?, ?, ?, ?, ?)", list(v)
+                )
+        as_of_events = con.execute(
+            "select count(*) from ops.load_manifest where source = 'events' and partition_date = ?",
+            [as_of],
+        ).fetchall()[0][0]
+    finally:
+        con.close()
+    if failures:
+        raise QualityGateError(
+            f"quality gate failed for {len(failures)} partition(s); nothing downstream may be "
+            "published (the good rows stay loaded; fix or re-deliver the files, then rerun): "
+            + " | ".join(failures)
+        )
+    warnings = [] if as_of_events else [f"no events files for the as-of date {as_of}"]
+    return StageResult(
+        stage="validate",
+        rows_in=rows_in,
+        rows_out=rows_in,
+        summary=f"quality gate passed for {checked} partition(s)",
+        details={"partitions_checked": checked},
+        warnings=warnings,
+    )

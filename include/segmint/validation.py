@@ -1,0 +1,186 @@
+"""Great Expectations on the pandas engine: run a source's suite over one typed batch.
+
+The suites live in ``expectations/suites/`` (one module per source). This module owns the GX
+plumbing: an ephemeral data context, one pandas data asset and validation definition per
+source, the row-level result format that routes each failing record, and the Data Docs
+site written under the run's output folder. ``great_expectations`` is imported only when a
+:class:`BatchValidator` is created (it takes seconds to import).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from expectations.suites import SUITE_MODULES
+from segmint.config import IngestSettings
+
+RESULT_FORMAT = {
+    "result_format": "COMPLETE",
+    "unexpected_index_column_names": ["_line"],
+    "return_unexpected_index_query": False,
+}
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass
+class RuleResult:
+    """One expectation's outcome on one batch."""
+
+    rule: str
+    level: str  # record | warning | batch
+    description: str
+    expectation_type: str
+    column: str | None
+    field: str | None
+    success: bool
+    element_count: int | None
+    unexpected_count: int | None
+    unexpected_percent: float | None
+    observed_value: str | None
+    kwargs: str
+    order: int
+    # Failing rows: columns ``_line`` and ``value`` (the offending value as text, or NA).
+    failing: Any = None
+
+
+@dataclass
+class BatchValidator:
+    """GX context for one ingest run; ``validate`` once per batch, ``build_docs`` at the end."""
+
+    settings: IngestSettings
+    docs_dir: Path | None = None
+    _context: Any = field(init=False, default=None)
+    _definitions: dict[str, Any] = field(init=False, default_factory=dict)
+    _rules: dict[str, list[dict]] = field(init=False, default_factory=dict)
+    _suites: dict[str, Any] = field(init=False, default_factory=dict)
+    _validated: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        import great_expectations as gx
+
+        context = gx.get_context(mode="ephemeral")
+        if self.docs_dir is not None:
+            context.add_data_docs_site(
+                site_name="segmint",
+                site_config={
+                    "class_name": "SiteBuilder",
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(Path(self.docs_dir).resolve()),
+                    },
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                },
+            )
+        datasource = context.data_sources.add_pandas("landing")
+        for source, module_name in SUITE_MODULES.items():
+            module = importlib.import_module(module_name)
+            suite = context.suites.add(module.build_suite(self.settings))
+            batch_definition = datasource.add_dataframe_asset(
+                source
+            ).add_batch_definition_whole_dataframe(f"{source}_file")
+            self._definitions[source] = context.validation_definitions.add(
+                gx.ValidationDefinition(name=f"{source}_file", data=batch_definition, suite=suite)
+            )
+            self._suites[source] = module
+            self._rules[source] = [
+                {
+                    "rule": e.meta["rule"],
+                    "level": e.meta["level"],
+                    "field": e.meta.get("field"),
+                    "description": e.description or e.meta["rule"],
+                    "order": i,
+                }
+                for i, e in enumerate(suite.expectations)
+            ]
+        self._context = context
+
+    def suite_name(self, source: str) -> str:
+        return self._suites[source].SUITE_NAME
+
+    def ts_limit_parameter(self, source: str) -> str:
+        return self._suites[source].TS_LIMIT
+
+    def columns(self, source: str, available: list[str]) -> list[str]:
+        """The batch columns the suite reads (its columns and row conditions) plus ``_line``."""
+        wanted = {"_line"}
+        for e in self._definitions[source].suite.expectations:
+            column = getattr(e, "column", None)
+            if column:
+                wanted.add(column)
+            condition = getattr(e, "row_condition", None)
+            if condition:
+                wanted.update(_IDENT.findall(str(condition)))
+        return [c for c in available if c in wanted]
+
+    def validate(
+        self, source: str, frame: Any, parameters: dict[str, Any], run_name: str
+    ) -> list[RuleResult]:
+        """Run the source's suite on ``frame``; one :class:`RuleResult` per expectation."""
+        import pandas as pd
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        result = self._definitions[source].run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters=parameters,
+            result_format=RESULT_FORMAT,
+            run_id=RunIdentifier(run_name=run_name),
+        )
+        self._validated = True
+        by_rule = {r["rule"]: r for r in self._rules[source]}
+        out = []
+        for res in result.results:
+            config = res.expectation_config
+            exc = res.exception_info or {}
+            if isinstance(exc, dict) and exc.get("raised_exception"):
+                raise RuntimeError(
+                    f"GX expectation {config.meta.get('rule')} raised: {exc.get('exception_message')}"
+                )
+            rule = by_rule[config.meta["rule"]]
+            column = config.kwargs.get("column")
+            detail = res.result or {}
+            failing = None
+            index_list = detail.get("unexpected_index_list") or []
+            if index_list:
+                rows = pd.DataFrame(index_list)
+                values = rows[column] if column in rows else pd.Series(pd.NA, index=rows.index)
+                failing = pd.DataFrame(
+                    {
+                        "_line": rows["_line"].astype("int64"),
+                        "value": values.astype("string").str.slice(0, 80),
+                    }
+                )
+            observed = detail.get("observed_value")
+            kwargs = {
+                k: v for k, v in config.kwargs.items() if k not in ("batch_id", "result_format")
+            }
+            out.append(
+                RuleResult(
+                    rule=rule["rule"],
+                    level=rule["level"],
+                    description=rule["description"],
+                    expectation_type=config.type,
+                    column=column,
+                    field=rule["field"],
+                    success=bool(res.success),
+                    element_count=detail.get("element_count"),
+                    unexpected_count=detail.get("unexpected_count"),
+                    unexpected_percent=detail.get("unexpected_percent"),
+                    observed_value=None if observed is None else str(observed),
+                    kwargs=json.dumps(kwargs, default=str, sort_keys=True),
+                    order=rule["order"],
+                    failing=failing,
+                )
+            )
+        return sorted(out, key=lambda r: r.order)
+
+    def build_docs(self) -> Path | None:
+        """Render the Data Docs site for every batch validated so far; returns its index."""
+        if self.docs_dir is None or not self._validated:
+            return None
+        self._context.build_data_docs(site_names=["segmint"])
+        return Path(self.docs_dir) / "index.html"

@@ -1,0 +1,170 @@
+"""Erasure: no row of the customer anywhere, tombstones hold hashes only, and the customer
+does not come back on a rerun or a backfill."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+
+import pytest
+
+from segmint.audiences import build_audiences
+from segmint.audiences.erasure import (
+    erase_customers,
+    read_id_file,
+    tombstone_filter_sql,
+    tombstoned_ids_sql,
+)
+from segmint.audiences.export import export_audience
+from segmint.stages import SegmintError
+from segmint.warehouse import connect, ensure_raw_tables
+
+AS_OF = date(2026, 6, 30)
+
+RAW = """
+insert into raw.events (event_id, event_type, event_ts, customer_id, anonymous_id, session_id,
+    _source_file, _source_line, _partition_date, _loaded_at)
+values
+    ('e1', 'page_view', timestamp '2026-06-29 10:00:00', null, 'A1', 's1',
+     'events/dt=2026-06-29/part-0.jsonl', 1, date '2026-06-29', now()),
+    ('e2', 'login', timestamp '2026-06-29 10:01:00', 'C01', 'A1', 's1',
+     'events/dt=2026-06-29/part-0.jsonl', 2, date '2026-06-29', now()),
+    ('e3', 'page_view', timestamp '2026-06-29 11:00:00', 'C02', 'A2', 's2',
+     'events/dt=2026-06-29/part-0.jsonl', 3, date '2026-06-29', now());
+insert into raw.customers (customer_id, updated_at, email, phone, first_name, last_name,
+    country, email_opt_in, ads_opt_in, _source_file, _source_line, _partition_date, _loaded_at)
+values
+    ('C01', timestamp '2026-06-01 00:00:00', 'anna.smith@example.com', '+14155552671',
+     'Anna', 'Smith', 'US', true, true, 'crm/dt=2026-06-01/customers.csv', 7,
+     date '2026-06-01', now()),
+    ('C02', timestamp '2026-06-01 00:00:00', 'ben@example.com', null, 'Ben', 'Müller', 'DE',
+     true, false, 'crm/dt=2026-06-01/customers.csv', 8, date '2026-06-01', now());
+create table marts.identity_map as
+select 'A1' as anonymous_id, 'C01' as customer_id, timestamp '2026-06-29 10:01:00' as linked_at,
+    1 as candidate_count
+union all select 'A2', 'C02', timestamp '2026-06-29 11:00:00', 1;
+create table marts.sessions as
+select 's1' as session_key, null::varchar as customer_id, 'A1' as anonymous_id
+union all select 's2', 'C02', 'A2';
+create table marts.orders as
+select 'O1' as order_id, 'C01' as customer_id, date '2026-06-20' as order_date,
+    12.50::decimal(18, 2) as revenue
+union all select 'O2', 'C02', date '2026-06-21', 20.00;
+create table staging.stg_segmint__customers as select * from raw.customers;
+create table ops.quarantine (source_file varchar, line_number bigint, raw_record varchar);
+insert into ops.quarantine values
+    ('events/dt=2026-06-29/part-1.jsonl', 4, '{"event_id": "e9", "customer_id": "C01"}'),
+    ('events/dt=2026-06-29/part-1.jsonl', 5, '{"event_id": "e10", "customer_id": "C011"}');
+"""
+
+
+@pytest.fixture
+def full(settings, defs_folder, tmp_path):
+    con = connect(settings.warehouse)
+    ensure_raw_tables(con)
+    con.execute(RAW)
+    con.close()
+    defs_folder(a="name: a\nconsent: ads\nwhere: {feature: order_count, gte: 0}\n")
+    build_audiences(settings, AS_OF)
+    export_audience(settings, "a", "google_customer_match", tmp_path / "exports" / "a.csv")
+    return settings
+
+
+def _mentions(settings, needles: tuple[str, ...]) -> dict[str, int]:
+    """Rows of any base table whose text form holds one of the needles as a whole token."""
+    con = connect(settings.warehouse, read_only=True)
+    tables = [
+        r[0]
+        for r in con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where table_type = 'BASE TABLE' and table_catalog = current_database()"
+        ).fetchall()
+    ]
+    found = {}
+    for t in tables:
+        cond = " or ".join(
+            "regexp_matches(cast(x as varchar), '(^|[^A-Za-z0-9_])' || ? || '([^A-Za-z0-9_]|$)')"
+            for _ in needles
+        )
+        n = con.execute(f"select count(*) from {t} as x where {cond}", list(needles)).fetchone()[0]
+        if n:
+            found[t] = n
+    con.close()
+    return found
+
+
+def test_erasure_removes_every_row_and_logs_without_personal_data(full):
+    needles = ("C01", "anna\\.smith", "A1")
+    before = _mentions(full, needles)
+    assert {"raw.events", "raw.customers", "marts.customers", "audiences.members"} <= set(before)
+    result = erase_customers(full, ["C01"], note="ticket 42")
+    assert _mentions(full, needles) == {}
+    assert result.ids_requested == 1 and result.ids_new == 1
+    assert result.tables["raw.events"] == 2  # the login and the anonymous page view before it
+    assert result.tables["ops.quarantine"] == 1
+    assert any(p.endswith("exports/a.csv") for p in result.export_files)
+    assert result.landing_files == [
+        "crm/dt=2026-06-01/customers.csv",
+        "events/dt=2026-06-29/part-0.jsonl",
+    ]
+    con = connect(full.warehouse, read_only=True)
+    tomb = [r[0] for r in con.execute("select id_sha256 from ops.erasure_tombstones").fetchall()]
+    log = con.execute("select cast(e as varchar) from ops.erasures as e").fetchone()[0]
+    others = con.execute("select count(*) from marts.customers").fetchone()[0]
+    con.close()
+    assert hashlib.sha256(b"segmint-erasure:C01").hexdigest() in tomb
+    assert "C01" not in log and "anna" not in log and "ticket 42" in log
+    assert others == 11
+
+
+def test_erased_customer_stays_erased_after_rerun_and_backfill(full):
+    erase_customers(full, ["C01"])
+    build_audiences(full, AS_OF)  # rerun
+    assert _mentions(full, ("C01",)) == {}
+
+    # A backfill reloads an old file: ingest must filter with tombstone_filter_sql.
+    con = connect(full.warehouse)
+    con.execute(
+        "create temp table incoming as select * from (values ('C01', 'A1'), ('C02', 'A2'), "
+        "('C03', null), (null, 'A1')) as t(customer_id, anonymous_id)"
+    )
+    kept = con.execute(
+        f"select customer_id, anonymous_id from incoming where {tombstone_filter_sql(con)} "
+        "order by 1"
+    ).fetchall()
+    # And if something brings them back anyway, the next audiences run purges them.
+    con.execute(
+        "insert into raw.customers (customer_id, updated_at, email, email_opt_in, ads_opt_in, "
+        "_source_file, _source_line, _partition_date, _loaded_at) values ('C01', "
+        "timestamp '2026-06-01 00:00:00', 'anna.smith@example.com', true, true, 'old.csv', 1, "
+        "date '2026-06-01', now())"
+    )
+    con.execute(
+        "insert into marts.customers (customer_id, email, ads_opt_in, email_opt_in) "
+        "values ('C01', 'anna.smith@example.com', true, true)"
+    )
+    con.close()
+    assert kept == [("C02", "A2"), ("C03", None)]
+    result = build_audiences(full, AS_OF)
+    assert result.details["purged_rows"] == 2
+    assert _mentions(full, ("C01", "anna\\.smith")) == {}
+
+
+def test_tombstone_helpers_without_erasures(settings):
+    con = connect(settings.warehouse)
+    assert tombstone_filter_sql(con) == "true"
+    assert "ops.erasure_tombstones" in tombstoned_ids_sql("customer_id")
+    con.close()
+
+
+def test_id_file_formats_and_errors(tmp_path):
+    plain = tmp_path / "ids.txt"
+    plain.write_text("# erasure requests\nC01\n\nC02\n")
+    assert read_id_file(plain) == ["C01", "C02"]
+    table = tmp_path / "ids.csv"
+    table.write_text("request,customer_id\nr1,C03\nr2,C04\n")
+    assert read_id_file(table) == ["C03", "C04"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("request,id\nr1,C03\n")
+    with pytest.raises(SegmintError, match=r"bad\.csv:1: CSV header has no customer_id"):
+        read_id_file(bad)

@@ -166,10 +166,10 @@ def _where_lines(published: Path, settings: Settings, as_of: date) -> list[str]:
             return f"  {label:<20} {path.resolve()}"
         return f"  {label:<20} (not produced yet)"
 
-    report = next(iter(sorted(out.glob("report*.html"))), None) if out.is_dir() else None
-    docs = None
-    if out.is_dir():
-        docs = next(iter(sorted(p for p in out.rglob("index.html") if "report" not in p.name)), None)
+    reports = sorted(out.glob("report*.html")) if out.is_dir() else []
+    report = reports[0] if reports else None
+    pages = sorted(p for p in out.rglob("index.html") if p.parent != out) if out.is_dir() else []
+    docs = pages[0] if pages else None
     exports = settings.audiences if settings.audiences.is_dir() else None
     if exports is not None and not any(exports.iterdir()):
         exports = None

@@ -1,0 +1,145 @@
+"""The DAG as Airflow sees it: it imports, its graph is the pipeline, it obeys the policies.
+
+Parse time is printed (and measured properly by bench/bench_airflow.py), never asserted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from segmint.airflow_env import airflow_bin
+from segmint.ops import WAREHOUSE_POOL, on_task_failure, on_task_retry
+from segmint.pipeline import STAGES
+
+DAG_ID = "segmint_nightly"
+# Every stage of the pipeline writes the working warehouse (validate writes its results,
+# publish checkpoints it before copying), so every task of the DAG is a writer.
+WAREHOUSE_WRITERS = set(STAGES)
+
+
+def test_dagbag_has_no_import_errors(dagbag) -> None:
+    assert dagbag.import_errors == {}
+    assert DAG_ID in dagbag.dags
+    stats = {Path(s.file).name: s.duration.total_seconds() for s in dagbag.dagbag_stats}
+    print(f"\nDAG parse: {stats} (DagBag total {dagbag.segmint_parse_s:.3f} s)")
+    assert set(stats) == {"segmint_nightly.py"}, "only DAG files belong in dags/"
+
+
+def test_no_unknown_pools(dagbag) -> None:
+    warnings = {w.message for w in dagbag.dag_warnings}
+    assert not warnings
+
+
+def test_task_graph_is_the_pipeline_in_order(dagbag) -> None:
+    dag = dagbag.dags[DAG_ID]
+    order = list(STAGES)
+    assert sorted(dag.task_ids) == sorted(order)
+    for upstream, downstream in itertools.pairwise(order):
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    assert dag.get_task(order[0]).upstream_task_ids == set()
+    assert dag.get_task("publish").downstream_task_ids == set()
+    # publish is last: nothing is published unless every stage before it succeeded
+    assert order[-1] == "publish"
+    assert {t.trigger_rule for t in dag.tasks} == {"all_success"}
+
+
+def test_each_task_runs_its_own_stage(dagbag) -> None:
+    dag = dagbag.dags[DAG_ID]
+    for task in dag.tasks:
+        assert list(task.op_args) == [task.task_id]
+
+
+def test_dag_policies(dagbag) -> None:
+    for dag in dagbag.dags.values():
+        assert dag.tags, f"{dag.dag_id} has no tags"
+        assert dag.doc_md and dag.dag_id in dag.doc_md
+        assert dag.max_active_runs == 1
+        assert dag.catchup is False
+        for task in dag.tasks:
+            assert task.owner not in ("", "airflow"), f"{task.task_id}: set a real owner"
+            assert task.retries >= 2, f"{task.task_id}: retries"
+            assert task.retry_exponential_backoff >= 2, f"{task.task_id}: exponential back-off"
+            assert task.max_retry_delay is not None
+            assert task.execution_timeout is not None
+            assert on_task_failure in task.on_failure_callback
+            assert on_task_retry in task.on_retry_callback
+
+
+def test_every_warehouse_writer_is_in_the_one_slot_pool(dagbag) -> None:
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            if task.task_id in WAREHOUSE_WRITERS:
+                assert task.pool == WAREHOUSE_POOL, f"{dag.dag_id}.{task.task_id}"
+                assert task.pool_slots == 1
+
+
+def test_schedule_is_daily_data_interval_in_utc(dagbag) -> None:
+    dag = dagbag.dags[DAG_ID]
+    timetable = dag.timetable
+    assert type(timetable).__name__ == "CronDataIntervalTimetable"
+    assert timetable.expression == "0 0 * * *"
+    assert "UTC" in repr(timetable)
+    assert dag.default_args["retry_delay"] >= timedelta(minutes=1)
+
+
+def test_dag_file_imports_nothing_heavy() -> None:
+    """Parsing the DAG must not import DuckDB, GX, dbt, sklearn or pandas."""
+    code = (
+        "import sys, runpy\n"
+        "runpy.run_path('dags/segmint_nightly.py')\n"
+        "heavy = [m for m in ('duckdb', 'great_expectations', 'dbt', 'sklearn', 'pandas') "
+        "if m in sys.modules]\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    heavy = [line for line in out.splitlines() if line.startswith("HEAVY=")]
+    assert heavy == ["HEAVY="], f"heavy imports at parse time: {heavy}"
+
+
+def test_local_airflow_has_the_one_slot_pool(ready_airflow: dict[str, str]) -> None:
+    db = Path(ready_airflow["AIRFLOW_HOME"]) / "airflow.db"
+    with sqlite3.connect(db) as con:
+        query = "select slots from slot_pool where pool = ?"
+        slots = con.execute(query, [WAREHOUSE_POOL]).fetchall()
+    assert slots == [(1,)]
+
+
+@pytest.mark.slow
+def test_backfill_maps_logical_dates_to_as_of_dates(ready_airflow: dict[str, str]) -> None:
+    """A backfill over A..B creates one run per day whose logical date is the as-of date."""
+    reserialize = [airflow_bin(), "dags", "reserialize"]
+    subprocess.run(reserialize, env=ready_airflow, capture_output=True, check=True)
+    proc = subprocess.run(
+        [
+            airflow_bin(),
+            "backfill",
+            "create",
+            "--dag-id",
+            DAG_ID,
+            "--from-date",
+            "2026-05-01",
+            "--to-date",
+            "2026-05-03",
+            "--dry-run",
+        ],
+        env=ready_airflow,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| 2026")]
+    runs = [line.split("|")[1].strip() for line in rows]
+    assert runs == [
+        "2026-05-01 00:00:00+00:00",
+        "2026-05-02 00:00:00+00:00",
+        "2026-05-03 00:00:00+00:00",
+    ]

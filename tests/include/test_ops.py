@@ -1,0 +1,91 @@
+"""ops.pipeline_runs bookkeeping and the as-of date of a DAG run."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from segmint.ops import TaskRun, record_task_run, resolve_as_of
+from segmint.stages import SegmintError
+
+
+def test_as_of_is_the_logical_date_in_utc() -> None:
+    # a scheduled run of a daily data-interval timetable: logical date = interval start
+    start = datetime(2026, 6, 30, tzinfo=UTC)
+    assert resolve_as_of(start, start) == date(2026, 6, 30)
+    # `airflow dags test DAG 2026-06-30`: logical date 06-30, interval inferred as 06-29..06-30
+    assert resolve_as_of(start, datetime(2026, 6, 29, tzinfo=UTC)) == date(2026, 6, 30)
+    # a logical date given in another time zone is converted to UTC first
+    tokyo = timezone(timedelta(hours=9))
+    assert resolve_as_of(datetime(2026, 7, 1, 8, 0, tzinfo=tokyo)) == date(2026, 6, 30)
+
+
+def test_conf_as_of_wins_and_is_validated() -> None:
+    logical = datetime(2026, 6, 30, tzinfo=UTC)
+    assert resolve_as_of(logical, None, {"as_of": "2026-05-01"}) == date(2026, 5, 1)
+    assert resolve_as_of(logical, None, {"as_of": None}) == date(2026, 6, 30)
+    with pytest.raises(SegmintError, match="not a date"):
+        resolve_as_of(logical, None, {"as_of": "yesterday"})
+
+
+def test_run_without_logical_date_uses_interval_or_says_what_to_do() -> None:
+    assert resolve_as_of(None, datetime(2026, 6, 1, tzinfo=UTC)) == date(2026, 6, 1)
+    with pytest.raises(SegmintError, match='"as_of"'):
+        resolve_as_of(None, None, {})
+
+
+def rows(warehouse: Path) -> list[tuple]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(
+            "select run_id, task_id, status, try_number, duration_s, rows_in, rows_out, error "
+            "from ops.pipeline_runs order by run_id, task_id"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def test_one_row_per_dag_run_and_task_latest_attempt_wins(tmp_path: Path) -> None:
+    warehouse = tmp_path / "segmint.duckdb"
+    start = datetime(2026, 7, 1, 0, 5, tzinfo=UTC)
+    base = {"dag_id": "segmint_nightly", "as_of_date": date(2026, 6, 30), "started_at": start}
+
+    record_task_run(
+        warehouse,
+        TaskRun(
+            **base,
+            run_id="r1",
+            task_id="ingest",
+            status="up_for_retry",
+            try_number=1,
+            ended_at=start + timedelta(seconds=3),
+            error="IOException: Could not set lock on file",
+        ),
+    )
+    record_task_run(
+        warehouse,
+        TaskRun(
+            **base,
+            run_id="r1",
+            task_id="ingest",
+            status="success",
+            try_number=2,
+            ended_at=start + timedelta(seconds=12.5),
+            rows_in=100,
+            rows_out=98,
+        ),
+    )
+    record_task_run(
+        warehouse,
+        TaskRun(**base, run_id="r1", task_id="validate", status="failed", try_number=1),
+    )
+    record_task_run(warehouse, TaskRun(**base, run_id="r2", task_id="ingest", status="success"))
+
+    assert rows(warehouse) == [
+        ("r1", "ingest", "success", 2, 12.5, 100, 98, None),
+        ("r1", "validate", "failed", 1, None, None, None, None),
+        ("r2", "ingest", "success", None, None, None, None, None),
+    ]

@@ -1,0 +1,321 @@
+"""Write-audit-publish on real DuckDB files: atomic swap, readers never blocked, failures
+leave yesterday's copy, a kill -9 leaves no partial state."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from segmint.config import Settings
+from segmint.publish import TEMP_MARK, publish, publish_warehouse
+from segmint.stages import PublishRefusedError
+from segmint.warehouse import connect, ensure_raw_tables, table_hash
+
+NIGHT_1 = date(2026, 6, 29)
+NIGHT_2 = date(2026, 6, 30)
+
+
+def make_night(warehouse: Path, as_of: date, customers: int = 1000) -> None:
+    """A working warehouse after a night: raw tables, a mart, ML output and a dbt-style view."""
+    con = connect(warehouse)
+    try:
+        ensure_raw_tables(con)
+        con.execute(
+            "create table if not exists marts.customer_features "
+            "(customer_id varchar, as_of_date date, order_count bigint)"
+        )
+        con.execute("delete from marts.customer_features")
+        con.execute(
+            "insert into marts.customer_features select 'c' || range, ?, range % 7 from range(?)",
+            [as_of, customers],
+        )
+        con.execute(
+            "create table if not exists ml.customer_segments "
+            "(customer_id varchar, as_of_date date, segment_name varchar)"
+        )
+        con.execute(
+            "insert into ml.customer_segments "
+            "select 'c' || range, ?, case when range % 3 = 0 then 'Loyal' else 'New' end "
+            "from range(?)",
+            [as_of, customers],
+        )
+        # dbt-duckdb names tables with the catalog (the file's stem) inside views
+        con.execute(
+            f"create or replace view staging.v_features as "
+            f"select * from {warehouse.stem}.marts.customer_features"
+        )
+    finally:
+        con.close()
+
+
+def settings_for(tmp_path: Path) -> Settings:
+    return Settings(warehouse=tmp_path / "warehouse" / "segmint.duckdb")
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def published_as_of(path: Path) -> date:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("select as_of_date from ops.publication").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_publish_writes_an_audited_read_only_copy(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    make_night(settings.warehouse, NIGHT_1)
+
+    result = publish(settings, NIGHT_1)
+
+    published = settings.published_warehouse
+    assert published == tmp_path / "warehouse" / "published" / "segmint.duckdb"
+    assert result.details["published_warehouse"] == str(published)
+    assert result.rows_out == 2000  # 1000 features + 1000 segments; raw tables are empty
+    assert not published.stat().st_mode & 0o222, "the published file is read-only"
+    assert not list(published.parent.glob(f"*{TEMP_MARK}*")), "no temporary file left"
+    assert not settings.warehouse.with_name("segmint.duckdb.wal").exists(), "checkpointed"
+
+    work = duckdb.connect(str(settings.warehouse), read_only=True)
+    pub = duckdb.connect(str(published), read_only=True)
+    try:
+        for table in ("marts.customer_features", "ml.customer_segments", "raw.events"):
+            assert table_hash(pub, table) == table_hash(work, table)
+        assert pub.execute("select count(*) from staging.v_features").fetchone() == (1000,)
+        stamp = pub.execute("select as_of_date, source_warehouse from ops.publication").fetchall()
+        assert stamp == [(NIGHT_1, str(settings.warehouse.resolve()))]
+    finally:
+        work.close()
+        pub.close()
+
+
+def test_publish_replaces_atomically(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    make_night(settings.warehouse, NIGHT_1)
+    publish(settings, NIGHT_1)
+    first_inode = settings.published_warehouse.stat().st_ino
+
+    make_night(settings.warehouse, NIGHT_2, customers=500)
+    publish(settings, NIGHT_2)
+
+    # a new file took the name in one rename; the old one was never rewritten in place
+    assert settings.published_warehouse.stat().st_ino != first_inode
+    assert published_as_of(settings.published_warehouse) == NIGHT_2
+
+
+READER = textwrap.dedent(
+    """
+    import sys, duckdb
+    con = duckdb.connect(sys.argv[1], read_only=True)
+    q = "select (select as_of_date from ops.publication), count(*) from marts.customer_features"
+    print("ready", *con.execute(q).fetchone(), flush=True)
+    sys.stdin.readline()  # hold the file open until told to query again
+    print("again", *con.execute(q).fetchone(), flush=True)
+    """
+)
+
+
+def test_reader_holding_the_published_file_never_blocks_publish(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    make_night(settings.warehouse, NIGHT_1, customers=1000)
+    publish(settings, NIGHT_1)
+
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(settings.published_warehouse)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout.readline().split() == ["ready", str(NIGHT_1), "1000"]
+
+        # the next night writes the working file and publishes while the reader holds on
+        make_night(settings.warehouse, NIGHT_2, customers=400)
+        publish(settings, NIGHT_2)
+
+        reader.stdin.write("\n")
+        reader.stdin.flush()
+        # the open connection keeps the file it opened: yesterday's data, whole
+        assert reader.stdout.readline().split() == ["again", str(NIGHT_1), "1000"]
+    finally:
+        reader.kill()
+        reader.wait()
+    # a new connection sees the new night
+    assert published_as_of(settings.published_warehouse) == NIGHT_2
+
+
+def test_failed_audit_leaves_yesterdays_published_copy(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    make_night(settings.warehouse, NIGHT_1)
+    publish(settings, NIGHT_1)
+    before = file_digest(settings.published_warehouse)
+
+    # night 2: features were rebuilt but the segmentation stage never wrote its rows
+    con = connect(settings.warehouse)
+    con.execute("update marts.customer_features set as_of_date = ?", [NIGHT_2])
+    con.close()
+    with pytest.raises(PublishRefusedError, match=r"ml.customer_segments has no rows"):
+        publish(settings, NIGHT_2)
+
+    assert file_digest(settings.published_warehouse) == before
+    assert published_as_of(settings.published_warehouse) == NIGHT_1
+    assert not list(settings.published_warehouse.parent.glob(f"*{TEMP_MARK}*"))
+
+
+def test_failed_model_run_refuses_publication(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    make_night(settings.warehouse, NIGHT_1)
+    con = connect(settings.warehouse)
+    con.execute(
+        "create table ml.model_runs (run_id varchar, model_name varchar, as_of_date date, "
+        "status varchar, created_at timestamp)"
+    )
+    con.execute(
+        "insert into ml.model_runs values "
+        "('a', 'purchase', ?, 'published', '2026-06-30 01:00'), "
+        "('b', 'purchase', ?, 'failed', '2026-06-30 02:00')",
+        [NIGHT_1, NIGHT_1],
+    )
+    con.close()
+    with pytest.raises(PublishRefusedError, match="purchase"):
+        publish(settings, NIGHT_1)
+    assert not settings.published_warehouse.exists()
+
+
+def test_working_file_held_by_another_process_is_refused_clearly(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    make_night(settings.warehouse, NIGHT_1)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, duckdb; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+            "sys.stdin.readline()",
+            str(settings.warehouse),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(duckdb.IOException, match="lock"):
+            publish(settings, NIGHT_1)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not settings.published_warehouse.exists()
+
+
+KILLED_PUBLISH = textwrap.dedent(
+    """
+    import os, sys, time
+    from datetime import date
+    from pathlib import Path
+    import segmint.publish as p
+
+    def stuck(src, dst):  # the process dies here, between writing the copy and the rename
+        print("copied", flush=True)
+        time.sleep(600)
+
+    p.os.replace = stuck
+    p.publish_warehouse(Path(sys.argv[1]), Path(sys.argv[2]), date.fromisoformat(sys.argv[3]))
+    """
+)
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])
+    con.execute("begin transaction")
+    con.execute("delete from marts.customer_features")
+    con.execute(
+        "insert into marts.customer_features select 'x' || range, DATE '2026-06-30', 0 "
+        "from range(200000)"
+    )
+    con.execute("update ml.customer_segments set segment_name = 'half-written'")
+    print("writing", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def _kill_when(proc: subprocess.Popen, marker: str) -> None:
+    assert proc.stdout.readline().strip() == marker
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_kill_9_during_publish_keeps_yesterday_and_the_retry_completes(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    make_night(settings.warehouse, NIGHT_1)
+    publish(settings, NIGHT_1)
+    before = file_digest(settings.published_warehouse)
+    make_night(settings.warehouse, NIGHT_2)
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            KILLED_PUBLISH,
+            str(settings.warehouse),
+            str(settings.published_warehouse),
+            NIGHT_2.isoformat(),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    _kill_when(proc, "copied")
+
+    # the killed run left its temporary copy behind, never the published name
+    assert list(settings.published_warehouse.parent.glob(f"*{TEMP_MARK}*"))
+    assert file_digest(settings.published_warehouse) == before
+
+    publish(settings, NIGHT_2)  # the retry
+    assert published_as_of(settings.published_warehouse) == NIGHT_2
+    assert not list(settings.published_warehouse.parent.glob(f"*{TEMP_MARK}*"))
+
+
+def test_kill_9_of_a_writer_mid_transaction_leaves_no_partial_state(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    make_night(settings.warehouse, NIGHT_1, customers=1000)
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    hashes = {t: table_hash(con, t) for t in ("marts.customer_features", "ml.customer_segments")}
+    con.close()
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(settings.warehouse)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    _kill_when(proc, "writing")
+    time.sleep(0.1)
+
+    publish(settings, NIGHT_1)  # the retry opens the file: DuckDB discards the dead transaction
+    pub = duckdb.connect(str(settings.published_warehouse), read_only=True)
+    try:
+        assert {t: table_hash(pub, t) for t in hashes} == hashes
+        assert pub.execute(
+            "select count(*) from ml.customer_segments where segment_name = 'half-written'"
+        ).fetchone() == (0,)
+    finally:
+        pub.close()
+
+
+def test_publish_needs_a_working_warehouse(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    with pytest.raises(Exception, match="does not exist"):
+        publish_warehouse(settings.warehouse, settings.published_warehouse, NIGHT_1)

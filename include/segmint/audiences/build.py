@@ -34,7 +34,13 @@ log = logging.getLogger(__name__)
 
 def build_audiences(settings: Settings, as_of: date) -> StageResult:
     """Build every audience defined under ``settings.audiences`` for ``as_of``."""
-    defs = load_definitions(settings.audiences)
+    if not settings.audiences.is_dir():
+        defs = Definitions(folder=settings.audiences)
+        defs.problems.append(
+            f"{settings.audiences}: no audience definitions folder; no audience built"
+        )
+    else:
+        defs = load_definitions(settings.audiences, strict=False)
     con = connect(settings.warehouse)
     try:
         result = build_with_connection(con, defs, as_of)
@@ -57,7 +63,7 @@ def build_with_connection(
     if not table_exists(con, CUSTOMERS):
         raise SegmintError(f"{CUSTOMERS} does not exist: run the transform stage first")
     cat = Catalog.read(con, as_of)
-    check_names(defs, cat)
+    check_names(defs, cat, strict=False)
 
     failed: dict[str, str] = {}
     compiled: dict[str, str] = {}
@@ -66,6 +72,9 @@ def build_with_connection(
         "sort_key double, has_consent boolean, is_suppressed boolean)"
     )
     for aud in defs.audiences.values():
+        if aud.name in defs.failed:
+            failed[aud.name] = f"audience {aud.name!r} is invalid: {defs.failed[aud.name]}"
+            continue
         reasons = missing_inputs(aud, defs, cat)
         if reasons:
             failed[aud.name] = f"audience {aud.name!r} ({aud.file}) not built: " + "; ".join(
@@ -154,7 +163,8 @@ def build_with_connection(
         )
     views = publish_masked_views(con)
     members = con.execute("select count(*) from _aud_members").fetchone()[0]
-    warnings = list(failed.values())
+    reported = " ".join(failed.values())
+    warnings = [p for p in defs.problems if p not in reported] + list(failed.values())
     for group in defs.groups.values():
         missing = [a for a in group.audiences if a in failed]
         if missing:

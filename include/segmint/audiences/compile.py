@@ -115,11 +115,13 @@ def _unknown(kind: str, name: str, known: set[str] | dict) -> str:
 # --- checking names --------------------------------------------------------------------
 
 
-def check_names(defs: Definitions, cat: Catalog) -> None:
-    """Raise :class:`DefinitionError` for unknown names or values of the wrong type.
+def check_names(defs: Definitions, cat: Catalog, strict: bool = True) -> list[str]:
+    """Find unknown names and values of the wrong type.
 
     Names are checked against every as-of date in the tables, so a segment that is empty
     tonight is not an error; a missing table is not checked here (see :func:`missing_inputs`).
+    ``strict``: raise :class:`DefinitionError` listing them all. Lenient: mark the audiences
+    concerned (directly or through a suppression list) in ``defs.failed`` and return them.
     """
     problems: list[str] = []
     owners: list[Audience | Suppression] = [*defs.audiences.values(), *defs.suppressions.values()]
@@ -128,15 +130,27 @@ def check_names(defs: Definitions, cat: Catalog) -> None:
         for leaf in leaves:
             msg = _check_leaf(leaf, cat)
             if msg:
+                _owner_problem(defs, owner, f"{owner.where_line(leaf.path)}: {leaf.path}: {msg}")
                 problems.append(f"{owner.where_line(leaf.path)}: {leaf.path}: {msg}")
         if isinstance(owner, Audience) and owner.order_by:
             ob = owner.order_by
             path = f"limit.order_by.{ob.kind}"
             msg = _check_order_by(ob, cat)
             if msg:
+                _owner_problem(defs, owner, f"{owner.where_line(path)}: {path}: {msg}")
                 problems.append(f"{owner.where_line(path)}: {path}: {msg}")
-    if problems:
+    if problems and strict:
         raise DefinitionError(problems)
+    return problems
+
+
+def _owner_problem(defs: Definitions, owner: Audience | Suppression, msg: str) -> None:
+    if isinstance(owner, Audience):
+        defs.fail(owner.name, msg)
+        return
+    for aud in defs.audiences.values():
+        if owner.name in aud.suppress:
+            defs.fail(aud.name, f"suppression list {owner.name!r}: {msg}")
 
 
 def _check_leaf(leaf: Condition, cat: Catalog) -> str:

@@ -137,6 +137,15 @@ class Definitions:
     audiences: dict[str, Audience] = field(default_factory=dict)
     suppressions: dict[str, Suppression] = field(default_factory=dict)
     groups: dict[str, PriorityGroup] = field(default_factory=dict)
+    # Lenient loading (the nightly stage): every problem found, and audiences that must not
+    # be built tonight (name -> why), so one bad file does not stop the others.
+    problems: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def fail(self, audience: str, message: str) -> None:
+        if audience in self.audiences:
+            previous = self.failed.get(audience)
+            self.failed[audience] = f"{previous}; {message}" if previous else message
 
     def group_of(self, audience: str) -> tuple[PriorityGroup, int] | None:
         for group in self.groups.values():
@@ -539,8 +548,14 @@ def _group(c: _Checker, data: dict) -> PriorityGroup | None:
     )
 
 
-def load_definitions(folder: Path) -> Definitions:
-    """Read every ``*.yml``/``*.yaml`` file of ``folder``; raise one error listing all faults."""
+def load_definitions(folder: Path, strict: bool = True) -> Definitions:
+    """Read every ``*.yml``/``*.yaml`` file of ``folder``.
+
+    ``strict`` (validation, CI): raise one :class:`DefinitionError` listing every fault.
+    Lenient (the nightly stage): keep what is valid, list the faults in ``problems`` and
+    mark the audiences they touch in ``failed`` (an audience naming a broken suppression
+    list, every audience of a broken priority group).
+    """
     folder = Path(folder)
     defs = Definitions(folder=folder)
     if not folder.is_dir():
@@ -596,28 +611,35 @@ def load_definitions(folder: Path) -> Definitions:
         for i, s in enumerate(aud.suppress):
             if s not in defs.suppressions:
                 known = ", ".join(sorted(defs.suppressions)) or "none defined"
-                problems.append(
+                msg = (
                     f"{aud.where_line(f'suppress[{i}]')}: suppress[{i}]: unknown suppression "
                     f"list {s!r} (known: {known})"
                 )
+                problems.append(msg)
+                defs.fail(aud.name, msg)
     member_of: dict[str, str] = {}
     for group in defs.groups.values():
+        group_problems = []
         for i, a in enumerate(group.audiences):
             path = f"audiences[{i}]"
             if a not in defs.audiences:
                 known = ", ".join(sorted(defs.audiences)) or "none defined"
-                problems.append(
+                group_problems.append(
                     f"{group.where_line(path)}: {path}: unknown audience {a!r} (known: {known})"
                 )
             elif a in member_of:
-                problems.append(
+                group_problems.append(
                     f"{group.where_line(path)}: {path}: audience {a!r} is already in priority "
                     f"group {member_of[a]!r}; an audience belongs to at most one group"
                 )
             else:
                 member_of[a] = group.name
-    if problems:
+        problems.extend(group_problems)
+        for a in group.audiences if group_problems else ():
+            defs.fail(a, f"priority group {group.name!r} is invalid: {group_problems[0]}")
+    if problems and strict:
         raise DefinitionError(problems)
+    defs.problems = problems
     return defs
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from segmint.audiences import build_audiences
 from segmint.audiences.definitions import DefinitionError, load_definitions
-
-AS_OF_TEXT = "2026-06-30"
 
 
 def _problems(folder: Path) -> list[str]:
@@ -147,10 +146,41 @@ def test_duplicate_names_and_group_errors_are_reported_together(defs_folder):
         ("{feature: email_opt_in, gt: true}", "use eq, ne or is_null"),
     ],
 )
-def test_unknown_names_and_wrong_types_fail_the_build(settings, defs_folder, where, expected):
-    defs_folder(a=f"name: x\nconsent: ads\nwhere: {where}\n")
+def test_unknown_names_and_wrong_types_are_errors_not_empty_audiences(
+    settings, defs_folder, get_members, where, expected
+):
+    folder = defs_folder(
+        a=f"name: x\nconsent: ads\nwhere: {where}\n",
+        ok="name: ok\nconsent: ads\nwhere: {rule_segment: vip}\n",
+    )
+    # `segmint audience validate` (strict) rejects the folder, naming file, line and key.
+    from segmint.audiences.compile import Catalog, check_names
+    from segmint.warehouse import connect
+
+    con = connect(settings.warehouse, read_only=True)
+    cat = Catalog.read(con, date(2026, 6, 30))
+    con.close()
     with pytest.raises(DefinitionError) as info:
-        build_audiences(settings, __import__("datetime").date.fromisoformat(AS_OF_TEXT))
-    message = str(info.value)
-    assert expected in message
-    assert "a.yml:3: where." in message
+        check_names(load_definitions(folder), cat)
+    assert expected in str(info.value) and "a.yml:3: where." in str(info.value)
+    # The nightly stage fails that audience, with the same message, and builds the others.
+    result = build_audiences(settings, date(2026, 6, 30))
+    assert expected in result.details["failed"]["x"]
+    assert any(expected in w for w in result.warnings)
+    assert get_members(settings, "ok") == ["C01", "C07"]
+    assert get_members(settings, "x") == []
+
+
+def test_nightly_stage_skips_broken_files_and_invalid_groups(settings, defs_folder, get_members):
+    defs_folder(
+        broken="name: broken\nconsent: sms\nwhere: {rule_segment: vip}\n",
+        a="name: a\nconsent: ads\nwhere: {rule_segment: vip}\n",
+        b="name: b\nconsent: ads\nwhere: {rule_segment: lapsing}\n",
+        c="name: c\nconsent: ads\nwhere: {rule_segment: lapsing}\n",
+        g="kind: priority_group\nname: wave\naudiences: [b, c, ghost]\n",
+    )
+    result = build_audiences(settings, date(2026, 6, 30))
+    assert result.details["built"] == ["a"]
+    assert "priority group 'wave' is invalid" in result.details["failed"]["b"]
+    assert any("broken.yml:2: consent" in w for w in result.warnings)
+    assert get_members(settings, "a") == ["C01", "C07"]

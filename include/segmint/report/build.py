@@ -1,0 +1,158 @@
+"""Assemble the nightly report: open the warehouse read-only, render every section, write
+one HTML file atomically, close the warehouse."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from segmint.config import Settings
+from segmint.report import sections as s
+from segmint.report.data import Reader
+from segmint.report.page import esc, grid, kpis, note, page
+from segmint.stages import SegmintError, StageResult
+from segmint.warehouse import connect
+
+log = logging.getLogger(__name__)
+
+# Tables whose newest as-of date stands for "the latest run" when no date is given.
+_AS_OF_SOURCES = (
+    ("ml.customer_segments", "as_of_date"),
+    ("ml.propensity_scores", "as_of_date"),
+    ("marts.customer_features", "as_of_date"),
+    ("ops.load_manifest", "partition_date"),
+)
+
+
+def latest_as_of(reader: Reader) -> date:
+    for table, column in _AS_OF_SOURCES:
+        dates = reader.dates(table, column)
+        if dates:
+            return dates[0]
+    raise SegmintError(
+        "the warehouse has no segments, scores, features or loads yet, so there is no "
+        "run to report on; pass --as-of or run `segmint run` first"
+    )
+
+
+def _build(reader: Reader, as_of: date, settings: Settings, out: Path) -> s.Context:
+    ctx = s.Context(reader=reader, as_of=as_of, settings=settings, out=out)
+    b = s.run_block
+    ctx.cache["sections"] = [
+        (
+            "segments",
+            "Segments",
+            b(ctx, "Size and share", s.block_segment_sizes)
+            + b(ctx, "Personas", s.block_personas)
+            + b(ctx, "Segments by RFM score", s.block_rfm_heatmap)
+            + b(ctx, "Movement since the previous run", s.block_transitions)
+            + b(ctx, "How the number of segments was chosen", s.block_k_selection),
+        ),
+        ("propensity", "Propensity", s.section_propensity(ctx)),
+        (
+            "audiences",
+            "Audiences",
+            b(ctx, "Size, holdout and movement", s.block_audiences)
+            + b(ctx, "Latest readouts", s.block_readouts),
+        ),
+        (
+            "data-quality",
+            "Data quality",
+            b(ctx, "Rows read, loaded, deduplicated and quarantined", s.block_loads)
+            + b(ctx, "Quarantine reasons", s.block_quarantine)
+            + b(ctx, "Great Expectations results", s.block_expectations),
+        ),
+        (
+            "drift",
+            "Drift",
+            grid(
+                b(ctx, "Segmentation features", s.block_feature_psi),
+                b(ctx, "Segment centres", s.block_centroid_shift),
+                b(ctx, "Propensity scores", s.block_score_psi),
+                cls="grid3",
+            ),
+        ),
+    ]
+    return ctx
+
+
+def _summary(ctx: s.Context) -> str:
+    f = ctx.facts
+    tiles = []
+    if "customers" in f:
+        tiles += [("customers segmented", f"{f['customers']:,}"), ("segments", str(f["segments"]))]
+    for m in f.get("models", []):
+        if m.get("auc") is not None:
+            tiles.append((f"{m['model']} AUC", f"{m['auc']:.3f}"))
+    if "audiences" in f:
+        tiles.append(("customers targeted", f"{f['audiences'][1]:,}"))
+    if "quarantine_today" in f:
+        tiles.append(("quarantined rows today", f"{f['quarantine_today'][0]:,}"))
+    sentences = "".join(f"<li>{esc(x)}</li>" for x in s.summary_sentences(ctx))
+    warn = (
+        note(f"{len(ctx.warnings)} block(s) could not be drawn; see below.", "error")
+        if ctx.warnings
+        else ""
+    )
+    return (kpis(tiles) if tiles else "") + f"<ul>{sentences}</ul>" + warn
+
+
+def render_report(
+    warehouse: Path,
+    as_of: date | None,
+    out: Path,
+    *,
+    settings: Settings | None = None,
+) -> Path:
+    """Write the report for ``as_of`` (default: the latest run) to ``out``; return ``out``."""
+    return _render(Path(warehouse), as_of, Path(out), settings or Settings())[0]
+
+
+def _render(
+    warehouse: Path, as_of: date | None, out: Path, settings: Settings
+) -> tuple[Path, s.Context, float]:
+    started = time.perf_counter()
+    con = connect(warehouse, read_only=True)
+    try:
+        con.execute("set enable_progress_bar = false")
+        reader = Reader(con)
+        as_of = as_of or latest_as_of(reader)
+        ctx = _build(reader, as_of, settings, out)
+    finally:
+        con.close()
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    document = page(
+        f"segmint nightly report · {as_of}",
+        f"warehouse {warehouse.name} · as of {as_of} · generated {generated}",
+        _summary(ctx),
+        ctx.cache["sections"],
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(document, encoding="utf-8")
+    tmp.replace(out)
+    return out, ctx, time.perf_counter() - started
+
+
+def write_report(settings: Settings, as_of: date) -> StageResult:
+    """Pipeline stage: ``<output>/<as_of>/report.html`` from the working warehouse."""
+    out = settings.run_output_dir(as_of) / "report.html"
+    path, ctx, seconds = _render(settings.warehouse, as_of, out, settings)
+    summary = s.summary_sentences(ctx)
+    return StageResult(
+        stage="report",
+        rows_in=int(ctx.facts.get("customers", 0)),
+        rows_out=1,
+        summary=f"wrote {path} in {seconds:.1f}s: {summary[0] if summary else ''}",
+        details={
+            "path": str(path),
+            "seconds": round(seconds, 3),
+            "facts": s.summary_json(ctx),
+            "summary": summary,
+            "not_available": list(ctx.missing),
+            "timings": {k: round(v, 3) for k, v in ctx.timings.items()},
+        },
+        warnings=list(ctx.warnings),
+    )

@@ -1,0 +1,642 @@
+"""Static charts as inline SVG, drawn with matplotlib's object API (no pyplot state).
+
+Every function takes small, already-aggregated data and returns an ``<svg>`` string sized
+by its container (``width: 100%``), so the page works offline with no chart library. Text
+stays text (``svg.fonttype = none``), which keeps files small and searchable, and each chart
+gets its own id salt so clip-path ids never collide when many SVGs share one page.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+# Colours: the model in blue, baselines in muted tones; thresholds in red.
+BLUE = "#2563eb"
+ORANGE = "#ea8a1a"
+GREEN = "#16a34a"
+GREY = "#9ca3af"
+DARK = "#1f2937"
+RED = "#dc2626"
+SERIES = ("#2563eb", "#ea8a1a", "#16a34a", "#9333ea", "#0891b2", "#db2777", "#65a30d", "#78716c")
+BASELINE_COLOURS = ("#ea8a1a", "#78716c", "#9333ea", "#0891b2")
+
+_RC = {
+    "svg.fonttype": "none",
+    "font.family": "sans-serif",
+    "font.sans-serif": ["Inter", "Segoe UI", "Helvetica", "Arial", "DejaVu Sans"],
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.titleweight": "bold",
+    "axes.titlelocation": "left",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.edgecolor": "#9ca3af",
+    "axes.labelcolor": DARK,
+    "xtick.color": "#4b5563",
+    "ytick.color": "#4b5563",
+    "axes.grid": True,
+    "grid.color": "#e5e7eb",
+    "grid.linewidth": 0.8,
+    "legend.frameon": False,
+    "legend.fontsize": 9,
+}
+
+
+def _label_inches(labels: Sequence[str], font_pt: float = 10) -> float:
+    """Rough width of the longest tick label, in inches (avoids a layout engine pass)."""
+    longest = max((len(str(x)) for x in labels), default=4)
+    return 0.2 + longest * font_pt * 0.62 / 72
+
+
+def _figure(
+    width: float,
+    height: float,
+    ncols: int = 1,
+    left: float = 0.7,
+    right: float = 0.2,
+    bottom: float = 0.55,
+    top: float = 0.35,
+    wspace: float = 0.28,
+):
+    """A figure with margins given in inches: a fixed layout is twice as fast as a layout
+    engine, and the report draws some twenty charts."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    axes = fig.subplots(1, ncols, squeeze=False)
+    fig.subplots_adjust(
+        left=min(left / width, 0.6),
+        right=1 - right / width,
+        bottom=min(bottom / height, 0.6),
+        top=1 - top / height,
+        wspace=wspace,
+    )
+    return fig, axes
+
+
+def to_svg(fig: Any, name: str, label: str) -> str:
+    """Render ``fig`` to an inline, responsive ``<svg>`` element."""
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": f"segmint-{name}"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg") :]
+    # Drop the fixed pt size: the viewBox keeps the aspect ratio, CSS sets the width.
+    svg = re.sub(r'<svg([^>]*?) width="[^"]+" height="[^"]+"', r"<svg\1", svg, count=1)
+    safe_label = label.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+    return svg.replace("<svg", f'<svg role="img" aria-label="{safe_label}"', 1)
+
+
+def _render(name: str, label: str, draw, width: float, height: float, **layout: Any) -> str:
+    import matplotlib
+
+    with matplotlib.rc_context(_RC):
+        fig, axes = _figure(width, height, **layout)
+        draw(fig, axes)
+        return to_svg(fig, name, label)
+
+
+def _thousands(ax: Any, axis: str = "x") -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    fmt = FuncFormatter(lambda v, _: f"{v:,.0f}")
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(fmt)
+
+
+# --- segments --------------------------------------------------------------------------
+
+
+def segment_sizes(
+    names: Sequence[str], sizes: Sequence[int], previous: Sequence[float | None]
+) -> str:
+    """Horizontal bars of segment size with share labels; last run's size as a tick."""
+    total = max(sum(sizes), 1)
+
+    def draw(fig, axes):
+        ax = axes[0][0]
+        y = np.arange(len(names))[::-1]
+        ax.barh(y, sizes, color=BLUE, height=0.62, label="this run", zorder=2)
+        prev = np.array([np.nan if p is None else p for p in previous], dtype=float)
+        if np.isfinite(prev).any():
+            ax.scatter(
+                prev, y, marker="|", s=260, color=DARK, linewidths=2, zorder=3, label="previous run"
+            )
+            ax.legend(loc="lower right")
+        for yi, size in zip(y, sizes, strict=True):
+            ax.text(
+                size, yi, f"  {size:,} ({size / total:.1%})", va="center", fontsize=9, color=DARK
+            )
+        ax.set_yticks(y, names)
+        ax.set_xlim(
+            0, max(max(sizes, default=1), np.nanmax(prev) if np.isfinite(prev).any() else 0) * 1.32
+        )
+        ax.grid(axis="y", visible=False)
+        _thousands(ax)
+        ax.set_xlabel("customers")
+        ax.set_title("Customers per segment")
+
+    return _render(
+        "segment-sizes",
+        "Customers per segment",
+        draw,
+        6.4,
+        0.45 * len(names) + 1.3,
+        left=_label_inches(names),
+    )
+
+
+def heatmap(
+    name: str,
+    title: str,
+    matrix: np.ndarray,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    *,
+    annotations: np.ndarray | None = None,
+    fmt: str = "{:.0%}",
+    xlabel: str = "",
+    ylabel: str = "",
+    separators: Sequence[float] = (),
+    cmap: str = "Blues",
+    width: float | None = None,
+) -> str:
+    """A labelled heatmap; cells annotated with ``annotations`` (default: the values)."""
+    labels = matrix if annotations is None else annotations
+
+    def draw(fig, axes):
+        ax = axes[0][0]
+        data = np.ma.masked_invalid(matrix.astype(float))
+        vmax = float(np.nanmax(matrix)) if np.isfinite(matrix).any() else 1.0
+        im = ax.imshow(data, cmap=cmap, aspect="auto", vmin=0, vmax=vmax or 1.0)
+        ax.set_xticks(range(len(col_labels)), col_labels)
+        ax.set_yticks(range(len(row_labels)), row_labels)
+        ax.tick_params(axis="x", labelrotation=0 if len(col_labels) <= 16 else 45)
+        ax.grid(False)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        if matrix.size <= 400:
+            for (i, j), value in np.ndenumerate(labels):
+                if value is None or (isinstance(value, float) and np.isnan(value)):
+                    continue
+                shade = matrix[i, j] / vmax if vmax and np.isfinite(matrix[i, j]) else 0
+                text = fmt.format(value) if not isinstance(value, str) else value
+                ax.text(
+                    j,
+                    i,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if shade > 0.6 else DARK,
+                )
+        for x in separators:
+            ax.axvline(x, color="white", linewidth=3)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        fig.colorbar(im, ax=ax, shrink=0.8, pad=0.015, fraction=0.04, format=_percent_or_count(fmt))
+
+    w = width or max(5.5, 0.55 * len(col_labels) + 2.6)
+    rotate = len(col_labels) > 16
+    bottom = 0.75 + (0.5 if rotate else 0) + (0.18 if xlabel else 0)
+    return _render(
+        name,
+        title,
+        draw,
+        w,
+        0.42 * len(row_labels) + bottom + 0.4,
+        left=_label_inches(row_labels) + (0.25 if ylabel else 0),
+        right=0.9,
+        bottom=bottom,
+    )
+
+
+def _percent_or_count(fmt: str):
+    from matplotlib.ticker import FuncFormatter
+
+    if "%" in fmt:
+        return FuncFormatter(lambda v, _: f"{v:.0%}")
+    return FuncFormatter(lambda v, _: f"{v:,.0f}")
+
+
+def k_selection(
+    ks: Sequence[int], inertia: Sequence[float], silhouette: Sequence[float], chosen: int | None
+) -> str:
+    """Inertia (elbow) and silhouette per k side by side, the chosen k marked."""
+
+    def draw(fig, axes):
+        for ax, values, title, colour in (
+            (axes[0][0], inertia, "Inertia (elbow)", BLUE),
+            (axes[0][1], silhouette, "Silhouette (higher is better)", GREEN),
+        ):
+            vals = np.array([np.nan if v is None else v for v in values], dtype=float)
+            ax.plot(ks, vals, marker="o", color=colour, linewidth=2)
+            if chosen is not None and chosen in list(ks):
+                i = list(ks).index(chosen)
+                ax.axvline(chosen, color=RED, linestyle="--", linewidth=1.2)
+                if np.isfinite(vals[i]):
+                    ax.scatter(
+                        [chosen],
+                        [vals[i]],
+                        s=110,
+                        facecolors="none",
+                        edgecolors=RED,
+                        linewidths=2,
+                        zorder=4,
+                    )
+                ax.annotate(
+                    f"chosen k = {chosen}",
+                    xy=(chosen, 1),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(4, -12),
+                    textcoords="offset points",
+                    color=RED,
+                    fontsize=9,
+                )
+            ax.set_xticks(list(ks))
+            ax.set_xlabel("k (number of segments)")
+            ax.set_title(title)
+        if np.nanmax(np.array(inertia, dtype=float)) >= 1e4:
+            _thousands(axes[0][0], "y")
+
+    return _render("k-selection", "Choosing k", draw, 9.6, 3.0, ncols=2)
+
+
+# --- propensity ------------------------------------------------------------------------
+
+
+def _scorer_style(scorer: str, i: int) -> dict[str, Any]:
+    if scorer == "model":
+        return {"color": BLUE, "linewidth": 2.4, "marker": "o", "markersize": 4, "zorder": 3}
+    return {
+        "color": BASELINE_COLOURS[i % len(BASELINE_COLOURS)],
+        "linewidth": 1.5,
+        "linestyle": "--",
+        "marker": ".",
+        "zorder": 2,
+    }
+
+
+def _ordered(curves: Mapping[str, Any]) -> list[str]:
+    return sorted(curves, key=lambda s: (s != "model", s))
+
+
+def lift_capture(name: str, lift: Mapping[str, Any], capture: Mapping[str, Any]) -> str:
+    """Lift per decile (bars for the model, lines for baselines) and cumulative capture."""
+
+    def draw(fig, axes):
+        ax1, ax2 = axes[0]
+        if lift:
+            for i, scorer in enumerate(_ordered(lift)):
+                series = lift[scorer]
+                if scorer == "model":
+                    ax1.bar(
+                        series.index, series.values, color=BLUE, alpha=0.85, label="model", zorder=2
+                    )
+                else:
+                    ax1.plot(series.index, series.values, label=scorer, **_scorer_style(scorer, i))
+            ax1.axhline(1, color=GREY, linewidth=1, linestyle=":")
+            ax1.set_xticks(range(1, 11))
+            ax1.legend()
+        else:
+            ax1.text(0.5, 0.5, "lift not stored", ha="center", transform=ax1.transAxes)
+        ax1.set_xlabel("decile (10 = highest scores)")
+        ax1.set_ylabel("lift")
+        ax1.set_title("Lift by decile")
+        if capture:
+            ax2.plot([0, 10], [0, 1], color=GREY, linestyle=":", linewidth=1, label="random")
+            for i, scorer in enumerate(_ordered(capture)):
+                series = capture[scorer]
+                x = np.concatenate([[0], np.arange(1, len(series) + 1)])
+                y = np.concatenate([[0], series.values])
+                ax2.plot(x, y, label=scorer, **_scorer_style(scorer, i))
+            ax2.set_xticks(range(0, 11))
+            ax2.set_ylim(0, 1.02)
+            from matplotlib.ticker import PercentFormatter
+
+            ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
+            ax2.legend(loc="lower right")
+        else:
+            ax2.text(0.5, 0.5, "capture not stored", ha="center", transform=ax2.transAxes)
+        ax2.set_xlabel("top deciles targeted")
+        ax2.set_ylabel("share of buyers captured")
+        ax2.set_title("Cumulative capture")
+
+    return _render(name, "Lift and capture by decile", draw, 9.6, 3.1, ncols=2, wspace=0.25)
+
+
+def calibration(name: str, points: Mapping[str, tuple[Any, Any]]) -> str:
+    """Observed rate against mean predicted probability per bin; the diagonal is perfect."""
+
+    def draw(fig, axes):
+        ax = axes[0][0]
+        top = 0.0
+        for i, scorer in enumerate(_ordered(points)):
+            pred, obs = points[scorer]
+            ax.plot(pred, obs, label=scorer, **_scorer_style(scorer, i))
+            top = max(top, float(np.nanmax(pred)), float(np.nanmax(obs)))
+        top = min(1.0, top * 1.08 + 0.01)
+        ax.plot(
+            [0, top], [0, top], color=GREY, linestyle=":", linewidth=1, label="perfectly calibrated"
+        )
+        ax.set_xlim(0, top)
+        ax.set_ylim(0, top)
+        ax.set_xlabel("mean predicted probability")
+        ax.set_ylabel("observed rate")
+        ax.set_title("Calibration")
+        ax.legend(loc="upper left")
+
+    return _render(name, "Calibration plot", draw, 4.6, 3.4)
+
+
+def roc(name: str, curves: Mapping[str, tuple[Any, Any]], aucs: Mapping[str, float]) -> str:
+    """ROC curves of the model and the baselines, AUC in the legend."""
+
+    def draw(fig, axes):
+        ax = axes[0][0]
+        for i, scorer in enumerate(_ordered(curves)):
+            fpr, tpr = curves[scorer]
+            label = f"{scorer} (AUC {aucs[scorer]:.3f})" if scorer in aucs else scorer
+            style = _scorer_style(scorer, i)
+            style.pop("marker", None)
+            ax.plot(fpr, tpr, label=label, **style)
+        ax.plot([0, 1], [0, 1], color=GREY, linestyle=":", linewidth=1, label="random")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title("ROC: model against baselines")
+        ax.legend(loc="lower right")
+
+    return _render(name, "ROC curve against baselines", draw, 4.6, 3.4)
+
+
+def metric_bars(name: str, table: Mapping[str, Mapping[str, float]]) -> str:
+    """ROC-AUC and average precision per scorer (used when no ROC points are stored)."""
+    scorers = _ordered(table)
+    metrics = [m for m in ("ROC-AUC", "avg precision") if any(m in table[s] for s in scorers)]
+
+    def draw(fig, axes):
+        ax = axes[0][0]
+        width = 0.8 / max(len(scorers), 1)
+        x = np.arange(len(metrics))
+        for i, scorer in enumerate(scorers):
+            vals = [table[scorer].get(m, np.nan) for m in metrics]
+            colour = BLUE if scorer == "model" else BASELINE_COLOURS[i % len(BASELINE_COLOURS)]
+            bars = ax.bar(
+                x + (i - (len(scorers) - 1) / 2) * width,
+                vals,
+                width * 0.92,
+                color=colour,
+                label=scorer,
+                zorder=2,
+            )
+            for bar, v in zip(bars, vals, strict=True):
+                if np.isfinite(v):
+                    ax.text(
+                        bar.get_x() + bar.get_width() / 2,
+                        v,
+                        f"{v:.3f}",
+                        ha="center",
+                        va="bottom",
+                        fontsize=8,
+                    )
+        ax.set_xticks(x, metrics)
+        ax.set_ylim(0, 1.1)
+        ax.grid(axis="x", visible=False)
+        ax.axhline(0.5, color=GREY, linestyle=":", linewidth=1)
+        ax.set_title("Model against baselines (holdout)")
+        ax.legend(loc="upper right", ncols=min(len(scorers), 3))
+
+    return _render(name, "Model against baselines", draw, 4.6, 3.4)
+
+
+def histogram(
+    name: str,
+    lefts: Sequence[float],
+    counts: Sequence[int],
+    width: float,
+    title: str,
+    xlabel: str,
+    marks: Mapping[str, float] | None = None,
+) -> str:
+    """A histogram from pre-computed bins (the bins come from DuckDB, not raw rows)."""
+
+    def draw(fig, axes):
+        ax = axes[0][0]
+        ax.bar(lefts, counts, width=width, align="edge", color=BLUE, alpha=0.85, zorder=2)
+        for i, (label, x) in enumerate((marks or {}).items()):
+            ax.axvline(x, color=SERIES[(i + 1) % len(SERIES)], linestyle="--", linewidth=1.2)
+            ax.annotate(
+                f"{label} {x:.3f}",
+                xy=(x, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(4, -12 - 12 * i),
+                textcoords="offset points",
+                fontsize=8,
+            )
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("customers")
+        ax.grid(axis="x", visible=False)
+        _thousands(ax, "y")
+        ax.set_title(title)
+
+    return _render(name, title, draw, 4.6, 3.4)
+
+
+def horizontal_bars(
+    name: str,
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[float],
+    errors: Sequence[float] | None = None,
+    xlabel: str = "",
+    value_fmt: str = "{:,.0f}",
+    colour: str = BLUE,
+) -> str:
+    """Ranked horizontal bars, biggest on top, values printed at the bar ends."""
+
+    def draw(fig, axes):
+        ax = axes[0][0]
+        y = np.arange(len(labels))[::-1]
+        err = None if errors is None else np.nan_to_num(np.asarray(errors, dtype=float))
+        ax.barh(
+            y,
+            values,
+            xerr=err,
+            color=colour,
+            height=0.62,
+            zorder=2,
+            error_kw={"ecolor": DARK, "elinewidth": 1, "capsize": 2},
+        )
+        top = max([abs(v) for v in values] + [1e-12])
+        ends = np.asarray(values, dtype=float) + (0 if err is None else err)
+        for yi, v, end in zip(y, values, ends, strict=True):
+            ax.text(end, yi, "  " + value_fmt.format(v), va="center", fontsize=8, color=DARK)
+        ax.set_yticks(y, labels)
+        ax.set_xlim(min(0, min(values, default=0)), top * 1.3)
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel(xlabel)
+        ax.set_title(title)
+
+    return _render(
+        name,
+        title,
+        draw,
+        4.8,
+        0.32 * len(labels) + 1.2,
+        left=_label_inches(labels, 9),
+        right=0.3,
+    )
+
+
+def stacked_by_day(
+    name: str,
+    title: str,
+    panels: Mapping[str, Mapping[str, Any]],
+    days: Sequence[Any],
+    colours: Mapping[str, str],
+) -> str:
+    """One small panel per source: stacked daily bars (loaded, duplicate, quarantined)."""
+    n = max(len(panels), 1)
+
+    def draw(fig, axes):
+        labels = [d.strftime("%m-%d") for d in days]
+        x = np.arange(len(days))
+        for ax, (source, parts) in zip(axes[0], panels.items(), strict=False):
+            bottom = np.zeros(len(days))
+            for part, values in parts.items():
+                vals = np.asarray(values, dtype=float)
+                ax.bar(
+                    x,
+                    vals,
+                    bottom=bottom,
+                    color=colours.get(part, GREY),
+                    label=part,
+                    zorder=2,
+                    width=0.75,
+                )
+                bottom += vals
+            ax.set_xticks(x, labels, rotation=60 if len(days) > 7 else 0, fontsize=8)
+            ax.grid(axis="x", visible=False)
+            _thousands(ax, "y")
+            ax.set_title(f"{source}: rows per day")
+        axes[0][0].legend(loc="lower left", ncols=3, bbox_to_anchor=(0, 1.08))
+        fig.suptitle(title, x=0.01, y=0.99, ha="left", va="top", fontsize=11, fontweight="bold")
+
+    return _render(
+        name, title, draw, min(4.8 * n, 9.6), 3.6, ncols=n, bottom=0.8, top=0.75, wspace=0.22
+    )
+
+
+def drift_lines(
+    name: str,
+    title: str,
+    series: Mapping[str, tuple[Sequence, Sequence]],
+    threshold: float | None,
+    ylabel: str,
+    highlight: int = 6,
+) -> str:
+    """Small line chart over runs; the ``highlight`` worst series coloured, the rest grey."""
+    worst = sorted(series, key=lambda k: -float(np.nanmax(np.asarray(series[k][1], float))))
+    coloured = set(worst[:highlight])
+
+    def draw(fig, axes):
+        from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+        ax = axes[0][0]
+        i = 0
+        for key in worst[::-1]:
+            x, y = series[key]
+            if key in coloured:
+                ax.plot(
+                    x,
+                    y,
+                    marker="o",
+                    markersize=3.5,
+                    linewidth=1.8,
+                    color=SERIES[i % len(SERIES)],
+                    label=str(key),
+                    zorder=3,
+                )
+                i += 1
+            else:
+                ax.plot(x, y, color="#d1d5db", linewidth=1, zorder=2)
+        if threshold is not None:
+            ax.axhline(threshold, color=RED, linestyle="--", linewidth=1.2)
+            ax.annotate(
+                f"threshold {threshold:g}",
+                xy=(0, threshold),
+                xycoords=("axes fraction", "data"),
+                xytext=(2, 3),
+                textcoords="offset points",
+                color=RED,
+                fontsize=8,
+            )
+            top = max(
+                threshold, *(float(np.nanmax(np.asarray(v[1], float))) for v in series.values())
+            )
+            ax.set_ylim(0, top * 1.15)
+        runs = sorted({x for xs, _ in series.values() for x in xs})
+        if len(runs) <= 8:
+            ax.set_xticks(runs, [f"{d:%m-%d}" for d in runs])
+        else:
+            locator = AutoDateLocator(maxticks=6)
+            ax.xaxis.set_major_locator(locator)
+            ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        handles, labels = ax.get_legend_handles_labels()
+        if handles:
+            ax.legend(
+                handles[::-1],
+                labels[::-1],
+                loc="upper left",
+                bbox_to_anchor=(0, -0.16),
+                ncols=2,
+                fontsize=9,
+            )
+
+    rows = (min(len(series), highlight) + 1) // 2
+    return _render(name, title, draw, 4.4, 2.9 + 0.2 * rows, bottom=0.6 + 0.2 * rows)
+
+
+def audience_sizes(names: Sequence[str], parts: Mapping[str, Sequence[int]]) -> str:
+    """Stacked horizontal bars per audience: target and holdout."""
+    colours = {"target": BLUE, "holdout": ORANGE}
+
+    def draw(fig, axes):
+        ax = axes[0][0]
+        y = np.arange(len(names))[::-1]
+        left = np.zeros(len(names))
+        for part, values in parts.items():
+            vals = np.asarray(values, dtype=float)
+            ax.barh(
+                y, vals, left=left, color=colours.get(part, GREY), height=0.6, label=part, zorder=2
+            )
+            left += vals
+        for yi, total in zip(y, left, strict=True):
+            ax.text(total, yi, f"  {total:,.0f}", va="center", fontsize=8)
+        ax.set_yticks(y, names)
+        ax.set_xlim(0, max(left.max(initial=1), 1) * 1.25)
+        ax.grid(axis="y", visible=False)
+        _thousands(ax)
+        ax.set_xlabel("customers")
+        ax.legend(loc="lower right")
+        ax.set_title("Audience size: target and holdout")
+
+    return _render(
+        "audience-sizes",
+        "Audience sizes",
+        draw,
+        6.4,
+        0.42 * len(names) + 1.3,
+        left=_label_inches(names),
+    )

@@ -1,0 +1,1505 @@
+"""The report's sections, each a list of blocks that degrade on their own.
+
+A block is a function ``(ctx) -> html``. It reads through :class:`~segmint.report.data.Reader`
+and raises :class:`~segmint.report.data.Missing` when its tables are not there yet; the
+page then says so in one line and every other block still renders. Blocks also record short
+plain-language facts in ``ctx.facts`` for the summary at the top.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segmint.config import Settings
+from segmint.report import charts
+from segmint.report.data import (
+    INDEX_COLUMNS,
+    Missing,
+    Reader,
+    find_curve,
+    parse_metrics,
+    quote,
+    scalar,
+)
+from segmint.report.page import (
+    details,
+    esc,
+    figure,
+    fmt_int,
+    fmt_pct,
+    grid,
+    note,
+    table,
+)
+
+log = logging.getLogger(__name__)
+
+DQ_WINDOW_DAYS = 14  # data-quality charts cover the as-of day and the 13 before it
+DRIFT_RUNS = 10  # drift charts cover the last this-many runs
+
+# Persona card features: (column, label, format). Shown when marts have them.
+KEY_FEATURES = (
+    ("recency_days", "days since order", "{:,.0f}"),
+    ("order_count", "orders", "{:,.1f}"),
+    ("revenue_total", "revenue", "{:,.0f}"),
+    ("avg_order_value", "avg order value", "{:,.0f}"),
+    ("sessions_30d", "sessions 30d", "{:,.1f}"),
+    ("cart_abandonment_rate_90d", "cart abandonment", "{:.0%}"),
+    ("email_opens_30d", "email opens 30d", "{:,.1f}"),
+    ("tenure_days", "tenure days", "{:,.0f}"),
+)
+
+
+@dataclass
+class Context:
+    reader: Reader
+    as_of: date
+    settings: Settings
+    out: Path
+    facts: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self.cache:
+            try:
+                self.cache[key] = compute()
+            except Missing as exc:
+                self.cache[key] = exc
+        value = self.cache[key]
+        if isinstance(value, Missing):
+            raise value
+        return value
+
+
+def run_block(
+    ctx: Context, title: str, fn: Callable[[Context], str], key: str | None = None
+) -> str:
+    """Render one block; a missing input becomes a note, an error a note and a warning."""
+    started = time.perf_counter()
+    try:
+        body = fn(ctx)
+    except Missing as exc:
+        ctx.missing.append(f"{key or title or fn.__name__}: {exc}")
+        body = note(str(exc))
+    except Exception as exc:  # one broken chart must not sink the night's report
+        log.exception("report block %r failed", title)
+        ctx.warnings.append(f"report block {title!r} failed: {type(exc).__name__}: {exc}")
+        body = note(f"{type(exc).__name__}: {exc}", kind="error")
+    key = key or title or fn.__name__
+    ctx.timings[key] = ctx.timings.get(key, 0.0) + time.perf_counter() - started
+    heading = f"<h3>{esc(title)}</h3>" if title else ""
+    return f'<div class="block">{heading}{body}</div>'
+
+
+def latest_date(ctx: Context, table: str, column: str = "as_of_date") -> date:
+    """The newest date in ``table`` at or before the as-of date."""
+    ctx.reader.require(table, column)
+    dates = ctx.reader.dates(table, column, up_to=ctx.as_of)
+    if not dates:
+        raise Missing(f"{table} has no rows on or before {ctx.as_of}")
+    return dates[0]
+
+
+# --- segments ----------------------------------------------------------------------------
+
+
+def _segment_sizes(ctx: Context) -> pd.DataFrame:
+    r = ctx.reader
+    t = "ml.customer_segments"
+    r.require(t, "customer_id", "as_of_date", "segment_id")
+    name_col = r.pick(t, "segment_name")
+    outlier_col = r.pick(t, "is_outlier")
+    previous = r.dates(t, up_to=ctx.as_of - timedelta(days=1))
+    prev_date = previous[0] if previous else None
+    name_expr = f"arg_max({quote(name_col)}, as_of_date)" if name_col else "null"
+    outlier_expr = (
+        f"count(*) filter (where as_of_date = ? and {quote(outlier_col)})" if outlier_col else "?"
+    )
+    frame = r.df(
+        f"""
+        select
+            cast(segment_id as varchar) as segment_id,
+            {name_expr} as segment_name,
+            count(*) filter (where as_of_date = ?) as customers,
+            count(*) filter (where as_of_date = ?) as previous_customers,
+            {outlier_expr} as outliers
+        from {t}
+        where as_of_date in (?, ?)
+        group by 1
+        """,
+        [ctx.as_of, prev_date, ctx.as_of if outlier_col else 0, ctx.as_of, prev_date],
+    )
+    frame = frame[frame["customers"] > 0].copy() if not frame.empty else frame
+    if frame.empty:
+        raise Missing(f"ml.customer_segments has no rows for {ctx.as_of}")
+    # Names: this run's, else the profile table's, else "Segment <id>".
+    profiles = _profiles(ctx)
+    if not profiles.empty and "segment_name" in profiles:
+        names = profiles.set_index("segment_id")["segment_name"]
+        frame["segment_name"] = frame["segment_name"].fillna(frame["segment_id"].map(names))
+    frame["segment_name"] = frame["segment_name"].fillna("Segment " + frame["segment_id"])
+    frame["previous_customers"] = (
+        frame["previous_customers"].astype(float) if prev_date is not None else np.nan
+    )
+    frame = frame.sort_values("customers", ascending=False).reset_index(drop=True)
+    frame.attrs["previous_date"] = prev_date
+    return frame
+
+
+def segment_sizes(ctx: Context) -> pd.DataFrame:
+    return ctx.cached("segment_sizes", lambda: _segment_sizes(ctx))
+
+
+def _profiles(ctx: Context) -> pd.DataFrame:
+    """``ml.segment_profiles`` rows of this run: segment_id, name, description (if any)."""
+
+    def load() -> pd.DataFrame:
+        r, t = ctx.reader, "ml.segment_profiles"
+        if not r.has(t) or not r.pick(t, "segment_id"):
+            return pd.DataFrame()
+        cols = {"segment_id": "cast(segment_id as varchar)"}
+        if name := r.pick(t, "segment_name", "name"):
+            cols["segment_name"] = quote(name)
+        if desc := r.pick(t, "description", "segment_description", "persona_description"):
+            cols["description"] = quote(desc)
+        where, params = "", []
+        if r.pick(t, "as_of_date"):
+            where, params = "where as_of_date = ?", [ctx.as_of]
+        select = ", ".join(f"{expr} as {alias}" for alias, expr in cols.items())
+        frame = r.df(f"select {select} from {t} {where}", params)
+        return frame.drop_duplicates("segment_id", keep="last")
+
+    return ctx.cached("profiles", load)
+
+
+def segment_names(ctx: Context) -> dict[str, str]:
+    try:
+        sizes = segment_sizes(ctx)
+    except Missing:
+        return {}
+    return dict(zip(sizes["segment_id"], sizes["segment_name"], strict=True))
+
+
+def features_relation(ctx: Context) -> tuple[str, list[Any], str]:
+    """A SQL relation of customer features for the as-of date, its params and a caveat."""
+
+    def resolve() -> tuple[str, list[Any], str]:
+        r = ctx.reader
+        hist = "marts.customer_feature_history"
+        if r.has(hist) and r.pick(hist, "as_of_date") and r.pick(hist, "customer_id"):
+            n = r.scalar(f"select count(*) from {hist} where as_of_date = ?", [ctx.as_of])
+            if n:
+                return f"(select * from {hist} where as_of_date = ?)", [ctx.as_of], ""
+        cur = "marts.customer_features"
+        r.require(cur, "customer_id")
+        if r.pick(cur, "as_of_date"):
+            found = r.scalar(f"select max(as_of_date) from {cur}")
+            if found is None:
+                raise Missing(f"{cur} is empty")
+            caveat = "" if found == ctx.as_of else f"features are as of {found}, not {ctx.as_of}"
+            return f"(select * from {cur} where as_of_date = ?)", [found], caveat
+        return cur, [], ""
+
+    return ctx.cached("features", resolve)
+
+
+SEGMENT_FEATURE_TABLE = "_report_segment_features"
+
+
+def segment_features(ctx: Context) -> tuple[str, set[str], str]:
+    """A temp table joining this run's segments to the features the report uses.
+
+    Built once (one join of two million-row tables), then personas, categories and the RFM
+    heatmap aggregate it in milliseconds. Temp tables live in memory, so this works on a
+    read-only connection and never touches the warehouse file.
+    """
+
+    def build() -> tuple[str, set[str], str]:
+        r = ctx.reader
+        segment_sizes(ctx)  # raises Missing first when there are no segments
+        relation, params, caveat = features_relation(ctx)
+        hist = "marts.customer_feature_history"
+        available = set(r.columns(hist if hist in relation else "marts.customer_features"))
+        wanted = [c for c, _, _ in KEY_FEATURES]
+        wanted += ["email_opt_in", "ads_opt_in", "favourite_category"]
+        wanted += ["r_score", "f_score", "m_score"]
+        cols = [c for c in wanted if c in available]
+        picks = "".join(f", f.{quote(c)}" for c in cols)
+        r.con.execute(
+            f"""
+            create or replace temp table {SEGMENT_FEATURE_TABLE} as
+            select cast(s.segment_id as varchar) as segment_id{picks}
+            from ml.customer_segments as s
+            inner join {relation} as f on f.customer_id = s.customer_id
+            where s.as_of_date = ?
+            """,
+            [*params, ctx.as_of],
+        )
+        n = r.scalar(f"select count(*) from {SEGMENT_FEATURE_TABLE}")
+        if not n:
+            raise Missing(f"no customer of the {ctx.as_of} segments is in the feature table")
+        return SEGMENT_FEATURE_TABLE, set(cols), caveat
+
+    return ctx.cached("segment_features", build)
+
+
+def block_segment_sizes(ctx: Context) -> str:
+    sizes = segment_sizes(ctx)
+    prev_date = sizes.attrs.get("previous_date")
+    total = int(sizes["customers"].sum())
+    ctx.facts["customers"] = total
+    ctx.facts["segments"] = len(sizes)
+    outliers = int(sizes["outliers"].sum())
+    if prev_date is not None:
+        change = sizes.dropna(subset=["previous_customers"]).copy()
+        change = change[change["previous_customers"] > 0]
+        if not change.empty:
+            change["rel"] = change["customers"] / change["previous_customers"] - 1
+            mover = change.loc[change["rel"].abs().idxmax()]
+            ctx.facts["mover"] = (
+                mover["segment_name"],
+                float(mover["rel"]),
+                int(mover["previous_customers"]),
+                int(mover["customers"]),
+            )
+        new = sizes[sizes["previous_customers"].fillna(0) == 0]["segment_name"].tolist()
+        if new:
+            ctx.facts["new_segments"] = new
+    svg = charts.segment_sizes(
+        sizes["segment_name"].tolist(),
+        sizes["customers"].astype(int).tolist(),
+        [None if pd.isna(v) else float(v) for v in sizes["previous_customers"]],
+    )
+    caption = f"{total:,} customers this run"
+    if prev_date is not None:
+        caption += f"; ticks show the run of {prev_date}"
+    if outliers:
+        caption += f"; {outliers:,} flagged as outliers (far from every centroid)"
+    tbl = sizes.assign(
+        share=sizes["customers"] / max(total, 1),
+        change=(sizes["customers"] / sizes["previous_customers"] - 1).where(
+            sizes["previous_customers"] > 0
+        ),
+    )[["segment_id", "segment_name", "customers", "share", "previous_customers", "change"]]
+    tbl = tbl.rename(
+        columns={"segment_id": "id", "segment_name": "segment", "previous_customers": "last run"}
+    )
+    return grid(
+        figure("segment-sizes", svg, caption),
+        table(
+            tbl,
+            formats={
+                "share": fmt_pct,
+                "change": lambda v: "–" if pd.isna(v) else f"{v:+.1%}",
+                "customers": fmt_int,
+                "last run": fmt_int,
+            },
+        ),
+    )
+
+
+def block_personas(ctx: Context) -> str:
+    sizes = segment_sizes(ctx)
+    profiles = _profiles(ctx)
+    descriptions = (
+        profiles.set_index("segment_id")["description"].to_dict()
+        if "description" in profiles
+        else {}
+    )
+    total = max(int(sizes["customers"].sum()), 1)
+    stats, population, categories, caveat = None, None, {}, ""
+    try:
+        stats, population, categories, caveat = _persona_stats(ctx)
+    except Missing as exc:
+        caveat = f"feature values not available yet: {exc}"
+    cards = []
+    for row in sizes.itertuples(index=False):  # one card per segment (a handful)
+        sid = row.segment_id
+        body = [
+            f"<h4>{esc(row.segment_name)}</h4>",
+            f'<div class="size">segment {esc(sid)} · {row.customers:,} customers · '
+            f"{row.customers / total:.1%}</div>",
+        ]
+        if descriptions.get(sid):
+            body.append(f'<div class="desc">{esc(descriptions[sid])}</div>')
+        if stats is not None and sid in stats.index:
+            body.append(_feature_rows(stats.loc[sid], population))
+            consent = [
+                f"{label} {stats.loc[sid, col]:.0%}"
+                for col, label in (("email_opt_in", "e-mail"), ("ads_opt_in", "ads"))
+                if col in stats.columns and pd.notna(stats.loc[sid, col])
+            ]
+            if consent:
+                body.append(f'<div class="tags">consent: {esc(" · ".join(consent))}</div>')
+        if categories.get(sid):
+            body.append(f'<div class="tags">top categories: {esc(categories[sid])}</div>')
+        if row.outliers:
+            body.append(f'<div class="tags">{row.outliers:,} outliers</div>')
+        cards.append('<div class="card">' + "".join(body) + "</div>")
+    legend = (
+        "Bars compare the segment's average with the population average "
+        "(black tick = population; 1.0× = same as everyone)."
+    )
+    return (
+        (note(caveat, "info") if caveat else "")
+        + f'<p class="lead">{esc(legend)}</p><div class="cards">'
+        + "".join(cards)
+        + "</div>"
+    )
+
+
+def _feature_rows(values: pd.Series, population: pd.Series) -> str:
+    rows = []
+    for col, label, fmt in KEY_FEATURES:
+        if col not in values.index or pd.isna(values[col]):
+            continue
+        pop = population.get(col)
+        ratio = values[col] / pop if pop and pd.notna(pop) and pop != 0 else np.nan
+        width = 0 if pd.isna(ratio) else min(ratio / 3, 1) * 100
+        rows.append(
+            f'<div class="feat"><span>{esc(label)}: <b>{esc(fmt.format(values[col]))}</b>'
+            f'</span><div class="bar"><span style="width:{width:.0f}%"></span>'
+            f'<i style="left:33.3%"></i></div>'
+            f'<span class="idx">{"–" if pd.isna(ratio) else f"{ratio:.1f}×"}</span></div>'
+        )
+    return "".join(rows)
+
+
+def _persona_stats(ctx: Context) -> tuple[pd.DataFrame, pd.Series, dict[str, str], str]:
+    def compute():
+        table_, cols, caveat = segment_features(ctx)
+        feats = [c for c, _, _ in KEY_FEATURES if c in cols]
+        consent = [c for c in ("email_opt_in", "ads_opt_in") if c in cols]
+        if not feats and not consent:
+            raise Missing("marts.customer_features has none of the persona features")
+        aggs = [f"avg(cast({quote(c)} as double)) as {quote(c)}" for c in feats]
+        aggs += [f"avg(cast({quote(c)} as integer)) as {quote(c)}" for c in consent]
+        frame = ctx.reader.df(
+            f"""
+            select segment_id, {", ".join(aggs)}
+            from {table_}
+            group by grouping sets ((segment_id), ())
+            """
+        )
+        population = frame[frame["segment_id"].isna()].iloc[0] if len(frame) else pd.Series()
+        stats = frame.dropna(subset=["segment_id"]).set_index("segment_id")
+        categories: dict[str, str] = {}
+        if "favourite_category" in cols:
+            top = ctx.reader.df(
+                f"""
+                select segment_id, category, n, share from (
+                    select
+                        segment_id,
+                        favourite_category as category,
+                        count(*) as n,
+                        count(*) / sum(count(*)) over (partition by segment_id) as share,
+                        row_number() over (
+                            partition by segment_id order by count(*) desc, favourite_category
+                        ) as rank
+                    from {table_}
+                    where favourite_category is not null
+                    group by segment_id, favourite_category
+                )
+                where rank <= 3
+                order by segment_id, n desc
+                """
+            )
+            for sid, group in top.groupby("segment_id", sort=False):
+                categories[sid] = ", ".join(
+                    f"{c} {s:.0%}" for c, s in zip(group["category"], group["share"], strict=True)
+                )
+        return stats, population, categories, caveat
+
+    return ctx.cached("persona_stats", compute)
+
+
+def block_rfm_heatmap(ctx: Context) -> str:
+    sizes = segment_sizes(ctx)
+    table_, cols, caveat = segment_features(ctx)
+    scores = [c for c in ("r_score", "f_score", "m_score") if c in cols]
+    if not scores:
+        raise Missing("marts.customer_features has no r_score/f_score/m_score")
+    sets = ", ".join(f"(segment_id, {c})" for c in scores)
+    groupings = ", ".join(f"grouping({c}) as g_{c}" for c in scores)
+    frame = ctx.reader.df(
+        f"""
+        select segment_id, {", ".join(scores)}, {groupings}, count(*) as n
+        from {table_}
+        group by grouping sets ({sets})
+        """
+    )
+    order = sizes["segment_id"].tolist()
+    col_labels, blocks = [], []
+    for c in scores:
+        part = frame[frame[f"g_{c}"] == 0]
+        letter = c[0].upper()
+        pivot = part.pivot_table(
+            index="segment_id", columns=part[c].fillna(0).astype(int), values="n", aggfunc="sum"
+        ).reindex(index=order, columns=range(1, 6))
+        per_segment = part.groupby("segment_id")["n"].sum().reindex(order)
+        blocks.append(pivot.div(per_segment, axis=0).fillna(0).to_numpy())
+        col_labels += [f"{letter}{i}" for i in range(1, 6)]
+    matrix = np.hstack(blocks)
+    svg = charts.heatmap(
+        "segment-rfm",
+        "Segment by R/F/M score (share of the segment)",
+        matrix,
+        sizes["segment_name"].tolist(),
+        col_labels,
+        separators=[4.5 + 5 * i for i in range(len(scores) - 1)],
+        xlabel="R = recency, F = frequency, M = monetary; 5 = best; customers without orders "
+        "have no score",
+    )
+    return figure(
+        "segment-rfm", svg, caveat or "Each row sums to the segment's share with orders.", True
+    )
+
+
+def _transition_counts(ctx: Context) -> tuple[pd.DataFrame, str]:
+    """``from_id, to_id, n`` (None = new/gone) for the as-of run and where it came from."""
+    r, t = ctx.reader, "ml.segment_transitions"
+    if r.has(t):
+        src = r.pick(t, "from_segment_id", "previous_segment_id", "from_segment", "segment_from")
+        dst = r.pick(t, "to_segment_id", "to_segment", "segment_to", "segment_id")
+        cnt = r.pick(t, "customers", "customer_count", "n_customers", "count", "n")
+        if src and dst and cnt:
+            where, params = "", []
+            if r.pick(t, "as_of_date"):
+                where, params = "where as_of_date = ?", [ctx.as_of]
+            frame = r.df(
+                f"""
+                select
+                    cast({quote(src)} as varchar) as from_id,
+                    cast({quote(dst)} as varchar) as to_id,
+                    sum({quote(cnt)}) as n
+                from {t} {where}
+                group by all
+                """,
+                params,
+            )
+            if not frame.empty:
+                return frame, f"from {t}"
+    prev = segment_sizes(ctx).attrs.get("previous_date")
+    if prev is None:
+        raise Missing("this is the first segmentation run: nothing to compare with yet")
+    frame = r.df(
+        """
+        select
+            cast(p.segment_id as varchar) as from_id,
+            cast(c.segment_id as varchar) as to_id,
+            count(*) as n
+        from (select customer_id, segment_id from ml.customer_segments where as_of_date = ?) as p
+        full outer join (
+            select customer_id, segment_id from ml.customer_segments where as_of_date = ?
+        ) as c on p.customer_id = c.customer_id
+        group by all
+        """,
+        [prev, ctx.as_of],
+    )
+    return frame, f"computed from ml.customer_segments, {prev} to {ctx.as_of}"
+
+
+def block_transitions(ctx: Context) -> str:
+    frame, source = _transition_counts(ctx)
+    names = segment_names(ctx)
+    frame["from_id"] = frame["from_id"].fillna("(new)")
+    frame["to_id"] = frame["to_id"].fillna("(gone)")
+    order = list(names)
+    extra_from = sorted(set(frame["from_id"]) - set(order) - {"(new)"})
+    extra_to = sorted(set(frame["to_id"]) - set(order) - {"(gone)"})
+    rows = order + extra_from + (["(new)"] if "(new)" in set(frame["from_id"]) else [])
+    cols = order + extra_to + (["(gone)"] if "(gone)" in set(frame["to_id"]) else [])
+    counts = (
+        frame.pivot_table(index="from_id", columns="to_id", values="n", aggfunc="sum")
+        .reindex(index=rows, columns=cols)
+        .fillna(0)
+    )
+    row_share = counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0).fillna(0).to_numpy()
+    moved = counts.to_numpy().sum() - sum(
+        counts.loc[s, s] for s in order if s in counts.index and s in counts.columns
+    )
+    stayed = counts.to_numpy().sum() - moved
+    ctx.facts["stayed_share"] = stayed / max(counts.to_numpy().sum(), 1)
+    label = {**names, "(new)": "(new customers)", "(gone)": "(left)"}
+    annotations = np.vectorize(lambda v: f"{v:,.0f}" if v else "")(counts.to_numpy())
+    svg = charts.heatmap(
+        "segment-transitions",
+        "Where last run's customers are now (colour = share of the row)",
+        row_share,
+        [label.get(x, f"retired {x}") for x in rows],
+        [label.get(x, x) for x in cols],
+        annotations=annotations,
+        xlabel="segment this run",
+        ylabel="segment last run",
+        cmap="Purples",
+        width=max(6.0, 0.95 * len(cols) + 3.2),
+    )
+    caption = f"{stayed:,.0f} customers kept their segment, {moved:,.0f} moved ({source})."
+    return figure("segment-transitions", svg, caption, wide=True)
+
+
+def block_k_selection(ctx: Context) -> str:
+    r, t = ctx.reader, "ml.k_selection"
+    r.require(t, "k")
+    inertia = r.pick(t, "inertia", "sse", "wcss")
+    sil = r.pick(t, "silhouette", "silhouette_score", "silhouette_sample")
+    if not inertia and not sil:
+        raise Missing(f"{t} has neither inertia nor silhouette")
+    chosen_col = r.pick(t, "is_chosen", "chosen", "selected", "is_selected")
+    where, params, used = "", [], None
+    if r.pick(t, "as_of_date"):
+        used = latest_date(ctx, t)
+        where, params = "where as_of_date = ?", [used]
+    if r.pick(t, "run_id"):
+        run = r.scalar(f"select max(run_id) from {t} {where}", params)
+        where = (where + " and" if where else "where") + " run_id = ?"
+        params = [*params, run]
+    frame = r.df(
+        f"""
+        select
+            k,
+            avg({quote(inertia) if inertia else "null"}) as inertia,
+            avg({quote(sil) if sil else "null"}) as silhouette,
+            bool_or({f"cast({quote(chosen_col)} as boolean)" if chosen_col else "false"})
+                as chosen
+        from {t} {where}
+        group by k
+        order by k
+        """,
+        params,
+    )
+    if frame.empty:
+        raise Missing(f"{t} has no rows for this run")
+    chosen = int(frame.loc[frame["chosen"], "k"].iloc[0]) if frame["chosen"].any() else None
+    if chosen is None:
+        try:
+            chosen = len(segment_sizes(ctx))
+        except Missing:
+            chosen = None
+    svg = charts.k_selection(
+        frame["k"].astype(int).tolist(),
+        frame["inertia"].tolist(),
+        frame["silhouette"].tolist(),
+        chosen,
+    )
+    when = f"run of {used}" if used else "latest run"
+    return figure(
+        "k-selection",
+        svg,
+        f"Candidates k = {frame['k'].min()}..{frame['k'].max()} ({when}); red marks the k "
+        "the rule chose.",
+        wide=True,
+    )
+
+
+# --- propensity --------------------------------------------------------------------------
+
+
+def propensity_models(ctx: Context) -> list[str]:
+    r = ctx.reader
+    names: list[str] = []
+    for t in ("ml.propensity_scores", "ml.model_metrics"):
+        if r.has(t) and r.pick(t, "model_name") and r.pick(t, "as_of_date"):
+            names += [
+                row[0]
+                for row in r.rows(
+                    f"select distinct model_name from {t} where as_of_date <= ? "
+                    "and as_of_date >= ? order by 1",
+                    [ctx.as_of, ctx.as_of - timedelta(days=366)],
+                )
+            ]
+    if not names:
+        if not r.has("ml.propensity_scores"):
+            raise Missing("table ml.propensity_scores does not exist yet")
+        raise Missing(f"no propensity scores or metrics on or before {ctx.as_of}")
+    return sorted(dict.fromkeys(n for n in names if n is not None))
+
+
+def _model_run(ctx: Context, model: str) -> dict[str, Any] | None:
+    r, t = ctx.reader, "ml.model_runs"
+    if not r.has(t) or not r.pick(t, "model_name") or not r.pick(t, "as_of_date"):
+        return None
+    cols = [c for c in ("run_id", "status", "message", "metrics", "created_at") if r.pick(t, c)]
+    order = "created_at desc" if "created_at" in cols else "1"
+    for cond in ("model_name = ?", "model_name like '%' || ? || '%'"):
+        rows = r.df(
+            f"select as_of_date, {', '.join(cols)} from {t} "
+            f"where {cond} and as_of_date <= ? order by as_of_date desc, {order} limit 1",
+            [model, ctx.as_of],
+        )
+        if not rows.empty:
+            return rows.iloc[0].to_dict()
+    return None
+
+
+def _metrics(ctx: Context, model: str) -> tuple[dict, dict, date]:
+    def load():
+        r, t = ctx.reader, "ml.model_metrics"
+        r.require(t, "model_name", "metric", "value")
+        when_col = r.pick(t, "as_of_date")
+        where, params, when = "where model_name = ?", [model], None
+        if when_col:
+            when = r.scalar(
+                f"select max(as_of_date) from {t} where model_name = ? and as_of_date <= ?",
+                [model, ctx.as_of],
+            )
+            if when is None:
+                raise Missing(f"{t} has no rows for model {model} on or before {ctx.as_of}")
+            where += " and as_of_date = ?"
+            params.append(when)
+        if r.pick(t, "run_id"):
+            run = r.scalar(f"select max(run_id) from {t} {where}", params)
+            where += " and run_id = ?"
+            params.append(run)
+        scorer = r.pick(t, "scorer", "baseline", "model_variant")
+        idx = r.pick(t, *INDEX_COLUMNS)
+        select = (
+            f"{f'cast({quote(scorer)} as varchar)' if scorer else repr('model')} as scorer, "
+            f"metric, cast(value as double) as value" + (f", {quote(idx)} as idx" if idx else "")
+        )
+        frame = r.df(f"select {select} from {t} {where}", params)
+        if frame.empty:
+            raise Missing(f"{t} has no rows for model {model}")
+        scorers = set(frame["scorer"])
+        if "model" not in scorers:
+            candidate = next(
+                (
+                    s
+                    for s in sorted(scorers)
+                    if s == model or any(w in s.lower() for w in ("model", "hgb", "calibrated"))
+                ),
+                None,
+            )
+            if candidate:
+                frame.loc[frame["scorer"] == candidate, "scorer"] = "model"
+        scalars, curves = parse_metrics(frame, "idx" if idx else None)
+        return scalars, curves, when
+
+    return ctx.cached(f"metrics:{model}", load)
+
+
+def _day(value: Any) -> str:
+    return value.date().isoformat() if isinstance(value, pd.Timestamp) else str(value)
+
+
+def block_model_status(ctx: Context, model: str) -> str:
+    parts = []
+    run = _model_run(ctx, model)
+    try:
+        scalars, _, when = _metrics(ctx, model)
+    except Missing:
+        scalars, when = {}, None
+    auc = scalar(scalars.get("model", {}), "auc")
+    baselines = {
+        s: scalar(m, "auc")
+        for s, m in scalars.items()
+        if s != "model" and scalar(m, "auc") is not None
+    }
+    fact: dict[str, Any] = {"model": model, "auc": auc}
+    if auc is not None:
+        text = f"Holdout ROC-AUC <b>{auc:.3f}</b>"
+        if baselines:
+            best = max(baselines, key=baselines.get)
+            verdict = "good" if auc > baselines[best] else "bad"
+            text += (
+                f' against the best baseline ({esc(best)}) <span class="{verdict}">'
+                f"{baselines[best]:.3f}</span>"
+            )
+            fact["baseline"] = (best, baselines[best])
+        for kind, label in (("ap", "average precision"), ("brier", "Brier score")):
+            value = scalar(scalars.get("model", {}), kind)
+            if value is not None:
+                text += f"; {label} {value:.3f}"
+        parts.append(text + (f" (evaluated {when})." if when else "."))
+    if run:
+        status = str(run.get("status") or "unknown")
+        cls = "good" if status == "published" else "bad" if "not" in status else "warn"
+        msg = run.get("message")
+        fact["status"], fact["message"] = status, msg
+        parts.append(
+            f"Run <code>{esc(run.get('run_id', ''))}</code> of {esc(_day(run.get('as_of_date')))}: "
+            f'<span class="{cls}">{esc(status)}</span>'
+            + (f" — {esc(msg)}" if isinstance(msg, str) and msg else "")
+        )
+    ctx.facts.setdefault("models", []).append(fact)
+    if not parts:
+        raise Missing(f"no metrics or run record for model {model}")
+    return "<p>" + "<br>".join(parts) + "</p>"
+
+
+def block_lift(ctx: Context, model: str) -> str:
+    _, curves, _ = _metrics(ctx, model)
+    lift = {s: c for s, b in curves.items() if (c := find_curve(b, ["lift"], ["cum"])) is not None}
+    if not lift:
+        lift = {s: c for s, b in curves.items() if (c := find_curve(b, ["lift"])) is not None}
+    capture = {
+        s: c for s, b in curves.items() if (c := find_curve(b, ["capture|gain"])) is not None
+    }
+    if not lift and not capture:
+        raise Missing(f"ml.model_metrics has no lift or capture by decile for {model}")
+    # Capture is cumulative from the top decile; accept it stored per decile too.
+    for s, series in list(capture.items()):
+        values = series.to_numpy(dtype=float)
+        if values.size and values.max() <= 1.0001 and np.all(np.diff(values) >= -1e-9):
+            top_first = series.index.max() == 10 and values[0] > values[-1]
+        else:
+            top_first = False
+        if series.index.min() >= 1 and not top_first and values.sum() <= 1.0001:
+            values = np.cumsum(values[::-1])  # per-decile shares, decile 10 first
+        elif series.index.min() >= 1 and values[-1] < values[0]:
+            values = values[::-1]
+        capture[s] = pd.Series(values, index=range(1, len(values) + 1))
+    svg = charts.lift_capture(f"lift-{model}", lift, capture)
+    return figure(
+        f"lift-{model}",
+        svg,
+        "Lift = buyer rate in the decile over the overall rate; capture = share of all "
+        "positives found by targeting the top deciles.",
+        wide=True,
+    )
+
+
+def _first(*candidates: pd.Series | None) -> pd.Series | None:
+    return next((c for c in candidates if c is not None), None)
+
+
+def block_calibration(ctx: Context, model: str) -> str:
+    _, curves, _ = _metrics(ctx, model)
+    points = {}
+    for scorer, bases in curves.items():
+        pred = _first(
+            find_curve(bases, ["calib|cal_", "pred|mean_score|prob"]),
+            find_curve(bases, ["mean_pred|predicted"]),
+        )
+        obs = _first(
+            find_curve(bases, ["calib|cal_", "obs|actual|frac|positive|true"]),
+            find_curve(bases, ["observed|positive_rate|actual_rate"]),
+        )
+        if pred is not None and obs is not None:
+            joined = pd.concat([pred, obs], axis=1, join="inner").dropna()
+            if not joined.empty:
+                points[scorer] = (joined.iloc[:, 0].to_numpy(), joined.iloc[:, 1].to_numpy())
+    if "model" in points:
+        points = {"model": points["model"]}
+    if not points:
+        raise Missing(f"ml.model_metrics has no calibration table for {model}")
+    return figure(
+        f"calibration-{model}",
+        charts.calibration(f"calibration-{model}", points),
+        "Points on the diagonal mean a score of 0.3 really is about 30%.",
+    )
+
+
+def block_roc(ctx: Context, model: str) -> str:
+    scalars, curves, _ = _metrics(ctx, model)
+    aucs = {s: v for s, m in scalars.items() if (v := scalar(m, "auc")) is not None}
+    roc = {}
+    for scorer, bases in curves.items():
+        fpr, tpr = find_curve(bases, ["fpr"]), find_curve(bases, ["tpr"])
+        if fpr is not None and tpr is not None:
+            joined = pd.concat([fpr, tpr], axis=1, join="inner").dropna().sort_values(0)
+            roc[scorer] = (joined.iloc[:, 0].to_numpy(), joined.iloc[:, 1].to_numpy())
+    if roc:
+        return figure(f"roc-{model}", charts.roc(f"roc-{model}", roc, aucs), "Holdout ROC curves.")
+    table_ = {
+        s: {
+            k: v
+            for k, v in (("ROC-AUC", scalar(m, "auc")), ("avg precision", scalar(m, "ap")))
+            if v is not None
+        }
+        for s, m in scalars.items()
+    }
+    table_ = {s: v for s, v in table_.items() if v}
+    if not table_:
+        raise Missing(f"ml.model_metrics has no ROC points or AUC for {model}")
+    return figure(
+        f"roc-{model}",
+        charts.metric_bars(f"roc-{model}", table_),
+        "ROC points are not stored, so the holdout AUC and average precision are compared.",
+    )
+
+
+def block_score_distribution(ctx: Context, model: str) -> str:
+    r, t = ctx.reader, "ml.propensity_scores"
+    r.require(t, "model_name", "as_of_date", "score")
+    bins = 40
+    frame = r.df(
+        f"""
+        with s as (
+            select score from {t}
+            where model_name = ? and as_of_date = ? and score is not null
+        ),
+        bounds as (select min(score) as lo, max(score) as hi, avg(score) as mean from s)
+        select
+            least(floor((score - lo) / greatest(hi - lo, 1e-12) * {bins}), {bins - 1}) as b,
+            any_value(lo) as lo,
+            any_value(hi) as hi,
+            any_value(mean) as mean,
+            count(*) as n
+        from s, bounds
+        group by 1
+        order by 1
+        """,
+        [model, ctx.as_of],
+    )
+    if frame.empty:
+        raise Missing(f"{t} has no scores for {model} on {ctx.as_of}")
+    lo, hi, mean = float(frame["lo"][0]), float(frame["hi"][0]), float(frame["mean"][0])
+    width = max(hi - lo, 1e-12) / bins
+    counts = np.zeros(bins)
+    counts[frame["b"].astype(int).to_numpy()] = frame["n"].to_numpy()
+    lefts = lo + width * np.arange(bins)
+    total = int(counts.sum())
+    svg = charts.histogram(
+        f"scores-{model}",
+        lefts,
+        counts,
+        width,
+        f"Score distribution ({total:,} scored)",
+        "calibrated probability",
+        marks={"mean": mean},
+    )
+    return figure(f"scores-{model}", svg, f"Scores on {ctx.as_of}; mean {mean:.3f}.")
+
+
+def block_drivers(ctx: Context, model: str) -> str:
+    r, t = ctx.reader, "ml.feature_importance"
+    r.require(t, "model_name")
+    feat = r.pick(t, "feature", "feature_name", required=True)
+    imp = r.pick(
+        t, "importance_mean", "importance", "mean_importance", "value", "score", required=True
+    )
+    std = r.pick(t, "importance_std", "std", "std_importance")
+    where, params = "where model_name = ?", [model]
+    if r.pick(t, "as_of_date"):
+        when = r.scalar(
+            f"select max(as_of_date) from {t} where model_name = ? and as_of_date <= ?",
+            [model, ctx.as_of],
+        )
+        if when is None:
+            raise Missing(f"{t} has no rows for {model} on or before {ctx.as_of}")
+        where += " and as_of_date = ?"
+        params.append(when)
+    if r.pick(t, "run_id"):
+        run = r.scalar(f"select max(run_id) from {t} {where}", params)
+        where += " and run_id = ?"
+        params.append(run)
+    frame = r.df(
+        f"""
+        select {quote(feat)} as feature, avg({quote(imp)}) as importance,
+            {f"avg({quote(std)})" if std else "null"} as std
+        from {t} {where}
+        group by 1
+        order by importance desc
+        limit 10
+        """,
+        params,
+    )
+    if frame.empty:
+        raise Missing(f"{t} has no rows for {model}")
+    svg = charts.horizontal_bars(
+        f"drivers-{model}",
+        "Top drivers (permutation importance)",
+        frame["feature"].astype(str).tolist(),
+        frame["importance"].astype(float).tolist(),
+        frame["std"].astype(float).tolist() if std else None,
+        xlabel="drop in holdout score when the feature is shuffled",
+        value_fmt="{:.4f}",
+    )
+    return figure(f"drivers-{model}", svg, "Error bars: spread over the shuffles.")
+
+
+def section_propensity(ctx: Context) -> str:
+    try:
+        models = propensity_models(ctx)
+    except Missing as exc:
+        ctx.missing.append(f"propensity: {exc}")
+        return note(str(exc))
+    html = []
+    for model in models:
+
+        def block(fn: Callable[[Context, str], str], m: str = model) -> str:
+            return run_block(ctx, "", lambda c: fn(c, m), f"{fn.__name__}:{m}")
+
+        html.append(f'<h3 class="model">Model: {esc(model)}</h3>')
+        html.append(block(block_model_status))
+        html.append(block(block_lift))
+        html.append(
+            grid(
+                block(block_roc),
+                block(block_calibration),
+                block(block_score_distribution),
+                block(block_drivers),
+            )
+        )
+    return "".join(html)
+
+
+# --- audiences ---------------------------------------------------------------------------
+
+
+def block_audiences(ctx: Context) -> str:
+    r, t = ctx.reader, "audiences.members"
+    r.require(t, "audience", "as_of_date", "customer_id")
+    group = r.pick(t, "group", "member_group", "arm")
+    when = latest_date(ctx, t)
+    group_expr = f"cast({quote(group)} as varchar)" if group else "'target'"
+    frame = r.df(
+        f"""
+        select audience, {group_expr} as grp, count(*) as n
+        from {t} where as_of_date = ?
+        group by all
+        """,
+        [when],
+    )
+    pivot = frame.pivot_table(index="audience", columns="grp", values="n", aggfunc="sum").fillna(0)
+    for col in ("target", "holdout"):
+        if col not in pivot:
+            pivot[col] = 0
+    pivot["total"] = pivot.sum(axis=1)
+    pivot = pivot.sort_values("total", ascending=False)
+    ctx.facts["audiences"] = (len(pivot), int(pivot["target"].sum()))
+    changes = _audience_changes(ctx, when)
+    summary = pivot[["target", "holdout", "total"]].reset_index()
+    summary["holdout share"] = summary["holdout"] / summary["total"].replace(0, np.nan)
+    if changes is not None:
+        summary = summary.merge(changes, on="audience", how="left")
+    exports = _audience_exports(ctx)
+    if exports is not None:
+        summary = summary.merge(exports, on="audience", how="left")
+    others = sorted(set(pivot.columns) - {"target", "holdout", "total"})
+    parts = {p: pivot[p].astype(int).tolist() for p in ["target", "holdout", *others]}
+    svg = charts.audience_sizes(pivot.index.astype(str).tolist(), parts)
+    caption = f"Snapshot of {when}"
+    if when != ctx.as_of:
+        caption += f" (no snapshot on {ctx.as_of})"
+    return (
+        '<div class="half">'
+        + figure("audience-sizes", svg, caption)
+        + "</div>"
+        + table(
+            summary,
+            formats={
+                "holdout share": fmt_pct,
+                **{c: fmt_int for c in ("target", "holdout", "total", "entered", "exited")},
+            },
+        )
+    )
+
+
+def _audience_changes(ctx: Context, when: date) -> pd.DataFrame | None:
+    r, t = ctx.reader, "audiences.changes"
+    if not r.has(t) or not r.pick(t, "audience"):
+        return None
+    kind = r.pick(t, "change", "change_type", "direction", "kind", "movement", "status")
+    if not kind or not r.pick(t, "as_of_date"):
+        return None
+    frame = r.df(
+        f"""
+        select
+            audience,
+            count(*) filter (where lower(cast({quote(kind)} as varchar)) like 'enter%') as entered,
+            count(*) filter (where lower(cast({quote(kind)} as varchar)) like 'exit%') as exited
+        from {t} where as_of_date = ?
+        group by 1
+        """,
+        [when],
+    )
+    return frame
+
+
+def _audience_exports(ctx: Context) -> pd.DataFrame | None:
+    r, t = ctx.reader, "audiences.exports"
+    if not r.has(t) or not r.pick(t, "audience"):
+        return None
+    when = r.pick(t, "as_of_date", "as_of", "exported_at", "created_at")
+    fmt = r.pick(t, "format")
+    rows = r.pick(t, "row_count", "rows")
+    if not when:
+        return None
+    frame = r.df(
+        f"""
+        select audience,
+            max({quote(when)}) as last_export,
+            arg_max({f"cast({quote(fmt)} as varchar)" if fmt else "null"}, {quote(when)})
+                as last_format,
+            arg_max({quote(rows) if rows else "null"}, {quote(when)}) as exported_rows
+        from {t} where cast({quote(when)} as date) <= ?
+        group by 1
+        """,
+        [ctx.as_of],
+    )
+    return frame
+
+
+def block_readouts(ctx: Context) -> str:
+    r = ctx.reader
+    t = next((x for x in ("audiences.readouts", "audiences.readout") if r.has(x)), None)
+    if t is None:
+        raise Missing(
+            "no readout table yet (run `segmint audience readout NAME --from ... --to ...`)"
+        )
+    order = r.pick(t, "created_at", "computed_at", "to_date", "as_of_date", "window_end")
+    frame = r.df(
+        f"select * from {t} "
+        + (f"where cast({quote(order)} as date) <= ? order by {quote(order)} desc" if order else "")
+        + " limit 200",
+        [ctx.as_of] if order else [],
+    )
+    if frame.empty:
+        raise Missing(f"{t} has no readouts on or before {ctx.as_of}")
+    if "audience" in frame:
+        frame = frame.drop_duplicates(
+            [c for c in ("audience", "metric") if c in frame], keep="first"
+        )
+    return table(frame, max_rows=20, caption="Latest readout per audience (target vs holdout)")
+
+
+# --- data quality ------------------------------------------------------------------------
+
+
+def block_loads(ctx: Context) -> str:
+    r, t = ctx.reader, "ops.load_manifest"
+    r.require(t, "source", "partition_date")
+    first = ctx.as_of - timedelta(days=DQ_WINDOW_DAYS - 1)
+    measures = [
+        c
+        for c in ("rows_read", "rows_loaded", "rows_duplicate", "rows_quarantined")
+        if r.pick(t, c)
+    ]
+    if not measures:
+        raise Missing(f"{t} has no row counts")
+    status = r.pick(t, "status")
+    frame = r.df(
+        f"""
+        select
+            partition_date as day,
+            source,
+            count(*) as files,
+            {", ".join(f"sum({c}) as {c}" for c in measures)}
+            {", count(*) filter (where status = 'failed') as failed_files" if status else ""}
+        from {t}
+        where partition_date between ? and ?
+        group by all
+        order by day desc, source
+        """,
+        [first, ctx.as_of],
+    )
+    if frame.empty:
+        raise Missing(f"{t} has no files for {first} .. {ctx.as_of}")
+    days = pd.date_range(first, ctx.as_of, freq="D").date
+    colours = {
+        "loaded": charts.BLUE,
+        "duplicate": charts.GREY,
+        "quarantined": charts.RED,
+    }
+    panels = {}
+    for source, part in frame.groupby("source", sort=True):
+        part = part.set_index("day").reindex(days)
+        panels[source] = {
+            label: part[col].fillna(0).to_numpy()
+            for label, col in (
+                ("loaded", "rows_loaded"),
+                ("duplicate", "rows_duplicate"),
+                ("quarantined", "rows_quarantined"),
+            )
+            if col in part
+        }
+    today = frame[frame["day"] == ctx.as_of]
+    if "rows_read" in frame:
+        ctx.facts["rows_read_today"] = int(today["rows_read"].sum())
+    svg = charts.stacked_by_day(
+        "loads", f"Rows per source and day, {first} .. {ctx.as_of}", panels, days, colours
+    )
+    failed = _failed_files(ctx, first)
+    return (
+        figure("loads", svg, "Stacked: loaded + duplicate + quarantined = read.", wide=True)
+        + details(
+            "Table: rows per source and partition day",
+            table(
+                frame,
+                formats={c: fmt_int for c in [*measures, "files", "failed_files"]},
+                max_rows=60,
+            ),
+        )
+        + failed
+    )
+
+
+def _failed_files(ctx: Context, first: date) -> str:
+    r, t = ctx.reader, "ops.load_manifest"
+    if not r.pick(t, "status") or not r.pick(t, "path"):
+        return ""
+    error = r.pick(t, "error")
+    frame = r.df(
+        f"select path, source, partition_date, {quote(error) if error else 'null'} as error "
+        f"from {t} where status = 'failed' and partition_date between ? and ? order by path",
+        [first, ctx.as_of],
+    )
+    if frame.empty:
+        return note("No landing file failed to load in this window.", "info")
+    ctx.facts["failed_files"] = len(frame)
+    return table(frame, caption="Files that failed to load")
+
+
+def block_quarantine(ctx: Context) -> str:
+    r, t = ctx.reader, "ops.quarantine"
+    r.require(t, "reasons")
+    first = ctx.as_of - timedelta(days=DQ_WINDOW_DAYS - 1)
+    has_day = bool(r.pick(t, "partition_date"))
+    where = "where partition_date between ? and ?" if has_day else ""
+    params = [first, ctx.as_of] if has_day else []
+    reason = "unnest(reasons)" if r.is_list(t, "reasons") else "reasons"
+    frame = r.df(
+        f"""
+        select reason, count(*) as occurrences
+        from (select {reason} as reason from {t} {where})
+        group by 1
+        order by 2 desc, 1
+        """,
+        params,
+    )
+    today_rows = (
+        r.scalar(f"select count(*) from {t} where partition_date = ?", [ctx.as_of])
+        if has_day
+        else None
+    )
+    window_rows = r.scalar(f"select count(*) from {t} {where}", params)
+    if today_rows is not None:
+        top_today = r.rows(
+            f"""
+            select reason, count(*) from (
+                select {reason} as reason from {t} where partition_date = ?
+            ) group by 1 order by 2 desc, 1 limit 1
+            """,
+            [ctx.as_of],
+        )
+        ctx.facts["quarantine_today"] = (int(today_rows), top_today[0][0] if top_today else None)
+    if frame.empty:
+        return note(f"No quarantined rows in {first} .. {ctx.as_of}.", "info")
+    top = frame.head(15)
+    svg = charts.horizontal_bars(
+        "quarantine-reasons",
+        "Quarantine reasons, ranked",
+        top["reason"].astype(str).tolist(),
+        top["occurrences"].astype(float).tolist(),
+        xlabel="rows (a row can have several reasons)",
+        colour=charts.RED,
+    )
+    ranked = frame.assign(share=frame["occurrences"] / max(int(window_rows or 0), 1))
+    return grid(
+        figure(
+            "quarantine-reasons",
+            svg,
+            f"{window_rows:,} rows quarantined in {first} .. {ctx.as_of}"
+            + (
+                f"; {today_rows:,} in the {ctx.as_of} partition." if today_rows is not None else "."
+            ),
+        ),
+        table(
+            ranked.rename(columns={"share": "share of quarantined rows"}),
+            formats={"share of quarantined rows": fmt_pct, "occurrences": fmt_int},
+            max_rows=15,
+        ),
+    )
+
+
+def block_expectations(ctx: Context) -> str:
+    r, t = ctx.reader, "ops.validation_runs"
+    if not r.has(t):
+        raise Missing(f"table {t} does not exist yet")
+    success = r.pick(t, "success", "passed", "is_success", "succeeded", required=True)
+    expectation = r.pick(
+        t, "expectation_type", "expectation", "expectation_name", "expectation_id", required=True
+    )
+    column = r.pick(t, "column", "column_name")
+    batch = r.pick(t, "source_file", "batch", "batch_id", "path", "file")
+    source = r.pick(t, "source", "suite", "suite_name")
+    unexpected = r.pick(t, "unexpected_count", "unexpected", "failed_rows")
+    day = r.pick(t, "partition_date", "as_of_date")
+    where, params = "", []
+    if day:
+        where = f"where {quote(day)} between ? and ?"
+        params = [ctx.as_of - timedelta(days=DQ_WINDOW_DAYS - 1), ctx.as_of]
+    totals = r.rows(
+        f"select count(*), count(*) filter (where not {quote(success)}) from {t} {where}",
+        params,
+    )[0]
+    ctx.facts["expectations"] = (int(totals[0]), int(totals[1]))
+    keys = [
+        f"cast({quote(c)} as varchar) as {quote(alias)}"
+        for c, alias in ((source, "source"), (expectation, "expectation"), (column, "column"))
+        if c
+    ]
+    failed_where = (where + " and" if where else "where") + f" not {quote(success)}"
+    frame = r.df(
+        f"""
+        select {", ".join(keys)},
+            count(*) as failed_batches,
+            {f"sum({quote(unexpected)})" if unexpected else "null"} as unexpected_rows,
+            {f"max({quote(day)})" if day else "null"} as last_failed,
+            {f"arg_max(cast({quote(batch)} as varchar), {quote(day)})" if batch and day else "null"}
+                as last_batch
+        from {t} {failed_where}
+        group by all
+        order by failed_batches desc
+        """,
+        params,
+    )
+    lead = f"{totals[0]:,} expectation results in the window, {totals[1]:,} failed."
+    docs = _data_docs_link(ctx)
+    if frame.empty:
+        return f"<p>{esc(lead)} No expectation failed.</p>{docs}"
+    frame = frame.dropna(axis=1, how="all")
+    return f"<p>{esc(lead)}</p>" + table(frame, caption="Failed expectations") + docs
+
+
+def _data_docs_link(ctx: Context) -> str:
+    folder = ctx.settings.run_output_dir(ctx.as_of) / "data_docs"
+    if not folder.is_dir():
+        return note(
+            f"Great Expectations Data Docs: not generated for this run (expected in {folder}).",
+            "info",
+        )
+    candidates = sorted(folder.rglob("index.html"), key=lambda p: len(p.parts))
+    target = candidates[0] if candidates else folder
+    try:
+        href = os.path.relpath(target.resolve(), ctx.out.resolve().parent)
+    except ValueError:  # different drives on Windows
+        href = target.resolve().as_uri()
+    return (
+        f'<p>Full validation results: <a href="{esc(Path(href).as_posix())}">'
+        f"Great Expectations Data Docs</a> ({esc(target)}).</p>"
+    )
+
+
+def block_data_docs(ctx: Context) -> str:
+    return _data_docs_link(ctx)
+
+
+# --- drift -------------------------------------------------------------------------------
+
+
+def _series(frame: pd.DataFrame, key: str, value: str) -> dict[str, tuple[list, list]]:
+    out = {}
+    for name, part in frame.groupby(key, sort=True):
+        part = part.sort_values("as_of_date")
+        out[str(name)] = (
+            pd.to_datetime(part["as_of_date"]).tolist(),
+            part[value].astype(float).tolist(),
+        )
+    return out
+
+
+def _segment_drift(ctx: Context) -> dict[str, pd.DataFrame]:
+    """``{'psi': frame(as_of_date, key, value), 'centroid': ...}`` from ml.segment_drift."""
+    r, t = ctx.reader, "ml.segment_drift"
+    r.require(t, "as_of_date")
+    dates = r.dates(t, up_to=ctx.as_of)[:DRIFT_RUNS]
+    if not dates:
+        raise Missing(f"{t} has no rows on or before {ctx.as_of}")
+    first = min(dates)
+    metric = r.pick(t, "metric", "kind", "drift_type", "measure", "type")
+    value = r.pick(t, "value")
+    out: dict[str, pd.DataFrame] = {}
+    names = segment_names(ctx)
+    if metric and value:
+        key = r.pick(t, "feature", "feature_name", "name", "subject", "key")
+        seg = r.pick(t, "segment_id", "segment")
+        for kind, pattern in (("psi", "%psi%"), ("centroid", "%centroid%")):
+            k = key if kind == "psi" else (seg or key)
+            if not k:
+                continue
+            frame = r.df(
+                f"""
+                select as_of_date, cast({quote(k)} as varchar) as key, avg({quote(value)}) as value
+                from {t}
+                where as_of_date between ? and ? and lower(cast({quote(metric)} as varchar))
+                    like ? and {quote(k)} is not null
+                group by all
+                """,
+                [first, ctx.as_of, pattern],
+            )
+            if not frame.empty:
+                out[kind] = frame
+    else:
+        psi = r.pick(t, "psi", "feature_psi", "population_stability_index")
+        feat = r.pick(t, "feature", "feature_name", "name")
+        shift = r.pick(t, "centroid_shift", "shift", "centroid_distance", "distance")
+        seg = r.pick(t, "segment_id", "segment", "segment_name")
+        for kind, col, k in (("psi", psi, feat), ("centroid", shift, seg)):
+            if col and k:
+                frame = r.df(
+                    f"""
+                    select as_of_date, cast({quote(k)} as varchar) as key,
+                        avg({quote(col)}) as value
+                    from {t}
+                    where as_of_date between ? and ? and {quote(col)} is not null
+                        and {quote(k)} is not null
+                    group by all
+                    """,
+                    [first, ctx.as_of],
+                )
+                if not frame.empty:
+                    out[kind] = frame
+    if "centroid" in out:
+        out["centroid"]["key"] = out["centroid"]["key"].map(lambda s: names.get(s, s))
+    if not out:
+        raise Missing(f"{t} has no PSI or centroid-shift values we recognise")
+    return out
+
+
+def block_feature_psi(ctx: Context) -> str:
+    drift = ctx.cached("segment_drift", lambda: _segment_drift(ctx))
+    if "psi" not in drift:
+        raise Missing("ml.segment_drift has no feature PSI")
+    frame = drift["psi"]
+    threshold = ctx.settings.segmentation.drift_psi_warning
+    latest = frame[frame["as_of_date"] == frame["as_of_date"].max()]
+    over = latest[latest["value"] > threshold].sort_values("value", ascending=False)
+    ctx.facts["psi_over"] = (over["key"].tolist(), threshold, latest["as_of_date"].max())
+    svg = charts.drift_lines(
+        "drift-psi", "Feature PSI per run", _series(frame, "key", "value"), threshold, "PSI"
+    )
+    return figure(
+        "drift-psi",
+        svg,
+        f"Population stability index of each segmentation feature against the previous run; "
+        f"above {threshold:g} is a warning. Grey: the other features.",
+    )
+
+
+def block_centroid_shift(ctx: Context) -> str:
+    drift = ctx.cached("segment_drift", lambda: _segment_drift(ctx))
+    if "centroid" not in drift:
+        raise Missing("ml.segment_drift has no centroid shift")
+    threshold = ctx.settings.segmentation.match_max_distance
+    svg = charts.drift_lines(
+        "drift-centroid",
+        "Centroid shift per segment",
+        _series(drift["centroid"], "key", "value"),
+        threshold,
+        "distance (scaled units)",
+    )
+    return figure(
+        "drift-centroid",
+        svg,
+        f"How far each segment's centre moved since the previous run; beyond {threshold:g} a "
+        "cluster no longer matches its old identity.",
+    )
+
+
+def block_score_psi(ctx: Context) -> str:
+    r, t = ctx.reader, "ml.score_drift"
+    r.require(t, "as_of_date")
+    psi = r.pick(t, "psi", "score_psi", "value", required=True)
+    model = r.pick(t, "model_name", required=True)
+    dates = r.dates(t, up_to=ctx.as_of)[:DRIFT_RUNS]
+    if not dates:
+        raise Missing(f"{t} has no rows on or before {ctx.as_of}")
+    frame = r.df(
+        f"""
+        select as_of_date, cast({quote(model)} as varchar) as key, avg({quote(psi)}) as value
+        from {t}
+        where as_of_date between ? and ? and {quote(psi)} is not null
+        group by all
+        """,
+        [min(dates), ctx.as_of],
+    )
+    if frame.empty:
+        raise Missing(f"{t} has no PSI values yet (needs two scoring runs)")
+    threshold = ctx.settings.propensity.drift_psi_warning
+    latest = frame[frame["as_of_date"] == frame["as_of_date"].max()]
+    ctx.facts["score_psi_over"] = latest[latest["value"] > threshold]["key"].tolist()
+    svg = charts.drift_lines(
+        "drift-scores",
+        "Score distribution PSI per model",
+        _series(frame, "key", "value"),
+        threshold,
+        "PSI",
+    )
+    return figure(
+        "drift-scores",
+        svg,
+        f"Shift of each model's score distribution against the previous run; above "
+        f"{threshold:g} is a warning.",
+    )
+
+
+# --- summary -----------------------------------------------------------------------------
+
+
+def summary_sentences(ctx: Context) -> list[str]:
+    f = ctx.facts
+    out = []
+    if "customers" in f:
+        sentence = f"{f['customers']:,} customers in {f['segments']} segments"
+        if "mover" in f:
+            name, rel, before, after = f["mover"]
+            verb = "grew" if rel >= 0 else "shrank"
+            sentence += f"; {name} {verb} {abs(rel):.0%} ({before:,} → {after:,})"
+        if "stayed_share" in f:
+            sentence += f"; {f['stayed_share']:.0%} of customers kept their segment"
+        out.append(sentence + ".")
+        if f.get("new_segments"):
+            out.append("New segment(s) this run: " + ", ".join(f["new_segments"]) + ".")
+    else:
+        out.append("No segmentation for this date yet.")
+    for m in f.get("models", []):
+        s = f"{m['model'].capitalize()} model"
+        if m.get("auc") is not None:
+            s += f": holdout AUC {m['auc']:.2f}"
+            if m.get("baseline"):
+                b, v = m["baseline"]
+                s += f" ({'beats' if m['auc'] > v else 'does not beat'} {b} at {v:.2f})"
+        if m.get("status"):
+            s += f"; {m['status'].replace('_', ' ')}"
+            if m.get("message") and m["status"] != "published":
+                s += f" ({m['message']})"
+        out.append(s + ".")
+    if "audiences" in f:
+        n, targets = f["audiences"]
+        out.append(f"{n} audience(s) with {targets:,} targeted customers.")
+    if "quarantine_today" in f:
+        n, reason = f["quarantine_today"]
+        if n:
+            out.append(
+                f"{n:,} quarantined rows in the {ctx.as_of} partition"
+                + (f", mostly {reason.replace('_', ' ')}" if reason else "")
+                + "."
+            )
+        else:
+            out.append(f"No quarantined rows in the {ctx.as_of} partition.")
+    if "expectations" in f and f["expectations"][1]:
+        out.append(f"{f['expectations'][1]:,} data-quality expectation result(s) failed.")
+    if f.get("failed_files"):
+        out.append(f"{f['failed_files']} landing file(s) failed to load.")
+    if "psi_over" in f:
+        over, threshold, _ = f["psi_over"]
+        if over:
+            shown = ", ".join(over[:4]) + (" …" if len(over) > 4 else "")
+            out.append(f"{len(over)} feature(s) drifted above PSI {threshold:g}: {shown}.")
+        else:
+            out.append(f"No feature drifted above PSI {threshold:g}.")
+    if f.get("score_psi_over"):
+        out.append("Score drift warning for: " + ", ".join(f["score_psi_over"]) + ".")
+    return out
+
+
+def summary_json(ctx: Context) -> str:
+    """The facts as JSON-safe values (kept in StageResult.details)."""
+    return json.dumps(ctx.facts, default=str)

@@ -288,10 +288,15 @@ def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple
     except SegmintError:
         as_of = None
     where = log_location(context)
-    error = f"{type(exc).__name__}: {exc}" if exc is not None else "unknown error (no exception)"
     cause = getattr(exc, "__cause__", None)
-    if cause is not None and str(cause) not in error:
-        error += f" (caused by {type(cause).__name__}: {cause})"
+    if exc is None:
+        error = "unknown error (no exception)"
+    elif type(exc).__name__ == "AirflowFailException" and cause is not None:
+        error = f"{type(cause).__name__}: {cause}"  # raised by run_stage_task: not retried
+    else:
+        error = f"{type(exc).__name__}: {exc}"
+        if cause is not None and str(cause) not in error:
+            error += f" (caused by {type(cause).__name__}: {cause})"
     max_tries = getattr(ti, "max_tries", None)
     tries = f"try {ti.try_number}" + (f" of {max_tries + 1}" if max_tries is not None else "")
     next_step = "will retry" if status == "up_for_retry" else "the night is NOT published"

@@ -1,0 +1,155 @@
+"""The task glue and callbacks under a real `airflow dags test`: success rows, a retry after
+a transient error, a gate failure that is not retried and says which stage and where the
+log is, and nothing downstream of a failure runs.
+
+The stages here are tiny functions registered in a throw-away DAG folder, so the test
+needs none of the real stages and runs in seconds.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from segmint.airflow_env import airflow_bin
+
+STAGES_MODULE = textwrap.dedent(
+    """
+    from pathlib import Path
+    from segmint.stages import QualityGateError, StageResult
+
+    def fine(settings, as_of):
+        return StageResult("fine", rows_in=5, rows_out=4, summary=f"fine for {as_of}")
+
+    def flaky(settings, as_of):
+        marker = settings.warehouse.parent / "flaky-tried"
+        if not marker.exists():
+            marker.touch()
+            raise RuntimeError("transient: the disk hiccuped")
+        return StageResult("flaky", rows_in=1, rows_out=1, summary="second time lucky")
+
+    def gate(settings, as_of):
+        raise QualityGateError("events 2026-06-30: 12% of rows quarantined (limit 5%)")
+
+    def after(settings, as_of):
+        raise AssertionError("must never run after a failed gate")
+    """
+)
+
+DAG_FILE = textwrap.dedent(
+    """
+    from datetime import datetime, timedelta
+
+    from airflow.sdk import dag, task
+    import segmint.pipeline
+    from segmint.ops import on_task_failure, on_task_retry
+
+    for name in ("fine", "flaky", "gate", "after"):
+        segmint.pipeline.STAGES[name] = f"glue_stages:{name}"
+
+
+    @task
+    def run_stage(stage: str) -> dict:
+        from segmint.ops import run_stage_task
+
+        return run_stage_task(stage)
+
+
+    @dag(
+        dag_id="segmint_glue",
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        default_args={
+            "owner": "segmint",
+            "retries": 2,
+            "retry_delay": timedelta(seconds=1),
+            "on_failure_callback": on_task_failure,
+            "on_retry_callback": on_task_retry,
+        },
+    )
+    def segmint_glue():
+        tasks = [run_stage.override(task_id=n)(n) for n in ("fine", "flaky", "gate", "after")]
+        for up, down in zip(tasks, tasks[1:]):
+            up >> down
+
+
+    segmint_glue()
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def glue_run(ready_airflow: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("glue")
+    dags = root / "dags"
+    dags.mkdir()
+    (dags / "glue_stages.py").write_text(STAGES_MODULE)
+    (dags / "glue_dag.py").write_text(DAG_FILE)
+    warehouse = root / "warehouse" / "segmint.duckdb"
+    env = {
+        **ready_airflow,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "SEGMINT_WAREHOUSE": str(warehouse),
+        "PYTHONPATH": str(dags),
+    }
+    proc = subprocess.run(
+        [airflow_bin(), "dags", "test", "segmint_glue", "2026-06-30"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return proc, warehouse
+
+
+def pipeline_runs(warehouse: Path) -> dict[str, tuple]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute(
+            "select task_id, status, try_number, as_of_date::varchar, rows_in, rows_out, "
+            "summary, error, log_location, duration_s from ops.pipeline_runs "
+            "where dag_id = 'segmint_glue'"
+        ).fetchall()
+    finally:
+        con.close()
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_failed_gate_fails_the_run(glue_run) -> None:
+    proc, _ = glue_run
+    assert proc.returncode != 0
+    assert "DagRun failed" in proc.stdout + proc.stderr
+
+
+def test_success_rows_carry_row_counts_and_timings(glue_run) -> None:
+    _, warehouse = glue_run
+    runs = pipeline_runs(warehouse)
+    status, tries, as_of, rows_in, rows_out, summary, error, _, duration = runs["fine"]
+    assert (status, tries, as_of, rows_in, rows_out) == ("success", 1, "2026-06-30", 5, 4)
+    assert summary == "fine for 2026-06-30"
+    assert error is None
+    assert duration is not None and duration >= 0
+
+
+def test_transient_error_is_retried_and_the_night_goes_on(glue_run) -> None:
+    proc, warehouse = glue_run
+    status, tries, *_ = pipeline_runs(warehouse)["flaky"]
+    assert (status, tries) == ("success", 2)
+    assert "segmint: stage 'flaky' up for retry for as_of=2026-06-30" in proc.stdout + proc.stderr
+
+
+def test_gate_failure_is_not_retried_and_says_what_and_where(glue_run) -> None:
+    proc, warehouse = glue_run
+    runs = pipeline_runs(warehouse)
+    status, tries, as_of, *_, error, log_location, _ = runs["gate"]
+    assert (status, tries, as_of) == ("failed", 1, "2026-06-30")
+    assert error.startswith("QualityGateError: events 2026-06-30: 12% of rows quarantined")
+    assert "task_id=gate" in log_location
+    output = proc.stdout + proc.stderr
+    assert "segmint: stage 'gate' failed for as_of=2026-06-30" in output
+    assert "the night is NOT published" in output
+    assert "after" not in runs, "nothing downstream of a failed gate runs"

@@ -204,7 +204,7 @@ def export_with_connection(
         order by change, customer_id"""
         select = "customer_id, change"
     else:
-        query, select = _format_query(fmt, columns)
+        query, select = _format_query(fmt, columns, _contact_columns(profile_cols))
     con.execute(f"create or replace temp table _export_rows as {query}")
     rows = con.execute("select count(*) from _export_rows").fetchone()[0]
 
@@ -228,8 +228,35 @@ def export_with_connection(
     return ExportResult(export_id, audience, fmt, snapshot, int(rows), digest, out, baseline)
 
 
-def _format_query(fmt: str, columns: list[str]) -> tuple[str, str]:
+# Contact fields of marts.customers, by the names the profile may use for them.
+_CONTACT_NAMES = {
+    "email": ("email", "email_address"),
+    "phone": ("phone", "phone_number"),
+    "first_name": ("first_name",),
+    "last_name": ("last_name",),
+    "country": ("country_code", "country"),
+    "postal_code": ("postal_code", "zip", "zip_code"),
+}
+
+
+def _contact_columns(profile_cols: list[str]) -> dict[str, str]:
+    """SQL for each contact field: ``c."<column>"`` when the profile has one, else null."""
+    out = {}
+    for field_name, candidates in _CONTACT_NAMES.items():
+        found = next((c for c in candidates if c in profile_cols), None)
+        out[field_name] = f'c."{found}"' if found else "cast(null as varchar)"
+    return out
+
+
+def _format_query(fmt: str, columns: list[str], contact: dict[str, str]) -> tuple[str, str]:
     src = "from _export_list as l inner join marts.customers as c on c.customer_id = l.customer_id"
+    email, phone, first, last = (
+        contact["email"],
+        contact["phone"],
+        contact["first_name"],
+        contact["last_name"],
+    )
+    country, postal = contact["country"], contact["postal_code"]
     if fmt in ("csv", "parquet"):
         cols = "".join(f', c."{col}"' for col in columns)
         query = f"select l.customer_id{cols} {src} order by l.customer_id"
@@ -239,12 +266,12 @@ def _format_query(fmt: str, columns: list[str]) -> tuple[str, str]:
         query = f"""select * from (
             select
                 l.customer_id,
-                {hashed(google_email_sql("c.email"))} as "Email",
-                {hashed(e164_sql("c.phone", "c.country"))} as "Phone",
-                {hashed(google_name_sql("c.first_name"))} as "First Name",
-                {hashed(google_name_sql("c.last_name"))} as "Last Name",
-                upper(nullif(trim(c.country), '')) as "Country",
-                nullif(trim(c.postal_code), '') as "Zip",
+                {hashed(google_email_sql(email))} as "Email",
+                {hashed(e164_sql(phone, country))} as "Phone",
+                {hashed(google_name_sql(first))} as "First Name",
+                {hashed(google_name_sql(last))} as "Last Name",
+                upper(nullif(trim({country}), '')) as "Country",
+                nullif(trim({postal}), '') as "Zip",
             {src}
         )
         where "Email" is not null or "Phone" is not null
@@ -256,12 +283,12 @@ def _format_query(fmt: str, columns: list[str]) -> tuple[str, str]:
         query = f"""select * from (
             select
                 l.customer_id,
-                {hashed(meta_email_sql("c.email"))} as email,
-                {hashed(meta_phone_sql("c.phone", "c.country"))} as phone,
-                {hashed(meta_name_sql("c.first_name"))} as fn,
-                {hashed(meta_name_sql("c.last_name"))} as ln,
-                {hashed(meta_zip_sql("c.postal_code", "c.country"))} as zip,
-                {hashed(meta_country_sql("c.country"))} as country,
+                {hashed(meta_email_sql(email))} as email,
+                {hashed(meta_phone_sql(phone, country))} as phone,
+                {hashed(meta_name_sql(first))} as fn,
+                {hashed(meta_name_sql(last))} as ln,
+                {hashed(meta_zip_sql(postal, country))} as zip,
+                {hashed(meta_country_sql(country))} as country,
             {src}
         )
         where email is not null or phone is not null

@@ -56,7 +56,7 @@ def test_example_definitions_build_and_export_every_format(repo_root: Path, tmp_
         """create table marts.customers as
         select customer_id, customer_id || '@example.com' as email,
             '+4915112345' || right(customer_id, 3) as phone,
-            'Alex' as first_name, 'Doe' as last_name, 'DE' as country, '10115' as postal_code,
+            'Alex' as first_name, 'Doe' as last_name, 'DE' as country_code, '10115' as postal_code,
             email_opt_in, ads_opt_in
         from marts.customer_features"""
     )
@@ -84,3 +84,7 @@ def test_example_definitions_build_and_export_every_format(repo_root: Path, tmp_
     assert all(size > 0 for size in result.details["sizes"].values()), result.details["sizes"]
     written = sorted(Path(p).name for p in result.details["exports"])
     assert len(written) == 5
+    # marts.customers names the country `country_code` (dbt model): phones still get E.164.
+    google = next(Path(p) for p in result.details["exports"] if "google" in p)
+    first = google.read_text().splitlines()[1].split(",")
+    assert len(first[1]) == 64 and first[4] == "DE"

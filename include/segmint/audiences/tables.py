@@ -72,6 +72,11 @@ create table if not exists ops.erasure_tombstones (
     id_sha256 varchar not null,         -- sha256 of 'segmint-erasure:' || customer_id
     erased_at timestamp not null
 );
+create table if not exists ops.erasure_purges (
+    purged_at timestamp not null,       -- rows loaded since then were checked next time
+    rows_removed bigint not null,
+    full_scan boolean not null
+);
 create table if not exists ops.erasures (
     erasure_id varchar not null,
     requested_at timestamp not null,

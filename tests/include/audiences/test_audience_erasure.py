@@ -148,6 +148,13 @@ def test_erased_customer_stays_erased_after_rerun_and_backfill(full):
     result = build_audiences(full, AS_OF)
     assert result.details["purged_rows"] == 2
     assert _mentions(full, ("C01", "anna\\.smith")) == {}
+    build_audiences(full, AS_OF)  # nothing came back: only new rows were checked
+    con = connect(full.warehouse, read_only=True)
+    purges = con.execute(
+        "select rows_removed, full_scan from ops.erasure_purges order by purged_at"
+    ).fetchall()
+    con.close()
+    assert purges == [(0, True), (2, True), (0, False)]
 
 
 def test_tombstone_helpers_without_erasures(settings):

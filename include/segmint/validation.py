@@ -44,6 +44,8 @@ class RuleResult:
     observed_value: str | None
     kwargs: str
     order: int
+    # The landing-text column the rule is conditioned on (shown as the offending value).
+    text_column: str | None = None
     # Failing rows: columns ``_line`` and ``value`` (the offending value as text, or NA).
     failing: Any = None
 
@@ -154,6 +156,8 @@ class BatchValidator:
                         "value": values.astype("string").str.slice(0, 80),
                     }
                 )
+            condition = str(config.kwargs.get("row_condition") or "")
+            text_columns = [c for c in _IDENT.findall(condition) if c.endswith("_text")]
             observed = detail.get("observed_value")
             kwargs = {
                 k: v for k, v in config.kwargs.items() if k not in ("batch_id", "result_format")
@@ -173,6 +177,7 @@ class BatchValidator:
                     observed_value=None if observed is None else str(observed),
                     kwargs=json.dumps(kwargs, default=str, sort_keys=True),
                     order=rule["order"],
+                    text_column=text_columns[0] if text_columns else None,
                     failing=failing,
                 )
             )

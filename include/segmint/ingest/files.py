@@ -132,6 +132,7 @@ def _read_physical_lines(con: duckdb.DuckDBPyConnection, f: LandingFile, table: 
             quote = '',
             escape = '',
             auto_detect = false,
+            hive_partitioning = false,
             max_line_size = 16777216
         )
         """
@@ -264,7 +265,7 @@ def _read_csv(con: duckdb.DuckDBPyConnection, f: LandingFile, table: str) -> Non
             raw,
             case
                 when not unbalanced and len(fields) = {len(names)}
-                    then to_json(map({header_sql}, fields))
+                    then to_json(map({header_sql}, list_transform(fields, lambda x: nullif(x, ''))))
             end as doc,
             case
                 when unbalanced then 'malformed CSV: unbalanced quotes'
@@ -279,7 +280,7 @@ def _read_csv(con: duckdb.DuckDBPyConnection, f: LandingFile, table: str) -> Non
 
 
 def _read_parquet(con: duckdb.DuckDBPyConnection, f: LandingFile, table: str) -> None:
-    src = f"read_parquet({_lit(str(f.abspath))}, file_row_number = true)"
+    src = f"read_parquet({_lit(str(f.abspath))}, file_row_number = true, hive_partitioning = false)"
     cols = [r[0] for r in con.execute(f"describe select * from {src}").fetchall()]
     cols = [c for c in cols if c != "file_row_number"]
     names = [c.strip().lower() for c in cols]

@@ -93,7 +93,12 @@ def typed_select(source: str, records: str) -> str:
                 _line,
                 doc,
                 json_extract_string(doc, [{paths}]) as v,
-                list_filter(json_keys(doc), lambda k: not list_contains([{known}], k)) as extra_keys,
+                list_filter(
+                    json_keys(doc),
+                    lambda k: not list_contains([{known}], k)
+                        and json_extract_string(doc, '$."' || replace(k, '"', '\\"') || '"')
+                            is not null
+                ) as extra_keys,
             from {records}
             where _error is null
         )
@@ -208,6 +213,10 @@ class Ingest:
             {validator.ts_limit_parameter(f.source): limit},
             run_name=f.path.replace("/", "__"),
         )
+        for r in results:
+            if r.text_column and r.failing is not None and len(r.failing):
+                text = frame.set_index("_line")[r.text_column]
+                r.failing["value"] = text.reindex(r.failing["_line"]).astype("string").to_numpy()
         del frame
         self._store_results(con, f, tag, results)
         return out

@@ -1,0 +1,398 @@
+"""Ingestion end to end on small landing zones: real DuckDB file, real GX suites."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from segmint.ingest import check_quality_gate, run_ingest
+from segmint.stages import InputError, QualityGateError
+from tests.include.ingest.conftest import (
+    D1,
+    D2,
+    D3,
+    event,
+    warehouse_hashes,
+    write_jsonl,
+    write_lines,
+)
+
+# The bad-input corpus: line -> a reason a person can read, for events/dt=D1/corpus.jsonl.
+CORPUS_QUARANTINED = {
+    2: "malformed JSON",
+    3: "missing required field event_id",
+    4: "missing required field event_type",
+    5: "missing required field event_ts",
+    6: "unknown event_type (got teleport)",
+    7: "revenue is negative",
+    8: "revenue is not a number (got lots)",
+    9: "event_ts is not an ISO-8601 timestamp (got last tuesday)",
+    10: "event_ts is in the future",
+    11: "purchase without order_id",
+    12: "no identity: customer_id and anonymous_id are both missing",
+    13: "purchase without revenue",
+}
+
+
+def _corpus(landing: Path) -> None:
+    purchase = {"event_type": "purchase", "order_id": "o1", "revenue": 10}
+    write_jsonl(
+        landing / "events/dt=2026-06-01/corpus.jsonl",
+        [
+            event("ok1"),
+            '{"event_id": "broken", "event_type": ',
+            event(None),
+            event("no_type", event_type=None),
+            event("no_ts", event_ts=None),
+            event("teleport", event_type="teleport"),
+            event("neg", **{**purchase, "revenue": -5}),
+            event("nan", **{**purchase, "revenue": "lots"}),
+            event("badts", event_ts="last tuesday"),
+            event("future", event_ts="2026-06-05T00:00:00Z"),
+            event("noorder", **{**purchase, "order_id": None}),
+            event("anon", customer_id=None),
+            event("norev", **{**purchase, "revenue": None}),
+            event("ok2", event_ts="2026-06-01T12:00:00+02:00", anonymous_id="a9"),
+            event("warned", country="XX", scroll_depth=150, price="cheap"),
+            event("dup"),
+            "   ",
+            event("extra", ab_test="B", nested={"k": [1, 2]}),
+        ],
+    )
+    write_jsonl(landing / "events/dt=2026-06-02/more.jsonl", [event("dup", D2), event("ok3", D2)])
+    write_lines(landing / "events/dt=2026-06-02/empty.jsonl", [])
+    full = gzip.compress(
+        b"".join(json.dumps(event(f"t{i}", D2)).encode() + b"\n" for i in range(50))
+    )
+    (landing / "events/dt=2026-06-02/truncated.jsonl.gz").write_bytes(full[: len(full) // 2])
+    write_lines(landing / "events/dt=2026-06-02/wrong_header.csv", ["id,type,when", "1,x,y"])
+    write_lines(
+        landing / "events/dt=2026-06-02/ok.csv",
+        [
+            "event_id,event_type,event_ts,customer_id,page_url",
+            'csv1,page_view,2026-06-02 09:30:00,c7,"https://x.example/?a=1,b=2"',
+            'csv2,search,2026-06-02T09:31:00Z,c7,"say ""hi"""',
+        ],
+    )
+    write_lines(
+        landing / "crm/dt=2026-06-01/customers.csv",
+        [
+            "customer_id,updated_at,email,country,email_opt_in,loyalty_program",
+            "c1,2026-05-01T00:00:00Z,foo@example.com,DE,yes,gold",
+            "c1,2026-05-01T00:00:00Z,foo@example.com,DE,yes,gold",
+            'c1,2026-05-01T00:00:00Z,"  FOO@Example.com ",de,YES,gold',
+            "c2,2026-05-02,not-an-email,US,no,",
+            ",2026-05-02,nobody@example.com,US,no,",
+            "c3,soon,c3@example.com,US,no,",
+            "c3,2026-05-03T08:00:00-05:00,c3@example.com,ATLANTIS,maybe,",
+        ],
+    )
+
+
+def test_bad_input_corpus_ends_where_the_issue_says(settings, landing, query):
+    _corpus(landing)
+    with pytest.raises(InputError) as err:
+        run_ingest(settings, D2)
+    # The unreadable files are named; everything else was loaded.
+    assert "truncated.jsonl.gz" in str(err.value) and "wrong_header.csv" in str(err.value)
+
+    quarantined = dict(
+        query(
+            "select line_number, list_aggregate(reasons, 'string_agg', '; ') from ops.quarantine"
+            " where source_file = 'events/dt=2026-06-01/corpus.jsonl'"
+        )
+    )
+    assert set(quarantined) == set(CORPUS_QUARANTINED)
+    for line, reason in CORPUS_QUARANTINED.items():
+        assert reason in quarantined[line], (line, quarantined[line])
+    # The malformed line keeps its raw text.
+    assert query("select raw_record from ops.quarantine where line_number = 2") == [
+        ('{"event_id": "broken", "event_type": ',)
+    ]
+
+    loaded = {r[0] for r in query("select event_id from raw.events")}
+    assert loaded == {"ok1", "ok2", "warned", "dup", "extra", "ok3", "csv1", "csv2"}
+    # Duplicates across files: the first copy (earlier partition) wins, the later is counted.
+    assert query("select _source_file from raw.events where event_id = 'dup'") == [
+        ("events/dt=2026-06-01/corpus.jsonl",)
+    ]
+    assert query("select source_file, line_number from ops.duplicates where source='events'") == [
+        ("events/dt=2026-06-02/more.jsonl", 1)
+    ]
+    # Field-level problems: record kept, field nulled, counted as a warning.
+    assert query(
+        "select country, scroll_depth, price from raw.events where event_id = 'warned'"
+    ) == [(None, None, None)]
+    warnings = dict(
+        query(
+            "select rule, unexpected_count from ops.validation_runs "
+            "where level = 'warning' and source = 'events' and unexpected_count > 0"
+        )
+    )
+    assert warnings == {"country_known": 1, "scroll_depth_in_range": 1, "price_numeric": 1}
+    # Offsets and Z are normalised to naive UTC; naive is UTC; unknown columns kept in _extra.
+    ts = dict(query("select event_id, strftime(event_ts, '%Y-%m-%d %H:%M') from raw.events"))
+    assert ts["ok2"] == "2026-06-01 10:00" and ts["csv1"] == "2026-06-02 09:30"
+    extra = query("select _extra from raw.events where event_id = 'extra'")[0][0]
+    assert json.loads(extra) == {"ab_test": "B", "nested": {"k": [1, 2]}}
+    assert query("select page_url, search_query from raw.events where event_id = 'csv1'") == [
+        ("https://x.example/?a=1,b=2", None)
+    ]
+    # Manifest: failed files with their error, the empty file loaded with zero rows.
+    manifest = {
+        r[0].rsplit("/", 1)[1]: r[1:]
+        for r in query("select path, status, error, rows_read from ops.load_manifest")
+    }
+    assert manifest["truncated.jsonl.gz"][0] == "failed"
+    assert "GZIP" in manifest["truncated.jsonl.gz"][1]
+    assert manifest["wrong_header.csv"][0] == "failed"
+    assert (
+        "lacks required column(s) event_id, event_type, event_ts" in manifest["wrong_header.csv"][1]
+    )
+    assert manifest["empty.jsonl"] == ("loaded", None, 0)
+
+    # CRM: exact duplicates (after trimming and lower-casing e-mails) counted, versions kept.
+    crm = query(
+        "select customer_id, email, country, email_opt_in, _source_line, _extra "
+        "from raw.customers order by _source_line"
+    )
+    assert crm == [
+        ("c1", "foo@example.com", "DE", True, 2, '{"loyalty_program":"gold"}'),
+        ("c2", None, "US", False, 5, None),
+        ("c3", "c3@example.com", None, False, 8, None),
+    ]
+    assert query("select line_number from ops.duplicates where source = 'crm' order by 1") == [
+        (3,),
+        (4,),
+    ]
+    crm_reasons = dict(
+        query("select line_number, reasons[1] from ops.quarantine where source = 'crm'")
+    )
+    assert crm_reasons == {
+        6: "missing required field customer_id",
+        7: "updated_at is not an ISO-8601 timestamp (got soon)",
+    }
+    assert query("select updated_at from raw.customers where customer_id = 'c3'")[0][0].hour == 13
+
+
+def test_row_accounting_holds_for_every_file(settings, landing, query):
+    _corpus(landing)
+    with pytest.raises(InputError):
+        run_ingest(settings, D2)
+    rows = query(
+        """
+        select m.path, m.rows_read, m.rows_loaded, m.rows_quarantined, m.rows_duplicate,
+            (select count(*) from raw.events e where e._source_file = m.path)
+                + (select count(*) from raw.customers c where c._source_file = m.path),
+            (select count(*) from ops.quarantine q where q.source_file = m.path),
+            (select count(*) from ops.duplicates d where d.source_file = m.path)
+        from ops.load_manifest m where m.status = 'loaded'
+        """
+    )
+    assert len(rows) == 5
+    for path, read, loaded, quarantined, dupes, in_raw, in_q, in_d in rows:
+        assert read == loaded + quarantined + dupes, path
+        assert (loaded, quarantined, dupes) == (in_raw, in_q, in_d), path
+    assert sum(r[1] for r in rows) == 17 + 2 + 0 + 2 + 7
+
+
+def test_rerun_is_idempotent_and_retries_failed_files(settings, landing, query):
+    _corpus(landing)
+    with pytest.raises(InputError):
+        run_ingest(settings, D2)
+    first = warehouse_hashes(settings.warehouse)
+    with pytest.raises(InputError):
+        run_ingest(settings, D2)
+    assert warehouse_hashes(settings.warehouse) == first
+    # Fix the unreadable files: the next run loads them and nothing else.
+    write_jsonl(landing / "events/dt=2026-06-02/truncated.jsonl.gz", [event("t1", D2)], gz=True)
+    (landing / "events/dt=2026-06-02/wrong_header.csv").unlink()
+    result = run_ingest(settings, D2)
+    assert result.rows_in == 1 and result.rows_out == 1
+    assert query("select status, rows_loaded from ops.load_manifest where path like '%trunc%'") == [
+        ("loaded", 1)
+    ]
+    again = warehouse_hashes(settings.warehouse)
+    run_ingest(settings, D2)
+    assert warehouse_hashes(settings.warehouse) == again
+
+
+def _three_days(landing: Path) -> None:
+    write_jsonl(
+        landing / "events/dt=2026-06-01/a.jsonl", [event("x1"), event("shared"), event("only1")]
+    )
+    write_jsonl(
+        landing / "events/dt=2026-06-02/a.jsonl",
+        [event("shared", D2, customer_id="c2"), event("x2", D2), event("late", D2)],
+    )
+    write_jsonl(
+        landing / "events/dt=2026-06-03/a.jsonl",
+        [event("late", D3), event("shared", D3), event("x3", D3), '{"oops"'],
+    )
+    write_jsonl(
+        landing / "events/dt=2026-06-03/b.jsonl.gz", [event("x3", D3, customer_id="c3")], gz=True
+    )
+    write_lines(
+        landing / "crm/dt=2026-06-02/c.csv",
+        ["customer_id,updated_at,email", "c1,2026-06-01,a@b.com", "c1,2026-06-01,A@B.com "],
+    )
+    write_lines(
+        landing / "crm/dt=2026-06-03/c.csv",
+        ["customer_id,updated_at,email", "c1,2026-06-01,a@b.com", "c1,2026-06-02,z@b.com"],
+    )
+
+
+def test_out_of_order_loading_converges_to_in_order(tmp_path, settings, landing, query):
+    _three_days(landing)
+    for day in (D1, D2, D3):
+        run_ingest(settings, day)
+    in_order = warehouse_hashes(settings.warehouse)
+    assert query("select _source_file from raw.events where event_id = 'shared'") == [
+        ("events/dt=2026-06-01/a.jsonl",)
+    ]
+
+    # Same files, newest partition first, then the older ones arrive.
+    other = settings.with_overrides(
+        warehouse=tmp_path / "wh2" / "w.duckdb", landing=tmp_path / "landing2"
+    )
+    shutil.copytree(landing / "events/dt=2026-06-03", other.landing / "events/dt=2026-06-03")
+    shutil.copytree(landing / "crm/dt=2026-06-03", other.landing / "crm/dt=2026-06-03")
+    run_ingest(other, D3)
+    shutil.copytree(landing / "events/dt=2026-06-02", other.landing / "events/dt=2026-06-02")
+    shutil.copytree(landing / "crm/dt=2026-06-02", other.landing / "crm/dt=2026-06-02")
+    run_ingest(other, D3)
+    shutil.copytree(landing / "events/dt=2026-06-01", other.landing / "events/dt=2026-06-01")
+    run_ingest(other, D3)
+    assert warehouse_hashes(other.warehouse) == in_order
+
+
+def test_changed_file_replaces_its_rows_and_restores_shadowed_duplicates(settings, landing, query):
+    _three_days(landing)
+    run_ingest(settings, D3)
+    assert query("select count(*) from ops.duplicates where record_key = 'shared'") == [(2,)]
+    # Re-delivered day 1 without "shared": the day-2 copy becomes the loaded one.
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event("x1"), event("only1b")])
+    result = run_ingest(settings, D3)
+    assert result.rows_in > 0
+    assert query("select _source_file, customer_id from raw.events where event_id = 'shared'") == [
+        ("events/dt=2026-06-02/a.jsonl", "c2")
+    ]
+    assert {
+        r[0] for r in query("select event_id from raw.events where _source_file like '%01%'")
+    } == {
+        "x1",
+        "only1b",
+    }
+    for read, loaded, quarantined, dupes in query(
+        "select rows_read, rows_loaded, rows_quarantined, rows_duplicate from ops.load_manifest"
+    ):
+        assert read == loaded + quarantined + dupes
+    # Same result as loading the new content from scratch.
+    replaced = warehouse_hashes(settings.warehouse)
+    settings.warehouse.unlink()
+    run_ingest(settings, D3)
+    assert warehouse_hashes(settings.warehouse) == replaced
+
+
+def test_all_formats_load_the_same_typed_rows(settings, landing, query):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    header = "event_id,event_type,event_ts,customer_id,revenue,order_id,quantity,extra_col"
+    rows = [
+        ["ID1", "purchase", "2026-06-01T10:00:00+01:00", "c1", "19.99", "o1", "2", "x"],
+        ["ID2", "page_view", "2026-06-01 11:00:00", "c2", "", "", "", ""],
+    ]
+    for fmt in ("jsonl", "jsonl.gz", "csv", "csv.gz", "parquet"):
+        prefix = fmt.replace(".", "_")
+        recs = [[prefix + r[0], *r[1:]] for r in rows]
+        path = landing / f"events/dt=2026-06-01/f_{prefix}.{fmt}"
+        names = header.split(",")
+        if fmt.startswith("jsonl"):
+            write_jsonl(
+                path,
+                [{k: v for k, v in zip(names, r, strict=True) if v} for r in recs],
+                gz=fmt.endswith("gz"),
+            )
+        elif fmt.startswith("csv"):
+            write_lines(path, [header] + [",".join(r) for r in recs], gz=fmt.endswith("gz"))
+        else:
+            table = pa.table({n: [r[i] or None for r in recs] for i, n in enumerate(names)})
+            pq.write_table(table, path)
+    run_ingest(settings, D1)
+    got = query(
+        """
+        select distinct event_type, event_ts, customer_id, revenue, order_id, quantity, _extra
+        from raw.events order by event_type desc
+        """
+    )
+    assert len(got) == 2, got
+    assert str(got[0][1]) == "2026-06-01 09:00:00" and str(got[0][3]) == "19.99"
+    assert got[0][5] == 2 and json.loads(got[0][6]) == {"extra_col": "x"}
+    assert query("select count(*) from raw.events") == [(10,)]
+
+
+def test_quality_gate(settings, landing, query):
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event(f"g{i}") for i in range(40)])
+    run_ingest(settings, D1)
+    assert "passed for 1 partition" in check_quality_gate(settings, D1).summary
+    # Day 2: 3 of 20 records quarantined (15% > 5%).
+    write_jsonl(
+        landing / "events/dt=2026-06-02/a.jsonl",
+        [event(f"h{i}", D2) for i in range(17)]
+        + [event("bad1", D2, event_type="nope"), "{", event("bad3", D2, event_type="nope")],
+    )
+    run_ingest(settings, D2)
+    with pytest.raises(QualityGateError) as err:
+        check_quality_gate(settings, D2)
+    message = str(err.value)
+    assert "events dt=2026-06-02" in message and "15.0%" in message and "5.0%" in message
+    assert "unknown event_type (2)" in message
+    assert "dt=2026-06-01" not in message  # passed before, unchanged: not re-judged
+    # Good rows stay loaded either way.
+    assert query("select count(*) from raw.events where _partition_date = ?", [D2]) == [(17,)]
+    # The failed partition keeps failing later runs until fixed...
+    write_jsonl(landing / "events/dt=2026-06-03/a.jsonl", [event("k1", D3)])
+    run_ingest(settings, D3)
+    with pytest.raises(QualityGateError, match="dt=2026-06-02"):
+        check_quality_gate(settings, D3)
+    # ...and passes once the file is re-delivered clean.
+    write_jsonl(landing / "events/dt=2026-06-02/a.jsonl", [event(f"h{i}", D2) for i in range(17)])
+    run_ingest(settings, D3)
+    assert "passed for 2 partition" in check_quality_gate(settings, D3).summary
+    assert query("select status from ops.quality_gate order by partition_date") == [
+        ("passed",),
+        ("passed",),
+        ("passed",),
+    ]
+
+
+def test_gate_fails_on_share_of_events_without_identity(settings, landing):
+    relaxed = settings.ingest.__class__(max_quarantine_share=0.5, max_no_identity_share=0.05)
+    cfg = settings.with_overrides(ingest=relaxed)
+    write_jsonl(
+        landing / "events/dt=2026-06-01/a.jsonl",
+        [event(f"g{i}") for i in range(9)] + [event("anon", customer_id=None)],
+    )
+    run_ingest(cfg, D1)
+    with pytest.raises(QualityGateError, match=r"10\.0% of events have no customer_id"):
+        check_quality_gate(cfg, D1)
+
+
+def test_cli_ingest_exit_code_names_the_file(settings, landing, capsys):
+    from segmint.cli import main
+
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event("a")])
+    (landing / "events/dt=2026-06-01/b.jsonl.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    args = ["ingest", "--landing", str(landing), "--warehouse", str(settings.warehouse)]
+    assert main([*args, "--output", str(settings.output)]) == 1
+    assert "events/dt=2026-06-01/b.jsonl.gz" in capsys.readouterr().err
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    assert con.execute("select event_id from raw.events").fetchall() == [("a",)]
+    con.close()
+    assert (settings.output / "2026-06-01" / "data_docs" / "index.html").is_file()

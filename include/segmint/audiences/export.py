@@ -262,37 +262,57 @@ def _format_query(fmt: str, columns: list[str], contact: dict[str, str]) -> tupl
         query = f"select l.customer_id{cols} {src} order by l.customer_id"
         select = "customer_id" + "".join(f', "{col}"' for col in columns)
         return query, select
+    # Normalise once into a materialised CTE, then hash column references: nesting the
+    # hash around the normalisation would repeat the expressions for every use.
     if fmt == "google_customer_match":
-        query = f"""select * from (
+        query = f"""with normalised as materialized (
             select
                 l.customer_id,
-                {hashed(google_email_sql(email))} as "Email",
-                {hashed(e164_sql(phone, country))} as "Phone",
-                {hashed(google_name_sql(first))} as "First Name",
-                {hashed(google_name_sql(last))} as "Last Name",
-                upper(nullif(trim({country}), '')) as "Country",
-                nullif(trim({postal}), '') as "Zip",
+                {google_email_sql(email)} as email,
+                {e164_sql(phone, country)} as phone,
+                {google_name_sql(first)} as first_name,
+                {google_name_sql(last)} as last_name,
+                upper(nullif(trim({country}), '')) as country,
+                nullif(trim({postal}), '') as zip,
             {src}
         )
-        where "Email" is not null or "Phone" is not null
-            or ("First Name" is not null and "Last Name" is not null
-                and "Country" is not null and "Zip" is not null)
+        select
+            customer_id,
+            {hashed("email")} as "Email",
+            {hashed("phone")} as "Phone",
+            {hashed("first_name")} as "First Name",
+            {hashed("last_name")} as "Last Name",
+            country as "Country",
+            zip as "Zip",
+        from normalised
+        where email is not null or phone is not null
+            or (first_name is not null and last_name is not null
+                and country is not null and zip is not null)
         order by customer_id"""
         return query, '"Email", "Phone", "First Name", "Last Name", "Country", "Zip"'
     if fmt == "meta_custom_audience":
-        query = f"""select * from (
+        query = f"""with normalised as materialized (
             select
                 l.customer_id,
-                {hashed(meta_email_sql(email))} as email,
-                {hashed(meta_phone_sql(phone, country))} as phone,
-                {hashed(meta_name_sql(first))} as fn,
-                {hashed(meta_name_sql(last))} as ln,
-                {hashed(meta_zip_sql(postal, country))} as zip,
-                {hashed(meta_country_sql(country))} as country,
+                {meta_email_sql(email)} as email,
+                {meta_phone_sql(phone, country)} as phone,
+                {meta_name_sql(first)} as fn,
+                {meta_name_sql(last)} as ln,
+                {meta_zip_sql(postal, country)} as zip,
+                {meta_country_sql(country)} as country,
             {src}
         )
-        where email is not null or phone is not null
-            or (fn is not null and ln is not null)
+        select
+            customer_id,
+            {hashed("email")} as email,
+            {hashed("phone")} as phone,
+            {hashed("fn")} as fn,
+            {hashed("ln")} as ln,
+            {hashed("zip")} as zip,
+            {hashed("country")} as country,
+        from normalised
+        where nullif(email, '') is not null or nullif(phone, '') is not null
+            or (nullif(fn, '') is not null and nullif(ln, '') is not null)
         order by customer_id"""
         return query, "email, phone, fn, ln, zip, country"
     raise SegmintError(f"unknown export format {fmt!r}")

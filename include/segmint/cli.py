@@ -235,6 +235,28 @@ def cmd_erase(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from segmint.report import report_command
+
+    out = Path(args.out) if args.out else None
+    print(report_command(_settings(args), args.as_of, out))
+    return 0
+
+
+def _add_report_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write the nightly report: one self-contained HTML page (docs/report.md)",
+        description="Segments, propensity, audiences, data quality and drift in one offline "
+        "HTML file; the warehouse is opened read-only.",
+    )
+    _add_warehouse(p)
+    p.add_argument("--as-of", type=_date, metavar="DATE", help="default: the latest run")
+    p.add_argument("--output", metavar="DIR", help="run outputs folder (default: settings)")
+    p.add_argument("--out", metavar="PATH", help="default: <output>/<as-of>/report.html")
+    p.set_defaults(func=cmd_report)
+
+
 def _add_audience_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "audience",
@@ -377,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     _add_audience_parsers(sub)
+    _add_report_parser(sub)
     return parser
 
 

@@ -28,6 +28,7 @@ STAGES: dict[str, str] = {
     "segment": "ml.segmentation:run_segmentation",
     "score": "ml.propensity:run_propensity",
     "audiences": "segmint.audiences:build_audiences",
+    "report": "segmint.report:write_report",
     "publish": "segmint.publish:publish",
 }
 

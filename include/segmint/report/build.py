@@ -136,6 +136,22 @@ def _render(
     return out, ctx, time.perf_counter() - started
 
 
+def report_command(settings: Settings, as_of: date | None, out: Path | None) -> str:
+    """``segmint report``: resolve the as-of date and output path, render, say where."""
+    if as_of is None:
+        con = connect(settings.warehouse, read_only=True)
+        try:
+            as_of = latest_as_of(Reader(con))
+        finally:
+            con.close()
+    out = out or settings.run_output_dir(as_of) / "report.html"
+    path, ctx, seconds = _render(settings.warehouse, as_of, out, settings)
+    lines = [f"report for {as_of} written to {path} ({seconds:.1f}s)"]
+    lines += [f"  {line}" for line in s.summary_sentences(ctx)]
+    lines += [f"  warning: {w}" for w in ctx.warnings]
+    return "\n".join(lines)
+
+
 def write_report(settings: Settings, as_of: date) -> StageResult:
     """Pipeline stage: ``<output>/<as_of>/report.html`` from the working warehouse."""
     out = settings.run_output_dir(as_of) / "report.html"

@@ -155,7 +155,10 @@ def _build(con, n: int, dates: list[date]) -> None:
             any_value(segment_name) as segment_name,
             case segment_id {" ".join(f"when {s[0]} then '{s[2]}'" for s in SEGMENTS)} end
                 as description,
+            'active' as status,
+            false as is_pinned,
             count(*) as customers,
+            count(*) filter (where is_outlier) as outliers,
             count(*) / sum(count(*)) over (partition by as_of_date) as share
         from ml.customer_segments
         group by as_of_date, segment_id
@@ -169,8 +172,10 @@ def _build(con, n: int, dates: list[date]) -> None:
             from (select distinct as_of_date from ml.customer_segments)
         )
         select
+            'segmentation-' || cast(r.as_of_date as varchar) as run_id,
             r.as_of_date, r.previous_date as previous_as_of_date,
-            p.segment_id as from_segment_id, c.segment_id as to_segment_id,
+            p.segment_id as from_segment_id, any_value(p.segment_name) as from_segment_name,
+            c.segment_id as to_segment_id, any_value(c.segment_name) as to_segment_name,
             count(*) as customers
         from runs as r
         inner join ml.customer_segments as c on c.as_of_date = r.as_of_date
@@ -187,24 +192,29 @@ def _build(con, n: int, dates: list[date]) -> None:
             'segmentation-' || cast(d.as_of_date as varchar) as run_id, d.as_of_date, k,
             {n} * 8.0 / pow(k, 0.9) as inertia,
             0.18 + 0.22 * exp(-pow(k - 6, 2) / 6.0) + 0.01 * ((k * 7) % 3) as silhouette,
-            k = 6 as is_chosen
+            k = 6 as is_chosen,
+            {n} as search_rows,
+            {min(n, 10_000)} as silhouette_rows
         from (select distinct as_of_date from ml.customer_segments) as d, range(2, 11) as t(k)
         """
     )
     con.execute(
         f"""
         create or replace table ml.segment_drift as
-        select d.as_of_date, 'segmentation-' || cast(d.as_of_date as varchar) as run_id,
-            'feature_psi' as metric, f.feature, null::integer as segment_id,
-            0.02 + 0.03 * f.j + 0.02 * d.n * cast(f.j = 2 as integer) as value
+        select 'segmentation-' || cast(d.as_of_date as varchar) as run_id, d.as_of_date,
+            d.as_of_date - 1 as previous_as_of_date, 'feature_psi' as kind,
+            null::integer as segment_id, f.feature,
+            0.02 + 0.03 * f.j + 0.02 * d.n * cast(f.j = 2 as integer) as value,
+            0.02 + 0.03 * f.j + 0.02 * d.n * cast(f.j = 2 as integer) > 0.2 as is_warning
         from (select as_of_date, row_number() over (order by as_of_date) as n
               from (select distinct as_of_date from ml.customer_segments)) as d,
             (select unnest([{", ".join(f"'{x}'" for x in FEATURES)}]) as feature,
                     generate_subscripts([{", ".join(f"'{x}'" for x in FEATURES)}], 1) as j) as f
         where d.n > 1
         union all
-        select d.as_of_date, 'segmentation-' || cast(d.as_of_date as varchar), 'centroid_shift',
-            null, s.segment_id, 0.05 + 0.07 * s.segment_id + 0.04 * d.n
+        select 'segmentation-' || cast(d.as_of_date as varchar), d.as_of_date,
+            d.as_of_date - 1, 'centroid_shift', s.segment_id, null,
+            0.05 + 0.07 * s.segment_id + 0.04 * d.n, false
         from (select as_of_date, row_number() over (order by as_of_date) as n
               from (select distinct as_of_date from ml.customer_segments)) as d,
             (select distinct segment_id from ml.customer_segments) as s
@@ -247,7 +257,7 @@ def _propensity(con, dates: list[date]) -> None:
         """
         create or replace table ml.model_metrics (
             run_id varchar, model_name varchar, as_of_date date, scorer varchar,
-            metric varchar, decile integer, value double
+            metric varchar, value double, decile integer
         )"""
     )
     rows = []
@@ -255,42 +265,41 @@ def _propensity(con, dates: list[date]) -> None:
         run = f"{model}-{as_of}"
         for scorer, auc, steep in (
             ("model", 0.81, 2.2),
-            ("rfm_recency", 0.71, 1.5),
-            ("bgnbd", 0.74, 1.7),
+            ("baseline_recency", 0.71, 1.5),
+            ("baseline_bgnbd", 0.74, 1.7),
         ):
-            rows += [
-                (run, model, as_of, scorer, "roc_auc", None, auc),
-                (run, model, as_of, scorer, "average_precision", None, auc - 0.45),
-                (run, model, as_of, scorer, "brier", None, 0.12 + (0.81 - auc) / 3),
-            ]
-            lifts = [round(max(0.05, steep ** ((d - 5.5) / 2.5)), 4) for d in range(1, 11)]
+            base_rate = 0.12
+            for metric, value in (
+                ("roc_auc", auc),
+                ("average_precision", auc - 0.45),
+                ("brier", 0.12 + (0.81 - auc) / 3),
+                ("base_rate", base_rate),
+                ("rows", 10_000.0),
+            ):
+                rows.append((run, model, as_of, scorer, metric, value, None))
+            # The decile table as ml.propensity writes it: 10 = top, capture cumulative from
+            # the top decile down.
+            lifts = [max(0.05, steep ** ((d - 5.5) / 2.5)) for d in range(1, 11)]
             scale = 10 / sum(lifts)
-            lifts = [x * scale for x in lifts]
-            cum = 0.0
+            captured = 0.0
             for d in range(10, 0, -1):
-                cum += lifts[d - 1] / 10
-                rows.append((run, model, as_of, scorer, "lift", d, lifts[d - 1]))
-                rows.append((run, model, as_of, scorer, "capture", 11 - d, min(cum, 1.0)))
-            for p in range(21):
-                fpr = p / 20
-                tpr = 1 - (1 - fpr) ** (auc / (1 - auc))
-                rows.append((run, model, as_of, scorer, f"roc_fpr_{p:02d}", None, fpr))
-                rows.append((run, model, as_of, scorer, f"roc_tpr_{p:02d}", None, tpr))
-        for d in range(1, 11):
-            pred = 0.02 * d**1.4
-            rows.append((run, model, as_of, "model", "calibration_mean_predicted", d, pred))
-            rows.append(
-                (
-                    run,
-                    model,
-                    as_of,
-                    "model",
-                    "calibration_observed_rate",
-                    d,
-                    pred * (1 + 0.06 * ((d % 3) - 1)),
-                )
-            )
-    con.executemany("insert into ml.model_metrics values (?, ?, ?, ?, ?, ?, ?)", rows)
+                lift = lifts[d - 1] * scale
+                rate = lift * base_rate
+                captured += lift / 10
+                wobble = 1 + 0.06 * ((d % 3) - 1) if scorer == "model" else 1.25
+                for metric, value in (
+                    ("decile_rows", 1000.0),
+                    ("decile_observed_rate", rate),
+                    ("decile_mean_predicted", rate * wobble),
+                    ("lift", lift),
+                    ("capture", min(captured, 1.0)),
+                ):
+                    rows.append((run, model, as_of, scorer, metric, value, d))
+    con.executemany(
+        "insert into ml.model_metrics (run_id, model_name, as_of_date, scorer, metric, value, "
+        "decile) values (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
     feats = [
         "recency_days",
         "order_count",
@@ -309,13 +318,21 @@ def _propensity(con, dates: list[date]) -> None:
         """
         create or replace table ml.feature_importance (
             run_id varchar, model_name varchar, as_of_date date, feature varchar,
-            importance_mean double, importance_std double
+            importance_mean double, importance_std double, rank integer
         )"""
     )
     con.executemany(
-        "insert into ml.feature_importance values (?, ?, ?, ?, ?, ?)",
+        "insert into ml.feature_importance values (?, ?, ?, ?, ?, ?, ?)",
         [
-            (f"{m}-{as_of}", m, as_of, f, 0.08 / (j + 1) ** (1.1 + mi * 0.2), 0.004 / (j + 1))
+            (
+                f"{m}-{as_of}",
+                m,
+                as_of,
+                f,
+                0.08 / (j + 1) ** (1.1 + mi * 0.2),
+                0.004 / (j + 1),
+                j + 1,
+            )
             for mi, m in enumerate(MODELS)
             for j, f in enumerate(feats)
         ],
@@ -323,17 +340,19 @@ def _propensity(con, dates: list[date]) -> None:
     con.execute(
         """
         create or replace table ml.score_drift (
-            model_name varchar, as_of_date date, previous_as_of_date date, psi double,
-            run_id varchar
+            run_id varchar, model_name varchar, as_of_date date, previous_as_of_date date,
+            previous_run_id varchar, psi double, threshold double,
+            is_over_threshold boolean, bins json
         )"""
     )
     con.executemany(
-        "insert into ml.score_drift values (?, ?, ?, ?, ?)",
+        "insert into ml.score_drift values (?, ?, ?, ?, ?, ?, 0.2, ? > 0.2, null)",
         [
-            (m, d, dates[i - 1], 0.03 + 0.02 * i + 0.1 * mi * (i == len(dates) - 1), f"{m}-{d}")
+            (f"{m}-{d}", m, d, dates[i - 1], f"{m}-{dates[i - 1]}", psi, psi)
             for mi, m in enumerate(MODELS)
             for i, d in enumerate(dates)
             if i > 0
+            for psi in [0.03 + 0.02 * i + 0.1 * mi * (i == len(dates) - 1)]
         ],
     )
 
@@ -419,7 +438,8 @@ def _audiences(con, dates: list[date]) -> None:
             select as_of_date, lag(as_of_date) over (order by as_of_date) as previous_date
             from (select distinct as_of_date from audiences.members)
         )
-        select c.audience, r.as_of_date, c.customer_id, 'entered' as change
+        select c.audience, r.as_of_date, c.customer_id, 'entered' as change, c."group",
+            r.previous_date as previous_as_of_date
         from runs as r
         inner join audiences.members as c on c.as_of_date = r.as_of_date
         anti join audiences.members as p
@@ -427,7 +447,7 @@ def _audiences(con, dates: list[date]) -> None:
             and p.customer_id = c.customer_id
         where r.previous_date is not null
         union all
-        select p.audience, r.as_of_date, p.customer_id, 'exited'
+        select p.audience, r.as_of_date, p.customer_id, 'exited', p."group", r.previous_date
         from runs as r
         inner join audiences.members as p on p.as_of_date = r.previous_date
         anti join audiences.members as c
@@ -437,15 +457,60 @@ def _audiences(con, dates: list[date]) -> None:
     )
     con.execute(
         """
+        create or replace table audiences.summary as
+        select
+            m.as_of_date, m.audience, 'built' as status, null::varchar as error,
+            'sample audience' as description, 'email' as consent,
+            null::varchar as priority_group, null::integer as priority,
+            count(*) as matched, 0::bigint as without_consent, 0::bigint as suppressed,
+            0::bigint as claimed_by_higher_priority, 0::bigint as over_size_limit,
+            count(*) as members,
+            count(*) filter (where "group" = 'target') as target,
+            count(*) filter (where "group" = 'holdout') as holdout,
+            100.0 * count(*) filter (where "group" = 'holdout') / count(*) as holdout_percent,
+            null::bigint as entered, null::bigint as exited,
+            null::date as previous_as_of_date, null::varchar as definition_file,
+            null::varchar as definition_sha256, null::varchar as compiled_sql,
+            cast(m.as_of_date as timestamp) + interval 3 hour as built_at
+        from audiences.members as m
+        group by m.as_of_date, m.audience
+        """
+    )
+    con.execute(
+        """
         create or replace table audiences.exports as
-        select audience, fmt as format, as_of_date, count(*) as row_count,
-            md5(audience || fmt) as checksum,
+        select
+            md5(audience || fmt || cast(as_of_date as varchar)) as export_id,
+            audience, fmt as format, as_of_date, count(*) as row_count,
+            md5(audience || fmt) as file_sha256,
             'output/' || cast(as_of_date as varchar) || '/exports/' || audience || '.' || fmt
-                as destination_path,
+                as destination,
+            null::date as baseline_as_of_date,
             cast(as_of_date as timestamp) + interval 3 hour as exported_at
         from audiences.members, (select unnest(['csv', 'google_customer_match']) as fmt)
         where "group" = 'target'
         group by all
+        """
+    )
+    # Orders after the first snapshot, so readouts have outcomes: targets buy a bit more.
+    first = dates[0]
+    con.execute(
+        f"""
+        create or replace table marts.orders as
+        select
+            'O' || cast(i as varchar) || '-' || cast(k as varchar) as order_id,
+            b.customer_id,
+            cast(o.order_date as timestamp) + interval 12 hour as ordered_at,
+            o.order_date,
+            cast(20 + 180 * {_u("i * 31 + k", 60)} as decimal(18, 2)) as revenue,
+            'EUR' as currency,
+            1 + cast(3 * {_u("i * 31 + k", 61)} as integer) as item_count
+        from base as b, range(2) as t(k),
+            lateral (
+                select date '{first}' + cast(1 + floor({_u("i * 31 + k", 62)} * {len(dates) - 1})
+                    as integer) as order_date
+            ) as o
+        where {_u("i * 31 + k", 63)} < case when {_u("i", 77)} < 0.1 then 0.05 else 0.08 end
         """
     )
 
@@ -463,6 +528,7 @@ def _ops(con, dates: list[date], n: int) -> None:
             rows_read - dup - quar as rows_loaded,
             quar as rows_quarantined,
             dup as rows_duplicate,
+            0 as rows_warned,
             'loaded' as status, null::varchar as error,
             cast(d as timestamp) + interval 1 day as first_loaded_at,
             cast(d as timestamp) + interval 1 day as updated_at
@@ -500,19 +566,23 @@ def _ops(con, dates: list[date], n: int) -> None:
         """
         create or replace table ops.validation_runs as
         select
-            'validate-' || cast(m.partition_date as varchar) as run_id,
-            m.source, m.path as source_file, m.partition_date, e.expectation_type, e.column,
+            m.path as source_file, m.source, m.partition_date, m.sha256,
+            m.source as suite, e.rule, e.expectation_type, e.column as column_name,
+            'record' as level, e.rule as description,
             not (e.expectation_type = 'expect_column_values_to_be_between'
                  and m.rows_quarantined > 0 and m.source = 'events') as success,
+            m.rows_read as element_count,
             case when e.expectation_type = 'expect_column_values_to_be_between'
                  and m.source = 'events' then m.rows_quarantined else 0 end as unexpected_count,
+            null::double as unexpected_percent, null::varchar as observed_value,
+            null::json as kwargs,
             m.updated_at as validated_at
         from ops.load_manifest as m, (
             select * from (values
-                ('expect_column_values_to_not_be_null', 'event_id'),
-                ('expect_column_values_to_be_between', 'event_ts'),
-                ('expect_column_values_to_be_in_set', 'event_type')
-            ) as v(expectation_type, "column")
+                ('event_id_present', 'expect_column_values_to_not_be_null', 'event_id'),
+                ('event_ts_not_future', 'expect_column_values_to_be_between', 'event_ts'),
+                ('event_type_known', 'expect_column_values_to_be_in_set', 'event_type')
+            ) as v(rule, expectation_type, "column")
         ) as e
         """
     )

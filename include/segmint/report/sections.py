@@ -37,6 +37,7 @@ from segmint.report.page import (
     esc,
     figure,
     fmt_int,
+    fmt_num,
     fmt_pct,
     grid,
     note,
@@ -529,11 +530,12 @@ def block_transitions(ctx: Context) -> str:
         .fillna(0)
     )
     row_share = counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0).fillna(0).to_numpy()
-    moved = counts.to_numpy().sum() - sum(
-        counts.loc[s, s] for s in order if s in counts.index and s in counts.columns
-    )
-    stayed = counts.to_numpy().sum() - moved
-    ctx.facts["stayed_share"] = stayed / max(counts.to_numpy().sum(), 1)
+    total = float(counts.to_numpy().sum())
+    stayed = float(sum(counts.loc[x, x] for x in order if x in counts.index and x in counts))
+    new = float(counts.loc["(new)"].sum()) if "(new)" in counts.index else 0.0
+    gone = float(counts["(gone)"].sum()) if "(gone)" in counts.columns else 0.0
+    moved = total - stayed - new - gone
+    ctx.facts["stayed_share"] = stayed / max(total - new, 1)
     label = {**names, "(new)": "(new customers)", "(gone)": "(left)"}
     annotations = np.vectorize(lambda v: f"{v:,.0f}" if v else "")(counts.to_numpy())
     svg = charts.heatmap(
@@ -548,7 +550,10 @@ def block_transitions(ctx: Context) -> str:
         cmap="Purples",
         width=max(6.0, 0.95 * len(cols) + 3.2),
     )
-    caption = f"{stayed:,.0f} customers kept their segment, {moved:,.0f} moved ({source})."
+    caption = (
+        f"{stayed:,.0f} customers kept their segment, {moved:,.0f} moved to another, "
+        f"{new:,.0f} are new and {gone:,.0f} left ({source})."
+    )
     return figure("segment-transitions", svg, caption, wide=True)
 
 
@@ -741,6 +746,46 @@ def block_model_status(ctx: Context, model: str) -> str:
     return "<p>" + "<br>".join(parts) + "</p>"
 
 
+def top_down_capture(series: pd.Series) -> pd.Series:
+    """Cumulative capture indexed 1..n = "top n deciles targeted".
+
+    Accepts what a writer may store: cumulative capture per decile counted from the top
+    (ml.propensity: decile 10 = top, so it falls as the decile number rises), cumulative
+    already indexed by deciles targeted (rises), or each decile's share of positives.
+    """
+    values = series.sort_index().to_numpy(dtype=float)
+    if values.size == 0:
+        return series
+    steps = np.diff(values)
+    if np.all(steps <= 1e-9) and values[0] > values[-1]:
+        values = values[::-1]  # decile 10 = top, cumulative from the top
+    elif not np.all(steps >= -1e-9) or values[-1] < 0.999:
+        values = np.cumsum(values[::-1])  # per-decile shares, decile 10 = top
+    return pd.Series(values, index=range(1, values.size + 1))
+
+
+def roc_from_deciles(bases: dict[str, pd.Series]) -> tuple[np.ndarray, np.ndarray] | None:
+    """A 10-point ROC curve from a decile table (rows and observed rate per decile).
+
+    Cutting the ranking at each decile boundary, from the top (decile 10) down, gives the
+    true positive rate (positives captured) and false positive rate (negatives captured).
+    """
+    rows = find_curve(bases, ["decile_rows|rows"])
+    rate = find_curve(bases, ["observed"])
+    if rows is None or rate is None:
+        return None
+    joined = pd.concat([rows, rate], axis=1, join="inner").dropna().sort_index(ascending=False)
+    if joined.empty:
+        return None
+    positives = joined.iloc[:, 0].to_numpy() * joined.iloc[:, 1].to_numpy()
+    negatives = joined.iloc[:, 0].to_numpy() - positives
+    if positives.sum() <= 0 or negatives.sum() <= 0:
+        return None
+    tpr = np.concatenate([[0.0], np.cumsum(positives) / positives.sum()])
+    fpr = np.concatenate([[0.0], np.cumsum(negatives) / negatives.sum()])
+    return fpr, tpr
+
+
 def block_lift(ctx: Context, model: str) -> str:
     _, curves, _ = _metrics(ctx, model)
     lift = {s: c for s, b in curves.items() if (c := find_curve(b, ["lift"], ["cum"])) is not None}
@@ -751,18 +796,7 @@ def block_lift(ctx: Context, model: str) -> str:
     }
     if not lift and not capture:
         raise Missing(f"ml.model_metrics has no lift or capture by decile for {model}")
-    # Capture is cumulative from the top decile; accept it stored per decile too.
-    for s, series in list(capture.items()):
-        values = series.to_numpy(dtype=float)
-        if values.size and values.max() <= 1.0001 and np.all(np.diff(values) >= -1e-9):
-            top_first = series.index.max() == 10 and values[0] > values[-1]
-        else:
-            top_first = False
-        if series.index.min() >= 1 and not top_first and values.sum() <= 1.0001:
-            values = np.cumsum(values[::-1])  # per-decile shares, decile 10 first
-        elif series.index.min() >= 1 and values[-1] < values[0]:
-            values = values[::-1]
-        capture[s] = pd.Series(values, index=range(1, len(values) + 1))
+    capture = {s: top_down_capture(c) for s, c in capture.items()}
     svg = charts.lift_capture(f"lift-{model}", lift, capture)
     return figure(
         f"lift-{model}",
@@ -815,6 +849,14 @@ def block_roc(ctx: Context, model: str) -> str:
             roc[scorer] = (joined.iloc[:, 0].to_numpy(), joined.iloc[:, 1].to_numpy())
     if roc:
         return figure(f"roc-{model}", charts.roc(f"roc-{model}", roc, aucs), "Holdout ROC curves.")
+    roc = {s: pts for s, bases in curves.items() if (pts := roc_from_deciles(bases)) is not None}
+    if roc:
+        return figure(
+            f"roc-{model}",
+            charts.roc(f"roc-{model}", roc, aucs),
+            "Holdout ROC curves drawn from the decile tables (one point per decile); the AUC "
+            "in the legend is the exact one.",
+        )
     table_ = {
         s: {
             k: v
@@ -1046,27 +1088,82 @@ def _audience_exports(ctx: Context) -> pd.DataFrame | None:
     return frame
 
 
+READOUT_DAYS = 28  # readouts cover the orders of the last four weeks
+
+
 def block_readouts(ctx: Context) -> str:
+    """Target vs holdout for each audience, over the orders since a snapshot ~4 weeks old.
+
+    The statistics are :mod:`segmint.audiences.readout`'s (the same as
+    ``segmint audience readout``), computed read-only on the report's connection.
+    """
     r = ctx.reader
-    t = next((x for x in ("audiences.readouts", "audiences.readout") if r.has(x)), None)
-    if t is None:
-        raise Missing(
-            "no readout table yet (run `segmint audience readout NAME --from ... --to ...`)"
-        )
-    order = r.pick(t, "created_at", "computed_at", "to_date", "as_of_date", "window_end")
-    frame = r.df(
-        f"select * from {t} "
-        + (f"where cast({quote(order)} as date) <= ? order by {quote(order)} desc" if order else "")
-        + " limit 200",
-        [ctx.as_of] if order else [],
+    for t in ("audiences.members", "audiences.summary", "marts.orders"):
+        r.require(t)
+    status = "and status = 'built'" if r.pick("audiences.summary", "status") else ""
+    snapshots = r.df(
+        f"""
+        select audience, max(as_of_date) filter (where as_of_date <= ?) as older,
+            min(as_of_date) as first
+        from audiences.summary
+        where as_of_date < ? {status}
+        group by 1
+        order by 1
+        """,
+        [ctx.as_of - timedelta(days=READOUT_DAYS), ctx.as_of],
     )
-    if frame.empty:
-        raise Missing(f"{t} has no readouts on or before {ctx.as_of}")
-    if "audience" in frame:
-        frame = frame.drop_duplicates(
-            [c for c in ("audience", "metric") if c in frame], keep="first"
+    if snapshots.empty:
+        raise Missing(f"no audience snapshot before {ctx.as_of} to read out yet")
+    from segmint.audiences.readout import readout_with_connection
+
+    rows = []
+    for audience, older, first in snapshots.itertuples(index=False):  # one per audience
+        snapshot = older if pd.notna(older) else first
+        snapshot = snapshot.date() if isinstance(snapshot, pd.Timestamp) else snapshot
+        result = readout_with_connection(
+            r.con, audience, snapshot + timedelta(days=1), ctx.as_of, snapshot
         )
-    return table(frame, max_rows=20, caption="Latest readout per audience (target vs holdout)")
+        c, m = result.conversion, result.revenue
+        rows.append(
+            {
+                "audience": audience,
+                "snapshot": snapshot,
+                "orders from": result.window_from,
+                "target": result.target.customers,
+                "holdout": result.holdout.customers,
+                "conversion target": c.rate_target if c else np.nan,
+                "conversion holdout": c.rate_holdout if c else np.nan,
+                "uplift": c.relative_uplift if c and c.relative_uplift is not None else np.nan,
+                "p (conversion)": c.p_value if c else np.nan,
+                "revenue/customer diff": m.difference if m else np.nan,
+                "p (revenue)": m.p_value if m else np.nan,
+                "verdict": result.verdict
+                + ("" if not result.warnings else " " + " ".join(result.warnings)),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    verdicts = "".join(
+        f"<li><b>{esc(a)}</b>: {esc(v)}</li>"
+        for a, v in zip(frame["audience"], frame.pop("verdict"), strict=True)
+    )
+    return (
+        table(
+            frame,
+            formats={
+                "conversion target": fmt_pct,
+                "conversion holdout": fmt_pct,
+                "uplift": lambda v: "–" if pd.isna(v) else f"{v:+.1%}",
+                "p (conversion)": lambda v: fmt_num(v, 4),
+                "p (revenue)": lambda v: fmt_num(v, 4),
+                "revenue/customer diff": lambda v: "–" if pd.isna(v) else f"{v:+,.2f}",
+                "target": fmt_int,
+                "holdout": fmt_int,
+            },
+            caption=f"Orders up to {ctx.as_of} of each audience's members as assigned on the "
+            "snapshot date (target vs holdout)",
+        )
+        + f"<ul>{verdicts}</ul>"
+    )
 
 
 # --- data quality ------------------------------------------------------------------------
@@ -1101,7 +1198,7 @@ def block_loads(ctx: Context) -> str:
     )
     if frame.empty:
         raise Missing(f"{t} has no files for {first} .. {ctx.as_of}")
-    days = pd.date_range(first, ctx.as_of, freq="D").date
+    days = pd.date_range(first, ctx.as_of, freq="D")
     colours = {
         "loaded": charts.BLUE,
         "duplicate": charts.GREY,
@@ -1109,7 +1206,7 @@ def block_loads(ctx: Context) -> str:
     }
     panels = {}
     for source, part in frame.groupby("source", sort=True):
-        part = part.set_index("day").reindex(days)
+        part = part.assign(day=pd.to_datetime(part["day"])).set_index("day").reindex(days)
         panels[source] = {
             label: part[col].fillna(0).to_numpy()
             for label, col in (
@@ -1119,7 +1216,7 @@ def block_loads(ctx: Context) -> str:
             )
             if col in part
         }
-    today = frame[frame["day"] == ctx.as_of]
+    today = frame[pd.to_datetime(frame["day"]) == pd.Timestamp(ctx.as_of)]
     if "rows_read" in frame:
         ctx.facts["rows_read_today"] = int(today["rows_read"].sum())
     svg = charts.stacked_by_day(
@@ -1226,7 +1323,9 @@ def block_expectations(ctx: Context) -> str:
     expectation = r.pick(
         t, "expectation_type", "expectation", "expectation_name", "expectation_id", required=True
     )
-    column = r.pick(t, "column", "column_name")
+    column = r.pick(t, "column_name", "column")
+    rule = r.pick(t, "rule", "rule_name")
+    level = r.pick(t, "level", "severity")
     batch = r.pick(t, "source_file", "batch", "batch_id", "path", "file")
     source = r.pick(t, "source", "suite", "suite_name")
     unexpected = r.pick(t, "unexpected_count", "unexpected", "failed_rows")
@@ -1242,7 +1341,13 @@ def block_expectations(ctx: Context) -> str:
     ctx.facts["expectations"] = (int(totals[0]), int(totals[1]))
     keys = [
         f"cast({quote(c)} as varchar) as {quote(alias)}"
-        for c, alias in ((source, "source"), (expectation, "expectation"), (column, "column"))
+        for c, alias in (
+            (source, "source"),
+            (rule, "rule"),
+            (expectation, "expectation"),
+            (column, "column"),
+            (level, "level"),
+        )
         if c
     ]
     failed_where = (where + " and" if where else "where") + f" not {quote(success)}"

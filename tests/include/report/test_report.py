@@ -1,0 +1,203 @@
+"""The nightly report: every section from a full warehouse, graceful notes from a partial or
+empty one, plain-language numbers, the stage, the CLI, offline and read-only."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from segmint.cli import main
+from segmint.config import Settings
+from segmint.pipeline import STAGES
+from segmint.report import render_report, write_report
+from segmint.stages import SegmintError
+from segmint.warehouse import connect
+
+AS_OF = date(2026, 6, 30)  # the sample's and the hand-made warehouse's as-of date
+
+# Every chart the report draws when all its inputs exist (two propensity models).
+EXPECTED_CHARTS = {
+    "segment-sizes",
+    "segment-rfm",
+    "segment-transitions",
+    "k-selection",
+    "audience-sizes",
+    "loads",
+    "quarantine-reasons",
+    "drift-psi",
+    "drift-centroid",
+    "drift-scores",
+} | {
+    f"{kind}-{model}"
+    for kind in ("lift", "roc", "calibration", "scores", "drivers")
+    for model in ("purchase", "churn")
+}
+
+
+def charts_in(html: str) -> set[str]:
+    return set(re.findall(r'data-chart="([^"]+)"', html))
+
+
+@pytest.fixture(scope="module")
+def full_run(sample_warehouse: Path, tmp_path_factory: pytest.TempPathFactory):
+    output = tmp_path_factory.mktemp("report-output")
+    docs = output / AS_OF.isoformat() / "data_docs" / "local_site"
+    docs.mkdir(parents=True)
+    (docs / "index.html").write_text("<html>GX</html>")
+    settings = Settings(warehouse=sample_warehouse, output=output)
+    result = write_report(settings, AS_OF)
+    return settings, result, Path(result.details["path"]).read_text(encoding="utf-8")
+
+
+def test_stage_writes_the_run_output_and_draws_every_chart(full_run) -> None:
+    settings, result, html = full_run
+    assert result.stage == "report"
+    assert result.details["path"] == str(settings.output / "2026-06-30" / "report.html")
+    assert result.warnings == []
+    assert result.details["not_available"] == []
+    assert charts_in(html) == EXPECTED_CHARTS
+    assert "Not available yet" not in html
+    for section in ("summary", "segments", "propensity", "audiences", "data-quality", "drift"):
+        assert f'<section id="{section}"' in html
+
+
+def test_summary_speaks_plainly(full_run) -> None:
+    _, result, html = full_run
+    summary = result.details["summary"]
+    assert summary[0].startswith("1,500 customers in 6 segments")
+    purchase = "Purchase model: holdout AUC 0.81 (beats baseline_bgnbd"
+    assert any(s.startswith(purchase) for s in summary)
+    assert any("quarantined rows in the 2026-06-30 partition, mostly" in s for s in summary)
+    assert any(s.startswith("3 audience(s) with") for s in summary)
+    assert any("drifted above PSI 0.2" in s for s in summary)
+    assert summary[0] in html.replace("&#x27;", "'")
+
+
+def test_readouts_and_data_docs_link(full_run) -> None:
+    _, _, html = full_run
+    # Readouts are computed with the audiences module's statistics, one row per audience.
+    for audience in ("likely_buyers_email", "winback_at_risk", "vip_ads"):
+        assert f"<b>{audience}</b>:" in html
+    # The GX Data Docs link is relative to the report, so the run folder can be moved.
+    assert 'href="data_docs/local_site/index.html"' in html
+
+
+def test_page_is_self_contained_and_script_free(full_run) -> None:
+    _, _, html = full_run
+    assert "<script" not in html.lower()
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    assert not re.search(r"url\((?!#)", html)  # only in-page references (SVG clip paths)
+    assert "@import" not in html
+    assert html.count("<svg") == len(EXPECTED_CHARTS)
+
+
+def test_handmade_numbers(handmade_warehouse: Path, tmp_path: Path) -> None:
+    settings = Settings(warehouse=handmade_warehouse, output=tmp_path / "out")
+    result = write_report(settings, AS_OF)
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    assert result.warnings == []
+    assert result.details["summary"][:2] == [
+        "21 customers in 2 segments; Alpha grew 20% (10 → 12); "
+        "90% of customers kept their segment.",
+        "4 quarantined rows in the 2026-06-30 partition, mostly event ts in future.",
+    ]
+    assert "18 customers kept their segment, 2 moved to another, 1 are new and 0 left" in html
+    assert "computed from ml.customer_segments, 2026-06-29 to 2026-06-30" in html
+    # Reasons are ranked by rows: future timestamps (3), then the two single ones.
+    names = "event_ts_in_future|missing_identity|invalid_json"
+    reasons = re.findall(rf'<td class="">({names})<', html)
+    assert reasons == ["event_ts_in_future", "invalid_json", "missing_identity"]
+    # The tables that do not exist yet are named, and nothing crashed.
+    assert "Not available yet: table ops.load_manifest does not exist yet" in html
+    assert "Not available yet: table ml.propensity_scores does not exist yet" in html
+    assert charts_in(html) == {"segment-sizes", "segment-transitions", "quarantine-reasons"}
+
+
+def test_empty_warehouse_renders_notes_not_errors(tmp_path: Path) -> None:
+    warehouse = tmp_path / "empty.duckdb"
+    connect(warehouse).close()
+    out = render_report(warehouse, date(2026, 6, 30), tmp_path / "r.html")
+    html = out.read_text(encoding="utf-8")
+    assert charts_in(html) == set()
+    assert "Could not be drawn" not in html
+    assert html.count("Not available yet") >= 10
+    assert "No segmentation for this date yet." in html
+
+
+def test_empty_warehouse_without_date_says_what_to_do(tmp_path: Path) -> None:
+    warehouse = tmp_path / "empty.duckdb"
+    connect(warehouse).close()
+    with pytest.raises(SegmintError, match="pass --as-of or run `segmint run` first"):
+        render_report(warehouse, None, tmp_path / "r.html")
+
+
+def test_other_table_layouts_are_understood(tmp_path: Path) -> None:
+    """Metric names with numeric tails and no scorer column, stored ROC points, wide drift."""
+    warehouse = tmp_path / "w.duckdb"
+    con = connect(warehouse)
+    con.execute(
+        "create table ml.model_metrics (model_name varchar, as_of_date date, metric varchar, "
+        "value double)"
+    )
+    rows = [("purchase", AS_OF, "auc", 0.77)]
+    rows += [("purchase", AS_OF, f"lift_decile_{d}", 0.2 * d) for d in range(1, 11)]
+    rows += [("purchase", AS_OF, f"roc_fpr_{i}", i / 4) for i in range(5)]
+    rows += [("purchase", AS_OF, f"roc_tpr_{i}", (i / 4) ** 0.5) for i in range(5)]
+    con.executemany("insert into ml.model_metrics values (?, ?, ?, ?)", rows)
+    con.execute(
+        "create table ml.segment_drift (as_of_date date, feature varchar, psi double, "
+        "segment_id integer, centroid_shift double)"
+    )
+    con.execute(
+        "insert into ml.segment_drift values (date '2026-06-29', 'recency_days', 0.05, null, "
+        "null), (date '2026-06-30', 'recency_days', 0.31, null, null), "
+        "(date '2026-06-30', null, null, 1, 0.4)"
+    )
+    con.close()
+    html = render_report(warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert charts_in(html) == {"lift-purchase", "roc-purchase", "drift-psi", "drift-centroid"}
+    assert "Holdout ROC curves." in html
+    assert "1 feature(s) drifted above PSI 0.2: recency_days." in html
+    assert "Could not be drawn" not in html
+
+
+def test_report_leaves_the_warehouse_closed(sample_warehouse: Path, tmp_path: Path) -> None:
+    render_report(sample_warehouse, AS_OF, tmp_path / "r.html")
+    con = duckdb.connect(str(sample_warehouse))  # a writer can open it right away
+    con.execute("create or replace table ops.report_probe as select 1 as x")
+    con.execute("drop table ops.report_probe")
+    con.close()
+
+
+def test_cli_report(sample_warehouse: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "nightly.html"
+    code = main(["report", "--warehouse", str(sample_warehouse), "--out", str(out)])
+    assert code == 0
+    assert out.is_file()
+    printed = capsys.readouterr().out
+    assert f"report for 2026-06-30 written to {out}" in printed
+    assert "1,500 customers in 6 segments" in printed
+    # Default destination: <output>/<as-of>/report.html
+    code = main(
+        [
+            "report",
+            "--warehouse",
+            str(sample_warehouse),
+            "--as-of",
+            "2026-06-29",
+            "--output",
+            str(tmp_path / "runs"),
+        ]
+    )
+    assert code == 0
+    assert (tmp_path / "runs" / "2026-06-29" / "report.html").is_file()
+
+
+def test_report_stage_runs_just_before_publish() -> None:
+    names = list(STAGES)
+    assert STAGES["report"] == "segmint.report:write_report"
+    assert names.index("report") == names.index("publish") - 1

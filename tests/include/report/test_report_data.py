@@ -1,0 +1,99 @@
+"""The report's tolerant reading: metric names, curves, capture layouts, ROC from deciles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from segmint.report.data import Missing, Reader, find_curve, parse_metrics, split_metric_name
+from segmint.report.sections import roc_from_deciles, top_down_capture
+from segmint.warehouse import connect
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("roc_auc", ("roc_auc", None)),
+        ("average_precision", ("average_precision", None)),
+        ("lift_decile_3", ("lift", 3)),
+        ("capture@10", ("capture", 10)),
+        ("roc_fpr_07", ("roc_fpr", 7)),
+        ("calibration_observed_bin_4", ("calibration_observed", 4)),
+        ("Lift_D2", ("lift", 2)),
+    ],
+)
+def test_split_metric_name(name: str, expected: tuple) -> None:
+    assert split_metric_name(name) == expected
+
+
+def test_parse_metrics_uses_the_index_column_then_the_name_tail() -> None:
+    frame = pd.DataFrame(
+        {
+            "scorer": ["model", "model", "model", "baseline", "model", "model"],
+            "metric": ["roc_auc", "lift", "lift", "roc_auc", "roc_tpr_01", "brier"],
+            "value": [0.8, 1.5, 0.5, 0.7, 0.4, None],
+            "idx": [None, 10, 1, None, None, None],
+        }
+    )
+    scalars, curves = parse_metrics(frame, "idx")
+    assert scalars == {"model": {"roc_auc": 0.8}, "baseline": {"roc_auc": 0.7}}
+    assert curves["model"]["lift"].to_dict() == {1: 0.5, 10: 1.5}
+    assert curves["model"]["roc_tpr"].to_dict() == {1: 0.4}
+    assert find_curve(curves["model"], ["lift"]) is curves["model"]["lift"]
+    assert find_curve(curves["model"], ["capture|gain"]) is None
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        # ml.propensity's layout: decile 10 = top, cumulative from the top down
+        {10: 0.3, 9: 0.5, 8: 0.65, 7: 0.75, 6: 0.83, 5: 0.89, 4: 0.93, 3: 0.96, 2: 0.99, 1: 1.0},
+        # already "top n deciles targeted"
+        {1: 0.3, 2: 0.5, 3: 0.65, 4: 0.75, 5: 0.83, 6: 0.89, 7: 0.93, 8: 0.96, 9: 0.99, 10: 1.0},
+        # each decile's own share of positives, decile 10 = top
+        {10: 0.3, 9: 0.2, 8: 0.15, 7: 0.1, 6: 0.08, 5: 0.06, 4: 0.04, 3: 0.03, 2: 0.03, 1: 0.01},
+    ],
+)
+def test_capture_layouts_all_become_top_down_cumulative(stored: dict) -> None:
+    out = top_down_capture(pd.Series(stored))
+    assert list(out.index) == list(range(1, 11))
+    assert out.iloc[0] == pytest.approx(0.3)
+    assert out.iloc[1] == pytest.approx(0.5)
+    assert out.iloc[-1] == pytest.approx(1.0)
+
+
+def test_roc_from_deciles_matches_the_exact_curve_at_decile_cuts() -> None:
+    rng = np.random.default_rng(0)
+    score = rng.random(10_000)
+    y = (rng.random(10_000) < score**2).astype(int)
+    decile = np.ceil(pd.Series(score).rank(method="first") / 1_000).astype(int)
+    table = pd.DataFrame({"d": decile, "y": y}).groupby("d")["y"].agg(["size", "mean"])
+    fpr, tpr = roc_from_deciles(
+        {"decile_rows": table["size"].astype(float), "decile_observed_rate": table["mean"]}
+    )
+    assert fpr[0] == tpr[0] == 0.0
+    assert fpr[-1] == pytest.approx(1.0)
+    assert tpr[-1] == pytest.approx(1.0)
+    # Top decile cut: the share of all positives and negatives with the highest 10% scores.
+    top = score >= np.quantile(score, 0.9)
+    assert tpr[1] == pytest.approx(y[top].sum() / y.sum())
+    assert fpr[1] == pytest.approx((1 - y[top]).sum() / (1 - y).sum())
+    assert np.all(np.diff(tpr) >= 0)
+    assert np.all(np.diff(fpr) >= 0)
+
+
+def test_reader_knows_tables_and_columns(tmp_path: Path) -> None:
+    con = connect(tmp_path / "w.duckdb")
+    con.execute("create table ml.k_selection (k integer, Inertia double)")
+    reader = Reader(con)
+    assert reader.has("ml.k_selection")
+    assert reader.pick("ml.k_selection", "sse", "inertia") == "inertia"
+    assert reader.pick("ml.k_selection", "silhouette") is None
+    with pytest.raises(Missing, match="has no column silhouette"):
+        reader.require("ml.k_selection", "k", "silhouette")
+    with pytest.raises(Missing, match=r"ml\.segment_drift does not exist yet"):
+        reader.require("ml.segment_drift")
+    con.close()

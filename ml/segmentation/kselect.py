@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
 
 from ml.segmentation.features import make_kmeans
 
@@ -45,6 +44,46 @@ def sample_index(n: int, size: int, random_state: int) -> np.ndarray:
         return np.arange(n)
     rng = np.random.default_rng(random_state)
     return np.sort(rng.choice(n, size=size, replace=False))
+
+
+def silhouettes(X: np.ndarray, labels_by_k: dict[int, np.ndarray], block: int = 512) -> dict:
+    """Mean silhouette of several labelings of the same rows, in one pass over the distances.
+
+    Same definition as :func:`sklearn.metrics.silhouette_score`, but the pairwise distances
+    are computed once (in row blocks, so memory stays ~``block * n`` floats) and summed per
+    cluster for every candidate k together, instead of once per k.
+    """
+    X = np.asarray(X, dtype=float)
+    n = len(X)
+    ks = list(labels_by_k)
+    onehot = np.hstack(
+        [np.eye(k, dtype=float)[np.asarray(labels_by_k[k])] for k in ks]
+    )  # n x sum(k)
+    sq = (X**2).sum(axis=1)
+    sums = np.empty((n, onehot.shape[1]))
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        d2 = sq[start:stop, None] + sq[None, :] - 2.0 * (X[start:stop] @ X.T)
+        sums[start:stop] = np.sqrt(np.clip(d2, 0.0, None)) @ onehot
+    out, offset, rows = {}, 0, np.arange(n)
+    for k in ks:
+        labels = np.asarray(labels_by_k[k])
+        per_cluster = sums[:, offset : offset + k]
+        offset += k
+        counts = np.bincount(labels, minlength=k).astype(float)
+        if np.count_nonzero(counts) < 2 or np.count_nonzero(counts) >= n:
+            out[k] = float("nan")
+            continue
+        own = counts[labels]
+        a = per_cluster[rows, labels] / np.maximum(own - 1, 1)
+        mean_other = per_cluster / np.where(counts > 0, counts, np.nan)
+        mean_other[rows, labels] = np.inf
+        mean_other[:, counts == 0] = np.inf
+        b = mean_other.min(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s = np.where(own > 1, (b - a) / np.maximum(a, b), 0.0)
+        out[k] = float(np.nan_to_num(s).mean())
+    return out
 
 
 def elbow(ks: list[int], inertias: list[float]) -> int | None:
@@ -91,18 +130,15 @@ def choose_k(
         if fixed_k < 1 or fixed_k > n:
             raise ValueError(f"fixed_k={fixed_k} is impossible with {n} customers")
         ks = sorted({*ks, fixed_k})
-    rows, models = [], {}
-    for k in ks:
-        km = make_kmeans(k, random_state, n_init).fit(Xs)
-        models[k] = km
-        labels = km.predict(Xsil)
-        sil = (
-            float(silhouette_score(Xsil, labels))
-            if 1 < len(np.unique(labels)) < len(Xsil)
-            else float("nan")
-        )
-        rows.append({"k": k, "inertia": float(km.inertia_), "silhouette": sil})
-    scores = pd.DataFrame(rows)
+    models = {k: make_kmeans(k, random_state, n_init).fit(Xs) for k in ks}
+    sil = silhouettes(Xsil, {k: km.predict(Xsil) for k, km in models.items()})
+    scores = pd.DataFrame(
+        {
+            "k": ks,
+            "inertia": [float(models[k].inertia_) for k in ks],
+            "silhouette": [sil[k] for k in ks],
+        }
+    )
     elbow_k = elbow(scores["k"].tolist(), scores["inertia"].tolist())
 
     if fixed_k is not None:

@@ -93,6 +93,20 @@ def fit_segments(
     features: tuple[str, ...] = FEATURES,
 ) -> SegmentationOutput:
     """Segment ``frame`` (one row per customer, sorted by ``customer_id``)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=cfg.threads or None):
+        return _fit_segments(frame, cfg, as_of, previous, next_id, features)
+
+
+def _fit_segments(
+    frame: pd.DataFrame,
+    cfg: SegmentationSettings,
+    as_of: date,
+    previous: PreviousRun | None,
+    next_id: int,
+    features: tuple[str, ...],
+) -> SegmentationOutput:
     timings: dict[str, float] = {}
     warnings: list[str] = []
     t = perf_counter()

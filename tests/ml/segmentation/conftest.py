@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -52,3 +52,12 @@ def warehouse_with(tmp_path: Path) -> Callable[..., Settings]:
         return Settings(warehouse=path, segmentation=segmentation or SegmentationSettings())
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Fit with one OpenMP thread, as the stage does by default (see SegmentationSettings)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield

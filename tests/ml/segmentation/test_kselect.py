@@ -73,3 +73,17 @@ def test_sample_index_is_fixed_and_sorted() -> None:
 def test_too_few_rows_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 3"):
         _choose(np.zeros((2, 3)))
+
+
+def test_one_pass_silhouettes_equal_scikit_learns() -> None:
+    from sklearn.metrics import silhouette_score
+
+    from ml.segmentation.kselect import silhouettes
+
+    X = _blobs(4, per=60)
+    rng = np.random.default_rng(3)
+    labelings = {2: rng.integers(0, 2, len(X)), 4: np.repeat(np.arange(4), 60)}
+    labelings[5] = np.where(np.arange(len(X)) == 0, 4, labelings[4])  # a singleton cluster
+    ours = silhouettes(X, labelings, block=50)
+    for k, labels in labelings.items():
+        assert ours[k] == pytest.approx(silhouette_score(X, labels), abs=1e-9)

@@ -178,6 +178,10 @@ def _check_leaf(leaf: Condition, cat: Catalog) -> str:
 def _check_order_by(ob: OrderBy, cat: Catalog) -> str:
     if ob.kind == "feature" and cat.feature_types and ob.name not in cat.feature_types:
         return _unknown("feature", ob.name, cat.feature_types)
+    if ob.kind == "feature" and cat.feature_types:
+        dtype = cat.feature_types[ob.name]
+        if dtype.split("(")[0].upper() not in _NUMERIC:
+            return f"order_by needs a numeric feature; {ob.name!r} is {dtype}"
     if ob.kind == "propensity" and cat.models is not None and ob.name not in cat.models:
         return _unknown("model", ob.name, cat.models)
     return ""

@@ -3,7 +3,8 @@
 Only the ``target`` group of a snapshot is exported (the holdout must not be reached), and
 consent is checked again against ``marts.customers`` at export time, whatever the
 definition said: a customer without the audience's consent is never in a file, even if
-they withdrew consent after the snapshot was built.
+they withdrew consent after the snapshot was built. Ad-platform files (Google, Meta) also
+require ads consent, even for an audience defined with e-mail consent.
 
 Formats:
 
@@ -53,6 +54,7 @@ from segmint.config import Settings
 from segmint.stages import SegmintError
 from segmint.warehouse import connect, table_exists, transaction
 
+AD_PLATFORM_FORMATS = ("google_customer_match", "meta_custom_audience")
 FILE_SUFFIX = {
     "csv": ".csv",
     "parquet": ".parquet",
@@ -171,7 +173,10 @@ def export_with_connection(
     if columns and fmt not in ("csv", "parquet"):
         raise SegmintError(f"--columns applies to csv and parquet, not {fmt}")
 
-    # The list on the platform after this export: target group, consent checked now.
+    # The list on the platform after this export: target group, consent checked now. An
+    # ad platform also needs ads consent, whatever consent the audience was defined with.
+    needed = sorted({consent, "ads"} if fmt in AD_PLATFORM_FORMATS else {consent})
+    consent_sql = " and ".join(f"coalesce(c.{n}_opt_in, false)" for n in needed)
     con.execute(
         f"""create or replace temp table _export_list as
         select m.customer_id
@@ -180,7 +185,7 @@ def export_with_connection(
         where m.audience = {sql_literal(audience)}
             and m.as_of_date = {sql_literal(snapshot)}
             and m."group" = 'target'
-            and coalesce(c.{consent}_opt_in, false)"""
+            and {consent_sql}"""
     )
     baseline = None
     if fmt == "diff":

@@ -54,6 +54,16 @@ def test_consent_enforced_at_export_even_after_withdrawal(built, tmp_path):
     assert consenting == len(ids)
 
 
+def test_ad_platform_files_need_ads_consent_too(built, tmp_path):
+    # 'mail' was defined with e-mail consent: C02 and C09 agreed to e-mails, not to ads.
+    export_audience(built, "mail", "csv", tmp_path / "mail.csv")
+    assert {"C02", "C09"} <= {r["customer_id"] for r in _rows(tmp_path / "mail.csv")}
+    result = export_audience(built, "mail", "meta_custom_audience", tmp_path / "meta.csv")
+    hashes = {r["email"] for r in _rows(tmp_path / "meta.csv")}
+    assert _sha("ben@example.com") not in hashes and _sha("isabel@example.com") not in hashes
+    assert result.rows == 8  # email and ads consent: C01 C04 C06 C07 C08 C10 C11 C12
+
+
 def test_holdout_is_never_exported(settings, defs_folder, tmp_path):
     defs_folder(
         a="name: a\nconsent: ads\nwhere: {feature: order_count, gte: 0}\n"

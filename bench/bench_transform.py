@@ -1,0 +1,134 @@
+"""Benchmark of the transform stage (dbt build): full build on ~10M events, then a one-day
+increment. ``python bench/bench_transform.py [--sessions N]`` prints one JSON object.
+
+The raw data is synthetic (tests/dbt/synthetic.py: DuckDB SQL, independent of the real
+generator) and cached in bench/data/transform/ while its inputs are unchanged. The full
+build runs ``run_transform`` on a copy holding 90 days (as of the last one); the increment
+then loads one more day of events and runs ``run_transform`` for that day. Targets: full
+build < 30 s, increment < 1/4 of the full build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "dbt"))
+
+import synthetic  # noqa: E402
+
+from segmint.config import Settings  # noqa: E402
+from segmint.transform import dbt_dirs, run_transform  # noqa: E402
+from segmint.warehouse import connect, ensure_raw_tables  # noqa: E402
+
+DATA = ROOT / "bench" / "data" / "transform"
+START = date(2026, 4, 1)
+LAST_FULL_DAY = date(2026, 6, 29)
+INCREMENT_DAY = date(2026, 6, 30)
+CUSTOMERS = 200_000
+SESSIONS_10M = 2_110_000  # about 4.75 events a session -> ~10M events over 90 days
+
+
+def _raw_file(sessions: int) -> Path:
+    key = hashlib.sha256(
+        f"{sessions}|{CUSTOMERS}|{START}|{LAST_FULL_DAY}".encode()
+        + (ROOT / "tests" / "dbt" / "synthetic.py").read_bytes()
+    ).hexdigest()[:12]
+    path = DATA / f"raw-{key}.duckdb"
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        for old in DATA.glob("raw-*.duckdb"):
+            old.unlink()
+        tmp = path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        con = connect(tmp)
+        ensure_raw_tables(con)
+        synthetic.insert_raw(con, CUSTOMERS, sessions, START, LAST_FULL_DAY, seed=1)
+        con.execute("CHECKPOINT")
+        con.close()
+        tmp.rename(path)
+    return path
+
+
+def _model_seconds(settings: Settings) -> dict[str, float]:
+    run_results = dbt_dirs(settings)[0] / "run_results.json"
+    data = json.loads(run_results.read_text())
+    return {
+        r["unique_id"].split(".")[-1]: round(r["execution_time"], 2)
+        for r in data["results"]
+        if r["unique_id"].startswith("model.")
+    } | {"dbt_elapsed": round(data.get("elapsed_time", 0.0), 2)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sessions", type=int, default=SESSIONS_10M)
+    args = parser.parse_args(argv)
+
+    raw = _raw_file(args.sessions)
+    work = DATA / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    warehouse = work / "segmint.duckdb"
+    shutil.copy(raw, warehouse)
+    settings = Settings(warehouse=warehouse)
+    con = connect(warehouse, read_only=True)
+    events = con.execute("SELECT count(*) FROM raw.events").fetchone()[0]
+    con.close()
+
+    started = time.perf_counter()
+    full = run_transform(settings, LAST_FULL_DAY)
+    full_s = time.perf_counter() - started
+    full_models = _model_seconds(settings)
+
+    con = connect(warehouse)
+    synthetic.insert_raw(
+        con,
+        CUSTOMERS,
+        args.sessions // 90,
+        INCREMENT_DAY,
+        INCREMENT_DAY,
+        seed=2,
+        loaded_at=datetime.combine(INCREMENT_DAY + timedelta(days=1), datetime.min.time()),
+        with_customers=False,
+    )
+    new_events = con.execute(
+        "SELECT count(*) FROM raw.events WHERE CAST(event_ts AS DATE) = ?", [INCREMENT_DAY]
+    ).fetchone()[0]
+    con.close()
+
+    started = time.perf_counter()
+    increment = run_transform(settings, INCREMENT_DAY)
+    increment_s = time.perf_counter() - started
+    increment_models = _model_seconds(settings)
+
+    result = {
+        "bench": "transform",
+        "events": events,
+        "customers_with_features": full.rows_out,
+        "full_build_s": round(full_s, 2),
+        "full_build_target_s": 30,
+        "increment_events": new_events,
+        "increment_s": round(increment_s, 2),
+        "increment_share_of_full": round(increment_s / full_s, 3),
+        "increment_share_target": 0.25,
+        "snapshots_full": full.details["snapshot_dates"],
+        "snapshots_increment": increment.details["snapshot_dates"],
+        "full_model_s": full_models,
+        "increment_model_s": increment_models,
+        "summary_full": full.summary,
+        "summary_increment": increment.summary,
+    }
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+{#- Wrappers for functions without a dbt cross-database macro. Add an implementation
+    named <adapter>__<macro> to run the project on another warehouse. -#}
+
+{#- True when any value of a boolean expression in the group is true. -#}
+{% macro bool_or(expression) -%}
+    {{ return(adapter.dispatch('bool_or', 'segmint')(expression)) }}
+{%- endmacro %}
+
+{% macro default__bool_or(expression) -%}
+    max(case when {{ expression }} then 1 else 0 end) = 1
+{%- endmacro %}
+
+{% macro duckdb__bool_or(expression) -%}
+    bool_or({{ expression }})
+{%- endmacro %}
+
+{% macro snowflake__bool_or(expression) -%}
+    boolor_agg({{ expression }})
+{%- endmacro %}
+
+{% macro bigquery__bool_or(expression) -%}
+    logical_or({{ expression }})
+{%- endmacro %}
+
+{#- A DATE literal from an ISO string. -#}
+{% macro date_literal(iso_date) -%}
+    cast('{{ iso_date }}' as date)
+{%- endmacro %}
+
+{#- The first instant after the end of a UTC day: events with event_at < this are "at or
+    before the end of the day". -#}
+{% macro end_of_day(date_expression) -%}
+    {{ dbt.dateadd('day', 1, 'cast(' ~ date_expression ~ ' as ' ~ dbt.type_timestamp() ~ ')') }}
+{%- endmacro %}
+
+{#- Whole days from date `earlier` to date `later`. -#}
+{% macro days_between(earlier, later) -%}
+    cast({{ dbt.datediff(earlier, later, 'day') }} as integer)
+{%- endmacro %}
+
+{#- Seconds between two timestamps, as a double. -#}
+{% macro seconds_between(earlier, later) -%}
+    cast({{ dbt.datediff(earlier, later, 'second') }} as {{ dbt.type_float() }})
+{%- endmacro %}
+
+{#- The value of `value_expression` on the row with the smallest tuple `order_expressions`
+    (a list, compared left to right: deterministic tie-breaking). -#}
+{% macro first_by(value_expression, order_expressions) -%}
+    {{ return(adapter.dispatch('first_by', 'segmint')(value_expression, order_expressions)) }}
+{%- endmacro %}
+
+{% macro default__first_by(value_expression, order_expressions) -%}
+    min_by({{ value_expression }}, {{ order_expressions | first }})
+{%- endmacro %}
+
+{% macro duckdb__first_by(value_expression, order_expressions) -%}
+    arg_min({{ value_expression }}, ({{ order_expressions | join(', ') }}))
+{%- endmacro %}

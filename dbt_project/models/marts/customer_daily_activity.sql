@@ -1,0 +1,119 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='activity_date',
+        on_schema_change='fail',
+    )
+}}
+
+{%- set dates = new_event_dates(ref('int_events_sessionised')) if is_incremental() else [] %}
+
+-- One row per customer and UTC day with any attributed event. The nightly run rebuilds only
+-- the days that received events since the last run; features read this table, not events.
+with
+
+events as (
+
+    select
+        customer_id,
+        event_date as activity_date,
+        min(event_at) as first_seen_at,
+        max(event_at) as last_seen_at,
+        sum(case when event_type = 'page_view' then 1 else 0 end) as page_views,
+        sum(case when event_type = 'product_view' then 1 else 0 end) as product_views,
+        sum(case when event_type = 'search' then 1 else 0 end) as searches,
+        sum(case when event_type = 'add_to_cart' then 1 else 0 end) as cart_adds,
+        sum(case when event_type = 'email_open' then 1 else 0 end) as email_opens,
+        sum(case when event_type = 'email_click' then 1 else 0 end) as email_clicks,
+        max(case when event_type = 'add_to_cart' then event_at end) as last_cart_add_at,
+        min(case when event_type = 'purchase' then event_at end) as first_purchase_at,
+        max(case when event_type = 'purchase' then event_at end) as last_purchase_at,
+        max(_loaded_at) as _loaded_at
+    from {{ ref('int_events_sessionised') }}
+    where
+        customer_id is not null
+        and {{ incremental_date_filter('event_date', dates, 'event_at') }}
+    group by customer_id, event_date
+
+),
+
+sessions as (
+
+    select
+        customer_id,
+        session_date as activity_date,
+        count(*) as sessions,
+        sum(duration_s) as session_duration_s,
+        sum(
+            case
+                when device_type in ({{ sql_string_list(var('mobile_device_types')) }}) then 1
+                else 0
+            end
+        ) as mobile_sessions,
+        sum(case when cart_adds > 0 then 1 else 0 end) as carted_sessions,
+        sum(case when cart_adds > 0 and not is_converted then 1 else 0 end)
+            as abandoned_cart_sessions,
+        max(case when not is_converted then content_page_views end)
+            as max_content_pages_unconverted_session
+    from {{ ref('sessions') }}
+    where
+        customer_id is not null
+        and {{ incremental_date_filter('session_date', dates) }}
+    group by customer_id, session_date
+
+),
+
+orders as (
+
+    select
+        customer_id,
+        order_date as activity_date,
+        count(*) as orders,
+        sum(revenue) as revenue,
+        min(ordered_at) as first_order_at,
+        max(ordered_at) as last_order_at
+    from {{ ref('orders') }}
+    where
+        customer_id is not null
+        and {{ incremental_date_filter('order_date', dates) }}
+    group by customer_id, order_date
+
+)
+
+select
+    events.customer_id,
+    events.activity_date,
+    cast(coalesce(sessions.sessions, 0) as {{ dbt.type_bigint() }}) as sessions,
+    cast(events.page_views as {{ dbt.type_bigint() }}) as page_views,
+    cast(events.product_views as {{ dbt.type_bigint() }}) as product_views,
+    cast(events.searches as {{ dbt.type_bigint() }}) as searches,
+    cast(events.cart_adds as {{ dbt.type_bigint() }}) as cart_adds,
+    cast(coalesce(orders.orders, 0) as {{ dbt.type_bigint() }}) as orders,
+    cast(coalesce(orders.revenue, 0) as {{ dbt.type_numeric() }}) as revenue,
+    cast(events.email_opens as {{ dbt.type_bigint() }}) as email_opens,
+    cast(events.email_clicks as {{ dbt.type_bigint() }}) as email_clicks,
+    cast(coalesce(sessions.session_duration_s, 0) as {{ dbt.type_float() }}) as session_duration_s,
+    cast(coalesce(sessions.mobile_sessions, 0) as {{ dbt.type_bigint() }}) as mobile_sessions,
+    cast(coalesce(sessions.carted_sessions, 0) as {{ dbt.type_bigint() }}) as carted_sessions,
+    cast(coalesce(sessions.abandoned_cart_sessions, 0) as {{ dbt.type_bigint() }})
+        as abandoned_cart_sessions,
+    cast(sessions.max_content_pages_unconverted_session as {{ dbt.type_bigint() }})
+        as max_content_pages_unconverted_session,
+    events.first_seen_at,
+    events.last_seen_at,
+    orders.first_order_at,
+    orders.last_order_at,
+    events.last_cart_add_at,
+    events.first_purchase_at,
+    events.last_purchase_at,
+    events._loaded_at
+from events
+left join sessions
+    on
+        events.customer_id = sessions.customer_id
+        and events.activity_date = sessions.activity_date
+left join orders
+    on
+        events.customer_id = orders.customer_id
+        and events.activity_date = orders.activity_date

@@ -1,0 +1,409 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='as_of_date',
+        on_schema_change='fail',
+    )
+}}
+
+{%- set dates = snapshot_dates_to_build(ref('customer_daily_activity')) %}
+{%- if var('cart_abandonment_hours') > 24 %}
+    {{ exceptions.raise_compiler_error("var cart_abandonment_hours must be at most 24") }}
+{%- endif %}
+
+-- One snapshot of customer_features per as-of date, computed from customer_daily_activity
+-- rows at or before that date only (point in time). Dates built: var('snapshot_dates') (the
+-- run's as-of date when empty); in an incremental run only the as-of date and snapshots whose
+-- inputs changed are rebuilt.
+with
+
+snapshot_dates as (
+
+    {% for d in dates -%}
+        select {{ date_literal(d) }} as as_of_date
+        {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+    {%- if not dates %}
+        select {{ as_of_date() }} as as_of_date
+        where 1 = 0
+    {%- endif %}
+
+),
+
+activity as (
+
+    select
+        snapshot_dates.as_of_date,
+        daily.*,
+        {{ days_between('daily.activity_date', 'snapshot_dates.as_of_date') }} as days_ago
+    from {{ ref('customer_daily_activity') }} as daily
+    inner join snapshot_dates
+        on daily.activity_date <= snapshot_dates.as_of_date
+
+),
+
+-- Lifetime figures read every day up to the as-of date, but only a few columns.
+lifetime_totals as (
+
+    select
+        as_of_date,
+        customer_id,
+        min(first_seen_at) as first_event_at,
+        min(first_order_at) as first_order_at,
+        max(last_order_at) as last_order_at,
+        sum(orders) as order_count,
+        sum(revenue) as revenue_total,
+        max(case when sessions > 0 then activity_date end) as last_visit_date,
+        max(case when sessions > 0 or orders > 0 then activity_date end) as last_active_date,
+        max(_loaded_at) as _loaded_at
+    from activity
+    group by as_of_date, customer_id
+
+),
+
+-- Trailing windows read only the last 90 days.
+windows as (
+
+    select
+        as_of_date,
+        customer_id,
+        {% for window in [30, 90] -%}
+            sum(case when days_ago < {{ window }} then orders else 0 end) as orders_{{ window }}d,
+            sum(case when days_ago < {{ window }} then revenue else 0 end) as revenue_{{ window }}d,
+        {% endfor -%}
+        {% for measure in ['sessions', 'page_views', 'product_views', 'searches', 'cart_adds'] -%}
+            {% for window in [7, 30, 90] -%}
+                sum(case when days_ago < {{ window }} then {{ measure }} else 0 end)
+                    as {{ measure }}_{{ window }}d,
+            {% endfor -%}
+        {% endfor -%}
+        {% for measure in ['email_opens', 'email_clicks'] -%}
+            {% for window in [30, 90] -%}
+                sum(case when days_ago < {{ window }} then {{ measure }} else 0 end)
+                    as {{ measure }}_{{ window }}d,
+            {% endfor -%}
+        {% endfor -%}
+        sum(case when days_ago < 30 then session_duration_s else 0 end) as session_duration_s_30d,
+        sum(case when days_ago < 90 then mobile_sessions else 0 end) as mobile_sessions_90d,
+        sum(case when days_ago < 90 then carted_sessions else 0 end) as carted_sessions_90d,
+        sum(case when days_ago < 90 then abandoned_cart_sessions else 0 end) as abandoned_cart_sessions_90d,
+        max(
+            case
+                when days_ago < {{ var('content_explorer_lookback_days') }}
+                    then max_content_pages_unconverted_session
+            end
+        ) as max_content_pages_unconverted_session_30d,
+        max(
+            case
+                when days_ago < {{ var('cart_abandonment_lookback_days') }} then last_cart_add_at
+            end
+        ) as last_cart_add_at
+    from activity
+    where days_ago < {{ [90, var('content_explorer_lookback_days'), var('cart_abandonment_lookback_days')] | max }}
+    group by as_of_date, customer_id
+
+),
+
+lifetime as (
+
+    select
+        lifetime_totals.*,
+        {% for window in [30, 90] -%}
+            windows.orders_{{ window }}d,
+            windows.revenue_{{ window }}d,
+        {% endfor -%}
+        {% for measure in ['sessions', 'page_views', 'product_views', 'searches', 'cart_adds'] -%}
+            {% for window in [7, 30, 90] -%}
+                windows.{{ measure }}_{{ window }}d,
+            {% endfor -%}
+        {% endfor -%}
+        {% for measure in ['email_opens', 'email_clicks'] -%}
+            {% for window in [30, 90] -%}
+                windows.{{ measure }}_{{ window }}d,
+            {% endfor -%}
+        {% endfor -%}
+        windows.session_duration_s_30d,
+        windows.mobile_sessions_90d,
+        windows.carted_sessions_90d,
+        windows.abandoned_cart_sessions_90d,
+        windows.max_content_pages_unconverted_session_30d,
+        windows.last_cart_add_at
+    from lifetime_totals
+    left join windows
+        on
+            lifetime_totals.as_of_date = windows.as_of_date
+            and lifetime_totals.customer_id = windows.customer_id
+
+),
+
+-- Was the latest cart add followed by a purchase within var('cart_abandonment_hours')?
+-- Only a cart add whose whole waiting time has passed by the end of the as-of day counts.
+cart_followup as (
+
+    select
+        lifetime.as_of_date,
+        lifetime.customer_id,
+        {{ dbt.dateadd('hour', var('cart_abandonment_hours'), 'lifetime.last_cart_add_at') }}
+            <= {{ end_of_day('lifetime.as_of_date') }}
+        and not coalesce(same_day.last_purchase_at > lifetime.last_cart_add_at, false)
+        and not coalesce(
+            next_day.first_purchase_at
+            <= {{ dbt.dateadd('hour', var('cart_abandonment_hours'), 'lifetime.last_cart_add_at') }},
+            false
+        ) as has_abandoned_cart
+    from lifetime
+    left join {{ ref('customer_daily_activity') }} as same_day
+        on
+            lifetime.customer_id = same_day.customer_id
+            and cast(lifetime.last_cart_add_at as date) = same_day.activity_date
+    left join {{ ref('customer_daily_activity') }} as next_day
+        on
+            lifetime.customer_id = next_day.customer_id
+            and {{ dbt.dateadd('day', 1, 'cast(lifetime.last_cart_add_at as date)') }}
+            = next_day.activity_date
+            and next_day.activity_date <= lifetime.as_of_date
+    where lifetime.last_cart_add_at is not null
+
+),
+
+category_scores as (
+
+    select
+        snapshot_dates.as_of_date,
+        category.customer_id,
+        category.product_category,
+        sum(category.product_views + category.purchases) as interactions
+    from {{ ref('int_customer_category_daily') }} as category
+    inner join snapshot_dates
+        on
+            category.activity_date <= snapshot_dates.as_of_date
+            and category.activity_date > {{ dbt.dateadd(
+                'day', -var('favourite_category_days'), 'snapshot_dates.as_of_date'
+            ) }}
+    group by snapshot_dates.as_of_date, category.customer_id, category.product_category
+
+),
+
+favourite_category as (
+
+    select
+        as_of_date,
+        customer_id,
+        product_category as favourite_category
+    from (
+        select
+            as_of_date,
+            customer_id,
+            product_category,
+            row_number() over (
+                partition by as_of_date, customer_id
+                order by interactions desc, product_category asc
+            ) as category_rank
+        from category_scores
+    ) as ranked
+    where category_rank = 1
+
+),
+
+crm as (
+
+    select
+        customer_id,
+        signup_date,
+        is_email_opt_in,
+        is_ads_opt_in
+    from {{ ref('stg_segmint__customers') }}
+
+),
+
+-- Known customers as of each date: seen in events by then, or signed up by then.
+known as (
+
+    select
+        as_of_date,
+        customer_id
+    from lifetime
+    union
+    select
+        snapshot_dates.as_of_date,
+        crm.customer_id
+    from crm
+    inner join snapshot_dates
+        on crm.signup_date <= snapshot_dates.as_of_date
+
+),
+
+base as (
+
+    select
+        known.as_of_date,
+        known.customer_id,
+        case
+            when lifetime.first_event_at is null then cast(crm.signup_date as {{ dbt.type_timestamp() }})
+            when crm.signup_date is null or crm.signup_date > known.as_of_date
+                then lifetime.first_event_at
+            when cast(crm.signup_date as {{ dbt.type_timestamp() }}) < lifetime.first_event_at
+                then cast(crm.signup_date as {{ dbt.type_timestamp() }})
+            else lifetime.first_event_at
+        end as first_seen_at,
+        lifetime.first_order_at,
+        lifetime.last_order_at,
+        coalesce(lifetime.order_count, 0) as order_count,
+        coalesce(lifetime.revenue_total, 0) as revenue_total,
+        lifetime.orders_30d,
+        lifetime.orders_90d,
+        lifetime.revenue_30d,
+        lifetime.revenue_90d,
+        {% for measure in ['sessions', 'page_views', 'product_views', 'searches', 'cart_adds'] -%}
+            {% for window in [7, 30, 90] -%}
+                lifetime.{{ measure }}_{{ window }}d,
+            {% endfor -%}
+        {% endfor -%}
+        lifetime.email_opens_30d,
+        lifetime.email_clicks_30d,
+        lifetime.email_opens_90d,
+        lifetime.email_clicks_90d,
+        lifetime.session_duration_s_30d,
+        lifetime.mobile_sessions_90d,
+        lifetime.carted_sessions_90d,
+        lifetime.abandoned_cart_sessions_90d,
+        lifetime.max_content_pages_unconverted_session_30d,
+        lifetime.last_visit_date,
+        lifetime.last_active_date,
+        lifetime.last_cart_add_at,
+        coalesce(cart_followup.has_abandoned_cart, false) as has_abandoned_cart,
+        favourite_category.favourite_category,
+        coalesce(crm.is_email_opt_in, false) as email_opt_in,
+        coalesce(crm.is_ads_opt_in, false) as ads_opt_in,
+        lifetime._loaded_at
+    from known
+    left join lifetime
+        on known.as_of_date = lifetime.as_of_date and known.customer_id = lifetime.customer_id
+    left join crm
+        on known.customer_id = crm.customer_id
+    left join cart_followup
+        on
+            known.as_of_date = cart_followup.as_of_date
+            and known.customer_id = cart_followup.customer_id
+    left join favourite_category
+        on
+            known.as_of_date = favourite_category.as_of_date
+            and known.customer_id = favourite_category.customer_id
+
+),
+
+scored as (
+
+    select
+        base.*,
+        case
+            when base.last_order_at is not null
+                then {{ days_between('cast(base.last_order_at as date)', 'base.as_of_date') }}
+        end as recency_days,
+        case when base.order_count > 0 then 1 else 0 end as has_orders
+    from base
+
+),
+
+rfm as (
+
+    select
+        as_of_date,
+        customer_id,
+        {{ rfm_quintile('recency_days', 'as_of_date', higher_is_better=false) }} as r_score,
+        {{ rfm_quintile('order_count', 'as_of_date') }} as f_score,
+        {{ rfm_quintile('revenue_total', 'as_of_date') }} as m_score
+    from scored
+    where has_orders = 1
+
+),
+
+final as (
+
+    select
+        scored.customer_id,
+        scored.as_of_date,
+        scored.first_seen_at,
+        scored.first_order_at,
+        scored.last_order_at,
+        cast(scored.order_count as {{ dbt.type_bigint() }}) as order_count,
+        cast(scored.revenue_total as decimal(18, 2)) as revenue_total,
+        cast(
+            case when scored.order_count > 0 then scored.revenue_total / scored.order_count end
+            as decimal(18, 2)
+        ) as avg_order_value,
+        cast(scored.recency_days as integer) as recency_days,
+        {{ days_between('cast(scored.first_seen_at as date)', 'scored.as_of_date') }} as tenure_days,
+        rfm.r_score,
+        rfm.f_score,
+        rfm.m_score,
+        case
+            when scored.order_count = 0 then 'No orders'
+            else segment_map.rfm_segment
+        end as rfm_segment,
+        cast(coalesce(scored.orders_30d, 0) as {{ dbt.type_bigint() }}) as orders_30d,
+        cast(coalesce(scored.orders_90d, 0) as {{ dbt.type_bigint() }}) as orders_90d,
+        cast(coalesce(scored.revenue_30d, 0) as decimal(18, 2)) as revenue_30d,
+        cast(coalesce(scored.revenue_90d, 0) as decimal(18, 2)) as revenue_90d,
+        {% for measure in ['sessions', 'page_views', 'product_views', 'searches', 'cart_adds'] -%}
+            {% for window in [7, 30, 90] -%}
+                cast(coalesce(scored.{{ measure }}_{{ window }}d, 0) as {{ dbt.type_bigint() }})
+                    as {{ measure }}_{{ window }}d,
+            {% endfor -%}
+        {% endfor -%}
+        cast(
+            case
+                when scored.carted_sessions_90d > 0
+                    then 1.0 * scored.abandoned_cart_sessions_90d / scored.carted_sessions_90d
+            end
+            as {{ dbt.type_float() }}
+        ) as cart_abandonment_rate_90d,
+        cast(
+            case
+                when scored.sessions_30d > 0
+                    then scored.session_duration_s_30d / scored.sessions_30d
+            end
+            as {{ dbt.type_float() }}
+        ) as avg_session_duration_s_30d,
+        cast(
+            case
+                when scored.sessions_30d > 0 then 1.0 * scored.page_views_30d / scored.sessions_30d
+            end
+            as {{ dbt.type_float() }}
+        ) as pages_per_session_30d,
+        cast(coalesce(scored.email_opens_30d, 0) as {{ dbt.type_bigint() }}) as email_opens_30d,
+        cast(coalesce(scored.email_clicks_30d, 0) as {{ dbt.type_bigint() }}) as email_clicks_30d,
+        cast(coalesce(scored.email_opens_90d, 0) as {{ dbt.type_bigint() }}) as email_opens_90d,
+        cast(coalesce(scored.email_clicks_90d, 0) as {{ dbt.type_bigint() }}) as email_clicks_90d,
+        case
+            when scored.last_visit_date is not null
+                then {{ days_between('scored.last_visit_date', 'scored.as_of_date') }}
+        end as days_since_last_visit,
+        scored.favourite_category,
+        cast(
+            case
+                when scored.sessions_90d > 0
+                    then 1.0 * scored.mobile_sessions_90d / scored.sessions_90d
+            end
+            as {{ dbt.type_float() }}
+        ) as mobile_session_share_90d,
+        scored.email_opt_in,
+        scored.ads_opt_in,
+        case
+            when scored.last_active_date is not null
+                then {{ days_between('scored.last_active_date', 'scored.as_of_date') }}
+        end as days_since_last_activity,
+        scored.has_abandoned_cart,
+        cast(scored.max_content_pages_unconverted_session_30d as {{ dbt.type_bigint() }})
+            as max_content_pages_unconverted_session_30d,
+        scored._loaded_at
+    from scored
+    left join rfm
+        on scored.as_of_date = rfm.as_of_date and scored.customer_id = rfm.customer_id
+    left join {{ ref('rfm_segment_map') }} as segment_map
+        on rfm.r_score = segment_map.r_score and rfm.f_score = segment_map.f_score
+
+)
+
+select * from final

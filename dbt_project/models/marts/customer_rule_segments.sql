@@ -1,0 +1,49 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='as_of_date',
+        on_schema_change='fail',
+    )
+}}
+
+-- Rule-based segments, long format: one row per customer, as-of date and segment the
+-- customer is in. The segments are the entries of var('rule_segments'), compiled by the
+-- macro rule_segment_condition: a new segment is a YAML entry, not new SQL. Built for the
+-- snapshot dates of this run (every snapshot in a full build).
+with
+
+features as (
+
+    select
+        {% for column in feature_columns() -%}
+            {{ column }}{{ "," if not loop.last }}
+        {% endfor %}
+    from {{ ref('customer_feature_history') }}
+    {% if is_incremental() -%}
+        where as_of_date in (
+            {%- for d in snapshot_dates() %}{{ date_literal(d) }}{{ ", " if not loop.last }}{% endfor -%}
+        )
+    {%- endif %}
+
+),
+
+segments as (
+
+    {% for segment in var('rule_segments') -%}
+        select
+            customer_id,
+            as_of_date,
+            '{{ segment["name"] }}' as segment
+        from features
+        where {{ rule_segment_condition(segment) }}
+        {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+
+)
+
+select
+    customer_id,
+    as_of_date,
+    segment
+from segments

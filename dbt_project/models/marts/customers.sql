@@ -1,0 +1,97 @@
+-- The unified customer profile: one row per known customer (a CRM record, events, or both),
+-- joining the latest CRM record, the identity links and lifetime activity. Lifetime figures
+-- cover every event loaded so far (not an as-of date; see customer_features for that).
+with
+
+crm as (
+
+    select
+        customer_id,
+        email,
+        phone,
+        first_name,
+        last_name,
+        birth_date,
+        postal_code,
+        gender,
+        country_code,
+        city,
+        signup_date,
+        loyalty_tier,
+        is_email_opt_in,
+        is_ads_opt_in,
+        updated_at
+    from {{ ref('stg_segmint__customers') }}
+
+),
+
+activity as (
+
+    select
+        customer_id,
+        min(first_seen_at) as first_event_at,
+        max(last_seen_at) as last_seen_at,
+        min(first_order_at) as first_order_at,
+        max(last_order_at) as last_order_at,
+        sum(orders) as order_count,
+        sum(revenue) as revenue_total,
+        sum(sessions) as session_count
+    from {{ ref('customer_daily_activity') }}
+    group by customer_id
+
+),
+
+identities as (
+
+    select
+        customer_id,
+        count(*) as anonymous_id_count
+    from {{ ref('identity_map') }}
+    group by customer_id
+
+),
+
+customer_ids as (
+
+    select customer_id from crm
+    union
+    select customer_id from activity
+
+)
+
+select
+    customer_ids.customer_id,
+    crm.email,
+    crm.phone,
+    crm.first_name,
+    crm.last_name,
+    crm.birth_date,
+    crm.postal_code,
+    crm.gender,
+    crm.country_code,
+    crm.city,
+    crm.signup_date,
+    crm.loyalty_tier,
+    coalesce(crm.is_email_opt_in, false) as email_opt_in,
+    coalesce(crm.is_ads_opt_in, false) as ads_opt_in,
+    crm.customer_id is not null as has_crm_record,
+    crm.updated_at as crm_updated_at,
+    cast(coalesce(identities.anonymous_id_count, 0) as {{ dbt.type_bigint() }})
+        as anonymous_id_count,
+    case
+        when activity.first_event_at is null then cast(crm.signup_date as {{ dbt.type_timestamp() }})
+        when crm.signup_date is null then activity.first_event_at
+        when cast(crm.signup_date as {{ dbt.type_timestamp() }}) < activity.first_event_at
+            then cast(crm.signup_date as {{ dbt.type_timestamp() }})
+        else activity.first_event_at
+    end as first_seen_at,
+    activity.last_seen_at,
+    activity.first_order_at,
+    activity.last_order_at,
+    cast(coalesce(activity.order_count, 0) as {{ dbt.type_bigint() }}) as order_count,
+    cast(coalesce(activity.revenue_total, 0) as decimal(18, 2)) as revenue_total,
+    cast(coalesce(activity.session_count, 0) as {{ dbt.type_bigint() }}) as session_count
+from customer_ids
+left join crm on customer_ids.customer_id = crm.customer_id
+left join activity on customer_ids.customer_id = activity.customer_id
+left join identities on customer_ids.customer_id = identities.customer_id

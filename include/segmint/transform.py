@@ -1,0 +1,222 @@
+"""The ``transform`` stage: ``dbt build`` of ``dbt_project/`` against the warehouse file.
+
+dbt runs in a child process (``dbt build``), pointed at the warehouse through the
+``SEGMINT_WAREHOUSE`` environment variable that ``dbt_project/profiles.yml`` reads. Its
+``target/`` folder (compiled SQL, ``run_results.json``, the partial-parse cache) and its logs
+go next to the warehouse, under ``<warehouse folder>/dbt/``, so two warehouses never share
+them and nothing lands in the repository.
+
+This module never holds the DuckDB file open while dbt runs: it counts the raw rows before
+and reads the marts' figures after, each time with a short read-only connection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from segmint.config import Settings
+from segmint.stages import SegmintError, StageResult
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WAREHOUSE_ENV = "SEGMINT_WAREHOUSE"
+_FAILED = {"error", "fail", "runtime error"}
+
+
+def project_dir(settings: Settings) -> Path:
+    """The dbt project folder: the configured one, relative to the working directory or,
+    failing that, to the repository."""
+    configured = settings.transform.dbt_project_dir
+    for candidate in (configured, REPO_ROOT / configured):
+        if (candidate / "dbt_project.yml").is_file():
+            return candidate.resolve()
+    raise SegmintError(
+        f"dbt project not found at {configured} (no dbt_project.yml); "
+        "set [transform] dbt_project_dir in the config"
+    )
+
+
+def dbt_dirs(settings: Settings) -> tuple[Path, Path]:
+    """Where dbt writes its target folder and its logs for this warehouse."""
+    base = settings.warehouse.resolve().parent / "dbt"
+    return base / "target", base / "logs"
+
+
+def snapshot_dates(settings: Settings, as_of: date, data_start: date | None) -> list[date]:
+    """As-of date plus the propensity cut-offs of both horizons, oldest first; dates before
+    the first event are left out (there is nothing to snapshot)."""
+    prop = settings.propensity
+    wanted = {as_of}
+    wanted.update(prop.cutoff_dates(as_of, prop.horizon_days))
+    wanted.update(prop.cutoff_dates(as_of, prop.churn_horizon))
+    return sorted(d for d in wanted if d == as_of or data_start is None or d >= data_start)
+
+
+def dbt_command(
+    settings: Settings, as_of: date, dates: list[date], select: str | None = None
+) -> list[str]:
+    target_path, log_path = dbt_dirs(settings)
+    dbt_vars = {
+        "as_of_date": as_of.isoformat(),
+        "snapshot_dates": [d.isoformat() for d in dates],
+    }
+    exe = Path(sys.executable).with_name("dbt")
+    base = [str(exe)] if exe.exists() else [sys.executable, "-c", _DBT_MAIN]
+    command = [
+        *base,
+        "build",
+        "--project-dir",
+        str(project_dir(settings)),
+        "--profiles-dir",
+        str(project_dir(settings)),
+        "--target-path",
+        str(target_path),
+        "--log-path",
+        str(log_path),
+        "--threads",
+        str(settings.transform.threads),
+        "--vars",
+        json.dumps(dbt_vars),
+    ]
+    if select:
+        command += ["--select", select]
+    return command
+
+
+_DBT_MAIN = "import sys; from dbt.cli.main import cli; sys.exit(cli())"
+
+
+def _raw_figures(warehouse: Path) -> tuple[int, date | None]:
+    import duckdb
+
+    if not warehouse.exists():
+        raise SegmintError(f"warehouse {warehouse} does not exist; run `segmint ingest` first")
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows, first = con.execute(
+            "SELECT count(*), CAST(min(event_ts) AS DATE) FROM raw.events"
+        ).fetchone()
+    except duckdb.CatalogException as exc:
+        raise SegmintError(
+            f"warehouse {warehouse} has no raw.events table; run `segmint ingest` first"
+        ) from exc
+    finally:
+        con.close()
+    return int(rows), first
+
+
+def _mart_figures(warehouse: Path, as_of: date) -> dict[str, int]:
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        row = con.execute(
+            """
+            SELECT
+                (SELECT count(*) FROM marts.customer_features WHERE as_of_date = ?),
+                (SELECT count(*) FROM marts.orders),
+                (SELECT count(*) FROM marts.sessions),
+                (SELECT count(*) FROM marts.identity_map),
+                (SELECT count(*) FROM marts.identity_conflicts),
+                (SELECT count(DISTINCT s.anonymous_id)
+                 FROM marts.sessions AS s
+                 WHERE s.customer_id IS NULL AND s.anonymous_id IS NOT NULL
+                   AND NOT EXISTS (
+                       SELECT 1 FROM marts.identity_map AS m
+                       WHERE m.anonymous_id = s.anonymous_id)),
+                (SELECT count(*) FROM marts.customer_rule_segments WHERE as_of_date = ?)
+            """,
+            [as_of, as_of],
+        ).fetchone()
+    finally:
+        con.close()
+    keys = (
+        "customers",
+        "orders",
+        "sessions",
+        "linked_anonymous_ids",
+        "identity_conflicts",
+        "anonymous_visitors",
+        "rule_segment_rows",
+    )
+    return dict(zip(keys, (int(v) for v in row), strict=True))
+
+
+def failures(run_results: Path) -> list[str]:
+    """One line per failed node of a dbt run_results.json: kind, name, model, message."""
+    data = json.loads(run_results.read_text())
+    lines = []
+    for result in data.get("results", []):
+        if result.get("status") not in _FAILED:
+            continue
+        unique_id = result.get("unique_id", "?")
+        kind, _, rest = unique_id.partition(".")
+        name = rest.split(".", 1)[-1]
+        message = " ".join((result.get("message") or "").split())
+        lines.append(f"{kind} {name} {result['status']}: {message}"[:500])
+    return lines
+
+
+def _run_dbt(command: list[str], warehouse: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        WAREHOUSE_ENV: str(warehouse),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_USE_COLORS": "false",
+        "DBT_PRINTER_WIDTH": "100",
+    }
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
+def run_transform(settings: Settings, as_of: date) -> StageResult:
+    """Build and test every dbt model for ``as_of``; raise SegmintError on any failure."""
+    warehouse = settings.warehouse.resolve()
+    rows_in, data_start = _raw_figures(warehouse)
+    dates = snapshot_dates(settings, as_of, data_start)
+    target_path, log_path = dbt_dirs(settings)
+    command = dbt_command(settings, as_of, dates)
+    log.info("transform: %s", " ".join(command))
+    started = time.perf_counter()
+    completed = _run_dbt(command, warehouse)
+    seconds = time.perf_counter() - started
+    run_results = target_path / "run_results.json"
+    if completed.returncode != 0:
+        problems = failures(run_results) if run_results.is_file() else []
+        if not problems:
+            tail = [line for line in completed.stdout.splitlines() if line.strip()][-8:]
+            problems = tail + completed.stderr.strip().splitlines()[-4:]
+        raise SegmintError(
+            f"dbt build failed for as-of {as_of} ({len(problems)} problem(s)):\n  "
+            + "\n  ".join(problems)
+            + f"\nrun results: {run_results}\ndbt log: {log_path / 'dbt.log'}"
+        )
+    figures = _mart_figures(warehouse, as_of)
+    summary = (
+        f"{figures['customers']} customers with features as of {as_of}, "
+        f"{figures['orders']} orders, {figures['sessions']} sessions, "
+        f"{figures['identity_conflicts']} identity conflicts, "
+        f"{figures['anonymous_visitors']} anonymous visitors; "
+        f"snapshots {', '.join(d.isoformat() for d in dates)} in {seconds:.1f}s"
+    )
+    details: dict[str, Any] = {
+        **figures,
+        "snapshot_dates": [d.isoformat() for d in dates],
+        "dbt_seconds": round(seconds, 2),
+        "run_results": str(run_results),
+    }
+    return StageResult(
+        stage="transform",
+        rows_in=rows_in,
+        rows_out=figures["customers"],
+        summary=summary,
+        details=details,
+    )

@@ -224,6 +224,50 @@ def stage_xcom(result: StageResult, as_of: date) -> dict[str, Any]:
     }
 
 
+def dbt_run_summary(run_results: Path, slowest: int = 5) -> dict[str, Any]:
+    """Counts by status and the slowest nodes of a dbt ``run_results.json``.
+
+    The transform stage is one ``dbt build`` task; this is how its models and tests show in
+    the task log and the XCom tab without a task per model.
+    """
+    data = json.loads(run_results.read_text())
+    results = data.get("results", [])
+    by_status: dict[str, int] = {}
+    for result in results:
+        by_status[result.get("status", "?")] = by_status.get(result.get("status", "?"), 0) + 1
+    timed = sorted(results, key=lambda r: r.get("execution_time") or 0, reverse=True)
+    return {
+        "run_results": str(run_results),
+        "elapsed_s": round(data.get("elapsed_time") or 0, 2),
+        "nodes": len(results),
+        "by_status": by_status,
+        "slowest": [
+            {"node": r.get("unique_id"), "s": round(r.get("execution_time") or 0, 2)}
+            for r in timed[:slowest]
+        ],
+    }
+
+
+def _surface_dbt(result: StageResult) -> dict[str, Any] | None:
+    path = result.details.get("run_results") if isinstance(result.details, dict) else None
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        summary = dbt_run_summary(Path(path))
+    except (OSError, ValueError) as exc:
+        log.warning("segmint: could not read dbt run results %s: %s", path, exc)
+        return None
+    log.info(
+        "segmint: dbt build: %s nodes %s in %.1f s; slowest: %s; run results: %s",
+        summary["nodes"],
+        summary["by_status"],
+        summary["elapsed_s"],
+        ", ".join(f"{n['node']} {n['s']}s" for n in summary["slowest"]),
+        path,
+    )
+    return summary
+
+
 def run_stage_task(stage: str) -> dict[str, Any]:
     """Body of every DAG task: run one stage for the DAG run's as-of date, record it."""
     from airflow.sdk import get_current_context
@@ -263,7 +307,11 @@ def run_stage_task(stage: str) -> dict[str, Any]:
     log.info("segmint: stage %s done for as_of=%s: %s", stage, as_of, result.summary)
     for warning in result.warnings:
         log.warning("segmint: stage %s warning: %s", stage, warning)
-    return stage_xcom(result, as_of)
+    payload = stage_xcom(result, as_of)
+    dbt = _surface_dbt(result)
+    if dbt:
+        payload["dbt"] = dbt
+    return payload
 
 
 def _hint(exc: BaseException | None, settings: Any) -> str:

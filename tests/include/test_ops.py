@@ -89,3 +89,27 @@ def test_one_row_per_dag_run_and_task_latest_attempt_wins(tmp_path: Path) -> Non
         ("r1", "validate", "failed", 1, None, None, None, None),
         ("r2", "ingest", "success", None, None, None, None, None),
     ]
+
+
+def test_dbt_run_summary_counts_statuses_and_slowest_nodes(tmp_path: Path) -> None:
+    import json
+
+    from segmint.ops import dbt_run_summary
+
+    path = tmp_path / "run_results.json"
+    nodes = [
+        ("model.segmint.orders", "success", 2),
+        ("model.segmint.sessions", "success", 5),
+        ("test.segmint.unique_orders", "pass", 0.1),
+        ("test.segmint.not_null_x", "fail", 0.2),
+    ]
+    results = [{"unique_id": u, "status": s, "execution_time": t} for u, s, t in nodes]
+    path.write_text(json.dumps({"elapsed_time": 12.34, "results": results}))
+    summary = dbt_run_summary(path, slowest=2)
+    assert summary["nodes"] == 4
+    assert summary["by_status"] == {"success": 2, "pass": 1, "fail": 1}
+    assert [n["node"] for n in summary["slowest"]] == [
+        "model.segmint.sessions",
+        "model.segmint.orders",
+    ]
+    assert summary["elapsed_s"] == 12.34

@@ -1,0 +1,111 @@
+"""Benchmark: ingest + GX validation of generated events (``python bench/bench_ingest.py``).
+
+Generates the landing zone once with ``segmint.generate`` into ``bench/data/ingest_<scale>/``
+(reused while it exists), then runs the ``ingest`` and ``validate`` stages on a fresh
+warehouse in a child process and prints one JSON object: wall seconds, rows/s, peak RSS of
+the child. Target for 10M events on the 2-core reference machine: < 30 s and < 3 GiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+END = date(2026, 6, 30)
+# events -> (customers, days): about 55 events per customer over 90 days.
+SCALES = {"100k": (2_000, 90), "1M": (20_000, 90), "10M": (200_000, 90)}
+TARGET = {"seconds": 30.0, "peak_gib": 3.0}
+
+_CHILD = """
+import json, sys, time
+from datetime import date
+from segmint.config import Settings
+from segmint.stages import SegmintError
+from segmint.pipeline import run_stage
+settings = Settings().with_overrides(warehouse=sys.argv[1], landing=sys.argv[2], output=sys.argv[3])
+as_of = date.fromisoformat(sys.argv[4])
+out = {}
+for stage in ("ingest", "validate"):
+    began = time.perf_counter()
+    try:
+        r = run_stage(stage, settings, as_of)
+        out[stage] = {"seconds": time.perf_counter() - began, "rows_in": r.rows_in,
+                      "rows_out": r.rows_out, "summary": r.summary, "details": r.details}
+    except SegmintError as exc:
+        out[stage] = {"seconds": time.perf_counter() - began, "error": str(exc)[:500]}
+print(json.dumps(out, default=str))
+"""
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=SCALES, default="10M")
+    args = parser.parse_args(argv)
+    customers, days = SCALES[args.scale]
+    base = ROOT / "bench" / "data" / f"ingest_{args.scale}"
+    landing = base / "landing"
+    gen_seconds = None
+    if not (base / ".generated").exists():
+        from segmint.generate import generate
+
+        shutil.rmtree(base, ignore_errors=True)
+        began = time.perf_counter()
+        generate(landing, customers=customers, days=days, end_date=END, truth_dir=base / "truth")
+        gen_seconds = time.perf_counter() - began
+        (base / ".generated").touch()
+    run = base / "run"
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir(parents=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            str(run / "w.duckdb"),
+            str(landing),
+            str(run / "out"),
+            END.isoformat(),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench child failed:\n{proc.stderr[-3000:]}")
+    stages = json.loads(proc.stdout.strip().splitlines()[-1])
+    rows = stages["ingest"].get("rows_in") or 0
+    ingest_s = stages["ingest"]["seconds"] + stages["validate"]["seconds"]
+    peak_gib = after.ru_maxrss / 1024**2  # ru_maxrss is KiB on Linux: the largest child
+    result = {
+        "benchmark": "ingest+validate",
+        "scale": args.scale,
+        "events_read": rows,
+        "generate_seconds": gen_seconds,
+        "process_seconds": round(wall, 2),
+        "ingest_validate_seconds": round(ingest_s, 2),
+        "rows_per_s": round(rows / ingest_s) if ingest_s else None,
+        "peak_rss_gib": round(peak_gib, 3),
+        "cpu_seconds": round(
+            (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1
+        ),
+        "target": TARGET,
+        "stages": stages,
+    }
+    print(json.dumps(result, indent=2, default=str))
+    return result
+
+
+if __name__ == "__main__":
+    main()

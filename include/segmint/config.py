@@ -82,6 +82,9 @@ class PropensitySettings:
     training_cutoffs: int = 3
     # Days of activity needed up to a cut-off before its snapshot is used for training.
     min_history_days: int = 14
+    # OpenMP threads for model fitting/scoring; 0 = all cores. One thread is the fastest on a
+    # busy machine (HistGradientBoosting's threads spin when cores are shared).
+    threads: int = 1
     random_state: int = 42
     drift_psi_warning: float = 0.2
 

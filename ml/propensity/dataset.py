@@ -1,0 +1,259 @@
+"""Point-in-time training and scoring frames for the propensity models.
+
+A training row is a customer's feature snapshot *as of a cut-off date* (read from
+``marts.customer_feature_history``, which dbt computes from events at or before the end of
+that day only) joined to a label computed from ``marts.customer_daily_activity`` in the
+window ``(cutoff, cutoff + H]``. Nothing else is read: the features of a cut-off never see
+the activity after it, and the label never sees activity after ``cutoff + H``.
+
+Eligibility (who gets a training row, and who is scored):
+
+* ``purchase``: every customer in the snapshot who was known at the cut-off
+  (``first_seen_at`` on or before the end of the cut-off day). For scoring, customers without
+  any ``first_seen_at`` (a CRM record with neither events nor signup date) are scored too;
+  for training they are left out because nothing proves they existed at the cut-off.
+* ``churn``: customers *active* at the cut-off, i.e. who purchased or visited within the
+  lookback: ``recency_days < L`` or ``days_since_last_visit < L`` (``L`` =
+  ``active_lookback_days``; the same inclusive trailing window as the ``Nd`` features).
+
+Labels:
+
+* ``purchase`` = at least one order in ``(cutoff, cutoff + H]``;
+* ``churn`` = no order and no session in ``(cutoff, cutoff + H]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from ml.io import read_frame
+
+FEATURE_HISTORY = "marts.customer_feature_history"
+DAILY_ACTIVITY = "marts.customer_daily_activity"
+MODELS = ("purchase", "churn")
+
+# Contract columns of the feature snapshot used as numeric model inputs.
+NUMERIC_FEATURES = (
+    "order_count",
+    "revenue_total",
+    "avg_order_value",
+    "recency_days",
+    "tenure_days",
+    "r_score",
+    "f_score",
+    "m_score",
+    "orders_30d",
+    "orders_90d",
+    "revenue_30d",
+    "revenue_90d",
+    "sessions_7d",
+    "sessions_30d",
+    "sessions_90d",
+    "page_views_7d",
+    "page_views_30d",
+    "page_views_90d",
+    "product_views_7d",
+    "product_views_30d",
+    "product_views_90d",
+    "searches_7d",
+    "searches_30d",
+    "searches_90d",
+    "cart_adds_7d",
+    "cart_adds_30d",
+    "cart_adds_90d",
+    "cart_abandonment_rate_90d",
+    "avg_session_duration_s_30d",
+    "pages_per_session_30d",
+    "email_opens_30d",
+    "email_clicks_30d",
+    "email_opens_90d",
+    "email_clicks_90d",
+    "days_since_last_visit",
+    "mobile_session_share_90d",
+    "email_opt_in",
+    "ads_opt_in",
+)
+CATEGORICAL_FEATURES = ("rfm_segment", "favourite_category")
+# Derived in SQL from the snapshot itself (so still point-in-time).
+DERIVED_FEATURES = ("days_since_first_order",)
+# Snapshot columns the baselines need, carried beside the features.
+SUMMARY_COLUMNS = ("first_seen_at", "first_order_at", "last_order_at")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    missing: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.categorical, *self.numeric]
+
+
+def _columns(warehouse: Path, qualified: str) -> list[str]:
+    schema, name = qualified.split(".", 1)
+    frame = read_frame(
+        warehouse,
+        "select column_name from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [schema, name],
+    )
+    return frame["column_name"].tolist()
+
+
+def feature_spec(warehouse: Path) -> FeatureSpec:
+    """The contract's feature columns present in the history table (missing ones named)."""
+    present = set(_columns(warehouse, FEATURE_HISTORY))
+    if not present:
+        raise LookupError(f"{FEATURE_HISTORY} does not exist in {warehouse}; run transform first")
+    numeric = tuple(c for c in NUMERIC_FEATURES if c in present)
+    categorical = tuple(c for c in CATEGORICAL_FEATURES if c in present)
+    derived = tuple(DERIVED_FEATURES) if "first_order_at" in present else ()
+    missing = tuple(
+        c for c in (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES, *SUMMARY_COLUMNS) if c not in present
+    )
+    return FeatureSpec(numeric=numeric + derived, categorical=categorical, missing=missing)
+
+
+def _select_list(spec: FeatureSpec) -> str:
+    parts = ["f.customer_id", "f.as_of_date"]
+    parts += [f"cast(f.{c} as varchar) as {c}" for c in spec.categorical]
+    for column in spec.numeric:
+        if column == "days_since_first_order":
+            parts.append(
+                "cast(date_diff('day', cast(f.first_order_at as date), f.as_of_date) as double)"
+                " as days_since_first_order"
+            )
+        else:
+            parts.append(f"cast(f.{column} as double) as {column}")
+    for column in SUMMARY_COLUMNS:
+        if column not in spec.missing:
+            parts.append(f"f.{column}")
+        else:
+            parts.append(f"cast(null as timestamp) as {column}")
+    return ",\n        ".join(parts)
+
+
+def _eligibility(model: str, training: bool, lookback_days: int) -> str:
+    known = "f.first_seen_at < f.as_of_date + interval 1 day"
+    if not training:
+        known = f"(f.first_seen_at is null or {known})"
+    if model == "purchase":
+        return known
+    if model == "churn":
+        return (
+            f"{known} and (coalesce(f.recency_days < {int(lookback_days)}, false) "
+            f"or coalesce(f.days_since_last_visit < {int(lookback_days)}, false))"
+        )
+    raise ValueError(f"unknown propensity model {model!r}; models are {', '.join(MODELS)}")
+
+
+def _label(model: str) -> str:
+    if model == "purchase":
+        return "cast(coalesce(future.orders, 0) >= 1 as integer)"
+    return "cast(coalesce(future.orders, 0) = 0 and coalesce(future.sessions, 0) = 0 as integer)"
+
+
+def training_frame(
+    warehouse: Path,
+    model: str,
+    cutoff: date,
+    horizon_days: int,
+    spec: FeatureSpec,
+    lookback_days: int = 90,
+) -> pd.DataFrame:
+    """Eligible customers' features as of ``cutoff`` and their label over the next H days.
+
+    Reads the snapshot with ``as_of_date = cutoff`` and the daily activity strictly after the
+    cut-off and up to ``cutoff + horizon_days`` inclusive, nothing else.
+    """
+    end = cutoff + timedelta(days=horizon_days)
+    sql = f"""
+    with snapshot as (
+        select *
+        from {FEATURE_HISTORY}
+        where as_of_date = ?
+    ),
+
+    future as (
+        select
+            customer_id,
+            sum(orders) as orders,
+            sum(sessions) as sessions,
+        from {DAILY_ACTIVITY}
+        where activity_date > ? and activity_date <= ?
+        group by customer_id
+    )
+
+    select
+        {_select_list(spec)},
+        {_label(model)} as label,
+    from snapshot as f
+    left join future on f.customer_id = future.customer_id
+    where {_eligibility(model, True, lookback_days)}
+    order by f.customer_id
+    """
+    return read_frame(warehouse, sql, [cutoff, cutoff, end])
+
+
+def scoring_frame(
+    warehouse: Path, model: str, as_of: date, spec: FeatureSpec, lookback_days: int = 90
+) -> pd.DataFrame:
+    """Eligible customers' features as of ``as_of`` (no label: the future is unknown)."""
+    sql = f"""
+    select
+        {_select_list(spec)},
+    from {FEATURE_HISTORY} as f
+    where f.as_of_date = ? and {_eligibility(model, False, lookback_days)}
+    order by f.customer_id
+    """
+    return read_frame(warehouse, sql, [as_of])
+
+
+@dataclass(frozen=True)
+class History:
+    """What the warehouse holds for deciding which cut-offs can be trained on."""
+
+    first_activity: date | None
+    last_activity: date | None
+    snapshots: dict[date, int]
+
+
+def history(warehouse: Path, dates: list[date]) -> History:
+    span = read_frame(
+        warehouse,
+        f"select min(activity_date) as lo, max(activity_date) as hi from {DAILY_ACTIVITY}",
+    )
+    lo, hi = span["lo"].iloc[0], span["hi"].iloc[0]
+    counts: dict[date, int] = {}
+    if dates:
+        marks = ", ".join("?" for _ in dates)
+        frame = read_frame(
+            warehouse,
+            f"select as_of_date, count(*) as n from {FEATURE_HISTORY} "
+            f"where as_of_date in ({marks}) group by as_of_date",
+            dates,
+        )
+        pairs = zip(frame.as_of_date, frame.n, strict=True)
+        counts = {pd.Timestamp(d).date(): int(n) for d, n in pairs}
+    return History(
+        first_activity=None if pd.isna(lo) else pd.Timestamp(lo).date(),
+        last_activity=None if pd.isna(hi) else pd.Timestamp(hi).date(),
+        snapshots=counts,
+    )
+
+
+def usable_cutoffs(hist: History, cutoffs: list[date], min_history_days: int) -> list[date]:
+    """Cut-offs (newest first) with a snapshot and at least ``min_history_days`` before them."""
+    if hist.first_activity is None:
+        return []
+    return [
+        c
+        for c in cutoffs
+        if hist.snapshots.get(c, 0) > 0 and (c - hist.first_activity).days + 1 >= min_history_days
+    ]

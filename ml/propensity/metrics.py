@@ -1,0 +1,121 @@
+"""Holdout metrics, deciles and score drift, as long-format rows for ``ml.model_metrics``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+N_DECILES = 10
+
+
+def deciles(scores: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+    """Equal-sized deciles 1..10, 10 = highest scores; ties broken by ``keys`` then position."""
+    n = len(scores)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((keys, scores)) if keys is not None else np.argsort(scores, kind="stable")
+    out = np.empty(n, dtype=np.int64)
+    out[order] = np.arange(n) * N_DECILES // n + 1
+    return out
+
+
+def summary_metrics(y: np.ndarray, rank_score: np.ndarray, probability: np.ndarray) -> dict:
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+    y = np.asarray(y, dtype=int)
+    both = len(np.unique(y)) == 2
+    return {
+        "roc_auc": float(roc_auc_score(y, rank_score)) if both else float("nan"),
+        "average_precision": float(average_precision_score(y, rank_score))
+        if both
+        else float("nan"),
+        "brier": float(brier_score_loss(y, np.clip(probability, 0.0, 1.0))),
+        "base_rate": float(y.mean()) if len(y) else float("nan"),
+        "rows": float(len(y)),
+        "positives": float(y.sum()),
+    }
+
+
+def decile_table(
+    y: np.ndarray, rank_score: np.ndarray, probability: np.ndarray, keys: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Per decile (10 = top): rows, observed rate, mean predicted, lift, cumulative capture."""
+    y = np.asarray(y, dtype=float)
+    frame = pd.DataFrame(
+        {"decile": deciles(rank_score, keys), "y": y, "p": np.asarray(probability, dtype=float)}
+    )
+    table = frame.groupby("decile").agg(
+        rows=("y", "size"), positives=("y", "sum"), mean_predicted=("p", "mean")
+    )
+    table = table.reindex(range(1, N_DECILES + 1), fill_value=0).sort_index(ascending=False)
+    base = y.mean() if len(y) else float("nan")
+    total = y.sum()
+    table["observed_rate"] = table["positives"] / table["rows"].where(table["rows"] > 0)
+    table["lift"] = table["observed_rate"] / base if base > 0 else np.nan
+    table["capture"] = table["positives"].cumsum() / total if total > 0 else np.nan
+    return table.reset_index()
+
+
+def metric_rows(
+    y: np.ndarray,
+    rank_score: np.ndarray,
+    probability: np.ndarray,
+    scorer: str,
+    keys: np.ndarray | None = None,
+) -> tuple[dict, list[dict]]:
+    """Summary metrics and the long-format rows (summary + per-decile) for one scorer."""
+    summary = summary_metrics(y, rank_score, probability)
+    table = decile_table(y, rank_score, probability, keys)
+    observed = table["observed_rate"].to_numpy(dtype=float)
+    predicted = table["mean_predicted"].to_numpy(dtype=float)
+    weights = table["rows"].to_numpy(dtype=float)
+    mask = weights > 0
+    summary["calibration_max_abs_error"] = (
+        float(np.max(np.abs(observed[mask] - predicted[mask]))) if mask.any() else float("nan")
+    )
+    summary["calibration_ece"] = (
+        float(np.sum(weights[mask] * np.abs(observed[mask] - predicted[mask])) / weights.sum())
+        if mask.any()
+        else float("nan")
+    )
+    summary["top_decile_lift"] = float(table["lift"].iloc[0])
+    rows = [{"scorer": scorer, "metric": k, "value": v, "decile": None} for k, v in summary.items()]
+    for record in table.to_dict("records"):
+        for metric, column in (
+            ("decile_rows", "rows"),
+            ("decile_observed_rate", "observed_rate"),
+            ("decile_mean_predicted", "mean_predicted"),
+            ("lift", "lift"),
+            ("capture", "capture"),
+        ):
+            rows.append(
+                {
+                    "scorer": scorer,
+                    "metric": metric,
+                    "value": float(record[column]),
+                    "decile": int(record["decile"]),
+                }
+            )
+    return summary, rows
+
+
+def psi(expected: np.ndarray, actual: np.ndarray, bins: int = N_DECILES) -> tuple[float, list]:
+    """Population stability index of ``actual`` against ``expected`` (bins from its quantiles)."""
+    expected = np.asarray(expected, dtype=float)
+    actual = np.asarray(actual, dtype=float)
+    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)[1:-1]))
+    e_counts = np.bincount(np.searchsorted(edges, expected, side="right"), minlength=len(edges) + 1)
+    a_counts = np.bincount(np.searchsorted(edges, actual, side="right"), minlength=len(edges) + 1)
+    eps = 1e-6
+    e_share = np.maximum(e_counts / max(len(expected), 1), eps)
+    a_share = np.maximum(a_counts / max(len(actual), 1), eps)
+    value = float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
+    detail = [
+        {
+            "upper_edge": float(edges[i]) if i < len(edges) else None,
+            "previous_share": float(e_share[i]),
+            "current_share": float(a_share[i]),
+        }
+        for i in range(len(e_share))
+    ]
+    return value, detail

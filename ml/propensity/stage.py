@@ -1,0 +1,662 @@
+"""The ``score`` stage: train, evaluate, gate, score and write both propensity models.
+
+For each model (``purchase`` with ``horizon_days``, ``churn`` with ``churn_horizon``):
+
+1. pick the usable cut-offs among ``cutoff_dates(as_of, H)`` (newest first): the newest is
+   the **holdout** (never fitted on), the next the **validation** window (search and
+   calibration), the older ones the **training** windows. With only two usable cut-offs the
+   older one is split by customer (80% training, 20% validation) and the run says so; with
+   fewer, the model is not trained ("not enough history").
+2. fit (:mod:`ml.propensity.model`), evaluate it and both baselines on the holdout;
+3. publish only when the model's holdout ROC-AUC beats the best baseline's; otherwise score
+   with the previously published model from the registry, or publish no scores for it;
+4. score every eligible customer as of ``as_of``; permutation importance on the holdout; PSI
+   of the scores against the previous run's.
+
+Everything of the run is written in one transaction, replacing the same as-of date's rows
+of each model.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.io import TableWrite, new_run_id, write_outputs
+from ml.propensity import baselines, dataset
+from ml.propensity import metrics as m
+from ml.propensity import model as mdl
+from ml.registry import ModelMetadata, git_revision, library_versions, load_model, save_model
+from segmint.config import Settings
+from segmint.stages import SegmintError, StageResult
+from segmint.warehouse import connect, table_exists
+
+log = logging.getLogger(__name__)
+
+MIN_CLASS_ROWS = 10  # fewer positives (or negatives) than this in a window: do not train
+
+SCORES_DDL = """
+create table if not exists ml.propensity_scores (
+    customer_id varchar not null,
+    as_of_date date not null,
+    model_name varchar not null,
+    score double not null,
+    decile integer not null,
+    model_version varchar not null,
+    run_id varchar not null
+)
+"""
+METRICS_DDL = """
+create table if not exists ml.model_metrics (
+    run_id varchar not null,
+    model_name varchar not null,
+    as_of_date date not null,
+    scorer varchar not null,
+    metric varchar not null,
+    value double,
+    decile integer
+)
+"""
+IMPORTANCE_DDL = """
+create table if not exists ml.feature_importance (
+    run_id varchar not null,
+    model_name varchar not null,
+    as_of_date date not null,
+    feature varchar not null,
+    importance_mean double,
+    importance_std double,
+    rank integer
+)
+"""
+DRIFT_DDL = """
+create table if not exists ml.score_drift (
+    run_id varchar not null,
+    model_name varchar not null,
+    as_of_date date not null,
+    previous_as_of_date date not null,
+    previous_run_id varchar,
+    psi double not null,
+    threshold double not null,
+    is_over_threshold boolean not null,
+    bins json
+)
+"""
+
+
+@dataclass
+class ModelOutcome:
+    model_name: str
+    run_id: str
+    horizon_days: int
+    status: str = "not_published"
+    message: str = ""
+    scores: pd.DataFrame | None = None
+    metric_rows: list[dict] = field(default_factory=list)
+    importance: pd.DataFrame | None = None
+    drift: dict | None = None
+    summary: dict[str, dict] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    training_rows: int = 0
+    artifact_path: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    model_version: str | None = None
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf become null, numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+@dataclass
+class Windows:
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    holdout: pd.DataFrame
+    cutoffs: dict[str, Any]
+    warnings: list[str]
+
+
+def build_windows(
+    warehouse: Path,
+    model_name: str,
+    usable: list[date],
+    horizon: int,
+    spec: dataset.FeatureSpec,
+    lookback: int,
+) -> Windows:
+    """Training, validation and holdout frames from the usable cut-offs (newest first)."""
+
+    def frame(cutoff: date) -> pd.DataFrame:
+        return dataset.training_frame(warehouse, model_name, cutoff, horizon, spec, lookback)
+
+    holdout = frame(usable[0])
+    warnings = []
+    if len(usable) >= 3:
+        validation = frame(usable[1])
+        train = pd.concat([frame(c) for c in usable[2:]], ignore_index=True)
+        cutoffs = {
+            "train": [c.isoformat() for c in usable[2:]],
+            "validation": usable[1].isoformat(),
+            "holdout": usable[0].isoformat(),
+        }
+    else:
+        older = frame(usable[1])
+        bucket = pd.util.hash_pandas_object(older["customer_id"], index=False).to_numpy() % 5
+        train = older[bucket != 0].reset_index(drop=True)
+        validation = older[bucket == 0].reset_index(drop=True)
+        cutoffs = {
+            "train": [usable[1].isoformat()],
+            "validation": f"{usable[1].isoformat()} (20% of customers)",
+            "holdout": usable[0].isoformat(),
+        }
+        warnings.append(
+            f"{model_name}: only two usable cut-offs; validation is a 20% customer split of "
+            f"the {usable[1]} window, not a later window"
+        )
+    return Windows(train, validation, holdout, cutoffs, warnings)
+
+
+def _enough_labels(y: np.ndarray) -> bool:
+    return len(y) > 0 and MIN_CLASS_ROWS <= int(y.sum()) <= len(y) - MIN_CLASS_ROWS
+
+
+def evaluate(
+    estimator: Any,
+    windows: Windows,
+    model_name: str,
+    horizon: int,
+    spec: dataset.FeatureSpec,
+    random_state: int,
+) -> tuple[dict[str, dict], list[dict]]:
+    """Holdout metrics of the model and both baselines (summary dicts and long rows)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    numeric, categorical = list(spec.numeric), list(spec.categorical)
+    hold = windows.holdout
+    y_hold = hold["label"].to_numpy(dtype=int)
+    y_val = windows.validation["label"].to_numpy(dtype=int)
+    keys = hold["customer_id"].to_numpy()
+    p_model = mdl.predict(estimator, mdl.prepare(hold, numeric, categorical))
+    summaries, rows = {}, []
+    summary, scorer_rows = m.metric_rows(y_hold, p_model, p_model, "model", keys)
+    summaries["model"] = summary
+    rows += scorer_rows
+    val_scores = baselines.baseline_scores(windows.validation, model_name, horizon, random_state)
+    hold_scores = baselines.baseline_scores(hold, model_name, horizon, random_state)
+    for scorer in baselines.SCORERS:
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+        iso.fit(val_scores[scorer], y_val)
+        probability = iso.predict(hold_scores[scorer])
+        summary, scorer_rows = m.metric_rows(y_hold, hold_scores[scorer], probability, scorer, keys)
+        summaries[scorer] = summary
+        rows += scorer_rows
+    return summaries, rows
+
+
+def previous_published(
+    settings: Settings, model_name: str, as_of: date, horizon_days: int
+) -> tuple[str, Any, ModelMetadata] | None:
+    """The newest published model for this horizon (as-of date on or before ``as_of``).
+
+    Raises :class:`ml.registry.ModelVersionError` when its file cannot be trusted.
+    """
+    if not settings.warehouse.exists():
+        return None
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        if not table_exists(con, "ml.model_runs"):
+            return None
+        row = con.execute(
+            "select run_id from ml.model_runs where model_name = ? and status = 'published' "
+            "and as_of_date <= ? and try_cast(params->>'horizon_days' as integer) = ? "
+            "order by as_of_date desc, created_at desc limit 1",
+            [model_name, as_of, horizon_days],
+        ).fetchone()
+    finally:
+        con.close()
+    if row is None:
+        return None
+    estimator, meta = load_model(settings.artifacts_dir, model_name, row[0])
+    return row[0], estimator, meta
+
+
+def previous_scores(
+    warehouse: Path, model_name: str, as_of: date
+) -> tuple[date, str, np.ndarray] | None:
+    con = connect(warehouse, read_only=True)
+    try:
+        if not table_exists(con, "ml.propensity_scores"):
+            return None
+        row = con.execute(
+            "select as_of_date, any_value(run_id) from ml.propensity_scores "
+            "where model_name = ? and as_of_date < ? "
+            "group by as_of_date order by as_of_date desc limit 1",
+            [model_name, as_of],
+        ).fetchone()
+        if row is None:
+            return None
+        scores = con.execute(
+            "select score from ml.propensity_scores where model_name = ? and as_of_date = ?",
+            [model_name, row[0]],
+        ).fetchnumpy()["score"]
+    finally:
+        con.close()
+    return row[0], row[1], np.asarray(scores, dtype=float)
+
+
+def score_frame(
+    estimator: Any,
+    frame: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    model_name: str,
+    as_of: date,
+    model_version: str,
+    run_id: str,
+) -> pd.DataFrame:
+    p = mdl.predict(estimator, mdl.prepare(frame, numeric, categorical))
+    keys = frame["customer_id"].to_numpy()
+    return pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].astype(object).to_numpy(),
+            "as_of_date": as_of,
+            "model_name": model_name,
+            "score": p.astype(float),
+            "decile": m.deciles(p, keys).astype("int32"),
+            "model_version": model_version,
+            "run_id": run_id,
+        }
+    )
+
+
+def run_model(
+    settings: Settings,
+    as_of: date,
+    model_name: str,
+    horizon: int,
+    spec: dataset.FeatureSpec,
+    hist: dataset.History,
+) -> ModelOutcome:
+    cfg = settings.propensity
+    out = ModelOutcome(model_name, new_run_id(model_name, as_of), horizon)
+    wh = settings.warehouse
+    lookback = cfg.active_lookback_days
+    cutoffs = cfg.cutoff_dates(as_of, horizon)
+    usable = dataset.usable_cutoffs(hist, cutoffs, cfg.min_history_days)
+    out.params = {
+        "horizon_days": horizon,
+        "active_lookback_days": lookback,
+        "candidate_cutoffs": [c.isoformat() for c in cutoffs],
+        "usable_cutoffs": [c.isoformat() for c in usable],
+    }
+    published: tuple[str, Any, list[str], list[str]] | None = None
+    need = 2 * horizon + cfg.min_history_days
+    if len(usable) < 2:
+        have = 0 if hist.first_activity is None else (as_of - hist.first_activity).days + 1
+        out.message = (
+            f"{model_name}: not enough history to train (need {need} days of activity up to "
+            f"{as_of} for two {horizon}-day labelled windows, have {have})"
+        )
+        if have >= need:
+            absent = [c.isoformat() for c in cutoffs[:2] if hist.snapshots.get(c, 0) == 0]
+            out.message += f"; {dataset.FEATURE_HISTORY} lacks the snapshot(s) {', '.join(absent)}"
+    else:
+        windows = build_windows(wh, model_name, usable, horizon, spec, lookback)
+        out.warnings += windows.warnings
+        out.params["cutoffs"] = windows.cutoffs
+        thin = [
+            name
+            for name in ("train", "validation", "holdout")
+            if not _enough_labels(getattr(windows, name)["label"].to_numpy(dtype=int))
+        ]
+        if thin:
+            out.message = (
+                f"{model_name}: not enough labelled examples to train (fewer than "
+                f"{MIN_CLASS_ROWS} positives or negatives in the {', '.join(thin)} window)"
+            )
+        else:
+            published = _train_and_gate(settings, as_of, out, windows, spec)
+    if out.message and out.status != "published":
+        out.warnings.append(out.message)
+
+    if published is None:
+        published = _fallback(settings, as_of, out)
+    if published is not None:
+        version, estimator, numeric, categorical = published
+        frame = dataset.scoring_frame(wh, model_name, as_of, spec, lookback)
+        out.scores = score_frame(
+            estimator, frame, numeric, categorical, model_name, as_of, version, out.run_id
+        )
+        out.model_version = version
+        _drift(settings, as_of, out)
+    return out
+
+
+@dataclass
+class Trained:
+    """A fitted model with its holdout evaluation (pure result, nothing written yet)."""
+
+    fitted: mdl.FittedModel
+    spec: dataset.FeatureSpec
+    summary: dict[str, dict]
+    metric_rows: list[dict]
+    importance: pd.DataFrame
+    empty_features: list[str]
+
+
+def train_and_evaluate(
+    windows: Windows,
+    model_name: str,
+    horizon: int,
+    spec: dataset.FeatureSpec,
+    random_state: int,
+) -> Trained:
+    """Fit on train/validation, evaluate model and baselines on the holdout, explain."""
+    # Columns without a single value in the training window carry no signal (and
+    # HistGradientBoosting cannot bin them): a sparse shop has several.
+    empty = [c for c in spec.columns if windows.train[c].isna().all()]
+    numeric = [c for c in spec.numeric if c not in empty]
+    categorical = [c for c in spec.categorical if c not in empty]
+    spec = dataset.FeatureSpec(tuple(numeric), tuple(categorical), spec.missing)
+    y_train = windows.train["label"].to_numpy(dtype=int)
+    y_val = windows.validation["label"].to_numpy(dtype=int)
+    y_hold = windows.holdout["label"].to_numpy(dtype=int)
+    fitted = mdl.fit_model(
+        mdl.prepare(windows.train, numeric, categorical),
+        y_train,
+        mdl.prepare(windows.validation, numeric, categorical),
+        y_val,
+        numeric,
+        categorical,
+        random_state,
+    )
+    summary, rows = evaluate(fitted.estimator, windows, model_name, horizon, spec, random_state)
+    importance = mdl.permutation_importance_frame(
+        fitted.estimator,
+        mdl.prepare(windows.holdout, numeric, categorical),
+        y_hold,
+        random_state,
+    )
+    return Trained(fitted, spec, summary, rows, importance, empty)
+
+
+def gate(model_name: str, summary: dict[str, dict]) -> tuple[bool, str]:
+    """Publish only when the model's holdout ROC-AUC beats the best baseline's."""
+    model_auc = summary["model"]["roc_auc"]
+    aucs = {s: summary[s]["roc_auc"] for s in baselines.SCORERS if s in summary}
+    finite = {s: v for s, v in aucs.items() if not np.isnan(v)}
+    if np.isnan(model_auc):
+        return False, f"{model_name}: holdout AUC undefined (one class only); not published"
+    if not finite:
+        return True, f"{model_name}: holdout AUC {model_auc:.3f}, no baseline AUC; published"
+    best = max(finite, key=finite.get)
+    if model_auc > finite[best]:
+        return True, (
+            f"{model_name}: holdout AUC {model_auc:.3f} beats {best} {finite[best]:.3f}; published"
+        )
+    return False, (
+        f"{model_name}: holdout AUC {model_auc:.3f} does not beat {best} {finite[best]:.3f}; "
+        "not published"
+    )
+
+
+def _train_and_gate(
+    settings: Settings,
+    as_of: date,
+    out: ModelOutcome,
+    windows: Windows,
+    spec: dataset.FeatureSpec,
+) -> tuple[str, Any, list[str], list[str]] | None:
+    trained = train_and_evaluate(
+        windows, out.model_name, out.horizon_days, spec, settings.propensity.random_state
+    )
+    fitted, spec = trained.fitted, trained.spec
+    numeric, categorical = list(spec.numeric), list(spec.categorical)
+    out.training_rows = len(windows.train)
+    out.summary, out.metric_rows, out.importance = (
+        trained.summary,
+        trained.metric_rows,
+        trained.importance,
+    )
+    out.params.update(
+        {
+            "hyper_parameters": fitted.params,
+            "calibration": fitted.calibration,
+            "calibration_brier_cv": fitted.calibration_brier,
+            "search": fitted.search,
+            "training_rows_used": fitted.training_rows,
+            "calibration_rows": fitted.calibration_rows,
+            "features": spec.columns,
+            "empty_features_dropped": trained.empty_features,
+        }
+    )
+    if spec.missing:
+        out.warnings.append(
+            f"{out.model_name}: feature history lacks contract column(s) {', '.join(spec.missing)}"
+        )
+    meta = ModelMetadata(
+        run_id=out.run_id,
+        model_name=out.model_name,
+        as_of_date=as_of.isoformat(),
+        features=spec.columns,
+        params=_clean({**out.params, "numeric": numeric, "categorical": categorical}),
+        metrics=_clean(out.summary),
+        training_window=_clean(windows.cutoffs),
+    )
+    out.artifact_path = str(save_model(settings.artifacts_dir, fitted.estimator, meta))
+    publish, out.message = gate(out.model_name, out.summary)
+    if publish:
+        out.status = "published"
+        return out.run_id, fitted.estimator, numeric, categorical
+    return None
+
+
+def _fallback(
+    settings: Settings, as_of: date, out: ModelOutcome
+) -> tuple[str, Any, list[str], list[str]] | None:
+    from ml.registry import ModelVersionError
+
+    try:
+        previous = previous_published(settings, out.model_name, as_of, out.horizon_days)
+    except (ModelVersionError, SegmintError) as exc:
+        out.warnings.append(
+            f"{out.model_name}: previous published model refused ({exc}); "
+            f"no {out.model_name} scores for {as_of}"
+        )
+        return None
+    if previous is None:
+        out.warnings.append(
+            f"{out.model_name}: no previously published {out.horizon_days}-day model; "
+            f"no {out.model_name} scores for {as_of}"
+        )
+        return None
+    run_id, estimator, meta = previous
+    out.warnings.append(f"{out.model_name}: scoring with the previous published model {run_id}")
+    return run_id, estimator, meta.params.get("numeric", []), meta.params.get("categorical", [])
+
+
+def _drift(settings: Settings, as_of: date, out: ModelOutcome) -> None:
+    assert out.scores is not None
+    previous = previous_scores(settings.warehouse, out.model_name, as_of)
+    if previous is None or len(previous[2]) == 0 or len(out.scores) == 0:
+        return
+    prev_date, prev_run, prev_scores = previous
+    value, bins = m.psi(prev_scores, out.scores["score"].to_numpy())
+    threshold = settings.propensity.drift_psi_warning
+    out.drift = {
+        "run_id": out.run_id,
+        "model_name": out.model_name,
+        "as_of_date": as_of,
+        "previous_as_of_date": prev_date,
+        "previous_run_id": prev_run,
+        "psi": value,
+        "threshold": threshold,
+        "is_over_threshold": value > threshold,
+        "bins": _clean(bins),
+    }
+    if value > threshold:
+        out.warnings.append(
+            f"{out.model_name}: score distribution shifted since {prev_date} "
+            f"(PSI {value:.3f} > {threshold})"
+        )
+
+
+def _writes(outcome: ModelOutcome, as_of: date) -> list[TableWrite]:
+    import json
+
+    where = "as_of_date = ? and model_name = ?"
+    params = [as_of, outcome.model_name]
+    scores = outcome.scores
+    if scores is None:
+        scores = pd.DataFrame(
+            columns=[
+                "customer_id",
+                "as_of_date",
+                "model_name",
+                "score",
+                "decile",
+                "model_version",
+                "run_id",
+            ]
+        )
+    metric_frame = pd.DataFrame(
+        [
+            {"run_id": outcome.run_id, "model_name": outcome.model_name, "as_of_date": as_of, **row}
+            for row in outcome.metric_rows
+        ],
+        columns=["run_id", "model_name", "as_of_date", "scorer", "metric", "value", "decile"],
+    )
+    metric_frame["decile"] = metric_frame["decile"].astype("Int32")
+    metric_frame["value"] = metric_frame["value"].astype(float)
+    importance = outcome.importance
+    if importance is None:
+        importance = pd.DataFrame(columns=["feature", "importance_mean", "importance_std", "rank"])
+    importance = importance.assign(
+        run_id=outcome.run_id, model_name=outcome.model_name, as_of_date=as_of
+    )
+    drift = pd.DataFrame(
+        [{**outcome.drift, "bins": json.dumps(outcome.drift["bins"])}] if outcome.drift else [],
+        columns=[
+            "run_id",
+            "model_name",
+            "as_of_date",
+            "previous_as_of_date",
+            "previous_run_id",
+            "psi",
+            "threshold",
+            "is_over_threshold",
+            "bins",
+        ],
+    )
+    return [
+        TableWrite("ml.propensity_scores", scores, where, params, SCORES_DDL),
+        TableWrite("ml.model_metrics", metric_frame, where, params, METRICS_DDL),
+        TableWrite("ml.feature_importance", importance, where, params, IMPORTANCE_DDL),
+        TableWrite("ml.score_drift", drift, where, params, DRIFT_DDL),
+    ]
+
+
+def _model_run(outcome: ModelOutcome, as_of: date, versions: dict, revision: str | None) -> dict:
+    metrics = dict(outcome.summary)
+    if outcome.drift:
+        metrics["psi"] = outcome.drift["psi"]
+    if outcome.model_version:
+        metrics["scored_with"] = outcome.model_version
+    return {
+        "run_id": outcome.run_id,
+        "model_name": outcome.model_name,
+        "as_of_date": as_of,
+        "training_rows": outcome.training_rows,
+        "params": _clean(outcome.params),
+        "metrics": _clean(metrics),
+        "library_versions": versions,
+        "git_revision": revision,
+        "artifact_path": outcome.artifact_path,
+        "status": outcome.status,
+        "message": outcome.message,
+    }
+
+
+def run_propensity(settings: Settings, as_of: date) -> StageResult:
+    wh = settings.warehouse
+    if not wh.exists():
+        raise SegmintError(f"warehouse {wh} does not exist; run ingest and transform first")
+    con = connect(wh, read_only=True)
+    try:
+        missing = [
+            t for t in (dataset.FEATURE_HISTORY, dataset.DAILY_ACTIVITY) if not table_exists(con, t)
+        ]
+    finally:
+        con.close()
+    if missing:
+        raise SegmintError(f"{', '.join(missing)} missing in {wh}; run `segmint transform` first")
+    cfg = settings.propensity
+    spec = dataset.feature_spec(wh)
+    horizons = {"purchase": cfg.horizon_days, "churn": cfg.churn_horizon}
+    dates = sorted({as_of, *(c for h in horizons.values() for c in cfg.cutoff_dates(as_of, h))})
+    hist = dataset.history(wh, dates)
+    if hist.snapshots.get(as_of, 0) == 0:
+        raise SegmintError(
+            f"{dataset.FEATURE_HISTORY} has no snapshot for {as_of}; run `segmint transform "
+            f"--as-of {as_of}` first"
+        )
+    import sklearn.ensemble  # noqa: F401  (loads OpenMP so the limit below applies to it)
+    from threadpoolctl import threadpool_limits
+
+    # OpenMP threads in HistGradientBoosting slow down badly when the cores are busy
+    # (a shared machine, DuckDB next door); the default is one thread per model fit.
+    with threadpool_limits(limits=cfg.threads or None):
+        outcomes = [run_model(settings, as_of, name, h, spec, hist) for name, h in horizons.items()]
+    versions, revision = library_versions(), git_revision()
+    writes = [w for o in outcomes for w in _writes(o, as_of)]
+    write_outputs(wh, writes, [_model_run(o, as_of, versions, revision) for o in outcomes])
+
+    parts, details = [], {}
+    for o in outcomes:
+        auc = o.summary.get("model", {}).get("roc_auc")
+        scored = 0 if o.scores is None else len(o.scores)
+        state = (
+            o.status
+            if o.status == "published"
+            else (f"kept {o.model_version}" if o.model_version else "no scores")
+        )
+        parts.append(
+            f"{o.model_name} {state}"
+            + (f" (holdout AUC {auc:.3f})" if auc is not None else "")
+            + f", {scored} scored"
+        )
+        details[o.model_name] = _clean(
+            {
+                "run_id": o.run_id,
+                "status": o.status,
+                "message": o.message,
+                "model_version": o.model_version,
+                "holdout": o.summary,
+                "psi": o.drift["psi"] if o.drift else None,
+            }
+        )
+    return StageResult(
+        stage="score",
+        rows_in=int(hist.snapshots.get(as_of, 0)),
+        rows_out=sum(0 if o.scores is None else len(o.scores) for o in outcomes),
+        summary="; ".join(parts),
+        details=details,
+        warnings=[w for o in outcomes for w in o.warnings],
+    )

@@ -40,7 +40,7 @@
 
 {#- Seconds between two timestamps, as a double. -#}
 {% macro seconds_between(earlier, later) -%}
-    cast({{ dbt.datediff(earlier, later, 'second') }} as {{ dbt.type_float() }})
+    cast({{ dbt.datediff(earlier, later, 'second') }} as {{ type_double() }})
 {%- endmacro %}
 
 {#- The value of `value_expression` on the row with the smallest tuple `order_expressions`
@@ -55,4 +55,26 @@
 
 {% macro duckdb__first_by(value_expression, order_expressions) -%}
     arg_min({{ value_expression }}, ({{ order_expressions | join(', ') }}))
+{%- endmacro %}
+
+{#- A 64-bit floating point type (dbt.type_float() is 32-bit on some adapters). -#}
+{% macro type_double() -%}
+    {{ return(adapter.dispatch('type_double', 'segmint')()) }}
+{%- endmacro %}
+
+{% macro default__type_double() -%}
+    double precision
+{%- endmacro %}
+
+{% macro duckdb__type_double() -%}
+    double
+{%- endmacro %}
+
+{% macro bigquery__type_double() -%}
+    float64
+{%- endmacro %}
+
+{#- The money type of the marts. -#}
+{% macro type_money() -%}
+    decimal(18, 2)
 {%- endmacro %}

@@ -92,10 +92,13 @@ inactivity_sessions as (
         {% for column in event_columns -%}
             {{ column }},
         {% endfor -%}
-        sum(is_session_start) over (
-            partition by person_key, event_date
-            order by event_at, event_id
-            rows between unbounded preceding and current row
+        cast(
+            sum(is_session_start) over (
+                partition by person_key, event_date
+                order by event_at, event_id
+                rows between unbounded preceding and current row
+            )
+            as {{ dbt.type_bigint() }}
         ) as session_number
     from inactivity_gaps
 

@@ -90,10 +90,10 @@ select
     cast(events.searches as {{ dbt.type_bigint() }}) as searches,
     cast(events.cart_adds as {{ dbt.type_bigint() }}) as cart_adds,
     cast(coalesce(orders.orders, 0) as {{ dbt.type_bigint() }}) as orders,
-    cast(coalesce(orders.revenue, 0) as {{ dbt.type_numeric() }}) as revenue,
+    cast(coalesce(orders.revenue, 0) as {{ type_money() }}) as revenue,
     cast(events.email_opens as {{ dbt.type_bigint() }}) as email_opens,
     cast(events.email_clicks as {{ dbt.type_bigint() }}) as email_clicks,
-    cast(coalesce(sessions.session_duration_s, 0) as {{ dbt.type_float() }}) as session_duration_s,
+    cast(coalesce(sessions.session_duration_s, 0) as {{ type_double() }}) as session_duration_s,
     cast(coalesce(sessions.mobile_sessions, 0) as {{ dbt.type_bigint() }}) as mobile_sessions,
     cast(coalesce(sessions.carted_sessions, 0) as {{ dbt.type_bigint() }}) as carted_sessions,
     cast(coalesce(sessions.abandoned_cart_sessions, 0) as {{ dbt.type_bigint() }})

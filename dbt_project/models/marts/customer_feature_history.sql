@@ -328,10 +328,10 @@ final as (
         scored.first_order_at,
         scored.last_order_at,
         cast(scored.order_count as {{ dbt.type_bigint() }}) as order_count,
-        cast(scored.revenue_total as decimal(18, 2)) as revenue_total,
+        cast(scored.revenue_total as {{ type_money() }}) as revenue_total,
         cast(
             case when scored.order_count > 0 then scored.revenue_total / scored.order_count end
-            as decimal(18, 2)
+            as {{ type_money() }}
         ) as avg_order_value,
         cast(scored.recency_days as integer) as recency_days,
         {{ days_between('cast(scored.first_seen_at as date)', 'scored.as_of_date') }} as tenure_days,
@@ -344,8 +344,8 @@ final as (
         end as rfm_segment,
         cast(coalesce(scored.orders_30d, 0) as {{ dbt.type_bigint() }}) as orders_30d,
         cast(coalesce(scored.orders_90d, 0) as {{ dbt.type_bigint() }}) as orders_90d,
-        cast(coalesce(scored.revenue_30d, 0) as decimal(18, 2)) as revenue_30d,
-        cast(coalesce(scored.revenue_90d, 0) as decimal(18, 2)) as revenue_90d,
+        cast(coalesce(scored.revenue_30d, 0) as {{ type_money() }}) as revenue_30d,
+        cast(coalesce(scored.revenue_90d, 0) as {{ type_money() }}) as revenue_90d,
         {% for measure in ['sessions', 'page_views', 'product_views', 'searches', 'cart_adds'] -%}
             {% for window in [7, 30, 90] -%}
                 cast(coalesce(scored.{{ measure }}_{{ window }}d, 0) as {{ dbt.type_bigint() }})
@@ -357,20 +357,20 @@ final as (
                 when scored.carted_sessions_90d > 0
                     then 1.0 * scored.abandoned_cart_sessions_90d / scored.carted_sessions_90d
             end
-            as {{ dbt.type_float() }}
+            as {{ type_double() }}
         ) as cart_abandonment_rate_90d,
         cast(
             case
                 when scored.sessions_30d > 0
                     then scored.session_duration_s_30d / scored.sessions_30d
             end
-            as {{ dbt.type_float() }}
+            as {{ type_double() }}
         ) as avg_session_duration_s_30d,
         cast(
             case
                 when scored.sessions_30d > 0 then 1.0 * scored.page_views_30d / scored.sessions_30d
             end
-            as {{ dbt.type_float() }}
+            as {{ type_double() }}
         ) as pages_per_session_30d,
         cast(coalesce(scored.email_opens_30d, 0) as {{ dbt.type_bigint() }}) as email_opens_30d,
         cast(coalesce(scored.email_clicks_30d, 0) as {{ dbt.type_bigint() }}) as email_clicks_30d,
@@ -386,7 +386,7 @@ final as (
                 when scored.sessions_90d > 0
                     then 1.0 * scored.mobile_sessions_90d / scored.sessions_90d
             end
-            as {{ dbt.type_float() }}
+            as {{ type_double() }}
         ) as mobile_session_share_90d,
         scored.email_opt_in,
         scored.ads_opt_in,

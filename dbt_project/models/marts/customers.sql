@@ -89,7 +89,7 @@ select
     activity.first_order_at,
     activity.last_order_at,
     cast(coalesce(activity.order_count, 0) as {{ dbt.type_bigint() }}) as order_count,
-    cast(coalesce(activity.revenue_total, 0) as decimal(18, 2)) as revenue_total,
+    cast(coalesce(activity.revenue_total, 0) as {{ type_money() }}) as revenue_total,
     cast(coalesce(activity.session_count, 0) as {{ dbt.type_bigint() }}) as session_count
 from customer_ids
 left join crm on customer_ids.customer_id = crm.customer_id

@@ -78,7 +78,7 @@ select
     customer_id,
     event_at as ordered_at,
     event_date as order_date,
-    cast(revenue as {{ dbt.type_numeric() }}) as revenue,
+    cast(revenue as {{ type_money() }}) as revenue,
     currency,
     cast(item_count as {{ dbt.type_bigint() }}) as item_count,
     event_id,

@@ -94,9 +94,11 @@ class Catalog:
         return cat
 
 
-def _distinct(con: duckdb.DuckDBPyConnection, table: str, column: str) -> set[str]:
+def _distinct(con: duckdb.DuckDBPyConnection, table: str, column: str) -> set[str] | None:
+    """Names ever present; None for an empty table (its writer never published: the
+    audiences needing it fail as missing inputs, not as unknown names)."""
     rows = con.execute(f"select distinct {column} from {table} where {column} is not null")
-    return {r[0] for r in rows.fetchall()}
+    return {r[0] for r in rows.fetchall()} or None
 
 
 def _has_rows(con: duckdb.DuckDBPyConnection, table: str, d: str) -> bool:
@@ -230,17 +232,23 @@ def missing_inputs(aud: Audience, defs: Definitions, cat: Catalog) -> list[str]:
         reasons.append(cat.features_missing)
     if "rule_segment" in kinds:
         if cat.rule_segments is None:
-            reasons.append(f"{RULE_SEGMENTS} does not exist (did the transform stage run?)")
+            reasons.append(
+                f"{RULE_SEGMENTS} does not exist or is empty (did the transform stage run?)"
+            )
         elif not cat.rule_segments_today:
             reasons.append(f"{RULE_SEGMENTS} has no rows for as_of_date {cat.as_of}")
     if "ml_segment" in kinds:
         if cat.ml_segments is None:
-            reasons.append(f"{ML_SEGMENTS} does not exist (did the segment stage publish?)")
+            reasons.append(
+                f"{ML_SEGMENTS} does not exist or is empty (did the segment stage publish?)"
+            )
         elif not cat.ml_segments_today:
             reasons.append(f"{ML_SEGMENTS} has no rows for as_of_date {cat.as_of}")
     if models:
         if cat.models is None:
-            reasons.append(f"{PROPENSITY} does not exist (did the score stage publish?)")
+            reasons.append(
+                f"{PROPENSITY} does not exist or is empty (did the score stage publish?)"
+            )
         else:
             for m in sorted(models - cat.models_today):
                 reasons.append(

@@ -217,7 +217,7 @@ def test_missing_ml_table_fails_only_the_definitions_needing_it(
     assert "scored" in result.details["failed"]
     message = result.details["failed"]["scored"]
     assert "audience 'scored'" in message and "b.yml" in message
-    assert "ml.propensity_scores does not exist" in message
+    assert "ml.propensity_scores does not exist or is empty" in message
     assert any("scored" in w for w in result.warnings)
     assert get_members(settings, "aud") == ["C02", "C06", "C08", "C11"]
     con = connect(settings.warehouse, read_only=True)
@@ -226,6 +226,18 @@ def test_missing_ml_table_fails_only_the_definitions_needing_it(
     ).fetchone()
     con.close()
     assert status == ("failed", True)
+
+
+def test_empty_ml_table_is_a_missing_input_not_an_unknown_name(settings, defs_folder):
+    con = connect(settings.warehouse)
+    con.execute("delete from ml.propensity_scores")
+    con.close()
+    defs_folder(a=_audience("{propensity: purchase, decile_min: 8}"))
+    result = build_audiences(settings, AS_OF)
+    assert (
+        "does not exist or is empty (did the score stage publish?)"
+        in (result.details["failed"]["aud"])
+    )
 
 
 def test_model_absent_for_the_date_fails_with_a_clear_error(settings, defs_folder):

@@ -121,9 +121,7 @@ def standalone(env: Mapping[str, str]) -> int:
     port = env.get("AIRFLOW__API__PORT", "8080")
     env.setdefault("AIRFLOW__API__HOST", "127.0.0.1")
     env.setdefault("AIRFLOW__API__PORT", port)
-    env.setdefault(
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{port}/execution/"
-    )
+    env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{port}/execution/")
     # Local, single-user UI bound to 127.0.0.1: no login form.
     env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
     ensure_ready(env)

@@ -330,7 +330,10 @@ def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple
 
     ti = context["ti"]
     exc = context.get("exception")
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except Exception:  # a broken config must not hide the failure being reported
+        settings = None
     try:
         as_of: date | None = _context_as_of(context)
     except SegmintError:
@@ -347,12 +350,21 @@ def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple
             error += f" (caused by {type(cause).__name__}: {cause})"
     max_tries = getattr(ti, "max_tries", None)
     tries = f"try {ti.try_number}" + (f" of {max_tries + 1}" if max_tries is not None else "")
-    next_step = "will retry" if status == "up_for_retry" else "the night is NOT published"
+    if status == "up_for_retry":
+        next_step = "will retry"
+    elif type(exc).__name__ == "AirflowFailException":
+        next_step = "not retried (it would fail the same way); the night is NOT published"
+    else:
+        next_step = "the night is NOT published"
+    published = (
+        f" Yesterday's published warehouse {settings.published_warehouse} is unchanged."
+        if settings is not None
+        else ""
+    )
     message = (
         f"segmint: stage '{ti.task_id}' {status.replace('_', ' ')} for as_of={as_of} "
-        f"(DAG run {ti.run_id}, {tries}); {next_step}. Error: {error}.{_hint(exc, settings)} "
-        f"Log: {where}. Yesterday's published warehouse {settings.published_warehouse} is "
-        "unchanged."
+        f"(DAG run {ti.run_id}, {tries}); {next_step}. Error: {error}."
+        f"{_hint(exc, settings) if settings is not None else ''} Log: {where}.{published}"
     )
     started = getattr(ti, "start_date", None)
     run = TaskRun(

@@ -83,8 +83,22 @@ def test_example_definitions_build_and_export_every_format(repo_root: Path, tmp_
     assert result.details["failed"] == {}, result.details["failed"]
     assert all(size > 0 for size in result.details["sizes"].values()), result.details["sizes"]
     written = sorted(Path(p).name for p in result.details["exports"])
-    assert len(written) == 5
+    assert len(written) == 6
     # marts.customers names the country `country_code` (dbt model): phones still get E.164.
-    google = next(Path(p) for p in result.details["exports"] if "google" in p)
+    google = next(Path(p) for p in result.details["exports"] if "at_risk" in p and "google" in p)
     first = google.read_text().splitlines()[1].split(",")
     assert len(first[1]) == 64 and first[4] == "DE"
+
+    # On a night without propensity scores, every format is still written.
+    con = connect(wh)
+    con.execute("delete from ml.propensity_scores")
+    con.close()
+    result = build_audiences(settings, AS_OF)
+    assert set(result.details["failed"]) == {"likely_buyers_lapsed", "churn_risk_winback"}
+    assert sorted(Path(p).name for p in result.details["exports"]) == [
+        "at_risk_high_value_ads_diff.csv",
+        "at_risk_high_value_ads_google_customer_match.csv",
+        "at_risk_high_value_ads_meta_custom_audience.csv",
+        "cart_recovery_email.parquet",
+        "vip_thank_you.csv",
+    ]

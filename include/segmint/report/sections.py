@@ -1076,10 +1076,10 @@ def _audience_exports(ctx: Context) -> pd.DataFrame | None:
     frame = r.df(
         f"""
         select audience,
-            max({quote(when)}) as last_export,
+            max({quote(when)}) as "last export",
             arg_max({f"cast({quote(fmt)} as varchar)" if fmt else "null"}, {quote(when)})
-                as last_format,
-            arg_max({quote(rows) if rows else "null"}, {quote(when)}) as exported_rows
+                as "format",
+            arg_max({quote(rows) if rows else "null"}, {quote(when)}) as "rows exported"
         from {t} where cast({quote(when)} as date) <= ?
         group by 1
         """,
@@ -1092,56 +1092,17 @@ READOUT_DAYS = 28  # readouts cover the orders of the last four weeks
 
 
 def block_readouts(ctx: Context) -> str:
-    """Target vs holdout for each audience, over the orders since a snapshot ~4 weeks old.
+    """Target vs holdout for each audience, over the orders since a snapshot ~4 weeks old
+    (the statistics of ``segmint audience readout``, see :mod:`segmint.report.readouts`)."""
+    from segmint.report.readouts import readouts
 
-    The statistics are :mod:`segmint.audiences.readout`'s (the same as
-    ``segmint audience readout``), computed read-only on the report's connection.
-    """
     r = ctx.reader
     for t in ("audiences.members", "audiences.summary", "marts.orders"):
         r.require(t)
-    status = "and status = 'built'" if r.pick("audiences.summary", "status") else ""
-    snapshots = r.df(
-        f"""
-        select audience, max(as_of_date) filter (where as_of_date <= ?) as older,
-            min(as_of_date) as first
-        from audiences.summary
-        where as_of_date < ? {status}
-        group by 1
-        order by 1
-        """,
-        [ctx.as_of - timedelta(days=READOUT_DAYS), ctx.as_of],
-    )
-    if snapshots.empty:
+    built_only = bool(r.pick("audiences.summary", "status"))
+    frame = readouts(r.con, ctx.as_of, READOUT_DAYS, built_only)
+    if frame.empty:
         raise Missing(f"no audience snapshot before {ctx.as_of} to read out yet")
-    from segmint.audiences.readout import readout_with_connection
-
-    rows = []
-    for audience, older, first in snapshots.itertuples(index=False):  # one per audience
-        snapshot = older if pd.notna(older) else first
-        snapshot = snapshot.date() if isinstance(snapshot, pd.Timestamp) else snapshot
-        result = readout_with_connection(
-            r.con, audience, snapshot + timedelta(days=1), ctx.as_of, snapshot
-        )
-        c, m = result.conversion, result.revenue
-        rows.append(
-            {
-                "audience": audience,
-                "snapshot": snapshot,
-                "orders from": result.window_from,
-                "target": result.target.customers,
-                "holdout": result.holdout.customers,
-                "conversion target": c.rate_target if c else np.nan,
-                "conversion holdout": c.rate_holdout if c else np.nan,
-                "uplift": c.relative_uplift if c and c.relative_uplift is not None else np.nan,
-                "p (conversion)": c.p_value if c else np.nan,
-                "revenue/customer diff": m.difference if m else np.nan,
-                "p (revenue)": m.p_value if m else np.nan,
-                "verdict": result.verdict
-                + ("" if not result.warnings else " " + " ".join(result.warnings)),
-            }
-        )
-    frame = pd.DataFrame(rows)
     verdicts = "".join(
         f"<li><b>{esc(a)}</b>: {esc(v)}</li>"
         for a, v in zip(frame["audience"], frame.pop("verdict"), strict=True)
@@ -1150,17 +1111,17 @@ def block_readouts(ctx: Context) -> str:
         table(
             frame,
             formats={
-                "conversion target": fmt_pct,
-                "conversion holdout": fmt_pct,
+                "conv. target": fmt_pct,
+                "conv. holdout": fmt_pct,
                 "uplift": lambda v: "–" if pd.isna(v) else f"{v:+.1%}",
-                "p (conversion)": lambda v: fmt_num(v, 4),
-                "p (revenue)": lambda v: fmt_num(v, 4),
-                "revenue/customer diff": lambda v: "–" if pd.isna(v) else f"{v:+,.2f}",
+                "p conv.": lambda v: fmt_num(v, 4),
+                "p rev.": lambda v: fmt_num(v, 4),
+                "Δ revenue/cust.": lambda v: "–" if pd.isna(v) else f"{v:+,.2f}",
                 "target": fmt_int,
                 "holdout": fmt_int,
             },
-            caption=f"Orders up to {ctx.as_of} of each audience's members as assigned on the "
-            "snapshot date (target vs holdout)",
+            caption=f"Orders from the day after each snapshot to {ctx.as_of}, of the members "
+            "as assigned on the snapshot (target vs holdout)",
         )
         + f"<ul>{verdicts}</ul>"
     )

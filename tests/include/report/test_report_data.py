@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,32 @@ def test_reader_knows_tables_and_columns(tmp_path: Path) -> None:
     with pytest.raises(Missing, match=r"ml\.segment_drift does not exist yet"):
         reader.require("ml.segment_drift")
     con.close()
+
+
+def test_readouts_match_the_audience_readout_command(sample_warehouse: Path) -> None:
+    """The report's light statistics give the same figures as `segmint audience readout`."""
+    import duckdb
+
+    from segmint.audiences.readout import readout_with_connection
+    from segmint.report.readouts import readouts
+
+    as_of = date(2026, 6, 30)
+    con = duckdb.connect(str(sample_warehouse), read_only=True)
+    try:
+        frame = readouts(con, as_of, lookback_days=28)
+        assert len(frame) == 3
+        for row in frame.itertuples(index=False):
+            snapshot = row.snapshot.date() if hasattr(row.snapshot, "date") else row.snapshot
+            ref = readout_with_connection(
+                con, row.audience, snapshot + timedelta(days=1), as_of, snapshot
+            )
+            assert row.target == ref.target.customers
+            assert row.holdout == ref.holdout.customers
+            assert row[4] == pytest.approx(ref.conversion.rate_target)  # conv. target
+            assert row[7] == pytest.approx(ref.conversion.p_value, rel=1e-9)  # p conv.
+            assert row[8] == pytest.approx(ref.revenue.difference)  # revenue difference
+            assert row[9] == pytest.approx(ref.revenue.p_value, rel=1e-9)  # p rev.
+            if ref.required_holdout and row.holdout < ref.required_holdout:
+                assert f"{ref.required_holdout:,} needed" in row.verdict
+    finally:
+        con.close()

@@ -1,0 +1,58 @@
+"""Acceptance: the report of a small run opens in headless Chromium, offline, with no script
+or console errors and every chart drawn at a real size; screenshots are kept as artifacts.
+
+Chromium is Debian's ``chromium`` package; ``browser.chromium_path`` installs it when it is
+missing and the tests run as root with apt. If it cannot be had, the test fails and says why.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+from browser import BrowserUnavailable, chromium_path, open_in_chromium
+from PIL import Image
+
+from segmint.config import Settings
+from segmint.report import write_report
+
+AS_OF = date(2026, 6, 30)
+ARTIFACTS = Path(__file__).resolve().parents[3] / "output" / "test-artifacts"
+SECTIONS = ["summary", "segments", "propensity", "audiences", "data-quality", "drift"]
+CHART_COUNT = 20  # every chart of a run with two propensity models (see test_report.py)
+
+
+@pytest.mark.timeout(900)  # a first run may install Chromium with apt
+def test_report_renders_in_headless_chromium(sample_warehouse: Path, tmp_path: Path) -> None:
+    try:
+        chromium_path()
+    except BrowserUnavailable as exc:
+        pytest.fail(str(exc))
+    settings = Settings(warehouse=sample_warehouse, output=tmp_path / "output")
+    page = Path(write_report(settings, AS_OF).details["path"])
+
+    report = open_in_chromium(page, tmp_path / "browser")
+
+    assert report.errors == [], report.errors
+    assert report.console == [], report.console
+    assert report.title == "segmint nightly report · 2026-06-30"
+    assert report.sections == SECTIONS
+    assert len(report.charts) == CHART_COUNT
+    for chart in report.charts:
+        assert chart["has_svg"], chart
+        assert chart["width"] >= 300 and chart["height"] >= 150, chart
+        assert chart["marks"] > 5, chart  # bars, lines, ticks: something was drawn
+    # Laptop screen: nothing wider than the window (no horizontal scrolling).
+    assert report.page_width <= 1440
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for shot in report.screenshots:
+        with Image.open(shot) as image:
+            assert image.width == 1440 and image.height >= 900
+            # Not a blank page: the first screen has the dark header and coloured tiles.
+            colours = image.crop((0, 0, 1440, 900)).convert("RGB").getcolors(1 << 20)
+            assert colours is not None and len(colours) > 50
+        shutil.copy2(shot, ARTIFACTS / shot.name)
+    shutil.copy2(page, ARTIFACTS / "report.html")

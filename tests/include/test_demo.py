@@ -1,0 +1,78 @@
+"""The `make run` summary: read from the published warehouse, tolerant of missing tables."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from segmint.config import Settings
+from segmint.demo import summary_lines
+from segmint.publish import publish
+from segmint.warehouse import connect, ensure_raw_tables
+
+AS_OF = date(2026, 6, 30)
+
+
+def test_summary_of_a_night_before_any_ml_stage_ran(tmp_path: Path) -> None:
+    settings = Settings(warehouse=tmp_path / "wh" / "segmint.duckdb", output=tmp_path / "out")
+    con = connect(settings.warehouse)
+    ensure_raw_tables(con)
+    con.close()
+    publish(settings, AS_OF)
+
+    text = "\n".join(summary_lines(settings.published_warehouse, settings, AS_OF))
+
+    assert f"published as of {AS_OF}" in text
+    assert "raw.events: 0 rows" in text
+    assert "(no ml.customer_segments yet" in text
+    assert "(no ml.propensity_scores yet" in text
+    assert "report               (not produced yet)" in text
+    assert f"duckdb -readonly {settings.published_warehouse}" in text
+
+
+def test_summary_of_a_full_night(tmp_path: Path) -> None:
+    settings = Settings(
+        warehouse=tmp_path / "wh" / "segmint.duckdb",
+        output=tmp_path / "out",
+        audiences=tmp_path / "audiences",
+    )
+    con = connect(settings.warehouse)
+    con.execute(
+        "create table ops.load_manifest as select * from (values "
+        "('events/dt=2026-06-30/a.jsonl', DATE '2026-06-30', 900, 10, 'loaded'), "
+        "('events/dt=2026-06-29/a.jsonl', DATE '2026-06-29', 1000, 0, 'loaded'), "
+        "('events/dt=2026-06-29/b.jsonl', DATE '2026-06-29', 0, 0, 'failed')) "
+        "t(path, partition_date, rows_loaded, rows_quarantined, status)"
+    )
+    con.execute(
+        "create table ml.customer_segments as select 'c' || range as customer_id, "
+        "DATE '2026-06-30' as as_of_date, "
+        "case when range < 60 then 'Loyal big spenders' else 'Lapsed' end as segment_name "
+        "from range(100)"
+    )
+    con.execute(
+        "create table ml.propensity_scores as select 'c' || range as customer_id, "
+        "DATE '2026-06-30' as as_of_date, m as model_name, range / 100 as score, "
+        "1 + range // 10 as decile from range(100), (values ('purchase'), ('churn')) t(m)"
+    )
+    con.close()
+    publish(settings, AS_OF)
+    report = settings.run_output_dir(AS_OF) / "report.html"
+    report.parent.mkdir(parents=True)
+    report.write_text("<html></html>")
+    docs = settings.run_output_dir(AS_OF) / "data_docs" / "index.html"
+    docs.parent.mkdir()
+    docs.write_text("<html></html>")
+
+    lines = summary_lines(settings.published_warehouse, settings, AS_OF)
+    text = "\n".join(lines)
+
+    assert "all partitions: 1,900 loaded, 10 quarantined; partition 2026-06-30: 900 loaded" in text
+    assert "1 file(s) failed to load" in text
+    assert any(line.split()[:4] == ["Loyal", "big", "spenders", "60"] for line in lines)
+    top = [line for line in lines if " decile " in line]
+    assert len(top) == 6  # three per model
+    assert top[0].split()[:3] == ["churn", "decile", "10:"]
+    assert str(report.resolve()) in text
+    assert str(docs.resolve()) in text
+    assert "audience exports     (not produced yet)" in text

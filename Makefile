@@ -11,9 +11,10 @@ VENV := .venv
 STAMP := $(VENV)/.segmint-installed
 RUN := $(VENV)/bin
 
-# Demo data for `make run`: sized so the whole night takes about a minute.
+# Demo data for `make run`: about 1M events; 90 days so the propensity models have two
+# labelled 30-day windows (train, holdout) after enough history.
 DEMO_CUSTOMERS ?= 20000
-DEMO_DAYS ?= 60
+DEMO_DAYS ?= 90
 DEMO_END ?= 2026-06-30
 DEMO_DIR := data/demo
 export SEGMINT_LANDING ?= $(DEMO_DIR)/landing

@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="write a realistic synthetic landing zone")
     _add_landing(p)
     p.add_argument("--customers", type=_positive_int, default=20_000, help="default 20000")
-    p.add_argument("--days", type=_positive_int, default=60, help="days of events, default 60")
+    p.add_argument("--days", type=_positive_int, default=90, help="days of events, default 90")
     p.add_argument(
         "--end-date",
         type=_date,

@@ -17,9 +17,11 @@ DEMO_CUSTOMERS ?= 20000
 DEMO_DAYS ?= 90
 DEMO_END ?= 2026-06-30
 DEMO_DIR := data/demo
-export SEGMINT_LANDING ?= $(DEMO_DIR)/landing
-export SEGMINT_WAREHOUSE ?= warehouse/segmint.duckdb
-export SEGMINT_OUTPUT ?= output
+# Absolute paths: Airflow workers and the scheduler do not run in this folder.
+export SEGMINT_LANDING ?= $(CURDIR)/$(DEMO_DIR)/landing
+export SEGMINT_WAREHOUSE ?= $(CURDIR)/warehouse/segmint.duckdb
+export SEGMINT_OUTPUT ?= $(CURDIR)/output
+export SEGMINT_AUDIENCES ?= $(CURDIR)/audiences
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 SCALE ?=
 

@@ -17,4 +17,8 @@ anonymous_id) and ``_line`` (the record's line in its file).
 
 from __future__ import annotations
 
-SUITE_MODULES = {"events": "expectations.suites.events", "crm": "expectations.suites.crm"}
+SUITE_MODULES = {
+    "events": "expectations.suites.events",
+    "crm": "expectations.suites.crm",
+    "partitions": "expectations.suites.partitions",
+}

@@ -45,20 +45,16 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
             **given("updated_at_text"),
             **rec("updated_at_parseable", "updated_at is not an ISO-8601 timestamp"),
         ),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="updated_at",
-            max_value={"$PARAMETER": TS_LIMIT},
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="updated_at_limit",
+            column_B="updated_at",
+            or_equal=True,
+            ignore_row_if="either_value_is_missing",
             **rec(
                 "updated_at_not_future",
                 "updated_at is in the future (after the end of the partition day "
                 f"+ {settings.future_tolerance_hours:g} h)",
             ),
-        ),
-        gxe.ExpectTableRowCountToBeBetween(
-            min_value=0,
-            max_value=settings.max_rows_per_partition,
-            meta={"rule": "row_count", "level": "batch"},
-            description=f"a file holds at most {settings.max_rows_per_partition} rows",
         ),
         gxe.ExpectColumnValuesToMatchRegex(
             column="email", regex=EMAIL_REGEX, **warn("email_valid", "email", "email is not valid")

@@ -11,8 +11,8 @@ if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
 
 SUITE_NAME = "segmint_events"
-# Suite parameter: the latest acceptable event_ts for the batch (end of its partition day
-# plus the configured tolerance), passed at validation time.
+# Column holding the latest acceptable event_ts of each row: the end of its partition day plus
+# the configured tolerance (filled in by the loader).
 TS_LIMIT = "event_ts_limit"
 
 
@@ -55,9 +55,11 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
             **given("event_ts_text"),
             **rec("event_ts_parseable", "event_ts is not an ISO-8601 timestamp"),
         ),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="event_ts",
-            max_value={"$PARAMETER": TS_LIMIT},
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="event_ts_limit",
+            column_B="event_ts",
+            or_equal=True,
+            ignore_row_if="either_value_is_missing",
             **rec(
                 "event_ts_not_future",
                 "event_ts is in the future (after the end of the partition day "
@@ -82,19 +84,11 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
             **purchase,
             **rec("purchase_has_revenue", "purchase without revenue"),
         ),
-        # Record-level (each such row is quarantined) and batch-level at once: the batch fails
-        # the gate when more than max_no_identity_share of its rows have no identity.
+        # Each row without identity is quarantined; the share per partition is judged by the
+        # partition suite (expectations/suites/partitions.py) at the quality gate.
         gxe.ExpectColumnValuesToNotBeNull(
             column="identity",
-            mostly=1.0 - settings.max_no_identity_share,
             **rec("has_identity", "no identity: customer_id and anonymous_id are both missing"),
-        ),
-        # Batch level.
-        gxe.ExpectTableRowCountToBeBetween(
-            min_value=0,
-            max_value=settings.max_rows_per_partition,
-            meta={"rule": "row_count", "level": "batch"},
-            description=f"a file holds at most {settings.max_rows_per_partition} rows",
         ),
         # Optional fields: a bad value is nulled, the record kept.
         gxe.ExpectColumnValuesToNotBeNull(

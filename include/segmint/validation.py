@@ -19,12 +19,22 @@ from typing import Any
 from expectations.suites import SUITE_MODULES
 from segmint.config import IngestSettings
 
-RESULT_FORMAT = {
-    "result_format": "COMPLETE",
-    "unexpected_index_column_names": ["_line"],
-    "return_unexpected_index_query": False,
+# Row-level results: each failing row is identified by these columns of the batch.
+INDEX_COLUMNS = {
+    "events": ["_file", "_line"],
+    "crm": ["_file", "_line"],
+    "partitions": ["source", "partition_date"],
 }
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _condition_text(condition: Any) -> str | None:
+    """The pandas expression of a GX row condition (string, dict or condition object)."""
+    if condition is None or condition == "":
+        return None
+    if isinstance(condition, dict):
+        return condition.get("pass_through_filter")
+    return getattr(condition, "pass_through_filter", None) or str(condition)
 
 
 @dataclass
@@ -46,6 +56,8 @@ class RuleResult:
     order: int
     # The landing-text column the rule is conditioned on (shown as the offending value).
     text_column: str | None = None
+    row_condition: str | None = None
+    mostly: float = 1.0
     # Failing rows: columns ``_line`` and ``value`` (the offending value as text, or NA).
     failing: Any = None
 
@@ -104,32 +116,35 @@ class BatchValidator:
     def suite_name(self, source: str) -> str:
         return self._suites[source].SUITE_NAME
 
-    def ts_limit_parameter(self, source: str) -> str:
+    def ts_limit_column(self, source: str) -> str:
         return self._suites[source].TS_LIMIT
 
     def columns(self, source: str, available: list[str]) -> list[str]:
         """The batch columns the suite reads (its columns and row conditions) plus ``_line``."""
-        wanted = {"_line"}
+        wanted = set(INDEX_COLUMNS[source])
         for e in self._definitions[source].suite.expectations:
-            column = getattr(e, "column", None)
-            if column:
-                wanted.add(column)
-            condition = getattr(e, "row_condition", None)
+            for attr in ("column", "column_A", "column_B"):
+                column = getattr(e, attr, None)
+                if column:
+                    wanted.add(column)
+            condition = _condition_text(getattr(e, "row_condition", None))
             if condition:
-                wanted.update(_IDENT.findall(str(condition)))
+                wanted.update(_IDENT.findall(condition))
         return [c for c in available if c in wanted]
 
-    def validate(
-        self, source: str, frame: Any, parameters: dict[str, Any], run_name: str
-    ) -> list[RuleResult]:
+    def validate(self, source: str, frame: Any, run_name: str) -> list[RuleResult]:
         """Run the source's suite on ``frame``; one :class:`RuleResult` per expectation."""
         import pandas as pd
         from great_expectations.core.run_identifier import RunIdentifier
 
+        index = INDEX_COLUMNS[source]
         result = self._definitions[source].run(
             batch_parameters={"dataframe": frame},
-            expectation_parameters=parameters,
-            result_format=RESULT_FORMAT,
+            result_format={
+                "result_format": "COMPLETE",
+                "unexpected_index_column_names": index,
+                "return_unexpected_index_query": False,
+            },
             run_id=RunIdentifier(run_name=run_name),
         )
         self._validated = True
@@ -139,24 +154,21 @@ class BatchValidator:
             config = res.expectation_config
             exc = res.exception_info or {}
             if isinstance(exc, dict) and exc.get("raised_exception"):
+                rule_name = config.meta.get("rule")
                 raise RuntimeError(
-                    f"GX expectation {config.meta.get('rule')} raised: {exc.get('exception_message')}"
+                    f"GX expectation {rule_name} raised: {exc.get('exception_message')}"
                 )
             rule = by_rule[config.meta["rule"]]
-            column = config.kwargs.get("column")
+            column = config.kwargs.get("column") or config.kwargs.get("column_B")
             detail = res.result or {}
             failing = None
             index_list = detail.get("unexpected_index_list") or []
             if index_list:
                 rows = pd.DataFrame(index_list)
                 values = rows[column] if column in rows else pd.Series(pd.NA, index=rows.index)
-                failing = pd.DataFrame(
-                    {
-                        "_line": rows["_line"].astype("int64"),
-                        "value": values.astype("string").str.slice(0, 80),
-                    }
-                )
-            condition = str(config.kwargs.get("row_condition") or "")
+                failing = rows[index].copy()
+                failing["value"] = values.astype("string").str.slice(0, 80)
+            condition = _condition_text(config.kwargs.get("row_condition")) or ""
             text_columns = [c for c in _IDENT.findall(condition) if c.endswith("_text")]
             observed = detail.get("observed_value")
             kwargs = {
@@ -178,6 +190,8 @@ class BatchValidator:
                     kwargs=json.dumps(kwargs, default=str, sort_keys=True),
                     order=rule["order"],
                     text_column=text_columns[0] if text_columns else None,
+                    row_condition=condition or None,
+                    mostly=float(config.kwargs.get("mostly") or 1.0),
                     failing=failing,
                 )
             )

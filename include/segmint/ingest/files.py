@@ -168,8 +168,10 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, f: LandingFile, table: str) -> N
             line as raw,
             case when json_valid(line) and json_type(line) = 'OBJECT' then line end as doc,
             case
-                when not json_valid(line) then 'malformed JSON: the line is not a valid JSON document'
-                when json_type(line) <> 'OBJECT' then 'malformed JSON: the line is not a JSON object'
+                when not json_valid(line)
+                    then 'malformed JSON: the line is not a valid JSON document'
+                when json_type(line) <> 'OBJECT'
+                    then 'malformed JSON: the line is not a JSON object'
             end as _error
         from {table}_phys
         where trim(line) <> ''

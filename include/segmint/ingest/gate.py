@@ -8,10 +8,12 @@ since it passed (new file, new checksum), and always for the as-of date. It fail
   ``ingest.max_quarantine_share``;
 - its events without any identity exceed ``ingest.max_no_identity_share``;
 - it holds fewer rows than ``ingest.min_rows_per_partition`` or more than
-  ``ingest.max_rows_per_partition``;
-- a batch-level expectation of the GX suite failed on one of its files.
+  ``ingest.max_rows_per_partition``.
 
-Every partition checked gets a row in ``ops.quality_gate``; the stage then raises
+These are the batch-level expectations of the GX suite ``expectations/suites/partitions.py``,
+run over a frame with one row per partition built from ``ops.load_manifest`` and
+``ops.validation_runs``; its row-level results name the failing partitions. Every partition
+checked gets a row in ``ops.quality_gate``; the stage then raises
 :class:`~segmint.stages.QualityGateError` naming each failing partition. Loaded rows stay
 loaded either way: the gate stops what is published downstream, it deletes nothing.
 """
@@ -72,20 +74,10 @@ def _top_reasons(con, source: str, partition_date: date) -> str:
     return ", ".join(f"{reason} ({n})" for reason, n in rows)
 
 
-def _batch_failures(con, source: str, partition_date: date, settings: Settings) -> list[str]:
-    problems = []
-    rows = con.execute(
-        """
-        select v.source_file, v.description, v.observed_value
-        from ops.validation_runs v
-        join ops.load_manifest m on m.path = v.source_file and m.status = 'loaded'
-        where v.source = ? and v.partition_date = ? and v.level = 'batch' and not v.success
-        order by 1, 2
-        """,
-        [source, partition_date],
-    ).fetchall()
-    problems += [f"{file}: expected {desc}, observed {obs}" for file, desc, obs in rows]
-    identity = con.execute(
+def _no_identity_share(con, source: str, partition_date: date) -> float | None:
+    if source != "events":
+        return None
+    row = con.execute(
         """
         select sum(v.unexpected_count), sum(v.element_count)
         from ops.validation_runs v
@@ -94,20 +86,53 @@ def _batch_failures(con, source: str, partition_date: date, settings: Settings) 
         """,
         [source, partition_date],
     ).fetchall()
-    limit = settings.ingest.max_no_identity_share
-    identity = identity[0] if identity else None
-    if identity and identity[1]:
-        share = identity[0] / identity[1]
-        if share > limit:
-            problems.append(
-                f"{share:.1%} of events have no customer_id or anonymous_id (threshold {limit:.1%})"
-            )
-    return problems
+    missing, total = row[0] if row else (None, None)
+    return (missing or 0) / total if total else 0.0
+
+
+def _judge(settings: Settings, parts: list[dict]) -> dict[tuple[str, str], list[str]]:
+    """Run the partition suite (GX) over one row per partition; failing rules per partition."""
+    import pandas as pd
+
+    from segmint.validation import BatchValidator
+
+    frame = pd.DataFrame(parts).drop(columns=["fingerprint"])
+    frame["no_identity_share"] = frame["no_identity_share"].astype("float64")
+    frame["failed_files"] = frame["failed_files"].astype("string")
+    results = BatchValidator(settings.ingest).validate("partitions", frame, run_name="gate")
+    failing: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        if r.failing is None:
+            continue
+        for key in zip(r.failing["source"], r.failing["partition_date"], strict=True):
+            failing.setdefault((str(key[0]), str(key[1])), []).append(r.rule)
+    return failing
+
+
+def _explain(con, settings: Settings, rule: str, p: dict) -> str:
+    ingest = settings.ingest
+    if rule == "quarantined_share":
+        pdate = date.fromisoformat(p["partition_date"])
+        return (
+            f"{p['quarantined_share']:.1%} of its {p['rows_read']} rows were quarantined "
+            f"(threshold {ingest.max_quarantine_share:.1%}); top reasons: "
+            f"{_top_reasons(con, p['source'], pdate)}"
+        )
+    if rule == "no_identity_share":
+        return (
+            f"{p['no_identity_share']:.1%} of events have no customer_id or anonymous_id "
+            f"(threshold {ingest.max_no_identity_share:.1%})"
+        )
+    if rule == "row_count":
+        return (
+            f"{p['rows_read']} rows, outside the expected {ingest.min_rows_per_partition}"
+            f"-{ingest.max_rows_per_partition}"
+        )
+    return f"unreadable file(s): {p['failed_files']}"
 
 
 def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
     """Apply the quality gate to every loaded partition <= ``as_of`` not yet passed."""
-    ingest = settings.ingest
     now = datetime.now(UTC).replace(tzinfo=None)
     con = connect(settings.warehouse)
     failures: list[str] = []
@@ -115,43 +140,43 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
     rows_in = 0
     try:
         ensure_ops_tables(con)
-        verdicts = []
+        parts = []
         for source, pdate, fingerprint, rows_read, rows_q, failed_files in _partitions_to_check(
             con, as_of
         ):
-            checked += 1
-            rows_in += rows_read
-            share = rows_q / rows_read if rows_read else 0.0
-            problems = []
-            if failed_files:
-                problems.append(f"unreadable file(s): {', '.join(failed_files)}")
-            if share > ingest.max_quarantine_share:
-                problems.append(
-                    f"{share:.1%} of its {rows_read} rows were quarantined "
-                    f"(threshold {ingest.max_quarantine_share:.1%}); top reasons: "
-                    f"{_top_reasons(con, source, pdate)}"
-                )
-            if not failed_files and rows_read < ingest.min_rows_per_partition:
-                problems.append(
-                    f"{rows_read} rows, fewer than the minimum {ingest.min_rows_per_partition}"
-                )
-            if rows_read > ingest.max_rows_per_partition:
-                problems.append(
-                    f"{rows_read} rows, more than the maximum {ingest.max_rows_per_partition}"
-                )
-            problems += _batch_failures(con, source, pdate, settings)
-            message = "; ".join(problems) or None
+            parts.append(
+                {
+                    "source": source,
+                    "partition_date": pdate.isoformat(),
+                    "fingerprint": fingerprint,
+                    "rows_read": rows_read,
+                    "rows_quarantined": rows_q,
+                    "quarantined_share": rows_q / rows_read if rows_read else 0.0,
+                    "no_identity_share": _no_identity_share(con, source, pdate),
+                    "failed_files": ", ".join(failed_files) if failed_files else None,
+                }
+            )
+        checked = len(parts)
+        rows_in = sum(p["rows_read"] for p in parts)
+        problems = _judge(settings, parts) if parts else {}
+        verdicts = []
+        for p in parts:
+            key = (p["source"], p["partition_date"])
+            details = []
+            for rule in problems.get(key, []):
+                details.append(_explain(con, settings, rule, p))
+            message = "; ".join(details) or None
             if message:
-                failures.append(f"{source} dt={pdate}: {message}")
+                failures.append(f"{p['source']} dt={p['partition_date']}: {message}")
             verdicts.append(
                 (
-                    source,
-                    pdate,
-                    fingerprint,
-                    "failed" if problems else "passed",
-                    rows_read,
-                    rows_q,
-                    share,
+                    p["source"],
+                    date.fromisoformat(p["partition_date"]),
+                    p["fingerprint"],
+                    "failed" if details else "passed",
+                    p["rows_read"],
+                    p["rows_quarantined"],
+                    p["quarantined_share"],
                     message,
                     now,
                 )

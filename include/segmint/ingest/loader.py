@@ -21,6 +21,7 @@ any file that had a duplicate of one of its records (that copy may win now).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 # Kinds whose landing text is kept beside the typed value so the suite can tell a missing
 # value from an invalid one.
 _TEXT_KINDS = ("ts", "date", "decimal", "int", "double", "bool")
+# New files are validated and written in batches of about this many records: GX's cost is
+# mostly per validation, DuckDB's per transaction, and a batch bounds the pandas frame.
+BATCH_ROWS = 1_000_000
 
 
 def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -49,6 +53,7 @@ def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:
 @dataclass
 class FileOutcome:
     file: LandingFile
+    tag: str = ""
     status: str = "loaded"
     error: str | None = None
     rows_read: int = 0
@@ -113,6 +118,7 @@ class Ingest:
         self.as_of = as_of
         self.now = datetime.now(UTC).replace(tzinfo=None)
         self._validator = None
+        self.replacing = False
 
     @property
     def validator(self):
@@ -159,6 +165,7 @@ class Ingest:
                     ):
                         group[path] = by_path[path]
             units.insert(0, sorted(group.values(), key=lambda x: x.order_key))
+            self.replacing = True
         return units, skipped
 
     def _dependents(self, con: duckdb.DuckDBPyConnection, f: LandingFile):
@@ -186,8 +193,9 @@ class Ingest:
 
     # --- one file: read, type, validate (outside any transaction) ----------------------
 
-    def prepare(self, con: duckdb.DuckDBPyConnection, f: LandingFile, tag: str) -> FileOutcome:
-        out = FileOutcome(file=f)
+    def read(self, con: duckdb.DuckDBPyConnection, f: LandingFile, tag: str) -> FileOutcome:
+        """Read and type one file into temp tables ``_rec_<tag>`` and ``_typed_<tag>``."""
+        out = FileOutcome(file=f, tag=tag)
         records = f"_rec_{tag}"
         try:
             read_records(con, f, records)
@@ -198,28 +206,76 @@ class Ingest:
             f"create or replace temp table _typed_{tag} as {typed_select(f.source, records)}"
         )
         out.rows_read = con.execute(f"select count(*) from {records}").fetchall()[0][0]
-
-        validator = self.validator
-        available = [r[0] for r in con.execute(f"describe _typed_{tag}").fetchall()]
-        cols = validator.columns(f.source, available)
-        casts = {"revenue", "price"}  # DECIMAL -> DOUBLE for pandas
-        select = ", ".join(f"{c}::DOUBLE as {c}" if c in casts else c for c in cols)
-        frame = con.execute(f"select {select} from _typed_{tag} order by _line").df()
-        limit = datetime.combine(f.partition_date + timedelta(days=1), datetime.min.time())
-        limit += timedelta(hours=self.settings.ingest.future_tolerance_hours)
-        results = validator.validate(
-            f.source,
-            frame,
-            {validator.ts_limit_parameter(f.source): limit},
-            run_name=f.path.replace("/", "__"),
-        )
-        for r in results:
-            if r.text_column and r.failing is not None and len(r.failing):
-                text = frame.set_index("_line")[r.text_column]
-                r.failing["value"] = text.reindex(r.failing["_line"]).astype("string").to_numpy()
-        del frame
-        self._store_results(con, f, tag, results)
         return out
+
+    def validate(self, con: duckdb.DuckDBPyConnection, outs: list[FileOutcome]) -> None:
+        """One GX validation per source over the typed rows of all ``outs`` (row-level results).
+
+        GX's cost is mostly a fixed overhead per validation, so the loader validates many
+        files at once; ``_file`` (position in ``outs``) and ``_line`` route each failing row.
+        """
+        validator = self.validator
+        for source in sorted({o.file.source for o in outs if o.status == "loaded"}):
+            batch = [
+                (i, o)
+                for i, o in enumerate(outs)
+                if o.status == "loaded" and o.file.source == source
+            ]
+            available = [r[0] for r in con.execute(f"describe _typed_{batch[0][1].tag}").fetchall()]
+            limit_col = validator.ts_limit_column(source)
+            cols = [c for c in validator.columns(source, [*available, "_file", limit_col])]
+            select = ", ".join(
+                f"{c}::DOUBLE as {c}" if c in ("revenue", "price") else c
+                for c in cols
+                if c not in ("_file", limit_col)
+            )
+            tolerance = self.settings.ingest.future_tolerance_hours
+            union = " union all ".join(
+                f"select {i}::INTEGER as _file, {select}, "
+                f"(DATE '{o.file.partition_date + timedelta(days=1)}'::TIMESTAMP "
+                f"+ to_microseconds({int(tolerance * 3600 * 1e6)})) as {limit_col} "
+                f"from _typed_{o.tag}"
+                for i, o in batch
+            )
+            frame = con.execute(f"select * from ({union}) order by _file, _line").df()
+            first, last = batch[0][1].file.path, batch[-1][1].file.path
+            name = f"{first}..{last}" if len(batch) > 1 else first
+            results = validator.validate(source, frame, run_name=name.replace("/", "__"))
+            self._route(con, frame, results, [o for _, o in batch], [i for i, _ in batch])
+            del frame
+
+    def _route(self, con, frame, results, outs: list[FileOutcome], ids: list[int]) -> None:
+        """Split the batch's results by file: validation rows, failing rows, nulled fields."""
+        import pandas as pd
+
+        domain: dict[str, pd.Series] = {}
+        for r in results:
+            rows = frame.query(r.row_condition, engine="python") if r.row_condition else frame
+            domain[r.rule] = rows["_file"].value_counts()
+            if r.text_column and r.failing is not None and len(r.failing):
+                text = frame.set_index(["_file", "_line"])[r.text_column]
+                keys = pd.MultiIndex.from_frame(r.failing[["_file", "_line"]])
+                r.failing["value"] = text.reindex(keys).astype("string").to_numpy()
+        for out, fid in zip(outs, ids, strict=True):
+            per_file = []
+            for r in results:
+                failing = None
+                if r.failing is not None and len(r.failing):
+                    failing = r.failing[r.failing["_file"] == fid]
+                elements = int(domain[r.rule].get(fid, 0))
+                unexpected = 0 if failing is None else len(failing)
+                share = unexpected / elements if elements else 0.0
+                per_file.append(
+                    dataclasses.replace(
+                        r,
+                        failing=failing,
+                        element_count=elements,
+                        unexpected_count=unexpected,
+                        unexpected_percent=100.0 * share,
+                        success=share <= 1.0 - r.mostly + 1e-12,
+                    )
+                )
+            self._store_results(con, out.file, out.tag, per_file)
 
     def _store_results(self, con, f: LandingFile, tag: str, results) -> None:
         import pandas as pd
@@ -294,7 +350,8 @@ class Ingest:
         con.register("_fails_df", fails)
         con.execute(
             f"create or replace temp table _fails_{tag} as "
-            "select _line::BIGINT as _line, rule_order::BIGINT as rule_order, level::VARCHAR as level,"
+            "select _line::BIGINT as _line, rule_order::BIGINT as rule_order,"
+            " level::VARCHAR as level,"
             " field::VARCHAR as field, reason::VARCHAR as reason,"
             " description::VARCHAR as description from _fails_df"
         )
@@ -513,20 +570,36 @@ def run_ingest(settings: Settings, as_of: date) -> StageResult:
     files, ignored = discover(settings.landing)
     outcomes: list[FileOutcome] = []
     con = connect(settings.warehouse)
+    tags = iter(range(1 << 62))
+
+    def flush(batch: list[FileOutcome]) -> None:
+        ingest.validate(con, batch)
+        with transaction(con):
+            for out in batch:
+                ingest.write(con, out, out.tag)
+        for out in batch:
+            ingest.drop_temp(con, out.tag)
+        outcomes.extend(batch)
+
     try:
         ensure_ops_tables(con)
         units, skipped = ingest.plan(con, files)
+        pending: list[FileOutcome] = []
+        rows = 0
         for unit in units:
-            prepared = []
-            for i, f in enumerate(unit):
-                log.info("ingest: reading %s", f.path)
-                prepared.append(ingest.prepare(con, f, str(i)))
-            with transaction(con):
-                for i, out in enumerate(prepared):
-                    ingest.write(con, out, str(i))
-            for i in range(len(unit)):
-                ingest.drop_temp(con, str(i))
-            outcomes.extend(prepared)
+            if len(unit) > 1 or (unit is units[0] and ingest.replacing):
+                # A changed file and the files that depend on it: one transaction.
+                flush([ingest.read(con, f, str(next(tags))) for f in unit])
+                continue
+            log.info("ingest: reading %s", unit[0].path)
+            out = ingest.read(con, unit[0], str(next(tags)))
+            pending.append(out)
+            rows += out.rows_read
+            if rows >= BATCH_ROWS:
+                flush(pending)
+                pending, rows = [], 0
+        if pending:
+            flush(pending)
         if outcomes and ingest._validator is not None:
             ingest.validator.build_docs()
     finally:

@@ -36,7 +36,9 @@ def insert_raw(
     loaded = f"TIMESTAMP '{loaded_at.isoformat(sep=' ')}'" if loaded_at else None
     loaded_expr = loaded or "CAST(event_ts AS DATE) + INTERVAL 1 DAY + INTERVAL 2 HOUR"
     con.execute("SET enable_progress_bar = false")
-    con.execute("CREATE OR REPLACE TEMP MACRO hb(a, b, c := 0) AS CAST(hash(a, b, c) >> 1 AS BIGINT)")
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO hb(a, b, c := 0) AS CAST(hash(a, b, c) >> 1 AS BIGINT)"
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE syn_sessions AS

@@ -1,0 +1,189 @@
+"""The marts of a real ``dbt build`` against an independent pandas computation over the
+same raw rows: equal to the row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from oracle import attributed_events, customer_figures, orders, sessions
+from warehouse_data import END, settings_for
+
+from segmint.warehouse import connect, table_hash
+
+MARTS = (
+    "marts.identity_map",
+    "marts.identity_conflicts",
+    "marts.sessions",
+    "marts.orders",
+    "marts.customers",
+    "marts.customer_daily_activity",
+    "marts.customer_features",
+    "marts.customer_feature_history",
+    "marts.customer_rule_segments",
+)
+
+
+@pytest.fixture(scope="module")
+def raw_events(full_warehouse: Path) -> pd.DataFrame:
+    con = connect(full_warehouse, read_only=True)
+    try:
+        return con.execute("SELECT * FROM raw.events").df()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def events(raw_events: pd.DataFrame) -> pd.DataFrame:
+    return attributed_events(raw_events)
+
+
+def query(path: Path, sql: str) -> pd.DataFrame:
+    con = connect(path, read_only=True)
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
+
+
+def test_orders_equal_to_the_row(full_warehouse: Path, events: pd.DataFrame) -> None:
+    expected = orders(events).rename(columns={"customer": "customer_id", "ts": "ordered_at"})
+    actual = query(
+        full_warehouse,
+        "SELECT order_id, customer_id, ordered_at, CAST(revenue AS DOUBLE) AS revenue "
+        "FROM marts.orders",
+    )
+    assert len(actual) == len(expected) > 100
+    merged = expected.merge(actual, on="order_id", suffixes=("_pd", "_dbt"), validate="1:1")
+    assert len(merged) == len(expected)
+    assert (merged["customer_id_pd"].fillna("-") == merged["customer_id_dbt"].fillna("-")).all()
+    assert (merged["ordered_at_pd"] == merged["ordered_at_dbt"]).all()
+    assert np.allclose(merged["revenue_pd"], merged["revenue_dbt"])
+    # The data repeats some purchase events: they must not become extra orders.
+    repeated = events[events["event_type"] == "purchase"]["order_id"].duplicated().sum()
+    assert repeated > 0
+
+
+def test_sessions_equal_to_the_row(full_warehouse: Path, events: pd.DataFrame) -> None:
+    expected = sessions(events)
+    actual = query(
+        full_warehouse, "SELECT customer_id, started_at, ended_at, duration_s FROM marts.sessions"
+    )
+    assert len(actual) == len(expected) > 1000
+    key = ["customer", "started", "ended"]
+    exp = expected.rename(columns={"customer": "customer"})[key].fillna({"customer": "-"})
+    act = actual.rename(
+        columns={"customer_id": "customer", "started_at": "started", "ended_at": "ended"}
+    )[key].fillna({"customer": "-"})
+    pd.testing.assert_frame_equal(
+        exp.sort_values(key).reset_index(drop=True), act.sort_values(key).reset_index(drop=True)
+    )
+    # Both ways of sessionising are exercised, and anonymous visitors keep their sessions.
+    assert expected["part"].str.startswith("i:").any()
+    assert expected["part"].str.startswith("s:").any()
+    assert actual["customer_id"].isna().any()
+    assert (actual["duration_s"] >= 0).all()
+
+
+def test_customer_features_equal_to_the_row(full_warehouse: Path, events: pd.DataFrame) -> None:
+    expected = customer_figures(events, END)
+    actual = query(
+        full_warehouse,
+        "SELECT customer_id, order_count, CAST(revenue_total AS DOUBLE) AS revenue_total, "
+        "recency_days, sessions_30d FROM marts.customer_features",
+    ).set_index("customer_id")
+    assert actual.index.is_unique
+    # Every customer with an order or a session is there; the others have zeros.
+    assert set(expected.index) <= set(actual.index)
+    exp = expected.reindex(actual.index)
+    assert (actual["order_count"] == exp["order_count"].fillna(0)).all()
+    assert np.allclose(actual["revenue_total"], exp["revenue_total"].fillna(0), atol=0.005)
+    assert (
+        actual["recency_days"]
+        .fillna(-1)
+        .astype(int)
+        .equals(exp["recency_days"].fillna(-1).astype(int))
+    )
+    assert (actual["sessions_30d"] == exp["sessions_30d"].fillna(0)).all()
+    assert (actual["order_count"] > 0).sum() > 100
+
+
+def test_identity_stitching(full_warehouse: Path, raw_events: pd.DataFrame) -> None:
+    links = raw_events.dropna(subset=["customer_id", "anonymous_id"])
+    per_anon = links.groupby("anonymous_id")["customer_id"].nunique()
+    identity = query(full_warehouse, "SELECT * FROM marts.identity_map").set_index("anonymous_id")
+    conflicts = query(full_warehouse, "SELECT * FROM marts.identity_conflicts")
+    assert set(identity.index) == set(per_anon.index)
+    assert (identity["candidate_count"] == per_anon.reindex(identity.index)).all()
+    assert len(conflicts) == (per_anon > 1).sum() > 0
+    # The most recently linked customer wins.
+    last = links.sort_values(["event_ts", "customer_id"]).groupby("anonymous_id").tail(1)
+    latest = links.groupby(["anonymous_id", "customer_id"])["event_ts"].max().reset_index()
+    latest = latest.sort_values(
+        ["anonymous_id", "event_ts", "customer_id"], ascending=[True, False, True]
+    )
+    chosen = latest.drop_duplicates("anonymous_id").set_index("anonymous_id")["customer_id"]
+    assert (identity["customer_id"] == chosen.reindex(identity.index)).all()
+    assert len(last) == len(identity)
+    # Never-linked anonymous ids stay anonymous visitors: not customers.
+    customers = query(full_warehouse, "SELECT customer_id FROM marts.customers")
+    assert not customers["customer_id"].str.startswith("V").any()
+
+
+def test_rfm_scores_and_segments(full_warehouse: Path) -> None:
+    features = query(full_warehouse, "SELECT * FROM marts.customer_features")
+    buyers = features[features["order_count"] > 0]
+    for score in ("r_score", "f_score", "m_score"):
+        assert buyers[score].between(1, 5).all()
+        assert features.loc[features["order_count"] == 0, score].isna().all()
+    # Equal values, equal scores; better values never score lower.
+    for score, value, better in (
+        ("f_score", "order_count", 1),
+        ("m_score", "revenue_total", 1),
+        ("r_score", "recency_days", -1),
+    ):
+        assert (buyers.groupby(value)[score].nunique() == 1).all()
+        ordered = buyers.sort_values(value, ascending=better == 1)
+        assert ordered[score].is_monotonic_increasing
+    assert (features.loc[features["order_count"] == 0, "rfm_segment"] == "No orders").all()
+    assert buyers["rfm_segment"].notna().all()
+    assert buyers["rfm_segment"].nunique() >= 5
+
+
+def test_rule_segments_follow_their_definitions(full_warehouse: Path) -> None:
+    features = query(full_warehouse, "SELECT * FROM marts.customer_features").set_index(
+        "customer_id"
+    )
+    segments = query(full_warehouse, "SELECT * FROM marts.customer_rule_segments")
+    today = segments[segments["as_of_date"] == pd.Timestamp(END)]
+    members = today.groupby("segment")["customer_id"].apply(set)
+    rules = {
+        "frequent_visitor": features["sessions_7d"] > 5,
+        "high_value": features["revenue_total"].astype(float) > 500,
+        "repeat_buyer": features["orders_30d"] >= 3,
+        "cart_abandoner": features["has_abandoned_cart"],
+        "lifecycle_new": features["tenure_days"] < 30,
+    }
+    for name, mask in rules.items():
+        assert members.get(name, set()) == set(features.index[mask.fillna(False)]), name
+    lifecycle = today[today["segment"].str.startswith("lifecycle_")]
+    assert lifecycle["customer_id"].is_unique
+    assert set(lifecycle["customer_id"]) == set(features.index)
+    assert {"high_value", "cart_abandoner", "lifecycle_active"} <= set(members.index)
+
+
+def test_rerun_leaves_identical_tables(full_warehouse: Path) -> None:
+    from segmint.transform import run_transform
+
+    con = connect(full_warehouse, read_only=True)
+    before = {t: table_hash(con, t) for t in MARTS}
+    con.close()
+    result = run_transform(settings_for(full_warehouse), END)
+    con = connect(full_warehouse, read_only=True)
+    after = {t: table_hash(con, t) for t in MARTS}
+    con.close()
+    assert before == after
+    assert result.rows_in > 10_000
+    assert result.rows_out == len(query(full_warehouse, "SELECT 1 FROM marts.customer_features"))

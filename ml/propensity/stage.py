@@ -198,8 +198,10 @@ def evaluate(
     summary, scorer_rows = m.metric_rows(y_hold, p_model, p_model, "model", keys)
     summaries["model"] = summary
     rows += scorer_rows
-    val_scores = baselines.baseline_scores(windows.validation, model_name, horizon, random_state)
-    hold_scores = baselines.baseline_scores(hold, model_name, horizon, random_state)
+    # BG/NBD parameters are fitted once, on the validation snapshot's purchase summary.
+    bgnbd = baselines.fit_bgnbd(windows.validation, random_state)
+    val_scores = baselines.baseline_scores(windows.validation, model_name, horizon, bgnbd)
+    hold_scores = baselines.baseline_scores(hold, model_name, horizon, bgnbd)
     for scorer in baselines.SCORERS:
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
         iso.fit(val_scores[scorer], y_val)

@@ -61,6 +61,11 @@ def airflow_environ(
             "AIRFLOW__CORE__CHECK_FOR_NEWER_VERSION": "False",
         }
     )
+    # `airflow standalone` starts its components as `airflow ...` found on PATH: put this
+    # environment's scripts first even when the venv is not activated (make calls .venv/bin/).
+    scripts = str(Path(sys.executable).parent)
+    if env.get("PATH", "").split(os.pathsep)[0] != scripts:
+        env["PATH"] = os.pathsep.join([scripts, env.get("PATH", os.defpath)])
     # Tasks may run with another working directory: make the segmint paths absolute.
     for key in ("SEGMINT_WAREHOUSE", "SEGMINT_LANDING", "SEGMINT_OUTPUT", "SEGMINT_AUDIENCES"):
         if env.get(key):

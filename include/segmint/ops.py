@@ -363,7 +363,7 @@ def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple
     )
     message = (
         f"segmint: stage '{ti.task_id}' {status.replace('_', ' ')} for as_of={as_of} "
-        f"(DAG run {ti.run_id}, {tries}); {next_step}. Error: {error}."
+        f"(DAG run {ti.run_id}, {tries}); {next_step}. Error: {error.rstrip('.')}."
         f"{_hint(exc, settings) if settings is not None else ''} Log: {where}.{published}"
     )
     started = getattr(ti, "start_date", None)

@@ -6,8 +6,8 @@ fail. Readers (analysts, BI tools, notebooks) open the *published* copy
 (``settings.published_warehouse``, ``warehouse/published/segmint.duckdb`` by default), which
 this stage replaces atomically at the end of a night:
 
-1. **audit the night** in the working file: the tables that carry the as-of date have rows
-   for it, and no model run of the night failed (the GX gate, ``dbt build`` tests and model
+1. **audit the night** in the working file: the feature and segment tables have rows for
+   the as-of date, and no model run of the night failed (the GX gate, ``dbt build`` tests and model
    rules already stopped the run before this stage if they said no);
 2. **checkpoint and close** the working file so it is complete on disk (no WAL);
 3. **write** a byte copy to a temporary name in the published folder, stamp it
@@ -40,11 +40,13 @@ from segmint.config import Settings
 from segmint.stages import PublishRefusedError, SegmintError, StageResult
 
 # Tables keyed by as_of_date whose producing stage must have written the night's rows, when
-# the table exists at all (a stage that is not installed yet simply has no table).
+# the table exists at all (a stage that is not installed yet simply has no table). Propensity
+# scores are not among them: the model publication rules may rightly withhold a night's
+# scores (a model that does not beat its baseline), which the score stage records in
+# ml.model_runs as 'not_published'.
 NIGHTLY_TABLES = (
     "marts.customer_features",
     "ml.customer_segments",
-    "ml.propensity_scores",
 )
 TEMP_MARK = ".publishing-"
 

@@ -213,12 +213,23 @@ def test_first_night_publishes_the_contract_tables(night: Night) -> None:
             [AS_OF],
         ).fetchone()
         assert segmented[0] == features and segmented[1] >= 2
-        scores = con.execute(
-            "select count(*), min(score), max(score) from ml.propensity_scores "
-            "where as_of_date = ?",
-            [AS_OF],
-        ).fetchone()
-        assert scores[0] > 0 and 0.0 <= scores[1] <= scores[2] <= 1.0
+        # every model ran for the night; scores exist exactly for the models the publication
+        # rules let through (a tiny data set may rightly withhold them)
+        models = dict(
+            con.execute(
+                "select model_name, status from ml.model_runs where as_of_date = ?", [AS_OF]
+            ).fetchall()
+        )
+        assert models.get("segmentation") == "published"
+        assert {models.get("purchase"), models.get("churn")} <= {"published", "not_published"}
+        for model in ("purchase", "churn"):
+            scored = con.execute(
+                "select count(*), coalesce(min(score), 0), coalesce(max(score), 0) "
+                "from ml.propensity_scores where as_of_date = ? and model_name = ?",
+                [AS_OF, model],
+            ).fetchone()
+            assert (scored[0] > 0) == (models[model] == "published"), model
+            assert 0.0 <= scored[1] <= scored[2] <= 1.0
     finally:
         con.close()
     # every stage recorded its success, with row counts, in the working warehouse

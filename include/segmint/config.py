@@ -99,6 +99,40 @@ class PropensitySettings:
 
 
 @dataclass(frozen=True)
+class RecommendationSettings:
+    # Recommendations per customer in ml.recommendations.
+    top_n: int = 10
+    # Products that may be recommended again after a purchase (consumables), by id or category.
+    repeatable_product_ids: tuple[str, ...] = ()
+    repeatable_categories: tuple[str, ...] = ()
+    # Purchases of the last N days up to as_of are hidden from training and used to evaluate.
+    holdout_days: int = 14
+    # Interaction strengths and recency half-life (days) of the weighted matrix.
+    view_weight: float = 1.0
+    cart_weight: float = 4.0
+    purchase_weight: float = 8.0
+    half_life_days: float = 30.0
+    # Implicit ALS: confidence = 1 + alpha * weight; latent factors, L2 regularisation,
+    # alternating sweeps and conjugate-gradient steps per sweep.
+    alpha: float = 2.0
+    factors: int = 32
+    regularization: float = 0.05
+    iterations: int = 12
+    cg_steps: int = 3
+    random_state: int = 42
+    # Customers with fewer distinct products interacted with get the cold-start chain
+    # (favourite category, segment best sellers, overall best sellers).
+    min_interactions: int = 3
+    # BLAS threads while fitting and scoring; 0 = all cores.
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        # TOML gives lists; keep the frozen settings hashable.
+        object.__setattr__(self, "repeatable_product_ids", tuple(self.repeatable_product_ids))
+        object.__setattr__(self, "repeatable_categories", tuple(self.repeatable_categories))
+
+
+@dataclass(frozen=True)
 class Settings:
     warehouse: Path = Path("warehouse/segmint.duckdb")
     landing: Path = Path("data/landing")
@@ -109,6 +143,7 @@ class Settings:
     transform: TransformSettings = field(default_factory=TransformSettings)
     segmentation: SegmentationSettings = field(default_factory=SegmentationSettings)
     propensity: PropensitySettings = field(default_factory=PropensitySettings)
+    recommendations: RecommendationSettings = field(default_factory=RecommendationSettings)
 
     # Paths derived from the warehouse location.
     @property
@@ -138,6 +173,7 @@ _SECTIONS = {
     "transform": TransformSettings,
     "segmentation": SegmentationSettings,
     "propensity": PropensitySettings,
+    "recommendations": RecommendationSettings,
 }
 _PATH_KEYS = ("warehouse", "landing", "output", "audiences")
 

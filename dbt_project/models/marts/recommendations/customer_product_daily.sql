@@ -1,0 +1,151 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='activity_date',
+        on_schema_change='fail',
+    )
+}}
+
+{%- set dates = new_event_dates(ref('int_events_sessionised')) if is_incremental() else [] %}
+
+{#-
+One row per customer, product and UTC day with a product view, cart add or purchase: the
+interactions the recommender learns from. Events are attributed to customers exactly as in
+int_events_sessionised (point in time); the product id comes from the staged event.
+
+Purchases: a purchase event that names a product (one event per order line) counts for that
+product. A purchase event without a product (one event per order) counts for the products
+left in the session's cart at that moment: cart adds minus removals up to the purchase,
+valued at list price times quantity.
+
+Incremental like customer_daily_activity: the days that received events since the last run
+are rebuilt whole. Readers keep activity_date <= their as-of date.
+-#}
+
+with
+
+events as (
+
+    select
+        sessionised.event_id,
+        sessionised.event_type,
+        sessionised.event_at,
+        sessionised.event_date,
+        sessionised.customer_id,
+        sessionised.person_key,
+        coalesce(
+            's:' || sessionised.session_id,
+            'i:' || cast(sessionised.session_number as {{ dbt.type_string() }})
+        ) as session_part,
+        staged.product_id,
+        sessionised.product_category,
+        coalesce(sessionised.quantity, 1) as quantity,
+        sessionised.price,
+        sessionised.revenue,
+        sessionised._loaded_at
+    from {{ ref('int_events_sessionised') }} as sessionised
+    inner join {{ ref('stg_segmint__events') }} as staged
+        on sessionised.event_id = staged.event_id
+    where
+        sessionised.event_type in ('product_view', 'add_to_cart', 'remove_from_cart', 'purchase')
+        and {{ incremental_date_filter('sessionised.event_date', dates, 'sessionised.event_at') }}
+        and {{ incremental_date_filter('staged.event_date', dates, 'staged.event_at') }}
+
+),
+
+order_level_purchases as (
+
+    select
+        person_key,
+        event_date,
+        session_part,
+        min(event_at) as purchased_at
+    from events
+    where
+        event_type = 'purchase'
+        and product_id is null
+        and person_key is not null
+    group by person_key, event_date, session_part
+
+),
+
+session_cart_lines as (
+
+    select
+        cart.customer_id,
+        cart.event_date,
+        cart.product_id,
+        max(cart.product_category) as product_category,
+        sum(
+            case
+                when cart.event_type = 'add_to_cart' then cart.quantity
+                else -cart.quantity
+            end
+        ) as net_quantity,
+        max(cart.price) as price,
+        max(cart._loaded_at) as _loaded_at
+    from events as cart
+    inner join order_level_purchases as purchase
+        on
+            cart.person_key = purchase.person_key
+            and cart.event_date = purchase.event_date
+            and cart.session_part = purchase.session_part
+            and cart.event_at <= purchase.purchased_at
+    where
+        cart.event_type in ('add_to_cart', 'remove_from_cart')
+        and cart.customer_id is not null
+        and cart.product_id is not null
+    group by cart.customer_id, cart.event_date, cart.person_key, cart.session_part, cart.product_id
+
+),
+
+interactions as (
+
+    select
+        customer_id,
+        event_date as activity_date,
+        product_id,
+        product_category,
+        case when event_type = 'product_view' then 1 else 0 end as product_views,
+        case when event_type = 'add_to_cart' then 1 else 0 end as cart_adds,
+        case when event_type = 'purchase' then 1 else 0 end as purchases,
+        case
+            when event_type = 'purchase' then coalesce(revenue, price * quantity)
+        end as revenue,
+        _loaded_at
+    from events
+    where
+        customer_id is not null
+        and product_id is not null
+        and event_type in ('product_view', 'add_to_cart', 'purchase')
+
+    union all
+
+    select
+        customer_id,
+        event_date as activity_date,
+        product_id,
+        product_category,
+        0 as product_views,
+        0 as cart_adds,
+        1 as purchases,
+        price * net_quantity as revenue,
+        _loaded_at
+    from session_cart_lines
+    where net_quantity > 0
+
+)
+
+select
+    customer_id,
+    product_id,
+    max(product_category) as product_category,
+    activity_date,
+    cast(sum(product_views) as {{ dbt.type_bigint() }}) as product_views,
+    cast(sum(cart_adds) as {{ dbt.type_bigint() }}) as cart_adds,
+    cast(sum(purchases) as {{ dbt.type_bigint() }}) as purchases,
+    cast(coalesce(sum(revenue), 0) as {{ type_money() }}) as revenue,
+    max(_loaded_at) as _loaded_at
+from interactions
+group by customer_id, product_id, activity_date

@@ -1,0 +1,170 @@
+"""Interactions: weights, the sparse customer x product matrix, popularity rankings.
+
+Pure functions on numpy arrays of integer codes (customers and products are numbered by the
+reader, see :mod:`ml.recommendations.data`); nothing here touches the warehouse and no dense
+customer x product matrix is ever built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Interactions:
+    """One entry per customer, product and day (the mart's grain), as codes."""
+
+    customer: np.ndarray  # int32 customer codes
+    product: np.ndarray  # int32 product codes
+    age_days: np.ndarray  # int32 days before the as-of (or training cut-off) date
+    views: np.ndarray  # product views
+    cart_adds: np.ndarray
+    purchases: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.customer)
+
+    def where(self, mask: np.ndarray) -> Interactions:
+        return Interactions(
+            *(getattr(self, f)[mask] for f in self.__dataclass_fields__)  # type: ignore[arg-type]
+        )
+
+    def shifted(self, days: int) -> Interactions:
+        """The same entries seen from ``days`` earlier (ages relative to a training cut-off)."""
+        out = self.where(np.ones(len(self), dtype=bool))
+        out.age_days = out.age_days - days
+        return out
+
+
+def interaction_weights(
+    inter: Interactions,
+    view_weight: float,
+    cart_weight: float,
+    purchase_weight: float,
+    half_life_days: float,
+) -> np.ndarray:
+    """Strength of each entry (purchase > cart add > view) halved every ``half_life_days``."""
+    strength = (
+        view_weight * inter.views
+        + cart_weight * inter.cart_adds
+        + purchase_weight * inter.purchases
+    )
+    decay = np.exp2(-np.maximum(inter.age_days, 0) / half_life_days)
+    return (strength * decay).astype(np.float32)
+
+
+def build_matrix(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]):
+    """CSR matrix summing the values of repeated (row, col) pairs; explicit zeros dropped."""
+    import scipy.sparse as sp
+
+    matrix = sp.csr_matrix(
+        (np.asarray(values, dtype=np.float32), (rows, cols)), shape=shape, dtype=np.float32
+    )
+    matrix.sum_duplicates()
+    matrix.eliminate_zeros()
+    return matrix
+
+
+def purchased_keys(
+    inter: Interactions, n_products: int, repeatable: np.ndarray | None = None
+) -> np.ndarray:
+    """Sorted ``customer * n_products + product`` keys of purchases not to recommend again.
+
+    ``repeatable`` is a boolean array over product codes (True: may be bought again).
+    """
+    bought = inter.purchases > 0
+    if repeatable is not None and len(repeatable):
+        bought &= ~repeatable[inter.product]
+    keys = inter.customer[bought].astype(np.int64) * n_products + inter.product[bought]
+    return np.unique(keys)
+
+
+def popularity(
+    inter: Interactions, n_products: int, half_life_days: float, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best sellers: recency-decayed purchases per product, ties broken by all interactions.
+
+    Returns (score per product code, product codes ranked best first).
+    """
+    decay = np.exp2(-np.maximum(inter.age_days, 0) / half_life_days)
+    sold = np.bincount(inter.product, weights=inter.purchases * decay, minlength=n_products)
+    interest = np.bincount(inter.product, weights=weights, minlength=n_products)
+    order = np.lexsort((np.arange(n_products), -interest, -sold))
+    return sold, order
+
+
+def top_by_group(
+    group: np.ndarray, score: np.ndarray, tiebreak: np.ndarray, n_groups: int, length: int
+) -> np.ndarray:
+    """(n_groups, length) table of product codes ranked by ``score`` within each group.
+
+    ``group``, ``score``, ``tiebreak`` are per product (group -1: in no group). Rows are
+    padded with -1 when a group has fewer products; products with a zero score are left out.
+    """
+    table = np.full((n_groups, length), -1, dtype=np.int32)
+    keep = (group >= 0) & (score > 0)
+    products = np.flatnonzero(keep)
+    if len(products) == 0 or length == 0:
+        return table
+    order = products[np.lexsort((products, -tiebreak[products], -score[products], group[products]))]
+    g = group[order]
+    first = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
+    start = np.repeat(first, np.diff(np.r_[first, len(g)]))
+    rank = np.arange(len(g)) - start
+    fits = rank < length
+    table[g[fits], rank[fits]] = order[fits]
+    return table
+
+
+def group_popularity(
+    member_group: np.ndarray,
+    inter: Interactions,
+    n_groups: int,
+    n_products: int,
+    half_life_days: float,
+    length: int,
+    tiebreak: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best sellers among each group's customers (``member_group`` per customer code, -1: none).
+
+    Returns (table of product codes (n_groups, length), score table of the same shape).
+    """
+    g = member_group[inter.customer]
+    ok = (g >= 0) & (inter.purchases > 0)
+    decay = np.exp2(-np.maximum(inter.age_days[ok], 0) / half_life_days)
+    key = g[ok].astype(np.int64) * n_products + inter.product[ok]
+    sold = np.bincount(key, weights=inter.purchases[ok] * decay, minlength=n_groups * n_products)
+    sold = sold.reshape(n_groups, n_products)
+    table = np.full((n_groups, length), -1, dtype=np.int32)
+    scores = np.zeros((n_groups, length))
+    for gi in range(n_groups):  # a handful of segments, not data rows
+        products = np.flatnonzero(sold[gi] > 0)
+        ranked = products[np.lexsort((products, -tiebreak[products], -sold[gi, products]))]
+        ranked = ranked[:length]
+        table[gi, : len(ranked)] = ranked
+        scores[gi, : len(ranked)] = sold[gi, ranked]
+    return table, scores
+
+
+def favourite_from_interactions(
+    inter: Interactions,
+    weights: np.ndarray,
+    product_category: np.ndarray,
+    n_customers: int,
+    n_categories: int,
+) -> np.ndarray:
+    """Category code with the largest interaction weight per customer (-1 without any)."""
+    cat = product_category[inter.product]
+    ok = cat >= 0
+    key = inter.customer[ok].astype(np.int64) * n_categories + cat[ok]
+    uniq, inverse = np.unique(key, return_inverse=True)
+    total = np.bincount(inverse, weights=weights[ok])
+    cust, category = uniq // n_categories, uniq % n_categories
+    # Largest total per customer; ties to the smaller category code.
+    order = np.lexsort((category, -total, cust))
+    first = np.r_[True, cust[order][1:] != cust[order][:-1]]
+    out = np.full(n_customers, -1, dtype=np.int32)
+    out[cust[order][first]] = category[order][first]
+    return out

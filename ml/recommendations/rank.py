@@ -1,0 +1,149 @@
+"""Top-N lists: collaborative scores first, then the cold-start chain, purchases excluded.
+
+Every customer's list is the first ``n`` distinct, not-excluded products of a candidate row
+made of blocks, in order: collaborative (warm customers only), content (best sellers of the
+favourite category), segment-popular, popular. Each block keeps its own source label, so a
+cold customer's list says where each pick came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SOURCES = ("collaborative", "content", "segment-popular", "popular")
+
+
+@dataclass
+class Block:
+    """Candidates of one source: product codes and scores, shape (customers, width); -1 = none."""
+
+    source: str
+    products: np.ndarray
+    scores: np.ndarray
+
+
+@dataclass
+class Lists:
+    """Long-format top-N lists (row order: customer, then rank)."""
+
+    customer: np.ndarray  # positions into the customers the lists were built for
+    rank: np.ndarray  # 1-based
+    product: np.ndarray
+    score: np.ndarray
+    source: np.ndarray  # index into SOURCES
+
+    def as_matrix(self, n_customers: int, n: int) -> np.ndarray:
+        """(n_customers, n) product codes, -1 where a list is shorter."""
+        out = np.full((n_customers, n), -1, dtype=np.int32)
+        out[self.customer, self.rank - 1] = self.product
+        return out
+
+
+def is_excluded(customers: np.ndarray, products: np.ndarray, keys: np.ndarray, n_products: int):
+    """True where (customer, product) is among the sorted purchased ``keys``."""
+    key = customers.astype(np.int64)[:, None] * n_products + products
+    if len(keys) == 0:
+        return np.zeros(key.shape, dtype=bool)
+    pos = np.searchsorted(keys, key)
+    return keys[np.minimum(pos, len(keys) - 1)] == key
+
+
+def collaborative_block(
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    customers: np.ndarray,
+    warm: np.ndarray,
+    excluded_keys: np.ndarray,
+    n: int,
+    batch: int = 4096,
+) -> Block:
+    """Top-``n`` products by predicted preference for the warm ``customers`` (codes).
+
+    Scores are computed batch by batch (batch x products), purchased products are removed
+    before the top-n is taken; cold customers get an empty row.
+    """
+    n_products = item_factors.shape[0]
+    width = min(n, n_products)
+    products = np.full((len(customers), width), -1, dtype=np.int32)
+    scores = np.zeros((len(customers), width), dtype=np.float32)
+    idx = np.flatnonzero(warm)
+    item_t = np.ascontiguousarray(item_factors.T)
+    for start in range(0, len(idx), batch):
+        pos = idx[start : start + batch]
+        cust = customers[pos]
+        s = user_factors[cust] @ item_t
+        # Purchased products of these customers: keys in [cust * P, cust * P + P).
+        lo = np.searchsorted(excluded_keys, cust.astype(np.int64) * n_products)
+        hi = np.searchsorted(excluded_keys, (cust.astype(np.int64) + 1) * n_products)
+        counts = hi - lo
+        if counts.sum():
+            row = np.repeat(np.arange(len(cust)), counts)
+            within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+            col = excluded_keys[np.repeat(lo, counts) + within] % n_products
+            s[row, col] = -np.inf
+        if width < n_products:
+            top = np.argpartition(-s, width - 1, axis=1)[:, :width]
+        else:
+            top = np.tile(np.arange(n_products), (len(cust), 1))
+        top_scores = np.take_along_axis(s, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        top_scores = np.take_along_axis(top_scores, order, axis=1)
+        valid = np.isfinite(top_scores)
+        products[pos] = np.where(valid, top, -1)
+        scores[pos] = np.where(valid, top_scores, 0.0)
+    return Block("collaborative", products, scores)
+
+
+def table_block(
+    source: str,
+    group_of_customer: np.ndarray,
+    table: np.ndarray,
+    table_scores: np.ndarray,
+) -> Block:
+    """Candidates looked up by each customer's group (-1: no group, empty row)."""
+    width = table.shape[1]
+    rows = len(group_of_customer)
+    if table.shape[0] == 0:
+        return Block(source, np.full((rows, width), -1, np.int32), np.zeros((rows, width)))
+    has = group_of_customer >= 0
+    g = np.where(has, group_of_customer, 0)
+    products = np.where(has[:, None], table[g], -1).astype(np.int32)
+    scores = np.where(has[:, None], table_scores[g], 0.0)
+    return Block(source, products, scores)
+
+
+def merge(
+    blocks: list[Block],
+    customers: np.ndarray,
+    excluded_keys: np.ndarray,
+    n_products: int,
+    n: int,
+) -> Lists:
+    """First ``n`` distinct, not excluded candidates of each row across the blocks, in order."""
+    products = np.concatenate([b.products for b in blocks], axis=1)
+    scores = np.concatenate([np.asarray(b.scores, dtype=np.float64) for b in blocks], axis=1)
+    source = np.concatenate(
+        [np.full(b.products.shape[1], SOURCES.index(b.source), np.int8) for b in blocks]
+    )
+    valid = products >= 0
+    valid &= ~is_excluded(customers, np.maximum(products, 0), excluded_keys, n_products)
+    # Drop repeats of a product later in the row (a stable sort keeps the first one first).
+    order = np.argsort(np.where(valid, products, -1), axis=1, kind="stable")
+    ranked = np.take_along_axis(np.where(valid, products, -1), order, axis=1)
+    repeat = np.zeros_like(valid)
+    dup_sorted = (ranked[:, 1:] == ranked[:, :-1]) & (ranked[:, 1:] >= 0)
+    np.put_along_axis(repeat, order[:, 1:], dup_sorted, axis=1)
+    valid &= ~repeat
+    rank = np.cumsum(valid, axis=1)
+    take = valid & (rank <= n)
+    row, col = np.nonzero(take)
+    return Lists(
+        customer=row.astype(np.int64),
+        rank=rank[row, col].astype(np.int32),
+        product=products[row, col],
+        score=scores[row, col],
+        source=np.broadcast_to(source, products.shape)[row, col],
+    )

@@ -1,0 +1,443 @@
+"""The ``recommend`` stage: evaluate on a time-based holdout, gate, fit, write top-N lists.
+
+1. Read customers, products and interactions up to ``as_of`` (:mod:`ml.recommendations.data`).
+2. Holdout: the purchases of the last ``holdout_days`` days are hidden; the model and the
+   popularity baseline are built from the earlier interactions only (ages re-measured from
+   the cut-off) and their top lists are scored against the hidden purchases of products
+   the customer had not bought before (precision@k, recall@k, MAP@k, catalogue coverage).
+3. Gate: the model (collaborative filtering with its cold-start chain) is published only
+   when its recall@10 beats popularity's; otherwise popularity is published and the run
+   says so in its warnings.
+4. The published lists are rebuilt from every interaction up to ``as_of`` and written to
+   ``ml.recommendations`` with the metrics and the ``ml.model_runs`` row in one transaction,
+   replacing the same as-of date's rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.io import TableWrite, new_run_id, write_outputs
+from ml.recommendations import interactions as ix
+from ml.recommendations import rank
+from ml.recommendations.als import Factors, fit_als, fit_svd
+from ml.recommendations.data import Inputs, Segments, load_inputs, load_segments
+from ml.recommendations.metrics import ranking_metrics
+from ml.registry import ModelMetadata, git_revision, library_versions, save_model
+from segmint.config import RecommendationSettings, Settings
+from segmint.stages import StageResult
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "recommendations"
+GATE_K = 10
+
+RECOMMENDATIONS_DDL = """
+create table if not exists ml.recommendations (
+    customer_id varchar not null,
+    as_of_date date not null,
+    rank integer not null,
+    product_id varchar not null,
+    score double not null,
+    source varchar not null,
+    run_id varchar not null
+)
+"""
+# Same table and columns as the propensity stage writes (ml/propensity/stage.py).
+METRICS_DDL = """
+create table if not exists ml.model_metrics (
+    run_id varchar not null,
+    model_name varchar not null,
+    as_of_date date not null,
+    scorer varchar not null,
+    metric varchar not null,
+    value double,
+    decile integer
+)
+"""
+
+
+@dataclass
+class Context:
+    """What the lists need besides the interactions: catalogue, tastes, segments."""
+
+    n_customers: int
+    n_products: int
+    n_categories: int
+    product_category: np.ndarray
+    repeatable: np.ndarray
+    favourite: np.ndarray  # category code per customer (-1: none)
+    segment: np.ndarray | None  # segment code per customer (-1: none); None: no segments
+    n_segments: int = 0
+
+
+@dataclass
+class Built:
+    lists: rank.Lists
+    factors: Factors | None
+    warm_customers: int
+    matrix_nnz: int
+
+
+def repeatable_products(
+    product_ids: np.ndarray,
+    product_category: np.ndarray,
+    categories: np.ndarray,
+    cfg: RecommendationSettings,
+) -> np.ndarray:
+    """True for products that may be recommended again after a purchase."""
+    by_id = np.isin(product_ids.astype(str), np.asarray(cfg.repeatable_product_ids, dtype=str))
+    wanted = np.flatnonzero(np.isin(categories.astype(str), list(cfg.repeatable_categories)))
+    return by_id | np.isin(product_category, wanted)
+
+
+def fit_factors(matrix, cfg: RecommendationSettings, method: str = "als") -> Factors:
+    if method == "svd":
+        return fit_svd(matrix, cfg.factors, cfg.random_state)
+    return fit_als(
+        matrix,
+        factors=cfg.factors,
+        regularization=cfg.regularization,
+        alpha=cfg.alpha,
+        iterations=cfg.iterations,
+        cg_steps=cfg.cg_steps,
+        random_state=cfg.random_state,
+    )
+
+
+def build_lists(
+    inter: ix.Interactions,
+    ctx: Context,
+    customers: np.ndarray,
+    cfg: RecommendationSettings,
+    n: int,
+    use_model: bool,
+    method: str = "als",
+) -> Built:
+    """Top-``n`` lists for ``customers`` (codes) from ``inter``.
+
+    ``use_model``: collaborative picks for warm customers, then content, segment-popular and
+    popular; otherwise popular only (the baseline). Purchased, non-repeatable products are
+    never recommended.
+    """
+    weights = ix.interaction_weights(
+        inter, cfg.view_weight, cfg.cart_weight, cfg.purchase_weight, cfg.half_life_days
+    )
+    excluded = ix.purchased_keys(inter, ctx.n_products, ctx.repeatable)
+    per_customer = np.bincount(excluded // max(ctx.n_products, 1), minlength=ctx.n_customers)
+    most_excluded = int(per_customer[customers].max()) if len(customers) else 0
+    width = min(n + most_excluded, ctx.n_products)
+    sold, order = ix.popularity(inter, ctx.n_products, cfg.half_life_days, weights)
+    interest = np.bincount(inter.product, weights=weights, minlength=ctx.n_products)
+    top = order[:width][sold[order[:width]] > 0]
+    popular_table = np.full((1, width), -1, dtype=np.int32)
+    popular_table[0, : len(top)] = top
+    popular_scores = np.where(popular_table >= 0, sold[np.maximum(popular_table, 0)], 0.0)
+    everyone = np.zeros(len(customers), dtype=np.int32)
+    popular = rank.table_block("popular", everyone, popular_table, popular_scores)
+    if not use_model:
+        lists = rank.merge([popular], customers, excluded, ctx.n_products, n)
+        return Built(lists, None, 0, 0)
+
+    matrix = ix.build_matrix(
+        inter.customer, inter.product, weights, (ctx.n_customers, ctx.n_products)
+    )
+    distinct = np.diff(matrix.indptr)
+    warm = distinct[customers] >= cfg.min_interactions
+    factors = fit_factors(matrix, cfg, method)
+    blocks = [rank.collaborative_block(factors.user, factors.item, customers, warm, excluded, n)]
+    content_table = ix.top_by_group(ctx.product_category, sold, interest, ctx.n_categories, width)
+    content_scores = np.where(content_table >= 0, sold[np.maximum(content_table, 0)], 0.0)
+    blocks.append(
+        rank.table_block("content", ctx.favourite[customers], content_table, content_scores)
+    )
+    if ctx.segment is not None and ctx.n_segments:
+        seg_table, seg_scores = ix.group_popularity(
+            ctx.segment, inter, ctx.n_segments, ctx.n_products, cfg.half_life_days, width, interest
+        )
+        blocks.append(
+            rank.table_block("segment-popular", ctx.segment[customers], seg_table, seg_scores)
+        )
+    blocks.append(popular)
+    lists = rank.merge(blocks, customers, excluded, ctx.n_products, n)
+    return Built(lists, factors, int(warm.sum()), int(matrix.nnz))
+
+
+@dataclass
+class Evaluation:
+    customers: int
+    metrics: dict[str, dict[str, float]]  # scorer -> metric -> value
+    warm_share: float
+    cutoff: date
+    training_rows: int
+
+
+def evaluate(
+    inputs: Inputs,
+    ctx: Context,
+    segments: Segments | None,
+    cfg: RecommendationSettings,
+    as_of: date,
+    method: str = "als",
+) -> Evaluation:
+    """Both scorers on the holdout: trained on interactions up to ``as_of - holdout_days``."""
+    inter = inputs.interactions
+    days = cfg.holdout_days
+    cutoff = as_of - timedelta(days=days)
+    in_training = inter.age_days >= days
+    train = inter.where(in_training).shifted(days)
+    hidden = inter.where(~in_training & (inter.purchases > 0))
+    excluded = ix.purchased_keys(train, ctx.n_products, ctx.repeatable)
+    held = np.unique(hidden.customer.astype(np.int64) * ctx.n_products + hidden.product)
+    relevant = np.setdiff1d(held, excluded, assume_unique=True)
+    customers = np.unique(relevant // max(ctx.n_products, 1)).astype(np.int32)
+    weights = ix.interaction_weights(
+        train, cfg.view_weight, cfg.cart_weight, cfg.purchase_weight, cfg.half_life_days
+    )
+    # Tastes as they were at the cut-off: customer_features (as of as_of) would leak the
+    # holdout, so the favourite category comes from the training interactions.
+    eval_ctx = dataclasses.replace(
+        ctx,
+        favourite=ix.favourite_from_interactions(
+            train, weights, ctx.product_category, ctx.n_customers, ctx.n_categories
+        ),
+        segment=None if segments is None else segments.of_customer,
+        n_segments=0 if segments is None else len(segments.names),
+    )
+    k_values = sorted({GATE_K, cfg.top_n})
+    n = max(k_values)
+    catalogue = int(np.count_nonzero(np.bincount(train.product, minlength=ctx.n_products)))
+    metrics: dict[str, dict[str, float]] = {}
+    warm_share = float("nan")
+    for scorer, use_model in (("model", True), ("popularity", False)):
+        built = build_lists(train, eval_ctx, customers, cfg, n, use_model, method)
+        recommended = built.lists.as_matrix(len(customers), n)
+        values: dict[str, float] = {}
+        for k in k_values:
+            values.update(
+                ranking_metrics(recommended, relevant, customers, ctx.n_products, catalogue, k)
+            )
+        values["evaluated_customers"] = float(len(customers))
+        metrics[scorer] = values
+        if use_model and len(customers):
+            warm_share = built.warm_customers / len(customers)
+    return Evaluation(len(customers), metrics, warm_share, cutoff, len(train))
+
+
+def gate(evaluation: Evaluation) -> tuple[bool, str]:
+    """Publish the model only when its recall@10 beats popularity's on the holdout."""
+    key = f"recall_at_{GATE_K}"
+    if evaluation.customers == 0:
+        return False, (
+            f"no purchases of new products in the {evaluation.cutoff} holdout to evaluate on; "
+            "popularity published instead of the model"
+        )
+    model = evaluation.metrics["model"][key]
+    baseline = evaluation.metrics["popularity"][key]
+    if model > baseline:
+        return True, f"model recall@{GATE_K} {model:.4f} beats popularity {baseline:.4f}; published"
+    return False, (
+        f"model recall@{GATE_K} {model:.4f} does not beat popularity {baseline:.4f}; "
+        "popularity published instead"
+    )
+
+
+def _context(inputs: Inputs, cfg: RecommendationSettings, favourite, segments) -> Context:
+    return Context(
+        n_customers=len(inputs.customer_ids),
+        n_products=len(inputs.product_ids),
+        n_categories=len(inputs.categories),
+        product_category=inputs.product_category,
+        repeatable=repeatable_products(
+            inputs.product_ids, inputs.product_category, inputs.categories, cfg
+        ),
+        favourite=favourite,
+        segment=None if segments is None else segments.of_customer,
+        n_segments=0 if segments is None else len(segments.names),
+    )
+
+
+def _clean(value: Any) -> Any:
+    from ml.propensity.stage import _clean as clean
+
+    return clean(value)
+
+
+def recommendations_frame(
+    lists: rank.Lists, customers: np.ndarray, inputs: Inputs, as_of: date, run_id: str
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": inputs.customer_ids[customers[lists.customer]],
+            "as_of_date": as_of,
+            "rank": lists.rank.astype("int32"),
+            "product_id": inputs.product_ids[lists.product],
+            "score": lists.score.astype(float),
+            "source": np.asarray(rank.SOURCES, dtype=object)[lists.source],
+            "run_id": run_id,
+        }
+    )
+
+
+def metrics_frame(evaluation: Evaluation, run_id: str, as_of: date) -> pd.DataFrame:
+    rows = [
+        {"scorer": scorer, "metric": metric, "value": value}
+        for scorer, values in evaluation.metrics.items()
+        for metric, value in values.items()
+    ]
+    frame = pd.DataFrame(rows, columns=["scorer", "metric", "value"])
+    frame.insert(0, "as_of_date", as_of)
+    frame.insert(0, "model_name", MODEL_NAME)
+    frame.insert(0, "run_id", run_id)
+    frame["value"] = frame["value"].astype(float)
+    frame["decile"] = pd.array([None] * len(frame), dtype="Int32")
+    return frame
+
+
+def run_recommendations(settings: Settings, as_of: date) -> StageResult:
+    from threadpoolctl import threadpool_limits
+
+    cfg = settings.recommendations
+    wh = settings.warehouse
+    began = time.perf_counter()
+    inputs = load_inputs(wh, as_of)
+    run_id = new_run_id(MODEL_NAME, as_of)
+    warnings: list[str] = []
+    if inputs.dropped_rows:
+        warnings.append(
+            f"{inputs.dropped_rows} interaction rows of customers missing from "
+            f"marts.customer_features on {as_of} were left out"
+        )
+    cutoff = as_of - timedelta(days=cfg.holdout_days)
+    eval_segments = load_segments(wh, cutoff, inputs.customer_ids)
+    segments = load_segments(wh, as_of, inputs.customer_ids)
+    if segments is None:
+        warnings.append("ml.customer_segments has no snapshot; segment-popular fallback skipped")
+    # Production tastes: customer_features.favourite_category, else the interactions' own.
+    weights = ix.interaction_weights(
+        inputs.interactions,
+        cfg.view_weight,
+        cfg.cart_weight,
+        cfg.purchase_weight,
+        cfg.half_life_days,
+    )
+    derived = ix.favourite_from_interactions(
+        inputs.interactions,
+        weights,
+        inputs.product_category,
+        len(inputs.customer_ids),
+        len(inputs.categories),
+    )
+    favourite = np.where(inputs.favourite >= 0, inputs.favourite, derived)
+    ctx = _context(inputs, cfg, favourite, segments)
+    customers = np.arange(ctx.n_customers, dtype=np.int32)
+
+    with threadpool_limits(limits=cfg.threads or None):
+        evaluation = evaluate(inputs, ctx, eval_segments, cfg, as_of)
+        publish, message = gate(evaluation)
+        evaluated_at = time.perf_counter()
+        built = build_lists(inputs.interactions, ctx, customers, cfg, cfg.top_n, use_model=publish)
+    if not publish:
+        warnings.append(message)
+
+    params = _clean(
+        {
+            **dataclasses.asdict(cfg),
+            "method": "als",
+            "holdout_cutoff": evaluation.cutoff,
+            "customers": ctx.n_customers,
+            "products": ctx.n_products,
+            "segments_as_of": None if segments is None else segments.as_of_date,
+            "evaluation_segments_as_of": (
+                None if eval_segments is None else eval_segments.as_of_date
+            ),
+        }
+    )
+    artifact_path = None
+    if publish and built.factors is not None:
+        meta = ModelMetadata(
+            run_id=run_id,
+            model_name=MODEL_NAME,
+            as_of_date=as_of.isoformat(),
+            features=["product_views", "cart_adds", "purchases"],
+            params=params,
+            metrics=_clean(evaluation.metrics),
+            training_window={"through": as_of.isoformat(), "holdout_cutoff": str(cutoff)},
+        )
+        model = {
+            "customer_ids": inputs.customer_ids,
+            "product_ids": inputs.product_ids,
+            "user_factors": built.factors.user,
+            "item_factors": built.factors.item,
+        }
+        artifact_path = str(save_model(settings.artifacts_dir, model, meta))
+
+    recs = recommendations_frame(built.lists, customers, inputs, as_of, run_id)
+    where = "as_of_date = ?"
+    writes = [
+        TableWrite("ml.recommendations", recs, where, [as_of], RECOMMENDATIONS_DDL),
+        TableWrite(
+            "ml.model_metrics",
+            metrics_frame(evaluation, run_id, as_of),
+            "as_of_date = ? and model_name = ?",
+            [as_of, MODEL_NAME],
+            METRICS_DDL,
+        ),
+    ]
+    sources = recs["source"].value_counts().to_dict()
+    model_run = {
+        "run_id": run_id,
+        "model_name": MODEL_NAME,
+        "as_of_date": as_of,
+        "training_rows": built.matrix_nnz or len(inputs.interactions),
+        "params": params,
+        "metrics": _clean({**evaluation.metrics, "published_sources": sources}),
+        "library_versions": library_versions(),
+        "git_revision": git_revision(),
+        "artifact_path": artifact_path,
+        "status": "published" if publish else "not_published",
+        "message": message,
+    }
+    write_outputs(wh, writes, model_run)
+
+    model_recall = evaluation.metrics["model"].get(f"recall_at_{GATE_K}", float("nan"))
+    pop_recall = evaluation.metrics["popularity"].get(f"recall_at_{GATE_K}", float("nan"))
+    short = int((recs.groupby("customer_id", sort=False).size() < cfg.top_n).sum())
+    if short:
+        warnings.append(f"{short} customers got fewer than {cfg.top_n} recommendations")
+    state = "model published" if publish else "popularity published"
+    summary = (
+        f"{state}: {len(recs)} recommendations for {ctx.n_customers} customers; holdout "
+        f"recall@{GATE_K} model {model_recall:.3f} vs popularity {pop_recall:.3f} "
+        f"({evaluation.customers} customers)"
+    )
+    return StageResult(
+        stage="recommend",
+        rows_in=len(inputs.interactions),
+        rows_out=len(recs),
+        summary=summary,
+        details=_clean(
+            {
+                "run_id": run_id,
+                "published": "model" if publish else "popularity",
+                "message": message,
+                "holdout": evaluation.metrics,
+                "holdout_cutoff": evaluation.cutoff,
+                "evaluated_customers": evaluation.customers,
+                "evaluated_warm_share": evaluation.warm_share,
+                "sources": sources,
+                "warm_customers": built.warm_customers,
+                "evaluate_s": round(evaluated_at - began, 2),
+                "total_s": round(time.perf_counter() - began, 2),
+            }
+        ),
+        warnings=warnings,
+    )

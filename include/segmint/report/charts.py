@@ -486,13 +486,14 @@ def horizontal_bars(
         ax.set_xlabel(xlabel)
         ax.set_title(title)
 
+    left = _label_inches(labels, 9)
     return _render(
         name,
         title,
         draw,
-        4.8,
+        max(4.8, left + 3.4),
         0.32 * len(labels) + 1.2,
-        left=_label_inches(labels, 9),
+        left=left,
         right=0.3,
     )
 

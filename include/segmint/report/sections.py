@@ -454,6 +454,12 @@ def block_rfm_heatmap(ctx: Context) -> str:
         per_segment = part.groupby("segment_id")["n"].sum().reindex(order)
         blocks.append(pivot.div(per_segment, axis=0).fillna(0).to_numpy())
         col_labels += [f"{letter}{i}" for i in range(1, 6)]
+    first = frame[frame[f"g_{scores[0]}"] == 0]
+    unscored = first[first[scores[0]].isna()].groupby("segment_id")["n"].sum().reindex(
+        order
+    ).fillna(0) / first.groupby("segment_id")["n"].sum().reindex(order)
+    blocks.append(unscored.fillna(0).to_numpy().reshape(-1, 1))
+    col_labels.append("none")
     matrix = np.hstack(blocks)
     svg = charts.heatmap(
         "segment-rfm",
@@ -461,12 +467,14 @@ def block_rfm_heatmap(ctx: Context) -> str:
         matrix,
         sizes["segment_name"].tolist(),
         col_labels,
-        separators=[4.5 + 5 * i for i in range(len(scores) - 1)],
-        xlabel="R = recency, F = frequency, M = monetary; 5 = best; customers without orders "
-        "have no score",
+        separators=[4.5 + 5 * i for i in range(len(scores))],
+        xlabel="R = recency, F = frequency, M = monetary; 5 = best; none = no order, no score",
     )
     return figure(
-        "segment-rfm", svg, caveat or "Each row sums to the segment's share with orders.", True
+        "segment-rfm",
+        svg,
+        caveat or "Within each of R, F and M, a row plus its 'none' share sums to 100%.",
+        True,
     )
 
 
@@ -516,6 +524,8 @@ def _transition_counts(ctx: Context) -> tuple[pd.DataFrame, str]:
 
 def block_transitions(ctx: Context) -> str:
     frame, source = _transition_counts(ctx)
+    if frame["from_id"].isna().all():
+        raise Missing("this is the first segmentation run: nothing to compare with yet")
     names = segment_names(ctx)
     frame["from_id"] = frame["from_id"].fillna("(new)")
     frame["to_id"] = frame["to_id"].fillna("(gone)")
@@ -535,7 +545,8 @@ def block_transitions(ctx: Context) -> str:
     new = float(counts.loc["(new)"].sum()) if "(new)" in counts.index else 0.0
     gone = float(counts["(gone)"].sum()) if "(gone)" in counts.columns else 0.0
     moved = total - stayed - new - gone
-    ctx.facts["stayed_share"] = stayed / max(total - new, 1)
+    if total - new > 0:
+        ctx.facts["stayed_share"] = stayed / (total - new)
     label = {**names, "(new)": "(new customers)", "(gone)": "(left)"}
     annotations = np.vectorize(lambda v: f"{v:,.0f}" if v else "")(counts.to_numpy())
     svg = charts.heatmap(
@@ -1221,7 +1232,10 @@ def block_quarantine(ctx: Context) -> str:
     has_day = bool(r.pick(t, "partition_date"))
     where = "where partition_date between ? and ?" if has_day else ""
     params = [first, ctx.as_of] if has_day else []
-    reason = "unnest(reasons)" if r.is_list(t, "reasons") else "reasons"
+    raw = "unnest(reasons)" if r.is_list(t, "reasons") else "reasons"
+    # "event_ts is not an ISO-8601 timestamp (got 31/12/2025 10:00)": rank the rule, not
+    # each offending value.
+    reason = f"trim(regexp_replace({raw}, '\\s*\\(got .*\\)\\s*$', ''))"
     frame = r.df(
         f"""
         select reason, count(*) as occurrences
@@ -1253,12 +1267,13 @@ def block_quarantine(ctx: Context) -> str:
     svg = charts.horizontal_bars(
         "quarantine-reasons",
         "Quarantine reasons, ranked",
-        top["reason"].astype(str).tolist(),
+        [_shorten(x, 40) for x in top["reason"].astype(str)],
         top["occurrences"].astype(float).tolist(),
         xlabel="rows (a row can have several reasons)",
         colour=charts.RED,
     )
-    ranked = frame.assign(share=frame["occurrences"] / max(int(window_rows or 0), 1))
+    ranked = frame.rename(columns={"occurrences": "rows"})
+    ranked["share"] = ranked["rows"] / max(int(window_rows or 0), 1)
     return grid(
         figure(
             "quarantine-reasons",
@@ -1269,11 +1284,15 @@ def block_quarantine(ctx: Context) -> str:
             ),
         ),
         table(
-            ranked.rename(columns={"share": "share of quarantined rows"}),
-            formats={"share of quarantined rows": fmt_pct, "occurrences": fmt_int},
+            ranked,
+            formats={"share": fmt_pct, "rows": fmt_int},
             max_rows=15,
         ),
     )
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def block_expectations(ctx: Context) -> str:
@@ -1286,7 +1305,6 @@ def block_expectations(ctx: Context) -> str:
     )
     column = r.pick(t, "column_name", "column")
     rule = r.pick(t, "rule", "rule_name")
-    level = r.pick(t, "level", "severity")
     batch = r.pick(t, "source_file", "batch", "batch_id", "path", "file")
     source = r.pick(t, "source", "suite", "suite_name")
     unexpected = r.pick(t, "unexpected_count", "unexpected", "failed_rows")
@@ -1307,7 +1325,6 @@ def block_expectations(ctx: Context) -> str:
             (rule, "rule"),
             (expectation, "expectation"),
             (column, "column"),
-            (level, "level"),
         )
         if c
     ]
@@ -1315,14 +1332,14 @@ def block_expectations(ctx: Context) -> str:
     frame = r.df(
         f"""
         select {", ".join(keys)},
-            count(*) as failed_batches,
-            {f"sum({quote(unexpected)})" if unexpected else "null"} as unexpected_rows,
-            {f"max({quote(day)})" if day else "null"} as last_failed,
+            count(*) as "failed files",
+            {f"sum({quote(unexpected)})" if unexpected else "null"} as "bad rows",
+            {f"max({quote(day)})" if day else "null"} as "last failed",
             {f"arg_max(cast({quote(batch)} as varchar), {quote(day)})" if batch and day else "null"}
-                as last_batch
+                as "last file"
         from {t} {failed_where}
         group by all
-        order by failed_batches desc
+        order by "failed files" desc
         """,
         params,
     )

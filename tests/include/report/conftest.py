@@ -28,7 +28,8 @@ def make_handmade(path: Path) -> Path:
     Previous run: 10 customers in A, 10 in B. This run: 2 of B moved to A and one new
     customer joined B, so A = 12 (+20%), B = 9 (-10%), 18 of 20 kept their segment.
     Quarantine on the as-of day: 3 rows for a future timestamp (one also missing an id),
-    1 row of invalid JSON.
+    2 unparseable timestamps (reasons differing only in the "(got ...)" detail), 1 row of
+    invalid JSON.
     """
     prev = AS_OF - timedelta(days=1)
     con = connect(path)
@@ -66,7 +67,11 @@ def make_handmade(path: Path) -> Path:
                 ('events/dt=2026-06-30/a.jsonl', 3, 'events', date '2026-06-30', '{}',
                  ['event_ts_in_future'], timestamp '2026-07-01 01:00:00'),
                 ('events/dt=2026-06-30/a.jsonl', 4, 'events', date '2026-06-30', 'x',
-                 ['invalid_json'], timestamp '2026-07-01 01:00:00')
+                 ['invalid_json'], timestamp '2026-07-01 01:00:00'),
+                ('events/dt=2026-06-30/a.jsonl', 5, 'events', date '2026-06-30', '{}',
+                 ['bad timestamp (got 31/12/2025)'], timestamp '2026-07-01 01:00:00'),
+                ('events/dt=2026-06-30/a.jsonl', 6, 'events', date '2026-06-30', '{}',
+                 ['bad timestamp (got yesterday)'], timestamp '2026-07-01 01:00:00')
             """
         )
     finally:

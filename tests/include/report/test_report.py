@@ -103,14 +103,15 @@ def test_handmade_numbers(handmade_warehouse: Path, tmp_path: Path) -> None:
     assert result.details["summary"][:2] == [
         "21 customers in 2 segments; Alpha grew 20% (10 → 12); "
         "90% of customers kept their segment.",
-        "4 quarantined rows in the 2026-06-30 partition, mostly event ts in future.",
+        "6 quarantined rows in the 2026-06-30 partition, mostly event ts in future.",
     ]
     assert "18 customers kept their segment, 2 moved to another, 1 are new and 0 left" in html
     assert "computed from ml.customer_segments, 2026-06-29 to 2026-06-30" in html
-    # Reasons are ranked by rows: future timestamps (3), then the two single ones.
-    names = "event_ts_in_future|missing_identity|invalid_json"
+    # Reasons ranked by rows: future timestamps (3), bad timestamps (2, whatever the
+    # offending value), then the single ones.
+    names = "event_ts_in_future|bad timestamp|missing_identity|invalid_json"
     reasons = re.findall(rf'<td class="">({names})<', html)
-    assert reasons == ["event_ts_in_future", "invalid_json", "missing_identity"]
+    assert reasons == ["event_ts_in_future", "bad timestamp", "invalid_json", "missing_identity"]
     # The tables that do not exist yet are named, and nothing crashed.
     assert "Not available yet: table ops.load_manifest does not exist yet" in html
     assert "Not available yet: table ml.propensity_scores does not exist yet" in html

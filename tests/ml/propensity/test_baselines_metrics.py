@@ -1,0 +1,118 @@
+"""BG/NBD and recency baselines, deciles, lift/capture and PSI on small frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.propensity import baselines
+from ml.propensity import metrics as m
+
+
+def _simulate_bgnbd(n: int, r: float, alpha: float, a: float, b: float, span: float, seed: int):
+    """Customers following the BG/NBD story for ``span`` days: (x, t_x, T)."""
+    rng = np.random.default_rng(seed)
+    lam = rng.gamma(r, 1.0 / alpha, n)
+    p = rng.beta(a, b, n)
+    x = np.zeros(n)
+    t_x = np.zeros(n)
+    t = np.zeros(n)
+    alive = np.ones(n, dtype=bool)
+    # Event by event, vectorised over customers (a loop over purchases, not over rows).
+    for _ in range(200):
+        gap = rng.exponential(1.0 / lam)
+        nxt = t + gap
+        buys = alive & (nxt <= span)
+        x = np.where(buys, x + 1, x)
+        t_x = np.where(buys, nxt, t_x)
+        t = np.where(buys, nxt, t)
+        alive = buys & (rng.random(n) >= p)
+        if not alive.any():
+            break
+    return x, t_x, np.full(n, span)
+
+
+def test_bgnbd_recovers_its_parameters_roughly() -> None:
+    x, t_x, big_t = _simulate_bgnbd(20_000, r=0.8, alpha=20.0, a=1.5, b=4.0, span=180, seed=1)
+    fitted = baselines.BGNBD().fit(x, t_x, big_t)
+    assert fitted.converged
+    # The population purchase rate r/alpha is well identified; a, b less so.
+    assert fitted.r / fitted.alpha == pytest.approx(0.8 / 20.0, rel=0.25)
+    assert fitted.a / (fitted.a + fitted.b) == pytest.approx(1.5 / 5.5, abs=0.12)
+
+
+def test_bgnbd_expected_purchases_behave() -> None:
+    model = baselines.BGNBD(r=0.8, alpha=20.0, a=1.5, b=4.0)
+    x = np.array([0.0, 5.0, 5.0, 10.0])
+    t_x = np.array([0.0, 170.0, 30.0, 175.0])
+    big_t = np.full(4, 180.0)
+    e = model.expected_purchases(30.0, x, t_x, big_t)
+    assert np.all(np.isfinite(e)) and np.all(e >= 0)
+    assert e[1] > e[0]  # more purchases, recently: more expected
+    assert e[1] > e[2]  # same count but long silent: probably gone
+    assert e[3] > e[1]
+    assert model.expected_purchases(60.0, x, t_x, big_t)[1] > e[1]
+
+
+def test_rfm_summary_uses_first_seen_as_birth() -> None:
+    frame = pd.DataFrame(
+        {
+            "order_count": [0, 3],
+            "tenure_days": [10, 100],
+            "first_seen_at": pd.to_datetime(["2026-06-20", "2026-03-22"]),
+            "last_order_at": pd.to_datetime([None, "2026-06-10"]),
+        }
+    )
+    x, t_x, big_t = baselines.rfm_summary(frame)
+    assert x.tolist() == [0, 3]
+    assert t_x.tolist() == [0, 80]
+    assert big_t.tolist() == [11, 101]
+
+
+def test_recency_baseline_orders_customers_sensibly() -> None:
+    frame = pd.DataFrame(
+        {
+            "recency_days": [1.0, 50.0, np.nan, 50.0],
+            "order_count": [1.0, 1.0, 0.0, 5.0],
+            "days_since_last_visit": [1.0, 2.0, 3.0, 80.0],
+        }
+    )
+    purchase = baselines.recency_score(frame, "purchase")
+    assert purchase[0] > purchase[3] > purchase[1] > purchase[2]
+    churn = baselines.recency_score(frame, "churn")
+    # Churn risk follows the latest of purchase and visit.
+    assert churn[3] > churn[2] > churn[1] > churn[0]
+
+
+def test_deciles_are_equal_sized_and_ten_is_the_top() -> None:
+    scores = np.r_[np.linspace(0, 1, 95), np.full(5, 0.5)]
+    keys = np.array([f"c{i:03d}" for i in range(100)])
+    d = m.deciles(scores, keys)
+    assert np.bincount(d)[1:].tolist() == [10] * 10
+    assert d[np.argmax(scores)] == 10 and d[np.argmin(scores)] == 1
+    assert np.array_equal(d, m.deciles(scores, keys))  # ties broken deterministically
+
+
+def test_decile_table_lift_and_capture() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.random(10_000)
+    y = (rng.random(10_000) < p).astype(int)
+    table = m.decile_table(y, p, p)
+    assert table["decile"].tolist() == list(range(10, 0, -1))
+    assert table["capture"].is_monotonic_increasing
+    assert table["capture"].iloc[-1] == pytest.approx(1.0)
+    assert table["lift"].iloc[0] == pytest.approx(0.95 / 0.5, rel=0.08)
+    assert (table["mean_predicted"] - table["observed_rate"]).abs().max() < 0.05
+    summary, rows = m.metric_rows(y, p, p, "model")
+    assert summary["roc_auc"] > 0.7 and summary["brier"] < 0.2
+    assert {r["metric"] for r in rows} >= {"roc_auc", "lift", "capture", "decile_mean_predicted"}
+
+
+def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.beta(2, 5, 50_000), rng.beta(2, 5, 50_000)
+    assert m.psi(a, b)[0] < 0.01
+    value, bins = m.psi(a, np.clip(a + 0.2, 0, 1))
+    assert value > 0.25
+    assert sum(x["previous_share"] for x in bins) == pytest.approx(1.0, abs=1e-3)

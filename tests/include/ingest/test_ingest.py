@@ -396,3 +396,19 @@ def test_cli_ingest_exit_code_names_the_file(settings, landing, capsys):
     assert con.execute("select event_id from raw.events").fetchall() == [("a",)]
     con.close()
     assert (settings.output / "2026-06-01" / "data_docs" / "index.html").is_file()
+
+
+def test_sql_prefilter_agrees_with_the_gx_suite(tmp_path, settings, landing, monkeypatch):
+    """With every row sent to GX (sample 1 in 1) the loader's cross-check sees the whole
+    corpus: the SQL pre-filter never passes a row GX fails, and the result is the same."""
+    from segmint.ingest import loader
+
+    _corpus(landing)
+    with pytest.raises(InputError):
+        run_ingest(settings, D2)
+    default = warehouse_hashes(settings.warehouse)
+    monkeypatch.setattr(loader, "CHECK_SAMPLE", 1)
+    everything = settings.with_overrides(warehouse=tmp_path / "all" / "w.duckdb")
+    with pytest.raises(InputError):
+        run_ingest(everything, D2)
+    assert warehouse_hashes(everything.warehouse) == default

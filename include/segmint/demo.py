@@ -170,8 +170,8 @@ def _where_lines(published: Path, settings: Settings, as_of: date) -> list[str]:
     report = reports[0] if reports else None
     pages = sorted(p for p in out.rglob("index.html") if p.parent != out) if out.is_dir() else []
     docs = pages[0] if pages else None
-    exports = settings.audiences if settings.audiences.is_dir() else None
-    if exports is not None and not any(exports.iterdir()):
+    exports: Path | None = out / "audiences"  # written by the audiences stage
+    if not exports.is_dir() or not any(exports.iterdir()):
         exports = None
     return [
         "Where things are:",

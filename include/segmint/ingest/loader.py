@@ -411,12 +411,14 @@ class Ingest:
 
     def write(self, con: duckdb.DuckDBPyConnection, out: FileOutcome, tag: str) -> None:
         f = out.file
-        first_loaded = con.execute(
-            "select first_loaded_at from ops.load_manifest where path = ?", [f.path]
+        known = con.execute(
+            "select first_loaded_at, status from ops.load_manifest where path = ?", [f.path]
         ).fetchall()
-        first_loaded = first_loaded[0] if first_loaded else None
+        first_loaded = known[0] if known else None
         con.execute("delete from ops.load_manifest where path = ?", [f.path])
-        self.delete_file(con, f)
+        if known and known[0][1] == "loaded":
+            # Only a file loaded before has rows to replace (scanning raw.* costs).
+            self.delete_file(con, f)
         if out.status == "loaded":
             self._write_rows(con, out, tag)
         con.execute(
@@ -563,7 +565,7 @@ class Ingest:
         select = ", ".join(
             f"coalesce({c}, false)" if c in ("email_opt_in", "ads_opt_in") else c for c in contract
         )
-        con.execute(
+        inserted = con.execute(
             f"""
             insert into {table} ({", ".join(contract)},
                 _source_file, _source_line, _partition_date, _extra, _loaded_at)
@@ -574,17 +576,15 @@ class Ingest:
             """,
             [f.path, f.partition_date, self.now],
         )
-        out.rows_loaded = con.execute(
-            f"select count(*) from {table} where _source_file = ?", [f.path]
-        ).fetchall()[0][0]
+        out.rows_loaded = inserted.fetchall()[0][0]
         out.rows_warned = con.execute(
             f"""
             select count(distinct _line) from _fails_{tag}
             where level = 'warning' and _line in (
-                select _source_line from {table} where _source_file = ?
+                select _line from _cand_{tag}
+                where _key not in (select _key from _clash_{tag} where not new_wins)
             )
-            """,
-            [f.path],
+            """
         ).fetchall()[0][0]
         warned = con.execute(
             f"select description, count(*) from _fails_{tag} where level = 'warning' group by 1"

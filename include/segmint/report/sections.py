@@ -1526,6 +1526,11 @@ def block_score_psi(ctx: Context) -> str:
 # --- summary -----------------------------------------------------------------------------
 
 
+def plural(n: int, word: str) -> str:
+    """``plural(1, 'feature')`` -> ``'1 feature'``; ``plural(3, 'feature')`` -> ``'3 features'``."""
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
 def summary_sentences(ctx: Context) -> list[str]:
     f = ctx.facts
     out = []
@@ -1539,7 +1544,8 @@ def summary_sentences(ctx: Context) -> list[str]:
             sentence += f"; {f['stayed_share']:.0%} of customers kept their segment"
         out.append(sentence + ".")
         if f.get("new_segments"):
-            out.append("New segment(s) this run: " + ", ".join(f["new_segments"]) + ".")
+            new = f["new_segments"]
+            out.append(f"New {plural(len(new), 'segment')} this run: {', '.join(new)}.")
     else:
         out.append("No segmentation for this date yet.")
     for m in f.get("models", []):
@@ -1556,7 +1562,7 @@ def summary_sentences(ctx: Context) -> list[str]:
         out.append(s + ".")
     if "audiences" in f:
         n, targets = f["audiences"]
-        out.append(f"{n} audience(s) with {targets:,} targeted customers.")
+        out.append(f"{plural(n, 'audience')} with {targets:,} targeted customers.")
     if "quarantine_today" in f:
         n, reason = f["quarantine_today"]
         if n:
@@ -1568,14 +1574,15 @@ def summary_sentences(ctx: Context) -> list[str]:
         else:
             out.append(f"No quarantined rows in the {ctx.as_of} partition.")
     if "expectations" in f and f["expectations"][1]:
-        out.append(f"{f['expectations'][1]:,} data-quality expectation result(s) failed.")
+        failed = plural(f["expectations"][1], "data-quality expectation result")
+        out.append(f"{failed} failed.")
     if f.get("failed_files"):
-        out.append(f"{f['failed_files']} landing file(s) failed to load.")
+        out.append(f"{plural(f['failed_files'], 'landing file')} failed to load.")
     if "psi_over" in f:
         over, threshold, _ = f["psi_over"]
         if over:
             shown = ", ".join(over[:4]) + (" …" if len(over) > 4 else "")
-            out.append(f"{len(over)} feature(s) drifted above PSI {threshold:g}: {shown}.")
+            out.append(f"{plural(len(over), 'feature')} drifted above PSI {threshold:g}: {shown}.")
         else:
             out.append(f"No feature drifted above PSI {threshold:g}.")
     if f.get("score_psi_over"):

@@ -72,7 +72,7 @@ def test_summary_speaks_plainly(full_run) -> None:
     purchase = "Purchase model: holdout AUC 0.81 (beats baseline_bgnbd"
     assert any(s.startswith(purchase) for s in summary)
     assert any("quarantined rows in the 2026-06-30 partition, mostly" in s for s in summary)
-    assert any(s.startswith("3 audience(s) with") for s in summary)
+    assert any(s.startswith("3 audiences with") for s in summary)
     assert any("drifted above PSI 0.2" in s for s in summary)
     assert summary[0] in html.replace("&#x27;", "'")
 
@@ -162,7 +162,7 @@ def test_other_table_layouts_are_understood(tmp_path: Path) -> None:
     html = render_report(warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
     assert charts_in(html) == {"lift-purchase", "roc-purchase", "drift-psi", "drift-centroid"}
     assert "Holdout ROC curves." in html
-    assert "1 feature(s) drifted above PSI 0.2: recency_days." in html
+    assert "1 feature drifted above PSI 0.2: recency_days." in html
     assert "Could not be drawn" not in html
 
 

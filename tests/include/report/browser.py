@@ -98,9 +98,10 @@ MEASURE = (
 </script>"""
 )
 
-# Chromium's log line for a console message, e.g.
-# [..:INFO:CONSOLE(12)] "Uncaught ReferenceError: x is not defined", source: file:///a.html (12)
-CONSOLE_RE = re.compile(r':(INFO|WARNING|ERROR|FATAL):CONSOLE[^\]]*\]\s*"(?P<msg>.*)", source:')
+# Chromium's log line for a console message (any level: the page has no script, so any
+# message at all means something went wrong), e.g.
+# [..:INFO:CONSOLE:3] "Uncaught ReferenceError: x is not defined", source: file:///a.html (3)
+CONSOLE_RE = re.compile(r':CONSOLE[^\]]*\]\s*"(?P<msg>.*)", source:')
 
 
 class BrowserUnavailable(RuntimeError):
@@ -204,9 +205,7 @@ def open_in_chromium(
     match = re.search(rf'<pre id="{RESULT_ID}">(.*?)</pre>', done.stdout, flags=re.DOTALL)
     data = json.loads(_unescape(match.group(1)))
     console = [
-        m.group("msg")
-        for line in done.stderr.splitlines()
-        if (m := CONSOLE_RE.search(line)) and m.group(1) in ("ERROR", "FATAL", "WARNING")
+        m.group("msg") for line in done.stderr.splitlines() if (m := CONSOLE_RE.search(line))
     ]
     report = PageReport(
         charts=data["charts"],

@@ -56,3 +56,22 @@ def test_report_renders_in_headless_chromium(sample_warehouse: Path, tmp_path: P
             assert colours is not None and len(colours) > 50
         shutil.copy2(shot, ARTIFACTS / shot.name)
     shutil.copy2(page, ARTIFACTS / "report.html")
+
+
+def test_the_browser_check_sees_broken_pages(tmp_path: Path) -> None:
+    """The acceptance check is not vacuous: script errors, console errors, resources that do
+    not load and charts without an SVG are all reported."""
+    page = tmp_path / "broken.html"
+    page.write_text(
+        '<!DOCTYPE html><html><head><title>broken</title><script src="missing.js"></script>'
+        '</head><body><figure data-chart="empty"><div>no svg</div></figure>'
+        '<script>console.error("boom"); notDefined();</script></body></html>'
+    )
+    report = open_in_chromium(page, tmp_path / "browser", screenshot_sizes=(), full_page_width=None)
+    assert any("missing.js" in e for e in report.errors)
+    assert any("boom" in e for e in report.errors)
+    assert any("notDefined is not defined" in e for e in report.errors)
+    assert any("notDefined is not defined" in m for m in report.console)
+    assert report.charts == [
+        {"name": "empty", "has_svg": False, "width": 0, "height": 0, "marks": 0}
+    ]

@@ -79,7 +79,7 @@ NUMERIC_FEATURES = (
 )
 CATEGORICAL_FEATURES = ("rfm_segment", "favourite_category")
 # Derived in SQL from the snapshot itself (so still point-in-time).
-DERIVED_FEATURES = ("days_since_first_order",)
+DERIVED_FEATURES = ("days_since_first_order", "days_since_last_activity")
 # Snapshot columns the baselines need, carried beside the features.
 SUMMARY_COLUMNS = ("first_seen_at", "first_order_at", "last_order_at")
 
@@ -113,7 +113,14 @@ def feature_spec(warehouse: Path) -> FeatureSpec:
         raise LookupError(f"{FEATURE_HISTORY} does not exist in {warehouse}; run transform first")
     numeric = tuple(c for c in NUMERIC_FEATURES if c in present)
     categorical = tuple(c for c in CATEGORICAL_FEATURES if c in present)
-    derived = tuple(DERIVED_FEATURES) if "first_order_at" in present else ()
+    derived = tuple(
+        name
+        for name, needs in (
+            ("days_since_first_order", {"first_order_at"}),
+            ("days_since_last_activity", {"recency_days", "days_since_last_visit"}),
+        )
+        if needs <= present
+    )
     missing = tuple(
         c for c in (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES, *SUMMARY_COLUMNS) if c not in present
     )
@@ -128,6 +135,12 @@ def _select_list(spec: FeatureSpec) -> str:
             parts.append(
                 "cast(date_diff('day', cast(f.first_order_at as date), f.as_of_date) as double)"
                 " as days_since_first_order"
+            )
+        elif column == "days_since_last_activity":
+            # Days since the last purchase or visit, whichever was later (the churn clock).
+            parts.append(
+                "cast(least(f.recency_days, f.days_since_last_visit) as double)"
+                " as days_since_last_activity"
             )
         else:
             parts.append(f"cast(f.{column} as double) as {column}")

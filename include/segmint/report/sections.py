@@ -626,18 +626,31 @@ def block_k_selection(ctx: Context) -> str:
 
 
 def propensity_models(ctx: Context) -> list[str]:
+    """Models with scores, or with classification metrics (ROC-AUC) though not scored: other
+    models share ``ml.model_metrics`` (recommendations report recall@k) and are not
+    propensity models."""
     r = ctx.reader
     names: list[str] = []
-    for t in ("ml.propensity_scores", "ml.model_metrics"):
-        if r.has(t) and r.pick(t, "model_name") and r.pick(t, "as_of_date"):
-            names += [
-                row[0]
-                for row in r.rows(
-                    f"select distinct model_name from {t} where as_of_date <= ? "
-                    "and as_of_date >= ? order by 1",
-                    [ctx.as_of, ctx.as_of - timedelta(days=366)],
-                )
-            ]
+    window = [ctx.as_of, ctx.as_of - timedelta(days=366)]
+    if r.has("ml.propensity_scores") and r.pick("ml.propensity_scores", "model_name"):
+        names += [
+            row[0]
+            for row in r.rows(
+                "select distinct model_name from ml.propensity_scores "
+                "where as_of_date <= ? and as_of_date >= ?",
+                window,
+            )
+        ]
+    t = "ml.model_metrics"
+    if r.has(t) and r.pick(t, "model_name") and r.pick(t, "metric") and r.pick(t, "as_of_date"):
+        names += [
+            row[0]
+            for row in r.rows(
+                f"select distinct model_name from {t} where as_of_date <= ? and as_of_date >= ? "
+                "and lower(metric) in ('roc_auc', 'auc', 'auc_roc')",
+                window,
+            )
+        ]
     if not names:
         if not r.has("ml.propensity_scores"):
             raise Missing("table ml.propensity_scores does not exist yet")

@@ -148,6 +148,8 @@ def test_other_table_layouts_are_understood(tmp_path: Path) -> None:
     rows += [("purchase", AS_OF, f"lift_decile_{d}", 0.2 * d) for d in range(1, 11)]
     rows += [("purchase", AS_OF, f"roc_fpr_{i}", i / 4) for i in range(5)]
     rows += [("purchase", AS_OF, f"roc_tpr_{i}", (i / 4) ** 0.5) for i in range(5)]
+    # Another kind of model sharing the table is not a propensity model.
+    rows += [("recommendations", AS_OF, "recall_at_10", 0.05)]
     con.executemany("insert into ml.model_metrics values (?, ?, ?, ?)", rows)
     con.execute(
         "create table ml.segment_drift (as_of_date date, feature varchar, psi double, "
@@ -162,6 +164,7 @@ def test_other_table_layouts_are_understood(tmp_path: Path) -> None:
     html = render_report(warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
     assert charts_in(html) == {"lift-purchase", "roc-purchase", "drift-psi", "drift-centroid"}
     assert "Holdout ROC curves." in html
+    assert "Model: recommendations" not in html
     assert "1 feature drifted above PSI 0.2: recency_days." in html
     assert "Could not be drawn" not in html
 

@@ -52,10 +52,27 @@ CREATE TABLE IF NOT EXISTS ops.pipeline_runs (
 )
 """
 
-# Failures that a retry cannot fix: a gate said no, bad input or configuration (every
-# SegmintError is a message for a person), or code that cannot be imported. Anything else
-# (a lock held by a dying process, memory, disk, a killed process) is retried.
-NOT_RETRYABLE: tuple[type[BaseException], ...] = (SegmintError, ConfigError, ImportError)
+# Only faults of the environment are worth a retry: a file lock still held by a dying
+# process, memory, disk, the network, a timeout. A gate that said no, bad input or
+# configuration (every SegmintError is a message for a person) and bugs (AttributeError,
+# TypeError, ...) fail the same way every time: those fail at once, so a night does not sit
+# through the back-off before telling anyone. A task whose process is killed (kill -9, the
+# OOM killer) never gets here: the scheduler sees it die and retries it.
+RETRYABLE: tuple[type[BaseException], ...] = (OSError, MemoryError, TimeoutError)
+# DuckDB's own exceptions for the same faults (matched by name: no DuckDB import here).
+RETRYABLE_DUCKDB = {"IOException", "OutOfMemoryException", "ConnectionException"}
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a retry of the stage could succeed where this attempt failed."""
+    if isinstance(exc, SegmintError | ConfigError):
+        return False
+    if isinstance(exc, RETRYABLE):
+        return True
+    return any(
+        cls.__name__ in RETRYABLE_DUCKDB and cls.__module__.lstrip("_").startswith("duckdb")
+        for cls in type(exc).__mro__
+    )
 
 
 @dataclass
@@ -286,7 +303,9 @@ def run_stage_task(stage: str) -> dict[str, Any]:
     )
     try:
         result = run_stage(stage, settings, as_of)
-    except NOT_RETRYABLE as exc:
+    except Exception as exc:
+        if is_retryable(exc):
+            raise
         # Retrying would fail the same way: fail now; the failure callback records it.
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
     run = TaskRun(

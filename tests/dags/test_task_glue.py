@@ -29,7 +29,7 @@ STAGES_MODULE = textwrap.dedent(
         marker = settings.warehouse.parent / "flaky-tried"
         if not marker.exists():
             marker.touch()
-            raise RuntimeError("transient: the disk hiccuped")
+            raise OSError("transient: the disk hiccuped")
         return StageResult("flaky", rows_in=1, rows_out=1, summary="second time lucky")
 
     def gate(settings, as_of):

@@ -113,3 +113,25 @@ def test_dbt_run_summary_counts_statuses_and_slowest_nodes(tmp_path: Path) -> No
         "model.segmint.orders",
     ]
     assert summary["elapsed_s"] == 12.34
+
+
+def test_only_faults_of_the_environment_are_retried() -> None:
+    from segmint.config import ConfigError
+    from segmint.ops import is_retryable
+    from segmint.stages import QualityGateError
+
+    lock = None
+    holder = duckdb.connect(":memory:")
+    try:
+        holder.execute("select * from read_csv('/nonexistent/segmint.csv')")
+    except duckdb.IOException as exc:
+        lock = exc
+    finally:
+        holder.close()
+    assert is_retryable(lock)
+    assert is_retryable(OSError("disk full"))
+    assert is_retryable(MemoryError())
+    assert not is_retryable(QualityGateError("12% quarantined"))
+    assert not is_retryable(ConfigError("bad key"))
+    assert not is_retryable(AttributeError("'Settings' object has no attribute 'x'"))
+    assert not is_retryable(ModuleNotFoundError("segmint.nothing"))

@@ -318,7 +318,7 @@ def write_crm(crm: Crm, landing: Path, start: date, con) -> list[Path]:
         path = folder / "customers.csv"
         columns = list(CRM_COLUMNS) if day == 0 else [*CRM_COLUMNS, EXTRA_COLUMN]
         con.register("crm_out", table.select(columns))
-        tmp = path.with_suffix(".csv.tmp")
+        tmp = path.with_name(".customers.csv.tmp")  # dot files are ignored by ingest
         con.execute(f"copy crm_out to '{tmp}' (format csv, header true)")
         con.unregister("crm_out")
         tmp.replace(path)

@@ -28,7 +28,7 @@ INVALID_REASONS = (
     "missing_event_id",
 )
 # Replacement values used for invalid records (indices past the contract's event types).
-BAD_EVENT_TYPES = ("pageView", "Purchase", "scroll")
+BAD_EVENT_TYPES = ("pageView", "add_to_wishlist", "scroll")
 BAD_TIMESTAMPS = ("not a timestamp", "2026-02-30T10:00:00Z", "31/12/2025 10:00")
 
 

@@ -309,7 +309,7 @@ def write_events(
         try:
             name = f"events_part_{i}"
             cur.register(name, part)
-            tmp = paths[i].with_name(paths[i].name + ".tmp")
+            tmp = paths[i].with_name(f".{paths[i].name}.tmp")  # dot files are ignored
             if fmt == "parquet":
                 import pyarrow.parquet as pq
 

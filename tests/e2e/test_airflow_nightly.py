@@ -354,7 +354,8 @@ def test_failed_quality_gate_keeps_yesterdays_publication(night: Night) -> None:
     config = night.root / "strict.toml"
     config.write_text(
         Path(night.env["SEGMINT_CONFIG"]).read_text()
-        + "\n[ingest]\nmin_rows_per_partition = 100000000\n"
+        # a quarantine threshold no partition can meet: the gate must fail the as-of partition
+        + "\n[ingest]\nmax_quarantine_share = -1.0\n"
     )
     code, output = night.run({"SEGMINT_CONFIG": str(config)})
 

@@ -99,7 +99,10 @@ def repeatable_products(
     return by_id | np.isin(product_category, wanted)
 
 
-def fit_factors(matrix, cfg: RecommendationSettings, method: str = "als") -> Factors:
+def fit_factors(
+    matrix, cfg: RecommendationSettings, method: str = "als", init: Factors | None = None
+) -> Factors:
+    """Fit the factor model; with ``init`` (ALS only), ``refit_iterations`` sweeps from it."""
     if method == "svd":
         return fit_svd(matrix, cfg.factors, cfg.random_state)
     return fit_als(
@@ -107,9 +110,10 @@ def fit_factors(matrix, cfg: RecommendationSettings, method: str = "als") -> Fac
         factors=cfg.factors,
         regularization=cfg.regularization,
         alpha=cfg.alpha,
-        iterations=cfg.iterations,
+        iterations=cfg.iterations if init is None else cfg.refit_iterations,
         cg_steps=cfg.cg_steps,
         random_state=cfg.random_state,
+        init=init,
     )
 
 
@@ -121,6 +125,7 @@ def build_lists(
     n: int,
     use_model: bool,
     method: str = "als",
+    init: Factors | None = None,
 ) -> Built:
     """Top-``n`` lists for ``customers`` (codes) from ``inter``.
 
@@ -152,7 +157,7 @@ def build_lists(
     )
     distinct = np.diff(matrix.indptr)
     warm = distinct[customers] >= cfg.min_interactions
-    factors = fit_factors(matrix, cfg, method)
+    factors = fit_factors(matrix, cfg, method, init)
     blocks = [rank.collaborative_block(factors.user, factors.item, customers, warm, excluded, n)]
     content_table = ix.top_by_group(ctx.product_category, sold, interest, ctx.n_categories, width)
     content_scores = np.where(content_table >= 0, sold[np.maximum(content_table, 0)], 0.0)
@@ -178,6 +183,7 @@ class Evaluation:
     warm_share: float
     cutoff: date
     training_rows: int
+    factors: Factors | None = None
 
 
 def evaluate(
@@ -217,6 +223,7 @@ def evaluate(
     catalogue = int(np.count_nonzero(np.bincount(train.product, minlength=ctx.n_products)))
     metrics: dict[str, dict[str, float]] = {}
     warm_share = float("nan")
+    factors = None
     for scorer, use_model in (("model", True), ("popularity", False)):
         built = build_lists(train, eval_ctx, customers, cfg, n, use_model, method)
         recommended = built.lists.as_matrix(len(customers), n)
@@ -227,9 +234,11 @@ def evaluate(
             )
         values["evaluated_customers"] = float(len(customers))
         metrics[scorer] = values
-        if use_model and len(customers):
-            warm_share = built.warm_customers / len(customers)
-    return Evaluation(len(customers), metrics, warm_share, cutoff, len(train))
+        if use_model:
+            factors = built.factors
+            if len(customers):
+                warm_share = built.warm_customers / len(customers)
+    return Evaluation(len(customers), metrics, warm_share, cutoff, len(train), factors)
 
 
 def gate(evaluation: Evaluation) -> tuple[bool, str]:
@@ -344,7 +353,17 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
         evaluation = evaluate(inputs, ctx, eval_segments, cfg, as_of)
         publish, message = gate(evaluation)
         evaluated_at = time.perf_counter()
-        built = build_lists(inputs.interactions, ctx, customers, cfg, cfg.top_n, use_model=publish)
+        # The published model continues from the evaluated one, with a few sweeps over all
+        # interactions (the holdout days included); see docs/recommendations.md.
+        built = build_lists(
+            inputs.interactions,
+            ctx,
+            customers,
+            cfg,
+            cfg.top_n,
+            use_model=publish,
+            init=evaluation.factors,
+        )
     if not publish:
         warnings.append(message)
 

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ml.recommendations import interactions as ix
+from tests.ml.recommendations.conftest import make_interactions
+
+
+def test_weights_rank_purchase_over_cart_over_view_and_decay_with_age() -> None:
+    inter = make_interactions(
+        [
+            (0, 0, 0, 1, 0, 0),  # a view today
+            (0, 1, 0, 1, 1, 0),  # view + cart today
+            (0, 2, 0, 1, 1, 1),  # view + cart + purchase today
+            (0, 3, 30, 1, 1, 1),  # the same, one half-life ago
+        ]
+    )
+    w = ix.interaction_weights(inter, 1.0, 4.0, 8.0, half_life_days=30.0)
+    np.testing.assert_allclose(w, [1.0, 5.0, 13.0, 6.5])
+
+
+def test_matrix_is_sparse_and_sums_days_of_the_same_pair() -> None:
+    inter = make_interactions([(0, 1, 0, 1, 0, 0), (0, 1, 3, 1, 0, 0), (2, 0, 0, 0, 0, 1)])
+    m = ix.build_matrix(inter.customer, inter.product, np.array([1.0, 2.0, 8.0]), (3, 2))
+    assert sp.issparse(m) and m.format == "csr"
+    assert m.nnz == 2
+    assert m[0, 1] == 3.0 and m[2, 0] == 8.0 and m[1].nnz == 0
+
+
+def test_purchased_keys_leave_out_repeatable_products() -> None:
+    inter = make_interactions([(0, 1, 0, 0, 0, 1), (0, 2, 0, 0, 0, 1), (1, 2, 0, 1, 0, 0)])
+    assert ix.purchased_keys(inter, 5).tolist() == [1, 2]
+    repeatable = np.array([False, False, True, False, False])
+    assert ix.purchased_keys(inter, 5, repeatable).tolist() == [1]
+
+
+def test_popularity_ranks_by_decayed_purchases_then_interest() -> None:
+    inter = make_interactions(
+        [
+            (0, 0, 0, 1, 0, 1),
+            (1, 0, 0, 1, 0, 1),
+            (2, 1, 0, 1, 0, 1),
+            (3, 1, 0, 1, 0, 1),
+            (3, 1, 0, 5, 0, 0),  # same sales as product 0, more interest
+            (4, 2, 60, 0, 0, 4),  # four sales two half-lives ago = 1
+        ]
+    )
+    w = ix.interaction_weights(inter, 1.0, 4.0, 8.0, 30.0)
+    sold, order = ix.popularity(inter, 4, 30.0, w)
+    np.testing.assert_allclose(sold, [2.0, 2.0, 1.0, 0.0])
+    assert order.tolist() == [1, 0, 2, 3]
+
+
+def test_top_by_group_ranks_within_each_group_and_pads() -> None:
+    group = np.array([0, 0, 1, 0, -1, 1])
+    score = np.array([1.0, 3.0, 2.0, 0.0, 9.0, 2.0])
+    tiebreak = np.array([0.0, 0.0, 1.0, 0.0, 0.0, 5.0])
+    table = ix.top_by_group(group, score, tiebreak, n_groups=3, length=3)
+    assert table.tolist() == [[1, 0, -1], [5, 2, -1], [-1, -1, -1]]
+
+
+def test_favourite_category_is_the_heaviest_one() -> None:
+    inter = make_interactions([(0, 0, 0, 1, 0, 0), (0, 1, 0, 1, 0, 0), (0, 2, 0, 0, 0, 1)])
+    w = ix.interaction_weights(inter, 1.0, 4.0, 8.0, 30.0)
+    product_category = np.array([0, 0, 1])
+    fav = ix.favourite_from_interactions(inter, w, product_category, 2, 2)
+    assert fav.tolist() == [1, -1]

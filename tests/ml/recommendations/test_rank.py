@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import numpy as np
+
+from ml.recommendations import rank
+
+
+def test_top_k_matches_a_full_sort() -> None:
+    rng = np.random.default_rng(0)
+    for cols in (5000, 997, 12):
+        scores = rng.standard_normal((50, cols)).astype(np.float32)
+        expected = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+        np.testing.assert_array_equal(rank.top_k(scores, 10), expected)
+
+
+def test_collaborative_block_never_recommends_purchased_products() -> None:
+    user = np.array([[1.0], [1.0], [1.0]], dtype=np.float32)
+    item = np.array([[5.0], [4.0], [3.0], [2.0]], dtype=np.float32)
+    # Customer 0 bought products 0 and 2; customer 2 is cold.
+    keys = np.array([0 * 4 + 0, 0 * 4 + 2])
+    warm = np.array([True, True, False])
+    block = rank.collaborative_block(user, item, np.arange(3), warm, keys, n=2)
+    assert block.products.tolist() == [[1, 3], [0, 1], [-1, -1]]
+    assert block.scores[0].tolist() == [4.0, 2.0]
+
+
+def _chain(customers, favourite, segment, keys, n=3):
+    content = np.array([[10, 11, 12, 13], [20, 21, -1, -1]], dtype=np.int32)
+    seg = np.array([[30, 31, 32, 33]], dtype=np.int32)
+    popular = np.array([[11, 40, 41, 42]], dtype=np.int32)
+    blocks = [
+        rank.Block(
+            "collaborative",
+            np.array([[1, 2, 3], [-1, -1, -1], [-1, -1, -1], [-1, -1, -1]], dtype=np.int32),
+            np.array([[0.9, 0.8, 0.7]] + [[0.0] * 3] * 3),
+        ),
+        rank.table_block("content", favourite, content, content.astype(float)),
+        rank.table_block("segment-popular", segment, seg, seg.astype(float)),
+        rank.table_block(
+            "popular", np.zeros(len(customers), np.int32), popular, popular.astype(float)
+        ),
+    ]
+    return rank.merge(blocks, customers, keys, n_products=100, n=n)
+
+
+def _lists_of(lists: rank.Lists, row: int) -> list[tuple[int, str]]:
+    mine = lists.customer == row
+    return [
+        (int(p), rank.SOURCES[s])
+        for p, s in zip(lists.product[mine], lists.source[mine], strict=True)
+    ]
+
+
+def test_cold_start_chain_labels_each_pick_with_its_source() -> None:
+    customers = np.arange(4)
+    favourite = np.array([0, 1, -1, -1])
+    segment = np.array([-1, -1, 0, -1])
+    keys = np.array([1 * 100 + 20])  # customer 1 bought product 20
+    lists = _chain(customers, favourite, segment, keys)
+    assert _lists_of(lists, 0) == [(1, "collaborative"), (2, "collaborative"), (3, "collaborative")]
+    # Cold, favourite category 1: its unbought best seller, then segment-less -> popular.
+    assert _lists_of(lists, 1) == [(21, "content"), (11, "popular"), (40, "popular")]
+    # No favourite category, in segment 0.
+    assert _lists_of(lists, 2) == [
+        (30, "segment-popular"),
+        (31, "segment-popular"),
+        (32, "segment-popular"),
+    ]
+    # Nothing known: overall best sellers.
+    assert _lists_of(lists, 3) == [(11, "popular"), (40, "popular"), (41, "popular")]
+    # Ranks are 1..n for every customer.
+    assert lists.rank.tolist() == [1, 2, 3] * 4
+
+
+def test_merge_drops_repeats_and_purchases_and_keeps_repeatable_ones() -> None:
+    customers = np.array([0])
+    products = np.array([[5, 6, 5, 7, 8]], dtype=np.int32)
+    block = rank.Block("popular", products, np.ones((1, 5)))
+    bought_6 = np.array([0 * 100 + 6])
+    lists = rank.merge([block], customers, bought_6, n_products=100, n=3)
+    assert lists.product.tolist() == [5, 7, 8]
+    # A repeatable product is simply not among the excluded keys.
+    lists = rank.merge([block], customers, np.array([], dtype=np.int64), n_products=100, n=3)
+    assert lists.product.tolist() == [5, 6, 7]

@@ -1,0 +1,122 @@
+"""The recommend stage against a real DuckDB file (synthetic marts)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ml.recommendations import run_recommendations
+from segmint.config import RecommendationSettings, Settings
+from segmint.stages import SegmintError
+from tests.ml.recommendations.conftest import AS_OF
+
+
+def _settings(warehouse: Path, **overrides) -> Settings:
+    recs = dataclasses.replace(RecommendationSettings(), **overrides)
+    return Settings(warehouse=warehouse, recommendations=recs)
+
+
+def _query(warehouse: Path, sql: str, params=()):
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()
+
+
+def test_model_beats_popularity_and_rerun_replaces_rows(small_warehouse: Path) -> None:
+    settings = _settings(small_warehouse)
+    first = run_recommendations(settings, AS_OF)
+    assert first.details["published"] == "model", first.summary
+    holdout = first.details["holdout"]
+    assert holdout["model"]["recall_at_10"] > holdout["popularity"]["recall_at_10"]
+    second = run_recommendations(settings, AS_OF)
+    assert second.rows_out == first.rows_out == 3000 * 10
+
+    rows = _query(
+        small_warehouse,
+        "select count(*), count(distinct (customer_id, rank)), count(distinct run_id), "
+        "min(rank), max(rank) from ml.recommendations where as_of_date = ?",
+        [AS_OF],
+    )[0]
+    assert rows == (30000, 30000, 1, 1, 10)
+    # Nothing recommended that the customer already bought (no repeatable products here).
+    bought = _query(
+        small_warehouse,
+        "select count(*) from ml.recommendations r join marts.customer_product_daily d "
+        "using (customer_id, product_id) where d.purchases > 0 and r.as_of_date = ?",
+        [AS_OF],
+    )[0][0]
+    assert bought == 0
+    runs = _query(
+        small_warehouse,
+        "select status, count(*) from ml.model_runs where model_name = 'recommendations' "
+        "group by status",
+    )
+    assert runs == [("published", 2)]
+    metrics = _query(
+        small_warehouse,
+        "select scorer, count(*), count(distinct run_id) from ml.model_metrics "
+        "where model_name = 'recommendations' and as_of_date = ? group by scorer order by 1",
+        [AS_OF],
+    )
+    assert metrics == [("model", 5, 1), ("popularity", 5, 1)]
+
+
+def test_repeatable_categories_may_be_recommended_again(small_warehouse: Path) -> None:
+    settings = _settings(small_warehouse, repeatable_categories=("cat00", "cat01"))
+    run_recommendations(settings, AS_OF)
+    again = _query(
+        small_warehouse,
+        "select count(*), count(*) filter (where d.product_category not in ('cat00', 'cat01')) "
+        "from ml.recommendations r join marts.customer_product_daily d "
+        "using (customer_id, product_id) where d.purchases > 0",
+    )[0]
+    assert again[0] > 0 and again[1] == 0
+
+
+def test_without_a_holdout_to_judge_popularity_is_published(small_warehouse: Path) -> None:
+    result = run_recommendations(_settings(small_warehouse, holdout_days=0), AS_OF)
+    assert result.details["published"] == "popularity"
+    assert any("popularity published" in w for w in result.warnings)
+    sources = _query(small_warehouse, "select distinct source from ml.recommendations")
+    assert sources == [("popular",)]
+    status = _query(small_warehouse, "select status from ml.model_runs")
+    assert status == [("not_published",)]
+
+
+def test_segment_popular_fills_for_customers_without_a_favourite(small_warehouse: Path) -> None:
+    con = duckdb.connect(str(small_warehouse))
+    try:
+        con.execute("create schema if not exists ml")
+        con.execute(
+            "create table ml.customer_segments as select customer_id, "
+            "cast(? as date) as as_of_date, 0 as segment_id, 'Everyone' as segment_name, "
+            "0.0 as distance, false as is_outlier, 'seg-run' as run_id "
+            "from marts.customer_features",
+            [AS_OF],
+        )
+        cold = con.execute(
+            "select customer_id from marts.customer_features where favourite_category is null "
+            "order by customer_id limit 1"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    run_recommendations(_settings(small_warehouse), AS_OF)
+    got = _query(
+        small_warehouse,
+        "select rank, source from ml.recommendations where customer_id = ? order by rank",
+        [cold],
+    )
+    assert [r for r, _ in got] == list(range(1, 11))
+    assert {s for _, s in got} == {"segment-popular"}
+
+
+def test_missing_mart_is_a_clear_error(tmp_path: Path) -> None:
+    warehouse = tmp_path / "w.duckdb"
+    duckdb.connect(str(warehouse)).close()
+    with pytest.raises(SegmintError, match=r"marts\.customer_product_daily"):
+        run_recommendations(_settings(warehouse), AS_OF)

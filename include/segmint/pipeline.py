@@ -27,6 +27,7 @@ STAGES: dict[str, str] = {
     "transform": "segmint.transform:run_transform",
     "segment": "ml.segmentation:run_segmentation",
     "score": "ml.propensity:run_propensity",
+    "recommend": "ml.recommendations:run_recommendations",
     "audiences": "segmint.audiences:build_audiences",
     "report": "segmint.report:write_report",
     "publish": "segmint.publish:publish",

@@ -54,7 +54,8 @@ def test_report_renders_in_headless_chromium(sample_warehouse: Path, tmp_path: P
             # Not a blank page: the first screen has the dark header and coloured tiles.
             colours = image.crop((0, 0, 1440, 900)).convert("RGB").getcolors(1 << 20)
             assert colours is not None and len(colours) > 50
-        shutil.copy2(shot, ARTIFACTS / shot.name)
+        name = "report-first-screen.png" if image.height == 900 else "report-full-page.png"
+        shutil.copy2(shot, ARTIFACTS / name)
     shutil.copy2(page, ARTIFACTS / "report.html")
 
 

@@ -79,6 +79,6 @@ def test_report_of_a_generated_run_opens_in_chromium(tmp_path: Path) -> None:
     html = page.read_text(encoding="utf-8")
     assert "Could not be drawn" not in html
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for shot in report.screenshots:
-        shutil.copy2(shot, ARTIFACTS / f"generated-run-{shot.name}")
+    for shot, name in zip(report.screenshots, ("first-screen", "full-page"), strict=True):
+        shutil.copy2(shot, ARTIFACTS / f"generated-run-report-{name}.png")
     shutil.copy2(page, ARTIFACTS / "generated-run-report.html")

@@ -7,6 +7,9 @@ PYTHON ?= python3.11
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
+# Some shells set this; without cached bytecode every process recompiles airflow, GX, scipy
+# and matplotlib (seconds per stage).
+unexport PYTHONDONTWRITEBYTECODE
 VENV := .venv
 STAMP := $(VENV)/.segmint-installed
 RUN := $(VENV)/bin

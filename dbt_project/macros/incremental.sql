@@ -81,3 +81,15 @@
     {%- set result = run_query(query) -%}
     {{ return(result.columns[0].values() | list) }}
 {%- endmacro %}
+
+{#- In an incremental run: rows loaded after the newest load the model already holds. -#}
+{% macro loaded_after_watermark(loaded_at_column) -%}
+    {%- if is_incremental() -%}
+        {{ loaded_at_column }} > (
+            select coalesce(max(_loaded_at), cast('1900-01-01' as {{ dbt.type_timestamp() }}))
+            from {{ this }}
+        )
+    {%- else -%}
+        1 = 1
+    {%- endif -%}
+{%- endmacro %}

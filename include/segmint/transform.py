@@ -86,6 +86,9 @@ def dbt_command(
         str(settings.transform.threads),
         "--vars",
         json.dumps(dbt_vars),
+        # Unit tests check the SQL, not the data: CI runs them (tests/dbt), nights do not.
+        "--exclude-resource-type",
+        "unit_test",
     ]
     if select:
         command += ["--select", select]

@@ -187,3 +187,32 @@ def test_rerun_leaves_identical_tables(full_warehouse: Path) -> None:
     assert before == after
     assert result.rows_in > 10_000
     assert result.rows_out == len(query(full_warehouse, "SELECT 1 FROM marts.customer_features"))
+
+
+def test_dbt_unit_tests_pass(full_warehouse: Path) -> None:
+    """The dbt unit tests (RFM scoring, cart abandonment, sessionisation, stitching, every
+    rule segment) run here rather than every night."""
+    import json
+    import os
+    import subprocess
+
+    from segmint.transform import dbt_command, dbt_dirs
+
+    settings = settings_for(full_warehouse)
+    command = dbt_command(settings, END, [END])
+    command[command.index("build")] = "test"
+    command = command[: command.index("--exclude-resource-type")]
+    command += ["--select", "test_type:unit"]
+    env = {**os.environ, "SEGMINT_WAREHOUSE": str(full_warehouse)}
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    results = json.loads((dbt_dirs(settings)[0] / "run_results.json").read_text())["results"]
+    names = {r["unique_id"].split(".")[-1] for r in results if r["status"] == "pass"}
+    assert len(results) == len(names) >= 16
+    assert {
+        "rfm_scores_quintiles_ties_and_named_segments",
+        "sessionisation_splits_on_inactivity_and_midnight",
+        "stitching_attributes_anonymous_events_point_in_time",
+        "rule_segment_cart_abandoner",
+        "rule_segment_lifecycle_churned",
+    } <= names

@@ -1,78 +1,44 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='event_date',
-        on_schema_change='fail',
-    )
-}}
-
-{%- set dates = new_event_dates(ref('stg_segmint__events')) if is_incremental() else [] %}
+{{ config(materialized='view') }}
 
 {#-
-Every event with the customer it is attributed to and the session it belongs to.
+int_events_attributed plus the inactivity session number of each site event without a
+session_id: a new session after var('session_inactivity_minutes') without an event, per
+person (the attributed customer, else the anonymous id) and UTC day, so sessions are always
+cut at midnight. Events with a session_id keep it as their session; e-mail events and
+events without any identity belong to no session (session_number null).
 
-Attribution (point in time): an event's own customer_id wins. An anonymous event goes to
-the customer whose link to its anonymous_id started most recently at or before the event;
-an anonymous event before any link goes to the first linked customer only when that link
-happens on the same UTC day (browse, then log in). So a day's attribution depends only on
-events up to the end of that day, and later events never rewrite past features.
-
-Sessions: session_id when present, else a new session after
-var('session_inactivity_minutes') without an event, per person (the attributed customer,
-else the anonymous id), and always cut at midnight UTC. E-mail events are not site
-activity and belong to no session. The session itself is keyed in the sessions mart; here
-each event carries its person, session_id and, without a session_id, its session number.
-
-The attribution query below is written out twice (once for events that need the
-inactivity window, once for all others) so that each half reads only its own rows and no
-wide intermediate result is materialised.
+A view; its two halves read only their own rows of int_events_attributed, and date filters
+of the consumers reach the raw scan.
 -#}
 
-{%- set event_columns = [
+{%- set columns = [
     'event_id', 'event_type', 'event_at', 'event_date', 'customer_id', 'anonymous_id',
     'person_key', 'session_id', 'page_type', 'product_category', 'device_type', 'channel',
     'order_id', 'revenue', 'currency', 'quantity', 'price', '_loaded_at',
 ] %}
 
-{%- set needs_inactivity_window -%}
-    events.session_id is null
-    and events.event_type not in ('email_open', 'email_click')
-    and (events.customer_id is not null or events.anonymous_id is not null)
+{%- set untracked -%}
+    session_id is null
+    and person_key is not null
+    and event_type not in ('email_open', 'email_click')
 {%- endset %}
-
-
 
 with
 
-link_intervals as (
+other_events as (
 
     select
-        anonymous_id,
-        customer_id,
-        first_linked_at,
-        lead(first_linked_at) over (
-            partition by anonymous_id
-            order by first_linked_at, customer_id
-        ) as next_first_linked_at,
-        row_number() over (
-            partition by anonymous_id
-            order by first_linked_at, customer_id
-        ) as link_rank
-    from {{ ref('int_identity_links') }}
+        {{ columns | join(",\n        ") }},
+        cast(null as {{ dbt.type_bigint() }}) as session_number
+    from {{ ref('int_events_attributed') }}
+    where not ({{ untracked }})
 
 ),
 
-inactivity_events as (
-
-    {{ attributed_events(needs_inactivity_window, dates) }}
-
-),
-
-inactivity_gaps as (
+untracked_events as (
 
     select
-        *,
+        {{ columns | join(",\n        ") }},
         case
             when {{ seconds_between(
                     'lag(event_at) over (partition by person_key, event_date '
@@ -82,36 +48,25 @@ inactivity_gaps as (
                 then 0
             else 1
         end as is_session_start
-    from inactivity_events
+    from {{ ref('int_events_attributed') }}
+    where {{ untracked }}
 
 ),
 
 inactivity_sessions as (
 
     select
-        {% for column in event_columns -%}
-            {{ column }},
-        {% endfor -%}
+        {{ columns | join(",\n        ") }},
         cast(
-            sum(is_session_start) over (
-                partition by person_key, event_date
-                order by event_at, event_id
-                rows between unbounded preceding and current row
-            )
+            sum(is_session_start)
+                over (
+                    partition by person_key, event_date
+                    order by event_at, event_id
+                    rows between unbounded preceding and current row
+                )
             as {{ dbt.type_bigint() }}
         ) as session_number
-    from inactivity_gaps
-
-),
-
-other_events as (
-
-    select
-        *,
-        cast(null as {{ dbt.type_bigint() }}) as session_number
-    from (
-        {{ attributed_events('not (' ~ needs_inactivity_window ~ ')', dates) }}
-    ) as attributed
+    from untracked_events
 
 )
 

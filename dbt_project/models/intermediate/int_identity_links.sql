@@ -25,12 +25,7 @@ new_links as (
     where
         anonymous_id is not null
         and customer_id is not null
-        {% if is_incremental() %}
-            and _loaded_at > (
-                select coalesce(max(_loaded_at), cast('1900-01-01' as {{ dbt.type_timestamp() }}))
-                from {{ this }}
-            )
-        {% endif %}
+        and {{ loaded_after_watermark('_loaded_at') }}
     group by anonymous_id, customer_id
 
 ),
@@ -40,17 +35,17 @@ new_links as (
     known_links as (
 
         select
-            existing.anonymous_id,
-            existing.customer_id,
-            existing.first_linked_at,
-            existing.last_linked_at,
-            existing.link_event_count,
-            existing._loaded_at
-        from {{ this }} as existing
+            previous.anonymous_id,
+            previous.customer_id,
+            previous.first_linked_at,
+            previous.last_linked_at,
+            previous.link_event_count,
+            previous._loaded_at
+        from {{ this }} as previous
         inner join new_links
             on
-                existing.anonymous_id = new_links.anonymous_id
-                and existing.customer_id = new_links.customer_id
+                previous.anonymous_id = new_links.anonymous_id
+                and previous.customer_id = new_links.customer_id
 
     ),
 

@@ -87,7 +87,8 @@ windows as (
         sum(case when days_ago < 30 then session_duration_s else 0 end) as session_duration_s_30d,
         sum(case when days_ago < 90 then mobile_sessions else 0 end) as mobile_sessions_90d,
         sum(case when days_ago < 90 then carted_sessions else 0 end) as carted_sessions_90d,
-        sum(case when days_ago < 90 then abandoned_cart_sessions else 0 end) as abandoned_cart_sessions_90d,
+        sum(case when days_ago < 90 then abandoned_cart_sessions else 0 end)
+            as abandoned_cart_sessions_90d,
         max(
             case
                 when days_ago < {{ var('content_explorer_lookback_days') }}
@@ -100,7 +101,10 @@ windows as (
             end
         ) as last_cart_add_at
     from activity
-    where days_ago < {{ [90, var('content_explorer_lookback_days'), var('cart_abandonment_lookback_days')] | max }}
+    {%- set longest_window = [
+        90, var('content_explorer_lookback_days'), var('cart_abandonment_lookback_days'),
+    ] | max %}
+    where days_ago < {{ longest_window }}
     group by as_of_date, customer_id
 
 ),
@@ -137,6 +141,10 @@ lifetime as (
 
 ),
 
+{%- set wait_ends_at = dbt.dateadd(
+    'hour', var('cart_abandonment_hours'), 'lifetime.last_cart_add_at'
+) %}
+
 -- Was the latest cart add followed by a purchase within var('cart_abandonment_hours')?
 -- Only a cart add whose whole waiting time has passed by the end of the as-of day counts.
 cart_followup as (
@@ -144,13 +152,10 @@ cart_followup as (
     select
         lifetime.as_of_date,
         lifetime.customer_id,
-        {{ dbt.dateadd('hour', var('cart_abandonment_hours'), 'lifetime.last_cart_add_at') }}
-            <= {{ end_of_day('lifetime.as_of_date') }}
-        and not coalesce(same_day.last_purchase_at > lifetime.last_cart_add_at, false)
-        and not coalesce(
-            next_day.first_purchase_at
-            <= {{ dbt.dateadd('hour', var('cart_abandonment_hours'), 'lifetime.last_cart_add_at') }},
-            false
+        (
+            {{ wait_ends_at }} <= {{ end_of_day('lifetime.as_of_date') }}
+            and not coalesce(same_day.last_purchase_at > lifetime.last_cart_add_at, false)
+            and not coalesce(next_day.first_purchase_at <= {{ wait_ends_at }}, false)
         ) as has_abandoned_cart
     from lifetime
     left join {{ ref('customer_daily_activity') }} as same_day
@@ -162,7 +167,7 @@ cart_followup as (
             lifetime.customer_id = next_day.customer_id
             and {{ dbt.dateadd('day', 1, 'cast(lifetime.last_cart_add_at as date)') }}
             = next_day.activity_date
-            and next_day.activity_date <= lifetime.as_of_date
+            and lifetime.as_of_date >= next_day.activity_date
     where lifetime.last_cart_add_at is not null
 
 ),
@@ -240,7 +245,9 @@ base as (
         known.as_of_date,
         known.customer_id,
         case
-            when lifetime.first_event_at is null then cast(crm.signup_date as {{ dbt.type_timestamp() }})
+            when
+                lifetime.first_event_at is null
+                then cast(crm.signup_date as {{ dbt.type_timestamp() }})
             when crm.signup_date is null or crm.signup_date > known.as_of_date
                 then lifetime.first_event_at
             when cast(crm.signup_date as {{ dbt.type_timestamp() }}) < lifetime.first_event_at
@@ -334,7 +341,8 @@ final as (
             as {{ type_money() }}
         ) as avg_order_value,
         cast(scored.recency_days as integer) as recency_days,
-        {{ days_between('cast(scored.first_seen_at as date)', 'scored.as_of_date') }} as tenure_days,
+        {{ days_between('cast(scored.first_seen_at as date)', 'scored.as_of_date') }}
+            as tenure_days,
         rfm.r_score,
         rfm.f_score,
         rfm.m_score,

@@ -1,8 +1,6 @@
 -- The features of every known customer for the run's as-of date: the snapshot of
 -- customer_feature_history for var('as_of_date').
 select
-    {% for column in feature_columns() -%}
-        {{ column }}{{ "," if not loop.last }}
-    {% endfor %}
+    {{ feature_columns() | join(",\n    ") }}
 from {{ ref('customer_feature_history') }}
 where as_of_date = {{ as_of_date() }}

@@ -7,6 +7,10 @@
     )
 }}
 
+{%- set snapshot_list -%}
+    {%- for d in snapshot_dates() %}{{ date_literal(d) }}{{ ", " if not loop.last }}{% endfor -%}
+{%- endset %}
+
 -- Rule-based segments, long format: one row per customer, as-of date and segment the
 -- customer is in. The segments are the entries of var('rule_segments'), compiled by the
 -- macro rule_segment_condition: a new segment is a YAML entry, not new SQL. Built for the
@@ -16,14 +20,10 @@ with
 features as (
 
     select
-        {% for column in feature_columns() -%}
-            {{ column }}{{ "," if not loop.last }}
-        {% endfor %}
+        {{ feature_columns() | join(",\n        ") }}
     from {{ ref('customer_feature_history') }}
     {% if is_incremental() -%}
-        where as_of_date in (
-            {%- for d in snapshot_dates() %}{{ date_literal(d) }}{{ ", " if not loop.last }}{% endfor -%}
-        )
+        where as_of_date in ({{ snapshot_list }})
     {%- endif %}
 
 ),

@@ -79,7 +79,9 @@ select
     cast(coalesce(identities.anonymous_id_count, 0) as {{ dbt.type_bigint() }})
         as anonymous_id_count,
     case
-        when activity.first_event_at is null then cast(crm.signup_date as {{ dbt.type_timestamp() }})
+        when
+            activity.first_event_at is null
+            then cast(crm.signup_date as {{ dbt.type_timestamp() }})
         when crm.signup_date is null then activity.first_event_at
         when cast(crm.signup_date as {{ dbt.type_timestamp() }}) < activity.first_event_at
             then cast(crm.signup_date as {{ dbt.type_timestamp() }})

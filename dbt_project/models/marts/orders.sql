@@ -7,7 +7,7 @@
     )
 }}
 
-{%- set dates = new_event_dates(ref('int_events_sessionised')) if is_incremental() else [] %}
+{%- set dates = new_event_dates(ref('int_events_attributed')) if is_incremental() else [] %}
 
 -- One row per distinct order_id: the first purchase event of the order wins (earliest
 -- event_at, then smallest event_id) when an order is sent more than once.
@@ -25,7 +25,7 @@ purchases as (
         currency,
         coalesce(quantity, 1) as item_count,
         _loaded_at
-    from {{ ref('int_events_sessionised') }}
+    from {{ ref('int_events_attributed') }}
     where
         event_type = 'purchase'
         and order_id is not null
@@ -40,17 +40,17 @@ purchases as (
         select * from purchases
         union all
         select
-            existing.order_id,
-            existing.customer_id,
-            existing.event_id,
-            existing.ordered_at as event_at,
-            existing.order_date as event_date,
-            existing.revenue,
-            existing.currency,
-            existing.item_count,
-            existing._loaded_at
-        from {{ this }} as existing
-        where existing.order_id in (select purchases.order_id from purchases)
+            previous.order_id,
+            previous.customer_id,
+            previous.event_id,
+            previous.ordered_at as event_at,
+            previous.order_date as event_date,
+            previous.revenue,
+            previous.currency,
+            previous.item_count,
+            previous._loaded_at
+        from {{ this }} as previous
+        where previous.order_id in (select purchases.order_id from purchases)
 
     ),
 

@@ -9,7 +9,8 @@
 
 {%- set dates = new_event_dates(ref('int_events_sessionised')) if is_incremental() else [] %}
 
--- One row per session (sessions are cut at midnight UTC; see int_events_sessionised).
+-- One row per session (session_id, else inactivity; cut at midnight UTC): see
+-- int_events_sessionised. E-mail events belong to no session.
 with
 
 session_events as (

@@ -1,7 +1,40 @@
-{#- Events of the dates to build that satisfy `condition`, with the customer they are
-    attributed to (see int_events_sessionised) and their person key. Expects a CTE named
-    link_intervals (int_identity_links with next_first_linked_at and link_rank). -#}
-{% macro attributed_events(condition, dates) -%}
+{{ config(materialized='view') }}
+
+{#-
+Every event with the customer it is attributed to (point in time) and its person key.
+
+Attribution: an event's own customer_id wins. An anonymous event goes to the customer whose
+link to its anonymous_id started most recently at or before the event; an anonymous event
+before any link goes to the first linked customer only when that link happens on the same
+UTC day (browse, then log in). So a day's attribution depends only on events up to the end
+of that day, and later events never rewrite past features.
+
+A view: each consumer reads only the columns and days it needs, and filters on event_at
+reach the raw table's scan, so an incremental run never reads old days' rows.
+-#}
+
+with
+
+link_intervals as (
+
+    select
+        anonymous_id,
+        customer_id,
+        first_linked_at,
+        lead(first_linked_at) over (
+            partition by anonymous_id
+            order by first_linked_at, customer_id
+        ) as next_first_linked_at,
+        row_number() over (
+            partition by anonymous_id
+            order by first_linked_at, customer_id
+        ) as link_rank
+    from {{ ref('int_identity_links') }}
+
+),
+
+attributed as (
+
     select
         events.event_id,
         events.event_type,
@@ -32,7 +65,7 @@
             and events.anonymous_id = links.anonymous_id
             and (
                 (
-                    links.first_linked_at <= events.event_at
+                    events.event_at >= links.first_linked_at
                     and (
                         links.next_first_linked_at is null
                         or events.event_at < links.next_first_linked_at
@@ -44,7 +77,7 @@
                     and links.first_linked_at < {{ end_of_day('events.event_date') }}
                 )
             )
-    where
-        {{ incremental_date_filter('events.event_date', dates, 'events.event_at') }}
-        and {{ condition }}
-{%- endmacro %}
+
+)
+
+select * from attributed

@@ -143,7 +143,8 @@ def overhead(landing: Path, as_of: date, work: Path) -> dict:
         wall, code = timed(cmd, env, work / f"{mode}.log")
         result[f"{mode}_wall_s"] = round(wall, 2)
         result[f"{mode}_exit_code"] = code
-        if mode == "dag" and code == 0:
+        if mode == "dag" and Path(env["SEGMINT_WAREHOUSE"]).exists():
+            # per-stage times of the stages that succeeded (all of them when exit code is 0)
             stages = stage_times(Path(env["SEGMINT_WAREHOUSE"]))
             result["dag_stage_s"] = stages
             result["dag_outside_stages_s"] = round(wall - sum(stages.values()), 2)

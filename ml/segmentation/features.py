@@ -20,21 +20,28 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-# The columns of marts.customer_features that the clustering sees, and how each is treated.
-# Skewed monetary and count columns are log1p-transformed; rates and shares are not.
+# The columns the clustering sees, and how each is treated. All come from
+# marts.customer_features; the two ratios are derived from its columns inside the Pipeline.
+# Skewed money, count and duration columns are log1p-transformed; shares are not.
 LOG_FEATURES: tuple[str, ...] = (
     "order_count",
-    "orders_90d",
     "avg_order_value",
     "recency_days",
     "tenure_days",
     "sessions_90d",
-    "product_views_90d",
-    "cart_adds_90d",
-    "email_opens_90d",
     "days_since_last_visit",
+    "pages_per_session_30d",
+    "avg_session_duration_s_30d",
+    "email_opens_90d",
+    "email_clicks_90d",
+    "searches_90d",
 )
-LINEAR_FEATURES: tuple[str, ...] = ("cart_abandonment_rate_90d",)
+# Derived share features: name -> (numerator, denominator); 0 when the denominator is 0.
+RATIOS: dict[str, tuple[str, str]] = {
+    "recent_session_share": ("sessions_30d", "sessions_90d"),
+    "searches_per_session_90d": ("searches_90d", "sessions_90d"),
+}
+LINEAR_FEATURES: tuple[str, ...] = ("mobile_session_share_90d", *RATIOS)
 FEATURES: tuple[str, ...] = LOG_FEATURES + LINEAR_FEATURES
 
 # Null means "no such event yet" (no order, no visit). Those columns are filled with one day
@@ -57,14 +64,23 @@ PROFILE_FEATURES: tuple[str, ...] = (
 PROFILE_EXTRA: tuple[str, ...] = ("favourite_category", "email_opt_in", "ads_opt_in")
 
 
+def source_columns(features: Sequence[str] = FEATURES) -> list[str]:
+    """The columns of marts.customer_features that ``features`` are computed from."""
+    cols: list[str] = []
+    for f in features:
+        cols.extend(RATIOS.get(f, (f,)))
+    return list(dict.fromkeys(cols))
+
+
 def numeric_columns(features: Sequence[str] = FEATURES) -> list[str]:
     """Every numeric column the stage reads, in a fixed order."""
-    return list(dict.fromkeys([*features, *PROFILE_FEATURES]))
+    return list(dict.fromkeys([*source_columns(features), *PROFILE_FEATURES]))
 
 
 class FeatureFiller(TransformerMixin, BaseEstimator):
-    """Select the feature columns and fill their nulls by documented rules.
+    """Select (or derive) the feature columns and fill their nulls by documented rules.
 
+    - ratios in :data:`RATIOS` are computed from their columns, 0 when the denominator is 0;
     - ``recency_days`` / ``days_since_last_visit`` null (never ordered / never visited):
       one more than the largest value seen at fit time, i.e. "longer ago than anyone";
     - every other null (no order value, no cart, no session): 0;
@@ -82,13 +98,13 @@ class FeatureFiller(TransformerMixin, BaseEstimator):
         self.fill_longest_ago = fill_longest_ago
 
     def fit(self, X: pd.DataFrame, y: object = None) -> FeatureFiller:
-        missing = [c for c in self.features if c not in X.columns]
+        missing = [c for c in source_columns(self.features) if c not in X.columns]
         if missing:
             raise ValueError(f"feature columns missing: {', '.join(missing)}")
         fills = {}
         for col in self.features:
             if col in self.fill_longest_ago:
-                seen = pd.to_numeric(X[col], errors="coerce").to_numpy(dtype=float)
+                seen = _numbers(X[col])
                 finite = seen[np.isfinite(seen)]
                 fills[col] = float(finite.max()) + 1.0 if finite.size else 1.0
             else:
@@ -101,7 +117,12 @@ class FeatureFiller(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         out = {}
         for col in self.features:
-            values = pd.to_numeric(X[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            if col in RATIOS:
+                num, den = (_numbers(X[c]) for c in RATIOS[col])
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    values = np.where(den > 0, num / den, np.nan)
+            else:
+                values = _numbers(X[col])
             values = np.where(np.isfinite(values), values, self.fill_values_[col])
             if col in self.log_features:
                 values = np.clip(values, 0.0, None)
@@ -110,6 +131,10 @@ class FeatureFiller(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return np.asarray(self.features, dtype=object)
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
 def build_preprocessor(

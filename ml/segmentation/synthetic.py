@@ -36,6 +36,12 @@ def customer_features(
     abandon = rng.beta(per_type([2, 6, 8, 3, 3]), per_type([8, 4, 2, 5, 5]))
     opens = rng.poisson(per_type([10, 6, 2, 3, 1]))
     last_visit = np.minimum(rng.exponential(per_type([3, 4, 3, 3, 90])), tenure)
+    pages = np.exp(rng.normal(per_type([0.8, 0.8, 1.5, 0.9, 0.7]), 0.25))
+    duration = np.exp(rng.normal(per_type([5.4, 5.4, 6.1, 5.6, 5.2]), 0.3))
+    mobile = rng.beta(per_type([3, 5, 8, 6, 4]), per_type([5, 4, 2, 4, 4]))
+    searches = rng.poisson(sessions * per_type([0.4, 1.4, 0.5, 0.6, 0.4]))
+    clicks = rng.binomial(opens, per_type([0.2, 0.45, 0.1, 0.25, 0.1]))
+    recent = rng.binomial(sessions, per_type([0.4, 0.4, 0.4, 0.9, 0.05]))
     has_orders = orders > 0
     has_sessions = sessions > 0
     orders_90d = np.minimum(orders, rng.poisson(per_type([4, 4, 0.1, 0.6, 0.05])))
@@ -50,13 +56,18 @@ def customer_features(
             "avg_order_value": np.where(has_orders, np.round(aov, 2), np.nan),
             "recency_days": np.where(has_orders, np.floor(recency), np.nan),
             "tenure_days": np.floor(tenure).astype("int64"),
-            "sessions_30d": rng.binomial(sessions, 0.4).astype("int64"),
+            "sessions_30d": recent.astype("int64"),
             "sessions_90d": sessions.astype("int64"),
             "product_views_90d": views.astype("int64"),
             "cart_adds_90d": carts.astype("int64"),
             "cart_abandonment_rate_90d": np.where(carts > 0, abandon, np.nan),
             "email_opens_30d": rng.binomial(opens, 0.4).astype("int64"),
             "email_opens_90d": opens.astype("int64"),
+            "email_clicks_90d": clicks.astype("int64"),
+            "searches_90d": searches.astype("int64"),
+            "pages_per_session_30d": np.where(recent > 0, pages, np.nan),
+            "avg_session_duration_s_30d": np.where(recent > 0, duration, np.nan),
+            "mobile_session_share_90d": np.where(has_sessions, mobile, np.nan),
             "days_since_last_visit": np.where(has_sessions, np.floor(last_visit), np.nan),
             "favourite_category": np.asarray(CATEGORIES, dtype=object)[
                 (kind * 2 + rng.integers(0, 3, size=n)) % len(CATEGORIES)

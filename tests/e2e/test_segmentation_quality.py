@@ -19,8 +19,8 @@ from segmint.config import Settings
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 END = date(2026, 6, 30)
-CUSTOMERS = 4000
-DAYS = 60
+CUSTOMERS = 3000
+DAYS = 90  # 60 days give too little behaviour per customer to tell the types apart
 
 
 def _stage(module: str, name: str):

@@ -9,12 +9,13 @@ from ml.segmentation.features import (
     FeatureFiller,
     build_preprocessor,
     make_kmeans,
+    source_columns,
     transformed_names,
 )
 
 
 def _frame(**overrides: list) -> pd.DataFrame:
-    base = {c: [1.0, 2.0, 3.0] for c in FEATURES}
+    base = {c: [1.0, 2.0, 3.0] for c in source_columns()}
     base.update(overrides)
     return pd.DataFrame(base)
 
@@ -39,6 +40,13 @@ def test_filler_clips_negative_counts_before_the_log() -> None:
     assert out["order_count"].min() == 0.0
 
 
+def test_ratios_are_derived_and_zero_without_a_denominator() -> None:
+    frame = _frame(sessions_30d=[1.0, 0.0, 3.0], sessions_90d=[4.0, 0.0, 3.0])
+    out = FeatureFiller().fit(frame).transform(frame)
+    assert out["recent_session_share"].tolist() == [0.25, 0.0, 1.0]
+    assert "sessions_30d" not in out.columns
+
+
 def test_filler_names_missing_columns() -> None:
     frame = _frame().drop(columns=["tenure_days"])
     try:
@@ -51,7 +59,7 @@ def test_filler_names_missing_columns() -> None:
 
 def test_preprocessor_logs_skewed_columns_then_scales() -> None:
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({c: rng.exponential(50, size=500) for c in FEATURES})
+    frame = pd.DataFrame({c: rng.exponential(50, size=500) for c in source_columns()})
     pre = build_preprocessor()
     scaled = pre.fit_transform(frame)
     assert transformed_names(pre) == list(LOG_FEATURES) + [

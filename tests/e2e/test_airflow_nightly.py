@@ -7,8 +7,9 @@ One module-scoped night, then, in order:
    is untouched; the retry completes while an analyst holds the published file open; the
    analyst keeps yesterday's data; the retry's published tables hash equal to the first
    night's (idempotency);
-3. a night whose quality gate fails leaves the published file as it was and records the
-   failure in ``ops.pipeline_runs``.
+3. a file arrives late in an earlier partition; the next run loads it, then its quality
+   gate fails: the published file stays as it was and ``ops.pipeline_runs`` records the
+   failure.
 
 Needs every stage of ``segmint.pipeline.STAGES``: skipped (with the reason) while one is
 missing.
@@ -16,8 +17,10 @@ missing.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -349,8 +352,30 @@ def test_kill_9_mid_write_then_retry_is_idempotent_and_never_blocks_readers(
         con.close()
 
 
+def add_late_file(landing: Path, day: str) -> int:
+    """A file arriving late in an earlier partition: that day's events under new ids."""
+    folder = landing / "events" / f"dt={day}"
+    source = sorted(folder.glob("*.jsonl.gz"))[0]
+    lines = []
+    with gzip.open(source, "rt") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # the generator's deliberately malformed lines
+            if isinstance(record, dict) and record.get("event_id"):
+                record["event_id"] = f"{record['event_id']}-late"
+                lines.append(json.dumps(record))
+    with gzip.open(folder / "late-arrival.jsonl.gz", "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    return len(lines)
+
+
 def test_failed_quality_gate_keeps_yesterdays_publication(night: Night) -> None:
+    """The next night picks up a late file of an earlier day, then its gate fails: the
+    working warehouse has the late rows, readers still see the last good night."""
     before = file_digest(night.published)
+    late = add_late_file(Path(night.env["SEGMINT_LANDING"]), "2026-06-20")
     config = night.root / "strict.toml"
     config.write_text(
         Path(night.env["SEGMINT_CONFIG"]).read_text()
@@ -368,3 +393,14 @@ def test_failed_quality_gate_keeps_yesterdays_publication(night: Night) -> None:
     assert "QualityGateError" in last[6]
     run_id = last[0]
     assert not [r for r in night.pipeline_runs() if r[0] == run_id and r[1] == "publish"]
+
+    count = "select count(*) from raw.events where _source_file like '%late-arrival%'"
+    work = duckdb.connect(str(night.warehouse), read_only=True)
+    pub = duckdb.connect(str(night.published), read_only=True)
+    try:
+        loaded = work.execute(count).fetchone()[0]
+        assert 0 < loaded <= late, "the late file was loaded by the next run"
+        assert pub.execute(count).fetchone() == (0,), "but not published: its gate failed"
+    finally:
+        work.close()
+        pub.close()

@@ -207,3 +207,17 @@ def test_clear_errors_for_missing_input(
     dup = warehouse_with(features_3k, features_3k.head(2))
     with pytest.raises(SegmintError, match="duplicate customer_id"):
         run_segmentation(dataclasses.replace(dup), as_of)
+
+
+def test_importing_the_stage_module_is_light() -> None:
+    """The Airflow DAG imports the pipeline at parse time: no scikit-learn on import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ml.segmentation, segmint.pipeline; "
+        "heavy = [m for m in ('sklearn', 'scipy', 'pandas') if m in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -244,10 +244,17 @@ def run_segmentation(settings: Settings, as_of: date) -> StageResult:
         training_window={"as_of_date": as_of.isoformat(), "source": SOURCE},
     )
     artifact = save_model(settings.artifacts_dir, out.pipeline, meta)
+    active = out.profiles[out.profiles["status"] != "retired"]
+    shares = ", ".join(
+        f"{sid} {name} {share:.0%}"
+        for sid, name, share in zip(
+            active["segment_id"], active["segment_name"], active["share"], strict=True
+        )
+    )
     summary = (
         f"{len(frame)} customers in {metrics['k']} segments "
         f"({len(metrics['segments_kept'])} kept, {len(metrics['segments_new'])} new, "
-        f"{len(metrics['segments_retired'])} retired), {metrics['outliers']} outliers"
+        f"{len(metrics['segments_retired'])} retired), {metrics['outliers']} outliers: {shares}"
     )
     write_outputs(
         settings.warehouse,

@@ -46,6 +46,7 @@ BATCH_ROWS = 1_000_000
 # Besides every row the SQL pre-filter flags, GX also sees one in this many of the others,
 # to prove the pre-filter and the suite agree (see BatchValidator.prefilter).
 CHECK_SAMPLE = 200
+MEMORY_LIMIT = "1536MB"
 
 
 def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -614,6 +615,8 @@ def run_ingest(settings: Settings, as_of: date) -> StageResult:
         outcomes.extend(batch)
 
     try:
+        # Bounded memory: DuckDB spills the batch's temp tables to disk beyond this.
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         ensure_ops_tables(con)
         units, skipped = ingest.plan(con, files)
         pending: list[FileOutcome] = []

@@ -57,8 +57,6 @@ def airflow_environ(
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-            # Don't ping the internet on start-up (the machine may have no network).
-            "AIRFLOW__CORE__CHECK_FOR_NEWER_VERSION": "False",
         }
     )
     # `airflow standalone` starts its components as `airflow ...` found on PATH: put this

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segmint.generate.events import concat, take
 from segmint.generate.simulate import PURCHASE, US_PER_DAY
 
 INVALID_REASONS = (
@@ -88,8 +87,8 @@ def inject(
     )
     copy_arrival = np.minimum(copy_arrival, day0_us + days * US_PER_DAY - 1)
 
-    # Invalid records: pick a reason each; negative revenue only on purchases.
-    cols = {key: v.copy() for key, v in cols.items()}
+    # Invalid records: pick a reason each; negative revenue only on purchases. The columns
+    # are changed in place: the caller hands them over.
     reasons = rng.integers(0, len(INVALID_REASONS), len(invalid))
     if not json_lines:  # a Parquet TIMESTAMP column cannot hold a bad timestamp
         reasons[reasons == 1] = 0
@@ -112,8 +111,8 @@ def inject(
     cut = np.full(n, np.nan)
     cut[malformed] = rng.uniform(0.1, 0.9, len(malformed))
 
-    # Originals then duplicate copies, sorted by arrival time.
-    all_cols = concat([cols, take(cols, dup)])
+    # Originals then duplicate copies, sorted by arrival time: one gather of every column.
+    source = np.concatenate([np.arange(n), dup])
     all_arrival = np.concatenate([arrival, copy_arrival])
     cut = np.concatenate([cut, np.full(len(dup), np.nan)])
     ts_bad = np.concatenate([ts_bad, np.full(len(dup), -1, dtype=np.int8)])
@@ -121,6 +120,9 @@ def inject(
     order = np.argsort(all_arrival, kind="stable")
     where = np.empty(len(order), dtype=np.int64)
     where[order] = np.arange(len(order))
+    gathered = source[order]
+    for key in list(cols):
+        cols[key] = cols[key][gathered]
 
     arrival_sorted = all_arrival[order]
     day = (arrival_sorted - day0_us) // US_PER_DAY
@@ -137,7 +139,7 @@ def inject(
         "invalid": {"row": where[invalid], "reason": reasons},
     }
     return Placed(
-        cols=take(all_cols, order),
+        cols=cols,
         file=file,
         line=line,
         files=files,

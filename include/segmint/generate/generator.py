@@ -150,8 +150,10 @@ def generate(
     _, _, page_index = page_table()
     web, _ = session_events(world, catalogue, sessions, funnel, r_hist, page_index, offsets_of)
     events = concat([web, email_events(camp, 0)])
+    del web
     in_window = (events["ts_us"] >= day0_us) & (events["ts_us"] < day0_us + days * US_PER_DAY)
-    events = take(events, np.flatnonzero(in_window))
+    if not in_window.all():
+        events = take(events, np.flatnonzero(in_window))
     n_events = len(events["ts_us"])
     # Order numbers rise with time, like a shop's order sequence.
     purchases = np.flatnonzero(events["kind"] == PURCHASE)
@@ -183,6 +185,7 @@ def generate(
     con.execute("SET TimeZone = 'UTC'")
     landing.mkdir(parents=True, exist_ok=True)
     event_paths = write_events(table, placed, landing, start, fmt, con)
+    del table
 
     # The CRM: sign-up time is the new customer's sign-up session.
     signup_us = np.full(customers, -1, dtype=np.int64)
@@ -213,7 +216,6 @@ def generate(
         funnel=funnel,
         future=(f_sessions, f_funnel, f_day),
         placed=placed,
-        table=table,
         event_paths=event_paths,
         crm_paths=crm_paths,
         landing=landing,

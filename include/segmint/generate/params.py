@@ -28,21 +28,21 @@ _t = np.array  # one value per type, then the anonymous visitor
 
 
 # Sessions per day before weekday seasonality and temporal trend.
-VISIT_RATE = _t([0.110, 0.045, 0.090, 0.060, 0.140, 0.016])
+VISIT_RATE = _t([0.080, 0.055, 0.055, 0.042, 0.110, 0.012])
 # Extra page views after the landing page, product views and searches per session (Poisson).
-PAGE_VIEWS = _t([1.0, 1.5, 5.0, 2.0, 1.2, 1.0])
-PRODUCT_VIEWS = _t([2.5, 3.5, 7.0, 3.0, 2.5, 1.5])
-SEARCHES = _t([0.4, 2.0, 0.8, 0.7, 0.5, 0.4])
+PAGE_VIEWS = _t([0.4, 0.5, 1.5, 0.8, 0.5, 0.5])
+PRODUCT_VIEWS = _t([2.0, 2.0, 3.0, 2.0, 2.0, 1.2])
+SEARCHES = _t([0.2, 0.8, 0.3, 0.3, 0.2, 0.3])
 # Funnel: P(cart | viewed a product), P(checkout | cart), P(purchase | checkout).
-P_CART = _t([0.65, 0.50, 0.30, 0.55, 0.55, 0.06])
-P_CHECKOUT = _t([0.85, 0.65, 0.08, 0.75, 0.75, 0.0])
-P_PURCHASE = _t([0.95, 0.85, 0.35, 0.90, 0.85, 0.0])
+P_CART = _t([0.75, 0.55, 0.50, 0.55, 0.65, 0.06])
+P_CHECKOUT = _t([0.90, 0.70, 0.05, 0.75, 0.85, 0.0])
+P_PURCHASE = _t([0.95, 0.85, 0.35, 0.90, 0.90, 0.0])
 P_REMOVE = _t([0.08, 0.20, 0.25, 0.15, 0.12, 0.20])
 # Items added per carted session: 1 + Poisson(ITEMS - 1).
-ITEMS = _t([2.6, 1.5, 1.3, 1.6, 1.8, 1.2])
+ITEMS = _t([2.8, 1.3, 1.3, 1.6, 1.8, 1.2])
 # Price taste: products in a category are ranked by price and picked at rank ~ U**gamma
 # (gamma > 1 leans to cheap products, < 1 to expensive ones).
-PRICE_GAMMA = _t([0.45, 2.8, 1.0, 1.0, 0.9, 1.0])
+PRICE_GAMMA = _t([0.35, 3.0, 1.0, 1.0, 0.9, 1.0])
 # Share of orders with a discount code, and the discount taken.
 P_DISCOUNT = _t([0.05, 0.70, 0.10, 0.50, 0.10, 0.0])
 DISCOUNT = (0.10, 0.30)
@@ -52,8 +52,8 @@ P_TABLET = 0.10
 # E-mail: consent, P(open a campaign), P(click | open).
 P_EMAIL_OPT_IN = _t([0.92, 0.95, 0.35, 0.80, 0.85, 0.0])
 P_ADS_OPT_IN = _t([0.55, 0.60, 0.45, 0.50, 0.45, 0.0])
-P_OPEN = _t([0.65, 0.60, 0.04, 0.35, 0.45, 0.0])
-P_CLICK = _t([0.10, 0.55, 0.10, 0.20, 0.15, 0.0])
+P_OPEN = _t([0.35, 0.70, 0.04, 0.35, 0.45, 0.0])
+P_CLICK = _t([0.10, 0.45, 0.10, 0.20, 0.15, 0.0])
 # Identity: P(the session is already logged in from a remembered cookie), P(logging in
 # during a session that does not check out).
 P_REMEMBERED = _t([0.70, 0.55, 0.50, 0.50, 0.55, 0.0])
@@ -95,7 +95,7 @@ HOUR = HOUR / HOUR.sum()
 EVENT_GAP_S = _t([35.0, 30.0, 45.0, 40.0, 35.0, 30.0])
 
 # Marketing e-mails go out on these weekdays (Monday = 0) at 09:00 local time.
-CAMPAIGN_WEEKDAYS = (0, 2, 4)
+CAMPAIGN_WEEKDAYS = (1, 4)
 P_UNSUBSCRIBE_PER_DAY = 0.0008
 P_CRM_CHANGE_PER_DAY = 0.0015
 

@@ -68,7 +68,6 @@ def write_truth(
     funnel: Funnel,
     future: tuple[Sessions, Funnel, np.ndarray],
     placed: Placed,
-    table: pa.Table,
     event_paths: list[Path],
     crm_paths: list[Path],
     landing: Path,

@@ -113,9 +113,10 @@ class RecommendationSettings:
     purchase_weight: float = 8.0
     half_life_days: float = 30.0
     # Implicit ALS: confidence = 1 + alpha * weight; latent factors, L2 regularisation,
-    # alternating sweeps and conjugate-gradient steps per sweep.
+    # alternating sweeps and conjugate-gradient steps per sweep. Several factor counts: each
+    # is fitted and the best on half of the holdout customers is used (one value: no choice).
     alpha: float = 2.0
-    factors: int = 16
+    factors: tuple[int, ...] = (4, 8, 16)
     regularization: float = 1.0
     iterations: int = 12
     cg_steps: int = 3
@@ -133,6 +134,10 @@ class RecommendationSettings:
         # TOML gives lists; keep the frozen settings hashable.
         object.__setattr__(self, "repeatable_product_ids", tuple(self.repeatable_product_ids))
         object.__setattr__(self, "repeatable_categories", tuple(self.repeatable_categories))
+        factors = (self.factors,) if isinstance(self.factors, int) else tuple(self.factors)
+        if not factors or any(not isinstance(k, int) or k < 1 for k in factors):
+            raise ConfigError(f"recommendations.factors: positive integers, got {self.factors!r}")
+        object.__setattr__(self, "factors", factors)
 
 
 @dataclass(frozen=True)

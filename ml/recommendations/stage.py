@@ -100,14 +100,18 @@ def repeatable_products(
 
 
 def fit_factors(
-    matrix, cfg: RecommendationSettings, method: str = "als", init: Factors | None = None
+    matrix,
+    cfg: RecommendationSettings,
+    factors: int,
+    method: str = "als",
+    init: Factors | None = None,
 ) -> Factors:
     """Fit the factor model; with ``init`` (ALS only), ``refit_iterations`` sweeps from it."""
     if method == "svd":
-        return fit_svd(matrix, cfg.factors, cfg.random_state)
+        return fit_svd(matrix, factors, cfg.random_state)
     return fit_als(
         matrix,
-        factors=cfg.factors,
+        factors=factors,
         regularization=cfg.regularization,
         alpha=cfg.alpha,
         iterations=cfg.iterations if init is None else cfg.refit_iterations,
@@ -117,63 +121,90 @@ def fit_factors(
     )
 
 
+@dataclass
+class Prepared:
+    """What every list built from one set of interactions shares."""
+
+    inter: ix.Interactions
+    excluded: np.ndarray  # sorted purchased keys not to recommend again
+    sold: np.ndarray  # decayed sales per product
+    order: np.ndarray  # products, best sellers first
+    interest: np.ndarray  # all interaction weight per product (tie-break)
+    matrix: Any  # CSR customer x product weights
+
+
+def prepare(inter: ix.Interactions, ctx: Context, cfg: RecommendationSettings) -> Prepared:
+    weights = ix.interaction_weights(
+        inter, cfg.view_weight, cfg.cart_weight, cfg.purchase_weight, cfg.half_life_days
+    )
+    sold, order = ix.popularity(inter, ctx.n_products, cfg.half_life_days, weights)
+    return Prepared(
+        inter=inter,
+        excluded=ix.purchased_keys(inter, ctx.n_products, ctx.repeatable),
+        sold=sold,
+        order=order,
+        interest=np.bincount(inter.product, weights=weights, minlength=ctx.n_products),
+        matrix=ix.build_matrix(
+            inter.customer, inter.product, weights, (ctx.n_customers, ctx.n_products)
+        ),
+    )
+
+
 def build_lists(
-    inter: ix.Interactions,
+    prep: Prepared,
     ctx: Context,
     customers: np.ndarray,
     cfg: RecommendationSettings,
     n: int,
-    use_model: bool,
-    method: str = "als",
-    init: Factors | None = None,
+    factors: Factors | None,
 ) -> Built:
-    """Top-``n`` lists for ``customers`` (codes) from ``inter``.
+    """Top-``n`` lists for ``customers`` (codes).
 
-    ``use_model``: collaborative picks for warm customers, then content, segment-popular and
-    popular; otherwise popular only (the baseline). Purchased, non-repeatable products are
+    With ``factors``: collaborative picks for warm customers, then content, segment-popular
+    and popular; without: popular only (the baseline). Purchased, non-repeatable products are
     never recommended.
     """
-    weights = ix.interaction_weights(
-        inter, cfg.view_weight, cfg.cart_weight, cfg.purchase_weight, cfg.half_life_days
-    )
-    excluded = ix.purchased_keys(inter, ctx.n_products, ctx.repeatable)
-    per_customer = np.bincount(excluded // max(ctx.n_products, 1), minlength=ctx.n_customers)
+    per_customer = np.bincount(prep.excluded // max(ctx.n_products, 1), minlength=ctx.n_customers)
     most_excluded = int(per_customer[customers].max()) if len(customers) else 0
     width = min(n + most_excluded, ctx.n_products)
-    sold, order = ix.popularity(inter, ctx.n_products, cfg.half_life_days, weights)
-    interest = np.bincount(inter.product, weights=weights, minlength=ctx.n_products)
-    top = order[:width][sold[order[:width]] > 0]
+    sold = prep.sold
+    top = prep.order[:width][sold[prep.order[:width]] > 0]
     popular_table = np.full((1, width), -1, dtype=np.int32)
     popular_table[0, : len(top)] = top
     popular_scores = np.where(popular_table >= 0, sold[np.maximum(popular_table, 0)], 0.0)
     everyone = np.zeros(len(customers), dtype=np.int32)
     popular = rank.table_block("popular", everyone, popular_table, popular_scores)
-    if not use_model:
-        lists = rank.merge([popular], customers, excluded, ctx.n_products, n)
+    if factors is None:
+        lists = rank.merge([popular], customers, prep.excluded, ctx.n_products, n)
         return Built(lists, None, 0, 0)
 
-    matrix = ix.build_matrix(
-        inter.customer, inter.product, weights, (ctx.n_customers, ctx.n_products)
+    warm = np.diff(prep.matrix.indptr)[customers] >= cfg.min_interactions
+    blocks = [
+        rank.collaborative_block(factors.user, factors.item, customers, warm, prep.excluded, n)
+    ]
+    content_table = ix.top_by_group(
+        ctx.product_category, sold, prep.interest, ctx.n_categories, width
     )
-    distinct = np.diff(matrix.indptr)
-    warm = distinct[customers] >= cfg.min_interactions
-    factors = fit_factors(matrix, cfg, method, init)
-    blocks = [rank.collaborative_block(factors.user, factors.item, customers, warm, excluded, n)]
-    content_table = ix.top_by_group(ctx.product_category, sold, interest, ctx.n_categories, width)
     content_scores = np.where(content_table >= 0, sold[np.maximum(content_table, 0)], 0.0)
     blocks.append(
         rank.table_block("content", ctx.favourite[customers], content_table, content_scores)
     )
     if ctx.segment is not None and ctx.n_segments:
         seg_table, seg_scores = ix.group_popularity(
-            ctx.segment, inter, ctx.n_segments, ctx.n_products, cfg.half_life_days, width, interest
+            ctx.segment,
+            prep.inter,
+            ctx.n_segments,
+            ctx.n_products,
+            cfg.half_life_days,
+            width,
+            prep.interest,
         )
         blocks.append(
             rank.table_block("segment-popular", ctx.segment[customers], seg_table, seg_scores)
         )
     blocks.append(popular)
-    lists = rank.merge(blocks, customers, excluded, ctx.n_products, n)
-    return Built(lists, factors, int(warm.sum()), int(matrix.nnz))
+    lists = rank.merge(blocks, customers, prep.excluded, ctx.n_products, n)
+    return Built(lists, factors, int(warm.sum()), int(prep.matrix.nnz))
 
 
 @dataclass
@@ -184,6 +215,10 @@ class Evaluation:
     cutoff: date
     training_rows: int
     factors: Factors | None = None
+    chosen_factors: int = 0
+    # factors -> recall@10 on the selection half (empty with a single candidate)
+    selection: dict[int, float] = dataclasses.field(default_factory=dict)
+    selection_customers: int = 0
 
 
 def evaluate(
@@ -194,7 +229,13 @@ def evaluate(
     as_of: date,
     method: str = "als",
 ) -> Evaluation:
-    """Both scorers on the holdout: trained on interactions up to ``as_of - holdout_days``."""
+    """Both scorers on the holdout: trained on interactions up to ``as_of - holdout_days``.
+
+    With several ``factors`` candidates the evaluated customers are split in two by customer
+    (alternate codes): the candidates are compared on one half (recall@10), and the chosen
+    one and popularity are measured on the other half only, so the gate is not judged on the
+    customers the choice was made on.
+    """
     inter = inputs.interactions
     days = cfg.holdout_days
     cutoff = as_of - timedelta(days=days)
@@ -218,27 +259,48 @@ def evaluate(
         segment=None if segments is None else segments.of_customer,
         n_segments=0 if segments is None else len(segments.names),
     )
-    k_values = sorted({GATE_K, cfg.top_n})
-    n = max(k_values)
+    prep = prepare(train, eval_ctx, cfg)
     catalogue = int(np.count_nonzero(np.bincount(train.product, minlength=ctx.n_products)))
-    metrics: dict[str, dict[str, float]] = {}
-    warm_share = float("nan")
-    factors = None
-    for scorer, use_model in (("model", True), ("popularity", False)):
-        built = build_lists(train, eval_ctx, customers, cfg, n, use_model, method)
-        recommended = built.lists.as_matrix(len(customers), n)
+
+    def measure(who: np.ndarray, factors: Factors | None, ks: list[int]) -> tuple[dict, Built]:
+        n = max(ks)
+        built = build_lists(prep, eval_ctx, who, cfg, n, factors)
+        recommended = built.lists.as_matrix(len(who), n)
         values: dict[str, float] = {}
-        for k in k_values:
-            values.update(
-                ranking_metrics(recommended, relevant, customers, ctx.n_products, catalogue, k)
-            )
-        values["evaluated_customers"] = float(len(customers))
-        metrics[scorer] = values
-        if use_model:
-            factors = built.factors
-            if len(customers):
-                warm_share = built.warm_customers / len(customers)
-    return Evaluation(len(customers), metrics, warm_share, cutoff, len(train), factors)
+        for k in ks:
+            values.update(ranking_metrics(recommended, relevant, who, ctx.n_products, catalogue, k))
+        values["evaluated_customers"] = float(len(who))
+        return values, built
+
+    candidates = list(cfg.factors)
+    selection: dict[int, float] = {}
+    judged = customers
+    select = customers[:0]
+    if len(candidates) > 1:
+        select, judged = customers[customers % 2 == 0], customers[customers % 2 == 1]
+    fitted: dict[int, Factors] = {}
+    for k in candidates:
+        fitted[k] = fit_factors(prep.matrix, cfg, k, method)
+        if len(candidates) > 1:
+            values, _ = measure(select, fitted[k], [GATE_K])
+            selection[k] = values[f"recall_at_{GATE_K}"]
+    # Best recall on the selection half; ties (and an empty half) go to fewer factors.
+    chosen = max(candidates, key=lambda k: (np.nan_to_num(selection.get(k, 0.0)), -k))
+    k_values = sorted({GATE_K, cfg.top_n})
+    model, built = measure(judged, fitted[chosen], k_values)
+    popularity, _ = measure(judged, None, k_values)
+    warm_share = built.warm_customers / len(judged) if len(judged) else float("nan")
+    return Evaluation(
+        customers=len(judged),
+        metrics={"model": model, "popularity": popularity},
+        warm_share=warm_share,
+        cutoff=cutoff,
+        training_rows=len(train),
+        factors=fitted[chosen],
+        chosen_factors=chosen,
+        selection=selection,
+        selection_customers=len(select),
+    )
 
 
 def gate(evaluation: Evaluation) -> tuple[bool, str]:
@@ -302,6 +364,11 @@ def metrics_frame(evaluation: Evaluation, run_id: str, as_of: date) -> pd.DataFr
         for scorer, values in evaluation.metrics.items()
         for metric, value in values.items()
     ]
+    # The factor-count candidates, as measured on the selection half of the customers.
+    rows += [
+        {"scorer": f"model_factors_{k}", "metric": f"recall_at_{GATE_K}", "value": value}
+        for k, value in evaluation.selection.items()
+    ]
     frame = pd.DataFrame(rows, columns=["scorer", "metric", "value"])
     frame.insert(0, "as_of_date", as_of)
     frame.insert(0, "model_name", MODEL_NAME)
@@ -355,15 +422,13 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
         evaluated_at = time.perf_counter()
         # The published model continues from the evaluated one, with a few sweeps over all
         # interactions (the holdout days included); see docs/recommendations.md.
-        built = build_lists(
-            inputs.interactions,
-            ctx,
-            customers,
-            cfg,
-            cfg.top_n,
-            use_model=publish,
-            init=evaluation.factors,
-        )
+        prep = prepare(inputs.interactions, ctx, cfg)
+        factors = None
+        if publish and evaluation.factors is not None:
+            factors = fit_factors(
+                prep.matrix, cfg, evaluation.chosen_factors, init=evaluation.factors
+            )
+        built = build_lists(prep, ctx, customers, cfg, cfg.top_n, factors)
     if not publish:
         warnings.append(message)
 
@@ -371,6 +436,9 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
         {
             **dataclasses.asdict(cfg),
             "method": "als",
+            "chosen_factors": evaluation.chosen_factors,
+            "factor_selection_recall_at_10": evaluation.selection,
+            "selection_customers": evaluation.selection_customers,
             "holdout_cutoff": evaluation.cutoff,
             "customers": ctx.n_customers,
             "products": ctx.n_products,
@@ -452,6 +520,8 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
                 "holdout_cutoff": evaluation.cutoff,
                 "evaluated_customers": evaluation.customers,
                 "evaluated_warm_share": evaluation.warm_share,
+                "chosen_factors": evaluation.chosen_factors,
+                "factor_selection_recall_at_10": evaluation.selection,
                 "sources": sources,
                 "warm_customers": built.warm_customers,
                 "evaluate_s": round(evaluated_at - began, 2),

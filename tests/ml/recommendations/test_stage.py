@@ -63,7 +63,15 @@ def test_model_beats_popularity_and_rerun_replaces_rows(small_warehouse: Path) -
         "where model_name = 'recommendations' and as_of_date = ? group by scorer order by 1",
         [AS_OF],
     )
-    assert metrics == [("model", 5, 1), ("popularity", 5, 1)]
+    assert metrics == [
+        ("model", 5, 1),
+        ("model_factors_16", 1, 1),
+        ("model_factors_4", 1, 1),
+        ("model_factors_8", 1, 1),
+        ("popularity", 5, 1),
+    ]
+    # The factor count is chosen on one half of the holdout customers, judged on the other.
+    assert first.details["chosen_factors"] in (4, 8, 16)
 
 
 def test_repeatable_categories_may_be_recommended_again(small_warehouse: Path) -> None:

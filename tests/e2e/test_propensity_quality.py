@@ -202,7 +202,8 @@ def test_segmint_run_horizon_90_on_purchase_only_landing_with_sparse_crm(
     try:
         runs = con.execute(
             "select model_name, status, message, params->>'horizon_days' "
-            "from ml.model_runs where as_of_date = ? order by model_name",
+            "from ml.model_runs where as_of_date = ? and model_name in ('purchase', 'churn') "
+            "order by model_name",
             [END],
         ).fetchall()
         scores = dict(

@@ -226,13 +226,15 @@ def test_segmint_run_horizon_90_on_purchase_only_landing_with_sparse_crm(
     assert events == [("purchase",)]
     assert [r[0] for r in runs] == ["churn", "purchase"]
     assert all(r[3] == "90" for r in runs), runs
-    # 200 days hold two 90-day labelled windows: both models train and are evaluated; the
-    # gate decides on publication, and says why.
+    # 200 days hold two 90-day labelled windows: the models are not stopped for history; the
+    # purchase model trains and is evaluated; the gate (or too few churners in a small
+    # window) decides on publication, and says why.
     for name, status, message, _ in runs:
         assert "not enough history" not in (message or ""), runs
         assert status in ("published", "not_published"), runs
         if status == "published":
             assert scores[name] > 0, runs
         else:
-            assert "does not beat" in message and name not in scores, runs
-    assert metrics == {"purchase": 3, "churn": 3}  # the model and both baselines, each
+            assert name not in scores, runs
+            assert "does not beat" in message or "not enough labelled examples" in message
+    assert metrics["purchase"] == 3  # the model and both baselines on the holdout

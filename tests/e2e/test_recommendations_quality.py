@@ -22,7 +22,7 @@ from segmint.config import Settings
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 END = date(2026, 6, 30)
-CUSTOMERS = 4000
+CUSTOMERS = 8000
 DAYS = 60
 
 

@@ -109,6 +109,10 @@ def test_segments_recover_the_latent_types(tmp_path: Path) -> None:
     kept = (
         night1.loc[steady.customer_id, "segment_id"] == night2.loc[steady.customer_id, "segment_id"]
     )
+    print(
+        f"ARI {ari:.3f} at k={result.details['k']}; {kept.mean():.1%} of {len(steady)} "
+        f"unchanged customers kept their segment; warnings: {result.warnings}"
+    )
     assert kept.mean() >= 0.95, f"only {kept.mean():.1%} of unchanged customers kept their segment"
     p1 = profiles[profiles["as_of_date"] == pd.Timestamp(first)]
     p2 = profiles[profiles["as_of_date"] == pd.Timestamp(END)].set_index("segment_id")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -30,6 +31,7 @@ from segmint.stages import SegmintError
 FORMATS = ("jsonl", "jsonl.gz", "parquet")
 FUTURE_DAYS = 90
 GENERATOR_VERSION = "1"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -170,6 +172,7 @@ def generate(
     session_uid = uuid4_bits(r_ids, len(sessions))
     campaign_names = [f"newsletter_{(start + timedelta(days=int(d))):%Y%m%d}" for d in camp_days]
 
+    log.info("simulated %d events in %.1fs", n_events, time.perf_counter() - began)
     placed = inject(events, r_dirt, dirt_rate, day0_us, days, json_lines=fmt != "parquet")
     table = events_table(
         placed,
@@ -184,7 +187,9 @@ def generate(
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     landing.mkdir(parents=True, exist_ok=True)
+    log.info("placed dirt, built the Arrow table: %.1fs", time.perf_counter() - began)
     event_paths = write_events(table, placed, landing, start, fmt, con)
+    log.info("wrote %d event files: %.1fs", len(event_paths), time.perf_counter() - began)
     del table
 
     # The CRM: sign-up time is the new customer's sign-up session.
@@ -192,6 +197,7 @@ def generate(
     signup_us[sessions.agent[sessions.signup]] = sessions.start_us[sessions.signup]
     crm = build_crm(world, r_crm, con, start, days, day0_us, customer_code, signup_us, dirt_rate)
     crm_paths = write_crm(crm, landing, start, con)
+    log.info("wrote the CRM: %.1fs", time.perf_counter() - began)
 
     # The future the ground truth counts: the same process, customers only.
     cust = np.arange(customers)

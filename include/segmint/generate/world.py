@@ -156,6 +156,7 @@ def build_world(rng: np.random.Generator, n_customers: int, history_days: int) -
         np.inf,
     ).astype(np.float64)
     unsubscribe_rel[agent_type == P.VISITOR] = np.inf
+    unsubscribe_rel[unsubscribe_rel <= signup_rel] = np.inf  # not before signing up
 
     # Devices: 1-3 per customer (visitors have one), the first one typed by the customer type.
     dev_count = np.where(agent_type == P.VISITOR, 1, 1 + rng.binomial(2, 0.3, n)).astype(np.int64)

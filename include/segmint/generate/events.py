@@ -52,11 +52,19 @@ INT_COLUMNS = {
 FLOAT_COLUMNS = ("price", "time_on_page", "scroll", "revenue")
 
 
-def empty(n: int) -> dict[str, np.ndarray]:
-    cols = {k: np.full(n, -1, dtype=t) for k, t in INT_COLUMNS.items()}
-    cols.update({k: np.full(n, np.nan) for k in FLOAT_COLUMNS})
-    cols["ts_us"] = np.zeros(n, dtype=np.int64)
-    cols["offset_s"] = np.zeros(n, dtype=np.int32)  # local offset written on app events
+def empty(n: int, **given: np.ndarray) -> dict[str, np.ndarray]:
+    """The event columns: ``given`` ones as passed, the others absent (-1 / NaN / 0)."""
+    cols = {k: given.get(k) for k in (*INT_COLUMNS, *FLOAT_COLUMNS, "ts_us", "offset_s")}
+    for k, t in INT_COLUMNS.items():
+        if cols[k] is None:
+            cols[k] = np.full(n, -1, dtype=t)
+    for k in FLOAT_COLUMNS:
+        if cols[k] is None:
+            cols[k] = np.full(n, np.nan)
+    if cols["ts_us"] is None:
+        cols["ts_us"] = np.zeros(n, dtype=np.int64)
+    if cols["offset_s"] is None:  # local offset written on app events
+        cols["offset_s"] = np.zeros(n, dtype=np.int32)
     return cols
 
 
@@ -233,8 +241,9 @@ def session_events(
     )
     ev_agent = a[sess]
     dev = device[sess]
-    cols = empty(n)
-    cols.update(
+    buy = kind == PURCHASE
+    cols = empty(
+        n,
         kind=kind,
         agent=ev_agent,
         customer=np.where(known, ev_agent, -1),
@@ -243,7 +252,6 @@ def session_events(
         page=page,
         product=product,
         category=category,
-        quantity=quantity,
         search=search,
         device=world.dev_type[dev],
         country=np.where(rng.random(n) < 0.02, -1, world.country[ev_agent]).astype(np.int8),
@@ -255,12 +263,11 @@ def session_events(
         scroll=scroll,
         ts_us=ts_us,
         offset_s=np.where(world.dev_app[dev], offsets_of[sess], 0).astype(np.int32),
+        revenue=np.where(buy, order_value[sess], np.nan),
+        quantity=np.where(buy, items[sess], quantity).astype(np.int16),
+        currency=np.where(buy & (rng.random(n) < 0.9), 0, -1).astype(np.int8),
+        order=np.where(buy, 0, -1),  # numbered later, in time order
     )
-    buy = kind == PURCHASE
-    cols["revenue"] = np.where(buy, order_value[sess], np.nan)
-    cols["quantity"] = np.where(buy, items[sess], cols["quantity"]).astype(np.int16)
-    cols["currency"] = np.where(buy & (rng.random(n) < 0.9), 0, -1).astype(np.int8)
-    cols["order"] = np.where(buy, 0, -1)  # numbered later, in time order
     return cols, device
 
 

@@ -222,7 +222,7 @@ def write_truth(
     dirt["malformed_lines"] = by_place(malformed)
     dirt["invalid_records"] = by_place(invalid)
     dirt["crm_duplicates"] = by_place(crm_dups)
-    (truth / "dirt.json").write_text(json.dumps(dirt, indent=1, ensure_ascii=False) + "\n")
+    (truth / "dirt.json").write_text(json.dumps(dirt, ensure_ascii=False) + "\n")
 
     type_counts = np.bincount(world.agent_type[:n], minlength=len(P.TYPES))
     meta = {

@@ -114,15 +114,23 @@ class FeatureFiller(TransformerMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray(self.features, dtype=object)
         return self
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+    def unfilled(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The feature values before filling: NaN where the customer has no such event."""
         out = {}
         for col in self.features:
             if col in RATIOS:
                 num, den = (_numbers(X[c]) for c in RATIOS[col])
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    values = np.where(den > 0, num / den, np.nan)
+                    out[col] = np.where(den > 0, num / den, np.nan)
             else:
-                values = _numbers(X[col])
+                out[col] = _numbers(X[col])
+        return pd.DataFrame(out, index=X.index)
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        raw = self.unfilled(X)
+        out = {}
+        for col in self.features:
+            values = raw[col].to_numpy()
             values = np.where(np.isfinite(values), values, self.fill_values_[col])
             if col in self.log_features:
                 values = np.clip(values, 0.0, None)

@@ -219,8 +219,8 @@ def _fit_segments(
 
     # Drift: centroid shift of kept segments, PSI of every feature against the last run.
     t = perf_counter()
-    filled = pre.named_steps["fill"].transform(frame)
-    reference = reference_distribution(filled)
+    raw = pre.named_steps["fill"].unfilled(frame)  # PSI on values before any fill rule
+    reference = reference_distribution(raw)
     drift_rows = [
         {
             "kind": "centroid_shift",
@@ -233,10 +233,11 @@ def _fit_segments(
         if d is not None
     ]
     prev_reference = previous.reference if previous is not None else {}
-    for col in filled.columns:
-        if col not in prev_reference:
-            continue
-        value = psi(prev_reference[col], filled[col].to_numpy())
+    for col in raw.columns:
+        ref = prev_reference.get(col)
+        if not ref or len(ref["shares"]) != len(ref["edges"]) + 2:
+            continue  # not measured by the previous run (or stored in an older layout)
+        value = psi(ref, raw[col].to_numpy())
         is_warning = value > cfg.drift_psi_warning
         drift_rows.append(
             {

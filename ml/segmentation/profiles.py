@@ -94,25 +94,32 @@ def segment_transitions(previous: pd.DataFrame | None, current: pd.DataFrame) ->
 
 
 def reference_distribution(values: pd.DataFrame, bins: int = PSI_BINS) -> dict[str, dict]:
-    """Per feature: inner quantile edges and the share of rows in each bin, kept for PSI."""
+    """Per feature: decile edges of the known values and the share of rows in each bin.
+
+    Missing values (no order, no visit) get a bin of their own, the last one, so the rule
+    used to fill them cannot move them from bin to bin between nights.
+    """
     ref = {}
     qs = np.linspace(0, 1, bins + 1)[1:-1]
     for col in values.columns:
         x = values[col].to_numpy(dtype=float)
-        edges = np.unique(np.quantile(x, qs, method="lower")) if len(x) else np.array([])
-        shares = bin_shares(x, edges)
-        ref[col] = {"edges": edges.tolist(), "shares": shares.tolist()}
+        known = x[np.isfinite(x)]
+        edges = np.unique(np.quantile(known, qs, method="lower")) if len(known) else np.array([])
+        ref[col] = {"edges": edges.tolist(), "shares": bin_shares(x, edges).tolist()}
     return ref
 
 
 def bin_shares(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Share of ``x`` in each of the ``len(edges) + 1`` bins.
+    """Share of ``x`` in each of ``len(edges) + 2`` bins.
 
-    The bins are ``(-inf, e0], (e0, e1], ..., (e_last, inf)``, so a value tied with many
-    others (say 0 orders) gets a bin of its own.
+    The bins are ``(-inf, e0], (e0, e1], ..., (e_last, inf)`` (so a value tied with many
+    others, say 0 orders, gets a bin of its own), then one bin for missing values.
     """
-    idx = np.searchsorted(np.asarray(edges, dtype=float), x, side="left")
+    x = np.asarray(x, dtype=float)
+    missing = ~np.isfinite(x)
+    idx = np.searchsorted(np.asarray(edges, dtype=float), x[~missing], side="left")
     counts = np.bincount(idx, minlength=len(edges) + 1).astype(float)
+    counts = np.append(counts, missing.sum())
     return counts / max(len(x), 1)
 
 
@@ -120,4 +127,6 @@ def psi(reference: Mapping[str, Sequence[float]], x: np.ndarray) -> float:
     """Population stability index of ``x`` against a stored reference distribution."""
     expected = np.maximum(np.asarray(reference["shares"], dtype=float), PSI_FLOOR)
     actual = np.maximum(bin_shares(np.asarray(x, dtype=float), reference["edges"]), PSI_FLOOR)
+    if len(actual) != len(expected):
+        raise ValueError("reference distribution has another number of bins")
     return float(np.sum((actual - expected) * np.log(actual / expected)))

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ml.segmentation.profiles import (
     bin_shares,
@@ -75,4 +76,14 @@ def test_bins_collapse_on_heavy_ties() -> None:
     x = np.array([0.0] * 90 + [1.0] * 10)
     ref = reference_distribution(pd.DataFrame({"x": x}))["x"]
     assert ref["edges"] == [0.0]
-    assert bin_shares(x, np.array(ref["edges"])).tolist() == [0.9, 0.1]
+    assert bin_shares(x, np.array(ref["edges"])).tolist() == [0.9, 0.1, 0.0]
+
+
+def test_missing_values_have_a_bin_of_their_own() -> None:
+    rng = np.random.default_rng(1)
+    x = np.where(rng.random(10_000) < 0.6, np.nan, rng.exponential(20, 10_000))
+    ref = reference_distribution(pd.DataFrame({"x": x}))["x"]
+    assert ref["shares"][-1] == pytest.approx(np.isnan(x).mean())
+    assert psi(ref, x) == 0.0
+    fewer_missing = np.where(np.isnan(x) & (rng.random(10_000) < 0.5), 5.0, x)
+    assert psi(ref, fewer_missing) > 0.2

@@ -1,14 +1,21 @@
 {#- Incremental models are rebuilt by whole event dates. In an incremental run, the dates to
     rebuild are the event dates of raw events loaded after the newest load the model has
     already folded in (its `_loaded_at` watermark). Returns a list of ISO date strings;
-    empty when nothing new arrived. Late events re-open exactly the days they belong to. -#}
-{% macro new_event_dates(events_relation) -%}
+    empty when nothing new arrived. Late events re-open exactly the days they belong to.
+    Reads the staging view, whose filter on _loaded_at reaches the raw scan (row groups are
+    skipped by their min/max), never a downstream view with windows. -#}
+{% macro new_event_dates() -%}
     {%- if not execute -%}
         {{ return([]) }}
     {%- endif -%}
+    {#- Every caller depends on the staging view through its parents; naming the relation
+        here (not ref) keeps the graph and the unit tests' inputs unchanged. -#}
+    {%- set events = api.Relation.create(
+        database=this.database, schema='staging', identifier='stg_segmint__events'
+    ) -%}
     {%- set query -%}
         select distinct cast(event_date as {{ dbt.type_string() }}) as event_date
-        from {{ events_relation }}
+        from {{ events }}
         where _loaded_at > (
             select coalesce(max(_loaded_at), cast('1900-01-01' as {{ dbt.type_timestamp() }}))
             from {{ this }}

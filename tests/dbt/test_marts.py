@@ -216,3 +216,43 @@ def test_dbt_unit_tests_pass(full_warehouse: Path) -> None:
         "rule_segment_cart_abandoner",
         "rule_segment_lifecycle_churned",
     } <= names
+
+
+def test_docs_generate_and_every_model_and_column_is_described(full_warehouse: Path) -> None:
+    import json
+    import os
+    import subprocess
+
+    from segmint.transform import dbt_command, dbt_dirs
+
+    settings = settings_for(full_warehouse)
+    command = dbt_command(settings, END, [END])
+    command = [*command[: command.index("build")], "docs", "generate"] + [
+        arg
+        for arg in command[command.index("build") + 1 : command.index("--exclude-resource-type")]
+    ]
+    env = {**os.environ, "SEGMINT_WAREHOUSE": str(full_warehouse)}
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    target = dbt_dirs(settings)[0]
+    manifest = json.loads((target / "manifest.json").read_text())
+    catalog = json.loads((target / "catalog.json").read_text())
+    undocumented = []
+    for node_id, node in manifest["nodes"].items():
+        if node["resource_type"] not in ("model", "seed") or node["package_name"] != "segmint":
+            continue
+        if not node["description"].strip():
+            undocumented.append(node_id)
+        built = catalog["nodes"].get(node_id, {}).get("columns", {})
+        assert built, f"{node_id} missing from the catalog"
+        for column in built:
+            described = node["columns"].get(column.lower(), {}).get("description", "")
+            if not described.strip():
+                undocumented.append(f"{node_id}.{column}")
+    assert undocumented == []
+    pii = {
+        name
+        for name, column in manifest["nodes"]["model.segmint.customers"]["columns"].items()
+        if column.get("meta", {}).get("pii")
+    }
+    assert pii == {"email", "phone", "first_name", "last_name", "birth_date", "postal_code"}

@@ -7,7 +7,7 @@
     )
 }}
 
-{%- set dates = new_event_dates(ref('int_events_attributed')) if is_incremental() else [] %}
+{%- set dates = new_event_dates() if is_incremental() else [] %}
 
 -- Product views and purchases per customer, day and product category: the input of the
 -- favourite category feature.

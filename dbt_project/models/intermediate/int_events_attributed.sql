@@ -49,6 +49,7 @@ attributed as (
         end as person_key,
         events.session_id,
         events.page_type,
+        events.product_id,
         events.product_category,
         events.device_type,
         {{ channel('events.utm_source', 'events.utm_medium', 'events.referrer') }} as channel,

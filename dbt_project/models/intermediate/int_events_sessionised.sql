@@ -13,7 +13,7 @@ of the consumers reach the raw scan.
 
 {%- set columns = [
     'event_id', 'event_type', 'event_at', 'event_date', 'customer_id', 'anonymous_id',
-    'person_key', 'session_id', 'page_type', 'product_category', 'device_type', 'channel',
+    'person_key', 'session_id', 'page_type', 'product_id', 'product_category', 'device_type', 'channel',
     'order_id', 'revenue', 'currency', 'quantity', 'price', '_loaded_at',
 ] %}
 

@@ -7,7 +7,7 @@
     )
 }}
 
-{%- set dates = new_event_dates(ref('int_events_attributed')) if is_incremental() else [] %}
+{%- set dates = new_event_dates() if is_incremental() else [] %}
 
 -- One row per customer and UTC day with any attributed event. The nightly run rebuilds only
 -- the days that received events since the last run; features read this table, not events.

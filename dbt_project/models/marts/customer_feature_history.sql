@@ -12,6 +12,18 @@
     {{ exceptions.raise_compiler_error("var cart_abandonment_hours must be at most 24") }}
 {%- endif %}
 
+{#- Daily activity joined to each snapshot date it precedes. Written out where it is used
+    (not a CTE) so the wide join is never materialised; each use reads its own columns. -#}
+{%- set activity -%}
+    select
+        snapshot_dates.as_of_date,
+        daily.*,
+        {{ days_between('daily.activity_date', 'snapshot_dates.as_of_date') }} as days_ago
+    from {{ ref('customer_daily_activity') }} as daily
+    inner join snapshot_dates
+        on daily.activity_date <= snapshot_dates.as_of_date
+{%- endset %}
+
 -- One snapshot of customer_features per as-of date, computed from customer_daily_activity
 -- rows at or before that date only (point in time). Dates built: var('snapshot_dates') (the
 -- run's as-of date when empty); in an incremental run only the as-of date and snapshots whose
@@ -31,18 +43,6 @@ snapshot_dates as (
 
 ),
 
-activity as (
-
-    select
-        snapshot_dates.as_of_date,
-        daily.*,
-        {{ days_between('daily.activity_date', 'snapshot_dates.as_of_date') }} as days_ago
-    from {{ ref('customer_daily_activity') }} as daily
-    inner join snapshot_dates
-        on daily.activity_date <= snapshot_dates.as_of_date
-
-),
-
 -- Lifetime figures read every day up to the as-of date, but only a few columns.
 lifetime_totals as (
 
@@ -57,7 +57,7 @@ lifetime_totals as (
         max(case when sessions > 0 then activity_date end) as last_visit_date,
         max(case when sessions > 0 or orders > 0 then activity_date end) as last_active_date,
         max(_loaded_at) as _loaded_at
-    from activity
+    from ({{ activity }}) as activity
     group by as_of_date, customer_id
 
 ),
@@ -100,7 +100,7 @@ windows as (
                 when days_ago < {{ var('cart_abandonment_lookback_days') }} then last_cart_add_at
             end
         ) as last_cart_add_at
-    from activity
+    from ({{ activity }}) as activity
     {%- set longest_window = [
         90, var('content_explorer_lookback_days'), var('cart_abandonment_lookback_days'),
     ] | max %}

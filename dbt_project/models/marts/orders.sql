@@ -7,7 +7,7 @@
     )
 }}
 
-{%- set dates = new_event_dates(ref('int_events_attributed')) if is_incremental() else [] %}
+{%- set dates = new_event_dates() if is_incremental() else [] %}
 
 -- One row per distinct order_id: the first purchase event of the order wins (earliest
 -- event_at, then smallest event_id) when an order is sent more than once.

@@ -7,7 +7,7 @@
     )
 }}
 
-{%- set dates = new_event_dates(ref('int_events_sessionised')) if is_incremental() else [] %}
+{%- set dates = new_event_dates() if is_incremental() else [] %}
 
 -- One row per session (session_id, else inactivity; cut at midnight UTC): see
 -- int_events_sessionised. E-mail events belong to no session.
@@ -35,7 +35,7 @@ session_events as (
     where
         person_key is not null
         and event_type not in ('email_open', 'email_click')
-        and {{ incremental_date_filter('event_date', dates, 'event_at') }}
+        and {{ incremental_date_filter('event_date', dates) }}
 
 ),
 

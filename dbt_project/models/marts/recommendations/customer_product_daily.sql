@@ -7,12 +7,12 @@
     )
 }}
 
-{%- set dates = new_event_dates(ref('int_events_sessionised')) if is_incremental() else [] %}
+{%- set dates = new_event_dates() if is_incremental() else [] %}
 
 {#-
 One row per customer, product and UTC day with a product view, cart add or purchase: the
 interactions the recommender learns from. Events are attributed to customers exactly as in
-int_events_sessionised (point in time); the product id comes from the staged event.
+int_events_sessionised (point in time).
 
 Purchases: a purchase event that names a product (one event per order line) counts for that
 product. A purchase event without a product (one event per order) counts for the products
@@ -38,19 +38,16 @@ events as (
             's:' || sessionised.session_id,
             'i:' || cast(sessionised.session_number as {{ dbt.type_string() }})
         ) as session_part,
-        staged.product_id,
+        sessionised.product_id,
         sessionised.product_category,
         coalesce(sessionised.quantity, 1) as quantity,
         sessionised.price,
         sessionised.revenue,
         sessionised._loaded_at
     from {{ ref('int_events_sessionised') }} as sessionised
-    inner join {{ ref('stg_segmint__events') }} as staged
-        on sessionised.event_id = staged.event_id
     where
         sessionised.event_type in ('product_view', 'add_to_cart', 'remove_from_cart', 'purchase')
-        and {{ incremental_date_filter('sessionised.event_date', dates, 'sessionised.event_at') }}
-        and {{ incremental_date_filter('staged.event_date', dates, 'staged.event_at') }}
+        and {{ incremental_date_filter('sessionised.event_date', dates) }}
 
 ),
 

@@ -17,6 +17,13 @@ TYPES = (
     "new_customer",
     "lapsing_customer",
 )
+TYPE_DESCRIPTIONS = {
+    "loyal_high_spender": "frequent visits, most carts end in large orders, desktop, long tenure",
+    "bargain_hunter": "many searches, cheap discounted orders, opens and clicks campaign e-mails",
+    "window_shopper": "long mobile browsing sessions, carts abandoned, almost never buys",
+    "new_customer": "signed up in the last weeks (first order at sign-up), extra active since",
+    "lapsing_customer": "used to buy, visits fading away since some weeks before the end date",
+}
 VISITOR = len(TYPES)  # index of the anonymous-visitor row in the tables below
 LOYAL, BARGAIN, WINDOW, NEW, LAPSING = range(len(TYPES))
 

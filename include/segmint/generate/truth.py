@@ -32,7 +32,7 @@ measure segmentation (latent types) and propensity (future purchases) quality, i
 stitching and ingest's handling of dirt.
 
 - `customers.parquet`: one row per customer.
-  - `customer_id`, `latent_type` (one of {types}), `signup_date`, `country`,
+  - `customer_id`, `latent_type` (see below), `signup_date`, `country`,
     `email_opt_in` (latest consent), `loyalty_tier`.
   - `sessions_history`, `orders_history`: true visits and orders in the landing window
     (before dirt was injected and including anonymous visits on the customer's devices).
@@ -47,6 +47,11 @@ stitching and ingest's handling of dirt.
   `line`; for Parquet, the row) of every injected defect: `duplicate_events`, `late_events`,
   `malformed_lines`, `invalid_records` (with `reason`), `crm_duplicates`.
 - `metadata.json`: the generator's parameters and totals.
+
+Latent types (parameters in `include/segmint/generate/params.py`; each customer's rates are
+the type's times log-normal noise, so types overlap like real people do):
+
+{types}
 """
 
 
@@ -239,5 +244,6 @@ def write_truth(
         "purchase_rate_next_30d": float(customers["will_purchase_30d"].to_numpy().mean()),
     }
     (truth / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
-    (truth / "README.md").write_text(README.format(types=", ".join(f"`{t}`" for t in P.TYPES)))
+    types = "\n".join(f"- `{t}`: {d}" for t, d in P.TYPE_DESCRIPTIONS.items())
+    (truth / "README.md").write_text(README.format(types=types))
     return counts

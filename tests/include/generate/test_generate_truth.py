@@ -78,6 +78,8 @@ def test_metadata_records_parameters_and_totals(jsonl_zone) -> None:
     meta = json.loads((jsonl_zone.truth / "metadata.json").read_text())
     assert meta["parameters"]["customers"] == 500 and meta["parameters"]["seed"] == 3
     assert sum(meta["latent_types"].values()) == 500
+    readme = (jsonl_zone.truth / "README.md").read_text()
+    assert all(f"`{t}`" in readme for t in P.TYPES)
     assert meta["event_rows_written"] == jsonl_zone.summary.events_written
     assert "ground truth" in str(jsonl_zone.summary) and str(jsonl_zone.truth) in str(
         jsonl_zone.summary

@@ -115,6 +115,7 @@ def synthetic_window(n: int, seed: int, as_of: pd.Timestamp) -> pd.DataFrame:
     frame["email_opt_in"] = (rng.random(n) < 0.5).astype(float)
     frame["ads_opt_in"] = (rng.random(n) < 0.3).astype(float)
     frame["days_since_first_order"] = np.where(orders > 0, tenure * rng.random(n), np.nan)
+    frame["days_since_last_activity"] = np.fmin(recency, visit_gap)
     return frame
 
 

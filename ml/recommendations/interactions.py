@@ -159,12 +159,14 @@ def favourite_from_interactions(
     cat = product_category[inter.product]
     ok = cat >= 0
     key = inter.customer[ok].astype(np.int64) * n_categories + cat[ok]
+    out = np.full(n_customers, -1, dtype=np.int32)
+    if len(key) == 0:
+        return out
     uniq, inverse = np.unique(key, return_inverse=True)
     total = np.bincount(inverse, weights=weights[ok])
     cust, category = uniq // n_categories, uniq % n_categories
     # Largest total per customer; ties to the smaller category code.
     order = np.lexsort((category, -total, cust))
     first = np.r_[True, cust[order][1:] != cust[order][:-1]]
-    out = np.full(n_customers, -1, dtype=np.int32)
     out[cust[order][first]] = category[order][first]
     return out

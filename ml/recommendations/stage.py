@@ -378,6 +378,49 @@ def metrics_frame(evaluation: Evaluation, run_id: str, as_of: date) -> pd.DataFr
     return frame
 
 
+def _nothing_to_recommend(
+    warehouse, as_of: date, run_id: str, cfg: RecommendationSettings, warnings: list[str]
+) -> StageResult:
+    """No product interaction up to ``as_of``: replace the date's lists by none, say so."""
+    message = (
+        f"marts.customer_product_daily has no product views, cart adds or purchases up to "
+        f"{as_of}; no recommendations written"
+    )
+    empty = pd.DataFrame(
+        {
+            "customer_id": pd.Series(dtype=object),
+            "as_of_date": pd.Series(dtype="datetime64[s]"),
+            "rank": pd.Series(dtype="int32"),
+            "product_id": pd.Series(dtype=object),
+            "score": pd.Series(dtype=float),
+            "source": pd.Series(dtype=object),
+            "run_id": pd.Series(dtype=object),
+        }
+    )
+    write_outputs(
+        warehouse,
+        [TableWrite("ml.recommendations", empty, "as_of_date = ?", [as_of], RECOMMENDATIONS_DDL)],
+        {
+            "run_id": run_id,
+            "model_name": MODEL_NAME,
+            "as_of_date": as_of,
+            "training_rows": 0,
+            "params": _clean(dataclasses.asdict(cfg)),
+            "metrics": {},
+            "library_versions": library_versions(),
+            "git_revision": git_revision(),
+            "status": "not_published",
+            "message": message,
+        },
+    )
+    return StageResult(
+        stage="recommend",
+        summary=message,
+        details={"run_id": run_id, "published": None, "message": message},
+        warnings=[*warnings, message],
+    )
+
+
 def run_recommendations(settings: Settings, as_of: date) -> StageResult:
     from threadpoolctl import threadpool_limits
 
@@ -392,6 +435,8 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
             f"{inputs.dropped_rows} interaction rows of customers missing from "
             f"marts.customer_features on {as_of} were left out"
         )
+    if len(inputs.interactions) == 0:
+        return _nothing_to_recommend(wh, as_of, run_id, cfg, warnings)
     cutoff = as_of - timedelta(days=cfg.holdout_days)
     eval_segments = load_segments(wh, cutoff, inputs.customer_ids)
     segments = load_segments(wh, as_of, inputs.customer_ids)

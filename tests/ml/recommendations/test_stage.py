@@ -128,3 +128,16 @@ def test_missing_mart_is_a_clear_error(tmp_path: Path) -> None:
     duckdb.connect(str(warehouse)).close()
     with pytest.raises(SegmintError, match=r"marts\.customer_product_daily"):
         run_recommendations(_settings(warehouse), AS_OF)
+
+
+def test_a_shop_without_product_events_gets_no_lists_and_a_warning(tmp_path: Path) -> None:
+    from ml.recommendations.synthetic import simulate, write_marts
+
+    warehouse = tmp_path / "w.duckdb"
+    interactions, customers = simulate(50, 100, seed=1)
+    write_marts(warehouse, interactions.iloc[:0], customers, AS_OF)
+    result = run_recommendations(_settings(warehouse), AS_OF)
+    assert result.rows_out == 0
+    assert any("no product views" in w for w in result.warnings)
+    assert _query(warehouse, "select count(*) from ml.recommendations") == [(0,)]
+    assert _query(warehouse, "select status from ml.model_runs") == [("not_published",)]

@@ -24,6 +24,7 @@ from segmint.generate.simulate import (
     organic_sessions,
     page_table,
 )
+from segmint.generate.truth import write_truth
 from segmint.generate.world import build_world, tz_offsets
 from segmint.generate.writers import events_table, write_events
 from segmint.stages import SegmintError
@@ -209,8 +210,6 @@ def generate(
     f_sessions = Sessions.concat([f_org, f_clicks])
     f_funnel = draw_funnel(world, r_future, f_sessions)
     f_day = (f_sessions.start_us - day_us[days]) // US_PER_DAY
-
-    from segmint.generate.truth import write_truth
 
     dirt_counts = write_truth(
         truth,

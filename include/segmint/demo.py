@@ -155,7 +155,26 @@ def _decile_lines(con, as_of: date, top: int = 3) -> list[str]:
         f"(from {r[4]:.3f})"
         for r in rows
     ]
-    return lines if rows else [*lines, "  (no rows for this date)"]
+    if rows:
+        return lines
+    return [*lines, "  (no scores for this date)", *_withheld_models(con, as_of)]
+
+
+def _withheld_models(con, as_of: date) -> list[str]:
+    """Why a model published no scores: its ``ml.model_runs`` message, when recorded."""
+    if not _table_exists(con, "ml.model_runs"):
+        return []
+    rows = con.execute(
+        """
+        select model_name, status, message
+        from ml.model_runs
+        where as_of_date = ? and status <> 'published'
+        qualify row_number() over (partition by model_name order by created_at desc) = 1
+        order by model_name
+        """,
+        [as_of],
+    ).fetchall()
+    return [f"  {name}: {status}: {message}" for name, status, message in rows]
 
 
 def _where_lines(published: Path, settings: Settings, as_of: date) -> list[str]:

@@ -5,15 +5,12 @@ each warehouse is built once (per session or module) and shared by the tests rea
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from warehouse_data import END, new_warehouse, settings_for
+from tests.dbt.warehouse_data import END, new_warehouse, settings_for
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from oracle import attributed_events, customer_figures, orders, sessions
-from warehouse_data import END, settings_for
 
 from segmint.warehouse import connect, table_hash
+from tests.dbt.oracle import attributed_events, customer_figures, orders, sessions
+from tests.dbt.warehouse_data import END, settings_for
 
 MARTS = (
     "marts.identity_map",

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from warehouse_data import CUTOFF, END, insert_after, new_warehouse, settings_for
 
 from segmint.transform import run_transform
 from segmint.warehouse import connect, table_hash
+from tests.dbt.warehouse_data import CUTOFF, END, insert_after, new_warehouse, settings_for
 
 SAME_AFTER_INCREMENT = (
     "marts.identity_map",

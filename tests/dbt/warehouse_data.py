@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import date, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import synthetic
-
 from segmint.config import PropensitySettings, Settings
 from segmint.warehouse import connect, ensure_raw_tables
+from tests.dbt import synthetic
 
 START = date(2026, 4, 1)
 CUTOFF = date(2026, 5, 31)  # as-of date of the first build; a propensity cut-off later

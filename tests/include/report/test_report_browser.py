@@ -12,11 +12,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from browser import BrowserUnavailable, chromium_path, open_in_chromium
 from PIL import Image
 
 from segmint.config import Settings
 from segmint.report import write_report
+from tests.include.report.browser import BrowserUnavailable, chromium_path, open_in_chromium
 
 AS_OF = date(2026, 6, 30)
 ARTIFACTS = Path(__file__).resolve().parents[3] / "output" / "test-artifacts"

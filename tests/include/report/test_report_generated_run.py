@@ -15,9 +15,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from browser import BrowserUnavailable, chromium_path, open_in_chromium
 
 from segmint.pipeline import STAGES
+from tests.include.report.browser import BrowserUnavailable, chromium_path, open_in_chromium
 
 AS_OF = date(2026, 6, 30)
 ROOT = Path(__file__).resolve().parents[3]

@@ -6,7 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from simshop import build_warehouse
+
+from tests.ml.propensity.simshop import build_warehouse
 
 
 @pytest.fixture(scope="session")

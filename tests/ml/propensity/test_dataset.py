@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from simshop import AS_OF, build_snapshots, snapshot_dates, write_activity
 
 from ml.propensity import dataset
 from segmint.warehouse import connect
+from tests.ml.propensity.simshop import AS_OF, build_snapshots, snapshot_dates, write_activity
 
 CUTOFF = date(2026, 5, 1)
 H = 30

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from simshop import AS_OF, build_snapshots, snapshot_dates, write_activity
 
 from ml.io import read_frame
 from ml.propensity import run_propensity
@@ -20,6 +19,7 @@ from ml.propensity.stage import gate
 from segmint.config import PropensitySettings, Settings
 from segmint.stages import StageResult
 from segmint.warehouse import connect
+from tests.ml.propensity.simshop import AS_OF, build_snapshots, snapshot_dates, write_activity
 
 # Calibration tolerance: on the holdout, every decile's mean predicted probability is within
 # 0.06 (absolute) of its observed rate. With ~550 customers a decile the binomial standard

@@ -191,10 +191,6 @@ def test_segmint_run_horizon_90_on_purchase_only_landing_with_sparse_crm(
             END.isoformat(),
             "--horizon-days",
             "90",
-            # The stages up to scoring; the later ones only read the scores. (The full run
-            # stopped in `recommend` on purchase-only data when this test was written.)
-            "--stages",
-            "ingest,validate,transform,segment,score",
         ]
     )
     assert code == 0

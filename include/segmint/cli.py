@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 
 from segmint.config import ConfigError, Settings, load_settings
+from segmint.pipeline import STAGES
 from segmint.stages import SegmintError, StageResult
 
 PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
@@ -139,7 +140,7 @@ def _apply_stage_flags(args: argparse.Namespace, settings: Settings) -> Settings
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from segmint.pipeline import STAGES, run_pipeline
+    from segmint.pipeline import run_pipeline
 
     settings = _apply_stage_flags(args, _settings(args))
     as_of = _resolve_as_of(args, settings)
@@ -370,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
         "transform": ("build the dbt models (staging, intermediate, marts)", False),
         "segment": ("fit K-Means segments and write ml.customer_segments", False),
         "score": ("train and score purchase/churn propensity models", False),
+        "recommend": ("next-best products per customer (ml.recommendations)", False),
         "publish": ("atomically publish a read-only copy of the warehouse", False),
     }
     for stage, (help_text, needs_landing) in stage_help.items():
@@ -387,8 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run",
         help="run the whole nightly pipeline for one as-of date",
-        description="Run every stage in order: ingest, validate, transform, "
-        "segment, score, publish.",
+        description=f"Run every stage in order: {', '.join(STAGES)}.",
     )
     _add_warehouse(p)
     _add_landing(p)

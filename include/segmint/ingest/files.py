@@ -116,16 +116,49 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _read_physical_lines(con: duckdb.DuckDBPyConnection, f: LandingFile, table: str) -> None:
-    """``table(ln, line)``: every physical line of the (decompressed) file, numbered from 1."""
-    # CREATE TABLE AS keeps the scan's order (preserve_insertion_order), so rowid is the
-    # 0-based line index; blank lines come through as NULL and keep their number.
+def read_batch(
+    con: duckdb.DuckDBPyConnection, files: list[LandingFile], table: str
+) -> dict[int, str]:
+    """Fill temp ``table`` with the records of every file of ``files`` (one source).
+
+    The table has the columns ``(_file, _line, raw, doc, _error)``, ``_file`` being the
+    file's position in ``files``. The text files are read with one multi-file scan; when
+    that fails, each file is read on its own so a bad file does not stop the others.
+    Returns ``{position: error}`` for every file that cannot be read (it has no rows).
+    """
     con.execute(
-        f"""
-        create or replace temp table {table}_scan as
-        select line
+        f"create or replace temp table {table} (_file INTEGER, _line BIGINT, raw VARCHAR,"
+        " doc VARCHAR, _error VARCHAR)"
+    )
+    failed: dict[int, str] = {}
+    text = [i for i, f in enumerate(files) if f.fmt in ("jsonl", "csv")]
+    phys = f"{table}_phys"
+    if text:
+        failed.update(_read_lines_batch(con, files, text, phys))
+        jsonl = [i for i in text if files[i].fmt == "jsonl" and i not in failed]
+        if jsonl:
+            _read_jsonl(con, jsonl, phys, table)
+        csv = [i for i in text if files[i].fmt == "csv" and i not in failed]
+        if csv:
+            failed.update(_read_csv(con, files, csv, phys, table))
+        con.execute(f"drop table if exists {phys}")
+    for i, f in enumerate(files):
+        if f.fmt == "parquet":
+            try:
+                _read_parquet(con, f, i, table)
+            except UnreadableFile as exc:
+                failed[i] = str(exc)
+            except duckdb.Error as exc:
+                failed[i] = str(exc).splitlines()[0]
+    return failed
+
+
+def _scan_sql(paths: list[str]) -> str:
+    listed = "[" + ", ".join(_lit(p) for p in paths) + "]"
+    return f"""
+        select filename, line
         from read_csv(
-            {_lit(str(f.abspath))},
+            {listed},
             columns = {{'line': 'VARCHAR'}},
             header = false,
             delim = {_lit(_NO_DELIM)},
@@ -133,51 +166,84 @@ def _read_physical_lines(con: duckdb.DuckDBPyConnection, f: LandingFile, table: 
             escape = '',
             auto_detect = false,
             hive_partitioning = false,
+            filename = true,
             max_line_size = 16777216
         )
-        """
-    )
-    con.execute(
-        f"create or replace temp table {table} as "
-        f"select rowid + 1 as ln, coalesce(line, '') as line from {table}_scan"
-    )
-    con.execute(f"drop table {table}_scan")
+    """
 
 
-def read_records(con: duckdb.DuckDBPyConnection, f: LandingFile, table: str) -> None:
-    """Fill temp ``table`` with the file's records; raise :class:`UnreadableFile` if impossible."""
+def _read_lines_batch(
+    con: duckdb.DuckDBPyConnection, files: list[LandingFile], ids: list[int], table: str
+) -> dict[int, str]:
+    """``table(_file, ln, line)``: every physical line of the (decompressed) files, from 1.
+
+    CREATE TABLE AS keeps the scan's order (preserve_insertion_order), files in list order
+    and lines in file order, so a line's number is its rowid less its file's first rowid.
+    Blank lines come through as NULL and keep their number.
+    """
+    failed: dict[int, str] = {}
+    scan = f"{table}_scan"
     try:
-        if f.fmt == "jsonl":
-            _read_jsonl(con, f, table)
-        elif f.fmt == "csv":
-            _read_csv(con, f, table)
-        else:
-            _read_parquet(con, f, table)
-    except duckdb.Error as exc:
-        message = str(exc).splitlines()[0]
-        raise UnreadableFile(message) from exc
+        con.execute(
+            f"create or replace temp table {scan} as "
+            + _scan_sql([str(files[i].abspath) for i in ids])
+        )
+    except duckdb.Error:
+        # Find the unreadable file(s): read each file on its own.
+        con.execute(f"create or replace temp table {scan} (filename VARCHAR, line VARCHAR)")
+        for i in ids:
+            try:
+                con.execute(f"insert into {scan} " + _scan_sql([str(files[i].abspath)]))
+            except duckdb.Error as exc:
+                failed[i] = str(exc).splitlines()[0]
+    names = ", ".join(f"({_lit(str(files[i].abspath))}, {i})" for i in ids if i not in failed)
+    if not names:
+        con.execute(
+            f"create or replace temp table {table} (_file INTEGER, ln BIGINT, line VARCHAR)"
+        )
+    else:
+        con.execute(
+            f"""
+            create or replace temp table {table} as
+            with numbered as (
+                select filename, rowid as rid, line from {scan}
+            )
+            select
+                m._file::INTEGER as _file,
+                rid - min(rid) over (partition by filename) + 1 as ln,
+                coalesce(line, '') as line,
+            from numbered
+            join (values {names}) m(filename, _file) using (filename)
+            """
+        )
+    con.execute(f"drop table {scan}")
+    return failed
 
 
-def _read_jsonl(con: duckdb.DuckDBPyConnection, f: LandingFile, table: str) -> None:
-    _read_physical_lines(con, f, f"{table}_phys")
+def _in(ids: list[int]) -> str:
+    return "(" + ", ".join(str(i) for i in ids) + ")"
+
+
+def _read_jsonl(con: duckdb.DuckDBPyConnection, ids: list[int], phys: str, table: str) -> None:
+    # ``doc`` stays NULL: a well-formed JSON line is its own document (``coalesce(doc, raw)``).
     con.execute(
         f"""
-        create or replace temp table {table} as
+        insert into {table}
         select
+            _file,
             ln as _line,
             line as raw,
-            case when json_valid(line) and json_type(line) = 'OBJECT' then line end as doc,
+            null as doc,
             case
                 when not json_valid(line)
                     then 'malformed JSON: the line is not a valid JSON document'
                 when json_type(line) <> 'OBJECT'
                     then 'malformed JSON: the line is not a JSON object'
             end as _error
-        from {table}_phys
-        where trim(line) <> ''
+        from {phys}
+        where _file in {_in(ids)} and trim(line) <> ''
         """
     )
-    con.execute(f"drop table {table}_phys")
 
 
 def _split_csv(expr: str) -> str:
@@ -197,91 +263,119 @@ def _unbalanced(expr: str) -> str:
     )
 
 
-def _read_csv(con: duckdb.DuckDBPyConnection, f: LandingFile, table: str) -> None:
-    phys = f"{table}_phys"
-    _read_physical_lines(con, f, phys)
-    first = next(iter(con.execute(f"select line from {phys} where ln = 1").fetchall()), None)
-    if first is None or not first[0].strip():
-        # An empty file (or one whose first line is blank) has no header and no records.
+def _read_csv(
+    con: duckdb.DuckDBPyConnection,
+    files: list[LandingFile],
+    ids: list[int],
+    phys: str,
+    table: str,
+) -> dict[int, str]:
+    """Append the CSV files' records; one statement per distinct header."""
+    failed: dict[int, str] = {}
+    headers = {
+        i: (line, fields)
+        for i, line, fields in con.execute(
+            f"select _file, h, {_split_csv('h')} "
+            f"from (select _file, ltrim(line, chr(65279)) as h from {phys} "
+            f"where ln = 1 and _file in {_in(ids)} and trim(line) <> '')"
+        ).fetchall()
+    }
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i in ids:
+        if i not in headers:
+            # An empty file (or one whose first line is blank) has no header and no records.
+            continue
+        header_line, fields = headers[i]
+        names = [n.strip().lower() or f"column_{k + 1}" for k, n in enumerate(fields)]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            failed[i] = f"CSV header repeats column(s) {', '.join(dupes)}"
+            continue
+        required = [fl.name for fl in FIELDS[files[i].source] if fl.required]
+        missing = [n for n in required if n not in names]
+        if missing:
+            failed[i] = (
+                f"CSV header lacks required column(s) {', '.join(missing)} "
+                f"(header is: {header_line[:200]!r})"
+            )
+            continue
+        groups.setdefault(tuple(names), []).append(i)
+    for names, group in groups.items():
+        header_sql = "[" + ", ".join(_lit(n) for n in names) + "]"
+        # A record continues onto the next physical line while it has an odd number of quotes.
         con.execute(
-            f"create or replace temp table {table} as select null::BIGINT as _line, "
-            "null::VARCHAR as raw, null::VARCHAR as doc, null::VARCHAR as _error limit 0"
-        )
-        con.execute(f"drop table {phys}")
-        return
-    header_line = first[0].lstrip("\ufeff")
-    names = con.execute(f"select {_split_csv('?')}", [header_line]).fetchall()[0][0]
-    names = [n.strip().lower() or f"column_{i + 1}" for i, n in enumerate(names)]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise UnreadableFile(f"CSV header repeats column(s) {', '.join(dupes)}")
-    required = [fl.name for fl in FIELDS[f.source] if fl.required]
-    missing = [n for n in required if n not in names]
-    if missing:
-        raise UnreadableFile(
-            f"CSV header lacks required column(s) {', '.join(missing)} "
-            f"(header is: {header_line[:200]!r})"
-        )
-    header_sql = "[" + ", ".join(_lit(n) for n in names) + "]"
-    # A record continues onto the next physical line while it has an odd number of quotes.
-    con.execute(
-        f"""
-        create or replace temp table {table} as
-        with quotes as (
+            f"""
+            insert into {table}
+            with quotes as (
+                select
+                    _file,
+                    ln,
+                    line,
+                    (length(line) - length(replace(line, '"', ''))) % 2 as odd,
+                from {phys}
+                where ln > 1 and _file in {_in(group)}
+            ),
+            inside as (
+                select
+                    *,
+                    coalesce(
+                        sum(odd) over (
+                            partition by _file
+                            order by ln rows between unbounded preceding and 1 preceding
+                        ),
+                        0
+                    ) % 2 = 1 as continues,
+                from quotes
+            ),
+            grouped as (
+                select
+                    _file,
+                    max(case when not continues then ln end) over (
+                        partition by _file
+                        order by ln rows between unbounded preceding and current row
+                    ) as start,
+                    ln,
+                    line,
+                from inside
+            ),
+            records as (
+                select _file, start as _line, string_agg(line, chr(10) order by ln) as raw,
+                from grouped
+                group by _file, start
+            ),
+            split as (
+                select
+                    _file,
+                    _line,
+                    raw,
+                    {_split_csv("raw")} as fields,
+                    {_unbalanced("raw")} as unbalanced,
+                from records
+                where trim(raw) <> ''
+            )
             select
-                ln,
-                line,
-                (length(line) - length(replace(line, '"', ''))) % 2 as odd,
-            from {phys}
-            where ln > 1
-        ),
-        inside as (
-            select
-                *,
-                coalesce(
-                    sum(odd) over (order by ln rows between unbounded preceding and 1 preceding),
-                    0
-                ) % 2 = 1 as continues,
-            from quotes
-        ),
-        grouped as (
-            select
-                max(case when not continues then ln end)
-                    over (order by ln rows between unbounded preceding and current row) as start,
-                ln,
-                line,
-            from inside
-        ),
-        records as (
-            select start as _line, string_agg(line, chr(10) order by ln) as raw,
-            from grouped
-            group by start
-        ),
-        split as (
-            select _line, raw, {_split_csv("raw")} as fields, {_unbalanced("raw")} as unbalanced,
-            from records
-            where trim(raw) <> ''
+                _file,
+                _line,
+                raw,
+                case
+                    when not unbalanced and len(fields) = {len(names)}
+                        then to_json(
+                            map({header_sql}, list_transform(fields, lambda x: nullif(x, '')))
+                        )
+                end as doc,
+                case
+                    when unbalanced then 'malformed CSV: unbalanced quotes'
+                    when len(fields) <> {len(names)}
+                        then 'malformed CSV: ' || len(fields) || ' fields but the header has '
+                            || {len(names)}
+                end as _error,
+            from split
+            """
         )
-        select
-            _line,
-            raw,
-            case
-                when not unbalanced and len(fields) = {len(names)}
-                    then to_json(map({header_sql}, list_transform(fields, lambda x: nullif(x, ''))))
-            end as doc,
-            case
-                when unbalanced then 'malformed CSV: unbalanced quotes'
-                when len(fields) <> {len(names)}
-                    then 'malformed CSV: ' || len(fields) || ' fields but the header has '
-                        || {len(names)}
-            end as _error,
-        from split
-        """
-    )
-    con.execute(f"drop table {phys}")
+    return failed
 
 
-def _read_parquet(con: duckdb.DuckDBPyConnection, f: LandingFile, table: str) -> None:
+def _read_parquet(con: duckdb.DuckDBPyConnection, f: LandingFile, i: int, table: str) -> None:
     src = f"read_parquet({_lit(str(f.abspath))}, file_row_number = true, hive_partitioning = false)"
     cols = [r[0] for r in con.execute(f"describe select * from {src}").fetchall()]
     cols = [c for c in cols if c != "file_row_number"]
@@ -293,8 +387,8 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, f: LandingFile, table: str) ->
     struct = ", ".join(f"{_lit(n)}: {_ident(c)}" for n, c in zip(names, cols, strict=True))
     con.execute(
         f"""
-        create or replace temp table {table} as
-        select _line, doc as raw, doc, null::VARCHAR as _error,
+        insert into {table}
+        select {i}, _line, doc as raw, doc, null::VARCHAR as _error,
         from (select file_row_number + 1 as _line, to_json({{{struct}}}) as doc from {src})
         """
     )

@@ -21,17 +21,16 @@ any file that had a duplicate of one of its records (that copy may win now).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
 
 from segmint.config import Settings
 from segmint.ingest.contract import FIELDS, OPS_DDL, RAW_TABLE
-from segmint.ingest.files import LandingFile, UnreadableFile, discover, read_records
+from segmint.ingest.files import LandingFile, discover, read_batch
 from segmint.stages import InputError, StageResult
 from segmint.warehouse import connect, ensure_raw_tables, transaction
 
@@ -40,13 +39,15 @@ log = logging.getLogger(__name__)
 # Kinds whose landing text is kept beside the typed value so the suite can tell a missing
 # value from an invalid one.
 _TEXT_KINDS = ("ts", "date", "decimal", "int", "double", "bool")
-# New files are validated and written in batches of about this many records: GX's cost is
-# mostly per validation, DuckDB's per transaction, and a batch bounds the pandas frame.
-BATCH_ROWS = 1_000_000
+# New files are read, validated and written in batches of about this many bytes of text
+# (a few million records): GX's cost is mostly per validation, DuckDB's per statement, and a
+# batch bounds the temp tables and the pandas frame.
+BATCH_BYTES = 1 << 30
 # Besides every row the SQL pre-filter flags, GX also sees one in this many of the others,
 # to prove the pre-filter and the suite agree (see BatchValidator.prefilter).
 CHECK_SAMPLE = 200
 MEMORY_LIMIT = "1536MB"
+THREADS = 2
 
 
 def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -91,6 +92,7 @@ def typed_select(source: str, records: str) -> str:
     select_list = ",\n            ".join(cols)
     return f"""
         select
+            _file,
             _line,
             {select_list},
             case when len(extra_keys) > 0 then to_json(map_from_entries(list_transform(
@@ -99,6 +101,7 @@ def typed_select(source: str, records: str) -> str:
             ))) end as _extra,
         from (
             select
+                _file,
                 _line,
                 doc,
                 json_extract_string(doc, [{paths}]) as v,
@@ -108,8 +111,11 @@ def typed_select(source: str, records: str) -> str:
                         and json_extract_string(doc, '$."' || replace(k, '"', '\\"') || '"')
                             is not null
                 ) as extra_keys,
-            from {records}
-            where _error is null
+            from (
+                select _file, _line, coalesce(doc, raw) as doc
+                from {records}
+                where _error is null
+            )
         )
     """
 
@@ -195,161 +201,174 @@ class Ingest:
         cols = ", ".join(f"{_lit(f.name)}: {p}{f.name}" for f in FIELDS["crm"])
         return f"md5(to_json({{{cols}}}))"
 
-    # --- one file: read, type, validate (outside any transaction) ----------------------
+    # --- one batch of one source: read, type, validate (outside any transaction) --------
 
-    def read(self, con: duckdb.DuckDBPyConnection, f: LandingFile, tag: str) -> FileOutcome:
-        """Read and type one file into temp tables ``_rec_<tag>`` and ``_typed_<tag>``."""
-        out = FileOutcome(file=f, tag=tag)
-        records = f"_rec_{tag}"
-        try:
-            read_records(con, f, records)
-        except UnreadableFile as exc:
-            out.status, out.error = "failed", str(exc)
-            return out
-        con.execute(
-            f"create or replace temp table _typed_{tag} as {typed_select(f.source, records)}"
+    def read(self, con: duckdb.DuckDBPyConnection, files: list[LandingFile]) -> list[FileOutcome]:
+        """Read and type the files of one source into ``_rec_<source>``/``_typed_<source>``.
+
+        ``files`` are in load order; a row's ``_file`` is its file's position in the list,
+        so ordering by ``(_file, _line)`` is ordering by ``(partition date, path, line)``.
+        """
+        source = files[0].source
+        tag = source
+        outs = [FileOutcome(file=f, tag=tag) for f in files]
+        failed = read_batch(con, files, f"_rec_{tag}")
+        for i, error in failed.items():
+            outs[i].status, outs[i].error = "failed", error
+        values = ", ".join(
+            f"({i}, {_lit(f.path)}, DATE '{f.partition_date}')" for i, f in enumerate(files)
         )
-        out.rows_read = con.execute(f"select count(*) from {records}").fetchall()[0][0]
-        return out
+        con.execute(
+            f"create or replace temp table _files_{tag} as select * from (values {values}) "
+            "t(_file, _f_path, _f_date)"
+        )
+        con.execute(
+            f"create or replace temp table _typed_{tag} as {typed_select(source, f'_rec_{tag}')}"
+        )
+        for i, n in con.execute(f"select _file, count(*) from _rec_{tag} group by 1").fetchall():
+            outs[i].rows_read = n
+        return outs
 
     def validate(self, con: duckdb.DuckDBPyConnection, outs: list[FileOutcome]) -> None:
-        """One GX validation per source over the typed rows of all ``outs`` (row-level results).
+        """One GX validation over the typed rows of every file of ``outs`` (one source).
 
         GX's cost is mostly a fixed overhead per validation, so the loader validates many
         files at once; ``_file`` (position in ``outs``) and ``_line`` route each failing row.
         """
+        if not any(o.status == "loaded" for o in outs):
+            self._store_results(con, outs, [], None)
+            return
         validator = self.validator
-        for source in sorted({o.file.source for o in outs if o.status == "loaded"}):
-            batch = [
-                (i, o)
-                for i, o in enumerate(outs)
-                if o.status == "loaded" and o.file.source == source
-            ]
-            available = [r[0] for r in con.execute(f"describe _typed_{batch[0][1].tag}").fetchall()]
-            limit_col = validator.ts_limit_column(source)
-            cols = [c for c in validator.columns(source, [*available, "_file", limit_col])]
-            select = ", ".join(
-                f"{c}::DOUBLE as {c}" if c in ("revenue", "price") else c
-                for c in cols
-                if c not in ("_file", limit_col)
+        source, tag = outs[0].file.source, outs[0].tag
+        available = [r[0] for r in con.execute(f"describe _typed_{tag}").fetchall()]
+        limit_col = validator.ts_limit_column(source)
+        cols = [c for c in validator.columns(source, [*available, limit_col])]
+        select = ", ".join(
+            f"t.{c}::DOUBLE as {c}" if c in ("revenue", "price") else f"t.{c}"
+            for c in cols
+            if c not in ("_file", limit_col)
+        )
+        tolerance = self.settings.ingest.future_tolerance_hours
+        checks = validator.prefilter(source)
+        suspect = " or ".join(f"coalesce({bad}, false)" for _, _, bad in checks)
+        con.execute(
+            f"""
+            create or replace temp table _batch as
+            select *, {suspect} as _suspect
+            from (
+                select
+                    t._file::INTEGER as _file,
+                    {select},
+                    (f._f_date + 1)::TIMESTAMP + to_microseconds({int(tolerance * 3600 * 1e6)})
+                        as {limit_col},
+                from _typed_{tag} t
+                join _files_{tag} f using (_file)
             )
-            tolerance = self.settings.ingest.future_tolerance_hours
-            union = " union all ".join(
-                f"select {i}::INTEGER as _file, {select}, "
-                f"(DATE '{o.file.partition_date + timedelta(days=1)}'::TIMESTAMP "
-                f"+ to_microseconds({int(tolerance * 3600 * 1e6)})) as {limit_col} "
-                f"from _typed_{o.tag}"
-                for i, o in batch
-            )
-            checks = validator.prefilter(source)
-            suspect = " or ".join(f"coalesce({bad}, false)" for _, _, bad in checks)
-            con.execute(
-                f"create or replace temp table _batch as select *, {suspect} as _suspect "
-                f"from ({union})"
-            )
-            counts = ", ".join(
-                f'count(*) filter (where coalesce({dom}, false)) as "{rule}"'
-                for rule, dom, _ in checks
-            )
-            domain = (
-                con.execute(f"select _file, {counts} from _batch group by _file")
-                .df()
-                .set_index("_file")
-            )
-            frame = con.execute(
-                f"""
-                select * from _batch
-                where _suspect or hash(_file, _line) % {CHECK_SAMPLE} = 0
-                order by _file, _line
-                """
-            ).df()
-            con.execute("drop table _batch")
-            first, last = batch[0][1].file.path, batch[-1][1].file.path
-            name = f"{first}..{last}" if len(batch) > 1 else first
-            results = validator.validate(source, frame, run_name=name.replace("/", "__"))
-            clean = frame.loc[~frame["_suspect"], ["_file", "_line"]]
-            for r in results:
-                if r.failing is not None and len(r.failing) and len(clean):
-                    hit = r.failing.merge(clean, on=["_file", "_line"])
-                    if len(hit):
-                        raise RuntimeError(
-                            f"GX rule {r.rule} failed rows the SQL pre-filter passed "
-                            f"(e.g. line {hit['_line'].iloc[0]}); the pre-filter of "
-                            "segmint.validation.unexpected_sql is out of step with the suite"
-                        )
-            self._route(con, frame, results, [o for _, o in batch], [i for i, _ in batch], domain)
-            del frame
-
-    def _route(self, con, frame, results, outs: list[FileOutcome], ids: list[int], domain) -> None:
-        """Split the batch's results by file: validation rows, failing rows, nulled fields."""
-        import pandas as pd
-
+            """
+        )
+        counts = ", ".join(
+            f'count(*) filter (where coalesce({dom}, false)) as "{rule}"' for rule, dom, _ in checks
+        )
+        domain = (
+            con.execute(f"select _file, {counts} from _batch group by _file")
+            .df()
+            .set_index("_file")
+        )
+        frame = con.execute(
+            f"""
+            select * from _batch
+            where _suspect or hash(_file, _line) % {CHECK_SAMPLE} = 0
+            order by _file, _line
+            """
+        ).df()
+        con.execute("drop table _batch")
+        loaded = [o for o in outs if o.status == "loaded"]
+        first, last = loaded[0].file.path, loaded[-1].file.path
+        name = f"{first}..{last}" if len(loaded) > 1 else first
+        results = validator.validate(source, frame, run_name=name.replace("/", "__"))
+        clean = frame.loc[~frame["_suspect"], ["_file", "_line"]]
+        for r in results:
+            if r.failing is not None and len(r.failing) and len(clean):
+                hit = r.failing.merge(clean, on=["_file", "_line"])
+                if len(hit):
+                    raise RuntimeError(
+                        f"GX rule {r.rule} failed rows the SQL pre-filter passed "
+                        f"(e.g. line {hit['_line'].iloc[0]}); the pre-filter of "
+                        "segmint.validation.unexpected_sql is out of step with the suite"
+                    )
         for r in results:
             if r.text_column and r.failing is not None and len(r.failing):
+                import pandas as pd
+
                 text = frame.set_index(["_file", "_line"])[r.text_column]
                 keys = pd.MultiIndex.from_frame(r.failing[["_file", "_line"]])
                 r.failing["value"] = text.reindex(keys).astype("string").to_numpy()
-        for out, fid in zip(outs, ids, strict=True):
-            per_file = []
-            for r in results:
-                failing = None
-                if r.failing is not None and len(r.failing):
-                    failing = r.failing[r.failing["_file"] == fid]
-                elements = int(domain.at[fid, r.rule]) if fid in domain.index else 0
-                unexpected = 0 if failing is None else len(failing)
-                share = unexpected / elements if elements else 0.0
-                per_file.append(
-                    dataclasses.replace(
-                        r,
-                        failing=failing,
-                        element_count=elements,
-                        unexpected_count=unexpected,
-                        unexpected_percent=100.0 * share,
-                        success=share <= 1.0 - r.mostly + 1e-12,
-                    )
-                )
-            self._store_results(con, out.file, out.tag, per_file)
+        del frame
+        self._store_results(con, outs, results, domain)
 
-    def _store_results(self, con, f: LandingFile, tag: str, results) -> None:
+    def _store_results(self, con, outs: list[FileOutcome], results, domain) -> None:
+        """Temp tables ``_runs_<tag>`` (validation rows per file) and ``_fails_<tag>``."""
         import pandas as pd
 
-        parse_errors = con.execute(
-            f"select count(*) from _rec_{tag} where _error is not null"
-        ).fetchall()[0][0]
-        total = con.execute(f"select count(*) from _rec_{tag}").fetchall()[0][0]
-        rows = [
-            {
-                "rule": "well_formed",
-                "expectation_type": "segmint_record_parser",
-                "column_name": None,
-                "level": "record",
-                "description": "the record is well-formed "
-                + ("JSON" if f.fmt == "jsonl" else f.fmt.upper()),
-                "success": parse_errors == 0,
-                "element_count": total,
-                "unexpected_count": parse_errors,
-                "unexpected_percent": 100.0 * parse_errors / total if total else 0.0,
-                "observed_value": None,
-                "kwargs": "{}",
-            }
-        ]
-        failing = []
+        tag = outs[0].tag
+        parsed = {
+            i: (total, errors)
+            for i, total, errors in con.execute(
+                f"select _file, count(*), count(*) filter (where _error is not null) "
+                f"from _rec_{tag} group by 1"
+            ).fetchall()
+        }
+        per_rule = {}
         for r in results:
+            if r.failing is not None and len(r.failing):
+                per_rule[r.rule] = r.failing["_file"].value_counts().to_dict()
+            else:
+                per_rule[r.rule] = {}
+        rows = []
+        for i, out in enumerate(outs):
+            if out.status != "loaded":
+                continue
+            f = out.file
+            total, parse_errors = parsed.get(i, (0, 0))
             rows.append(
                 {
-                    "rule": r.rule,
-                    "expectation_type": r.expectation_type,
-                    "column_name": r.column,
-                    "level": r.level,
-                    "description": r.description,
-                    "success": r.success,
-                    "element_count": r.element_count,
-                    "unexpected_count": r.unexpected_count,
-                    "unexpected_percent": r.unexpected_percent,
-                    "observed_value": r.observed_value,
-                    "kwargs": r.kwargs,
+                    "_file": i,
+                    "rule": "well_formed",
+                    "expectation_type": "segmint_record_parser",
+                    "column_name": None,
+                    "level": "record",
+                    "description": "the record is well-formed "
+                    + ("JSON" if f.fmt == "jsonl" else f.fmt.upper()),
+                    "success": parse_errors == 0,
+                    "element_count": total,
+                    "unexpected_count": parse_errors,
+                    "unexpected_percent": 100.0 * parse_errors / total if total else 0.0,
+                    "observed_value": None,
+                    "kwargs": "{}",
                 }
             )
+            for r in results:
+                elements = int(domain.at[i, r.rule]) if i in domain.index else 0
+                unexpected = int(per_rule[r.rule].get(i, 0))
+                share = unexpected / elements if elements else 0.0
+                rows.append(
+                    {
+                        "_file": i,
+                        "rule": r.rule,
+                        "expectation_type": r.expectation_type,
+                        "column_name": r.column,
+                        "level": r.level,
+                        "description": r.description,
+                        "success": share <= 1.0 - r.mostly + 1e-12,
+                        "element_count": elements,
+                        "unexpected_count": unexpected,
+                        "unexpected_percent": 100.0 * share,
+                        "observed_value": r.observed_value,
+                        "kwargs": r.kwargs,
+                    }
+                )
+        failing = []
+        for r in results:
             if r.failing is not None and len(r.failing) and r.level in ("record", "warning"):
                 part = r.failing.copy()
                 part["rule_order"] = r.order
@@ -359,17 +378,44 @@ class Ingest:
                 part["reason"] = r.description + detail
                 part["description"] = r.description
                 failing.append(
-                    part[["_line", "rule_order", "level", "field", "reason", "description"]]
+                    part[
+                        ["_file", "_line", "rule_order", "level", "field", "reason", "description"]
+                    ]
                 )
-        runs = pd.DataFrame(rows)
+        runs = pd.DataFrame(
+            rows,
+            columns=[
+                "_file",
+                "rule",
+                "expectation_type",
+                "column_name",
+                "level",
+                "description",
+                "success",
+                "element_count",
+                "unexpected_count",
+                "unexpected_percent",
+                "observed_value",
+                "kwargs",
+            ],
+        )
         con.register("_runs_df", runs)
-        con.execute(f"create or replace temp table _runs_{tag} as select * from _runs_df")
+        con.execute(
+            f"create or replace temp table _runs_{tag} as select _file::INTEGER as _file, "
+            "rule::VARCHAR as rule, expectation_type::VARCHAR as expectation_type, "
+            "column_name::VARCHAR as column_name, level::VARCHAR as level, "
+            "description::VARCHAR as description, success::BOOLEAN as success, "
+            "element_count::BIGINT as element_count, unexpected_count::BIGINT as "
+            "unexpected_count, unexpected_percent::DOUBLE as unexpected_percent, "
+            "observed_value::VARCHAR as observed_value, kwargs::VARCHAR as kwargs from _runs_df"
+        )
         con.unregister("_runs_df")
         fails = (
             pd.concat(failing, ignore_index=True)
             if failing
             else pd.DataFrame(
                 {
+                    "_file": pd.Series([], dtype="int64"),
                     "_line": pd.Series([], dtype="int64"),
                     "rule_order": pd.Series([], dtype="int64"),
                     "level": pd.Series([], dtype="string"),
@@ -383,8 +429,8 @@ class Ingest:
         con.register("_fails_df", fails)
         con.execute(
             f"create or replace temp table _fails_{tag} as "
-            "select _line::BIGINT as _line, rule_order::BIGINT as rule_order,"
-            " level::VARCHAR as level,"
+            "select _file::INTEGER as _file, _line::BIGINT as _line,"
+            " rule_order::BIGINT as rule_order, level::VARCHAR as level,"
             " field::VARCHAR as field, reason::VARCHAR as reason,"
             " description::VARCHAR as description from _fails_df"
         )
@@ -394,119 +440,129 @@ class Ingest:
             f"select distinct field from _fails_{tag} where level = 'warning' order by 1"
         ).fetchall():
             con.execute(
-                f"update _typed_{tag} set {fld} = null where _line in "
-                f"(select _line from _fails_{tag} where level = 'warning' and field = ?)",
+                f"update _typed_{tag} t set {fld} = null from (select distinct _file, _line "
+                f"from _fails_{tag} where level = 'warning' and field = ?) w "
+                "where t._file = w._file and t._line = w._line",
                 [fld],
             )
 
-    # --- one file: write (inside the unit's transaction) --------------------------------
+    # --- one batch of one source: write (inside the unit's transaction) -----------------
 
-    def delete_file(self, con: duckdb.DuckDBPyConnection, f: LandingFile) -> None:
-        con.execute(f"delete from {RAW_TABLE[f.source]} where _source_file = ?", [f.path])
-        for table, col in (
-            ("ops.quarantine", "source_file"),
-            ("ops.duplicates", "source_file"),
-            ("ops.validation_runs", "source_file"),
-        ):
-            con.execute(f"delete from {table} where {col} = ?", [f.path])
-
-    def write(self, con: duckdb.DuckDBPyConnection, out: FileOutcome, tag: str) -> None:
-        f = out.file
-        known = con.execute(
-            "select first_loaded_at, status from ops.load_manifest where path = ?", [f.path]
-        ).fetchall()
-        first_loaded = known[0] if known else None
-        con.execute("delete from ops.load_manifest where path = ?", [f.path])
-        if known and known[0][1] == "loaded":
-            # Only a file loaded before has rows to replace (scanning raw.* costs).
-            self.delete_file(con, f)
-        if out.status == "loaded":
-            self._write_rows(con, out, tag)
+    def delete_files(self, con: duckdb.DuckDBPyConnection, source: str, paths: list[str]) -> None:
         con.execute(
-            """
-            insert into ops.load_manifest values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """,
-            [
-                f.path,
-                f.size_bytes,
-                f.sha256,
-                f.source,
-                f.partition_date,
-                out.rows_read,
-                out.rows_loaded,
-                out.rows_quarantined,
-                out.rows_duplicate,
-                out.rows_warned,
-                out.status,
-                out.error,
-                (first_loaded[0] if first_loaded and first_loaded[0] else None)
-                if out.status == "failed"
-                else (first_loaded[0] if first_loaded and first_loaded[0] else self.now),
-                self.now,
-            ],
+            f"delete from {RAW_TABLE[source]} where list_contains(?, _source_file)", [paths]
+        )
+        for table in ("ops.quarantine", "ops.duplicates", "ops.validation_runs"):
+            con.execute(f"delete from {table} where list_contains(?, source_file)", [paths])
+
+    def write(self, con: duckdb.DuckDBPyConnection, outs: list[FileOutcome]) -> None:
+        paths = [o.file.path for o in outs]
+        source = outs[0].file.source
+        known = {
+            path: (first, status)
+            for path, first, status in con.execute(
+                "select path, first_loaded_at, status from ops.load_manifest "
+                "where list_contains(?, path)",
+                [paths],
+            ).fetchall()
+        }
+        con.execute("delete from ops.load_manifest where list_contains(?, path)", [paths])
+        replaced = [p for p in paths if known.get(p, (None, None))[1] == "loaded"]
+        if replaced:
+            # Only a file loaded before has rows to replace (scanning raw.* costs).
+            self.delete_files(con, source, replaced)
+        if any(o.status == "loaded" for o in outs):
+            self._write_rows(con, outs)
+        rows = []
+        for o in outs:
+            f = o.file
+            first = known.get(f.path, (None, None))[0]
+            rows.append(
+                [
+                    f.path,
+                    f.size_bytes,
+                    f.sha256,
+                    f.source,
+                    f.partition_date,
+                    o.rows_read,
+                    o.rows_loaded,
+                    o.rows_quarantined,
+                    o.rows_duplicate,
+                    o.rows_warned,
+                    o.status,
+                    o.error,
+                    first if o.status == "failed" else (first or self.now),
+                    self.now,
+                ]
+            )
+        con.executemany(
+            "insert into ops.load_manifest values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
         )
 
-    def _write_rows(self, con: duckdb.DuckDBPyConnection, out: FileOutcome, tag: str) -> None:
-        f = out.file
-        params = [f.path, f.source, f.partition_date, self.now]
+    def _write_rows(self, con: duckdb.DuckDBPyConnection, outs: list[FileOutcome]) -> None:
+        source, tag = outs[0].file.source, outs[0].tag
+        files = f"_files_{tag}"
         con.execute(
             f"""
             insert into ops.validation_runs
-            select ?, ?, ?, ?, ?, rule, expectation_type, column_name, level, description,
-                success, element_count, unexpected_count, unexpected_percent, observed_value,
-                kwargs::JSON, ?
-            from _runs_{tag}
+            select f._f_path, ?, f._f_date, s.sha256, ?, rule, expectation_type, column_name,
+                level, description, success, element_count, unexpected_count,
+                unexpected_percent, observed_value, kwargs::JSON, ?
+            from _runs_{tag} r
+            join {files} f using (_file)
+            join (select unnest(?) as _file, unnest(?) as sha256) s using (_file)
             """,
             [
-                f.path,
-                f.source,
-                f.partition_date,
-                f.sha256,
-                self.validator.suite_name(f.source),
+                source,
+                self.validator.suite_name(source),
                 self.now,
+                list(range(len(outs))),
+                [o.file.sha256 for o in outs],
             ],
         )
         # Quarantine: unparseable records and records failing a record-level expectation.
         con.execute(
             f"""
             create or replace temp table _bad_{tag} as
-            select _line, list(reason order by rule_order, reason) as reasons
+            select _file, _line, list(reason order by rule_order, reason) as reasons
             from _fails_{tag}
             where level = 'record'
-            group by _line
+            group by _file, _line
             union all
-            select _line, [_error] from _rec_{tag} where _error is not null
+            select _file, _line, [_error] from _rec_{tag} where _error is not null
             """
         )
         con.execute(
             f"""
             insert into ops.quarantine
-            select ?, b._line, ?, ?, r.raw, b.reasons, ?
-            from _bad_{tag} b join _rec_{tag} r using (_line)
+            select f._f_path, b._line, ?, f._f_date, r.raw, b.reasons, ?
+            from _bad_{tag} b
+            join _rec_{tag} r using (_file, _line)
+            join {files} f using (_file)
             """,
-            params,
+            [source, self.now],
         )
-        out.rows_quarantined = con.execute(f"select count(*) from _bad_{tag}").fetchall()[0][0]
-        # Candidates: good records, first copy within the file.
-        key = self._key_sql(f.source)
+        # Candidates: good records, the first copy (smallest file, line) within the batch.
+        key = self._key_sql(source)
         con.execute(
             f"""
             create or replace temp table _good_{tag} as
             select t.*, {key} as _key
             from _typed_{tag} t
-            where _line not in (select _line from _bad_{tag})
+            anti join _bad_{tag} b using (_file, _line)
             """
         )
         con.execute(
             f"""
             create or replace temp table _cand_{tag} as
             select * from _good_{tag}
-            qualify row_number() over (partition by _key order by _line) = 1
+            qualify row_number() over (partition by _key order by _file, _line) = 1
             """
         )
-        table = RAW_TABLE[f.source]
-        existing_key = self._key_sql(f.source, "e")
-        join_col = "event_id" if f.source == "events" else "customer_id"
+        table = RAW_TABLE[source]
+        existing_key = self._key_sql(source, "e")
+        join_col = "event_id" if source == "events" else "customer_id"
         # Copies already loaded from other files with the same key; does the new copy win?
         con.execute(
             f"""
@@ -517,24 +573,24 @@ class Ingest:
                 e._source_line as old_line,
                 e._partition_date as old_partition,
                 (
-                    $pd < e._partition_date
-                    or ($pd = e._partition_date and $path < e._source_file)
+                    f._f_date < e._partition_date
+                    or (f._f_date = e._partition_date and f._f_path < e._source_file)
                 ) as new_wins,
             from _cand_{tag} c
+            join {files} f using (_file)
             join {table} e on e.{join_col} = c.{join_col} and {existing_key} = c._key
-            """,
-            {"pd": f.partition_date, "path": f.path},
+            """
         )
-        displaced = con.execute(
-            f"select old_file, count(*) from _clash_{tag} where new_wins group by 1 order by 1"
-        ).fetchall()
+        displaced = con.execute(f"select count(*) from _clash_{tag} where new_wins").fetchall()[0][
+            0
+        ]
         if displaced:
             con.execute(
                 f"""
                 insert into ops.duplicates
                 select ?, old_file, old_line, old_partition, _key from _clash_{tag} where new_wins
                 """,
-                [f.source],
+                [source],
             )
             con.execute(
                 f"""
@@ -542,59 +598,101 @@ class Ingest:
                 where c.new_wins and e._source_file = c.old_file and e._source_line = c.old_line
                 """
             )
-            for old_file, n in displaced:
-                con.execute(
-                    "update ops.load_manifest set rows_loaded = rows_loaded - ?, "
-                    "rows_duplicate = rows_duplicate + ?, updated_at = ? where path = ?",
-                    [n, n, self.now, old_file],
-                )
-        # Duplicates of this file: later copies within it, and copies that lose to a loaded one.
+            con.execute(
+                f"""
+                update ops.load_manifest m
+                set rows_loaded = rows_loaded - d.n, rows_duplicate = rows_duplicate + d.n,
+                    updated_at = ?
+                from (
+                    select old_file, count(*) as n from _clash_{tag} where new_wins group by 1
+                ) d
+                where m.path = d.old_file
+                """,
+                [self.now],
+            )
+        # The rows that go in: candidates that do not lose to a copy loaded before.
+        con.execute(
+            f"""
+            create or replace temp table _win_{tag} as
+            select * from _cand_{tag}
+            where _key not in (select _key from _clash_{tag} where not new_wins)
+            """
+        )
+        # Duplicates of this batch: later copies within it, and copies that lose to a loaded one.
         con.execute(
             f"""
             insert into ops.duplicates
-            select ?, ?, _line, ?, _key
-            from _good_{tag}
-            where _line not in (select _line from _cand_{tag})
-                or _key in (select _key from _clash_{tag} where not new_wins)
+            select ?, f._f_path, g._line, f._f_date, g._key
+            from (select _file, _line, _key from _good_{tag}
+                anti join _win_{tag} w using (_file, _line)) g
+            join {files} f using (_file)
             """,
-            [f.source, f.path, f.partition_date],
+            [source],
         )
-        out.rows_duplicate = con.execute(
-            "select count(*) from ops.duplicates where source_file = ?", [f.path]
-        ).fetchall()[0][0]
-        contract = [fl.name for fl in FIELDS[f.source]]
+        contract = [fl.name for fl in FIELDS[source]]
         select = ", ".join(
             f"coalesce({c}, false)" if c in ("email_opt_in", "ads_opt_in") else c for c in contract
         )
-        inserted = con.execute(
+        con.execute(
             f"""
             insert into {table} ({", ".join(contract)},
                 _source_file, _source_line, _partition_date, _extra, _loaded_at)
-            select {select}, ?, _line, ?, _extra::JSON, ?
-            from _cand_{tag}
-            where _key not in (select _key from _clash_{tag} where not new_wins)
-            order by _line
+            select {select}, f._f_path, w._line, f._f_date, w._extra::JSON, ?
+            from _win_{tag} w
+            join {files} f using (_file)
+            order by w._file, w._line
             """,
-            [f.path, f.partition_date, self.now],
+            [self.now],
         )
-        out.rows_loaded = inserted.fetchall()[0][0]
-        out.rows_warned = con.execute(
-            f"""
-            select count(distinct _line) from _fails_{tag}
-            where level = 'warning' and _line in (
-                select _line from _cand_{tag}
-                where _key not in (select _key from _clash_{tag} where not new_wins)
-            )
-            """
-        ).fetchall()[0][0]
+        counts = {
+            i: (quarantined, duplicate, loaded, warned)
+            for i, quarantined, duplicate, loaded, warned in con.execute(
+                f"""
+                with ids as (select _file from {files}),
+                bad as (select _file, count(*) as n from _bad_{tag} group by 1),
+                good as (select _file, count(*) as n from _good_{tag} group by 1),
+                win as (select _file, count(*) as n from _win_{tag} group by 1),
+                warned as (
+                    select _file, count(distinct _line) as n
+                    from _fails_{tag}
+                    semi join _win_{tag} using (_file, _line)
+                    where level = 'warning'
+                    group by 1
+                )
+                select
+                    ids._file,
+                    coalesce(bad.n, 0),
+                    coalesce(good.n, 0) - coalesce(win.n, 0),
+                    coalesce(win.n, 0),
+                    coalesce(warned.n, 0),
+                from ids
+                left join bad using (_file)
+                left join good using (_file)
+                left join win using (_file)
+                left join warned using (_file)
+                """
+            ).fetchall()
+        }
         warned = con.execute(
-            f"select description, count(*) from _fails_{tag} where level = 'warning' group by 1"
+            f"select _file, description, count(*) from _fails_{tag} "
+            "where level = 'warning' group by 1, 2"
         ).fetchall()
-        out.warnings = dict(warned)
+        for i, o in enumerate(outs):
+            if o.status != "loaded":
+                continue
+            o.rows_quarantined, o.rows_duplicate, o.rows_loaded, o.rows_warned = counts[i]
+        for i, description, n in warned:
+            outs[i].warnings[description] = n
 
     def drop_temp(self, con: duckdb.DuckDBPyConnection, tag: str) -> None:
-        for name in ("rec", "typed", "runs", "fails", "bad", "good", "cand", "clash"):
+        for name in ("rec", "typed", "files", "runs", "fails", "bad", "good", "cand", "clash"):
             con.execute(f"drop table if exists _{name}_{tag}")
+        con.execute(f"drop table if exists _win_{tag}")
+
+
+def _batch_size(f: LandingFile) -> int:
+    """About how many bytes of text ``f`` holds (compressed files count several times)."""
+    return f.size_bytes * (6 if f.abspath.name.lower().endswith(".gz") else 1)
 
 
 def run_ingest(settings: Settings, as_of: date) -> StageResult:
@@ -603,42 +701,48 @@ def run_ingest(settings: Settings, as_of: date) -> StageResult:
     files, ignored = discover(settings.landing)
     outcomes: list[FileOutcome] = []
     con = connect(settings.warehouse)
-    tags = iter(range(1 << 62))
 
-    def flush(batch: list[FileOutcome]) -> None:
-        ingest.validate(con, batch)
+    def flush(batch: list[LandingFile]) -> None:
+        groups = []
+        for source in sorted({f.source for f in batch}):
+            part = sorted((f for f in batch if f.source == source), key=lambda x: x.order_key)
+            log.info("ingest: reading %d %s file(s)", len(part), source)
+            outs = ingest.read(con, part)
+            ingest.validate(con, outs)
+            groups.append(outs)
         with transaction(con):
-            for out in batch:
-                ingest.write(con, out, out.tag)
-        for out in batch:
-            ingest.drop_temp(con, out.tag)
-        outcomes.extend(batch)
+            for outs in groups:
+                ingest.write(con, outs)
+        for outs in groups:
+            ingest.drop_temp(con, outs[0].tag)
+            outcomes.extend(outs)
 
     try:
         # Bounded memory: DuckDB spills the batch's temp tables to disk beyond this.
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        con.execute(f"SET threads = {THREADS}")
+        con.execute("SET preserve_insertion_order = true")
         ensure_ops_tables(con)
         units, skipped = ingest.plan(con, files)
-        pending: list[FileOutcome] = []
-        rows = 0
+        pending: list[LandingFile] = []
+        size = 0
         for unit in units:
             if len(unit) > 1 or (unit is units[0] and ingest.replacing):
                 # A changed file and the files that depend on it: one transaction.
-                flush([ingest.read(con, f, str(next(tags))) for f in unit])
+                flush(unit)
                 continue
-            log.info("ingest: reading %s", unit[0].path)
-            out = ingest.read(con, unit[0], str(next(tags)))
-            pending.append(out)
-            rows += out.rows_read
-            if rows >= BATCH_ROWS:
+            pending.append(unit[0])
+            size += _batch_size(unit[0])
+            if size >= BATCH_BYTES:
                 flush(pending)
-                pending, rows = [], 0
+                pending, size = [], 0
         if pending:
             flush(pending)
         if outcomes and ingest._validator is not None:
             ingest.validator.build_docs()
     finally:
         con.close()
+    outcomes.sort(key=lambda o: o.file.order_key)
     return _result(outcomes, skipped, ignored, settings, as_of)
 
 

@@ -105,16 +105,29 @@ def typed_select(source: str, records: str) -> str:
                 _line,
                 doc,
                 json_extract_string(doc, [{paths}]) as v,
-                list_filter(
-                    json_keys(doc),
-                    lambda k: not list_contains([{known}], k)
-                        and json_extract_string(doc, '$."' || replace(k, '"', '\\"') || '"')
-                            is not null
-                ) as extra_keys,
+                -- Keys outside the contract whose value is not JSON null. Most records have
+                -- none: the per-key extraction runs only for the few that do.
+                case
+                    when len(unknown) > 0 then list_filter(
+                        unknown,
+                        lambda k: json_extract_string(
+                            doc, '$."' || replace(k, '"', '\\"') || '"'
+                        ) is not null
+                    )
+                    else []
+                end as extra_keys,
             from (
-                select _file, _line, coalesce(doc, raw) as doc
-                from {records}
-                where _error is null
+                select
+                    _file,
+                    _line,
+                    doc,
+                    list_filter(json_keys(doc), lambda k: not list_contains([{known}], k))
+                        as unknown,
+                from (
+                    select _file, _line, coalesce(doc, raw) as doc
+                    from {records}
+                    where _error is null
+                )
             )
         )
     """
@@ -544,11 +557,13 @@ class Ingest:
             [source, self.now],
         )
         # Candidates: good records, the first copy (smallest file, line) within the batch.
+        # Deduplication works on narrow (file, line, key) tables; the wide typed rows are
+        # read once, by the insert.
         key = self._key_sql(source)
         con.execute(
             f"""
             create or replace temp table _good_{tag} as
-            select t.*, {key} as _key
+            select _file, _line, {key} as _key
             from _typed_{tag} t
             anti join _bad_{tag} b using (_file, _line)
             """
@@ -562,7 +577,6 @@ class Ingest:
         )
         table = RAW_TABLE[source]
         existing_key = self._key_sql(source, "e")
-        join_col = "event_id" if source == "events" else "customer_id"
         # Copies already loaded from other files with the same key; does the new copy win?
         con.execute(
             f"""
@@ -578,7 +592,7 @@ class Ingest:
                 ) as new_wins,
             from _cand_{tag} c
             join {files} f using (_file)
-            join {table} e on e.{join_col} = c.{join_col} and {existing_key} = c._key
+            join {table} e on {existing_key} = c._key
             """
         )
         displaced = con.execute(f"select count(*) from _clash_{tag} where new_wins").fetchall()[0][
@@ -614,8 +628,8 @@ class Ingest:
         con.execute(
             f"""
             create or replace temp table _win_{tag} as
-            select * from _cand_{tag}
-            where _key not in (select _key from _clash_{tag} where not new_wins)
+            select _file, _line from _cand_{tag}
+            anti join (select _key from _clash_{tag} where not new_wins) using (_key)
             """
         )
         # Duplicates of this batch: later copies within it, and copies that lose to a loaded one.
@@ -637,10 +651,10 @@ class Ingest:
             f"""
             insert into {table} ({", ".join(contract)},
                 _source_file, _source_line, _partition_date, _extra, _loaded_at)
-            select {select}, f._f_path, w._line, f._f_date, w._extra::JSON, ?
-            from _win_{tag} w
+            select {select}, f._f_path, t._line, f._f_date, t._extra::JSON, ?
+            from _typed_{tag} t
+            semi join _win_{tag} using (_file, _line)
             join {files} f using (_file)
-            order by w._file, w._line
             """,
             [self.now],
         )

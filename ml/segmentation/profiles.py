@@ -54,7 +54,7 @@ def segment_profiles(
         ]
     )  # at most k * 3 rows
     top_json = top.groupby("segment_id")["item"].agg(lambda items: json.dumps(list(items)))
-    out["top_categories"] = top_json.reindex(out.index).fillna("[]")
+    out["top_categories"] = top_json.reindex(out.index).astype(object).fillna("[]")
     out.index.name = "segment_id"
     return out.reset_index()
 

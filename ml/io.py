@@ -37,6 +37,40 @@ CREATE TABLE IF NOT EXISTS ml.model_runs (
 """
 
 
+# Written by every model stage that evaluates (propensity, recommendations): long format,
+# one row per (run, model, scorer, metric[, decile]).
+MODEL_METRICS_DDL = """
+create table if not exists ml.model_metrics (
+    run_id varchar not null,
+    model_name varchar not null,
+    as_of_date date not null,
+    scorer varchar not null,
+    metric varchar not null,
+    value double,
+    decile integer
+)
+"""
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf become null, numpy scalars plain numbers, dates ISO strings."""
+    import math
+
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
 def new_run_id(model_name: str, as_of: date) -> str:
     return f"{model_name}-{as_of.isoformat()}-{uuid.uuid4().hex[:8]}"
 

@@ -20,7 +20,6 @@ of each model.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.io import TableWrite, new_run_id, write_outputs
+from ml.io import MODEL_METRICS_DDL, TableWrite, json_safe, new_run_id, write_outputs
 from ml.propensity import baselines, dataset
 from ml.propensity import metrics as m
 from ml.propensity import model as mdl
@@ -51,17 +50,6 @@ create table if not exists ml.propensity_scores (
     decile integer not null,
     model_version varchar not null,
     run_id varchar not null
-)
-"""
-METRICS_DDL = """
-create table if not exists ml.model_metrics (
-    run_id varchar not null,
-    model_name varchar not null,
-    as_of_date date not null,
-    scorer varchar not null,
-    metric varchar not null,
-    value double,
-    decile integer
 )
 """
 IMPORTANCE_DDL = """
@@ -107,21 +95,6 @@ class ModelOutcome:
     artifact_path: str | None = None
     warnings: list[str] = field(default_factory=list)
     model_version: str | None = None
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf become null, numpy scalars plain numbers."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
 
 
 @dataclass
@@ -458,9 +431,9 @@ def _train_and_gate(
         model_name=out.model_name,
         as_of_date=as_of.isoformat(),
         features=spec.columns,
-        params=_clean({**out.params, "numeric": numeric, "categorical": categorical}),
-        metrics=_clean(out.summary),
-        training_window=_clean(windows.cutoffs),
+        params=json_safe({**out.params, "numeric": numeric, "categorical": categorical}),
+        metrics=json_safe(out.summary),
+        training_window=json_safe(windows.cutoffs),
     )
     out.artifact_path = str(save_model(settings.artifacts_dir, fitted.estimator, meta))
     publish, out.message = gate(out.model_name, out.summary)
@@ -511,7 +484,7 @@ def _drift(settings: Settings, as_of: date, out: ModelOutcome) -> None:
         "psi": value,
         "threshold": threshold,
         "is_over_threshold": value > threshold,
-        "bins": _clean(bins),
+        "bins": json_safe(bins),
     }
     if value > threshold:
         out.warnings.append(
@@ -569,7 +542,7 @@ def _writes(outcome: ModelOutcome, as_of: date) -> list[TableWrite]:
     )
     return [
         TableWrite("ml.propensity_scores", scores, where, params, SCORES_DDL),
-        TableWrite("ml.model_metrics", metric_frame, where, params, METRICS_DDL),
+        TableWrite("ml.model_metrics", metric_frame, where, params, MODEL_METRICS_DDL),
         TableWrite("ml.feature_importance", importance, where, params, IMPORTANCE_DDL),
         TableWrite("ml.score_drift", drift, where, params, DRIFT_DDL),
     ]
@@ -586,8 +559,8 @@ def _model_run(outcome: ModelOutcome, as_of: date, versions: dict, revision: str
         "model_name": outcome.model_name,
         "as_of_date": as_of,
         "training_rows": outcome.training_rows,
-        "params": _clean(outcome.params),
-        "metrics": _clean(metrics),
+        "params": json_safe(outcome.params),
+        "metrics": json_safe(metrics),
         "library_versions": versions,
         "git_revision": revision,
         "artifact_path": outcome.artifact_path,
@@ -644,7 +617,7 @@ def run_propensity(settings: Settings, as_of: date) -> StageResult:
             + (f" (holdout AUC {auc:.3f})" if auc is not None else "")
             + f", {scored} scored"
         )
-        details[o.model_name] = _clean(
+        details[o.model_name] = json_safe(
             {
                 "run_id": o.run_id,
                 "status": o.status,

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.io import TableWrite, new_run_id, write_outputs
+from ml.io import MODEL_METRICS_DDL, TableWrite, json_safe, new_run_id, write_outputs
 from ml.recommendations import interactions as ix
 from ml.recommendations import rank
 from ml.recommendations.als import Factors, fit_als, fit_svd
@@ -49,18 +49,6 @@ create table if not exists ml.recommendations (
     score double not null,
     source varchar not null,
     run_id varchar not null
-)
-"""
-# Same table and columns as the propensity stage writes (ml/propensity/stage.py).
-METRICS_DDL = """
-create table if not exists ml.model_metrics (
-    run_id varchar not null,
-    model_name varchar not null,
-    as_of_date date not null,
-    scorer varchar not null,
-    metric varchar not null,
-    value double,
-    decile integer
 )
 """
 
@@ -336,12 +324,6 @@ def _context(inputs: Inputs, cfg: RecommendationSettings, favourite, segments) -
     )
 
 
-def _clean(value: Any) -> Any:
-    from ml.propensity.stage import _clean as clean
-
-    return clean(value)
-
-
 def recommendations_frame(
     lists: rank.Lists, customers: np.ndarray, inputs: Inputs, as_of: date, run_id: str
 ) -> pd.DataFrame:
@@ -405,7 +387,7 @@ def _nothing_to_recommend(
             "model_name": MODEL_NAME,
             "as_of_date": as_of,
             "training_rows": 0,
-            "params": _clean(dataclasses.asdict(cfg)),
+            "params": json_safe(dataclasses.asdict(cfg)),
             "metrics": {},
             "library_versions": library_versions(),
             "git_revision": git_revision(),
@@ -477,7 +459,7 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
     if not publish:
         warnings.append(message)
 
-    params = _clean(
+    params = json_safe(
         {
             **dataclasses.asdict(cfg),
             "method": "als",
@@ -501,7 +483,7 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
             as_of_date=as_of.isoformat(),
             features=["product_views", "cart_adds", "purchases"],
             params=params,
-            metrics=_clean(evaluation.metrics),
+            metrics=json_safe(evaluation.metrics),
             training_window={"through": as_of.isoformat(), "holdout_cutoff": str(cutoff)},
         )
         model = {
@@ -521,7 +503,7 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
             metrics_frame(evaluation, run_id, as_of),
             "as_of_date = ? and model_name = ?",
             [as_of, MODEL_NAME],
-            METRICS_DDL,
+            MODEL_METRICS_DDL,
         ),
     ]
     sources = recs["source"].value_counts().to_dict()
@@ -531,7 +513,7 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
         "as_of_date": as_of,
         "training_rows": built.matrix_nnz or len(inputs.interactions),
         "params": params,
-        "metrics": _clean({**evaluation.metrics, "published_sources": sources}),
+        "metrics": json_safe({**evaluation.metrics, "published_sources": sources}),
         "library_versions": library_versions(),
         "git_revision": git_revision(),
         "artifact_path": artifact_path,
@@ -556,7 +538,7 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
         rows_in=len(inputs.interactions),
         rows_out=len(recs),
         summary=summary,
-        details=_clean(
+        details=json_safe(
             {
                 "run_id": run_id,
                 "published": "model" if publish else "popularity",

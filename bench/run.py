@@ -202,7 +202,7 @@ def run_stages(landing: Path, warehouse: Path, output: Path, as_of: date, label:
         before = results_file.read_text().count("\n") if results_file.exists() else 0
         m = measure(
             f"{label}:{stage}",
-            [sys.executable, "-m", "segmint.cli", stage, "--as-of", str(as_of)],
+            [sys.executable, "-m", "segmint.cli", "run", "--stages", stage, "--as-of", str(as_of)],
             env,
         )
         if results_file.exists():

@@ -141,7 +141,7 @@ def read_batch(
         csv = [i for i in text if files[i].fmt == "csv" and i not in failed]
         if csv:
             failed.update(_read_csv(con, files, csv, phys, table))
-        con.execute(f"drop table if exists {phys}")
+        _drop_lines(con, phys)
     for i, f in enumerate(files):
         if f.fmt == "parquet":
             try:
@@ -198,26 +198,35 @@ def _read_lines_batch(
                 failed[i] = str(exc).splitlines()[0]
     names = ", ".join(f"({_lit(str(files[i].abspath))}, {i})" for i in ids if i not in failed)
     if not names:
-        con.execute(
-            f"create or replace temp table {table} (_file INTEGER, ln BIGINT, line VARCHAR)"
-        )
-    else:
-        con.execute(
-            f"""
-            create or replace temp table {table} as
-            with numbered as (
-                select filename, rowid as rid, line from {scan}
-            )
-            select
-                m._file::INTEGER as _file,
-                rid - min(rid) over (partition by filename) + 1 as ln,
-                coalesce(line, '') as line,
-            from numbered
-            join (values {names}) m(filename, _file) using (filename)
-            """
-        )
-    con.execute(f"drop table {scan}")
+        names = "(null::VARCHAR, null::INTEGER)"
+    con.execute(
+        f"""
+        create or replace temp table {scan}_first as
+        select m._file::INTEGER as _file, filename, min(s.rowid) as first_rid,
+        from {scan} s
+        join (values {names}) m(filename, _file) using (filename)
+        group by all
+        """
+    )
+    # A view: the readers scan the lines once, nothing is materialised twice.
+    con.execute(
+        f"""
+        create or replace temp view {table} as
+        select
+            f._file,
+            s.rowid - f.first_rid + 1 as ln,
+            coalesce(s.line, '') as line,
+        from {scan} s
+        join {scan}_first f using (filename)
+        """
+    )
     return failed
+
+
+def _drop_lines(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    con.execute(f"drop view if exists {table}")
+    con.execute(f"drop table if exists {table}_scan_first")
+    con.execute(f"drop table if exists {table}_scan")
 
 
 def _in(ids: list[int]) -> str:

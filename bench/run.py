@@ -239,7 +239,8 @@ def quality(warehouse: Path, truth_dir: Path, as_of: date) -> dict:
     con = duckdb.connect(str(warehouse), read_only=True)
     out: dict = {}
     try:
-        con.execute("CREATE TEMP VIEW truth AS SELECT * FROM read_parquet(?)", [str(truth_file)])
+        quoted = str(truth_file).replace("'", "''")  # DDL cannot take prepared parameters
+        con.execute(f"CREATE TEMP VIEW truth AS SELECT * FROM read_parquet('{quoted}')")
         seg = con.execute(
             "SELECT t.latent_type, s.segment_id FROM ml.customer_segments s "
             "JOIN truth t USING (customer_id) WHERE s.as_of_date = ?",

@@ -42,6 +42,13 @@ class IngestSettings:
     min_rows_per_partition: int = 1
     max_rows_per_partition: int = 50_000_000
 
+    def __post_init__(self) -> None:
+        if self.min_rows_per_partition > self.max_rows_per_partition:
+            raise ConfigError(
+                f"[ingest] min_rows_per_partition ({self.min_rows_per_partition}) is larger "
+                f"than max_rows_per_partition ({self.max_rows_per_partition})"
+            )
+
 
 @dataclass(frozen=True)
 class TransformSettings:

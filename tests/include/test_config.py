@@ -68,3 +68,10 @@ def test_propensity_cutoffs_are_horizon_apart() -> None:
     cutoffs = settings.propensity.cutoff_dates(date(2026, 6, 30), horizon_days=30)
     assert cutoffs == [date(2026, 5, 31), date(2026, 5, 1), date(2026, 4, 1)]
     assert settings.propensity.churn_horizon == settings.propensity.horizon_days
+
+
+def test_inconsistent_row_bounds_are_refused(tmp_path: Path) -> None:
+    config = tmp_path / "rows.toml"
+    config.write_text("[ingest]\nmin_rows_per_partition = 100\nmax_rows_per_partition = 10\n")
+    with pytest.raises(ConfigError, match="min_rows_per_partition"):
+        load_settings(config, environ={})

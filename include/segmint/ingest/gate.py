@@ -103,6 +103,12 @@ def _judge(settings: Settings, parts: list[dict]) -> dict[tuple[str, str], list[
     failing: dict[tuple[str, str], list[str]] = {}
     for r in results:
         if r.failing is None:
+            if not r.success:
+                # A batch expectation that failed without naming rows (for example a GX
+                # error on its own arguments) fails every partition: a gate never passes
+                # silently.
+                for key in zip(frame["source"], frame["partition_date"], strict=True):
+                    failing.setdefault((str(key[0]), str(key[1])), []).append(r.rule)
             continue
         for key in zip(r.failing["source"], r.failing["partition_date"], strict=True):
             failing.setdefault((str(key[0]), str(key[1])), []).append(r.rule)

@@ -384,6 +384,15 @@ def test_gate_fails_on_share_of_events_without_identity(settings, landing):
         check_quality_gate(cfg, D1)
 
 
+def test_gate_fails_on_a_partition_with_too_few_rows(settings, landing):
+    strict = settings.ingest.__class__(min_rows_per_partition=50)
+    cfg = settings.with_overrides(ingest=strict)
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event(f"g{i}") for i in range(10)])
+    run_ingest(cfg, D1)
+    with pytest.raises(QualityGateError, match=r"10 rows, outside the expected 50-"):
+        check_quality_gate(cfg, D1)
+
+
 def test_cli_ingest_exit_code_names_the_file(settings, landing, capsys):
     from segmint.cli import main
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import gzip
-import importlib
 import json
 import shutil
 from datetime import date, timedelta
@@ -26,6 +25,9 @@ import pandas as pd
 import pytest
 
 from segmint.config import Settings
+from segmint.generate import generate
+from segmint.ingest import run_ingest
+from segmint.transform import run_transform
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -34,18 +36,8 @@ CUSTOMERS = 2000
 DAYS = 110  # three 30-day cut-offs, the oldest with 20 days of history before it
 
 
-def _stage(module: str, name: str):
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        pytest.skip(f"{module}.{name} is not available yet: {exc}")
-
-
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    generate = _stage("segmint.generate", "generate")
-    run_ingest = _stage("segmint.ingest", "run_ingest")
-    run_transform = _stage("segmint.transform", "run_transform")
     root = tmp_path_factory.mktemp("propensity_e2e")
     landing = root / "data" / "landing"
     generate(landing, customers=CUSTOMERS, days=DAYS, end_date=END, seed=11)
@@ -114,7 +106,6 @@ def test_deleting_events_after_a_cutoff_leaves_its_training_rows_unchanged(
 
     from ml.propensity import dataset
 
-    run_transform = _stage("segmint.transform", "run_transform")
     settings = generated["settings"]
     cutoff = END - timedelta(days=60)
     older = END - timedelta(days=90)
@@ -169,7 +160,6 @@ def test_segmint_run_horizon_90_on_purchase_only_landing_with_sparse_crm(
 ) -> None:
     import duckdb
 
-    generate = _stage("segmint.generate", "generate")
     from segmint.cli import main
 
     landing = tmp_path / "data" / "landing"

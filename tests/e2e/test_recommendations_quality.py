@@ -9,7 +9,6 @@ recommendations from the cold-start chain with the right ``source``. Full-size f
 
 from __future__ import annotations
 
-import importlib
 from datetime import date
 from pathlib import Path
 
@@ -18,6 +17,9 @@ import pandas as pd
 import pytest
 
 from segmint.config import Settings
+from segmint.generate import generate
+from segmint.ingest import run_ingest
+from segmint.transform import run_transform
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -26,17 +28,7 @@ CUSTOMERS = 8000
 DAYS = 60
 
 
-def _stage(module: str, name: str):
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        pytest.skip(f"{module}.{name} is not available yet: {exc}")
-
-
 def test_recall_beats_popularity_and_cold_starts_get_n(tmp_path: Path) -> None:
-    generate = _stage("segmint.generate", "generate")
-    run_ingest = _stage("segmint.ingest", "run_ingest")
-    run_transform = _stage("segmint.transform", "run_transform")
     from ml.recommendations import run_recommendations
 
     landing = tmp_path / "data" / "landing"

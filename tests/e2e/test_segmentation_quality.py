@@ -12,13 +12,15 @@ then again for the last day (one more day of events):
 
 from __future__ import annotations
 
-import importlib
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 from segmint.config import Settings
+from segmint.generate import generate
+from segmint.ingest import run_ingest
+from segmint.transform import run_transform
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -38,17 +40,7 @@ STEADY = [
 ]
 
 
-def _stage(module: str, name: str):
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        pytest.skip(f"{module}.{name} is not available yet: {exc}")
-
-
 def test_segments_recover_the_latent_types(tmp_path: Path) -> None:
-    generate = _stage("segmint.generate", "generate")
-    run_ingest = _stage("segmint.ingest", "run_ingest")
-    run_transform = _stage("segmint.transform", "run_transform")
     import duckdb
     import pandas as pd
     from sklearn.metrics import adjusted_rand_score

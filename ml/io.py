@@ -94,6 +94,12 @@ class TableWrite:
     # Optional ``CREATE TABLE IF NOT EXISTS`` statement giving the table explicit types;
     # without it a new table takes the frame's dtypes (which an empty frame cannot give).
     ddl: str = ""
+    # Optional statement run after the frame's insert, in the same transaction (e.g. rows
+    # carried over from an earlier date inside the warehouse, never through Python); it may
+    # read ``then_frame`` as ``{then}``.
+    then_sql: str = ""
+    then_params: Sequence[Any] = ()
+    then_frame: pd.DataFrame | None = None
 
 
 def write_outputs(
@@ -125,6 +131,13 @@ def write_outputs(
                     )
                 cols = ", ".join(f'"{c}"' for c in write.frame.columns)
                 con.execute(f"INSERT INTO {write.table} ({cols}) SELECT {cols} FROM {view}")
+                if write.then_sql:
+                    then = f"_segmint_then_{i}"
+                    if write.then_frame is not None:
+                        con.register(then, write.then_frame)
+                    con.execute(write.then_sql.replace("{then}", then), list(write.then_params))
+                    if write.then_frame is not None:
+                        con.unregister(then)
                 con.unregister(view)
             runs = [model_run] if isinstance(model_run, Mapping) else list(model_run or [])
             for run in runs:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,9 @@ class ModelMetadata:
     library_versions: dict[str, str] = field(default_factory=library_versions)
     git_revision: str | None = field(default_factory=git_revision)
     sha256: str | None = None
+    # What the training night measured (holdout metric rows, importance), repeated by the
+    # nights that score with this model without retraining. Empty in older sidecars.
+    evaluation: dict[str, Any] = field(default_factory=dict)
 
 
 def _paths(artifacts_dir: Path, model_name: str, run_id: str) -> tuple[Path, Path]:
@@ -85,6 +88,16 @@ def save_model(artifacts_dir: Path, model: Any, meta: ModelMetadata) -> Path:
     return model_path
 
 
+def read_metadata(artifacts_dir: Path, model_name: str, run_id: str) -> ModelMetadata:
+    """The sidecar of a saved model (no unpickling); unknown keys are ignored."""
+    _, meta_path = _paths(artifacts_dir, model_name, run_id)
+    if not meta_path.exists():
+        raise SegmintError(f"model {model_name}/{run_id} not found under {artifacts_dir}")
+    raw = json.loads(meta_path.read_text())
+    known = {f.name for f in fields(ModelMetadata)}
+    return ModelMetadata(**{k: v for k, v in raw.items() if k in known})
+
+
 def load_model(artifacts_dir: Path, model_name: str, run_id: str) -> tuple[Any, ModelMetadata]:
     """Load a model saved by :func:`save_model`, refusing foreign or mismatched files."""
     import joblib
@@ -92,7 +105,7 @@ def load_model(artifacts_dir: Path, model_name: str, run_id: str) -> tuple[Any, 
     model_path, meta_path = _paths(artifacts_dir, model_name, run_id)
     if not meta_path.exists() or not model_path.exists():
         raise SegmintError(f"model {model_name}/{run_id} not found under {artifacts_dir}")
-    meta = ModelMetadata(**json.loads(meta_path.read_text()))
+    meta = read_metadata(artifacts_dir, model_name, run_id)
     current = library_versions()
     saved = meta.library_versions.get("scikit-learn")
     if saved != current["scikit-learn"]:

@@ -261,6 +261,92 @@ def score_frame(
     )
 
 
+def training_settings(settings: Settings, horizon: int) -> dict[str, Any]:
+    """The settings a trained model depends on: a change means the model must be retrained."""
+    cfg = settings.propensity
+    return {
+        "horizon_days": horizon,
+        "active_lookback_days": cfg.active_lookback_days,
+        "training_cutoffs": cfg.training_cutoffs,
+        "min_history_days": cfg.min_history_days,
+        "random_state": cfg.random_state,
+    }
+
+
+@dataclass
+class Registered:
+    """The newest published model of an earlier night, as the cadence sees it."""
+
+    run_id: str
+    as_of_date: date
+    estimator: Any = None
+    meta: ModelMetadata | None = None
+    refused: str | None = None
+
+
+def registered_before(
+    settings: Settings, model_name: str, as_of: date, horizon_days: int
+) -> Registered | None:
+    """The newest published model of an as-of date strictly before ``as_of``.
+
+    Strictly before: a rerun of a night decides exactly as the night did (a night that
+    trained trains again, deterministically; one that reused reuses the same model).
+    """
+    from ml.registry import ModelVersionError
+
+    if not settings.warehouse.exists():
+        return None
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        if not table_exists(con, "ml.model_runs"):
+            return None
+        row = con.execute(
+            "select run_id, as_of_date from ml.model_runs where model_name = ? "
+            "and status = 'published' and as_of_date < ? "
+            "and try_cast(params->>'horizon_days' as integer) = ? "
+            "order by as_of_date desc, created_at desc limit 1",
+            [model_name, as_of, horizon_days],
+        ).fetchone()
+    finally:
+        con.close()
+    if row is None:
+        return None
+    found = Registered(run_id=row[0], as_of_date=pd.Timestamp(row[1]).date())
+    try:
+        found.estimator, found.meta = load_model(settings.artifacts_dir, model_name, row[0])
+    except (ModelVersionError, SegmintError) as exc:
+        found.refused = str(exc)
+    return found
+
+
+def retrain_reason(
+    settings: Settings,
+    as_of: date,
+    model_name: str,
+    horizon: int,
+    spec: dataset.FeatureSpec,
+    registered: Registered | None,
+) -> str | None:
+    """Why tonight must train ``model_name`` (None: score with the registered model)."""
+    every = settings.propensity.retrain_every_days
+    if every <= 0:
+        return "retrain_every_days = 0 (train every night)"
+    if registered is None:
+        return f"no {horizon}-day model published before {as_of}"
+    if registered.refused:
+        return f"registered model {registered.run_id} refused ({registered.refused})"
+    age = (as_of - registered.as_of_date).days
+    if age >= every:
+        return f"registered model {registered.run_id} is {age} days old (retrain every {every})"
+    params = registered.meta.params if registered.meta else {}
+    if params.get("feature_spec") != spec.columns:
+        return f"feature schema changed since {registered.run_id} was trained"
+    wanted = json_safe(training_settings(settings, horizon))
+    if {key: params.get(key) for key in wanted} != wanted:
+        return f"training settings changed since {registered.run_id} was trained"
+    return None
+
+
 def run_model(
     settings: Settings,
     as_of: date,
@@ -269,18 +355,100 @@ def run_model(
     spec: dataset.FeatureSpec,
     hist: dataset.History,
 ) -> ModelOutcome:
-    cfg = settings.propensity
+    """Score with the registered model, or train (on the cadence, on drift, when none)."""
     out = ModelOutcome(model_name, new_run_id(model_name, as_of), horizon)
+    cfg = settings.propensity
+    registered = registered_before(settings, model_name, as_of, horizon)
+    reason = retrain_reason(settings, as_of, model_name, horizon, spec, registered)
+    if reason is None:
+        assert registered is not None and registered.meta is not None
+        _reuse(settings, as_of, out, spec, registered)
+        drift = out.drift
+        if drift is None or not drift["is_over_threshold"]:
+            return out
+        reason = (
+            f"score distribution shifted since {drift['previous_as_of_date']} "
+            f"(PSI {drift['psi']:.3f} > {cfg.drift_psi_warning})"
+        )
+        out = ModelOutcome(model_name, out.run_id, horizon)
+        out.warnings.append(f"{model_name}: retrained tonight: {reason}")
+    out.params["retrain_reason"] = reason
+    return _train_night(settings, as_of, out, spec, hist)
+
+
+def _reuse(
+    settings: Settings,
+    as_of: date,
+    out: ModelOutcome,
+    spec: dataset.FeatureSpec,
+    registered: Registered,
+) -> None:
+    """Score with the registered model; repeat its training night's evaluation."""
+    meta = registered.meta
+    assert meta is not None
+    age = (as_of - registered.as_of_date).days
+    numeric, categorical = meta.params.get("numeric", []), meta.params.get("categorical", [])
+    out.status = "reused"
+    out.params = {
+        **training_settings(settings, out.horizon_days),
+        "retrained": False,
+        "model_version": registered.run_id,
+        "model_trained_as_of": registered.as_of_date.isoformat(),
+        "model_age_days": age,
+        "retrain_every_days": settings.propensity.retrain_every_days,
+    }
+    out.message = (
+        f"{out.model_name}: scored with the registered model {registered.run_id} "
+        f"(trained as of {registered.as_of_date}, {age} days ago; retrain every "
+        f"{settings.propensity.retrain_every_days} days)"
+    )
+    out.summary = meta.metrics
+    evaluation = meta.evaluation or {}
+    out.metric_rows = [
+        {**row, "value": np.nan if row.get("value") is None else row["value"]}
+        for row in evaluation.get("metric_rows", [])
+    ]
+    if evaluation.get("importance"):
+        out.importance = pd.DataFrame(evaluation["importance"])
+    out.artifact_path = str(settings.artifacts_dir / out.model_name / f"{registered.run_id}.joblib")
+    frame = dataset.scoring_frame(
+        settings.warehouse, out.model_name, as_of, spec, settings.propensity.active_lookback_days
+    )
+    out.scores = score_frame(
+        registered.estimator,
+        frame,
+        numeric,
+        categorical,
+        out.model_name,
+        as_of,
+        registered.run_id,
+        out.run_id,
+    )
+    out.model_version = registered.run_id
+    _drift(settings, as_of, out)
+
+
+def _train_night(
+    settings: Settings,
+    as_of: date,
+    out: ModelOutcome,
+    spec: dataset.FeatureSpec,
+    hist: dataset.History,
+) -> ModelOutcome:
+    cfg = settings.propensity
+    model_name, horizon = out.model_name, out.horizon_days
     wh = settings.warehouse
     lookback = cfg.active_lookback_days
     cutoffs = cfg.cutoff_dates(as_of, horizon)
     usable = dataset.usable_cutoffs(hist, cutoffs, cfg.min_history_days)
-    out.params = {
-        "horizon_days": horizon,
-        "active_lookback_days": lookback,
-        "candidate_cutoffs": [c.isoformat() for c in cutoffs],
-        "usable_cutoffs": [c.isoformat() for c in usable],
-    }
+    out.params.update(
+        {
+            **training_settings(settings, horizon),
+            "retrained": True,
+            "candidate_cutoffs": [c.isoformat() for c in cutoffs],
+            "usable_cutoffs": [c.isoformat() for c in usable],
+        }
+    )
     published: tuple[str, Any, list[str], list[str]] | None = None
     need = 2 * horizon + cfg.min_history_days
     if len(usable) < 2:
@@ -402,6 +570,7 @@ def _train_and_gate(
     trained = train_and_evaluate(
         windows, out.model_name, out.horizon_days, spec, settings.propensity.random_state
     )
+    full_spec = spec.columns
     fitted, spec = trained.fitted, trained.spec
     numeric, categorical = list(spec.numeric), list(spec.categorical)
     out.training_rows = len(windows.train)
@@ -419,6 +588,7 @@ def _train_and_gate(
             "training_rows_used": fitted.training_rows,
             "calibration_rows": fitted.calibration_rows,
             "features": spec.columns,
+            "feature_spec": full_spec,
             "empty_features_dropped": trained.empty_features,
         }
     )
@@ -434,6 +604,12 @@ def _train_and_gate(
         params=json_safe({**out.params, "numeric": numeric, "categorical": categorical}),
         metrics=json_safe(out.summary),
         training_window=json_safe(windows.cutoffs),
+        evaluation=json_safe(
+            {
+                "metric_rows": out.metric_rows,
+                "importance": out.importance.to_dict("records"),
+            }
+        ),
     )
     out.artifact_path = str(save_model(settings.artifacts_dir, fitted.estimator, meta))
     publish, out.message = gate(out.model_name, out.summary)
@@ -607,11 +783,12 @@ def run_propensity(settings: Settings, as_of: date) -> StageResult:
     for o in outcomes:
         auc = o.summary.get("model", {}).get("roc_auc")
         scored = 0 if o.scores is None else len(o.scores)
-        state = (
-            o.status
-            if o.status == "published"
-            else (f"kept {o.model_version}" if o.model_version else "no scores")
-        )
+        if o.status == "published":
+            state = "published"
+        elif o.status == "reused":
+            state = f"scored with {o.model_version}"
+        else:
+            state = f"kept {o.model_version}" if o.model_version else "no scores"
         parts.append(
             f"{o.model_name} {state}"
             + (f" (holdout AUC {auc:.3f})" if auc is not None else "")
@@ -623,6 +800,8 @@ def run_propensity(settings: Settings, as_of: date) -> StageResult:
                 "status": o.status,
                 "message": o.message,
                 "model_version": o.model_version,
+                "retrained": o.status != "reused",
+                "retrain_reason": o.params.get("retrain_reason"),
                 "holdout": o.summary,
                 "psi": o.drift["psi"] if o.drift else None,
             }

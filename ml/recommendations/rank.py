@@ -99,11 +99,13 @@ def collaborative_block(
     excluded_keys: np.ndarray,
     n: int,
     batch: int = 4096,
+    allowed: np.ndarray | None = None,
 ) -> Block:
     """Top-``n`` products by predicted preference for the warm ``customers`` (codes).
 
     Scores are computed batch by batch (batch x products), purchased products are removed
-    before the top-n is taken; cold customers get an empty row.
+    before the top-n is taken; cold customers get an empty row. ``allowed`` (boolean per
+    product): only these may be picked (products the factors know).
     """
     n_products = item_factors.shape[0]
     width = min(n, n_products)
@@ -115,6 +117,8 @@ def collaborative_block(
         pos = idx[start : start + batch]
         cust = customers[pos]
         s = user_factors[cust] @ item_t
+        if allowed is not None:
+            s[:, ~allowed] = -np.inf
         # Purchased products of these customers: keys in [cust * P, cust * P + P).
         lo = np.searchsorted(excluded_keys, cust.astype(np.int64) * n_products)
         hi = np.searchsorted(excluded_keys, (cust.astype(np.int64) + 1) * n_products)

@@ -145,6 +145,7 @@ def build_lists(
     cfg: RecommendationSettings,
     n: int,
     factors: Factors | None,
+    allowed: np.ndarray | None = None,
 ) -> Built:
     """Top-``n`` lists for ``customers`` (codes).
 
@@ -168,7 +169,9 @@ def build_lists(
 
     warm = np.diff(prep.matrix.indptr)[customers] >= cfg.min_interactions
     blocks = [
-        rank.collaborative_block(factors.user, factors.item, customers, warm, prep.excluded, n)
+        rank.collaborative_block(
+            factors.user, factors.item, customers, warm, prep.excluded, n, allowed=allowed
+        )
     ]
     content_table = ix.top_by_group(
         ctx.product_category, sold, prep.interest, ctx.n_categories, width
@@ -403,6 +406,114 @@ def _nothing_to_recommend(
     )
 
 
+# Settings a fitted model depends on: a change means retraining.
+FIT_SETTINGS = (
+    "view_weight",
+    "cart_weight",
+    "purchase_weight",
+    "half_life_days",
+    "alpha",
+    "factors",
+    "regularization",
+    "iterations",
+    "cg_steps",
+    "refit_iterations",
+    "random_state",
+    "holdout_days",
+    "min_interactions",
+    "repeatable_product_ids",
+    "repeatable_categories",
+)
+
+
+def fit_settings(cfg: RecommendationSettings) -> dict[str, Any]:
+    return json_safe({k: getattr(cfg, k) for k in FIT_SETTINGS})
+
+
+@dataclass
+class Registered:
+    """The newest model published on an earlier night."""
+
+    run_id: str
+    as_of_date: date
+    model: dict | None = None
+    meta: ModelMetadata | None = None
+    refused: str | None = None
+
+
+def registered_before(settings: Settings, as_of: date) -> Registered | None:
+    """The newest published model of an as-of date strictly before ``as_of`` (reruns of a
+    night therefore decide as the night did)."""
+    from ml.registry import ModelVersionError, load_model
+    from segmint.stages import SegmintError
+    from segmint.warehouse import connect, table_exists
+
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        if not table_exists(con, "ml.model_runs"):
+            return None
+        row = con.execute(
+            "select run_id, as_of_date from ml.model_runs where model_name = ? "
+            "and status = 'published' and as_of_date < ? "
+            "order by as_of_date desc, created_at desc limit 1",
+            [MODEL_NAME, as_of],
+        ).fetchone()
+    finally:
+        con.close()
+    if row is None:
+        return None
+    found = Registered(run_id=row[0], as_of_date=pd.Timestamp(row[1]).date())
+    try:
+        found.model, found.meta = load_model(settings.artifacts_dir, MODEL_NAME, row[0])
+    except (ModelVersionError, SegmintError) as exc:
+        found.refused = str(exc)
+    return found
+
+
+def retrain_reason(
+    cfg: RecommendationSettings, as_of: date, registered: Registered | None
+) -> str | None:
+    """Why tonight must evaluate and fit (None: rank with the registered model)."""
+    every = cfg.retrain_every_days
+    if every <= 0:
+        return "retrain_every_days = 0 (train every night)"
+    if registered is None:
+        return f"no model published before {as_of}"
+    if registered.refused:
+        return f"registered model {registered.run_id} refused ({registered.refused})"
+    age = (as_of - registered.as_of_date).days
+    if age >= every:
+        return f"registered model {registered.run_id} is {age} days old (retrain every {every})"
+    saved = (registered.meta.params if registered.meta else {}).get("fit_settings")
+    if saved != fit_settings(cfg):
+        return f"settings changed since {registered.run_id} was trained"
+    return None
+
+
+def previous_lists(warehouse, as_of: date, model_version: str) -> date | None:
+    """The newest earlier as-of date whose lists the same model built (None: none)."""
+    from segmint.warehouse import connect, table_exists
+
+    con = connect(warehouse, read_only=True)
+    try:
+        if not table_exists(con, "ml.recommendations"):
+            return None
+        row = con.execute(
+            "select as_of_date, params->>'model_version' from ml.model_runs "
+            "where model_name = ? and as_of_date < ? "
+            "order by as_of_date desc, created_at desc limit 1",
+            [MODEL_NAME, as_of],
+        ).fetchone()
+        if row is None or row[1] != model_version:
+            return None
+        present = con.execute(
+            "select count(*) from ml.recommendations where as_of_date = ?", [row[0]]
+        ).fetchone()[0]
+    finally:
+        con.close()
+    return pd.Timestamp(row[0]).date() if present else None
+
+
 def run_recommendations(settings: Settings, as_of: date) -> StageResult:
     from threadpoolctl import threadpool_limits
 
@@ -443,6 +554,13 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
     ctx = _context(inputs, cfg, favourite, segments)
     customers = np.arange(ctx.n_customers, dtype=np.int32)
 
+    registered = registered_before(settings, as_of)
+    reason = retrain_reason(cfg, as_of, registered)
+    if reason is None:
+        assert registered is not None
+        with threadpool_limits(limits=cfg.threads or None):
+            return _reuse_night(settings, as_of, inputs, ctx, registered, run_id, warnings, began)
+
     with threadpool_limits(limits=cfg.threads or None):
         evaluation = evaluate(inputs, ctx, eval_segments, cfg, as_of)
         publish, message = gate(evaluation)
@@ -473,8 +591,14 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
             "evaluation_segments_as_of": (
                 None if eval_segments is None else eval_segments.as_of_date
             ),
+            "fit_settings": fit_settings(cfg),
+            "retrained": True,
+            "retrain_reason": reason,
+            # The model whose factors built tonight's lists (none: popularity lists).
+            "model_version": run_id if publish and built.factors is not None else None,
         }
     )
+    metric_frame = metrics_frame(evaluation, run_id, as_of)
     artifact_path = None
     if publish and built.factors is not None:
         meta = ModelMetadata(
@@ -485,6 +609,9 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
             params=params,
             metrics=json_safe(evaluation.metrics),
             training_window={"through": as_of.isoformat(), "holdout_cutoff": str(cutoff)},
+            evaluation=json_safe(
+                {"metric_rows": metric_frame[["scorer", "metric", "value"]].to_dict("records")}
+            ),
         )
         model = {
             "customer_ids": inputs.customer_ids,
@@ -500,7 +627,7 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
         TableWrite("ml.recommendations", recs, where, [as_of], RECOMMENDATIONS_DDL),
         TableWrite(
             "ml.model_metrics",
-            metrics_frame(evaluation, run_id, as_of),
+            metric_frame,
             "as_of_date = ? and model_name = ?",
             [as_of, MODEL_NAME],
             MODEL_METRICS_DDL,
@@ -557,3 +684,186 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
         ),
         warnings=warnings,
     )
+
+
+def _reuse_night(
+    settings: Settings,
+    as_of: date,
+    inputs: Inputs,
+    ctx: Context,
+    registered: Registered,
+    run_id: str,
+    warnings: list[str],
+    began: float,
+) -> StageResult:
+    """Rank with the registered model: fold in and re-rank only the customers whose lists
+    may have changed; carry the others' lists over from the model's previous night.
+
+    Re-ranked: customers with an interaction after the previous lists' date, customers
+    without a previous list, and every cold customer (their fallback lists follow tonight's
+    best sellers and cost a table look-up). A warm customer with no new interaction keeps the
+    list the same model gave them (no new purchase to exclude, same factors).
+    """
+    from ml.recommendations import foldin
+
+    cfg = settings.recommendations
+    model, meta = registered.model, registered.meta
+    assert model is not None and meta is not None
+    n_customers = ctx.n_customers
+    item, known = foldin.align(model, inputs.product_ids)
+    prep = prepare(inputs.interactions, ctx, cfg)
+    warm = np.diff(prep.matrix.indptr) >= cfg.min_interactions
+    previous = previous_lists(settings.warehouse, as_of, registered.run_id)
+    rerank = np.ones(n_customers, dtype=bool)
+    if previous is not None:
+        listed = np.zeros(n_customers, dtype=bool)
+        ids = _listed_customers(settings.warehouse, previous)
+        pos = foldin.positions(inputs.customer_ids, ids)
+        listed[pos[pos >= 0]] = True
+        changed = np.zeros(n_customers, dtype=bool)
+        inter = inputs.interactions
+        changed[inter.customer[inter.age_days < (as_of - previous).days]] = True
+        rerank = changed | ~listed | ~warm
+    rows = np.flatnonzero(rerank).astype(np.int32)
+    warm_rows = rows[warm[rows]]
+    k = item.shape[1]
+    start = foldin.user_start(model, inputs.customer_ids[warm_rows], k)
+    user_rows = foldin.fold_in(
+        prep.matrix, warm_rows, item, known, start, cfg.alpha, cfg.regularization
+    )
+    factors = foldin.as_factors(n_customers, warm_rows, user_rows, item)
+    built = build_lists(prep, ctx, rows, cfg, cfg.top_n, factors, allowed=known)
+    recs = recommendations_frame(built.lists, rows, inputs, as_of, run_id)
+
+    carried_ids = inputs.customer_ids[~rerank]
+    write = TableWrite("ml.recommendations", recs, "as_of_date = ?", [as_of], RECOMMENDATIONS_DDL)
+    if previous is not None and len(carried_ids):
+        write.then_sql = """
+            insert into ml.recommendations
+                (customer_id, as_of_date, rank, product_id, score, source, run_id)
+            select r.customer_id, ?, r.rank, r.product_id, r.score, r.source, ?
+            from ml.recommendations as r
+            inner join {then} as carried on r.customer_id = carried.customer_id
+            where r.as_of_date = ?
+        """
+        write.then_params = [as_of, run_id, previous]
+        write.then_frame = pd.DataFrame({"customer_id": carried_ids})
+    stored = (meta.evaluation or {}).get("metric_rows", [])
+    metric_frame = pd.DataFrame(
+        [{**r, "value": np.nan if r.get("value") is None else r["value"]} for r in stored],
+        columns=["scorer", "metric", "value"],
+    )
+    metric_frame.insert(0, "as_of_date", as_of)
+    metric_frame.insert(0, "model_name", MODEL_NAME)
+    metric_frame.insert(0, "run_id", run_id)
+    metric_frame["value"] = metric_frame["value"].astype(float)
+    metric_frame["decile"] = pd.array([None] * len(metric_frame), dtype="Int32")
+    age = (as_of - registered.as_of_date).days
+    message = (
+        f"ranked with the registered model {registered.run_id} (trained as of "
+        f"{registered.as_of_date}, {age} days ago; retrain every {cfg.retrain_every_days} days)"
+    )
+    sources = recs["source"].value_counts().to_dict()
+    params = json_safe(
+        {
+            **dataclasses.asdict(cfg),
+            "fit_settings": fit_settings(cfg),
+            "retrained": False,
+            "model_version": registered.run_id,
+            "model_trained_as_of": registered.as_of_date,
+            "model_age_days": age,
+            "previous_lists_as_of": previous,
+            "reranked_customers": len(rows),
+            "folded_in_customers": len(warm_rows),
+            "carried_customers": len(carried_ids) if previous is not None else 0,
+            "customers": n_customers,
+            "products": ctx.n_products,
+            "products_unknown_to_model": int((~known).sum()),
+        }
+    )
+    write_outputs(
+        settings.warehouse,
+        [
+            write,
+            TableWrite(
+                "ml.model_metrics",
+                metric_frame,
+                "as_of_date = ? and model_name = ?",
+                [as_of, MODEL_NAME],
+                MODEL_METRICS_DDL,
+            ),
+        ],
+        {
+            "run_id": run_id,
+            "model_name": MODEL_NAME,
+            "as_of_date": as_of,
+            "training_rows": 0,
+            "params": params,
+            "metrics": json_safe({**meta.metrics, "reranked_sources": sources}),
+            "library_versions": library_versions(),
+            "git_revision": git_revision(),
+            "artifact_path": str(
+                settings.artifacts_dir / MODEL_NAME / f"{registered.run_id}.joblib"
+            ),
+            "status": "reused",
+            "message": message,
+        },
+    )
+    total = _count_lists(settings.warehouse, as_of)
+    short = int((recs.groupby("customer_id", sort=False).size() < cfg.top_n).sum())
+    if short:
+        warnings.append(f"{short} customers got fewer than {cfg.top_n} recommendations")
+    summary = (
+        f"model reused: {total} recommendations for {n_customers} customers "
+        f"({len(rows)} re-ranked, {len(carried_ids) if previous is not None else 0} carried "
+        f"over from {previous}); {message}"
+    )
+    return StageResult(
+        stage="recommend",
+        rows_in=len(inputs.interactions),
+        rows_out=total,
+        summary=summary,
+        details=json_safe(
+            {
+                "run_id": run_id,
+                "published": "model",
+                "retrained": False,
+                "model_version": registered.run_id,
+                "message": message,
+                "holdout": meta.metrics,
+                "previous_lists_as_of": previous,
+                "reranked_customers": len(rows),
+                "sources_reranked": sources,
+                "warm_customers": built.warm_customers,
+                "total_s": round(time.perf_counter() - began, 2),
+            }
+        ),
+        warnings=warnings,
+    )
+
+
+def _listed_customers(warehouse, as_of: date) -> np.ndarray:
+    from segmint.warehouse import connect
+
+    con = connect(warehouse, read_only=True)
+    try:
+        got = con.execute(
+            "select distinct customer_id from ml.recommendations where as_of_date = ?", [as_of]
+        ).fetchnumpy()["customer_id"]
+    finally:
+        con.close()
+    return np.asarray(got, dtype=object)
+
+
+def _count_lists(warehouse, as_of: date) -> int:
+    from segmint.warehouse import connect
+
+    con = connect(warehouse, read_only=True)
+    try:
+        return int(
+            con.execute(
+                "select count(*) from ml.recommendations where as_of_date = ?", [as_of]
+            ).fetchone()[0]
+        )
+    finally:
+        con.close()

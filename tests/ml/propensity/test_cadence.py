@@ -1,0 +1,173 @@
+"""Train on a cadence, score nightly: the night after a training night scores with the
+registered model (and says which), retrains on drift, on age, on changed settings or
+features, and never scores with a model that did not pass its gate."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from ml.io import read_frame
+from ml.propensity import dataset, run_propensity
+from ml.propensity.stage import registered_before, retrain_reason
+from segmint.config import PropensitySettings, Settings
+from segmint.warehouse import connect
+from tests.ml.propensity.simshop import AS_OF, build_snapshots, snapshot_dates
+
+YESTERDAY = AS_OF - timedelta(days=1)
+
+
+def _settings(warehouse: Path, **propensity: object) -> Settings:
+    return Settings(
+        warehouse=warehouse, propensity=dataclasses.replace(PropensitySettings(), **propensity)
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_yesterday(sim_warehouse: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A warehouse scored (and trained) for AS_OF - 1, with AS_OF's snapshots ready."""
+    wh = tmp_path_factory.mktemp("cadence") / "warehouse" / "segmint.duckdb"
+    wh.parent.mkdir(parents=True)
+    shutil.copy(sim_warehouse, wh)
+    build_snapshots(wh, snapshot_dates(YESTERDAY))
+    settings = _settings(wh)
+    return settings, run_propensity(settings, YESTERDAY)
+
+
+def _clone(settings: Settings, tmp: Path) -> Settings:
+    target = tmp / "clone" / "warehouse"
+    shutil.copytree(settings.warehouse.parent, target)
+    return dataclasses.replace(settings, warehouse=target / settings.warehouse.name)
+
+
+def _rows(wh: Path, table: str, as_of, columns: str) -> list[tuple]:
+    frame = read_frame(
+        wh, f"select {columns} from {table} where as_of_date = ? order by all", [as_of]
+    )
+    return [tuple(r) for r in frame.itertuples(index=False)]
+
+
+def test_next_night_scores_with_the_registered_model_and_says_which(
+    trained_yesterday, tmp_path: Path
+) -> None:
+    settings, first = _clone(trained_yesterday[0], tmp_path), trained_yesterday[1]
+    wh = settings.warehouse
+    assert {first.details[m]["status"] for m in ("purchase", "churn")} == {"published"}
+
+    result = run_propensity(settings, AS_OF)
+    for model in ("purchase", "churn"):
+        trained_run = first.details[model]["run_id"]
+        detail = result.details[model]
+        assert detail["status"] == "reused" and detail["retrained"] is False
+        assert detail["model_version"] == trained_run
+        run = read_frame(
+            wh,
+            "select status, message, params, metrics, training_rows from ml.model_runs "
+            "where model_name = ? and as_of_date = ?",
+            [model, AS_OF],
+        ).iloc[0]
+        assert run["status"] == "reused" and run["training_rows"] == 0
+        assert trained_run in run["message"] and "1 days ago" in run["message"]
+        params = json.loads(run["params"])
+        assert params["model_version"] == trained_run and params["model_age_days"] == 1
+        assert json.loads(run["metrics"])["scored_with"] == trained_run
+        versions = read_frame(
+            wh,
+            "select distinct model_version from ml.propensity_scores "
+            "where model_name = ? and as_of_date = ?",
+            [model, AS_OF],
+        )["model_version"].tolist()
+        assert versions == [trained_run]
+        # The evidence next to tonight's scores is the scoring model's training evaluation.
+        cols = "scorer, metric, value, decile"
+        tonight = _rows(wh, "ml.model_metrics", AS_OF, cols + ", model_name")
+        assert tonight == _rows(wh, "ml.model_metrics", YESTERDAY, cols + ", model_name")
+        cols = "model_name, feature, importance_mean, rank"
+        assert _rows(wh, "ml.feature_importance", AS_OF, cols) == _rows(
+            wh, "ml.feature_importance", YESTERDAY, cols
+        )
+    # Every known customer of tonight's snapshot is scored (purchase), drift is measured.
+    n = read_frame(
+        wh, "select count(*) n from marts.customer_feature_history where as_of_date = ?", [AS_OF]
+    )["n"].iloc[0]
+    assert _rows(wh, "ml.propensity_scores", AS_OF, "count(*)")[0][0] > n
+    drift = read_frame(
+        wh, "select model_name, psi from ml.score_drift where as_of_date = ?", [AS_OF]
+    )
+    assert sorted(drift["model_name"]) == ["churn", "purchase"]
+    assert (drift["psi"] < 0.2).all()
+
+    # A rerun of the night decides the same way and writes the same scores.
+    cols = "model_name, customer_id, score, decile, model_version"
+    before = _rows(wh, "ml.propensity_scores", AS_OF, cols)
+    again = run_propensity(settings, AS_OF)
+    assert again.details["purchase"]["status"] == "reused"
+    assert _rows(wh, "ml.propensity_scores", AS_OF, cols) == before
+
+
+def test_drift_over_the_threshold_retrains_tonight(trained_yesterday, tmp_path: Path) -> None:
+    settings = _clone(trained_yesterday[0], tmp_path)
+    con = connect(settings.warehouse)
+    con.execute(
+        "update ml.propensity_scores set score = 0.97 where as_of_date = ? "
+        "and model_name = 'purchase'",
+        [YESTERDAY],
+    )
+    con.close()
+    result = run_propensity(settings, AS_OF)
+    assert result.details["churn"]["status"] == "reused"
+    purchase = result.details["purchase"]
+    assert purchase["retrained"] is True and purchase["status"] == "published"
+    assert "score distribution shifted" in purchase["retrain_reason"]
+    assert any(
+        "purchase: retrained tonight: score distribution shifted" in w for w in result.warnings
+    )
+    versions = read_frame(
+        settings.warehouse,
+        "select distinct model_version from ml.propensity_scores "
+        "where model_name = 'purchase' and as_of_date = ?",
+        [AS_OF],
+    )["model_version"].tolist()
+    assert versions == [purchase["run_id"]]
+
+
+def test_retrain_reasons(trained_yesterday, tmp_path: Path) -> None:
+    settings = _clone(trained_yesterday[0], tmp_path)
+    wh = settings.warehouse
+    spec = dataset.feature_spec(wh)
+    registered = registered_before(settings, "purchase", AS_OF, 30)
+    assert registered is not None and registered.as_of_date == YESTERDAY
+
+    def reason(s: Settings = settings, when=AS_OF, found=registered, sp=spec) -> str | None:
+        return retrain_reason(s, when, "purchase", 30, sp, found)
+
+    assert reason() is None
+    assert "1 days old" in reason(_settings(wh, retrain_every_days=1))
+    assert "train every night" in reason(_settings(wh, retrain_every_days=0))
+    assert "8 days old" in reason(when=YESTERDAY + timedelta(days=8))
+    assert "training settings changed" in reason(_settings(wh, active_lookback_days=60))
+    narrower = dataclasses.replace(spec, numeric=spec.numeric[:-1])
+    assert "feature schema changed" in reason(sp=narrower)
+    assert "no 30-day model published before" in reason(found=None)
+    # Only models of earlier nights count: a rerun of the training night trains again.
+    assert registered_before(settings, "purchase", YESTERDAY, 30) is None
+    # A model that did not pass its gate is never used to score.
+    con = connect(wh)
+    con.execute("update ml.model_runs set status = 'not_published' where model_name = 'purchase'")
+    con.close()
+    assert registered_before(settings, "purchase", AS_OF, 30) is None
+    # A file the registry refuses (another scikit-learn) means retraining, with the reason.
+    sidecar = (
+        settings.artifacts_dir / "churn" / f"{trained_yesterday[1].details['churn']['run_id']}.json"
+    )
+    meta = json.loads(sidecar.read_text())
+    meta["library_versions"]["scikit-learn"] = "1.5.2"
+    sidecar.write_text(json.dumps(meta))
+    found = registered_before(settings, "churn", AS_OF, 30)
+    assert found is not None and found.refused and "1.5.2" in found.refused
+    assert "refused" in retrain_reason(settings, AS_OF, "churn", 30, spec, found)

@@ -1,0 +1,209 @@
+"""Train on a cadence, rank nightly: the night after a training night folds in the customers
+with new interactions against the registered model's product factors, re-ranks them and the
+cold ones, and carries every other customer's list over; a rerun decides the same way."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from ml.recommendations import foldin, run_recommendations
+from ml.recommendations.stage import registered_before, retrain_reason
+from segmint.config import RecommendationSettings, Settings
+from tests.ml.recommendations.conftest import AS_OF
+
+NEXT = AS_OF + timedelta(days=1)
+
+
+def _settings(warehouse: Path, **overrides) -> Settings:
+    return Settings(
+        warehouse=warehouse,
+        recommendations=dataclasses.replace(RecommendationSettings(), **overrides),
+    )
+
+
+def _query(warehouse: Path, sql: str, params=()):
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()
+
+
+def _next_day(warehouse: Path, active: list[str], new_customer: str) -> None:
+    """Tonight's features (one customer more); ``active`` customers bought a product."""
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute(
+            "insert into marts.customer_features select customer_id, as_of_date + 1, "
+            "favourite_category from marts.customer_features where as_of_date = ?",
+            [AS_OF],
+        )
+        con.execute("insert into marts.customer_features values (?, ?, null)", [new_customer, NEXT])
+        # Each active customer buys the product most viewed by others of their list's top.
+        con.execute(
+            """
+            insert into marts.customer_product_daily
+            select r.customer_id, r.product_id, d.product_category, cast(? as date),
+                3, 1, 1, 10.0, current_timestamp::timestamp
+            from ml.recommendations as r
+            inner join (
+                select product_id, any_value(product_category) as product_category
+                from marts.customer_product_daily group by product_id
+            ) as d using (product_id)
+            where r.as_of_date = ? and r.rank = 1 and r.customer_id in (select unnest(?))
+            """,
+            [NEXT, AS_OF, active],
+        )
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def two_nights(small_warehouse: Path):
+    settings = _settings(small_warehouse)
+    first = run_recommendations(settings, AS_OF)
+    assert first.details["published"] == "model"
+    warm = [
+        r[0]
+        for r in _query(
+            small_warehouse,
+            "select customer_id from ml.recommendations where as_of_date = ? and rank = 1 "
+            "and source = 'collaborative' order by customer_id limit 30",
+            [AS_OF],
+        )
+    ]
+    active, quiet = warm[:20], warm[20:]
+    _next_day(small_warehouse, active, "c9999999")
+    second = run_recommendations(settings, NEXT)
+    return settings, first, second, active, quiet
+
+
+def test_next_night_reuses_the_model_reranks_only_what_changed(two_nights) -> None:
+    settings, first, second, active, quiet = two_nights
+    wh = settings.warehouse
+    assert second.details["retrained"] is False
+    assert second.details["model_version"] == first.details["run_id"]
+    assert second.details["previous_lists_as_of"] == AS_OF.isoformat()
+    # Every known customer of tonight has N rows, including the new one.
+    rows = _query(
+        wh,
+        "select count(*), count(distinct customer_id), count(distinct run_id), max(rank) "
+        "from ml.recommendations where as_of_date = ?",
+        [NEXT],
+    )[0]
+    assert rows == (3001 * 10, 3001, 1, 10)
+    assert second.rows_out == 3001 * 10
+    assert 20 < second.details["reranked_customers"] < 3001
+    # A quiet warm customer keeps yesterday's list exactly.
+    for customer in quiet:
+        lists = [
+            _query(
+                wh,
+                "select rank, product_id, score, source from ml.recommendations "
+                "where customer_id = ? and as_of_date = ? order by rank",
+                [customer, day],
+            )
+            for day in (AS_OF, NEXT)
+        ]
+        assert lists[0] == lists[1]
+    # An active customer's new purchase is not recommended again; the list changed.
+    bought = _query(
+        wh,
+        "select count(*) from ml.recommendations r join marts.customer_product_daily d "
+        "using (customer_id, product_id) where d.purchases > 0 and r.as_of_date = ?",
+        [NEXT],
+    )[0][0]
+    assert bought == 0
+    for customer in active:
+        yesterday_top = _query(
+            wh,
+            "select product_id from ml.recommendations where customer_id = ? "
+            "and as_of_date = ? and rank = 1",
+            [customer, AS_OF],
+        )[0][0]
+        tonight = _query(
+            wh,
+            "select product_id from ml.recommendations where customer_id = ? and as_of_date = ?",
+            [customer, NEXT],
+        )
+        assert (yesterday_top,) not in tonight and len(tonight) == 10
+    run = _query(
+        wh,
+        "select status, training_rows, params, message from ml.model_runs where as_of_date = ?",
+        [NEXT],
+    )
+    assert len(run) == 1 and run[0][0] == "reused" and run[0][1] == 0
+    params = json.loads(run[0][2])
+    assert params["model_version"] == first.details["run_id"] and params["model_age_days"] == 1
+    assert first.details["run_id"] in run[0][3]
+    # The evidence next to tonight's lists is the model's training evaluation.
+    metrics = [
+        _query(
+            wh,
+            "select scorer, metric, value from ml.model_metrics where as_of_date = ? order by all",
+            [day],
+        )
+        for day in (AS_OF, NEXT)
+    ]
+    assert metrics[0] == metrics[1] and metrics[0]
+
+
+def test_rerun_of_the_next_night_writes_the_same_lists(two_nights) -> None:
+    settings, *_ = two_nights
+    sql = (
+        "select customer_id, rank, product_id, score, source from ml.recommendations "
+        "where as_of_date = ? order by all"
+    )
+    before = _query(settings.warehouse, sql, [NEXT])
+    again = run_recommendations(settings, NEXT)
+    assert again.details["retrained"] is False
+    assert _query(settings.warehouse, sql, [NEXT]) == before
+
+
+def test_retrain_reasons(small_warehouse: Path) -> None:
+    settings = _settings(small_warehouse)
+    cfg = settings.recommendations
+    assert "no model published before" in retrain_reason(cfg, AS_OF, None)
+    run_recommendations(settings, AS_OF)
+    assert registered_before(settings, AS_OF) is None  # only earlier nights count
+    found = registered_before(settings, NEXT)
+    assert found is not None and found.model is not None
+    assert retrain_reason(cfg, NEXT, found) is None
+    assert "7 days old" in retrain_reason(cfg, AS_OF + timedelta(days=7), found)
+    every_night = dataclasses.replace(cfg, retrain_every_days=0)
+    assert "every night" in retrain_reason(every_night, NEXT, found)
+    assert "settings changed" in retrain_reason(dataclasses.replace(cfg, alpha=5.0), NEXT, found)
+
+
+def test_fold_in_recovers_a_customers_factors() -> None:
+    """Folding a customer in against fixed product factors gives what the ALS user step
+    gives: the exact solution of their normal equations."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    item = rng.standard_normal((40, 4)).astype(np.float32)
+    weights = sp.random(5, 40, density=0.2, random_state=1, format="csr", dtype=np.float32)
+    known = np.ones(40, dtype=bool)
+    rows = np.arange(5)
+    got = foldin.fold_in(weights, rows, item, known, np.zeros((5, 4)), 2.0, 1.0)
+    for u in rows:
+        c = 1.0 + 2.0 * weights[u].toarray().ravel()
+        p = (weights[u].toarray().ravel() > 0).astype(float)
+        a = item.T @ (c[:, None] * item) + np.eye(4)
+        want = np.linalg.solve(a, item.T @ (c * p))
+        np.testing.assert_allclose(got[u], want, rtol=1e-3, atol=1e-4)
+    # Products the model does not know are left out of the customer's equations.
+    known[:20] = False
+    partial = foldin.fold_in(weights, rows, item, known, np.zeros((5, 4)), 2.0, 1.0)
+    masked = weights @ sp.diags(known.astype(np.float32))
+    again = foldin.fold_in(
+        sp.csr_matrix(masked), rows, item, np.ones(40, bool), np.zeros((5, 4)), 2.0, 1.0
+    )
+    np.testing.assert_allclose(partial, again, rtol=1e-5)

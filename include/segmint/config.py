@@ -94,6 +94,11 @@ class PropensitySettings:
     threads: int = 1
     random_state: int = 42
     drift_psi_warning: float = 0.2
+    # Cadence: a night scores with the newest model published on an earlier night and
+    # retrains only when that model is this many days old, when there is none (or the registry
+    # refuses it), when the feature columns or training settings changed, or when tonight's
+    # scores drift (PSI > drift_psi_warning). 0 = train every night.
+    retrain_every_days: int = 7
 
     @property
     def churn_horizon(self) -> int:
@@ -136,6 +141,12 @@ class RecommendationSettings:
     min_interactions: int = 3
     # BLAS threads while fitting and scoring; 0 = all cores.
     threads: int = 1
+    # Cadence: nights rank with the newest model published on an earlier night (customers
+    # with new interactions folded in against its product factors, the others' lists carried
+    # over) and evaluate and fit again only when that model is this many days old, when
+    # there is none (or the registry refuses it) or when the settings above changed.
+    # 0 = train every night.
+    retrain_every_days: int = 7
 
     def __post_init__(self) -> None:
         # TOML gives lists; keep the frozen settings hashable.

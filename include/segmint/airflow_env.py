@@ -10,6 +10,7 @@ Usage::
     python -m segmint.airflow_env init                 # create/upgrade the metadata DB, pool
     python -m segmint.airflow_env dags-test 2026-06-30 # airflow dags test segmint_nightly DATE
     python -m segmint.airflow_env standalone           # UI on http://127.0.0.1:8080
+    python -m segmint.airflow_env backfill A B         # nights A..B, run by the scheduler
     python -m segmint.airflow_env env                  # print the variables (for a shell)
 """
 
@@ -118,6 +119,28 @@ def dags_test_command(as_of: str) -> list[str]:
     return [airflow_bin(), "dags", "test", DAG_ID, as_of]
 
 
+def backfill_command(from_date: str, to_date: str) -> list[str]:
+    """``airflow backfill create`` for the nights ``from_date``..``to_date``, one at a time.
+
+    The DAG keeps nights in order by itself (its first task waits for an unfinished earlier
+    night), and ``--max-active-runs 1`` says so to the scheduler too, so a backfill does not
+    queue a month of runs that only wait.
+    """
+    return [
+        airflow_bin(),
+        "backfill",
+        "create",
+        "--dag-id",
+        DAG_ID,
+        "--from-date",
+        from_date,
+        "--to-date",
+        to_date,
+        "--max-active-runs",
+        "1",
+    ]
+
+
 def standalone(env: Mapping[str, str]) -> int:
     """``airflow standalone`` on 127.0.0.1 with the DAG loaded; returns its exit code."""
     env = dict(env)
@@ -147,6 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("dags-test", help=f"airflow dags test {DAG_ID} DATE")
     p.add_argument("as_of", metavar="DATE")
     sub.add_parser("standalone", help="start airflow standalone (UI on 127.0.0.1:8080)")
+    p = sub.add_parser(
+        "backfill",
+        help="create a backfill of nights A..B (inclusive); the scheduler of "
+        "`make airflow` runs them, oldest first",
+    )
+    p.add_argument("from_date", metavar="A")
+    p.add_argument("to_date", metavar="B")
     sub.add_parser("env", help="print the environment as shell exports")
     args = parser.parse_args(argv)
 
@@ -159,6 +189,15 @@ def main(argv: list[str] | None = None) -> int:
         return subprocess.call(dags_test_command(args.as_of), env=env)
     if args.command == "standalone":
         return standalone(env)
+    if args.command == "backfill":
+        ensure_ready(env)
+        code = subprocess.call(backfill_command(args.from_date, args.to_date), env=env)
+        if code == 0:
+            print(
+                f"Backfill of {DAG_ID} {args.from_date}..{args.to_date} created. The scheduler "
+                "runs it (start one with `make airflow`); the DAG must be unpaused."
+            )
+        return code
     for key in sorted(env):
         if key.startswith(("AIRFLOW", "SEGMINT_")):
             print(f"export {key}={env[key]!r}")

@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -285,16 +285,49 @@ def _surface_dbt(result: StageResult) -> dict[str, Any] | None:
     return summary
 
 
+# A night waits, without holding the warehouse pool, while an earlier night is unfinished.
+EARLIER_NIGHT_POLL = timedelta(seconds=20)
+_UNFINISHED = {"queued", "running"}
+
+
+def earlier_night_in_flight(ti: Any) -> str | None:
+    """The run id of this DAG's previous run (earlier logical date) if it is unfinished.
+
+    Nights build on each other (ingest loads every file up to the as-of date, the features
+    and models carry state forward), so they must run one after the other, oldest first.
+    ``max_active_runs=1`` gives that for scheduled runs, but Airflow 3 applies a backfill's
+    own ``max_active_runs`` (default 10) instead, and the one-slot pool alone would let the
+    stages of two nights interleave. So the first stage of a night checks this and
+    reschedules itself until the earlier night is done.
+    """
+    previous = ti.get_previous_dagrun()
+    if previous is None:
+        return None
+    state = getattr(previous.state, "value", previous.state)
+    return previous.run_id if str(state) in _UNFINISHED else None
+
+
 def run_stage_task(stage: str) -> dict[str, Any]:
     """Body of every DAG task: run one stage for the DAG run's as-of date, record it."""
     from airflow.sdk import get_current_context
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
     from segmint.config import load_settings
-    from segmint.pipeline import run_stage
+    from segmint.pipeline import STAGES, run_stage
 
     context = get_current_context()
     ti = context["ti"]
+    if stage == next(iter(STAGES)):
+        blocker = earlier_night_in_flight(ti)
+        if blocker is not None:
+            log.info(
+                "segmint: run %s waits for the earlier night %s to finish (nights run oldest "
+                "first); checking again in %s s",
+                ti.run_id,
+                blocker,
+                int(EARLIER_NIGHT_POLL.total_seconds()),
+            )
+            raise AirflowRescheduleException(datetime.now(UTC) + EARLIER_NIGHT_POLL)
     settings = load_settings()
     as_of = _context_as_of(context)
     started = datetime.now(UTC)

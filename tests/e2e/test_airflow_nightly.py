@@ -28,7 +28,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -36,29 +35,17 @@ import pytest
 
 from segmint.airflow_env import airflow_environ, dags_test_command, ensure_ready
 from segmint.pipeline import STAGES
-from segmint.warehouse import table_hash
-
-AS_OF = date(2026, 6, 30)
-DAG_RUN_TIMEOUT_S = 900
-# Columns that legitimately differ between two runs of the same night.
-VOLATILE = (
-    "run_id",
-    "created_at",
-    "updated_at",
-    "_loaded_at",
-    "loaded_at",
-    "first_loaded_at",
-    "quarantined_at",
-    "validated_at",
-    "checked_at",
-    "snapshot_at",
-    "exported_at",
-    "built_at",
-    "artifact_path",
-    "model_version",
+from tests.e2e.airflow_support import (
+    AS_OF,
+    differing_tables,
+    explain_differences,
+    published_hashes,
+    published_path,
+    published_stamp,
+    small_night,
 )
-# Tables that log runs rather than hold results: one more row per run by design.
-RUN_LOGS = ("ml.model_runs", "ops.pipeline_runs", "ops.publication")
+
+DAG_RUN_TIMEOUT_S = 900
 
 
 def _missing_modules() -> list[str]:
@@ -78,31 +65,6 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def published_hashes(path: Path) -> dict[str, str]:
-    """Content hash of every marts/ml/raw/audiences table of a published file."""
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        tables = [
-            f"{s}.{t}"
-            for s, t in con.execute(
-                "select table_schema, table_name from information_schema.tables "
-                "where table_type = 'BASE TABLE' "
-                "and table_schema in ('raw', 'marts', 'ml', 'audiences') order by 1, 2"
-            ).fetchall()
-        ]
-        return {t: table_hash(con, t, exclude=VOLATILE) for t in tables if t not in RUN_LOGS}
-    finally:
-        con.close()
-
-
-def published_stamp(path: Path) -> tuple:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute("select as_of_date, published_at from ops.publication").fetchone()
-    finally:
-        con.close()
-
-
 class Night:
     """A landing zone, a working warehouse and the Airflow environment to run the DAG."""
 
@@ -110,7 +72,7 @@ class Night:
         self.root = root
         self.env = env
         self.warehouse = Path(env["SEGMINT_WAREHOUSE"])
-        self.published = self.warehouse.parent / "published" / self.warehouse.name
+        self.published = published_path(self.warehouse)
         self.logs = root / "logs"
         self.logs.mkdir(exist_ok=True)
         self.runs = 0
@@ -150,43 +112,7 @@ class Night:
 @pytest.fixture(scope="module")
 def night(tmp_path_factory: pytest.TempPathFactory) -> Night:
     root = tmp_path_factory.mktemp("airflow_night")
-    landing = root / "landing"
-    subprocess.run(
-        [
-            str(Path(sys.executable).with_name("segmint")),
-            "generate",
-            "--landing",
-            str(landing),
-            "--customers",
-            "300",
-            "--days",
-            "35",
-            "--end-date",
-            AS_OF.isoformat(),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    config = root / "segmint.toml"
-    config.write_text(
-        textwrap.dedent(
-            """
-            [propensity]
-            horizon_days = 7
-            training_cutoffs = 2
-            """
-        )
-    )
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SEGMINT_", "AIRFLOW"))}
-    base.update(
-        {
-            "SEGMINT_WAREHOUSE": str(root / "warehouse" / "segmint.duckdb"),
-            "SEGMINT_LANDING": str(landing),
-            "SEGMINT_OUTPUT": str(root / "output"),
-            "SEGMINT_AUDIENCES": str(root / "audiences"),
-            "SEGMINT_CONFIG": str(config),
-        }
-    )
+    base = small_night(root)
     # the same AIRFLOW_HOME as tests/dags: one metadata database per test session
     env = airflow_environ(tmp_path_factory.getbasetemp() / "airflow_home", base=base)
     ensure_ready(env)
@@ -197,39 +123,6 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Night:
     the_night.first_copy = root / "first-night.duckdb"
     shutil.copyfile(the_night.published, the_night.first_copy)
     return the_night
-
-
-def explain_differences(first: Path, now: Path, tables: list[str], limit: int = 5) -> str:
-    """Rows of each table found in one file and not the other (for a failing assertion)."""
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute(f"attach '{first}' as a (read_only)")
-        con.execute(f"attach '{now}' as b (read_only)")
-        lines = []
-        for table in tables:
-            try:
-                cols = [
-                    r[0]
-                    for r in con.execute(
-                        "select column_name from information_schema.columns "
-                        "where table_catalog = 'b' and table_schema || '.' || table_name = ? "
-                        "order by ordinal_position",
-                        [table],
-                    ).fetchall()
-                    if r[0] not in VOLATILE
-                ]
-                select = ", ".join(f'"{c}"' for c in cols)
-                for label, x, y in (("only first", "a", "b"), ("only rerun", "b", "a")):
-                    rows = con.execute(
-                        f"select {select} from {x}.{table} except all "
-                        f"select {select} from {y}.{table} limit {limit}"
-                    ).fetchall()
-                    lines += [f"{table} {label}: {row}" for row in rows]
-            except duckdb.Error as exc:
-                lines.append(f"{table}: {exc}")
-        return "\n".join(lines)
-    finally:
-        con.close()
 
 
 def test_first_night_publishes_the_contract_tables(night: Night) -> None:
@@ -340,7 +233,7 @@ def test_kill_9_mid_write_then_retry_is_idempotent_and_never_blocks_readers(
     # 3. the retry published a new file with the same tables as the first night
     assert str(published_stamp(night.published)[1]) != opened[0], "a new file was published"
     now = published_hashes(night.published)
-    differing = sorted(t for t in set(now) | set(night.first) if now.get(t) != night.first.get(t))
+    differing = differing_tables(now, night.first)
     assert not differing, explain_differences(night.first_copy, night.published, differing)
     # and the DuckDB file holds no trace of the killed transaction
     con = duckdb.connect(str(night.warehouse), read_only=True)

@@ -1,0 +1,149 @@
+"""What the Airflow end-to-end tests share: a small generated landing zone with its segmint
+environment, and content hashes of a published warehouse."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from segmint.warehouse import table_hash
+
+AS_OF = date(2026, 6, 30)
+# Columns that legitimately differ between two runs of the same night.
+VOLATILE = (
+    "run_id",
+    "created_at",
+    "updated_at",
+    "_loaded_at",
+    "loaded_at",
+    "first_loaded_at",
+    "quarantined_at",
+    "validated_at",
+    "checked_at",
+    "snapshot_at",
+    "exported_at",
+    "built_at",
+    "artifact_path",
+    "model_version",
+)
+# Tables that log runs rather than hold results: one more row per run by design.
+RUN_LOGS = ("ml.model_runs", "ops.pipeline_runs", "ops.publication")
+
+
+def segmint_script() -> str:
+    return str(Path(sys.executable).with_name("segmint"))
+
+
+def small_night(root: Path, customers: int = 300, days: int = 35) -> dict[str, str]:
+    """Generate a landing zone under ``root`` ending at :data:`AS_OF`; return the SEGMINT_*
+    environment (no AIRFLOW_* variables) that points a night at it."""
+    landing = root / "landing"
+    subprocess.run(
+        [
+            segmint_script(),
+            "generate",
+            "--landing",
+            str(landing),
+            "--customers",
+            str(customers),
+            "--days",
+            str(days),
+            "--end-date",
+            AS_OF.isoformat(),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    config = root / "segmint.toml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            [propensity]
+            horizon_days = 7
+            training_cutoffs = 2
+            """
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEGMINT_", "AIRFLOW"))}
+    env.update(
+        {
+            "SEGMINT_WAREHOUSE": str(root / "warehouse" / "segmint.duckdb"),
+            "SEGMINT_LANDING": str(landing),
+            "SEGMINT_OUTPUT": str(root / "output"),
+            "SEGMINT_AUDIENCES": str(root / "audiences"),
+            "SEGMINT_CONFIG": str(config),
+        }
+    )
+    return env
+
+
+def published_path(warehouse: Path) -> Path:
+    return warehouse.parent / "published" / warehouse.name
+
+
+def published_hashes(path: Path) -> dict[str, str]:
+    """Content hash of every marts/ml/raw/audiences table of a published file."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = [
+            f"{s}.{t}"
+            for s, t in con.execute(
+                "select table_schema, table_name from information_schema.tables "
+                "where table_type = 'BASE TABLE' "
+                "and table_schema in ('raw', 'marts', 'ml', 'audiences') order by 1, 2"
+            ).fetchall()
+        ]
+        return {t: table_hash(con, t, exclude=VOLATILE) for t in tables if t not in RUN_LOGS}
+    finally:
+        con.close()
+
+
+def published_stamp(path: Path) -> tuple:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("select as_of_date, published_at from ops.publication").fetchone()
+    finally:
+        con.close()
+
+
+def explain_differences(first: Path, now: Path, tables: list[str], limit: int = 5) -> str:
+    """Rows of each table found in one file and not the other (for a failing assertion)."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"attach '{first}' as a (read_only)")
+        con.execute(f"attach '{now}' as b (read_only)")
+        lines = []
+        for table in tables:
+            try:
+                cols = [
+                    r[0]
+                    for r in con.execute(
+                        "select column_name from information_schema.columns "
+                        "where table_catalog = 'b' and table_schema || '.' || table_name = ? "
+                        "order by ordinal_position",
+                        [table],
+                    ).fetchall()
+                    if r[0] not in VOLATILE
+                ]
+                select = ", ".join(f'"{c}"' for c in cols)
+                for label, x, y in (("only first", "a", "b"), ("only second", "b", "a")):
+                    rows = con.execute(
+                        f"select {select} from {x}.{table} except all "
+                        f"select {select} from {y}.{table} limit {limit}"
+                    ).fetchall()
+                    lines += [f"{table} {label}: {row}" for row in rows]
+            except duckdb.Error as exc:
+                lines.append(f"{table}: {exc}")
+        return "\n".join(lines)
+    finally:
+        con.close()
+
+
+def differing_tables(a: dict[str, str], b: dict[str, str]) -> list[str]:
+    return sorted(t for t in set(a) | set(b) if a.get(t) != b.get(t))

@@ -27,8 +27,9 @@ export SEGMINT_OUTPUT ?= $(CURDIR)/output
 export SEGMINT_AUDIENCES ?= $(CURDIR)/audiences
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 SCALE ?=
+PARTS ?=
 
-.PHONY: help install run test lint format bench airflow clean
+.PHONY: help install run test lint format bench backfill airflow clean
 
 help: ## List the targets, one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -64,8 +65,12 @@ format: install ## Apply ruff and sqlfluff formatting
 	$(RUN)/ruff format .
 	cd dbt_project && ../$(RUN)/sqlfluff fix models macros tests
 
-bench: install ## Benchmarks: generator, ingest, dbt, ML, whole night (SCALE=1M|10M|50M)
-	$(RUN)/python bench/run.py $(if $(SCALE),--scale $(SCALE))
+bench: install ## Benchmarks: whole night by stage, Airflow overhead, micro-benchmarks (SCALE=1M,10M|50M PARTS=ladder,airflow,micro)
+	$(RUN)/python bench/run.py $(if $(SCALE),--scale $(SCALE)) $(if $(PARTS),--parts $(PARTS))
+
+backfill: install ## Backfill the nights FROM..TO (YYYY-MM-DD) through the scheduler of `make airflow`
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=2026-06-01 TO=2026-06-30"; exit 2; }
+	$(RUN)/python -m segmint.airflow_env backfill $(FROM) $(TO)
 
 airflow: install ## Start the Airflow UI (airflow standalone) on localhost:8080 with the DAG
 	$(RUN)/python -m segmint.airflow_env standalone

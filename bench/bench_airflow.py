@@ -35,7 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 BIN = Path(sys.executable).parent
-DEMO = {"customers": 20_000, "days": 60, "end": date(2026, 6, 30)}
+DEMO = {"customers": 20_000, "days": 90, "end": date(2026, 6, 30)}  # as `make run`
+DEMO_LANDING = ROOT / "data" / "demo" / "landing"
 
 PARSE_PROBE = """
 import json, time
@@ -73,14 +74,13 @@ def parse_time(env: dict[str, str], repeat: int) -> dict:
     }
 
 
-def ensure_landing(args: argparse.Namespace) -> tuple[Path, date]:
-    if args.scale:
+def ensure_landing(scale: str | None, landing: Path, as_of: date | None) -> tuple[Path, date]:
+    if scale:
         sys.path.insert(0, str(ROOT / "bench"))
         import run as harness  # bench/run.py: generates bench/data/<scale> once
 
-        landing, _ = harness.ensure_data(args.scale)
-        return Path(landing), harness.END_DATE
-    landing = Path(args.landing)
+        data, _ = harness.ensure_data(scale)
+        return Path(data), as_of or harness.END_DATE
     if not landing.exists():
         subprocess.run(
             [
@@ -97,7 +97,7 @@ def ensure_landing(args: argparse.Namespace) -> tuple[Path, date]:
             ],
             check=True,
         )
-    return landing, args.as_of or DEMO["end"]
+    return landing, as_of or DEMO["end"]
 
 
 def timed(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, int]:
@@ -184,27 +184,39 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def bench(
+    scale: str | None = None,
+    landing: Path = DEMO_LANDING,
+    as_of: date | None = None,
+    repeat: int = 5,
+    parse_only: bool = False,
+    keep: bool = False,
+) -> dict:
+    """Parse time, and unless ``parse_only`` the DAG's overhead over ``segmint run``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    work = Path(tempfile.mkdtemp(prefix="segmint-bench-airflow-"))
+    env["AIRFLOW_HOME"] = str(work / "parse_home")
+    report: dict = {"scale": scale or "demo", "parse": parse_time(env, repeat)}
+    try:
+        if not parse_only:
+            data, night = ensure_landing(scale, landing, as_of)
+            report["overhead"] = overhead(data, night, work)
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--landing", default=str(ROOT / "data" / "demo" / "landing"))
+    parser.add_argument("--landing", type=Path, default=DEMO_LANDING)
     parser.add_argument("--as-of", type=date.fromisoformat)
     parser.add_argument("--scale", help="a bench/run.py scale (1M, 10M, 50M) instead of demo")
     parser.add_argument("--repeat", type=int, default=5, help="parse-time repetitions")
     parser.add_argument("--parse-only", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args(argv)
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    work = Path(tempfile.mkdtemp(prefix="segmint-bench-airflow-"))
-    env["AIRFLOW_HOME"] = str(work / "parse_home")
-    report: dict = {"parse": parse_time(env, args.repeat)}
-    try:
-        if not args.parse_only:
-            landing, as_of = ensure_landing(args)
-            report["overhead"] = overhead(landing, as_of, work)
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+    report = bench(args.scale, args.landing, args.as_of, args.repeat, args.parse_only, args.keep)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"airflow-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=2))

@@ -11,7 +11,14 @@ For each scale on the ladder it
    tree (sampled from the OS) and the ratio to the parse floor;
 4. computes quality figures against the generator's ground truth (segmentation ARI;
    purchase/churn AUC, AP, Brier; the baselines the score stage stored);
-5. writes ``bench/results/<timestamp>.json`` and ``.md`` and refreshes ``bench/BASELINE.md``.
+5. measures Airflow: the DAG file's parse time and the DAG's overhead over ``segmint run``
+   for the same night, on the demo data and on every scale of 10M and up but 50M
+   (``bench/bench_airflow.py``);
+6. runs the component micro-benchmarks (``bench/bench_<component>.py``: generator, ingest,
+   transform, segmentation, propensity, recommendations, report at their issue's scale);
+7. writes ``bench/results/<timestamp>.json`` and ``.md`` and refreshes ``bench/BASELINE.md``.
+
+``--parts`` picks among ``ladder`` (steps 1-4), ``airflow`` and ``micro``; all by default.
 
 There are no pass/fail assertions here: targets are printed beside the figures so a reviewer
 sees regressions; the test suite never times anything.
@@ -47,6 +54,9 @@ SCALES = {"1M": 20_000, "10M": 200_000, "50M": 1_000_000}
 TARGETS = {
     "10M": {"night_s": 120, "peak_gib": 4, "increment_s": 30},
 }
+PARTS = ("ladder", "airflow", "micro")
+# bench/bench_<name>.py with their default arguments (each prints one JSON object last).
+MICRO = ("generate", "ingest", "transform", "segment", "score", "recommend", "report")
 
 
 @dataclass
@@ -61,6 +71,8 @@ class Measurement:
     summary: str = ""
     stderr_tail: str = ""
     extra: dict = field(default_factory=dict)
+    # whole stdout, for the callers that parse it; left out of the results file
+    stdout: str = field(default="", repr=False)
 
     @property
     def rows_per_s(self) -> float | None:
@@ -122,7 +134,12 @@ def measure(name: str, cmd: list[str], env: dict[str, str] | None = None) -> Mea
         exit_code=proc.returncode,
         summary=stdout.strip().splitlines()[-1] if stdout.strip() else "",
         stderr_tail="\n".join(stderr.strip().splitlines()[-5:]),
+        stdout=stdout,
     )
+
+
+def as_dict(m: Measurement) -> dict:
+    return {k: v for k, v in asdict(m).items() if k != "stdout"}
 
 
 def generator_fingerprint(customers: int, fmt: str) -> str:
@@ -269,13 +286,18 @@ def quality(warehouse: Path, truth_dir: Path, as_of: date) -> dict:
                     "brier": round(brier_score_loss(y, frame["score"]), 4),
                     "n": len(frame),
                 }
+        # holdout metrics of the model that scored the night: the latest training on or
+        # before it (a model is retrained on a cadence, not every night)
         metrics = con.execute(
-            "SELECT model_name, scorer, metric, value FROM ml.model_metrics "
-            "WHERE as_of_date = ? AND metric IN ('roc_auc', 'average_precision', 'brier')",
+            "SELECT model_name, as_of_date, scorer, metric, value FROM ml.model_metrics m "
+            "WHERE metric IN ('roc_auc', 'average_precision', 'brier') AND as_of_date = ("
+            "  SELECT max(as_of_date) FROM ml.model_metrics x "
+            "  WHERE x.model_name = m.model_name AND x.as_of_date <= ?)",
             [as_of],
         ).fetchall()
-        for model_name, scorer, metric, value in metrics:
-            out.setdefault(f"{model_name}_holdout", {}).setdefault(scorer, {})[metric] = value
+        for model_name, trained, scorer, metric, value in metrics:
+            holdout = out.setdefault(f"{model_name}_holdout", {"trained_as_of": str(trained)})
+            holdout.setdefault(scorer, {})[metric] = value
     except duckdb.Error as exc:
         out["error"] = str(exc).splitlines()[0]
     finally:
@@ -318,10 +340,10 @@ def bench_scale(scale: str) -> dict:
         scores = quality(warehouse, landing.parent / "ground_truth", END_DATE)
     report = {
         "scale": scale,
-        "parse_floor": asdict(floor),
-        "generate": asdict(gen) if gen else "reused",
-        "night": [asdict(m) | {"rows_per_s": m.rows_per_s} for m in night],
-        "increment": [asdict(m) | {"rows_per_s": m.rows_per_s} for m in increment],
+        "parse_floor": as_dict(floor),
+        "generate": as_dict(gen) if gen else "reused",
+        "night": [as_dict(m) | {"rows_per_s": m.rows_per_s} for m in night],
+        "increment": [as_dict(m) | {"rows_per_s": m.rows_per_s} for m in increment],
         "quality": scores,
     }
     for part in ("night", "increment"):
@@ -331,6 +353,42 @@ def bench_scale(scale: str) -> dict:
         for r in rows:
             r["x_parse_floor"] = round(r["wall_s"] / floor.wall_s, 2) if floor.wall_s else None
     return report
+
+
+def last_json(text: str) -> dict | None:
+    """The last JSON object printed on stdout (a benchmark may print progress before it)."""
+    decoder = json.JSONDecoder()
+    starts = [i for i, line in enumerate(text.splitlines()) if line.startswith("{")]
+    lines = text.splitlines()
+    for start in reversed(starts):
+        try:
+            value, _ = decoder.raw_decode("\n".join(lines[start:]))
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def bench_micro(name: str) -> dict:
+    script = ROOT / "bench" / f"bench_{name}.py"
+    print(f"== micro-benchmark {script.name}", flush=True)
+    m = measure(f"micro:{name}", [sys.executable, str(script)])
+    result = last_json(m.stdout) if m.exit_code == 0 else None
+    print(f"  {m.wall_s:.1f}s, peak {m.peak_rss_mib:.0f} MiB, exit {m.exit_code}", flush=True)
+    return {"name": name, "measurement": as_dict(m), "result": result}
+
+
+def bench_airflow(scales: list[str]) -> list[dict]:
+    import bench_airflow as airflow_bench  # bench/ is on sys.path when this runs as a script
+
+    reports = []
+    for scale in [None] + [s for s in scales if s not in ("1M", "50M")]:
+        print(f"== airflow overhead on {scale or 'the demo data'}", flush=True)
+        report = airflow_bench.bench(scale=scale)
+        print(airflow_bench.markdown(report), flush=True)
+        reports.append(report)
+    return reports
 
 
 def markdown(results: dict) -> str:
@@ -394,21 +452,51 @@ def markdown(results: dict) -> str:
             "(target: at most 10).",
             "",
         ]
+    if results.get("airflow"):
+        import bench_airflow as airflow_bench
+
+        lines += ["# Airflow", ""]
+        for report in results["airflow"]:
+            section = airflow_bench.markdown(report).replace("## Airflow", "")
+            lines += [f"## {report['scale']}", section.strip(), ""]
+    if results.get("micro"):
+        lines += [
+            "# Micro-benchmarks (`bench/bench_<name>.py`, default arguments)",
+            "",
+            "| benchmark | wall s | peak MiB (tree) | exit | result |",
+            "|---|---|---|---|---|",
+        ]
+        for item in results["micro"]:
+            m = item["measurement"]
+            result = json.dumps(item["result"], default=str) if item["result"] else ""
+            if len(result) > 400:
+                result = result[:400] + " ..."
+            lines.append(
+                f"| {item['name']} | {m['wall_s']} | {m['peak_rss_mib']} | {m['exit_code']} "
+                f"| `{result}` |"
+            )
+        lines.append("")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="1M,10M", help="comma-separated: 1M, 10M, 50M")
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help=f"comma-separated, from {', '.join(PARTS)}"
+    )
     args = parser.parse_args(argv)
-    scales = [s.strip() for s in args.scale.split(",")]
-    unknown = [s for s in scales if s not in SCALES]
+    scales = [s.strip() for s in args.scale.split(",") if s.strip()]
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = [s for s in scales if s not in SCALES] + [p for p in parts if p not in PARTS]
     if unknown:
-        parser.error(f"unknown scale(s) {unknown}; choose from {list(SCALES)}")
+        parser.error(f"unknown scale(s) or part(s) {unknown}: scales {list(SCALES)}, parts {PARTS}")
     results = {
         "machine": machine(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "scales": [bench_scale(s) for s in scales],
+        "scales": [bench_scale(s) for s in scales] if "ladder" in parts else [],
+        "airflow": bench_airflow(scales) if "airflow" in parts else [],
+        "micro": [bench_micro(name) for name in MICRO] if "micro" in parts else [],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = results["started"].replace(":", "")

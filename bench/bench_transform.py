@@ -1,5 +1,6 @@
 """Benchmark of the transform stage (dbt build): full build on ~10M events, then a one-day
-increment. ``python bench/bench_transform.py [--sessions N]`` prints one JSON object.
+increment. ``python bench/bench_transform.py [--scale 10M|1M] [--sessions N]`` prints one JSON
+object with wall and CPU seconds (CPU: this process and its children, i.e. dbt).
 
 The raw data is synthetic (tests/dbt/synthetic.py: DuckDB SQL, independent of the real
 generator) and cached in bench/data/transform/ while its inputs are unchanged. The full
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import resource
 import shutil
 import sys
 import time
@@ -40,6 +42,13 @@ LAST_FULL_DAY = date(2026, 6, 29)
 INCREMENT_DAY = date(2026, 6, 30)
 CUSTOMERS = 200_000
 SESSIONS_10M = 2_110_000  # about 4.75 events a session -> ~10M events over 90 days
+SCALES = {"10M": SESSIONS_10M, "1M": SESSIONS_10M // 10}
+
+
+def _cpu_s() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _raw_file(sessions: int) -> Path:
@@ -75,8 +84,10 @@ def _model_seconds(settings: Settings) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sessions", type=int, default=SESSIONS_10M)
+    parser.add_argument("--scale", choices=sorted(SCALES), default="10M")
+    parser.add_argument("--sessions", type=int, help="sessions to generate (overrides --scale)")
     args = parser.parse_args(argv)
+    args.sessions = args.sessions or SCALES[args.scale]
 
     raw = _raw_file(args.sessions)
     work = DATA / "work"
@@ -89,9 +100,10 @@ def main(argv: list[str] | None = None) -> dict:
     events = con.execute("SELECT count(*) FROM raw.events").fetchone()[0]
     con.close()
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_s()
     full = run_transform(settings, LAST_FULL_DAY)
     full_s = time.perf_counter() - started
+    full_cpu_s = _cpu_s() - cpu
     full_models = _model_seconds(settings)
 
     con = connect(warehouse)
@@ -110,21 +122,19 @@ def main(argv: list[str] | None = None) -> dict:
     ).fetchone()[0]
     con.close()
 
-    from segmint.transform import _run_dbt, dbt_command, snapshot_dates
+    from segmint.transform import run_dbt, snapshot_dates
 
     cutoffs = [d for d in snapshot_dates(settings, INCREMENT_DAY, START) if d != INCREMENT_DAY]
     started = time.perf_counter()
-    prebuild = _run_dbt(
-        dbt_command(settings, LAST_FULL_DAY, cutoffs, select="customer_feature_history"),
-        warehouse.resolve(),
-    )
+    prebuild = run_dbt(settings, LAST_FULL_DAY, cutoffs, select="customer_feature_history")
     prebuild_s = time.perf_counter() - started
     if prebuild.returncode != 0:
         raise SystemExit(prebuild.stdout[-2000:])
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_s()
     increment = run_transform(settings, INCREMENT_DAY)
     increment_s = time.perf_counter() - started
+    increment_cpu_s = _cpu_s() - cpu
     increment_models = _model_seconds(settings)
 
     result = {
@@ -132,10 +142,12 @@ def main(argv: list[str] | None = None) -> dict:
         "events": events,
         "customers_with_features": full.rows_out,
         "full_build_s": round(full_s, 2),
+        "full_build_cpu_s": round(full_cpu_s, 2),
         "full_build_target_s": 30,
         "cutoff_prebuild_s": round(prebuild_s, 2),
         "increment_events": new_events,
         "increment_s": round(increment_s, 2),
+        "increment_cpu_s": round(increment_cpu_s, 2),
         "increment_share_of_full": round(increment_s / full_s, 3),
         "increment_share_target": 0.25,
         "snapshots_full": full.details["snapshot_dates"],

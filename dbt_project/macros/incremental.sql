@@ -1,46 +1,61 @@
-{#- Incremental models are rebuilt by whole event dates. In an incremental run, the dates to
-    rebuild are the event dates of raw events loaded after the newest load the model has
-    already folded in (its `_loaded_at` watermark). Returns a list of ISO date strings;
-    empty when nothing new arrived. Late events re-open exactly the days they belong to.
-    Reads the staging view, whose filter on _loaded_at reaches the raw scan (row groups are
-    skipped by their min/max), never a downstream view with windows. -#}
-{% macro new_event_dates() -%}
-    {%- if not execute -%}
+{#- Incremental models are rebuilt by whole event dates. In an incremental run the dates to
+    rebuild are those int_event_dates_changed marks (events added, reloaded or deleted since
+    int_events_sessionised was built, or attribution changed by a late login), plus the
+    dates of int_events_sessionised rows loaded after the newest load the model itself holds
+    (its `_loaded_at` watermark: a model that missed a run, say because a test upstream
+    failed, catches up). Returns a list of ISO date strings; empty when nothing changed. -#}
+{% macro event_dates_to_rebuild() -%}
+    {%- if not execute or not is_incremental() -%}
         {{ return([]) }}
     {%- endif -%}
-    {#- Every caller depends on the staging view through its parents; naming the relation
-        here (not ref) keeps the graph and the unit tests' inputs unchanged. -#}
+    {#- Named here rather than with ref: the graph and the unit tests' inputs stay as they
+        are, and int_events_sessionised can read the list before it is rebuilt. -#}
+    {%- set changed = api.Relation.create(
+        database=this.database, schema='intermediate', identifier='int_event_dates_changed'
+    ) -%}
     {%- set events = api.Relation.create(
-        database=this.database, schema='staging', identifier='stg_segmint__events'
+        database=this.database, schema='intermediate', identifier='int_events_sessionised'
     ) -%}
     {%- set query -%}
-        select distinct cast(event_date as {{ dbt.type_string() }}) as event_date
-        from {{ events }}
-        where _loaded_at > (
-            select coalesce(max(_loaded_at), cast('1900-01-01' as {{ dbt.type_timestamp() }}))
-            from {{ this }}
-        )
+        select cast(event_date as {{ dbt.type_string() }}) as event_date
+        from {{ changed }}
+        where is_rebuilt
+        {% if this.identifier != 'int_events_sessionised' -%}
+            union
+            select distinct cast(event_date as {{ dbt.type_string() }}) as event_date
+            from {{ events }}
+            where _loaded_at > (
+                select coalesce(max(_loaded_at), cast('1900-01-01' as {{ dbt.type_timestamp() }}))
+                from {{ this }}
+            )
+        {%- endif %}
         order by 1
     {%- endset -%}
     {%- set result = run_query(query) -%}
     {{ return(result.columns[0].values() | list) }}
 {%- endmacro %}
 
-{#- A where-clause fragment keeping the rows of the dates to rebuild (all rows in a full
-    build). With `timestamp_column` the range is also stated on that column, so the scan can
-    skip row groups by their min/max statistics. -#}
+{#- A where-clause fragment keeping the rows of the given dates. With `timestamp_column` the
+    range is also stated on that column, so the scan can skip row groups by their min/max
+    statistics. An empty list keeps nothing. -#}
+{% macro date_list_filter(date_column, dates, timestamp_column=none) -%}
+    {%- if dates -%}
+        {%- if timestamp_column -%}
+            {{ timestamp_column }} >= cast({{ date_literal(dates | first) }} as {{ dbt.type_timestamp() }})
+            and {{ timestamp_column }} < {{ end_of_day(date_literal(dates | last)) }}
+            and
+        {% endif -%}
+        {{ date_column }} in ({% for d in dates %}{{ date_literal(d) }}{{ ", " if not loop.last }}{% endfor %})
+    {%- else -%}
+        1 = 0
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A where-clause fragment keeping the rows of the dates to rebuild: every row in a full
+    build, the rows of `dates` in an incremental run. -#}
 {% macro incremental_date_filter(date_column, dates, timestamp_column=none) -%}
     {%- if is_incremental() -%}
-        {%- if dates -%}
-            {%- if timestamp_column -%}
-                {{ timestamp_column }} >= cast({{ date_literal(dates | first) }} as {{ dbt.type_timestamp() }})
-                and {{ timestamp_column }} < {{ end_of_day(date_literal(dates | last)) }}
-                and
-            {% endif -%}
-            {{ date_column }} in ({% for d in dates %}{{ date_literal(d) }}{{ ", " if not loop.last }}{% endfor %})
-        {%- else -%}
-            1 = 0
-        {%- endif -%}
+        {{ date_list_filter(date_column, dates, timestamp_column) }}
     {%- else -%}
         1 = 1
     {%- endif -%}
@@ -48,8 +63,9 @@
 
 {#- The snapshot dates customer_feature_history must (re)build in this run: in a full build
     every date of snapshot_dates(); in an incremental run the as-of date always, plus each
-    other date that is missing or whose inputs (daily activity up to that date) received
-    rows loaded after the snapshot was built. Returns ISO strings, sorted. -#}
+    other date that is missing or whose inputs (daily activity up to that date, CRM versions
+    valid by its end) received rows loaded after the snapshot was built. So a night builds at
+    most its own snapshot and the cut-off snapshots no earlier night left behind. Returns ISO strings, sorted. -#}
 {% macro snapshot_dates_to_build(activity_relation) -%}
     {%- set wanted = snapshot_dates() -%}
     {%- if not is_incremental() or not execute -%}
@@ -82,6 +98,13 @@
                 where
                     activity.activity_date <= wanted.as_of_date
                     and activity._loaded_at > built.built_loaded_at
+            )
+            or exists (
+                select 1
+                from {{ ref('stg_segmint__customer_versions') }} as versions
+                where
+                    versions.valid_from < {{ end_of_day('wanted.as_of_date') }}
+                    and versions._loaded_at > built.built_loaded_at
             )
         order by 1
     {%- endset -%}

@@ -1,7 +1,9 @@
 """The ``transform`` stage: ``dbt build`` of ``dbt_project/`` against the warehouse file.
 
 dbt runs in a child process (``dbt build``), pointed at the warehouse through the
-``SEGMINT_WAREHOUSE`` environment variable that ``dbt_project/profiles.yml`` reads. Its
+``SEGMINT_WAREHOUSE`` environment variable that ``dbt_project/profiles.yml`` reads; the
+as-of date and snapshot dates travel the same way (``SEGMINT_AS_OF_DATE``,
+``SEGMINT_SNAPSHOT_DATES``), so a new date does not invalidate dbt's partial parse. Its
 ``target/`` folder (compiled SQL, ``run_results.json``, the partial-parse cache) and its logs
 go next to the warehouse, under ``<warehouse folder>/dbt/``, so two warehouses never share
 them and nothing lands in the repository.
@@ -61,19 +63,34 @@ def snapshot_dates(settings: Settings, as_of: date, data_start: date | None) -> 
     return sorted(d for d in wanted if d == as_of or data_start is None or d >= data_start)
 
 
-def dbt_command(
-    settings: Settings, as_of: date, dates: list[date], select: str | None = None
-) -> list[str]:
-    target_path, log_path = dbt_dirs(settings)
-    dbt_vars = {
-        "as_of_date": as_of.isoformat(),
-        "snapshot_dates": [d.isoformat() for d in dates],
+AS_OF_ENV = "SEGMINT_AS_OF_DATE"
+SNAPSHOT_DATES_ENV = "SEGMINT_SNAPSHOT_DATES"
+
+
+def dbt_env(warehouse: Path, as_of: date, dates: list[date]) -> dict[str, str]:
+    """The environment of a dbt run: the warehouse file, the as-of date and the snapshot
+    dates. They travel as environment variables, not ``--vars``: a ``--vars`` value that
+    changes every night makes dbt re-parse the whole project, while a changed environment
+    variable re-parses only the few files that read it (dbt_project/macros/vars.sql)."""
+    return {
+        **os.environ,
+        WAREHOUSE_ENV: str(warehouse),
+        AS_OF_ENV: as_of.isoformat(),
+        SNAPSHOT_DATES_ENV: ",".join(d.isoformat() for d in dates),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_USE_COLORS": "false",
+        "DBT_PRINTER_WIDTH": "100",
     }
+
+
+def dbt_command(settings: Settings, select: str | None = None, verb: str = "build") -> list[str]:
+    """The dbt command line of ``verb`` (build, test, docs generate) for this warehouse."""
+    target_path, log_path = dbt_dirs(settings)
     exe = Path(sys.executable).with_name("dbt")
     base = [str(exe)] if exe.exists() else [sys.executable, "-c", _DBT_MAIN]
     command = [
         *base,
-        "build",
+        *verb.split(),
         "--project-dir",
         str(project_dir(settings)),
         "--profiles-dir",
@@ -84,12 +101,10 @@ def dbt_command(
         str(log_path),
         "--threads",
         str(settings.transform.threads),
-        "--vars",
-        json.dumps(dbt_vars),
-        # Unit tests check the SQL, not the data: CI runs them (tests/dbt), nights do not.
-        "--exclude-resource-type",
-        "unit_test",
     ]
+    if verb == "build":
+        # Unit tests check the SQL, not the data: CI runs them (tests/dbt), nights do not.
+        command += ["--exclude-resource-type", "unit_test"]
     if select:
         command += ["--select", select]
     return command
@@ -169,14 +184,17 @@ def failures(run_results: Path) -> list[str]:
     return lines
 
 
-def _run_dbt(command: list[str], warehouse: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        WAREHOUSE_ENV: str(warehouse),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DBT_USE_COLORS": "false",
-        "DBT_PRINTER_WIDTH": "100",
-    }
+def run_dbt(
+    settings: Settings,
+    as_of: date,
+    dates: list[date],
+    select: str | None = None,
+    verb: str = "build",
+) -> subprocess.CompletedProcess[str]:
+    """Run dbt in a child process for this warehouse, as-of date and snapshot dates."""
+    command = dbt_command(settings, select, verb)
+    log.info("transform: %s", " ".join(command))
+    env = dbt_env(settings.warehouse.resolve(), as_of, dates)
     return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
 
 
@@ -186,10 +204,8 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
     rows_in, data_start = _raw_figures(warehouse)
     dates = snapshot_dates(settings, as_of, data_start)
     target_path, log_path = dbt_dirs(settings)
-    command = dbt_command(settings, as_of, dates)
-    log.info("transform: %s", " ".join(command))
     started = time.perf_counter()
-    completed = _run_dbt(command, warehouse)
+    completed = run_dbt(settings, as_of, dates)
     seconds = time.perf_counter() - started
     run_results = target_path / "run_results.json"
     if completed.returncode != 0:

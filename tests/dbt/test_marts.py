@@ -193,27 +193,21 @@ def test_dbt_unit_tests_pass(full_warehouse: Path) -> None:
     """The dbt unit tests (RFM scoring, cart abandonment, sessionisation, stitching, every
     rule segment) run here rather than every night."""
     import json
-    import os
-    import subprocess
 
-    from segmint.transform import dbt_command, dbt_dirs
+    from segmint.transform import dbt_dirs, run_dbt
 
     settings = settings_for(full_warehouse)
-    command = dbt_command(settings, END, [END])
-    command[command.index("build")] = "test"
-    command = command[: command.index("--exclude-resource-type")]
-    command += ["--select", "test_type:unit"]
-    env = {**os.environ, "SEGMINT_WAREHOUSE": str(full_warehouse)}
-    completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    completed = run_dbt(settings, END, [END], select="test_type:unit", verb="test")
     assert completed.returncode == 0, completed.stdout[-3000:]
     results = json.loads((dbt_dirs(settings)[0] / "run_results.json").read_text())["results"]
     names = {r["unique_id"].split(".")[-1] for r in results if r["status"] == "pass"}
-    assert len(results) == len(names) >= 17
+    assert len(results) == len(names) >= 18
     assert {
         "rfm_scores_quintiles_ties_and_named_segments",
         "inactivity_session_numbers",
         "sessions_group_events_and_measure_them",
         "stitching_attributes_anonymous_events_point_in_time",
+        "feature_history_uses_the_crm_version_valid_at_the_snapshot",
         "rule_segment_cart_abandoner",
         "rule_segment_lifecycle_churned",
     } <= names
@@ -221,19 +215,11 @@ def test_dbt_unit_tests_pass(full_warehouse: Path) -> None:
 
 def test_docs_generate_and_every_model_and_column_is_described(full_warehouse: Path) -> None:
     import json
-    import os
-    import subprocess
 
-    from segmint.transform import dbt_command, dbt_dirs
+    from segmint.transform import dbt_dirs, run_dbt
 
     settings = settings_for(full_warehouse)
-    command = dbt_command(settings, END, [END])
-    command = [*command[: command.index("build")], "docs", "generate"] + [
-        arg
-        for arg in command[command.index("build") + 1 : command.index("--exclude-resource-type")]
-    ]
-    env = {**os.environ, "SEGMINT_WAREHOUSE": str(full_warehouse)}
-    completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    completed = run_dbt(settings, END, [END], verb="docs generate")
     assert completed.returncode == 0, completed.stdout[-3000:]
     target = dbt_dirs(settings)[0]
     manifest = json.loads((target / "manifest.json").read_text())

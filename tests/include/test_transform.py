@@ -10,7 +10,14 @@ import pytest
 
 from segmint.config import PropensitySettings, Settings
 from segmint.stages import SegmintError
-from segmint.transform import dbt_command, dbt_dirs, failures, run_transform, snapshot_dates
+from segmint.transform import (
+    dbt_command,
+    dbt_dirs,
+    dbt_env,
+    failures,
+    run_transform,
+    snapshot_dates,
+)
 from segmint.warehouse import connect, ensure_raw_tables
 
 
@@ -41,17 +48,20 @@ def test_dbt_command_points_at_the_project_and_keeps_target_out_of_the_repo(
     tmp_path: Path, repo_root: Path
 ) -> None:
     settings = Settings(warehouse=tmp_path / "wh" / "segmint.duckdb")
-    command = dbt_command(settings, date(2026, 6, 30), [date(2026, 5, 31), date(2026, 6, 30)])
+    command = dbt_command(settings)
     assert "build" in command
     assert command[command.index("--project-dir") + 1] == str(repo_root / "dbt_project")
     assert command[command.index("--profiles-dir") + 1] == str(repo_root / "dbt_project")
     target = Path(command[command.index("--target-path") + 1])
     assert target == dbt_dirs(settings)[0]
     assert target.is_relative_to(tmp_path)
-    assert json.loads(command[command.index("--vars") + 1]) == {
-        "as_of_date": "2026-06-30",
-        "snapshot_dates": ["2026-05-31", "2026-06-30"],
-    }
+    # The dates travel in the environment: a nightly --vars change would force dbt to
+    # re-parse the whole project.
+    assert "--vars" not in command
+    env = dbt_env(settings.warehouse, date(2026, 6, 30), [date(2026, 5, 31), date(2026, 6, 30)])
+    assert env["SEGMINT_WAREHOUSE"] == str(settings.warehouse)
+    assert env["SEGMINT_AS_OF_DATE"] == "2026-06-30"
+    assert env["SEGMINT_SNAPSHOT_DATES"] == "2026-05-31,2026-06-30"
 
 
 def test_missing_warehouse_is_a_clear_error(tmp_path: Path) -> None:
@@ -106,7 +116,7 @@ def test_failing_dbt_test_raises_naming_the_test_and_run_results(tmp_path: Path)
     with pytest.raises(SegmintError) as caught:
         run_transform(settings, date(2026, 6, 30))
     message = str(caught.value)
-    assert "unique_stg_segmint__events_event_id" in message
+    assert "unique_int_events_sessionised_event_id" in message
     assert str(dbt_dirs(settings)[0] / "run_results.json") in message
     # The warehouse file is free again: a writer can open it at once.
     connect(warehouse).close()

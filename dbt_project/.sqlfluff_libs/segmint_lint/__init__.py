@@ -17,6 +17,14 @@ def var(name, default=None):
     return _VARS.get(name, default)
 
 
+# The environment segmint.transform sets for a run (macros/vars.sql reads it).
+_ENV = {"SEGMINT_AS_OF_DATE": "2026-06-30", "SEGMINT_SNAPSHOT_DATES": "2026-05-31,2026-06-30"}
+
+
+def env_var(name, default=None):
+    return _ENV.get(name, default)
+
+
 def is_incremental():
     return False
 

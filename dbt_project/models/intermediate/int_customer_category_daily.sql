@@ -7,7 +7,7 @@
     )
 }}
 
-{%- set dates = new_event_dates() if is_incremental() else [] %}
+{%- set dates = event_dates_to_rebuild() %}
 
 -- Product views and purchases per customer, day and product category: the input of the
 -- favourite category feature.
@@ -20,7 +20,7 @@ select
     cast(sum(case when event_type = 'purchase' then 1 else 0 end) as {{ dbt.type_bigint() }})
         as purchases,
     max(_loaded_at) as _loaded_at
-from {{ ref('int_events_attributed') }}
+from {{ ref('int_events_sessionised') }}
 where
     customer_id is not null
     and product_category is not null

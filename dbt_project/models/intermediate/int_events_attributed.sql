@@ -9,8 +9,9 @@ before any link goes to the first linked customer only when that link happens on
 UTC day (browse, then log in). So a day's attribution depends only on events up to the end
 of that day, and later events never rewrite past features.
 
-A view: each consumer reads only the columns and days it needs, and filters on event_at
-reach the raw table's scan, so an incremental run never reads old days' rows.
+A view, read once per run by int_events_sessionised (the table every later model reads):
+its filters on event_at reach the raw table's scan, so an incremental run never reads old
+days' rows.
 -#}
 
 with
@@ -41,6 +42,7 @@ attributed as (
         events.event_at,
         events.event_date,
         coalesce(events.customer_id, links.customer_id) as customer_id,
+        events.customer_id is null and links.customer_id is not null as is_attributed,
         events.anonymous_id,
         case
             when events.customer_id is not null then 'c:' || events.customer_id

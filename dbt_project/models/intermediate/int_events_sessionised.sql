@@ -1,4 +1,15 @@
-{{ config(materialized='view') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='event_date',
+        on_schema_change='fail',
+    )
+}}
+
+-- depends_on: {{ ref('int_event_dates_changed') }}
+
+{%- set dates = event_dates_to_rebuild() %}
 
 {#-
 int_events_attributed plus the inactivity session number of each site event without a
@@ -7,14 +18,16 @@ person (the attributed customer, else the anonymous id) and UTC day, so sessions
 cut at midnight. Events with a session_id keep it as their session; e-mail events and
 events without any identity belong to no session (session_number null).
 
-A view; its two halves read only their own rows of int_events_attributed, and date filters
-of the consumers reach the raw scan.
+The one table of typed, attributed events that every later model reads (staging and
+attribution are computed once, not once per consumer). Incremental by whole UTC days: a run
+rebuilds the dates int_event_dates_changed marks, so late, reloaded and deleted events are
+handled exactly.
 -#}
 
 {%- set columns = [
-    'event_id', 'event_type', 'event_at', 'event_date', 'customer_id', 'anonymous_id',
-    'person_key', 'session_id', 'page_type', 'product_id', 'product_category', 'device_type', 'channel',
-    'order_id', 'revenue', 'currency', 'quantity', 'price', '_loaded_at',
+    'event_id', 'event_type', 'event_at', 'event_date', 'customer_id', 'is_attributed',
+    'anonymous_id', 'person_key', 'session_id', 'page_type', 'product_id', 'product_category',
+    'device_type', 'channel', 'order_id', 'revenue', 'currency', 'quantity', 'price', '_loaded_at',
 ] %}
 
 {%- set untracked -%}
@@ -25,12 +38,21 @@ of the consumers reach the raw scan.
 
 with
 
+events as (
+
+    select
+        {{ columns | join(",\n        ") }}
+    from {{ ref('int_events_attributed') }}
+    where {{ incremental_date_filter('event_date', dates, 'event_at') }}
+
+),
+
 other_events as (
 
     select
         {{ columns | join(",\n        ") }},
         cast(null as {{ dbt.type_bigint() }}) as session_number
-    from {{ ref('int_events_attributed') }}
+    from events
     where not ({{ untracked }})
 
 ),
@@ -38,7 +60,21 @@ other_events as (
 untracked_events as (
 
     select
-        {{ columns | join(",\n        ") }},
+        {{ columns | join(",\n        ") }}
+    from events
+    where {{ untracked }}
+
+),
+
+-- The windows sort only the four columns they need (sorting the wide rows cost twice as
+-- much); the session numbers are joined back by event_id.
+session_starts as (
+
+    select
+        event_id,
+        person_key,
+        event_date,
+        event_at,
         case
             when {{ seconds_between(
                     'lag(event_at) over (partition by person_key, event_date '
@@ -48,15 +84,14 @@ untracked_events as (
                 then 0
             else 1
         end as is_session_start
-    from {{ ref('int_events_attributed') }}
-    where {{ untracked }}
+    from untracked_events
 
 ),
 
-inactivity_sessions as (
+session_numbers as (
 
     select
-        {{ columns | join(",\n        ") }},
+        event_id,
         cast(
             sum(is_session_start)
                 over (
@@ -66,7 +101,19 @@ inactivity_sessions as (
                 )
             as {{ dbt.type_bigint() }}
         ) as session_number
+    from session_starts
+
+),
+
+inactivity_sessions as (
+
+    select
+        {% for column in columns -%}
+            untracked_events.{{ column }},
+        {% endfor -%}
+        session_numbers.session_number
     from untracked_events
+    inner join session_numbers on untracked_events.event_id = session_numbers.event_id
 
 )
 

@@ -7,7 +7,7 @@
     )
 }}
 
-{%- set dates = new_event_dates() if is_incremental() else [] %}
+{%- set dates = event_dates_to_rebuild() %}
 
 -- One row per customer and UTC day with any attributed event. The nightly run rebuilds only
 -- the days that received events since the last run; features read this table, not events.
@@ -30,7 +30,7 @@ events as (
         min(case when event_type = 'purchase' then event_at end) as first_purchase_at,
         max(case when event_type = 'purchase' then event_at end) as last_purchase_at,
         max(_loaded_at) as _loaded_at
-    from {{ ref('int_events_attributed') }}
+    from {{ ref('int_events_sessionised') }}
     where
         customer_id is not null
         and {{ incremental_date_filter('event_date', dates, 'event_at') }}

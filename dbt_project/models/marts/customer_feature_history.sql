@@ -211,18 +211,29 @@ favourite_category as (
 
 ),
 
+-- The CRM version valid at the end of each snapshot day (SCD2): consent and signup date as
+-- they were known then, never a later version's.
 crm as (
 
     select
-        customer_id,
-        signup_date,
-        is_email_opt_in,
-        is_ads_opt_in
-    from {{ ref('stg_segmint__customers') }}
+        snapshot_dates.as_of_date,
+        versions.customer_id,
+        versions.signup_date,
+        versions.is_email_opt_in,
+        versions.is_ads_opt_in
+    from {{ ref('stg_segmint__customer_versions') }} as versions
+    inner join snapshot_dates
+        on
+            versions.valid_from < {{ end_of_day('snapshot_dates.as_of_date') }}
+            and (
+                versions.valid_to is null
+                or versions.valid_to >= {{ end_of_day('snapshot_dates.as_of_date') }}
+            )
 
 ),
 
--- Known customers as of each date: seen in events by then, or signed up by then.
+-- Known customers as of each date: seen in events by then, or signed up by then (in the
+-- CRM version of that day).
 known as (
 
     select
@@ -231,11 +242,10 @@ known as (
     from lifetime
     union
     select
-        snapshot_dates.as_of_date,
-        crm.customer_id
+        as_of_date,
+        customer_id
     from crm
-    inner join snapshot_dates
-        on crm.signup_date <= snapshot_dates.as_of_date
+    where signup_date <= as_of_date
 
 ),
 
@@ -288,7 +298,7 @@ base as (
     left join lifetime
         on known.as_of_date = lifetime.as_of_date and known.customer_id = lifetime.customer_id
     left join crm
-        on known.customer_id = crm.customer_id
+        on known.as_of_date = crm.as_of_date and known.customer_id = crm.customer_id
     left join cart_followup
         on
             known.as_of_date = cart_followup.as_of_date

@@ -7,7 +7,7 @@
     )
 }}
 
-{%- set dates = new_event_dates() if is_incremental() else [] %}
+{%- set dates = event_dates_to_rebuild() %}
 
 -- One row per session (session_id, else inactivity; cut at midnight UTC): see
 -- int_events_sessionised. E-mail events belong to no session.

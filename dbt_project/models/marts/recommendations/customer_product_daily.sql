@@ -7,7 +7,7 @@
     )
 }}
 
-{%- set dates = new_event_dates() if is_incremental() else [] %}
+{%- set dates = event_dates_to_rebuild() %}
 
 {#-
 One row per customer, product and UTC day with a product view, cart add or purchase: the

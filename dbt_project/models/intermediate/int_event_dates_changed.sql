@@ -1,0 +1,146 @@
+{{ config(materialized='table') }}
+
+{#-
+The UTC event dates this run must rebuild in the date-partitioned models (int_events_sessionised
+and everything built from it): one row per event date found in raw.events or in
+int_events_sessionised, with both fingerprints (row count, newest _loaded_at).
+
+A date is rebuilt when its fingerprint in raw.events differs from the one
+int_events_sessionised holds: new or late events (count and newest load change), a reloaded
+file (ingest deletes its old rows and loads the new ones with a later _loaded_at), rows
+deleted (count drops). Comparing the whole fingerprint, not a load watermark, is what makes
+deletes safe. A date is also rebuilt when an identity link that can change its attribution
+changed: an anonymous id seen with a customer on a changed date re-opens the later dates on
+which it browsed anonymously (late logins rewrite attribution from their day on).
+
+Full build (or the first run): every date. The table is small (one row per day).
+-#}
+
+{%- set built = none %}
+{%- if execute and not flags.FULL_REFRESH %}
+    {%- set built = adapter.get_relation(
+        database=this.database, schema=this.schema, identifier='int_events_sessionised'
+    ) %}
+{%- endif %}
+
+{%- set fingerprint_sql -%}
+    raw_dates as (
+
+        select
+            event_date,
+            count(*) as event_count,
+            max(_loaded_at) as max_loaded_at
+        from {{ ref('stg_segmint__events') }}
+        group by event_date
+
+    ),
+
+    built_dates as (
+
+        {% if built -%}
+            select
+                event_date,
+                count(*) as event_count,
+                max(_loaded_at) as max_loaded_at
+            from {{ built }}
+            group by event_date
+        {%- else -%}
+            select
+                cast(null as date) as event_date,
+                cast(null as {{ dbt.type_bigint() }}) as event_count,
+                cast(null as {{ dbt.type_timestamp() }}) as max_loaded_at
+            where 1 = 0
+    {%- endif %}
+
+    ),
+
+    fingerprints as (
+
+        select
+            coalesce(raw_dates.event_date, built_dates.event_date) as event_date,
+            raw_dates.event_count,
+            raw_dates.max_loaded_at,
+            built_dates.event_count as built_event_count,
+            built_dates.max_loaded_at as built_max_loaded_at,
+            (
+                raw_dates.event_count is distinct from built_dates.event_count
+                or raw_dates.max_loaded_at is distinct from built_dates.max_loaded_at
+            ) as is_changed
+        from raw_dates
+        full outer join built_dates on raw_dates.event_date = built_dates.event_date
+
+    )
+{%- endset %}
+
+{#- Dates whose events changed: known before the link check, so its scans of the changed
+    days can name them as constants (row groups of other days are skipped). -#}
+{%- set changed = [] %}
+{%- if built %}
+    {%- set result = run_query(
+        'with ' ~ fingerprint_sql ~ ' select cast(event_date as ' ~ dbt.type_string()
+        ~ ') from fingerprints where is_changed order by 1'
+    ) %}
+    {%- set changed = result.columns[0].values() | list %}
+{%- endif %}
+
+with
+
+{{ fingerprint_sql }},
+
+link_dates as (
+
+    {% if changed -%}
+        -- Anonymous ids seen with a customer on a changed date, now or before this run ...
+        with touched_links as (
+
+            select
+                anonymous_id,
+                min(event_date) as from_date
+            from (
+                select
+                    anonymous_id,
+                    event_date
+                from {{ ref('stg_segmint__events') }}
+                where
+                    anonymous_id is not null
+                    and customer_id is not null
+                    and {{ date_list_filter('event_date', changed, 'event_at') }}
+                union all
+                select
+                    anonymous_id,
+                    event_date
+                from {{ built }}
+                where
+                    anonymous_id is not null
+                    and customer_id is not null
+                    and not is_attributed
+                    and {{ date_list_filter('event_date', changed, 'event_at') }}
+            ) as linked
+            group by anonymous_id
+
+        )
+
+        -- ... re-open the days from then on with their anonymous events.
+        select distinct events.event_date
+        from {{ built }} as events
+        inner join touched_links
+            on
+                events.anonymous_id = touched_links.anonymous_id
+                and events.event_date >= touched_links.from_date
+        where events.customer_id is null or events.is_attributed
+    {%- else -%}
+        select cast(null as date) as event_date
+        where 1 = 0
+    {%- endif %}
+
+)
+
+select
+    fingerprints.event_date,
+    fingerprints.event_count,
+    fingerprints.max_loaded_at,
+    fingerprints.built_event_count,
+    fingerprints.built_max_loaded_at,
+    fingerprints.is_changed or link_dates.event_date is not null as is_rebuilt
+from fingerprints
+left join link_dates on fingerprints.event_date = link_dates.event_date

@@ -18,6 +18,7 @@ AS_OF = date(2026, 6, 30)
 # Columns that legitimately differ between two runs of the same night.
 VOLATILE = (
     "run_id",
+    "previous_run_id",
     "created_at",
     "updated_at",
     "_loaded_at",

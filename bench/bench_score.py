@@ -11,6 +11,20 @@ are measured by the whole-night harness (``bench/run.py``).
 Prints one JSON object; target: ``seconds`` < 90 on the reference machine (2 cores, idle).
 ``cpu_seconds`` is reported beside it: on a shared, busy machine wall time mostly measures
 waiting for a core.
+
+**Two nights on the generated warehouse** (the cadence: a first night trains, the next one
+scores with the registered model):
+
+    .venv/bin/python bench/bench_score.py --nights 2 [--scale 10M] [--stages score]
+
+prepares (once, kept under ``bench/data/ml_<scale>/``) the warehouse of the generated
+landing zone (``make bench`` data) after ``ingest, validate, transform`` for the day before
+the last partition and for the last day, then runs the ML stages, each in its own process
+through ``segmint run --stages``, on a copy of the first night's warehouse, carries their
+``ml.*`` tables and model artifacts into a copy of the second night's, and runs them again.
+Per stage and night: wall and CPU seconds (the child's, from the kernel), peak RSS of the
+process tree, rows, the stage's summary; then the quality block against the ground truth.
+``bench_recommend.py`` and ``bench_segment.py`` take the same ``--nights 2`` mode.
 """
 
 from __future__ import annotations
@@ -19,15 +33,18 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import sys
+import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-for extra in (ROOT, ROOT / "include"):
+for extra in (ROOT, ROOT / "include", ROOT / "bench"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
@@ -134,11 +151,143 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+ML_STAGES = ("segment", "score", "recommend")
+
+
+def prepare_nights(scale: str) -> list[tuple[date, Path]]:
+    """Warehouses after ingest, validate and transform of the last two days (kept)."""
+    import run as harness  # bench/ is on sys.path when this runs as a script
+
+    landing, _ = harness.ensure_data(scale)
+    folder = ROOT / "bench" / "data" / f"ml_{scale}"
+    stamp = folder / ".prepared"
+    days = [harness.END_DATE - timedelta(days=1), harness.END_DATE]
+    snaps = [folder / f"night-{d}.duckdb" for d in days]
+    fingerprint = (landing.parent / ".fingerprint").read_text()
+    if stamp.exists() and stamp.read_text() == fingerprint and all(p.exists() for p in snaps):
+        return list(zip(days, snaps, strict=True))
+    shutil.rmtree(folder, ignore_errors=True)
+    work = folder / "work" / "segmint.duckdb"
+    work.parent.mkdir(parents=True)
+    env = {
+        "SEGMINT_WAREHOUSE": str(work),
+        "SEGMINT_LANDING": str(landing),
+        "SEGMINT_OUTPUT": str(folder / "output"),
+    }
+    for day, snap in zip(days, snaps, strict=True):
+        for stage in ("ingest", "validate", "transform"):
+            m = harness.measure(f"prepare {day} {stage}", _stage_cmd(stage, day), env)
+            print(f"  prepare {day} {stage}: {m.wall_s} s", file=sys.stderr, flush=True)
+            if m.exit_code != 0:
+                raise SystemExit(f"{stage} failed for {day}: {m.stderr_tail}")
+        shutil.copy(work, snap)
+    shutil.rmtree(work.parent)
+    stamp.write_text(fingerprint)
+    return list(zip(days, snaps, strict=True))
+
+
+def _stage_cmd(stage: str, day: date) -> list[str]:
+    return [sys.executable, "-m", "segmint.cli", "run", "--stages", stage, "--as-of", str(day)]
+
+
+def carry_ml(source: Path, target: Path) -> None:
+    """Copy every ``ml.*`` table and the model artifacts of one warehouse into another."""
+    import duckdb
+
+    con = duckdb.connect(str(target))
+    try:
+        con.execute(f"attach '{source}' as previous (read_only)")
+        tables = con.execute(
+            "select table_name from duckdb_tables() "
+            "where database_name = 'previous' and schema_name = 'ml'"
+        ).fetchall()
+        con.execute("create schema if not exists ml")
+        for (table,) in tables:
+            con.execute(f"create or replace table ml.{table} as select * from previous.ml.{table}")
+        con.execute("detach previous")
+    finally:
+        con.close()
+    artifacts = source.parent / "artifacts"
+    if artifacts.exists():
+        shutil.copytree(artifacts, target.parent / "artifacts", dirs_exist_ok=True)
+
+
+def run_nights(
+    stages: list[str], scale: str = "10M", measured: tuple[str, ...] = (), count: int = 2
+) -> dict:
+    """Run the ML ``stages`` on the first night, carry ``ml.*`` over, run them on the next.
+
+    ``measured``: the stages summed into each night's totals (default: all of them).
+    """
+    import run as harness
+
+    nights = prepare_nights(scale)[:count]
+    landing = ROOT / "bench" / "data" / scale / "landing"
+    report: dict = {"benchmark": "ml nights", "scale": scale, "stages": stages, "nights": []}
+    with tempfile.TemporaryDirectory(prefix="segmint-ml-nights-") as tmp:
+        previous = None
+        for i, (day, snap) in enumerate(nights):
+            warehouse = Path(tmp) / f"night{i + 1}" / "segmint.duckdb"
+            warehouse.parent.mkdir(parents=True)
+            shutil.copy(snap, warehouse)
+            if previous is not None:
+                carry_ml(previous, warehouse)
+            results = warehouse.parent / "results.jsonl"
+            env = {
+                "SEGMINT_WAREHOUSE": str(warehouse),
+                "SEGMINT_LANDING": str(landing),
+                "SEGMINT_OUTPUT": str(Path(tmp) / "output"),
+                "SEGMINT_RESULTS_FILE": str(results),
+            }
+            night: dict = {"as_of": str(day), "first_night": i == 0, "stages": {}}
+            for stage in stages:
+                m = harness.measure(f"{day}:{stage}", _stage_cmd(stage, day), env)
+                record = (
+                    json.loads(results.read_text().splitlines()[-1]) if results.exists() else {}
+                )
+                night["stages"][stage] = {
+                    "wall_s": m.wall_s,
+                    "cpu_s": m.cpu_s,
+                    "peak_rss_mib": m.peak_rss_mib,
+                    "exit_code": m.exit_code,
+                    "rows_in": record.get("rows_in"),
+                    "rows_out": record.get("rows_out"),
+                    "summary": record.get("summary", m.stderr_tail),
+                    "warnings": record.get("warnings", []),
+                }
+                print(
+                    f"  night {i + 1} {stage:<10} {m.wall_s:>7.2f} s wall {m.cpu_s:>7.2f} s cpu "
+                    f"{m.peak_rss_mib:>7.1f} MiB exit {m.exit_code}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if m.exit_code != 0:
+                    raise SystemExit(f"{stage} failed on {day}: {m.stderr_tail}")
+            keep = measured or tuple(stages)
+            night["wall_s"] = round(sum(night["stages"][s]["wall_s"] for s in keep), 2)
+            night["cpu_s"] = round(sum(night["stages"][s]["cpu_s"] for s in keep), 2)
+            report["nights"].append(night)
+            previous = warehouse
+        report["quality"] = harness.quality(
+            previous, landing.parent / "ground_truth", nights[-1][0]
+        )
+    report["load_average_1m"] = round(os.getloadavg()[0], 2)
+    return report
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--threads", type=int, default=1, help="OpenMP threads (0 = all)")
+    parser.add_argument("--nights", type=int, choices=(1, 2), help="run on generated nights")
+    parser.add_argument("--scale", default="10M", help="generated data set for --nights")
+    parser.add_argument("--stages", default="score", help="ML stages for --nights, in order")
     args = parser.parse_args(argv)
+    if args.nights:
+        stages = [s.strip() for s in args.stages.split(",")]
+        report = run_nights(stages, args.scale, count=args.nights)
+        print(json.dumps(report, indent=2, default=str))
+        return report
 
     import sklearn.ensemble  # noqa: F401  (load OpenMP before limiting it)
     from threadpoolctl import threadpool_limits

@@ -174,17 +174,28 @@ def _label(model: str) -> str:
     return "cast(coalesce(future.orders, 0) = 0 and coalesce(future.sessions, 0) = 0 as integer)"
 
 
-def training_frame(
+def _active(lookback_days: int) -> str:
+    return (
+        f"(coalesce(f.recency_days < {int(lookback_days)}, false) "
+        f"or coalesce(f.days_since_last_visit < {int(lookback_days)}, false))"
+    )
+
+
+# Extra columns of the shared frames, dropped when a model's frame is taken from them.
+_SHARED = ["label_purchase", "label_churn", "is_active"]
+
+
+def labelled_frame(
     warehouse: Path,
-    model: str,
     cutoff: date,
     horizon_days: int,
     spec: FeatureSpec,
     lookback_days: int = 90,
 ) -> pd.DataFrame:
-    """Eligible customers' features as of ``cutoff`` and their label over the next H days.
+    """Every customer known at ``cutoff`` with both models' labels and the churn flag.
 
-    Reads the snapshot with ``as_of_date = cutoff`` and the daily activity strictly after the
+    One read serves both models (:func:`select_training` takes each model's rows). Reads
+    the snapshot with ``as_of_date = cutoff`` and the daily activity strictly after the
     cut-off and up to ``cutoff + horizon_days`` inclusive, nothing else.
     """
     end = cutoff + timedelta(days=horizon_days)
@@ -207,27 +218,73 @@ def training_frame(
 
     select
         {_select_list(spec)},
-        {_label(model)} as label,
+        {_label("purchase")} as label_purchase,
+        {_label("churn")} as label_churn,
+        {_active(lookback_days)} as is_active,
     from snapshot as f
     left join future on f.customer_id = future.customer_id
-    where {_eligibility(model, True, lookback_days)}
+    where {_eligibility("purchase", True, lookback_days)}
     order by f.customer_id
     """
     return read_frame(warehouse, sql, [cutoff, cutoff, end])
+
+
+def select_training(frame: pd.DataFrame, model: str) -> pd.DataFrame:
+    """One model's training rows (its eligibility) and ``label`` from a labelled frame."""
+    if model not in MODELS:
+        raise ValueError(f"unknown propensity model {model!r}; models are {', '.join(MODELS)}")
+    rows = frame if model == "purchase" else frame[frame["is_active"].to_numpy(dtype=bool)]
+    out = rows.drop(columns=_SHARED)
+    out["label"] = rows[f"label_{model}"].to_numpy()
+    return out.reset_index(drop=True)
+
+
+def training_frame(
+    warehouse: Path,
+    model: str,
+    cutoff: date,
+    horizon_days: int,
+    spec: FeatureSpec,
+    lookback_days: int = 90,
+) -> pd.DataFrame:
+    """Eligible customers' features as of ``cutoff`` and their label over the next H days."""
+    if model not in MODELS:
+        raise ValueError(f"unknown propensity model {model!r}; models are {', '.join(MODELS)}")
+    return select_training(
+        labelled_frame(warehouse, cutoff, horizon_days, spec, lookback_days), model
+    )
+
+
+def scoring_base(
+    warehouse: Path, as_of: date, spec: FeatureSpec, lookback_days: int = 90
+) -> pd.DataFrame:
+    """Every customer the purchase model scores as of ``as_of``, with the churn flag."""
+    sql = f"""
+    select
+        {_select_list(spec)},
+        {_active(lookback_days)} as is_active,
+    from {FEATURE_HISTORY} as f
+    where f.as_of_date = ? and {_eligibility("purchase", False, lookback_days)}
+    order by f.customer_id
+    """
+    return read_frame(warehouse, sql, [as_of])
+
+
+def select_scoring(frame: pd.DataFrame, model: str) -> pd.DataFrame:
+    """One model's scoring rows (its eligibility) from :func:`scoring_base`."""
+    if model not in MODELS:
+        raise ValueError(f"unknown propensity model {model!r}; models are {', '.join(MODELS)}")
+    rows = frame if model == "purchase" else frame[frame["is_active"].to_numpy(dtype=bool)]
+    return rows.drop(columns=["is_active"]).reset_index(drop=True)
 
 
 def scoring_frame(
     warehouse: Path, model: str, as_of: date, spec: FeatureSpec, lookback_days: int = 90
 ) -> pd.DataFrame:
     """Eligible customers' features as of ``as_of`` (no label: the future is unknown)."""
-    sql = f"""
-    select
-        {_select_list(spec)},
-    from {FEATURE_HISTORY} as f
-    where f.as_of_date = ? and {_eligibility(model, False, lookback_days)}
-    order by f.customer_id
-    """
-    return read_frame(warehouse, sql, [as_of])
+    if model not in MODELS:
+        raise ValueError(f"unknown propensity model {model!r}; models are {', '.join(MODELS)}")
+    return select_scoring(scoring_base(warehouse, as_of, spec, lookback_days), model)
 
 
 @dataclass(frozen=True)

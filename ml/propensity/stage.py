@@ -106,6 +106,28 @@ class Windows:
     warnings: list[str]
 
 
+class Frames:
+    """Snapshots read once per run and shared by both models (each takes its own rows)."""
+
+    def __init__(self, warehouse: Path, spec: dataset.FeatureSpec, lookback: int) -> None:
+        self.warehouse, self.spec, self.lookback = warehouse, spec, lookback
+        self._cache: dict[tuple, pd.DataFrame] = {}
+
+    def training(self, model_name: str, cutoff: date, horizon: int) -> pd.DataFrame:
+        key = ("labelled", cutoff, horizon)
+        if key not in self._cache:
+            self._cache[key] = dataset.labelled_frame(
+                self.warehouse, cutoff, horizon, self.spec, self.lookback
+            )
+        return dataset.select_training(self._cache[key], model_name)
+
+    def scoring(self, model_name: str, as_of: date) -> pd.DataFrame:
+        key = ("scoring", as_of)
+        if key not in self._cache:
+            self._cache[key] = dataset.scoring_base(self.warehouse, as_of, self.spec, self.lookback)
+        return dataset.select_scoring(self._cache[key], model_name)
+
+
 def build_windows(
     warehouse: Path,
     model_name: str,
@@ -113,11 +135,13 @@ def build_windows(
     horizon: int,
     spec: dataset.FeatureSpec,
     lookback: int,
+    frames: Frames | None = None,
 ) -> Windows:
     """Training, validation and holdout frames from the usable cut-offs (newest first)."""
+    frames = frames or Frames(warehouse, spec, lookback)
 
     def frame(cutoff: date) -> pd.DataFrame:
-        return dataset.training_frame(warehouse, model_name, cutoff, horizon, spec, lookback)
+        return frames.training(model_name, cutoff, horizon)
 
     holdout = frame(usable[0])
     warnings = []
@@ -354,6 +378,7 @@ def run_model(
     horizon: int,
     spec: dataset.FeatureSpec,
     hist: dataset.History,
+    frames: Frames,
 ) -> ModelOutcome:
     """Score with the registered model, or train (on the cadence, on drift, when none)."""
     out = ModelOutcome(model_name, new_run_id(model_name, as_of), horizon)
@@ -362,7 +387,7 @@ def run_model(
     reason = retrain_reason(settings, as_of, model_name, horizon, spec, registered)
     if reason is None:
         assert registered is not None and registered.meta is not None
-        _reuse(settings, as_of, out, spec, registered)
+        _reuse(settings, as_of, out, registered, frames)
         drift = out.drift
         if drift is None or not drift["is_over_threshold"]:
             return out
@@ -373,15 +398,15 @@ def run_model(
         out = ModelOutcome(model_name, out.run_id, horizon)
         out.warnings.append(f"{model_name}: retrained tonight: {reason}")
     out.params["retrain_reason"] = reason
-    return _train_night(settings, as_of, out, spec, hist)
+    return _train_night(settings, as_of, out, spec, hist, frames)
 
 
 def _reuse(
     settings: Settings,
     as_of: date,
     out: ModelOutcome,
-    spec: dataset.FeatureSpec,
     registered: Registered,
+    frames: Frames,
 ) -> None:
     """Score with the registered model; repeat its training night's evaluation."""
     meta = registered.meta
@@ -411,9 +436,7 @@ def _reuse(
     if evaluation.get("importance"):
         out.importance = pd.DataFrame(evaluation["importance"])
     out.artifact_path = str(settings.artifacts_dir / out.model_name / f"{registered.run_id}.joblib")
-    frame = dataset.scoring_frame(
-        settings.warehouse, out.model_name, as_of, spec, settings.propensity.active_lookback_days
-    )
+    frame = frames.scoring(out.model_name, as_of)
     out.scores = score_frame(
         registered.estimator,
         frame,
@@ -434,6 +457,7 @@ def _train_night(
     out: ModelOutcome,
     spec: dataset.FeatureSpec,
     hist: dataset.History,
+    frames: Frames,
 ) -> ModelOutcome:
     cfg = settings.propensity
     model_name, horizon = out.model_name, out.horizon_days
@@ -461,7 +485,7 @@ def _train_night(
             absent = [c.isoformat() for c in cutoffs[:2] if hist.snapshots.get(c, 0) == 0]
             out.message += f"; {dataset.FEATURE_HISTORY} lacks the snapshot(s) {', '.join(absent)}"
     else:
-        windows = build_windows(wh, model_name, usable, horizon, spec, lookback)
+        windows = build_windows(wh, model_name, usable, horizon, spec, lookback, frames)
         out.warnings += windows.warnings
         out.params["cutoffs"] = windows.cutoffs
         thin = [
@@ -483,7 +507,7 @@ def _train_night(
         published = _fallback(settings, as_of, out)
     if published is not None:
         version, estimator, numeric, categorical = published
-        frame = dataset.scoring_frame(wh, model_name, as_of, spec, lookback)
+        frame = frames.scoring(model_name, as_of)
         out.scores = score_frame(
             estimator, frame, numeric, categorical, model_name, as_of, version, out.run_id
         )
@@ -774,7 +798,10 @@ def run_propensity(settings: Settings, as_of: date) -> StageResult:
     # OpenMP threads in HistGradientBoosting slow down badly when the cores are busy
     # (a shared machine, DuckDB next door); the default is one thread per model fit.
     with threadpool_limits(limits=cfg.threads or None):
-        outcomes = [run_model(settings, as_of, name, h, spec, hist) for name, h in horizons.items()]
+        frames = Frames(wh, spec, cfg.active_lookback_days)
+        outcomes = [
+            run_model(settings, as_of, name, h, spec, hist, frames) for name, h in horizons.items()
+        ]
     versions, revision = library_versions(), git_revision()
     writes = [w for o in outcomes for w in _writes(o, as_of)]
     write_outputs(wh, writes, [_model_run(o, as_of, versions, revision) for o in outcomes])

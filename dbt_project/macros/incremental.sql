@@ -84,6 +84,27 @@
             from {{ this }}
             where as_of_date in (select as_of_date from wanted)
             group by as_of_date
+        ),
+
+        -- Newest load behind each day of activity and each day's CRM versions (a few hundred
+        -- rows), compared with each snapshot's own watermark below.
+        activity_loads as (
+            select activity_date as load_date, max(_loaded_at) as max_loaded_at
+            from {{ activity_relation }}
+            group by activity_date
+            union all
+            select cast(valid_from as date) as load_date, max(_loaded_at) as max_loaded_at
+            from {{ ref('stg_segmint__customer_versions') }}
+            group by cast(valid_from as date)
+        ),
+
+        stale as (
+            select distinct built.as_of_date
+            from built
+            inner join activity_loads
+                on
+                    activity_loads.load_date <= built.as_of_date
+                    and activity_loads.max_loaded_at > built.built_loaded_at
         )
 
         select cast(wanted.as_of_date as {{ dbt.type_string() }})
@@ -92,20 +113,7 @@
         where
             built.as_of_date is null
             or wanted.as_of_date = {{ as_of_date() }}
-            or exists (
-                select 1
-                from {{ activity_relation }} as activity
-                where
-                    activity.activity_date <= wanted.as_of_date
-                    and activity._loaded_at > built.built_loaded_at
-            )
-            or exists (
-                select 1
-                from {{ ref('stg_segmint__customer_versions') }} as versions
-                where
-                    versions.valid_from < {{ end_of_day('wanted.as_of_date') }}
-                    and versions._loaded_at > built.built_loaded_at
-            )
+            or wanted.as_of_date in (select stale.as_of_date from stale)
         order by 1
     {%- endset -%}
     {%- set result = run_query(query) -%}

@@ -18,10 +18,8 @@ session_events as (
     select
         person_key,
         event_date,
-        coalesce(
-            's:' || session_id,
-            'i:' || cast(session_number as {{ dbt.type_string() }})
-        ) as session_part,
+        session_id,
+        session_number,
         customer_id,
         anonymous_id,
         event_id,
@@ -44,7 +42,11 @@ aggregated as (
     select
         person_key,
         event_date as session_date,
-        session_part,
+        -- The session's part of its key, built once per session rather than per event.
+        coalesce(
+            's:' || session_id,
+            'i:' || cast(session_number as {{ dbt.type_string() }})
+        ) as session_part,
         max(customer_id) as customer_id,
         min(anonymous_id) as anonymous_id,
         min(event_at) as started_at,
@@ -67,7 +69,7 @@ aggregated as (
         {{ first_by('channel', ['event_at', 'event_id']) }} as channel,
         max(_loaded_at) as _loaded_at
     from session_events
-    group by person_key, event_date, session_part
+    group by person_key, event_date, session_id, session_number
 
 )
 

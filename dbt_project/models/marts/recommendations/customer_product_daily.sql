@@ -25,45 +25,23 @@ are rebuilt whole. Readers keep activity_date <= their as-of date.
 
 with
 
-events as (
-
-    select
-        sessionised.event_id,
-        sessionised.event_type,
-        sessionised.event_at,
-        sessionised.event_date,
-        sessionised.customer_id,
-        sessionised.person_key,
-        coalesce(
-            's:' || sessionised.session_id,
-            'i:' || cast(sessionised.session_number as {{ dbt.type_string() }})
-        ) as session_part,
-        sessionised.product_id,
-        sessionised.product_category,
-        coalesce(sessionised.quantity, 1) as quantity,
-        sessionised.price,
-        sessionised.revenue,
-        sessionised._loaded_at
-    from {{ ref('int_events_sessionised') }} as sessionised
-    where
-        sessionised.event_type in ('product_view', 'add_to_cart', 'remove_from_cart', 'purchase')
-        and {{ incremental_date_filter('sessionised.event_date', dates) }}
-
-),
-
+-- Each part reads int_events_sessionised itself, with its own filter: cheaper than holding
+-- one shared set of millions of rows.
 order_level_purchases as (
 
     select
         person_key,
         event_date,
-        session_part,
+        session_id,
+        session_number,
         min(event_at) as purchased_at
-    from events
+    from {{ ref('int_events_sessionised') }}
     where
         event_type = 'purchase'
         and product_id is null
         and person_key is not null
-    group by person_key, event_date, session_part
+        and {{ incremental_date_filter('event_date', dates, 'event_at') }}
+    group by person_key, event_date, session_id, session_number
 
 ),
 
@@ -76,24 +54,32 @@ session_cart_lines as (
         max(cart.product_category) as product_category,
         sum(
             case
-                when cart.event_type = 'add_to_cart' then cart.quantity
-                else -cart.quantity
+                when cart.event_type = 'add_to_cart' then coalesce(cart.quantity, 1)
+                else -coalesce(cart.quantity, 1)
             end
         ) as net_quantity,
         max(cart.price) as price,
         max(cart._loaded_at) as _loaded_at
-    from events as cart
+    from {{ ref('int_events_sessionised') }} as cart
     inner join order_level_purchases as purchase
         on
             cart.person_key = purchase.person_key
             and cart.event_date = purchase.event_date
-            and cart.session_part = purchase.session_part
+            and cart.session_id is not distinct from purchase.session_id
+            and cart.session_number is not distinct from purchase.session_number
             and cart.event_at <= purchase.purchased_at
     where
         cart.event_type in ('add_to_cart', 'remove_from_cart')
         and cart.customer_id is not null
         and cart.product_id is not null
-    group by cart.customer_id, cart.event_date, cart.person_key, cart.session_part, cart.product_id
+        and {{ incremental_date_filter('cart.event_date', dates, 'cart.event_at') }}
+    group by
+        cart.customer_id,
+        cart.event_date,
+        cart.person_key,
+        cart.session_id,
+        cart.session_number,
+        cart.product_id
 
 ),
 
@@ -108,14 +94,15 @@ interactions as (
         case when event_type = 'add_to_cart' then 1 else 0 end as cart_adds,
         case when event_type = 'purchase' then 1 else 0 end as purchases,
         case
-            when event_type = 'purchase' then coalesce(revenue, price * quantity)
+            when event_type = 'purchase' then coalesce(revenue, price * coalesce(quantity, 1))
         end as revenue,
         _loaded_at
-    from events
+    from {{ ref('int_events_sessionised') }}
     where
         customer_id is not null
         and product_id is not null
         and event_type in ('product_view', 'add_to_cart', 'purchase')
+        and {{ incremental_date_filter('event_date', dates, 'event_at') }}
 
     union all
 

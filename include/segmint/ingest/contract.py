@@ -389,8 +389,11 @@ CREATE TABLE IF NOT EXISTS ops.load_manifest (
     status VARCHAR NOT NULL,          -- 'loaded' | 'failed'
     error VARCHAR,
     first_loaded_at TIMESTAMP,
-    updated_at TIMESTAMP NOT NULL
+    updated_at TIMESTAMP NOT NULL,
+    rows_erased BIGINT DEFAULT 0      -- records of erased customers, dropped (nothing kept)
 );
+-- Warehouses created before rows_erased existed.
+ALTER TABLE ops.load_manifest ADD COLUMN IF NOT EXISTS rows_erased BIGINT DEFAULT 0;
 CREATE TABLE IF NOT EXISTS ops.quarantine (
     source_file VARCHAR NOT NULL,
     line_number BIGINT NOT NULL,

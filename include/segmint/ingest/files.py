@@ -1,11 +1,13 @@
 """Landing files: discovery, checksums, and reading every record as text with its line number.
 
-Each reader fills a temporary DuckDB table ``(_line BIGINT, raw VARCHAR, doc VARCHAR,
-_error VARCHAR)``: ``raw`` is the record as it arrived (kept for quarantine), ``doc`` the same
-record as a JSON object (what the typing step parses), ``_error`` why the record could not be
-made into one (then ``doc`` is NULL). Line numbers are physical, 1-based lines of the
-decompressed file (for CSV the header is line 1; a quoted field spanning lines keeps the
-number of its first line); for Parquet they are 1-based row numbers. Blank lines are not
+JSONL files are scanned once and typed straight from the scan (:func:`jsonl_scan_sql`, used by
+the loader). CSV and Parquet files fill a temporary DuckDB table ``(_file, _line, raw, doc,
+_error)`` first (:func:`read_records`): ``raw`` is the record as it arrived (kept for
+quarantine), ``doc`` the same record as a JSON object (what the typing step parses),
+``_error`` why the record could not be made into one (then ``doc`` is NULL).
+Line numbers are physical, 1-based lines of the decompressed file (for CSV the header is
+line 1; a quoted field spanning lines keeps the number of its first line); for Parquet they
+are 1-based row numbers. Blank lines are not
 records and are skipped without changing the numbering.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -72,7 +75,7 @@ def discover(landing: Path) -> tuple[list[LandingFile], list[str]]:
     Hidden files and markers starting with ``_`` or ``.`` (``_SUCCESS``) are skipped silently.
     """
     landing = Path(landing)
-    found: list[LandingFile] = []
+    candidates: list[tuple[str, Path, str, date, str]] = []
     ignored: list[str] = []
     for source in SOURCES:
         root = landing / source
@@ -97,17 +100,22 @@ def discover(landing: Path) -> tuple[list[LandingFile], list[str]]:
                 if fmt is None:
                     ignored.append(rel)
                     continue
-                found.append(
-                    LandingFile(
-                        path=rel,
-                        abspath=path,
-                        source=source,
-                        partition_date=partition_date,
-                        fmt=fmt,
-                        size_bytes=path.stat().st_size,
-                        sha256=sha256_of(path),
-                    )
-                )
+                candidates.append((rel, path, source, partition_date, fmt))
+    # hashlib releases the GIL on large buffers: checksum two files at a time.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        sums = list(pool.map(sha256_of, [c[1] for c in candidates]))
+    found = [
+        LandingFile(
+            path=rel,
+            abspath=path,
+            source=source,
+            partition_date=partition_date,
+            fmt=fmt,
+            size_bytes=path.stat().st_size,
+            sha256=sha,
+        )
+        for (rel, path, source, partition_date, fmt), sha in zip(candidates, sums, strict=True)
+    ]
     found.sort(key=lambda f: f.order_key)
     return found, ignored
 
@@ -116,40 +124,59 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def read_batch(
-    con: duckdb.DuckDBPyConnection, files: list[LandingFile], table: str
+def read_records(
+    con: duckdb.DuckDBPyConnection, files: list[LandingFile], ids: list[int], table: str
 ) -> dict[int, str]:
-    """Fill temp ``table`` with the records of every file of ``files`` (one source).
+    """Fill temp ``table`` with the records of the CSV and Parquet files among ``files[ids]``.
 
     The table has the columns ``(_file, _line, raw, doc, _error)``, ``_file`` being the
-    file's position in ``files``. The text files are read with one multi-file scan; when
-    that fails, each file is read on its own so a bad file does not stop the others.
-    Returns ``{position: error}`` for every file that cannot be read (it has no rows).
+    file's position in ``files``. The CSV files are read with one multi-file scan; when that
+    fails, each file is read on its own so a bad file does not stop the others. Returns
+    ``{position: error}`` for every file that cannot be read (it has no rows). JSONL files are
+    typed straight from their scan (:func:`jsonl_scan_sql`), not through this table.
     """
     con.execute(
         f"create or replace temp table {table} (_file INTEGER, _line BIGINT, raw VARCHAR,"
         " doc VARCHAR, _error VARCHAR)"
     )
     failed: dict[int, str] = {}
-    text = [i for i, f in enumerate(files) if f.fmt in ("jsonl", "csv")]
+    csv = [i for i in ids if files[i].fmt == "csv"]
     phys = f"{table}_phys"
-    if text:
-        failed.update(_read_lines_batch(con, files, text, phys))
-        jsonl = [i for i in text if files[i].fmt == "jsonl" and i not in failed]
-        if jsonl:
-            _read_jsonl(con, jsonl, phys, table)
-        csv = [i for i in text if files[i].fmt == "csv" and i not in failed]
+    if csv:
+        failed.update(_read_lines_batch(con, files, csv, phys))
+        csv = [i for i in csv if i not in failed]
         if csv:
             failed.update(_read_csv(con, files, csv, phys, table))
         _drop_lines(con, phys)
-    for i, f in enumerate(files):
-        if f.fmt == "parquet":
+    for i in ids:
+        if files[i].fmt == "parquet":
             try:
-                _read_parquet(con, f, i, table)
+                _read_parquet(con, files[i], i, table)
             except UnreadableFile as exc:
                 failed[i] = str(exc)
             except duckdb.Error as exc:
                 failed[i] = str(exc).splitlines()[0]
+    return failed
+
+
+def jsonl_scan_sql(paths: list[str]) -> str:
+    """SQL: ``(file_index, line)`` for every physical line of the files, in file and line order.
+
+    ``file_index`` is the position in ``paths``. Read into a table with
+    ``preserve_insertion_order`` the rows keep that order, so a line's number is its rowid
+    less its file's first rowid (blank lines come through as NULL and keep their number).
+    """
+    return _scan_sql(paths).replace("select filename, line", "select file_index, line", 1)
+
+
+def unreadable(con: duckdb.DuckDBPyConnection, files: list[LandingFile], ids: list[int]) -> dict:
+    """``{position: error}`` for the text files among ``ids`` that cannot be read to the end."""
+    failed: dict[int, str] = {}
+    for i in ids:
+        try:
+            con.execute(f"select count(*) from ({_scan_sql([str(files[i].abspath)])})").fetchall()
+        except duckdb.Error as exc:
+            failed[i] = str(exc).splitlines()[0]
     return failed
 
 
@@ -231,28 +258,6 @@ def _drop_lines(con: duckdb.DuckDBPyConnection, table: str) -> None:
 
 def _in(ids: list[int]) -> str:
     return "(" + ", ".join(str(i) for i in ids) + ")"
-
-
-def _read_jsonl(con: duckdb.DuckDBPyConnection, ids: list[int], phys: str, table: str) -> None:
-    # ``doc`` stays NULL: a well-formed JSON line is its own document (``coalesce(doc, raw)``).
-    con.execute(
-        f"""
-        insert into {table}
-        select
-            _file,
-            ln as _line,
-            line as raw,
-            null as doc,
-            case
-                when not json_valid(line)
-                    then 'malformed JSON: the line is not a valid JSON document'
-                when json_type(line) <> 'OBJECT'
-                    then 'malformed JSON: the line is not a JSON object'
-            end as _error
-        from {phys}
-        where _file in {_in(ids)} and trim(line) <> ''
-        """
-    )
 
 
 def _split_csv(expr: str) -> str:

@@ -1,13 +1,23 @@
 """``segmint ingest``: load new or changed landing files into ``raw.*``, accounting for every row.
 
-For each file (in ``(partition_date, path)`` order) the loader
+New files are handled in batches of one source (normally one batch per source and night):
 
-1. reads every record as text with its line number (:mod:`segmint.ingest.files`);
-2. types it in DuckDB with the contract's explicit cast rules (:mod:`segmint.ingest.contract`);
-3. validates the typed batch with the source's GX suite (:mod:`segmint.validation`); the
-   suite's row-level results decide: a record failing a ``record`` expectation is quarantined
-   with every reason that applied, a ``warning`` nulls the offending optional field;
-4. deduplicates what is left and inserts it, writing the manifest row in the same transaction.
+1. **stage**: one statement reads every JSONL file of the batch (one multi-file scan), parses
+   each line once, types it with the contract's explicit cast rules
+   (:mod:`segmint.ingest.contract`) and evaluates every row-level expectation of the source's
+   GX suite, translated to SQL, as flags, into one temporary table. Line numbers come from
+   that table's row order (the scan keeps file and line order). The raw text is kept only for
+   rows that may be quarantined, and the JSON document only for the rows GX will see. CSV and
+   Parquet records are first made into JSON documents (:mod:`segmint.ingest.files`) and
+   typed by the same SQL.
+2. **validate**: one GX run per batch (:mod:`segmint.validation`) over the rows the SQL flags
+   plus a deterministic sample of the others. GX's row-level results decide: a record failing
+   a ``record`` expectation is quarantined with every reason that applied, a ``warning``
+   nulls the offending optional field. A GX failure on a row the SQL did not flag for that
+   expectation stops the run (the translation is out of step with the suite).
+3. **write** (one transaction with the manifest rows): records of erased customers are
+   dropped and counted (``rows_erased``), failing records quarantined, duplicates recorded,
+   and the rest inserted into ``raw.*`` straight from the staged table.
 
 Duplicates: the copy with the smallest ``(partition_date, file path, line)`` wins, whatever
 order the files were loaded in. When a file loaded later holds an earlier copy, the copy
@@ -21,7 +31,9 @@ any file that had a duplicate of one of its records (that copy may win now).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -29,8 +41,8 @@ from typing import Any
 import duckdb
 
 from segmint.config import Settings
-from segmint.ingest.contract import FIELDS, OPS_DDL, RAW_TABLE
-from segmint.ingest.files import LandingFile, discover, read_batch
+from segmint.ingest.contract import FIELDS, OPS_DDL, RAW_TABLE, cast_sql
+from segmint.ingest.files import LandingFile, discover, jsonl_scan_sql, read_records, unreadable
 from segmint.stages import InputError, StageResult
 from segmint.warehouse import connect, ensure_raw_tables, transaction
 
@@ -39,20 +51,39 @@ log = logging.getLogger(__name__)
 # Kinds whose landing text is kept beside the typed value so the suite can tell a missing
 # value from an invalid one.
 _TEXT_KINDS = ("ts", "date", "decimal", "int", "double", "bool")
-# New files are read, validated and written in batches of about this many bytes of text
-# (a few million records): GX's cost is mostly per validation, DuckDB's per statement, and a
-# batch bounds the temp tables and the pandas frame.
-BATCH_BYTES = 1 << 30
-# Besides every row the SQL pre-filter flags, GX also sees one in this many of the others,
-# to prove the pre-filter and the suite agree (see BatchValidator.prefilter).
+# New files are staged, validated and written in batches of about this many bytes of text
+# (a gzip file counts six times its size). GX and each statement cost mostly per batch, so
+# a batch is normally a whole night; the bound keeps the temporary tables (which DuckDB
+# spills to disk beyond MEMORY_LIMIT) and the pandas frame of an unusual backfill in check.
+BATCH_BYTES = 12 << 30
+# Besides every row the SQL pre-filter flags, GX also sees one in this many of the others
+# (chosen by a hash of the record's text, so reruns see the same rows), to prove the
+# pre-filter and the suite agree.
 CHECK_SAMPLE = 200
-MEMORY_LIMIT = "1536MB"
+MEMORY_LIMIT = "2GB"
 THREADS = 2
+# Columns of a staged row besides the contract's fields.
+_STAGED = ("_file", "_line", "_error", "_extra", "_rec_bad", "_warn_bad", "_dom", "raw", "_gxdoc")
+# Id columns checked against erasure tombstones, per source.
+_ID_COLUMNS = {"events": ("customer_id", "anonymous_id"), "crm": ("customer_id",)}
 
 
 def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:
     ensure_raw_tables(con)
     con.execute(OPS_DDL)
+
+
+def import_gx_in_background() -> threading.Thread:
+    """Start importing Great Expectations (seconds of CPU) while DuckDB does other work."""
+
+    def work() -> None:
+        # A failed import is reported by the real import later.
+        with contextlib.suppress(Exception):
+            import great_expectations  # noqa: F401
+
+    thread = threading.Thread(target=work, name="segmint-gx-import", daemon=True)
+    thread.start()
+    return thread
 
 
 @dataclass
@@ -65,6 +96,7 @@ class FileOutcome:
     rows_loaded: int = 0
     rows_quarantined: int = 0
     rows_duplicate: int = 0
+    rows_erased: int = 0
     rows_warned: int = 0
     warnings: dict[str, int] = field(default_factory=dict)
 
@@ -73,13 +105,21 @@ def _lit(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def typed_select(source: str, records: str) -> str:
-    """SQL typing the ``doc`` of every well-formed record of ``records`` (one JSON parse)."""
+def _list(values: list[str]) -> str:
+    return "[" + ", ".join(values) + "]"
+
+
+def parse_sql(source: str, rel: str, limit_col: str, limit_sql: str) -> str:
+    """SQL typing the JSON ``doc`` of every row of ``rel`` where ``_ok`` (one JSON parse).
+
+    ``rel`` has at least ``_file``, ``doc`` and ``_ok``; its other columns pass through. Adds
+    the typed contract fields, ``<field>_text`` for the kinds in ``_TEXT_KINDS``, ``identity``
+    (events), ``_extra`` (unknown keys with a value, as JSON) and ``limit_col`` (the latest
+    acceptable timestamp, ``limit_sql`` over ``_file``).
+    """
     fields = FIELDS[source]
     paths = ", ".join(_lit(f'$."{f.name}"') for f in fields)
     known = ", ".join(_lit(f.name) for f in fields)
-    from segmint.ingest.contract import cast_sql
-
     cols = []
     for i, f in enumerate(fields, start=1):
         cols.append(f"{cast_sql(f.kind, f'v[{i}]')} as {f.name}")
@@ -90,44 +130,31 @@ def typed_select(source: str, records: str) -> str:
             "coalesce(" + cast_sql("id", "v[4]") + ", " + cast_sql("id", "v[5]") + ") as identity"
         )
     select_list = ",\n            ".join(cols)
+    path = "'$.\"' || replace(k, '\"', '\\\"') || '\"'"
     return f"""
         select
-            _file,
-            _line,
+            * exclude (v, _nkeys, _xkeys),
             {select_list},
-            case when len(extra_keys) > 0 then to_json(map_from_entries(list_transform(
-                extra_keys,
-                lambda k: {{'k': k, 'v': json_extract(doc, '$."' || replace(k, '"', '\\"') || '"')}}
+            case when len(_xkeys) > 0 then to_json(map_from_entries(list_transform(
+                _xkeys, lambda k: {{'k': k, 'v': json_extract(doc, {path})}}
             ))) end as _extra,
+            {limit_sql} as {limit_col},
         from (
             select
-                _file,
-                _line,
-                doc,
-                json_extract_string(doc, [{paths}]) as v,
+                *,
                 -- Keys outside the contract whose value is not JSON null. Most records have
-                -- none: the per-key extraction runs only for the few that do.
-                case
-                    when len(unknown) > 0 then list_filter(
-                        unknown,
-                        lambda k: json_extract_string(
-                            doc, '$."' || replace(k, '"', '\\"') || '"'
-                        ) is not null
-                    )
-                    else []
-                end as extra_keys,
+                -- none (no more keys than known values): the per-key work runs for the rest.
+                case when _nkeys > list_count(v) then list_filter(
+                    json_keys(doc),
+                    lambda k: not list_contains([{known}], k)
+                        and json_extract_string(doc, {path}) is not null
+                ) end as _xkeys,
             from (
                 select
-                    _file,
-                    _line,
-                    doc,
-                    list_filter(json_keys(doc), lambda k: not list_contains([{known}], k))
-                        as unknown,
-                from (
-                    select _file, _line, coalesce(doc, raw) as doc
-                    from {records}
-                    where _error is null
-                )
+                    *,
+                    case when _ok then json_extract_string(doc, [{paths}]) end as v,
+                    case when _ok then len(json_keys(doc)) end as _nkeys,
+                from {rel}
             )
         )
     """
@@ -142,6 +169,7 @@ class Ingest:
         self.now = datetime.now(UTC).replace(tzinfo=None)
         self._validator = None
         self.replacing = False
+        self._warned_fields: dict[str, list[str]] = {}
 
     @property
     def validator(self):
@@ -214,10 +242,65 @@ class Ingest:
         cols = ", ".join(f"{_lit(f.name)}: {p}{f.name}" for f in FIELDS["crm"])
         return f"md5(to_json({{{cols}}}))"
 
-    # --- one batch of one source: read, type, validate (outside any transaction) --------
+    # --- one batch of one source: stage and validate (outside any transaction) ----------
 
-    def read(self, con: duckdb.DuckDBPyConnection, files: list[LandingFile]) -> list[FileOutcome]:
-        """Read and type the files of one source into ``_rec_<source>``/``_typed_<source>``.
+    def _limit(self, files: list[LandingFile], file_col: str = "_file") -> str:
+        """SQL: the latest acceptable timestamp of a row of ``files[file_col]``."""
+        dates = _list([f"DATE '{f.partition_date}'" for f in files])
+        micros = int(self.settings.ingest.future_tolerance_hours * 3600 * 1e6)
+        return f"({dates}[{file_col} + 1] + 1)::TIMESTAMP + to_microseconds({micros})"
+
+    def _staged_sql(self, source: str, files: list[LandingFile], rel: str, line: bool) -> str:
+        """SQL: ``rel`` typed, its row-level expectations evaluated as flags (see ``stage``)."""
+        validator = self.validator
+        limit_col = validator.ts_limit_column(source)
+        checks = validator.prefilter(source)
+        levels = validator.levels(source)
+        rec = " or ".join(
+            f"coalesce({bad}, false)" for r, _, bad in checks if levels[r] == "record"
+        )
+        warn = " or ".join(
+            f"coalesce({bad}, false)" for r, _, bad in checks if levels[r] == "warning"
+        )
+        dom = " + ".join(
+            f"(case when coalesce({d}, false) then {1 << k} else 0 end)"
+            for k, d in enumerate(self._domains(source))
+        )
+        contract = ", ".join(f.name for f in FIELDS[source])
+        return f"""
+            select
+                _file,
+                {"_line," if line else "_blank,"}
+                _error,
+                {contract},
+                _extra,
+                _rec_bad,
+                _warn_bad,
+                {dom or "0"}::INTEGER as _dom,
+                case when _error is not null or _rec_bad then raw end as raw,
+                case
+                    when _ok and (_rec_bad or _warn_bad or hash(doc) % {CHECK_SAMPLE} = 0)
+                        then doc
+                end as _gxdoc,
+            from (
+                select
+                    *,
+                    _ok and ({rec or "false"}) as _rec_bad,
+                    _ok and ({warn or "false"}) as _warn_bad,
+                from ({parse_sql(source, rel, limit_col, self._limit(files))})
+            )
+        """
+
+    def _domains(self, source: str) -> list[str]:
+        """The distinct domains (row conditions) of the suite's row-level expectations."""
+        out: list[str] = []
+        for _, domain, _ in self.validator.prefilter(source):
+            if domain != "true" and domain not in out:
+                out.append(domain)
+        return out
+
+    def stage(self, con: duckdb.DuckDBPyConnection, files: list[LandingFile]) -> list[FileOutcome]:
+        """Read, type and flag the files of one source into the view ``_typed_<source>``.
 
         ``files`` are in load order; a row's ``_file`` is its file's position in the list,
         so ordering by ``(_file, _line)`` is ordering by ``(partition date, path, line)``.
@@ -225,9 +308,27 @@ class Ingest:
         source = files[0].source
         tag = source
         outs = [FileOutcome(file=f, tag=tag) for f in files]
-        failed = read_batch(con, files, f"_rec_{tag}")
-        for i, error in failed.items():
-            outs[i].status, outs[i].error = "failed", error
+        failed: dict[int, str] = {}
+        parts = []
+        jsonl = [i for i, f in enumerate(files) if f.fmt == "jsonl"]
+        if jsonl:
+            failed.update(self._stage_jsonl(con, files, jsonl, tag))
+            parts.append(f"_tjv_{tag}")
+        other = [i for i, f in enumerate(files) if f.fmt != "jsonl"]
+        if other:
+            failed.update(read_records(con, files, other, f"_rec_{tag}"))
+            rel = f"(select *, _error is null as _ok from _rec_{tag})"
+            con.execute(
+                f"create or replace temp table _tc_{tag} as "
+                + self._staged_sql(source, files, rel, line=True)
+            )
+            con.execute(f"drop table _rec_{tag}")
+            parts.append(f"_tc_{tag}")
+        columns = ", ".join([*_STAGED[:3], *(f.name for f in FIELDS[source]), *_STAGED[3:]])
+        con.execute(
+            f"create or replace temp view _typed_{tag} as "
+            + " union all ".join(f"select {columns} from {p}" for p in parts)
+        )
         values = ", ".join(
             f"({i}, {_lit(f.path)}, DATE '{f.partition_date}')" for i, f in enumerate(files)
         )
@@ -235,80 +336,147 @@ class Ingest:
             f"create or replace temp table _files_{tag} as select * from (values {values}) "
             "t(_file, _f_path, _f_date)"
         )
-        con.execute(
-            f"create or replace temp table _typed_{tag} as {typed_select(source, f'_rec_{tag}')}"
-        )
-        for i, n in con.execute(f"select _file, count(*) from _rec_{tag} group by 1").fetchall():
+        for i, error in failed.items():
+            outs[i].status, outs[i].error = "failed", error
+        for i, n in con.execute(f"select _file, count(*) from _typed_{tag} group by 1").fetchall():
             outs[i].rows_read = n
         return outs
 
-    def validate(self, con: duckdb.DuckDBPyConnection, outs: list[FileOutcome]) -> None:
-        """One GX validation over the typed rows of every file of ``outs`` (one source).
+    def _stage_jsonl(
+        self, con: duckdb.DuckDBPyConnection, files: list[LandingFile], ids: list[int], tag: str
+    ) -> dict[int, str]:
+        """Stage the JSONL files ``files[i]``, ``i`` in ``ids``, with one scan of them all."""
+        source = files[0].source
+        failed: dict[int, str] = {}
+        # Line numbers are row positions: the table must keep the scan's order.
+        con.execute("SET preserve_insertion_order = true")
+        while True:
+            readable = [i for i in ids if i not in failed]
+            positions = _list([str(i) for i in readable])
+            if readable:
+                scan = jsonl_scan_sql([str(files[i].abspath) for i in readable])
+            else:
+                scan = "select 0 as file_index, null::VARCHAR as line where false"
+            ws = "' ' || chr(9) || chr(13)"
+            rel = f"""(
+                select
+                    *,
+                    not _blank and _error is null as _ok,
+                from (
+                    select
+                        {positions}[file_index::BIGINT + 1]::INTEGER as _file,
+                        line as doc,
+                        line as raw,
+                        coalesce(trim(line), '') = '' as _blank,
+                        case
+                            when coalesce(trim(line), '') = '' then null
+                            when not json_valid(line)
+                                then 'malformed JSON: the line is not a valid JSON document'
+                            when left(ltrim(line, {ws}), 1) <> '{{'
+                                then 'malformed JSON: the line is not a JSON object'
+                        end as _error,
+                    from ({scan})
+                )
+            )"""
+            try:
+                con.execute(
+                    f"create or replace temp table _tj_{tag} as "
+                    + self._staged_sql(source, files, rel, line=False)
+                )
+                break
+            except duckdb.Error:
+                # Find the unreadable file(s), then stage the others.
+                bad = unreadable(con, files, readable)
+                if not bad:
+                    raise
+                failed.update(bad)
+        con.execute("SET preserve_insertion_order = false")
+        spans = con.execute(
+            f"select _file, min(rowid), max(rowid), count(*) from _tj_{tag} group by 1"
+        ).fetchall()
+        first = [0] * len(files)
+        for i, lo, hi, n in spans:
+            if hi - lo + 1 != n:
+                raise RuntimeError(
+                    f"{files[i].path}: the scan did not keep line order; cannot number lines"
+                )
+            first[i] = lo
+        con.execute(
+            f"""
+            create or replace temp view _tjv_{tag} as
+            select
+                * exclude (_blank),
+                rowid - {_list([str(x) for x in first])}[_file + 1] + 1 as _line,
+            from _tj_{tag}
+            where not _blank
+            """
+        )
+        return failed
 
-        GX's cost is mostly a fixed overhead per validation, so the loader validates many
-        files at once; ``_file`` (position in ``outs``) and ``_line`` route each failing row.
+    def validate(self, con: duckdb.DuckDBPyConnection, outs: list[FileOutcome]) -> None:
+        """One GX validation over the flagged and sampled rows of every file of ``outs``.
+
+        GX's cost is mostly a fixed overhead per validation plus a cost per row, so it runs
+        once per batch, on the rows the SQL flags and a sample of the others; ``_file``
+        (position in ``outs``) and ``_line`` route each failing row.
         """
         if not any(o.status == "loaded" for o in outs):
             self._store_results(con, outs, [], None)
             return
         validator = self.validator
         source, tag = outs[0].file.source, outs[0].tag
-        available = [r[0] for r in con.execute(f"describe _typed_{tag}").fetchall()]
-        limit_col = validator.ts_limit_column(source)
-        cols = [c for c in validator.columns(source, [*available, limit_col])]
-        select = ", ".join(
-            f"t.{c}::DOUBLE as {c}" if c in ("revenue", "price") else f"t.{c}"
-            for c in cols
-            if c not in ("_file", limit_col)
-        )
-        tolerance = self.settings.ingest.future_tolerance_hours
+        files = [o.file for o in outs]
         checks = validator.prefilter(source)
-        suspect = " or ".join(f"coalesce({bad}, false)" for _, _, bad in checks)
+        domains = self._domains(source)
+        counts = [
+            "count(*) filter (where _error is null) as _all",
+            *(f"count(*) filter (where _dom & {1 << k} <> 0) as d{k}" for k in range(len(domains))),
+        ]
+        per_file = con.execute(f"select _file, {', '.join(counts)} from _typed_{tag} group by 1")
+        domain = per_file.df().set_index("_file")
+        for rule, dom, _ in checks:
+            domain[rule] = domain["_all"] if dom == "true" else domain[f"d{domains.index(dom)}"]
+        limit_col = validator.ts_limit_column(source)
+        rel = (
+            f"(select _file, _line, _gxdoc as doc, true as _ok from _typed_{tag} "
+            "where _gxdoc is not null)"
+        )
+        flags = ", ".join(f'coalesce({bad}, false) as "_sql_{rule}"' for rule, _, bad in checks)
         con.execute(
-            f"""
-            create or replace temp table _batch as
-            select *, {suspect} as _suspect
-            from (
-                select
-                    t._file::INTEGER as _file,
-                    {select},
-                    (f._f_date + 1)::TIMESTAMP + to_microseconds({int(tolerance * 3600 * 1e6)})
-                        as {limit_col},
-                from _typed_{tag} t
-                join _files_{tag} f using (_file)
-            )
-            """
+            f"create or replace temp table _batch as select *, {flags} "
+            f"from ({parse_sql(source, rel, limit_col, self._limit(files))})"
         )
-        counts = ", ".join(
-            f'count(*) filter (where coalesce({dom}, false)) as "{rule}"' for rule, dom, _ in checks
-        )
-        domain = (
-            con.execute(f"select _file, {counts} from _batch group by _file")
-            .df()
-            .set_index("_file")
-        )
+        available = [r[0] for r in con.execute("describe _batch").fetchall()]
+        cols = [c for c in validator.columns(source, available) if c != "_file"]
+        select = ", ".join(f"{c}::DOUBLE as {c}" if c in ("revenue", "price") else c for c in cols)
         frame = con.execute(
-            f"""
-            select * from _batch
-            where _suspect or hash(_file, _line) % {CHECK_SAMPLE} = 0
-            order by _file, _line
-            """
+            f"select _file::INTEGER as _file, {select} from _batch order by _file, _line"
         ).df()
-        con.execute("drop table _batch")
         loaded = [o for o in outs if o.status == "loaded"]
         first, last = loaded[0].file.path, loaded[-1].file.path
         name = f"{first}..{last}" if len(loaded) > 1 else first
         results = validator.validate(source, frame, run_name=name.replace("/", "__"))
-        clean = frame.loc[~frame["_suspect"], ["_file", "_line"]]
+        # GX decides, but only the rows the SQL flagged were sure to reach it: a failure on a
+        # row the SQL passed for that expectation means the translation is out of step.
         for r in results:
-            if r.failing is not None and len(r.failing) and len(clean):
-                hit = r.failing.merge(clean, on=["_file", "_line"])
-                if len(hit):
-                    raise RuntimeError(
-                        f"GX rule {r.rule} failed rows the SQL pre-filter passed "
-                        f"(e.g. line {hit['_line'].iloc[0]}); the pre-filter of "
-                        "segmint.validation.unexpected_sql is out of step with the suite"
-                    )
+            if r.failing is None or not len(r.failing):
+                continue
+            con.register("_gx_failing", r.failing[["_file", "_line"]])
+            hit = con.execute(
+                f"""
+                select f._line from _gx_failing f
+                join _batch b on b._file = f._file and b._line = f._line
+                where not b."_sql_{r.rule}"
+                limit 1
+                """
+            ).fetchall()
+            con.unregister("_gx_failing")
+            if hit:
+                raise RuntimeError(
+                    f"GX rule {r.rule} failed rows the SQL pre-filter passed "
+                    f"(e.g. line {hit[0][0]}); the pre-filter of "
+                    "segmint.validation.unexpected_sql is out of step with the suite"
+                )
         for r in results:
             if r.text_column and r.failing is not None and len(r.failing):
                 import pandas as pd
@@ -317,6 +485,7 @@ class Ingest:
                 keys = pd.MultiIndex.from_frame(r.failing[["_file", "_line"]])
                 r.failing["value"] = text.reindex(keys).astype("string").to_numpy()
         del frame
+        con.execute("drop table _batch")
         self._store_results(con, outs, results, domain)
 
     def _store_results(self, con, outs: list[FileOutcome], results, domain) -> None:
@@ -327,8 +496,7 @@ class Ingest:
         parsed = {
             i: (total, errors)
             for i, total, errors in con.execute(
-                f"select _file, count(*), count(*) filter (where _error is not null) "
-                f"from _rec_{tag} group by 1"
+                f"select _file, count(*), count(_error) from _typed_{tag} group by 1"
             ).fetchall()
         }
         per_rule = {}
@@ -448,16 +616,19 @@ class Ingest:
             " description::VARCHAR as description from _fails_df"
         )
         con.unregister("_fails_df")
-        # Warnings: null the offending optional field, keep the record.
-        for (fld,) in con.execute(
-            f"select distinct field from _fails_{tag} where level = 'warning' order by 1"
-        ).fetchall():
-            con.execute(
-                f"update _typed_{tag} t set {fld} = null from (select distinct _file, _line "
-                f"from _fails_{tag} where level = 'warning' and field = ?) w "
-                "where t._file = w._file and t._line = w._line",
-                [fld],
-            )
+        # Warnings: the offending optional fields are nulled when the rows are written.
+        warned = [
+            r[0]
+            for r in con.execute(
+                f"select distinct field from _fails_{tag} where level = 'warning' order by 1"
+            ).fetchall()
+        ]
+        nulls = "".join(f', bool_or(field = {_lit(f)}) as "_null_{f}"' for f in warned)
+        con.execute(
+            f"create or replace temp table _warn_{tag} as select _file, _line{nulls} "
+            f"from _fails_{tag} where level = 'warning' group by all"
+        )
+        self._warned_fields[tag] = warned
 
     # --- one batch of one source: write (inside the unit's transaction) -----------------
 
@@ -502,6 +673,7 @@ class Ingest:
                     o.rows_quarantined,
                     o.rows_duplicate,
                     o.rows_warned,
+                    o.rows_erased,
                     o.status,
                     o.error,
                     first if o.status == "failed" else (first or self.now),
@@ -509,7 +681,13 @@ class Ingest:
                 ]
             )
         con.executemany(
-            "insert into ops.load_manifest values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            """
+            insert into ops.load_manifest (
+                path, size_bytes, sha256, source, partition_date, rows_read, rows_loaded,
+                rows_quarantined, rows_duplicate, rows_warned, rows_erased, status, error,
+                first_loaded_at, updated_at
+            ) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
             rows,
         )
 
@@ -534,49 +712,87 @@ class Ingest:
                 [o.file.sha256 for o in outs],
             ],
         )
+        # Erased customers: nothing of theirs is kept, not even in the quarantine.
+        erased = self._erased(con, source, tag)
         # Quarantine: unparseable records and records failing a record-level expectation.
         con.execute(
             f"""
             create or replace temp table _bad_{tag} as
-            select _file, _line, list(reason order by rule_order, reason) as reasons
-            from _fails_{tag}
-            where level = 'record'
-            group by _file, _line
-            union all
-            select _file, _line, [_error] from _rec_{tag} where _error is not null
+            select * from (
+                select _file, _line, list(reason order by rule_order, reason) as reasons
+                from _fails_{tag}
+                where level = 'record'
+                group by _file, _line
+                union all
+                select _file, _line, [_error] from _typed_{tag} where _error is not null
+            )
+            anti join {erased} using (_file, _line)
             """
         )
         con.execute(
             f"""
             insert into ops.quarantine
-            select f._f_path, b._line, ?, f._f_date, r.raw, b.reasons, ?
+            select f._f_path, b._line, ?, f._f_date, t.raw, b.reasons, ?
             from _bad_{tag} b
-            join _rec_{tag} r using (_file, _line)
+            join (select _file, _line, raw from _typed_{tag} where raw is not null) t
+                using (_file, _line)
             join {files} f using (_file)
             """,
             [source, self.now],
         )
-        # Candidates: good records, the first copy (smallest file, line) within the batch.
-        # Deduplication works on narrow (file, line, key) tables; the wide typed rows are
-        # read once, by the insert.
-        key = self._key_sql(source)
+        lost = con.execute(
+            f"select count(*) from _bad_{tag} b anti join "
+            f"(select _file, _line from _typed_{tag} where raw is not null) using (_file, _line)"
+        ).fetchone()[0]
+        if lost:
+            raise RuntimeError(
+                f"{lost} quarantined record(s) have no raw text (a GX record-level failure the "
+                "SQL pre-filter did not flag); the pre-filter is out of step with the suite"
+            )
+        # Good records, with the fields a warning nulled.
+        nulled = set(self._warned_fields.get(tag, []))
+        clean = ", ".join(
+            f'case when w."_null_{c}" then null else t.{c} end as {c}' if c in nulled else f"t.{c}"
+            for c in (fl.name for fl in FIELDS[source])
+        )
         con.execute(
             f"""
-            create or replace temp table _good_{tag} as
-            select _file, _line, {key} as _key
+            create or replace temp view _clean_{tag} as
+            select t._file, t._line, {clean}, t._extra
             from _typed_{tag} t
-            anti join _bad_{tag} b using (_file, _line)
+            anti join _bad_{tag} using (_file, _line)
+            anti join {erased} using (_file, _line)
+            left join _warn_{tag} w using (_file, _line)
+            where t._error is null
+            """
+        )
+        # Deduplication on a narrow (file, line, key) table. Only keys seen more than once in
+        # the batch or loaded already need the first-copy-wins ordering.
+        key = self._key_sql(source)
+        table = RAW_TABLE[source]
+        existing_key = self._key_sql(source, "e")
+        con.execute(
+            f"create or replace temp table _good_{tag} as "
+            f"select _file, _line, {key} as _key from _clean_{tag}"
+        )
+        con.execute(
+            f"""
+            create or replace temp table _dup_{tag} as
+            select * from _good_{tag}
+            semi join (
+                select _key from _good_{tag} group by _key having count(*) > 1
+                union
+                select _key from _good_{tag} where _key in (select {existing_key} from {table} e)
+            ) using (_key)
             """
         )
         con.execute(
             f"""
             create or replace temp table _cand_{tag} as
-            select * from _good_{tag}
+            select * from _dup_{tag}
             qualify row_number() over (partition by _key order by _file, _line) = 1
             """
         )
-        table = RAW_TABLE[source]
-        existing_key = self._key_sql(source, "e")
         # Copies already loaded from other files with the same key; does the new copy win?
         con.execute(
             f"""
@@ -595,9 +811,7 @@ class Ingest:
             join {table} e on {existing_key} = c._key
             """
         )
-        displaced = con.execute(f"select count(*) from _clash_{tag} where new_wins").fetchall()[0][
-            0
-        ]
+        displaced = con.execute(f"select count(*) from _clash_{tag} where new_wins").fetchone()[0]
         if displaced:
             con.execute(
                 f"""
@@ -624,21 +838,22 @@ class Ingest:
                 """,
                 [self.now],
             )
-        # The rows that go in: candidates that do not lose to a copy loaded before.
-        con.execute(
-            f"""
-            create or replace temp table _win_{tag} as
-            select _file, _line from _cand_{tag}
-            anti join (select _key from _clash_{tag} where not new_wins) using (_key)
-            """
-        )
         # Duplicates of this batch: later copies within it, and copies that lose to a loaded one.
         con.execute(
             f"""
+            create or replace temp table _lose_{tag} as
+            select * from _dup_{tag}
+            anti join (
+                select _file, _line from _cand_{tag}
+                anti join (select _key from _clash_{tag} where not new_wins) using (_key)
+            ) using (_file, _line)
+            """
+        )
+        con.execute(
+            f"""
             insert into ops.duplicates
-            select ?, f._f_path, g._line, f._f_date, g._key
-            from (select _file, _line, _key from _good_{tag}
-                anti join _win_{tag} w using (_file, _line)) g
+            select ?, f._f_path, l._line, f._f_date, l._key
+            from _lose_{tag} l
             join {files} f using (_file)
             """,
             [source],
@@ -651,38 +866,41 @@ class Ingest:
             f"""
             insert into {table} ({", ".join(contract)},
                 _source_file, _source_line, _partition_date, _extra, _loaded_at)
-            select {select}, f._f_path, t._line, f._f_date, t._extra::JSON, ?
-            from _typed_{tag} t
-            semi join _win_{tag} using (_file, _line)
+            select {select}, f._f_path, c._line, f._f_date, c._extra::JSON, ?
+            from _clean_{tag} c
+            anti join _lose_{tag} using (_file, _line)
             join {files} f using (_file)
             """,
             [self.now],
         )
         counts = {
-            i: (quarantined, duplicate, loaded, warned)
-            for i, quarantined, duplicate, loaded, warned in con.execute(
+            i: (quarantined, erased_n, duplicate, loaded, warned)
+            for i, quarantined, erased_n, duplicate, loaded, warned in con.execute(
                 f"""
                 with ids as (select _file from {files}),
                 bad as (select _file, count(*) as n from _bad_{tag} group by 1),
+                gone as (select _file, count(*) as n from {erased} group by 1),
                 good as (select _file, count(*) as n from _good_{tag} group by 1),
-                win as (select _file, count(*) as n from _win_{tag} group by 1),
+                lose as (select _file, count(*) as n from _lose_{tag} group by 1),
                 warned as (
-                    select _file, count(distinct _line) as n
-                    from _fails_{tag}
-                    semi join _win_{tag} using (_file, _line)
-                    where level = 'warning'
+                    select _file, count(*) as n
+                    from _warn_{tag}
+                    semi join _good_{tag} using (_file, _line)
+                    anti join _lose_{tag} using (_file, _line)
                     group by 1
                 )
                 select
                     ids._file,
                     coalesce(bad.n, 0),
-                    coalesce(good.n, 0) - coalesce(win.n, 0),
-                    coalesce(win.n, 0),
+                    coalesce(gone.n, 0),
+                    coalesce(lose.n, 0),
+                    coalesce(good.n, 0) - coalesce(lose.n, 0),
                     coalesce(warned.n, 0),
                 from ids
                 left join bad using (_file)
+                left join gone using (_file)
                 left join good using (_file)
-                left join win using (_file)
+                left join lose using (_file)
                 left join warned using (_file)
                 """
             ).fetchall()
@@ -694,14 +912,79 @@ class Ingest:
         for i, o in enumerate(outs):
             if o.status != "loaded":
                 continue
-            o.rows_quarantined, o.rows_duplicate, o.rows_loaded, o.rows_warned = counts[i]
+            q, e, d, n, w = counts[i]
+            if q + e + d + n != o.rows_read:
+                raise RuntimeError(
+                    f"{o.file.path}: row accounting does not hold ({o.rows_read} read, {n} "
+                    f"loaded, {q} quarantined, {d} duplicate, {e} erased)"
+                )
+            o.rows_quarantined, o.rows_erased, o.rows_duplicate, o.rows_loaded = q, e, d, n
+            o.rows_warned = w
         for i, description, n in warned:
             outs[i].warnings[description] = n
 
+    def _erased(self, con: duckdb.DuckDBPyConnection, source: str, tag: str) -> str:
+        """A temp table ``(_file, _line)`` of the staged rows of erased customers.
+
+        A row is theirs when its id columns hold a tombstoned id, or, for a record that may
+        be quarantined (its raw text is kept), when any word of that text is one: nothing of
+        an erased customer may be kept, not even an unreadable record.
+        """
+        from segmint.audiences.erasure import tombstone_filter_sql
+
+        name = f"_erased_{tag}"
+        keep_id = tombstone_filter_sql(con, ("id",))
+        if keep_id == "true":
+            con.execute(f"create or replace temp table {name} (_file INTEGER, _line BIGINT)")
+            return name
+        id_cols = _ID_COLUMNS[source]
+        ids = " union ".join(f"select distinct {c} as id from _typed_{tag}" for c in id_cols)
+        con.execute(
+            f"create or replace temp table _eids_{tag} as select id from ({ids}) "
+            f"where id is not null and not ({keep_id})"
+        )
+        match = " or ".join(f"{c} in (select id from _eids_{tag})" for c in id_cols)
+        keep_token = tombstone_filter_sql(con, ("token",))
+        con.execute(
+            f"""
+            create or replace temp table {name} as
+            select _file, _line from _typed_{tag} where {match}
+            union
+            select _file, _line
+            from (
+                select
+                    _file,
+                    _line,
+                    unnest(regexp_split_to_array(raw, '[^A-Za-z0-9_.@+-]+')) as token,
+                from _typed_{tag}
+                where raw is not null
+            )
+            where token <> '' and not ({keep_token})
+            """
+        )
+        return name
+
     def drop_temp(self, con: duckdb.DuckDBPyConnection, tag: str) -> None:
-        for name in ("rec", "typed", "files", "runs", "fails", "bad", "good", "cand", "clash"):
+        for view in ("typed", "tjv", "clean"):
+            con.execute(f"drop view if exists _{view}_{tag}")
+        for name in (
+            "tj",
+            "tc",
+            "rec",
+            "files",
+            "runs",
+            "fails",
+            "warn",
+            "bad",
+            "erased",
+            "eids",
+            "good",
+            "dup",
+            "cand",
+            "clash",
+            "lose",
+        ):
             con.execute(f"drop table if exists _{name}_{tag}")
-        con.execute(f"drop table if exists _win_{tag}")
 
 
 def _batch_size(f: LandingFile) -> int:
@@ -711,6 +994,8 @@ def _batch_size(f: LandingFile) -> int:
 
 def run_ingest(settings: Settings, as_of: date) -> StageResult:
     """Load every landing file with partition date <= ``as_of`` not loaded yet (or changed)."""
+    # GX takes seconds to import: overlap it with the checksums and the planning.
+    import_gx_in_background()
     ingest = Ingest(settings, as_of)
     files, ignored = discover(settings.landing)
     outcomes: list[FileOutcome] = []
@@ -721,7 +1006,7 @@ def run_ingest(settings: Settings, as_of: date) -> StageResult:
         for source in sorted({f.source for f in batch}):
             part = sorted((f for f in batch if f.source == source), key=lambda x: x.order_key)
             log.info("ingest: reading %d %s file(s)", len(part), source)
-            outs = ingest.read(con, part)
+            outs = ingest.stage(con, part)
             ingest.validate(con, outs)
             groups.append(outs)
         with transaction(con):
@@ -735,7 +1020,8 @@ def run_ingest(settings: Settings, as_of: date) -> StageResult:
         # Bounded memory: DuckDB spills the batch's temp tables to disk beyond this.
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         con.execute(f"SET threads = {THREADS}")
-        con.execute("SET preserve_insertion_order = true")
+        # Only staging needs the scan's order (it sets it for that statement).
+        con.execute("SET preserve_insertion_order = false")
         ensure_ops_tables(con)
         units, skipped = ingest.plan(con, files)
         pending: list[LandingFile] = []
@@ -774,6 +1060,7 @@ def _result(
                 "loaded": 0,
                 "quarantined": 0,
                 "duplicates": 0,
+                "erased": 0,
                 "warned": 0,
             },
         )
@@ -783,10 +1070,20 @@ def _result(
         s["loaded"] += o.rows_loaded
         s["quarantined"] += o.rows_quarantined
         s["duplicates"] += o.rows_duplicate
+        s["erased"] += o.rows_erased
         s["warned"] += o.rows_warned
     total = {
         k: sum(s[k] for s in per_source.values())
-        for k in ("files", "failed", "read", "loaded", "quarantined", "duplicates", "warned")
+        for k in (
+            "files",
+            "failed",
+            "read",
+            "loaded",
+            "quarantined",
+            "duplicates",
+            "erased",
+            "warned",
+        )
     }
     failed = [o for o in outcomes if o.status == "failed"]
     warnings = [f"ignored {p}: not a supported landing file or partition" for p in ignored]
@@ -797,7 +1094,9 @@ def _result(
     warnings += [f"field nulled on {n} row(s): {r}" for r, n in sorted(counts.items())]
     summary = (
         f"loaded {total['loaded']} rows, quarantined {total['quarantined']}, "
-        f"duplicates {total['duplicates']} from {total['files'] - total['failed']} file(s)"
+        f"duplicates {total['duplicates']}"
+        + (f", erased {total['erased']}" if total["erased"] else "")
+        + f" from {total['files'] - total['failed']} file(s)"
         f" ({skipped} already loaded)" + (f"; {total['failed']} file(s) failed" if failed else "")
     )
     result = StageResult(

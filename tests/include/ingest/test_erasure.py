@@ -1,0 +1,71 @@
+"""Erased customers stay erased: ingest drops their new records and keeps no text of them."""
+
+from __future__ import annotations
+
+from segmint.audiences.erasure import erase_customers
+from segmint.ingest import run_ingest
+from tests.include.ingest.conftest import D1, D2, event, write_jsonl, write_lines
+
+
+def test_records_of_erased_customers_are_not_ingested(settings, landing, query):
+    write_jsonl(
+        landing / "events/dt=2026-06-01/a.jsonl",
+        [event("e1", customer_id="c1", anonymous_id="anon1"), event("e2", customer_id="c2")],
+    )
+    write_lines(
+        landing / "crm/dt=2026-06-01/c.csv",
+        ["customer_id,updated_at,email", "c1,2026-05-01,one@example.com", "c2,2026-05-01,"],
+    )
+    run_ingest(settings, D1)
+    erase_customers(settings, ["c1"])
+    assert query("select count(*) from raw.events where customer_id = 'c1'") == [(0,)]
+
+    # A late delivery holds more of c1: by customer_id, by a linked anonymous id only, a
+    # record that fails validation and an unreadable line that mentions them.
+    write_jsonl(
+        landing / "events/dt=2026-06-02/b.jsonl",
+        [
+            event("e3", D2, customer_id="c1"),
+            event("e4", D2, customer_id=None, anonymous_id="anon1"),
+            event("e5", D2, customer_id="c1", event_type="teleport"),
+            '{"event_id": "e6", "customer_id": "c1", ',
+            event("e7", D2, customer_id="c2"),
+            event("e8", D2, customer_id="c2", event_type="teleport"),
+            event("e2", D2, customer_id="c2"),
+        ],
+    )
+    write_lines(
+        landing / "crm/dt=2026-06-02/c.csv",
+        ["customer_id,updated_at,email", "c1,2026-06-01,one@example.com", "c2,2026-06-01,"],
+    )
+    result = run_ingest(settings, D2)
+    assert result.details["sources"]["events"]["erased"] == 4
+    assert "erased 5" in result.summary
+
+    # Nothing of c1 anywhere: raw tables, quarantine, duplicates.
+    assert query(
+        "select count(*) from raw.events where customer_id = 'c1' or anonymous_id = 'anon1'"
+    ) == [(0,)]
+    assert query("select customer_id from raw.customers order by all") == [("c2",), ("c2",)]
+    assert query("select count(*) from ops.quarantine where raw_record like '%c1%'") == [(0,)]
+    assert query("select source_file, line_number from ops.quarantine") == [
+        ("events/dt=2026-06-02/b.jsonl", 6)
+    ]
+    # Everyone else's records went where they always go.
+    assert {r[0] for r in query("select event_id from raw.events")} == {"e2", "e7"}
+    assert query("select source_file, line_number from ops.duplicates") == [
+        ("events/dt=2026-06-02/b.jsonl", 7)
+    ]
+    # Row accounting holds with the new category, for every file.
+    manifest = {
+        r[0]: r[1:]
+        for r in query(
+            "select path, rows_read, rows_loaded, rows_quarantined, rows_duplicate, rows_erased "
+            "from ops.load_manifest"
+        )
+    }
+    for path, (read, loaded, quarantined, duplicate, erased) in manifest.items():
+        assert read == loaded + quarantined + duplicate + erased, path
+    assert manifest["events/dt=2026-06-02/b.jsonl"] == (7, 1, 1, 1, 4)
+    assert manifest["crm/dt=2026-06-02/c.csv"] == (2, 1, 0, 0, 1)
+    assert manifest["events/dt=2026-06-01/a.jsonl"][4] == 0

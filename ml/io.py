@@ -85,10 +85,11 @@ def read_frame(warehouse: Path, sql: str, params: Sequence[Any] = ()) -> pd.Data
 
 @dataclass
 class TableWrite:
-    """Replace the rows matching ``delete_where`` in ``table`` by ``frame``."""
+    """Replace the rows matching ``delete_where`` in ``table`` by ``frame`` (a DataFrame or
+    an Arrow table)."""
 
     table: str
-    frame: pd.DataFrame
+    frame: Any
     delete_where: str = ""
     delete_params: Sequence[Any] = ()
     # Optional ``CREATE TABLE IF NOT EXISTS`` statement giving the table explicit types;
@@ -129,7 +130,8 @@ def write_outputs(
                         f"DELETE FROM {write.table} WHERE {write.delete_where}",
                         list(write.delete_params),
                     )
-                cols = ", ".join(f'"{c}"' for c in write.frame.columns)
+                names = getattr(write.frame, "column_names", None)  # an Arrow table
+                cols = ", ".join(f'"{c}"' for c in (names or write.frame.columns))
                 con.execute(f"INSERT INTO {write.table} ({cols}) SELECT {cols} FROM {view}")
                 if write.then_sql:
                     then = f"_segmint_then_{i}"

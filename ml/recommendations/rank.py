@@ -186,3 +186,20 @@ def merge(
         score=scores[row, col],
         source=np.broadcast_to(source, products.shape)[row, col],
     )
+
+
+def concat(parts: list[Lists]) -> Lists:
+    """Lists of several groups of customers as one, in (customer, rank) order."""
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return Lists(
+            empty,
+            empty.astype(np.int32),
+            empty.astype(np.int32),
+            empty.astype(float),
+            empty.astype(np.int8),
+        )
+    fields = ("customer", "rank", "product", "score", "source")
+    joined = {f: np.concatenate([getattr(p, f) for p in parts]) for f in fields}
+    order = np.lexsort((joined["rank"], joined["customer"]))
+    return Lists(**{f: v[order] for f, v in joined.items()})

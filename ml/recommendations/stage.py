@@ -109,6 +109,19 @@ def fit_factors(
     )
 
 
+def _als(matrix, cfg: RecommendationSettings, factors: int, sweeps: int, init=None) -> Factors:
+    return fit_als(
+        matrix,
+        factors=factors,
+        regularization=cfg.regularization,
+        alpha=cfg.alpha,
+        iterations=sweeps,
+        cg_steps=cfg.cg_steps,
+        random_state=cfg.random_state,
+        init=init,
+    )
+
+
 @dataclass
 class Prepared:
     """What every list built from one set of interactions shares."""
@@ -152,49 +165,67 @@ def build_lists(
     With ``factors``: collaborative picks for warm customers, then content, segment-popular
     and popular; without: popular only (the baseline). Purchased, non-repeatable products are
     never recommended.
+
+    Each fallback block offers a customer the first ``n + b`` candidates of its ranking,
+    ``b`` being the number of products the customer may not get again: enough for ``n``
+    picks whatever was bought or already picked by an earlier block, so the lists are the
+    ones a block of any greater width gives. Customers are merged in groups of equal width
+    (``n + b`` rounded up to a power of two), not at the width of the heaviest buyer.
     """
-    per_customer = np.bincount(prep.excluded // max(ctx.n_products, 1), minlength=ctx.n_customers)
-    most_excluded = int(per_customer[customers].max()) if len(customers) else 0
-    width = min(n + most_excluded, ctx.n_products)
+    n_products = max(ctx.n_products, 1)
+    per_customer = np.bincount(prep.excluded // n_products, minlength=ctx.n_customers)
+    need = n + per_customer[customers]
+    widest = min(int(need.max()) if len(customers) else n, ctx.n_products)
     sold = prep.sold
-    top = prep.order[:width][sold[prep.order[:width]] > 0]
-    popular_table = np.full((1, width), -1, dtype=np.int32)
+    top = prep.order[:widest][sold[prep.order[:widest]] > 0]
+    popular_table = np.full((1, widest), -1, dtype=np.int32)
     popular_table[0, : len(top)] = top
     popular_scores = np.where(popular_table >= 0, sold[np.maximum(popular_table, 0)], 0.0)
-    everyone = np.zeros(len(customers), dtype=np.int32)
-    popular = rank.table_block("popular", everyone, popular_table, popular_scores)
-    if factors is None:
-        lists = rank.merge([popular], customers, prep.excluded, ctx.n_products, n)
-        return Built(lists, None, 0, 0)
-
-    warm = np.diff(prep.matrix.indptr)[customers] >= cfg.min_interactions
-    blocks = [
-        rank.collaborative_block(
+    tables = [("popular", np.zeros(ctx.n_customers, dtype=np.int32), popular_table, popular_scores)]
+    collaborative = None
+    warm = np.zeros(len(customers), dtype=bool)
+    if factors is not None:
+        warm = np.diff(prep.matrix.indptr)[customers] >= cfg.min_interactions
+        collaborative = rank.collaborative_block(
             factors.user, factors.item, customers, warm, prep.excluded, n, allowed=allowed
         )
-    ]
-    content_table = ix.top_by_group(
-        ctx.product_category, sold, prep.interest, ctx.n_categories, width
-    )
-    content_scores = np.where(content_table >= 0, sold[np.maximum(content_table, 0)], 0.0)
-    blocks.append(
-        rank.table_block("content", ctx.favourite[customers], content_table, content_scores)
-    )
-    if ctx.segment is not None and ctx.n_segments:
-        seg_table, seg_scores = ix.group_popularity(
-            ctx.segment,
-            prep.inter,
-            ctx.n_segments,
-            ctx.n_products,
-            cfg.half_life_days,
-            width,
-            prep.interest,
+        content_table = ix.top_by_group(
+            ctx.product_category, sold, prep.interest, ctx.n_categories, widest
         )
-        blocks.append(
-            rank.table_block("segment-popular", ctx.segment[customers], seg_table, seg_scores)
-        )
-    blocks.append(popular)
-    lists = rank.merge(blocks, customers, prep.excluded, ctx.n_products, n)
+        content_scores = np.where(content_table >= 0, sold[np.maximum(content_table, 0)], 0.0)
+        fallbacks = [("content", ctx.favourite, content_table, content_scores)]
+        if ctx.segment is not None and ctx.n_segments:
+            seg_table, seg_scores = ix.group_popularity(
+                ctx.segment,
+                prep.inter,
+                ctx.n_segments,
+                ctx.n_products,
+                cfg.half_life_days,
+                widest,
+                prep.interest,
+            )
+            fallbacks.append(("segment-popular", ctx.segment, seg_table, seg_scores))
+        tables = fallbacks + tables
+
+    width = np.minimum(2 ** np.ceil(np.log2(np.maximum(need, 16))).astype(np.int64), widest)
+    parts = []
+    for w in np.unique(width):
+        idx = np.flatnonzero(width == w)
+        who = customers[idx]
+        blocks = []
+        if collaborative is not None:
+            blocks.append(
+                rank.Block("collaborative", collaborative.products[idx], collaborative.scores[idx])
+            )
+        for source, group, table, scores in tables:
+            g = group[who] if source != "popular" else np.zeros(len(who), dtype=np.int32)
+            blocks.append(rank.table_block(source, g, table[:, :w], scores[:, :w]))
+        part = rank.merge(blocks, who, prep.excluded, ctx.n_products, n)
+        part.customer = idx[part.customer]
+        parts.append(part)
+    lists = rank.concat(parts)
+    if factors is None:
+        return Built(lists, None, 0, 0)
     return Built(lists, factors, int(warm.sum()), int(prep.matrix.nnz))
 
 
@@ -270,13 +301,29 @@ def evaluate(
     if len(candidates) > 1:
         select, judged = customers[customers % 2 == 0], customers[customers % 2 == 1]
     fitted: dict[int, Factors] = {}
-    for k in candidates:
-        fitted[k] = fit_factors(prep.matrix, cfg, k, method)
-        if len(candidates) > 1:
+    if len(candidates) == 1 or method != "als":
+        for k in candidates:
+            fitted[k] = fit_factors(prep.matrix, cfg, k, method)
+            if len(candidates) > 1:
+                values, _ = measure(select, fitted[k], [GATE_K])
+                selection[k] = values[f"recall_at_{GATE_K}"]
+        chosen = max(candidates, key=lambda k: (np.nan_to_num(selection.get(k, 0.0)), -k))
+    else:
+        # Candidates are compared after half the sweeps, smallest first, and the search stops
+        # at the first one that does worse than the one before (recall over factor counts has
+        # been unimodal on every shop measured); the chosen one then continues to the full
+        # number of sweeps, which gives exactly the factors a full fit gives.
+        half = max(1, cfg.iterations // 2)
+        for k in sorted(candidates):
+            fitted[k] = _als(prep.matrix, cfg, k, half)
             values, _ = measure(select, fitted[k], [GATE_K])
             selection[k] = values[f"recall_at_{GATE_K}"]
-    # Best recall on the selection half; ties (and an empty half) go to fewer factors.
-    chosen = max(candidates, key=lambda k: (np.nan_to_num(selection.get(k, 0.0)), -k))
+            if len(selection) > 1 and selection[k] < max(selection.values()):
+                break
+        # Best recall on the selection half; ties (and an empty half) go to fewer factors.
+        chosen = max(selection, key=lambda k: (np.nan_to_num(selection[k]), -k))
+        if cfg.iterations > half:
+            fitted[chosen] = _als(prep.matrix, cfg, chosen, cfg.iterations - half, fitted[chosen])
     k_values = sorted({GATE_K, cfg.top_n})
     model, built = measure(judged, fitted[chosen], k_values)
     popularity, _ = measure(judged, None, k_values)
@@ -329,18 +376,40 @@ def _context(inputs: Inputs, cfg: RecommendationSettings, favourite, segments) -
 
 def recommendations_frame(
     lists: rank.Lists, customers: np.ndarray, inputs: Inputs, as_of: date, run_id: str
-) -> pd.DataFrame:
-    return pd.DataFrame(
+):
+    """The lists as an Arrow table in the ``ml.recommendations`` layout.
+
+    Ids are dictionary-encoded (codes into tonight's id arrays): DuckDB writes 2M rows of
+    them several times faster than pandas object columns.
+    """
+    import pyarrow as pa
+
+    def coded(codes: np.ndarray, values: np.ndarray) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(
+            pa.array(np.asarray(codes, dtype=np.int32)), pa.array(values.astype(str))
+        )
+
+    n = len(lists.product)
+    return pa.table(
         {
-            "customer_id": inputs.customer_ids[customers[lists.customer]],
-            "as_of_date": as_of,
-            "rank": lists.rank.astype("int32"),
-            "product_id": inputs.product_ids[lists.product],
-            "score": lists.score.astype(float),
-            "source": np.asarray(rank.SOURCES, dtype=object)[lists.source],
-            "run_id": run_id,
+            "customer_id": coded(customers[lists.customer], inputs.customer_ids),
+            "as_of_date": pa.array(np.full(n, np.datetime64(as_of, "D"))),
+            "rank": pa.array(lists.rank.astype(np.int32)),
+            "product_id": coded(lists.product, inputs.product_ids),
+            "score": pa.array(lists.score.astype(np.float64)),
+            "source": coded(lists.source, np.asarray(rank.SOURCES, dtype=object)),
+            "run_id": coded(np.zeros(n, dtype=np.int32), np.asarray([run_id], dtype=object)),
         }
     )
+
+
+def list_stats(lists: rank.Lists, n: int) -> tuple[dict[str, int], int]:
+    """Rows per source, and how many customers got fewer than ``n`` recommendations."""
+    counts = np.bincount(lists.source.astype(np.int64), minlength=len(rank.SOURCES))
+    sources = {s: int(c) for s, c in zip(rank.SOURCES, counts, strict=True) if c}
+    per_customer = np.bincount(lists.customer.astype(np.int64))
+    short = int(((per_customer > 0) & (per_customer < n)).sum())
+    return sources, short
 
 
 def metrics_frame(evaluation: Evaluation, run_id: str, as_of: date) -> pd.DataFrame:
@@ -633,7 +702,7 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
             MODEL_METRICS_DDL,
         ),
     ]
-    sources = recs["source"].value_counts().to_dict()
+    sources, short = list_stats(built.lists, cfg.top_n)
     model_run = {
         "run_id": run_id,
         "model_name": MODEL_NAME,
@@ -651,19 +720,18 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
 
     model_recall = evaluation.metrics["model"].get(f"recall_at_{GATE_K}", float("nan"))
     pop_recall = evaluation.metrics["popularity"].get(f"recall_at_{GATE_K}", float("nan"))
-    short = int((recs.groupby("customer_id", sort=False).size() < cfg.top_n).sum())
     if short:
         warnings.append(f"{short} customers got fewer than {cfg.top_n} recommendations")
     state = "model published" if publish else "popularity published"
     summary = (
-        f"{state}: {len(recs)} recommendations for {ctx.n_customers} customers; holdout "
+        f"{state}: {recs.num_rows} recommendations for {ctx.n_customers} customers; holdout "
         f"recall@{GATE_K} model {model_recall:.3f} vs popularity {pop_recall:.3f} "
         f"({evaluation.customers} customers)"
     )
     return StageResult(
         stage="recommend",
         rows_in=len(inputs.interactions),
-        rows_out=len(recs),
+        rows_out=recs.num_rows,
         summary=summary,
         details=json_safe(
             {
@@ -763,7 +831,7 @@ def _reuse_night(
         f"ranked with the registered model {registered.run_id} (trained as of "
         f"{registered.as_of_date}, {age} days ago; retrain every {cfg.retrain_every_days} days)"
     )
-    sources = recs["source"].value_counts().to_dict()
+    sources, short = list_stats(built.lists, cfg.top_n)
     params = json_safe(
         {
             **dataclasses.asdict(cfg),
@@ -810,7 +878,6 @@ def _reuse_night(
         },
     )
     total = _count_lists(settings.warehouse, as_of)
-    short = int((recs.groupby("customer_id", sort=False).size() < cfg.top_n).sum())
     if short:
         warnings.append(f"{short} customers got fewer than {cfg.top_n} recommendations")
     summary = (

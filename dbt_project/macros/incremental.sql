@@ -131,3 +131,19 @@
         1 = 1
     {%- endif -%}
 {%- endmacro %}
+
+{#- Post-hook of the date-partitioned models: delete the rows of days that have no raw event
+    left (every row of the day deleted or moved by a reload). delete+insert only replaces the
+    days present in the new rows, so such a day would otherwise keep its old rows. -#}
+{% macro delete_emptied_days(date_column) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }}
+        where {{ date_column }} in (
+            select event_date
+            from {{ this.database }}.intermediate.int_event_dates_changed
+            where is_rebuilt and event_count is null
+        )
+    {%- else -%}
+        select 1 as nothing_to_delete
+    {%- endif -%}
+{%- endmacro %}

@@ -1,7 +1,7 @@
 """A nightly increment leaves exactly the marts a full rebuild leaves: build day D in full,
-land day D+1 (with a reloaded file, a late login that re-attributes older anonymous events,
-and a new CRM version) and build D+1 incrementally; compare every mart with a fresh full
-build of the same raw rows as of D+1."""
+land day D+1 (with a reloaded file, a day whose events all vanished, a late login that
+re-attributes older anonymous events, and a new CRM version) and build D+1 incrementally;
+compare every mart with a fresh full build of the same raw rows as of D+1."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tests.dbt.warehouse_data import CUSTOMERS, END, START, insert_before, setti
 DAY = date(2026, 6, 29)  # D: the full build
 NEXT = END  # D+1: the increment
 RELOADED_FILE = "events/dt=2026-06-10/part-0.jsonl"
+EMPTIED_DAY = date(2026, 6, 12)  # a reload leaves no event of this day
 
 # Tables rebuilt whole or by date: equal in full.
 MARTS = (
@@ -61,6 +62,7 @@ def _land_next_day(con) -> None:
     )
     con.execute("DELETE FROM raw.events WHERE _source_file = ?", [RELOADED_FILE])
     con.execute("INSERT INTO raw.events SELECT * FROM reloaded")
+    con.execute("DELETE FROM raw.events WHERE CAST(event_ts AS DATE) = ?", [EMPTIED_DAY])
     # A late login on an old day by a visitor who browsed anonymously before and after it:
     # attribution of those later anonymous days changes.
     visitor, first_day = con.execute(
@@ -176,5 +178,6 @@ def test_increment_rebuilt_only_the_changed_days(two_warehouses: tuple[Path, Pat
     # before the late login are left alone.
     assert NEXT in rebuilt
     assert date(2026, 6, 10) in rebuilt
+    assert EMPTIED_DAY in rebuilt
     assert min(rebuilt) > START
     assert len(rebuilt) < all_days

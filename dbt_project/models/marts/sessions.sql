@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key='session_date',
         on_schema_change='fail',
+        post_hook="{{ delete_emptied_days('session_date') }}",
     )
 }}
 

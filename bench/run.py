@@ -55,6 +55,7 @@ SCALES = {"1M": 20_000, "10M": 200_000, "50M": 1_000_000}
 # five independently seeded 10M worlds side by side, every id prefixed by its world.
 WORLDS = {"50M": 5}
 # ids that must not collide between worlds (product ids stay shared: one catalogue)
+TRUTH_TABLES = ("customers", "identities")
 WORLD_ID_COLUMNS = ("event_id", "customer_id", "anonymous_id", "session_id", "order_id")
 TARGETS = {
     "10M": {"night_s": 120, "peak_gib": 4, "increment_s": 30},
@@ -185,9 +186,14 @@ def merge_world(world: Path, tag: str, folder: Path) -> None:
     con.execute(
         f"create macro w(x) as case when x is null or trim(x) = '' then x else '{tag}-' || x end"
     )
-    for source in sorted((world / "landing" / "events").rglob("*.parquet")):
-        target = folder / "landing" / source.relative_to(world / "landing")
-        target = target.with_name(f"{tag}-{target.name}")
+    truth = folder / "ground_truth" / tag
+    parquet = [
+        (source, folder / "landing" / source.parent.relative_to(world / "landing"))
+        for source in sorted((world / "landing" / "events").rglob("*.parquet"))
+    ]
+    parquet += [(world / "ground_truth" / f"{n}.parquet", truth) for n in TRUTH_TABLES]
+    for source, target_dir in parquet:
+        target = target_dir / (f"{tag}-{source.name}" if "landing" in source.parts else source.name)
         target.parent.mkdir(parents=True, exist_ok=True)
         columns = con.execute(
             "select name from parquet_schema(?) where name != 'schema'", [str(source)]
@@ -205,18 +211,6 @@ def merge_world(world: Path, tag: str, folder: Path) -> None:
         # customer_id is the first field; a row without one keeps it empty
         prefixed = [r if r[:1] in ("", ",", '"', "\n") else f"{tag}-{r}" for r in rows]
         target.write_text(header + "".join(prefixed))
-    truth = folder / "ground_truth" / tag
-    truth.mkdir(parents=True, exist_ok=True)
-    for name in ("customers", "identities"):
-        source = world / "ground_truth" / f"{name}.parquet"
-        columns = con.execute(
-            "select name from parquet_schema(?) where name != 'schema'", [str(source)]
-        ).fetchall()
-        select = ", ".join(f"w({c}) as {c}" if c in WORLD_ID_COLUMNS else c for (c,) in columns)
-        con.execute(
-            f"copy (select {select} from read_parquet('{source}')) "
-            f"to '{truth / (name + '.parquet')}' (format parquet)"
-        )
     con.close()
 
 

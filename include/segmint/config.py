@@ -78,6 +78,10 @@ class SegmentationSettings:
     outlier_quantile: float = 0.99
     drift_psi_warning: float = 0.2
     pinned_names: dict[str, str] = field(default_factory=dict)
+    # Cadence: the search over k runs when the last search is this many days old (or there is
+    # no previous run, or its k no longer fits the settings); other nights keep the previous
+    # run's k and refit from its centroids. 0 = search every night.
+    k_search_every_days: int = 7
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,16 @@ def favourite_from_interactions(
     out = np.full(n_customers, -1, dtype=np.int32)
     if len(key) == 0:
         return out
+    if n_customers * n_categories <= 50_000_000:
+        # Dense customer x category totals: one pass, no sort. argmax takes the first
+        # (smallest) category code among equal totals.
+        size = n_customers * n_categories
+        total = np.bincount(key, weights=weights[ok], minlength=size).reshape(n_customers, -1)
+        counts = np.bincount(key, minlength=size).reshape(n_customers, -1)
+        total[counts == 0] = -np.inf
+        seen = counts.any(axis=1)
+        out[seen] = total[seen].argmax(axis=1)
+        return out
     uniq, inverse = np.unique(key, return_inverse=True)
     total = np.bincount(inverse, weights=weights[ok])
     cust, category = uniq // n_categories, uniq % n_categories

@@ -181,3 +181,48 @@ def choose_k(
         search_rows=len(Xs),
         silhouette_rows=len(Xsil),
     )
+
+
+def keep_k(
+    X: np.ndarray,
+    k: int,
+    centers: np.ndarray,
+    *,
+    random_state: int,
+    search_sample: int,
+    silhouette_sample: int,
+    reason: str,
+) -> KChoice:
+    """The previous run's k without a search: one scored row for the record.
+
+    Inertia and silhouette are measured on the same fixed samples a search uses, with the
+    labels of the nearest of ``centers`` (the previous centroids in tonight's scaled space),
+    so the figures compare with a searching night's.
+    """
+    n = len(X)
+    search_idx = sample_index(n, search_sample, random_state)
+    Xs = X[search_idx]
+    sil_pos = sample_index(len(Xs), silhouette_sample, random_state + 1)
+    Xsil = Xs[sil_pos]
+    centers = np.asarray(centers, dtype=float)
+
+    def nearest(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        d = ((rows[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+        labels = d.argmin(axis=1)
+        return labels, d[np.arange(len(rows)), labels]
+
+    _, sq = nearest(Xs)
+    labels_sil, _ = nearest(Xsil)
+    sil = silhouettes(Xsil, {k: labels_sil})
+    scores = pd.DataFrame(
+        {"k": [k], "inertia": [float(sq.sum())], "silhouette": [sil[k]], "is_chosen": [True]}
+    )
+    return KChoice(
+        k=k,
+        reason=reason,
+        scores=scores,
+        models={},
+        elbow_k=None,
+        search_rows=len(Xs),
+        silhouette_rows=len(Xsil),
+    )

@@ -24,7 +24,7 @@ from ml.segmentation.features import (
     make_kmeans,
     transformed_names,
 )
-from ml.segmentation.kselect import choose_k
+from ml.segmentation.kselect import choose_k, keep_k
 from ml.segmentation.matching import match_segments
 from ml.segmentation.personas import name_segments
 from ml.segmentation.profiles import (
@@ -48,6 +48,8 @@ class PreviousRun:
     assignments: pd.DataFrame
     # Feature reference distribution (for PSI), from that run's ml.model_runs metrics.
     reference: dict[str, Any] = field(default_factory=dict)
+    # The last night whose run searched k (None: unknown, search tonight).
+    k_searched_as_of: date | None = None
 
 
 @dataclass
@@ -123,18 +125,49 @@ def _fit_segments(
     prev_scaled = scaler.transform(prev_unscaled) if prev_unscaled is not None else None
 
     t = perf_counter()
-    choice = choose_k(
-        X,
-        cfg.k_min,
-        cfg.k_max,
-        random_state=cfg.random_state,
-        n_init=cfg.n_init,
-        search_sample=cfg.k_search_sample,
-        silhouette_sample=cfg.silhouette_sample,
-        fixed_k=cfg.fixed_k,
-        silhouette_tolerance=cfg.silhouette_tolerance,
-        previous_k=len(prev_ids) or None,
-    )
+    every = cfg.k_search_every_days
+    search_reason = None
+    if previous is None or not prev_ids:
+        search_reason = "no previous run to take k from"
+    elif every <= 0:
+        search_reason = "k_search_every_days = 0"
+    elif previous.k_searched_as_of is None:
+        search_reason = f"previous run {previous.run_id} does not say when k was searched"
+    elif (as_of - previous.k_searched_as_of).days >= every:
+        search_reason = f"k last searched on {previous.k_searched_as_of}"
+    elif not cfg.k_min <= len(prev_ids) <= cfg.k_max and cfg.fixed_k != len(prev_ids):
+        search_reason = f"previous k={len(prev_ids)} is outside {cfg.k_min}..{cfg.k_max}"
+    elif cfg.fixed_k is not None and cfg.fixed_k != len(prev_ids):
+        search_reason = f"fixed_k={cfg.fixed_k} differs from the previous k={len(prev_ids)}"
+    if search_reason is None:
+        assert previous is not None and previous.k_searched_as_of is not None
+        choice = keep_k(
+            X,
+            len(prev_ids),
+            prev_scaled,
+            random_state=cfg.random_state,
+            search_sample=cfg.k_search_sample,
+            silhouette_sample=cfg.silhouette_sample,
+            reason=(
+                f"previous run's k={len(prev_ids)} kept without a search (k searched on "
+                f"{previous.k_searched_as_of}; every {every} days)"
+            ),
+        )
+        k_searched_as_of = previous.k_searched_as_of
+    else:
+        k_searched_as_of = as_of
+        choice = choose_k(
+            X,
+            cfg.k_min,
+            cfg.k_max,
+            random_state=cfg.random_state,
+            n_init=cfg.n_init,
+            search_sample=cfg.k_search_sample,
+            silhouette_sample=cfg.silhouette_sample,
+            fixed_k=cfg.fixed_k,
+            silhouette_tolerance=cfg.silhouette_tolerance,
+            previous_k=len(prev_ids) or None,
+        )
     timings["k_search_s"] = perf_counter() - t
 
     # Final fit on every row. With yesterday's number of segments, start from yesterday's
@@ -271,6 +304,9 @@ def _fit_segments(
         "silhouette": None if pd.isna(chosen["silhouette"]) else float(chosen["silhouette"]),
         "inertia": float(kmeans.inertia_),
         "candidates": choice.scores.drop(columns="is_chosen").to_dict("records"),
+        "k_searched": search_reason is not None,
+        "k_search_reason": search_reason,
+        "k_searched_as_of": k_searched_as_of.isoformat(),
         "k_search_rows": choice.search_rows,
         "silhouette_rows": choice.silhouette_rows,
         "outlier_threshold": threshold,

@@ -172,6 +172,7 @@ def load_previous(warehouse: Path, as_of: date) -> tuple[PreviousRun | None, int
         [prev_date],
     )
     reference: dict[str, Any] = {}
+    k_searched: date | None = None
     if _exists(warehouse, "ml.model_runs"):
         runs = read_frame(
             warehouse,
@@ -179,13 +180,17 @@ def load_previous(warehouse: Path, as_of: date) -> tuple[PreviousRun | None, int
             [run_id],
         )
         if not runs.empty and runs["metrics"].iloc[0]:
-            reference = json.loads(runs["metrics"].iloc[0]).get("feature_reference", {})
+            stored = json.loads(runs["metrics"].iloc[0])
+            reference = stored.get("feature_reference", {})
+            if stored.get("k_searched_as_of"):
+                k_searched = date.fromisoformat(stored["k_searched_as_of"])
     previous = PreviousRun(
         as_of_date=prev_date,
         run_id=run_id,
         segments=segments,
         assignments=assignments,
         reference=reference,
+        k_searched_as_of=k_searched,
     )
     return previous, next_id
 

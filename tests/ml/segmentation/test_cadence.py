@@ -1,0 +1,82 @@
+"""The search over k runs on a cadence: the nights in between keep the previous run's k (and
+refit from its centroids), score that one k for the record, and keep every segment id."""
+
+import dataclasses
+from collections.abc import Callable
+from datetime import date, timedelta
+
+import pandas as pd
+
+from ml.segmentation import run_segmentation
+from ml.segmentation.synthetic import next_day
+from segmint.config import SegmentationSettings, Settings
+from segmint.warehouse import connect
+
+
+def _query(settings: Settings, sql: str, params: list | None = None) -> pd.DataFrame:
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        return con.execute(sql, params or []).df()
+    finally:
+        con.close()
+
+
+def _nights(
+    warehouse_with: Callable[..., Settings],
+    features: pd.DataFrame,
+    cfg: SegmentationSettings,
+    days: int,
+) -> tuple[Settings, list]:
+    frames = [features]
+    for _ in range(days - 1):
+        frames.append(next_day(frames[-1]))
+    settings = warehouse_with(*frames, segmentation=cfg)
+    start = pd.Timestamp(features["as_of_date"].iloc[0]).date()
+    results = [run_segmentation(settings, start + timedelta(days=i)) for i in range(days)]
+    return settings, results
+
+
+def test_next_nights_keep_k_without_a_search_until_the_cadence_is_due(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    cfg = dataclasses.replace(small_settings, k_search_every_days=2)
+    settings, results = _nights(warehouse_with, features_3k, cfg, days=3)
+    first, second, third = results
+    assert "without a search" not in first.details["k_reason"]
+    assert "kept without a search" in second.details["k_reason"]
+    assert "without a search" not in third.details["k_reason"]  # two days after the search
+    assert second.details["k"] == first.details["k"]
+    rows = _query(
+        settings,
+        "select as_of_date, count(*) n, bool_and(is_chosen) c from ml.k_selection "
+        "group by 1 order by 1",
+    )
+    assert rows["n"].tolist() == [6, 1, 6] and rows["c"].tolist() == [False, True, False]
+    kept = _query(
+        settings,
+        "select k, inertia, silhouette, search_rows from ml.k_selection where as_of_date = ?",
+        [as_of + timedelta(days=1)],
+    ).iloc[0]
+    assert kept["k"] == first.details["k"] and kept["inertia"] > 0
+    assert 0 < kept["silhouette"] <= 1 and kept["search_rows"] == 3000
+    # Every segment keeps its id and name on the night without a search.
+    assert second.details["segments"] == first.details["segments"]
+    assert second.details["retired"] == []
+    metrics = _query(
+        settings,
+        "select as_of_date, metrics->>'k_searched_as_of' s from ml.model_runs order by 1",
+    )
+    assert metrics["s"].tolist() == [str(as_of), str(as_of), str(as_of + timedelta(days=2))]
+
+
+def test_zero_searches_every_night(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+) -> None:
+    cfg = dataclasses.replace(small_settings, k_search_every_days=0)
+    _, results = _nights(warehouse_with, features_3k, cfg, days=2)
+    assert all("without a search" not in r.details["k_reason"] for r in results)

@@ -262,7 +262,9 @@ def parse_floor(landing: Path) -> Measurement:
         'if js: n += con.execute("SELECT count(json_valid(line)) FROM read_csv(?, '
         "columns={'line': 'VARCHAR'}, delim=chr(1), quote='', escape='', header=false)\", "
         "[js]).fetchone()[0]\n"
-        "if pq: n += con.execute('SELECT count(*) FROM read_parquet(?)', [pq]).fetchone()[0]\n"
+        # every column decoded (a bare count(*) would read only the Parquet metadata)
+        "if pq: n += con.execute('SELECT count(*) FROM read_parquet(?, hive_partitioning=false) "
+        "WHERE hash(COLUMNS(*)) IS NOT NULL', [pq]).fetchone()[0]\n"
         "print(n)\n"
     )
     m = measure("parse floor", [sys.executable, "-c", script, str(landing)])

@@ -198,12 +198,15 @@ def carry_ml(source: Path, target: Path) -> None:
     try:
         con.execute(f"attach '{source}' as previous (read_only)")
         tables = con.execute(
-            "select table_name from duckdb_tables() "
+            "select table_name, sql from duckdb_tables() "
             "where database_name = 'previous' and schema_name = 'ml'"
         ).fetchall()
         con.execute("create schema if not exists ml")
-        for (table,) in tables:
-            con.execute(f"create or replace table ml.{table} as select * from previous.ml.{table}")
+        for table, ddl in tables:
+            # The original DDL keeps the keys (ml.model_runs is written with INSERT OR REPLACE).
+            con.execute(f"drop table if exists ml.{table}")
+            con.execute(ddl)
+            con.execute(f"insert into ml.{table} select * from previous.ml.{table}")
         con.execute("detach previous")
     finally:
         con.close()

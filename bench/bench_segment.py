@@ -12,6 +12,11 @@ a fresh DuckDB file by a separate process, so the figures below cover the stage 
 Each run's wall time, the stage's own breakdown and the peak resident memory of this process
 (``ru_maxrss``, which covers both runs) are printed as JSON. No pass/fail: the target is
 printed beside the figure.
+
+    .venv/bin/python bench/bench_segment.py --nights 2 [--scale 10M]
+
+runs the stage on the generated warehouse for a first night (k search) and the next one (k
+kept, no search), each in its own process, as ``bench_score.py --nights`` does.
 """
 
 from __future__ import annotations
@@ -141,7 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--keep", metavar="DIR", help="work folder to keep (default: temporary)")
+    parser.add_argument("--nights", type=int, choices=(1, 2), help="run on generated nights")
+    parser.add_argument("--scale", default="10M", help="generated data set for --nights")
     args = parser.parse_args(argv)
+    if args.nights:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from bench_score import run_nights
+
+        report = run_nights(["segment"], args.scale, count=args.nights)
+        print(json.dumps(report, indent=2, default=str))
+        return 0
     if args.keep:
         workdir = Path(args.keep)
         workdir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ Pure functions over DataFrames (no warehouse access):
    around the frozen pipeline (``CalibratedClassifierCV(FrozenEstimator(pipeline))``).
 
 The result is a ``CalibratedClassifierCV`` whose estimator is a ``Pipeline``
-(``ColumnTransformer`` -> ``HistGradientBoostingClassifier``); it takes the raw feature
+(:class:`FrameEncoder` -> ``HistGradientBoostingClassifier``); it takes the raw feature
 frame, so scoring needs nothing else.
 """
 
@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 
 # Learning rate 0.1 throughout: at 200k customers a rate of 0.05 or 0.2 never won by more
 # than 0.001 validation AUC, and 0.05 needs twice the trees (fitting and every prediction).
@@ -55,31 +56,62 @@ class FittedModel:
     calibration_rows: int = 0
 
 
+class FrameEncoder(TransformerMixin, BaseEstimator):
+    """Categories to ordinal codes and numbers passed through, as one float64 matrix.
+
+    What ``ColumnTransformer([OrdinalEncoder(max_categories=...), "passthrough"])`` gives
+    (categorical columns first; missing and unseen categories NaN; beyond
+    ``max_categories`` the rarer categories share the last code), several times faster
+    on 200k rows: codes come from ``pandas.Categorical`` and go straight into one array.
+    """
+
+    def __init__(self, categorical=(), numeric=(), max_categories=MAX_CATEGORIES):
+        self.categorical = categorical
+        self.numeric = numeric
+        self.max_categories = max_categories
+
+    def fit(self, X, y=None):
+        self.categories_, self.codes_ = [], []
+        for column in self.categorical:
+            counts = X[column].dropna().astype(str).value_counts()
+            seen = np.sort(counts.index.to_numpy(dtype=object))
+            codes = np.arange(len(seen), dtype=np.float64)
+            if len(seen) > self.max_categories:
+                # The most frequent keep their own code, the rest share one; among equal
+                # counts the later values are kept (a stable sort, as OrdinalEncoder does).
+                counted = counts.reindex(seen).to_numpy()
+                order = np.argsort(counted, kind="mergesort")
+                kept = np.sort(seen[order[-(self.max_categories - 1) :]])
+                pos = np.searchsorted(kept, seen)
+                hit = (pos < len(kept)) & (kept[np.minimum(pos, len(kept) - 1)] == seen)
+                codes = np.where(hit, pos, self.max_categories - 1).astype(np.float64)
+            self.categories_.append(seen)
+            self.codes_.append(codes)
+        self.n_features_in_ = len(self.categorical) + len(self.numeric)
+        return self
+
+    def transform(self, X):
+        categorical, numeric = list(self.categorical), list(self.numeric)
+        out = np.empty((len(X), len(categorical) + len(numeric)), dtype=np.float64)
+        for j, column in enumerate(categorical):
+            # Values are strings or missing (see prepare); unseen ones get code -1 here.
+            pos = pd.Categorical(X[column], categories=self.categories_[j]).codes
+            out[:, j] = np.where(pos >= 0, self.codes_[j][np.maximum(pos, 0)], np.nan)
+        if numeric:
+            out[:, len(categorical) :] = X[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+        return out
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray([*self.categorical, *self.numeric], dtype=object)
+
+
 def make_pipeline(
     numeric: list[str], categorical: list[str], params: dict[str, Any], random_state: int
 ) -> Any:
-    from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OrdinalEncoder
 
-    transformers = []
-    if categorical:
-        transformers.append(
-            (
-                "categorical",
-                OrdinalEncoder(
-                    handle_unknown="use_encoded_value",
-                    unknown_value=np.nan,
-                    encoded_missing_value=np.nan,
-                    max_categories=MAX_CATEGORIES,
-                    dtype=np.float64,
-                ),
-                list(categorical),
-            )
-        )
-    transformers.append(("numeric", "passthrough", list(numeric)))
-    pre = ColumnTransformer(transformers, verbose_feature_names_out=False)
+    pre = FrameEncoder(categorical=list(categorical), numeric=list(numeric))
     mask = [True] * len(categorical) + [False] * len(numeric)
     clf = HistGradientBoostingClassifier(
         categorical_features=mask if categorical else None,
@@ -95,14 +127,24 @@ def make_pipeline(
 
 def prepare(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
     """The model's input columns with stable dtypes (float64 numbers, object categories)."""
-    out = pd.DataFrame(index=frame.index)
+    n = len(frame)
+    data: dict[str, np.ndarray] = {}
     for column in categorical:
-        values = frame[column] if column in frame else pd.Series(np.nan, index=frame.index)
-        out[column] = values.astype(object).where(values.notna(), np.nan)
+        if column not in frame:
+            data[column] = np.full(n, np.nan, dtype=object)
+            continue
+        values = frame[column]
+        data[column] = values.astype(object).where(values.notna(), np.nan).to_numpy()
     for column in numeric:
-        values = frame[column] if column in frame else pd.Series(np.nan, index=frame.index)
-        out[column] = pd.to_numeric(values, errors="coerce").astype("float64")
-    return out
+        if column not in frame:
+            data[column] = np.full(n, np.nan)
+            continue
+        values = frame[column]
+        if not pd.api.types.is_float_dtype(values.dtype):
+            values = pd.to_numeric(values, errors="coerce")
+        data[column] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    # Built in one go: one block per dtype, so the encoder reads the numbers in one copy.
+    return pd.DataFrame(data, index=frame.index)
 
 
 def stratified_sample(y: np.ndarray, cap: int, random_state: int) -> np.ndarray:

@@ -1,0 +1,68 @@
+"""The pieces of the model that replace slower library calls give the library's results."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.metrics import roc_auc_score
+from sklearn.preprocessing import OrdinalEncoder
+
+from ml.propensity.model import MAX_CATEGORIES, FrameEncoder, _auc_rows
+
+
+def _frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    many = np.array([f"v{i:03d}" for i in range(100)], dtype=object)  # > MAX_CATEGORIES
+    few = np.array(["Champions", "Loyal", "At risk"], dtype=object)
+    return pd.DataFrame(
+        {
+            "favourite_category": pd.Series(many[rng.zipf(1.4, n) % 100]).where(
+                rng.random(n) > 0.1
+            ),
+            "rfm_segment": few[rng.integers(0, 3, n)],
+            "orders_30d": rng.poisson(1.0, n).astype(float),
+            "recency_days": np.where(rng.random(n) < 0.3, np.nan, rng.integers(0, 90, n)),
+        }
+    )
+
+
+def test_frame_encoder_gives_what_the_column_transformer_gives() -> None:
+    categorical, numeric = ["favourite_category", "rfm_segment"], ["orders_30d", "recency_days"]
+    train, tonight = _frame(5000, 1), _frame(2000, 2)
+    tonight.loc[:4, "favourite_category"] = "never seen"
+    reference = ColumnTransformer(
+        [
+            (
+                "categorical",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=np.nan,
+                    encoded_missing_value=np.nan,
+                    max_categories=MAX_CATEGORIES,
+                    dtype=np.float64,
+                ),
+                categorical,
+            ),
+            ("numeric", "passthrough", numeric),
+        ],
+        verbose_feature_names_out=False,
+    ).fit(train)
+    encoder = FrameEncoder(categorical=categorical, numeric=numeric).fit(train)
+    got = encoder.transform(tonight)
+    assert np.array_equal(got, reference.transform(tonight), equal_nan=True)
+    assert np.isnan(got[:5, 0]).all()  # unseen category: missing
+    assert np.nanmax(got[:, 0]) == MAX_CATEGORIES - 1  # the rare ones share the last code
+    assert list(encoder.get_feature_names_out()) == categorical + numeric
+    again = pickle.loads(pickle.dumps(encoder))
+    assert np.array_equal(again.transform(tonight), got, equal_nan=True)
+
+
+def test_batched_auc_equals_roc_auc_score() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    scores = np.round(rng.random((3, 400)) + y * 0.3, 1)  # ties included
+    expected = [roc_auc_score(y, row) for row in scores]
+    np.testing.assert_allclose(_auc_rows(y, scores), expected, rtol=1e-12)

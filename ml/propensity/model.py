@@ -95,7 +95,7 @@ class FrameEncoder(TransformerMixin, BaseEstimator):
         out = np.empty((len(X), len(categorical) + len(numeric)), dtype=np.float64)
         for j, column in enumerate(categorical):
             # Values are strings or missing (see prepare); unseen ones get code -1 here.
-            pos = pd.Categorical(X[column], categories=self.categories_[j]).codes
+            pos = pd.Index(self.categories_[j]).get_indexer(X[column])
             out[:, j] = np.where(pos >= 0, self.codes_[j][np.maximum(pos, 0)], np.nan)
         if numeric:
             out[:, len(categorical) :] = X[numeric].to_numpy(dtype=np.float64, na_value=np.nan)

@@ -23,6 +23,11 @@ import numpy as np
 # Observed entries handled per block when computing x_u . y_i: small reused buffers stay in
 # cache; fresh nnz x k temporaries cost more in page faults than in arithmetic (measured 15x).
 _BLOCK = 1 << 16
+# Per-row k x k Gram matrices replace the per-entry products for small k (measured at 200k x
+# 2k, 3.6M non-zeros, per sweep: 4 factors 0.25 s vs 0.55 s, 8 factors 0.48 s vs 0.69 s,
+# 16 factors 1.64 s vs 1.19 s) when they fit in this many bytes.
+_ROW_GRAMS_MAX_FACTORS = 8
+_ROW_GRAMS_BYTES = 256 << 20
 
 
 @dataclass
@@ -99,11 +104,26 @@ def _solve_side(
         (1.0 + conf_minus_one, matrix.indices, matrix.indptr), shape=matrix.shape
     )
     b = np.asarray(confidence @ other, dtype=np.float32)
-    r = b - _apply(x, other, gram, rows, cols, matrix, conf_minus_one)
+    row_grams = None
+    if k <= _ROW_GRAMS_MAX_FACTORS and matrix.shape[0] * k * k * 4 <= _ROW_GRAMS_BYTES:
+        # Y' (C_u - I) Y for every row at once, as one sparse product with the k x k outer
+        # products of the other side's factors; each CG product is then a small dense one.
+        outer = (other[:, :, None] * other[:, None, :]).reshape(len(other), k * k)
+        weighted = sp.csr_matrix(
+            (conf_minus_one, matrix.indices, matrix.indptr), shape=matrix.shape
+        )
+        row_grams = np.asarray(weighted @ outer, dtype=np.float32).reshape(-1, k, k)
+
+    def apply(v: np.ndarray) -> np.ndarray:
+        if row_grams is None:
+            return _apply(v, other, gram, rows, cols, matrix, conf_minus_one)
+        return v @ gram + np.matmul(row_grams, v[:, :, None])[:, :, 0]
+
+    r = b - apply(x)
     p = r.copy()
     rs_old = np.einsum("ij,ij->i", r, r)
     for _ in range(cg_steps):
-        ap = _apply(p, other, gram, rows, cols, matrix, conf_minus_one)
+        ap = apply(p)
         denominator = np.einsum("ij,ij->i", p, ap)
         step = np.divide(rs_old, denominator, out=np.zeros_like(rs_old), where=denominator > 0)
         x += step[:, None] * p

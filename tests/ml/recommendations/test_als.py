@@ -58,3 +58,18 @@ def test_svd_recovers_the_block_structure() -> None:
     m, hidden = _two_blocks()
     f = fit_svd(m, factors=2, random_state=1)
     assert _own_block_wins(f.scores(np.arange(40)), hidden) >= 0.9
+
+
+def test_row_gram_products_give_the_per_entry_products(monkeypatch) -> None:
+    """The per-row Gram path (small k) and the per-entry path solve the same equations."""
+    import scipy.sparse as sp
+
+    import ml.recommendations.als as als
+
+    weights = sp.random(300, 60, density=0.1, random_state=3, format="csr", dtype=np.float32)
+    fits = {}
+    for name, cap in (("grams", 1 << 30), ("entries", 0)):
+        monkeypatch.setattr(als, "_ROW_GRAMS_BYTES", cap)
+        fits[name] = als.fit_als(weights, factors=4, iterations=5, regularization=0.5)
+    np.testing.assert_allclose(fits["grams"].user, fits["entries"].user, atol=1e-4)
+    np.testing.assert_allclose(fits["grams"].item, fits["entries"].item, atol=1e-4)

@@ -314,79 +314,101 @@ def _read_csv(
             )
             continue
         groups.setdefault(tuple(names), []).append(i)
+    # A record continues onto the next physical line while it has an odd number of quotes.
+    # Files without such a line (most) have one record per line: no window over their lines.
+    if not groups:
+        return failed
+    odd = "(length(line) - length(replace(line, '\"', ''))) % 2"
+    spanning = {
+        r[0]
+        for r in con.execute(
+            f"select distinct _file from {phys} "
+            f"where ln > 1 and _file in {_in([i for g in groups.values() for i in g])} "
+            f"and {odd} = 1"
+        ).fetchall()
+    }
     for names, group in groups.items():
-        header_sql = "[" + ", ".join(_lit(n) for n in names) + "]"
-        # A record continues onto the next physical line while it has an odd number of quotes.
-        con.execute(
-            f"""
-            insert into {table}
-            with quotes as (
-                select
-                    _file,
-                    ln,
-                    line,
-                    (length(line) - length(replace(line, '"', ''))) % 2 as odd,
-                from {phys}
-                where ln > 1 and _file in {_in(group)}
-            ),
-            inside as (
-                select
-                    *,
-                    coalesce(
-                        sum(odd) over (
-                            partition by _file
-                            order by ln rows between unbounded preceding and 1 preceding
-                        ),
-                        0
-                    ) % 2 = 1 as continues,
-                from quotes
-            ),
-            grouped as (
-                select
-                    _file,
-                    max(case when not continues then ln end) over (
-                        partition by _file
-                        order by ln rows between unbounded preceding and current row
-                    ) as start,
-                    ln,
-                    line,
-                from inside
-            ),
-            records as (
-                select _file, start as _line, string_agg(line, chr(10) order by ln) as raw,
-                from grouped
-                group by _file, start
-            ),
-            split as (
-                select
-                    _file,
-                    _line,
-                    raw,
-                    {_split_csv("raw")} as fields,
-                    {_unbalanced("raw")} as unbalanced,
-                from records
-                where trim(raw) <> ''
+        simple = [i for i in group if i not in spanning]
+        multi = [i for i in group if i in spanning]
+        parts = []
+        if simple:
+            parts.append(
+                f"select _file, ln as _line, line as raw from {phys} "
+                f"where ln > 1 and _file in {_in(simple)}"
             )
+        if multi:
+            parts.append(
+                f"""
+                select _file, start as _line, string_agg(line, chr(10) order by ln) as raw,
+                from (
+                    select
+                        _file,
+                        max(case when not continues then ln end) over (
+                            partition by _file
+                            order by ln rows between unbounded preceding and current row
+                        ) as start,
+                        ln,
+                        line,
+                    from (
+                        select
+                            _file,
+                            ln,
+                            line,
+                            coalesce(
+                                sum({odd}) over (
+                                    partition by _file
+                                    order by ln rows between unbounded preceding and 1 preceding
+                                ),
+                                0
+                            ) % 2 = 1 as continues,
+                        from {phys}
+                        where ln > 1 and _file in {_in(multi)}
+                    )
+                )
+                group by _file, start
+                """
+            )
+        _insert_csv_records(con, table, names, " union all ".join(parts))
+    return failed
+
+
+def _insert_csv_records(
+    con: duckdb.DuckDBPyConnection, table: str, names: tuple[str, ...], records: str
+) -> None:
+    """Append the CSV ``records`` (``_file, _line, raw``) of one header to ``table``."""
+    header_sql = "[" + ", ".join(_lit(n) for n in names) + "]"
+    con.execute(
+        f"""
+        insert into {table}
+        with split as (
             select
                 _file,
                 _line,
                 raw,
-                case
-                    when not unbalanced and len(fields) = {len(names)}
-                        then to_json(
-                            map({header_sql}, list_transform(fields, lambda x: nullif(x, '')))
-                        )
-                end as doc,
-                case
-                    when unbalanced then 'malformed CSV: unbalanced quotes'
-                    when len(fields) <> {len(names)}
-                        then 'malformed CSV: ' || len(fields) || ' fields but the header has '
-                            || {len(names)}
-                end as _error,
-            from split
-            """
+                {_split_csv("raw")} as fields,
+                {_unbalanced("raw")} as unbalanced,
+            from ({records})
+            where trim(raw) <> ''
         )
-    return failed
+        select
+            _file,
+            _line,
+            raw,
+            case
+                when not unbalanced and len(fields) = {len(names)}
+                    then to_json(
+                        map({header_sql}, list_transform(fields, lambda x: nullif(x, '')))
+                    )
+            end as doc,
+            case
+                when unbalanced then 'malformed CSV: unbalanced quotes'
+                when len(fields) <> {len(names)}
+                    then 'malformed CSV: ' || len(fields) || ' fields but the header has '
+                        || {len(names)}
+            end as _error,
+        from split
+        """
+    )
 
 
 def _read_parquet(con: duckdb.DuckDBPyConnection, f: LandingFile, i: int, table: str) -> None:

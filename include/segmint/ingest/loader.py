@@ -366,24 +366,34 @@ class Ingest:
             else:
                 scan = "select 0 as file_index, null::VARCHAR as line where false"
             ws = "' ' || chr(9) || chr(13)"
+            # The line is copied only when it starts with white space (trim, ltrim copy it).
             rel = f"""(
                 select
                     *,
                     not _blank and _error is null as _ok,
                 from (
                     select
-                        {positions}[file_index::BIGINT + 1]::INTEGER as _file,
-                        line as doc,
-                        line as raw,
-                        coalesce(trim(line), '') = '' as _blank,
+                        *,
                         case
-                            when coalesce(trim(line), '') = '' then null
-                            when not json_valid(line)
+                            when _blank then null
+                            when not json_valid(doc)
                                 then 'malformed JSON: the line is not a valid JSON document'
-                            when left(ltrim(line, {ws}), 1) <> '{{'
+                            when not (
+                                starts_with(doc, '{{')
+                                or left(ltrim(doc, {ws}), 1) = '{{'
+                            )
                                 then 'malformed JSON: the line is not a JSON object'
                         end as _error,
-                    from ({scan})
+                    from (
+                        select
+                            {positions}[file_index::BIGINT + 1]::INTEGER as _file,
+                            line as doc,
+                            line as raw,
+                            line is null
+                                or line = ''
+                                or (starts_with(line, ' ') and trim(line) = '') as _blank,
+                        from ({scan})
+                    )
                 )
             )"""
             try:

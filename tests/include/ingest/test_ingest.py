@@ -421,3 +421,27 @@ def test_sql_prefilter_agrees_with_the_gx_suite(tmp_path, settings, landing, mon
     with pytest.raises(InputError):
         run_ingest(everything, D2)
     assert warehouse_hashes(everything.warehouse) == default
+
+
+def test_csv_quoted_field_spanning_lines_keeps_its_first_line(settings, landing, query):
+    write_lines(
+        landing / "events/dt=2026-06-01/multi.csv",
+        [
+            "event_id,event_type,event_ts,customer_id,search_query",
+            'm1,search,2026-06-01T10:00:00Z,c1,"two',
+            'lines"',
+            "m2,search,2026-06-01T10:01:00Z,c1,plain",
+            'm3,search,2026-06-01T10:02:00Z,c1,"never closed',
+        ],
+    )
+    write_lines(
+        landing / "events/dt=2026-06-01/simple.csv",
+        ["event_id,event_type,event_ts,customer_id", "s1,login,2026-06-01T10:00:00Z,c1", ""],
+    )
+    run_ingest(settings, D1)
+    assert query(
+        "select event_id, _source_line, search_query from raw.events order by event_id"
+    ) == [("m1", 2, "two\nlines"), ("m2", 4, "plain"), ("s1", 2, None)]
+    assert query("select line_number, reasons from ops.quarantine") == [
+        (5, ["malformed CSV: unbalanced quotes"])
+    ]

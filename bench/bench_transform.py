@@ -79,7 +79,13 @@ def _model_seconds(settings: Settings) -> dict[str, float]:
         r["unique_id"].split(".")[-1]: round(r["execution_time"], 2)
         for r in data["results"]
         if r["unique_id"].startswith("model.")
-    } | {"dbt_elapsed": round(data.get("elapsed_time", 0.0), 2)}
+    } | {
+        "tests_sum": round(
+            sum(r["execution_time"] for r in data["results"] if r["unique_id"].startswith("test.")),
+            2,
+        ),
+        "dbt_elapsed": round(data.get("elapsed_time", 0.0), 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -11,7 +11,7 @@
 {%- set dates = event_dates_to_rebuild() %}
 
 -- One row per customer and UTC day with any attributed event. The nightly run rebuilds only
--- the days that received events since the last run; features read this table, not events.
+-- the days int_event_dates_changed marks; features read this table, not events.
 with
 
 events as (

@@ -20,8 +20,8 @@ product. A purchase event without a product (one event per order) counts for the
 left in the session's cart at that moment: cart adds minus removals up to the purchase,
 valued at list price times quantity.
 
-Incremental like customer_daily_activity: the days that received events since the last run
-are rebuilt whole. Readers keep activity_date <= their as-of date.
+Incremental like customer_daily_activity: the days int_event_dates_changed marks are
+rebuilt whole. Readers keep activity_date <= their as-of date.
 -#}
 
 with

@@ -507,7 +507,8 @@ class Ingest:
         self._store_results(con, outs, results, domain)
 
     def _store_results(self, con, outs: list[FileOutcome], results, domain) -> None:
-        """Temp tables ``_runs_<tag>`` (validation rows per file) and ``_fails_<tag>``."""
+        """Temp tables ``_runs_<tag>`` (validation rows per file), ``_fails_<tag>`` (failing
+        rows and reasons) and ``_warn_<tag>`` (which fields a warning nulls, per row)."""
         import pandas as pd
 
         tag = outs[0].tag

@@ -756,7 +756,8 @@ def block_model_status(ctx: Context, model: str) -> str:
         parts.append(text + (f" (evaluated {when})." if when else "."))
     if run:
         status = str(run.get("status") or "unknown")
-        cls = "good" if status == "published" else "bad" if "not" in status else "warn"
+        # "reused": a night between retrainings scored with the last published model
+        cls = "good" if status in ("published", "reused") else "bad" if "not" in status else "warn"
         msg = run.get("message")
         fact["status"], fact["message"] = status, msg
         parts.append(

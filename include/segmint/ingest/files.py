@@ -260,19 +260,27 @@ def _in(ids: list[int]) -> str:
     return "(" + ", ".join(str(i) for i in ids) + ")"
 
 
-def _split_csv(expr: str) -> str:
-    """SQL: the unquoted fields of CSV record ``expr`` (RFC 4180 quoting, comma separated)."""
-    fields = f"regexp_extract_all(',' || {expr}, {_lit(CSV_FIELD_RE)}, 1)"
+def _raw_fields(expr: str) -> str:
+    """SQL: the fields of CSV record ``expr`` as they appear (quotes kept)."""
+    return f"regexp_extract_all(',' || {expr}, {_lit(CSV_FIELD_RE)}, 1)"
+
+
+def _split_csv(expr: str, raw_fields: str | None = None) -> str:
+    """SQL: the unquoted fields of CSV record ``expr`` (RFC 4180 quoting, comma separated).
+
+    ``raw_fields``: the record's :func:`_raw_fields`, when already computed.
+    """
+    fields = raw_fields or _raw_fields(expr)
     return (
         f"list_transform({fields}, lambda x: case when x like '\"%\"' and length(x) >= 2 "
         "then replace(x[2:-2], '\"\"', '\"') else x end)"
     )
 
 
-def _unbalanced(expr: str) -> str:
-    fields = f"regexp_extract_all(',' || {expr}, {_lit(CSV_FIELD_RE)}, 1)"
+def _unbalanced(raw_fields: str) -> str:
+    """SQL: whether a field of a record (its :func:`_raw_fields`) opens a quote it never closes."""
     return (
-        f"len(list_filter({fields}, lambda x: x like '\"%' "
+        f"len(list_filter({raw_fields}, lambda x: x like '\"%' "
         "and (length(x) = 1 or x not like '%\"'))) > 0"
     )
 
@@ -385,10 +393,13 @@ def _insert_csv_records(
                 _file,
                 _line,
                 raw,
-                {_split_csv("raw")} as fields,
-                {_unbalanced("raw")} as unbalanced,
-            from ({records})
-            where trim(raw) <> ''
+                {_split_csv("raw", "_parts")} as fields,
+                {_unbalanced("_parts")} as unbalanced,
+            from (
+                select *, {_raw_fields("raw")} as _parts
+                from ({records})
+                where trim(raw) <> ''
+            )
         )
         select
             _file,

@@ -13,6 +13,7 @@ import hashlib
 import json
 import subprocess
 from dataclasses import asdict, dataclass, field, fields
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,59 @@ def load_model(artifacts_dir: Path, model_name: str, run_id: str) -> tuple[Any, 
     if digest != meta.sha256:
         raise ModelVersionError(f"{model_path} does not match the checksum in its sidecar")
     return joblib.load(model_path), meta
+
+
+@dataclass
+class Registered:
+    """A model that ``ml.model_runs`` records as published, loaded from the registry.
+
+    ``refused`` holds the reason when its files cannot be trusted (another scikit-learn,
+    a checksum that does not match, files gone): the caller retrains instead of using it.
+    """
+
+    run_id: str
+    as_of_date: date
+    model: Any = None
+    meta: ModelMetadata | None = None
+    refused: str | None = None
+
+
+def latest_published(
+    warehouse: Path,
+    artifacts_dir: Path,
+    model_name: str,
+    as_of: date,
+    *,
+    strictly_before: bool,
+    horizon_days: int | None = None,
+) -> Registered | None:
+    """The newest published model of ``model_name`` of an as-of date before ``as_of`` (or on
+    it, unless ``strictly_before``), for ``horizon_days`` when given; None when there is none.
+
+    Looking strictly before tonight makes a rerun of a night decide as the night did.
+    """
+    from segmint.warehouse import connect, table_exists
+
+    if not Path(warehouse).exists():
+        return None
+    con = connect(warehouse, read_only=True)
+    try:
+        if not table_exists(con, "ml.model_runs"):
+            return None
+        horizon = "and try_cast(params->>'horizon_days' as integer) = ? " if horizon_days else ""
+        row = con.execute(
+            "select run_id, as_of_date from ml.model_runs where model_name = ? "
+            f"and status = 'published' and as_of_date {'<' if strictly_before else '<='} ? "
+            f"{horizon}order by as_of_date desc, created_at desc limit 1",
+            [model_name, as_of, *([horizon_days] if horizon_days else [])],
+        ).fetchone()
+    finally:
+        con.close()
+    if row is None:
+        return None
+    found = Registered(run_id=row[0], as_of_date=row[1])
+    try:
+        found.model, found.meta = load_model(artifacts_dir, model_name, row[0])
+    except SegmintError as exc:  # ModelVersionError included
+        found.refused = str(exc)
+    return found

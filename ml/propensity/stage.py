@@ -32,7 +32,15 @@ from ml.io import MODEL_METRICS_DDL, TableWrite, json_safe, new_run_id, write_ou
 from ml.propensity import baselines, dataset
 from ml.propensity import metrics as m
 from ml.propensity import model as mdl
-from ml.registry import ModelMetadata, git_revision, library_versions, load_model, save_model
+from ml.registry import (
+    ModelMetadata,
+    ModelVersionError,
+    Registered,
+    git_revision,
+    latest_published,
+    library_versions,
+    save_model,
+)
 from segmint.config import Settings
 from segmint.stages import SegmintError, StageResult
 from segmint.warehouse import connect, table_exists
@@ -216,24 +224,19 @@ def previous_published(
 
     Raises :class:`ml.registry.ModelVersionError` when its file cannot be trusted.
     """
-    if not settings.warehouse.exists():
+    found = latest_published(
+        settings.warehouse,
+        settings.artifacts_dir,
+        model_name,
+        as_of,
+        strictly_before=False,
+        horizon_days=horizon_days,
+    )
+    if found is None:
         return None
-    con = connect(settings.warehouse, read_only=True)
-    try:
-        if not table_exists(con, "ml.model_runs"):
-            return None
-        row = con.execute(
-            "select run_id from ml.model_runs where model_name = ? and status = 'published' "
-            "and as_of_date <= ? and try_cast(params->>'horizon_days' as integer) = ? "
-            "order by as_of_date desc, created_at desc limit 1",
-            [model_name, as_of, horizon_days],
-        ).fetchone()
-    finally:
-        con.close()
-    if row is None:
-        return None
-    estimator, meta = load_model(settings.artifacts_dir, model_name, row[0])
-    return row[0], estimator, meta
+    if found.refused:
+        raise ModelVersionError(found.refused)
+    return found.run_id, found.model, found.meta
 
 
 def previous_scores(
@@ -297,50 +300,18 @@ def training_settings(settings: Settings, horizon: int) -> dict[str, Any]:
     }
 
 
-@dataclass
-class Registered:
-    """The newest published model of an earlier night, as the cadence sees it."""
-
-    run_id: str
-    as_of_date: date
-    estimator: Any = None
-    meta: ModelMetadata | None = None
-    refused: str | None = None
-
-
 def registered_before(
     settings: Settings, model_name: str, as_of: date, horizon_days: int
 ) -> Registered | None:
-    """The newest published model of an as-of date strictly before ``as_of``.
-
-    Strictly before: a rerun of a night decides exactly as the night did (a night that
-    trained trains again, deterministically; one that reused reuses the same model).
-    """
-    from ml.registry import ModelVersionError
-
-    if not settings.warehouse.exists():
-        return None
-    con = connect(settings.warehouse, read_only=True)
-    try:
-        if not table_exists(con, "ml.model_runs"):
-            return None
-        row = con.execute(
-            "select run_id, as_of_date from ml.model_runs where model_name = ? "
-            "and status = 'published' and as_of_date < ? "
-            "and try_cast(params->>'horizon_days' as integer) = ? "
-            "order by as_of_date desc, created_at desc limit 1",
-            [model_name, as_of, horizon_days],
-        ).fetchone()
-    finally:
-        con.close()
-    if row is None:
-        return None
-    found = Registered(run_id=row[0], as_of_date=pd.Timestamp(row[1]).date())
-    try:
-        found.estimator, found.meta = load_model(settings.artifacts_dir, model_name, row[0])
-    except (ModelVersionError, SegmintError) as exc:
-        found.refused = str(exc)
-    return found
+    """The newest published model of an as-of date strictly before ``as_of``."""
+    return latest_published(
+        settings.warehouse,
+        settings.artifacts_dir,
+        model_name,
+        as_of,
+        strictly_before=True,
+        horizon_days=horizon_days,
+    )
 
 
 def retrain_reason(
@@ -438,7 +409,7 @@ def _reuse(
     out.artifact_path = str(settings.artifacts_dir / out.model_name / f"{registered.run_id}.joblib")
     frame = frames.scoring(out.model_name, as_of)
     out.scores = score_frame(
-        registered.estimator,
+        registered.model,
         frame,
         numeric,
         categorical,
@@ -646,11 +617,9 @@ def _train_and_gate(
 def _fallback(
     settings: Settings, as_of: date, out: ModelOutcome
 ) -> tuple[str, Any, list[str], list[str]] | None:
-    from ml.registry import ModelVersionError
-
     try:
         previous = previous_published(settings, out.model_name, as_of, out.horizon_days)
-    except (ModelVersionError, SegmintError) as exc:
+    except SegmintError as exc:  # ModelVersionError included
         out.warnings.append(
             f"{out.model_name}: previous published model refused ({exc}); "
             f"no {out.model_name} scores for {as_of}"

@@ -31,7 +31,14 @@ from ml.recommendations import rank
 from ml.recommendations.als import Factors, fit_als, fit_svd
 from ml.recommendations.data import Inputs, Segments, load_inputs, load_segments
 from ml.recommendations.metrics import ranking_metrics
-from ml.registry import ModelMetadata, git_revision, library_versions, save_model
+from ml.registry import (
+    ModelMetadata,
+    Registered,
+    git_revision,
+    latest_published,
+    library_versions,
+    save_model,
+)
 from segmint.config import RecommendationSettings, Settings
 from segmint.stages import StageResult
 
@@ -499,44 +506,12 @@ def fit_settings(cfg: RecommendationSettings) -> dict[str, Any]:
     return json_safe({k: getattr(cfg, k) for k in FIT_SETTINGS})
 
 
-@dataclass
-class Registered:
-    """The newest model published on an earlier night."""
-
-    run_id: str
-    as_of_date: date
-    model: dict | None = None
-    meta: ModelMetadata | None = None
-    refused: str | None = None
-
-
 def registered_before(settings: Settings, as_of: date) -> Registered | None:
-    """The newest published model of an as-of date strictly before ``as_of`` (reruns of a
-    night therefore decide as the night did)."""
-    from ml.registry import ModelVersionError, load_model
-    from segmint.stages import SegmintError
-    from segmint.warehouse import connect, table_exists
-
-    con = connect(settings.warehouse, read_only=True)
-    try:
-        if not table_exists(con, "ml.model_runs"):
-            return None
-        row = con.execute(
-            "select run_id, as_of_date from ml.model_runs where model_name = ? "
-            "and status = 'published' and as_of_date < ? "
-            "order by as_of_date desc, created_at desc limit 1",
-            [MODEL_NAME, as_of],
-        ).fetchone()
-    finally:
-        con.close()
-    if row is None:
-        return None
-    found = Registered(run_id=row[0], as_of_date=pd.Timestamp(row[1]).date())
-    try:
-        found.model, found.meta = load_model(settings.artifacts_dir, MODEL_NAME, row[0])
-    except (ModelVersionError, SegmintError) as exc:
-        found.refused = str(exc)
-    return found
+    """The newest model published on an earlier night (reruns of a night therefore decide as
+    the night did)."""
+    return latest_published(
+        settings.warehouse, settings.artifacts_dir, MODEL_NAME, as_of, strictly_before=True
+    )
 
 
 def retrain_reason(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from segmint.airflow_env import airflow_bin
+from segmint.airflow_env import airflow_bin, backfill_command
 from segmint.ops import WAREHOUSE_POOL, on_task_failure, on_task_retry
 from segmint.pipeline import STAGES
 
@@ -119,18 +119,7 @@ def test_backfill_maps_logical_dates_to_as_of_dates(ready_airflow: dict[str, str
     reserialize = [airflow_bin(), "dags", "reserialize"]
     subprocess.run(reserialize, env=ready_airflow, capture_output=True, check=True)
     proc = subprocess.run(
-        [
-            airflow_bin(),
-            "backfill",
-            "create",
-            "--dag-id",
-            DAG_ID,
-            "--from-date",
-            "2026-05-01",
-            "--to-date",
-            "2026-05-03",
-            "--dry-run",
-        ],
+        [*backfill_command("2026-05-01", "2026-05-03"), "--dry-run"],
         env=ready_airflow,
         capture_output=True,
         text=True,

@@ -4,7 +4,6 @@ environment, and content hashes of a published warehouse."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import textwrap
 from datetime import date
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 
+from segmint.generate import generate
 from segmint.warehouse import table_hash
 
 AS_OF = date(2026, 6, 30)
@@ -45,22 +45,7 @@ def small_night(root: Path, customers: int = 300, days: int = 35) -> dict[str, s
     """Generate a landing zone under ``root`` ending at :data:`AS_OF`; return the SEGMINT_*
     environment (no AIRFLOW_* variables) that points a night at it."""
     landing = root / "landing"
-    subprocess.run(
-        [
-            segmint_script(),
-            "generate",
-            "--landing",
-            str(landing),
-            "--customers",
-            str(customers),
-            "--days",
-            str(days),
-            "--end-date",
-            AS_OF.isoformat(),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    generate(landing, customers=customers, days=days, end_date=AS_OF)
     config = root / "segmint.toml"
     config.write_text(
         textwrap.dedent(

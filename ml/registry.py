@@ -168,3 +168,23 @@ def latest_published(
     except SegmintError as exc:  # ModelVersionError included
         found.refused = str(exc)
     return found
+
+
+def cadence_reason(
+    registered: Registered | None, as_of: date, every_days: int, missing: str
+) -> str | None:
+    """Why a model trained on a cadence must be retrained tonight, as far as the registered
+    model's age and files tell (None: it may score tonight). ``missing`` is the reason when
+    there is no registered model."""
+    if every_days <= 0:
+        return "retrain_every_days = 0 (train every night)"
+    if registered is None:
+        return missing
+    if registered.refused:
+        return f"registered model {registered.run_id} refused ({registered.refused})"
+    age = (as_of - registered.as_of_date).days
+    if age >= every_days:
+        return (
+            f"registered model {registered.run_id} is {age} days old (retrain every {every_days})"
+        )
+    return None

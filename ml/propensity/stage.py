@@ -36,6 +36,7 @@ from ml.registry import (
     ModelMetadata,
     ModelVersionError,
     Registered,
+    cadence_reason,
     git_revision,
     latest_published,
     library_versions,
@@ -324,15 +325,10 @@ def retrain_reason(
 ) -> str | None:
     """Why tonight must train ``model_name`` (None: score with the registered model)."""
     every = settings.propensity.retrain_every_days
-    if every <= 0:
-        return "retrain_every_days = 0 (train every night)"
-    if registered is None:
-        return f"no {horizon}-day model published before {as_of}"
-    if registered.refused:
-        return f"registered model {registered.run_id} refused ({registered.refused})"
-    age = (as_of - registered.as_of_date).days
-    if age >= every:
-        return f"registered model {registered.run_id} is {age} days old (retrain every {every})"
+    missing = f"no {horizon}-day model published before {as_of}"
+    reason = cadence_reason(registered, as_of, every, missing)
+    if reason is not None or registered is None:
+        return reason
     params = registered.meta.params if registered.meta else {}
     if params.get("feature_spec") != spec.columns:
         return f"feature schema changed since {registered.run_id} was trained"

@@ -34,6 +34,7 @@ from ml.recommendations.metrics import ranking_metrics
 from ml.registry import (
     ModelMetadata,
     Registered,
+    cadence_reason,
     git_revision,
     latest_published,
     library_versions,
@@ -506,6 +507,17 @@ def fit_settings(cfg: RecommendationSettings) -> dict[str, Any]:
     return json_safe({k: getattr(cfg, k) for k in FIT_SETTINGS})
 
 
+def metrics_write(metric_frame: pd.DataFrame, as_of: date) -> TableWrite:
+    """Tonight's rows of ``ml.model_metrics`` for the recommender (replacing a rerun's)."""
+    return TableWrite(
+        "ml.model_metrics",
+        metric_frame,
+        "as_of_date = ? and model_name = ?",
+        [as_of, MODEL_NAME],
+        MODEL_METRICS_DDL,
+    )
+
+
 def registered_before(settings: Settings, as_of: date) -> Registered | None:
     """The newest model published on an earlier night (reruns of a night therefore decide as
     the night did)."""
@@ -518,16 +530,10 @@ def retrain_reason(
     cfg: RecommendationSettings, as_of: date, registered: Registered | None
 ) -> str | None:
     """Why tonight must evaluate and fit (None: rank with the registered model)."""
-    every = cfg.retrain_every_days
-    if every <= 0:
-        return "retrain_every_days = 0 (train every night)"
-    if registered is None:
-        return f"no model published before {as_of}"
-    if registered.refused:
-        return f"registered model {registered.run_id} refused ({registered.refused})"
-    age = (as_of - registered.as_of_date).days
-    if age >= every:
-        return f"registered model {registered.run_id} is {age} days old (retrain every {every})"
+    missing = f"no model published before {as_of}"
+    reason = cadence_reason(registered, as_of, cfg.retrain_every_days, missing)
+    if reason is not None or registered is None:
+        return reason
     saved = (registered.meta.params if registered.meta else {}).get("fit_settings")
     if saved != fit_settings(cfg):
         return f"settings changed since {registered.run_id} was trained"
@@ -670,13 +676,7 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
     where = "as_of_date = ?"
     writes = [
         TableWrite("ml.recommendations", recs, where, [as_of], RECOMMENDATIONS_DDL),
-        TableWrite(
-            "ml.model_metrics",
-            metric_frame,
-            "as_of_date = ? and model_name = ?",
-            [as_of, MODEL_NAME],
-            MODEL_METRICS_DDL,
-        ),
+        metrics_write(metric_frame, as_of),
     ]
     sources, short = list_stats(built.lists, cfg.top_n)
     model_run = {
@@ -829,13 +829,7 @@ def _reuse_night(
         settings.warehouse,
         [
             write,
-            TableWrite(
-                "ml.model_metrics",
-                metric_frame,
-                "as_of_date = ? and model_name = ?",
-                [as_of, MODEL_NAME],
-                MODEL_METRICS_DDL,
-            ),
+            metrics_write(metric_frame, as_of),
         ],
         {
             "run_id": run_id,

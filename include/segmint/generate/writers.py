@@ -20,20 +20,9 @@ import pyarrow as pa
 from segmint.generate import params as P
 from segmint.generate.dirt import BAD_EVENT_TYPES, BAD_TIMESTAMPS, Placed
 from segmint.generate.simulate import OPEN, Catalogue, page_table, search_vocabulary
+from segmint.warehouse import EVENT_TYPES  # the contract; simulate.py codes index it
 
 GZIP_LEVEL = 1
-EVENT_TYPES = (
-    "page_view",
-    "product_view",
-    "search",
-    "add_to_cart",
-    "remove_from_cart",
-    "checkout_start",
-    "purchase",
-    "email_open",
-    "email_click",
-    "login",
-)
 APP_VERSIONS = ("5.12.0", "5.13.1", "6.0.2")
 DEVICE_TYPES = ("desktop", "mobile", "tablet")
 # Timestamp spellings: UTC with Z, local time with its offset (app), naive UTC (e-mail tool).

@@ -6,7 +6,26 @@ stage. Both import DuckDB only; Great Expectations is imported when a batch is v
 
 from __future__ import annotations
 
-from segmint.ingest.gate import check_quality_gate
-from segmint.ingest.loader import run_ingest
+import logging
+from datetime import date
+
+from segmint.config import Settings
+from segmint.ingest import loader
+from segmint.ingest.gate import check_quality_gate, judge_partitions
+from segmint.stages import StageResult
 
 __all__ = ["check_quality_gate", "run_ingest"]
+
+log = logging.getLogger(__name__)
+
+
+def run_ingest(settings: Settings, as_of: date) -> StageResult:
+    """Load the landing files (:func:`segmint.ingest.loader.run_ingest`); when any row was
+    read, GX is imported already, so run the gate's partition suite here too and store its
+    verdicts for the ``validate`` stage, which then need not import GX itself."""
+    result = loader.run_ingest(settings, as_of)
+    if result.rows_in:
+        judged = judge_partitions(settings, as_of)
+        log.info("ingest: partition suite judged %d partition(s) for the gate", judged)
+        result.details["partitions_judged"] = judged
+    return result

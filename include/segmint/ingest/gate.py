@@ -16,11 +16,22 @@ run over a frame with one row per partition built from ``ops.load_manifest`` and
 checked gets a row in ``ops.quality_gate``; the stage then raises
 :class:`~segmint.stages.QualityGateError` naming each failing partition. Loaded rows stay
 loaded either way: the gate stops what is published downstream, it deletes nothing.
+
+GX's verdicts are kept in ``ops.gate_judgements``, keyed by a digest of everything they
+depend on (the partition's figures, the ingest settings, the suite's source). The ingest
+stage, which has imported GX anyway, judges the partitions it loaded right after loading
+(:func:`judge_partitions`), so this stage usually finds every verdict made and does not
+pay the seconds of ``import great_expectations`` in its own process. A partition whose
+figures, thresholds or suite changed since is judged again here, by GX.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from segmint.config import Settings
 from segmint.ingest.loader import ensure_ops_tables
@@ -28,6 +39,17 @@ from segmint.stages import QualityGateError, StageResult
 from segmint.warehouse import connect, transaction
 
 _TOP_REASONS = 3
+_SUITE_SOURCE = Path(__file__).resolve().parents[3] / "expectations" / "suites" / "partitions.py"
+_JUDGEMENTS_DDL = """
+create table if not exists ops.gate_judgements (
+    source varchar not null,
+    partition_date date not null,
+    input_key varchar not null,
+    failing_rules varchar[] not null,
+    judged_at timestamp not null,
+    primary key (source, partition_date)
+)
+"""
 
 
 def _partitions_to_check(con, as_of: date) -> list[tuple]:
@@ -90,7 +112,22 @@ def _no_identity_share(con, source: str, partition_date: date) -> float | None:
     return (missing or 0) / total if total else 0.0
 
 
-def _judge(settings: Settings, parts: list[dict]) -> dict[tuple[str, str], list[str]]:
+def _input_key(settings: Settings, part: dict) -> str:
+    """A digest of everything a partition's GX verdict depends on."""
+    suite = _SUITE_SOURCE.read_bytes() if _SUITE_SOURCE.exists() else b""
+    payload = json.dumps(
+        [
+            {k: v for k, v in part.items() if k != "fingerprint"},
+            dataclasses.asdict(settings.ingest),
+            hashlib.sha256(suite).hexdigest(),
+        ],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _run_suite(settings: Settings, parts: list[dict]) -> dict[tuple[str, str], list[str]]:
     """Run the partition suite (GX) over one row per partition; failing rules per partition."""
     import pandas as pd
 
@@ -113,6 +150,75 @@ def _judge(settings: Settings, parts: list[dict]) -> dict[tuple[str, str], list[
         for key in zip(r.failing["source"], r.failing["partition_date"], strict=True):
             failing.setdefault((str(key[0]), str(key[1])), []).append(r.rule)
     return failing
+
+
+def _judge(
+    con, settings: Settings, parts: list[dict]
+) -> tuple[dict[tuple[str, str], list[str]], int]:
+    """GX's failing rules per partition (stored verdicts where still valid, else a GX run),
+    and how many partitions GX judged now."""
+    con.execute(_JUDGEMENTS_DDL)
+    keys = {(p["source"], p["partition_date"]): _input_key(settings, p) for p in parts}
+    stored = {
+        (source, pdate.isoformat()): (key, rules)
+        for source, pdate, key, rules in con.execute(
+            "select source, partition_date, input_key, failing_rules from ops.gate_judgements"
+        ).fetchall()
+    }
+    failing: dict[tuple[str, str], list[str]] = {}
+    todo = []
+    for p in parts:
+        part = (p["source"], p["partition_date"])
+        if part in stored and stored[part][0] == keys[part]:
+            if stored[part][1]:
+                failing[part] = list(stored[part][1])
+        else:
+            todo.append(p)
+    if todo:
+        judged = _run_suite(settings, todo)
+        failing.update(judged)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        rows = [
+            (p["source"], p["partition_date"], keys[part], judged.get(part, []), now)
+            for p in todo
+            for part in [(p["source"], p["partition_date"])]
+        ]
+        with transaction(con):
+            con.executemany(
+                "insert or replace into ops.gate_judgements values (?, ?::date, ?, ?, ?)", rows
+            )
+    return failing, len(todo)
+
+
+def _collect_parts(con, as_of: date) -> list[dict]:
+    parts = []
+    for source, pdate, fingerprint, rows_read, rows_q, failed_files in _partitions_to_check(
+        con, as_of
+    ):
+        parts.append(
+            {
+                "source": source,
+                "partition_date": pdate.isoformat(),
+                "fingerprint": fingerprint,
+                "rows_read": rows_read,
+                "rows_quarantined": rows_q,
+                "quarantined_share": rows_q / rows_read if rows_read else 0.0,
+                "no_identity_share": _no_identity_share(con, source, pdate),
+                "failed_files": ", ".join(failed_files) if failed_files else None,
+            }
+        )
+    return parts
+
+
+def judge_partitions(settings: Settings, as_of: date) -> int:
+    """Store GX's verdict on every partition the validate stage will check; returns how many
+    were judged by GX now (the rest already had a valid verdict)."""
+    con = connect(settings.warehouse)
+    try:
+        ensure_ops_tables(con)
+        return _judge(con, settings, parts)[1] if (parts := _collect_parts(con, as_of)) else 0
+    finally:
+        con.close()
 
 
 def _explain(con, settings: Settings, rule: str, p: dict) -> str:
@@ -142,29 +248,14 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
     now = datetime.now(UTC).replace(tzinfo=None)
     con = connect(settings.warehouse)
     failures: list[str] = []
-    checked = 0
+    checked = judged = 0
     rows_in = 0
     try:
         ensure_ops_tables(con)
-        parts = []
-        for source, pdate, fingerprint, rows_read, rows_q, failed_files in _partitions_to_check(
-            con, as_of
-        ):
-            parts.append(
-                {
-                    "source": source,
-                    "partition_date": pdate.isoformat(),
-                    "fingerprint": fingerprint,
-                    "rows_read": rows_read,
-                    "rows_quarantined": rows_q,
-                    "quarantined_share": rows_q / rows_read if rows_read else 0.0,
-                    "no_identity_share": _no_identity_share(con, source, pdate),
-                    "failed_files": ", ".join(failed_files) if failed_files else None,
-                }
-            )
+        parts = _collect_parts(con, as_of)
         checked = len(parts)
         rows_in = sum(p["rows_read"] for p in parts)
-        problems = _judge(settings, parts) if parts else {}
+        problems, judged = _judge(con, settings, parts) if parts else ({}, 0)
         verdicts = []
         for p in parts:
             key = (p["source"], p["partition_date"])
@@ -214,6 +305,6 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
         rows_in=rows_in,
         rows_out=rows_in,
         summary=f"quality gate passed for {checked} partition(s)",
-        details={"partitions_checked": checked},
+        details={"partitions_checked": checked, "judged_by_gx_here": judged},
         warnings=warnings,
     )

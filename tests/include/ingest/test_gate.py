@@ -1,0 +1,99 @@
+"""The gate's GX verdicts: made once, by the ingest stage, reused by the validate stage.
+
+The validate stage runs in its own process under Airflow; importing GX there only to judge
+a frame of a few rows costs seconds. These tests pin down that a stored verdict is reused
+only while everything it depends on is unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from segmint.config import Settings
+from segmint.ingest import check_quality_gate, run_ingest
+from segmint.stages import QualityGateError
+from tests.include.ingest.conftest import D1, D2, event, write_jsonl
+
+_VALIDATE_IN_A_NEW_PROCESS = """
+import json, sys
+from datetime import date
+from pathlib import Path
+from segmint.config import Settings
+from segmint.ingest import check_quality_gate
+settings = Settings().with_overrides(
+    warehouse=Path(sys.argv[1]), landing=Path(sys.argv[2]), output=Path(sys.argv[3])
+)
+result = check_quality_gate(settings, date.fromisoformat(sys.argv[4]))
+print(json.dumps({
+    "summary": result.summary,
+    "details": result.details,
+    "gx_imported": "great_expectations" in sys.modules,
+}))
+"""
+
+
+def _validate_in_a_new_process(settings: Settings, as_of) -> dict:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _VALIDATE_IN_A_NEW_PROCESS,
+            str(settings.warehouse),
+            str(settings.landing),
+            str(settings.output),
+            as_of.isoformat(),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_validate_reuses_the_verdicts_ingest_made_without_importing_gx(settings, landing, query):
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event(f"g{i}") for i in range(40)])
+    ingested = run_ingest(settings, D1)
+    assert ingested.details["partitions_judged"] == 1
+    got = _validate_in_a_new_process(settings, D1)
+    assert got["gx_imported"] is False
+    assert got["details"] == {"partitions_checked": 1, "judged_by_gx_here": 0}
+    assert "passed for 1 partition" in got["summary"]
+    assert query("select source, failing_rules from ops.gate_judgements") == [("events", [])]
+
+
+def test_a_stored_failing_verdict_still_fails_the_gate(settings, landing, query):
+    # 3 of 20 records quarantined (15% > 5%): ingest judges, validate enforces.
+    write_jsonl(
+        landing / "events/dt=2026-06-02/a.jsonl",
+        [event(f"h{i}", D2) for i in range(17)]
+        + [event("bad1", D2, event_type="nope"), "{", event("bad3", D2, event_type="nope")],
+    )
+    run_ingest(settings, D2)
+    assert query("select failing_rules from ops.gate_judgements") == [(["quarantined_share"],)]
+    with pytest.raises(QualityGateError, match=r"15\.0% of its 20 rows were quarantined"):
+        check_quality_gate(settings, D2)
+    # Without the stored verdicts GX judges again, the same way.
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute("delete from ops.gate_judgements")
+    con.close()
+    with pytest.raises(QualityGateError, match=r"15\.0% of its 20 rows were quarantined"):
+        check_quality_gate(settings, D2)
+    assert query("select failing_rules from ops.gate_judgements") == [(["quarantined_share"],)]
+
+
+def test_changed_thresholds_are_judged_again_by_gx(settings, landing):
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event(f"g{i}") for i in range(10)])
+    run_ingest(settings, D1)
+    # Judged under the default thresholds (passed); a stricter gate must not reuse that.
+    strict = settings.with_overrides(ingest=settings.ingest.__class__(min_rows_per_partition=50))
+    with pytest.raises(QualityGateError, match=r"10 rows, outside the expected 50-"):
+        check_quality_gate(strict, D1)
+    result = check_quality_gate(settings, D1)
+    assert result.details == {"partitions_checked": 1, "judged_by_gx_here": 1}

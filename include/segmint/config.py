@@ -55,6 +55,10 @@ class TransformSettings:
     dbt_project_dir: Path = Path("dbt_project")
     # Threads for dbt; DuckDB parallelises inside each query, so 1-2 is plenty.
     threads: int = 2
+    # The propensity cut-off snapshots (as-of minus 30, 60, 90 days) are built only on nights
+    # a propensity model is due for retraining (its cadence, or no usable model); true builds
+    # the missing ones every night.
+    cutoff_snapshots_every_night: bool = False
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,73 @@ def snapshot_dates(settings: Settings, as_of: date, data_start: date | None) -> 
     return sorted(d for d in wanted if d == as_of or data_start is None or d >= data_start)
 
 
+# The propensity models whose training reads the cut-off snapshots, with their horizon
+# (ml/propensity/stage.py trains these two).
+PROPENSITY_MODELS = ("purchase", "churn")
+
+
+def retrain_due(settings: Settings, as_of: date) -> str | None:
+    """Why a propensity model may retrain tonight, as far as the registry tells without
+    loading a model (None: both score with a model published on an earlier night that is
+    younger than ``retrain_every_days``, so tonight's training snapshots are not read).
+
+    Mirrors the cadence of ml.registry.cadence_reason: no published model of the horizon
+    before tonight, its artifact file gone, or its age at least ``retrain_every_days``."""
+    import duckdb
+
+    prop = settings.propensity
+    if prop.retrain_every_days <= 0:
+        return "retrain_every_days = 0 (train every night)"
+    warehouse = settings.warehouse.resolve()
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'ml' AND table_name = 'model_runs'"
+        ).fetchone()[0]
+        if not exists:
+            return "no propensity model published yet"
+        horizons = {"purchase": prop.horizon_days, "churn": prop.churn_horizon}
+        for name in PROPENSITY_MODELS:
+            row = con.execute(
+                "SELECT as_of_date, run_id FROM ml.model_runs "
+                "WHERE model_name = ? AND status = 'published' AND as_of_date < ? "
+                "AND try_cast(params->>'horizon_days' AS INTEGER) = ? "
+                "ORDER BY as_of_date DESC, created_at DESC LIMIT 1",
+                [name, as_of, horizons[name]],
+            ).fetchone()
+            if row is None:
+                return f"no {horizons[name]}-day {name} model published before {as_of}"
+            trained, run_id = row
+            artifact = settings.artifacts_dir / name / f"{run_id}.joblib"
+            if not artifact.exists():
+                return f"{name} model file {artifact} is missing"
+            age = (as_of - trained).days
+            if age >= prop.retrain_every_days:
+                return f"{name} model is {age} days old (retrain every {prop.retrain_every_days})"
+    finally:
+        con.close()
+    return None
+
+
+def snapshots_tonight(
+    settings: Settings, as_of: date, data_start: date | None
+) -> tuple[list[date], str]:
+    """The snapshot dates this run asks dbt for, and why: the as-of date always; the
+    propensity cut-offs only when a model may retrain tonight (retrain_due) or
+    ``[transform] cutoff_snapshots_every_night`` is set. On other nights the propensity
+    stage scores with its registered model and reads no cut-off snapshot; past cut-offs are
+    earlier nights' as-of snapshots, so in steady state they exist anyway. dbt builds only
+    the requested snapshots that are missing or stale (macros/incremental.sql)."""
+    wanted = snapshot_dates(settings, as_of, data_start)
+    if settings.transform.cutoff_snapshots_every_night:
+        return wanted, "cut-off snapshots every night ([transform] setting)"
+    reason = retrain_due(settings, as_of)
+    if reason is None:
+        return [as_of], "no propensity retrain due: as-of snapshot only"
+    return wanted, f"propensity retrain may be due ({reason}): with the cut-off snapshots"
+
+
 AS_OF_ENV = "SEGMINT_AS_OF_DATE"
 SNAPSHOT_DATES_ENV = "SEGMINT_SNAPSHOT_DATES"
 
@@ -202,7 +269,8 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
     """Build and test every dbt model for ``as_of``; raise SegmintError on any failure."""
     warehouse = settings.warehouse.resolve()
     rows_in, data_start = _raw_figures(warehouse)
-    dates = snapshot_dates(settings, as_of, data_start)
+    dates, dates_reason = snapshots_tonight(settings, as_of, data_start)
+    log.info("transform: snapshots %s (%s)", ", ".join(map(str, dates)), dates_reason)
     target_path, log_path = dbt_dirs(settings)
     started = time.perf_counter()
     completed = run_dbt(settings, as_of, dates)
@@ -229,6 +297,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
     details: dict[str, Any] = {
         **figures,
         "snapshot_dates": [d.isoformat() for d in dates],
+        "snapshot_dates_reason": dates_reason,
         "dbt_seconds": round(seconds, 2),
         "run_results": str(run_results),
     }

@@ -105,6 +105,10 @@ def _lit(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _list(values: list[str]) -> str:
     return "[" + ", ".join(values) + "]"
 
@@ -118,16 +122,23 @@ def parse_sql(source: str, rel: str, limit_col: str, limit_sql: str) -> str:
     acceptable timestamp, ``limit_sql`` over ``_file``).
     """
     fields = FIELDS[source]
-    paths = ", ".join(_lit(f'$."{f.name}"') for f in fields)
+    # One parse per record into a struct of the contract's fields as text (a number, true/false
+    # or a nested value comes as its JSON text, JSON null and absent keys as NULL).
+    struct = _lit("{" + ", ".join(f'"{f.name}": "VARCHAR"' for f in fields) + "}")
     known = ", ".join(_lit(f.name) for f in fields)
+    present = " + ".join(f'(v."{f.name}" is not null)::INTEGER' for f in fields)
     cols = []
-    for i, f in enumerate(fields, start=1):
-        cols.append(f"{cast_sql(f.kind, f'v[{i}]')} as {f.name}")
+    for f in fields:
+        cols.append(f"{cast_sql(f.kind, f'v.{_ident(f.name)}')} as {f.name}")
         if f.kind in _TEXT_KINDS:
-            cols.append(f"nullif(trim(v[{i}]), '') as {f.name}_text")
+            cols.append(f"nullif(trim(v.{_ident(f.name)}), '') as {f.name}_text")
     if source == "events":
         cols.append(
-            "coalesce(" + cast_sql("id", "v[4]") + ", " + cast_sql("id", "v[5]") + ") as identity"
+            "coalesce("
+            + cast_sql("id", "v.customer_id")
+            + ", "
+            + cast_sql("id", "v.anonymous_id")
+            + ") as identity"
         )
     select_list = ",\n            ".join(cols)
     return f"""
@@ -153,13 +164,13 @@ def parse_sql(source: str, rel: str, limit_col: str, limit_sql: str) -> str:
                     *,
                     -- Most records have no more keys than known values: only the others
                     -- are looked at member by member.
-                    case when _nkeys > list_count(v) then json_keys(doc) end as _xkeys,
-                    case when _nkeys > list_count(v) then json_extract(doc, '$.*') end
+                    case when _nkeys > ({present}) then json_keys(doc) end as _xkeys,
+                    case when _nkeys > ({present}) then json_extract(doc, '$.*') end
                         as _xvals,
                 from (
                     select
                         *,
-                        case when _ok then json_extract_string(doc, [{paths}]) end as v,
+                        case when _ok then json_transform(doc, {struct}) end as v,
                         case when _ok then len(json_keys(doc)) end as _nkeys,
                     from {rel}
                 )
@@ -378,10 +389,8 @@ class Ingest:
                             when _blank then null
                             when not json_valid(doc)
                                 then 'malformed JSON: the line is not a valid JSON document'
-                            when not (
-                                starts_with(doc, '{{')
-                                or left(ltrim(doc, {ws}), 1) = '{{'
-                            )
+                            when starts_with(doc, '{{') then null
+                            when left(ltrim(doc, {ws}), 1) <> '{{'
                                 then 'malformed JSON: the line is not a JSON object'
                         end as _error,
                     from (
@@ -389,9 +398,13 @@ class Ingest:
                             {positions}[file_index::BIGINT + 1]::INTEGER as _file,
                             line as doc,
                             line as raw,
-                            line is null
-                                or line = ''
-                                or (starts_with(line, ' ') and trim(line) = '') as _blank,
+                            -- A case, not an and: DuckDB evaluates both sides of an
+                            -- and/or over the whole vector, trim would copy every line.
+                            case
+                                when line is null or line = '' then true
+                                when starts_with(line, ' ') then trim(line) = ''
+                                else false
+                            end as _blank,
                         from ({scan})
                     )
                 )

@@ -194,7 +194,10 @@ def _scan_sql(paths: list[str]) -> str:
             auto_detect = false,
             hive_partitioning = false,
             filename = true,
-            max_line_size = 16777216
+            max_line_size = 16777216,
+            -- Lenient about line ends: a CRLF file with a bare LF inside a quoted cell (what
+            -- Excel writes for multi-line cells) is split at both; records are rejoined later.
+            strict_mode = false
         )
     """
 

@@ -76,8 +76,13 @@ class BatchValidator:
 
     def __post_init__(self) -> None:
         import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
 
         context = gx.get_context(mode="ephemeral")
+        # No "Calculating Metrics" bars: in Airflow's task logs they are noise, not progress.
+        context.variables.progress_bars = ProgressBarsConfig(
+            globally=False, metric_calculations=False
+        )
         if self.docs_dir is not None:
             context.add_data_docs_site(
                 site_name="segmint",

@@ -450,7 +450,12 @@ def _train_night(
         )
         if have >= need:
             absent = [c.isoformat() for c in cutoffs[:2] if hist.snapshots.get(c, 0) == 0]
-            out.message += f"; {dataset.FEATURE_HISTORY} lacks the snapshot(s) {', '.join(absent)}"
+            out.message += (
+                f"; {dataset.FEATURE_HISTORY} lacks the snapshot(s) {', '.join(absent)} "
+                "(transform builds the cut-off snapshots on nights the retraining cadence is "
+                "due; to build them now set [transform] cutoff_snapshots_every_night = true "
+                f"and rerun `segmint transform --as-of {as_of}`)"
+            )
     else:
         windows = build_windows(wh, model_name, usable, horizon, spec, lookback, frames)
         out.warnings += windows.warnings

@@ -9,12 +9,24 @@ Line numbers are physical, 1-based lines of the decompressed file (for CSV the h
 line 1; a quoted field spanning lines keeps the number of its first line); for Parquet they
 are 1-based row numbers. Blank lines are not
 records and are skipped without changing the numbering.
+
+Text must be UTF-8. A text file with invalid byte sequences (a line written in Latin-1, a
+truncated multi-byte character) is read from a UTF-8 copy with each invalid sequence
+replaced by U+FFFD, the choice warehouses offer for this (Snowflake's
+``REPLACE_INVALID_CHARACTERS``): the line's other fields are good data, and one accent in a
+name must not hold back a whole file. The lines concerned are logged, with their numbers.
 """
 
 from __future__ import annotations
 
+import atexit
+import dataclasses
+import gzip
 import hashlib
+import logging
 import re
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -30,6 +42,12 @@ CSV_FIELD_RE = r',("(?:[^"]|"")*"|[^,]*)'
 # A byte that never occurs unescaped in a JSON document: reading with it as the delimiter
 # gives one VARCHAR column holding the whole line.
 _NO_DELIM = "\x1f"
+# How DuckDB words a text file that is not UTF-8.
+_NOT_UTF8 = ("invalid unicode", "not utf-8 encoded")
+# Chunks of this many bytes are checked whole; only a chunk that fails is split in lines.
+_UTF8_CHUNK = 1 << 24
+
+log = logging.getLogger(__name__)
 
 
 class UnreadableFile(Exception):
@@ -170,14 +188,89 @@ def jsonl_scan_sql(paths: list[str]) -> str:
 
 
 def unreadable(con: duckdb.DuckDBPyConnection, files: list[LandingFile], ids: list[int]) -> dict:
-    """``{position: error}`` for the text files among ``ids`` that cannot be read to the end."""
+    """``{position: error}`` for the text files among ``ids`` that cannot be read to the end.
+
+    A file that fails only because it is not valid UTF-8 is not unreadable: ``files[i]`` is
+    replaced by its UTF-8 copy (:func:`utf8_copy`), which the caller reads instead.
+    """
     failed: dict[int, str] = {}
     for i in ids:
-        try:
-            con.execute(f"select count(*) from ({_scan_sql([str(files[i].abspath)])})").fetchall()
-        except duckdb.Error as exc:
-            failed[i] = str(exc).splitlines()[0]
+        error = _scan_error(con, files[i])
+        if error and any(marker in error.lower() for marker in _NOT_UTF8):
+            files[i] = utf8_copy(files[i])
+            error = _scan_error(con, files[i])
+        if error:
+            failed[i] = error.splitlines()[0]
     return failed
+
+
+def _scan_error(con: duckdb.DuckDBPyConnection, f: LandingFile) -> str | None:
+    try:
+        con.execute(f"select count(*) from ({_scan_sql([str(f.abspath)])})").fetchall()
+    except duckdb.Error as exc:
+        return str(exc)
+    return None
+
+
+_scratch: Path | None = None
+
+
+def _scratch_dir() -> Path:
+    global _scratch
+    if _scratch is None:
+        _scratch = Path(tempfile.mkdtemp(prefix="segmint-utf8-"))
+        atexit.register(shutil.rmtree, _scratch, ignore_errors=True)
+    return _scratch
+
+
+def utf8_copy(f: LandingFile) -> LandingFile:
+    """``f`` read from an uncompressed UTF-8 copy, invalid byte sequences replaced by U+FFFD.
+
+    The copy keeps every line (and so every line number); ``path`` and ``sha256`` still name
+    the landing file. Chunks that decode cleanly are copied as they are: only a chunk with an
+    invalid sequence is handled line by line, so a large file with one bad line costs about
+    one read and one write of it.
+    """
+    target = _scratch_dir() / f"{f.sha256[:16]}-{f.abspath.name.removesuffix('.gz')}"
+    opener = gzip.open if f.abspath.name.lower().endswith(".gz") else open
+    bad: list[int] = []
+    lines_before = 0
+
+    def copy(block: bytes, dst) -> None:
+        nonlocal lines_before
+        try:
+            block.decode("utf-8")
+            dst.write(block)
+        except UnicodeDecodeError:
+            lines = block.split(b"\n")
+            for k, line in enumerate(lines):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad.append(lines_before + k + 1)
+                    line = line.decode("utf-8", "replace").encode("utf-8")
+                dst.write(line if k == len(lines) - 1 else line + b"\n")
+        lines_before += block.count(b"\n")
+
+    with opener(f.abspath, "rb") as src, open(target, "wb") as dst:
+        carry = b""
+        while chunk := src.read(_UTF8_CHUNK):
+            chunk = carry + chunk
+            cut = chunk.rfind(b"\n") + 1
+            block, carry = chunk[:cut], chunk[cut:]
+            if block:
+                copy(block, dst)
+        if carry:
+            copy(carry, dst)
+    shown = ", ".join(str(n) for n in bad[:20]) + (", ..." if len(bad) > 20 else "")
+    log.warning(
+        "%s: %d line(s) are not valid UTF-8 (line %s); read with each invalid byte sequence "
+        "replaced by U+FFFD",
+        f.path,
+        len(bad),
+        shown,
+    )
+    return dataclasses.replace(f, abspath=target)
 
 
 def _scan_sql(paths: list[str]) -> str:
@@ -221,11 +314,10 @@ def _read_lines_batch(
     except duckdb.Error:
         # Find the unreadable file(s): read each file on its own.
         con.execute(f"create or replace temp table {scan} (filename VARCHAR, line VARCHAR)")
+        failed = unreadable(con, files, ids)
         for i in ids:
-            try:
+            if i not in failed:
                 con.execute(f"insert into {scan} " + _scan_sql([str(files[i].abspath)]))
-            except duckdb.Error as exc:
-                failed[i] = str(exc).splitlines()[0]
     names = ", ".join(f"({_lit(str(files[i].abspath))}, {i})" for i in ids if i not in failed)
     if not names:
         names = "(null::VARCHAR, null::INTEGER)"

@@ -416,9 +416,11 @@ class Ingest:
                 )
                 break
             except duckdb.Error:
-                # Find the unreadable file(s), then stage the others.
+                # Find the unreadable file(s), then stage the others. A file that is only
+                # not UTF-8 comes back readable, as a copy (files[i] replaced): try again.
+                paths = [files[i].abspath for i in readable]
                 bad = unreadable(con, files, readable)
-                if not bad:
+                if not bad and paths == [files[i].abspath for i in readable]:
                     raise
                 failed.update(bad)
         con.execute("SET preserve_insertion_order = false")

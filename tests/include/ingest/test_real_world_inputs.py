@@ -6,6 +6,7 @@ typed Parquet columns. For every file: rows read = loaded + quarantined + duplic
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pyarrow as pa
@@ -104,3 +105,32 @@ def test_typed_parquet_columns_load(settings, landing, query):
         ("p1", "2026-06-01 10:00:00", 10.0),
         ("p2", "2026-06-01 10:00:00", None),
     ]
+
+
+def test_a_line_that_is_not_utf8_does_not_hold_back_its_file(settings, landing, query, caplog):
+    good = json.dumps(event("u1")).encode()
+    latin1 = json.dumps(event("u2", customer_id="Jos\u00e9"), ensure_ascii=False).encode("latin-1")
+    path = landing / "events/dt=2026-06-01/latin1.jsonl.gz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(gzip.compress(good + b"\n" + latin1 + b"\n" + good.replace(b"u1", b"u3")))
+    crm = landing / "crm/dt=2026-06-01/crm.csv"
+    crm.parent.mkdir(parents=True)
+    crm.write_bytes(
+        b"customer_id,first_name,updated_at\nc1,Ren\xe9e,2026-06-01\nc2,Ana,2026-06-01\n"
+    )
+    with caplog.at_level("WARNING"):
+        run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert query("select path from ops.load_manifest where status <> 'loaded'") == []
+    assert query("select event_id, customer_id, _source_line from raw.events order by 1") == [
+        ("u1", "c1", 1),
+        ("u2", "Jos\ufffd", 2),
+        ("u3", "c1", 3),
+    ]
+    assert query("select customer_id, first_name from raw.customers order by 1") == [
+        ("c1", "Ren\ufffde"),
+        ("c2", "Ana"),
+    ]
+    logged = [r.getMessage() for r in caplog.records if "not valid UTF-8" in r.getMessage()]
+    assert any("latin1.jsonl.gz: 1 line(s)" in m and "(line 2)" in m for m in logged), logged
+    assert any("crm.csv: 1 line(s)" in m and "(line 2)" in m for m in logged), logged

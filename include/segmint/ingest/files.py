@@ -356,8 +356,16 @@ def _in(ids: list[int]) -> str:
 
 
 def _raw_fields(expr: str) -> str:
-    """SQL: the fields of CSV record ``expr`` as they appear (quotes kept)."""
-    return f"regexp_extract_all(',' || {expr}, {_lit(CSV_FIELD_RE)}, 1)"
+    """SQL: the fields of CSV record ``expr`` as they appear (quotes kept).
+
+    A record without any double quote is split on its commas (the same fields, several
+    times cheaper than the regular expression, which only records with quotes need).
+    """
+    return (
+        f"case when contains({expr}, '\"') "
+        f"then regexp_extract_all(',' || {expr}, {_lit(CSV_FIELD_RE)}, 1) "
+        f"else string_split({expr}, ',') end"
+    )
 
 
 def _split_csv(expr: str, raw_fields: str | None = None) -> str:
@@ -488,10 +496,11 @@ def _insert_csv_records(
                 _file,
                 _line,
                 raw,
-                {_split_csv("raw", "_parts")} as fields,
-                {_unbalanced("_parts")} as unbalanced,
+                -- Only a record with a quote needs unquoting and the quote check.
+                case when _quoted then {_split_csv("raw", "_parts")} else _parts end as fields,
+                case when _quoted then {_unbalanced("_parts")} else false end as unbalanced,
             from (
-                select *, {_raw_fields("raw")} as _parts
+                select *, {_raw_fields("raw")} as _parts, contains(raw, '"') as _quoted
                 from ({records})
                 where trim(raw) <> ''
             )

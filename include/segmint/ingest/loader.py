@@ -805,6 +805,15 @@ class Ingest:
         key = self._key_sql(source)
         table = RAW_TABLE[source]
         existing_key = self._key_sql(source, "e")
+        # The loaded rows that may share a key with this batch's rows: every row for events
+        # (the key is a column), only the customers of this batch for CRM (the key is a hash
+        # of the whole record, so the same record has the same customer_id).
+        existing = (
+            table
+            if source == "events"
+            else f"(select * from {table} where customer_id in "
+            f"(select customer_id from _clean_{tag}))"
+        )
         con.execute(
             f"create or replace temp table _good_{tag} as "
             f"select _file, _line, {key} as _key from _clean_{tag}"
@@ -816,7 +825,7 @@ class Ingest:
             semi join (
                 select _key from _good_{tag} group by _key having count(*) > 1
                 union
-                select _key from _good_{tag} where _key in (select {existing_key} from {table} e)
+                select _key from _good_{tag} where _key in (select {existing_key} from {existing} e)
             ) using (_key)
             """
         )
@@ -842,7 +851,7 @@ class Ingest:
                 ) as new_wins,
             from _cand_{tag} c
             join {files} f using (_file)
-            join {table} e on {existing_key} = c._key
+            join {existing} e on {existing_key} = c._key
             """
         )
         displaced = con.execute(f"select count(*) from _clash_{tag} where new_wins").fetchone()[0]

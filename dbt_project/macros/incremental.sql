@@ -147,3 +147,35 @@
         select 1 as nothing_to_delete
     {%- endif -%}
 {%- endmacro %}
+
+{#- Post-hook of orders: delete the orders of rebuilt days whose winning purchase event is
+    gone (deleted by a reload, or now carrying another order_id). delete+insert replaces
+    the orders it recomputed; an order left without any purchase event is not among them,
+    so its old row would otherwise stay. -#}
+{% macro delete_orders_without_event() -%}
+    {%- if is_incremental() -%}
+        {%- set rebuilt -%}
+            select event_date
+            from {{ this.database }}.intermediate.int_event_dates_changed
+            where is_rebuilt
+        {%- endset -%}
+        delete from {{ this }}
+        where order_id in (
+            select orders.order_id
+            from {{ this }} as orders
+            where
+                orders.order_date in ({{ rebuilt }})
+                and not exists (
+                    select 1
+                    from {{ this.database }}.intermediate.int_events_sessionised as events
+                    where
+                        events.event_id = orders.event_id
+                        and events.order_id = orders.order_id
+                        and events.event_type = 'purchase'
+                        and events.event_date in ({{ rebuilt }})
+                )
+        )
+    {%- else -%}
+        select 1 as nothing_to_delete
+    {%- endif -%}
+{%- endmacro %}

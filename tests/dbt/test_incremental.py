@@ -85,6 +85,35 @@ def _land_next_day(con) -> None:
         """,
         [first_day, visitor, loaded],
     )
+    # An order sent again on D+1 whose first purchase event (on an old day) is then deleted:
+    # the order moves to D+1. And a second old order sent again on D+1: it stays where it was.
+    moved, kept = (
+        row[0]
+        for row in con.execute(
+            """
+            SELECT order_id FROM raw.events
+            WHERE event_type = 'purchase' AND CAST(event_ts AS DATE) = DATE '2026-06-05'
+            GROUP BY order_id HAVING count(*) = 1
+            ORDER BY order_id LIMIT 2
+            """
+        ).fetchall()
+    )
+    con.execute(
+        """
+        INSERT INTO raw.events
+        SELECT * REPLACE (
+            event_id || '-again' AS event_id,
+            CAST(? AS TIMESTAMP) + INTERVAL 9 HOUR AS event_ts,
+            'events/dt=2026-06-30/again.jsonl' AS _source_file,
+            DATE '2026-06-30' AS _partition_date,
+            CAST(? AS TIMESTAMP) AS _loaded_at)
+        FROM raw.events WHERE order_id IN (?, ?)
+        """,
+        [NEXT, loaded, moved, kept],
+    )
+    con.execute(
+        "DELETE FROM raw.events WHERE order_id = ? AND NOT ends_with(event_id, '-again')", [moved]
+    )
     # A new CRM version of a customer (consent withdrawn).
     con.execute(
         """
@@ -143,6 +172,12 @@ def test_increment_equals_full_rebuild(two_warehouses: tuple[Path, Path]) -> Non
             ).fetchall()
         ]
         assert NEXT in dates
+        # Of the two old orders sent again on D+1, the one whose first event was deleted
+        # moved to D+1 (now won by its repeat); the other kept its first event.
+        again = inc.execute(
+            "SELECT order_date FROM marts.orders WHERE ends_with(event_id, '-again')"
+        ).fetchall()
+        assert again == [(NEXT,)]
         for table in SNAPSHOTS:
             # Only the snapshots a full build of D+1 makes (night D left others too).
             query = (

@@ -1,7 +1,7 @@
 {{ config(materialized='view') }}
 
 {#-
-Every event with the customer it is attributed to (point in time) and its person key.
+Every event with the customer it is attributed to (point in time).
 
 Attribution: an event's own customer_id wins. An anonymous event goes to the customer whose
 link to its anonymous_id started most recently at or before the event; an anonymous event
@@ -44,11 +44,6 @@ attributed as (
         coalesce(events.customer_id, links.customer_id) as customer_id,
         events.customer_id is null and links.customer_id is not null as is_attributed,
         events.anonymous_id,
-        case
-            when events.customer_id is not null then 'c:' || events.customer_id
-            when links.customer_id is not null then 'c:' || links.customer_id
-            when events.anonymous_id is not null then 'a:' || events.anonymous_id
-        end as person_key,
         events.session_id,
         events.page_type,
         events.product_id,

@@ -25,15 +25,18 @@ rebuilds the dates int_event_dates_changed marks, so late, reloaded and deleted 
 handled exactly.
 -#}
 
+{#- The person of an event is its (attributed) customer, else its anonymous id: readers
+    group by customer_id and, for events without one, anonymous_id. No per-event person key
+    string is stored (it would be the widest column after event_id). -#}
 {%- set columns = [
     'event_id', 'event_type', 'event_at', 'event_date', 'customer_id', 'is_attributed',
-    'anonymous_id', 'person_key', 'session_id', 'page_type', 'product_id', 'product_category',
+    'anonymous_id', 'session_id', 'page_type', 'product_id', 'product_category',
     'device_type', 'channel', 'order_id', 'revenue', 'currency', 'quantity', 'price', '_loaded_at',
 ] %}
 
 {%- set untracked -%}
     session_id is null
-    and person_key is not null
+    and (customer_id is not null or anonymous_id is not null)
     and event_type not in ('email_open', 'email_click')
 {%- endset %}
 
@@ -67,8 +70,20 @@ untracked_events as (
 
 ),
 
--- The windows sort only the four columns they need (sorting the wide rows cost twice as
--- much); the session numbers are joined back by event_id.
+-- The windows sort only the columns they need (sorting the wide rows cost twice as much);
+-- the session numbers are joined back by event_id. The person is the attributed customer,
+-- else the anonymous id.
+person_events as (
+
+    select
+        event_id,
+        coalesce('c:' || customer_id, 'a:' || anonymous_id) as person_key,
+        event_date,
+        event_at
+    from untracked_events
+
+),
+
 session_starts as (
 
     select
@@ -85,7 +100,7 @@ session_starts as (
                 then 0
             else 1
         end as is_session_start
-    from untracked_events
+    from person_events
 
 ),
 

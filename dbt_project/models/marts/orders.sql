@@ -1,7 +1,43 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='order_id',
+        on_schema_change='fail',
+        post_hook="{{ delete_orders_without_event() }}",
+    )
+}}
+
+-- depends_on: {{ ref('int_event_dates_changed') }}
+
+{%- set dates = event_dates_to_rebuild() %}
+
 -- One row per distinct order_id: the first purchase event of the order wins (earliest
--- event_at, then smallest event_id) when an order is sent more than once. A table rebuilt
--- every run from the purchase events (a few hundred thousand rows): an order's events may
--- span days and files, and a full rebuild stays exact when any of them is reloaded.
+-- event_at, then smallest event_id) when an order is sent more than once. An order's events
+-- may span days and files, so an incremental run recomputes, from all their purchase events,
+-- the orders touched by the rebuilt days: those with a purchase event on one of them, and
+-- those whose winning event was on one of them (it may have been deleted or moved). Orders
+-- left without any purchase event are deleted by the post-hook.
+{#- In an incremental run, the orders the rebuilt days touch. -#}
+{%- set touched_orders -%}
+    {%- if is_incremental() -%}
+        order_id in (
+            select order_id
+            from {{ ref('int_events_sessionised') }}
+            where
+                event_type = 'purchase'
+                and order_id is not null
+                and {{ date_list_filter('event_date', dates, 'event_at') }}
+            union
+            select order_id
+            from {{ this }}
+            where {{ date_list_filter('order_date', dates) }}
+        )
+    {%- else -%}
+        1 = 1
+    {%- endif -%}
+{%- endset %}
+
 with
 
 purchases as (
@@ -20,6 +56,7 @@ purchases as (
     where
         event_type = 'purchase'
         and order_id is not null
+        and {{ touched_orders }}
 
 ),
 

@@ -17,11 +17,12 @@ with
 session_events as (
 
     select
-        person_key,
+        customer_id,
+        -- The person: the attributed customer, else the anonymous id.
+        case when customer_id is null then anonymous_id end as anonymous_key,
         event_date,
         session_id,
         session_number,
-        customer_id,
         anonymous_id,
         event_id,
         event_type,
@@ -32,7 +33,7 @@ session_events as (
         _loaded_at
     from {{ ref('int_events_sessionised') }}
     where
-        person_key is not null
+        (customer_id is not null or anonymous_id is not null)
         and event_type not in ('email_open', 'email_click')
         and {{ incremental_date_filter('event_date', dates) }}
 
@@ -41,14 +42,14 @@ session_events as (
 aggregated as (
 
     select
-        person_key,
+        customer_id,
+        -- The person and session parts of the key, built once per session, not per event.
+        coalesce('c:' || customer_id, 'a:' || anonymous_key) as person_key,
         event_date as session_date,
-        -- The session's part of its key, built once per session rather than per event.
         coalesce(
             's:' || session_id,
             'i:' || cast(session_number as {{ dbt.type_string() }})
         ) as session_part,
-        max(customer_id) as customer_id,
         min(anonymous_id) as anonymous_id,
         min(event_at) as started_at,
         max(event_at) as ended_at,
@@ -70,7 +71,7 @@ aggregated as (
         {{ first_by('channel', ['event_at', 'event_id']) }} as channel,
         max(_loaded_at) as _loaded_at
     from session_events
-    group by person_key, event_date, session_id, session_number
+    group by customer_id, anonymous_key, event_date, session_id, session_number
 
 )
 

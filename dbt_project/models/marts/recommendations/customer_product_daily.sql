@@ -31,7 +31,7 @@ with
 order_level_purchases as (
 
     select
-        person_key,
+        customer_id,
         event_date,
         session_id,
         session_number,
@@ -40,9 +40,9 @@ order_level_purchases as (
     where
         event_type = 'purchase'
         and product_id is null
-        and person_key is not null
+        and customer_id is not null
         and {{ incremental_date_filter('event_date', dates, 'event_at') }}
-    group by person_key, event_date, session_id, session_number
+    group by customer_id, event_date, session_id, session_number
 
 ),
 
@@ -64,7 +64,7 @@ session_cart_lines as (
     from {{ ref('int_events_sessionised') }} as cart
     inner join order_level_purchases as purchase
         on
-            cart.person_key = purchase.person_key
+            cart.customer_id = purchase.customer_id
             and cart.event_date = purchase.event_date
             and cart.session_id is not distinct from purchase.session_id
             and cart.session_number is not distinct from purchase.session_number
@@ -77,7 +77,6 @@ session_cart_lines as (
     group by
         cart.customer_id,
         cart.event_date,
-        cart.person_key,
         cart.session_id,
         cart.session_number,
         cart.product_id

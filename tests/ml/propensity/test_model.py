@@ -66,3 +66,49 @@ def test_batched_auc_equals_roc_auc_score() -> None:
     scores = np.round(rng.random((3, 400)) + y * 0.3, 1)  # ties included
     expected = [roc_auc_score(y, row) for row in scores]
     np.testing.assert_allclose(_auc_rows(y, scores), expected, rtol=1e-12)
+
+
+def _fitted(seed: int = 0):
+    from ml.propensity.model import make_pipeline, prepare
+
+    categorical, numeric = ["favourite_category", "rfm_segment"], ["orders_30d", "recency_days"]
+    frame = _frame(4000, seed)
+    frame["noise"] = np.random.default_rng(seed).random(len(frame))  # never worth a split
+    numeric = [*numeric, "noise"]
+    rng = np.random.default_rng(seed + 1)
+    logit = 0.8 * frame["orders_30d"] - 0.03 * frame["recency_days"].fillna(120)
+    logit += np.where(frame["rfm_segment"] == "Champions", 1.0, 0.0)
+    y = (rng.random(len(frame)) < 1 / (1 + np.exp(-logit))).astype(int)
+    params = {"max_leaf_nodes": 7, "min_samples_leaf": 1500, "learning_rate": 0.1}
+    x = prepare(frame, numeric, categorical)
+    return make_pipeline(numeric, categorical, params, 0).fit(x, y), x, y, numeric, categorical
+
+
+def test_booster_predicts_what_the_library_predicts() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    pipe, _, _, numeric, categorical = _fitted()
+    tonight = _frame(3000, 5)
+    tonight["noise"] = 0.5
+    tonight.loc[:9, "favourite_category"] = "never seen"  # unknown: missing
+    tonight.loc[10:19, "rfm_segment"] = None  # missing
+    matrix = pipe.named_steps["features"].transform(tonight[[*categorical, *numeric]])
+    classifier = pipe.named_steps["classifier"]
+    library = HistGradientBoostingClassifier._preprocess_X(classifier, matrix, reset=False)
+    assert np.array_equal(classifier._preprocess_X(matrix, reset=False), library, equal_nan=True)
+    expected = HistGradientBoostingClassifier.decision_function(classifier, pd.DataFrame(matrix))
+    np.testing.assert_array_equal(classifier.decision_function(matrix), expected)
+
+
+def test_permutation_importance_skips_only_columns_no_tree_uses(monkeypatch) -> None:
+    from ml.propensity import model
+
+    pipe, x, y, numeric, categorical = _fitted()
+    used = model.split_features(pipe.named_steps["classifier"], len(categorical) + len(numeric))
+    assert 0 < len(used) < len(categorical) + len(numeric)  # "noise" is never split on
+    fast = model.permutation_importance_frame(pipe, x, y, 3, max_rows=1000, n_repeats=2)
+    monkeypatch.setattr(model, "split_features", lambda classifier, n: np.arange(n))
+    every = model.permutation_importance_frame(pipe, x, y, 3, max_rows=1000, n_repeats=2)
+    pd.testing.assert_frame_equal(fast, every)
+    unused = set(fast["feature"]) - {[*categorical, *numeric][j] for j in used}
+    assert (fast.loc[fast["feature"].isin(unused), "importance_mean"] == 0).all()

@@ -125,7 +125,6 @@ def parse_sql(source: str, rel: str, limit_col: str, limit_sql: str) -> str:
     # One parse per record into a struct of the contract's fields as text (a number, true/false
     # or a nested value comes as its JSON text, JSON null and absent keys as NULL).
     struct = _lit("{" + ", ".join(f'"{f.name}": "VARCHAR"' for f in fields) + "}")
-    known = ", ".join(_lit(f.name) for f in fields)
     present = " + ".join(f'(v."{f.name}" is not null)::INTEGER' for f in fields)
     cols = []
     for f in fields:
@@ -141,38 +140,50 @@ def parse_sql(source: str, rel: str, limit_col: str, limit_sql: str) -> str:
             + ") as identity"
         )
     select_list = ",\n            ".join(cols)
+    # A JSON merge patch setting every contract key to null removes them (RFC 7396).
+    drop_known = _lit("{" + ",".join(f'"{f.name}":null' for f in fields) + "}")
     return f"""
         select
-            * exclude (v, _nkeys, _xkeys, _xvals),
+            * exclude (v, _nkeys, _xdoc, _xkeys, _xvals),
             {select_list},
-            case when len(_xkeys) > 0 then to_json(map_from_entries(_xkeys)) end as _extra,
+            case
+                when _xdoc is null or _xdoc = '{{}}' then null
+                when _xkeys is null then _xdoc
+                when len(_xkeys) > 0 then to_json(map_from_entries(_xkeys))
+            end as _extra,
             {limit_sql} as {limit_col},
         from (
             select
                 * exclude (_xkeys),
-                -- Keys outside the contract whose value is not JSON null, with their values
-                -- (json_keys and '$.*' both list the members in document order).
+                -- Member by member, only when a value may be JSON null: keys whose value is
+                -- null are dropped (json_keys and '$.*' list the members in document order).
                 list_filter(
                     list_transform(
                         range(1, len(_xkeys) + 1), lambda i: {{'k': _xkeys[i], 'v': _xvals[i]}}
                     ),
-                    lambda e: not list_contains([{known}], e.k) and e.v::VARCHAR <> 'null'
+                    lambda e: e.v::VARCHAR <> 'null'
                 ) as _xkeys,
-                _xvals,
             from (
                 select
                     *,
-                    -- Most records have no more keys than known values: only the others
-                    -- are looked at member by member.
-                    case when _nkeys > ({present}) then json_keys(doc) end as _xkeys,
-                    case when _nkeys > ({present}) then json_extract(doc, '$.*') end
+                    case when contains(_xdoc, 'null') then json_keys(_xdoc) end as _xkeys,
+                    case when contains(_xdoc, 'null') then json_extract(_xdoc, '$.*') end
                         as _xvals,
                 from (
                     select
                         *,
-                        case when _ok then json_transform(doc, {struct}) end as v,
-                        case when _ok then len(json_keys(doc)) end as _nkeys,
-                    from {rel}
+                        -- The keys outside the contract, as a JSON object, for the records
+                        -- with more keys than contract values (most records have none).
+                        case
+                            when _nkeys > ({present}) then json_merge_patch(doc, {drop_known})
+                        end as _xdoc,
+                    from (
+                        select
+                            *,
+                            case when _ok then json_transform(doc, {struct}) end as v,
+                            case when _ok then len(json_keys(doc)) end as _nkeys,
+                        from {rel}
+                    )
                 )
             )
         )

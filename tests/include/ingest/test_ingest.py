@@ -445,3 +445,33 @@ def test_csv_quoted_field_spanning_lines_keeps_its_first_line(settings, landing,
     assert query("select line_number, reasons from ops.quarantine") == [
         (5, ["malformed CSV: unbalanced quotes"])
     ]
+
+
+def test_unknown_keys_with_a_value_are_kept_in_extra():
+    """``_extra`` holds the keys outside the contract whose value is not JSON null, in
+    document order; nested values are kept as they are (a null inside them too)."""
+    from segmint.ingest.loader import parse_sql
+
+    docs = [
+        '{"event_id": "a", "app": "x", "n": 1.50}',
+        '{"event_id": "b", "gone": null, "keep": {"k": null}, "arr": [1, null], "s": "null"}',
+        '{"event_id": "c", "referrer": null}',
+        '{"event_id": "d"}',
+        '{"event_id": "e", "event_id": "f", "x": true}',
+    ]
+    con = duckdb.connect()
+    con.execute("create table r as select unnest(?) as doc", [docs])
+    rel = "(select 0 as _file, doc, true as _ok from r)"
+    rows = con.execute(
+        f"select event_id, _extra from ({parse_sql('events', rel, 'lim', 'null::TIMESTAMP')}) "
+        "order by event_id"
+    ).fetchall()
+    extra = {event_id: json.loads(x) if x else None for event_id, x in rows}
+    assert extra == {
+        "a": {"app": "x", "n": 1.5},
+        "b": {"keep": {"k": None}, "arr": [1, None], "s": "null"},
+        "c": None,
+        "d": None,
+        "e": {"x": True},
+    }
+    assert [list(json.loads(x)) for e, x in rows if e == "b"] == [["keep", "arr", "s"]]

@@ -78,7 +78,22 @@ def purchased_keys(
     if repeatable is not None and len(repeatable):
         bought &= ~repeatable[inter.product]
     keys = inter.customer[bought].astype(np.int64) * n_products + inter.product[bought]
-    return np.unique(keys)
+    return unique_sorted(keys)
+
+
+def unique_sorted(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` for integer keys, by a sort and a neighbour comparison.
+
+    numpy 2's ``np.unique`` hashes before it sorts: 0.37 s for 700k int64 keys where a sort
+    takes 0.004 s (measured on the 10M bench's purchase keys, which arrive almost sorted).
+    """
+    out = np.sort(np.asarray(values), kind="stable")
+    if len(out) < 2:
+        return out
+    keep = np.empty(len(out), dtype=bool)
+    keep[0] = True
+    np.not_equal(out[1:], out[:-1], out=keep[1:])
+    return out[keep]
 
 
 def popularity(

@@ -38,7 +38,7 @@ def ranking_metrics(
     hits = hit.sum(axis=1)
     precision_at_j = np.cumsum(hit, axis=1) / np.arange(1, top.shape[1] + 1)
     average_precision = (precision_at_j * hit).sum(axis=1) / np.minimum(k, n_relevant)
-    shown = np.unique(top[top >= 0])
+    shown = np.flatnonzero(np.bincount(top[top >= 0].ravel()))  # distinct products shown
     return {
         f"precision_at_{k}": float(np.mean(hits / k)),
         f"recall_at_{k}": float(np.mean(hits / n_relevant)),

@@ -273,9 +273,9 @@ def evaluate(
     train = inter.where(in_training).shifted(days)
     hidden = inter.where(~in_training & (inter.purchases > 0))
     excluded = ix.purchased_keys(train, ctx.n_products, ctx.repeatable)
-    held = np.unique(hidden.customer.astype(np.int64) * ctx.n_products + hidden.product)
+    held = ix.unique_sorted(hidden.customer.astype(np.int64) * ctx.n_products + hidden.product)
     relevant = np.setdiff1d(held, excluded, assume_unique=True)
-    customers = np.unique(relevant // max(ctx.n_products, 1)).astype(np.int32)
+    customers = ix.unique_sorted(relevant // max(ctx.n_products, 1)).astype(np.int32)
     weights = ix.interaction_weights(
         train, cfg.view_weight, cfg.cart_weight, cfg.purchase_weight, cfg.half_life_days
     )

@@ -66,3 +66,16 @@ def test_favourite_category_is_the_heaviest_one() -> None:
     product_category = np.array([0, 0, 1])
     fav = ix.favourite_from_interactions(inter, w, product_category, 2, 2)
     assert fav.tolist() == [1, -1]
+
+
+def test_unique_sorted_is_numpys_unique() -> None:
+    rng = np.random.default_rng(3)
+    for values in (
+        rng.integers(0, 50, 1000),
+        np.sort(rng.integers(0, 10**9, 5000, dtype=np.int64)),
+        np.array([7], dtype=np.int64),
+        np.array([], dtype=np.int64),
+    ):
+        got = ix.unique_sorted(values)
+        assert got.dtype == values.dtype
+        np.testing.assert_array_equal(got, np.unique(values))

@@ -487,7 +487,8 @@ def _insert_csv_records(
     con: duckdb.DuckDBPyConnection, table: str, names: tuple[str, ...], records: str
 ) -> None:
     """Append the CSV ``records`` (``_file, _line, raw``) of one header to ``table``."""
-    header_sql = "[" + ", ".join(_lit(n) for n in names) + "]"
+    # json_object with the header's names as literals: ten times faster than to_json(map(...)).
+    pairs = ", ".join(f"{_lit(n)}, nullif(fields[{k}], '')" for k, n in enumerate(names, start=1))
     con.execute(
         f"""
         insert into {table}
@@ -511,9 +512,7 @@ def _insert_csv_records(
             raw,
             case
                 when not unbalanced and len(fields) = {len(names)}
-                    then to_json(
-                        map({header_sql}, list_transform(fields, lambda x: nullif(x, '')))
-                    )
+                    then json_object({pairs})
             end as doc,
             case
                 when unbalanced then 'malformed CSV: unbalanced quotes'

@@ -112,10 +112,12 @@ class CodedGradientBoosting(HistGradientBoostingClassifier):
     Fitting is the library's. At prediction the library passes its input through an internal
     ``ColumnTransformer`` (an ``OrdinalEncoder`` on the categorical columns, a validation of
     the numeric ones, then a stack: two fresh copies of the matrix), which cost about half as
-    much again as the trees on the 10M bench's 170k-row holdout. Here the categorical codes
-    are mapped to the booster's own category indices by one ``searchsorted`` per categorical
-    column, on one copy: the same matrix, hence the same predictions (tested against the
-    parent class). Any other input (a frame, another column layout) takes the library's path.
+    much again as the trees on the 10M bench's 170k-row holdout. Here the matrix is used as
+    it is when every categorical code is already the booster's own index (the booster was
+    fitted on the same rows as the encoder, so this is the usual case), else the codes are
+    mapped by one ``searchsorted`` per categorical column on one copy: the same matrix,
+    hence the same predictions (tested against the parent class). Any other input (a frame,
+    another column layout) takes the library's path.
     """
 
     def _preprocess_X(self, X, *, reset):
@@ -126,10 +128,17 @@ class CodedGradientBoosting(HistGradientBoostingClassifier):
         n_cat = int(mask.sum())
         if X.shape[1] != self.n_features_in_ or not mask[:n_cat].all():
             return super()._preprocess_X(X, reset=reset)
-        out = np.array(X, dtype=np.float64, order="C")
-        for j, seen in enumerate(pre.named_transformers_["encoder"].categories_):
+        known_codes = []
+        for seen in pre.named_transformers_["encoder"].categories_:
             known = np.asarray(seen, dtype=np.float64)
-            known = known[~np.isnan(known)]  # sorted; missing is the last category, if any
+            known_codes.append(known[~np.isnan(known)])  # sorted; missing last, if any
+        X = np.asarray(X, dtype=np.float64)
+        if all(_maps_to_itself(X[:, j], known) for j, known in enumerate(known_codes)):
+            # Every code the fit saw is its own index and no other code occurs: the input is
+            # already the booster's matrix (the usual case), so it is read without a copy.
+            return np.ascontiguousarray(X)
+        out = np.array(X, order="C")
+        for j, known in enumerate(known_codes):
             column = out[:, j]
             if len(known) == 0:
                 column[:] = np.nan
@@ -138,6 +147,15 @@ class CodedGradientBoosting(HistGradientBoostingClassifier):
             # Missing and unseen codes become NaN, as the encoder's missing and unknown values.
             column[:] = np.where(known[pos] == column, pos, np.nan)
         return out
+
+
+def _maps_to_itself(codes: np.ndarray, known: np.ndarray) -> bool:
+    """True when the booster's encoder maps every value of ``codes`` to itself."""
+    if not np.array_equal(known, np.arange(len(known), dtype=np.float64)):
+        return False
+    present = codes[~np.isnan(codes)]
+    # known is 0..m-1, so a value is known when it is a whole number in [0, m).
+    return bool(np.all((present >= 0) & (present < len(known)) & (present == np.floor(present))))
 
 
 def make_pipeline(

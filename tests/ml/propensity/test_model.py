@@ -112,3 +112,22 @@ def test_permutation_importance_skips_only_columns_no_tree_uses(monkeypatch) -> 
     pd.testing.assert_frame_equal(fast, every)
     unused = set(fast["feature"]) - {[*categorical, *numeric][j] for j in used}
     assert (fast.loc[fast["feature"].isin(unused), "importance_mean"] == 0).all()
+
+
+def test_booster_maps_codes_it_did_not_see_as_the_library_does() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from ml.propensity.model import CodedGradientBoosting
+
+    rng = np.random.default_rng(4)
+    n = 3000
+    codes = rng.choice([0.0, 2.0, 5.0, np.nan], n)  # gaps: 1, 3 and 4 never seen
+    x = np.column_stack([codes, rng.normal(size=n)])
+    y = ((np.nan_to_num(codes, nan=1.0) + x[:, 1] + rng.normal(size=n)) > 2).astype(int)
+    params = {"categorical_features": [True, False], "max_iter": 20, "random_state": 0}
+    classifier = CodedGradientBoosting(**params).fit(x, y)
+    tonight = np.column_stack([rng.choice([0.0, 1.0, 2.0, 3.0, 5.0, 7.0, np.nan], n), x[:, 1]])
+    library = HistGradientBoostingClassifier._preprocess_X(classifier, tonight, reset=False)
+    assert np.array_equal(classifier._preprocess_X(tonight, reset=False), library, equal_nan=True)
+    expected = HistGradientBoostingClassifier.decision_function(classifier, pd.DataFrame(tonight))
+    np.testing.assert_array_equal(classifier.decision_function(tonight), expected)

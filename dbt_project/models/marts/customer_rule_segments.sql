@@ -14,7 +14,9 @@
 -- Rule-based segments, long format: one row per customer, as-of date and segment the
 -- customer is in. The segments are the entries of var('rule_segments'), compiled by the
 -- macro rule_segment_condition: a new segment is a YAML entry, not new SQL. Built for the
--- snapshot dates of this run (every snapshot in a full build).
+-- snapshots customer_feature_history (re)built in this run (recorded by its pre-hook in
+-- int_snapshot_dates_built) and any snapshot date of the run still missing here (every
+-- snapshot in a full build).
 with
 
 features as (
@@ -23,7 +25,12 @@ features as (
         {{ feature_columns() | join(",\n        ") }}
     from {{ ref('customer_feature_history') }}
     {% if is_incremental() -%}
-        where as_of_date in ({{ snapshot_list }})
+        where
+            as_of_date in (select built.as_of_date from {{ snapshot_dates_built_relation() }} as built)
+            or (
+                as_of_date in ({{ snapshot_list }})
+                and as_of_date not in (select segments.as_of_date from {{ this }} as segments)
+            )
     {%- endif %}
 
 ),

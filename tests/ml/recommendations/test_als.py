@@ -73,3 +73,20 @@ def test_row_gram_products_give_the_per_entry_products(monkeypatch) -> None:
         fits[name] = als.fit_als(weights, factors=4, iterations=5, regularization=0.5)
     np.testing.assert_allclose(fits["grams"].user, fits["entries"].user, atol=1e-4)
     np.testing.assert_allclose(fits["grams"].item, fits["entries"].item, atol=1e-4)
+
+
+def test_column_oriented_side_solves_what_the_row_oriented_side_solves() -> None:
+    """Items solved through the users' CSR (a CSC view) equal items solved through their own."""
+    import scipy.sparse as sp
+
+    from ml.recommendations.als import _solve_side
+
+    weights = sp.random(500, 40, density=0.1, random_state=4, format="csr", dtype=np.float32)
+    rng = np.random.default_rng(0)
+    for k in (4, 12):  # per-row Gram path and per-entry path
+        users = rng.standard_normal((500, k)).astype(np.float32)
+        start = rng.standard_normal((40, k)).astype(np.float32)
+        transposed = weights.T.tocsr()
+        rows = _solve_side(start.copy(), users, transposed, 2.0, 0.1, 3)
+        columns = _solve_side(start.copy(), users, transposed, 2.0, 0.1, 3, weights)
+        np.testing.assert_allclose(columns, rows, rtol=1e-5, atol=1e-5)

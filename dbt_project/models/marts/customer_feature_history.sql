@@ -233,6 +233,22 @@ crm as (
 
 ),
 
+-- Newest load of any CRM version valid from before the end of each snapshot day: part of
+-- the snapshot's load watermark, as it is part of what snapshot_dates_to_build compares later
+-- loads with (without it, a CRM version loaded after the day's events would leave the
+-- snapshot stale, and rebuilt, on every run that asks for it).
+crm_loads as (
+
+    select
+        snapshot_dates.as_of_date,
+        max(versions._loaded_at) as crm_loaded_at
+    from {{ ref('stg_segmint__customer_versions') }} as versions
+    inner join snapshot_dates
+        on versions.valid_from < {{ end_of_day('snapshot_dates.as_of_date') }}
+    group by snapshot_dates.as_of_date
+
+),
+
 -- Known customers as of each date: seen in events by then, or signed up by then (in the
 -- CRM version of that day).
 known as (
@@ -294,12 +310,17 @@ base as (
         favourite_category.favourite_category,
         coalesce(crm.is_email_opt_in, false) as email_opt_in,
         coalesce(crm.is_ads_opt_in, false) as ads_opt_in,
-        lifetime._loaded_at
+        case
+            when crm_loads.crm_loaded_at is null or lifetime._loaded_at > crm_loads.crm_loaded_at
+                then lifetime._loaded_at
+            else crm_loads.crm_loaded_at
+        end as _loaded_at
     from known
     left join lifetime
         on known.as_of_date = lifetime.as_of_date and known.customer_id = lifetime.customer_id
     left join crm
         on known.as_of_date = crm.as_of_date and known.customer_id = crm.customer_id
+    left join crm_loads on known.as_of_date = crm_loads.as_of_date
     left join cart_followup
         on
             known.as_of_date = cart_followup.as_of_date

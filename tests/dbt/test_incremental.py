@@ -6,9 +6,10 @@ compare every mart with a fresh full build of the same raw rows as of D+1."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,15 @@ DAY = date(2026, 6, 29)  # D: the full build
 NEXT = END  # D+1: the increment
 RELOADED_FILE = "events/dt=2026-06-10/part-0.jsonl"
 EMPTIED_DAY = date(2026, 6, 12)  # a reload leaves no event of this day
+# A late purchase event of an existing order (first event on LATE_ORDER_DAY) lands on the
+# earlier EARLY_DAY with an earlier timestamp: the order moves to EARLY_DAY, and
+# LATE_ORDER_DAY, unchanged in raw.events, must stop counting it. EARLY_DAY has no other
+# event, so no identity link re-opens LATE_ORDER_DAY. Another order sent again on LATER_DAY,
+# after its first event: it stays where it was.
+EARLY_DAY = date(2026, 3, 31)
+LATE_ORDER_DAY = date(2026, 6, 20)
+LATER_DAY = date(2026, 6, 24)
+LATE_FILE = "events/dt=2026-06-30/late-purchases.jsonl"
 
 # Tables rebuilt whole or by date: equal in full.
 MARTS = (
@@ -129,9 +139,55 @@ def _land_next_day(con) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def two_warehouses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
-    root = tmp_path_factory.mktemp("increment")
+def _single_purchase_order(con, day: date, skip: int) -> str:
+    """An order of a known customer with one purchase event, on `day`."""
+    return con.execute(
+        """
+        SELECT order_id FROM raw.events
+        WHERE order_id IS NOT NULL AND customer_id IS NOT NULL
+        GROUP BY order_id
+        HAVING count(*) = 1 AND bool_and(event_type = 'purchase')
+            AND min(CAST(event_ts AS DATE)) = ?
+        ORDER BY order_id LIMIT 1 OFFSET ?
+        """,
+        [day, skip],
+    ).fetchone()[0]
+
+
+def _land_late_purchases(con, loaded: datetime) -> None:
+    """The late purchase events of two existing orders, in a late file of night D+1: one
+    earlier than the order's first event (on EARLY_DAY, before LATE_ORDER_DAY), one later
+    (on LATER_DAY). Without an anonymous id, so no identity link re-opens any day."""
+    earlier = _single_purchase_order(con, LATE_ORDER_DAY, 0)
+    later = _single_purchase_order(con, LATE_ORDER_DAY, 1)
+    con.execute(
+        """
+        INSERT INTO raw.events
+        SELECT * REPLACE (
+            event_id || '-late' AS event_id,
+            event_ts + CASE WHEN order_id = ? THEN INTERVAL (?) DAY ELSE INTERVAL (?) DAY END
+                AS event_ts,
+            NULL AS anonymous_id,
+            ? AS _source_file,
+            DATE '2026-06-30' AS _partition_date,
+            CAST(? AS TIMESTAMP) AS _loaded_at)
+        FROM raw.events WHERE order_id IN (?, ?)
+        """,
+        [
+            earlier,
+            (EARLY_DAY - LATE_ORDER_DAY).days,
+            (LATER_DAY - LATE_ORDER_DAY).days,
+            LATE_FILE,
+            loaded,
+            earlier,
+            later,
+        ],
+    )
+
+
+def _build_night_then_increment(root: Path, land: Callable[[Any], None]) -> tuple[Path, Path]:
+    """Night D in full, `land` the next night's rows, night D+1 incrementally; and a fresh
+    full build of the same raw rows as of D+1. Returns (nightly, full) warehouse paths."""
     nightly = root / "nightly" / "segmint.duckdb"
     con = connect(nightly)
     ensure_raw_tables(con)
@@ -139,7 +195,7 @@ def two_warehouses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[P
     con.close()
     run_transform(settings_for(nightly), DAY)
     con = connect(nightly)
-    _land_next_day(con)
+    land(con)
     con.close()
     run_transform(settings_for(nightly), NEXT)
 
@@ -153,12 +209,38 @@ def two_warehouses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[P
     con.execute("DETACH nightly")
     con.close()
     run_transform(settings_for(full), NEXT)
-    yield nightly, full
+    return nightly, full
+
+
+@pytest.fixture(scope="module")
+def two_warehouses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    root = tmp_path_factory.mktemp("increment")
+    yield _build_night_then_increment(root, _land_next_day)
     shutil.rmtree(root, ignore_errors=True)
 
 
-def test_increment_equals_full_rebuild(two_warehouses: tuple[Path, Path]) -> None:
-    nightly, full = two_warehouses
+def _land_next_day_and_late_purchases(con) -> None:
+    """Only the new day D+1 and the late purchase events of two old orders: no reload, no
+    late login, so no other old day is rebuilt."""
+    loaded = datetime(2026, 7, 1, 3, 0)
+    synthetic.insert_raw(
+        con, CUSTOMERS, 60, NEXT, NEXT, seed=3, loaded_at=loaded, with_customers=False
+    )
+    _land_late_purchases(con, loaded)
+
+
+@pytest.fixture(scope="module")
+def late_purchase_warehouses(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, Path]]:
+    root = tmp_path_factory.mktemp("late-purchase")
+    yield _build_night_then_increment(root, _land_next_day_and_late_purchases)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _assert_marts_equal(nightly: Path, full: Path) -> None:
+    """Every mart of the increment equals the full rebuild's (the snapshot tables on the
+    as-of dates a full build of D+1 makes: night D left others too)."""
     inc = connect(nightly, read_only=True)
     ref = connect(full, read_only=True)
     try:
@@ -172,14 +254,7 @@ def test_increment_equals_full_rebuild(two_warehouses: tuple[Path, Path]) -> Non
             ).fetchall()
         ]
         assert NEXT in dates
-        # Of the two old orders sent again on D+1, the one whose first event was deleted
-        # moved to D+1 (now won by its repeat); the other kept its first event.
-        again = inc.execute(
-            "SELECT order_date FROM marts.orders WHERE ends_with(event_id, '-again')"
-        ).fetchall()
-        assert again == [(NEXT,)]
         for table in SNAPSHOTS:
-            # Only the snapshots a full build of D+1 makes (night D left others too).
             query = (
                 f"SELECT md5(string_agg(CAST(t AS VARCHAR), '|' ORDER BY CAST(t AS VARCHAR))) "
                 f"FROM {table} AS t WHERE list_contains(?, t.as_of_date)"
@@ -188,6 +263,88 @@ def test_increment_equals_full_rebuild(two_warehouses: tuple[Path, Path]) -> Non
                 inc.execute(query, [dates]).fetchone()[0]
                 == ref.execute(query, [dates]).fetchone()[0]
             ), table
+    finally:
+        inc.close()
+        ref.close()
+
+
+def test_increment_equals_full_rebuild(two_warehouses: tuple[Path, Path]) -> None:
+    nightly, full = two_warehouses
+    _assert_marts_equal(nightly, full)
+    inc = connect(nightly, read_only=True)
+    try:
+        # Of the two old orders sent again on D+1, the one whose first event was deleted
+        # moved to D+1 (now won by its repeat); the other kept its first event.
+        again = inc.execute(
+            "SELECT order_date FROM marts.orders WHERE ends_with(event_id, '-again')"
+        ).fetchall()
+        assert again == [(NEXT,)]
+    finally:
+        inc.close()
+
+
+def test_late_purchases_increment_equals_full_rebuild(
+    late_purchase_warehouses: tuple[Path, Path],
+) -> None:
+    nightly, full = late_purchase_warehouses
+    _assert_marts_equal(nightly, full)
+
+
+def test_late_earlier_purchase_moves_the_order_without_double_count(
+    late_purchase_warehouses: tuple[Path, Path],
+) -> None:
+    """The late purchase event earlier than the order's first event wins: the order is
+    counted once, on EARLY_DAY, in orders, daily activity and the features, as a full
+    rebuild counts it; the later late event changes nothing but its own day."""
+    nightly, full = late_purchase_warehouses
+    inc = connect(nightly, read_only=True)
+    ref = connect(full, read_only=True)
+    try:
+        late = inc.execute(
+            "SELECT order_date, customer_id FROM marts.orders "
+            "WHERE event_id IN (SELECT event_id FROM raw.events WHERE _source_file = ?) "
+            "ORDER BY order_date",
+            [LATE_FILE],
+        ).fetchall()
+        assert [day for day, _ in late] == [EARLY_DAY]
+        customer = late[0][1]
+        kept = inc.execute(
+            "SELECT order_date FROM marts.orders WHERE order_id IN ("
+            "SELECT order_id FROM raw.events WHERE _source_file = ? AND "
+            "CAST(event_ts AS DATE) = ?)",
+            [LATE_FILE, LATER_DAY],
+        ).fetchall()
+        assert kept == [(LATE_ORDER_DAY,)]
+        query = (
+            "SELECT activity_date, orders, revenue FROM marts.customer_daily_activity "
+            "WHERE customer_id = ? AND orders > 0 ORDER BY activity_date"
+        )
+        assert (
+            inc.execute(query, [customer]).fetchall() == ref.execute(query, [customer]).fetchall()
+        )
+        # Each customer's daily orders add up to the orders mart, in both warehouses.
+        for con in (inc, ref):
+            mismatched = con.execute(
+                """
+                SELECT count(*) FROM (
+                    SELECT customer_id, count(*) AS n, sum(revenue) AS revenue
+                    FROM marts.orders WHERE customer_id IS NOT NULL GROUP BY customer_id
+                ) AS o
+                FULL JOIN (
+                    SELECT customer_id, sum(orders) AS n, sum(revenue) AS revenue
+                    FROM marts.customer_daily_activity WHERE orders > 0 GROUP BY customer_id
+                ) AS a USING (customer_id)
+                WHERE o.n IS DISTINCT FROM a.n OR o.revenue IS DISTINCT FROM a.revenue
+                """
+            ).fetchone()[0]
+            assert mismatched == 0
+        features = (
+            "SELECT order_count, revenue_total FROM marts.customer_features WHERE customer_id = ?"
+        )
+        assert (
+            inc.execute(features, [customer]).fetchall()
+            == ref.execute(features, [customer]).fetchall()
+        )
     finally:
         inc.close()
         ref.close()
@@ -216,3 +373,23 @@ def test_increment_rebuilt_only_the_changed_days(two_warehouses: tuple[Path, Pat
     assert EMPTIED_DAY in rebuilt
     assert min(rebuilt) > START
     assert len(rebuilt) < all_days
+
+
+def test_late_purchase_reopens_only_its_orders_days(
+    late_purchase_warehouses: tuple[Path, Path],
+) -> None:
+    """The day the moved order leaves is rebuilt though raw.events did not change there; the
+    days between it and the late event's day are left alone."""
+    nightly, _ = late_purchase_warehouses
+    con = connect(nightly, read_only=True)
+    try:
+        rebuilt = {
+            r[0]
+            for r in con.execute(
+                "SELECT event_date FROM intermediate.int_event_dates_changed WHERE is_rebuilt"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+    assert {EARLY_DAY, LATE_ORDER_DAY, LATER_DAY, NEXT} <= rebuilt
+    assert not {d for d in rebuilt if EARLY_DAY < d < LATE_ORDER_DAY}

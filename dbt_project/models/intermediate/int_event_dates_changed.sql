@@ -11,7 +11,13 @@ file (ingest deletes its old rows and loads the new ones with a later _loaded_at
 deleted (count drops). Comparing the whole fingerprint, not a load watermark, is what makes
 deletes safe. A date is also rebuilt when an identity link that can change its attribution
 changed: an anonymous id seen with a customer on a changed date re-opens the later dates on
-which it browsed anonymously (late logins rewrite attribution from their day on).
+which it browsed anonymously (late logins rewrite attribution from their day on). And a date
+is rebuilt when it holds a purchase event of an order that has a purchase event on a changed
+date (now or before this run): the order's first purchase event wins, so a late, earlier
+event on a changed date moves the order there, and the day it leaves (unchanged in raw.events)
+must stop counting it in the daily activity; a deleted or re-keyed winning event moves it to
+another of its days. Orders touching changed days are few, and repeats of an order mostly
+fall on the same day.
 
 Full build (or the first run): every date. The table is small (one row per day).
 -#}
@@ -133,6 +139,48 @@ link_dates as (
         where 1 = 0
     {%- endif %}
 
+),
+
+order_dates as (
+
+    {% if changed -%}
+        -- Orders with a purchase event on a changed date, now or before this run ...
+        with touched_orders as (
+
+            select order_id
+            from {{ ref('stg_segmint__events') }}
+            where
+                event_type = 'purchase'
+                and order_id is not null
+                and {{ date_list_filter('event_date', changed, 'event_at') }}
+            union
+            select order_id
+            from {{ built }}
+            where
+                event_type = 'purchase'
+                and order_id is not null
+                and {{ date_list_filter('event_date', changed, 'event_at') }}
+
+        )
+
+        -- ... re-open the other days holding their purchase events (their winner may move).
+        select distinct events.event_date
+        from {{ built }} as events
+        inner join touched_orders on events.order_id = touched_orders.order_id
+        where events.event_type = 'purchase'
+    {%- else -%}
+        select cast(null as date) as event_date
+        where 1 = 0
+    {%- endif %}
+
+),
+
+rebuilt_dates as (
+
+    select event_date from link_dates
+    union
+    select event_date from order_dates
+
 )
 
 select
@@ -141,6 +189,6 @@ select
     fingerprints.max_loaded_at,
     fingerprints.built_event_count,
     fingerprints.built_max_loaded_at,
-    fingerprints.is_changed or link_dates.event_date is not null as is_rebuilt
+    fingerprints.is_changed or rebuilt_dates.event_date is not null as is_rebuilt
 from fingerprints
-left join link_dates on fingerprints.event_date = link_dates.event_date
+left join rebuilt_dates on fingerprints.event_date = rebuilt_dates.event_date

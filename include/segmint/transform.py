@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WAREHOUSE_ENV = "SEGMINT_WAREHOUSE"
 _FAILED = {"error", "fail", "runtime error"}
+# What dbt says when an incremental model's columns changed (on_schema_change='fail').
+SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are out of sync"
 
 
 def project_dir(settings: Settings) -> Path:
@@ -150,8 +152,11 @@ def dbt_env(warehouse: Path, as_of: date, dates: list[date]) -> dict[str, str]:
     }
 
 
-def dbt_command(settings: Settings, select: str | None = None, verb: str = "build") -> list[str]:
-    """The dbt command line of ``verb`` (build, test, docs generate) for this warehouse."""
+def dbt_command(
+    settings: Settings, select: str | None = None, verb: str = "build", full_refresh: bool = False
+) -> list[str]:
+    """The dbt command line of ``verb`` (build, test, docs generate) for this warehouse;
+    ``select`` may hold several space-separated selectors."""
     target_path, log_path = dbt_dirs(settings)
     exe = Path(sys.executable).with_name("dbt")
     base = [str(exe)] if exe.exists() else [sys.executable, "-c", _DBT_MAIN]
@@ -172,8 +177,10 @@ def dbt_command(settings: Settings, select: str | None = None, verb: str = "buil
     if verb == "build":
         # Unit tests check the SQL, not the data: CI runs them (tests/dbt), nights do not.
         command += ["--exclude-resource-type", "unit_test"]
+    if full_refresh:
+        command.append("--full-refresh")
     if select:
-        command += ["--select", select]
+        command += ["--select", *select.split()]
     return command
 
 
@@ -236,19 +243,33 @@ def _mart_figures(warehouse: Path, as_of: date) -> dict[str, int]:
     return dict(zip(keys, (int(v) for v in row), strict=True))
 
 
+def _failed_results(run_results: Path) -> list[dict[str, Any]]:
+    data = json.loads(run_results.read_text())
+    return [r for r in data.get("results", []) if r.get("status") in _FAILED]
+
+
+def _failure_line(result: dict[str, Any]) -> str:
+    unique_id = result.get("unique_id", "?")
+    kind, _, rest = unique_id.partition(".")
+    name = rest.split(".", 1)[-1]
+    message = " ".join((result.get("message") or "").split())
+    return f"{kind} {name} {result['status']}: {message}"[:500]
+
+
 def failures(run_results: Path) -> list[str]:
     """One line per failed node of a dbt run_results.json: kind, name, model, message."""
-    data = json.loads(run_results.read_text())
-    lines = []
-    for result in data.get("results", []):
-        if result.get("status") not in _FAILED:
-            continue
-        unique_id = result.get("unique_id", "?")
-        kind, _, rest = unique_id.partition(".")
-        name = rest.split(".", 1)[-1]
-        message = " ".join((result.get("message") or "").split())
-        lines.append(f"{kind} {name} {result['status']}: {message}"[:500])
-    return lines
+    return [_failure_line(r) for r in _failed_results(run_results)]
+
+
+def schema_changed_models(run_results: Path) -> list[str]:
+    """The incremental models of a dbt run that failed because the columns their SQL yields
+    no longer match the table built by an earlier version (``on_schema_change='fail'``)."""
+    return sorted(
+        r["unique_id"].rsplit(".", 1)[-1]
+        for r in _failed_results(run_results)
+        if r.get("unique_id", "").startswith("model.")
+        and SCHEMA_CHANGE_MESSAGE in " ".join((r.get("message") or "").split())
+    )
 
 
 def run_dbt(
@@ -257,12 +278,51 @@ def run_dbt(
     dates: list[date],
     select: str | None = None,
     verb: str = "build",
+    full_refresh: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run dbt in a child process for this warehouse, as-of date and snapshot dates."""
-    command = dbt_command(settings, select, verb)
+    command = dbt_command(settings, select, verb, full_refresh)
     log.info("transform: %s", " ".join(command))
     env = dbt_env(settings.warehouse.resolve(), as_of, dates)
     return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
+def _result_ids(run_results: Path) -> set[str]:
+    data = json.loads(run_results.read_text())
+    return {r.get("unique_id", "") for r in data.get("results", [])}
+
+
+def _full_refresh_schema_changes(
+    settings: Settings, as_of: date, dates: list[date], models: list[str]
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Rebuild from scratch the incremental models whose columns changed (a new segmint
+    version) and everything built from them: ``dbt build --full-refresh --select m+``.
+
+    Their stored rows were computed by the old SQL, so adding the new columns as nulls to
+    old rows (dbt's ``append_new_columns``/``sync_all_columns``) would leave derived tables
+    wrong; a full refresh recomputes them from the events. customer_feature_history then
+    holds tonight's requested snapshots only (older ones can be rebuilt from the daily
+    activity by asking for their dates). Returns the run and its failure lines."""
+    log.warning(
+        "transform: the columns of incremental model(s) %s changed (a new segmint version?): "
+        "dbt refused the incremental run (on_schema_change='fail'); rebuilding them and "
+        "every model built from them with --full-refresh",
+        ", ".join(models),
+    )
+    select = " ".join(f"{model}+" for model in models)
+    completed = run_dbt(settings, as_of, dates, select=select, full_refresh=True)
+    target_path, _ = dbt_dirs(settings)
+    run_results = target_path / "run_results.json"
+    problems: list[str] = []
+    if completed.returncode != 0:
+        problems = failures(run_results) if run_results.is_file() else []
+        problems = [f"(full refresh of {select}) {line}" for line in problems]
+        if not problems:
+            tail = [line for line in completed.stdout.splitlines() if line.strip()][-8:]
+            problems = [f"(full refresh of {select}) dbt failed:", *tail]
+    else:
+        log.info("transform: full refresh of %s done", select)
+    return completed, problems
 
 
 def run_transform(settings: Settings, as_of: date) -> StageResult:
@@ -272,12 +332,28 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
     dates, dates_reason = snapshots_tonight(settings, as_of, data_start)
     log.info("transform: snapshots %s (%s)", ", ".join(map(str, dates)), dates_reason)
     target_path, log_path = dbt_dirs(settings)
+    run_results = target_path / "run_results.json"
     started = time.perf_counter()
     completed = run_dbt(settings, as_of, dates)
+    problems: list[str] = []
+    rebuilt: list[str] = []
+    if completed.returncode != 0 and run_results.is_file():
+        rebuilt = schema_changed_models(run_results)
+        if rebuilt:
+            first = _failed_results(run_results)
+            completed, problems = _full_refresh_schema_changes(settings, as_of, dates, rebuilt)
+            rerun = _result_ids(run_results)
+            # Failures of the first run the full refresh did not run again still stand.
+            problems += [
+                _failure_line(r)
+                for r in first
+                if r["unique_id"] not in rerun
+                and SCHEMA_CHANGE_MESSAGE not in " ".join((r.get("message") or "").split())
+            ]
     seconds = time.perf_counter() - started
-    run_results = target_path / "run_results.json"
-    if completed.returncode != 0:
-        problems = failures(run_results) if run_results.is_file() else []
+    if completed.returncode != 0 or problems:
+        if not problems:
+            problems = failures(run_results) if run_results.is_file() else []
         if not problems:
             tail = [line for line in completed.stdout.splitlines() if line.strip()][-8:]
             problems = tail + completed.stderr.strip().splitlines()[-4:]
@@ -299,6 +375,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         "snapshot_dates": [d.isoformat() for d in dates],
         "snapshot_dates_reason": dates_reason,
         "dbt_seconds": round(seconds, 2),
+        "schema_change_full_refresh": rebuilt,
         "run_results": str(run_results),
     }
     return StageResult(

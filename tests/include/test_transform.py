@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from segmint.transform import (
     dbt_env,
     failures,
     run_transform,
+    schema_changed_models,
     snapshot_dates,
 )
-from segmint.warehouse import connect, ensure_raw_tables
+from segmint.warehouse import connect, ensure_raw_tables, table_hash
 
 
 def test_snapshot_dates_cover_both_horizons_and_skip_dates_before_the_data(
@@ -120,3 +122,76 @@ def test_failing_dbt_test_raises_naming_the_test_and_run_results(tmp_path: Path)
     assert str(dbt_dirs(settings)[0] / "run_results.json") in message
     # The warehouse file is free again: a writer can open it at once.
     connect(warehouse).close()
+
+
+def test_schema_changes_of_incremental_models_rebuild_them_in_full(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A new segmint version changed the columns of two incremental models (stored tables
+    built by the old version: one lacks a column the SQL now yields, one keeps a column it
+    no longer yields). dbt refuses the incremental run; transform names the models, rebuilds
+    them and their children with --full-refresh, and leaves the marts a fresh build leaves."""
+    from tests.dbt import synthetic
+
+    warehouse = tmp_path / "segmint.duckdb"
+    con = connect(warehouse)
+    ensure_raw_tables(con)
+    synthetic.insert_raw(con, 40, 150, date(2026, 6, 1), date(2026, 6, 30), seed=5)
+    con.close()
+    settings = Settings(
+        warehouse=warehouse, propensity=PropensitySettings(horizon_days=30, training_cutoffs=1)
+    )
+    as_of = date(2026, 6, 30)
+    assert run_transform(settings, as_of).details["schema_change_full_refresh"] == []
+    tables = (
+        "marts.orders",
+        "marts.customer_daily_activity",
+        "intermediate.int_customer_category_daily",
+        "marts.customers",
+        "marts.customer_features",
+        "marts.customer_feature_history",
+        "marts.customer_rule_segments",
+    )
+    con = connect(warehouse)
+    fresh = {table: table_hash(con, table) for table in tables}
+    con.execute("ALTER TABLE marts.orders DROP COLUMN item_count")
+    con.execute("ALTER TABLE intermediate.int_customer_category_daily ADD COLUMN old_col INTEGER")
+    con.close()
+
+    with caplog.at_level(logging.WARNING, logger="segmint.transform"):
+        result = run_transform(settings, as_of)
+    assert result.details["schema_change_full_refresh"] == ["int_customer_category_daily", "orders"]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("int_customer_category_daily, orders" in m and "--full-refresh" in m for m in warned)
+    con = connect(warehouse, read_only=True)
+    try:
+        assert {table: table_hash(con, table) for table in tables} == fresh
+        assert con.execute(
+            "SELECT count(*) FROM marts.orders WHERE item_count IS NULL"
+        ).fetchone() == (0,)
+    finally:
+        con.close()
+
+
+def test_schema_change_models_read_from_run_results(tmp_path: Path) -> None:
+    path = tmp_path / "run_results.json"
+    out_of_sync = (
+        "Compilation Error in model orders (models/marts/orders.sql)\n  The source and "
+        "target schemas on this incremental model are out of sync!\n  They can be reconciled"
+    )
+    path.write_text(
+        json.dumps(
+            {
+                "results": [
+                    {
+                        "unique_id": "model.segmint.orders",
+                        "status": "error",
+                        "message": out_of_sync,
+                    },
+                    {"unique_id": "model.segmint.sessions", "status": "error", "message": "boom"},
+                    {"unique_id": "model.segmint.customers", "status": "skipped", "message": ""},
+                ]
+            }
+        )
+    )
+    assert schema_changed_models(path) == ["orders"]

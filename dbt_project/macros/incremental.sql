@@ -51,6 +51,17 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The order ids with a purchase event in `relation` on one of `dates` (events relations:
+    event_type, order_id, event_date, event_at). -#}
+{% macro purchase_orders_on(relation, dates) -%}
+    select order_id
+    from {{ relation }}
+    where
+        event_type = 'purchase'
+        and order_id is not null
+        and {{ date_list_filter('event_date', dates, 'event_at') }}
+{%- endmacro %}
+
 {#- A where-clause fragment keeping the rows of the dates to rebuild: every row in a full
     build, the rows of `dates` in an incremental run. -#}
 {% macro incremental_date_filter(date_column, dates, timestamp_column=none) -%}

@@ -350,21 +350,21 @@ def test_late_earlier_purchase_moves_the_order_without_double_count(
         ref.close()
 
 
-def test_increment_rebuilt_only_the_changed_days(two_warehouses: tuple[Path, Path]) -> None:
-    nightly, _ = two_warehouses
-    con = connect(nightly, read_only=True)
+def _rebuilt_days(warehouse: Path) -> tuple[set[date], int]:
+    """The days the last run rebuilt, and how many days the warehouse holds."""
+    con = connect(warehouse, read_only=True)
     try:
-        rebuilt = {
-            r[0]
-            for r in con.execute(
-                "SELECT event_date FROM intermediate.int_event_dates_changed WHERE is_rebuilt"
-            ).fetchall()
-        }
-        all_days = con.execute(
-            "SELECT count(*) FROM intermediate.int_event_dates_changed"
-        ).fetchone()[0]
+        rows = con.execute(
+            "SELECT event_date, is_rebuilt FROM intermediate.int_event_dates_changed"
+        ).fetchall()
     finally:
         con.close()
+    return {day for day, is_rebuilt in rows if is_rebuilt}, len(rows)
+
+
+def test_increment_rebuilt_only_the_changed_days(two_warehouses: tuple[Path, Path]) -> None:
+    nightly, _ = two_warehouses
+    rebuilt, all_days = _rebuilt_days(nightly)
     # The new day, the reloaded file's day and the days on which anonymous ids linked on
     # changed days (the late login's visitor among them) browsed after their link; the days
     # before the late login are left alone.
@@ -381,15 +381,6 @@ def test_late_purchase_reopens_only_its_orders_days(
     """The day the moved order leaves is rebuilt though raw.events did not change there; the
     days between it and the late event's day are left alone."""
     nightly, _ = late_purchase_warehouses
-    con = connect(nightly, read_only=True)
-    try:
-        rebuilt = {
-            r[0]
-            for r in con.execute(
-                "SELECT event_date FROM intermediate.int_event_dates_changed WHERE is_rebuilt"
-            ).fetchall()
-        }
-    finally:
-        con.close()
+    rebuilt, _ = _rebuilt_days(nightly)
     assert {EARLY_DAY, LATE_ORDER_DAY, LATER_DAY, NEXT} <= rebuilt
     assert not {d for d in rebuilt if EARLY_DAY < d < LATE_ORDER_DAY}

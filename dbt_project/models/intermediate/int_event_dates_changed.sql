@@ -147,19 +147,9 @@ order_dates as (
         -- Orders with a purchase event on a changed date, now or before this run ...
         with touched_orders as (
 
-            select order_id
-            from {{ ref('stg_segmint__events') }}
-            where
-                event_type = 'purchase'
-                and order_id is not null
-                and {{ date_list_filter('event_date', changed, 'event_at') }}
+            {{ purchase_orders_on(ref('stg_segmint__events'), changed) }}
             union
-            select order_id
-            from {{ built }}
-            where
-                event_type = 'purchase'
-                and order_id is not null
-                and {{ date_list_filter('event_date', changed, 'event_at') }}
+            {{ purchase_orders_on(built, changed) }}
 
         )
 

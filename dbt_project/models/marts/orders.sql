@@ -22,12 +22,7 @@
 {%- set touched_orders -%}
     {%- if is_incremental() -%}
         order_id in (
-            select order_id
-            from {{ ref('int_events_sessionised') }}
-            where
-                event_type = 'purchase'
-                and order_id is not null
-                and {{ date_list_filter('event_date', dates, 'event_at') }}
+            {{ purchase_orders_on(ref('int_events_sessionised'), dates) }}
             union
             select order_id
             from {{ this }}

@@ -179,9 +179,8 @@ def _judge(
         failing.update(judged)
         now = datetime.now(UTC).replace(tzinfo=None)
         rows = [
-            (p["source"], p["partition_date"], keys[part], judged.get(part, []), now)
-            for p in todo
-            for part in [(p["source"], p["partition_date"])]
+            (*part, keys[part], judged.get(part, []), now)
+            for part in ((p["source"], p["partition_date"]) for p in todo)
         ]
         with transaction(con):
             con.executemany(
@@ -216,7 +215,8 @@ def judge_partitions(settings: Settings, as_of: date) -> int:
     con = connect(settings.warehouse)
     try:
         ensure_ops_tables(con)
-        return _judge(con, settings, parts)[1] if (parts := _collect_parts(con, as_of)) else 0
+        parts = _collect_parts(con, as_of)
+        return _judge(con, settings, parts)[1] if parts else 0
     finally:
         con.close()
 

@@ -118,7 +118,10 @@ def load_inputs(warehouse: Path, as_of: date) -> Inputs:
             from marts.customer_product_daily as interactions
             inner join customers on interactions.customer_id = customers.customer_id
             inner join products on interactions.product_id = products.product_id
-            where interactions.activity_date <= $as_of""",
+            where interactions.activity_date <= $as_of
+            -- One order every run: sums over interactions (weights per product, the sparse
+            -- matrix's duplicates) follow input order, and a parallel scan has none.
+            order by customer, product, age_days""",
             p,
         ).fetchnumpy()
         total = con.execute(

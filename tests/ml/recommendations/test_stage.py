@@ -141,3 +141,16 @@ def test_a_shop_without_product_events_gets_no_lists_and_a_warning(tmp_path: Pat
     assert any("no product views" in w for w in result.warnings)
     assert _query(warehouse, "select count(*) from ml.recommendations") == [(0,)]
     assert _query(warehouse, "select status from ml.model_runs") == [("not_published",)]
+
+
+def test_interactions_are_read_in_one_order(small_warehouse: Path) -> None:
+    """Sums over interactions follow their order, and a parallel DuckDB scan has none: the
+    stage reads them sorted, so the same warehouse gives the same scores to the last bit."""
+    import numpy as np
+
+    from ml.recommendations.data import load_inputs
+
+    inter = load_inputs(small_warehouse, AS_OF).interactions
+    keys = np.lexsort((inter.age_days, inter.product, inter.customer))
+    assert len(inter.customer) > 1000
+    assert np.array_equal(keys, np.arange(len(keys)))

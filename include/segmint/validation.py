@@ -28,6 +28,22 @@ INDEX_COLUMNS = {
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+def _failing_keys(index_list: Any, index: list[str]) -> Any:
+    """The failing rows' ``index`` values (a pandas MultiIndex) from a GX result, or None.
+
+    With ``exclude_unexpected_values`` GX lists them column-wise, ``[{"_file": [...],
+    "_line": [...]}]``; one dict per row (its form without that option) is read too.
+    """
+    import pandas as pd
+
+    parts = [
+        pd.DataFrame(item if isinstance(next(iter(item.values()), None), list) else [item])
+        for item in index_list or []
+    ]
+    rows = pd.concat(parts, ignore_index=True) if parts else None
+    return pd.MultiIndex.from_frame(rows[index]) if rows is not None and len(rows) else None
+
+
 def _condition_text(condition: Any) -> str | None:
     """The pandas expression of a GX row condition (string, dict or condition object)."""
     if condition is None or condition == "":
@@ -161,11 +177,16 @@ class BatchValidator:
         from great_expectations.core.run_identifier import RunIdentifier
 
         index = INDEX_COLUMNS[source]
+        # The routing columns are the frame's (named) index and GX lists the failing rows
+        # without their values: given them as plain columns, GX looks every failing row up
+        # cell by cell in pandas and stores the values with it, seconds per batch.
+        frame = frame.set_index(index)
         result = self._definitions[source].run(
             batch_parameters={"dataframe": frame},
             result_format={
                 "result_format": "COMPLETE",
                 "unexpected_index_column_names": index,
+                "exclude_unexpected_values": True,
                 "return_unexpected_index_query": False,
             },
             run_id=RunIdentifier(run_name=run_name),
@@ -185,12 +206,14 @@ class BatchValidator:
             column = config.kwargs.get("column") or config.kwargs.get("column_B")
             detail = res.result or {}
             failing = None
-            index_list = detail.get("unexpected_index_list") or []
-            if index_list:
-                rows = pd.DataFrame(index_list)
-                values = rows[column] if column in rows else pd.Series(pd.NA, index=rows.index)
-                failing = rows[index].copy()
-                failing["value"] = values.astype("string").str.slice(0, 80)
+            keys = _failing_keys(detail.get("unexpected_index_list"), index)
+            if keys is not None:
+                failing = keys.to_frame(index=False)
+                if column in frame:
+                    values = frame[column].reindex(keys).astype("string").str.slice(0, 80)
+                    failing["value"] = values.to_numpy()
+                else:
+                    failing["value"] = pd.Series(pd.NA, index=failing.index, dtype="string")
             condition = _condition_text(config.kwargs.get("row_condition")) or ""
             text_columns = [c for c in _IDENT.findall(condition) if c.endswith("_text")]
             observed = detail.get("observed_value")

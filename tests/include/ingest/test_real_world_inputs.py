@@ -134,3 +134,40 @@ def test_a_line_that_is_not_utf8_does_not_hold_back_its_file(settings, landing, 
     logged = [r.getMessage() for r in caplog.records if "not valid UTF-8" in r.getMessage()]
     assert any("latin1.jsonl.gz: 1 line(s)" in m and "(line 2)" in m for m in logged), logged
     assert any("crm.csv: 1 line(s)" in m and "(line 2)" in m for m in logged), logged
+
+
+def test_values_are_trimmed_however_the_json_is_written(settings, landing, query):
+    """Compact JSON (no space next to a quote) takes a path that does not trim; a value
+    padded with spaces, JSON with spaces between tokens and a \\u0020 escape all trim."""
+    day = landing / "events/dt=2026-06-01"
+    write_lines(
+        day / "mixed.jsonl",
+        [
+            # compact, nothing to trim
+            json.dumps(event("e1", customer_id="c1"), separators=(",", ":")),
+            # compact, a padded value: a space next to a quote
+            json.dumps(event("e2", customer_id="  c2 "), separators=(",", ":")),
+            # spaces between tokens (Python's default), a padded number in a string
+            json.dumps(
+                event("e3", customer_id="c3 ", event_type=" Purchase ", order_id="o3")
+                | {"revenue": " 12.50 "}
+            ),
+            # escaped spaces around the value
+            '{"event_id":"e4","event_type":"page_view","event_ts":"2026-06-01T10:00:00Z",'
+            '"customer_id":"\\u0020c4\\u0020"}',
+            # a value of spaces only is missing: no identity, quarantined
+            '{"event_id":"e5","event_type":"page_view","event_ts":"2026-06-01T10:00:00Z",'
+            '"customer_id":"   "}',
+        ],
+    )
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert query(
+        "select event_id, customer_id, event_type, revenue::VARCHAR from raw.events order by 1"
+    ) == [
+        ("e1", "c1", "page_view", None),
+        ("e2", "c2", "page_view", None),
+        ("e3", "c3", "purchase", "12.50"),
+        ("e4", "c4", "page_view", None),
+    ]
+    assert query("select line_number from ops.quarantine") == [(5,)]

@@ -1082,20 +1082,23 @@ def run_ingest(settings: Settings, as_of: date) -> StageResult:
         con.execute("SET preserve_insertion_order = false")
         ensure_ops_tables(con)
         units, skipped = ingest.plan(con, files)
-        pending: list[LandingFile] = []
-        size = 0
+        # New files are batched per source: a batch costs a GX run and a dozen statements
+        # whatever its size, and the CRM files of a night are small next to its events.
+        pending: dict[str, list[LandingFile]] = {}
+        size: dict[str, int] = {}
         for unit in units:
             if len(unit) > 1 or (unit is units[0] and ingest.replacing):
                 # A changed file and the files that depend on it: one transaction.
                 flush(unit)
                 continue
-            pending.append(unit[0])
-            size += _batch_size(unit[0])
-            if size >= BATCH_BYTES:
-                flush(pending)
-                pending, size = [], 0
+            source = unit[0].source
+            pending.setdefault(source, []).append(unit[0])
+            size[source] = size.get(source, 0) + _batch_size(unit[0])
+            if size[source] >= BATCH_BYTES:
+                flush(pending.pop(source))
+                size[source] = 0
         if pending:
-            flush(pending)
+            flush([f for source in sorted(pending) for f in pending[source]])
         if outcomes and ingest._validator is not None:
             ingest.validator.build_docs()
     finally:

@@ -41,6 +41,10 @@ class IngestSettings:
     # Batch gate on file size: fewer rows than this in a non-empty partition is suspicious.
     min_rows_per_partition: int = 1
     max_rows_per_partition: int = 50_000_000
+    # A landing file with the size and modification time recorded in ops.load_manifest is
+    # taken as unchanged without reading it; true reads and checksums every file every run
+    # (for a landing zone whose tools rewrite files keeping both).
+    rehash_unchanged_files: bool = False
 
     def __post_init__(self) -> None:
         if self.min_rows_per_partition > self.max_rows_per_partition:

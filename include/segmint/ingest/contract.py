@@ -394,6 +394,9 @@ CREATE TABLE IF NOT EXISTS ops.load_manifest (
 );
 -- Warehouses created before rows_erased existed.
 ALTER TABLE ops.load_manifest ADD COLUMN IF NOT EXISTS rows_erased BIGINT DEFAULT 0;
+-- The file's modification time (ns) when checksummed: with size_bytes, an unchanged file is
+-- not read again on later runs (NULL: checksum it again).
+ALTER TABLE ops.load_manifest ADD COLUMN IF NOT EXISTS mtime_ns BIGINT;
 CREATE TABLE IF NOT EXISTS ops.quarantine (
     source_file VARCHAR NOT NULL,
     line_number BIGINT NOT NULL,

@@ -63,6 +63,8 @@ class LandingFile:
     fmt: str  # jsonl | csv | parquet
     size_bytes: int
     sha256: str
+    # Modification time (ns): with the size, tells an unchanged file without reading it.
+    mtime_ns: int = 0
 
     @property
     def order_key(self) -> tuple[date, str]:
@@ -86,11 +88,16 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def discover(landing: Path) -> tuple[list[LandingFile], list[str]]:
+def discover(
+    landing: Path, known: dict[str, tuple[int, int, str]] | None = None
+) -> tuple[list[LandingFile], list[str]]:
     """Every supported file under ``<landing>/<source>/dt=YYYY-MM-DD/``, in load order.
 
     Returns the files and a list of ignored paths (unsupported extension, bad folder name).
     Hidden files and markers starting with ``_`` or ``.`` (``_SUCCESS``) are skipped silently.
+    ``known``: ``{path: (size, mtime_ns, sha256)}`` of files checksummed before; a file with
+    the same size and modification time keeps that checksum instead of being read again (the
+    landing zone grows every night, the new files are few).
     """
     landing = Path(landing)
     candidates: list[tuple[str, Path, str, date, str]] = []
@@ -119,9 +126,17 @@ def discover(landing: Path) -> tuple[list[LandingFile], list[str]]:
                     ignored.append(rel)
                     continue
                 candidates.append((rel, path, source, partition_date, fmt))
+    stats = [c[1].stat() for c in candidates]
+    sums: list[str | None] = []
+    for (rel, *_), st in zip(candidates, stats, strict=True):
+        seen = (known or {}).get(rel)
+        same = seen is not None and (seen[0], seen[1]) == (st.st_size, st.st_mtime_ns)
+        sums.append(seen[2] if same else None)
+    todo = [i for i, sha in enumerate(sums) if sha is None]
     # hashlib releases the GIL on large buffers: checksum two files at a time.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        sums = list(pool.map(sha256_of, [c[1] for c in candidates]))
+        for i, sha in zip(todo, pool.map(sha256_of, [candidates[i][1] for i in todo]), strict=True):
+            sums[i] = sha
     found = [
         LandingFile(
             path=rel,
@@ -129,10 +144,13 @@ def discover(landing: Path) -> tuple[list[LandingFile], list[str]]:
             source=source,
             partition_date=partition_date,
             fmt=fmt,
-            size_bytes=path.stat().st_size,
+            size_bytes=st.st_size,
             sha256=sha,
+            mtime_ns=st.st_mtime_ns,
         )
-        for (rel, path, source, partition_date, fmt), sha in zip(candidates, sums, strict=True)
+        for (rel, path, source, partition_date, fmt), st, sha in zip(
+            candidates, stats, sums, strict=True
+        )
     ]
     found.sort(key=lambda f: f.order_key)
     return found, ignored

@@ -727,6 +727,7 @@ class Ingest:
                     o.error,
                     first if o.status == "failed" else (first or self.now),
                     self.now,
+                    f.mtime_ns or None,
                 ]
             )
         con.executemany(
@@ -734,8 +735,8 @@ class Ingest:
             insert into ops.load_manifest (
                 path, size_bytes, sha256, source, partition_date, rows_read, rows_loaded,
                 rows_quarantined, rows_duplicate, rows_warned, rows_erased, status, error,
-                first_loaded_at, updated_at
-            ) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                first_loaded_at, updated_at, mtime_ns
+            ) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             rows,
         )
@@ -1045,6 +1046,37 @@ class Ingest:
             con.execute(f"drop table if exists _{name}_{tag}")
 
 
+def _checksummed(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict:
+    """``{path: (size, mtime_ns, sha256)}`` from the manifest, for :func:`discover`."""
+    if settings.ingest.rehash_unchanged_files:
+        return {}
+    rows = con.execute(
+        "select path, size_bytes, mtime_ns, sha256 from ops.load_manifest "
+        "where mtime_ns is not null"
+    ).fetchall()
+    return {path: (size, mtime, sha) for path, size, mtime, sha in rows}
+
+
+def _record_mtimes(con: duckdb.DuckDBPyConnection, files: list[LandingFile], known: dict) -> None:
+    """Store the modification time of files read again whose checksum had not changed
+    (touched, copied, or recorded before ``mtime_ns`` existed), so later runs skip them."""
+    stale = [
+        (f.path, f.sha256, f.mtime_ns)
+        for f in files
+        if known.get(f.path, (None, None))[:2] != (f.size_bytes, f.mtime_ns)
+    ]
+    if stale:
+        con.execute(
+            """
+            update ops.load_manifest m set mtime_ns = s.mtime_ns
+            from (select unnest(?) as path, unnest(?) as sha256, unnest(?) as mtime_ns) s
+            where m.path = s.path and m.sha256 = s.sha256 and m.status = 'loaded'
+                and m.mtime_ns is distinct from s.mtime_ns
+            """,
+            [[p for p, _, _ in stale], [h for _, h, _ in stale], [t for _, _, t in stale]],
+        )
+
+
 def _batch_size(f: LandingFile) -> int:
     """About how many bytes of text ``f`` holds (compressed files count several times)."""
     return f.size_bytes * (6 if f.abspath.name.lower().endswith(".gz") else 1)
@@ -1055,7 +1087,6 @@ def run_ingest(settings: Settings, as_of: date) -> StageResult:
     # GX takes seconds to import: overlap it with the checksums and the planning.
     import_gx_in_background()
     ingest = Ingest(settings, as_of)
-    files, ignored = discover(settings.landing)
     outcomes: list[FileOutcome] = []
     con = connect(settings.warehouse)
 
@@ -1081,6 +1112,9 @@ def run_ingest(settings: Settings, as_of: date) -> StageResult:
         # Only staging needs the scan's order (it sets it for that statement).
         con.execute("SET preserve_insertion_order = false")
         ensure_ops_tables(con)
+        known = _checksummed(con, settings)
+        files, ignored = discover(settings.landing, known=known)
+        _record_mtimes(con, files, known)
         units, skipped = ingest.plan(con, files)
         # New files are batched per source: a batch costs a GX run and a dozen statements
         # whatever its size, and the CRM files of a night are small next to its events.

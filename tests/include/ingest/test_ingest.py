@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from segmint.config import IngestSettings
 from segmint.ingest import check_quality_gate, run_ingest
 from segmint.stages import InputError, QualityGateError
 from tests.include.ingest.conftest import (
@@ -297,6 +299,28 @@ def test_changed_file_replaces_its_rows_and_restores_shadowed_duplicates(setting
     settings.warehouse.unlink()
     run_ingest(settings, D3)
     assert warehouse_hashes(settings.warehouse) == replaced
+
+
+def test_unchanged_files_are_not_read_again(settings, landing, query):
+    """Size and modification time as in the manifest: the file is taken as unchanged (its
+    checksum is not recomputed); rehash_unchanged_files reads every file again."""
+    path = write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event("a1"), event("a2")])
+    run_ingest(settings, D1)
+    ((mtime,),) = query("select mtime_ns from ops.load_manifest")
+    assert mtime == path.stat().st_mtime_ns
+    # New content of the same size, the old modification time put back.
+    write_jsonl(path, [event("b1"), event("b2")])
+    os.utime(path, ns=(mtime, mtime))
+    run_ingest(settings, D1)
+    assert query("select event_id from raw.events order by 1") == [("a1",), ("a2",)]
+    rehash = IngestSettings(rehash_unchanged_files=True)
+    run_ingest(settings.with_overrides(ingest=rehash), D1)
+    assert query("select event_id from raw.events order by 1") == [("b1",), ("b2",)]
+    # A touched file (new modification time, same content) is checksummed and left alone;
+    # its new modification time is recorded so the next run does not read it.
+    os.utime(path, ns=(mtime + 10**9, mtime + 10**9))
+    assert run_ingest(settings, D1).rows_in == 0
+    assert query("select mtime_ns from ops.load_manifest") == [(mtime + 10**9,)]
 
 
 def test_all_formats_load_the_same_typed_rows(settings, landing, query):

@@ -12,6 +12,7 @@ import pytest
 from segmint.config import PropensitySettings, Settings
 from segmint.stages import SegmintError
 from segmint.transform import (
+    DBT_PYCACHE,
     dbt_command,
     dbt_dirs,
     dbt_env,
@@ -64,6 +65,9 @@ def test_dbt_command_points_at_the_project_and_keeps_target_out_of_the_repo(
     assert env["SEGMINT_WAREHOUSE"] == str(settings.warehouse)
     assert env["SEGMINT_AS_OF_DATE"] == "2026-06-30"
     assert env["SEGMINT_SNAPSHOT_DATES"] == "2026-05-31,2026-06-30"
+    # dbt's modules are compiled once, not at every start.
+    assert "PYTHONDONTWRITEBYTECODE" not in env
+    assert env["PYTHONPYCACHEPREFIX"] == str(DBT_PYCACHE)
 
 
 def test_missing_warehouse_is_a_clear_error(tmp_path: Path) -> None:

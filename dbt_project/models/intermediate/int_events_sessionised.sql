@@ -40,47 +40,27 @@ handled exactly.
     and event_type not in ('email_open', 'email_click')
 {%- endset %}
 
+{#- Two reads of the int_events_attributed view, each with the day filter: a narrow one (five
+    columns) for the windows, whose session numbers join the wide one by event_id (unique, as
+    this model's tests check). One read shared by both (a CTE used three times) made DuckDB
+    hold the 10M wide rows (~2.5 GB, spilling under its 3 GB limit): ~10% more CPU for the
+    model than reading the view again for five columns. #}
+
 with
 
-events as (
-
-    select
-        {{ columns | join(",\n        ") }}
-    from {{ ref('int_events_attributed') }}
-    where {{ incremental_date_filter('event_date', dates, 'event_at') }}
-
-),
-
-other_events as (
-
-    select
-        {{ columns | join(",\n        ") }},
-        cast(null as {{ dbt.type_bigint() }}) as session_number
-    from events
-    where not ({{ untracked }})
-
-),
-
+-- The windows sort only the columns they need (sorting the wide rows cost twice as much).
+-- The person is the attributed customer, else the anonymous id.
 untracked_events as (
-
-    select
-        {{ columns | join(",\n        ") }}
-    from events
-    where {{ untracked }}
-
-),
-
--- The windows sort only the columns they need (sorting the wide rows cost twice as much);
--- the session numbers are joined back by event_id. The person is the attributed customer,
--- else the anonymous id.
-person_events as (
 
     select
         event_id,
         coalesce('c:' || customer_id, 'a:' || anonymous_id) as person_key,
         event_date,
         event_at
-    from untracked_events
+    from {{ ref('int_events_attributed') }}
+    where
+        {{ untracked }}
+        and {{ incremental_date_filter('event_date', dates, 'event_at') }}
 
 ),
 
@@ -100,7 +80,7 @@ session_starts as (
                 then 0
             else 1
         end as is_session_start
-    from person_events
+    from untracked_events
 
 ),
 
@@ -119,20 +99,13 @@ session_numbers as (
         ) as session_number
     from session_starts
 
-),
-
-inactivity_sessions as (
-
-    select
-        {% for column in columns -%}
-            untracked_events.{{ column }},
-        {% endfor -%}
-        session_numbers.session_number
-    from untracked_events
-    inner join session_numbers on untracked_events.event_id = session_numbers.event_id
-
 )
 
-select * from other_events
-union all
-select * from inactivity_sessions
+select
+    {% for column in columns -%}
+        events.{{ column }},
+    {% endfor -%}
+    session_numbers.session_number
+from {{ ref('int_events_attributed') }} as events
+left join session_numbers on events.event_id = session_numbers.event_id
+where {{ incremental_date_filter('events.event_date', dates, 'events.event_at') }}

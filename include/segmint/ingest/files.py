@@ -166,10 +166,11 @@ def read_records(
     """Fill temp ``table`` with the records of the CSV and Parquet files among ``files[ids]``.
 
     The table has the columns ``(_file, _line, raw, doc, _error)``, ``_file`` being the
-    file's position in ``files``. The CSV files are read with one multi-file scan; when that
-    fails, each file is read on its own so a bad file does not stop the others. Returns
-    ``{position: error}`` for every file that cannot be read (it has no rows). JSONL files are
-    typed straight from their scan (:func:`jsonl_scan_sql`), not through this table.
+    file's position in ``files``; ``raw`` is NULL where it is ``doc`` (Parquet rows). The
+    CSV files are read with one multi-file scan; when that fails, each file is read on its
+    own so a bad file does not stop the others. Returns ``{position: error}`` for every file
+    that cannot be read (it has no rows). JSONL files are typed straight from their scan
+    (:func:`jsonl_scan_sql`), not through this table.
     """
     con.execute(
         f"create or replace temp table {table} (_file INTEGER, _line BIGINT, raw VARCHAR,"
@@ -556,7 +557,7 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, f: LandingFile, i: int, table:
     con.execute(
         f"""
         insert into {table}
-        select {i}, _line, doc as raw, doc, null::VARCHAR as _error,
+        select {i}, _line, null::VARCHAR as raw, doc, null::VARCHAR as _error,
         from (select file_row_number + 1 as _line, to_json({{{struct}}}) as doc from {src})
         """
     )

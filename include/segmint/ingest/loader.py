@@ -347,7 +347,11 @@ class Ingest:
         other = [i for i, f in enumerate(files) if f.fmt != "jsonl"]
         if other:
             failed.update(read_records(con, files, other, f"_rec_{tag}"))
-            rel = f"(select *, _error is null as _ok from _rec_{tag})"
+            # A Parquet record's landing text is its document (stored once, raw is NULL).
+            rel = (
+                f"(select * replace (coalesce(raw, doc) as raw), _error is null as _ok "
+                f"from _rec_{tag})"
+            )
             con.execute(
                 f"create or replace temp table _tc_{tag} as "
                 + self._staged_sql(source, files, rel, line=True)
@@ -1077,8 +1081,24 @@ def _record_mtimes(con: duckdb.DuckDBPyConnection, files: list[LandingFile], kno
         )
 
 
+# A Parquet row counts as this many bytes of text when batching (a JSON event line of the
+# generator is ~470 bytes; a row becomes a JSON document of about that size when staged).
+_PARQUET_ROW_BYTES = 512
+
+
 def _batch_size(f: LandingFile) -> int:
-    """About how many bytes of text ``f`` holds (compressed files count several times)."""
+    """About how many bytes of text ``f`` holds (compressed files count several times).
+
+    Parquet is columnar and compressed about ten times: its rows are counted instead (from
+    the footer), or its size times ten when the footer cannot be read (the load reports it).
+    """
+    if f.fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_metadata(f.abspath).num_rows * _PARQUET_ROW_BYTES
+        except Exception:  # an unreadable file fails later, with its own error
+            return f.size_bytes * 10
     return f.size_bytes * (6 if f.abspath.name.lower().endswith(".gz") else 1)
 
 

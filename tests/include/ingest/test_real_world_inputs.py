@@ -89,12 +89,12 @@ def test_typed_parquet_columns_load(settings, landing, query):
     path.parent.mkdir(parents=True)
     table = pa.table(
         {
-            "event_id": ["p1", "p2"],
-            "event_type": ["purchase", "page_view"],
-            "event_ts": pa.array([1780308000000] * 2, pa.timestamp("ms", tz="UTC")),
-            "customer_id": ["c1", "c2"],
-            "revenue": pa.array([10, None], pa.int64()),
-            "order_id": ["o9", None],
+            "event_id": ["p1", "p2", "p3"],
+            "event_type": ["purchase", "page_view", "teleport"],
+            "event_ts": pa.array([1780308000000] * 3, pa.timestamp("ms", tz="UTC")),
+            "customer_id": ["c1", "c2", "c3"],
+            "revenue": pa.array([10, None, None], pa.int64()),
+            "order_id": ["o9", None, None],
         }
     )
     pq.write_table(table, path)
@@ -105,6 +105,25 @@ def test_typed_parquet_columns_load(settings, landing, query):
         ("p1", "2026-06-01 10:00:00", 10.0),
         ("p2", "2026-06-01 10:00:00", None),
     ]
+    # A quarantined row keeps its record as JSON text, with its row number as the line.
+    ((line, raw),) = query("select line_number, raw_record from ops.quarantine")
+    assert line == 3
+    assert json.loads(raw)["event_type"] == "teleport"
+
+
+def test_parquet_batches_count_rows_not_compressed_bytes(tmp_path):
+    """Parquet compresses ~10x: batches are sized by its rows, as the text they become."""
+    from segmint.ingest.files import discover
+    from segmint.ingest.loader import _batch_size
+
+    day = tmp_path / "events/dt=2026-06-01"
+    day.mkdir(parents=True)
+    rows = 50_000
+    pq.write_table(pa.table({"event_id": [f"e{i % 7}" for i in range(rows)]}), day / "a.parquet")
+    (day / "b.jsonl").write_text("{}\n" * 10)
+    (f_parquet, f_jsonl), _ = discover(tmp_path)
+    assert _batch_size(f_parquet) >= rows * 400 > 100 * f_parquet.size_bytes
+    assert _batch_size(f_jsonl) == f_jsonl.size_bytes
 
 
 def test_a_line_that_is_not_utf8_does_not_hold_back_its_file(settings, landing, query, caplog):

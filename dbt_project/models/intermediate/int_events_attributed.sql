@@ -59,8 +59,10 @@ attributed as (
     from {{ ref('stg_segmint__events') }} as events
     left join link_intervals as links
         on
-            events.customer_id is null
-            and events.anonymous_id = links.anonymous_id
+            -- Only events without a customer_id look for a link: the others join on a null
+            -- key, which matches nothing without testing the interval conditions.
+            case when events.customer_id is null then events.anonymous_id end
+            = links.anonymous_id
             and (
                 (
                     events.event_at >= links.first_linked_at

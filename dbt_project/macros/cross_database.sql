@@ -57,6 +57,38 @@
     arg_min({{ value_expression }}, ({{ order_expressions | join(', ') }}))
 {%- endmacro %}
 
+{#- A struct (record) of the named columns, each field named as its column (read one with
+    struct_field). first_by over a struct of several columns takes one arg_min where one per
+    column would compare the order expressions again for each. -#}
+{% macro struct_of(columns) -%}
+    {{ return(adapter.dispatch('struct_of', 'segmint')(columns)) }}
+{%- endmacro %}
+
+{% macro default__struct_of(columns) -%}
+    named_struct({% for c in columns %}'{{ c }}', {{ c }}{{ ", " if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+{% macro duckdb__struct_of(columns) -%}
+    struct_pack({% for c in columns %}{{ c }} := {{ c }}{{ ", " if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+{% macro bigquery__struct_of(columns) -%}
+    struct({% for c in columns %}{{ c }} as {{ c }}{{ ", " if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+{#- The field `field` of the struct expression `struct_expression`. -#}
+{% macro struct_field(struct_expression, field) -%}
+    {{ return(adapter.dispatch('struct_field', 'segmint')(struct_expression, field)) }}
+{%- endmacro %}
+
+{% macro default__struct_field(struct_expression, field) -%}
+    ({{ struct_expression }}).{{ field }}
+{%- endmacro %}
+
+{% macro duckdb__struct_field(struct_expression, field) -%}
+    struct_extract({{ struct_expression }}, '{{ field }}')
+{%- endmacro %}
+
 {#- A 64-bit floating point type (dbt.type_float() is 32-bit on some adapters). -#}
 {% macro type_double() -%}
     {{ return(adapter.dispatch('type_double', 'segmint')()) }}

@@ -62,6 +62,8 @@ _DUCKDB = {
     "bool_or": lambda expression: f"bool_or({expression})",
     "first_by": lambda value, order: f"arg_min({value}, ({', '.join(order)}))",
     "type_double": lambda: "double",
+    "struct_of": lambda columns: "struct_pack(" + ", ".join(f"{c} := {c}" for c in columns) + ")",
+    "struct_field": lambda struct, field: f"struct_extract({struct}, '{field}')",
 }
 
 

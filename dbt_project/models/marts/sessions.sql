@@ -67,8 +67,9 @@ aggregated as (
             end
         ) as content_page_views,
         {{ bool_or("event_type = 'purchase'") }} as is_converted,
-        {{ first_by('device_type', ['event_at', 'event_id']) }} as device_type,
-        {{ first_by('channel', ['event_at', 'event_id']) }} as channel,
+        -- Device and channel of the session's first event, found once for both.
+        {{ first_by(struct_of(['device_type', 'channel']), ['event_at', 'event_id']) }}
+            as first_event,
         max(_loaded_at) as _loaded_at
     from session_events
     group by customer_id, anonymous_key, event_date, session_id, session_number
@@ -92,7 +93,7 @@ select
     cast(cart_adds as {{ dbt.type_bigint() }}) as cart_adds,
     cast(content_page_views as {{ dbt.type_bigint() }}) as content_page_views,
     is_converted,
-    device_type,
-    channel,
+    {{ struct_field('first_event', 'device_type') }} as device_type,
+    {{ struct_field('first_event', 'channel') }} as channel,
     _loaded_at
 from aggregated

@@ -185,14 +185,26 @@ def read_records(
         if csv:
             failed.update(_read_csv(con, files, csv, phys, table))
         _drop_lines(con, phys)
-    for i in ids:
-        if files[i].fmt == "parquet":
-            try:
-                _read_parquet(con, files[i], i, table)
-            except UnreadableFile as exc:
-                failed[i] = str(exc)
-            except duckdb.Error as exc:
-                failed[i] = str(exc).splitlines()[0]
+    # Parquet: one multi-file scan per set of files with the same columns (a file is often a
+    # single row group, which one thread reads: file by file, the load used one core).
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i in (i for i in ids if files[i].fmt == "parquet"):
+        try:
+            groups.setdefault(_parquet_columns(con, files[i]), []).append(i)
+        except UnreadableFile as exc:
+            failed[i] = str(exc)
+        except duckdb.Error as exc:
+            failed[i] = str(exc).splitlines()[0]
+    for cols, members in groups.items():
+        try:
+            _read_parquet(con, files, members, cols, table)
+        except duckdb.Error:
+            # Read each file on its own so a bad file does not stop the others.
+            for i in members:
+                try:
+                    _read_parquet(con, files, [i], cols, table)
+                except duckdb.Error as exc:
+                    failed[i] = str(exc).splitlines()[0]
     return failed
 
 
@@ -544,8 +556,14 @@ def _insert_csv_records(
     )
 
 
-def _read_parquet(con: duckdb.DuckDBPyConnection, f: LandingFile, i: int, table: str) -> None:
-    src = f"read_parquet({_lit(str(f.abspath))}, file_row_number = true, hive_partitioning = false)"
+def _parquet_src(paths: list[str]) -> str:
+    listed = "[" + ", ".join(_lit(p) for p in paths) + "]"
+    return f"read_parquet({listed}, file_row_number = true, hive_partitioning = false)"
+
+
+def _parquet_columns(con: duckdb.DuckDBPyConnection, f: LandingFile) -> tuple[str, ...]:
+    """The columns of a Parquet file; :class:`UnreadableFile` when a required one is missing."""
+    src = _parquet_src([str(f.abspath)])
     cols = [r[0] for r in con.execute(f"describe select * from {src}").fetchall()]
     cols = [c for c in cols if c != "file_row_number"]
     names = [c.strip().lower() for c in cols]
@@ -553,12 +571,31 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, f: LandingFile, i: int, table:
     missing = [n for n in required if n not in names]
     if missing:
         raise UnreadableFile(f"Parquet file lacks required column(s) {', '.join(missing)}")
-    struct = ", ".join(f"{_lit(n)}: {_ident(c)}" for n, c in zip(names, cols, strict=True))
+    return tuple(cols)
+
+
+def _read_parquet(
+    con: duckdb.DuckDBPyConnection,
+    files: list[LandingFile],
+    ids: list[int],
+    cols: tuple[str, ...],
+    table: str,
+) -> None:
+    """Insert the rows of the Parquet files ``files[ids]`` (all with columns ``cols``)."""
+    src = _parquet_src([str(files[i].abspath) for i in ids])
+    positions = "[" + ", ".join(str(i) for i in ids) + "]"
+    struct = ", ".join(f"{_lit(c.strip().lower())}: {_ident(c)}" for c in cols)
     con.execute(
         f"""
         insert into {table}
-        select {i}, _line, null::VARCHAR as raw, doc, null::VARCHAR as _error,
-        from (select file_row_number + 1 as _line, to_json({{{struct}}}) as doc from {src})
+        select _file, _line, null::VARCHAR as raw, doc, null::VARCHAR as _error,
+        from (
+            select
+                {positions}[file_index::BIGINT + 1]::INTEGER as _file,
+                file_row_number + 1 as _line,
+                to_json({{{struct}}}) as doc,
+            from {src}
+        )
         """
     )
 

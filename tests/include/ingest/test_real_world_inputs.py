@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import struct
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from segmint.ingest import run_ingest
+from segmint.stages import InputError
 from tests.include.ingest.conftest import D1, event, write_lines
 
 
@@ -190,3 +193,47 @@ def test_values_are_trimmed_however_the_json_is_written(settings, landing, query
         ("e4", "c4", "page_view", None),
     ]
     assert query("select line_number from ops.quarantine") == [(5,)]
+
+
+def test_parquet_files_are_read_together_and_a_bad_one_fails_alone(settings, landing, query):
+    day = landing / "events/dt=2026-06-01"
+    day.mkdir(parents=True)
+    for name, ids in (("a", ["a1", "a2", "a3"]), ("b", ["b1", "b2"])):
+        table = pa.table(
+            {
+                "event_id": ids,
+                "event_type": ["page_view"] * len(ids),
+                "event_ts": ["2026-06-01T10:00:00Z"] * len(ids),
+                "customer_id": ["c1"] * len(ids),
+            }
+        )
+        pq.write_table(table, day / f"{name}.parquet")
+        if name == "b":
+            # The same columns, its pages overwritten: the footer reads, the data does not.
+            # It fails the multi-file scan of the three; each is then read on its own.
+            pq.write_table(table, day / "pages.parquet")
+            data = bytearray((day / "pages.parquet").read_bytes())
+            footer = struct.unpack("<I", data[-8:-4])[0]
+            data[4 : len(data) - 8 - footer] = b"\xab" * (len(data) - 12 - footer)
+            (day / "pages.parquet").write_bytes(bytes(data))
+    pq.write_table(pa.table({"event_id": ["n1"]}), day / "no_type.parquet")
+    (day / "corrupt.parquet").write_bytes(b"PAR1 this is not a parquet file PAR1")
+    with pytest.raises(InputError) as failure:
+        run_ingest(settings, D1)
+    for name in ("corrupt", "no_type", "pages"):
+        assert f"{name}.parquet" in str(failure.value)
+    _accounting_holds(query)
+    assert query("select path, status from ops.load_manifest order by 1") == [
+        ("events/dt=2026-06-01/a.parquet", "loaded"),
+        ("events/dt=2026-06-01/b.parquet", "loaded"),
+        ("events/dt=2026-06-01/corrupt.parquet", "failed"),
+        ("events/dt=2026-06-01/no_type.parquet", "failed"),
+        ("events/dt=2026-06-01/pages.parquet", "failed"),
+    ]
+    assert query("select _source_file, _source_line, event_id from raw.events order by 1, 2") == [
+        ("events/dt=2026-06-01/a.parquet", 1, "a1"),
+        ("events/dt=2026-06-01/a.parquet", 2, "a2"),
+        ("events/dt=2026-06-01/a.parquet", 3, "a3"),
+        ("events/dt=2026-06-01/b.parquet", 1, "b1"),
+        ("events/dt=2026-06-01/b.parquet", 2, "b2"),
+    ]

@@ -36,6 +36,12 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
         gxe.ExpectColumnValuesToNotBeNull(
             column="customer_id", **rec("customer_id_present", "missing required field customer_id")
         ),
+        # {"id": "c9"} read as text would be a customer id nobody has (the loader lists the
+        # id fields holding a JSON object or array in _id_not_scalar).
+        gxe.ExpectColumnValuesToBeNull(
+            column="_id_not_scalar",
+            **rec("ids_are_scalars", "an id field holds a JSON object or array, not an id"),
+        ),
         gxe.ExpectColumnValuesToNotBeNull(
             column="updated_at_text",
             **rec("updated_at_present", "missing required field updated_at"),

@@ -42,6 +42,12 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
         gxe.ExpectColumnValuesToNotBeNull(
             column="event_type", **rec("event_type_present", "missing required field event_type")
         ),
+        # {"id": "c9"} read as text would be an id nobody has (the loader lists the id fields
+        # holding a JSON object or array in _id_not_scalar).
+        gxe.ExpectColumnValuesToBeNull(
+            column="_id_not_scalar",
+            **rec("ids_are_scalars", "an id field holds a JSON object or array, not an id"),
+        ),
         gxe.ExpectColumnValuesToNotBeNull(
             column="event_ts_text", **rec("event_ts_present", "missing required field event_ts")
         ),

@@ -131,6 +131,15 @@ def parse_sql(source: str, rel: str, limit_col: str, limit_sql: str) -> str:
         cols.append(f"{cast_sql(f.kind, f'v.{_ident(f.name)}')} as {f.name}")
         if f.kind in _TEXT_KINDS:
             cols.append(f"nullif(trim(v.{_ident(f.name)}), '') as {f.name}_text")
+    # An id holding a JSON object or array ({"id": "c9"}) is no id: the fields where it
+    # happens, by name, for the suite's ids_are_scalars rule (NULL when none).
+    nested = ", ".join(
+        f"case when starts_with(v.{_ident(f.name)}, '{{') "
+        f"or starts_with(v.{_ident(f.name)}, '[') then {_lit(f.name)} end"
+        for f in fields
+        if f.kind == "id"
+    )
+    cols.append(f"nullif(concat_ws(', ', {nested}), '') as _id_not_scalar")
     if source == "events":
         cols.append(
             "coalesce("

@@ -237,3 +237,47 @@ def test_parquet_files_are_read_together_and_a_bad_one_fails_alone(settings, lan
         ("events/dt=2026-06-01/b.parquet", 1, "b1"),
         ("events/dt=2026-06-01/b.parquet", 2, "b2"),
     ]
+
+
+def test_an_id_holding_an_object_or_array_is_quarantined(settings, landing, query):
+    """{"id": "c9"} read as text would become a customer nobody has: quarantined, by name."""
+    base = {"event_type": "page_view", "event_ts": "2026-06-01T10:00:00Z"}
+    write_lines(
+        landing / "events/dt=2026-06-01/a.jsonl",
+        [
+            json.dumps({"event_id": "ok", "customer_id": "c1", **base}),
+            json.dumps({"event_id": "obj", "customer_id": {"id": "c9"}, **base}),
+            json.dumps({"event_id": "arr", "customer_id": "c2", "session_id": ["s1"], **base}),
+            # Text that merely contains braces is fine; only a nested value is refused.
+            json.dumps({"event_id": "txt", "customer_id": "c3", "search_query": "{x}", **base}),
+        ],
+    )
+    write_lines(
+        landing / "crm/dt=2026-06-01/c.jsonl",
+        [
+            json.dumps({"customer_id": "c1", "updated_at": "2026-06-01"}),
+            json.dumps({"customer_id": ["c1", "c2"], "updated_at": "2026-06-01"}),
+        ],
+    )
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert query("select event_id from raw.events order by 1") == [("ok",), ("txt",)]
+    assert query("select customer_id from raw.customers") == [("c1",)]
+    reasons = query("select source_file, line_number, reasons from ops.quarantine order by 1, 2")
+    assert reasons == [
+        (
+            "crm/dt=2026-06-01/c.jsonl",
+            2,
+            ["an id field holds a JSON object or array, not an id (got customer_id)"],
+        ),
+        (
+            "events/dt=2026-06-01/a.jsonl",
+            2,
+            ["an id field holds a JSON object or array, not an id (got customer_id)"],
+        ),
+        (
+            "events/dt=2026-06-01/a.jsonl",
+            3,
+            ["an id field holds a JSON object or array, not an id (got session_id)"],
+        ),
+    ]

@@ -31,17 +31,14 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 def _failing_keys(index_list: Any, index: list[str]) -> Any:
     """The failing rows' ``index`` values (a pandas MultiIndex) from a GX result, or None.
 
-    With ``exclude_unexpected_values`` GX lists them column-wise, ``[{"_file": [...],
-    "_line": [...]}]``; one dict per row (its form without that option) is read too.
+    With ``exclude_unexpected_values`` GX lists them column-wise: ``[{"_file": [...],
+    "_line": [...]}]``.
     """
     import pandas as pd
 
-    parts = [
-        pd.DataFrame(item if isinstance(next(iter(item.values()), None), list) else [item])
-        for item in index_list or []
-    ]
-    rows = pd.concat(parts, ignore_index=True) if parts else None
-    return pd.MultiIndex.from_frame(rows[index]) if rows is not None and len(rows) else None
+    if not index_list or not len(next(iter(index_list[0].values()))):
+        return None
+    return pd.MultiIndex.from_frame(pd.DataFrame(index_list[0])[index])
 
 
 def _condition_text(condition: Any) -> str | None:

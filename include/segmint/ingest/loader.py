@@ -1070,15 +1070,10 @@ def _checksummed(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict:
     return {path: (size, mtime, sha) for path, size, mtime, sha in rows}
 
 
-def _record_mtimes(con: duckdb.DuckDBPyConnection, files: list[LandingFile], known: dict) -> None:
-    """Store the modification time of files read again whose checksum had not changed
-    (touched, copied, or recorded before ``mtime_ns`` existed), so later runs skip them."""
-    stale = [
-        (f.path, f.sha256, f.mtime_ns)
-        for f in files
-        if known.get(f.path, (None, None))[:2] != (f.size_bytes, f.mtime_ns)
-    ]
-    if stale:
+def _record_mtimes(con: duckdb.DuckDBPyConnection, files: list[LandingFile]) -> None:
+    """Store the modification time of files whose checksum has not changed but whose mtime
+    has (touched, copied, or recorded before ``mtime_ns`` existed), so later runs skip them."""
+    if files:
         con.execute(
             """
             update ops.load_manifest m set mtime_ns = s.mtime_ns
@@ -1086,7 +1081,7 @@ def _record_mtimes(con: duckdb.DuckDBPyConnection, files: list[LandingFile], kno
             where m.path = s.path and m.sha256 = s.sha256 and m.status = 'loaded'
                 and m.mtime_ns is distinct from s.mtime_ns
             """,
-            [[p for p, _, _ in stale], [h for _, h, _ in stale], [t for _, _, t in stale]],
+            [[f.path for f in files], [f.sha256 for f in files], [f.mtime_ns for f in files]],
         )
 
 
@@ -1141,9 +1136,8 @@ def run_ingest(settings: Settings, as_of: date) -> StageResult:
         # Only staging needs the scan's order (it sets it for that statement).
         con.execute("SET preserve_insertion_order = false")
         ensure_ops_tables(con)
-        known = _checksummed(con, settings)
-        files, ignored = discover(settings.landing, known=known)
-        _record_mtimes(con, files, known)
+        files, ignored = discover(settings.landing, known=_checksummed(con, settings))
+        _record_mtimes(con, files)
         units, skipped = ingest.plan(con, files)
         # New files are batched per source: a batch costs a GX run and a dozen statements
         # whatever its size, and the CRM files of a night are small next to its events.

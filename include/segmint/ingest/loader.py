@@ -36,10 +36,12 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from importlib import import_module
 from typing import Any
 
 import duckdb
 
+from expectations.suites import SUITE_MODULES
 from segmint.config import Settings
 from segmint.ingest.contract import FIELDS, OPS_DDL, RAW_TABLE, cast_sql
 from segmint.ingest.files import LandingFile, discover, jsonl_scan_sql, read_records, unreadable
@@ -202,8 +204,12 @@ def parse_sql(source: str, rel: str, limit_col: str, limit_sql: str) -> str:
 class Ingest:
     """One ingest run over the landing zone for ``as_of``."""
 
-    def __init__(self, settings: Settings, as_of: date) -> None:
+    def __init__(
+        self, settings: Settings, as_of: date, gx_import: threading.Thread | None = None
+    ) -> None:
         self.settings = settings
+        # The background import of GX (import_gx_in_background), if one was started.
+        self.gx_import = gx_import
         self.as_of = as_of
         self.now = datetime.now(UTC).replace(tzinfo=None)
         self._validator = None
@@ -289,10 +295,37 @@ class Ingest:
         micros = int(self.settings.ingest.future_tolerance_hours * 3600 * 1e6)
         return f"({dates}[{file_col} + 1] + 1)::TIMESTAMP + to_microseconds({micros})"
 
-    def _staged_sql(self, source: str, files: list[LandingFile], rel: str, line: bool) -> str:
-        """SQL: ``rel`` typed, its row-level expectations evaluated as flags (see ``stage``)."""
+    def _create_staged(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        source: str,
+        files: list[LandingFile],
+        rel: str,
+        line: bool,
+    ) -> None:
+        """Create the temp ``table``: ``rel`` typed, its row-level expectations as flags.
+
+        Typing needs no GX; the flags are the suite's SQL, which needs the GX suite objects.
+        While GX is still importing (seconds, on a night's first batch or a small increment's
+        only one) the batch is typed first and flagged after, so the import overlaps the
+        parse instead of delaying it. Both passes keep the scan's order (line numbers).
+        """
+        limit_col = import_module(SUITE_MODULES[source]).TS_LIMIT
+        parsed = parse_sql(source, rel, limit_col, self._limit(files))
+        if self._validator is None and self.gx_import is not None and self.gx_import.is_alive():
+            con.execute(f"create or replace temp table {table}_parsed as {parsed}")
+            sql = self._flagged_sql(source, f"{table}_parsed", line)
+            con.execute(f"create or replace temp table {table} as {sql}")
+            con.execute(f"drop table {table}_parsed")
+        else:
+            sql = self._flagged_sql(source, f"({parsed})", line)
+            con.execute(f"create or replace temp table {table} as {sql}")
+
+    def _flagged_sql(self, source: str, parsed: str, line: bool) -> str:
+        """SQL: the typed relation ``parsed`` (``parse_sql``) with the suite's row-level
+        expectations evaluated as flags, the columns ``stage`` keeps."""
         validator = self.validator
-        limit_col = validator.ts_limit_column(source)
         checks = validator.prefilter(source)
         levels = validator.levels(source)
         rec = " or ".join(
@@ -326,7 +359,7 @@ class Ingest:
                     *,
                     _ok and ({rec or "false"}) as _rec_bad,
                     _ok and ({warn or "false"}) as _warn_bad,
-                from ({parse_sql(source, rel, limit_col, self._limit(files))})
+                from {parsed}
             )
         """
 
@@ -361,10 +394,7 @@ class Ingest:
                 f"(select * replace (coalesce(raw, doc) as raw), _error is null as _ok "
                 f"from _rec_{tag})"
             )
-            con.execute(
-                f"create or replace temp table _tc_{tag} as "
-                + self._staged_sql(source, files, rel, line=True)
-            )
+            self._create_staged(con, f"_tc_{tag}", source, files, rel, line=True)
             con.execute(f"drop table _rec_{tag}")
             parts.append(f"_tc_{tag}")
         columns = ", ".join([*_STAGED[:3], *(f.name for f in FIELDS[source]), *_STAGED[3:]])
@@ -434,10 +464,7 @@ class Ingest:
                 )
             )"""
             try:
-                con.execute(
-                    f"create or replace temp table _tj_{tag} as "
-                    + self._staged_sql(source, files, rel, line=False)
-                )
+                self._create_staged(con, f"_tj_{tag}", source, files, rel, line=False)
                 break
             except duckdb.Error:
                 # Find the unreadable file(s), then stage the others. A file that is only
@@ -1109,8 +1136,7 @@ def _batch_size(f: LandingFile) -> int:
 def run_ingest(settings: Settings, as_of: date) -> StageResult:
     """Load every landing file with partition date <= ``as_of`` not loaded yet (or changed)."""
     # GX takes seconds to import: overlap it with the checksums and the planning.
-    import_gx_in_background()
-    ingest = Ingest(settings, as_of)
+    ingest = Ingest(settings, as_of, gx_import=import_gx_in_background())
     outcomes: list[FileOutcome] = []
     con = connect(settings.warehouse)
 

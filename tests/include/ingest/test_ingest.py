@@ -447,6 +447,58 @@ def test_sql_prefilter_agrees_with_the_gx_suite(tmp_path, settings, landing, mon
     assert warehouse_hashes(everything.warehouse) == default
 
 
+def test_staging_while_gx_still_imports_gives_the_same_tables(
+    tmp_path, settings, landing, monkeypatch
+):
+    """While GX is importing, a batch is typed first and flagged after (two statements);
+    once it is imported, in one. Both give the same tables, on the bad-input corpus (JSONL,
+    CSV) and on a Parquet file."""
+    import threading
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from segmint.ingest import loader
+
+    _corpus(landing)
+    pq.write_table(
+        pa.table(
+            {
+                "event_id": ["P1", "P2"],
+                "event_type": ["page_view", "nope"],
+                "event_ts": ["2026-06-01T10:00:00Z"] * 2,
+                "customer_id": ["c1", "c2"],
+            }
+        ),
+        landing / "events/dt=2026-06-01/typed.parquet",
+    )
+    with pytest.raises(InputError):
+        run_ingest(settings, D2)
+    one_pass = warehouse_hashes(settings.warehouse)
+
+    importing = threading.Event()
+    blocker = threading.Thread(target=importing.wait, daemon=True)
+    blocker.start()
+    monkeypatch.setattr(loader, "import_gx_in_background", lambda: blocker)
+    staged = []
+    real = loader.Ingest._flagged_sql
+
+    def flagged(self, source, parsed, line):
+        staged.append(parsed)
+        return real(self, source, parsed, line)
+
+    monkeypatch.setattr(loader.Ingest, "_flagged_sql", flagged)
+    two_pass = settings.with_overrides(warehouse=tmp_path / "two" / "w.duckdb")
+    try:
+        with pytest.raises(InputError):
+            run_ingest(two_pass, D2)
+    finally:
+        importing.set()
+    # The first batch of each source was flagged from its typed temp table.
+    assert any(p.endswith("_parsed") for p in staged), staged
+    assert warehouse_hashes(two_pass.warehouse) == one_pass
+
+
 def test_csv_quoted_field_spanning_lines_keeps_its_first_line(settings, landing, query):
     write_lines(
         landing / "events/dt=2026-06-01/multi.csv",

@@ -14,6 +14,10 @@ Rule (see docs/segmentation.md):
    keep it, so the number of segments does not flap between nights.
 
 A configured ``fixed_k`` skips the rule but the candidates are still scored for the record.
+
+k never exceeds the number of distinct customer profiles (rows of the scaled features): a
+shop whose customers all look alike tonight (a first night with CRM records and no events,
+say) gets one segment, not clusters without a member.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import pandas as pd
 from sklearn.cluster import KMeans
 
 from ml.segmentation.features import make_kmeans
+from segmint.stages import SegmintError
 
 
 @dataclass
@@ -101,6 +106,37 @@ def elbow(ks: list[int], inertias: list[float]) -> int | None:
     return int(ks[int(np.argmax(gap))])
 
 
+def distinct_rows(X: np.ndarray) -> int:
+    """How many distinct rows ``X`` has.
+
+    Counted on a fixed random projection of the rows: equal rows project equally, distinct
+    rows coincide with probability zero (and a coincidence would only lower the count, so
+    fewer segments). Milliseconds where comparing whole rows takes a third of a second.
+    """
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or not len(X):
+        return len(X)
+    w = np.random.default_rng(0).standard_normal(X.shape[1])
+    return len(np.unique(X @ w))
+
+
+def single_segment(X: np.ndarray, reason: str, *, random_state: int, n_init: int) -> KChoice:
+    """k = 1: every customer in one segment (too few customers or distinct profiles)."""
+    model = make_kmeans(1, random_state, n_init).fit(X)
+    scores = pd.DataFrame(
+        {"k": [1], "inertia": [float(model.inertia_)], "silhouette": [np.nan], "is_chosen": [True]}
+    )
+    return KChoice(
+        k=1,
+        reason=reason,
+        scores=scores,
+        models={1: model},
+        elbow_k=None,
+        search_rows=len(X),
+        silhouette_rows=0,
+    )
+
+
 def choose_k(
     X: np.ndarray,
     k_min: int,
@@ -116,19 +152,28 @@ def choose_k(
 ) -> KChoice:
     """Score every k in ``k_min..k_max`` on fixed samples of ``X`` (already scaled)."""
     n = len(X)
-    if n < 3:
-        raise ValueError(f"need at least 3 customers to segment, got {n}")
-    k_max = min(k_max, n - 1)
-    k_min = max(2, min(k_min, k_max))
     search_idx = sample_index(n, search_sample, random_state)
     Xs = X[search_idx]
+    distinct = distinct_rows(Xs)
+    if fixed_k is None and (n < 3 or distinct < 2):
+        return single_segment(
+            X,
+            f"one segment: {n} customer(s) with {distinct} distinct profile(s)",
+            random_state=random_state,
+            n_init=n_init,
+        )
+    k_max = max(1, min(k_max, n - 1, distinct))
+    k_min = max(min(2, k_max), min(k_min, k_max))
     sil_pos = sample_index(len(Xs), silhouette_sample, random_state + 1)
     Xsil = Xs[sil_pos]
 
     ks = list(range(k_min, k_max + 1))
     if fixed_k is not None and fixed_k not in ks:
-        if fixed_k < 1 or fixed_k > n:
-            raise ValueError(f"fixed_k={fixed_k} is impossible with {n} customers")
+        if fixed_k < 1 or fixed_k > distinct:
+            raise SegmintError(
+                f"fixed_k={fixed_k} is impossible with {n} customers and {distinct} distinct "
+                "profiles"
+            )
         ks = sorted({*ks, fixed_k})
     models = {k: make_kmeans(k, random_state, n_init).fit(Xs) for k in ks}
     sil = silhouettes(Xsil, {k: km.predict(Xsil) for k, km in models.items()})

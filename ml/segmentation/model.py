@@ -24,7 +24,7 @@ from ml.segmentation.features import (
     make_kmeans,
     transformed_names,
 )
-from ml.segmentation.kselect import choose_k, keep_k
+from ml.segmentation.kselect import choose_k, distinct_rows, keep_k
 from ml.segmentation.matching import match_segments
 from ml.segmentation.personas import name_segments
 from ml.segmentation.profiles import (
@@ -139,6 +139,8 @@ def _fit_segments(
         search_reason = f"previous k={len(prev_ids)} is outside {cfg.k_min}..{cfg.k_max}"
     elif cfg.fixed_k is not None and cfg.fixed_k != len(prev_ids):
         search_reason = f"fixed_k={cfg.fixed_k} differs from the previous k={len(prev_ids)}"
+    elif distinct_rows(X) < len(prev_ids):
+        search_reason = f"fewer distinct profiles tonight than the previous k={len(prev_ids)}"
     if search_reason is None:
         assert previous is not None and previous.k_searched_as_of is not None
         choice = keep_k(

@@ -117,6 +117,16 @@ def load_features(warehouse: Path, as_of: date) -> pd.DataFrame:
     except duckdb.Error as exc:
         raise SegmintError(f"{SOURCE} in {warehouse} does not match its contract: {exc}") from exc
     if frame.empty:
+        if (
+            _exists(warehouse, "marts.customers")
+            and read_frame(warehouse, "select count(*) as n from marts.customers")["n"].iloc[0] == 0
+        ):
+            raise SegmintError(
+                f"no known customers as of {as_of}: no loaded event carries a customer_id "
+                "(or is linked to one by a login) and no CRM record has landed, so there is "
+                "nothing to segment; check that the landing files map the customer id to "
+                "the contract's customer_id field"
+            )
         dates = read_frame(
             warehouse, f"select distinct as_of_date from {SOURCE} order by 1 desc limit 5"
         )["as_of_date"].tolist()
@@ -257,7 +267,7 @@ def run_segmentation(settings: Settings, as_of: date) -> StageResult:
         )
     )
     summary = (
-        f"{len(frame)} customers in {metrics['k']} segments "
+        f"{len(frame)} customers in {metrics['k']} segment{'s' if metrics['k'] != 1 else ''} "
         f"({len(metrics['segments_kept'])} kept, {len(metrics['segments_new'])} new, "
         f"{len(metrics['segments_retired'])} retired), {metrics['outliers']} outliers: {shares}"
     )

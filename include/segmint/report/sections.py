@@ -1549,7 +1549,10 @@ def summary_sentences(ctx: Context) -> list[str]:
     f = ctx.facts
     out = []
     if "customers" in f:
-        sentence = f"{f['customers']:,} customers in {f['segments']} segments"
+        sentence = (
+            f"{f['customers']:,} customers in {f['segments']} "
+            f"segment{'s' if f['segments'] != 1 else ''}"
+        )
         if "mover" in f:
             name, rel, before, after = f["mover"]
             verb = "grew" if rel >= 0 else "shrank"

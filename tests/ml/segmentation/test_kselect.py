@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ml.segmentation.kselect import choose_k, elbow, sample_index
+from ml.segmentation.kselect import choose_k, distinct_rows, elbow, sample_index
 
 
 def _blobs(k: int, per: int = 150, dim: int = 4, seed: int = 0) -> np.ndarray:
@@ -70,9 +70,11 @@ def test_sample_index_is_fixed_and_sorted() -> None:
     assert len(sample_index(50, 100, 7)) == 50
 
 
-def test_too_few_rows_is_refused() -> None:
-    with pytest.raises(ValueError, match="at least 3"):
-        _choose(np.zeros((2, 3)))
+def test_too_few_customers_make_one_segment() -> None:
+    """A shop's first customers: the night goes on with one segment instead of failing."""
+    choice = _choose(np.array([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]))
+    assert choice.k == 1 and choice.reason.startswith("one segment: 2 customer(s)")
+    assert choice.models[1].predict(np.zeros((1, 3))).tolist() == [0]
 
 
 def test_one_pass_silhouettes_equal_scikit_learns() -> None:
@@ -87,3 +89,15 @@ def test_one_pass_silhouettes_equal_scikit_learns() -> None:
     ours = silhouettes(X, labelings, block=50)
     for k, labels in labelings.items():
         assert ours[k] == pytest.approx(silhouette_score(X, labels), abs=1e-9)
+
+
+def test_k_never_exceeds_the_distinct_profiles() -> None:
+    """Three distinct rows repeated: at most three segments, whatever k_max says."""
+    X = np.repeat(np.array([[0.0, 0.0], [5.0, 5.0], [10.0, 0.0]]), 20, axis=0)
+    choice = choose_k(X, 2, 8, random_state=0, n_init=2, search_sample=1000, silhouette_sample=500)
+    assert choice.scores["k"].max() == 3 and choice.k == 3
+    one = choose_k(
+        np.ones((10, 2)), 2, 8, random_state=0, n_init=2, search_sample=1000, silhouette_sample=500
+    )
+    assert one.k == 1 and "1 distinct profile" in one.reason
+    assert distinct_rows(X) == 3 and distinct_rows(np.ones((10, 2))) == 1

@@ -207,6 +207,34 @@ def test_clear_errors_for_missing_input(
     dup = warehouse_with(features_3k, features_3k.head(2))
     with pytest.raises(SegmintError, match="duplicate customer_id"):
         run_segmentation(dataclasses.replace(dup), as_of)
+    # Transform ran, but no event named a customer and no CRM record landed.
+    con = connect(settings.warehouse)
+    con.execute("create table marts.customers (customer_id varchar)")
+    con.close()
+    with pytest.raises(SegmintError, match="no known customers as of 2026-07-05"):
+        run_segmentation(settings, date(2026, 7, 5))
+
+
+def test_customers_who_all_look_alike_make_one_segment(
+    warehouse_with: Callable[..., Settings], features_3k: pd.DataFrame, as_of: date
+) -> None:
+    """A first night with CRM records and no events: every customer has the same (empty)
+    profile. One segment holding everyone, not clusters without a member."""
+    alike = features_3k.head(40).copy()
+    numeric = alike.select_dtypes("number").columns
+    alike[numeric] = alike[numeric].iloc[[0] * len(alike)].to_numpy()
+    settings = warehouse_with(alike)
+    result = run_segmentation(settings, as_of)
+    assert result.details["k"] == 1
+    assert "1 distinct profile" in result.details["k_reason"]
+    profiles = _query(settings, "select customers, outliers, share from ml.segment_profiles")
+    assert profiles.to_dict("records") == [{"customers": 40, "outliers": 0, "share": 1.0}]
+    assert (
+        _query(settings, "select count(distinct segment_id) as n from ml.customer_segments")[
+            "n"
+        ].iloc[0]
+        == 1
+    )
 
 
 def test_importing_the_stage_module_is_light() -> None:

@@ -37,8 +37,20 @@ import duckdb
 from segmint.ingest.contract import FIELDS, FORMATS, SOURCES
 
 PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
-# One CSV field after a comma: a quoted field (with "" escapes) or anything up to the next comma.
-CSV_FIELD_RE = r',("(?:[^"]|"")*"|[^,]*)'
+# CSV separators, in the order they are tried on a header: comma (the contract's), then
+# semicolon (Excel where the decimal mark is a comma), tab and pipe. The first one whose
+# split of the header holds every required column is the file's.
+CSV_DELIMITERS = (",", ";", "\t", "|")
+
+
+def csv_field_re(delim: str = ",") -> str:
+    """One CSV field after a separator: a quoted field (with "" escapes) or anything up to
+    the next separator."""
+    d = re.escape(delim)
+    return rf'{d}("(?:[^"]|"")*"|[^{d}]*)'
+
+
+CSV_FIELD_RE = csv_field_re(",")
 # A byte that never occurs unescaped in a JSON document: reading with it as the delimiter
 # gives one VARCHAR column holding the whole line.
 _NO_DELIM = "\x1f"
@@ -386,25 +398,25 @@ def _in(ids: list[int]) -> str:
     return "(" + ", ".join(str(i) for i in ids) + ")"
 
 
-def _raw_fields(expr: str) -> str:
+def _raw_fields(expr: str, delim: str = ",") -> str:
     """SQL: the fields of CSV record ``expr`` as they appear (quotes kept).
 
-    A record without any double quote is split on its commas (the same fields, several
+    A record without any double quote is split on its separators (the same fields, several
     times cheaper than the regular expression, which only records with quotes need).
     """
     return (
         f"case when contains({expr}, '\"') "
-        f"then regexp_extract_all(',' || {expr}, {_lit(CSV_FIELD_RE)}, 1) "
-        f"else string_split({expr}, ',') end"
+        f"then regexp_extract_all({_lit(delim)} || {expr}, {_lit(csv_field_re(delim))}, 1) "
+        f"else string_split({expr}, {_lit(delim)}) end"
     )
 
 
-def _split_csv(expr: str, raw_fields: str | None = None) -> str:
-    """SQL: the unquoted fields of CSV record ``expr`` (RFC 4180 quoting, comma separated).
+def _split_csv(expr: str, raw_fields: str | None = None, delim: str = ",") -> str:
+    """SQL: the unquoted fields of CSV record ``expr`` (RFC 4180 quoting, ``delim`` separated).
 
     ``raw_fields``: the record's :func:`_raw_fields`, when already computed.
     """
-    fields = raw_fields or _raw_fields(expr)
+    fields = raw_fields or _raw_fields(expr, delim)
     return (
         f"list_transform({fields}, lambda x: case when x like '\"%\"' and length(x) >= 2 "
         "then replace(x[2:-2], '\"\"', '\"') else x end)"
@@ -428,26 +440,33 @@ def _read_csv(
 ) -> dict[int, str]:
     """Append the CSV files' records; one statement per distinct header."""
     failed: dict[int, str] = {}
+    splits = ", ".join(_split_csv("h", delim=d) for d in CSV_DELIMITERS)
     headers = {
-        i: (line, fields)
-        for i, line, fields in con.execute(
-            f"select _file, h, {_split_csv('h')} "
+        row[0]: (row[1], row[2:])
+        for row in con.execute(
+            f"select _file, h, {splits} "
             f"from (select _file, ltrim(line, chr(65279)) as h from {phys} "
             f"where ln = 1 and _file in {_in(ids)} and trim(line) <> '')"
         ).fetchall()
     }
-    groups: dict[tuple[str, ...], list[int]] = {}
+    groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
     for i in ids:
         if i not in headers:
             # An empty file (or one whose first line is blank) has no header and no records.
             continue
-        header_line, fields = headers[i]
-        names = [n.strip().lower() or f"column_{k + 1}" for k, n in enumerate(fields)]
+        header_line, by_delim = headers[i]
+        required = [fl.name for fl in FIELDS[files[i].source] if fl.required]
+        # The first separator whose header names every required column (else the comma).
+        splits = {
+            d: [n.strip().lower() or f"column_{k + 1}" for k, n in enumerate(fields)]
+            for d, fields in zip(CSV_DELIMITERS, by_delim, strict=True)
+        }
+        delim = next((d for d in CSV_DELIMITERS if all(n in splits[d] for n in required)), ",")
+        names = splits[delim]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             failed[i] = f"CSV header repeats column(s) {', '.join(dupes)}"
             continue
-        required = [fl.name for fl in FIELDS[files[i].source] if fl.required]
         missing = [n for n in required if n not in names]
         if missing:
             failed[i] = (
@@ -455,7 +474,7 @@ def _read_csv(
                 f"(header is: {header_line[:200]!r})"
             )
             continue
-        groups.setdefault(tuple(names), []).append(i)
+        groups.setdefault((delim, tuple(names)), []).append(i)
     # A record continues onto the next physical line while it has an odd number of quotes.
     # Files without such a line (most) have one record per line: no window over their lines.
     if not groups:
@@ -469,7 +488,7 @@ def _read_csv(
             f"and {odd} = 1"
         ).fetchall()
     }
-    for names, group in groups.items():
+    for (delim, names), group in groups.items():
         simple = [i for i in group if i not in spanning]
         multi = [i for i in group if i in spanning]
         parts = []
@@ -510,16 +529,34 @@ def _read_csv(
                 group by _file, start
                 """
             )
-        _insert_csv_records(con, table, names, " union all ".join(parts))
+        _insert_csv_records(con, table, names, " union all ".join(parts), delim)
     return failed
 
 
+# Contract kinds read as numbers: in a semicolon-separated file (the separator of the
+# locales whose decimal mark is a comma) "19,99" is 19.99.
+_NUMBER_KINDS = ("decimal", "int", "double")
+
+
 def _insert_csv_records(
-    con: duckdb.DuckDBPyConnection, table: str, names: tuple[str, ...], records: str
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    names: tuple[str, ...],
+    records: str,
+    delim: str = ",",
 ) -> None:
     """Append the CSV ``records`` (``_file, _line, raw``) of one header to ``table``."""
+    numbers = {fl.name for src in FIELDS.values() for fl in src if fl.kind in _NUMBER_KINDS}
+
+    def value(k: int, name: str) -> str:
+        v = f"nullif(fields[{k}], '')"
+        if delim == ";" and name in numbers:
+            # Only a plain decimal comma ("19,99", "-0,5"): nothing with a thousands mark.
+            return rf"regexp_replace({v}, '^\s*(-?\d+),(\d+)\s*$', '\1.\2')"
+        return v
+
     # json_object with the header's names as literals: ten times faster than to_json(map(...)).
-    pairs = ", ".join(f"{_lit(n)}, nullif(fields[{k}], '')" for k, n in enumerate(names, start=1))
+    pairs = ", ".join(f"{_lit(n)}, {value(k, n)}" for k, n in enumerate(names, start=1))
     con.execute(
         f"""
         insert into {table}
@@ -529,10 +566,12 @@ def _insert_csv_records(
                 _line,
                 raw,
                 -- Only a record with a quote needs unquoting and the quote check.
-                case when _quoted then {_split_csv("raw", "_parts")} else _parts end as fields,
+                case
+                    when _quoted then {_split_csv("raw", "_parts", delim)} else _parts
+                end as fields,
                 case when _quoted then {_unbalanced("_parts")} else false end as unbalanced,
             from (
-                select *, {_raw_fields("raw")} as _parts, contains(raw, '"') as _quoted
+                select *, {_raw_fields("raw", delim)} as _parts, contains(raw, '"') as _quoted
                 from ({records})
                 where trim(raw) <> ''
             )

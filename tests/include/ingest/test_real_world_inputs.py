@@ -281,3 +281,45 @@ def test_an_id_holding_an_object_or_array_is_quarantined(settings, landing, quer
             ["an id field holds a JSON object or array, not an id (got session_id)"],
         ),
     ]
+
+
+def test_semicolon_tab_and_pipe_separated_csv_load(settings, landing, query):
+    """Excel writes ';' where the decimal mark is a comma (and "19,99" for 19.99); exports
+    from databases often use tabs or pipes. The header decides the separator: the first of
+    , ; tab | whose split names every required column."""
+    day = landing / "events/dt=2026-06-01"
+    header = ["event_id", "event_type", "event_ts", "customer_id", "order_id", "revenue"]
+    rows = {
+        "semicolon.csv": (";", ["s1", "purchase", "2026-06-01T10:00:00Z", "c1", "o1", "19,99"]),
+        "tab.csv": ("\t", ["t1", "purchase", "2026-06-01T10:00:00Z", "c1", "o2", "5.50"]),
+        "pipe.csv": ("|", ["p1", "page_view", "2026-06-01T10:00:00Z", "c1", "", ""]),
+    }
+    for name, (sep, row) in rows.items():
+        write_lines(day / name, [sep.join(header), sep.join(row)])
+    # A comma file whose text holds semicolons stays a comma file.
+    write_lines(
+        day / "comma.csv",
+        [",".join([*header, "note"]), 'c9,page_view,2026-06-01T10:00:00Z,c1,,,"a;b;c"'],
+    )
+    # A decimal comma with a thousands mark is not a plain number: quarantined, not guessed.
+    write_lines(
+        day / "thousands.csv",
+        [
+            ";".join(header),
+            ";".join(["k1", "purchase", "2026-06-01T10:00:00Z", "c1", "o3", "1.234,50"]),
+        ],
+    )
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert query("select path, status from ops.load_manifest where status <> 'loaded'") == []
+    loaded = query("select event_id, revenue::VARCHAR, _extra from raw.events order by 1")
+    assert loaded == [
+        ("c9", None, '{"note":"a;b;c"}'),
+        ("p1", None, None),
+        ("s1", "19.99", None),
+        ("t1", "5.50", None),
+    ]
+    reasons = query("select source_file, reasons from ops.quarantine")
+    assert [(f, any("revenue" in r for r in rs)) for f, rs in reasons] == [
+        ("events/dt=2026-06-01/thousands.csv", True)
+    ]

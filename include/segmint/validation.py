@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,11 @@ class BatchValidator:
     def __post_init__(self) -> None:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        # GX pins this module's logger at INFO ("Created temporary directory ... for
+        # ephemeral docs site" on every context, in every task log): let it follow the
+        # levels the application set, like every other logger.
+        logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.NOTSET)
 
         context = gx.get_context(mode="ephemeral")
         # No "Calculating Metrics" bars: in Airflow's task logs they are noise, not progress.

@@ -69,3 +69,34 @@ def test_latest_partition(tmp_path: Path) -> None:
         (tmp_path / part).mkdir(parents=True)
     assert str(latest_partition(tmp_path)) == "2026-01-03"
     assert latest_partition(tmp_path / "nowhere") is None
+
+
+def test_ingest_stderr_holds_no_library_chatter(tmp_path: Path) -> None:
+    """Without -v a successful ingest writes nothing to stderr: GX pins one of its loggers
+    at INFO ("Created temporary directory ... for ephemeral docs site"), segmint unpins it."""
+    day = tmp_path / "landing" / "events" / "dt=2026-06-01"
+    day.mkdir(parents=True)
+    (day / "a.jsonl").write_text(
+        '{"event_id": "e1", "event_type": "page_view", "event_ts": "2026-06-01T10:00:00Z", '
+        '"customer_id": "c1"}\n'
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "segmint.cli",
+            "ingest",
+            "--landing",
+            str(tmp_path / "landing"),
+            "--warehouse",
+            str(tmp_path / "w.duckdb"),
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "loaded 1 rows" in result.stdout
+    assert result.stderr == ""

@@ -58,6 +58,8 @@ _TEXT_KINDS = ("ts", "date", "decimal", "int", "double", "bool")
 # (~370 bytes each) stay within MEMORY_LIMIT. A staged table that spills to disk makes every
 # later read of it several times slower than the extra GX runs and statements of more batches.
 BATCH_BYTES = 1 << 30
+# A batch up to this size (uncompressed) is typed while GX imports, flagged after.
+TWO_PASS_BYTES = 256 << 20
 # Besides every row the SQL pre-filter flags, GX also sees one in this many of the others
 # (chosen by a hash of the record's text, so reruns see the same rows), to prove the
 # pre-filter and the suite agree.
@@ -307,13 +309,17 @@ class Ingest:
         """Create the temp ``table``: ``rel`` typed, its row-level expectations as flags.
 
         Typing needs no GX; the flags are the suite's SQL, which needs the GX suite objects.
-        While GX is still importing (seconds, on a night's first batch or a small increment's
-        only one) the batch is typed first and flagged after, so the import overlaps the
-        parse instead of delaying it. Both passes keep the scan's order (line numbers).
+        While GX is still importing (seconds; a nightly increment's batch is staged sooner)
+        a small batch is typed first and flagged after, so the import overlaps the parse
+        instead of delaying it. Not a large one: its typed table would hold every record's
+        text (the flags decide which texts to keep), and its parse outlasts the import anyway.
+        Both passes keep the scan's order (line numbers).
         """
         limit_col = import_module(SUITE_MODULES[source]).TS_LIMIT
         parsed = parse_sql(source, rel, limit_col, self._limit(files))
-        if self._validator is None and self.gx_import is not None and self.gx_import.is_alive():
+        importing = self.gx_import is not None and self.gx_import.is_alive()
+        small = sum(_batch_size(f) for f in files) <= TWO_PASS_BYTES
+        if self._validator is None and importing and small:
             con.execute(f"create or replace temp table {table}_parsed as {parsed}")
             sql = self._flagged_sql(source, f"{table}_parsed", line)
             con.execute(f"create or replace temp table {table} as {sql}")

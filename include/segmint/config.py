@@ -45,6 +45,10 @@ class IngestSettings:
     # taken as unchanged without reading it; true reads and checksums every file every run
     # (for a landing zone whose tools rewrite files keeping both).
     rehash_unchanged_files: bool = False
+    # true: a night whose as-of date has no events file fails the validate stage (a late or
+    # missing delivery stops the night before stale segments, scores and audiences go out);
+    # false: the stage passes with a warning (backfills over days without data, demos).
+    require_as_of_events: bool = False
 
     def __post_init__(self) -> None:
         if self.min_rows_per_partition > self.max_rows_per_partition:

@@ -10,6 +10,9 @@ since it passed (new file, new checksum), and always for the as-of date. It fail
 - it holds fewer rows than ``ingest.min_rows_per_partition`` or more than
   ``ingest.max_rows_per_partition``.
 
+An as-of date without any events file is a warning, or a failure with
+``ingest.require_as_of_events``.
+
 These are the batch-level expectations of the GX suite ``expectations/suites/partitions.py``,
 run over a frame with one row per partition built from ``ops.load_manifest`` and
 ``ops.validation_runs``; its row-level results name the failing partitions. Every partition
@@ -293,6 +296,11 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
         ).fetchall()[0][0]
     finally:
         con.close()
+    if not as_of_events and settings.ingest.require_as_of_events:
+        failures.append(
+            f"events dt={as_of}: no events file for the as-of date has landed (a late or "
+            "missing delivery; [ingest] require_as_of_events is true)"
+        )
     if failures:
         raise QualityGateError(
             f"quality gate failed for {len(failures)} partition(s); nothing downstream may be "

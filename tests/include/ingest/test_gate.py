@@ -97,3 +97,20 @@ def test_changed_thresholds_are_judged_again_by_gx(settings, landing):
         check_quality_gate(strict, D1)
     result = check_quality_gate(settings, D1)
     assert result.details == {"partitions_checked": 1, "judged_by_gx_here": 1}
+
+
+def test_a_missing_as_of_delivery_warns_or_fails_as_configured(settings, landing):
+    """The as-of date's events never arrived: by default the night goes on with a warning;
+    with require_as_of_events it stops at the gate, naming the date, before anything stale
+    is published."""
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event(f"g{i}") for i in range(5)])
+    run_ingest(settings, D2)
+    result = check_quality_gate(settings, D2)
+    assert result.warnings == [f"no events files for the as-of date {D2}"]
+    strict = settings.with_overrides(ingest=settings.ingest.__class__(require_as_of_events=True))
+    with pytest.raises(QualityGateError, match=rf"events dt={D2}: no events file for the as-of"):
+        check_quality_gate(strict, D2)
+    # The delivery lands late; the rerun loads it and passes.
+    write_jsonl(landing / "events/dt=2026-06-02/a.jsonl", [event("late", D2)])
+    run_ingest(strict, D2)
+    assert check_quality_gate(strict, D2).warnings == []

@@ -62,6 +62,9 @@ WORLD_ID_COLUMNS = ("event_id", "customer_id", "anonymous_id", "session_id", "or
 TARGETS = {
     "10M": {"night_s": 120, "peak_gib": 4, "increment_s": 30},
 }
+# The stages issue #10's whole-night target names. The night also runs recommend and publish
+# (added by later issues); the report gives the total of every stage and of these.
+TARGET_STAGES = ("ingest", "validate", "transform", "segment", "score", "audiences", "report")
 PARTS = ("ladder", "airflow", "micro")
 # bench/bench_<name>.py with their default arguments (each prints one JSON object last).
 MICRO = ("generate", "ingest", "transform", "segment", "score", "recommend", "report")
@@ -95,7 +98,13 @@ def measure(name: str, cmd: list[str], env: dict[str, str] | None = None) -> Mea
     start = time.perf_counter()
     proc = psutil.Popen(
         cmd,
-        env={**os.environ, **(env or {})},
+        # Without cached bytecode every stage would recompile scikit-learn, GX, dbt and
+        # Airflow (seconds each): some shells set PYTHONDONTWRITEBYTECODE (the Makefile
+        # unexports it too).
+        env={
+            **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+            **(env or {}),
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -417,13 +426,22 @@ def bench_scale(scale: str) -> dict:
         "increment": [as_dict(m) | {"rows_per_s": m.rows_per_s} for m in increment],
         "quality": scores,
     }
+    add_totals(report, floor.wall_s)
+    return report
+
+
+def add_totals(report: dict, floor_s: float | None) -> None:
+    """Per part (night, increment): total wall seconds of every stage and of the stages the
+    target names, peak memory, and each stage's ratio to the parse floor."""
     for part in ("night", "increment"):
         rows = report[part]
         report[f"{part}_total_s"] = round(sum(r["wall_s"] for r in rows), 2)
+        report[f"{part}_target_stages_s"] = round(
+            sum(r["wall_s"] for r in rows if r["name"].split(":")[1] in TARGET_STAGES), 2
+        )
         report[f"{part}_peak_mib"] = max((r["peak_rss_mib"] for r in rows), default=0)
         for r in rows:
-            r["x_parse_floor"] = round(r["wall_s"] / floor.wall_s, 2) if floor.wall_s else None
-    return report
+            r["x_parse_floor"] = round(r["wall_s"] / floor_s, 2) if floor_s else None
 
 
 def last_json(text: str) -> dict | None:
@@ -511,9 +529,12 @@ def markdown(results: dict) -> str:
         if rep["scale"] in TARGETS:
             t = TARGETS[rep["scale"]]
             lines += [
-                f"Targets: night < {t['night_s']} s (got {rep['night_total_s']}), "
-                f"peak < {t['peak_gib']} GiB (got {rep['night_peak_mib'] / 1024:.2f}), "
-                f"increment < {t['increment_s']} s (got {rep['increment_total_s']}).",
+                f"Targets: night < {t['night_s']} s (got {rep['night_total_s']} for every "
+                f"stage; {rep['night_target_stages_s']} for {', '.join(TARGET_STAGES)}, the "
+                f"stages the target names), peak < {t['peak_gib']} GiB (got "
+                f"{rep['night_peak_mib'] / 1024:.2f}), increment < {t['increment_s']} s (got "
+                f"{rep['increment_total_s']} for every stage; "
+                f"{rep['increment_target_stages_s']} for the stages the target names).",
                 "",
             ]
     totals = {r["scale"]: r["night_total_s"] for r in results["scales"]}

@@ -49,6 +49,14 @@ class IngestSettings:
     # missing delivery stops the night before stale segments, scores and audiences go out);
     # false: the stage passes with a warning (backfills over days without data, demos).
     require_as_of_events: bool = False
+    # Other names for contract fields, per source: {"events": {"customer_id": ["userId"],
+    # "revenue": ["properties.revenue"]}}. A name with dots is a path into nested JSON
+    # objects; CSV and Parquet column names match case-insensitively. The first name present
+    # in a record wins, the contract's own name first (docs/data-contract.md, "Other trackers").
+    field_aliases: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # Event names of other trackers mapped to segmint's event types, case-insensitively:
+    # {"Order Completed": "purchase", "page": "page_view"}.
+    event_type_aliases: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.min_rows_per_partition > self.max_rows_per_partition:

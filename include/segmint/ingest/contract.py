@@ -71,6 +71,66 @@ RAW_TABLE = {"events": "raw.events", "crm": "raw.customers"}
 # Deduplication key: events by id; CRM records only when the whole record is repeated.
 DEDUP_KEY = {"events": "event_id", "crm": None}
 
+
+def field_names(
+    source: str, aliases: dict[str, dict[str, list[str]]] | None = None
+) -> dict[str, tuple[str, ...]]:
+    """Every contract field of ``source`` with the landing names it is read from, its own
+    name first, then its aliases (``[ingest] field_aliases``) in the order given.
+
+    Raises ``ConfigError`` for an alias of an unknown source or field, an empty name, a name
+    given twice, or a name that is another contract field's own name (it would be read twice).
+    """
+    from segmint.config import ConfigError
+
+    where = "[ingest] field_aliases"
+    if not isinstance(aliases or {}, dict) or not all(
+        isinstance(v, dict) for v in (aliases or {}).values()
+    ):
+        raise ConfigError(f"{where}: expected a table per source, got {aliases!r}")
+    given = (aliases or {}).get(source, {})
+    unknown = sorted(set(aliases or {}) - set(SOURCES))
+    if unknown:
+        raise ConfigError(f"{where}: unknown source(s) {', '.join(unknown)}; known: events, crm")
+    own = [f.name for f in FIELDS[source]]
+    bad = sorted(set(given) - set(own))
+    if bad:
+        raise ConfigError(
+            f"{where}.{source}: unknown field(s) {', '.join(bad)}; known: {', '.join(own)}"
+        )
+    out: dict[str, tuple[str, ...]] = {}
+    seen: dict[str, str] = {name: name for name in own}
+    for name in own:
+        names = given.get(name, [])
+        if isinstance(names, str) or not all(isinstance(n, str) and n.strip(". ") for n in names):
+            raise ConfigError(f"{where}.{source}.{name}: expected a list of names, got {names!r}")
+        for alias in names:
+            top = alias.split(".")[0]
+            clash = seen.get(alias) or (seen.get(top) if top in own else None)
+            if clash:
+                raise ConfigError(f"{where}.{source}.{name}: {alias!r} is already read as {clash}")
+            seen[alias] = name
+        out[name] = (name, *names)
+    return out
+
+
+def event_type_aliases(aliases: dict[str, str] | None) -> dict[str, str]:
+    """``[ingest] event_type_aliases`` with trimmed, lower-cased keys; targets checked."""
+    from segmint.config import ConfigError
+
+    if not isinstance(aliases or {}, dict):
+        raise ConfigError(f"[ingest] event_type_aliases: expected a table, got {aliases!r}")
+    out = {}
+    for name, target in (aliases or {}).items():
+        if not isinstance(target, str) or target not in ALLOWED_EVENT_TYPES:
+            raise ConfigError(
+                f"[ingest] event_type_aliases: {name!r} maps to {target!r}, not an event type "
+                f"({', '.join(ALLOWED_EVENT_TYPES)})"
+            )
+        out[name.strip().lower()] = target
+    return out
+
+
 # Values that count as true / false in consent flags (case-insensitive, trimmed).
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")

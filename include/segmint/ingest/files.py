@@ -34,7 +34,7 @@ from pathlib import Path
 
 import duckdb
 
-from segmint.ingest.contract import FIELDS, FORMATS, SOURCES
+from segmint.ingest.contract import FIELDS, FORMATS, SOURCES, field_names
 
 PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 # CSV separators, in the order they are tried on a header: comma (the contract's), then
@@ -173,7 +173,11 @@ def _lit(value: str) -> str:
 
 
 def read_records(
-    con: duckdb.DuckDBPyConnection, files: list[LandingFile], ids: list[int], table: str
+    con: duckdb.DuckDBPyConnection,
+    files: list[LandingFile],
+    ids: list[int],
+    table: str,
+    aliases: dict[str, dict[str, list[str]]] | None = None,
 ) -> dict[int, str]:
     """Fill temp ``table`` with the records of the CSV and Parquet files among ``files[ids]``.
 
@@ -182,7 +186,8 @@ def read_records(
     CSV files are read with one multi-file scan; when that fails, each file is read on its
     own so a bad file does not stop the others. Returns ``{position: error}`` for every file
     that cannot be read (it has no rows). JSONL files are typed straight from their scan
-    (:func:`jsonl_scan_sql`), not through this table.
+    (:func:`jsonl_scan_sql`), not through this table. A column named as a field's alias
+    (``aliases``, case-insensitively) is keyed by the field's name in ``doc``.
     """
     con.execute(
         f"create or replace temp table {table} (_file INTEGER, _line BIGINT, raw VARCHAR,"
@@ -195,14 +200,14 @@ def read_records(
         failed.update(_read_lines_batch(con, files, csv, phys))
         csv = [i for i in csv if i not in failed]
         if csv:
-            failed.update(_read_csv(con, files, csv, phys, table))
+            failed.update(_read_csv(con, files, csv, phys, table, aliases))
         _drop_lines(con, phys)
     # Parquet: one multi-file scan per set of files with the same columns (a file is often a
     # single row group, which one thread reads: file by file, the load used one core).
     groups: dict[tuple[str, ...], list[int]] = {}
     for i in (i for i in ids if files[i].fmt == "parquet"):
         try:
-            groups.setdefault(_parquet_columns(con, files[i]), []).append(i)
+            groups.setdefault(_parquet_columns(con, files[i], aliases), []).append(i)
         except UnreadableFile as exc:
             failed[i] = str(exc)
         except duckdb.Error as exc:
@@ -431,12 +436,31 @@ def _unbalanced(raw_fields: str) -> str:
     )
 
 
+def doc_keys(
+    source: str, columns: list[str], aliases: dict[str, dict[str, list[str]]] | None = None
+) -> list[str]:
+    """The document keys of a CSV header's or Parquet file's ``columns``: trimmed and
+    lower-cased; for each contract field, the first column named as the field or one of its
+    aliases (in that order) is keyed by the field's name."""
+    keys = [c.strip().lower() for c in columns]
+    if not aliases:
+        return keys
+    for name, landing in field_names(source, aliases).items():
+        for alias in landing[1:]:
+            if name in keys:
+                break
+            if alias.strip().lower() in keys:
+                keys[keys.index(alias.strip().lower())] = name
+    return keys
+
+
 def _read_csv(
     con: duckdb.DuckDBPyConnection,
     files: list[LandingFile],
     ids: list[int],
     phys: str,
     table: str,
+    aliases: dict[str, dict[str, list[str]]] | None = None,
 ) -> dict[int, str]:
     """Append the CSV files' records; one statement per distinct header."""
     failed: dict[int, str] = {}
@@ -458,7 +482,10 @@ def _read_csv(
         required = [fl.name for fl in FIELDS[files[i].source] if fl.required]
         # The first separator whose header names every required column (else the comma).
         splits = {
-            d: [n.strip().lower() or f"column_{k + 1}" for k, n in enumerate(fields)]
+            d: [
+                n or f"column_{k + 1}"
+                for k, n in enumerate(doc_keys(files[i].source, fields, aliases))
+            ]
             for d, fields in zip(CSV_DELIMITERS, by_delim, strict=True)
         }
         delim = next((d for d in CSV_DELIMITERS if all(n in splits[d] for n in required)), ",")
@@ -600,30 +627,36 @@ def _parquet_src(paths: list[str]) -> str:
     return f"read_parquet({listed}, file_row_number = true, hive_partitioning = false)"
 
 
-def _parquet_columns(con: duckdb.DuckDBPyConnection, f: LandingFile) -> tuple[str, ...]:
-    """The columns of a Parquet file; :class:`UnreadableFile` when a required one is missing."""
+def _parquet_columns(
+    con: duckdb.DuckDBPyConnection,
+    f: LandingFile,
+    aliases: dict[str, dict[str, list[str]]] | None = None,
+) -> tuple[tuple[str, str], ...]:
+    """``(column, document key)`` of a Parquet file's columns; :class:`UnreadableFile` when a
+    required field has no column."""
     src = _parquet_src([str(f.abspath)])
     cols = [r[0] for r in con.execute(f"describe select * from {src}").fetchall()]
     cols = [c for c in cols if c != "file_row_number"]
-    names = [c.strip().lower() for c in cols]
+    names = doc_keys(f.source, cols, aliases)
     required = [fl.name for fl in FIELDS[f.source] if fl.required]
     missing = [n for n in required if n not in names]
     if missing:
         raise UnreadableFile(f"Parquet file lacks required column(s) {', '.join(missing)}")
-    return tuple(cols)
+    return tuple(zip(cols, names, strict=True))
 
 
 def _read_parquet(
     con: duckdb.DuckDBPyConnection,
     files: list[LandingFile],
     ids: list[int],
-    cols: tuple[str, ...],
+    cols: tuple[tuple[str, str], ...],
     table: str,
 ) -> None:
-    """Insert the rows of the Parquet files ``files[ids]`` (all with columns ``cols``)."""
+    """Insert the rows of the Parquet files ``files[ids]`` (all with the ``(column, document
+    key)`` pairs ``cols``)."""
     src = _parquet_src([str(files[i].abspath) for i in ids])
     positions = "[" + ", ".join(str(i) for i in ids) + "]"
-    struct = ", ".join(f"{_lit(c.strip().lower())}: {_ident(c)}" for c in cols)
+    struct = ", ".join(f"{_lit(key)}: {_ident(c)}" for c, key in cols)
     con.execute(
         f"""
         insert into {table}

@@ -32,6 +32,7 @@ any file that had a duplicate of one of its records (that copy may win now).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -43,7 +44,14 @@ import duckdb
 
 from expectations.suites import SUITE_MODULES
 from segmint.config import Settings
-from segmint.ingest.contract import FIELDS, OPS_DDL, RAW_TABLE, cast_sql
+from segmint.ingest.contract import (
+    FIELDS,
+    OPS_DDL,
+    RAW_TABLE,
+    cast_sql,
+    event_type_aliases,
+    field_names,
+)
 from segmint.ingest.files import LandingFile, discover, jsonl_scan_sql, read_records, unreadable
 from segmint.stages import InputError, StageResult
 from segmint.warehouse import connect, ensure_raw_tables, transaction
@@ -117,29 +125,91 @@ def _list(values: list[str]) -> str:
     return "[" + ", ".join(values) + "]"
 
 
-def parse_sql(source: str, rel: str, limit_col: str, limit_sql: str) -> str:
+def _struct_spec(paths: list[str]) -> str:
+    """The ``json_transform`` type of the (dotted) landing names: every leaf as text."""
+    from segmint.config import ConfigError
+
+    tree: dict = {}
+    for path in paths:
+        node, parts = tree, path.split(".")
+        for k, part in enumerate(parts):
+            leaf = k == len(parts) - 1
+            # Struct fields are case-insensitive in DuckDB, JSON keys are not.
+            twin = next((k for k in node if k.lower() == part.lower() and k != part), None)
+            if twin:
+                raise ConfigError(
+                    f"[ingest] field_aliases: {path!r} and another name differ only in the case "
+                    f"of {part!r} / {twin!r}; JSON keys are read case-sensitively, give one"
+                )
+            child = node.get(part)
+            if (leaf and isinstance(child, dict)) or (not leaf and child == "VARCHAR"):
+                raise ConfigError(
+                    f"[ingest] field_aliases: {path!r} and another name read {part!r} both as a "
+                    "value and as an object"
+                )
+            node = node.setdefault(part, "VARCHAR" if leaf else {})
+
+    def spec(node: dict) -> str:
+        return (
+            "{"
+            + ", ".join(
+                f"{json.dumps(k)}: {json.dumps(v) if v == 'VARCHAR' else spec(v)}"
+                for k, v in node.items()
+            )
+            + "}"
+        )
+
+    return spec(tree)
+
+
+def parse_sql(
+    source: str,
+    rel: str,
+    limit_col: str,
+    limit_sql: str,
+    aliases: dict[str, dict[str, list[str]]] | None = None,
+    event_types: dict[str, str] | None = None,
+) -> str:
     """SQL typing the JSON ``doc`` of every row of ``rel`` where ``_ok`` (one JSON parse).
 
     ``rel`` has at least ``_file``, ``doc`` and ``_ok``; its other columns pass through. Adds
     the typed contract fields, ``<field>_text`` for the kinds in ``_TEXT_KINDS``, ``identity``
     (events), ``_extra`` (unknown keys with a value, as JSON) and ``limit_col`` (the latest
-    acceptable timestamp, ``limit_sql`` over ``_file``).
+    acceptable timestamp, ``limit_sql`` over ``_file``). A field is read from the first of
+    its landing names (``field_names``: its own, then ``aliases``) that holds a value;
+    ``event_types`` maps other trackers' event names (lower-cased) to segmint's.
     """
     fields = FIELDS[source]
-    # One parse per record into a struct of the contract's fields as text (a number, true/false
+    names = field_names(source, aliases)
+    landing = [n for f in fields for n in names[f.name]]
+    # One parse per record into a struct of the landing names as text (a number, true/false
     # or a nested value comes as its JSON text, JSON null and absent keys as NULL).
-    struct = _lit("{" + ", ".join(f'"{f.name}": "VARCHAR"' for f in fields) + "}")
-    present = " + ".join(f'(v."{f.name}" is not null)::INTEGER' for f in fields)
+    struct = _lit(_struct_spec(landing))
+
+    def value(name: str) -> str:
+        """SQL: the landing text of the field ``name``, from the first name holding one."""
+        reads = ["v." + ".".join(_ident(part) for part in n.split(".")) for n in names[name]]
+        return reads[0] if len(reads) == 1 else f"coalesce({', '.join(reads)})"
+
+    # Top-level keys that are read as fields (a nested alias's parent stays in _extra).
+    flat = [n for n in landing if "." not in n]
+    present = " + ".join(f"(v.{_ident(n)} is not null)::INTEGER" for n in flat)
     cols = []
     for f in fields:
-        cols.append(f"{cast_sql(f.kind, f'v.{_ident(f.name)}')} as {f.name}")
+        typed = cast_sql(f.kind, value(f.name))
+        if f.name == "event_type" and event_types:
+            mapped = " ".join(
+                f"when {_lit(k)} then {_lit(t)}" for k, t in sorted(event_types.items())
+            )
+            typed = f"case {typed} {mapped} else {typed} end"
+        cols.append(f"{typed} as {f.name}")
         if f.kind in _TEXT_KINDS:
-            cols.append(f"nullif(trim(v.{_ident(f.name)}), '') as {f.name}_text")
+            cols.append(f"nullif(trim({value(f.name)}), '') as {f.name}_text")
     # An id holding a JSON object or array ({"id": "c9"}) is no id: the fields where it
     # happens, by name, for the suite's ids_are_scalars rule (NULL when none).
     nested = ", ".join(
-        f"case when starts_with(v.{_ident(f.name)}, '{{') "
-        f"or starts_with(v.{_ident(f.name)}, '[') then {_lit(f.name)} end"
+        f"case when starts_with({value(f.name)}, '{{') "
+        f"or starts_with({value(f.name)}, '[') then {_lit(f.name)} end"
         for f in fields
         if f.kind == "id"
     )
@@ -147,14 +217,14 @@ def parse_sql(source: str, rel: str, limit_col: str, limit_sql: str) -> str:
     if source == "events":
         cols.append(
             "coalesce("
-            + cast_sql("id", "v.customer_id")
+            + cast_sql("id", value("customer_id"))
             + ", "
-            + cast_sql("id", "v.anonymous_id")
+            + cast_sql("id", value("anonymous_id"))
             + ") as identity"
         )
     select_list = ",\n            ".join(cols)
     # A JSON merge patch setting every contract key to null removes them (RFC 7396).
-    drop_known = _lit("{" + ",".join(f'"{f.name}":null' for f in fields) + "}")
+    drop_known = _lit("{" + ",".join(f"{json.dumps(n)}:null" for n in flat) + "}")
     return f"""
         select
             * exclude (v, _nkeys, _xdoc, _xkeys, _xvals),
@@ -217,6 +287,16 @@ class Ingest:
         self._validator = None
         self.replacing = False
         self._warned_fields: dict[str, list[str]] = {}
+        # Other trackers' names for contract fields and event types (checked here, before
+        # any file is read: a mistake in them is a ConfigError).
+        self.aliases = settings.ingest.field_aliases
+        for source in FIELDS:
+            field_names(source, self.aliases)
+        self.event_types = event_type_aliases(settings.ingest.event_type_aliases)
+
+    def parse_sql(self, source: str, rel: str, limit_col: str, files: list[LandingFile]) -> str:
+        """:func:`parse_sql` with this run's aliases and the latest timestamps of ``files``."""
+        return parse_sql(source, rel, limit_col, self._limit(files), self.aliases, self.event_types)
 
     @property
     def validator(self):
@@ -316,7 +396,7 @@ class Ingest:
         Both passes keep the scan's order (line numbers).
         """
         limit_col = import_module(SUITE_MODULES[source]).TS_LIMIT
-        parsed = parse_sql(source, rel, limit_col, self._limit(files))
+        parsed = self.parse_sql(source, rel, limit_col, files)
         importing = self.gx_import is not None and self.gx_import.is_alive()
         small = sum(_batch_size(f) for f in files) <= TWO_PASS_BYTES
         if self._validator is None and importing and small:
@@ -394,7 +474,7 @@ class Ingest:
             parts.append(f"_tjv_{tag}")
         other = [i for i, f in enumerate(files) if f.fmt != "jsonl"]
         if other:
-            failed.update(read_records(con, files, other, f"_rec_{tag}"))
+            failed.update(read_records(con, files, other, f"_rec_{tag}", self.aliases))
             # A Parquet record's landing text is its document (stored once, raw is NULL).
             rel = (
                 f"(select * replace (coalesce(raw, doc) as raw), _error is null as _ok "
@@ -537,7 +617,7 @@ class Ingest:
         flags = ", ".join(f'coalesce({bad}, false) as "_sql_{rule}"' for rule, _, bad in checks)
         con.execute(
             f"create or replace temp table _batch as select *, {flags} "
-            f"from ({parse_sql(source, '_gxrows', limit_col, self._limit(files))})"
+            f"from ({self.parse_sql(source, '_gxrows', limit_col, files)})"
         )
         con.execute("drop table _gxrows")
         available = [r[0] for r in con.execute("describe _batch").fetchall()]

@@ -1,0 +1,190 @@
+"""Other trackers' field names and event names (``[ingest] field_aliases`` and
+``event_type_aliases``): Segment-spec events load with the shipped example settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from segmint.config import ConfigError, IngestSettings, load_settings
+from segmint.ingest import run_ingest
+from tests.include.ingest.conftest import D1, write_jsonl, write_lines
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "docs" / "examples" / "segment-spec.toml"
+
+
+def _with_ingest(settings, ingest: IngestSettings):
+    return dataclasses.replace(settings, ingest=ingest)
+
+
+def _segment_events() -> list[dict]:
+    context = {
+        "page": {"url": "https://shop.example/p/1", "referrer": "https://google.com/"},
+        "campaign": {"source": "google", "medium": "cpc", "name": "summer"},
+        "device": {"type": "mobile"},
+        "library": {"name": "analytics.js", "version": "4.1.0"},
+    }
+    ts = "2026-06-01T10:00:00.000Z"
+    return [
+        {"type": "page", "messageId": "m1", "anonymousId": "a1", "timestamp": ts,
+         "properties": {"url": "https://shop.example/"}, "context": {"library": {}}},
+        {"type": "track", "event": "Product Viewed", "messageId": "m2", "anonymousId": "a1",
+         "userId": "u1", "timestamp": ts, "context": context,
+         "properties": {"product_id": "P1", "category": "Shoes", "price": 59.9}},
+        {"type": "track", "event": "Order Completed", "messageId": "m3", "userId": "u1",
+         "timestamp": "2026-06-01T12:00:00+02:00", "context": context,
+         "properties": {"order_id": "o1", "total": 59.9, "currency": "eur",
+                        "products": [{"product_id": "P1"}]}},
+        # not an event segmint knows: quarantined with a reason
+        {"type": "identify", "messageId": "m4", "userId": "u1", "timestamp": ts,
+         "traits": {"email": "x@example.com"}},
+        # a purchase whose revenue is negative: quarantined, the nested value in the reason
+        {"type": "track", "event": "order completed", "messageId": "m5", "userId": "u2",
+         "timestamp": ts, "properties": {"order_id": "o2", "revenue": -5}},
+    ]  # fmt: skip
+
+
+def test_segment_spec_events_load_with_the_example_settings(settings, landing, query):
+    example = load_settings(EXAMPLE, environ={})
+    settings = _with_ingest(settings, example.ingest)
+    write_jsonl(landing / "events/dt=2026-06-01/segment.jsonl", _segment_events())
+
+    run_ingest(settings, D1)
+
+    rows = query(
+        """
+        select event_id, event_type, event_ts, customer_id, anonymous_id, page_url, referrer,
+            product_id, product_category, price, device_type, utm_source, utm_campaign,
+            order_id, revenue, currency, _extra
+        from raw.events order by event_id
+        """
+    )
+    got = {r[0]: r for r in rows}
+    assert set(got) == {"m1", "m2", "m3"}
+    assert got["m1"][1:7] == ("page_view", got["m1"][2], None, "a1", "https://shop.example/", None)
+    assert str(got["m1"][2]) == "2026-06-01 10:00:00"
+    m2 = got["m2"]
+    assert m2[1] == "product_view" and (m2[3], m2[4]) == ("u1", "a1")
+    assert m2[5:13] == (
+        "https://shop.example/p/1", "https://google.com/", "P1", "Shoes",
+        m2[9], "mobile", "google", "summer",
+    )  # fmt: skip
+    assert str(m2[9]) == "59.90"
+    m3 = got["m3"]
+    assert m3[1] == "purchase" and str(m3[2]) == "2026-06-01 10:00:00"
+    assert (m3[13], str(m3[14]), m3[15]) == ("o1", "59.90", "EUR")
+    # What no field reads stays in _extra, nested parents whole; the top-level names listed
+    # as aliases (event, type, messageId, ...) are read as their fields.
+    extra = json.loads(m3[16])
+    assert extra["properties"]["products"] == [{"product_id": "P1"}]
+    assert extra["context"]["library"]["name"] == "analytics.js"
+    assert set(extra) == {"properties", "context"}
+
+    reasons = dict(
+        query("select line_number, list_aggregate(reasons, 'string_agg', '; ') from ops.quarantine")
+    )
+    assert set(reasons) == {4, 5}
+    assert "unknown event_type" in reasons[4] and "identify" in reasons[4]
+    assert "revenue" in reasons[5] and "-5" in reasons[5]
+    assert query("select rows_read, rows_loaded, rows_quarantined from ops.load_manifest") == [
+        (5, 3, 2)
+    ]
+
+
+def test_the_contract_name_wins_over_an_alias(settings, landing, query):
+    ingest = IngestSettings(field_aliases={"events": {"customer_id": ["userId"]}})
+    settings = _with_ingest(settings, ingest)
+    write_jsonl(
+        landing / "events/dt=2026-06-01/e.jsonl",
+        [
+            {"event_id": "e1", "event_type": "login", "event_ts": "2026-06-01T10:00:00Z",
+             "customer_id": "own", "userId": "alias"},
+            {"event_id": "e2", "event_type": "login", "event_ts": "2026-06-01T10:00:00Z",
+             "customer_id": None, "userId": "alias"},
+        ],
+    )  # fmt: skip
+    run_ingest(settings, D1)
+    assert query("select event_id, customer_id, _extra from raw.events order by 1") == [
+        ("e1", "own", None),
+        ("e2", "alias", None),
+    ]
+
+
+def test_csv_and_parquet_columns_match_aliases_case_insensitively(settings, landing, query):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ingest = IngestSettings(
+        field_aliases={
+            "crm": {"customer_id": ["Customer ID"], "updated_at": ["Last Modified"],
+                    "email": ["E-mail Address"]},
+            "events": {"event_id": ["messageId"], "customer_id": ["userId"],
+                       "event_type": ["event"], "event_ts": ["timestamp"]},
+        },
+        event_type_aliases={"Signed In": "login"},
+    )  # fmt: skip
+    settings = _with_ingest(settings, ingest)
+    write_lines(
+        landing / "crm/dt=2026-06-01/export.csv",
+        [
+            "CUSTOMER ID;Last Modified;E-mail Address;Plan",
+            "u1;2026-06-01 08:00:00; Ann@Example.COM ;pro",
+        ],
+    )
+    path = landing / "events/dt=2026-06-01/e.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(
+        pa.table(
+            {
+                "MessageID": ["p1"],
+                "USERID": ["u1"],
+                "Event": ["signed in"],
+                "timestamp": ["2026-06-01T09:00:00Z"],
+            }
+        ),
+        path,
+    )
+    run_ingest(settings, D1)
+    assert query("select customer_id, updated_at::VARCHAR, email, _extra from raw.customers") == [
+        ("u1", "2026-06-01 08:00:00", "ann@example.com", '{"plan":"pro"}')
+    ]
+    assert query("select event_id, customer_id, event_type from raw.events") == [
+        ("p1", "u1", "login")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("ingest", "message"),
+    [
+        ({"field_aliases": {"events": {"user": ["userId"]}}}, "unknown field(s) user"),
+        ({"field_aliases": {"visits": {}}}, "unknown source(s) visits"),
+        ({"field_aliases": {"events": {"customer_id": ["anonymous_id"]}}}, "already read as"),
+        (
+            {"field_aliases": {"events": {"customer_id": ["u"], "anonymous_id": ["u"]}}},
+            "'u' is already read as customer_id",
+        ),
+        ({"field_aliases": {"events": {"customer_id": "userId"}}}, "expected a list of names"),
+        (
+            {"field_aliases": {"events": {"page_url": ["ctx"], "referrer": ["ctx.ref"]}}},
+            "both as a value and as an object",
+        ),
+        (
+            {"field_aliases": {"events": {"event_type": ["Event", "event"]}}},
+            "differ only in the case",
+        ),
+        ({"event_type_aliases": {"Order Completed": "order"}}, "not an event type"),
+    ],
+)
+def test_alias_mistakes_are_config_errors_before_any_file_is_read(
+    settings, landing, query, ingest, message
+):
+    write_jsonl(landing / "events/dt=2026-06-01/e.jsonl", [{"event_id": "e1"}])
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        run_ingest(_with_ingest(settings, IngestSettings(**ingest)), D1)
+    assert not settings.warehouse.exists() or query("select count(*) from ops.load_manifest") == [
+        (0,)
+    ]

@@ -86,6 +86,9 @@ class SegmentationSettings:
     k_min: int = 2
     k_max: int = 10
     fixed_k: int | None = None
+    # k is at most the customers over this (segments this small on average are noise to
+    # marketing): a shop with fewer than twice as many customers gets one segment.
+    min_segment_customers: int = 20
     # Silhouette sub-sample of the search sample (sd of the estimate ~0.004 at 200k customers,
     # a tenth of silhouette_tolerance; docs/segmentation.md).
     silhouette_sample: int = 5_000

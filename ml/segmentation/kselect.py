@@ -17,7 +17,9 @@ A configured ``fixed_k`` skips the rule but the candidates are still scored for 
 
 k never exceeds the number of distinct customer profiles (rows of the scaled features): a
 shop whose customers all look alike tonight (a first night with CRM records and no events,
-say) gets one segment, not clusters without a member.
+say) gets one segment, not clusters without a member. Nor does it exceed the customers over
+``min_segment_customers`` (on average): thirty customers make one segment, not eight
+segments of three to four customers that marketing could not tell apart.
 """
 
 from __future__ import annotations
@@ -120,6 +122,11 @@ def distinct_rows(X: np.ndarray) -> int:
     return len(np.unique(X @ w))
 
 
+def max_segments(n: int, min_segment_customers: int) -> int:
+    """The most segments ``n`` customers make with ``min_segment_customers`` each on average."""
+    return n // max(1, min_segment_customers)
+
+
 def single_segment(X: np.ndarray, reason: str, *, random_state: int, n_init: int) -> KChoice:
     """k = 1: every customer in one segment (too few customers or distinct profiles)."""
     model = make_kmeans(1, random_state, n_init).fit(X)
@@ -149,20 +156,26 @@ def choose_k(
     fixed_k: int | None = None,
     silhouette_tolerance: float = 0.05,
     previous_k: int | None = None,
+    min_segment_customers: int = 1,
 ) -> KChoice:
-    """Score every k in ``k_min..k_max`` on fixed samples of ``X`` (already scaled)."""
+    """Score every k in ``k_min..k_max`` on fixed samples of ``X`` (already scaled), k at most
+    ``len(X) // min_segment_customers``."""
     n = len(X)
     search_idx = sample_index(n, search_sample, random_state)
     Xs = X[search_idx]
     distinct = distinct_rows(Xs)
-    if fixed_k is None and (n < 3 or distinct < 2):
+    room = max_segments(n, min_segment_customers)
+    if fixed_k is None and (n < 3 or distinct < 2 or room < 2):
+        why = f"{distinct} distinct profile(s)"
+        if room < 2 and n >= 3 and distinct >= 2:
+            why = f"fewer than 2 x min_segment_customers = {2 * min_segment_customers}"
         return single_segment(
             X,
-            f"one segment: {n} customer(s) with {distinct} distinct profile(s)",
+            f"one segment: {n} customer(s) with {why}",
             random_state=random_state,
             n_init=n_init,
         )
-    k_max = max(1, min(k_max, n - 1, distinct))
+    k_max = max(1, min(k_max, n - 1, distinct, room))
     k_min = max(min(2, k_max), min(k_min, k_max))
     sil_pos = sample_index(len(Xs), silhouette_sample, random_state + 1)
     Xsil = Xs[sil_pos]

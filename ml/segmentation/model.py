@@ -24,7 +24,7 @@ from ml.segmentation.features import (
     make_kmeans,
     transformed_names,
 )
-from ml.segmentation.kselect import choose_k, distinct_rows, keep_k
+from ml.segmentation.kselect import choose_k, distinct_rows, keep_k, max_segments
 from ml.segmentation.matching import match_segments
 from ml.segmentation.personas import name_segments
 from ml.segmentation.profiles import (
@@ -141,6 +141,11 @@ def _fit_segments(
         search_reason = f"fixed_k={cfg.fixed_k} differs from the previous k={len(prev_ids)}"
     elif distinct_rows(X) < len(prev_ids):
         search_reason = f"fewer distinct profiles tonight than the previous k={len(prev_ids)}"
+    elif max_segments(len(X), cfg.min_segment_customers) < len(prev_ids):
+        search_reason = (
+            f"{len(X)} customers are too few for the previous k={len(prev_ids)} "
+            f"(min_segment_customers = {cfg.min_segment_customers})"
+        )
     if search_reason is None:
         assert previous is not None and previous.k_searched_as_of is not None
         choice = keep_k(
@@ -169,6 +174,7 @@ def _fit_segments(
             fixed_k=cfg.fixed_k,
             silhouette_tolerance=cfg.silhouette_tolerance,
             previous_k=len(prev_ids) or None,
+            min_segment_customers=cfg.min_segment_customers,
         )
     timings["k_search_s"] = perf_counter() - t
 

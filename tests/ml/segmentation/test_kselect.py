@@ -77,6 +77,20 @@ def test_too_few_customers_make_one_segment() -> None:
     assert choice.models[1].predict(np.zeros((1, 3))).tolist() == [0]
 
 
+def test_k_leaves_min_segment_customers_per_segment_on_average() -> None:
+    """Eight well-separated groups of 15: with 20 customers a segment on average, at most
+    six segments; with fewer than 40 customers, one."""
+    X = _blobs(8, per=15)
+    assert _choose(X).k == 8
+    capped = _choose(X, min_segment_customers=20)
+    assert capped.scores["k"].max() == 6 and capped.k <= 6
+    small = _choose(X[:39], min_segment_customers=20)
+    assert small.k == 1
+    assert small.reason == (
+        "one segment: 39 customer(s) with fewer than 2 x min_segment_customers = 40"
+    )
+
+
 def test_one_pass_silhouettes_equal_scikit_learns() -> None:
     from sklearn.metrics import silhouette_score
 

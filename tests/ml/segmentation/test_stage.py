@@ -237,6 +237,21 @@ def test_customers_who_all_look_alike_make_one_segment(
     )
 
 
+def test_a_shop_of_thirty_customers_makes_one_segment(
+    warehouse_with: Callable[..., Settings], features_3k: pd.DataFrame, as_of: date
+) -> None:
+    """Thirty customers with different profiles: fewer than twice min_segment_customers
+    (20), so one segment, not eight of three or four customers; the setting decides."""
+    settings = warehouse_with(features_3k.head(30))
+    result = run_segmentation(settings, as_of)
+    assert result.details["k"] == 1
+    assert "fewer than 2 x min_segment_customers = 40" in result.details["k_reason"]
+
+    few = SegmentationSettings(min_segment_customers=5)
+    result = run_segmentation(warehouse_with(features_3k.head(30), segmentation=few), as_of)
+    assert 2 <= result.details["k"] <= 6
+
+
 def test_importing_the_stage_module_is_light() -> None:
     """The Airflow DAG imports the pipeline at parse time: no scikit-learn on import."""
     import subprocess

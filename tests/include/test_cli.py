@@ -30,22 +30,18 @@ def test_data_commands_take_warehouse_and_landing() -> None:
             assert "--warehouse" in options, name
 
 
-def test_failure_is_one_line_and_non_zero(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "segmint.cli",
-            "run",
-            "--landing",
-            str(tmp_path / "empty"),
-            "--warehouse",
-            str(tmp_path / "w.duckdb"),
-        ],
+def _cli(*args: str | Path) -> subprocess.CompletedProcess:
+    """``python -m segmint.cli ARGS`` in a child process (stdout and stderr captured)."""
+    return subprocess.run(
+        [sys.executable, "-m", "segmint.cli", *map(str, args)],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_failure_is_one_line_and_non_zero(tmp_path: Path) -> None:
+    result = _cli("run", "--landing", tmp_path / "empty", "--warehouse", tmp_path / "w.duckdb")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -80,22 +76,14 @@ def test_ingest_stderr_holds_no_library_chatter(tmp_path: Path) -> None:
         '{"event_id": "e1", "event_type": "page_view", "event_ts": "2026-06-01T10:00:00Z", '
         '"customer_id": "c1"}\n'
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "segmint.cli",
-            "ingest",
-            "--landing",
-            str(tmp_path / "landing"),
-            "--warehouse",
-            str(tmp_path / "w.duckdb"),
-            "--output",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    result = _cli(
+        "ingest",
+        "--landing",
+        tmp_path / "landing",
+        "--warehouse",
+        tmp_path / "w.duckdb",
+        "--output",
+        tmp_path / "out",
     )
     assert result.returncode == 0, result.stderr
     assert "loaded 1 rows" in result.stdout

@@ -186,14 +186,31 @@ def parse_sql(
     # or a nested value comes as its JSON text, JSON null and absent keys as NULL).
     struct = _lit(_struct_spec(landing))
 
+    def read(name: str) -> str:
+        return "v." + ".".join(_ident(part) for part in name.split("."))
+
     def value(name: str) -> str:
         """SQL: the landing text of the field ``name``, from the first name holding one."""
-        reads = ["v." + ".".join(_ident(part) for part in n.split(".")) for n in names[name]]
+        reads = [read(n) for n in names[name]]
         return reads[0] if len(reads) == 1 else f"coalesce({', '.join(reads)})"
 
-    # Top-level keys that are read as fields (a nested alias's parent stays in _extra).
-    flat = [n for n in landing if "." not in n]
-    present = " + ".join(f"(v.{_ident(n)} is not null)::INTEGER" for n in flat)
+    def read_from(name: str) -> str:
+        """SQL: the top-level key the field ``name`` is read from (NULL when it has no value
+        or comes from a nested name, whose parent stays in ``_extra``)."""
+        whens = " ".join(
+            f"when {read(n)} is not null then {'NULL' if '.' in n else _lit(n)}"
+            for n in names[name]
+        )
+        return f"case {whens} end"
+
+    # Keys that leave the record for _extra: a field's own name, and for a field with aliases
+    # only the name it was read from (an alias whose value lost to an earlier name is kept).
+    plain = [f.name for f in fields if len(names[f.name]) == 1]
+    aliased = [f.name for f in fields if len(names[f.name]) > 1]
+    present = " + ".join(
+        [f"(v.{_ident(n)} is not null)::INTEGER" for n in plain]
+        + [f"({read_from(n)} is not null)::INTEGER" for n in aliased]
+    )
     cols = []
     for f in fields:
         typed = cast_sql(f.kind, value(f.name))
@@ -224,7 +241,12 @@ def parse_sql(
         )
     select_list = ",\n            ".join(cols)
     # A JSON merge patch setting every contract key to null removes them (RFC 7396).
-    drop_known = _lit("{" + ",".join(f"{json.dumps(n)}:null" for n in flat) + "}")
+    drop_known = _lit("{" + ",".join(f"{json.dumps(n)}:null" for n in plain) + "}")
+    if aliased:
+        entries = ", ".join(f"{{'k': {read_from(n)}, 'v': NULL::JSON}}" for n in aliased)
+        drop_known += (
+            f", to_json(map_from_entries(list_filter([{entries}], lambda e: e.k is not null)))"
+        )
     return f"""
         select
             * exclude (v, _nkeys, _xdoc, _xkeys, _xvals),

@@ -77,12 +77,15 @@ def test_segment_spec_events_load_with_the_example_settings(settings, landing, q
     m3 = got["m3"]
     assert m3[1] == "purchase" and str(m3[2]) == "2026-06-01 10:00:00"
     assert (m3[13], str(m3[14]), m3[15]) == ("o1", "59.90", "EUR")
-    # What no field reads stays in _extra, nested parents whole; the top-level names listed
-    # as aliases (event, type, messageId, ...) are read as their fields.
+    # What no field reads stays in _extra, nested parents whole: here "type", which lost to
+    # "event" as the event type; the names fields were read from (event, messageId, ...)
+    # leave the record.
     extra = json.loads(m3[16])
     assert extra["properties"]["products"] == [{"product_id": "P1"}]
     assert extra["context"]["library"]["name"] == "analytics.js"
-    assert set(extra) == {"properties", "context"}
+    assert extra["type"] == "track" and set(extra) == {"type", "properties", "context"}
+    # a page call's type is its event type
+    assert set(json.loads(got["m1"][16])) == {"properties", "context"}
 
     reasons = dict(
         query("select line_number, list_aggregate(reasons, 'string_agg', '; ') from ops.quarantine")
@@ -108,8 +111,9 @@ def test_the_contract_name_wins_over_an_alias(settings, landing, query):
         ],
     )  # fmt: skip
     run_ingest(settings, D1)
+    # the alias that lost keeps its value in _extra; a JSON null is no value
     assert query("select event_id, customer_id, _extra from raw.events order by 1") == [
-        ("e1", "own", None),
+        ("e1", "own", '{"userId":"alias"}'),
         ("e2", "alias", None),
     ]
 

@@ -84,12 +84,11 @@ def field_names(
     from segmint.config import ConfigError
 
     where = "[ingest] field_aliases"
-    if not isinstance(aliases or {}, dict) or not all(
-        isinstance(v, dict) for v in (aliases or {}).values()
-    ):
+    aliases = {} if aliases is None else aliases
+    if not isinstance(aliases, dict) or not all(isinstance(v, dict) for v in aliases.values()):
         raise ConfigError(f"{where}: expected a table per source, got {aliases!r}")
-    given = (aliases or {}).get(source, {})
-    unknown = sorted(set(aliases or {}) - set(SOURCES))
+    given = aliases.get(source, {})
+    unknown = sorted(set(aliases) - set(SOURCES))
     if unknown:
         raise ConfigError(f"{where}: unknown source(s) {', '.join(unknown)}; known: events, crm")
     own = [f.name for f in FIELDS[source]]
@@ -118,10 +117,11 @@ def event_type_aliases(aliases: dict[str, str] | None) -> dict[str, str]:
     """``[ingest] event_type_aliases`` with trimmed, lower-cased keys; targets checked."""
     from segmint.config import ConfigError
 
-    if not isinstance(aliases or {}, dict):
+    aliases = {} if aliases is None else aliases
+    if not isinstance(aliases, dict):
         raise ConfigError(f"[ingest] event_type_aliases: expected a table, got {aliases!r}")
     out = {}
-    for name, target in (aliases or {}).items():
+    for name, target in aliases.items():
         if not isinstance(target, str) or target not in ALLOWED_EVENT_TYPES:
             raise ConfigError(
                 f"[ingest] event_type_aliases: {name!r} maps to {target!r}, not an event type "

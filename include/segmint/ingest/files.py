@@ -446,11 +446,11 @@ def doc_keys(
     if not aliases:
         return keys
     for name, landing in field_names(source, aliases).items():
-        for alias in landing[1:]:
+        for alias in (a.strip().lower() for a in landing[1:]):
             if name in keys:
                 break
-            if alias.strip().lower() in keys:
-                keys[keys.index(alias.strip().lower())] = name
+            if alias in keys:
+                keys[keys.index(alias)] = name
     return keys
 
 

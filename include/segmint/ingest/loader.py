@@ -135,7 +135,7 @@ def _struct_spec(paths: list[str]) -> str:
         for k, part in enumerate(parts):
             leaf = k == len(parts) - 1
             # Struct fields are case-insensitive in DuckDB, JSON keys are not.
-            twin = next((k for k in node if k.lower() == part.lower() and k != part), None)
+            twin = next((key for key in node if key != part and key.lower() == part.lower()), None)
             if twin:
                 raise ConfigError(
                     f"[ingest] field_aliases: {path!r} and another name differ only in the case "

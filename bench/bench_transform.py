@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "tests" / "dbt"))
 
 import synthetic  # noqa: E402
 
-from segmint.config import Settings  # noqa: E402
+from segmint.config import Settings, TransformSettings  # noqa: E402
 from segmint.transform import dbt_dirs, run_transform  # noqa: E402
 from segmint.warehouse import connect, ensure_raw_tables  # noqa: E402
 
@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> dict:
     work.mkdir(parents=True)
     warehouse = work / "segmint.duckdb"
     shutil.copy(raw, warehouse)
-    settings = Settings(warehouse=warehouse)
+    settings = Settings(
+        warehouse=warehouse, transform=TransformSettings(reporting_currency=synthetic.CURRENCY)
+    )
     con = connect(warehouse, read_only=True)
     events = con.execute("SELECT count(*) FROM raw.events").fetchone()[0]
     con.close()

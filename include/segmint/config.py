@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
@@ -79,6 +80,25 @@ class TransformSettings:
     # a propensity model is due for retraining (its cadence, or no usable model); true builds
     # the missing ones every night.
     cutoff_snapshots_every_night: bool = False
+    # The currency money is reported in (ISO 4217). Events paid in another currency are
+    # converted at the rate of their day (`currency_rates` below); a currency without a
+    # rate fails the transform (docs/models.md, "Money").
+    reporting_currency: str = "USD"
+    # CSV file of exchange rates (currency_code, valid_from, to_currency, rate: units of
+    # to_currency for one unit of currency_code from that UTC day on), read at every
+    # transform run; none = no rates (every amount must be in the reporting currency).
+    currency_rates: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.currency_rates is not None and not isinstance(self.currency_rates, Path):
+            object.__setattr__(self, "currency_rates", Path(self.currency_rates))
+        code = str(self.reporting_currency).strip().upper()
+        if not re.fullmatch(r"[A-Z]{3}", code):
+            raise ConfigError(
+                f"[transform] reporting_currency: a three-letter ISO 4217 code such as USD "
+                f"or EUR, got {self.reporting_currency!r}"
+            )
+        object.__setattr__(self, "reporting_currency", code)
 
 
 @dataclass(frozen=True)

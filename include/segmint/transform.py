@@ -134,15 +134,19 @@ def snapshots_tonight(
 
 AS_OF_ENV = "SEGMINT_AS_OF_DATE"
 SNAPSHOT_DATES_ENV = "SEGMINT_SNAPSHOT_DATES"
+REPORTING_CURRENCY_ENV = "SEGMINT_REPORTING_CURRENCY"
 # Where the dbt child keeps the bytecode of the modules it imports (see dbt_env).
 DBT_PYCACHE = Path(sys.prefix) / "pycache"
 
 
-def dbt_env(warehouse: Path, as_of: date, dates: list[date]) -> dict[str, str]:
-    """The environment of a dbt run: the warehouse file, the as-of date and the snapshot
-    dates. They travel as environment variables, not ``--vars``: a ``--vars`` value that
-    changes every night makes dbt re-parse the whole project, while a changed environment
-    variable re-parses only the few files that read it (dbt_project/macros/vars.sql).
+def dbt_env(
+    warehouse: Path, as_of: date, dates: list[date], reporting_currency: str = "USD"
+) -> dict[str, str]:
+    """The environment of a dbt run: the warehouse file, the as-of date, the snapshot
+    dates and the reporting currency. They travel as environment variables, not ``--vars``:
+    a ``--vars`` value that changes every night makes dbt re-parse the whole project, while a
+    changed environment variable re-parses only the few files that read it
+    (dbt_project/macros/vars.sql).
 
     dbt imports ~2,000 modules at every start. Where bytecode writing is off
     (``PYTHONDONTWRITEBYTECODE``, and installers such as uv ship no ``.pyc``), Python compiles
@@ -157,6 +161,7 @@ def dbt_env(warehouse: Path, as_of: date, dates: list[date]) -> dict[str, str]:
         WAREHOUSE_ENV: str(warehouse),
         AS_OF_ENV: as_of.isoformat(),
         SNAPSHOT_DATES_ENV: ",".join(d.isoformat() for d in dates),
+        REPORTING_CURRENCY_ENV: reporting_currency,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_USE_COLORS": "false",
         "DBT_PRINTER_WIDTH": "100",
@@ -215,6 +220,24 @@ def _raw_figures(warehouse: Path) -> tuple[int, date | None]:
     finally:
         con.close()
     return int(rows), first
+
+
+def _load_rates(settings: Settings) -> int:
+    """Replace raw.currency_rates from ``[transform] currency_rates`` before dbt runs (this
+    stage is the warehouse's one writer until dbt starts)."""
+    from segmint.currency import load_currency_rates
+    from segmint.warehouse import connect, ensure_raw_tables
+
+    path = settings.transform.currency_rates
+    con = connect(settings.warehouse.resolve())
+    try:
+        ensure_raw_tables(con)
+        loaded = load_currency_rates(con, path)
+    finally:
+        con.close()
+    if path is not None:
+        log.info("transform: %d currency rate(s) from %s", loaded, path)
+    return loaded
 
 
 def _mart_figures(warehouse: Path, as_of: date) -> dict[str, int]:
@@ -294,7 +317,7 @@ def run_dbt(
     """Run dbt in a child process for this warehouse, as-of date and snapshot dates."""
     command = dbt_command(settings, select, verb, full_refresh)
     log.info("transform: %s", " ".join(command))
-    env = dbt_env(settings.warehouse.resolve(), as_of, dates)
+    env = dbt_env(settings.warehouse.resolve(), as_of, dates, settings.transform.reporting_currency)
     return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
 
 
@@ -340,6 +363,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
     """Build and test every dbt model for ``as_of``; raise SegmintError on any failure."""
     warehouse = settings.warehouse.resolve()
     rows_in, data_start = _raw_figures(warehouse)
+    rates = _load_rates(settings)
     dates, dates_reason = snapshots_tonight(settings, as_of, data_start)
     log.info("transform: snapshots %s (%s)", ", ".join(map(str, dates)), dates_reason)
     target_path, log_path = dbt_dirs(settings)
@@ -386,6 +410,8 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         "snapshot_dates": [d.isoformat() for d in dates],
         "snapshot_dates_reason": dates_reason,
         "dbt_seconds": round(seconds, 2),
+        "reporting_currency": settings.transform.reporting_currency,
+        "currency_rates": rates,
         "schema_change_full_refresh": rebuilt,
         "run_results": str(run_results),
     }

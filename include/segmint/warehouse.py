@@ -85,6 +85,17 @@ CREATE TABLE IF NOT EXISTS raw.customers (
     ads_opt_in BOOLEAN NOT NULL,
     {_LOAD_METADATA}
 );
+-- Exchange rates into the reporting currency, replaced from `[transform] currency_rates`
+-- (a CSV file) at every transform run (segmint.transform.load_currency_rates).
+CREATE TABLE IF NOT EXISTS raw.currency_rates (
+    currency_code VARCHAR NOT NULL,   -- ISO 4217, upper case: the currency converted from
+    valid_from DATE NOT NULL,         -- first UTC day the rate applies to
+    to_currency VARCHAR NOT NULL,     -- ISO 4217, upper case: the currency converted to
+    rate DOUBLE NOT NULL,             -- units of to_currency for one unit of currency_code
+    _source_file VARCHAR NOT NULL,
+    _source_line BIGINT NOT NULL,     -- 1-based line of the CSV file (the header is line 1)
+    _loaded_at TIMESTAMP NOT NULL
+);
 """
 
 
@@ -104,7 +115,8 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
 
 
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create ``raw.events`` and ``raw.customers`` with the contract's columns."""
+    """Create ``raw.events``, ``raw.customers`` (the contract's columns) and
+    ``raw.currency_rates``."""
     con.execute(RAW_DDL)
 
 

@@ -13,6 +13,9 @@ from datetime import date, datetime, timedelta
 import duckdb
 
 EVENTS_PER_SESSION = 8  # upper bound; the mean is about 5.5
+# Purchases are paid in this currency (other events carry none): warehouses of these rows
+# report in it (TransformSettings.reporting_currency), so revenue needs no conversion.
+CURRENCY = "EUR"
 
 
 def insert_raw(
@@ -107,7 +110,7 @@ def insert_raw(
             CASE WHEN buys AND i = n_events - 1 THEN 'O' || {seed} || '-' || n END AS order_id,
             CASE WHEN buys AND i = n_events - 1
                 THEN CAST(10 + hb(n, 'm') % 40000 / 100.0 AS DECIMAL(18, 2)) END AS revenue,
-            CASE WHEN buys AND i = n_events - 1 THEN 'EUR' END AS currency
+            CASE WHEN buys AND i = n_events - 1 THEN '{CURRENCY}' END AS currency
         FROM steps
         """
     )

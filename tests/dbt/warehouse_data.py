@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
-from segmint.config import PropensitySettings, Settings
+from segmint.config import PropensitySettings, Settings, TransformSettings
 from segmint.warehouse import connect, ensure_raw_tables
 from tests.dbt import synthetic
 
@@ -22,6 +22,7 @@ def settings_for(warehouse: Path) -> Settings:
     return Settings(
         warehouse=warehouse,
         propensity=PropensitySettings(horizon_days=30, training_cutoffs=1),
+        transform=TransformSettings(reporting_currency=synthetic.CURRENCY),
     )
 
 

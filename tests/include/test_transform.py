@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from segmint.config import PropensitySettings, Settings
+from segmint.config import PropensitySettings, Settings, TransformSettings
 from segmint.stages import SegmintError
 from segmint.transform import (
     DBT_PYCACHE,
@@ -143,7 +143,9 @@ def test_schema_changes_of_incremental_models_rebuild_them_in_full(
     synthetic.insert_raw(con, 40, 150, date(2026, 6, 1), date(2026, 6, 30), seed=5)
     con.close()
     settings = Settings(
-        warehouse=warehouse, propensity=PropensitySettings(horizon_days=30, training_cutoffs=1)
+        warehouse=warehouse,
+        propensity=PropensitySettings(horizon_days=30, training_cutoffs=1),
+        transform=TransformSettings(reporting_currency=synthetic.CURRENCY),
     )
     as_of = date(2026, 6, 30)
     assert run_transform(settings, as_of).details["schema_change_full_refresh"] == []

@@ -1,5 +1,7 @@
 {{ config(materialized='table') }}
 
+-- depends_on: {{ source('segmint', 'currency_rates') }}
+
 {#-
 The UTC event dates this run must rebuild in the date-partitioned models (int_events_sessionised
 and everything built from it): one row per event date found in raw.events or in
@@ -19,6 +21,10 @@ must stop counting it in the daily activity; a deleted or re-keyed winning event
 another of its days. Orders touching changed days are few, and repeats of an order mostly
 fall on the same day.
 
+And a date is rebuilt when the rate its amounts in another currency were converted at is no
+longer the rate currency_rates gives for that day (a rate added for a currency that had none,
+a revised rate, another reporting currency): int_events_sessionised keeps the rate it used.
+
 Full build (or the first run): every date. The table is small (one row per day).
 -#}
 
@@ -28,6 +34,12 @@ Full build (or the first run): every date. The table is small (one row per day).
         database=this.database, schema=this.schema, identifier='int_events_sessionised'
     ) %}
 {%- endif %}
+
+{#- A table built before fx_rate existed has no rates to compare: int_events_sessionised then
+    fails with a schema change and segmint.transform rebuilds it in full. -#}
+{%- set built_has_rates = built and 'fx_rate' in (
+    adapter.get_columns_in_relation(built) | map(attribute='name') | map('lower') | list
+) %}
 
 {%- set fingerprint_sql -%}
     raw_dates as (
@@ -165,11 +177,57 @@ order_dates as (
 
 ),
 
+rate_dates as (
+
+    {% if built_has_rates -%}
+        -- The rate each day's amounts were converted at (1: no conversion), by currency ...
+        with built_rates as (
+
+            select distinct
+                event_date,
+                {{ amount_currency_to_convert('revenue', 'price', 'currency') }} as currency,
+                fx_rate
+            from {{ built }}
+
+        ),
+
+        current_rates as (
+
+            {{ currency_rates_on(
+                'select distinct currency, event_date as rate_date from built_rates'
+                ~ ' where currency is not null'
+            ) }}
+
+        )
+
+        -- ... against the rate currency_rates gives now.
+        select distinct built_rates.event_date
+        from built_rates
+        left join current_rates
+            on
+                built_rates.currency = current_rates.currency
+                and built_rates.event_date = current_rates.rate_date
+        where
+            built_rates.fx_rate is distinct from (
+                case
+                    when built_rates.currency is null then cast(1 as {{ type_double() }})
+                    else current_rates.rate
+                end
+            )
+    {%- else -%}
+        select cast(null as date) as event_date
+        where 1 = 0
+    {%- endif %}
+
+),
+
 rebuilt_dates as (
 
     select event_date from link_dates
     union
     select event_date from order_dates
+    union
+    select event_date from rate_dates
 
 )
 

@@ -9,6 +9,7 @@
 }}
 
 -- depends_on: {{ ref('int_event_dates_changed') }}
+-- depends_on: {{ source('segmint', 'currency_rates') }}
 
 {%- set dates = event_dates_to_rebuild() %}
 
@@ -23,6 +24,11 @@ The one table of typed, attributed events that every later model reads (staging 
 attribution are computed once, not once per consumer). Incremental by whole UTC days: a run
 rebuilds the dates int_event_dates_changed marks, so late, reloaded and deleted events are
 handled exactly.
+
+Money (revenue, price) is in the reporting currency: amounts in another currency are
+converted at the rate of their event day (macros/currency.sql), and fx_rate keeps the rate
+used (1 for amounts already in the reporting currency, null when the currency has no rate:
+a test fails the run then).
 -#}
 
 {#- The person of an event is its (attributed) customer, else its anonymous id: readers
@@ -31,7 +37,7 @@ handled exactly.
 {%- set columns = [
     'event_id', 'event_type', 'event_at', 'event_date', 'customer_id', 'is_attributed',
     'anonymous_id', 'session_id', 'page_type', 'product_id', 'product_category',
-    'device_type', 'channel', 'order_id', 'revenue', 'currency', 'quantity', 'price', '_loaded_at',
+    'device_type', 'channel', 'order_id', 'currency', 'quantity', '_loaded_at',
 ] %}
 
 {%- set untracked -%}
@@ -99,13 +105,44 @@ session_numbers as (
         ) as session_number
     from session_starts
 
+),
+
+-- The (currency, day) pairs to convert, read from staging (the attributed view would join
+-- the identity links again for two columns), with their rates.
+currency_rates as (
+
+    {{ currency_rates_on(
+        'select distinct currency, event_date as rate_date from '
+        ~ ref('stg_segmint__events')
+        ~ ' where ' ~ amount_currency_to_convert('revenue', 'price', 'currency')
+        ~ ' is not null and '
+        ~ incremental_date_filter('event_date', dates, 'event_at')
+    ) }}
+
 )
 
 select
     {% for column in columns -%}
         events.{{ column }},
     {% endfor -%}
+    case
+        when currency_rates.currency is null then events.revenue
+        else cast(events.revenue * currency_rates.rate as {{ type_money() }})
+    end as revenue,
+    case
+        when currency_rates.currency is null then events.price
+        else cast(events.price * currency_rates.rate as {{ type_money() }})
+    end as price,
+    case
+        when currency_rates.currency is null then cast(1 as {{ type_double() }})
+        else currency_rates.rate
+    end as fx_rate,
     session_numbers.session_number
 from {{ ref('int_events_attributed') }} as events
 left join session_numbers on events.event_id = session_numbers.event_id
+left join currency_rates
+    on
+        {{ amount_currency_to_convert('events.revenue', 'events.price', 'events.currency') }}
+        = currency_rates.currency
+        and events.event_date = currency_rates.rate_date
 where {{ incremental_date_filter('events.event_date', dates, 'events.event_at') }}

@@ -17,7 +17,8 @@
 -- may span days and files, so an incremental run recomputes, from all their purchase events,
 -- the orders touched by the rebuilt days: those with a purchase event on one of them, and
 -- those whose winning event was on one of them (it may have been deleted or moved). Orders
--- left without any purchase event are deleted by the post-hook.
+-- left without any purchase event are deleted by the post-hook. Revenue is in the reporting
+-- currency (int_events_sessionised converts it); currency is the one the order was paid in.
 {#- In an incremental run, the orders the rebuilt days touch. -#}
 {%- set touched_orders -%}
     {%- if is_incremental() -%}
@@ -44,7 +45,8 @@ purchases as (
         event_at,
         event_date,
         coalesce(revenue, price * coalesce(quantity, 1)) as revenue,
-        currency,
+        coalesce(currency, '{{ reporting_currency() }}') as currency,
+        fx_rate,
         coalesce(quantity, 1) as item_count,
         _loaded_at
     from {{ ref('int_events_sessionised') }}
@@ -71,6 +73,7 @@ select
     event_date as order_date,
     cast(revenue as {{ type_money() }}) as revenue,
     currency,
+    fx_rate,
     cast(item_count as {{ dbt.type_bigint() }}) as item_count,
     event_id,
     _loaded_at

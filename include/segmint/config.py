@@ -58,6 +58,10 @@ class IngestSettings:
     # Event names of other trackers mapped to segmint's event types, case-insensitively:
     # {"Order Completed": "purchase", "page": "page_view"}.
     event_type_aliases: dict[str, str] = field(default_factory=dict)
+    # Event names that are not segmint's (after event_type_aliases, case-insensitively) whose
+    # records are dropped and counted (rows_ignored) instead of quarantined: a tracker's
+    # identify calls and custom events. "*" ignores every event type segmint does not know.
+    ignored_event_types: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.min_rows_per_partition > self.max_rows_per_partition:

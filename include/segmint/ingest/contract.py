@@ -131,6 +131,38 @@ def event_type_aliases(aliases: dict[str, str] | None) -> dict[str, str]:
     return out
 
 
+def ignored_event_types(
+    names: list[str] | None, aliases: dict[str, str] | None = None
+) -> tuple[tuple[str, ...], bool]:
+    """``[ingest] ignored_event_types``: the trimmed, lower-cased names and whether ``"*"``
+    (every event type that is not segmint's) is among them. A name that is one of segmint's
+    event types, or an alias of one, is a ConfigError: its records are data the models need."""
+    from segmint.config import ConfigError
+
+    names = [] if names is None else names
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"[ingest] ignored_event_types: expected a list of names, got {names!r}")
+    mapped = event_type_aliases(aliases)
+    out: list[str] = []
+    star = False
+    for name in names:
+        key = name.strip().lower()
+        if not key:
+            raise ConfigError("[ingest] ignored_event_types: an empty name")
+        if key == "*":
+            star = True
+            continue
+        if key in ALLOWED_EVENT_TYPES or key in mapped:
+            target = key if key in ALLOWED_EVENT_TYPES else mapped[key]
+            raise ConfigError(
+                f"[ingest] ignored_event_types: {name!r} is segmint's event type {target!r}; "
+                "its records are what the models read and cannot be ignored"
+            )
+        if key not in out:
+            out.append(key)
+    return tuple(out), star
+
+
 # Values that count as true / false in consent flags (case-insensitive, trimmed).
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
@@ -457,6 +489,8 @@ ALTER TABLE ops.load_manifest ADD COLUMN IF NOT EXISTS rows_erased BIGINT DEFAUL
 -- The file's modification time (ns) when checksummed: with size_bytes, an unchanged file is
 -- not read again on later runs (NULL: checksum it again).
 ALTER TABLE ops.load_manifest ADD COLUMN IF NOT EXISTS mtime_ns BIGINT;
+-- Records of an event type in [ingest] ignored_event_types (not segmint's), dropped.
+ALTER TABLE ops.load_manifest ADD COLUMN IF NOT EXISTS rows_ignored BIGINT DEFAULT 0;
 CREATE TABLE IF NOT EXISTS ops.quarantine (
     source_file VARCHAR NOT NULL,
     line_number BIGINT NOT NULL,

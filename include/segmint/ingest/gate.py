@@ -4,8 +4,8 @@ A partition (source, ``dt=``) is checked when it has not passed yet, when its fi
 since it passed (new file, new checksum), and always for the as-of date. It fails when
 
 - a file of it could not be read (status ``failed`` in ``ops.load_manifest``);
-- its quarantined share (quarantined / read, over its files) exceeds
-  ``ingest.max_quarantine_share``;
+- its quarantined share (quarantined / read, over its files; records of ignored event types
+  are not counted as read) exceeds ``ingest.max_quarantine_share``;
 - its events without any identity exceed ``ingest.max_no_identity_share``;
 - it holds fewer rows than ``ingest.min_rows_per_partition`` or more than
   ``ingest.max_rows_per_partition``.
@@ -64,7 +64,9 @@ def _partitions_to_check(con, as_of: date) -> list[tuple]:
                 partition_date,
                 md5(string_agg(path || ':' || sha256 || ':' || status, ',' order by path))
                     as fingerprint,
-                sum(rows_read) filter (where status = 'loaded') as rows_read,
+                -- Ignored records (ignored_event_types) are not records segmint reads.
+                sum(rows_read - coalesce(rows_ignored, 0)) filter (where status = 'loaded')
+                    as rows_read,
                 sum(rows_quarantined) filter (where status = 'loaded') as rows_quarantined,
                 list(path order by path) filter (where status = 'failed') as failed_files,
             from ops.load_manifest

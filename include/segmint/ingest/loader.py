@@ -45,12 +45,14 @@ import duckdb
 from expectations.suites import SUITE_MODULES
 from segmint.config import Settings
 from segmint.ingest.contract import (
+    ALLOWED_EVENT_TYPES,
     FIELDS,
     OPS_DDL,
     RAW_TABLE,
     cast_sql,
     event_type_aliases,
     field_names,
+    ignored_event_types,
 )
 from segmint.ingest.files import LandingFile, discover, jsonl_scan_sql, read_records, unreadable
 from segmint.stages import InputError, StageResult
@@ -75,7 +77,18 @@ CHECK_SAMPLE = 200
 MEMORY_LIMIT = "2GB"
 THREADS = 2
 # Columns of a staged row besides the contract's fields.
-_STAGED = ("_file", "_line", "_error", "_extra", "_rec_bad", "_warn_bad", "_dom", "raw", "_gxdoc")
+_STAGED = (
+    "_file",
+    "_line",
+    "_error",
+    "_extra",
+    "_rec_bad",
+    "_warn_bad",
+    "_ignored",
+    "_dom",
+    "raw",
+    "_gxdoc",
+)
 # Id columns checked against erasure tombstones, per source.
 _ID_COLUMNS = {"events": ("customer_id", "anonymous_id"), "crm": ("customer_id",)}
 
@@ -109,6 +122,7 @@ class FileOutcome:
     rows_quarantined: int = 0
     rows_duplicate: int = 0
     rows_erased: int = 0
+    rows_ignored: int = 0
     rows_warned: int = 0
     warnings: dict[str, int] = field(default_factory=dict)
 
@@ -315,6 +329,9 @@ class Ingest:
         for source in FIELDS:
             field_names(source, self.aliases)
         self.event_types = event_type_aliases(settings.ingest.event_type_aliases)
+        self.ignored_types = ignored_event_types(
+            settings.ingest.ignored_event_types, settings.ingest.event_type_aliases
+        )
 
     def parse_sql(self, source: str, rel: str, limit_col: str, files: list[LandingFile]) -> str:
         """:func:`parse_sql` with this run's aliases and the latest timestamps of ``files``."""
@@ -447,6 +464,7 @@ class Ingest:
             for k, d in enumerate(self._domains(source))
         )
         contract = ", ".join(f.name for f in FIELDS[source])
+        ignored = self._ignored_sql(source)
         return f"""
             select
                 _file,
@@ -456,20 +474,36 @@ class Ingest:
                 _extra,
                 _rec_bad,
                 _warn_bad,
-                {dom or "0"}::INTEGER as _dom,
+                _ignored,
+                case when _ignored then 0 else {dom or "0"} end::INTEGER as _dom,
                 case when _error is not null or _rec_bad then raw end as raw,
                 case
-                    when _ok and (_rec_bad or _warn_bad or hash(doc) % {CHECK_SAMPLE} = 0)
+                    when _checked and (_rec_bad or _warn_bad or hash(doc) % {CHECK_SAMPLE} = 0)
                         then doc
                 end as _gxdoc,
             from (
                 select
                     *,
-                    _ok and ({rec or "false"}) as _rec_bad,
-                    _ok and ({warn or "false"}) as _warn_bad,
-                from {parsed}
+                    _checked and ({rec or "false"}) as _rec_bad,
+                    _checked and ({warn or "false"}) as _warn_bad,
+                from (
+                    -- An ignored record (an event type of [ingest] ignored_event_types) is
+                    -- neither validated nor kept: it is only counted.
+                    select *, _ok and ({ignored}) as _ignored, _ok and not ({ignored}) as _checked
+                    from {parsed}
+                )
             )
         """
+
+    def _ignored_sql(self, source: str) -> str:
+        """SQL over the typed fields: true for a record of an ignored event type."""
+        names, star = self.ignored_types
+        if source != "events" or not (names or star):
+            return "false"
+        if star:
+            allowed = ", ".join(_lit(t) for t in ALLOWED_EVENT_TYPES)
+            return f"coalesce(event_type not in ({allowed}), false)"
+        return f"coalesce(event_type in ({', '.join(_lit(n) for n in names)}), false)"
 
     def _domains(self, source: str) -> list[str]:
         """The distinct domains (row conditions) of the suite's row-level expectations."""
@@ -621,7 +655,7 @@ class Ingest:
         checks = validator.prefilter(source)
         domains = self._domains(source)
         counts = [
-            "count(*) filter (where _error is null) as _all",
+            "count(*) filter (where _error is null and not _ignored) as _all",
             *(f"count(*) filter (where _dom & {1 << k} <> 0) as d{k}" for k in range(len(domains))),
         ]
         per_file = con.execute(f"select _file, {', '.join(counts)} from _typed_{tag} group by 1")
@@ -871,6 +905,7 @@ class Ingest:
                     o.rows_duplicate,
                     o.rows_warned,
                     o.rows_erased,
+                    o.rows_ignored,
                     o.status,
                     o.error,
                     first if o.status == "failed" else (first or self.now),
@@ -882,9 +917,9 @@ class Ingest:
             """
             insert into ops.load_manifest (
                 path, size_bytes, sha256, source, partition_date, rows_read, rows_loaded,
-                rows_quarantined, rows_duplicate, rows_warned, rows_erased, status, error,
-                first_loaded_at, updated_at, mtime_ns
-            ) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                rows_quarantined, rows_duplicate, rows_warned, rows_erased, rows_ignored,
+                status, error, first_loaded_at, updated_at, mtime_ns
+            ) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             rows,
         )
@@ -961,7 +996,7 @@ class Ingest:
             anti join _bad_{tag} using (_file, _line)
             anti join {erased} using (_file, _line)
             left join _warn_{tag} w using (_file, _line)
-            where t._error is null
+            where t._error is null and not t._ignored
             """
         )
         # Deduplication on a narrow (file, line, key) table. Only keys seen more than once in
@@ -1081,12 +1116,19 @@ class Ingest:
             [self.now],
         )
         counts = {
-            i: (quarantined, erased_n, duplicate, loaded, warned)
-            for i, quarantined, erased_n, duplicate, loaded, warned in con.execute(
+            i: (quarantined, erased_n, ignored_n, duplicate, loaded, warned)
+            for i, quarantined, erased_n, ignored_n, duplicate, loaded, warned in con.execute(
                 f"""
                 with ids as (select _file from {files}),
                 bad as (select _file, count(*) as n from _bad_{tag} group by 1),
                 gone as (select _file, count(*) as n from {erased} group by 1),
+                ignored as (
+                    select _file, count(*) as n
+                    from _typed_{tag}
+                    anti join {erased} using (_file, _line)
+                    where _ignored
+                    group by 1
+                ),
                 good as (select _file, count(*) as n from _good_{tag} group by 1),
                 lose as (select _file, count(*) as n from _lose_{tag} group by 1),
                 warned as (
@@ -1100,12 +1142,14 @@ class Ingest:
                     ids._file,
                     coalesce(bad.n, 0),
                     coalesce(gone.n, 0),
+                    coalesce(ignored.n, 0),
                     coalesce(lose.n, 0),
                     coalesce(good.n, 0) - coalesce(lose.n, 0),
                     coalesce(warned.n, 0),
                 from ids
                 left join bad using (_file)
                 left join gone using (_file)
+                left join ignored using (_file)
                 left join good using (_file)
                 left join lose using (_file)
                 left join warned using (_file)
@@ -1119,13 +1163,14 @@ class Ingest:
         for i, o in enumerate(outs):
             if o.status != "loaded":
                 continue
-            q, e, d, n, w = counts[i]
-            if q + e + d + n != o.rows_read:
+            q, e, g, d, n, w = counts[i]
+            if q + e + g + d + n != o.rows_read:
                 raise RuntimeError(
                     f"{o.file.path}: row accounting does not hold ({o.rows_read} read, {n} "
-                    f"loaded, {q} quarantined, {d} duplicate, {e} erased)"
+                    f"loaded, {q} quarantined, {d} duplicate, {e} erased, {g} ignored)"
                 )
             o.rows_quarantined, o.rows_erased, o.rows_duplicate, o.rows_loaded = q, e, d, n
+            o.rows_ignored = g
             o.rows_warned = w
         for i, description, n in warned:
             outs[i].warnings[description] = n
@@ -1313,6 +1358,7 @@ def _result(
                 "quarantined": 0,
                 "duplicates": 0,
                 "erased": 0,
+                "ignored": 0,
                 "warned": 0,
             },
         )
@@ -1323,6 +1369,7 @@ def _result(
         s["quarantined"] += o.rows_quarantined
         s["duplicates"] += o.rows_duplicate
         s["erased"] += o.rows_erased
+        s["ignored"] += o.rows_ignored
         s["warned"] += o.rows_warned
     total = {
         k: sum(s[k] for s in per_source.values())
@@ -1334,6 +1381,7 @@ def _result(
             "quarantined",
             "duplicates",
             "erased",
+            "ignored",
             "warned",
         )
     }
@@ -1348,6 +1396,7 @@ def _result(
         f"loaded {total['loaded']} rows, quarantined {total['quarantined']}, "
         f"duplicates {total['duplicates']}"
         + (f", erased {total['erased']}" if total["erased"] else "")
+        + (f", ignored {total['ignored']} (ignored_event_types)" if total["ignored"] else "")
         + f" from {total['files'] - total['failed']} file(s)"
         f" ({skipped} already loaded)" + (f"; {total['failed']} file(s) failed" if failed else "")
     )

@@ -39,9 +39,12 @@ def _segment_events() -> list[dict]:
          "timestamp": "2026-06-01T12:00:00+02:00", "context": context,
          "properties": {"order_id": "o1", "total": 59.9, "currency": "eur",
                         "products": [{"product_id": "P1"}]}},
-        # not an event segmint knows: quarantined with a reason
+        # an identify call: ignored (counted, not kept), as the example settings say
         {"type": "identify", "messageId": "m4", "userId": "u1", "timestamp": ts,
          "traits": {"email": "x@example.com"}},
+        # a custom event the settings do not name: quarantined with a reason
+        {"type": "track", "event": "Video Played", "messageId": "m6", "userId": "u1",
+         "timestamp": ts},
         # a purchase whose revenue is negative: quarantined, the nested value in the reason
         {"type": "track", "event": "order completed", "messageId": "m5", "userId": "u2",
          "timestamp": ts, "properties": {"order_id": "o2", "revenue": -5}},
@@ -90,12 +93,12 @@ def test_segment_spec_events_load_with_the_example_settings(settings, landing, q
     reasons = dict(
         query("select line_number, list_aggregate(reasons, 'string_agg', '; ') from ops.quarantine")
     )
-    assert set(reasons) == {4, 5}
-    assert "unknown event_type" in reasons[4] and "identify" in reasons[4]
-    assert "revenue" in reasons[5] and "-5" in reasons[5]
-    assert query("select rows_read, rows_loaded, rows_quarantined from ops.load_manifest") == [
-        (5, 3, 2)
-    ]
+    assert set(reasons) == {5, 6}
+    assert "unknown event_type" in reasons[5] and "video played" in reasons[5]
+    assert "revenue" in reasons[6] and "-5" in reasons[6]
+    assert query(
+        "select rows_read, rows_loaded, rows_quarantined, rows_ignored from ops.load_manifest"
+    ) == [(6, 3, 2, 1)]
 
 
 def test_the_contract_name_wins_over_an_alias(settings, landing, query):

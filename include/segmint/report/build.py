@@ -144,7 +144,8 @@ def _render(
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     document = page(
         f"segmint nightly report · {as_of}",
-        f"warehouse {warehouse.name} · as of {as_of} · generated {generated}",
+        f"warehouse {warehouse.name} · as of {as_of} · "
+        f"money in {settings.transform.reporting_currency} · generated {generated}",
         _summary(ctx),
         ctx.cache["sections"],
     )

@@ -106,6 +106,7 @@ def test_handmade_numbers(handmade_warehouse: Path, tmp_path: Path) -> None:
         "6 quarantined rows in the 2026-06-30 partition, mostly event ts in future.",
     ]
     assert "18 customers kept their segment, 2 moved to another, 1 are new and 0 left" in html
+    assert "money in USD" in html  # the reporting currency, [transform] reporting_currency
     assert "computed from ml.customer_segments, 2026-06-29 to 2026-06-30" in html
     # Reasons ranked by rows: future timestamps (3), bad timestamps (2, whatever the
     # offending value), then the single ones.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from segmint.config import IngestSettings
-from segmint.ingest.contract import COUNTRY_CODES
+from segmint.ingest.contract import COUNTRY_CODES, timestamp_words
 
 if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
@@ -49,7 +49,10 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
         gxe.ExpectColumnValuesToNotBeNull(
             column="updated_at",
             **given("updated_at_text"),
-            **rec("updated_at_parseable", "updated_at is not an ISO-8601 timestamp"),
+            **rec(
+                "updated_at_parseable",
+                f"updated_at is not {timestamp_words(settings.epoch_timestamp_unit)}",
+            ),
         ),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(
             column_A="updated_at_limit",

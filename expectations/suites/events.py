@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from segmint.config import IngestSettings
-from segmint.ingest.contract import ALLOWED_EVENT_TYPES, COUNTRY_CODES
+from segmint.ingest.contract import ALLOWED_EVENT_TYPES, COUNTRY_CODES, timestamp_words
 
 if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
@@ -59,7 +59,10 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
         gxe.ExpectColumnValuesToNotBeNull(
             column="event_ts",
             **given("event_ts_text"),
-            **rec("event_ts_parseable", "event_ts is not an ISO-8601 timestamp"),
+            **rec(
+                "event_ts_parseable",
+                f"event_ts is not {timestamp_words(settings.epoch_timestamp_unit)}",
+            ),
         ),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(
             column_A="event_ts_limit",

@@ -58,6 +58,10 @@ class IngestSettings:
     # Event names of other trackers mapped to segmint's event types, case-insensitively:
     # {"Order Completed": "purchase", "page": "page_view"}.
     event_type_aliases: dict[str, str] = field(default_factory=dict)
+    # Unix times in timestamp fields (event_ts, updated_at): "s", "ms" or "us" reads a plain
+    # number as seconds/milliseconds/microseconds since 1970 (UTC); empty quarantines them
+    # (the units cannot be told apart safely from the values).
+    epoch_timestamp_unit: str = ""
     # Event names that are not segmint's (after event_type_aliases, case-insensitively) whose
     # records are dropped and counted (rows_ignored) instead of quarantined: a tracker's
     # identify calls and custom events. "*" ignores every event type segmint does not know.

@@ -431,13 +431,44 @@ def _text(expr: str) -> str:
     return f"nullif(trim({expr}), '')"
 
 
-def cast_sql(kind: str, expr: str) -> str:
+# [ingest] epoch_timestamp_unit: microseconds in one unit of a Unix time.
+EPOCH_UNITS = {"s": 1_000_000, "ms": 1_000, "us": 1}
+# A Unix time read in the configured unit must fall in [2000, 2100): a wrong unit (seconds
+# read as milliseconds, or the reverse) gives January 1970 or a year past 50000, and is
+# quarantined instead of loaded as an event of another age.
+_EPOCH_MIN_US = 946_684_800_000_000
+_EPOCH_MAX_US = 4_102_444_800_000_000
+
+
+def epoch_unit(unit: str | None) -> str | None:
+    """``[ingest] epoch_timestamp_unit`` checked: None or "" (Unix times are not timestamps),
+    else one of ``EPOCH_UNITS``."""
+    from segmint.config import ConfigError
+
+    if unit in (None, ""):
+        return None
+    if unit not in EPOCH_UNITS:
+        raise ConfigError(
+            f"[ingest] epoch_timestamp_unit: {unit!r} is not one of "
+            f"{', '.join(EPOCH_UNITS)} (or empty: Unix times are quarantined)"
+        )
+    return unit
+
+
+def timestamp_words(unit: str | None) -> str:
+    """How the suites name a valid timestamp, for the reasons people read."""
+    return "an ISO-8601 timestamp" + (f" or a Unix time in {unit}" if unit else "")
+
+
+def cast_sql(kind: str, expr: str, epoch: str | None = None) -> str:
     """SQL turning the landing text ``expr`` into the typed value of a field of ``kind``.
 
     Unparseable values become NULL here; the GX suite compares the typed value with the
     text (``<field>_text``) to tell "missing" from "invalid" and decides what that means.
     The session time zone is UTC, so a naive timestamp is read as UTC and an offset or ``Z``
-    is converted to UTC.
+    is converted to UTC. With ``epoch`` (a unit of ``EPOCH_UNITS``) a timestamp may also be
+    a Unix time in that unit (a plain non-negative number, fractions allowed) from 2000 to
+    2100.
     """
     t = _text(expr)
     if kind in ("id", "text"):
@@ -447,7 +478,16 @@ def cast_sql(kind: str, expr: str) -> str:
     if kind == "upper":
         return f"upper({t})"
     if kind == "ts":
-        return f"try_cast({t} AS TIMESTAMPTZ)::TIMESTAMP"
+        iso = f"try_cast({t} AS TIMESTAMPTZ)::TIMESTAMP"
+        if not epoch:
+            return iso
+        micros = f"try_cast({t} AS DOUBLE) * {EPOCH_UNITS[epoch]}"
+        return (
+            f"coalesce({iso}, case "
+            f"when regexp_full_match({t}, '[0-9]+(\\.[0-9]+)?([eE][+]?[0-9]+)?') "
+            f"and {micros} >= {_EPOCH_MIN_US} and {micros} < {_EPOCH_MAX_US} "
+            f"then make_timestamp(cast(round({micros}) AS BIGINT)) end)"
+        )
     if kind == "date":
         return f"coalesce(try_cast({t} AS DATE), try_cast({t} AS TIMESTAMPTZ)::DATE)"
     if kind == "decimal":

@@ -50,6 +50,7 @@ from segmint.ingest.contract import (
     OPS_DDL,
     RAW_TABLE,
     cast_sql,
+    epoch_unit,
     event_type_aliases,
     field_names,
     ignored_event_types,
@@ -183,6 +184,7 @@ def parse_sql(
     limit_sql: str,
     aliases: dict[str, dict[str, list[str]]] | None = None,
     event_types: dict[str, str] | None = None,
+    epoch: str | None = None,
 ) -> str:
     """SQL typing the JSON ``doc`` of every row of ``rel`` where ``_ok`` (one JSON parse).
 
@@ -191,7 +193,8 @@ def parse_sql(
     (events), ``_extra`` (unknown keys with a value, as JSON) and ``limit_col`` (the latest
     acceptable timestamp, ``limit_sql`` over ``_file``). A field is read from the first of
     its landing names (``field_names``: its own, then ``aliases``) that holds a value;
-    ``event_types`` maps other trackers' event names (lower-cased) to segmint's.
+    ``event_types`` maps other trackers' event names (lower-cased) to segmint's; ``epoch``
+    (a unit of ``EPOCH_UNITS``) also reads Unix times in timestamp fields.
     """
     fields = FIELDS[source]
     names = field_names(source, aliases)
@@ -227,7 +230,7 @@ def parse_sql(
     )
     cols = []
     for f in fields:
-        typed = cast_sql(f.kind, value(f.name))
+        typed = cast_sql(f.kind, value(f.name), epoch)
         if f.name == "event_type" and event_types:
             mapped = " ".join(
                 f"when {_lit(k)} then {_lit(t)}" for k, t in sorted(event_types.items())
@@ -329,13 +332,22 @@ class Ingest:
         for source in FIELDS:
             field_names(source, self.aliases)
         self.event_types = event_type_aliases(settings.ingest.event_type_aliases)
+        self.epoch = epoch_unit(settings.ingest.epoch_timestamp_unit)
         self.ignored_types = ignored_event_types(
             settings.ingest.ignored_event_types, settings.ingest.event_type_aliases
         )
 
     def parse_sql(self, source: str, rel: str, limit_col: str, files: list[LandingFile]) -> str:
         """:func:`parse_sql` with this run's aliases and the latest timestamps of ``files``."""
-        return parse_sql(source, rel, limit_col, self._limit(files), self.aliases, self.event_types)
+        return parse_sql(
+            source,
+            rel,
+            limit_col,
+            self._limit(files),
+            self.aliases,
+            self.event_types,
+            self.epoch,
+        )
 
     @property
     def validator(self):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from segmint.ingest.files import CSV_DELIMITERS
 from segmint.stages import SegmintError
 from segmint.warehouse import transaction
 
@@ -36,9 +37,9 @@ class CurrencyRatesError(SegmintError):
 
 
 def _delimiter(header_line: str) -> str:
-    """The first of , ; tab whose split of the header names every column (Excel writes ;
-    where the decimal separator is a comma)."""
-    for candidate in (",", ";", "\t"):
+    """The first separator of the landing zone's CSV files (``CSV_DELIMITERS``: Excel writes
+    ; where the decimal separator is a comma) whose split of the header names every column."""
+    for candidate in CSV_DELIMITERS:
         names = {name.strip().strip('"').lower() for name in header_line.split(candidate)}
         if set(COLUMNS) <= names:
             return candidate

@@ -221,10 +221,15 @@ def search(
     numeric: list[str],
     categorical: list[str],
     random_state: int,
+    threads: int | None = None,
 ) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
-    """Fit each candidate on the earlier window, keep the best by validation ROC-AUC."""
+    """Fit each candidate on the earlier window, keep the best by validation ROC-AUC.
+
+    ``threads``: OpenMP threads of the fits (None: as the caller's limits are); the
+    predictions between them run with the caller's limits."""
     from sklearn.base import clone
     from sklearn.metrics import log_loss, roc_auc_score
+    from threadpoolctl import threadpool_limits
 
     s_train = stratified_sample(y_train, MAX_SEARCH_ROWS, random_state)
     s_val = stratified_sample(y_val, MAX_SEARCH_ROWS, random_state)
@@ -232,7 +237,8 @@ def search(
     best = None
     for i, params in enumerate(PARAM_GRID):
         pipe = make_pipeline(numeric, categorical, params, random_state)
-        pipe.fit(x_train.iloc[s_train], y_train[s_train])
+        with threadpool_limits(limits=threads):
+            pipe.fit(x_train.iloc[s_train], y_train[s_train])
         p = pipe.predict_proba(x_val.iloc[s_val])[:, 1]
         auc = float(roc_auc_score(y_val[s_val], p))
         loss = float(log_loss(y_val[s_val], p, labels=[0, 1]))
@@ -247,7 +253,8 @@ def search(
     if len(y_train) > len(s_train):
         # The search saw a sample; the chosen candidate is refitted on up to MAX_TRAIN_ROWS.
         s_full = stratified_sample(y_train, MAX_TRAIN_ROWS, random_state)
-        pipe = clone(pipe).fit(x_train.iloc[s_full], y_train[s_full])
+        with threadpool_limits(limits=threads):
+            pipe = clone(pipe).fit(x_train.iloc[s_full], y_train[s_full])
     return pipe, dict(params), results
 
 
@@ -290,12 +297,14 @@ def fit_model(
     numeric: list[str],
     categorical: list[str],
     random_state: int,
+    threads: int | None = None,
 ) -> FittedModel:
+    """``threads``: OpenMP threads of the tree fits (see :func:`search`)."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
 
     pipe, params, results = search(
-        x_train, y_train, x_val, y_val, numeric, categorical, random_state
+        x_train, y_train, x_val, y_val, numeric, categorical, random_state, threads
     )
     s_cal = stratified_sample(y_val, MAX_CALIBRATION_ROWS, random_state)
     x_cal, y_cal = x_val.iloc[s_cal], y_val[s_cal]

@@ -20,6 +20,7 @@ of each model.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -506,8 +507,10 @@ def train_and_evaluate(
     horizon: int,
     spec: dataset.FeatureSpec,
     random_state: int,
+    fit_threads: int | None = None,
 ) -> Trained:
-    """Fit on train/validation, evaluate model and baselines on the holdout, explain."""
+    """Fit on train/validation, evaluate model and baselines on the holdout, explain.
+    ``fit_threads``: OpenMP threads of the tree fits (None: the caller's limits)."""
     # Columns without a single value in the training window carry no signal (and
     # HistGradientBoosting cannot bin them): a sparse shop has several.
     empty = [c for c in spec.columns if windows.train[c].isna().all()]
@@ -525,6 +528,7 @@ def train_and_evaluate(
         numeric,
         categorical,
         random_state,
+        fit_threads,
     )
     summary, rows = evaluate(fitted.estimator, windows, model_name, horizon, spec, random_state)
     importance = mdl.permutation_importance_frame(
@@ -563,8 +567,10 @@ def _train_and_gate(
     windows: Windows,
     spec: dataset.FeatureSpec,
 ) -> tuple[str, Any, list[str], list[str]] | None:
+    prop = settings.propensity
+    fit_threads = prop.threads or os.cpu_count() or 1  # 0: every core
     trained = train_and_evaluate(
-        windows, out.model_name, out.horizon_days, spec, settings.propensity.random_state
+        windows, out.model_name, out.horizon_days, spec, prop.random_state, fit_threads
     )
     full_spec = spec.columns
     fitted, spec = trained.fitted, trained.spec
@@ -765,9 +771,16 @@ def run_propensity(settings: Settings, as_of: date) -> StageResult:
     import sklearn.ensemble  # noqa: F401  (loads OpenMP so the limit below applies to it)
     from threadpoolctl import threadpool_limits
 
-    # OpenMP threads in HistGradientBoosting slow down badly when the cores are busy
-    # (a shared machine, DuckDB next door); the default is one thread per model fit.
-    with threadpool_limits(limits=cfg.threads or None):
+    # OpenMP threads in HistGradientBoosting's fits slow down badly when the cores are busy
+    # (a shared machine, DuckDB next door): fits run with cfg.threads (default one), set
+    # around each fit (train_and_evaluate). Predictions walk each row's trees on its own and
+    # gain from every core, with the same scores: OpenMP runs with cfg.predict_threads. BLAS
+    # (the calibrators' logistic fits) keeps cfg.threads: its sums would change order.
+    every_core = os.cpu_count() or 1
+    with (
+        threadpool_limits(limits=cfg.threads or every_core),
+        threadpool_limits(limits=cfg.predict_threads or every_core, user_api="openmp"),
+    ):
         frames = Frames(wh, spec, cfg.active_lookback_days)
         outcomes = [
             run_model(settings, as_of, name, h, spec, hist, frames) for name, h in horizons.items()

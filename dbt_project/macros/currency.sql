@@ -44,7 +44,7 @@
     rates as (
 
         select
-            currency_code,
+            currency_code as currency,
             valid_from,
             rate
         from {{ source('segmint', 'currency_rates') }}
@@ -61,7 +61,7 @@
         from pairs
         left join rates
             on
-                pairs.currency = rates.currency_code
+                pairs.currency = rates.currency
                 and rates.valid_from <= pairs.rate_date
         group by pairs.currency, pairs.rate_date
 
@@ -72,10 +72,7 @@
         latest.rate_date,
         rates.rate
     from latest
-    left join rates
-        on
-            latest.currency = rates.currency_code
-            and latest.valid_from = rates.valid_from
+    left join rates using (currency, valid_from)
 {%- endmacro %}
 
 {#- The currency to convert an event's amounts from: currency_to_convert of its currency when

@@ -125,6 +125,11 @@ def test_orders_and_features_are_in_the_reporting_currency(converted) -> None:
         assert revenue == pytest.approx(expected[order_id], abs=0.006), order_id
     assert {rate for _, _, rate in got.values()} == {1.10, 1.20}
     assert features == per_customer
+    con = connect(full, read_only=True)
+    try:
+        assert con.execute("SELECT * FROM marts.reporting_currency").fetchall() == [("USD",)]
+    finally:
+        con.close()
 
 
 def test_a_rerun_after_adding_the_missing_rate_equals_a_full_build(converted) -> None:

@@ -38,6 +38,16 @@ def latest_as_of(reader: Reader) -> date:
     )
 
 
+def reporting_currency(reader: Reader, settings: Settings) -> str:
+    """The currency of the marts' amounts: as the marts were built (marts.reporting_currency),
+    else, in a warehouse built before that table existed, the current setting."""
+    if reader.has("marts.reporting_currency"):
+        code = reader.scalar("select min(currency_code) from marts.reporting_currency")
+        if code:
+            return str(code)
+    return settings.transform.reporting_currency
+
+
 def _build(reader: Reader, as_of: date, settings: Settings, out: Path) -> s.Context:
     ctx = s.Context(reader=reader, as_of=as_of, settings=settings, out=out)
     b = s.run_block
@@ -139,13 +149,14 @@ def _render(
         reader = Reader(con)
         as_of = as_of or latest_as_of(reader)
         ctx = _build(reader, as_of, settings, out)
+        ctx.cache["currency"] = reporting_currency(reader, settings)
     finally:
         con.close()
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     document = page(
         f"segmint nightly report · {as_of}",
         f"warehouse {warehouse.name} · as of {as_of} · "
-        f"money in {settings.transform.reporting_currency} · generated {generated}",
+        f"money in {ctx.cache['currency']} · generated {generated}",
         _summary(ctx),
         ctx.cache["sections"],
     )

@@ -206,3 +206,21 @@ def test_report_stage_runs_just_before_publish() -> None:
     names = list(STAGES)
     assert STAGES["report"] == "segmint.report:write_report"
     assert names.index("report") == names.index("publish") - 1
+
+
+def test_the_report_names_the_currency_the_marts_were_built_in(tmp_path: Path) -> None:
+    """marts.reporting_currency (written by dbt) wins over today's setting; a warehouse built
+    before that table existed falls back to the setting."""
+    import duckdb
+
+    from segmint.config import TransformSettings
+    from segmint.report.build import reporting_currency
+    from segmint.report.data import Reader
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    settings = Settings(transform=TransformSettings(reporting_currency="GBP"))
+    assert reporting_currency(Reader(con), settings) == "GBP"
+    con.execute("create schema marts")
+    con.execute("create table marts.reporting_currency as select 'EUR' as currency_code")
+    assert reporting_currency(Reader(con), settings) == "EUR"
+    con.close()

@@ -21,13 +21,6 @@
     {{- value -}}
 {%- endmacro %}
 
-{#- The currency of an amount when it needs converting: the currency column itself unless it
-    is null (absent: the reporting currency) or the reporting currency; null otherwise. A
-    join on this key matches nothing for amounts already in the reporting currency. -#}
-{% macro currency_to_convert(currency_column) -%}
-    case when {{ currency_column }} <> '{{ reporting_currency() }}' then {{ currency_column }} end
-{%- endmacro %}
-
 {#- One row per (currency, rate_date) of `pairs` (a select of those two columns; currencies
     other than the reporting one) with the rate into the reporting currency: the rate of the
     currency_rates row with the latest valid_from on or before the day, null when there is
@@ -75,11 +68,15 @@
     left join rates using (currency, valid_from)
 {%- endmacro %}
 
-{#- The currency to convert an event's amounts from: currency_to_convert of its currency when
-    it carries an amount (revenue or price), null otherwise (nothing to convert). -#}
+{#- The currency to convert an event's amounts from: its currency when it carries an amount
+    (revenue or price) in a currency other than the reporting one; null otherwise (no amount,
+    no currency = the reporting currency, or the reporting currency). A join on this key
+    matches nothing for amounts that need no converting. -#}
 {% macro amount_currency_to_convert(revenue_column, price_column, currency_column) -%}
     case
-        when {{ revenue_column }} is not null or {{ price_column }} is not null
-            then {{ currency_to_convert(currency_column) }}
+        when
+            ({{ revenue_column }} is not null or {{ price_column }} is not null)
+            and {{ currency_column }} <> '{{ reporting_currency() }}'
+            then {{ currency_column }}
     end
 {%- endmacro %}

@@ -77,12 +77,11 @@ def read_rates(path: Path) -> list[tuple[str, date, str, float, int]]:
     positive number, the same (currency_code, to_currency, valid_from) twice."""
     if not path.is_file():
         raise CurrencyRatesError(f"[transform] currency_rates: file {path} does not exist")
-    text = path.read_text(encoding="utf-8-sig")
-    lines = text.splitlines()
+    lines = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
     if not lines:
         raise CurrencyRatesError(f"{path}: empty file; expected the header {','.join(COLUMNS)}")
     delimiter = _delimiter(lines[0])
-    reader = csv.DictReader(text.splitlines(keepends=True), delimiter=delimiter)
+    reader = csv.DictReader(lines, delimiter=delimiter)
     header = [name.strip().lower() for name in reader.fieldnames or []]
     missing = [name for name in COLUMNS if name not in header]
     if missing:

@@ -231,14 +231,16 @@ def search(
     from sklearn.metrics import log_loss, roc_auc_score
     from threadpoolctl import threadpool_limits
 
+    def fit(pipe: Any, rows: np.ndarray) -> Any:
+        with threadpool_limits(limits=threads):
+            return pipe.fit(x_train.iloc[rows], y_train[rows])
+
     s_train = stratified_sample(y_train, MAX_SEARCH_ROWS, random_state)
     s_val = stratified_sample(y_val, MAX_SEARCH_ROWS, random_state)
     results = []
     best = None
     for i, params in enumerate(PARAM_GRID):
-        pipe = make_pipeline(numeric, categorical, params, random_state)
-        with threadpool_limits(limits=threads):
-            pipe.fit(x_train.iloc[s_train], y_train[s_train])
+        pipe = fit(make_pipeline(numeric, categorical, params, random_state), s_train)
         p = pipe.predict_proba(x_val.iloc[s_val])[:, 1]
         auc = float(roc_auc_score(y_val[s_val], p))
         loss = float(log_loss(y_val[s_val], p, labels=[0, 1]))
@@ -252,9 +254,7 @@ def search(
     pipe, _, _, params = best
     if len(y_train) > len(s_train):
         # The search saw a sample; the chosen candidate is refitted on up to MAX_TRAIN_ROWS.
-        s_full = stratified_sample(y_train, MAX_TRAIN_ROWS, random_state)
-        with threadpool_limits(limits=threads):
-            pipe = clone(pipe).fit(x_train.iloc[s_full], y_train[s_full])
+        pipe = fit(clone(pipe), stratified_sample(y_train, MAX_TRAIN_ROWS, random_state))
     return pipe, dict(params), results
 
 

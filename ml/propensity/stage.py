@@ -501,6 +501,11 @@ class Trained:
     empty_features: list[str]
 
 
+def thread_count(setting: int) -> int:
+    """A threads setting as a count: 0 means every core."""
+    return setting or os.cpu_count() or 1
+
+
 def train_and_evaluate(
     windows: Windows,
     model_name: str,
@@ -568,9 +573,13 @@ def _train_and_gate(
     spec: dataset.FeatureSpec,
 ) -> tuple[str, Any, list[str], list[str]] | None:
     prop = settings.propensity
-    fit_threads = prop.threads or os.cpu_count() or 1  # 0: every core
     trained = train_and_evaluate(
-        windows, out.model_name, out.horizon_days, spec, prop.random_state, fit_threads
+        windows,
+        out.model_name,
+        out.horizon_days,
+        spec,
+        prop.random_state,
+        thread_count(prop.threads),
     )
     full_spec = spec.columns
     fitted, spec = trained.fitted, trained.spec
@@ -776,10 +785,9 @@ def run_propensity(settings: Settings, as_of: date) -> StageResult:
     # around each fit (train_and_evaluate). Predictions walk each row's trees on its own and
     # gain from every core, with the same scores: OpenMP runs with cfg.predict_threads. BLAS
     # (the calibrators' logistic fits) keeps cfg.threads: its sums would change order.
-    every_core = os.cpu_count() or 1
     with (
-        threadpool_limits(limits=cfg.threads or every_core),
-        threadpool_limits(limits=cfg.predict_threads or every_core, user_api="openmp"),
+        threadpool_limits(limits=thread_count(cfg.threads)),
+        threadpool_limits(limits=thread_count(cfg.predict_threads), user_api="openmp"),
     ):
         frames = Frames(wh, spec, cfg.active_lookback_days)
         outcomes = [

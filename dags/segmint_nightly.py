@@ -17,6 +17,8 @@ The nightly segmint pipeline: one run per day processes the partition of its as-
   when every gate before it passed (GX quality gate, `dbt build` tests, model rules), audits
   a copy and swaps it in atomically as `warehouse/published/segmint.duckdb`; a failed night
   leaves yesterday's published file untouched.
+- **Late files**: with `[ingest] wait_for_as_of_events_hours`, `ingest` first waits for
+  the day's events partition, rescheduling itself every 5 minutes without holding the pool.
 - **Failures**: retries with exponential back-off (not for a gate that said no); every
   attempt is recorded in `ops.pipeline_runs`, and a failure logs which stage failed, the
   error and where the log is.

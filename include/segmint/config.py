@@ -50,6 +50,15 @@ class IngestSettings:
     # missing delivery stops the night before stale segments, scores and audiences go out);
     # false: the stage passes with a warning (backfills over days without data, demos).
     require_as_of_events: bool = False
+    # Airflow only: hours after the end of the as-of day (UTC) that the nightly DAG's ingest
+    # task waits for the day's events partition to land, checking every few minutes without
+    # holding a worker or the warehouse; 0 does not wait. When the time is up, the night
+    # fails if require_as_of_events is true, else it runs without the day's events.
+    wait_for_as_of_events_hours: float = 0.0
+    # A file whose presence marks an events partition as complete ("_SUCCESS", written by
+    # Spark, Hadoop and many export jobs last); empty: any data file will do. Only the wait
+    # above looks at it.
+    partition_ready_marker: str = ""
     # Other names for contract fields, per source: {"events": {"customer_id": ["userId"],
     # "revenue": ["properties.revenue"]}}. A name with dots is a path into nested JSON
     # objects; CSV and Parquet column names match case-insensitively. The first name present
@@ -68,6 +77,16 @@ class IngestSettings:
     ignored_event_types: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if not 0 <= self.wait_for_as_of_events_hours <= 24 * 7:
+            raise ConfigError(
+                "[ingest] wait_for_as_of_events_hours must be between 0 and 168 (a week), "
+                f"got {self.wait_for_as_of_events_hours}"
+            )
+        if "/" in self.partition_ready_marker or "\\" in self.partition_ready_marker:
+            raise ConfigError(
+                "[ingest] partition_ready_marker is a file name inside the partition folder, "
+                f"not a path: {self.partition_ready_marker!r}"
+            )
         if self.min_rows_per_partition > self.max_rows_per_partition:
             raise ConfigError(
                 f"[ingest] min_rows_per_partition ({self.min_rows_per_partition}) is larger "

@@ -307,6 +307,48 @@ def earlier_night_in_flight(ti: Any) -> str | None:
     return previous.run_id if str(state) in _UNFINISHED else None
 
 
+LANDING_POLL = timedelta(minutes=5)
+
+
+def wait_for_delivery(settings: Any, as_of: date, now: datetime | None = None) -> None:
+    """The first stage's sensor: return when the as-of date's events have landed.
+
+    While they have not and ``[ingest] wait_for_as_of_events_hours`` has not run out, the
+    task is rescheduled (it frees its worker and the warehouse pool slot, and Airflow shows
+    it *up for reschedule*). When the time is up: with ``require_as_of_events`` the night
+    fails, not retried, with a message naming the folder; without it the night runs
+    without the day's events and the validate stage warns.
+    """
+    from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
+
+    from segmint.ingest.files import as_of_delivery
+
+    now = now or datetime.now(UTC)
+    delivery = as_of_delivery(
+        settings.landing,
+        as_of,
+        now,
+        settings.ingest.wait_for_as_of_events_hours,
+        settings.ingest.partition_ready_marker,
+    )
+    if delivery.status == "landed":
+        log.info("segmint: as_of=%s landed: %s", as_of, delivery.message)
+    elif delivery.status == "waiting":
+        log.info("segmint: %s; checking again in %s", delivery.message, LANDING_POLL)
+        raise AirflowRescheduleException(min(delivery.deadline, now + LANDING_POLL))
+    elif settings.ingest.require_as_of_events:
+        error = SegmintError(
+            f"{delivery.message}; the night does not run ([ingest] require_as_of_events is "
+            "true). Clear this task to rerun the night once the files have landed"
+        )
+        raise AirflowFailException(str(error)) from error
+    else:
+        log.warning(
+            "segmint: %s; the night runs without them ([ingest] require_as_of_events is false)",
+            delivery.message,
+        )
+
+
 def run_stage_task(stage: str) -> dict[str, Any]:
     """Body of every DAG task: run one stage for the DAG run's as-of date, record it."""
     from airflow.sdk import get_current_context
@@ -330,6 +372,8 @@ def run_stage_task(stage: str) -> dict[str, Any]:
             raise AirflowRescheduleException(datetime.now(UTC) + EARLIER_NIGHT_POLL)
     settings = load_settings()
     as_of = _context_as_of(context)
+    if stage == next(iter(STAGES)) and settings.ingest.wait_for_as_of_events_hours > 0:
+        wait_for_delivery(settings, as_of)
     started = datetime.now(UTC)
     log.info(
         "segmint: stage %s starting for as_of=%s (warehouse %s)", stage, as_of, settings.warehouse

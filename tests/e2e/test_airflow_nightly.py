@@ -297,3 +297,33 @@ def test_failed_quality_gate_keeps_yesterdays_publication(night: Night) -> None:
     finally:
         work.close()
         pub.close()
+
+
+def test_a_missing_delivery_stops_the_night_before_ingest(night: Night) -> None:
+    """`wait_for_as_of_events_hours` with `require_as_of_events`: the as-of partition never
+    landed and the wait is over (the night of 2026-06-30 runs long after 2026-07-01 01:00),
+    so the first task fails at once, not retried, naming the folder, and nothing runs."""
+    landing = Path(night.env["SEGMINT_LANDING"])
+    partition = landing / "events" / f"dt={AS_OF}"
+    away = night.root / "withheld-partition"
+    before = file_digest(night.published)
+    config = night.root / "waiting.toml"
+    config.write_text(
+        Path(night.env["SEGMINT_CONFIG"]).read_text()
+        + "\n[ingest]\nwait_for_as_of_events_hours = 1\nrequire_as_of_events = true\n"
+    )
+    runs_before = len(night.pipeline_runs())
+    shutil.move(partition, away)
+    try:
+        code, output = night.run({"SEGMINT_CONFIG": str(config)})
+    finally:
+        shutil.move(away, partition)
+
+    assert code != 0
+    assert "segmint: stage 'ingest' failed for as_of=2026-06-30" in output
+    assert f"no events file in {partition} by 2026-07-01 01:00 UTC" in output
+    assert "not retried" in output
+    new = night.pipeline_runs()[runs_before:]
+    assert [r[1:4] for r in new] == [("ingest", "failed", 1)], "nothing after it ran"
+    assert "the delivery for 2026-06-30 is late or missing" in new[0][6]
+    assert file_digest(night.published) == before

@@ -29,7 +29,7 @@ import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -166,6 +166,67 @@ def discover(
     ]
     found.sort(key=lambda f: f.order_key)
     return found, ignored
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Has the as-of date's events partition landed? (:func:`as_of_delivery`)"""
+
+    status: str  # "landed" | "waiting" | "late"
+    files: int  # data files in the partition
+    deadline: datetime | None  # UTC; None when the pipeline does not wait
+    message: str
+
+
+def as_of_delivery(
+    landing: Path, as_of: date, now: datetime, wait_hours: float, marker: str = ""
+) -> Delivery:
+    """Whether the nightly run may start: the events partition ``dt=<as_of>`` has landed.
+
+    Landed means the folder holds a data file that :func:`discover` would load and, when
+    ``marker`` is set (``_SUCCESS``), the marker file too: writers that make a partition
+    file by file put the marker last. Not landed yet: ``waiting`` until ``wait_hours`` after
+    the end of the as-of day (UTC), ``late`` from then on (and at once when
+    ``wait_hours`` is 0, e.g. a backfill of a day that never had data).
+    """
+    folder = Path(landing) / "events" / f"dt={as_of.isoformat()}"
+    files = (
+        sum(
+            1
+            for p in folder.rglob("*")
+            if p.is_file() and not p.name.startswith((".", "_")) and file_format(p.name)
+        )
+        if folder.is_dir()
+        else 0
+    )
+    marked = not marker or (folder / marker).is_file()
+    if files and marked:
+        return Delivery("landed", files, None, f"{files} events file(s) in {folder}")
+    missing = (
+        f"no events file in {folder}"
+        if not files
+        else f"{files} events file(s) in {folder} but no {marker} marker (still being written)"
+    )
+    deadline = datetime.combine(as_of + timedelta(days=1), datetime.min.time(), UTC) + timedelta(
+        hours=wait_hours
+    )
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    if wait_hours > 0 and now < deadline:
+        return Delivery(
+            "waiting",
+            files,
+            deadline,
+            f"{missing}; waiting until {deadline:%Y-%m-%d %H:%M} UTC "
+            "([ingest] wait_for_as_of_events_hours)",
+        )
+    return Delivery(
+        "late",
+        files,
+        deadline if wait_hours > 0 else None,
+        f"{missing}"
+        + (f" by {deadline:%Y-%m-%d %H:%M} UTC" if wait_hours > 0 else "")
+        + f": the delivery for {as_of} is late or missing",
+    )
 
 
 def _lit(value: str) -> str:

@@ -28,6 +28,9 @@ EVENT_TYPES = (
     "email_open",
     "email_click",
     "login",
+    # A tracker's identify call (Segment, RudderStack): "this anonymous id is this customer".
+    # It links the two ids for identity stitching and is no visit: no session, no engagement.
+    "identify",
 )
 
 # Load metadata carried by every raw row.

@@ -17,8 +17,8 @@
 int_events_attributed plus the inactivity session number of each site event without a
 session_id: a new session after var('session_inactivity_minutes') without an event, per
 person (the attributed customer, else the anonymous id) and UTC day, so sessions are always
-cut at midnight. Events with a session_id keep it as their session; e-mail events and
-events without any identity belong to no session (session_number null).
+cut at midnight. Events with a session_id keep it as their session; e-mail events, identify
+calls and events without any identity belong to no session (session_number null).
 
 The one table of typed, attributed events that every later model reads (staging and
 attribution are computed once, not once per consumer). Incremental by whole UTC days: a run
@@ -43,7 +43,7 @@ a test fails the run then).
 {%- set untracked -%}
     session_id is null
     and (customer_id is not null or anonymous_id is not null)
-    and event_type not in ('email_open', 'email_click')
+    and event_type not in ({{ non_visit_event_types() }})
 {%- endset %}
 
 {#- Two reads of the int_events_attributed view, each with the day filter: a narrow one (five

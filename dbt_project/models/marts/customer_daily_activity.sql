@@ -34,6 +34,9 @@ events as (
     from {{ ref('int_events_sessionised') }}
     where
         customer_id is not null
+        -- an identify call is no sign of a visit (a back end may send one for every
+        -- customer every night): it links ids, nothing more
+        and event_type != 'identify'
         and {{ incremental_date_filter('event_date', dates, 'event_at') }}
     group by customer_id, event_date
 

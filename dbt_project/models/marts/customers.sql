@@ -1,6 +1,7 @@
--- The unified customer profile: one row per known customer (a CRM record, events, or both),
--- joining the latest CRM record, the identity links and lifetime activity. Lifetime figures
--- cover every event loaded so far (not an as-of date; see customer_features for that).
+-- The unified customer profile: one row per known customer (a CRM record, events, an
+-- identity link, or several), joining the latest CRM record, the identity links and lifetime
+-- activity. Lifetime figures cover every event loaded so far (not an as-of date; see
+-- customer_features for that).
 with
 
 crm as (
@@ -56,6 +57,9 @@ customer_ids as (
     select customer_id from crm
     union
     select customer_id from activity
+    union
+    -- a customer known only from an identify call (no CRM record, no visit yet)
+    select customer_id from identities
 
 )
 

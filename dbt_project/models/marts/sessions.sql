@@ -11,7 +11,7 @@
 {%- set dates = event_dates_to_rebuild() %}
 
 -- One row per session (session_id, else inactivity; cut at midnight UTC): see
--- int_events_sessionised. E-mail events belong to no session.
+-- int_events_sessionised. E-mail events and identify calls belong to no session.
 with
 
 session_events as (
@@ -34,7 +34,7 @@ session_events as (
     from {{ ref('int_events_sessionised') }}
     where
         (customer_id is not null or anonymous_id is not null)
-        and event_type not in ('email_open', 'email_click')
+        and event_type not in ({{ non_visit_event_types() }})
         and {{ incremental_date_filter('event_date', dates) }}
 
 ),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from segmint.generate.simulate import PURCHASE, US_PER_DAY
+from segmint.warehouse import EVENT_TYPES
 
 INVALID_REASONS = (
     "unknown_event_type",
@@ -98,7 +99,7 @@ def inject(
     ts_bad = np.full(n, -1, dtype=np.int8)
     no_event_id = np.zeros(n, dtype=bool)
     r0 = invalid[reasons == 0]
-    cols["kind"][r0] = 10 + rng.integers(0, len(BAD_EVENT_TYPES), len(r0))
+    cols["kind"][r0] = len(EVENT_TYPES) + rng.integers(0, len(BAD_EVENT_TYPES), len(r0))
     r1 = invalid[reasons == 1]
     ts_bad[r1] = rng.integers(0, len(BAD_TIMESTAMPS), len(r1))
     r2 = invalid[reasons == 2]

@@ -136,7 +136,8 @@ def ignored_event_types(
 ) -> tuple[tuple[str, ...], bool]:
     """``[ingest] ignored_event_types``: the trimmed, lower-cased names and whether ``"*"``
     (every event type that is not segmint's) is among them. A name that is one of segmint's
-    event types, or an alias of one, is a ConfigError: its records are data the models need."""
+    event types, or an alias of one, is a ConfigError (its records are data the models need),
+    except ``identify`` (IGNORABLE_EVENT_TYPES)."""
     from segmint.config import ConfigError
 
     names = [] if names is None else names
@@ -152,8 +153,8 @@ def ignored_event_types(
         if key == "*":
             star = True
             continue
-        if key in ALLOWED_EVENT_TYPES or key in mapped:
-            target = key if key in ALLOWED_EVENT_TYPES else mapped[key]
+        target = key if key in ALLOWED_EVENT_TYPES else mapped.get(key)
+        if target is not None and target not in IGNORABLE_EVENT_TYPES:
             raise ConfigError(
                 f"[ingest] ignored_event_types: {name!r} is segmint's event type {target!r}; "
                 "its records are what the models read and cannot be ignored"
@@ -168,6 +169,9 @@ TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
 
 ALLOWED_EVENT_TYPES = EVENT_TYPES
+# segmint's event types that a shop may still ignore: identify calls only link ids (a back end
+# that sends one per customer every night may be better without them).
+IGNORABLE_EVENT_TYPES = ("identify",)
 
 # ISO 3166-1 alpha-2 (officially assigned codes) plus the reserved "UK" and "EU" that shops use.
 COUNTRY_CODES = frozenset(

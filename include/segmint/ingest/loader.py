@@ -512,10 +512,11 @@ class Ingest:
         names, star = self.ignored_types
         if source != "events" or not (names or star):
             return "false"
+        conditions = [f"event_type in ({', '.join(_lit(n) for n in names)})"] if names else []
         if star:
             allowed = ", ".join(_lit(t) for t in ALLOWED_EVENT_TYPES)
-            return f"coalesce(event_type not in ({allowed}), false)"
-        return f"coalesce(event_type in ({', '.join(_lit(n) for n in names)}), false)"
+            conditions.append(f"event_type not in ({allowed})")
+        return f"coalesce({' or '.join(conditions)}, false)"
 
     def _domains(self, source: str) -> list[str]:
         """The distinct domains (row conditions) of the suite's row-level expectations."""

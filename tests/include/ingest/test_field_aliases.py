@@ -39,7 +39,7 @@ def _segment_events() -> list[dict]:
          "timestamp": "2026-06-01T12:00:00+02:00", "context": context,
          "properties": {"order_id": "o1", "total": 59.9, "currency": "eur",
                         "products": [{"product_id": "P1"}]}},
-        # an identify call: ignored (counted, not kept), as the example settings say
+        # an identify call: an identify event (it links ids; tests/dbt/test_identify_calls.py)
         {"type": "identify", "messageId": "m4", "userId": "u1", "timestamp": ts,
          "traits": {"email": "x@example.com"}},
         # a custom event the settings do not name: quarantined with a reason
@@ -67,7 +67,8 @@ def test_segment_spec_events_load_with_the_example_settings(settings, landing, q
         """
     )
     got = {r[0]: r for r in rows}
-    assert set(got) == {"m1", "m2", "m3"}
+    assert set(got) == {"m1", "m2", "m3", "m4"}
+    assert got["m4"][1] == "identify" and got["m4"][3] == "u1"
     assert got["m1"][1:7] == ("page_view", got["m1"][2], None, "a1", "https://shop.example/", None)
     assert str(got["m1"][2]) == "2026-06-01 10:00:00"
     m2 = got["m2"]
@@ -98,7 +99,7 @@ def test_segment_spec_events_load_with_the_example_settings(settings, landing, q
     assert "revenue" in reasons[6] and "-5" in reasons[6]
     assert query(
         "select rows_read, rows_loaded, rows_quarantined, rows_ignored from ops.load_manifest"
-    ) == [(6, 3, 2, 1)]
+    ) == [(6, 4, 2, 0)]
 
 
 def test_the_contract_name_wins_over_an_alias(settings, landing, query):

@@ -1,0 +1,6 @@
+{#- Event types that are no visit to the site, as a SQL list: e-mail events happen in the
+    mailbox, and a tracker's identify call only says which customer an anonymous id belongs
+    to (int_identity_links reads it). They belong to no session. -#}
+{% macro non_visit_event_types() -%}
+    'email_open', 'email_click', 'identify'
+{%- endmacro %}

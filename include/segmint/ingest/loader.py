@@ -1191,9 +1191,12 @@ class Ingest:
     def _erased(self, con: duckdb.DuckDBPyConnection, source: str, tag: str) -> str:
         """A temp table ``(_file, _line)`` of the staged rows of erased customers.
 
-        A row is theirs when its id columns hold a tombstoned id, or, for a record that may
-        be quarantined (its raw text is kept), when any word of that text is one: nothing of
-        an erased customer may be kept, not even an unreadable record.
+        A row is theirs when its id columns hold a tombstoned id, or, for a record whose ids
+        could not be read (malformed JSON, an id that is an object, ...) and whose raw text
+        may be quarantined, when any word of that text is one: nothing of an erased customer
+        may be kept, not even an unreadable record. A record whose ids were read belongs to
+        those ids only: shops with numeric ids (Shopify, WooCommerce) would otherwise lose
+        every quarantinable record holding a quantity or a page number equal to an erased id.
         """
         from segmint.audiences.erasure import tombstone_filter_sql
 
@@ -1222,7 +1225,7 @@ class Ingest:
                     _line,
                     unnest(regexp_split_to_array(raw, '[^A-Za-z0-9_.@+-]+')) as token,
                 from _typed_{tag}
-                where raw is not null
+                where raw is not null and {" and ".join(f"{c} is null" for c in id_cols)}
             )
             where token <> '' and not ({keep_token})
             """

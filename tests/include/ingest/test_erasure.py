@@ -69,3 +69,30 @@ def test_records_of_erased_customers_are_not_ingested(settings, landing, query):
     assert manifest["events/dt=2026-06-02/b.jsonl"] == (7, 1, 1, 1, 4)
     assert manifest["crm/dt=2026-06-02/c.csv"] == (2, 1, 0, 0, 1)
     assert manifest["events/dt=2026-06-01/a.jsonl"][4] == 0
+
+
+def test_numeric_ids_erase_only_their_own_records(settings, landing, query):
+    """After erasing customer 1, another customer's quarantined record holding a quantity
+    of 1 or a URL /p/1 is still quarantined: its ids were read and are not 1. A record whose
+    ids cannot be read is matched word by word, and erased when any word is an erased id."""
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event("d1", customer_id="1")])
+    run_ingest(settings, D1)
+    erase_customers(settings, ["1"])
+    write_jsonl(
+        landing / "events/dt=2026-06-02/b.jsonl",
+        [
+            event("x1", D2, customer_id="2", event_type="purchase", quantity=1, order_id="o-7"),
+            event(
+                "x2", D2, customer_id="3", event_type="teleport", page_url="https://s.example/p/1"
+            ),
+            '{"event_id": "x3", "customer_id": "1", "event_type": "page_',  # unreadable, theirs
+            '{"event_id": "x4", "customer_id": "4", "event_type": "page_',  # unreadable, not
+        ],
+    )
+    run_ingest(settings, D2)
+    assert query("select line_number from ops.quarantine order by 1") == [(1,), (2,), (4,)]
+    assert query(
+        "select rows_read, rows_quarantined, rows_erased from ops.load_manifest "
+        "where partition_date = ?",
+        [D2],
+    ) == [(4, 3, 1)]

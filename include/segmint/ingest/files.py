@@ -332,6 +332,48 @@ def _scratch_dir() -> Path:
     return _scratch
 
 
+# Characters DuckDB's readers take as a glob pattern in a path (and the backslash, which its
+# globbing treats specially even where ``[*]`` escapes the others).
+_GLOB_CHARS = re.compile(r"[*?\[\]{}\\]")
+_links: dict[str, str] = {}
+
+
+def _safe_name(key: str, name: str) -> str:
+    """A scratch file name for the landing file ``name``: plain characters only (so it is no
+    glob pattern), unique per ``key`` (two landing files never share a scratch file)."""
+    digest = hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return f"{digest}-{re.sub(r'[^A-Za-z0-9._=-]', '_', name)}"
+
+
+def _literal_path(path: str) -> str:
+    """``path`` as it may be given to DuckDB's ``read_csv`` / ``read_parquet``.
+
+    They take every path as a glob pattern: ``export[1].jsonl`` would read ``export1.jsonl``
+    and ``a*.jsonl`` every file starting with ``a``. A path holding such a character (or one
+    that is not valid Unicode) is read through a symbolic link with a plain name in the
+    scratch folder (a copy where links are not allowed); everything recorded still names the
+    landing path. DuckDB's own escape (``[*]``) does not cover the backslash, a link does.
+    Plain paths, nearly all, are given as they are.
+    """
+    if not _GLOB_CHARS.search(path):
+        try:
+            path.encode("utf-8")
+            return path
+        except UnicodeEncodeError:
+            pass
+    if path in _links:
+        return _links[path]
+    target = _scratch_dir() / _safe_name(path, Path(path).name)
+    try:
+        if not target.is_symlink():
+            target.symlink_to(path)
+        _links[path] = str(target)
+    except OSError:
+        # No links here: a copy, made again at each call (the file may have changed).
+        shutil.copyfile(path, target)
+    return str(target)
+
+
 def utf8_copy(f: LandingFile) -> LandingFile:
     """``f`` read from an uncompressed UTF-8 copy, invalid byte sequences replaced by U+FFFD.
 
@@ -340,7 +382,9 @@ def utf8_copy(f: LandingFile) -> LandingFile:
     invalid sequence is handled line by line, so a large file with one bad line costs about
     one read and one write of it.
     """
-    target = _scratch_dir() / f"{f.sha256[:16]}-{f.abspath.name.removesuffix('.gz')}"
+    target = _scratch_dir() / _safe_name(
+        f"{f.path}\0{f.sha256}", f.abspath.name.removesuffix(".gz")
+    )
     opener = gzip.open if f.abspath.name.lower().endswith(".gz") else open
     bad: list[int] = []
     lines_before = 0
@@ -383,7 +427,7 @@ def utf8_copy(f: LandingFile) -> LandingFile:
 
 
 def _scan_sql(paths: list[str]) -> str:
-    listed = "[" + ", ".join(_lit(p) for p in paths) + "]"
+    listed = "[" + ", ".join(_lit(_literal_path(p)) for p in paths) + "]"
     return f"""
         select filename, line
         from read_csv(
@@ -427,7 +471,10 @@ def _read_lines_batch(
         for i in ids:
             if i not in failed:
                 con.execute(f"insert into {scan} " + _scan_sql([str(files[i].abspath)]))
-    names = ", ".join(f"({_lit(str(files[i].abspath))}, {i})" for i in ids if i not in failed)
+    # The scan names each file as it was given (:func:`_literal_path`).
+    names = ", ".join(
+        f"({_lit(_literal_path(str(files[i].abspath)))}, {i})" for i in ids if i not in failed
+    )
     if not names:
         names = "(null::VARCHAR, null::INTEGER)"
     con.execute(
@@ -684,7 +731,7 @@ def _insert_csv_records(
 
 
 def _parquet_src(paths: list[str]) -> str:
-    listed = "[" + ", ".join(_lit(p) for p in paths) + "]"
+    listed = "[" + ", ".join(_lit(_literal_path(p)) for p in paths) + "]"
     return f"read_parquet({listed}, file_row_number = true, hive_partitioning = false)"
 
 

@@ -1,0 +1,87 @@
+"""How landing files are read, where DuckDB's readers or a naive parser would lose rows.
+
+File names that are glob patterns, Parquet files whose columns change type, CSV files with a
+blank first line, stray or trailing quotes, Spark's temporary folders, upper-case
+extensions. Every test uses real files and the real ingest, and checks the row accounting.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from segmint.ingest import run_ingest
+from tests.include.ingest.conftest import D1, event, write_jsonl, write_lines
+
+DAY = "events/dt=2026-06-01"
+CSV_HEADER = "event_id,event_type,event_ts,customer_id"
+
+
+def _accounting(query) -> list[tuple]:
+    """``(path, status, rows_read)`` per file; asserts rows_read = the sum of the outcomes."""
+    broken = query(
+        "select path from ops.load_manifest where status = 'loaded' and rows_read <> "
+        "rows_loaded + rows_quarantined + rows_duplicate + rows_erased + rows_ignored"
+    )
+    assert broken == []
+    return query("select path, status, rows_read from ops.load_manifest order by 1")
+
+
+def _csv_row(event_id: str) -> str:
+    return f"{event_id},page_view,2026-06-01T10:00:00Z,c1"
+
+
+def test_file_names_holding_glob_characters_are_read_as_named(settings, landing, query):
+    """DuckDB takes every path as a glob pattern: 'export[1].jsonl' matched export1.jsonl
+    (its own rows lost), 'a*.jsonl' matched ab.jsonl too (the ingest crashed)."""
+    day = landing / DAY
+    write_jsonl(day / "export[1].jsonl", [event("br1"), event("br2")])
+    write_jsonl(day / "export1.jsonl", [event("plain1")])
+    write_jsonl(day / "a*.jsonl", [event("star1")])
+    write_jsonl(day / "ab.jsonl", [event("ab1")])
+    write_jsonl(day / "q?x.jsonl", [event("qm1")])
+    write_jsonl(day / "qax.jsonl", [event("qa1")])
+    write_jsonl(day / "back\\slash.jsonl", [event("bs1")])
+    write_lines(day / "c[1].csv", [CSV_HEADER, _csv_row("csvbr1")])
+    write_lines(day / "c1.csv", [CSV_HEADER, _csv_row("csvplain1")])
+    for name, eid in (("p[1].parquet", "pqbr1"), ("p1.parquet", "pqplain1")):
+        pq.write_table(
+            pa.table(
+                {
+                    "event_id": [eid],
+                    "event_type": ["page_view"],
+                    "event_ts": ["2026-06-01T10:00:00Z"],
+                    "customer_id": ["c1"],
+                }
+            ),
+            day / name,
+        )
+    # A file that is not UTF-8 is read from a copy: the copy's name is no pattern either.
+    (day / "l[1].jsonl").write_bytes(
+        json.dumps(event("lat1", customer_id="Jos\u00e9"), ensure_ascii=False).encode("latin-1")
+        + b"\n"
+    )
+    write_jsonl(day / "l1.jsonl", [event("lat_plain")])
+    run_ingest(settings, D1)
+    assert all(status == "loaded" for _, status, _ in _accounting(query))
+    got = query("select _source_file, _source_line, event_id from raw.events order by all")
+    assert [(f.removeprefix(DAY + "/"), line, e) for f, line, e in got] == [
+        ("a*.jsonl", 1, "star1"),
+        ("ab.jsonl", 1, "ab1"),
+        ("back\\slash.jsonl", 1, "bs1"),
+        ("c1.csv", 2, "csvplain1"),
+        ("c[1].csv", 2, "csvbr1"),
+        ("export1.jsonl", 1, "plain1"),
+        ("export[1].jsonl", 1, "br1"),
+        ("export[1].jsonl", 2, "br2"),
+        ("l1.jsonl", 1, "lat_plain"),
+        ("l[1].jsonl", 1, "lat1"),
+        ("p1.parquet", 1, "pqplain1"),
+        ("p[1].parquet", 1, "pqbr1"),
+        ("q?x.jsonl", 1, "qm1"),
+        ("qax.jsonl", 1, "qa1"),
+    ]
+    assert query("select count(*) from ops.duplicates") == [(0,)]
+    assert query("select count(*) from ops.quarantine") == [(0,)]

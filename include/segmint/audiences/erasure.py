@@ -50,10 +50,31 @@ def tombstoned_ids_sql(column: str = "customer_id") -> str:
     )
 
 
+def erased_row_sql(columns: tuple[str, ...] = ID_COLUMNS) -> str:
+    """A SQL predicate, true for a row of an erased customer, over the id ``columns`` a table
+    has: its ``customer_id`` is erased, or it has no customer and its ``anonymous_id`` is.
+
+    A row of another customer is never theirs, whatever device it came from: an anonymous id
+    seen with several customers (a shop's tablet, a family computer) is not tombstoned, and
+    one that was (a device later sold) must not take its next owner's rows with it.
+    """
+    if "customer_id" in columns and "anonymous_id" in columns:
+        rest = [c for c in columns if c not in ("customer_id", "anonymous_id")]
+        parts = [
+            tombstoned_ids_sql("customer_id"),
+            f"(customer_id is null and {tombstoned_ids_sql('anonymous_id')})",
+            *(tombstoned_ids_sql(c) for c in rest),
+        ]
+    else:
+        parts = [tombstoned_ids_sql(c) for c in columns]
+    return "(" + " or ".join(parts) + ")"
+
+
 def tombstone_filter_sql(
     con: duckdb.DuckDBPyConnection, columns: tuple[str, ...] = ID_COLUMNS
 ) -> str:
-    """A SQL predicate keeping only rows of customers that were never erased.
+    """A SQL predicate keeping only rows that are not an erased customer's
+    (:func:`erased_row_sql`).
 
     For ingest: ``insert into raw.events select ... from new_rows where <this>``. Returns
     ``true`` when nothing was ever erased, so it costs nothing on most warehouses.
@@ -62,7 +83,16 @@ def tombstone_filter_sql(
         return "true"
     if con.execute(f"select count(*) from {TOMBSTONES}").fetchone()[0] == 0:
         return "true"
-    return " and ".join(f"not {tombstoned_ids_sql(c)}" for c in columns)
+    return f"not {erased_row_sql(columns)}"
+
+
+def _id_tables(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, ...]]:
+    """Every base table with an id column, and which of ID_COLUMNS it has."""
+    out: dict[str, tuple[str, ...]] = {}
+    for column in ID_COLUMNS:
+        for table in _tables_with(con, column):
+            out[table] = (*out.get(table, ()), column)
+    return out
 
 
 def _tables_with(con: duckdb.DuckDBPyConnection, column: str) -> list[str]:
@@ -99,15 +129,12 @@ def purge_tombstoned(con: duckdb.DuckDBPyConnection) -> int:
     started = datetime.now(UTC).replace(tzinfo=None)
     watermark = con.execute("select max(purged_at) from ops.erasure_purges").fetchone()[0]
     loaded = [
-        (t, c)
-        for c in ID_COLUMNS
-        for t in _tables_with(con, c)
-        if t in _tables_with(con, "_loaded_at")
+        (t, c) for t, c in _id_tables(con).items() if t in _tables_with(con, "_loaded_at")
     ]
     if watermark is not None and loaded:
         came_back = sum(
             con.execute(
-                f"select count(*) from {t} where _loaded_at >= ? and {tombstoned_ids_sql(c)}",
+                f"select count(*) from {t} where _loaded_at >= ? and {erased_row_sql(c)}",
                 [watermark],
             ).fetchone()[0]
             for t, c in loaded
@@ -117,12 +144,9 @@ def purge_tombstoned(con: duckdb.DuckDBPyConnection) -> int:
             return 0
     removed = 0
     with transaction(con):
-        for column in ID_COLUMNS:
-            for table in _tables_with(con, column):
-                n = con.execute(
-                    f"delete from {table} where {tombstoned_ids_sql(column)}"
-                ).fetchone()[0]
-                removed += int(n)
+        for table, columns in _id_tables(con).items():
+            n = con.execute(f"delete from {table} where {erased_row_sql(columns)}").fetchone()[0]
+            removed += int(n)
         con.execute("insert into ops.erasure_purges values (?, ?, true)", [started, removed])
     return removed
 
@@ -200,16 +224,35 @@ def erase_with_connection(
     ensure_audience_tables(con)
     con.execute("create or replace temp table _erase_ids (customer_id varchar)")
     con.executemany("insert into _erase_ids values (?)", [[i] for i in ids])
-    # Anonymous ids linked to them (events before login, sessions, the identity map).
+    # Anonymous ids that are theirs alone: linked to them and to no other customer anywhere
+    # (events before login, sessions, the identity map). A device shared with others (a
+    # shop's tablet) is not theirs: its rows of other customers stay, and it is not
+    # tombstoned, so the others' next visits on it still load.
     anon_sources = [
         t for t in _tables_with(con, "anonymous_id") if t in _tables_with(con, "customer_id")
     ]
-    con.execute("create or replace temp table _erase_anon (anonymous_id varchar)")
-    for t in anon_sources:
-        con.execute(
-            f"insert into _erase_anon select distinct anonymous_id from {t} "
-            "where anonymous_id is not null and customer_id in (select customer_id from _erase_ids)"
-        )
+    links = " union ".join(
+        f"select anonymous_id, customer_id from {t} "
+        "where anonymous_id is not null and customer_id is not null"
+        for t in anon_sources
+    ) or "select null::varchar as anonymous_id, null::varchar as customer_id where false"
+    con.execute(
+        f"""create or replace temp table _erase_anon as
+        select anonymous_id
+        from ({links})
+        group by anonymous_id
+        having bool_or(customer_id in (select customer_id from _erase_ids))
+            and bool_and(customer_id in (select customer_id from _erase_ids))"""
+    )
+    # Events attributed to them that carry no customer id: their browsing before login on a
+    # shared device, found through the tables that attribute events (int_events_sessionised).
+    con.execute("create or replace temp table _erase_events (event_id varchar)")
+    for t in _tables_with(con, "event_id"):
+        if t in _tables_with(con, "customer_id"):
+            con.execute(
+                f"insert into _erase_events select distinct event_id from {t} "
+                "where customer_id in (select customer_id from _erase_ids)"
+            )
     export_files = [
         r[0]
         for r in con.execute(
@@ -256,9 +299,19 @@ def erase_with_connection(
                 f"delete from {table} where customer_id in (select customer_id from _erase_ids)"
             ).fetchone()[0]
             tables[table] = tables.get(table, 0) + int(n)
+        with_customer = set(_tables_with(con, "customer_id"))
         for table in _tables_with(con, "anonymous_id"):
+            others = " and customer_id is null" if table in with_customer else ""
             n = con.execute(
-                f"delete from {table} where anonymous_id in (select anonymous_id from _erase_anon)"
+                f"delete from {table} where anonymous_id in "
+                f"(select anonymous_id from _erase_anon){others}"
+            ).fetchone()[0]
+            tables[table] = tables.get(table, 0) + int(n)
+        for table in _tables_with(con, "event_id"):
+            others = " and customer_id is null" if table in with_customer else ""
+            n = con.execute(
+                f"delete from {table} where event_id in (select event_id from _erase_events)"
+                f"{others}"
             ).fetchone()[0]
             tables[table] = tables.get(table, 0) + int(n)
         if table_exists(con, "ops.quarantine"):

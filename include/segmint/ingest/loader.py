@@ -1211,7 +1211,13 @@ class Ingest:
             f"create or replace temp table _eids_{tag} as select id from ({ids}) "
             f"where id is not null and not ({keep_id})"
         )
-        match = " or ".join(f"{c} in (select id from _eids_{tag})" for c in id_cols)
+        # erasure.erased_row_sql's rule: a row with another customer's id is never theirs.
+        match = " or ".join(
+            f"{c} in (select id from _eids_{tag})"
+            if c == "customer_id" or "customer_id" not in id_cols
+            else f"(customer_id is null and {c} in (select id from _eids_{tag}))"
+            for c in id_cols
+        )
         keep_token = tombstone_filter_sql(con, ("token",))
         con.execute(
             f"""

@@ -18,11 +18,18 @@ custom-audiences, "Hashing and normalizing data")
 A value that normalises to nothing is left empty, never hashed (``sha256('')`` would
 match nobody and leak that the field was blank).
 
-E.164 from a free-form phone and the customer's country: a number written with ``+`` or
-``00`` is international as written; otherwise leading trunk zeros are dropped (kept for
-Italy) and the country's calling code is prefixed, unless the digits already start with
-it and are at least 11 long. Numbers outside 8-15 digits or of unknown country are left
-out rather than guessed.
+E.164 from a free-form phone and the customer's country. An extension at the end (``ext``,
+``ext.``, ``extension``, ``x`` or ``#`` and digits) is removed first; a number with other
+letters in it is left out (their digits would be glued on). Only ``+`` or the
+international prefix ``00`` (``011`` in the NANP countries) mark a number as international.
+A number written with one trunk ``0`` is national: the zero is dropped (kept for Italy, which
+has no trunk prefix) and the country's calling code is prefixed, whatever the next digits are
+(German area code 04921 is ``+494921...``). NANP numbers (US, CA, PR) are the 10-digit number,
+with or without the trunk ``1``. Any other number without ``+``/``00``/``0`` is national with
+the calling code prefixed, except when its digits already start with the calling code: it may
+be international without the ``+`` or a national number beginning with those digits, so it is
+left out rather than guessed. So are numbers outside 8-15 digits and numbers of unknown
+country.
 """
 
 from __future__ import annotations
@@ -47,21 +54,31 @@ def _calling_code_sql(country: str) -> str:
     return f"(case upper(trim({country})) {cases} else null end)"
 
 
+# Extension at the end of a phone: "ext. 12", "extension 12", "x89", "#7".
+_EXTENSION = "\\s*(extension|ext|x|#)[\\s.:]*[0-9]+\\s*$"
+
+
 def e164_sql(phone: str, country: str) -> str:
     """SQL: the phone in E.164 (``+4915112345678``) or null."""
+    number = f"regexp_replace({phone}, '{_EXTENSION}', '', 'i')"
     # "+49 (0)30 ..." writes the trunk zero in brackets: it is not part of the number.
-    digits = f"regexp_replace(replace({phone}, '(0)', ''), '[^0-9]', '', 'g')"
-    national = f"ltrim({digits}, '0')"
+    digits = f"regexp_replace(replace({number}, '(0)', ''), '[^0-9]', '', 'g')"
     cc = _calling_code_sql(country)
     keep = ", ".join(f"'{c}'" for c in KEEP_TRUNK_ZERO)
     candidate = f"""(case
         when {phone} is null or {digits} = '' then null
-        when regexp_matches({phone}, '^\\s*\\+') then '+' || {digits}
+        when regexp_matches({number}, '\\pL') then null
+        when regexp_matches({number}, '^\\s*\\+') then '+' || {digits}
         when starts_with({digits}, '00') then '+' || substr({digits}, 3)
         when {cc} is null then null
-        when length({national}) >= 11 and starts_with({national}, {cc}) then '+' || {national}
-        when upper(trim({country})) in ({keep}) then '+' || {cc} || {digits}
-        else '+' || {cc} || {national}
+        when {cc} = '1' then (case
+            when starts_with({digits}, '011') then '+' || substr({digits}, 4)
+            when regexp_matches({digits}, '^1?[2-9][0-9]{{9}}$') then '+1' || right({digits}, 10)
+        end)
+        when starts_with({digits}, '0') then '+' || {cc} || (case
+            when upper(trim({country})) in ({keep}) then {digits} else substr({digits}, 2) end)
+        when starts_with({digits}, {cc}) then null
+        else '+' || {cc} || {digits}
     end)"""
     return (
         f"(case when regexp_matches({candidate}, '^\\+[1-9][0-9]{{7,14}}$') "

@@ -107,6 +107,30 @@ def test_google_customer_match_file(built, tmp_path):
     assert _sha("") not in out.read_text()
 
 
+def test_platform_files_read_trunk_zero_as_national_and_drop_extensions(built, tmp_path):
+    # C06 lives in Emden (area code 04921): national format, not "+49 211 ...". C07 and
+    # C08 wrote an extension, which is not part of the number.
+    con = connect(built.warehouse)
+    con.execute("update marts.customers set phone = '04921 1234567' where customer_id = 'C06'")
+    con.execute("update marts.customers set phone = '(555) 123-4567 x89' where customer_id = 'C07'")
+    con.execute(
+        "update marts.customers set phone = '+33 1 23 45 67 89 ext. 12' where customer_id = 'C08'"
+    )
+    con.close()
+    export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
+    export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
+    google = {r["Email"]: r["Phone"] for r in _rows(tmp_path / "g.csv")}
+    meta = {r["email"]: r["phone"] for r in _rows(tmp_path / "m.csv")}
+    expected = {
+        "felix@example.com": "+4949211234567",
+        "grace@example.com": "+15551234567",
+        "hugo@example.com": "+33123456789",
+    }
+    for email, e164 in expected.items():
+        assert google[_sha(email)] == _sha(e164)
+        assert meta[_sha(email)] == _sha(e164[1:])
+
+
 def test_meta_custom_audience_file(built, tmp_path):
     out = tmp_path / "m.csv"
     export_audience(built, "everyone", "meta_custom_audience", out)

@@ -70,6 +70,8 @@ def test_gmail_dots_are_kept_as_google_no_longer_requires_removing_them():
         ("0044 20 7183 8750", "FR", "+442071838750"),
         ("06 12345678", "IT", "+390612345678"),  # Italy keeps its leading zero
         ("555-2671", None, None),  # national number, unknown country: not guessed
+        ("555-2671", "US", None),  # 7-digit local number: not a NANP number
+        ("011 44 20 7183 8750", "US", "+442071838750"),  # NANP international prefix
         ("12345", "US", None),  # too short for E.164
         ("", "US", None),
         (None, "US", None),
@@ -77,6 +79,52 @@ def test_gmail_dots_are_kept_as_google_no_longer_requires_removing_them():
 )
 def test_e164(phone, country, expected):
     assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
+
+
+@pytest.mark.parametrize(
+    ("phone", "country", "expected"),
+    [
+        # Trunk 0 written: national, whatever the area code starts with. Emden is 04921,
+        # Leer 0491; they were taken as "+49 211..." / "+49 112..." (other subscribers).
+        ("04921 1234567", "DE", "+4949211234567"),
+        ("0491 12345678", "DE", "+4949112345678"),
+        ("04401 123456", "GB", "+444401123456"),
+        ("0 4921 1234567", "DE", "+4949211234567"),
+        # No +, 00 or trunk 0, and the digits start with the calling code: "49 30 1234567"
+        # may be +49 30 ... or the national 04930 ...; left out rather than guessed.
+        ("49 30 1234567", "DE", None),
+        ("4921 1234567", "DE", None),
+        ("447700900123", "GB", None),
+        ("3931234567", "IT", None),  # Italian mobile 393... or +39 31...: ambiguous
+        ("3331234567", "IT", "+393331234567"),
+        ("30 1234567", "DE", "+49301234567"),  # national without the trunk zero
+        ("+49 4921 1234567", "DE", "+4949211234567"),
+        ("0049 4921 1234567", "DE", "+4949211234567"),
+    ],
+)
+def test_e164_trunk_zero_means_national(phone, country, expected):
+    assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
+
+
+@pytest.mark.parametrize(
+    ("phone", "country", "expected"),
+    [
+        ("+1 555 123 4567 ext. 12", "US", "+15551234567"),
+        ("(555) 123-4567 x89", "US", "+15551234567"),
+        ("415-555-2671 Extension 7", "US", "+14155552671"),
+        ("415-555-2671 EXT 7", "US", "+14155552671"),
+        ("415.555.2671X7", "US", "+14155552671"),
+        ("07700 900123 #12", "GB", "+447700900123"),
+        ("+44 20 7183 8750 ext.345 ", "GB", "+442071838750"),
+        ("030 1234567 Ext: 12", "DE", "+49301234567"),
+        ("030 1234567 Durchwahl 12", "DE", None),  # other letters: left out, not glued on
+        ("1-800-FLOWERS", "US", None),
+    ],
+)
+def test_e164_extension_is_not_part_of_the_number(phone, country, expected):
+    assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
+    if expected:
+        assert _eval(meta_phone_sql("p", "c"), p=phone, c=country) == expected[1:]
 
 
 def test_meta_name_zip_country_rules():

@@ -264,8 +264,11 @@ def read_records(
             failed.update(_read_csv(con, files, csv, phys, table, aliases))
         _drop_lines(con, phys)
     # Parquet: one multi-file scan per set of files with the same columns (a file is often a
-    # single row group, which one thread reads: file by file, the load used one core).
-    groups: dict[tuple[str, ...], list[int]] = {}
+    # single row group, which one thread reads: file by file, the load used one core). The
+    # same names and types: a scan casts every file to its first file's types, so a double
+    # 12.75 read after an integer column became 13, a text id "00123" after an integer one
+    # 123, a timestamp after a date midnight.
+    groups: dict[tuple[tuple[str, str, str], ...], list[int]] = {}
     for i in (i for i in ids if files[i].fmt == "parquet"):
         try:
             groups.setdefault(_parquet_columns(con, files[i], aliases), []).append(i)
@@ -739,32 +742,32 @@ def _parquet_columns(
     con: duckdb.DuckDBPyConnection,
     f: LandingFile,
     aliases: dict[str, dict[str, list[str]]] | None = None,
-) -> tuple[tuple[str, str], ...]:
-    """``(column, document key)`` of a Parquet file's columns; :class:`UnreadableFile` when a
-    required field has no column."""
+) -> tuple[tuple[str, str, str], ...]:
+    """``(column, document key, type)`` of a Parquet file's columns; :class:`UnreadableFile`
+    when a required field has no column."""
     src = _parquet_src([str(f.abspath)])
-    cols = [r[0] for r in con.execute(f"describe select * from {src}").fetchall()]
-    cols = [c for c in cols if c != "file_row_number"]
-    names = doc_keys(f.source, cols, aliases)
+    described = con.execute(f"describe select * from {src}").fetchall()
+    cols = [(r[0], r[1]) for r in described if r[0] != "file_row_number"]
+    names = doc_keys(f.source, [c for c, _ in cols], aliases)
     required = [fl.name for fl in FIELDS[f.source] if fl.required]
     missing = [n for n in required if n not in names]
     if missing:
         raise UnreadableFile(f"Parquet file lacks required column(s) {', '.join(missing)}")
-    return tuple(zip(cols, names, strict=True))
+    return tuple((c, key, kind) for (c, kind), key in zip(cols, names, strict=True))
 
 
 def _read_parquet(
     con: duckdb.DuckDBPyConnection,
     files: list[LandingFile],
     ids: list[int],
-    cols: tuple[tuple[str, str], ...],
+    cols: tuple[tuple[str, str, str], ...],
     table: str,
 ) -> None:
     """Insert the rows of the Parquet files ``files[ids]`` (all with the ``(column, document
-    key)`` pairs ``cols``)."""
+    key, type)`` triples ``cols``)."""
     src = _parquet_src([str(files[i].abspath) for i in ids])
     positions = "[" + ", ".join(str(i) for i in ids) + "]"
-    struct = ", ".join(f"{_lit(key)}: {_ident(c)}" for c, key in cols)
+    struct = ", ".join(f"{_lit(key)}: {_ident(c)}" for c, key, _ in cols)
     con.execute(
         f"""
         insert into {table}

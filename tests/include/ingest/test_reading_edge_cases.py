@@ -8,6 +8,7 @@ extensions. Every test uses real files and the real ingest, and checks the row a
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -84,4 +85,72 @@ def test_file_names_holding_glob_characters_are_read_as_named(settings, landing,
         ("qax.jsonl", 1, "qa1"),
     ]
     assert query("select count(*) from ops.duplicates") == [(0,)]
+    assert query("select count(*) from ops.quarantine") == [(0,)]
+
+
+def _events_table(ids: list[str], **columns) -> pa.Table:
+    data = {
+        "event_id": ids,
+        "event_type": ["purchase"] * len(ids),
+        "event_ts": ["2026-06-01T10:00:00Z"] * len(ids),
+        "customer_id": ["c1"] * len(ids),
+        "order_id": [f"o-{i}" for i in ids],
+        "revenue": [1.0] * len(ids),
+    }
+    data.update(columns)
+    return pa.table(data)
+
+
+def test_parquet_files_whose_column_types_differ_keep_their_own_values(settings, landing, query):
+    """One multi-file scan casts every file to the first file's types: a double revenue
+    after an integer one was rounded (12.75 -> 13), a text id after an integer one lost its
+    zeros ("00123" -> "123"), a timestamp after a date became midnight."""
+    day = landing / DAY
+    day.mkdir(parents=True)
+    pq.write_table(
+        _events_table(
+            ["a1"],
+            revenue=pa.array([10], pa.int64()),
+            customer_id=pa.array([123], pa.int64()),
+            event_ts=pa.array([date(2026, 6, 1)], pa.date32()),
+        ),
+        day / "a.parquet",
+    )
+    pq.write_table(
+        _events_table(
+            ["b1", "b2"],
+            revenue=pa.array([12.75, 0.4], pa.float64()),
+            customer_id=pa.array(["00123", "c2"]),
+            event_ts=pa.array([datetime(2026, 6, 1, 17, 45, 12)] * 2, pa.timestamp("us")),
+        ),
+        day / "b.parquet",
+    )
+    pq.write_table(_events_table(["c1"], revenue=pa.array(["12.50"])), day / "c.parquet")
+    # The same types as a.parquet: still read in a.parquet's scan, and still exact.
+    pq.write_table(
+        _events_table(
+            ["d1"],
+            revenue=pa.array([7], pa.int64()),
+            customer_id=pa.array([45], pa.int64()),
+            event_ts=pa.array([date(2026, 6, 1)], pa.date32()),
+        ),
+        day / "d.parquet",
+    )
+    run_ingest(settings, D1)
+    assert _accounting(query) == [
+        (f"{DAY}/a.parquet", "loaded", 1),
+        (f"{DAY}/b.parquet", "loaded", 2),
+        (f"{DAY}/c.parquet", "loaded", 1),
+        (f"{DAY}/d.parquet", "loaded", 1),
+    ]
+    assert query(
+        "select event_id, customer_id, event_ts::VARCHAR, revenue::VARCHAR "
+        "from raw.events order by 1"
+    ) == [
+        ("a1", "123", "2026-06-01 00:00:00", "10.00"),
+        ("b1", "00123", "2026-06-01 17:45:12", "12.75"),
+        ("b2", "c2", "2026-06-01 17:45:12", "0.40"),
+        ("c1", "c1", "2026-06-01 10:00:00", "12.50"),
+        ("d1", "45", "2026-06-01 00:00:00", "7.00"),
+    ]
     assert query("select count(*) from ops.quarantine") == [(0,)]

@@ -30,6 +30,11 @@ the calling code prefixed, except when its digits already start with the calling
 be international without the ``+`` or a national number beginning with those digits, so it is
 left out rather than guessed. So are numbers outside 8-15 digits and numbers of unknown
 country.
+
+Names and e-mails are put in Unicode NFC before they are hashed, so that a composed ``é`` and
+``e`` + combining acute (as some systems store it) give the same hash. Meta's names keep
+combining marks (``\\pM``): Devanagari vowel signs and viramas, accents written as marks are
+part of the letters, not punctuation ("प्रिया" stays "प्रिया", not "परय").
 """
 
 from __future__ import annotations
@@ -92,16 +97,16 @@ def hashed(expr: str) -> str:
 
 
 def google_email_sql(email: str) -> str:
-    cleaned = f"lower(regexp_replace({email}, '\\s', '', 'g'))"
+    cleaned = f"nfc_normalize(lower(regexp_replace({email}, '\\s', '', 'g')))"
     return f"(case when contains({email}, '@') then {cleaned} end)"
 
 
 def google_name_sql(name: str) -> str:
-    return f"nullif(lower(trim({name})), '')"
+    return f"nullif(nfc_normalize(lower(trim({name}))), '')"
 
 
 def meta_email_sql(email: str) -> str:
-    return f"(case when contains({email}, '@') then lower(trim({email})) end)"
+    return f"(case when contains({email}, '@') then nfc_normalize(lower(trim({email}))) end)"
 
 
 def meta_phone_sql(phone: str, country: str) -> str:
@@ -109,7 +114,9 @@ def meta_phone_sql(phone: str, country: str) -> str:
 
 
 def meta_name_sql(name: str) -> str:
-    return f"nullif(regexp_replace(lower(trim({name})), '[^\\pL]', '', 'g'), '')"
+    # Letters and their combining marks; NFC last, so composed and decomposed input agree.
+    kept = f"regexp_replace(lower(trim({name})), '[^\\pL\\pM]', '', 'g')"
+    return f"nullif(nfc_normalize({kept}), '')"
 
 
 def meta_zip_sql(zip_code: str, country: str) -> str:

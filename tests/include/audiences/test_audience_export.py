@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import unicodedata
 from datetime import date
 
 import pyarrow.parquet as pq
@@ -129,6 +130,28 @@ def test_platform_files_read_trunk_zero_as_national_and_drop_extensions(built, t
     for email, e164 in expected.items():
         assert google[_sha(email)] == _sha(e164)
         assert meta[_sha(email)] == _sha(e164[1:])
+
+
+def test_platform_files_hash_names_in_nfc_with_combining_marks(built, tmp_path):
+    # C10 stored decomposed (NFD) 'José'; C11 a Hindi name whose vowel signs are marks.
+    con = connect(built.warehouse)
+    con.execute(
+        "update marts.customers set first_name = ? where customer_id = 'C10'",
+        [unicodedata.normalize("NFD", "José")],
+    )
+    con.execute(
+        "update marts.customers set first_name = 'प्रिया', last_name = 'शर्मा' "
+        "where customer_id = 'C11'"
+    )
+    con.close()
+    export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
+    export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
+    google = {r["Email"]: r for r in _rows(tmp_path / "g.csv")}
+    meta = {r["email"]: r for r in _rows(tmp_path / "m.csv")}
+    jonas, karin = _sha("jonas@example.com"), _sha("karin@example.com")
+    assert google[jonas]["First Name"] == meta[jonas]["fn"] == _sha("josé")
+    assert google[karin]["First Name"] == meta[karin]["fn"] == _sha("प्रिया")
+    assert google[karin]["Last Name"] == meta[karin]["ln"] == _sha("शर्मा")
 
 
 def test_meta_custom_audience_file(built, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 
 import duckdb
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from segmint.audiences.normalise import (
     e164_sql,
     google_email_sql,
+    google_name_sql,
     hashed,
     meta_country_sql,
     meta_email_sql,
@@ -135,6 +137,32 @@ def test_meta_name_zip_country_rules():
     assert _eval(meta_zip_sql("z", "c"), z="SW1A 1AA", c="GB") == "sw1a1aa"
     assert _eval(meta_country_sql("c"), c=" US ") == "us"
     assert _eval(meta_country_sql("c"), c="USA") is None
+
+
+def _nfd(text: str) -> str:
+    return unicodedata.normalize("NFD", text)
+
+
+def test_meta_names_keep_combining_marks():
+    # Devanagari vowel signs and virama are combining marks (\pM), not punctuation: keeping
+    # only \\pL turned "प्रिया" into "परय" and "शर्मा" into "शरम".
+    assert _eval(meta_name_sql("n"), n="प्रिया") == "प्रिया"
+    assert _eval(meta_name_sql("n"), n=" शर्मा ") == "शर्मा"
+    assert _eval(hashed(meta_name_sql("n")), n="प्रिया") == _sha("प्रिया")
+    assert _eval(meta_name_sql("n"), n="Jean-Luc") == "jeanluc"  # punctuation still removed
+
+
+def test_names_and_emails_are_nfc_before_hashing():
+    nfc = "josé"  # U+00E9
+    assert _nfd("José") != "José" and len(_nfd("José")) == 5
+    assert _eval(meta_name_sql("n"), n=_nfd("José")) == nfc  # was "jose"
+    assert _eval(meta_name_sql("n"), n="José") == nfc
+    assert _eval(google_name_sql("n"), n=_nfd(" José ")) == nfc
+    assert _eval(hashed(google_name_sql("n")), n=_nfd("José")) == _sha(nfc)
+    email = "josé@example.com"
+    assert _eval(google_email_sql("e"), e=_nfd(" José@Example.com")) == email
+    assert _eval(meta_email_sql("e"), e=_nfd("José@Example.com ")) == email
+    assert _eval(hashed(meta_email_sql("e")), e=_nfd("JOSÉ@example.com")) == _sha(email)
 
 
 def test_empty_values_are_never_hashed():

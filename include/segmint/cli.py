@@ -169,6 +169,7 @@ def cmd_audience_build(args: argparse.Namespace) -> int:
 
 
 def cmd_audience_validate(args: argparse.Namespace) -> int:
+    from segmint.audiences.build import defined_names
     from segmint.audiences.compile import Catalog, check_names, missing_inputs
     from segmint.audiences.definitions import load_definitions
     from segmint.warehouse import connect
@@ -177,7 +178,7 @@ def cmd_audience_validate(args: argparse.Namespace) -> int:
     defs = load_definitions(settings.audiences)
     con = connect(settings.warehouse, read_only=True)
     try:
-        cat = Catalog.read(con, _resolve_as_of(args, settings))
+        cat = Catalog.read(con, _resolve_as_of(args, settings), **defined_names(settings))
     finally:
         con.close()
     check_names(defs, cat)

@@ -70,6 +70,16 @@ def snapshot_dates(settings: Settings, as_of: date, data_start: date | None) -> 
 PROPENSITY_MODELS = ("purchase", "churn")
 
 
+def rule_segment_names(settings: Settings) -> tuple[str, ...]:
+    """The rule segments the dbt project defines (``vars.rule_segments`` of dbt_project.yml),
+    in order: the names an audience may use even on a night none of them has a member."""
+    import yaml
+
+    data = yaml.safe_load((project_dir(settings) / "dbt_project.yml").read_text()) or {}
+    entries = (data.get("vars") or {}).get("rule_segments") or []
+    return tuple(e["name"] for e in entries if isinstance(e, dict) and e.get("name"))
+
+
 def retrain_due(settings: Settings, as_of: date) -> str | None:
     """Why a propensity model may retrain tonight, as far as the registry tells without
     loading a model (None: both score with a model published on an earlier night that is

@@ -43,7 +43,7 @@ def build_audiences(settings: Settings, as_of: date) -> StageResult:
         defs = load_definitions(settings.audiences, strict=False)
     con = connect(settings.warehouse)
     try:
-        result = build_with_connection(con, defs, as_of)
+        result = build_with_connection(con, defs, as_of, defined_names(settings))
     finally:
         con.close()
     if any(a.exports for a in defs.audiences.values()):
@@ -55,14 +55,24 @@ def build_audiences(settings: Settings, as_of: date) -> StageResult:
     return result
 
 
+def defined_names(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """Rule segments and propensity models that exist by definition (Catalog.read)."""
+    from segmint.transform import PROPENSITY_MODELS, rule_segment_names
+
+    return {"rule_segments": rule_segment_names(settings), "models": PROPENSITY_MODELS}
+
+
 def build_with_connection(
-    con: duckdb.DuckDBPyConnection, defs: Definitions, as_of: date
+    con: duckdb.DuckDBPyConnection,
+    defs: Definitions,
+    as_of: date,
+    defined: dict[str, tuple[str, ...]] | None = None,
 ) -> StageResult:
     ensure_audience_tables(con)
     purged = purge_tombstoned(con)
     if not table_exists(con, CUSTOMERS):
         raise SegmintError(f"{CUSTOMERS} does not exist: run the transform stage first")
-    cat = Catalog.read(con, as_of)
+    cat = Catalog.read(con, as_of, **(defined or {}))
     check_names(defs, cat, strict=False)
 
     failed: dict[str, str] = {}

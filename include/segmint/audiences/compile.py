@@ -51,9 +51,21 @@ class Catalog:
     ml_segments_today: bool = False
     models: set[str] | None = None
     models_today: set[str] = field(default_factory=set)
+    # Whether the table holds any row at all (its writer ever published).
+    rule_segments_written: bool = False
+    models_written: bool = False
 
     @classmethod
-    def read(cls, con: duckdb.DuckDBPyConnection, as_of: date) -> Catalog:
+    def read(
+        cls,
+        con: duckdb.DuckDBPyConnection,
+        as_of: date,
+        rule_segments: tuple[str, ...] = (),
+        models: tuple[str, ...] = (),
+    ) -> Catalog:
+        """``rule_segments`` and ``models``: the names defined (dbt_project.yml, the
+        propensity stage), known even while no row carries them: a segment without members
+        tonight, or a model whose scores were withheld, is no unknown name."""
         cat = cls(as_of=as_of)
         d = sql_literal(as_of)
         for table in (FEATURES, FEATURE_HISTORY):
@@ -80,11 +92,18 @@ class Catalog:
         if table_exists(con, RULE_SEGMENTS):
             cat.rule_segments = _distinct(con, RULE_SEGMENTS, "segment")
             cat.rule_segments_today = _has_rows(con, RULE_SEGMENTS, d)
+            cat.rule_segments_written = cat.rule_segments is not None
+        if rule_segments:
+            cat.rule_segments = (cat.rule_segments or set()) | set(rule_segments)
         if table_exists(con, ML_SEGMENTS):
             cat.ml_segments = _distinct(con, ML_SEGMENTS, "segment_name")
             cat.ml_segments_today = _has_rows(con, ML_SEGMENTS, d)
         if table_exists(con, PROPENSITY):
             cat.models = _distinct(con, PROPENSITY, "model_name")
+            cat.models_written = cat.models is not None
+        if models:
+            cat.models = (cat.models or set()) | set(models)
+        if table_exists(con, PROPENSITY):
             cat.models_today = {
                 r[0]
                 for r in con.execute(
@@ -231,7 +250,7 @@ def missing_inputs(aud: Audience, defs: Definitions, cat: Catalog) -> list[str]:
     if "feature" in kinds and cat.features_sql is None:
         reasons.append(cat.features_missing)
     if "rule_segment" in kinds:
-        if cat.rule_segments is None:
+        if not cat.rule_segments_written:
             reasons.append(
                 f"{RULE_SEGMENTS} does not exist or is empty (did the transform stage run?)"
             )
@@ -245,7 +264,7 @@ def missing_inputs(aud: Audience, defs: Definitions, cat: Catalog) -> list[str]:
         elif not cat.ml_segments_today:
             reasons.append(f"{ML_SEGMENTS} has no rows for as_of_date {cat.as_of}")
     if models:
-        if cat.models is None:
+        if not cat.models_written:
             reasons.append(
                 f"{PROPENSITY} does not exist or is empty (did the score stage publish?)"
             )

@@ -258,3 +258,29 @@ def test_compiled_sql_is_stored_and_set_based(settings, defs_folder):
     con.close()
     assert "marts.customer_rule_segments" in sql and "as_of_date = date '2026-06-30'" in sql
     assert [r[0] for r in rows] == ["C03", "C05", "C08", "C11"]  # before consent
+
+
+def test_defined_names_without_rows_tonight_are_not_unknown(settings, defs_folder, get_members):
+    """A rule segment of dbt_project.yml with no member tonight builds an empty audience (a
+    new shop has no high_value customer yet), and a model whose scores were withheld is a
+    missing input, not an unknown name: `audience validate` and the nightly stage agree."""
+    from segmint.audiences.build import defined_names
+    from segmint.audiences.compile import Catalog, check_names
+    from segmint.audiences.definitions import load_definitions
+
+    folder = defs_folder(
+        a=_audience("{rule_segment: high_value}"),
+        b=_audience("{propensity: churn, decile_min: 8}").replace("aud", "churners"),
+    )
+    con = connect(settings.warehouse, read_only=True)
+    cat = Catalog.read(con, AS_OF, **defined_names(settings))
+    con.close()
+    check_names(load_definitions(folder), cat)  # strict: raises on an unknown name
+
+    result = build_audiences(settings, AS_OF)
+    assert result.details["built"] == ["aud"]
+    assert get_members(settings, "aud") == []
+    assert (
+        "has no scores of model 'churn' for as_of_date 2026-06-30"
+        in (result.details["failed"]["churners"])
+    )

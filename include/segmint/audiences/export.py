@@ -19,7 +19,9 @@ Formats:
     normalised and SHA-256 hashed.
 ``diff``
     ``customer_id, change`` (``entered`` / ``exited``) against the list of the audience's
-    last export of an earlier as-of date (everyone is ``entered`` on the first export).
+    last ``diff`` export of an earlier as-of date (everyone is ``entered`` on the first
+    one). Exports in other formats never serve as the baseline: their lists are other
+    populations (Google and Meta files also need ads consent).
 
 Every export is logged in ``audiences.exports`` with its row count, file checksum and
 path; ``audiences.export_members`` keeps the customers on the platform's list after the
@@ -189,9 +191,13 @@ def export_with_connection(
     )
     baseline = None
     if fmt == "diff":
+        # The baseline is the list the previous diff gave the destination: the audience's
+        # last *diff* export. Another format's list is another population (ad-platform files
+        # also need ads consent), so comparing with it reports unchanged customers again.
         prev = con.execute(
             "select export_id, as_of_date from audiences.exports where audience = ? "
-            "and as_of_date < ? order by as_of_date desc, exported_at desc limit 1",
+            "and format = 'diff' and as_of_date < ? "
+            "order by as_of_date desc, exported_at desc limit 1",
             [audience, snapshot],
         ).fetchone()
         prev_id, baseline = prev if prev else (None, None)

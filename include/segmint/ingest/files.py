@@ -576,20 +576,39 @@ def _read_csv(
     """Append the CSV files' records; one statement per distinct header."""
     failed: dict[int, str] = {}
     splits = ", ".join(_split_csv("h", delim=d) for d in CSV_DELIMITERS)
-    headers = {
-        row[0]: (row[1], row[2:])
-        for row in con.execute(
-            f"select _file, h, {splits} "
-            f"from (select _file, ltrim(line, chr(65279)) as h from {phys} "
-            f"where ln = 1 and _file in {_in(ids)} and trim(line) <> '')"
-        ).fetchall()
-    }
+    blank = "trim(line, ' ' || chr(9) || chr(13) || chr(65279)) = ''"
+
+    def header_lines(where: str) -> dict[int, tuple[int, str, tuple]]:
+        return {
+            row[0]: (row[1], row[2], row[3:])
+            for row in con.execute(
+                f"select _file, ln, h, {splits} "
+                f"from (select _file, ln, ltrim(line, chr(65279)) as h from {phys} where {where})"
+            ).fetchall()
+        }
+
+    # The header is the first line that is not blank: some exporters write an empty line (or
+    # spaces, or a lone CR) before it. Nearly always line 1; only a file whose line 1 is
+    # blank is searched further (an empty file has no header and no records).
+    headers = header_lines(f"ln = 1 and _file in {_in(ids)} and not ({blank})")
+    later = [i for i in ids if i not in headers]
+    if later:
+        headers |= header_lines(
+            f"(_file, ln) in (select (_file, min(ln)) from {phys} "
+            f"where _file in {_in(later)} and not ({blank}) group by _file)"
+        )
+    header_at = {i: ln for i, (ln, _, _) in headers.items()}
+
+    def after_header(group: list[int]) -> str:
+        """SQL: the line is after its file's header (line numbers stay physical)."""
+        whens = " ".join(f"when {i} then {header_at[i]}" for i in group if header_at[i] > 1)
+        return f"ln > case _file {whens} else 1 end" if whens else "ln > 1"
+
     groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
     for i in ids:
         if i not in headers:
-            # An empty file (or one whose first line is blank) has no header and no records.
             continue
-        header_line, by_delim = headers[i]
+        _, header_line, by_delim = headers[i]
         required = [fl.name for fl in FIELDS[files[i].source] if fl.required]
         # The first separator whose header names every required column (else the comma).
         splits = {
@@ -618,11 +637,12 @@ def _read_csv(
     if not groups:
         return failed
     odd = "(length(line) - length(replace(line, '\"', ''))) % 2"
+    every = [i for g in groups.values() for i in g]
     spanning = {
         r[0]
         for r in con.execute(
             f"select distinct _file from {phys} "
-            f"where ln > 1 and _file in {_in([i for g in groups.values() for i in g])} "
+            f"where {after_header(every)} and _file in {_in(every)} "
             f"and {odd} = 1"
         ).fetchall()
     }
@@ -633,7 +653,7 @@ def _read_csv(
         if simple:
             parts.append(
                 f"select _file, ln as _line, line as raw from {phys} "
-                f"where ln > 1 and _file in {_in(simple)}"
+                f"where {after_header(simple)} and _file in {_in(simple)}"
             )
         if multi:
             parts.append(
@@ -661,7 +681,7 @@ def _read_csv(
                                 0
                             ) % 2 = 1 as continues,
                         from {phys}
-                        where ln > 1 and _file in {_in(multi)}
+                        where {after_header(multi)} and _file in {_in(multi)}
                     )
                 )
                 group by _file, start

@@ -158,3 +158,45 @@ def test_parquet_files_whose_column_types_differ_keep_their_own_values(settings,
         ("d1", "45", "2026-06-01 00:00:00", "7.00"),
     ]
     assert query("select count(*) from ops.quarantine") == [(0,)]
+
+
+def test_a_csv_header_after_blank_lines_is_the_header(settings, landing, query):
+    """Some exporters write an empty line (or spaces, or a CR) before the header: the file
+    loaded as empty, its rows silently unread. The header is the first line that is not
+    blank; line numbers stay physical."""
+    day = landing / DAY
+    day.mkdir(parents=True)
+    rows = "".join(_csv_row(f"{{p}}{i}") + "\n" for i in range(3))
+    (day / "lf.csv").write_text("\n" + CSV_HEADER + "\n" + rows.format(p="lf"))
+    (day / "spaces.csv").write_bytes(
+        ("   \n" + CSV_HEADER + "\n" + rows.format(p="sp")).replace("\n", "\r\n").encode()
+    )
+    # Two blank lines, then a record whose quoted field spans two lines.
+    (day / "multi.csv").write_text(
+        "\r\n\n" + CSV_HEADER + ',note\nm1,page_view,2026-06-01T10:00:00Z,c1,"a\nb"\n'
+    )
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "customers.csv").write_text("\ncustomer_id,updated_at\nc1,2026-06-01\nc2,2026-06-01\n")
+    run_ingest(settings, D1)
+    assert _accounting(query) == [
+        ("crm/dt=2026-06-01/customers.csv", "loaded", 2),
+        (f"{DAY}/lf.csv", "loaded", 3),
+        (f"{DAY}/multi.csv", "loaded", 1),
+        (f"{DAY}/spaces.csv", "loaded", 3),
+    ]
+    got = query("select _source_file, _source_line, event_id, _extra from raw.events order by 1, 2")
+    assert [(f.removeprefix(DAY + "/"), line, e, x) for f, line, e, x in got] == [
+        ("lf.csv", 3, "lf0", None),
+        ("lf.csv", 4, "lf1", None),
+        ("lf.csv", 5, "lf2", None),
+        ("multi.csv", 4, "m1", '{"note":"a\\nb"}'),
+        ("spaces.csv", 3, "sp0", None),
+        ("spaces.csv", 4, "sp1", None),
+        ("spaces.csv", 5, "sp2", None),
+    ]
+    assert query("select customer_id, _source_line from raw.customers order by 1") == [
+        ("c1", 3),
+        ("c2", 4),
+    ]
+    assert query("select count(*) from ops.quarantine") == [(0,)]

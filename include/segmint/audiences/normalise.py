@@ -28,8 +28,9 @@ has no trunk prefix) and the country's calling code is prefixed, whatever the ne
 with or without the trunk ``1``. Any other number without ``+``/``00``/``0`` is national with
 the calling code prefixed, except when its digits already start with the calling code: it may
 be international without the ``+`` or a national number beginning with those digits, so it is
-left out rather than guessed. So are numbers outside 8-15 digits and numbers of unknown
-country.
+left out rather than guessed. So are numbers outside 8-15 digits, ``+1`` numbers whose area
+code starts with 0 or 1 (not NANP: "0011 ..." is Australia's international prefix, not
+handled) and numbers of unknown country.
 
 Names and e-mails are put in Unicode NFC before they are hashed, so that a composed ``é`` and
 ``e`` + combining acute (as some systems store it) give the same hash. Meta's names keep
@@ -86,7 +87,10 @@ def e164_sql(phone: str, country: str) -> str:
         else '+' || {cc} || {digits}
     end)"""
     return (
+        # +1 numbers are NANP: area code 2-9 ("0011 44 ...", Australia's international
+        # prefix, would otherwise become "+1144...").
         f"(case when regexp_matches({candidate}, '^\\+[1-9][0-9]{{7,14}}$') "
+        f"and not starts_with({candidate}, '+10') and not starts_with({candidate}, '+11') "
         f"then {candidate} else null end)"
     )
 

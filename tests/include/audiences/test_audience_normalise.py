@@ -102,6 +102,9 @@ def test_e164(phone, country, expected):
         ("30 1234567", "DE", "+49301234567"),  # national without the trunk zero
         ("+49 4921 1234567", "DE", "+4949211234567"),
         ("0049 4921 1234567", "DE", "+4949211234567"),
+        # Australia's international prefix 0011 read as 00: "+1144...", not a NANP number.
+        ("0011 44 20 7183 8750", "AU", None),
+        ("+1 123 555 2671", "US", None),
     ],
 )
 def test_e164_trunk_zero_means_national(phone, country, expected):

@@ -45,12 +45,37 @@ CSV_DELIMITERS = (",", ";", "\t", "|")
 
 def csv_field_re(delim: str = ",") -> str:
     """One CSV field after a separator: a quoted field (with "" escapes) or anything up to
-    the next separator."""
+    the next separator.
+
+    Text after a quoted field's closing quote (``"c"17``) belongs to the field (the record
+    is then quarantined, :func:`_bad_quote`): matches are taken wherever they start, so a
+    pattern stopping at the quote dropped the ``17`` without a trace.
+    """
     d = re.escape(delim)
-    return rf'{d}("(?:[^"]|"")*"|[^{d}]*)'
+    return rf'{d}("(?:[^"]|"")*"[^{d}]*|[^{d}]*)'
 
 
 CSV_FIELD_RE = csv_field_re(",")
+
+
+def csv_open_quote_res(delim: str = ",") -> tuple[str, str]:
+    """Regular expressions (full match) for a physical CSV line that ends inside a quoted
+    field: when the line starts outside one (a new record), and when it starts inside one
+    (the rest of a multi-line field).
+
+    As in RFC 4180 readers (Python's csv, DuckDB's), a quote opens a quoted field only at the
+    start of a field: ``TV 55" screen`` is a field holding a quote, not the start of a field
+    running onto the next lines (which swallowed every line up to the next stray quote).
+    Inside a quoted field ``""`` is a quote; text after the closing quote stays in its field.
+    """
+    d = re.escape(delim)
+    content = '(?:[^"]|"")*'
+    rest = f'(?:[^{d}"][^{d}]*)?'
+    done = f'(?:"{content}"{rest}|[^{d}"][^{d}]*|)'
+    opens = f'(?:{done}{d})*"{content}'
+    return opens, f'{content}|{content}"{rest}{d}{opens}'
+
+
 # A byte that never occurs unescaped in a JSON document: reading with it as the delimiter
 # gives one VARCHAR column holding the whole line.
 _NO_DELIM = "\x1f"
@@ -539,12 +564,25 @@ def _split_csv(expr: str, raw_fields: str | None = None, delim: str = ",") -> st
     )
 
 
-def _unbalanced(raw_fields: str) -> str:
-    """SQL: whether a field of a record (its :func:`_raw_fields`) opens a quote it never closes."""
+def _bad_quote(raw_fields: str) -> str:
+    """SQL: the position of the first field of a record (its :func:`_raw_fields`) that starts
+    with a quote but is no well-formed quoted field (0 when there is none): the quote is
+    never closed, or text follows the closing quote.
+
+    Well-formed: ``"..."`` whose inside is other characters and ``""`` pairs (removing the
+    pairs leaves no quote). String functions rather than a regular expression: a file that
+    quotes every field pays this on every field.
+    """
     return (
-        f"len(list_filter({raw_fields}, lambda x: x like '\"%' "
-        "and (length(x) = 1 or x not like '%\"'))) > 0"
+        f"coalesce(list_position(list_transform({raw_fields}, lambda x: x[1] = '\"' and not "
+        "(length(x) >= 2 and x[-1] = '\"' and not contains(replace(x[2:-2], '\"\"', ''), '\"'))"
+        "), true), 0)"
     )
+
+
+# A field holding a closed quoted field and more text (the rest of a :func:`_bad_quote`
+# field that is not an unclosed quote).
+_TEXT_AFTER_QUOTE = '(?s)"(?:[^"]|"")*"[^"].*'
 
 
 def doc_keys(
@@ -632,21 +670,22 @@ def _read_csv(
             )
             continue
         groups.setdefault((delim, tuple(names)), []).append(i)
-    # A record continues onto the next physical line while it has an odd number of quotes.
-    # Files without such a line (most) have one record per line: no window over their lines.
+    # A record continues onto the next physical line while a quoted field is open. Files
+    # without a line that can open one (most) have one record per line: no window over them.
     if not groups:
         return failed
-    odd = "(length(line) - length(replace(line, '\"', ''))) % 2"
-    every = [i for g in groups.values() for i in g]
-    spanning = {
-        r[0]
-        for r in con.execute(
-            f"select distinct _file from {phys} "
-            f"where {after_header(every)} and _file in {_in(every)} "
-            f"and {odd} = 1"
-        ).fetchall()
-    }
     for (delim, names), group in groups.items():
+        opens_out, opens_in = csv_open_quote_res(delim)
+        spanning = {
+            r[0]
+            for r in con.execute(
+                f"select distinct _file from {phys} "
+                f"where {after_header(group)} and _file in {_in(group)} "
+                # A case, not an and: only the lines holding a quote pay the expression.
+                f"and case when contains(line, '\"') "
+                f"then regexp_full_match(line, {_lit(opens_out)}) else false end"
+            ).fetchall()
+        }
         simple = [i for i in group if i not in spanning]
         multi = [i for i in group if i in spanning]
         parts = []
@@ -656,6 +695,10 @@ def _read_csv(
                 f"where {after_header(simple)} and _file in {_in(simple)}"
             )
         if multi:
+            # Each line maps the state at its start (inside a quoted field or not) to the state
+            # at its end: a line without quotes keeps it, others may reset it (to outside or
+            # inside) or flip it. The state after a line is the last reset's value flipped by
+            # the flips since: a running count per segment between resets, no per-line loop.
             parts.append(
                 f"""
                 select _file, start as _line, string_agg(line, chr(10) order by ln) as raw,
@@ -674,14 +717,54 @@ def _read_csv(
                             ln,
                             line,
                             coalesce(
-                                sum({odd}) over (
-                                    partition by _file
-                                    order by ln rows between unbounded preceding and 1 preceding
-                                ),
-                                0
-                            ) % 2 = 1 as continues,
-                        from {phys}
-                        where {after_header(multi)} and _file in {_in(multi)}
+                                lag(ends_inside) over (partition by _file order by ln), false
+                            ) as continues,
+                        from (
+                            select
+                                *,
+                                (
+                                    coalesce(
+                                        max(case when o = i then o::INTEGER end) over (
+                                            partition by _file, segment
+                                        ),
+                                        0
+                                    )
+                                    + sum((o and not i)::INTEGER) over (
+                                        partition by _file, segment
+                                        order by ln
+                                        rows between unbounded preceding and current row
+                                    )
+                                ) % 2 = 1 as ends_inside,
+                            from (
+                                select
+                                    *,
+                                    sum((o = i)::INTEGER) over (
+                                        partition by _file
+                                        order by ln
+                                        rows between unbounded preceding and current row
+                                    ) as segment,
+                                from (
+                                    select
+                                        _file,
+                                        ln,
+                                        line,
+                                        -- o: ends inside a quoted field when it starts outside
+                                        -- one; i: when it starts inside one.
+                                        case
+                                            when contains(line, '"')
+                                                then regexp_full_match(line, {_lit(opens_out)})
+                                            else false
+                                        end as o,
+                                        case
+                                            when contains(line, '"')
+                                                then regexp_full_match(line, {_lit(opens_in)})
+                                            else true
+                                        end as i,
+                                    from {phys}
+                                    where {after_header(multi)} and _file in {_in(multi)}
+                                )
+                            )
+                        )
                     )
                 )
                 group by _file, start
@@ -715,6 +798,7 @@ def _insert_csv_records(
 
     # json_object with the header's names as literals: ten times faster than to_json(map(...)).
     pairs = ", ".join(f"{_lit(n)}, {value(k, n)}" for k, n in enumerate(names, start=1))
+    header = "[" + ", ".join(_lit(n) for n in names) + "]"
     con.execute(
         f"""
         insert into {table}
@@ -727,7 +811,8 @@ def _insert_csv_records(
                 case
                     when _quoted then {_split_csv("raw", "_parts", delim)} else _parts
                 end as fields,
-                case when _quoted then {_unbalanced("_parts")} else false end as unbalanced,
+                case when _quoted then {_bad_quote("_parts")} else 0 end as bad_quote,
+                _parts,
             from (
                 select *, {_raw_fields("raw", delim)} as _parts, contains(raw, '"') as _quoted
                 from ({records})
@@ -739,11 +824,15 @@ def _insert_csv_records(
             _line,
             raw,
             case
-                when not unbalanced and len(fields) = {len(names)}
+                when bad_quote = 0 and len(fields) = {len(names)}
                     then json_object({pairs})
             end as doc,
             case
-                when unbalanced then 'malformed CSV: unbalanced quotes'
+                when bad_quote > 0
+                    and regexp_full_match(_parts[bad_quote], {_lit(_TEXT_AFTER_QUOTE)})
+                    then 'malformed CSV: text after the closing quote of field ' || bad_quote
+                        || coalesce(' (' || {header}[bad_quote] || ')', '')
+                when bad_quote > 0 then 'malformed CSV: unbalanced quotes'
                 when len(fields) <> {len(names)}
                     then 'malformed CSV: ' || len(fields) || ' fields but the header has '
                         || {len(names)}

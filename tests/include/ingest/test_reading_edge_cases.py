@@ -200,3 +200,63 @@ def test_a_csv_header_after_blank_lines_is_the_header(settings, landing, query):
         ("c2", 4),
     ]
     assert query("select count(*) from ops.quarantine") == [(0,)]
+
+
+def test_a_quote_inside_an_unquoted_csv_field_is_a_character(settings, landing, query):
+    """A quote opens a quoted field only at the start of a field (RFC 4180, as Python's csv
+    and DuckDB read it). 'TV 55" screen' made every following line part of one record up to
+    the next stray quote: the rows between vanished inside one quarantined record."""
+    header = "event_id,event_type,event_ts,customer_id,search_query"
+    ts = "2026-06-01T10:00:00Z"
+    lines = [header] + [f"e{i},search,{ts},c1,shoes" for i in range(8)]
+    lines[2] = f'e1,search,{ts},c1,TV 55" screen'
+    lines[4] = f'e3,search,{ts},c1,27" monitor "curved'
+    # An even number of quotes that still opens a field running onto the next line.
+    lines[6] = f'e5,search,{ts},c"5,"two\nlines"'
+    lines.append(f'e8,search,{ts},c1,"5"" x 3"" card"')
+    lines[7] = f'e6,search,{ts},c1,a"b'
+    write_lines(landing / DAY / "stray.csv", lines)
+    run_ingest(settings, D1)
+    assert _accounting(query) == [(f"{DAY}/stray.csv", "loaded", 9)]
+    got = query("select event_id, _source_line, customer_id, search_query from raw.events")
+    assert sorted(got) == [
+        ("e0", 2, "c1", "shoes"),
+        ("e1", 3, "c1", 'TV 55" screen'),
+        ("e2", 4, "c1", "shoes"),
+        ("e3", 5, "c1", '27" monitor "curved'),
+        ("e4", 6, "c1", "shoes"),
+        ("e5", 7, 'c"5', "two\nlines"),
+        ("e6", 9, "c1", 'a"b'),
+        ("e7", 10, "c1", "shoes"),
+        ("e8", 11, "c1", '5" x 3" card'),
+    ]
+    assert query("select count(*) from ops.quarantine") == [(0,)]
+
+
+def test_text_after_a_closing_quote_quarantines_the_record(settings, landing, query):
+    """'"c"17' is no RFC 4180 field: it loaded as 'c', the '17' silently dropped. The record
+    is quarantined with a reason naming the field; well-formed quoting still loads."""
+    header = "event_id,event_type,event_ts,customer_id,search_query"
+    ts = "2026-06-01T10:00:00Z"
+    write_lines(
+        landing / DAY / "q.csv",
+        [
+            header,
+            f'a1,search,{ts},c1,"red"dress',
+            f'a2,search,{ts},"c"17,x',
+            f'a3,search,{ts},"c""17""",x',
+            f'a4,search,{ts},c1,"a,""b"""',
+            f'a5,search,{ts},c1,"never closed',
+        ],
+    )
+    run_ingest(settings, D1)
+    assert _accounting(query) == [(f"{DAY}/q.csv", "loaded", 5)]
+    assert query("select event_id, customer_id, search_query from raw.events order by 1") == [
+        ("a3", 'c"17"', "x"),
+        ("a4", "c1", 'a,"b"'),
+    ]
+    assert query("select line_number, reasons from ops.quarantine order by 1") == [
+        (2, ["malformed CSV: text after the closing quote of field 5 (search_query)"]),
+        (3, ["malformed CSV: text after the closing quote of field 4 (customer_id)"]),
+        (6, ["malformed CSV: unbalanced quotes"]),
+    ]

@@ -125,13 +125,22 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _hidden(path: Path, partition: Path) -> bool:
+    """Whether a file of a partition folder is skipped: its name or a folder between it and
+    the partition starts with ``.`` or ``_``. Writers keep work in progress there: Spark and
+    Hadoop write ``_temporary/`` while a job runs (its attempt files are partial copies of
+    the output), others a ``.staging/`` folder or a ``.part`` file."""
+    return any(p.startswith((".", "_")) for p in path.relative_to(partition).parts)
+
+
 def discover(
     landing: Path, known: dict[str, tuple[int, int, str]] | None = None
 ) -> tuple[list[LandingFile], list[str]]:
     """Every supported file under ``<landing>/<source>/dt=YYYY-MM-DD/``, in load order.
 
     Returns the files and a list of ignored paths (unsupported extension, bad folder name).
-    Hidden files and markers starting with ``_`` or ``.`` (``_SUCCESS``) are skipped silently.
+    Hidden files and markers starting with ``_`` or ``.`` (``_SUCCESS``), and everything in a
+    folder of the partition whose name starts so (``_temporary/``), are skipped silently.
     ``known``: ``{path: (size, mtime_ns, sha256)}`` of files checksummed before; a file with
     the same size and modification time keeps that checksum instead of being read again (the
     landing zone grows every night, the new files are few).
@@ -156,7 +165,7 @@ def discover(
                 continue
             for path in sorted(p for p in part.rglob("*") if p.is_file()):
                 rel = path.relative_to(landing).as_posix()
-                if path.name.startswith((".", "_")):
+                if _hidden(path, part):
                     continue
                 fmt = file_format(path.name)
                 if fmt is None:
@@ -219,7 +228,7 @@ def as_of_delivery(
         sum(
             1
             for p in folder.rglob("*")
-            if p.is_file() and not p.name.startswith((".", "_")) and file_format(p.name)
+            if p.is_file() and not _hidden(p, folder) and file_format(p.name)
         )
         if folder.is_dir()
         else 0

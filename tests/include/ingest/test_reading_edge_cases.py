@@ -260,3 +260,33 @@ def test_text_after_a_closing_quote_quarantines_the_record(settings, landing, qu
         (3, ["malformed CSV: text after the closing quote of field 4 (customer_id)"]),
         (6, ["malformed CSV: unbalanced quotes"]),
     ]
+
+
+def test_folders_starting_with_underscore_or_dot_in_a_partition_are_skipped(
+    settings, landing, query
+):
+    """Spark and Hadoop write '_temporary/' while a job runs (partial attempt files); other
+    tools a '.staging/' folder. Only the file name was checked: the half-written attempt was
+    loaded, then the committed file again. Names starting with '_' or '.' are skipped at any
+    depth below the partition, by the ingest and by the delivery check alike."""
+    from datetime import UTC, datetime
+
+    from segmint.ingest.files import as_of_delivery
+
+    day = landing / DAY
+    attempt = day / "_temporary/0/_temporary/attempt_0001_m_000000_0"
+    write_lines(attempt / "part-00000.jsonl", [json.dumps(event("s0")), '{"event_id": "s1", "ev'])
+    write_jsonl(day / ".staging/part-00001.jsonl", [event("t0")])
+    write_jsonl(day / "sub/.hidden/part-00002.jsonl", [event("h0")])
+    now = datetime(2026, 6, 2, tzinfo=UTC)
+    assert as_of_delivery(landing, D1, now, wait_hours=6).status == "waiting"
+    write_jsonl(day / "sub/part-00003.jsonl", [event("v0")])
+    write_jsonl(day / "part-00000.jsonl", [event("s0"), event("s1")])
+    assert as_of_delivery(landing, D1, now, wait_hours=6).files == 2
+    run_ingest(settings, D1)
+    assert _accounting(query) == [
+        (f"{DAY}/part-00000.jsonl", "loaded", 2),
+        (f"{DAY}/sub/part-00003.jsonl", "loaded", 1),
+    ]
+    assert query("select event_id from raw.events order by 1") == [("s0",), ("s1",), ("v0",)]
+    assert query("select count(*) from ops.quarantine") == [(0,)]

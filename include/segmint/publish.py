@@ -279,8 +279,51 @@ def publish_warehouse(source: Path, published: Path, as_of: date) -> dict:
     }
 
 
+def published_as_of(published: Path) -> date | None:
+    """The night the published copy holds (``ops.publication``), None when there is none."""
+    import duckdb
+
+    if not published.exists():
+        return None
+    try:
+        con = duckdb.connect(str(published), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        row = con.execute("select max(as_of_date) from ops.publication").fetchone()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    return row[0] if row else None
+
+
 def publish(settings: Settings, as_of: date) -> StageResult:
-    """Stage ``publish``: make the night's results visible to readers (see module doc)."""
+    """Stage ``publish``: make the night's results visible to readers (see module doc).
+
+    A night older than the one readers have is not published: the as-of tables
+    (``marts.customer_features``, ...) would move back in time under analysts while the
+    history tables keep the later night. Rerunning an old night (a fix, a backfill with
+    ``--reprocess-behavior``) updates the working warehouse; the next night publishes it.
+    """
+    current = published_as_of(settings.published_warehouse)
+    if current is not None and current > as_of:
+        message = (
+            f"not published: {settings.published_warehouse} holds the later night {current}, "
+            f"and readers must not go back to {as_of}; the next night (or a rerun of "
+            f"{current}) publishes the working warehouse"
+        )
+        return StageResult(
+            stage="publish",
+            rows_in=0,
+            rows_out=0,
+            summary=message,
+            details={
+                "published_warehouse": str(settings.published_warehouse),
+                "kept": str(current),
+            },
+            warnings=[message],
+        )
     done = publish_warehouse(settings.warehouse, settings.published_warehouse, as_of)
     mib = done["bytes"] / 2**20
     return StageResult(

@@ -115,6 +115,26 @@ def test_publish_replaces_atomically(tmp_path: Path) -> None:
     assert published_as_of(settings.published_warehouse) == NIGHT_2
 
 
+def test_an_older_night_never_replaces_a_later_publication(tmp_path: Path) -> None:
+    """Rerunning an old night (a fix, a backfill) must not move readers back in time: the
+    as-of tables would hold the old night while the history tables keep the later one."""
+    settings = settings_for(tmp_path)
+    make_night(settings.warehouse, NIGHT_2, customers=500)
+    publish(settings, NIGHT_2)
+    before = file_digest(settings.published_warehouse)
+
+    make_night(settings.warehouse, NIGHT_1)
+    result = publish(settings, NIGHT_1)
+
+    assert file_digest(settings.published_warehouse) == before
+    assert published_as_of(settings.published_warehouse) == NIGHT_2
+    assert result.summary.startswith("not published:")
+    assert "holds the later night 2026-06-30" in result.warnings[0]
+    make_night(settings.warehouse, NIGHT_2, customers=700)
+    publish(settings, NIGHT_2)  # the same night again publishes
+    assert file_digest(settings.published_warehouse) != before
+
+
 READER = textwrap.dedent(
     """
     import sys, duckdb

@@ -419,10 +419,12 @@ def utf8_copy(f: LandingFile) -> LandingFile:
     invalid sequence is handled line by line, so a large file with one bad line costs about
     one read and one write of it.
     """
-    target = _scratch_dir() / _safe_name(
-        f"{f.path}\0{f.sha256}", f.abspath.name.removesuffix(".gz")
-    )
-    opener = gzip.open if f.abspath.name.lower().endswith(".gz") else open
+    gz = f.abspath.name.lower().endswith(".gz")
+    # The copy is decompressed: its name must not end in .gz, in any case (DuckDB takes
+    # .GZ for gzip too, and failed the file with "Input is not a GZIP stream").
+    name = f.abspath.name[:-3] if gz else f.abspath.name
+    target = _scratch_dir() / _safe_name(f"{f.path}\0{f.sha256}", name)
+    opener = gzip.open if gz else open
     bad: list[int] = []
     lines_before = 0
 

@@ -7,6 +7,7 @@ extensions. Every test uses real files and the real ingest, and checks the row a
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import date, datetime
 
@@ -290,3 +291,31 @@ def test_folders_starting_with_underscore_or_dot_in_a_partition_are_skipped(
     ]
     assert query("select event_id from raw.events order by 1") == [("s0",), ("s1",), ("v0",)]
     assert query("select count(*) from ops.quarantine") == [(0,)]
+
+
+def test_an_upper_case_gz_file_with_a_line_that_is_not_utf8_loads(settings, landing, query):
+    """The UTF-8 copy of a gzip file kept a '.GZ' suffix (only '.gz' was stripped): DuckDB
+    read the plain copy as gzip and the whole file failed with 'Input is not a GZIP
+    stream'."""
+    day = landing / DAY
+    day.mkdir(parents=True)
+    latin1 = json.dumps(event("l1", customer_id="Jos\u00e9"), ensure_ascii=False)
+    (day / "EXPORT.JSONL.GZ").write_bytes(
+        gzip.compress(json.dumps(event("g1")).encode() + b"\n" + latin1.encode("latin-1") + b"\n")
+    )
+    (day / "EXPORT.CSV.Gz").write_bytes(
+        gzip.compress(
+            f"{CSV_HEADER}\n{_csv_row('c1')}\nc2,page_view,2026-06-01,Ren\xe9\n".encode("latin-1")
+        )
+    )
+    run_ingest(settings, D1)
+    assert _accounting(query) == [
+        (f"{DAY}/EXPORT.CSV.Gz", "loaded", 2),
+        (f"{DAY}/EXPORT.JSONL.GZ", "loaded", 2),
+    ]
+    assert query("select event_id, customer_id, _source_line from raw.events order by 1") == [
+        ("c1", "c1", 2),
+        ("c2", "Ren\ufffd", 3),
+        ("g1", "c1", 1),
+        ("l1", "Jos\ufffd", 2),
+    ]

@@ -6,7 +6,7 @@ the same order, where personal columns are masked by default:
 ========================  =====================================================
 column                    in ``analyst``
 ========================  =====================================================
-email                     sha256 of the trimmed, lower-cased address (joinable
+email                     sha256 of the trimmed, lower-cased, NFC address (joinable
                           with hashed lists; not reversible without a guess list)
 phone                     ``***`` and the last two digits
 first_name, last_name     first letter and ``***``
@@ -28,7 +28,7 @@ MASKED_SCHEMA = "analyst"
 SOURCE_SCHEMA = "marts"
 
 _MASKS = {
-    "email": "sha256(lower(trim({c})))",
+    "email": "sha256(nfc_normalize(lower(trim({c}))))",
     "phone": "case when {c} is null then null else '***' || "
     "right(regexp_replace({c}, '[^0-9]', '', 'g'), 2) end",
     "first_name": "case when {c} is null then null else left(trim({c}), 1) || '***' end",

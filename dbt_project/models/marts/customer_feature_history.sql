@@ -212,6 +212,18 @@ favourite_category as (
 
 ),
 
+-- When the CRM first knew each customer: their first version (never after the one valid on
+-- a snapshot day, so no later knowledge leaks in).
+first_versions as (
+
+    select
+        customer_id,
+        min(valid_from) as first_known_at
+    from {{ ref('stg_segmint__customer_versions') }}
+    group by customer_id
+
+),
+
 -- The CRM version valid at the end of each snapshot day (SCD2): consent and signup date as
 -- they were known then, never a later version's.
 crm as (
@@ -221,8 +233,10 @@ crm as (
         versions.customer_id,
         versions.signup_date,
         versions.is_email_opt_in,
-        versions.is_ads_opt_in
+        versions.is_ads_opt_in,
+        first_versions.first_known_at
     from {{ ref('stg_segmint__customer_versions') }} as versions
+    inner join first_versions on versions.customer_id = first_versions.customer_id
     inner join snapshot_dates
         on
             versions.valid_from < {{ end_of_day('snapshot_dates.as_of_date') }}
@@ -249,8 +263,9 @@ crm_loads as (
 
 ),
 
--- Known customers as of each date: seen in events by then, or signed up by then (in the
--- CRM version of that day).
+-- Known customers as of each date: seen in events by then, or in the CRM by then (a
+-- version valid that day) unless its signup date is still to come. A CRM record without a
+-- signup date counts: many CRMs leave it empty.
 known as (
 
     select
@@ -262,7 +277,7 @@ known as (
         as_of_date,
         customer_id
     from crm
-    where signup_date <= as_of_date
+    where signup_date is null or signup_date <= as_of_date
 
 ),
 
@@ -274,7 +289,10 @@ base as (
         case
             when
                 lifetime.first_event_at is null
-                then cast(crm.signup_date as {{ dbt.type_timestamp() }})
+                then coalesce(
+                        cast(crm.signup_date as {{ dbt.type_timestamp() }}),
+                        crm.first_known_at
+                    )
             when crm.signup_date is null or crm.signup_date > known.as_of_date
                 then lifetime.first_event_at
             when cast(crm.signup_date as {{ dbt.type_timestamp() }}) < lifetime.first_event_at

@@ -5,15 +5,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from segmint.config import IngestSettings
-from segmint.ingest.contract import COUNTRY_CODES, timestamp_words
+from segmint.ingest.contract import (
+    COUNTRY_CODES,
+    MIN_TIMESTAMP,
+    UNICODE_SPACE,
+    timestamp_words,
+)
 
 if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
 
 SUITE_NAME = "segmint_crm"
 TS_LIMIT = "updated_at_limit"
-# Deliberately simple: one @, no spaces, a dot in the domain, a 2+ letter top-level domain.
-EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$"
+# Deliberately simple: one @, no white space, a dot in the domain, a 2+ letter top-level
+# domain. White space is spelled out (UNICODE_SPACE: a non-breaking space is white space to
+# GX's Python regex and must be to DuckDB's RE2, the SQL pre-filter's), and the end is \Z
+# (Python's $ also matches before a final newline); segmint.validation.re2_regex checks both.
+EMAIL_REGEX = rf"\A[^@{UNICODE_SPACE}]+@[^@{UNICODE_SPACE}]+\.[a-z]{{2,}}\Z"
 
 
 def build_suite(settings: IngestSettings) -> ExpectationSuite:
@@ -54,11 +62,23 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
                 f"updated_at is not {timestamp_words(settings.epoch_timestamp_unit)}",
             ),
         ),
+        # A placeholder date (1970-01-01, 0001-01-01, ...) is no real time: see MIN_TIMESTAMP.
+        gxe.ExpectColumnValuesToBeBetween(
+            column="updated_at",
+            min_value=MIN_TIMESTAMP["updated_at"],
+            **given("updated_at_text"),
+            **rec(
+                "updated_at_not_too_old",
+                f"updated_at is before {MIN_TIMESTAMP['updated_at']:%Y-%m-%d}",
+            ),
+        ),
+        # Conditioned on the text only so that the reason quotes the value as it arrived.
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(
             column_A="updated_at_limit",
             column_B="updated_at",
             or_equal=True,
             ignore_row_if="either_value_is_missing",
+            **given("updated_at_text"),
             **rec(
                 "updated_at_not_future",
                 "updated_at is in the future (after the end of the partition day "

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from segmint.config import IngestSettings
-from segmint.ingest.contract import ALLOWED_EVENT_TYPES, COUNTRY_CODES, timestamp_words
+from segmint.ingest.contract import (
+    ALLOWED_EVENT_TYPES,
+    COUNTRY_CODES,
+    MIN_TIMESTAMP,
+    timestamp_words,
+)
 
 if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
@@ -64,11 +69,23 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
                 f"event_ts is not {timestamp_words(settings.epoch_timestamp_unit)}",
             ),
         ),
+        # A placeholder date (1970-01-01, 0001-01-01, ...) is no real time: see MIN_TIMESTAMP.
+        gxe.ExpectColumnValuesToBeBetween(
+            column="event_ts",
+            min_value=MIN_TIMESTAMP["event_ts"],
+            **given("event_ts_text"),
+            **rec(
+                "event_ts_not_too_old",
+                f"event_ts is before {MIN_TIMESTAMP['event_ts']:%Y-%m-%d}",
+            ),
+        ),
+        # Conditioned on the text only so that the reason quotes the value as it arrived.
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(
             column_A="event_ts_limit",
             column_B="event_ts",
             or_equal=True,
             ignore_row_if="either_value_is_missing",
+            **given("event_ts_text"),
             **rec(
                 "event_ts_not_future",
                 "event_ts is in the future (after the end of the partition day "
@@ -147,7 +164,7 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
         ),
         gxe.ExpectColumnValuesToMatchRegex(
             column="currency",
-            regex=r"^[A-Z]{3}$",
+            regex=r"\A[A-Z]{3}\Z",
             **warn("currency_code", "currency", "currency is not an ISO 4217 code"),
         ),
     ]

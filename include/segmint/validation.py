@@ -14,6 +14,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -264,7 +265,51 @@ def _sql_condition(pandas_expr: str) -> str:
 def _sql_value(value: Any) -> str:
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, datetime):
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
     return repr(value)
+
+
+def re2_regex(regex: str) -> str:
+    """A suite's (Python) regular expression as DuckDB's RE2 must spell it to match the same
+    strings. GX's pandas engine uses ``str.contains`` (``re.search``).
+
+    ``\\Z`` (the end of the string) becomes RE2's ``\\z``. Constructs the two engines read
+    differently are refused, so a suite cannot bring the SQL pre-filter out of step again:
+    ``\\s \\d \\w \\b`` and their negations (Unicode classes in Python, ASCII in RE2: spell
+    the class out, white space as ``contract.UNICODE_SPACE``) and ``$`` (in Python it also
+    matches before a final newline: use ``\\Z``).
+    """
+    out, in_class, i = [], False, 0
+    while i < len(regex):
+        c = regex[i]
+        if c == "\\" and i + 1 < len(regex):
+            nxt = regex[i + 1]
+            if nxt in "sSdDwWbB":
+                raise ValueError(
+                    f"regex {regex!r}: \\{nxt} is Unicode in Python, ASCII in DuckDB; spell the "
+                    "class out (white space: segmint.ingest.contract.UNICODE_SPACE)"
+                )
+            out.append("\\z" if nxt == "Z" and not in_class else c + nxt)
+            i += 2
+            continue
+        if c == "[" and not in_class:
+            in_class = True
+            # A ] right after [ or [^ is a literal.
+            j = i + 1 + (regex[i + 1 : i + 2] == "^")
+            if regex[j : j + 1] == "]":
+                out.append(regex[i : j + 1])
+                i = j + 1
+                continue
+        elif c == "]" and in_class:
+            in_class = False
+        elif c == "$" and not in_class:
+            raise ValueError(
+                f"regex {regex!r}: $ also matches before a final newline in Python; use \\Z"
+            )
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def unexpected_sql(expectation: Any) -> tuple[str, str]:
@@ -303,7 +348,7 @@ def unexpected_sql(expectation: Any) -> tuple[str, str]:
         op = ">=" if expectation.or_equal else ">"
         bad = f"{a} is not null and {b} is not null and not ({a} {op} {b})"
     elif kind == "ExpectColumnValuesToMatchRegex":
-        regex = _sql_value(expectation.regex)
+        regex = _sql_value(re2_regex(expectation.regex))
         bad = f"{column} is not null and not regexp_matches({column}, {regex})"
     else:
         raise ValueError(f"no SQL pre-filter for {kind}")

@@ -7,6 +7,7 @@ same record gives the same typed row whatever the file format (JSONL, CSV or Par
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from segmint.warehouse import EVENT_TYPES
 
@@ -163,6 +164,10 @@ def ignored_event_types(
             out.append(key)
     return tuple(out), star
 
+
+# How database dumps write a missing value in CSV (PostgreSQL COPY and MySQL: \N; NULL): in a
+# CSV file, a field holding exactly one of these (case-insensitive, trimmed) is missing.
+NULL_WORDS = ("\\n", "null")
 
 # Values that count as true / false in consent flags (case-insensitive, trimmed).
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
@@ -435,6 +440,59 @@ def _text(expr: str) -> str:
     return f"nullif(trim({expr}), '')"
 
 
+# Every character Python's ``\s`` matches (``str.isspace``; a test checks the list): the
+# suites' regular expressions spell white space out as the class UNICODE_SPACE, since DuckDB's
+# RE2 reads ``\s`` as ASCII white space only and the SQL pre-filter must agree with GX's
+# pandas (Python) regex. Code points below 0x100 as ``\xhh`` escapes, the others as
+# themselves: both engines read both alike.
+UNICODE_SPACE_CHARS = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def _char_class(chars: str) -> str:
+    """The body of a regex character class matching exactly ``chars``, runs as ranges."""
+    codes, out, i = sorted(map(ord, chars)), [], 0
+
+    def char(c: int) -> str:
+        return f"\\x{c:02x}" if c < 0x100 else chr(c)
+
+    while i < len(codes):
+        j = i
+        while j + 1 < len(codes) and codes[j + 1] == codes[j] + 1:
+            j += 1
+        out.append(char(codes[i]) + (f"-{char(codes[j])}" if j > i else ""))
+        i = j + 1
+    return "".join(out)
+
+
+UNICODE_SPACE = _char_class(UNICODE_SPACE_CHARS)
+
+# What a timestamp must look like (DuckDB's cast alone also takes 'epoch', 'infinity',
+# '-infinity', zone names such as 'EST' and offsets such as +25:00): ISO-8601 / RFC 3339 date
+# and time, 'T' or a space between them, seconds and fractions optional, then 'Z', an offset
+# of at most 14 hours, ' UTC' (BigQuery's text export) or nothing (UTC). A date alone is
+# midnight UTC. DuckDB then checks the calendar (2026-02-30 is no timestamp).
+ISO_TIMESTAMP_RE = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
+    r"(?:Z| UTC|[+-](?:0[0-9]|1[0-4])(?::?[0-5][0-9])?)?)?"
+)
+# The shapes most trackers write, tested first with LIKE (cheaper than the regular expression
+# on millions of rows); every position of them is a digit DuckDB's cast insists on.
+_COMMON_TIMESTAMP_SHAPES = ("____-__-__T__:__:__.___Z", "____-__-__ __:__:__")
+
+# The earliest timestamps loaded (older ones are quarantined): before them a value is a
+# placeholder or a default (1970-01-01 from 'epoch' or a zero Unix time, 1900-01-01,
+# 0001-01-01 from .NET/Java minimum dates, 1753 from SQL Server), not a real event or change.
+# Events: 2000-01-01, the bound Unix times already have ([ingest] epoch_timestamp_unit); no
+# tracker of this contract's kind logged shop events before it. CRM updated_at: 1990-01-01, as
+# a shop's oldest customer records, migrated with their dates, may predate 2000, and a
+# quarantined record loses the customer; a placeholder is still caught.
+MIN_TIMESTAMP = {"event_ts": datetime(2000, 1, 1), "updated_at": datetime(1990, 1, 1)}
+
+
 # [ingest] epoch_timestamp_unit: microseconds in one unit of a Unix time.
 EPOCH_UNITS = {"s": 1_000_000, "ms": 1_000, "us": 1}
 # A Unix time read in the configured unit must fall in [2000, 2100): a wrong unit (seconds
@@ -464,6 +522,16 @@ def timestamp_words(unit: str | None) -> str:
     return "an ISO-8601 timestamp" + (f" or a Unix time in {unit}" if unit else "")
 
 
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _iso_sql(t: str, cast: str) -> str:
+    """SQL: ``cast`` of the text ``t`` when it is shaped like an ISO-8601 timestamp, else NULL."""
+    shapes = " ".join(f"when {t} like '{shape}' then {cast}" for shape in _COMMON_TIMESTAMP_SHAPES)
+    return f"case {shapes} when regexp_full_match({t}, '{ISO_TIMESTAMP_RE}') then {cast} end"
+
+
 def cast_sql(kind: str, expr: str, epoch: str | None = None) -> str:
     """SQL turning the landing text ``expr`` into the typed value of a field of ``kind``.
 
@@ -475,14 +543,24 @@ def cast_sql(kind: str, expr: str, epoch: str | None = None) -> str:
     2100.
     """
     t = _text(expr)
-    if kind in ("id", "text"):
+    if kind == "id":
+        # A whole number written as a float (123.0: pandas writes an integer column with a
+        # missing value so, in Parquet, CSV and JSON) is the id 123, as the CRM spells it.
+        return (
+            f"case when contains({t}, '.') and regexp_full_match({t}, '[0-9]+\\.0+') "
+            f"then split_part({t}, '.', 1) else {t} end"
+        )
+    if kind == "text":
         return t
-    if kind in ("lower", "email"):
+    if kind == "email":
+        # Addresses pasted from web pages or spreadsheets end in a non-breaking space.
+        return f"lower(nullif(trim({expr}, {_sql_str(UNICODE_SPACE_CHARS)}), ''))"
+    if kind == "lower":
         return f"lower({t})"
     if kind == "upper":
         return f"upper({t})"
     if kind == "ts":
-        iso = f"try_cast({t} AS TIMESTAMPTZ)::TIMESTAMP"
+        iso = _iso_sql(t, f"try_cast({t} AS TIMESTAMPTZ)::TIMESTAMP")
         if not epoch:
             return iso
         micros = f"try_cast({t} AS DOUBLE) * {EPOCH_UNITS[epoch]}"
@@ -493,11 +571,16 @@ def cast_sql(kind: str, expr: str, epoch: str | None = None) -> str:
             f"then make_timestamp(cast(round({micros}) AS BIGINT)) end)"
         )
     if kind == "date":
-        return f"coalesce(try_cast({t} AS DATE), try_cast({t} AS TIMESTAMPTZ)::DATE)"
+        return _iso_sql(t, f"coalesce(try_cast({t} AS DATE), try_cast({t} AS TIMESTAMPTZ)::DATE)")
     if kind == "decimal":
         return f"try_cast({t} AS DECIMAL(18, 2))"
     if kind == "int":
-        return f"try_cast({t} AS INTEGER)"
+        # The integer cast rounds (2.7 is 3): a value that is not whole is NULL instead, so
+        # the suite's "not a whole number" rule sees it. 1e3 and 2.0 are whole.
+        return (
+            f"case when try_cast({t} AS INTEGER) = try_cast({t} AS DOUBLE) "
+            f"then try_cast({t} AS INTEGER) end"
+        )
     if kind == "double":
         return f"case when isfinite(try_cast({t} AS DOUBLE)) then try_cast({t} AS DOUBLE) end"
     if kind == "bool":

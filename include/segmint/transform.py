@@ -369,6 +369,44 @@ def _full_refresh_schema_changes(
     return completed, problems
 
 
+# The dbt test that fails a night with amounts in a currency without a rate.
+CURRENCY_TEST = "every_currency_has_a_rate_to_the_reporting_currency"
+
+
+def missing_rates(settings: Settings) -> list[str]:
+    """What the failed currency test found, in words: each currency without a rate to the
+    reporting currency, with its event days and count, and what to do."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(settings.warehouse), read_only=True)
+    except duckdb.Error:
+        return []
+    try:
+        rows = con.execute(
+            "select currency, min(event_date), max(event_date), count(*) "
+            "from intermediate.int_events_sessionised where fx_rate is null "
+            "group by currency order by currency"
+        ).fetchall()
+    except duckdb.Error:
+        return []
+    finally:
+        con.close()
+    target = settings.transform.reporting_currency
+    where = settings.transform.currency_rates or "[transform] currency_rates (not set)"
+    return [
+        f"no rate from {currency} to {target}: {n:,} event(s) on {first}..{last}"
+        for currency, first, last, n in rows
+    ] + (
+        [
+            f"add rates (currency_code,valid_from,to_currency,rate) to {where} and rerun: "
+            "the days concerned are rebuilt, no full refresh needed"
+        ]
+        if rows
+        else []
+    )
+
+
 def run_transform(settings: Settings, as_of: date) -> StageResult:
     """Build and test every dbt model for ``as_of``; raise SegmintError on any failure."""
     warehouse = settings.warehouse.resolve()
@@ -402,6 +440,8 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         if not problems:
             tail = [line for line in completed.stdout.splitlines() if line.strip()][-8:]
             problems = tail + completed.stderr.strip().splitlines()[-4:]
+        if any(CURRENCY_TEST in line for line in problems):
+            problems += missing_rates(settings)
         raise SegmintError(
             f"dbt build failed for as-of {as_of} ({len(problems)} problem(s)):\n  "
             + "\n  ".join(problems)

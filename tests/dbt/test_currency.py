@@ -6,6 +6,7 @@ revising a rate rebuilds exactly the days it changes. Real ``dbt build`` on a Du
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import date
@@ -88,6 +89,12 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     with pytest.raises(SegmintError) as caught:
         run_transform(_settings(nightly, None), AS_OF)
     assert "every_currency_has_a_rate_to_the_reporting_currency" in str(caught.value)
+    # ... and the message says which currency, on which days, and what to do
+    assert re.search(r"no rate from EUR to USD: [\d,]+ event\(s\) on 2026-06-", str(caught.value))
+    assert (
+        "add rates (currency_code,valid_from,to_currency,rate) to [transform] currency_rates"
+        in (str(caught.value))
+    )
     result = run_transform(_settings(nightly, rates), AS_OF)
     assert result.details["reporting_currency"] == "USD"
     assert result.details["currency_rates"] == 3

@@ -311,6 +311,13 @@ def read_records(
         except duckdb.Error as exc:
             failed[i] = str(exc).splitlines()[0]
     for cols, members in groups.items():
+        if any(c.lower() in _PARQUET_VIRTUAL for c, _, _ in cols):
+            for i in members:
+                try:
+                    _read_parquet_alone(con, files, i, cols, table)
+                except Exception as exc:  # pyarrow's errors are not DuckDB's
+                    failed[i] = str(exc).splitlines()[0]
+            continue
         try:
             _read_parquet(con, files, members, cols, table)
         except duckdb.Error:
@@ -853,9 +860,16 @@ def _insert_csv_records(
     )
 
 
-def _parquet_src(paths: list[str]) -> str:
+def _parquet_src(paths: list[str], row_numbers: bool = True) -> str:
     listed = "[" + ", ".join(_lit(_literal_path(p)) for p in paths) + "]"
-    return f"read_parquet({listed}, file_row_number = true, hive_partitioning = false)"
+    option = "file_row_number = true, " if row_numbers else ""
+    return f"read_parquet({listed}, {option}hive_partitioning = false)"
+
+
+# Columns a multi-file read_parquet adds (the file's position, the row's number): a file
+# with a column so named (an exporter's shard number in "file_index") hides them, and its
+# rows were numbered, or attributed to files, by its own values.
+_PARQUET_VIRTUAL = ("file_index", "file_row_number")
 
 
 def _parquet_columns(
@@ -865,9 +879,10 @@ def _parquet_columns(
 ) -> tuple[tuple[str, str, str], ...]:
     """``(column, document key, type)`` of a Parquet file's columns; :class:`UnreadableFile`
     when a required field has no column."""
-    src = _parquet_src([str(f.abspath)])
+    # Without the row-number option: it fails on a file with a "file_row_number" column.
+    src = _parquet_src([str(f.abspath)], row_numbers=False)
     described = con.execute(f"describe select * from {src}").fetchall()
-    cols = [(r[0], r[1]) for r in described if r[0] != "file_row_number"]
+    cols = [(r[0], r[1]) for r in described]
     names = doc_keys(f.source, [c for c, _ in cols], aliases)
     required = [fl.name for fl in FIELDS[f.source] if fl.required]
     missing = [n for n in required if n not in names]
@@ -901,6 +916,41 @@ def _read_parquet(
         )
         """
     )
+
+
+def _read_parquet_alone(
+    con: duckdb.DuckDBPyConnection,
+    files: list[LandingFile],
+    i: int,
+    cols: tuple[tuple[str, str, str], ...],
+    table: str,
+) -> None:
+    """Insert the rows of ``files[i]``, a Parquet file with a column named as one of
+    DuckDB's scan columns (``_PARQUET_VIRTUAL``), which then hides it.
+
+    Read with pyarrow (columnar, no per-row Python), numbered by position: its columns all
+    go to the document as they are (an unknown one to ``_extra``), none decides which file
+    or line a row is.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = pq.read_table(files[i].abspath)
+    line = "_segmint_line"
+    while line.lower() in {c.lower() for c in data.column_names}:
+        line = "_" + line
+    data = data.append_column(line, pa.array(np.arange(1, data.num_rows + 1, dtype=np.int64)))
+    struct = ", ".join(f"{_lit(key)}: {_ident(c)}" for c, key, _ in cols)
+    view = "_segmint_parquet_alone"
+    con.register(view, data)
+    try:
+        con.execute(
+            f"insert into {table} select {i}::INTEGER, {_ident(line)}, null::VARCHAR, "
+            f"to_json({{{struct}}}), null::VARCHAR from {view}"
+        )
+    finally:
+        con.unregister(view)
 
 
 def _ident(name: str) -> str:

@@ -319,3 +319,59 @@ def test_an_upper_case_gz_file_with_a_line_that_is_not_utf8_loads(settings, land
         ("g1", "c1", 1),
         ("l1", "Jos\ufffd", 2),
     ]
+
+
+def test_parquet_columns_named_as_duckdb_scan_columns_are_data(settings, landing, query):
+    """'file_index' and 'file_row_number' are columns a multi-file read_parquet adds; a file
+    holding one hid them: an exporter's shard number 'file_index' = 0 attributed another
+    file's rows to the first file (or crashed the ingest), a 'file_row_number' column failed
+    the file. Such columns are data like any unknown column (kept in _extra); the rows keep
+    their own file and row number, and their values are those the usual reader gives."""
+    from decimal import Decimal
+
+    day = landing / DAY
+    day.mkdir(parents=True)
+
+    def table(ids: list[str], **extra) -> pa.Table:
+        n = len(ids)
+        return pa.table(
+            {
+                "event_id": ids,
+                "event_type": ["purchase"] * n,
+                "event_ts": pa.array(
+                    [datetime(2026, 6, 1, 9, 30, 15, 250000)] * n, pa.timestamp("ms", tz="UTC")
+                ),
+                "customer_id": ["c1"] * n,
+                "order_id": [f"o-{e}" for e in ids],
+                "revenue": pa.array([Decimal("12.75")] * n, pa.decimal128(10, 2)),
+                **extra,
+            }
+        )
+
+    pq.write_table(table(["a1", "a2"], file_index=pa.array([0, 0])), day / "a.parquet")
+    pq.write_table(table(["b1", "b2", "b3"], file_index=pa.array([0, 0, 0])), day / "b.parquet")
+    pq.write_table(table(["c1"], file_row_number=pa.array([7])), day / "c.parquet")
+    pq.write_table(table(["p1"]), day / "plain.parquet")
+    write_jsonl(day / "good.jsonl", [event("j1")])
+    run_ingest(settings, D1)
+    assert _accounting(query) == [
+        (f"{DAY}/a.parquet", "loaded", 2),
+        (f"{DAY}/b.parquet", "loaded", 3),
+        (f"{DAY}/c.parquet", "loaded", 1),
+        (f"{DAY}/good.jsonl", "loaded", 1),
+        (f"{DAY}/plain.parquet", "loaded", 1),
+    ]
+    got = query(
+        "select _source_file, _source_line, event_id, event_ts::VARCHAR, revenue::VARCHAR, "
+        "_extra from raw.events where event_id <> 'j1' order by 1, 2"
+    )
+    ts = "2026-06-01 09:30:15.25"
+    assert [(f.removeprefix(DAY + "/"), *rest) for f, *rest in got] == [
+        ("a.parquet", 1, "a1", ts, "12.75", '{"file_index":0}'),
+        ("a.parquet", 2, "a2", ts, "12.75", '{"file_index":0}'),
+        ("b.parquet", 1, "b1", ts, "12.75", '{"file_index":0}'),
+        ("b.parquet", 2, "b2", ts, "12.75", '{"file_index":0}'),
+        ("b.parquet", 3, "b3", ts, "12.75", '{"file_index":0}'),
+        ("c.parquet", 1, "c1", ts, "12.75", '{"file_row_number":7}'),
+        ("plain.parquet", 1, "p1", ts, "12.75", None),
+    ]

@@ -121,6 +121,16 @@ def load_features(warehouse: Path, as_of: date) -> pd.DataFrame:
             _exists(warehouse, "marts.customers")
             and read_frame(warehouse, "select count(*) as n from marts.customers")["n"].iloc[0] == 0
         ):
+            raw = [t for t in ("raw.events", "raw.customers") if _exists(warehouse, t)]
+            loaded = sum(
+                read_frame(warehouse, f"select count(*) as n from {t}")["n"].iloc[0] for t in raw
+            )
+            if raw and loaded == 0:
+                raise SegmintError(
+                    f"nothing is loaded up to the as-of date {as_of}: ingest loads the landing "
+                    "partitions (dt=YYYY-MM-DD) dated on or before it, and there were none "
+                    "with a record; check --as-of against the landing zone's dates"
+                )
             raise SegmintError(
                 f"no known customers as of {as_of}: no loaded event carries a customer_id "
                 "(or is linked to one by a login) and no CRM record has landed, so there is "

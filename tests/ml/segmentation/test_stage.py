@@ -13,7 +13,7 @@ from ml.segmentation import run_segmentation
 from ml.segmentation.synthetic import next_day
 from segmint.config import SegmentationSettings, Settings
 from segmint.stages import SegmintError
-from segmint.warehouse import connect, table_hash
+from segmint.warehouse import connect, ensure_raw_tables, table_hash
 
 TABLES = (
     "ml.customer_segments",
@@ -212,6 +212,12 @@ def test_clear_errors_for_missing_input(
     con.execute("create table marts.customers (customer_id varchar)")
     con.close()
     with pytest.raises(SegmintError, match="no known customers as of 2026-07-05"):
+        run_segmentation(settings, date(2026, 7, 5))
+    # Nothing loaded at all: the as-of date is before every landing partition.
+    con = connect(settings.warehouse)
+    ensure_raw_tables(con)
+    con.close()
+    with pytest.raises(SegmintError, match="nothing is loaded up to the as-of date 2026-07-05"):
         run_segmentation(settings, date(2026, 7, 5))
 
 

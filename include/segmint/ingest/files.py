@@ -23,6 +23,7 @@ import atexit
 import dataclasses
 import gzip
 import hashlib
+import io
 import logging
 import re
 import shutil
@@ -418,8 +419,19 @@ def _literal_path(path: str) -> str:
     return str(target)
 
 
+def _utf16_or_32(head: bytes) -> str | None:
+    """The encoding a text file's byte-order mark names, when it is UTF-16 or UTF-32 (the
+    codec then reads the mark and drops it)."""
+    if head in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        return "utf-32"
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    return None
+
+
 def utf8_copy(f: LandingFile) -> LandingFile:
-    """``f`` read from an uncompressed UTF-8 copy, invalid byte sequences replaced by U+FFFD.
+    """``f`` read from an uncompressed UTF-8 copy, invalid byte sequences replaced by U+FFFD
+    (a file with a UTF-16 or UTF-32 byte-order mark is decoded as such instead).
 
     The copy keeps every line (and so every line number); ``path`` and ``sha256`` still name
     the landing file. Chunks that decode cleanly are copied as they are: only a chunk with an
@@ -432,6 +444,21 @@ def utf8_copy(f: LandingFile) -> LandingFile:
     name = f.abspath.name[:-3] if gz else f.abspath.name
     target = _scratch_dir() / _safe_name(f"{f.path}\0{f.sha256}", name)
     opener = gzip.open if gz else open
+    with opener(f.abspath, "rb") as src:
+        encoding = _utf16_or_32(src.read(4))
+    if encoding:
+        # Excel's "Unicode Text" (and other Windows tools) write UTF-16 with a byte-order
+        # mark: every byte pair read as UTF-8 garbled the header past recognition.
+        with opener(f.abspath, "rb") as src, open(target, "wb") as dst:
+            text = io.TextIOWrapper(src, encoding=encoding, errors="replace", newline="")
+            while chunk := text.read(_UTF8_CHUNK // 4):
+                dst.write(chunk.encode("utf-8"))
+        log.warning(
+            "%s: read as %s (its byte-order mark says so); segmint reads UTF-8",
+            f.path,
+            encoding.upper(),
+        )
+        return dataclasses.replace(f, abspath=target)
     bad: list[int] = []
     lines_before = 0
 

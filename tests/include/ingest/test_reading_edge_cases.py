@@ -375,3 +375,35 @@ def test_parquet_columns_named_as_duckdb_scan_columns_are_data(settings, landing
         ("c.parquet", 1, "c1", ts, "12.75", '{"file_row_number":7}'),
         ("plain.parquet", 1, "p1", ts, "12.75", None),
     ]
+
+
+def test_utf16_text_files_are_decoded(settings, landing, query, caplog):
+    """Excel's "Unicode Text" export is UTF-16 (little-endian, with a byte-order mark) and
+    tab-separated: read as UTF-8 its header was garbled and the file failed. A text file
+    whose byte-order mark says UTF-16 (either byte order) is decoded as such."""
+    day = landing / DAY
+    day.mkdir(parents=True)
+    excel = "\r\n".join(
+        [
+            "event_id\tevent_type\tevent_ts\tcustomer_id",
+            "x1\tpage_view\t2026-06-01T10:00:00Z\tJos\u00e9",
+            "x2\tpage_view\t2026-06-01T10:00:00Z\t\u5f20\u4f1f",
+            "",
+        ]
+    )
+    (day / "excel.txt.csv").write_bytes(excel.encode("utf-16"))  # BOM + little-endian here
+    jsonl = "".join(json.dumps(event(e), ensure_ascii=False) + "\n" for e in ("b\u00e91", "b2"))
+    (day / "be.jsonl.gz").write_bytes(gzip.compress(b"\xfe\xff" + jsonl.encode("utf-16-be")))
+    with caplog.at_level("WARNING"):
+        run_ingest(settings, D1)
+    assert _accounting(query) == [
+        (f"{DAY}/be.jsonl.gz", "loaded", 2),
+        (f"{DAY}/excel.txt.csv", "loaded", 2),
+    ]
+    assert query("select event_id, customer_id, _source_line from raw.events order by 1") == [
+        ("b2", "c1", 2),
+        ("b\u00e91", "c1", 1),
+        ("x1", "Jos\u00e9", 2),
+        ("x2", "\u5f20\u4f1f", 3),
+    ]
+    assert any("excel.txt.csv: read as UTF-16" in r.getMessage() for r in caplog.records)

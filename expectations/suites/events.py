@@ -9,6 +9,7 @@ from segmint.ingest.contract import (
     ALLOWED_EVENT_TYPES,
     COUNTRY_CODES,
     MIN_TIMESTAMP,
+    MONEY_MAX,
     timestamp_words,
 )
 
@@ -38,6 +39,14 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
 
     def given(text_column: str) -> dict:
         return {"row_condition": f"{text_column}.notnull()", "condition_parser": "pandas"}
+
+    def number(field: str) -> dict:
+        """Rows where ``field`` is a finite number (``<field>_number``); the text comes first
+        so that the reason quotes it."""
+        return {
+            "row_condition": f"{field}_text.notnull() and {field}_number.notnull()",
+            "condition_parser": "pandas",
+        }
 
     expectations = [
         # Required fields.
@@ -93,9 +102,15 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
             ),
         ),
         gxe.ExpectColumnValuesToNotBeNull(
-            column="revenue",
+            column="revenue_number",
             **given("revenue_text"),
             **rec("revenue_numeric", "revenue is not a number"),
+        ),
+        # A number DECIMAL(18, 2) cannot hold (1e20) is no "not a number".
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="revenue",
+            **number("revenue"),
+            **rec("revenue_in_range", f"revenue is out of range (beyond ±{MONEY_MAX})"),
         ),
         gxe.ExpectColumnValuesToBeBetween(
             column="revenue", min_value=0, **rec("revenue_non_negative", "revenue is negative")
@@ -118,9 +133,14 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
         ),
         # Optional fields: a bad value is nulled, the record kept.
         gxe.ExpectColumnValuesToNotBeNull(
-            column="price",
+            column="price_number",
             **given("price_text"),
             **warn("price_numeric", "price", "price is not a number"),
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="price",
+            **number("price"),
+            **warn("price_in_range", "price", f"price is out of range (beyond ±{MONEY_MAX})"),
         ),
         gxe.ExpectColumnValuesToBeBetween(
             column="price", min_value=0, **warn("price_non_negative", "price", "price is negative")

@@ -36,6 +36,7 @@ def test_events_suite_routes_each_failing_row_to_its_rules():
             "event_ts_limit": pd.to_datetime(["2026-06-02 06:00"] * 4),
             "revenue_text": pd.array(["-1", None, None, None], dtype="string"),
             "revenue": [-1.0, None, None, None],
+            "revenue_number": [-1.0, None, None, None],
             "order_id": pd.array([None, None, None, None], dtype="string"),
             "identity": pd.array(["c", "c", None, "c"], dtype="string"),
             "country": pd.array(["US", "XX", None, None], dtype="string"),
@@ -44,6 +45,7 @@ def test_events_suite_routes_each_failing_row_to_its_rules():
     for name in ("price", "quantity", "time_on_page_s", "scroll_depth"):
         frame[name] = pd.array([None] * 4, dtype="Float64")
         frame[f"{name}_text"] = pd.array([None] * 4, dtype="string")
+    frame["price_number"] = pd.array([None] * 4, dtype="Float64")
     frame["currency"] = pd.array([None] * 4, dtype="string")
     validator = BatchValidator(IngestSettings())
     assert set(validator.columns("events", list(frame.columns))) == set(frame.columns)
@@ -64,3 +66,4 @@ def test_events_suite_routes_each_failing_row_to_its_rules():
     assert lines("country_known") == [(0, 2)]
     assert results["country_known"].level == "warning"
     assert lines("price_numeric") == []
+    assert lines("revenue_in_range") == []

@@ -493,6 +493,9 @@ _COMMON_TIMESTAMP_SHAPES = ("____-__-__T__:__:__.___Z", "____-__-__ __:__:__")
 MIN_TIMESTAMP = {"event_ts": datetime(2000, 1, 1), "updated_at": datetime(1990, 1, 1)}
 
 
+# The largest amount a money column (DECIMAL(18, 2)) holds.
+MONEY_MAX = "9999999999999999.99"
+
 # [ingest] epoch_timestamp_unit: microseconds in one unit of a Unix time.
 EPOCH_UNITS = {"s": 1_000_000, "ms": 1_000, "us": 1}
 # A Unix time read in the configured unit must fall in [2000, 2100): a wrong unit (seconds

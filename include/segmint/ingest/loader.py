@@ -254,6 +254,9 @@ def parse_sql(
         cols.append(f"{typed} as {f.name}")
         if f.kind in _TEXT_KINDS:
             cols.append(f"nullif(trim({value(f.name)}), '') as {f.name}_text")
+        if f.kind == "decimal":
+            # Money as a number, to tell "not a number" from "too large for DECIMAL(18, 2)".
+            cols.append(f"{cast_sql('double', value(f.name))} as {f.name}_number")
     # An id holding a JSON object or array ({"id": "c9"}) is no id: the fields where it
     # happens, by name, for the suite's ids_are_scalars rule (NULL when none).
     nested = ", ".join(

@@ -352,3 +352,41 @@ def test_a_whole_float_id_is_read_as_its_integer(settings, landing, query, tmp_p
         ("j2", "v1.0", None, None),
         ("j3", "c1", None, "1"),
     ]
+
+
+# --- 5. Money beyond DECIMAL(18, 2) is out of range, not "not a number" -----------------------
+
+
+def test_money_too_large_for_the_column_is_out_of_range(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    purchase = {"event_type": "purchase"}
+    write_jsonl(
+        landing / "events/dt=2026-06-01/m.jsonl",
+        [
+            event("big", **purchase, order_id="o1", revenue=1e20),
+            event("neg", **purchase, order_id="o2", revenue=-1e20),
+            event("lots", **purchase, order_id="o3", revenue="lots"),
+            event("max", **purchase, order_id="o4", revenue="9999999999999999.99"),
+            event("pbig", price=1e20),
+            event("pinf", price="inf"),
+        ],
+    )
+    result = _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    out_of_range = "revenue is out of range (beyond ±9999999999999999.99)"
+    assert _quarantine(query) == {
+        ("m.jsonl", 1): [f"{out_of_range} (got 1e+20)"],
+        ("m.jsonl", 2): [f"{out_of_range} (got -1e+20)"],
+        ("m.jsonl", 3): ["revenue is not a number (got lots)"],
+    }
+    assert query("select event_id, revenue::VARCHAR, price from raw.events order by 1") == [
+        ("max", "9999999999999999.99", None),
+        ("pbig", None, None),
+        ("pinf", None, None),
+    ]
+    assert (
+        "field nulled on 1 row(s): price is out of range (beyond ±9999999999999999.99)"
+        in result.warnings
+    )
+    assert "field nulled on 1 row(s): price is not a number" in result.warnings

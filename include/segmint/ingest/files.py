@@ -385,9 +385,11 @@ _links: dict[str, str] = {}
 
 def _safe_name(key: str, name: str) -> str:
     """A scratch file name for the landing file ``name``: plain characters only (so it is no
-    glob pattern), unique per ``key`` (two landing files never share a scratch file)."""
+    glob pattern), unique per ``key`` (two landing files never share a scratch file), and
+    short enough for any file system (the end of the name is kept: ``.gz`` decides how
+    DuckDB reads it)."""
     digest = hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return f"{digest}-{re.sub(r'[^A-Za-z0-9._=-]', '_', name)}"
+    return f"{digest}-{re.sub(r'[^A-Za-z0-9._=-]', '_', name)[-100:]}"
 
 
 def _literal_path(path: str) -> str:

@@ -407,3 +407,20 @@ def test_utf16_text_files_are_decoded(settings, landing, query, caplog):
         ("x2", "\u5f20\u4f1f", 3),
     ]
     assert any("excel.txt.csv: read as UTF-16" in r.getMessage() for r in caplog.records)
+
+
+def test_a_long_file_name_read_through_a_scratch_copy_loads(settings, landing, query):
+    """A name near the file-system limit, read through a link (a glob character) or a UTF-8
+    copy (a Latin-1 line): the scratch name is shortened, keeping its end ('.gz')."""
+    day = landing / DAY
+    day.mkdir(parents=True)
+    latin1 = json.dumps(event("l1", customer_id="Jos\u00e9"), ensure_ascii=False)
+    long_gz = "x" * 230 + "[1].jsonl.gz"
+    (day / long_gz).write_bytes(gzip.compress(latin1.encode("latin-1") + b"\n"))
+    write_jsonl(day / ("y" * 230 + "[2].jsonl.gz"), [event("g1")], gz=True)
+    run_ingest(settings, D1)
+    assert [(status, n) for _, status, n in _accounting(query)] == [("loaded", 1), ("loaded", 1)]
+    assert query("select event_id, customer_id from raw.events order by 1") == [
+        ("g1", "c1"),
+        ("l1", "Jos\ufffd"),
+    ]

@@ -209,17 +209,37 @@ def parse_sql(
     def read(name: str) -> str:
         return "v." + ".".join(_ident(part) for part in name.split("."))
 
+    # In CSV files a database dump's null word (\\N, NULL) is a missing value: each landing
+    # name's value, so cleaned, is a column of its own (_nv<k>), computed once per row; the
+    # casts refer to it many times. Not in a batch without CSV files (no extra projection).
+    cleaned = {n: f"_nv{k}" for k, n in enumerate(landing)} if csv_files else {}
+
     def read_value(name: str) -> str:
-        """SQL: the value of the landing name ``name``; NULL for a database dump's null word
-        (``\\N``, ``NULL``) in a CSV file."""
-        if not csv_files:
-            return read(name)
-        words = ", ".join(_lit(w) for w in NULL_WORDS)
-        return (
-            f"case when {read(name)} is not null and length({read(name)}) <= 8 "
-            f"and _file in ({', '.join(map(str, csv_files))}) "
-            f"and lower(trim({read(name)})) in ({words}) then null else {read(name)} end"
-        )
+        """SQL: the value of the landing name ``name`` (NULL for a null word in CSV)."""
+        return cleaned.get(name) or read(name)
+
+    words = ", ".join(_lit(w) for w in NULL_WORDS)
+    clean_cols = "".join(
+        f"case when _csv and length({read(n)}) <= 8 and lower(trim({read(n)})) in ({words}) "
+        f"then null else {read(n)} end as {col}, "
+        for n, col in cleaned.items()
+    )
+    dropped = "".join(f", {col}" for col in cleaned.values()) + (", _csv" if csv_files else "")
+    parsed = f"""(
+                        select
+                            *,
+                            case when _ok then json_transform(doc, {struct}) end as v,
+                            case when _ok then len(json_keys(doc)) end as _nkeys,
+                        from {rel}
+                    )"""
+    if csv_files:
+        parsed = f"""(
+                        select *, {clean_cols}
+                        from (
+                            select *, _file in ({", ".join(map(str, csv_files))}) as _csv
+                            from {parsed}
+                        )
+                    )"""
 
     def value(name: str) -> str:
         """SQL: the landing text of the field ``name``, from the first name holding one."""
@@ -284,7 +304,7 @@ def parse_sql(
         )
     return f"""
         select
-            * exclude (v, _nkeys, _xdoc, _xkeys, _xvals),
+            * exclude (v, _nkeys, _xdoc, _xkeys, _xvals{dropped}),
             {select_list},
             case
                 when _xdoc is null or _xdoc = '{{}}' then null
@@ -317,13 +337,7 @@ def parse_sql(
                         case
                             when _nkeys > ({present}) then json_merge_patch(doc, {drop_known})
                         end as _xdoc,
-                    from (
-                        select
-                            *,
-                            case when _ok then json_transform(doc, {struct}) end as v,
-                            case when _ok then len(json_keys(doc)) end as _nkeys,
-                        from {rel}
-                    )
+                    from {parsed}
                 )
             )
         )

@@ -128,9 +128,7 @@ def purge_tombstoned(con: duckdb.DuckDBPyConnection) -> int:
         return 0
     started = datetime.now(UTC).replace(tzinfo=None)
     watermark = con.execute("select max(purged_at) from ops.erasure_purges").fetchone()[0]
-    loaded = [
-        (t, c) for t, c in _id_tables(con).items() if t in _tables_with(con, "_loaded_at")
-    ]
+    loaded = [(t, c) for t, c in _id_tables(con).items() if t in _tables_with(con, "_loaded_at")]
     if watermark is not None and loaded:
         came_back = sum(
             con.execute(
@@ -231,11 +229,14 @@ def erase_with_connection(
     anon_sources = [
         t for t in _tables_with(con, "anonymous_id") if t in _tables_with(con, "customer_id")
     ]
-    links = " union ".join(
-        f"select anonymous_id, customer_id from {t} "
-        "where anonymous_id is not null and customer_id is not null"
-        for t in anon_sources
-    ) or "select null::varchar as anonymous_id, null::varchar as customer_id where false"
+    links = (
+        " union ".join(
+            f"select anonymous_id, customer_id from {t} "
+            "where anonymous_id is not null and customer_id is not null"
+            for t in anon_sources
+        )
+        or "select null::varchar as anonymous_id, null::varchar as customer_id where false"
+    )
     con.execute(
         f"""create or replace temp table _erase_anon as
         select anonymous_id

@@ -301,20 +301,15 @@ def erase_with_connection(
             ).fetchone()[0]
             tables[table] = tables.get(table, 0) + int(n)
         with_customer = set(_tables_with(con, "customer_id"))
-        for table in _tables_with(con, "anonymous_id"):
-            others = " and customer_id is null" if table in with_customer else ""
-            n = con.execute(
-                f"delete from {table} where anonymous_id in "
-                f"(select anonymous_id from _erase_anon){others}"
-            ).fetchone()[0]
-            tables[table] = tables.get(table, 0) + int(n)
-        for table in _tables_with(con, "event_id"):
-            others = " and customer_id is null" if table in with_customer else ""
-            n = con.execute(
-                f"delete from {table} where event_id in (select event_id from _erase_events)"
-                f"{others}"
-            ).fetchone()[0]
-            tables[table] = tables.get(table, 0) + int(n)
+        # Their anonymous ids' rows and their attributed events, never a row that carries
+        # another customer's id.
+        for column, source in (("anonymous_id", "_erase_anon"), ("event_id", "_erase_events")):
+            for table in _tables_with(con, column):
+                others = " and customer_id is null" if table in with_customer else ""
+                n = con.execute(
+                    f"delete from {table} where {column} in (select {column} from {source}){others}"
+                ).fetchone()[0]
+                tables[table] = tables.get(table, 0) + int(n)
         if table_exists(con, "ops.quarantine"):
             # A quarantined record is raw text: match whole tokens, not substrings.
             n = con.execute(

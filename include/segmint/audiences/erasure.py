@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,23 +51,24 @@ def tombstoned_ids_sql(column: str = "customer_id") -> str:
     )
 
 
-def erased_row_sql(columns: tuple[str, ...] = ID_COLUMNS) -> str:
+def erased_row_sql(
+    columns: tuple[str, ...] = ID_COLUMNS, is_erased: Callable[[str], str] = tombstoned_ids_sql
+) -> str:
     """A SQL predicate, true for a row of an erased customer, over the id ``columns`` a table
     has: its ``customer_id`` is erased, or it has no customer and its ``anonymous_id`` is.
+    ``is_erased(column)``: the SQL telling an erased id (by default its tombstone; ingest
+    passes a lookup of the ids it found tombstoned).
 
     A row of another customer is never theirs, whatever device it came from: an anonymous id
     seen with several customers (a shop's tablet, a family computer) is not tombstoned, and
     one that was (a device later sold) must not take its next owner's rows with it.
     """
-    if "customer_id" in columns and "anonymous_id" in columns:
-        rest = [c for c in columns if c not in ("customer_id", "anonymous_id")]
-        parts = [
-            tombstoned_ids_sql("customer_id"),
-            f"(customer_id is null and {tombstoned_ids_sql('anonymous_id')})",
-            *(tombstoned_ids_sql(c) for c in rest),
-        ]
-    else:
-        parts = [tombstoned_ids_sql(c) for c in columns]
+    parts = [
+        f"(customer_id is null and {is_erased(c)})"
+        if c == "anonymous_id" and "customer_id" in columns
+        else is_erased(c)
+        for c in columns
+    ]
     return "(" + " or ".join(parts) + ")"
 
 

@@ -1261,7 +1261,7 @@ class Ingest:
         those ids only: shops with numeric ids (Shopify, WooCommerce) would otherwise lose
         every quarantinable record holding a quantity or a page number equal to an erased id.
         """
-        from segmint.audiences.erasure import tombstone_filter_sql
+        from segmint.audiences.erasure import erased_row_sql, tombstone_filter_sql
 
         name = f"_erased_{tag}"
         keep_id = tombstone_filter_sql(con, ("id",))
@@ -1274,13 +1274,8 @@ class Ingest:
             f"create or replace temp table _eids_{tag} as select id from ({ids}) "
             f"where id is not null and not ({keep_id})"
         )
-        # erasure.erased_row_sql's rule: a row with another customer's id is never theirs.
-        match = " or ".join(
-            f"{c} in (select id from _eids_{tag})"
-            if c == "customer_id" or "customer_id" not in id_cols
-            else f"(customer_id is null and {c} in (select id from _eids_{tag}))"
-            for c in id_cols
-        )
+        # A row with another customer's id is never theirs (erased_row_sql).
+        match = erased_row_sql(id_cols, lambda c: f"{c} in (select id from _eids_{tag})")
         keep_token = tombstone_filter_sql(con, ("token",))
         con.execute(
             f"""

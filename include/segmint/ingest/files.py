@@ -28,6 +28,7 @@ import logging
 import re
 import shutil
 import tempfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -36,6 +37,7 @@ from pathlib import Path
 import duckdb
 
 from segmint.ingest.contract import FIELDS, FORMATS, SOURCES, field_names
+from segmint.stages import InputError
 
 PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 # CSV separators, in the order they are tried on a header: comma (the contract's), then
@@ -81,7 +83,17 @@ def csv_open_quote_res(delim: str = ",") -> tuple[str, str]:
 # gives one VARCHAR column holding the whole line.
 _NO_DELIM = "\x1f"
 # How DuckDB words a text file that is not UTF-8.
-_NOT_UTF8 = ("invalid unicode", "not utf-8 encoded")
+# DuckDB's line reader refuses a longer line (and with it the whole file). A longer line is
+# quarantined instead, from a repaired copy (readable_copy) where it is TOO_LONG_MARK, its
+# length in bytes and its first TOO_LONG_HEAD bytes.
+MAX_LINE_SIZE = 16 << 20
+MAX_LINE = MAX_LINE_SIZE - 2  # the line end (CRLF) counts
+TOO_LONG_MARK = "\u2400segmint: line too long\u2400"
+TOO_LONG_HEAD = 1000
+TOO_LONG_REASON = (
+    f"the line is longer than {MAX_LINE_SIZE >> 20} MiB, the longest line segmint reads: its "
+    f"length and first {TOO_LONG_HEAD} bytes are kept as its text"
+)
 # Chunks of this many bytes are checked whole; only a chunk that fails is split in lines.
 _UTF8_CHUNK = 1 << 24
 
@@ -147,8 +159,21 @@ def discover(
     landing zone grows every night, the new files are few).
     """
     landing = Path(landing)
+    if not landing.is_dir():
+        # A mistyped path must not look like a quiet night with nothing new.
+        what = "is not a folder" if landing.exists() else "does not exist"
+        raise InputError(
+            f"the landing zone {landing} {what}: set [paths] landing in the settings or pass "
+            "--landing with the folder holding events/ and crm/"
+        )
     candidates: list[tuple[str, Path, str, date, str]] = []
-    ignored: list[str] = []
+    # Top-level entries other than the sources (Events/, event/, a stray file) are reported:
+    # their files are never read, which must not pass silently.
+    ignored: list[str] = sorted(
+        p.name + ("/" if p.is_dir() else "")
+        for p in landing.iterdir()
+        if p.name not in SOURCES and not p.name.startswith((".", "_"))
+    )
     for source in SOURCES:
         root = landing / source
         if not root.is_dir():
@@ -344,15 +369,22 @@ def jsonl_scan_sql(paths: list[str]) -> str:
 def unreadable(con: duckdb.DuckDBPyConnection, files: list[LandingFile], ids: list[int]) -> dict:
     """``{position: error}`` for the text files among ``ids`` that cannot be read to the end.
 
-    A file that fails only because it is not valid UTF-8 is not unreadable: ``files[i]`` is
-    replaced by its UTF-8 copy (:func:`utf8_copy`), which the caller reads instead.
+    A file DuckDB cannot read but Python can is not unreadable: ``files[i]`` is replaced by
+    its repaired copy (:func:`readable_copy`: not UTF-8, a line longer than ``MAX_LINE``, a
+    gzip stream padded with zeros), which the caller reads instead. A file Python cannot read
+    either (a truncated or corrupt gzip) fails with DuckDB's error.
     """
     failed: dict[int, str] = {}
     for i in ids:
         error = _scan_error(con, files[i])
-        if error and any(marker in error.lower() for marker in _NOT_UTF8):
-            files[i] = utf8_copy(files[i])
-            error = _scan_error(con, files[i])
+        if error:
+            try:
+                copy = readable_copy(files[i])
+            except (OSError, EOFError, zlib.error) as exc:
+                log.info("%s: no readable copy either (%s)", files[i].path, exc)
+            else:
+                if not _scan_error(con, copy):
+                    files[i], error = copy, None
         if error:
             failed[i] = error.splitlines()[0]
     return failed
@@ -431,14 +463,23 @@ def _utf16_or_32(head: bytes) -> str | None:
     return None
 
 
-def utf8_copy(f: LandingFile) -> LandingFile:
-    """``f`` read from an uncompressed UTF-8 copy, invalid byte sequences replaced by U+FFFD
-    (a file with a UTF-16 or UTF-32 byte-order mark is decoded as such instead).
+def readable_copy(f: LandingFile) -> LandingFile:
+    """``f`` read from an uncompressed UTF-8 copy that DuckDB's line reader accepts.
 
     The copy keeps every line (and so every line number); ``path`` and ``sha256`` still name
-    the landing file. Chunks that decode cleanly are copied as they are: only a chunk with an
-    invalid sequence is handled line by line, so a large file with one bad line costs about
-    one read and one write of it.
+    the landing file. What it repairs, each with a warning naming the file and lines:
+
+    - invalid UTF-8 byte sequences are replaced by U+FFFD (a file with a UTF-16 or UTF-32
+      byte-order mark is decoded as such instead);
+    - a line longer than ``MAX_LINE`` bytes becomes ``TOO_LONG_MARK``, its length and its
+      first ``TOO_LONG_HEAD`` bytes: the staging quarantines it with that reason, where the
+      whole file failed before;
+    - a gzip stream followed by zero bytes (block-padded writers and tape copies) is read
+      as Python's gzip reads it, the padding ignored. Any other damage (truncated, trailing
+      garbage) raises, and the file fails with DuckDB's error.
+
+    Chunks that decode cleanly and hold no over-long line are copied as they are, so a large
+    file costs about one read and one write of it.
     """
     gz = f.abspath.name.lower().endswith(".gz")
     # The copy is decompressed: its name must not end in .gz, in any case (DuckDB takes
@@ -461,44 +502,85 @@ def utf8_copy(f: LandingFile) -> LandingFile:
             encoding.upper(),
         )
         return dataclasses.replace(f, abspath=target)
+    with opener(f.abspath, "rb") as src, open(target, "wb") as dst:
+        bad, long = _copy_lines(src, dst, csv=f.fmt == "csv")
+    for what, lines in (
+        ("are not valid UTF-8", bad),
+        (f"are longer than {MAX_LINE_SIZE >> 20} MiB, the longest line segmint reads", long),
+    ):
+        if lines:
+            shown = ", ".join(str(n) for n in lines[:20]) + (", ..." if len(lines) > 20 else "")
+            log.warning("%s: %d line(s) %s (line %s)", f.path, len(lines), what, shown)
+    return dataclasses.replace(f, abspath=target)
+
+
+def _too_long(head: bytes, size: int, csv: bool) -> bytes:
+    """The line that stands for an over-long line in a repaired copy (see TOO_LONG_MARK).
+
+    In a CSV file its quotes become apostrophes: a cut quoted field would stay open and
+    swallow the lines after it into one record."""
+    text = head.decode("utf-8", "replace").replace("\r", " ")
+    if csv:
+        text = text.replace('"', "'")
+    return f"{TOO_LONG_MARK}{size} bytes: {text}".encode()
+
+
+def _copy_lines(src, dst, csv: bool) -> tuple[list[int], list[int]]:
+    """Copy ``src`` to ``dst`` line for line: invalid UTF-8 replaced, lines longer than
+    ``MAX_LINE`` replaced by :func:`_too_long`. Returns the numbers of both kinds of lines."""
     bad: list[int] = []
+    long: list[int] = []
     lines_before = 0
 
-    def copy(block: bytes, dst) -> None:
+    def copy(block: bytes) -> None:
         nonlocal lines_before
+        lines = block.split(b"\n")
         try:
             block.decode("utf-8")
-            dst.write(block)
+            if max(map(len, lines)) <= MAX_LINE:
+                dst.write(block)
+                lines_before += len(lines) - 1
+                return
         except UnicodeDecodeError:
-            lines = block.split(b"\n")
-            for k, line in enumerate(lines):
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError:
-                    bad.append(lines_before + k + 1)
-                    line = line.decode("utf-8", "replace").encode("utf-8")
-                dst.write(line if k == len(lines) - 1 else line + b"\n")
-        lines_before += block.count(b"\n")
+            pass
+        for k, line in enumerate(lines):
+            if len(line) > MAX_LINE:
+                long.append(lines_before + k + 1)
+                line = _too_long(line[:TOO_LONG_HEAD], len(line), csv)
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append(lines_before + k + 1)
+                line = line.decode("utf-8", "replace").encode("utf-8")
+            dst.write(line if k == len(lines) - 1 else line + b"\n")
+        lines_before += len(lines) - 1
 
-    with opener(f.abspath, "rb") as src, open(target, "wb") as dst:
-        carry = b""
-        while chunk := src.read(_UTF8_CHUNK):
-            chunk = carry + chunk
-            cut = chunk.rfind(b"\n") + 1
-            block, carry = chunk[:cut], chunk[cut:]
-            if block:
-                copy(block, dst)
-        if carry:
-            copy(carry, dst)
-    shown = ", ".join(str(n) for n in bad[:20]) + (", ..." if len(bad) > 20 else "")
-    log.warning(
-        "%s: %d line(s) are not valid UTF-8 (line %s); read with each invalid byte sequence "
-        "replaced by U+FFFD",
-        f.path,
-        len(bad),
-        shown,
-    )
-    return dataclasses.replace(f, abspath=target)
+    carry = b""
+    # [first bytes, length] of an over-long line being skipped to its end.
+    skipping: list | None = None
+    while chunk := src.read(_UTF8_CHUNK):
+        if skipping is not None:
+            end = chunk.find(b"\n")
+            if end < 0:
+                skipping[1] += len(chunk)
+                continue
+            skipping[1] += end
+            long.append(lines_before + 1)
+            dst.write(_too_long(*skipping, csv))
+            skipping, chunk = None, chunk[end:]
+        chunk = carry + chunk
+        cut = chunk.rfind(b"\n") + 1
+        block, carry = chunk[:cut], chunk[cut:]
+        if block:
+            copy(block)
+        if len(carry) > MAX_LINE:
+            skipping, carry = [carry[:TOO_LONG_HEAD], len(carry)], b""
+    if skipping is not None:
+        long.append(lines_before + 1)
+        dst.write(_too_long(*skipping, csv))
+    elif carry:
+        copy(carry)
+    return bad, long
 
 
 def _scan_sql(paths: list[str]) -> str:
@@ -515,7 +597,7 @@ def _scan_sql(paths: list[str]) -> str:
             auto_detect = false,
             hive_partitioning = false,
             filename = true,
-            max_line_size = 16777216,
+            max_line_size = {MAX_LINE_SIZE},
             -- Lenient about line ends: a CRLF file with a bare LF inside a quoted cell (what
             -- Excel writes for multi-line cells) is split at both; records are rejoined later.
             strict_mode = false
@@ -888,6 +970,7 @@ def _insert_csv_records(
                     then json_object({pairs})
             end as doc,
             case
+                when starts_with(raw, {_lit(TOO_LONG_MARK)}) then {_lit(TOO_LONG_REASON)}
                 when bad_quote > 0
                     and regexp_full_match(_parts[bad_quote], {_lit(_TEXT_AFTER_QUOTE)})
                     then 'malformed CSV: text after the closing quote of field ' || bad_quote

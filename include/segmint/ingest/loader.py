@@ -50,13 +50,22 @@ from segmint.ingest.contract import (
     NULL_WORDS,
     OPS_DDL,
     RAW_TABLE,
+    SOURCES,
     cast_sql,
     epoch_unit,
     event_type_aliases,
     field_names,
     ignored_event_types,
 )
-from segmint.ingest.files import LandingFile, discover, jsonl_scan_sql, read_records, unreadable
+from segmint.ingest.files import (
+    TOO_LONG_MARK,
+    TOO_LONG_REASON,
+    LandingFile,
+    discover,
+    jsonl_scan_sql,
+    read_records,
+    unreadable,
+)
 from segmint.stages import InputError, StageResult
 from segmint.warehouse import connect, ensure_raw_tables, transaction
 
@@ -631,6 +640,8 @@ class Ingest:
                         *,
                         case
                             when _blank then null
+                            when not json_valid(doc) and starts_with(doc, {_lit(TOO_LONG_MARK)})
+                                then {_lit(TOO_LONG_REASON)}
                             when not json_valid(doc)
                                 then 'malformed JSON: the line is not a valid JSON document'
                             when starts_with(doc, '{{') then null
@@ -640,7 +651,12 @@ class Ingest:
                     from (
                         select
                             {positions}[file_index::BIGINT + 1]::INTEGER as _file,
-                            line as doc,
+                            -- A byte-order mark inside the file (files concatenated
+                            -- with cat) is no part of the record.
+                            case
+                                when starts_with(line, chr(65279)) then line[2:]
+                                else line
+                            end as doc,
                             line as raw,
                             -- A case, not an and: DuckDB evaluates both sides of an
                             -- and/or over the whole vector, trim would copy every line.
@@ -1469,7 +1485,12 @@ def _result(
         )
     }
     failed = [o for o in outcomes if o.status == "failed"]
-    warnings = [f"ignored {p}: not a supported landing file or partition" for p in ignored]
+    warnings = [
+        f"ignored {p}: not a supported landing file or partition"
+        if "/" in p.rstrip("/")
+        else f"ignored {p}: not a landing source folder (only {' and '.join(SOURCES)} are read)"
+        for p in ignored
+    ]
     counts: dict[str, int] = {}
     for o in outcomes:
         for reason, n in o.warnings.items():

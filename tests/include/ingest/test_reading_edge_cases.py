@@ -13,8 +13,10 @@ from datetime import date, datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from segmint.ingest import run_ingest
+from segmint.stages import InputError
 from tests.include.ingest.conftest import D1, event, write_jsonl, write_lines
 
 DAY = "events/dt=2026-06-01"
@@ -293,6 +295,33 @@ def test_folders_starting_with_underscore_or_dot_in_a_partition_are_skipped(
     assert query("select count(*) from ops.quarantine") == [(0,)]
 
 
+def test_a_missing_landing_zone_is_an_error_naming_it(settings):
+    """A mistyped --landing read as an empty landing zone: the ingest 'loaded 0 rows' and
+    exited 0, a quiet night in the logs while nothing was read."""
+    missing = settings.landing / "typo"
+    with pytest.raises(InputError, match=f"the landing zone {missing} does not exist"):
+        run_ingest(settings.with_overrides(landing=missing), D1)
+    missing.parent.mkdir(parents=True)
+    missing.write_text("not a folder")
+    with pytest.raises(InputError, match="is not a folder"):
+        run_ingest(settings.with_overrides(landing=missing), D1)
+
+
+def test_top_level_folders_other_than_the_sources_are_reported(settings, landing, query):
+    """A source folder with another name (Events/, event/) was skipped silently: its files
+    were never read and the night looked complete. Such entries are a warning now."""
+    write_jsonl(landing / DAY / "part-0.jsonl", [event("e0")])
+    write_jsonl(landing / "Events/dt=2026-06-01/part-0.jsonl", [event("e1")])
+    write_lines(landing / "README.txt", ["what this folder is"])
+    write_lines(landing / "_SUCCESS", [])
+    result = run_ingest(settings, D1)
+    assert query("select event_id from raw.events") == [("e0",)]
+    assert [w for w in result.warnings if w.startswith("ignored")] == [
+        "ignored Events/: not a landing source folder (only events and crm are read)",
+        "ignored README.txt: not a landing source folder (only events and crm are read)",
+    ]
+
+
 def test_an_upper_case_gz_file_with_a_line_that_is_not_utf8_loads(settings, landing, query):
     """The UTF-8 copy of a gzip file kept a '.GZ' suffix (only '.gz' was stripped): DuckDB
     read the plain copy as gzip and the whole file failed with 'Input is not a GZIP
@@ -318,6 +347,91 @@ def test_an_upper_case_gz_file_with_a_line_that_is_not_utf8_loads(settings, land
         ("c2", "Ren\ufffd", 3),
         ("g1", "c1", 1),
         ("l1", "Jos\ufffd", 2),
+    ]
+
+
+def test_a_line_longer_than_the_line_limit_is_quarantined_not_the_file(settings, landing, query):
+    """A record over 16 MiB (a tracker that inlined a whole page, a runaway CSV cell) made
+    DuckDB's line reader refuse the file: every good line of it stayed unloaded, night after
+    night. The line is quarantined with its length and first bytes; the file loads."""
+    from segmint.ingest.files import (
+        MAX_LINE_SIZE,
+        TOO_LONG_HEAD,
+        TOO_LONG_MARK,
+        TOO_LONG_REASON,
+    )
+
+    huge = "x" * MAX_LINE_SIZE
+    day = landing / DAY
+    write_lines(
+        day / "page.jsonl.gz",
+        [json.dumps(event("j1")), json.dumps(event("big", html=huge)), json.dumps(event("j3"))],
+        gz=True,
+    )
+    # In CSV the cut line holds an open quote: it must not swallow the lines after it.
+    write_lines(
+        day / "cells.csv",
+        [CSV_HEADER, _csv_row("c1"), _csv_row("cbig") + f',"{huge}"', _csv_row("c3")],
+    )
+    run_ingest(settings, D1)
+    assert _accounting(query) == [
+        (f"{DAY}/cells.csv", "loaded", 3),
+        (f"{DAY}/page.jsonl.gz", "loaded", 3),
+    ]
+    assert query("select event_id, _source_line from raw.events order by 1") == [
+        ("c1", 2),
+        ("c3", 4),
+        ("j1", 1),
+        ("j3", 3),
+    ]
+    rows = query(
+        "select source_file, line_number, reasons, raw_record from ops.quarantine order by 1"
+    )
+    assert [(f, n, r) for f, n, r, _ in rows] == [
+        (f"{DAY}/cells.csv", 3, [TOO_LONG_REASON]),
+        (f"{DAY}/page.jsonl.gz", 2, [TOO_LONG_REASON]),
+    ]
+    jsonl_text = rows[1][3]
+    big = json.dumps(event("big", html=huge))
+    assert jsonl_text == f"{TOO_LONG_MARK}{len(big)} bytes: {big[:TOO_LONG_HEAD]}"
+
+
+def test_a_gzip_file_padded_with_zeros_loads_and_trailing_garbage_fails(settings, landing, query):
+    """Block-padded writers and tape copies leave zero bytes after the gzip stream: gzip(1)
+    and Python read such a file, DuckDB failed it as 'not a GZIP stream'. Other bytes after
+    the stream still fail the file, with its name."""
+    day = landing / DAY
+    day.mkdir(parents=True)
+    body = (json.dumps(event("p1")) + "\n" + json.dumps(event("p2")) + "\n").encode()
+    (day / "padded.jsonl.gz").write_bytes(gzip.compress(body) + bytes(4096))
+    (day / "padded.csv.gz").write_bytes(
+        gzip.compress(f"{CSV_HEADER}\n{_csv_row('c1')}\n".encode()) + bytes(512)
+    )
+    (day / "garbage.jsonl.gz").write_bytes(gzip.compress(body) + b"trailing bytes")
+    with pytest.raises(InputError, match=f"{DAY}/garbage.jsonl.gz"):
+        run_ingest(settings, D1)
+    assert _accounting(query) == [
+        (f"{DAY}/garbage.jsonl.gz", "failed", 0),
+        (f"{DAY}/padded.csv.gz", "loaded", 1),
+        (f"{DAY}/padded.jsonl.gz", "loaded", 2),
+    ]
+    assert query("select event_id from raw.events order by 1") == [("c1",), ("p1",), ("p2",)]
+
+
+def test_a_byte_order_mark_inside_a_jsonl_file_is_not_part_of_the_record(settings, landing, query):
+    """Files written with a byte-order mark and joined with cat carry the mark at the start
+    of a line in the middle: that record was quarantined as malformed JSON."""
+    bom = "\ufeff"
+    write_lines(
+        landing / DAY / "joined.jsonl",
+        [bom + json.dumps(event("b1")), json.dumps(event("b2")), bom + json.dumps(event("b3"))],
+    )
+    run_ingest(settings, D1)
+    assert _accounting(query) == [(f"{DAY}/joined.jsonl", "loaded", 3)]
+    assert query("select event_id, _source_line from raw.events order by 1") == [
+        ("b1", 1),
+        ("b2", 2),
+        ("b3", 3),
     ]
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from segmint.config import IngestSettings
 from segmint.ingest.contract import (
     COUNTRY_CODES,
+    DATE_RANGE,
     MIN_TIMESTAMP,
     UNICODE_SPACE,
     timestamp_words,
@@ -36,6 +37,20 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
             "meta": {"rule": rule, "level": "warning", "field": field},
             "description": description,
         }
+
+    def plausible_date(field: str):
+        low, high = DATE_RANGE[field]
+        return gxe.ExpectColumnValuesToBeBetween(
+            column=field,
+            min_value=low,
+            max_value=high,
+            **warn(
+                f"{field}_plausible",
+                field,
+                f"{field} is before {low:%Y-%m-%d} or after {high:%Y-%m-%d} "
+                "(a placeholder such as 0001-01-01, not a date)",
+            ),
+        )
 
     def given(text_column: str) -> dict:
         return {"row_condition": f"{text_column}.notnull()", "condition_parser": "pandas"}
@@ -98,11 +113,13 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
             **given("birth_date_text"),
             **warn("birth_date_valid", "birth_date", "birth_date is not a date"),
         ),
+        plausible_date("birth_date"),
         gxe.ExpectColumnValuesToNotBeNull(
             column="signup_date",
             **given("signup_date_text"),
             **warn("signup_date_valid", "signup_date", "signup_date is not a date"),
         ),
+        plausible_date("signup_date"),
         gxe.ExpectColumnValuesToNotBeNull(
             column="email_opt_in",
             **given("email_opt_in_text"),

@@ -14,7 +14,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -200,12 +200,10 @@ class BatchValidator:
         out = []
         for res in result.results:
             config = res.expectation_config
-            exc = res.exception_info or {}
-            if isinstance(exc, dict) and exc.get("raised_exception"):
+            raised = _raised(res.exception_info)
+            if raised is not None:
                 rule_name = config.meta.get("rule")
-                raise RuntimeError(
-                    f"GX expectation {rule_name} raised: {exc.get('exception_message')}"
-                )
+                raise RuntimeError(f"GX expectation {rule_name} raised: {raised}")
             rule = by_rule[config.meta["rule"]]
             column = config.kwargs.get("column") or config.kwargs.get("column_B")
             detail = res.result or {}
@@ -262,11 +260,27 @@ def _sql_condition(pandas_expr: str) -> str:
     return sql.replace("==", "=")
 
 
+def _raised(info: Any) -> str | None:
+    """The message of an exception GX caught while validating one expectation, else None.
+
+    ``exception_info`` is either one ``{"raised_exception": ..., "exception_message": ...}``
+    or, when a metric failed, a dict of them keyed by metric: both are checked (a metric's
+    TypeError came back as a passed expectation with no unexpected rows)."""
+    if not isinstance(info, dict):
+        return None
+    for exc in [info, *info.values()]:
+        if isinstance(exc, dict) and exc.get("raised_exception"):
+            return str(exc.get("exception_message"))
+    return None
+
+
 def _sql_value(value: Any) -> str:
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     if isinstance(value, datetime):
         return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    if isinstance(value, date):
+        return f"DATE '{value.isoformat()}'"
     return repr(value)
 
 

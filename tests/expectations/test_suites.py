@@ -39,6 +39,7 @@ def test_events_suite_routes_each_failing_row_to_its_rules():
             "revenue_number": [-1.0, None, None, None],
             "order_id": pd.array([None, None, None, None], dtype="string"),
             "identity": pd.array(["c", "c", None, "c"], dtype="string"),
+            "_id_not_scalar": pd.array([None, None, None, "event_id"], dtype="string"),
             "country": pd.array(["US", "XX", None, None], dtype="string"),
         }
     )
@@ -63,7 +64,48 @@ def test_events_suite_routes_each_failing_row_to_its_rules():
     assert lines("revenue_non_negative") == [(0, 1)]
     assert lines("purchase_has_order_id") == [(0, 1)]
     assert lines("has_identity") == [(0, 3)]
+    assert lines("ids_are_scalars") == [(1, 1)]
     assert lines("country_known") == [(0, 2)]
     assert results["country_known"].level == "warning"
     assert lines("price_numeric") == []
     assert lines("revenue_in_range") == []
+
+
+def test_an_expectation_gx_cannot_evaluate_stops_the_validation():
+    """GX catches an error inside a metric and reports the expectation as not successful with
+    no unexpected rows, the error nested per metric in ``exception_info``: the validator read
+    only the top level and took a date column GX could not compare for a clean one."""
+    from datetime import date
+
+    text = pd.array(["x", "x"], dtype="string")
+    frame = pd.DataFrame(
+        {
+            "_file": [0, 0],
+            "_line": [1, 2],
+            "customer_id": pd.array(["k1", "k2"], dtype="string"),
+            "_id_not_scalar": pd.array([None, None], dtype="string"),
+            "updated_at_text": text,
+            "updated_at": pd.to_datetime(["2026-05-01", "2026-05-01"]),
+            "updated_at_limit": pd.to_datetime(["2026-06-02 06:00"] * 2),
+            "email": pd.array([None, None], dtype="string"),
+            "country": pd.array([None, None], dtype="string"),
+            # Python dates, not timestamps: GX's between cannot compare them with its bounds.
+            "birth_date": [date(1, 1, 1), date(1985, 3, 2)],
+            "birth_date_text": text,
+            "signup_date": pd.to_datetime(["2024-01-01", "2024-01-01"]),
+            "signup_date_text": text,
+            "email_opt_in": [True, False],
+            "email_opt_in_text": text,
+            "ads_opt_in": [True, False],
+            "ads_opt_in_text": text,
+        }
+    )
+    validator = BatchValidator(IngestSettings())
+    assert set(validator.columns("crm", list(frame.columns))) <= set(frame.columns)
+    with pytest.raises(RuntimeError, match="GX expectation birth_date_plausible raised"):
+        validator.validate("crm", frame, run_name="t")
+    # With the dates as the ingest hands them over (timestamps), the placeholder fails.
+    frame["birth_date"] = pd.to_datetime(["0001-01-01", "1985-03-02"], format="ISO8601")
+    results = {r.rule: r for r in validator.validate("crm", frame, run_name="t")}
+    failing = results["birth_date_plausible"].failing
+    assert list(zip(failing["_file"], failing["_line"], strict=True)) == [(0, 1)]

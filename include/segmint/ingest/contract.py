@@ -492,6 +492,18 @@ _COMMON_TIMESTAMP_SHAPES = ("____-__-__T__:__:__.___Z", "____-__-__ __:__:__")
 # quarantined record loses the customer; a placeholder is still caught.
 MIN_TIMESTAMP = {"event_ts": datetime(2000, 1, 1), "updated_at": datetime(1990, 1, 1)}
 
+# The range of a CRM date kept as such: outside it a date is a placeholder, not a birthday or a
+# sign-up (0001-01-01 and 1900-01-01 from .NET, Java and Excel minimum dates, 9999-12-31 for
+# "unknown"), and the field is nulled with a warning; the record loads. A placeholder sign-up
+# date made the customer's tenure two thousand years. Birth dates: nobody alive was born
+# before 1901. Sign-ups: from 1990, as updated_at (MIN_TIMESTAMP).
+# (Bounds as datetimes: GX's pandas frame holds dates as timestamps, which do not compare
+# with a date.)
+DATE_RANGE = {
+    "birth_date": (datetime(1901, 1, 1), datetime(2099, 12, 31)),
+    "signup_date": (datetime(1990, 1, 1), datetime(2099, 12, 31)),
+}
+
 
 # The largest amount a money column (DECIMAL(18, 2)) holds.
 MONEY_MAX = "9999999999999999.99"

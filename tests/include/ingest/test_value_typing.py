@@ -227,6 +227,45 @@ def test_only_iso_8601_timestamps_from_a_sane_date_on_load(
     assert "field nulled on 1 row(s): birth_date is not a date" in result.warnings
 
 
+def test_placeholder_crm_dates_are_nulled_with_a_warning(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """CRM exports write 0001-01-01 (.NET, Java), 1900-01-01 (Excel) or 9999-12-31 for an
+    unknown date. They loaded as birth and sign-up dates: a sign-up in year 1 made the
+    customer's tenure 2,025 years. Such a date is nulled with a warning; the record loads."""
+    write_lines(
+        landing / "crm/dt=2026-06-01/c.csv",
+        [
+            "customer_id,updated_at,birth_date,signup_date",
+            "k1,2026-05-01,0001-01-01,0001-01-01",
+            "k2,2026-05-01,1900-01-01,1900-01-01",
+            "k3,2026-05-01,9999-12-31,9999-12-31",
+            "k4,2026-05-01,1901-01-01,1990-01-01",
+            "k5,2026-05-01,1985-03-02,2024-02-29",
+        ],
+    )
+    result = _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query(
+        "select customer_id, birth_date::VARCHAR, signup_date::VARCHAR from raw.customers "
+        "order by 1"
+    ) == [
+        ("k1", None, None),
+        ("k2", None, None),
+        ("k3", None, None),
+        ("k4", "1901-01-01", "1990-01-01"),
+        ("k5", "1985-03-02", "2024-02-29"),
+    ]
+    assert query("select count(*) from ops.quarantine") == [(0,)]
+    nulled = sorted(w for w in result.warnings if w.startswith("field nulled"))
+    assert nulled == [
+        "field nulled on 3 row(s): birth_date is before 1901-01-01 or after 2099-12-31 "
+        "(a placeholder such as 0001-01-01, not a date)",
+        "field nulled on 3 row(s): signup_date is before 1990-01-01 or after 2099-12-31 "
+        "(a placeholder such as 0001-01-01, not a date)",
+    ]
+
+
 # --- 3. Numbers: a fractional quantity is not rounded --------------------------------------
 
 

@@ -20,6 +20,7 @@ name must not hold back a whole file. The lines concerned are logged, with their
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import gzip
 import hashlib
@@ -29,6 +30,7 @@ import re
 import shutil
 import tempfile
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -605,6 +607,32 @@ def _scan_sql(paths: list[str]) -> str:
     """
 
 
+@contextlib.contextmanager
+def scan_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Tables created inside keep the scan's row order (files in list order, lines in file
+    order), which line numbers are read from; the setting is restored after.
+
+    Without ``preserve_insertion_order`` DuckDB's parallel reader appends the ranges of a
+    large file in the order its threads finish them: every line number of a 2-million-line
+    CSV file was wrong, and multi-line records were rejoined from the wrong lines.
+    """
+    (before,) = con.execute("select current_setting('preserve_insertion_order')").fetchone()
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        yield
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if before else 'false'}")
+
+
+def check_line_order(not_contiguous: list[tuple], files: list[LandingFile]) -> None:
+    """Raise when a file's rows (``_file`` positions) do not hold consecutive row ids."""
+    if not_contiguous:
+        raise RuntimeError(
+            f"{files[not_contiguous[0][0]].path}: the scan did not keep line order; "
+            "cannot number lines"
+        )
+
+
 def _read_lines_batch(
     con: duckdb.DuckDBPyConnection, files: list[LandingFile], ids: list[int], table: str
 ) -> dict[int, str]:
@@ -616,18 +644,19 @@ def _read_lines_batch(
     """
     failed: dict[int, str] = {}
     scan = f"{table}_scan"
-    try:
-        con.execute(
-            f"create or replace temp table {scan} as "
-            + _scan_sql([str(files[i].abspath) for i in ids])
-        )
-    except duckdb.Error:
-        # Find the unreadable file(s): read each file on its own.
-        con.execute(f"create or replace temp table {scan} (filename VARCHAR, line VARCHAR)")
-        failed = unreadable(con, files, ids)
-        for i in ids:
-            if i not in failed:
-                con.execute(f"insert into {scan} " + _scan_sql([str(files[i].abspath)]))
+    with scan_order(con):
+        try:
+            con.execute(
+                f"create or replace temp table {scan} as "
+                + _scan_sql([str(files[i].abspath) for i in ids])
+            )
+        except duckdb.Error:
+            # Find the unreadable file(s): read each file on its own.
+            con.execute(f"create or replace temp table {scan} (filename VARCHAR, line VARCHAR)")
+            failed = unreadable(con, files, ids)
+            for i in ids:
+                if i not in failed:
+                    con.execute(f"insert into {scan} " + _scan_sql([str(files[i].abspath)]))
     # The scan names each file as it was given (:func:`_literal_path`).
     names = ", ".join(
         f"({_lit(_literal_path(str(files[i].abspath)))}, {i})" for i in ids if i not in failed
@@ -637,11 +666,18 @@ def _read_lines_batch(
     con.execute(
         f"""
         create or replace temp table {scan}_first as
-        select m._file::INTEGER as _file, filename, min(s.rowid) as first_rid,
+        select
+            m._file::INTEGER as _file,
+            filename,
+            min(s.rowid) as first_rid,
+            max(s.rowid) - min(s.rowid) + 1 = count(*) as contiguous,
         from {scan} s
         join (values {names}) m(filename, _file) using (filename)
         group by all
         """
+    )
+    check_line_order(
+        con.execute(f"select _file from {scan}_first where not contiguous").fetchall(), files
     )
     # A view: the readers scan the lines once, nothing is materialised twice.
     con.execute(

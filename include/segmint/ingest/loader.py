@@ -61,9 +61,11 @@ from segmint.ingest.files import (
     TOO_LONG_MARK,
     TOO_LONG_REASON,
     LandingFile,
+    check_line_order,
     discover,
     jsonl_scan_sql,
     read_records,
+    scan_order,
     unreadable,
 )
 from segmint.stages import InputError, StageResult
@@ -621,75 +623,71 @@ class Ingest:
         source = files[0].source
         failed: dict[int, str] = {}
         # Line numbers are row positions: the table must keep the scan's order.
-        con.execute("SET preserve_insertion_order = true")
-        while True:
-            readable = [i for i in ids if i not in failed]
-            positions = _list([str(i) for i in readable])
-            if readable:
-                scan = jsonl_scan_sql([str(files[i].abspath) for i in readable])
-            else:
-                scan = "select 0 as file_index, null::VARCHAR as line where false"
-            ws = "' ' || chr(9) || chr(13)"
-            # The line is copied only when it starts with white space (trim, ltrim copy it).
-            rel = f"""(
-                select
-                    *,
-                    not _blank and _error is null as _ok,
-                from (
+        with scan_order(con):
+            while True:
+                readable = [i for i in ids if i not in failed]
+                positions = _list([str(i) for i in readable])
+                if readable:
+                    scan = jsonl_scan_sql([str(files[i].abspath) for i in readable])
+                else:
+                    scan = "select 0 as file_index, null::VARCHAR as line where false"
+                ws = "' ' || chr(9) || chr(13)"
+                # The line is copied only when it starts with white space (trim, ltrim copy it).
+                rel = f"""(
                     select
                         *,
-                        case
-                            when _blank then null
-                            when not json_valid(doc) and starts_with(doc, {_lit(TOO_LONG_MARK)})
-                                then {_lit(TOO_LONG_REASON)}
-                            when not json_valid(doc)
-                                then 'malformed JSON: the line is not a valid JSON document'
-                            when starts_with(doc, '{{') then null
-                            when left(ltrim(doc, {ws}), 1) <> '{{'
-                                then 'malformed JSON: the line is not a JSON object'
-                        end as _error,
+                        not _blank and _error is null as _ok,
                     from (
                         select
-                            {positions}[file_index::BIGINT + 1]::INTEGER as _file,
-                            -- A byte-order mark inside the file (files concatenated
-                            -- with cat) is no part of the record.
+                            *,
                             case
-                                when starts_with(line, chr(65279)) then line[2:]
-                                else line
-                            end as doc,
-                            line as raw,
-                            -- A case, not an and: DuckDB evaluates both sides of an
-                            -- and/or over the whole vector, trim would copy every line.
-                            case
-                                when line is null or line = '' then true
-                                when starts_with(line, ' ') then trim(line) = ''
-                                else false
-                            end as _blank,
-                        from ({scan})
+                                when _blank then null
+                                when not json_valid(doc) and starts_with(doc, {_lit(TOO_LONG_MARK)})
+                                    then {_lit(TOO_LONG_REASON)}
+                                when not json_valid(doc)
+                                    then 'malformed JSON: the line is not a valid JSON document'
+                                when starts_with(doc, '{{') then null
+                                when left(ltrim(doc, {ws}), 1) <> '{{'
+                                    then 'malformed JSON: the line is not a JSON object'
+                            end as _error,
+                        from (
+                            select
+                                {positions}[file_index::BIGINT + 1]::INTEGER as _file,
+                                -- A byte-order mark inside the file (files concatenated
+                                -- with cat) is no part of the record.
+                                case
+                                    when starts_with(line, chr(65279)) then line[2:]
+                                    else line
+                                end as doc,
+                                line as raw,
+                                -- A case, not an and: DuckDB evaluates both sides of an
+                                -- and/or over the whole vector, trim would copy every line.
+                                case
+                                    when line is null or line = '' then true
+                                    when starts_with(line, ' ') then trim(line) = ''
+                                    else false
+                                end as _blank,
+                            from ({scan})
+                        )
                     )
-                )
-            )"""
-            try:
-                self._create_staged(con, f"_tj_{tag}", source, files, rel, line=False)
-                break
-            except duckdb.Error:
-                # Find the unreadable file(s), then stage the others. A file that is only
-                # not UTF-8 comes back readable, as a copy (files[i] replaced): try again.
-                paths = [files[i].abspath for i in readable]
-                bad = unreadable(con, files, readable)
-                if not bad and paths == [files[i].abspath for i in readable]:
-                    raise
-                failed.update(bad)
-        con.execute("SET preserve_insertion_order = false")
+                )"""
+                try:
+                    self._create_staged(con, f"_tj_{tag}", source, files, rel, line=False)
+                    break
+                except duckdb.Error:
+                    # Find the unreadable file(s), then stage the others. A file that is only
+                    # not UTF-8 comes back readable, as a copy (files[i] replaced): try again.
+                    paths = [files[i].abspath for i in readable]
+                    bad = unreadable(con, files, readable)
+                    if not bad and paths == [files[i].abspath for i in readable]:
+                        raise
+                    failed.update(bad)
         spans = con.execute(
             f"select _file, min(rowid), max(rowid), count(*) from _tj_{tag} group by 1"
         ).fetchall()
+        check_line_order([(i,) for i, lo, hi, n in spans if hi - lo + 1 != n], files)
         first = [0] * len(files)
-        for i, lo, hi, n in spans:
-            if hi - lo + 1 != n:
-                raise RuntimeError(
-                    f"{files[i].path}: the scan did not keep line order; cannot number lines"
-                )
+        for i, lo, _, _ in spans:
             first[i] = lo
         con.execute(
             f"""

@@ -435,6 +435,42 @@ def test_a_byte_order_mark_inside_a_jsonl_file_is_not_part_of_the_record(setting
     ]
 
 
+def test_lines_of_a_large_csv_file_keep_their_numbers(tmp_path):
+    """DuckDB's parallel reader appends the ranges of a large file in the order its threads
+    finish them unless told to keep the scan's order: every line number of a 2-million-line
+    CSV file was off (and multi-line records would be rejoined from the wrong lines). The
+    line table keeps the order whatever the connection's setting."""
+    import duckdb
+
+    from segmint.ingest.files import LandingFile, _read_lines_batch
+
+    path = tmp_path / "big.csv"
+    lines = 2_500_000
+    with path.open("w") as out:
+        out.write(CSV_HEADER + "\n")
+        out.writelines(f"L{n},page_view,2026-06-01T10:00:00Z,c1\n" for n in range(2, lines + 1))
+    big = LandingFile(
+        path=f"{DAY}/big.csv",
+        abspath=path,
+        source="events",
+        partition_date=D1,
+        fmt="csv",
+        size_bytes=path.stat().st_size,
+        sha256="-",
+        mtime_ns=0,
+    )
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    con.execute("SET preserve_insertion_order = false")
+    assert _read_lines_batch(con, [big], [0], "_lines") == {}
+    assert con.execute(
+        "select count(*), count(*) filter (where ln > 1 and line <> 'L' || ln || "
+        "',page_view,2026-06-01T10:00:00Z,c1') from _lines"
+    ).fetchone() == (lines, 0)
+    # The connection's own setting is left as it was.
+    assert con.execute("select current_setting('preserve_insertion_order')").fetchone() == (False,)
+
+
 def test_parquet_columns_named_as_duckdb_scan_columns_are_data(settings, landing, query):
     """'file_index' and 'file_row_number' are columns a multi-file read_parquet adds; a file
     holding one hid them: an exporter's shard number 'file_index' = 0 attributed another

@@ -6,6 +6,7 @@ same record gives the same typed row whatever the file format (JSONL, CSV or Par
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -473,11 +474,13 @@ UNICODE_SPACE = _char_class(UNICODE_SPACE_CHARS)
 # '-infinity', zone names such as 'EST' and offsets such as +25:00): ISO-8601 / RFC 3339 date
 # and time, 'T' or a space between them, seconds and fractions optional, then 'Z', an offset
 # of at most 14 hours, ' UTC' (BigQuery's text export) or nothing (UTC). A date alone is
-# midnight UTC. DuckDB then checks the calendar (2026-02-30 is no timestamp).
+# midnight UTC. 'T' and 'Z' may be lower case, as RFC 3339 allows (DuckDB's cast wants them
+# upper case: such a value is cast upper-cased). DuckDB then checks the calendar
+# (2026-02-30 is no timestamp).
 ISO_TIMESTAMP_RE = (
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
-    r"(?:Z| UTC|[+-](?:0[0-9]|1[0-4])(?::?[0-5][0-9])?)?)?"
+    r"(?:[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
+    r"(?:[Zz]| UTC|[+-](?:0[0-9]|1[0-4])(?::?[0-5][0-9])?)?)?"
 )
 # The shapes most trackers write, tested first with LIKE (cheaper than the regular expression
 # on millions of rows); every position of them is a digit DuckDB's cast insists on.
@@ -541,15 +544,17 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _iso_sql(expr: str, cast: str) -> str:
-    """SQL: ``cast`` (of the trimmed text) when the landing text ``expr`` is shaped like an
-    ISO-8601 timestamp, else NULL. The tests read ``expr`` as it is (spaces allowed around):
-    trimming it for each test would copy every value several times."""
+def _iso_sql(expr: str, cast: Callable[[str], str]) -> str:
+    """SQL: ``cast(text)`` of the trimmed text when the landing text ``expr`` is shaped like
+    an ISO-8601 timestamp, else NULL. The tests read ``expr`` as it is (spaces allowed
+    around): trimming it for each test would copy every value several times. Only the rare
+    values that need the regular expression are upper-cased (a lower-case 't' or 'z')."""
+    t = _text(expr)
     shapes = " ".join(
-        f"when {expr} like '{shape}' then {cast}" for shape in _COMMON_TIMESTAMP_SHAPES
+        f"when {expr} like '{shape}' then {cast(t)}" for shape in _COMMON_TIMESTAMP_SHAPES
     )
     iso = f"' *{ISO_TIMESTAMP_RE} *'"
-    return f"case {shapes} when regexp_full_match({expr}, {iso}) then {cast} end"
+    return f"case {shapes} when regexp_full_match({expr}, {iso}) then {cast(f'upper({t})')} end"
 
 
 def cast_sql(kind: str, expr: str, epoch: str | None = None) -> str:
@@ -581,7 +586,7 @@ def cast_sql(kind: str, expr: str, epoch: str | None = None) -> str:
     if kind == "upper":
         return f"upper({t})"
     if kind == "ts":
-        iso = _iso_sql(expr, f"try_cast({t} AS TIMESTAMPTZ)::TIMESTAMP")
+        iso = _iso_sql(expr, lambda v: f"try_cast({v} AS TIMESTAMPTZ)::TIMESTAMP")
         if not epoch:
             return iso
         micros = f"try_cast({t} AS DOUBLE) * {EPOCH_UNITS[epoch]}"
@@ -593,7 +598,7 @@ def cast_sql(kind: str, expr: str, epoch: str | None = None) -> str:
         )
     if kind == "date":
         return _iso_sql(
-            expr, f"coalesce(try_cast({t} AS DATE), try_cast({t} AS TIMESTAMPTZ)::DATE)"
+            expr, lambda v: f"coalesce(try_cast({v} AS DATE), try_cast({v} AS TIMESTAMPTZ)::DATE)"
         )
     if kind == "decimal":
         return f"try_cast({t} AS DECIMAL(18, 2))"

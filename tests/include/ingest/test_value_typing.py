@@ -191,6 +191,8 @@ def test_only_iso_8601_timestamps_from_a_sane_date_on_load(
         "2026-06-01 10:00:00 UTC": "2026-06-01 10:00:00",
         "2026-06-01T10:00": "2026-06-01 10:00:00",
         "2026-06-01": "2026-06-01 00:00:00",
+        # RFC 3339 allows a lower-case t and z; DuckDB's cast does not.
+        "2026-06-01t10:00:00.5z": "2026-06-01 10:00:00.5",
     }
     write_jsonl(
         landing / "events/dt=2026-06-01/ts.jsonl",

@@ -426,6 +426,30 @@ def _safe_name(key: str, name: str) -> str:
     return f"{digest}-{re.sub(r'[^A-Za-z0-9._=-]', '_', name)[-100:]}"
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def with_compression_named(f: LandingFile) -> LandingFile:
+    """``f``, read through a link whose name ends in ``.gz`` when it is a text file holding
+    gzip under a plain name (Kinesis Firehose objects, an S3 object stored with
+    Content-Encoding: gzip). DuckDB decides on decompression by the name alone: it read
+    the compressed bytes as a few broken lines (JSONL: quarantined as malformed; CSV: no
+    header, the file loaded with 0 rows)."""
+    if f.fmt == "parquet" or f.abspath.name.lower().endswith(".gz"):
+        return f
+    with open(f.abspath, "rb") as src:
+        if src.read(2) != _GZIP_MAGIC:
+            return f
+    log.warning("%s: gzip-compressed although its name does not end in .gz", f.path)
+    target = _scratch_dir() / _safe_name(f"{f.path}\0{f.sha256}", f"{f.abspath.name}.gz")
+    try:
+        if not target.is_symlink():
+            target.symlink_to(f.abspath)
+    except OSError:
+        shutil.copyfile(f.abspath, target)
+    return dataclasses.replace(f, abspath=target)
+
+
 def _literal_path(path: str) -> str:
     """``path`` as it may be given to DuckDB's ``read_csv`` / ``read_parquet``.
 

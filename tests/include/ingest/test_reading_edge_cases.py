@@ -418,6 +418,25 @@ def test_a_gzip_file_padded_with_zeros_loads_and_trailing_garbage_fails(settings
     assert query("select event_id from raw.events order by 1") == [("c1",), ("p1",), ("p2",)]
 
 
+def test_a_gzip_file_without_gz_in_its_name_is_decompressed(settings, landing, query, caplog):
+    """Kinesis Firehose objects and S3 objects stored with Content-Encoding: gzip are gzip
+    under a plain name: the compressed bytes were read as a few hundred broken lines,
+    quarantined as malformed JSON, and the file's events were lost with the gate passing."""
+    day = landing / DAY
+    day.mkdir(parents=True)
+    records = [json.dumps(event(f"z{i}")) for i in range(300)]
+    (day / "app.jsonl").write_bytes(gzip.compress(("\n".join(records) + "\n").encode()))
+    (day / "crm.csv").write_bytes(gzip.compress(f"{CSV_HEADER}\n{_csv_row('c1')}\n".encode()))
+    run_ingest(settings, D1)
+    assert _accounting(query) == [
+        (f"{DAY}/app.jsonl", "loaded", 300),
+        (f"{DAY}/crm.csv", "loaded", 1),
+    ]
+    assert query("select count(*) from raw.events") == [(301,)]
+    assert query("select count(*) from ops.quarantine") == [(0,)]
+    assert "gzip-compressed although its name does not end in .gz" in caplog.text
+
+
 def test_a_byte_order_mark_inside_a_jsonl_file_is_not_part_of_the_record(settings, landing, query):
     """Files written with a byte-order mark and joined with cat carry the mark at the start
     of a line in the middle: that record was quarantined as malformed JSON."""
@@ -469,6 +488,32 @@ def test_lines_of_a_large_csv_file_keep_their_numbers(tmp_path):
     ).fetchone() == (lines, 0)
     # The connection's own setting is left as it was.
     assert con.execute("select current_setting('preserve_insertion_order')").fetchone() == (False,)
+
+
+def test_many_small_files_are_loaded_in_batches_of_bounded_file_count(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """Batches were bounded by bytes only: a backfill of a one-file-per-minute export (15,840
+    files, 3 MB) went into one scan and ran out of memory on every rerun. A batch now holds
+    at most BATCH_FILES files; the tables are the same as with one batch."""
+    from segmint.ingest import loader
+    from tests.include.ingest.conftest import warehouse_hashes
+
+    for day in (1, 2):
+        for minute in range(4):
+            write_jsonl(
+                landing / f"events/dt=2026-06-0{day}/m{minute}.jsonl",
+                # Every event once more in the next minute's file: duplicates across batches.
+                [event(f"d{day}m{minute}"), event(f"d{day}m{max(minute - 1, 0)}")],
+            )
+    one = settings.with_overrides(warehouse=tmp_path / "one" / "w.duckdb")
+    run_ingest(one, date(2026, 6, 2))
+    monkeypatch.setattr(loader, "BATCH_FILES", 3)
+    run_ingest(settings, date(2026, 6, 2))
+    assert query(
+        "select count(*), sum(rows_loaded), sum(rows_duplicate) from ops.load_manifest"
+    ) == [(8, 8, 8)]
+    assert warehouse_hashes(settings.warehouse) == warehouse_hashes(one.warehouse)
 
 
 def test_parquet_columns_named_as_duckdb_scan_columns_are_data(settings, landing, query):

@@ -873,7 +873,7 @@ def _read_csv(
     if not groups:
         return failed
     for (delim, names), group in groups.items():
-        opens_out, opens_in = csv_open_quote_res(delim)
+        opens_out = csv_open_quote_res(delim)[0]
         spanning = {
             r[0]
             for r in con.execute(
@@ -893,88 +893,178 @@ def _read_csv(
                 f"where {after_header(simple)} and _file in {_in(simple)}"
             )
         if multi:
-            # Each line maps the state at its start (inside a quoted field or not) to the state
-            # at its end: a line without quotes keeps it, others may reset it (to outside or
-            # inside) or flip it. The state after a line is the last reset's value flipped by
-            # the flips since: a running count per segment between resets, no per-line loop.
-            parts.append(
-                f"""
-                select _file, start as _line, string_agg(line, chr(10) order by ln) as raw,
-                from (
-                    select
-                        _file,
-                        max(case when not continues then ln end) over (
-                            partition by _file
-                            order by ln rows between unbounded preceding and current row
-                        ) as start,
-                        ln,
-                        line,
-                    from (
-                        select
-                            _file,
-                            ln,
-                            line,
-                            coalesce(
-                                lag(ends_inside) over (partition by _file order by ln), false
-                            ) as continues,
-                        from (
-                            select
-                                *,
-                                (
-                                    coalesce(
-                                        max(case when o = i then o::INTEGER end) over (
-                                            partition by _file, segment
-                                        ),
-                                        0
-                                    )
-                                    + sum((o and not i)::INTEGER) over (
-                                        partition by _file, segment
-                                        order by ln
-                                        rows between unbounded preceding and current row
-                                    )
-                                ) % 2 = 1 as ends_inside,
-                            from (
-                                select
-                                    *,
-                                    sum((o = i)::INTEGER) over (
-                                        partition by _file
-                                        order by ln
-                                        rows between unbounded preceding and current row
-                                    ) as segment,
-                                from (
-                                    select
-                                        _file,
-                                        ln,
-                                        line,
-                                        -- o: ends inside a quoted field when it starts outside
-                                        -- one; i: when it starts inside one.
-                                        case
-                                            when contains(line, '"')
-                                                then regexp_full_match(line, {_lit(opens_out)})
-                                            else false
-                                        end as o,
-                                        case
-                                            when contains(line, '"')
-                                                then regexp_full_match(line, {_lit(opens_in)})
-                                            else true
-                                        end as i,
-                                    from {phys}
-                                    where {after_header(multi)} and _file in {_in(multi)}
-                                )
-                            )
-                        )
-                    )
-                )
-                group by _file, start
-                """
-            )
+            parts.append(_multi_line_records(con, phys, multi, after_header(multi), delim))
         _insert_csv_records(con, table, names, " union all ".join(parts), delim)
+        if multi:
+            _split_malformed_records(con, table, phys, multi, names, delim)
     return failed
+
+
+def _split_malformed_records(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    phys: str,
+    multi: list[int],
+    names: tuple[str, ...],
+    delim: str,
+) -> None:
+    """Read again, line by line, the malformed records of ``multi`` that span lines.
+
+    A quote that opens a field by mistake (``"27\\""`` escaped as Spark and MySQL do) runs
+    the field on until some later quote closes it: the lines between became one malformed
+    record, quarantined and counted as one row. Each of those lines is now a record of its
+    own: the good ones load, the others are quarantined each with its own reason."""
+    spans = con.execute(
+        f"""
+        select _file, _line, _line + length(raw) - length(replace(raw, chr(10), ''))
+        from {table}
+        where _file in {_in(multi)} and _error like 'malformed CSV%' and contains(raw, chr(10))
+        """
+    ).fetchall()
+    if not spans:
+        return
+    con.execute(f"create or replace temp table {table}_split (_file INTEGER, lo BIGINT, hi BIGINT)")
+    con.executemany(f"insert into {table}_split values (?, ?, ?)", spans)
+    con.execute(
+        f"delete from {table} where (_file, _line) in (select (_file, lo) from {table}_split)"
+    )
+    _insert_csv_records(
+        con,
+        table,
+        names,
+        f"""
+        select p._file, p.ln as _line, p.line as raw
+        from {phys} p
+        join {table}_split s on s._file = p._file and p.ln between s.lo and s.hi
+        """,
+        delim,
+    )
+    con.execute(f"drop table {table}_split")
 
 
 # Contract kinds read as numbers: in a semicolon-separated file (the separator of the
 # locales whose decimal mark is a comma) "19,99" is 19.99.
 _NUMBER_KINDS = ("decimal", "int", "double")
+
+
+# At most this many quoted fields that never close are cut off per batch (see
+# _multi_line_records); a file with more keeps its last one running to its end.
+_MAX_UNCLOSED = 50
+
+
+def _multi_line_records(
+    con: duckdb.DuckDBPyConnection, phys: str, multi: list[int], after: str, delim: str
+) -> str:
+    """SQL: ``(_file, _line, raw)`` records of the CSV files ``multi``, whose quoted fields
+    may span lines; a record holds its lines joined by LF and is numbered by its first.
+
+    Each line maps the state at its start (inside a quoted field or not) to the state at its
+    end: a line without quotes keeps it, others may reset it (to outside or inside) or flip
+    it. The state after a line is the last reset's value flipped by the flips since: a
+    running count per segment between resets, no per-line loop.
+
+    A quoted field still open at the end of its file is no multi-line cell but a stray or
+    differently escaped quote (``"27\""`` as Spark and MySQL write it): one such line
+    swallowed every later line of the file into one quarantined record, which counted as
+    one row. The line that opened it becomes a record of its own (quarantined for its
+    unbalanced quotes) and the next line starts a record again, until no file ends inside a
+    quoted field (at most ``_MAX_UNCLOSED`` times).
+    """
+    opens_out, opens_in = csv_open_quote_res(delim)
+    state = f"{phys}_state"
+    forced = f"{phys}_forced"
+    con.execute(f"create or replace temp table {forced} (_file INTEGER, ln BIGINT)")
+    for _ in range(_MAX_UNCLOSED + 1):
+        con.execute(
+            f"""
+            create or replace temp table {state} as
+            select
+                _file,
+                ln,
+                line,
+                ends_inside,
+                max(case when not continues then ln end) over (
+                    partition by _file
+                    order by ln rows between unbounded preceding and current row
+                ) as start,
+            from (
+                select
+                    *,
+                    case
+                        when forced then false
+                        else coalesce(lag(ends_inside) over (partition by _file order by ln), false)
+                    end as continues,
+                from (
+                    select
+                        *,
+                        (
+                            coalesce(
+                                max(case when o = i then o::INTEGER end) over (
+                                    partition by _file, segment
+                                ),
+                                0
+                            )
+                            + sum((o and not i)::INTEGER) over (
+                                partition by _file, segment
+                                order by ln
+                                rows between unbounded preceding and current row
+                            )
+                        ) % 2 = 1 as ends_inside,
+                    from (
+                        select
+                            *,
+                            sum((o = i)::INTEGER) over (
+                                partition by _file
+                                order by ln
+                                rows between unbounded preceding and current row
+                            ) as segment,
+                        from (
+                            select
+                                p._file,
+                                p.ln,
+                                p.line,
+                                f.ln is not null as forced,
+                                -- o: ends inside a quoted field when it starts outside one;
+                                -- i: when it starts inside one (a forced line starts
+                                -- outside whatever came before: i = o resets the state).
+                                case
+                                    when contains(p.line, '"')
+                                        then regexp_full_match(p.line, {_lit(opens_out)})
+                                    else false
+                                end as o,
+                                case
+                                    when f.ln is not null then o
+                                    when contains(p.line, '"')
+                                        then regexp_full_match(p.line, {_lit(opens_in)})
+                                    else true
+                                end as i,
+                            from (
+                                select * from {phys} where {after} and _file in {_in(multi)}
+                            ) p
+                            left join {forced} f on f._file = p._file and f.ln = p.ln
+                        )
+                    )
+                )
+            )
+            """
+        )
+        # Files whose last line ends inside a quoted field that opened on an earlier line.
+        unclosed = con.execute(
+            f"""
+            select _file, start + 1
+            from {state}
+            where ends_inside and start < ln
+                and (_file, ln) in (select (_file, max(ln)) from {state} group by _file)
+            """
+        ).fetchall()
+        if not unclosed or _ >= _MAX_UNCLOSED:
+            break
+        con.executemany(f"insert into {forced} values (?, ?)", unclosed)
+    return f"""
+        select _file, start as _line, string_agg(line, chr(10) order by ln) as raw,
+        from {state}
+        group by _file, start
+    """
 
 
 def _insert_csv_records(
@@ -1035,6 +1125,9 @@ def _insert_csv_records(
                     and regexp_full_match(_parts[bad_quote], {_lit(_TEXT_AFTER_QUOTE)})
                     then 'malformed CSV: text after the closing quote of field ' || bad_quote
                         || coalesce(' (' || {header}[bad_quote] || ')', '')
+                when bad_quote > 0 and contains(raw, '\\"')
+                    then 'malformed CSV: unbalanced quotes (\\" is no escape in CSV: a quote '
+                        || 'inside a quoted field is doubled, "")'
                 when bad_quote > 0 then 'malformed CSV: unbalanced quotes'
                 when len(fields) <> {len(names)}
                     then 'malformed CSV: ' || len(fields) || ' fields but the header has '

@@ -265,6 +265,62 @@ def test_text_after_a_closing_quote_quarantines_the_record(settings, landing, qu
     ]
 
 
+def test_a_quoted_field_that_never_closes_does_not_swallow_the_file(settings, landing, query):
+    """Spark and MySQL escape a quote inside a quoted field with a backslash ("27\\""): read
+    as RFC 4180, that field never closes, and every later line of the file became one
+    quarantined record counted as one row (1,999 lines lost from the counts, gate passed).
+    Now the opening line is quarantined alone and the lines after it are records again."""
+    reason = (
+        'malformed CSV: unbalanced quotes (\\" is no escape in CSV: a quote inside a quoted '
+        'field is doubled, "")'
+    )
+    header = CSV_HEADER + ",search_query"
+    write_lines(
+        landing / DAY / "spark.csv",
+        [header, _csv_row("s1") + ',"two\nlines"', _csv_row("s2") + ',"Monitor 27\\""']
+        + [_csv_row(f"p{n}") + ",plain" for n in range(5)],
+    )
+    # Two such quotes: the second closed the first's field, the lines between became one
+    # malformed record. Each of its lines is read again alone: the good ones load, the cut
+    # multi-line cell between them is quarantined line by line.
+    write_lines(
+        landing / DAY / "twice.csv",
+        [
+            header,
+            _csv_row("t2") + ',"Monitor 27\\""',
+            _csv_row("t3") + ",plain",
+            _csv_row("t4") + ',"again\ntwo lines"',
+            _csv_row("t5") + ',"TV 55\\""',
+            _csv_row("t6") + ",last",
+        ],
+    )
+    run_ingest(settings, D1)
+    assert _accounting(query) == [
+        (f"{DAY}/spark.csv", "loaded", 7),
+        (f"{DAY}/twice.csv", "loaded", 6),
+    ]
+    assert query("select event_id, _source_line from raw.events order by 2, 1") == [
+        ("s1", 2),
+        ("t3", 3),
+        ("p0", 5),
+        ("p1", 6),
+        ("p2", 7),
+        ("t6", 7),
+        ("p3", 8),
+        ("p4", 9),
+    ]
+    assert query(
+        "select regexp_extract(source_file, '[a-z]+.csv'), line_number, reasons "
+        "from ops.quarantine order by 1, 2"
+    ) == [
+        ("spark.csv", 4, [reason]),
+        ("twice.csv", 2, [reason]),
+        ("twice.csv", 4, ["malformed CSV: unbalanced quotes"]),
+        ("twice.csv", 5, ["malformed CSV: 1 fields but the header has 5"]),
+        ("twice.csv", 6, [reason]),
+    ]
+
+
 def test_folders_starting_with_underscore_or_dot_in_a_partition_are_skipped(
     settings, landing, query
 ):

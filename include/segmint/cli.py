@@ -313,7 +313,9 @@ def _add_audience_parsers(sub: argparse._SubParsersAction) -> None:
         "erase",
         help="erase customers from every table and keep them from coming back",
         description="Delete every row of the customers, record tombstones (hashed ids), "
-        "list past export files that contained them; logged in ops.erasures.",
+        "list past export files that contained them; logged in ops.erasures. Ids match "
+        "exactly: an id with no row anywhere is still tombstoned, with a warning naming "
+        "stored ids that differ only in case or spaces (exit code 0).",
     )
     _add_warehouse(p)
     p.add_argument("--customer-id", action="append", metavar="ID", help="repeatable")

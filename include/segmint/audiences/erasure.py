@@ -13,6 +13,11 @@ so a later load of an old landing file or a backfill cannot bring them back:
 
 Each erasure is logged in ``ops.erasures`` with counts, table names and the past export
 files that contained the customers; the log holds no id, e-mail or other personal data.
+
+An id with no row anywhere is still tombstoned (a request may arrive before the customer's
+data does), but the result warns about it, naming stored ids that differ from it only in
+case or surrounding spaces (``ErasureResult.warnings``): an id typed in the wrong case
+erases nothing. Like a stage warning, it does not change the exit code.
 """
 
 from __future__ import annotations
@@ -160,13 +165,41 @@ class ErasureResult:
     tables: dict[str, int] = field(default_factory=dict)
     export_files: list[str] = field(default_factory=list)
     landing_files: list[str] = field(default_factory=list)
+    # Requested ids with no row anywhere, each with the stored ids that differ from it only
+    # in case or surrounding spaces; and those of them tombstoned by an earlier erasure.
+    not_found: dict[str, list[str]] = field(default_factory=dict)
+    erased_before: list[str] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per requested id never erased before that matched no row anywhere."""
+        out = []
+        for customer_id, similar in self.not_found.items():
+            if similar:
+                hint = f"did you mean {' or '.join(map(_shown, similar))}?"
+            elif customer_id in self.erased_before:
+                continue  # erased before: nothing left is what was asked for
+            else:
+                hint = "check the id"
+            out.append(
+                f"no rows for customer {_shown(customer_id)} in any table; {hint} (its tombstone "
+                "is recorded, so its records are dropped if they arrive later)"
+            )
+        return out
 
     def lines(self) -> list[str]:
+        missing = len(self.warnings)
         out = [
             f"erasure {self.erasure_id}: {self.ids_requested} id(s) "
             f"({self.ids_new} not erased before), {self.rows_deleted} row(s) deleted"
+            + (f"; {missing} id(s) not found" if missing else "")
         ]
         out += [f"  {t}: {n} row(s)" for t, n in self.tables.items() if n]
+        out += [
+            f"  {_shown(i)}: no rows left (erased before)"
+            for i in self.erased_before
+            if i in self.not_found and not self.not_found[i]
+        ]
         if self.export_files:
             out.append("  past export files that contained them (delete or re-send these):")
             out += [f"    {p}" for p in self.export_files]
@@ -179,7 +212,13 @@ class ErasureResult:
             "  the published read-only copy keeps them until the next publish; "
             "run `segmint publish` to replace it now"
         )
+        out += [f"  warning: {w}" for w in self.warnings]
         return out
+
+
+def _shown(customer_id: str) -> str:
+    """An id as the operator should type it; quoted when spaces make it ambiguous."""
+    return repr(customer_id) if customer_id != customer_id.strip() else customer_id
 
 
 def read_id_file(path: Path) -> list[str]:
@@ -256,6 +295,14 @@ def erase_with_connection(
                 f"insert into _erase_events select distinct event_id from {t} "
                 "where customer_id in (select customer_id from _erase_ids)"
             )
+    not_found = _ids_not_found(con)
+    erased_before = [
+        r[0]
+        for r in con.execute(
+            f"select customer_id from _erase_ids where {id_hash_sql('customer_id')} in "
+            f"(select id_sha256 from {TOMBSTONES}) order by 1"
+        ).fetchall()
+    ]
     export_files = [
         r[0]
         for r in con.execute(
@@ -354,4 +401,52 @@ def erase_with_connection(
         tables=tables,
         export_files=export_files,
         landing_files=sorted(landing_files),
+        not_found=not_found,
+        erased_before=erased_before,
     )
+
+
+def _ids_not_found(con: duckdb.DuckDBPyConnection, limit: int = 5) -> dict[str, list[str]]:
+    """The ids of ``_erase_ids`` with no row in any table with a ``customer_id`` column and
+    no quarantined record holding them, each with up to ``limit`` stored ids equal to it but
+    for case and surrounding spaces (``c6256419`` for ``C6256419``, ``'c1 '`` for ``c1``)
+    and not requested themselves.
+    """
+    tables = _tables_with(con, "customer_id")
+    found: set[str] = set()
+    for t in tables:
+        found.update(
+            r[0]
+            for r in con.execute(
+                f"select distinct customer_id from {t} "
+                "where customer_id in (select customer_id from _erase_ids)"
+            ).fetchall()
+        )
+    if table_exists(con, "ops.quarantine"):
+        found.update(
+            r[0]
+            for r in con.execute(
+                """select distinct e.customer_id
+                from _erase_ids as e, ops.quarantine as q
+                where list_contains(
+                    regexp_split_to_array(cast(q.raw_record as varchar), '[^A-Za-z0-9_.@+-]+'),
+                    e.customer_id
+                )"""
+            ).fetchall()
+        )
+    missing = [r[0] for r in con.execute("select customer_id from _erase_ids").fetchall()]
+    missing = sorted(set(missing) - found)
+    if not missing:
+        return {}
+    con.execute("create or replace temp table _erase_missing (customer_id varchar)")
+    con.executemany("insert into _erase_missing values (?)", [[i] for i in missing])
+    similar: dict[str, set[str]] = {i: set() for i in missing}
+    for t in tables:
+        for requested, stored in con.execute(
+            f"""select distinct m.customer_id, t.customer_id
+            from {t} as t
+            inner join _erase_missing as m on lower(trim(t.customer_id)) = lower(m.customer_id)"""
+        ).fetchall():
+            similar[requested].add(stored)
+    requested = set(missing) | found
+    return {i: sorted(similar[i] - requested)[:limit] for i in missing}

@@ -16,6 +16,7 @@ from segmint.audiences.erasure import (
     tombstoned_ids_sql,
 )
 from segmint.audiences.export import export_audience
+from segmint.cli import main
 from segmint.stages import SegmintError
 from segmint.warehouse import connect, ensure_raw_tables
 
@@ -175,3 +176,48 @@ def test_id_file_formats_and_errors(tmp_path):
     bad.write_text("request,id\nr1,C03\n")
     with pytest.raises(SegmintError, match=r"bad\.csv:1: CSV header has no customer_id"):
         read_id_file(bad)
+
+
+def test_erasure_of_an_unknown_id_warns_and_names_near_matches(full, capsys):
+    """An id in the wrong case erases nothing: it is still tombstoned (a request may come
+    before the data), but the operator is told, per id, and shown the stored id."""
+    con = connect(full.warehouse)
+    con.execute(
+        "insert into marts.customers (customer_id, email, email_opt_in, ads_opt_in) "
+        "values (' C77 ', 'x@example.com', true, true)"
+    )
+    con.close()
+    wh = ["erase", "--warehouse", str(full.warehouse)]
+    code = main([*wh, "--customer-id", "c01", "--customer-id", "c77", "--customer-id", "C404"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "3 id(s) (3 not erased before), 0 row(s) deleted; 3 id(s) not found" in out
+    assert "  warning: no rows for customer c01 in any table; did you mean C01?" in out
+    assert "  warning: no rows for customer c77 in any table; did you mean ' C77 '?" in out
+    assert "  warning: no rows for customer C404 in any table; check the id" in out
+    assert _mentions(full, ("C01",))  # nothing of C01 was touched
+
+    # Mixed: C02 found and erased, c02 named (not "did you mean C02": it was asked for too).
+    result = erase_customers(full, ["C02", "c02"])
+    assert result.rows_deleted > 0 and list(result.not_found) == ["c02"]
+    assert result.warnings == [
+        "no rows for customer c02 in any table; check the id (its tombstone is recorded, so "
+        "its records are dropped if they arrive later)"
+    ]
+    # The right id at last, then again: the second time nothing is left and nothing is wrong.
+    assert erase_customers(full, ["C01"]).warnings == []
+    again = erase_customers(full, ["C01"])
+    assert again.warnings == [] and again.erased_before == ["C01"]
+    assert "  C01: no rows left (erased before)" in again.lines()
+
+
+def test_erasure_of_an_id_only_in_quarantine_is_not_reported_missing(full):
+    con = connect(full.warehouse)
+    con.execute(
+        "insert into ops.quarantine values ('events/dt=2026-06-29/part-1.jsonl', 6, "
+        '\'{"event_id": "e11", "customer_id": "Q9"}\')'
+    )
+    con.close()
+    result = erase_customers(full, ["Q9"])
+    assert result.tables["ops.quarantine"] == 1
+    assert result.not_found == {} and result.warnings == []

@@ -332,6 +332,8 @@ def read_records(
     # 123, a timestamp after a date midnight.
     groups: dict[tuple[tuple[str, str, str], ...], list[int]] = {}
     for i in (i for i in ids if files[i].fmt == "parquet"):
+        if files[i].size_bytes == 0:
+            continue  # an empty file has no rows, as an empty JSONL or CSV file
         try:
             groups.setdefault(_parquet_columns(con, files[i], aliases), []).append(i)
         except UnreadableFile as exc:
@@ -1169,6 +1171,22 @@ def _parquet_columns(
     return tuple((c, key, kind) for (c, kind), key in zip(cols, names, strict=True))
 
 
+def _parquet_struct(cols: tuple[tuple[str, str, str], ...]) -> str:
+    """SQL: the fields of a Parquet row's document, ``{key: column, ...}``.
+
+    A BLOB column is text stored as bytes without the UTF-8 annotation (old Impala and Hive,
+    some Go writers): it was loaded escaped, 'Jörg' as 'J\\xC3\\xB6rg', and the same id in
+    the CRM CSV became another customer. Valid UTF-8 is read as text; other bytes stay
+    escaped (DuckDB's binary_as_string would fail the whole file on them)."""
+
+    def value(c: str, kind: str) -> str:
+        if kind.upper() == "BLOB":
+            return f"coalesce(try(decode({_ident(c)})), {_ident(c)}::VARCHAR)"
+        return _ident(c)
+
+    return ", ".join(f"{_lit(key)}: {value(c, kind)}" for c, key, kind in cols)
+
+
 def _read_parquet(
     con: duckdb.DuckDBPyConnection,
     files: list[LandingFile],
@@ -1180,7 +1198,7 @@ def _read_parquet(
     key, type)`` triples ``cols``)."""
     src = _parquet_src([str(files[i].abspath) for i in ids])
     positions = "[" + ", ".join(str(i) for i in ids) + "]"
-    struct = ", ".join(f"{_lit(key)}: {_ident(c)}" for c, key, _ in cols)
+    struct = _parquet_struct(cols)
     con.execute(
         f"""
         insert into {table}
@@ -1219,7 +1237,7 @@ def _read_parquet_alone(
     while line.lower() in {c.lower() for c in data.column_names}:
         line = "_" + line
     data = data.append_column(line, pa.array(np.arange(1, data.num_rows + 1, dtype=np.int64)))
-    struct = ", ".join(f"{_lit(key)}: {_ident(c)}" for c, key, _ in cols)
+    struct = _parquet_struct(cols)
     view = "_segmint_parquet_alone"
     con.register(view, data)
     try:

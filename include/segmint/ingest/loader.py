@@ -670,7 +670,8 @@ class Ingest:
                                 -- and/or over the whole vector, trim would copy every line.
                                 case
                                     when line is null or line = '' then true
-                                    when starts_with(line, ' ') then trim(line) = ''
+                                    when starts_with(line, ' ') or starts_with(line, chr(9))
+                                        then trim(line, {ws}) = ''
                                     else false
                                 end as _blank,
                             from ({scan})

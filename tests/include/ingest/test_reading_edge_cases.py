@@ -321,6 +321,44 @@ def test_a_quoted_field_that_never_closes_does_not_swallow_the_file(settings, la
     ]
 
 
+def test_empty_parquet_tab_only_lines_and_parquet_text_stored_as_bytes(settings, landing, query):
+    """Three shapes real exporters write: a 0-byte .parquet failed the run every night (an
+    empty file of any other format loads with 0 rows); a JSONL line of tabs was quarantined
+    as malformed while a line of spaces was blank; Parquet text stored as bytes without the
+    UTF-8 annotation loaded escaped ('J\\xC3\\xB6rg'), so the same id in CSV and Parquet made
+    two customers. Bytes that are no UTF-8 stay escaped rather than fail the file."""
+    day = landing / DAY
+    day.mkdir(parents=True)
+    (day / "empty.parquet").write_bytes(b"")
+    write_lines(
+        day / "tabs.jsonl", [json.dumps(event("t1")), "\t", " \t ", json.dumps(event("t4"))]
+    )
+    binary = pa.table(
+        {
+            "event_id": pa.array([b"b1", b"b2"], pa.binary()),
+            "event_type": pa.array([b"page_view"] * 2, pa.binary()),
+            "event_ts": pa.array([b"2026-06-01T10:00:00Z"] * 2, pa.binary()),
+            "customer_id": pa.array(["m\u00fcller-7".encode(), b"c2"], pa.binary()),
+            "search_query": pa.array([b"caf\xc3\xa9", b"\xff\xfe"], pa.binary()),
+        }
+    )
+    pq.write_table(binary, day / "impala.parquet")
+    run_ingest(settings, D1)
+    assert _accounting(query) == [
+        (f"{DAY}/empty.parquet", "loaded", 0),
+        (f"{DAY}/impala.parquet", "loaded", 2),
+        (f"{DAY}/tabs.jsonl", "loaded", 2),
+    ]
+    assert query(
+        "select event_id, _source_line, customer_id, search_query from raw.events order by 1"
+    ) == [
+        ("b1", 1, "m\u00fcller-7", "caf\u00e9"),
+        ("b2", 2, "c2", "\\xFF\\xFE"),
+        ("t1", 1, "c1", None),
+        ("t4", 4, "c1", None),
+    ]
+
+
 def test_folders_starting_with_underscore_or_dot_in_a_partition_are_skipped(
     settings, landing, query
 ):

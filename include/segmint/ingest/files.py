@@ -148,12 +148,41 @@ def _hidden(path: Path, partition: Path) -> bool:
     return any(p.startswith((".", "_")) for p in path.relative_to(partition).parts)
 
 
+def _partition_entries(part: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The regular files under the partition folder ``part`` (sub-folders and links to
+    folders followed, each real folder once), and the entries that cannot be read as files
+    with the reason: a broken link (a share not mounted), a pipe, a socket. Path.rglob did
+    not follow a linked sub-folder and skipped the others, all without a word."""
+    files: list[Path] = []
+    odd: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
+
+    def walk(folder: Path) -> None:
+        real = folder.resolve()
+        if real in seen:  # a link back to a folder already read
+            return
+        seen.add(real)
+        for entry in sorted(folder.iterdir()):
+            if entry.is_dir():
+                walk(entry)
+            elif entry.is_file():
+                files.append(entry)
+            elif entry.is_symlink():
+                odd.append((entry, "a broken symbolic link (its target is missing)"))
+            else:
+                odd.append((entry, "not a regular file (a pipe, socket or device)"))
+
+    walk(part)
+    return files, odd
+
+
 def discover(
     landing: Path, known: dict[str, tuple[int, int, str]] | None = None
 ) -> tuple[list[LandingFile], list[str]]:
     """Every supported file under ``<landing>/<source>/dt=YYYY-MM-DD/``, in load order.
 
-    Returns the files and a list of ignored paths (unsupported extension, bad folder name).
+    Returns the files and the ignored entries, each ``"<path>: <why>"`` (unsupported
+    extension, bad folder name, broken link, ...).
     Hidden files and markers starting with ``_`` or ``.`` (``_SUCCESS``), and everything in a
     folder of the partition whose name starts so (``_temporary/``), are skipped silently.
     ``known``: ``{path: (size, mtime_ns, sha256)}`` of files checksummed before; a file with
@@ -171,11 +200,13 @@ def discover(
     candidates: list[tuple[str, Path, str, date, str]] = []
     # Top-level entries other than the sources (Events/, event/, a stray file) are reported:
     # their files are never read, which must not pass silently.
+    why = f"not a landing source folder (only {' and '.join(SOURCES)} are read)"
     ignored: list[str] = sorted(
-        p.name + ("/" if p.is_dir() else "")
+        f"{p.name}{'/' if p.is_dir() else ''}: {why}"
         for p in landing.iterdir()
         if p.name not in SOURCES and not p.name.startswith((".", "_"))
     )
+    unsupported = "not a supported landing file or partition"
     for source in SOURCES:
         root = landing / source
         if not root.is_dir():
@@ -184,20 +215,24 @@ def discover(
             match = PARTITION_RE.match(part.name)
             if not part.is_dir() or not match:
                 if not part.name.startswith((".", "_")):
-                    ignored.append(part.relative_to(landing).as_posix())
+                    ignored.append(f"{part.relative_to(landing).as_posix()}: {unsupported}")
                 continue
             try:
                 partition_date = date.fromisoformat(match.group(1))
             except ValueError:
-                ignored.append(part.relative_to(landing).as_posix())
+                ignored.append(f"{part.relative_to(landing).as_posix()}: {unsupported}")
                 continue
-            for path in sorted(p for p in part.rglob("*") if p.is_file()):
+            files, odd = _partition_entries(part)
+            for path, reason in odd:
+                if not _hidden(path, part):
+                    ignored.append(f"{path.relative_to(landing).as_posix()}: {reason}")
+            for path in files:
                 rel = path.relative_to(landing).as_posix()
                 if _hidden(path, part):
                     continue
                 fmt = file_format(path.name)
                 if fmt is None:
-                    ignored.append(rel)
+                    ignored.append(f"{rel}: {unsupported}")
                     continue
                 candidates.append((rel, path, source, partition_date, fmt))
     stats = [c[1].stat() for c in candidates]
@@ -255,8 +290,8 @@ def as_of_delivery(
     files = (
         sum(
             1
-            for p in folder.rglob("*")
-            if p.is_file() and not _hidden(p, folder) and file_format(p.name)
+            for p in _partition_entries(folder)[0]
+            if not _hidden(p, folder) and file_format(p.name)
         )
         if folder.is_dir()
         else 0

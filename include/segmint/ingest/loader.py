@@ -50,7 +50,6 @@ from segmint.ingest.contract import (
     NULL_WORDS,
     OPS_DDL,
     RAW_TABLE,
-    SOURCES,
     cast_sql,
     epoch_unit,
     event_type_aliases,
@@ -1490,12 +1489,7 @@ def _result(
         )
     }
     failed = [o for o in outcomes if o.status == "failed"]
-    warnings = [
-        f"ignored {p}: not a supported landing file or partition"
-        if "/" in p.rstrip("/")
-        else f"ignored {p}: not a landing source folder (only {' and '.join(SOURCES)} are read)"
-        for p in ignored
-    ]
+    warnings = [f"ignored {entry}" for entry in ignored]
     counts: dict[str, int] = {}
     for o in outcomes:
         for reason, n in o.warnings.items():

@@ -416,6 +416,31 @@ def test_top_level_folders_other_than_the_sources_are_reported(settings, landing
     ]
 
 
+def test_linked_folders_are_read_and_entries_that_are_no_files_reported(settings, landing, query):
+    """A linked sub-folder of a partition was not followed, and a broken link (a share that
+    is not mounted) or a pipe named .jsonl was skipped, all without a word. Linked folders
+    are read (each real folder once: a link loop does not hang); the others are warnings."""
+    import os
+
+    day = landing / DAY
+    write_jsonl(day / "plain.jsonl", [event("p1")])
+    elsewhere = landing.parent / "elsewhere"
+    write_jsonl(elsewhere / "in_linked.jsonl", [event("l1"), event("l2")])
+    (day / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "loop").symlink_to(elsewhere, target_is_directory=True)
+    (day / "broken.jsonl").symlink_to(landing.parent / "not-mounted" / "x.jsonl")
+    os.mkfifo(day / "stream.jsonl")
+    result = run_ingest(settings, D1)
+    assert _accounting(query) == [
+        (f"{DAY}/linked/in_linked.jsonl", "loaded", 2),
+        (f"{DAY}/plain.jsonl", "loaded", 1),
+    ]
+    assert [w for w in result.warnings if w.startswith("ignored")] == [
+        f"ignored {DAY}/broken.jsonl: a broken symbolic link (its target is missing)",
+        f"ignored {DAY}/stream.jsonl: not a regular file (a pipe, socket or device)",
+    ]
+
+
 def test_an_upper_case_gz_file_with_a_line_that_is_not_utf8_loads(settings, landing, query):
     """The UTF-8 copy of a gzip file kept a '.GZ' suffix (only '.gz' was stripped): DuckDB
     read the plain copy as gzip and the whole file failed with 'Input is not a GZIP

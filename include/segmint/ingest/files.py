@@ -81,9 +81,11 @@ def csv_open_quote_res(delim: str = ",") -> tuple[str, str]:
     return opens, f'{content}|{content}"{rest}{d}{opens}'
 
 
-# A byte that never occurs unescaped in a JSON document: reading with it as the delimiter
-# gives one VARCHAR column holding the whole line.
-_NO_DELIM = "\x1f"
+# A delimiter no line holds, so the reader gives one VARCHAR column holding the whole line.
+# One control byte (0x1F) was not enough: it never occurs unescaped in JSON, but a CSV cell
+# holding one was cut there ('Ann<US>Marie' loaded as 'Ann'). Four control bytes in a row
+# (DuckDB's longest delimiter) occur in no real text; the scan costs the same.
+_NO_DELIM = "\x1f\x1e\x1d\x1c"
 # How DuckDB words a text file that is not UTF-8.
 # DuckDB's line reader refuses a longer line (and with it the whole file). A longer line is
 # quarantined instead, from a repaired copy (readable_copy) where it is TOO_LONG_MARK, its

@@ -236,6 +236,30 @@ def test_a_quote_inside_an_unquoted_csv_field_is_a_character(settings, landing, 
     assert query("select count(*) from ops.quarantine") == [(0,)]
 
 
+def test_a_control_character_in_a_csv_cell_is_a_character(settings, landing, query):
+    """The line reader split lines at 0x1F, its 'no delimiter' byte: a cell holding one (a
+    unit separator pasted from a terminal or a legacy export) was cut there, 'Ann<US>Marie'
+    loaded as 'Ann', or the record quarantined for a wrong field count."""
+    write_lines(
+        landing / DAY / "c.csv",
+        [CSV_HEADER + ",search_query", _csv_row("u1") + ",red\x1fshoes", _csv_row("u2") + ",x"],
+    )
+    write_lines(
+        landing / DAY / "m.csv",
+        [
+            "event_id,search_query,event_type,event_ts,customer_id",
+            "u3,a\x1fb,page_view,2026-06-01,c1",
+        ],
+    )
+    run_ingest(settings, D1)
+    assert _accounting(query) == [(f"{DAY}/c.csv", "loaded", 2), (f"{DAY}/m.csv", "loaded", 1)]
+    assert query("select event_id, search_query from raw.events order by 1") == [
+        ("u1", "red\x1fshoes"),
+        ("u2", "x"),
+        ("u3", "a\x1fb"),
+    ]
+
+
 def test_text_after_a_closing_quote_quarantines_the_record(settings, landing, query):
     """'"c"17' is no RFC 4180 field: it loaded as 'c', the '17' silently dropped. The record
     is quarantined with a reason naming the field; well-formed quoting still loads."""

@@ -840,6 +840,22 @@ def doc_keys(
     return keys
 
 
+def _numbered_repeats(names: list[str]) -> list[str]:
+    """``names`` with each repeat of a name numbered (``notes``, ``notes_2``, ...), skipping
+    numbers another column already has."""
+    out: list[str] = []
+    taken = set(names)
+    for name in names:
+        if name in out:
+            k = 2
+            while f"{name}_{k}" in taken:
+                k += 1
+            name = f"{name}_{k}"
+            taken.add(name)
+        out.append(name)
+    return out
+
+
 def _read_csv(
     con: duckdb.DuckDBPyConnection,
     files: list[LandingFile],
@@ -895,10 +911,14 @@ def _read_csv(
         }
         delim = next((d for d in CSV_DELIMITERS if all(n in splits[d] for n in required)), ",")
         names = splits[delim]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        # A repeated contract field is ambiguous (which customer_id?): the file fails. A
+        # repeated unknown column (Notes, notes) is kept, numbered, in _extra.
+        contract = {fl.name for fl in FIELDS[files[i].source]}
+        dupes = sorted({n for n in names if names.count(n) > 1 and n in contract})
         if dupes:
             failed[i] = f"CSV header repeats column(s) {', '.join(dupes)}"
             continue
+        names = _numbered_repeats(names)
         missing = [n for n in required if n not in names]
         if missing:
             failed[i] = (

@@ -260,6 +260,23 @@ def test_a_control_character_in_a_csv_cell_is_a_character(settings, landing, que
     ]
 
 
+def test_a_repeated_unknown_csv_column_is_kept_numbered(settings, landing, query):
+    """CRM exports repeat unknown columns (HubSpot's 'Notes' and 'notes'): the whole file
+    failed as a repeated header, though unknown columns are never an error. They are kept
+    in _extra, numbered; a repeated contract field still fails its file (which id?)."""
+    write_lines(
+        landing / "crm/dt=2026-06-01/hubspot.csv",
+        ["customer_id,updated_at,Notes,notes", "k1,2026-05-01,called,vip"],
+    )
+    write_lines(landing / DAY / "twice.csv", [CSV_HEADER + ",customer_id", _csv_row("e1") + ",c2"])
+    with pytest.raises(InputError, match="CSV header repeats column\\(s\\) customer_id"):
+        run_ingest(settings, D1)
+    assert query("select customer_id, _extra from raw.customers") == [
+        ("k1", '{"notes":"called","notes_2":"vip"}')
+    ]
+    assert query("select count(*) from raw.events") == [(0,)]
+
+
 def test_text_after_a_closing_quote_quarantines_the_record(settings, landing, query):
     """'"c"17' is no RFC 4180 field: it loaded as 'c', the '17' silently dropped. The record
     is quarantined with a reason naming the field; well-formed quoting still loads."""

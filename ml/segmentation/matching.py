@@ -1,10 +1,12 @@
 """Stable segment identities across nightly refits.
 
-Tonight's centroids are matched to the previous run's by the Hungarian assignment
+Tonight's centroids are matched to stored ones by the Hungarian assignment
 (:func:`scipy.optimize.linear_sum_assignment`) on Euclidean distance in tonight's scaled
-space. The previous centroids are stored in the log-feature space (before scaling) and are
-scaled with tonight's scaler, so both sets are compared in one consistent space even though
-the scaler is refitted every night.
+space: first to the night's own earlier run (a rerun keeps its ids), then to the previous
+run, then to the next later night (a backfill takes the ids later nights already use). The
+stored centroids are in the log-feature space (before scaling) and are scaled with tonight's
+scaler, so both sets are compared in one consistent space even though the scaler is refitted
+every night.
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ from scipy.optimize import linear_sum_assignment
 @dataclass
 class Match:
     segment_ids: list[int]  # one per new centroid, same order
-    distances: list[float | None]  # distance to the matched previous centroid, None if new
+    # Distance to the previous run's centroid of the same id; None if the id was not active
+    # in the previous run (a new id, or one taken from another night).
+    distances: list[float | None]
     kept: list[int] = field(default_factory=list)
     new: list[int] = field(default_factory=list)
     retired: list[int] = field(default_factory=list)
+    # Per new centroid, the label of the reference its id came from (None: a new id).
+    sources: list[str | None] = field(default_factory=list)
 
 
 def centroid_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -32,6 +38,16 @@ def centroid_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2))
 
 
+@dataclass
+class Reference:
+    """Segments already stored for some night, as a source of ids: centroids in tonight's
+    scaled space, their ids, and a label saying which night they are (for the metrics)."""
+
+    label: str
+    centroids: np.ndarray
+    ids: Sequence[int]
+
+
 def match_segments(
     new_centroids: np.ndarray,
     prev_centroids: np.ndarray | None,
@@ -39,25 +55,44 @@ def match_segments(
     max_distance: float,
     next_id: int,
     order: Sequence[int] | None = None,
+    *,
+    before: Sequence[Reference] = (),
+    after: Sequence[Reference] = (),
 ) -> Match:
     """Give each new centroid a segment id.
 
-    A new centroid assigned to a previous one no farther than ``max_distance`` takes its id;
-    every other new centroid gets a fresh id from ``next_id`` upwards, handed out in
-    ``order`` (default: as given; the stage passes largest segment first); previous ids left
-    without a partner are retired.
+    The new centroids are matched, in turn, to the centroids of ``before`` (the night's own
+    earlier run, when it is rerun), of the previous run, then of ``after`` (the next later
+    night, for a backfill). Each step is a Hungarian assignment between the new centroids
+    still without an id and the step's ids not given yet; a pair no farther apart than
+    ``max_distance`` takes the id. Every other new centroid gets a fresh id from ``next_id``
+    upwards, handed out in ``order`` (default: as given; the stage passes largest segment
+    first). Previous ids given to no centroid are retired. ``distances`` are to the previous
+    run's centroid of the same id (its drift), whichever step gave the id.
     """
+    new_centroids = np.asarray(new_centroids, dtype=float)
     k = len(new_centroids)
     ids: list[int | None] = [None] * k
-    dists: list[float | None] = [None] * k
-    prev_ids = list(prev_ids)
+    sources: list[str | None] = [None] * k
+    prev_ids = [int(i) for i in prev_ids]
+    steps = list(before)
     if prev_centroids is not None and len(prev_ids):
-        cost = centroid_distances(new_centroids, prev_centroids)
+        steps.append(Reference("previous", np.asarray(prev_centroids, dtype=float), prev_ids))
+    steps.extend(after)
+    for step in steps:
+        given = {i for i in ids if i is not None}
+        rows_open = [r for r in range(k) if ids[r] is None]
+        cols_open = [c for c, i in enumerate(step.ids) if int(i) not in given]
+        if not rows_open or not cols_open:
+            continue
+        cost = centroid_distances(
+            new_centroids[rows_open], np.asarray(step.centroids, dtype=float)[cols_open]
+        )
         rows, cols = linear_sum_assignment(cost)
         for r, c in zip(rows, cols, strict=True):
             if cost[r, c] <= max_distance:
-                ids[r] = int(prev_ids[c])
-                dists[r] = float(cost[r, c])
+                ids[rows_open[r]] = int(step.ids[cols_open[c]])
+                sources[rows_open[r]] = step.label
     kept = [i for i in ids if i is not None]
     new: list[int] = []
     for r in order if order is not None else range(k):
@@ -65,11 +100,17 @@ def match_segments(
             ids[r] = next_id
             new.append(next_id)
             next_id += 1
-    retired = [i for i in prev_ids if i not in set(kept)]
+    dists: list[float | None] = [None] * k
+    if prev_centroids is not None and len(prev_ids):
+        shift = centroid_distances(new_centroids, prev_centroids)
+        column = {i: c for c, i in enumerate(prev_ids)}
+        dists = [float(shift[r, column[i]]) if i in column else None for r, i in enumerate(ids)]
+    retired = [i for i in prev_ids if i not in set(ids)]
     return Match(
         segment_ids=[int(i) for i in ids],  # type: ignore[arg-type]
         distances=dists,
         kept=sorted(kept),
         new=new,
         retired=sorted(retired),
+        sources=sources,
     )

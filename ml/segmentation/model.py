@@ -25,7 +25,7 @@ from ml.segmentation.features import (
     transformed_names,
 )
 from ml.segmentation.kselect import choose_k, distinct_rows, keep_k, max_segments
-from ml.segmentation.matching import match_segments
+from ml.segmentation.matching import Reference, match_segments
 from ml.segmentation.personas import name_segments
 from ml.segmentation.profiles import (
     psi,
@@ -53,6 +53,16 @@ class PreviousRun:
 
 
 @dataclass
+class StoredSegments:
+    """Active segments already stored for another night (or the same night's earlier run),
+    to take segment ids from."""
+
+    as_of_date: date
+    # segment_id, segment_name, centroid (JSON, log-feature space).
+    segments: pd.DataFrame
+
+
+@dataclass
 class SegmentationOutput:
     pipeline: Pipeline
     assignments: pd.DataFrame
@@ -65,25 +75,25 @@ class SegmentationOutput:
     timings: dict[str, float]
 
 
-def _previous_centroids(
-    previous: PreviousRun | None, names: list[str]
+def _stored_centroids(
+    segments: pd.DataFrame | None, names: list[str], what: str
 ) -> tuple[np.ndarray | None, list[int], dict[int, str], str | None]:
-    """Previous active centroids (log-feature space, in ``names`` order), ids, names."""
-    if previous is None or previous.segments.empty:
+    """Stored active centroids (log-feature space, in ``names`` order), ids, names."""
+    if segments is None or segments.empty:
         return None, [], {}, None
-    rows = [json.loads(c) for c in previous.segments["centroid"]]
+    rows = [json.loads(c) for c in segments["centroid"]]
     missing = sorted({n for n in names for r in rows if n not in r})
     if missing:
         return (
             None,
             [],
             {},
-            f"previous run {previous.run_id} used other features (missing "
-            f"{', '.join(missing)}); every segment gets a new id",
+            f"{what} used other features (missing {', '.join(missing)}); "
+            "its segment ids are not matched",
         )
-    ids = [int(i) for i in previous.segments["segment_id"]]
+    ids = [int(i) for i in segments["segment_id"]]
     centroids = np.asarray([[r[n] for n in names] for r in rows], dtype=float)
-    return centroids, ids, dict(zip(ids, previous.segments["segment_name"], strict=True)), None
+    return centroids, ids, dict(zip(ids, segments["segment_name"], strict=True)), None
 
 
 def fit_segments(
@@ -93,12 +103,21 @@ def fit_segments(
     previous: PreviousRun | None = None,
     next_id: int = 1,
     features: tuple[str, ...] = FEATURES,
+    same_night: StoredSegments | None = None,
+    later: StoredSegments | None = None,
 ) -> SegmentationOutput:
-    """Segment ``frame`` (one row per customer, sorted by ``customer_id``)."""
+    """Segment ``frame`` (one row per customer, sorted by ``customer_id``).
+
+    Segment ids come, in this order, from ``same_night`` (the segments an earlier run of
+    ``as_of`` stored: a rerun keeps its ids), ``previous`` and ``later`` (the next night
+    after ``as_of`` that has segments: a backfill takes the ids later nights use); clusters
+    that match none of them get new ids from ``next_id``. Everything else (k, the fit's
+    start, drift, transitions, retired segments) is measured against ``previous`` only.
+    """
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=cfg.threads or None):
-        return _fit_segments(frame, cfg, as_of, previous, next_id, features)
+        return _fit_segments(frame, cfg, as_of, previous, next_id, features, same_night, later)
 
 
 def _fit_segments(
@@ -108,6 +127,8 @@ def _fit_segments(
     previous: PreviousRun | None,
     next_id: int,
     features: tuple[str, ...],
+    same_night: StoredSegments | None,
+    later: StoredSegments | None,
 ) -> SegmentationOutput:
     timings: dict[str, float] = {}
     warnings: list[str] = []
@@ -119,10 +140,28 @@ def _fit_segments(
     scaler = pre.named_steps["scale"]
     timings["preprocess_s"] = perf_counter() - t
 
-    prev_unscaled, prev_ids, prev_names, problem = _previous_centroids(previous, names)
+    prev_unscaled, prev_ids, prev_names, problem = _stored_centroids(
+        previous.segments if previous is not None else None,
+        names,
+        f"previous run {previous.run_id}" if previous is not None else "",
+    )
     if problem:
         warnings.append(problem)
     prev_scaled = scaler.transform(prev_unscaled) if prev_unscaled is not None else None
+    # Other stored segments to take ids from: the night's own earlier run, the next night.
+    references: dict[str, Reference] = {}
+    stored_names: dict[str, dict[int, str]] = {"previous": prev_names}
+    for label, stored in (("same night", same_night), ("next night", later)):
+        if stored is None:
+            continue
+        unscaled, ids, ref_names, problem = _stored_centroids(
+            stored.segments, names, f"the run of {stored.as_of_date}"
+        )
+        if problem:
+            warnings.append(problem)
+        if unscaled is not None:
+            references[label] = Reference(label, scaler.transform(unscaled), ids)
+            stored_names[label] = ref_names
 
     t = perf_counter()
     every = cfg.k_search_every_days
@@ -202,12 +241,18 @@ def _fit_segments(
         cfg.match_max_distance,
         next_id,
         order=largest_first,
+        before=[references[label] for label in ("same night",) if label in references],
+        after=[references[label] for label in ("next night",) if label in references],
     )
     naming = name_segments(
         kmeans.cluster_centers_,
         names,
         match.segment_ids,
-        kept_names={i: prev_names[i] for i in match.kept},
+        kept_names={
+            i: stored_names[src][i]
+            for i, src in zip(match.segment_ids, match.sources, strict=True)
+            if src is not None
+        },
         pinned=cfg.pinned_names,
     )
     cluster_ids = np.asarray(match.segment_ids)
@@ -233,6 +278,8 @@ def _fit_segments(
             "segment_id": cluster_ids.astype("int32"),
             "segment_name": naming.names,
             "description": naming.descriptions,
+            # 'kept': active in the previous run; 'new': not (even when its id came from the
+            # night's earlier run or a later night), so a rerun writes what the run did.
             "status": ["kept" if d is not None else "new" for d in match.distances],
             "is_pinned": naming.is_pinned,
             "centroid_shift": [np.nan if d is None else d for d in match.distances],
@@ -319,9 +366,16 @@ def _fit_segments(
         "silhouette_rows": choice.silhouette_rows,
         "outlier_threshold": threshold,
         "outliers": int(is_outlier.sum()),
-        "segments_kept": match.kept,
-        "segments_new": match.new,
+        "segments_kept": sorted(
+            i for i, d in zip(match.segment_ids, match.distances, strict=True) if d is not None
+        ),
+        "segments_new": sorted(
+            i for i, d in zip(match.segment_ids, match.distances, strict=True) if d is None
+        ),
         "segments_retired": match.retired,
+        # Per KMeans cluster: where its id came from ('same night', 'previous', 'next night'),
+        # or None for a new id.
+        "segment_id_sources": match.sources,
         "max_feature_psi": float(psi_values.max()) if len(psi_values) else None,
         "previous_run_id": previous.run_id if previous is not None else None,
         "segment_ids": [int(i) for i in cluster_ids],  # KMeans cluster index -> segment id

@@ -15,7 +15,7 @@ import pandas as pd
 from ml.io import TableWrite, new_run_id, read_frame, write_outputs
 from ml.registry import ModelMetadata, git_revision, library_versions, save_model
 from ml.segmentation.features import FEATURES, PROFILE_EXTRA, PROFILE_FEATURES, numeric_columns
-from ml.segmentation.model import PreviousRun, SegmentationOutput, fit_segments
+from ml.segmentation.model import PreviousRun, SegmentationOutput, StoredSegments, fit_segments
 from segmint.config import Settings
 from segmint.stages import SegmintError, StageResult
 
@@ -158,6 +158,39 @@ def load_features(warehouse: Path, as_of: date) -> pd.DataFrame:
     return frame
 
 
+def _active_segments(warehouse: Path, as_of: date) -> pd.DataFrame:
+    return read_frame(
+        warehouse,
+        "select segment_id, segment_name, description, cast(centroid as varchar) as centroid "
+        "from ml.segment_profiles where as_of_date = ? and status <> 'retired' "
+        "order by segment_id",
+        [as_of],
+    )
+
+
+def load_stored(
+    warehouse: Path, as_of: date
+) -> tuple[StoredSegments | None, StoredSegments | None]:
+    """The segments an earlier run of ``as_of`` stored (a rerun), and those of the first
+    night after ``as_of`` that has segments (a backfill): where ids are taken from besides
+    the previous run."""
+    if not _exists(warehouse, "ml.segment_profiles"):
+        return None, None
+    same = _active_segments(warehouse, as_of)
+    same_night = StoredSegments(as_of, same) if not same.empty else None
+    after = read_frame(
+        warehouse,
+        "select min(as_of_date) as d from ml.segment_profiles "
+        "where as_of_date > ? and status <> 'retired'",
+        [as_of],
+    )["d"]
+    later = None
+    if not after.isna().all():
+        later_date = pd.Timestamp(after.iloc[0]).date()
+        later = StoredSegments(later_date, _active_segments(warehouse, later_date))
+    return same_night, later
+
+
 def load_previous(warehouse: Path, as_of: date) -> tuple[PreviousRun | None, int]:
     """The last segmentation run before ``as_of``, and the next unused segment id."""
     if not _exists(warehouse, "ml.segment_profiles"):
@@ -178,13 +211,7 @@ def load_previous(warehouse: Path, as_of: date) -> tuple[PreviousRun | None, int
         return None, next_id
     prev_date = pd.Timestamp(last["as_of_date"].iloc[0]).date()
     run_id = str(last["run_id"].iloc[0])
-    segments = read_frame(
-        warehouse,
-        "select segment_id, segment_name, description, cast(centroid as varchar) as centroid "
-        "from ml.segment_profiles where as_of_date = ? and status <> 'retired' "
-        "order by segment_id",
-        [prev_date],
-    )
+    segments = _active_segments(warehouse, prev_date)
     assignments = read_frame(
         warehouse,
         "select customer_id, segment_id, segment_name from ml.customer_segments "
@@ -215,14 +242,60 @@ def load_previous(warehouse: Path, as_of: date) -> tuple[PreviousRun | None, int
     return previous, next_id
 
 
+def nights_after(warehouse: Path, as_of: date) -> list[date]:
+    """Later nights whose ml.segment_transitions were counted from ``as_of``'s segments."""
+    if not _exists(warehouse, "ml.segment_transitions"):
+        return []
+    found = read_frame(
+        warehouse,
+        "select distinct as_of_date from ml.segment_transitions "
+        "where previous_as_of_date = ? and as_of_date > ? order by as_of_date",
+        [as_of, as_of],
+    )
+    return [pd.Timestamp(d).date() for d in found["as_of_date"]]
+
+
+# The transitions of a later night recounted from the customer_segments of both nights (the
+# earlier one as just rewritten, in the same transaction); $1 the later night, $2 the
+# earlier one.
+RECOUNT_TRANSITIONS = """
+    insert into ml.segment_transitions (
+        run_id, as_of_date, previous_as_of_date, from_segment_id, from_segment_name,
+        to_segment_id, to_segment_name, customers
+    )
+    with later as (
+        select customer_id, segment_id, segment_name, run_id
+        from ml.customer_segments where as_of_date = $1
+    ),
+    earlier as (
+        select customer_id, segment_id, segment_name
+        from ml.customer_segments where as_of_date = $2
+    ),
+    run as (select any_value(run_id) as run_id from later)
+    select
+        run.run_id, cast($1 as date), cast($2 as date),
+        earlier.segment_id, earlier.segment_name, later.segment_id, later.segment_name,
+        count(*)
+    from earlier full outer join later on earlier.customer_id = later.customer_id
+    cross join run
+    group by all
+"""
+
+
 def _with_keys(frame: pd.DataFrame, run_id: str, as_of: date, **extra: Any) -> pd.DataFrame:
     keys = {"run_id": run_id, "as_of_date": pd.Timestamp(as_of), **extra}
     return frame.assign(**keys)
 
 
 def build_writes(
-    out: SegmentationOutput, run_id: str, as_of: date, previous: PreviousRun | None
+    out: SegmentationOutput,
+    run_id: str,
+    as_of: date,
+    previous: PreviousRun | None,
+    recount: list[date] | None = None,
 ) -> list[TableWrite]:
+    """Every table of the run, replacing the rows of ``as_of``; and the transitions of the
+    ``recount`` nights, recounted from this night's new segments."""
     prev_date = pd.Timestamp(previous.as_of_date) if previous is not None else pd.NaT
     frames = {
         "ml.customer_segments": _with_keys(out.assignments, run_id, as_of),
@@ -239,10 +312,25 @@ def build_writes(
         ),
         "ml.segment_drift": _with_keys(out.drift, run_id, as_of, previous_as_of_date=prev_date),
     }
-    return [
+    writes = [
         TableWrite(table, frame, "as_of_date = ?", [as_of], ddl=DDL[table])
         for table, frame in frames.items()
     ]
+    # Later nights counted their transitions from this night's segments: recount them from
+    # tonight's, so they never name a segment id this night no longer has.
+    no_rows = frames["ml.segment_transitions"].iloc[:0]
+    for later in recount or ():
+        writes.append(
+            TableWrite(
+                "ml.segment_transitions",
+                no_rows,
+                "as_of_date = ? and previous_as_of_date = ?",
+                [later, as_of],
+                then_sql=RECOUNT_TRANSITIONS,
+                then_params=[later, as_of],
+            )
+        )
+    return writes
 
 
 def run_segmentation(settings: Settings, as_of: date) -> StageResult:
@@ -251,9 +339,19 @@ def run_segmentation(settings: Settings, as_of: date) -> StageResult:
     t = perf_counter()
     frame = load_features(settings.warehouse, as_of)
     previous, next_id = load_previous(settings.warehouse, as_of)
+    same_night, later = load_stored(settings.warehouse, as_of)
+    recount = nights_after(settings.warehouse, as_of)
     read_s = perf_counter() - t
 
-    out = fit_segments(frame, cfg, as_of, previous=previous, next_id=next_id)
+    out = fit_segments(
+        frame,
+        cfg,
+        as_of,
+        previous=previous,
+        next_id=next_id,
+        same_night=same_night,
+        later=later,
+    )
 
     t = perf_counter()
     run_id = new_run_id(MODEL_NAME, as_of)
@@ -283,7 +381,7 @@ def run_segmentation(settings: Settings, as_of: date) -> StageResult:
     )
     write_outputs(
         settings.warehouse,
-        build_writes(out, run_id, as_of, previous),
+        build_writes(out, run_id, as_of, previous, recount),
         model_run={
             "run_id": run_id,
             "model_name": MODEL_NAME,

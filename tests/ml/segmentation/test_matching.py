@@ -1,6 +1,6 @@
 import numpy as np
 
-from ml.segmentation.matching import match_segments
+from ml.segmentation.matching import Reference, match_segments
 
 OLD = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
 OLD_IDS = [3, 7, 9]
@@ -39,3 +39,30 @@ def test_first_run_numbers_in_the_given_order() -> None:
     m = match_segments(OLD, None, [], max_distance=1.0, next_id=1, order=[2, 0, 1])
     assert m.segment_ids == [2, 3, 1]
     assert m.new == [1, 2, 3]
+
+
+def test_a_rerun_prefers_its_own_earlier_ids_then_the_previous_run() -> None:
+    own = Reference("same night", OLD[:2] + 0.02, [4, 5])
+    m = match_segments(OLD + 0.05, OLD, OLD_IDS, max_distance=1.0, next_id=10, before=[own])
+    assert m.segment_ids == [4, 5, 9]
+    assert m.sources == ["same night", "same night", "previous"]
+    # Distances are the drift from the previous run, whichever step gave the id.
+    assert m.distances[:2] == [None, None] and m.distances[2] is not None
+    assert m.retired == [3, 7] and m.new == []
+
+
+def test_a_backfill_takes_the_ids_of_the_next_night() -> None:
+    later = Reference("next night", OLD[[1, 2, 0]], [7, 9, 3])
+    m = match_segments(
+        np.vstack([OLD + 0.1, [[9.0, 9.0]]]), None, [], 1.0, next_id=10, after=[later]
+    )
+    assert m.segment_ids == [3, 7, 9, 10]
+    assert m.sources == ["next night"] * 3 + [None]
+    assert m.new == [10] and m.retired == [] and m.distances == [None] * 4
+
+
+def test_an_id_is_given_once_across_references() -> None:
+    own = Reference("same night", OLD[:1], [3])
+    later = Reference("next night", OLD[1:2], [3])  # id 3 moved: taken already
+    m = match_segments(OLD[:2], None, [], 1.0, next_id=10, before=[own], after=[later])
+    assert m.segment_ids == [3, 10]

@@ -1,0 +1,150 @@
+"""Segment ids survive reruns and backfills: a rerun of a night keeps the ids it had, a
+backfill of a night before the oldest one takes the ids the later nights use, and the later
+nights' transitions keep naming segments that exist on the night they count from."""
+
+import dataclasses
+import json
+from collections.abc import Callable
+from datetime import date, timedelta
+
+import pandas as pd
+
+from ml.segmentation import run_segmentation
+from ml.segmentation.synthetic import next_day
+from segmint.config import SegmentationSettings, Settings
+from segmint.warehouse import connect
+
+
+def _query(settings: Settings, sql: str, params: list | None = None) -> pd.DataFrame:
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        return con.execute(sql, params or []).df()
+    finally:
+        con.close()
+
+
+def _day_before(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same customers one day earlier: ages one day younger."""
+    out = frame.copy()
+    out["as_of_date"] = out["as_of_date"] - timedelta(days=1)
+    for col in ("tenure_days", "recency_days", "days_since_last_visit"):
+        out[col] = (out[col] - 1).clip(lower=0)
+    return out
+
+
+def _segments(settings: Settings, night: date) -> pd.Series:
+    """customer_id -> segment_id of one night."""
+    rows = _query(
+        settings,
+        "select customer_id, segment_id from ml.customer_segments where as_of_date = ?",
+        [night],
+    )
+    return rows.set_index("customer_id")["segment_id"].sort_index()
+
+
+def _names(settings: Settings, night: date) -> dict[int, str]:
+    rows = _query(
+        settings,
+        "select segment_id, segment_name from ml.segment_profiles "
+        "where as_of_date = ? and status <> 'retired'",
+        [night],
+    )
+    return dict(zip(rows["segment_id"], rows["segment_name"], strict=True))
+
+
+def _transitions_name_existing_ids(settings: Settings, night: date, previous: date) -> None:
+    moves = _query(settings, "select * from ml.segment_transitions where as_of_date = ?", [night])
+    assert set(moves["previous_as_of_date"]) == {pd.Timestamp(previous)}
+    assert set(moves["from_segment_id"].dropna()) <= set(_segments(settings, previous))
+    assert set(moves["to_segment_id"].dropna()) <= set(_segments(settings, night))
+    # The counts are those of the two nights' stored segments.
+    pairs = pd.concat(
+        [_segments(settings, previous).rename("f"), _segments(settings, night).rename("t")],
+        axis=1,
+    )
+    stay = moves.loc[moves.from_segment_id == moves.to_segment_id, "customers"].sum()
+    assert stay == (pairs["f"] == pairs["t"]).sum()
+
+
+def test_rerun_and_backfill_of_the_oldest_night_keep_segment_ids(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    d0, d1, d2, d3 = (as_of + timedelta(days=i) for i in (-1, 0, 1, 2))
+    day1 = features_3k
+    day2 = next_day(day1)
+    day3 = next_day(day2, seed=2)
+    settings = warehouse_with(_day_before(day1), day1, day2, day3, segmentation=small_settings)
+    for night in (d1, d2, d3):
+        run_segmentation(settings, night)
+    ids1, names1 = _segments(settings, d1), _names(settings, d1)
+    assert sorted(names1) == list(range(1, len(names1) + 1))
+    assert _names(settings, d3) == names1
+
+    # Rerun the oldest night after the later ones: same ids (were fresh ones, 6-10).
+    rerun = run_segmentation(settings, d1)
+    assert _segments(settings, d1).equals(ids1)
+    assert _names(settings, d1) == names1
+    assert rerun.details["segments"] == names1
+    _transitions_name_existing_ids(settings, d2, d1)
+
+    # Backfill the night before: it takes night 1's ids and names, none is new.
+    backfill = run_segmentation(settings, d0)
+    assert _names(settings, d0) == names1
+    assert (_segments(settings, d0) == ids1).mean() >= 0.95
+    metrics = json.loads(
+        _query(
+            settings,
+            "select cast(metrics as varchar) as m from ml.model_runs where run_id = ?",
+            [backfill.details["run_id"]],
+        )["m"].iloc[0]
+    )
+    assert metrics["segments_new"] == sorted(names1)  # the first night: every segment is new
+    assert set(metrics["segment_id_sources"]) == {"next night"}  # but no id is
+
+    # Night 1 again, now with a night before it: still the same ids; so is night 2.
+    run_segmentation(settings, d1)
+    assert _segments(settings, d1).equals(ids1)
+    ids2 = _segments(settings, d2)
+    run_segmentation(settings, d2)
+    assert _segments(settings, d2).equals(ids2)
+    _transitions_name_existing_ids(settings, d2, d1)
+    _transitions_name_existing_ids(settings, d3, d2)
+    assert _query(settings, "select max(segment_id) m from ml.segment_profiles")["m"].iloc[
+        0
+    ] == len(names1)
+
+
+def test_a_rerun_recounts_the_next_nights_transitions(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    tomorrow = as_of + timedelta(days=1)
+    settings = warehouse_with(features_3k, next_day(features_3k), segmentation=small_settings)
+    run_segmentation(settings, as_of)
+    second = run_segmentation(settings, tomorrow)
+    before = _query(
+        settings, "select * from ml.segment_transitions where as_of_date = ?", [tomorrow]
+    )
+    # Rerun the first night with segment 1 renamed: the next night's transitions follow.
+    pinned = dataclasses.replace(small_settings, pinned_names={"1": "VIP"})
+    run_segmentation(dataclasses.replace(settings, segmentation=pinned), as_of)
+    after = _query(
+        settings, "select * from ml.segment_transitions where as_of_date = ?", [tomorrow]
+    )
+    assert set(after.loc[after.from_segment_id == 1, "from_segment_name"]) == {"VIP"}
+    assert set(after["run_id"]) == {second.details["run_id"]}
+    key = ["from_segment_id", "to_segment_id", "customers"]
+    assert (
+        (
+            after[key].sort_values(key).reset_index(drop=True).astype("int64")
+            == before[key].sort_values(key).reset_index(drop=True).astype("int64")
+        )
+        .all()
+        .all()
+    )
+    _transitions_name_existing_ids(settings, tomorrow, as_of)

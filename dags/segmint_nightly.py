@@ -10,7 +10,8 @@ The nightly segmint pipeline: one run per day processes the partition of its as-
   timetable is the start of the day being processed: the run for 2026-06-30 starts after
   2026-07-01 00:00 UTC. `airflow dags test segmint_nightly 2026-06-30` and
   `make run` process 2026-06-30 too. A manual trigger may name its date:
-  conf `{"as_of": "2026-06-30"}`.
+  conf `{"as_of": "2026-06-30"}`. A date later than tomorrow (UTC) fails the run at its
+  first task, not retried: it is a typo, and once published it would block every real night.
 - **One writer**: DuckDB allows one writing process per file, so every task runs in the
   one-slot pool `segmint_warehouse` and `max_active_runs=1`.
 - **Write-audit-publish**: readers never open the working warehouse. `publish` runs only

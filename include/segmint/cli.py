@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 
 from segmint.config import ConfigError, Settings, load_settings
-from segmint.pipeline import STAGES
+from segmint.pipeline import STAGES, check_as_of
 from segmint.stages import SegmintError, StageResult
 
 PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
@@ -63,7 +63,12 @@ def _add_landing(p: argparse.ArgumentParser) -> None:
 
 def _add_as_of(p: argparse.ArgumentParser, reads_landing: bool) -> None:
     default = "the newest dt= partition in the landing zone" if reads_landing else "required"
-    p.add_argument("--as-of", type=_date, metavar="DATE", help=f"as-of date (default: {default})")
+    p.add_argument(
+        "--as-of",
+        type=_date,
+        metavar="DATE",
+        help=f"as-of date, at most tomorrow in UTC (default: {default})",
+    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -75,12 +80,30 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
+def partition_folders(landing: Path, day: date) -> list[Path]:
+    """The ``dt=`` folders of ``day`` under the source folders of the landing zone."""
+    return [
+        landing / source / f"dt={day.isoformat()}"
+        for source in ("events", "crm")
+        if (landing / source / f"dt={day.isoformat()}").is_dir()
+    ]
+
+
 def _resolve_as_of(args: argparse.Namespace, settings: Settings) -> date:
+    """The as-of date of a command: ``--as-of``, else the newest partition; a date later
+    than tomorrow (UTC) is refused here, before anything runs (:func:`check_as_of`)."""
     if getattr(args, "as_of", None):
+        check_as_of(args.as_of, origin="--as-of", fix="check --as-of for a typo (YYYY-MM-DD)")
         return args.as_of
     if hasattr(args, "landing"):
         found = latest_partition(settings.landing)
         if found:
+            folders = " and ".join(map(str, partition_folders(settings.landing, found)))
+            check_as_of(
+                found,
+                origin=f"the newest partition, {folders}",
+                fix="move that misdated folder to its real date, or pass --as-of DATE",
+            )
             return found
         raise SegmintError(f"no dt=YYYY-MM-DD partitions under {settings.landing}; pass --as-of")
     raise SegmintError("--as-of DATE is required")

@@ -355,7 +355,7 @@ def run_stage_task(stage: str) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
     from segmint.config import load_settings
-    from segmint.pipeline import STAGES, run_stage
+    from segmint.pipeline import STAGES, check_as_of, run_stage
 
     context = get_current_context()
     ti = context["ti"]
@@ -372,6 +372,14 @@ def run_stage_task(stage: str) -> dict[str, Any]:
             raise AirflowRescheduleException(datetime.now(UTC) + EARLIER_NIGHT_POLL)
     settings = load_settings()
     as_of = _context_as_of(context)
+    try:  # before the sensor below waits hours for files of a day that has not come
+        check_as_of(
+            as_of,
+            origin="this DAG run's logical date or conf as_of",
+            fix='trigger the night with its own date (conf {"as_of": "YYYY-MM-DD"})',
+        )
+    except SegmintError as exc:
+        raise AirflowFailException(str(exc)) from exc
     if stage == next(iter(STAGES)) and settings.ingest.wait_for_as_of_events_hours > 0:
         wait_for_delivery(settings, as_of)
     started = datetime.now(UTC)

@@ -13,12 +13,16 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 from segmint.config import Settings
-from segmint.stages import StageResult
+from segmint.stages import SegmintError, StageResult
 
 log = logging.getLogger(__name__)
+
+# The latest as-of date a run accepts, in days after today (UTC): tomorrow, for a landing
+# zone that names its partitions in a time zone ahead of UTC.
+MAX_DAYS_AHEAD = 1
 
 # name -> "module:function"; every function takes (settings, as_of) and returns StageResult.
 STAGES: dict[str, str] = {
@@ -43,7 +47,27 @@ def stage_function(name: str) -> Callable[[Settings, date], StageResult]:
     return getattr(importlib.import_module(module_name), func_name)
 
 
+def check_as_of(as_of: date, *, origin: str = "", fix: str = "", today: date | None = None) -> None:
+    """Refuse an as-of date later than tomorrow (UTC), before anything runs.
+
+    A night from the future is a typo (2027 for 2026) or a misdated partition: it would run,
+    export and publish, and then every real night would be refused publication because the
+    published copy holds a later night (:func:`segmint.publish.publish`). This reads the
+    clock only to refuse a date; it never decides which data a run processes. ``origin``
+    says where the date came from, ``fix`` what to do (both part of the one-line error).
+    """
+    today = today or datetime.now(UTC).date()
+    latest = today + timedelta(days=MAX_DAYS_AHEAD)
+    if as_of > latest:
+        raise SegmintError(
+            f"as-of date {as_of}{f' ({origin})' if origin else ''} is in the future: today is "
+            f"{today} (UTC) and no night after {latest} can be processed; "
+            + (fix or "give the date of the night to process")
+        )
+
+
 def run_stage(name: str, settings: Settings, as_of: date) -> StageResult:
+    check_as_of(as_of)
     log.info("stage %s starting for as_of=%s", name, as_of)
     result = stage_function(name)(settings, as_of)
     log.info("stage %s done: %s", name, result.summary)
@@ -69,6 +93,7 @@ def run_pipeline(
     on_result: Callable[[StageResult], None] | None = None,
 ) -> list[StageResult]:
     """Run the stages in order; the first failure raises and nothing later runs."""
+    check_as_of(as_of)
     results = []
     for name in stages or list(STAGES):
         result = run_stage(name, settings, as_of)

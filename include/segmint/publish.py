@@ -33,7 +33,7 @@ import os
 import shutil
 import stat
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from segmint.config import Settings
@@ -298,20 +298,41 @@ def published_as_of(published: Path) -> date | None:
     return row[0] if row else None
 
 
+def later_night_hint(current: date, published: Path, today: date | None = None) -> str:
+    """What publishes again once a night older than the published ``current`` was refused.
+
+    Only a night on or after ``current`` does. When ``current`` is later than tomorrow (a
+    future night published before as-of dates were checked), no real night will for a long
+    time, so the hint says how to get out (docs/operations.md).
+    """
+    today = today or datetime.now(UTC).date()
+    if current > today + timedelta(days=1):
+        return (
+            f"{current} is in the future (today is {today} UTC), so no night publishes until "
+            f"then: it was published by mistake; remove {published} and publish the last real "
+            "night again (docs/operations.md, 'A night from the future was published')"
+        )
+    return (
+        f"the next night on or after {current} (or a rerun of {current}) publishes the "
+        "working warehouse"
+    )
+
+
 def publish(settings: Settings, as_of: date) -> StageResult:
     """Stage ``publish``: make the night's results visible to readers (see module doc).
 
     A night older than the one readers have is not published: the as-of tables
     (``marts.customer_features``, ...) would move back in time under analysts while the
     history tables keep the later night. Rerunning an old night (a fix, a backfill with
-    ``--reprocess-behavior``) updates the working warehouse; the next night publishes it.
+    ``--reprocess-behavior``) updates the working warehouse; the next night on or after the
+    published one publishes it.
     """
     current = published_as_of(settings.published_warehouse)
     if current is not None and current > as_of:
         message = (
             f"not published: {settings.published_warehouse} holds the later night {current}, "
-            f"and readers must not go back to {as_of}; the next night (or a rerun of "
-            f"{current}) publishes the working warehouse"
+            f"and readers must not go back to {as_of}; "
+            + later_night_hint(current, settings.published_warehouse)
         )
         return StageResult(
             stage="publish",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import textwrap
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -153,3 +154,36 @@ def test_gate_failure_is_not_retried_and_says_what_and_where(glue_run) -> None:
     assert "segmint: stage 'gate' failed for as_of=2026-06-30" in output
     assert "the night is NOT published" in output
     assert "after" not in runs, "nothing downstream of a failed gate runs"
+
+
+def test_a_future_as_of_fails_the_first_task_at_once(
+    ready_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    """A logical date later than tomorrow (a typo in a manual trigger) is refused before any
+    stage runs, and not retried: published, it would block every real night."""
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "glue_stages.py").write_text(STAGES_MODULE)
+    (dags / "glue_dag.py").write_text(DAG_FILE)
+    warehouse = tmp_path / "warehouse" / "segmint.duckdb"
+    future = date(datetime.now(UTC).year + 1, 6, 30).isoformat()
+    env = {
+        **ready_airflow,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "SEGMINT_WAREHOUSE": str(warehouse),
+        "PYTHONPATH": str(dags),
+    }
+    proc = subprocess.run(
+        [airflow_bin(), "dags", "test", "segmint_glue", future],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode != 0
+    status, tries, as_of, *_, error, _, _ = pipeline_runs(warehouse)["fine"]
+    assert (status, tries, as_of) == ("failed", 1, future)
+    assert f"as-of date {future} (this DAG run's logical date or conf as_of) is in the future" in (
+        error
+    )
+    assert "flaky" not in pipeline_runs(warehouse)

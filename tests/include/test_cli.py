@@ -2,11 +2,15 @@
 
 import subprocess
 import sys
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from segmint.cli import build_parser, latest_partition, main
+from segmint.config import Settings
+from segmint.pipeline import check_as_of, run_stage
+from segmint.stages import SegmintError
 
 SUBCOMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)
 
@@ -88,3 +92,90 @@ def test_ingest_stderr_holds_no_library_chatter(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "loaded 1 rows" in result.stdout
     assert result.stderr == ""
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _landing_with(tmp_path: Path, *days: date) -> Path:
+    for day in days:
+        part = tmp_path / "landing" / "events" / f"dt={day.isoformat()}"
+        part.mkdir(parents=True)
+        (part / "a.jsonl").write_text(
+            f'{{"event_id": "e-{day}", "event_type": "page_view", '
+            f'"event_ts": "{day}T10:00:00Z", "customer_id": "c1"}}\n'
+        )
+    return tmp_path / "landing"
+
+
+def test_future_as_of_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """A typo (2027 for 2026) used to run the night, export and publish it, and then block
+    the publication of every real night after it."""
+    today = _today()
+    typo = date(today.year + 1, today.month, min(today.day, 28))
+    landing = _landing_with(tmp_path, date(2026, 6, 30))
+    warehouse = tmp_path / "wh" / "segmint.duckdb"
+    wh = ["--landing", landing, "--warehouse", warehouse, "--output", tmp_path / "out"]
+    for command in (["run"], ["ingest"], ["publish"]):
+        args = [*command, *wh] if command != ["publish"] else [*command, "--warehouse", warehouse]
+        result = _cli(*args, "--as-of", typo.isoformat())
+        assert result.returncode == 1, result.stdout
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0] in {
+            f"segmint {command[0]}: error: as-of date {typo} (--as-of) is in the future: "
+            f"today is {day} (UTC) and no night after {day + timedelta(days=1)} can be "
+            "processed; check --as-of for a typo (YYYY-MM-DD)"
+            for day in (today, _today())  # the test may straddle midnight
+        }
+        assert result.stdout == ""
+    assert not warehouse.parent.exists() and not (tmp_path / "out").exists()
+
+
+def test_misdated_newest_partition_is_refused_and_named(tmp_path: Path) -> None:
+    """Without --as-of the newest dt= partition is the night: a misdated one is named."""
+    today = _today()
+    misdated = today + timedelta(days=400)
+    landing = _landing_with(tmp_path, date(2026, 6, 30), misdated)
+    warehouse = tmp_path / "wh" / "segmint.duckdb"
+    result = _cli("run", "--landing", landing, "--warehouse", warehouse)
+    assert result.returncode == 1
+    folder = landing / "events" / f"dt={misdated}"
+    assert result.stderr.strip() in {
+        f"segmint run: error: as-of date {misdated} (the newest partition, {folder}) is in the "
+        f"future: today is {day} (UTC) and no night after {day + timedelta(days=1)} can be "
+        "processed; move that misdated folder to its real date, or pass --as-of DATE"
+        for day in (today, _today())
+    }
+    assert not warehouse.parent.exists()
+
+
+def test_as_of_tomorrow_is_accepted(tmp_path: Path) -> None:
+    """A landing zone dated in a time zone ahead of UTC may hold tomorrow's partition."""
+    tomorrow = _today() + timedelta(days=1)
+    landing = _landing_with(tmp_path, tomorrow)
+    result = _cli(
+        "ingest",
+        "--landing",
+        landing,
+        "--warehouse",
+        tmp_path / "w.duckdb",
+        "--output",
+        tmp_path / "out",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "loaded 1 rows" in result.stdout
+
+
+def test_check_as_of_bounds_and_the_stage_entry_point(tmp_path: Path) -> None:
+    today = date(2026, 12, 4)
+    check_as_of(date(2026, 12, 5), today=today)
+    check_as_of(date(2020, 1, 1), today=today)
+    with pytest.raises(SegmintError, match=r"as-of date 2026-12-06 is in the future: today is"):
+        check_as_of(date(2026, 12, 6), today=today)
+    # The DAG and the Python API go through run_stage: refused before the stage runs (the
+    # publish stage would otherwise say the warehouse does not exist).
+    settings = Settings(warehouse=tmp_path / "w.duckdb", landing=tmp_path / "landing")
+    with pytest.raises(SegmintError, match=r"is in the future.*give the date of the night"):
+        run_stage("publish", settings, _today() + timedelta(days=2))

@@ -10,14 +10,14 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from segmint.config import Settings
-from segmint.publish import TEMP_MARK, publish, publish_warehouse
+from segmint.publish import TEMP_MARK, later_night_hint, publish, publish_warehouse
 from segmint.stages import PublishRefusedError
 from segmint.warehouse import connect, ensure_raw_tables, table_hash
 
@@ -130,9 +130,36 @@ def test_an_older_night_never_replaces_a_later_publication(tmp_path: Path) -> No
     assert published_as_of(settings.published_warehouse) == NIGHT_2
     assert result.summary.startswith("not published:")
     assert "holds the later night 2026-06-30" in result.warnings[0]
+    assert (
+        "the next night on or after 2026-06-30 (or a rerun of 2026-06-30) publishes the working"
+        in result.warnings[0]
+    )
     make_night(settings.warehouse, NIGHT_2, customers=700)
     publish(settings, NIGHT_2)  # the same night again publishes
     assert file_digest(settings.published_warehouse) != before
+
+
+def test_a_future_night_published_by_mistake_is_called_out(tmp_path: Path) -> None:
+    """A night from the future (published before as-of dates were checked) blocks every real
+    night until that date: the warning must not promise that the next night publishes."""
+    settings = settings_for(tmp_path)
+    future = date(datetime.now(UTC).year + 1, 6, 30)
+    make_night(settings.warehouse, future)
+    publish(settings, future)  # the stage itself, as a run before the as-of check did
+
+    make_night(settings.warehouse, NIGHT_2)
+    result = publish(settings, NIGHT_2)
+
+    assert published_as_of(settings.published_warehouse) == future
+    warning = result.warnings[0]
+    assert f"holds the later night {future}" in warning
+    assert f"{future} is in the future (today is " in warning
+    assert f"remove {settings.published_warehouse} and publish the last real night" in warning
+    assert "next night" not in warning
+    assert later_night_hint(date(2026, 12, 5), Path("p.duckdb"), today=date(2026, 12, 4)) == (
+        "the next night on or after 2026-12-05 (or a rerun of 2026-12-05) publishes the working "
+        "warehouse"
+    )
 
 
 READER = textwrap.dedent(

@@ -40,6 +40,7 @@ def test_events_suite_routes_each_failing_row_to_its_rules():
             "order_id": pd.array([None, None, None, None], dtype="string"),
             "identity": pd.array(["c", "c", None, "c"], dtype="string"),
             "_id_not_scalar": pd.array([None, None, None, "event_id"], dtype="string"),
+            "_keys_repeated": pd.array(["customer_id", None, None, None], dtype="string"),
             "country": pd.array(["US", "XX", None, None], dtype="string"),
         }
     )
@@ -65,6 +66,7 @@ def test_events_suite_routes_each_failing_row_to_its_rules():
     assert lines("purchase_has_order_id") == [(0, 1)]
     assert lines("has_identity") == [(0, 3)]
     assert lines("ids_are_scalars") == [(1, 1)]
+    assert lines("keys_unique") == [(0, 1)]
     assert lines("country_known") == [(0, 2)]
     assert results["country_known"].level == "warning"
     assert lines("price_numeric") == []

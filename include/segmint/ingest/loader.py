@@ -310,6 +310,7 @@ def parse_sql(
             + ") as identity"
         )
     select_list = ",\n            ".join(cols)
+    top_level = _list([_lit(n) for n in landing if "." not in n])
     # A JSON merge patch setting every contract key to null removes them (RFC 7396).
     drop_known = _lit("{" + ",".join(f"{json.dumps(n)}:null" for n in plain) + "}")
     if aliased:
@@ -352,6 +353,17 @@ def parse_sql(
                         case
                             when _nkeys > ({present}) then json_merge_patch(doc, {drop_known})
                         end as _xdoc,
+                        -- A contract key given twice: DuckDB reads the first value, Python,
+                        -- JavaScript and jq the last (counted in _nkeys, so only here).
+                        case
+                            when _nkeys > ({present}) then nullif(array_to_string(list_distinct(
+                                list_filter(
+                                    json_keys(doc),
+                                    lambda k, i: list_position(json_keys(doc), k) < i
+                                        and list_contains({top_level}, k)
+                                )
+                            ), ', '), '')
+                        end as _keys_repeated,
                     from {parsed}
                 )
             )

@@ -597,6 +597,35 @@ def test_a_gzip_file_without_gz_in_its_name_is_decompressed(settings, landing, q
     assert "gzip-compressed although its name does not end in .gz" in caplog.text
 
 
+def test_a_contract_key_given_twice_quarantines_the_record(settings, landing, query):
+    """{"customer_id": "anon", ..., "customer_id": "c7"}: DuckDB read the first value,
+    Python, JavaScript and jq the last; 600 purchases loaded as page views of one customer.
+    A repeated contract key is ambiguous: the record is quarantined. A repeated unknown key
+    is not (unknown fields are never an error)."""
+    write_lines(
+        landing / DAY / "dup.jsonl",
+        [
+            '{"event_id":"d1","customer_id":"anon","event_type":"page_view",'
+            '"event_ts":"2026-06-01T10:00:00Z","customer_id":"c7","event_type":"purchase"}',
+            '{"event_id":"d2","customer_id":"c1","event_type":"page_view",'
+            '"event_ts":"2026-06-01T10:00:00Z","title":"a","title":"b"}',
+            json.dumps(event("d3")),
+        ],
+    )
+    run_ingest(settings, D1)
+    assert _accounting(query) == [(f"{DAY}/dup.jsonl", "loaded", 3)]
+    assert query("select event_id from raw.events order by 1") == [("d2",), ("d3",)]
+    assert query("select line_number, reasons from ops.quarantine") == [
+        (
+            1,
+            [
+                "a field is given twice in the record (JSON readers disagree on which value "
+                "counts) (got event_type, customer_id)"
+            ],
+        )
+    ]
+
+
 def test_a_byte_order_mark_inside_a_jsonl_file_is_not_part_of_the_record(settings, landing, query):
     """Files written with a byte-order mark and joined with cat carry the mark at the start
     of a line in the middle: that record was quarantined as malformed JSON."""

@@ -341,30 +341,47 @@ def parse_sql(
                 ) as _xkeys,
             from (
                 select
-                    *,
+                    * exclude (_dockeys),
+                    case
+                        when len(list_distinct(_dockeys)) < len(_dockeys) then nullif(
+                            array_to_string(
+                                list_distinct(
+                                    list_filter(
+                                        _dockeys,
+                                        lambda k, i: list_position(_dockeys, k) < i
+                                            and list_contains({top_level}, k)
+                                    )
+                                ),
+                                ', '
+                            ),
+                            ''
+                        )
+                    end as _keys_repeated,
                     case when contains(_xdoc, 'null') then json_keys(_xdoc) end as _xkeys,
                     case when contains(_xdoc, 'null') then json_extract(_xdoc, '$.*') end
                         as _xvals,
                 from (
                     select
-                        *,
-                        -- The keys outside the contract, as a JSON object, for the records
-                        -- with more keys than contract values (most records have none).
-                        case
-                            when _nkeys > ({present}) then json_merge_patch(doc, {drop_known})
-                        end as _xdoc,
+                        * exclude (_present),
                         -- A contract key given twice: DuckDB reads the first value, Python,
-                        -- JavaScript and jq the last (counted in _nkeys, so only here).
+                        -- JavaScript and jq the last. Its keys are listed only where the
+                        -- contract's keys occur more often than they hold values (a repeat,
+                        -- or a key holding null): few records.
                         case
-                            when _nkeys > ({present}) then nullif(array_to_string(list_distinct(
-                                list_filter(
-                                    json_keys(doc),
-                                    lambda k, i: list_position(json_keys(doc), k) < i
-                                        and list_contains({top_level}, k)
-                                )
-                            ), ', '), '')
-                        end as _keys_repeated,
-                    from {parsed}
+                            when _nkeys - len(json_keys(_xdoc)) > _present then json_keys(doc)
+                        end as _dockeys,
+                    from (
+                        select
+                            *,
+                            ({present}) as _present,
+                            -- The keys outside the contract, as a JSON object, for the
+                            -- records with more keys than contract values (most have none).
+                            case
+                                when _nkeys > ({present})
+                                    then json_merge_patch(doc, {drop_known})
+                            end as _xdoc,
+                        from {parsed}
+                    )
                 )
             )
         )
@@ -650,24 +667,46 @@ class Ingest:
                     scan = "select 0 as file_index, null::VARCHAR as line where false"
                 ws = "' ' || chr(9) || chr(13)"
                 # The line is copied only when it starts with white space (trim, ltrim copy it).
+                # JSON allows a lone surrogate escape ("\\ud83d", what JavaScript writes for
+                # a string cut mid-emoji); DuckDB's parser refuses the line. Such a line, and
+                # only such, is read with its surrogate escapes as U+FFFD (raw keeps it).
+                surrogate = "'\\\\u[dD][89a-fA-F][0-9a-fA-F]{2}'"
+                mend = f"regexp_replace(doc, {surrogate}, '\\\\ufffd', 'g')"
                 rel = f"""(
                     select
-                        *,
+                        * exclude (_json),
                         not _blank and _error is null as _ok,
                     from (
                         select
                             *,
                             case
                                 when _blank then null
-                                when not json_valid(doc) and starts_with(doc, {_lit(TOO_LONG_MARK)})
+                                when not _json and starts_with(doc, {_lit(TOO_LONG_MARK)})
                                     then {_lit(TOO_LONG_REASON)}
-                                when not json_valid(doc)
+                                when not _json
                                     then 'malformed JSON: the line is not a valid JSON document'
                                 when starts_with(doc, '{{') then null
                                 when left(ltrim(doc, {ws}), 1) <> '{{'
                                     then 'malformed JSON: the line is not a JSON object'
                             end as _error,
                         from (
+                            select
+                                * exclude (doc, _json, _mended),
+                                case when json_valid(_mended) then _mended else doc end as doc,
+                                _json or coalesce(json_valid(_mended), false) as _json,
+                            from (
+                                select
+                                    *,
+                                    case
+                                        when not _json and not _blank and contains(doc, '\\u')
+                                            then {mend}
+                                    end as _mended,
+                                from (
+                                    select
+                                        *,
+                                        case when _blank then false else json_valid(doc) end
+                                            as _json,
+                                    from (
                             select
                                 {positions}[file_index::BIGINT + 1]::INTEGER as _file,
                                 -- A byte-order mark inside the file (files concatenated
@@ -686,6 +725,9 @@ class Ingest:
                                     else false
                                 end as _blank,
                             from ({scan})
+                                    )
+                                )
+                            )
                         )
                     )
                 )"""

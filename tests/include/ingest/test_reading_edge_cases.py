@@ -626,6 +626,31 @@ def test_a_contract_key_given_twice_quarantines_the_record(settings, landing, qu
     ]
 
 
+def test_a_lone_surrogate_escape_does_not_quarantine_the_event(settings, landing, query):
+    """JavaScript writes a string cut mid-emoji as a lone surrogate escape ("\\ud83d"),
+    which the JSON grammar allows and Python reads; DuckDB's parser refused the line and
+    the event was quarantined as malformed. Such a line is read with its surrogate escapes
+    as U+FFFD; a pair elsewhere in a valid line is read as usual."""
+    write_lines(
+        landing / DAY / "cut.jsonl",
+        [
+            json.dumps(event("s1", search_query="red shoes \ud83d")),
+            json.dumps(event("s2", search_query="red shoes \U0001f45f")),
+            '{"event_id": "s3", "event_type": "page_view", "event_ts": "2026-06-01", '
+            '"customer_id": "c1", "page_title": "cut \\udc9f"}',
+            '{"event_id": "s4", "broken',
+        ],
+    )
+    run_ingest(settings, D1)
+    assert _accounting(query) == [(f"{DAY}/cut.jsonl", "loaded", 4)]
+    assert query("select event_id, search_query, _extra from raw.events order by 1") == [
+        ("s1", "red shoes \ufffd", None),
+        ("s2", "red shoes \U0001f45f", None),
+        ("s3", None, '{"page_title":"cut \ufffd"}'),
+    ]
+    assert query("select line_number from ops.quarantine") == [(4,)]
+
+
 def test_a_byte_order_mark_inside_a_jsonl_file_is_not_part_of_the_record(settings, landing, query):
     """Files written with a byte-order mark and joined with cat carry the mark at the start
     of a line in the middle: that record was quarantined as malformed JSON."""

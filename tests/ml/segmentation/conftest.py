@@ -16,6 +16,15 @@ from segmint.warehouse import connect
 AS_OF = date(2026, 6, 30)
 
 
+def query(settings: Settings, sql: str, params: list | None = None) -> pd.DataFrame:
+    """Run a read-only query on the warehouse of ``settings`` (opened and closed each call)."""
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        return con.execute(sql, params or []).df()
+    finally:
+        con.close()
+
+
 @pytest.fixture
 def as_of() -> date:
     return AS_OF

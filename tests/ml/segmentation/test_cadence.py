@@ -10,15 +10,7 @@ import pandas as pd
 from ml.segmentation import run_segmentation
 from ml.segmentation.synthetic import next_day
 from segmint.config import SegmentationSettings, Settings
-from segmint.warehouse import connect
-
-
-def _query(settings: Settings, sql: str, params: list | None = None) -> pd.DataFrame:
-    con = connect(settings.warehouse, read_only=True)
-    try:
-        return con.execute(sql, params or []).df()
-    finally:
-        con.close()
+from tests.ml.segmentation.conftest import query
 
 
 def _nights(
@@ -49,13 +41,13 @@ def test_next_nights_keep_k_without_a_search_until_the_cadence_is_due(
     assert "kept without a search" in second.details["k_reason"]
     assert "without a search" not in third.details["k_reason"]  # two days after the search
     assert second.details["k"] == first.details["k"]
-    rows = _query(
+    rows = query(
         settings,
         "select as_of_date, count(*) n, bool_and(is_chosen) c from ml.k_selection "
         "group by 1 order by 1",
     )
     assert rows["n"].tolist() == [6, 1, 6] and rows["c"].tolist() == [False, True, False]
-    kept = _query(
+    kept = query(
         settings,
         "select k, inertia, silhouette, search_rows from ml.k_selection where as_of_date = ?",
         [as_of + timedelta(days=1)],
@@ -65,7 +57,7 @@ def test_next_nights_keep_k_without_a_search_until_the_cadence_is_due(
     # Every segment keeps its id and name on the night without a search.
     assert second.details["segments"] == first.details["segments"]
     assert second.details["retired"] == []
-    metrics = _query(
+    metrics = query(
         settings,
         "select as_of_date, metrics->>'k_searched_as_of' s from ml.model_runs order by 1",
     )

@@ -12,15 +12,7 @@ import pandas as pd
 from ml.segmentation import run_segmentation
 from ml.segmentation.synthetic import next_day
 from segmint.config import SegmentationSettings, Settings
-from segmint.warehouse import connect
-
-
-def _query(settings: Settings, sql: str, params: list | None = None) -> pd.DataFrame:
-    con = connect(settings.warehouse, read_only=True)
-    try:
-        return con.execute(sql, params or []).df()
-    finally:
-        con.close()
+from tests.ml.segmentation.conftest import query
 
 
 def _day_before(frame: pd.DataFrame) -> pd.DataFrame:
@@ -34,7 +26,7 @@ def _day_before(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _segments(settings: Settings, night: date) -> pd.Series:
     """customer_id -> segment_id of one night."""
-    rows = _query(
+    rows = query(
         settings,
         "select customer_id, segment_id from ml.customer_segments where as_of_date = ?",
         [night],
@@ -43,7 +35,7 @@ def _segments(settings: Settings, night: date) -> pd.Series:
 
 
 def _names(settings: Settings, night: date) -> dict[int, str]:
-    rows = _query(
+    rows = query(
         settings,
         "select segment_id, segment_name from ml.segment_profiles "
         "where as_of_date = ? and status <> 'retired'",
@@ -53,7 +45,7 @@ def _names(settings: Settings, night: date) -> dict[int, str]:
 
 
 def _transitions_name_existing_ids(settings: Settings, night: date, previous: date) -> None:
-    moves = _query(settings, "select * from ml.segment_transitions where as_of_date = ?", [night])
+    moves = query(settings, "select * from ml.segment_transitions where as_of_date = ?", [night])
     assert set(moves["previous_as_of_date"]) == {pd.Timestamp(previous)}
     assert set(moves["from_segment_id"].dropna()) <= set(_segments(settings, previous))
     assert set(moves["to_segment_id"].dropna()) <= set(_segments(settings, night))
@@ -95,7 +87,7 @@ def test_rerun_and_backfill_of_the_oldest_night_keep_segment_ids(
     assert _names(settings, d0) == names1
     assert (_segments(settings, d0) == ids1).mean() >= 0.95
     metrics = json.loads(
-        _query(
+        query(
             settings,
             "select cast(metrics as varchar) as m from ml.model_runs where run_id = ?",
             [backfill.details["run_id"]],
@@ -112,9 +104,9 @@ def test_rerun_and_backfill_of_the_oldest_night_keep_segment_ids(
     assert _segments(settings, d2).equals(ids2)
     _transitions_name_existing_ids(settings, d2, d1)
     _transitions_name_existing_ids(settings, d3, d2)
-    assert _query(settings, "select max(segment_id) m from ml.segment_profiles")["m"].iloc[
-        0
-    ] == len(names1)
+    assert query(settings, "select max(segment_id) m from ml.segment_profiles")["m"].iloc[0] == len(
+        names1
+    )
 
 
 def test_a_rerun_recounts_the_next_nights_transitions(
@@ -127,15 +119,13 @@ def test_a_rerun_recounts_the_next_nights_transitions(
     settings = warehouse_with(features_3k, next_day(features_3k), segmentation=small_settings)
     run_segmentation(settings, as_of)
     second = run_segmentation(settings, tomorrow)
-    before = _query(
+    before = query(
         settings, "select * from ml.segment_transitions where as_of_date = ?", [tomorrow]
     )
     # Rerun the first night with segment 1 renamed: the next night's transitions follow.
     pinned = dataclasses.replace(small_settings, pinned_names={"1": "VIP"})
     run_segmentation(dataclasses.replace(settings, segmentation=pinned), as_of)
-    after = _query(
-        settings, "select * from ml.segment_transitions where as_of_date = ?", [tomorrow]
-    )
+    after = query(settings, "select * from ml.segment_transitions where as_of_date = ?", [tomorrow])
     assert set(after.loc[after.from_segment_id == 1, "from_segment_name"]) == {"VIP"}
     assert set(after["run_id"]) == {second.details["run_id"]}
     key = ["from_segment_id", "to_segment_id", "customers"]

@@ -14,6 +14,7 @@ from ml.segmentation.synthetic import next_day
 from segmint.config import SegmentationSettings, Settings
 from segmint.stages import SegmintError
 from segmint.warehouse import connect, ensure_raw_tables, table_hash
+from tests.ml.segmentation.conftest import query
 
 TABLES = (
     "ml.customer_segments",
@@ -22,14 +23,6 @@ TABLES = (
     "ml.k_selection",
     "ml.segment_drift",
 )
-
-
-def _query(settings: Settings, sql: str, params: list | None = None) -> pd.DataFrame:
-    con = connect(settings.warehouse, read_only=True)
-    try:
-        return con.execute(sql, params or []).df()
-    finally:
-        con.close()
 
 
 def _hashes(settings: Settings) -> dict[str, str]:
@@ -48,16 +41,16 @@ def test_rerun_of_the_same_date_replaces_its_rows_with_the_same_results(
 ) -> None:
     settings = warehouse_with(features_3k, segmentation=small_settings)
     first = run_segmentation(settings, as_of)
-    counts = {t: len(_query(settings, f"select * from {t}")) for t in TABLES}
+    counts = {t: len(query(settings, f"select * from {t}")) for t in TABLES}
     hashes = _hashes(settings)
     second = run_segmentation(settings, as_of)
-    assert {t: len(_query(settings, f"select * from {t}")) for t in TABLES} == counts
+    assert {t: len(query(settings, f"select * from {t}")) for t in TABLES} == counts
     assert _hashes(settings) == hashes
     assert counts["ml.customer_segments"] == len(features_3k) == first.rows_out
     assert second.details["run_id"] != first.details["run_id"]
-    ids = _query(settings, "select distinct run_id from ml.customer_segments")["run_id"]
+    ids = query(settings, "select distinct run_id from ml.customer_segments")["run_id"]
     assert ids.tolist() == [second.details["run_id"]]
-    runs = _query(settings, "select * from ml.model_runs where model_name = 'segmentation'")
+    runs = query(settings, "select * from ml.model_runs where model_name = 'segmentation'")
     assert len(runs) == 2 and set(runs["status"]) == {"published"}
     assert set(runs["training_rows"]) == {len(features_3k)}
 
@@ -70,7 +63,7 @@ def test_every_output_is_written_with_its_contract(
 ) -> None:
     settings = warehouse_with(features_3k, segmentation=small_settings)
     result = run_segmentation(settings, as_of)
-    seg = _query(settings, "select * from ml.customer_segments")
+    seg = query(settings, "select * from ml.customer_segments")
     assert list(seg.columns) == [
         "customer_id",
         "as_of_date",
@@ -81,15 +74,15 @@ def test_every_output_is_written_with_its_contract(
         "run_id",
     ]
     assert seg["customer_id"].is_unique and seg["segment_name"].notna().all()
-    ks = _query(settings, "select * from ml.k_selection order by k")
+    ks = query(settings, "select * from ml.k_selection order by k")
     assert ks["k"].tolist() == list(range(small_settings.k_min, small_settings.k_max + 1))
     assert ks["is_chosen"].sum() == 1 and ks["silhouette"].notna().all()
-    profiles = _query(settings, "select * from ml.segment_profiles order by segment_id")
+    profiles = query(settings, "select * from ml.segment_profiles order by segment_id")
     assert len(profiles) == result.details["k"]
     assert abs(profiles["share"].sum() - 1) < 1e-9
     assert {"mean_order_count", "median_recency_days", "top_categories"} <= set(profiles)
     assert all(json.loads(c) for c in profiles["centroid"])
-    run = _query(settings, "select * from ml.model_runs").iloc[0]
+    run = query(settings, "select * from ml.model_runs").iloc[0]
     metrics = json.loads(run["metrics"])
     assert metrics["k"] == result.details["k"]
     assert len(metrics["candidates"]) == len(ks)
@@ -108,7 +101,7 @@ def test_next_day_keeps_customers_and_segment_ids(
     settings = warehouse_with(features_3k, next_day(features_3k), segmentation=small_settings)
     run_segmentation(settings, as_of)
     result = run_segmentation(settings, tomorrow)
-    seg = _query(
+    seg = query(
         settings,
         "select a.customer_id, a.segment_id as id1, b.segment_id as id2, "
         "a.segment_name as name1, b.segment_name as name2 "
@@ -118,7 +111,7 @@ def test_next_day_keeps_customers_and_segment_ids(
     )
     assert len(seg) == len(features_3k)
     assert (seg["id1"] == seg["id2"]).mean() >= 0.95
-    profiles = _query(
+    profiles = query(
         settings, "select as_of_date, segment_id, segment_name, status from ml.segment_profiles"
     )
     day1 = profiles[profiles.as_of_date == pd.Timestamp(as_of)]
@@ -127,14 +120,12 @@ def test_next_day_keeps_customers_and_segment_ids(
         zip(day2.segment_id, day2.segment_name, strict=True)
     )
     assert set(day2["status"]) == {"kept"}
-    moves = _query(
-        settings, "select * from ml.segment_transitions where as_of_date = ?", [tomorrow]
-    )
+    moves = query(settings, "select * from ml.segment_transitions where as_of_date = ?", [tomorrow])
     assert moves["customers"].sum() == len(features_3k)
     assert (moves["previous_as_of_date"] == pd.Timestamp(as_of)).all()
     stay = moves[moves.from_segment_id == moves.to_segment_id]["customers"].sum()
     assert stay == (seg["id1"] == seg["id2"]).sum()
-    drift = _query(settings, "select * from ml.segment_drift where as_of_date = ?", [tomorrow])
+    drift = query(settings, "select * from ml.segment_drift where as_of_date = ?", [tomorrow])
     assert set(drift["kind"]) == {"centroid_shift", "feature_psi"}
     assert result.details["max_feature_psi"] == pytest.approx(
         drift.loc[drift.kind == "feature_psi", "value"].max()
@@ -155,7 +146,7 @@ def test_drift_over_the_threshold_is_a_warning(
     run_segmentation(settings, as_of)
     result = run_segmentation(settings, as_of + timedelta(days=30))
     assert any("tenure_days drifted" in w for w in result.warnings)
-    flagged = _query(settings, "select feature from ml.segment_drift where is_warning")
+    flagged = query(settings, "select feature from ml.segment_drift where is_warning")
     assert "tenure_days" in set(flagged["feature"])
 
 
@@ -171,7 +162,7 @@ def test_saved_model_loads_and_scores_like_the_run(
     assert meta.features and meta.params["k_min"] == small_settings.k_min
     clusters = model.predict(features_3k)
     ids = pd.Series(meta.metrics["segment_ids"])[clusters].to_numpy()
-    seg = _query(settings, "select segment_id from ml.customer_segments order by customer_id")
+    seg = query(settings, "select segment_id from ml.customer_segments order by customer_id")
     assert (ids == seg["segment_id"].to_numpy()).all()
 
 
@@ -233,10 +224,10 @@ def test_customers_who_all_look_alike_make_one_segment(
     result = run_segmentation(settings, as_of)
     assert result.details["k"] == 1
     assert "1 distinct profile" in result.details["k_reason"]
-    profiles = _query(settings, "select customers, outliers, share from ml.segment_profiles")
+    profiles = query(settings, "select customers, outliers, share from ml.segment_profiles")
     assert profiles.to_dict("records") == [{"customers": 40, "outliers": 0, "share": 1.0}]
     assert (
-        _query(settings, "select count(distinct segment_id) as n from ml.customer_segments")[
+        query(settings, "select count(distinct segment_id) as n from ml.customer_segments")[
             "n"
         ].iloc[0]
         == 1

@@ -292,10 +292,11 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
                 con.execute(
                     "insert into ops.quality_gate values (?, ?, ?, ?, ?, ?, ?, ?, ?)", list(v)
                 )
-        as_of_events = con.execute(
-            "select count(*) from ops.load_manifest where source = 'events' and partition_date = ?",
-            [as_of],
-        ).fetchall()[0][0]
+        as_of_events, newest = con.execute(
+            "select count(*) filter (where partition_date = ?), max(partition_date) "
+            "from ops.load_manifest where source = 'events' and partition_date <= ?",
+            [as_of, as_of],
+        ).fetchall()[0]
     finally:
         con.close()
     if not as_of_events and settings.ingest.require_as_of_events:
@@ -309,7 +310,17 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
             "published (the good rows stay loaded; fix or re-deliver the files, then rerun): "
             + " | ".join(failures)
         )
-    warnings = [] if as_of_events else [f"no events files for the as-of date {as_of}"]
+    warnings = []
+    if not as_of_events:
+        # A feed that stopped makes every customer drift toward 'at risk' and 'churned':
+        # say how stale the data is, not only that today's files are missing.
+        stale = (
+            f"; the newest events partition is dt={newest}, {(as_of - newest).days} day(s) "
+            "before it"
+            if newest
+            else "; no events partition on or before it"
+        )
+        warnings.append(f"no events files for the as-of date {as_of}{stale}")
     return StageResult(
         stage="validate",
         rows_in=rows_in,

@@ -106,7 +106,11 @@ def test_a_missing_as_of_delivery_warns_or_fails_as_configured(settings, landing
     write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event(f"g{i}") for i in range(5)])
     run_ingest(settings, D2)
     result = check_quality_gate(settings, D2)
-    assert result.warnings == [f"no events files for the as-of date {D2}"]
+    # How stale the feed is: every customer drifts toward 'churned' while it is.
+    assert result.warnings == [
+        f"no events files for the as-of date {D2}; the newest events partition is "
+        f"dt={D1}, 1 day(s) before it"
+    ]
     strict = settings.with_overrides(ingest=settings.ingest.__class__(require_as_of_events=True))
     with pytest.raises(QualityGateError, match=rf"events dt={D2}: no events file for the as-of"):
         check_quality_gate(strict, D2)

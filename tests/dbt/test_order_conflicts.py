@@ -16,7 +16,7 @@ import duckdb
 from segmint.config import Settings
 from segmint.ingest import run_ingest
 from segmint.transform import run_transform
-from tests.include.ingest.conftest import write_jsonl
+from tests.include.ingest.conftest import write_jsonl, write_lines
 
 AS_OF = date(2026, 6, 30)
 
@@ -73,4 +73,30 @@ def test_orders_sent_with_two_customers_or_amounts_are_reported(tmp_path):
         "2 order id(s) came with more than one customer or amount: marts.orders keeps each "
         "order's first purchase event, the others count nowhere (order numbers that restart "
         "per store?); see marts.order_conflicts"
+    ]
+
+
+def test_customer_ids_that_differ_from_the_crm_only_in_case_are_reported(tmp_path):
+    """The tracker sends 'C1', the CRM exports 'c1': ids are compared exactly (they are
+    case-sensitive in many systems), so each customer is two, the orders on one and the
+    consent on the other, and audiences dropped them all for lack of consent. The transform
+    stage now says so."""
+    settings = Settings().with_overrides(
+        warehouse=tmp_path / "w.duckdb", landing=tmp_path / "landing", output=tmp_path / "out"
+    )
+    write_jsonl(
+        settings.landing / "events/dt=2026-06-30/e.jsonl",
+        [_purchase(f"p{n}", f"C{n}", f"o{n}", 10, 30) for n in range(3)],
+    )
+    write_lines(
+        settings.landing / "crm/dt=2026-06-30/c.csv",
+        ["customer_id,updated_at,email_opt_in", "c0,2026-06-01,true", "c1,2026-06-01,true"],
+    )
+    run_ingest(settings, AS_OF)
+    result = run_transform(settings, AS_OF)
+    assert result.details["ids_differing_in_case"] == 2
+    assert result.warnings == [
+        "2 customer id(s) without a CRM record match a CRM id but for case (events 'C1', CRM "
+        "'c1'): ids are compared exactly, so each is two customers and the consent is on the "
+        "CRM one; make the exports agree"
     ]

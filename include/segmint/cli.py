@@ -22,6 +22,8 @@ from segmint.pipeline import STAGES, check_as_of
 from segmint.stages import SegmintError, StageResult
 
 PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+# The landing zone's source folders (segmint.ingest.contract.SOURCES, which imports DuckDB).
+LANDING_SOURCES = ("events", "crm")
 
 
 def _date(value: str) -> date:
@@ -45,7 +47,7 @@ def latest_partition(landing: Path) -> date | None:
     """The newest ``dt=`` partition date under any source folder of the landing zone."""
     dates = [
         date.fromisoformat(m.group(1))
-        for source in ("events", "crm")
+        for source in LANDING_SOURCES
         if (landing / source).is_dir()
         for part in (landing / source).iterdir()
         if (m := PARTITION_RE.match(part.name))
@@ -82,11 +84,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def partition_folders(landing: Path, day: date) -> list[Path]:
     """The ``dt=`` folders of ``day`` under the source folders of the landing zone."""
-    return [
-        landing / source / f"dt={day.isoformat()}"
-        for source in ("events", "crm")
-        if (landing / source / f"dt={day.isoformat()}").is_dir()
-    ]
+    folders = (landing / source / f"dt={day.isoformat()}" for source in LANDING_SOURCES)
+    return [folder for folder in folders if folder.is_dir()]
 
 
 def _resolve_as_of(args: argparse.Namespace, settings: Settings) -> date:

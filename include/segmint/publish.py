@@ -37,6 +37,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from segmint.config import Settings
+from segmint.pipeline import MAX_DAYS_AHEAD
 from segmint.stages import PublishRefusedError, SegmintError, StageResult
 
 # Tables keyed by as_of_date whose producing stage must have written the night's rows, when
@@ -306,7 +307,7 @@ def later_night_hint(current: date, published: Path, today: date | None = None) 
     time, so the hint says how to get out (docs/operations.md).
     """
     today = today or datetime.now(UTC).date()
-    if current > today + timedelta(days=1):
+    if current > today + timedelta(days=MAX_DAYS_AHEAD):
         return (
             f"{current} is in the future (today is {today} UTC), so no night publishes until "
             f"then: it was published by mistake; remove {published} and publish the last real "

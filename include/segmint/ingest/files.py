@@ -86,7 +86,6 @@ def csv_open_quote_res(delim: str = ",") -> tuple[str, str]:
 # holding one was cut there ('Ann<US>Marie' loaded as 'Ann'). Four control bytes in a row
 # (DuckDB's longest delimiter) occur in no real text; the scan costs the same.
 _NO_DELIM = "\x1f\x1e\x1d\x1c"
-# How DuckDB words a text file that is not UTF-8.
 # DuckDB's line reader refuses a longer line (and with it the whole file). A longer line is
 # quarantined instead, from a repaired copy (readable_copy) where it is TOO_LONG_MARK, its
 # length in bytes and its first TOO_LONG_HEAD bytes.
@@ -481,12 +480,20 @@ def with_compression_named(f: LandingFile) -> LandingFile:
             return f
     log.warning("%s: gzip-compressed although its name does not end in .gz", f.path)
     target = _scratch_dir() / _safe_name(f"{f.path}\0{f.sha256}", f"{f.abspath.name}.gz")
+    _link_or_copy(f.abspath, target)
+    return dataclasses.replace(f, abspath=target)
+
+
+def _link_or_copy(source: Path | str, target: Path) -> bool:
+    """Make ``target`` (in the scratch folder) read as ``source``: a symbolic link, or a
+    copy where links are not allowed. True when it is a link."""
     try:
         if not target.is_symlink():
-            target.symlink_to(f.abspath)
+            target.symlink_to(source)
+        return True
     except OSError:
-        shutil.copyfile(f.abspath, target)
-    return dataclasses.replace(f, abspath=target)
+        shutil.copyfile(source, target)
+        return False
 
 
 def _literal_path(path: str) -> str:
@@ -508,13 +515,9 @@ def _literal_path(path: str) -> str:
     if path in _links:
         return _links[path]
     target = _scratch_dir() / _safe_name(path, Path(path).name)
-    try:
-        if not target.is_symlink():
-            target.symlink_to(path)
+    # Without links, a copy is made again at each call (the file may have changed).
+    if _link_or_copy(path, target):
         _links[path] = str(target)
-    except OSError:
-        # No links here: a copy, made again at each call (the file may have changed).
-        shutil.copyfile(path, target)
     return str(target)
 
 
@@ -687,11 +690,11 @@ def scan_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute(f"SET preserve_insertion_order = {'true' if before else 'false'}")
 
 
-def check_line_order(not_contiguous: list[tuple], files: list[LandingFile]) -> None:
-    """Raise when a file's rows (``_file`` positions) do not hold consecutive row ids."""
+def check_line_order(not_contiguous: list[int], files: list[LandingFile]) -> None:
+    """Raise when some files (``_file`` positions) do not hold consecutive row ids."""
     if not_contiguous:
         raise RuntimeError(
-            f"{files[not_contiguous[0][0]].path}: the scan did not keep line order; "
+            f"{files[not_contiguous[0]].path}: the scan did not keep line order; "
             "cannot number lines"
         )
 
@@ -740,7 +743,11 @@ def _read_lines_batch(
         """
     )
     check_line_order(
-        con.execute(f"select _file from {scan}_first where not contiguous").fetchall(), files
+        [
+            r[0]
+            for r in con.execute(f"select _file from {scan}_first where not contiguous").fetchall()
+        ],
+        files,
     )
     # A view: the readers scan the lines once, nothing is materialised twice.
     con.execute(
@@ -959,53 +966,6 @@ def _read_csv(
     return failed
 
 
-def _split_malformed_records(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    phys: str,
-    multi: list[int],
-    names: tuple[str, ...],
-    delim: str,
-) -> None:
-    """Read again, line by line, the malformed records of ``multi`` that span lines.
-
-    A quote that opens a field by mistake (``"27\\""`` escaped as Spark and MySQL do) runs
-    the field on until some later quote closes it: the lines between became one malformed
-    record, quarantined and counted as one row. Each of those lines is now a record of its
-    own: the good ones load, the others are quarantined each with its own reason."""
-    spans = con.execute(
-        f"""
-        select _file, _line, _line + length(raw) - length(replace(raw, chr(10), ''))
-        from {table}
-        where _file in {_in(multi)} and _error like 'malformed CSV%' and contains(raw, chr(10))
-        """
-    ).fetchall()
-    if not spans:
-        return
-    con.execute(f"create or replace temp table {table}_split (_file INTEGER, lo BIGINT, hi BIGINT)")
-    con.executemany(f"insert into {table}_split values (?, ?, ?)", spans)
-    con.execute(
-        f"delete from {table} where (_file, _line) in (select (_file, lo) from {table}_split)"
-    )
-    _insert_csv_records(
-        con,
-        table,
-        names,
-        f"""
-        select p._file, p.ln as _line, p.line as raw
-        from {phys} p
-        join {table}_split s on s._file = p._file and p.ln between s.lo and s.hi
-        """,
-        delim,
-    )
-    con.execute(f"drop table {table}_split")
-
-
-# Contract kinds read as numbers: in a semicolon-separated file (the separator of the
-# locales whose decimal mark is a comma) "19,99" is 19.99.
-_NUMBER_KINDS = ("decimal", "int", "double")
-
-
 # At most this many quoted fields that never close are cut off per batch (see
 # _multi_line_records); a file with more keeps its last one running to its end.
 _MAX_UNCLOSED = 50
@@ -1033,7 +993,7 @@ def _multi_line_records(
     state = f"{phys}_state"
     forced = f"{phys}_forced"
     con.execute(f"create or replace temp table {forced} (_file INTEGER, ln BIGINT)")
-    for _ in range(_MAX_UNCLOSED + 1):
+    for attempt in range(_MAX_UNCLOSED + 1):
         con.execute(
             f"""
             create or replace temp table {state} as
@@ -1116,7 +1076,7 @@ def _multi_line_records(
                 and (_file, ln) in (select (_file, max(ln)) from {state} group by _file)
             """
         ).fetchall()
-        if not unclosed or _ >= _MAX_UNCLOSED:
+        if not unclosed or attempt == _MAX_UNCLOSED:
             break
         con.executemany(f"insert into {forced} values (?, ?)", unclosed)
     return f"""
@@ -1124,6 +1084,53 @@ def _multi_line_records(
         from {state}
         group by _file, start
     """
+
+
+def _split_malformed_records(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    phys: str,
+    multi: list[int],
+    names: tuple[str, ...],
+    delim: str,
+) -> None:
+    """Read again, line by line, the malformed records of ``multi`` that span lines.
+
+    A quote that opens a field by mistake (``"27\\""`` escaped as Spark and MySQL do) runs
+    the field on until some later quote closes it: the lines between became one malformed
+    record, quarantined and counted as one row. Each of those lines is now a record of its
+    own: the good ones load, the others are quarantined each with its own reason."""
+    spans = con.execute(
+        f"""
+        select _file, _line, _line + length(raw) - length(replace(raw, chr(10), ''))
+        from {table}
+        where _file in {_in(multi)} and _error like 'malformed CSV%' and contains(raw, chr(10))
+        """
+    ).fetchall()
+    if not spans:
+        return
+    con.execute(f"create or replace temp table {table}_split (_file INTEGER, lo BIGINT, hi BIGINT)")
+    con.executemany(f"insert into {table}_split values (?, ?, ?)", spans)
+    con.execute(
+        f"delete from {table} where (_file, _line) in (select (_file, lo) from {table}_split)"
+    )
+    _insert_csv_records(
+        con,
+        table,
+        names,
+        f"""
+        select p._file, p.ln as _line, p.line as raw
+        from {phys} p
+        join {table}_split s on s._file = p._file and p.ln between s.lo and s.hi
+        """,
+        delim,
+    )
+    con.execute(f"drop table {table}_split")
+
+
+# Contract kinds read as numbers: in a semicolon-separated file (the separator of the
+# locales whose decimal mark is a comma) "19,99" is 19.99.
+_NUMBER_KINDS = ("decimal", "int", "double")
 
 
 def _insert_csv_records(

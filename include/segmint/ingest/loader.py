@@ -666,16 +666,53 @@ class Ingest:
                 else:
                     scan = "select 0 as file_index, null::VARCHAR as line where false"
                 ws = "' ' || chr(9) || chr(13)"
-                # The line is copied only when it starts with white space (trim, ltrim copy it).
-                # JSON allows a lone surrogate escape ("\\ud83d", what JavaScript writes for
-                # a string cut mid-emoji); DuckDB's parser refuses the line. Such a line, and
-                # only such, is read with its surrogate escapes as U+FFFD (raw keeps it).
-                surrogate = "'\\\\u[dD][89a-fA-F][0-9a-fA-F]{2}'"
-                mend = f"regexp_replace(doc, {surrogate}, '\\\\ufffd', 'g')"
-                rel = f"""(
+                # Every physical line, numbered later by its row position. A byte-order mark
+                # inside the file (files concatenated with cat) is no part of the record. The
+                # blank test is a case, not an and: DuckDB evaluates both sides of an and/or
+                # over the whole vector, and trim would copy every line.
+                lines = f"""
                     select
-                        * exclude (_json),
-                        not _blank and _error is null as _ok,
+                        {positions}[file_index::BIGINT + 1]::INTEGER as _file,
+                        case
+                            when starts_with(line, chr(65279)) then line[2:] else line
+                        end as doc,
+                        line as raw,
+                        case
+                            when line is null or line = '' then true
+                            when starts_with(line, ' ') or starts_with(line, chr(9))
+                                then trim(line, {ws}) = ''
+                            else false
+                        end as _blank,
+                    from ({scan})
+                """
+                # JSON allows a lone surrogate escape ("\ud83d", what JavaScript writes
+                # for a string cut mid-emoji); DuckDB's parser refuses the line. Such a line,
+                # and only such, is read with its surrogate escapes as U+FFFD (raw keeps it).
+                mend = "regexp_replace(doc, '\\\\u[dD][89a-fA-F][0-9a-fA-F]{2}', '\\\\ufffd', 'g')"
+                parsed = f"""
+                    select
+                        * exclude (doc, _json, _mended),
+                        coalesce(_mended, doc) as doc,
+                        _json or _mended is not null as _json,
+                    from (
+                        select
+                            *,
+                            case
+                                when not _json and not _blank and contains(doc, '\\u')
+                                    and json_valid({mend})
+                                    then {mend}
+                            end as _mended,
+                        from (
+                            select
+                                *,
+                                case when _blank then false else json_valid(doc) end as _json,
+                            from ({lines})
+                        )
+                    )
+                """
+                # The line is copied only when it starts with white space (ltrim copies it).
+                rel = f"""(
+                    select * exclude (_json), not _blank and _error is null as _ok,
                     from (
                         select
                             *,
@@ -689,46 +726,7 @@ class Ingest:
                                 when left(ltrim(doc, {ws}), 1) <> '{{'
                                     then 'malformed JSON: the line is not a JSON object'
                             end as _error,
-                        from (
-                            select
-                                * exclude (doc, _json, _mended),
-                                case when json_valid(_mended) then _mended else doc end as doc,
-                                _json or coalesce(json_valid(_mended), false) as _json,
-                            from (
-                                select
-                                    *,
-                                    case
-                                        when not _json and not _blank and contains(doc, '\\u')
-                                            then {mend}
-                                    end as _mended,
-                                from (
-                                    select
-                                        *,
-                                        case when _blank then false else json_valid(doc) end
-                                            as _json,
-                                    from (
-                            select
-                                {positions}[file_index::BIGINT + 1]::INTEGER as _file,
-                                -- A byte-order mark inside the file (files concatenated
-                                -- with cat) is no part of the record.
-                                case
-                                    when starts_with(line, chr(65279)) then line[2:]
-                                    else line
-                                end as doc,
-                                line as raw,
-                                -- A case, not an and: DuckDB evaluates both sides of an
-                                -- and/or over the whole vector, trim would copy every line.
-                                case
-                                    when line is null or line = '' then true
-                                    when starts_with(line, ' ') or starts_with(line, chr(9))
-                                        then trim(line, {ws}) = ''
-                                    else false
-                                end as _blank,
-                            from ({scan})
-                                    )
-                                )
-                            )
-                        )
+                        from ({parsed})
                     )
                 )"""
                 try:
@@ -745,7 +743,7 @@ class Ingest:
         spans = con.execute(
             f"select _file, min(rowid), max(rowid), count(*) from _tj_{tag} group by 1"
         ).fetchall()
-        check_line_order([(i,) for i, lo, hi, n in spans if hi - lo + 1 != n], files)
+        check_line_order([i for i, lo, hi, n in spans if hi - lo + 1 != n], files)
         first = [0] * len(files)
         for i, lo, _, _ in spans:
             first[i] = lo

@@ -60,19 +60,6 @@ def _stale_temps(published: Path) -> list[Path]:
     return sorted(published.parent.glob(f".{published.name}{TEMP_MARK}*"))
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every filesystem lets a folder be fsynced
-        _fsync_file(path)
-
-
 def _base_tables(con, catalog: str | None = None) -> list[str]:
     where = "table_type = 'BASE TABLE'"
     params: list[str] = []
@@ -205,7 +192,7 @@ def publish_warehouse(source: Path, published: Path, as_of: date) -> dict:
 
     Raises :class:`PublishRefusedError` when an audit fails; ``published`` is then untouched.
     """
-    from segmint.warehouse import connect
+    from segmint.warehouse import connect, fsync_dir, fsync_file
 
     if not source.exists():
         raise SegmintError(f"working warehouse {source} does not exist; run the pipeline first")
@@ -246,7 +233,7 @@ def publish_warehouse(source: Path, published: Path, as_of: date) -> dict:
             prepare_published_copy(copy, catalog, as_of, source)
             copy.execute("CHECKPOINT")
         tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
-        _fsync_file(tmp)
+        fsync_file(tmp)
 
         # 4. Audit the copy as a reader will open it.
         with _attached(tmp, catalog, read_only=True) as copy:
@@ -268,7 +255,7 @@ def publish_warehouse(source: Path, published: Path, as_of: date) -> dict:
         # 5. Publish: one atomic rename; readers of the old file keep their old inode.
         os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         os.replace(tmp, published)
-        _fsync_dir(published.parent)
+        fsync_dir(published.parent)
     finally:
         tmp.unlink(missing_ok=True)
         tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)

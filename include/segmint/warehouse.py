@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,6 +134,60 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem lets a folder be fsynced
+        fsync_file(path)
+
+
+COMPACT_MARK = ".compact-"
+
+
+def compact(path: str | Path) -> tuple[int, int]:
+    """Rewrite the warehouse file so that no deleted row survives in its bytes.
+
+    DuckDB marks the blocks of deleted rows free and reuses them later, but does not
+    overwrite them: after an erasure the customer's e-mail and ids can still be read from
+    the file with ``strings``, and from every byte copy of it (the published copy). Here every
+    schema, table, view, constraint and row is copied (``COPY FROM DATABASE``) into a new file
+    beside it, which then replaces it atomically. A crash leaves the old file whole and a
+    stray ``.<name>.compact-<pid>`` file, which the next compaction removes.
+
+    Needs the only connection to the file, like any write. Returns the sizes in bytes
+    before and after.
+    """
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}{COMPACT_MARK}*"):
+        stale.unlink(missing_ok=True)
+    tmp = path.parent / f".{path.name}{COMPACT_MARK}{os.getpid()}"
+    before = path.stat().st_size
+    con = connect(path)
+    try:
+        catalog = con.execute("SELECT current_database()").fetchone()[0]
+        con.execute("CHECKPOINT")
+        con.execute(f"ATTACH '{tmp}' AS _segmint_compact")
+        try:
+            con.execute(f'COPY FROM DATABASE "{catalog}" TO _segmint_compact')
+        finally:
+            con.execute("DETACH _segmint_compact")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        con.close()
+    fsync_file(tmp)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+    return before, path.stat().st_size
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:

@@ -11,6 +11,11 @@ so a later load of an old landing file or a backfill cannot bring them back:
 * as a safety net, the audiences stage calls :func:`purge_tombstoned` before it builds,
   so rows that came back through any path are removed before anything is published.
 
+Deleting rows does not remove their bytes: DuckDB only marks the blocks free, so the e-mail
+and ids stay readable in the file, and in every byte copy of it such as the published copy.
+After the deletes commit, the warehouse file is therefore rewritten without them
+(:func:`segmint.warehouse.compact`, seconds per GB); the next publish copies the clean file.
+
 Each erasure is logged in ``ops.erasures`` with counts, table names and the past export
 files that contained the customers; the log holds no id, e-mail or other personal data.
 
@@ -34,7 +39,7 @@ import duckdb
 from segmint.audiences.tables import ensure_audience_tables
 from segmint.config import Settings
 from segmint.stages import SegmintError
-from segmint.warehouse import connect, table_exists, transaction
+from segmint.warehouse import compact, connect, table_exists, transaction
 
 TOMBSTONE_PREFIX = "segmint-erasure:"
 TOMBSTONES = "ops.erasure_tombstones"
@@ -169,6 +174,9 @@ class ErasureResult:
     # in case or surrounding spaces; and those of them tombstoned by an earlier erasure.
     not_found: dict[str, list[str]] = field(default_factory=dict)
     erased_before: list[str] = field(default_factory=list)
+    # Size of the warehouse file before and after it was rewritten without the deleted rows
+    # (segmint.warehouse.compact), in bytes.
+    file_bytes: tuple[int, int] | None = None
 
     @property
     def warnings(self) -> list[str]:
@@ -208,6 +216,12 @@ class ErasureResult:
                 "  landing files holding their records (read-only to segmint; erase at source):"
             )
             out += [f"    {p}" for p in self.landing_files]
+        if self.file_bytes:
+            before, after = (round(n / 2**20, 1) for n in self.file_bytes)
+            out.append(
+                f"  warehouse file rewritten so their deleted rows leave no bytes behind "
+                f"({before} MiB -> {after} MiB)"
+            )
         out.append(
             "  the published read-only copy keeps them until the next publish; "
             "run `segmint publish` to replace it now"
@@ -252,9 +266,21 @@ def erase_customers(settings: Settings, customer_ids: list[str], note: str | Non
         raise SegmintError("no customer id given to erase")
     con = connect(settings.warehouse)
     try:
-        return erase_with_connection(con, ids, note)
+        result = erase_with_connection(con, ids, note)
     finally:
         con.close()
+    # Deleted rows stay readable in the file's free blocks (and in every byte copy of it,
+    # such as the published copy) until the file is rewritten.
+    try:
+        result.file_bytes = compact(settings.warehouse)
+    except (OSError, duckdb.Error) as exc:
+        raise SegmintError(
+            f"erasure {result.erasure_id} deleted {result.rows_deleted} row(s), but rewriting "
+            f"{settings.warehouse} without their bytes failed: {exc}. Free the space or close "
+            "the process holding the file, then run the same erasure again (it is idempotent) "
+            "before the next publish"
+        ) from exc
+    return result
 
 
 def erase_with_connection(

@@ -17,6 +17,7 @@ from segmint.audiences.erasure import (
 )
 from segmint.audiences.export import export_audience
 from segmint.cli import main
+from segmint.publish import publish_warehouse
 from segmint.stages import SegmintError
 from segmint.warehouse import connect, ensure_raw_tables
 
@@ -116,6 +117,55 @@ def test_erasure_removes_every_row_and_logs_without_personal_data(full):
     assert hashlib.sha256(b"segmint-erasure:C01").hexdigest() in tomb
     assert "C01" not in log and "anna" not in log and "ticket 42" in log
     assert others == 11
+
+
+def _row_counts(settings) -> dict[str, int]:
+    con = connect(settings.warehouse, read_only=True)
+    tables = [
+        r[0]
+        for r in con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where table_type = 'BASE TABLE' and table_catalog = current_database()"
+        ).fetchall()
+    ]
+    counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
+    con.close()
+    return counts
+
+
+def _file_holds(path, needles: tuple[bytes, ...]) -> list[bytes]:
+    data = path.read_bytes()
+    return [n for n in needles if n in data]
+
+
+def test_erased_customer_leaves_no_bytes_in_the_file_or_the_next_published_copy(full):
+    """Deleted rows stay in DuckDB's free blocks, readable with `strings`, and a byte copy
+    (the published copy) carried them on: the erasure rewrites the file without them."""
+    needles = (b"anna.smith@example.com", b"Anna.Smith@Example.com", b"+14155552671")
+    published = full.warehouse.parent / "published" / "segmint.duckdb"
+    publish_warehouse(full.warehouse, published, AS_OF)
+    assert _file_holds(full.warehouse, needles) == list(needles)  # stored as plain text
+    stale = full.warehouse.parent / f".{full.warehouse.name}.compact-1"
+    stale.write_bytes(b"left by a compaction that was killed")
+    counts_before = _row_counts(full)
+
+    result = erase_customers(full, ["C01"])
+
+    assert _file_holds(full.warehouse, needles) == []
+    assert result.file_bytes and result.file_bytes[0] >= result.file_bytes[1] > 0
+    assert any("leave no bytes behind" in line for line in result.lines())
+    assert not stale.exists()
+    # Nothing else was lost in the rewrite: every table holds its rows but the erased ones.
+    expected = {t: n - result.tables.get(t, 0) for t, n in counts_before.items()}
+    # plus the erasure's own log line and tombstones (the id and the anonymous id A1)
+    expected |= {"ops.erasures": 1, "ops.erasure_tombstones": 2}
+    assert _row_counts(full) == expected
+    # The copy published before the erasure still holds them (the CLI says so); the next
+    # publish copies the rewritten file.
+    assert _file_holds(published, needles) == list(needles)
+    publish_warehouse(full.warehouse, published, AS_OF)
+    assert _file_holds(published, needles) == []
+    build_audiences(full, AS_OF)  # the rewritten file takes the next night's writes
 
 
 def test_erased_customer_stays_erased_after_rerun_and_backfill(full):

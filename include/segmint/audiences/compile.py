@@ -339,9 +339,11 @@ def suppression_sql(sup: Suppression, cat: Catalog) -> str:
     if sup.customer_ids_file is not None:
         path = sql_literal(str(sup.customer_ids_file))
         return (
-            f"select distinct cast(customer_id as varchar) as customer_id "
-            f"from read_csv({path}, header = true, all_varchar = true) "
-            "where customer_id is not null"
+            # Stored ids are trimmed (staging); a list typed or pasted by customer service
+            # often is not ("C000123 "), and an id that does not match suppresses nobody.
+            f"select distinct nullif(trim(ids.customer_id), '') as customer_id "
+            f"from read_csv({path}, header = true, all_varchar = true) as ids "
+            "where nullif(trim(ids.customer_id), '') is not null"
         )
     join = (
         f"\n    left join {cat.features_sql} as f on f.customer_id = c.customer_id"

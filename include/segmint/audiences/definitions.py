@@ -33,6 +33,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import yaml
 
 from segmint.stages import SegmintError
@@ -512,6 +513,14 @@ def _suppression(c: _Checker, data: dict, folder: Path) -> Suppression | None:
             ids_file = (folder / raw) if not Path(raw).is_absolute() else Path(raw)
             if not ids_file.is_file():
                 c.fail("customer_ids_file", f"file {ids_file} does not exist")
+            else:
+                columns = _csv_columns(ids_file)
+                if "customer_id" not in columns:
+                    c.fail(
+                        "customer_ids_file",
+                        f"{ids_file} has no customer_id column; its first line must be a "
+                        f"header naming it (columns read: {', '.join(columns) or 'none'})",
+                    )
     if c.problems or not name:
         return None
     return Suppression(
@@ -522,6 +531,19 @@ def _suppression(c: _Checker, data: dict, folder: Path) -> Suppression | None:
         customer_ids_file=ids_file,
         lines=c.lines,
     )
+
+
+def _csv_columns(path: Path) -> list[str]:
+    """The header of a CSV file as the builder's ``read_csv`` sees it (delimiter sniffed,
+    byte-order mark dropped): a list without ``customer_id`` would not suppress anyone."""
+    try:
+        rows = duckdb.sql(
+            f"describe select * from read_csv({sql_literal(str(path))}, header = true, "
+            "all_varchar = true)"
+        ).fetchall()
+    except duckdb.Error:
+        return []
+    return [r[0] for r in rows]
 
 
 def _group(c: _Checker, data: dict) -> PriorityGroup | None:

@@ -284,3 +284,26 @@ def test_defined_names_without_rows_tonight_are_not_unknown(settings, defs_folde
         "has no scores of model 'churn' for as_of_date 2026-06-30"
         in (result.details["failed"]["churners"])
     )
+
+
+def test_suppression_file_ids_are_matched_trimmed_whatever_the_spreadsheet_wrote(
+    settings, defs_folder, get_members
+):
+    # Customer service keeps the list in Excel: byte-order mark, CRLF, ids with spaces
+    # around them, a semicolon as separator. " C07" and "C01 " suppressed nobody.
+    settings.audiences.mkdir(parents=True, exist_ok=True)
+    (settings.audiences / "dnc.csv").write_bytes(
+        b"\xef\xbb\xbfcustomer_id;reason\r\nC01 ;complaint\r\n C07;manual opt-out\r\n;\r\n"
+    )
+    defs_folder(
+        dnc="kind: suppression\nname: dnc\ncustomer_ids_file: dnc.csv\n",
+        vip="name: vip\nconsent: email\nwhere: {rule_segment: vip}\nsuppress: [dnc]\n",
+    )
+    build_audiences(settings, AS_OF)
+    assert get_members(settings, "vip") == []
+    con = connect(settings.warehouse, read_only=True)
+    suppressed = con.execute(
+        "select suppressed from audiences.summary where audience = 'vip'"
+    ).fetchone()[0]
+    con.close()
+    assert suppressed == 2

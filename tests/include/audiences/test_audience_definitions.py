@@ -188,3 +188,36 @@ def test_nightly_stage_skips_broken_files_and_invalid_groups(settings, defs_fold
     assert "priority group 'wave' is invalid" in result.details["failed"]["b"]
     assert any("broken.yml:2: consent" in w for w in result.warnings)
     assert get_members(settings, "a") == ["C01", "C07"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"Customer ID\nC10\n",  # a spreadsheet's header
+        b"C10\nC11\n",  # ids without a header: the first id is read as the column name
+        b"",
+    ],
+)
+def test_suppression_file_without_customer_id_column_is_named_not_a_sql_error(
+    settings, defs_folder, get_members, content
+):
+    # Without a customer_id column the builder's query failed with "Binder Error: Ambiguous
+    # reference to column name customer_id" (or, with no features joined, one about the
+    # SELECT clause) and `segmint audience validate` said the folder was fine.
+    settings.audiences.mkdir(parents=True, exist_ok=True)
+    (settings.audiences / "dnc.csv").write_bytes(content)
+    folder = defs_folder(
+        dnc="kind: suppression\nname: dnc\ncustomer_ids_file: dnc.csv\n",
+        a="name: a\nconsent: email\nwhere: {rule_segment: vip}\nsuppress: [dnc]\n",
+        ok="name: ok\nconsent: ads\nwhere: {rule_segment: vip}\n",
+    )
+    problems = _problems(folder)
+    assert any(
+        p.startswith(f"{folder / 'dnc.yml'}:3: customer_ids_file: ")
+        and "has no customer_id column" in p
+        for p in problems
+    ), problems
+    result = build_audiences(settings, date(2026, 6, 30))
+    assert "a" in result.details["failed"]
+    assert not any("Binder Error" in w for w in result.warnings)
+    assert get_members(settings, "ok") == ["C01", "C07"]

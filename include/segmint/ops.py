@@ -370,15 +370,18 @@ def run_stage_task(stage: str) -> dict[str, Any]:
                 int(EARLIER_NIGHT_POLL.total_seconds()),
             )
             raise AirflowRescheduleException(datetime.now(UTC) + EARLIER_NIGHT_POLL)
-    settings = load_settings()
-    as_of = _context_as_of(context)
-    try:  # before the sensor below waits hours for files of a day that has not come
+    # A broken config file, a conf as_of that is not a date or a night from the future fails
+    # every try the same way: fail at once (not after the retries' back-off), and before the
+    # sensor below waits hours for files of a day that has not come.
+    try:
+        settings = load_settings()
+        as_of = _context_as_of(context)
         check_as_of(
             as_of,
             origin="this DAG run's logical date or conf as_of",
             fix='trigger the night with its own date (conf {"as_of": "YYYY-MM-DD"})',
         )
-    except SegmintError as exc:
+    except (SegmintError, ConfigError) as exc:
         raise AirflowFailException(str(exc)) from exc
     if stage == next(iter(STAGES)) and settings.ingest.wait_for_as_of_events_hours > 0:
         wait_for_delivery(settings, as_of)

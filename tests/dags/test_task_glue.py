@@ -187,3 +187,37 @@ def test_a_future_as_of_fails_the_first_task_at_once(
         error
     )
     assert "flaky" not in pipeline_runs(warehouse)
+
+
+def test_a_broken_config_fails_the_first_task_at_once(
+    ready_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    """A misspelt key in the config file fails the night at its first task, naming the file
+    and the key, and is not retried: every retry would read the same file (with the real
+    DAG's back-off, `make run` sat 6 minutes before saying so)."""
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "glue_stages.py").write_text(STAGES_MODULE)
+    (dags / "glue_dag.py").write_text(DAG_FILE)
+    config = tmp_path / "segmint.toml"
+    config.write_text("[ingest]\nmax_quarantine_shar = 0.1\n")
+    env = {
+        **ready_airflow,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse" / "segmint.duckdb"),
+        "SEGMINT_CONFIG": str(config),
+        "PYTHONPATH": str(dags),
+    }
+    proc = subprocess.run(
+        [airflow_bin(), "dags", "test", "segmint_glue", "2026-06-30"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "segmint: stage 'fine' failed for as_of=2026-06-30" in output
+    assert "try 1 of 3); not retried" in output
+    assert f"ConfigError: {config} [ingest]: unknown key(s) max_quarantine_shar" in output
+    assert "up for retry" not in output

@@ -21,10 +21,12 @@ match nobody and leak that the field was blank).
 E.164 from a free-form phone and the customer's country. An extension at the end (``ext``,
 ``ext.``, ``extension``, ``x`` or ``#`` and digits) is removed first; a number with other
 letters in it is left out (their digits would be glued on). Only ``+`` or the
-international prefix ``00`` (``011`` in the NANP countries) mark a number as international.
-A number written with one trunk ``0`` is national: the zero is dropped (kept for Italy, which
-has no trunk prefix) and the country's calling code is prefixed, whatever the next digits are
-(German area code 04921 is ``+494921...``). NANP numbers (US, CA, PR) are the 10-digit number,
+international prefix ``00`` (``011`` in the NANP countries) mark a number as international;
+a trunk prefix written after its country code (``+44 020 ...``, ``0044 07700 ...``) is dropped,
+as E.164 never has one. A number written with the trunk prefix (``0``; ``06`` in Hungary) is
+national: the prefix is dropped (Italy has none: its leading 0 is kept) and the country's
+calling code is prefixed, whatever the next digits are (German area code 04921 is
+``+494921...``). NANP numbers (US, CA, PR) are the 10-digit number,
 with or without the trunk ``1``. Any other number without ``+``/``00``/``0`` is national with
 the calling code prefixed, except when its digits already start with the calling code: it may
 be international without the ``+`` or a national number beginning with those digits, so it is
@@ -52,12 +54,37 @@ CALLING_CODES = {
     "NZ": "64", "ZA": "27", "NG": "234", "KE": "254", "EG": "20", "MA": "212", "BR": "55",
     "AR": "54", "MX": "52", "CL": "56", "CO": "57", "PE": "51", "UA": "380", "AM": "374",
 }  # fmt: skip
-KEEP_TRUNK_ZERO = ("IT",)
+# Trunk prefix dialled before a national number, never part of E.164: "0" in the other
+# countries of the table, "06" in Hungary; Italy has none (its numbers keep their 0).
+TRUNK_PREFIXES = {"IT": "", "HU": "06"}
 
 
 def _calling_code_sql(country: str) -> str:
     cases = " ".join(f"when '{iso}' then '{code}'" for iso, code in CALLING_CODES.items())
     return f"(case upper(trim({country})) {cases} else null end)"
+
+
+def _national_number_sql(digits: str, country: str) -> str:
+    """SQL: a national-format number (digits starting with 0) without its trunk prefix, or
+    null when it does not start with the country's prefix."""
+    cases = " ".join(
+        f"when '{iso}' then (case when starts_with({digits}, '{prefix}') "
+        f"then substr({digits}, {len(prefix) + 1}) end)"
+        for iso, prefix in TRUNK_PREFIXES.items()
+    )
+    return f"(case upper(trim({country})) {cases} else substr({digits}, 2) end)"
+
+
+def _without_written_trunk_sql(number: str) -> str:
+    """SQL: ``+CC...`` without a trunk prefix written after a known calling code ("+44 020
+    7183 8750", "0044 07700 ..."): E.164 has none, and no number of those countries starts
+    with it. Italy's 0 is kept; NANP numbers are checked separately."""
+    prefix_of = {code: TRUNK_PREFIXES.get(iso, "0") for iso, code in CALLING_CODES.items()}
+    out = number
+    for prefix in sorted({p for c, p in prefix_of.items() if p and c != "1"}):
+        codes = "|".join(sorted(c for c, p in prefix_of.items() if p == prefix and c != "1"))
+        out = f"regexp_replace({out}, '^\\+({codes}){prefix}', '+\\1')"
+    return out
 
 
 # Extension at the end of a phone: "ext. 12", "extension 12", "x89", "#7".
@@ -70,8 +97,7 @@ def e164_sql(phone: str, country: str) -> str:
     # "+49 (0)30 ..." writes the trunk zero in brackets: it is not part of the number.
     digits = f"regexp_replace(replace({number}, '(0)', ''), '[^0-9]', '', 'g')"
     cc = _calling_code_sql(country)
-    keep = ", ".join(f"'{c}'" for c in KEEP_TRUNK_ZERO)
-    candidate = f"""(case
+    written = f"""(case
         when {phone} is null or {digits} = '' then null
         when regexp_matches({number}, '\\pL') then null
         when regexp_matches({number}, '^\\s*\\+') then '+' || {digits}
@@ -81,11 +107,11 @@ def e164_sql(phone: str, country: str) -> str:
             when starts_with({digits}, '011') then '+' || substr({digits}, 4)
             when regexp_matches({digits}, '^1?[2-9][0-9]{{9}}$') then '+1' || right({digits}, 10)
         end)
-        when starts_with({digits}, '0') then '+' || {cc} || (case
-            when upper(trim({country})) in ({keep}) then {digits} else substr({digits}, 2) end)
+        when starts_with({digits}, '0') then '+' || {cc} || {_national_number_sql(digits, country)}
         when starts_with({digits}, {cc}) then null
         else '+' || {cc} || {digits}
     end)"""
+    candidate = _without_written_trunk_sql(written)
     return (
         # +1 numbers are NANP: area code 2-9 ("0011 44 ...", Australia's international
         # prefix, would otherwise become "+1144...").

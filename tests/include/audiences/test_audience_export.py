@@ -132,6 +132,39 @@ def test_platform_files_read_trunk_zero_as_national_and_drop_extensions(built, t
         assert meta[_sha(email)] == _sha(e164[1:])
 
 
+def test_platform_files_drop_a_trunk_prefix_written_after_the_country_code(built, tmp_path):
+    # "+44 020 ..." and "0044 07700 ..." are common in CRM data: the trunk 0 written after
+    # the country code was kept ("+4402071838750"), a number that is no one's on either
+    # platform. Hungary's trunk prefix is 06; Italy's leading 0 is part of the number.
+    phones = {
+        "C06": ("+44 020 7183 8750", "GB", "+442071838750"),
+        "C07": ("0044 07700 900123", "GB", "+447700900123"),
+        "C08": ("+33 06 12 34 56 78", "FR", "+33612345678"),
+        "C10": ("06 30 123 4567", "HU", "+36301234567"),
+        "C11": ("+39 06 1234 5678", "IT", "+390612345678"),
+    }
+    con = connect(built.warehouse)
+    for customer, (phone, country, _) in phones.items():
+        con.execute(
+            "update marts.customers set phone = ?, country = ? where customer_id = ?",
+            [phone, country, customer],
+        )
+    emails = dict(
+        con.execute(
+            "select customer_id, email from marts.customers where customer_id in "
+            "('C06', 'C07', 'C08', 'C10', 'C11')"
+        ).fetchall()
+    )
+    con.close()
+    export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
+    export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
+    google = {r["Email"]: r["Phone"] for r in _rows(tmp_path / "g.csv")}
+    meta = {r["email"]: r["phone"] for r in _rows(tmp_path / "m.csv")}
+    for customer, (_, _, e164) in phones.items():
+        assert google[_sha(emails[customer])] == _sha(e164), customer
+        assert meta[_sha(emails[customer])] == _sha(e164[1:]), customer
+
+
 def test_platform_files_hash_names_in_nfc_with_combining_marks(built, tmp_path):
     # C10 stored decomposed (NFD) 'José'; C11 a Hindi name whose vowel signs are marks.
     con = connect(built.warehouse)

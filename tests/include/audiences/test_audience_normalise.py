@@ -132,6 +132,28 @@ def test_e164_extension_is_not_part_of_the_number(phone, country, expected):
         assert _eval(meta_phone_sql("p", "c"), p=phone, c=country) == expected[1:]
 
 
+@pytest.mark.parametrize(
+    ("phone", "country", "expected"),
+    [
+        # A trunk prefix written after the country code is not part of the number.
+        ("+44 020 7183 8750", "GB", "+442071838750"),
+        ("+44 07700 900123", "GB", "+447700900123"),
+        ("0044 07700 900123", "DE", "+447700900123"),  # another country's number
+        ("+49 (030) 1234567", "DE", "+49301234567"),
+        ("011 44 020 7183 8750", "US", "+442071838750"),
+        ("+39 06 1234 5678", "IT", "+390612345678"),  # Italy: the 0 is part of it
+        # Hungary's trunk prefix is 06 ("06 1 234 5678" is Budapest, +36 1 234 5678).
+        ("06 1 234 5678", "HU", "+3612345678"),
+        ("06 30 123 4567", "HU", "+36301234567"),
+        ("+36 06 30 123 4567", "HU", "+36301234567"),
+        ("0036 1 234 5678", "HU", "+3612345678"),
+        ("01 234 5678", "HU", None),  # a 0 that is not Hungary's prefix: not guessed
+    ],
+)
+def test_e164_trunk_prefix_is_never_kept(phone, country, expected):
+    assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
+
+
 def test_meta_name_zip_country_rules():
     assert _eval(meta_name_sql("n"), n="  de Vries ") == "devries"
     assert _eval(meta_name_sql("n"), n="O'Brien") == "obrien"

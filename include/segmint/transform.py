@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -339,7 +340,44 @@ def run_dbt(
     command = dbt_command(settings, select, verb, full_refresh)
     log.info("transform: %s", " ".join(command))
     env = dbt_env(settings.warehouse.resolve(), as_of, dates, settings.transform.reporting_currency)
-    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        command,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=die_with_parent(),
+    )
+
+
+# prctl(2) option: the signal the calling process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the dbt child be killed when the stage's process dies.
+
+    A stage killed with ``kill -9`` (an operator, the OOM killer, Airflow giving up on a
+    task) cannot stop its child: dbt ran on, orphaned, still writing the warehouse and
+    holding its one write lock, so the retry or rerun of the night failed with "Conflicting
+    lock is held in .../dbt" until it ended, and what it built was never checked. Linux only
+    (``PR_SET_PDEATHSIG``); elsewhere None, the old behaviour. Everything the child runs is
+    prepared here, in the parent, so the child between fork and exec only makes the call.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the call: nobody to wait for
+            os._exit(1)
+
+    return arm
 
 
 def _result_ids(run_results: Path) -> set[str]:

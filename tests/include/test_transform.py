@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
+import time
 from datetime import date
 from pathlib import Path
 
+import psutil
 import pytest
 
 from segmint.config import PropensitySettings, Settings, TransformSettings
@@ -201,3 +205,42 @@ def test_schema_change_models_read_from_run_results(tmp_path: Path) -> None:
         )
     )
     assert schema_changed_models(path) == ["orders"]
+
+
+def _dbt_child(parent: int, timeout: float = 60.0) -> psutil.Process:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in psutil.Process(parent).children():
+            if "dbt" in " ".join(child.cmdline()):
+                return child
+        time.sleep(0.1)
+    raise AssertionError(f"no dbt child of {parent} within {timeout} s")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
+def test_dbt_dies_with_a_killed_stage_and_the_rerun_succeeds(tmp_path: Path) -> None:
+    """kill -9 of the transform stage (an operator, the OOM killer) used to leave dbt
+    running on, orphaned, writing the warehouse and holding its write lock, so the rerun
+    failed with "Conflicting lock is held in .../dbt". The child now dies with the stage."""
+    warehouse = tmp_path / "segmint.duckdb"
+    con = connect(warehouse)
+    ensure_raw_tables(con)
+    con.execute(
+        "INSERT INTO raw.events VALUES ('e1', 'purchase', TIMESTAMP '2026-06-30 10:00:00', "
+        "'C1', 'A1', 'S1', NULL, NULL, NULL, 'P1', 'Books', 10, 1, NULL, 'mobile', 'DE', "
+        "NULL, NULL, NULL, NULL, NULL, 'O1', 10, 'USD', 'events/dt=2026-06-30/a.jsonl', 1, "
+        "DATE '2026-06-30', NULL, TIMESTAMP '2026-07-01 02:00:00')"
+    )
+    con.close()
+    segmint = [str(Path(sys.executable).with_name("segmint")), "transform"]
+    args = ["--warehouse", str(warehouse), "--as-of", "2026-06-30"]
+    stage = subprocess.Popen([*segmint, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    dbt = _dbt_child(stage.pid)
+    stage.kill()
+    stage.wait()
+    gone, _ = psutil.wait_procs([dbt], timeout=3)  # a dbt build takes 5 s or more
+    assert gone, f"dbt (pid {dbt.pid}) outlived the killed stage"
+
+    rerun = subprocess.run([*segmint, *args], capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "1 customers with features as of 2026-06-30" in rerun.stdout

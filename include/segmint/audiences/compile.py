@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 import duckdb
 
@@ -334,17 +335,21 @@ def _uses_features(cond: Condition | None) -> bool:
     return cond is not None and any(leaf.kind == "feature" for leaf in cond.leaves())
 
 
+def suppression_file_sql(path: Path) -> str:
+    """A query returning the ``customer_id`` of every id in a suppression list's CSV file."""
+    return (
+        # Stored ids are trimmed (staging); a list typed or pasted by customer service
+        # often is not ("C000123 "), and an id that does not match suppresses nobody.
+        f"select distinct nullif(trim(ids.customer_id), '') as customer_id "
+        f"from read_csv({sql_literal(str(path))}, header = true, all_varchar = true) as ids "
+        "where nullif(trim(ids.customer_id), '') is not null"
+    )
+
+
 def suppression_sql(sup: Suppression, cat: Catalog) -> str:
     """A query returning the ``customer_id`` of everyone on the suppression list."""
     if sup.customer_ids_file is not None:
-        path = sql_literal(str(sup.customer_ids_file))
-        return (
-            # Stored ids are trimmed (staging); a list typed or pasted by customer service
-            # often is not ("C000123 "), and an id that does not match suppresses nobody.
-            f"select distinct nullif(trim(ids.customer_id), '') as customer_id "
-            f"from read_csv({path}, header = true, all_varchar = true) as ids "
-            "where nullif(trim(ids.customer_id), '') is not null"
-        )
+        return suppression_file_sql(sup.customer_ids_file)
     join = (
         f"\n    left join {cat.features_sql} as f on f.customer_id = c.customer_id"
         if _uses_features(sup.where)

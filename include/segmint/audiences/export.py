@@ -4,7 +4,9 @@ Only the ``target`` group of a snapshot is exported (the holdout must not be rea
 consent is checked again against ``marts.customers`` at export time, whatever the
 definition said: a customer without the audience's consent is never in a file, even if
 they withdrew consent after the snapshot was built. Ad-platform files (Google, Meta) also
-require ads consent, even for an audience defined with e-mail consent.
+require ads consent, even for an audience defined with e-mail consent. The id files of the
+audience's suppression lists (``customer_ids_file``: complaints, manual opt-outs) are read
+again too, so an id added after the snapshot is left out.
 
 Formats:
 
@@ -44,7 +46,13 @@ from pathlib import Path
 
 import duckdb
 
-from segmint.audiences.definitions import EXPORT_FORMATS, Definitions, sql_literal
+from segmint.audiences.compile import suppression_file_sql
+from segmint.audiences.definitions import (
+    EXPORT_FORMATS,
+    Definitions,
+    load_definitions,
+    sql_literal,
+)
 from segmint.audiences.normalise import (
     e164_sql,
     google_email_sql,
@@ -98,11 +106,34 @@ def export_audience(
     as_of: date | None = None,
     columns: list[str] | None = None,
 ) -> ExportResult:
+    defs = None
+    if settings.audiences.is_dir():
+        defs = load_definitions(settings.audiences, strict=False)
     con = connect(settings.warehouse)
     try:
-        return export_with_connection(con, audience, fmt, Path(out), as_of, columns)
+        return export_with_connection(
+            con, audience, fmt, Path(out), as_of, columns, suppression_files(defs, audience)
+        )
     finally:
         con.close()
+
+
+def suppression_files(defs: Definitions | None, audience: str) -> list[Path]:
+    """The id files of the audience's suppression lists, read again at export time: an id
+    customer service added after the snapshot (this morning's complaint) is left out."""
+    aud = defs.audiences.get(audience) if defs else None
+    if aud is None:
+        return []
+    broken = [s for s in aud.suppress if s not in defs.suppressions]
+    if broken:
+        raise SegmintError(
+            f"not exported: suppression list(s) {', '.join(broken)} of audience {audience!r} "
+            f"cannot be read, so whoever is on them could be exported "
+            f"({defs.failed.get(audience, 'not defined')}); `segmint audience validate` "
+            "lists every problem"
+        )
+    files = (defs.suppressions[s].customer_ids_file for s in aud.suppress)
+    return [f for f in files if f is not None]
 
 
 def export_declared(
@@ -118,7 +149,9 @@ def export_declared(
                 continue
             for fmt in aud.exports:
                 out = folder / f"{aud.name}{FILE_SUFFIX[fmt]}"
-                paths.append(export_with_connection(con, aud.name, fmt, out, as_of).path)
+                files = suppression_files(defs, aud.name)
+                result = export_with_connection(con, aud.name, fmt, out, as_of, None, files)
+                paths.append(result.path)
     finally:
         con.close()
     return paths
@@ -156,6 +189,7 @@ def export_with_connection(
     out: Path,
     as_of: date | None = None,
     columns: list[str] | None = None,
+    suppress_files: list[Path] | None = None,
 ) -> ExportResult:
     if fmt not in EXPORT_FORMATS:
         raise SegmintError(f"unknown export format {fmt!r}; formats: {', '.join(EXPORT_FORMATS)}")
@@ -184,6 +218,8 @@ def export_with_connection(
     # ad platform also needs ads consent, whatever consent the audience was defined with.
     needed = sorted({consent, "ads"} if fmt in AD_PLATFORM_FORMATS else {consent})
     consent_sql = " and ".join(f"coalesce(c.{n}_opt_in, false)" for n in needed)
+    for path in suppress_files or []:
+        consent_sql += f"\n            and m.customer_id not in ({suppression_file_sql(path)})"
     con.execute(
         f"""create or replace temp table _export_list as
         select m.customer_id

@@ -12,6 +12,7 @@ import pytest
 
 from segmint.audiences import build_audiences
 from segmint.audiences.export import export_audience
+from segmint.cli import main
 from segmint.stages import SegmintError
 from segmint.warehouse import connect
 
@@ -367,3 +368,38 @@ def test_declared_exports_are_written_by_the_stage(settings, defs_folder):
     assert (settings.output / "2026-06-30" / "audiences" / "a.csv").read_text() == (
         "customer_id\nC01\nC07\n"
     )
+
+
+def test_suppression_file_is_read_again_at_export(settings, defs_folder, tmp_path, capsys):
+    # The night built the snapshot; this morning customer service added C07's complaint
+    # to the do-not-contact file. Consent was checked again at export, the file was not:
+    # C07 was still in the e-mail list and in the Google file.
+    settings.audiences.mkdir(parents=True, exist_ok=True)
+    dnc = settings.audiences / "dnc.csv"
+    dnc.write_text("customer_id\nC10\n")
+    defs_folder(
+        dnc="kind: suppression\nname: dnc\ncustomer_ids_file: dnc.csv\n",
+        vip="name: vip\nconsent: ads\nwhere: {rule_segment: vip}\nsuppress: [dnc]\n",
+    )
+    build_audiences(settings, AS_OF)
+    dnc.write_text("customer_id,reason\nC10,\nC07 ,complaint\n")
+    wh = ["--warehouse", str(settings.warehouse), "--audiences", str(settings.audiences)]
+    for fmt in ("csv", "google_customer_match"):
+        out = tmp_path / f"{fmt}.csv"
+        assert main(["audience", "export", "vip", *wh, "--format", fmt, "--out", str(out)]) == 0
+    assert [r["customer_id"] for r in _rows(tmp_path / "csv.csv")] == ["C01"]
+    assert [r["Email"] for r in _rows(tmp_path / "google_customer_match.csv")] == [
+        _sha("anna.smith@example.com")
+    ]
+    con = connect(settings.warehouse, read_only=True)
+    logged = con.execute(
+        "select count(*) from audiences.export_members where customer_id = 'C07'"
+    ).fetchone()[0]
+    con.close()
+    assert logged == 0
+    # A suppression list that cannot be read stops the export instead of being ignored.
+    dnc.write_text("id\nC07\n")
+    out = tmp_path / "x.csv"
+    assert main(["audience", "export", "vip", *wh, "--format", "csv", "--out", str(out)]) != 0
+    assert "not exported: suppression list(s) dnc of audience 'vip'" in capsys.readouterr().err
+    assert not out.exists()

@@ -18,6 +18,8 @@ import dataclasses
 import os
 import re
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from pathlib import Path
@@ -29,6 +31,14 @@ DEFAULT_CONFIG_FILE = "segmint.toml"
 
 class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type."""
+
+
+def _check_at_least(section: str, settings: Any, low: int, *names: str) -> None:
+    """Refuse a count, a number of days or of threads below ``low`` (None: not set)."""
+    for name in names:
+        value = getattr(settings, name)
+        if value is not None and value < low:
+            raise ConfigError(f"[{section}] {name} must be at least {low}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,13 @@ class IngestSettings:
     ignored_event_types: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        for name in ("max_quarantine_share", "max_no_identity_share"):
+            if getattr(self, name) > 1:
+                raise ConfigError(
+                    f"[ingest] {name} is a share of the rows, at most 1 (0.05 = 5%), "
+                    f"got {getattr(self, name)}"
+                )
+        _check_at_least("ingest", self, 0, "min_rows_per_partition")
         if not 0 <= self.wait_for_as_of_events_hours <= 24 * 7:
             raise ConfigError(
                 "[ingest] wait_for_as_of_events_hours must be between 0 and 168 (a week), "
@@ -117,6 +134,7 @@ class TransformSettings:
     currency_rates: Path | None = None
 
     def __post_init__(self) -> None:
+        _check_at_least("transform", self, 1, "threads")
         if self.currency_rates is not None and not isinstance(self.currency_rates, Path):
             object.__setattr__(self, "currency_rates", Path(self.currency_rates))
         code = str(self.reporting_currency).strip().upper()
@@ -159,6 +177,14 @@ class SegmentationSettings:
     # run's k and refit from its centroids. 0 = search every night.
     k_search_every_days: int = 7
 
+    def __post_init__(self) -> None:
+        _check_at_least("segmentation", self, 1, "k_min", "k_max", "fixed_k", "n_init")
+        _check_at_least("segmentation", self, 0, "threads", "k_search_every_days")
+        if self.k_min > self.k_max:
+            raise ConfigError(
+                f"[segmentation] k_min ({self.k_min}) is larger than k_max ({self.k_max})"
+            )
+
 
 @dataclass(frozen=True)
 class PropensitySettings:
@@ -183,6 +209,12 @@ class PropensitySettings:
     # refuses it), when the feature columns or training settings changed, or when tonight's
     # scores drift (PSI > drift_psi_warning). 0 = train every night.
     retrain_every_days: int = 7
+
+    def __post_init__(self) -> None:
+        _check_at_least(
+            "propensity", self, 1, "horizon_days", "churn_horizon_days", "training_cutoffs"
+        )
+        _check_at_least("propensity", self, 0, "threads", "predict_threads", "retrain_every_days")
 
     @property
     def churn_horizon(self) -> int:
@@ -233,6 +265,8 @@ class RecommendationSettings:
     retrain_every_days: int = 7
 
     def __post_init__(self) -> None:
+        _check_at_least("recommendations", self, 1, "top_n")
+        _check_at_least("recommendations", self, 0, "threads", "retrain_every_days")
         # TOML gives lists; keep the frozen settings hashable.
         object.__setattr__(self, "repeatable_product_ids", tuple(self.repeatable_product_ids))
         object.__setattr__(self, "repeatable_categories", tuple(self.repeatable_categories))
@@ -288,26 +322,56 @@ _SECTIONS = {
 _PATH_KEYS = ("warehouse", "landing", "output", "audiences")
 
 
-def _build_section(cls: type, values: dict[str, Any], where: str) -> Any:
+def _typed(value: Any, hint: Any, where: str) -> Any:
+    """``value`` read from the TOML file as the type its setting declares, or a
+    :class:`ConfigError` naming the file, the key and what was expected.
+
+    Without this a value of the wrong type went through and failed late, mid-night, as an
+    unexpected ``TypeError`` naming no setting (``fixed_k = "6"`` in the segment stage, a
+    number for a path), or silently did something else (``30.7`` days read as 30, a string
+    where a list is expected read as its letters)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):  # `int | None`: TOML has no null
+        return _typed(value, next(a for a in args if a is not type(None)), where)
+    if origin in (list, tuple):
+        items = value if isinstance(value, list) else [value]  # "food" means ["food"]
+        return origin(_typed(v, args[0], f"{where}[{i}]") for i, v in enumerate(items))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        return {str(k): _typed(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if hint in (int, float):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if hint is int and value != int(value):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        return hint(value)
+    if hint in (str, Path):
+        if not isinstance(value, str):
+            what = "a path (a quoted string)" if hint is Path else "a quoted string"
+            raise ConfigError(f"{where}: expected {what}, got {value!r}")
+        return hint(value)
+    return value
+
+
+def _build_section(cls: type, values: dict[str, Any], path: Path, section: str) -> Any:
+    where = f"{path} [{section}]"
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(
             f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}"
         )
-    kwargs = {}
-    for key, value in values.items():
-        default = getattr(cls(), key)
-        if isinstance(default, Path):
-            value = Path(value)
-        elif isinstance(default, bool) and not isinstance(value, bool):
-            raise ConfigError(f"{where}.{key}: expected true/false, got {value!r}")
-        elif isinstance(default, int | float) and not isinstance(default, bool):
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise ConfigError(f"{where}.{key}: expected a number, got {value!r}")
-            value = type(default)(value)
-        kwargs[key] = value
-    return cls(**kwargs)
+    hints = typing.get_type_hints(cls)
+    kwargs = {key: _typed(value, hints[key], f"{where}.{key}") for key, value in values.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:  # a range or consistency check of the section
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def load_settings(
@@ -335,9 +399,9 @@ def load_settings(
         if key in _SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(f"{path}: [{key}] must be a table")
-            top[key] = _build_section(_SECTIONS[key], value, f"{path} [{key}]")
+            top[key] = _build_section(_SECTIONS[key], value, Path(path), key)
         elif key in _PATH_KEYS:
-            top[key] = Path(value)
+            top[key] = _typed(value, Path, f"{path}: {key}")
         else:
             known = ", ".join([*_PATH_KEYS, *_SECTIONS])
             raise ConfigError(f"{path}: unknown key {key!r}; known: {known}")

@@ -48,6 +48,18 @@ def test_config_file_from_env_variable(tmp_path: Path) -> None:
         ('[ingest]\nmax_quarantine_share = "high"\n', "expected a number"),
         ('colour = "blue"\n', "unknown key 'colour'"),
         ("warehouse = \n", "invalid TOML"),
+        # Wrong types and ranges: refused when the file is read, not mid-night as an
+        # unexpected TypeError naming no setting, nor silently taken for something else.
+        ('[segmentation]\nfixed_k = "6"\n', "[segmentation].fixed_k: expected a number"),
+        ("warehouse = 5\n", "warehouse: expected a path"),
+        ("[transform]\ncurrency_rates = 5\n", "[transform].currency_rates: expected a path"),
+        ("[propensity]\nhorizon_days = 30.7\n", "horizon_days: expected a whole number"),
+        ("[propensity]\nhorizon_days = 0\n", "horizon_days must be at least 1"),
+        ("[segmentation]\nk_min = 8\nk_max = 3\n", "k_min (8) is larger than k_max (3)"),
+        ("[ingest]\nmax_quarantine_share = 5\n", "max_quarantine_share is a share"),
+        ("[transform]\nthreads = 0\n", "[transform] threads must be at least 1"),
+        ('[ingest]\nfield_aliases = ["userId"]\n', "[ingest].field_aliases: expected a table"),
+        ("[segmentation.pinned_names]\na = 1\n", "pinned_names.a: expected a quoted string"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -75,3 +87,20 @@ def test_inconsistent_row_bounds_are_refused(tmp_path: Path) -> None:
     config.write_text("[ingest]\nmin_rows_per_partition = 100\nmax_rows_per_partition = 10\n")
     with pytest.raises(ConfigError, match="min_rows_per_partition"):
         load_settings(config, environ={})
+
+
+def test_a_lone_value_where_a_list_is_expected_is_a_list_of_one(tmp_path: Path) -> None:
+    """`repeatable_categories = "food"` used to become the categories f, o, o, d."""
+    config = tmp_path / "lists.toml"
+    config.write_text(
+        '[recommendations]\nrepeatable_categories = "food"\nfactors = 8\n'
+        '[ingest]\nignored_event_types = "Video Played"\n'
+        '[ingest.field_aliases.events]\ncustomer_id = "userId"\n'
+        "[propensity]\nhorizon_days = 30.0\n"
+    )
+    settings = load_settings(config, environ={})
+    assert settings.recommendations.repeatable_categories == ("food",)
+    assert settings.recommendations.factors == (8,)
+    assert settings.ingest.ignored_event_types == ["Video Played"]
+    assert settings.ingest.field_aliases == {"events": {"customer_id": ["userId"]}}
+    assert settings.propensity.horizon_days == 30

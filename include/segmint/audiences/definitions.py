@@ -166,10 +166,16 @@ def _where(file: Path, lines: dict[str, int], path: str) -> str:
 # --- YAML with line numbers ------------------------------------------------------------
 
 
-def _load_yaml_with_lines(text: str) -> tuple[Any, dict[str, int]]:
-    """Parse YAML safely and map each key path (``where.all[0].feature``) to its line."""
+def _load_yaml_with_lines(text: str) -> tuple[Any, dict[str, int], list[tuple[str, int, int]]]:
+    """Parse YAML safely and map each key path (``where.all[0].feature``) to its line.
+
+    Also returns the keys given twice in one mapping (path, line, line of the first one):
+    YAML loaders keep the last silently, so a second ``consent:`` or ``suppress:`` further
+    down a file would replace the first without a word.
+    """
     node = yaml.compose(text, Loader=yaml.SafeLoader)
     lines: dict[str, int] = {}
+    duplicates: list[tuple[str, int, int]] = []
 
     def walk(n: yaml.Node | None, path: str) -> None:
         if n is None:
@@ -177,16 +183,21 @@ def _load_yaml_with_lines(text: str) -> tuple[Any, dict[str, int]]:
         if path not in lines:
             lines[path] = n.start_mark.line + 1
         if isinstance(n, yaml.MappingNode):
+            seen: dict[str, int] = {}
             for key_node, value_node in n.value:
                 sub = f"{path}.{key_node.value}" if path else str(key_node.value)
-                lines[sub] = key_node.start_mark.line + 1
+                line = key_node.start_mark.line + 1
+                if sub in seen:
+                    duplicates.append((sub, line, seen[sub]))
+                seen[sub] = line
+                lines[sub] = line
                 walk(value_node, sub)
         elif isinstance(n, yaml.SequenceNode):
             for i, item in enumerate(n.value):
                 walk(item, f"{path}[{i}]")
 
     walk(node, "")
-    return yaml.safe_load(text), lines
+    return yaml.safe_load(text), lines, duplicates
 
 
 # --- structure checks ------------------------------------------------------------------
@@ -589,13 +600,18 @@ def load_definitions(folder: Path, strict: bool = True) -> Definitions:
         text = file.read_text(encoding="utf-8")
         sha = hashlib.sha256(text.encode()).hexdigest()
         try:
-            data, lines = _load_yaml_with_lines(text)
+            data, lines, duplicates = _load_yaml_with_lines(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{file}:{mark.line + 1}" if mark else str(file)
             problems.append(f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}")
             continue
         c = _Checker(file, lines)
+        for path, line, first in duplicates:
+            c.problems.append(
+                f"{file}:{line}: {path}: key given twice (first on line {first}); only one "
+                "is kept, so say it once"
+            )
         if not isinstance(data, dict):
             c.fail(
                 "",

@@ -221,3 +221,25 @@ def test_suppression_file_without_customer_id_column_is_named_not_a_sql_error(
     assert "a" in result.details["failed"]
     assert not any("Binder Error" in w for w in result.warnings)
     assert get_members(settings, "ok") == ["C01", "C07"]
+
+
+def test_a_key_given_twice_is_an_error_not_the_last_one_silently(settings, defs_folder):
+    # A second `suppress:` added at the bottom of the file replaced the first (the audience
+    # lost its do-not-contact list) and a second `consent:` switched e-mail to ads: YAML
+    # keeps the last value of a repeated key, and `segmint audience validate` said "valid".
+    folder = defs_folder(
+        dnc="kind: suppression\nname: dnc\nwhere: {rule_segment: complainer}\n",
+        recent="kind: suppression\nname: recent\nwhere: {feature: recency_days, lte: 3}\n",
+        a=(
+            "name: a\nconsent: email\nwhere:\n  feature: order_count\n  gte: 0\n"
+            "suppress: [dnc]\nholdout: {percent: 10}\nsuppress: [recent]\nconsent: ads\n"
+        ),
+        ok="name: ok\nconsent: ads\nwhere: {rule_segment: vip}\n",
+    )
+    problems = _problems(folder)
+    a = folder / "a.yml"
+    assert f"{a}:8: suppress: key given twice (first on line 6)" in " ".join(problems)
+    assert f"{a}:9: consent: key given twice (first on line 2)" in " ".join(problems)
+    result = build_audiences(settings, date(2026, 6, 30))
+    assert result.details["built"] == ["ok"]
+    assert any(f"{a}:8: suppress: key given twice" in w for w in result.warnings)

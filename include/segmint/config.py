@@ -15,11 +15,13 @@ from the environment.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import tomllib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from pathlib import Path
@@ -376,7 +378,7 @@ def _build_section(cls: type, values: dict[str, Any], path: Path, section: str) 
 
 def load_settings(
     config_file: str | os.PathLike | None = None,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Read the settings: defaults, then the TOML file, then ``SEGMINT_*`` variables."""
     env = os.environ if environ is None else environ
@@ -406,8 +408,26 @@ def load_settings(
             known = ", ".join([*_PATH_KEYS, *_SECTIONS])
             raise ConfigError(f"{path}: unknown key {key!r}; known: {known}")
 
+    _check_variable_names(env)
     for key in _PATH_KEYS:
         env_value = env.get(f"{ENV_PREFIX}{key.upper()}")
         if env_value:
             top[key] = Path(env_value)
     return Settings(**top)
+
+
+def _check_variable_names(env: Mapping[str, str]) -> None:
+    """Refuse a misspelt settings variable (``SEGMINT_WAREHOSUE``) while the one it means is
+    unset: the night would run on the default path, relative to the working directory,
+    against a new empty warehouse or landing zone. Other ``SEGMINT_*`` names are left alone
+    (the dbt profile and the benchmarks read a few)."""
+    meant = [f"{ENV_PREFIX}{key}" for key in ("CONFIG", *(k.upper() for k in _PATH_KEYS))]
+    for name in env:
+        if not name.upper().startswith("SEGMINT") or name in meant:
+            continue
+        close = difflib.get_close_matches(name.upper(), meant, n=1, cutoff=0.9)
+        if close and not env.get(close[0]):
+            raise ConfigError(
+                f"environment variable {name} is not one segmint reads: did you mean "
+                f"{close[0]}? (unset, so the default would be used)"
+            )

@@ -104,3 +104,17 @@ def test_a_lone_value_where_a_list_is_expected_is_a_list_of_one(tmp_path: Path) 
     assert settings.ingest.ignored_event_types == ["Video Played"]
     assert settings.ingest.field_aliases == {"events": {"customer_id": ["userId"]}}
     assert settings.propensity.horizon_days == 30
+
+
+def test_a_misspelt_settings_variable_is_refused_naming_the_one_meant() -> None:
+    """SEGMINT_WAREHOSUE used to be ignored: the night ran against a new empty warehouse at
+    the default path, relative to whatever folder the worker ran in."""
+    with pytest.raises(ConfigError, match=r"SEGMINT_WAREHOSUE .* did you mean SEGMINT_WAREHOUSE"):
+        load_settings(environ={"SEGMINT_WAREHOSUE": "/srv/segmint.duckdb"})
+    with pytest.raises(ConfigError, match="did you mean SEGMINT_LANDING"):
+        load_settings(environ={"SEGMINT_LANDNG": "/srv/landing"})
+    # The variable meant is set too, or the name is merely a longer one: left alone.
+    both = {"SEGMINT_WAREHOUSE": "/srv/w.duckdb", "SEGMINT_WAREHOSUE": "/srv/w.duckdb"}
+    assert load_settings(environ=both).warehouse == Path("/srv/w.duckdb")
+    other = {"SEGMINT_LANDING_BUCKET": "s3://x", "SEGMINT_DUCKDB_THREADS": "2"}
+    assert load_settings(environ=other).landing == Path("data/landing")

@@ -597,7 +597,18 @@ def load_definitions(folder: Path, strict: bool = True) -> Definitions:
     seen: dict[str, Path] = {}
     files = sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
     for file in files:
-        text = file.read_text(encoding="utf-8")
+        raw = file.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # A file saved as Windows-1252 ("Café" in a description) stopped the whole stage
+            # with a bare UnicodeDecodeError naming no file.
+            line = raw[: exc.start].count(b"\n") + 1
+            problems.append(
+                f"{file}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                "save the file as UTF-8"
+            )
+            continue
         sha = hashlib.sha256(text.encode()).hexdigest()
         try:
             data, lines, duplicates = _load_yaml_with_lines(text)

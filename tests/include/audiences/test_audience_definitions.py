@@ -243,3 +243,21 @@ def test_a_key_given_twice_is_an_error_not_the_last_one_silently(settings, defs_
     result = build_audiences(settings, date(2026, 6, 30))
     assert result.details["built"] == ["ok"]
     assert any(f"{a}:8: suppress: key given twice" in w for w in result.warnings)
+
+
+def test_a_file_not_in_utf8_is_named_and_does_not_stop_the_night(
+    settings, defs_folder, get_members
+):
+    # Saved as Windows-1252 by a Windows editor: "Café" is the byte 0xe9. Loading raised a
+    # bare UnicodeDecodeError naming no file, strict or not, so the nightly stage failed
+    # and no audience was built.
+    folder = defs_folder(ok="name: ok\nconsent: ads\nwhere: {rule_segment: vip}\n")
+    text = "name: cafe\nconsent: email\ndescription: Café regulars\nwhere: {rule_segment: vip}\n"
+    (folder / "cafe.yml").write_bytes(text.encode("cp1252"))
+    assert _problems(folder) == [
+        f"{folder / 'cafe.yml'}:3: not UTF-8 text (byte 0xe9); save the file as UTF-8"
+    ]
+    result = build_audiences(settings, date(2026, 6, 30))
+    assert result.details["built"] == ["ok"]
+    assert any("cafe.yml:3: not UTF-8 text" in w for w in result.warnings)
+    assert get_members(settings, "ok") == ["C01", "C07"]

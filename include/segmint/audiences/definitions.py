@@ -525,8 +525,10 @@ def _suppression(c: _Checker, data: dict, folder: Path) -> Suppression | None:
             if not ids_file.is_file():
                 c.fail("customer_ids_file", f"file {ids_file} does not exist")
             else:
-                columns = _csv_columns(ids_file)
-                if "customer_id" not in columns:
+                columns, unreadable = _csv_columns(ids_file)
+                if unreadable:
+                    c.fail("customer_ids_file", f"{ids_file} cannot be read: {unreadable}")
+                elif "customer_id" not in columns:
                     c.fail(
                         "customer_ids_file",
                         f"{ids_file} has no customer_id column; its first line must be a "
@@ -544,17 +546,25 @@ def _suppression(c: _Checker, data: dict, folder: Path) -> Suppression | None:
     )
 
 
-def _csv_columns(path: Path) -> list[str]:
+def _csv_columns(path: Path) -> tuple[list[str], str]:
     """The header of a CSV file as the builder's ``read_csv`` sees it (delimiter sniffed,
-    byte-order mark dropped): a list without ``customer_id`` would not suppress anyone."""
+    byte-order mark dropped), or why it cannot be read: a list without ``customer_id``
+    would not suppress anyone."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Excel's plain "CSV" is the Windows code page ("über" is the byte 0xfc).
+        line = raw[: exc.start].count(b"\n") + 1
+        return [], f"line {line} is not UTF-8 (byte 0x{raw[exc.start]:02x}); save it as CSV UTF-8"
     try:
         rows = duckdb.sql(
             f"describe select * from read_csv({sql_literal(str(path))}, header = true, "
             "all_varchar = true)"
         ).fetchall()
-    except duckdb.Error:
-        return []
-    return [r[0] for r in rows]
+    except duckdb.Error as exc:
+        return [], str(exc).splitlines()[0]
+    return [r[0] for r in rows], ""
 
 
 def _group(c: _Checker, data: dict) -> PriorityGroup | None:

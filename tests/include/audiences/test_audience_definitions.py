@@ -261,3 +261,17 @@ def test_a_file_not_in_utf8_is_named_and_does_not_stop_the_night(
     assert result.details["built"] == ["ok"]
     assert any("cafe.yml:3: not UTF-8 text" in w for w in result.warnings)
     assert get_members(settings, "ok") == ["C01", "C07"]
+
+
+def test_suppression_file_in_the_windows_code_page_is_named(settings, defs_folder):
+    # Excel's plain "CSV" is saved in the Windows code page ("über" is the byte 0xfc); the
+    # builder's read_csv then fails. The definition says so, with the line.
+    settings.audiences.mkdir(parents=True, exist_ok=True)
+    (settings.audiences / "dnc.csv").write_bytes(
+        "customer_id,reason\nC10,Beschwerde über Werbung\n".encode("cp1252")
+    )
+    folder = defs_folder(dnc="kind: suppression\nname: dnc\ncustomer_ids_file: dnc.csv\n")
+    assert _problems(folder) == [
+        f"{folder / 'dnc.yml'}:3: customer_ids_file: {folder / 'dnc.csv'} cannot be read: "
+        "line 2 is not UTF-8 (byte 0xfc); save it as CSV UTF-8"
+    ]

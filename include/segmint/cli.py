@@ -166,7 +166,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _apply_stage_flags(args, _settings(args))
     as_of = _resolve_as_of(args, settings)
-    stages = args.stages.split(",") if args.stages else list(STAGES)
+    stages = list(STAGES)
+    if args.stages is not None:  # "ingest, validate" is meant as two stages; "" as none
+        stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+        if not stages:
+            raise SegmintError(f"--stages names no stage; stages: {', '.join(STAGES)}")
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise SegmintError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
@@ -429,6 +433,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _lock_hint(args: argparse.Namespace, exc: BaseException) -> str:
+    """Who to blame when DuckDB could not lock the warehouse (the same hint the DAG's
+    failure message gives), or "" for any other error."""
+    from segmint.ops import lock_hint
+
+    try:
+        settings = _settings(args)
+    except Exception:  # the error being reported matters more than the hint
+        return ""
+    return lock_hint(exc, settings)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -449,6 +465,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one line for people; SEGMINT_DEBUG=1 for the traceback
         if os.environ.get("SEGMINT_DEBUG"):
             raise
+        hint = _lock_hint(args, exc)
+        if hint:  # not a bug: someone else has the working warehouse open
+            print(f"segmint {args.command}: error: {exc}{hint}", file=sys.stderr)
+            return 1
         print(
             f"segmint {args.command}: unexpected {type(exc).__name__}: {exc} "
             "(set SEGMINT_DEBUG=1 for the traceback)",

@@ -421,7 +421,8 @@ def run_stage_task(stage: str) -> dict[str, Any]:
     return payload
 
 
-def _hint(exc: BaseException | None, settings: Any) -> str:
+def lock_hint(exc: BaseException | None, settings: Any) -> str:
+    """What to do when ``exc`` says another process holds the warehouse (else "")."""
     if exc is not None and _is_lock_error(exc):
         return (
             f" Hint: another process holds the working warehouse {settings.warehouse} open; "
@@ -471,7 +472,7 @@ def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple
     message = (
         f"segmint: stage '{ti.task_id}' {status.replace('_', ' ')} for as_of={as_of} "
         f"(DAG run {ti.run_id}, {tries}); {next_step}. Error: {error.rstrip('.')}."
-        f"{_hint(exc, settings) if settings is not None else ''} Log: {where}.{published}"
+        f"{lock_hint(exc, settings) if settings is not None else ''} Log: {where}.{published}"
     )
     started = getattr(ti, "start_date", None)
     run = TaskRun(

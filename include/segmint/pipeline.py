@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from segmint.config import Settings
 from segmint.stages import SegmintError, StageResult
@@ -66,8 +67,29 @@ def check_as_of(as_of: date, *, origin: str = "", fix: str = "", today: date | N
         )
 
 
+def check_warehouse_path(warehouse: Path) -> None:
+    """Refuse a warehouse setting that cannot be a DuckDB file, before anything runs.
+
+    A folder given as the warehouse (``--warehouse warehouse/``) failed deep in the first
+    stage with DuckDB's "unexpected IOException: ... Is a directory", a file where a folder
+    of the path should be with a bare ``NotADirectoryError``; neither named the setting."""
+    fix = "pass --warehouse, or set SEGMINT_WAREHOUSE or warehouse in the settings file, to"
+    if warehouse.is_dir():
+        raise SegmintError(
+            f"the warehouse {warehouse} is a folder, not a DuckDB file: {fix} a file path "
+            f"such as {warehouse / 'segmint.duckdb'}"
+        )
+    blocking = next((p for p in warehouse.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise SegmintError(
+            f"the warehouse {warehouse} cannot be created: {blocking} is a file, not a folder; "
+            f"{fix} a file in a folder"
+        )
+
+
 def run_stage(name: str, settings: Settings, as_of: date) -> StageResult:
     check_as_of(as_of)
+    check_warehouse_path(settings.warehouse)
     log.info("stage %s starting for as_of=%s", name, as_of)
     result = stage_function(name)(settings, as_of)
     log.info("stage %s done: %s", name, result.summary)

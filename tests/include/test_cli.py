@@ -179,3 +179,66 @@ def test_check_as_of_bounds_and_the_stage_entry_point(tmp_path: Path) -> None:
     settings = Settings(warehouse=tmp_path / "w.duckdb", landing=tmp_path / "landing")
     with pytest.raises(SegmintError, match=r"is in the future.*give the date of the night"):
         run_stage("publish", settings, _today() + timedelta(days=2))
+
+
+def test_a_warehouse_that_cannot_be_a_file_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    """A folder as the warehouse used to fail inside the first stage with DuckDB's
+    "unexpected IOException: ... Is a directory"."""
+    landing = _landing_with(tmp_path, date(2026, 6, 30))
+    (tmp_path / "a-file").write_text("")
+    for warehouse, message in (
+        (tmp_path, f"the warehouse {tmp_path} is a folder, not a DuckDB file"),
+        (tmp_path / "a-file" / "w.duckdb", f"{tmp_path / 'a-file'} is a file, not a folder"),
+    ):
+        result = _cli("run", "--landing", landing, "--warehouse", warehouse)
+        assert result.returncode == 1
+        assert message in result.stderr
+        assert "--warehouse, or set SEGMINT_WAREHOUSE" in result.stderr
+
+
+def test_stages_are_trimmed_and_an_empty_list_is_refused(tmp_path: Path) -> None:
+    """`--stages ""` used to run every stage; `--stages "ingest, validate"` failed on the
+    stage " validate"."""
+    landing = _landing_with(tmp_path, date(2026, 6, 30))
+    warehouse = tmp_path / "wh" / "segmint.duckdb"
+    empty = _cli("run", "--landing", landing, "--warehouse", warehouse, "--stages", " , ")
+    assert empty.returncode == 1
+    assert "--stages names no stage" in empty.stderr
+    assert not warehouse.exists()
+    two = _cli(
+        "run", "--landing", landing, "--warehouse", warehouse, "--stages", "ingest, validate"
+    )
+    assert two.returncode == 0, two.stderr
+    assert [line.split()[0] for line in two.stdout.splitlines()[1:]] == ["ingest", "validate"]
+
+
+def test_a_warehouse_held_open_by_another_process_names_the_published_copy(
+    tmp_path: Path,
+) -> None:
+    """An analyst's notebook on the working file: the stage used to end with "unexpected
+    IOException" and a hint to set SEGMINT_DEBUG, as if segmint had a bug."""
+    landing = _landing_with(tmp_path, date(2026, 6, 30))
+    warehouse = tmp_path / "wh" / "segmint.duckdb"
+    assert _cli("ingest", "--landing", landing, "--warehouse", warehouse).returncode == 0
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1], read_only=True); "
+            "print('open', flush=True); time.sleep(120)",
+            str(warehouse),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        result = _cli("ingest", "--landing", landing, "--warehouse", warehouse)
+    finally:
+        reader.kill()
+        reader.wait()
+    assert result.returncode == 1
+    assert "unexpected" not in result.stderr
+    assert "Conflicting lock" in result.stderr
+    published = warehouse.parent / "published" / "segmint.duckdb"
+    assert f"open the published copy {published} (read-only)" in result.stderr

@@ -195,8 +195,8 @@ def discover(
         # A mistyped path must not look like a quiet night with nothing new.
         what = "is not a folder" if landing.exists() else "does not exist"
         raise InputError(
-            f"the landing zone {landing} {what}: set [paths] landing in the settings or pass "
-            "--landing with the folder holding events/ and crm/"
+            f"the landing zone {landing} {what}: pass --landing, or set SEGMINT_LANDING or "
+            "landing (top level) in the settings file, to the folder holding events/ and crm/"
         )
     candidates: list[tuple[str, Path, str, date, str]] = []
     # Top-level entries other than the sources (Events/, event/, a stray file) are reported:

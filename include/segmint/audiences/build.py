@@ -49,9 +49,10 @@ def build_audiences(settings: Settings, as_of: date) -> StageResult:
     if any(a.exports for a in defs.audiences.values()):
         from segmint.audiences.export import export_declared
 
-        paths = export_declared(settings, defs, as_of, skip=set(result.details["failed"]))
-        result.details["exports"] = [str(p) for p in paths]
-        result.summary += f", {len(paths)} export file(s)"
+        exports = export_declared(settings, defs, as_of, skip=set(result.details["failed"]))
+        result.details["exports"] = [str(e.path) for e in exports]
+        result.summary += f", {len(exports)} export file(s)"
+        result.warnings.extend(e.warning for e in exports if e.warning)
     return result
 
 

@@ -90,11 +90,24 @@ class ExportResult:
     path: Path
     baseline_as_of: date | None = None
 
+    @property
+    def warning(self) -> str | None:
+        # The platforms refuse a file without rows, so an empty audience (everyone left or
+        # withdrew consent) cannot replace the list: its old members would stay targeted.
+        if self.rows or self.format not in AD_PLATFORM_FORMATS:
+            return None
+        return (
+            f"{self.audience} {self.format} has no rows: an upload without rows is refused, "
+            "so it cannot replace the platform's list; remove the list's members (or the "
+            "list from its campaigns) on the platform, or its old members stay targeted"
+        )
+
     def line(self) -> str:
         base = f" (changes since {self.baseline_as_of})" if self.baseline_as_of else ""
+        warning = f"\n  warning: {self.warning}" if self.warning else ""
         return (
             f"exported {self.audience} {self.format} as of {self.as_of}: {self.rows} row(s)"
-            f"{base} -> {self.path} sha256={self.sha256[:12]}"
+            f"{base} -> {self.path} sha256={self.sha256[:12]}{warning}"
         )
 
 
@@ -138,10 +151,10 @@ def suppression_files(defs: Definitions | None, audience: str) -> list[Path]:
 
 def export_declared(
     settings: Settings, defs: Definitions, as_of: date, skip: set[str]
-) -> list[Path]:
+) -> list[ExportResult]:
     """Write the exports each definition declares under ``output/<as_of>/audiences/``."""
     folder = settings.run_output_dir(as_of) / "audiences"
-    paths = []
+    results = []
     con = connect(settings.warehouse)
     try:
         for aud in defs.audiences.values():
@@ -150,11 +163,10 @@ def export_declared(
             for fmt in aud.exports:
                 out = folder / f"{aud.name}{FILE_SUFFIX[fmt]}"
                 files = suppression_files(defs, aud.name)
-                result = export_with_connection(con, aud.name, fmt, out, as_of, None, files)
-                paths.append(result.path)
+                results.append(export_with_connection(con, aud.name, fmt, out, as_of, None, files))
     finally:
         con.close()
-    return paths
+    return results
 
 
 def _snapshot(

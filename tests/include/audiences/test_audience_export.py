@@ -403,3 +403,27 @@ def test_suppression_file_is_read_again_at_export(settings, defs_folder, tmp_pat
     assert main(["audience", "export", "vip", *wh, "--format", "csv", "--out", str(out)]) != 0
     assert "not exported: suppression list(s) dnc of audience 'vip'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_empty_platform_file_is_a_warning(settings, defs_folder, tmp_path, capsys):
+    # Everyone left the audience or withdrew ads consent: the file has only its header,
+    # which Google and Meta refuse, so the list on the platform is not replaced and its old
+    # members stay targeted. The export said "0 row(s)" and nothing else.
+    defs_folder(
+        a="name: a\nconsent: ads\nwhere: {feature: order_count, gt: 1000}\n"
+        "exports: [google_customer_match, meta_custom_audience, diff]\n"
+    )
+    result = build_audiences(settings, AS_OF)
+    empty = [w for w in result.warnings if "has no rows" in w]
+    assert [w.split(" has")[0] for w in empty] == [
+        "a google_customer_match",
+        "a meta_custom_audience",
+    ]
+    assert "stay targeted" in empty[0]
+    wh = ["--warehouse", str(settings.warehouse), "--audiences", str(settings.audiences)]
+    out = tmp_path / "g.csv"
+    args = ["audience", "export", "a", *wh, "--format", "google_customer_match", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "0 row(s)" in printed and "  warning: a google_customer_match has no rows" in printed
+    assert out.read_text() == "Email,Phone,First Name,Last Name,Country,Zip\n"

@@ -2,10 +2,13 @@
 
 Rules, from the platforms' published guides (checked 2026-11):
 
-Google Ads Customer Match (support.google.com/google-ads/answer/7659867, 7475964; Google
-Ads API "Customer Match" guide)
-    e-mail: remove whitespace, lower-case, SHA-256 (hex). Removing dots in gmail.com /
-    googlemail.com addresses is *not* required any more, so it is not done.
+Google Ads Customer Match (support.google.com/google-ads/answer/7659867, 7475964; Data
+Manager API "Format user data", developers.google.com/data-manager/api/devguides/concepts/
+formatting, checked 2026-12)
+    e-mail: remove whitespace, lower-case; for gmail.com and googlemail.com only, remove the
+    dots before the ``@`` and a ``+`` with everything after it
+    (``cloudy.sanfrancisco+shopping@gmail.com`` is ``cloudysanfrancisco@gmail.com``); other
+    domains keep them. Then SHA-256 (hex).
     phone: E.164 (``+`` country code and number, digits only), then SHA-256.
     first/last name: trim, lower-case, SHA-256. Country (ISO-2) and Zip are sent unhashed.
 Meta custom audiences (developers.facebook.com/docs/marketing-api/audiences/guides/
@@ -128,7 +131,14 @@ def hashed(expr: str) -> str:
 
 def google_email_sql(email: str) -> str:
     cleaned = f"nfc_normalize(lower(regexp_replace({email}, '\\s', '', 'g')))"
-    return f"(case when contains({email}, '@') then {cleaned} end)"
+    # Gmail ignores dots and "+tag" in the local part: Google matches the canonical form.
+    untagged = f"regexp_replace(split_part({cleaned}, '@', 1), '\\+.*$', '')"
+    local = f"regexp_replace({untagged}, '\\.', '', 'g')"
+    canonical = f"""(case
+        when regexp_matches({cleaned}, '^[^@]+@(gmail|googlemail)\\.com$')
+        then nullif({local}, '') || '@' || split_part({cleaned}, '@', 2)
+        else {cleaned} end)"""
+    return f"(case when contains({email}, '@') then {canonical} end)"
 
 
 def google_name_sql(name: str) -> str:

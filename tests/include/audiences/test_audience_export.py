@@ -427,3 +427,17 @@ def test_an_empty_platform_file_is_a_warning(settings, defs_folder, tmp_path, ca
     printed = capsys.readouterr().out
     assert "0 row(s)" in printed and "  warning: a google_customer_match has no rows" in printed
     assert out.read_text() == "Email,Phone,First Name,Last Name,Country,Zip\n"
+
+
+def test_google_file_hashes_the_canonical_gmail_address(built, tmp_path):
+    # Google matches a Gmail address without its dots and "+tag"; the file hashed them as
+    # written, so "grace.brown+shop@gmail.com" matched no Google account. Meta: as written.
+    con = connect(built.warehouse)
+    con.execute(
+        "update marts.customers set email = 'Grace.Brown+shop@gmail.com' where customer_id = 'C07'"
+    )
+    con.close()
+    export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
+    export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
+    assert _sha("gracebrown@gmail.com") in {r["Email"] for r in _rows(tmp_path / "g.csv")}
+    assert _sha("grace.brown+shop@gmail.com") in {r["email"] for r in _rows(tmp_path / "m.csv")}

@@ -53,9 +53,28 @@ def test_published_phone_vector_digits_with_country_code():
     assert _eval(hashed(meta_phone_sql("p", "c")), p="093 828222", c="AM") == published
 
 
-def test_gmail_dots_are_kept_as_google_no_longer_requires_removing_them():
-    assert _eval(google_email_sql("e"), e=" Jane.Doe@GMail.com") == "jane.doe@gmail.com"
-    assert _eval(google_email_sql("e"), e="not-an-email") is None
+@pytest.mark.parametrize(
+    ("email", "google", "meta"),
+    [
+        # Google's Data Manager API guide: for gmail.com and googlemail.com, remove the dots
+        # before @ and a "+" with what follows; other domains keep both. Meta says nothing
+        # of the kind: its e-mail is only trimmed and lower-cased.
+        (
+            "cloudy.sanfrancisco+shopping@gmail.com",
+            "cloudysanfrancisco@gmail.com",
+            "cloudy.sanfrancisco+shopping@gmail.com",
+        ),
+        (" Jane.Doe@GMail.com", "janedoe@gmail.com", "jane.doe@gmail.com"),
+        ("a.b+c@googlemail.com", "ab@googlemail.com", "a.b+c@googlemail.com"),
+        ("User.Name+NYC@Example.com", "user.name+nyc@example.com", "user.name+nyc@example.com"),
+        ("a.b@gmail.com.example.org", "a.b@gmail.com.example.org", "a.b@gmail.com.example.org"),
+        ("+tag@gmail.com", None, "+tag@gmail.com"),  # nothing left before @: not hashed
+        ("not-an-email", None, None),
+    ],
+)
+def test_google_canonical_gmail_address_meta_as_written(email, google, meta):
+    assert _eval(google_email_sql("e"), e=email) == google
+    assert _eval(meta_email_sql("e"), e=email) == meta
 
 
 @pytest.mark.parametrize(

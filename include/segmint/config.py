@@ -324,9 +324,10 @@ _SECTIONS = {
 _PATH_KEYS = ("warehouse", "landing", "output", "audiences")
 
 
-def _typed(value: Any, hint: Any, where: str) -> Any:
+def _typed(value: Any, hint: Any, where: str, base: Path) -> Any:
     """``value`` read from the TOML file as the type its setting declares, or a
-    :class:`ConfigError` naming the file, the key and what was expected.
+    :class:`ConfigError` naming the file, the key and what was expected. A relative path is
+    relative to ``base``, the config file's folder (see :func:`load_settings`).
 
     Without this a value of the wrong type went through and failed late, mid-night, as an
     unexpected ``TypeError`` naming no setting (``fixed_k = "6"`` in the segment stage, a
@@ -334,14 +335,14 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
     where a list is expected read as its letters)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):  # `int | None`: TOML has no null
-        return _typed(value, next(a for a in args if a is not type(None)), where)
+        return _typed(value, next(a for a in args if a is not type(None)), where, base)
     if origin in (list, tuple):
         items = value if isinstance(value, list) else [value]  # "food" means ["food"]
-        return origin(_typed(v, args[0], f"{where}[{i}]") for i, v in enumerate(items))
+        return origin(_typed(v, args[0], f"{where}[{i}]", base) for i, v in enumerate(items))
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table, got {value!r}")
-        return {str(k): _typed(v, args[1], f"{where}.{k}") for k, v in value.items()}
+        return {str(k): _typed(v, args[1], f"{where}.{k}", base) for k, v in value.items()}
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true/false, got {value!r}")
@@ -356,7 +357,7 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, str):
             what = "a path (a quoted string)" if hint is Path else "a quoted string"
             raise ConfigError(f"{where}: expected {what}, got {value!r}")
-        return hint(value)
+        return base / Path(value).expanduser() if hint is Path else value
     return value
 
 
@@ -369,7 +370,8 @@ def _build_section(cls: type, values: dict[str, Any], path: Path, section: str) 
             f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}"
         )
     hints = typing.get_type_hints(cls)
-    kwargs = {key: _typed(value, hints[key], f"{where}.{key}") for key, value in values.items()}
+    base = path.absolute().parent
+    kwargs = {k: _typed(v, hints[k], f"{where}.{k}", base) for k, v in values.items()}
     try:
         return cls(**kwargs)
     except ConfigError as exc:  # a range or consistency check of the section
@@ -380,7 +382,14 @@ def load_settings(
     config_file: str | os.PathLike | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Read the settings: defaults, then the TOML file, then ``SEGMINT_*`` variables."""
+    """Read the settings: defaults, then the TOML file, then ``SEGMINT_*`` variables.
+
+    A relative path in the file is relative to the file's folder, not to the working
+    directory: an Airflow worker runs in whatever folder its scheduler was started in, so
+    ``warehouse = "warehouse/segmint.duckdb"`` in ``$SEGMINT_CONFIG`` named a different,
+    new warehouse there than for ``segmint run`` in the config's folder. (Relative paths in
+    ``SEGMINT_*`` variables and flags stay relative to the working directory, as any
+    command's arguments; ``segmint.airflow_env`` makes the variables absolute.)"""
     env = os.environ if environ is None else environ
     path = config_file or env.get(f"{ENV_PREFIX}CONFIG")
     data: dict[str, Any] = {}
@@ -403,7 +412,7 @@ def load_settings(
                 raise ConfigError(f"{path}: [{key}] must be a table")
             top[key] = _build_section(_SECTIONS[key], value, Path(path), key)
         elif key in _PATH_KEYS:
-            top[key] = _typed(value, Path, f"{path}: {key}")
+            top[key] = _typed(value, Path, f"{path}: {key}", Path(path).absolute().parent)
         else:
             known = ", ".join([*_PATH_KEYS, *_SECTIONS])
             raise ConfigError(f"{path}: unknown key {key!r}; known: {known}")

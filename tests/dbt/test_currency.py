@@ -265,5 +265,5 @@ def test_rates_settings_come_from_the_config_file(tmp_path: Path) -> None:
     config.write_text('[transform]\nreporting_currency = "gbp"\ncurrency_rates = "fx.csv"\n')
     settings = load_settings(config)
     assert settings.transform == dataclasses.replace(
-        TransformSettings(), reporting_currency="GBP", currency_rates=Path("fx.csv")
+        TransformSettings(), reporting_currency="GBP", currency_rates=tmp_path / "fx.csv"
     )

@@ -23,7 +23,7 @@ def test_file_then_env_then_flags_override(tmp_path: Path) -> None:
         "[segmentation]\nfixed_k = 5\n"
     )
     settings = load_settings(config, environ={"SEGMINT_LANDING": "env_landing"})
-    assert settings.warehouse == Path("from_file.duckdb")
+    assert settings.warehouse == tmp_path / "from_file.duckdb"  # beside the file
     assert settings.landing == Path("env_landing")
     assert settings.ingest.max_quarantine_share == 0.1
     assert settings.segmentation.fixed_k == 5
@@ -37,8 +37,8 @@ def test_config_file_from_env_variable(tmp_path: Path) -> None:
     config = tmp_path / "other.toml"
     config.write_text('output = "elsewhere"\n')
     settings = load_settings(environ={"SEGMINT_CONFIG": str(config)})
-    assert settings.output == Path("elsewhere")
-    assert settings.run_output_dir(date(2026, 1, 2)) == Path("elsewhere/2026-01-02")
+    assert settings.output == tmp_path / "elsewhere"
+    assert settings.run_output_dir(date(2026, 1, 2)) == tmp_path / "elsewhere/2026-01-02"
 
 
 @pytest.mark.parametrize(
@@ -118,3 +118,27 @@ def test_a_misspelt_settings_variable_is_refused_naming_the_one_meant() -> None:
     assert load_settings(environ=both).warehouse == Path("/srv/w.duckdb")
     other = {"SEGMINT_LANDING_BUCKET": "s3://x", "SEGMINT_DUCKDB_THREADS": "2"}
     assert load_settings(environ=other).landing == Path("data/landing")
+
+
+def test_relative_paths_in_the_file_are_relative_to_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They used to be relative to the working directory: an Airflow worker started in
+    another folder than `segmint run` read the same $SEGMINT_CONFIG as another, new
+    warehouse and an empty landing zone."""
+    folder = tmp_path / "srv"
+    folder.mkdir()
+    config = folder / "segmint.toml"
+    config.write_text(
+        'warehouse = "wh/segmint.duckdb"\nlanding = "/data/landing"\noutput = "~/out"\n'
+        '[transform]\ncurrency_rates = "fx/rates.csv"\n'
+    )
+    elsewhere = tmp_path / "worker"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    settings = load_settings(config, environ={"SEGMINT_AUDIENCES": "aud"})
+    assert settings.warehouse == folder / "wh" / "segmint.duckdb"
+    assert settings.landing == Path("/data/landing")
+    assert settings.output == Path.home() / "out"
+    assert settings.transform.currency_rates == folder / "fx" / "rates.csv"
+    assert settings.audiences == Path("aud"), "variables stay relative to the working folder"

@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 
 from segmint.ops import WAREHOUSE_POOL
@@ -141,6 +142,25 @@ def backfill_command(from_date: str, to_date: str) -> list[str]:
     ]
 
 
+def check_nights(*days: str) -> None:
+    """Refuse dates of ``make backfill``/``dags-test`` that are no nights, before Airflow
+    is asked: a reversed range failed with a 20-line traceback of Airflow's, ``2026/06/01``
+    was taken, and a date from the future created runs that fail one by one."""
+    from segmint.pipeline import check_as_of
+    from segmint.stages import SegmintError
+
+    try:
+        nights = [date.fromisoformat(day) for day in days]
+        for night in nights:
+            check_as_of(night, fix="check the date for a typo (YYYY-MM-DD)")
+    except ValueError:
+        raise SystemExit(f"not dates (YYYY-MM-DD): {' '.join(days)}") from None
+    except SegmintError as exc:
+        raise SystemExit(str(exc)) from None
+    if nights != sorted(nights):
+        raise SystemExit(f"the first night {days[0]} is after the last {days[-1]}")
+
+
 def standalone(env: Mapping[str, str]) -> int:
     """``airflow standalone`` on 127.0.0.1 with the DAG loaded; returns its exit code."""
     env = dict(env)
@@ -185,11 +205,13 @@ def main(argv: list[str] | None = None) -> int:
         ensure_ready(env)
         return 0
     if args.command == "dags-test":
+        check_nights(args.as_of)
         ensure_ready(env)
         return subprocess.call(dags_test_command(args.as_of), env=env)
     if args.command == "standalone":
         return standalone(env)
     if args.command == "backfill":
+        check_nights(args.from_date, args.to_date)
         ensure_ready(env)
         code = subprocess.call(backfill_command(args.from_date, args.to_date), env=env)
         if code == 0:

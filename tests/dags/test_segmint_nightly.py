@@ -6,6 +6,7 @@ Parse time is printed (and measured properly by bench/bench_airflow.py), never a
 from __future__ import annotations
 
 import itertools
+import os
 import sqlite3
 import subprocess
 import sys
@@ -132,3 +133,28 @@ def test_backfill_maps_logical_dates_to_as_of_dates(ready_airflow: dict[str, str
         "2026-05-02 00:00:00+00:00",
         "2026-05-03 00:00:00+00:00",
     ]
+
+
+@pytest.mark.parametrize(
+    ("nights", "message"),
+    [
+        (["2026-06-30", "2026-06-01"], "the first night 2026-06-30 is after the last 2026-06-01"),
+        (["2026/06/01", "2026-06-30"], "not dates (YYYY-MM-DD): 2026/06/01 2026-06-30"),
+        (["2026-06-01", "2999-06-30"], "as-of date 2999-06-30 is in the future"),
+    ],
+)
+def test_make_backfill_refuses_dates_that_are_no_nights(
+    nights: list[str], message: str, tmp_path: Path
+) -> None:
+    """Checked before Airflow is asked (no AIRFLOW_HOME is created): a reversed range used
+    to end in Airflow's 20-line traceback, 2026/06/01 was taken as a date."""
+    home = tmp_path / "airflow"
+    proc = subprocess.run(
+        [sys.executable, "-m", "segmint.airflow_env", "backfill", *nights],
+        env={**os.environ, "AIRFLOW_HOME": str(home)},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    assert message in proc.stderr
+    assert not home.exists()

@@ -21,7 +21,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from segmint.config import Settings, load_settings
+from segmint.config import ConfigError, Settings, load_settings
 
 # segmint.ops logs "segmint: stage ..." lines; Airflow adds a timestamp, level and logger.
 PROGRESS = re.compile(r"(segmint: stage .*?)\s+\[segmint\.ops\]")
@@ -237,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from segmint.airflow_env import airflow_environ, ensure_ready
 
-    settings = load_settings()
+    try:  # `make run` with a broken segmint.toml: one line, not a traceback
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"make run: error: {exc}", file=sys.stderr)
+        return 2
     env = airflow_environ()
     if not args.no_run:
         home = ensure_ready(env)

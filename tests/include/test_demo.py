@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -76,3 +79,19 @@ def test_summary_of_a_full_night(tmp_path: Path) -> None:
     assert str(report.resolve()) in text
     assert str(docs.resolve()) in text
     assert "audience exports     (not produced yet)" in text
+
+
+def test_a_broken_config_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "segmint.toml"
+    config.write_text("[ingest]\nmax_quarantine_shar = 0.1\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "segmint.demo", "--as-of", "2026-06-30", "--no-run"],
+        env={**os.environ, "SEGMINT_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"make run: error: {config} [ingest]: unknown key(s) max_quarantine_shar; known: "
+        + proc.stderr.split("; known: ", 1)[1].strip()
+    ]

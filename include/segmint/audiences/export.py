@@ -63,6 +63,7 @@ from segmint.audiences.normalise import (
     meta_name_sql,
     meta_phone_sql,
     meta_zip_sql,
+    us_zip_sql,
 )
 from segmint.audiences.tables import ensure_audience_tables
 from segmint.config import Settings
@@ -369,7 +370,7 @@ def _format_query(
     if fmt == "google_customer_match":
         # Country and Zip are sent in clear: an ISO-2 code, and no zip a spreadsheet would
         # take for a formula (no real postal code starts with one of those characters).
-        zip_clear = f"nullif(trim({postal}), '')"
+        zip_clear = f"nullif({us_zip_sql(postal, country)}, '')"
         query = f"""with normalised as materialized (
             select
                 l.customer_id,

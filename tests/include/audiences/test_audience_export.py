@@ -441,3 +441,15 @@ def test_google_file_hashes_the_canonical_gmail_address(built, tmp_path):
     export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
     assert _sha("gracebrown@gmail.com") in {r["Email"] for r in _rows(tmp_path / "g.csv")}
     assert _sha("grace.brown+shop@gmail.com") in {r["email"] for r in _rows(tmp_path / "m.csv")}
+
+
+def test_platform_files_restore_a_us_zip_codes_leading_zero(built, tmp_path):
+    # C01 lives in Boston, ZIP 02118-1234, stored as "2118-1234" after a spreadsheet.
+    con = connect(built.warehouse)
+    con.execute("update marts.customers set postal_code = '2118-1234' where customer_id = 'C01'")
+    con.close()
+    export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
+    export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
+    anna = _sha("anna.smith@example.com")
+    assert {r["Email"]: r["Zip"] for r in _rows(tmp_path / "g.csv")}[anna] == "02118-1234"
+    assert {r["email"]: r["zip"] for r in _rows(tmp_path / "m.csv")}[anna] == _sha("02118")

@@ -18,6 +18,7 @@ from segmint.audiences.normalise import (
     meta_name_sql,
     meta_phone_sql,
     meta_zip_sql,
+    us_zip_sql,
 )
 
 
@@ -181,6 +182,24 @@ def test_meta_name_zip_country_rules():
     assert _eval(meta_zip_sql("z", "c"), z="SW1A 1AA", c="GB") == "sw1a1aa"
     assert _eval(meta_country_sql("c"), c=" US ") == "us"
     assert _eval(meta_country_sql("c"), c="USA") is None
+
+
+@pytest.mark.parametrize(
+    ("zip_code", "country", "clear", "meta"),
+    [
+        # A spreadsheet drops a US ZIP code's leading zeros (Boston 02118 becomes 2118); Meta
+        # then hashed "2118" and took "21181" of "2118-1234": someone else's ZIP code.
+        ("2118", "US", "02118", "02118"),
+        ("2118-1234", "US", "02118-1234", "02118"),
+        ("501", "US", "00501", "00501"),  # Holtsville, NY
+        ("94303-5300", "US", "94303-5300", "94303"),
+        ("1010", "AT", "1010", "1010"),  # four digits is a whole Austrian postal code
+        ("SW1A 1AA", "GB", "SW1A 1AA", "sw1a1aa"),
+    ],
+)
+def test_us_zip_codes_get_their_leading_zeros_back(zip_code, country, clear, meta):
+    assert _eval(us_zip_sql("z", "c"), z=zip_code, c=country) == clear
+    assert _eval(meta_zip_sql("z", "c"), z=zip_code, c=country) == meta
 
 
 def _nfd(text: str) -> str:

@@ -339,6 +339,10 @@ def run_dbt(
     """Run dbt in a child process for this warehouse, as-of date and snapshot dates."""
     command = dbt_command(settings, select, verb, full_refresh)
     log.info("transform: %s", " ".join(command))
+    # dbt writes run_results.json only once it runs nodes: a dbt that stops before (a bad
+    # profile setting, a parse error, a held lock) left the previous run's file, whose
+    # failures were then reported as tonight's. No file now means "no node ran".
+    (dbt_dirs(settings)[0] / "run_results.json").unlink(missing_ok=True)
     env = dbt_env(settings.warehouse.resolve(), as_of, dates, settings.transform.reporting_currency)
     return subprocess.run(
         command,
@@ -474,7 +478,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         if rebuilt:
             first = _failed_results(run_results)
             completed, problems = _full_refresh_schema_changes(settings, as_of, dates, rebuilt)
-            rerun = _result_ids(run_results)
+            rerun = _result_ids(run_results) if run_results.is_file() else set()
             # Failures of the first run the full refresh did not run again still stand.
             problems += [
                 _failure_line(r)
@@ -494,7 +498,9 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         raise SegmintError(
             f"dbt build failed for as-of {as_of} ({len(problems)} problem(s)):\n  "
             + "\n  ".join(problems)
-            + f"\nrun results: {run_results}\ndbt log: {log_path / 'dbt.log'}"
+            + f"\nrun results: {run_results}"
+            + ("" if run_results.is_file() else " (not written: dbt stopped before any node ran)")
+            + f"\ndbt log: {log_path / 'dbt.log'}"
         )
     figures = _mart_figures(warehouse, as_of)
     summary = (

@@ -244,3 +244,38 @@ def test_dbt_dies_with_a_killed_stage_and_the_rerun_succeeds(tmp_path: Path) -> 
     rerun = subprocess.run([*segmint, *args], capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert "1 customers with features as of 2026-06-30" in rerun.stdout
+
+
+def test_a_dbt_that_stops_before_any_node_does_not_report_the_previous_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dbt writes run_results.json only once nodes run. A dbt stopped by a bad profile
+    setting left the previous night's file in place, and its failures were reported as
+    tonight's, under tonight's date."""
+    warehouse = tmp_path / "segmint.duckdb"
+    con = connect(warehouse)
+    ensure_raw_tables(con)
+    con.close()
+    settings = Settings(warehouse=warehouse)
+    stale = dbt_dirs(settings)[0] / "run_results.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text(
+        json.dumps(
+            {
+                "results": [
+                    {
+                        "unique_id": "test.segmint.unique_orders_order_id.abc123",
+                        "status": "fail",
+                        "message": "Got 2 results, configured to fail if != 0",
+                    }
+                ]
+            }
+        )
+    )
+    monkeypatch.setenv("SEGMINT_DUCKDB_MEMORY_LIMIT", "lots")  # read by profiles.yml
+    with pytest.raises(SegmintError) as caught:
+        run_transform(settings, date(2026, 6, 30))
+    message = str(caught.value)
+    assert "unique_orders_order_id" not in message
+    assert "Memory must have a number" in message
+    assert "(not written: dbt stopped before any node ran)" in message

@@ -24,7 +24,7 @@ from pathlib import Path
 from segmint.config import ConfigError, Settings, load_settings
 
 # segmint.ops logs "segmint: stage ..." lines; Airflow adds a timestamp, level and logger.
-PROGRESS = re.compile(r"(segmint: stage .*?)\s+\[segmint\.ops\]")
+PROGRESS = re.compile(r"(segmint: (?:stage|run) .*?)\s+\[segmint\.ops\]")
 
 
 def _table_exists(con, qualified: str) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -307,6 +308,15 @@ def earlier_night_in_flight(ti: Any) -> str | None:
     return previous.run_id if str(state) in _UNFINISHED else None
 
 
+def under_dags_test() -> bool:
+    """Whether this task runs inside ``airflow dags test`` (``make run``), which runs one
+    DAG run's tasks in its own process and nothing else: an earlier night left queued or
+    running there (a killed ``dags test``, a backfill with no scheduler) never finishes, and
+    waiting for it hung the night for good, rescheduling every 20 s, printing nothing to
+    ``make run``."""
+    return sys.argv[1:3] == ["dags", "test"]
+
+
 LANDING_POLL = timedelta(minutes=5)
 
 
@@ -361,6 +371,14 @@ def run_stage_task(stage: str) -> dict[str, Any]:
     ti = context["ti"]
     if stage == next(iter(STAGES)):
         blocker = earlier_night_in_flight(ti)
+        if blocker is not None and under_dags_test():
+            raise AirflowFailException(
+                f"the earlier night {blocker} of this DAG is still queued or running, and "
+                "under `airflow dags test` (make run) no scheduler will finish it: it is a "
+                "backfill never run or a night whose `airflow dags test` was killed. Mark it "
+                "failed (or success) in the UI (make airflow), or start the project-local "
+                "Airflow afresh (rm -rf .airflow), then rerun"
+            )
         if blocker is not None:
             log.info(
                 "segmint: run %s waits for the earlier night %s to finish (nights run oldest "

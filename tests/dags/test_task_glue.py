@@ -221,3 +221,81 @@ def test_a_broken_config_fails_the_first_task_at_once(
     assert "try 1 of 3); not retried" in output
     assert f"ConfigError: {config} [ingest]: unknown key(s) max_quarantine_shar" in output
     assert "up for retry" not in output
+
+
+KILLED_STAGES = textwrap.dedent(
+    """
+    import os
+    import signal
+    from datetime import date
+
+    from segmint.stages import StageResult
+
+    def first(settings, as_of):
+        if as_of == date(2026, 6, 29):
+            os.kill(os.getpid(), signal.SIGKILL)  # kill -9 of `airflow dags test` mid-night
+        return StageResult("ingest", summary=f"ran for {as_of}")
+    """
+)
+
+KILLED_DAG = textwrap.dedent(
+    """
+    from datetime import datetime
+
+    from airflow.sdk import dag, task
+    import segmint.pipeline
+    from segmint.ops import on_task_failure
+
+    segmint.pipeline.STAGES["ingest"] = "killed_stages:first"
+
+
+    @task
+    def run_stage(stage: str) -> dict:
+        from segmint.ops import run_stage_task
+
+        return run_stage_task(stage)
+
+
+    @dag(
+        dag_id="segmint_killed",
+        schedule="@daily",
+        start_date=datetime(2026, 1, 1),
+        default_args={"retries": 2, "on_failure_callback": on_task_failure},
+    )
+    def segmint_killed():
+        run_stage.override(task_id="ingest")("ingest")
+
+
+    segmint_killed()
+    """
+)
+
+
+def test_a_night_after_a_killed_dags_test_fails_at_once_instead_of_waiting_forever(
+    ready_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    """`airflow dags test` killed mid-night leaves its run 'running', and no scheduler will
+    ever finish it. The next night's first task waited for it, rescheduling every 20 s
+    forever (measured: 10 minutes, then killed), while `make run` printed nothing."""
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "killed_stages.py").write_text(KILLED_STAGES)
+    (dags / "killed_dag.py").write_text(KILLED_DAG)
+    env = {
+        **ready_airflow,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse" / "segmint.duckdb"),
+        "PYTHONPATH": str(dags),
+    }
+    command = [airflow_bin(), "dags", "test", "segmint_killed"]
+    killed = subprocess.run([*command, "2026-06-29"], env=env, capture_output=True, timeout=600)
+    assert killed.returncode == -9
+    proc = subprocess.run(
+        [*command, "2026-06-30"], env=env, capture_output=True, text=True, timeout=120
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "is still queued or running, and under `airflow dags test`" in output
+    assert "segmint: stage 'ingest' failed for as_of=2026-06-30" in output
+    assert "try 1 of 3); not retried" in output
+    assert "waits for the earlier night" not in output

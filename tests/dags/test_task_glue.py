@@ -86,25 +86,30 @@ DAG_FILE = textwrap.dedent(
 @pytest.fixture(scope="module")
 def glue_run(ready_airflow: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("glue")
+    warehouse = root / "warehouse" / "segmint.duckdb"
+    return _glue_dags_test(ready_airflow, root, {"SEGMINT_WAREHOUSE": str(warehouse)}), warehouse
+
+
+def _glue_dags_test(
+    ready_airflow: dict[str, str], root: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`airflow dags test` of the glue DAG for 2026-06-30, its files written under root."""
     dags = root / "dags"
     dags.mkdir()
     (dags / "glue_stages.py").write_text(STAGES_MODULE)
     (dags / "glue_dag.py").write_text(DAG_FILE)
-    warehouse = root / "warehouse" / "segmint.duckdb"
-    env = {
-        **ready_airflow,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "SEGMINT_WAREHOUSE": str(warehouse),
-        "PYTHONPATH": str(dags),
-    }
-    proc = subprocess.run(
+    return subprocess.run(
         [airflow_bin(), "dags", "test", "segmint_glue", "2026-06-30"],
-        env=env,
+        env={
+            **ready_airflow,
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "PYTHONPATH": str(dags),
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=600,
     )
-    return proc, warehouse
 
 
 def pipeline_runs(warehouse: Path) -> dict[str, tuple]:
@@ -195,26 +200,13 @@ def test_a_broken_config_fails_the_first_task_at_once(
     """A misspelt key in the config file fails the night at its first task, naming the file
     and the key, and is not retried: every retry would read the same file (with the real
     DAG's back-off, `make run` sat 6 minutes before saying so)."""
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "glue_stages.py").write_text(STAGES_MODULE)
-    (dags / "glue_dag.py").write_text(DAG_FILE)
     config = tmp_path / "segmint.toml"
     config.write_text("[ingest]\nmax_quarantine_shar = 0.1\n")
     env = {
-        **ready_airflow,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse" / "segmint.duckdb"),
         "SEGMINT_CONFIG": str(config),
-        "PYTHONPATH": str(dags),
     }
-    proc = subprocess.run(
-        [airflow_bin(), "dags", "test", "segmint_glue", "2026-06-30"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = _glue_dags_test(ready_airflow, tmp_path, env)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "segmint: stage 'fine' failed for as_of=2026-06-30" in output

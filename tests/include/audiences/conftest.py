@@ -169,6 +169,20 @@ def defs_folder(settings: Settings):
 
 
 @pytest.fixture
+def scalar():
+    """The one value a query of the warehouse returns."""
+
+    def query(settings: Settings, sql: str, params: list | None = None):
+        con = connect(settings.warehouse, read_only=True)
+        try:
+            return con.execute(sql, params or []).fetchone()[0]
+        finally:
+            con.close()
+
+    return query
+
+
+@pytest.fixture
 def get_members():
     return members
 

@@ -287,7 +287,7 @@ def test_defined_names_without_rows_tonight_are_not_unknown(settings, defs_folde
 
 
 def test_suppression_file_ids_are_matched_trimmed_whatever_the_spreadsheet_wrote(
-    settings, defs_folder, get_members
+    settings, defs_folder, get_members, scalar
 ):
     # Customer service keeps the list in Excel: byte-order mark, CRLF, ids with spaces
     # around them, a semicolon as separator. " C07" and "C01 " suppressed nobody.
@@ -301,9 +301,4 @@ def test_suppression_file_ids_are_matched_trimmed_whatever_the_spreadsheet_wrote
     )
     build_audiences(settings, AS_OF)
     assert get_members(settings, "vip") == []
-    con = connect(settings.warehouse, read_only=True)
-    suppressed = con.execute(
-        "select suppressed from audiences.summary where audience = 'vip'"
-    ).fetchone()[0]
-    con.close()
-    assert suppressed == 2
+    assert scalar(settings, "select suppressed from audiences.summary where audience = 'vip'") == 2

@@ -72,16 +72,20 @@ def full(settings, defs_folder, tmp_path):
     return settings
 
 
-def _mentions(settings, needles: tuple[str, ...]) -> dict[str, int]:
-    """Rows of any base table whose text form holds one of the needles as a whole token."""
-    con = connect(settings.warehouse, read_only=True)
-    tables = [
+def _base_tables(con) -> list[str]:
+    return [
         r[0]
         for r in con.execute(
             "select table_schema || '.' || table_name from information_schema.tables "
             "where table_type = 'BASE TABLE' and table_catalog = current_database()"
         ).fetchall()
     ]
+
+
+def _mentions(settings, needles: tuple[str, ...]) -> dict[str, int]:
+    """Rows of any base table whose text form holds one of the needles as a whole token."""
+    con = connect(settings.warehouse, read_only=True)
+    tables = _base_tables(con)
     found = {}
     for t in tables:
         cond = " or ".join(
@@ -121,13 +125,7 @@ def test_erasure_removes_every_row_and_logs_without_personal_data(full):
 
 def _row_counts(settings) -> dict[str, int]:
     con = connect(settings.warehouse, read_only=True)
-    tables = [
-        r[0]
-        for r in con.execute(
-            "select table_schema || '.' || table_name from information_schema.tables "
-            "where table_type = 'BASE TABLE' and table_catalog = current_database()"
-        ).fetchall()
-    ]
+    tables = _base_tables(con)
     counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
     con.close()
     return counts

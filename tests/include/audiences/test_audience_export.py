@@ -370,7 +370,7 @@ def test_declared_exports_are_written_by_the_stage(settings, defs_folder):
     )
 
 
-def test_suppression_file_is_read_again_at_export(settings, defs_folder, tmp_path, capsys):
+def test_suppression_file_is_read_again_at_export(settings, defs_folder, tmp_path, capsys, scalar):
     # The night built the snapshot; this morning customer service added C07's complaint
     # to the do-not-contact file. Consent was checked again at export, the file was not:
     # C07 was still in the e-mail list and in the Google file.
@@ -391,12 +391,8 @@ def test_suppression_file_is_read_again_at_export(settings, defs_folder, tmp_pat
     assert [r["Email"] for r in _rows(tmp_path / "google_customer_match.csv")] == [
         _sha("anna.smith@example.com")
     ]
-    con = connect(settings.warehouse, read_only=True)
-    logged = con.execute(
-        "select count(*) from audiences.export_members where customer_id = 'C07'"
-    ).fetchone()[0]
-    con.close()
-    assert logged == 0
+    logged = "select count(*) from audiences.export_members where customer_id = 'C07'"
+    assert scalar(settings, logged) == 0
     # A suppression list that cannot be read stops the export instead of being ignored.
     dnc.write_text("id\nC07\n")
     out = tmp_path / "x.csv"

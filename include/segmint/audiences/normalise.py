@@ -159,13 +159,20 @@ def meta_name_sql(name: str) -> str:
     return f"nullif(nfc_normalize({kept}), '')"
 
 
+# Countries whose postal codes are USPS ZIP codes: the US and its territories (Puerto Rico's
+# and the Virgin Islands' all start with 00, the first zeros a spreadsheet drops).
+ZIP_CODE_COUNTRIES = ("US", "PR", "VI", "GU", "AS", "MP")
+_ZIP_COUNTRIES_SQL = ", ".join(f"'{c}'" for c in ZIP_CODE_COUNTRIES)
+
+
 def us_zip_sql(zip_code: str, country: str) -> str:
     """SQL: the trimmed postal code, with the leading zeros a spreadsheet dropped from a US
-    ZIP code put back ("2118" is 02118, "2118-1234" 02118-1234: every ZIP code has 5 digits,
-    and New England's start with 0). Other values are unchanged."""
+    ZIP code put back ("2118" is 02118, "2118-1234" 02118-1234, San Juan's "901" 00901: every
+    ZIP code has 5 digits; New England's, Puerto Rico's and the Virgin Islands' start with 0).
+    Other values are unchanged."""
     z = f"trim({zip_code})"
     return (
-        f"(case when upper(trim({country})) = 'US' "
+        f"(case when upper(trim({country})) in ({_ZIP_COUNTRIES_SQL}) "
         f"and regexp_matches({z}, '^[0-9]{{3,4}}(-[0-9]{{4}})?$') "
         f"then regexp_replace({z}, '^([0-9]+)', lpad(split_part({z}, '-', 1), 5, '0')) "
         f"else {z} end)"
@@ -175,7 +182,8 @@ def us_zip_sql(zip_code: str, country: str) -> str:
 def meta_zip_sql(zip_code: str, country: str) -> str:
     cleaned = f"regexp_replace(lower({us_zip_sql(zip_code, country)}), '[\\s-]', '', 'g')"
     return (
-        f"nullif(case when upper(trim({country})) = 'US' then left({cleaned}, 5) "
+        f"nullif(case when upper(trim({country})) in ({_ZIP_COUNTRIES_SQL}) "
+        f"then left({cleaned}, 5) "
         f"else {cleaned} end, '')"
     )
 

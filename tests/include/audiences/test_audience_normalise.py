@@ -192,6 +192,8 @@ def test_meta_name_zip_country_rules():
         ("2118", "US", "02118", "02118"),
         ("2118-1234", "US", "02118-1234", "02118"),
         ("501", "US", "00501", "00501"),  # Holtsville, NY
+        ("901", "PR", "00901", "00901"),  # San Juan: Puerto Rico has US ZIP codes
+        ("802-1234", "VI", "00802-1234", "00802"),  # St Thomas, Virgin Islands
         ("94303-5300", "US", "94303-5300", "94303"),
         ("1010", "AT", "1010", "1010"),  # four digits is a whole Austrian postal code
         ("SW1A 1AA", "GB", "SW1A 1AA", "sw1a1aa"),

@@ -34,6 +34,19 @@ def test_data_commands_take_warehouse_and_landing() -> None:
             assert "--warehouse" in options, name
 
 
+def _ingest(tmp_path: Path, landing: Path) -> subprocess.CompletedProcess:
+    """`segmint ingest` of ``landing`` into a warehouse and output folder under tmp_path."""
+    return _cli(
+        "ingest",
+        "--landing",
+        landing,
+        "--warehouse",
+        tmp_path / "w.duckdb",
+        "--output",
+        tmp_path / "out",
+    )
+
+
 def _cli(*args: str | Path) -> subprocess.CompletedProcess:
     """``python -m segmint.cli ARGS`` in a child process (stdout and stderr captured)."""
     return subprocess.run(
@@ -80,15 +93,7 @@ def test_ingest_stderr_holds_no_library_chatter(tmp_path: Path) -> None:
         '{"event_id": "e1", "event_type": "page_view", "event_ts": "2026-06-01T10:00:00Z", '
         '"customer_id": "c1"}\n'
     )
-    result = _cli(
-        "ingest",
-        "--landing",
-        tmp_path / "landing",
-        "--warehouse",
-        tmp_path / "w.duckdb",
-        "--output",
-        tmp_path / "out",
-    )
+    result = _ingest(tmp_path, tmp_path / "landing")
     assert result.returncode == 0, result.stderr
     assert "loaded 1 rows" in result.stdout
     assert result.stderr == ""
@@ -155,15 +160,7 @@ def test_as_of_tomorrow_is_accepted(tmp_path: Path) -> None:
     """A landing zone dated in a time zone ahead of UTC may hold tomorrow's partition."""
     tomorrow = _today() + timedelta(days=1)
     landing = _landing_with(tmp_path, tomorrow)
-    result = _cli(
-        "ingest",
-        "--landing",
-        landing,
-        "--warehouse",
-        tmp_path / "w.duckdb",
-        "--output",
-        tmp_path / "out",
-    )
+    result = _ingest(tmp_path, landing)
     assert result.returncode == 0, result.stderr
     assert "loaded 1 rows" in result.stdout
 

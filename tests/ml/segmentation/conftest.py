@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from ml.segmentation.synthetic import customer_features
+from ml.segmentation import run_segmentation
+from ml.segmentation.synthetic import customer_features, next_day
 from segmint.config import SegmentationSettings, Settings
+from segmint.stages import StageResult
 from segmint.warehouse import connect
 
 AS_OF = date(2026, 6, 30)
@@ -61,6 +63,21 @@ def warehouse_with(tmp_path: Path) -> Callable[..., Settings]:
         return Settings(warehouse=path, segmentation=segmentation or SegmentationSettings())
 
     return make
+
+
+@pytest.fixture
+def two_nights(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> tuple[Settings, date, StageResult]:
+    """Segmentation run for as_of and the next day: the settings, the next day and the
+    second night's result."""
+    tomorrow = as_of + timedelta(days=1)
+    settings = warehouse_with(features_3k, next_day(features_3k), segmentation=small_settings)
+    run_segmentation(settings, as_of)
+    return settings, tomorrow, run_segmentation(settings, tomorrow)
 
 
 @pytest.fixture(autouse=True)

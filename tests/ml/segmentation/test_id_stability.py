@@ -12,6 +12,7 @@ import pandas as pd
 from ml.segmentation import run_segmentation
 from ml.segmentation.synthetic import next_day
 from segmint.config import SegmentationSettings, Settings
+from segmint.stages import StageResult
 from tests.ml.segmentation.conftest import query
 
 
@@ -110,15 +111,11 @@ def test_rerun_and_backfill_of_the_oldest_night_keep_segment_ids(
 
 
 def test_a_rerun_recounts_the_next_nights_transitions(
-    warehouse_with: Callable[..., Settings],
-    features_3k: pd.DataFrame,
+    two_nights: tuple[Settings, date, StageResult],
     small_settings: SegmentationSettings,
     as_of: date,
 ) -> None:
-    tomorrow = as_of + timedelta(days=1)
-    settings = warehouse_with(features_3k, next_day(features_3k), segmentation=small_settings)
-    run_segmentation(settings, as_of)
-    second = run_segmentation(settings, tomorrow)
+    settings, tomorrow, second = two_nights
     before = query(
         settings, "select * from ml.segment_transitions where as_of_date = ?", [tomorrow]
     )

@@ -10,9 +10,8 @@ import pytest
 
 from ml.registry import ModelVersionError, load_model
 from ml.segmentation import run_segmentation
-from ml.segmentation.synthetic import next_day
 from segmint.config import SegmentationSettings, Settings
-from segmint.stages import SegmintError
+from segmint.stages import SegmintError, StageResult
 from segmint.warehouse import connect, ensure_raw_tables, table_hash
 from tests.ml.segmentation.conftest import query
 
@@ -92,15 +91,9 @@ def test_every_output_is_written_with_its_contract(
 
 
 def test_next_day_keeps_customers_and_segment_ids(
-    warehouse_with: Callable[..., Settings],
-    features_3k: pd.DataFrame,
-    small_settings: SegmentationSettings,
-    as_of: date,
+    two_nights: tuple[Settings, date, StageResult], features_3k: pd.DataFrame, as_of: date
 ) -> None:
-    tomorrow = as_of + timedelta(days=1)
-    settings = warehouse_with(features_3k, next_day(features_3k), segmentation=small_settings)
-    run_segmentation(settings, as_of)
-    result = run_segmentation(settings, tomorrow)
+    settings, tomorrow, result = two_nights
     seg = query(
         settings,
         "select a.customer_id, a.segment_id as id1, b.segment_id as id2, "

@@ -546,17 +546,22 @@ def _suppression(c: _Checker, data: dict, folder: Path) -> Suppression | None:
     )
 
 
+def _utf8(raw: bytes) -> tuple[str | None, int, str]:
+    """The text of ``raw``, or None with the line and the first byte that is not UTF-8."""
+    try:
+        return raw.decode("utf-8"), 0, ""
+    except UnicodeDecodeError as exc:
+        return None, raw[: exc.start].count(b"\n") + 1, f"0x{raw[exc.start]:02x}"
+
+
 def _csv_columns(path: Path) -> tuple[list[str], str]:
     """The header of a CSV file as the builder's ``read_csv`` sees it (delimiter sniffed,
     byte-order mark dropped), or why it cannot be read: a list without ``customer_id``
     would not suppress anyone."""
-    raw = path.read_bytes()
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # Excel's plain "CSV" is the Windows code page ("über" is the byte 0xfc).
-        line = raw[: exc.start].count(b"\n") + 1
-        return [], f"line {line} is not UTF-8 (byte 0x{raw[exc.start]:02x}); save it as CSV UTF-8"
+    # Excel's plain "CSV" is the Windows code page ("über" is the byte 0xfc).
+    text, line, byte = _utf8(path.read_bytes())
+    if text is None:
+        return [], f"line {line} is not UTF-8 (byte {byte}); save it as CSV UTF-8"
     try:
         rows = duckdb.sql(
             f"describe select * from read_csv({sql_literal(str(path))}, header = true, "
@@ -607,17 +612,11 @@ def load_definitions(folder: Path, strict: bool = True) -> Definitions:
     seen: dict[str, Path] = {}
     files = sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
     for file in files:
-        raw = file.read_bytes()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            # A file saved as Windows-1252 ("Café" in a description) stopped the whole stage
-            # with a bare UnicodeDecodeError naming no file.
-            line = raw[: exc.start].count(b"\n") + 1
-            problems.append(
-                f"{file}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
-                "save the file as UTF-8"
-            )
+        # A file saved as Windows-1252 ("Café" in a description) stopped the whole stage
+        # with a bare UnicodeDecodeError naming no file.
+        text, line, byte = _utf8(file.read_bytes())
+        if text is None:
+            problems.append(f"{file}:{line}: not UTF-8 text (byte {byte}); save the file as UTF-8")
             continue
         sha = hashlib.sha256(text.encode()).hexdigest()
         try:

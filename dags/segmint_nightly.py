@@ -3,8 +3,9 @@
 
 The nightly segmint pipeline: one run per day processes the partition of its as-of date.
 
-`ingest` -> `validate` -> `transform` -> `segment` -> `score` -> `publish`
-(the stages of `segmint.pipeline.STAGES`, in order; `segmint run` runs the same functions).
+`ingest` -> `validate` -> `transform` -> `segment` -> `score` -> `recommend` ->
+`audiences` -> `report` -> `publish` (the stages of `segmint.pipeline.STAGES`, in order;
+`segmint run` runs the same functions).
 
 - **as-of date**: the logical date of the run, which for this daily data-interval
   timetable is the start of the day being processed: the run for 2026-06-30 starts after

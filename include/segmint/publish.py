@@ -14,7 +14,8 @@ this stage replaces atomically at the end of a night:
    (``ops.publication``), and ``fsync`` it;
 4. **audit the copy**: it opens read-only, every table of the working file is there with the
    same row count, every view answers;
-5. **publish** with ``os.replace`` (an atomic rename on POSIX) and ``fsync`` the folder.
+5. **publish** with ``os.replace`` (an atomic rename on POSIX) and ``fsync`` the folder,
+   first removing any ``.wal`` a reader who wrote to the old copy left beside it.
 
 A reader that holds the published file open keeps reading the file it opened (the old
 inode) and never blocks the rename; it sees the new night when it reconnects. A night that
@@ -165,6 +166,23 @@ def prepare_published_copy(con, catalog: str, as_of: date, source: Path) -> None
     )
 
 
+def _remove_stale_wal(published: Path) -> Path | None:
+    """Remove the write-ahead log beside the published file, if a reader left one.
+
+    The copy is checkpointed and carries no WAL, so a ``<name>.wal`` beside it was written by
+    someone who opened the published file read-write (as root, or with its read-only mode
+    lifted) and changed it. DuckDB pairs a WAL with a database file by name: left there, it
+    belongs to the old night, and after the rename every reader of the new night fails with
+    "WAL does not match database file". Its changes were made to a read-only copy that is
+    being replaced anyway.
+    """
+    wal = published.with_name(published.name + ".wal")
+    if not wal.exists():
+        return None
+    wal.unlink()
+    return wal
+
+
 @contextlib.contextmanager
 def _attached(path: Path, catalog: str, read_only: bool) -> Iterator:
     """Open ``path`` under the catalog name it will have once published.
@@ -254,17 +272,21 @@ def publish_warehouse(source: Path, published: Path, as_of: date) -> dict:
 
         # 5. Publish: one atomic rename; readers of the old file keep their old inode.
         os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        stale_wal = _remove_stale_wal(published)
         os.replace(tmp, published)
         fsync_dir(published.parent)
     finally:
         tmp.unlink(missing_ok=True)
         tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
-    return {
+    done = {
         "published_warehouse": str(published),
         "tables": len(tables),
         "rows": sum(expected.values()),
         "bytes": published.stat().st_size,
     }
+    if stale_wal:
+        done["removed_stale_wal"] = str(stale_wal)
+    return done
 
 
 def published_as_of(published: Path) -> date | None:
@@ -335,6 +357,12 @@ def publish(settings: Settings, as_of: date) -> StageResult:
         )
     done = publish_warehouse(settings.warehouse, settings.published_warehouse, as_of)
     mib = done["bytes"] / 2**20
+    warnings = []
+    if "removed_stale_wal" in done:
+        warnings.append(
+            f"removed {done['removed_stale_wal']}: someone opened the published warehouse "
+            "read-write and changed it; open it read-only (docs/operations.md, 'Connecting')"
+        )
     return StageResult(
         stage="publish",
         rows_in=done["rows"],
@@ -344,4 +372,5 @@ def publish(settings: Settings, as_of: date) -> StageResult:
             f"{as_of} to {done['published_warehouse']}"
         ),
         details=done,
+        warnings=warnings,
     )

@@ -203,6 +203,49 @@ def test_reader_holding_the_published_file_never_blocks_publish(tmp_path: Path) 
     assert published_as_of(settings.published_warehouse) == NIGHT_2
 
 
+SCRATCH_WRITER = textwrap.dedent(
+    """
+    import os, sys, duckdb
+    con = duckdb.connect(sys.argv[1])  # read-write: root, or the read-only mode lifted
+    con.execute("set checkpoint_threshold = '1TB'")
+    con.execute("create table main.my_scratch as select 42 as answer")
+    os._exit(0)  # the session dies (a killed notebook): its WAL stays beside the file
+    """
+)
+
+
+def test_a_wal_left_by_a_reader_who_wrote_to_the_copy_does_not_break_the_next_night(
+    tmp_path: Path,
+) -> None:
+    """DuckDB pairs a WAL with its database by file name: a WAL an analyst left beside the
+    published file would belong to the old night after the swap, and every reader of the new
+    night failed with "WAL does not match database file"."""
+    settings = settings_for(tmp_path)
+    published = settings.published_warehouse
+    make_night(settings.warehouse, NIGHT_1)
+    publish(settings, NIGHT_1)
+    published.chmod(0o644)
+    subprocess.run([sys.executable, "-c", SCRATCH_WRITER, str(published)], check=True)
+    wal = published.with_name(published.name + ".wal")
+    assert wal.exists()
+
+    make_night(settings.warehouse, NIGHT_2, customers=400)
+    result = publish(settings, NIGHT_2)
+
+    assert not wal.exists()
+    assert published_as_of(published) == NIGHT_2
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        assert con.execute("select count(*) from staging.v_features").fetchone() == (400,)
+    finally:
+        con.close()
+    assert result.details["removed_stale_wal"] == str(wal)
+    assert result.warnings == [
+        f"removed {wal}: someone opened the published warehouse read-write and changed it; "
+        "open it read-only (docs/operations.md, 'Connecting')"
+    ]
+
+
 def test_failed_audit_leaves_yesterdays_published_copy(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     make_night(settings.warehouse, NIGHT_1)

@@ -58,17 +58,32 @@ def masked_select_sql(con: duckdb.DuckDBPyConnection, schema: str, table: str) -
     return "select\n    " + ",\n    ".join(items) + f'\nfrom {schema}."{table}"'
 
 
-def publish_masked_views(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """(Re)create ``analyst.<name>`` for every table and view of ``marts``."""
-    con.execute(f"create schema if not exists {MASKED_SCHEMA}")
-    tables = [
+def _names(con: duckdb.DuckDBPyConnection, schema: str, table_type: str | None = None):
+    where = " and table_type = ?" if table_type else ""
+    return [
         r[0]
         for r in con.execute(
             "select table_name from information_schema.tables "
-            "where table_schema = ? and table_catalog = current_database() order by 1",
-            [SOURCE_SCHEMA],
+            f"where table_schema = ? and table_catalog = current_database(){where} order by 1",
+            [schema] + ([table_type] if table_type else []),
         ).fetchall()
     ]
+
+
+def publish_masked_views(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """(Re)create ``analyst.<name>`` for every table and view of ``marts``.
+
+    A view of a mart that is gone (dropped by hand after an upgrade retired it) is dropped
+    too: left behind, it no longer answers, and the publish audit, which queries every view
+    of the copy, then refused every night. Other views of the schema that answer are kept.
+    """
+    con.execute(f"create schema if not exists {MASKED_SCHEMA}")
+    tables = _names(con, SOURCE_SCHEMA)
+    for orphan in sorted(set(_names(con, MASKED_SCHEMA, "VIEW")) - set(tables)):
+        try:
+            con.execute(f'select * from {MASKED_SCHEMA}."{orphan}" limit 0')
+        except duckdb.Error:
+            con.execute(f'drop view {MASKED_SCHEMA}."{orphan}"')
     made = []
     for table in tables:
         sql = masked_select_sql(con, SOURCE_SCHEMA, table)

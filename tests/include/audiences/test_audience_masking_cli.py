@@ -85,3 +85,25 @@ def test_cli_audience_commands_and_erase(settings, defs_folder, tmp_path, capsys
     code = main(["audience", "export", "nope", *wh, "--format", "csv", "--out", str(out)])
     assert code == 1
     assert "'nope' has no built snapshot" in capsys.readouterr().err
+
+
+def test_a_mart_dropped_later_takes_its_analyst_view_along(settings, defs_folder, scalar):
+    """A view of a mart that is gone no longer answers; the publish audit queries every view,
+    so such a leftover refused every night's publication."""
+    from segmint.publish import publish
+
+    defs_folder(a="name: a\nconsent: ads\nwhere: {feature: order_count, gte: 1}\n")
+    build_audiences(settings, AS_OF)
+    con = connect(settings.warehouse)
+    con.execute("create view analyst.vip_count as select count(*) as n from analyst.customers")
+    con.execute("drop table marts.customer_rule_segments")  # retired by an upgrade, dropped
+    con.close()
+
+    result = build_audiences(settings, AS_OF)
+    published = publish(settings, AS_OF)
+
+    assert "analyst.customer_rule_segments" not in result.details["masked_views"]
+    views = "select count(*) from information_schema.tables where table_schema = 'analyst' "
+    assert scalar(settings, views + "and table_name = 'customer_rule_segments'") == 0
+    assert scalar(settings, views + "and table_name = 'vip_count'") == 1  # answers: kept
+    assert published.summary.startswith("published ")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+from segmint.audiences.formats import EXPORT_FORMATS
 from segmint.config import ConfigError, Settings, load_settings
 from segmint.pipeline import STAGES, check_as_of
 from segmint.stages import SegmintError, StageResult
@@ -311,11 +312,7 @@ def _add_audience_parsers(sub: argparse._SubParsersAction) -> None:
     q = asub.add_parser("export", help="write an audience file (consent always enforced)")
     common(q)
     q.add_argument("name", help="audience name")
-    q.add_argument(
-        "--format",
-        required=True,
-        choices=["csv", "parquet", "google_customer_match", "meta_custom_audience", "diff"],
-    )
+    q.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     q.add_argument("--out", required=True, metavar="PATH", help="file to write")
     q.add_argument("--as-of", type=_date, metavar="DATE", help="snapshot (default: latest)")
     q.add_argument("--columns", metavar="A,B", help="profile columns for csv/parquet")

@@ -53,6 +53,9 @@ def build_audiences(settings: Settings, as_of: date) -> StageResult:
         result.details["exports"] = [str(e.path) for e in exports]
         result.summary += f", {len(exports)} export file(s)"
         result.warnings.extend(e.warning for e in exports if e.warning)
+        without_email = {e.path.name: e.without_email for e in exports if e.without_email}
+        if without_email:  # ESP files: customers left out for want of a usable address
+            result.details["exports_without_email"] = without_email
     return result
 
 

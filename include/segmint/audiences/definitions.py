@@ -36,6 +36,7 @@ from typing import Any
 import duckdb
 import yaml
 
+from segmint.audiences.formats import EXPORT_FORMATS
 from segmint.stages import SegmintError
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -44,7 +45,6 @@ COMPARISONS = ("gt", "gte", "lt", "lte", "eq", "ne", "in", "between", "is_null")
 LEAF_KINDS = ("feature", "rule_segment", "ml_segment", "propensity")
 COMBINATORS = ("all", "any", "not")
 PROPENSITY_BOUNDS = ("decile_min", "decile_max", "score_min", "score_max")
-EXPORT_FORMATS = ("csv", "parquet", "google_customer_match", "meta_custom_audience", "diff")
 
 
 class DefinitionError(SegmintError):

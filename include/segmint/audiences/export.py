@@ -4,9 +4,11 @@ Only the ``target`` group of a snapshot is exported (the holdout must not be rea
 consent is checked again against ``marts.customers`` at export time, whatever the
 definition said: a customer without the audience's consent is never in a file, even if
 they withdrew consent after the snapshot was built. Ad-platform files (Google, Meta) also
-require ads consent, even for an audience defined with e-mail consent. The id files of the
-audience's suppression lists (``customer_ids_file``: complaints, manual opt-outs) are read
-again too, so an id added after the snapshot is left out.
+require ads consent, even for an audience defined with e-mail consent, and e-mail platform
+(ESP) files (Mailchimp, Klaviyo, Braze) e-mail consent, even for an audience defined with
+ads consent. The id files of the audience's suppression lists (``customer_ids_file``:
+complaints, manual opt-outs) are read again too, so an id added after the snapshot is left
+out.
 
 Formats:
 
@@ -24,6 +26,13 @@ Formats:
 ``meta_custom_audience``
     Meta customer-list CSV with headers ``email, phone, fn, ln, zip, country``, every value
     normalised and SHA-256 hashed.
+``mailchimp`` / ``klaviyo`` / ``braze``
+    The e-mail platforms' contact-import CSVs, in clear text: ``Email Address, First Name,
+    Last Name`` (Mailchimp), ``Email, First Name, Last Name, Phone Number`` (Klaviyo),
+    ``external_id, email, first_name, last_name, phone`` (Braze; ``external_id`` is the
+    ``customer_id``). E-mail trimmed and lower-case, phone in E.164, names trimmed and
+    neutralised like the ``csv`` free text. A customer without a usable address is left
+    out (an ESP cannot send to them) and counted in the result.
 ``diff``
     ``customer_id, change`` (``entered`` / ``exited``) against the list of the audience's
     last ``diff`` export of an earlier as-of date (everyone is ``entered`` on the first
@@ -47,14 +56,11 @@ from pathlib import Path
 import duckdb
 
 from segmint.audiences.compile import suppression_file_sql
-from segmint.audiences.definitions import (
-    EXPORT_FORMATS,
-    Definitions,
-    load_definitions,
-    sql_literal,
-)
+from segmint.audiences.definitions import Definitions, load_definitions, sql_literal
+from segmint.audiences.formats import AD_PLATFORM_FORMATS, ESP_FORMATS, EXPORT_FORMATS
 from segmint.audiences.normalise import (
     e164_sql,
+    esp_email_sql,
     google_email_sql,
     google_name_sql,
     hashed,
@@ -70,13 +76,35 @@ from segmint.config import Settings
 from segmint.stages import SegmintError
 from segmint.warehouse import connect, table_exists, transaction
 
-AD_PLATFORM_FORMATS = ("google_customer_match", "meta_custom_audience")
 FILE_SUFFIX = {
     "csv": ".csv",
     "parquet": ".parquet",
-    "google_customer_match": "_google_customer_match.csv",
-    "meta_custom_audience": "_meta_custom_audience.csv",
+    **{fmt: f"_{fmt}.csv" for fmt in (*AD_PLATFORM_FORMATS, *ESP_FORMATS)},
     "diff": "_diff.csv",
+}
+# Header -> contact field of each ESP's import CSV, as their import guides name them:
+# Mailchimp "Format guidelines for your import file"; Klaviyo "How to create and add
+# contacts to a new list" (first column Email, Klaviyo property names as headers); Braze
+# "CSV import" and "Standard attributes" (lower-case reserved names, phone in E.164).
+ESP_COLUMNS = {
+    "mailchimp": (
+        ("Email Address", "email"),
+        ("First Name", "first_name"),
+        ("Last Name", "last_name"),
+    ),
+    "klaviyo": (
+        ("Email", "email"),
+        ("First Name", "first_name"),
+        ("Last Name", "last_name"),
+        ("Phone Number", "phone"),
+    ),
+    "braze": (
+        ("external_id", "customer_id"),
+        ("email", "email"),
+        ("first_name", "first_name"),
+        ("last_name", "last_name"),
+        ("phone", "phone"),
+    ),
 }
 
 
@@ -90,6 +118,8 @@ class ExportResult:
     sha256: str
     path: Path
     baseline_as_of: date | None = None
+    # ESP files: customers of the list left out for want of a usable e-mail address.
+    without_email: int = 0
 
     @property
     def warning(self) -> str | None:
@@ -105,6 +135,8 @@ class ExportResult:
 
     def line(self) -> str:
         base = f" (changes since {self.baseline_as_of})" if self.baseline_as_of else ""
+        if self.without_email:
+            base += f" ({self.without_email} without a usable e-mail address left out)"
         warning = f"\n  warning: {self.warning}" if self.warning else ""
         return (
             f"exported {self.audience} {self.format} as of {self.as_of}: {self.rows} row(s)"
@@ -228,9 +260,14 @@ def export_with_connection(
         raise SegmintError(f"--columns applies to csv and parquet, not {fmt}")
 
     # The list on the platform after this export: target group, consent checked now. An
-    # ad platform also needs ads consent, whatever consent the audience was defined with.
-    needed = sorted({consent, "ads"} if fmt in AD_PLATFORM_FORMATS else {consent})
-    consent_sql = " and ".join(f"coalesce(c.{n}_opt_in, false)" for n in needed)
+    # ad platform also needs ads consent, an e-mail platform e-mail consent, whatever
+    # consent the audience was defined with.
+    needed = {consent}
+    if fmt in AD_PLATFORM_FORMATS:
+        needed.add("ads")
+    if fmt in ESP_FORMATS:
+        needed.add("email")
+    consent_sql = " and ".join(f"coalesce(c.{n}_opt_in, false)" for n in sorted(needed))
     for path in suppress_files or []:
         consent_sql += f"\n            and m.customer_id not in ({suppression_file_sql(path)})"
     con.execute(
@@ -273,6 +310,11 @@ def export_with_connection(
         query, select = _format_query(fmt, columns, _contact_columns(profile_cols), text_cols)
     con.execute(f"create or replace temp table _export_rows as {query}")
     rows = con.execute("select count(*) from _export_rows").fetchone()[0]
+    listed, without_email = "_export_list", 0
+    if fmt in ESP_FORMATS:
+        # Whoever has no usable address is not in the file, so not on the ESP's list.
+        listed = "_export_rows"
+        without_email = con.execute("select count(*) from _export_list").fetchone()[0] - rows
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -288,10 +330,12 @@ def export_with_connection(
             [export_id, audience, fmt, snapshot, rows, digest, str(out.resolve()), baseline, now],
         )
         con.execute(
-            "insert into audiences.export_members select ?, customer_id from _export_list",
+            f"insert into audiences.export_members select ?, customer_id from {listed}",
             [export_id],
         )
-    return ExportResult(export_id, audience, fmt, snapshot, int(rows), digest, out, baseline)
+    return ExportResult(
+        export_id, audience, fmt, snapshot, int(rows), digest, out, baseline, int(without_email)
+    )
 
 
 # Contact fields of marts.customers, by the names the profile may use for them.
@@ -421,6 +465,25 @@ def _format_query(
             or (nullif(fn, '') is not null and nullif(ln, '') is not null)
         order by customer_id"""
         return query, "email, phone, fn, ln, zip, country"
+    if fmt in ESP_FORMATS:
+        # Clear text: the ESP needs the address. Names are free text a marketer may open
+        # in a spreadsheet; e-mail and E.164 phone are data, as in the csv format.
+        query = f"""with normalised as materialized (
+            select
+                l.customer_id,
+                {esp_email_sql(email)} as email,
+                {_neutralised_sql(f"nullif(trim({first}), '')")} as first_name,
+                {_neutralised_sql(f"nullif(trim({last}), '')")} as last_name,
+                {e164_sql(phone, country)} as phone,
+            {src}
+        )
+        select
+            customer_id,
+            {", ".join(f'{field} as "{header}"' for header, field in ESP_COLUMNS[fmt])},
+        from normalised
+        where email is not null
+        order by customer_id"""
+        return query, ", ".join(f'"{header}"' for header, _ in ESP_COLUMNS[fmt])
     raise SegmintError(f"unknown export format {fmt!r}")
 
 

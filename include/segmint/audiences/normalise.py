@@ -37,6 +37,10 @@ left out rather than guessed. So are numbers outside 8-15 digits, ``+1`` numbers
 code starts with 0 or 1 (not NANP: "0011 ..." is Australia's international prefix, not
 handled) and numbers of unknown country.
 
+E-mail platforms (Mailchimp, Klaviyo, Braze) take the address in clear: trimmed, lower-case,
+and only when it looks like an address (one ``@``, a dotted domain, no spaces); phones in
+E.164 as above.
+
 Names and e-mails are put in Unicode NFC before they are hashed, so that a composed ``é`` and
 ``e`` + combining acute (as some systems store it) give the same hash. Meta's names keep
 combining marks (``\\pM``): Devanagari vowel signs and viramas, accents written as marks are
@@ -147,6 +151,18 @@ def google_name_sql(name: str) -> str:
 
 def meta_email_sql(email: str) -> str:
     return f"(case when contains({email}, '@') then nfc_normalize(lower(trim({email}))) end)"
+
+
+# One "@" between a local part and a domain with a dot, no whitespace: what an ESP can send
+# to. Anything else ("n/a", "anna@", "anna smith@example.com") is no address.
+_ADDRESS = "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"
+
+
+def esp_email_sql(email: str) -> str:
+    """SQL: the address in clear for an e-mail platform (trimmed, lower-case, NFC), or null
+    when it is not an address an ESP could send to."""
+    cleaned = f"nfc_normalize(lower(trim({email})))"
+    return f"(case when regexp_matches({cleaned}, '{_ADDRESS}') then {cleaned} end)"
 
 
 def meta_phone_sql(phone: str, country: str) -> str:

@@ -107,7 +107,8 @@ def test_valid_definitions_load_with_every_part(defs_folder):
         ("name: x\nconsent: ads\nwhere: [oops\n", "invalid YAML"),
         (
             "name: x\nconsent: ads\nwhere: {rule_segment: vip}\nexports: [xlsx]\n",
-            "exports[0]: unknown format 'xlsx'",
+            "exports[0]: unknown format 'xlsx'; formats: csv, parquet, google_customer_match, "
+            "meta_custom_audience, mailchimp, klaviyo, braze, diff",
         ),
     ],
 )

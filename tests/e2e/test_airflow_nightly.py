@@ -2,7 +2,8 @@
 
 One module-scoped night, then, in order:
 
-1. the first night publishes the contract tables (asserted on the published file);
+1. the first night publishes the contract tables (asserted on the published file), and
+   docs/tables.md names every column of them;
 2. a rerun of the same date is killed with SIGKILL while a stage writes; the published file
    is untouched; the retry completes while an analyst holds the published file open; the
    analyst keeps yesterday's data; the retry's published tables hash equal to the first
@@ -22,6 +23,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -169,6 +171,86 @@ def test_first_night_publishes_the_contract_tables(night: Night) -> None:
     assert {r[1] for r in rows if r[2] == "success"} == set(STAGES)
     ingest = next(r for r in rows if r[1] == "ingest")
     assert ingest[4] > 0 and ingest[5] > 0
+
+
+TABLES_DOC = Path(__file__).resolve().parents[2] / "docs" / "tables.md"
+
+
+def documented_columns(text: str) -> dict[str, tuple[set[str], set[str]]]:
+    """{table: (every name its entries of docs/tables.md write in backticks, the names of
+    its column lists)}.
+
+    A table's entries are the bullets naming it followed by ``(``, ``:`` or ``,`` and the
+    section under a ``###`` heading naming it. A column list is a backticked span holding
+    commas (the first name of each item: ``status ('loaded'|'failed')`` is ``status``), the
+    span list in parentheses right after the table when there is one, and the first cells
+    of a section's table. ``mean_<f>`` stands for ``mean_`` and any name of the entry.
+    """
+    ident = re.compile(r"[a-z_][a-z0-9_]*(?:<f>)?")
+    table = r"`([a-z_]+\.[a-z_]+)`"
+    entries: dict[str, tuple[set[str], set[str]]] = {}
+
+    def spans_of(part: str) -> list[str]:
+        return [span.replace('"', "") for span in re.findall(r"`([^`]*)`", part)]
+
+    def add(name: str, spans: list[str], lists: list[str]) -> None:
+        named, listed = entries.setdefault(name, (set(), set()))
+        named.update(n for span in spans for n in ident.findall(span))
+        listed.update(
+            m.group() for span in lists for item in span.split(",") if (m := ident.search(item))
+        )
+
+    for bullet in re.findall(r"^ *- (.*(?:\n(?! *- |#|\n).*)*)", text, re.M):
+        spans = spans_of(bullet)
+        for owner in re.finditer(table + r"(?: \(([^()]*)\)| ?(?=[:,]))", bullet):
+            own = spans if owner.group(2) is None else spans_of(owner.group(2))
+            add(owner.group(1), spans, [span for span in own if "," in span])
+    for heading, body in re.findall(r"^### (.*)\n((?:(?!#).*\n)*)", text, re.M):
+        rows = re.findall(r"^\| ([^|]+) \|", body, re.M)
+        cells = [c.strip() for row in rows for c in row.split(",")]
+        cells = [c for c in cells if c not in ("column", "---")]
+        for name in re.findall(table, heading):
+            add(name, cells + spans_of(body), [", ".join(cells)])
+    return entries
+
+
+def test_docs_tables_md_names_every_column_analysts_read(night: Night) -> None:
+    """docs/tables.md is the analysts' contract: every column of every marts, ml, audiences
+    and ops table of the published copy is named in the table's entry, and every column
+    list there names columns the table has (it missed ``ml.model_runs.message`` and
+    ``marts.customer_product_daily._loaded_at``)."""
+    docs = documented_columns(TABLES_DOC.read_text(encoding="utf-8"))
+    con = duckdb.connect(str(night.first_copy), read_only=True)
+    try:
+        tables = con.execute(
+            "select table_schema || '.' || table_name, list(column_name order by ordinal_position) "
+            "from information_schema.columns "
+            "where table_schema in ('marts', 'ml', 'audiences', 'ops') group by all order by 1"
+        ).fetchall()
+    finally:
+        con.close()
+    assert {"marts.customer_features", "ml.propensity_scores", "audiences.members"} <= {
+        name for name, _ in tables
+    }
+    problems = []
+    for name, columns in tables:
+        if name not in docs:
+            problems.append(f"{name}: no entry")
+            continue
+        named, listed = docs[name]
+        templates = [n.removesuffix("<f>") for n in named if n.endswith("<f>")]
+        problems += [
+            f"{name}.{column}: not in docs/tables.md"
+            for column in columns
+            if column not in named
+            and not any(column.removeprefix(t) in named for t in templates if column.startswith(t))
+        ]
+        problems += [
+            f"{name}.{column}: in docs/tables.md, not in the table"
+            for column in sorted(listed - set(columns))
+            if not column.endswith("<f>") and not any(t + column in columns for t in templates)
+        ]
+    assert problems == []
 
 
 READER = textwrap.dedent(

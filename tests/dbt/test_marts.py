@@ -243,3 +243,51 @@ def test_docs_generate_and_every_model_and_column_is_described(full_warehouse: P
         if column.get("meta", {}).get("pii")
     }
     assert pii == {"email", "phone", "first_name", "last_name", "birth_date", "postal_code"}
+
+
+def test_docs_generate_for_readers_opens_the_published_copy_read_only(
+    full_warehouse: Path, tmp_path: Path
+) -> None:
+    """Analysts render the dbt docs from the published copy (target ``published``), never
+    from the working file: any process holding that one makes the night's next write fail.
+    A reader holds the copy open meanwhile, which only a read-only dbt can share."""
+    import json
+    import subprocess
+    import sys
+
+    from segmint.publish import publish_warehouse
+    from segmint.transform import dbt_command, dbt_env
+
+    working = tmp_path / "warehouse" / full_warehouse.name  # never created: dbt must not need it
+    published = working.parent / "published" / working.name
+    publish_warehouse(full_warehouse, published, END)
+    before = published.read_bytes()
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, duckdb; c = duckdb.connect(sys.argv[1], read_only=True); "
+            "print('open', flush=True); sys.stdin.readline()",
+            str(published),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        settings = settings_for(working)
+        command = [*dbt_command(settings, verb="docs generate"), "--target", "published"]
+        env = dbt_env(working, END, [END], settings.transform.reporting_currency)
+        completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    finally:
+        reader.kill()
+        reader.wait()
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    catalog = json.loads((tmp_path / "warehouse" / "dbt" / "target" / "catalog.json").read_text())
+    columns = catalog["nodes"]["model.segmint.customer_features"]["columns"]
+    assert {"customer_id", "rfm_segment", "sessions_30d"} <= set(columns)
+    assert catalog["nodes"]["model.segmint.customer_features"]["metadata"]["database"] == "segmint"
+    assert published.read_bytes() == before
+    assert not working.exists()
+    assert not published.with_name(published.name + ".wal").exists()

@@ -253,6 +253,29 @@ def test_docs_tables_md_names_every_column_analysts_read(night: Night) -> None:
     assert problems == []
 
 
+def test_every_ml_table_is_a_dbt_source(night: Night) -> None:
+    """The ML outputs are declared as dbt sources so that dbt's docs and lineage show them to
+    analysts (ml.recommendations was missing)."""
+    import yaml
+
+    sources = yaml.safe_load(
+        (TABLES_DOC.parents[1] / "dbt_project/models/marts/_marts__sources.yml").read_text()
+    )["sources"]
+    declared = {t["name"] for s in sources if s["name"] == "ml" for t in s["tables"]}
+    con = duckdb.connect(str(night.first_copy), read_only=True)
+    try:
+        built = {
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'ml'"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+    assert {"customer_segments", "propensity_scores", "recommendations"} <= built
+    assert built - declared == set()
+
+
 READER = textwrap.dedent(
     """
     import sys, duckdb

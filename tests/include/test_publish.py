@@ -246,6 +246,26 @@ def test_a_wal_left_by_a_reader_who_wrote_to_the_copy_does_not_break_the_next_ni
     ]
 
 
+def test_the_published_storage_format_is_the_one_readers_are_told_to_read(tmp_path: Path) -> None:
+    """Readers' tools bundle their own DuckDB: docs/operations.md names the oldest that
+    opens the published file. A DuckDB upgrade that changes the format must change it too."""
+    settings = settings_for(tmp_path)
+    make_night(settings.warehouse, NIGHT_1)
+    publish(settings, NIGHT_1)
+    con = duckdb.connect(str(settings.published_warehouse), read_only=True)
+    try:
+        tags = con.execute(
+            "select tags from duckdb_databases() where database_name = current_database()"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    text = " ".join(docs.replace("*", "").split())
+    version = tags["storage_version"].removesuffix("+")  # "v2.0.0+": read by 2.0.0 and later
+    assert f"storage format {version}, which DuckDB 1.x cannot read" in text
+    assert f"DuckDB driver of version {version[1:4]} or later" in text
+
+
 def test_failed_audit_leaves_yesterdays_published_copy(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     make_night(settings.warehouse, NIGHT_1)

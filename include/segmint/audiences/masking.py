@@ -15,8 +15,9 @@ postal_code               first two characters and ``***``
 street, address, ...      ``***``
 ========================  =====================================================
 
-The unmasked ``raw``, ``staging``, ``intermediate`` and ``marts`` tables are restricted:
-pipeline stages and people with a data-protection reason only (docs/audiences.md).
+The unmasked ``raw``, ``staging``, ``intermediate`` and ``marts`` tables and
+``ops.quarantine`` (a quarantined CRM line as delivered) are restricted (:data:`RESTRICTED`):
+pipeline stages and people with a data-protection reason only (docs/tables.md).
 The audiences stage refreshes the views every night, so new columns appear masked.
 """
 
@@ -26,6 +27,9 @@ import duckdb
 
 MASKED_SCHEMA = "analyst"
 SOURCE_SCHEMA = "marts"
+# Schemas and tables that hold personal data unmasked: the pipeline's and data-protection
+# work's only (docs/tables.md). Analysts read everything else.
+RESTRICTED = ("raw", "staging", "intermediate", "marts", "ops.quarantine")
 
 _MASKS = {
     "email": "sha256(nfc_normalize(lower(trim({c}))))",

@@ -17,7 +17,8 @@ The nightly segmint pipeline: one run per day processes the partition of its as-
   one-slot pool `segmint_warehouse` and `max_active_runs=1`.
 - **Write-audit-publish**: readers never open the working warehouse. `publish` runs only
   when every gate before it passed (GX quality gate, `dbt build` tests, model rules), audits
-  a copy and swaps it in atomically as `warehouse/published/segmint.duckdb`; a failed night
+  a copy and swaps it in atomically as `warehouse/published/segmint.duckdb` (full, owner and
+  group only) with `segmint_analyst.duckdb` beside it (personal data masked); a failed night
   leaves yesterday's published file untouched.
 - **Late files**: with `[ingest] wait_for_as_of_events_hours`, `ingest` first waits for
   the day's events partition, rescheduling itself every 5 minutes without holding the pool.

@@ -299,8 +299,16 @@ class Settings:
 
     @property
     def published_warehouse(self) -> Path:
-        """The read-only copy analysts open; replaced atomically after a night passes."""
+        """The read-only full copy of the warehouse, personal data unmasked: for data
+        engineers and data-protection work; replaced atomically after a night passes."""
         return self.warehouse.parent / "published" / self.warehouse.name
+
+    @property
+    def analyst_warehouse(self) -> Path:
+        """The read-only copy analysts open: every table they may read, personal columns
+        masked, nothing of ``raw``, ``staging``, ``intermediate``; published with the other."""
+        full = self.published_warehouse
+        return full.with_name(f"{full.stem}_analyst{full.suffix}")
 
     def run_output_dir(self, as_of: date) -> Path:
         return self.output / as_of.isoformat()

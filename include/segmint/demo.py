@@ -195,11 +195,12 @@ def _where_lines(published: Path, settings: Settings, as_of: date) -> list[str]:
     return [
         "Where things are:",
         show("published warehouse", published),
+        show("analysts' copy", settings.analyst_warehouse),
         show("report", report),
         show("audience exports", exports),
         show("GX Data Docs", docs),
         show("run outputs", out),
-        f"  {'analysts connect':<20} duckdb -readonly {published}",
+        f"  {'analysts connect':<20} duckdb -readonly {settings.analyst_warehouse}",
     ]
 
 

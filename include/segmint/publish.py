@@ -14,17 +14,24 @@ this stage replaces atomically at the end of a night:
    (``ops.publication``), and ``fsync`` it;
 4. **audit the copy**: it opens read-only, every table of the working file is there with the
    same row count, every view answers;
-5. **publish** with ``os.replace`` (an atomic rename on POSIX) and ``fsync`` the folder,
-   first removing any ``.wal`` a reader who wrote to the old copy left beside it.
+5. **build the analysts' copy** (``settings.analyst_warehouse``,
+   ``warehouse/published/segmint_analyst.duckdb``) from the audited copy: every table and
+   view analysts may read, as tables, with the personal columns masked, and nothing of the
+   restricted schemas (:func:`write_analyst_copy`); audit it the same way;
+6. **publish** both with ``os.replace`` (an atomic rename on POSIX) and ``fsync`` the
+   folder, first removing any ``.wal`` a reader who wrote to an old copy left beside it.
 
 A reader that holds the published file open keeps reading the file it opened (the old
 inode) and never blocks the rename; it sees the new night when it reconnects. A night that
 fails anywhere, including a ``kill -9`` in the middle of the copy, leaves yesterday's
 published file untouched; a leftover temporary file is removed by the next publish.
 
-PII: the published copy currently carries every schema, including ``raw.customers``
-(email, phone, names). :func:`prepare_published_copy` is where masking belongs once the
-audiences work defines which readers may see what.
+PII: the full copy carries every schema, including ``raw.customers`` (e-mail, phone,
+names) and ``raw.events._extra`` (whatever a tracker sent). DuckDB has no grants, so who may
+read what is decided by who may read which file: the full copy is readable by its owner and
+group only (the pipeline's and data engineers'), the analysts' copy by everyone, and it holds
+no personal data in clear. It is a new file every night, written table by table, so no byte
+of a masked value or of an erased customer survives in it from an earlier night.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from segmint.audiences.masking import MASKED_SCHEMA, RESTRICTED, SOURCE_SCHEMA, masked_select_sql
 from segmint.config import Settings
 from segmint.pipeline import MAX_DAYS_AHEAD
 from segmint.stages import PublishRefusedError, SegmintError, StageResult
@@ -146,8 +154,8 @@ def audit_night(con, as_of: date) -> list[str]:
 def prepare_published_copy(con, catalog: str, as_of: date, source: Path) -> None:
     """Changes made to the copy only, before it is audited: the publication stamp.
 
-    ``ops.publication`` (one row) tells a reader which night the file holds. Masking of
-    personal data for readers belongs here too (nothing is masked yet).
+    ``ops.publication`` (one row) tells a reader which night the file holds (the analysts'
+    copy, made from this one, carries it too).
     """
     con.execute(f'CREATE SCHEMA IF NOT EXISTS "{catalog}".ops')
     con.execute(f'DROP TABLE IF EXISTS "{catalog}".ops.publication')
@@ -164,6 +172,88 @@ def prepare_published_copy(con, catalog: str, as_of: date, source: Path) -> None
         f'insert into "{catalog}".ops.publication values (?, ?, ?)',
         [as_of, datetime.now(UTC).replace(tzinfo=None), str(source.resolve())],
     )
+
+
+def analyst_relations(con, catalog: str) -> list[str]:
+    """The tables and views of the open copy ``catalog`` that go into the analysts' copy:
+    ``marts`` (masked there) and every schema outside :data:`RESTRICTED`, except the
+    ``analyst`` views, which the analysts' copy makes anew over its own masked marts."""
+    rows = con.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_catalog = ? ORDER BY 1, 2",
+        [catalog],
+    ).fetchall()
+    return [
+        f"{schema}.{table}"
+        for schema, table in rows
+        if schema == SOURCE_SCHEMA
+        or (
+            schema != MASKED_SCHEMA
+            and schema not in RESTRICTED
+            and f"{schema}.{table}" not in RESTRICTED
+        )
+    ]
+
+
+def write_analyst_copy(con, catalog: str, target: Path) -> dict[str, int]:
+    """Write ``target``, the analysts' copy, from the open copy ``catalog`` (in use).
+
+    Every relation of :func:`analyst_relations` becomes a table of the same schema and name,
+    its personal columns masked as in ``analyst.*`` (:func:`masked_select_sql`, by column
+    name, in every schema); ``analyst.<name>`` views over the masked ``marts`` keep queries
+    written against the full copy's ``analyst`` schema working. Returns the row count of
+    every relation read (the audit compares the written tables with them).
+    """
+    relations = analyst_relations(con, catalog)
+    out = "_analyst_copy"
+    quoted_target = str(target).replace("'", "''")
+    con.execute(f"ATTACH '{quoted_target}' AS {out}")
+    try:
+        counts = {}
+        for schema in sorted({r.split(".", 1)[0] for r in relations} | {MASKED_SCHEMA}):
+            con.execute(f'CREATE SCHEMA {out}."{schema}"')
+        for relation in relations:
+            schema, table = relation.split(".", 1)
+            select = masked_select_sql(con, schema, table)
+            con.execute(f"CREATE TABLE {_quote(relation, out)} AS {select}")
+            counts[relation] = con.execute(f"SELECT count(*) FROM {_quote(relation)}").fetchone()[0]
+        con.execute(f"USE {out}")
+        for relation in relations:
+            schema, table = relation.split(".", 1)
+            if schema == SOURCE_SCHEMA:
+                con.execute(
+                    f'CREATE VIEW {MASKED_SCHEMA}."{table}" AS SELECT * FROM {_quote(relation)}'
+                )
+        con.execute("CHECKPOINT")
+    finally:
+        con.execute(f'USE "{catalog}"')
+        con.execute(f"DETACH {out}")
+    return counts
+
+
+def audit_analyst_copy(path: Path, expected: dict[str, int]) -> list[str]:
+    """Problems of the analysts' copy at ``path``, opened as a reader will (empty: go)."""
+    catalog = path.stem
+    problems = []
+    with _attached(path, catalog, read_only=True) as con:
+        tables = set(_base_tables(con, catalog))
+        for relation, rows in expected.items():
+            if relation not in tables:
+                problems.append(f"{relation} missing")
+            elif (got := _row_counts(con, [relation], catalog)[relation]) != rows:
+                problems.append(f"{relation} has {got} rows, not {rows}")
+        problems += [
+            f"{t} is restricted"
+            for t in sorted(tables)
+            if t.split(".", 1)[0] != SOURCE_SCHEMA
+            and (t.split(".", 1)[0] in RESTRICTED or t in RESTRICTED)
+        ]
+        for view in _views(con, catalog):
+            try:
+                con.execute(f"SELECT * FROM {_quote(view, catalog)} LIMIT 0")
+            except Exception as exc:
+                problems.append(f"view {view} fails ({exc})")
+    return problems
 
 
 def _remove_stale_wal(published: Path) -> Path | None:
@@ -205,11 +295,17 @@ def _attached(path: Path, catalog: str, read_only: bool) -> Iterator:
         con.close()
 
 
-def publish_warehouse(source: Path, published: Path, as_of: date) -> dict:
-    """Copy the closed working ``source`` to ``published`` atomically; return what was done.
+def publish_warehouse(
+    source: Path, published: Path, as_of: date, analyst: Path | None = None
+) -> dict:
+    """Copy the closed working ``source`` to ``published`` and its masked analysts' copy to
+    ``analyst`` (default: ``<published stem>_analyst.duckdb`` beside it) atomically; return
+    what was done.
 
-    Raises :class:`PublishRefusedError` when an audit fails; ``published`` is then untouched.
+    Raises :class:`PublishRefusedError` when an audit fails; both files are then untouched.
     """
+    if analyst is None:
+        analyst = published.with_name(f"{published.stem}_analyst{published.suffix}")
     from segmint.warehouse import connect, fsync_dir, fsync_file
 
     if not source.exists():
@@ -241,9 +337,10 @@ def publish_warehouse(source: Path, published: Path, as_of: date) -> dict:
 
     # 3. Write the copy under a temporary name beside the published file.
     published.parent.mkdir(parents=True, exist_ok=True)
-    for stale in _stale_temps(published):
+    for stale in [*_stale_temps(published), *_stale_temps(analyst)]:
         stale.unlink(missing_ok=True)
     tmp = temp_path(published)
+    analyst_tmp = temp_path(analyst)
     catalog = published.stem
     try:
         shutil.copyfile(source, tmp)
@@ -264,28 +361,46 @@ def publish_warehouse(source: Path, published: Path, as_of: date) -> dict:
                     copy.execute(f"SELECT * FROM {_quote(view, catalog)} LIMIT 0")
                 except Exception as exc:
                     broken.append(f"{view} ({exc})")
+            if not (missing or differ or broken):
+                # 5. The analysts' copy, from the audited one.
+                analyst_rows = write_analyst_copy(copy, catalog, analyst_tmp)
         if missing or differ or broken:
             raise PublishRefusedError(
                 f"the copy of {source} failed its audit (missing {missing}, row counts differ "
                 f"{differ}, views failing {broken}); {published} left as it was"
             )
+        analyst_tmp.with_name(analyst_tmp.name + ".wal").unlink(missing_ok=True)
+        fsync_file(analyst_tmp)
+        problems = audit_analyst_copy(analyst_tmp, analyst_rows)
+        if problems:
+            raise PublishRefusedError(
+                f"the analysts' copy of {source} failed its audit ({'; '.join(problems)}); "
+                f"{published} and {analyst} left as they were"
+            )
 
-        # 5. Publish: one atomic rename; readers of the old file keep their old inode.
-        os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-        stale_wal = _remove_stale_wal(published)
+        # 6. Publish: atomic renames; readers of the old files keep their old inodes. The full
+        # copy is for its owner and group only, the analysts' copy for everyone.
+        os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP)
+        os.chmod(analyst_tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        stale_wals = [w for w in map(_remove_stale_wal, (published, analyst)) if w]
         os.replace(tmp, published)
+        os.replace(analyst_tmp, analyst)
         fsync_dir(published.parent)
     finally:
-        tmp.unlink(missing_ok=True)
-        tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+        for path in (tmp, analyst_tmp):
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".wal").unlink(missing_ok=True)
     done = {
         "published_warehouse": str(published),
+        "analyst_warehouse": str(analyst),
         "tables": len(tables),
         "rows": sum(expected.values()),
+        "analyst_tables": len(analyst_rows),
         "bytes": published.stat().st_size,
+        "analyst_bytes": analyst.stat().st_size,
     }
-    if stale_wal:
-        done["removed_stale_wal"] = str(stale_wal)
+    if stale_wals:
+        done["removed_stale_wal"] = ", ".join(map(str, stale_wals))
     return done
 
 
@@ -355,7 +470,9 @@ def publish(settings: Settings, as_of: date) -> StageResult:
             },
             warnings=[message],
         )
-    done = publish_warehouse(settings.warehouse, settings.published_warehouse, as_of)
+    done = publish_warehouse(
+        settings.warehouse, settings.published_warehouse, as_of, settings.analyst_warehouse
+    )
     mib = done["bytes"] / 2**20
     warnings = []
     if "removed_stale_wal" in done:
@@ -369,7 +486,8 @@ def publish(settings: Settings, as_of: date) -> StageResult:
         rows_out=done["rows"],
         summary=(
             f"published {done['tables']} tables ({done['rows']:,} rows, {mib:.1f} MiB) for "
-            f"{as_of} to {done['published_warehouse']}"
+            f"{as_of} to {done['published_warehouse']}; analysts' copy (personal data masked, "
+            f"{done['analyst_tables']} tables): {done['analyst_warehouse']}"
         ),
         details=done,
         warnings=warnings,

@@ -30,7 +30,7 @@ def test_summary_of_a_night_before_any_ml_stage_ran(tmp_path: Path) -> None:
     assert "(no ml.customer_segments yet" in text
     assert "(no ml.propensity_scores yet" in text
     assert "report               (not produced yet)" in text
-    assert f"duckdb -readonly {settings.published_warehouse}" in text
+    assert f"duckdb -readonly {settings.analyst_warehouse}" in text
 
 
 def test_summary_of_a_full_night(tmp_path: Path) -> None:

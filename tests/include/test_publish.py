@@ -85,6 +85,7 @@ def test_publish_writes_an_audited_read_only_copy(tmp_path: Path) -> None:
     assert result.details["published_warehouse"] == str(published)
     assert result.rows_out == 2000  # 1000 features + 1000 segments; raw tables are empty
     assert not published.stat().st_mode & 0o222, "the published file is read-only"
+    assert not published.stat().st_mode & 0o007, "the full copy is its owner's and group's"
     assert not list(published.parent.glob(f"*{TEMP_MARK}*")), "no temporary file left"
     assert not settings.warehouse.with_name("segmint.duckdb.wal").exists(), "checkpointed"
 
@@ -99,6 +100,54 @@ def test_publish_writes_an_audited_read_only_copy(tmp_path: Path) -> None:
     finally:
         work.close()
         pub.close()
+
+
+def test_analysts_get_a_copy_without_the_restricted_schemas(tmp_path: Path) -> None:
+    """The analysts' copy holds marts (masked), ml, audiences and ops as tables, the
+    analyst views over its own marts, and nothing of raw, staging, intermediate or
+    ops.quarantine; everyone may read it (the full copy: owner and group only)."""
+    settings = settings_for(tmp_path)
+    make_night(settings.warehouse, NIGHT_1)
+    con = connect(settings.warehouse)
+    con.execute("create table ops.quarantine (raw_record varchar)")
+    con.execute("insert into ops.quarantine values ('C9,anna@example.com')")
+    con.execute("create or replace view marts.loyal as from ml.customer_segments")
+    con.close()
+
+    result = publish(settings, NIGHT_1)
+
+    analyst = settings.analyst_warehouse
+    assert analyst == tmp_path / "warehouse" / "published" / "segmint_analyst.duckdb"
+    assert result.details["analyst_warehouse"] == str(analyst)
+    assert str(analyst) in result.summary
+    mode = analyst.stat().st_mode
+    assert mode & 0o004 and not mode & 0o222, "read-only, for everyone"
+    assert not list(analyst.parent.glob(f"*{TEMP_MARK}*"))
+
+    work = duckdb.connect(str(settings.warehouse), read_only=True)
+    pub = duckdb.connect(str(analyst), read_only=True)
+    try:
+        relations = pub.execute(
+            "select table_schema || '.' || table_name, table_type from information_schema.tables "
+            "order by 1"
+        ).fetchall()
+        # No PII columns in these: the masked copy is the same data.
+        for table in ("marts.customer_features", "ml.customer_segments"):
+            assert table_hash(pub, table) == table_hash(work, table)
+        assert pub.execute("select count(*) from analyst.customer_features").fetchone() == (1000,)
+        assert pub.execute("select count(*) from marts.loyal").fetchone() == (1000,)
+        assert pub.execute("select as_of_date from ops.publication").fetchone() == (NIGHT_1,)
+    finally:
+        work.close()
+        pub.close()
+    schemas = {r[0].split(".")[0] for r in relations}
+    assert schemas == {"analyst", "marts", "ml", "ops"}
+    assert ("marts.loyal", "BASE TABLE") in relations, "a mart view is written as a table"
+    assert "ops.quarantine" not in {r[0] for r in relations}
+    assert {r[0] for r in relations if r[1] == "VIEW"} == {
+        "analyst.customer_features",
+        "analyst.loyal",
+    }
 
 
 def test_publish_replaces_atomically(tmp_path: Path) -> None:
@@ -271,6 +320,7 @@ def test_failed_audit_leaves_yesterdays_published_copy(tmp_path: Path) -> None:
     make_night(settings.warehouse, NIGHT_1)
     publish(settings, NIGHT_1)
     before = file_digest(settings.published_warehouse)
+    analyst_before = file_digest(settings.analyst_warehouse)
 
     # night 2: features were rebuilt but the segmentation stage never wrote its rows
     con = connect(settings.warehouse)
@@ -280,6 +330,7 @@ def test_failed_audit_leaves_yesterdays_published_copy(tmp_path: Path) -> None:
         publish(settings, NIGHT_2)
 
     assert file_digest(settings.published_warehouse) == before
+    assert file_digest(settings.analyst_warehouse) == analyst_before
     assert published_as_of(settings.published_warehouse) == NIGHT_1
     assert not list(settings.published_warehouse.parent.glob(f"*{TEMP_MARK}*"))
 

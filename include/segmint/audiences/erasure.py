@@ -223,8 +223,8 @@ class ErasureResult:
                 f"({before} MiB -> {after} MiB)"
             )
         out.append(
-            "  the published read-only copy keeps them until the next publish; "
-            "run `segmint publish` to replace it now"
+            "  the published read-only copies (full and analysts') keep them until the next "
+            "publish; run `segmint publish` to replace them now"
         )
         out += [f"  warning: {w}" for w in self.warnings]
         return out

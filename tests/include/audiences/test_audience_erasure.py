@@ -161,8 +161,13 @@ def test_erased_customer_leaves_no_bytes_in_the_file_or_the_next_published_copy(
     # The copy published before the erasure still holds them (the CLI says so); the next
     # publish copies the rewritten file.
     assert _file_holds(published, needles) == list(needles)
+    # The analysts' copy holds the e-mail only as its hash, and the id, until then too.
+    analyst = published.with_name("segmint_analyst.duckdb")
+    masked = (hashlib.sha256(b"anna.smith@example.com").hexdigest().encode(), b"C01")
+    assert _file_holds(analyst, masked) == list(masked)
     publish_warehouse(full.warehouse, published, AS_OF)
     assert _file_holds(published, needles) == []
+    assert _file_holds(analyst, masked) == []
     build_audiences(full, AS_OF)  # the rewritten file takes the next night's writes
 
 

@@ -370,7 +370,9 @@ rfm as (
         customer_id,
         {{ rfm_quintile('recency_days', 'as_of_date', higher_is_better=false) }} as r_score,
         {{ rfm_quintile('order_count', 'as_of_date') }} as f_score,
-        {{ rfm_quintile('revenue_total', 'as_of_date') }} as m_score
+        {{ rfm_quintile('revenue_total', 'as_of_date') }} as m_score,
+        count(*) over (partition by as_of_date) >= {{ var('rfm_min_customers') }}
+            as is_ranked
     from scored
     where has_orders = 1
 
@@ -393,11 +395,12 @@ final as (
         cast(scored.recency_days as integer) as recency_days,
         {{ days_between('cast(scored.first_seen_at as date)', 'scored.as_of_date') }}
             as tenure_days,
-        rfm.r_score,
-        rfm.f_score,
-        rfm.m_score,
+        case when rfm.is_ranked then rfm.r_score end as r_score,
+        case when rfm.is_ranked then rfm.f_score end as f_score,
+        case when rfm.is_ranked then rfm.m_score end as m_score,
         case
             when scored.order_count = 0 then 'No orders'
+            when not rfm.is_ranked then 'Too few buyers'
             else segment_map.rfm_segment
         end as rfm_segment,
         cast(coalesce(scored.orders_30d, 0) as {{ dbt.type_bigint() }}) as orders_30d,

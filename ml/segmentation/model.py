@@ -234,6 +234,10 @@ def _fit_segments(
     t = perf_counter()
     sizes = np.bincount(labels, minlength=k)
     largest_first = np.argsort(-sizes, kind="stable")
+    buyer_share = None
+    if "order_count" in frame:
+        bought = frame["order_count"].fillna(0).to_numpy() > 0
+        buyer_share = np.bincount(labels, weights=bought, minlength=k) / np.maximum(sizes, 1)
     match = match_segments(
         kmeans.cluster_centers_,
         prev_scaled,
@@ -254,6 +258,8 @@ def _fit_segments(
             if src is not None
         },
         pinned=cfg.pinned_names,
+        varying=[n for n, v in zip(names, scaler.var_, strict=True) if v > 0],
+        buyer_share=buyer_share,
     )
     cluster_ids = np.asarray(match.segment_ids)
     cluster_names = np.asarray(naming.names, dtype=object)

@@ -68,6 +68,31 @@ PERSONAS: dict[str, dict[str, float]] = {
 }
 REGULARS_SCORE = 0.2
 
+# What a persona's name says of its customers must be true of the shop and the segment, or
+# a z-score of 0 on a feature nobody has lets the other weights pick the name: a shop
+# without e-mail events got "Email engaged" for its customers who search less, a shop where
+# nobody has ordered yet "Occasional buyers". A persona is only given when at least one of
+# its REQUIRES features varies among the customers; BUYERS only to a segment in which at
+# least MIN_BUYER_SHARE of the customers have ordered, NON_BUYERS only to one in which fewer
+# have.
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "Champions": ("order_count", "avg_order_value"),
+    "Bargain hunters": ("searches_90d", "searches_per_session_90d", "avg_order_value"),
+    "Window shoppers": ("pages_per_session_30d", "avg_session_duration_s_30d"),
+    "New customers": ("tenure_days",),
+    "Lapsing": ("recent_session_share", "days_since_last_visit"),
+    "Occasional buyers": ("order_count",),
+    "Dormant": ("sessions_90d", "days_since_last_visit"),
+    "Email engaged": ("email_opens_90d", "email_clicks_90d"),
+}
+BUYERS = ("Champions", "Bargain hunters", "Occasional buyers")
+NON_BUYERS = ("Prospects",)
+MIN_BUYER_SHARE = 0.5
+# The one segment of a shop too small or too uniform to split (k = 1) is everyone: no
+# persona, which would describe it against itself.
+ALL_CUSTOMERS = "All customers"
+INELIGIBLE = -1e9
+
 # feature -> (phrase when above the population, phrase when below)
 PHRASES: dict[str, tuple[str, str]] = {
     "order_count": ("many orders", "few or no orders"),
@@ -99,12 +124,22 @@ class Naming:
     is_pinned: list[bool]
 
 
-def persona_scores(z: np.ndarray, features: Sequence[str]) -> np.ndarray:
-    """Score matrix (segments x personas, in :data:`PERSONAS` order)."""
+def persona_scores(
+    z: np.ndarray,
+    features: Sequence[str],
+    varying: Sequence[str] | None = None,
+    buyer_share: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Score matrix (segments x personas, in :data:`PERSONAS` order).
+
+    ``varying``: the features that vary among the customers (default: all); ``buyer_share``:
+    per segment, the share of its customers with an order (default: unknown, no check). A
+    persona they rule out (:data:`REQUIRES`, :data:`BUYERS`) scores :data:`INELIGIBLE`."""
     z = np.atleast_2d(np.asarray(z, dtype=float))
     pos = {f: i for i, f in enumerate(features)}
+    known = set(features if varying is None else varying)
     out = np.empty((len(z), len(PERSONAS)))
-    for j, weights in enumerate(PERSONAS.values()):
+    for j, (name, weights) in enumerate(PERSONAS.items()):
         used = {f: w for f, w in weights.items() if f in pos}
         if not used:
             out[:, j] = REGULARS_SCORE
@@ -112,6 +147,15 @@ def persona_scores(z: np.ndarray, features: Sequence[str]) -> np.ndarray:
         cols = [pos[f] for f in used]
         w = np.asarray(list(used.values()))
         out[:, j] = z[:, cols] @ w / np.abs(w).sum()
+        if name in REQUIRES and not known.intersection(REQUIRES[name]):
+            out[:, j] = INELIGIBLE
+    if buyer_share is not None:
+        share = np.asarray(buyer_share, dtype=float)
+        for j, name in enumerate(PERSONAS):
+            if name in BUYERS:
+                out[share < MIN_BUYER_SHARE, j] = INELIGIBLE
+            elif name in NON_BUYERS:
+                out[share >= MIN_BUYER_SHARE, j] = INELIGIBLE
     return out
 
 
@@ -138,10 +182,19 @@ def name_segments(
     segment_ids: Sequence[int],
     kept_names: Mapping[int, str] | None = None,
     pinned: Mapping[str, str] | None = None,
+    varying: Sequence[str] | None = None,
+    buyer_share: Sequence[float] | None = None,
 ) -> Naming:
-    """Names, descriptions and pinned flags for segments with centroids ``z`` (scaled)."""
+    """Names, descriptions and pinned flags for segments with centroids ``z`` (scaled).
+
+    One segment is :data:`ALL_CUSTOMERS` (unless pinned); with more, a kept name
+    :data:`ALL_CUSTOMERS` is given up. ``varying`` and ``buyer_share``: see
+    :func:`persona_scores`."""
     z = np.atleast_2d(np.asarray(z, dtype=float))
-    kept_names = dict(kept_names or {})
+    if len(segment_ids) == 1:
+        kept_names = {segment_ids[0]: ALL_CUSTOMERS}
+    else:
+        kept_names = {i: n for i, n in (kept_names or {}).items() if n != ALL_CUSTOMERS}
     pinned = {str(k): v for k, v in (pinned or {}).items()}
     names: list[str | None] = [None] * len(segment_ids)
     is_pinned = [False] * len(segment_ids)
@@ -156,7 +209,8 @@ def name_segments(
     free = [j for j, p in enumerate(PERSONAS) if p not in taken]
     persona_names = list(PERSONAS)
     if need and free:
-        scores = persona_scores(z[need], features)[:, free]
+        shares = None if buyer_share is None else np.asarray(buyer_share, dtype=float)[need]
+        scores = persona_scores(z[need], features, varying, shares)[:, free]
         rows, cols = linear_sum_assignment(-scores)
         for r, c in zip(rows, cols, strict=True):
             if scores[r, c] > 0:
@@ -165,5 +219,10 @@ def name_segments(
         if names[i] is None:
             names[i] = f"Segment {sid}"
     final = [str(n) for n in names]
-    descriptions = [describe(final[i], z[i], features) for i in range(len(final))]
+    if len(final) == 1:
+        descriptions = [
+            f"{final[0]}: one segment holding every customer, too few or too alike to split."
+        ]
+    else:
+        descriptions = [describe(final[i], z[i], features) for i in range(len(final))]
     return Naming(names=final, descriptions=descriptions, is_pinned=is_pinned)

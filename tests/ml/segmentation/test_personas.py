@@ -1,7 +1,7 @@
 import numpy as np
 
 from ml.segmentation.features import FEATURES
-from ml.segmentation.personas import PERSONAS, describe, name_segments
+from ml.segmentation.personas import ALL_CUSTOMERS, PERSONAS, describe, name_segments
 
 F = list(FEATURES)
 
@@ -71,3 +71,36 @@ def test_more_segments_than_personas_get_numbered_names() -> None:
     assert len(set(naming.names)) == len(many)
     assert sum(n.startswith("Segment ") for n in naming.names) >= len(many) - len(PERSONAS)
     assert all(n.startswith("Segment ") or n in PERSONAS for n in naming.names)
+
+
+def test_buyer_personas_need_a_segment_of_buyers() -> None:
+    """The Champions-like centroid of customers who mostly never ordered (a few big buyers
+    pull the mean) is not called Champions; a Prospects-like one of buyers not Prospects."""
+    prospects = _z(order_count=-1.0, tenure_days=-1.0)
+    free = name_segments(np.vstack([CENTROIDS[0], prospects]), F, [1, 2])
+    assert free.names == ["Champions", "Prospects"]
+    checked = name_segments(np.vstack([CENTROIDS[0], prospects]), F, [1, 2], buyer_share=[0.2, 0.9])
+    assert "Champions" not in checked.names
+    assert "Prospects" not in checked.names
+
+
+def test_personas_need_a_feature_that_varies() -> None:
+    """Without e-mail events the e-mail features are 0 for everyone: searching less than the
+    others made "Email engaged" (its weight -1 on searches per session)."""
+    quiet = _z(searches_per_session_90d=-1.5)
+    assert name_segments(np.vstack([quiet, -quiet]), F, [1, 2]).names[0] == "Email engaged"
+    varying = [f for f in F if not f.startswith("email_")]
+    names = name_segments(np.vstack([quiet, -quiet]), F, [1, 2], varying=varying).names
+    assert "Email engaged" not in names
+
+
+def test_one_segment_is_all_customers() -> None:
+    """k = 1 (a shop too small or too uniform to split) is everyone: not "Regulars", and not
+    the name of the previous run's segment it matched."""
+    one = name_segments(CENTROIDS[[0]], F, [3], kept_names={3: "Champions"})
+    assert one.names == [ALL_CUSTOMERS]
+    assert one.descriptions[0].startswith(f"{ALL_CUSTOMERS}: one segment holding every")
+    assert name_segments(CENTROIDS[[0]], F, [3], pinned={"3": "VIP"}).names == ["VIP"]
+    # The next night splits the shop: the segment that matched keeps its id, not the name.
+    two = name_segments(CENTROIDS[:2], F, [3, 4], kept_names={3: ALL_CUSTOMERS})
+    assert two.names == ["Champions", "New customers"]

@@ -5,6 +5,7 @@ import json
 from collections.abc import Callable
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -217,8 +218,12 @@ def test_customers_who_all_look_alike_make_one_segment(
     result = run_segmentation(settings, as_of)
     assert result.details["k"] == 1
     assert "1 distinct profile" in result.details["k_reason"]
-    profiles = query(settings, "select customers, outliers, share from ml.segment_profiles")
-    assert profiles.to_dict("records") == [{"customers": 40, "outliers": 0, "share": 1.0}]
+    profiles = query(
+        settings, "select segment_name, customers, outliers, share from ml.segment_profiles"
+    )
+    assert profiles.to_dict("records") == [
+        {"segment_name": "All customers", "customers": 40, "outliers": 0, "share": 1.0}
+    ]
     assert (
         query(settings, "select count(distinct segment_id) as n from ml.customer_segments")[
             "n"
@@ -236,10 +241,43 @@ def test_a_shop_of_thirty_customers_makes_one_segment(
     result = run_segmentation(settings, as_of)
     assert result.details["k"] == 1
     assert "fewer than 2 x min_segment_customers = 40" in result.details["k_reason"]
+    # Everyone, not a persona ("Regulars") measured against itself.
+    assert query(settings, "select segment_name, description from ml.segment_profiles").to_dict(
+        "records"
+    ) == [
+        {
+            "segment_name": "All customers",
+            "description": "All customers: one segment holding every customer, too few or "
+            "too alike to split.",
+        }
+    ]
 
     few = SegmentationSettings(min_segment_customers=5)
     result = run_segmentation(warehouse_with(features_3k.head(30), segmentation=few), as_of)
     assert 2 <= result.details["k"] <= 6
+
+
+def test_a_shop_where_nobody_has_ordered_gets_no_buyer_personas(
+    warehouse_with: Callable[..., Settings], features_3k: pd.DataFrame, as_of: date
+) -> None:
+    """Nobody has ordered yet (and no e-mail was sent): the order and e-mail features are
+    the same for everyone, so their z-scores are 0 and the other weights chose the names:
+    "Occasional buyers" and "Email engaged" for customers who had neither."""
+    shop = features_3k.head(600).assign(
+        order_count=0,
+        orders_90d=0,
+        revenue_total=0.0,
+        avg_order_value=np.nan,
+        recency_days=np.nan,
+        email_opens_30d=0,
+        email_opens_90d=0,
+        email_clicks_90d=0,
+    )
+    settings = warehouse_with(shop)
+    result = run_segmentation(settings, as_of)
+    assert result.details["k"] >= 2
+    names = set(query(settings, "select segment_name from ml.segment_profiles")["segment_name"])
+    assert not names & {"Champions", "Bargain hunters", "Occasional buyers", "Email engaged"}
 
 
 def test_importing_the_stage_module_is_light() -> None:

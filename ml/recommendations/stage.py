@@ -411,13 +411,25 @@ def recommendations_frame(
     )
 
 
-def list_stats(lists: rank.Lists, n: int) -> tuple[dict[str, int], int]:
-    """Rows per source, and how many customers got fewer than ``n`` recommendations."""
+def list_stats(lists: rank.Lists, n: int, customers: int) -> tuple[dict[str, int], str | None]:
+    """Rows per source, and a warning when some of the ``customers`` the lists were built
+    for got fewer than ``n`` recommendations (saying how many got none: a customer without a
+    single row was not counted, so a shop where nothing has sold yet published 0 rows for
+    every customer without a word)."""
     counts = np.bincount(lists.source.astype(np.int64), minlength=len(rank.SOURCES))
     sources = {s: int(c) for s, c in zip(rank.SOURCES, counts, strict=True) if c}
-    per_customer = np.bincount(lists.customer.astype(np.int64))
-    short = int(((per_customer > 0) & (per_customer < n)).sum())
-    return sources, short
+    per_customer = np.bincount(lists.customer.astype(np.int64), minlength=customers)
+    short = int((per_customer < n).sum())
+    empty = int((per_customer == 0).sum())
+    if not short:
+        return sources, None
+    warning = f"{short} customers got fewer than {n} recommendations"
+    if empty:
+        warning += (
+            f", {empty} of them none (best sellers are products with a purchase; a customer "
+            "without collaborative picks gets only those not bought yet)"
+        )
+    return sources, warning
 
 
 def metrics_frame(evaluation: Evaluation, run_id: str, as_of: date) -> pd.DataFrame:
@@ -678,7 +690,7 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
         TableWrite("ml.recommendations", recs, where, [as_of], RECOMMENDATIONS_DDL),
         metrics_write(metric_frame, as_of),
     ]
-    sources, short = list_stats(built.lists, cfg.top_n)
+    sources, short = list_stats(built.lists, cfg.top_n, len(customers))
     model_run = {
         "run_id": run_id,
         "model_name": MODEL_NAME,
@@ -697,7 +709,7 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
     model_recall = evaluation.metrics["model"].get(f"recall_at_{GATE_K}", float("nan"))
     pop_recall = evaluation.metrics["popularity"].get(f"recall_at_{GATE_K}", float("nan"))
     if short:
-        warnings.append(f"{short} customers got fewer than {cfg.top_n} recommendations")
+        warnings.append(short)
     state = "model published" if publish else "popularity published"
     summary = (
         f"{state}: {recs.num_rows} recommendations for {ctx.n_customers} customers; holdout "
@@ -807,7 +819,7 @@ def _reuse_night(
         f"ranked with the registered model {registered.run_id} (trained as of "
         f"{registered.as_of_date}, {age} days ago; retrain every {cfg.retrain_every_days} days)"
     )
-    sources, short = list_stats(built.lists, cfg.top_n)
+    sources, short = list_stats(built.lists, cfg.top_n, len(rows))
     params = json_safe(
         {
             **dataclasses.asdict(cfg),
@@ -849,7 +861,7 @@ def _reuse_night(
     )
     total = _count_lists(settings.warehouse, as_of)
     if short:
-        warnings.append(f"{short} customers got fewer than {cfg.top_n} recommendations")
+        warnings.append(short)
     summary = (
         f"model reused: {total} recommendations for {n_customers} customers "
         f"({len(rows)} re-ranked, {len(carried_ids) if previous is not None else 0} carried "

@@ -143,6 +143,21 @@ def test_a_shop_without_product_events_gets_no_lists_and_a_warning(tmp_path: Pat
     assert _query(warehouse, "select status from ml.model_runs") == [("not_published",)]
 
 
+def test_a_shop_where_nothing_has_sold_warns_that_nobody_got_a_list(tmp_path: Path) -> None:
+    """Views and cart adds but no purchase yet: no best sellers, so every list is empty.
+    The stage said "popularity published: 0 recommendations for 50 customers" and no
+    warning (customers without a single row were not counted as short)."""
+    from ml.recommendations.synthetic import simulate, write_marts
+
+    warehouse = tmp_path / "w.duckdb"
+    interactions, customers = simulate(50, 100, seed=1)
+    write_marts(warehouse, interactions.assign(purchases=0, revenue=0.0), customers, AS_OF)
+    result = run_recommendations(_settings(warehouse), AS_OF)
+    assert _query(warehouse, "select count(*) from ml.recommendations") == [(0,)]
+    short = [w for w in result.warnings if "fewer than 10 recommendations" in w]
+    assert short and short[0].startswith("50 customers got fewer than 10 recommendations, 50 of")
+
+
 def test_interactions_are_read_in_one_order(small_warehouse: Path) -> None:
     """Sums over interactions follow their order, and a parallel DuckDB scan has none: the
     stage reads them sorted, so the same warehouse gives the same scores to the last bit."""

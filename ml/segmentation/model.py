@@ -266,6 +266,11 @@ def _fit_segments(
     segment_id = cluster_ids[labels]
 
     threshold = float(np.quantile(distance, cfg.outlier_quantile))
+    if len(distance) * (1 - cfg.outlier_quantile) < 1:
+        # Beyond the 0.99 quantile of fewer than 100 customers is less than one customer,
+        # yet the quantile falls below the largest distance: the farthest customer was
+        # always flagged, one of three in a three-customer shop, and left out of the means.
+        threshold = float(distance.max())
     is_outlier = distance > threshold
 
     assignments = pd.DataFrame(

@@ -241,16 +241,21 @@ def test_a_shop_of_thirty_customers_makes_one_segment(
     result = run_segmentation(settings, as_of)
     assert result.details["k"] == 1
     assert "fewer than 2 x min_segment_customers = 40" in result.details["k_reason"]
-    # Everyone, not a persona ("Regulars") measured against itself.
-    assert query(settings, "select segment_name, description from ml.segment_profiles").to_dict(
-        "records"
-    ) == [
+    # Everyone, not a persona ("Regulars") measured against itself; and no outlier: the
+    # 0.99 quantile of 30 distances flagged the farthest customer whatever the distance.
+    assert query(
+        settings, "select segment_name, description, outliers from ml.segment_profiles"
+    ).to_dict("records") == [
         {
             "segment_name": "All customers",
             "description": "All customers: one segment holding every customer, too few or "
             "too alike to split.",
+            "outliers": 0,
         }
     ]
+    assert not query(settings, "select bool_or(is_outlier) as o from ml.customer_segments")[
+        "o"
+    ].iloc[0]
 
     few = SegmentationSettings(min_segment_customers=5)
     result = run_segmentation(warehouse_with(features_3k.head(30), segmentation=few), as_of)

@@ -260,14 +260,16 @@ def _mart_figures(warehouse: Path, as_of: date) -> dict[str, int]:
             """
             SELECT
                 (SELECT count(*) FROM marts.customer_features WHERE as_of_date = ?),
-                (SELECT count(*) FROM marts.orders),
-                (SELECT count(*) FROM marts.sessions),
+                -- As of the night: a backfill's summary counted the later nights' too.
+                (SELECT count(*) FROM marts.orders WHERE order_date <= ?),
+                (SELECT count(*) FROM marts.sessions WHERE session_date <= ?),
                 (SELECT count(*) FROM marts.identity_map),
                 (SELECT count(*) FROM marts.identity_conflicts),
                 (SELECT count(*) FROM marts.order_conflicts),
                 (SELECT count(DISTINCT s.anonymous_id)
                  FROM marts.sessions AS s
                  WHERE s.customer_id IS NULL AND s.anonymous_id IS NOT NULL
+                   AND s.session_date <= ?
                    AND NOT EXISTS (
                        SELECT 1 FROM marts.identity_map AS m
                        WHERE m.anonymous_id = s.anonymous_id)),
@@ -281,7 +283,7 @@ def _mart_figures(warehouse: Path, as_of: date) -> dict[str, int]:
                      SELECT 1 FROM staging.stg_segmint__customers AS c
                      WHERE lower(c.customer_id) = lower(o.customer_id)))
             """,
-            [as_of, as_of],
+            [as_of, as_of, as_of, as_of, as_of],
         ).fetchone()
     finally:
         con.close()

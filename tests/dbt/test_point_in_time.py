@@ -101,3 +101,32 @@ def test_incremental_run_equals_full_build(
                 ["customer_id", "segment"], ignore_index=True
             ),
         )
+
+
+def test_a_backfilled_night_counts_its_own_orders_and_sessions(
+    nightly: tuple[Path, pd.DataFrame], tmp_path: Path
+) -> None:
+    """Rerun as of CUTOFF with a month of later events loaded: the summary said "... with
+    features as of CUTOFF, <every order> orders, <every session> sessions"."""
+    path, _ = nightly
+    copy = tmp_path / "segmint.duckdb"
+    shutil.copy(path, copy)
+    result = run_transform(settings_for(copy), CUTOFF)
+    counts = read(
+        copy,
+        f"""
+        select
+            (select count(*) from marts.orders where order_date <= date '{CUTOFF}') as orders,
+            (select count(*) from marts.orders) as all_orders,
+            (select count(*) from marts.sessions where session_date <= date '{CUTOFF}')
+                as sessions,
+            (select count(*) from marts.sessions) as all_sessions
+        """,
+    ).iloc[0]
+    assert counts["all_orders"] > counts["orders"] > 0
+    assert counts["all_sessions"] > counts["sessions"] > 0
+    assert result.details["orders"] == counts["orders"]
+    assert result.details["sessions"] == counts["sessions"]
+    assert f"as of {CUTOFF}, {counts['orders']} orders, {counts['sessions']} sessions" in (
+        result.summary
+    )

@@ -711,11 +711,14 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
     if short:
         warnings.append(short)
     state = "model published" if publish else "popularity published"
-    summary = (
-        f"{state}: {recs.num_rows} recommendations for {ctx.n_customers} customers; holdout "
-        f"recall@{GATE_K} model {model_recall:.3f} vs popularity {pop_recall:.3f} "
+    # Without a customer to evaluate the recalls are NaN: say so rather than print "nan".
+    holdout = (
+        f"holdout recall@{GATE_K} model {model_recall:.3f} vs popularity {pop_recall:.3f} "
         f"({evaluation.customers} customers)"
+        if evaluation.customers
+        else f"no new purchases in the {evaluation.cutoff} holdout to evaluate on"
     )
+    summary = f"{state}: {recs.num_rows} recommendations for {ctx.n_customers} customers; {holdout}"
     return StageResult(
         stage="recommend",
         rows_in=len(inputs.interactions),

@@ -156,6 +156,9 @@ def test_a_shop_where_nothing_has_sold_warns_that_nobody_got_a_list(tmp_path: Pa
     assert _query(warehouse, "select count(*) from ml.recommendations") == [(0,)]
     short = [w for w in result.warnings if "fewer than 10 recommendations" in w]
     assert short and short[0].startswith("50 customers got fewer than 10 recommendations, 50 of")
+    # No holdout customer to judge on: said in words, not "recall@10 model nan".
+    assert "nan" not in result.summary
+    assert result.summary.endswith("holdout to evaluate on")
 
 
 def test_interactions_are_read_in_one_order(small_warehouse: Path) -> None:

@@ -49,12 +49,16 @@ log = logging.getLogger(__name__)
 DQ_WINDOW_DAYS = 14  # data-quality charts cover the as-of day and the 13 before it
 DRIFT_RUNS = 10  # drift charts cover the last this-many runs
 
-# Persona card features: (column, label, format). Shown when marts have them.
+# Persona card features: (column, label, format). Shown when marts have them. The cards
+# show each feature's median over the segment's customers who are not outliers, the
+# statistic ml.segment_profiles stores as median_<feature>: money per customer is heavy
+# tailed (one order of 1e9, a B2B account with half the revenue), and a mean of it says
+# more about the largest customer than about the segment.
 KEY_FEATURES = (
     ("recency_days", "days since order", "{:,.0f}"),
     ("order_count", "orders", "{:,.1f}"),
-    ("revenue_total", "revenue", "{:,.0f}"),
-    ("avg_order_value", "avg order value", "{:,.0f}"),
+    ("revenue_total", "revenue per customer", "{:,.0f}"),
+    ("avg_order_value", "order value", "{:,.0f}"),
     ("sessions_30d", "sessions 30d", "{:,.1f}"),
     ("cart_abandonment_rate_90d", "cart abandonment", "{:.0%}"),
     ("email_opens_30d", "email opens 30d", "{:,.1f}"),
@@ -240,10 +244,13 @@ def segment_features(ctx: Context) -> tuple[str, set[str], str]:
         wanted += ["r_score", "f_score", "m_score"]
         cols = [c for c in wanted if c in available]
         picks = "".join(f", f.{quote(c)}" for c in cols)
+        outlier_col = r.pick("ml.customer_segments", "is_outlier")
+        outlier = f"coalesce(s.{quote(outlier_col)}, false)" if outlier_col else "false"
         r.con.execute(
             f"""
             create or replace temp table {SEGMENT_FEATURE_TABLE} as
-            select cast(s.segment_id as varchar) as segment_id{picks}
+            select cast(s.segment_id as varchar) as segment_id,
+                {outlier} as is_outlier{picks}
             from ml.customer_segments as s
             inner join {relation} as f on f.customer_id = s.customer_id
             where s.as_of_date = ?
@@ -349,11 +356,16 @@ def block_personas(ctx: Context) -> str:
         if categories.get(sid):
             body.append(f'<div class="tags">top categories: {esc(categories[sid])}</div>')
         if row.outliers:
-            body.append(f'<div class="tags">{row.outliers:,} outliers</div>')
+            body.append(
+                f'<div class="tags">{row.outliers:,} outliers, left out of the medians</div>'
+            )
         cards.append('<div class="card">' + "".join(body) + "</div>")
     legend = (
-        "Bars compare the segment's average with the population average "
-        "(black tick = population; 1.0× = same as everyone)."
+        "Figures are medians per customer (half the segment's customers are above, half "
+        "below), leaving out the outliers as the segmentation's profiles do; bars compare "
+        "them with the median customer of the whole shop (black tick; 1.0× = same as "
+        "everyone; – where that median is 0). Consent is the share of all the segment's "
+        "customers; top categories leave the outliers out."
     )
     return (
         (note(caveat, "info") if caveat else "")
@@ -371,8 +383,9 @@ def _feature_rows(values: pd.Series, population: pd.Series) -> str:
         pop = population.get(col)
         ratio = values[col] / pop if pop and pd.notna(pop) and pop != 0 else np.nan
         width = 0 if pd.isna(ratio) else min(ratio / 3, 1) * 100
+        shown = esc(fmt.format(values[col]))
         rows.append(
-            f'<div class="feat"><span>{esc(label)}: <b>{esc(fmt.format(values[col]))}</b>'
+            f'<div class="feat"><span>median {esc(label)}: <b>{shown}</b>'
             f'</span><div class="bar"><span style="width:{width:.0f}%"></span>'
             f'<i style="left:33.3%"></i></div>'
             f'<span class="idx">{"–" if pd.isna(ratio) else f"{ratio:.1f}×"}</span></div>'
@@ -387,7 +400,12 @@ def _persona_stats(ctx: Context) -> tuple[pd.DataFrame, pd.Series, dict[str, str
         consent = [c for c in ("email_opt_in", "ads_opt_in") if c in cols]
         if not feats and not consent:
             raise Missing("marts.customer_features has none of the persona features")
-        aggs = [f"avg(cast({quote(c)} as double)) as {quote(c)}" for c in feats]
+        # Medians over the non-outliers, as ml.segment_profiles' median_<feature>; consent
+        # shares over every member, as its <flag>_share.
+        aggs = [
+            f"median(cast({quote(c)} as double)) filter (where not is_outlier) as {quote(c)}"
+            for c in feats
+        ]
         aggs += [f"avg(cast({quote(c)} as integer)) as {quote(c)}" for c in consent]
         frame = ctx.reader.df(
             f"""
@@ -412,7 +430,7 @@ def _persona_stats(ctx: Context) -> tuple[pd.DataFrame, pd.Series, dict[str, str
                             partition by segment_id order by count(*) desc, favourite_category
                         ) as rank
                     from {table_}
-                    where favourite_category is not null
+                    where favourite_category is not null and not is_outlier
                     group by segment_id, favourite_category
                 )
                 where rank <= 3

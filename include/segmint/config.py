@@ -87,8 +87,25 @@ class IngestSettings:
     # records are dropped and counted (rows_ignored) instead of quarantined: a tracker's
     # identify calls and custom events. "*" ignores every event type segmint does not know.
     ignored_event_types: list[str] = field(default_factory=list)
+    # Batch-level warning (never a quarantine, never a gate failure): a purchase whose
+    # revenue exceeds extreme_revenue_multiple x the extreme_revenue_quantile of the
+    # batch's order values (one order of 1e9 among orders of 50) is named, file, line and
+    # value, in the ingest stage's warnings and ops.validation_runs (rule
+    # revenue_not_extreme). A high quantile rather than the maximum or the mean, so a few
+    # absurd orders cannot raise their own bar; batches with fewer than
+    # extreme_revenue_min_orders purchases are not judged. 0 turns the check off.
+    extreme_revenue_multiple: float = 100.0
+    extreme_revenue_quantile: float = 0.9
+    extreme_revenue_min_orders: int = 20
 
     def __post_init__(self) -> None:
+        if not 0 < self.extreme_revenue_quantile < 1:
+            raise ConfigError(
+                "[ingest] extreme_revenue_quantile is a quantile strictly between 0 and 1 "
+                f"(0.9 = the 90th percentile), got {self.extreme_revenue_quantile}"
+            )
+        _check_at_least("ingest", self, 0, "extreme_revenue_multiple")
+        _check_at_least("ingest", self, 1, "extreme_revenue_min_orders")
         for name in ("max_quarantine_share", "max_no_identity_share"):
             if getattr(self, name) > 1:
                 raise ConfigError(

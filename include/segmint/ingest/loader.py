@@ -91,6 +91,8 @@ TWO_PASS_BYTES = 256 << 20
 # (chosen by a hash of the record's text, so reruns see the same rows), to prove the
 # pre-filter and the suite agree.
 CHECK_SAMPLE = 200
+# Purchases named in the extreme-revenue warning (the largest first; the rest are counted).
+_EXTREME_SHOWN = 5
 MEMORY_LIMIT = "2GB"
 THREADS = 2
 # Columns of a staged row besides the contract's fields.
@@ -404,6 +406,8 @@ class Ingest:
         self._warned_fields: dict[str, list[str]] = {}
         # GX failures on rows the SQL pre-filter passed (each also logged as a warning).
         self.prefilter_misses: list[str] = []
+        # Batch-level warnings (extreme revenue), for the stage's warnings.
+        self.batch_warnings: list[str] = []
         # Other trackers' names for contract fields and event types (checked here, before
         # any file is read: a mistake in them is a ConfigError).
         self.aliases = settings.ingest.field_aliases
@@ -861,6 +865,80 @@ class Ingest:
         del frame
         con.execute("drop table _batch")
         self._store_results(con, outs, results, domain)
+        self._check_extreme_revenue(con, outs)
+
+    def _check_extreme_revenue(self, con: duckdb.DuckDBPyConnection, outs: list[FileOutcome]):
+        """Batch-level warning: purchases whose revenue is far above the batch's typical order.
+
+        Set-based over every staged purchase (GX sees only a sample of the rows): the bar is
+        ``extreme_revenue_multiple`` x the ``extreme_revenue_quantile`` of the batch's order
+        values. Adds a ``revenue_not_extreme`` row per file with purchases to the batch's
+        validation results and names the first offenders in the stage's warnings; nothing is
+        quarantined or nulled, and the gate does not look at it.
+        """
+        cfg = self.settings.ingest
+        source, tag = outs[0].file.source, outs[0].tag
+        if source != "events" or cfg.extreme_revenue_multiple <= 0:
+            return
+        purchases = (
+            f"(select _file, _line, revenue::DOUBLE as revenue from _typed_{tag} "
+            "where _error is null and not _ignored and not _rec_bad "
+            "and event_type = 'purchase' and revenue is not null)"
+        )
+        ((orders, typical, median),) = con.execute(
+            f"select count(*), quantile_disc(revenue, ?), median(revenue) from {purchases}",
+            [cfg.extreme_revenue_quantile],
+        ).fetchall()
+        if orders < cfg.extreme_revenue_min_orders or not typical:
+            return
+        bar = typical * cfg.extreme_revenue_multiple
+        description = (
+            f"purchase revenue at most {cfg.extreme_revenue_multiple:g} x the "
+            f"{cfg.extreme_revenue_quantile:g} quantile of the batch's order values"
+        )
+        observed = json.dumps(
+            {"orders": orders, "quantile_value": typical, "median": median, "limit": bar}
+        )
+        kwargs = json.dumps(
+            {
+                "multiple": cfg.extreme_revenue_multiple,
+                "quantile": cfg.extreme_revenue_quantile,
+                "min_orders": cfg.extreme_revenue_min_orders,
+            }
+        )
+        con.execute(
+            f"""
+            insert into _runs_{tag}
+            select _file, 'revenue_not_extreme', 'segmint_batch_revenue_not_extreme',
+                'revenue', 'warning', ?, count(*) filter (where revenue > ?) = 0, count(*),
+                count(*) filter (where revenue > ?),
+                100.0 * count(*) filter (where revenue > ?) / count(*), ?, ?
+            from {purchases}
+            group by _file
+            """,
+            [description, bar, bar, bar, observed, kwargs],
+        )
+        flagged = con.execute(
+            f"select _file, _line, revenue, count(*) over () from {purchases} "
+            "where revenue > ? order by revenue desc, _file, _line limit ?",
+            [bar, _EXTREME_SHOWN],
+        ).fetchall()
+        if not flagged:
+            return
+        named = "; ".join(
+            f"{outs[i].file.path} line {line}: {value:,.2f}"
+            + (f" ({value / median:,.0f}x the median order)" if median else "")
+            for i, line, value, _ in flagged
+        )
+        n = flagged[0][3]
+        self.batch_warnings.append(
+            f"revenue far above the batch's typical order on {n} purchase(s), loaded as they "
+            f"are (above {bar:,.2f} = {cfg.extreme_revenue_multiple:g} x the "
+            f"{cfg.extreme_revenue_quantile:g} quantile {typical:,.2f} of {orders} orders; "
+            f"median {median:,.2f}; [ingest] extreme_revenue_multiple): {named}"
+            + (f"; and {n - len(flagged)} more" if n > len(flagged) else "")
+        )
+        log.warning("ingest: %s", self.batch_warnings[-1])
 
     def _store_results(self, con, outs: list[FileOutcome], results, domain) -> None:
         """Temp tables ``_runs_<tag>`` (validation rows per file), ``_fails_<tag>`` (failing
@@ -1495,6 +1573,7 @@ def run_ingest(settings: Settings, as_of: date) -> StageResult:
     outcomes.sort(key=lambda o: o.file.order_key)
     result = _result(outcomes, skipped, ignored, settings, as_of)
     result.warnings.extend(ingest.prefilter_misses)
+    result.warnings.extend(ingest.batch_warnings)
     return result
 
 

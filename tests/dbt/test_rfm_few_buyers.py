@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from segmint.config import Settings, TransformSettings
 from segmint.transform import run_transform
 from segmint.warehouse import connect, ensure_raw_tables
+from tests.db import fetch
 from tests.dbt import synthetic
 
 END = date(2026, 6, 30)
@@ -36,14 +36,11 @@ def small_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_buyers_of_a_small_shop_are_not_ranked(small_shop: Path) -> None:
-    con = duckdb.connect(str(small_shop), read_only=True)
-    try:
-        rows = con.execute(
-            "select order_count > 0, rfm_segment, count(*), count(r_score), count(f_score), "
-            "count(m_score) from marts.customer_features group by all order by all"
-        ).fetchall()
-    finally:
-        con.close()
+    rows = fetch(
+        small_shop,
+        "select order_count > 0, rfm_segment, count(*), count(r_score), count(f_score), "
+        "count(m_score) from marts.customer_features group by all order by all",
+    )
     buyers = [r for r in rows if r[0]]
     assert buyers, rows  # the shop has buyers, fewer than rfm_min_customers (20)
     assert sum(r[2] for r in buyers) < 20

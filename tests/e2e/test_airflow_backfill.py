@@ -21,11 +21,11 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from segmint.airflow_env import DAG_ID, airflow_bin, airflow_environ, ensure_ready
 from segmint.pipeline import STAGES
+from tests.db import fetch
 from tests.e2e.airflow_support import (
     AS_OF,
     differing_tables,
@@ -184,14 +184,11 @@ def test_backfill_runs_every_night_with_its_own_as_of_date(backfilled: dict) -> 
 def test_nights_of_a_backfill_never_interleave(backfilled: dict) -> None:
     """Every stage of a night starts after the previous night's last stage ended."""
     warehouse = Path(backfilled["env"]["SEGMINT_WAREHOUSE"])
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        rows = con.execute(
-            "select as_of_date, task_id, started_at, ended_at from ops.pipeline_runs "
-            "where status = 'success' order by started_at"
-        ).fetchall()
-    finally:
-        con.close()
+    rows = fetch(
+        warehouse,
+        "select as_of_date, task_id, started_at, ended_at from ops.pipeline_runs "
+        "where status = 'success' order by started_at",
+    )
     assert [r[0] for r in rows] == [n for n in NIGHTS for _ in STAGES], rows
     assert [r[1] for r in rows] == list(STAGES) * len(NIGHTS)
     for earlier, later in itertools.pairwise(rows):

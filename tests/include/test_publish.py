@@ -20,6 +20,7 @@ from segmint.config import Settings
 from segmint.publish import TEMP_MARK, later_night_hint, publish, publish_warehouse
 from segmint.stages import PublishRefusedError
 from segmint.warehouse import connect, ensure_raw_tables, table_hash
+from tests.db import fetch
 
 NIGHT_1 = date(2026, 6, 29)
 NIGHT_2 = date(2026, 6, 30)
@@ -124,13 +125,14 @@ def test_analysts_get_a_copy_without_the_restricted_schemas(tmp_path: Path) -> N
     assert mode & 0o004 and not mode & 0o222, "read-only, for everyone"
     assert not list(analyst.parent.glob(f"*{TEMP_MARK}*"))
 
+    relations = fetch(
+        analyst,
+        "select table_schema || '.' || table_name, table_type from information_schema.tables "
+        "order by 1",
+    )
     work = duckdb.connect(str(settings.warehouse), read_only=True)
     pub = duckdb.connect(str(analyst), read_only=True)
     try:
-        relations = pub.execute(
-            "select table_schema || '.' || table_name, table_type from information_schema.tables "
-            "order by 1"
-        ).fetchall()
         # No PII columns in these: the masked copy is the same data.
         for table in ("marts.customer_features", "ml.customer_segments"):
             assert table_hash(pub, table) == table_hash(work, table)

@@ -89,11 +89,11 @@ class IngestSettings:
     ignored_event_types: list[str] = field(default_factory=list)
     # Batch-level warning (never a quarantine, never a gate failure): a purchase whose
     # revenue exceeds extreme_revenue_multiple x the extreme_revenue_quantile of the
-    # batch's order values (one order of 1e9 among orders of 50) is named, file, line and
-    # value, in the ingest stage's warnings and ops.validation_runs (rule
-    # revenue_not_extreme). A high quantile rather than the maximum or the mean, so a few
-    # absurd orders cannot raise their own bar; batches with fewer than
-    # extreme_revenue_min_orders purchases are not judged. 0 turns the check off.
+    # batch's order values in the same currency (one order of 1e9 among orders of 50) is
+    # named, file, line and value, in the ingest stage's warnings and ops.validation_runs
+    # (rule revenue_not_extreme). A high quantile rather than the maximum or the mean, so a
+    # few absurd orders cannot raise their own bar; a currency with fewer than
+    # extreme_revenue_min_orders purchases in the batch is not judged. 0 turns it off.
     extreme_revenue_multiple: float = 100.0
     extreme_revenue_quantile: float = 0.9
     extreme_revenue_min_orders: int = 20

@@ -872,32 +872,51 @@ class Ingest:
 
         Set-based over every staged purchase (GX sees only a sample of the rows): the bar is
         ``extreme_revenue_multiple`` x the ``extreme_revenue_quantile`` of the batch's order
-        values. Adds a ``revenue_not_extreme`` row per file with purchases to the batch's
-        validation results and names the first offenders in the stage's warnings; nothing is
-        quarantined or nulled, and the gate does not look at it.
+        values **in the same currency** (a shop selling in JPY and USD has orders 100x apart
+        that are both ordinary). A currency with fewer than ``extreme_revenue_min_orders``
+        orders in the batch is not judged. Adds a ``revenue_not_extreme`` row per file with
+        judged purchases to the batch's validation results and names the first offenders in
+        the stage's warnings; nothing is quarantined or nulled, and the gate does not look at
+        it.
         """
         cfg = self.settings.ingest
         source, tag = outs[0].file.source, outs[0].tag
         if source != "events" or cfg.extreme_revenue_multiple <= 0:
             return
         purchases = (
-            f"(select _file, _line, revenue::DOUBLE as revenue from _typed_{tag} "
+            f"(select _file, _line, revenue::DOUBLE as revenue, coalesce(currency, '') as cur "
+            f"from _typed_{tag} "
             "where _error is null and not _ignored and not _rec_bad "
             "and event_type = 'purchase' and revenue is not null)"
         )
-        ((orders, typical, median),) = con.execute(
-            f"select count(*), quantile_disc(revenue, ?), median(revenue) from {purchases}",
+        stats = con.execute(
+            f"select cur, count(*), quantile_disc(revenue, ?), median(revenue) from {purchases} "
+            "group by cur order by cur",
             [cfg.extreme_revenue_quantile],
         ).fetchall()
-        if orders < cfg.extreme_revenue_min_orders or not typical:
+        judged = {
+            cur: {
+                "orders": n,
+                "quantile_value": typical,
+                "median": median,
+                "limit": typical * cfg.extreme_revenue_multiple,
+            }
+            for cur, n, typical, median in stats
+            if n >= cfg.extreme_revenue_min_orders and typical
+        }
+        if not judged:
             return
-        bar = typical * cfg.extreme_revenue_multiple
+        bars = ", ".join(
+            f"({_lit(c)}, {v['limit']!r}::DOUBLE, {v['median']!r}::DOUBLE)"
+            for c, v in judged.items()
+        )
+        over = (
+            f"(select p.*, b.bar, b.med from {purchases} p "
+            f"join (values {bars}) b(cur, bar, med) using (cur))"
+        )
         description = (
             f"purchase revenue at most {cfg.extreme_revenue_multiple:g} x the "
-            f"{cfg.extreme_revenue_quantile:g} quantile of the batch's order values"
-        )
-        observed = json.dumps(
-            {"orders": orders, "quantile_value": typical, "median": median, "limit": bar}
+            f"{cfg.extreme_revenue_quantile:g} quantile of the batch's order values in its currency"
         )
         kwargs = json.dumps(
             {
@@ -910,32 +929,36 @@ class Ingest:
             f"""
             insert into _runs_{tag}
             select _file, 'revenue_not_extreme', 'segmint_batch_revenue_not_extreme',
-                'revenue', 'warning', ?, count(*) filter (where revenue > ?) = 0, count(*),
-                count(*) filter (where revenue > ?),
-                100.0 * count(*) filter (where revenue > ?) / count(*), ?, ?
-            from {purchases}
+                'revenue', 'warning', ?, count(*) filter (where revenue > bar) = 0, count(*),
+                count(*) filter (where revenue > bar),
+                100.0 * count(*) filter (where revenue > bar) / count(*), ?, ?
+            from {over}
             group by _file
             """,
-            [description, bar, bar, bar, observed, kwargs],
+            [description, json.dumps({"currencies": judged}), kwargs],
         )
         flagged = con.execute(
-            f"select _file, _line, revenue, count(*) over () from {purchases} "
-            "where revenue > ? order by revenue desc, _file, _line limit ?",
-            [bar, _EXTREME_SHOWN],
+            f"select _file, _line, revenue, cur, med, count(*) over () from {over} "
+            "where revenue > bar order by revenue / bar desc, _file, _line limit ?",
+            [_EXTREME_SHOWN],
         ).fetchall()
         if not flagged:
             return
         named = "; ".join(
-            f"{outs[i].file.path} line {line}: {value:,.2f}"
-            + (f" ({value / median:,.0f}x the median order)" if median else "")
-            for i, line, value, _ in flagged
+            f"{outs[i].file.path} line {line}: {value:,.2f}{f' {cur}' if cur else ''}"
+            + (f" ({value / med:,.0f}x the median order)" if med else "")
+            for i, line, value, cur, med, _ in flagged
         )
-        n = flagged[0][3]
+        n = flagged[0][5]
+        limits = "; ".join(
+            f"{c or 'no currency'}: above {v['limit']:,.2f} = {cfg.extreme_revenue_multiple:g} x "
+            f"the {cfg.extreme_revenue_quantile:g} quantile {v['quantile_value']:,.2f} of "
+            f"{v['orders']} orders, median {v['median']:,.2f}"
+            for c, v in judged.items()
+        )
         self.batch_warnings.append(
             f"revenue far above the batch's typical order on {n} purchase(s), loaded as they "
-            f"are (above {bar:,.2f} = {cfg.extreme_revenue_multiple:g} x the "
-            f"{cfg.extreme_revenue_quantile:g} quantile {typical:,.2f} of {orders} orders; "
-            f"median {median:,.2f}; [ingest] extreme_revenue_multiple): {named}"
+            f"are ({limits}; [ingest] extreme_revenue_multiple): {named}"
             + (f"; and {n - len(flagged)} more" if n > len(flagged) else "")
         )
         log.warning("ingest: %s", self.batch_warnings[-1])

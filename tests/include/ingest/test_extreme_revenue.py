@@ -20,13 +20,14 @@ from tests.include.ingest.conftest import D1, event, write_jsonl
 FILE = f"events/dt={D1}/part-0.jsonl"
 
 
-def write_orders(landing: Path, revenues: list[float]) -> None:
-    """One purchase a line (line i + 1 holds revenues[i])."""
+def write_orders(landing: Path, revenues: list[float], currencies: list[str] | None = None) -> None:
+    """One purchase a line (line i + 1 holds revenues[i], in currencies[i], default USD)."""
+    currencies = currencies or ["USD"] * len(revenues)
     write_jsonl(
         landing / FILE,
         [
-            event(f"e{i}", event_type="purchase", order_id=f"o{i}", revenue=r, currency="USD")
-            for i, r in enumerate(revenues)
+            event(f"e{i}", event_type="purchase", order_id=f"o{i}", revenue=r, currency=c)
+            for i, (r, c) in enumerate(zip(revenues, currencies, strict=True))
         ],
     )
 
@@ -85,6 +86,36 @@ def test_ordinary_spread_small_batches_and_the_switch_stay_quiet(
         ingest=IngestSettings(extreme_revenue_multiple=0),
     )
     assert not [w for w in run_ingest(off, D1).warnings if "revenue far above" in w]
+
+
+def test_each_currency_is_judged_against_its_own_orders(
+    settings: Settings, landing: Path, query
+) -> None:
+    """A shop selling in yen and dollars: 200 USD orders of 20-59 and 20 JPY orders of
+    6,000-44,000 (100-2,000x larger, under 10% of the orders, so all above 100 x the
+    batch-wide 0.9 quantile) are ordinary; only the absurd yen order is named, against the
+    yen orders."""
+    usd = [20.0 + i % 40 for i in range(200)]
+    jpy = [6000.0 + 2000 * i for i in range(20)]
+    jpy[3] = 9e9  # line 204
+    write_orders(landing, usd + jpy, ["USD"] * 200 + ["JPY"] * 20)
+
+    result = run_ingest(settings, D1)
+
+    extreme = [w for w in result.warnings if "revenue far above" in w]
+    assert len(extreme) == 1, result.warnings
+    assert "on 1 purchase(s)" in extreme[0]
+    assert f"{FILE} line 204: 9,000,000,000.00 JPY" in extreme[0]
+    runs = query(
+        "select success, element_count, unexpected_count from ops.validation_runs "
+        "where rule = 'revenue_not_extreme'"
+    )
+    assert runs == [(False, 220, 1)]
+
+    # Too few orders in a currency to judge it: its orders are left alone.
+    few = dataclasses.replace(settings, warehouse=settings.warehouse.with_name("few.duckdb"))
+    write_orders(landing, usd + jpy[:5], ["USD"] * 200 + ["JPY"] * 5)
+    assert not [w for w in run_ingest(few, D1).warnings if "revenue far above" in w]
 
 
 def test_the_settings_are_checked() -> None:

@@ -231,29 +231,45 @@ def write_analyst_copy(con, catalog: str, target: Path) -> dict[str, int]:
     return counts
 
 
-def audit_analyst_copy(path: Path, expected: dict[str, int]) -> list[str]:
-    """Problems of the analysts' copy at ``path``, opened as a reader will (empty: go)."""
-    catalog = path.stem
+def audit_copy(con, catalog: str, expected: dict[str, int]) -> list[str]:
+    """Problems of the copy attached as ``catalog`` (empty: go): every table of ``expected``
+    there with its row count, every view answering."""
+    tables = set(_base_tables(con, catalog))
     problems = []
+    for table, rows in expected.items():
+        if table not in tables:
+            problems.append(f"{table} missing")
+        elif (got := _row_counts(con, [table], catalog)[table]) != rows:
+            problems.append(f"{table} has {got} rows, not {rows}")
+    for view in _views(con, catalog):
+        try:
+            con.execute(f"SELECT * FROM {_quote(view, catalog)} LIMIT 0")
+        except Exception as exc:
+            problems.append(f"view {view} fails ({exc})")
+    return problems
+
+
+def audit_analyst_copy(path: Path, expected: dict[str, int]) -> list[str]:
+    """Problems of the analysts' copy at ``path``, opened as a reader will (empty: go):
+    :func:`audit_copy`, and no restricted table."""
+    catalog = path.stem
     with _attached(path, catalog, read_only=True) as con:
-        tables = set(_base_tables(con, catalog))
-        for relation, rows in expected.items():
-            if relation not in tables:
-                problems.append(f"{relation} missing")
-            elif (got := _row_counts(con, [relation], catalog)[relation]) != rows:
-                problems.append(f"{relation} has {got} rows, not {rows}")
+        problems = audit_copy(con, catalog, expected)
         problems += [
             f"{t} is restricted"
-            for t in sorted(tables)
+            for t in _base_tables(con, catalog)
             if t.split(".", 1)[0] != SOURCE_SCHEMA
             and (t.split(".", 1)[0] in RESTRICTED or t in RESTRICTED)
         ]
-        for view in _views(con, catalog):
-            try:
-                con.execute(f"SELECT * FROM {_quote(view, catalog)} LIMIT 0")
-            except Exception as exc:
-                problems.append(f"view {view} fails ({exc})")
     return problems
+
+
+def _seal(path: Path) -> None:
+    """A copy written through DuckDB, complete on disk: no WAL beside it, fsynced."""
+    from segmint.warehouse import fsync_file
+
+    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+    fsync_file(path)
 
 
 def _remove_stale_wal(published: Path) -> Path | None:
@@ -306,7 +322,7 @@ def publish_warehouse(
     """
     if analyst is None:
         analyst = published.with_name(f"{published.stem}_analyst{published.suffix}")
-    from segmint.warehouse import connect, fsync_dir, fsync_file
+    from segmint.warehouse import connect, fsync_dir
 
     if not source.exists():
         raise SegmintError(f"working warehouse {source} does not exist; run the pipeline first")
@@ -347,30 +363,20 @@ def publish_warehouse(
         with _attached(tmp, catalog, read_only=False) as copy:
             prepare_published_copy(copy, catalog, as_of, source)
             copy.execute("CHECKPOINT")
-        tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
-        fsync_file(tmp)
+        _seal(tmp)
 
         # 4. Audit the copy as a reader will open it.
         with _attached(tmp, catalog, read_only=True) as copy:
-            got = _row_counts(copy, tables, catalog)
-            missing = [t for t in tables if t not in set(_base_tables(copy, catalog))]
-            differ = [t for t in tables if got.get(t) != expected[t]]
-            broken = []
-            for view in _views(copy, catalog):
-                try:
-                    copy.execute(f"SELECT * FROM {_quote(view, catalog)} LIMIT 0")
-                except Exception as exc:
-                    broken.append(f"{view} ({exc})")
-            if not (missing or differ or broken):
+            problems = audit_copy(copy, catalog, expected)
+            if not problems:
                 # 5. The analysts' copy, from the audited one.
                 analyst_rows = write_analyst_copy(copy, catalog, analyst_tmp)
-        if missing or differ or broken:
+        if problems:
             raise PublishRefusedError(
-                f"the copy of {source} failed its audit (missing {missing}, row counts differ "
-                f"{differ}, views failing {broken}); {published} left as it was"
+                f"the copy of {source} failed its audit ({'; '.join(problems)}); "
+                f"{published} left as it was"
             )
-        analyst_tmp.with_name(analyst_tmp.name + ".wal").unlink(missing_ok=True)
-        fsync_file(analyst_tmp)
+        _seal(analyst_tmp)
         problems = audit_analyst_copy(analyst_tmp, analyst_rows)
         if problems:
             raise PublishRefusedError(

@@ -690,7 +690,7 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
         TableWrite("ml.recommendations", recs, where, [as_of], RECOMMENDATIONS_DDL),
         metrics_write(metric_frame, as_of),
     ]
-    sources, short = list_stats(built.lists, cfg.top_n, len(customers))
+    sources, shortfall = list_stats(built.lists, cfg.top_n, len(customers))
     model_run = {
         "run_id": run_id,
         "model_name": MODEL_NAME,
@@ -708,8 +708,8 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
 
     model_recall = evaluation.metrics["model"].get(f"recall_at_{GATE_K}", float("nan"))
     pop_recall = evaluation.metrics["popularity"].get(f"recall_at_{GATE_K}", float("nan"))
-    if short:
-        warnings.append(short)
+    if shortfall:
+        warnings.append(shortfall)
     state = "model published" if publish else "popularity published"
     # Without a customer to evaluate the recalls are NaN: say so rather than print "nan".
     holdout = (
@@ -822,7 +822,7 @@ def _reuse_night(
         f"ranked with the registered model {registered.run_id} (trained as of "
         f"{registered.as_of_date}, {age} days ago; retrain every {cfg.retrain_every_days} days)"
     )
-    sources, short = list_stats(built.lists, cfg.top_n, len(rows))
+    sources, shortfall = list_stats(built.lists, cfg.top_n, len(rows))
     params = json_safe(
         {
             **dataclasses.asdict(cfg),
@@ -863,8 +863,8 @@ def _reuse_night(
         },
     )
     total = _count_lists(settings.warehouse, as_of)
-    if short:
-        warnings.append(short)
+    if shortfall:
+        warnings.append(shortfall)
     summary = (
         f"model reused: {total} recommendations for {n_customers} customers "
         f"({len(rows)} re-ranked, {len(carried_ids) if previous is not None else 0} carried "

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -117,25 +119,40 @@ class Windows:
 
 
 class Frames:
-    """Snapshots read once per run and shared by both models (each takes its own rows)."""
+    """Snapshots read once per run and shared by both models (each takes its own rows).
+
+    Thread-safe: the models run at once (``run_models``); a frame both need is read by the
+    first to ask, the other waits for it."""
 
     def __init__(self, warehouse: Path, spec: dataset.FeatureSpec, lookback: int) -> None:
         self.warehouse, self.spec, self.lookback = warehouse, spec, lookback
         self._cache: dict[tuple, pd.DataFrame] = {}
+        self._locks: dict[tuple, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _get(self, key: tuple, read: Any) -> pd.DataFrame:
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._cache:
+                self._cache[key] = read()
+            return self._cache[key]
 
     def training(self, model_name: str, cutoff: date, horizon: int) -> pd.DataFrame:
-        key = ("labelled", cutoff, horizon)
-        if key not in self._cache:
-            self._cache[key] = dataset.labelled_frame(
+        frame = self._get(
+            ("labelled", cutoff, horizon),
+            lambda: dataset.labelled_frame(
                 self.warehouse, cutoff, horizon, self.spec, self.lookback
-            )
-        return dataset.select_training(self._cache[key], model_name)
+            ),
+        )
+        return dataset.select_training(frame, model_name)
 
     def scoring(self, model_name: str, as_of: date) -> pd.DataFrame:
-        key = ("scoring", as_of)
-        if key not in self._cache:
-            self._cache[key] = dataset.scoring_base(self.warehouse, as_of, self.spec, self.lookback)
-        return dataset.select_scoring(self._cache[key], model_name)
+        frame = self._get(
+            ("scoring", as_of),
+            lambda: dataset.scoring_base(self.warehouse, as_of, self.spec, self.lookback),
+        )
+        return dataset.select_scoring(frame, model_name)
 
 
 def build_windows(
@@ -754,6 +771,36 @@ def _model_run(outcome: ModelOutcome, as_of: date, versions: dict, revision: str
     }
 
 
+def run_models(
+    settings: Settings,
+    as_of: date,
+    horizons: dict[str, int],
+    spec: dataset.FeatureSpec,
+    hist: dataset.History,
+    frames: Frames,
+) -> list[ModelOutcome]:
+    """``run_model`` for every model, at once on a machine with a core for each.
+
+    A fit runs on ``threads`` OpenMP threads (one by default), so on its own it leaves the
+    other cores idle: the models run in threads of their own (the boosters, the predictions
+    and DuckDB's reads release the GIL). OpenMP's thread count is a per-thread setting, so
+    each worker sets its own share of ``predict_threads`` for its predictions, and the
+    fits' own limit (``train_and_evaluate``) applies to the worker that fits. Each model's
+    fit and scores are the same as when they run one after the other."""
+    from threadpoolctl import threadpool_limits
+
+    cores = thread_count(settings.propensity.predict_threads)
+    workers = max(1, min(len(horizons), cores))
+
+    def one(model: tuple[str, int]) -> ModelOutcome:
+        name, horizon = model
+        with threadpool_limits(limits=max(1, cores // workers), user_api="openmp"):
+            return run_model(settings, as_of, name, horizon, spec, hist, frames)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="segmint-model") as pool:
+        return list(pool.map(one, horizons.items()))
+
+
 def run_propensity(settings: Settings, as_of: date) -> StageResult:
     wh = settings.warehouse
     if not wh.exists():
@@ -783,16 +830,12 @@ def run_propensity(settings: Settings, as_of: date) -> StageResult:
     # OpenMP threads in HistGradientBoosting's fits slow down badly when the cores are busy
     # (a shared machine, DuckDB next door): fits run with cfg.threads (default one), set
     # around each fit (train_and_evaluate). Predictions walk each row's trees on its own and
-    # gain from every core, with the same scores: OpenMP runs with cfg.predict_threads. BLAS
-    # (the calibrators' logistic fits) keeps cfg.threads: its sums would change order.
-    with (
-        threadpool_limits(limits=thread_count(cfg.threads)),
-        threadpool_limits(limits=thread_count(cfg.predict_threads), user_api="openmp"),
-    ):
+    # gain from every core, with the same scores: they share cfg.predict_threads
+    # (run_models). BLAS (the calibrators' logistic fits) keeps cfg.threads: its sums would
+    # change order.
+    with threadpool_limits(limits=thread_count(cfg.threads)):
         frames = Frames(wh, spec, cfg.active_lookback_days)
-        outcomes = [
-            run_model(settings, as_of, name, h, spec, hist, frames) for name, h in horizons.items()
-        ]
+        outcomes = run_models(settings, as_of, horizons, spec, hist, frames)
     versions, revision = library_versions(), git_revision()
     writes = [w for o in outcomes for w in _writes(o, as_of)]
     write_outputs(wh, writes, [_model_run(o, as_of, versions, revision) for o in outcomes])

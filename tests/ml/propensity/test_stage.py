@@ -341,3 +341,33 @@ def test_a_model_that_does_not_beat_the_baseline_is_not_published_previous_one_s
     # The losing model is kept as an artifact for inspection, but not published.
     assert runs["status"].tolist() == ["not_published"]
     assert Path(runs["artifact_path"].iloc[0]).exists()
+
+
+def test_models_trained_at_once_equal_models_trained_one_after_the_other(
+    sim_warehouse: Path, tmp_path: Path
+) -> None:
+    """predict_threads = 2 runs both models at once (a thread each); 1 runs them in turn.
+    The fits, scores, importances and metrics must not depend on it."""
+    tables = {
+        "ml.propensity_scores": "model_name, customer_id, score, decile",
+        "ml.feature_importance": "model_name, feature, importance_mean, importance_std, rank",
+        "ml.model_metrics": "model_name, scorer, metric, decile, value",
+    }
+    results = []
+    for threads in (2, 1):
+        wh = tmp_path / str(threads) / "segmint.duckdb"
+        wh.parent.mkdir()
+        shutil.copy(sim_warehouse, wh)
+        result = run_propensity(_settings(wh, predict_threads=threads), AS_OF)
+        assert all(result.details[m]["status"] == "published" for m in ("purchase", "churn"))
+        frames = {
+            table: read_frame(wh, f"select {cols} from {table} order by all")
+            for table, cols in tables.items()
+        }
+        results.append((result.details, frames))
+    (together, frames_together), (in_turn, frames_in_turn) = results
+    for model in ("purchase", "churn"):
+        assert together[model]["holdout"] == in_turn[model]["holdout"]
+    for table, frame in frames_together.items():
+        assert len(frame) > 0, table
+        pd.testing.assert_frame_equal(frame, frames_in_turn[table], check_exact=True)

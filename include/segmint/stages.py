@@ -6,6 +6,9 @@ and the benchmark call the same functions, so there is one code path to test.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,3 +40,18 @@ class StageResult:
 
     def line(self) -> str:
         return f"{self.stage:<10} {self.summary}"
+
+
+def import_in_background(module: str) -> threading.Thread:
+    """Start importing ``module`` (a library that costs seconds of CPU to import: Great
+    Expectations, scikit-learn) in a thread, so the stage reads the warehouse meanwhile
+    (DuckDB releases the GIL). The stage imports it again where it needs it, which waits for
+    this import to finish; a failed import is reported there."""
+
+    def work() -> None:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+
+    thread = threading.Thread(target=work, name=f"segmint-import-{module}", daemon=True)
+    thread.start()
+    return thread

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,6 @@ import pandas as pd
 from ml.io import MODEL_METRICS_DDL, TableWrite, json_safe, new_run_id, write_outputs
 from ml.propensity import baselines, dataset
 from ml.propensity import metrics as m
-from ml.propensity import model as mdl
 from ml.registry import (
     ModelMetadata,
     ModelVersionError,
@@ -46,10 +45,16 @@ from ml.registry import (
     save_model,
 )
 from segmint.config import Settings
-from segmint.stages import SegmintError, StageResult
+from segmint.stages import SegmintError, StageResult, import_in_background
 from segmint.warehouse import connect, table_exists
 
+if TYPE_CHECKING:
+    from ml.propensity import model as mdl
+
 log = logging.getLogger(__name__)
+# The model module imports scikit-learn (over a second): run_propensity starts that import
+# in a thread and reads the warehouse meanwhile; the functions that use it import it there.
+MODEL_MODULE = "ml.propensity.model"
 
 MIN_CLASS_ROWS = 10  # fewer positives (or negatives) than this in a window: do not train
 
@@ -147,12 +152,15 @@ class Frames:
         )
         return dataset.select_training(frame, model_name)
 
-    def scoring(self, model_name: str, as_of: date) -> pd.DataFrame:
-        frame = self._get(
+    def scoring_base(self, as_of: date) -> pd.DataFrame:
+        """The as-of snapshot every model scores (its own rows: ``scoring``)."""
+        return self._get(
             ("scoring", as_of),
             lambda: dataset.scoring_base(self.warehouse, as_of, self.spec, self.lookback),
         )
-        return dataset.select_scoring(frame, model_name)
+
+    def scoring(self, model_name: str, as_of: date) -> pd.DataFrame:
+        return dataset.select_scoring(self.scoring_base(as_of), model_name)
 
 
 def build_windows(
@@ -211,6 +219,8 @@ def evaluate(
 ) -> tuple[dict[str, dict], list[dict]]:
     """Holdout metrics of the model and both baselines (summary dicts and long rows)."""
     from sklearn.isotonic import IsotonicRegression
+
+    from ml.propensity import model as mdl
 
     numeric, categorical = list(spec.numeric), list(spec.categorical)
     hold = windows.holdout
@@ -292,6 +302,8 @@ def score_frame(
     model_version: str,
     run_id: str,
 ) -> pd.DataFrame:
+    from ml.propensity import model as mdl
+
     p = mdl.predict(estimator, mdl.prepare(frame, numeric, categorical))
     keys = frame["customer_id"].to_numpy()
     return pd.DataFrame(
@@ -533,6 +545,8 @@ def train_and_evaluate(
 ) -> Trained:
     """Fit on train/validation, evaluate model and baselines on the holdout, explain.
     ``fit_threads``: OpenMP threads of the tree fits (None: the caller's limits)."""
+    from ml.propensity import model as mdl
+
     # Columns without a single value in the training window carry no signal (and
     # HistGradientBoosting cannot bin them): a sparse shop has several.
     empty = [c for c in spec.columns if windows.train[c].isna().all()]
@@ -805,6 +819,7 @@ def run_propensity(settings: Settings, as_of: date) -> StageResult:
     wh = settings.warehouse
     if not wh.exists():
         raise SegmintError(f"warehouse {wh} does not exist; run ingest and transform first")
+    importing = import_in_background(MODEL_MODULE)
     con = connect(wh, read_only=True)
     try:
         missing = [
@@ -824,6 +839,9 @@ def run_propensity(settings: Settings, as_of: date) -> StageResult:
             f"{dataset.FEATURE_HISTORY} has no snapshot for {as_of}; run `segmint transform "
             f"--as-of {as_of}` first"
         )
+    frames = Frames(wh, spec, cfg.active_lookback_days)
+    frames.scoring_base(as_of)  # read while the model module imports; every model scores it
+    importing.join()
     import sklearn.ensemble  # noqa: F401  (loads OpenMP so the limit below applies to it)
     from threadpoolctl import threadpool_limits
 
@@ -834,7 +852,6 @@ def run_propensity(settings: Settings, as_of: date) -> StageResult:
     # (run_models). BLAS (the calibrators' logistic fits) keeps cfg.threads: its sums would
     # change order.
     with threadpool_limits(limits=thread_count(cfg.threads)):
-        frames = Frames(wh, spec, cfg.active_lookback_days)
         outcomes = run_models(settings, as_of, horizons, spec, hist, frames)
     versions, revision = library_versions(), git_revision()
     writes = [w for o in outcomes for w in _writes(o, as_of)]

@@ -31,7 +31,6 @@ any file that had a duplicate of one of its records (that copy may win now).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
@@ -68,7 +67,7 @@ from segmint.ingest.files import (
     unreadable,
     with_compression_named,
 )
-from segmint.stages import InputError, StageResult
+from segmint.stages import InputError, StageResult, import_in_background
 from segmint.warehouse import connect, ensure_raw_tables, transaction
 
 log = logging.getLogger(__name__)
@@ -120,19 +119,6 @@ _ID_COLUMNS = {"events": ("customer_id", "anonymous_id"), "crm": ("customer_id",
 def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:
     ensure_raw_tables(con)
     con.execute(OPS_DDL)
-
-
-def import_gx_in_background() -> threading.Thread:
-    """Start importing Great Expectations (seconds of CPU) while DuckDB does other work."""
-
-    def work() -> None:
-        # A failed import is reported by the real import later.
-        with contextlib.suppress(Exception):
-            import great_expectations  # noqa: F401
-
-    thread = threading.Thread(target=work, name="segmint-gx-import", daemon=True)
-    thread.start()
-    return thread
 
 
 @dataclass
@@ -402,7 +388,7 @@ class Ingest:
         self, settings: Settings, as_of: date, gx_import: threading.Thread | None = None
     ) -> None:
         self.settings = settings
-        # The background import of GX (import_gx_in_background), if one was started.
+        # The background import of GX (import_in_background), if one was started.
         self.gx_import = gx_import
         self.as_of = as_of
         self.now = datetime.now(UTC).replace(tzinfo=None)
@@ -1548,7 +1534,7 @@ def _batch_size(f: LandingFile) -> int:
 def run_ingest(settings: Settings, as_of: date) -> StageResult:
     """Load every landing file with partition date <= ``as_of`` not loaded yet (or changed)."""
     # GX takes seconds to import: overlap it with the checksums and the planning.
-    ingest = Ingest(settings, as_of, gx_import=import_gx_in_background())
+    ingest = Ingest(settings, as_of, gx_import=import_in_background("great_expectations"))
     outcomes: list[FileOutcome] = []
     con = connect(settings.warehouse)
 

@@ -479,7 +479,7 @@ def test_staging_while_gx_still_imports_gives_the_same_tables(
     importing = threading.Event()
     blocker = threading.Thread(target=importing.wait, daemon=True)
     blocker.start()
-    monkeypatch.setattr(loader, "import_gx_in_background", lambda: blocker)
+    monkeypatch.setattr(loader, "import_in_background", lambda module: blocker)
     staged = []
     real = loader.Ingest._flagged_sql
 

@@ -8,7 +8,7 @@ touches neither the warehouse nor the file system; :mod:`ml.segmentation.stage` 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from time import perf_counter
 from typing import Any
@@ -33,33 +33,8 @@ from ml.segmentation.profiles import (
     segment_profiles,
     segment_transitions,
 )
+from ml.segmentation.runs import PreviousRun, StoredSegments
 from segmint.config import SegmentationSettings
-
-
-@dataclass
-class PreviousRun:
-    """What tonight needs to know of the last run before it."""
-
-    as_of_date: date
-    run_id: str
-    # Active segments: segment_id, segment_name, centroid (JSON, log-feature space).
-    segments: pd.DataFrame
-    # customer_id, segment_id, segment_name.
-    assignments: pd.DataFrame
-    # Feature reference distribution (for PSI), from that run's ml.model_runs metrics.
-    reference: dict[str, Any] = field(default_factory=dict)
-    # The last night whose run searched k (None: unknown, search tonight).
-    k_searched_as_of: date | None = None
-
-
-@dataclass
-class StoredSegments:
-    """Active segments already stored for another night (or the same night's earlier run),
-    to take segment ids from."""
-
-    as_of_date: date
-    # segment_id, segment_name, centroid (JSON, log-feature space).
-    segments: pd.DataFrame
 
 
 @dataclass

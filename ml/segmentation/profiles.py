@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ml.segmentation.features import PROFILE_FEATURES
+from ml.segmentation.columns import PROFILE_FEATURES
 
 TOP_CATEGORIES = 3
 PSI_BINS = 10

@@ -7,17 +7,24 @@ import json
 from datetime import date, datetime
 from pathlib import Path
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pandas as pd
 
 from ml.io import TableWrite, new_run_id, read_frame, write_outputs
 from ml.registry import ModelMetadata, git_revision, library_versions, save_model
-from ml.segmentation.features import FEATURES, PROFILE_EXTRA, PROFILE_FEATURES, numeric_columns
-from ml.segmentation.model import PreviousRun, SegmentationOutput, StoredSegments, fit_segments
+from ml.segmentation.columns import FEATURES, PROFILE_EXTRA, PROFILE_FEATURES, numeric_columns
+from ml.segmentation.runs import PreviousRun, StoredSegments
 from segmint.config import Settings
-from segmint.stages import SegmintError, StageResult
+from segmint.stages import SegmintError, StageResult, import_in_background
+
+if TYPE_CHECKING:
+    from ml.segmentation.model import SegmentationOutput
+
+# The model module imports scikit-learn and scipy (a second or more): the stage starts that
+# import first and reads the warehouse meanwhile (DuckDB releases the GIL).
+MODEL_MODULE = "ml.segmentation.model"
 
 MODEL_NAME = "segmentation"
 SOURCE = "marts.customer_features"
@@ -335,6 +342,7 @@ def build_writes(
 
 def run_segmentation(settings: Settings, as_of: date) -> StageResult:
     started = perf_counter()
+    import_in_background(MODEL_MODULE)
     cfg = settings.segmentation
     t = perf_counter()
     frame = load_features(settings.warehouse, as_of)
@@ -342,6 +350,8 @@ def run_segmentation(settings: Settings, as_of: date) -> StageResult:
     same_night, later = load_stored(settings.warehouse, as_of)
     recount = nights_after(settings.warehouse, as_of)
     read_s = perf_counter() - t
+
+    from ml.segmentation.model import fit_segments
 
     out = fit_segments(
         frame,

@@ -297,3 +297,19 @@ def test_importing_the_stage_module_is_light() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_stage_module_reads_before_scikit_learn_is_imported() -> None:
+    """The stage module itself imports no scikit-learn or scipy (the model module does, in a
+    thread started by the stage), so the warehouse reads overlap that second of imports."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ml.segmentation.stage as s; "
+        "heavy = [m for m in ('sklearn', 'scipy') if m in sys.modules]; "
+        "print(heavy, s.MODEL_MODULE); sys.exit(1 if heavy else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ml.segmentation.model" in done.stdout

@@ -17,6 +17,8 @@ from segmint.config import PropensitySettings, Settings, TransformSettings
 from segmint.stages import SegmintError
 from segmint.transform import (
     DBT_PYCACHE,
+    WarmDbt,
+    dbt_args,
     dbt_command,
     dbt_dirs,
     dbt_env,
@@ -51,12 +53,39 @@ def test_snapshot_dates_cover_both_horizons_and_skip_dates_before_the_data(
     assert snapshot_dates(settings, as_of, date(2026, 7, 5)) == [as_of]
 
 
+def test_warm_dbt_child_runs_the_command_it_is_handed_later(tmp_path: Path) -> None:
+    """The transform stage starts dbt before it knows the snapshot dates; the child imports
+    dbt meanwhile and runs what it is handed, with the variables that changed since."""
+    settings = Settings(warehouse=tmp_path / "wh" / "segmint.duckdb")
+    warm = WarmDbt(settings, date(2026, 6, 30))
+    args = ["--version"]
+    env = dbt_env(settings.warehouse.resolve(), date(2026, 6, 30), [date(2026, 6, 30)])
+    done = warm.run(["dbt", *args], args, env)
+    assert done.returncode == 0, done.stderr
+    assert "Core" in done.stdout and "duckdb" in done.stdout
+    assert done.args == ["dbt", "--version"]
+    with pytest.raises(RuntimeError, match="run already"):
+        warm.run(["dbt", *args], args, env)
+    warm.close()  # nothing left to end
+
+
+def test_warm_dbt_child_is_ended_when_the_stage_fails_before_dbt(tmp_path: Path) -> None:
+    """A stage that fails before dbt (no warehouse yet) leaves no dbt child behind."""
+    settings = Settings(warehouse=tmp_path / "missing" / "segmint.duckdb")
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(SegmintError, match="does not exist"):
+        run_transform(settings, date(2026, 6, 30))
+    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    assert [p for p in left if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+
+
 def test_dbt_command_points_at_the_project_and_keeps_target_out_of_the_repo(
     tmp_path: Path, repo_root: Path
 ) -> None:
     settings = Settings(warehouse=tmp_path / "wh" / "segmint.duckdb")
     command = dbt_command(settings)
     assert "build" in command
+    assert command[-len(dbt_args(settings)) :] == dbt_args(settings)
     assert command[command.index("--project-dir") + 1] == str(repo_root / "dbt_project")
     assert command[command.index("--profiles-dir") + 1] == str(repo_root / "dbt_project")
     target = Path(command[command.index("--target-path") + 1])

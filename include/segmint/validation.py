@@ -77,6 +77,18 @@ class RuleResult:
     failing: Any = None
 
 
+def quiet_gx_logging() -> None:
+    """Keep GX's INFO records out of the logs (its warnings and errors still show).
+
+    GX logs its own workings at INFO: some fifty "Skipping registering function ..." lines
+    while it imports, "Loading 'datasources' ->" and "[]" for every context. In an Airflow
+    task log and under ``segmint -v`` they buried the stage's own lines. A level someone set
+    on the ``great_expectations`` logger is kept."""
+    logger = logging.getLogger("great_expectations")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+
+
 @dataclass
 class BatchValidator:
     """GX context for one ingest run; ``validate`` once per batch, ``build_docs`` at the end."""
@@ -90,6 +102,7 @@ class BatchValidator:
     _validated: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
+        quiet_gx_logging()
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 

@@ -111,3 +111,20 @@ def test_an_expectation_gx_cannot_evaluate_stops_the_validation():
     results = {r.rule: r for r in validator.validate("crm", frame, run_name="t")}
     failing = results["birth_date_plausible"].failing
     assert list(zip(failing["_file"], failing["_line"], strict=True)) == [(0, 1)]
+
+
+def test_gx_info_records_stay_out_of_an_info_log(caplog):
+    """A stage run at INFO (an Airflow task, ``segmint -v``) shows its own lines, not GX's
+    ("Loading 'datasources' ->", "[]", "Skipping registering function ...")."""
+    import logging
+
+    logging.getLogger("great_expectations").setLevel(logging.NOTSET)
+    with caplog.at_level(logging.INFO):
+        BatchValidator(IngestSettings())  # a GX context, its datasource, suites, definitions
+    gx_info = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("great_expectations") and r.levelno < logging.WARNING
+    ]
+    assert gx_info == []
+    assert logging.getLogger("great_expectations").getEffectiveLevel() == logging.WARNING

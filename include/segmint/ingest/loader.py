@@ -68,6 +68,7 @@ from segmint.ingest.files import (
     with_compression_named,
 )
 from segmint.stages import InputError, StageResult, import_in_background
+from segmint.validation import quiet_gx_logging
 from segmint.warehouse import connect, ensure_raw_tables, transaction
 
 log = logging.getLogger(__name__)
@@ -1534,6 +1535,7 @@ def _batch_size(f: LandingFile) -> int:
 def run_ingest(settings: Settings, as_of: date) -> StageResult:
     """Load every landing file with partition date <= ``as_of`` not loaded yet (or changed)."""
     # GX takes seconds to import: overlap it with the checksums and the planning.
+    quiet_gx_logging()
     ingest = Ingest(settings, as_of, gx_import=import_in_background("great_expectations"))
     outcomes: list[FileOutcome] = []
     con = connect(settings.warehouse)

@@ -285,31 +285,24 @@ def test_a_shop_where_nobody_has_ordered_gets_no_buyer_personas(
     assert not names & {"Champions", "Bargain hunters", "Occasional buyers", "Email engaged"}
 
 
-def test_importing_the_stage_module_is_light() -> None:
-    """The Airflow DAG imports the pipeline at parse time: no scikit-learn on import."""
+@pytest.mark.parametrize(
+    ("modules", "not_imported"),
+    [
+        # The Airflow DAG imports the pipeline at parse time: nothing heavy.
+        ("ml.segmentation, segmint.pipeline", ("sklearn", "scipy", "pandas")),
+        # The stage reads the warehouse while a thread imports the model module (scikit-learn,
+        # scipy: a second or more), so the stage module itself imports neither.
+        ("ml.segmentation.stage", ("sklearn", "scipy")),
+    ],
+)
+def test_importing_the_stage_modules_is_light(modules: str, not_imported: tuple) -> None:
     import subprocess
     import sys
 
     code = (
-        "import sys, ml.segmentation, segmint.pipeline; "
-        "heavy = [m for m in ('sklearn', 'scipy', 'pandas') if m in sys.modules]; "
+        f"import sys, {modules}; "
+        f"heavy = [m for m in {not_imported!r} if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-
-
-def test_stage_module_reads_before_scikit_learn_is_imported() -> None:
-    """The stage module itself imports no scikit-learn or scipy (the model module does, in a
-    thread started by the stage), so the warehouse reads overlap that second of imports."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, ml.segmentation.stage as s; "
-        "heavy = [m for m in ('sklearn', 'scipy') if m in sys.modules]; "
-        "print(heavy, s.MODEL_MODULE); sys.exit(1 if heavy else 0)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "ml.segmentation.model" in done.stdout

@@ -16,10 +16,12 @@ import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
 from segmint.audiences.formats import EXPORT_FORMATS
 from segmint.config import ConfigError, Settings, load_settings
 from segmint.pipeline import STAGES, check_as_of
+from segmint.process import exit_now
 from segmint.stages import SegmintError, StageResult
 
 PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
@@ -474,5 +476,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def entry() -> NoReturn:
+    """The ``segmint`` command: :func:`main`, then the process ends without the interpreter's
+    teardown (:mod:`segmint.process`)."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -217,7 +217,17 @@ def dbt_args(
     return args
 
 
-_DBT_MAIN = "import sys; from dbt.cli.main import cli; sys.exit(cli())"
+# dbt's entry point raises SystemExit; the child then ends without the interpreter's teardown
+# (0.5 s after a build; segmint.process), the warehouse closed and checkpointed by then.
+_DBT_MAIN = """
+from dbt.cli.main import cli
+from segmint.process import exit_now
+try:
+    code = cli()
+except SystemExit as exc:
+    code = exc.code
+exit_now(code)
+"""
 
 
 def _raw_figures(warehouse: Path) -> tuple[int, date | None]:
@@ -373,13 +383,18 @@ def run_dbt(
 _DBT_WARM = """
 import json, os, sys
 from dbt.cli.main import cli
+from segmint.process import exit_now
 line = sys.stdin.readline()
 if not line:
     sys.exit(0)
 job = json.loads(line)
 os.environ.update(job["env"])
 sys.argv = ["dbt", *job["args"]]
-sys.exit(cli())
+try:
+    code = cli()
+except SystemExit as exc:
+    code = exc.code
+exit_now(code)
 """
 
 

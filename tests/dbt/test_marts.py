@@ -185,6 +185,9 @@ def test_rerun_leaves_identical_tables(full_warehouse: Path) -> None:
     after = {t: table_hash(con, t) for t in MARTS}
     con.close()
     assert before == after
+    # The dbt child ends without the interpreter's teardown (segmint.process), but only after
+    # dbt-duckdb closed the warehouse: checkpointed, no write-ahead log for the next stage.
+    assert not full_warehouse.with_name(full_warehouse.name + ".wal").exists()
     assert result.rows_in > 10_000
     assert result.rows_out == len(query(full_warehouse, "SELECT 1 FROM marts.customer_features"))
 

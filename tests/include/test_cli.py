@@ -97,6 +97,7 @@ def test_ingest_stderr_holds_no_library_chatter(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "loaded 1 rows" in result.stdout
     assert result.stderr == ""
+    assert not (tmp_path / "w.duckdb.wal").exists(), "the warehouse was closed and checkpointed"
 
 
 def _today() -> date:

@@ -46,8 +46,12 @@ def exit_now(code: object = 0) -> NoReturn:
     its DuckDB connections itself; one left open would leave its write-ahead log, which the
     next process to open the file replays (the committed data is in it: nothing is lost).
     Only for a program's own end: never call it in a process that hosts others' code, such
-    as an Airflow worker or pytest.
+    as an Airflow worker or pytest. Under a profiler, a coverage tracer or a debugger
+    (``python -m cProfile``, ``coverage run``, ``pdb``), which write their results at the
+    interpreter's exit, it is an ordinary :func:`sys.exit`.
     """
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
     status = exit_code(code)
     shutdown = getattr(threading, "_shutdown", None)  # CPython: what Py_Finalize runs first
     if shutdown is not None:

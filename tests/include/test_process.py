@@ -73,3 +73,20 @@ def test_exit_code_reads_codes_as_sys_exit_does(capsys: pytest.CaptureFixture) -
     assert exit_code(2) == 2
     assert exit_code("no such model") == 1
     assert capsys.readouterr().err == "no such model\n"
+
+
+def test_a_profiled_run_still_writes_its_profile(tmp_path: Path) -> None:
+    """Profilers and coverage write their results at the interpreter's exit: under them
+    exit_now is an ordinary exit."""
+    script = tmp_path / "child.py"
+    script.write_text("from segmint.process import exit_now\nexit_now(4)\n")
+    profile = tmp_path / "child.prof"
+    done = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(profile), str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stderr == ""  # (cProfile itself ends with 0, whatever the script's code)
+    assert profile.stat().st_size > 0

@@ -294,3 +294,31 @@ def test_docs_generate_for_readers_opens_the_published_copy_read_only(
     assert published.read_bytes() == before
     assert not working.exists()
     assert not published.with_name(published.name + ".wal").exists()
+
+
+def test_event_ids_are_written_uncompressed_and_other_columns_as_duckdb_chooses(
+    full_warehouse: Path,
+) -> None:
+    """raw.events (its DDL) and int_events_sessionised (meta.column_compression, through the
+    project's duckdb__create_table_as) store event_id uncompressed: random ids compress
+    little for what compressing them costs. The other columns keep DuckDB's choice."""
+    methods = query(
+        full_warehouse,
+        """
+        select table_name, column_name, list(distinct compression order by compression) as m
+        from (
+            select 'raw.events' as table_name, *
+            from pragma_storage_info('raw.events')
+            union all by name
+            select 'int_events_sessionised' as table_name, *
+            from pragma_storage_info('intermediate.int_events_sessionised')
+        )
+        where column_name in ('event_id', 'event_type') and segment_type = 'VARCHAR'
+        group by all
+        """,
+    )
+    found = {(r.table_name, r.column_name): list(r.m) for r in methods.itertuples()}
+    assert found[("raw.events", "event_id")] == ["Uncompressed"]
+    assert found[("int_events_sessionised", "event_id")] == ["Uncompressed"]
+    assert "Uncompressed" not in found[("raw.events", "event_type")]
+    assert "Uncompressed" not in found[("int_events_sessionised", "event_type")]

@@ -5,6 +5,7 @@
         unique_key='event_date',
         on_schema_change='fail',
         post_hook="{{ delete_emptied_days('event_date') }}",
+        meta={'column_compression': {'event_id': 'uncompressed'}},
     )
 }}
 

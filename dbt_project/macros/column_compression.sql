@@ -26,7 +26,7 @@ the methods of the table they are inserted into).
         )) -}}
     {%- endif -%}
     {%- set described = run_query(
-        'describe select * from (' ~ compiled_code ~ ') as model_subq'
+        'describe select * from (\n' ~ compiled_code ~ '\n) as model_subq'
     ) -%}
     {%- set columns = [] -%}
     {%- for row in described.rows -%}

@@ -16,6 +16,7 @@ import atexit
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import NoReturn
 
 
@@ -28,6 +29,16 @@ def exit_code(code: object) -> int:
         return code
     print(code, file=sys.stderr)
     return 1
+
+
+def run_then_exit(main: Callable[[], object]) -> NoReturn:
+    """Run a program's ``main`` (which may return its exit code or raise SystemExit, as
+    click's commands do) and end the process with :func:`exit_now`."""
+    try:
+        code = main()
+    except SystemExit as exc:
+        code = exc.code
+    exit_now(code)
 
 
 def exit_now(code: object = 0) -> NoReturn:

@@ -221,12 +221,8 @@ def dbt_args(
 # (0.5 s after a build; segmint.process), the warehouse closed and checkpointed by then.
 _DBT_MAIN = """
 from dbt.cli.main import cli
-from segmint.process import exit_now
-try:
-    code = cli()
-except SystemExit as exc:
-    code = exc.code
-exit_now(code)
+from segmint.process import run_then_exit
+run_then_exit(cli)
 """
 
 
@@ -383,18 +379,14 @@ def run_dbt(
 _DBT_WARM = """
 import json, os, sys
 from dbt.cli.main import cli
-from segmint.process import exit_now
+from segmint.process import run_then_exit
 line = sys.stdin.readline()
 if not line:
     sys.exit(0)
 job = json.loads(line)
 os.environ.update(job["env"])
 sys.argv = ["dbt", *job["args"]]
-try:
-    code = cli()
-except SystemExit as exc:
-    code = exc.code
-exit_now(code)
+run_then_exit(cli)
 """
 
 

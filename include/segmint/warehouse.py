@@ -45,8 +45,8 @@ _LOAD_METADATA = """
 
 RAW_DDL = f"""
 CREATE TABLE IF NOT EXISTS raw.events (
-    -- A random string in every tracker (a UUID): compressing it cost 14% of the write of a
-    -- batch and saved a third of the table's size (dbt_project/macros/column_compression.sql).
+    -- A random string in every tracker (a UUID). Left uncompressed, a batch inserts 14%
+    -- faster and the table is a third larger (dbt_project/macros/column_compression.sql).
     event_id VARCHAR NOT NULL USING COMPRESSION uncompressed,
     event_type VARCHAR NOT NULL,
     event_ts TIMESTAMP NOT NULL,      -- UTC, naive

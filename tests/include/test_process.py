@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from segmint.process import exit_now
+from segmint.process import run_then_exit
 
 out = Path(sys.argv[1])
 
@@ -33,7 +33,12 @@ con.execute("create table t as select range as i from range(100000)")
 atexit.register(con.close)  # as dbt-duckdb closes its database: checkpointed, no WAL left
 sys.stdout.write("x" * 200_000)  # more than a pipe holds: flushed at the end
 print("done", file=sys.stderr)
-exit_now(int(sys.argv[2]) if sys.argv[2].isdigit() else sys.argv[2])
+def main():
+    if sys.argv[2].isdigit():
+        return int(sys.argv[2])  # a main that returns its code
+    raise SystemExit(sys.argv[2])  # one that raises, as click's commands do
+
+run_then_exit(main)
 """
 
 

@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> dict:
         "rows_per_s": round(rows / ingest_s) if ingest_s else None,
         "peak_rss_gib": round(peak_gib, 3),
         "cpu_seconds": round(cpu, 1),
+        # Cores busy on average (CPU over the process's wall time): near 2, CPU-bound.
+        "cores_busy": round(cpu / wall, 2) if wall else None,
         # The machine is shared: with other work running, CPU time is the steadier figure.
         "rows_per_cpu_s": round(rows / cpu) if cpu else None,
         "load_average_1m": [round(load_before, 1), round(load_after, 1)],

@@ -167,10 +167,13 @@ def main(argv: list[str] | None = None) -> dict:
         "full_build_s": round(full_s, 2),
         "full_build_cpu_s": round(full_cpu_s, 2),
         "full_build_target_s": 30,
+        # Cores busy on average (CPU over wall): near 2, the build is CPU-bound.
+        "full_build_cores_busy": round(full_cpu_s / full_s, 2),
         "cutoff_prebuild_s": round(prebuild_s, 2),
         "increment_events": new_events,
         "increment_s": round(increment_s, 2),
         "increment_cpu_s": round(increment_cpu_s, 2),
+        "increment_cores_busy": round(increment_cpu_s / increment_s, 2),
         "increment_share_of_full": round(increment_s / full_s, 3),
         # The same in CPU seconds: the full build keeps both cores busier than the increment.
         "increment_cpu_share_of_full": round(increment_cpu_s / full_cpu_s, 3),

@@ -7,8 +7,9 @@ For each scale on the ladder it
 2. measures the *parse floor*: DuckDB reading and parsing every event file once;
 3. runs the nightly stages one by one, each in its own process, on a fresh warehouse for the
    day before the last partition (the full night), then the last day (the increment), and
-   records per stage: wall and CPU seconds, rows in/out, rows/s, peak RSS of the process
-   tree (sampled from the OS) and the ratio to the parse floor;
+   records per stage: wall and CPU seconds, the cores kept busy on average (CPU over wall),
+   rows in/out, rows/s, peak RSS of the process tree (sampled from the OS) and the ratio to
+   the parse floor;
 4. computes quality figures against the generator's ground truth (segmentation ARI;
    purchase/churn AUC, AP, Brier; the baselines the score stage stored);
 5. measures Airflow: the DAG file's parse time and the DAG's overhead over ``segmint run``
@@ -432,16 +433,28 @@ def bench_scale(scale: str) -> dict:
 
 def add_totals(report: dict, floor_s: float | None) -> None:
     """Per part (night, increment): total wall seconds of every stage and of the stages the
-    target names, peak memory, and each stage's ratio to the parse floor."""
+    target names, peak memory, and each stage's ratio to the parse floor.
+
+    Also the cores a stage kept busy on average (CPU over wall seconds, its processes'
+    CPU): near the machine's core count, a stage is CPU-bound and gets faster only by doing
+    less work; well below, it waits (one thread working, start-up, I/O) and overlapping its
+    steps could help."""
     for part in ("night", "increment"):
         rows = report[part]
         report[f"{part}_total_s"] = round(sum(r["wall_s"] for r in rows), 2)
+        report[f"{part}_cores_busy"] = _busy(rows)
         report[f"{part}_target_stages_s"] = round(
             sum(r["wall_s"] for r in rows if r["name"].split(":")[1] in TARGET_STAGES), 2
         )
         report[f"{part}_peak_mib"] = max((r["peak_rss_mib"] for r in rows), default=0)
         for r in rows:
             r["x_parse_floor"] = round(r["wall_s"] / floor_s, 2) if floor_s else None
+            r["cores_busy"] = _busy([r])
+
+
+def _busy(rows: list[dict]) -> float | None:
+    wall = sum(r["wall_s"] for r in rows)
+    return round(sum(r["cpu_s"] for r in rows) / wall, 2) if wall else None
 
 
 def last_json(text: str) -> dict | None:
@@ -503,16 +516,18 @@ def markdown(results: dict) -> str:
             lines += [f"Generator: {g['wall_s']} s, peak {g['peak_rss_mib']} MiB.", ""]
         for part in ("night", "increment"):
             lines += [
-                f"### {part}: {rep[f'{part}_total_s']} s, peak {rep[f'{part}_peak_mib']} MiB",
+                f"### {part}: {rep[f'{part}_total_s']} s, peak {rep[f'{part}_peak_mib']} MiB, "
+                f"{rep.get(f'{part}_cores_busy')} of {m['cores']} cores busy on average",
                 "",
-                "| stage | wall s | cpu s | rows in | rows out | rows/s | peak MiB "
+                "| stage | wall s | cpu s | cores busy | rows in | rows out | rows/s | peak MiB "
                 "| x floor | exit |",
-                "|---|---|---|---|---|---|---|---|---|",
+                "|---|---|---|---|---|---|---|---|---|---|",
             ]
             for r in rep[part]:
                 rps = f"{r['rows_per_s']:,.0f}" if r["rows_per_s"] else ""
                 lines.append(
                     f"| {r['name'].split(':')[1]} | {r['wall_s']} | {r['cpu_s']} | "
+                    f"{r.get('cores_busy', '')} | "
                     f"{r['rows_in'] if r['rows_in'] is not None else ''} | "
                     f"{r['rows_out'] if r['rows_out'] is not None else ''} | {rps} | "
                     f"{r['peak_rss_mib']} | {r['x_parse_floor']} | {r['exit_code']} |"

@@ -17,11 +17,11 @@ def _harness():
     return module
 
 
-def _stage(part: str, name: str, wall: float) -> dict:
+def _stage(part: str, name: str, wall: float, cpu: float | None = None) -> dict:
     return {
         "name": f"{part}:{name}",
         "wall_s": wall,
-        "cpu_s": wall,
+        "cpu_s": wall if cpu is None else cpu,
         "peak_rss_mib": 100.0 + wall,
         "rows_in": 10,
         "rows_out": 10,
@@ -39,7 +39,8 @@ def test_the_report_totals_every_stage_and_the_stages_the_target_names():
         "scale": "10M",
         "parse_floor": {"wall_s": 5.0, "rows_in": 10},
         "generate": "reused",
-        "night": [_stage("night", n, w) for n, w in walls.items()],
+        # ingest keeps two cores busy, the others one
+        "night": [_stage("night", n, w, 2 * w if n == "ingest" else w) for n, w in walls.items()],
         "increment": [_stage("increment", n, w / 5) for n, w in walls.items()],
         "quality": {},
     }
@@ -52,8 +53,14 @@ def test_the_report_totals_every_stage_and_the_stages_the_target_names():
     assert report["increment_target_stages_s"] == 22.4
     assert report["night_peak_mib"] == 150.0
     assert report["night"][0]["x_parse_floor"] == 10.0
+    assert report["night"][0]["cores_busy"] == 2.0
+    assert report["night"][1]["cores_busy"] == 1.0
+    assert report["night_cores_busy"] == round(172.0 / 122.0, 2)
+    assert report["increment_cores_busy"] == 1.0
 
     text = run.markdown({"machine": run.machine(), "scales": [report]})
-    assert "### night: 122.0 s" in text
+    cores = run.machine()["cores"]
+    assert f"### night: 122.0 s, peak 150.0 MiB, 1.41 of {cores} cores busy" in text
+    assert "| ingest | 50.0 | 100.0 | 2.0 | 10 |" in text
     assert "night < 120 s (got 122.0 for every stage; 112.0 for ingest, validate" in text
     assert "increment < 30 s (got 24.4 for every stage; 22.4 for the stages" in text

@@ -14,6 +14,7 @@ from the environment.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import difflib
 import os
@@ -83,6 +84,12 @@ class IngestSettings:
     # number as seconds/milliseconds/microseconds since 1970 (UTC); empty quarantines them
     # (the units cannot be told apart safely from the values).
     epoch_timestamp_unit: str = ""
+    # Text files are UTF-8. A line that is not, and holds no UTF-8 character, is decoded with
+    # this encoding (a Python codec name): Excel's CSV on Windows and Latin-1 databases write
+    # windows-1252, which loses nothing (every byte has its character). A line with UTF-8
+    # characters and invalid bytes is damaged UTF-8: only the damage becomes U+FFFD. Empty:
+    # every invalid sequence becomes U+FFFD ("cp932" for Japanese Windows tools, ...).
+    legacy_encoding: str = "windows-1252"
     # Event names that are not segmint's (after event_type_aliases, case-insensitively) whose
     # records are dropped and counted (rows_ignored) instead of quarantined: a tracker's
     # identify calls and custom events. "*" ignores every event type segmint does not know.
@@ -118,6 +125,22 @@ class IngestSettings:
                 "[ingest] wait_for_as_of_events_hours must be between 0 and 168 (a week), "
                 f"got {self.wait_for_as_of_events_hours}"
             )
+        if self.legacy_encoding:
+            try:
+                codec = codecs.lookup(self.legacy_encoding)
+            except LookupError:
+                raise ConfigError(
+                    f"[ingest] legacy_encoding: {self.legacy_encoding!r} is not an encoding "
+                    "Python knows (windows-1252, latin-1, cp932, ...; empty for none)"
+                ) from None
+            # Lines are split on the byte of a newline: the encoding must write ASCII as
+            # ASCII (UTF-16 does not; a file with its byte-order mark is read as such anyway).
+            if codec.encode("a,;\n")[0] != b"a,;\n":
+                raise ConfigError(
+                    f"[ingest] legacy_encoding: {self.legacy_encoding!r} does not write ASCII "
+                    "as ASCII, so its lines cannot be told apart; an 8-bit encoding such as "
+                    "windows-1252 or latin-1, or a multi-byte one such as cp932, is needed"
+                )
         if "/" in self.partition_ready_marker or "\\" in self.partition_ready_marker:
             raise ConfigError(
                 "[ingest] partition_ready_marker is a file name inside the partition folder, "

@@ -20,6 +20,7 @@ name must not hold back a whole file. The lines concerned are logged, with their
 from __future__ import annotations
 
 import atexit
+import codecs
 import contextlib
 import dataclasses
 import gzip
@@ -337,6 +338,7 @@ def read_records(
     ids: list[int],
     table: str,
     aliases: dict[str, dict[str, list[str]]] | None = None,
+    legacy: str | None = None,
 ) -> dict[int, str]:
     """Fill temp ``table`` with the records of the CSV and Parquet files among ``files[ids]``.
 
@@ -346,7 +348,8 @@ def read_records(
     own so a bad file does not stop the others. Returns ``{position: error}`` for every file
     that cannot be read (it has no rows). JSONL files are typed straight from their scan
     (:func:`jsonl_scan_sql`), not through this table. A column named as a field's alias
-    (``aliases``, case-insensitively) is keyed by the field's name in ``doc``.
+    (``aliases``, case-insensitively) is keyed by the field's name in ``doc``. A CSV line
+    that is not UTF-8 is read as ``legacy`` where it holds no UTF-8 (:func:`readable_copy`).
     """
     con.execute(
         f"create or replace temp table {table} (_file INTEGER, _line BIGINT, raw VARCHAR,"
@@ -356,7 +359,7 @@ def read_records(
     csv = [i for i in ids if files[i].fmt == "csv"]
     phys = f"{table}_phys"
     if csv:
-        failed.update(_read_lines_batch(con, files, csv, phys))
+        failed.update(_read_lines_batch(con, files, csv, phys, legacy))
         csv = [i for i in csv if i not in failed]
         if csv:
             failed.update(_read_csv(con, files, csv, phys, table, aliases))
@@ -406,12 +409,18 @@ def jsonl_scan_sql(paths: list[str]) -> str:
     return _scan_sql(paths).replace("select filename, line", "select file_index, line", 1)
 
 
-def unreadable(con: duckdb.DuckDBPyConnection, files: list[LandingFile], ids: list[int]) -> dict:
+def unreadable(
+    con: duckdb.DuckDBPyConnection,
+    files: list[LandingFile],
+    ids: list[int],
+    legacy: str | None = None,
+) -> dict:
     """``{position: error}`` for the text files among ``ids`` that cannot be read to the end.
 
     A file DuckDB cannot read but Python can is not unreadable: ``files[i]`` is replaced by
-    its repaired copy (:func:`readable_copy`: not UTF-8, a line longer than ``MAX_LINE``, a
-    gzip stream padded with zeros), which the caller reads instead. A file Python cannot read
+    its repaired copy (:func:`readable_copy`: not UTF-8, decoded as ``legacy`` where it holds
+    no UTF-8; a line longer than ``MAX_LINE``; a gzip stream padded with zeros), which the
+    caller reads instead. A file Python cannot read
     either (a truncated or corrupt gzip) fails with DuckDB's error.
     """
     failed: dict[int, str] = {}
@@ -419,7 +428,7 @@ def unreadable(con: duckdb.DuckDBPyConnection, files: list[LandingFile], ids: li
         error = _scan_error(con, files[i])
         if error:
             try:
-                copy = readable_copy(files[i])
+                copy = readable_copy(files[i], legacy)
             except (OSError, EOFError, zlib.error) as exc:
                 log.info("%s: no readable copy either (%s)", files[i].path, exc)
             else:
@@ -531,14 +540,45 @@ def _utf16_or_32(head: bytes) -> str | None:
     return None
 
 
-def readable_copy(f: LandingFile) -> LandingFile:
+# Windows-1252 as browsers read it (the WHATWG Encoding Standard): Latin-1 with 0x80-0x9F
+# read as the characters Windows put there (the euro sign, curly quotes, dashes); the five
+# bytes Windows left undefined keep their Latin-1 code points. Every byte decodes, and the
+# text encodes back to the same bytes: nothing is replaced.
+_WINDOWS_1252 = {
+    b: ord(c) for b in range(0x80, 0xA0) if (c := bytes([b]).decode("cp1252", errors="ignore"))
+}
+# A character that only a valid UTF-8 sequence of two bytes or more can give.
+_UTF8_NON_ASCII = re.compile("[^\x00-\x7f\ufffd]")
+
+
+def decode_legacy_line(line: bytes, legacy: str | None) -> tuple[str, bool]:
+    """A line that is not valid UTF-8, as text, and whether ``legacy`` decoded it.
+
+    A line holding no valid UTF-8 character beyond ASCII was written by a tool in a legacy
+    8-bit encoding (Excel's CSV on Windows, a Latin-1 database): it is decoded as
+    ``legacy`` (a Python codec name; Windows-1252 and Latin-1 lose nothing). A line that
+    holds UTF-8 characters beside the invalid bytes is damaged UTF-8 (a multi-byte character
+    cut by a truncating writer): read as Windows-1252 its good characters would be garbled
+    (``é`` as ``Ã©``), so only the damage becomes U+FFFD. Without ``legacy``, always so.
+    """
+    text = line.decode("utf-8", "replace")
+    if not legacy or _UTF8_NON_ASCII.search(text):
+        return text, False
+    codec = codecs.lookup(legacy).name
+    if codec == "cp1252":
+        return line.decode("latin-1").translate(_WINDOWS_1252), True
+    return line.decode(codec, "replace"), True
+
+
+def readable_copy(f: LandingFile, legacy: str | None = None) -> LandingFile:
     """``f`` read from an uncompressed UTF-8 copy that DuckDB's line reader accepts.
 
     The copy keeps every line (and so every line number); ``path`` and ``sha256`` still name
     the landing file. What it repairs, each with a warning naming the file and lines:
 
-    - invalid UTF-8 byte sequences are replaced by U+FFFD (a file with a UTF-16 or UTF-32
-      byte-order mark is decoded as such instead);
+    - a line that is not valid UTF-8 is decoded as ``legacy`` when it holds no UTF-8
+      character (:func:`decode_legacy_line`), else its invalid sequences are replaced by
+      U+FFFD (a file with a UTF-16 or UTF-32 byte-order mark is decoded as such instead);
     - a line longer than ``MAX_LINE`` bytes becomes ``TOO_LONG_MARK``, its length and its
       first ``TOO_LONG_HEAD`` bytes: the staging quarantines it with that reason, where the
       whole file failed before;
@@ -571,9 +611,10 @@ def readable_copy(f: LandingFile) -> LandingFile:
         )
         return dataclasses.replace(f, abspath=target)
     with opener(f.abspath, "rb") as src, open(target, "wb") as dst:
-        bad, long = _copy_lines(src, dst, csv=f.fmt == "csv")
+        legacy_lines, bad, long = _copy_lines(src, dst, csv=f.fmt == "csv", legacy=legacy)
     for what, lines in (
-        ("are not valid UTF-8", bad),
+        (f"are not UTF-8 but {legacy} text, read as such ([ingest] legacy_encoding)", legacy_lines),
+        ("are not valid UTF-8 (damaged UTF-8: each invalid sequence read as U+FFFD)", bad),
         (f"are longer than {MAX_LINE_SIZE >> 20} MiB, the longest line segmint reads", long),
     ):
         if lines:
@@ -593,9 +634,14 @@ def _too_long(head: bytes, size: int, csv: bool) -> bytes:
     return f"{TOO_LONG_MARK}{size} bytes: {text}".encode()
 
 
-def _copy_lines(src, dst, csv: bool) -> tuple[list[int], list[int]]:
-    """Copy ``src`` to ``dst`` line for line: invalid UTF-8 replaced, lines longer than
-    ``MAX_LINE`` replaced by :func:`_too_long`. Returns the numbers of both kinds of lines."""
+def _copy_lines(
+    src, dst, csv: bool, legacy: str | None = None
+) -> tuple[list[int], list[int], list[int]]:
+    """Copy ``src`` to ``dst`` line for line: a line that is not UTF-8 decoded by
+    :func:`decode_legacy_line`, a line longer than ``MAX_LINE`` replaced by :func:`_too_long`.
+    Returns the numbers of the lines read as ``legacy``, of the lines with invalid sequences
+    replaced and of the over-long lines."""
+    legacy_lines: list[int] = []
     bad: list[int] = []
     long: list[int] = []
     lines_before = 0
@@ -618,8 +664,9 @@ def _copy_lines(src, dst, csv: bool) -> tuple[list[int], list[int]]:
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError:
-                bad.append(lines_before + k + 1)
-                line = line.decode("utf-8", "replace").encode("utf-8")
+                text, decoded = decode_legacy_line(line, legacy)
+                (legacy_lines if decoded else bad).append(lines_before + k + 1)
+                line = text.encode("utf-8")
             dst.write(line if k == len(lines) - 1 else line + b"\n")
         lines_before += len(lines) - 1
 
@@ -648,7 +695,7 @@ def _copy_lines(src, dst, csv: bool) -> tuple[list[int], list[int]]:
         dst.write(_too_long(*skipping, csv))
     elif carry:
         copy(carry)
-    return bad, long
+    return legacy_lines, bad, long
 
 
 def _scan_sql(paths: list[str]) -> str:
@@ -700,7 +747,11 @@ def check_line_order(not_contiguous: list[int], files: list[LandingFile]) -> Non
 
 
 def _read_lines_batch(
-    con: duckdb.DuckDBPyConnection, files: list[LandingFile], ids: list[int], table: str
+    con: duckdb.DuckDBPyConnection,
+    files: list[LandingFile],
+    ids: list[int],
+    table: str,
+    legacy: str | None = None,
 ) -> dict[int, str]:
     """``table(_file, ln, line)``: every physical line of the (decompressed) files, from 1.
 
@@ -719,7 +770,7 @@ def _read_lines_batch(
         except duckdb.Error:
             # Find the unreadable file(s): read each file on its own.
             con.execute(f"create or replace temp table {scan} (filename VARCHAR, line VARCHAR)")
-            failed = unreadable(con, files, ids)
+            failed = unreadable(con, files, ids, legacy)
             for i in ids:
                 if i not in failed:
                     con.execute(f"insert into {scan} " + _scan_sql([str(files[i].abspath)]))

@@ -407,6 +407,7 @@ class Ingest:
             field_names(source, self.aliases)
         self.event_types = event_type_aliases(settings.ingest.event_type_aliases)
         self.epoch = epoch_unit(settings.ingest.epoch_timestamp_unit)
+        self.legacy = settings.ingest.legacy_encoding or None
         self.ignored_types = ignored_event_types(
             settings.ingest.ignored_event_types, settings.ingest.event_type_aliases
         )
@@ -619,7 +620,7 @@ class Ingest:
             parts.append(f"_tjv_{tag}")
         other = [i for i, f in enumerate(files) if f.fmt != "jsonl"]
         if other:
-            failed.update(read_records(con, files, other, f"_rec_{tag}", self.aliases))
+            failed.update(read_records(con, files, other, f"_rec_{tag}", self.aliases, self.legacy))
             # A Parquet record's landing text is its document (stored once, raw is NULL).
             rel = (
                 f"(select * replace (coalesce(raw, doc) as raw), _error is null as _ok "
@@ -732,7 +733,7 @@ class Ingest:
                     # Find the unreadable file(s), then stage the others. A file that is only
                     # not UTF-8 comes back readable, as a copy (files[i] replaced): try again.
                     paths = [files[i].abspath for i in readable]
-                    bad = unreadable(con, files, readable)
+                    bad = unreadable(con, files, readable, self.legacy)
                     if not bad and paths == [files[i].abspath for i in readable]:
                         raise
                     failed.update(bad)

@@ -6,6 +6,7 @@ typed Parquet columns. For every file: rows read = loaded + quarantined + duplic
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import struct
@@ -14,7 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from segmint.config import ConfigError, IngestSettings
 from segmint.ingest import run_ingest
+from segmint.ingest.files import decode_legacy_line
 from segmint.stages import InputError
 from tests.include.ingest.conftest import D1, event, write_lines
 
@@ -129,33 +132,93 @@ def test_parquet_batches_count_rows_not_compressed_bytes(tmp_path):
     assert _batch_size(f_jsonl) == f_jsonl.size_bytes
 
 
-def test_a_line_that_is_not_utf8_does_not_hold_back_its_file(settings, landing, query, caplog):
+def _not_utf8_landing(landing) -> None:
+    """An events file with a Windows-1252 line (Excel on Windows, a Latin-1 database) and a
+    damaged UTF-8 line (a multi-byte character cut by a truncating writer), and a CRM CSV
+    whose names are Windows-1252."""
     good = json.dumps(event("u1")).encode()
-    latin1 = json.dumps(event("u2", customer_id="Jos\u00e9"), ensure_ascii=False).encode("latin-1")
+    query = "\u20ac5 \u201cdeal\u201d \u2013 na\u00efve"  # euro, curly quotes, dash
+    latin1 = json.dumps(
+        event("u2", customer_id="Jos\u00e9", search_query=query), ensure_ascii=False
+    ).encode("cp1252")
+    cut = json.dumps(event("u4", search_query="Zo\u00eb \u2014 "), ensure_ascii=False).encode()
+    cut = cut.replace(b"\xe2\x80\x94 ", b"\xe2\x80 ")  # the dash's last byte lost
     path = landing / "events/dt=2026-06-01/latin1.jsonl.gz"
     path.parent.mkdir(parents=True)
-    path.write_bytes(gzip.compress(good + b"\n" + latin1 + b"\n" + good.replace(b"u1", b"u3")))
+    path.write_bytes(gzip.compress(b"\n".join([good, latin1, good.replace(b"u1", b"u3"), cut])))
     crm = landing / "crm/dt=2026-06-01/crm.csv"
     crm.parent.mkdir(parents=True)
     crm.write_bytes(
         b"customer_id,first_name,updated_at\nc1,Ren\xe9e,2026-06-01\nc2,Ana,2026-06-01\n"
     )
+
+
+def test_a_line_that_is_not_utf8_is_read_as_windows_1252_and_loses_nothing(
+    settings, landing, query, caplog
+):
+    """Text from a legacy Windows tool is read as such (segmint used to replace every
+    accented letter by U+FFFD, so "Jos\ufffd" reached the marketing exports); a damaged UTF-8
+    line keeps its good characters and only the damage becomes U+FFFD; the file is loaded
+    either way, and the log names the lines of each kind."""
+    _not_utf8_landing(landing)
     with caplog.at_level("WARNING"):
         run_ingest(settings, D1)
     _accounting_holds(query)
     assert query("select path from ops.load_manifest where status <> 'loaded'") == []
-    assert query("select event_id, customer_id, _source_line from raw.events order by 1") == [
-        ("u1", "c1", 1),
-        ("u2", "Jos\ufffd", 2),
-        ("u3", "c1", 3),
+    assert query(
+        "select event_id, customer_id, search_query, _source_line from raw.events order by 1"
+    ) == [
+        ("u1", "c1", None, 1),
+        ("u2", "Jos\u00e9", "\u20ac5 \u201cdeal\u201d \u2013 na\u00efve", 2),
+        ("u3", "c1", None, 3),
+        ("u4", "c1", "Zo\u00eb \ufffd", 4),
     ]
     assert query("select customer_id, first_name from raw.customers order by 1") == [
-        ("c1", "Ren\ufffde"),
+        ("c1", "Ren\u00e9e"),
         ("c2", "Ana"),
     ]
-    logged = [r.getMessage() for r in caplog.records if "not valid UTF-8" in r.getMessage()]
-    assert any("latin1.jsonl.gz: 1 line(s)" in m and "(line 2)" in m for m in logged), logged
-    assert any("crm.csv: 1 line(s)" in m and "(line 2)" in m for m in logged), logged
+    logged = [r.getMessage() for r in caplog.records]
+    legacy = [m for m in logged if "not UTF-8 but windows-1252 text" in m]
+    damaged = [m for m in logged if "not valid UTF-8 (damaged UTF-8" in m]
+    assert any("latin1.jsonl.gz: 1 line(s)" in m and "(line 2)" in m for m in legacy), logged
+    assert any("crm.csv: 1 line(s)" in m and "(line 2)" in m for m in legacy), logged
+    assert any("latin1.jsonl.gz: 1 line(s)" in m and "(line 4)" in m for m in damaged), logged
+
+
+def test_without_a_legacy_encoding_every_invalid_sequence_is_replaced(settings, landing, query):
+    _not_utf8_landing(landing)
+    run_ingest(dataclasses.replace(settings, ingest=IngestSettings(legacy_encoding="")), D1)
+    _accounting_holds(query)
+    assert query("select event_id, customer_id from raw.events where event_id = 'u2'") == [
+        ("u2", "Jos\ufffd")
+    ]
+    assert query("select first_name from raw.customers where customer_id = 'c1'") == [
+        ("Ren\ufffde",)
+    ]
+
+
+@pytest.mark.parametrize("encoding", ["windows-1252", "cp1252", "latin-1"])
+def test_a_legacy_line_decodes_every_byte_and_encodes_back_to_it(encoding):
+    """Lossless: each of the 128 non-ASCII bytes has a character (Windows-1252's five
+    undefined bytes keep their Latin-1 code points, as browsers read them), none is U+FFFD."""
+    line = bytes(range(0x80, 0x100)) + b" plain ASCII, 1;2"
+    text, decoded = decode_legacy_line(line, encoding)
+    assert decoded and "\ufffd" not in text
+    windows = {
+        ord(bytes([b]).decode("cp1252")): b
+        for b in range(0x80, 0xA0)
+        if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)
+    }
+    inverse = windows if encoding != "latin-1" else {}
+    assert text.translate(inverse).encode("latin-1") == line
+
+
+def test_a_legacy_encoding_must_be_known_and_ascii_compatible():
+    with pytest.raises(ConfigError, match="not an encoding Python knows"):
+        IngestSettings(legacy_encoding="windows-1257x")
+    with pytest.raises(ConfigError, match="does not write ASCII as ASCII"):
+        IngestSettings(legacy_encoding="utf-16")
+    assert IngestSettings(legacy_encoding="cp932").legacy_encoding == "cp932"
 
 
 def test_values_are_trimmed_however_the_json_is_written(settings, landing, query):

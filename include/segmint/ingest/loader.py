@@ -720,6 +720,9 @@ class Ingest:
                                 when not _json
                                     then 'malformed JSON: the line is not a valid JSON document'
                                 when starts_with(doc, '{{') then null
+                                when left(ltrim(doc, {ws}), 1) = '['
+                                    then 'malformed JSON: the line is a JSON array, not an '
+                                        || 'object (a JSON lines file holds one object a line)'
                                 when left(ltrim(doc, {ws}), 1) <> '{{'
                                     then 'malformed JSON: the line is not a JSON object'
                             end as _error,

@@ -80,13 +80,20 @@ def test_nul_bytes_and_json_arrays_are_quarantined_by_line(settings, landing, qu
             json.dumps(event("n1")),
             '{"event_id": "n2\x00", "event_type": "page_view"}',
             json.dumps([event("a1"), event("a2")]),
+            '"just a string"',
         ],
     )
     run_ingest(settings, D1)
     _accounting_holds(query)
     got = query("select line_number, reasons[1] from ops.quarantine order by 1")
-    assert [line for line, _ in got] == [2, 3]
+    assert [line for line, _ in got] == [2, 3, 4]
     assert all(reason.startswith("malformed JSON") for _, reason in got)
+    # A batch of events exported as one JSON array is named as such.
+    assert got[1][1] == (
+        "malformed JSON: the line is a JSON array, not an object (a JSON lines file holds one "
+        "object a line)"
+    )
+    assert got[2][1] == "malformed JSON: the line is not a JSON object"
     assert query("select event_id from raw.events") == [("n1",)]
 
 

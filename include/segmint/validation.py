@@ -9,6 +9,7 @@ site written under the run's output folder. ``great_expectations`` is imported o
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import logging
@@ -189,7 +190,9 @@ class BatchValidator:
         return [c for c in available if c in wanted]
 
     def validate(self, source: str, frame: Any, run_name: str) -> list[RuleResult]:
-        """Run the source's suite on ``frame``; one :class:`RuleResult` per expectation."""
+        """Run the source's suite on ``frame``; one :class:`RuleResult` per expectation.
+
+        ``run_name`` names the run in the Data Docs (:func:`docs_run_name`)."""
         import pandas as pd
         from great_expectations.core.run_identifier import RunIdentifier
 
@@ -206,7 +209,7 @@ class BatchValidator:
                 "exclude_unexpected_values": True,
                 "return_unexpected_index_query": False,
             },
-            run_id=RunIdentifier(run_name=run_name),
+            run_id=RunIdentifier(run_name=docs_run_name(run_name)),
         )
         self._validated = True
         by_rule = {r["rule"]: r for r in self._rules[source]}
@@ -264,6 +267,21 @@ class BatchValidator:
             return None
         self._context.build_data_docs(site_names=["segmint"])
         return Path(self.docs_dir) / "index.html"
+
+
+# GX stores a validation in a folder named by its run: a name longer than a file name may be
+# (255 bytes) lost the batch's page in the Data Docs, with an error only in GX's log.
+_RUN_NAME_BYTES = 150
+
+
+def docs_run_name(name: str) -> str:
+    """``name`` with ``/`` as ``__``, shortened to at most ``_RUN_NAME_BYTES`` bytes (its
+    start and end kept, a digest of the whole between them, so two names stay apart)."""
+    name = name.replace("/", "__")
+    if len(name.encode("utf-8", "surrogateescape")) <= _RUN_NAME_BYTES:
+        return name
+    digest = hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return f"{name[:60]}..{digest}..{name[-60:]}"
 
 
 def _sql_condition(pandas_expr: str) -> str:

@@ -810,7 +810,7 @@ class Ingest:
         loaded = [o for o in outs if o.status == "loaded"]
         first, last = loaded[0].file.path, loaded[-1].file.path
         name = f"{first}..{last}" if len(loaded) > 1 else first
-        results = validator.validate(source, frame, run_name=name.replace("/", "__"))
+        results = validator.validate(source, frame, run_name=name)
         # GX decides, but only the rows the SQL flagged were sure to reach it: a failure on a
         # row the SQL passed for that expectation means the translation is out of step. GX's
         # verdict still applies to the rows it saw (a record-level failure is quarantined

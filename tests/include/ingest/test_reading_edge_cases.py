@@ -17,6 +17,7 @@ import pytest
 
 from segmint.ingest import run_ingest
 from segmint.stages import InputError
+from segmint.validation import docs_run_name
 from tests.include.ingest.conftest import D1, event, write_jsonl, write_lines
 
 DAY = "events/dt=2026-06-01"
@@ -818,18 +819,28 @@ def test_utf16_text_files_are_decoded(settings, landing, query, caplog):
     assert any("excel.txt.csv: read as UTF-16" in r.getMessage() for r in caplog.records)
 
 
-def test_a_long_file_name_read_through_a_scratch_copy_loads(settings, landing, query):
+def test_a_long_file_name_read_through_a_scratch_copy_loads(settings, landing, query, caplog):
     """A name near the file-system limit, read through a link (a glob character) or a UTF-8
-    copy (a Latin-1 line): the scratch name is shortened, keeping its end ('.gz')."""
+    copy (a Latin-1 line): the scratch name is shortened, keeping its end ('.gz'). The
+    batch's Data Docs page too: GX stores it in a folder named by the run, and the run
+    named by both long paths failed with 'File name too long' (only in GX's log)."""
     day = landing / DAY
     day.mkdir(parents=True)
     latin1 = json.dumps(event("l1", customer_id="Jos\u00e9"), ensure_ascii=False)
     long_gz = "x" * 230 + "[1].jsonl.gz"
     (day / long_gz).write_bytes(gzip.compress(latin1.encode("latin-1") + b"\n"))
     write_jsonl(day / ("y" * 230 + "[2].jsonl.gz"), [event("g1")], gz=True)
-    run_ingest(settings, D1)
+    with caplog.at_level("ERROR"):
+        run_ingest(settings, D1)
     assert [(status, n) for _, status, n in _accounting(query)] == [("loaded", 1), ("loaded", 1)]
     assert query("select event_id, customer_id from raw.events order by 1") == [
         ("g1", "c1"),
         ("l1", "Jos\u00e9"),
     ]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text[-2000:]
+    runs = settings.output / "2026-06-01" / "data_docs" / "validations" / "segmint_events"
+    names = [f"{DAY}/{long_gz}", f"{DAY}/{'y' * 230}[2].jsonl.gz"]
+    (run,) = runs.iterdir()
+    assert run.name == docs_run_name("..".join(names))
+    assert run.name.startswith("events__dt=2026-06-01__xxx") and run.name.endswith("[2].jsonl.gz")
+    assert len(list(run.rglob("*.html"))) == 1

@@ -10,11 +10,14 @@ line 1; a quoted field spanning lines keeps the number of its first line); for P
 are 1-based row numbers. Blank lines are not
 records and are skipped without changing the numbering.
 
-Text must be UTF-8. A text file with invalid byte sequences (a line written in Latin-1, a
-truncated multi-byte character) is read from a UTF-8 copy with each invalid sequence
-replaced by U+FFFD, the choice warehouses offer for this (Snowflake's
-``REPLACE_INVALID_CHARACTERS``): the line's other fields are good data, and one accent in a
-name must not hold back a whole file. The lines concerned are logged, with their numbers.
+Text is UTF-8. A text file with lines that are not is read from a UTF-8 copy, line by line
+(:func:`decode_legacy_line`): a line without any UTF-8 character was written in a legacy
+8-bit encoding (Excel's CSV on Windows, a Latin-1 database) and is decoded as
+``[ingest] legacy_encoding`` (Windows-1252 by default, which loses nothing); in a line of
+damaged UTF-8 (a truncated multi-byte character) each invalid sequence becomes U+FFFD, what
+warehouses offer for this (Snowflake's ``REPLACE_INVALID_CHARACTERS``). Either way the
+line's fields are good data, and one accent in a name must not hold back a whole file. The
+lines concerned are logged, with their numbers.
 """
 
 from __future__ import annotations
@@ -420,8 +423,8 @@ def unreadable(
     A file DuckDB cannot read but Python can is not unreadable: ``files[i]`` is replaced by
     its repaired copy (:func:`readable_copy`: not UTF-8, decoded as ``legacy`` where it holds
     no UTF-8; a line longer than ``MAX_LINE``; a gzip stream padded with zeros), which the
-    caller reads instead. A file Python cannot read
-    either (a truncated or corrupt gzip) fails with DuckDB's error.
+    caller reads instead. A file Python cannot read either (a truncated or corrupt gzip)
+    fails with DuckDB's error.
     """
     failed: dict[int, str] = {}
     for i in ids:

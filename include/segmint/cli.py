@@ -274,6 +274,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from segmint.transform import reader_docs
+
+    print(reader_docs(_settings(args), Path(args.out) if args.out else None).resolve())
+    return 0
+
+
+def _add_docs_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "docs",
+        help="write the dbt docs of the published warehouse as one HTML page",
+        description="Every model, column and test with its description, the SQL and the "
+        "lineage, as one self-contained page for readers who cannot run dbt (docs/models.md); "
+        "rendered from the published copy, read-only, so it can run while the pipeline does.",
+    )
+    _add_warehouse(p)
+    p.add_argument("--output", metavar="DIR", help="run outputs folder (default: settings)")
+    p.add_argument(
+        "--out", metavar="PATH", help="default: <output>/<published night>/dbt_docs/index.html"
+    )
+    p.set_defaults(func=cmd_docs)
+
+
 def _add_report_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
@@ -429,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_audience_parsers(sub)
     _add_report_parser(sub)
+    _add_docs_parser(sub)
     return parser
 
 

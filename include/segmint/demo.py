@@ -201,6 +201,7 @@ def _where_lines(published: Path, settings: Settings, as_of: date) -> list[str]:
         show("GX Data Docs", docs),
         show("run outputs", out),
         f"  {'analysts connect':<20} duckdb -readonly {settings.analyst_warehouse}",
+        f"  {'table docs':<20} .venv/bin/segmint docs   (every table and column, one HTML page)",
     ]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -180,20 +181,30 @@ def dbt_env(
 
 
 def dbt_command(
-    settings: Settings, select: str | None = None, verb: str = "build", full_refresh: bool = False
+    settings: Settings,
+    select: str | None = None,
+    verb: str = "build",
+    full_refresh: bool = False,
+    target_path: Path | None = None,
 ) -> list[str]:
     """The dbt command line of ``verb`` (build, test, docs generate) for this warehouse;
     ``select`` may hold several space-separated selectors."""
     exe = Path(sys.executable).with_name("dbt")
     base = [str(exe)] if exe.exists() else [sys.executable, "-c", _DBT_MAIN]
-    return [*base, *dbt_args(settings, select, verb, full_refresh)]
+    return [*base, *dbt_args(settings, select, verb, full_refresh, target_path)]
 
 
 def dbt_args(
-    settings: Settings, select: str | None = None, verb: str = "build", full_refresh: bool = False
+    settings: Settings,
+    select: str | None = None,
+    verb: str = "build",
+    full_refresh: bool = False,
+    target_path: Path | None = None,
 ) -> list[str]:
-    """The arguments of :func:`dbt_command`, without the program."""
-    target_path, log_path = dbt_dirs(settings)
+    """The arguments of :func:`dbt_command`, without the program; dbt's files go to
+    ``target_path``, by default the warehouse's (:func:`dbt_dirs`)."""
+    default_target, log_path = dbt_dirs(settings)
+    target_path = target_path or default_target
     args = [
         *verb.split(),
         "--project-dir",
@@ -224,6 +235,58 @@ from dbt.cli.main import cli
 from segmint.process import run_then_exit
 run_then_exit(cli)
 """
+
+
+def reader_docs(settings: Settings, out: Path | None = None) -> Path:
+    """dbt's documentation site as one self-contained HTML page (``segmint docs``), for
+    readers who cannot run dbt on the full published copy (analysts read only their masked
+    copy): every model, column and test with its description, the SQL, the lineage, and the
+    published copy's catalog (names and types: no values). Written to ``out``, by
+    default ``<run output>/<published night>/dbt_docs/index.html``; returns that path.
+
+    dbt renders it from the published copy (target ``published``, read-only), so it can run
+    while the pipeline writes the working file. Its own files go to
+    ``<warehouse folder>/dbt/target_docs``: the nightly build's ``run_results.json`` stays.
+    """
+    from segmint.publish import published_as_of
+
+    published = settings.published_warehouse
+    as_of = published_as_of(published)
+    if as_of is None:
+        raise SegmintError(
+            f"nothing is published at {published} yet: the docs describe the published "
+            "warehouse; run the pipeline first (segmint run)"
+        )
+    target_path, log_path = dbt_dirs(settings)
+    docs_target = target_path.with_name("target_docs")
+    page = docs_target / "static_index.html"
+    page.unlink(missing_ok=True)
+    command = [
+        *dbt_command(settings, verb="docs generate", target_path=docs_target),
+        "--target",
+        "published",
+        "--static",
+    ]
+    env = dbt_env(
+        settings.warehouse.resolve(), as_of, [as_of], settings.transform.reporting_currency
+    )
+    log.info("docs: %s", " ".join(command))
+    completed = subprocess.run(
+        command, env=env, capture_output=True, text=True, check=False, preexec_fn=die_with_parent()
+    )
+    if completed.returncode != 0 or not page.is_file():
+        tail = [line for line in completed.stdout.splitlines() if line.strip()][-6:]
+        raise SegmintError(
+            f"dbt docs generate failed (exit {completed.returncode}):\n  "
+            + "\n  ".join(tail + completed.stderr.strip().splitlines()[-3:])
+            + f"\ndbt log: {log_path / 'dbt.log'}"
+        )
+    out = out or settings.run_output_dir(as_of) / "dbt_docs" / "index.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.tmp")
+    shutil.copyfile(page, partial)
+    os.replace(partial, out)
+    return out
 
 
 def _raw_figures(warehouse: Path) -> tuple[int, date | None]:

@@ -248,21 +248,23 @@ def test_docs_generate_and_every_model_and_column_is_described(full_warehouse: P
     assert pii == {"email", "phone", "first_name", "last_name", "birth_date", "postal_code"}
 
 
-def test_docs_generate_for_readers_opens_the_published_copy_read_only(
+def test_docs_for_readers_come_from_the_published_copy_read_only(
     full_warehouse: Path, tmp_path: Path
 ) -> None:
-    """Analysts render the dbt docs from the published copy (target ``published``), never
-    from the working file: any process holding that one makes the night's next write fail.
-    A reader holds the copy open meanwhile, which only a read-only dbt can share."""
+    """``segmint docs`` renders the dbt docs as one page from the published copy (target
+    ``published``), never from the working file: any process holding that one makes the
+    night's next write fail. A reader holds the copy open meanwhile, which only a read-only
+    dbt can share."""
     import json
     import subprocess
     import sys
 
+    from segmint.cli import main
     from segmint.publish import publish_warehouse
-    from segmint.transform import dbt_command, dbt_env
 
     working = tmp_path / "warehouse" / full_warehouse.name  # never created: dbt must not need it
     published = working.parent / "published" / working.name
+    assert main(["docs", "--warehouse", str(working)]) == 1  # nothing published yet
     publish_warehouse(full_warehouse, published, END)
     before = published.read_bytes()
     reader = subprocess.Popen(
@@ -279,15 +281,18 @@ def test_docs_generate_for_readers_opens_the_published_copy_read_only(
     )
     try:
         assert reader.stdout.readline().strip() == "open"
-        settings = settings_for(working)
-        command = [*dbt_command(settings, verb="docs generate"), "--target", "published"]
-        env = dbt_env(working, END, [END], settings.transform.reporting_currency)
-        completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        code = main(["docs", "--warehouse", str(working), "--output", str(tmp_path / "out")])
     finally:
         reader.kill()
         reader.wait()
-    assert completed.returncode == 0, completed.stdout[-3000:]
-    catalog = json.loads((tmp_path / "warehouse" / "dbt" / "target" / "catalog.json").read_text())
+    assert code == 0
+    page = tmp_path / "out" / END.isoformat() / "dbt_docs" / "index.html"
+    text = page.read_text()
+    # One self-contained page: the manifest and the catalog inside, no other file needed.
+    assert "<html" in text.lower() and "manifest" in text and "catalog" in text
+    assert "Unified customer profile: one row per known customer" in text  # a description
+    target = tmp_path / "warehouse" / "dbt" / "target_docs"
+    catalog = json.loads((target / "catalog.json").read_text())
     columns = catalog["nodes"]["model.segmint.customer_features"]["columns"]
     assert {"customer_id", "rfm_segment", "sessions_30d"} <= set(columns)
     assert catalog["nodes"]["model.segmint.customer_features"]["metadata"]["database"] == "segmint"

@@ -237,6 +237,13 @@ run_then_exit(cli)
 """
 
 
+def _output_tail(completed: subprocess.CompletedProcess[str], lines: int = 8) -> list[str]:
+    """The last non-blank lines dbt printed, then the last of its stderr: what a failure
+    message quotes when run_results.json cannot say more."""
+    tail = [line for line in completed.stdout.splitlines() if line.strip()][-lines:]
+    return tail + completed.stderr.strip().splitlines()[-(lines // 2) :]
+
+
 def reader_docs(settings: Settings, out: Path | None = None) -> Path:
     """dbt's documentation site as one self-contained HTML page (``segmint docs``), for
     readers who cannot run dbt on the full published copy (analysts read only their masked
@@ -275,10 +282,9 @@ def reader_docs(settings: Settings, out: Path | None = None) -> Path:
         command, env=env, capture_output=True, text=True, check=False, preexec_fn=die_with_parent()
     )
     if completed.returncode != 0 or not page.is_file():
-        tail = [line for line in completed.stdout.splitlines() if line.strip()][-6:]
         raise SegmintError(
             f"dbt docs generate failed (exit {completed.returncode}):\n  "
-            + "\n  ".join(tail + completed.stderr.strip().splitlines()[-3:])
+            + "\n  ".join(_output_tail(completed))
             + f"\ndbt log: {log_path / 'dbt.log'}"
         )
     out = out or settings.run_output_dir(as_of) / "dbt_docs" / "index.html"
@@ -634,8 +640,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         if not problems:
             problems = failures(run_results) if run_results.is_file() else []
         if not problems:
-            tail = [line for line in completed.stdout.splitlines() if line.strip()][-8:]
-            problems = tail + completed.stderr.strip().splitlines()[-4:]
+            problems = _output_tail(completed)
         if any(CURRENCY_TEST in line for line in problems):
             problems += missing_rates(settings)
         raise SegmintError(

@@ -275,13 +275,18 @@ _RUN_NAME_BYTES = 150
 
 
 def docs_run_name(name: str) -> str:
-    """``name`` with ``/`` as ``__``, shortened to at most ``_RUN_NAME_BYTES`` bytes (its
-    start and end kept, a digest of the whole between them, so two names stay apart)."""
+    """``name`` with ``/`` as ``__``, shortened to at most ``_RUN_NAME_BYTES`` bytes of UTF-8
+    (its start and end kept, a digest of the whole between them, so two names stay apart;
+    a character cut at either end is dropped)."""
     name = name.replace("/", "__")
-    if len(name.encode("utf-8", "surrogateescape")) <= _RUN_NAME_BYTES:
+    data = name.encode("utf-8", "surrogateescape")
+    if len(data) <= _RUN_NAME_BYTES:
         return name
-    digest = hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
-    return f"{name[:60]}..{digest}..{name[-60:]}"
+    digest = hashlib.sha1(data).hexdigest()[:12]
+    keep = (_RUN_NAME_BYTES - len(digest) - 4) // 2
+    head = data[:keep].decode("utf-8", "ignore")
+    tail = data[-keep:].decode("utf-8", "ignore")
+    return f"{head}..{digest}..{tail}"
 
 
 def _sql_condition(pandas_expr: str) -> str:

@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from segmint.outputs import written_atomically
 from segmint.stages import SegmintError
 
 
@@ -74,12 +75,11 @@ def save_model(artifacts_dir: Path, model: Any, meta: ModelMetadata) -> Path:
     import joblib
 
     model_path, meta_path = _paths(artifacts_dir, meta.model_name, meta.run_id)
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = model_path.with_suffix(".joblib.tmp")
-    joblib.dump(model, tmp)
-    meta.sha256 = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    tmp.replace(model_path)
-    meta_path.write_text(json.dumps(asdict(meta), indent=2, default=str))
+    with written_atomically(model_path) as tmp:
+        joblib.dump(model, tmp)
+        meta.sha256 = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    with written_atomically(meta_path) as tmp:
+        tmp.write_text(json.dumps(asdict(meta), indent=2, default=str))
     return model_path
 
 

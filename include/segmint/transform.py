@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from segmint.config import Settings
+from segmint.outputs import written_atomically
 from segmint.stages import SegmintError, StageResult
 
 log = logging.getLogger(__name__)
@@ -288,10 +289,8 @@ def reader_docs(settings: Settings, out: Path | None = None) -> Path:
             + f"\ndbt log: {log_path / 'dbt.log'}"
         )
     out = out or settings.run_output_dir(as_of) / "dbt_docs" / "index.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.tmp")
-    shutil.copyfile(page, partial)
-    os.replace(partial, out)
+    with written_atomically(out) as tmp:
+        shutil.copyfile(page, tmp)
     return out
 
 

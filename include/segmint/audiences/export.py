@@ -47,7 +47,6 @@ export, so an erasure can name the files that contained someone.
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -73,6 +72,7 @@ from segmint.audiences.normalise import (
 )
 from segmint.audiences.tables import ensure_audience_tables
 from segmint.config import Settings
+from segmint.outputs import written_atomically
 from segmint.stages import SegmintError
 from segmint.warehouse import connect, table_exists, transaction
 
@@ -316,11 +316,11 @@ def export_with_connection(
         listed = "_export_rows"
         without_email = con.execute("select count(*) from _export_list").fetchone()[0] - rows
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
     options = "format parquet" if fmt == "parquet" else "format csv, header true, delimiter ','"
-    con.execute(f"copy (select {select} from _export_rows) to {sql_literal(str(tmp))} ({options})")
-    os.replace(tmp, out)
+    with written_atomically(out) as tmp:
+        con.execute(
+            f"copy (select {select} from _export_rows) to {sql_literal(str(tmp))} ({options})"
+        )
     digest = _file_sha256(out)
     export_id = uuid.uuid4().hex
     now = datetime.now(UTC).replace(tzinfo=None)

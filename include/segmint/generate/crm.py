@@ -18,6 +18,7 @@ import pyarrow as pa
 from segmint.generate import params as P
 from segmint.generate.simulate import US_PER_DAY, US_PER_S
 from segmint.generate.world import World
+from segmint.outputs import written_atomically
 
 CRM_COLUMNS = (
     "customer_id",
@@ -318,9 +319,8 @@ def write_crm(crm: Crm, landing: Path, start: date, con) -> list[Path]:
         path = folder / "customers.csv"
         columns = list(CRM_COLUMNS) if day == 0 else [*CRM_COLUMNS, EXTRA_COLUMN]
         con.register("crm_out", table.select(columns))
-        tmp = path.with_name(".customers.csv.tmp")  # dot files are ignored by ingest
-        con.execute(f"copy crm_out to '{tmp}' (format csv, header true)")
+        with written_atomically(path) as tmp:  # a dot file: ingest ignores it
+            con.execute(f"copy crm_out to '{tmp}' (format csv, header true)")
         con.unregister("crm_out")
-        tmp.replace(path)
         paths.append(path)
     return paths

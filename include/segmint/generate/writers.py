@@ -20,6 +20,7 @@ import pyarrow as pa
 from segmint.generate import params as P
 from segmint.generate.dirt import BAD_EVENT_TYPES, BAD_TIMESTAMPS, Placed
 from segmint.generate.simulate import OPEN, Catalogue, page_table, search_vocabulary
+from segmint.outputs import written_atomically
 from segmint.warehouse import EVENT_TYPES  # the contract; simulate.py codes index it
 
 GZIP_LEVEL = 1
@@ -298,19 +299,18 @@ def write_events(
         try:
             name = f"events_part_{i}"
             cur.register(name, part)
-            tmp = paths[i].with_name(f".{paths[i].name}.tmp")  # dot files are ignored
-            if fmt == "parquet":
-                import pyarrow.parquet as pq
+            with written_atomically(paths[i]) as tmp:  # a dot file: ingest ignores it
+                if fmt == "parquet":
+                    import pyarrow.parquet as pq
 
-                out = cur.sql(PARQUET_SQL.replace("{src}", name)).to_arrow_table()
-                pq.write_table(out, tmp, compression="zstd", write_statistics=True)
-            else:
-                lines = cur.sql(JSON_SQL.replace("{src}", name)).to_arrow_table()["line"]
-                data = b"".join(_buffer(chunk) for chunk in lines.chunks)
-                if fmt == "jsonl.gz":
-                    data = zlib.compress(data, GZIP_LEVEL, wbits=31)  # gzip, mtime 0
-                tmp.write_bytes(data)
-            tmp.replace(paths[i])
+                    out = cur.sql(PARQUET_SQL.replace("{src}", name)).to_arrow_table()
+                    pq.write_table(out, tmp, compression="zstd", write_statistics=True)
+                else:
+                    lines = cur.sql(JSON_SQL.replace("{src}", name)).to_arrow_table()["line"]
+                    data = b"".join(_buffer(chunk) for chunk in lines.chunks)
+                    if fmt == "jsonl.gz":
+                        data = zlib.compress(data, GZIP_LEVEL, wbits=31)  # gzip, mtime 0
+                    tmp.write_bytes(data)
             cur.unregister(name)
         finally:
             cur.close()

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from segmint.config import Settings
+from segmint.outputs import written_atomically
 from segmint.report import sections as s
 from segmint.report.data import Reader
 from segmint.report.page import esc, grid, kpis, note, page
@@ -160,10 +161,8 @@ def _render(
         _summary(ctx),
         ctx.cache["sections"],
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(document, encoding="utf-8")
-    tmp.replace(out)
+    with written_atomically(out) as tmp:
+        tmp.write_text(document, encoding="utf-8")
     return out, ctx, time.perf_counter() - started
 
 

@@ -1,0 +1,24 @@
+"""Output files (exports, reports, pages, models) that readers see whole or not at all."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def written_atomically(out: Path) -> Iterator[Path]:
+    """Yield a path beside ``out`` to write the file to (``.NAME.tmp``, hidden, so a
+    platform's upload folder or a reader's glob skips it); when the block ends, it replaces
+    ``out`` in one rename. When the block fails, the temporary file is removed and ``out``
+    is left as it was: neither a half-written file nor a stale temporary one stays behind."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, out)

@@ -20,6 +20,7 @@ SUITE_NAME = "segmint_partitions"
 def build_suite(settings: IngestSettings) -> ExpectationSuite:
     import great_expectations as gx
     import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column
 
     def gate(rule: str, description: str) -> dict:
         return {"meta": {"rule": rule, "level": "batch"}, "description": description}
@@ -27,12 +28,19 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
     return gx.ExpectationSuite(
         name=SUITE_NAME,
         expectations=[
+            # Judged only for partitions with at least min_quarantined_rows quarantined.
             gxe.ExpectColumnValuesToBeBetween(
                 column="quarantined_share",
                 max_value=settings.max_quarantine_share,
+                row_condition=Column("rows_quarantined") >= settings.min_quarantined_rows,
                 **gate(
                     "quarantined_share",
-                    f"at most {settings.max_quarantine_share:.1%} of its rows quarantined",
+                    f"at most {settings.max_quarantine_share:.1%} of its rows quarantined"
+                    + (
+                        f" (when at least {settings.min_quarantined_rows} are)"
+                        if settings.min_quarantined_rows > 1
+                        else ""
+                    ),
                 ),
             ),
             gxe.ExpectColumnValuesToBeBetween(

@@ -46,8 +46,13 @@ def _check_at_least(section: str, settings: Any, low: int, *names: str) -> None:
 
 @dataclass(frozen=True)
 class IngestSettings:
-    # A partition whose quarantined share exceeds this stops the run before publishing.
+    # A partition whose quarantined share exceeds this stops the run before publishing...
     max_quarantine_share: float = 0.05
+    # ... when at least this many of its rows were quarantined. 1 (the default): any share
+    # above the threshold stops it. A shop whose CRM sends small deltas (1 bad record of 5 is
+    # 20%) may raise it, so one record does not stop the night; the record is quarantined
+    # and reported either way.
+    min_quarantined_rows: int = 1
     # Share of events with neither customer_id nor anonymous_id that fails the batch gate.
     max_no_identity_share: float = 0.05
     # Events stamped later than the end of the as-of day plus this many hours are quarantined.
@@ -120,6 +125,7 @@ class IngestSettings:
                     f"got {getattr(self, name)}"
                 )
         _check_at_least("ingest", self, 0, "min_rows_per_partition")
+        _check_at_least("ingest", self, 1, "min_quarantined_rows")
         if not 0 <= self.wait_for_as_of_events_hours <= 24 * 7:
             raise ConfigError(
                 "[ingest] wait_for_as_of_events_hours must be between 0 and 168 (a week), "

@@ -89,6 +89,13 @@ def test_inconsistent_row_bounds_are_refused(tmp_path: Path) -> None:
         load_settings(config, environ={})
 
 
+def test_the_minimum_quarantined_count_is_at_least_one(tmp_path: Path) -> None:
+    config = tmp_path / "gate.toml"
+    config.write_text("[ingest]\nmin_quarantined_rows = 0\n")
+    with pytest.raises(ConfigError, match=r"min_quarantined_rows must be at least 1, got 0"):
+        load_settings(config, environ={})
+
+
 def test_a_lone_value_where_a_list_is_expected_is_a_list_of_one(tmp_path: Path) -> None:
     """`repeatable_categories = "food"` used to become the categories f, o, o, d."""
     config = tmp_path / "lists.toml"

@@ -5,7 +5,9 @@ since it passed (new file, new checksum), and always for the as-of date. It fail
 
 - a file of it could not be read (status ``failed`` in ``ops.load_manifest``);
 - its quarantined share (quarantined / read, over its files; records of ignored event types
-  are not counted as read) exceeds ``ingest.max_quarantine_share``;
+  are not counted as read) exceeds ``ingest.max_quarantine_share`` and at least
+  ``ingest.min_quarantined_rows`` of its rows were quarantined (1 by default; a partition
+  above the share with fewer is a warning);
 - its events without any identity exceed ``ingest.max_no_identity_share``;
 - it holds fewer rows than ``ingest.min_rows_per_partition`` or more than
   ``ingest.max_rows_per_partition``.
@@ -226,6 +228,16 @@ def judge_partitions(settings: Settings, as_of: date) -> int:
         con.close()
 
 
+def _share_passed_by_count(settings: Settings, p: dict) -> bool:
+    """The partition's quarantined share is above the threshold, but it was not judged: too
+    few rows were quarantined (``ingest.min_quarantined_rows``)."""
+    ingest = settings.ingest
+    return (
+        p["quarantined_share"] > ingest.max_quarantine_share
+        and p["rows_quarantined"] < ingest.min_quarantined_rows
+    )
+
+
 def _explain(con, settings: Settings, rule: str, p: dict) -> str:
     ingest = settings.ingest
     if rule == "quarantined_share":
@@ -253,6 +265,7 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
     now = datetime.now(UTC).replace(tzinfo=None)
     con = connect(settings.warehouse)
     failures: list[str] = []
+    warnings: list[str] = []
     checked = judged = 0
     rows_in = 0
     try:
@@ -270,6 +283,14 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
             message = "; ".join(details) or None
             if message:
                 failures.append(f"{p['source']} dt={p['partition_date']}: {message}")
+            if _share_passed_by_count(settings, p):
+                warnings.append(
+                    f"{p['source']} dt={p['partition_date']}: {p['quarantined_share']:.1%} of "
+                    f"its {p['rows_read']} rows were quarantined (threshold "
+                    f"{settings.ingest.max_quarantine_share:.1%}), but only "
+                    f"{p['rows_quarantined']}, fewer than [ingest] min_quarantined_rows "
+                    f"({settings.ingest.min_quarantined_rows}): not stopping the night"
+                )
             verdicts.append(
                 (
                     p["source"],
@@ -310,7 +331,6 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
             "published (the good rows stay loaded; fix or re-deliver the files, then rerun): "
             + " | ".join(failures)
         )
-    warnings = []
     if not as_of_events:
         # A feed that stopped makes every customer drift toward 'at risk' and 'churned':
         # say how stale the data is, not only that today's files are missing.

@@ -118,3 +118,38 @@ def test_a_missing_as_of_delivery_warns_or_fails_as_configured(settings, landing
     write_jsonl(landing / "events/dt=2026-06-02/a.jsonl", [event("late", D2)])
     run_ingest(strict, D2)
     assert check_quality_gate(strict, D2).warnings == []
+
+
+def test_a_minimum_count_keeps_one_bad_record_of_a_small_partition_from_stopping_the_night(
+    settings, landing, query
+):
+    """1 bad record of 5 is 20%: by default the night stops. With min_quarantined_rows = 2
+    GX does not judge the share of a partition with fewer quarantined rows: it passes with a
+    warning, and the record is quarantined all the same; 2 bad records still stop it."""
+    write_jsonl(
+        landing / "events/dt=2026-06-01/small.jsonl",
+        [event(f"s{i}") for i in range(4)] + [event("bad1", event_type="nope")],
+    )
+    run_ingest(settings, D1)
+    with pytest.raises(QualityGateError, match=r"20\.0% of its 5 rows were quarantined"):
+        check_quality_gate(settings, D1)
+
+    lenient = settings.with_overrides(ingest=settings.ingest.__class__(min_quarantined_rows=2))
+    result = check_quality_gate(lenient, D1)
+    assert result.details == {"partitions_checked": 1, "judged_by_gx_here": 1}
+    assert result.warnings == [
+        f"events dt={D1}: 20.0% of its 5 rows were quarantined (threshold 5.0%), but only 1, "
+        "fewer than [ingest] min_quarantined_rows (2): not stopping the night"
+    ]
+    assert query("select status from ops.quality_gate") == [("passed",)]
+    assert query("select line_number, reasons from ops.quarantine") == [
+        (5, ["unknown event_type (got nope)"])
+    ]
+
+    write_jsonl(
+        landing / "events/dt=2026-06-02/small.jsonl",
+        [event(f"t{i}", D2) for i in range(8)] + [event("bad2", D2, event_type="nope"), "{"],
+    )
+    run_ingest(lenient, D2)
+    with pytest.raises(QualityGateError, match=rf"dt={D2}: 20\.0% of its 10 rows were quar"):
+        check_quality_gate(lenient, D2)

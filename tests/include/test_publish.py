@@ -98,9 +98,12 @@ def test_publish_writes_an_audited_read_only_copy(tmp_path: Path) -> None:
         assert pub.execute("select count(*) from staging.v_features").fetchone() == (1000,)
         stamp = pub.execute("select as_of_date, source_warehouse from ops.publication").fetchall()
         assert stamp == [(NIGHT_1, str(settings.warehouse.resolve()))]
+        full_stamp = pub.execute("select * from ops.publication").fetchall()
     finally:
         work.close()
         pub.close()
+    # The analysts' copy, written meanwhile from the working file, says the same night.
+    assert fetch(settings.analyst_warehouse, "select * from ops.publication") == full_stamp
 
 
 def test_analysts_get_a_copy_without_the_restricted_schemas(tmp_path: Path) -> None:

@@ -44,9 +44,13 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 
 install: $(STAMP) ## Create .venv and install the locked dependencies (no-op when up to date)
 
+# Written beside its place and moved there when complete: a generation cut short (Ctrl-C)
+# leaves no half landing zone, which the generator would refuse to write into next time.
 $(DEMO_DIR)/.generated: | $(STAMP)
-	$(RUN)/segmint generate --landing $(DEMO_DIR)/landing --customers $(DEMO_CUSTOMERS) \
+	rm -rf $(DEMO_DIR).partial
+	$(RUN)/segmint generate --landing $(DEMO_DIR).partial/landing --customers $(DEMO_CUSTOMERS) \
 		--days $(DEMO_DAYS) --end-date $(DEMO_END)
+	rm -rf $(DEMO_DIR) && mv $(DEMO_DIR).partial $(DEMO_DIR)
 	@touch $@
 
 run: install $(DEMO_DIR)/.generated ## Generate demo data and run the whole nightly pipeline through Airflow

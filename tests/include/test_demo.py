@@ -95,3 +95,35 @@ def test_a_broken_config_is_one_line(tmp_path: Path) -> None:
         f"make run: error: {config} [ingest]: unknown key(s) max_quarantine_shar; known: "
         + proc.stderr.split("; known: ", 1)[1].strip()
     ]
+
+
+def test_make_generates_the_demo_data_over_a_generation_cut_short(tmp_path: Path) -> None:
+    """`make run` interrupted while generating (Ctrl-C) left a landing zone without the
+    stamp, and every later `make run` failed: the generator never writes into a landing zone
+    that is not empty. The Makefile now generates beside the folder and moves it into place."""
+    demo = tmp_path / "demo"
+    half = demo / "landing" / "events" / "dt=2026-06-29" / "events_00.jsonl"
+    half.parent.mkdir(parents=True)
+    half.write_text('{"event_id": "e1", "event_ty')
+    root = Path(__file__).resolve().parents[2]
+    made = subprocess.run(
+        [
+            "make",
+            "-C",
+            str(root),
+            f"DEMO_DIR={demo}",
+            "DEMO_CUSTOMERS=50",
+            "DEMO_DAYS=3",
+            f"{demo}/.generated",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert (demo / ".generated").is_file()
+    partitions = sorted(p.name for p in (demo / "landing" / "events").iterdir())
+    assert partitions == ["dt=2026-06-28", "dt=2026-06-29", "dt=2026-06-30"]
+    assert not half.exists(), "the half-written file is gone with its landing zone"
+    assert (demo / "ground_truth").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"], "no scratch folder left"

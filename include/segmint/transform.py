@@ -150,6 +150,11 @@ SNAPSHOT_DATES_ENV = "SEGMINT_SNAPSHOT_DATES"
 REPORTING_CURRENCY_ENV = "SEGMINT_REPORTING_CURRENCY"
 # Where the dbt child keeps the bytecode of the modules it imports (see dbt_env).
 DBT_PYCACHE = Path(sys.prefix) / "pycache"
+# The interpreter of a dbt child started with ``-c``. ``-P`` keeps the current folder off its
+# ``sys.path``: dbt imports every top-level module whose name starts with ``dbt_`` as a plugin,
+# so a ``dbt_*.py`` in the folder segmint was started from (a user's script, or an Airflow
+# worker's folder) ran inside every dbt run; one that started dbt itself forked without end.
+_PYTHON_SAFE_PATH = (sys.executable, "-P")
 
 
 def dbt_env(
@@ -191,7 +196,7 @@ def dbt_command(
     """The dbt command line of ``verb`` (build, test, docs generate) for this warehouse;
     ``select`` may hold several space-separated selectors."""
     exe = Path(sys.executable).with_name("dbt")
-    base = [str(exe)] if exe.exists() else [sys.executable, "-c", _DBT_MAIN]
+    base = [str(exe)] if exe.exists() else [*_PYTHON_SAFE_PATH, "-c", _DBT_MAIN]
     return [*base, *dbt_args(settings, select, verb, full_refresh, target_path)]
 
 
@@ -468,7 +473,7 @@ class WarmDbt:
             settings.warehouse.resolve(), as_of, [], settings.transform.reporting_currency
         )
         self._proc: subprocess.Popen[str] | None = subprocess.Popen(
-            [sys.executable, "-c", _DBT_WARM],
+            [*_PYTHON_SAFE_PATH, "-c", _DBT_WARM],
             env=self._env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

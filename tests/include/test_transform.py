@@ -69,6 +69,29 @@ def test_warm_dbt_child_runs_the_command_it_is_handed_later(tmp_path: Path) -> N
     warm.close()  # nothing left to end
 
 
+def test_a_dbt_module_in_the_current_folder_is_not_run_by_dbt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dbt imports every top-level ``dbt_*`` module as a plugin. Started with ``python -c``,
+    the dbt child had the folder segmint was started from first on its path: a user's
+    ``dbt_*.py`` there ran inside the night's dbt (one that started dbt forked without end)."""
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+    marker = tmp_path / "imported"
+    (folder / "dbt_helper.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('imported')\n"
+    )
+    monkeypatch.chdir(folder)
+    settings = Settings(warehouse=tmp_path / "wh" / "segmint.duckdb")
+    warm = WarmDbt(settings, date(2026, 6, 30))
+    args = dbt_args(settings, verb="parse")
+    env = dbt_env(settings.warehouse.resolve(), date(2026, 6, 30), [date(2026, 6, 30)])
+    done = warm.run(["dbt", *args], args, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Performance info" in done.stdout, "dbt parsed the project (and loaded its plugins)"
+    assert not marker.exists(), "the folder's dbt_helper.py was imported by dbt"
+
+
 def test_warm_dbt_child_is_ended_when_the_stage_fails_before_dbt(tmp_path: Path) -> None:
     """A stage that fails before dbt (no warehouse yet) leaves no dbt child behind."""
     settings = Settings(warehouse=tmp_path / "missing" / "segmint.duckdb")

@@ -284,13 +284,14 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
             if message:
                 failures.append(f"{p['source']} dt={p['partition_date']}: {message}")
             if _share_passed_by_count(settings, p):
-                warnings.append(
-                    f"{p['source']} dt={p['partition_date']}: {p['quarantined_share']:.1%} of "
-                    f"its {p['rows_read']} rows were quarantined (threshold "
-                    f"{settings.ingest.max_quarantine_share:.1%}), but only "
-                    f"{p['rows_quarantined']}, fewer than [ingest] min_quarantined_rows "
+                note = (
+                    f"{p['quarantined_share']:.1%} of its {p['rows_read']} rows were "
+                    f"quarantined (threshold {settings.ingest.max_quarantine_share:.1%}), but "
+                    f"only {p['rows_quarantined']}, fewer than [ingest] min_quarantined_rows "
                     f"({settings.ingest.min_quarantined_rows}): not stopping the night"
                 )
+                warnings.append(f"{p['source']} dt={p['partition_date']}: {note}")
+                message = message or note  # ops.quality_gate says why it passed
             verdicts.append(
                 (
                     p["source"],

@@ -485,3 +485,44 @@ def test_publish_needs_a_working_warehouse(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     with pytest.raises(Exception, match="does not exist"):
         publish_warehouse(settings.warehouse, settings.published_warehouse, NIGHT_1)
+
+
+def test_a_working_file_changed_while_publishing_is_not_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The analysts' copy is read from the working file while the byte copy is made. A
+    process that writes to the working file in between (a stage run by hand beside the night)
+    would make the two copies differ: the audit refuses, and nothing is published."""
+    import threading
+
+    import segmint.publish as publish_module
+
+    settings = settings_for(tmp_path)
+    make_night(settings.warehouse, NIGHT_1)
+    copied = threading.Event()
+    write_copy, attached = publish_module._write_published_copy, publish_module._attached
+
+    def byte_copy_then_signal(*args):
+        try:
+            return write_copy(*args)
+        finally:
+            copied.set()
+
+    def changed_before_the_analysts_read(path: Path, catalog: str, read_only: bool):
+        if path == settings.warehouse and read_only:
+            copied.wait(60)  # the byte copy holds the rows counted before
+            con = connect(settings.warehouse)
+            con.execute("insert into ml.customer_segments values ('late', ?, 'New')", [NIGHT_1])
+            con.close()
+        return attached(path, catalog, read_only)
+
+    monkeypatch.setattr(publish_module, "_write_published_copy", byte_copy_then_signal)
+    monkeypatch.setattr(publish_module, "_attached", changed_before_the_analysts_read)
+    with pytest.raises(
+        PublishRefusedError,
+        match=r"ml\.customer_segments has 1001 rows in the analysts' copy, not 1000",
+    ):
+        publish(settings, NIGHT_1)
+    assert not settings.published_warehouse.exists()
+    assert not settings.analyst_warehouse.exists()
+    assert not list(settings.published_warehouse.parent.glob(f"*{TEMP_MARK}*"))

@@ -155,7 +155,7 @@ def audit_night(con, as_of: date) -> list[str]:
 
 
 def prepare_published_copy(
-    con, catalog: str, as_of: date, source: Path, published_at: datetime | None = None
+    con, catalog: str, as_of: date, source: Path, published_at: datetime
 ) -> None:
     """Changes made to the copies only, before they are audited: the publication stamp.
 
@@ -175,11 +175,7 @@ def prepare_published_copy(
     )
     con.execute(
         f'insert into "{catalog}".ops.publication values (?, ?, ?)',
-        [
-            as_of,
-            published_at or datetime.now(UTC).replace(tzinfo=None),
-            str(source.resolve()),
-        ],
+        [as_of, published_at, str(source.resolve())],
     )
 
 

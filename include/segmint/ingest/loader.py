@@ -1545,13 +1545,20 @@ def run_ingest(settings: Settings, as_of: date) -> StageResult:
     con = connect(settings.warehouse)
 
     def flush(batch: list[LandingFile]) -> None:
-        groups = []
-        for source in sorted({f.source for f in batch}):
-            part = sorted((f for f in batch if f.source == source), key=lambda x: x.order_key)
-            log.info("ingest: reading %d %s file(s)", len(part), source)
-            outs = ingest.stage(con, part)
+        parts = {
+            source: sorted((f for f in batch if f.source == source), key=lambda x: x.order_key)
+            for source in sorted({f.source for f in batch})
+        }
+        # The largest source is read first: while GX is still importing, a small batch is
+        # parsed before its flags wait for GX (Ingest._create_staged), so a nightly
+        # increment's events parse during the import rather than after it.
+        staged = {}
+        for source in sorted(parts, key=lambda s: -sum(map(_batch_size, parts[s]))):
+            log.info("ingest: reading %d %s file(s)", len(parts[source]), source)
+            staged[source] = ingest.stage(con, parts[source])
+        groups = [staged[source] for source in parts]
+        for outs in groups:
             ingest.validate(con, outs)
-            groups.append(outs)
         with transaction(con):
             for outs in groups:
                 ingest.write(con, outs)

@@ -44,6 +44,30 @@ def _check_at_least(section: str, settings: Any, low: int, *names: str) -> None:
             raise ConfigError(f"[{section}] {name} must be at least {low}, got {value}")
 
 
+# A DuckDB memory limit: a size with its unit (2GB, 1.5GB, 512MiB) or a share of the machine's
+# memory (50%), as DuckDB's ``SET memory_limit`` reads it; empty: DuckDB's default (80%).
+_MEMORY_LIMIT = re.compile(r"\s*\d+(?:\.\d+)?\s*(?:%|[kmgt]i?b|[kmgt]|b|bytes)\s*", re.IGNORECASE)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (a container's or ``taskset``'s
+    limit, not the machine's count), or ``os.cpu_count()`` where there is none (macOS)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _check_duckdb_resources(section: str, settings: Any) -> None:
+    """Refuse a negative thread count or a memory limit DuckDB cannot read, naming the key."""
+    _check_at_least(section, settings, 0, "duckdb_threads")
+    limit = settings.duckdb_memory_limit
+    if not isinstance(limit, str) or (limit and not _MEMORY_LIMIT.fullmatch(limit)):
+        raise ConfigError(
+            f"[{section}] duckdb_memory_limit: a size with its unit (2GB, 512MiB) or a share "
+            f"of the machine's memory (50%); empty for DuckDB's default (80%); got {limit!r}"
+        )
+
+
 @dataclass(frozen=True)
 class IngestSettings:
     # A partition whose quarantined share exceeds this stops the run before publishing...
@@ -109,6 +133,16 @@ class IngestSettings:
     extreme_revenue_multiple: float = 100.0
     extreme_revenue_quantile: float = 0.9
     extreme_revenue_min_orders: int = 20
+    # DuckDB while loading: its threads (0: every core this process may use) and the memory
+    # limit of its buffer manager, beyond which a batch spills to <warehouse>.tmp instead of
+    # growing (docs/operations.md, "Sizing"). 2GB keeps a 10M-event night under 2.3 GiB of
+    # resident memory; a machine with more to spare may raise it.
+    duckdb_threads: int = 0
+    duckdb_memory_limit: str = "2GB"
+
+    @property
+    def duckdb_thread_count(self) -> int:
+        return self.duckdb_threads or usable_cores()
 
     def __post_init__(self) -> None:
         if not 0 < self.extreme_revenue_quantile < 1:
@@ -117,6 +151,7 @@ class IngestSettings:
                 f"(0.9 = the 90th percentile), got {self.extreme_revenue_quantile}"
             )
         _check_at_least("ingest", self, 0, "extreme_revenue_multiple")
+        _check_duckdb_resources("ingest", self)
         _check_at_least("ingest", self, 1, "extreme_revenue_min_orders")
         for name in ("max_quarantine_share", "max_no_identity_share"):
             if getattr(self, name) > 1:
@@ -180,9 +215,19 @@ class TransformSettings:
     # to_currency for one unit of currency_code from that UTC day on), read at every
     # transform run; none = no rates (every amount must be in the reporting currency).
     currency_rates: Path | None = None
+    # DuckDB inside dbt, as [ingest] duckdb_threads and duckdb_memory_limit: its threads (0:
+    # every core this process may use) and its memory limit (3GB: a 10M-event full build's
+    # largest table spills a little rather than taking the machine's memory).
+    duckdb_threads: int = 0
+    duckdb_memory_limit: str = "3GB"
+
+    @property
+    def duckdb_thread_count(self) -> int:
+        return self.duckdb_threads or usable_cores()
 
     def __post_init__(self) -> None:
         _check_at_least("transform", self, 1, "threads")
+        _check_duckdb_resources("transform", self)
         if self.currency_rates is not None and not isinstance(self.currency_rates, Path):
             object.__setattr__(self, "currency_rates", Path(self.currency_rates))
         code = str(self.reporting_currency).strip().upper()

@@ -148,6 +148,9 @@ def snapshots_tonight(
 AS_OF_ENV = "SEGMINT_AS_OF_DATE"
 SNAPSHOT_DATES_ENV = "SEGMINT_SNAPSHOT_DATES"
 REPORTING_CURRENCY_ENV = "SEGMINT_REPORTING_CURRENCY"
+# DuckDB's threads and memory limit inside dbt (profiles.yml), from [transform].
+DUCKDB_THREADS_ENV = "SEGMINT_DUCKDB_THREADS"
+DUCKDB_MEMORY_LIMIT_ENV = "SEGMINT_DUCKDB_MEMORY_LIMIT"
 # Where the dbt child keeps the bytecode of the modules it imports (see dbt_env).
 DBT_PYCACHE = Path(sys.prefix) / "pycache"
 # The interpreter of a dbt child started with ``-c``. ``-P`` keeps the current folder off its
@@ -157,11 +160,11 @@ DBT_PYCACHE = Path(sys.prefix) / "pycache"
 _PYTHON_SAFE_PATH = (sys.executable, "-P")
 
 
-def dbt_env(
-    warehouse: Path, as_of: date, dates: list[date], reporting_currency: str = "USD"
-) -> dict[str, str]:
+def dbt_env(settings: Settings, as_of: date, dates: list[date]) -> dict[str, str]:
     """The environment of a dbt run: the warehouse file, the as-of date, the snapshot
-    dates and the reporting currency. They travel as environment variables, not ``--vars``:
+    dates, the reporting currency and DuckDB's threads and memory limit (``[transform]``;
+    an empty limit is DuckDB's default, 80% of the memory). They travel as environment
+    variables, not ``--vars``:
     a ``--vars`` value that changes every night makes dbt re-parse the whole project, while a
     changed environment variable re-parses only the few files that read it
     (dbt_project/macros/vars.sql).
@@ -176,10 +179,12 @@ def dbt_env(
     return {
         **env,
         "PYTHONPYCACHEPREFIX": str(DBT_PYCACHE),
-        WAREHOUSE_ENV: str(warehouse),
+        WAREHOUSE_ENV: str(settings.warehouse.resolve()),
         AS_OF_ENV: as_of.isoformat(),
         SNAPSHOT_DATES_ENV: ",".join(d.isoformat() for d in dates),
-        REPORTING_CURRENCY_ENV: reporting_currency,
+        REPORTING_CURRENCY_ENV: settings.transform.reporting_currency,
+        DUCKDB_THREADS_ENV: str(settings.transform.duckdb_thread_count),
+        DUCKDB_MEMORY_LIMIT_ENV: settings.transform.duckdb_memory_limit or "80%",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_USE_COLORS": "false",
         "DBT_PRINTER_WIDTH": "100",
@@ -280,9 +285,7 @@ def reader_docs(settings: Settings, out: Path | None = None) -> Path:
         "published",
         "--static",
     ]
-    env = dbt_env(
-        settings.warehouse.resolve(), as_of, [as_of], settings.transform.reporting_currency
-    )
+    env = dbt_env(settings, as_of, [as_of])
     log.info("docs: %s", " ".join(command))
     completed = subprocess.run(
         command, env=env, capture_output=True, text=True, check=False, preexec_fn=die_with_parent()
@@ -432,7 +435,7 @@ def run_dbt(
     # profile setting, a parse error, a held lock) left the previous run's file, whose
     # failures were then reported as tonight's. No file now means "no node ran".
     (dbt_dirs(settings)[0] / "run_results.json").unlink(missing_ok=True)
-    env = dbt_env(settings.warehouse.resolve(), as_of, dates, settings.transform.reporting_currency)
+    env = dbt_env(settings, as_of, dates)
     if warm is not None:
         return warm.run(command, dbt_args(settings, select, verb, full_refresh), env)
     return subprocess.run(
@@ -469,9 +472,7 @@ class WarmDbt:
     ~0.4 s at 10M). :meth:`run` hands it the command; :meth:`close` ends it unused."""
 
     def __init__(self, settings: Settings, as_of: date) -> None:
-        self._env = dbt_env(
-            settings.warehouse.resolve(), as_of, [], settings.transform.reporting_currency
-        )
+        self._env = dbt_env(settings, as_of, [])
         self._proc: subprocess.Popen[str] | None = subprocess.Popen(
             [*_PYTHON_SAFE_PATH, "-c", _DBT_WARM],
             env=self._env,

@@ -120,6 +120,14 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
     return con
 
 
+def limit_resources(con: duckdb.DuckDBPyConnection, threads: int, memory_limit: str) -> None:
+    """Set DuckDB's threads and, unless empty (DuckDB's default), its memory limit (a value
+    the settings checked: ``[ingest] duckdb_memory_limit``)."""
+    con.execute(f"SET threads = {int(threads)}")
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+
+
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``raw.events``, ``raw.customers`` (the contract's columns) and
     ``raw.currency_rates``."""

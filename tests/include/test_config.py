@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from segmint.config import ConfigError, Settings, load_settings
+from segmint.config import ConfigError, Settings, load_settings, usable_cores
 
 
 def test_defaults_without_file_or_env(tmp_path: Path) -> None:
@@ -60,6 +60,9 @@ def test_config_file_from_env_variable(tmp_path: Path) -> None:
         ("[transform]\nthreads = 0\n", "[transform] threads must be at least 1"),
         ('[ingest]\nfield_aliases = ["userId"]\n', "[ingest].field_aliases: expected a table"),
         ("[segmentation.pinned_names]\na = 1\n", "pinned_names.a: expected a quoted string"),
+        ('[ingest]\nduckdb_memory_limit = "lots"\n', "[ingest] duckdb_memory_limit: a size"),
+        ('[transform]\nduckdb_memory_limit = "3"\n', "with its unit (2GB, 512MiB)"),
+        ("[ingest]\nduckdb_threads = -1\n", "[ingest] duckdb_threads must be at least 0"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -149,3 +152,27 @@ def test_relative_paths_in_the_file_are_relative_to_the_file(
     assert settings.output == Path.home() / "out"
     assert settings.transform.currency_rates == folder / "fx" / "rates.csv"
     assert settings.audiences == Path("aud"), "variables stay relative to the working folder"
+
+
+def test_duckdb_resources_default_to_every_usable_core_and_are_set_per_stage(
+    tmp_path: Path,
+) -> None:
+    """A production machine is not the 2-core bench: threads follow the cores the process may
+    use unless set, and each DuckDB-heavy stage has its own memory limit."""
+    defaults = load_settings(environ={})
+    assert defaults.ingest.duckdb_thread_count == usable_cores() >= 1
+    assert defaults.transform.duckdb_thread_count == usable_cores()
+    assert (defaults.ingest.duckdb_memory_limit, defaults.transform.duckdb_memory_limit) == (
+        "2GB",
+        "3GB",
+    )
+    config = tmp_path / "big.toml"
+    config.write_text(
+        '[ingest]\nduckdb_threads = 16\nduckdb_memory_limit = "48GB"\n'
+        '[transform]\nduckdb_threads = 12\nduckdb_memory_limit = "50%"\n'
+    )
+    settings = load_settings(config, environ={})
+    assert settings.ingest.duckdb_thread_count == 16
+    assert settings.ingest.duckdb_memory_limit == "48GB"
+    assert settings.transform.duckdb_thread_count == 12
+    assert settings.transform.duckdb_memory_limit == "50%"

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from segmint.config import PropensitySettings, Settings, TransformSettings
+from segmint.config import PropensitySettings, Settings, TransformSettings, usable_cores
 from segmint.stages import SegmintError
 from segmint.transform import (
     DBT_PYCACHE,
@@ -59,7 +59,7 @@ def test_warm_dbt_child_runs_the_command_it_is_handed_later(tmp_path: Path) -> N
     settings = Settings(warehouse=tmp_path / "wh" / "segmint.duckdb")
     warm = WarmDbt(settings, date(2026, 6, 30))
     args = ["--version"]
-    env = dbt_env(settings.warehouse.resolve(), date(2026, 6, 30), [date(2026, 6, 30)])
+    env = dbt_env(settings, date(2026, 6, 30), [date(2026, 6, 30)])
     done = warm.run(["dbt", *args], args, env)
     assert done.returncode == 0, done.stderr
     assert "Core" in done.stdout and "duckdb" in done.stdout
@@ -85,7 +85,7 @@ def test_a_dbt_module_in_the_current_folder_is_not_run_by_dbt(
     settings = Settings(warehouse=tmp_path / "wh" / "segmint.duckdb")
     warm = WarmDbt(settings, date(2026, 6, 30))
     args = dbt_args(settings, verb="parse")
-    env = dbt_env(settings.warehouse.resolve(), date(2026, 6, 30), [date(2026, 6, 30)])
+    env = dbt_env(settings, date(2026, 6, 30), [date(2026, 6, 30)])
     done = warm.run(["dbt", *args], args, env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Performance info" in done.stdout, "dbt parsed the project (and loaded its plugins)"
@@ -117,10 +117,20 @@ def test_dbt_command_points_at_the_project_and_keeps_target_out_of_the_repo(
     # The dates travel in the environment: a nightly --vars change would force dbt to
     # re-parse the whole project.
     assert "--vars" not in command
-    env = dbt_env(settings.warehouse, date(2026, 6, 30), [date(2026, 5, 31), date(2026, 6, 30)])
-    assert env["SEGMINT_WAREHOUSE"] == str(settings.warehouse)
+    env = dbt_env(settings, date(2026, 6, 30), [date(2026, 5, 31), date(2026, 6, 30)])
+    assert env["SEGMINT_WAREHOUSE"] == str(settings.warehouse.resolve())
     assert env["SEGMINT_AS_OF_DATE"] == "2026-06-30"
     assert env["SEGMINT_SNAPSHOT_DATES"] == "2026-05-31,2026-06-30"
+    # DuckDB's resources inside dbt come from [transform]: every usable core by default.
+    assert env["SEGMINT_DUCKDB_THREADS"] == str(usable_cores())
+    assert env["SEGMINT_DUCKDB_MEMORY_LIMIT"] == "3GB"
+    sized = Settings(
+        warehouse=settings.warehouse,
+        transform=TransformSettings(duckdb_threads=1, duckdb_memory_limit=""),
+    )
+    env = dbt_env(sized, date(2026, 6, 30), [])
+    assert env["SEGMINT_DUCKDB_THREADS"] == "1"
+    assert env["SEGMINT_DUCKDB_MEMORY_LIMIT"] == "80%"  # empty: DuckDB's own default
     # dbt's modules are compiled once, not at every start.
     assert "PYTHONDONTWRITEBYTECODE" not in env
     assert env["PYTHONPYCACHEPREFIX"] == str(DBT_PYCACHE)
@@ -299,7 +309,7 @@ def test_dbt_dies_with_a_killed_stage_and_the_rerun_succeeds(tmp_path: Path) -> 
 
 
 def test_a_dbt_that_stops_before_any_node_does_not_report_the_previous_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     """dbt writes run_results.json only once nodes run. A dbt stopped by a bad profile
     setting left the previous night's file in place, and its failures were reported as
@@ -324,7 +334,9 @@ def test_a_dbt_that_stops_before_any_node_does_not_report_the_previous_run(
             }
         )
     )
-    monkeypatch.setenv("SEGMINT_DUCKDB_MEMORY_LIMIT", "lots")  # read by profiles.yml
+    # A memory limit DuckDB refuses, from the settings through profiles.yml. The config check
+    # refuses it too, so it is set past the check here: the point is a dbt that stops early.
+    object.__setattr__(settings.transform, "duckdb_memory_limit", "lots")
     with pytest.raises(SegmintError) as caught:
         run_transform(settings, date(2026, 6, 30))
     message = str(caught.value)

@@ -7,6 +7,7 @@ from segmint.warehouse import (
     SCHEMAS,
     connect,
     ensure_raw_tables,
+    limit_resources,
     table_exists,
     table_hash,
     transaction,
@@ -52,3 +53,19 @@ def test_table_hash_ignores_row_order_but_not_content(tmp_path: Path) -> None:
     assert table_hash(con, "s.a", exclude=("ts",)) != table_hash(con, "s.b", exclude=("ts",))
     with pytest.raises(ValueError, match="not found"):
         table_hash(con, "s.missing")
+
+
+def test_limit_resources_sets_threads_and_keeps_the_default_memory_when_empty(
+    tmp_path: Path,
+) -> None:
+    con = connect(tmp_path / "w.duckdb")
+    default_memory = con.execute("select current_setting('memory_limit')").fetchone()[0]
+    limit_resources(con, 1, "")
+    assert con.execute(
+        "select current_setting('threads'), current_setting('memory_limit')"
+    ).fetchone() == (1, default_memory)
+    limit_resources(con, 3, "1.5GB")
+    assert con.execute(
+        "select current_setting('threads'), current_setting('memory_limit')"
+    ).fetchone() == (3, "1.3 GiB")
+    con.close()

@@ -69,7 +69,7 @@ from segmint.ingest.files import (
 )
 from segmint.stages import InputError, StageResult, import_in_background
 from segmint.validation import quiet_gx_logging
-from segmint.warehouse import connect, ensure_raw_tables, transaction
+from segmint.warehouse import connect, ensure_raw_tables, limit_resources, transaction
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,9 @@ log = logging.getLogger(__name__)
 _TEXT_KINDS = ("ts", "date", "decimal", "int", "double", "bool")
 # New files are staged, validated and written in batches of about this many bytes of text
 # (a gzip file counts six times its size): about 2.5 million events, whose staged rows
-# (~370 bytes each) stay within MEMORY_LIMIT. A staged table that spills to disk makes every
-# later read of it several times slower than the extra GX runs and statements of more batches.
+# (~370 bytes each) stay within the default memory limit ([ingest] duckdb_memory_limit, 2GB).
+# A staged table that spills to disk makes every later read of it several times slower than
+# the extra GX runs and statements of more batches.
 BATCH_BYTES = 1 << 30
 # ... and of at most this many files: each file of a multi-file scan costs memory of its own
 # (a backfill of 15,840 one-minute files of 2 events, 3 MB in all, ran out of memory in one
@@ -93,8 +94,6 @@ TWO_PASS_BYTES = 256 << 20
 CHECK_SAMPLE = 200
 # Purchases named in the extreme-revenue warning (the largest first; the rest are counted).
 _EXTREME_SHOWN = 5
-MEMORY_LIMIT = "2GB"
-THREADS = 2
 # DuckDB checkpoints when a commit leaves more than ``checkpoint_threshold`` (16 MB) of WAL:
 # with the default, the statement after every second batch's write paid a checkpoint and a
 # vacuum (1.3-1.6 s each at 10M events, 2.9 s of a 63 s night). The run checkpoints once,
@@ -1567,9 +1566,13 @@ def run_ingest(settings: Settings, as_of: date) -> StageResult:
             outcomes.extend(outs)
 
     try:
-        # Bounded memory: DuckDB spills the batch's temp tables to disk beyond this.
-        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-        con.execute(f"SET threads = {THREADS}")
+        # Bounded memory: DuckDB spills the batch's temp tables to disk beyond the limit.
+        limit_resources(
+            con, settings.ingest.duckdb_thread_count, settings.ingest.duckdb_memory_limit
+        )
+        threads, memory_limit = con.execute(
+            "select current_setting('threads'), current_setting('memory_limit')"
+        ).fetchone()
         con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         # Only staging needs the scan's order (it sets it for that statement).
         con.execute("SET preserve_insertion_order = false")
@@ -1601,6 +1604,8 @@ def run_ingest(settings: Settings, as_of: date) -> StageResult:
         con.close()
     outcomes.sort(key=lambda o: o.file.order_key)
     result = _result(outcomes, skipped, ignored, settings, as_of)
+    # What DuckDB applied ([ingest] duckdb_threads, duckdb_memory_limit), for the run's record.
+    result.details["duckdb"] = {"threads": int(threads), "memory_limit": memory_limit}
     result.warnings.extend(ingest.prefilter_misses)
     result.warnings.extend(ingest.batch_warnings)
     return result

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from segmint.config import IngestSettings
+from segmint.config import IngestSettings, usable_cores
 from segmint.ingest import check_quality_gate, run_ingest
 from segmint.stages import InputError, QualityGateError
 from tests.include.ingest.conftest import (
@@ -321,6 +321,21 @@ def test_unchanged_files_are_not_read_again(settings, landing, query):
     os.utime(path, ns=(mtime + 10**9, mtime + 10**9))
     assert run_ingest(settings, D1).rows_in == 0
     assert query("select mtime_ns from ops.load_manifest") == [(mtime + 10**9,)]
+
+
+def test_duckdb_runs_with_the_configured_threads_and_memory_limit(settings, landing, query):
+    """[ingest] duckdb_threads and duckdb_memory_limit reach DuckDB (a larger machine is not
+    held to the bench machine's 2 threads and 2 GB), and the run's record says what applied."""
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event("a1"), event("a2")])
+    sized = IngestSettings(duckdb_threads=1, duckdb_memory_limit="500MiB")
+    result = run_ingest(settings.with_overrides(ingest=sized), D1)
+    assert result.details["duckdb"] == {"threads": 1, "memory_limit": "500.0 MiB"}
+    assert query("select event_id from raw.events order by 1") == [("a1",), ("a2",)]
+    # The defaults: every core the process may use, 2 GB.
+    write_jsonl(landing / "events/dt=2026-06-01/b.jsonl", [event("b1")])
+    result = run_ingest(settings, D1)
+    assert result.details["duckdb"]["threads"] == usable_cores()
+    assert result.details["duckdb"]["memory_limit"] == "1.8 GiB"  # 2 GB, in DuckDB's units
 
 
 def test_all_formats_load_the_same_typed_rows(settings, landing, query):

@@ -438,7 +438,11 @@ def unreadable(
                 if not _scan_error(con, copy):
                     files[i], error = copy, None
         if error:
-            failed[i] = error.splitlines()[0]
+            with open(files[i].abspath, "rb") as src:
+                other = _other_compression(src.read(8))
+            failed[i] = error.splitlines()[0] + (
+                f" (the file holds {other} data; segmint reads gzip or plain text)" if other else ""
+            )
     return failed
 
 
@@ -477,21 +481,50 @@ def _safe_name(key: str, name: str) -> str:
 
 
 _GZIP_MAGIC = b"\x1f\x8b"
+# The first bytes of other compressions and archives: such a file named .gz is no text.
+_OTHER_MAGIC = {
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"PK\x03\x04": "zip",
+    b"\x04\x22\x4d\x18": "lz4",
+    b"\x89\x48\x44\x46": "HDF5",
+    b"PAR1": "Parquet",
+}
+
+
+def _other_compression(head: bytes) -> str:
+    """The compression or format whose first bytes ``head`` are ("" for none known)."""
+    return next((kind for magic, kind in _OTHER_MAGIC.items() if head.startswith(magic)), "")
 
 
 def with_compression_named(f: LandingFile) -> LandingFile:
-    """``f``, read through a link whose name ends in ``.gz`` when it is a text file holding
-    gzip under a plain name (Kinesis Firehose objects, an S3 object stored with
-    Content-Encoding: gzip). DuckDB decides on decompression by the name alone: it read
-    the compressed bytes as a few broken lines (JSONL: quarantined as malformed; CSV: no
-    header, the file loaded with 0 rows)."""
-    if f.fmt == "parquet" or f.abspath.name.lower().endswith(".gz"):
+    """``f``, read through a link whose name says how it is stored, where its name does not.
+
+    DuckDB decides on decompression by the name alone. A text file holding gzip under a
+    plain name (Kinesis Firehose objects, an S3 object stored with Content-Encoding: gzip)
+    was read as a few broken lines (JSONL: quarantined as malformed; CSV: no header, the file
+    loaded with 0 rows): it is read through a name ending in ``.gz``. A plain text file
+    named ``.gz`` (what ``curl --compressed`` or a browser leaves of a gzip download, or an
+    export whose compression was turned off) made the whole file fail: it is read through
+    its name without ``.gz``. A ``.gz`` file holding another compression still fails, its
+    error naming that compression."""
+    if f.fmt == "parquet":
         return f
     with open(f.abspath, "rb") as src:
-        if src.read(2) != _GZIP_MAGIC:
-            return f
-    log.warning("%s: gzip-compressed although its name does not end in .gz", f.path)
-    target = _scratch_dir() / _safe_name(f"{f.path}\0{f.sha256}", f"{f.abspath.name}.gz")
+        head = src.read(8)
+    named_gz = f.abspath.name.lower().endswith(".gz")
+    if named_gz == head.startswith(_GZIP_MAGIC) or (named_gz and not head):
+        return f
+    if named_gz:
+        if _other_compression(head):
+            return f  # it fails to read, its error naming what it holds (unreadable)
+        log.warning("%s: not gzip-compressed although its name ends in .gz: read as text", f.path)
+        name = f.abspath.name[: -len(".gz")]
+    else:
+        log.warning("%s: gzip-compressed although its name does not end in .gz", f.path)
+        name = f"{f.abspath.name}.gz"
+    target = _scratch_dir() / _safe_name(f"{f.path}\0{f.sha256}", name)
     _link_or_copy(f.abspath, target)
     return dataclasses.replace(f, abspath=target)
 

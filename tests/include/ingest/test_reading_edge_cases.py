@@ -598,6 +598,42 @@ def test_a_gzip_file_without_gz_in_its_name_is_decompressed(settings, landing, q
     assert "gzip-compressed although its name does not end in .gz" in caplog.text
 
 
+def test_a_plain_text_file_named_gz_is_read_and_another_compression_fails_by_name(
+    settings, landing, query, caplog
+):
+    """A gzip download saved by `curl --compressed` or a browser is plain text under its .gz
+    name, and so is an export whose compression was turned off: the whole file failed
+    ("Input is not a GZIP stream"). It is read as text now, with a warning. A truncated gzip
+    still fails, and a .gz holding another compression (zstd) fails naming it."""
+    day = landing / DAY
+    day.mkdir(parents=True)
+    records = [json.dumps(event(f"t{i}")) for i in range(3)]
+    (day / "plain.jsonl.gz").write_text("\n".join(records) + "\n")
+    (day / "crm.csv.gz").write_text(f"{CSV_HEADER}\n{_csv_row('c1')}\n")
+    (day / "cut.jsonl.gz").write_bytes(gzip.compress(b'{"event_id": "x"}\n' * 50)[:40])
+    (day / "zstd.jsonl.gz").write_bytes(b"\x28\xb5\x2f\xfd" + bytes(60))
+    with pytest.raises(InputError) as caught:
+        run_ingest(settings, D1)
+    assert "zstd.jsonl.gz" in str(caught.value) and "cut.jsonl.gz" in str(caught.value)
+    assert _accounting(query) == [
+        (f"{DAY}/crm.csv.gz", "loaded", 1),
+        (f"{DAY}/cut.jsonl.gz", "failed", 0),
+        (f"{DAY}/plain.jsonl.gz", "loaded", 3),
+        (f"{DAY}/zstd.jsonl.gz", "failed", 0),
+    ]
+    ((error,),) = query(
+        "select error from ops.load_manifest where path = ?", [f"{DAY}/zstd.jsonl.gz"]
+    )
+    assert "the file holds zstd data; segmint reads gzip or plain text" in error
+    assert query("select event_id from raw.events order by 1") == [
+        ("c1",),
+        ("t0",),
+        ("t1",),
+        ("t2",),
+    ]
+    assert "plain.jsonl.gz: not gzip-compressed although its name ends in .gz" in caplog.text
+
+
 def test_a_contract_key_given_twice_quarantines_the_record(settings, landing, query):
     """{"customer_id": "anon", ..., "customer_id": "c7"}: DuckDB read the first value,
     Python, JavaScript and jq the last; 600 purchases loaded as page views of one customer.

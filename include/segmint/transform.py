@@ -151,6 +151,8 @@ REPORTING_CURRENCY_ENV = "SEGMINT_REPORTING_CURRENCY"
 # DuckDB's threads and memory limit inside dbt (profiles.yml), from [transform].
 DUCKDB_THREADS_ENV = "SEGMINT_DUCKDB_THREADS"
 DUCKDB_MEMORY_LIMIT_ENV = "SEGMINT_DUCKDB_MEMORY_LIMIT"
+# An empty [transform] duckdb_memory_limit: DuckDB's own default, said explicitly to dbt.
+_DUCKDB_DEFAULT_MEMORY_LIMIT = "80%"
 # Where the dbt child keeps the bytecode of the modules it imports (see dbt_env).
 DBT_PYCACHE = Path(sys.prefix) / "pycache"
 # The interpreter of a dbt child started with ``-c``. ``-P`` keeps the current folder off its
@@ -164,10 +166,9 @@ def dbt_env(settings: Settings, as_of: date, dates: list[date]) -> dict[str, str
     """The environment of a dbt run: the warehouse file, the as-of date, the snapshot
     dates, the reporting currency and DuckDB's threads and memory limit (``[transform]``;
     an empty limit is DuckDB's default, 80% of the memory). They travel as environment
-    variables, not ``--vars``:
-    a ``--vars`` value that changes every night makes dbt re-parse the whole project, while a
-    changed environment variable re-parses only the few files that read it
-    (dbt_project/macros/vars.sql).
+    variables, not ``--vars``: a ``--vars`` value that changes every night makes dbt re-parse
+    the whole project, while a changed environment variable re-parses only the few files
+    that read it (dbt_project/macros/vars.sql).
 
     dbt imports ~2,000 modules at every start. Where bytecode writing is off
     (``PYTHONDONTWRITEBYTECODE``, and installers such as uv ship no ``.pyc``), Python compiles
@@ -184,7 +185,8 @@ def dbt_env(settings: Settings, as_of: date, dates: list[date]) -> dict[str, str
         SNAPSHOT_DATES_ENV: ",".join(d.isoformat() for d in dates),
         REPORTING_CURRENCY_ENV: settings.transform.reporting_currency,
         DUCKDB_THREADS_ENV: str(settings.transform.duckdb_thread_count),
-        DUCKDB_MEMORY_LIMIT_ENV: settings.transform.duckdb_memory_limit or "80%",
+        DUCKDB_MEMORY_LIMIT_ENV: settings.transform.duckdb_memory_limit
+        or _DUCKDB_DEFAULT_MEMORY_LIMIT,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_USE_COLORS": "false",
         "DBT_PRINTER_WIDTH": "100",
@@ -669,6 +671,11 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         "snapshot_dates_reason": dates_reason,
         "dbt_seconds": round(seconds, 2),
         "reporting_currency": settings.transform.reporting_currency,
+        # DuckDB's resources inside dbt ([transform] duckdb_threads, duckdb_memory_limit).
+        "duckdb": {
+            "threads": settings.transform.duckdb_thread_count,
+            "memory_limit": settings.transform.duckdb_memory_limit or _DUCKDB_DEFAULT_MEMORY_LIMIT,
+        },
         "currency_rates": rates,
         "schema_change_full_refresh": rebuilt,
         "run_results": str(run_results),

@@ -211,10 +211,15 @@ def test_schema_changes_of_incremental_models_rebuild_them_in_full(
     settings = Settings(
         warehouse=warehouse,
         propensity=PropensitySettings(horizon_days=30, training_cutoffs=1),
-        transform=TransformSettings(reporting_currency=synthetic.CURRENCY),
+        # A real build on DuckDB resources of the settings (recorded in the stage's details).
+        transform=TransformSettings(
+            reporting_currency=synthetic.CURRENCY, duckdb_threads=1, duckdb_memory_limit="1GB"
+        ),
     )
     as_of = date(2026, 6, 30)
-    assert run_transform(settings, as_of).details["schema_change_full_refresh"] == []
+    first = run_transform(settings, as_of)
+    assert first.details["schema_change_full_refresh"] == []
+    assert first.details["duckdb"] == {"threads": 1, "memory_limit": "1GB"}
     tables = (
         "marts.orders",
         "marts.customer_daily_activity",

@@ -13,7 +13,22 @@ from datetime import datetime
 from segmint.warehouse import EVENT_TYPES
 
 SOURCES = ("events", "crm")
-FORMATS = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz", ".parquet")
+# The landing files' extensions. JSON lines also come as .ndjson, and as .json from
+# BigQuery's and GA4's JSON exports and RudderStack's S3 files (one object a line); a .json
+# file holding one JSON document (an array) is no JSON lines: its lines are quarantined.
+FORMATS = (
+    ".jsonl",
+    ".jsonl.gz",
+    ".ndjson",
+    ".ndjson.gz",
+    ".json",
+    ".json.gz",
+    ".csv",
+    ".csv.gz",
+    ".parquet",
+)
+# Formats read as another: everything JSON is read as JSON lines.
+READ_AS = {"ndjson": "jsonl", "json": "jsonl"}
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import duckdb
 
-from segmint.ingest.contract import FIELDS, FORMATS, SOURCES, field_names
+from segmint.ingest.contract import FIELDS, FORMATS, READ_AS, SOURCES, field_names
 from segmint.stages import InputError
 
 PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
@@ -133,7 +133,8 @@ def file_format(name: str) -> str | None:
     lower = name.lower()
     for ext in FORMATS:
         if lower.endswith(ext):
-            return ext.lstrip(".").removesuffix(".gz")
+            fmt = ext.lstrip(".").removesuffix(".gz")
+            return READ_AS.get(fmt, fmt)
     return None
 
 

@@ -579,6 +579,43 @@ def test_a_gzip_file_padded_with_zeros_loads_and_trailing_garbage_fails(settings
     assert query("select event_id from raw.events order by 1") == [("c1",), ("p1",), ("p2",)]
 
 
+def test_json_lines_named_json_or_ndjson_are_read(settings, landing, query):
+    """BigQuery's and GA4's JSON exports and RudderStack's S3 files are JSON lines named
+    .json or .json.gz; other tools write .ndjson. They were skipped as unsupported files. A
+    .json file holding one JSON array is no JSON lines: its lines are quarantined (nothing
+    is lost, and the quality gate stops the night with the reason)."""
+    day = landing / DAY
+    day.mkdir(parents=True)
+
+    def lines(prefix: str) -> str:
+        return "".join(json.dumps(event(f"{prefix}{i}")) + "\n" for i in range(2))
+
+    (day / "bq-000000000000.json").write_text(lines("b"))
+    (day / "rudder.json.gz").write_bytes(gzip.compress(lines("r").encode()))
+    (day / "tool.NDJSON").write_text(lines("n"))
+    (day / "array.json").write_text(json.dumps([event("a0"), event("a1")]))
+    run_ingest(settings, D1)
+    assert _accounting(query) == [
+        (f"{DAY}/array.json", "loaded", 1),
+        (f"{DAY}/bq-000000000000.json", "loaded", 2),
+        (f"{DAY}/rudder.json.gz", "loaded", 2),
+        (f"{DAY}/tool.NDJSON", "loaded", 2),
+    ]
+    assert [r[0] for r in query("select event_id from raw.events order by 1")] == [
+        "b0",
+        "b1",
+        "n0",
+        "n1",
+        "r0",
+        "r1",
+    ]
+    ((reasons,),) = query("select reasons from ops.quarantine")
+    assert reasons == [
+        "malformed JSON: the line is a JSON array, not an object (a JSON lines file holds "
+        "one object a line)"
+    ]
+
+
 def test_a_gzip_file_without_gz_in_its_name_is_decompressed(settings, landing, query, caplog):
     """Kinesis Firehose objects and S3 objects stored with Content-Encoding: gzip are gzip
     under a plain name: the compressed bytes were read as a few hundred broken lines,

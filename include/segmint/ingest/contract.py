@@ -15,7 +15,7 @@ from segmint.warehouse import EVENT_TYPES
 SOURCES = ("events", "crm")
 # The landing files' extensions. JSON lines also come as .ndjson, and as .json from
 # BigQuery's and GA4's JSON exports and RudderStack's S3 files (one object a line); a .json
-# file holding one JSON document (an array) is no JSON lines: its lines are quarantined.
+# file holding one JSON array is no JSON lines: it fails, saying how to convert it.
 FORMATS = (
     ".jsonl",
     ".jsonl.gz",

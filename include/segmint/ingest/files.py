@@ -774,6 +774,44 @@ def scan_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute(f"SET preserve_insertion_order = {'true' if before else 'false'}")
 
 
+def json_documents(
+    con: duckdb.DuckDBPyConnection, files: list[LandingFile], lines: dict[int, int]
+) -> dict[int, str]:
+    """``{position: error}`` for the JSON lines files ``lines`` names (position: its lines
+    that are not blank; none of them is a JSON object) that are JSON of another layout: one
+    JSON array (what most tools mean by a ``.json`` export), or JSON values spread over
+    several lines each (``jq .`` output, pretty-printed objects). Their lines are fragments,
+    not records; each error says how to write the file as JSON lines. Files that are neither
+    (one scalar or one array a line, broken JSON) are left to the line checks."""
+    failed: dict[int, str] = {}
+    for i, text_lines in lines.items():
+        path = _lit(_literal_path(str(files[i].abspath)))
+        for layout, error in (
+            (
+                "array",
+                "not JSON lines: the file is one JSON array of {n} value(s); segmint reads one "
+                "JSON object a line (jq -c '.[]' FILE writes them so)",
+            ),
+            (
+                "unstructured",
+                "not JSON lines: the file holds {n} JSON value(s) written over several lines "
+                "each (pretty-printed); segmint reads one JSON object a line (jq -c . FILE "
+                "writes them so)",
+            ),
+        ):
+            try:
+                ((n,),) = con.execute(
+                    f"select count(*) from read_json({path}, format = '{layout}', "
+                    "records = false, columns = {'value': 'JSON'})"
+                ).fetchall()
+            except duckdb.Error:
+                continue
+            if layout == "array" or n < text_lines:
+                failed[i] = error.format(n=n)
+            break
+    return failed
+
+
 def check_line_order(not_contiguous: list[int], files: list[LandingFile]) -> None:
     """Raise when some files (``_file`` positions) do not hold consecutive row ids."""
     if not_contiguous:

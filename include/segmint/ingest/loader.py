@@ -61,6 +61,7 @@ from segmint.ingest.files import (
     LandingFile,
     check_line_order,
     discover,
+    json_documents,
     jsonl_scan_sql,
     read_records,
     scan_order,
@@ -740,11 +741,28 @@ class Ingest:
                         raise
                     failed.update(bad)
         spans = con.execute(
-            f"select _file, min(rowid), max(rowid), count(*) from _tj_{tag} group by 1"
+            f"""
+            select
+                _file,
+                min(rowid),
+                max(rowid),
+                count(*),
+                count(*) filter (where not _blank and _error is null),
+                count(*) filter (where not _blank),
+            from _tj_{tag}
+            group by 1
+            """
         ).fetchall()
-        check_line_order([i for i, lo, hi, n in spans if hi - lo + 1 != n], files)
+        check_line_order([i for i, lo, hi, n, *_ in spans if hi - lo + 1 != n], files)
+        # A file none of whose lines is a JSON object may be one JSON document over its lines
+        # (an array, or pretty-printed objects): it fails, saying how to convert it, rather
+        # than quarantining its fragments.
+        documents = json_documents(con, files, {i: n for i, *_, ok, n in spans if n and not ok})
+        if documents:
+            con.execute(f"delete from _tj_{tag} where _file in {_list(list(map(str, documents)))}")
+            failed.update(documents)
         first = [0] * len(files)
-        for i, lo, _, _ in spans:
+        for i, lo, *_ in spans:
             first[i] = lo
         con.execute(
             f"""

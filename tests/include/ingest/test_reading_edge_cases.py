@@ -581,9 +581,7 @@ def test_a_gzip_file_padded_with_zeros_loads_and_trailing_garbage_fails(settings
 
 def test_json_lines_named_json_or_ndjson_are_read(settings, landing, query):
     """BigQuery's and GA4's JSON exports and RudderStack's S3 files are JSON lines named
-    .json or .json.gz; other tools write .ndjson. They were skipped as unsupported files. A
-    .json file holding one JSON array is no JSON lines: its lines are quarantined (nothing
-    is lost, and the quality gate stops the night with the reason)."""
+    .json or .json.gz; other tools write .ndjson. They were skipped as unsupported files."""
     day = landing / DAY
     day.mkdir(parents=True)
 
@@ -593,10 +591,8 @@ def test_json_lines_named_json_or_ndjson_are_read(settings, landing, query):
     (day / "bq-000000000000.json").write_text(lines("b"))
     (day / "rudder.json.gz").write_bytes(gzip.compress(lines("r").encode()))
     (day / "tool.NDJSON").write_text(lines("n"))
-    (day / "array.json").write_text(json.dumps([event("a0"), event("a1")]))
     run_ingest(settings, D1)
     assert _accounting(query) == [
-        (f"{DAY}/array.json", "loaded", 1),
         (f"{DAY}/bq-000000000000.json", "loaded", 2),
         (f"{DAY}/rudder.json.gz", "loaded", 2),
         (f"{DAY}/tool.NDJSON", "loaded", 2),
@@ -609,11 +605,50 @@ def test_json_lines_named_json_or_ndjson_are_read(settings, landing, query):
         "r0",
         "r1",
     ]
-    ((reasons,),) = query("select reasons from ops.quarantine")
-    assert reasons == [
-        "malformed JSON: the line is a JSON array, not an object (a JSON lines file holds "
-        "one object a line)"
+    assert query("select count(*) from ops.quarantine") == [(0,)]
+
+
+def test_a_json_document_that_is_not_json_lines_fails_saying_how_to_convert_it(
+    settings, landing, query
+):
+    """A .json export is often one JSON array, pretty-printed or not, and `jq .` writes each
+    object over several lines: none of the lines is a record. Their fragments were
+    quarantined one by one ("not a valid JSON document", 20 times for 3 events); the file
+    now fails as a whole, saying what it is and how to write it as JSON lines, and is
+    retried on the next run. A file of one array a line, or of broken lines, is still
+    checked line by line."""
+    day = landing / DAY
+    day.mkdir(parents=True)
+    records = [event(f"a{i}") for i in range(3)]
+    (day / "pretty.json").write_text(json.dumps(records, indent=2))
+    (day / "one-line.json.gz").write_bytes(gzip.compress(json.dumps(records).encode()))
+    (day / "jq.jsonl").write_text("\n".join(json.dumps(r, indent=2) for r in records) + "\n")
+    (day / "batches.jsonl").write_text(json.dumps(records[:1]) + "\n" + json.dumps(records[1:]))
+    (day / "good.jsonl").write_text(json.dumps(event("g1")) + "\n")
+    with pytest.raises(InputError) as caught:
+        run_ingest(settings, D1)
+    for name in ("pretty.json", "one-line.json.gz", "jq.jsonl"):
+        assert f"{DAY}/{name}" in str(caught.value)
+    assert _accounting(query) == [
+        (f"{DAY}/batches.jsonl", "loaded", 2),
+        (f"{DAY}/good.jsonl", "loaded", 1),
+        (f"{DAY}/jq.jsonl", "failed", 0),
+        (f"{DAY}/one-line.json.gz", "failed", 0),
+        (f"{DAY}/pretty.json", "failed", 0),
     ]
+    errors = dict(query("select path, error from ops.load_manifest where status = 'failed'"))
+    assert errors[f"{DAY}/pretty.json"] == (
+        "not JSON lines: the file is one JSON array of 3 value(s); segmint reads one JSON "
+        "object a line (jq -c '.[]' FILE writes them so)"
+    )
+    assert errors[f"{DAY}/one-line.json.gz"] == errors[f"{DAY}/pretty.json"]
+    assert errors[f"{DAY}/jq.jsonl"].startswith(
+        "not JSON lines: the file holds 3 JSON value(s) written over several lines each"
+    )
+    assert query("select count(*), min(line_number), max(line_number) from ops.quarantine") == [
+        (2, 1, 2)
+    ]  # the two array lines of batches.jsonl, each its own reason
+    assert query("select event_id from raw.events") == [("g1",)]
 
 
 def test_a_gzip_file_without_gz_in_its_name_is_decompressed(settings, landing, query, caplog):

@@ -46,7 +46,36 @@ def _check_at_least(section: str, settings: Any, low: int, *names: str) -> None:
 
 # A DuckDB memory limit: a size with its unit (2GB, 1.5GB, 512MiB) or a share of the machine's
 # memory (50%), as DuckDB's ``SET memory_limit`` reads it; empty: DuckDB's default (80%).
-_MEMORY_LIMIT = re.compile(r"\s*\d+(?:\.\d+)?\s*(?:%|[kmgt]i?b|[kmgt]|b|bytes)\s*", re.IGNORECASE)
+_MEMORY_LIMIT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(%|[kmgt]i?b|[kmgt]|b|bytes)\s*", re.IGNORECASE)
+# DuckDB's units: KB, MB, GB, TB (and k, m, g, t) are powers of 1000, KiB... powers of 1024.
+_UNIT_BYTES = {
+    **{u: 1000**i for i, u in enumerate(("b", "kb", "mb", "gb", "tb"))},
+    **{u: 1000**i for i, u in enumerate(("", "k", "m", "g", "t")) if u},
+    **{u: 1024**i for i, u in enumerate(("bytes", "kib", "mib", "gib", "tib"))},
+}
+# DuckDB's guidance is 1-4 GB of memory a thread (docs: guides/performance/environment): a
+# thread count left to segmint gets at least this much of the memory limit each.
+_BYTES_PER_THREAD = 10**9
+
+
+def memory_limit_bytes(limit: str) -> int:
+    """The bytes of a checked memory limit (``2GB``, ``512MiB``, ``50%`` of the machine's
+    memory; empty: DuckDB's default, 80% of it)."""
+    match = _MEMORY_LIMIT.fullmatch(limit or "80%")
+    if match is None:
+        raise ConfigError(f"not a memory limit: {limit!r}")
+    number, unit = float(match[1]), match[2].lower()
+    if unit == "%":
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * number / 100)
+    return int(number * _UNIT_BYTES[unit])
+
+
+def duckdb_thread_count(threads: int, memory_limit: str) -> int:
+    """DuckDB's threads for ``duckdb_threads`` (0: every core the process may use, at most one
+    per GB of ``memory_limit``, so each thread keeps the memory DuckDB advises)."""
+    if threads:
+        return threads
+    return max(1, min(usable_cores(), memory_limit_bytes(memory_limit) // _BYTES_PER_THREAD))
 
 
 def usable_cores() -> int:
@@ -133,16 +162,17 @@ class IngestSettings:
     extreme_revenue_multiple: float = 100.0
     extreme_revenue_quantile: float = 0.9
     extreme_revenue_min_orders: int = 20
-    # DuckDB while loading: its threads (0: every core this process may use) and the memory
-    # limit of its buffer manager, beyond which a batch spills to <warehouse>.tmp instead of
-    # growing (docs/operations.md, "Sizing"). 2GB keeps a 10M-event night under 2.3 GiB of
-    # resident memory; a machine with more to spare may raise it.
+    # DuckDB while loading: its threads (0: every core this process may use, at most one per
+    # GB of the memory limit) and the memory limit of its buffer manager, beyond which a
+    # batch spills to <warehouse>.tmp instead of growing (docs/operations.md, "Sizing"). 2GB
+    # keeps a 10M-event night under 2.3 GiB of resident memory; a larger machine may raise
+    # it (and so the threads).
     duckdb_threads: int = 0
     duckdb_memory_limit: str = "2GB"
 
     @property
     def duckdb_thread_count(self) -> int:
-        return self.duckdb_threads or usable_cores()
+        return duckdb_thread_count(self.duckdb_threads, self.duckdb_memory_limit)
 
     def __post_init__(self) -> None:
         if not 0 < self.extreme_revenue_quantile < 1:
@@ -216,14 +246,15 @@ class TransformSettings:
     # transform run; none = no rates (every amount must be in the reporting currency).
     currency_rates: Path | None = None
     # DuckDB inside dbt, as [ingest] duckdb_threads and duckdb_memory_limit: its threads (0:
-    # every core this process may use) and its memory limit (3GB: a 10M-event full build's
-    # largest table spills a little rather than taking the machine's memory).
+    # every core this process may use, at most one per GB of the limit) and its memory limit
+    # (3GB: a 10M-event full build's largest table spills a little rather than taking the
+    # machine's memory).
     duckdb_threads: int = 0
     duckdb_memory_limit: str = "3GB"
 
     @property
     def duckdb_thread_count(self) -> int:
-        return self.duckdb_threads or usable_cores()
+        return duckdb_thread_count(self.duckdb_threads, self.duckdb_memory_limit)
 
     def __post_init__(self) -> None:
         _check_at_least("transform", self, 1, "threads")

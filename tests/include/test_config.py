@@ -1,8 +1,10 @@
+import os
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+from segmint import config
 from segmint.config import ConfigError, Settings, load_settings, usable_cores
 
 
@@ -158,10 +160,11 @@ def test_duckdb_resources_default_to_every_usable_core_and_are_set_per_stage(
     tmp_path: Path,
 ) -> None:
     """A production machine is not the 2-core bench: threads follow the cores the process may
-    use unless set, and each DuckDB-heavy stage has its own memory limit."""
+    use and the memory limit unless set, and each DuckDB-heavy stage has its own limit."""
     defaults = load_settings(environ={})
-    assert defaults.ingest.duckdb_thread_count == usable_cores() >= 1
-    assert defaults.transform.duckdb_thread_count == usable_cores()
+    # Every usable core, at most one per GB of the memory limit (DuckDB advises 1-4 GB each).
+    assert defaults.ingest.duckdb_thread_count == min(usable_cores(), 2)
+    assert defaults.transform.duckdb_thread_count == min(usable_cores(), 3)
     assert (defaults.ingest.duckdb_memory_limit, defaults.transform.duckdb_memory_limit) == (
         "2GB",
         "3GB",
@@ -176,3 +179,22 @@ def test_duckdb_resources_default_to_every_usable_core_and_are_set_per_stage(
     assert settings.ingest.duckdb_memory_limit == "48GB"
     assert settings.transform.duckdb_thread_count == 12
     assert settings.transform.duckdb_memory_limit == "50%"
+
+
+def test_memory_limits_read_as_duckdb_reads_them_and_bound_the_default_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GB is 10^9 bytes and GiB 2^30, as in DuckDB; a share is of the machine's memory, and
+    empty is DuckDB's default share (80%). With 0 threads, a 64-core machine gets one thread
+    per GB of the limit: 64 threads in 2 GB would leave each 31 MB (DuckDB needs 125 MB)."""
+    assert config.memory_limit_bytes("2GB") == config.memory_limit_bytes("2 gb") == 2 * 10**9
+    assert config.memory_limit_bytes("512MiB") == 512 * 2**20
+    assert config.memory_limit_bytes("1.5g") == 1_500_000_000
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert config.memory_limit_bytes("50%") == int(ram * 0.5)
+    assert config.memory_limit_bytes("") == int(ram * 0.8)
+    monkeypatch.setattr(config, "usable_cores", lambda: 64)
+    assert config.duckdb_thread_count(0, "2GB") == 2
+    assert config.duckdb_thread_count(0, "500MB") == 1
+    assert config.duckdb_thread_count(0, "100GB") == 64
+    assert config.duckdb_thread_count(8, "500MB") == 8  # set: as set

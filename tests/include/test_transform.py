@@ -121,8 +121,9 @@ def test_dbt_command_points_at_the_project_and_keeps_target_out_of_the_repo(
     assert env["SEGMINT_WAREHOUSE"] == str(settings.warehouse.resolve())
     assert env["SEGMINT_AS_OF_DATE"] == "2026-06-30"
     assert env["SEGMINT_SNAPSHOT_DATES"] == "2026-05-31,2026-06-30"
-    # DuckDB's resources inside dbt come from [transform]: every usable core by default.
-    assert env["SEGMINT_DUCKDB_THREADS"] == str(usable_cores())
+    # DuckDB's resources inside dbt come from [transform]: by default every usable core, at
+    # most one per GB of the 3 GB limit.
+    assert env["SEGMINT_DUCKDB_THREADS"] == str(min(usable_cores(), 3))
     assert env["SEGMINT_DUCKDB_MEMORY_LIMIT"] == "3GB"
     sized = Settings(
         warehouse=settings.warehouse,

@@ -331,10 +331,10 @@ def test_duckdb_runs_with_the_configured_threads_and_memory_limit(settings, land
     result = run_ingest(settings.with_overrides(ingest=sized), D1)
     assert result.details["duckdb"] == {"threads": 1, "memory_limit": "500.0 MiB"}
     assert query("select event_id from raw.events order by 1") == [("a1",), ("a2",)]
-    # The defaults: every core the process may use, 2 GB.
+    # The defaults: every core the process may use, at most one per GB of the 2 GB.
     write_jsonl(landing / "events/dt=2026-06-01/b.jsonl", [event("b1")])
     result = run_ingest(settings, D1)
-    assert result.details["duckdb"]["threads"] == usable_cores()
+    assert result.details["duckdb"]["threads"] == min(usable_cores(), 2)
     assert result.details["duckdb"]["memory_limit"] == "1.8 GiB"  # 2 GB, in DuckDB's units
 
 

@@ -343,6 +343,7 @@ def test_a_dbt_that_stops_before_any_node_does_not_report_the_previous_run(
     # A memory limit DuckDB refuses, from the settings through profiles.yml. The config check
     # refuses it too, so it is set past the check here: the point is a dbt that stops early.
     object.__setattr__(settings.transform, "duckdb_memory_limit", "lots")
+    object.__setattr__(settings.transform, "duckdb_threads", 1)  # not derived from "lots"
     with pytest.raises(SegmintError) as caught:
         run_transform(settings, date(2026, 6, 30))
     message = str(caught.value)

@@ -14,8 +14,9 @@ from segmint.warehouse import EVENT_TYPES
 
 SOURCES = ("events", "crm")
 # The landing files' extensions. JSON lines also come as .ndjson, and as .json from
-# BigQuery's and GA4's JSON exports and RudderStack's S3 files (one object a line); a .json
-# file holding one JSON array is no JSON lines: it fails, saying how to convert it.
+# BigQuery's and GA4's JSON exports and RudderStack's S3 files (one object a line). A .json
+# file opening one JSON document is skipped (files._json_document); a .jsonl or .ndjson one
+# fails, saying how to convert it (files.json_documents).
 FORMATS = (
     ".jsonl",
     ".jsonl.gz",

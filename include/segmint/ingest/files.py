@@ -138,6 +138,30 @@ def file_format(name: str) -> str | None:
     return None
 
 
+def _json_document(path: Path) -> str | None:
+    """Why a ``.json`` file is skipped: its first line opens one JSON document (``[``, or a
+    lone ``{`` of a pretty-printed object) rather than holding a JSON lines record. ``.json``
+    names JSON lines (BigQuery's exports) as often as one document (a manifest, a schema, a
+    tool's array export), which segmint reported and skipped before it read ``.json``; a
+    ``.jsonl`` or ``.ndjson`` file is JSON lines by name and fails instead
+    (:func:`json_documents`)."""
+    if not path.name.lower().endswith((".json", ".json.gz")):
+        return None
+    try:
+        with open(path, "rb") as raw:
+            gz = raw.read(2) == _GZIP_MAGIC
+        with gzip.open(path, "rb") if gz else open(path, "rb") as src:
+            first = src.readline(1 << 16).lstrip(b"\xef\xbb\xbf").strip()
+    except (OSError, EOFError, zlib.error):
+        return None  # unreadable: its read fails later, with its own error
+    if first.startswith(b"[") or first == b"{":
+        return (
+            "one JSON document (an array or a pretty-printed object), not JSON lines: "
+            "skipped (jq -c '.[]' FILE, or jq -c . FILE, writes it as JSON lines)"
+        )
+    return None
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -239,6 +263,10 @@ def discover(
                 fmt = file_format(path.name)
                 if fmt is None:
                     ignored.append(f"{rel}: {unsupported}")
+                    continue
+                document = _json_document(path)
+                if document:
+                    ignored.append(f"{rel}: {document}")
                     continue
                 candidates.append((rel, path, source, partition_date, fmt))
     stats = [c[1].stat() for c in candidates]

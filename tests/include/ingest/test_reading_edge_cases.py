@@ -611,37 +611,37 @@ def test_json_lines_named_json_or_ndjson_are_read(settings, landing, query):
 def test_a_json_document_that_is_not_json_lines_fails_saying_how_to_convert_it(
     settings, landing, query
 ):
-    """A .json export is often one JSON array, pretty-printed or not, and `jq .` writes each
-    object over several lines: none of the lines is a record. Their fragments were
-    quarantined one by one ("not a valid JSON document", 20 times for 3 events); the file
-    now fails as a whole, saying what it is and how to write it as JSON lines, and is
+    """A file named JSON lines that is one JSON array, pretty-printed or not, or objects
+    written over several lines each (`jq .`): none of its lines is a record. Its fragments
+    were quarantined one by one ("not a valid JSON document", 20 times for 3 events); the
+    file now fails as a whole, saying what it is and how to write it as JSON lines, and is
     retried on the next run. A file of one array a line, or of broken lines, is still
     checked line by line."""
     day = landing / DAY
     day.mkdir(parents=True)
     records = [event(f"a{i}") for i in range(3)]
-    (day / "pretty.json").write_text(json.dumps(records, indent=2))
-    (day / "one-line.json.gz").write_bytes(gzip.compress(json.dumps(records).encode()))
+    (day / "pretty.jsonl").write_text(json.dumps(records, indent=2))
+    (day / "one-line.ndjson.gz").write_bytes(gzip.compress(json.dumps(records).encode()))
     (day / "jq.jsonl").write_text("\n".join(json.dumps(r, indent=2) for r in records) + "\n")
     (day / "batches.jsonl").write_text(json.dumps(records[:1]) + "\n" + json.dumps(records[1:]))
     (day / "good.jsonl").write_text(json.dumps(event("g1")) + "\n")
     with pytest.raises(InputError) as caught:
         run_ingest(settings, D1)
-    for name in ("pretty.json", "one-line.json.gz", "jq.jsonl"):
+    for name in ("pretty.jsonl", "one-line.ndjson.gz", "jq.jsonl"):
         assert f"{DAY}/{name}" in str(caught.value)
     assert _accounting(query) == [
         (f"{DAY}/batches.jsonl", "loaded", 2),
         (f"{DAY}/good.jsonl", "loaded", 1),
         (f"{DAY}/jq.jsonl", "failed", 0),
-        (f"{DAY}/one-line.json.gz", "failed", 0),
-        (f"{DAY}/pretty.json", "failed", 0),
+        (f"{DAY}/one-line.ndjson.gz", "failed", 0),
+        (f"{DAY}/pretty.jsonl", "failed", 0),
     ]
     errors = dict(query("select path, error from ops.load_manifest where status = 'failed'"))
-    assert errors[f"{DAY}/pretty.json"] == (
+    assert errors[f"{DAY}/pretty.jsonl"] == (
         "not JSON lines: the file is one JSON array of 3 value(s); segmint reads one JSON "
         "object a line (jq -c '.[]' FILE writes them so)"
     )
-    assert errors[f"{DAY}/one-line.json.gz"] == errors[f"{DAY}/pretty.json"]
+    assert errors[f"{DAY}/one-line.ndjson.gz"] == errors[f"{DAY}/pretty.jsonl"]
     assert errors[f"{DAY}/jq.jsonl"].startswith(
         "not JSON lines: the file holds 3 JSON value(s) written over several lines each"
     )
@@ -649,6 +649,25 @@ def test_a_json_document_that_is_not_json_lines_fails_saying_how_to_convert_it(
         (2, 1, 2)
     ]  # the two array lines of batches.jsonl, each its own reason
     assert query("select event_id from raw.events") == [("g1",)]
+
+
+def test_a_json_file_holding_one_document_is_skipped_and_reported(settings, landing, query):
+    """.json names a manifest, a schema or an array export as often as JSON lines. Such a
+    file (first line "[" or a lone "{") is reported and skipped, as every .json file was
+    before they were read: a manifest beside the data must not fail every night."""
+    day = landing / DAY
+    day.mkdir(parents=True)
+    (day / "manifest.json").write_text(json.dumps({"entries": [{"url": "a"}]}, indent=2))
+    (day / "export.json.gz").write_bytes(gzip.compress(json.dumps([event("x1")]).encode()))
+    (day / "data.json").write_text(json.dumps(event("d1")) + "\n")
+    result = run_ingest(settings, D1)
+    assert _accounting(query) == [(f"{DAY}/data.json", "loaded", 1)]
+    skipped = [w for w in result.warnings if "one JSON document" in w]
+    assert [w.split(":")[0] for w in skipped] == [
+        f"ignored {DAY}/export.json.gz",
+        f"ignored {DAY}/manifest.json",
+    ]
+    assert "jq -c '.[]' FILE" in skipped[0]
 
 
 def test_a_gzip_file_without_gz_in_its_name_is_decompressed(settings, landing, query, caplog):

@@ -264,10 +264,6 @@ def discover(
                 if fmt is None:
                     ignored.append(f"{rel}: {unsupported}")
                     continue
-                document = _json_document(path)
-                if document:
-                    ignored.append(f"{rel}: {document}")
-                    continue
                 candidates.append((rel, path, source, partition_date, fmt))
     stats = [c[1].stat() for c in candidates]
     sums: list[str | None] = []
@@ -275,6 +271,18 @@ def discover(
         seen = (known or {}).get(rel)
         same = seen is not None and (seen[0], seen[1]) == (st.st_size, st.st_mtime_ns)
         sums.append(seen[2] if same else None)
+    # A new or changed .json file opening one JSON document is skipped (one the manifest
+    # knows unchanged was read as JSON lines already: not opened again).
+    documents = {i: _json_document(candidates[i][1]) for i, sha in enumerate(sums) if not sha}
+    for i, document in sorted(documents.items()):
+        if document:
+            ignored.append(f"{candidates[i][0]}: {document}")
+    kept = [i for i in range(len(candidates)) if not documents.get(i)]
+    candidates, stats, sums = (
+        [candidates[i] for i in kept],
+        [stats[i] for i in kept],
+        [sums[i] for i in kept],
+    )
     todo = [i for i, sha in enumerate(sums) if sha is None]
     # hashlib releases the GIL on large buffers: checksum two files at a time.
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from datetime import date, datetime
 
 import pyarrow as pa
@@ -668,6 +669,16 @@ def test_a_json_file_holding_one_document_is_skipped_and_reported(settings, land
         f"ignored {DAY}/manifest.json",
     ]
     assert "jq -c '.[]' FILE" in skipped[0]
+    # A loaded .json file the manifest knows unchanged (size, modification time) is not
+    # opened again to look at its first line (a night may hold thousands of export shards).
+    data = day / "data.json"
+    stat = data.stat()
+    text = data.read_text()
+    data.write_text("[" + text[1:])  # same size: only a read would notice
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = run_ingest(settings, D1)
+    assert not [w for w in again.warnings if "data.json" in w]
+    assert _accounting(query) == [(f"{DAY}/data.json", "loaded", 1)]
 
 
 def test_a_gzip_file_without_gz_in_its_name_is_decompressed(settings, landing, query, caplog):

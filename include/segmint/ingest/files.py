@@ -30,6 +30,7 @@ import gzip
 import hashlib
 import io
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -122,6 +123,9 @@ class LandingFile:
     sha256: str
     # Modification time (ns): with the size, tells an unchanged file without reading it.
     mtime_ns: int = 0
+    # Why the file could not be read when it was found (permission denied, an I/O error of
+    # the disk or share, gone): it fails without being read (sha256 ""), retried next run.
+    error: str = ""
 
     @property
     def order_key(self) -> tuple[date, str]:
@@ -168,6 +172,19 @@ def sha256_of(path: Path) -> str:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _cannot_read(exc: OSError) -> str:
+    """A landing file's error for an ``OSError`` (``cannot be read: Permission denied``)."""
+    return f"cannot be read: {exc.strerror or exc}"
+
+
+def _checksum(path: Path) -> tuple[str, str]:
+    """``(sha256, "")``, or ``("", error)`` when the file cannot be read to its end."""
+    try:
+        return sha256_of(path), ""
+    except OSError as exc:
+        return "", _cannot_read(exc)
 
 
 def _hidden(path: Path, partition: Path) -> bool:
@@ -265,29 +282,50 @@ def discover(
                     ignored.append(f"{rel}: {unsupported}")
                     continue
                 candidates.append((rel, path, source, partition_date, fmt))
-    stats = [c[1].stat() for c in candidates]
+    # A file that cannot be read (its permissions, an I/O error, gone since it was listed)
+    # fails alone, with the reason; the others load (the manifest and the run name it).
+    errors: dict[int, str] = {}
+    stats: list[os.stat_result | None] = []
+    for i, c in enumerate(candidates):
+        try:
+            stats.append(c[1].stat())
+        except OSError as exc:
+            stats.append(None)
+            errors[i] = _cannot_read(exc)
     sums: list[str | None] = []
     for (rel, *_), st in zip(candidates, stats, strict=True):
         seen = (known or {}).get(rel)
-        same = seen is not None and (seen[0], seen[1]) == (st.st_size, st.st_mtime_ns)
+        same = (
+            st is not None
+            and seen is not None
+            and (seen[0], seen[1]) == (st.st_size, st.st_mtime_ns)
+        )
         sums.append(seen[2] if same else None)
     # A new or changed .json file opening one JSON document is skipped (one the manifest
     # knows unchanged was read as JSON lines already: not opened again).
-    documents = {i: _json_document(candidates[i][1]) for i, sha in enumerate(sums) if not sha}
+    documents = {
+        i: _json_document(candidates[i][1])
+        for i, sha in enumerate(sums)
+        if not sha and i not in errors
+    }
     for i, document in sorted(documents.items()):
         if document:
             ignored.append(f"{candidates[i][0]}: {document}")
     kept = [i for i in range(len(candidates)) if not documents.get(i)]
-    candidates, stats, sums = (
+    candidates, stats, sums, errors = (
         [candidates[i] for i in kept],
         [stats[i] for i in kept],
         [sums[i] for i in kept],
+        {new: errors[old] for new, old in enumerate(kept) if old in errors},
     )
-    todo = [i for i, sha in enumerate(sums) if sha is None]
+    todo = [i for i, sha in enumerate(sums) if sha is None and i not in errors]
     # hashlib releases the GIL on large buffers: checksum two files at a time.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for i, sha in zip(todo, pool.map(sha256_of, [candidates[i][1] for i in todo]), strict=True):
+        checksums = pool.map(_checksum, [candidates[i][1] for i in todo])
+        for i, (sha, error) in zip(todo, checksums, strict=True):
             sums[i] = sha
+            if error:
+                errors[i] = error
     found = [
         LandingFile(
             path=rel,
@@ -295,12 +333,14 @@ def discover(
             source=source,
             partition_date=partition_date,
             fmt=fmt,
-            size_bytes=st.st_size,
-            sha256=sha,
-            mtime_ns=st.st_mtime_ns,
+            size_bytes=st.st_size if st else 0,
+            # Unreadable: no checksum, and no modification time (checksummed again next run).
+            sha256="" if i in errors else sha or "",
+            mtime_ns=st.st_mtime_ns if st and i not in errors else 0,
+            error=errors.get(i, ""),
         )
-        for (rel, path, source, partition_date, fmt), st, sha in zip(
-            candidates, stats, sums, strict=True
+        for i, ((rel, path, source, partition_date, fmt), st, sha) in enumerate(
+            zip(candidates, stats, sums, strict=True)
         )
     ]
     found.sort(key=lambda f: f.order_key)
@@ -475,8 +515,7 @@ def unreadable(
                 if not _scan_error(con, copy):
                     files[i], error = copy, None
         if error:
-            with open(files[i].abspath, "rb") as src:
-                other = _other_compression(src.read(8))
+            other = _other_compression(_head(files[i].abspath))
             failed[i] = error.splitlines()[0] + (
                 f" (the file holds {other} data; segmint reads gzip or plain text)" if other else ""
             )
@@ -530,6 +569,15 @@ _OTHER_MAGIC = {
 }
 
 
+def _head(path: Path) -> bytes:
+    """The first bytes of ``path`` (none when it cannot be opened: its read fails anyway)."""
+    try:
+        with open(path, "rb") as src:
+            return src.read(8)
+    except OSError:
+        return b""
+
+
 def _other_compression(head: bytes) -> str:
     """The compression or format whose first bytes ``head`` are ("" for none known)."""
     return next((kind for magic, kind in _OTHER_MAGIC.items() if head.startswith(magic)), "")
@@ -546,10 +594,9 @@ def with_compression_named(f: LandingFile) -> LandingFile:
     export whose compression was turned off) made the whole file fail: it is read through
     its name without ``.gz``. A ``.gz`` file holding another compression still fails, its
     error naming that compression."""
-    if f.fmt == "parquet":
+    if f.fmt == "parquet" or f.error:
         return f
-    with open(f.abspath, "rb") as src:
-        head = src.read(8)
+    head = _head(f.abspath)
     named_gz = f.abspath.name.lower().endswith(".gz")
     if named_gz == head.startswith(_GZIP_MAGIC) or (named_gz and not head):
         return f

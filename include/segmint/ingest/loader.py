@@ -395,6 +395,9 @@ class Ingest:
         self.now = datetime.now(UTC).replace(tzinfo=None)
         self._validator = None
         self.replacing = False
+        # Loaded files that could not be read tonight (discover): their rows stay as they
+        # were loaded; the run fails naming them, and the next run looks again.
+        self.unreadable_loaded: list[LandingFile] = []
         self._warned_fields: dict[str, list[str]] = {}
         # GX failures on rows the SQL pre-filter passed (each also logged as a warning).
         self.prefilter_misses: list[str] = []
@@ -452,7 +455,11 @@ class Ingest:
         new, changed = [], []
         for f in due:
             known = manifest.get(f.path)
-            if known is None or known[1] == "failed":
+            if f.error and known is not None and known[1] == "loaded":
+                # Changed since it was loaded (or it would not have been opened), but its
+                # new content cannot be read: replacing would only delete its good rows.
+                self.unreadable_loaded.append(f)
+            elif known is None or known[1] == "failed":
                 new.append(f)
             elif known[0] != f.sha256:
                 changed.append(f)
@@ -612,13 +619,15 @@ class Ingest:
         tag = source
         outs = [FileOutcome(file=f, tag=tag) for f in files]
         files = [with_compression_named(f) for f in files]
-        failed: dict[int, str] = {}
+        # A file that could not be read when it was found fails unread (discover).
+        failed: dict[int, str] = {i: f.error for i, f in enumerate(files) if f.error}
         parts = []
-        jsonl = [i for i, f in enumerate(files) if f.fmt == "jsonl"]
-        if jsonl:
+        jsonl = [i for i, f in enumerate(files) if f.fmt == "jsonl" and i not in failed]
+        other = [i for i, f in enumerate(files) if f.fmt != "jsonl" and i not in failed]
+        if jsonl or not other:
+            # (With no file to read, an empty staging of the same columns.)
             failed.update(self._stage_jsonl(con, files, jsonl, tag))
             parts.append(f"_tjv_{tag}")
-        other = [i for i, f in enumerate(files) if f.fmt != "jsonl"]
         if other:
             failed.update(read_records(con, files, other, f"_rec_{tag}", self.aliases, self.legacy))
             # A Parquet record's landing text is its document (stored once, raw is NULL).
@@ -1621,7 +1630,7 @@ def run_ingest(settings: Settings, as_of: date) -> StageResult:
     finally:
         con.close()
     outcomes.sort(key=lambda o: o.file.order_key)
-    result = _result(outcomes, skipped, ignored, settings, as_of)
+    result = _result(outcomes, skipped, ignored, settings, as_of, ingest.unreadable_loaded)
     # What DuckDB applied ([ingest] duckdb_threads, duckdb_memory_limit), for the run's record.
     result.details["duckdb"] = {"threads": int(threads), "memory_limit": memory_limit}
     result.warnings.extend(ingest.prefilter_misses)
@@ -1630,7 +1639,12 @@ def run_ingest(settings: Settings, as_of: date) -> StageResult:
 
 
 def _result(
-    outcomes: list[FileOutcome], skipped: int, ignored: list[str], settings: Settings, as_of: date
+    outcomes: list[FileOutcome],
+    skipped: int,
+    ignored: list[str],
+    settings: Settings,
+    as_of: date,
+    unreadable_loaded: list[LandingFile] = (),
 ) -> StageResult:
     per_source: dict[str, dict[str, int]] = {}
     for o in outcomes:
@@ -1698,11 +1712,19 @@ def _result(
         },
         warnings=warnings,
     )
-    if failed:
-        names = "; ".join(f"{o.file.path}: {o.error}" for o in failed)
+    if failed or unreadable_loaded:
+        names = "; ".join(
+            [f"{o.file.path}: {o.error}" for o in failed]
+            + [
+                f"{f.path}: {f.error} (changed since it was loaded; the rows loaded from it "
+                "are kept as they were)"
+                for f in unreadable_loaded
+            ]
+        )
+        marked = "Those not loaded before are" if unreadable_loaded else "They are"
         raise InputError(
-            f"could not read {len(failed)} landing file(s): {names}. They are marked 'failed' "
-            "in ops.load_manifest and retried on the next run; every other file was loaded "
-            f"({summary})."
+            f"could not read {len(failed) + len(unreadable_loaded)} landing file(s): {names}. "
+            f"{marked} marked 'failed' in ops.load_manifest; all are retried on the next run; "
+            f"every other file was loaded ({summary})."
         )
     return result

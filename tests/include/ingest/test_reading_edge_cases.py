@@ -982,3 +982,49 @@ def test_a_long_file_name_read_through_a_scratch_copy_loads(settings, landing, q
     assert run.name == docs_run_name("..".join(names))
     assert run.name.startswith("events__dt=2026-06-01__xxx") and run.name.endswith("[2].jsonl.gz")
     assert len(list(run.rglob("*.html"))) == 1
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="needs Linux's /proc")
+def test_a_file_that_cannot_be_read_fails_alone_and_a_loaded_one_keeps_its_rows(
+    settings, landing, query
+):
+    """A landing file whose read fails with an OS error (permission denied for the worker's
+    user, an I/O error of a disk or share, gone since it was listed) failed the whole ingest
+    with 'unexpected OSError' and no file name. Now it fails alone: named, 'failed' in the
+    manifest, the other files loaded, retried next run. A loaded file that changed and cannot
+    be read keeps the rows loaded from it (replacing them would only delete them). The file
+    is a link to /proc/self/mem, which any process, root included, opens and cannot read."""
+    day = landing / DAY
+    write_jsonl(day / "a.jsonl", [event("a1")])
+    broken = day / "b.jsonl"
+    broken.symlink_to("/proc/self/mem")
+    with pytest.raises(InputError, match=f"{DAY}/b.jsonl: cannot be read: Input/output error"):
+        run_ingest(settings, D1)
+    assert _accounting(query) == [(f"{DAY}/a.jsonl", "loaded", 1), (f"{DAY}/b.jsonl", "failed", 0)]
+    assert query("select sha256, error from ops.load_manifest where path like '%b.jsonl'") == [
+        ("", "cannot be read: Input/output error")
+    ]
+    assert query("select event_id from raw.events") == [("a1",)]
+
+    broken.unlink()
+    write_jsonl(broken, [event("b1"), event("b2")])
+    run_ingest(settings, D1)  # retried: loads
+    assert _accounting(query) == [(f"{DAY}/a.jsonl", "loaded", 1), (f"{DAY}/b.jsonl", "loaded", 2)]
+    loaded = query("select path, sha256, status, rows_loaded from ops.load_manifest order by 1")
+
+    # b.jsonl is replaced by something unreadable: its size and time differ, so it is opened.
+    broken.unlink()
+    broken.symlink_to("/proc/self/mem")
+    with pytest.raises(InputError, match=r"b\.jsonl: cannot be read: .* are kept as they were"):
+        run_ingest(settings, D1)
+    assert query("select path, sha256, status, rows_loaded from ops.load_manifest order by 1") == (
+        loaded
+    )
+    assert query("select event_id from raw.events order by 1") == [("a1",), ("b1",), ("b2",)]
+
+    broken.unlink()
+    write_jsonl(broken, [event("b1"), event("b2")])  # the same content again: nothing to do
+    assert run_ingest(settings, D1).rows_in == 0
+    assert query("select path, sha256, status, rows_loaded from ops.load_manifest order by 1") == (
+        loaded
+    )

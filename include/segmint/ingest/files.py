@@ -195,11 +195,24 @@ def _hidden(path: Path, partition: Path) -> bool:
     return any(p.startswith((".", "_")) for p in path.relative_to(partition).parts)
 
 
-def _partition_entries(part: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+def _listed(folder: Path, unlisted: list[tuple[Path, str]]) -> list[Path]:
+    """The entries of ``folder``, sorted; none when it cannot be listed (its permissions, an
+    I/O error), which is added to ``unlisted`` with the reason."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        unlisted.append((folder, _cannot_read(exc)))
+        return []
+
+
+def _partition_entries(
+    part: Path, unlisted: list[tuple[Path, str]]
+) -> tuple[list[Path], list[tuple[Path, str]]]:
     """The regular files under the partition folder ``part`` (sub-folders and links to
     folders followed, each real folder once), and the entries that cannot be read as files
     with the reason: a broken link (a share not mounted), a pipe, a socket. Path.rglob did
-    not follow a linked sub-folder and skipped the others, all without a word."""
+    not follow a linked sub-folder and skipped the others, all without a word. Folders that
+    cannot be listed go to ``unlisted``."""
     files: list[Path] = []
     odd: list[tuple[Path, str]] = []
     seen: set[Path] = set()
@@ -209,7 +222,7 @@ def _partition_entries(part: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
         if real in seen:  # a link back to a folder already read
             return
         seen.add(real)
-        for entry in sorted(folder.iterdir()):
+        for entry in _listed(folder, unlisted):
             if entry.is_dir():
                 walk(entry)
             elif entry.is_file():
@@ -225,11 +238,12 @@ def _partition_entries(part: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
 
 def discover(
     landing: Path, known: dict[str, tuple[int, int, str]] | None = None
-) -> tuple[list[LandingFile], list[str]]:
+) -> tuple[list[LandingFile], list[str], list[str]]:
     """Every supported file under ``<landing>/<source>/dt=YYYY-MM-DD/``, in load order.
 
-    Returns the files and the ignored entries, each ``"<path>: <why>"`` (unsupported
-    extension, bad folder name, broken link, ...).
+    Returns the files, the ignored entries, each ``"<path>: <why>"`` (unsupported
+    extension, bad folder name, broken link, ...), and the folders that could not be listed,
+    each ``"<path>: <why>"`` (their files, unknown, are not loaded: the run fails naming them).
     Hidden files and markers starting with ``_`` or ``.`` (``_SUCCESS``), and everything in a
     folder of the partition whose name starts so (``_temporary/``), are skipped silently.
     ``known``: ``{path: (size, mtime_ns, sha256)}`` of files checksummed before; a file with
@@ -254,11 +268,12 @@ def discover(
         if p.name not in SOURCES and not p.name.startswith((".", "_"))
     )
     unsupported = "not a supported landing file or partition"
+    unlisted: list[tuple[Path, str]] = []
     for source in SOURCES:
         root = landing / source
         if not root.is_dir():
             continue
-        for part in sorted(root.iterdir()):
+        for part in _listed(root, unlisted):
             match = PARTITION_RE.match(part.name)
             if not part.is_dir() or not match:
                 if not part.name.startswith((".", "_")):
@@ -269,7 +284,7 @@ def discover(
             except ValueError:
                 ignored.append(f"{part.relative_to(landing).as_posix()}: {unsupported}")
                 continue
-            files, odd = _partition_entries(part)
+            files, odd = _partition_entries(part, unlisted)
             for path, reason in odd:
                 if not _hidden(path, part):
                     ignored.append(f"{path.relative_to(landing).as_posix()}: {reason}")
@@ -344,7 +359,7 @@ def discover(
         )
     ]
     found.sort(key=lambda f: f.order_key)
-    return found, ignored
+    return found, ignored, [f"{p.relative_to(landing).as_posix()}: {why}" for p, why in unlisted]
 
 
 @dataclass(frozen=True)
@@ -369,10 +384,11 @@ def as_of_delivery(
     ``wait_hours`` is 0, e.g. a backfill of a day that never had data).
     """
     folder = Path(landing) / "events" / f"dt={as_of.isoformat()}"
+    unlisted: list[tuple[Path, str]] = []
     files = (
         sum(
             1
-            for p in _partition_entries(folder)[0]
+            for p in _partition_entries(folder, unlisted)[0]
             if not _hidden(p, folder) and file_format(p.name)
         )
         if folder.is_dir()
@@ -382,7 +398,7 @@ def as_of_delivery(
     if files and marked:
         return Delivery("landed", files, None, f"{files} events file(s) in {folder}")
     missing = (
-        f"no events file in {folder}"
+        f"no events file in {folder}" + "".join(f" ({p} {why})" for p, why in unlisted)
         if not files
         else f"{files} events file(s) in {folder} but no {marker} marker (still being written)"
     )

@@ -1604,7 +1604,7 @@ def run_ingest(settings: Settings, as_of: date) -> StageResult:
         # Only staging needs the scan's order (it sets it for that statement).
         con.execute("SET preserve_insertion_order = false")
         ensure_ops_tables(con)
-        files, ignored = discover(settings.landing, known=_checksummed(con, settings))
+        files, ignored, unlisted = discover(settings.landing, known=_checksummed(con, settings))
         _record_mtimes(con, files)
         units, skipped = ingest.plan(con, files)
         # New files are batched per source: a batch costs a GX run and a dozen statements
@@ -1630,7 +1630,9 @@ def run_ingest(settings: Settings, as_of: date) -> StageResult:
     finally:
         con.close()
     outcomes.sort(key=lambda o: o.file.order_key)
-    result = _result(outcomes, skipped, ignored, settings, as_of, ingest.unreadable_loaded)
+    result = _result(
+        outcomes, skipped, ignored, settings, as_of, ingest.unreadable_loaded, unlisted
+    )
     # What DuckDB applied ([ingest] duckdb_threads, duckdb_memory_limit), for the run's record.
     result.details["duckdb"] = {"threads": int(threads), "memory_limit": memory_limit}
     result.warnings.extend(ingest.prefilter_misses)
@@ -1645,6 +1647,7 @@ def _result(
     settings: Settings,
     as_of: date,
     unreadable_loaded: list[LandingFile] = (),
+    unlisted: list[str] = (),
 ) -> StageResult:
     per_source: dict[str, dict[str, int]] = {}
     for o in outcomes:
@@ -1726,5 +1729,15 @@ def _result(
             f"could not read {len(failed) + len(unreadable_loaded)} landing file(s): {names}. "
             f"{marked} marked 'failed' in ops.load_manifest; all are retried on the next run; "
             f"every other file was loaded ({summary})."
+            + (f" {_unlisted_message(unlisted)}" if unlisted else "")
         )
+    if unlisted:
+        raise InputError(f"{_unlisted_message(unlisted)} Every other file was loaded ({summary}).")
     return result
+
+
+def _unlisted_message(unlisted: list[str]) -> str:
+    return (
+        f"Could not list {len(unlisted)} landing folder(s): {'; '.join(unlisted)}; the files "
+        "in them were not loaded (the next run looks again)."
+    )

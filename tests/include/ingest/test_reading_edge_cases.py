@@ -11,6 +11,7 @@ import gzip
 import json
 import os
 from datetime import date, datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,7 +20,7 @@ import pytest
 from segmint.ingest import run_ingest
 from segmint.stages import InputError
 from segmint.validation import docs_run_name
-from tests.include.ingest.conftest import D1, event, write_jsonl, write_lines
+from tests.include.ingest.conftest import D1, D2, event, write_jsonl, write_lines
 
 DAY = "events/dt=2026-06-01"
 CSV_HEADER = "event_id,event_type,event_ts,customer_id"
@@ -1028,3 +1029,34 @@ def test_a_file_that_cannot_be_read_fails_alone_and_a_loaded_one_keeps_its_rows(
     assert query("select path, sha256, status, rows_loaded from ops.load_manifest order by 1") == (
         loaded
     )
+
+
+def test_a_folder_that_cannot_be_listed_fails_the_run_naming_it(
+    settings, landing, query, monkeypatch
+):
+    """A partition folder the worker's user may not list (an SFTP drop of another user, a
+    share that fails) stopped discovery with an OSError and loaded nothing. Now the other
+    partitions load and the run fails naming the folder; the next run looks again. (Root,
+    as tests may run, lists any folder: the refusal is the operating system's own error,
+    raised where the folder is listed.)"""
+    write_jsonl(landing / DAY / "a.jsonl", [event("a1")])
+    locked = landing / "events/dt=2026-06-02"
+    write_jsonl(locked / "b.jsonl", [event("b1", D2)])
+    listdir = Path.iterdir
+
+    def refuse(folder):
+        if folder == locked:
+            raise PermissionError(13, "Permission denied", str(folder))
+        return listdir(folder)
+
+    monkeypatch.setattr(Path, "iterdir", refuse)
+    with pytest.raises(
+        InputError,
+        match=r"Could not list 1 landing folder\(s\): events/dt=2026-06-02: cannot be read: "
+        r"Permission denied; the files in them were not loaded",
+    ):
+        run_ingest(settings, D2)
+    assert _accounting(query) == [(f"{DAY}/a.jsonl", "loaded", 1)]
+    monkeypatch.setattr(Path, "iterdir", listdir)
+    run_ingest(settings, D2)
+    assert query("select event_id from raw.events order by 1") == [("a1",), ("b1",)]

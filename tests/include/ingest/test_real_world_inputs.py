@@ -134,7 +134,7 @@ def test_parquet_batches_count_rows_not_compressed_bytes(tmp_path):
     rows = 50_000
     pq.write_table(pa.table({"event_id": [f"e{i % 7}" for i in range(rows)]}), day / "a.parquet")
     (day / "b.jsonl").write_text("{}\n" * 10)
-    (f_parquet, f_jsonl), _ = discover(tmp_path)
+    (f_parquet, f_jsonl), _, _ = discover(tmp_path)
     assert _batch_size(f_parquet) >= rows * 400 > 100 * f_parquet.size_bytes
     assert _batch_size(f_jsonl) == f_jsonl.size_bytes
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib import import_module
@@ -1646,8 +1647,8 @@ def _result(
     ignored: list[str],
     settings: Settings,
     as_of: date,
-    unreadable_loaded: list[LandingFile] = (),
-    unlisted: list[str] = (),
+    unreadable_loaded: Sequence[LandingFile] = (),
+    unlisted: Sequence[str] = (),
 ) -> StageResult:
     per_source: dict[str, dict[str, int]] = {}
     for o in outcomes:
@@ -1715,6 +1716,7 @@ def _result(
         },
         warnings=warnings,
     )
+    problems = []
     if failed or unreadable_loaded:
         names = "; ".join(
             [f"{o.file.path}: {o.error}" for o in failed]
@@ -1725,19 +1727,15 @@ def _result(
             ]
         )
         marked = "Those not loaded before are" if unreadable_loaded else "They are"
-        raise InputError(
+        problems.append(
             f"could not read {len(failed) + len(unreadable_loaded)} landing file(s): {names}. "
-            f"{marked} marked 'failed' in ops.load_manifest; all are retried on the next run; "
-            f"every other file was loaded ({summary})."
-            + (f" {_unlisted_message(unlisted)}" if unlisted else "")
+            f"{marked} marked 'failed' in ops.load_manifest; all are retried on the next run."
         )
     if unlisted:
-        raise InputError(f"{_unlisted_message(unlisted)} Every other file was loaded ({summary}).")
+        problems.append(
+            f"Could not list {len(unlisted)} landing folder(s): {'; '.join(unlisted)}; the "
+            "files in them were not loaded (the next run looks again)."
+        )
+    if problems:
+        raise InputError(f"{' '.join(problems)} Every other file was loaded ({summary}).")
     return result
-
-
-def _unlisted_message(unlisted: list[str]) -> str:
-    return (
-        f"Could not list {len(unlisted)} landing folder(s): {'; '.join(unlisted)}; the files "
-        "in them were not loaded (the next run looks again)."
-    )

@@ -485,11 +485,12 @@ class ParseState:
 
     dbt saves the project it parsed in ``target/partial_parse.msgpack`` and, when it starts
     again, re-parses only the files that changed since (checked by dbt: its version, each
-    file's checksum, the variables, the profile's keys, the environment variables files
+    file's checksum, the variables, the profile's settings, the environment variables files
     read). A new warehouse's target folder has no such file, so its first build parsed the
     whole project: 2.3-2.5 s of a full build at 10M events, on one core before any model ran.
-    The warehouse path itself is not part of dbt's check (only the profile's keys are), so
-    the state another warehouse left is as good. :meth:`keep` copies the file dbt left to
+    The profile's settings include the warehouse's path; dbt runs in the warehouse's folder
+    and the profile names the file alone (:func:`dbt_cwd`), so the state another warehouse
+    of the same name left is as good. :meth:`keep` copies the file dbt left to
     ``DBT_PARSE_STATE`` (one per dbt project folder, in the environment's own folder, like
     ``DBT_PYCACHE``); :meth:`seed` gives it to a target folder that has none. A stale or
     unreadable copy only costs the full parse it would have been without it. A read-only

@@ -303,15 +303,7 @@ def reader_docs(settings: Settings, out: Path | None = None) -> Path:
     ]
     env = dbt_env(settings, as_of, [as_of])
     log.info("docs: %s", " ".join(command))
-    completed = subprocess.run(
-        command,
-        env=env,
-        cwd=dbt_cwd(settings),
-        capture_output=True,
-        text=True,
-        check=False,
-        preexec_fn=die_with_parent(),
-    )
+    completed = _dbt_child(settings, command, env)
     if completed.returncode != 0 or not page.is_file():
         raise SegmintError(
             f"dbt docs generate failed (exit {completed.returncode}):\n  "
@@ -467,17 +459,25 @@ def run_dbt(
         if warm is not None:
             args = dbt_args(settings, select, verb, full_refresh)
             return warm.run(command, args, env, dbt_cwd(settings))
-        return subprocess.run(
-            command,
-            env=env,
-            cwd=dbt_cwd(settings),
-            capture_output=True,
-            text=True,
-            check=False,
-            preexec_fn=die_with_parent(),
-        )
+        return _dbt_child(settings, command, env)
     finally:
         parse_state.keep()
+
+
+def _dbt_child(
+    settings: Settings, command: list[str], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run a dbt command line to its end in the warehouse's folder, its output captured; the
+    child dies with the stage."""
+    return subprocess.run(
+        command,
+        env=env,
+        cwd=dbt_cwd(settings),
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=die_with_parent(),
+    )
 
 
 class ParseState:

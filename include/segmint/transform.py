@@ -193,8 +193,9 @@ def dbt_env(settings: Settings, as_of: date, dates: list[date]) -> dict[str, str
     return {
         **env,
         "PYTHONPYCACHEPREFIX": str(DBT_PYCACHE),
-        # The file's name only: dbt runs in its folder (dbt_cwd).
-        WAREHOUSE_ENV: settings.warehouse.name,
+        # The file's name only: dbt runs in its folder (dbt_cwd). Both of the file itself: a
+        # warehouse path that is a link names the file it points to.
+        WAREHOUSE_ENV: settings.warehouse.resolve().name,
         AS_OF_ENV: as_of.isoformat(),
         SNAPSHOT_DATES_ENV: ",".join(d.isoformat() for d in dates),
         REPORTING_CURRENCY_ENV: settings.transform.reporting_currency,

@@ -186,6 +186,16 @@ def test_dbt_command_points_at_the_project_and_keeps_target_out_of_the_repo(
     # warehouse of that name, and so is dbt's parse state (ParseState).
     assert env["SEGMINT_WAREHOUSE"] == "segmint.duckdb"
     assert dbt_cwd(settings) == settings.warehouse.resolve().parent
+    # A warehouse path that is a link (a "current" link switched between releases): dbt
+    # opens the file it points to, not a new empty file of the link's name in its folder.
+    real = tmp_path / "releases" / "v2" / "segmint.duckdb"
+    real.parent.mkdir(parents=True)
+    real.touch()
+    link = tmp_path / "current.duckdb"
+    link.symlink_to(real)
+    linked = Settings(warehouse=link)
+    assert dbt_env(linked, date(2026, 6, 30), [])["SEGMINT_WAREHOUSE"] == "segmint.duckdb"
+    assert dbt_cwd(linked) == real.parent
     assert env["SEGMINT_AS_OF_DATE"] == "2026-06-30"
     assert env["SEGMINT_SNAPSHOT_DATES"] == "2026-05-31,2026-06-30"
     # DuckDB's resources inside dbt come from [transform]: by default every usable core, at

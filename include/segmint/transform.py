@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WAREHOUSE_ENV = "SEGMINT_WAREHOUSE"
+# The published copy dbt's ``published`` target reads (the docs): where publish writes it.
+PUBLISHED_WAREHOUSE_ENV = "SEGMINT_PUBLISHED_WAREHOUSE"
 _FAILED = {"error", "fail", "runtime error"}
 # What dbt says when an incremental model's columns changed (on_schema_change='fail').
 SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are out of sync"
@@ -196,6 +198,8 @@ def dbt_env(settings: Settings, as_of: date, dates: list[date]) -> dict[str, str
         # The file's name only: dbt runs in its folder (dbt_cwd). Both of the file itself: a
         # warehouse path that is a link names the file it points to.
         WAREHOUSE_ENV: settings.warehouse.resolve().name,
+        # Only the docs' target reads it; the build's parse state does not depend on it.
+        PUBLISHED_WAREHOUSE_ENV: str(settings.published_warehouse.absolute()),
         AS_OF_ENV: as_of.isoformat(),
         SNAPSHOT_DATES_ENV: ",".join(d.isoformat() for d in dates),
         REPORTING_CURRENCY_ENV: settings.transform.reporting_currency,

@@ -327,3 +327,27 @@ def test_event_ids_are_written_uncompressed_and_other_columns_as_duckdb_chooses(
     assert found[("int_events_sessionised", "event_id")] == ["Uncompressed"]
     assert "Uncompressed" not in found[("raw.events", "event_type")]
     assert "Uncompressed" not in found[("int_events_sessionised", "event_type")]
+
+
+def test_docs_of_a_warehouse_path_that_is_a_link_read_the_copy_publish_wrote(
+    full_warehouse: Path, tmp_path: Path
+) -> None:
+    """A warehouse path that is a link (``current.duckdb`` -> a release's file): ``publish``
+    writes the copy beside the link, and dbt's ``published`` target must read that one, not a
+    copy beside the file the link points to (there is none: ``segmint docs`` failed)."""
+    from segmint.cli import main
+    from segmint.config import Settings
+    from segmint.publish import publish_warehouse
+
+    real = tmp_path / "releases" / "v2" / full_warehouse.name
+    real.parent.mkdir(parents=True)
+    link = tmp_path / "current" / "current.duckdb"
+    link.parent.mkdir()
+    link.symlink_to(real)  # the working file itself is never needed by the docs
+    published = Settings(warehouse=link).published_warehouse
+    assert published == tmp_path / "current" / "published" / "current.duckdb"
+    publish_warehouse(full_warehouse, published, END)
+    code = main(["docs", "--warehouse", str(link), "--output", str(tmp_path / "out")])
+    assert code == 0
+    text = (tmp_path / "out" / END.isoformat() / "dbt_docs" / "index.html").read_text()
+    assert "Unified customer profile: one row per known customer" in text

@@ -196,6 +196,10 @@ def test_dbt_command_points_at_the_project_and_keeps_target_out_of_the_repo(
     linked = Settings(warehouse=link)
     assert dbt_env(linked, date(2026, 6, 30), [])["SEGMINT_WAREHOUSE"] == "segmint.duckdb"
     assert dbt_cwd(linked) == real.parent
+    # dbt's ``published`` target (the docs) reads the copy where publish writes it.
+    assert dbt_env(linked, date(2026, 6, 30), [])["SEGMINT_PUBLISHED_WAREHOUSE"] == str(
+        tmp_path / "published" / "current.duckdb"
+    )
     assert env["SEGMINT_AS_OF_DATE"] == "2026-06-30"
     assert env["SEGMINT_SNAPSHOT_DATES"] == "2026-05-31,2026-06-30"
     # DuckDB's resources inside dbt come from [transform]: by default every usable core, at

@@ -152,8 +152,7 @@ def _json_document(path: Path) -> str | None:
     if not path.name.lower().endswith((".json", ".json.gz")):
         return None
     try:
-        with open(path, "rb") as raw:
-            gz = raw.read(2) == _GZIP_MAGIC
+        gz = _head(path).startswith(_GZIP_MAGIC)
         with gzip.open(path, "rb") if gz else open(path, "rb") as src:
             first = src.readline(1 << 16).lstrip(b"\xef\xbb\xbf").strip()
     except (OSError, EOFError, zlib.error):
@@ -318,22 +317,13 @@ def discover(
         sums.append(seen[2] if same else None)
     # A new or changed .json file opening one JSON document is skipped (one the manifest
     # knows unchanged was read as JSON lines already: not opened again).
-    documents = {
-        i: _json_document(candidates[i][1])
-        for i, sha in enumerate(sums)
-        if not sha and i not in errors
-    }
-    for i, document in sorted(documents.items()):
+    skipped: set[int] = set()
+    for i, sha in enumerate(sums):
+        document = None if sha or i in errors else _json_document(candidates[i][1])
         if document:
             ignored.append(f"{candidates[i][0]}: {document}")
-    kept = [i for i in range(len(candidates)) if not documents.get(i)]
-    candidates, stats, sums, errors = (
-        [candidates[i] for i in kept],
-        [stats[i] for i in kept],
-        [sums[i] for i in kept],
-        {new: errors[old] for new, old in enumerate(kept) if old in errors},
-    )
-    todo = [i for i, sha in enumerate(sums) if sha is None and i not in errors]
+            skipped.add(i)
+    todo = [i for i, sha in enumerate(sums) if sha is None and i not in errors and i not in skipped]
     # hashlib releases the GIL on large buffers: checksum two files at a time.
     with ThreadPoolExecutor(max_workers=2) as pool:
         checksums = pool.map(_checksum, [candidates[i][1] for i in todo])
@@ -357,6 +347,7 @@ def discover(
         for i, ((rel, path, source, partition_date, fmt), st, sha) in enumerate(
             zip(candidates, stats, sums, strict=True)
         )
+        if i not in skipped
     ]
     found.sort(key=lambda f: f.order_key)
     return found, ignored, [f"{p.relative_to(landing).as_posix()}: {why}" for p, why in unlisted]

@@ -108,6 +108,12 @@ def build_with_connection(
 
     stats = _select_members(con, defs, compiled)
     _assign_holdout(con, defs, compiled)
+    for name in compiled:
+        stats[name].update(target=0, holdout=0)
+    for name, group, n in con.execute(
+        'select audience, "group", count(*) from _aud_members group by all'
+    ).fetchall():
+        stats[name][group] = n
     now = datetime.now(UTC).replace(tzinfo=None)
     d = sql_literal(as_of)
     with transaction(con):

@@ -36,6 +36,14 @@ def test_holdout_share_and_stability_across_runs(big_settings):
     first = _groups(s, AS_OF)
     share = sum(g == "holdout" for g in first.values()) / len(first)
     assert len(first) == 4000 and 0.08 < share < 0.12
+    # The summary counts the split the members table holds.
+    con = connect(s.warehouse, read_only=True)
+    summary = con.execute(
+        "select members, target, holdout from audiences.summary where audience = 'a'"
+    ).fetchone()
+    con.close()
+    holdout = sum(g == "holdout" for g in first.values())
+    assert summary == (4000, 4000 - holdout, holdout)
 
     # Next night: a different population (two thirds of it) and the same salt.
     con = connect(s.warehouse)

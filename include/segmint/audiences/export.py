@@ -58,6 +58,7 @@ from segmint.audiences.compile import suppression_file_sql
 from segmint.audiences.definitions import Definitions, load_definitions, sql_literal
 from segmint.audiences.formats import AD_PLATFORM_FORMATS, ESP_FORMATS, EXPORT_FORMATS
 from segmint.audiences.normalise import (
+    ADDRESS,
     e164_sql,
     esp_email_sql,
     google_email_sql,
@@ -306,8 +307,7 @@ def export_with_connection(
         order by change, customer_id"""
         select = "customer_id, change"
     else:
-        text_cols = _free_text_columns(columns, profile_types) if fmt == "csv" else set()
-        query, select = _format_query(fmt, columns, _contact_columns(profile_cols), text_cols)
+        query, select = _format_query(fmt, columns, _contact_columns(profile_cols), profile_types)
     con.execute(f"create or replace temp table _export_rows as {query}")
     rows = con.execute("select count(*) from _export_rows").fetchone()[0]
     listed, without_email = "_export_list", 0
@@ -367,27 +367,40 @@ def _formula_trigger_sql(expr: str) -> str:
     return f"left({expr}, 1) in ({chars})"
 
 
-def _neutralised_sql(expr: str) -> str:
-    """SQL: ``expr`` with a ``'`` in front when a spreadsheet would read it as a formula."""
-    return f"(case when {_formula_trigger_sql(expr)} then '''' || {expr} else {expr} end)"
+def _neutralised_sql(expr: str, data: str | None = None) -> str:
+    """SQL: ``expr`` with a ``'`` in front when a spreadsheet would read it as a formula;
+    values matching the regular expression ``data`` are kept as they are."""
+    trigger = _formula_trigger_sql(expr)
+    if data is not None:
+        trigger += f" and not regexp_matches({expr}, '{data}')"
+    return f"(case when {trigger} then '''' || {expr} else {expr} end)"
 
 
-def _free_text_columns(columns: list[str], types: dict[str, str]) -> set[str]:
-    """The asked-for columns a CSV export neutralises: text, and not an id, an e-mail, a
-    phone or a hash, which platforms read as data (an E.164 phone starts with ``+``)."""
-    data = {name for field in ("email", "phone") for name in _CONTACT_NAMES[field]}
-    return {
-        c
-        for c in columns
-        if types.get(c) == "VARCHAR"
-        and c not in data
-        and c != "id"
-        and not c.endswith(("_id", "_sha256", "_hash"))
-    }
+# A phone as people write one: digits and separators, perhaps a leading + (E.164) or -.
+# Without letters, quotes or "=" no spreadsheet formula can call anything.
+_PHONE_TEXT = "^[-+]?[0-9 ()./-]+$"
+
+
+def _csv_column_sql(column: str, types: dict[str, str]) -> str:
+    """SQL for one asked-for column of a CSV export. Free text that a spreadsheet would run
+    as a formula gets a ``'`` in front. Values platforms read as data are kept: ids, hashes,
+    non-text columns, an e-mail address (``-hugo@example.com``) and a phone written with
+    digits (``+1 (415) 555-2671``); an e-mail or phone column holding anything else
+    (``=HYPERLINK(...)``) is neutralised like free text."""
+    expr = f'c."{column}"'
+    if types.get(column) != "VARCHAR" or column == "id":
+        return expr
+    if column.endswith(("_id", "_sha256", "_hash")):
+        return expr
+    if column in _CONTACT_NAMES["email"]:
+        return _neutralised_sql(expr, data=ADDRESS)
+    if column in _CONTACT_NAMES["phone"]:
+        return _neutralised_sql(expr, data=_PHONE_TEXT)
+    return _neutralised_sql(expr)
 
 
 def _format_query(
-    fmt: str, columns: list[str], contact: dict[str, str], text_cols: set[str] | None = None
+    fmt: str, columns: list[str], contact: dict[str, str], types: dict[str, str]
 ) -> tuple[str, str]:
     src = "from _export_list as l inner join marts.customers as c on c.customer_id = l.customer_id"
     email, phone, first, last = (
@@ -398,14 +411,8 @@ def _format_query(
     )
     country, postal = contact["country"], contact["postal_code"]
     if fmt in ("csv", "parquet"):
-        text_cols = text_cols or set()
-        cols = "".join(
-            f", {_neutralised_sql(f'c.{quoted}')} as {quoted}"
-            if col in text_cols
-            else f", c.{quoted}"
-            for col in columns
-            for quoted in [f'"{col}"']
-        )
+        exprs = [_csv_column_sql(c, types) if fmt == "csv" else f'c."{c}"' for c in columns]
+        cols = "".join(f', {e} as "{c}"' for e, c in zip(exprs, columns, strict=True))
         query = f"select l.customer_id{cols} {src} order by l.customer_id"
         select = "customer_id" + "".join(f', "{col}"' for col in columns)
         return query, select

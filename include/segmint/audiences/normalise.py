@@ -154,15 +154,17 @@ def meta_email_sql(email: str) -> str:
 
 
 # One "@" between a local part and a domain with a dot, no whitespace: what an ESP can send
-# to. Anything else ("n/a", "anna@", "anna smith@example.com") is no address.
-_ADDRESS = "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"
+# to. Anything else ("n/a", "anna@", "anna smith@example.com") is no address. Nor is text a
+# spreadsheet would run as a formula: a leading "=", or ( ) " | ! (calls, DDE), which no
+# mailbox in use holds (RFC 5322 allows some of them; ESPs and CRMs do not).
+ADDRESS = '^[^=@\\s()"|!][^@\\s()"|!]*@[^@\\s()"|!]+\\.[^@\\s()"|!]+$'
 
 
 def esp_email_sql(email: str) -> str:
     """SQL: the address in clear for an e-mail platform (trimmed, lower-case, NFC), or null
     when it is not an address an ESP could send to."""
     cleaned = f"nfc_normalize(lower(trim({email})))"
-    return f"(case when regexp_matches({cleaned}, '{_ADDRESS}') then {cleaned} end)"
+    return f"(case when regexp_matches({cleaned}, '{ADDRESS}') then {cleaned} end)"
 
 
 def meta_phone_sql(phone: str, country: str) -> str:

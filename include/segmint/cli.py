@@ -200,17 +200,21 @@ def cmd_audience_build(args: argparse.Namespace) -> int:
 def cmd_audience_validate(args: argparse.Namespace) -> int:
     from segmint.audiences.build import defined_names
     from segmint.audiences.compile import Catalog, check_names, missing_inputs
-    from segmint.audiences.definitions import load_definitions
+    from segmint.audiences.definitions import DefinitionError, load_definitions
     from segmint.warehouse import connect
 
     settings = _audience_settings(args)
-    defs = load_definitions(settings.audiences)
+    # Leniently, then the names: every fault of the folder at once, those of the files'
+    # structure and the names the warehouse does not know.
+    defs = load_definitions(settings.audiences, strict=False)
     con = connect(settings.warehouse, read_only=True)
     try:
         cat = Catalog.read(con, _resolve_as_of(args, settings), **defined_names(settings))
     finally:
         con.close()
-    check_names(defs, cat)
+    problems = defs.problems + check_names(defs, cat, strict=False)
+    if problems:
+        raise DefinitionError(problems)
     for aud in defs.audiences.values():
         missing = missing_inputs(aud, defs, cat)
         state = "ok" if not missing else "cannot build: " + "; ".join(missing)

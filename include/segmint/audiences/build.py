@@ -170,6 +170,14 @@ def build_with_connection(
                     now,
                 ]
             )
+        for rejected in defs.rejected.values():
+            failed[rejected.name] = (
+                f"audience {rejected.name!r} ({rejected.file}) is invalid: {rejected.error}"
+            )
+            row = [as_of, rejected.name, "failed", failed[rejected.name], rejected.description]
+            row += [rejected.consent] + [None] * 14
+            row += [str(rejected.file), rejected.source_sha256, None, now]
+            rows.append(row)
         if rows:
             marks = ", ".join("?" * len(rows[0]))
             con.executemany(f"insert into audiences.summary values ({marks})", rows)

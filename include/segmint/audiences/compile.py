@@ -22,6 +22,7 @@ from segmint.audiences.definitions import (
     DefinitionError,
     Definitions,
     OrderBy,
+    RejectedAudience,
     Suppression,
     sql_literal,
 )
@@ -146,7 +147,12 @@ def check_names(defs: Definitions, cat: Catalog, strict: bool = True) -> list[st
     concerned (directly or through a suppression list) in ``defs.failed`` and return them.
     """
     problems: list[str] = []
-    owners: list[Audience | Suppression] = [*defs.audiences.values(), *defs.suppressions.values()]
+    # Invalid audience files too: their unknown names are listed with their other faults.
+    owners: list[Audience | Suppression | RejectedAudience] = [
+        *defs.audiences.values(),
+        *defs.suppressions.values(),
+        *defs.rejected.values(),
+    ]
     for owner in owners:
         leaves = owner.where.leaves() if owner.where else []
         for leaf in leaves:
@@ -166,9 +172,13 @@ def check_names(defs: Definitions, cat: Catalog, strict: bool = True) -> list[st
     return problems
 
 
-def _owner_problem(defs: Definitions, owner: Audience | Suppression, msg: str) -> None:
+def _owner_problem(
+    defs: Definitions, owner: Audience | Suppression | RejectedAudience, msg: str
+) -> None:
     if isinstance(owner, Audience):
         defs.fail(owner.name, msg)
+        return
+    if isinstance(owner, RejectedAudience):  # failed already, by its file's faults
         return
     for aud in defs.audiences.values():
         if owner.name in aud.suppress:

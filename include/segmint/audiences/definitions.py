@@ -108,6 +108,24 @@ class Audience:
 
 
 @dataclass(frozen=True)
+class RejectedAudience:
+    """An audience file that failed the structure check, kept by its name so the nightly
+    stage can record it as ``failed`` and validation can still check the names it uses."""
+
+    name: str
+    description: str
+    consent: str | None
+    file: Path
+    source_sha256: str
+    error: str
+    where: Condition | None = None
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def where_line(self, path: str) -> str:
+        return _where(self.file, self.lines, path)
+
+
+@dataclass(frozen=True)
 class Suppression:
     name: str
     description: str
@@ -142,6 +160,8 @@ class Definitions:
     # be built tonight (name -> why), so one bad file does not stop the others.
     problems: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    # Audience files with structure faults, by the name they give (when it is a valid one).
+    rejected: dict[str, RejectedAudience] = field(default_factory=dict)
 
     def fail(self, audience: str, message: str) -> None:
         if audience in self.audiences:
@@ -652,6 +672,8 @@ def load_definitions(folder: Path, strict: bool = True) -> Definitions:
             obj = None
         problems.extend(c.problems)
         if obj is None:
+            if kind == "audience":
+                _reject(defs, seen, file, data, sha, lines, c.problems)
             continue
         if obj.name in seen:
             problems.append(f"{file}: name: {obj.name!r} is already defined in {seen[obj.name]}")
@@ -680,7 +702,12 @@ def load_definitions(folder: Path, strict: bool = True) -> Definitions:
         group_problems = []
         for i, a in enumerate(group.audiences):
             path = f"audiences[{i}]"
-            if a not in defs.audiences:
+            if a in defs.rejected:
+                group_problems.append(
+                    f"{group.where_line(path)}: {path}: audience {a!r} is invalid "
+                    f"({defs.rejected[a].file})"
+                )
+            elif a not in defs.audiences:
                 known = ", ".join(sorted(defs.audiences)) or "none defined"
                 group_problems.append(
                     f"{group.where_line(path)}: {path}: unknown audience {a!r} (known: {known})"
@@ -699,6 +726,36 @@ def load_definitions(folder: Path, strict: bool = True) -> Definitions:
         raise DefinitionError(problems)
     defs.problems = problems
     return defs
+
+
+def _reject(
+    defs: Definitions,
+    seen: dict[str, Path],
+    file: Path,
+    data: dict,
+    sha: str,
+    lines: dict[str, int],
+    problems: list[str],
+) -> None:
+    """Keep an invalid audience file by its name (when it gives a valid, unused one): the
+    nightly stage records a ``failed`` row for it instead of leaving it out unseen."""
+    name = data.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name) or name in seen:
+        return
+    seen[name] = file
+    description = data.get("description")
+    # Parsed again with a checker of its own: its faults are already in ``problems``.
+    where = _Checker(file, lines).condition(data["where"], "where") if "where" in data else None
+    defs.rejected[name] = RejectedAudience(
+        name=name,
+        description=description if isinstance(description, str) else "",
+        consent=data.get("consent") if data.get("consent") in CONSENTS else None,
+        file=file,
+        source_sha256=sha,
+        error="; ".join(problems) or f"{file}: incomplete definition",
+        where=where,
+        lines=lines,
+    )
 
 
 def sql_literal(value: Any) -> str:

@@ -27,7 +27,7 @@ create table if not exists audiences.summary (
     status varchar not null,            -- 'built' | 'failed'
     error varchar,
     description varchar,
-    consent varchar not null,
+    consent varchar,                    -- null: a failed file that names none
     priority_group varchar,
     priority integer,
     matched bigint,                     -- customers meeting the conditions
@@ -93,3 +93,10 @@ create table if not exists ops.erasures (
 
 def ensure_audience_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(AUDIENCES_DDL)
+    # Warehouses made before an invalid file got its own failed row had consent not null.
+    (nullable,) = con.execute(
+        "select is_nullable from information_schema.columns where table_schema = 'audiences' "
+        "and table_name = 'summary' and column_name = 'consent'"
+    ).fetchone()
+    if nullable == "NO":
+        con.execute("alter table audiences.summary alter column consent drop not null")

@@ -9,6 +9,7 @@ import pytest
 
 from segmint.audiences import build_audiences
 from segmint.audiences.definitions import DefinitionError, load_definitions
+from segmint.warehouse import connect
 
 
 def _problems(folder: Path) -> list[str]:
@@ -189,6 +190,42 @@ def test_nightly_stage_skips_broken_files_and_invalid_groups(settings, defs_fold
     assert "priority group 'wave' is invalid" in result.details["failed"]["b"]
     assert any("broken.yml:2: consent" in w for w in result.warnings)
     assert get_members(settings, "a") == ["C01", "C07"]
+    # The invalid file has its failed row like any audience not built tonight, so the
+    # summary (and the report reading it) shows it rather than leaving it out unseen.
+    con = connect(settings.warehouse, read_only=True)
+    rows = con.execute(
+        "select audience, status, consent, error, definition_file from audiences.summary "
+        "order by audience"
+    ).fetchall()
+    con.close()
+    assert [r[:3] for r in rows] == [
+        ("a", "built", "ads"),
+        ("b", "failed", "ads"),
+        ("broken", "failed", None),
+        ("c", "failed", "ads"),
+    ]
+    assert "broken.yml:2: consent" in rows[2][3] and rows[2][4].endswith("broken.yml")
+    assert "failed (b, c, broken)" in result.summary
+
+
+def test_validate_lists_every_fault_of_every_file(settings, defs_folder, capsys):
+    """One file's structure fault must not hide the unknown names of the others, nor those
+    of the same file: a marketer fixes the folder in one go."""
+    from segmint.cli import main
+
+    defs_folder(
+        a="name: a\nconsent: email\nwhere: {rule_segment: vipp}\nholdout: {pecent: 10}\n",
+        b="name: b\nconsent: ads\nwhere: {propensity: purchse, decile_min: 8}\n",
+        g="kind: priority_group\nname: wave\naudiences: [a, b]\n",
+    )
+    wh = ["--warehouse", str(settings.warehouse), "--audiences", str(settings.audiences)]
+    assert main(["audience", "validate", *wh, "--as-of", "2026-06-30"]) == 1
+    err = capsys.readouterr().err
+    assert "holdout.pecent" in err and "a.yml" in err
+    assert "unknown rule segment 'vipp'" in err
+    assert "b.yml" in err and "unknown model 'purchse'" in err
+    # The group names a's file as invalid, not as an audience nobody defined.
+    assert "audience 'a' is invalid" in err and "unknown audience 'a'" not in err
 
 
 @pytest.mark.parametrize(
@@ -276,3 +313,21 @@ def test_suppression_file_in_the_windows_code_page_is_named(settings, defs_folde
         f"{folder / 'dnc.yml'}:3: customer_ids_file: {folder / 'dnc.csv'} cannot be read: "
         "line 2 is not UTF-8 (byte 0xfc); save it as CSV UTF-8"
     ]
+
+
+def test_a_warehouse_made_when_consent_was_required_takes_the_failed_row(settings, defs_folder):
+    from segmint.audiences.tables import AUDIENCES_DDL
+
+    old_ddl = AUDIENCES_DDL.replace("consent varchar,", "consent varchar not null,", 1)
+    assert old_ddl != AUDIENCES_DDL
+    con = connect(settings.warehouse)
+    con.execute(old_ddl)
+    con.close()
+    defs_folder(broken="name: broken\nwhere: {rule_segment: vip}\n")
+    result = build_audiences(settings, date(2026, 6, 30))
+    assert "consent" in result.details["failed"]["broken"]
+    con = connect(settings.warehouse, read_only=True)
+    assert con.execute("select audience, consent from audiences.summary").fetchall() == [
+        ("broken", None)
+    ]
+    con.close()

@@ -121,18 +121,22 @@ class ExportResult:
     baseline_as_of: date | None = None
     # ESP files: customers of the list left out for want of a usable e-mail address.
     without_email: int = 0
+    # The audience's newer nights that failed to build, when no as-of date was asked for.
+    newer_failed: str | None = None
 
     @property
     def warning(self) -> str | None:
+        warnings = [self.newer_failed] if self.newer_failed else []
         # The platforms refuse a file without rows, so an empty audience (everyone left or
         # withdrew consent) cannot replace the list: its old members would stay targeted.
-        if self.rows or self.format not in AD_PLATFORM_FORMATS:
-            return None
-        return (
-            f"{self.audience} {self.format} has no rows: an upload without rows is refused, "
-            "so it cannot replace the platform's list; remove the list's members (or the "
-            "list from its campaigns) on the platform, or its old members stay targeted"
-        )
+        if not self.rows and self.format in AD_PLATFORM_FORMATS:
+            warnings.append(
+                f"{self.audience} {self.format} has no rows: an upload without rows is "
+                "refused, so it cannot replace the platform's list; remove the list's members "
+                "(or the list from its campaigns) on the platform, or its old members stay "
+                "targeted"
+            )
+        return "; ".join(warnings) or None
 
     def line(self) -> str:
         base = f" (changes since {self.baseline_as_of})" if self.baseline_as_of else ""
@@ -243,6 +247,13 @@ def export_with_connection(
     if not table_exists(con, "marts.customers"):
         raise SegmintError("marts.customers does not exist: run the transform stage first")
     snapshot, consent = _snapshot(con, audience, as_of)
+    newer = None
+    if as_of is None:
+        newer = con.execute(
+            "select as_of_date, error from audiences.summary where audience = ? "
+            "and as_of_date > ? and status = 'failed' order by as_of_date desc limit 1",
+            [audience, snapshot],
+        ).fetchone()
     profile_types = dict(
         con.execute(
             "select column_name, data_type from information_schema.columns "
@@ -334,7 +345,19 @@ def export_with_connection(
             [export_id],
         )
     return ExportResult(
-        export_id, audience, fmt, snapshot, int(rows), digest, out, baseline, int(without_email)
+        export_id,
+        audience,
+        fmt,
+        snapshot,
+        int(rows),
+        digest,
+        out,
+        baseline,
+        int(without_email),
+        f"this is the snapshot of {snapshot}, the newest built: {audience} failed to build "
+        f"on {newer[0]} ({newer[1]})"
+        if newer
+        else None,
     )
 
 

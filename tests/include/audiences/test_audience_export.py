@@ -652,3 +652,18 @@ def test_unknown_format_lists_the_esp_formats(built, tmp_path, capsys):
         main(args)
     err = capsys.readouterr().err
     assert "invalid choice: 'sendgrid'" in err and "'mailchimp', 'klaviyo', 'braze'" in err
+
+
+def test_an_export_of_the_last_built_snapshot_says_a_newer_night_failed(
+    settings, defs_folder, tmp_path
+):
+    defs_folder(a="name: a\nconsent: email\nwhere: {feature: order_count, gte: 0}\n")
+    build_audiences(settings, AS_OF)
+    defs_folder(a="name: a\nconsent: email\nwhere: {feature: order_count, gte: 0}\nlimit: 5\n")
+    assert "a" in build_audiences(settings, NEXT).details["failed"]
+    result = export_audience(settings, "a", "csv", tmp_path / "a.csv")
+    assert result.as_of == AS_OF and result.rows > 0
+    assert f"a failed to build on {NEXT}" in result.warning and "limit" in result.warning
+    assert "warning: this is the snapshot of 2026-06-30" in result.line()
+    # Asked for by date, the export is what was asked for: nothing to say.
+    assert export_audience(settings, "a", "csv", tmp_path / "b.csv", as_of=AS_OF).warning is None

@@ -353,7 +353,7 @@ def _add_audience_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--from", dest="date_from", type=_date, required=True, metavar="DATE")
     q.add_argument("--to", dest="date_to", type=_date, required=True, metavar="DATE")
     q.add_argument(
-        "--snapshot", type=_date, metavar="DATE", help="default: latest on or before --from"
+        "--snapshot", type=_date, metavar="DATE", help="default: the newest built before --from"
     )
     q.add_argument("--alpha", type=float, default=0.05, help="significance level, default 0.05")
     q.add_argument("--power", type=float, default=0.8, help="power for the sample size check")

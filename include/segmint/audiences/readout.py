@@ -1,6 +1,6 @@
 """Campaign readout: did the target group buy more than the holdout?
 
-For an audience snapshot (by default the latest built on or before the window start), every
+For an audience snapshot (by default the newest built before the window start), every
 member's orders in ``marts.orders`` between ``--from`` and ``--to`` (inclusive, by
 ``order_date``) give two outcomes per customer: converted (any order) and revenue (0 when
 none). Aggregates are computed in DuckDB; the statistics work on the aggregates:
@@ -280,15 +280,39 @@ def readout_with_connection(
     if snapshot is None:
         row = con.execute(
             "select max(as_of_date) from audiences.summary where audience = ? "
-            "and status = 'built' and as_of_date <= ?",
+            "and status = 'built' and as_of_date < ?",
             [audience, window_from],
         ).fetchone()
         snapshot = row[0] if row else None
         if snapshot is None:
             raise SegmintError(
-                f"audience {audience!r} has no built snapshot on or before {window_from}; "
+                f"audience {audience!r} has no built snapshot before {window_from}; "
                 "pass --snapshot DATE"
             )
+    elif not con.execute(
+        "select count(*) from audiences.summary where audience = ? and as_of_date = ? "
+        "and status = 'built'",
+        [audience, snapshot],
+    ).fetchone()[0]:
+        built = con.execute(
+            "select list(as_of_date order by as_of_date desc)[:5] from audiences.summary "
+            "where audience = ? and status = 'built'",
+            [audience],
+        ).fetchone()[0]
+        raise SegmintError(
+            f"audience {audience!r} has no built snapshot for --snapshot {snapshot} "
+            f"(newest built: {', '.join(map(str, built or [])) or 'none'})"
+        )
+    # How far the warehouse's data reach: the newest night built, or a later order.
+    (loaded_to,) = con.execute(
+        "select greatest((select max(as_of_date) from audiences.summary), "
+        "(select max(order_date) from marts.orders))"
+    ).fetchone()
+    if loaded_to is None or loaded_to < window_from:
+        raise SegmintError(
+            f"no data yet for the window {window_from} to {window_to}: the warehouse's data "
+            f"reach {loaded_to or 'no date'}; run the nights of the window first"
+        )
     d = sql_literal(snapshot)
     rows = con.execute(
         f"""with per_customer as (
@@ -332,6 +356,12 @@ def readout_with_connection(
             h.revenue_var,
             h.customers,
             alpha,
+        )
+    if loaded_to < window_to:
+        warnings.append(
+            f"the window runs to {window_to}, but the warehouse's data reach {loaded_to}: "
+            f"only {(loaded_to - window_from).days + 1} of its "
+            f"{(window_to - window_from).days + 1} days are measured"
         )
     if not h.customers:
         warnings.append("the snapshot has no holdout customers: uplift cannot be measured")

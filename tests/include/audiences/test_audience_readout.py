@@ -126,3 +126,30 @@ def test_readout_verdict_when_target_buys_more(big_settings):
     assert res.conversion.difference > 0 and res.conversion.p_value < 1e-6
     assert res.verdict.startswith("Target customers converted more often than the holdout")
     assert res.revenue.difference > 0 and res.revenue.p_value < 1e-6
+
+
+def test_a_window_the_data_do_not_reach_is_no_verdict(big_settings):
+    """The warehouse's orders reach 2026-07-05 (the fixture's last order; the newest night
+    built is 2026-06-30): a later window has nothing to compare, a longer one is cut."""
+    from segmint.stages import SegmintError
+
+    s = big_settings
+    s.audiences.mkdir(parents=True, exist_ok=True)
+    (s.audiences / "a.yml").write_text(
+        "name: a\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"
+        "holdout: {percent: 20, salt: r}\n"
+    )
+    build_audiences(s, AS_OF)
+    with pytest.raises(SegmintError, match=r"no data yet for the window 2026-07-10 to 2026-07-31"):
+        readout(s, "a", date(2026, 7, 10), date(2026, 7, 31))
+    res = readout(s, "a", date(2026, 7, 1), date(2026, 7, 31))
+    assert any("data reach 2026-07-05: only 5 of its 31 days" in w for w in res.warnings)
+    full = readout(s, "a", date(2026, 7, 1), date(2026, 7, 5))
+    assert not any("data reach" in w for w in full.warnings)
+    # A snapshot date with no built snapshot is an error, not an empty audience.
+    with pytest.raises(SegmintError, match=r"no built snapshot for --snapshot 2026-05-01 "):
+        readout(s, "a", date(2026, 7, 1), date(2026, 7, 5), snapshot=date(2026, 5, 1))
+    # The night of the window's first day was built after that day's orders: the list a
+    # campaign starting that day was sent to is an earlier one.
+    with pytest.raises(SegmintError, match=r"no built snapshot before 2026-06-30"):
+        readout(s, "a", date(2026, 6, 30), date(2026, 7, 5))

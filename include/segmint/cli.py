@@ -201,17 +201,18 @@ def cmd_audience_validate(args: argparse.Namespace) -> int:
     from segmint.audiences.build import defined_names
     from segmint.audiences.compile import Catalog, check_names, missing_inputs
     from segmint.audiences.definitions import DefinitionError, load_definitions
-    from segmint.warehouse import connect
+    from segmint.warehouse import connect, exclusive
 
     settings = _audience_settings(args)
     # Leniently, then the names: every fault of the folder at once, those of the files'
     # structure and the names the warehouse does not know.
     defs = load_definitions(settings.audiences, strict=False)
-    con = connect(settings.warehouse, read_only=True)
-    try:
-        cat = Catalog.read(con, _resolve_as_of(args, settings), **defined_names(settings))
-    finally:
-        con.close()
+    with exclusive(settings.warehouse, "audience validate"):
+        con = connect(settings.warehouse, read_only=True)
+        try:
+            cat = Catalog.read(con, _resolve_as_of(args, settings), **defined_names(settings))
+        finally:
+            con.close()
     problems = defs.problems + check_names(defs, cat, strict=False)
     if problems:
         raise DefinitionError(problems)

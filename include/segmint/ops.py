@@ -121,6 +121,15 @@ def record_task_run(warehouse: Path, run: TaskRun, attempts: int = 5) -> None:
     Retries a few times when another process holds the file (a stage that is still shutting
     down); raises the last error after that so the caller can log it.
     """
+    from segmint.warehouse import exclusive
+
+    # Waits for a segmint process using the file (an export) like the stages do; the retries
+    # below are for a process outside segmint's lock (a dying stage's dbt child).
+    with exclusive(warehouse, f"recording task {run.task_id}", wait_s=10 * 60):
+        _record_task_run(warehouse, run, attempts)
+
+
+def _record_task_run(warehouse: Path, run: TaskRun, attempts: int) -> None:
     from segmint.warehouse import connect, transaction
 
     row = asdict(run)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from segmint.config import Settings
 from segmint.stages import SegmintError, StageResult
+from segmint.warehouse import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,8 @@ def run_stage(name: str, settings: Settings, as_of: date) -> StageResult:
     check_as_of(as_of)
     check_warehouse_path(settings.warehouse)
     log.info("stage %s starting for as_of=%s", name, as_of)
-    result = stage_function(name)(settings, as_of)
+    with exclusive(settings.warehouse, f"stage {name} of {as_of}"):
+        result = stage_function(name)(settings, as_of)
     log.info("stage %s done: %s", name, result.summary)
     for warning in result.warnings:
         log.warning("stage %s: %s", name, warning)
@@ -118,7 +120,11 @@ def run_pipeline(
     check_as_of(as_of)
     results = []
     for name in stages or list(STAGES):
-        result = run_stage(name, settings, as_of)
+        try:
+            result = run_stage(name, settings, as_of)
+        except BaseException:
+            log.error("stage %s failed for as_of=%s; the stages after it did not run", name, as_of)
+            raise
         results.append(result)
         if on_result:
             on_result(result)

@@ -9,12 +9,20 @@ copy (:mod:`segmint.publish`), never the working file.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
+import logging
 import os
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+
+from segmint.stages import SegmintError
+
+log = logging.getLogger(__name__)
 
 SCHEMAS = ("raw", "ops", "staging", "intermediate", "marts", "ml", "audiences")
 
@@ -118,6 +126,84 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
     for schema in SCHEMAS:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     return con
+
+
+# How long a segmint process waits for another one that has the same warehouse open (a
+# stage of the night, an export, an erasure) before it gives up and names it.
+WAIT_FOR_WAREHOUSE_S = 30 * 60
+# Lock files this process holds: path -> [descriptor, depth] (re-entrant).
+_held: dict[Path, list[int]] = {}
+
+
+def lock_path(warehouse: str | Path) -> Path:
+    """``<warehouse>.lock`` beside the file a warehouse path (perhaps a link) names."""
+    real = Path(warehouse).resolve()
+    return real.with_name(real.name + ".lock")
+
+
+@contextlib.contextmanager
+def exclusive(
+    warehouse: str | Path, what: str, wait_s: float = WAIT_FOR_WAREHOUSE_S
+) -> Iterator[None]:
+    """Have the working warehouse to this process alone while inside: segmint's own
+    processes take turns instead of failing.
+
+    DuckDB lets one process open a file for writing, and any other process holding it open,
+    even read-only, makes that open fail at once ("Could not set lock on file"). So the
+    night's stages, ``audience export``, ``erase``, ``audience readout`` and ``report`` each
+    hold an advisory lock on ``<warehouse>.lock`` while they use the file; the next one
+    waits (up to ``wait_s``), saying whom it waits for, rather than failing the night or the
+    export. Re-entrant within a process. Readers outside segmint open the published copy.
+    A folder where the lock file cannot be created (a read-only mount) is used unlocked.
+    """
+    lock = lock_path(warehouse)
+    if lock in _held:
+        _held[lock][1] += 1
+        try:
+            yield
+        finally:
+            _held[lock][1] -= 1
+        return
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o664)
+    except OSError as exc:
+        log.debug("warehouse %s used without its lock file: %s", warehouse, exc)
+        yield
+        return
+    try:
+        _acquire(fd, lock, warehouse, what, wait_s)
+        _held[lock] = [fd, 1]
+        try:
+            yield
+        finally:
+            del _held[lock]
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _acquire(fd: int, lock: Path, warehouse: str | Path, what: str, wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    holder = None
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if holder is None:
+                holder = lock.read_text(errors="replace").strip() or "another process"
+                log.warning("%s waits for %s to finish with %s", what, holder, warehouse)
+            if time.monotonic() >= deadline:
+                raise SegmintError(
+                    f"the warehouse {warehouse} is in use by {holder} and was not free after "
+                    f"{wait_s / 60:.0f} min; {what} did not run: run it again when that is done"
+                ) from None
+            time.sleep(0.2)
+    since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{what} (pid {os.getpid()}, since {since} UTC)\n".encode(), 0)
 
 
 def limit_resources(con: duckdb.DuckDBPyConnection, threads: int, memory_limit: str) -> None:

@@ -39,7 +39,7 @@ import duckdb
 from segmint.audiences.tables import ensure_audience_tables
 from segmint.config import Settings
 from segmint.stages import SegmintError
-from segmint.warehouse import compact, connect, table_exists, transaction
+from segmint.warehouse import compact, connect, exclusive, table_exists, transaction
 
 TOMBSTONE_PREFIX = "segmint-erasure:"
 TOMBSTONES = "ops.erasure_tombstones"
@@ -264,6 +264,11 @@ def erase_customers(settings: Settings, customer_ids: list[str], note: str | Non
     ids = sorted({i.strip() for i in customer_ids if i and i.strip()})
     if not ids:
         raise SegmintError("no customer id given to erase")
+    with exclusive(settings.warehouse, "erasure"):
+        return _erase_and_compact(settings, ids, note)
+
+
+def _erase_and_compact(settings: Settings, ids: list[str], note: str | None) -> ErasureResult:
     con = connect(settings.warehouse)
     try:
         result = erase_with_connection(con, ids, note)

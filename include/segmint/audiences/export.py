@@ -75,7 +75,7 @@ from segmint.audiences.tables import ensure_audience_tables
 from segmint.config import Settings
 from segmint.outputs import written_atomically
 from segmint.stages import SegmintError
-from segmint.warehouse import connect, table_exists, transaction
+from segmint.warehouse import connect, exclusive, table_exists, transaction
 
 FILE_SUFFIX = {
     "csv": ".csv",
@@ -160,13 +160,14 @@ def export_audience(
     defs = None
     if settings.audiences.is_dir():
         defs = load_definitions(settings.audiences, strict=False)
-    con = connect(settings.warehouse)
-    try:
-        return export_with_connection(
-            con, audience, fmt, Path(out), as_of, columns, suppression_files(defs, audience)
-        )
-    finally:
-        con.close()
+    with exclusive(settings.warehouse, f"export of audience {audience}"):
+        con = connect(settings.warehouse)
+        try:
+            return export_with_connection(
+                con, audience, fmt, Path(out), as_of, columns, suppression_files(defs, audience)
+            )
+        finally:
+            con.close()
 
 
 def suppression_files(defs: Definitions | None, audience: str) -> list[Path]:

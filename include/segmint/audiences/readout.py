@@ -26,7 +26,7 @@ import duckdb
 from segmint.audiences.definitions import sql_literal
 from segmint.config import Settings
 from segmint.stages import SegmintError
-from segmint.warehouse import connect, table_exists
+from segmint.warehouse import connect, exclusive, table_exists
 
 
 @dataclass
@@ -253,13 +253,14 @@ def readout(
     power: float = 0.80,
     mde: float = 0.10,
 ) -> Readout:
-    con = connect(settings.warehouse, read_only=True)
-    try:
-        return readout_with_connection(
-            con, audience, window_from, window_to, snapshot, alpha, power, mde
-        )
-    finally:
-        con.close()
+    with exclusive(settings.warehouse, f"readout of audience {audience}"):
+        con = connect(settings.warehouse, read_only=True)
+        try:
+            return readout_with_connection(
+                con, audience, window_from, window_to, snapshot, alpha, power, mde
+            )
+        finally:
+            con.close()
 
 
 def readout_with_connection(

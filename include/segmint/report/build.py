@@ -15,7 +15,7 @@ from segmint.report import sections as s
 from segmint.report.data import Reader
 from segmint.report.page import esc, grid, kpis, note, page
 from segmint.stages import SegmintError, StageResult
-from segmint.warehouse import connect
+from segmint.warehouse import connect, exclusive
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,11 @@ def _render(
 
 def report_command(settings: Settings, as_of: date | None, out: Path | None) -> str:
     """``segmint report``: resolve the as-of date and output path, render, say where."""
+    with exclusive(settings.warehouse, "report"):
+        return _report_command(settings, as_of, out)
+
+
+def _report_command(settings: Settings, as_of: date | None, out: Path | None) -> str:
     if as_of is None:
         con = connect(settings.warehouse, read_only=True)
         try:

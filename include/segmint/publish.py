@@ -110,6 +110,7 @@ def _row_counts(con, tables: list[str], catalog: str | None = None) -> dict[str,
 
 def audit_night(con, as_of: date) -> list[str]:
     """Reasons the working warehouse must not be published for ``as_of`` (empty: go)."""
+    from segmint.ingest.gate import unpassed_partitions
     from segmint.warehouse import table_exists
 
     problems = []
@@ -131,6 +132,15 @@ def audit_night(con, as_of: date) -> list[str]:
                 f"{table} has no rows for as_of_date {as_of}: the stage that writes it did "
                 "not complete this night"
             )
+    unpassed = unpassed_partitions(con, as_of)
+    if unpassed:
+        more = len(unpassed) - 5
+        shown = ", ".join(unpassed[:5]) + (f" and {more} more" if more > 0 else "")
+        problems.append(
+            f"the quality gate has not passed for {len(unpassed)} loaded partition(s) on or "
+            f"before {as_of}: {shown}; run the validate stage (segmint validate) and publish "
+            "only after it passes"
+        )
     if table_exists(con, "ml.model_runs"):
         failed = con.execute(
             """

@@ -526,3 +526,43 @@ def test_a_working_file_changed_while_publishing_is_not_published(
     assert not settings.published_warehouse.exists()
     assert not settings.analyst_warehouse.exists()
     assert not list(settings.published_warehouse.parent.glob(f"*{TEMP_MARK}*"))
+
+
+def _page_views(prefix: str, n: int) -> list[str]:
+    return [
+        f'{{"event_id": "{prefix}{i}", "event_type": "page_view", '
+        f'"event_ts": "{NIGHT_1}T10:{i % 60:02d}:00Z", "customer_id": "c{i}"}}'
+        for i in range(n)
+    ]
+
+
+def test_a_night_whose_quality_gate_did_not_pass_is_not_published(tmp_path: Path) -> None:
+    """`segmint run` stops at a failed gate, but each stage is a command of its own too:
+    running the later stages and `publish` by hand must not publish that night."""
+    from segmint.pipeline import run_stage
+    from segmint.stages import QualityGateError
+
+    day = tmp_path / "landing" / "events" / f"dt={NIGHT_1}"
+    day.mkdir(parents=True)
+    (day / "a.jsonl").write_text("\n".join([*_page_views("e", 8), "{not json", "{neither"]))
+    settings = Settings(
+        warehouse=tmp_path / "warehouse" / "segmint.duckdb",
+        landing=tmp_path / "landing",
+        output=tmp_path / "output",
+    )
+    run_stage("ingest", settings, NIGHT_1)
+    with pytest.raises(QualityGateError, match=r"20\.0% of its 10 rows were quarantined"):
+        run_stage("validate", settings, NIGHT_1)
+    make_night(settings.warehouse, NIGHT_1)  # the later stages, run by hand
+    with pytest.raises(PublishRefusedError, match=r"events dt=2026-06-29 \(failed\)"):
+        publish(settings, NIGHT_1)
+    assert not settings.published_warehouse.exists()
+
+    # A file delivered since the verdict: that partition is not judged until validate runs.
+    (day / "b.jsonl").write_text("\n".join(_page_views("f", 32)))
+    run_stage("ingest", settings, NIGHT_1)
+    with pytest.raises(PublishRefusedError, match=r"events dt=2026-06-29 \(not judged\)"):
+        publish(settings, NIGHT_1)
+    run_stage("validate", settings, NIGHT_1)  # 2 of 42 rows quarantined: 4.8%, passes
+    publish(settings, NIGHT_1)
+    assert published_as_of(settings.published_warehouse) == NIGHT_1

@@ -57,9 +57,9 @@ create table if not exists ops.gate_judgements (
 """
 
 
-def _partitions_to_check(con, as_of: date) -> list[tuple]:
-    return con.execute(
-        """
+# Each loaded partition (source, dt) on or before the as-of date, with a fingerprint of its
+# files: the gate's verdict holds while the fingerprint is the one it judged.
+_PARTS_SQL = """
         with parts as (
             select
                 source,
@@ -75,6 +75,13 @@ def _partitions_to_check(con, as_of: date) -> list[tuple]:
             where partition_date <= ?
             group by all
         )
+"""
+
+
+def _partitions_to_check(con, as_of: date) -> list[tuple]:
+    return con.execute(
+        _PARTS_SQL
+        + """
         select p.source, p.partition_date, p.fingerprint, coalesce(p.rows_read, 0),
             coalesce(p.rows_quarantined, 0), p.failed_files
         from parts p
@@ -86,6 +93,34 @@ def _partitions_to_check(con, as_of: date) -> list[tuple]:
         """,
         [as_of, as_of],
     ).fetchall()
+
+
+def unpassed_partitions(con, as_of: date) -> list[str]:
+    """Loaded partitions on or before ``as_of`` without a passing gate verdict for the files
+    they hold now: ``events dt=2026-06-30 (failed)``, or ``(not judged)`` when the validate
+    stage has not judged them since a file came or changed. Publish refuses the night while
+    there are any."""
+    from segmint.warehouse import table_exists
+
+    if not table_exists(con, "ops.load_manifest"):
+        return []
+    if table_exists(con, "ops.quality_gate"):
+        gate = "left join ops.quality_gate as g using (source, partition_date)"
+        status = "case when g.fingerprint = p.fingerprint then g.status end"
+    else:
+        gate, status = "", "null"
+    rows = con.execute(
+        _PARTS_SQL
+        + f"""
+        select p.source, p.partition_date, coalesce({status}, 'not judged')
+        from parts as p
+        {gate}
+        where coalesce({status}, '') <> 'passed'
+        order by p.partition_date, p.source
+        """,
+        [as_of],
+    ).fetchall()
+    return [f"{source} dt={day} ({verdict})" for source, day, verdict in rows]
 
 
 def _top_reasons(con, source: str, partition_date: date) -> str:

@@ -47,15 +47,24 @@ def _positive_int(value: str) -> int:
 
 
 def latest_partition(landing: Path) -> date | None:
-    """The newest ``dt=`` partition date under any source folder of the landing zone."""
+    """The newest ``dt=`` partition date under any source folder of the landing zone. A
+    folder named like one but not a date (``dt=2026-06-31``) is no partition: ingest
+    reports it and loads nothing from it."""
     dates = [
-        date.fromisoformat(m.group(1))
+        day
         for source in LANDING_SOURCES
         if (landing / source).is_dir()
         for part in (landing / source).iterdir()
-        if (m := PARTITION_RE.match(part.name))
+        if (m := PARTITION_RE.match(part.name)) and (day := _calendar_date(m.group(1)))
     ]
     return max(dates, default=None)
+
+
+def _calendar_date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _add_warehouse(p: argparse.ArgumentParser) -> None:

@@ -78,6 +78,8 @@ def test_latest_partition(tmp_path: Path) -> None:
         "events/dt=2026-01-03",
         "crm/dt=2026-01-02",
         "events/not-a-partition",
+        "events/dt=2026-02-31",  # no such day: ingest ignores it, so does the as-of date
+        "crm/dt=2026-13-01",
     ):
         (tmp_path / part).mkdir(parents=True)
     assert str(latest_partition(tmp_path)) == "2026-01-03"

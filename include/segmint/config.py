@@ -44,6 +44,31 @@ def _check_at_least(section: str, settings: Any, low: int, *names: str) -> None:
             raise ConfigError(f"[{section}] {name} must be at least {low}, got {value}")
 
 
+def _check_range(
+    section: str,
+    settings: Any,
+    name: str,
+    low: float,
+    high: float | None = None,
+    *,
+    above: bool = False,
+    what: str = "",
+) -> None:
+    """Refuse a number outside ``[low, high]`` (``(low, high]`` when ``above``): a share
+    above 1, a quantile of 5, a half-life of 0 days went through and failed late, in a
+    library's words (or silently did something else)."""
+    value = getattr(settings, name)
+    if value is None:
+        return
+    if (value <= low if above else value < low) or (high is not None and value > high):
+        bound = f"above {low}" if above else f"at least {low}"
+        if high is not None:
+            bound += f" and at most {high}"
+        raise ConfigError(
+            f"[{section}] {name} must be {bound}{f' ({what})' if what else ''}, got {value}"
+        )
+
+
 # A DuckDB memory limit: a size with its unit (2GB, 1.5GB, 512MiB) or a share of the machine's
 # memory (50%), as DuckDB's ``SET memory_limit`` reads it; empty: DuckDB's default (80%).
 _MEMORY_LIMIT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(%|[kmgt]i?b|[kmgt]|b|bytes)\s*", re.IGNORECASE)
@@ -184,11 +209,9 @@ class IngestSettings:
         _check_duckdb_resources("ingest", self)
         _check_at_least("ingest", self, 1, "extreme_revenue_min_orders")
         for name in ("max_quarantine_share", "max_no_identity_share"):
-            if getattr(self, name) > 1:
-                raise ConfigError(
-                    f"[ingest] {name} is a share of the rows, at most 1 (0.05 = 5%), "
-                    f"got {getattr(self, name)}"
-                )
+            _check_range("ingest", self, name, 0, 1, what="a share of the rows: 0.05 = 5%")
+        # Negative: every event of the as-of day's last hours would be "in the future".
+        _check_range("ingest", self, "future_tolerance_hours", 0, what="hours")
         _check_at_least("ingest", self, 0, "min_rows_per_partition")
         _check_at_least("ingest", self, 1, "min_quarantined_rows")
         if not 0 <= self.wait_for_as_of_events_hours <= 24 * 7:
@@ -303,7 +326,13 @@ class SegmentationSettings:
 
     def __post_init__(self) -> None:
         _check_at_least("segmentation", self, 1, "k_min", "k_max", "fixed_k", "n_init")
+        _check_at_least("segmentation", self, 1, "min_segment_customers", "k_search_sample")
+        _check_at_least("segmentation", self, 2, "silhouette_sample")
         _check_at_least("segmentation", self, 0, "threads", "k_search_every_days")
+        _check_range("segmentation", self, "outlier_quantile", 0.5, 1, what="a quantile")
+        for name in ("silhouette_tolerance", "drift_psi_warning"):
+            _check_range("segmentation", self, name, 0)
+        _check_range("segmentation", self, "match_max_distance", 0, above=True)
         if self.k_min > self.k_max:
             raise ConfigError(
                 f"[segmentation] k_min ({self.k_min}) is larger than k_max ({self.k_max})"
@@ -341,6 +370,9 @@ class PropensitySettings:
             "propensity", self, 1, "horizon_days", "churn_horizon_days", "training_cutoffs"
         )
         _check_at_least("propensity", self, 0, "threads", "predict_threads", "retrain_every_days")
+        _check_at_least("propensity", self, 1, "active_lookback_days")
+        _check_at_least("propensity", self, 0, "min_history_days")
+        _check_range("propensity", self, "drift_psi_warning", 0)
 
     @property
     def churn_horizon(self) -> int:
@@ -391,8 +423,27 @@ class RecommendationSettings:
     retrain_every_days: int = 7
 
     def __post_init__(self) -> None:
-        _check_at_least("recommendations", self, 1, "top_n")
-        _check_at_least("recommendations", self, 0, "threads", "retrain_every_days")
+        _check_at_least("recommendations", self, 1, "top_n", "min_interactions")
+        _check_at_least("recommendations", self, 1, "iterations", "cg_steps")
+        _check_at_least(
+            "recommendations",
+            self,
+            0,
+            "threads",
+            "retrain_every_days",
+            "refit_iterations",
+            "holdout_days",  # 0: nothing held out, so nothing to evaluate (popularity)
+        )
+        _check_range("recommendations", self, "half_life_days", 0, above=True, what="days")
+        _check_range("recommendations", self, "alpha", 0, above=True)
+        _check_range("recommendations", self, "regularization", 0)
+        for name in ("view_weight", "cart_weight", "purchase_weight"):
+            _check_range("recommendations", self, name, 0)
+        if not self.view_weight + self.cart_weight + self.purchase_weight:
+            raise ConfigError(
+                "[recommendations] view_weight, cart_weight and purchase_weight are all 0: "
+                "no interaction would count"
+            )
         # TOML gives lists; keep the frozen settings hashable.
         object.__setattr__(self, "repeatable_product_ids", tuple(self.repeatable_product_ids))
         object.__setattr__(self, "repeatable_categories", tuple(self.repeatable_categories))

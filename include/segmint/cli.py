@@ -155,7 +155,10 @@ def _stage_command(stage: str, *, needs_landing: bool) -> Callable[[argparse.Nam
         settings = _settings(args)
         settings = _apply_stage_flags(args, settings)
         as_of = _resolve_as_of(args, settings)
-        _print_results([run_stage(stage, settings, as_of)])
+        options = {}
+        if getattr(args, "reload_since", None):
+            options["reload_since"] = args.reload_since
+        _print_results([run_stage(stage, settings, as_of, **options)])
         return 0
 
     command.__name__ = f"cmd_{stage}"
@@ -449,6 +452,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--horizon-days", type=_positive_int, help="prediction horizon")
         if stage == "ingest":
             p.add_argument("--output", metavar="DIR", help="run outputs (GX Data Docs)")
+            p.add_argument(
+                "--reload-since",
+                type=_date,
+                metavar="DATE",
+                help="also read again the files already loaded for partitions from DATE on, "
+                "replacing what they loaded (after changing an [ingest] setting that "
+                "quarantined their rows, such as epoch_timestamp_unit or field_aliases)",
+            )
         p.set_defaults(func=_stage_command(stage, needs_landing=needs_landing))
 
     p = sub.add_parser(

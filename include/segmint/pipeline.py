@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from segmint.config import Settings
 from segmint.stages import SegmintError, StageResult
@@ -88,12 +89,13 @@ def check_warehouse_path(warehouse: Path) -> None:
         )
 
 
-def run_stage(name: str, settings: Settings, as_of: date) -> StageResult:
+def run_stage(name: str, settings: Settings, as_of: date, **options: Any) -> StageResult:
+    """Run one stage with the warehouse to itself; ``options`` go to the stage's function."""
     check_as_of(as_of)
     check_warehouse_path(settings.warehouse)
     log.info("stage %s starting for as_of=%s", name, as_of)
     with exclusive(settings.warehouse, f"stage {name} of {as_of}"):
-        result = stage_function(name)(settings, as_of)
+        result = stage_function(name)(settings, as_of, **options)
     log.info("stage %s done: %s", name, result.summary)
     for warning in result.warnings:
         log.warning("stage %s: %s", name, warning)

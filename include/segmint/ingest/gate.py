@@ -364,8 +364,9 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
     if failures:
         raise QualityGateError(
             f"quality gate failed for {len(failures)} partition(s); nothing downstream may be "
-            "published (the good rows stay loaded; fix or re-deliver the files, then rerun): "
-            + " | ".join(failures)
+            "published (the good rows stay loaded; fix or re-deliver the files, then rerun; "
+            "after fixing an [ingest] setting instead, `segmint ingest --reload-since DATE` "
+            "reads the loaded files again): " + " | ".join(failures)
         )
     if not as_of_events:
         # A feed that stopped makes every customer drift toward 'at risk' and 'churned':

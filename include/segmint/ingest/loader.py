@@ -387,9 +387,16 @@ class Ingest:
     """One ingest run over the landing zone for ``as_of``."""
 
     def __init__(
-        self, settings: Settings, as_of: date, gx_import: threading.Thread | None = None
+        self,
+        settings: Settings,
+        as_of: date,
+        gx_import: threading.Thread | None = None,
+        reload_since: date | None = None,
     ) -> None:
         self.settings = settings
+        # Loaded files of partitions from this date on are read again as if changed (after a
+        # change of the [ingest] settings that decide what loads: epoch_timestamp_unit, ...).
+        self.reload_since = reload_since
         # The background import of GX (import_in_background), if one was started.
         self.gx_import = gx_import
         self.as_of = as_of
@@ -462,7 +469,9 @@ class Ingest:
                 self.unreadable_loaded.append(f)
             elif known is None or known[1] == "failed":
                 new.append(f)
-            elif known[0] != f.sha256:
+            elif known[0] != f.sha256 or (
+                self.reload_since is not None and f.partition_date >= self.reload_since
+            ):
                 changed.append(f)
         skipped = len(due) - len(new) - len(changed)
         units = [[f] for f in new]
@@ -1563,11 +1572,20 @@ def _batch_size(f: LandingFile) -> int:
     return f.size_bytes * (6 if f.abspath.name.lower().endswith(".gz") else 1)
 
 
-def run_ingest(settings: Settings, as_of: date) -> StageResult:
-    """Load every landing file with partition date <= ``as_of`` not loaded yet (or changed)."""
+def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None) -> StageResult:
+    """Load every landing file with partition date <= ``as_of`` not loaded yet (or changed).
+
+    ``reload_since``: also read again the files already loaded whose partition date is on or
+    after it, replacing what they loaded as for a changed file (``segmint ingest
+    --reload-since``: after fixing a setting that quarantined their rows)."""
     # GX takes seconds to import: overlap it with the checksums and the planning.
     quiet_gx_logging()
-    ingest = Ingest(settings, as_of, gx_import=import_in_background("great_expectations"))
+    ingest = Ingest(
+        settings,
+        as_of,
+        gx_import=import_in_background("great_expectations"),
+        reload_since=reload_since,
+    )
     outcomes: list[FileOutcome] = []
     con = connect(settings.warehouse)
 

@@ -80,3 +80,46 @@ def test_the_unit_is_checked():
     assert epoch_unit("") is None and epoch_unit("us") == "us"
     with pytest.raises(ConfigError, match="'millis' is not one of s, ms, us"):
         epoch_unit("millis")
+
+
+def test_after_fixing_the_setting_a_reload_recovers_the_quarantined_rows(
+    settings, landing, query, capsys, monkeypatch
+):
+    """Files are tracked by checksum, so a rerun after setting the unit skipped the file as
+    already loaded and the gate failed the same way every night. `segmint ingest
+    --reload-since` reads it again, as a changed file: its rows are replaced, not doubled."""
+    from segmint.cli import main
+
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", _events())
+    write_jsonl(landing / "events/dt=2026-05-31/b.jsonl", [event("o1", event_ts=TEN_AM_S)])
+    run_ingest(settings, D1)
+    assert query("select event_id from raw.events") == [("e4",)]  # the ISO one
+    fixed = _with_unit(settings, "ms")
+    run_ingest(fixed, D1)  # a plain rerun: nothing new to read
+    assert query("select event_id from raw.events") == [("e4",)]
+
+    toml = settings.warehouse.parent / "segmint.toml"
+    toml.write_text('[ingest]\nepoch_timestamp_unit = "ms"\n')
+    args = ["ingest", "--warehouse", str(settings.warehouse), "--landing", str(landing)]
+    args += ["--as-of", str(D1), "--reload-since", str(D1)]
+    monkeypatch.setenv("SEGMINT_CONFIG", str(toml))
+    assert main(args) == 0
+    assert "1 already loaded" in capsys.readouterr().out  # the 05-31 file was left as is
+    assert [r[0] for r in query("select event_id from raw.events order by 1")] == [
+        "e1",
+        "e2",
+        "e3",
+        "e4",
+    ]
+    assert [r[0] for r in query("select line_number from ops.quarantine order by 1")] == [
+        1,  # b.jsonl's seconds, not reloaded
+        5,
+        6,
+        7,
+        8,
+    ]
+    manifest = query(
+        "select path, rows_read, rows_loaded, rows_quarantined from ops.load_manifest "
+        "order by path"
+    )
+    assert [m[1:] for m in manifest] == [(1, 0, 1), (8, 4, 4)]

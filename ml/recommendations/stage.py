@@ -19,7 +19,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -552,8 +552,9 @@ def retrain_reason(
     return None
 
 
-def previous_lists(warehouse, as_of: date, model_version: str) -> date | None:
-    """The newest earlier as-of date whose lists the same model built (None: none)."""
+def previous_lists(warehouse, as_of: date, model_version: str) -> tuple[date, datetime] | None:
+    """The newest earlier as-of date whose lists the same model built, and when they were
+    built (None: none)."""
     from segmint.warehouse import connect, table_exists
 
     con = connect(warehouse, read_only=True)
@@ -561,7 +562,7 @@ def previous_lists(warehouse, as_of: date, model_version: str) -> date | None:
         if not table_exists(con, "ml.recommendations"):
             return None
         row = con.execute(
-            "select as_of_date, params->>'model_version' from ml.model_runs "
+            "select as_of_date, params->>'model_version', created_at from ml.model_runs "
             "where model_name = ? and as_of_date < ? "
             "order by as_of_date desc, created_at desc limit 1",
             [MODEL_NAME, as_of],
@@ -573,7 +574,7 @@ def previous_lists(warehouse, as_of: date, model_version: str) -> date | None:
         ).fetchone()[0]
     finally:
         con.close()
-    return pd.Timestamp(row[0]).date() if present else None
+    return (pd.Timestamp(row[0]).date(), row[2]) if present else None
 
 
 def run_recommendations(settings: Settings, as_of: date) -> StageResult:
@@ -758,10 +759,12 @@ def _reuse_night(
     """Rank with the registered model: fold in and re-rank only the customers whose lists
     may have changed; carry the others' lists over from the model's previous night.
 
-    Re-ranked: customers with an interaction after the previous lists' date, customers
-    without a previous list, and every cold customer (their fallback lists follow tonight's
-    best sellers and cost a table look-up). A warm customer with no new interaction keeps the
-    list the same model gave them (no new purchase to exclude, same factors).
+    Re-ranked: customers with an interaction after the previous lists' date or loaded since
+    those lists were built (a late event of an earlier day: a purchase delivered two days
+    late must still leave their list), customers without a previous list, and every cold
+    customer (their fallback lists follow tonight's best sellers and cost a table look-up).
+    A warm customer with no new interaction keeps the list the same model gave them (no new
+    purchase to exclude, same factors).
     """
     from ml.recommendations import foldin
 
@@ -772,9 +775,10 @@ def _reuse_night(
     item, known = foldin.align(model, inputs.product_ids)
     prep = prepare(inputs.interactions, ctx, cfg)
     warm = np.diff(prep.matrix.indptr) >= cfg.min_interactions
-    previous = previous_lists(settings.warehouse, as_of, registered.run_id)
+    previous_night = previous_lists(settings.warehouse, as_of, registered.run_id)
+    previous = previous_night[0] if previous_night else None
     rerank = np.ones(n_customers, dtype=bool)
-    if previous is not None:
+    if previous_night is not None:
         listed = np.zeros(n_customers, dtype=bool)
         ids = _listed_customers(settings.warehouse, previous)
         pos = foldin.positions(inputs.customer_ids, ids)
@@ -782,6 +786,10 @@ def _reuse_night(
         changed = np.zeros(n_customers, dtype=bool)
         inter = inputs.interactions
         changed[inter.customer[inter.age_days < (as_of - previous).days]] = True
+        late = foldin.positions(
+            inputs.customer_ids, _loaded_since(settings.warehouse, as_of, previous_night[1])
+        )
+        changed[late[late >= 0]] = True
         rerank = changed | ~listed | ~warm
     rows = np.flatnonzero(rerank).astype(np.int32)
     warm_rows = rows[warm[rows]]
@@ -892,6 +900,23 @@ def _reuse_night(
         ),
         warnings=warnings,
     )
+
+
+def _loaded_since(warehouse, as_of: date, since: datetime) -> np.ndarray:
+    """Customers with an interaction row up to ``as_of`` loaded after ``since``, whatever
+    its day (``_loaded_at`` is the newest load of the raw rows behind the row)."""
+    from segmint.warehouse import connect
+
+    con = connect(warehouse, read_only=True)
+    try:
+        got = con.execute(
+            "select distinct customer_id from marts.customer_product_daily "
+            "where activity_date <= ? and _loaded_at > ?",
+            [as_of, since],
+        ).fetchnumpy()["customer_id"]
+    finally:
+        con.close()
+    return np.asarray(got, dtype=object)
 
 
 def _listed_customers(warehouse, as_of: date) -> np.ndarray:

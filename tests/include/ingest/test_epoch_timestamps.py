@@ -119,7 +119,6 @@ def test_after_fixing_the_setting_a_reload_recovers_the_quarantined_rows(
         8,
     ]
     manifest = query(
-        "select path, rows_read, rows_loaded, rows_quarantined from ops.load_manifest "
-        "order by path"
+        "select path, rows_read, rows_loaded, rows_quarantined from ops.load_manifest order by path"
     )
     assert [m[1:] for m in manifest] == [(1, 0, 1), (8, 4, 4)]

@@ -207,3 +207,35 @@ def test_fold_in_recovers_a_customers_factors() -> None:
         sp.csr_matrix(masked), rows, item, np.ones(40, bool), np.zeros((5, 4)), 2.0, 1.0
     )
     np.testing.assert_allclose(partial, again, rtol=1e-5)
+
+
+def test_a_late_purchase_of_an_earlier_day_leaves_the_carried_list(small_warehouse) -> None:
+    """A purchase delivered late (an event of three days ago in tonight's files) is no
+    interaction "after the previous lists' date", but it was loaded since they were built:
+    the customer is re-ranked and the product bought is not recommended again."""
+    settings = _settings(small_warehouse)
+    assert run_recommendations(settings, AS_OF).details["published"] == "model"
+    customer, product = _query(
+        small_warehouse,
+        "select customer_id, product_id from ml.recommendations where as_of_date = ? "
+        "and rank = 1 and source = 'collaborative' order by customer_id limit 1",
+        [AS_OF],
+    )[0]
+    _next_day(small_warehouse, [], "c9999999")  # tonight: nobody active on the day itself
+    con = duckdb.connect(str(small_warehouse))
+    con.execute(
+        """insert into marts.customer_product_daily
+        select ?, ?, any_value(product_category), cast(? as date), 1, 1, 1, 10.0,
+            current_timestamp::timestamp
+        from marts.customer_product_daily where product_id = ?""",
+        [customer, product, AS_OF - timedelta(days=3), product],
+    )
+    con.close()
+    second = run_recommendations(settings, NEXT)
+    assert second.details["retrained"] is False
+    tonight = _query(
+        small_warehouse,
+        "select product_id from ml.recommendations where customer_id = ? and as_of_date = ?",
+        [customer, NEXT],
+    )
+    assert len(tonight) == 10 and (product,) not in tonight

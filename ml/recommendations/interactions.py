@@ -116,10 +116,11 @@ def top_by_group(
     """(n_groups, length) table of product codes ranked by ``score`` within each group.
 
     ``group``, ``score``, ``tiebreak`` are per product (group -1: in no group). Rows are
-    padded with -1 when a group has fewer products; products with a zero score are left out.
+    padded with -1 when a group has fewer products; products with neither a score nor a
+    tie-break weight (nothing sold, no interest) are left out.
     """
     table = np.full((n_groups, length), -1, dtype=np.int32)
-    keep = (group >= 0) & (score > 0)
+    keep = (group >= 0) & ((score > 0) | (tiebreak > 0))
     products = np.flatnonzero(keep)
     if len(products) == 0 or length == 0:
         return table

@@ -185,7 +185,10 @@ def build_lists(
     need = n + per_customer[customers]
     widest = min(int(need.max()) if len(customers) else n, ctx.n_products)
     sold = prep.sold
-    top = prep.order[:widest][sold[prep.order[:widest]] > 0]
+    # Best sellers, then the products nobody bought yet by interest (views, cart adds): a
+    # shop where little or nothing has sold still fills its lists, with score 0.
+    ranked = prep.order[:widest]
+    top = ranked[(sold[ranked] > 0) | (prep.interest[ranked] > 0)]
     popular_table = np.full((1, widest), -1, dtype=np.int32)
     popular_table[0, : len(top)] = top
     popular_scores = np.where(popular_table >= 0, sold[np.maximum(popular_table, 0)], 0.0)

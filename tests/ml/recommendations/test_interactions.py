@@ -58,6 +58,10 @@ def test_top_by_group_ranks_within_each_group_and_pads() -> None:
     tiebreak = np.array([0.0, 0.0, 1.0, 0.0, 0.0, 5.0])
     table = ix.top_by_group(group, score, tiebreak, n_groups=3, length=3)
     assert table.tolist() == [[1, 0, -1], [5, 2, -1], [-1, -1, -1]]
+    # A product nobody bought yet but people looked at comes after the sold ones.
+    tiebreak[3] = 2.0
+    table = ix.top_by_group(group, score, tiebreak, n_groups=3, length=3)
+    assert table.tolist() == [[1, 0, 3], [5, 2, -1], [-1, -1, -1]]
 
 
 def test_favourite_category_is_the_heaviest_one() -> None:

@@ -143,19 +143,26 @@ def test_a_shop_without_product_events_gets_no_lists_and_a_warning(tmp_path: Pat
     assert _query(warehouse, "select status from ml.model_runs") == [("not_published",)]
 
 
-def test_a_shop_where_nothing_has_sold_warns_that_nobody_got_a_list(tmp_path: Path) -> None:
-    """Views and cart adds but no purchase yet: no best sellers, so every list is empty.
-    The stage said "popularity published: 0 recommendations for 50 customers" and no
-    warning (customers without a single row were not counted as short)."""
+def test_a_shop_where_nothing_has_sold_still_fills_every_list(tmp_path: Path) -> None:
+    """Views and cart adds but no purchase yet: no best sellers. Every list was empty
+    ("popularity published: 0 recommendations for 50 customers"); cold-start customers
+    must still get N recommendations: the products people look at most, score 0."""
     from ml.recommendations.synthetic import simulate, write_marts
 
     warehouse = tmp_path / "w.duckdb"
     interactions, customers = simulate(50, 100, seed=1)
     write_marts(warehouse, interactions.assign(purchases=0, revenue=0.0), customers, AS_OF)
     result = run_recommendations(_settings(warehouse), AS_OF)
-    assert _query(warehouse, "select count(*) from ml.recommendations") == [(0,)]
-    short = [w for w in result.warnings if "fewer than 10 recommendations" in w]
-    assert short and short[0].startswith("50 customers got fewer than 10 recommendations, 50 of")
+    rows = _query(
+        warehouse,
+        "select count(*), count(distinct customer_id), max(score), list(distinct source) "
+        "from ml.recommendations",
+    )
+    assert rows == [(500, 50, 0.0, ["popular"])]
+    assert not [w for w in result.warnings if "fewer than 10 recommendations" in w]
+    # One ranking for all (nobody has bought anything to leave out), by interest.
+    top = _query(warehouse, "select distinct product_id from ml.recommendations where rank = 1")
+    assert len(top) == 1
     # No holdout customer to judge on: said in words, not "recall@10 model nan".
     assert "nan" not in result.summary
     assert result.summary.endswith("holdout to evaluate on")

@@ -20,6 +20,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,10 +39,11 @@ from ml.registry import (
     git_revision,
     latest_published,
     library_versions,
+    load_model,
     save_model,
 )
 from segmint.config import RecommendationSettings, Settings
-from segmint.stages import StageResult
+from segmint.stages import SegmintError, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -947,3 +949,30 @@ def _count_lists(warehouse, as_of: date) -> int:
         )
     finally:
         con.close()
+
+
+def erase_from_models(artifacts_dir: Path, ids: list[str]) -> tuple[list[str], list[str]]:
+    """Rewrite each saved recommendations model without the rows of ``ids``.
+
+    The model keeps a factor row per customer it was fitted on (behaviour-derived personal
+    data) and is reused for days; the other models keep no per-customer rows. Returns the
+    model files rewritten and those that could not be checked (not loadable: another
+    scikit-learn, a checksum that does not match), which the caller names.
+    """
+    folder = Path(artifacts_dir) / MODEL_NAME
+    rewritten: list[str] = []
+    unchecked: list[str] = []
+    for path in sorted(folder.glob("*.joblib")) if folder.is_dir() else []:
+        try:
+            model, meta = load_model(artifacts_dir, MODEL_NAME, path.stem)
+        except SegmintError:
+            unchecked.append(str(path))
+            continue
+        keep = ~np.isin(np.asarray(model["customer_ids"], dtype=str), np.asarray(ids, dtype=str))
+        if keep.all():
+            continue
+        model["customer_ids"] = model["customer_ids"][keep]
+        model["user_factors"] = model["user_factors"][keep]
+        save_model(artifacts_dir, model, meta)
+        rewritten.append(str(path))
+    return rewritten, unchecked

@@ -177,6 +177,10 @@ class ErasureResult:
     # Size of the warehouse file before and after it was rewritten without the deleted rows
     # (segmint.warehouse.compact), in bytes.
     file_bytes: tuple[int, int] | None = None
+    # Saved models rewritten without the customers' rows, and model files that could not be
+    # checked (ml.recommendations.stage.erase_from_models).
+    model_files: list[str] = field(default_factory=list)
+    unchecked_model_files: list[str] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:
@@ -222,6 +226,15 @@ class ErasureResult:
                 f"  warehouse file rewritten so their deleted rows leave no bytes behind "
                 f"({before} MiB -> {after} MiB)"
             )
+        if self.model_files:
+            out.append("  saved models rewritten without their rows:")
+            out += [f"    {p}" for p in self.model_files]
+        if self.unchecked_model_files:
+            out.append(
+                "  saved models that could not be checked (not loadable here): delete them, "
+                "the stage trains a new one:"
+            )
+            out += [f"    {p}" for p in self.unchecked_model_files]
         out.append(
             "  the published read-only copies (full and analysts') keep them until the next "
             "publish; run `segmint publish` to replace them now"
@@ -269,11 +282,17 @@ def erase_customers(settings: Settings, customer_ids: list[str], note: str | Non
 
 
 def _erase_and_compact(settings: Settings, ids: list[str], note: str | None) -> ErasureResult:
+    from ml.recommendations.stage import erase_from_models
+
     con = connect(settings.warehouse)
     try:
         result = erase_with_connection(con, ids, note)
     finally:
         con.close()
+    # The recommendations model keeps a factor row per customer and is reused for days.
+    result.model_files, result.unchecked_model_files = erase_from_models(
+        settings.artifacts_dir, ids
+    )
     # Deleted rows stay readable in the file's free blocks (and in every byte copy of it,
     # such as the published copy) until the file is rewritten.
     try:

@@ -239,3 +239,27 @@ def test_a_late_purchase_of_an_earlier_day_leaves_the_carried_list(small_warehou
         [customer, NEXT],
     )
     assert len(tonight) == 10 and (product,) not in tonight
+
+
+def test_erasure_rewrites_the_saved_model_without_the_customers_rows(small_warehouse) -> None:
+    """The model keeps a factor row per customer and is reused for days: an erased
+    customer's id and factors must leave it too, and the next night still reuses it."""
+    from ml.registry import load_model
+    from segmint.audiences.erasure import erase_customers
+
+    settings = _settings(small_warehouse)
+    first = run_recommendations(settings, AS_OF)
+    run_id = first.details["run_id"]
+    before, _ = load_model(settings.artifacts_dir, "recommendations", run_id)
+    erased = [str(before["customer_ids"][0]), str(before["customer_ids"][5])]
+    result = erase_customers(settings, erased)
+    assert result.model_files and result.model_files[0].endswith(f"{run_id}.joblib")
+    assert any("saved models rewritten" in line for line in result.lines())
+    after, _ = load_model(settings.artifacts_dir, "recommendations", run_id)
+    assert not set(erased) & set(after["customer_ids"].tolist())
+    assert len(after["customer_ids"]) == len(before["customer_ids"]) - 2
+    kept = before["customer_ids"] == after["customer_ids"][2]
+    assert np.array_equal(before["user_factors"][kept][0], after["user_factors"][2])
+    _next_day(small_warehouse, [], "c9999999")
+    second = run_recommendations(settings, NEXT)
+    assert second.details["retrained"] is False and second.details["model_version"] == run_id

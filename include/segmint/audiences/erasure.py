@@ -212,29 +212,31 @@ class ErasureResult:
             for i in self.erased_before
             if i in self.not_found and not self.not_found[i]
         ]
-        if self.export_files:
-            out.append("  past export files that contained them (delete or re-send these):")
-            out += [f"    {p}" for p in self.export_files]
-        if self.landing_files:
-            out.append(
-                "  landing files holding their records (read-only to segmint; erase at source):"
-            )
-            out += [f"    {p}" for p in self.landing_files]
+        for header, files in (
+            ("past export files that contained them (delete or re-send these)", self.export_files),
+            (
+                "landing files holding their records (read-only to segmint; erase at source)",
+                self.landing_files,
+            ),
+        ):
+            if files:
+                out += [f"  {header}:", *(f"    {p}" for p in files)]
         if self.file_bytes:
             before, after = (round(n / 2**20, 1) for n in self.file_bytes)
             out.append(
                 f"  warehouse file rewritten so their deleted rows leave no bytes behind "
                 f"({before} MiB -> {after} MiB)"
             )
-        if self.model_files:
-            out.append("  saved models rewritten without their rows:")
-            out += [f"    {p}" for p in self.model_files]
-        if self.unchecked_model_files:
-            out.append(
-                "  saved models that could not be checked (not loadable here): delete them, "
-                "the stage trains a new one:"
-            )
-            out += [f"    {p}" for p in self.unchecked_model_files]
+        for header, files in (
+            ("saved models rewritten without their rows", self.model_files),
+            (
+                "saved models that could not be checked (not loadable here): delete them, "
+                "the stage trains a new one",
+                self.unchecked_model_files,
+            ),
+        ):
+            if files:
+                out += [f"  {header}:", *(f"    {p}" for p in files)]
         out.append(
             "  the published read-only copies (full and analysts') keep them until the next "
             "publish; run `segmint publish` to replace them now"

@@ -10,6 +10,7 @@ import pytest
 from segmint.audiences import build_audiences
 from segmint.audiences.definitions import DefinitionError, load_definitions
 from segmint.warehouse import connect
+from tests.db import fetch
 
 
 def _problems(folder: Path) -> list[str]:
@@ -192,12 +193,11 @@ def test_nightly_stage_skips_broken_files_and_invalid_groups(settings, defs_fold
     assert get_members(settings, "a") == ["C01", "C07"]
     # The invalid file has its failed row like any audience not built tonight, so the
     # summary (and the report reading it) shows it rather than leaving it out unseen.
-    con = connect(settings.warehouse, read_only=True)
-    rows = con.execute(
+    rows = fetch(
+        settings.warehouse,
         "select audience, status, consent, error, definition_file from audiences.summary "
-        "order by audience"
-    ).fetchall()
-    con.close()
+        "order by audience",
+    )
     assert [r[:3] for r in rows] == [
         ("a", "built", "ads"),
         ("b", "failed", "ads"),
@@ -326,8 +326,6 @@ def test_a_warehouse_made_when_consent_was_required_takes_the_failed_row(setting
     defs_folder(broken="name: broken\nwhere: {rule_segment: vip}\n")
     result = build_audiences(settings, date(2026, 6, 30))
     assert "consent" in result.details["failed"]["broken"]
-    con = connect(settings.warehouse, read_only=True)
-    assert con.execute("select audience, consent from audiences.summary").fetchall() == [
+    assert fetch(settings.warehouse, "select audience, consent from audiences.summary") == [
         ("broken", None)
     ]
-    con.close()

@@ -19,6 +19,17 @@ from segmint.audiences.readout import (
 AS_OF = date(2026, 6, 30)
 
 
+def _built(settings, holdout_percent: int):
+    """Audience ``a`` (every customer, ``holdout_percent`` held out) built for AS_OF."""
+    settings.audiences.mkdir(parents=True, exist_ok=True)
+    (settings.audiences / "a.yml").write_text(
+        "name: a\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"
+        f"holdout: {{percent: {holdout_percent}, salt: r}}\n"
+    )
+    build_audiences(settings, AS_OF)
+    return settings
+
+
 def test_two_proportion_test_equals_chi_square_without_correction():
     x_t, n_t, x_h, n_h = 230, 2000, 40, 500
     res = two_proportion_test(x_t, n_t, x_h, n_h)
@@ -57,13 +68,7 @@ def test_required_sample_size_known_value():
 
 
 def test_readout_end_to_end_against_scipy(big_settings):
-    s = big_settings
-    s.audiences.mkdir(parents=True, exist_ok=True)
-    (s.audiences / "a.yml").write_text(
-        "name: a\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"
-        "holdout: {percent: 20, salt: r}\n"
-    )
-    build_audiences(s, AS_OF)
+    s = _built(big_settings, holdout_percent=20)
     res = readout(s, "a", date(2026, 7, 1), date(2026, 7, 31))
 
     # Independent per-customer outcomes, computed here from the same tables.
@@ -104,13 +109,7 @@ def test_readout_end_to_end_against_scipy(big_settings):
 
 
 def test_readout_verdict_when_target_buys_more(big_settings):
-    s = big_settings
-    s.audiences.mkdir(parents=True, exist_ok=True)
-    (s.audiences / "a.yml").write_text(
-        "name: a\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"
-        "holdout: {percent: 30, salt: r}\n"
-    )
-    build_audiences(s, AS_OF)
+    s = _built(big_settings, holdout_percent=30)
     import duckdb
 
     con = duckdb.connect(str(s.warehouse))
@@ -133,13 +132,7 @@ def test_a_window_the_data_do_not_reach_is_no_verdict(big_settings):
     built is 2026-06-30): a later window has nothing to compare, a longer one is cut."""
     from segmint.stages import SegmintError
 
-    s = big_settings
-    s.audiences.mkdir(parents=True, exist_ok=True)
-    (s.audiences / "a.yml").write_text(
-        "name: a\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"
-        "holdout: {percent: 20, salt: r}\n"
-    )
-    build_audiences(s, AS_OF)
+    s = _built(big_settings, holdout_percent=20)
     with pytest.raises(SegmintError, match=r"no data yet for the window 2026-07-10 to 2026-07-31"):
         readout(s, "a", date(2026, 7, 10), date(2026, 7, 31))
     res = readout(s, "a", date(2026, 7, 1), date(2026, 7, 31))

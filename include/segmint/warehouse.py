@@ -9,7 +9,6 @@ copy (:mod:`segmint.publish`), never the working file.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import os
@@ -21,6 +20,11 @@ from pathlib import Path
 import duckdb
 
 from segmint.stages import SegmintError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; segmint's processes do not take turns
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +161,9 @@ def exclusive(
     A folder where the lock file cannot be created (a read-only mount) is used unlocked.
     """
     lock = lock_path(warehouse)
+    if fcntl is None:
+        yield
+        return
     if lock in _held:
         _held[lock][1] += 1
         try:
@@ -196,9 +203,10 @@ def _acquire(fd: int, lock: Path, warehouse: str | Path, what: str, wait_s: floa
                 holder = lock.read_text(errors="replace").strip() or "another process"
                 log.warning("%s waits for %s to finish with %s", what, holder, warehouse)
             if time.monotonic() >= deadline:
+                waited = f"{wait_s / 60:.0f} min" if wait_s >= 120 else f"{wait_s:g} s"
                 raise SegmintError(
                     f"the warehouse {warehouse} is in use by {holder} and was not free after "
-                    f"{wait_s / 60:.0f} min; {what} did not run: run it again when that is done"
+                    f"{waited}; {what} did not run: run it again when that is done"
                 ) from None
             time.sleep(0.2)
     since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -19,7 +19,6 @@ from typing import Any
 
 from segmint.config import Settings
 from segmint.stages import SegmintError, StageResult
-from segmint.warehouse import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +90,8 @@ def check_warehouse_path(warehouse: Path) -> None:
 
 def run_stage(name: str, settings: Settings, as_of: date, **options: Any) -> StageResult:
     """Run one stage with the warehouse to itself; ``options`` go to the stage's function."""
+    from segmint.warehouse import exclusive  # DuckDB: not at the DAG file's parse time
+
     check_as_of(as_of)
     check_warehouse_path(settings.warehouse)
     log.info("stage %s starting for as_of=%s", name, as_of)

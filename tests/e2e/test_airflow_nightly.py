@@ -377,8 +377,8 @@ def test_failed_quality_gate_keeps_yesterdays_publication(night: Night) -> None:
     config = night.root / "strict.toml"
     config.write_text(
         Path(night.env["SEGMINT_CONFIG"]).read_text()
-        # a quarantine threshold no partition can meet: the gate must fail the as-of partition
-        + "\n[ingest]\nmax_quarantine_share = -1.0\n"
+        # a row-count bound no partition can meet: the gate must fail the as-of partition
+        + "\n[ingest]\nmax_rows_per_partition = 1\n"
     )
     code, output = night.run({"SEGMINT_CONFIG": str(config)})
 

@@ -8,6 +8,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import duckdb
+
 from segmint.config import Settings
 from segmint.demo import summary_lines
 from segmint.publish import publish
@@ -41,13 +43,6 @@ def test_summary_of_a_full_night(tmp_path: Path) -> None:
     )
     con = connect(settings.warehouse)
     con.execute(
-        "create table ops.load_manifest as select * from (values "
-        "('events/dt=2026-06-30/a.jsonl', DATE '2026-06-30', 900, 10, 'loaded'), "
-        "('events/dt=2026-06-29/a.jsonl', DATE '2026-06-29', 1000, 0, 'loaded'), "
-        "('events/dt=2026-06-29/b.jsonl', DATE '2026-06-29', 0, 0, 'failed')) "
-        "t(path, partition_date, rows_loaded, rows_quarantined, status)"
-    )
-    con.execute(
         "create table ml.customer_segments as select 'c' || range as customer_id, "
         "DATE '2026-06-30' as as_of_date, "
         "case when range < 60 then 'Loyal big spenders' else 'Lapsed' end as segment_name "
@@ -60,6 +55,17 @@ def test_summary_of_a_full_night(tmp_path: Path) -> None:
     )
     con.close()
     publish(settings, AS_OF)
+    # The load figures the summary reads, as the published copy of a night would hold them
+    # (written into the copy: publish refuses a night with a file that failed to load).
+    con = duckdb.connect(str(settings.published_warehouse))
+    con.execute(
+        "create table ops.load_manifest as select * from (values "
+        "('events/dt=2026-06-30/a.jsonl', DATE '2026-06-30', 900, 10, 'loaded'), "
+        "('events/dt=2026-06-29/a.jsonl', DATE '2026-06-29', 1000, 0, 'loaded'), "
+        "('events/dt=2026-06-29/b.jsonl', DATE '2026-06-29', 0, 0, 'failed')) "
+        "t(path, partition_date, rows_loaded, rows_quarantined, status)"
+    )
+    con.close()
     report = settings.run_output_dir(AS_OF) / "report.html"
     report.parent.mkdir(parents=True)
     report.write_text("<html></html>")

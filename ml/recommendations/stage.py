@@ -784,16 +784,14 @@ def _reuse_night(
     previous = previous_night[0] if previous_night else None
     rerank = np.ones(n_customers, dtype=bool)
     if previous_night is not None:
+        listed_ids, late_ids = _listed_and_late(settings.warehouse, as_of, *previous_night)
         listed = np.zeros(n_customers, dtype=bool)
-        ids = _listed_customers(settings.warehouse, previous)
-        pos = foldin.positions(inputs.customer_ids, ids)
+        pos = foldin.positions(inputs.customer_ids, listed_ids)
         listed[pos[pos >= 0]] = True
         changed = np.zeros(n_customers, dtype=bool)
         inter = inputs.interactions
         changed[inter.customer[inter.age_days < (as_of - previous).days]] = True
-        late = foldin.positions(
-            inputs.customer_ids, _loaded_since(settings.warehouse, as_of, previous_night[1])
-        )
+        late = foldin.positions(inputs.customer_ids, late_ids)
         changed[late[late >= 0]] = True
         rerank = changed | ~listed | ~warm
     rows = np.flatnonzero(rerank).astype(np.int32)
@@ -907,34 +905,33 @@ def _reuse_night(
     )
 
 
-def _loaded_since(warehouse, as_of: date, since: datetime) -> np.ndarray:
-    """Customers with an interaction row up to ``as_of`` loaded after ``since``, whatever
-    its day (``_loaded_at`` is the newest load of the raw rows behind the row)."""
+def _listed_and_late(
+    warehouse, as_of: date, previous: date, built_at: datetime
+) -> tuple[np.ndarray, np.ndarray]:
+    """Customers with a list on ``previous``, and customers with an interaction row up to
+    ``as_of`` loaded after ``built_at`` whatever its day (``_loaded_at`` is the newest load
+    of the raw rows behind the row)."""
     from segmint.warehouse import connect
 
     con = connect(warehouse, read_only=True)
     try:
-        got = con.execute(
-            "select distinct customer_id from marts.customer_product_daily "
-            "where activity_date <= ? and _loaded_at > ?",
-            [as_of, since],
-        ).fetchnumpy()["customer_id"]
+        listed, late = (
+            np.asarray(con.execute(sql, params).fetchnumpy()["customer_id"], dtype=object)
+            for sql, params in (
+                (
+                    "select distinct customer_id from ml.recommendations where as_of_date = ?",
+                    [previous],
+                ),
+                (
+                    "select distinct customer_id from marts.customer_product_daily "
+                    "where activity_date <= ? and _loaded_at > ?",
+                    [as_of, built_at],
+                ),
+            )
+        )
     finally:
         con.close()
-    return np.asarray(got, dtype=object)
-
-
-def _listed_customers(warehouse, as_of: date) -> np.ndarray:
-    from segmint.warehouse import connect
-
-    con = connect(warehouse, read_only=True)
-    try:
-        got = con.execute(
-            "select distinct customer_id from ml.recommendations where as_of_date = ?", [as_of]
-        ).fetchnumpy()["customer_id"]
-    finally:
-        con.close()
-    return np.asarray(got, dtype=object)
+    return listed, late
 
 
 def _count_lists(warehouse, as_of: date) -> int:

@@ -174,10 +174,21 @@ def build_with_connection(
             failed[rejected.name] = (
                 f"audience {rejected.name!r} ({rejected.file}) is invalid: {rejected.error}"
             )
-            row = [as_of, rejected.name, "failed", failed[rejected.name], rejected.description]
-            row += [rejected.consent] + [None] * 14
-            row += [str(rejected.file), rejected.source_sha256, None, now]
-            rows.append(row)
+            con.execute(
+                "insert into audiences.summary (as_of_date, audience, status, error, "
+                "description, consent, definition_file, definition_sha256, built_at) "
+                "values (?, ?, 'failed', ?, ?, ?, ?, ?, ?)",
+                [
+                    as_of,
+                    rejected.name,
+                    failed[rejected.name],
+                    rejected.description,
+                    rejected.consent,
+                    str(rejected.file),
+                    rejected.source_sha256,
+                    now,
+                ],
+            )
         if rows:
             marks = ", ".join("?" * len(rows[0]))
             con.executemany(f"insert into audiences.summary values ({marks})", rows)

@@ -248,13 +248,7 @@ def export_with_connection(
     if not table_exists(con, "marts.customers"):
         raise SegmintError("marts.customers does not exist: run the transform stage first")
     snapshot, consent = _snapshot(con, audience, as_of)
-    newer = None
-    if as_of is None:
-        newer = con.execute(
-            "select as_of_date, error from audiences.summary where audience = ? "
-            "and as_of_date > ? and status = 'failed' order by as_of_date desc limit 1",
-            [audience, snapshot],
-        ).fetchone()
+    newer_failed = _newer_failure(con, audience, snapshot) if as_of is None else None
     profile_types = dict(
         con.execute(
             "select column_name, data_type from information_schema.columns "
@@ -355,10 +349,23 @@ def export_with_connection(
         out,
         baseline,
         int(without_email),
+        newer_failed,
+    )
+
+
+def _newer_failure(con: duckdb.DuckDBPyConnection, audience: str, snapshot: date) -> str | None:
+    """What to say when a night after ``snapshot`` (the newest built) failed to build the
+    audience: an export of the newest snapshot is then not tonight's list."""
+    row = con.execute(
+        "select as_of_date, error from audiences.summary where audience = ? "
+        "and as_of_date > ? and status = 'failed' order by as_of_date desc limit 1",
+        [audience, snapshot],
+    ).fetchone()
+    if row is None:
+        return None
+    return (
         f"this is the snapshot of {snapshot}, the newest built: {audience} failed to build "
-        f"on {newer[0]} ({newer[1]})"
-        if newer
-        else None,
+        f"on {row[0]} ({row[1]})"
     )
 
 

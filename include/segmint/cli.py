@@ -91,6 +91,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         warehouse=getattr(args, "warehouse", None),
         landing=getattr(args, "landing", None),
         output=getattr(args, "output", None),
+        audiences=getattr(args, "audiences", None),
     )
 
 
@@ -197,14 +198,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 # --- audiences and erasure (segmint.audiences) ------------------------------------------
 
 
-def _audience_settings(args: argparse.Namespace) -> Settings:
-    return _settings(args).with_overrides(audiences=getattr(args, "audiences", None))
-
-
 def cmd_audience_build(args: argparse.Namespace) -> int:
     from segmint.pipeline import run_stage
 
-    settings = _audience_settings(args)
+    settings = _settings(args)
     _print_results([run_stage("audiences", settings, _resolve_as_of(args, settings))])
     return 0
 
@@ -215,7 +212,7 @@ def cmd_audience_validate(args: argparse.Namespace) -> int:
     from segmint.audiences.definitions import DefinitionError, load_definitions
     from segmint.warehouse import connect, exclusive
 
-    settings = _audience_settings(args)
+    settings = _settings(args)
     # Leniently, then the names: every fault of the folder at once, those of the files'
     # structure and the names the warehouse does not know.
     defs = load_definitions(settings.audiences, strict=False)
@@ -244,7 +241,7 @@ def cmd_audience_export(args: argparse.Namespace) -> int:
 
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     result = export_audience(
-        _audience_settings(args), args.name, args.format, Path(args.out), args.as_of, columns
+        _settings(args), args.name, args.format, Path(args.out), args.as_of, columns
     )
     print(result.line())
     return 0
@@ -256,7 +253,7 @@ def cmd_audience_readout(args: argparse.Namespace) -> int:
     from segmint.audiences.readout import readout
 
     result = readout(
-        _audience_settings(args),
+        _settings(args),
         args.name,
         args.date_from,
         args.date_to,
@@ -472,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_as_of(p, True)
     p.add_argument("--output", metavar="DIR", help="run outputs folder (default: settings)")
     p.add_argument("--horizon-days", type=_positive_int, help="propensity horizon, default 30")
+    p.add_argument(
+        "--audiences", metavar="DIR", help="audience definitions folder (default: settings)"
+    )
     p.add_argument("--stages", metavar="A,B", help="comma-separated subset of stages")
     p.set_defaults(func=cmd_run)
 

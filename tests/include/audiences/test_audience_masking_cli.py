@@ -192,3 +192,35 @@ def test_analysts_read_no_e_mail_outside_the_restricted_tables(settings, defs_fo
     assert {"marts", "analyst", "ml", "audiences", "ops"} <= {c[0] for c in columns}
     assert leaks == []
     assert hashed == hashlib.sha256(b"anna.smith@example.com").hexdigest()
+
+
+def test_run_takes_the_audiences_folder_like_the_audience_commands(
+    settings, defs_folder, tmp_path, capsys, monkeypatch
+):
+    """`segmint run` had no --audiences flag: run from another folder, it looked for
+    ./audiences, built nothing and only warned."""
+    defs_folder(a="name: a\nconsent: ads\nwhere: {rule_segment: vip}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code = main(
+        [
+            "run",
+            "--stages",
+            "audiences",
+            "--warehouse",
+            str(settings.warehouse),
+            "--landing",
+            str(settings.landing),
+            "--as-of",
+            "2026-06-30",
+            "--audiences",
+            str(settings.audiences),
+        ]
+    )
+    assert code == 0
+    assert "1 audience(s) built" in capsys.readouterr().out
+    con = connect(settings.warehouse, read_only=True)
+    built = con.execute("select audience, status from audiences.summary").fetchall()
+    con.close()
+    assert built == [("a", "built")]

@@ -31,7 +31,6 @@ import pandas as pd
 from sklearn.cluster import KMeans
 
 from ml.segmentation.features import make_kmeans
-from segmint.stages import SegmintError
 
 
 @dataclass
@@ -165,6 +164,20 @@ def choose_k(
     Xs = X[search_idx]
     distinct = distinct_rows(Xs)
     room = max_segments(n, min_segment_customers)
+    capped = ""
+    if fixed_k is not None and fixed_k > distinct:
+        # A setting tonight's customers cannot honour (a shop's first nights, CRM records
+        # without events): as many segments as there are distinct profiles, said in the
+        # reason, rather than a failed night that stops scores, audiences and publishing.
+        capped = (
+            f"fixed_k={fixed_k} capped at {distinct}: {n} customer(s) with {distinct} "
+            "distinct profile(s) tonight"
+        )
+        if distinct < 2:
+            return single_segment(
+                X, f"one segment: {capped}", random_state=random_state, n_init=n_init
+            )
+        fixed_k = distinct
     if fixed_k is None and (n < 3 or distinct < 2 or room < 2):
         why = f"{distinct} distinct profile(s)"
         if room < 2 and n >= 3 and distinct >= 2:
@@ -182,11 +195,6 @@ def choose_k(
 
     ks = list(range(k_min, k_max + 1))
     if fixed_k is not None and fixed_k not in ks:
-        if fixed_k < 1 or fixed_k > distinct:
-            raise SegmintError(
-                f"fixed_k={fixed_k} is impossible with {n} customers and {distinct} distinct "
-                "profiles"
-            )
         ks = sorted({*ks, fixed_k})
     models = {k: make_kmeans(k, random_state, n_init).fit(Xs) for k in ks}
     sil = silhouettes(Xsil, {k: km.predict(Xsil) for k, km in models.items()})
@@ -200,7 +208,7 @@ def choose_k(
     elbow_k = elbow(scores["k"].tolist(), scores["inertia"].tolist())
 
     if fixed_k is not None:
-        chosen, reason = fixed_k, f"fixed_k={fixed_k} from settings"
+        chosen, reason = fixed_k, capped or f"fixed_k={fixed_k} from settings"
     else:
         valid = scores.dropna(subset=["silhouette"])
         if valid.empty:

@@ -191,6 +191,8 @@ def _fit_segments(
             min_segment_customers=cfg.min_segment_customers,
         )
     timings["k_search_s"] = perf_counter() - t
+    if cfg.fixed_k is not None and choice.k != cfg.fixed_k:
+        warnings.append(choice.reason)
 
     # Final fit on every row. With yesterday's number of segments, start from yesterday's
     # centroids (in tonight's scaled space): the same local optimum is found again when the

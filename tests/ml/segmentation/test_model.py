@@ -104,3 +104,21 @@ def test_fixed_k(features_3k: pd.DataFrame, small_settings: SegmentationSettings
     out = fit_segments(features_3k, dataclasses.replace(small_settings, fixed_k=3), as_of)
     assert out.metrics["k"] == 3 and len(np.unique(out.assignments["segment_id"])) == 3
     assert len(out.k_selection) == small_settings.k_max - small_settings.k_min + 1
+
+
+def test_fixed_k_beyond_the_distinct_profiles_is_capped_with_a_warning(
+    features_3k: pd.DataFrame, small_settings: SegmentationSettings, as_of: date
+):
+    """A shop's first nights: 40 customers with 3 distinct profiles and `fixed_k = 6` failed
+    the night (and with it scores, audiences, publishing). Now: 3 segments, and a warning."""
+    few = features_3k.head(40).copy()
+    numeric = few.select_dtypes("number").columns
+    few[numeric] = few[numeric].iloc[[0, 1, 2] * 13 + [0]].to_numpy()
+    out = fit_segments(few, dataclasses.replace(small_settings, fixed_k=6), as_of)
+    assert out.metrics["k"] == 3
+    assert out.assignments["segment_id"].nunique() == 3
+    assert "fixed_k=6 capped at 3: 40 customer(s) with 3 distinct profile(s)" in out.warnings[0]
+    alike = few.assign(**{c: few[c].iloc[0] for c in numeric})
+    one = fit_segments(alike, dataclasses.replace(small_settings, fixed_k=6), as_of)
+    assert one.metrics["k"] == 1
+    assert "one segment: fixed_k=6 capped at 1" in one.warnings[0]

@@ -773,7 +773,8 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         warnings.append(
             f"{figures['order_conflicts']} order id(s) came with more than one customer or "
             "amount: marts.orders keeps each order's first purchase event, the others count "
-            "nowhere (order numbers that restart per store?); see marts.order_conflicts"
+            "in no order, revenue or RFM figure (their sessions still show a purchase; order "
+            "numbers that restart per store?); see marts.order_conflicts"
         )
     if figures["ids_differing_in_case"]:
         warnings.append(

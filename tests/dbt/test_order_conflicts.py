@@ -71,8 +71,9 @@ def test_orders_sent_with_two_customers_or_amounts_are_reported(tmp_path):
     assert result.details["order_conflicts"] == 2
     assert result.warnings == [
         "2 order id(s) came with more than one customer or amount: marts.orders keeps each "
-        "order's first purchase event, the others count nowhere (order numbers that restart "
-        "per store?); see marts.order_conflicts"
+        "order's first purchase event, the others count in no order, revenue or RFM figure "
+        "(their sessions still show a purchase; order numbers that restart per store?); "
+        "see marts.order_conflicts"
     ]
 
 

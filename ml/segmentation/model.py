@@ -25,7 +25,7 @@ from ml.segmentation.features import (
     transformed_names,
 )
 from ml.segmentation.kselect import choose_k, distinct_rows, keep_k, max_segments
-from ml.segmentation.matching import Reference, match_segments
+from ml.segmentation.matching import Match, Reference, centroid_distances, match_segments
 from ml.segmentation.personas import name_segments
 from ml.segmentation.profiles import (
     psi,
@@ -69,6 +69,34 @@ def _stored_centroids(
     ids = [int(i) for i in segments["segment_id"]]
     centroids = np.asarray([[r[n] for n in names] for r in rows], dtype=float)
     return centroids, ids, dict(zip(ids, segments["segment_name"], strict=True)), None
+
+
+def _retired_warning(
+    row: Any,
+    match: Match,
+    centroids: np.ndarray,
+    prev_scaled: np.ndarray,
+    prev_ids: list[int],
+    cfg: SegmentationSettings,
+) -> str:
+    """Why a previous segment is retired: no cluster near it tonight, or the cluster near it
+    has another id (the one a rerun's earlier run or the next night gave it, when nights are
+    built out of order; or another previous segment's, nearer to it)."""
+    head = f"segment {row.segment_id} '{row.segment_name}' retired: "
+    gap = centroid_distances(prev_scaled[[prev_ids.index(row.segment_id)]], centroids)[0]
+    nearest = int(gap.argmin())
+    if gap[nearest] > cfg.match_max_distance:
+        return f"{head}no cluster within {cfg.match_max_distance} of its centroid tonight"
+    why = {
+        "same night": "the id this night's earlier run gave it",
+        "next night": "the id the next night's run gave it",
+        "previous": "that previous segment is nearer to it",
+        None: "a new id: the assignment paired the centroids otherwise",
+    }[match.sources[nearest]]
+    return (
+        f"{head}tonight's nearest cluster, {gap[nearest]:.3f} from it, is segment "
+        f"{match.segment_ids[nearest]} ({why})"
+    )
 
 
 def fit_segments(
@@ -285,11 +313,10 @@ def _fit_segments(
             status="retired", is_pinned=False, customers=0, outliers=0, share=0.0
         )
         profiles = pd.concat([profiles, retired], ignore_index=True)
-        for _, row in retired.iterrows():  # a handful of segments, not data rows
-            warnings.append(
-                f"segment {row.segment_id} '{row.segment_name}' retired: no cluster within "
-                f"{cfg.match_max_distance} of its centroid tonight"
-            )
+        warnings.extend(
+            _retired_warning(row, match, kmeans.cluster_centers_, prev_scaled, prev_ids, cfg)
+            for row in retired.itertuples()  # a handful of segments, not data rows
+        )
     profiles = profiles.sort_values("segment_id").reset_index(drop=True)
     timings["profiles_s"] = perf_counter() - t
 

@@ -135,3 +135,34 @@ def test_a_rerun_recounts_the_next_nights_transitions(
         .all()
     )
     _transitions_name_existing_ids(settings, tomorrow, as_of)
+
+
+def test_a_night_backfilled_between_two_others_leaves_the_later_ids_and_says_why_it_retires(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    """Nights 1 and 3 built, then night 2 (a late backfill), then night 3 again. Night 2
+    takes its previous ids from night 1 (the newest night before it, not the last one run),
+    night 3's rerun keeps the ids it published, and the segments of night 2 it does not
+    continue are said to be retired for that reason, not for lack of a cluster near them
+    (which the warning claimed). A tight match distance makes the ids churn."""
+    d1, d2, d3 = (as_of + timedelta(days=i) for i in (0, 1, 2))
+    day2 = next_day(features_3k)
+    day3 = next_day(day2, seed=2)
+    tight = dataclasses.replace(small_settings, match_max_distance=0.15)
+    settings = warehouse_with(features_3k, day2, day3, segmentation=tight)
+    run_segmentation(settings, d1)
+    run_segmentation(settings, d3)
+    ids3 = _segments(settings, d3)
+    run_segmentation(settings, d2)
+    _transitions_name_existing_ids(settings, d2, d1)
+    assert _segments(settings, d3).equals(ids3)
+
+    rerun = run_segmentation(settings, d3)
+    assert _segments(settings, d3).equals(ids3)
+    retired = [w for w in rerun.warnings if " retired: " in w]
+    assert retired, "the tight distance should retire some of night 2's segments"
+    assert any("(the id this night's earlier run gave it)" in w for w in retired), retired
+    _transitions_name_existing_ids(settings, d3, d2)

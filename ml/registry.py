@@ -97,6 +97,13 @@ def load_model(artifacts_dir: Path, model_name: str, run_id: str) -> tuple[Any, 
     """Load a model saved by :func:`save_model`, refusing foreign or mismatched files."""
     import joblib
 
+    meta = verify_model(artifacts_dir, model_name, run_id)
+    return joblib.load(_paths(artifacts_dir, model_name, run_id)[0]), meta
+
+
+def verify_model(artifacts_dir: Path, model_name: str, run_id: str) -> ModelMetadata:
+    """The sidecar of a model :func:`load_model` would load, checked as it checks it (files
+    present, same scikit-learn, checksum), without unpickling: raises what it would raise."""
     model_path, meta_path = _paths(artifacts_dir, model_name, run_id)
     if not meta_path.exists() or not model_path.exists():
         raise SegmintError(f"model {model_name}/{run_id} not found under {artifacts_dir}")
@@ -111,7 +118,7 @@ def load_model(artifacts_dir: Path, model_name: str, run_id: str) -> tuple[Any, 
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
     if digest != meta.sha256:
         raise ModelVersionError(f"{model_path} does not match the checksum in its sidecar")
-    return joblib.load(model_path), meta
+    return meta
 
 
 @dataclass
@@ -137,9 +144,12 @@ def latest_published(
     *,
     strictly_before: bool,
     horizon_days: int | None = None,
+    load: bool = True,
 ) -> Registered | None:
     """The newest published model of ``model_name`` of an as-of date before ``as_of`` (or on
     it, unless ``strictly_before``), for ``horizon_days`` when given; None when there is none.
+    ``load=False`` checks its files and reads its sidecar without unpickling the model
+    (``model`` stays None): enough to decide whether it may score.
 
     Looking strictly before tonight makes a rerun of a night decide as the night did.
     """
@@ -164,7 +174,10 @@ def latest_published(
         return None
     found = Registered(run_id=row[0], as_of_date=row[1])
     try:
-        found.model, found.meta = load_model(artifacts_dir, model_name, row[0])
+        if load:
+            found.model, found.meta = load_model(artifacts_dir, model_name, row[0])
+        else:
+            found.meta = verify_model(artifacts_dir, model_name, row[0])
     except SegmintError as exc:  # ModelVersionError included
         found.refused = str(exc)
     return found

@@ -89,47 +89,16 @@ def rule_segment_names(settings: Settings) -> tuple[str, ...]:
 
 
 def retrain_due(settings: Settings, as_of: date) -> str | None:
-    """Why a propensity model may retrain tonight, as far as the registry tells without
-    loading a model (None: both score with a model published on an earlier night that is
-    younger than ``retrain_every_days``, so tonight's training snapshots are not read).
+    """Why a propensity model may retrain tonight (None: both score with their registered
+    model, so tonight's training snapshots are not read): the score stage's own decision
+    (ml.propensity.cadence.retrain_reason: no model, its files refused, its age, changed
+    training settings), asked before dbt runs, without unpickling a model. Two reasons are
+    known only later: changed feature columns make dbt rebuild the feature history in full,
+    with the cut-offs (run_transform), and a drift of tonight's scores, which the score
+    stage reports with the snapshots it lacks."""
+    from ml.propensity.cadence import retrain_due as propensity_retrain_due
 
-    Mirrors the cadence of ml.registry.cadence_reason: no published model of the horizon
-    before tonight, its artifact file gone, or its age at least ``retrain_every_days``."""
-    import duckdb
-
-    prop = settings.propensity
-    if prop.retrain_every_days <= 0:
-        return "retrain_every_days = 0 (train every night)"
-    warehouse = settings.warehouse.resolve()
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_schema = 'ml' AND table_name = 'model_runs'"
-        ).fetchone()[0]
-        if not exists:
-            return "no propensity model published yet"
-        horizons = {"purchase": prop.horizon_days, "churn": prop.churn_horizon}
-        for name in PROPENSITY_MODELS:
-            row = con.execute(
-                "SELECT as_of_date, run_id FROM ml.model_runs "
-                "WHERE model_name = ? AND status = 'published' AND as_of_date < ? "
-                "AND try_cast(params->>'horizon_days' AS INTEGER) = ? "
-                "ORDER BY as_of_date DESC, created_at DESC LIMIT 1",
-                [name, as_of, horizons[name]],
-            ).fetchone()
-            if row is None:
-                return f"no {horizons[name]}-day {name} model published before {as_of}"
-            trained, run_id = row
-            artifact = settings.artifacts_dir / name / f"{run_id}.joblib"
-            if not artifact.exists():
-                return f"{name} model file {artifact} is missing"
-            age = (as_of - trained).days
-            if age >= prop.retrain_every_days:
-                return f"{name} model is {age} days old (retrain every {prop.retrain_every_days})"
-    finally:
-        con.close()
-    return None
+    return propensity_retrain_due(settings, as_of)
 
 
 def snapshots_tonight(
@@ -721,6 +690,10 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         rebuilt = schema_changed_models(run_results)
         if rebuilt:
             first = _failed_results(run_results)
+            # A full refresh keeps only the snapshots asked for, and changed feature columns
+            # make propensity retrain tonight: ask for the cut-offs too.
+            dates = snapshot_dates(settings, as_of, data_start)
+            dates_reason = "full refresh of changed models: with the cut-off snapshots"
             completed, problems = _full_refresh_schema_changes(settings, as_of, dates, rebuilt)
             rerun = _result_ids(run_results) if run_results.is_file() else set()
             # Failures of the first run the full refresh did not run again still stand.

@@ -34,11 +34,11 @@ import pandas as pd
 from ml.io import MODEL_METRICS_DDL, TableWrite, json_safe, new_run_id, write_outputs
 from ml.propensity import baselines, dataset
 from ml.propensity import metrics as m
+from ml.propensity.cadence import registered_before, retrain_reason, training_settings
 from ml.registry import (
     ModelMetadata,
     ModelVersionError,
     Registered,
-    cadence_reason,
     git_revision,
     latest_published,
     library_versions,
@@ -319,55 +319,6 @@ def score_frame(
     )
 
 
-def training_settings(settings: Settings, horizon: int) -> dict[str, Any]:
-    """The settings a trained model depends on: a change means the model must be retrained."""
-    cfg = settings.propensity
-    return {
-        "horizon_days": horizon,
-        "active_lookback_days": cfg.active_lookback_days,
-        "training_cutoffs": cfg.training_cutoffs,
-        "min_history_days": cfg.min_history_days,
-        "random_state": cfg.random_state,
-    }
-
-
-def registered_before(
-    settings: Settings, model_name: str, as_of: date, horizon_days: int
-) -> Registered | None:
-    """The newest published model of an as-of date strictly before ``as_of``."""
-    return latest_published(
-        settings.warehouse,
-        settings.artifacts_dir,
-        model_name,
-        as_of,
-        strictly_before=True,
-        horizon_days=horizon_days,
-    )
-
-
-def retrain_reason(
-    settings: Settings,
-    as_of: date,
-    model_name: str,
-    horizon: int,
-    spec: dataset.FeatureSpec,
-    registered: Registered | None,
-) -> str | None:
-    """Why tonight must train ``model_name`` (None: score with the registered model)."""
-    every = settings.propensity.retrain_every_days
-    missing = f"no {horizon}-day model published before {as_of}"
-    reason = cadence_reason(registered, as_of, every, missing)
-    if reason is not None or registered is None:
-        return reason
-    params = registered.meta.params if registered.meta else {}
-    if params.get("feature_spec") != spec.columns:
-        return f"feature schema changed since {registered.run_id} was trained"
-    wanted = json_safe(training_settings(settings, horizon))
-    if {key: params.get(key) for key in wanted} != wanted:
-        return f"training settings changed since {registered.run_id} was trained"
-    return None
-
-
 def run_model(
     settings: Settings,
     as_of: date,
@@ -472,21 +423,36 @@ def _train_night(
     )
     published: tuple[str, Any, list[str], list[str]] | None = None
     need = 2 * horizon + cfg.min_history_days
-    if len(usable) < 2:
-        have = 0 if hist.first_activity is None else (as_of - hist.first_activity).days + 1
+    # Cut-offs old enough to train on whose snapshot dbt did not build: a retrain transform
+    # did not foresee (tonight's scores drifted), or snapshots deleted since.
+    first = hist.first_activity
+    absent = [
+        c
+        for c in cutoffs
+        if hist.snapshots.get(c, 0) == 0
+        and first is not None
+        and (c - first).days + 1 >= cfg.min_history_days
+    ]
+    lacking = (
+        f"{dataset.FEATURE_HISTORY} lacks the cut-off snapshot(s) "
+        f"{', '.join(c.isoformat() for c in absent)} (transform builds them when it foresees "
+        "a retrain; to build them now set [transform] cutoff_snapshots_every_night = true "
+        f"and rerun `segmint run --stages transform,score --as-of {as_of}`)"
+    )
+    if len(usable) < 2 and len(usable) + len(absent) >= 2:
+        out.message = f"{model_name}: cannot train: {lacking}"
+    elif len(usable) < 2:
+        have = 0 if first is None else (as_of - first).days + 1
         out.message = (
             f"{model_name}: not enough history to train (need {need} days of activity up to "
             f"{as_of} for two {horizon}-day labelled windows, have {have})"
         )
-        if have >= need:
-            absent = [c.isoformat() for c in cutoffs[:2] if hist.snapshots.get(c, 0) == 0]
-            out.message += (
-                f"; {dataset.FEATURE_HISTORY} lacks the snapshot(s) {', '.join(absent)} "
-                "(transform builds the cut-off snapshots on nights the retraining cadence is "
-                "due; to build them now set [transform] cutoff_snapshots_every_night = true "
-                f"and rerun `segmint transform --as-of {as_of}`)"
-            )
     else:
+        if absent:
+            out.warnings.append(
+                f"{model_name}: trained on {len(usable)} of {len(usable) + len(absent)} "
+                f"usable cut-offs: {lacking}"
+            )
         windows = build_windows(wh, model_name, usable, horizon, spec, lookback, frames)
         out.warnings += windows.warnings
         out.params["cutoffs"] = windows.cutoffs

@@ -4,10 +4,13 @@ model may retrain (segmint.transform.snapshots_tonight reads ml.model_runs, no m
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from ml.io import MODEL_RUNS_DDL
+from ml.propensity.cadence import training_settings
+from ml.registry import ModelMetadata, save_model
 from segmint.config import PropensitySettings, Settings, TransformSettings
 from segmint.transform import snapshots_tonight
 from segmint.warehouse import connect
@@ -25,20 +28,21 @@ def _settings(tmp_path: Path) -> Settings:
 
 
 def _publish(settings: Settings, name: str, trained: date, *, horizon: int = 30) -> None:
-    """A published model run and its file, as ml/propensity leaves them."""
+    """A published model run and its files (a stand-in model, a real sidecar), as
+    ml/propensity leaves them."""
     run_id = f"{name}-{trained}"
+    params = training_settings(settings, horizon)
     con = connect(settings.warehouse)
     con.execute("CREATE SCHEMA IF NOT EXISTS ml")
     con.execute(MODEL_RUNS_DDL)
     con.execute(
         "INSERT INTO ml.model_runs (run_id, model_name, as_of_date, params, status, created_at) "
         "VALUES (?, ?, ?, ?, 'published', ?)",
-        [run_id, name, trained, f'{{"horizon_days": {horizon}}}', datetime(2026, 7, 1)],
+        [run_id, name, trained, json.dumps(params), datetime(2026, 7, 1)],
     )
     con.close()
-    artifact = settings.artifacts_dir / name / f"{run_id}.joblib"
-    artifact.parent.mkdir(parents=True, exist_ok=True)
-    artifact.write_bytes(b"model")
+    meta = ModelMetadata(run_id, name, trained.isoformat(), features=[], params=params)
+    save_model(settings.artifacts_dir, {"model": name}, meta)
 
 
 def test_first_night_without_models_builds_the_cutoff_snapshots(tmp_path: Path) -> None:
@@ -46,7 +50,7 @@ def test_first_night_without_models_builds_the_cutoff_snapshots(tmp_path: Path) 
     connect(settings.warehouse).close()
     dates, reason = snapshots_tonight(settings, AS_OF, START)
     assert dates == [*CUTOFFS, AS_OF]
-    assert "no propensity model published" in reason
+    assert "no 30-day model published before" in reason
 
 
 def test_nights_between_retrainings_build_only_their_own_snapshot(tmp_path: Path) -> None:
@@ -79,7 +83,27 @@ def test_a_model_due_or_missing_brings_the_cutoffs_back(tmp_path: Path) -> None:
     assert snapshots_tonight(settings, AS_OF, START)[0] == [AS_OF]
     (settings.artifacts_dir / "churn" / f"churn-{AS_OF - timedelta(days=2)}.joblib").unlink()
     dates, reason = snapshots_tonight(settings, AS_OF, START)
-    assert dates == [*CUTOFFS, AS_OF] and "missing" in reason
+    assert dates == [*CUTOFFS, AS_OF] and "refused" in reason and "not found" in reason
+
+
+def test_a_retrain_the_score_stage_decides_brings_the_cutoffs_back(tmp_path: Path) -> None:
+    """The score stage's reasons beyond age and files: changed training settings, a model file
+    the registry refuses (another scikit-learn)."""
+    settings = _settings(tmp_path)
+    for name in ("purchase", "churn"):
+        _publish(settings, name, AS_OF - timedelta(days=1))
+    assert snapshots_tonight(settings, AS_OF, START)[0] == [AS_OF]
+    changed = dataclasses.replace(
+        settings, propensity=dataclasses.replace(settings.propensity, min_history_days=20)
+    )
+    dates, reason = snapshots_tonight(changed, AS_OF, START)
+    assert dates == [*CUTOFFS, AS_OF] and "training settings changed" in reason
+    sidecar = settings.artifacts_dir / "churn" / f"churn-{AS_OF - timedelta(days=1)}.json"
+    meta = json.loads(sidecar.read_text())
+    meta["library_versions"]["scikit-learn"] = "1.5.2"
+    sidecar.write_text(json.dumps(meta))
+    dates, reason = snapshots_tonight(settings, AS_OF, START)
+    assert dates == [*CUTOFFS, AS_OF] and "churn" in reason and "1.5.2" in reason
 
 
 def test_settings_force_the_cutoffs_every_night(tmp_path: Path) -> None:

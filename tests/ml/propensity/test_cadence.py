@@ -171,3 +171,34 @@ def test_retrain_reasons(trained_yesterday, tmp_path: Path) -> None:
     found = registered_before(settings, "churn", AS_OF, 30)
     assert found is not None and found.refused and "1.5.2" in found.refused
     assert "refused" in retrain_reason(settings, AS_OF, "churn", 30, spec, found)
+
+
+def test_a_drift_retrain_without_its_cutoff_snapshots_says_which_are_missing(
+    trained_yesterday, tmp_path: Path
+) -> None:
+    """Drift is known only after scoring, when transform has built the as-of snapshot only:
+    the retrain cannot run, and the night says which snapshots it lacks, not that the shop
+    has too little history."""
+    settings = _clone(trained_yesterday[0], tmp_path)
+    cutoffs = settings.propensity.cutoff_dates(AS_OF, 30)
+    con = connect(settings.warehouse)
+    con.execute("delete from marts.customer_feature_history where as_of_date in (?, ?, ?)", cutoffs)
+    con.execute(
+        "update ml.propensity_scores set score = 0.97 where as_of_date = ? "
+        "and model_name = 'purchase'",
+        [YESTERDAY],
+    )
+    con.close()
+    result = run_propensity(settings, AS_OF)
+    missing = ", ".join(c.isoformat() for c in cutoffs)
+    assert any(
+        w.startswith(
+            "purchase: cannot train: marts.customer_feature_history lacks the cut-off "
+            f"snapshot(s) {missing}"
+        )
+        and "cutoff_snapshots_every_night" in w
+        for w in result.warnings
+    ), result.warnings
+    assert not any("not enough history" in w for w in result.warnings)
+    purchase = result.details["purchase"]
+    assert purchase["model_version"] == trained_yesterday[1].details["purchase"]["run_id"]

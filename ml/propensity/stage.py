@@ -42,6 +42,7 @@ from ml.registry import (
     git_revision,
     latest_published,
     library_versions,
+    load_model,
     save_model,
 )
 from segmint.config import Settings
@@ -270,13 +271,15 @@ def previous_published(
 
 def previous_scores(
     warehouse: Path, model_name: str, as_of: date
-) -> tuple[date, str, np.ndarray] | None:
+) -> tuple[date, str, str, np.ndarray] | None:
+    """The newest earlier as-of date's scores: date, run id, the model that scored them."""
     con = connect(warehouse, read_only=True)
     try:
         if not table_exists(con, "ml.propensity_scores"):
             return None
         row = con.execute(
-            "select as_of_date, any_value(run_id) from ml.propensity_scores "
+            "select as_of_date, any_value(run_id), any_value(model_version) "
+            "from ml.propensity_scores "
             "where model_name = ? and as_of_date < ? "
             "group by as_of_date order by as_of_date desc limit 1",
             [model_name, as_of],
@@ -289,7 +292,7 @@ def previous_scores(
         ).fetchnumpy()["score"]
     finally:
         con.close()
-    return row[0], row[1], np.asarray(scores, dtype=float)
+    return row[0], row[1], row[2], np.asarray(scores, dtype=float)
 
 
 def score_frame(
@@ -396,7 +399,7 @@ def _reuse(
         out.run_id,
     )
     out.model_version = registered.run_id
-    _drift(settings, as_of, out)
+    _drift(settings, as_of, out, frames)
 
 
 def _train_night(
@@ -480,7 +483,7 @@ def _train_night(
             estimator, frame, numeric, categorical, model_name, as_of, version, out.run_id
         )
         out.model_version = version
-        _drift(settings, as_of, out)
+        _drift(settings, as_of, out, frames)
     return out
 
 
@@ -649,13 +652,35 @@ def _fallback(
     return run_id, estimator, meta.params.get("numeric", []), meta.params.get("categorical", [])
 
 
-def _drift(settings: Settings, as_of: date, out: ModelOutcome) -> None:
+def _drift(settings: Settings, as_of: date, out: ModelOutcome, frames: Frames) -> None:
+    """PSI of tonight's population against the previous night's, both scored by the model
+    that scored the previous night: tonight's scores when the model is the same; after a
+    retrain (or a change of horizon) tonight's customers scored again with the previous
+    model, so a new model's different scale is not reported as drift. When that model
+    cannot be loaded, tonight's scores are compared and the warning says two models are."""
     assert out.scores is not None
     previous = previous_scores(settings.warehouse, out.model_name, as_of)
-    if previous is None or len(previous[2]) == 0 or len(out.scores) == 0:
+    if previous is None or len(previous[3]) == 0 or len(out.scores) == 0:
         return
-    prev_date, prev_run, prev_scores = previous
-    value, bins = m.psi(prev_scores, out.scores["score"].to_numpy())
+    prev_date, prev_run, prev_version, prev_scores = previous
+    tonight, scored_by = out.scores["score"].to_numpy(), ""
+    if prev_version != out.model_version:
+        from ml.propensity import model as mdl
+
+        try:
+            estimator, meta = load_model(settings.artifacts_dir, out.model_name, prev_version)
+        except SegmintError as exc:  # its file refused or gone: two models compared, said so
+            scored_by = (
+                f"; tonight's model {out.model_version} against {prev_version}'s scores, "
+                f"which cannot score tonight ({exc}): a model change, not only drift"
+            )
+        else:
+            numeric = meta.params.get("numeric", [])
+            categorical = meta.params.get("categorical", [])
+            frame = frames.scoring(out.model_name, as_of)
+            tonight = mdl.predict(estimator, mdl.prepare(frame, numeric, categorical))
+            scored_by = f"; both scored with {prev_version}, not tonight's {out.model_version}"
+    value, bins = m.psi(prev_scores, tonight)
     threshold = settings.propensity.drift_psi_warning
     out.drift = {
         "run_id": out.run_id,
@@ -671,7 +696,7 @@ def _drift(settings: Settings, as_of: date, out: ModelOutcome) -> None:
     if value > threshold:
         out.warnings.append(
             f"{out.model_name}: score distribution shifted since {prev_date} "
-            f"(PSI {value:.3f} > {threshold})"
+            f"(PSI {value:.3f} > {threshold}{scored_by})"
         )
 
 

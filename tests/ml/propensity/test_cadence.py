@@ -202,3 +202,26 @@ def test_a_drift_retrain_without_its_cutoff_snapshots_says_which_are_missing(
     assert not any("not enough history" in w for w in result.warnings)
     purchase = result.details["purchase"]
     assert purchase["model_version"] == trained_yesterday[1].details["purchase"]["run_id"]
+
+
+def test_a_retrain_night_measures_drift_with_the_previous_nights_model(
+    trained_yesterday, tmp_path: Path
+) -> None:
+    """PSI compares populations, not models: a night that retrains (here: a changed setting)
+    records the PSI the night would have recorded scoring with yesterday's model."""
+    reused = _clone(trained_yesterday[0], tmp_path / "reused")
+    run_propensity(reused, AS_OF)
+    retrained = _clone(trained_yesterday[0], tmp_path / "retrained")
+    retrained = dataclasses.replace(
+        retrained, propensity=dataclasses.replace(retrained.propensity, random_state=7)
+    )
+    result = run_propensity(retrained, AS_OF)
+    yesterdays = {m: trained_yesterday[1].details[m]["run_id"] for m in ("purchase", "churn")}
+    for model in ("purchase", "churn"):
+        assert result.details[model]["retrained"] is True
+        assert result.details[model]["model_version"] != yesterdays[model]
+    cols = "model_name, previous_as_of_date, psi, is_over_threshold, bins"
+    assert _rows(retrained.warehouse, "ml.score_drift", AS_OF, cols) == _rows(
+        reused.warehouse, "ml.score_drift", AS_OF, cols
+    )
+    assert not any("score distribution shifted" in w for w in result.warnings), result.warnings

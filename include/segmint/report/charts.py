@@ -27,6 +27,9 @@ BASELINE_COLOURS = ("#ea8a1a", "#78716c", "#9333ea", "#0891b2")
 
 _RC = {
     "svg.fonttype": "none",
+    # Labels are data (segment names pinned in settings, audience names, reasons), never
+    # formulas: "Spend $50 to $100" was drawn as mathtext, "Spend 50to100" in italics.
+    "text.parse_math": False,
     "font.family": "sans-serif",
     "font.sans-serif": ["Inter", "Segoe UI", "Helvetica", "Arial", "DejaVu Sans"],
     "font.size": 10,

@@ -1,0 +1,45 @@
+"""Segment names a person chose (``[segmentation] pinned_names``) on the report's charts:
+money signs, markup, accents and length, on the hand-made warehouse."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from segmint.config import Settings
+from segmint.report import write_report
+from segmint.warehouse import connect
+from tests.include.report.conftest import AS_OF
+
+
+def rename(warehouse: Path, names: dict[str, str]) -> None:
+    con = connect(warehouse)
+    try:
+        for old, new in names.items():
+            con.execute(
+                "update ml.customer_segments set segment_name = ? where segment_name = ?",
+                [new, old],
+            )
+    finally:
+        con.close()
+
+
+def chart(html: str, name: str) -> str:
+    return re.search(rf'data-chart="{name}">(<svg.*?</svg>)', html, re.S).group(1)
+
+
+def chart_texts(svg: str) -> list[str]:
+    """The labels drawn as plain text (mathtext is drawn glyph by glyph in tspans)."""
+    return re.findall(r"<text[^>]*>([^<]+)</text>", svg)
+
+
+def test_money_in_a_name_is_drawn_as_written(handmade_warehouse: Path, tmp_path: Path) -> None:
+    rename(handmade_warehouse, {"Alpha": "Spend $50 to $100 <b>", "Beta": "Über-Käufer «VIP»"})
+    result = write_report(Settings(warehouse=handmade_warehouse, output=tmp_path), AS_OF)
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    assert result.warnings == []
+    for name in ("segment-sizes", "segment-transitions"):
+        texts = chart_texts(chart(html, name))
+        assert "Spend $50 to $100 &lt;b&gt;" in texts, name
+        assert "Über-Käufer «VIP»" in texts, name
+    assert "$100 <b>" not in html  # escaped wherever the name is written

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,6 +49,17 @@ _RC = {
     "legend.frameon": False,
     "legend.fontsize": 9,
 }
+
+
+LABEL_MAX = 32  # characters of a name on a chart; the tables and cards show it whole
+
+
+def short(label: Any, limit: int = LABEL_MAX) -> str:
+    """A name cut to ``limit`` characters with an ellipsis. A long pinned segment name
+    pushed the charts out of their frame: its start clipped off the size chart, the
+    transition chart's column labels written over each other."""
+    text = str(label)
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _label_inches(labels: Sequence[str], font_pt: float = 10) -> float:
@@ -120,6 +132,7 @@ def segment_sizes(
     names: Sequence[str], sizes: Sequence[int], previous: Sequence[float | None]
 ) -> str:
     """Horizontal bars of segment size with share labels; last run's size as a tick."""
+    names = [short(n) for n in names]
     total = max(sum(sizes), 1)
 
     def draw(fig, axes):
@@ -172,6 +185,10 @@ def heatmap(
 ) -> str:
     """A labelled heatmap; cells annotated with ``annotations`` (default: the values)."""
     labels = matrix if annotations is None else annotations
+    row_labels = [short(x) for x in row_labels]
+    # Columns stand side by side, about an inch apart: a name is wrapped over short lines.
+    col_labels = [textwrap.fill(short(x), 11) for x in col_labels]
+    lines = max((x.count("\n") for x in col_labels), default=0)
 
     def draw(fig, axes):
         ax = axes[0][0]
@@ -208,7 +225,7 @@ def heatmap(
 
     w = width or max(5.5, 0.55 * len(col_labels) + 2.6)
     rotate = len(col_labels) > 16
-    bottom = 0.75 + (0.5 if rotate else 0) + (0.18 if xlabel else 0)
+    bottom = 0.75 + (0.5 if rotate else 0) + (0.18 if xlabel else 0) + 0.17 * lines
     return _render(
         name,
         title,
@@ -567,7 +584,7 @@ def drift_lines(
                     markersize=3.5,
                     linewidth=1.8,
                     color=SERIES[i % len(SERIES)],
-                    label=str(key),
+                    label=short(key),
                     zorder=3,
                 )
                 i += 1
@@ -614,6 +631,7 @@ def drift_lines(
 
 def audience_sizes(names: Sequence[str], parts: Mapping[str, Sequence[int]]) -> str:
     """Stacked horizontal bars per audience: target and holdout."""
+    names = [short(n) for n in names]
     colours = {"target": BLUE, "holdout": ORANGE}
 
     def draw(fig, axes):

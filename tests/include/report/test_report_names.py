@@ -43,3 +43,24 @@ def test_money_in_a_name_is_drawn_as_written(handmade_warehouse: Path, tmp_path:
         assert "Spend $50 to $100 &lt;b&gt;" in texts, name
         assert "Über-Käufer «VIP»" in texts, name
     assert "$100 <b>" not in html  # escaped wherever the name is written
+
+
+def test_a_long_name_is_shortened_on_the_charts_only(
+    handmade_warehouse: Path, tmp_path: Path
+) -> None:
+    long = (
+        "Customers who bought garden furniture in spring and came back for the barbecue "
+        "accessories in summer"
+    )
+    rename(handmade_warehouse, {"Alpha": long})
+    result = write_report(Settings(warehouse=handmade_warehouse, output=tmp_path), AS_OF)
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    sizes = chart_texts(chart(html, "segment-sizes"))
+    assert "Customers who bought garden fur…" in sizes
+    transitions = chart_texts(chart(html, "segment-transitions"))
+    assert "Customers who bought garden fur…" in transitions  # the row
+    assert "garden fur…" in transitions  # the column, wrapped over lines
+    assert not any("barbecue" in t for t in sizes + transitions)
+    # The table beside the chart and the persona card keep the whole name.
+    assert f'<td class="">{long}</td>' in html
+    assert f"<h4>{long}</h4>" in html

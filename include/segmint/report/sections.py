@@ -1039,9 +1039,15 @@ def section_propensity(ctx: Context) -> str:
 
 def block_audiences(ctx: Context) -> str:
     r, t = ctx.reader, "audiences.members"
-    r.require(t, "audience", "as_of_date", "customer_id")
+    problems = _audience_problems(ctx)
+    try:
+        r.require(t, "audience", "as_of_date", "customer_id")
+        when = latest_date(ctx, t)
+    except Missing:
+        if problems:
+            return problems
+        raise
     group = r.pick(t, "group", "member_group", "arm")
-    when = latest_date(ctx, t)
     group_expr = f"cast({quote(group)} as varchar)" if group else "'target'"
     frame = r.df(
         f"""
@@ -1057,7 +1063,10 @@ def block_audiences(ctx: Context) -> str:
             pivot[col] = 0
     pivot["total"] = pivot.sum(axis=1)
     pivot = pivot.sort_values("total", ascending=False)
-    ctx.facts["audiences"] = (len(pivot), int(pivot["target"].sum()))
+    if when == ctx.as_of:
+        ctx.facts["audiences"] = (len(pivot), int(pivot["target"].sum()))
+    else:  # no audience has members tonight: the table is an older night's, not tonight's
+        ctx.facts["audiences_older"] = when
     changes = _audience_changes(ctx, when)
     summary = pivot[["target", "holdout", "total"]].reset_index()
     summary["holdout share"] = summary["holdout"] / summary["total"].replace(0, np.nan)
@@ -1073,7 +1082,8 @@ def block_audiences(ctx: Context) -> str:
     if when != ctx.as_of:
         caption += f" (no snapshot on {ctx.as_of})"
     return (
-        '<div class="half">'
+        problems
+        + '<div class="half">'
         + figure("audience-sizes", svg, caption)
         + "</div>"
         + table(
@@ -1084,6 +1094,38 @@ def block_audiences(ctx: Context) -> str:
             },
         )
     )
+
+
+def _audience_problems(ctx: Context) -> str:
+    """A note naming the night's audiences that failed to build or have no members.
+
+    Neither has a row in ``audiences.members``, so the table alone left them out: the page
+    said "2 audiences" on a night when two more had failed and one had emptied."""
+    r, t = ctx.reader, "audiences.summary"
+    if not r.pick(t, "audience") or not r.pick(t, "as_of_date") or not r.pick(t, "status"):
+        return ""
+    error = quote(r.pick(t, "error")) if r.pick(t, "error") else "null"
+    members = " + ".join(f"coalesce({quote(c)}, 0)" for c in ("target", "holdout") if r.pick(t, c))
+    empty = f"status = 'built' and {members} = 0" if members else "false"
+    rows = r.rows(
+        f"""
+        select audience, status, {error} from {t}
+        where as_of_date = ? and (status <> 'built' or {empty})
+        order by status, audience
+        """,
+        [ctx.as_of],
+    )
+    failed = [(a, e) for a, status, e in rows if status != "built"]
+    empty_ = [a for a, status, _ in rows if status == "built"]
+    if failed:
+        ctx.facts["audiences_failed"] = [a for a, _ in failed]
+    if empty_:
+        ctx.facts["audiences_empty"] = empty_
+    lines = [
+        f"<li><b>{esc(a)}</b> failed to build: {esc(e or 'no message')}</li>" for a, e in failed
+    ]
+    lines += [f"<li><b>{esc(a)}</b> was built with no members</li>" for a in empty_]
+    return f'<ul class="note error">{"".join(lines)}</ul>' if lines else ""
 
 
 def _audience_changes(ctx: Context, when: date) -> pd.DataFrame | None:
@@ -1598,6 +1640,15 @@ def summary_sentences(ctx: Context) -> list[str]:
     if "audiences" in f:
         n, targets = f["audiences"]
         out.append(f"{plural(n, 'audience')} with {targets:,} targeted customers.")
+    elif "audiences_older" in f:
+        out.append(
+            f"No audience has members for {ctx.as_of} (the newest are of {f['audiences_older']})."
+        )
+    if f.get("audiences_failed"):
+        failed = f["audiences_failed"]
+        out.append(f"{plural(len(failed), 'audience')} failed to build: {', '.join(failed)}.")
+    if f.get("audiences_empty"):
+        out.append(f"Built with no members: {', '.join(f['audiences_empty'])}.")
     if "quarantine_today" in f:
         n, reason = f["quarantine_today"]
         if n:

@@ -224,3 +224,38 @@ def test_the_report_names_the_currency_the_marts_were_built_in(tmp_path: Path) -
     con.execute("create table marts.reporting_currency as select 'EUR' as currency_code")
     assert reporting_currency(Reader(con), settings) == "EUR"
     con.close()
+
+
+def test_audiences_that_failed_or_emptied_are_named_not_left_out(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """A night whose audiences all failed or emptied: the summary gave the night before's
+    audiences and targeted customers as tonight's, and never named the failures."""
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    con = connect(warehouse)
+    try:
+        con.execute("delete from audiences.members where as_of_date = ?", [AS_OF])
+        con.execute(
+            "update audiences.summary set status = 'failed', target = null, holdout = null, "
+            "error = 'ml.propensity_scores is empty <did the score stage publish?>' "
+            "where as_of_date = ? and audience <> 'vip_ads'",
+            [AS_OF],
+        )
+        con.execute(
+            "update audiences.summary set target = 0, holdout = 0 "
+            "where as_of_date = ? and audience = 'vip_ads'",
+            [AS_OF],
+        )
+    finally:
+        con.close()
+    result = write_report(Settings(warehouse=warehouse, output=tmp_path / "out"), AS_OF)
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    summary = result.details["summary"]
+    assert not any("targeted customers" in line for line in summary)
+    assert "customers targeted" not in html  # no headline tile from an older night
+    assert "No audience has members for 2026-06-30 (the newest are of 2026-06-29)." in summary
+    assert "2 audiences failed to build: likely_buyers_email, winback_at_risk." in summary
+    assert "Built with no members: vip_ads." in summary
+    assert "ml.propensity_scores is empty &lt;did the score stage publish?&gt;" in html
+    assert "Snapshot of 2026-06-29 (no snapshot on 2026-06-30)" in html

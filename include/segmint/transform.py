@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -330,6 +330,8 @@ def _load_rates(settings: Settings) -> int:
 def _mart_figures(warehouse: Path, as_of: date) -> dict[str, int]:
     import duckdb
 
+    end = as_of + timedelta(days=1)  # the end of the as-of day, UTC
+
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         row = con.execute(
@@ -339,7 +341,10 @@ def _mart_figures(warehouse: Path, as_of: date) -> dict[str, int]:
                 -- As of the night: a backfill's summary counted the later nights' too.
                 (SELECT count(*) FROM marts.orders WHERE order_date <= ?),
                 (SELECT count(*) FROM marts.sessions WHERE session_date <= ?),
-                (SELECT count(*) FROM marts.identity_map),
+                -- Linked by the end of the night, so a rerun of an older night counts as
+                -- the night did, not with the links later nights learned.
+                (SELECT count(DISTINCT anonymous_id) FROM intermediate.int_identity_links
+                 WHERE first_linked_at < ?),
                 (SELECT count(*) FROM marts.identity_conflicts),
                 (SELECT count(*) FROM marts.order_conflicts),
                 (SELECT count(DISTINCT s.anonymous_id)
@@ -347,8 +352,8 @@ def _mart_figures(warehouse: Path, as_of: date) -> dict[str, int]:
                  WHERE s.customer_id IS NULL AND s.anonymous_id IS NOT NULL
                    AND s.session_date <= ?
                    AND NOT EXISTS (
-                       SELECT 1 FROM marts.identity_map AS m
-                       WHERE m.anonymous_id = s.anonymous_id)),
+                       SELECT 1 FROM intermediate.int_identity_links AS l
+                       WHERE l.anonymous_id = s.anonymous_id AND l.first_linked_at < ?)),
                 (SELECT count(*) FROM marts.customer_rule_segments WHERE as_of_date = ?),
                 -- Customers without a CRM record whose id matches a CRM id but for case
                 -- ('C1' in events, 'c1' in the CRM): two customers each, consent on one.
@@ -359,7 +364,7 @@ def _mart_figures(warehouse: Path, as_of: date) -> dict[str, int]:
                      SELECT 1 FROM staging.stg_segmint__customers AS c
                      WHERE lower(c.customer_id) = lower(o.customer_id)))
             """,
-            [as_of, as_of, as_of, as_of, as_of],
+            [as_of, as_of, as_of, end, as_of, end, as_of],
         ).fetchone()
     finally:
         con.close()

@@ -40,9 +40,12 @@ def snapshot(path: Path, table: str, as_of) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def nightly(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, pd.DataFrame]]:
+def nightly(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, pd.DataFrame, dict]]:
     """A warehouse built as of CUTOFF, then given the later events and rebuilt
-    incrementally as of END. Yields it and the features it had as of CUTOFF."""
+    incrementally as of END. Yields it, the features it had as of CUTOFF and the details of
+    that first night's transform."""
     path = new_warehouse(tmp_path_factory.mktemp("nightly") / "segmint.duckdb", after=False)
     first = run_transform(settings_for(path), CUTOFF)
     assert first.rows_out > 0
@@ -51,14 +54,14 @@ def nightly(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, pd
     insert_after(con)
     con.close()
     run_transform(settings_for(path), END)
-    yield path, features_then
+    yield path, features_then, first.details
     shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def test_features_as_of_a_date_ignore_later_events(
-    nightly: tuple[Path, pd.DataFrame], full_warehouse: Path
+    nightly: tuple[Path, pd.DataFrame, dict], full_warehouse: Path
 ) -> None:
-    path, features_then = nightly
+    path, features_then, _ = nightly
     # Recomputed from scratch with a month of later events in raw.events ...
     recomputed = snapshot(full_warehouse, "marts.customer_feature_history", CUTOFF)
     assert read(full_warehouse, "SELECT max(event_ts) AS m FROM raw.events")["m"][0] > pd.Timestamp(
@@ -74,9 +77,9 @@ def test_features_as_of_a_date_ignore_later_events(
 
 
 def test_incremental_run_equals_full_build(
-    nightly: tuple[Path, pd.DataFrame], full_warehouse: Path
+    nightly: tuple[Path, pd.DataFrame, dict], full_warehouse: Path
 ) -> None:
-    path, _ = nightly
+    path, _, _ = nightly
     incremental = connect(path, read_only=True)
     full = connect(full_warehouse, read_only=True)
     try:
@@ -104,13 +107,28 @@ def test_incremental_run_equals_full_build(
 
 
 def test_a_backfilled_night_counts_its_own_orders_and_sessions(
-    nightly: tuple[Path, pd.DataFrame], tmp_path: Path
+    nightly: tuple[Path, pd.DataFrame, dict], tmp_path: Path
 ) -> None:
     """Rerun as of CUTOFF with a month of later events loaded: the summary said "... with
     features as of CUTOFF, <every order> orders, <every session> sessions"."""
-    path, _ = nightly
+    path, _, first = nightly
     copy = tmp_path / "segmint.duckdb"
     shutil.copy(path, copy)
+    # A visitor anonymous up to CUTOFF logs in after it.
+    con = connect(copy)
+    con.execute(
+        """
+        insert into raw.events (event_id, event_type, event_ts, customer_id, anonymous_id,
+            _source_file, _source_line, _partition_date, _loaded_at)
+        select 'late-login', 'login', ? + interval 3 day, 'C-LATE', min(anonymous_id),
+            'events/late.jsonl', 1, ? + interval 3 day, now()
+        from marts.sessions
+        where customer_id is null and session_date <= ?
+            and anonymous_id not in (select anonymous_id from marts.identity_map)
+        """,
+        [CUTOFF, CUTOFF, CUTOFF],
+    )
+    con.close()
     result = run_transform(settings_for(copy), CUTOFF)
     counts = read(
         copy,
@@ -130,3 +148,9 @@ def test_a_backfilled_night_counts_its_own_orders_and_sessions(
     assert f"as of {CUTOFF}, {counts['orders']} orders, {counts['sessions']} sessions" in (
         result.summary
     )
+    # Anonymous visitors and linked ids as the night counted them, not with the links the
+    # later events made (the identity map is today's).
+    for figure in ("anonymous_visitors", "linked_anonymous_ids"):
+        assert result.details[figure] == first[figure], figure
+    now = read(copy, "select count(*) as n from marts.identity_map")["n"].iloc[0]
+    assert now > first["linked_anonymous_ids"]

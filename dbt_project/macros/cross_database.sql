@@ -38,9 +38,11 @@
     cast({{ dbt.datediff(earlier, later, 'day') }} as integer)
 {%- endmacro %}
 
-{#- Seconds between two timestamps, as a double. -#}
+{#- Seconds between two timestamps, as a double, to the microsecond: a datediff in seconds
+    counts the second boundaries crossed, so 10:00:00.0 to 10:30:00.5 made 1800, not 1800.5
+    (a gap of more than 30 minutes did not start a new session). -#}
 {% macro seconds_between(earlier, later) -%}
-    cast({{ dbt.datediff(earlier, later, 'second') }} as {{ type_double() }})
+    cast({{ dbt.datediff(earlier, later, 'microsecond') }} as {{ type_double() }}) / 1000000
 {%- endmacro %}
 
 {#- The value of `value_expression` on the row with the smallest tuple `order_expressions`

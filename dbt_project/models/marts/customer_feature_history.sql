@@ -146,7 +146,8 @@ lifetime as (
     'hour', var('cart_abandonment_hours'), 'lifetime.last_cart_add_at'
 ) %}
 
--- Was the latest cart add followed by a purchase within var('cart_abandonment_hours')?
+-- Was the latest cart add followed by a purchase within var('cart_abandonment_hours')
+-- (from the cart add's instant on, both ends included: a "buy now" sends both at once)?
 -- Only a cart add whose whole waiting time has passed by the end of the as-of day counts.
 cart_followup as (
 
@@ -155,7 +156,7 @@ cart_followup as (
         lifetime.customer_id,
         (
             {{ wait_ends_at }} <= {{ end_of_day('lifetime.as_of_date') }}
-            and not coalesce(same_day.last_purchase_at > lifetime.last_cart_add_at, false)
+            and not coalesce(same_day.last_purchase_at >= lifetime.last_cart_add_at, false)
             and not coalesce(next_day.first_purchase_at <= {{ wait_ends_at }}, false)
         ) as has_abandoned_cart
     from lifetime

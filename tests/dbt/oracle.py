@@ -26,17 +26,16 @@ def attributed_events(raw: pd.DataFrame) -> pd.DataFrame:
     ev["ts"] = pd.to_datetime(ev["event_ts"])
     ev["day"] = ev["ts"].dt.floor("D")
 
-    both = ev.dropna(subset=["customer_id", "anonymous_id"])
+    # Every event carrying both ids links them.
     links = (
-        both.groupby(["anonymous_id", "customer_id"], as_index=False)["ts"]
-        .min()
+        ev.dropna(subset=["customer_id", "anonymous_id"])[["anonymous_id", "customer_id", "ts"]]
         .rename(columns={"ts": "linked", "customer_id": "linked_customer"})
         .sort_values(["linked", "linked_customer"])
     )
     anon = ev[ev["customer_id"].isna() & ev["anonymous_id"].notna()][
         ["event_id", "anonymous_id", "ts", "day"]
     ].sort_values("ts")
-    # Latest link starting at or before the event.
+    # The customer of the latest link at or before the event.
     back = pd.merge_asof(
         anon, links, left_on="ts", right_on="linked", by="anonymous_id", direction="backward"
     )

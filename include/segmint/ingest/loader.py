@@ -251,16 +251,26 @@ def parse_sql(
                         )
                     )"""
 
+    def held(name: str) -> str:
+        """SQL: the value of the landing name ``name`` when it holds one: an empty or blank
+        string is null (as the field's cast makes it), so the next name is read."""
+        r = read_value(name)
+        return (
+            f"case when {r} = '' then null "
+            f"when starts_with({r}, ' ') then nullif(trim({r}), '') else {r} end"
+        )
+
     def value(name: str) -> str:
         """SQL: the landing text of the field ``name``, from the first name holding one."""
-        reads = [read_value(n) for n in names[name]]
-        return reads[0] if len(reads) == 1 else f"coalesce({', '.join(reads)})"
+        if len(names[name]) == 1:
+            return read_value(name)
+        return f"coalesce({', '.join(held(n) for n in names[name])})"
 
     def read_from(name: str) -> str:
         """SQL: the top-level key the field ``name`` is read from (NULL when it has no value
         or comes from a nested name, whose parent stays in ``_extra``)."""
         whens = " ".join(
-            f"when {read_value(n)} is not null then {'NULL' if '.' in n else _lit(n)}"
+            f"when {held(n)} is not null then {'NULL' if '.' in n else _lit(n)}"
             for n in names[name]
         )
         return f"case {whens} end"

@@ -122,6 +122,28 @@ def test_the_contract_name_wins_over_an_alias(settings, landing, query):
     ]
 
 
+def test_an_empty_string_is_no_value_and_the_next_name_is_read(settings, landing, query):
+    # An empty (or blank) string is null, so it holds no value: the field is read from the
+    # next name (was: the record quarantined as "missing required field event_id").
+    ingest = IngestSettings(
+        field_aliases={"events": {"event_id": ["messageId"], "event_ts": ["timestamp"]}}
+    )
+    settings = _with_ingest(settings, ingest)
+    write_jsonl(
+        landing / "events/dt=2026-06-01/e.jsonl",
+        [
+            {"event_id": "", "messageId": "m1", "event_type": "login", "customer_id": "c1",
+             "event_ts": " ", "timestamp": "2026-06-01T10:00:00Z"},
+        ],
+    )  # fmt: skip
+    run_ingest(settings, D1)
+    assert query("select count(*) from ops.quarantine") == [(0,)]
+    # the empty names leave no value in _extra; the names read from leave the record
+    assert query("select event_id, event_ts::VARCHAR, _extra from raw.events") == [
+        ("m1", "2026-06-01 10:00:00", '{"event_id":"","event_ts":" "}')
+    ]
+
+
 def test_csv_and_parquet_columns_match_aliases_case_insensitively(settings, landing, query):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -186,9 +186,10 @@ def ignored_event_types(
 # CSV file, a field holding exactly one of these (case-insensitive, trimmed) is missing.
 NULL_WORDS = ("\\n", "null")
 
-# Values that count as true / false in consent flags (case-insensitive, trimmed).
-TRUE_WORDS = ("true", "t", "yes", "y", "1")
-FALSE_WORDS = ("false", "f", "no", "n", "0")
+# Values that count as true / false in consent flags (case-insensitive, trimmed). 1.0 and 0.0:
+# pandas writes a 0/1 column holding a missing value as floats (in CSV and Parquet alike).
+TRUE_WORDS = ("true", "t", "yes", "y", "1", "1.0")
+FALSE_WORDS = ("false", "f", "no", "n", "0", "0.0")
 
 ALLOWED_EVENT_TYPES = EVENT_TYPES
 # segmint's event types that a shop may still ignore: identify calls only link ids (a back end

@@ -395,6 +395,26 @@ def test_a_whole_float_id_is_read_as_its_integer(settings, landing, query, tmp_p
     ]
 
 
+def test_a_consent_flag_written_as_a_float_is_read(settings, landing, query, tmp_path, monkeypatch):
+    """pandas writes a 0/1 consent column with a blank cell as 1.0 / 0.0 (CSV and Parquet):
+    every opted-in customer was read as "no consent", with a warning."""
+    write_lines(
+        landing / "crm/dt=2026-06-01/c.csv",
+        [
+            "customer_id,updated_at,email_opt_in,ads_opt_in",
+            "1,2026-05-01,1.0,0.0",
+            "2,2026-05-01,0.0,",
+            "3,2026-05-01,1.5,1.0",
+        ],
+    )
+    _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query(
+        "select customer_id, email_opt_in, ads_opt_in, rows_warned from raw.customers, "
+        "ops.load_manifest order by 1"
+    ) == [("1", True, False, 1), ("2", False, False, 1), ("3", False, True, 1)]
+
+
 # --- 5. Money beyond DECIMAL(18, 2) is out of range, not "not a number" -----------------------
 
 

@@ -1050,16 +1050,15 @@ def doc_keys(
 ) -> list[str]:
     """The document keys of a CSV header's or Parquet file's ``columns``: trimmed and
     lower-cased; for each contract field, the first column named as the field or one of its
-    aliases (in that order) is keyed by the field's name."""
+    aliases (in that order) is keyed by the field's name, a later alias's column by the alias
+    as written (the name the record's next value is read from when the first has none)."""
     keys = [c.strip().lower() for c in columns]
     if not aliases:
         return keys
     for name, landing in field_names(source, aliases).items():
-        for alias in (a.strip().lower() for a in landing[1:]):
-            if name in keys:
-                break
-            if alias in keys:
-                keys[keys.index(alias)] = name
+        for alias in landing[1:]:
+            if alias.strip().lower() in keys:
+                keys[keys.index(alias.strip().lower())] = alias if name in keys else name
     return keys
 
 

@@ -187,6 +187,47 @@ def test_csv_and_parquet_columns_match_aliases_case_insensitively(settings, land
     ]
 
 
+def test_csv_and_parquet_read_the_next_name_per_record_whatever_its_case(settings, landing, query):
+    # A column named as an alias with capitals (messageId), beside the contract's own column,
+    # was never read: its key is lower-cased and the alias was looked up as written, so a
+    # record with an empty event_id was quarantined as "missing required field event_id".
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ingest = IngestSettings(
+        field_aliases={"events": {"event_id": ["messageId"], "event_ts": ["originalTimestamp"]}}
+    )
+    settings = _with_ingest(settings, ingest)
+    write_lines(
+        landing / "events/dt=2026-06-01/e.csv",
+        [
+            "event_id,MessageId,event_type,event_ts,originalTimestamp,customer_id",
+            "e1,m1,login,2026-06-01T10:00:00Z,,c1",
+            ",m2,login,,2026-06-01T11:00:00Z,c1",
+        ],
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "event_id": [None, "p2"],
+                "messageId": ["p1", "lost"],
+                "event_type": ["login", "login"],
+                "event_ts": ["2026-06-01T10:00:00Z", "2026-06-01T10:00:00Z"],
+                "customer_id": ["c1", "c1"],
+            }
+        ),
+        landing / "events/dt=2026-06-01/e.parquet",
+    )
+    run_ingest(settings, D1)
+    assert query("select count(*) from ops.quarantine") == [(0,)]
+    assert query("select event_id, event_ts::VARCHAR, _extra from raw.events order by 1") == [
+        ("e1", "2026-06-01 10:00:00", '{"messageId":"m1"}'),
+        ("m2", "2026-06-01 11:00:00", None),
+        ("p1", "2026-06-01 10:00:00", None),
+        ("p2", "2026-06-01 10:00:00", '{"messageId":"lost"}'),
+    ]
+
+
 @pytest.mark.parametrize(
     ("ingest", "message"),
     [

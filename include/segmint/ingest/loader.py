@@ -462,12 +462,10 @@ class Ingest:
         self, con: duckdb.DuckDBPyConnection, files: list[LandingFile]
     ) -> tuple[list[list[LandingFile]], int]:
         """Units of work (files loaded in one transaction each) and the count left as is."""
-        manifest = {
-            path: (sha, status)
-            for path, sha, status in con.execute(
-                "select path, sha256, status from ops.load_manifest"
-            ).fetchall()
-        }
+        rows = con.execute(
+            "select path, sha256, status, source, partition_date from ops.load_manifest"
+        ).fetchall()
+        manifest = {path: (sha, status) for path, sha, status, _, _ in rows}
         by_path = {f.path: f for f in files}
         due = [f for f in files if f.partition_date <= self.as_of]
         new, changed = [], []
@@ -484,6 +482,7 @@ class Ingest:
             ):
                 changed.append(f)
         skipped = len(due) - len(new) - len(changed)
+        self._warn_redelivered(new, [r for r in rows if r[2] == "loaded" and r[0] not in by_path])
         units = [[f] for f in new]
         if changed:
             # Files holding a duplicate of a record of a changed file are reloaded with it.
@@ -499,6 +498,31 @@ class Ingest:
             units.insert(0, sorted(group.values(), key=lambda x: x.order_key))
             self.replacing = True
         return units, skipped
+
+    def _warn_redelivered(self, new: list[LandingFile], gone: list[tuple]) -> None:
+        """Warn about partitions that get new files while files loaded from them are gone
+        from the landing zone: a re-delivery under new names. The gone files' rows stay
+        (landing zones prune old files, and a vanished file is no reason to delete data), so
+        whether a corrected record replaces its old copy depends on how the file names
+        sort; the operator should know."""
+        arrived: dict[tuple[str, date], int] = {}
+        for f in new:
+            arrived[(f.source, f.partition_date)] = arrived.get((f.source, f.partition_date), 0) + 1
+        missing: dict[tuple[str, date], list[str]] = {}
+        for path, _, _, source, partition in gone:
+            if (source, partition) in arrived:
+                missing.setdefault((source, partition), []).append(path)
+        for (source, partition), paths in sorted(missing.items()):
+            shown = ", ".join(sorted(paths)[:5]) + (" ..." if len(paths) > 5 else "")
+            self.batch_warnings.append(
+                f"{source}/dt={partition}: {arrived[(source, partition)]} new file(s) arrived "
+                f"while {len(paths)} file(s) loaded from this partition are gone from the "
+                f"landing zone ({shown}): their rows stay loaded, and of a record in both an "
+                "old and a new file the copy of the file first in path order is kept, the "
+                "other counted as a duplicate. A re-delivery that corrects records should "
+                "keep the old file names (a changed file replaces its rows)"
+            )
+            log.warning("ingest: %s", self.batch_warnings[-1])
 
     def _dependents(self, con: duckdb.DuckDBPyConnection, f: LandingFile):
         keys = self._key_sql(f.source)

@@ -301,6 +301,34 @@ def test_changed_file_replaces_its_rows_and_restores_shadowed_duplicates(setting
     assert warehouse_hashes(settings.warehouse) == replaced
 
 
+def test_a_partition_redelivered_under_new_names_keeps_its_rows_and_says_so(
+    settings, landing, query
+):
+    """A vendor re-sends day 1 under another name and deletes the first file: the first
+    file's rows stay (a vanished file deletes nothing: landing zones prune old files) and
+    the corrected record counts as a duplicate (its file sorts after the first). That went
+    by without a word."""
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event("e1", customer_id="c1")])
+    run_ingest(settings, D1)
+    (landing / "events/dt=2026-06-01/a.jsonl").unlink()
+    redelivered = landing / "events/dt=2026-06-01/b.jsonl"  # sorts after a.jsonl
+    write_jsonl(redelivered, [event("e1", customer_id="c9"), event("e2")])
+    result = run_ingest(settings, D1)
+    assert query("select event_id, customer_id from raw.events order by 1") == [
+        ("e1", "c1"),
+        ("e2", "c1"),
+    ]
+    assert [w for w in result.warnings if "gone from the landing zone" in w] == [
+        "events/dt=2026-06-01: 1 new file(s) arrived while 1 file(s) loaded from this "
+        "partition are gone from the landing zone (events/dt=2026-06-01/a.jsonl): their rows "
+        "stay loaded, and of a record in both an old and a new file the copy of the file "
+        "first in path order is kept, the other counted as a duplicate. A re-delivery that "
+        "corrects records should keep the old file names (a changed file replaces its rows)"
+    ]
+    # A later night with nothing new for that partition says nothing more.
+    assert not [w for w in run_ingest(settings, D1).warnings if "gone from" in w]
+
+
 def test_unchanged_files_are_not_read_again(settings, landing, query):
     """Size and modification time as in the manifest: the file is taken as unchanged (its
     checksum is not recomputed); rehash_unchanged_files reads every file again."""

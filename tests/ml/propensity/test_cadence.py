@@ -110,8 +110,8 @@ def test_next_night_scores_with_the_registered_model_and_says_which(
     assert _rows(wh, "ml.propensity_scores", AS_OF, cols) == before
 
 
-def test_drift_over_the_threshold_retrains_tonight(trained_yesterday, tmp_path: Path) -> None:
-    settings = _clone(trained_yesterday[0], tmp_path)
+def _drift_purchase_scores(settings: Settings) -> None:
+    """Last night's purchase scores all 0.97: tonight's scores drift far over the threshold."""
     con = connect(settings.warehouse)
     con.execute(
         "update ml.propensity_scores set score = 0.97 where as_of_date = ? "
@@ -119,6 +119,11 @@ def test_drift_over_the_threshold_retrains_tonight(trained_yesterday, tmp_path: 
         [YESTERDAY],
     )
     con.close()
+
+
+def test_drift_over_the_threshold_retrains_tonight(trained_yesterday, tmp_path: Path) -> None:
+    settings = _clone(trained_yesterday[0], tmp_path)
+    _drift_purchase_scores(settings)
     result = run_propensity(settings, AS_OF)
     assert result.details["churn"]["status"] == "reused"
     purchase = result.details["purchase"]
@@ -183,12 +188,8 @@ def test_a_drift_retrain_without_its_cutoff_snapshots_says_which_are_missing(
     cutoffs = settings.propensity.cutoff_dates(AS_OF, 30)
     con = connect(settings.warehouse)
     con.execute("delete from marts.customer_feature_history where as_of_date in (?, ?, ?)", cutoffs)
-    con.execute(
-        "update ml.propensity_scores set score = 0.97 where as_of_date = ? "
-        "and model_name = 'purchase'",
-        [YESTERDAY],
-    )
     con.close()
+    _drift_purchase_scores(settings)
     result = run_propensity(settings, AS_OF)
     missing = ", ".join(c.isoformat() for c in cutoffs)
     assert any(

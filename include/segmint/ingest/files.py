@@ -1389,7 +1389,16 @@ def _insert_csv_records(
             from (
                 select *, {_raw_fields("raw", delim)} as _parts, contains(raw, '"') as _quoted
                 from ({records})
-                where trim(raw) <> ''
+                where
+                    trim(raw) <> ''
+                    -- A line of separators only (";;;;": the empty rows spreadsheets export
+                    -- below the data) is blank too; only lines starting with one (or a
+                    -- space) pay the test.
+                    and case
+                        when starts_with(raw, {_lit(delim)}) or starts_with(raw, ' ')
+                            then trim(raw, {_lit(delim + " ")} || chr(9) || chr(13)) <> ''
+                        else true
+                    end
             )
         )
         select

@@ -393,3 +393,33 @@ def test_semicolon_tab_and_pipe_separated_csv_load(settings, landing, query):
     assert [(f, any("revenue" in r for r in rs)) for f, rs in reasons] == [
         ("events/dt=2026-06-01/thousands.csv", True)
     ]
+
+
+def test_lines_of_separators_only_are_blank(settings, landing, query):
+    """Spreadsheets export the empty rows below the data as ";;;;" (or ",,,,"): each was
+    quarantined as a record missing every required field, so a small CRM delta with a few
+    of them failed the night on the quarantined share. They are blank lines now; a record
+    whose first field is empty is still a record."""
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "excel.csv").write_bytes(
+        b"customer_id;email;updated_at\r\n"
+        b"c1;a@b.com;2026-06-01T09:00:00Z\r\n"
+        b";;\r\n"
+        b" ; ;\r\n"
+        b";x@y.com;2026-06-01\r\n"
+        b";;\r\n"
+    )
+    write_lines(
+        landing / "events/dt=2026-06-01/e.csv",
+        ["event_id,event_type,event_ts,customer_id", "e1,page_view,2026-06-01T10:00:00Z,c1", ",,,"],
+    )
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert query("select path, rows_read, rows_loaded from ops.load_manifest order by 1") == [
+        ("crm/dt=2026-06-01/excel.csv", 2, 1),
+        ("events/dt=2026-06-01/e.csv", 1, 1),
+    ]
+    assert query("select source_file, line_number from ops.quarantine") == [
+        ("crm/dt=2026-06-01/excel.csv", 5)
+    ]

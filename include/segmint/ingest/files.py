@@ -1362,7 +1362,14 @@ def _insert_csv_records(
         v = f"nullif(fields[{k}], '')"
         if delim == ";" and name in numbers:
             # Only a plain decimal comma ("19,99", "-0,5"): nothing with a thousands mark.
-            return rf"regexp_replace({v}, '^\s*(-?\d+),(\d+)\s*$', '\1.\2')"
+            # "1.000" is a thousand where a comma marks decimals, one where a point does:
+            # not a number, said so in the reason, rather than loaded 1000 times too small.
+            return (
+                rf"case when contains({v}, '.') and "
+                rf"regexp_full_match({v}, '\s*-?\d{{1,3}}(\.\d{{3}})+\s*') "
+                rf"then trim({v}) || ' (a thousands mark or a decimal point?)' "
+                rf"else regexp_replace({v}, '^\s*(-?\d+),(\d+)\s*$', '\1.\2') end"
+            )
         return v
 
     # json_object with the header's names as literals: ten times faster than to_json(map(...)).

@@ -377,6 +377,10 @@ def test_semicolon_tab_and_pipe_separated_csv_load(settings, landing, query):
         [
             ";".join(header),
             ";".join(["k1", "purchase", "2026-06-01T10:00:00Z", "c1", "o3", "1.234,50"]),
+            # A thousand, or one with three decimals? Not guessed either (was loaded as 1).
+            ";".join(["k2", "purchase", "2026-06-01T10:00:00Z", "c1", "o4", "1.000"]),
+            # Two decimals after a point are no thousands mark.
+            ";".join(["k3", "purchase", "2026-06-01T10:00:00Z", "c1", "o5", "12.50"]),
         ],
     )
     run_ingest(settings, D1)
@@ -385,14 +389,18 @@ def test_semicolon_tab_and_pipe_separated_csv_load(settings, landing, query):
     loaded = query("select event_id, revenue::VARCHAR, _extra from raw.events order by 1")
     assert loaded == [
         ("c9", None, '{"note":"a;b;c"}'),
+        ("k3", "12.50", None),
         ("p1", None, None),
         ("s1", "19.99", None),
         ("t1", "5.50", None),
     ]
-    reasons = query("select source_file, reasons from ops.quarantine")
-    assert [(f, any("revenue" in r for r in rs)) for f, rs in reasons] == [
-        ("events/dt=2026-06-01/thousands.csv", True)
+    reasons = query("select source_file, line_number, reasons from ops.quarantine order by 2")
+    assert [(f, n, any("revenue" in r for r in rs)) for f, n, rs in reasons] == [
+        ("events/dt=2026-06-01/thousands.csv", 2, True),
+        ("events/dt=2026-06-01/thousands.csv", 3, True),
     ]
+    why = "revenue is not a number (got 1.000 (a thousands mark or a decimal point?))"
+    assert why in reasons[1][2]
 
 
 def test_lines_of_separators_only_are_blank(settings, landing, query):

@@ -497,7 +497,7 @@ UNICODE_SPACE = _char_class(UNICODE_SPACE_CHARS)
 ISO_TIMESTAMP_RE = (
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
     r"(?:[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
-    r"(?:[Zz]| UTC|[+-](?:0[0-9]|1[0-4])(?::?[0-5][0-9])?)?)?"
+    r"(?:[Zz]| UTC| ?[+-](?:0[0-9]|1[0-3])(?::?[0-5][0-9])?| ?[+-]14(?::?00)?)?)?"
 )
 # The shapes most trackers write, tested first with LIKE (cheaper than the regular expression
 # on millions of rows); every position of them is a digit DuckDB's cast insists on.
@@ -571,7 +571,10 @@ def _iso_sql(expr: str, cast: Callable[[str], str]) -> str:
         f"when {expr} like '{shape}' then {cast(t)}" for shape in _COMMON_TIMESTAMP_SHAPES
     )
     iso = f"' *{ISO_TIMESTAMP_RE} *'"
-    return f"case {shapes} when regexp_full_match({expr}, {iso}) then {cast(f'upper({t})')} end"
+    # A space before the offset (Ruby's and Rails' "2026-06-01 10:00:00 +0200") is dropped:
+    # DuckDB's cast reads " +0200" as a zone name.
+    rare = f"regexp_replace(upper({t}), ' ([+-][0-9])', '\\1')"
+    return f"case {shapes} when regexp_full_match({expr}, {iso}) then {cast(rare)} end"
 
 
 def cast_sql(kind: str, expr: str, epoch: str | None = None) -> str:

@@ -174,6 +174,8 @@ def test_only_iso_8601_timestamps_from_a_sane_date_on_load(
         "(got 2026-06-01 10:00:00 EST)",
         "2026-06-01T10:00:00+25:00": "event_ts is not an ISO-8601 timestamp "
         "(got 2026-06-01T10:00:00+25:00)",
+        "2026-06-01T10:00:00+14:30": "event_ts is not an ISO-8601 timestamp "
+        "(got 2026-06-01T10:00:00+14:30)",
         "2026-6-1": "event_ts is not an ISO-8601 timestamp (got 2026-6-1)",
         "0001-01-01T00:00:00Z": "event_ts is before 2000-01-01 (got 0001-01-01T00:00:00Z)",
         "1969-12-31T23:59:59Z": "event_ts is before 2000-01-01 (got 1969-12-31T23:59:59Z)",
@@ -189,6 +191,9 @@ def test_only_iso_8601_timestamps_from_a_sane_date_on_load(
         "2026-06-01T23:30:00+14:00": "2026-06-01 09:30:00",
         "2026-06-01T10:00:00+0200": "2026-06-01 08:00:00",
         "2026-06-01 10:00:00 UTC": "2026-06-01 10:00:00",
+        # Ruby's and Rails' Time#to_s: a space before the offset (was quarantined).
+        "2026-06-01 10:00:00 +0200": "2026-06-01 08:00:00",
+        "2026-06-01 10:00:00 -05:30": "2026-06-01 15:30:00",
         "2026-06-01T10:00": "2026-06-01 10:00:00",
         "2026-06-01": "2026-06-01 00:00:00",
         # RFC 3339 allows a lower-case t and z; DuckDB's cast does not.

@@ -110,9 +110,15 @@ def to_svg(fig: Any, name: str, label: str) -> str:
 
 
 def _render(name: str, label: str, draw, width: float, height: float, **layout: Any) -> str:
+    import warnings
+
     import matplotlib
 
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(_RC), warnings.catch_warnings():
+        # The SVG holds text as text (svg.fonttype none), drawn by the reader's browser with
+        # its own fonts: a glyph missing from matplotlib's fonts (a Chinese segment name)
+        # only widens a layout estimate. It printed a warning per glyph into task logs.
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         fig, axes = _figure(width, height, **layout)
         draw(fig, axes)
         return to_svg(fig, name, label)

@@ -64,3 +64,18 @@ def test_a_long_name_is_shortened_on_the_charts_only(
     # The table beside the chart and the persona card keep the whole name.
     assert f'<td class="">{long}</td>' in html
     assert f"<h4>{long}</h4>" in html
+
+
+def test_a_name_in_another_script_is_written_without_glyph_warnings(
+    handmade_warehouse: Path, tmp_path: Path
+) -> None:
+    """A Chinese segment name printed matplotlib's "Glyph ... missing from font(s)" once per
+    character into the task log; the SVG holds the text and the browser draws it."""
+    import warnings
+
+    rename(handmade_warehouse, {"Alpha": "高价值客户"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = write_report(Settings(warehouse=handmade_warehouse, output=tmp_path), AS_OF)
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    assert "高价值客户" in chart_texts(chart(html, "segment-sizes"))

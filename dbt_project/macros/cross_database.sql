@@ -38,11 +38,18 @@
     cast({{ dbt.datediff(earlier, later, 'day') }} as integer)
 {%- endmacro %}
 
-{#- Seconds between two timestamps, as a double, to the microsecond: a datediff in seconds
-    counts the second boundaries crossed, so 10:00:00.0 to 10:30:00.5 made 1800, not 1800.5
-    (a gap of more than 30 minutes did not start a new session). -#}
+{#- Microseconds between two timestamps: a datediff in seconds counts the second
+    boundaries crossed, so 10:00:00.0 to 10:30:00.5 made 1800, not 1800.5 (a gap of more than
+    30 minutes did not start a new session). -#}
+{% macro microseconds_between(earlier, later) -%}
+    {{ dbt.datediff(earlier, later, 'microsecond') }}
+{%- endmacro %}
+
+{#- Whole seconds elapsed between two timestamps (10:00:00.9 to 10:10:00.1 is 599), as a
+    double. Whole, so that sums and averages of them are exact whatever order a parallel
+    aggregate adds them in: with fractions a rerun's averages differed in the last bit. -#}
 {% macro seconds_between(earlier, later) -%}
-    cast({{ dbt.datediff(earlier, later, 'microsecond') }} as {{ type_double() }}) / 1000000
+    cast(floor({{ microseconds_between(earlier, later) }} / 1000000.0) as {{ type_double() }})
 {%- endmacro %}
 
 {#- The value of `value_expression` on the row with the smallest tuple `order_expressions`

@@ -79,11 +79,11 @@ session_starts as (
         event_date,
         event_at,
         case
-            when {{ seconds_between(
+            when {{ microseconds_between(
                     'lag(event_at) over (partition by person_key, event_date '
                     ~ 'order by event_at, event_id)',
                     'event_at',
-                ) }} <= {{ var('session_inactivity_minutes') * 60 }}
+                ) }} <= {{ var('session_inactivity_minutes') * 60 * 1000000 }}
                 then 0
             else 1
         end as is_session_start

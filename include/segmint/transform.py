@@ -43,6 +43,16 @@ _FAILED = {"error", "fail", "runtime error"}
 # What dbt says when an incremental model's columns changed (on_schema_change='fail').
 SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are out of sync"
 
+# The version of how the models compute the rows they store. Bump it (a date) when a
+# segmint release changes a computation of stored rows without changing their columns: the
+# first night after the upgrade then rebuilds every model with --full-refresh, so past days
+# do not keep the old rule beside tonight's new one. (A change of columns needs no bump:
+# dbt refuses it, see _full_refresh_schema_changes.)
+# 2026-12-05: session gaps to the microsecond, durations in whole seconds elapsed;
+# attribution on shared devices follows each customer's turns; a purchase at the cart add's
+# instant is no abandonment.
+MODEL_LOGIC_VERSION = "2026-12-05"
+
 
 def project_dir(settings: Settings) -> Path:
     """The dbt project folder: the configured one, relative to the working directory or,
@@ -307,6 +317,63 @@ def _raw_figures(warehouse: Path) -> tuple[int, date | None]:
     finally:
         con.close()
     return int(rows), first
+
+
+def _logic_outdated(warehouse: Path) -> str | None:
+    """Why tonight must rebuild every model from scratch: the marts were built by models
+    computing their rows another way (:data:`MODEL_LOGIC_VERSION`); None when they were not,
+    or when there are no marts yet (tonight builds them from scratch anyway)."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = {
+            (schema, name)
+            for schema, name in con.execute(
+                "select table_schema, table_name from information_schema.tables "
+                "where (table_schema, table_name) in "
+                "(('marts', 'sessions'), ('ops', 'model_logic'))"
+            ).fetchall()
+        }
+        if ("marts", "sessions") not in tables:
+            return None
+        stored = None
+        if ("ops", "model_logic") in tables:
+            row = con.execute(
+                "select version from ops.model_logic order by applied_at desc limit 1"
+            ).fetchone()
+            stored = row[0] if row else None
+    finally:
+        con.close()
+    if stored == MODEL_LOGIC_VERSION:
+        return None
+    return (
+        f"the marts were built by models of logic version {stored or 'before 2026-12-05'}, "
+        f"this segmint computes stored rows as of version {MODEL_LOGIC_VERSION}"
+    )
+
+
+def _record_logic(warehouse: Path, as_of: date) -> None:
+    """Note that the marts are now built by this version's models (after a full build)."""
+    from segmint.warehouse import connect
+
+    con = connect(warehouse)
+    try:
+        con.execute("create schema if not exists ops")
+        con.execute(
+            "create table if not exists ops.model_logic ("
+            "version varchar not null, as_of_date date not null, applied_at timestamp not null)"
+        )
+        latest = con.execute(
+            "select version from ops.model_logic order by applied_at desc limit 1"
+        ).fetchone()
+        if latest is None or latest[0] != MODEL_LOGIC_VERSION:
+            con.execute(
+                "insert into ops.model_logic values (?, ?, current_timestamp::timestamp)",
+                [MODEL_LOGIC_VERSION, as_of],
+            )
+    finally:
+        con.close()
 
 
 def _load_rates(settings: Settings) -> int:
@@ -682,9 +749,17 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         rows_in, data_start = _raw_figures(warehouse)
         rates = _load_rates(settings)
         dates, dates_reason = snapshots_tonight(settings, as_of, data_start)
+        outdated = _logic_outdated(warehouse)
+        if outdated:
+            # A full refresh keeps only the snapshots asked for: the cut-offs too.
+            dates = snapshot_dates(settings, as_of, data_start)
+            dates_reason = "full refresh for a new model logic: with the cut-off snapshots"
+            log.warning(
+                "transform: %s; rebuilding every model with --full-refresh (once)", outdated
+            )
         log.info("transform: snapshots %s (%s)", ", ".join(map(str, dates)), dates_reason)
         started = time.perf_counter()
-        completed = run_dbt(settings, as_of, dates, warm=warm)
+        completed = run_dbt(settings, as_of, dates, full_refresh=bool(outdated), warm=warm)
     finally:
         warm.close()
     target_path, log_path = dbt_dirs(settings)
@@ -723,6 +798,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
             + ("" if run_results.is_file() else " (not written: dbt stopped before any node ran)")
             + f"\ndbt log: {log_path / 'dbt.log'}"
         )
+    _record_logic(warehouse, as_of)
     figures = _mart_figures(warehouse, as_of)
     summary = (
         f"{figures['customers']} customers with features as of {as_of}, "
@@ -744,9 +820,12 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         },
         "currency_rates": rates,
         "schema_change_full_refresh": rebuilt,
+        "logic_full_refresh": outdated,
         "run_results": str(run_results),
     }
     warnings = []
+    if outdated:
+        warnings.append(f"rebuilt every model from scratch: {outdated}")
     if figures["order_conflicts"]:
         warnings.append(
             f"{figures['order_conflicts']} order id(s) came with more than one customer or "

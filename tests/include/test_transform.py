@@ -17,6 +17,7 @@ from segmint.config import PropensitySettings, Settings, TransformSettings, usab
 from segmint.stages import SegmintError
 from segmint.transform import (
     DBT_PYCACHE,
+    MODEL_LOGIC_VERSION,
     ParseState,
     WarmDbt,
     dbt_args,
@@ -330,6 +331,48 @@ def test_schema_changes_of_incremental_models_rebuild_them_in_full(
         ).fetchone() == (0,)
     finally:
         con.close()
+
+
+def test_marts_built_by_an_older_model_logic_are_rebuilt_once(tmp_path: Path) -> None:
+    """An upgrade that changes how stored rows are computed, not their columns: past days
+    kept the old rule beside the new nights'. The first night after it rebuilds every model
+    with --full-refresh and records the version; the next night is incremental again."""
+    from tests.dbt import synthetic
+
+    warehouse = tmp_path / "segmint.duckdb"
+    con = connect(warehouse)
+    ensure_raw_tables(con)
+    synthetic.insert_raw(con, 40, 150, date(2026, 6, 1), date(2026, 6, 30), seed=5)
+    con.close()
+    settings = Settings(
+        warehouse=warehouse,
+        propensity=PropensitySettings(horizon_days=30, training_cutoffs=1),
+        transform=TransformSettings(reporting_currency=synthetic.CURRENCY),
+    )
+    as_of = date(2026, 6, 30)
+    first = run_transform(settings, as_of)
+    assert first.details["logic_full_refresh"] is None  # no marts yet: built from scratch
+    con = connect(warehouse)
+    fresh = table_hash(con, "marts.sessions")
+    # What an older version stored for a past day, and a warehouse from before the record.
+    con.execute(
+        "update marts.sessions set duration_s = duration_s + 1 where session_date < ?", [as_of]
+    )
+    con.execute("drop table ops.model_logic")
+    con.close()
+
+    again = run_transform(settings, as_of)
+    assert "before 2026-12-05" in again.details["logic_full_refresh"]
+    assert any(w.startswith("rebuilt every model from scratch") for w in again.warnings)
+    con = connect(warehouse, read_only=True)
+    try:
+        assert table_hash(con, "marts.sessions") == fresh
+        assert con.execute("select version from ops.model_logic").fetchall() == [
+            (MODEL_LOGIC_VERSION,)
+        ]
+    finally:
+        con.close()
+    assert run_transform(settings, as_of).details["logic_full_refresh"] is None
 
 
 def test_schema_change_models_read_from_run_results(tmp_path: Path) -> None:

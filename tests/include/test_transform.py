@@ -277,13 +277,8 @@ def test_failing_dbt_test_raises_naming_the_test_and_run_results(tmp_path: Path)
     connect(warehouse).close()
 
 
-def test_schema_changes_of_incremental_models_rebuild_them_in_full(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A new segmint version changed the columns of two incremental models (stored tables
-    built by the old version: one lacks a column the SQL now yields, one keeps a column it
-    no longer yields). dbt refuses the incremental run; transform names the models, rebuilds
-    them and their children with --full-refresh, and leaves the marts a fresh build leaves."""
+def _synthetic_june(tmp_path: Path, **transform: object) -> Settings:
+    """A warehouse of raw synthetic events for June 2026 (40 customers), and its settings."""
     from tests.dbt import synthetic
 
     warehouse = tmp_path / "segmint.duckdb"
@@ -291,14 +286,23 @@ def test_schema_changes_of_incremental_models_rebuild_them_in_full(
     ensure_raw_tables(con)
     synthetic.insert_raw(con, 40, 150, date(2026, 6, 1), date(2026, 6, 30), seed=5)
     con.close()
-    settings = Settings(
+    return Settings(
         warehouse=warehouse,
         propensity=PropensitySettings(horizon_days=30, training_cutoffs=1),
-        # A real build on DuckDB resources of the settings (recorded in the stage's details).
-        transform=TransformSettings(
-            reporting_currency=synthetic.CURRENCY, duckdb_threads=1, duckdb_memory_limit="1GB"
-        ),
+        transform=TransformSettings(reporting_currency=synthetic.CURRENCY, **transform),
     )
+
+
+def test_schema_changes_of_incremental_models_rebuild_them_in_full(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A new segmint version changed the columns of two incremental models (stored tables
+    built by the old version: one lacks a column the SQL now yields, one keeps a column it
+    no longer yields). dbt refuses the incremental run; transform names the models, rebuilds
+    them and their children with --full-refresh, and leaves the marts a fresh build leaves."""
+    # A real build on DuckDB resources of the settings (recorded in the stage's details).
+    settings = _synthetic_june(tmp_path, duckdb_threads=1, duckdb_memory_limit="1GB")
+    warehouse = settings.warehouse
     as_of = date(2026, 6, 30)
     first = run_transform(settings, as_of)
     assert first.details["schema_change_full_refresh"] == []
@@ -337,18 +341,8 @@ def test_marts_built_by_an_older_model_logic_are_rebuilt_once(tmp_path: Path) ->
     """An upgrade that changes how stored rows are computed, not their columns: past days
     kept the old rule beside the new nights'. The first night after it rebuilds every model
     with --full-refresh and records the version; the next night is incremental again."""
-    from tests.dbt import synthetic
-
-    warehouse = tmp_path / "segmint.duckdb"
-    con = connect(warehouse)
-    ensure_raw_tables(con)
-    synthetic.insert_raw(con, 40, 150, date(2026, 6, 1), date(2026, 6, 30), seed=5)
-    con.close()
-    settings = Settings(
-        warehouse=warehouse,
-        propensity=PropensitySettings(horizon_days=30, training_cutoffs=1),
-        transform=TransformSettings(reporting_currency=synthetic.CURRENCY),
-    )
+    settings = _synthetic_june(tmp_path)
+    warehouse = settings.warehouse
     as_of = date(2026, 6, 30)
     first = run_transform(settings, as_of)
     assert first.details["logic_full_refresh"] is None  # no marts yet: built from scratch

@@ -52,6 +52,8 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # attribution on shared devices follows each customer's turns; a purchase at the cart add's
 # instant is no abandonment.
 MODEL_LOGIC_VERSION = "2026-12-05"
+# A full refresh keeps only the snapshots asked for: it asks for the cut-offs too.
+_WITH_CUTOFFS = "with the cut-off snapshots"
 
 
 def project_dir(settings: Settings) -> Path:
@@ -319,10 +321,11 @@ def _raw_figures(warehouse: Path) -> tuple[int, date | None]:
     return int(rows), first
 
 
-def _logic_outdated(warehouse: Path) -> str | None:
-    """Why tonight must rebuild every model from scratch: the marts were built by models
-    computing their rows another way (:data:`MODEL_LOGIC_VERSION`); None when they were not,
-    or when there are no marts yet (tonight builds them from scratch anyway)."""
+def _logic_outdated(warehouse: Path) -> tuple[str | None, bool]:
+    """Why tonight must rebuild every model from scratch, and whether tonight's build is to
+    be recorded in ``ops.model_logic``. A reason when the marts were built by models
+    computing their rows another way (:data:`MODEL_LOGIC_VERSION`); None when they were
+    not, or when there are no marts yet (tonight builds them from scratch anyway)."""
     import duckdb
 
     con = duckdb.connect(str(warehouse), read_only=True)
@@ -335,8 +338,6 @@ def _logic_outdated(warehouse: Path) -> str | None:
                 "(('marts', 'sessions'), ('ops', 'model_logic'))"
             ).fetchall()
         }
-        if ("marts", "sessions") not in tables:
-            return None
         stored = None
         if ("ops", "model_logic") in tables:
             row = con.execute(
@@ -346,11 +347,13 @@ def _logic_outdated(warehouse: Path) -> str | None:
     finally:
         con.close()
     if stored == MODEL_LOGIC_VERSION:
-        return None
+        return None, False
+    if ("marts", "sessions") not in tables:
+        return None, True
     return (
         f"the marts were built by models of logic version {stored or 'before 2026-12-05'}, "
         f"this segmint computes stored rows as of version {MODEL_LOGIC_VERSION}"
-    )
+    ), True
 
 
 def _record_logic(warehouse: Path, as_of: date) -> None:
@@ -364,14 +367,10 @@ def _record_logic(warehouse: Path, as_of: date) -> None:
             "create table if not exists ops.model_logic ("
             "version varchar not null, as_of_date date not null, applied_at timestamp not null)"
         )
-        latest = con.execute(
-            "select version from ops.model_logic order by applied_at desc limit 1"
-        ).fetchone()
-        if latest is None or latest[0] != MODEL_LOGIC_VERSION:
-            con.execute(
-                "insert into ops.model_logic values (?, ?, current_timestamp::timestamp)",
-                [MODEL_LOGIC_VERSION, as_of],
-            )
+        con.execute(
+            "insert into ops.model_logic values (?, ?, current_timestamp::timestamp)",
+            [MODEL_LOGIC_VERSION, as_of],
+        )
     finally:
         con.close()
 
@@ -749,11 +748,10 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         rows_in, data_start = _raw_figures(warehouse)
         rates = _load_rates(settings)
         dates, dates_reason = snapshots_tonight(settings, as_of, data_start)
-        outdated = _logic_outdated(warehouse)
+        outdated, record_logic = _logic_outdated(warehouse)
         if outdated:
-            # A full refresh keeps only the snapshots asked for: the cut-offs too.
             dates = snapshot_dates(settings, as_of, data_start)
-            dates_reason = "full refresh for a new model logic: with the cut-off snapshots"
+            dates_reason = f"full refresh for a new model logic: {_WITH_CUTOFFS}"
             log.warning(
                 "transform: %s; rebuilding every model with --full-refresh (once)", outdated
             )
@@ -770,10 +768,9 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         rebuilt = schema_changed_models(run_results)
         if rebuilt:
             first = _failed_results(run_results)
-            # A full refresh keeps only the snapshots asked for, and changed feature columns
-            # make propensity retrain tonight: ask for the cut-offs too.
+            # Changed feature columns also make propensity retrain tonight.
             dates = snapshot_dates(settings, as_of, data_start)
-            dates_reason = "full refresh of changed models: with the cut-off snapshots"
+            dates_reason = f"full refresh of changed models: {_WITH_CUTOFFS}"
             completed, problems = _full_refresh_schema_changes(settings, as_of, dates, rebuilt)
             rerun = _result_ids(run_results) if run_results.is_file() else set()
             # Failures of the first run the full refresh did not run again still stand.
@@ -798,7 +795,8 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
             + ("" if run_results.is_file() else " (not written: dbt stopped before any node ran)")
             + f"\ndbt log: {log_path / 'dbt.log'}"
         )
-    _record_logic(warehouse, as_of)
+    if record_logic:
+        _record_logic(warehouse, as_of)
     figures = _mart_figures(warehouse, as_of)
     summary = (
         f"{figures['customers']} customers with features as of {as_of}, "

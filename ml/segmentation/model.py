@@ -77,7 +77,7 @@ def _retired_warning(
     centroids: np.ndarray,
     prev_scaled: np.ndarray,
     prev_ids: list[int],
-    cfg: SegmentationSettings,
+    max_distance: float,
 ) -> str:
     """Why a previous segment is retired: no cluster near it tonight, or the cluster near it
     has another id (the one a rerun's earlier run or the next night gave it, when nights are
@@ -85,8 +85,8 @@ def _retired_warning(
     head = f"segment {row.segment_id} '{row.segment_name}' retired: "
     gap = centroid_distances(prev_scaled[[prev_ids.index(row.segment_id)]], centroids)[0]
     nearest = int(gap.argmin())
-    if gap[nearest] > cfg.match_max_distance:
-        return f"{head}no cluster within {cfg.match_max_distance} of its centroid tonight"
+    if gap[nearest] > max_distance:
+        return f"{head}no cluster within {max_distance} of its centroid tonight"
     why = {
         "same night": "the id this night's earlier run gave it",
         "next night": "the id the next night's run gave it",
@@ -314,7 +314,9 @@ def _fit_segments(
         )
         profiles = pd.concat([profiles, retired], ignore_index=True)
         warnings.extend(
-            _retired_warning(row, match, kmeans.cluster_centers_, prev_scaled, prev_ids, cfg)
+            _retired_warning(
+                row, match, kmeans.cluster_centers_, prev_scaled, prev_ids, cfg.match_max_distance
+            )
             for row in retired.itertuples()  # a handful of segments, not data rows
         )
     profiles = profiles.sort_values("segment_id").reset_index(drop=True)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -505,9 +506,7 @@ class Ingest:
         (landing zones prune old files, and a vanished file is no reason to delete data), so
         whether a corrected record replaces its old copy depends on how the file names
         sort; the operator should know."""
-        arrived: dict[tuple[str, date], int] = {}
-        for f in new:
-            arrived[(f.source, f.partition_date)] = arrived.get((f.source, f.partition_date), 0) + 1
+        arrived = Counter((f.source, f.partition_date) for f in new)
         missing: dict[tuple[str, date], list[str]] = {}
         for path, _, _, source, partition in gone:
             if (source, partition) in arrived:

@@ -11,13 +11,14 @@ Usage::
     python -m segmint.airflow_env dags-test 2026-06-30 # airflow dags test segmint_nightly DATE
     python -m segmint.airflow_env standalone           # UI on http://127.0.0.1:8080
     python -m segmint.airflow_env backfill A B         # nights A..B, run by the scheduler
-    python -m segmint.airflow_env env                  # print the variables (for a shell)
+    python -m segmint.airflow_env env                  # print the variables, PATH (for a shell)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -220,9 +221,11 @@ def main(argv: list[str] | None = None) -> int:
                 "runs it (start one with `make airflow`); the DAG must be unpaused."
             )
         return code
+    # PATH too: `eval "$(... env)"` then `airflow ...` must find this environment's airflow
+    # in a shell where the venv is not activated (docs/operations.md, "Backfills and reruns").
     for key in sorted(env):
-        if key.startswith(("AIRFLOW", "SEGMINT_")):
-            print(f"export {key}={env[key]!r}")
+        if key.startswith(("AIRFLOW", "SEGMINT_")) or key == "PATH":
+            print(f"export {key}={shlex.quote(env[key])}")
     return 0
 
 

@@ -31,7 +31,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -181,6 +181,9 @@ class ErasureResult:
     # checked (ml.recommendations.stage.erase_from_models).
     model_files: list[str] = field(default_factory=list)
     unchecked_model_files: list[str] = field(default_factory=list)
+    # The night the published copies hold (they keep the erased rows until it is published
+    # again); None when nothing was published.
+    published_as_of: date | None = None
 
     @property
     def warnings(self) -> list[str]:
@@ -237,10 +240,12 @@ class ErasureResult:
         ):
             if files:
                 out += [f"  {header}:", *(f"    {p}" for p in files)]
-        out.append(
-            "  the published read-only copies (full and analysts') keep them until the next "
-            "publish; run `segmint publish` to replace them now"
-        )
+        if self.published_as_of:
+            out.append(
+                "  the published read-only copies (full and analysts') keep them until the "
+                f"next publish; run `segmint publish --as-of {self.published_as_of}` to "
+                "replace them now"
+            )
         out += [f"  warning: {w}" for w in self.warnings]
         return out
 
@@ -285,6 +290,7 @@ def erase_customers(settings: Settings, customer_ids: list[str], note: str | Non
 
 def _erase_and_compact(settings: Settings, ids: list[str], note: str | None) -> ErasureResult:
     from ml.recommendations.stage import erase_from_models
+    from segmint.publish import published_as_of
 
     con = connect(settings.warehouse)
     try:
@@ -295,6 +301,7 @@ def _erase_and_compact(settings: Settings, ids: list[str], note: str | None) -> 
     result.model_files, result.unchecked_model_files = erase_from_models(
         settings.artifacts_dir, ids
     )
+    result.published_as_of = published_as_of(settings.published_warehouse)
     # Deleted rows stay readable in the file's free blocks (and in every byte copy of it,
     # such as the published copy) until the file is rewritten.
     try:

@@ -152,6 +152,12 @@ def test_erased_customer_leaves_no_bytes_in_the_file_or_the_next_published_copy(
     assert _file_holds(full.warehouse, needles) == []
     assert result.file_bytes and result.file_bytes[0] >= result.file_bytes[1] > 0
     assert any("leave no bytes behind" in line for line in result.lines())
+    # The command it gives to replace the published copies now is one that runs (publish
+    # requires the night).
+    assert (
+        "  the published read-only copies (full and analysts') keep them until the next "
+        f"publish; run `segmint publish --as-of {AS_OF}` to replace them now"
+    ) in result.lines()
     assert not stale.exists()
     # Nothing else was lost in the rewrite: every table holds its rows but the erased ones.
     expected = {t: n - result.tables.get(t, 0) for t, n in counts_before.items()}
@@ -248,6 +254,7 @@ def test_erasure_of_an_unknown_id_warns_and_names_near_matches(full, capsys):
     assert "  warning: no rows for customer c01 in any table; did you mean C01?" in out
     assert "  warning: no rows for customer c77 in any table; did you mean ' C77 '?" in out
     assert "  warning: no rows for customer C404 in any table; check the id" in out
+    assert "published read-only copies" not in out  # nothing published: none to replace
     assert _mentions(full, ("C01",))  # nothing of C01 was touched
 
     # Mixed: C02 found and erased, c02 named (not "did you mean C02": it was asked for too).

@@ -320,12 +320,27 @@ def history(warehouse: Path, dates: list[date]) -> History:
     )
 
 
-def usable_cutoffs(hist: History, cutoffs: list[date], min_history_days: int) -> list[date]:
-    """Cut-offs (newest first) with a snapshot and at least ``min_history_days`` before them."""
+def censored_cutoffs(hist: History, cutoffs: list[date], horizon_days: int) -> list[date]:
+    """Cut-offs whose label window ``(c, c + H]`` ends after the newest day with any activity:
+    the days after it are missing, not quiet (an as-of date past the loaded data, a day whose
+    files have not landed), and would label every customer as neither buying nor visiting."""
+    if hist.last_activity is None:
+        return []
+    return [c for c in cutoffs if c + timedelta(days=horizon_days) > hist.last_activity]
+
+
+def usable_cutoffs(
+    hist: History, cutoffs: list[date], min_history_days: int, horizon_days: int | None = None
+) -> list[date]:
+    """Cut-offs (newest first) with a snapshot and at least ``min_history_days`` before them
+    (and, given ``horizon_days``, a label window the activity covers: :func:`censored_cutoffs`)."""
     if hist.first_activity is None:
         return []
+    censored = set() if horizon_days is None else set(censored_cutoffs(hist, cutoffs, horizon_days))
     return [
         c
         for c in cutoffs
-        if hist.snapshots.get(c, 0) > 0 and (c - hist.first_activity).days + 1 >= min_history_days
+        if hist.snapshots.get(c, 0) > 0
+        and (c - hist.first_activity).days + 1 >= min_history_days
+        and c not in censored
     ]

@@ -415,13 +415,15 @@ def _train_night(
     wh = settings.warehouse
     lookback = cfg.active_lookback_days
     cutoffs = cfg.cutoff_dates(as_of, horizon)
-    usable = dataset.usable_cutoffs(hist, cutoffs, cfg.min_history_days)
+    usable = dataset.usable_cutoffs(hist, cutoffs, cfg.min_history_days, horizon)
+    censored = dataset.censored_cutoffs(hist, cutoffs, horizon)
     out.params.update(
         {
             **training_settings(settings, horizon),
             "retrained": True,
             "candidate_cutoffs": [c.isoformat() for c in cutoffs],
             "usable_cutoffs": [c.isoformat() for c in usable],
+            "censored_cutoffs": [c.isoformat() for c in censored],
         }
     )
     published: tuple[str, Any, list[str], list[str]] | None = None
@@ -435,6 +437,7 @@ def _train_night(
         if hist.snapshots.get(c, 0) == 0
         and first is not None
         and (c - first).days + 1 >= cfg.min_history_days
+        and c not in censored
     ]
     lacking = (
         f"{dataset.FEATURE_HISTORY} lacks the cut-off snapshot(s) "
@@ -442,7 +445,18 @@ def _train_night(
         "a retrain; to build them now set [transform] cutoff_snapshots_every_night = true "
         f"and rerun `segmint run --stages transform,score --as-of {as_of}`)"
     )
-    if len(usable) < 2 and len(usable) + len(absent) >= 2:
+    incomplete = (
+        f"cut-off(s) {', '.join(c.isoformat() for c in censored)} left out: their "
+        f"{horizon}-day label windows end after the newest activity in "
+        f"{dataset.DAILY_ACTIVITY} ({hist.last_activity}), so the days missing after it would "
+        "count as days without a purchase or a visit"
+    )
+    if censored and len(usable) >= 2:
+        out.warnings.append(f"{model_name}: {incomplete}")
+    uncensored = dataset.usable_cutoffs(hist, cutoffs, cfg.min_history_days)
+    if len(usable) < 2 and censored and len(uncensored) + len(absent) >= 2:
+        out.message = f"{model_name}: cannot train: {incomplete}"
+    elif len(usable) < 2 and len(usable) + len(absent) >= 2:
         out.message = f"{model_name}: cannot train: {lacking}"
     elif len(usable) < 2:
         have = 0 if first is None else (as_of - first).days + 1

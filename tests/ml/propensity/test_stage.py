@@ -228,6 +228,39 @@ def test_too_little_history_reports_it_and_publishes_nothing(warehouse: Path) ->
     assert runs["message"].str.contains("have 60").all()
 
 
+def test_label_windows_past_the_newest_activity_are_not_trained_on(warehouse: Path) -> None:
+    # The activity stops 10 days before the as-of date (an as-of date past the loaded files,
+    # or files that have not landed yet): the newest cut-off's label window (AS_OF - 30,
+    # AS_OF] is a third empty. Before, it was the holdout all the same, its missing days
+    # counted as days without a purchase or a visit (generated shop, as of 12 days past its
+    # data: purchase holdout base rate 0.24 instead of 0.32, churn 0.38 instead of 0.31).
+    con = connect(warehouse)
+    con.execute(
+        "delete from marts.customer_daily_activity where activity_date > ?",
+        [AS_OF - timedelta(days=10)],
+    )
+    con.close()
+    result = run_propensity(_settings(warehouse), AS_OF)
+    newest = (AS_OF - timedelta(days=30)).isoformat()
+    for model in ("purchase", "churn"):
+        params = json.loads(
+            read_frame(warehouse, "select params from ml.model_runs where model_name = ?", [model])[
+                "params"
+            ].iloc[0]
+        )
+        assert params["cutoffs"]["holdout"] == (AS_OF - timedelta(days=60)).isoformat()
+        assert newest not in params["usable_cutoffs"]
+        assert params["censored_cutoffs"] == [newest]
+        assert any(
+            w.startswith(
+                f"{model}: cut-off(s) {newest} left out: their 30-day label windows "
+                "end after the newest activity in marts.customer_daily_activity "
+                f"({AS_OF - timedelta(days=10)})"
+            )
+            for w in result.warnings
+        ), result.warnings
+
+
 def test_previous_model_keeps_scoring_and_a_foreign_one_is_refused(
     scored_earlier, tmp_path: Path
 ) -> None:

@@ -75,10 +75,10 @@ NUMERIC_FEATURES = (
     "days_since_last_visit",
     "mobile_session_share_90d",
 )
-# Not model inputs: ``email_opt_in`` / ``ads_opt_in`` come from the latest CRM record, not the
-# record as of the snapshot date, so they would leak later consent changes into past
-# cut-offs (caught by tests/e2e/test_propensity_quality.py); consent decides who may be
-# contacted (audiences), not how likely someone is to buy.
+# Not model inputs: ``email_opt_in`` / ``ads_opt_in`` decide who may be contacted (audiences),
+# not how likely someone is to buy. (The feature history takes them from the CRM version valid
+# on the snapshot day; when it took the latest record they leaked later consent changes into
+# past cut-offs, caught by tests/e2e/test_propensity_quality.py.)
 CATEGORICAL_FEATURES = ("rfm_segment", "favourite_category")
 # Derived in SQL from the snapshot itself (so still point-in-time).
 DERIVED_FEATURES = ("days_since_first_order", "days_since_last_activity")

@@ -125,10 +125,16 @@ def _render(name: str, label: str, draw, width: float, height: float, **layout: 
 
 
 def _thousands(ax: Any, axis: str = "x") -> None:
-    from matplotlib.ticker import FuncFormatter
+    """Whole numbers with thousands separators on a count axis, ticks on whole numbers only.
 
-    fmt = FuncFormatter(lambda v, _: f"{v:,.0f}")
-    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(fmt)
+    The default locator puts ticks at 0.2, 0.4, ... when the largest count is 1 or 2 (a shop
+    with one customer, a day with one CRM row): formatted without decimals, they read
+    0, 0, 0, 1, 1, 1."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10], integer=True))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
 
 
 # --- segments --------------------------------------------------------------------------

@@ -259,3 +259,34 @@ def test_audiences_that_failed_or_emptied_are_named_not_left_out(
     assert "Built with no members: vip_ads." in summary
     assert "ml.propensity_scores is empty &lt;did the score stage publish?&gt;" in html
     assert "Snapshot of 2026-06-29 (no snapshot on 2026-06-30)" in html
+
+
+def test_count_axes_of_a_tiny_shop_tick_whole_numbers(tmp_path: Path) -> None:
+    """One customer, one CRM row: the count axes ticked 0, 0, 0, 1, 1, 1 (ticks at 0.2, 0.4,
+    ... drawn without decimals). A count axis ticks whole numbers only."""
+    from datetime import timedelta
+
+    from segmint.report import charts
+
+    def ticks(svg: str) -> list[str]:
+        return [t for t in re.findall(r"<text[^>]*>([^<]+)</text>", svg) if t.isdigit()]
+
+    warehouse = tmp_path / "one.duckdb"
+    con = connect(warehouse)
+    con.execute(
+        "create table ml.customer_segments as select 'c1' as customer_id, "
+        f"date '{AS_OF}' as as_of_date, 0 as segment_id, 'All customers' as segment_name, "
+        "0.0 as distance, false as is_outlier, 'r' as run_id"
+    )
+    con.close()
+    html = render_report(warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
+    svg = re.search(r'data-chart="segment-sizes">(<svg.*?</svg>)', html, re.S).group(1)
+    days = [AS_OF - timedelta(days=1), AS_OF]
+    for drawn in (
+        svg,
+        charts.stacked_by_day("loads", "t", {"crm": {"loaded": [0, 1]}}, days, {}),
+        charts.audience_sizes(["a"], {"target": [2], "holdout": [0]}),
+    ):
+        labels = ticks(drawn)
+        assert len(labels) >= 2
+        assert len(labels) == len(set(labels)), labels

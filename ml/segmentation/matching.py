@@ -65,10 +65,12 @@ def match_segments(
     earlier run, when it is rerun), of the previous run, then of ``after`` (the next later
     night, for a backfill). Each step is a Hungarian assignment between the new centroids
     still without an id and the step's ids not given yet; a pair no farther apart than
-    ``max_distance`` takes the id. Every other new centroid gets a fresh id from ``next_id``
-    upwards, handed out in ``order`` (default: as given; the stage passes largest segment
-    first). Previous ids given to no centroid are retired. ``distances`` are to the previous
-    run's centroid of the same id (its drift), whichever step gave the id.
+    ``max_distance`` takes the id, and so does a lone new centroid paired with a step's lone
+    centroid (one segment on both nights is everyone on both). Every other new centroid gets
+    a fresh id from ``next_id`` upwards, handed out in ``order`` (default: as given; the stage
+    passes largest segment first). Previous ids given to no centroid are retired.
+    ``distances`` are to the previous run's centroid of the same id (its drift), whichever
+    step gave the id.
     """
     new_centroids = np.asarray(new_centroids, dtype=float)
     k = len(new_centroids)
@@ -89,8 +91,13 @@ def match_segments(
             new_centroids[rows_open], np.asarray(step.centroids, dtype=float)[cols_open]
         )
         rows, cols = linear_sum_assignment(cost)
+        # One segment tonight and one in the reference: both are the whole shop, whatever
+        # its centroid did. A young shop's centroid moves by several standard deviations a
+        # night (tenure and recency grow, a handful of customers), and the distance rule
+        # retired "All customers" every night for a new id with everyone "moved".
+        whole_shop = k == 1 and len(step.ids) == 1
         for r, c in zip(rows, cols, strict=True):
-            if cost[r, c] <= max_distance:
+            if whole_shop or cost[r, c] <= max_distance:
                 ids[rows_open[r]] = int(step.ids[cols_open[c]])
                 sources[rows_open[r]] = step.label
     kept = [i for i in ids if i is not None]

@@ -1556,7 +1556,8 @@ def block_centroid_shift(ctx: Context) -> str:
         "drift-centroid",
         svg,
         f"How far each segment's centre moved since the previous run; beyond {threshold:g} a "
-        "cluster no longer matches its old identity.",
+        "cluster no longer matches its old identity (one segment on both nights always does: "
+        "it is the whole shop).",
     )
 
 

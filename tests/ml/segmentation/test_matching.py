@@ -66,3 +66,11 @@ def test_an_id_is_given_once_across_references() -> None:
     later = Reference("next night", OLD[1:2], [3])  # id 3 moved: taken already
     m = match_segments(OLD[:2], None, [], 1.0, next_id=10, before=[own], after=[later])
     assert m.segment_ids == [3, 10]
+
+
+def test_one_segment_on_both_nights_keeps_its_id_however_far_it_moved() -> None:
+    m = match_segments(np.array([[4.0, 4.0]]), OLD[:1], [3], max_distance=1.0, next_id=10)
+    assert m.segment_ids == [3] and m.retired == [] and m.new == []
+    # A split or a merge still goes by distance.
+    m = match_segments(np.array([[4.0, 4.0]]), OLD, OLD_IDS, max_distance=1.0, next_id=10)
+    assert m.segment_ids == [10] and m.retired == [3, 7, 9]

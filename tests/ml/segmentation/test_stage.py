@@ -306,3 +306,34 @@ def test_importing_the_stage_modules_is_light(modules: str, not_imported: tuple)
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_one_segment_shop_keeps_its_segment_while_it_grows(
+    warehouse_with: Callable[..., Settings], features_3k: pd.DataFrame, as_of: date
+) -> None:
+    """A young shop of thirty customers, one segment a night: its profile moves by several
+    standard deviations from one night to the next (everyone a day older, a few more
+    orders). "All customers" was retired every night for a new id, and the report said 0%
+    of the customers kept their segment."""
+    first = features_3k.head(30).copy()
+    second = first.copy()
+    second["as_of_date"] = pd.Timestamp(as_of + timedelta(days=1))
+    for col in ("tenure_days", "recency_days", "days_since_last_visit"):
+        second[col] = second[col] * 3 + 40
+    second["order_count"] = second["order_count"] + 2
+    settings = warehouse_with(first, second)
+    run_segmentation(settings, as_of)
+    result = run_segmentation(settings, as_of + timedelta(days=1))
+    assert result.details["k"] == 1
+    assert not [w for w in result.warnings if "retired" in w]
+    profiles = query(
+        settings, "select as_of_date, segment_id, status from ml.segment_profiles order by 1"
+    )
+    assert profiles[["segment_id", "status"]].values.tolist() == [[1, "new"], [1, "kept"]]
+    moves = query(
+        settings,
+        "select from_segment_id, to_segment_id, customers from ml.segment_transitions "
+        "where as_of_date = ?",
+        [as_of + timedelta(days=1)],
+    )
+    assert moves.values.tolist() == [[1, 1, 30]]

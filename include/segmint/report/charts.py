@@ -124,6 +124,13 @@ def _render(name: str, label: str, draw, width: float, height: float, **layout: 
         return to_svg(fig, name, label)
 
 
+# Width of a chart drawn across the page (a wide figure, shown at the page's full width): a
+# narrower drawing is scaled up to fill it, its type with it (a one-source loads chart at
+# 2.8 times), and a title wider than the drawing is cut off (the transitions heatmap of a
+# shop with up to four segments).
+WIDE_INCHES = 9.6
+
+
 def _thousands(ax: Any, axis: str = "x") -> None:
     """Whole numbers with thousands separators on a count axis, ticks on whole numbers only.
 
@@ -298,7 +305,7 @@ def k_selection(
         if np.nanmax(np.array(inertia, dtype=float)) >= 1e4:
             _thousands(axes[0][0], "y")
 
-    return _render("k-selection", "Choosing k", draw, 9.6, 3.0, ncols=2)
+    return _render("k-selection", "Choosing k", draw, WIDE_INCHES, 3.0, ncols=2)
 
 
 # --- propensity ------------------------------------------------------------------------
@@ -361,7 +368,7 @@ def lift_capture(name: str, lift: Mapping[str, Any], capture: Mapping[str, Any])
         ax2.set_ylabel("share of buyers captured")
         ax2.set_title("Cumulative capture")
 
-    return _render(name, "Lift and capture by decile", draw, 9.6, 3.1, ncols=2, wspace=0.25)
+    return _render(name, "Lift and capture by decile", draw, WIDE_INCHES, 3.1, ncols=2, wspace=0.25)
 
 
 def calibration(name: str, points: Mapping[str, tuple[Any, Any]]) -> str:
@@ -564,9 +571,7 @@ def stacked_by_day(
         axes[0][0].legend(loc="lower left", ncols=3, bbox_to_anchor=(0, 1.08))
         fig.suptitle(title, x=0.01, y=0.99, ha="left", va="top", fontsize=11, fontweight="bold")
 
-    return _render(
-        name, title, draw, min(4.8 * n, 9.6), 3.6, ncols=n, bottom=0.8, top=0.75, wspace=0.22
-    )
+    return _render(name, title, draw, WIDE_INCHES, 3.6, ncols=n, bottom=0.8, top=0.75, wspace=0.22)
 
 
 def drift_lines(
@@ -580,6 +585,12 @@ def drift_lines(
     """Small line chart over runs; the ``highlight`` worst series coloured, the rest grey."""
     worst = sorted(series, key=lambda k: -float(np.nanmax(np.asarray(series[k][1], float))))
     coloured = set(worst[:highlight])
+    # The legend below the plot in two columns when two of its longest names fit side by
+    # side (a handle and spacing each, 0.45 in), else in one: the second column of
+    # feature names (avg_order_value) ran past the chart's edge and was cut off.
+    width, left = 4.4, 0.7
+    fits = _label_inches([short(k) for k in coloured], 9) + 0.45 <= (width - left - 0.2) / 2
+    ncols = 2 if fits else 1
 
     def draw(fig, axes):
         from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
@@ -633,12 +644,12 @@ def drift_lines(
                 labels[::-1],
                 loc="upper left",
                 bbox_to_anchor=(0, -0.16),
-                ncols=2,
+                ncols=ncols,
                 fontsize=9,
             )
 
-    rows = (min(len(series), highlight) + 1) // 2
-    return _render(name, title, draw, 4.4, 2.9 + 0.2 * rows, bottom=0.6 + 0.2 * rows)
+    rows = -(-min(len(series), highlight) // ncols)
+    return _render(name, title, draw, width, 2.9 + 0.2 * rows, left=left, bottom=0.6 + 0.2 * rows)
 
 
 def audience_sizes(names: Sequence[str], parts: Mapping[str, Sequence[int]]) -> str:

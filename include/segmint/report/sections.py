@@ -577,7 +577,7 @@ def block_transitions(ctx: Context) -> str:
         xlabel="segment this run",
         ylabel="segment last run",
         cmap="Purples",
-        width=max(6.0, 0.95 * len(cols) + 3.2),
+        width=max(charts.WIDE_INCHES, 0.95 * len(cols) + 3.2),
     )
     caption = (
         f"{stayed:,.0f} customers kept their segment, {moved:,.0f} moved to another, "

@@ -77,8 +77,20 @@ MEASURE = (
     var svg = fig.querySelector('svg');
     var size = svg ? box(svg) : {width: 0, height: 0};
     var marks = svg ? svg.querySelectorAll('path,rect,line,use').length : 0;
+    // Text drawn past the SVG's edge is cut off on screen (a title wider than its chart).
+    var clipped = [];
+    if (svg) {
+      var edge = svg.getBoundingClientRect();
+      Array.prototype.forEach.call(svg.querySelectorAll('text'), function (t) {
+        var r = t.getBoundingClientRect();
+        if (r.width && (r.left < edge.left - 1 || r.right > edge.right + 1 ||
+                        r.top < edge.top - 1 || r.bottom > edge.bottom + 1)) {
+          clipped.push(t.textContent);
+        }
+      });
+    }
     return {name: fig.getAttribute('data-chart'), has_svg: !!svg, width: size.width,
-            height: size.height, marks: marks};
+            height: size.height, marks: marks, clipped: clipped};
   });
   var out = document.createElement('pre');
   out.id = '"""

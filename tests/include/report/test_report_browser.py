@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from segmint.config import Settings
+from segmint.report import charts as charts_module
 from segmint.report import write_report
 from tests.include.report.browser import BrowserUnavailable, chromium_path, open_in_chromium
 
@@ -44,6 +45,7 @@ def test_report_renders_in_headless_chromium(sample_warehouse: Path, tmp_path: P
         assert chart["has_svg"], chart
         assert chart["width"] >= 300 and chart["height"] >= 150, chart
         assert chart["marks"] > 5, chart  # bars, lines, ticks: something was drawn
+        assert chart["clipped"] == [], chart  # no label or title cut off at the edge
     # Laptop screen: nothing wider than the window (no horizontal scrolling).
     assert report.page_width <= 1440
 
@@ -59,13 +61,33 @@ def test_report_renders_in_headless_chromium(sample_warehouse: Path, tmp_path: P
     shutil.copy2(page, ARTIFACTS / "report.html")
 
 
+def test_a_small_shops_charts_fit_their_text(handmade_warehouse: Path, tmp_path: Path) -> None:
+    """Two segments: the transitions heatmap was drawn 6 inches wide, narrower than its
+    title, which the page cut off ("... (colour = share of the ro"), and scaled up to the
+    page's width, 2.2 times. A wide chart is drawn at the wide width."""
+    settings = Settings(warehouse=handmade_warehouse, output=tmp_path / "output")
+    page = Path(write_report(settings, AS_OF).details["path"])
+    report = open_in_chromium(page, tmp_path / "browser", screenshot_sizes=(), full_page_width=None)
+    charts = {chart["name"]: chart for chart in report.charts}
+    assert "segment-transitions" in charts
+    for chart in charts.values():
+        assert chart["clipped"] == [], chart
+    # Same type size as the other wide charts: about 1.3 times at 1440 px, not 2.2.
+    assert charts["segment-transitions"]["height"] < 400
+    loads = charts_module.stacked_by_day("loads", "t", {"crm": {"loaded": [1]}}, [AS_OF], {})
+    assert 'viewBox="0 0 691.2 ' in loads  # one source: drawn as wide as two, not 2.8 times
+
+
 def test_the_browser_check_sees_broken_pages(tmp_path: Path) -> None:
     """The acceptance check is not vacuous: script errors, console errors, resources that do
-    not load and charts without an SVG are all reported."""
+    not load, charts without an SVG and text cut off at a chart's edge are all reported."""
     page = tmp_path / "broken.html"
     page.write_text(
         '<!DOCTYPE html><html><head><title>broken</title><script src="missing.js"></script>'
         '</head><body><figure data-chart="empty"><div>no svg</div></figure>'
+        '<figure data-chart="cut"><svg viewBox="0 0 100 50" width="100" height="50">'
+        '<text x="10" y="20">in</text><text x="60" y="20">a title far too long</text>'
+        "</svg></figure>"
         '<script>console.error("boom"); notDefined();</script></body></html>'
     )
     report = open_in_chromium(page, tmp_path / "browser", screenshot_sizes=(), full_page_width=None)
@@ -73,6 +95,12 @@ def test_the_browser_check_sees_broken_pages(tmp_path: Path) -> None:
     assert any("boom" in e for e in report.errors)
     assert any("notDefined is not defined" in e for e in report.errors)
     assert any("notDefined is not defined" in m for m in report.console)
-    assert report.charts == [
-        {"name": "empty", "has_svg": False, "width": 0, "height": 0, "marks": 0}
-    ]
+    assert report.charts[0] == {
+        "name": "empty",
+        "has_svg": False,
+        "width": 0,
+        "height": 0,
+        "marks": 0,
+        "clipped": [],
+    }
+    assert report.charts[1]["clipped"] == ["a title far too long"]

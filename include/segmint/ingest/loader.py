@@ -500,6 +500,36 @@ class Ingest:
             self.replacing = True
         return units, skipped
 
+    def forget_gone_failures(
+        self, con: duckdb.DuckDBPyConnection, files: list[LandingFile], unlisted: Sequence[str]
+    ) -> None:
+        """Drop the manifest rows of files that failed to load and are gone from the landing
+        zone (a truncated upload deleted, the day re-delivered under another name). A failed
+        file loaded nothing, so there is nothing of it to keep, and its row would fail the
+        quality gate ("unreadable file(s)") on every night to come, naming a file nobody can
+        fix. Not while a folder could not be listed: its files may only look gone."""
+        if unlisted:
+            return
+        listed = {f.path for f in files}
+        gone = [
+            path
+            for (path,) in con.execute(
+                "select path from ops.load_manifest where status = 'failed' order by path"
+            ).fetchall()
+            if path not in listed
+        ]
+        if not gone:
+            return
+        with transaction(con):
+            con.executemany("delete from ops.load_manifest where path = ?", [[p] for p in gone])
+        shown = ", ".join(gone[:5]) + (" ..." if len(gone) > 5 else "")
+        self.batch_warnings.append(
+            f"{len(gone)} file(s) that failed to load on an earlier run are gone from the "
+            f"landing zone ({shown}): they loaded no rows, so they are dropped from "
+            "ops.load_manifest and the quality gate no longer waits for them"
+        )
+        log.warning("ingest: %s", self.batch_warnings[-1])
+
     def _warn_redelivered(self, new: list[LandingFile], gone: list[tuple]) -> None:
         """Warn about partitions that get new files while files loaded from them are gone
         from the landing zone: a re-delivery under new names. The gone files' rows stay
@@ -1658,6 +1688,7 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
         ensure_ops_tables(con)
         files, ignored, unlisted = discover(settings.landing, known=_checksummed(con, settings))
         _record_mtimes(con, files)
+        ingest.forget_gone_failures(con, files, unlisted)
         units, skipped = ingest.plan(con, files)
         # New files are batched per source: a batch costs a GX run and a dozen statements
         # whatever its size, and the CRM files of a night are small next to its events.

@@ -7,6 +7,7 @@ only while everything it depends on is unchanged.
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 
 from segmint.config import Settings
 from segmint.ingest import check_quality_gate, run_ingest
-from segmint.stages import QualityGateError
+from segmint.stages import InputError, QualityGateError
 from tests.include.ingest.conftest import D1, D2, event, write_jsonl
 
 _VALIDATE_IN_A_NEW_PROCESS = """
@@ -154,3 +155,36 @@ def test_a_minimum_count_keeps_one_bad_record_of_a_small_partition_from_stopping
     run_ingest(lenient, D2)
     with pytest.raises(QualityGateError, match=rf"dt={D2}: 20\.0% of its 10 rows were quar"):
         check_quality_gate(lenient, D2)
+
+
+def test_a_failed_file_deleted_and_redelivered_under_a_new_name_lets_the_gate_pass(
+    settings, landing, query
+):
+    """A truncated upload fails its night; the operator deletes it and the exporter sends the
+    day again under a new name. The failed file loaded nothing, so once it is gone from the
+    landing zone its 'failed' manifest row must not keep failing the gate night after night
+    (it did: "unreadable file(s): events/dt=.../part-1.jsonl.gz", a file nobody can fix)."""
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event(f"g{i}") for i in range(10)])
+    full = gzip.compress(
+        "".join(json.dumps(event(f"t{i}")) + "\n" for i in range(50)).encode(), mtime=0
+    )
+    truncated = landing / "events/dt=2026-06-01/part-1.jsonl.gz"
+    truncated.write_bytes(full[: len(full) // 2])
+    with pytest.raises(InputError, match=r"part-1\.jsonl\.gz"):
+        run_ingest(settings, D1)
+    with pytest.raises(QualityGateError, match="unreadable file"):
+        check_quality_gate(settings, D1)
+
+    truncated.unlink()
+    (landing / "events/dt=2026-06-01/part-1-retry.jsonl.gz").write_bytes(full)
+    result = run_ingest(settings, D1)
+    assert result.rows_out == 50
+    assert any(
+        "events/dt=2026-06-01/part-1.jsonl.gz" in w and "gone from the landing zone" in w
+        for w in result.warnings
+    ), result.warnings
+    assert "passed for 1 partition" in check_quality_gate(settings, D1).summary
+    assert query("select path, status from ops.load_manifest order by path") == [
+        ("events/dt=2026-06-01/a.jsonl", "loaded"),
+        ("events/dt=2026-06-01/part-1-retry.jsonl.gz", "loaded"),
+    ]

@@ -138,6 +138,35 @@ def _top_reasons(con, source: str, partition_date: date) -> str:
     return ", ".join(f"{reason} ({n})" for reason, n in rows)
 
 
+def _quarantined_files(con, landing: Path, source: str, partition_date: date) -> str:
+    """The files holding a partition's quarantined rows, most first: what to fix or
+    re-deliver. A file gone from the landing zone keeps its rows (docs/data-contract.md), so
+    a rerun alone cannot clear it: say so, and how to withdraw them."""
+    rows = con.execute(
+        """
+        select path, rows_quarantined from ops.load_manifest
+        where source = ? and partition_date = ? and status = 'loaded' and rows_quarantined > 0
+        order by rows_quarantined desc, path
+        """,
+        [source, partition_date],
+    ).fetchall()
+    named = []
+    for path, n in rows[:_TOP_REASONS]:
+        gone = not (landing / path).exists()
+        named.append(
+            f"{path} ({n}"
+            + (
+                ", gone from the landing zone: its rows stay loaded until a file of that "
+                "name is delivered again, corrected or empty"
+                if gone
+                else ""
+            )
+            + ")"
+        )
+    more = f" and {len(rows) - _TOP_REASONS} more file(s)" if len(rows) > _TOP_REASONS else ""
+    return ", ".join(named) + more
+
+
 def _no_identity_share(con, source: str, partition_date: date) -> float | None:
     if source != "events":
         return None
@@ -280,7 +309,8 @@ def _explain(con, settings: Settings, rule: str, p: dict) -> str:
         return (
             f"{p['quarantined_share']:.1%} of its {p['rows_read']} rows were quarantined "
             f"(threshold {ingest.max_quarantine_share:.1%}); top reasons: "
-            f"{_top_reasons(con, p['source'], pdate)}"
+            f"{_top_reasons(con, p['source'], pdate)}; in "
+            f"{_quarantined_files(con, settings.landing, p['source'], pdate)}"
         )
     if rule == "no_identity_share":
         return (

@@ -188,3 +188,29 @@ def test_a_failed_file_deleted_and_redelivered_under_a_new_name_lets_the_gate_pa
         ("events/dt=2026-06-01/a.jsonl", "loaded"),
         ("events/dt=2026-06-01/part-1-retry.jsonl.gz", "loaded"),
     ]
+
+
+def test_the_gate_names_the_files_behind_a_quarantined_share_and_those_gone(
+    settings, landing, query
+):
+    """A stray file of bad records fails its partition. The message named only the partition
+    and the reasons, and after the operator deleted the file (whose rows stay loaded, by the
+    landing-zone contract) every rerun failed the same way with nothing saying why: the gate
+    names the files, says which are gone, and an empty file under the name withdraws them."""
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event(f"g{i}") for i in range(17)])
+    stray = write_jsonl(landing / "events/dt=2026-06-01/stray.jsonl", ["{", "{", "{"])
+    run_ingest(settings, D1)
+    with pytest.raises(QualityGateError) as err:
+        check_quality_gate(settings, D1)
+    assert "in events/dt=2026-06-01/stray.jsonl (3)" in str(err.value)
+
+    stray.unlink()
+    run_ingest(settings, D1)
+    with pytest.raises(QualityGateError) as err:
+        check_quality_gate(settings, D1)
+    assert "stray.jsonl (3, gone from the landing zone: its rows stay loaded" in str(err.value)
+
+    stray.write_bytes(b"")
+    run_ingest(settings, D1)
+    assert "passed for 1 partition" in check_quality_gate(settings, D1).summary
+    assert query("select count(*) from ops.quarantine") == [(0,)]

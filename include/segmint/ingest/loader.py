@@ -414,6 +414,12 @@ class Ingest:
         self.now = datetime.now(UTC).replace(tzinfo=None)
         self._validator = None
         self.replacing = False
+        # Loaded files read again this run (changed, their dependents, --reload-since): their
+        # earlier rows are replaced, which the night's summary must say.
+        self.reloaded: set[str] = set()
+        # Per source, the newest partition loaded before this run: a new file on or before
+        # it is a late delivery (a first run or a catch-up of missed nights is not).
+        self.loaded_through: dict[str, date] = {}
         # Loaded files that could not be read tonight (discover): their rows stay as they
         # were loaded; the run fails naming them, and the next run looks again.
         self.unreadable_loaded: list[LandingFile] = []
@@ -467,6 +473,9 @@ class Ingest:
             "select path, sha256, status, source, partition_date from ops.load_manifest"
         ).fetchall()
         manifest = {path: (sha, status) for path, sha, status, _, _ in rows}
+        for _, _, status, source, partition in rows:
+            if status == "loaded" and partition > self.loaded_through.get(source, date.min):
+                self.loaded_through[source] = partition
         by_path = {f.path: f for f in files}
         due = [f for f in files if f.partition_date <= self.as_of]
         new, changed = [], []
@@ -498,6 +507,7 @@ class Ingest:
                         group[path] = by_path[path]
             units.insert(0, sorted(group.values(), key=lambda x: x.order_key))
             self.replacing = True
+            self.reloaded = set(group)
         return units, skipped
 
     def forget_gone_failures(
@@ -1716,11 +1726,44 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
     result = _result(
         outcomes, skipped, ignored, settings, as_of, ingest.unreadable_loaded, unlisted
     )
+    _note_past_days(result, outcomes, ingest.loaded_through, ingest.reloaded)
     # What DuckDB applied ([ingest] duckdb_threads, duckdb_memory_limit), for the run's record.
     result.details["duckdb"] = {"threads": int(threads), "memory_limit": memory_limit}
     result.warnings.extend(ingest.prefilter_misses)
     result.warnings.extend(ingest.batch_warnings)
     return result
+
+
+def _note_past_days(
+    result: StageResult,
+    outcomes: list[FileOutcome],
+    loaded_through: dict[str, date],
+    reloaded: set[str],
+) -> None:
+    """Say in the summary when the night loaded late files (of a day on or before the newest
+    one loaded before) or replaced the rows of files loaded before (a corrected file): the
+    marts rebuild those past days, and the operator should see it without reading the
+    manifest."""
+    done = [o for o in outcomes if o.status == "loaded"]
+    replaced = sorted(o.file.path for o in done if o.file.path in reloaded)
+    late: dict[str, int] = {}
+    for o in done:
+        newest = loaded_through.get(o.file.source)
+        if o.file.path not in reloaded and newest and o.file.partition_date <= newest:
+            key = f"{o.file.source} dt={o.file.partition_date}"
+            late[key] = late.get(key, 0) + 1
+    notes = []
+    if late:
+        shown = ", ".join(f"{k} ({n})" for k, n in sorted(late.items())[:5])
+        more = f" and {len(late) - 5} more" if len(late) > 5 else ""
+        notes.append(f"{sum(late.values())} late file(s): {shown}{more}")
+    if replaced:
+        shown = ", ".join(replaced[:5]) + (" ..." if len(replaced) > 5 else "")
+        notes.append(f"replaced the rows of {len(replaced)} file(s) loaded before: {shown}")
+    if notes:
+        result.summary += "; " + "; ".join(notes)
+    result.details["late_partitions"] = sorted(late)
+    result.details["replaced_files"] = replaced
 
 
 def _result(

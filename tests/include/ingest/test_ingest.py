@@ -594,3 +594,24 @@ def test_unknown_keys_with_a_value_are_kept_in_extra():
         "e": {"x": True},
     }
     assert [list(json.loads(x)) for e, x in rows if e == "b"] == [["keep", "arr", "s"]]
+
+
+def test_the_summary_names_late_files_and_replaced_files(settings, landing):
+    """A file of an earlier day arriving late, and a corrected file of a past day, change past
+    days of the marts; the night's summary said only "loaded N rows from 2 file(s)"."""
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event("a1"), event("a2")])
+    write_jsonl(landing / "events/dt=2026-06-02/a.jsonl", [event("b1", D2)])
+    first = run_ingest(settings, D2)
+    assert "late" not in first.summary and "replaced" not in first.summary
+    assert first.details["late_partitions"] == [] and first.details["replaced_files"] == []
+
+    write_jsonl(landing / "events/dt=2026-06-01/b.jsonl", [event("a3")])  # late
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event("a1")])  # corrected
+    write_jsonl(landing / "events/dt=2026-06-03/a.jsonl", [event("c1", D3)])  # tonight's
+    result = run_ingest(settings, D3)
+    assert result.summary.endswith(
+        "; 1 late file(s): events dt=2026-06-01 (1); replaced the rows of 1 file(s) loaded "
+        "before: events/dt=2026-06-01/a.jsonl"
+    ), result.summary
+    assert result.details["late_partitions"] == ["events dt=2026-06-01"]
+    assert result.details["replaced_files"] == ["events/dt=2026-06-01/a.jsonl"]

@@ -109,3 +109,70 @@ def test_the_others_next_visits_on_the_device_load(erased: Settings) -> None:
     ]
     run_transform(erased, D2)
     assert _query(erased, "select order_id from marts.orders order by 1") == [("o2",), ("o3",)]
+
+
+@pytest.fixture(scope="module")
+def conflicts(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A shared tablet and an order number used by two customers: both conflict tables name
+    C01 in columns other than ``customer_id``."""
+    root: Path = tmp_path_factory.mktemp("conflicts")
+    settings = Settings(
+        warehouse=root / "segmint.duckdb",
+        landing=root / "landing",
+        transform=TransformSettings(reporting_currency="USD"),
+    )
+    write_jsonl(
+        settings.landing / f"events/dt={D1}/part-0.jsonl",
+        [
+            _event("t2", "10:01", "login", "C01", "TABLET"),
+            _event("t3", "10:05", "purchase", "C01", "TABLET", order_id="o1", revenue=10),
+            _event("t4", "14:01", "login", "C02", "TABLET"),
+            _event("t5", "14:05", "purchase", "C02", "TABLET", order_id="o1", revenue=20),
+        ],
+    )
+    run_ingest(settings, D1)
+    run_transform(settings, D1)
+    assert _query(settings, "select candidate_customer_ids from marts.identity_conflicts") == [
+        ("C01, C02",)
+    ]
+    assert _query(settings, "select kept_customer_id, customer_ids from marts.order_conflicts") == [
+        ("C01", "C01, C02")
+    ]
+    result = erase_customers(settings, ["C01"])
+    assert result.not_found == {}
+    assert result.tables["marts.identity_conflicts"] == 1
+    assert result.tables["marts.order_conflicts"] == 1
+    return settings
+
+
+def test_no_table_names_them_afterwards(conflicts: Settings) -> None:
+    """Not even the conflict tables (the order kept for them, a shared device's candidates),
+    which the publish copies to the analysts before the next transform rebuilds them."""
+    naming = []
+    for (table,) in _query(
+        conflicts,
+        "select table_schema || '.' || table_name from information_schema.tables "
+        "where table_type = 'BASE TABLE' and table_schema not in ('information_schema')",
+    ):
+        sql = f"select count(*) from {table} as t where contains(t::varchar, 'C01')"
+        if _query(conflicts, sql)[0][0]:
+            naming.append(table)
+    assert naming == []
+    assert _query(conflicts, "select event_id from raw.events order by 1") == [("t4",), ("t5",)]
+
+
+def test_the_safety_net_purge_covers_the_conflict_tables(conflicts: Settings) -> None:
+    """Rows naming an erased customer that came back into a conflict table are purged."""
+    from segmint.audiences.erasure import purge_tombstoned
+
+    con = duckdb.connect(str(conflicts.warehouse))
+    try:
+        con.execute(
+            "insert into marts.identity_conflicts (anonymous_id, chosen_customer_id, "
+            "candidate_count, candidate_customer_ids) values ('TABLET', 'C02', 2, 'C01, C02')"
+        )
+        con.execute("delete from ops.erasure_purges")  # a first purge scans every table
+        assert purge_tombstoned(con) == 1
+        assert con.execute("select count(*) from marts.identity_conflicts").fetchone()[0] == 0
+    finally:
+        con.close()

@@ -3,9 +3,11 @@
 :func:`erase_customers` deletes every row of the given customers from every base table
 that has a ``customer_id`` column (raw, staging, intermediate, marts, ml, audiences; found
 through ``information_schema``), every row keyed by one of their ``anonymous_id`` values
-(events before login, sessions, the identity map), and quarantined records that mention
-them. It records a tombstone per id: ``sha256('segmint-erasure:' || id)``, never the id,
-so a later load of an old landing file or a backfill cannot bring them back:
+(events before login, sessions, the identity map), every row naming them in another id
+column (the conflict tables' ``kept_customer_id``, ``candidate_customer_ids``, ...), and
+quarantined records that mention them. It records a tombstone per id:
+``sha256('segmint-erasure:' || id)``, never the id, so a later load of an old landing
+file or a backfill cannot bring them back:
 
 * ingest excludes tombstoned rows on load with :func:`tombstone_filter_sql`;
 * as a safety net, the audiences stage calls :func:`purge_tombstoned` before it builds,
@@ -126,6 +128,46 @@ def _tables_with(con: duckdb.DuckDBPyConnection, column: str) -> list[str]:
     return [r[0] for r in rows if r[0] != TOMBSTONES]
 
 
+def _other_id_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """Base tables naming customers in columns other than ``customer_id``, with, per column,
+    the SQL of the ids it holds as a list: one id (``order_conflicts.kept_customer_id``,
+    ``identity_conflicts.chosen_customer_id``) or several (``customer_ids``,
+    ``candidate_customer_ids``: text joined with ``', '`` by dbt's ``listagg``, or a list)."""
+    rows = con.execute(
+        """
+        select c.table_schema || '.' || c.table_name, c.column_name, c.data_type
+        from information_schema.columns as c
+        inner join information_schema.tables as t
+            on t.table_schema = c.table_schema and t.table_name = c.table_name
+        where (c.column_name like '%\\_customer\\_id' escape '\\'
+                or c.column_name like '%customer\\_ids' escape '\\')
+            and t.table_type = 'BASE TABLE'
+            and t.table_catalog = current_database()
+            and c.table_catalog = current_database()
+            and c.table_schema not in ('information_schema', 'pg_catalog')
+        order by 1, 2
+        """
+    ).fetchall()
+    out: dict[str, list[str]] = {}
+    for table, column, data_type in rows:
+        if data_type.endswith("[]"):
+            items = f'"{column}"'
+        elif column.endswith("_ids"):
+            items = f"""regexp_split_to_array("{column}", '\\s*,\\s*')"""
+        else:
+            items = f'["{column}"]'
+        out.setdefault(table, []).append(items)
+    return out
+
+
+def _names_erased_sql(items: list[str], erased: str, hashed: bool) -> str:
+    """A SQL predicate, true when one of the id lists ``items`` holds an id of the list
+    ``erased`` (the ids themselves, or with ``hashed`` their tombstones)."""
+    if hashed:
+        items = [f"list_transform({i}, lambda x: {id_hash_sql('x')})" for i in items]
+    return "(" + " or ".join(f"list_has_any({i}, {erased})" for i in items) + ")"
+
+
 def purge_tombstoned(con: duckdb.DuckDBPyConnection) -> int:
     """Delete rows of erased customers from every table; return how many were removed.
 
@@ -157,6 +199,10 @@ def purge_tombstoned(con: duckdb.DuckDBPyConnection) -> int:
         for table, columns in _id_tables(con).items():
             n = con.execute(f"delete from {table} where {erased_row_sql(columns)}").fetchone()[0]
             removed += int(n)
+        tombstones = f"(select list(id_sha256) from {TOMBSTONES})"
+        for table, items in _other_id_columns(con).items():
+            where = _names_erased_sql(items, tombstones, hashed=True)
+            removed += int(con.execute(f"delete from {table} where {where}").fetchone()[0])
         con.execute("insert into ops.erasure_purges values (?, ?, true)", [started, removed])
     return removed
 
@@ -409,6 +455,13 @@ def erase_with_connection(
             ).fetchone()[0]
             tables[table] = tables.get(table, 0) + int(n)
         with_customer = set(_tables_with(con, "customer_id"))
+        # Rows naming them under another column (the conflict tables: the order kept for
+        # them, the candidates of a shared device); the next transform rebuilds these tables
+        # from what is left.
+        for table, items in _other_id_columns(con).items():
+            where = _names_erased_sql(items, "(select list(customer_id) from _erase_ids)", False)
+            n = con.execute(f"delete from {table} where {where}").fetchone()[0]
+            tables[table] = tables.get(table, 0) + int(n)
         # Their anonymous ids' rows and their attributed events, never a row that carries
         # another customer's id.
         for column, source in (("anonymous_id", "_erase_anon"), ("event_id", "_erase_events")):
@@ -466,10 +519,10 @@ def erase_with_connection(
 
 
 def _ids_not_found(con: duckdb.DuckDBPyConnection, limit: int = 5) -> dict[str, list[str]]:
-    """The ids of ``_erase_ids`` with no row in any table with a ``customer_id`` column and
-    no quarantined record holding them, each with up to ``limit`` stored ids equal to it but
-    for case and surrounding spaces (``c6256419`` for ``C6256419``, ``'c1 '`` for ``c1``)
-    and not requested themselves.
+    """The ids of ``_erase_ids`` with no row in any table with a ``customer_id`` column (or
+    another column naming customers) and no quarantined record holding them, each with up
+    to ``limit`` stored ids equal to it but for case and surrounding spaces (``c6256419`` for
+    ``C6256419``, ``'c1 '`` for ``c1``) and not requested themselves.
     """
     tables = _tables_with(con, "customer_id")
     found: set[str] = set()
@@ -479,6 +532,14 @@ def _ids_not_found(con: duckdb.DuckDBPyConnection, limit: int = 5) -> dict[str, 
             for r in con.execute(
                 f"select distinct customer_id from {t} "
                 "where customer_id in (select customer_id from _erase_ids)"
+            ).fetchall()
+        )
+    for t, items in _other_id_columns(con).items():
+        found.update(
+            r[0]
+            for r in con.execute(
+                f"select e.customer_id from _erase_ids as e where exists (select 1 from {t} "
+                f"where {_names_erased_sql(items, '[e.customer_id]', hashed=False)})"
             ).fetchall()
         )
     if table_exists(con, "ops.quarantine"):

@@ -53,6 +53,21 @@ def id_hash_sql(column: str) -> str:
     return f"sha256('{TOMBSTONE_PREFIX}' || {column})"
 
 
+def raw_tokens_sql(expr: str) -> str:
+    """SQL: the words of a raw record's text (``expr``), as a list, to find ids in it.
+
+    Two splits: at every character no usual id has (so ``C1`` is a word of
+    ``{"customer_id":"C1"}`` and of ``C1;x``), and at white space, quotes, commas,
+    semicolons and brackets only, which keeps whole the ids that hold ``:``, ``/`` or ``|``
+    (``gid://shopify/Customer/7001``, Auth0's ``auth0|5f7c8e...``) that the first split cuts
+    into pieces.
+    """
+    return (
+        f"list_concat(regexp_split_to_array({expr}, '[^A-Za-z0-9_.@+-]+'), "
+        f"""regexp_split_to_array({expr}, '[\\s"'',;{{}}\\[\\]]+'))"""
+    )
+
+
 def tombstoned_ids_sql(column: str = "customer_id") -> str:
     """A SQL predicate, true when ``column`` holds an erased id.
 
@@ -473,8 +488,9 @@ def erase_with_connection(
                 tables[table] = tables.get(table, 0) + int(n)
         if table_exists(con, "ops.quarantine"):
             # A quarantined record is raw text: match whole tokens, not substrings.
+            tokens = raw_tokens_sql("cast(q.raw_record as varchar)")
             n = con.execute(
-                """delete from ops.quarantine as q
+                f"""delete from ops.quarantine as q
                 where exists (
                     select 1
                     from (
@@ -482,10 +498,7 @@ def erase_with_connection(
                         union all
                         select anonymous_id from _erase_anon
                     ) as e
-                    where list_contains(
-                        regexp_split_to_array(cast(q.raw_record as varchar), '[^A-Za-z0-9_.@+-]+'),
-                        e.token
-                    )
+                    where list_contains({tokens}, e.token)
                 )"""
             ).fetchone()[0]
             tables["ops.quarantine"] = int(n)
@@ -543,15 +556,13 @@ def _ids_not_found(con: duckdb.DuckDBPyConnection, limit: int = 5) -> dict[str, 
             ).fetchall()
         )
     if table_exists(con, "ops.quarantine"):
+        tokens = raw_tokens_sql("cast(q.raw_record as varchar)")
         found.update(
             r[0]
             for r in con.execute(
-                """select distinct e.customer_id
+                f"""select distinct e.customer_id
                 from _erase_ids as e, ops.quarantine as q
-                where list_contains(
-                    regexp_split_to_array(cast(q.raw_record as varchar), '[^A-Za-z0-9_.@+-]+'),
-                    e.customer_id
-                )"""
+                where list_contains({tokens}, e.customer_id)"""
             ).fetchall()
         )
     missing = [r[0] for r in con.execute("select customer_id from _erase_ids").fetchall()]

@@ -281,3 +281,27 @@ def test_erasure_of_an_id_only_in_quarantine_is_not_reported_missing(full):
     result = erase_customers(full, ["Q9"])
     assert result.tables["ops.quarantine"] == 1
     assert result.not_found == {} and result.warnings == []
+
+
+def test_erasure_finds_ids_with_colons_slashes_or_pipes_in_quarantined_records(full):
+    """Auth0 user ids and Shopify's global ids are cut into pieces by the usual word split
+    of a raw record; the records are still theirs, in JSON and in CSV."""
+    auth0, gid = "auth0|5f7c8ec7c33c", "gid://shopify/Customer/7001"
+    con = connect(full.warehouse)
+    con.executemany(
+        "insert into ops.quarantine values ('q', ?, ?)",
+        [
+            [1, f'{{"event_id": "e21", "customer_id": "{auth0}", "event_ts": "epoch"}}'],
+            [2, f"{gid},not-a-date,x7001@example.com,Jo,Doe"],
+            [3, '{"event_id": "e22", "customer_id": "auth0|5f7c8ec7c33d"}'],
+        ],
+    )
+    con.close()
+    result = erase_customers(full, [auth0, gid])
+    assert result.tables["ops.quarantine"] == 2
+    assert result.not_found == {} and result.warnings == []
+    con = connect(full.warehouse, read_only=True)
+    assert con.execute(
+        "select line_number from ops.quarantine where source_file = 'q'"
+    ).fetchall() == [(3,)]
+    con.close()

@@ -96,3 +96,31 @@ def test_numeric_ids_erase_only_their_own_records(settings, landing, query):
         "where partition_date = ?",
         [D2],
     ) == [(4, 3, 1)]
+
+
+def test_ids_with_colons_slashes_or_pipes_are_found_in_unreadable_records(settings, landing, query):
+    """Auth0 user ids (``auth0|5f7c...``) and Shopify's global ids
+    (``gid://shopify/Customer/7001``) hold characters that cut a record into words: an
+    unreadable record of such an erased customer is still theirs, and is not quarantined."""
+    auth0, gid = "auth0|5f7c8ec7c33c", "gid://shopify/Customer/7001"
+    write_jsonl(
+        landing / "events/dt=2026-06-01/a.jsonl",
+        [event("d1", customer_id=auth0), event("d2", customer_id=gid)],
+    )
+    run_ingest(settings, D1)
+    erase_customers(settings, [auth0, gid])
+    write_jsonl(
+        landing / "events/dt=2026-06-02/b.jsonl",
+        [
+            f'{{"event_id": "x1", "customer_id": "{auth0}", "page_url": "https://s.example/?e=a@b.c',
+            f'{{"event_id":"x2","customer_id":"{gid}","event_type":"page_',
+            '{"event_id": "x3", "customer_id": "auth0|someone-else", "event_type": "page_',
+        ],
+    )
+    run_ingest(settings, D2)
+    assert query("select line_number from ops.quarantine") == [(3,)]
+    assert query(
+        "select rows_read, rows_quarantined, rows_erased from ops.load_manifest "
+        "where partition_date = ?",
+        [D2],
+    ) == [(3, 1, 2)]

@@ -394,13 +394,26 @@ def _load_rates(settings: Settings) -> int:
     return loaded
 
 
-def _mart_figures(warehouse: Path, as_of: date) -> dict[str, int]:
+def _mart_figures(warehouse: Path, as_of: date) -> tuple[dict[str, int], list[date], int]:
+    """The night's figures, and the event dates before the as-of date that tonight's build
+    recomputed (late or corrected events, attribution or orders they moved, revised rates)
+    with how many such dates the events cover (all of them: a first or full build)."""
     import duckdb
 
     end = as_of + timedelta(days=1)  # the end of the as-of day, UTC
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
+        rebuilt, past = con.execute(
+            """
+            SELECT
+                coalesce(list(event_date ORDER BY event_date) FILTER (WHERE is_rebuilt), []),
+                count(*)
+            FROM intermediate.int_event_dates_changed
+            WHERE event_date < ?
+            """,
+            [as_of],
+        ).fetchone()
         row = con.execute(
             """
             SELECT
@@ -446,7 +459,7 @@ def _mart_figures(warehouse: Path, as_of: date) -> dict[str, int]:
         "rule_segment_rows",
         "ids_differing_in_case",
     )
-    return dict(zip(keys, (int(v) for v in row), strict=True))
+    return dict(zip(keys, (int(v) for v in row), strict=True)), list(rebuilt), int(past)
 
 
 def _failed_results(run_results: Path) -> list[dict[str, Any]]:
@@ -798,7 +811,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         )
     if record_logic:
         _record_logic(warehouse, as_of)
-    figures = _mart_figures(warehouse, as_of)
+    figures, rebuilt_days, past_days = _mart_figures(warehouse, as_of)
     summary = (
         f"{figures['customers']} customers with features as of {as_of}, "
         f"{figures['orders']} orders, {figures['sessions']} sessions, "
@@ -806,10 +819,21 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         f"{figures['anonymous_visitors']} anonymous visitors; "
         f"snapshots {', '.join(d.isoformat() for d in dates)} in {seconds:.1f}s"
     )
+    if rebuilt_days and len(rebuilt_days) < past_days:
+        # An incremental night that went back in time: the operator sees which past days
+        # changed under the analysts (their sessions, orders, daily activity).
+        shown = ", ".join(d.isoformat() for d in rebuilt_days[:5])
+        more = f" and {len(rebuilt_days) - 5} more" if len(rebuilt_days) > 5 else ""
+        summary += (
+            f"; recomputed {len(rebuilt_days)} past day(s) whose events, attribution, orders "
+            f"or rates changed: {shown}{more}"
+        )
     details: dict[str, Any] = {
         **figures,
         "snapshot_dates": [d.isoformat() for d in dates],
         "snapshot_dates_reason": dates_reason,
+        # Event dates before the as-of date recomputed tonight (every one on a full build).
+        "rebuilt_past_days": [d.isoformat() for d in rebuilt_days],
         "dbt_seconds": round(seconds, 2),
         "reporting_currency": settings.transform.reporting_currency,
         # DuckDB's resources inside dbt ([transform] duckdb_threads, duckdb_memory_limit).

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from segmint.stages import StageResult
 from segmint.transform import run_transform
 from segmint.warehouse import connect, ensure_raw_tables, table_hash
 from tests.dbt import synthetic
@@ -185,6 +186,10 @@ def _land_late_purchases(con, loaded: datetime) -> None:
     )
 
 
+# The transform results of night D (a first build) and D+1, by nightly warehouse.
+NIGHTS: dict[Path, tuple[StageResult, StageResult]] = {}
+
+
 def _build_night_then_increment(root: Path, land: Callable[[Any], None]) -> tuple[Path, Path]:
     """Night D in full, `land` the next night's rows, night D+1 incrementally; and a fresh
     full build of the same raw rows as of D+1. Returns (nightly, full) warehouse paths."""
@@ -193,11 +198,11 @@ def _build_night_then_increment(root: Path, land: Callable[[Any], None]) -> tupl
     ensure_raw_tables(con)
     _load_until_day(con)
     con.close()
-    run_transform(settings_for(nightly), DAY)
+    first = run_transform(settings_for(nightly), DAY)
     con = connect(nightly)
     land(con)
     con.close()
-    run_transform(settings_for(nightly), NEXT)
+    NIGHTS[nightly] = (first, run_transform(settings_for(nightly), NEXT))
 
     full = root / "full" / "segmint.duckdb"
     full.parent.mkdir()
@@ -384,3 +389,20 @@ def test_late_purchase_reopens_only_its_orders_days(
     rebuilt, _ = _rebuilt_days(nightly)
     assert {EARLY_DAY, LATE_ORDER_DAY, LATER_DAY, NEXT} <= rebuilt
     assert not {d for d in rebuilt if EARLY_DAY < d < LATE_ORDER_DAY}
+
+
+def test_the_increment_names_the_past_days_it_recomputed(
+    late_purchase_warehouses: tuple[Path, Path],
+) -> None:
+    """An operator sees in the night's summary which past days changed under the analysts;
+    a first build, which computes every day, says nothing of the kind."""
+    nightly, _ = late_purchase_warehouses
+    first, increment = NIGHTS[nightly]
+    rebuilt, _ = _rebuilt_days(nightly)
+    past = sorted(d for d in rebuilt if d < NEXT)
+    assert past
+    assert increment.details["rebuilt_past_days"] == [d.isoformat() for d in past]
+    assert f"recomputed {len(past)} past day(s)" in increment.summary
+    assert EARLY_DAY.isoformat() in increment.summary
+    assert "recomputed" not in first.summary
+    assert len(first.details["rebuilt_past_days"]) > len(past)

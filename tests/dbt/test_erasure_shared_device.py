@@ -37,16 +37,23 @@ def _query(settings: Settings, sql: str) -> list[tuple]:
         con.close()
 
 
-@pytest.fixture(scope="module")
-def erased(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    root: Path = tmp_path_factory.mktemp("shared_device")
+def _night(root: Path, events: list[dict]) -> Settings:
+    """A warehouse that loaded and built night D1 of ``events``."""
     settings = Settings(
         warehouse=root / "segmint.duckdb",
         landing=root / "landing",
         transform=TransformSettings(reporting_currency="USD"),
     )
-    write_jsonl(
-        settings.landing / f"events/dt={D1}/part-0.jsonl",
+    write_jsonl(settings.landing / f"events/dt={D1}/part-0.jsonl", events)
+    run_ingest(settings, D1)
+    run_transform(settings, D1)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def erased(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    settings = _night(
+        tmp_path_factory.mktemp("shared_device"),
         [
             _event("t1", "10:00", "page_view", None, "TABLET"),  # C01's, before their login
             _event("t2", "10:01", "login", "C01", "TABLET"),
@@ -57,8 +64,6 @@ def erased(tmp_path_factory: pytest.TempPathFactory) -> Settings:
             _event("p1", "19:01", "login", "C01", "PHONE-C01"),
         ],
     )
-    run_ingest(settings, D1)
-    run_transform(settings, D1)
     erase_customers(settings, ["C01"])
     return settings
 
@@ -115,14 +120,8 @@ def test_the_others_next_visits_on_the_device_load(erased: Settings) -> None:
 def conflicts(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A shared tablet and an order number used by two customers: both conflict tables name
     C01 in columns other than ``customer_id``."""
-    root: Path = tmp_path_factory.mktemp("conflicts")
-    settings = Settings(
-        warehouse=root / "segmint.duckdb",
-        landing=root / "landing",
-        transform=TransformSettings(reporting_currency="USD"),
-    )
-    write_jsonl(
-        settings.landing / f"events/dt={D1}/part-0.jsonl",
+    settings = _night(
+        tmp_path_factory.mktemp("conflicts"),
         [
             _event("t2", "10:01", "login", "C01", "TABLET"),
             _event("t3", "10:05", "purchase", "C01", "TABLET", order_id="o1", revenue=10),
@@ -130,8 +129,6 @@ def conflicts(tmp_path_factory: pytest.TempPathFactory) -> Settings:
             _event("t5", "14:05", "purchase", "C02", "TABLET", order_id="o1", revenue=20),
         ],
     )
-    run_ingest(settings, D1)
-    run_transform(settings, D1)
     assert _query(settings, "select candidate_customer_ids from marts.identity_conflicts") == [
         ("C01, C02",)
     ]

@@ -3,7 +3,8 @@
 Order of operations for each audience (all in DuckDB, never row by row in Python):
 
 1. customers meeting the conditions (``matched``);
-2. minus those without the required consent and those on a named suppression list;
+2. minus those without the required consent (or held: a quarantined CRM record of theirs may
+   withdraw it, :mod:`segmint.audiences.consent`) and those on a named suppression list;
 3. minus those already placed in a higher-priority audience of the same priority group;
 4. capped at ``limit.size``, ordered by ``limit.order_by`` (ties: a stable hash);
 5. split into ``target`` and ``holdout`` by a stable hash of (audience, customer_id, salt).
@@ -20,6 +21,7 @@ from datetime import UTC, date, datetime
 import duckdb
 
 from segmint.audiences.compile import CUSTOMERS, Catalog, audience_sql, check_names, missing_inputs
+from segmint.audiences.consent import consent_holds, held_customers_sql
 from segmint.audiences.definitions import Audience, Definitions, load_definitions, sql_literal
 from segmint.audiences.erasure import purge_tombstoned
 from segmint.audiences.holdout import holdout_bucket_sql
@@ -81,6 +83,10 @@ def build_with_connection(
 
     failed: dict[str, str] = {}
     compiled: dict[str, str] = {}
+    # Customers whose current consent is unknown (a quarantined CRM record of theirs may be
+    # newer than the loaded one): without consent, whatever the loaded record says.
+    holds = consent_holds(con)
+    con.execute(f"create or replace temp table _aud_held as {held_customers_sql(con)}")
     con.execute(
         "create or replace temp table _aud_candidates (audience varchar, customer_id varchar, "
         "sort_key double, has_consent boolean, is_suppressed boolean)"
@@ -99,7 +105,8 @@ def build_with_connection(
         try:
             con.execute(
                 f"insert into _aud_candidates select {sql_literal(aud.name)}, customer_id, "
-                f"try_cast(sort_key as double), has_consent, is_suppressed from ({sql})"
+                "try_cast(sort_key as double), has_consent and customer_id not in "
+                f"(select customer_id from _aud_held), is_suppressed from ({sql})"
             )
         except duckdb.Error as exc:
             failed[aud.name] = f"audience {aud.name!r} ({aud.file}) not built: {exc}"
@@ -211,6 +218,8 @@ def build_with_connection(
                 f"priority group {group.name!r}: {', '.join(missing)} failed, so its customers "
                 "may have landed in a lower-priority audience of the group"
             )
+    if holds.warning:
+        warnings.append(holds.warning)
     if purged:
         warnings.append(f"removed {purged} row(s) of erased customers that had come back")
     summary = f"{len(compiled)} audience(s) built, {members} membership row(s) for {as_of}"
@@ -229,6 +238,7 @@ def build_with_connection(
             "sizes": {a: s.get("members") for a, s in stats.items()},
             "masked_views": views,
             "purged_rows": purged,
+            "consent_held": holds.customers,
         },
         warnings=warnings,
     )

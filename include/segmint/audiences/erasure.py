@@ -487,7 +487,8 @@ def erase_with_connection(
                 ).fetchone()[0]
                 tables[table] = tables.get(table, 0) + int(n)
         if table_exists(con, "ops.quarantine"):
-            # A quarantined record is raw text: match whole tokens, not substrings.
+            # A quarantined record is raw text: match whole tokens, not substrings. (A CRM
+            # record whose customer_id was read went with the tables above; added to them.)
             tokens = raw_tokens_sql("cast(q.raw_record as varchar)")
             n = con.execute(
                 f"""delete from ops.quarantine as q
@@ -501,7 +502,7 @@ def erase_with_connection(
                     where list_contains({tokens}, e.token)
                 )"""
             ).fetchone()[0]
-            tables["ops.quarantine"] = int(n)
+            tables["ops.quarantine"] = tables.get("ops.quarantine", 0) + int(n)
         rows_deleted = sum(tables.values())
         con.execute(
             "insert into ops.erasures values (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -6,7 +6,9 @@ definition said: a customer without the audience's consent is never in a file, e
 they withdrew consent after the snapshot was built. Ad-platform files (Google, Meta) also
 require ads consent, even for an audience defined with e-mail consent, and e-mail platform
 (ESP) files (Mailchimp, Klaviyo, Braze) e-mail consent, even for an audience defined with
-ads consent. The id files of the audience's suppression lists (``customer_ids_file``:
+ads consent. A customer held for a quarantined CRM record that may withdraw consent
+(:mod:`segmint.audiences.consent`) is left out too. The id files of the audience's
+suppression lists (``customer_ids_file``:
 complaints, manual opt-outs) are read again too, so an id added after the snapshot is left
 out.
 
@@ -55,6 +57,7 @@ from pathlib import Path
 import duckdb
 
 from segmint.audiences.compile import suppression_file_sql
+from segmint.audiences.consent import held_customers_sql
 from segmint.audiences.definitions import Definitions, load_definitions, sql_literal
 from segmint.audiences.formats import AD_PLATFORM_FORMATS, ESP_FORMATS, EXPORT_FORMATS
 from segmint.audiences.normalise import (
@@ -275,6 +278,8 @@ def export_with_connection(
     if fmt in ESP_FORMATS:
         needed.add("email")
     consent_sql = " and ".join(f"coalesce(c.{n}_opt_in, false)" for n in sorted(needed))
+    # Held: a quarantined CRM record of theirs may withdraw consent (segmint.audiences.consent).
+    consent_sql += f"\n            and m.customer_id not in ({held_customers_sql(con)})"
     for path in suppress_files or []:
         consent_sql += f"\n            and m.customer_id not in ({suppression_file_sql(path)})"
     con.execute(

@@ -677,6 +677,10 @@ CREATE TABLE IF NOT EXISTS ops.quarantine (
     reasons VARCHAR[] NOT NULL,
     quarantined_at TIMESTAMP NOT NULL
 );
+-- The customer_id read from a quarantined CRM record (NULL: none could be read, an events
+-- record, or a record quarantined before this column existed): a record that may be newer
+-- than the customer's loaded one holds them out of the audiences (segmint.audiences.consent).
+ALTER TABLE ops.quarantine ADD COLUMN IF NOT EXISTS customer_id VARCHAR;
 CREATE TABLE IF NOT EXISTS ops.duplicates (
     source VARCHAR NOT NULL,
     source_file VARCHAR NOT NULL,

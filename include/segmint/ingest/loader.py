@@ -1314,14 +1314,25 @@ class Ingest:
         )
         # The raw text: kept by the staged row when the SQL flagged it, else the document GX
         # read (a row GX quarantined although the SQL passed it: see validate).
-        raws = (
-            f"(select _file, _line, raw from _typed_{tag} where raw is not null "
-            f"union all select _file, _line, raw from _gxraw_{tag})"
-        )
+        # A CRM record keeps the customer_id read from it: unsure of the customer's consent
+        # while it is quarantined, the audiences hold them out (segmint.audiences.consent).
+        if source == "crm":
+            raws = (
+                f"(select _file, _line, raw, customer_id from _typed_{tag} "
+                f"where raw is not null union all select g._file, g._line, g.raw, t.customer_id "
+                f"from _gxraw_{tag} g left join _typed_{tag} t using (_file, _line))"
+            )
+        else:
+            raws = (
+                f"(select _file, _line, raw, null::VARCHAR as customer_id from _typed_{tag} "
+                f"where raw is not null union all select _file, _line, raw, null "
+                f"from _gxraw_{tag})"
+            )
         con.execute(
             f"""
-            insert into ops.quarantine
-            select f._f_path, b._line, ?, f._f_date, t.raw, b.reasons, ?
+            insert into ops.quarantine (source_file, line_number, source, partition_date,
+                raw_record, reasons, quarantined_at, customer_id)
+            select f._f_path, b._line, ?, f._f_date, t.raw, b.reasons, ?, t.customer_id
             from _bad_{tag} b
             join {raws} t using (_file, _line)
             join {files} f using (_file)

@@ -124,3 +124,27 @@ def test_ids_with_colons_slashes_or_pipes_are_found_in_unreadable_records(settin
         "where partition_date = ?",
         [D2],
     ) == [(3, 1, 2)]
+
+
+def test_quarantined_crm_record_keeps_its_customer_id_and_is_erased_once(settings, landing, query):
+    """A quarantined CRM record keeps the customer_id read from it (it holds the customer
+    out of the audiences); erasing the customer deletes it, counted once."""
+    write_lines(
+        landing / "crm/dt=2026-06-01/c.csv",
+        [
+            "customer_id,updated_at,email,email_opt_in",
+            "c1,2026-05-01,one@example.com,true",
+            "c1,not-a-date,one@example.com,false",
+            ",2026-05-01,nobody@example.com,false",
+            "c2,2026-05-01,,true",
+        ],
+    )
+    run_ingest(settings, D1)
+    assert query("select line_number, customer_id from ops.quarantine order by 1") == [
+        (3, "c1"),
+        (4, None),
+    ]
+    result = erase_customers(settings, ["c1"])
+    assert result.tables["ops.quarantine"] == 1
+    assert result.rows_deleted == sum(result.tables.values())
+    assert query("select line_number from ops.quarantine") == [(4,)]

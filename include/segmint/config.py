@@ -348,6 +348,9 @@ class PropensitySettings:
     training_cutoffs: int = 3
     # Days of activity needed up to a cut-off before its snapshot is used for training.
     min_history_days: int = 14
+    # A model is trained only when each of its training, validation and holdout windows holds
+    # at least this many positives and this many negatives (a young or tiny shop has fewer).
+    min_class_examples: int = 10
     # OpenMP threads for model fitting; 0 = all cores. One thread is the fastest on a busy
     # machine (HistGradientBoosting's threads spin when cores are shared).
     threads: int = 1
@@ -370,7 +373,7 @@ class PropensitySettings:
             "propensity", self, 1, "horizon_days", "churn_horizon_days", "training_cutoffs"
         )
         _check_at_least("propensity", self, 0, "threads", "predict_threads", "retrain_every_days")
-        _check_at_least("propensity", self, 1, "active_lookback_days")
+        _check_at_least("propensity", self, 1, "active_lookback_days", "min_class_examples")
         _check_at_least("propensity", self, 0, "min_history_days")
         _check_range("propensity", self, "drift_psi_warning", 0)
 

@@ -56,8 +56,8 @@ log = logging.getLogger(__name__)
 # The model module imports scikit-learn (over a second): run_propensity starts that import
 # in a thread and reads the warehouse meanwhile; the functions that use it import it there.
 MODEL_MODULE = "ml.propensity.model"
-
-MIN_CLASS_ROWS = 10  # fewer positives (or negatives) than this in a window: do not train
+# What a positive label means, for the messages.
+POSITIVE = {"purchase": "a purchase", "churn": "no purchase and no visit"}
 
 SCORES_DDL = """
 create table if not exists ml.propensity_scores (
@@ -206,8 +206,31 @@ def build_windows(
     return Windows(train, validation, holdout, cutoffs, warnings)
 
 
-def _enough_labels(y: np.ndarray) -> bool:
-    return len(y) > 0 and MIN_CLASS_ROWS <= int(y.sum()) <= len(y) - MIN_CLASS_ROWS
+def thin_windows(model_name: str, windows: Windows, minimum: int) -> str | None:
+    """Why the windows cannot train a model (None when they can): the positives and
+    negatives found in each window against ``minimum`` of each, the short ones named."""
+    found, short = [], False
+    for name in ("train", "validation", "holdout"):
+        y = getattr(windows, name)["label"].to_numpy(dtype=int)
+        positives = int(y.sum())
+        negatives = len(y) - positives
+        cutoffs = windows.cutoffs.get(name)
+        when = ", ".join(cutoffs) if isinstance(cutoffs, list) else cutoffs
+        lacking = positives < minimum or negatives < minimum
+        short = short or lacking
+        found.append(
+            f"{name} (cut-off{'s' if isinstance(cutoffs, list) and len(cutoffs) > 1 else ''} "
+            f"{when}) {positives} positive(s) and {negatives} negative(s)"
+            + (" (too few)" if lacking else "")
+        )
+    if not short:
+        return None
+    return (
+        f"{model_name}: not enough labelled examples to train: each window needs at least "
+        f"{minimum} positives and {minimum} negatives ([propensity] min_class_examples = "
+        f"{minimum}; positive = {POSITIVE[model_name]} in the label window); found "
+        + "; ".join(found)
+    )
 
 
 def evaluate(
@@ -473,16 +496,9 @@ def _train_night(
         windows = build_windows(wh, model_name, usable, horizon, spec, lookback, frames)
         out.warnings += windows.warnings
         out.params["cutoffs"] = windows.cutoffs
-        thin = [
-            name
-            for name in ("train", "validation", "holdout")
-            if not _enough_labels(getattr(windows, name)["label"].to_numpy(dtype=int))
-        ]
+        thin = thin_windows(model_name, windows, cfg.min_class_examples)
         if thin:
-            out.message = (
-                f"{model_name}: not enough labelled examples to train (fewer than "
-                f"{MIN_CLASS_ROWS} positives or negatives in the {', '.join(thin)} window)"
-            )
+            out.message = thin
         else:
             published = _train_and_gate(settings, as_of, out, windows, spec)
     if out.message and out.status != "published":

@@ -1,0 +1,81 @@
+"""The score stage on young and tiny shops (a few dozen customers in a real DuckDB): what
+it says when it cannot train, and that a few dozen training rows still grow trees."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from ml.io import read_frame
+from ml.propensity import run_propensity
+from segmint.config import ConfigError, PropensitySettings, Settings
+from tests.ml.propensity.simshop import AS_OF, build_warehouse
+
+
+def _settings(warehouse: Path, **propensity: object) -> Settings:
+    return Settings(
+        warehouse=warehouse, propensity=dataclasses.replace(PropensitySettings(), **propensity)
+    )
+
+
+def _shop(tmp_path: Path, customers: int) -> Path:
+    wh = tmp_path / "warehouse" / "segmint.duckdb"
+    wh.parent.mkdir(parents=True)
+    build_warehouse(wh, n_customers=customers)
+    return wh
+
+
+def test_too_few_labelled_examples_names_the_counts_and_the_setting(tmp_path: Path) -> None:
+    # 40 customers, 30-day windows: 4-11 buyers a window. Before, the message said "fewer
+    # than 10 positives or negatives in the train, validation, holdout window": no counts,
+    # no way to tell which class was short or what decides the minimum.
+    wh = _shop(tmp_path, 40)
+    result = run_propensity(_settings(wh), AS_OF)
+    message = result.details["purchase"]["message"]
+    assert message.startswith(
+        "purchase: not enough labelled examples to train: each window needs at least 10 "
+        "positives and 10 negatives ([propensity] min_class_examples = 10; positive = a "
+        "purchase in the label window); found "
+    ), message
+    found = {
+        name: (int(pos), int(neg))
+        for name, pos, neg in re.findall(
+            r"(train|validation|holdout) \(cut-off [^)]*\) (\d+) positive\(s\) and (\d+) "
+            r"negative\(s\)",
+            message,
+        )
+    }
+    assert set(found) == {"train", "validation", "holdout"}, message
+    # The holdout's counts, from the marts: buyers in (cut-off, cut-off + 30] among the
+    # customers of the cut-off's snapshot.
+    holdout = AS_OF - timedelta(days=30)
+    counts = read_frame(
+        wh,
+        "select count(*) filter (where bought) as positives, "
+        "count(*) filter (where not bought) as negatives "
+        "from (select h.customer_id, coalesce(sum(a.orders), 0) >= 1 as bought "
+        "from marts.customer_feature_history h left join marts.customer_daily_activity a "
+        "on a.customer_id = h.customer_id and a.activity_date > ? and a.activity_date <= ? "
+        "where h.as_of_date = ? and h.first_seen_at is not null group by 1)",
+        [holdout, AS_OF, holdout],
+    ).iloc[0]
+    assert found["holdout"] == (counts["positives"], counts["negatives"])
+    for name, (positives, negatives) in found.items():
+        short = positives < 10 or negatives < 10
+        assert re.search(rf"{name} \([^)]*\) {positives} [^;]*\(too few\)", message) or not short
+    assert any(min(pair) < 10 for pair in found.values())
+    assert message in result.warnings
+    runs = read_frame(wh, "select model_name, message from ml.model_runs order by 1")
+    assert runs["message"].str.contains("min_class_examples = 10").all()
+
+    # The minimum is the setting: lowered below every count, the model trains.
+    lowest = min(min(pair) for pair in found.values())
+    retry = run_propensity(_settings(wh, min_class_examples=max(1, lowest)), AS_OF)
+    assert "not enough labelled examples" not in retry.details["purchase"]["message"]
+    assert "holdout AUC" in retry.details["purchase"]["message"]
+    with pytest.raises(ConfigError, match="min_class_examples must be at least 1"):
+        PropensitySettings(min_class_examples=0)

@@ -32,6 +32,12 @@ PARAM_GRID: tuple[dict[str, Any], ...] = (
     {"learning_rate": 0.1, "max_leaf_nodes": 63, "min_samples_leaf": 200, "l2_regularization": 1},
 )
 MAX_ITER = 150
+# A candidate's min_samples_leaf is capped at this share of the rows its trees grow on: a
+# shop of 80 customers (~70 training rows) met leaves of 40-200 rows, so no tree could split
+# and every candidate predicted one constant (holdout AUC exactly 0.500). From ~890 training
+# rows on the cap is above every candidate's leaf size and changes nothing.
+MIN_LEAVES_POSSIBLE = 4
+VALIDATION_FRACTION = 0.1  # early stopping's internal split
 # Row caps keep the first night inside its time budget (measured in docs/propensity.md: no
 # loss of ground-truth AUC at 200k customers); samples are stratified by label and drawn
 # with the fixed random_state.
@@ -169,7 +175,7 @@ def make_pipeline(
         categorical_features=mask if categorical else None,
         max_iter=MAX_ITER,
         early_stopping=True,
-        validation_fraction=0.1,
+        validation_fraction=VALIDATION_FRACTION,
         n_iter_no_change=N_ITER_NO_CHANGE,
         random_state=random_state,
         **params,
@@ -197,6 +203,17 @@ def prepare(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> 
         data[column] = values.to_numpy(dtype=np.float64, na_value=np.nan)
     # Built in one go: one block per dtype, so the encoder reads the numbers in one copy.
     return pd.DataFrame(data, index=frame.index)
+
+
+def scaled_to_rows(params: dict[str, Any], rows: int) -> dict[str, Any]:
+    """``params`` with ``min_samples_leaf`` at most 1/MIN_LEAVES_POSSIBLE of the ``rows``
+    the trees grow on (those left after early stopping's split), so a small training window
+    can still be split."""
+    grown = rows - int(np.ceil(rows * VALIDATION_FRACTION))
+    cap = max(1, grown // MIN_LEAVES_POSSIBLE)
+    if params.get("min_samples_leaf", 0) <= cap:
+        return params
+    return {**params, "min_samples_leaf": cap}
 
 
 def stratified_sample(y: np.ndarray, cap: int, random_state: int) -> np.ndarray:
@@ -239,7 +256,8 @@ def search(
     s_val = stratified_sample(y_val, MAX_SEARCH_ROWS, random_state)
     results = []
     best = None
-    for i, params in enumerate(PARAM_GRID):
+    for i, grid_params in enumerate(PARAM_GRID):
+        params = scaled_to_rows(grid_params, len(s_train))
         pipe = fit(make_pipeline(numeric, categorical, params, random_state), s_train)
         p = pipe.predict_proba(x_val.iloc[s_val])[:, 1]
         auc = float(roc_auc_score(y_val[s_val], p))
@@ -371,6 +389,13 @@ def split_features(classifier: Any, n_cols: int) -> np.ndarray:
             nodes = tree.nodes
             used[nodes["feature_idx"][nodes["is_leaf"] == 0]] = True
     return np.flatnonzero(used)
+
+
+def splits_nothing(estimator: Any) -> bool:
+    """True when no tree of the fitted model splits: it gives every customer one score."""
+    pipe = base_pipeline(estimator)
+    n_cols = len(pipe.named_steps["features"].get_feature_names_out())
+    return len(split_features(pipe.named_steps["classifier"], n_cols)) == 0
 
 
 def permutation_importance_frame(

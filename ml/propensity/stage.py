@@ -602,6 +602,8 @@ def _train_and_gate(
     windows: Windows,
     spec: dataset.FeatureSpec,
 ) -> tuple[str, Any, list[str], list[str]] | None:
+    from ml.propensity import model as mdl
+
     prop = settings.propensity
     trained = train_and_evaluate(
         windows,
@@ -654,6 +656,13 @@ def _train_and_gate(
     )
     out.artifact_path = str(save_model(settings.artifacts_dir, fitted.estimator, meta))
     publish, out.message = gate(out.model_name, out.summary)
+    if not publish and mdl.splits_nothing(fitted.estimator):
+        out.message += (
+            f": the model gives every customer the same score (none of its trees splits on the "
+            f"{len(windows.train)} training rows, minimum leaf size "
+            f"{fitted.params.get('min_samples_leaf')}): too few examples or no feature that "
+            "separates them"
+        )
     if publish:
         out.status = "published"
         return out.run_id, fitted.estimator, numeric, categorical

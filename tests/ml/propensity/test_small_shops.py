@@ -4,6 +4,7 @@ it says when it cannot train, and that a few dozen training rows still grow tree
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ml.io import read_frame
+from ml.propensity import model as mdl
 from ml.propensity import run_propensity
 from segmint.config import ConfigError, PropensitySettings, Settings
 from tests.ml.propensity.simshop import AS_OF, build_warehouse
@@ -79,3 +81,63 @@ def test_too_few_labelled_examples_names_the_counts_and_the_setting(tmp_path: Pa
     assert "holdout AUC" in retry.details["purchase"]["message"]
     with pytest.raises(ConfigError, match="min_class_examples must be at least 1"):
         PropensitySettings(min_class_examples=0)
+
+
+@pytest.fixture(scope="module")
+def shop_of_80(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """80 customers: enough labelled examples a window, ~70 training rows."""
+    return _shop(tmp_path_factory.mktemp("shop80"), 80)
+
+
+def _copy(template: Path, tmp_path: Path) -> Path:
+    wh = tmp_path / "warehouse" / "segmint.duckdb"
+    wh.parent.mkdir(parents=True)
+    wh.write_bytes(template.read_bytes())
+    return wh
+
+
+def test_a_few_dozen_training_rows_still_grow_trees(shop_of_80: Path, tmp_path: Path) -> None:
+    # Before, every candidate's minimum leaf (40, 100, 200 rows) was larger than half of the
+    # ~63 rows the trees grew on: no tree split, both models gave everyone one score, and
+    # their holdout AUC was exactly 0.500 (not published, without a word of why).
+    wh = _copy(shop_of_80, tmp_path)
+    result = run_propensity(_settings(wh), AS_OF)
+    for model in ("purchase", "churn"):
+        detail = result.details[model]
+        assert "not enough labelled examples" not in detail["message"], detail["message"]
+        assert detail["holdout"]["model"]["roc_auc"] != 0.5, detail["message"]
+        run = read_frame(
+            wh, "select params, training_rows from ml.model_runs where model_name = ?", [model]
+        ).iloc[0]
+        params, rows = json.loads(run["params"]), int(run["training_rows"])
+        assert 20 <= rows < 100
+        assert 2 * params["hyper_parameters"]["min_samples_leaf"] <= rows
+        assert all(2 * c["min_samples_leaf"] <= rows for c in params["search"])
+
+
+def test_a_model_that_cannot_split_says_so(
+    shop_of_80: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Leaf sizes as large as the rows the trees grow on (as before the cap): the fitted
+    # model is a constant, and the gate's message says so instead of a bare "holdout AUC
+    # 0.500 does not beat ...".
+    monkeypatch.setattr(mdl, "MIN_LEAVES_POSSIBLE", 1)
+    wh = _copy(shop_of_80, tmp_path)
+    result = run_propensity(_settings(wh), AS_OF)
+    message = result.details["purchase"]["message"]
+    assert result.details["purchase"]["holdout"]["model"]["roc_auc"] == 0.5
+    assert re.fullmatch(
+        r"purchase: holdout AUC 0\.500 does not beat baseline_\w+ 0\.\d{3}; not published: "
+        r"the model gives every customer the same score \(none of its trees splits on the "
+        r"\d+ training rows, minimum leaf size \d+\): too few examples or no feature that "
+        r"separates them",
+        message,
+    ), message
+
+
+def test_leaf_sizes_are_scaled_to_small_windows_only() -> None:
+    for params in mdl.PARAM_GRID:
+        assert mdl.scaled_to_rows(params, 890) == params
+        assert mdl.scaled_to_rows(params, 20_000) == params
+        small = mdl.scaled_to_rows(params, 70)
+        assert small == {**params, "min_samples_leaf": 15}

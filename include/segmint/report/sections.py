@@ -43,6 +43,7 @@ from segmint.report.page import (
     note,
     table,
 )
+from segmint.transform import PROPENSITY_MODELS
 
 log = logging.getLogger(__name__)
 
@@ -669,6 +670,12 @@ def propensity_models(ctx: Context) -> list[str]:
                 window,
             )
         ]
+    # A model the score stage ran but never scored with (a young shop: too little history,
+    # too few labelled examples, no model beat the baselines) gets its status line, which
+    # carries the stage's reason from ml.model_runs.
+    unscored = [m for m in PROPENSITY_MODELS if m not in names and _model_run(ctx, m)]
+    ctx.cache["propensity:run_only"] = set(unscored)
+    names += unscored
     if not names:
         if not r.has("ml.propensity_scores"):
             raise Missing("table ml.propensity_scores does not exist yet")
@@ -1022,6 +1029,8 @@ def section_propensity(ctx: Context) -> str:
 
         html.append(f'<h3 class="model">Model: {esc(model)}</h3>')
         html.append(block(block_model_status))
+        if model in ctx.cache.get("propensity:run_only", ()):
+            continue  # no scores, no evaluation: the status line says why
         html.append(block(block_lift))
         html.append(
             grid(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from html import escape as html_escape
 from pathlib import Path
 
 import duckdb
@@ -290,3 +291,30 @@ def test_count_axes_of_a_tiny_shop_tick_whole_numbers(tmp_path: Path) -> None:
         labels = ticks(drawn)
         assert len(labels) >= 2
         assert len(labels) == len(set(labels)), labels
+
+
+def test_a_young_shops_propensity_section_says_why_there_are_no_scores(tmp_path: Path) -> None:
+    """The score stage ran on 40 customers and could not train either model (too few
+    labelled examples). The section said only "Not available yet: no propensity scores or
+    metrics on or before 2026-06-30"; the stage's reason sat unread in ml.model_runs."""
+    from ml.propensity import run_propensity
+    from tests.ml.propensity.simshop import AS_OF as SHOP_AS_OF
+    from tests.ml.propensity.simshop import build_warehouse
+
+    warehouse = tmp_path / "wh" / "segmint.duckdb"
+    warehouse.parent.mkdir()
+    build_warehouse(warehouse, n_customers=40)
+    settings = Settings(warehouse=warehouse, output=tmp_path / "out")
+    scored = run_propensity(settings, SHOP_AS_OF)
+    assert scored.rows_out == 0
+    result = write_report(settings, SHOP_AS_OF)
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    assert "no propensity scores or metrics" not in html
+    for model in ("purchase", "churn"):
+        reason = scored.details[model]["message"]
+        assert reason.startswith(f"{model}: not enough labelled examples to train")
+        assert f"Model: {model}" in html
+        assert html_escape(reason) in html
+        assert any(reason in line for line in result.details["summary"])
+    # No charts of models that have no scores: the status line is the whole block.
+    assert "ml.model_metrics has no" not in html

@@ -20,7 +20,14 @@ from datetime import UTC, date, datetime
 
 import duckdb
 
-from segmint.audiences.compile import CUSTOMERS, Catalog, audience_sql, check_names, missing_inputs
+from segmint.audiences.compile import (
+    CUSTOMERS,
+    NO_MODEL_YET,
+    Catalog,
+    audience_sql,
+    check_names,
+    missing_inputs,
+)
 from segmint.audiences.consent import consent_holds, held_customers_sql
 from segmint.audiences.definitions import Audience, Definitions, load_definitions, sql_literal
 from segmint.audiences.erasure import purge_tombstoned
@@ -82,6 +89,7 @@ def build_with_connection(
     check_names(defs, cat, strict=False)
 
     failed: dict[str, str] = {}
+    waiting: list[str] = []  # failed only for want of a first published propensity model
     compiled: dict[str, str] = {}
     # Customers whose current consent is unknown (a quarantined CRM record of theirs may be
     # newer than the loaded one): without consent, whatever the loaded record says.
@@ -97,9 +105,13 @@ def build_with_connection(
             continue
         reasons = missing_inputs(aud, defs, cat)
         if reasons:
-            failed[aud.name] = f"audience {aud.name!r} ({aud.file}) not built: " + "; ".join(
-                reasons
-            )
+            if all(r.startswith(NO_MODEL_YET) for r in reasons):
+                # A young shop: the score stage ran and said why it has no model yet.
+                waiting.append(aud.name)
+                failed[aud.name] = f"audience {aud.name!r} ({aud.file}) not built yet: "
+            else:
+                failed[aud.name] = f"audience {aud.name!r} ({aud.file}) not built: "
+            failed[aud.name] += "; ".join(reasons)
             continue
         sql = audience_sql(aud, defs, cat)
         try:
@@ -223,8 +235,11 @@ def build_with_connection(
     if purged:
         warnings.append(f"removed {purged} row(s) of erased customers that had come back")
     summary = f"{len(compiled)} audience(s) built, {members} membership row(s) for {as_of}"
-    if failed:
-        summary += f", {len(failed)} failed ({', '.join(failed)})"
+    broken = [a for a in failed if a not in waiting]
+    if broken:
+        summary += f", {len(broken)} failed ({', '.join(broken)})"
+    if waiting:
+        summary += f", {len(waiting)} waiting for a first propensity model ({', '.join(waiting)})"
     return StageResult(
         stage="audiences",
         rows_in=int(
@@ -235,6 +250,7 @@ def build_with_connection(
         details={
             "built": list(compiled),
             "failed": failed,
+            "waiting_for_model": waiting,
             "sizes": {a: s.get("members") for a, s in stats.items()},
             "masked_views": views,
             "purged_rows": purged,

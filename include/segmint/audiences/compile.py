@@ -34,6 +34,12 @@ RULE_SEGMENTS = "marts.customer_rule_segments"
 ML_SEGMENTS = "ml.customer_segments"
 PROPENSITY = "ml.propensity_scores"
 CUSTOMERS = "marts.customers"
+MODEL_RUNS = "ml.model_runs"
+# The reason given when a propensity model was never published and the score stage said why
+# (a young or tiny shop): the expected state until it has the history, not a fault. The
+# report lists such audiences as waiting, not as failed (docs/audiences.md).
+NO_MODEL_YET = "no published propensity model yet"
+WAITING = f"not built yet: {NO_MODEL_YET}"  # how such an audience's message reads
 
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
 _NOT_FEATURES = ("customer_id", "as_of_date")
@@ -56,6 +62,10 @@ class Catalog:
     # Whether the table holds any row at all (its writer ever published).
     rule_segments_written: bool = False
     models_written: bool = False
+    # Models that have scores on some as-of date, and the score stage's message of the as-of
+    # date for each model it ran (the newest run of the date).
+    models_ever_scored: set[str] = field(default_factory=set)
+    model_messages: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def read(
@@ -103,6 +113,15 @@ class Catalog:
         if table_exists(con, PROPENSITY):
             cat.models = _distinct(con, PROPENSITY, "model_name")
             cat.models_written = cat.models is not None
+            cat.models_ever_scored = set(cat.models or ())
+        if table_exists(con, MODEL_RUNS):
+            cat.model_messages = {
+                name: message
+                for name, message in con.execute(
+                    f"select model_name, arg_max(message, created_at) from {MODEL_RUNS} "
+                    f"where as_of_date = {d} and message is not null group by model_name"
+                ).fetchall()
+            }
         if models:
             cat.models = (cat.models or set()) | set(models)
         if table_exists(con, PROPENSITY):
@@ -274,18 +293,27 @@ def missing_inputs(aud: Audience, defs: Definitions, cat: Catalog) -> list[str]:
             )
         elif not cat.ml_segments_today:
             reasons.append(f"{ML_SEGMENTS} has no rows for as_of_date {cat.as_of}")
-    if models:
-        if not cat.models_written:
+    for m in sorted(models - cat.models_today):
+        said = cat.model_messages.get(m)
+        if said and m not in cat.models_ever_scored:
+            # The score stage ran tonight and has never published this model: its reason.
+            said = said if said.startswith(f"{m}:") else f"{m}: {said}"
+            reasons.append(f"{NO_MODEL_YET}: {said}")
+        elif said:
+            reasons.append(
+                f"{PROPENSITY} has no scores of model {m!r} for as_of_date {cat.as_of}; "
+                f"the score stage said: {said}"
+            )
+        elif not cat.models_written:
             reasons.append(
                 f"{PROPENSITY} does not exist or is empty (did the score stage publish?)"
             )
         else:
-            for m in sorted(models - cat.models_today):
-                reasons.append(
-                    f"{PROPENSITY} has no scores of model {m!r} for as_of_date {cat.as_of} "
-                    "(did the score stage publish it?)"
-                )
-    return reasons
+            reasons.append(
+                f"{PROPENSITY} has no scores of model {m!r} for as_of_date {cat.as_of} "
+                "(did the score stage publish it?)"
+            )
+    return list(dict.fromkeys(reasons))
 
 
 # --- SQL -------------------------------------------------------------------------------

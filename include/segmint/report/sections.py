@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from segmint.audiences.compile import WAITING
 from segmint.config import Settings
 from segmint.report import charts
 from segmint.report.data import (
@@ -1124,17 +1125,27 @@ def _audience_problems(ctx: Context) -> str:
         """,
         [ctx.as_of],
     )
-    failed = [(a, e) for a, status, e in rows if status != "built"]
+    # Not built for want of a first published propensity model (a young shop, the score
+    # stage's reason in the message): expected, so listed apart and not as an error.
+    waiting = [(a, e) for a, status, e in rows if status != "built" and WAITING in (e or "")]
+    failed = [(a, e) for a, status, e in rows if status != "built" and (a, e) not in waiting]
     empty_ = [a for a, status, _ in rows if status == "built"]
     if failed:
         ctx.facts["audiences_failed"] = [a for a, _ in failed]
+    if waiting:
+        ctx.facts["audiences_waiting"] = [a for a, _ in waiting]
     if empty_:
         ctx.facts["audiences_empty"] = empty_
     lines = [
         f"<li><b>{esc(a)}</b> failed to build: {esc(e or 'no message')}</li>" for a, e in failed
     ]
     lines += [f"<li><b>{esc(a)}</b> was built with no members</li>" for a in empty_]
-    return f'<ul class="note error">{"".join(lines)}</ul>' if lines else ""
+    wait = [
+        f"<li><b>{esc(a)}</b> waits for a first propensity model: {esc(e)}</li>" for a, e in waiting
+    ]
+    return (f'<ul class="note error">{"".join(lines)}</ul>' if lines else "") + (
+        f'<ul class="note info">{"".join(wait)}</ul>' if wait else ""
+    )
 
 
 def _audience_changes(ctx: Context, when: date) -> pd.DataFrame | None:
@@ -1657,6 +1668,12 @@ def summary_sentences(ctx: Context) -> list[str]:
     if f.get("audiences_failed"):
         failed = f["audiences_failed"]
         out.append(f"{plural(len(failed), 'audience')} failed to build: {', '.join(failed)}.")
+    if f.get("audiences_waiting"):
+        waiting = f["audiences_waiting"]
+        out.append(
+            f"{plural(len(waiting), 'audience')} waiting for a first propensity model: "
+            f"{', '.join(waiting)}."
+        )
     if f.get("audiences_empty"):
         out.append(f"Built with no members: {', '.join(f['audiences_empty'])}.")
     if "quarantine_today" in f:

@@ -3,6 +3,7 @@ limits, snapshots, changes, summary and overlap, missing ML inputs."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -302,3 +303,82 @@ def test_suppression_file_ids_are_matched_trimmed_whatever_the_spreadsheet_wrote
     build_audiences(settings, AS_OF)
     assert get_members(settings, "vip") == []
     assert scalar(settings, "select suppressed from audiences.summary where audience = 'vip'") == 2
+
+
+def test_a_young_shops_propensity_audience_gives_the_score_stages_reason(tmp_path, defs_folder):
+    """The score stage ran on a shop of 40 customers and published no model, saying why in
+    ml.model_runs. The audience needing it failed with "(did the score stage publish?)" and
+    the report listed it in red as failed: the expected state of a young shop, with the
+    reason one table away."""
+    from pathlib import Path
+
+    from ml.propensity import run_propensity
+    from segmint.config import Settings
+    from segmint.report import write_report
+    from tests.include.audiences.conftest import make_warehouse
+    from tests.ml.propensity.simshop import AS_OF as SHOP_AS_OF
+    from tests.ml.propensity.simshop import build_warehouse
+
+    assert SHOP_AS_OF == AS_OF
+    warehouse = make_warehouse(tmp_path / "young" / "segmint.duckdb", with_ml=False)
+    build_warehouse(warehouse, n_customers=40)
+    settings = Settings(
+        warehouse=warehouse, audiences=tmp_path / "audiences", output=tmp_path / "out"
+    )
+    scored = run_propensity(settings, AS_OF)
+    reason = scored.details["purchase"]["message"]
+    assert reason.startswith("purchase: not enough labelled examples to train")
+    defs_folder(
+        a=_audience("{feature: recency_days, gte: 60}"),
+        b=_audience("{propensity: purchase, decile_min: 8}").replace("aud", "scored"),
+    )
+    result = build_audiences(settings, AS_OF)
+    message = result.details["failed"]["scored"]
+    assert message == (
+        f"audience 'scored' ({settings.audiences / 'b.yml'}) not built yet: "
+        f"no published propensity model yet: {reason}"
+    )
+    assert "did the score stage" not in message
+    assert result.details["waiting_for_model"] == ["scored"]
+    assert result.summary.endswith(", 1 waiting for a first propensity model (scored)")
+    assert "failed" not in result.summary
+    con = connect(warehouse, read_only=True)
+    row = con.execute(
+        "select status, error from audiences.summary where audience = 'scored'"
+    ).fetchone()
+    con.close()
+    assert row == ("failed", message)  # documented status; the message says why
+
+    report = write_report(settings, AS_OF)
+    html = Path(report.details["path"]).read_text(encoding="utf-8")
+    assert "1 audience waiting for a first propensity model: scored." in report.details["summary"]
+    assert not any("failed to build" in line for line in report.details["summary"])
+    waiting = re.search(r'<ul class="note info"><li><b>scored</b> waits for a first [^<]*', html)
+    assert waiting and "not enough labelled examples" in waiting.group(0)
+    assert "<b>scored</b> failed to build" not in html
+
+
+def test_a_model_published_before_but_not_tonight_still_fails(settings, defs_folder):
+    # ml.propensity_scores has purchase scores of 2026-06-30, none of 07-01, and the score
+    # stage's run of 07-01 says why: the audience fails (red), with that reason.
+    defs_folder(a=_audience("{propensity: purchase, decile_min: 8}"))
+    _next_day(settings)
+    con = connect(settings.warehouse)
+    con.execute(
+        "create table ml.model_runs (run_id varchar, model_name varchar, as_of_date date, "
+        "status varchar, message varchar, created_at timestamp)"
+    )
+    con.execute(
+        "insert into ml.model_runs values ('r1', 'purchase', ?, 'not_published', "
+        "'purchase: previous published model refused (checksum)', now())",
+        [NEXT],
+    )
+    con.close()
+    result = build_audiences(settings, NEXT)
+    message = result.details["failed"]["aud"]
+    assert (
+        "not built: ml.propensity_scores has no scores of model 'purchase' for as_of_date "
+        "2026-07-01; the score stage said: purchase: previous published model refused" in message
+    )
+    assert result.details["waiting_for_model"] == []
+    assert "1 failed (aud)" in result.summary

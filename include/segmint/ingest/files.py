@@ -1062,6 +1062,18 @@ def doc_keys(
     return keys
 
 
+def _missing(
+    source: str, missing: list[str], aliases: dict[str, dict[str, list[str]]] | None
+) -> str:
+    """The required fields a file has no column for, each with the aliases looked for:
+    ``customer_id (or 'Contact ID')``, so that a misspelt alias shows."""
+    names = field_names(source, aliases)
+    return ", ".join(
+        n + (f" (or {', '.join(map(repr, names[n][1:]))})" if len(names[n]) > 1 else "")
+        for n in missing
+    )
+
+
 def _numbered_repeats(names: list[str]) -> list[str]:
     """``names`` with each repeat of a name numbered (``notes``, ``notes_2``, ...), skipping
     numbers another column already has."""
@@ -1131,7 +1143,10 @@ def _read_csv(
             ]
             for d, fields in zip(CSV_DELIMITERS, by_delim, strict=True)
         }
-        delim = next((d for d in CSV_DELIMITERS if all(n in splits[d] for n in required)), ",")
+        # None does: the one naming the most (the comma if none names any), so that the error
+        # lists only the columns really missing (a semicolon header mapped with a misspelt
+        # alias for customer_id was said to lack updated_at too).
+        delim = max(CSV_DELIMITERS, key=lambda d: sum(n in splits[d] for n in required))
         names = splits[delim]
         # A repeated contract field is ambiguous (which customer_id?): the file fails. A
         # repeated unknown column (Notes, notes) is kept, numbered, in _extra.
@@ -1144,7 +1159,8 @@ def _read_csv(
         missing = [n for n in required if n not in names]
         if missing:
             failed[i] = (
-                f"CSV header lacks required column(s) {', '.join(missing)} "
+                "CSV header lacks required column(s) "
+                f"{_missing(files[i].source, missing, aliases)} "
                 f"(header is: {header_line[:200]!r})"
             )
             continue
@@ -1462,7 +1478,9 @@ def _parquet_columns(
     required = [fl.name for fl in FIELDS[f.source] if fl.required]
     missing = [n for n in required if n not in names]
     if missing:
-        raise UnreadableFile(f"Parquet file lacks required column(s) {', '.join(missing)}")
+        raise UnreadableFile(
+            f"Parquet file lacks required column(s) {_missing(f.source, missing, aliases)}"
+        )
     return tuple((c, key, kind) for (c, kind), key in zip(cols, names, strict=True))
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from segmint.config import ConfigError, IngestSettings, load_settings
 from segmint.ingest import run_ingest
+from segmint.stages import InputError
 from tests.include.ingest.conftest import D1, write_jsonl, write_lines
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "docs" / "examples" / "segment-spec.toml"
@@ -259,3 +260,20 @@ def test_alias_mistakes_are_config_errors_before_any_file_is_read(
     assert not settings.warehouse.exists() or query("select count(*) from ops.load_manifest") == [
         (0,)
     ]
+
+
+def test_a_misspelt_alias_names_only_the_column_missing_and_its_aliases(settings, landing, query):
+    # A HubSpot export (semicolons) mapped with a wrong name for customer_id: the error said
+    # the header lacked customer_id and updated_at, though updated_at's alias was there (no
+    # separator named both, so the comma's split was judged), and named no alias.
+    ingest = IngestSettings(
+        field_aliases={"crm": {"customer_id": ["Contact ID"], "updated_at": ["Last Modified Date"]}}
+    )
+    write_lines(
+        landing / "crm/dt=2026-06-01/hubspot.csv",
+        ["Record ID;Email;Last Modified Date", "101;a@example.com;2026-06-01 10:00"],
+    )
+    with pytest.raises(InputError, match=r"hubspot\.csv"):
+        run_ingest(_with_ingest(settings, ingest), D1)
+    [(error,)] = query("select error from ops.load_manifest where status = 'failed'")
+    assert error.startswith("CSV header lacks required column(s) customer_id (or 'Contact ID') (")

@@ -35,7 +35,8 @@ READ_AS = {"ndjson": "jsonl", "json": "jsonl"}
 @dataclass(frozen=True)
 class Field:
     name: str
-    kind: str  # id | text | lower | upper | email | ts | date | decimal | int | double | bool
+    # id | text | number_text | lower | upper | email | ts | date | decimal | int | double | bool
+    kind: str
     required: bool = False
 
 
@@ -70,14 +71,14 @@ CRM_FIELDS: tuple[Field, ...] = (
     Field("customer_id", "id", required=True),
     Field("updated_at", "ts", required=True),
     Field("email", "email"),
-    Field("phone", "text"),
+    Field("phone", "number_text"),
     Field("first_name", "text"),
     Field("last_name", "text"),
     Field("birth_date", "date"),
     Field("gender", "lower"),
     Field("country", "upper"),
     Field("city", "text"),
-    Field("postal_code", "text"),
+    Field("postal_code", "number_text"),
     Field("signup_date", "date"),
     Field("loyalty_tier", "lower"),
     Field("email_opt_in", "bool"),
@@ -598,6 +599,15 @@ def cast_sql(kind: str, expr: str, epoch: str | None = None) -> str:
         )
     if kind == "text":
         return t
+    if kind == "number_text":
+        # A phone or postal code a spreadsheet was told to keep as text: Excel's leading
+        # apostrophe ('+4915112345678, '02118), which Shopify's and Matrixify's exports write
+        # too. It is no part of the value: kept, the phone was left out of every platform
+        # file (not E.164) and the ZIP code was sent as "'02118".
+        return (
+            f"case when starts_with({t}, '''') and regexp_matches({t}, '^''[+(0-9]') "
+            f"then ltrim(substr({t}, 2)) else {t} end"
+        )
     if kind == "email":
         # Addresses pasted from web pages or spreadsheets end in a non-breaking space.
         return f"lower(nullif(trim({expr}, {_sql_str(UNICODE_SPACE_CHARS)}), ''))"

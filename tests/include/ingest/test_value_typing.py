@@ -420,6 +420,38 @@ def test_a_consent_flag_written_as_a_float_is_read(settings, landing, query, tmp
     ) == [("1", True, False, 1), ("2", False, False, 1), ("3", False, True, 1)]
 
 
+def test_excel_text_marks_on_phones_and_postal_codes_are_dropped(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """Shopify's customer export (and Matrixify's, and Excel when told a cell is text) writes
+    a phone or ZIP code with a leading apostrophe: '+4915112345678, '02118. It was loaded as
+    such, so the phone was no E.164 and was left out of every platform file."""
+    from segmint.audiences.normalise import e164_sql
+
+    write_lines(
+        landing / "crm/dt=2026-06-01/customers_export.csv",
+        [
+            "customer_id,updated_at,phone,postal_code,country,last_name",
+            "1,2026-05-01,'+4915112345678,'10115,DE,'t Hart",
+            "2,2026-05-01,'+1 (555) 010-2000,'02118,US,O'Brien",
+            "3,2026-05-01,'(555) 010-2000,'SW1A 1AA,GB,Smith",
+            "4,2026-05-01,',',US,",
+        ],
+    )
+    _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query(
+        f"select customer_id, phone, {e164_sql('phone', 'country')}, postal_code, last_name "
+        "from raw.customers order by 1"
+    ) == [
+        ("1", "+4915112345678", "+4915112345678", "10115", "'t Hart"),
+        ("2", "+1 (555) 010-2000", "+15550102000", "02118", "O'Brien"),
+        # only before a number: other text keeps its apostrophe
+        ("3", "(555) 010-2000", "+445550102000", "'SW1A 1AA", "Smith"),
+        ("4", "'", None, "'", None),
+    ]
+
+
 # --- 5. Money beyond DECIMAL(18, 2) is out of range, not "not a number" -----------------------
 
 

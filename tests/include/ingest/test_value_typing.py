@@ -452,6 +452,27 @@ def test_excel_text_marks_on_phones_and_postal_codes_are_dropped(
     ]
 
 
+def test_the_country_uk_is_read_as_gb(settings, landing, query, tmp_path, monkeypatch):
+    """Shops write "UK" (reserved, not assigned: ISO's code is GB). It was loaded as UK, so a
+    British customer's national phone had no calling code (left out of the Google, Meta and
+    ESP files) and Meta was sent the country "uk"."""
+    from segmint.audiences.normalise import e164_sql, meta_country_sql
+
+    write_lines(
+        landing / "crm/dt=2026-06-01/c.csv",
+        ["customer_id,updated_at,phone,country", "1,2026-05-01,07700 900123, uk "],
+    )
+    write_jsonl(landing / "events/dt=2026-06-01/e.jsonl", [event("e1", country="UK")])
+    _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query(
+        f"select country, {e164_sql('phone', 'country')}, {meta_country_sql('country')} "
+        "from raw.customers"
+    ) == [("GB", "+447700900123", "gb")]
+    assert query("select country from raw.events") == [("GB",)]
+    assert query("select count(*) from ops.validation_runs where unexpected_count > 0") == [(0,)]
+
+
 # --- 5. Money beyond DECIMAL(18, 2) is out of range, not "not a number" -----------------------
 
 

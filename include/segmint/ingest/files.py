@@ -426,6 +426,7 @@ def read_records(
     table: str,
     aliases: dict[str, dict[str, list[str]]] | None = None,
     legacy: str | None = None,
+    unmatched: dict[str, list[str]] | None = None,
 ) -> dict[int, str]:
     """Fill temp ``table`` with the records of the CSV and Parquet files among ``files[ids]``.
 
@@ -437,7 +438,10 @@ def read_records(
     (:func:`jsonl_scan_sql`), not through this table. A column named as a field's alias
     (``aliases``, case-insensitively) is keyed by the field's name in ``doc``. A CSV line
     that is not UTF-8 is read as ``legacy`` where it holds no UTF-8 (:func:`readable_copy`).
+    ``unmatched`` collects, per optional field given aliases, the files that have no column
+    for it (:func:`unmatched_aliases`).
     """
+    unmatched = {} if unmatched is None else unmatched
     con.execute(
         f"create or replace temp table {table} (_file INTEGER, _line BIGINT, raw VARCHAR,"
         " doc VARCHAR, _error VARCHAR)"
@@ -449,7 +453,7 @@ def read_records(
         failed.update(_read_lines_batch(con, files, csv, phys, legacy))
         csv = [i for i in csv if i not in failed]
         if csv:
-            failed.update(_read_csv(con, files, csv, phys, table, aliases))
+            failed.update(_read_csv(con, files, csv, phys, table, aliases, unmatched))
         _drop_lines(con, phys)
     # Parquet: one multi-file scan per set of files with the same columns (a file is often a
     # single row group, which one thread reads: file by file, the load used one core). The
@@ -461,7 +465,10 @@ def read_records(
         if files[i].size_bytes == 0:
             continue  # an empty file has no rows, as an empty JSONL or CSV file
         try:
-            groups.setdefault(_parquet_columns(con, files[i], aliases), []).append(i)
+            cols = _parquet_columns(con, files[i], aliases)
+            for field in unmatched_aliases(files[i].source, [k for _, k, _ in cols], aliases):
+                unmatched.setdefault(field, []).append(files[i].path)
+            groups.setdefault(cols, []).append(i)
         except UnreadableFile as exc:
             failed[i] = str(exc)
         except duckdb.Error as exc:
@@ -1062,6 +1069,25 @@ def doc_keys(
     return keys
 
 
+def unmatched_aliases(
+    source: str, keys: list[str], aliases: dict[str, dict[str, list[str]]] | None
+) -> list[str]:
+    """The optional fields given aliases in ``[ingest] field_aliases`` for which a CSV
+    header's or Parquet file's document ``keys`` (:func:`doc_keys`) have no column, neither
+    the field's own name nor an alias, each with the names looked for: every record of the
+    file loads without the field. A mapping written for another version of an export
+    (``Accepts Marketing`` where it now says ``Accepts Email Marketing``) would otherwise load
+    every customer without consent, in silence. (A missing required field fails the file.)"""
+    if not aliases or not aliases.get(source):
+        return []
+    required = {fl.name for fl in FIELDS[source] if fl.required}
+    return [
+        f"{name} (looked for {', '.join(map(repr, landing))})"
+        for name, landing in field_names(source, aliases).items()
+        if len(landing) > 1 and name not in required and name not in keys
+    ]
+
+
 def _missing(
     source: str, missing: list[str], aliases: dict[str, dict[str, list[str]]] | None
 ) -> str:
@@ -1097,8 +1123,10 @@ def _read_csv(
     phys: str,
     table: str,
     aliases: dict[str, dict[str, list[str]]] | None = None,
+    unmatched: dict[str, list[str]] | None = None,
 ) -> dict[int, str]:
-    """Append the CSV files' records; one statement per distinct header."""
+    """Append the CSV files' records; one statement per distinct header (``unmatched``:
+    :func:`read_records`)."""
     failed: dict[int, str] = {}
     splits = ", ".join(_split_csv("h", delim=d) for d in CSV_DELIMITERS)
     blank = "trim(line, ' ' || chr(9) || chr(13) || chr(65279)) = ''"
@@ -1164,6 +1192,9 @@ def _read_csv(
                 f"(header is: {header_line[:200]!r})"
             )
             continue
+        if unmatched is not None:
+            for field in unmatched_aliases(files[i].source, names, aliases):
+                unmatched.setdefault(field, []).append(files[i].path)
         groups.setdefault((delim, tuple(names)), []).append(i)
     # A record continues onto the next physical line while a quoted field is open. Files
     # without a line that can open one (most) have one record per line: no window over them.

@@ -540,6 +540,18 @@ class Ingest:
         )
         log.warning("ingest: %s", self.batch_warnings[-1])
 
+    def _warn_unmatched(self, source: str, unmatched: dict[str, list[str]]) -> None:
+        """Say which files have no column for a field given aliases (their records load
+        without it), one warning per field, naming a few files."""
+        for named, paths in sorted(unmatched.items()):
+            shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+            self.batch_warnings.append(
+                f"{len(paths)} {source} file(s) have no column for {named}: each of their "
+                f"records loads without it ({shown}); does the export name it otherwise now? "
+                "([ingest] field_aliases)"
+            )
+            log.warning("ingest: %s", self.batch_warnings[-1])
+
     def _warn_redelivered(self, new: list[LandingFile], gone: list[tuple]) -> None:
         """Warn about partitions that get new files while files loaded from them are gone
         from the landing zone: a re-delivery under new names. The gone files' rows stay
@@ -712,7 +724,11 @@ class Ingest:
             failed.update(self._stage_jsonl(con, files, jsonl, tag))
             parts.append(f"_tjv_{tag}")
         if other:
-            failed.update(read_records(con, files, other, f"_rec_{tag}", self.aliases, self.legacy))
+            unmatched: dict[str, list[str]] = {}
+            failed.update(
+                read_records(con, files, other, f"_rec_{tag}", self.aliases, self.legacy, unmatched)
+            )
+            self._warn_unmatched(source, unmatched)
             # A Parquet record's landing text is its document (stored once, raw is NULL).
             rel = (
                 f"(select * replace (coalesce(raw, doc) as raw), _error is null as _ok "

@@ -277,3 +277,57 @@ def test_a_misspelt_alias_names_only_the_column_missing_and_its_aliases(settings
         run_ingest(_with_ingest(settings, ingest), D1)
     [(error,)] = query("select error from ops.load_manifest where status = 'failed'")
     assert error.startswith("CSV header lacks required column(s) customer_id (or 'Contact ID') (")
+
+
+def test_a_mapping_that_names_no_column_of_a_file_is_a_warning(settings, landing, query):
+    # A mapping written for an older Shopify export ("Accepts Marketing") read a newer one
+    # ("Accepts Email Marketing"): every customer loaded without consent, and nothing said so.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ingest = IngestSettings(
+        field_aliases={
+            "crm": {
+                "customer_id": ["Customer ID"],
+                "updated_at": ["Updated At"],
+                "email_opt_in": ["Accepts Marketing"],
+                "phone": ["Phone Number"],
+            }
+        }
+    )
+    write_lines(
+        landing / "crm/dt=2026-06-01/shopify.csv",
+        [
+            "Customer ID,Updated At,Accepts Email Marketing,Phone Number",
+            "7001,2026-06-01 10:00:00 -0400,yes,+4915112345678",
+        ],
+    )
+    path = landing / "crm/dt=2026-06-01/shopify.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "Customer ID": ["7002"],
+                "Updated At": ["2026-06-01T10:00:00Z"],
+                "Accepts Email Marketing": ["yes"],
+            }
+        ),
+        path,
+    )
+    result = run_ingest(_with_ingest(settings, ingest), D1)
+    assert query("select customer_id, email_opt_in from raw.customers order by 1") == [
+        ("7001", False),
+        ("7002", False),
+    ]
+    [consent] = [w for w in result.warnings if "email_opt_in" in w]
+    assert consent.startswith(
+        "2 crm file(s) have no column for email_opt_in (looked for 'email_opt_in', "
+        "'Accepts Marketing'): each of their records loads without it ("
+    )
+    assert "crm/dt=2026-06-01/shopify.csv" in consent
+    assert "crm/dt=2026-06-01/shopify.parquet" in consent
+    # The phone's alias matched the CSV file: only the Parquet file lacks it.
+    [phone] = [w for w in result.warnings if "no column for phone" in w]
+    assert phone.startswith("1 crm file(s)") and "shopify.parquet" in phone
+    # Mapped fields found, and fields given no aliases, are no warning.
+    assert not [w for w in result.warnings if "no column for customer_id" in w]
+    assert not [w for w in result.warnings if "no column for email " in w]

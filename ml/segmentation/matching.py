@@ -67,8 +67,9 @@ def match_segments(
     still without an id and the step's ids not given yet; a pair no farther apart than
     ``max_distance`` takes the id, and so does a lone new centroid paired with a step's lone
     centroid (one segment on both nights is everyone on both). Every other new centroid gets
-    a fresh id from ``next_id`` upwards, handed out in ``order`` (default: as given; the stage
-    passes largest segment first). Previous ids given to no centroid are retired.
+    a fresh id from ``next_id`` upwards (skipping ids given by a step), handed out in
+    ``order`` (default: as given; the stage passes largest segment first). Previous ids
+    given to no centroid are retired.
     ``distances`` are to the previous run's centroid of the same id (its drift), whichever
     step gave the id.
     """
@@ -104,6 +105,10 @@ def match_segments(
     new: list[int] = []
     for r in order if order is not None else range(k):
         if ids[r] is None:
+            # next_id counts past the ids of the other nights; the night's own earlier run
+            # (a rerun with another k) may have handed out ids from there on too.
+            while next_id in kept:
+                next_id += 1
             ids[r] = next_id
             new.append(next_id)
             next_id += 1

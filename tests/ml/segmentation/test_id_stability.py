@@ -166,3 +166,31 @@ def test_a_night_backfilled_between_two_others_leaves_the_later_ids_and_says_why
     assert retired, "the tight distance should retire some of night 2's segments"
     assert any("(the id this night's earlier run gave it)" in w for w in retired), retired
     _transitions_name_existing_ids(settings, d3, d2)
+
+
+def test_a_rerun_with_another_k_gives_every_segment_its_own_id(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    """An analyst sets [segmentation] fixed_k and reruns the night: the segments matched to
+    the night's earlier run keep their ids, and the others get ids none of them has (fresh
+    ids were counted from the other nights only, so a new segment took the id of one kept
+    from the earlier run: two clusters merged under one id and name)."""
+    settings = warehouse_with(features_3k, segmentation=small_settings)
+    first = run_segmentation(settings, as_of)
+    for k in (first.details["k"] + 1, 2, first.details["k"] + 2):
+        rerun = run_segmentation(
+            dataclasses.replace(
+                settings, segmentation=dataclasses.replace(small_settings, fixed_k=k)
+            ),
+            as_of,
+        )
+        assert rerun.details["k"] == k
+        profiles = query(
+            settings, "select segment_id from ml.segment_profiles where as_of_date = ?", [as_of]
+        )
+        assert profiles["segment_id"].is_unique, (k, profiles["segment_id"].tolist())
+        assert _segments(settings, as_of).nunique() == k
+        assert len(rerun.details["segments"]) == k

@@ -74,3 +74,11 @@ def test_one_segment_on_both_nights_keeps_its_id_however_far_it_moved() -> None:
     # A split or a merge still goes by distance.
     m = match_segments(np.array([[4.0, 4.0]]), OLD, OLD_IDS, max_distance=1.0, next_id=10)
     assert m.segment_ids == [10] and m.retired == [3, 7, 9]
+
+
+def test_a_fresh_id_is_never_one_a_reference_gave() -> None:
+    # A rerun of a first night with another k: the earlier run's ids start at next_id too.
+    own = Reference("same night", OLD[:1], [2])
+    m = match_segments(OLD, None, [], 1.0, next_id=1, order=[1, 2, 0], before=[own])
+    assert m.segment_ids == [2, 1, 3]
+    assert m.new == [1, 3]

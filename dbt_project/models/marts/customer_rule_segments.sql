@@ -7,6 +7,8 @@
     )
 }}
 
+{%- do check_rule_segments(var('rule_segments')) -%}
+
 {%- set snapshot_list -%}
     {%- for d in snapshot_dates() %}{{ date_literal(d) }}{{ ", " if not loop.last }}{% endfor -%}
 {%- endset %}

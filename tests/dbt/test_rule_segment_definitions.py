@@ -113,3 +113,40 @@ def test_a_mistake_in_an_entry_stops_dbt_naming_the_entry(
     completed = run_dbt(settings, END, [END], verb="parse")
     assert completed.returncode != 0
     assert message in " ".join(completed.stdout.split()), completed.stdout[-3000:]
+
+
+def test_a_changed_threshold_applies_to_the_snapshots_built_from_then_on(tmp_path: Path) -> None:
+    """docs/models.md: past dates keep the rule they were computed with until
+    customer_rule_segments is rebuilt in full."""
+    from segmint.transform import project_dir, run_dbt, run_transform
+    from segmint.warehouse import connect
+
+    settings = _settings(tmp_path)
+    run_transform(settings, END)
+    path = project_dir(settings) / "dbt_project.yml"
+    text = path.read_text()
+    assert text.count("value: 500") == 1
+    path.write_text(text.replace("value: 500", "value: 1000"))
+    run_transform(settings, END)
+
+    def lowest() -> dict:
+        con = connect(settings.warehouse, read_only=True)
+        try:
+            rows = con.execute(
+                "select s.as_of_date, min(f.revenue_total) from marts.customer_rule_segments s "
+                "join marts.customer_feature_history f using (customer_id, as_of_date) "
+                "where s.segment = 'high_value' group by all"
+            ).fetchall()
+        finally:
+            con.close()
+        return {d: float(v) for d, v in rows}
+
+    before = lowest()
+    past = [d for d in before if d != END]
+    assert past and before[END] > 1000
+    assert all(500 < before[d] <= 1000 for d in past)
+    completed = run_dbt(
+        settings, END, [END], select="customer_rule_segments", verb="run", full_refresh=True
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    assert all(v > 1000 for v in lowest().values())

@@ -226,10 +226,14 @@ def _load_yaml_with_lines(text: str) -> tuple[Any, dict[str, int], list[tuple[st
 class _Checker:
     """Collects problems for one file; every message names file:line, key and the fault."""
 
-    def __init__(self, file: Path, lines: dict[str, int]):
+    def __init__(self, file: Path, lines: dict[str, int], partial: bool = False):
         self.file = file
         self.lines = lines
         self.problems: list[str] = []
+        # Keep the valid conditions of an all/any beside a faulty one, so that the names of
+        # a file rejected for its structure are still checked (:func:`_reject`). Never for a
+        # definition to build: an audience missing one of its conditions would be wider.
+        self.partial = partial
 
     def fail(self, path: str, message: str) -> None:
         self.problems.append(
@@ -310,7 +314,9 @@ class _Checker:
                 return None
             children = [self.condition(c, f"{_join(path, kind)}[{i}]") for i, c in enumerate(items)]
             if any(c is None for c in children):
-                return None
+                children = [c for c in children if c is not None] if self.partial else []
+                if not children:
+                    return None
             return Condition(kind=kind, path=path, children=tuple(children))
         if kind == "not":
             self.keys(data, path, ("not",), ())
@@ -745,7 +751,8 @@ def _reject(
     seen[name] = file
     description = data.get("description")
     # Parsed again with a checker of its own: its faults are already in ``problems``.
-    where = _Checker(file, lines).condition(data["where"], "where") if "where" in data else None
+    checker = _Checker(file, lines, partial=True)
+    where = checker.condition(data["where"], "where") if "where" in data else None
     defs.rejected[name] = RejectedAudience(
         name=name,
         description=description if isinstance(description, str) else "",

@@ -216,6 +216,9 @@ def test_validate_lists_every_fault_of_every_file(settings, defs_folder, capsys)
     defs_folder(
         a="name: a\nconsent: email\nwhere: {rule_segment: vipp}\nholdout: {pecent: 10}\n",
         b="name: b\nconsent: ads\nwhere: {propensity: purchse, decile_min: 8}\n",
+        # a fault inside the where: the names of its other conditions are still checked
+        c="name: c\nconsent: ads\nwhere:\n  all:\n    - rule_segment: vipz\n"
+        "    - {propensity: purchase, score_min: 1.5}\n",
         g="kind: priority_group\nname: wave\naudiences: [a, b]\n",
     )
     wh = ["--warehouse", str(settings.warehouse), "--audiences", str(settings.audiences)]
@@ -224,6 +227,8 @@ def test_validate_lists_every_fault_of_every_file(settings, defs_folder, capsys)
     assert "holdout.pecent" in err and "a.yml" in err
     assert "unknown rule segment 'vipp'" in err
     assert "b.yml" in err and "unknown model 'purchse'" in err
+    assert "c.yml:6: where.all[1].score_min: a score is a probability 0-1, got 1.5" in err
+    assert "c.yml:5: where.all[0].rule_segment: unknown rule segment 'vipz'" in err
     # The group names a's file as invalid, not as an audience nobody defined.
     assert "audience 'a' is invalid" in err and "unknown audience 'a'" not in err
 

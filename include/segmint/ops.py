@@ -317,6 +317,52 @@ def earlier_night_in_flight(ti: Any) -> str | None:
     return previous.run_id if str(state) in _UNFINISHED else None
 
 
+# Task states of a run that has not finished its work (a run marked failed or success in
+# the UI leaves none of these behind).
+_UNFINISHED_TASK = {
+    None,
+    "none",
+    "scheduled",
+    "queued",
+    "running",
+    "up_for_retry",
+    "up_for_reschedule",
+    "restarting",
+    "deferred",
+}
+
+
+def other_night_in_progress(ti: Any, first_stage: str) -> str | None:
+    """The run id of another run of this DAG that is past its first stage and unfinished.
+
+    :func:`earlier_night_in_flight` keeps a night behind the nights *before* it. A run of a
+    *later* night can be in progress too: a backfill of past nights created while tonight's
+    scheduled run is running, or a run triggered with conf ``as_of`` (its logical date is
+    the trigger's time) during a backfill. Airflow applies ``max_active_runs=1`` to neither
+    pair, so their stages interleaved in the one-slot pool: the backfill's ``transform``
+    rebuilt the marts for its own date between the scheduled night's ``transform`` and
+    ``segment``, and that night failed ("marts.customer_features has no rows for as_of_date").
+    A run counts once its first stage succeeded: a run still at its first stage (waiting
+    for its files or for this night) does not, so two nights never wait for each other.
+    """
+    running = ti.get_dr_count(dag_id=ti.dag_id, states=["running"])
+    if running <= 1:  # this run alone
+        return None
+    states = ti.get_task_states(dag_id=ti.dag_id)
+    for run_id, tasks in sorted(states.items()):
+        if run_id == ti.run_id or str(tasks.get(first_stage)) != "success":
+            continue
+        if not any(
+            (None if state is None else str(getattr(state, "value", state))) in _UNFINISHED_TASK
+            for state in tasks.values()
+        ):
+            continue
+        state = ti.get_dagrun_state(dag_id=ti.dag_id, run_id=run_id)
+        if str(getattr(state, "value", state)) in _UNFINISHED:
+            return run_id
+    return None
+
+
 def under_dags_test() -> bool:
     """Whether this task runs inside ``airflow dags test`` (``make run``), which runs one
     DAG run's tasks in its own process and nothing else: an earlier night left queued or
@@ -380,20 +426,25 @@ def run_stage_task(stage: str) -> dict[str, Any]:
     ti = context["ti"]
     if stage == next(iter(STAGES)):
         blocker = earlier_night_in_flight(ti)
+        subject, state = f"the earlier night {blocker}", "is still queued or running"
+        if blocker is None:
+            blocker = other_night_in_progress(ti, stage)
+            subject, state = f"the night {blocker}", "is half way through its stages"
         if blocker is not None and under_dags_test():
             raise AirflowFailException(
-                f"the earlier night {blocker} of this DAG is still queued or running, and "
-                "under `airflow dags test` (make run) no scheduler will finish it: it is a "
-                "backfill never run or a night whose `airflow dags test` was killed. Mark it "
-                "failed (or success) in the UI (make airflow), or start the project-local "
-                "Airflow afresh (rm -rf .airflow), then rerun"
+                f"{subject} of this DAG {state}, and under `airflow dags test` (make run) no "
+                "scheduler will finish it: it is a backfill never run or a night whose "
+                "`airflow dags test` was killed. Mark it failed (or success) in the UI (make "
+                "airflow), or start the project-local Airflow afresh (rm -rf .airflow), then "
+                "rerun"
             )
         if blocker is not None:
             log.info(
-                "segmint: run %s waits for the earlier night %s to finish (nights run oldest "
+                "segmint: run %s waits for %s to finish (%s; one night at a time, oldest "
                 "first); checking again in %s s",
                 ti.run_id,
-                blocker,
+                subject,
+                state.removeprefix("is "),
                 int(EARLIER_NIGHT_POLL.total_seconds()),
             )
             raise AirflowRescheduleException(datetime.now(UTC) + EARLIER_NIGHT_POLL)

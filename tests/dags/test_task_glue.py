@@ -291,3 +291,89 @@ def test_a_night_after_a_killed_dags_test_fails_at_once_instead_of_waiting_forev
     assert "segmint: stage 'ingest' failed for as_of=2026-06-30" in output
     assert "try 1 of 3); not retried" in output
     assert "waits for the earlier night" not in output
+
+
+HALF_WAY_STAGES = textwrap.dedent(
+    """
+    import os
+    import signal
+    from datetime import date
+
+    from segmint.stages import StageResult
+
+    def first(settings, as_of):
+        return StageResult("ingest", summary=f"ingested {as_of}")
+
+    def second(settings, as_of):
+        if as_of == date(2026, 6, 30):
+            os.kill(os.getpid(), signal.SIGKILL)  # the night stops half way, still 'running'
+        return StageResult("transform", summary=f"transformed {as_of}")
+    """
+)
+
+HALF_WAY_DAG = textwrap.dedent(
+    """
+    from datetime import datetime
+
+    from airflow.sdk import dag, task
+    import segmint.pipeline
+    from segmint.ops import on_task_failure
+
+    segmint.pipeline.STAGES["ingest"] = "half_way_stages:first"
+    segmint.pipeline.STAGES["transform"] = "half_way_stages:second"
+
+
+    @task
+    def run_stage(stage: str) -> dict:
+        from segmint.ops import run_stage_task
+
+        return run_stage_task(stage)
+
+
+    @dag(
+        dag_id="segmint_half_way",
+        schedule="@daily",
+        start_date=datetime(2026, 1, 1),
+        default_args={"retries": 2, "on_failure_callback": on_task_failure},
+    )
+    def segmint_half_way():
+        run_stage.override(task_id="ingest")("ingest") >> run_stage.override(
+            task_id="transform"
+        )("transform")
+
+
+    segmint_half_way()
+    """
+)
+
+
+def test_an_earlier_night_does_not_start_while_a_later_one_is_half_way(
+    ready_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    """A night waited only for the nights before it. An earlier night started while a
+    later one was half way through its stages (a backfill created while tonight's run was
+    running, seen under `make airflow`) ran its stages between the later night's: its
+    transform replaced the marts between the later night's transform and segment, which
+    then failed. The later night here is left running by a kill -9 after its first stage,
+    so under `airflow dags test` the earlier night fails at once, naming it."""
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "half_way_stages.py").write_text(HALF_WAY_STAGES)
+    (dags / "half_way_dag.py").write_text(HALF_WAY_DAG)
+    env = {
+        **ready_airflow,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse" / "segmint.duckdb"),
+        "PYTHONPATH": str(dags),
+    }
+    command = [airflow_bin(), "dags", "test", "segmint_half_way"]
+    later = subprocess.run([*command, "2026-06-30"], env=env, capture_output=True, timeout=600)
+    assert later.returncode == -9
+    proc = subprocess.run(
+        [*command, "2026-06-29"], env=env, capture_output=True, text=True, timeout=120
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "is half way through its stages, and under `airflow dags test`" in output
+    assert "segmint: stage 'ingest' failed for as_of=2026-06-29" in output
+    assert "transformed 2026-06-29" not in output

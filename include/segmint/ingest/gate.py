@@ -39,6 +39,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from segmint.config import Settings
+from segmint.ingest.files import sha256_of
 from segmint.ingest.loader import ensure_ops_tables
 from segmint.stages import QualityGateError, StageResult
 from segmint.warehouse import connect, transaction
@@ -144,27 +145,38 @@ def _quarantined_files(con, landing: Path, source: str, partition_date: date) ->
     a rerun alone cannot clear it: say so, and how to withdraw them."""
     rows = con.execute(
         """
-        select path, rows_quarantined from ops.load_manifest
+        select path, rows_quarantined, size_bytes, sha256 from ops.load_manifest
         where source = ? and partition_date = ? and status = 'loaded' and rows_quarantined > 0
         order by rows_quarantined desc, path
         """,
         [source, partition_date],
     ).fetchall()
     named = []
-    for path, n in rows[:_TOP_REASONS]:
+    for path, n, size, sha in rows[:_TOP_REASONS]:
         gone = not (landing / path).exists()
-        named.append(
-            f"{path} ({n}"
-            + (
+        note = ""
+        if gone:
+            note = (
                 ", gone from the landing zone: its rows stay loaded until a file of that "
                 "name is delivered again, corrected or empty"
-                if gone
-                else ""
             )
-            + ")"
-        )
+        elif _changed_since_loaded(landing / path, size, sha):
+            note = (
+                ", changed since it was loaded: these are its old rows, and only the ingest "
+                "stage loads the new ones; rerun the night from ingest (under Airflow clear "
+                "the night's `ingest` task with its downstream tasks, not `validate` alone)"
+            )
+        named.append(f"{path} ({n}{note})")
     more = f" and {len(rows) - _TOP_REASONS} more file(s)" if len(rows) > _TOP_REASONS else ""
     return ", ".join(named) + more
+
+
+def _changed_since_loaded(path: Path, size: int, sha256: str) -> bool:
+    """Whether the file on disk is no longer the one loaded (a fix not ingested yet)."""
+    try:
+        return path.stat().st_size != size or sha256_of(path) != sha256
+    except OSError:
+        return False
 
 
 def _no_identity_share(con, source: str, partition_date: date) -> float | None:
@@ -394,7 +406,8 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
     if failures:
         raise QualityGateError(
             f"quality gate failed for {len(failures)} partition(s); nothing downstream may be "
-            "published (the good rows stay loaded; fix or re-deliver the files, then rerun; "
+            "published (the good rows stay loaded; fix or re-deliver the files, then rerun from "
+            "ingest, which loads them: under Airflow clear the `ingest` task and downstream; "
             "after fixing an [ingest] setting instead, `segmint ingest --reload-since DATE` "
             "reads the loaded files again): " + " | ".join(failures)
         )

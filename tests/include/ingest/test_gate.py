@@ -214,3 +214,25 @@ def test_the_gate_names_the_files_behind_a_quarantined_share_and_those_gone(
     run_ingest(settings, D1)
     assert "passed for 1 partition" in check_quality_gate(settings, D1).summary
     assert query("select count(*) from ops.quarantine") == [(0,)]
+
+
+def test_the_gate_says_when_a_fixed_file_is_not_loaded_yet(settings, landing, query):
+    """A bad file fails the gate; the operator fixes the file and, under Airflow, clears the
+    failed `validate` task. The gate judged the old rows again and repeated "fix or
+    re-deliver the files, then rerun" word for word (seen under `make airflow`), about a
+    file already fixed: only ingest loads the new content. It says so now."""
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event(f"g{i}") for i in range(17)])
+    bad = write_jsonl(landing / "events/dt=2026-06-01/b.jsonl", ["{", "{", "{"])
+    run_ingest(settings, D1)
+    with pytest.raises(QualityGateError) as err:
+        check_quality_gate(settings, D1)
+    assert "in events/dt=2026-06-01/b.jsonl (3)" in str(err.value)
+
+    write_jsonl(bad, [event(f"b{i}") for i in range(3)])
+    with pytest.raises(QualityGateError) as err:
+        check_quality_gate(settings, D1)
+    assert "b.jsonl (3, changed since it was loaded: these are its old rows" in str(err.value)
+    assert "clear the night's `ingest` task with its downstream tasks" in str(err.value)
+
+    run_ingest(settings, D1)
+    assert "passed for 1 partition" in check_quality_gate(settings, D1).summary

@@ -230,37 +230,74 @@ KILLED_STAGES = textwrap.dedent(
     """
 )
 
-KILLED_DAG = textwrap.dedent(
-    """
-    from datetime import datetime
 
-    from airflow.sdk import dag, task
-    import segmint.pipeline
-    from segmint.ops import on_task_failure
+def _stub_dag(name: str, stages: dict[str, str]) -> str:
+    """A DAG file ``segmint_<name>`` whose tasks run the given pipeline stages in order,
+    each replaced by a function of a stub module (``stages``: stage -> "module:function")
+    and run by segmint's own task glue."""
+    overrides = "\n".join(f"segmint.pipeline.STAGES[{k!r}] = {v!r}" for k, v in stages.items())
+    chain = " >> ".join(f"run_stage.override(task_id={k!r})({k!r})" for k in stages)
+    return textwrap.dedent(
+        """
+        from datetime import datetime
 
-    segmint.pipeline.STAGES["ingest"] = "killed_stages:first"
+        from airflow.sdk import dag, task
+        import segmint.pipeline
+        from segmint.ops import on_task_failure
+
+        {overrides}
 
 
-    @task
-    def run_stage(stage: str) -> dict:
-        from segmint.ops import run_stage_task
+        @task
+        def run_stage(stage: str) -> dict:
+            from segmint.ops import run_stage_task
 
-        return run_stage_task(stage)
+            return run_stage_task(stage)
 
 
-    @dag(
-        dag_id="segmint_killed",
-        schedule="@daily",
-        start_date=datetime(2026, 1, 1),
-        default_args={"retries": 2, "on_failure_callback": on_task_failure},
+        @dag(
+            dag_id="segmint_{name}",
+            schedule="@daily",
+            start_date=datetime(2026, 1, 1),
+            default_args={{"retries": 2, "on_failure_callback": on_task_failure}},
+        )
+        def segmint_{name}():
+            {chain}
+
+
+        segmint_{name}()
+        """
+    ).format(overrides=overrides, name=name, chain=chain)
+
+
+def _killed_then_next(
+    ready_airflow: dict[str, str],
+    tmp_path: Path,
+    name: str,
+    files: dict[str, str],
+    killed_night: str,
+    next_night: str,
+) -> tuple[subprocess.CompletedProcess, str]:
+    """``airflow dags test`` of DAG ``segmint_<name>`` (``files``: the dags folder) for
+    ``killed_night``, which must end by a kill -9, then of ``next_night``: its process and
+    output."""
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    for file, text in files.items():
+        (dags / file).write_text(text)
+    env = {
+        **ready_airflow,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse" / "segmint.duckdb"),
+        "PYTHONPATH": str(dags),
+    }
+    command = [airflow_bin(), "dags", "test", f"segmint_{name}"]
+    killed = subprocess.run([*command, killed_night], env=env, capture_output=True, timeout=600)
+    assert killed.returncode == -9
+    proc = subprocess.run(
+        [*command, next_night], env=env, capture_output=True, text=True, timeout=120
     )
-    def segmint_killed():
-        run_stage.override(task_id="ingest")("ingest")
-
-
-    segmint_killed()
-    """
-)
+    return proc, proc.stdout + proc.stderr
 
 
 def test_a_night_after_a_killed_dags_test_fails_at_once_instead_of_waiting_forever(
@@ -269,23 +306,17 @@ def test_a_night_after_a_killed_dags_test_fails_at_once_instead_of_waiting_forev
     """`airflow dags test` killed mid-night leaves its run 'running', and no scheduler will
     ever finish it. The next night's first task waited for it, rescheduling every 20 s
     forever (measured: 10 minutes, then killed), while `make run` printed nothing."""
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "killed_stages.py").write_text(KILLED_STAGES)
-    (dags / "killed_dag.py").write_text(KILLED_DAG)
-    env = {
-        **ready_airflow,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse" / "segmint.duckdb"),
-        "PYTHONPATH": str(dags),
-    }
-    command = [airflow_bin(), "dags", "test", "segmint_killed"]
-    killed = subprocess.run([*command, "2026-06-29"], env=env, capture_output=True, timeout=600)
-    assert killed.returncode == -9
-    proc = subprocess.run(
-        [*command, "2026-06-30"], env=env, capture_output=True, text=True, timeout=120
+    proc, output = _killed_then_next(
+        ready_airflow,
+        tmp_path,
+        "killed",
+        {
+            "killed_stages.py": KILLED_STAGES,
+            "killed_dag.py": _stub_dag("killed", {"ingest": "killed_stages:first"}),
+        },
+        "2026-06-29",
+        "2026-06-30",
     )
-    output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "is still queued or running, and under `airflow dags test`" in output
     assert "segmint: stage 'ingest' failed for as_of=2026-06-30" in output
@@ -311,41 +342,6 @@ HALF_WAY_STAGES = textwrap.dedent(
     """
 )
 
-HALF_WAY_DAG = textwrap.dedent(
-    """
-    from datetime import datetime
-
-    from airflow.sdk import dag, task
-    import segmint.pipeline
-    from segmint.ops import on_task_failure
-
-    segmint.pipeline.STAGES["ingest"] = "half_way_stages:first"
-    segmint.pipeline.STAGES["transform"] = "half_way_stages:second"
-
-
-    @task
-    def run_stage(stage: str) -> dict:
-        from segmint.ops import run_stage_task
-
-        return run_stage_task(stage)
-
-
-    @dag(
-        dag_id="segmint_half_way",
-        schedule="@daily",
-        start_date=datetime(2026, 1, 1),
-        default_args={"retries": 2, "on_failure_callback": on_task_failure},
-    )
-    def segmint_half_way():
-        run_stage.override(task_id="ingest")("ingest") >> run_stage.override(
-            task_id="transform"
-        )("transform")
-
-
-    segmint_half_way()
-    """
-)
-
 
 def test_an_earlier_night_does_not_start_while_a_later_one_is_half_way(
     ready_airflow: dict[str, str], tmp_path: Path
@@ -356,23 +352,20 @@ def test_an_earlier_night_does_not_start_while_a_later_one_is_half_way(
     transform replaced the marts between the later night's transform and segment, which
     then failed. The later night here is left running by a kill -9 after its first stage,
     so under `airflow dags test` the earlier night fails at once, naming it."""
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "half_way_stages.py").write_text(HALF_WAY_STAGES)
-    (dags / "half_way_dag.py").write_text(HALF_WAY_DAG)
-    env = {
-        **ready_airflow,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse" / "segmint.duckdb"),
-        "PYTHONPATH": str(dags),
-    }
-    command = [airflow_bin(), "dags", "test", "segmint_half_way"]
-    later = subprocess.run([*command, "2026-06-30"], env=env, capture_output=True, timeout=600)
-    assert later.returncode == -9
-    proc = subprocess.run(
-        [*command, "2026-06-29"], env=env, capture_output=True, text=True, timeout=120
+    proc, output = _killed_then_next(
+        ready_airflow,
+        tmp_path,
+        "half_way",
+        {
+            "half_way_stages.py": HALF_WAY_STAGES,
+            "half_way_dag.py": _stub_dag(
+                "half_way",
+                {"ingest": "half_way_stages:first", "transform": "half_way_stages:second"},
+            ),
+        },
+        "2026-06-30",
+        "2026-06-29",
     )
-    output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "is half way through its stages, and under `airflow dags test`" in output
     assert "segmint: stage 'ingest' failed for as_of=2026-06-29" in output

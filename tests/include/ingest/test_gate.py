@@ -190,6 +190,18 @@ def test_a_failed_file_deleted_and_redelivered_under_a_new_name_lets_the_gate_pa
     ]
 
 
+def _partition_failed_by(settings, landing: Path, name: str) -> Path:
+    """17 good events and, in the file ``name``, 3 malformed lines: 15% quarantined fails
+    the partition, and the gate names the file with its count."""
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event(f"g{i}") for i in range(17)])
+    bad = write_jsonl(landing / f"events/dt=2026-06-01/{name}", ["{", "{", "{"])
+    run_ingest(settings, D1)
+    with pytest.raises(QualityGateError) as err:
+        check_quality_gate(settings, D1)
+    assert f"in events/dt=2026-06-01/{name} (3)" in str(err.value)
+    return bad
+
+
 def test_the_gate_names_the_files_behind_a_quarantined_share_and_those_gone(
     settings, landing, query
 ):
@@ -197,12 +209,7 @@ def test_the_gate_names_the_files_behind_a_quarantined_share_and_those_gone(
     and the reasons, and after the operator deleted the file (whose rows stay loaded, by the
     landing-zone contract) every rerun failed the same way with nothing saying why: the gate
     names the files, says which are gone, and an empty file under the name withdraws them."""
-    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event(f"g{i}") for i in range(17)])
-    stray = write_jsonl(landing / "events/dt=2026-06-01/stray.jsonl", ["{", "{", "{"])
-    run_ingest(settings, D1)
-    with pytest.raises(QualityGateError) as err:
-        check_quality_gate(settings, D1)
-    assert "in events/dt=2026-06-01/stray.jsonl (3)" in str(err.value)
+    stray = _partition_failed_by(settings, landing, "stray.jsonl")
 
     stray.unlink()
     run_ingest(settings, D1)
@@ -221,12 +228,7 @@ def test_the_gate_says_when_a_fixed_file_is_not_loaded_yet(settings, landing, qu
     failed `validate` task. The gate judged the old rows again and repeated "fix or
     re-deliver the files, then rerun" word for word (seen under `make airflow`), about a
     file already fixed: only ingest loads the new content. It says so now."""
-    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event(f"g{i}") for i in range(17)])
-    bad = write_jsonl(landing / "events/dt=2026-06-01/b.jsonl", ["{", "{", "{"])
-    run_ingest(settings, D1)
-    with pytest.raises(QualityGateError) as err:
-        check_quality_gate(settings, D1)
-    assert "in events/dt=2026-06-01/b.jsonl (3)" in str(err.value)
+    bad = _partition_failed_by(settings, landing, "b.jsonl")
 
     write_jsonl(bad, [event(f"b{i}") for i in range(3)])
     with pytest.raises(QualityGateError) as err:

@@ -1,7 +1,8 @@
 """A project-local Airflow: ``make run`` and ``make airflow`` go through here.
 
 Everything lives in ``AIRFLOW_HOME`` (``.airflow/`` in the repository unless the variable is
-set): a SQLite metadata database created on first use, ``airflow.cfg``, logs. The DAG
+set): a SQLite metadata database created on first use (see :data:`SQLITE_CONNECT_ARGS` for
+how its processes share it), ``airflow.cfg``, logs. The DAG
 folder is the repository's ``dags/``; Airflow's example DAGs are off. The one-slot pool
 ``segmint_warehouse`` (DuckDB has one writer) is created with the database.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -30,6 +32,19 @@ from segmint.ops import WAREHOUSE_POOL
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "segmint_nightly"
 READY_STAMP = ".segmint-ready"
+
+# The scheduler, the dag-processor, the API server, every task's supervisor and the CLI
+# (`airflow backfill create`, `tasks clear`) all write the one SQLite metadata database.
+# With SQLite's defaults (rollback journal, 5 s busy timeout) a busy scheduler on 2 cores
+# made `airflow backfill create` fail half way with "database is locked", leaving a backfill
+# row without its runs. Two settings make them queue instead:
+# - WAL journal mode (set once on the file by :func:`ensure_ready`): readers no longer block
+#   a writer's commit, so only writer-writer waits remain;
+# - a 60 s busy timeout on every connection (Airflow reads this dict through
+#   ``[database] sql_alchemy_connect_args``), so a writer waits its turn.
+SQLITE_CONNECT_ARGS = {"timeout": 60}
+SQLITE_JOURNAL_MODE = "wal"
+MODULE = "segmint.airflow_env"  # not __name__: that is "__main__" under `python -m`
 
 
 def airflow_home(environ: Mapping[str, str] | None = None) -> Path:
@@ -59,6 +74,7 @@ def airflow_environ(
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{MODULE}.SQLITE_CONNECT_ARGS",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         }
     )
@@ -98,11 +114,12 @@ def ensure_ready(env: Mapping[str, str]) -> Path:
     home = airflow_home(env)
     home.mkdir(parents=True, exist_ok=True)
     stamp = home / READY_STAMP
-    wanted = f"{_airflow_version()} {dags_folder()}"
+    wanted = f"{_airflow_version()} {dags_folder()} journal={SQLITE_JOURNAL_MODE}"
     if stamp.exists() and stamp.read_text().strip() == wanted and (home / "airflow.db").exists():
         return home
     print(f"Setting up a local Airflow in {home} (first use: about 15 s)")
     _run(["db", "migrate"], env)
+    _set_journal_mode(home / "airflow.db")
     _run(
         [
             "pools",
@@ -115,6 +132,20 @@ def ensure_ready(env: Mapping[str, str]) -> Path:
     )
     stamp.write_text(wanted + "\n")
     return home
+
+
+def _set_journal_mode(db: Path) -> None:
+    """Put the metadata database in WAL mode; the mode is kept in the file."""
+    con = sqlite3.connect(db, timeout=SQLITE_CONNECT_ARGS["timeout"])
+    try:
+        mode = con.execute(f"pragma journal_mode={SQLITE_JOURNAL_MODE}").fetchone()[0]
+    finally:
+        con.close()
+    if mode != SQLITE_JOURNAL_MODE:
+        raise SystemExit(
+            f"could not put {db} in {SQLITE_JOURNAL_MODE} mode (it says {mode!r}): stop every "
+            "Airflow process using it (`make airflow`, a scheduler) and run `make run` again"
+        )
 
 
 def dags_test_command(as_of: str) -> list[str]:

@@ -10,6 +10,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -112,6 +114,38 @@ def test_local_airflow_has_the_one_slot_pool(ready_airflow: dict[str, str]) -> N
         query = "select slots from slot_pool where pool = ?"
         slots = con.execute(query, [WAREHOUSE_POOL]).fetchall()
     assert slots == [(1,)]
+
+
+def test_metadata_db_writers_wait_for_each_other(ready_airflow: dict[str, str]) -> None:
+    """CI once failed with `airflow backfill create` dying on "database is locked" while the
+    scheduler wrote: SQLite's default busy timeout is 5 s. Here another connection holds the
+    write lock for 12 s; an Airflow CLI write must wait for it and succeed, not fail."""
+    db = Path(ready_airflow["AIRFLOW_HOME"]) / "airflow.db"
+    with sqlite3.connect(db) as con:
+        assert con.execute("pragma journal_mode").fetchone() == ("wal",)
+
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("begin immediate")  # the write lock, as a busy scheduler holds it
+    held_s = 12
+    release = threading.Timer(held_s, holder.rollback)
+    started = time.monotonic()
+    release.start()
+    try:
+        proc = subprocess.run(
+            [airflow_bin(), "variables", "set", "segmint_lock_probe", "waited"],
+            env=ready_airflow,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        release.join()
+        holder.close()
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert time.monotonic() - started >= held_s
+    with sqlite3.connect(db) as con:
+        keys = con.execute("select key from variable where key = 'segmint_lock_probe'")
+        assert keys.fetchall() == [("segmint_lock_probe",)]
 
 
 @pytest.mark.slow

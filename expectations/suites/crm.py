@@ -126,14 +126,18 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
             **warn(
                 "email_opt_in_valid",
                 "email_opt_in",
-                "email_opt_in is not true/false (read as false)",
+                "email_opt_in is not true/false (read as false; other words: "
+                "[ingest] true_values, false_values)",
             ),
         ),
         gxe.ExpectColumnValuesToNotBeNull(
             column="ads_opt_in",
             **given("ads_opt_in_text"),
             **warn(
-                "ads_opt_in_valid", "ads_opt_in", "ads_opt_in is not true/false (read as false)"
+                "ads_opt_in_valid",
+                "ads_opt_in",
+                "ads_opt_in is not true/false (read as false; other words: "
+                "[ingest] true_values, false_values)",
             ),
         ),
     ]

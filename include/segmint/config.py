@@ -177,6 +177,12 @@ class IngestSettings:
     # records are dropped and counted (rows_ignored) instead of quarantined: a tracker's
     # identify calls and custom events. "*" ignores every event type segmint does not know.
     ignored_event_types: list[str] = field(default_factory=list)
+    # Words read as true / false in the consent flags besides true, yes, 1, ... and false, no,
+    # 0, ... (case-insensitive, trimmed): a marketing platform's statuses, such as
+    # true_values = ["subscribed"], false_values = ["unsubscribed", "pending", "cleaned"].
+    # Any other word is no consent, with a warning naming the field.
+    true_values: list[str] = field(default_factory=list)
+    false_values: list[str] = field(default_factory=list)
     # Batch-level warning (never a quarantine, never a gate failure): a purchase whose
     # revenue exceeds extreme_revenue_multiple x the extreme_revenue_quantile of the
     # batch's order values in the same currency (one order of 1e9 among orders of 50) is
@@ -240,6 +246,10 @@ class IngestSettings:
                 "[ingest] partition_ready_marker is a file name inside the partition folder, "
                 f"not a path: {self.partition_ready_marker!r}"
             )
+        if self.true_values or self.false_values:
+            from segmint.ingest.contract import boolean_words
+
+            boolean_words(self.true_values, self.false_values)
         if self.min_rows_per_partition > self.max_rows_per_partition:
             raise ConfigError(
                 f"[ingest] min_rows_per_partition ({self.min_rows_per_partition}) is larger "

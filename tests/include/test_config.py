@@ -1,4 +1,5 @@
 import os
+import re
 from datetime import date
 from pathlib import Path
 
@@ -209,3 +210,28 @@ def test_memory_limits_read_as_duckdb_reads_them_and_bound_the_default_threads(
     assert config.duckdb_thread_count(0, "500MB") == 1
     assert config.duckdb_thread_count(0, "100GB") == 64
     assert config.duckdb_thread_count(8, "500MB") == 8  # set: as set
+
+
+def test_every_documented_config_example_loads(tmp_path: Path) -> None:
+    """The TOML examples of the README and docs/ are settings segmint accepts."""
+    root = Path(__file__).resolve().parents[2]
+    examples = [
+        (doc, block)
+        for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+        for block in re.findall(r"```toml\n(.*?)```", doc.read_text(), re.S)
+    ]
+    assert len(examples) >= 4
+    for doc, block in examples:
+        config = tmp_path / "segmint.toml"
+        config.write_text(block)
+        try:
+            load_settings(config, environ={})
+        except ConfigError as exc:
+            raise AssertionError(f"{doc.name}: {exc}\n{block}") from exc
+
+
+def test_consent_words_on_both_sides_are_refused_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "segmint.toml"
+    config.write_text('[ingest]\ntrue_values = ["subscribed"]\nfalse_values = ["Subscribed"]\n')
+    with pytest.raises(ConfigError, match="'subscribed' read as both true and false"):
+        load_settings(config, environ={})

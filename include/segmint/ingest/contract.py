@@ -193,6 +193,41 @@ NULL_WORDS = ("\\n", "null")
 TRUE_WORDS = ("true", "t", "yes", "y", "1", "1.0")
 FALSE_WORDS = ("false", "f", "no", "n", "0", "0.0")
 
+
+def boolean_words(
+    true_values: list[str] | None = None, false_values: list[str] | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The words read as true and as false: :data:`TRUE_WORDS` / :data:`FALSE_WORDS` and
+    ``[ingest] true_values`` / ``false_values`` (a marketing platform's statuses, such as
+    Mailchimp's ``subscribed`` / ``unsubscribed``), trimmed and lower-cased. A word on both
+    sides is a ConfigError: consent must never depend on which list is read first."""
+    from segmint.config import ConfigError
+
+    sides = {}
+    for key, given, builtin in (
+        ("true_values", true_values, TRUE_WORDS),
+        ("false_values", false_values, FALSE_WORDS),
+    ):
+        given = [] if given is None else given
+        if not isinstance(given, list | tuple) or not all(isinstance(w, str) for w in given):
+            raise ConfigError(f"[ingest] {key}: expected a list of words, got {given!r}")
+        words = list(builtin)
+        for word in given:
+            if not word.strip():
+                raise ConfigError(f"[ingest] {key}: an empty word")
+            if word.strip().lower() not in words:
+                words.append(word.strip().lower())
+        sides[key] = tuple(words)
+    both = sorted(set(sides["true_values"]) & set(sides["false_values"]))
+    if both:
+        raise ConfigError(
+            f"[ingest] true_values and false_values: {', '.join(map(repr, both))} read as both "
+            f"true and false (built in as true: {', '.join(TRUE_WORDS)}; "
+            f"as false: {', '.join(FALSE_WORDS)})"
+        )
+    return sides["true_values"], sides["false_values"]
+
+
 ALLOWED_EVENT_TYPES = EVENT_TYPES
 # segmint's event types that a shop may still ignore: identify calls only link ids (a back end
 # that sends one per customer every night may be better without them).
@@ -580,7 +615,12 @@ def _iso_sql(expr: str, cast: Callable[[str], str]) -> str:
     return f"case {shapes} when regexp_full_match({expr}, {iso}) then {cast(rare)} end"
 
 
-def cast_sql(kind: str, expr: str, epoch: str | None = None) -> str:
+def cast_sql(
+    kind: str,
+    expr: str,
+    epoch: str | None = None,
+    booleans: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
+) -> str:
     """SQL turning the landing text ``expr`` into the typed value of a field of ``kind``.
 
     Unparseable values become NULL here; the GX suite compares the typed value with the
@@ -588,7 +628,7 @@ def cast_sql(kind: str, expr: str, epoch: str | None = None) -> str:
     The session time zone is UTC, so a naive timestamp is read as UTC and an offset or ``Z``
     is converted to UTC. With ``epoch`` (a unit of ``EPOCH_UNITS``) a timestamp may also be
     a Unix time in that unit (a plain non-negative number, fractions allowed) from 2000 to
-    2100.
+    2100. ``booleans`` are the words read as true and as false (:func:`boolean_words`).
     """
     t = _text(expr)
     if kind == "id":
@@ -651,8 +691,9 @@ def cast_sql(kind: str, expr: str, epoch: str | None = None) -> str:
     if kind == "double":
         return f"case when isfinite(try_cast({t} AS DOUBLE)) then try_cast({t} AS DOUBLE) end"
     if kind == "bool":
-        trues = ", ".join(f"'{w}'" for w in TRUE_WORDS)
-        falses = ", ".join(f"'{w}'" for w in FALSE_WORDS)
+        true_words, false_words = booleans or (TRUE_WORDS, FALSE_WORDS)
+        trues = ", ".join(_sql_str(w) for w in true_words)
+        falses = ", ".join(_sql_str(w) for w in false_words)
         return (
             f"case when lower({t}) in ({trues}) then true "
             f"when lower({t}) in ({falses}) then false end"

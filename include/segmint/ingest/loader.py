@@ -51,6 +51,7 @@ from segmint.ingest.contract import (
     NULL_WORDS,
     OPS_DDL,
     RAW_TABLE,
+    boolean_words,
     cast_sql,
     epoch_unit,
     event_type_aliases,
@@ -144,6 +145,12 @@ def _lit(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def _some(paths: list[str], shown: int = 3) -> str:
+    """The first ``shown`` of ``paths``, and how many more, for a message."""
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(paths[:shown]) + more
+
+
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -198,6 +205,7 @@ def parse_sql(
     event_types: dict[str, str] | None = None,
     epoch: str | None = None,
     csv_files: list[int] | None = None,
+    booleans: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
 ) -> str:
     """SQL typing the JSON ``doc`` of every row of ``rel`` where ``_ok`` (one JSON parse).
 
@@ -209,6 +217,7 @@ def parse_sql(
     ``event_types`` maps other trackers' event names (lower-cased) to segmint's; ``epoch``
     (a unit of ``EPOCH_UNITS``) also reads Unix times in timestamp fields. In the rows of the
     files ``csv_files`` (``_file`` positions) a value of ``NULL_WORDS`` is missing.
+    ``booleans`` are the words read as true and as false (``boolean_words``).
     """
     fields = FIELDS[source]
     names = field_names(source, aliases)
@@ -286,7 +295,7 @@ def parse_sql(
     )
     cols = []
     for f in fields:
-        typed = cast_sql(f.kind, value(f.name), epoch)
+        typed = cast_sql(f.kind, value(f.name), epoch, booleans)
         if f.name == "event_type" and event_types:
             mapped = " ".join(
                 f"when {_lit(k)} then {_lit(t)}" for k, t in sorted(event_types.items())
@@ -435,6 +444,7 @@ class Ingest:
             field_names(source, self.aliases)
         self.event_types = event_type_aliases(settings.ingest.event_type_aliases)
         self.epoch = epoch_unit(settings.ingest.epoch_timestamp_unit)
+        self.booleans = boolean_words(settings.ingest.true_values, settings.ingest.false_values)
         self.legacy = settings.ingest.legacy_encoding or None
         self.ignored_types = ignored_event_types(
             settings.ingest.ignored_event_types, settings.ingest.event_type_aliases
@@ -451,6 +461,7 @@ class Ingest:
             self.event_types,
             self.epoch,
             [i for i, f in enumerate(files) if f.fmt == "csv"],
+            self.booleans,
         )
 
     @property
@@ -544,11 +555,10 @@ class Ingest:
         """Say which files have no column for a field given aliases (their records load
         without it), one warning per field, naming a few files."""
         for named, paths in sorted(unmatched.items()):
-            shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
             self.batch_warnings.append(
                 f"{len(paths)} {source} file(s) have no column for {named}: each of their "
-                f"records loads without it ({shown}); does the export name it otherwise now? "
-                "([ingest] field_aliases)"
+                f"records loads without it ({_some(paths)}); does the export name it "
+                "otherwise now? ([ingest] field_aliases)"
             )
             log.warning("ingest: %s", self.batch_warnings[-1])
 
@@ -1844,10 +1854,16 @@ def _result(
     failed = [o for o in outcomes if o.status == "failed"]
     warnings = [f"ignored {entry}" for entry in ignored]
     counts: dict[str, int] = {}
+    where: dict[str, list[str]] = {}
     for o in outcomes:
         for reason, n in o.warnings.items():
             counts[reason] = counts.get(reason, 0) + n
-    warnings += [f"field nulled on {n} row(s): {r}" for r, n in sorted(counts.items())]
+            where.setdefault(reason, []).append(o.file.path)
+    # Named with the files holding them, so the export can be looked at or fixed.
+    warnings += [
+        f"field nulled on {n} row(s): {r} (in {_some(sorted(where[r]))})"
+        for r, n in sorted(counts.items())
+    ]
     summary = (
         f"loaded {total['loaded']} rows, quarantined {total['quarantined']}, "
         f"duplicates {total['duplicates']}"

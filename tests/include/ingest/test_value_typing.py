@@ -4,6 +4,7 @@ ingest and the real GX suites on real files, and, with every row sent to GX (``C
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pyarrow as pa
@@ -11,8 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from segmint import validation
+from segmint.config import ConfigError
 from segmint.ingest import loader, run_ingest
-from segmint.ingest.contract import UNICODE_SPACE_CHARS
+from segmint.ingest.contract import FALSE_WORDS, TRUE_WORDS, UNICODE_SPACE_CHARS, boolean_words
 from tests.include.ingest.conftest import D1, event, warehouse_hashes, write_jsonl, write_lines
 
 
@@ -24,6 +26,11 @@ def _accounting_holds(query) -> None:
         )
         == []
     )
+
+
+def _nulled(result) -> list[str]:
+    """The stage's "field nulled" warnings without the files they name."""
+    return [w.rsplit(" (in ", 1)[0] for w in result.warnings if w.startswith("field nulled")]
 
 
 def _run_both_ways(settings, tmp_path, monkeypatch):
@@ -84,8 +91,8 @@ def test_unicode_white_space_in_an_email_is_judged_alike_by_sql_and_gx(
         ("e1", None),
         ("e2", "EUR"),
     ]
-    assert f"field nulled on {len(inner)} row(s): email is not valid" in result.warnings
-    assert "field nulled on 1 row(s): currency is not an ISO 4217 code" in result.warnings
+    assert f"field nulled on {len(inner)} row(s): email is not valid" in _nulled(result)
+    assert "field nulled on 1 row(s): currency is not an ISO 4217 code" in _nulled(result)
 
 
 def test_a_row_gx_fails_that_the_prefilter_passed_gets_gx_verdict_not_a_crash(
@@ -131,7 +138,7 @@ def test_a_row_gx_fails_that_the_prefilter_passed_gets_gx_verdict_not_a_crash(
         "(e.g. events/dt=2026-06-01/a.jsonl line 2); GX's verdict applies"
     )
     assert missed[1].startswith("GX rule country_known failed 1 row(s)")
-    assert "field nulled on 1 row(s): country is not an ISO 3166 alpha-2 code" in result.warnings
+    assert "field nulled on 1 row(s): country is not an ISO 3166 alpha-2 code" in _nulled(result)
 
 
 def test_suite_regexes_mean_the_same_to_python_and_duckdb():
@@ -231,7 +238,7 @@ def test_only_iso_8601_timestamps_from_a_sane_date_on_load(
     assert query("select customer_id, updated_at::VARCHAR, birth_date from raw.customers") == [
         ("k4", "1990-01-01 00:00:00", None)
     ]
-    assert "field nulled on 1 row(s): birth_date is not a date" in result.warnings
+    assert "field nulled on 1 row(s): birth_date is not a date" in _nulled(result)
 
 
 def test_placeholder_crm_dates_are_nulled_with_a_warning(
@@ -264,7 +271,7 @@ def test_placeholder_crm_dates_are_nulled_with_a_warning(
         ("k5", "1985-03-02", "2024-02-29"),
     ]
     assert query("select count(*) from ops.quarantine") == [(0,)]
-    nulled = sorted(w for w in result.warnings if w.startswith("field nulled"))
+    nulled = sorted(_nulled(result))
     assert nulled == [
         "field nulled on 3 row(s): birth_date is before 1901-01-01 or after 2099-12-31 "
         "(a placeholder such as 0001-01-01, not a date)",
@@ -304,7 +311,7 @@ def test_a_fractional_quantity_is_nulled_with_a_warning_not_rounded(
         ("q27", None, None),
         ("q3", 3, None),
     ]
-    assert "field nulled on 3 row(s): quantity is not a whole number" in result.warnings
+    assert "field nulled on 3 row(s): quantity is not a whole number" in _nulled(result)
     reasons = query(
         "select unexpected_count from ops.validation_runs where rule = 'quantity_integer'"
     )
@@ -420,6 +427,80 @@ def test_a_consent_flag_written_as_a_float_is_read(settings, landing, query, tmp
     ) == [("1", True, False, 1), ("2", False, False, 1), ("3", False, True, 1)]
 
 
+MAILCHIMP_EXPORT = [
+    # Mailchimp's audience export writes a status, Klaviyo's and HubSpot's alike: no
+    # true/false. "pending" (double opt-in not confirmed) and "cleaned" are no consent.
+    "customer_id,updated_at,email_opt_in,ads_opt_in",
+    "1,2026-05-01,subscribed,Yes",
+    "2,2026-05-01, Unsubscribed ,no",
+    "3,2026-05-01,pending,",
+    "4,2026-05-01,cleaned,1",
+    "5,2026-05-01,SUBSCRIBED,maybe",
+]
+
+
+def test_a_platforms_consent_statuses_need_their_words(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """Without settings a status is no consent (safe), and each is a warning naming the
+    field and the settings that map it."""
+    write_lines(landing / "crm/dt=2026-06-01/members.csv", MAILCHIMP_EXPORT)
+    result = _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query("select customer_id, email_opt_in, ads_opt_in from raw.customers order by 1") == [
+        ("1", False, True),
+        ("2", False, False),
+        ("3", False, False),
+        ("4", False, True),
+        ("5", False, False),
+    ]
+    [email] = [w for w in result.warnings if "email_opt_in is not true/false" in w]
+    assert "[ingest] true_values, false_values" in email
+    assert "members.csv" in email
+
+
+def test_true_values_and_false_values_map_a_platforms_statuses(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    write_lines(landing / "crm/dt=2026-06-01/members.csv", MAILCHIMP_EXPORT)
+    ingest = dataclasses.replace(
+        settings.ingest,
+        true_values=["Subscribed"],
+        false_values=["unsubscribed", " pending", "cleaned"],
+    )
+    result = _run_both_ways(dataclasses.replace(settings, ingest=ingest), tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query("select customer_id, email_opt_in, ads_opt_in from raw.customers order by 1") == [
+        ("1", True, True),
+        ("2", False, False),
+        ("3", False, False),
+        ("4", False, True),
+        ("5", True, False),
+    ]
+    # Only the word no list holds is still a warning ("maybe").
+    assert not [w for w in result.warnings if "email_opt_in is not true/false" in w]
+    # The warning names the files holding the rows.
+    assert [w for w in result.warnings if "ads_opt_in" in w] == [
+        "field nulled on 1 row(s): ads_opt_in is not true/false (read as false; other words: "
+        "[ingest] true_values, false_values) (in crm/dt=2026-06-01/members.csv)"
+    ]
+
+
+def test_consent_words_are_checked() -> None:
+    assert boolean_words(["Subscribed ", "subscribed"], ["opted out"]) == (
+        (*TRUE_WORDS, "subscribed"),
+        (*FALSE_WORDS, "opted out"),
+    )
+    with pytest.raises(ConfigError, match="'no' read as both true and false"):
+        boolean_words(["No"], [])
+    with pytest.raises(ConfigError, match="'active' read as both true and false"):
+        boolean_words(["active"], ["Active"])
+    with pytest.raises(ConfigError, match=r"\[ingest\] false_values: an empty word"):
+        boolean_words([], [" "])
+    with pytest.raises(ConfigError, match="expected a list of words"):
+        boolean_words("subscribed", [])
+
+
 def test_excel_text_marks_on_phones_and_postal_codes_are_dropped(
     settings, landing, query, tmp_path, monkeypatch
 ):
@@ -504,8 +585,7 @@ def test_money_too_large_for_the_column_is_out_of_range(
         ("pbig", None, None),
         ("pinf", None, None),
     ]
-    assert (
-        "field nulled on 1 row(s): price is out of range (beyond ±9999999999999999.99)"
-        in result.warnings
+    assert "field nulled on 1 row(s): price is out of range (beyond ±9999999999999999.99)" in (
+        _nulled(result)
     )
-    assert "field nulled on 1 row(s): price is not a number" in result.warnings
+    assert "field nulled on 1 row(s): price is not a number" in _nulled(result)

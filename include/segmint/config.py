@@ -183,6 +183,10 @@ class IngestSettings:
     # Any other word is no consent, with a warning naming the field.
     true_values: list[str] = field(default_factory=list)
     false_values: list[str] = field(default_factory=list)
+    # The time zone (IANA name: "Europe/Berlin") of timestamps written without an offset,
+    # as many CRM and shop exports write local time ("2026-06-01 10:00:00"); empty: UTC.
+    # A timestamp with an offset, Z or UTC, and a Unix time, is UTC whatever this says.
+    source_time_zone: str = ""
     # Batch-level warning (never a quarantine, never a gate failure): a purchase whose
     # revenue exceeds extreme_revenue_multiple x the extreme_revenue_quantile of the
     # batch's order values in the same currency (one order of 1e9 among orders of 50) is
@@ -246,10 +250,10 @@ class IngestSettings:
                 "[ingest] partition_ready_marker is a file name inside the partition folder, "
                 f"not a path: {self.partition_ready_marker!r}"
             )
-        if self.true_values or self.false_values:
-            from segmint.ingest.contract import boolean_words
+        if self.true_values or self.false_values or self.source_time_zone:
+            from segmint.ingest.contract import ValueRules
 
-            boolean_words(self.true_values, self.false_values)
+            ValueRules.of(self)
         if self.min_rows_per_partition > self.max_rows_per_partition:
             raise ConfigError(
                 f"[ingest] min_rows_per_partition ({self.min_rows_per_partition}) is larger "

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from segmint.warehouse import EVENT_TYPES
 
@@ -615,21 +616,64 @@ def _iso_sql(expr: str, cast: Callable[[str], str]) -> str:
     return f"case {shapes} when regexp_full_match({expr}, {iso}) then {cast(rare)} end"
 
 
-def cast_sql(
-    kind: str,
-    expr: str,
-    epoch: str | None = None,
-    booleans: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
-) -> str:
+def source_time_zone(name: str | None) -> str:
+    """``[ingest] source_time_zone`` checked: "" (or "UTC") reads a timestamp without an
+    offset as UTC; else an IANA zone name (``Europe/Berlin``) it is read in."""
+    from segmint.config import ConfigError
+
+    name = (name or "").strip()
+    if name.upper() in ("", "UTC", "ETC/UTC"):
+        return ""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"[ingest] source_time_zone: {name!r} is no IANA time zone name "
+            "(Europe/Berlin, America/New_York, ...; empty for UTC)"
+        ) from None
+    return name
+
+
+@dataclass(frozen=True)
+class ValueRules:
+    """The ``[ingest]`` settings that change how a landing value is typed (checked when
+    built by :meth:`of`): Unix times in timestamps (``epoch``, a unit of ``EPOCH_UNITS``),
+    the words read as true and as false, the time zone of timestamps without an offset."""
+
+    epoch: str | None = None
+    true_words: tuple[str, ...] = TRUE_WORDS
+    false_words: tuple[str, ...] = FALSE_WORDS
+    time_zone: str = ""
+
+    @classmethod
+    def of(cls, ingest) -> ValueRules:
+        true_words, false_words = boolean_words(ingest.true_values, ingest.false_values)
+        return cls(
+            epoch=epoch_unit(ingest.epoch_timestamp_unit),
+            true_words=true_words,
+            false_words=false_words,
+            time_zone=source_time_zone(ingest.source_time_zone),
+        )
+
+
+# A timestamp text that ends in an offset (or Z, or UTC) after its time: only those without
+# one are read in [ingest] source_time_zone. The time must come first: a date alone
+# (2026-06-01) ends in "-01" too.
+_OFFSET_AT_END = "':[0-9]{2}(\\.[0-9]+)?( ?UTC|Z|[+-][0-9]{2}(:?[0-9]{2})?)$'"
+
+
+def cast_sql(kind: str, expr: str, rules: ValueRules | None = None) -> str:
     """SQL turning the landing text ``expr`` into the typed value of a field of ``kind``.
 
     Unparseable values become NULL here; the GX suite compares the typed value with the
     text (``<field>_text``) to tell "missing" from "invalid" and decides what that means.
     The session time zone is UTC, so a naive timestamp is read as UTC and an offset or ``Z``
-    is converted to UTC. With ``epoch`` (a unit of ``EPOCH_UNITS``) a timestamp may also be
-    a Unix time in that unit (a plain non-negative number, fractions allowed) from 2000 to
-    2100. ``booleans`` are the words read as true and as false (:func:`boolean_words`).
+    is converted to UTC; with ``rules.time_zone`` a timestamp without an offset is read in
+    that zone instead. With ``rules.epoch`` a timestamp may also be a Unix time in that unit
+    (a plain non-negative number, fractions allowed) from 2000 to 2100. Booleans are the
+    words of ``rules`` (:func:`boolean_words`).
     """
+    rules = rules or ValueRules()
     t = _text(expr)
     if kind == "id":
         # A whole number written as a float (123.0: pandas writes an integer column with a
@@ -663,10 +707,20 @@ def cast_sql(
         # were sent a country code they do not know.
         return f"case upper({t}) when 'UK' then 'GB' else upper({t}) end"
     if kind == "ts":
-        iso = _iso_sql(expr, lambda v: f"try_cast({v} AS TIMESTAMPTZ)::TIMESTAMP")
-        if not epoch:
+
+        def cast(v: str) -> str:
+            as_utc = f"try_cast({v} AS TIMESTAMPTZ)::TIMESTAMP"
+            if not rules.time_zone:
+                return as_utc
+            # Local wall time to UTC (a time in a DST gap moves forward, as the zone's clocks).
+            zone = _sql_str(rules.time_zone)
+            local = f"timezone('UTC', timezone({zone}, try_cast({v} AS TIMESTAMP)))"
+            return f"case when regexp_matches({v}, {_OFFSET_AT_END}) then {as_utc} else {local} end"
+
+        iso = _iso_sql(expr, cast)
+        if not rules.epoch:
             return iso
-        micros = f"try_cast({t} AS DOUBLE) * {EPOCH_UNITS[epoch]}"
+        micros = f"try_cast({t} AS DOUBLE) * {EPOCH_UNITS[rules.epoch]}"
         return (
             f"coalesce({iso}, case "
             f"when regexp_full_match({t}, '[0-9]+(\\.[0-9]+)?([eE][+]?[0-9]+)?') "
@@ -691,9 +745,8 @@ def cast_sql(
     if kind == "double":
         return f"case when isfinite(try_cast({t} AS DOUBLE)) then try_cast({t} AS DOUBLE) end"
     if kind == "bool":
-        true_words, false_words = booleans or (TRUE_WORDS, FALSE_WORDS)
-        trues = ", ".join(_sql_str(w) for w in true_words)
-        falses = ", ".join(_sql_str(w) for w in false_words)
+        trues = ", ".join(_sql_str(w) for w in rules.true_words)
+        falses = ", ".join(_sql_str(w) for w in rules.false_words)
         return (
             f"case when lower({t}) in ({trues}) then true "
             f"when lower({t}) in ({falses}) then false end"

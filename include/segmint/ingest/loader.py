@@ -51,9 +51,8 @@ from segmint.ingest.contract import (
     NULL_WORDS,
     OPS_DDL,
     RAW_TABLE,
-    boolean_words,
+    ValueRules,
     cast_sql,
-    epoch_unit,
     event_type_aliases,
     field_names,
     ignored_event_types,
@@ -203,9 +202,8 @@ def parse_sql(
     limit_sql: str,
     aliases: dict[str, dict[str, list[str]]] | None = None,
     event_types: dict[str, str] | None = None,
-    epoch: str | None = None,
+    rules: ValueRules | None = None,
     csv_files: list[int] | None = None,
-    booleans: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
 ) -> str:
     """SQL typing the JSON ``doc`` of every row of ``rel`` where ``_ok`` (one JSON parse).
 
@@ -214,10 +212,9 @@ def parse_sql(
     (events), ``_extra`` (unknown keys with a value, as JSON) and ``limit_col`` (the latest
     acceptable timestamp, ``limit_sql`` over ``_file``). A field is read from the first of
     its landing names (``field_names``: its own, then ``aliases``) that holds a value;
-    ``event_types`` maps other trackers' event names (lower-cased) to segmint's; ``epoch``
-    (a unit of ``EPOCH_UNITS``) also reads Unix times in timestamp fields. In the rows of the
+    ``event_types`` maps other trackers' event names (lower-cased) to segmint's; ``rules``
+    are the settings that change how values are typed (``ValueRules``). In the rows of the
     files ``csv_files`` (``_file`` positions) a value of ``NULL_WORDS`` is missing.
-    ``booleans`` are the words read as true and as false (``boolean_words``).
     """
     fields = FIELDS[source]
     names = field_names(source, aliases)
@@ -295,7 +292,7 @@ def parse_sql(
     )
     cols = []
     for f in fields:
-        typed = cast_sql(f.kind, value(f.name), epoch, booleans)
+        typed = cast_sql(f.kind, value(f.name), rules)
         if f.name == "event_type" and event_types:
             mapped = " ".join(
                 f"when {_lit(k)} then {_lit(t)}" for k, t in sorted(event_types.items())
@@ -443,8 +440,7 @@ class Ingest:
         for source in FIELDS:
             field_names(source, self.aliases)
         self.event_types = event_type_aliases(settings.ingest.event_type_aliases)
-        self.epoch = epoch_unit(settings.ingest.epoch_timestamp_unit)
-        self.booleans = boolean_words(settings.ingest.true_values, settings.ingest.false_values)
+        self.rules = ValueRules.of(settings.ingest)
         self.legacy = settings.ingest.legacy_encoding or None
         self.ignored_types = ignored_event_types(
             settings.ingest.ignored_event_types, settings.ingest.event_type_aliases
@@ -459,9 +455,8 @@ class Ingest:
             self._limit(files),
             self.aliases,
             self.event_types,
-            self.epoch,
+            self.rules,
             [i for i, f in enumerate(files) if f.fmt == "csv"],
-            self.booleans,
         )
 
     @property

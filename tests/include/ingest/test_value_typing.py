@@ -12,9 +12,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from segmint import validation
-from segmint.config import ConfigError
+from segmint.config import ConfigError, load_settings
 from segmint.ingest import loader, run_ingest
-from segmint.ingest.contract import FALSE_WORDS, TRUE_WORDS, UNICODE_SPACE_CHARS, boolean_words
+from segmint.ingest.contract import (
+    FALSE_WORDS,
+    TRUE_WORDS,
+    UNICODE_SPACE_CHARS,
+    boolean_words,
+    source_time_zone,
+)
 from tests.include.ingest.conftest import D1, event, warehouse_hashes, write_jsonl, write_lines
 
 
@@ -499,6 +505,86 @@ def test_consent_words_are_checked() -> None:
         boolean_words([], [" "])
     with pytest.raises(ConfigError, match="expected a list of words"):
         boolean_words("subscribed", [])
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_timestamps_without_an_offset_are_read_in_the_source_time_zone(
+    fmt, settings, landing, query, tmp_path, monkeypatch
+):
+    """A shop whose exports write local time ("2026-06-01 10:00:00" in Berlin): read as UTC,
+    every such event was two hours late, and a late-evening one fell into the next day.
+    Values with an offset, Z or UTC stay as they say; a date alone is local midnight."""
+    events = [
+        event("naive", event_ts="2026-06-01 10:00:00"),
+        event("no_seconds", event_ts="2026-06-01T10:00"),
+        event("zulu", event_ts="2026-06-01T10:00:00Z"),
+        event("offset", event_ts="2026-06-01 10:00:00 -0400"),
+        event("utc", event_ts="2026-06-01 10:00:00 UTC"),
+        event("winter", event_ts="2026-01-15 10:00:00"),
+    ]
+    path = landing / f"events/dt=2026-06-01/e.{fmt}"
+    if fmt == "jsonl":
+        write_jsonl(path, events)
+    else:
+        path.parent.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(events), path)
+    write_lines(
+        landing / "crm/dt=2026-06-01/c.csv",
+        ["customer_id,updated_at", "c1,2026-05-31 23:30:00", "c2,2026-05-31"],
+    )
+    ingest = dataclasses.replace(settings.ingest, source_time_zone="Europe/Berlin")
+    _run_both_ways(dataclasses.replace(settings, ingest=ingest), tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert dict(query("select event_id, strftime(event_ts, '%m-%d %H:%M') from raw.events")) == {
+        "naive": "06-01 08:00",  # CEST, UTC+2
+        "no_seconds": "06-01 08:00",
+        "zulu": "06-01 10:00",
+        "offset": "06-01 14:00",
+        "utc": "06-01 10:00",
+        "winter": "01-15 09:00",  # CET, UTC+1
+    }
+    assert query(
+        "select customer_id, strftime(updated_at, '%m-%d %H:%M') from raw.customers order by 1"
+    ) == [("c1", "05-31 21:30"), ("c2", "05-30 22:00")]
+
+
+def test_parquet_timestamp_columns_follow_the_source_time_zone_unless_zoned(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """A Parquet TIMESTAMP column without a zone (isAdjustedToUTC false: local wall time) is
+    read in the source time zone; one with a zone is an instant and stays as it is."""
+    from datetime import datetime
+
+    at = datetime(2026, 6, 1, 10, 0)
+    folder = landing / "events/dt=2026-06-01"
+    folder.mkdir(parents=True)
+    for name, kind in (("local", pa.timestamp("us")), ("instant", pa.timestamp("us", "UTC"))):
+        table = pa.table(
+            {
+                "event_id": [name],
+                "event_type": ["page_view"],
+                "event_ts": pa.array([at], kind),
+                "customer_id": ["c1"],
+            }
+        )
+        pq.write_table(table, folder / f"{name}.parquet")
+    ingest = dataclasses.replace(settings.ingest, source_time_zone="Europe/Berlin")
+    _run_both_ways(dataclasses.replace(settings, ingest=ingest), tmp_path, monkeypatch)
+    assert dict(query("select event_id, strftime(event_ts, '%H:%M') from raw.events")) == {
+        "local": "08:00",
+        "instant": "10:00",
+    }
+
+
+def test_the_source_time_zone_is_checked(tmp_path) -> None:
+    assert source_time_zone(" Europe/Berlin ") == "Europe/Berlin"
+    assert source_time_zone("utc") == source_time_zone("") == ""
+    with pytest.raises(ConfigError, match="'CEST' is no IANA time zone name"):
+        source_time_zone("CEST")
+    config = tmp_path / "segmint.toml"
+    config.write_text('[ingest]\nsource_time_zone = "Berlin"\n')
+    with pytest.raises(ConfigError, match=r"segmint\.toml: \[ingest\] source_time_zone: 'Berlin'"):
+        load_settings(config, environ={})
 
 
 def test_excel_text_marks_on_phones_and_postal_codes_are_dropped(

@@ -187,6 +187,12 @@ class IngestSettings:
     # as many CRM and shop exports write local time ("2026-06-01 10:00:00"); empty: UTC.
     # A timestamp with an offset, Z or UTC, and a Unix time, is UTC whatever this says.
     source_time_zone: str = ""
+    # CRM exports without a modification time (Shopify's customer export has none): true
+    # lets a CRM file lack updated_at, and a record without one takes the start of its
+    # partition day (dt=) instead of being quarantined, so the latest delivery wins (in
+    # one partition: the later file, then line). A value that is there but unreadable is
+    # still quarantined.
+    crm_updated_at_from_partition: bool = False
     # Batch-level warning (never a quarantine, never a gate failure): a purchase whose
     # revenue exceeds extreme_revenue_multiple x the extreme_revenue_quantile of the
     # batch's order values in the same currency (one order of 1e9 among orders of 50) is

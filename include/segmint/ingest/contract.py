@@ -88,6 +88,15 @@ CRM_FIELDS: tuple[Field, ...] = (
 )
 
 FIELDS = {"events": EVENT_FIELDS, "crm": CRM_FIELDS}
+
+
+def required_fields(source: str, optional: frozenset[str] = frozenset()) -> list[str]:
+    """The fields a file of ``source`` must have a column for, less those the settings give
+    a value of their own (``optional``: ``updated_at`` with
+    ``[ingest] crm_updated_at_from_partition``)."""
+    return [f.name for f in FIELDS[source] if f.required and f.name not in optional]
+
+
 RAW_TABLE = {"events": "raw.events", "crm": "raw.customers"}
 # Deduplication key: events by id; CRM records only when the whole record is repeated.
 DEDUP_KEY = {"events": "event_id", "crm": None}

@@ -43,7 +43,14 @@ from pathlib import Path
 
 import duckdb
 
-from segmint.ingest.contract import FIELDS, FORMATS, READ_AS, SOURCES, field_names
+from segmint.ingest.contract import (
+    FIELDS,
+    FORMATS,
+    READ_AS,
+    SOURCES,
+    field_names,
+    required_fields,
+)
 from segmint.stages import InputError
 
 PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
@@ -427,6 +434,7 @@ def read_records(
     aliases: dict[str, dict[str, list[str]]] | None = None,
     legacy: str | None = None,
     unmatched: dict[str, list[str]] | None = None,
+    optional: frozenset[str] = frozenset(),
 ) -> dict[int, str]:
     """Fill temp ``table`` with the records of the CSV and Parquet files among ``files[ids]``.
 
@@ -439,7 +447,8 @@ def read_records(
     (``aliases``, case-insensitively) is keyed by the field's name in ``doc``. A CSV line
     that is not UTF-8 is read as ``legacy`` where it holds no UTF-8 (:func:`readable_copy`).
     ``unmatched`` collects, per optional field given aliases, the files that have no column
-    for it (:func:`unmatched_aliases`).
+    for it (:func:`unmatched_aliases`). A file needs a column for every required field but
+    the ``optional`` ones (:func:`required_fields`).
     """
     unmatched = {} if unmatched is None else unmatched
     con.execute(
@@ -453,7 +462,7 @@ def read_records(
         failed.update(_read_lines_batch(con, files, csv, phys, legacy))
         csv = [i for i in csv if i not in failed]
         if csv:
-            failed.update(_read_csv(con, files, csv, phys, table, aliases, unmatched))
+            failed.update(_read_csv(con, files, csv, phys, table, aliases, unmatched, optional))
         _drop_lines(con, phys)
     # Parquet: one multi-file scan per set of files with the same columns (a file is often a
     # single row group, which one thread reads: file by file, the load used one core). The
@@ -465,8 +474,9 @@ def read_records(
         if files[i].size_bytes == 0:
             continue  # an empty file has no rows, as an empty JSONL or CSV file
         try:
-            cols = _parquet_columns(con, files[i], aliases)
-            for field in unmatched_aliases(files[i].source, [k for _, k, _ in cols], aliases):
+            cols = _parquet_columns(con, files[i], aliases, optional)
+            keys = [k for _, k, _ in cols]
+            for field in unmatched_aliases(files[i].source, keys, aliases, optional):
                 unmatched.setdefault(field, []).append(files[i].path)
             groups.setdefault(cols, []).append(i)
         except UnreadableFile as exc:
@@ -1070,7 +1080,10 @@ def doc_keys(
 
 
 def unmatched_aliases(
-    source: str, keys: list[str], aliases: dict[str, dict[str, list[str]]] | None
+    source: str,
+    keys: list[str],
+    aliases: dict[str, dict[str, list[str]]] | None,
+    optional: frozenset[str] = frozenset(),
 ) -> list[str]:
     """The optional fields given aliases in ``[ingest] field_aliases`` for which a CSV
     header's or Parquet file's document ``keys`` (:func:`doc_keys`) have no column, neither
@@ -1080,7 +1093,7 @@ def unmatched_aliases(
     every customer without consent, in silence. (A missing required field fails the file.)"""
     if not aliases or not aliases.get(source):
         return []
-    required = {fl.name for fl in FIELDS[source] if fl.required}
+    required = set(required_fields(source, optional))
     return [
         f"{name} (looked for {', '.join(map(repr, landing))})"
         for name, landing in field_names(source, aliases).items()
@@ -1124,9 +1137,10 @@ def _read_csv(
     table: str,
     aliases: dict[str, dict[str, list[str]]] | None = None,
     unmatched: dict[str, list[str]] | None = None,
+    optional: frozenset[str] = frozenset(),
 ) -> dict[int, str]:
-    """Append the CSV files' records; one statement per distinct header (``unmatched``:
-    :func:`read_records`)."""
+    """Append the CSV files' records; one statement per distinct header (``unmatched``,
+    ``optional``: :func:`read_records`)."""
     failed: dict[int, str] = {}
     splits = ", ".join(_split_csv("h", delim=d) for d in CSV_DELIMITERS)
     blank = "trim(line, ' ' || chr(9) || chr(13) || chr(65279)) = ''"
@@ -1162,7 +1176,7 @@ def _read_csv(
         if i not in headers:
             continue
         _, header_line, by_delim = headers[i]
-        required = [fl.name for fl in FIELDS[files[i].source] if fl.required]
+        required = required_fields(files[i].source, optional)
         # The first separator whose header names every required column (else the comma).
         splits = {
             d: [
@@ -1193,7 +1207,7 @@ def _read_csv(
             )
             continue
         if unmatched is not None:
-            for field in unmatched_aliases(files[i].source, names, aliases):
+            for field in unmatched_aliases(files[i].source, names, aliases, optional):
                 unmatched.setdefault(field, []).append(files[i].path)
         groups.setdefault((delim, tuple(names)), []).append(i)
     # A record continues onto the next physical line while a quoted field is open. Files
@@ -1498,15 +1512,16 @@ def _parquet_columns(
     con: duckdb.DuckDBPyConnection,
     f: LandingFile,
     aliases: dict[str, dict[str, list[str]]] | None = None,
+    optional: frozenset[str] = frozenset(),
 ) -> tuple[tuple[str, str, str], ...]:
     """``(column, document key, type)`` of a Parquet file's columns; :class:`UnreadableFile`
-    when a required field has no column."""
+    when a required field (:func:`required_fields`) has no column."""
     # Without the row-number option: it fails on a file with a "file_row_number" column.
     src = _parquet_src([str(f.abspath)], row_numbers=False)
     described = con.execute(f"describe select * from {src}").fetchall()
     cols = [(r[0], r[1]) for r in described]
     names = doc_keys(f.source, [c for c, _ in cols], aliases)
-    required = [fl.name for fl in FIELDS[f.source] if fl.required]
+    required = required_fields(f.source, optional)
     missing = [n for n in required if n not in names]
     if missing:
         raise UnreadableFile(

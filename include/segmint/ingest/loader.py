@@ -204,6 +204,7 @@ def parse_sql(
     event_types: dict[str, str] | None = None,
     rules: ValueRules | None = None,
     csv_files: list[int] | None = None,
+    defaults: dict[str, str] | None = None,
 ) -> str:
     """SQL typing the JSON ``doc`` of every row of ``rel`` where ``_ok`` (one JSON parse).
 
@@ -215,7 +216,9 @@ def parse_sql(
     ``event_types`` maps other trackers' event names (lower-cased) to segmint's; ``rules``
     are the settings that change how values are typed (``ValueRules``). In the rows of the
     files ``csv_files`` (``_file`` positions) a value of ``NULL_WORDS`` is missing.
+    ``defaults`` gives fields a landing text (SQL over ``_file``) for records holding none.
     """
+    defaults = defaults or {}
     fields = FIELDS[source]
     names = field_names(source, aliases)
     landing = [n for f in fields for n in names[f.name]]
@@ -268,7 +271,10 @@ def parse_sql(
         )
 
     def value(name: str) -> str:
-        """SQL: the landing text of the field ``name``, from the first name holding one."""
+        """SQL: the landing text of the field ``name``, from the first name holding one (or
+        its default)."""
+        if name in defaults:
+            return f"coalesce({', '.join(held(n) for n in names[name])}, {defaults[name]})"
         if len(names[name]) == 1:
             return read_value(name)
         return f"coalesce({', '.join(held(n) for n in names[name])})"
@@ -441,6 +447,10 @@ class Ingest:
             field_names(source, self.aliases)
         self.event_types = event_type_aliases(settings.ingest.event_type_aliases)
         self.rules = ValueRules.of(settings.ingest)
+        # Fields that may have no column: their records take a default (parse_sql).
+        self.optional = frozenset(
+            ["updated_at"] if settings.ingest.crm_updated_at_from_partition else []
+        )
         self.legacy = settings.ingest.legacy_encoding or None
         self.ignored_types = ignored_event_types(
             settings.ingest.ignored_event_types, settings.ingest.event_type_aliases
@@ -457,6 +467,7 @@ class Ingest:
             self.event_types,
             self.rules,
             [i for i, f in enumerate(files) if f.fmt == "csv"],
+            {"updated_at": self._partition_day(files)} if "updated_at" in self.optional else None,
         )
 
     @property
@@ -605,6 +616,11 @@ class Ingest:
 
     # --- one batch of one source: stage and validate (outside any transaction) ----------
 
+    @staticmethod
+    def _partition_day(files: list[LandingFile]) -> str:
+        """SQL: the partition date of a row of ``files[_file]``, as landing text."""
+        return _list([f"'{f.partition_date}'" for f in files]) + "[_file + 1]"
+
     def _limit(self, files: list[LandingFile], file_col: str = "_file") -> str:
         """SQL: the latest acceptable timestamp of a row of ``files[file_col]``."""
         dates = _list([f"DATE '{f.partition_date}'" for f in files])
@@ -731,7 +747,16 @@ class Ingest:
         if other:
             unmatched: dict[str, list[str]] = {}
             failed.update(
-                read_records(con, files, other, f"_rec_{tag}", self.aliases, self.legacy, unmatched)
+                read_records(
+                    con,
+                    files,
+                    other,
+                    f"_rec_{tag}",
+                    self.aliases,
+                    self.legacy,
+                    unmatched,
+                    self.optional,
+                )
             )
             self._warn_unmatched(source, unmatched)
             # A Parquet record's landing text is its document (stored once, raw is NULL).

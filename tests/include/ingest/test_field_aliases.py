@@ -13,7 +13,7 @@ import pytest
 from segmint.config import ConfigError, IngestSettings, load_settings
 from segmint.ingest import run_ingest
 from segmint.stages import InputError
-from tests.include.ingest.conftest import D1, write_jsonl, write_lines
+from tests.include.ingest.conftest import D1, D2, write_jsonl, write_lines
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "docs" / "examples" / "segment-spec.toml"
 
@@ -331,3 +331,81 @@ def test_a_mapping_that_names_no_column_of_a_file_is_a_warning(settings, landing
     # Mapped fields found, and fields given no aliases, are no warning.
     assert not [w for w in result.warnings if "no column for customer_id" in w]
     assert not [w for w in result.warnings if "no column for email " in w]
+
+
+SHOPIFY_HEADER = (
+    "Customer ID,First Name,Last Name,Email,Accepts Email Marketing,"
+    "Default Address Country Code,Phone,Total Spent,Total Orders,Tags"
+)
+SHOPIFY_ALIASES = {
+    "crm": {
+        "customer_id": ["Customer ID"],
+        "first_name": ["First Name"],
+        "last_name": ["Last Name"],
+        "email_opt_in": ["Accepts Email Marketing"],
+        "country": ["Default Address Country Code"],
+    }
+}
+
+
+def test_a_crm_export_without_updated_at_loads_with_its_partition_day(settings, landing, query):
+    """Shopify's customer export has no modification time. Without the setting every file
+    fails ("lacks required column updated_at"); with it each record is as of the start of
+    its partition day, so the later delivery wins, and a value that is there but unreadable
+    is still quarantined."""
+    write_lines(
+        landing / "crm/dt=2026-06-01/customers_export.csv",
+        [
+            SHOPIFY_HEADER,
+            "7001,Ada,Lovelace,ada@example.com,yes,GB,'+447700900123,120.00,2,vip",
+            "7002,Alan,Turing,alan@example.com,no,GB,,0.00,0,",
+        ],
+    )
+    write_lines(
+        landing / "crm/dt=2026-06-02/customers_export.csv",
+        [SHOPIFY_HEADER, "7001,Ada,Lovelace,ada@example.com,no,GB,,120.00,2,vip"],
+    )
+    write_jsonl(
+        landing / "crm/dt=2026-06-02/backend.jsonl",
+        [
+            {"customer_id": "7003", "email": "grace@example.com"},
+            {"customer_id": "7004", "updated_at": ""},
+            {"customer_id": "7005", "updated_at": "yesterday"},
+        ],
+    )
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(
+        pa.table({"Customer ID": ["7006"], "Accepts Email Marketing": ["yes"]}),
+        landing / "crm/dt=2026-06-02/matrixify.parquet",
+    )
+    with pytest.raises(InputError, match="lacks required column"):
+        run_ingest(_with_ingest(settings, IngestSettings(field_aliases=SHOPIFY_ALIASES)), D1)
+
+    ingest = IngestSettings(field_aliases=SHOPIFY_ALIASES, crm_updated_at_from_partition=True)
+    settings = _with_ingest(settings, ingest)
+    run_ingest(settings, D1)
+    run_ingest(settings, D2)
+    assert query(
+        "select path, status, rows_read, rows_loaded, rows_quarantined from ops.load_manifest "
+        "order by path"
+    ) == [
+        ("crm/dt=2026-06-01/customers_export.csv", "loaded", 2, 2, 0),
+        ("crm/dt=2026-06-02/backend.jsonl", "loaded", 3, 2, 1),
+        ("crm/dt=2026-06-02/customers_export.csv", "loaded", 1, 1, 0),
+        ("crm/dt=2026-06-02/matrixify.parquet", "loaded", 1, 1, 0),
+    ]
+    assert query(
+        "select customer_id, updated_at::VARCHAR, email_opt_in from raw.customers "
+        "order by customer_id, updated_at"
+    ) == [
+        ("7001", "2026-06-01 00:00:00", True),
+        ("7001", "2026-06-02 00:00:00", False),
+        ("7002", "2026-06-01 00:00:00", False),
+        ("7003", "2026-06-02 00:00:00", False),
+        ("7004", "2026-06-02 00:00:00", False),
+        ("7006", "2026-06-02 00:00:00", True),
+    ]
+    [reasons] = query("select reasons from ops.quarantine")[0]
+    assert reasons == ["updated_at is not an ISO-8601 timestamp (got yesterday)"]

@@ -186,6 +186,8 @@ class IngestSettings:
     # The time zone (IANA name: "Europe/Berlin") of timestamps written without an offset,
     # as many CRM and shop exports write local time ("2026-06-01 10:00:00"); empty: UTC.
     # A timestamp with an offset, Z or UTC, and a Unix time, is UTC whatever this says.
+    # The partition days (dt=) are then local days too: a record may be stamped up to the
+    # end of its partition's local day plus future_tolerance_hours.
     source_time_zone: str = ""
     # CRM exports without a modification time (Shopify's customer export has none): true
     # lets a CRM file lack updated_at, and a record without one takes the start of its

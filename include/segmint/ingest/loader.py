@@ -622,10 +622,16 @@ class Ingest:
         return _list([f"'{f.partition_date}'" for f in files]) + "[_file + 1]"
 
     def _limit(self, files: list[LandingFile], file_col: str = "_file") -> str:
-        """SQL: the latest acceptable timestamp of a row of ``files[file_col]``."""
+        """SQL: the latest acceptable timestamp of a row of ``files[file_col]``: the end of
+        its partition day plus the tolerance. With ``[ingest] source_time_zone`` the day is
+        the shop's local day (a west-coast shop's partition of June 1 runs to 07:00 UTC on
+        June 2: its last evening hours were quarantined as "in the future")."""
         dates = _list([f"DATE '{f.partition_date}'" for f in files])
         micros = int(self.settings.ingest.future_tolerance_hours * 3600 * 1e6)
-        return f"({dates}[{file_col} + 1] + 1)::TIMESTAMP + to_microseconds({micros})"
+        end = f"({dates}[{file_col} + 1] + 1)::TIMESTAMP"
+        if self.rules.time_zone:
+            end = f"timezone('UTC', timezone({_lit(self.rules.time_zone)}, {end}))"
+        return f"{end} + to_microseconds({micros})"
 
     def _create_staged(
         self,

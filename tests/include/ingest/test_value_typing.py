@@ -576,6 +576,35 @@ def test_parquet_timestamp_columns_follow_the_source_time_zone_unless_zoned(
     }
 
 
+def test_partition_days_are_local_days_in_the_source_time_zone(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """A Los Angeles shop's partition of June 1 holds events to 23:59 local, 06:59 UTC on
+    June 2: past the UTC day plus 6 h, they were quarantined as "in the future"."""
+    write_jsonl(
+        landing / "events/dt=2026-06-01/e.jsonl",
+        [
+            event("evening", event_ts="2026-06-01 23:30:00"),
+            event("late", event_ts="2026-06-02 06:30:00"),  # local: past the 6 h tolerance
+        ],
+    )
+    ingest = dataclasses.replace(settings.ingest, source_time_zone="America/Los_Angeles")
+    _run_both_ways(dataclasses.replace(settings, ingest=ingest), tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query("select event_id, event_ts::VARCHAR from raw.events") == [
+        ("evening", "2026-06-02 06:30:00")
+    ]
+    assert query("select line_number, reasons from ops.quarantine") == [
+        (
+            2,
+            [
+                "event_ts is in the future (after the end of the partition day + 6 h) "
+                "(got 2026-06-02 06:30:00)"
+            ],
+        )
+    ]
+
+
 def test_the_source_time_zone_is_checked(tmp_path) -> None:
     assert source_time_zone(" Europe/Berlin ") == "Europe/Berlin"
     assert source_time_zone("utc") == source_time_zone("") == ""

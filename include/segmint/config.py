@@ -158,7 +158,8 @@ class IngestSettings:
     # Other names for contract fields, per source: {"events": {"customer_id": ["userId"],
     # "revenue": ["properties.revenue"]}}. A name with dots is a path into nested JSON
     # objects; CSV and Parquet column names match case-insensitively. The first name present
-    # in a record wins, the contract's own name first (docs/data-contract.md, "Other trackers").
+    # in a record wins, the contract's own name first unless the list names it elsewhere
+    # (Amplitude: event_id = ["uuid", "event_id"]; docs/data-contract.md, "Other trackers").
     field_aliases: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     # Event names of other trackers mapped to segmint's event types, case-insensitively:
     # {"Order Completed": "purchase", "page": "page_view"}.

@@ -106,7 +106,10 @@ def field_names(
     source: str, aliases: dict[str, dict[str, list[str]]] | None = None
 ) -> dict[str, tuple[str, ...]]:
     """Every contract field of ``source`` with the landing names it is read from, its own
-    name first, then its aliases (``[ingest] field_aliases``) in the order given.
+    name first, then its aliases (``[ingest] field_aliases``) in the order given. A list that
+    names the field itself puts its own name in that place instead: Amplitude's export has
+    an ``event_id`` of its own (a counter per device, not unique), read after ``uuid`` with
+    ``event_id = ["uuid", "event_id"]``.
 
     Raises ``ConfigError`` for an alias of an unknown source or field, an empty name, a name
     given twice, or a name that is another contract field's own name (it would be read twice).
@@ -133,13 +136,15 @@ def field_names(
         names = given.get(name, [])
         if isinstance(names, str) or not all(isinstance(n, str) and n.strip(". ") for n in names):
             raise ConfigError(f"{where}.{source}.{name}: expected a list of names, got {names!r}")
-        for alias in names:
+        for k, alias in enumerate(names):
             top = alias.split(".")[0]
+            if alias == name and name not in names[:k]:
+                continue
             clash = seen.get(alias) or (seen.get(top) if top in own else None)
             if clash:
                 raise ConfigError(f"{where}.{source}.{name}: {alias!r} is already read as {clash}")
             seen[alias] = name
-        out[name] = (name, *names)
+        out[name] = tuple(names) if name in names else (name, *names)
     return out
 
 

@@ -1073,7 +1073,7 @@ def doc_keys(
     if not aliases:
         return keys
     for name, landing in field_names(source, aliases).items():
-        for alias in landing[1:]:
+        for alias in [n for n in landing if n != name]:
             if alias.strip().lower() in keys:
                 keys[keys.index(alias.strip().lower())] = alias if name in keys else name
     return keys
@@ -1108,7 +1108,7 @@ def _missing(
     ``customer_id (or 'Contact ID')``, so that a misspelt alias shows."""
     names = field_names(source, aliases)
     return ", ".join(
-        n + (f" (or {', '.join(map(repr, names[n][1:]))})" if len(names[n]) > 1 else "")
+        n + (f" (or {', '.join(repr(a) for a in names[n] if a != n)})" if len(names[n]) > 1 else "")
         for n in missing
     )
 

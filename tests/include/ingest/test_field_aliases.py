@@ -123,6 +123,54 @@ def test_the_contract_name_wins_over_an_alias(settings, landing, query):
     ]
 
 
+def test_a_list_naming_the_field_itself_reads_its_own_name_in_that_place(settings, landing, query):
+    # Amplitude's export has an event_id of its own: a counter per device (1, 2, 3, ...), not
+    # unique. Read first whatever the aliases said, it made all but one event of each counter
+    # value a "duplicate" (a night of 548 events loaded 7). Naming event_id after uuid in its
+    # list reads uuid first; the counter stays in _extra.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ingest = IngestSettings(field_aliases={"events": {"event_id": ["uuid", "event_id"]}})
+    settings = _with_ingest(settings, ingest)
+    amplitude = [
+        {"event_id": 1, "uuid": "u-a1", "event_type": "page_view", "customer_id": "c1",
+         "event_ts": "2026-06-01 10:22:33.123000"},
+        {"event_id": 1, "uuid": "u-b1", "event_type": "page_view", "customer_id": "c2",
+         "event_ts": "2026-06-01 10:22:34.123000"},
+        {"event_id": 2, "uuid": None, "event_type": "login", "customer_id": "c2",
+         "event_ts": "2026-06-01 10:22:35.123000"},
+    ]  # fmt: skip
+    write_jsonl(landing / "events/dt=2026-06-01/amplitude.json.gz", amplitude, gz=True)
+    write_lines(
+        landing / "events/dt=2026-06-01/amplitude.csv",
+        [
+            "event_id,UUID,event_type,event_ts,customer_id",
+            "1,u-c1,page_view,2026-06-01 11:00:00,c3",
+            "1,u-d1,page_view,2026-06-01 11:00:00,c4",
+        ],
+    )
+    pq.write_table(
+        pa.table({"uuid": ["u-e1"], "event_type": ["login"], "event_ts": ["2026-06-01 12:00"],
+                  "customer_id": ["c5"]}),
+        landing / "events/dt=2026-06-01/amplitude.parquet",
+    )  # fmt: skip
+    run_ingest(settings, D1)
+    assert query("select count(*) from ops.duplicates") == [(0,)]
+    assert query("select event_id, customer_id, _extra from raw.events order by 1") == [
+        ("2", "c2", None),
+        ("u-a1", "c1", '{"event_id":1}'),
+        ("u-b1", "c2", '{"event_id":1}'),
+        ("u-c1", "c3", '{"event_id":"1"}'),
+        ("u-d1", "c4", '{"event_id":"1"}'),
+        ("u-e1", "c5", None),
+    ]
+    # named twice is still a mistake
+    twice = IngestSettings(field_aliases={"events": {"event_id": ["event_id", "uuid", "event_id"]}})
+    with pytest.raises(ConfigError, match="'event_id' is already read as event_id"):
+        run_ingest(_with_ingest(settings, twice), D1)
+
+
 def test_an_empty_string_is_no_value_and_the_next_name_is_read(settings, landing, query):
     # An empty (or blank) string is null, so it holds no value: the field is read from the
     # next name (was: the record quarantined as "missing required field event_id").

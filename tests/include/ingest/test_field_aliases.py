@@ -103,6 +103,48 @@ def test_segment_spec_events_load_with_the_example_settings(settings, landing, q
     ) == [(6, 4, 2, 0)]
 
 
+def test_segment_warehouse_tables_load_with_the_example_settings(settings, landing, query):
+    # The example claims Segment's flat exports: its warehouse tables (tracks, order_completed,
+    # ...) call the message id `id` and hold the event's table name in `event`
+    # ("order_completed") and its name in `event_text`. Every such file failed ("CSV header
+    # lacks required column(s) event_id"), and with `id` added every record was quarantined
+    # as an unknown event_type.
+    example = load_settings(EXAMPLE, environ={})
+    settings = _with_ingest(settings, example.ingest)
+    write_lines(
+        landing / "events/dt=2026-06-01/order_completed.csv",
+        [
+            "id,anonymous_id,user_id,event,event_text,timestamp,original_timestamp,"
+            "context_page_url,context_campaign_source,order_id,revenue,total,currency",
+            "ajs-1,a1,C1,order_completed,Order Completed,2026-06-01 10:22:33.123 UTC,"
+            "2026-06-01 12:22:33.100 +0200,https://shop.example/checkout,google,O1,50.00,"
+            "59.50,EUR",
+        ],
+    )
+    write_lines(
+        landing / "events/dt=2026-06-01/tracks.csv",
+        [
+            "id,anonymous_id,user_id,event,event_text,timestamp,context_page_url",
+            "ajs-2,a1,,product_viewed,Product Viewed,2026-06-01 10:20:00.000 UTC,"
+            "https://shop.example/p/1",
+            "ajs-3,a1,C1,products_searched,Products Searched,2026-06-01 10:21:00 UTC,",
+        ],
+    )
+    run_ingest(settings, D1)
+    assert query("select count(*) from ops.quarantine") == [(0,)]
+    assert query(
+        "select event_id, event_type, event_ts::VARCHAR, customer_id, anonymous_id, order_id, "
+        "revenue::VARCHAR, page_url, utm_source, _extra->>'event' from raw.events order by 1"
+    ) == [
+        ("ajs-1", "purchase", "2026-06-01 10:22:33.123", "C1", "a1", "O1", "50.00",
+         "https://shop.example/checkout", "google", "order_completed"),
+        ("ajs-2", "product_view", "2026-06-01 10:20:00", None, "a1", None, None,
+         "https://shop.example/p/1", None, "product_viewed"),
+        ("ajs-3", "search", "2026-06-01 10:21:00", "C1", "a1", None, None, None, None,
+         "products_searched"),
+    ]  # fmt: skip
+
+
 def test_the_contract_name_wins_over_an_alias(settings, landing, query):
     ingest = IngestSettings(field_aliases={"events": {"customer_id": ["userId"]}})
     settings = _with_ingest(settings, ingest)

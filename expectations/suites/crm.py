@@ -10,6 +10,7 @@ from segmint.ingest.contract import (
     DATE_RANGE,
     MIN_TIMESTAMP,
     UNICODE_SPACE,
+    looked_for,
     timestamp_words,
 )
 
@@ -57,7 +58,12 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
 
     expectations = [
         gxe.ExpectColumnValuesToNotBeNull(
-            column="customer_id", **rec("customer_id_present", "missing required field customer_id")
+            column="customer_id",
+            **rec(
+                "customer_id_present",
+                "missing required field customer_id"
+                + looked_for("crm", settings.field_aliases, "customer_id"),
+            ),
         ),
         # {"id": "c9"} read as text would be a customer id nobody has (the loader lists the
         # id fields holding a JSON object or array in _id_not_scalar).
@@ -67,7 +73,11 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
         ),
         gxe.ExpectColumnValuesToNotBeNull(
             column="updated_at_text",
-            **rec("updated_at_present", "missing required field updated_at"),
+            **rec(
+                "updated_at_present",
+                "missing required field updated_at"
+                + looked_for("crm", settings.field_aliases, "updated_at"),
+            ),
         ),
         gxe.ExpectColumnValuesToNotBeNull(
             column="updated_at",

@@ -10,6 +10,7 @@ from segmint.ingest.contract import (
     COUNTRY_CODES,
     MIN_TIMESTAMP,
     MONEY_MAX,
+    looked_for,
     timestamp_words,
 )
 
@@ -35,6 +36,10 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
             "description": description,
         }
 
+    def missing(*fields: str) -> str:
+        """`` (looked for ...)``: the names of ``fields`` with ``field_aliases``."""
+        return looked_for("events", settings.field_aliases, *fields)
+
     purchase = {"row_condition": 'event_type == "purchase"', "condition_parser": "pandas"}
 
     def given(text_column: str) -> dict:
@@ -51,10 +56,14 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
     expectations = [
         # Required fields.
         gxe.ExpectColumnValuesToNotBeNull(
-            column="event_id", **rec("event_id_present", "missing required field event_id")
+            column="event_id",
+            **rec("event_id_present", "missing required field event_id" + missing("event_id")),
         ),
         gxe.ExpectColumnValuesToNotBeNull(
-            column="event_type", **rec("event_type_present", "missing required field event_type")
+            column="event_type",
+            **rec(
+                "event_type_present", "missing required field event_type" + missing("event_type")
+            ),
         ),
         # {"id": "c9"} read as text would be an id nobody has (the loader lists the id fields
         # holding a JSON object or array in _id_not_scalar).
@@ -73,7 +82,8 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
             ),
         ),
         gxe.ExpectColumnValuesToNotBeNull(
-            column="event_ts_text", **rec("event_ts_present", "missing required field event_ts")
+            column="event_ts_text",
+            **rec("event_ts_present", "missing required field event_ts" + missing("event_ts")),
         ),
         gxe.ExpectColumnValuesToBeInSet(
             column="event_type",
@@ -128,18 +138,22 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
         gxe.ExpectColumnValuesToNotBeNull(
             column="order_id",
             **purchase,
-            **rec("purchase_has_order_id", "purchase without order_id"),
+            **rec("purchase_has_order_id", "purchase without order_id" + missing("order_id")),
         ),
         gxe.ExpectColumnValuesToNotBeNull(
             column="revenue_text",
             **purchase,
-            **rec("purchase_has_revenue", "purchase without revenue"),
+            **rec("purchase_has_revenue", "purchase without revenue" + missing("revenue")),
         ),
         # Each row without identity is quarantined; the share per partition is judged by the
         # partition suite (expectations/suites/partitions.py) at the quality gate.
         gxe.ExpectColumnValuesToNotBeNull(
             column="identity",
-            **rec("has_identity", "no identity: customer_id and anonymous_id are both missing"),
+            **rec(
+                "has_identity",
+                "no identity: customer_id and anonymous_id are both missing"
+                + missing("customer_id", "anonymous_id"),
+            ),
         ),
         # Optional fields: a bad value is nulled, the record kept.
         gxe.ExpectColumnValuesToNotBeNull(

@@ -148,6 +148,17 @@ def field_names(
     return out
 
 
+def looked_for(source: str, aliases: dict[str, dict[str, list[str]]] | None, *fields: str) -> str:
+    """`` (looked for 'event_id', 'properties.$insert_id')``: the landing names a missing
+    ``fields`` were looked for, for a quarantine reason; empty when none has an alias (its
+    name says it). A misspelt alias then shows in the reason, as a CSV header's error shows
+    it (``files._missing``)."""
+    names = field_names(source, aliases)
+    if all(len(names[f]) == 1 for f in fields):
+        return ""
+    return f" (looked for {', '.join(repr(n) for f in fields for n in names[f])})"
+
+
 def event_type_aliases(aliases: dict[str, str] | None) -> dict[str, str]:
     """``[ingest] event_type_aliases`` with trimmed, lower-cased keys; targets checked."""
     from segmint.config import ConfigError

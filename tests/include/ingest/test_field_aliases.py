@@ -369,6 +369,56 @@ def test_a_misspelt_alias_names_only_the_column_missing_and_its_aliases(settings
     assert error.startswith("CSV header lacks required column(s) customer_id (or 'Contact ID') (")
 
 
+def test_a_json_record_missing_an_aliased_field_names_the_names_looked_for(
+    settings, landing, query
+):
+    # A Mixpanel export mapped with a misspelt alias ($insert_ID): every record was
+    # quarantined as "missing required field event_id", and the gate's message named the
+    # file but not the names looked for, as a CSV header's error does.
+    ingest = IngestSettings(
+        field_aliases={
+            "events": {
+                "event_id": ["properties.$insert_ID"],
+                "event_type": ["event"],
+                "event_ts": ["properties.time"],
+                "anonymous_id": ["properties.$device_id"],
+                "customer_id": ["properties.$user_id"],
+                "revenue": ["properties.revenue"],
+            }
+        },
+        event_type_aliases={"Purchase": "purchase"},
+        epoch_timestamp_unit="s",
+    )
+    write_jsonl(
+        landing / "events/dt=2026-06-01/mixpanel.json",
+        [
+            {"event": "Purchase", "properties": {"time": 1780308572, "$insert_id": "i1",
+                                                 "$device_id": "d1", "order_id": "o1"}},
+            {"event": "Purchase", "properties": {"time": 1780308572, "$insert_ID": "i2",
+                                                 "revenue": 5}},
+        ],
+    )  # fmt: skip
+    run_ingest(_with_ingest(settings, ingest), D1)
+    assert query("select line_number, reasons from ops.quarantine order by 1") == [
+        (
+            1,
+            [
+                "missing required field event_id (looked for 'event_id', 'properties.$insert_ID')",
+                "purchase without order_id",
+                "purchase without revenue (looked for 'revenue', 'properties.revenue')",
+            ],
+        ),
+        (
+            2,
+            [
+                "purchase without order_id",
+                "no identity: customer_id and anonymous_id are both missing (looked for "
+                "'customer_id', 'properties.$user_id', 'anonymous_id', 'properties.$device_id')",
+            ],
+        ),
+    ]
+
+
 def test_a_mapping_that_names_no_column_of_a_file_is_a_warning(settings, landing, query):
     # A mapping written for an older Shopify export ("Accepts Marketing") read a newer one
     # ("Accepts Email Marketing"): every customer loaded without consent, and nothing said so.

@@ -1790,11 +1790,38 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
         outcomes, skipped, ignored, settings, as_of, ingest.unreadable_loaded, unlisted
     )
     _note_past_days(result, outcomes, ingest.loaded_through, ingest.reloaded)
+    result.warnings.extend(_mostly_duplicates(outcomes))
     # What DuckDB applied ([ingest] duckdb_threads, duckdb_memory_limit), for the run's record.
     result.details["duckdb"] = {"threads": int(threads), "memory_limit": memory_limit}
     result.warnings.extend(ingest.prefilter_misses)
     result.warnings.extend(ingest.batch_warnings)
     return result
+
+
+# A file with at least this share of its records (and MOSTLY_DUPLICATES_MIN of them) counted
+# as duplicates is named in a warning: a re-delivered file, or an id that is not unique.
+MOSTLY_DUPLICATES_SHARE = 0.5
+MOSTLY_DUPLICATES_MIN = 10
+
+
+def _mostly_duplicates(outcomes: list[FileOutcome]) -> list[str]:
+    """A warning per file whose records were mostly duplicates. Amplitude's export has an
+    ``event_id`` of its own, a counter per device: read as the id, a night of 548 events
+    loaded 7 and counted the rest as duplicates, and nothing said so."""
+    out = []
+    for o in outcomes:
+        if o.status != "loaded" or o.rows_duplicate < MOSTLY_DUPLICATES_MIN:
+            continue
+        if o.rows_duplicate < MOSTLY_DUPLICATES_SHARE * o.rows_read:
+            continue
+        key = "event_id" if o.file.source == "events" else "the whole record"
+        out.append(
+            f"{o.file.path}: {o.rows_duplicate} of its {o.rows_read} records are duplicates "
+            f"({key} seen before, in this file or an earlier one): a file delivered twice, "
+            "or an id that is not unique in this export (read another field as event_id: "
+            "[ingest] field_aliases)"
+        )
+    return out
 
 
 def _note_past_days(

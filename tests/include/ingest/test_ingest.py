@@ -615,3 +615,33 @@ def test_the_summary_names_late_files_and_replaced_files(settings, landing):
     ), result.summary
     assert result.details["late_partitions"] == ["events dt=2026-06-01"]
     assert result.details["replaced_files"] == ["events/dt=2026-06-01/a.jsonl"]
+
+
+def test_a_file_of_mostly_duplicates_is_named_in_a_warning(settings, landing, query):
+    """An export whose event_id is no unique id (Amplitude's is a counter per device) loaded
+    a handful of events and counted the rest as duplicates without a word; a file delivered
+    twice under another name is the other cause. Both are named; a few duplicates are not."""
+    counter = [event(str(k % 2 + 1), customer_id=f"c{k}") for k in range(20)]
+    write_jsonl(landing / "events/dt=2026-06-01/amplitude.jsonl", counter)
+    some = [event(f"s{k}") for k in range(20)] + [event("s0"), event("s1")]
+    write_jsonl(landing / "events/dt=2026-06-01/some.jsonl", some)
+    result = run_ingest(settings, D1)
+    assert query(
+        "select path, rows_read, rows_loaded, rows_duplicate from ops.load_manifest order by 1"
+    ) == [
+        ("events/dt=2026-06-01/amplitude.jsonl", 20, 2, 18),
+        ("events/dt=2026-06-01/some.jsonl", 22, 20, 2),
+    ]
+    assert [w for w in result.warnings if "duplicates" in w] == [
+        "events/dt=2026-06-01/amplitude.jsonl: 18 of its 20 records are duplicates (event_id "
+        "seen before, in this file or an earlier one): a file delivered twice, or an id that "
+        "is not unique in this export (read another field as event_id: [ingest] field_aliases)"
+    ]
+    (landing / "events/dt=2026-06-02").mkdir()
+    shutil.copy(
+        landing / "events/dt=2026-06-01/some.jsonl", landing / "events/dt=2026-06-02/again.jsonl"
+    )
+    again = run_ingest(settings, D2)
+    assert [w.split(":")[0] for w in again.warnings if "duplicates" in w] == [
+        "events/dt=2026-06-02/again.jsonl"
+    ]

@@ -648,6 +648,43 @@ def test_excel_text_marks_on_phones_and_postal_codes_are_dropped(
     ]
 
 
+def test_excel_text_marks_on_numeric_ids_are_dropped(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """Shopify's customer export writes its Customer ID as text for Excel: '7210448301122.
+    It was loaded as such, a customer beside the one of the events and of the other CRM
+    exports: the HubSpot record withdrawing consent made the real customer unsubscribed,
+    and the Shopify copy went on being exported with the same e-mail."""
+    write_lines(
+        landing / "crm/dt=2026-06-01/customers_export.csv",
+        [
+            "customer_id,updated_at,email,email_opt_in",
+            "'7210448301122,2026-05-01,a@example.com,yes",
+            " '42 ,2026-05-01,b@example.com,yes",
+            "'7210448301123,not-a-date,c@example.com,yes",
+            # only a number: other text keeps its apostrophe
+            "'C42,2026-05-01,d@example.com,yes",
+            "',2026-05-01,e@example.com,yes",
+        ],
+    )
+    write_lines(
+        landing / "crm/dt=2026-06-01/hubspot.csv",
+        ["customer_id,updated_at,email,email_opt_in", "7210448301122,2026-05-02,a@example.com,no"],
+    )
+    write_jsonl(landing / "events/dt=2026-06-01/e.jsonl", [event("e1", customer_id="'42")])
+    _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query("select customer_id, email_opt_in from raw.customers order by all") == [
+        ("'", True),
+        ("'C42", True),
+        ("42", True),
+        ("7210448301122", False),
+        ("7210448301122", True),
+    ]
+    assert query("select customer_id from ops.quarantine") == [("7210448301123",)]
+    assert query("select customer_id from raw.events") == [("42",)]
+
+
 def test_the_country_uk_is_read_as_gb(settings, landing, query, tmp_path, monkeypatch):
     """Shops write "UK" (reserved, not assigned: ISO's code is GB). It was loaded as UK, so a
     British customer's national phone had no calling code (left out of the Google, Meta and

@@ -509,7 +509,12 @@ class Ingest:
             ):
                 changed.append(f)
         skipped = len(due) - len(new) - len(changed)
-        self._warn_redelivered(new, [r for r in rows if r[2] == "loaded" and r[0] not in by_path])
+        gone = [r for r in rows if r[2] == "loaded" and r[0] not in by_path]
+        self._warn_redelivered(new, gone)
+        if self.reload_since is not None:
+            self._warn_not_reloaded(
+                sorted(p for p, _, _, _, d in gone if self.reload_since <= d <= self.as_of)
+            )
         units = [[f] for f in new]
         if changed:
             # Files holding a duplicate of a record of a changed file are reloaded with it.
@@ -567,6 +572,21 @@ class Ingest:
                 "otherwise now? ([ingest] field_aliases)"
             )
             log.warning("ingest: %s", self.batch_warnings[-1])
+
+    def _warn_not_reloaded(self, paths: list[str]) -> None:
+        """Say which files ``--reload-since`` could not read again: loaded from its partitions
+        and gone from the landing zone since. Their rows stay as the earlier settings typed
+        them (a vanished file keeps its rows): after true_values was corrected, a pruned
+        file's "pending" subscribers kept the consent the old words gave them, in silence."""
+        if not paths:
+            return
+        self.batch_warnings.append(
+            f"--reload-since: {len(paths)} file(s) loaded from these partitions are gone from "
+            f"the landing zone and were not read again ({_some(paths)}): their rows stay as "
+            "the settings of their load typed them (consent words, time zone, aliases); "
+            "deliver them again under the same names to reload them"
+        )
+        log.warning("ingest: %s", self.batch_warnings[-1])
 
     def _warn_redelivered(self, new: list[LandingFile], gone: list[tuple]) -> None:
         """Warn about partitions that get new files while files loaded from them are gone

@@ -21,7 +21,7 @@ from segmint.ingest.contract import (
     boolean_words,
     source_time_zone,
 )
-from tests.include.ingest.conftest import D1, event, warehouse_hashes, write_jsonl, write_lines
+from tests.include.ingest.conftest import D1, D2, event, warehouse_hashes, write_jsonl, write_lines
 
 
 def _accounting_holds(query) -> None:
@@ -489,6 +489,36 @@ def test_true_values_and_false_values_map_a_platforms_statuses(
     assert [w for w in result.warnings if "ads_opt_in" in w] == [
         "field nulled on 1 row(s): ads_opt_in is not true/false (read as false; other words: "
         "[ingest] true_values, false_values) (in crm/dt=2026-06-01/members.csv)"
+    ]
+
+
+def test_a_reload_after_fixing_the_consent_words_names_the_files_it_could_not_read(
+    settings, landing, query
+):
+    """ "pending" (double opt-in not confirmed) was set as a true word; corrected, and the
+    partitions reloaded with --reload-since, a file pruned from the landing zone since kept
+    its subscribers' consent, and nothing said so."""
+    header = "customer_id,updated_at,email_opt_in"
+    write_lines(landing / "crm/dt=2026-05-31/old.csv", [header, "0,2026-05-01,pending"])
+    pruned = write_lines(landing / "crm/dt=2026-06-01/a.csv", [header, "1,2026-05-01,pending"])
+    write_lines(landing / "crm/dt=2026-06-02/b.csv", [header, "2,2026-05-01,pending"])
+    wrong = dataclasses.replace(settings.ingest, true_values=["subscribed", "pending"])
+    run_ingest(dataclasses.replace(settings, ingest=wrong), D2)
+    pruned.unlink()
+    (landing / "crm/dt=2026-05-31/old.csv").unlink()
+    fixed = dataclasses.replace(settings.ingest, true_values=["subscribed"])
+    fixed = dataclasses.replace(fixed, false_values=["pending"])
+    result = loader.run_ingest(dataclasses.replace(settings, ingest=fixed), D2, reload_since=D1)
+    assert query("select customer_id, email_opt_in from raw.customers order by 1") == [
+        ("0", True),
+        ("1", True),  # its file is gone: nothing can type it again
+        ("2", False),
+    ]
+    assert [w for w in result.warnings if "--reload-since" in w] == [
+        "--reload-since: 1 file(s) loaded from these partitions are gone from the landing "
+        "zone and were not read again (crm/dt=2026-06-01/a.csv): their rows stay as the "
+        "settings of their load typed them (consent words, time zone, aliases); deliver them "
+        "again under the same names to reload them"
     ]
 
 

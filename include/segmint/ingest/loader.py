@@ -564,11 +564,18 @@ class Ingest:
 
     def _warn_unmatched(self, source: str, unmatched: dict[str, list[str]]) -> None:
         """Say which files have no column for a field given aliases (their records load
-        without it), one warning per field, naming a few files."""
+        without it, or with its default), one warning per field, naming a few files."""
         for named, paths in sorted(unmatched.items()):
+            # A field the settings give a default (updated_at, crm_updated_at_from_partition)
+            # is not missing from such a record: it takes the default.
+            loads = (
+                "is as of the start of its partition day ([ingest] crm_updated_at_from_partition)"
+                if named.split(" ", 1)[0] in self.optional
+                else "loads without it"
+            )
             self.batch_warnings.append(
                 f"{len(paths)} {source} file(s) have no column for {named}: each of their "
-                f"records loads without it ({_some(paths)}); does the export name it "
+                f"records {loads} ({_some(paths)}); does the export name it "
                 "otherwise now? ([ingest] field_aliases)"
             )
             log.warning("ingest: %s", self.batch_warnings[-1])

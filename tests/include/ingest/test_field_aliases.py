@@ -549,3 +549,27 @@ def test_a_crm_export_without_updated_at_loads_with_its_partition_day(settings, 
     ]
     [reasons] = query("select reasons from ops.quarantine")[0]
     assert reasons == ["updated_at is not an ISO-8601 timestamp (got yesterday)"]
+
+
+def test_a_file_without_the_modification_time_is_said_to_take_its_partition_day(settings, landing):
+    """With an alias for updated_at (HubSpot's "Last Modified Date") beside Shopify's export,
+    which has none, every night warned that the Shopify records "load without" updated_at:
+    they load as of their partition day, and the warning should say so."""
+    write_lines(
+        landing / "crm/dt=2026-06-01/customers_export.csv",
+        [SHOPIFY_HEADER, "7001,Ada,Lovelace,ada@example.com,yes,GB,,120.00,2,vip"],
+    )
+    write_lines(
+        landing / "crm/dt=2026-06-01/hubspot.csv",
+        ["Record ID,Last Modified Date,Email", "7002,2026-05-31 10:00,alan@example.com"],
+    )
+    aliases = {"crm": {**SHOPIFY_ALIASES["crm"], "customer_id": ["Customer ID", "Record ID"]}}
+    aliases["crm"]["updated_at"] = ["Last Modified Date"]
+    ingest = IngestSettings(field_aliases=aliases, crm_updated_at_from_partition=True)
+    result = run_ingest(_with_ingest(settings, ingest), D1)
+    assert [w for w in result.warnings if "no column for updated_at" in w] == [
+        "1 crm file(s) have no column for updated_at (looked for 'updated_at', "
+        "'Last Modified Date'): each of their records is as of the start of its partition "
+        "day ([ingest] crm_updated_at_from_partition) (crm/dt=2026-06-01/customers_export.csv); "
+        "does the export name it otherwise now? ([ingest] field_aliases)"
+    ]

@@ -375,12 +375,16 @@ def _uses_features(cond: Condition | None) -> bool:
 
 def suppression_file_sql(path: Path) -> str:
     """A query returning the ``customer_id`` of every id in a suppression list's CSV file."""
+    # Stored ids are trimmed (staging); a list typed or pasted by customer service often is
+    # not ("C000123 "), and an id that does not match suppresses nobody. A number with
+    # Excel's leading apostrophe ('7210448301122, as Shopify's customer export writes its
+    # Customer ID) is that number, as the ingest reads it.
+    raw = "trim(ids.customer_id)"
+    id_ = f"case when regexp_full_match({raw}, '''[0-9]+') then substr({raw}, 2) else {raw} end"
     return (
-        # Stored ids are trimmed (staging); a list typed or pasted by customer service
-        # often is not ("C000123 "), and an id that does not match suppresses nobody.
-        f"select distinct nullif(trim(ids.customer_id), '') as customer_id "
+        f"select distinct nullif({id_}, '') as customer_id "
         f"from read_csv({sql_literal(str(path))}, header = true, all_varchar = true) as ids "
-        "where nullif(trim(ids.customer_id), '') is not null"
+        f"where nullif({raw}, '') is not null"
     )
 
 

@@ -382,3 +382,17 @@ def test_a_model_published_before_but_not_tonight_still_fails(settings, defs_fol
     )
     assert result.details["waiting_for_model"] == []
     assert "1 failed (aud)" in result.summary
+
+
+def test_suppression_file_ids_with_excels_text_mark_are_matched(tmp_path):
+    """A do-not-contact list kept from Shopify's customer export writes its ids as text for
+    Excel ('7210448301122). The ingest reads such an id as the number; the list kept the
+    apostrophe and suppressed nobody."""
+    import duckdb
+
+    from segmint.audiences.compile import suppression_file_sql
+
+    path = tmp_path / "dnc.csv"
+    path.write_text("customer_id,reason\n'7210448301122,complaint\n 'C07 ,opt-out\n'42 ,x\n")
+    ids = duckdb.connect().execute(suppression_file_sql(path) + " order by 1").fetchall()
+    assert ids == [("'C07",), ("42",), ("7210448301122",)]

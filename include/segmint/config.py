@@ -185,11 +185,13 @@ class IngestSettings:
     true_values: list[str] = field(default_factory=list)
     false_values: list[str] = field(default_factory=list)
     # The time zone (IANA name: "Europe/Berlin") of timestamps written without an offset,
-    # as many CRM and shop exports write local time ("2026-06-01 10:00:00"); empty: UTC.
+    # per source, as many CRM and shop exports write local time ("2026-06-01 10:00:00");
+    # empty: UTC (Amplitude's export writes naive UTC while the same shop's CRM may not).
     # A timestamp with an offset, Z or UTC, and a Unix time, is UTC whatever this says.
-    # The partition days (dt=) are then local days too: a record may be stamped up to the
-    # end of its partition's local day plus future_tolerance_hours.
-    source_time_zone: str = ""
+    # The source's partition days (dt=) are then local days too: a record may be stamped up
+    # to the end of its partition's local day plus future_tolerance_hours.
+    events_time_zone: str = ""
+    crm_time_zone: str = ""
     # CRM exports without a modification time (Shopify's customer export has none): true
     # lets a CRM file lack updated_at, and a record without one takes the start of its
     # partition day (dt=) instead of being quarantined, so the latest delivery wins (in
@@ -259,10 +261,11 @@ class IngestSettings:
                 "[ingest] partition_ready_marker is a file name inside the partition folder, "
                 f"not a path: {self.partition_ready_marker!r}"
             )
-        if self.true_values or self.false_values or self.source_time_zone:
-            from segmint.ingest.contract import ValueRules
+        if self.true_values or self.false_values or self.events_time_zone or self.crm_time_zone:
+            from segmint.ingest.contract import SOURCES, ValueRules
 
-            ValueRules.of(self)
+            for source in SOURCES:
+                ValueRules.of(self, source)
         if self.min_rows_per_partition > self.max_rows_per_partition:
             raise ConfigError(
                 f"[ingest] min_rows_per_partition ({self.min_rows_per_partition}) is larger "

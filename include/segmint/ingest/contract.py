@@ -641,8 +641,8 @@ def _iso_sql(expr: str, cast: Callable[[str], str]) -> str:
     return f"case {shapes} when regexp_full_match({expr}, {iso}) then {cast(rare)} end"
 
 
-def source_time_zone(name: str | None) -> str:
-    """``[ingest] source_time_zone`` checked: "" (or "UTC") reads a timestamp without an
+def source_time_zone(name: str | None, source: str = "events") -> str:
+    """``[ingest] <source>_time_zone`` checked: "" (or "UTC") reads a timestamp without an
     offset as UTC; else an IANA zone name (``Europe/Berlin``) it is read in."""
     from segmint.config import ConfigError
 
@@ -653,7 +653,7 @@ def source_time_zone(name: str | None) -> str:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(
-            f"[ingest] source_time_zone: {name!r} is no IANA time zone name "
+            f"[ingest] {source}_time_zone: {name!r} is no IANA time zone name "
             "(Europe/Berlin, America/New_York, ...; empty for UTC)"
         ) from None
     return name
@@ -671,18 +671,19 @@ class ValueRules:
     time_zone: str = ""
 
     @classmethod
-    def of(cls, ingest) -> ValueRules:
+    def of(cls, ingest, source: str) -> ValueRules:
+        """The rules for the files of ``source`` (the time zone is per source)."""
         true_words, false_words = boolean_words(ingest.true_values, ingest.false_values)
         return cls(
             epoch=epoch_unit(ingest.epoch_timestamp_unit),
             true_words=true_words,
             false_words=false_words,
-            time_zone=source_time_zone(ingest.source_time_zone),
+            time_zone=source_time_zone(getattr(ingest, f"{source}_time_zone"), source),
         )
 
 
 # A timestamp text that ends in an offset (or Z, or UTC) after its time: only those without
-# one are read in [ingest] source_time_zone. The time must come first: a date alone
+# one are read in [ingest] <source>_time_zone. The time must come first: a date alone
 # (2026-06-01) ends in "-01" too.
 _OFFSET_AT_END = "':[0-9]{2}(\\.[0-9]+)?( ?UTC|Z|[+-][0-9]{2}(:?[0-9]{2})?)$'"
 

@@ -446,7 +446,7 @@ class Ingest:
         for source in FIELDS:
             field_names(source, self.aliases)
         self.event_types = event_type_aliases(settings.ingest.event_type_aliases)
-        self.rules = ValueRules.of(settings.ingest)
+        self.rules = {source: ValueRules.of(settings.ingest, source) for source in FIELDS}
         # Fields that may have no column: their records take a default (parse_sql).
         self.optional = frozenset(
             ["updated_at"] if settings.ingest.crm_updated_at_from_partition else []
@@ -462,10 +462,10 @@ class Ingest:
             source,
             rel,
             limit_col,
-            self._limit(files),
+            self._limit(source, files),
             self.aliases,
             self.event_types,
-            self.rules,
+            self.rules[source],
             [i for i, f in enumerate(files) if f.fmt == "csv"],
             {"updated_at": self._partition_day(files)} if "updated_at" in self.optional else None,
         )
@@ -648,16 +648,17 @@ class Ingest:
         """SQL: the partition date of a row of ``files[_file]``, as landing text."""
         return _list([f"'{f.partition_date}'" for f in files]) + "[_file + 1]"
 
-    def _limit(self, files: list[LandingFile], file_col: str = "_file") -> str:
+    def _limit(self, source: str, files: list[LandingFile], file_col: str = "_file") -> str:
         """SQL: the latest acceptable timestamp of a row of ``files[file_col]``: the end of
-        its partition day plus the tolerance. With ``[ingest] source_time_zone`` the day is
+        its partition day plus the tolerance. With ``[ingest] <source>_time_zone`` the day is
         the shop's local day (a west-coast shop's partition of June 1 runs to 07:00 UTC on
         June 2: its last evening hours were quarantined as "in the future")."""
         dates = _list([f"DATE '{f.partition_date}'" for f in files])
         micros = int(self.settings.ingest.future_tolerance_hours * 3600 * 1e6)
         end = f"({dates}[{file_col} + 1] + 1)::TIMESTAMP"
-        if self.rules.time_zone:
-            end = f"timezone('UTC', timezone({_lit(self.rules.time_zone)}, {end}))"
+        zone = self.rules[source].time_zone
+        if zone:
+            end = f"timezone('UTC', timezone({_lit(zone)}, {end}))"
         return f"{end} + to_microseconds({micros})"
 
     def _create_staged(

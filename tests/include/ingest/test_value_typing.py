@@ -433,9 +433,10 @@ def test_a_consent_flag_written_as_a_float_is_read(settings, landing, query, tmp
     ) == [("1", True, False, 1), ("2", False, False, 1), ("3", False, True, 1)]
 
 
-MAILCHIMP_EXPORT = [
-    # Mailchimp's audience export writes a status, Klaviyo's and HubSpot's alike: no
-    # true/false. "pending" (double opt-in not confirmed) and "cleaned" are no consent.
+MAILCHIMP_MEMBERS = [
+    # Mailchimp's member status (as its API and the connectors syncing it write it), as
+    # Klaviyo's consent column: no true/false. "pending" (double opt-in not confirmed) and
+    # "cleaned" are no consent.
     "customer_id,updated_at,email_opt_in,ads_opt_in",
     "1,2026-05-01,subscribed,Yes",
     "2,2026-05-01, Unsubscribed ,no",
@@ -450,7 +451,7 @@ def test_a_platforms_consent_statuses_need_their_words(
 ):
     """Without settings a status is no consent (safe), and each is a warning naming the
     field and the settings that map it."""
-    write_lines(landing / "crm/dt=2026-06-01/members.csv", MAILCHIMP_EXPORT)
+    write_lines(landing / "crm/dt=2026-06-01/members.csv", MAILCHIMP_MEMBERS)
     result = _run_both_ways(settings, tmp_path, monkeypatch)
     _accounting_holds(query)
     assert query("select customer_id, email_opt_in, ads_opt_in from raw.customers order by 1") == [
@@ -468,7 +469,7 @@ def test_a_platforms_consent_statuses_need_their_words(
 def test_true_values_and_false_values_map_a_platforms_statuses(
     settings, landing, query, tmp_path, monkeypatch
 ):
-    write_lines(landing / "crm/dt=2026-06-01/members.csv", MAILCHIMP_EXPORT)
+    write_lines(landing / "crm/dt=2026-06-01/members.csv", MAILCHIMP_MEMBERS)
     ingest = dataclasses.replace(
         settings.ingest,
         true_values=["Subscribed"],
@@ -538,12 +539,13 @@ def test_consent_words_are_checked() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
-def test_timestamps_without_an_offset_are_read_in_the_source_time_zone(
+def test_timestamps_without_an_offset_are_read_in_their_sources_time_zone(
     fmt, settings, landing, query, tmp_path, monkeypatch
 ):
     """A shop whose exports write local time ("2026-06-01 10:00:00" in Berlin): read as UTC,
     every such event was two hours late, and a late-evening one fell into the next day.
-    Values with an offset, Z or UTC stay as they say; a date alone is local midnight."""
+    Values with an offset, Z or UTC stay as they say; a date alone is local midnight. Each
+    source has its own zone: here the CRM writes New York time."""
     events = [
         event("naive", event_ts="2026-06-01 10:00:00"),
         event("no_seconds", event_ts="2026-06-01T10:00"),
@@ -562,7 +564,9 @@ def test_timestamps_without_an_offset_are_read_in_the_source_time_zone(
         landing / "crm/dt=2026-06-01/c.csv",
         ["customer_id,updated_at", "c1,2026-05-31 23:30:00", "c2,2026-05-31"],
     )
-    ingest = dataclasses.replace(settings.ingest, source_time_zone="Europe/Berlin")
+    ingest = dataclasses.replace(
+        settings.ingest, events_time_zone="Europe/Berlin", crm_time_zone="America/New_York"
+    )
     _run_both_ways(dataclasses.replace(settings, ingest=ingest), tmp_path, monkeypatch)
     _accounting_holds(query)
     assert dict(query("select event_id, strftime(event_ts, '%m-%d %H:%M') from raw.events")) == {
@@ -575,10 +579,10 @@ def test_timestamps_without_an_offset_are_read_in_the_source_time_zone(
     }
     assert query(
         "select customer_id, strftime(updated_at, '%m-%d %H:%M') from raw.customers order by 1"
-    ) == [("c1", "05-31 21:30"), ("c2", "05-30 22:00")]
+    ) == [("c1", "06-01 03:30"), ("c2", "05-31 04:00")]  # EDT, UTC-4
 
 
-def test_parquet_timestamp_columns_follow_the_source_time_zone_unless_zoned(
+def test_parquet_timestamp_columns_follow_the_time_zone_unless_zoned(
     settings, landing, query, tmp_path, monkeypatch
 ):
     """A Parquet TIMESTAMP column without a zone (isAdjustedToUTC false: local wall time) is
@@ -598,7 +602,7 @@ def test_parquet_timestamp_columns_follow_the_source_time_zone_unless_zoned(
             }
         )
         pq.write_table(table, folder / f"{name}.parquet")
-    ingest = dataclasses.replace(settings.ingest, source_time_zone="Europe/Berlin")
+    ingest = dataclasses.replace(settings.ingest, events_time_zone="Europe/Berlin")
     _run_both_ways(dataclasses.replace(settings, ingest=ingest), tmp_path, monkeypatch)
     assert dict(query("select event_id, strftime(event_ts, '%H:%M') from raw.events")) == {
         "local": "08:00",
@@ -606,7 +610,7 @@ def test_parquet_timestamp_columns_follow_the_source_time_zone_unless_zoned(
     }
 
 
-def test_partition_days_are_local_days_in_the_source_time_zone(
+def test_partition_days_are_local_days_in_the_time_zone(
     settings, landing, query, tmp_path, monkeypatch
 ):
     """A Los Angeles shop's partition of June 1 holds events to 23:59 local, 06:59 UTC on
@@ -618,7 +622,7 @@ def test_partition_days_are_local_days_in_the_source_time_zone(
             event("late", event_ts="2026-06-02 06:30:00"),  # local: past the 6 h tolerance
         ],
     )
-    ingest = dataclasses.replace(settings.ingest, source_time_zone="America/Los_Angeles")
+    ingest = dataclasses.replace(settings.ingest, events_time_zone="America/Los_Angeles")
     _run_both_ways(dataclasses.replace(settings, ingest=ingest), tmp_path, monkeypatch)
     _accounting_holds(query)
     assert query("select event_id, event_ts::VARCHAR from raw.events") == [
@@ -635,14 +639,14 @@ def test_partition_days_are_local_days_in_the_source_time_zone(
     ]
 
 
-def test_the_source_time_zone_is_checked(tmp_path) -> None:
+def test_the_time_zones_are_checked(tmp_path) -> None:
     assert source_time_zone(" Europe/Berlin ") == "Europe/Berlin"
     assert source_time_zone("utc") == source_time_zone("") == ""
-    with pytest.raises(ConfigError, match="'CEST' is no IANA time zone name"):
+    with pytest.raises(ConfigError, match="events_time_zone: 'CEST' is no IANA time zone name"):
         source_time_zone("CEST")
     config = tmp_path / "segmint.toml"
-    config.write_text('[ingest]\nsource_time_zone = "Berlin"\n')
-    with pytest.raises(ConfigError, match=r"segmint\.toml: \[ingest\] source_time_zone: 'Berlin'"):
+    config.write_text('[ingest]\ncrm_time_zone = "Berlin"\n')
+    with pytest.raises(ConfigError, match=r"segmint\.toml: \[ingest\] crm_time_zone: 'Berlin'"):
         load_settings(config, environ={})
 
 

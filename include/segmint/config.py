@@ -161,6 +161,11 @@ class IngestSettings:
     # in a record wins, the contract's own name first unless the list names it elsewhere
     # (Amplitude: event_id = ["uuid", "event_id"]; docs/data-contract.md, "Other trackers").
     field_aliases: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # Texts that mean "no value" in a field, per source (trimmed, case-insensitive):
+    # {"events": {"session_id": ["-1"], "customer_id": ["0", "guest"]}}: Amplitude writes
+    # session_id -1 for events outside a session, WooCommerce customer_id 0 for guests (read
+    # as an id, every guest's orders were one customer's).
+    null_values: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     # Event names of other trackers mapped to segmint's event types, case-insensitively:
     # {"Order Completed": "purchase", "page": "page_view"}.
     event_type_aliases: dict[str, str] = field(default_factory=dict)
@@ -261,7 +266,13 @@ class IngestSettings:
                 "[ingest] partition_ready_marker is a file name inside the partition folder, "
                 f"not a path: {self.partition_ready_marker!r}"
             )
-        if self.true_values or self.false_values or self.events_time_zone or self.crm_time_zone:
+        if (
+            self.true_values
+            or self.false_values
+            or self.events_time_zone
+            or self.crm_time_zone
+            or self.null_values
+        ):
             from segmint.ingest.contract import SOURCES, ValueRules
 
             for source in SOURCES:

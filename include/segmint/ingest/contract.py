@@ -6,8 +6,8 @@ same record gives the same typed row whatever the file format (JSONL, CSV or Par
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -145,6 +145,43 @@ def field_names(
                 raise ConfigError(f"{where}.{source}.{name}: {alias!r} is already read as {clash}")
             seen[alias] = name
         out[name] = tuple(names) if name in names else (name, *names)
+    return out
+
+
+def null_values(
+    values: dict[str, dict[str, list[str]]] | None, source: str
+) -> dict[str, tuple[str, ...]]:
+    """``[ingest] null_values`` of ``source``: per field, the texts (trimmed, lower-cased)
+    that mean "no value" in an export, as Amplitude's ``session_id`` -1 or WooCommerce's
+    guest ``customer_id`` 0. Raises ``ConfigError`` for an unknown source or field or a
+    value that is no list of words."""
+    from segmint.config import ConfigError
+
+    where = "[ingest] null_values"
+    values = {} if values is None else values
+    if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+        raise ConfigError(f"{where}: expected a table per source, got {values!r}")
+    unknown = sorted(set(values) - set(SOURCES))
+    if unknown:
+        raise ConfigError(f"{where}: unknown source(s) {', '.join(unknown)}; known: events, crm")
+    own = [f.name for f in FIELDS[source]]
+    given = values.get(source, {})
+    bad = sorted(set(given) - set(own))
+    if bad:
+        raise ConfigError(
+            f"{where}.{source}: unknown field(s) {', '.join(bad)}; known: {', '.join(own)}"
+        )
+    out = {}
+    for name, words in given.items():
+        if (
+            isinstance(words, str)
+            or not isinstance(words, list | tuple)
+            or not all(isinstance(w, str) and w.strip() for w in words)
+        ):
+            raise ConfigError(
+                f"{where}.{source}.{name}: expected a list of non-empty texts, got {words!r}"
+            )
+        out[name] = tuple(dict.fromkeys(w.strip().lower() for w in words))
     return out
 
 
@@ -663,12 +700,14 @@ def source_time_zone(name: str | None, source: str = "events") -> str:
 class ValueRules:
     """The ``[ingest]`` settings that change how a landing value is typed (checked when
     built by :meth:`of`): Unix times in timestamps (``epoch``, a unit of ``EPOCH_UNITS``),
-    the words read as true and as false, the time zone of timestamps without an offset."""
+    the words read as true and as false, the time zone of timestamps without an offset,
+    the texts that mean "no value" per field (``nulls``, :func:`null_values`)."""
 
     epoch: str | None = None
     true_words: tuple[str, ...] = TRUE_WORDS
     false_words: tuple[str, ...] = FALSE_WORDS
     time_zone: str = ""
+    nulls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, ingest, source: str) -> ValueRules:
@@ -679,6 +718,7 @@ class ValueRules:
             true_words=true_words,
             false_words=false_words,
             time_zone=source_time_zone(getattr(ingest, f"{source}_time_zone"), source),
+            nulls=null_values(ingest.null_values, source),
         )
 
 

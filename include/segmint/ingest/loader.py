@@ -219,6 +219,7 @@ def parse_sql(
     ``defaults`` gives fields a landing text (SQL over ``_file``) for records holding none.
     """
     defaults = defaults or {}
+    nulls = (rules or ValueRules()).nulls
     fields = FIELDS[source]
     names = field_names(source, aliases)
     landing = [n for f in fields for n in names[f.name]]
@@ -271,13 +272,18 @@ def parse_sql(
         )
 
     def value(name: str) -> str:
-        """SQL: the landing text of the field ``name``, from the first name holding one (or
-        its default)."""
+        """SQL: the landing text of the field ``name``, from the first name holding one; a
+        text of its ``null_values`` is none; then its default, if it has one."""
+        if name in defaults or len(names[name]) > 1:
+            v = f"coalesce({', '.join(held(n) for n in names[name])})"
+        else:
+            v = read_value(name)
+        if name in nulls:
+            words = ", ".join(_lit(w) for w in nulls[name])
+            v = f"case when lower(trim({v})) in ({words}) then null else {v} end"
         if name in defaults:
-            return f"coalesce({', '.join(held(n) for n in names[name])}, {defaults[name]})"
-        if len(names[name]) == 1:
-            return read_value(name)
-        return f"coalesce({', '.join(held(n) for n in names[name])})"
+            v = f"coalesce({v}, {defaults[name]})"
+        return v
 
     def read_from(name: str) -> str:
         """SQL: the top-level key the field ``name`` is read from (NULL when it has no value

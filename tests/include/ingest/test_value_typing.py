@@ -19,6 +19,7 @@ from segmint.ingest.contract import (
     TRUE_WORDS,
     UNICODE_SPACE_CHARS,
     boolean_words,
+    null_values,
     source_time_zone,
 )
 from tests.include.ingest.conftest import D1, D2, event, warehouse_hashes, write_jsonl, write_lines
@@ -775,3 +776,50 @@ def test_money_too_large_for_the_column_is_out_of_range(
         _nulled(result)
     )
     assert "field nulled on 1 row(s): price is not a number" in _nulled(result)
+
+
+def test_null_values_say_which_texts_mean_no_value(settings, landing, query, tmp_path, monkeypatch):
+    """Amplitude writes session_id -1 for events outside a session, WooCommerce customer_id 0
+    for guests: read as ids, every guest was one customer with one another's orders, and
+    every sessionless event of a person and day one session."""
+    write_jsonl(
+        landing / "events/dt=2026-06-01/e.jsonl",
+        [
+            event("e1", customer_id="0", anonymous_id="a1", session_id=-1),
+            event("e2", customer_id=" Guest ", anonymous_id="a2", session_id="s9"),
+            event("e3", customer_id="c3", session_id="-1 "),
+            event("e4", customer_id="0"),  # a guest with no other id: no identity
+        ],
+    )
+    write_lines(landing / "crm/dt=2026-06-01/c.csv", ["customer_id,updated_at", "0,2026-05-01"])
+    ingest = dataclasses.replace(
+        settings.ingest,
+        null_values={
+            "events": {"session_id": ["-1"], "customer_id": ["0", "guest"]},
+            "crm": {"customer_id": ["0"]},
+        },
+    )
+    _run_both_ways(dataclasses.replace(settings, ingest=ingest), tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query(
+        "select event_id, customer_id, anonymous_id, session_id from raw.events order by 1"
+    ) == [("e1", None, "a1", None), ("e2", None, "a2", "s9"), ("e3", "c3", None, None)]
+    assert query("select line_number, reasons from ops.quarantine order by source") == [
+        (2, ["missing required field customer_id"]),
+        (4, ["no identity: customer_id and anonymous_id are both missing"]),
+    ]
+
+
+def test_null_values_are_checked() -> None:
+    with pytest.raises(ConfigError, match=r"null_values\.events: unknown field\(s\) sesion_id"):
+        null_values({"events": {"sesion_id": ["-1"]}}, "events")
+    with pytest.raises(ConfigError, match="unknown source"):
+        null_values({"event": {"session_id": ["-1"]}}, "events")
+    with pytest.raises(ConfigError, match="expected a list of non-empty texts"):
+        null_values({"events": {"session_id": "-1"}}, "events")
+    with pytest.raises(ConfigError, match="expected a list of non-empty texts"):
+        null_values({"events": {"session_id": [-1]}}, "events")
+    assert null_values({"events": {"customer_id": ["0", " Guest", "guest"]}}, "events") == {
+        "customer_id": ("0", "guest")
+    }
+    assert null_values({"events": {"customer_id": ["0"]}}, "crm") == {}

@@ -221,6 +221,7 @@ def parse_sql(
     defaults = defaults or {}
     nulls = (rules or ValueRules()).nulls
     fields = FIELDS[source]
+    kinds = {f.name: f.kind for f in fields}
     names = field_names(source, aliases)
     landing = [n for f in fields for n in names[f.name]]
     # One parse per record into a struct of the landing names as text (a number, true/false
@@ -280,7 +281,10 @@ def parse_sql(
             v = read_value(name)
         if name in nulls:
             words = ", ".join(_lit(w) for w in nulls[name])
-            v = f"case when lower(trim({v})) in ({words}) then null else {v} end"
+            # An id is compared as it is read (cast_sql): a guest's customer_id 0 that pandas
+            # wrote as 0.0 (a column holding a missing value), or Excel's '0, is the id 0.
+            seen = cast_sql("id", v) if kinds[name] == "id" else v
+            v = f"case when lower(trim({seen})) in ({words}) then null else {v} end"
         if name in defaults:
             v = f"coalesce({v}, {defaults[name]})"
         return v

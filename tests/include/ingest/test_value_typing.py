@@ -810,6 +810,43 @@ def test_null_values_say_which_texts_mean_no_value(settings, landing, query, tmp
     ]
 
 
+def test_null_values_match_an_id_as_it_is_read(settings, landing, query, tmp_path, monkeypatch):
+    """An id is read as a number's integer (0.0) or without Excel's apostrophe ('0): pandas
+    writes a WooCommerce guest's customer_id 0 as 0.0 in a column holding a missing value.
+    The null word "0" was compared with the text as written, so every such guest loaded as
+    the customer "0", holding all guests' orders."""
+    path = landing / "events/dt=2026-06-01/e.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(
+        pa.table(
+            {
+                "event_id": ["e1", "e2", "e3", "e4"],
+                "event_type": ["page_view"] * 4,
+                "event_ts": ["2026-06-01T10:00:00Z"] * 4,
+                "customer_id": [0.0, None, 7.0, 0.0],
+                "anonymous_id": ["a1", "a2", "a3", None],
+            }
+        ),
+        path,
+    )
+    write_lines(
+        landing / "events/dt=2026-06-01/e.csv",
+        ["event_id,event_type,event_ts,customer_id,anonymous_id", "e5,login,2026-06-01,'0,a5"],
+    )
+    ingest = dataclasses.replace(settings.ingest, null_values={"events": {"customer_id": ["0"]}})
+    _run_both_ways(dataclasses.replace(settings, ingest=ingest), tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query("select event_id, customer_id from raw.events order by 1") == [
+        ("e1", None),
+        ("e2", None),
+        ("e3", "7"),
+        ("e5", None),
+    ]
+    assert query("select reasons from ops.quarantine") == [
+        (["no identity: customer_id and anonymous_id are both missing"],)
+    ]
+
+
 def test_null_values_are_checked() -> None:
     with pytest.raises(ConfigError, match=r"null_values\.events: unknown field\(s\) sesion_id"):
         null_values({"events": {"sesion_id": ["-1"]}}, "events")

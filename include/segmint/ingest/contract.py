@@ -6,10 +6,13 @@ same record gives the same typed row whatever the file format (JSONL, CSV or Par
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import duckdb
 
 from segmint.warehouse import EVENT_TYPES
 
@@ -688,12 +691,27 @@ def source_time_zone(name: str | None, source: str = "events") -> str:
         return ""
     try:
         ZoneInfo(name)
+        # The loader converts in DuckDB (ICU), which knows fewer names than the system's
+        # zoneinfo files: "localtime" or "posix/Europe/Berlin" passed here and stopped the
+        # ingest with "Unknown TimeZone".
+        known = name in _duckdb_time_zones()
     except (ZoneInfoNotFoundError, ValueError):
+        known = False
+    if not known:
         raise ConfigError(
             f"[ingest] {source}_time_zone: {name!r} is no IANA time zone name "
             "(Europe/Berlin, America/New_York, ...; empty for UTC)"
         ) from None
     return name
+
+
+@functools.cache
+def _duckdb_time_zones() -> frozenset[str]:
+    """The time zone names DuckDB's ``timezone()`` knows."""
+    with duckdb.connect() as con:
+        return frozenset(
+            n for (n,) in con.execute("select name from pg_timezone_names()").fetchall()
+        )
 
 
 @dataclass(frozen=True)

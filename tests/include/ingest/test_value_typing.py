@@ -651,6 +651,23 @@ def test_the_time_zones_are_checked(tmp_path) -> None:
         load_settings(config, environ={})
 
 
+@pytest.mark.parametrize("zone", ["localtime", "posix/Europe/Berlin"])
+def test_a_time_zone_duckdb_does_not_know_fails_at_settings_load(
+    settings, landing, tmp_path, zone
+) -> None:
+    """The system's zoneinfo files hold names DuckDB does not know ("localtime", the posix/
+    copies): the settings loaded, then the ingest stopped with "unexpected
+    NotImplementedException: Unknown TimeZone", naming no setting."""
+    write_lines(
+        landing / "crm/dt=2026-06-01/c.csv", ["customer_id,updated_at", "c1,2026-05-01 10:00"]
+    )
+    config = tmp_path / "segmint.toml"
+    config.write_text(f'[ingest]\ncrm_time_zone = "{zone}"\n')
+    with pytest.raises(ConfigError, match=rf"\[ingest\] crm_time_zone: '{zone}' is no IANA"):
+        loaded = load_settings(config, environ={})
+        run_ingest(loaded.with_overrides(warehouse=settings.warehouse, landing=landing), D1)
+
+
 def test_excel_text_marks_on_phones_and_postal_codes_are_dropped(
     settings, landing, query, tmp_path, monkeypatch
 ):

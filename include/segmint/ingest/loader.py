@@ -1843,19 +1843,20 @@ MOSTLY_DUPLICATES_MIN = 10
 
 
 def _mostly_duplicates(outcomes: list[FileOutcome]) -> list[str]:
-    """A warning per file whose records were mostly duplicates. Amplitude's export has an
-    ``event_id`` of its own, a counter per device: read as the id, a night of 548 events
-    loaded 7 and counted the rest as duplicates, and nothing said so."""
+    """A warning per events file whose records were mostly duplicates. Amplitude's export has
+    an ``event_id`` of its own, a counter per device: read as the id, a night of 548 events
+    loaded 7 and counted the rest as duplicates, and nothing said so. Not CRM files: a CRM
+    duplicate is the whole record repeated, so nothing is lost, and a CRM that delivers its
+    full snapshot every night repeats every unchanged customer (warned about every night)."""
     out = []
     for o in outcomes:
-        if o.status != "loaded" or o.rows_duplicate < MOSTLY_DUPLICATES_MIN:
+        if o.status != "loaded" or o.file.source != "events":
             continue
-        if o.rows_duplicate < MOSTLY_DUPLICATES_SHARE * o.rows_read:
+        if o.rows_duplicate < max(MOSTLY_DUPLICATES_MIN, MOSTLY_DUPLICATES_SHARE * o.rows_read):
             continue
-        key = "event_id" if o.file.source == "events" else "the whole record"
         out.append(
             f"{o.file.path}: {o.rows_duplicate} of its {o.rows_read} records are duplicates "
-            f"({key} seen before, in this file or an earlier one): a file delivered twice, "
+            "(event_id seen before, in this file or an earlier one): a file delivered twice, "
             "or an id that is not unique in this export (read another field as event_id: "
             "[ingest] field_aliases)"
         )

@@ -645,3 +645,27 @@ def test_a_file_of_mostly_duplicates_is_named_in_a_warning(settings, landing, qu
     assert [w.split(":")[0] for w in again.warnings if "duplicates" in w] == [
         "events/dt=2026-06-02/again.jsonl"
     ]
+
+
+def test_a_crm_full_snapshot_of_unchanged_customers_draws_no_duplicates_warning(
+    settings, landing, query
+):
+    """A CRM that delivers every customer every night (a full snapshot) repeats the records of
+    those that did not change: harmless (the same record, the first copy kept), and no id
+    is at fault. Each night's file was named as "a file delivered twice, or an id that is
+    not unique (read another field as event_id)"."""
+    header = "customer_id,updated_at,email"
+    unchanged = [f"c{k},2026-05-01T08:00:00Z,c{k}@x.com" for k in range(12)]
+    write_lines(landing / "crm/dt=2026-06-01/customers.csv", [header, *unchanged])
+    write_lines(
+        landing / "crm/dt=2026-06-02/customers.csv",
+        [header, *unchanged, "c99,2026-06-02T08:00:00Z,new@x.com"],
+    )
+    write_jsonl(landing / "events/dt=2026-06-02/a.jsonl", [event("e1", D2)])
+    result = run_ingest(settings, D2)
+    assert query("select path, rows_duplicate from ops.load_manifest order by 1") == [
+        ("crm/dt=2026-06-01/customers.csv", 0),
+        ("crm/dt=2026-06-02/customers.csv", 12),
+        ("events/dt=2026-06-02/a.jsonl", 0),
+    ]
+    assert [w for w in result.warnings if "duplicates" in w] == []

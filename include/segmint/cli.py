@@ -376,8 +376,9 @@ def _add_audience_parsers(sub: argparse._SubParsersAction) -> None:
         help="erase customers from every table and keep them from coming back",
         description="Delete every row of the customers, record tombstones (hashed ids), "
         "list past export files that contained them; logged in ops.erasures. Ids match "
-        "exactly: an id with no row anywhere is still tombstoned, with a warning naming "
-        "stored ids that differ only in case or spaces (exit code 0).",
+        "exactly (but '123, Excel's text mark, is 123, as the ingest reads it): an id with "
+        "no row anywhere is still tombstoned, with a warning naming stored ids "
+        "that differ only in case or spaces (exit code 0).",
     )
     _add_warehouse(p)
     p.add_argument("--customer-id", action="append", metavar="ID", help="repeatable")

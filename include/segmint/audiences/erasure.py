@@ -340,9 +340,20 @@ def read_id_file(path: Path) -> list[str]:
     return lines
 
 
+def stored_id(customer_id: str) -> str:
+    """``customer_id`` as the ingest stores it: trimmed, and a number with Excel's leading
+    apostrophe ('7210448301122, Shopify's Customer ID) is that number (``cast_sql``), so an
+    erasure request pasted from the export the CRM was loaded from finds the customer, and
+    its tombstone stops their later records."""
+    customer_id = customer_id.strip()
+    if customer_id[1:].isascii() and customer_id[1:].isdigit() and customer_id[0] == "'":
+        return customer_id[1:]
+    return customer_id
+
+
 def erase_customers(settings: Settings, customer_ids: list[str], note: str | None = None):
     """Erase ``customer_ids`` from the working warehouse; see the module docstring."""
-    ids = sorted({i.strip() for i in customer_ids if i and i.strip()})
+    ids = sorted({stored_id(i) for i in customer_ids if i and i.strip()})
     if not ids:
         raise SegmintError("no customer id given to erase")
     with exclusive(settings.warehouse, "erasure"):

@@ -305,3 +305,25 @@ def test_erasure_finds_ids_with_colons_slashes_or_pipes_in_quarantined_records(f
         "select line_number from ops.quarantine where source_file = 'q'"
     ).fetchall() == [(3,)]
     con.close()
+
+
+def test_an_id_with_excels_apostrophe_is_erased_as_the_ingest_reads_it(settings, capsys):
+    """Shopify's customer export writes its Customer ID as '7210448301122; the ingest reads
+    it as 7210448301122. An erasure request pasted from that export erased nothing and
+    tombstoned an id no record can have, so the customer's next records loaded too."""
+    from segmint.ingest import run_ingest
+
+    crm = settings.landing / "crm/dt=2026-06-01/customers.csv"
+    crm.parent.mkdir(parents=True)
+    crm.write_text("customer_id,updated_at,email\n'7210448301122,2026-05-01,a@example.com\n")
+    run_ingest(settings, date(2026, 6, 1))
+    ids = settings.landing.parent / "erase.csv"
+    ids.write_text("customer_id\n'7210448301122\n")
+    assert main(["erase", "--warehouse", str(settings.warehouse), "--file", str(ids)]) == 0
+    out = capsys.readouterr().out
+    assert "1 id(s) (1 not erased before)" in out and "not found" not in out
+    later = settings.landing / "crm/dt=2026-06-02/customers.csv"
+    later.parent.mkdir(parents=True)
+    later.write_text("customer_id,updated_at,email\n'7210448301122,2026-06-02,a@example.com\n")
+    run_ingest(settings, date(2026, 6, 2))
+    assert _mentions(settings, ("7210448301122", "a@example\\.com")) == {}

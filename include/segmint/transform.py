@@ -52,7 +52,9 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # 2026-12-05: session gaps to the microsecond, durations in whole seconds elapsed;
 # attribution on shared devices follows each customer's turns; a purchase at the cart add's
 # instant is no abandonment.
-MODEL_LOGIC_VERSION = "2026-12-05"
+# 2026-12-06: a back end's orders (purchases without a session_id, alone within the gap) are
+# no session.
+MODEL_LOGIC_VERSION = "2026-12-06"
 # A full refresh keeps only the snapshots asked for: it asks for the cut-offs too.
 _WITH_CUTOFFS = "with the cut-off snapshots"
 

@@ -1,6 +1,7 @@
 """An independent pandas computation of what the marts must contain, straight from the raw
 rows, following the documented rules (docs/models.md): point-in-time attribution, sessions
-(session_id, else 30 minutes of inactivity per person, cut at midnight UTC), first purchase
+(session_id, else 30 minutes of inactivity per person, cut at midnight UTC; purchases alone
+are none), first purchase
 event per order wins."""
 
 from __future__ import annotations
@@ -75,7 +76,13 @@ def sessions(ev: pd.DataFrame) -> pd.DataFrame:
         .groupby([no_id["person"], no_id["day"]])
         .cumsum()
     ).astype(str)
-    both = pd.concat([with_id, no_id])
+    # A run of purchases alone (a back end's orders) is no visit.
+    visit = (
+        (no_id["event_type"] != "purchase")
+        .groupby([no_id["person"], no_id["day"], no_id["part"]])
+        .transform("any")
+    )
+    both = pd.concat([with_id, no_id[visit]])
     return both.groupby(["person", "day", "part"], as_index=False).agg(
         customer=("customer", "max"),
         started=("ts", "min"),

@@ -19,7 +19,10 @@ int_events_attributed plus the inactivity session number of each site event with
 session_id: a new session after var('session_inactivity_minutes') without an event, per
 person (the attributed customer, else the anonymous id) and UTC day, so sessions are always
 cut at midnight. Events with a session_id keep it as their session; e-mail events, identify
-calls and events without any identity belong to no session (session_number null).
+calls and events without any identity belong to no session (session_number null), nor do
+purchases without a session_id that no other such event of the person accompanies within the
+gap: a shop's back end sends its orders so, beside a tracker whose events carry a session_id,
+and each order alone would be a visit of no page.
 
 The one table of typed, attributed events that every later model reads (staging and
 attribution are computed once, not once per consumer). Incremental by whole UTC days: a run
@@ -63,7 +66,8 @@ untracked_events as (
         event_id,
         coalesce('c:' || customer_id, 'a:' || anonymous_id) as person_key,
         event_date,
-        event_at
+        event_at,
+        event_type
     from {{ ref('int_events_attributed') }}
     where
         {{ untracked }}
@@ -78,6 +82,7 @@ session_starts as (
         person_key,
         event_date,
         event_at,
+        event_type,
         case
             when {{ microseconds_between(
                     'lag(event_at) over (partition by person_key, event_date '
@@ -91,10 +96,13 @@ session_starts as (
 
 ),
 
-session_numbers as (
+session_runs as (
 
     select
         event_id,
+        person_key,
+        event_date,
+        event_type,
         cast(
             sum(is_session_start)
                 over (
@@ -105,6 +113,22 @@ session_numbers as (
             as {{ dbt.type_bigint() }}
         ) as session_number
     from session_starts
+
+),
+
+-- A run of purchases alone is no visit (a back end's orders): no session.
+session_numbers as (
+
+    select
+        event_id,
+        case
+            when
+                max(case when event_type != 'purchase' then 1 else 0 end) over (
+                    partition by person_key, event_date, session_number
+                ) = 1
+                then session_number
+        end as session_number
+    from session_runs
 
 ),
 

@@ -11,7 +11,8 @@
 {%- set dates = event_dates_to_rebuild() %}
 
 -- One row per session (session_id, else inactivity; cut at midnight UTC): see
--- int_events_sessionised. E-mail events and identify calls belong to no session.
+-- int_events_sessionised. E-mail events, identify calls and a back end's orders outside any
+-- visit (purchases without a session_id alone within the gap) belong to no session.
 with
 
 session_events as (
@@ -35,6 +36,7 @@ session_events as (
     where
         (customer_id is not null or anonymous_id is not null)
         and event_type not in ({{ non_visit_event_types() }})
+        and (session_id is not null or session_number is not null)
         and {{ incremental_date_filter('event_date', dates) }}
 
 ),

@@ -54,7 +54,9 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # instant is no abandonment.
 # 2026-12-06: a back end's orders (purchases without a session_id, alone within the gap) are
 # no session.
-MODEL_LOGIC_VERSION = "2026-12-06"
+# 2026-12-06.2: an order whose winning event has no customer takes the customer of its first
+# purchase event with one.
+MODEL_LOGIC_VERSION = "2026-12-06.2"
 # A full refresh keeps only the snapshots asked for: it asks for the cut-offs too.
 _WITH_CUTOFFS = "with the cut-off snapshots"
 

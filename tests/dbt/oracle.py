@@ -93,8 +93,14 @@ def sessions(ev: pd.DataFrame) -> pd.DataFrame:
 
 def orders(ev: pd.DataFrame) -> pd.DataFrame:
     buys = ev[(ev["event_type"] == "purchase") & ev["order_id"].notna()]
-    first = buys.sort_values(["ts", "event_id"]).drop_duplicates("order_id", keep="first")
+    ordered = buys.sort_values(["ts", "event_id"])
+    first = ordered.drop_duplicates("order_id", keep="first")
     out = first[["order_id", "customer", "ts", "revenue"]].copy()
+    # No customer on the winning event: the first purchase event's of the order with one.
+    known = ordered.dropna(subset=["customer"]).drop_duplicates("order_id", keep="first")
+    out["customer"] = out["customer"].fillna(
+        out["order_id"].map(known.set_index("order_id")["customer"])
+    )
     out["revenue"] = out["revenue"].astype(float)
     return out
 

@@ -5,7 +5,8 @@ mapped onto the contract with ``[ingest] field_aliases`` and ``event_type_aliase
 record has a customer id and no session id. Through the real ingest and ``dbt build``: the
 order counts once (the tracker's purchase carries the same order id) and is no visit of its
 own: the customer's sessions are the tracker's, and an order placed without any tracked
-visit (by phone, or with the tracker blocked) makes no session.
+visit (by phone, or with the tracker blocked) makes no session. An order the browser sent
+for a visitor who never logged in is the customer's the back end names.
 """
 
 from __future__ import annotations
@@ -42,12 +43,13 @@ SHOP_ORDERS = [
     "Name,Financial Status,Currency,Total,Created at,Id,Customer: ID",
     "#1001,paid,USD,40.00,2026-06-01 09:10:05 +0000,5001,c1",
     "#1002,paid,USD,25.00,2026-06-01 15:00:00 +0000,5002,c1",
+    "#1003,paid,USD,30.00,2026-06-01 12:01:04 +0000,5003,c2",
 ]
 
 
 def _tracker() -> list[dict]:
     def ev(event_id: str, event_type: str, hhmm: str, **fields) -> dict:
-        return {
+        record = {
             "event_id": event_id,
             "event_type": event_type,
             "event_ts": f"2026-06-01T{hhmm}:00Z",
@@ -55,11 +57,16 @@ def _tracker() -> list[dict]:
             "session_id": "s1",
             **fields,
         }
+        return {k: v for k, v in record.items() if v is not None}
 
+    # a visitor who never logs in: the browser's purchase carries no customer
+    guest = {"customer_id": None, "anonymous_id": "a9", "session_id": "s9"}
     return [
         ev("t1", "page_view", "09:00"),
         ev("t2", "add_to_cart", "09:05", product_id="p1"),
         ev("t3", "purchase", "09:10", order_id="5001", revenue=40),
+        ev("t4", "page_view", "12:00", **guest),
+        ev("t5", "purchase", "12:01", order_id="5003", revenue=30, **guest),
     ]
 
 
@@ -91,7 +98,25 @@ def _query(warehouse: Path, sql: str) -> list[tuple]:
 def test_each_order_counts_once(warehouse: Path) -> None:
     assert _query(
         warehouse, "select order_id, customer_id, revenue::double from marts.orders order by 1"
-    ) == [("5001", "c1", 40.0), ("5002", "c1", 25.0)]
+    ) == [("5001", "c1", 40.0), ("5002", "c1", 25.0), ("5003", "c2", 30.0)]
+
+
+def test_an_order_the_browser_sent_anonymously_is_the_back_ends_customers(
+    warehouse: Path,
+) -> None:
+    # the browser's event came first and wins the order; its customer comes from the back end
+    assert _query(
+        warehouse, "select event_id, customer_id from marts.orders where order_id = '5003'"
+    ) == [("t5", "c2")]
+    assert _query(
+        warehouse,
+        "select order_count, revenue_total::double from marts.customers where customer_id = 'c2'",
+    ) == [(1, 30.0)]
+    assert _query(
+        warehouse,
+        "select orders_30d, revenue_30d::double from marts.customer_features "
+        "where customer_id = 'c2'",
+    ) == [(1, 30.0)]
 
 
 def test_the_back_end_orders_are_no_visits_of_their_own(warehouse: Path) -> None:
@@ -102,11 +127,12 @@ def test_the_back_end_orders_are_no_visits_of_their_own(warehouse: Path) -> None
     )
     assert sessions == [
         ("c1", 1, 1, True, "2026-06-01 09:00:00", "2026-06-01 09:10:00"),
-    ], "the tracker's session only: neither back-end order is a visit"
+        (None, 1, 0, True, "2026-06-01 12:00:00", "2026-06-01 12:01:00"),
+    ], "the tracker's sessions only: no back-end order is a visit"
     customers = _query(
         warehouse,
         "select customer_id, session_count, order_count, revenue_total::double "
-        "from marts.customers",
+        "from marts.customers where customer_id = 'c1'",
     )
     assert customers == [("c1", 1, 2, 65.0)]
     features = _query(

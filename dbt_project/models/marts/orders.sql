@@ -19,6 +19,9 @@
 -- those whose winning event was on one of them (it may have been deleted or moved). Orders
 -- left without any purchase event are deleted by the post-hook. Revenue is in the reporting
 -- currency (int_events_sessionised converts it); currency is the one the order was paid in.
+-- The customer is the winning event's, else that of the order's first purchase event with
+-- one: the browser's purchase of a visitor who never logged in may come first, and the shop's
+-- back end sends the same order with its customer.
 {#- In an incremental run, the orders the rebuilt days touch. -#}
 {%- set touched_orders -%}
     {%- if is_incremental() -%}
@@ -64,18 +67,34 @@ ranked as (
         row_number() over (partition by order_id order by event_at, event_id) as order_rank
     from purchases
 
+),
+
+-- The order's first purchase event with a customer (few orders have one without).
+customers_ranked as (
+
+    select
+        order_id,
+        customer_id,
+        row_number() over (partition by order_id order by event_at, event_id) as customer_rank
+    from purchases
+    where customer_id is not null
+
 )
 
 select
-    order_id,
-    customer_id,
-    event_at as ordered_at,
-    event_date as order_date,
-    cast(revenue as {{ type_money() }}) as revenue,
-    currency,
-    fx_rate,
-    cast(item_count as {{ dbt.type_bigint() }}) as item_count,
-    event_id,
-    _loaded_at
+    ranked.order_id,
+    coalesce(ranked.customer_id, customers_ranked.customer_id) as customer_id,
+    ranked.event_at as ordered_at,
+    ranked.event_date as order_date,
+    cast(ranked.revenue as {{ type_money() }}) as revenue,
+    ranked.currency,
+    ranked.fx_rate,
+    cast(ranked.item_count as {{ dbt.type_bigint() }}) as item_count,
+    ranked.event_id,
+    ranked._loaded_at
 from ranked
-where order_rank = 1
+left join customers_ranked
+    on
+        ranked.order_id = customers_ranked.order_id
+        and customers_ranked.customer_rank = 1
+where ranked.order_rank = 1

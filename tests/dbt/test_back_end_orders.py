@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from segmint.config import load_settings
 from segmint.ingest import run_ingest
 from segmint.transform import run_transform
+from tests.db import fetch
 from tests.include.ingest.conftest import write_jsonl, write_lines
 
 AS_OF = date(2026, 6, 1)
@@ -87,16 +87,8 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield settings.warehouse
 
 
-def _query(warehouse: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def test_each_order_counts_once(warehouse: Path) -> None:
-    assert _query(
+    assert fetch(
         warehouse, "select order_id, customer_id, revenue::double from marts.orders order by 1"
     ) == [("5001", "c1", 40.0), ("5002", "c1", 25.0), ("5003", "c2", 30.0)]
 
@@ -105,14 +97,14 @@ def test_an_order_the_browser_sent_anonymously_is_the_back_ends_customers(
     warehouse: Path,
 ) -> None:
     # the browser's event came first and wins the order; its customer comes from the back end
-    assert _query(
+    assert fetch(
         warehouse, "select event_id, customer_id from marts.orders where order_id = '5003'"
     ) == [("t5", "c2")]
-    assert _query(
+    assert fetch(
         warehouse,
         "select order_count, revenue_total::double from marts.customers where customer_id = 'c2'",
     ) == [(1, 30.0)]
-    assert _query(
+    assert fetch(
         warehouse,
         "select orders_30d, revenue_30d::double from marts.customer_features "
         "where customer_id = 'c2'",
@@ -120,7 +112,7 @@ def test_an_order_the_browser_sent_anonymously_is_the_back_ends_customers(
 
 
 def test_the_back_end_orders_are_no_visits_of_their_own(warehouse: Path) -> None:
-    sessions = _query(
+    sessions = fetch(
         warehouse,
         "select customer_id, page_views, cart_adds, is_converted, started_at::varchar, "
         "ended_at::varchar from marts.sessions order by started_at",
@@ -129,13 +121,13 @@ def test_the_back_end_orders_are_no_visits_of_their_own(warehouse: Path) -> None
         ("c1", 1, 1, True, "2026-06-01 09:00:00", "2026-06-01 09:10:00"),
         (None, 1, 0, True, "2026-06-01 12:00:00", "2026-06-01 12:01:00"),
     ], "the tracker's sessions only: no back-end order is a visit"
-    customers = _query(
+    customers = fetch(
         warehouse,
         "select customer_id, session_count, order_count, revenue_total::double "
         "from marts.customers where customer_id = 'c1'",
     )
     assert customers == [("c1", 1, 2, 65.0)]
-    features = _query(
+    features = fetch(
         warehouse,
         "select sessions_30d, orders_30d from marts.customer_features where customer_id = 'c1'",
     )

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from segmint.config import Settings, TransformSettings
 from segmint.transform import run_transform
 from segmint.warehouse import connect, ensure_raw_tables
+from tests.db import fetch
 from tests.dbt import synthetic
 
 MID, END = date(2026, 6, 15), date(2026, 6, 30)
@@ -48,16 +48,8 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield path
 
 
-def _query(path: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def test_known_from_their_first_crm_version_on(warehouse: Path) -> None:
-    rows = _query(
+    rows = fetch(
         warehouse,
         "select as_of_date::varchar, customer_id, first_seen_at::varchar, tenure_days, "
         "order_count from marts.customer_feature_history where customer_id in ('X1', 'X2') "
@@ -71,17 +63,17 @@ def test_known_from_their_first_crm_version_on(warehouse: Path) -> None:
 
 
 def test_every_customer_has_features_and_one_lifecycle_stage(warehouse: Path) -> None:
-    customers = _query(warehouse, "select count(*) from marts.customers")[0][0]
-    features = _query(warehouse, "select count(*) from marts.customer_features")[0][0]
+    customers = fetch(warehouse, "select count(*) from marts.customers")[0][0]
+    features = fetch(warehouse, "select count(*) from marts.customer_features")[0][0]
     assert features == customers
-    stages = _query(
+    stages = fetch(
         warehouse,
         "select customer_id, count(*) from marts.customer_rule_segments "
         f"where as_of_date = '{END}' and segment like 'lifecycle_%' "
         "group by 1 having count(*) <> 1",
     )
     assert stages == []
-    assert _query(
+    assert fetch(
         warehouse,
         "select segment from marts.customer_rule_segments where customer_id = 'X2' "
         f"and as_of_date = '{END}' and segment like 'lifecycle_%'",

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from segmint.config import Settings, load_settings
 from segmint.ingest import run_ingest
 from segmint.transform import run_transform
+from tests.db import fetch
 from tests.include.ingest.conftest import write_jsonl
 
 AS_OF = date(2026, 6, 1)
@@ -75,30 +75,22 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield settings.warehouse
 
 
-def _query(warehouse: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def test_identify_calls_are_loaded_as_identify_events(warehouse: Path) -> None:
-    rows = _query(
+    rows = fetch(
         warehouse,
         "select event_id, customer_id, anonymous_id from raw.events "
         "where event_type = 'identify' order by event_id",
     )
     assert rows == [("i1", "u1", "a1"), ("i2", "u2", "a2"), ("i3", "u1", None)]
     manifest = "select rows_read, rows_loaded, rows_ignored from ops.load_manifest"
-    assert _query(warehouse, manifest) == [(8, 8, 0)]
+    assert fetch(warehouse, manifest) == [(8, 8, 0)]
 
 
 def test_the_identify_call_links_the_anonymous_browsing_to_the_buyer(warehouse: Path) -> None:
-    assert _query(
+    assert fetch(
         warehouse, "select anonymous_id, customer_id from marts.identity_map order by 1"
     ) == [("a1", "u1"), ("a2", "u2")]
-    sessions = _query(
+    sessions = fetch(
         warehouse,
         "select customer_id, anonymous_id, page_views, is_converted, started_at::varchar, "
         "ended_at::varchar from marts.sessions order by started_at",
@@ -110,14 +102,12 @@ def test_the_identify_call_links_the_anonymous_browsing_to_the_buyer(warehouse: 
 
 
 def test_identify_calls_are_no_visit_but_make_a_known_customer(warehouse: Path) -> None:
-    customers = _query(
+    customers = fetch(
         warehouse,
         "select customer_id, anonymous_id_count, session_count, order_count, "
         "last_seen_at::varchar from marts.customers order by 1",
     )
     # u1 was last seen at the order, not at the back end's identify at 23:30
     assert customers == [("u1", 1, 1, 1, "2026-06-01 09:10:00"), ("u2", 1, 0, 0, None)]
-    activity = _query(
-        warehouse, "select customer_id, page_views from marts.customer_daily_activity"
-    )
+    activity = fetch(warehouse, "select customer_id, page_views from marts.customer_daily_activity")
     assert activity == [("u1", 3)]

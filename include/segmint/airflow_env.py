@@ -37,12 +37,39 @@ READY_STAMP = ".segmint-ready"
 # (`airflow backfill create`, `tasks clear`) all write the one SQLite metadata database.
 # With SQLite's defaults (rollback journal, 5 s busy timeout) a busy scheduler on 2 cores
 # made `airflow backfill create` fail half way with "database is locked", leaving a backfill
-# row without its runs. Two settings make them queue instead:
-# - WAL journal mode (set once on the file by :func:`ensure_ready`): readers no longer block
-#   a writer's commit, so only writer-writer waits remain;
+# row without its runs. Three settings make them queue instead:
+# - WAL journal mode (set on the file by :func:`ensure_ready`; Airflow 3 sets it too, on each
+#   connection): readers no longer block a writer's commit, so only writer-writer waits
+#   remain;
 # - a 60 s busy timeout on every connection (Airflow reads this dict through
-#   ``[database] sql_alchemy_connect_args``), so a writer waits its turn.
-SQLITE_CONNECT_ARGS = {"timeout": 60}
+#   ``[database] sql_alchemy_connect_args``), so a writer waits its turn;
+# - a transaction that starts with a SAVEPOINT takes the write lock at once (see
+#   :class:`_WriteFirstConnection`): the busy timeout alone did not help there.
+
+
+class _WriteFirstCursor(sqlite3.Cursor):
+    def execute(self, sql, parameters=(), /):
+        if not self.connection.in_transaction and sql.lstrip()[:9].upper() == "SAVEPOINT":
+            super().execute("BEGIN IMMEDIATE")
+        return super().execute(sql, parameters)
+
+
+class _WriteFirstConnection(sqlite3.Connection):
+    """A SQLite connection whose savepoint transactions begin as writers.
+
+    Python's sqlite3 begins a transaction only before an INSERT/UPDATE/DELETE, as the writer
+    it is, so the busy timeout applies. A SAVEPOINT outside a transaction begins one as a
+    reader instead, and SQLite refuses *at once* ("database is locked", no busy timeout) to
+    let a reader write once another connection has written since its read. Airflow creates
+    each backfill run in a savepoint that reads ``dag_run`` first, so `airflow backfill
+    create` (and the UI's backfill) failed beside a busy scheduler with the 60 s timeout set.
+    """
+
+    def cursor(self, factory=_WriteFirstCursor):
+        return super().cursor(factory)
+
+
+SQLITE_CONNECT_ARGS = {"timeout": 60, "factory": _WriteFirstConnection}
 SQLITE_JOURNAL_MODE = "wal"
 MODULE = "segmint.airflow_env"  # not __name__: that is "__main__" under `python -m`
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from segmint.airflow_env import airflow_bin, backfill_command
+from segmint.airflow_env import airflow_bin, airflow_environ, backfill_command, ensure_ready
 from segmint.ops import WAREHOUSE_POOL, on_task_failure, on_task_retry
 from segmint.pipeline import STAGES
 
@@ -146,6 +146,77 @@ def test_metadata_db_writers_wait_for_each_other(ready_airflow: dict[str, str]) 
     with sqlite3.connect(db) as con:
         keys = con.execute("select key from variable where key = 'segmint_lock_probe'")
         assert keys.fetchall() == [("segmint_lock_probe",)]
+
+
+# `airflow backfill create` in one process, with a commit by another (the scheduler, say)
+# between its read of `dag_run` and its first INSERT into it: Airflow creates each run inside
+# a SAVEPOINT (`session.begin_nested()`), and a transaction that SQLite began as a reader
+# cannot become a writer once another connection has written, whatever the busy timeout.
+BACKFILL_WITH_A_WRITE_BETWEEN = """
+import sqlite3, sys
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+db, argv = sys.argv[1], sys.argv[2:]
+other = sqlite3.connect(db, timeout=0, isolation_level=None)
+probe = []
+
+@event.listens_for(Engine, "before_cursor_execute")
+def another_process_writes(conn, cursor, statement, parameters, context, executemany):
+    if statement.startswith("INSERT INTO dag_run ") and not probe:
+        try:
+            other.execute("insert or replace into variable (key, val, is_encrypted) "
+                          "values ('segmint_between', 'x', 0)")
+            probe.append("committed")
+        except sqlite3.OperationalError as exc:  # the backfill already holds the write lock
+            probe.append(str(exc))
+
+from airflow.__main__ import main
+sys.argv = ["airflow", *argv]
+try:
+    main()
+finally:
+    print("probe:", probe)
+"""
+
+
+@pytest.mark.slow
+def test_backfill_create_survives_a_write_between_its_read_and_its_insert(
+    tmp_path: Path,
+) -> None:
+    """CI failed: `airflow backfill create` died with "database is locked" beside a busy
+    scheduler, and the 60 s busy timeout did not help: the runs are created in a savepoint
+    that reads `dag_run` first, and SQLite refuses at once (no waiting) to let a reader
+    write after another connection wrote. Reproduced here deterministically: another
+    connection commits between that read and the INSERT."""
+    env = airflow_environ(
+        tmp_path / "airflow_home",
+        base={k: v for k, v in os.environ.items() if not k.startswith(("SEGMINT_", "AIRFLOW"))},
+    )
+    ensure_ready(env)
+    reserialize = [airflow_bin(), "dags", "reserialize"]
+    subprocess.run(reserialize, env=env, capture_output=True, check=True)
+    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BACKFILL_WITH_A_WRITE_BETWEEN,
+            str(db),
+            *backfill_command("2026-05-01", "2026-05-03")[1:],
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "probe: [" in proc.stdout and "probe: []" not in proc.stdout, proc.stdout[-2000:]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with sqlite3.connect(db) as con:
+        runs = con.execute(
+            "select date(logical_date) from dag_run where run_type = 'backfill' order by 1"
+        ).fetchall()
+    assert runs == [("2026-05-01",), ("2026-05-02",), ("2026-05-03",)]
 
 
 @pytest.mark.slow

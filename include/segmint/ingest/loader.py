@@ -654,18 +654,21 @@ class Ingest:
     # --- one batch of one source: stage and validate (outside any transaction) ----------
 
     @staticmethod
-    def _partition_day(files: list[LandingFile]) -> str:
+    def _partition_date(files: list[LandingFile], file_col: str = "_file") -> str:
+        """SQL: the partition date (DATE) of a row of ``files[file_col]``."""
+        return _list([f"DATE '{f.partition_date}'" for f in files]) + f"[{file_col} + 1]"
+
+    def _partition_day(self, files: list[LandingFile]) -> str:
         """SQL: the partition date of a row of ``files[_file]``, as landing text."""
-        return _list([f"'{f.partition_date}'" for f in files]) + "[_file + 1]"
+        return f"cast({self._partition_date(files)} AS VARCHAR)"
 
     def _limit(self, source: str, files: list[LandingFile], file_col: str = "_file") -> str:
         """SQL: the latest acceptable timestamp of a row of ``files[file_col]``: the end of
         its partition day plus the tolerance. With ``[ingest] <source>_time_zone`` the day is
         the shop's local day (a west-coast shop's partition of June 1 runs to 07:00 UTC on
         June 2: its last evening hours were quarantined as "in the future")."""
-        dates = _list([f"DATE '{f.partition_date}'" for f in files])
         micros = int(self.settings.ingest.future_tolerance_hours * 3600 * 1e6)
-        end = f"({dates}[{file_col} + 1] + 1)::TIMESTAMP"
+        end = f"({self._partition_date(files, file_col)} + 1)::TIMESTAMP"
         zone = self.rules[source].time_zone
         if zone:
             end = f"timezone('UTC', timezone({_lit(zone)}, {end}))"
@@ -1883,9 +1886,8 @@ def _note_past_days(
             late[key] = late.get(key, 0) + 1
     notes = []
     if late:
-        shown = ", ".join(f"{k} ({n})" for k, n in sorted(late.items())[:5])
-        more = f" and {len(late) - 5} more" if len(late) > 5 else ""
-        notes.append(f"{sum(late.values())} late file(s): {shown}{more}")
+        shown = _some([f"{k} ({n})" for k, n in sorted(late.items())], shown=5)
+        notes.append(f"{sum(late.values())} late file(s): {shown}")
     if replaced:
         shown = ", ".join(replaced[:5]) + (" ..." if len(replaced) > 5 else "")
         notes.append(f"replaced the rows of {len(replaced)} file(s) loaded before: {shown}")

@@ -7,6 +7,15 @@ from segmint.ingest import run_ingest
 from tests.include.ingest.conftest import D1, D2, event, write_jsonl, write_lines
 
 
+def _counts(query, day) -> list[tuple]:
+    """Rows read, quarantined and erased of the files of partition ``day``."""
+    return query(
+        "select rows_read, rows_quarantined, rows_erased from ops.load_manifest "
+        "where partition_date = ?",
+        [day],
+    )
+
+
 def test_records_of_erased_customers_are_not_ingested(settings, landing, query):
     write_jsonl(
         landing / "events/dt=2026-06-01/a.jsonl",
@@ -91,11 +100,7 @@ def test_numeric_ids_erase_only_their_own_records(settings, landing, query):
     )
     run_ingest(settings, D2)
     assert query("select line_number from ops.quarantine order by 1") == [(1,), (2,), (4,)]
-    assert query(
-        "select rows_read, rows_quarantined, rows_erased from ops.load_manifest "
-        "where partition_date = ?",
-        [D2],
-    ) == [(4, 3, 1)]
+    assert _counts(query, D2) == [(4, 3, 1)]
 
 
 def test_ids_with_colons_slashes_or_pipes_are_found_in_unreadable_records(settings, landing, query):
@@ -119,11 +124,7 @@ def test_ids_with_colons_slashes_or_pipes_are_found_in_unreadable_records(settin
     )
     run_ingest(settings, D2)
     assert query("select line_number from ops.quarantine") == [(3,)]
-    assert query(
-        "select rows_read, rows_quarantined, rows_erased from ops.load_manifest "
-        "where partition_date = ?",
-        [D2],
-    ) == [(3, 1, 2)]
+    assert _counts(query, D2) == [(3, 1, 2)]
 
 
 def test_quarantined_crm_record_keeps_its_customer_id_and_is_erased_once(settings, landing, query):

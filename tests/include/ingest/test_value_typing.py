@@ -806,6 +806,8 @@ def test_null_values_say_which_texts_mean_no_value(settings, landing, query, tmp
             event("e2", customer_id=" Guest ", anonymous_id="a2", session_id="s9"),
             event("e3", customer_id="c3", session_id="-1 "),
             event("e4", customer_id="0"),  # a guest with no other id: no identity
+            # pandas' spelling of -1 in a column holding a missing value
+            event("e5", customer_id="c5", session_id=-1.0),
         ],
     )
     write_lines(landing / "crm/dt=2026-06-01/c.csv", ["customer_id,updated_at", "0,2026-05-01"])
@@ -820,7 +822,12 @@ def test_null_values_say_which_texts_mean_no_value(settings, landing, query, tmp
     _accounting_holds(query)
     assert query(
         "select event_id, customer_id, anonymous_id, session_id from raw.events order by 1"
-    ) == [("e1", None, "a1", None), ("e2", None, "a2", "s9"), ("e3", "c3", None, None)]
+    ) == [
+        ("e1", None, "a1", None),
+        ("e2", None, "a2", "s9"),
+        ("e3", "c3", None, None),
+        ("e5", "c5", None, None),
+    ]
     assert query("select line_number, reasons from ops.quarantine order by source") == [
         (2, ["missing required field customer_id"]),
         (4, ["no identity: customer_id and anonymous_id are both missing"]),

@@ -72,9 +72,9 @@ format: install ## Apply ruff and sqlfluff formatting
 bench: install ## Benchmarks: whole night by stage, Airflow overhead, micro-benchmarks (SCALE=1M,10M|50M PARTS=ladder,airflow,micro)
 	$(RUN)/python bench/run.py $(if $(SCALE),--scale $(SCALE)) $(if $(PARTS),--parts $(PARTS))
 
-backfill: install ## Backfill the nights FROM..TO (YYYY-MM-DD) through the scheduler of `make airflow`
-	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=2026-06-01 TO=2026-06-30"; exit 2; }
-	$(RUN)/python -m segmint.airflow_env backfill $(FROM) $(TO)
+backfill: install ## Backfill the nights FROM..TO (YYYY-MM-DD) through the scheduler of `make airflow` (REPROCESS=failed|completed: also nights that already ran)
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=2026-06-01 TO=2026-06-30 [REPROCESS=failed|completed]"; exit 2; }
+	$(RUN)/python -m segmint.airflow_env backfill $(FROM) $(TO) --reprocess $(or $(REPROCESS),none)
 
 airflow: install ## Start the Airflow UI (airflow standalone) on localhost:8080 with the DAG
 	$(RUN)/python -m segmint.airflow_env standalone

@@ -12,6 +12,7 @@ Usage::
     python -m segmint.airflow_env dags-test 2026-06-30 # airflow dags test segmint_nightly DATE
     python -m segmint.airflow_env standalone           # UI on http://127.0.0.1:8080
     python -m segmint.airflow_env backfill A B         # nights A..B, run by the scheduler
+    python -m segmint.airflow_env backfill A B --reprocess failed   # and redo failed nights
     python -m segmint.airflow_env env                  # print the variables, PATH (for a shell)
 """
 
@@ -179,14 +180,19 @@ def dags_test_command(as_of: str) -> list[str]:
     return [airflow_bin(), "dags", "test", DAG_ID, as_of]
 
 
-def backfill_command(from_date: str, to_date: str) -> list[str]:
+REPROCESS = ("none", "failed", "completed")
+
+
+def backfill_command(from_date: str, to_date: str, reprocess: str = "none") -> list[str]:
     """``airflow backfill create`` for the nights ``from_date``..``to_date``, one at a time.
 
     The DAG keeps nights in order by itself (its first task waits for an unfinished earlier
     night), and ``--max-active-runs 1`` says so to the scheduler too, so a backfill does not
-    queue a month of runs that only wait.
+    queue a month of runs that only wait. ``reprocess`` is Airflow's ``--reprocess-behavior``:
+    whether nights that already have a finished run are run again (``failed``: the failed
+    ones; ``completed``: all); by default they are skipped.
     """
-    return [
+    command = [
         airflow_bin(),
         "backfill",
         "create",
@@ -199,6 +205,60 @@ def backfill_command(from_date: str, to_date: str) -> list[str]:
         "--max-active-runs",
         "1",
     ]
+    if reprocess != "none":
+        command += ["--reprocess-behavior", reprocess]
+    return command
+
+
+def backfill_summary(env: Mapping[str, str], from_date: str, to_date: str) -> str:
+    """What the backfill just created for ``from_date``..``to_date`` will do: the nights it
+    runs, and those it skips because they already have a run, each with that run's state.
+
+    Airflow skips such nights without a word, so "created" alone read as if the whole range
+    would be run again. Read from the project-local metadata database (Airflow's
+    ``backfill_dag_run`` rows of the DAG's latest backfill).
+    """
+    db = airflow_home(env) / "airflow.db"
+    con = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=60)
+    try:
+        rows = con.execute(
+            """
+            select date(b.logical_date), b.dag_run_id is not null, r.state
+            from backfill_dag_run as b
+            left join dag_run as r
+                on r.dag_id = ? and date(r.logical_date) = date(b.logical_date)
+                and r.id = (
+                    select max(id) from dag_run
+                    where dag_id = ? and date(logical_date) = date(b.logical_date)
+                )
+            where b.backfill_id = (select max(id) from backfill where dag_id = ?)
+            order by b.sort_ordinal
+            """,
+            (DAG_ID, DAG_ID, DAG_ID),
+        ).fetchall()
+    finally:
+        con.close()
+    runs = [day for day, created, _ in rows if created]
+    head = f"Backfill of {DAG_ID} {from_date}..{to_date} created"
+    lines = [
+        f"{head}: {len(runs)} night(s) to run ({_days(runs)})."
+        if runs
+        else f"{head}, but it runs no night."
+    ]
+    skipped = [(day, state) for day, created, state in rows if not created]
+    if skipped:
+        lines.append(
+            f"{len(skipped)} night(s) already have a run and are not run again: "
+            + ", ".join(f"{day} ({state or 'unknown'})" for day, state in skipped)
+            + ". REPROCESS=failed runs the failed ones again, REPROCESS=completed every "
+            "finished one (`make backfill FROM=... TO=... REPROCESS=failed`); a queued or "
+            "running night is never run twice."
+        )
+    return "\n".join(lines)
+
+
+def _days(days: list[str]) -> str:
+    return days[0] if len(days) == 1 else f"{days[0]} ... {days[-1]}"
 
 
 def check_nights(*days: str) -> None:
@@ -256,6 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("from_date", metavar="A")
     p.add_argument("to_date", metavar="B")
+    p.add_argument(
+        "--reprocess",
+        choices=REPROCESS,
+        default="none",
+        help="nights that already have a finished run: skip them (none, the default), run "
+        "the failed ones again (failed) or every one (completed)",
+    )
     sub.add_parser("env", help="print the environment as shell exports")
     args = parser.parse_args(argv)
 
@@ -272,11 +339,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "backfill":
         check_nights(args.from_date, args.to_date)
         ensure_ready(env)
-        code = subprocess.call(backfill_command(args.from_date, args.to_date), env=env)
+        command = backfill_command(args.from_date, args.to_date, args.reprocess)
+        code = subprocess.call(command, env=env)
         if code == 0:
+            print(backfill_summary(env, args.from_date, args.to_date))
             print(
-                f"Backfill of {DAG_ID} {args.from_date}..{args.to_date} created. The scheduler "
-                "runs it (start one with `make airflow`); the DAG must be unpaused."
+                "The scheduler runs it (start one with `make airflow`); the DAG must be unpaused."
             )
         return code
     # PATH too: `eval "$(... env)"` then `airflow ...` must find this environment's airflow

@@ -263,3 +263,69 @@ def test_make_backfill_refuses_dates_that_are_no_nights(
     assert proc.returncode == 1
     assert message in proc.stderr
     assert not home.exists()
+
+
+def _make_backfill(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "segmint.airflow_env", "backfill", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_make_backfill_names_the_nights_it_skips_and_how_to_run_them_again(
+    tmp_path: Path,
+) -> None:
+    """Airflow skips, without a word, the nights of a backfill that already have a run, and
+    `make backfill` said "created" as if the whole range would run again: a data engineer
+    backfilling after a fix got only the nights that had never run."""
+    env = airflow_environ(
+        tmp_path / "airflow_home",
+        base={k: v for k, v in os.environ.items() if not k.startswith(("SEGMINT_", "AIRFLOW"))},
+    )
+    ensure_ready(env)
+    reserialize = [airflow_bin(), "dags", "reserialize"]
+    subprocess.run(reserialize, env=env, capture_output=True, check=True)
+    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+
+    def scheduler_ran(states: dict[str, str]) -> None:
+        """What a scheduler would have left: the runs in these states, the backfill done."""
+        with sqlite3.connect(db) as con:
+            for day, state in states.items():
+                con.execute(
+                    "update dag_run set state = ? where date(logical_date) = ?", (state, day)
+                )
+            con.execute("update backfill set completed_at = current_timestamp")
+
+    first = _make_backfill(env, "2026-05-01", "2026-05-03")
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    assert "created: 3 night(s) to run (2026-05-01 ... 2026-05-03)." in first.stdout
+    assert "already have a run" not in first.stdout
+    scheduler_ran({"2026-05-01": "success", "2026-05-02": "failed"})  # 05-03 still queued
+
+    again = _make_backfill(env, "2026-05-01", "2026-05-04")
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "created: 1 night(s) to run (2026-05-04)." in again.stdout
+    assert (
+        "3 night(s) already have a run and are not run again: 2026-05-01 (success), "
+        "2026-05-02 (failed), 2026-05-03 (queued). REPROCESS=failed runs the failed ones again"
+    ) in again.stdout
+    scheduler_ran({"2026-05-03": "success", "2026-05-04": "success"})
+
+    redo = _make_backfill(env, "2026-05-01", "2026-05-02", "--reprocess", "failed")
+    assert redo.returncode == 0, redo.stdout[-2000:] + redo.stderr[-2000:]
+    assert "created: 1 night(s) to run (2026-05-02)." in redo.stdout
+    assert "1 night(s) already have a run and are not run again: 2026-05-01 (success)" in (
+        redo.stdout
+    )
+    scheduler_ran({"2026-05-02": "success"})
+
+    nothing = _make_backfill(env, "2026-05-01", "2026-05-01")
+    assert nothing.returncode == 0, nothing.stdout[-2000:] + nothing.stderr[-2000:]
+    assert (
+        "2026-05-01..2026-05-01 created, but it runs no night.\n"
+        "1 night(s) already have a run and are not run again: 2026-05-01 (success)."
+    ) in nothing.stdout

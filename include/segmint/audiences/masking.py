@@ -13,6 +13,10 @@ first_name, last_name     first letter and ``***``
 birth_date                1 January of the birth year
 postal_code               first two characters and ``***``
 street, address, ...      ``***``
+customer_id, anonymous_id an id that is an e-mail address (it holds ``@``: shops whose
+and ``*_customer_id``     CRM or tracker keys people by address) is hashed as ``email``
+                          is, so tables still join and match the ``email`` column;
+                          other ids stay as they are
 ========================  =====================================================
 
 The unmasked ``raw``, ``staging``, ``intermediate`` and ``marts`` tables and
@@ -45,19 +49,32 @@ _MASKS = {
     "address_line_2": "case when {c} is null then null else '***' end",
 }
 PII_COLUMNS = tuple(_MASKS)
+# A person's id is no personal data unless it is their address: some shops key customers by
+# e-mail (a newsletter platform's list, a tracker's userId), and every table analysts read
+# then held the addresses the email column hides. Hashed like email, so ids stay joinable.
+_ID_MASK = f"case when contains({{c}}, '@') then {_MASKS['email']} else {{c}} end"
+
+
+def _mask(name: str, data_type: str) -> str | None:
+    name = name.lower()
+    if data_type == "VARCHAR" and (
+        name in ("customer_id", "anonymous_id") or name.endswith("_customer_id")
+    ):
+        return _ID_MASK
+    return _MASKS.get(name)
 
 
 def masked_select_sql(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str:
     cols = con.execute(
-        "select column_name from information_schema.columns "
+        "select column_name, data_type from information_schema.columns "
         "where table_schema = ? and table_name = ? and table_catalog = current_database() "
         "order by ordinal_position",
         [schema, table],
     ).fetchall()
     items = []
-    for (name,) in cols:
+    for name, data_type in cols:
         quoted = f'"{name}"'
-        mask = _MASKS.get(name.lower())
+        mask = _mask(name, data_type)
         items.append(f"{mask.format(c=quoted)} as {quoted}" if mask else quoted)
     return "select\n    " + ",\n    ".join(items) + f'\nfrom {schema}."{table}"'
 

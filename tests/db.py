@@ -14,3 +14,27 @@ def fetch(path: Path, sql: str, params: list | None = None) -> list[tuple]:
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
+
+
+def text_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
+    """(schema, table, column) of every text column (VARCHAR, JSON, VARCHAR[]) of ``con``."""
+    return con.execute(
+        "select table_schema, table_name, column_name from information_schema.columns "
+        "where data_type in ('VARCHAR', 'JSON', 'VARCHAR[]') order by all"
+    ).fetchall()
+
+
+def columns_holding(
+    con: duckdb.DuckDBPyConnection, columns: list[tuple[str, str, str]], values: list[str]
+) -> list[str]:
+    """``schema.table.column`` of the ``columns`` in which a value contains one of the
+    lower-cased ``values`` (a personal datum looked for where it must not be)."""
+    return [
+        f"{schema}.{table}.{column}"
+        for schema, table, column in columns
+        if con.execute(
+            f'select count(*) from {schema}."{table}", unnest(?::varchar[]) as e(v) '
+            f'where contains(lower(cast("{column}" as varchar)), v)',
+            [values],
+        ).fetchone()[0]
+    ]

@@ -180,6 +180,19 @@ finally:
 """
 
 
+def _airflow_of_its_own(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A project-local Airflow in ``tmp_path`` with the DAG serialised (a backfill needs it),
+    not the session's: its environment and metadata database."""
+    env = airflow_environ(
+        tmp_path / "airflow_home",
+        base={k: v for k, v in os.environ.items() if not k.startswith(("SEGMINT_", "AIRFLOW"))},
+    )
+    ensure_ready(env)
+    reserialize = [airflow_bin(), "dags", "reserialize"]
+    subprocess.run(reserialize, env=env, capture_output=True, check=True)
+    return env, Path(env["AIRFLOW_HOME"]) / "airflow.db"
+
+
 @pytest.mark.slow
 def test_backfill_create_survives_a_write_between_its_read_and_its_insert(
     tmp_path: Path,
@@ -189,14 +202,7 @@ def test_backfill_create_survives_a_write_between_its_read_and_its_insert(
     that reads `dag_run` first, and SQLite refuses at once (no waiting) to let a reader
     write after another connection wrote. Reproduced here deterministically: another
     connection commits between that read and the INSERT."""
-    env = airflow_environ(
-        tmp_path / "airflow_home",
-        base={k: v for k, v in os.environ.items() if not k.startswith(("SEGMINT_", "AIRFLOW"))},
-    )
-    ensure_ready(env)
-    reserialize = [airflow_bin(), "dags", "reserialize"]
-    subprocess.run(reserialize, env=env, capture_output=True, check=True)
-    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+    env, db = _airflow_of_its_own(tmp_path)
     proc = subprocess.run(
         [
             sys.executable,
@@ -282,14 +288,7 @@ def test_make_backfill_names_the_nights_it_skips_and_how_to_run_them_again(
     """Airflow skips, without a word, the nights of a backfill that already have a run, and
     `make backfill` said "created" as if the whole range would run again: a data engineer
     backfilling after a fix got only the nights that had never run."""
-    env = airflow_environ(
-        tmp_path / "airflow_home",
-        base={k: v for k, v in os.environ.items() if not k.startswith(("SEGMINT_", "AIRFLOW"))},
-    )
-    ensure_ready(env)
-    reserialize = [airflow_bin(), "dags", "reserialize"]
-    subprocess.run(reserialize, env=env, capture_output=True, check=True)
-    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+    env, db = _airflow_of_its_own(tmp_path)
 
     def scheduler_ran(states: dict[str, str]) -> None:
         """What a scheduler would have left: the runs in these states, the backfill done."""

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from segmint.config import load_settings
 from segmint.ingest import run_ingest
 from segmint.transform import run_transform
 from tests.db import fetch
+from tests.dbt.warehouse_data import settings_in
 from tests.include.ingest.conftest import write_jsonl, write_lines
 
 AS_OF = date(2026, 6, 1)
@@ -73,11 +73,7 @@ def _tracker() -> list[dict]:
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("back_end_orders")
-    config = root / "segmint.toml"
-    config.write_text(SETTINGS, encoding="utf-8")
-    settings = load_settings(config, environ={}).with_overrides(
-        warehouse=root / "segmint.duckdb", landing=root / "landing", output=root / "output"
-    )
+    settings = settings_in(root, SETTINGS)
     write_jsonl(settings.landing / f"events/dt={AS_OF}/tracker.jsonl", _tracker())
     write_lines(settings.landing / f"events/dt={AS_OF}/shop_orders.csv", SHOP_ORDERS)
     ingested = run_ingest(settings, AS_OF)

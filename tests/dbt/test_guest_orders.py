@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from segmint.config import load_settings
 from segmint.ingest import run_ingest
 from segmint.transform import run_transform
 from tests.db import fetch
+from tests.dbt.warehouse_data import settings_in
 from tests.include.ingest.conftest import write_jsonl, write_lines
 
 AS_OF = date(2026, 6, 2)
@@ -66,11 +66,7 @@ DAY_2 = [
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("guest_orders")
-    config = root / "segmint.toml"
-    config.write_text(SETTINGS, encoding="utf-8")
-    settings = load_settings(config, environ={}).with_overrides(
-        warehouse=root / "segmint.duckdb", landing=root / "landing", output=root / "output"
-    )
+    settings = settings_in(root, SETTINGS)
     events = settings.landing / "events"
     write_lines(events / "dt=2026-06-01/orders.csv", DAY_1)
     write_lines(events / "dt=2026-06-02/orders.csv", DAY_2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
-from segmint.config import PropensitySettings, Settings, TransformSettings
+from segmint.config import PropensitySettings, Settings, TransformSettings, load_settings
 from segmint.warehouse import connect, ensure_raw_tables
 from tests.dbt import synthetic
 
@@ -23,6 +23,16 @@ def settings_for(warehouse: Path) -> Settings:
         warehouse=warehouse,
         propensity=PropensitySettings(horizon_days=30, training_cutoffs=1),
         transform=TransformSettings(reporting_currency=synthetic.CURRENCY),
+    )
+
+
+def settings_in(root: Path, toml: str) -> Settings:
+    """The settings of the ``segmint.toml`` text ``toml``, written in ``root``, with the
+    warehouse, landing zone and output there too."""
+    config = root / "segmint.toml"
+    config.write_text(toml, encoding="utf-8")
+    return load_settings(config, environ={}).with_overrides(
+        warehouse=root / "segmint.duckdb", landing=root / "landing", output=root / "output"
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.db import columns_holding, text_columns
 from tests.e2e.airflow_support import AS_OF, segmint_script, small_night
 
 pytestmark = pytest.mark.slow
@@ -33,20 +34,8 @@ def _key_customers_by_address(landing: Path) -> None:
             path.write_text(CUSTOMER_ID.sub(rf"\1{DOMAIN}", path.read_text()))
 
 
-def _holding(con, pattern: str) -> list[str]:
-    columns = con.execute(
-        "select table_schema, table_name, column_name from information_schema.columns "
-        "where data_type in ('VARCHAR', 'JSON', 'VARCHAR[]') order by all"
-    ).fetchall()
-    return [
-        f"{schema}.{table}.{column}"
-        for schema, table, column in columns
-        if con.execute(
-            f'select count(*) from {schema}."{table}" '
-            f'where contains(lower(cast("{column}" as varchar)), ?)',
-            [pattern],
-        ).fetchone()[0]
-    ]
+def _holding(con, text: str) -> list[str]:
+    return columns_holding(con, text_columns(con), [text])
 
 
 def test_customer_ids_that_are_addresses_are_hashed_for_analysts(tmp_path: Path) -> None:

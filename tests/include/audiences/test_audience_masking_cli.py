@@ -8,6 +8,7 @@ from datetime import date
 from segmint.audiences import build_audiences
 from segmint.cli import main
 from segmint.warehouse import connect
+from tests.db import columns_holding, text_columns
 
 AS_OF = date(2026, 6, 30)
 
@@ -141,23 +142,6 @@ def test_analysts_read_no_e_mail_outside_the_restricted_tables(settings, defs_fo
     build_audiences(settings, AS_OF)
     publish(settings, AS_OF)
 
-    def text_columns(con):
-        return con.execute(
-            "select table_schema, table_name, column_name from information_schema.columns "
-            "where data_type in ('VARCHAR', 'JSON', 'VARCHAR[]') order by all"
-        ).fetchall()
-
-    def holding(con, columns, values):
-        return [
-            f"{schema}.{table}.{column}"
-            for schema, table, column in columns
-            if con.execute(
-                f'select count(*) from {schema}."{table}", unnest(?::varchar[]) as e(v) '
-                f'where contains(lower(cast("{column}" as varchar)), v)',
-                [values],
-            ).fetchone()[0]
-        ]
-
     con = duckdb.connect(str(settings.published_warehouse), read_only=True)
     try:
         emails = [
@@ -172,7 +156,7 @@ def test_analysts_read_no_e_mail_outside_the_restricted_tables(settings, defs_fo
             for c in text_columns(con)
             if c[0] not in RESTRICTED and f"{c[0]}.{c[1]}" not in RESTRICTED
         ]
-        leaks = holding(con, readable, emails)
+        leaks = columns_holding(con, readable, emails)
     finally:
         con.close()
     assert len(emails) > 10
@@ -183,7 +167,7 @@ def test_analysts_read_no_e_mail_outside_the_restricted_tables(settings, defs_fo
     con = duckdb.connect(str(settings.analyst_warehouse), read_only=True)
     try:
         columns = text_columns(con)
-        leaks = holding(con, columns, [*emails, "4155552671", "4155550000"])
+        leaks = columns_holding(con, columns, [*emails, "4155552671", "4155550000"])
         hashed = con.execute(
             "select email from marts.customers where customer_id = 'C01'"
         ).fetchone()[0]

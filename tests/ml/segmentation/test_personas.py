@@ -104,3 +104,18 @@ def test_one_segment_is_all_customers() -> None:
     # The next night splits the shop: the segment that matched keeps its id, not the name.
     two = name_segments(CENTROIDS[:2], F, [3, 4], kept_names={3: ALL_CUSTOMERS})
     assert two.names == ["Champions", "New customers"]
+
+
+def test_window_shoppers_need_a_segment_of_non_buyers() -> None:
+    """Window shoppers browse and never buy. A seasonal shop out of season (no order in its
+    last 60 days) had a segment of repeat buyers who browse longer than the rest: its
+    weights on pages and time per visit named it "Window shoppers", every customer of it
+    having ordered (median 2 orders)."""
+    browsing_buyers = _z(pages_per_session_30d=1.2, avg_session_duration_s_30d=1.0)
+    dormant = _z(sessions_90d=-1.0, days_since_last_visit=1.2, order_count=-1.0)
+    centroids = np.vstack([browsing_buyers, dormant])
+    assert name_segments(centroids, F, [1, 2]).names[0] == "Window shoppers"
+    checked = name_segments(centroids, F, [1, 2], buyer_share=[1.0, 0.1])
+    assert checked.names[0] != "Window shoppers"
+    browsers = name_segments(centroids, F, [1, 2], buyer_share=[0.1, 0.1])
+    assert browsers.names[0] == "Window shoppers"

@@ -36,6 +36,15 @@ FEATURES: tuple[str, ...] = LOG_FEATURES + LINEAR_FEATURES
 # more than the largest value seen at fit time: "longer ago than anyone else".
 FILL_LONGEST_AGO: tuple[str, ...] = ("recency_days", "days_since_last_visit")
 
+# Days since a date that never moves (first seen): every customer's value grows by one a
+# night, so the drift PSI compares it with the previous run's reference aged by the days
+# between the runs. Unaged, customers who share a first day (a CRM migrated with one signup
+# date, everyone seen on the tracker's first day) crossed a bin edge together every night:
+# PSI 18.4, a warning every night for no change at all. recency_days and
+# days_since_last_visit are not aged: an order or a visit resets them, so a shop buying and
+# visiting as usual keeps their distribution, and one that stops (a tracker outage) shows.
+AGEING_FEATURES: tuple[str, ...] = ("tenure_days",)
+
 # Columns summarised per segment in ml.segment_profiles (mean and median, nulls skipped).
 PROFILE_FEATURES: tuple[str, ...] = (
     "recency_days",

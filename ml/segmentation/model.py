@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from ml.segmentation.columns import AGEING_FEATURES
 from ml.segmentation.features import (
     FEATURES,
     assemble,
@@ -342,6 +343,9 @@ def _fit_segments(
         ref = prev_reference.get(col)
         if not ref or len(ref["shares"]) != len(ref["edges"]) + 2:
             continue  # not measured by the previous run (or stored in an older layout)
+        if col in AGEING_FEATURES:  # everyone is older by the days between the runs
+            elapsed = (as_of - previous.as_of_date).days  # type: ignore[union-attr]
+            ref = {**ref, "edges": [e + elapsed for e in ref["edges"]]}
         value = psi(ref, raw[col].to_numpy())
         is_warning = value > cfg.drift_psi_warning
         drift_rows.append(

@@ -132,16 +132,46 @@ def test_drift_over_the_threshold_is_a_warning(
     small_settings: SegmentationSettings,
     as_of: date,
 ) -> None:
+    # The next night, every first-seen date a month earlier (a CRM reloaded with other
+    # sign-up dates): tenure is a day older by the calendar, 31 by the data.
     shifted = features_3k.assign(
-        as_of_date=pd.Timestamp(as_of + timedelta(days=30)),
-        tenure_days=features_3k["tenure_days"] + 30,
+        as_of_date=pd.Timestamp(as_of + timedelta(days=1)),
+        tenure_days=features_3k["tenure_days"] + 31,
     )
     settings = warehouse_with(features_3k, shifted, segmentation=small_settings)
     run_segmentation(settings, as_of)
-    result = run_segmentation(settings, as_of + timedelta(days=30))
+    result = run_segmentation(settings, as_of + timedelta(days=1))
     assert any("tenure_days drifted" in w for w in result.warnings)
     flagged = query(settings, "select feature from ml.segment_drift where is_warning")
     assert "tenure_days" in set(flagged["feature"])
+
+
+def test_customers_ageing_together_are_no_tenure_drift(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    """Customers who share a first day (a CRM migrated with one sign-up date, everyone seen
+    on the tracker's first day) are a day older every night: that crossed a bin edge
+    together, PSI 18.4 and "tenure_days drifted" every night with nothing changed. Ageing
+    by the days between the runs is not drift, whether nights are 1 or 7 days apart."""
+    first = features_3k.assign(tenure_days=120)
+    later = [
+        first.assign(as_of_date=pd.Timestamp(as_of + timedelta(days=d)), tenure_days=120 + d)
+        for d in (1, 8)
+    ]
+    settings = warehouse_with(first, *later, segmentation=small_settings)
+    run_segmentation(settings, as_of)
+    for d in (1, 8):
+        result = run_segmentation(settings, as_of + timedelta(days=d))
+        assert not [w for w in result.warnings if "tenure_days" in w]
+    drift = query(
+        settings,
+        "select value from ml.segment_drift where kind = 'feature_psi' and feature = 'tenure_days'",
+    )
+    assert len(drift) == 2
+    assert (drift["value"] == 0).all()
 
 
 def test_saved_model_loads_and_scores_like_the_run(

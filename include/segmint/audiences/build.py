@@ -224,12 +224,17 @@ def build_with_connection(
     reported = " ".join(failed.values())
     warnings = [p for p in defs.problems if p not in reported] + list(failed.values())
     for group in defs.groups.values():
-        missing = [a for a in group.audiences if a in failed]
-        if missing:
-            warnings.append(
-                f"priority group {group.name!r}: {', '.join(missing)} failed, so its customers "
-                "may have landed in a lower-priority audience of the group"
-            )
+        missing = [a for a in group.audiences if a in failed and a not in waiting]
+        young = [a for a in group.audiences if a in waiting]
+        for names, state in (
+            (missing, "failed"),
+            (young, "not built yet (waiting for a first propensity model)"),
+        ):
+            if names:
+                warnings.append(
+                    f"priority group {group.name!r}: {', '.join(names)} {state}, so its "
+                    "customers may have landed in a lower-priority audience of the group"
+                )
     if holds.warning:
         warnings.append(holds.warning)
     if purged:

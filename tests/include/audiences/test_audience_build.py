@@ -331,8 +331,15 @@ def test_a_young_shops_propensity_audience_gives_the_score_stages_reason(tmp_pat
     defs_folder(
         a=_audience("{feature: recency_days, gte: 60}"),
         b=_audience("{propensity: purchase, decile_min: 8}").replace("aud", "scored"),
+        wave="kind: priority_group\nname: wave\naudiences: [scored, aud]\n",
     )
     result = build_audiences(settings, AS_OF)
+    # The priority group's warning said "scored failed" beside a summary saying it waits.
+    assert (
+        "priority group 'wave': scored not built yet (waiting for a first propensity model), "
+        "so its customers may have landed in a lower-priority audience of the group"
+    ) in result.warnings
+    assert not [w for w in result.warnings if "failed" in w]
     message = result.details["failed"]["scored"]
     assert message == (
         f"audience 'scored' ({settings.audiences / 'b.yml'}) not built yet: "

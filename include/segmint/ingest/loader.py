@@ -1614,8 +1614,12 @@ class Ingest:
                 """
             ).fetchall()
         }
+        # Per rule, the rows loaded with the field nulled: a quarantined record or a
+        # duplicate is not loaded, so none of its fields is nulled (as rows_warned above).
         warned = con.execute(
             f"select _file, description, count(*) from _fails_{tag} "
+            f"semi join _good_{tag} using (_file, _line) "
+            f"anti join _lose_{tag} using (_file, _line) "
             "where level = 'warning' group by 1, 2"
         ).fetchall()
         for i, o in enumerate(outs):

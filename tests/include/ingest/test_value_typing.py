@@ -758,6 +758,32 @@ def test_the_country_uk_is_read_as_gb(settings, landing, query, tmp_path, monkey
     assert query("select count(*) from ops.validation_runs where unexpected_count > 0") == [(0,)]
 
 
+def test_the_field_nulled_warning_counts_only_the_rows_loaded(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """GA4's export writes ``geo.country`` as a name ("United States"), on every event. The
+    stage said "field nulled on 3 row(s)" for a file that loaded one row: a quarantined
+    record and a duplicate are not loaded, so none of their fields is nulled (a file whose
+    every record was quarantined was said to have loaded them all with the country nulled)."""
+    write_jsonl(
+        landing / "events/dt=2026-06-01/e.jsonl",
+        [
+            event("e1", country="United States"),
+            event("e1", country="United States"),  # a duplicate
+            event("e2", country="United States", customer_id=None),  # no identity
+        ],
+    )
+    result = _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query("select rows_loaded, rows_warned from ops.load_manifest") == [(1, 1)]
+    assert _nulled(result) == ["field nulled on 1 row(s): country is not an ISO 3166 alpha-2 code"]
+    write_jsonl(
+        landing / "events/dt=2026-06-02/e.jsonl",
+        [event("e3", D2, country="United States", customer_id=None)],
+    )
+    assert _nulled(run_ingest(settings, D2)) == []
+
+
 # --- 5. Money beyond DECIMAL(18, 2) is out of range, not "not a number" -----------------------
 
 

@@ -203,6 +203,11 @@ class IngestSettings:
     # one partition: the later file, then line). A value that is there but unreadable is
     # still quarantined.
     crm_updated_at_from_partition: bool = False
+    # Event exports without an event id (public datasets: REES46, RetailRocket, GA4's
+    # BigQuery export): true lets an events file lack the column, and a record without a
+    # value takes the MD5 of its text as its id, so a record delivered again (the same text)
+    # is a duplicate, and so are two identical records of one export.
+    event_id_from_record: bool = False
     # Batch-level warning (never a quarantine, never a gate failure): a purchase whose
     # revenue exceeds extreme_revenue_multiple x the extreme_revenue_quantile of the
     # batch's order values in the same currency (one order of 1e9 among orders of 50) is

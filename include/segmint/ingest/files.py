@@ -1110,6 +1110,11 @@ def _missing(
     return ", ".join(
         n + (f" (or {', '.join(repr(a) for a in names[n] if a != n)})" if len(names[n]) > 1 else "")
         for n in missing
+    ) + (
+        # Public datasets and many dumps have none (docs/data-contract.md, "Public datasets").
+        " (an export without event ids loads with [ingest] event_id_from_record)"
+        if "event_id" in missing
+        else ""
     )
 
 

@@ -216,7 +216,8 @@ def parse_sql(
     ``event_types`` maps other trackers' event names (lower-cased) to segmint's; ``rules``
     are the settings that change how values are typed (``ValueRules``). In the rows of the
     files ``csv_files`` (``_file`` positions) a value of ``NULL_WORDS`` is missing.
-    ``defaults`` gives fields a landing text (SQL over ``_file``) for records holding none.
+    ``defaults`` gives fields a landing text (SQL over the row: ``_file``, ``doc``, ``_ok``)
+    for records holding none.
     """
     defaults = defaults or {}
     nulls = (rules or ValueRules()).nulls
@@ -459,7 +460,8 @@ class Ingest:
         self.rules = {source: ValueRules.of(settings.ingest, source) for source in FIELDS}
         # Fields that may have no column: their records take a default (parse_sql).
         self.optional = frozenset(
-            ["updated_at"] if settings.ingest.crm_updated_at_from_partition else []
+            (["updated_at"] if settings.ingest.crm_updated_at_from_partition else [])
+            + (["event_id"] if settings.ingest.event_id_from_record else [])
         )
         self.legacy = settings.ingest.legacy_encoding or None
         self.ignored_types = ignored_event_types(
@@ -477,7 +479,16 @@ class Ingest:
             self.event_types,
             self.rules[source],
             [i for i, f in enumerate(files) if f.fmt == "csv"],
-            {"updated_at": self._partition_day(files)} if "updated_at" in self.optional else None,
+            {
+                field: default
+                for field, default in [
+                    ("updated_at", self._partition_day(files)),
+                    # The record's text: a JSON line as written, a CSV or Parquet record
+                    # as the JSON object of its columns (a malformed line has none).
+                    ("event_id", "case when _ok then md5(doc) end"),
+                ]
+                if field in self.optional
+            },
         )
 
     @property
@@ -578,11 +589,11 @@ class Ingest:
         for named, paths in sorted(unmatched.items()):
             # A field the settings give a default (updated_at, crm_updated_at_from_partition)
             # is not missing from such a record: it takes the default.
-            loads = (
-                "is as of the start of its partition day ([ingest] crm_updated_at_from_partition)"
-                if named.split(" ", 1)[0] in self.optional
-                else "loads without it"
-            )
+            loads = {
+                "updated_at": "is as of the start of its partition day "
+                "([ingest] crm_updated_at_from_partition)",
+                "event_id": "takes the MD5 of its text as its id ([ingest] event_id_from_record)",
+            }.get(named.split(" ", 1)[0], "loads without it")
             self.batch_warnings.append(
                 f"{len(paths)} {source} file(s) have no column for {named}: each of their "
                 f"records {loads} ({_some(paths)}); does the export name it "

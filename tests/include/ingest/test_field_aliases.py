@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -573,3 +574,177 @@ def test_a_file_without_the_modification_time_is_said_to_take_its_partition_day(
         "day ([ingest] crm_updated_at_from_partition) (crm/dt=2026-06-01/customers_export.csv); "
         "does the export name it otherwise now? ([ingest] field_aliases)"
     ]
+
+
+REES46_HEADER = (
+    "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
+)
+REES46_ROWS = [
+    "2019-10-01 00:00:00 UTC,view,44600062,2103807459595387724,,shiseido,35.79,541312140,"
+    "72d76fde-8bb3-4e00-8c23-a032dfed738c",
+    "2019-10-01 00:00:01 UTC,cart,3900821,2053013552326770905,appliances.environment."
+    "water_heater,aqua,33.20,554748717,9333dfbd-b87a-4708-9857-6336556b0fcc",
+]
+
+
+def test_an_export_without_event_ids_loads_with_event_id_from_record(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """REES46's, RetailRocket's and GA4's exports have no event id, which the contract
+    requires: every file of theirs failed ("CSV header lacks required column(s) event_id"),
+    and nothing but rewriting it before landing loaded it. With ``event_id_from_record`` a
+    record without one takes the MD5 of its text: the dataset's exact repeats (and a file
+    delivered twice) are duplicates; a record with an id keeps it."""
+    from segmint.ingest import loader
+    from tests.include.ingest.conftest import warehouse_hashes
+
+    csv = write_lines(
+        landing / "events/dt=2019-10-01/2019-Oct.csv", [REES46_HEADER, *REES46_ROWS, REES46_ROWS[0]]
+    )
+    write_jsonl(
+        landing / "events/dt=2019-10-01/ga4.json",
+        [
+            {"event_name": "page_view", "event_timestamp": "1569888000000000", "user_id": "9"},
+            {"event_id": "e1", "event_name": "page_view", "event_timestamp": "1569888000000000",
+             "user_id": "9"},
+        ],
+    )  # fmt: skip
+    aliases = {
+        "events": {
+            "event_type": ["event_name"],
+            "event_ts": ["event_time", "event_timestamp"],
+            "customer_id": ["user_id"],
+            "session_id": ["user_session"],
+            "event_id": ["uuid"],
+        }
+    }
+    ingest = IngestSettings(
+        field_aliases=aliases,
+        event_type_aliases={"view": "product_view", "cart": "add_to_cart"},
+        epoch_timestamp_unit="us",
+    )
+    with pytest.raises(InputError) as failed:
+        run_ingest(_with_ingest(settings, ingest), date(2019, 10, 1))
+    assert (
+        "CSV header lacks required column(s) event_id (or 'uuid') (an export without event ids "
+        "loads with [ingest] event_id_from_record) (header is: 'event_time,"
+    ) in str(failed.value)
+
+    ingest = dataclasses.replace(ingest, event_id_from_record=True)
+    # The JSON file was loaded, its record without an id quarantined: read it again.
+    result = run_ingest(
+        _with_ingest(settings, ingest), date(2019, 10, 1), reload_since=date(2019, 10, 1)
+    )
+    assert [w for w in result.warnings if "no column for event_id" in w] == [
+        "1 events file(s) have no column for event_id (looked for 'event_id', 'uuid'): each of "
+        "their records takes the MD5 of its text as its id ([ingest] event_id_from_record) "
+        "(events/dt=2019-10-01/2019-Oct.csv); does the export name it otherwise now? "
+        "([ingest] field_aliases)"
+    ]
+    assert query(
+        "select path, status, rows_read, rows_loaded, rows_quarantined, rows_duplicate "
+        "from ops.load_manifest order by path"
+    ) == [
+        ("events/dt=2019-10-01/2019-Oct.csv", "loaded", 3, 2, 0, 1),
+        ("events/dt=2019-10-01/ga4.json", "loaded", 2, 2, 0, 0),
+    ]
+    rows = query(
+        "select event_id, event_type, product_id, _extra from raw.events order by event_ts, 2, 1"
+    )
+    assert [r[1:3] for r in rows] == [
+        ("page_view", None),
+        ("page_view", None),
+        ("product_view", "44600062"),
+        ("add_to_cart", "3900821"),
+    ]
+    assert "e1" in {r[0] for r in rows}
+    assert all(re.fullmatch("[0-9a-f]{32}", r[0]) for r in rows if r[0] != "e1")
+    assert json.loads(rows[2][3])["category_id"] == "2103807459595387724"
+    # The same ids however the rows are checked, and on every run: the text decides.
+    every = _with_ingest(settings, ingest).with_overrides(warehouse=tmp_path / "every.duckdb")
+    with monkeypatch.context() as m:
+        m.setattr(loader, "CHECK_SAMPLE", 1)
+        run_ingest(every, date(2019, 10, 1))
+    assert warehouse_hashes(every.warehouse) == warehouse_hashes(settings.warehouse)
+    # Delivered again under another name: every record is a duplicate.
+    csv.rename(csv.with_name("2019-Oct-again.csv"))
+    write_lines(csv, [REES46_HEADER, *REES46_ROWS])
+    run_ingest(_with_ingest(settings, ingest), date(2019, 10, 1))
+    assert query("select count(*) from raw.events") == [(4,)]
+
+
+GA4_RECORD = {
+    "event_date": "20201201", "event_timestamp": "1606780812972652", "event_name": "purchase",
+    "event_params": [{"key": "ga_session_id", "value": {"int_value": "1767851566"}}],
+    "user_id": None, "user_pseudo_id": "7642966.8846175472",
+    "device": {"category": "mobile"}, "geo": {"country": "United States"},
+    "traffic_source": {"medium": "(none)", "name": "(direct)", "source": "(direct)"},
+    "ecommerce": {"purchase_revenue": 45.6, "transaction_id": "12345"},
+    "items": [{"item_id": "9196769", "quantity": "1"}],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("example", "name", "lines", "expected"),
+    [
+        (
+            "rees46.toml",
+            "2019-Oct.csv",
+            [REES46_HEADER, *REES46_ROWS, REES46_ROWS[0]],
+            # loaded, quarantined, duplicates, ignored
+            (2, 0, 1, 0),
+        ),
+        (
+            "retailrocket.toml",
+            "events.csv",
+            [
+                "timestamp,visitorid,event,itemid,transactionid",
+                "1433221332117,257597,view,355908,",
+                "1433224214164,992329,addtocart,248676,",
+                "1433222147345,599528,transaction,356475,4000",
+            ],
+            (2, 0, 0, 1),
+        ),
+        (
+            "ga4-bigquery.toml",
+            "events_20201201.json",
+            [
+                json.dumps(GA4_RECORD),
+                json.dumps({**GA4_RECORD, "event_name": "session_start", "ecommerce": None}),
+                json.dumps({**GA4_RECORD, "event_name": "view_item", "ecommerce": None}),
+                json.dumps({**GA4_RECORD, "ecommerce": {"transaction_id": "(not set)"}}),
+            ],
+            (2, 1, 0, 1),
+        ),
+    ],
+)
+def test_public_datasets_load_with_the_example_settings(
+    settings, landing, query, example, name, lines, expected
+):
+    """The example settings of docs/data-contract.md, "Public datasets", on records of the
+    datasets' published shapes: what the docs say loads does."""
+    example = load_settings(EXAMPLE.with_name(example), environ={})
+    write_lines(landing / "events/dt=2020-12-01" / name, lines)
+    run_ingest(_with_ingest(settings, example.ingest), date(2020, 12, 1))
+    assert query(
+        "select rows_loaded, rows_quarantined, rows_duplicate, rows_ignored from ops.load_manifest"
+    ) == [expected]
+    assert query("select count(*) from raw.events where event_id is null") == [(0,)]
+    if example.ingest.epoch_timestamp_unit == "us":
+        assert query(
+            "select event_type, event_ts::VARCHAR, anonymous_id, order_id, revenue::VARCHAR, "
+            "device_type, utm_source, utm_medium from raw.events order by event_type"
+        ) == [
+            ("product_view", "2020-12-01 00:00:12.972652", "7642966.8846175472", None, None,
+             "mobile", None, None),
+            ("purchase", "2020-12-01 00:00:12.972652", "7642966.8846175472", "12345", "45.60",
+             "mobile", None, None),
+        ]  # fmt: skip
+        assert query("select reasons from ops.quarantine") == [
+            (
+                [
+                    "purchase without order_id (looked for 'order_id', 'ecommerce.transaction_id')",
+                    "purchase without revenue (looked for 'revenue', 'ecommerce.purchase_revenue')",
+                ],
+            )
+        ]

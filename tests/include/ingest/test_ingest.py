@@ -419,7 +419,8 @@ def test_quality_gate(settings, landing, query):
         check_quality_gate(settings, D2)
     message = str(err.value)
     assert "events dt=2026-06-02" in message and "15.0%" in message and "5.0%" in message
-    assert "unknown event_type (2)" in message
+    # With the names quoted: a whole export's event names to map (event_type_aliases).
+    assert "top reasons: unknown event_type (2; got 'nope' 2), malformed JSON" in message
     assert "dt=2026-06-01" not in message  # passed before, unchanged: not re-judged
     # Good rows stay loaded either way.
     assert query("select count(*) from raw.events where _partition_date = ?", [D2]) == [(17,)]

@@ -1110,11 +1110,19 @@ def _missing(
     return ", ".join(
         n + (f" (or {', '.join(repr(a) for a in names[n] if a != n)})" if len(names[n]) > 1 else "")
         for n in missing
-    ) + (
-        # Public datasets and many dumps have none (docs/data-contract.md, "Public datasets").
-        " (an export without event ids loads with [ingest] event_id_from_record)"
-        if "event_id" in missing
-        else ""
+    ) + "".join(
+        f" ({hint})"
+        for field, hint in [
+            # Public datasets and many dumps have none (docs/data-contract.md, "Public
+            # datasets"); Shopify's and most shops' customer exports have no modification time.
+            ("event_id", "an export without event ids loads with [ingest] event_id_from_record"),
+            (
+                "updated_at",
+                "an export without modification times loads with "
+                "[ingest] crm_updated_at_from_partition",
+            ),
+        ]
+        if field in missing
     )
 
 

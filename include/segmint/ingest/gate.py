@@ -45,6 +45,17 @@ from segmint.stages import QualityGateError, StageResult
 from segmint.warehouse import connect, transaction
 
 _TOP_REASONS = 3
+# The setting that loads what a whole export quarantines for a reason (a public dataset, a
+# platform's export): named after the reason in the gate's message, so a first try with a
+# new source says what to change without a read of docs/data-contract.md.
+_SETTING_FOR = {
+    "missing required field event_id": "without event ids: [ingest] event_id_from_record",
+    "unknown event_type": "map names with [ingest.event_type_aliases], or drop them with "
+    "[ingest] ignored_event_types",
+    "event_ts is not an ISO-8601 timestamp": "Unix times: [ingest] epoch_timestamp_unit",
+    "missing required field updated_at": "without modification times: "
+    "[ingest] crm_updated_at_from_partition",
+}
 _SUITE_SOURCE = Path(__file__).resolve().parents[3] / "expectations" / "suites" / "partitions.py"
 _JUDGEMENTS_DDL = """
 create table if not exists ops.gate_judgements (
@@ -158,7 +169,13 @@ def _top_reasons(con, source: str, partition_date: date) -> str:
         shown = ", ".join(
             f"{v[:40]!r}" + ("..." if len(v) > 40 else "") + f" {k}" for v, k in values or []
         )
-        out.append(f"{reason} ({n}" + (f"; got {shown}" if shown else "") + ")")
+        setting = next((v for k, v in _SETTING_FOR.items() if reason.startswith(k)), None)
+        out.append(
+            f"{reason} ({n}"
+            + (f"; got {shown}" if shown else "")
+            + (f"; {setting}" if setting else "")
+            + ")"
+        )
     return ", ".join(out)
 
 

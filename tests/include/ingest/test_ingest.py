@@ -420,7 +420,11 @@ def test_quality_gate(settings, landing, query):
     message = str(err.value)
     assert "events dt=2026-06-02" in message and "15.0%" in message and "5.0%" in message
     # With the names quoted: a whole export's event names to map (event_type_aliases).
-    assert "top reasons: unknown event_type (2; got 'nope' 2), malformed JSON" in message
+    assert (
+        "top reasons: unknown event_type (2; got 'nope' 2; map names with "
+        "[ingest.event_type_aliases], or drop them with [ingest] ignored_event_types), "
+        "malformed JSON"
+    ) in message
     assert "dt=2026-06-01" not in message  # passed before, unchanged: not re-judged
     # Good rows stay loaded either way.
     assert query("select count(*) from raw.events where _partition_date = ?", [D2]) == [(17,)]
@@ -438,6 +442,25 @@ def test_quality_gate(settings, landing, query):
         ("passed",),
         ("passed",),
     ]
+
+
+def test_the_gate_names_the_setting_that_loads_a_whole_export(settings, landing):
+    """A public dataset has no event ids and writes Unix times: the first try of such an
+    export fails the gate, which names the settings that load it."""
+    records = [event(None, customer_id=f"c{i}") for i in range(3)] + [
+        event("t1", event_ts="1780308000"),
+        event("ok1"),
+    ]
+    write_jsonl(landing / "events/dt=2026-06-01/export.jsonl", records)
+    run_ingest(settings, D1)
+    with pytest.raises(QualityGateError) as err:
+        check_quality_gate(settings, D1)
+    message = str(err.value)
+    assert (
+        "top reasons: missing required field event_id (3; without event ids: [ingest] "
+        "event_id_from_record), event_ts is not an ISO-8601 timestamp (1; got '1780308000' 1; "
+        "Unix times: [ingest] epoch_timestamp_unit)"
+    ) in message
 
 
 def test_gate_fails_on_share_of_events_without_identity(settings, landing):

@@ -169,7 +169,11 @@ def _top_reasons(con, source: str, partition_date: date) -> str:
         shown = ", ".join(
             f"{v[:40]!r}" + ("..." if len(v) > 40 else "") + f" {k}" for v, k in values or []
         )
-        setting = next((v for k, v in _SETTING_FOR.items() if reason.startswith(k)), None)
+        setting = next(
+            # the reason itself, or with the names its field was looked for under
+            (v for k, v in _SETTING_FOR.items() if reason == k or reason.startswith(f"{k} (")),
+            None,
+        )
         out.append(
             f"{reason} ({n}"
             + (f"; got {shown}" if shown else "")

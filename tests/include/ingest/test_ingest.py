@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
@@ -461,6 +462,20 @@ def test_the_gate_names_the_setting_that_loads_a_whole_export(settings, landing)
         "event_id_from_record), event_ts is not an ISO-8601 timestamp (1; got '1780308000' 1; "
         "Unix times: [ingest] epoch_timestamp_unit)"
     ) in message
+    # with the setting, a time that is still unreadable names none
+    cfg = settings.with_overrides(
+        ingest=dataclasses.replace(settings.ingest, epoch_timestamp_unit="s")
+    )
+    write_jsonl(
+        landing / "events/dt=2026-06-02/export.jsonl",
+        [event("t2", D2, event_ts="soon"), event("ok2", D2)],
+    )
+    run_ingest(cfg, D2)
+    with pytest.raises(QualityGateError) as err:
+        check_quality_gate(cfg, D2)
+    assert (
+        "event_ts is not an ISO-8601 timestamp or a Unix time in s (1; got 'soon' 1); in"
+    ) in str(err.value)
 
 
 def test_gate_fails_on_share_of_events_without_identity(settings, landing):

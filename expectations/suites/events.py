@@ -41,6 +41,7 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
         return looked_for("events", settings.field_aliases, *fields)
 
     purchase = {"row_condition": 'event_type == "purchase"', "condition_parser": "pandas"}
+    refund = {"row_condition": 'event_type == "refund"', "condition_parser": "pandas"}
 
     def given(text_column: str) -> dict:
         return {"row_condition": f"{text_column}.notnull()", "condition_parser": "pandas"}
@@ -132,6 +133,7 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
             **number("revenue"),
             **rec("revenue_in_range", f"revenue is out of range (beyond ±{MONEY_MAX})"),
         ),
+        # A refund's negative amount was read as its absolute value (the loader's parse_sql).
         gxe.ExpectColumnValuesToBeBetween(
             column="revenue", min_value=0, **rec("revenue_non_negative", "revenue is negative")
         ),
@@ -144,6 +146,17 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
             column="revenue_text",
             **purchase,
             **rec("purchase_has_revenue", "purchase without revenue" + missing("revenue")),
+        ),
+        # A refund applies to its order: without the order or the amount it says nothing.
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="order_id",
+            **refund,
+            **rec("refund_has_order_id", "refund without order_id" + missing("order_id")),
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="revenue_text",
+            **refund,
+            **rec("refund_has_revenue", "refund without revenue" + missing("revenue")),
         ),
         # Each row without identity is quarantined; the share per partition is judged by the
         # partition suite (expectations/suites/partitions.py) at the quality gate.

@@ -44,6 +44,9 @@ EVENT_TYPES = (
     # A tracker's identify call (Segment, RudderStack): "this anonymous id is this customer".
     # It links the two ids for identity stitching and is no visit: no session, no engagement.
     "identify",
+    # A refund of (part of) an order, from a shop's back end: order_id and revenue (the amount
+    # refunded) are required; it reduces the order's customer's net revenue and is no visit.
+    "refund",
 )
 
 # Load metadata carried by every raw row.

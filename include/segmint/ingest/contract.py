@@ -223,7 +223,7 @@ def ignored_event_types(
     """``[ingest] ignored_event_types``: the trimmed, lower-cased names and whether ``"*"``
     (every event type that is not segmint's) is among them. A name that is one of segmint's
     event types, or an alias of one, is a ConfigError (its records are data the models need),
-    except ``identify`` (IGNORABLE_EVENT_TYPES)."""
+    except ``identify`` and ``refund`` (IGNORABLE_EVENT_TYPES)."""
     from segmint.config import ConfigError
 
     names = [] if names is None else names
@@ -296,8 +296,10 @@ def boolean_words(
 
 ALLOWED_EVENT_TYPES = EVENT_TYPES
 # segmint's event types that a shop may still ignore: identify calls only link ids (a back end
-# that sends one per customer every night may be better without them).
-IGNORABLE_EVENT_TYPES = ("identify",)
+# that sends one per customer every night may be better without them); refunds only lower
+# revenue, and a tracker that sent its own `refund` events (GA4's) before segmint knew the type
+# was told to ignore them: that setting keeps working.
+IGNORABLE_EVENT_TYPES = ("identify", "refund")
 
 # ISO 3166-1 alpha-2 (officially assigned codes) plus the reserved "UK" (read as GB, cast_sql)
 # and "EU" that shops use.

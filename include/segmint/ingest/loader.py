@@ -315,6 +315,14 @@ def parse_sql(
                 f"when {_lit(k)} then {_lit(t)}" for k, t in sorted(event_types.items())
             )
             typed = f"case {typed} {mapped} else {typed} end"
+        if f.name == "event_type":
+            event_type_sql = typed
+        if source == "events" and f.name == "revenue":
+            # A refund's amount is what was refunded: WooCommerce and Stripe write it as a
+            # negative number, read as its absolute value (a purchase's stays as it is, and a
+            # negative one is quarantined). Only the typed amount: <field>_number keeps the
+            # sign, its rules ("not a number", "out of range") do not depend on it.
+            typed = f"case when {event_type_sql} = 'refund' then abs({typed}) else {typed} end"
         cols.append(f"{typed} as {f.name}")
         if f.kind in _TEXT_KINDS:
             cols.append(f"nullif(trim({value(f.name)}), '') as {f.name}_text")

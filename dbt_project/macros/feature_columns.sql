@@ -3,7 +3,7 @@
 {% macro feature_columns() -%}
     {{ return([
         'customer_id', 'as_of_date', 'first_seen_at', 'first_order_at', 'last_order_at',
-        'order_count', 'revenue_total', 'avg_order_value', 'recency_days', 'tenure_days',
+        'order_count', 'revenue_total', 'refund_total', 'avg_order_value', 'recency_days', 'tenure_days',
         'r_score', 'f_score', 'm_score', 'rfm_segment',
         'orders_30d', 'orders_90d', 'revenue_30d', 'revenue_90d',
         'sessions_7d', 'sessions_30d', 'sessions_90d',

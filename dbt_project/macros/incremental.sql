@@ -52,12 +52,13 @@
 {%- endmacro %}
 
 {#- The order ids with a purchase event in `relation` on one of `dates` (events relations:
-    event_type, order_id, event_date, event_at). -#}
-{% macro purchase_orders_on(relation, dates) -%}
+    event_type, order_id, event_date, event_at); with `event_types`, an event of one of those
+    types (['purchase', 'refund']). -#}
+{% macro purchase_orders_on(relation, dates, event_types=['purchase']) -%}
     select order_id
     from {{ relation }}
     where
-        event_type = 'purchase'
+        event_type in ({{ sql_string_list(event_types) }})
         and order_id is not null
         and {{ date_list_filter('event_date', dates, 'event_at') }}
 {%- endmacro %}
@@ -154,6 +155,19 @@
             from {{ this.database }}.intermediate.int_event_dates_changed
             where is_rebuilt and event_count is null
         )
+    {%- else -%}
+        select 1 as nothing_to_delete
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Pre-hook of customer_daily_activity: delete the rows of the days this run rebuilds. A
+    day keeps events while a customer's row of it may vanish (a refund that no longer counts
+    on it: an earlier refund used up its order, its order moved), and delete+insert only
+    replaces the days present in the new rows. In the same transaction as the insert. -#}
+{% macro delete_rebuilt_days(date_column) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }}
+        where {{ date_list_filter(date_column, event_dates_to_rebuild()) }}
     {%- else -%}
         select 1 as nothing_to_delete
     {%- endif -%}

@@ -190,13 +190,18 @@ def _land_late_purchases(con, loaded: datetime) -> None:
 NIGHTS: dict[Path, tuple[StageResult, StageResult]] = {}
 
 
-def _build_night_then_increment(root: Path, land: Callable[[Any], None]) -> tuple[Path, Path]:
-    """Night D in full, `land` the next night's rows, night D+1 incrementally; and a fresh
-    full build of the same raw rows as of D+1. Returns (nightly, full) warehouse paths."""
+def _build_night_then_increment(
+    root: Path, land: Callable[[Any], None], before: Callable[[Any], None] | None = None
+) -> tuple[Path, Path]:
+    """Night D in full (with `before`'s rows too), `land` the next night's rows, night D+1
+    incrementally; and a fresh full build of the same raw rows as of D+1. Returns (nightly,
+    full) warehouse paths."""
     nightly = root / "nightly" / "segmint.duckdb"
     con = connect(nightly)
     ensure_raw_tables(con)
     _load_until_day(con)
+    if before is not None:
+        before(con)
     con.close()
     first = run_transform(settings_for(nightly), DAY)
     con = connect(nightly)
@@ -243,13 +248,77 @@ def late_purchase_warehouses(
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _assert_marts_equal(nightly: Path, full: Path) -> None:
+# Refunds: of two orders loaded weeks before night D, and of an order that arrives only on
+# night D+1, after its refund. In March, before the synthetic rows (START): no identity link
+# re-opens these days, only the refunds do.
+OLD_ORDERS = {"old-a": ("C000005", date(2026, 3, 20), "100.00"),
+              "old-b": ("C000006", date(2026, 3, 21), "50.00")}  # fmt: skip
+EARLY_REFUND_DAY = date(2026, 3, 23)  # night D+1's full refund of old-b ...
+LATE_REFUND_DAY = date(2026, 3, 25)  # ... before night D's refund of it, which then counts 0
+LATE_ORDER = "late-order"
+LATE_ORDER_PLACED = date(2026, 3, 27)
+REFUND_BEFORE_ORDER_LOADED = date(2026, 3, 28)
+
+
+def _event(con, event_id: str, event_type: str, customer_id: str, order_id: str, day: date,
+           amount: str, loaded: datetime) -> None:  # fmt: skip
+    """A purchase or refund row of the shop's back end (no session, no anonymous id)."""
+    con.execute(
+        """
+        INSERT INTO raw.events (event_id, event_type, event_ts, customer_id, order_id, revenue,
+            _source_file, _source_line, _partition_date, _loaded_at)
+        VALUES (?, ?, CAST(? AS TIMESTAMP) + INTERVAL 8 HOUR, ?, ?, CAST(? AS DECIMAL(18, 2)),
+            ?, 1, CAST(? AS DATE), ?)
+        """,
+        [event_id, event_type, day, customer_id, order_id, amount,
+         f"events/dt={day}/back-end-{event_id}.csv", day, loaded],
+    )  # fmt: skip
+
+
+def _refund(con, event_id: str, order_id: str, day: date, amount: str, loaded: datetime) -> None:
+    """A refund naming another customer than the order's."""
+    _event(con, event_id, "refund", "C000007", order_id, day, amount, loaded)
+
+
+def _refunds_before_night(con) -> None:
+    """Night D: the two old orders, a small refund of old-b, and a refund of LATE_ORDER,
+    whose purchase is not loaded yet."""
+    loaded = datetime(2026, 6, 30, 3, 0)
+    for order_id, (customer_id, day, revenue) in OLD_ORDERS.items():
+        _event(con, f"{order_id}-purchase", "purchase", customer_id, order_id, day, revenue, loaded)
+    _refund(con, "refund-small", "old-b", LATE_REFUND_DAY, "1.00", loaded)
+    _refund(con, "refund-early", LATE_ORDER, REFUND_BEFORE_ORDER_LOADED, "30.00", loaded)
+
+
+def _land_next_day_and_refunds(con) -> None:
+    """Night D+1: the new day; a partial refund of old-a and one beyond what is left of it
+    (both on D+1); a full refund of old-b, dated before night D's refund of it; and
+    LATE_ORDER's purchase, dated before its refund."""
+    loaded = datetime(2026, 7, 1, 3, 0)
+    synthetic.insert_raw(
+        con, CUSTOMERS, 60, NEXT, NEXT, seed=3, loaded_at=loaded, with_customers=False
+    )
+    _refund(con, "refund-part", "old-a", NEXT, "5.00", loaded)
+    _refund(con, "refund-rest", "old-a", NEXT, "100.00", loaded)
+    _refund(con, "refund-full", "old-b", EARLY_REFUND_DAY, "50.00", loaded)
+    _event(con, "late-order-purchase", "purchase", "C000003", LATE_ORDER, LATE_ORDER_PLACED,
+           "80.00", loaded)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def refund_warehouses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    root = tmp_path_factory.mktemp("refunds")
+    yield _build_night_then_increment(root, _land_next_day_and_refunds, _refunds_before_night)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _assert_marts_equal(nightly: Path, full: Path, tables: tuple[str, ...] = MARTS) -> None:
     """Every mart of the increment equals the full rebuild's (the snapshot tables on the
     as-of dates a full build of D+1 makes: night D left others too)."""
     inc = connect(nightly, read_only=True)
     ref = connect(full, read_only=True)
     try:
-        for table in MARTS:
+        for table in tables:
             assert inc.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > 0, table
             assert table_hash(inc, table) == table_hash(ref, table), table
         dates = [
@@ -353,6 +422,50 @@ def test_late_earlier_purchase_moves_the_order_without_double_count(
     finally:
         inc.close()
         ref.close()
+
+
+def test_refunds_of_old_and_late_orders_increment_equals_full_rebuild(
+    refund_warehouses: tuple[Path, Path],
+) -> None:
+    """Refunds landing for orders loaded weeks earlier, one that makes an earlier-loaded
+    refund count nothing, and an order arriving after its refund: the nightly marts equal a
+    full rebuild's, and the refunds count where they should."""
+    nightly, full = refund_warehouses
+    _assert_marts_equal(nightly, full, (*MARTS, "marts.refunds"))
+    inc = connect(nightly, read_only=True)
+    try:
+        refunds = dict(
+            inc.execute(
+                "SELECT event_id, (applied_date, applied_amount = amount, applied_amount > 0) "
+                "FROM marts.refunds"
+            ).fetchall()
+        )
+        assert refunds["refund-part"] == (NEXT, True, True)
+        assert refunds["refund-rest"] == (NEXT, False, True), "capped at what is left"
+        assert refunds["refund-full"] == (EARLY_REFUND_DAY, True, True)
+        assert refunds["refund-small"] == (LATE_REFUND_DAY, False, False), "nothing left"
+        assert refunds["refund-early"] == (REFUND_BEFORE_ORDER_LOADED, True, True), "order arrived"
+        # Each order's refunds add up in orders, and each customer's in daily activity.
+        mismatched = inc.execute(
+            """
+            SELECT count(*) FROM (
+                SELECT customer_id, sum(refunded_amount) AS refunded
+                FROM marts.orders WHERE customer_id IS NOT NULL GROUP BY customer_id
+            ) AS o
+            FULL JOIN (
+                SELECT customer_id, sum(refunded_amount) AS refunded
+                FROM marts.customer_daily_activity GROUP BY customer_id
+            ) AS a USING (customer_id)
+            WHERE coalesce(o.refunded, 0) <> coalesce(a.refunded, 0)
+            """
+        ).fetchone()[0]
+        assert mismatched == 0
+        assert inc.execute(
+            "SELECT order_date, refunded_amount, net_revenue FROM marts.orders WHERE order_id = ?",
+            [LATE_ORDER],
+        ).fetchall() == [(LATE_ORDER_PLACED, 30, 50)]
+    finally:
+        inc.close()
 
 
 def _rebuilt_days(warehouse: Path) -> tuple[set[date], int]:

@@ -25,6 +25,12 @@ And a date is rebuilt when the rate its amounts in another currency were convert
 longer the rate currency_rates gives for that day (a rate added for a currency that had none,
 a revised rate, another reporting currency): int_events_sessionised keeps the rate it used.
 
+And a date is rebuilt when a refund counting on it may now count otherwise: the days of
+the refunds of every order touched above (a purchase or refund event on a changed date, a
+purchase on a day re-opened for links, orders or rates), and the later purchase days of such
+an order (a refund dated before its order counts on the order's day; see marts.refunds).
+Refunds are few, and a night's new refunds mostly have no earlier refund to re-open.
+
 Full build (or the first run): every date. The table is small (one row per day).
 -#}
 
@@ -221,6 +227,77 @@ rate_dates as (
 
 ),
 
+refund_dates as (
+
+    {% if built -%}
+        -- Orders whose refunds may now count otherwise: a purchase or refund event on a
+        -- changed date (now or before this run), or a purchase on a day re-opened above (its
+        -- customer, amount or day may change) ...
+        with touched_orders as (
+
+            {% if changed -%}
+                {{ purchase_orders_on(ref('stg_segmint__events'), changed, ['purchase', 'refund']) }}
+                union
+                {{ purchase_orders_on(built, changed, ['purchase', 'refund']) }}
+                union
+            {% endif -%}
+            select order_id
+            from {{ built }}
+            where
+                event_type = 'purchase'
+                and order_id is not null
+                and event_date in (
+                    select event_date from link_dates
+                    union
+                    select event_date from order_dates
+                    union
+                    select event_date from rate_dates
+                )
+
+        ),
+
+        touched_refunds as (
+
+            select
+                events.order_id,
+                events.event_date
+            from {{ built }} as events
+            inner join touched_orders on events.order_id = touched_orders.order_id
+            where events.event_type = 'refund'
+            {% if changed -%}
+                union
+                select
+                    order_id,
+                    event_date
+                from {{ ref('stg_segmint__events') }}
+                where
+                    event_type = 'refund'
+                    and order_id is not null
+                    and {{ date_list_filter('event_date', changed, 'event_at') }}
+            {%- endif %}
+
+        )
+
+        -- ... re-open the days their refunds count on: their own (the capped amount of each
+        -- depends on the order's amount and earlier refunds, its customer on the order's),
+        -- and the later days of the order's purchase events (a refund dated before its order
+        -- counts on the order's day).
+        select event_date from touched_refunds
+        union
+        select purchases.event_date
+        from {{ built }} as purchases
+        inner join touched_refunds
+            on
+                purchases.order_id = touched_refunds.order_id
+                and purchases.event_date > touched_refunds.event_date
+        where purchases.event_type = 'purchase'
+    {%- else -%}
+        select cast(null as date) as event_date
+        where 1 = 0
+    {%- endif %}
+
+),
+
 rebuilt_dates as (
 
     select event_date from link_dates
@@ -228,6 +305,8 @@ rebuilt_dates as (
     select event_date from order_dates
     union
     select event_date from rate_dates
+    union
+    select event_date from refund_dates
 
 )
 

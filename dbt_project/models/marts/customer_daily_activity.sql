@@ -4,14 +4,17 @@
         incremental_strategy='delete+insert',
         unique_key='activity_date',
         on_schema_change='fail',
-        post_hook="{{ delete_emptied_days('activity_date') }}",
+        pre_hook="{{ delete_rebuilt_days('activity_date') }}",
     )
 }}
 
 {%- set dates = event_dates_to_rebuild() %}
 
--- One row per customer and UTC day with any attributed event. The nightly run rebuilds only
--- the days int_event_dates_changed marks; features read this table, not events.
+-- One row per customer and UTC day with any attributed event, or with a refund counting on
+-- that day for an order of theirs (marts.refunds: the order's customer, whoever the refund
+-- row names; such a row alone is no sign of a visit, its seen times are null). The nightly
+-- run rebuilds only the days int_event_dates_changed marks; features read this table, not
+-- events.
 with
 
 events as (
@@ -35,8 +38,9 @@ events as (
     where
         customer_id is not null
         -- an identify call is no sign of a visit (a back end may send one for every
-        -- customer every night): it links ids, nothing more
-        and event_type != 'identify'
+        -- customer every night): it links ids, nothing more; a refund counts below, for
+        -- its order's customer
+        and event_type not in ('identify', 'refund')
         and {{ incremental_date_filter('event_date', dates, 'event_at') }}
     group by customer_id, event_date
 
@@ -83,20 +87,68 @@ orders as (
         and {{ incremental_date_filter('order_date', dates) }}
     group by customer_id, order_date
 
+),
+
+refunds as (
+
+    select
+        customer_id,
+        applied_date as activity_date,
+        sum(applied_amount) as refunded_amount,
+        max(_loaded_at) as _loaded_at
+    from {{ ref('refunds') }}
+    where
+        customer_id is not null
+        and applied_amount > 0
+        and {{ incremental_date_filter('applied_date', dates) }}
+    group by customer_id, applied_date
+
+),
+
+-- The days with events, and those with only a refund of the customer's.
+activity as (
+
+    select
+        coalesce(events.customer_id, refunds.customer_id) as customer_id,
+        coalesce(events.activity_date, refunds.activity_date) as activity_date,
+        events.first_seen_at,
+        events.last_seen_at,
+        coalesce(events.page_views, 0) as page_views,
+        coalesce(events.product_views, 0) as product_views,
+        coalesce(events.searches, 0) as searches,
+        coalesce(events.cart_adds, 0) as cart_adds,
+        coalesce(events.email_opens, 0) as email_opens,
+        coalesce(events.email_clicks, 0) as email_clicks,
+        events.last_cart_add_at,
+        events.first_purchase_at,
+        events.last_purchase_at,
+        coalesce(refunds.refunded_amount, 0) as refunded_amount,
+        case
+            when refunds._loaded_at > events._loaded_at or events._loaded_at is null
+                then refunds._loaded_at
+            else events._loaded_at
+        end as _loaded_at
+    from events
+    full outer join refunds
+        on
+            events.customer_id = refunds.customer_id
+            and events.activity_date = refunds.activity_date
+
 )
 
 select
-    events.customer_id,
-    events.activity_date,
+    activity.customer_id,
+    activity.activity_date,
     cast(coalesce(sessions.sessions, 0) as {{ dbt.type_bigint() }}) as sessions,
-    cast(events.page_views as {{ dbt.type_bigint() }}) as page_views,
-    cast(events.product_views as {{ dbt.type_bigint() }}) as product_views,
-    cast(events.searches as {{ dbt.type_bigint() }}) as searches,
-    cast(events.cart_adds as {{ dbt.type_bigint() }}) as cart_adds,
+    cast(activity.page_views as {{ dbt.type_bigint() }}) as page_views,
+    cast(activity.product_views as {{ dbt.type_bigint() }}) as product_views,
+    cast(activity.searches as {{ dbt.type_bigint() }}) as searches,
+    cast(activity.cart_adds as {{ dbt.type_bigint() }}) as cart_adds,
     cast(coalesce(orders.orders, 0) as {{ dbt.type_bigint() }}) as orders,
     cast(coalesce(orders.revenue, 0) as {{ type_money() }}) as revenue,
-    cast(events.email_opens as {{ dbt.type_bigint() }}) as email_opens,
-    cast(events.email_clicks as {{ dbt.type_bigint() }}) as email_clicks,
+    cast(activity.refunded_amount as {{ type_money() }}) as refunded_amount,
+    cast(activity.email_opens as {{ dbt.type_bigint() }}) as email_opens,
+    cast(activity.email_clicks as {{ dbt.type_bigint() }}) as email_clicks,
     cast(coalesce(sessions.session_duration_s, 0) as {{ type_double() }}) as session_duration_s,
     cast(coalesce(sessions.mobile_sessions, 0) as {{ dbt.type_bigint() }}) as mobile_sessions,
     cast(coalesce(sessions.carted_sessions, 0) as {{ dbt.type_bigint() }}) as carted_sessions,
@@ -104,20 +156,20 @@ select
         as abandoned_cart_sessions,
     cast(sessions.max_content_pages_unconverted_session as {{ dbt.type_bigint() }})
         as max_content_pages_unconverted_session,
-    events.first_seen_at,
-    events.last_seen_at,
+    activity.first_seen_at,
+    activity.last_seen_at,
     orders.first_order_at,
     orders.last_order_at,
-    events.last_cart_add_at,
-    events.first_purchase_at,
-    events.last_purchase_at,
-    events._loaded_at
-from events
+    activity.last_cart_add_at,
+    activity.first_purchase_at,
+    activity.last_purchase_at,
+    activity._loaded_at
+from activity
 left join sessions
     on
-        events.customer_id = sessions.customer_id
-        and events.activity_date = sessions.activity_date
+        activity.customer_id = sessions.customer_id
+        and activity.activity_date = sessions.activity_date
 left join orders
     on
-        events.customer_id = orders.customer_id
-        and events.activity_date = orders.activity_date
+        activity.customer_id = orders.customer_id
+        and activity.activity_date = orders.activity_date

@@ -54,7 +54,10 @@ lifetime_totals as (
         min(first_order_at) as first_order_at,
         max(last_order_at) as last_order_at,
         sum(orders) as order_count,
-        sum(revenue) as revenue_total,
+        -- Net of refunds (Shopify's total_spent): what the customer kept. order_count and
+        -- the order dates count every order placed.
+        sum(revenue) - coalesce(sum(refunded_amount), 0) as revenue_total,
+        coalesce(sum(refunded_amount), 0) as refund_total,
         max(case when sessions > 0 then activity_date end) as last_visit_date,
         max(case when sessions > 0 or orders > 0 then activity_date end) as last_active_date,
         max(_loaded_at) as _loaded_at
@@ -304,6 +307,7 @@ base as (
         lifetime.last_order_at,
         coalesce(lifetime.order_count, 0) as order_count,
         coalesce(lifetime.revenue_total, 0) as revenue_total,
+        coalesce(lifetime.refund_total, 0) as refund_total,
         lifetime.orders_30d,
         lifetime.orders_90d,
         lifetime.revenue_30d,
@@ -389,6 +393,7 @@ final as (
         scored.last_order_at,
         cast(scored.order_count as {{ dbt.type_bigint() }}) as order_count,
         cast(scored.revenue_total as {{ type_money() }}) as revenue_total,
+        cast(scored.refund_total as {{ type_money() }}) as refund_total,
         cast(
             case when scored.order_count > 0 then scored.revenue_total / scored.order_count end
             as {{ type_money() }}

@@ -41,7 +41,9 @@ activity as (
         min(first_order_at) as first_order_at,
         max(last_order_at) as last_order_at,
         sum(orders) as order_count,
-        sum(revenue) as revenue_total,
+        -- net of refunds, as in customer_features
+        sum(revenue) - coalesce(sum(refunded_amount), 0) as revenue_total,
+        coalesce(sum(refunded_amount), 0) as refund_total,
         sum(sessions) as session_count
     from {{ ref('customer_daily_activity') }}
     group by customer_id
@@ -102,6 +104,7 @@ select
     activity.last_order_at,
     cast(coalesce(activity.order_count, 0) as {{ dbt.type_bigint() }}) as order_count,
     cast(coalesce(activity.revenue_total, 0) as {{ type_money() }}) as revenue_total,
+    cast(coalesce(activity.refund_total, 0) as {{ type_money() }}) as refund_total,
     cast(coalesce(activity.session_count, 0) as {{ dbt.type_bigint() }}) as session_count
 from customer_ids
 left join crm on customer_ids.customer_id = crm.customer_id

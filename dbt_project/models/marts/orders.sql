@@ -22,6 +22,11 @@
 -- The customer is the winning event's, else that of the order's first purchase event with
 -- one: the browser's purchase of a visitor who never logged in may come first, and the shop's
 -- back end sends the same order with its customer.
+-- Refunds (refund events with the order's order_id, whoever they name) add up to
+-- refunded_amount, capped at the order's revenue; revenue stays the order's value when placed.
+-- An incremental run also recomputes every order with a refund event, and every order that
+-- had one (a refund reloaded away or re-keyed): refunds are few, and one may land on any
+-- later day, or before its order.
 {#- In an incremental run, the orders the rebuilt days touch. -#}
 {%- set touched_orders -%}
     {%- if is_incremental() -%}
@@ -31,10 +36,26 @@
             select order_id
             from {{ this }}
             where {{ date_list_filter('order_date', dates) }}
+            union
+            select order_id
+            from {{ ref('int_events_sessionised') }}
+            where event_type = 'refund' and order_id is not null
+            union
+            select order_id
+            from {{ this }}
+            where refunded_at is not null
         )
     {%- else -%}
         1 = 1
     {%- endif -%}
+{%- endset %}
+
+{%- set refunded_amount -%}
+    case
+        when refunds.refunded_amount is null then 0
+        when refunds.refunded_amount > coalesce(ranked.revenue, 0) then coalesce(ranked.revenue, 0)
+        else refunds.refunded_amount
+    end
 {%- endset %}
 
 with
@@ -79,6 +100,23 @@ customers_ranked as (
     from purchases
     where customer_id is not null
 
+),
+
+-- Every refund of the orders (in the reporting currency, converted at the refund day's rate).
+refunds as (
+
+    select
+        order_id,
+        sum(coalesce(revenue, 0)) as refunded_amount,
+        max(event_at) as refunded_at,
+        max(_loaded_at) as _loaded_at
+    from {{ ref('int_events_sessionised') }}
+    where
+        event_type = 'refund'
+        and order_id is not null
+        and {{ touched_orders }}
+    group by order_id
+
 )
 
 select
@@ -91,10 +129,18 @@ select
     ranked.fx_rate,
     cast(ranked.item_count as {{ dbt.type_bigint() }}) as item_count,
     ranked.event_id,
-    ranked._loaded_at
+    cast({{ refunded_amount }} as {{ type_money() }}) as refunded_amount,
+    cast(coalesce(ranked.revenue, 0) - {{ refunded_amount }} as {{ type_money() }})
+        as net_revenue,
+    refunds.refunded_at,
+    case
+        when refunds._loaded_at > ranked._loaded_at then refunds._loaded_at
+        else ranked._loaded_at
+    end as _loaded_at
 from ranked
 left join customers_ranked
     on
         ranked.order_id = customers_ranked.order_id
         and customers_ranked.customer_rank = 1
+left join refunds on ranked.order_id = refunds.order_id
 where ranked.order_rank = 1

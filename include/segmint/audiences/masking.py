@@ -17,6 +17,8 @@ customer_id, anonymous_id an id that is an e-mail address (it holds ``@``: shops
 and ``*_customer_id``     CRM or tracker keys people by address) is hashed as ``email``
                           is, so tables still join and match the ``email`` column;
                           other ids stay as they are
+customer_ids and          a list of such ids (``a@x.com, b@x.com``, the conflict marts):
+``*_customer_ids``        each address of it hashed so
 ========================  =====================================================
 
 The unmasked ``raw``, ``staging``, ``intermediate`` and ``marts`` tables and
@@ -53,6 +55,11 @@ PII_COLUMNS = tuple(_MASKS)
 # e-mail (a newsletter platform's list, a tracker's userId), and every table analysts read
 # then held the addresses the email column hides. Hashed like email, so ids stay joinable.
 _ID_MASK = f"case when contains({{c}}, '@') then {_MASKS['email']} else {{c}} end"
+# The conflict marts list a person's ids in one text, "id, id" (dbt.listagg): each is hashed.
+_IDS_MASK = (
+    "case when contains({c}, '@') then array_to_string(list_transform(string_split({c}, ', '), "
+    + f"lambda x: {_ID_MASK.format(c='x')}), ', ') else {{c}} end"
+)
 
 
 def _mask(name: str, data_type: str) -> str | None:
@@ -61,6 +68,8 @@ def _mask(name: str, data_type: str) -> str | None:
         name in ("customer_id", "anonymous_id") or name.endswith("_customer_id")
     ):
         return _ID_MASK
+    if data_type == "VARCHAR" and (name == "customer_ids" or name.endswith("_customer_ids")):
+        return _IDS_MASK
     return _MASKS.get(name)
 
 

@@ -208,3 +208,43 @@ def test_run_takes_the_audiences_folder_like_the_audience_commands(
     built = con.execute("select audience, status from audiences.summary").fetchall()
     con.close()
     assert built == [("a", "built")]
+
+
+def test_the_conflict_marts_lists_of_address_ids_are_hashed_for_analysts(
+    settings, defs_folder, scalar
+):
+    """A shop keying customers by address: marts.order_conflicts.customer_ids and
+    marts.identity_conflicts.candidate_customer_ids list the ids in one text
+    ("a@x, b@x", dbt.listagg), which the id mask (customer_id, *_customer_id) did not match:
+    both addresses went to the analysts' views and copy as delivered."""
+    import duckdb
+
+    from segmint.publish import publish
+
+    con = connect(settings.warehouse)
+    con.execute(
+        "create table marts.order_conflicts as select 'O1' as order_id, "
+        "'ann@example.com' as kept_customer_id, "
+        "'ann@example.com, C42, bob@example.com' as customer_ids"
+    )
+    con.execute(
+        "create table marts.identity_conflicts as select 'device-1' as anonymous_id, "
+        "'bob@example.com' as chosen_customer_id, "
+        "'ann@example.com, bob@example.com' as candidate_customer_ids"
+    )
+    con.close()
+    defs_folder(a="name: a\nconsent: ads\nwhere: {feature: order_count, gte: 1}\n")
+    build_audiences(settings, AS_OF)
+    publish(settings, AS_OF)
+
+    ann, bob = (
+        hashlib.sha256(e.encode()).hexdigest() for e in ("ann@example.com", "bob@example.com")
+    )
+    view = "select customer_ids from analyst.order_conflicts"
+    assert scalar(settings, view) == f"{ann}, C42, {bob}"
+    view = "select candidate_customer_ids, chosen_customer_id from analyst.identity_conflicts"
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        assert con.execute(view).fetchone() == (f"{ann}, {bob}", bob)
+    with duckdb.connect(str(settings.analyst_warehouse), read_only=True) as con:
+        leaks = columns_holding(con, text_columns(con), ["ann@example.com", "bob@example.com"])
+    assert leaks == []

@@ -14,9 +14,10 @@ birth_date                1 January of the birth year
 postal_code               first two characters and ``***``
 street, address, ...      ``***``
 customer_id, anonymous_id an id that is an e-mail address (it holds ``@``: shops whose
-and ``*_customer_id``     CRM or tracker keys people by address) is hashed as ``email``
-                          is, so tables still join and match the ``email`` column;
-                          other ids stay as they are
+and ``*_customer_id``     CRM or tracker keys people by address): sha256 of the id as
+                          written, so tables still join, distinct ids stay distinct, and
+                          an id written as ``email`` is normalised (trimmed, lower case)
+                          matches the ``email`` column; other ids stay as they are
 customer_ids and          a list of such ids (``a@x.com, b@x.com``, the conflict marts):
 ``*_customer_ids``        each address of it hashed so
 ========================  =====================================================
@@ -53,8 +54,10 @@ _MASKS = {
 PII_COLUMNS = tuple(_MASKS)
 # A person's id is no personal data unless it is their address: some shops key customers by
 # e-mail (a newsletter platform's list, a tracker's userId), and every table analysts read
-# then held the addresses the email column hides. Hashed like email, so ids stay joinable.
-_ID_MASK = f"case when contains({{c}}, '@') then {_MASKS['email']} else {{c}} end"
+# then held the addresses the email column hides. Hashed as written, not normalised like
+# email: ids differing in case are two people to segmint (Ann@Example.com and ann@example.com
+# are two visitors), and one hash for both duplicated the keys of identity_map and customers.
+_ID_MASK = "case when contains({c}, '@') then sha256({c}) else {c} end"
 # The conflict marts list a person's ids in one text, "id, id" (dbt.listagg): each is hashed.
 _IDS_MASK = (
     "case when contains({c}, '@') then array_to_string(list_transform(string_split({c}, ', '), "

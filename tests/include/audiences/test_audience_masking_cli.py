@@ -222,6 +222,11 @@ def test_the_conflict_marts_lists_of_address_ids_are_hashed_for_analysts(
     from segmint.publish import publish
 
     con = connect(settings.warehouse)
+    # ids that differ in case are two people (two visitors of one address, written twice)
+    con.execute(
+        "create or replace table marts.identity_map as select * from (values "
+        "('Ann@Example.com', 'C1'), ('ann@example.com', 'C2')) as t(anonymous_id, customer_id)"
+    )
     con.execute(
         "create table marts.order_conflicts as select 'O1' as order_id, "
         "'ann@example.com' as kept_customer_id, "
@@ -247,4 +252,8 @@ def test_the_conflict_marts_lists_of_address_ids_are_hashed_for_analysts(
         assert con.execute(view).fetchone() == (f"{ann}, {bob}", bob)
     with duckdb.connect(str(settings.analyst_warehouse), read_only=True) as con:
         leaks = columns_holding(con, text_columns(con), ["ann@example.com", "bob@example.com"])
+        ids = con.execute(
+            "select count(*), count(distinct anonymous_id) from marts.identity_map"
+        ).fetchone()
     assert leaks == []
+    assert ids == (2, 2)  # still a key: one hash each

@@ -764,7 +764,8 @@ def cast_sql(kind: str, expr: str, rules: ValueRules | None = None) -> str:
     if kind == "id":
         # A whole number written as a float (123.0: pandas writes an integer column with a
         # missing value so, in Parquet, CSV and JSON) is the id 123, as the CRM spells it;
-        # -1.0 is -1 (Amplitude's session_id outside a session, a null word of null_values).
+        # -1.0 is -1 (Amplitude's session_id outside a session, a null word of null_values),
+        # and -0.0 (a float's negative zero) is 0.
         # A number with Excel's leading apostrophe ('7210448301122: Shopify's customer
         # export writes its Customer ID so) is that number: kept, the CRM record was another
         # customer than the events' one, and consent withdrawn on the real one stayed given
@@ -772,7 +773,7 @@ def cast_sql(kind: str, expr: str, rules: ValueRules | None = None) -> str:
         # Tested on the text as it is (trimming it per test would copy every id thrice).
         return (
             f"case when contains({expr}, '.0') and regexp_full_match({expr}, ' *-?[0-9]+\\.0+ *') "
-            f"then trim(split_part({expr}, '.', 1)) "
+            f"then regexp_replace(trim(split_part({expr}, '.', 1)), '^-(0+)$', '\\1') "
             f"when contains({expr}, '''') and regexp_full_match({expr}, ' *''[0-9]+ *') "
             f"then trim(replace({expr}, '''', '')) else {t} end"
         )

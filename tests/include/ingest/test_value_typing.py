@@ -397,6 +397,7 @@ def test_a_whole_float_id_is_read_as_its_integer(settings, landing, query, tmp_p
             event("j1", customer_id=789.0),
             event("j2", customer_id="v1.0"),
             event("j3", session_id=1.0),
+            event("j4", customer_id=-0.0),
         ],
     )
     _run_both_ways(settings, tmp_path, monkeypatch)
@@ -411,6 +412,7 @@ def test_a_whole_float_id_is_read_as_its_integer(settings, landing, query, tmp_p
         ("j1", "789", None, None),
         ("j2", "v1.0", None, None),
         ("j3", "c1", None, "1"),
+        ("j4", "0", None, None),
     ]
 
 

@@ -57,7 +57,9 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # 2026-12-06.2: an order whose winning event has no customer takes the customer of its first
 # purchase event with one.
 # 2026-12-06.3: refund events: no visit; orders, daily activity and the features net of refunds.
-MODEL_LOGIC_VERSION = "2026-12-06.3"
+# 2026-12-06.4: a revised rate of a refund's day re-opens the days the order's other
+# refunds count on (warehouses whose rates were revised kept stale counted refunds).
+MODEL_LOGIC_VERSION = "2026-12-06.4"
 # A full refresh keeps only the snapshots asked for: it asks for the cut-offs too.
 _WITH_CUTOFFS = "with the cut-off snapshots"
 

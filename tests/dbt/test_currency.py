@@ -267,3 +267,61 @@ def test_rates_settings_come_from_the_config_file(tmp_path: Path) -> None:
     assert settings.transform == dataclasses.replace(
         TransformSettings(), reporting_currency="GBP", currency_rates=tmp_path / "fx.csv"
     )
+
+
+# Refunds paid in GBP of orders paid in USD (a shop's back end refunds in the customer's
+# currency). Ra: an order of 100, a GBP refund of 50 and, later, a USD refund of 60 that
+# only counts for what the GBP one left of the order; Rb: an order of 80 with a GBP refund
+# dated the day before it (it counts on the order's day). Only these refunds are in GBP.
+REFUND_ROWS = [
+    ("Ra-p", "purchase", "Ra", "Ra-o", "2026-06-05 10:00:00", "100.00", "USD"),
+    ("Ra-r1", "refund", "Ra", "Ra-o", "2026-06-12 10:00:00", "50.00", "GBP"),
+    ("Ra-r2", "refund", "Ra", "Ra-o", "2026-06-20 10:00:00", "60.00", "USD"),
+    ("Rb-p", "purchase", "Rb", "Rb-o", "2026-06-15 10:00:00", "80.00", "USD"),
+    ("Rb-r1", "refund", "Rb", "Rb-o", "2026-06-14 23:00:00", "20.00", "GBP"),
+]
+
+
+def _raw_warehouse_with_refunds(path: Path) -> Path:
+    _raw_warehouse(path)
+    con = connect(path)
+    con.executemany(
+        """
+        INSERT INTO raw.events (event_id, event_type, customer_id, order_id, event_ts, revenue,
+            currency, _source_file, _source_line, _partition_date, _loaded_at)
+        VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMP), CAST(? AS DECIMAL(18, 2)), ?,
+            'events/dt=2026-06-20/back-end.csv', 1, DATE '2026-06-20',
+            TIMESTAMP '2026-06-21 02:00:00')
+        """,
+        REFUND_ROWS,
+    )
+    con.close()
+    return path
+
+
+def test_a_revised_rate_of_a_refund_day_recounts_the_orders_other_refund_days(tmp_path) -> None:
+    """The GBP rate of the refunds is revised: the increment equals a full build with the new
+    rate, on the days where the order's later refund and the refund dated before its order
+    count too (what they count depends on the revised amount), not only on the GBP days."""
+    rates, revised = tmp_path / "rates.csv", tmp_path / "revised.csv"
+    rates.write_text(RATES + "GBP,2026-01-01,USD,1.20\n")
+    revised.write_text(RATES + "GBP,2026-01-01,USD,1.25\n")
+    nightly = _raw_warehouse_with_refunds(tmp_path / "nightly" / "segmint.duckdb")
+    run_transform(_settings(nightly, rates), AS_OF)
+    run_transform(_settings(nightly, revised), AS_OF)
+    full = _raw_warehouse_with_refunds(tmp_path / "full" / "segmint.duckdb")
+    run_transform(_settings(full, revised), AS_OF)
+    inc = connect(nightly, read_only=True)
+    ref = connect(full, read_only=True)
+    try:
+        for table in (*MARTS, "marts.refunds"):
+            assert table_hash(inc, table) == table_hash(ref, table), table
+        totals = inc.execute(
+            "SELECT customer_id, revenue_total, refund_total FROM marts.customers "
+            "WHERE customer_id IN ('Ra', 'Rb') ORDER BY 1"
+        ).fetchall()
+    finally:
+        inc.close()
+        ref.close()
+    # Ra: 50 GBP at 1.25 = 62.50, then 37.50 of the 60 USD; Rb: 20 GBP at 1.25 = 25.00.
+    assert totals == [("Ra", 0, 100), ("Rb", 55, 25)]

@@ -26,8 +26,9 @@ longer the rate currency_rates gives for that day (a rate added for a currency t
 a revised rate, another reporting currency): int_events_sessionised keeps the rate it used.
 
 And a date is rebuilt when a refund counting on it may now count otherwise: the days of
-the refunds of every order touched above (a purchase or refund event on a changed date, a
-purchase on a day re-opened for links, orders or rates), and the later purchase days of such
+the refunds of every order touched above (a purchase or refund event on a changed date or
+on a day re-opened for links, orders or rates: a refund converted at a revised rate changes
+what the order's later refunds count), and the later purchase days of such
 an order (a refund dated before its order counts on the order's day; see marts.refunds).
 Refunds are few, and a night's new refunds mostly have no earlier refund to re-open.
 
@@ -231,8 +232,9 @@ refund_dates as (
 
     {% if built -%}
         -- Orders whose refunds may now count otherwise: a purchase or refund event on a
-        -- changed date (now or before this run), or a purchase on a day re-opened above (its
-        -- customer, amount or day may change) ...
+        -- changed date (now or before this run), or on a day re-opened above (a purchase's
+        -- customer, amount or day may change; a refund's amount, at a revised rate, changes
+        -- what the order's later refunds count) ...
         with touched_orders as (
 
             {% if changed -%}
@@ -244,7 +246,7 @@ refund_dates as (
             select order_id
             from {{ built }}
             where
-                event_type = 'purchase'
+                event_type in ('purchase', 'refund')
                 and order_id is not null
                 and event_date in (
                     select event_date from link_dates

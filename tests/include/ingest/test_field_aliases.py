@@ -687,6 +687,12 @@ GA4_RECORD = {
     "ecommerce": {"purchase_revenue": 45.6, "transaction_id": "12345"},
     "items": [{"item_id": "9196769", "quantity": "1"}],
 }  # fmt: skip
+# A refund of that order, as GA4 exports its `refund` event (the amount in refund_value).
+GA4_REFUND = {
+    **GA4_RECORD,
+    "event_name": "refund",
+    "ecommerce": {"purchase_revenue": None, "refund_value": 20.0, "transaction_id": "12345"},
+}
 
 
 @pytest.mark.parametrize(
@@ -718,8 +724,10 @@ GA4_RECORD = {
                 json.dumps({**GA4_RECORD, "event_name": "session_start", "ecommerce": None}),
                 json.dumps({**GA4_RECORD, "event_name": "view_item", "ecommerce": None}),
                 json.dumps({**GA4_RECORD, "ecommerce": {"transaction_id": "(not set)"}}),
+                # GA4's refund event: segmint's own type, not ignored by "*"
+                json.dumps(GA4_REFUND),
             ],
-            (2, 1, 0, 1),
+            (3, 1, 0, 1),
         ),
     ],
 )
@@ -744,12 +752,15 @@ def test_public_datasets_load_with_the_example_settings(
              "mobile", None, None),
             ("purchase", "2020-12-01 00:00:12.972652", "7642966.8846175472", "12345", "45.60",
              "mobile", None, None),
+            ("refund", "2020-12-01 00:00:12.972652", "7642966.8846175472", "12345", "20.00",
+             "mobile", None, None),
         ]  # fmt: skip
         assert query("select reasons from ops.quarantine") == [
             (
                 [
                     "purchase without order_id (looked for 'order_id', 'ecommerce.transaction_id')",
-                    "purchase without revenue (looked for 'revenue', 'ecommerce.purchase_revenue')",
+                    "purchase without revenue (looked for 'revenue', 'ecommerce.purchase_revenue', "
+                    "'ecommerce.refund_value')",
                 ],
             )
         ]

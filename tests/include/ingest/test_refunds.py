@@ -118,6 +118,36 @@ def test_a_shops_refund_rows_load_with_event_type_aliases(settings, landing, que
     assert "refund without order_id (looked for 'order_id', 'Order Number')" in reasons[4]
 
 
+def test_a_stripe_refunds_export_loads_as_the_contract_says(settings, landing, query):
+    """Stripe's refunds export with the two columns docs/data-contract.md says to add (the
+    event type and the customer): its rows load as refunds of the charge they name."""
+    ingest = IngestSettings(
+        field_aliases={
+            "events": {
+                "event_id": ["id"],
+                "order_id": ["charge"],
+                "event_ts": ["created"],
+                "revenue": ["amount"],
+            }
+        },
+    )
+    settings = dataclasses.replace(settings, ingest=ingest)
+    write_lines(
+        landing / "events/dt=2026-06-01/stripe_refunds.csv",
+        [
+            "id,amount,currency,created,charge,reason,status,event_type,customer_id",
+            "re_1,19.90,usd,2026-06-01 10:00:00,ch_1,requested_by_customer,succeeded,refund,c1",
+        ],
+    )
+
+    run_ingest(settings, D1)
+
+    assert query(
+        "select event_id, event_type, order_id, customer_id, revenue, currency from raw.events"
+    ) == [("re_1", "refund", "ch_1", "c1", Decimal("19.90"), "USD")]
+    assert query("select count(*) from ops.quarantine") == [(0,)]
+
+
 def test_refunds_may_be_ignored_like_identify_calls():
     """A tracker's own `refund` events (GA4's) ignored before segmint knew the type: the
     setting still works; purchases still cannot be ignored."""

@@ -19,7 +19,7 @@ int_events_attributed plus the inactivity session number of each site event with
 session_id: a new session after var('session_inactivity_minutes') without an event, per
 person (the attributed customer, else the anonymous id) and UTC day, so sessions are always
 cut at midnight. Events with a session_id keep it as their session; e-mail events, identify
-calls and events without any identity belong to no session (session_number null), nor do
+calls, refunds and events without any identity belong to no session (session_number null), nor do
 purchases without a session_id that no other such event of the person accompanies within the
 gap: a shop's back end sends its orders so, beside a tracker whose events carry a session_id,
 and each order alone would be a visit of no page.

@@ -11,8 +11,8 @@
 {%- set dates = event_dates_to_rebuild() %}
 
 -- One row per session (session_id, else inactivity; cut at midnight UTC): see
--- int_events_sessionised. E-mail events, identify calls and a back end's orders outside any
--- visit (purchases without a session_id alone within the gap) belong to no session.
+-- int_events_sessionised. E-mail events, identify calls, refunds and a back end's orders
+-- outside any visit (purchases without a session_id alone within the gap) belong to no session.
 with
 
 session_events as (

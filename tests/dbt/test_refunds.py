@@ -20,11 +20,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from segmint.config import load_settings
 from segmint.ingest import run_ingest
 from segmint.transform import run_transform
 from segmint.warehouse import connect
 from tests.db import fetch
+from tests.dbt.warehouse_data import settings_in
 from tests.include.ingest.conftest import write_jsonl, write_lines
 
 AS_OF = date(2026, 6, 12)
@@ -106,14 +106,10 @@ def _land(landing: Path) -> None:
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:
     root = tmp_path_factory.mktemp("refunds")
-    config = root / "segmint.toml"
-    config.write_text(SETTINGS, encoding="utf-8")
     (root / "rates.csv").write_text(
         f"currency_code,valid_from,to_currency,rate\nEUR,2026-01-01,USD,{RATE}\n"
     )
-    settings = load_settings(config, environ={}).with_overrides(
-        warehouse=root / "segmint.duckdb", landing=root / "landing", output=root / "output"
-    )
+    settings = settings_in(root, SETTINGS)
     _land(settings.landing)
     ingested = run_ingest(settings, AS_OF)
     assert ingested.details["sources"]["events"]["quarantined"] == 0, ingested.summary

@@ -26,6 +26,7 @@ from segmint.audiences.definitions import (
     Suppression,
     sql_literal,
 )
+from segmint.ingest.contract import cast_sql
 from segmint.warehouse import table_exists
 
 FEATURES = "marts.customer_features"
@@ -375,16 +376,15 @@ def _uses_features(cond: Condition | None) -> bool:
 
 def suppression_file_sql(path: Path) -> str:
     """A query returning the ``customer_id`` of every id in a suppression list's CSV file."""
-    # Stored ids are trimmed (staging); a list typed or pasted by customer service often is
-    # not ("C000123 "), and an id that does not match suppresses nobody. A number with
-    # Excel's leading apostrophe ('7210448301122, as Shopify's customer export writes its
-    # Customer ID) is that number, as the ingest reads it.
-    raw = "trim(ids.customer_id)"
-    id_ = f"case when regexp_full_match({raw}, '''[0-9]+') then substr({raw}, 2) else {raw} end"
+    # Each id is read as the ingest reads a customer_id (cast_sql): a list typed or pasted by
+    # customer service is often not trimmed ("C000123 "), and one kept from Shopify's customer
+    # export writes its numbers with Excel's leading apostrophe ('7210448301122); an id that
+    # does not match the stored one suppresses nobody.
+    id_ = cast_sql("id", "ids.customer_id")
     return (
-        f"select distinct nullif({id_}, '') as customer_id "
+        f"select distinct {id_} as customer_id "
         f"from read_csv({sql_literal(str(path))}, header = true, all_varchar = true) as ids "
-        f"where nullif({raw}, '') is not null"
+        f"where {id_} is not null"
     )
 
 

@@ -271,13 +271,21 @@ def _fit_segments(
     cluster_names = np.asarray(naming.names, dtype=object)
     segment_id = cluster_ids[labels]
 
-    threshold = float(np.quantile(distance, cfg.outlier_quantile))
-    if len(distance) * (1 - cfg.outlier_quantile) < 1:
-        # Beyond the 0.99 quantile of fewer than 100 customers is less than one customer,
-        # yet the quantile falls below the largest distance: the farthest customer was
-        # always flagged, one of three in a three-customer shop, and left out of the means.
-        threshold = float(distance.max())
-    is_outlier = distance > threshold
+    # The quantile is each segment's own: over all distances, a crowd of identical
+    # customers (a CRM of newsletter subscribers who never visited) held the quantile at
+    # its own distance, and every customer of every other segment was beyond it, leaving
+    # those segments' profiles without a single customer.
+    thresholds = np.zeros(len(cluster_ids))
+    for c in range(len(cluster_ids)):  # k segments, not data rows
+        members = distance[labels == c]
+        if len(members) * (1 - cfg.outlier_quantile) < 1:
+            # Beyond the 0.99 quantile of fewer than 100 customers is less than one
+            # customer, yet the quantile falls below the largest distance: the farthest
+            # customer was always flagged, one of three in a three-customer segment.
+            thresholds[c] = float(members.max()) if len(members) else 0.0
+        else:
+            thresholds[c] = float(np.quantile(members, cfg.outlier_quantile))
+    is_outlier = distance > thresholds[labels]
 
     assignments = pd.DataFrame(
         {
@@ -385,7 +393,9 @@ def _fit_segments(
         "k_searched_as_of": k_searched_as_of.isoformat(),
         "k_search_rows": choice.search_rows,
         "silhouette_rows": choice.silhouette_rows,
-        "outlier_threshold": threshold,
+        "outlier_threshold": {
+            str(i): t for i, t in zip(cluster_ids.tolist(), thresholds.tolist(), strict=True)
+        },
         "outliers": int(is_outlier.sum()),
         "segments_kept": sorted(
             i for i, d in zip(match.segment_ids, match.distances, strict=True) if d is not None

@@ -367,3 +367,29 @@ def test_a_one_segment_shop_keeps_its_segment_while_it_grows(
         [as_of + timedelta(days=1)],
     )
     assert moves.values.tolist() == [[1, 1, 30]]
+
+
+def test_a_crowd_of_identical_customers_leaves_every_segment_its_profile(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    """A newsletter-heavy shop: most CRM customers never visited and share one profile.
+    Their distance sat at the 0.99 quantile of all distances, so every other customer was
+    beyond it: each buyers' segment was all outliers, with empty medians, means and top
+    categories (the report's persona cards showed no figure). The quantile is per segment."""
+    buyers = features_3k.head(300)
+    crowd = pd.concat([buyers.head(1)] * 40_000, ignore_index=True)
+    crowd["customer_id"] = [f"N{i}" for i in range(len(crowd))]
+    settings = warehouse_with(buyers, crowd, segmentation=small_settings)
+    run_segmentation(settings, as_of)
+    profiles = query(
+        settings,
+        "select segment_id, customers, outliers, median_order_count, top_categories "
+        "from ml.segment_profiles",
+    )
+    assert len(profiles) >= 2
+    for row in profiles.itertuples():
+        assert not pd.isna(row.median_order_count), row
+        assert row.outliers <= row.customers * (1 - small_settings.outlier_quantile) + 1

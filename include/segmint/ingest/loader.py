@@ -1772,6 +1772,25 @@ def _batch_size(f: LandingFile) -> int:
     return f.size_bytes * (6 if f.abspath.name.lower().endswith(".gz") else 1)
 
 
+def _out_of_memory(
+    exc: BaseException, files: list[LandingFile], threads: str, memory_limit: str
+) -> str:
+    """The message of a batch that did not fit in DuckDB's memory: which files, and the
+    settings that decide it (DuckDB's own advice names SQL statements no user can run)."""
+    shown = ", ".join(f.path for f in files[:3]) + (
+        f" and {len(files) - 3} more" if len(files) > 3 else ""
+    )
+    return (
+        f"{str(exc).splitlines()[0]} while reading {len(files)} {files[0].source} file(s) "
+        f"({shown}) with {threads} DuckDB thread(s) and a memory limit of {memory_limit}. "
+        "Each thread parses 2,048 records at a time and holds several copies of their "
+        "text, so records of tens of KB (a 50 KB page_url) need hundreds of MB a thread "
+        "even in a file of a few MB: set [ingest] duckdb_threads = 1 or raise [ingest] "
+        'duckdb_memory_limit (docs/operations.md, "Sizing"); a retry with the same '
+        "settings fails the same way"
+    )
+
+
 def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None) -> StageResult:
     """Load every landing file with partition date <= ``as_of`` not loaded yet (or changed).
 
@@ -1800,7 +1819,10 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
         staged = {}
         for source in sorted(parts, key=lambda s: -sum(map(_batch_size, parts[s]))):
             log.info("ingest: reading %d %s file(s)", len(parts[source]), source)
-            staged[source] = ingest.stage(con, parts[source])
+            try:
+                staged[source] = ingest.stage(con, parts[source])
+            except duckdb.OutOfMemoryException as exc:
+                raise type(exc)(_out_of_memory(exc, parts[source], threads, memory_limit)) from exc
         groups = [staged[source] for source in parts]
         for outs in groups:
             ingest.validate(con, outs)

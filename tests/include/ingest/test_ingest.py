@@ -708,3 +708,25 @@ def test_a_crm_full_snapshot_of_unchanged_customers_draws_no_duplicates_warning(
         ("events/dt=2026-06-02/a.jsonl", 0),
     ]
     assert [w for w in result.warnings if "duplicates" in w] == []
+
+
+def test_a_batch_beyond_the_memory_limit_names_the_settings(settings, landing, query):
+    """Records of tens of KB (a tracker writing 50 KB page URLs) exhaust DuckDB's memory in
+    a file of a few MB. DuckDB's own message advises `SET threads` and `SET memory_limit`,
+    which no user of segmint can run; the error names the file and the settings instead."""
+    url = "https://shop.example/p?state=" + "x" * 50_000
+    write_jsonl(
+        landing / "events/dt=2026-06-01/long.jsonl",
+        [event(f"l{i}", page_url=url) for i in range(400)],
+    )
+    small = IngestSettings(duckdb_threads=2, duckdb_memory_limit="64MB")
+    with pytest.raises(duckdb.OutOfMemoryException) as caught:
+        run_ingest(settings.with_overrides(ingest=small), D1)
+    message = str(caught.value)
+    assert "events/dt=2026-06-01/long.jsonl" in message
+    assert "[ingest] duckdb_threads = 1" in message and "duckdb_memory_limit" in message
+    assert "SET threads" not in message
+    assert query("select count(*) from raw.events") == [(0,)]
+    # As the message says: one thread and a larger limit load it.
+    enough = IngestSettings(duckdb_threads=1, duckdb_memory_limit="1GB")
+    assert run_ingest(settings.with_overrides(ingest=enough), D1).rows_in == 400

@@ -96,15 +96,33 @@ def unique_sorted(values: np.ndarray) -> np.ndarray:
     return out[keep]
 
 
+def buyers(inter: Interactions, half_life_days: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each (customer, product) bought, once: (customer codes, product codes, the decay of
+    the customer's latest purchase of it).
+
+    Best sellers count buyers, not purchases: a reseller with 20,000 orders of 50 products
+    beside ordinary customers made its 50 products every cold customer's best sellers.
+    """
+    ok = inter.purchases > 0
+    customer, product, age = inter.customer[ok], inter.product[ok], inter.age_days[ok]
+    order = np.lexsort((age, product, customer))  # each pair's latest purchase first
+    customer, product, age = customer[order], product[order], age[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (customer[1:] != customer[:-1]) | (product[1:] != product[:-1])
+    decay = np.exp2(-np.maximum(age[first], 0) / half_life_days)
+    return customer[first], product[first], decay
+
+
 def popularity(
     inter: Interactions, n_products: int, half_life_days: float, weights: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Best sellers: recency-decayed purchases per product, ties broken by all interactions.
+    """Best sellers: recency-decayed buyers per product (:func:`buyers`), ties broken by all
+    interactions.
 
     Returns (score per product code, product codes ranked best first).
     """
-    decay = np.exp2(-np.maximum(inter.age_days, 0) / half_life_days)
-    sold = np.bincount(inter.product, weights=inter.purchases * decay, minlength=n_products)
+    _, product, decay = buyers(inter, half_life_days)
+    sold = np.bincount(product, weights=decay, minlength=n_products)
     interest = np.bincount(inter.product, weights=weights, minlength=n_products)
     order = np.lexsort((np.arange(n_products), -interest, -sold))
     return sold, order
@@ -143,15 +161,16 @@ def group_popularity(
     length: int,
     tiebreak: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Best sellers among each group's customers (``member_group`` per customer code, -1: none).
+    """Best sellers among each group's customers (``member_group`` per customer code, -1: none),
+    counted in buyers as :func:`popularity`.
 
     Returns (table of product codes (n_groups, length), score table of the same shape).
     """
-    g = member_group[inter.customer]
-    ok = (g >= 0) & (inter.purchases > 0)
-    decay = np.exp2(-np.maximum(inter.age_days[ok], 0) / half_life_days)
-    key = g[ok].astype(np.int64) * n_products + inter.product[ok]
-    sold = np.bincount(key, weights=inter.purchases[ok] * decay, minlength=n_groups * n_products)
+    customer, product, decay = buyers(inter, half_life_days)
+    g = member_group[customer]
+    ok = g >= 0
+    key = g[ok].astype(np.int64) * n_products + product[ok]
+    sold = np.bincount(key, weights=decay[ok], minlength=n_groups * n_products)
     sold = sold.reshape(n_groups, n_products)
     table = np.full((n_groups, length), -1, dtype=np.int32)
     scores = np.zeros((n_groups, length))

@@ -35,21 +35,23 @@ def test_purchased_keys_leave_out_repeatable_products() -> None:
     assert ix.purchased_keys(inter, 5, repeatable).tolist() == [1]
 
 
-def test_popularity_ranks_by_decayed_purchases_then_interest() -> None:
+def test_popularity_ranks_by_decayed_buyers_then_interest() -> None:
     inter = make_interactions(
         [
             (0, 0, 0, 1, 0, 1),
             (1, 0, 0, 1, 0, 1),
             (2, 1, 0, 1, 0, 1),
             (3, 1, 0, 1, 0, 1),
-            (3, 1, 0, 5, 0, 0),  # same sales as product 0, more interest
-            (4, 2, 60, 0, 0, 4),  # four sales two half-lives ago = 1
+            (3, 1, 0, 5, 0, 0),  # same buyers as product 0, more interest
+            (4, 2, 60, 0, 0, 4),  # one buyer of four, two half-lives ago = 0.25
+            (5, 3, 90, 0, 0, 9),  # a reseller: one buyer, however many purchases,
+            (5, 3, 30, 0, 0, 9),  # decayed by its latest purchase (one half-life)
         ]
     )
     w = ix.interaction_weights(inter, 1.0, 4.0, 8.0, 30.0)
-    sold, order = ix.popularity(inter, 4, 30.0, w)
-    np.testing.assert_allclose(sold, [2.0, 2.0, 1.0, 0.0])
-    assert order.tolist() == [1, 0, 2, 3]
+    sold, order = ix.popularity(inter, 5, 30.0, w)
+    np.testing.assert_allclose(sold, [2.0, 2.0, 0.25, 0.5, 0.0])
+    assert order.tolist() == [1, 0, 3, 2, 4]
 
 
 def test_top_by_group_ranks_within_each_group_and_pads() -> None:

@@ -179,3 +179,36 @@ def test_interactions_are_read_in_one_order(small_warehouse: Path) -> None:
     keys = np.lexsort((inter.age_days, inter.product, inter.customer))
     assert len(inter.customer) > 1000
     assert np.array_equal(keys, np.arange(len(keys)))
+
+
+def test_a_reseller_does_not_make_the_best_sellers(small_warehouse: Path) -> None:
+    """One account with thousands of orders of a few products (a reseller, a B2B buyer)
+    beside 3000 ordinary customers: counting purchases, its five products were every
+    customer's best sellers (the big-shop night: 500k lists of a reseller's 50 products).
+    Best sellers count buyers: each customer once per product."""
+    con = duckdb.connect(str(small_warehouse))
+    try:
+        con.execute(
+            """
+            insert into marts.customer_product_daily by name
+            select 'reseller' as customer_id, 'r' || p as product_id,
+                'cat00' as product_category, cast(? as date) - cast(d as integer) as activity_date,
+                0::bigint as product_views, 0::bigint as cart_adds, 400::bigint as purchases,
+                4000.0::decimal(18, 2) as revenue, current_timestamp::timestamp as _loaded_at
+            from range(5) t(p), range(30) s(d)
+            """,
+            [AS_OF],
+        )
+        con.execute(
+            "insert into marts.customer_features by name "
+            "select 'reseller' as customer_id, cast(? as date) as as_of_date",
+            [AS_OF],
+        )
+    finally:
+        con.close()
+    run_recommendations(_settings(small_warehouse, holdout_days=0), AS_OF)
+    picked = _query(
+        small_warehouse,
+        "select count(*) from ml.recommendations where product_id like 'r%' and rank <= 10",
+    )
+    assert picked == [(0,)]

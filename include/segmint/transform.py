@@ -472,6 +472,44 @@ def _mart_figures(warehouse: Path, as_of: date) -> tuple[dict[str, int], list[da
     return dict(zip(keys, (int(v) for v in row), strict=True)), list(rebuilt), int(past)
 
 
+# Texts that exports write for "no customer" (WooCommerce's guest 0, JavaScript's
+# String(null) and String(undefined), a BI tool's N/A): read as an id, each is one customer
+# holding every guest's orders. Compared trimmed and lower-cased.
+PLACEHOLDER_CUSTOMER_IDS = (
+    "0",
+    "-1",
+    "-",
+    "guest",
+    "unknown",
+    "null",
+    "none",
+    "nil",
+    "undefined",
+    "n/a",
+    "na",
+    "anonymous",
+)
+
+
+def _placeholder_customer_ids(warehouse: Path) -> list[tuple[str, int, int]]:
+    """Customers whose id is a placeholder: (id, orders, anonymous ids), most orders first."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(
+            """
+            SELECT customer_id, order_count, anonymous_id_count
+            FROM marts.customers
+            WHERE lower(trim(customer_id)) IN (SELECT unnest(?::VARCHAR[]))
+            ORDER BY order_count DESC, customer_id
+            """,
+            [list(PLACEHOLDER_CUSTOMER_IDS)],
+        ).fetchall()
+    finally:
+        con.close()
+
+
 def _failed_results(run_results: Path) -> list[dict[str, Any]]:
     data = json.loads(run_results.read_text())
     return [r for r in data.get("results", []) if r.get("status") in _FAILED]
@@ -822,6 +860,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
     if record_logic:
         _record_logic(warehouse, as_of)
     figures, rebuilt_days, past_days = _mart_figures(warehouse, as_of)
+    placeholders = _placeholder_customer_ids(warehouse)
     summary = (
         f"{figures['customers']} customers with features as of {as_of}, "
         f"{figures['orders']} orders, {figures['sessions']} sessions, "
@@ -855,6 +894,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         "schema_change_full_refresh": rebuilt,
         "logic_full_refresh": outdated,
         "run_results": str(run_results),
+        "placeholder_customer_ids": [customer for customer, _, _ in placeholders],
     }
     warnings = []
     if outdated:
@@ -878,6 +918,17 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
             f"{figures['ids_differing_in_case']} customer id(s) without a CRM record match a "
             "CRM id but for case (events 'C1', CRM 'c1'): ids are compared exactly, so each "
             "is two customers and the consent is on the CRM one; make the exports agree"
+        )
+    if placeholders:
+        named = ", ".join(
+            f"'{customer}' ({orders} orders, {devices} anonymous ids)"
+            for customer, orders, devices in placeholders
+        )
+        warnings.append(
+            f"customer id(s) {named} look like placeholders for 'no customer': read as an "
+            "id, each is one customer holding everybody's orders and devices. If an export "
+            "writes one for guests, name it in [ingest.null_values.events] customer_id "
+            "(docs/data-contract.md) and reload the days with segmint ingest --reload-since"
         )
     return StageResult(
         stage="transform",

@@ -101,3 +101,28 @@ def test_customer_ids_that_differ_from_the_crm_only_in_case_are_reported(tmp_pat
         "'c1'): ids are compared exactly, so each is two customers and the consent is on the "
         "CRM one; make the exports agree"
     ]
+
+
+def test_customer_ids_that_are_placeholders_are_reported(tmp_path):
+    """An export that writes 'guest' or the text 'null' for a missing customer (JavaScript's
+    String(null), WooCommerce's guest orders): read as ids, each is one customer holding
+    every guest's orders, silently (a big shop's 'guest' had 2,000 orders and 2,000 devices).
+    [ingest.null_values] reads them as missing; the transform stage now names them."""
+    settings = Settings().with_overrides(
+        warehouse=tmp_path / "w.duckdb", landing=tmp_path / "landing", output=tmp_path / "out"
+    )
+    records = [_purchase(f"g{n}", "guest", f"g{n}", 10, 30) for n in range(3)]
+    records += [_purchase("n1", " NULL ", "n1", 10, 30), _purchase("c1", "C1", "c1", 10, 30)]
+    for n, record in enumerate(records):
+        record["anonymous_id"] = f"device{n}"
+    write_jsonl(settings.landing / "events/dt=2026-06-30/e.jsonl", records)
+    run_ingest(settings, AS_OF)
+    result = run_transform(settings, AS_OF)
+    assert result.details["placeholder_customer_ids"] == ["guest", "NULL"]
+    assert result.warnings == [
+        "customer id(s) 'guest' (3 orders, 3 anonymous ids), 'NULL' (1 orders, 1 anonymous "
+        "ids) look like placeholders for 'no customer': read as an id, each is one customer "
+        "holding everybody's orders and devices. If an export writes one for guests, name it "
+        "in [ingest.null_values.events] customer_id (docs/data-contract.md) and reload the "
+        "days with segmint ingest --reload-since"
+    ]

@@ -96,3 +96,31 @@ def test_is_excluded_bitmap_blocks_give_the_binary_search_answer() -> None:
         got = rank.is_excluded(customers, products, keys, n_products, block_bits=block_bits)
         np.testing.assert_array_equal(got, expected)
     assert not rank.is_excluded(customers, products, keys[:0], n_products).any()
+
+
+def test_a_large_catalogue_scores_in_blocks_of_bounded_size() -> None:
+    """One crawler-like customer viewing 200k products made every product known to the
+    factors: 512 customers x 200k products were 400 MB a score block (peak RSS 1.09 GiB and
+    4.6 s of page faults for a 5,000-customer shop, 0.33 GiB after). The rows of a block
+    shrink with the catalogue; the lists are the same."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n_customers, n_products = 600, 100_000
+    user = rng.normal(size=(n_customers, 4)).astype(np.float32)
+    item = rng.normal(size=(n_products, 4)).astype(np.float32)
+    customers = np.arange(n_customers, dtype=np.int32)
+    warm = np.ones(n_customers, dtype=bool)
+    excluded = np.array([5 * n_products + 7], dtype=np.int64)
+    tracemalloc.start()
+    try:
+        got = rank.collaborative_block(user, item, customers, warm, excluded, 10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 60 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    expected = rank.top_k(user @ item.T, 10)
+    expected[5] = rank.top_k(
+        np.where(np.arange(n_products) == 7, -np.inf, user[5] @ item.T)[None], 10
+    )
+    np.testing.assert_array_equal(got.products, expected)

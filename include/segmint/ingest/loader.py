@@ -114,6 +114,7 @@ _STAGED = (
     "_dom",
     "raw",
     "_gxdoc",
+    "_arrays",
 )
 # Id columns checked against erasure tombstones, per source.
 _ID_COLUMNS = {"events": ("customer_id", "anonymous_id"), "crm": ("customer_id",)}
@@ -193,6 +194,25 @@ def _struct_spec(paths: list[str]) -> str:
         )
 
     return spec(tree)
+
+
+# At most this many parent paths of dotted names are checked for JSON arrays (one bit each
+# of ``_arrays``); more than a few is no tracker's mapping.
+MAX_ARRAY_PARENTS = 62
+
+
+def array_parents(names: list[str]) -> list[str]:
+    """The parent paths of the dotted landing names, each once, in order: ``a`` and ``a.b``
+    of ``a.b.c``. Bit ``k`` of a staged row's ``_arrays`` says the ``k``-th holds a JSON
+    array in its record (``parse_sql``)."""
+    out: list[str] = []
+    for name in names:
+        parts = name.split(".")
+        for k in range(1, len(parts)):
+            parent = ".".join(parts[:k])
+            if parent not in out:
+                out.append(parent)
+    return out[:MAX_ARRAY_PARENTS]
 
 
 def parse_sql(
@@ -338,6 +358,26 @@ def parse_sql(
         if f.kind == "id"
     )
     cols.append(f"nullif(concat_ws(', ', {nested}), '') as _id_not_scalar")
+    # A dotted name is a path into objects: where a parent on it holds a non-empty JSON array
+    # (GA4's event_params and items are lists of objects), json_transform reads the array as
+    # an object without the name, and the alias is null on every record, in silence. Bit k
+    # is set where array_parents(...)[k] holds one, for the night's warning. Checked only
+    # where the parent is there but none of the names read below it holds a value, and its
+    # key is written before a '[' somewhere in the text (a substring search): a record whose
+    # object holds the names, or whose text holds no such array, is not parsed again.
+    bits = []
+    for k, parent in enumerate(array_parents(landing)):
+        key = json.dumps(parent.rsplit(".", 1)[-1], ensure_ascii=False)
+        below = [n[len(parent) + 1 :] for n in landing if n.startswith(parent + ".")]
+        children = {n.split(".")[0] for n in below}
+        pointer = "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parent.split("."))
+        unread = " and ".join(f"{read(parent + '.' + c)} is null" for c in sorted(children))
+        bits.append(
+            f"case when {read(parent)} is not null and {unread} "
+            f"and (contains(doc, {_lit(key + ':[')}) or contains(doc, {_lit(key + ': [')})) "
+            f"and json_array_length(doc, {_lit(pointer)}) > 0 then {1 << k} else 0 end"
+        )
+    cols.append(f"nullif({' + '.join(bits) or '0'}, 0)::BIGINT as _arrays")
     if source == "events":
         cols.append(
             "coalesce("
@@ -459,6 +499,9 @@ class Ingest:
         self.prefilter_misses: list[str] = []
         # Batch-level warnings (extreme revenue), for the stage's warnings.
         self.batch_warnings: list[str] = []
+        # Per source, the files whose records hold a JSON array where an alias looks into
+        # an object: path -> the staged rows' _arrays bits (warn_arrays).
+        self.arrays: dict[str, dict[str, int]] = {}
         # Other trackers' names for contract fields and event types (checked here, before
         # any file is read: a mistake in them is a ConfigError).
         self.aliases = settings.ingest.field_aliases
@@ -609,6 +652,39 @@ class Ingest:
             )
             log.warning("ingest: %s", self.batch_warnings[-1])
 
+    def warn_arrays(self) -> None:
+        """Say which aliases cross a JSON array in which files of the run (``arrays``), one
+        warning per alias, naming a few files. Such an alias reads nothing from those
+        records: GA4's event_params.ga_session_id left every session id null, and nothing
+        said so. Once a run, not once a batch: a backfill reads many batches."""
+        for source, arrays in sorted(self.arrays.items()):
+            self._warn_arrays(source, arrays)
+
+    def _warn_arrays(self, source: str, arrays: dict[str, int]) -> None:
+        names = field_names(source, self.aliases)
+        parents = array_parents([n for f in FIELDS[source] for n in names[f.name]])
+        for f in FIELDS[source]:
+            for alias in names[f.name]:
+                crossed = [
+                    (parent, sorted(p for p, mask in arrays.items() if mask & (1 << k)))
+                    for k, parent in enumerate(parents)
+                    if alias.startswith(parent + ".")
+                ]
+                crossed = [(parent, paths) for parent, paths in crossed if paths]
+                if not crossed:
+                    continue
+                # The outermost array is the one to flatten.
+                parent, paths = crossed[0]
+                self.batch_warnings.append(
+                    f"{len(paths)} {source} file(s) hold a JSON array at {parent!r}, which the "
+                    f"alias {alias!r} of {f.name} reads as an object: it reads no value from "
+                    f"those records ({_some(paths)}); a dotted name is a path into JSON objects, "
+                    "never into an array. Flatten the array before landing (a jq recipe: "
+                    'docs/data-contract.md, "Public datasets"), or drop the alias '
+                    "([ingest] field_aliases)"
+                )
+                log.warning("ingest: %s", self.batch_warnings[-1])
+
     def _warn_not_reloaded(self, paths: list[str]) -> None:
         """Say which files ``--reload-since`` could not read again: loaded from its partitions
         and gone from the landing zone since. Their rows stay as the earlier settings typed
@@ -749,6 +825,7 @@ class Ingest:
                 _error,
                 {contract},
                 _extra,
+                _arrays,
                 _rec_bad,
                 _warn_bad,
                 _ignored,
@@ -847,8 +924,12 @@ class Ingest:
         )
         for i, error in failed.items():
             outs[i].status, outs[i].error = "failed", error
-        for i, n in con.execute(f"select _file, count(*) from _typed_{tag} group by 1").fetchall():
+        for i, n, mask in con.execute(
+            f"select _file, count(*), bit_or(_arrays) from _typed_{tag} group by 1"
+        ).fetchall():
             outs[i].rows_read = n
+            if mask:
+                self.arrays.setdefault(source, {})[outs[i].file.path] = mask
         return outs
 
     def _stage_jsonl(
@@ -1880,6 +1961,7 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
     # What DuckDB applied ([ingest] duckdb_threads, duckdb_memory_limit), for the run's record.
     result.details["duckdb"] = {"threads": int(threads), "memory_limit": memory_limit}
     result.warnings.extend(ingest.prefilter_misses)
+    ingest.warn_arrays()
     result.warnings.extend(ingest.batch_warnings)
     return result
 

@@ -764,3 +764,67 @@ def test_public_datasets_load_with_the_example_settings(
                 ],
             )
         ]
+
+
+def test_an_alias_crossing_a_json_array_is_a_warning(settings, landing, query):
+    """A dotted name is a path into JSON objects: GA4's event_params and items are lists of
+    objects, and an alias into them (event_params.ga_session_id, items.item_id) was null on
+    every record, in silence (no session ids, no products). The night names the alias, the
+    array and the files. An object there, or an empty list (PHP writes an empty object as
+    []), is no warning; nor is an alias whose parent the record does not hold."""
+    example = load_settings(EXAMPLE.with_name("ga4-bigquery.toml"), environ={})
+    aliases = {
+        "events": {
+            **example.ingest.field_aliases["events"],
+            "session_id": ["event_params.ga_session_id"],
+            "page_url": ["page_location", "event_params.page_location"],
+            "product_id": ["items.item_id", "properties.products.product_id"],
+        }
+    }
+    ingest = dataclasses.replace(example.ingest, field_aliases=aliases)
+    view = {**GA4_RECORD, "event_name": "view_item", "ecommerce": None}
+    # As BigQuery writes it (no spaces), and as Python's json.dumps does.
+    write_lines(
+        landing / "events/dt=2020-12-01/events_20201201.json",
+        [json.dumps(r, separators=(",", ":")) for r in (GA4_RECORD, view)],
+    )
+    write_jsonl(
+        landing / "events/dt=2020-12-01/flattened.json",
+        [
+            {**view, "event_params": {"ga_session_id": "17"}, "items": [],
+             "page_location": "https://shop.example/p/1"},
+            # A Segment-shaped list one level down: properties is an object, products a list.
+            {**view, "event_params": {"ga_session_id": "17"}, "items": {"item_id": "P9"},
+             "properties": {"products": [{"product_id": "P1"}]}},
+        ],
+    )  # fmt: skip
+    result = run_ingest(_with_ingest(settings, ingest), date(2020, 12, 1))
+
+    assert query(
+        "select session_id, page_url, product_id from raw.events "
+        "order by _source_file, 3 nulls first"
+    ) == [
+        (None, None, None),
+        (None, None, None),
+        ("17", "https://shop.example/p/1", None),
+        ("17", None, "P9"),
+    ]
+    advice = (
+        "; a dotted name is a path into JSON objects, never into an array. Flatten the "
+        'array before landing (a jq recipe: docs/data-contract.md, "Public datasets"), or '
+        "drop the alias ([ingest] field_aliases)"
+    )
+    ga4 = "events/dt=2020-12-01/events_20201201.json"
+    assert [w for w in result.warnings if "JSON array" in w] == [
+        "1 events file(s) hold a JSON array at 'event_params', which the alias "
+        f"'event_params.ga_session_id' of session_id reads as an object: it reads no value "
+        f"from those records ({ga4}){advice}",
+        "1 events file(s) hold a JSON array at 'event_params', which the alias "
+        f"'event_params.page_location' of page_url reads as an object: it reads no value "
+        f"from those records ({ga4}){advice}",
+        "1 events file(s) hold a JSON array at 'items', which the alias 'items.item_id' of "
+        f"product_id reads as an object: it reads no value from those records ({ga4}){advice}",
+        "1 events file(s) hold a JSON array at 'properties.products', which the alias "
+        "'properties.products.product_id' of product_id reads as an object: it reads no "
+        f"value from those records (events/dt=2020-12-01/flattened.json){advice}",
+    ]

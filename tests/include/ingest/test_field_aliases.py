@@ -828,3 +828,73 @@ def test_an_alias_crossing_a_json_array_is_a_warning(settings, landing, query):
         "'properties.products.product_id' of product_id reads as an object: it reads no "
         f"value from those records (events/dt=2020-12-01/flattened.json){advice}",
     ]
+
+
+def test_a_json_key_differing_from_an_alias_in_case_only_is_a_warning(settings, landing, query):
+    """JSON keys are read case-sensitively: an alias `properties.productId` read nothing from
+    an export writing `productID`, and every product view loaded without its product, in
+    silence. A file holding no value of an optional field under any of its names, whose
+    records hold such a key where a name would be, is named. A field a file's records
+    legitimately lack (revenue on page views) is no warning, nor is a file where the alias
+    holds a value in some records."""
+    ingest = IngestSettings(
+        field_aliases={
+            "events": {
+                "event_id": ["messageId"],
+                "event_type": ["event"],
+                "customer_id": ["userId"],
+                "product_id": ["properties.productId"],
+                "device_type": ["deviceType"],
+                "revenue": ["properties.revenue"],
+            }
+        }
+    )
+    ts = "2026-06-01T10:00:00Z"
+    view = {"event": "product_view", "event_ts": ts, "userId": "u1"}
+    write_jsonl(
+        landing / "events/dt=2026-06-01/new_sdk.jsonl",
+        [
+            {**view, "messageId": "m1", "DeviceType": "mobile",
+             "properties": {"productID": "P1", "Revenue": 5}},
+            {**view, "messageId": "m2", "event": "page_view", "properties": {"url": "/"}},
+        ],
+    )  # fmt: skip
+    write_jsonl(
+        landing / "events/dt=2026-06-01/mixed.jsonl",
+        [
+            {**view, "messageId": "m3", "deviceType": "desktop",
+             "properties": {"productId": "P2"}},
+            {**view, "messageId": "m4", "DeviceType": "mobile", "properties": {"productID": "P3"}},
+        ],
+    )  # fmt: skip
+    write_jsonl(
+        landing / "events/dt=2026-06-01/pages.jsonl",
+        [{**view, "messageId": "m5", "event": "page_view", "properties": {"url": "/"}}],
+    )
+    result = run_ingest(_with_ingest(settings, ingest), D1)
+
+    assert query("select event_id, product_id, device_type from raw.events order by 1") == [
+        ("m1", None, None),
+        ("m2", None, None),
+        ("m3", "P2", "desktop"),
+        ("m4", None, None),
+        ("m5", None, None),
+    ]
+    assert [w for w in result.warnings if "case only" in w] == [
+        "1 events file(s) hold no value of device_type under any of its names (looked for "
+        "'device_type', 'deviceType'), and their records hold 'DeviceType', which differs "
+        "from one of them in case only (events/dt=2026-06-01/new_sdk.jsonl): each of their "
+        "records loads without it; JSON keys are read case-sensitively: does the export name "
+        "it otherwise now? ([ingest] field_aliases)",
+        "1 events file(s) hold no value of product_id under any of its names (looked for "
+        "'product_id', 'properties.productId'), and their records hold "
+        "'properties.productID', which differs from one of them in case only "
+        "(events/dt=2026-06-01/new_sdk.jsonl): each of their records loads without it; JSON "
+        "keys are read case-sensitively: does the export name it otherwise now? ([ingest] "
+        "field_aliases)",
+        "1 events file(s) hold no value of revenue under any of its names (looked for "
+        "'revenue', 'properties.revenue'), and their records hold 'properties.Revenue', which "
+        "differs from one of them in case only (events/dt=2026-06-01/new_sdk.jsonl): each of "
+        "their records loads without it; JSON keys are read case-sensitively: does the export "
+        "name it otherwise now? ([ingest] field_aliases)",
+    ]

@@ -509,11 +509,14 @@ class Ingest:
         # Batch-level warnings (extreme revenue), for the stage's warnings.
         self.batch_warnings: list[str] = []
         # Per source, the files whose records hold a JSON array where an alias looks into
-        # an object: path -> the staged rows' _arrays bits (warn_arrays).
+        # an object: path -> the staged rows' _arrays bits (warn_names).
         self.arrays: dict[str, dict[str, int]] = {}
+        # Per source, per field given aliases, the CSV/Parquet files with no column for it
+        # (warn_names).
+        self.unmatched: dict[str, dict[str, list[str]]] = {}
         # Per (source, field), the JSON files holding no value of an optional field given
         # aliases, whose records hold a key differing from one of its names in case only:
-        # path -> those keys (warn_arrays).
+        # path -> those keys (warn_names).
         self.variants: dict[tuple[str, str], dict[str, set[str]]] = {}
         # Other trackers' names for contract fields and event types (checked here, before
         # any file is read: a mistake in them is a ConfigError).
@@ -665,12 +668,15 @@ class Ingest:
             )
             log.warning("ingest: %s", self.batch_warnings[-1])
 
-    def warn_arrays(self) -> None:
-        """Say which aliases cross a JSON array in which files of the run (``arrays``), one
-        warning per alias, naming a few files. Such an alias reads nothing from those
-        records: GA4's event_params.ga_session_id left every session id null, and nothing
-        said so. Then which files hold a key differing from an optional field's names in
-        case only (``variants``). Once a run, not once a batch: a backfill reads many."""
+    def warn_names(self) -> None:
+        """Say which CSV/Parquet files have no column for a field given aliases
+        (``unmatched``), which aliases cross a JSON array in which files (``arrays``: such an
+        alias reads nothing from those records; GA4's event_params.ga_session_id left every
+        session id null, and nothing said so), and which files hold a key differing from an
+        optional field's names in case only (``variants``). Once a run, not once a batch: a
+        backfill reads many batches, and each repeated the no-column warning."""
+        for source, unmatched in sorted(self.unmatched.items()):
+            self._warn_unmatched(source, unmatched)
         for source, arrays in sorted(self.arrays.items()):
             self._warn_arrays(source, arrays)
         for (source, name), files in sorted(self.variants.items()):
@@ -926,7 +932,8 @@ class Ingest:
                     self.optional,
                 )
             )
-            self._warn_unmatched(source, unmatched)
+            for named, paths in unmatched.items():
+                self.unmatched.setdefault(source, {}).setdefault(named, []).extend(paths)
             # A Parquet record's landing text is its document (stored once, raw is NULL).
             rel = (
                 f"(select * replace (coalesce(raw, doc) as raw), _error is null as _ok "
@@ -2065,7 +2072,7 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
     # What DuckDB applied ([ingest] duckdb_threads, duckdb_memory_limit), for the run's record.
     result.details["duckdb"] = {"threads": int(threads), "memory_limit": memory_limit}
     result.warnings.extend(ingest.prefilter_misses)
-    ingest.warn_arrays()
+    ingest.warn_names()
     result.warnings.extend(ingest.batch_warnings)
     return result
 

@@ -474,6 +474,32 @@ def test_a_mapping_that_names_no_column_of_a_file_is_a_warning(settings, landing
     assert not [w for w in result.warnings if "no column for email " in w]
 
 
+def test_a_missing_aliased_column_is_one_warning_however_many_batches(
+    settings, landing, monkeypatch
+):
+    """The no-column warning was raised once per batch (1,000 files or 1 GB): a backfill of
+    a few thousand daily CRM files repeated it, each naming only its batch's files. It is
+    one warning for the run, counting every file."""
+    from segmint.ingest import loader
+
+    ingest = IngestSettings(
+        field_aliases={
+            "crm": {"customer_id": ["Customer ID"], "email_opt_in": ["Accepts Marketing"]}
+        }
+    )
+    for day in (1, 2, 3):
+        write_lines(
+            landing / f"crm/dt=2026-06-0{day}/customers.csv",
+            ["Customer ID,updated_at", f"700{day},2026-06-0{day}T10:00:00Z"],
+        )
+    monkeypatch.setattr(loader, "BATCH_FILES", 1)
+    result = run_ingest(_with_ingest(settings, ingest), date(2026, 6, 3))
+    [consent] = [w for w in result.warnings if "no column for email_opt_in" in w]
+    assert consent.startswith("3 crm file(s) have no column for email_opt_in")
+    for day in (1, 2, 3):
+        assert f"crm/dt=2026-06-0{day}/customers.csv" in consent
+
+
 SHOPIFY_HEADER = (
     "Customer ID,First Name,Last Name,Email,Accepts Email Marketing,"
     "Default Address Country Code,Phone,Total Spent,Total Orders,Tags"

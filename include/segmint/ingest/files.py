@@ -1079,40 +1079,86 @@ def doc_keys(
     return keys
 
 
+def _spelling(name: str) -> str:
+    """A column name without case, spaces or punctuation: ``Email Opt-In`` is ``emailoptin``."""
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def lookalikes(
+    source: str, keys: list[str], aliases: dict[str, dict[str, list[str]]] | None = None
+) -> dict[str, list[str]]:
+    """Per contract field that a CSV header's or Parquet file's document ``keys``
+    (:func:`doc_keys`) have no column for: the columns spelt as the field or one of its
+    aliases but for case, spaces and punctuation (``Customer ID``, ``Email Opt-In``). Such
+    a column is an unknown one, kept in ``_extra``: a vendor that renames a header
+    (``email_opt_in`` to ``Email Opt In``) would otherwise load every record without it, a
+    consent column every customer without consent, in silence."""
+    found: dict[str, list[str]] = {}
+    for name, landing in field_names(source, aliases).items():
+        if name in keys:
+            continue
+        spelt = {_spelling(n) for n in landing}
+        like = [k for k in keys if _spelling(k) in spelt and k not in landing]
+        if like:
+            found[name] = like
+    return found
+
+
+def _lookalike_note(like: list[str]) -> str:
+    return "; spelt alike: " + ", ".join(map(repr, like))
+
+
 def unmatched_aliases(
     source: str,
     keys: list[str],
     aliases: dict[str, dict[str, list[str]]] | None,
     optional: frozenset[str] = frozenset(),
 ) -> list[str]:
-    """The optional fields given aliases in ``[ingest] field_aliases`` for which a CSV
-    header's or Parquet file's document ``keys`` (:func:`doc_keys`) have no column, neither
-    the field's own name nor an alias, each with the names looked for: every record of the
-    file loads without the field. A mapping written for another version of an export
+    """The optional fields for which a CSV header's or Parquet file's document ``keys``
+    (:func:`doc_keys`) have no column, neither the field's own name nor an alias, each with
+    the names looked for: every record of the file loads without the field. Those given
+    aliases in ``[ingest] field_aliases``: a mapping written for another version of an export
     (``Accepts Marketing`` where it now says ``Accepts Email Marketing``) would otherwise load
-    every customer without consent, in silence. (A missing required field fails the file.)"""
-    if not aliases or not aliases.get(source):
-        return []
+    every customer without consent, in silence. Any other field only when a column is spelt
+    like it (:func:`lookalikes`). (A missing required field fails the file.)"""
     required = set(required_fields(source, optional))
+    like = lookalikes(source, keys, aliases)
     return [
-        f"{name} (looked for {', '.join(map(repr, landing))})"
+        f"{name} (looked for {', '.join(map(repr, landing))}"
+        + (_lookalike_note(like[name]) if name in like else "")
+        + ")"
         for name, landing in field_names(source, aliases).items()
-        if len(landing) > 1 and name not in required and name not in keys
+        if (len(landing) > 1 or name in like) and name not in required and name not in keys
     ]
 
 
 def _missing(
-    source: str, missing: list[str], aliases: dict[str, dict[str, list[str]]] | None
+    source: str,
+    missing: list[str],
+    aliases: dict[str, dict[str, list[str]]] | None,
+    keys: list[str] | None = None,
 ) -> str:
     """The required fields a file has no column for, each with the aliases looked for:
-    ``customer_id (or 'Contact ID')``, so that a misspelt alias shows."""
+    ``customer_id (or 'Contact ID')``, so that a misspelt alias shows; a column of the
+    file's document ``keys`` spelt like one (:func:`lookalikes`) is named with the setting
+    that reads it."""
     names = field_names(source, aliases)
+    like = lookalikes(source, keys or [], aliases)
     return ", ".join(
         n + (f" (or {', '.join(repr(a) for a in names[n] if a != n)})" if len(names[n]) > 1 else "")
         for n in missing
     ) + "".join(
         f" ({hint})"
         for field, hint in [
+            # A vendor's renamed header (customer_id written "Customer ID"): what reads it.
+            *(
+                (
+                    n,
+                    f"column {c[0]!r} is spelt alike: if it is {n}, name it in "
+                    f"[ingest.field_aliases.{source}]: {n} = [{c[0]!r}]",
+                )
+                for n, c in like.items()
+            ),
             # Public datasets and many dumps have none (docs/data-contract.md, "Public
             # datasets"); Shopify's and most shops' customer exports have no modification time.
             ("event_id", "an export without event ids loads with [ingest] event_id_from_record"),
@@ -1215,7 +1261,7 @@ def _read_csv(
         if missing:
             failed[i] = (
                 "CSV header lacks required column(s) "
-                f"{_missing(files[i].source, missing, aliases)} "
+                f"{_missing(files[i].source, missing, aliases, names)} "
                 f"(header is: {header_line[:200]!r})"
             )
             continue
@@ -1538,7 +1584,7 @@ def _parquet_columns(
     missing = [n for n in required if n not in names]
     if missing:
         raise UnreadableFile(
-            f"Parquet file lacks required column(s) {_missing(f.source, missing, aliases)}"
+            f"Parquet file lacks required column(s) {_missing(f.source, missing, aliases, names)}"
         )
     return tuple((c, key, kind) for (c, kind), key in zip(cols, names, strict=True))
 

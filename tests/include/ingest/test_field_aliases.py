@@ -500,6 +500,61 @@ def test_a_missing_aliased_column_is_one_warning_however_many_batches(
         assert f"crm/dt=2026-06-0{day}/customers.csv" in consent
 
 
+def test_a_header_the_vendor_renamed_is_named_in_the_warning_or_error(settings, landing, query):
+    # A CRM export that renamed its headers (email_opt_in to "Email Opt In", customer_id to
+    # "Customer ID"), with no [ingest] field_aliases: every customer of the file loaded
+    # without consent and nothing said so (the column went to _extra); a renamed customer_id
+    # failed the file every night with an error that did not say what reads it.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_lines(
+        landing / "crm/dt=2026-06-01/crm.csv",
+        ["customer_id,updated_at,Email Opt In,Ads-Opt-In,country",
+         "c1,2026-06-01T10:00:00Z,yes,yes,FR"],
+    )  # fmt: skip
+    pq.write_table(
+        pa.table({"customer_id": ["c2"], "updated_at": ["2026-06-01T10:00:00Z"],
+                  "EmailOptIn": ["yes"], "ads_opt_in": ["yes"]}),
+        landing / "crm/dt=2026-06-01/crm.parquet",
+    )  # fmt: skip
+    result = run_ingest(settings, D1)
+    # Consent is absent (no column), so no consent: loaded so, and now said.
+    assert query("select customer_id, email_opt_in, ads_opt_in from raw.customers order by 1") == [
+        ("c1", False, False),
+        ("c2", False, True),
+    ]
+    email = [w for w in result.warnings if "no column for email_opt_in" in w]
+    assert email == [
+        "1 crm file(s) have no column for email_opt_in (looked for 'email_opt_in'; spelt "
+        "alike: 'email opt in'): each of their records loads without it "
+        "(crm/dt=2026-06-01/crm.csv); does the export name it otherwise now? "
+        "([ingest] field_aliases)",
+        "1 crm file(s) have no column for email_opt_in (looked for 'email_opt_in'; spelt "
+        "alike: 'emailoptin'): each of their records loads without it "
+        "(crm/dt=2026-06-01/crm.parquet); does the export name it otherwise now? "
+        "([ingest] field_aliases)",
+    ]
+    [ads] = [w for w in result.warnings if "no column for ads_opt_in" in w]
+    assert "spelt alike: 'ads-opt-in'" in ads and "crm.csv" in ads
+    # Fields the files lack with no column spelt like them are no warning, as before.
+    assert not [w for w in result.warnings if "no column for email " in w]
+    assert not [w for w in result.warnings if "no column for phone" in w]
+
+    write_lines(
+        landing / "crm/dt=2026-06-02/renamed.csv",
+        ["Customer ID,updated_at,email_opt_in", "c3,2026-06-02T10:00:00Z,yes"],
+    )
+    with pytest.raises(InputError, match=r"renamed\.csv"):
+        run_ingest(settings, D2)
+    [(error,)] = query("select error from ops.load_manifest where status = 'failed'")
+    assert error.startswith(
+        "CSV header lacks required column(s) customer_id (column 'customer id' is spelt alike: "
+        "if it is customer_id, name it in [ingest.field_aliases.crm]: "
+        "customer_id = ['customer id']) (header is: "
+    )
+
+
 SHOPIFY_HEADER = (
     "Customer ID,First Name,Last Name,Email,Accepts Email Marketing,"
     "Default Address Country Code,Phone,Total Spent,Total Orders,Tags"

@@ -2060,6 +2060,7 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
             flush([f for source in sorted(pending) for f in pending[source]])
         if outcomes and ingest._validator is not None:
             ingest.validator.build_docs()
+        stale_ids = _ids_read_otherwise(con)
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -2074,7 +2075,67 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
     result.warnings.extend(ingest.prefilter_misses)
     ingest.warn_names()
     result.warnings.extend(ingest.batch_warnings)
+    result.warnings.extend(stale_ids)
     return result
+
+
+# The version of how ingest reads ids (contract.cast_sql's "id": 123.0 is 123 and a CSV's
+# NULL is missing since 2026-12-04, '7210448301122 is 7210448301122 since 2026-12-06). Bump
+# it (a date) when a release reads some ids otherwise: raw rows an earlier release loaded
+# are then checked once.
+ID_RULE_VERSION = "2026-12-06"
+
+
+def _ids_read_otherwise(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Warnings for raw rows whose ids an earlier segmint stored as written and this one
+    reads otherwise (:data:`ID_RULE_VERSION`), or, from a CSV file, as a database dump's
+    missing value (``NULL``, ``\\N``: one customer holding every guest's orders). After an
+    upgrade the same customer, order or event is then under two ids: the customer's old
+    records (their consent, their orders) beside the new ones, a consent withdrawn on one
+    still given on the other. Rows loaded by this version never match, so once no row does,
+    ``ops.id_rule`` records the version and later nights skip the scan; until then the
+    warning stands each night, until ``segmint ingest --reload-since`` reads their files
+    again."""
+    con.execute(
+        "create table if not exists ops.id_rule (version varchar not null, "
+        "checked_at timestamp not null)"
+    )
+    if con.execute("select 1 from ops.id_rule where version = ?", [ID_RULE_VERSION]).fetchone():
+        return []
+    warnings = []
+    for source, table in RAW_TABLE.items():
+        ids = [f.name for f in FIELDS[source] if f.kind == "id"]
+        words = ", ".join(_lit(w) for w in NULL_WORDS)
+        dumped = {c: f"(contains(_source_file, '.csv') and lower({c}) in ({words}))" for c in ids}
+        matched = " or ".join(
+            f"((contains({c}, '.0') or contains({c}, '''')) "
+            f"and {cast_sql('id', c)} is distinct from {c}) or {dumped[c]}"
+            for c in ids
+        )
+        example = ", ".join(
+            f"case when {dumped[c]} then '{c} ''' || {c} || ''' is now missing' "
+            f"when {cast_sql('id', c)} is distinct from {c} then "
+            f"'{c} ''' || {c} || ''' is now ''' || {cast_sql('id', c)} || '''' end"
+            for c in ids
+        )
+        n, first, shown = con.execute(
+            f"select count(*), min(_partition_date), "
+            f"any_value(coalesce({example})) from {table} where {matched}"
+        ).fetchone()
+        if n:
+            warnings.append(
+                f"{table} holds {n} row(s) loaded by an earlier segmint whose ids it reads "
+                f"otherwise now ({shown}; the first in partition {first}): a customer, order "
+                "or event under two ids (a consent withdrawn on one stays given on the other), "
+                "or guests under one id 'NULL'; "
+                f"`segmint ingest --reload-since {first}` reads their files again"
+            )
+            log.warning("ingest: %s", warnings[-1])
+    if not warnings:
+        con.execute(
+            "insert into ops.id_rule values (?, current_timestamp::timestamp)", [ID_RULE_VERSION]
+        )
+    return warnings
 
 
 # A file with at least this share of its records (and MOSTLY_DUPLICATES_MIN of them) counted

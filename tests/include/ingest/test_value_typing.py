@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -912,3 +913,77 @@ def test_null_values_are_checked() -> None:
         "customer_id": ("0", "guest")
     }
     assert null_values({"events": {"customer_id": ["0"]}}, "crm") == {}
+
+
+def test_ids_an_earlier_release_stored_as_written_are_named_until_reloaded(
+    settings, landing, query
+):
+    """A warehouse built before 2026-12-04 holds a pandas float id as written ("123.0") and
+    a CSV dump's NULL as the customer "NULL" (every guest one customer), and one built
+    before 2026-12-06 an id with Excel's apostrophe. After the upgrade the
+    customer's next CRM record loaded as "123": two customers, the consent withdrawn on the
+    new one still given on the old one with its orders, and nothing said so."""
+    write_lines(
+        landing / "crm/dt=2026-06-01/c.csv",
+        ["customer_id,updated_at,email,email_opt_in", "123.0,2026-06-01T09:00:00Z,a@x.com,yes"],
+    )
+    write_jsonl(
+        landing / "events/dt=2026-06-01/e.jsonl",
+        [event("e1", customer_id=123.0), event("e2", customer_id="'555")],
+    )
+    write_lines(
+        landing / "events/dt=2026-06-01/guests.csv",
+        ["event_id,event_type,event_ts,customer_id,anonymous_id",
+         "e3,page_view,2026-06-01T10:00:00Z,NULL,a3"],
+    )  # fmt: skip
+    run_ingest(settings, D1)
+    # The rows as a release before 2026-12-04 stored them (its raw tables have the same
+    # columns); it had no ops.id_rule.
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute("update raw.customers set customer_id = '123.0'")
+    con.execute("update raw.events set customer_id = '123.0' where event_id = 'e1'")
+    con.execute("update raw.events set customer_id = '''555' where event_id = 'e2'")
+    con.execute("update raw.events set customer_id = 'NULL' where event_id = 'e3'")
+    con.execute("drop table ops.id_rule")
+    con.close()
+
+    write_lines(
+        landing / "crm/dt=2026-06-02/c.csv",
+        ["customer_id,updated_at,email,email_opt_in", "123,2026-06-02T09:00:00Z,a@x.com,no"],
+    )
+    result = run_ingest(settings, D2)
+    events, customers = [w for w in result.warnings if "loaded by an earlier segmint" in w]
+    assert customers == (
+        "raw.customers holds 1 row(s) loaded by an earlier segmint whose ids it reads "
+        "otherwise now (customer_id '123.0' is now '123'; the first in partition 2026-06-01): "
+        "a customer, order or event under two ids (a consent withdrawn on one stays given on "
+        "the other), or guests under one id 'NULL'; `segmint ingest --reload-since "
+        "2026-06-01` reads their files again"
+    )
+    # Either of its two rows is the example.
+    assert events.startswith("raw.events holds 3 row(s) loaded by an earlier segmint")
+    assert any(
+        example in events
+        for example in (
+            "customer_id '123.0' is now '123'",
+            "customer_id ''555' is now '555'",
+            "customer_id 'NULL' is now missing",
+        )
+    )
+    assert events.endswith("`segmint ingest --reload-since 2026-06-01` reads their files again")
+    # Said every night until the files are read again; then recorded, and no longer scanned.
+    assert len([w for w in run_ingest(settings, D2).warnings if "earlier segmint" in w]) == 2
+    assert query("select count(*) from ops.id_rule") == [(0,)]
+    result = run_ingest(settings, D2, reload_since=D1)
+    assert not [w for w in result.warnings if "earlier segmint" in w]
+    assert query("select customer_id, email_opt_in from raw.customers order by 2") == [
+        ("123", False),
+        ("123", True),
+    ]
+    assert query("select event_id, customer_id from raw.events order by 1") == [
+        ("e1", "123"),
+        ("e2", "555"),
+        ("e3", None),
+    ]
+    assert query("select version from ops.id_rule") == [(loader.ID_RULE_VERSION,)]
+    assert not [w for w in run_ingest(settings, D2).warnings if "earlier segmint" in w]

@@ -435,6 +435,7 @@ def read_records(
     legacy: str | None = None,
     unmatched: dict[str, list[str]] | None = None,
     optional: frozenset[str] = frozenset(),
+    absent: dict[str, list[str]] | None = None,
 ) -> dict[int, str]:
     """Fill temp ``table`` with the records of the CSV and Parquet files among ``files[ids]``.
 
@@ -448,9 +449,11 @@ def read_records(
     that is not UTF-8 is read as ``legacy`` where it holds no UTF-8 (:func:`readable_copy`).
     ``unmatched`` collects, per optional field given aliases, the files that have no column
     for it (:func:`unmatched_aliases`). A file needs a column for every required field but
-    the ``optional`` ones (:func:`required_fields`).
+    the ``optional`` ones (:func:`required_fields`). ``absent`` collects, per optional field,
+    the files that have no column for it at all.
     """
     unmatched = {} if unmatched is None else unmatched
+    absent = {} if absent is None else absent
     con.execute(
         f"create or replace temp table {table} (_file INTEGER, _line BIGINT, raw VARCHAR,"
         " doc VARCHAR, _error VARCHAR)"
@@ -462,7 +465,9 @@ def read_records(
         failed.update(_read_lines_batch(con, files, csv, phys, legacy))
         csv = [i for i in csv if i not in failed]
         if csv:
-            failed.update(_read_csv(con, files, csv, phys, table, aliases, unmatched, optional))
+            failed.update(
+                _read_csv(con, files, csv, phys, table, aliases, unmatched, optional, absent)
+            )
         _drop_lines(con, phys)
     # Parquet: one multi-file scan per set of files with the same columns (a file is often a
     # single row group, which one thread reads: file by file, the load used one core). The
@@ -478,6 +483,8 @@ def read_records(
             keys = [k for _, k, _ in cols]
             for field in unmatched_aliases(files[i].source, keys, aliases, optional):
                 unmatched.setdefault(field, []).append(files[i].path)
+            for field in absent_fields(files[i].source, keys, optional):
+                absent.setdefault(field, []).append(files[i].path)
             groups.setdefault(cols, []).append(i)
         except UnreadableFile as exc:
             failed[i] = str(exc)
@@ -1132,6 +1139,15 @@ def unmatched_aliases(
     ]
 
 
+def absent_fields(
+    source: str, keys: list[str], optional: frozenset[str] = frozenset()
+) -> list[str]:
+    """The optional fields of ``source`` a CSV header's or Parquet file's document ``keys``
+    (:func:`doc_keys`) have no column for: every record of the file loads without them."""
+    required = set(required_fields(source, optional))
+    return [f.name for f in FIELDS[source] if f.name not in required and f.name not in keys]
+
+
 def _missing(
     source: str,
     missing: list[str],
@@ -1197,9 +1213,10 @@ def _read_csv(
     aliases: dict[str, dict[str, list[str]]] | None = None,
     unmatched: dict[str, list[str]] | None = None,
     optional: frozenset[str] = frozenset(),
+    absent: dict[str, list[str]] | None = None,
 ) -> dict[int, str]:
     """Append the CSV files' records; one statement per distinct header (``unmatched``,
-    ``optional``: :func:`read_records`)."""
+    ``optional``, ``absent``: :func:`read_records`)."""
     failed: dict[int, str] = {}
     splits = ", ".join(_split_csv("h", delim=d) for d in CSV_DELIMITERS)
     blank = "trim(line, ' ' || chr(9) || chr(13) || chr(65279)) = ''"
@@ -1268,6 +1285,9 @@ def _read_csv(
         if unmatched is not None:
             for field in unmatched_aliases(files[i].source, names, aliases, optional):
                 unmatched.setdefault(field, []).append(files[i].path)
+        if absent is not None:
+            for field in absent_fields(files[i].source, names, optional):
+                absent.setdefault(field, []).append(files[i].path)
         groups.setdefault((delim, tuple(names)), []).append(i)
     # A record continues onto the next physical line while a quoted field is open. Files
     # without a line that can open one (most) have one record per line: no window over them.

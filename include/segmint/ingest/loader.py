@@ -716,6 +716,47 @@ class Ingest:
                 )
                 log.warning("ingest: %s", self.batch_warnings[-1])
 
+    def _warn_dropped(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        source: str,
+        absent: dict[str, list[str]],
+        unmatched: dict[str, list[str]],
+    ) -> None:
+        """Say which CRM files have no column for a field the customers' records loaded
+        before hold values of. A CRM record is the customer's whole state, so such a file
+        empties the field of every customer in it: an export that stopped sending
+        ``country``, or ``email_opt_in`` (every customer of the file then without consent).
+        Fields already named (:meth:`_warn_unmatched`) are not named twice."""
+        if source != "crm":
+            return
+        named = {key.split(" ", 1)[0] for key in unmatched}
+        # A consent absent is stored as false (no consent): it was sent when one is true.
+        kind = {f.name: f.kind for f in FIELDS[source]}
+        held = [
+            name
+            for name in sorted(absent)
+            # A field the settings give a default (updated_at, crm_updated_at_from_partition)
+            # is not emptied: it takes the default.
+            if name not in named
+            and name not in self.optional
+            and con.execute(
+                f"select 1 from {RAW_TABLE[source]} where {_ident(name)}"
+                + ("" if kind[name] == "bool" else " is not null")
+                + " limit 1"
+            ).fetchone()
+        ]
+        for name in held:
+            paths = absent[name]
+            consent = " (without consent)" if name in ("email_opt_in", "ads_opt_in") else ""
+            self.batch_warnings.append(
+                f"{len(paths)} {source} file(s) have no column for {name}, which the customer "
+                f"records loaded before hold: each of their records loads without it, its "
+                f"customer's {name} now empty{consent} ({_some(paths)}); did the export drop "
+                "or rename it? ([ingest] field_aliases)"
+            )
+            log.warning("ingest: %s", self.batch_warnings[-1])
+
     def _warn_not_reloaded(self, paths: list[str]) -> None:
         """Say which files ``--reload-since`` could not read again: loaded from its partitions
         and gone from the landing zone since. Their rows stay as the earlier settings typed
@@ -920,6 +961,7 @@ class Ingest:
             parts.append(f"_tjv_{tag}")
         if other:
             unmatched: dict[str, list[str]] = {}
+            absent: dict[str, list[str]] = {}
             failed.update(
                 read_records(
                     con,
@@ -930,10 +972,12 @@ class Ingest:
                     self.legacy,
                     unmatched,
                     self.optional,
+                    absent,
                 )
             )
             for named, paths in unmatched.items():
                 self.unmatched.setdefault(source, {}).setdefault(named, []).extend(paths)
+            self._warn_dropped(con, source, absent, unmatched)
             # A Parquet record's landing text is its document (stored once, raw is NULL).
             rel = (
                 f"(select * replace (coalesce(raw, doc) as raw), _error is null as _ok "

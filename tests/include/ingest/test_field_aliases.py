@@ -14,7 +14,7 @@ import pytest
 from segmint.config import ConfigError, IngestSettings, load_settings
 from segmint.ingest import run_ingest
 from segmint.stages import InputError
-from tests.include.ingest.conftest import D1, D2, write_jsonl, write_lines
+from tests.include.ingest.conftest import D1, D2, D3, write_jsonl, write_lines
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "docs" / "examples" / "segment-spec.toml"
 
@@ -553,6 +553,56 @@ def test_a_header_the_vendor_renamed_is_named_in_the_warning_or_error(settings, 
         "if it is customer_id, name it in [ingest.field_aliases.crm]: "
         "customer_id = ['customer id']) (header is: "
     )
+
+
+def test_a_crm_export_that_stops_sending_a_column_is_a_warning(settings, landing, query):
+    # A CRM record is the customer's whole state: an export that stopped sending country
+    # and email_opt_in emptied both for every customer of its files (each without consent
+    # from then on), and nothing said so.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_lines(
+        landing / "crm/dt=2026-06-01/full.csv",
+        ["customer_id,updated_at,email_opt_in,country",
+         "c1,2026-06-01T10:00:00Z,yes,FR", "c2,2026-06-01T10:00:00Z,yes,DE"],
+    )  # fmt: skip
+    assert not [w for w in run_ingest(settings, D1).warnings if "no column" in w]
+    write_lines(
+        landing / "crm/dt=2026-06-02/delta.csv",
+        ["updated_at,customer_id,phone", "2026-06-02T10:00:00Z,c1,+33612345678"],
+    )
+    pq.write_table(
+        pa.table({"customer_id": ["c2"], "updated_at": ["2026-06-02T10:00:00Z"],
+                  "email_opt_in": ["yes"]}),
+        landing / "crm/dt=2026-06-02/delta.parquet",
+    )  # fmt: skip
+    result = run_ingest(settings, D2)
+    assert [w for w in result.warnings if "no column" in w] == [
+        "2 crm file(s) have no column for country, which the customer records loaded before "
+        "hold: each of their records loads without it, its customer's country now empty "
+        "(crm/dt=2026-06-02/delta.csv, crm/dt=2026-06-02/delta.parquet); did the export drop "
+        "or rename it? ([ingest] field_aliases)",
+        "1 crm file(s) have no column for email_opt_in, which the customer records loaded "
+        "before hold: each of their records loads without it, its customer's email_opt_in "
+        "now empty (without consent) (crm/dt=2026-06-02/delta.csv); did the export drop or "
+        "rename it? ([ingest] field_aliases)",
+    ]
+    # Loaded as the contract says (a record is the whole state), and now said.
+    assert query(
+        "select customer_id, email_opt_in, country from raw.customers "
+        "where _partition_date = '2026-06-02' order by 1"
+    ) == [("c1", False, None), ("c2", True, None)]
+
+    # A Shopify export has no updated_at: with crm_updated_at_from_partition each record
+    # takes its partition day, nothing is emptied, and that is no warning.
+    ingest = IngestSettings(crm_updated_at_from_partition=True)
+    write_lines(
+        landing / "crm/dt=2026-06-03/shopify.csv",
+        ["customer_id,email_opt_in,country,phone", "c1,yes,FR,+33612345678"],
+    )
+    result = run_ingest(_with_ingest(settings, ingest), D3)
+    assert not [w for w in result.warnings if "no column" in w]
 
 
 SHOPIFY_HEADER = (

@@ -2081,6 +2081,7 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
         # Only staging needs the scan's order (it sets it for that statement).
         con.execute("SET preserve_insertion_order = false")
         ensure_ops_tables(con)
+        ids_checked = _ids_checked(con)
         files, ignored, unlisted = discover(settings.landing, known=_checksummed(con, settings))
         _record_mtimes(con, files)
         ingest.forget_gone_failures(con, files, unlisted)
@@ -2104,7 +2105,7 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
             flush([f for source in sorted(pending) for f in pending[source]])
         if outcomes and ingest._validator is not None:
             ingest.validator.build_docs()
-        stale_ids = _ids_read_otherwise(con)
+        stale_ids = [] if ids_checked else _ids_read_otherwise(con)
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -2130,6 +2131,27 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
 ID_RULE_VERSION = "2026-12-06"
 
 
+def _ids_checked(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the raw rows need no check of :func:`_ids_read_otherwise`: ``ops.id_rule``
+    holds :data:`ID_RULE_VERSION`, or no raw row was loaded before this run (a new
+    warehouse, whose version is recorded now: scanning the 10M rows a first night loads
+    would find none)."""
+    con.execute(
+        "create table if not exists ops.id_rule (version varchar not null, "
+        "checked_at timestamp not null)"
+    )
+    if con.execute("select 1 from ops.id_rule where version = ?", [ID_RULE_VERSION]).fetchone():
+        return True
+    if any(
+        con.execute(f"select 1 from {table} limit 1").fetchone() for table in RAW_TABLE.values()
+    ):
+        return False
+    con.execute(
+        "insert into ops.id_rule values (?, current_timestamp::timestamp)", [ID_RULE_VERSION]
+    )
+    return True
+
+
 def _ids_read_otherwise(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Warnings for raw rows whose ids an earlier segmint stored as written and this one
     reads otherwise (:data:`ID_RULE_VERSION`), or, from a CSV file, as a database dump's
@@ -2140,12 +2162,6 @@ def _ids_read_otherwise(con: duckdb.DuckDBPyConnection) -> list[str]:
     ``ops.id_rule`` records the version and later nights skip the scan; until then the
     warning stands each night, until ``segmint ingest --reload-since`` reads their files
     again."""
-    con.execute(
-        "create table if not exists ops.id_rule (version varchar not null, "
-        "checked_at timestamp not null)"
-    )
-    if con.execute("select 1 from ops.id_rule where version = ?", [ID_RULE_VERSION]).fetchone():
-        return []
     warnings = []
     for source, table in RAW_TABLE.items():
         ids = [f.name for f in FIELDS[source] if f.kind == "id"]

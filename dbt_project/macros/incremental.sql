@@ -205,6 +205,53 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Dates int_events_sessionised rebuilt in a dbt run that has not finished yet: a post-hook
+    of int_events_sessionised records them here, in the transaction that rebuilds them, and
+    the run's end clears them once every model after it was built (clear_event_dates_pending).
+    A run killed or failed in between leaves them, and the next run's int_event_dates_changed
+    marks them rebuilt again: int_events_sessionised no longer differs from raw.events on those
+    days (a re-opened day's fingerprint never did), so without this record the models after it
+    kept their old rows of every day re-opened by a late login, an order or a refund, and of
+    every day emptied by a reload. -#}
+{% macro event_dates_pending_relation() -%}
+    {{ return(api.Relation.create(
+        database=target.database, schema='intermediate', identifier='int_event_dates_pending'
+    )) }}
+{%- endmacro %}
+
+{#- Post-hooks of int_events_sessionised: the table, then the days it rebuilt. -#}
+{% macro create_event_dates_pending() -%}
+    create table if not exists {{ event_dates_pending_relation() }} (event_date date not null)
+{%- endmacro %}
+
+{% macro record_event_dates_pending() -%}
+    insert into {{ event_dates_pending_relation() }}
+    select event_date
+    from {{ this.database }}.intermediate.int_event_dates_changed
+    where
+        is_rebuilt
+        and event_date not in (select event_date from {{ event_dates_pending_relation() }})
+{%- endmacro %}
+
+{#- on-run-end: forget the pending days once a whole `dbt run` or `dbt build` (no --select or
+    --exclude: every model after int_events_sessionised was in it) built every node. -#}
+{% macro clear_event_dates_pending(results) -%}
+    {%- set args = invocation_args_dict -%}
+    {%- set whole = args.get('which') in ('build', 'run')
+        and not args.get('select') and not args.get('exclude') and not args.get('selector') -%}
+    {%- set failed = [] -%}
+    {%- for result in results if result.status in ('error', 'fail', 'skipped', 'runtime error') -%}
+        {%- do failed.append(result) -%}
+    {%- endfor -%}
+    {#- The table exists then: int_events_sessionised, built in such a run, created it (the
+        relation cache, read at the run's start, would not know it on a first build). -#}
+    {%- if whole and not failed -%}
+        delete from {{ event_dates_pending_relation() }}
+    {%- else -%}
+        select 1 as nothing_to_clear
+    {%- endif -%}
+{%- endmacro %}
+
 {#- Pre-hook of customer_feature_history: record the snapshot dates this run (re)builds in
     intermediate.int_snapshot_dates_built (computed as the model body computes them, from the
     same state), so customer_rule_segments rebuilds exactly those and the tests on both

@@ -59,7 +59,10 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # 2026-12-06.3: refund events: no visit; orders, daily activity and the features net of refunds.
 # 2026-12-06.4: a revised rate of a refund's day re-opens the days the order's other
 # refunds count on (warehouses whose rates were revised kept stale counted refunds).
-MODEL_LOGIC_VERSION = "2026-12-06.4"
+# 2026-12-06.5: the days int_events_sessionised rebuilt are rebuilt again in the later models
+# after a night killed or failed between them (int_event_dates_pending): warehouses rerun after
+# such a night kept stale sessions, daily activity and features of re-opened or emptied days.
+MODEL_LOGIC_VERSION = "2026-12-06.5"
 # A full refresh keeps only the snapshots asked for: it asks for the cut-offs too.
 _WITH_CUTOFFS = "with the cut-off snapshots"
 

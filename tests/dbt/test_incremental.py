@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from segmint.stages import StageResult
-from segmint.transform import run_transform
+from segmint.transform import run_dbt, run_transform
 from segmint.warehouse import connect, ensure_raw_tables, table_hash
 from tests.dbt import synthetic
 from tests.dbt.warehouse_data import CUSTOMERS, END, START, insert_before, settings_for
@@ -191,11 +191,15 @@ NIGHTS: dict[Path, tuple[StageResult, StageResult]] = {}
 
 
 def _build_night_then_increment(
-    root: Path, land: Callable[[Any], None], before: Callable[[Any], None] | None = None
+    root: Path,
+    land: Callable[[Any], None],
+    before: Callable[[Any], None] | None = None,
+    interrupted: bool = False,
 ) -> tuple[Path, Path]:
     """Night D in full (with `before`'s rows too), `land` the next night's rows, night D+1
-    incrementally; and a fresh full build of the same raw rows as of D+1. Returns (nightly,
-    full) warehouse paths."""
+    incrementally (`interrupted`: after a first try of it that stopped right after
+    int_events_sessionised); and a fresh full build of the same raw rows as of D+1. Returns
+    (nightly, full) warehouse paths."""
     nightly = root / "nightly" / "segmint.duckdb"
     con = connect(nightly)
     ensure_raw_tables(con)
@@ -207,6 +211,11 @@ def _build_night_then_increment(
     con = connect(nightly)
     land(con)
     con.close()
+    if interrupted:
+        # What a night killed (or failed) right after int_events_sessionised committed leaves:
+        # that model and the ones it reads built, every later one as night D left it.
+        completed = run_dbt(settings_for(nightly), NEXT, [NEXT], select="+int_events_sessionised")
+        assert completed.returncode == 0, completed.stdout[-3000:]
     NIGHTS[nightly] = (first, run_transform(settings_for(nightly), NEXT))
 
     full = root / "full" / "segmint.duckdb"
@@ -226,6 +235,13 @@ def _build_night_then_increment(
 def two_warehouses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
     root = tmp_path_factory.mktemp("increment")
     yield _build_night_then_increment(root, _land_next_day)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def interrupted_warehouses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    root = tmp_path_factory.mktemp("interrupted")
+    yield _build_night_then_increment(root, _land_next_day, interrupted=True)
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -355,6 +371,27 @@ def test_increment_equals_full_rebuild(two_warehouses: tuple[Path, Path]) -> Non
         assert again == [(NEXT,)]
     finally:
         inc.close()
+
+
+def test_rerun_after_a_night_stopped_after_sessionising_equals_full_rebuild(
+    interrupted_warehouses: tuple[Path, Path],
+) -> None:
+    """A night killed after int_events_sessionised rebuilt its days, then run again: the
+    rerun finds int_events_sessionised up to date with raw.events, yet the later models
+    still hold the old rows of the days it rebuilt. Before int_event_dates_pending, the rerun
+    rebuilt only the days loaded after their own newest load: the later days a late login
+    re-attributes, the day an order moved from and the day a reload emptied kept their old
+    rows in sessions, daily activity and features."""
+    _assert_marts_equal(*interrupted_warehouses)
+    con = connect(interrupted_warehouses[0], read_only=True)
+    try:
+        # The whole rerun built every model: nothing is left to rebuild next night.
+        assert (
+            con.execute("SELECT count(*) FROM intermediate.int_event_dates_pending").fetchone()[0]
+            == 0
+        )
+    finally:
+        con.close()
 
 
 def test_late_purchases_increment_equals_full_rebuild(

@@ -36,9 +36,15 @@ Full build (or the first run): every date. The table is small (one row per day).
 -#}
 
 {%- set built = none %}
+{%- set pending = none %}
 {%- if execute and not flags.FULL_REFRESH %}
     {%- set built = adapter.get_relation(
         database=this.database, schema=this.schema, identifier='int_events_sessionised'
+    ) %}
+    {#- Days an earlier run rebuilt in int_events_sessionised and did not finish building
+        into the later models (killed, or failed after it): rebuilt again. -#}
+    {%- set pending = adapter.get_relation(
+        database=this.database, schema=this.schema, identifier='int_event_dates_pending'
     ) %}
 {%- endif %}
 
@@ -79,10 +85,23 @@ Full build (or the first run): every date. The table is small (one row per day).
 
     ),
 
+    pending_dates as (
+
+        {% if pending -%}
+            select distinct event_date from {{ pending }}
+        {%- else -%}
+            select cast(null as date) as event_date
+            where 1 = 0
+    {%- endif %}
+
+    ),
+
     fingerprints as (
 
         select
-            coalesce(raw_dates.event_date, built_dates.event_date) as event_date,
+            coalesce(
+                raw_dates.event_date, built_dates.event_date, pending_dates.event_date
+            ) as event_date,
             raw_dates.event_count,
             raw_dates.max_loaded_at,
             built_dates.event_count as built_event_count,
@@ -90,9 +109,12 @@ Full build (or the first run): every date. The table is small (one row per day).
             (
                 raw_dates.event_count is distinct from built_dates.event_count
                 or raw_dates.max_loaded_at is distinct from built_dates.max_loaded_at
-            ) as is_changed
+            ) as is_changed,
+            pending_dates.event_date is not null as is_pending
         from raw_dates
         full outer join built_dates on raw_dates.event_date = built_dates.event_date
+        full outer join pending_dates
+            on coalesce(raw_dates.event_date, built_dates.event_date) = pending_dates.event_date
 
     )
 {%- endset %}
@@ -318,6 +340,8 @@ select
     fingerprints.max_loaded_at,
     fingerprints.built_event_count,
     fingerprints.built_max_loaded_at,
-    fingerprints.is_changed or rebuilt_dates.event_date is not null as is_rebuilt
+    fingerprints.is_changed
+    or fingerprints.is_pending
+    or rebuilt_dates.event_date is not null as is_rebuilt
 from fingerprints
 left join rebuilt_dates on fingerprints.event_date = rebuilt_dates.event_date

@@ -4,7 +4,11 @@
         incremental_strategy='delete+insert',
         unique_key='event_date',
         on_schema_change='fail',
-        post_hook="{{ delete_emptied_days('event_date') }}",
+        post_hook=[
+            "{{ delete_emptied_days('event_date') }}",
+            "{{ create_event_dates_pending() }}",
+            "{{ record_event_dates_pending() }}",
+        ],
         meta={'column_compression': {'event_id': 'uncompressed'}},
     )
 }}

@@ -97,6 +97,10 @@ TWO_PASS_BYTES = 256 << 20
 CHECK_SAMPLE = 200
 # Purchases named in the extreme-revenue warning (the largest first; the rest are counted).
 _EXTREME_SHOWN = 5
+# A batch whose median order is this many times the median of the purchases loaded before it
+# in the same currency (or this many times smaller) is named (Ingest._check_revenue_scale):
+# cents are 100x, and a shop's typical order does not move 20x from one day to the next.
+REVENUE_SCALE_SHIFT = 20.0
 # DuckDB checkpoints when a commit leaves more than ``checkpoint_threshold`` (16 MB) of WAL:
 # with the default, the statement after every second batch's write paid a checkpoint and a
 # vacuum (1.3-1.6 s each at 10M events, 2.9 s of a 63 s night). The run checkpoints once,
@@ -1319,6 +1323,7 @@ class Ingest:
         con.execute("drop table _batch")
         self._store_results(con, outs, results, domain)
         self._check_extreme_revenue(con, outs)
+        self._check_revenue_scale(con, outs)
 
     def _check_extreme_revenue(self, con: duckdb.DuckDBPyConnection, outs: list[FileOutcome]):
         """Batch-level warning: purchases whose revenue is far above the batch's typical order.
@@ -1415,6 +1420,62 @@ class Ingest:
             + (f"; and {n - len(flagged)} more" if n > len(flagged) else "")
         )
         log.warning("ingest: %s", self.batch_warnings[-1])
+
+    def _check_revenue_scale(self, con: duckdb.DuckDBPyConnection, outs: list[FileOutcome]):
+        """Batch-level warning: the batch's typical order is ``REVENUE_SCALE_SHIFT`` times
+        the typical order loaded before it in the same currency, or that many times smaller.
+
+        A tracker that switched to cents (or to thousands, or to another currency without
+        saying so) inflated every order of its days 100x in silence: the extreme-revenue
+        check compares a purchase with its own batch only, where every order is in cents.
+        Medians of at least ``extreme_revenue_min_orders`` purchases on both sides; loaded as
+        they are (the earlier rows may be the wrong ones); ``extreme_revenue_multiple = 0``
+        turns it off with the other revenue check.
+        """
+        cfg = self.settings.ingest
+        source, tag = outs[0].file.source, outs[0].tag
+        if source != "events" or cfg.extreme_revenue_multiple <= 0:
+            return
+        shifted = con.execute(
+            f"""
+            with batch as (
+                select coalesce(currency, '') as cur, count(*) as n,
+                    median(revenue::DOUBLE) as med, list(distinct _file) as files
+                from _typed_{tag}
+                where _error is null and not _ignored and not _rec_bad
+                    and event_type = 'purchase' and revenue is not null
+                group by 1
+                having count(*) >= $min
+            ),
+            before as (
+                select coalesce(currency, '') as cur, count(*) as n,
+                    median(revenue::DOUBLE) as med
+                from {RAW_TABLE[source]}
+                where event_type = 'purchase' and revenue is not null
+                    and coalesce(currency, '') in (select cur from batch)
+                group by 1
+                having count(*) >= $min
+            )
+            select batch.cur, batch.n, batch.med, before.n, before.med, batch.files
+            from batch join before using (cur)
+            where batch.med >= before.med * $shift or batch.med * $shift <= before.med
+            order by batch.cur
+            """,
+            {"min": cfg.extreme_revenue_min_orders, "shift": REVENUE_SCALE_SHIFT},
+        ).fetchall()
+        for cur, n, med, n_before, med_before, files in shifted:
+            ratio = med / med_before
+            times = f"{ratio:,.0f}x" if ratio >= 1 else f"1/{1 / ratio:,.0f}"
+            in_cur = f" in {cur}" if cur else " (no currency)"
+            paths = sorted(outs[i].file.path for i in files)
+            self.batch_warnings.append(
+                f"the median order{in_cur} of {len(paths)} file(s) is {med:,.2f} over {n} "
+                f"purchase(s), {times} the median of the {n_before} loaded before "
+                f"({med_before:,.2f}): did the export switch to cents, to another unit or to "
+                f"another currency? Loaded as they are ({_some(paths)}); fix the export or "
+                "the settings, then segmint ingest --reload-since the first wrong day"
+            )
+            log.warning("ingest: %s", self.batch_warnings[-1])
 
     def _store_results(self, con, outs: list[FileOutcome], results, domain) -> None:
         """Temp tables ``_runs_<tag>`` (validation rows per file), ``_fails_<tag>`` (failing

@@ -123,3 +123,63 @@ def test_the_settings_are_checked() -> None:
         IngestSettings(extreme_revenue_quantile=90)
     with pytest.raises(ConfigError, match="extreme_revenue_min_orders"):
         IngestSettings(extreme_revenue_min_orders=0)
+
+
+def _day_of_orders(landing: Path, day, revenues: list[float], currency: str = "USD") -> None:
+    write_jsonl(
+        landing / f"events/dt={day}/orders.jsonl",
+        [
+            event(
+                f"{day}-{i}",
+                day,
+                event_type="purchase",
+                order_id=f"{day}-{i}",
+                revenue=r,
+                currency=currency,
+            )
+            for i, r in enumerate(revenues)
+        ],
+    )
+
+
+def test_a_day_whose_orders_switched_to_cents_is_named(
+    settings: Settings, landing: Path, query
+) -> None:
+    """A tracker switching to cents made every order of its days 100x, in silence: next to
+    each other its orders are ordinary, so the extreme-revenue check (within the batch) never
+    fired, and every buyer of those days became high value. The batch's median is compared
+    with the median of the orders loaded before it, per currency."""
+    from datetime import timedelta
+
+    d2, d3 = D1 + timedelta(days=1), D1 + timedelta(days=2)
+    _day_of_orders(landing, D1, [20.0 + i for i in range(40)])
+    assert not [w for w in run_ingest(settings, D1).warnings if "median order" in w]
+
+    # A sale day (orders about twice the usual) and another currency are ordinary.
+    _day_of_orders(landing, d2, [45.0 + i for i in range(30)])
+    write_jsonl(
+        landing / f"events/dt={d2}/yen.jsonl",
+        [
+            event(
+                f"y{i}",
+                d2,
+                event_type="purchase",
+                order_id=f"y{i}",
+                revenue=3_000.0 + i,
+                currency="JPY",
+            )
+            for i in range(30)
+        ],
+    )
+    assert not [w for w in run_ingest(settings, d2).warnings if "median order" in w]
+
+    _day_of_orders(landing, d3, [100 * (20.0 + i) for i in range(25)])
+    result = run_ingest(settings, d3)
+    [shift] = [w for w in result.warnings if "median order" in w]
+    assert shift == (
+        "the median order in USD of 1 file(s) is 3,200.00 over 25 purchase(s), 65x the median "
+        "of the 70 loaded before (49.50): did the export switch to cents, to another unit or "
+        f"to another currency? Loaded as they are (events/dt={d3}/orders.jsonl); fix the export "
+        "or the settings, then segmint ingest --reload-since the first wrong day"
+    )
+    assert query(f"select count(*) from raw.events where _partition_date = '{d3}'") == [(25,)]

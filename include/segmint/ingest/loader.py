@@ -91,6 +91,14 @@ BATCH_BYTES = 1 << 30
 BATCH_FILES = 1000
 # A batch up to this size (uncompressed) is typed while GX imports, flagged after.
 TWO_PASS_BYTES = 256 << 20
+# CSV and Parquet records are typed from a table, whose scan hands DuckDB's expressions
+# vectors of 2,048 records; each JSON function of the typing (json_transform, json_keys,
+# json_merge_patch) holds several times a vector's text while it runs (json_merge_patch
+# about ten times), so a vector of 2,048 records of 50 KB page URLs (100 MB) needed more
+# than the 2 GB default even at one thread. Records are typed in slices of at most about
+# this much text (several statements) where a vector would hold more; records of a few
+# hundred bytes (8 KB a vector of them) are typed in one statement as before.
+SLICE_TEXT_BYTES = 16 << 20
 # Besides every row the SQL pre-filter flags, GX also sees one in this many of the others
 # (chosen by a hash of the record's text, so reruns see the same rows), to prove the
 # pre-filter and the suite agree.
@@ -851,10 +859,13 @@ class Ingest:
         table: str,
         source: str,
         files: list[LandingFile],
-        rel: str,
+        rel: str | list[str],
         line: bool,
     ) -> None:
         """Create the temp ``table``: ``rel`` typed, its row-level expectations as flags.
+
+        ``rel`` may be a list of relations (slices of one table, :func:`_text_slices`),
+        typed one statement each into the same table.
 
         Typing needs no GX; the flags are the suite's SQL, which needs the GX suite objects.
         While GX is still importing (seconds; a nightly increment's batch is staged sooner)
@@ -864,17 +875,20 @@ class Ingest:
         Both passes keep the scan's order (line numbers).
         """
         limit_col = import_module(SUITE_MODULES[source]).TS_LIMIT
-        parsed = self.parse_sql(source, rel, limit_col, files)
+        rels = [rel] if isinstance(rel, str) else rel
+        parsed = [self.parse_sql(source, r, limit_col, files) for r in rels]
         importing = self.gx_import is not None and self.gx_import.is_alive()
         small = sum(_batch_size(f) for f in files) <= TWO_PASS_BYTES
         if self._validator is None and importing and small:
-            con.execute(f"create or replace temp table {table}_parsed as {parsed}")
+            for k, sql in enumerate(parsed):
+                con.execute(_fill(f"{table}_parsed", sql, first=k == 0))
             sql = self._flagged_sql(source, f"{table}_parsed", line)
             con.execute(f"create or replace temp table {table} as {sql}")
             con.execute(f"drop table {table}_parsed")
         else:
-            sql = self._flagged_sql(source, f"({parsed})", line)
-            con.execute(f"create or replace temp table {table} as {sql}")
+            for k, one in enumerate(parsed):
+                sql = self._flagged_sql(source, f"({one})", line)
+                con.execute(_fill(table, sql, first=k == 0))
 
     def _flagged_sql(self, source: str, parsed: str, line: bool) -> str:
         """SQL: the typed relation ``parsed`` (``parse_sql``) with the suite's row-level
@@ -983,11 +997,12 @@ class Ingest:
                 self.unmatched.setdefault(source, {}).setdefault(named, []).extend(paths)
             self._warn_dropped(con, source, absent, unmatched)
             # A Parquet record's landing text is its document (stored once, raw is NULL).
-            rel = (
+            rels = [
                 f"(select * replace (coalesce(raw, doc) as raw), _error is null as _ok "
-                f"from _rec_{tag})"
-            )
-            self._create_staged(con, f"_tc_{tag}", source, files, rel, line=True)
+                f"from _rec_{tag}{where})"
+                for where in _text_slices(con, f"_rec_{tag}")
+            ]
+            self._create_staged(con, f"_tc_{tag}", source, files, rels, line=True)
             con.execute(f"drop table _rec_{tag}")
             parts.append(f"_tc_{tag}")
         columns = ", ".join([*_STAGED[:3], *(f.name for f in FIELDS[source]), *_STAGED[3:]])
@@ -1257,10 +1272,11 @@ class Ingest:
             f"true as _ok from _typed_{tag} where _gxdoc is not null"
         )
         flags = ", ".join(f'coalesce({bad}, false) as "_sql_{rule}"' for rule, _, bad in checks)
-        con.execute(
-            f"create or replace temp table _batch as select *, {flags} "
-            f"from ({self.parse_sql(source, '_gxrows', limit_col, files)})"
-        )
+        # In slices where the records are long (every one of a file of 50 KB records may be
+        # flagged for a warning): SLICE_TEXT_BYTES.
+        for k, where in enumerate(_text_slices(con, "_gxrows")):
+            parsed = self.parse_sql(source, f"(select * from _gxrows{where})", limit_col, files)
+            con.execute(_fill("_batch", f"select *, {flags} from ({parsed})", first=k == 0))
         con.execute("drop table _gxrows")
         available = [r[0] for r in con.execute("describe _batch").fetchall()]
         cols = [c for c in validator.columns(source, available) if c != "_file"]
@@ -2020,6 +2036,37 @@ class Ingest:
             "gxraw",
         ):
             con.execute(f"drop table if exists _{name}_{tag}")
+
+
+def _fill(table: str, sql: str, first: bool) -> str:
+    """SQL: create the temp ``table`` as ``sql`` (``first``), or add the rows of ``sql``."""
+    if first:
+        return f"create or replace temp table {table} as {sql}"
+    return f"insert into {table} {sql}"
+
+
+def _text_slices(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """Where-clauses dividing the records of ``table`` (a ``doc`` column) into slices of
+    about ``SLICE_TEXT_BYTES`` of text each, in row order; ``[""]`` (one slice: the whole
+    table) unless a vector of 2,048 of its rows holds more than that."""
+    text = "coalesce(strlen(doc), 0)"
+    ((most,),) = con.execute(
+        f"select max(n) from (select sum({text}) as n from {table} group by rowid // 2048)"
+    ).fetchall()
+    if most is None or most <= SLICE_TEXT_BYTES:
+        return [""]
+    import numpy as np
+
+    rows = con.execute(f"select rowid, {text} as n from {table} order by rowid").fetchnumpy()
+    # A slice ends where its text reaches the budget (a longer record is a slice of its own).
+    before = np.cumsum(rows["n"]) - rows["n"]
+    starts = np.flatnonzero(np.diff(before // SLICE_TEXT_BYTES, prepend=-1))
+    ids = rows["rowid"]
+    bounds = [(ids[s], ids[e - 1]) for s, e in zip(starts, [*starts[1:], len(ids)], strict=True)]
+    log.info(
+        "ingest: typing %s in %d slices (records of %d bytes a vector)", table, len(bounds), most
+    )
+    return [f" where rowid between {lo} and {hi}" for lo, hi in bounds]
 
 
 def _checksummed(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict:

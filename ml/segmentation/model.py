@@ -240,10 +240,16 @@ def _fit_segments(
     t = perf_counter()
     sizes = np.bincount(labels, minlength=k)
     largest_first = np.argsort(-sizes, kind="stable")
-    buyer_share = None
+    buyer_share = never_visited_share = None
     if "order_count" in frame:
         bought = frame["order_count"].fillna(0).to_numpy() > 0
         buyer_share = np.bincount(labels, weights=bought, minlength=k) / np.maximum(sizes, 1)
+        if "days_since_last_visit" in frame:
+            # Never seen on the site (no session at all) and never ordered.
+            never = ~bought & frame["days_since_last_visit"].isna().to_numpy()
+            never_visited_share = np.bincount(labels, weights=never, minlength=k) / np.maximum(
+                sizes, 1
+            )
     match = match_segments(
         kmeans.cluster_centers_,
         prev_scaled,
@@ -266,6 +272,7 @@ def _fit_segments(
         pinned=cfg.pinned_names,
         varying=[n for n, v in zip(names, scaler.var_, strict=True) if v > 0],
         buyer_share=buyer_share,
+        never_visited_share=never_visited_share,
     )
     cluster_ids = np.asarray(match.segment_ids)
     cluster_names = np.asarray(naming.names, dtype=object)

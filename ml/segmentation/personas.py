@@ -20,6 +20,7 @@ from scipy.optimize import linear_sum_assignment
 
 # name -> weights over features (z-scores of the centroid). Features absent from the model
 # are ignored. "Regulars" has no weights: a fixed score that wins when nothing else fits.
+# "Never visited" has none either: it is a fact, not a profile (NEVER_VISITED below).
 PERSONAS: dict[str, dict[str, float]] = {
     "Champions": {
         "order_count": 1.0,
@@ -65,8 +66,22 @@ PERSONAS: dict[str, dict[str, float]] = {
         "searches_per_session_90d": -1.0,
     },
     "Regulars": {},
+    "Never visited": {},
 }
 REGULARS_SCORE = 0.2
+
+# A segment whose typical customer has neither ordered nor visited the site (a CRM of
+# newsletter subscribers who never came, 99% of a shop): its centroid is the population's,
+# every z-score about 0, and the fixed score of "Regulars" named it, which marketing reads
+# as "comes back often". Such a segment (at least MIN_NEVER_VISITED_SHARE of its customers
+# without an order or a visit) is "Never visited" (or "Email engaged", which it may be),
+# never a persona of visitors or buyers; no other segment is. A matched segment keeps its
+# name only while that stays true.
+NEVER_VISITED = "Never visited"
+NEVER_VISITED_SCORE = 1.0
+MIN_NEVER_VISITED_SHARE = 0.5
+# The personas a segment of customers who never visited may take besides NEVER_VISITED.
+NEVER_VISITED_MAY_BE = (NEVER_VISITED, "Email engaged")
 
 # What a persona's name says of its customers must be true of the shop and the segment, or
 # a z-score of 0 on a feature nobody has lets the other weights pick the name: a shop
@@ -131,18 +146,25 @@ def persona_scores(
     features: Sequence[str],
     varying: Sequence[str] | None = None,
     buyer_share: Sequence[float] | None = None,
+    never_visited_share: Sequence[float] | None = None,
 ) -> np.ndarray:
     """Score matrix (segments x personas, in :data:`PERSONAS` order).
 
     ``varying``: the features that vary among the customers (default: all); ``buyer_share``:
-    per segment, the share of its customers with an order (default: unknown, no check). A
-    persona they rule out (:data:`REQUIRES`, :data:`BUYERS`) scores :data:`INELIGIBLE`."""
+    per segment, the share of its customers with an order (default: unknown, no check);
+    ``never_visited_share``: per segment, the share of its customers with neither an order
+    nor a visit (default: unknown, no :data:`NEVER_VISITED`). A persona they rule out
+    (:data:`REQUIRES`, :data:`BUYERS`, :data:`NEVER_VISITED_MAY_BE`) scores
+    :data:`INELIGIBLE`."""
     z = np.atleast_2d(np.asarray(z, dtype=float))
     pos = {f: i for i, f in enumerate(features)}
     known = set(features if varying is None else varying)
     out = np.empty((len(z), len(PERSONAS)))
     for j, (name, weights) in enumerate(PERSONAS.items()):
         used = {f: w for f, w in weights.items() if f in pos}
+        if name == NEVER_VISITED:
+            out[:, j] = INELIGIBLE
+            continue
         if not used:
             out[:, j] = REGULARS_SCORE
             continue
@@ -158,6 +180,13 @@ def persona_scores(
                 out[share < MIN_BUYER_SHARE, j] = INELIGIBLE
             elif name in NON_BUYERS:
                 out[share >= MIN_BUYER_SHARE, j] = INELIGIBLE
+    if never_visited_share is not None:
+        never = np.asarray(never_visited_share, dtype=float) >= MIN_NEVER_VISITED_SHARE
+        for j, name in enumerate(PERSONAS):
+            if name == NEVER_VISITED:
+                out[never, j] = NEVER_VISITED_SCORE
+            elif name not in NEVER_VISITED_MAY_BE:
+                out[never, j] = INELIGIBLE
     return out
 
 
@@ -186,17 +215,32 @@ def name_segments(
     pinned: Mapping[str, str] | None = None,
     varying: Sequence[str] | None = None,
     buyer_share: Sequence[float] | None = None,
+    never_visited_share: Sequence[float] | None = None,
 ) -> Naming:
     """Names, descriptions and pinned flags for segments with centroids ``z`` (scaled).
 
     One segment is :data:`ALL_CUSTOMERS` (unless pinned); with more, a kept name
-    :data:`ALL_CUSTOMERS` is given up. ``varying`` and ``buyer_share``: see
-    :func:`persona_scores`."""
+    :data:`ALL_CUSTOMERS` is given up, and so is a kept name that says the wrong thing of
+    whether the segment's customers ever visited (:data:`NEVER_VISITED`). ``varying``,
+    ``buyer_share`` and ``never_visited_share``: see :func:`persona_scores`."""
     z = np.atleast_2d(np.asarray(z, dtype=float))
     if len(segment_ids) == 1:
         kept_names = {segment_ids[0]: ALL_CUSTOMERS}
     else:
         kept_names = {i: n for i, n in (kept_names or {}).items() if n != ALL_CUSTOMERS}
+        if never_visited_share is not None:
+            never = {
+                sid: share >= MIN_NEVER_VISITED_SHARE
+                for sid, share in zip(segment_ids, never_visited_share, strict=True)
+            }
+            # A name of the rules that is no longer true of the segment: "Regulars" kept by
+            # a crowd that never visited, "Never visited" by one that now has.
+            kept_names = {
+                i: n
+                for i, n in kept_names.items()
+                if n not in PERSONAS
+                or (n in NEVER_VISITED_MAY_BE if never.get(i) else n != NEVER_VISITED)
+            }
     pinned = {str(k): v for k, v in (pinned or {}).items()}
     names: list[str | None] = [None] * len(segment_ids)
     is_pinned = [False] * len(segment_ids)
@@ -212,7 +256,12 @@ def name_segments(
     persona_names = list(PERSONAS)
     if need and free:
         shares = None if buyer_share is None else np.asarray(buyer_share, dtype=float)[need]
-        scores = persona_scores(z[need], features, varying, shares)[:, free]
+        never_shares = (
+            None
+            if never_visited_share is None
+            else np.asarray(never_visited_share, dtype=float)[need]
+        )
+        scores = persona_scores(z[need], features, varying, shares, never_shares)[:, free]
         rows, cols = linear_sum_assignment(-scores)
         for r, c in zip(rows, cols, strict=True):
             if scores[r, c] > 0:
@@ -226,5 +275,10 @@ def name_segments(
             f"{final[0]}: one segment holding every customer, too few or too alike to split."
         ]
     else:
-        descriptions = [describe(final[i], z[i], features) for i in range(len(final))]
+        descriptions = [
+            f"{NEVER_VISITED}: most of them have neither visited the site nor ordered."
+            if final[i] == NEVER_VISITED
+            else describe(final[i], z[i], features)
+            for i in range(len(final))
+        ]
     return Naming(names=final, descriptions=descriptions, is_pinned=is_pinned)

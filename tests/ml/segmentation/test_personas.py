@@ -1,7 +1,13 @@
 import numpy as np
 
 from ml.segmentation.features import FEATURES
-from ml.segmentation.personas import ALL_CUSTOMERS, PERSONAS, describe, name_segments
+from ml.segmentation.personas import (
+    ALL_CUSTOMERS,
+    NEVER_VISITED,
+    PERSONAS,
+    describe,
+    name_segments,
+)
 
 F = list(FEATURES)
 
@@ -119,3 +125,50 @@ def test_window_shoppers_need_a_segment_of_non_buyers() -> None:
     assert checked.names[0] != "Window shoppers"
     browsers = name_segments(centroids, F, [1, 2], buyer_share=[0.1, 0.1])
     assert browsers.names[0] == "Window shoppers"
+
+
+def test_a_segment_that_never_visited_is_named_so() -> None:
+    """A CRM of newsletter subscribers who never visited, 99% of the shop: its centroid is the
+    population's (every z-score about 0) and the fixed score of "Regulars" named it, which
+    marketing reads as "comes back often". A segment whose customers mostly have neither an
+    order nor a visit is "Never visited", and no other segment is."""
+    crowd = np.zeros(len(F))
+    centroids = np.vstack([crowd, CENTROIDS[0], CENTROIDS[2]])
+    assert name_segments(centroids, F, [1, 2, 3]).names[0] == "Regulars"
+    never = [0.99, 0.0, 0.3]
+    naming = name_segments(
+        centroids, F, [1, 2, 3], buyer_share=[0.0, 1.0, 0.0], never_visited_share=never
+    )
+    assert naming.names == [NEVER_VISITED, "Champions", "Window shoppers"]
+    assert naming.descriptions[0] == (
+        "Never visited: most of them have neither visited the site nor ordered."
+    )
+    # Only one segment takes the name; a second such segment takes what it may truly be.
+    two = name_segments(
+        np.vstack([crowd, _z(email_opens_90d=1.0, email_clicks_90d=1.0)]),
+        F,
+        [1, 2],
+        never_visited_share=[0.99, 0.9],
+    )
+    assert two.names == [NEVER_VISITED, "Email engaged"]
+    # Stable: a kept name stays while it is true; one that is not is given up ("Regulars"
+    # kept from the nights before the rule, "Never visited" once the crowd has visited).
+    kept = {1: NEVER_VISITED, 2: "Champions", 3: "Window shoppers"}
+    assert (
+        name_segments(centroids, F, [1, 2, 3], kept_names=kept, never_visited_share=never).names
+        == naming.names
+    )
+    old = {1: "Regulars", 2: "Champions", 3: "Window shoppers"}
+    assert (
+        name_segments(centroids, F, [1, 2, 3], kept_names=old, never_visited_share=never).names
+        == naming.names
+    )
+    visited = name_segments(
+        centroids, F, [1, 2, 3], kept_names=kept, never_visited_share=[0.1, 0.0, 0.3]
+    )
+    assert visited.names == ["Regulars", "Champions", "Window shoppers"]
+    # A pinned name wins.
+    pinned = name_segments(
+        centroids, F, [1, 2, 3], pinned={"1": "Newsletter"}, never_visited_share=never
+    )
+    assert pinned.names[0] == "Newsletter"

@@ -393,3 +393,58 @@ def test_a_crowd_of_identical_customers_leaves_every_segment_its_profile(
     for row in profiles.itertuples():
         assert not pd.isna(row.median_order_count), row
         assert row.outliers <= row.customers * (1 - small_settings.outlier_quantile) + 1
+
+
+def test_a_crowd_that_never_visited_is_named_never_visited(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    """A shop whose CRM is 99% newsletter subscribers who never visited nor ordered: K-Means
+    puts them in one segment whose centroid is the population's, and the persona of the
+    fixed score named it "Regulars" (marketing reads "comes back often"). It is "Never
+    visited", no other segment is, and the name holds the next night."""
+    from ml.segmentation.synthetic import next_day
+
+    buyers = features_3k.head(300)
+    n = 20_000
+    crowd = pd.DataFrame(
+        {
+            "customer_id": [f"N{i}" for i in range(n)],
+            "as_of_date": buyers["as_of_date"].iloc[0],
+            **{c: 0 for c in buyers.columns if buyers[c].dtype == "int64"},
+            **{c: np.nan for c in buyers.columns if buyers[c].dtype == "float64"},
+            "revenue_total": 0.0,
+            "tenure_days": 27,
+            "favourite_category": None,
+            "email_opt_in": True,
+            "ads_opt_in": False,
+        }
+    )[buyers.columns.drop("latent_type")]
+    settings = warehouse_with(
+        buyers,
+        crowd,
+        next_day(buyers),
+        next_day(crowd, active_share=0),
+        segmentation=small_settings,
+    )
+    names = {}
+    for night in (as_of, as_of + timedelta(days=1)):
+        run_segmentation(settings, night)
+        names[night] = query(
+            settings,
+            "select segment_id, segment_name, count(*) as customers, "
+            "count(*) filter (where customer_id like 'N%') as crowd "
+            "from ml.customer_segments where as_of_date = ? group by all order by 1",
+            [night],
+        )
+    first = names[as_of]
+    assert first.loc[first["crowd"] == n, "segment_name"].tolist() == ["Never visited"]
+    assert (first.loc[first["crowd"] == 0, "segment_name"] != "Never visited").all()
+    second = names[as_of + timedelta(days=1)]
+    crowd_segment = ["segment_id", "segment_name", "crowd"]
+    assert second.loc[second["crowd"] > 0, crowd_segment].values.tolist() == [
+        [*first.loc[first["crowd"] == n, ["segment_id", "segment_name"]].values[0], n]
+    ]
+    assert sorted(second["segment_name"]) == sorted(first["segment_name"])

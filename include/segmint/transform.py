@@ -513,6 +513,44 @@ def _placeholder_customer_ids(warehouse: Path) -> list[tuple[str, int, int]]:
         con.close()
 
 
+# More page views, product views, searches and cart adds than this in one day is no person
+# (one every 17 seconds for 24 hours): a crawler, a monitoring probe or a load test.
+HEAVY_VISITOR_HITS = 5_000
+
+
+def _heavy_visitors(warehouse: Path, as_of: date) -> list[tuple[str, bool, date, int, int]]:
+    """Ids with more than ``HEAVY_VISITOR_HITS`` hits on one of the days tonight's build
+    rebuilt (every day in a full build): (id, anonymous, day, hits, sessions), most first,
+    at most five. A crawler that never logs in was 300,000 sessions of one anonymous id in
+    a day, and the night's session figure jumped 25x without a word."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(
+            """
+            SELECT
+                coalesce(customer_id, anonymous_id),
+                customer_id IS NULL,
+                session_date,
+                sum(page_views + product_views + searches + cart_adds) AS hits,
+                count(*)
+            FROM marts.sessions
+            WHERE session_date IN (
+                SELECT event_date FROM intermediate.int_event_dates_changed
+                WHERE is_rebuilt AND event_date <= ?
+            )
+            GROUP BY ALL
+            HAVING hits > ?
+            ORDER BY hits DESC, 1, 3
+            LIMIT 5
+            """,
+            [as_of, HEAVY_VISITOR_HITS],
+        ).fetchall()
+    finally:
+        con.close()
+
+
 def _failed_results(run_results: Path) -> list[dict[str, Any]]:
     data = json.loads(run_results.read_text())
     return [r for r in data.get("results", []) if r.get("status") in _FAILED]
@@ -864,6 +902,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         _record_logic(warehouse, as_of)
     figures, rebuilt_days, past_days = _mart_figures(warehouse, as_of)
     placeholders = _placeholder_customer_ids(warehouse)
+    heavy = _heavy_visitors(warehouse, as_of)
     summary = (
         f"{figures['customers']} customers with features as of {as_of}, "
         f"{figures['orders']} orders, {figures['sessions']} sessions, "
@@ -898,6 +937,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         "logic_full_refresh": outdated,
         "run_results": str(run_results),
         "placeholder_customer_ids": [customer for customer, _, _ in placeholders],
+        "heavy_visitors": [who for who, *_ in heavy],
     }
     warnings = []
     if outdated:
@@ -932,6 +972,19 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
             "id, each is one customer holding everybody's orders and devices. If an export "
             "writes one for guests, name it in [ingest.null_values.events] customer_id "
             "(docs/data-contract.md) and reload the days with segmint ingest --reload-since"
+        )
+    if heavy:
+        named = "; ".join(
+            f"{'anonymous id' if anonymous else 'customer'} '{who}': {hits:,} on {day} "
+            f"({sessions:,} session(s))"
+            for who, anonymous, day, hits, sessions in heavy
+        )
+        warnings.append(
+            f"id(s) with more than {HEAVY_VISITOR_HITS:,} page views, product views, searches "
+            f"and cart adds in a day, no person's pace (a crawler, a probe, a load test?): "
+            f"{named}. They count in marts.sessions and the session figure, a customer's in "
+            "its features and segment; drop them before landing if they are not people "
+            '(docs/models.md, "Outliers")'
         )
     return StageResult(
         stage="transform",

@@ -126,3 +126,37 @@ def test_customer_ids_that_are_placeholders_are_reported(tmp_path):
         "in [ingest.null_values.events] customer_id (docs/data-contract.md) and reload the "
         "days with segmint ingest --reload-since"
     ]
+
+
+def test_ids_with_more_hits_in_a_day_than_a_person_are_reported(tmp_path):
+    """A crawler that never logs in (one anonymous id, hundreds of thousands of page views in
+    a day) is as many rows of marts.sessions, and the night's session figure jumped 25x
+    without a word. Ids beyond HEAVY_VISITOR_HITS in a day are named."""
+    from segmint.transform import HEAVY_VISITOR_HITS
+
+    settings = Settings().with_overrides(
+        warehouse=tmp_path / "w.duckdb", landing=tmp_path / "landing", output=tmp_path / "out"
+    )
+    crawler = [
+        {
+            "event_id": f"b{n}",
+            "event_type": "page_view",
+            "event_ts": f"2026-06-30T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z",
+            "anonymous_id": "crawler-1",
+            "session_id": f"s{n // 2}",
+        }
+        for n in range(HEAVY_VISITOR_HITS + 1)
+    ]
+    person = [dict(crawler[0], event_id=f"p{n}", anonymous_id="a-person") for n in range(3)]
+    write_jsonl(settings.landing / "events/dt=2026-06-30/web.jsonl", crawler + person)
+    run_ingest(settings, AS_OF)
+    result = run_transform(settings, AS_OF)
+    assert result.details["heavy_visitors"] == ["crawler-1"]
+    [heavy] = [w for w in result.warnings if "no person's pace" in w]
+    assert heavy == (
+        "id(s) with more than 5,000 page views, product views, searches and cart adds in a "
+        "day, no person's pace (a crawler, a probe, a load test?): anonymous id 'crawler-1': "
+        "5,001 on 2026-06-30 (2,501 session(s)). They count in marts.sessions and the session "
+        "figure, a customer's in its features and segment; drop them before landing if they "
+        'are not people (docs/models.md, "Outliers")'
+    )

@@ -275,3 +275,33 @@
         database=target.database, schema='intermediate', identifier='int_snapshot_dates_built'
     )) }}
 {%- endmacro %}
+
+{#- Snapshot dates customer_feature_history (re)built whose rule segments are not rebuilt yet:
+    a post-hook of customer_feature_history records them, in the transaction that builds
+    them, and a post-hook of customer_rule_segments forgets them in the transaction that
+    rebuilds their segments. A run killed or failed in between (a failed test on the feature
+    history skips the segments) leaves them, and the next run's customer_rule_segments
+    rebuilds them: a stale cut-off snapshot the killed run rebuilt is fresh by then, so it is
+    no longer in int_snapshot_dates_built, and its segments kept the old membership. -#}
+{% macro snapshot_dates_pending_relation() -%}
+    {{ return(api.Relation.create(
+        database=target.database, schema='intermediate', identifier='int_snapshot_dates_pending'
+    )) }}
+{%- endmacro %}
+
+{% macro create_snapshot_dates_pending() -%}
+    create table if not exists {{ snapshot_dates_pending_relation() }} (as_of_date date not null)
+{%- endmacro %}
+
+{#- Post-hook of customer_feature_history: the snapshot dates it built in this run. -#}
+{% macro record_snapshot_dates_pending() -%}
+    insert into {{ snapshot_dates_pending_relation() }}
+    select built.as_of_date
+    from {{ snapshot_dates_built_relation() }} as built
+    where built.as_of_date not in (select as_of_date from {{ snapshot_dates_pending_relation() }})
+{%- endmacro %}
+
+{#- Post-hook of customer_rule_segments: their segments are rebuilt now. -#}
+{% macro clear_snapshot_dates_pending() -%}
+    delete from {{ snapshot_dates_pending_relation() }}
+{%- endmacro %}

@@ -62,7 +62,11 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # 2026-12-06.5: the days int_events_sessionised rebuilt are rebuilt again in the later models
 # after a night killed or failed between them (int_event_dates_pending): warehouses rerun after
 # such a night kept stale sessions, daily activity and features of re-opened or emptied days.
-MODEL_LOGIC_VERSION = "2026-12-06.5"
+# 2026-12-06.6: the snapshots customer_feature_history rebuilt are rebuilt again in
+# customer_rule_segments after a night killed or failed between them
+# (int_snapshot_dates_pending): a stale cut-off snapshot rebuilt by such a night kept its old
+# rule segments.
+MODEL_LOGIC_VERSION = "2026-12-06.6"
 # A full refresh keeps only the snapshots asked for: it asks for the cut-offs too.
 _WITH_CUTOFFS = "with the cut-off snapshots"
 

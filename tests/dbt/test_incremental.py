@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -556,3 +556,55 @@ def test_the_increment_names_the_past_days_it_recomputed(
     assert EARLY_DAY.isoformat() in increment.summary
     assert "recomputed" not in first.summary
     assert len(first.details["rebuilt_past_days"]) > len(past)
+
+
+def test_rerun_after_a_night_stopped_after_a_stale_cutoff_snapshot_equals_full_rebuild(
+    tmp_path: Path,
+) -> None:
+    """A late order lands on a day before a cut-off snapshot both snapshot tables hold, so a
+    retraining night rebuilds that stale snapshot in customer_feature_history; the night is
+    killed (or a test fails) before customer_rule_segments. The rerun finds the snapshot
+    fresh: its rule segments must still be rebuilt, or they keep the old membership."""
+    nightly = tmp_path / "nightly" / "segmint.duckdb"
+    con = connect(nightly)
+    ensure_raw_tables(con)
+    _load_until_day(con)
+    con.close()
+    settings = settings_for(nightly)
+    run_transform(settings, NEXT)
+    cutoff = settings.propensity.cutoff_dates(NEXT)[0]
+    con = connect(nightly)
+    buyer = con.execute(
+        "SELECT customer_id FROM marts.customer_feature_history "
+        "WHERE as_of_date = ? AND revenue_total < 100 ORDER BY customer_id LIMIT 1",
+        [cutoff],
+    ).fetchone()[0]
+    # The next night's late file: a large order of that customer, on a day before the cut-off.
+    _event(con, "late-big-order", "purchase", buyer, "late-big-order", cutoff - timedelta(days=3),
+           "5000.00", datetime(2026, 7, 1, 3, 0))  # fmt: skip
+    con.close()
+    completed = run_dbt(settings, NEXT, [cutoff, NEXT], select="+customer_feature_history")
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    run_transform(settings, NEXT)
+
+    full = tmp_path / "full" / "segmint.duckdb"
+    full.parent.mkdir()
+    con = connect(full)
+    ensure_raw_tables(con)
+    con.execute(f"ATTACH '{nightly}' AS nightly (READ_ONLY)")
+    con.execute("INSERT INTO raw.events SELECT * FROM nightly.raw.events")
+    con.execute("INSERT INTO raw.customers SELECT * FROM nightly.raw.customers")
+    con.execute("DETACH nightly")
+    con.close()
+    run_transform(settings_for(full), NEXT)
+    _assert_marts_equal(nightly, full)
+    con = connect(nightly, read_only=True)
+    try:
+        segments = con.execute(
+            "SELECT list(segment ORDER BY segment) FROM marts.customer_rule_segments "
+            "WHERE as_of_date = ? AND customer_id = ?",
+            [cutoff, buyer],
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert "high_value" in segments

@@ -24,8 +24,8 @@ from segmint.transform import MODEL_LOGIC_VERSION
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 
 # The fingerprint reviewed together with the version beside it. Update both lines together.
-REVIEWED_VERSION = "2026-12-06.5"
-REVIEWED_FINGERPRINT = "6927143669fbb494"
+REVIEWED_VERSION = "2026-12-06.6"
+REVIEWED_FINGERPRINT = "bd3fac9809ee47ed"
 
 _REF = re.compile(r"""\bref\(\s*['"](\w+)['"]\s*\)""")
 _INCREMENTAL = re.compile(r"""materialized\s*=\s*['"]incremental['"]""")

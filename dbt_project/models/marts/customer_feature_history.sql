@@ -5,6 +5,10 @@
         unique_key='as_of_date',
         on_schema_change='fail',
         pre_hook="{{ record_snapshot_dates_built() }}",
+        post_hook=[
+            "{{ create_snapshot_dates_pending() }}",
+            "{{ record_snapshot_dates_pending() }}",
+        ],
     )
 }}
 

@@ -224,6 +224,11 @@ READER = textwrap.dedent(
     print("ready", *con.execute(q).fetchone(), flush=True)
     sys.stdin.readline()  # hold the file open until told to query again
     print("again", *con.execute(q).fetchone(), flush=True)
+    con = duckdb.connect(sys.argv[1], read_only=True)  # a notebook's connect cell run again
+    print("connected again", *con.execute(q).fetchone(), flush=True)
+    con.close()
+    con = duckdb.connect(sys.argv[1], read_only=True)
+    print("closed and connected", *con.execute(q).fetchone(), flush=True)
     """
 )
 
@@ -250,11 +255,21 @@ def test_reader_holding_the_published_file_never_blocks_publish(tmp_path: Path) 
         reader.stdin.flush()
         # the open connection keeps the file it opened: yesterday's data, whole
         assert reader.stdout.readline().split() == ["again", str(NIGHT_1), "1000"]
+        # connecting again while a connection is open gets the database already open (DuckDB
+        # caches it by path in the process): still yesterday's; closed first, today's
+        assert reader.stdout.readline().split() == ["connected", "again", str(NIGHT_1), "1000"]
+        closed = reader.stdout.readline().split()
+        assert closed == ["closed", "and", "connected", str(NIGHT_2), "400"]
     finally:
         reader.kill()
         reader.wait()
     # a new connection sees the new night
     assert published_as_of(settings.published_warehouse) == NIGHT_2
+    # and the readers are told how to get one (docs/operations.md, "Connecting")
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    text = " ".join(docs.replace("*", "").split())
+    assert "Close the connection, then connect again, to see the new night" in text
+    assert "running the connect line of a notebook again shows the old night" in text
 
 
 SCRATCH_WRITER = textwrap.dedent(

@@ -265,7 +265,17 @@ class BatchValidator:
         """Render the Data Docs site for every batch validated so far; returns its index."""
         if self.docs_dir is None or not self._validated:
             return None
-        self._context.build_data_docs(site_names=["segmint"])
+        try:
+            self._context.build_data_docs(site_names=["segmint"])
+        except OSError as exc:
+            # GX writes its pages and assets with open().write(): a full disk or a file-size
+            # limit fails with no file named ("[Errno 28] No space left on device"). Still an
+            # OSError, so the task is retried as for any other fault of the disk.
+            if exc.filename is not None or exc.errno is None:
+                raise
+            raise OSError(
+                exc.errno, f"writing the validation Data Docs in {self.docs_dir}: {exc.strerror}"
+            ) from exc
         return Path(self.docs_dir) / "index.html"
 
 

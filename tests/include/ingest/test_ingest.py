@@ -490,6 +490,39 @@ def test_gate_fails_on_share_of_events_without_identity(settings, landing):
         check_quality_gate(cfg, D1)
 
 
+def test_a_data_docs_write_that_fails_names_the_data_docs(settings, landing):
+    """A full disk or a file-size limit met while GX writes the Data Docs: GX's own write
+    raises an OSError naming no file ("[Errno 27] File too large"), so the operator of the
+    night did not know what could not be written."""
+    import resource
+    import subprocess
+    import sys
+
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event("a")])
+    args = ["ingest", "--landing", str(landing), "--warehouse", str(settings.warehouse),
+            "--output", str(settings.output), "--as-of", str(D1)]  # fmt: skip
+    limit = 2 * 1024 * 1024  # below GX's largest static asset (a 2.5 MB image)
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    cli = "import sys; from segmint.cli import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run(
+        [sys.executable, "-c", cli, *args],
+        capture_output=True,
+        text=True,
+        preexec_fn=limit_file_size,
+    )
+    assert done.returncode != 0
+    docs = settings.output / str(D1) / "data_docs"
+    assert f"writing the validation Data Docs in {docs}" in done.stderr, done.stderr[-2000:]
+    assert "File too large" in done.stderr
+    # The batch itself was loaded before: a rerun with room to write finds it loaded.
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    assert con.execute("select event_id from raw.events").fetchall() == [("a",)]
+    con.close()
+
+
 def test_gate_fails_on_a_partition_with_too_few_rows(settings, landing):
     strict = settings.ingest.__class__(min_rows_per_partition=50)
     cfg = settings.with_overrides(ingest=strict)

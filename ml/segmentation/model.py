@@ -100,6 +100,26 @@ def _retired_warning(
     )
 
 
+def _shared_customers(
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    k: int,
+    previous: PreviousRun | None,
+    prev_ids: list[int],
+) -> np.ndarray | None:
+    """Customers in each (cluster tonight, previous segment) pair, for matching."""
+    if previous is None or not prev_ids or previous.assignments.empty:
+        return None
+    before = previous.assignments.set_index("customer_id")["segment_id"]
+    was = pd.Series(frame["customer_id"].to_numpy()).map(before)
+    column = {int(i): c for c, i in enumerate(prev_ids)}
+    col = was.map(column).to_numpy(dtype=float, na_value=np.nan)
+    known = np.isfinite(col)
+    shared = np.zeros((k, len(prev_ids)))
+    np.add.at(shared, (labels[known], col[known].astype(int)), 1)
+    return shared
+
+
 def fit_segments(
     frame: pd.DataFrame,
     cfg: SegmentationSettings,
@@ -250,6 +270,14 @@ def _fit_segments(
             never_visited_share = np.bincount(labels, weights=never, minlength=k) / np.maximum(
                 sizes, 1
             )
+    # A segment holding most customers sets the standard deviations the match distance is
+    # measured in, and they say little about the other segments: match those by their
+    # customers too. A shop without such a crowd matches by distance alone.
+    shared = (
+        _shared_customers(frame, labels, k, previous, prev_ids)
+        if sizes.max() * 2 > len(X)
+        else None
+    )
     match = match_segments(
         kmeans.cluster_centers_,
         prev_scaled,
@@ -259,6 +287,7 @@ def _fit_segments(
         order=largest_first,
         before=[references[label] for label in ("same night",) if label in references],
         after=[references[label] for label in ("next night",) if label in references],
+        shared=shared,
     )
     naming = name_segments(
         kmeans.cluster_centers_,

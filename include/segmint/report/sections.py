@@ -1576,8 +1576,9 @@ def block_centroid_shift(ctx: Context) -> str:
         "drift-centroid",
         svg,
         f"How far each segment's centre moved since the previous run; beyond {threshold:g} a "
-        "cluster no longer matches its old identity (one segment on both nights always does: "
-        "it is the whole shop).",
+        "cluster no longer matches its old identity, unless one segment holds most customers "
+        "and it keeps mostly the same customers "
+        "(one segment on both nights always does: it is the whole shop).",
     )
 
 

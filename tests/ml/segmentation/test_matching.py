@@ -82,3 +82,16 @@ def test_a_fresh_id_is_never_one_a_reference_gave() -> None:
     m = match_segments(OLD, None, [], 1.0, next_id=1, order=[1, 2, 0], before=[own])
     assert m.segment_ids == [2, 1, 3]
     assert m.new == [1, 3]
+
+
+def test_a_far_moved_cluster_holding_the_same_customers_keeps_its_id() -> None:
+    new = OLD.copy()
+    new[1] = [5.0, 3.0]
+    same = np.array([[90, 5, 0], [0, 80, 0], [0, 10, 70]])
+    m = match_segments(new, OLD, OLD_IDS, max_distance=1.0, next_id=10, shared=same)
+    assert m.segment_ids == [3, 7, 9] and m.retired == [] and m.new == []
+    assert m.distances[1] == 3.0
+    # Half of the previous segment's customers is not "mostly the same customers".
+    split = np.array([[90, 40, 0], [0, 40, 0], [0, 0, 70]])
+    m = match_segments(new, OLD, OLD_IDS, max_distance=1.0, next_id=10, shared=split)
+    assert m.segment_ids == [3, 10, 9] and m.retired == [7]

@@ -448,3 +448,64 @@ def test_a_crowd_that_never_visited_is_named_never_visited(
         [*first.loc[first["crowd"] == n, ["segment_id", "segment_name"]].values[0], n]
     ]
     assert sorted(second["segment_name"]) == sorted(first["segment_name"])
+
+
+def test_segments_of_a_shop_dominated_by_a_crowd_keep_their_ids_and_names(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    """A CRM of newsletter subscribers who never visited, a hundred times the visitors: the
+    crowd shrinks every feature's standard deviation, so the visitors' segments moved by
+    several "standard deviations" a night while keeping their customers, and every night
+    said "0 kept, k new, k retired" (no cluster within 1.0), renaming marketing's segments.
+    A segment that holds mostly the same customers keeps its id and name."""
+    from ml.segmentation.synthetic import next_day
+
+    buyers = features_3k.head(500)
+    n = 50_000
+    crowd = pd.DataFrame(
+        {
+            "customer_id": [f"N{i}" for i in range(n)],
+            "as_of_date": buyers["as_of_date"].iloc[0],
+            **{c: 0 for c in buyers.columns if buyers[c].dtype == "int64"},
+            **{c: np.nan for c in buyers.columns if buyers[c].dtype == "float64"},
+            "revenue_total": 0.0,
+            "tenure_days": 27,
+            "favourite_category": None,
+            "email_opt_in": True,
+            "ads_opt_in": False,
+        }
+    )[buyers.columns.drop("latent_type")]
+    settings = warehouse_with(
+        buyers,
+        crowd,
+        next_day(buyers, active_share=0.2),
+        next_day(crowd, active_share=0),
+        segmentation=small_settings,
+    )
+    tomorrow = as_of + timedelta(days=1)
+    run_segmentation(settings, as_of)
+    second = run_segmentation(settings, tomorrow)
+    profiles = query(
+        settings,
+        "select as_of_date, segment_id, segment_name, status, centroid_shift "
+        "from ml.segment_profiles order by segment_id, as_of_date",
+    )
+    first = profiles[profiles["as_of_date"] == pd.Timestamp(as_of)]
+    kept = profiles[profiles["as_of_date"] == pd.Timestamp(tomorrow)]
+    assert not [w for w in second.warnings if " retired: " in w]
+    assert kept["status"].tolist() == ["kept"] * len(first)
+    assert kept[["segment_id", "segment_name"]].values.tolist() == (
+        first[["segment_id", "segment_name"]].values.tolist()
+    )
+    # The distance alone would not have kept them: the crowd's scaling made them move far.
+    assert kept["centroid_shift"].max() > small_settings.match_max_distance
+    moves = query(
+        settings,
+        "select sum(customers) filter (where from_segment_id = to_segment_id) / sum(customers) "
+        "as stayed from ml.segment_transitions where as_of_date = ?",
+        [tomorrow],
+    )
+    assert moves["stayed"].iloc[0] > 0.99

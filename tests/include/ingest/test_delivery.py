@@ -75,8 +75,12 @@ def test_a_naive_now_is_read_as_utc(tmp_path: Path) -> None:
 
 
 def settings_for(landing: Path, **ingest) -> Settings:
+    # Its own output folder: the default (./output) put the Data Docs into the checkout.
     return Settings(
-        landing=landing, warehouse=landing / "w.duckdb", ingest=IngestSettings(**ingest)
+        landing=landing,
+        warehouse=landing / "w.duckdb",
+        output=landing / "output",
+        ingest=IngestSettings(**ingest),
     )
 
 

@@ -1446,7 +1446,9 @@ class Ingest:
         check compares a purchase with its own batch only, where every order is in cents.
         Medians of at least ``extreme_revenue_min_orders`` purchases on both sides; loaded as
         they are (the earlier rows may be the wrong ones); ``extreme_revenue_multiple = 0``
-        turns it off with the other revenue check.
+        turns it off with the other revenue check. The rows the batch's files loaded before
+        are not compared with: the batch replaces them (a reload of the corrected files of
+        the days in cents was named as 1/100 of the very rows it replaced).
         """
         cfg = self.settings.ingest
         source, tag = outs[0].file.source, outs[0].tag
@@ -1469,6 +1471,7 @@ class Ingest:
                 from {RAW_TABLE[source]}
                 where event_type = 'purchase' and revenue is not null
                     and coalesce(currency, '') in (select cur from batch)
+                    and not list_contains($paths, _source_file)
                 group by 1
                 having count(*) >= $min
             )
@@ -1477,7 +1480,11 @@ class Ingest:
             where batch.med >= before.med * $shift or batch.med * $shift <= before.med
             order by batch.cur
             """,
-            {"min": cfg.extreme_revenue_min_orders, "shift": REVENUE_SCALE_SHIFT},
+            {
+                "min": cfg.extreme_revenue_min_orders,
+                "shift": REVENUE_SCALE_SHIFT,
+                "paths": [o.file.path for o in outs],
+            },
         ).fetchall()
         for cur, n, med, n_before, med_before, files in shifted:
             ratio = med / med_before

@@ -183,3 +183,26 @@ def test_a_day_whose_orders_switched_to_cents_is_named(
         "or the settings, then segmint ingest --reload-since the first wrong day"
     )
     assert query(f"select count(*) from raw.events where _partition_date = '{d3}'") == [(25,)]
+
+
+def test_a_reload_of_the_corrected_days_is_not_compared_with_the_rows_it_replaces(
+    settings: Settings, landing: Path, query
+) -> None:
+    """The warning's remedy: correct the export, then --reload-since the first wrong day.
+    The old rows of the reloaded files are still in raw.events while the batch is checked;
+    compared with them, the corrected orders were named 1/81 of the median 'loaded before'
+    (2,600.00, the cents they replace), telling the user to do again what they just did."""
+    from datetime import timedelta
+
+    wrong = [D1 + timedelta(days=1), D1 + timedelta(days=2)]
+    _day_of_orders(landing, D1, [20.0 + i for i in range(25)])
+    run_ingest(settings, D1)
+    for day in wrong:
+        _day_of_orders(landing, day, [100 * (20.0 + i) for i in range(25)])
+    assert [w for w in run_ingest(settings, wrong[-1]).warnings if "median order" in w]
+
+    for day in wrong:
+        _day_of_orders(landing, day, [20.0 + i for i in range(25)])
+    result = run_ingest(settings, wrong[-1], reload_since=wrong[0])
+    assert not [w for w in result.warnings if "median order" in w]
+    assert query("select max(revenue) from raw.events") == [(44.0,)]

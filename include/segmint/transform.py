@@ -522,11 +522,14 @@ def _placeholder_customer_ids(warehouse: Path) -> list[tuple[str, int, int]]:
 HEAVY_VISITOR_HITS = 5_000
 
 
-def _heavy_visitors(warehouse: Path, as_of: date) -> list[tuple[str, bool, date, int, int]]:
+def _heavy_visitors(warehouse: Path, as_of: date) -> list[tuple[str, bool, date, int, int, bool]]:
     """Ids with more than ``HEAVY_VISITOR_HITS`` hits on one of the days tonight's build
-    rebuilt (every day in a full build): (id, anonymous, day, hits, sessions), most first,
-    at most five. A crawler that never logs in was 300,000 sessions of one anonymous id in
-    a day, and the night's session figure jumped 25x without a word."""
+    rebuilt (every day in a full build): (id, anonymous, day, hits, sessions, hashed), most
+    first, at most five. A crawler that never logs in was 300,000 sessions of one anonymous
+    id in a day, and the night's session figure jumped 25x without a word. An id that is an
+    e-mail address (a shop keying customers by address) is given hashed, as the analysts'
+    copy hashes it (segmint.audiences.masking): the warning goes to the task log and the
+    XCom, where the address was in clear."""
     import duckdb
 
     con = duckdb.connect(str(warehouse), read_only=True)
@@ -534,17 +537,20 @@ def _heavy_visitors(warehouse: Path, as_of: date) -> list[tuple[str, bool, date,
         return con.execute(
             """
             SELECT
-                coalesce(customer_id, anonymous_id),
+                CASE WHEN contains(coalesce(customer_id, anonymous_id), '@')
+                    THEN sha256(coalesce(customer_id, anonymous_id))
+                    ELSE coalesce(customer_id, anonymous_id) END,
                 customer_id IS NULL,
                 session_date,
                 sum(page_views + product_views + searches + cart_adds) AS hits,
-                count(*)
+                count(*),
+                contains(coalesce(customer_id, anonymous_id), '@')
             FROM marts.sessions
             WHERE session_date IN (
                 SELECT event_date FROM intermediate.int_event_dates_changed
                 WHERE is_rebuilt AND event_date <= ?
             )
-            GROUP BY ALL
+            GROUP BY coalesce(customer_id, anonymous_id), customer_id IS NULL, session_date
             HAVING hits > ?
             ORDER BY hits DESC, 1, 3
             LIMIT 5
@@ -979,9 +985,10 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         )
     if heavy:
         named = "; ".join(
-            f"{'anonymous id' if anonymous else 'customer'} '{who}': {hits:,} on {day} "
-            f"({sessions:,} session(s))"
-            for who, anonymous, day, hits, sessions in heavy
+            f"{'anonymous id' if anonymous else 'customer'} '{who}'"
+            f"{' (an e-mail address, hashed as in analyst.*)' if hashed else ''}: "
+            f"{hits:,} on {day} ({sessions:,} session(s))"
+            for who, anonymous, day, hits, sessions, hashed in heavy
         )
         warnings.append(
             f"id(s) with more than {HEAVY_VISITOR_HITS:,} page views, product views, searches "

@@ -160,3 +160,35 @@ def test_ids_with_more_hits_in_a_day_than_a_person_are_reported(tmp_path):
         "figure, a customer's in its features and segment; drop them before landing if they "
         'are not people (docs/models.md, "Outliers")'
     )
+
+
+def test_a_heavy_visitor_whose_id_is_an_e_mail_address_is_named_hashed(tmp_path):
+    """Some shops key customers by e-mail address. The heavy-visitor warning goes to the
+    task log and the XCom: it printed the address in clear, where the analysts' copy hashes
+    it (segmint.audiences.masking). It is named by the same hash, joinable with analyst.*."""
+    import hashlib
+
+    from segmint.transform import HEAVY_VISITOR_HITS
+
+    settings = Settings().with_overrides(
+        warehouse=tmp_path / "w.duckdb", landing=tmp_path / "landing", output=tmp_path / "out"
+    )
+    address = "alice.smith@example.com"
+    scraper = [
+        {
+            "event_id": f"b{n}",
+            "event_type": "page_view",
+            "event_ts": f"2026-06-30T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z",
+            "customer_id": address,
+            "session_id": f"s{n // 2}",
+        }
+        for n in range(HEAVY_VISITOR_HITS + 1)
+    ]
+    write_jsonl(settings.landing / "events/dt=2026-06-30/web.jsonl", scraper)
+    run_ingest(settings, AS_OF)
+    result = run_transform(settings, AS_OF)
+    hashed = hashlib.sha256(address.encode()).hexdigest()
+    assert result.details["heavy_visitors"] == [hashed]
+    [heavy] = [w for w in result.warnings if "no person's pace" in w]
+    assert address not in heavy
+    assert f"customer '{hashed}' (an e-mail address, hashed as in analyst.*): 5,001 on" in heavy

@@ -234,15 +234,39 @@
 {%- endmacro %}
 
 {#- on-run-end: forget the pending days once a whole `dbt run` or `dbt build` (no --select or
-    --exclude: every model after int_events_sessionised was in it) built every node. -#}
+    --exclude: every model after int_events_sessionised was in it), or one whose selection
+    held int_events_sessionised and every model after it (the transform stage's full refresh of
+    changed models, `--select int_events_sessionised+`, left every day pending, and the next
+    night rebuilt the whole history again), built every node. -#}
 {% macro clear_event_dates_pending(results) -%}
     {%- set args = invocation_args_dict -%}
+    {%- set failed = [] -%}
+    {%- set ran = [] -%}
+    {%- for result in results -%}
+        {%- if result.status in ('error', 'fail', 'skipped', 'runtime error') -%}
+            {%- do failed.append(result) -%}
+        {%- endif -%}
+        {%- do ran.append(result.node.unique_id) -%}
+    {%- endfor -%}
     {%- set whole = args.get('which') in ('build', 'run')
         and not args.get('select') and not args.get('exclude') and not args.get('selector') -%}
-    {%- set failed = [] -%}
-    {%- for result in results if result.status in ('error', 'fail', 'skipped', 'runtime error') -%}
-        {%- do failed.append(result) -%}
-    {%- endfor -%}
+    {%- if args.get('which') in ('build', 'run') and not whole and execute -%}
+        {#- The models built from int_events_sessionised, directly or not. -#}
+        {%- set after = ['model.' ~ project_name ~ '.int_events_sessionised'] -%}
+        {%- set models = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
+            | list -%}
+        {%- for _ in range(models | length) -%}
+            {%- for node in models if node.unique_id not in after -%}
+                {%- for parent in node.depends_on.nodes if parent in after
+                    and node.unique_id not in after -%}
+                    {%- do after.append(node.unique_id) -%}
+                {%- endfor -%}
+            {%- endfor -%}
+        {%- endfor -%}
+        {#- int_events_sessionised among them: it created the table, in a warehouse built
+            before it existed too. -#}
+        {%- set whole = after | reject('in', ran) | list | length == 0 -%}
+    {%- endif -%}
     {#- The table exists then: int_events_sessionised, built in such a run, created it (the
         relation cache, read at the run's start, would not know it on a first build). -#}
     {%- if whole and not failed -%}

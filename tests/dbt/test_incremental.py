@@ -608,3 +608,36 @@ def test_rerun_after_a_night_stopped_after_a_stale_cutoff_snapshot_equals_full_r
     finally:
         con.close()
     assert "high_value" in segments
+
+
+def test_a_full_refresh_of_everything_after_sessionising_leaves_no_day_pending(
+    tmp_path: Path,
+) -> None:
+    """The transform stage rebuilds a model whose columns changed and every model after it
+    with `dbt build --full-refresh --select m+` (_full_refresh_schema_changes). For
+    int_events_sessionised+ that run built every later model, yet it left every day of the
+    history in int_event_dates_pending (a --select run never emptied it), so the next night
+    rebuilt the whole history once more. A selection leaving a later model out still keeps
+    them."""
+    nightly = tmp_path / "segmint.duckdb"
+    con = connect(nightly)
+    ensure_raw_tables(con)
+    _load_until_day(con)
+    con.close()
+    settings = settings_for(nightly)
+    run_transform(settings, NEXT)
+
+    def pending() -> int:
+        con = connect(nightly, read_only=True)
+        try:
+            query = "SELECT count(*) FROM intermediate.int_event_dates_pending"
+            return con.execute(query).fetchone()[0]
+        finally:
+            con.close()
+
+    completed = run_dbt(settings, NEXT, [NEXT], select="+int_events_sessionised", full_refresh=True)
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    assert pending() > 0
+    completed = run_dbt(settings, NEXT, [NEXT], select="int_events_sessionised+", full_refresh=True)
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    assert pending() == 0

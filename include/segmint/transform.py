@@ -532,26 +532,29 @@ def _heavy_visitors(warehouse: Path, as_of: date) -> list[tuple[str, bool, date,
     XCom, where the address was in clear."""
     import duckdb
 
+    from segmint.audiences.masking import id_mask_sql
+
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         return con.execute(
-            """
-            SELECT
-                CASE WHEN contains(coalesce(customer_id, anonymous_id), '@')
-                    THEN sha256(coalesce(customer_id, anonymous_id))
-                    ELSE coalesce(customer_id, anonymous_id) END,
-                customer_id IS NULL,
-                session_date,
-                sum(page_views + product_views + searches + cart_adds) AS hits,
-                count(*),
-                contains(coalesce(customer_id, anonymous_id), '@')
-            FROM marts.sessions
-            WHERE session_date IN (
-                SELECT event_date FROM intermediate.int_event_dates_changed
-                WHERE is_rebuilt AND event_date <= ?
+            f"""
+            SELECT {id_mask_sql("who")}, anonymous, session_date, hits, sessions,
+                contains(who, '@')
+            FROM (
+                SELECT
+                    coalesce(customer_id, anonymous_id) AS who,
+                    customer_id IS NULL AS anonymous,
+                    session_date,
+                    sum(page_views + product_views + searches + cart_adds) AS hits,
+                    count(*) AS sessions
+                FROM marts.sessions
+                WHERE session_date IN (
+                    SELECT event_date FROM intermediate.int_event_dates_changed
+                    WHERE is_rebuilt AND event_date <= ?
+                )
+                GROUP BY ALL
+                HAVING hits > ?
             )
-            GROUP BY coalesce(customer_id, anonymous_id), customer_id IS NULL, session_date
-            HAVING hits > ?
             ORDER BY hits DESC, 1, 3
             LIMIT 5
             """,

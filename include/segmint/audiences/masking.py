@@ -58,6 +58,14 @@ PII_COLUMNS = tuple(_MASKS)
 # email: ids differing in case are two people to segmint (Ann@Example.com and ann@example.com
 # are two visitors), and one hash for both duplicated the keys of identity_map and customers.
 _ID_MASK = "case when contains({c}, '@') then sha256({c}) else {c} end"
+
+
+def id_mask_sql(column: str) -> str:
+    """SQL: the id in ``column`` as the analysts' copy shows it (hashed if an address), for
+    any other place a person's id leaves the warehouse (a warning in a task log)."""
+    return _ID_MASK.format(c=column)
+
+
 # The conflict marts list a person's ids in one text, "id, id" (dbt.listagg): each is hashed.
 _IDS_MASK = (
     "case when contains({c}, '@') then array_to_string(list_transform(string_split({c}, ', '), "

@@ -190,6 +190,20 @@ def _land_late_purchases(con, loaded: datetime) -> None:
 NIGHTS: dict[Path, tuple[StageResult, StageResult]] = {}
 
 
+def _full_rebuild(nightly: Path, full: Path) -> Path:
+    """A fresh warehouse ``full`` holding ``nightly``'s raw rows, built in full as of NEXT."""
+    full.parent.mkdir()
+    con = connect(full)
+    ensure_raw_tables(con)
+    con.execute(f"ATTACH '{nightly}' AS nightly (READ_ONLY)")
+    con.execute("INSERT INTO raw.events SELECT * FROM nightly.raw.events")
+    con.execute("INSERT INTO raw.customers SELECT * FROM nightly.raw.customers")
+    con.execute("DETACH nightly")
+    con.close()
+    run_transform(settings_for(full), NEXT)
+    return full
+
+
 def _build_night_then_increment(
     root: Path,
     land: Callable[[Any], None],
@@ -218,17 +232,7 @@ def _build_night_then_increment(
         assert completed.returncode == 0, completed.stdout[-3000:]
     NIGHTS[nightly] = (first, run_transform(settings_for(nightly), NEXT))
 
-    full = root / "full" / "segmint.duckdb"
-    full.parent.mkdir()
-    con = connect(full)
-    ensure_raw_tables(con)
-    con.execute(f"ATTACH '{nightly}' AS nightly (READ_ONLY)")
-    con.execute("INSERT INTO raw.events SELECT * FROM nightly.raw.events")
-    con.execute("INSERT INTO raw.customers SELECT * FROM nightly.raw.customers")
-    con.execute("DETACH nightly")
-    con.close()
-    run_transform(settings_for(full), NEXT)
-    return nightly, full
+    return nightly, _full_rebuild(nightly, root / "full" / "segmint.duckdb")
 
 
 @pytest.fixture(scope="module")
@@ -558,6 +562,18 @@ def test_the_increment_names_the_past_days_it_recomputed(
     assert len(first.details["rebuilt_past_days"]) > len(past)
 
 
+def _built_as_of_next(nightly: Path):
+    """A warehouse holding the raw rows up to NEXT (_load_until_day), built as of NEXT; its
+    settings."""
+    con = connect(nightly)
+    ensure_raw_tables(con)
+    _load_until_day(con)
+    con.close()
+    settings = settings_for(nightly)
+    run_transform(settings, NEXT)
+    return settings
+
+
 def test_rerun_after_a_night_stopped_after_a_stale_cutoff_snapshot_equals_full_rebuild(
     tmp_path: Path,
 ) -> None:
@@ -566,12 +582,7 @@ def test_rerun_after_a_night_stopped_after_a_stale_cutoff_snapshot_equals_full_r
     killed (or a test fails) before customer_rule_segments. The rerun finds the snapshot
     fresh: its rule segments must still be rebuilt, or they keep the old membership."""
     nightly = tmp_path / "nightly" / "segmint.duckdb"
-    con = connect(nightly)
-    ensure_raw_tables(con)
-    _load_until_day(con)
-    con.close()
-    settings = settings_for(nightly)
-    run_transform(settings, NEXT)
+    settings = _built_as_of_next(nightly)
     cutoff = settings.propensity.cutoff_dates(NEXT)[0]
     con = connect(nightly)
     buyer = con.execute(
@@ -587,16 +598,7 @@ def test_rerun_after_a_night_stopped_after_a_stale_cutoff_snapshot_equals_full_r
     assert completed.returncode == 0, completed.stdout[-3000:]
     run_transform(settings, NEXT)
 
-    full = tmp_path / "full" / "segmint.duckdb"
-    full.parent.mkdir()
-    con = connect(full)
-    ensure_raw_tables(con)
-    con.execute(f"ATTACH '{nightly}' AS nightly (READ_ONLY)")
-    con.execute("INSERT INTO raw.events SELECT * FROM nightly.raw.events")
-    con.execute("INSERT INTO raw.customers SELECT * FROM nightly.raw.customers")
-    con.execute("DETACH nightly")
-    con.close()
-    run_transform(settings_for(full), NEXT)
+    full = _full_rebuild(nightly, tmp_path / "full" / "segmint.duckdb")
     _assert_marts_equal(nightly, full)
     con = connect(nightly, read_only=True)
     try:
@@ -620,12 +622,7 @@ def test_a_full_refresh_of_everything_after_sessionising_leaves_no_day_pending(
     rebuilt the whole history once more. A selection leaving a later model out still keeps
     them."""
     nightly = tmp_path / "segmint.duckdb"
-    con = connect(nightly)
-    ensure_raw_tables(con)
-    _load_until_day(con)
-    con.close()
-    settings = settings_for(nightly)
-    run_transform(settings, NEXT)
+    settings = _built_as_of_next(nightly)
 
     def pending() -> int:
         con = connect(nightly, read_only=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from segmint.config import IngestSettings, usable_cores
+from segmint.config import IngestSettings, Settings, usable_cores
 from segmint.ingest import check_quality_gate, run_ingest
 from segmint.stages import InputError, QualityGateError
 from tests.include.ingest.conftest import (
@@ -204,14 +204,17 @@ def test_row_accounting_holds_for_every_file(settings, landing, query):
     assert sum(r[1] for r in rows) == 17 + 2 + 0 + 2 + 7
 
 
+def _gated_hashes(settings: Settings) -> dict:
+    """The warehouse's table hashes after an ingest as of D2 that the quality gate stops."""
+    with pytest.raises(InputError):
+        run_ingest(settings, D2)
+    return warehouse_hashes(settings.warehouse)
+
+
 def test_rerun_is_idempotent_and_retries_failed_files(settings, landing, query):
     _corpus(landing)
-    with pytest.raises(InputError):
-        run_ingest(settings, D2)
-    first = warehouse_hashes(settings.warehouse)
-    with pytest.raises(InputError):
-        run_ingest(settings, D2)
-    assert warehouse_hashes(settings.warehouse) == first
+    first = _gated_hashes(settings)
+    assert _gated_hashes(settings) == first
     # Fix the unreadable files: the next run loads them and nothing else.
     write_jsonl(landing / "events/dt=2026-06-02/truncated.jsonl.gz", [event("t1", D2)], gz=True)
     (landing / "events/dt=2026-06-02/wrong_header.csv").unlink()
@@ -552,14 +555,10 @@ def test_sql_prefilter_agrees_with_the_gx_suite(tmp_path, settings, landing, mon
     from segmint.ingest import loader
 
     _corpus(landing)
-    with pytest.raises(InputError):
-        run_ingest(settings, D2)
-    default = warehouse_hashes(settings.warehouse)
+    default = _gated_hashes(settings)
     monkeypatch.setattr(loader, "CHECK_SAMPLE", 1)
     everything = settings.with_overrides(warehouse=tmp_path / "all" / "w.duckdb")
-    with pytest.raises(InputError):
-        run_ingest(everything, D2)
-    assert warehouse_hashes(everything.warehouse) == default
+    assert _gated_hashes(everything) == default
 
 
 def test_staging_while_gx_still_imports_gives_the_same_tables(
@@ -587,9 +586,7 @@ def test_staging_while_gx_still_imports_gives_the_same_tables(
         ),
         landing / "events/dt=2026-06-01/typed.parquet",
     )
-    with pytest.raises(InputError):
-        run_ingest(settings, D2)
-    one_pass = warehouse_hashes(settings.warehouse)
+    one_pass = _gated_hashes(settings)
 
     importing = threading.Event()
     blocker = threading.Thread(target=importing.wait, daemon=True)
@@ -605,13 +602,12 @@ def test_staging_while_gx_still_imports_gives_the_same_tables(
     monkeypatch.setattr(loader.Ingest, "_flagged_sql", flagged)
     two_pass = settings.with_overrides(warehouse=tmp_path / "two" / "w.duckdb")
     try:
-        with pytest.raises(InputError):
-            run_ingest(two_pass, D2)
+        hashes = _gated_hashes(two_pass)
     finally:
         importing.set()
     # The first batch of each source was flagged from its typed temp table.
     assert any(p.endswith("_parsed") for p in staged), staged
-    assert warehouse_hashes(two_pass.warehouse) == one_pass
+    assert hashes == one_pass
 
 
 def test_csv_quoted_field_spanning_lines_keeps_its_first_line(settings, landing, query):
@@ -829,14 +825,10 @@ def test_records_typed_in_slices_give_the_same_tables(tmp_path, settings, landin
         landing / "events/dt=2026-06-02/typed.parquet",
     )
     monkeypatch.setattr(loader, "CHECK_SAMPLE", 1)
-    with pytest.raises(InputError):
-        run_ingest(settings, D2)
-    whole = warehouse_hashes(settings.warehouse)
+    whole = _gated_hashes(settings)
     monkeypatch.setattr(loader, "SLICE_TEXT_BYTES", 1)
     sliced = settings.with_overrides(warehouse=tmp_path / "sliced" / "w.duckdb")
-    with pytest.raises(InputError):
-        run_ingest(sliced, D2)
-    assert warehouse_hashes(sliced.warehouse) == whole
+    assert _gated_hashes(sliced) == whole
     # ... and typed in slices first, flagged after (while GX still imports).
     importing = threading.Event()
     blocker = threading.Thread(target=importing.wait, daemon=True)
@@ -844,8 +836,7 @@ def test_records_typed_in_slices_give_the_same_tables(tmp_path, settings, landin
     monkeypatch.setattr(loader, "import_in_background", lambda module: blocker)
     two_pass = settings.with_overrides(warehouse=tmp_path / "two" / "w.duckdb")
     try:
-        with pytest.raises(InputError):
-            run_ingest(two_pass, D2)
+        hashes = _gated_hashes(two_pass)
     finally:
         importing.set()
-    assert warehouse_hashes(two_pass.warehouse) == whole
+    assert hashes == whole

@@ -395,6 +395,24 @@ def test_a_crowd_of_identical_customers_leaves_every_segment_its_profile(
         assert row.outliers <= row.customers * (1 - small_settings.outlier_quantile) + 1
 
 
+def _newsletter_crowd(like: pd.DataFrame, n: int) -> pd.DataFrame:
+    """``n`` CRM-only newsletter subscribers (ids N0, N1, ...) with ``like``'s columns: no
+    visit, no order, the same tenure, all opted in to e-mail."""
+    return pd.DataFrame(
+        {
+            "customer_id": [f"N{i}" for i in range(n)],
+            "as_of_date": like["as_of_date"].iloc[0],
+            **{c: 0 for c in like.columns if like[c].dtype == "int64"},
+            **{c: np.nan for c in like.columns if like[c].dtype == "float64"},
+            "revenue_total": 0.0,
+            "tenure_days": 27,
+            "favourite_category": None,
+            "email_opt_in": True,
+            "ads_opt_in": False,
+        }
+    )[like.columns.drop("latent_type")]
+
+
 def test_a_crowd_that_never_visited_is_named_never_visited(
     warehouse_with: Callable[..., Settings],
     features_3k: pd.DataFrame,
@@ -409,19 +427,7 @@ def test_a_crowd_that_never_visited_is_named_never_visited(
 
     buyers = features_3k.head(300)
     n = 20_000
-    crowd = pd.DataFrame(
-        {
-            "customer_id": [f"N{i}" for i in range(n)],
-            "as_of_date": buyers["as_of_date"].iloc[0],
-            **{c: 0 for c in buyers.columns if buyers[c].dtype == "int64"},
-            **{c: np.nan for c in buyers.columns if buyers[c].dtype == "float64"},
-            "revenue_total": 0.0,
-            "tenure_days": 27,
-            "favourite_category": None,
-            "email_opt_in": True,
-            "ads_opt_in": False,
-        }
-    )[buyers.columns.drop("latent_type")]
+    crowd = _newsletter_crowd(buyers, n)
     settings = warehouse_with(
         buyers,
         crowd,
@@ -465,19 +471,7 @@ def test_segments_of_a_shop_dominated_by_a_crowd_keep_their_ids_and_names(
 
     buyers = features_3k.head(500)
     n = 50_000
-    crowd = pd.DataFrame(
-        {
-            "customer_id": [f"N{i}" for i in range(n)],
-            "as_of_date": buyers["as_of_date"].iloc[0],
-            **{c: 0 for c in buyers.columns if buyers[c].dtype == "int64"},
-            **{c: np.nan for c in buyers.columns if buyers[c].dtype == "float64"},
-            "revenue_total": 0.0,
-            "tenure_days": 27,
-            "favourite_category": None,
-            "email_opt_in": True,
-            "ads_opt_in": False,
-        }
-    )[buyers.columns.drop("latent_type")]
+    crowd = _newsletter_crowd(buyers, n)
     settings = warehouse_with(
         buyers,
         crowd,

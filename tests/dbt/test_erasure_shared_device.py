@@ -42,6 +42,7 @@ def _night(root: Path, events: list[dict]) -> Settings:
     settings = Settings(
         warehouse=root / "segmint.duckdb",
         landing=root / "landing",
+        output=root / "output",
         transform=TransformSettings(reporting_currency="USD"),
     )
     write_jsonl(settings.landing / f"events/dt={D1}/part-0.jsonl", events)

@@ -65,7 +65,10 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("identify")
     example = load_settings(EXAMPLE, environ={})
     settings = dataclasses.replace(
-        Settings(), warehouse=root / "segmint.duckdb", landing=root / "landing"
+        Settings(),
+        warehouse=root / "segmint.duckdb",
+        landing=root / "landing",
+        output=root / "output",
     )
     settings = dataclasses.replace(settings, ingest=example.ingest)
     write_jsonl(settings.landing / f"events/dt={AS_OF}/segment.jsonl", _calls())

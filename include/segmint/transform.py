@@ -498,23 +498,17 @@ PLACEHOLDER_CUSTOMER_IDS = (
 )
 
 
-def _placeholder_customer_ids(warehouse: Path) -> list[tuple[str, int, int]]:
+def _placeholder_customer_ids(con) -> list[tuple[str, int, int]]:
     """Customers whose id is a placeholder: (id, orders, anonymous ids), most orders first."""
-    import duckdb
-
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(
-            """
+    return con.execute(
+        """
             SELECT customer_id, order_count, anonymous_id_count
             FROM marts.customers
             WHERE lower(trim(customer_id)) IN (SELECT unnest(?::VARCHAR[]))
             ORDER BY order_count DESC, customer_id
             """,
-            [list(PLACEHOLDER_CUSTOMER_IDS)],
-        ).fetchall()
-    finally:
-        con.close()
+        [list(PLACEHOLDER_CUSTOMER_IDS)],
+    ).fetchall()
 
 
 # More page views, product views, searches and cart adds than this in one day is no person
@@ -522,7 +516,7 @@ def _placeholder_customer_ids(warehouse: Path) -> list[tuple[str, int, int]]:
 HEAVY_VISITOR_HITS = 5_000
 
 
-def _heavy_visitors(warehouse: Path, as_of: date) -> list[tuple[str, bool, date, int, int, bool]]:
+def _heavy_visitors(con, as_of: date) -> list[tuple[str, bool, date, int, int, bool]]:
     """Ids with more than ``HEAVY_VISITOR_HITS`` hits on one of the days tonight's build
     rebuilt (every day in a full build): (id, anonymous, day, hits, sessions, hashed), most
     first, at most five. A crawler that never logs in was 300,000 sessions of one anonymous
@@ -530,14 +524,10 @@ def _heavy_visitors(warehouse: Path, as_of: date) -> list[tuple[str, bool, date,
     e-mail address (a shop keying customers by address) is given hashed, as the analysts'
     copy hashes it (segmint.audiences.masking): the warning goes to the task log and the
     XCom, where the address was in clear."""
-    import duckdb
-
     from segmint.audiences.masking import id_mask_sql
 
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(
-            f"""
+    return con.execute(
+        f"""
             SELECT {id_mask_sql("who")}, anonymous, session_date, hits, sessions,
                 contains(who, '@')
             FROM (
@@ -558,10 +548,8 @@ def _heavy_visitors(warehouse: Path, as_of: date) -> list[tuple[str, bool, date,
             ORDER BY hits DESC, 1, 3
             LIMIT 5
             """,
-            [as_of, HEAVY_VISITOR_HITS],
-        ).fetchall()
-    finally:
-        con.close()
+        [as_of, HEAVY_VISITOR_HITS],
+    ).fetchall()
 
 
 def _failed_results(run_results: Path) -> list[dict[str, Any]]:
@@ -914,8 +902,15 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
     if record_logic:
         _record_logic(warehouse, as_of)
     figures, rebuilt_days, past_days = _mart_figures(warehouse, as_of)
-    placeholders = _placeholder_customer_ids(warehouse)
-    heavy = _heavy_visitors(warehouse, as_of)
+    import duckdb
+
+    # The night's outliers, read in one connection.
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        placeholders = _placeholder_customer_ids(con)
+        heavy = _heavy_visitors(con, as_of)
+    finally:
+        con.close()
     summary = (
         f"{figures['customers']} customers with features as of {as_of}, "
         f"{figures['orders']} orders, {figures['sessions']} sessions, "

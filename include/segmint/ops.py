@@ -251,23 +251,36 @@ def stage_xcom(result: StageResult, as_of: date) -> dict[str, Any]:
     }
 
 
+# The unique_id prefixes of a dbt project's nodes in run_results.json (hooks are "operation.").
+_DBT_NODE_TYPES = ("model.", "test.", "seed.", "unit_test.", "snapshot.")
+
+
 def dbt_run_summary(run_results: Path, slowest: int = 5) -> dict[str, Any]:
     """Counts by status and the slowest nodes of a dbt ``run_results.json``.
 
     The transform stage is one ``dbt build`` task; this is how its models and tests show in
-    the task log and the XCom tab without a task per model.
+    the task log and the XCom tab without a task per model. ``nodes`` and ``by_status`` count
+    the project's nodes only (models, tests, seeds, unit tests, snapshots); the project's
+    hooks (``operation.*``: the on-run-end hook is a result of its own) are counted apart, in
+    ``hooks``, so a run of 40 models and 60 tests says 100 nodes, not 101.
     """
     data = json.loads(run_results.read_text())
     results = data.get("results", [])
+    nodes = 0
     by_status: dict[str, int] = {}
+    hooks: dict[str, int] = {}
     for result in results:
-        by_status[result.get("status", "?")] = by_status.get(result.get("status", "?"), 0) + 1
+        is_node = str(result.get("unique_id", "")).startswith(_DBT_NODE_TYPES)
+        nodes += is_node
+        counts = by_status if is_node else hooks
+        counts[result.get("status", "?")] = counts.get(result.get("status", "?"), 0) + 1
     timed = sorted(results, key=lambda r: r.get("execution_time") or 0, reverse=True)
     return {
         "run_results": str(run_results),
         "elapsed_s": round(data.get("elapsed_time") or 0, 2),
-        "nodes": len(results),
+        "nodes": nodes,
         "by_status": by_status,
+        "hooks": hooks,
         "slowest": [
             {"node": r.get("unique_id"), "s": round(r.get("execution_time") or 0, 2)}
             for r in timed[:slowest]
@@ -285,9 +298,10 @@ def _surface_dbt(result: StageResult) -> dict[str, Any] | None:
         log.warning("segmint: could not read dbt run results %s: %s", path, exc)
         return None
     log.info(
-        "segmint: dbt build: %s nodes %s in %.1f s; slowest: %s; run results: %s",
+        "segmint: dbt build: %s nodes %s (hooks %s) in %.1f s; slowest: %s; run results: %s",
         summary["nodes"],
         summary["by_status"],
+        summary["hooks"],
         summary["elapsed_s"],
         ", ".join(f"{n['node']} {n['s']}s" for n in summary["slowest"]),
         path,

@@ -192,6 +192,27 @@ def test_rerun_leaves_identical_tables(full_warehouse: Path) -> None:
     assert result.rows_out == len(query(full_warehouse, "SELECT 1 FROM marts.customer_features"))
 
 
+def test_the_dbt_run_summary_counts_nodes_not_the_on_run_end_hook(full_warehouse: Path) -> None:
+    """A real dbt run writes its on-run-end hook into run_results.json as a result of its
+    own: the summary the task log and XCom show counts the run's models and tests only."""
+    import json
+
+    from segmint.ops import dbt_run_summary
+    from segmint.transform import dbt_dirs, run_dbt
+
+    settings = settings_for(full_warehouse)
+    completed = run_dbt(settings, END, [END], select="reporting_currency", verb="test")
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    path = dbt_dirs(settings)[0] / "run_results.json"
+    ids = [r["unique_id"] for r in json.loads(path.read_text())["results"]]
+    tests = [i for i in ids if i.startswith("test.")]
+    assert tests and any(i.startswith("operation.") for i in ids)
+    summary = dbt_run_summary(path)
+    assert summary["nodes"] == len(tests)
+    assert summary["by_status"] == {"pass": len(tests)}
+    assert summary["hooks"] == {"success": 1}
+
+
 def test_dbt_unit_tests_pass(full_warehouse: Path) -> None:
     """The dbt unit tests (RFM scoring, cart abandonment, sessionisation, stitching, every
     rule segment) run here rather than every night."""

@@ -102,12 +102,17 @@ def test_dbt_run_summary_counts_statuses_and_slowest_nodes(tmp_path: Path) -> No
         ("model.segmint.sessions", "success", 5),
         ("test.segmint.unique_orders", "pass", 0.1),
         ("test.segmint.not_null_x", "fail", 0.2),
+        ("unit_test.segmint.customer_rule_segments.rfm", "pass", 0.1),
+        ("seed.segmint.currency_rates", "success", 0.3),
+        # The project's on-run-end hook: a result, not a node of the run.
+        ("operation.segmint.segmint-on-run-end-0", "success", 0.01),
     ]
     results = [{"unique_id": u, "status": s, "execution_time": t} for u, s, t in nodes]
     path.write_text(json.dumps({"elapsed_time": 12.34, "results": results}))
     summary = dbt_run_summary(path, slowest=2)
-    assert summary["nodes"] == 4
-    assert summary["by_status"] == {"success": 2, "pass": 1, "fail": 1}
+    assert summary["nodes"] == 6
+    assert summary["by_status"] == {"success": 3, "pass": 2, "fail": 1}
+    assert summary["hooks"] == {"success": 1}
     assert [n["node"] for n in summary["slowest"]] == [
         "model.segmint.sessions",
         "model.segmint.orders",

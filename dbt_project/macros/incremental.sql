@@ -76,13 +76,17 @@
 {#- The snapshot dates customer_feature_history must (re)build in this run: in a full build
     every date of snapshot_dates(); in an incremental run the as-of date always, plus each
     other date that is missing or whose inputs (daily activity up to that date, CRM versions
-    valid by its end) received rows loaded after the snapshot was built. So a night builds at
+    valid by its end) received rows loaded after the snapshot was built, or whose daily
+    activity was rebuilt after it (int_snapshot_dates_stale: a day emptied or re-opened). So a night builds at
     most its own snapshot and the cut-off snapshots no earlier night left behind. Returns ISO strings, sorted. -#}
 {% macro snapshot_dates_to_build(activity_relation) -%}
     {%- set wanted = snapshot_dates() -%}
     {%- if not is_incremental() or not execute -%}
         {{ return(wanted) }}
     {%- endif -%}
+    {%- set stale_relation = adapter.get_relation(
+        database=this.database, schema='intermediate', identifier='int_snapshot_dates_stale'
+    ) -%}
     {%- set query -%}
         with wanted as (
             {% for d in wanted -%}
@@ -117,6 +121,11 @@
                 on
                     activity_loads.load_date <= built.as_of_date
                     and activity_loads.max_loaded_at > built.built_loaded_at
+            {% if stale_relation -%}
+                -- Days rebuilt after the snapshot with no later load (emptied, re-opened).
+                union
+                select as_of_date from {{ stale_relation }}
+            {%- endif %}
         )
 
         select cast(wanted.as_of_date as {{ dbt.type_string() }})
@@ -323,6 +332,58 @@
     select built.as_of_date
     from {{ snapshot_dates_built_relation() }} as built
     where built.as_of_date not in (select as_of_date from {{ snapshot_dates_pending_relation() }})
+{%- endmacro %}
+
+{#- Snapshots of customer_feature_history whose daily activity was rebuilt after them: a
+    pre-hook of customer_daily_activity records every stored snapshot dated on or after a day
+    it rebuilds (all of them in a full refresh of it), in the transaction that rebuilds the
+    days; a post-hook of customer_feature_history forgets the ones it (re)built. A day can
+    change without any row loaded after the snapshot: a reload that emptied it, a day
+    re-opened by a late login, an order or a refund, a revised rate. Without this record,
+    snapshot_dates_to_build found such a cut-off snapshot fresh (no later `_loaded_at`), and
+    a retraining night kept it, and its rule segments, as they were before the change. -#}
+{% macro snapshot_dates_stale_relation() -%}
+    {{ return(api.Relation.create(
+        database=target.database, schema='intermediate', identifier='int_snapshot_dates_stale'
+    )) }}
+{%- endmacro %}
+
+{% macro create_snapshot_dates_stale() -%}
+    create table if not exists {{ snapshot_dates_stale_relation() }} (as_of_date date not null)
+{%- endmacro %}
+
+{#- Pre-hook of customer_daily_activity (after its own delete of the rebuilt days). -#}
+{% macro record_snapshot_dates_stale() -%}
+    {%- set history = none -%}
+    {%- if execute -%}
+        {%- set history = adapter.get_relation(
+            database=this.database, schema='marts', identifier='customer_feature_history'
+        ) -%}
+    {%- endif -%}
+    {%- set dates = event_dates_to_rebuild() if is_incremental() else [] -%}
+    {%- if history and (dates or not is_incremental()) -%}
+        insert into {{ snapshot_dates_stale_relation() }}
+        select distinct history.as_of_date
+        from {{ history }} as history
+        where
+            {% if is_incremental() -%}
+                history.as_of_date >= {{ date_literal(dates | first) }} and
+            {% endif -%}
+            history.as_of_date not in (
+                select stale.as_of_date from {{ snapshot_dates_stale_relation() }} as stale
+            )
+    {%- else -%}
+        select 1 as nothing_to_record
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of customer_feature_history: the snapshots it built are fresh (every one after
+    a full refresh, which keeps only those). -#}
+{% macro clear_snapshot_dates_stale() -%}
+    delete from {{ snapshot_dates_stale_relation() }}
+    {% if is_incremental() -%}
+        where as_of_date in (select built.as_of_date from {{ snapshot_dates_built_relation() }} as built)
+    {%- endif %}
 {%- endmacro %}
 
 {#- Post-hook of customer_rule_segments: their segments are rebuilt now. -#}

@@ -5,6 +5,7 @@ compare every mart with a fresh full build of the same raw rows as of D+1."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from segmint.config import Settings, TransformSettings
 from segmint.stages import StageResult
 from segmint.transform import run_dbt, run_transform
 from segmint.warehouse import connect, ensure_raw_tables, table_hash
@@ -190,8 +192,11 @@ def _land_late_purchases(con, loaded: datetime) -> None:
 NIGHTS: dict[Path, tuple[StageResult, StageResult]] = {}
 
 
-def _full_rebuild(nightly: Path, full: Path) -> Path:
-    """A fresh warehouse ``full`` holding ``nightly``'s raw rows, built in full as of NEXT."""
+def _full_rebuild(
+    nightly: Path, full: Path, settings: Callable[[Path], Settings] = settings_for
+) -> Path:
+    """A fresh warehouse ``full`` holding ``nightly``'s raw rows, built in full as of NEXT
+    (with the ``settings`` of its path)."""
     full.parent.mkdir()
     con = connect(full)
     ensure_raw_tables(con)
@@ -200,7 +205,7 @@ def _full_rebuild(nightly: Path, full: Path) -> Path:
     con.execute("INSERT INTO raw.customers SELECT * FROM nightly.raw.customers")
     con.execute("DETACH nightly")
     con.close()
-    run_transform(settings_for(full), NEXT)
+    run_transform(settings(full), NEXT)
     return full
 
 
@@ -638,3 +643,50 @@ def test_a_full_refresh_of_everything_after_sessionising_leaves_no_day_pending(
     completed = run_dbt(settings, NEXT, [NEXT], select="int_events_sessionised+", full_refresh=True)
     assert completed.returncode == 0, completed.stdout[-3000:]
     assert pending() == 0
+
+
+def test_a_day_emptied_before_a_cutoff_snapshot_rebuilds_it(tmp_path: Path) -> None:
+    """A corrected export leaves no event on a day before a cut-off snapshot both snapshot
+    tables hold (the day's file deleted and reloaded with --reload-since): the reload loads
+    nothing, so no activity was loaded after the snapshot was built. The next retraining
+    night must still rebuild that snapshot and its rule segments from the remaining days."""
+    nightly = tmp_path / "nightly" / "segmint.duckdb"
+    settings = _built_as_of_next(nightly)
+    cutoff = settings.propensity.cutoff_dates(NEXT)[0]
+    emptied = cutoff - timedelta(days=3)
+    con = connect(nightly)
+    con.execute("DELETE FROM raw.events WHERE CAST(event_ts AS DATE) = ?", [emptied])
+    con.close()
+    assert run_transform(settings, NEXT).details["snapshot_dates"]
+
+    full = _full_rebuild(nightly, tmp_path / "full" / "segmint.duckdb")
+    _assert_marts_equal(nightly, full)
+
+
+def test_a_revised_rate_before_a_cutoff_snapshot_rebuilds_it(tmp_path: Path) -> None:
+    """A revised rate changes the revenue of days before a cut-off snapshot both snapshot
+    tables hold, with no row loaded: the next retraining night must rebuild that snapshot
+    and its rule segments at the new rate, as a full build with the revised rates does."""
+    rates = tmp_path / "rates.csv"
+    header = "currency_code,valid_from,to_currency,rate\n"
+    rates.write_text(header + "EUR,2026-01-01,USD,1.10\nEUR,2026-05-20,USD,1.20\n")
+
+    def in_usd(warehouse: Path) -> Settings:
+        return dataclasses.replace(
+            settings_for(warehouse),
+            transform=TransformSettings(reporting_currency="USD", currency_rates=rates),
+        )
+
+    nightly = tmp_path / "nightly" / "segmint.duckdb"
+    con = connect(nightly)
+    ensure_raw_tables(con)
+    _load_until_day(con)
+    con.close()
+    settings = in_usd(nightly)
+    run_transform(settings, NEXT)
+    rates.write_text(header + "EUR,2026-01-01,USD,1.10\nEUR,2026-05-20,USD,1.60\n")
+    assert settings.propensity.cutoff_dates(NEXT)[0] > date(2026, 5, 20)
+    run_transform(settings, NEXT)
+
+    full = _full_rebuild(nightly, tmp_path / "full" / "segmint.duckdb", in_usd)
+    _assert_marts_equal(nightly, full)

@@ -8,6 +8,8 @@
         post_hook=[
             "{{ create_snapshot_dates_pending() }}",
             "{{ record_snapshot_dates_pending() }}",
+            "{{ create_snapshot_dates_stale() }}",
+            "{{ clear_snapshot_dates_stale() }}",
         ],
     )
 }}

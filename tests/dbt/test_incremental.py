@@ -645,11 +645,21 @@ def test_a_full_refresh_of_everything_after_sessionising_leaves_no_day_pending(
     assert pending() == 0
 
 
-def test_a_day_emptied_before_a_cutoff_snapshot_rebuilds_it(tmp_path: Path) -> None:
+def _night_without_cutoffs(settings: Settings) -> None:
+    """A night that asks for the as-of snapshot only (no retrain due)."""
+    completed = run_dbt(settings, NEXT, [NEXT])
+    assert completed.returncode == 0, completed.stdout[-3000:]
+
+
+@pytest.mark.parametrize("nights_between", [0, 1])
+def test_a_day_emptied_before_a_cutoff_snapshot_rebuilds_it(
+    tmp_path: Path, nights_between: int
+) -> None:
     """A corrected export leaves no event on a day before a cut-off snapshot both snapshot
-    tables hold (the day's file deleted and reloaded with --reload-since): the reload loads
-    nothing, so no activity was loaded after the snapshot was built. The next retraining
-    night must still rebuild that snapshot and its rule segments from the remaining days."""
+    tables hold (the day's file delivered again empty): the reload loads nothing, so no
+    activity was loaded after the snapshot was built. The next retraining night (that one,
+    or one after a night that did not ask for the cut-offs) must still rebuild that snapshot
+    and its rule segments from the remaining days."""
     nightly = tmp_path / "nightly" / "segmint.duckdb"
     settings = _built_as_of_next(nightly)
     cutoff = settings.propensity.cutoff_dates(NEXT)[0]
@@ -657,7 +667,9 @@ def test_a_day_emptied_before_a_cutoff_snapshot_rebuilds_it(tmp_path: Path) -> N
     con = connect(nightly)
     con.execute("DELETE FROM raw.events WHERE CAST(event_ts AS DATE) = ?", [emptied])
     con.close()
-    assert run_transform(settings, NEXT).details["snapshot_dates"]
+    for _ in range(nights_between):
+        _night_without_cutoffs(settings)
+    assert cutoff.isoformat() in run_transform(settings, NEXT).details["snapshot_dates"]
 
     full = _full_rebuild(nightly, tmp_path / "full" / "segmint.duckdb")
     _assert_marts_equal(nightly, full)

@@ -87,6 +87,9 @@
     {%- set stale_relation = adapter.get_relation(
         database=this.database, schema='intermediate', identifier='int_snapshot_dates_stale'
     ) -%}
+    {%- set crm_relation = adapter.get_relation(
+        database=this.database, schema='intermediate', identifier='int_crm_dates_built'
+    ) -%}
     {%- set query -%}
         with wanted as (
             {% for d in wanted -%}
@@ -125,6 +128,14 @@
                 -- Days rebuilt after the snapshot with no later load (emptied, re-opened).
                 union
                 select as_of_date from {{ stale_relation }}
+            {%- endif %}
+            {% if crm_relation -%}
+                -- CRM versions withdrawn since the snapshots were built (nothing loaded).
+                union
+                select built.as_of_date
+                from built
+                inner join ({{ crm_dates_changed(crm_relation) }}) as crm_changed
+                    on crm_changed.crm_date <= built.as_of_date
             {%- endif %}
         )
 
@@ -384,6 +395,72 @@
     {% if is_incremental() -%}
         where as_of_date in (select built.as_of_date from {{ snapshot_dates_built_relation() }} as built)
     {%- endif %}
+{%- endmacro %}
+
+{#- The CRM versions the stored snapshots were built from, by the day they became valid
+    (how many, newest load): customer_feature_history's post-hook rewrites it after every
+    build. A version withdrawn since (its export delivered again without it, or empty) loads
+    nothing, so no later `_loaded_at` makes the snapshots it was valid on stale; a day whose
+    count or newest load differs from the CRM's now does (crm_dates_changed). -#}
+{% macro crm_dates_relation() -%}
+    {{ return(api.Relation.create(
+        database=target.database, schema='intermediate', identifier='int_crm_dates_built'
+    )) }}
+{%- endmacro %}
+
+{% macro crm_dates_now() -%}
+    select
+        cast(valid_from as date) as crm_date,
+        count(*) as version_count,
+        max(_loaded_at) as max_loaded_at
+    from {{ ref('stg_segmint__customer_versions') }}
+    group by cast(valid_from as date)
+{%- endmacro %}
+
+{#- The days whose CRM versions differ from those `relation` recorded. -#}
+{% macro crm_dates_changed(relation) -%}
+    select coalesce(crm_now.crm_date, crm_built.crm_date) as crm_date
+    from ({{ crm_dates_now() }}) as crm_now
+    full outer join {{ relation }} as crm_built on crm_now.crm_date = crm_built.crm_date
+    where
+        crm_now.version_count is distinct from crm_built.version_count
+        or crm_now.max_loaded_at is distinct from crm_built.max_loaded_at
+{%- endmacro %}
+
+{#- Post-hook of customer_feature_history (after clear_snapshot_dates_stale): the stored
+    snapshots it did not rebuild, dated on or after a day whose CRM versions changed, are
+    stale. -#}
+{% macro record_crm_snapshot_dates_stale() -%}
+    {%- set recorded = none -%}
+    {%- if execute and is_incremental() -%}
+        {%- set recorded = adapter.get_relation(
+            database=this.database, schema='intermediate', identifier='int_crm_dates_built'
+        ) -%}
+    {%- endif -%}
+    {%- if recorded -%}
+        insert into {{ snapshot_dates_stale_relation() }}
+        select distinct history.as_of_date
+        from {{ this }} as history
+        where
+            history.as_of_date >= (
+                select min(crm_changed.crm_date)
+                from ({{ crm_dates_changed(recorded) }}) as crm_changed
+            )
+            and history.as_of_date not in (
+                select built.as_of_date from {{ snapshot_dates_built_relation() }} as built
+            )
+            and history.as_of_date not in (
+                select stale.as_of_date from {{ snapshot_dates_stale_relation() }} as stale
+            )
+    {%- else -%}
+        select 1 as nothing_to_record
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of customer_feature_history (last): the CRM versions the snapshots are built
+    from now. -#}
+{% macro record_crm_dates_built() -%}
+    create or replace table {{ crm_dates_relation() }} as {{ crm_dates_now() }}
 {%- endmacro %}
 
 {#- Post-hook of customer_rule_segments: their segments are rebuilt now. -#}

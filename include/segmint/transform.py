@@ -68,7 +68,8 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # rule segments.
 # 2026-12-07.h45: a snapshot whose daily activity was rebuilt after it with nothing loaded (a
 # day emptied by a reload, re-opened, or re-rated) is stale (int_snapshot_dates_stale): a
-# retraining night kept such a cut-off snapshot, and its rule segments, as they were.
+# retraining night kept such a cut-off snapshot, and its rule segments, as they were; so is
+# one a withdrawn CRM version changed (int_crm_dates_built).
 MODEL_LOGIC_VERSION = "2026-12-07.h45"
 # A full refresh keeps only the snapshots asked for: it asks for the cut-offs too.
 _WITH_CUTOFFS = "with the cut-off snapshots"

@@ -702,3 +702,46 @@ def test_a_revised_rate_before_a_cutoff_snapshot_rebuilds_it(tmp_path: Path) -> 
 
     full = _full_rebuild(nightly, tmp_path / "full" / "segmint.duckdb", in_usd)
     _assert_marts_equal(nightly, full)
+
+
+@pytest.mark.parametrize("nights_between", [0, 1])
+def test_a_crm_version_withdrawn_before_a_cutoff_snapshot_rebuilds_it(
+    tmp_path: Path, nights_between: int
+) -> None:
+    """A CRM export of a day before a cut-off snapshot changed two customers' consent; the
+    export is then withdrawn (delivered again empty): nothing is loaded, yet the versions
+    valid on the cut-off are the older ones again. The next retraining night (that one, or
+    one after a night that did not ask for the cut-offs) must rebuild that snapshot and its
+    rule segments without the withdrawn versions."""
+    nightly = tmp_path / "nightly" / "segmint.duckdb"
+    cutoff = settings_for(nightly).propensity.cutoff_dates(NEXT)[0]
+    withdrawn = f"crm/dt={cutoff - timedelta(days=5)}/customers.csv"
+    con = connect(nightly)
+    ensure_raw_tables(con)
+    _load_until_day(con)
+    con.execute(
+        """
+        INSERT INTO raw.customers
+        SELECT * REPLACE (
+            CAST(? AS TIMESTAMP) + INTERVAL 10 HOUR AS updated_at,
+            NOT coalesce(email_opt_in, false) AS email_opt_in,
+            NOT coalesce(ads_opt_in, false) AS ads_opt_in,
+            ? AS _source_file, CAST(? AS DATE) AS _partition_date,
+            TIMESTAMP '2026-06-01 03:00:00' AS _loaded_at)
+        FROM raw.customers WHERE customer_id IN ('C000002', 'C000003')
+        QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY updated_at DESC) = 1
+        """,
+        [cutoff - timedelta(days=5), withdrawn, cutoff - timedelta(days=5)],
+    )
+    con.close()
+    settings = settings_for(nightly)
+    run_transform(settings, NEXT)
+    con = connect(nightly)
+    con.execute("DELETE FROM raw.customers WHERE _source_file = ?", [withdrawn])
+    con.close()
+    for _ in range(nights_between):
+        _night_without_cutoffs(settings)
+    assert cutoff.isoformat() in run_transform(settings, NEXT).details["snapshot_dates"]
+
+    full = _full_rebuild(nightly, tmp_path / "full" / "segmint.duckdb")
+    _assert_marts_equal(nightly, full)

@@ -10,6 +10,8 @@
             "{{ record_snapshot_dates_pending() }}",
             "{{ create_snapshot_dates_stale() }}",
             "{{ clear_snapshot_dates_stale() }}",
+            "{{ record_crm_snapshot_dates_stale() }}",
+            "{{ record_crm_dates_built() }}",
         ],
     )
 }}

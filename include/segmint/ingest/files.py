@@ -609,6 +609,24 @@ def _head(path: Path) -> bytes:
         return b""
 
 
+def text_head(path: Path, size: int, lines: int) -> tuple[bytes, bool]:
+    """The first ``size`` bytes of the text of ``path`` (decompressed when it is gzip), or
+    fewer when they hold ``lines`` line ends already, and whether that is the whole text.
+    ``(b"", True)`` when it cannot be read: its read fails later, with its own error."""
+    head = b""
+    try:
+        gz = _head(path).startswith(_GZIP_MAGIC)
+        with gzip.open(path, "rb") if gz else open(path, "rb") as src:
+            while len(head) < size and head.count(b"\n") < lines:
+                block = src.read(min(1 << 14, size - len(head)))
+                if not block:
+                    return head, True
+                head += block
+            return head, not src.read(1)
+    except (OSError, EOFError, zlib.error):
+        return b"", True
+
+
 def _other_compression(head: bytes) -> str:
     """The compression or format whose first bytes ``head`` are ("" for none known)."""
     return next((kind for magic, kind in _OTHER_MAGIC.items() if head.startswith(magic)), "")

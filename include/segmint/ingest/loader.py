@@ -67,6 +67,7 @@ from segmint.ingest.files import (
     jsonl_scan_sql,
     read_records,
     scan_order,
+    text_head,
     unreadable,
     with_compression_named,
 )
@@ -99,6 +100,12 @@ TWO_PASS_BYTES = 256 << 20
 # this much text (several statements) where a vector would hold more; records of a few
 # hundred bytes (8 KB a vector of them) are typed in one statement as before.
 SLICE_TEXT_BYTES = 16 << 20
+# JSON lines files are typed straight from their scan, in the scan's vectors of 2,048 lines:
+# a file whose first this many bytes hold lines of more than 4 KB on average (a tracker that
+# sends a page's state in its URL, or large properties) is scanned into a table of lines
+# first and typed in slices of it (_long_lines). Long lines later in a file (a normal head)
+# run out of memory in the scan; the batch's files are then typed in slices too.
+LONG_LINES_SAMPLE = 1 << 18
 # Besides every row the SQL pre-filter flags, GX also sees one in this many of the others
 # (chosen by a hash of the record's text, so reruns see the same rows), to prove the
 # pre-filter and the suite agree.
@@ -1112,85 +1119,50 @@ class Ingest:
         """Stage the JSONL files ``files[i]``, ``i`` in ``ids``, with one scan of them all."""
         source = files[0].source
         failed: dict[int, str] = {}
+        # A vector of 2,048 lines of tens of KB holds more text than the typing's JSON
+        # functions can copy within the memory limit: such files are scanned into a table of
+        # lines first and typed in slices of it (_text_slices), as CSV and Parquet records.
+        sliced = {i for i in ids if _long_lines(files[i])}
         # Line numbers are row positions: the table must keep the scan's order.
         with scan_order(con):
             while True:
                 readable = [i for i in ids if i not in failed]
-                positions = _list([str(i) for i in readable])
-                if readable:
-                    scan = jsonl_scan_sql([str(files[i].abspath) for i in readable])
-                else:
-                    scan = "select 0 as file_index, null::VARCHAR as line where false"
-                ws = "' ' || chr(9) || chr(13)"
-                # Every physical line, numbered later by its row position. A byte-order mark
-                # inside the file (files concatenated with cat) is no part of the record. The
-                # blank test is a case, not an and: DuckDB evaluates both sides of an and/or
-                # over the whole vector, and trim would copy every line.
-                lines = f"""
-                    select
-                        {positions}[file_index::BIGINT + 1]::INTEGER as _file,
-                        case
-                            when starts_with(line, chr(65279)) then line[2:] else line
-                        end as doc,
-                        line as raw,
-                        case
-                            when line is null or line = '' then true
-                            when starts_with(line, ' ') or starts_with(line, chr(9))
-                                then trim(line, {ws}) = ''
-                            else false
-                        end as _blank,
-                    from ({scan})
-                """
-                # JSON allows a lone surrogate escape ("\ud83d", what JavaScript writes
-                # for a string cut mid-emoji); DuckDB's parser refuses the line. Such a line,
-                # and only such, is read with its surrogate escapes as U+FFFD (raw keeps it).
-                mend = "regexp_replace(doc, '\\\\u[dD][89a-fA-F][0-9a-fA-F]{2}', '\\\\ufffd', 'g')"
-                parsed = f"""
-                    select
-                        * exclude (doc, _json, _mended),
-                        coalesce(_mended, doc) as doc,
-                        _json or _mended is not null as _json,
-                    from (
-                        select
-                            *,
-                            case
-                                when not _json and not _blank and contains(doc, '\\u')
-                                    and json_valid({mend})
-                                    then {mend}
-                            end as _mended,
-                        from (
-                            select
-                                *,
-                                case when _blank then false else json_valid(doc) end as _json,
-                            from ({lines})
-                        )
-                    )
-                """
-                # The line is copied only when it starts with white space (ltrim copies it).
-                rel = f"""(
-                    select * exclude (_json), not _blank and _error is null as _ok,
-                    from (
-                        select
-                            *,
-                            case
-                                when _blank then null
-                                when not _json and starts_with(doc, {_lit(TOO_LONG_MARK)})
-                                    then {_lit(TOO_LONG_REASON)}
-                                when not _json
-                                    then 'malformed JSON: the line is not a valid JSON document'
-                                when starts_with(doc, '{{') then null
-                                when left(ltrim(doc, {ws}), 1) = '['
-                                    then 'malformed JSON: the line is a JSON array, not an '
-                                        || 'object (a JSON lines file holds one object a line)'
-                                when left(ltrim(doc, {ws}), 1) <> '{{'
-                                    then 'malformed JSON: the line is not a JSON object'
-                            end as _error,
-                        from ({parsed})
-                    )
-                )"""
+                straight = [i for i in readable if i not in sliced]
+                long = [i for i in readable if i in sliced]
                 try:
-                    self._create_staged(con, f"_tj_{tag}", source, files, rel, line=False)
+                    rels = []
+                    if straight or not long:
+                        # (With no file to read, an empty staging of the same columns.)
+                        scan = (
+                            jsonl_scan_sql([str(files[i].abspath) for i in straight])
+                            if straight
+                            else "select 0 as file_index, null::VARCHAR as line where false"
+                        )
+                        rels.append(_jsonl_sql(f"({scan})", _list([str(i) for i in straight])))
+                    if long:
+                        scan = jsonl_scan_sql([str(files[i].abspath) for i in long])
+                        con.execute(
+                            f"create or replace temp table _jl_{tag} as "
+                            f"select file_index, line as doc from ({scan})"
+                        )
+                        rels.extend(
+                            _jsonl_sql(
+                                f"(select file_index, doc as line from _jl_{tag}{where})",
+                                _list([str(i) for i in long]),
+                            )
+                            for where in _text_slices(con, f"_jl_{tag}")
+                        )
+                    self._create_staged(con, f"_tj_{tag}", source, files, rels, line=False)
                     break
+                except duckdb.OutOfMemoryException:
+                    # Long lines the sample of a file's head did not show: all in slices.
+                    if not straight:
+                        raise
+                    log.info(
+                        "ingest: out of memory typing %d JSON lines file(s): typing them in slices",
+                        len(straight),
+                    )
+                    sliced.update(straight)
                 except duckdb.Error:
                     # Find the unreadable file(s), then stage the others. A file that is only
                     # not UTF-8 comes back readable, as a copy (files[i] replaced): try again.
@@ -1199,6 +1171,9 @@ class Ingest:
                     if not bad and paths == [files[i].abspath for i in readable]:
                         raise
                     failed.update(bad)
+                    sliced.update(i for i in readable if _long_lines(files[i]))
+                finally:
+                    con.execute(f"drop table if exists _jl_{tag}")
         spans = con.execute(
             f"""
             select
@@ -2043,6 +2018,93 @@ class Ingest:
             "gxraw",
         ):
             con.execute(f"drop table if exists _{name}_{tag}")
+
+
+def _jsonl_sql(scan: str, positions: str) -> str:
+    """SQL: the records of the JSON lines ``scan`` (``file_index, line``: every physical line,
+    in file and line order), untyped, with ``_error`` for a line that is no JSON object.
+    ``positions`` (a list literal) maps ``file_index`` to the file's position in the batch."""
+    ws = "' ' || chr(9) || chr(13)"
+    # Every physical line, numbered later by its row position. A byte-order mark
+    # inside the file (files concatenated with cat) is no part of the record. The
+    # blank test is a case, not an and: DuckDB evaluates both sides of an and/or
+    # over the whole vector, and trim would copy every line.
+    lines = f"""
+        select
+            {positions}[file_index::BIGINT + 1]::INTEGER as _file,
+            case
+                when starts_with(line, chr(65279)) then line[2:] else line
+            end as doc,
+            line as raw,
+            case
+                when line is null or line = '' then true
+                when starts_with(line, ' ') or starts_with(line, chr(9))
+                    then trim(line, {ws}) = ''
+                else false
+            end as _blank,
+        from {scan}
+    """
+    # JSON allows a lone surrogate escape ("\ud83d", what JavaScript writes
+    # for a string cut mid-emoji); DuckDB's parser refuses the line. Such a line,
+    # and only such, is read with its surrogate escapes as U+FFFD (raw keeps it).
+    mend = "regexp_replace(doc, '\\\\u[dD][89a-fA-F][0-9a-fA-F]{2}', '\\\\ufffd', 'g')"
+    parsed = f"""
+        select
+            * exclude (doc, _json, _mended),
+            coalesce(_mended, doc) as doc,
+            _json or _mended is not null as _json,
+        from (
+            select
+                *,
+                case
+                    when not _json and not _blank and contains(doc, '\\u')
+                        and json_valid({mend})
+                        then {mend}
+                end as _mended,
+            from (
+                select
+                    *,
+                    case when _blank then false else json_valid(doc) end as _json,
+                from ({lines})
+            )
+        )
+    """
+    # The line is copied only when it starts with white space (ltrim copies it).
+    return f"""(
+        select * exclude (_json), not _blank and _error is null as _ok,
+        from (
+            select
+                *,
+                case
+                    when _blank then null
+                    when not _json and starts_with(doc, {_lit(TOO_LONG_MARK)})
+                        then {_lit(TOO_LONG_REASON)}
+                    when not _json
+                        then 'malformed JSON: the line is not a valid JSON document'
+                    when starts_with(doc, '{{') then null
+                    when left(ltrim(doc, {ws}), 1) = '['
+                        then 'malformed JSON: the line is a JSON array, not an '
+                            || 'object (a JSON lines file holds one object a line)'
+                    when left(ltrim(doc, {ws}), 1) <> '{{'
+                        then 'malformed JSON: the line is not a JSON object'
+                end as _error,
+            from ({parsed})
+        )
+    )"""
+
+
+def _long_lines(f: LandingFile) -> bool:
+    """Whether the JSON lines file ``f`` is typed in slices: the lines of the first
+    ``LONG_LINES_SAMPLE`` bytes of its text are longer than a vector's share of
+    ``SLICE_TEXT_BYTES`` on average (with a margin of two). A file no longer than that does not
+    need them, however long its lines. Reading stops as soon as the sample is known to hold
+    enough lines (a few KB of a normal file)."""
+    line_bytes = max(1, SLICE_TEXT_BYTES // 2048 // 2)
+    enough = -(-LONG_LINES_SAMPLE // line_bytes)
+    head, whole = text_head(f.abspath, LONG_LINES_SAMPLE, enough)
+    if whole and len(head) <= SLICE_TEXT_BYTES:
+        return False
+    return head.count(b"\n") < enough
 
 
 def _fill(table: str, sql: str, first: bool) -> str:

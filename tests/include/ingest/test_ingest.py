@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -801,10 +802,58 @@ def test_a_parquet_file_of_long_records_loads_within_the_memory_limit(settings, 
     assert query("select rows_read, rows_loaded, rows_warned from ops.load_manifest") == [(n, n, n)]
 
 
-def test_records_typed_in_slices_give_the_same_tables(tmp_path, settings, landing, monkeypatch):
+@pytest.mark.parametrize("normal_head", [False, True], ids=["long", "long_after_normal"])
+def test_a_jsonl_file_of_long_lines_loads_within_the_memory_limit(
+    settings, landing, query, monkeypatch, caplog, normal_head
+):
+    """JSON lines were typed straight from their scan, 2,048 lines a vector: 8,000 lines of
+    50 KB (a tracker's page state in page_url, large properties) ran out of the 2 GB default
+    at two threads. A file whose head holds long lines is scanned into a table of lines and
+    typed in slices of SLICE_TEXT_BYTES, as CSV and Parquet records; one whose long lines
+    come after a normal head runs out of memory straight and is typed in slices then. Lines,
+    quarantine, duplicates and the row accounting are kept. Scaled down: 2,048 lines of 20
+    KB at two threads and 600MB (straight, 900MB ran out of memory)."""
+    from segmint.ingest import loader
+
+    monkeypatch.setattr(loader, "LONG_LINES_SAMPLE", 4096)
+    caplog.set_level(logging.INFO, logger="segmint.ingest.loader")
+    url = "https://shop.example/p?state=" + "x" * 20_000
+    head = [event(f"n{i}") for i in range(100)] if normal_head else []
+    long = [event(f"l{i}", page_url=url, properties={"cart": ["sku"] * 50}) for i in range(2048)]
+    lines = [
+        *map(json.dumps, head),
+        *map(json.dumps, long),
+        "",  # blank: no record
+        json.dumps(event("l7", page_url=url)),  # a duplicate
+        json.dumps(event("bad", page_url=url))[:-2],  # cut short
+    ]
+    write_lines(landing / "events/dt=2026-06-01/long.jsonl", lines)
+    tight = IngestSettings(duckdb_threads=2, duckdb_memory_limit="600MB")
+    result = run_ingest(settings.with_overrides(ingest=tight), D1)
+    n = len(head) + len(long)
+    assert (result.rows_in, result.rows_out) == (n + 2, n)
+    assert query(
+        "select rows_read, rows_loaded, rows_quarantined, rows_duplicate from ops.load_manifest"
+    ) == [(n + 2, n, 1, 1)]
+    assert query(
+        "select count(*), count(distinct event_id), count(page_url), max(length(page_url)) "
+        "from raw.events"
+    ) == [(n, n, len(long), len(url))]
+    assert query("select line_number, reasons from ops.quarantine") == [
+        (n + 3, ["malformed JSON: the line is not a valid JSON document"])
+    ]
+    assert query("select record_key, line_number from ops.duplicates") == [("l7", n + 2)]
+    assert query("select min(_source_line), max(_source_line) from raw.events") == [(1, n)]
+    assert "typing _jl_events in" in caplog.text
+    assert ("out of memory typing 1 JSON lines file(s)" in caplog.text) == normal_head
+
+
+def test_records_typed_in_slices_give_the_same_tables(
+    tmp_path, settings, landing, monkeypatch, caplog
+):
     """Typing in slices (long records) keeps every row's line, verdict, duplicate and
-    quarantine: the bad-input corpus (CSV, Parquet, CRM), each record a slice of its own and
-    every row sent to GX, gives the tables of one statement."""
+    quarantine: the bad-input corpus (JSONL, CSV, Parquet, CRM), each record a slice of its
+    own and every row sent to GX, gives the tables of one statement."""
     import threading
 
     import pyarrow as pa
@@ -827,8 +876,10 @@ def test_records_typed_in_slices_give_the_same_tables(tmp_path, settings, landin
     monkeypatch.setattr(loader, "CHECK_SAMPLE", 1)
     whole = _gated_hashes(settings)
     monkeypatch.setattr(loader, "SLICE_TEXT_BYTES", 1)
+    caplog.set_level(logging.INFO, logger="segmint.ingest.loader")
     sliced = settings.with_overrides(warehouse=tmp_path / "sliced" / "w.duckdb")
     assert _gated_hashes(sliced) == whole
+    assert "typing _jl_events in" in caplog.text  # the JSON lines too
     # ... and typed in slices first, flagged after (while GX still imports).
     importing = threading.Event()
     blocker = threading.Thread(target=importing.wait, daemon=True)

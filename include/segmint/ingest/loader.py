@@ -31,6 +31,7 @@ any file that had a duplicate of one of its records (that copy may win now).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -39,6 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -2164,22 +2166,47 @@ def _record_mtimes(con: duckdb.DuckDBPyConnection, files: list[LandingFile]) -> 
         )
 
 
-# A Parquet row counts as this many bytes of text when batching (a JSON event line of the
-# generator is ~470 bytes; a row becomes a JSON document of about that size when staged).
+# A Parquet row counts as at least this many bytes of text when batching: a staged row takes
+# ~370 bytes whatever its text (a JSON event line of the generator is ~470 bytes), so a
+# narrow row does not make a batch of more rows than a JSONL batch of the same size.
 _PARQUET_ROW_BYTES = 512
+# ... or as the JSON document its first this many rows become on average, when that is more:
+# a row of 200 columns is a document of ~7 KB, and 512 bytes a row put 14 times the intended
+# text in a batch (a 300,000-row file counted 150 MB for 2 GB of staged documents).
+_PARQUET_SAMPLE_ROWS = 256
+
+
+@functools.lru_cache(maxsize=4096)
+def _parquet_text(path: Path, sha256: str) -> int:
+    """About how many bytes of text (JSON documents) the rows of the Parquet file ``path``
+    become: its rows (from the footer) times the larger of ``_PARQUET_ROW_BYTES`` and the
+    size of the documents of its first ``_PARQUET_SAMPLE_ROWS`` rows (their values in
+    memory, and each column's name quoted once a row). ``sha256``: the cache's key."""
+    import pyarrow.parquet as pq
+
+    # (pre_buffer off: the first row group of a large file is not read whole for the sample.)
+    with pq.ParquetFile(path, pre_buffer=False) as pf:
+        rows = pf.metadata.num_rows
+        if not rows or not pf.metadata.num_row_groups:
+            return 0
+        sample = next(
+            pf.iter_batches(batch_size=_PARQUET_SAMPLE_ROWS, row_groups=[0], use_threads=False)
+        )
+    names = sum(len(name) + 6 for name in sample.schema.names)  # "name":"",
+    width = sample.nbytes / max(1, sample.num_rows) + names
+    return rows * max(_PARQUET_ROW_BYTES, round(width))
 
 
 def _batch_size(f: LandingFile) -> int:
     """About how many bytes of text ``f`` holds (compressed files count several times).
 
-    Parquet is columnar and compressed about ten times: its rows are counted instead (from
-    the footer), or its size times ten when the footer cannot be read (the load reports it).
+    Parquet is columnar and compressed about ten times: its rows are measured instead
+    (:func:`_parquet_text`), or its size times ten when it cannot be read (the load reports
+    it).
     """
     if f.fmt == "parquet":
-        import pyarrow.parquet as pq
-
         try:
-            return pq.read_metadata(f.abspath).num_rows * _PARQUET_ROW_BYTES
+            return _parquet_text(f.abspath, f.sha256)
         except Exception:  # an unreadable file fails later, with its own error
             return f.size_bytes * 10
     return f.size_bytes * (6 if f.abspath.name.lower().endswith(".gz") else 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import logging
 import struct
 
 import pyarrow as pa
@@ -137,6 +138,58 @@ def test_parquet_batches_count_rows_not_compressed_bytes(tmp_path):
     (f_parquet, f_jsonl), _, _ = discover(tmp_path)
     assert _batch_size(f_parquet) >= rows * 400 > 100 * f_parquet.size_bytes
     assert _batch_size(f_jsonl) == f_jsonl.size_bytes
+
+
+def test_parquet_batches_count_wide_rows_as_the_text_they_become(
+    settings, landing, query, monkeypatch, caplog
+):
+    """A Parquet row counted 512 bytes whatever its width: a row of 100 columns becomes a
+    document of ~3 KB (GA4-style exports: 200 columns, ~7 KB), so a batch held several times
+    the text it was sized for (a 300,000-row file of 200 columns counted 150 MB for 2 GB of
+    documents). A row counts as the documents of the file's first rows measure; a narrow row
+    still counts 512 bytes (its staged row costs ~370 whatever its text)."""
+    import duckdb
+
+    from segmint.ingest import loader
+    from segmint.ingest.files import discover
+
+    day = landing / "events/dt=2026-06-01"
+    day.mkdir(parents=True)
+    rows = 400
+    for k in range(3):
+        columns = {
+            "event_id": [f"w{k}-{i}" for i in range(rows)],
+            "event_type": ["page_view"] * rows,
+            "event_ts": ["2026-06-01T10:00:00Z"] * rows,
+            "customer_id": [f"c{i % 9}" for i in range(rows)],
+        }
+        columns.update(
+            {
+                f"param_{c:03d}_value": [f"v{(i + c) % 97}-abcdefgh" for i in range(rows)]
+                for c in range(100)
+            }
+        )
+        pq.write_table(pa.table(columns), day / f"wide_{k}.parquet")
+    narrow = {name: values for name, values in columns.items() if not name.startswith("param")}
+    narrow["event_id"] = [f"n{i}" for i in range(rows)]
+    pq.write_table(pa.table(narrow), day / "narrow.parquet")
+    files, _, _ = discover(landing)
+    sizes = {f.abspath.name: loader._batch_size(f) for f in files}
+    ((text,),) = duckdb.execute(
+        f"select sum(strlen(to_json(t))) from read_parquet('{day / 'wide_0.parquet'}') t"
+    ).fetchall()
+    assert text > 3 * rows * 512
+    assert text <= sizes["wide_0.parquet"] <= 1.5 * text
+    assert sizes["narrow.parquet"] == rows * 512
+    # Batches of about BATCH_BYTES of that text: the narrow file and two wide ones, then one.
+    monkeypatch.setattr(loader, "BATCH_BYTES", 2 * text)
+    caplog.set_level(logging.INFO, logger="segmint.ingest.loader")
+    result = run_ingest(settings, D1)
+    assert result.rows_out == 4 * rows
+    assert [r.getMessage() for r in caplog.records if "reading" in r.getMessage()] == [
+        "ingest: reading 3 events file(s)",
+        "ingest: reading 1 events file(s)",
+    ]
 
 
 def _not_utf8_landing(landing) -> None:

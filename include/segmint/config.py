@@ -458,6 +458,10 @@ class RecommendationSettings:
     # Customers with fewer distinct products interacted with get the cold-start chain
     # (favourite category, segment best sellers, overall best sellers).
     min_interactions: int = 3
+    # Collaborative picks come from products at least two customers interacted with, at most
+    # this many (those with the most customers): scoring costs warm customers x these
+    # products, whatever a crawler or a long-tail catalogue adds. Fallbacks offer any product.
+    max_candidate_products: int = 20_000
     # BLAS threads while fitting and scoring; 0 = all cores.
     threads: int = 1
     # Cadence: nights rank with the newest model published on an earlier night (customers
@@ -468,7 +472,9 @@ class RecommendationSettings:
     retrain_every_days: int = 7
 
     def __post_init__(self) -> None:
-        _check_at_least("recommendations", self, 1, "top_n", "min_interactions")
+        _check_at_least(
+            "recommendations", self, 1, "top_n", "min_interactions", "max_candidate_products"
+        )
         _check_at_least("recommendations", self, 1, "iterations", "cg_steps")
         _check_at_least(
             "recommendations",

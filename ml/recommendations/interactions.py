@@ -215,3 +215,23 @@ def favourite_from_interactions(
     first = np.r_[True, cust[order][1:] != cust[order][:-1]]
     out[cust[order][first]] = category[order][first]
     return out
+
+
+def candidates(matrix, interest: np.ndarray, most: int) -> np.ndarray:
+    """Products that may be picked collaboratively (boolean per product code).
+
+    A product at least two customers interacted with, and among the ``most`` such products
+    with the most customers (ties: more interest, then the smaller code). A product only one
+    customer touched co-occurs with nothing: its factors are fitted to that customer alone,
+    and a crawler viewing 200,000 products made each of them a column every warm customer was
+    scored on (the stage ~100x slower). The cap bounds the scoring of a long-tail catalogue
+    at customers x ``most``; the best-seller fallbacks still offer every product.
+    """
+    n_products = matrix.shape[1]
+    customers = np.bincount(matrix.indices, minlength=n_products)  # CSR: one entry a pair
+    keep = customers >= 2
+    if int(keep.sum()) > most:
+        ranked = np.lexsort((np.arange(n_products), -interest, -customers))[:most]
+        keep = np.zeros(n_products, dtype=bool)
+        keep[ranked] = True
+    return keep

@@ -151,21 +151,27 @@ def collaborative_block(
     A large catalogue takes fewer rows a batch, so that a block stays within
     ``SCORE_BLOCK`` scores (512 x 5,000, 10 MB): 512 rows of 200k products were 400 MB a
     block, and the stage spent most of its time faulting those pages in.
-    ``allowed`` (boolean per product): only these may be picked (products the factors know).
+    ``allowed`` (boolean per product): only these may be picked (products the factors know,
+    the collaborative candidates of :func:`ml.recommendations.interactions.candidates`).
+    Only their columns are scored: the cost is customers x allowed products, however many
+    products the catalogue holds. The lists are those of scoring every product and leaving
+    out the others (ties still go to the smaller product code).
     """
     n_products = item_factors.shape[0]
     width = min(n, n_products)
-    batch = max(1, min(batch, SCORE_BLOCK // max(n_products, 1)))
+    columns = np.arange(n_products) if allowed is None else np.flatnonzero(allowed)
+    # Position of each product among the scored columns (-1: not scored).
+    position = np.full(n_products, -1, dtype=np.int32)
+    position[columns] = np.arange(len(columns))
+    batch = max(1, min(batch, SCORE_BLOCK // max(len(columns), 1)))
     products = np.full((len(customers), width), -1, dtype=np.int32)
     scores = np.zeros((len(customers), width), dtype=np.float32)
-    idx = np.flatnonzero(warm)
-    item_t = np.ascontiguousarray(item_factors.T)
+    idx = np.flatnonzero(warm) if len(columns) else np.zeros(0, dtype=np.int64)
+    item_t = np.ascontiguousarray(item_factors[columns].T)
     for start in range(0, len(idx), batch):
         pos = idx[start : start + batch]
         cust = customers[pos]
         s = user_factors[cust] @ item_t
-        if allowed is not None:
-            s[:, ~allowed] = -np.inf
         # Purchased products of these customers: keys in [cust * P, cust * P + P).
         lo = np.searchsorted(excluded_keys, cust.astype(np.int64) * n_products)
         hi = np.searchsorted(excluded_keys, (cust.astype(np.int64) + 1) * n_products)
@@ -173,13 +179,14 @@ def collaborative_block(
         if counts.sum():
             row = np.repeat(np.arange(len(cust)), counts)
             within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-            col = excluded_keys[np.repeat(lo, counts) + within] % n_products
-            s[row, col] = -np.inf
+            col = position[excluded_keys[np.repeat(lo, counts) + within] % n_products]
+            s[row[col >= 0], col[col >= 0]] = -np.inf
         top = top_k(s, width)
         top_scores = np.take_along_axis(s, top, axis=1)
         valid = np.isfinite(top_scores)
-        products[pos] = np.where(valid, top, -1)
-        scores[pos] = np.where(valid, top_scores, 0.0)
+        got = top.shape[1]
+        products[pos, :got] = np.where(valid, columns[top], -1)
+        scores[pos, :got] = np.where(valid, top_scores, 0.0)
     return Block("collaborative", products, scores)
 
 

@@ -142,6 +142,7 @@ class Prepared:
     order: np.ndarray  # products, best sellers first
     interest: np.ndarray  # all interaction weight per product (tie-break)
     matrix: Any  # CSR customer x product weights
+    candidates: np.ndarray  # products that may be picked collaboratively (ix.candidates)
 
 
 def prepare(inter: ix.Interactions, ctx: Context, cfg: RecommendationSettings) -> Prepared:
@@ -149,15 +150,18 @@ def prepare(inter: ix.Interactions, ctx: Context, cfg: RecommendationSettings) -
         inter, cfg.view_weight, cfg.cart_weight, cfg.purchase_weight, cfg.half_life_days
     )
     sold, order = ix.popularity(inter, ctx.n_products, cfg.half_life_days, weights)
+    interest = np.bincount(inter.product, weights=weights, minlength=ctx.n_products)
+    matrix = ix.build_matrix(
+        inter.customer, inter.product, weights, (ctx.n_customers, ctx.n_products)
+    )
     return Prepared(
         inter=inter,
         excluded=ix.purchased_keys(inter, ctx.n_products, ctx.repeatable),
         sold=sold,
         order=order,
-        interest=np.bincount(inter.product, weights=weights, minlength=ctx.n_products),
-        matrix=ix.build_matrix(
-            inter.customer, inter.product, weights, (ctx.n_customers, ctx.n_products)
-        ),
+        interest=interest,
+        matrix=matrix,
+        candidates=ix.candidates(matrix, interest, cfg.max_candidate_products),
     )
 
 
@@ -199,6 +203,7 @@ def build_lists(
     warm = np.zeros(len(customers), dtype=bool)
     if factors is not None:
         warm = np.diff(prep.matrix.indptr)[customers] >= cfg.min_interactions
+        allowed = prep.candidates if allowed is None else prep.candidates & allowed
         collaborative = rank.collaborative_block(
             factors.user, factors.item, customers, warm, prep.excluded, n, allowed=allowed
         )
@@ -636,6 +641,12 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
         # The published model continues from the evaluated one, with a few sweeps over all
         # interactions (the holdout days included); see docs/recommendations.md.
         prep = prepare(inputs.interactions, ctx, cfg)
+        log.info(
+            "collaborative candidates: %d of %d products (at least two customers, at most %d)",
+            int(prep.candidates.sum()),
+            ctx.n_products,
+            cfg.max_candidate_products,
+        )
         factors = None
         if publish and evaluation.factors is not None:
             factors = fit_factors(
@@ -655,6 +666,8 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
             "holdout_cutoff": evaluation.cutoff,
             "customers": ctx.n_customers,
             "products": ctx.n_products,
+            # Products the collaborative lists were scored on (ix.candidates).
+            "collaborative_candidates": int(prep.candidates.sum()),
             "segments_as_of": None if segments is None else segments.as_of_date,
             "evaluation_segments_as_of": (
                 None if eval_segments is None else eval_segments.as_of_date
@@ -743,6 +756,7 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
                 "factor_selection_recall_at_10": evaluation.selection,
                 "sources": sources,
                 "warm_customers": built.warm_customers,
+                "collaborative_candidates": int(prep.candidates.sum()),
                 "evaluate_s": round(evaluated_at - began, 2),
                 "total_s": round(time.perf_counter() - began, 2),
             }
@@ -849,6 +863,7 @@ def _reuse_night(
             "customers": n_customers,
             "products": ctx.n_products,
             "products_unknown_to_model": int((~known).sum()),
+            "collaborative_candidates": int((prep.candidates & known).sum()),
         }
     )
     write_outputs(

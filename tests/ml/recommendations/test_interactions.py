@@ -85,3 +85,20 @@ def test_unique_sorted_is_numpys_unique() -> None:
         got = ix.unique_sorted(values)
         assert got.dtype == values.dtype
         np.testing.assert_array_equal(got, np.unique(values))
+
+
+def test_candidates_need_two_customers_and_are_capped_by_customers() -> None:
+    """A product only one customer touched (a crawler's 200k pages) is no collaborative
+    candidate; beyond the cap the products with the most customers stay."""
+    rows = [(c, 0, 0, 1, 0, 0) for c in range(4)]  # product 0: four customers
+    rows += [(c, 1, 0, 1, 0, 0) for c in range(3)]  # product 1: three
+    rows += [(c, 2, 0, 1, 0, 0) for c in (0, 1)] + [(0, 2, 1, 1, 0, 0)]  # 2: two, two days
+    rows += [(c, 3, 0, 1, 0, 0) for c in (2, 3)]  # 3: two, less interest than 2
+    rows += [(9, p, 0, 1, 0, 0) for p in range(4, 9)]  # 4..8: the crawler alone
+    inter = make_interactions(rows)
+    weights = np.ones(len(inter), dtype=np.float32)
+    matrix = ix.build_matrix(inter.customer, inter.product, weights, (10, 9))
+    interest = np.bincount(inter.product, weights=weights, minlength=9)
+    got = ix.candidates(matrix, interest, most=100)
+    assert np.flatnonzero(got).tolist() == [0, 1, 2, 3]
+    assert np.flatnonzero(ix.candidates(matrix, interest, most=3)).tolist() == [0, 1, 2]

@@ -438,6 +438,9 @@ class RecommendationSettings:
     repeatable_categories: tuple[str, ...] = ()
     # Purchases of the last N days up to as_of are hidden from training and used to evaluate.
     holdout_days: int = 14
+    # The model is published only when judged on at least this many customers (holdout buyers
+    # of new products; half of them when several factor counts are compared).
+    min_evaluated_customers: int = 50
     # Interaction strengths and recency half-life (days) of the weighted matrix.
     view_weight: float = 1.0
     cart_weight: float = 4.0
@@ -473,7 +476,13 @@ class RecommendationSettings:
 
     def __post_init__(self) -> None:
         _check_at_least(
-            "recommendations", self, 1, "top_n", "min_interactions", "max_candidate_products"
+            "recommendations",
+            self,
+            1,
+            "top_n",
+            "min_interactions",
+            "max_candidate_products",
+            "min_evaluated_customers",
         )
         _check_at_least("recommendations", self, 1, "iterations", "cg_steps")
         _check_at_least(

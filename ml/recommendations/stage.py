@@ -359,13 +359,23 @@ def evaluate(
     )
 
 
-def gate(evaluation: Evaluation) -> tuple[bool, str]:
-    """Publish the model only when its recall@10 beats popularity's on the holdout."""
+def gate(evaluation: Evaluation, min_customers: int = 1) -> tuple[bool, str]:
+    """Publish the model only when its recall@10 beats popularity's on the holdout, judged on
+    at least ``min_customers`` customers (a shop with a handful of buyers published the model
+    on a recall of 0.5 against 0.0 over one to three customers: no proof of anything)."""
     key = f"recall_at_{GATE_K}"
     if evaluation.customers == 0:
         return False, (
             f"no purchases of new products in the {evaluation.cutoff} holdout to evaluate on; "
             "popularity published instead of the model"
+        )
+    if evaluation.customers < min_customers:
+        return False, (
+            f"only {evaluation.customers} customers to judge the model on (buyers of new "
+            f"products in the holdout after {evaluation.cutoff}"
+            + ("; the other half chose the number of factors" if evaluation.selection else "")
+            + f"), fewer than [recommendations] min_evaluated_customers = {min_customers}: "
+            "too few to show it beats best sellers; popularity published instead of the model"
         )
     model = evaluation.metrics["model"][key]
     baseline = evaluation.metrics["popularity"][key]
@@ -636,7 +646,7 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
     eval_segments = load_segments(wh, cutoff, inputs.customer_ids)
     with threadpool_limits(limits=cfg.threads or None):
         evaluation = evaluate(inputs, ctx, eval_segments, cfg, as_of)
-        publish, message = gate(evaluation)
+        publish, message = gate(evaluation, cfg.min_evaluated_customers)
         evaluated_at = time.perf_counter()
         # The published model continues from the evaluated one, with a few sweeps over all
         # interactions (the holdout days included); see docs/recommendations.md.

@@ -249,3 +249,42 @@ def test_a_crawlers_products_are_no_collaborative_candidates(small_warehouse: Pa
         "where product_id like 'crawled%' and source = 'collaborative'",
     )
     assert picked == [(0,)]
+
+
+def test_a_model_judged_on_a_handful_of_customers_is_not_published(
+    small_warehouse: Path,
+) -> None:
+    """A shop where only a few customers buy: the gate compared recalls over the one to
+    three customers who bought something new in the holdout (0.5 against 0.0) and published
+    the model on that. Below min_evaluated_customers popularity is published, and the
+    warning gives the count and the setting."""
+    con = duckdb.connect(str(small_warehouse))
+    try:
+        con.execute(
+            """
+            update marts.customer_product_daily set purchases = 0, revenue = 0
+            where customer_id not in (
+                select distinct customer_id from marts.customer_product_daily
+                where purchases > 0 order by customer_id limit 30
+            )
+            """
+        )
+    finally:
+        con.close()
+    result = run_recommendations(_settings(small_warehouse), AS_OF)
+    judged = result.details["evaluated_customers"]
+    assert 0 < judged < 50
+    assert result.details["published"] == "popularity"
+    expected = (
+        f"only {judged} customers to judge the model on (buyers of new products in the "
+        "holdout after 2026-06-16; the other half chose the number of factors), fewer than "
+        "[recommendations] min_evaluated_customers = 50: too few to show it beats best "
+        "sellers; popularity published instead of the model"
+    )
+    assert expected in result.warnings
+    assert _query(small_warehouse, "select status, message from ml.model_runs") == [
+        ("not_published", expected)
+    ]
+    # The same evidence with the minimum lowered: the model wins on those few customers.
+    lowered = run_recommendations(_settings(small_warehouse, min_evaluated_customers=1), AS_OF)
+    assert lowered.details["published"] == "model", lowered.summary

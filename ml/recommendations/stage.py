@@ -431,11 +431,15 @@ def recommendations_frame(
     )
 
 
-def list_stats(lists: rank.Lists, n: int, customers: int) -> tuple[dict[str, int], str | None]:
+def list_stats(
+    lists: rank.Lists, n: int, customers: int, n_products: int | None = None
+) -> tuple[dict[str, int], str | None]:
     """Rows per source, and a warning when some of the ``customers`` the lists were built
     for got fewer than ``n`` recommendations (saying how many got none: a customer without a
     single row was not counted, so a shop where nothing has sold yet published 0 rows for
-    every customer without a word)."""
+    every customer without a word). ``n_products``: the catalogue the lists drew from; when
+    it is smaller than ``n`` the warning says so (a one-product shop was told about best
+    sellers and collaborative picks instead)."""
     counts = np.bincount(lists.source.astype(np.int64), minlength=len(rank.SOURCES))
     sources = {s: int(c) for s, c in zip(rank.SOURCES, counts, strict=True) if c}
     per_customer = np.bincount(lists.customer.astype(np.int64), minlength=customers)
@@ -445,10 +449,15 @@ def list_stats(lists: rank.Lists, n: int, customers: int) -> tuple[dict[str, int
         return sources, None
     warning = f"{short} customers got fewer than {n} recommendations"
     if empty:
+        warning += f", {empty} of them none"
+    if n_products is not None and n_products < n:
         warning += (
-            f", {empty} of them none (best sellers are products with a purchase; a customer "
-            "without collaborative picks gets only those not bought yet)"
+            f": marts.customer_product_daily holds only {n_products} product(s), fewer than "
+            f"[recommendations] top_n = {n}, and a product a customer bought is not "
+            "recommended again unless repeatable"
         )
+    elif empty:
+        warning += " (a product a customer bought is not recommended again unless repeatable)"
     return sources, warning
 
 
@@ -719,7 +728,7 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
         TableWrite("ml.recommendations", recs, where, [as_of], RECOMMENDATIONS_DDL),
         metrics_write(metric_frame, as_of),
     ]
-    sources, shortfall = list_stats(built.lists, cfg.top_n, len(customers))
+    sources, shortfall = list_stats(built.lists, cfg.top_n, len(customers), ctx.n_products)
     model_run = {
         "run_id": run_id,
         "model_name": MODEL_NAME,
@@ -857,7 +866,7 @@ def _reuse_night(
         f"ranked with the registered model {registered.run_id} (trained as of "
         f"{registered.as_of_date}, {age} days ago; retrain every {cfg.retrain_every_days} days)"
     )
-    sources, shortfall = list_stats(built.lists, cfg.top_n, len(rows))
+    sources, shortfall = list_stats(built.lists, cfg.top_n, len(rows), ctx.n_products)
     params = json_safe(
         {
             **dataclasses.asdict(cfg),

@@ -288,3 +288,26 @@ def test_a_model_judged_on_a_handful_of_customers_is_not_published(
     # The same evidence with the minimum lowered: the model wins on those few customers.
     lowered = run_recommendations(_settings(small_warehouse, min_evaluated_customers=1), AS_OF)
     assert lowered.details["published"] == "model", lowered.summary
+
+
+def test_a_one_product_shop_is_told_its_catalogue_is_the_reason(tmp_path: Path) -> None:
+    """A shop selling a single product: every list is shorter than 10 and its buyers get
+    none. The warning named best sellers and collaborative picks; it names the catalogue."""
+    from ml.recommendations.synthetic import simulate, write_marts
+
+    warehouse = tmp_path / "w.duckdb"
+    interactions, customers = simulate(300, 50, n_categories=2, seed=1)
+    write_marts(warehouse, interactions.assign(product=0, category=0), customers, AS_OF)
+    result = run_recommendations(_settings(warehouse), AS_OF)
+    buyers, listed, customers_count = _query(
+        warehouse,
+        "select (select count(distinct customer_id) from marts.customer_product_daily "
+        "where purchases > 0), (select count(distinct customer_id) from ml.recommendations), "
+        "(select count(*) from marts.customer_features)",
+    )[0]
+    assert 0 < buyers < customers_count and listed == customers_count - buyers
+    assert (
+        f"{customers_count} customers got fewer than 10 recommendations, {buyers} of them none: "
+        "marts.customer_product_daily holds only 1 product(s), fewer than [recommendations] "
+        "top_n = 10, and a product a customer bought is not recommended again unless repeatable"
+    ) in result.warnings

@@ -101,7 +101,7 @@ def test_after_fixing_the_setting_a_reload_recovers_the_quarantined_rows(
     toml = settings.warehouse.parent / "segmint.toml"
     toml.write_text('[ingest]\nepoch_timestamp_unit = "ms"\n')
     args = ["ingest", "--warehouse", str(settings.warehouse), "--landing", str(landing)]
-    args += ["--as-of", str(D1), "--reload-since", str(D1)]
+    args += ["--output", str(settings.output), "--as-of", str(D1), "--reload-since", str(D1)]
     monkeypatch.setenv("SEGMINT_CONFIG", str(toml))
     assert main(args) == 0
     assert "1 already loaded" in capsys.readouterr().out  # the 05-31 file was left as is

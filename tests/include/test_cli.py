@@ -206,7 +206,8 @@ def test_stages_are_trimmed_and_an_empty_list_is_refused(tmp_path: Path) -> None
     assert "--stages names no stage" in empty.stderr
     assert not warehouse.exists()
     two = _cli(
-        "run", "--landing", landing, "--warehouse", warehouse, "--stages", "ingest, validate"
+        *("run", "--landing", landing, "--warehouse", warehouse, "--output", tmp_path / "out"),
+        *("--stages", "ingest, validate"),
     )
     assert two.returncode == 0, two.stderr
     assert [line.split()[0] for line in two.stdout.splitlines()[1:]] == ["ingest", "validate"]
@@ -219,7 +220,9 @@ def test_a_warehouse_held_open_by_another_process_names_the_published_copy(
     IOException" and a hint to set SEGMINT_DEBUG, as if segmint had a bug."""
     landing = _landing_with(tmp_path, date(2026, 6, 30))
     warehouse = tmp_path / "wh" / "segmint.duckdb"
-    assert _cli("ingest", "--landing", landing, "--warehouse", warehouse).returncode == 0
+    ingest = ["ingest", "--landing", landing, "--warehouse", warehouse]
+    ingest += ["--output", tmp_path / "out"]
+    assert _cli(*ingest).returncode == 0
     reader = subprocess.Popen(
         [
             sys.executable,
@@ -233,7 +236,7 @@ def test_a_warehouse_held_open_by_another_process_names_the_published_copy(
     )
     try:
         assert reader.stdout.readline().strip() == "open"
-        result = _cli("ingest", "--landing", landing, "--warehouse", warehouse)
+        result = _cli(*ingest)
     finally:
         reader.kill()
         reader.wait()

@@ -482,16 +482,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settings_or_none(args: argparse.Namespace) -> Settings | None:
+    try:
+        return _settings(args)
+    except Exception:  # the error being reported matters more than a hint
+        return None
+
+
 def _lock_hint(args: argparse.Namespace, exc: BaseException) -> str:
     """Who to blame when DuckDB could not lock the warehouse (the same hint the DAG's
     failure message gives), or "" for any other error."""
     from segmint.ops import lock_hint
 
-    try:
-        settings = _settings(args)
-    except Exception:  # the error being reported matters more than the hint
-        return ""
-    return lock_hint(exc, settings)
+    settings = _settings_or_none(args)
+    return lock_hint(exc, settings) if settings is not None else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -517,6 +521,12 @@ def main(argv: list[str] | None = None) -> int:
         hint = _lock_hint(args, exc)
         if hint:  # not a bug: someone else has the working warehouse open
             print(f"segmint {args.command}: error: {exc}{hint}", file=sys.stderr)
+            return 1
+        from segmint.ops import disk_fault_message
+
+        fault = disk_fault_message(exc, _settings_or_none(args))
+        if fault:  # not a bug either: a full disk, a file-size limit, a read-only folder
+            print(f"segmint {args.command}: error: {fault}", file=sys.stderr)
             return 1
         print(
             f"segmint {args.command}: unexpected {type(exc).__name__}: {exc} "

@@ -12,8 +12,12 @@ the latest attempt, with ``try_number`` telling how many it took.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
+import os
+import re
 import socket
 import sys
 import time
@@ -68,8 +72,8 @@ def is_retryable(exc: BaseException) -> bool:
     """Whether a retry of the stage could succeed where this attempt failed."""
     if isinstance(exc, SegmintError | ConfigError):
         return False
-    if isinstance(exc, RETRYABLE):
-        return True
+    if isinstance(exc, RETRYABLE) or _disk_fault(exc) is not None:
+        return True  # a disk fault: DuckDB's FatalException of a checkpoint that found no room
     return any(
         cls.__name__ in RETRYABLE_DUCKDB and cls.__module__.lstrip("_").startswith("duckdb")
         for cls in type(exc).__mro__
@@ -524,6 +528,140 @@ def lock_hint(exc: BaseException | None, settings: Any) -> str:
     return ""
 
 
+# Faults of a disk that a person must fix, by errno, with the words of their strerror (DuckDB
+# quotes those in its messages: 'Could not write file "...": No space left on device').
+_DISK_FAULTS = {
+    errno.ENOSPC: "No space left on device",
+    errno.EDQUOT: "Disk quota exceeded",
+    errno.EFBIG: "File too large",
+    errno.EROFS: "Read-only file system",
+    errno.EACCES: "Permission denied",
+}
+# The hidden name a file is written under before it replaces the real one (outputs.py's
+# ".NAME.tmp", publish.py's ".NAME.publishing-PID"): the message names the real one.
+_TEMPORARY = re.compile(r"^\.(.+)\.(?:tmp|publishing-\d+)$")
+
+
+def _disk_fault(exc: BaseException) -> tuple[int, str | None] | None:
+    """``(errno, path)`` when ``exc`` (or what caused it) is a disk fault of
+    :data:`_DISK_FAULTS`: an ``OSError`` with that errno, or a DuckDB error quoting its
+    words (an ``IOException``, or the ``FatalException`` of a checkpoint that could not write
+    the file); ``path`` is the file or folder named, when one is."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _DISK_FAULTS:
+            name = current.filename
+            return current.errno, os.fsdecode(name) if name is not None else None
+        if type(current).__module__.lstrip("_").startswith("duckdb"):
+            # 'Could not write file "PATH": No space left on device', at times inside JSON
+            # with its quotes escaped ('{"exception_message":"Could not write file \\"PATH...').
+            text = str(current).replace('\\"', '"')
+            for code, words in _DISK_FAULTS.items():
+                if words in text:
+                    named = re.search(rf'"([^"]+)": {re.escape(words)}', text)
+                    return code, named.group(1) if named else None
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _what(path: Path, settings: Any) -> str:
+    """Which setting ``path`` belongs to, for the message (" (the warehouse, --warehouse)")."""
+    if settings is None:
+        return ""
+    warehouse = Path(settings.warehouse).absolute()
+    places = [
+        (warehouse.parent / "published", "the published copy, beside the warehouse"),
+        (Path(settings.output).absolute(), "the run outputs folder, --output or SEGMINT_OUTPUT"),
+        (warehouse.parent, "the warehouse's folder, --warehouse or SEGMINT_WAREHOUSE"),
+    ]
+    if path.parent == warehouse.parent and path.name.startswith(warehouse.name):
+        return " (the warehouse, --warehouse or SEGMINT_WAREHOUSE)"
+    for folder, what in places:
+        if path == folder or folder in path.parents:
+            return f" ({what})"
+    return ""
+
+
+def _existing(path: Path) -> Path:
+    """``path`` or its nearest folder that exists (where ``df`` and ``ls -ld`` can look)."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return path
+
+
+def disk_fault_message(
+    exc: BaseException, settings: Any = None, rerun: str = "run the same command again"
+) -> str:
+    """One line for a person when ``exc`` is a fault of the disk (full, over quota, over the
+    file-size limit, read-only, not writable for this user), else "".
+
+    These are not bugs: the file named, what happened and what to do, and that the same
+    command can be run again once that is done (every stage commits its work in one
+    transaction and a rerun goes on from what was committed)."""
+    import shutil
+
+    found = _disk_fault(exc)
+    if found is None:
+        return ""
+    code, name = found
+    path = Path(name).absolute() if name else None
+    temporary = _TEMPORARY.match(path.name) if path else None
+    if path and temporary:
+        path = path.with_name(temporary.group(1))
+    where = f"{path}{_what(path, settings)}" if path else "a file"
+    folder = _existing(path.parent) if path else None
+    if code == errno.ENOSPC:
+        free = ""
+        with contextlib.suppress(OSError):
+            free = f" ({_size(shutil.disk_usage(folder).free)} free now)" if folder else ""
+        on = f"the file system of {folder}{free}" if folder else "its file system"
+        fix = f"free space on {on}, or use a folder on one with room"
+    elif code == errno.EDQUOT:
+        fix = "free space within this user's disk quota (quota -s) or have it raised"
+    elif code == errno.EFBIG:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        fix = (
+            f"the file reached this process's file-size limit of {_size(limit)} (ulimit -f): "
+            "raise it (ulimit -f unlimited) in the shell or service that starts segmint"
+            if limit != resource.RLIM_INFINITY
+            else "the file reached the largest file its file system allows: move it to "
+            "another file system (ext4, xfs)"
+        )
+    elif code == errno.EROFS:
+        fix = f"the file system{f' of {folder}' if folder else ''} is mounted read-only: "
+        fix += "remount it read-write"
+    else:
+        look = f" (ls -ld {folder})" if folder else ""
+        fix = f"let this user ({_user()}) read and write it and its folder{look}"
+    verb = "cannot use" if code == errno.EACCES else "cannot write"
+    return (
+        f"{verb} {where}: {_DISK_FAULTS[code]}; {fix}, then {rerun} "
+        "(what was committed before the fault is kept)"
+    )
+
+
+def _user() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
 def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple[str, TaskRun]:
     """The message a person reads first, and the row for ``ops.pipeline_runs``."""
     from segmint.config import load_settings
@@ -561,10 +699,15 @@ def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple
         if settings is not None
         else ""
     )
+    hint = lock_hint(exc, settings) if settings is not None else ""
+    rerun = "clear the task to run it again"
+    fault = disk_fault_message(cause or exc, settings, rerun) if exc is not None else ""
+    if fault:
+        hint += f" Hint: {fault}."
     message = (
         f"segmint: stage '{ti.task_id}' {status.replace('_', ' ')} for as_of={as_of} "
         f"(DAG run {ti.run_id}, {tries}); {next_step}. Error: {error.rstrip('.')}."
-        f"{lock_hint(exc, settings) if settings is not None else ''} Log: {where}.{published}"
+        f"{hint} Log: {where}.{published}"
     )
     started = getattr(ti, "start_date", None)
     run = TaskRun(

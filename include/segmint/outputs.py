@@ -13,12 +13,17 @@ def written_atomically(out: Path) -> Iterator[Path]:
     """Yield a path beside ``out`` to write the file to (``.NAME.tmp``, hidden, so a
     platform's upload folder or a reader's glob skips it); when the block ends, it replaces
     ``out`` in one rename. When the block fails, the temporary file is removed and ``out``
-    is left as it was: neither a half-written file nor a stale temporary one stays behind."""
+    is left as it was: neither a half-written file nor a stale temporary one stays behind.
+
+    A write that fails with an ``OSError`` naming no file (``write()`` on a full disk says
+    only "[Errno 28] No space left on device") is raised again naming ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         yield tmp
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(out)) from exc
         raise
     os.replace(tmp, out)

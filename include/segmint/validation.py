@@ -274,7 +274,9 @@ class BatchValidator:
             if exc.filename is not None or exc.errno is None:
                 raise
             raise OSError(
-                exc.errno, f"writing the validation Data Docs in {self.docs_dir}: {exc.strerror}"
+                exc.errno,
+                f"writing the validation Data Docs in {self.docs_dir}: {exc.strerror}",
+                str(self.docs_dir),
             ) from exc
         return Path(self.docs_dir) / "index.html"
 

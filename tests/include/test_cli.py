@@ -245,3 +245,73 @@ def test_a_warehouse_held_open_by_another_process_names_the_published_copy(
     assert "Conflicting lock" in result.stderr
     published = warehouse.parent / "published" / "segmint.duckdb"
     assert f"open the published copy {published} (read-only)" in result.stderr
+
+
+def cli_with_file_size_limit(limit: int, *args: str | Path) -> subprocess.CompletedProcess:
+    """:func:`_cli` in a child that may write no file beyond ``limit`` bytes (``ulimit -f``):
+    its writes past the limit fail with EFBIG, as on a file system without room. The child
+    writes no bytecode: Python's cache of a module it imports would be cut at the limit and
+    break the module for every later process of the virtualenv ("marshal data too short")."""
+    import os
+    import resource
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run(
+        [sys.executable, "-m", "segmint.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=limit_file_size,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+
+
+def test_a_warehouse_checkpoint_over_the_file_size_limit_is_one_line_and_the_rerun_completes(
+    tmp_path: Path,
+) -> None:
+    """DuckDB's checkpoint could not grow the warehouse file (a full disk, ``ulimit -f``):
+    the stage ended with "unexpected FatalException ... (set SEGMINT_DEBUG=1 for the
+    traceback)", exit code 2, as if segmint had a bug. It is one line naming the file and
+    what to do, exit code 1; the work committed before is kept and the rerun completes it."""
+    import duckdb
+
+    from tests.e2e.airflow_support import published_hashes
+
+    landing = _landing_with(tmp_path, date(2026, 6, 30))
+    nights = {}
+    for name in ("faulted", "uninterrupted"):
+        warehouse = tmp_path / name / "segmint.duckdb"
+        warehouse.parent.mkdir()
+        # Work an earlier process committed to the write-ahead log (as a stage leaves it
+        # whose closing checkpoint failed): folding it into the file needs more room.
+        con = duckdb.connect(str(warehouse))
+        con.execute(
+            "create table main.history as select range as n, md5(range::varchar) as h "
+            "from range(400000)"
+        )
+        con.close()
+        con = duckdb.connect(str(warehouse))
+        con.execute("pragma disable_checkpoint_on_shutdown")
+        con.execute("delete from main.history where n % 2 = 0")
+        con.close()
+        nights[name] = warehouse
+    warehouse = nights["faulted"]
+    ingest = ["ingest", "--landing", landing, "--warehouse", warehouse, "--as-of", "2026-06-30"]
+    ingest += ["--output", tmp_path / "out"]
+    limit = max(warehouse.stat().st_size, Path(f"{warehouse}.wal").stat().st_size) + 2**18
+    faulted = cli_with_file_size_limit(limit, *ingest)
+    assert faulted.returncode == 1, faulted.stderr
+    line = faulted.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"segmint ingest: error: cannot write {warehouse} (the warehouse")
+    assert "File too large" in line and "(ulimit -f)" in line
+    assert "unexpected" not in faulted.stderr and "Traceback" not in faulted.stderr
+
+    rerun = _cli(*ingest)
+    assert rerun.returncode == 0, rerun.stderr
+    reference = ["--warehouse", nights["uninterrupted"], "--output", tmp_path / "out2"]
+    assert _cli(*ingest[:3], *reference, "--as-of", "2026-06-30").returncode == 0
+    assert published_hashes(warehouse) == published_hashes(nights["uninterrupted"])
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from main.history").fetchone() == (200000,)

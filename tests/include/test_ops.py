@@ -140,3 +140,60 @@ def test_only_faults_of_the_environment_are_retried() -> None:
     assert not is_retryable(ConfigError("bad key"))
     assert not is_retryable(AttributeError("'Settings' object has no attribute 'x'"))
     assert not is_retryable(ModuleNotFoundError("segmint.nothing"))
+
+
+def test_disk_faults_are_retried_and_told_as_what_to_do(tmp_path: Path) -> None:
+    """A full disk, a file-size limit, a read-only or forbidden folder: DuckDB's
+    FatalException of a checkpoint that found no room was not retried, and neither it nor
+    an OSError said more than "unexpected ..."."""
+    import errno
+
+    from segmint.config import Settings
+    from segmint.ops import disk_fault_message, is_retryable
+
+    settings = Settings(warehouse=tmp_path / "wh" / "segmint.duckdb", output=tmp_path / "out")
+    full = duckdb.FatalException(
+        "FATAL Error: Failed to create checkpoint because of error: Could not write file "
+        f'"{settings.warehouse}": No space left on device'
+    )
+    assert is_retryable(full)
+    message = disk_fault_message(full, settings)
+    assert message.startswith(
+        f"cannot write {settings.warehouse} (the warehouse, --warehouse or SEGMINT_WAREHOUSE): "
+        f"No space left on device; free space on the file system of {tmp_path} ("
+    )
+    assert message.endswith(
+        "then run the same command again (what was committed before the fault is kept)"
+    )
+    read_only = duckdb.IOException(
+        f'IO Error: Cannot open file "{settings.published_warehouse}": Read-only file system'
+    )
+    assert disk_fault_message(read_only, settings).startswith(
+        f"cannot write {settings.published_warehouse} (the published copy, beside the "
+        f"warehouse): Read-only file system; the file system of {tmp_path} is mounted read-only"
+    )
+    # DuckDB's COPY of an export: the message inside JSON, the hidden temporary file named
+    export = tmp_path / "exports" / "vip.csv"
+    copy = duckdb.IOException(
+        "IO Error: Async write failed for range [offset=0, size=11]: "
+        '{"exception_type":"IO","exception_message":"Could not write file '
+        f'\\"{export.parent}/.vip.csv.tmp\\": No space left on device","errno":"28"}}'
+    )
+    assert disk_fault_message(copy, settings).startswith(
+        f"cannot write {export}: No space left on device; free space on the file system of "
+        f"{tmp_path} ("
+    )
+    report = settings.output / "2026-06-30" / "report.html"
+    denied = PermissionError(errno.EACCES, "Permission denied", str(report))
+    assert disk_fault_message(denied, settings).startswith(
+        f"cannot use {report} (the run outputs folder, --output or SEGMINT_OUTPUT): "
+        f"Permission denied; let this user ("
+    )
+    quota = OSError(errno.EDQUOT, "Disk quota exceeded")  # a write() names no file
+    wrapped = RuntimeError("export failed")
+    wrapped.__cause__ = quota
+    assert disk_fault_message(wrapped).startswith("cannot write a file: Disk quota exceeded")
+    # Not a disk fault: no hint, and bugs stay bugs.
+    assert disk_fault_message(OSError(errno.ECONNRESET, "Connection reset by peer")) == ""
+    assert disk_fault_message(duckdb.IOException('Cannot open file "x": No such file')) == ""
+    assert disk_fault_message(KeyError("segment")) == ""

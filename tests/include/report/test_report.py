@@ -318,3 +318,22 @@ def test_a_young_shops_propensity_section_says_why_there_are_no_scores(tmp_path:
         assert any(reason in line for line in result.details["summary"])
     # No charts of models that have no scores: the status line is the whole block.
     assert "ml.model_metrics has no" not in html
+
+
+def test_a_report_the_disk_has_no_room_for_names_the_file(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """A full disk or a file-size limit met while writing report.html: the command ended
+    with "unexpected OSError: [Errno 27] File too large" (no file named), exit code 2. It
+    names the report, says what to do, exit code 1; no half-written report is left."""
+    from tests.include.test_cli import cli_with_file_size_limit
+
+    out = tmp_path / "nightly.html"
+    done = cli_with_file_size_limit(
+        32 * 1024, "report", "--warehouse", sample_warehouse, "--out", out
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(f"segmint report: error: cannot write {out}: File too large;")
+    assert "file-size limit of 32.0 KiB (ulimit -f)" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from segmint.config import ConfigError
-from segmint.stages import SegmintError, StageResult
+from segmint.stages import SegmintError, StageResult, WarehouseBusyError
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,11 @@ CREATE TABLE IF NOT EXISTS ops.pipeline_runs (
 # process, memory, disk, the network, a timeout. A gate that said no, bad input or
 # configuration (every SegmintError is a message for a person) and bugs (AttributeError,
 # TypeError, ...) fail the same way every time: those fail at once, so a night does not sit
-# through the back-off before telling anyone. A task whose process is killed (kill -9, the
-# OOM killer) never gets here: the scheduler sees it die and retries it.
+# through the back-off before telling anyone. One SegmintError is transient: another segmint
+# process (an export, an erasure, `segmint run` by hand) kept the warehouse past the 30 min
+# wait (WarehouseBusyError); it said "run it again when that is done", and was not retried.
+# A task whose process is killed (kill -9, the OOM killer) never gets here: the scheduler
+# sees it die and retries it.
 RETRYABLE: tuple[type[BaseException], ...] = (OSError, MemoryError, TimeoutError)
 # DuckDB's own exceptions for the same faults (matched by name: no DuckDB import here).
 RETRYABLE_DUCKDB = {"IOException", "OutOfMemoryException", "ConnectionException"}
@@ -70,6 +73,8 @@ RETRYABLE_DUCKDB = {"IOException", "OutOfMemoryException", "ConnectionException"
 
 def is_retryable(exc: BaseException) -> bool:
     """Whether a retry of the stage could succeed where this attempt failed."""
+    if isinstance(exc, WarehouseBusyError):
+        return True
     if isinstance(exc, SegmintError | ConfigError):
         return False
     if isinstance(exc, RETRYABLE) or _disk_fault(exc) is not None:

@@ -29,6 +29,11 @@ class PublishRefusedError(SegmintError):
     """A gate refused publication (for example a model that does not beat its baseline)."""
 
 
+class WarehouseBusyError(SegmintError):
+    """Another segmint process kept the working warehouse past the wait: a transient fault,
+    so the Airflow task is retried (``segmint.ops.is_retryable``), unlike other errors."""
+
+
 @dataclass
 class StageResult:
     stage: str

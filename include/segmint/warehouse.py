@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from segmint.stages import SegmintError
+from segmint.stages import WarehouseBusyError
 
 try:
     import fcntl
@@ -207,7 +207,7 @@ def _acquire(fd: int, lock: Path, warehouse: str | Path, what: str, wait_s: floa
                 log.warning("%s waits for %s to finish with %s", what, holder, warehouse)
             if time.monotonic() >= deadline:
                 waited = f"{wait_s / 60:.0f} min" if wait_s >= 120 else f"{wait_s:g} s"
-                raise SegmintError(
+                raise WarehouseBusyError(
                     f"the warehouse {warehouse} is in use by {holder} and was not free after "
                     f"{waited}; {what} did not run: run it again when that is done"
                 ) from None

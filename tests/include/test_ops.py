@@ -197,3 +197,27 @@ def test_disk_faults_are_retried_and_told_as_what_to_do(tmp_path: Path) -> None:
     assert disk_fault_message(OSError(errno.ECONNRESET, "Connection reset by peer")) == ""
     assert disk_fault_message(duckdb.IOException('Cannot open file "x": No such file')) == ""
     assert disk_fault_message(KeyError("segment")) == ""
+
+
+def test_a_stage_that_waited_out_another_segmint_process_is_retried(tmp_path: Path) -> None:
+    """Another segmint process (an export, an erasure, `segmint run` by hand) keeping the
+    working warehouse past the wait is transient: its error says "run it again when that is
+    done", and the task was failed at once as "not retried (it would fail the same way)"."""
+    import fcntl
+    import os
+
+    from segmint.ops import is_retryable
+    from segmint.warehouse import exclusive, lock_path
+
+    warehouse = tmp_path / "segmint.duckdb"
+    lock = lock_path(warehouse)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o664)
+    os.pwrite(fd, b"export of audience vip (pid 4242)\n", 0)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another open file: flock makes it wait like a process
+    try:
+        with pytest.raises(SegmintError) as info, exclusive(warehouse, "stage ingest", wait_s=0.3):
+            pass
+    finally:
+        os.close(fd)
+    assert "is in use by export of audience vip (pid 4242)" in str(info.value)
+    assert is_retryable(info.value)

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from segmint.ops import WAREHOUSE_POOL, on_task_failure, on_task_retry
-from segmint.pipeline import STAGES
+from segmint.pipeline import STAGE_DOCS, STAGES
 
 
 @task(multiple_outputs=False)
@@ -80,7 +80,7 @@ def run_stage(stage: str) -> dict:
 def segmint_nightly() -> None:
     previous = None
     for stage in STAGES:
-        current = run_stage.override(task_id=stage)(stage)
+        current = run_stage.override(task_id=stage, doc_md=STAGE_DOCS.get(stage))(stage)
         if previous is not None:
             previous >> current
         previous = current

@@ -39,6 +39,72 @@ STAGES: dict[str, str] = {
     "publish": "segmint.publish:publish",
 }
 
+# What each stage's Airflow task shows under "Task Docs" in the UI (doc_md): what it does,
+# what a failure there means and what to do. Without them every task showed the one
+# docstring of the DAG's task function.
+_RERUN = (
+    "\n\nRerun: clear this task with its downstream tasks (`airflow tasks clear "
+    "segmint_nightly -t TASK -d -s DATE -e DATE`); every stage replaces its own as-of "
+    "date's rows. Its line in `ops.pipeline_runs` and the `segmint:` lines of its log say "
+    "what it did. See docs/operations.md."
+)
+STAGE_DOCS: dict[str, str] = {
+    "ingest": (
+        "**ingest**: load every landing file not loaded before (`ops.load_manifest`, by "
+        "checksum) into `raw.*`, typed and deduplicated; bad records go to `ops.quarantine` "
+        "with their reasons; Great Expectations judges each partition.\n\n"
+        "First task of the night: it waits (`up_for_reschedule`, not holding the pool) while "
+        "an earlier night is unfinished, and for the day's events partition when "
+        "`[ingest] wait_for_as_of_events_hours` is set. A file that cannot be read fails it, "
+        "naming the file; the other files stay loaded (docs/ingestion.md)."
+    ),
+    "validate": (
+        "**validate**: the quality gate. Each loaded partition's GX results against the "
+        "thresholds; verdicts in `ops.quality_gate`.\n\n"
+        "A gate that says no fails the night, not retried, naming the partition, its top "
+        "quarantine reasons and the files behind them: fix or re-deliver those files, then "
+        "rerun from ingest. A missing events partition for the as-of date is a warning "
+        "(a failure with `[ingest] require_as_of_events`)."
+    ),
+    "transform": (
+        "**transform**: one `dbt build` (staging, intermediate, marts; seeds, data and unit "
+        "tests) for the as-of date.\n\n"
+        "A failing model or test fails the night, not retried, naming the node, "
+        "`run_results.json` and `dbt.log`; the XCom `dbt` key holds the node counts and the "
+        "slowest nodes (docs/models.md)."
+    ),
+    "segment": (
+        "**segment**: K-Means segments of `marts.customer_features` with stable names: "
+        "`ml.customer_segments` and its profiles, transitions and drift, one transaction "
+        "(docs/segmentation.md)."
+    ),
+    "score": (
+        "**score**: purchase and churn propensity: train when due, gate against the "
+        "baselines, score: `ml.propensity_scores` and its metrics, one transaction. A model "
+        "that does not pass its gate is not published, with a warning (docs/propensity.md)."
+    ),
+    "recommend": (
+        "**recommend**: next-best products per customer, `ml.recommendations`; the model is "
+        "used only where it beats popularity (docs/recommendations.md)."
+    ),
+    "audiences": (
+        "**audiences**: build every definition of the audiences folder into the as-of "
+        "date's snapshot (`audiences.members`, `changes`, `summary`, one transaction) and "
+        "write the exports the definitions declare; consent is always enforced "
+        "(docs/audiences.md)."
+    ),
+    "report": (
+        "**report**: the nightly HTML report, `<output>/<as-of>/report.html` (docs/report.md)."
+    ),
+    "publish": (
+        "**publish**: write-audit-publish. Audits the night in the working warehouse, then "
+        "swaps in `warehouse/published/segmint.duckdb` and the analysts' masked copy "
+        "atomically. It runs only when every task before it succeeded; a refused audit "
+        "fails the night, not retried, and yesterday's published files stay as they were."
+    ),
+}
+STAGE_DOCS = {name: doc + _RERUN.replace("TASK", name) for name, doc in STAGE_DOCS.items()}
+
 
 def stage_function(name: str) -> Callable[[Settings, date], StageResult]:
     try:

@@ -59,6 +59,20 @@ def test_each_task_runs_its_own_stage(dagbag) -> None:
         assert list(task.op_args) == [task.task_id]
 
 
+def test_each_task_documents_its_own_stage_in_the_ui(dagbag) -> None:
+    """The UI's Task Docs of every task said the same generic line ("Run one segmint stage
+    for this DAG run's as-of date..."): an on-call engineer looking at a failed `validate`
+    learnt nothing of what it does or how to rerun it."""
+    dag = dagbag.dags[DAG_ID]
+    docs = {task.task_id: task.doc_md for task in dag.tasks}
+    assert len(set(docs.values())) == len(STAGES), "every task has its own doc"
+    for stage, doc in docs.items():
+        assert doc.startswith(f"**{stage}**: "), doc
+        assert f"airflow tasks clear segmint_nightly -t {stage} -d" in doc
+    assert "not retried" in docs["validate"] and "quarantine reasons" in docs["validate"]
+    assert "run_results.json" in docs["transform"]
+
+
 def test_dag_policies(dagbag) -> None:
     for dag in dagbag.dags.values():
         assert dag.tags, f"{dag.dag_id} has no tags"

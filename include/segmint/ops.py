@@ -247,6 +247,23 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+# A stage's details may list every file or partition it touched: ingest's replaced_files
+# after a `--reload-since` of a year of hourly files is thousands of paths. The XCom keeps
+# the first few of any list and a note of how many more; the summary, the log and the
+# stage's tables hold the rest.
+XCOM_LIST_ITEMS = 20
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _bounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        kept = [_bounded(item) for item in value[:XCOM_LIST_ITEMS]]
+        more = len(value) - XCOM_LIST_ITEMS
+        return [*kept, f"... and {more:,} more (not kept in the XCom)"] if more > 0 else kept
+    return value
+
+
 def stage_xcom(result: StageResult, as_of: date) -> dict[str, Any]:
     """What a task returns (shown in the UI's XCom tab): small and JSON-safe."""
     return {
@@ -255,8 +272,8 @@ def stage_xcom(result: StageResult, as_of: date) -> dict[str, Any]:
         "rows_in": result.rows_in,
         "rows_out": result.rows_out,
         "summary": result.summary,
-        "warnings": list(result.warnings),
-        "details": _jsonable(result.details),
+        "warnings": _bounded(list(result.warnings)),
+        "details": _bounded(_jsonable(result.details)),
     }
 
 

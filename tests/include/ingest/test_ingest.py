@@ -688,6 +688,31 @@ def test_the_summary_names_late_files_and_replaced_files(settings, landing):
     assert result.details["replaced_files"] == ["events/dt=2026-06-01/a.jsonl"]
 
 
+def test_a_night_replacing_many_files_keeps_its_airflow_xcom_small(settings, landing):
+    """A reload of corrected files lists every one in the stage's details: a year of hourly
+    files is thousands of paths, and the Airflow task returned them all as its XCom (stored
+    in the metadata database, shown in the UI). The XCom keeps the first few and a count."""
+    import json
+
+    from segmint.ops import XCOM_LIST_ITEMS, stage_xcom
+
+    files = [landing / f"events/dt=2026-06-01/part-{k:03}.jsonl" for k in range(60)]
+    for k, path in enumerate(files):
+        write_jsonl(path, [event(f"e{k}")])
+    run_ingest(settings, D1)
+    for k, path in enumerate(files):  # every file corrected: one more event each
+        write_jsonl(path, [event(f"e{k}"), event(f"f{k}")])
+    result = run_ingest(settings, D2)
+    assert len(result.details["replaced_files"]) == 60
+
+    xcom = stage_xcom(result, D2)
+    replaced = xcom["details"]["replaced_files"]
+    assert replaced[:XCOM_LIST_ITEMS] == result.details["replaced_files"][:XCOM_LIST_ITEMS]
+    assert replaced[XCOM_LIST_ITEMS:] == ["... and 40 more (not kept in the XCom)"]
+    assert "replaced the rows of 60 file(s)" in xcom["summary"]
+    assert len(json.dumps(xcom)) < 4_000, len(json.dumps(xcom))
+
+
 def test_a_file_of_mostly_duplicates_is_named_in_a_warning(settings, landing, query):
     """An export whose event_id is no unique id (Amplitude's is a counter per device) loaded
     a handful of events and counted the rest as duplicates without a word; a file delivered

@@ -20,8 +20,9 @@ The nightly segmint pipeline: one run per day processes the partition of its as-
   a copy and swaps it in atomically as `warehouse/published/segmint.duckdb` (full, owner and
   group only) with `segmint_analyst.duckdb` beside it (personal data masked); a failed night
   leaves yesterday's published file untouched.
-- **Late files**: with `[ingest] wait_for_as_of_events_hours`, `ingest` first waits for
-  the day's events partition, rescheduling itself every 5 minutes without holding the pool.
+- **Late files**: a scheduled night's `ingest` first waits for the day's events partition
+  until 06:00 UTC (`[ingest] wait_for_as_of_events_hours`; backfills and manual runs do not
+  wait unless it is set), rescheduling itself every 5 minutes without holding the pool.
 - **Failures**: retries with exponential back-off (not for a gate that said no); every
   attempt is recorded in `ops.pipeline_runs`, and a failure logs which stage failed, the
   error and where the log is.

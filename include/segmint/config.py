@@ -122,6 +122,15 @@ def _check_duckdb_resources(section: str, settings: Any) -> None:
         )
 
 
+# How long a *scheduled* night waits for its day's events when
+# [ingest] wait_for_as_of_events_hours is unset. A scheduled run starts at 00:00 UTC, when
+# the day has just ended and most exporters have not delivered it yet: without a wait it
+# published the night without its own day's events, a warning in the validate task's log
+# the only sign. Backfills and manual runs process a day that is past or that a person
+# asked for now, and do not wait.
+SCHEDULED_RUN_WAIT_HOURS = 6.0
+
+
 @dataclass(frozen=True)
 class IngestSettings:
     # A partition whose quarantined share exceeds this stops the run before publishing...
@@ -150,7 +159,9 @@ class IngestSettings:
     # task waits for the day's events partition to land, checking every few minutes without
     # holding a worker or the warehouse; 0 does not wait. When the time is up, the night
     # fails if require_as_of_events is true, else it runs without the day's events.
-    wait_for_as_of_events_hours: float = 0.0
+    # Unset: SCHEDULED_RUN_WAIT_HOURS for a scheduled run, 0 for the others (see
+    # :meth:`as_of_events_wait_hours`).
+    wait_for_as_of_events_hours: float | None = None
     # A file whose presence marks an events partition as complete ("_SUCCESS", written by
     # Spark, Hadoop and many export jobs last); empty: any data file will do. Only the wait
     # above looks at it.
@@ -230,6 +241,14 @@ class IngestSettings:
     def duckdb_thread_count(self) -> int:
         return duckdb_thread_count(self.duckdb_threads, self.duckdb_memory_limit)
 
+    def as_of_events_wait_hours(self, run_type: str | None) -> float:
+        """Hours the DAG's first task waits for the as-of day's events, for a DAG run of
+        ``run_type`` (Airflow's ``scheduled``, ``backfill``, ``manual``...): the setting,
+        else :data:`SCHEDULED_RUN_WAIT_HOURS` for a scheduled run and 0 for the others."""
+        if self.wait_for_as_of_events_hours is not None:
+            return self.wait_for_as_of_events_hours
+        return SCHEDULED_RUN_WAIT_HOURS if run_type == "scheduled" else 0.0
+
     def __post_init__(self) -> None:
         if not 0 < self.extreme_revenue_quantile < 1:
             raise ConfigError(
@@ -245,7 +264,9 @@ class IngestSettings:
         _check_range("ingest", self, "future_tolerance_hours", 0, what="hours")
         _check_at_least("ingest", self, 0, "min_rows_per_partition")
         _check_at_least("ingest", self, 1, "min_quarantined_rows")
-        if not 0 <= self.wait_for_as_of_events_hours <= 24 * 7:
+        if self.wait_for_as_of_events_hours is not None and not (
+            0 <= self.wait_for_as_of_events_hours <= 24 * 7
+        ):
             raise ConfigError(
                 "[ingest] wait_for_as_of_events_hours must be between 0 and 168 (a week), "
                 f"got {self.wait_for_as_of_events_hours}"

@@ -415,14 +415,18 @@ def under_dags_test() -> bool:
 LANDING_POLL = timedelta(minutes=5)
 
 
-def wait_for_delivery(settings: Any, as_of: date, now: datetime | None = None) -> None:
+def wait_for_delivery(
+    settings: Any, as_of: date, now: datetime | None = None, run_type: str | None = None
+) -> None:
     """The first stage's sensor: return when the as-of date's events have landed.
 
-    While they have not and ``[ingest] wait_for_as_of_events_hours`` has not run out, the
-    task is rescheduled (it frees its worker and the warehouse pool slot, and Airflow shows
-    it *up for reschedule*). When the time is up: with ``require_as_of_events`` the night
-    fails, not retried, with a message naming the folder; without it the night runs
-    without the day's events and the validate stage warns.
+    While they have not and ``[ingest] wait_for_as_of_events_hours`` (by default 6 h for a
+    scheduled run, none for others: ``IngestSettings.as_of_events_wait_hours``) has not
+    run out, the task is rescheduled (it frees its worker and the warehouse pool slot, and
+    Airflow shows it *up for reschedule*). When the time is up: with
+    ``require_as_of_events`` the night fails, not retried, with a message naming the
+    folder; without it the night runs without the day's events and the validate stage
+    warns.
     """
     from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
@@ -433,7 +437,7 @@ def wait_for_delivery(settings: Any, as_of: date, now: datetime | None = None) -
         settings.landing,
         as_of,
         now,
-        settings.ingest.wait_for_as_of_events_hours,
+        settings.ingest.as_of_events_wait_hours(run_type),
         settings.ingest.partition_ready_marker,
     )
     if delivery.status == "landed":
@@ -452,6 +456,12 @@ def wait_for_delivery(settings: Any, as_of: date, now: datetime | None = None) -
             "segmint: %s; the night runs without them ([ingest] require_as_of_events is false)",
             delivery.message,
         )
+
+
+def _run_type(context: Mapping[str, Any]) -> str | None:
+    """The DAG run's type as Airflow spells it: ``scheduled``, ``backfill``, ``manual``..."""
+    run_type = getattr(context.get("dag_run"), "run_type", None)
+    return None if run_type is None else str(getattr(run_type, "value", run_type))
 
 
 def run_stage_task(stage: str) -> dict[str, Any]:
@@ -501,8 +511,9 @@ def run_stage_task(stage: str) -> dict[str, Any]:
         )
     except (SegmintError, ConfigError) as exc:
         raise AirflowFailException(str(exc)) from exc
-    if stage == next(iter(STAGES)) and settings.ingest.wait_for_as_of_events_hours > 0:
-        wait_for_delivery(settings, as_of)
+    run_type = _run_type(context)
+    if stage == next(iter(STAGES)) and settings.ingest.as_of_events_wait_hours(run_type) > 0:
+        wait_for_delivery(settings, as_of, run_type=run_type)
     started = datetime.now(UTC)
     log.info(
         "segmint: stage %s starting for as_of=%s (warehouse %s)", stage, as_of, settings.warehouse

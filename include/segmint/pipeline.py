@@ -54,9 +54,10 @@ STAGE_DOCS: dict[str, str] = {
         "checksum) into `raw.*`, typed and deduplicated; bad records go to `ops.quarantine` "
         "with their reasons; Great Expectations judges each partition.\n\n"
         "First task of the night: it waits (`up_for_reschedule`, not holding the pool) while "
-        "an earlier night is unfinished, and for the day's events partition when "
-        "`[ingest] wait_for_as_of_events_hours` is set. A file that cannot be read fails it, "
-        "naming the file; the other files stay loaded (docs/ingestion.md)."
+        "an earlier night is unfinished, and for the day's events partition (a scheduled "
+        "night until 06:00 UTC by default: `[ingest] wait_for_as_of_events_hours`). A "
+        "file that cannot be read fails it, naming the file; the other files stay loaded "
+        "(docs/ingestion.md)."
     ),
     "validate": (
         "**validate**: the quality gate. Each loaded partition's GX results against the "

@@ -129,3 +129,56 @@ def test_a_landed_partition_lets_the_night_start(tmp_path: Path) -> None:
 def test_bad_wait_settings_are_config_errors(setting: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         IngestSettings(**setting)
+
+
+def _dag_run(run_type: str):
+    """The DAG run a task's context holds (Airflow's own model), of ``run_type``."""
+    from airflow.sdk.api.datamodels._generated import DagRun, DagRunState, DagRunType
+
+    start = datetime(2026, 6, 30, tzinfo=UTC)
+    return DagRun(
+        dag_id="segmint_nightly",
+        run_id=f"{run_type}__2026-07-01T00:00:00+00:00",
+        logical_date=start,
+        data_interval_start=start,
+        data_interval_end=END_OF_DAY,
+        run_after=END_OF_DAY,
+        start_date=END_OF_DAY,
+        end_date=None,
+        run_type=DagRunType(run_type),
+        state=DagRunState.RUNNING,
+        consumed_asset_events=[],
+        partition_key=None,
+    )
+
+
+def test_a_scheduled_night_waits_for_its_day_by_default(tmp_path: Path, caplog) -> None:
+    """A scheduled run starts at 00:00 UTC, when the day has just ended: with the default
+    (no wait) it ran before the exporter had delivered the day and published the night
+    without the day's events, a warning in the validate task's log the only sign. Unset,
+    the wait is 6 h for a scheduled run; a backfill or a manual run does not wait."""
+    from segmint.ops import _run_type
+
+    settings = settings_for(tmp_path)  # nothing set
+    scheduled = _run_type({"dag_run": _dag_run("scheduled")})
+    assert scheduled == "scheduled"
+    now = END_OF_DAY + timedelta(minutes=5)
+    with pytest.raises(AirflowRescheduleException) as poll:
+        wait_for_delivery(settings, AS_OF, now, run_type=scheduled)
+    assert poll.value.reschedule_date == now + LANDING_POLL
+    with caplog.at_level(logging.WARNING, logger="segmint.ops"):
+        wait_for_delivery(settings, AS_OF, END_OF_DAY + timedelta(hours=6), run_type=scheduled)
+    assert "by 2026-07-01 06:00 UTC" in caplog.text and "the night runs without them" in caplog.text
+
+    for other in ("backfill", "manual"):
+        run_type = _run_type({"dag_run": _dag_run(other)})
+        assert settings.ingest.as_of_events_wait_hours(run_type) == 0
+        assert wait_for_delivery(settings, AS_OF, now, run_type=run_type) is None
+    no_wait = settings_for(tmp_path, wait_for_as_of_events_hours=0)
+    assert no_wait.ingest.as_of_events_wait_hours(scheduled) == 0
+    assert (
+        settings_for(tmp_path, wait_for_as_of_events_hours=2).ingest.as_of_events_wait_hours(
+            "manual"
+        )
+        == 2
+    )

@@ -519,7 +519,7 @@ def run_stage_task(stage: str) -> dict[str, Any]:
         "segmint: stage %s starting for as_of=%s (warehouse %s)", stage, as_of, settings.warehouse
     )
     try:
-        result = run_stage(stage, settings, as_of)
+        result = run_stage(stage, settings, as_of, log_progress=False)
     except Exception as exc:
         if is_retryable(exc):
             raise

@@ -155,18 +155,26 @@ def check_warehouse_path(warehouse: Path) -> None:
         )
 
 
-def run_stage(name: str, settings: Settings, as_of: date, **options: Any) -> StageResult:
-    """Run one stage with the warehouse to itself; ``options`` go to the stage's function."""
+def run_stage(
+    name: str, settings: Settings, as_of: date, *, log_progress: bool = True, **options: Any
+) -> StageResult:
+    """Run one stage with the warehouse to itself; ``options`` go to the stage's function.
+
+    ``log_progress=False`` leaves the start, done and warning lines to the caller: the DAG's
+    task glue (``segmint.ops.run_stage_task``) writes its own, and with these every one of
+    them was in the task log twice."""
     from segmint.warehouse import exclusive  # DuckDB: not at the DAG file's parse time
 
     check_as_of(as_of)
     check_warehouse_path(settings.warehouse)
-    log.info("stage %s starting for as_of=%s", name, as_of)
+    if log_progress:
+        log.info("stage %s starting for as_of=%s", name, as_of)
     with exclusive(settings.warehouse, f"stage {name} of {as_of}"):
         result = stage_function(name)(settings, as_of, **options)
-    log.info("stage %s done: %s", name, result.summary)
-    for warning in result.warnings:
-        log.warning("stage %s: %s", name, warning)
+    if log_progress:
+        log.info("stage %s done: %s", name, result.summary)
+        for warning in result.warnings:
+            log.warning("stage %s: %s", name, warning)
     _append_result(result, as_of)
     return result
 

@@ -24,7 +24,13 @@ STAGES_MODULE = textwrap.dedent(
     from segmint.stages import QualityGateError, StageResult
 
     def fine(settings, as_of):
-        return StageResult("fine", rows_in=5, rows_out=4, summary=f"fine for {as_of}")
+        return StageResult(
+            "fine",
+            rows_in=5,
+            rows_out=4,
+            summary=f"fine for {as_of}",
+            warnings=["1 row had no customer id"],
+        )
 
     def flaky(settings, as_of):
         marker = settings.warehouse.parent / "flaky-tried"
@@ -139,6 +145,17 @@ def test_success_rows_carry_row_counts_and_timings(glue_run) -> None:
     assert summary == "fine for 2026-06-30"
     assert error is None
     assert duration is not None and duration >= 0
+
+
+def test_each_progress_line_is_in_the_task_log_once(glue_run) -> None:
+    """The glue and `segmint.pipeline.run_stage` both logged a stage's start, end and every
+    warning, so each was in the task log twice."""
+    proc, _ = glue_run
+    output = proc.stdout + proc.stderr
+    assert output.count("stage fine starting for as_of=2026-06-30") == 1
+    assert output.count("fine for 2026-06-30 [") == 1  # the done line; the XCom is quoted
+    assert output.count("1 row had no customer id [") == 1
+    assert "segmint: stage fine warning: 1 row had no customer id" in output
 
 
 def test_transient_error_is_retried_and_the_night_goes_on(glue_run) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -221,3 +222,52 @@ def test_a_stage_that_waited_out_another_segmint_process_is_retried(tmp_path: Pa
         os.close(fd)
     assert "is in use by export of audience vip (pid 4242)" in str(info.value)
     assert is_retryable(info.value)
+
+
+def _refused_write(warehouse: Path, statements: list[str], room: int) -> duckdb.Error:
+    """What DuckDB raises when the disk refuses its write: a real file-size limit (the
+    process's RLIMIT_FSIZE, as `ulimit -f` sets; Python ignores SIGXFSZ, so the write fails
+    with EFBIG as it fails with ENOSPC on a full disk) ``room`` bytes past the file."""
+    import resource
+
+    with duckdb.connect(str(warehouse)) as con:  # a file of a few blocks (about 270 KB)
+        con.execute("create table a as select 1 as x")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    con = duckdb.connect(str(warehouse))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (warehouse.stat().st_size + room, hard))
+    try:
+        for sql in statements:
+            con.execute(sql)
+    except duckdb.Error as exc:
+        return exc
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        with contextlib.suppress(duckdb.Error):
+            con.close()
+    raise AssertionError("the write fitted: nothing was refused")
+
+
+def test_a_full_disk_met_while_committing_or_checkpointing_is_retried_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """DuckDB reports a write the disk refused as an IOException only where it writes: met
+    while committing or checkpointing (publish checkpoints first) it is a
+    TransactionException or a FatalException, and the night failed as "not retried (it
+    would fail the same way)", with no word of the disk, while a full disk at any other
+    place was retried. Both come from a real file-size limit here."""
+    from segmint.config import Settings
+    from segmint.ops import disk_fault_message, is_retryable
+
+    rows = "create table t as select range as i, md5(range::varchar) as s from range({})"
+    committed = _refused_write(tmp_path / "a.duckdb", [rows.format(300_000)], 4096)
+    checkpoint = _refused_write(tmp_path / "b.duckdb", [rows.format(5_000), "checkpoint"], 4096)
+    assert type(committed).__name__ == "TransactionException", committed
+    assert type(checkpoint).__name__ == "FatalException", checkpoint
+    settings = Settings(warehouse=tmp_path / "segmint.duckdb")
+    for exc in (committed, checkpoint):
+        assert "File too large" in str(exc)
+        assert is_retryable(exc)
+        message = disk_fault_message(exc, settings)
+        assert message.startswith("cannot write ") and ": File too large; " in message, message
+    assert not is_retryable(duckdb.TransactionException("Conflict on tuple deletion"))
+    assert disk_fault_message(duckdb.IOException("No files found that match"), settings) == ""

@@ -38,6 +38,8 @@ def align(model: dict, product_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     known = pos >= 0
     aligned = np.zeros((len(product_ids), item.shape[1]), dtype=np.float32)
     aligned[known] = item[pos[known]]
+    # Products fitted without factors (one customer had touched them) are not known either.
+    known &= aligned.any(axis=1)
     return aligned, known
 
 

@@ -235,3 +235,8 @@ def candidates(matrix, interest: np.ndarray, most: int) -> np.ndarray:
         keep = np.zeros(n_products, dtype=bool)
         keep[ranked] = True
     return keep
+
+
+def shared_products(matrix) -> np.ndarray:
+    """Products at least two customers interacted with (boolean per product code)."""
+    return np.bincount(matrix.indices, minlength=matrix.shape[1]) >= 2

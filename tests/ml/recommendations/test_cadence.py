@@ -263,3 +263,16 @@ def test_erasure_rewrites_the_saved_model_without_the_customers_rows(small_wareh
     _next_day(small_warehouse, [], "c9999999")
     second = run_recommendations(settings, NEXT)
     assert second.details["retrained"] is False and second.details["model_version"] == run_id
+
+
+def test_products_fitted_without_factors_are_unknown_to_the_model() -> None:
+    """Products one customer had touched get zero factors when the model is fitted; on the
+    nights it is reused they are not collaborative picks (a zero score ranked above every
+    negative one), as products the model never saw."""
+    model = {
+        "product_ids": np.array(["a", "b", "c"]),
+        "item_factors": np.array([[1.0, 0.5], [0.0, 0.0], [0.2, -1.0]], dtype=np.float32),
+    }
+    item, known = foldin.align(model, np.array(["a", "b", "c", "d"], dtype=object))
+    assert known.tolist() == [True, False, True, False]
+    np.testing.assert_array_equal(item[2], model["item_factors"][2])

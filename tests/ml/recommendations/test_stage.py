@@ -311,3 +311,52 @@ def test_a_one_product_shop_is_told_its_catalogue_is_the_reason(tmp_path: Path) 
         "marts.customer_product_daily holds only 1 product(s), fewer than [recommendations] "
         "top_n = 10, and a product a customer bought is not recommended again unless repeatable"
     ) in result.warnings
+
+
+def test_a_crawler_leaves_every_other_customers_list_as_it_was(
+    small_warehouse: Path, tmp_path: Path
+) -> None:
+    """The factors are fitted on the products at least two customers touched: a crawler's
+    20,000 single-viewer products entered every customer's normal equations (the Gram
+    matrix of the product factors), and changed the holdout recall, the factor count chosen
+    and the lists of customers who never saw them. Now the night is the one without it."""
+    import shutil
+
+    clean = tmp_path / "clean" / "segmint.duckdb"
+    clean.parent.mkdir()
+    shutil.copy(small_warehouse, clean)
+    con = duckdb.connect(str(small_warehouse))
+    try:
+        con.execute(
+            """
+            insert into marts.customer_product_daily by name
+            select 'c0000000' as customer_id, 'crawled' || lpad(cast(p as varchar), 6, '0')
+                as product_id, 'cat00' as product_category,
+                cast(? as date) - 20 as activity_date, 1::bigint as product_views,
+                0::bigint as cart_adds, 0::bigint as purchases, 0::decimal(18, 2) as revenue,
+                current_timestamp::timestamp as _loaded_at
+            from range(20000) t(p)
+            """,
+            [AS_OF],
+        )
+    finally:
+        con.close()
+    with_crawler = run_recommendations(_settings(small_warehouse), AS_OF)
+    without = run_recommendations(_settings(clean), AS_OF)
+
+    # Coverage counts the crawled products in its denominator; every other metric is equal.
+    def judged(result) -> dict:
+        return {
+            (scorer, metric): value
+            for scorer, values in result.details["holdout"].items()
+            for metric, value in values.items()
+            if not metric.startswith("coverage")
+        }
+
+    assert judged(with_crawler) == judged(without)
+    assert with_crawler.details["chosen_factors"] == without.details["chosen_factors"]
+    lists = (
+        "select customer_id, rank, product_id, source from ml.recommendations "
+        "where customer_id <> 'c0000000' order by all"
+    )
+    assert _query(small_warehouse, lists) == _query(clean, lists)

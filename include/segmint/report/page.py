@@ -24,7 +24,12 @@ def figure(name: str, svg: str, caption: str = "", wide: bool = False) -> str:
 
 
 def note(text: str, kind: str = "na") -> str:
-    prefix = {"na": "Not available yet: ", "error": "Could not be drawn: ", "info": ""}[kind]
+    prefix = {
+        "na": "Not available yet: ",
+        "error": "Could not be drawn: ",
+        "info": "",
+        "warning": "Warning: ",  # drawn, but the data behind it is incomplete
+    }[kind]
     return f'<p class="note {kind}">{esc(prefix)}{esc(text)}</p>'
 
 
@@ -165,6 +170,7 @@ figcaption { color:var(--muted); font-size:12px; padding:2px 4px 0; }
 .note { border-left:3px solid #d1d5db; background:#f9fafb; padding:6px 10px; margin:6px 0;
         color:var(--muted); }
 .note.error { border-color:var(--red); color:#991b1b; background:#fef2f2; }
+.note.warning { border-color:var(--amber); color:#92400e; background:#fffbeb; }
 .warn { color:var(--amber); font-weight:600; }
 .bad { color:var(--red); font-weight:600; }
 .good { color:var(--green); font-weight:600; }

@@ -1262,6 +1262,7 @@ def block_loads(ctx: Context) -> str:
         """,
         [first, ctx.as_of],
     )
+    missing = _events_missing_today(ctx)
     if frame.empty:
         raise Missing(f"{t} has no files for {first} .. {ctx.as_of}")
     days = pd.date_range(first, ctx.as_of, freq="D")
@@ -1290,7 +1291,8 @@ def block_loads(ctx: Context) -> str:
     )
     failed = _failed_files(ctx, first)
     return (
-        figure("loads", svg, "Stacked: loaded + duplicate + quarantined = read.", wide=True)
+        missing
+        + figure("loads", svg, "Stacked: loaded + duplicate + quarantined = read.", wide=True)
         + details(
             "Table: rows per source and partition day",
             table(
@@ -1300,6 +1302,42 @@ def block_loads(ctx: Context) -> str:
             ),
         )
         + failed
+    )
+
+
+def _events_missing_today(ctx: Context) -> str:
+    """A note when no events file of the as-of date was loaded (fact ``events_missing``).
+
+    A late or missing delivery runs the night without its own day (unless
+    ``[ingest] require_as_of_events``): every customer then looks a day less active. The
+    validate task's log warned, and the report said "No quarantined rows" as on a good night.
+    """
+    r, t = ctx.reader, "ops.load_manifest"
+    today = r.scalar(
+        f"select count(*) from {t} where source = 'events' and partition_date = ?", [ctx.as_of]
+    )
+    if today:
+        return ""
+    newest = r.scalar(
+        f"select max(partition_date) from {t} where source = 'events' and partition_date <= ?",
+        [ctx.as_of],
+    )
+    ctx.facts["events_missing"] = str(newest) if newest is not None else None
+    return note(_events_missing_sentence(ctx), "warning")
+
+
+def _events_missing_sentence(ctx: Context) -> str:
+    newest = ctx.facts["events_missing"]
+    since = (
+        f"the newest events partition is dt={newest}, "
+        f"{plural((ctx.as_of - date.fromisoformat(newest)).days, 'day')} before it"
+        if newest
+        else "no events partition on or before it"
+    )
+    return (
+        f"No events file for {ctx.as_of} was loaded ({since}): tonight's features, segments, "
+        "scores and audiences are computed without that day, a late or missing delivery "
+        '(docs/operations.md, "Waiting for the day\'s files").'
     )
 
 
@@ -1629,7 +1667,7 @@ def plural(n: int, word: str) -> str:
 
 def summary_sentences(ctx: Context) -> list[str]:
     f = ctx.facts
-    out = []
+    out = [_events_missing_sentence(ctx)] if "events_missing" in f else []
     if "customers" in f:
         sentence = (
             f"{f['customers']:,} customers in {f['segments']} "

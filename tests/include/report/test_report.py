@@ -337,3 +337,35 @@ def test_a_report_the_disk_has_no_room_for_names_the_file(
     assert "file-size limit of 32.0 KiB (ulimit -f)" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_night_without_its_days_events_says_so_first(
+    sample_warehouse: Path, full_run, tmp_path: Path
+) -> None:
+    """A late or missing delivery runs the night without its own day (the default): the
+    validate task's log warned, and the report said "No quarantined rows in the 2026-06-30
+    partition" as on a good night. Its summary now opens with it, and the loads block too."""
+    assert not any("No events file" in line for line in full_run[1].details["summary"])
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    con = connect(warehouse)
+    try:
+        con.execute(
+            "delete from ops.load_manifest where source = 'events' and partition_date = ?",
+            [AS_OF],
+        )
+        newest = con.execute(
+            "select max(partition_date) from ops.load_manifest where source = 'events'"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    result = write_report(Settings(warehouse=warehouse, output=tmp_path / "out"), AS_OF)
+    expected = (
+        f"No events file for {AS_OF} was loaded (the newest events partition is dt={newest}, "
+        f"{(AS_OF - newest).days} day{'s' if (AS_OF - newest).days != 1 else ''} before it): "
+        "tonight's features, segments, scores and audiences are computed without that day"
+    )
+    assert result.details["summary"][0].startswith(expected)
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    assert html.count(html_escape(expected)) == 2  # the summary and the loads block
+    assert 'class="note warning"' in html

@@ -18,13 +18,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # that leaves files here forgot its own output folder: GX Data Docs, reports and exports of
 # its as-of date land among the developer's own (and get mistaken for them).
 CHECKOUT_OUTPUT = REPO_ROOT / "output"
+# ... except this folder, where the report tests keep their screenshots and pages on purpose,
+# for a person to look at (tests/include/report).
+TEST_ARTIFACTS = CHECKOUT_OUTPUT / "test-artifacts"
 _OUTPUT_BEFORE = pytest.StashKey[dict[str, int]]()
 
 
 def _output_files() -> dict[str, int]:
     """Every file under the checkout's ./output with its modification time (ns)."""
     found = {}
-    for folder, _, files in os.walk(CHECKOUT_OUTPUT):
+    for folder, subfolders, files in os.walk(CHECKOUT_OUTPUT):
+        if Path(folder) == CHECKOUT_OUTPUT and TEST_ARTIFACTS.name in subfolders:
+            subfolders.remove(TEST_ARTIFACTS.name)
         for name in files:
             path = os.path.join(folder, name)
             with contextlib.suppress(OSError):  # removed while we looked

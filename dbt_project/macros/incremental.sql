@@ -363,7 +363,8 @@
     create table if not exists {{ snapshot_dates_stale_relation() }} (as_of_date date not null)
 {%- endmacro %}
 
-{#- Pre-hook of customer_daily_activity (after its own delete of the rebuilt days). -#}
+{#- Pre-hook of customer_daily_activity, before its delete of the rebuilt days (which may
+    lower the `_loaded_at` watermark event_dates_to_rebuild reads). -#}
 {% macro record_snapshot_dates_stale() -%}
     {%- set history = none -%}
     {%- if execute -%}

@@ -5,9 +5,9 @@
         unique_key='activity_date',
         on_schema_change='fail',
         pre_hook=[
-            "{{ delete_rebuilt_days('activity_date') }}",
             "{{ create_snapshot_dates_stale() }}",
             "{{ record_snapshot_dates_stale() }}",
+            "{{ delete_rebuilt_days('activity_date') }}",
         ],
     )
 }}

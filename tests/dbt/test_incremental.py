@@ -745,3 +745,38 @@ def test_a_crm_version_withdrawn_before_a_cutoff_snapshot_rebuilds_it(
 
     full = _full_rebuild(nightly, tmp_path / "full" / "segmint.duckdb")
     _assert_marts_equal(nightly, full)
+
+
+def test_a_retraining_night_with_changes_after_the_cutoff_rebuilds_no_cutoff_snapshot(
+    tmp_path: Path,
+) -> None:
+    """The stale records cost nothing when nothing before a cut-off changed: a late order
+    and a new CRM version, both after the cut-off, leave the cut-off snapshot as it was."""
+    nightly = tmp_path / "nightly" / "segmint.duckdb"
+    settings = _built_as_of_next(nightly)
+    cutoff = settings.propensity.cutoff_dates(NEXT)[0]
+    loaded = datetime(2026, 7, 1, 3, 0)
+    con = connect(nightly)
+    _event(con, "late-order-next", "purchase", "C000004", "late-order-next", NEXT, "10.00", loaded)
+    con.execute(
+        """
+        INSERT INTO raw.customers
+        SELECT * REPLACE (
+            TIMESTAMP '2026-06-30 15:00:00' AS updated_at, false AS email_opt_in,
+            'crm/dt=2026-06-30/customers.csv' AS _source_file, DATE '2026-06-30' AS _partition_date,
+            CAST(? AS TIMESTAMP) AS _loaded_at)
+        FROM raw.customers WHERE customer_id = 'C000002'
+        ORDER BY updated_at DESC LIMIT 1
+        """,
+        [loaded],
+    )
+    con.close()
+    assert cutoff.isoformat() in run_transform(settings, NEXT).details["snapshot_dates"]
+    con = connect(nightly, read_only=True)
+    try:
+        built = con.execute("SELECT as_of_date FROM intermediate.int_snapshot_dates_built")
+        assert built.fetchall() == [(NEXT,)]
+        stale = con.execute("SELECT as_of_date FROM intermediate.int_snapshot_dates_stale")
+        assert stale.fetchall() == []
+    finally:
+        con.close()

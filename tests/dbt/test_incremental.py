@@ -651,21 +651,25 @@ def _night_without_cutoffs(settings: Settings) -> None:
     assert completed.returncode == 0, completed.stdout[-3000:]
 
 
-@pytest.mark.parametrize("nights_between", [0, 1])
+@pytest.mark.parametrize(("nights_between", "whole_day"), [(0, True), (1, True), (0, False)])
 def test_a_day_emptied_before_a_cutoff_snapshot_rebuilds_it(
-    tmp_path: Path, nights_between: int
+    tmp_path: Path, nights_between: int, whole_day: bool
 ) -> None:
-    """A corrected export leaves no event on a day before a cut-off snapshot both snapshot
-    tables hold (the day's file delivered again empty): the reload loads nothing, so no
-    activity was loaded after the snapshot was built. The next retraining night (that one,
-    or one after a night that did not ask for the cut-offs) must still rebuild that snapshot
-    and its rule segments from the remaining days."""
+    """A corrected export withdraws the events of a day before a cut-off snapshot both
+    snapshot tables hold (the day's file delivered again empty), or half of them (one of the
+    day's two files: the other keeps its old load time, and the quality gate passes the
+    partition): the reload loads nothing, so no activity was loaded after the snapshot was
+    built. The next retraining night (that one, or one after a night that did not ask for the
+    cut-offs) must still rebuild that snapshot and its rule segments from what is left."""
     nightly = tmp_path / "nightly" / "segmint.duckdb"
     settings = _built_as_of_next(nightly)
     cutoff = settings.propensity.cutoff_dates(NEXT)[0]
     emptied = cutoff - timedelta(days=3)
     con = connect(nightly)
-    con.execute("DELETE FROM raw.events WHERE CAST(event_ts AS DATE) = ?", [emptied])
+    con.execute(
+        "DELETE FROM raw.events WHERE CAST(event_ts AS DATE) = ? AND (? OR hash(event_id) % 2 = 0)",
+        [emptied, whole_day],
+    )
     con.close()
     for _ in range(nights_between):
         _night_without_cutoffs(settings)

@@ -588,14 +588,25 @@ def _disk_fault(exc: BaseException) -> tuple[int, str | None] | None:
             name = current.filename
             return current.errno, os.fsdecode(name) if name is not None else None
         if type(current).__module__.lstrip("_").startswith("duckdb"):
-            # 'Could not write file "PATH": No space left on device', at times inside JSON
-            # with its quotes escaped ('{"exception_message":"Could not write file \\"PATH...').
-            text = str(current).replace('\\"', '"')
-            for code, words in _DISK_FAULTS.items():
-                if words in text:
-                    named = re.search(rf'"([^"]+)": {re.escape(words)}', text)
-                    return code, named.group(1) if named else None
+            found = disk_fault_in_text(str(current))
+            if found is not None:
+                return found
         current = current.__cause__ or current.__context__
+    return None
+
+
+def disk_fault_in_text(text: str) -> tuple[int, str | None] | None:
+    """``(errno, path)`` of the first disk fault of :data:`_DISK_FAULTS` a message tells of:
+    DuckDB's 'Could not write file "PATH": No space left on device' (at times inside JSON,
+    its quotes escaped), or Python's "[Errno 28] No space left on device: 'PATH'" (as dbt
+    prints it). ``path`` is None when the message names no file."""
+    text = text.replace('\\"', '"')
+    for code, words in _DISK_FAULTS.items():
+        if words in text:
+            named = re.search(rf'"([^"]+)": {re.escape(words)}', text) or re.search(
+                rf"\[Errno {code}\] {re.escape(words)}: '([^']+)'", text
+            )
+            return code, named.group(1) if named else None
     return None
 
 

@@ -269,6 +269,24 @@ run_then_exit(cli)
 """
 
 
+def _disk_fault(
+    settings: Settings,
+    problems: list[str],
+    completed: subprocess.CompletedProcess[str],
+    dbt_folder: Path,
+) -> str:
+    """What to do when dbt failed on a full disk, a file-size limit or a read-only folder
+    (else ""): its traceback or a node's DuckDB error says so, naming a file or not (dbt's
+    own artifacts, written in ``dbt_folder``, name none)."""
+    from segmint.ops import disk_fault_in_text, disk_fault_message
+
+    found = disk_fault_in_text("\n".join([*problems, completed.stdout, completed.stderr]))
+    if found is None:
+        return ""
+    code, path = found
+    return disk_fault_message(OSError(code, os.strerror(code), path or str(dbt_folder)), settings)
+
+
 def _output_tail(completed: subprocess.CompletedProcess[str], lines: int = 8) -> list[str]:
     """The last non-blank lines dbt printed, then the last of its stderr: what a failure
     message quotes when run_results.json cannot say more."""
@@ -896,9 +914,14 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
             problems = _output_tail(completed)
         if any(CURRENCY_TEST in line for line in problems):
             problems += missing_rates(settings)
+        fault = _disk_fault(settings, problems, completed, target_path.parent)
         raise SegmintError(
-            f"dbt build failed for as-of {as_of} ({len(problems)} problem(s)):\n  "
-            + "\n  ".join(problems)
+            (
+                f"dbt build failed for as-of {as_of}: {fault}"
+                if fault
+                else f"dbt build failed for as-of {as_of} ({len(problems)} problem(s)):\n  "
+                + "\n  ".join(problems)
+            )
             + f"\nrun results: {run_results}"
             + ("" if run_results.is_file() else " (not written: dbt stopped before any node ran)")
             + f"\ndbt log: {log_path / 'dbt.log'}"

@@ -194,6 +194,17 @@ def test_disk_faults_are_retried_and_told_as_what_to_do(tmp_path: Path) -> None:
     wrapped = RuntimeError("export failed")
     wrapped.__cause__ = quota
     assert disk_fault_message(wrapped).startswith("cannot write a file: Disk quota exceeded")
+    # dbt's output, as a child process prints it
+    from segmint.ops import disk_fault_in_text
+
+    manifest = tmp_path / "dbt" / "target" / "manifest.json"
+    printed = f"  OSError: [Errno 27] File too large: '{manifest}'\n  Message: 'Flushing'"
+    assert disk_fault_in_text(printed) == (errno.EFBIG, str(manifest))
+    assert disk_fault_in_text("OSError: [Errno 28] No space left on device") == (
+        errno.ENOSPC,
+        None,
+    )
+    assert disk_fault_in_text("Catalog Error: Table with name x does not exist!") is None
     # Not a disk fault: no hint, and bugs stay bugs.
     assert disk_fault_message(OSError(errno.ECONNRESET, "Connection reset by peer")) == ""
     assert disk_fault_message(duckdb.IOException('Cannot open file "x": No such file')) == ""

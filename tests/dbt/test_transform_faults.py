@@ -1,0 +1,39 @@
+"""The transform on a disk without room: dbt's failure says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.dbt import synthetic
+from tests.dbt.warehouse_data import END, new_warehouse, settings_in
+from tests.include.test_cli import cli_with_file_size_limit
+
+# settings_for's, as a settings file the command line reads
+SETTINGS = f"""
+[transform]
+reporting_currency = "{synthetic.CURRENCY}"
+[propensity]
+horizon_days = 30
+training_cutoffs = 1
+"""
+
+
+def test_a_dbt_build_without_room_says_so(tmp_path: Path) -> None:
+    """dbt failed on a full disk or a file-size limit (the warehouse's write-ahead log, or
+    its own artifacts beside it): the error quoted a dozen lines of dbt's traceback or node
+    errors, none saying what to do. It is one line naming the file and the fix."""
+    settings = settings_in(tmp_path, SETTINGS)
+    new_warehouse(settings.warehouse, after=True)
+    args = ["--config", tmp_path / "segmint.toml", "transform"]
+    args += ["--warehouse", settings.warehouse, "--as-of", END.isoformat()]
+    limit = settings.warehouse.stat().st_size + 2**16
+    faulted = cli_with_file_size_limit(limit, *args)
+    assert faulted.returncode == 1, faulted.stderr
+    first = faulted.stderr.splitlines()[0]
+    assert first.startswith(f"segmint transform: error: dbt build failed for as-of {END}: ")
+    assert "cannot write " in first and "File too large" in first, faulted.stderr
+    assert "(ulimit -f)" in first and "then run the same command again" in first
+    assert [line.split(":")[0] for line in faulted.stderr.splitlines()[1:]] == [
+        "run results",
+        "dbt log",
+    ]

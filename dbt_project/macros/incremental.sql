@@ -13,14 +13,17 @@
     {%- set changed = api.Relation.create(
         database=this.database, schema='intermediate', identifier='int_event_dates_changed'
     ) -%}
-    {%- set events = api.Relation.create(
+    {#- int_events_sessionised is missing when the first build stopped (a full disk, a kill)
+        after this model and before it: int_event_dates_changed then marks every date, and
+        this model is not upstream of it, so it may run first. -#}
+    {%- set events = adapter.get_relation(
         database=this.database, schema='intermediate', identifier='int_events_sessionised'
     ) -%}
     {%- set query -%}
         select cast(event_date as {{ dbt.type_string() }}) as event_date
         from {{ changed }}
         where is_rebuilt
-        {% if this.identifier != 'int_events_sessionised' -%}
+        {% if events and this.identifier != 'int_events_sessionised' -%}
             union
             select distinct cast(event_date as {{ dbt.type_string() }}) as event_date
             from {{ events }}

@@ -66,11 +66,13 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # customer_rule_segments after a night killed or failed between them
 # (int_snapshot_dates_pending): a stale cut-off snapshot rebuilt by such a night kept its old
 # rule segments.
-# 2026-12-07.h45: a snapshot whose daily activity was rebuilt after it with nothing loaded (a
+# 2026-12-06.7: a snapshot whose daily activity was rebuilt after it with nothing loaded (a
 # day emptied by a reload, re-opened, or re-rated) is stale (int_snapshot_dates_stale): a
 # retraining night kept such a cut-off snapshot, and its rule segments, as they were; so is
-# one a withdrawn CRM version changed (int_crm_dates_built).
-MODEL_LOGIC_VERSION = "2026-12-07.h45"
+# one a withdrawn CRM version changed (int_crm_dates_built). And an incremental model built
+# before a first build stopped (a full disk) no longer reads the missing
+# int_events_sessionised on the rerun, which failed every rerun.
+MODEL_LOGIC_VERSION = "2026-12-06.7"
 # A full refresh keeps only the snapshots asked for: it asks for the cut-offs too.
 _WITH_CUTOFFS = "with the cut-off snapshots"
 

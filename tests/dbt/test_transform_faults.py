@@ -1,11 +1,14 @@
-"""The transform on a disk without room: dbt's failure says so."""
+"""The transform on a disk without room: dbt's failure says so, and the rerun completes it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from segmint.transform import run_transform
+from tests.db import fetch
 from tests.dbt import synthetic
 from tests.dbt.warehouse_data import END, new_warehouse, settings_in
+from tests.e2e.airflow_support import published_hashes
 from tests.include.test_cli import cli_with_file_size_limit
 
 # settings_for's, as a settings file the command line reads
@@ -18,10 +21,16 @@ training_cutoffs = 1
 """
 
 
-def test_a_dbt_build_without_room_says_so(tmp_path: Path) -> None:
+def test_a_dbt_build_without_room_says_so_and_the_rerun_completes(
+    tmp_path: Path, full_warehouse: Path
+) -> None:
     """dbt failed on a full disk or a file-size limit (the warehouse's write-ahead log, or
     its own artifacts beside it): the error quoted a dozen lines of dbt's traceback or node
-    errors, none saying what to do. It is one line naming the file and the fix."""
+    errors, none saying what to do. It is one line naming the file and the fix.
+
+    And the rerun failed, every time: the first build had stopped after an incremental
+    model (int_identity_links_daily) and before int_events_sessionised, which that model
+    reads without depending on it; now the rerun builds what an uninterrupted night does."""
     settings = settings_in(tmp_path, SETTINGS)
     new_warehouse(settings.warehouse, after=True)
     args = ["--config", tmp_path / "segmint.toml", "transform"]
@@ -37,3 +46,13 @@ def test_a_dbt_build_without_room_says_so(tmp_path: Path) -> None:
         "run results",
         "dbt log",
     ]
+    # What the rerun starts from: an incremental model built, the table it reads missing.
+    built = fetch(
+        settings.warehouse,
+        "select table_name from information_schema.tables where table_schema = 'intermediate'",
+    )
+    assert ("int_identity_links_daily",) in built
+    assert ("int_events_sessionised",) not in built
+
+    run_transform(settings, END)
+    assert published_hashes(settings.warehouse) == published_hashes(full_warehouse)

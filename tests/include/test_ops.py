@@ -238,13 +238,20 @@ def test_a_stage_that_waited_out_another_segmint_process_is_retried(tmp_path: Pa
 def _refused_write(warehouse: Path, statements: list[str], room: int) -> duckdb.Error:
     """What DuckDB raises when the disk refuses its write: a real file-size limit (the
     process's RLIMIT_FSIZE, as `ulimit -f` sets; Python ignores SIGXFSZ, so the write fails
-    with EFBIG as it fails with ENOSPC on a full disk) ``room`` bytes past the file."""
+    with EFBIG as it fails with ENOSPC on a full disk) ``room`` bytes past the file.
+
+    The limit holds for every file this process writes while it is set: a module imported
+    meanwhile would leave its .pyc cut short in the virtualenv (a short write is no error),
+    so no bytecode is written until it is lifted."""
     import resource
+    import sys
 
     with duckdb.connect(str(warehouse)) as con:  # a file of a few blocks (about 270 KB)
         con.execute("create table a as select 1 as x")
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     con = duckdb.connect(str(warehouse))
+    bytecode = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
     resource.setrlimit(resource.RLIMIT_FSIZE, (warehouse.stat().st_size + room, hard))
     try:
         for sql in statements:
@@ -253,6 +260,7 @@ def _refused_write(warehouse: Path, statements: list[str], room: int) -> duckdb.
         return exc
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        sys.dont_write_bytecode = bytecode
         with contextlib.suppress(duckdb.Error):
             con.close()
     raise AssertionError("the write fitted: nothing was refused")

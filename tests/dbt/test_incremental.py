@@ -58,6 +58,23 @@ def _load_until_day(con) -> None:
     synthetic.insert_raw(con, CUSTOMERS, 1100, date(2026, 6, 1), DAY, seed=2, with_customers=False)
 
 
+def _withdraw_consent(con, loaded: datetime) -> None:
+    """A new CRM version of customer C000002, consent withdrawn (updated 2026-06-30 15:00 in
+    the CRM file of that day), loaded at ``loaded``."""
+    con.execute(
+        """
+        INSERT INTO raw.customers
+        SELECT * REPLACE (
+            TIMESTAMP '2026-06-30 15:00:00' AS updated_at, false AS email_opt_in,
+            'crm/dt=2026-06-30/customers.csv' AS _source_file, DATE '2026-06-30' AS _partition_date,
+            CAST(? AS TIMESTAMP) AS _loaded_at)
+        FROM raw.customers WHERE customer_id = 'C000002'
+        ORDER BY updated_at DESC LIMIT 1
+        """,
+        [loaded],
+    )
+
+
 def _land_next_day(con) -> None:
     """Day D+1 as ingest would leave it after the next night's landing files."""
     loaded = datetime(2026, 7, 1, 3, 0)
@@ -127,19 +144,7 @@ def _land_next_day(con) -> None:
     con.execute(
         "DELETE FROM raw.events WHERE order_id = ? AND NOT ends_with(event_id, '-again')", [moved]
     )
-    # A new CRM version of a customer (consent withdrawn).
-    con.execute(
-        """
-        INSERT INTO raw.customers
-        SELECT * REPLACE (
-            TIMESTAMP '2026-06-30 15:00:00' AS updated_at, false AS email_opt_in,
-            'crm/dt=2026-06-30/customers.csv' AS _source_file, DATE '2026-06-30' AS _partition_date,
-            CAST(? AS TIMESTAMP) AS _loaded_at)
-        FROM raw.customers WHERE customer_id = 'C000002'
-        ORDER BY updated_at DESC LIMIT 1
-        """,
-        [loaded],
-    )
+    _withdraw_consent(con, loaded)
 
 
 def _single_purchase_order(con, day: date, skip: int) -> str:
@@ -762,18 +767,7 @@ def test_a_retraining_night_with_changes_after_the_cutoff_rebuilds_no_cutoff_sna
     loaded = datetime(2026, 7, 1, 3, 0)
     con = connect(nightly)
     _event(con, "late-order-next", "purchase", "C000004", "late-order-next", NEXT, "10.00", loaded)
-    con.execute(
-        """
-        INSERT INTO raw.customers
-        SELECT * REPLACE (
-            TIMESTAMP '2026-06-30 15:00:00' AS updated_at, false AS email_opt_in,
-            'crm/dt=2026-06-30/customers.csv' AS _source_file, DATE '2026-06-30' AS _partition_date,
-            CAST(? AS TIMESTAMP) AS _loaded_at)
-        FROM raw.customers WHERE customer_id = 'C000002'
-        ORDER BY updated_at DESC LIMIT 1
-        """,
-        [loaded],
-    )
+    _withdraw_consent(con, loaded)
     con.close()
     assert cutoff.isoformat() in run_transform(settings, NEXT).details["snapshot_dates"]
     con = connect(nightly, read_only=True)

@@ -214,12 +214,10 @@ def test_a_reseller_does_not_make_the_best_sellers(small_warehouse: Path) -> Non
     assert picked == [(0,)]
 
 
-def test_a_crawlers_products_are_no_collaborative_candidates(small_warehouse: Path) -> None:
-    """A logged-in crawler viewing 20,000 products in a day beside 3000 customers and 300
-    products: every warm customer was scored on all 20,300 products (a 200k-product crawl
-    made the stage ~100x slower). Products with a single customer co-occur with nothing and
-    are left out of the collaborative scoring; the model is still published."""
-    con = duckdb.connect(str(small_warehouse))
+def _add_crawler(warehouse: Path) -> None:
+    """A logged-in crawler (customer c0000000) viewing 20,000 products of its own, once
+    each, 20 days before the as-of date."""
+    con = duckdb.connect(str(warehouse))
     try:
         con.execute(
             """
@@ -235,6 +233,14 @@ def test_a_crawlers_products_are_no_collaborative_candidates(small_warehouse: Pa
         )
     finally:
         con.close()
+
+
+def test_a_crawlers_products_are_no_collaborative_candidates(small_warehouse: Path) -> None:
+    """A logged-in crawler viewing 20,000 products in a day beside 3000 customers and 300
+    products: every warm customer was scored on all 20,300 products (a 200k-product crawl
+    made the stage ~100x slower). Products with a single customer co-occur with nothing and
+    are left out of the collaborative scoring; the model is still published."""
+    _add_crawler(small_warehouse)
     result = run_recommendations(_settings(small_warehouse), AS_OF)
     assert result.details["published"] == "model", result.summary
     assert result.details["collaborative_candidates"] == 300
@@ -325,22 +331,7 @@ def test_a_crawler_leaves_every_other_customers_list_as_it_was(
     clean = tmp_path / "clean" / "segmint.duckdb"
     clean.parent.mkdir()
     shutil.copy(small_warehouse, clean)
-    con = duckdb.connect(str(small_warehouse))
-    try:
-        con.execute(
-            """
-            insert into marts.customer_product_daily by name
-            select 'c0000000' as customer_id, 'crawled' || lpad(cast(p as varchar), 6, '0')
-                as product_id, 'cat00' as product_category,
-                cast(? as date) - 20 as activity_date, 1::bigint as product_views,
-                0::bigint as cart_adds, 0::bigint as purchases, 0::decimal(18, 2) as revenue,
-                current_timestamp::timestamp as _loaded_at
-            from range(20000) t(p)
-            """,
-            [AS_OF],
-        )
-    finally:
-        con.close()
+    _add_crawler(small_warehouse)
     with_crawler = run_recommendations(_settings(small_warehouse), AS_OF)
     without = run_recommendations(_settings(clean), AS_OF)
 

@@ -572,14 +572,16 @@ def test_the_increment_names_the_past_days_it_recomputed(
     assert len(first.details["rebuilt_past_days"]) > len(past)
 
 
-def _built_as_of_next(nightly: Path):
-    """A warehouse holding the raw rows up to NEXT (_load_until_day), built as of NEXT; its
-    settings."""
+def _built_as_of_next(
+    nightly: Path, settings_of: Callable[[Path], Settings] = settings_for
+) -> Settings:
+    """A warehouse holding the raw rows up to NEXT (_load_until_day), built as of NEXT with
+    the settings ``settings_of`` gives its path; those settings."""
     con = connect(nightly)
     ensure_raw_tables(con)
     _load_until_day(con)
     con.close()
-    settings = settings_for(nightly)
+    settings = settings_of(nightly)
     run_transform(settings, NEXT)
     return settings
 
@@ -656,6 +658,20 @@ def _night_without_cutoffs(settings: Settings) -> None:
     assert completed.returncode == 0, completed.stdout[-3000:]
 
 
+def _retrain_equals_a_full_build(
+    settings: Settings, cutoff: date, nights_between: int, tmp_path: Path
+) -> None:
+    """``nights_between`` nights that do not ask for the cut-offs, then a retraining night
+    that rebuilds the ``cutoff`` snapshot: every mart equals a full build of the same raw
+    rows."""
+    for _ in range(nights_between):
+        _night_without_cutoffs(settings)
+    assert cutoff.isoformat() in run_transform(settings, NEXT).details["snapshot_dates"]
+
+    full = _full_rebuild(settings.warehouse, tmp_path / "full" / "segmint.duckdb")
+    _assert_marts_equal(settings.warehouse, full)
+
+
 @pytest.mark.parametrize(("nights_between", "whole_day"), [(0, True), (1, True), (0, False)])
 def test_a_day_emptied_before_a_cutoff_snapshot_rebuilds_it(
     tmp_path: Path, nights_between: int, whole_day: bool
@@ -676,12 +692,7 @@ def test_a_day_emptied_before_a_cutoff_snapshot_rebuilds_it(
         [emptied, whole_day],
     )
     con.close()
-    for _ in range(nights_between):
-        _night_without_cutoffs(settings)
-    assert cutoff.isoformat() in run_transform(settings, NEXT).details["snapshot_dates"]
-
-    full = _full_rebuild(nightly, tmp_path / "full" / "segmint.duckdb")
-    _assert_marts_equal(nightly, full)
+    _retrain_equals_a_full_build(settings, cutoff, nights_between, tmp_path)
 
 
 def test_a_revised_rate_before_a_cutoff_snapshot_rebuilds_it(tmp_path: Path) -> None:
@@ -699,12 +710,7 @@ def test_a_revised_rate_before_a_cutoff_snapshot_rebuilds_it(tmp_path: Path) -> 
         )
 
     nightly = tmp_path / "nightly" / "segmint.duckdb"
-    con = connect(nightly)
-    ensure_raw_tables(con)
-    _load_until_day(con)
-    con.close()
-    settings = in_usd(nightly)
-    run_transform(settings, NEXT)
+    settings = _built_as_of_next(nightly, in_usd)
     rates.write_text(header + "EUR,2026-01-01,USD,1.10\nEUR,2026-05-20,USD,1.60\n")
     assert settings.propensity.cutoff_dates(NEXT)[0] > date(2026, 5, 20)
     run_transform(settings, NEXT)
@@ -748,12 +754,7 @@ def test_a_crm_version_withdrawn_before_a_cutoff_snapshot_rebuilds_it(
     con = connect(nightly)
     con.execute("DELETE FROM raw.customers WHERE _source_file = ?", [withdrawn])
     con.close()
-    for _ in range(nights_between):
-        _night_without_cutoffs(settings)
-    assert cutoff.isoformat() in run_transform(settings, NEXT).details["snapshot_dates"]
-
-    full = _full_rebuild(nightly, tmp_path / "full" / "segmint.duckdb")
-    _assert_marts_equal(nightly, full)
+    _retrain_equals_a_full_build(settings, cutoff, nights_between, tmp_path)
 
 
 def test_a_retraining_night_with_changes_after_the_cutoff_rebuilds_no_cutoff_snapshot(

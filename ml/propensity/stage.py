@@ -407,7 +407,10 @@ def far_beyond(model_name: str, frame: pd.DataFrame, numeric: list[str], scores)
     """A warning naming customers far beyond everyone else on some feature (a reseller or a
     B2B account: 4,000 orders where 99% of the shop has at most 9), whose scores come from
     trees that never saw anyone like them: such an account, ordering 40 times a day, got a
-    purchase score of 0.215 (decile 7) and a churn score of 0.474."""
+    purchase score of 0.215 (decile 7) and a churn score of 0.474. An id that is an address
+    is named as the analysts' copy shows it (hashed): the warning goes to the task log."""
+    from segmint.audiences.masking import id_mask
+
     columns = [c for c in numeric if c in frame.columns]
     if not columns or frame.empty:
         return None
@@ -427,8 +430,8 @@ def far_beyond(model_name: str, frame: pd.DataFrame, numeric: list[str], scores)
     for i in far[:5]:
         j = int(ratio[i].argmax())
         named.append(
-            f"{frame['customer_id'].iloc[i]} ({columns[j]} {values[i, j]:,.0f}, where 99% of "
-            f"those above 0 have at most {reference[j]:,.0f}; score "
+            f"{id_mask(str(frame['customer_id'].iloc[i]))} ({columns[j]} {values[i, j]:,.0f}, "
+            f"where 99% of those above 0 have at most {reference[j]:,.0f}; score "
             f"{scores['score'].iloc[i]:.3f}, decile {scores['decile'].iloc[i]})"
         )
     return (

@@ -236,3 +236,30 @@ def test_a_b2b_account_far_beyond_every_customer_is_named(tmp_path: Path) -> Non
             rf"[\d,]+; score {score.score:.3f}, decile {score.decile}\)",
             warning,
         ), warning
+
+
+def test_an_account_named_far_beyond_by_its_address_is_hashed() -> None:
+    """The far-beyond warning goes to the task log and the XCom: a customer id that is an
+    e-mail address is named as the analysts' copy shows it, the same hash DuckDB's masking
+    SQL gives (segmint.audiences.masking)."""
+    import duckdb
+
+    from ml.propensity.stage import far_beyond
+    from segmint.audiences.masking import id_mask_sql
+
+    address = "Buyer@B2B.example"
+    ids = [f"c{i:03d}" for i in range(200)] + [address]
+    frame = pd.DataFrame({"customer_id": ids, "order_count": [3] * 200 + [4000]})
+    scores = pd.DataFrame({"score": [0.1] * 201, "decile": [5] * 201})
+    warning = far_beyond("purchase", frame, ["order_count"], scores)
+    with duckdb.connect() as con:
+        sql = f"select {id_mask_sql('x')} from (select ? as x)"
+        hashed = con.execute(sql, [address]).fetchone()[0]
+    assert address not in warning
+    assert f"trusted: {hashed} (order_count 4,000" in warning
+    assert (
+        far_beyond(
+            "purchase", frame.assign(customer_id=[*ids[:200], "b2b"]), ["order_count"], scores
+        ).count("b2b (")
+        == 1
+    )

@@ -507,22 +507,7 @@ def _reuse(
     if evaluation.get("importance"):
         out.importance = pd.DataFrame(evaluation["importance"])
     out.artifact_path = str(settings.artifacts_dir / out.model_name / f"{registered.run_id}.joblib")
-    frame = frames.scoring(out.model_name, as_of)
-    out.scores = score_frame(
-        registered.model,
-        frame,
-        numeric,
-        categorical,
-        out.model_name,
-        as_of,
-        registered.run_id,
-        out.run_id,
-    )
-    out.model_version = registered.run_id
-    beyond = far_beyond(out.model_name, frame, numeric, out.scores)
-    if beyond:
-        out.warnings.append(beyond)
-    _drift(settings, as_of, out, frames)
+    _score(settings, as_of, out, frames, registered.model, numeric, categorical, registered.run_id)
 
 
 def _train_night(
@@ -610,16 +595,31 @@ def _train_night(
         published = _fallback(settings, as_of, out)
     if published is not None:
         version, estimator, numeric, categorical = published
-        frame = frames.scoring(model_name, as_of)
-        out.scores = score_frame(
-            estimator, frame, numeric, categorical, model_name, as_of, version, out.run_id
-        )
-        out.model_version = version
-        beyond = far_beyond(model_name, frame, numeric, out.scores)
-        if beyond:
-            out.warnings.append(beyond)
-        _drift(settings, as_of, out, frames)
+        _score(settings, as_of, out, frames, estimator, numeric, categorical, version)
     return out
+
+
+def _score(
+    settings: Settings,
+    as_of: date,
+    out: ModelOutcome,
+    frames: Frames,
+    estimator: Any,
+    numeric: list[str],
+    categorical: list[str],
+    version: str,
+) -> None:
+    """Score tonight's customers with the model ``version`` into ``out``, name the accounts
+    far beyond every example it learnt from, and measure the scores' drift."""
+    frame = frames.scoring(out.model_name, as_of)
+    out.scores = score_frame(
+        estimator, frame, numeric, categorical, out.model_name, as_of, version, out.run_id
+    )
+    out.model_version = version
+    beyond = far_beyond(out.model_name, frame, numeric, out.scores)
+    if beyond:
+        out.warnings.append(beyond)
+    _drift(settings, as_of, out, frames)
 
 
 @dataclass

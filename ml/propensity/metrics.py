@@ -8,15 +8,21 @@ import pandas as pd
 N_DECILES = 10
 
 
-def deciles(scores: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
-    """Equal-sized deciles 1..10, 10 = highest scores; ties broken by ``keys`` then position."""
+def deciles(scores: np.ndarray) -> np.ndarray:
+    """Deciles 1..10, 10 = highest scores: ``1 + floor(10 * share of customers scoring lower)``.
+
+    Equal scores share a decile, so ``decile >= k`` never splits customers with the same score
+    and never holds more than ``(11 - k) * 10%`` of them. Without ties the deciles are equal
+    sized; a score shared by many customers (a crowd of CRM records that never visited nor
+    ordered, an isotonic calibration plateau) lands in the decile where its lowest rank falls,
+    and the deciles its block spans beyond that stay empty.
+    """
+    scores = np.asarray(scores, dtype=float)
     n = len(scores)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((keys, scores)) if keys is not None else np.argsort(scores, kind="stable")
-    out = np.empty(n, dtype=np.int64)
-    out[order] = np.arange(n) * N_DECILES // n + 1
-    return out
+    lower = np.searchsorted(np.sort(scores), scores, side="left")
+    return lower * N_DECILES // n + 1
 
 
 def summary_metrics(y: np.ndarray, rank_score: np.ndarray, probability: np.ndarray) -> dict:
@@ -36,13 +42,16 @@ def summary_metrics(y: np.ndarray, rank_score: np.ndarray, probability: np.ndarr
     }
 
 
-def decile_table(
-    y: np.ndarray, rank_score: np.ndarray, probability: np.ndarray, keys: np.ndarray | None = None
-) -> pd.DataFrame:
-    """Per decile (10 = top): rows, observed rate, mean predicted, lift, cumulative capture."""
+def decile_table(y: np.ndarray, rank_score: np.ndarray, probability: np.ndarray) -> pd.DataFrame:
+    """Per decile (10 = top): rows, observed rate, mean predicted, lift, cumulative capture.
+
+    The deciles are those of :func:`deciles` (tied scores together), so each row is what an
+    audience on that decile would have held; a decile left empty by ties has 0 rows and no
+    rate or lift.
+    """
     y = np.asarray(y, dtype=float)
     frame = pd.DataFrame(
-        {"decile": deciles(rank_score, keys), "y": y, "p": np.asarray(probability, dtype=float)}
+        {"decile": deciles(rank_score), "y": y, "p": np.asarray(probability, dtype=float)}
     )
     table = frame.groupby("decile").agg(
         rows=("y", "size"), positives=("y", "sum"), mean_predicted=("p", "mean")
@@ -61,11 +70,10 @@ def metric_rows(
     rank_score: np.ndarray,
     probability: np.ndarray,
     scorer: str,
-    keys: np.ndarray | None = None,
 ) -> tuple[dict, list[dict]]:
     """Summary metrics and the long-format rows (summary + per-decile) for one scorer."""
     summary = summary_metrics(y, rank_score, probability)
-    table = decile_table(y, rank_score, probability, keys)
+    table = decile_table(y, rank_score, probability)
     observed = table["observed_rate"].to_numpy(dtype=float)
     predicted = table["mean_predicted"].to_numpy(dtype=float)
     weights = table["rows"].to_numpy(dtype=float)

@@ -250,10 +250,9 @@ def evaluate(
     hold = windows.holdout
     y_hold = hold["label"].to_numpy(dtype=int)
     y_val = windows.validation["label"].to_numpy(dtype=int)
-    keys = hold["customer_id"].to_numpy()
     p_model = mdl.predict(estimator, mdl.prepare(hold, numeric, categorical))
     summaries, rows = {}, []
-    summary, scorer_rows = m.metric_rows(y_hold, p_model, p_model, "model", keys)
+    summary, scorer_rows = m.metric_rows(y_hold, p_model, p_model, "model")
     summaries["model"] = summary
     rows += scorer_rows
     # BG/NBD parameters are fitted once, on the validation snapshot's purchase summary.
@@ -264,7 +263,7 @@ def evaluate(
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
         iso.fit(val_scores[scorer], y_val)
         probability = iso.predict(hold_scores[scorer])
-        summary, scorer_rows = m.metric_rows(y_hold, hold_scores[scorer], probability, scorer, keys)
+        summary, scorer_rows = m.metric_rows(y_hold, hold_scores[scorer], probability, scorer)
         summaries[scorer] = summary
         rows += scorer_rows
     # Customers who never visited nor ordered up to the cut-off (a CRM of newsletter sign-ups)
@@ -384,14 +383,13 @@ def score_frame(
     from ml.propensity import model as mdl
 
     p = mdl.predict(estimator, mdl.prepare(frame, numeric, categorical))
-    keys = frame["customer_id"].to_numpy()
     return pd.DataFrame(
         {
             "customer_id": frame["customer_id"].astype(object).to_numpy(),
             "as_of_date": as_of,
             "model_name": model_name,
             "score": p.astype(float),
-            "decile": m.deciles(p, keys).astype("int32"),
+            "decile": m.deciles(p).astype("int32"),
             "model_version": model_version,
             "run_id": run_id,
         }

@@ -226,3 +226,22 @@ def build_warehouse(
     write_activity(warehouse, activity)
     build_snapshots(warehouse, snapshot_dates(AS_OF))
     return activity
+
+
+def add_never_active_crowd(warehouse: Path, customers: int) -> None:
+    """CRM records that never visited nor ordered (newsletter sign-ups) in every snapshot."""
+    con = connect(warehouse)
+    try:
+        con.execute(
+            f"""
+            insert into marts.customer_feature_history by name
+            select 'n' || lpad(cast(i as varchar), 6, '0') as customer_id, d.as_of_date,
+                timestamp '2025-06-01' as first_seen_at,
+                date_diff('day', date '2025-06-01', d.as_of_date) as tenure_days,
+                0 as order_count, 0 as sessions_90d
+            from range({int(customers)}) t(i),
+                (select distinct as_of_date from marts.customer_feature_history) as d
+            """
+        )
+    finally:
+        con.close()

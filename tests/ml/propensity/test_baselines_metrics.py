@@ -86,12 +86,27 @@ def test_recency_baseline_orders_customers_sensibly() -> None:
 
 
 def test_deciles_are_equal_sized_and_ten_is_the_top() -> None:
-    scores = np.r_[np.linspace(0, 1, 95), np.full(5, 0.5)]
-    keys = np.array([f"c{i:03d}" for i in range(100)])
-    d = m.deciles(scores, keys)
+    scores = np.linspace(0, 1, 100)[np.random.default_rng(0).permutation(100)]
+    d = m.deciles(scores)
     assert np.bincount(d)[1:].tolist() == [10] * 10
     assert d[np.argmax(scores)] == 10 and d[np.argmin(scores)] == 1
-    assert np.array_equal(d, m.deciles(scores, keys))  # ties broken deterministically
+
+
+def test_equal_scores_share_a_decile_and_a_threshold_never_splits_them() -> None:
+    # 95 distinct scores and 5 more of 0.5: the six customers scoring 0.5 (ranks 47-52) were
+    # split between deciles 5 and 6 by their customer_id.
+    scores = np.r_[np.linspace(0, 1, 95), np.full(5, 0.5)]
+    d = m.deciles(scores)
+    assert set(d[scores == 0.5]) == {5}
+    assert np.bincount(d, minlength=11)[1:].tolist() == [10, 10, 10, 10, 13, 7, 10, 10, 10, 10]
+    # A crowd of one score, 80% of the customers: all in decile 1, deciles 2-8 empty, and the
+    # 20 others in the deciles their rank gives.
+    crowd = np.r_[np.full(80, 0.002), np.linspace(0.1, 0.9, 20)]
+    d = m.deciles(crowd)
+    assert np.bincount(d, minlength=11)[1:].tolist() == [80, 0, 0, 0, 0, 0, 0, 0, 10, 10]
+    # A top block of 15% cannot be "the top 10%": it goes to decile 9, decile 10 is empty.
+    top = np.r_[np.linspace(0, 0.5, 85), np.full(15, 0.9)]
+    assert set(m.deciles(top)[85:]) == {9} and 10 not in m.deciles(top)
 
 
 def test_decile_table_lift_and_capture() -> None:

@@ -49,6 +49,8 @@ def _rows(wh: Path, table: str, as_of, columns: str) -> list[tuple]:
     frame = read_frame(
         wh, f"select {columns} from {table} where as_of_date = ? order by all", [as_of]
     )
+    # NaN (a decile left empty by ties has no rate) as None, which compares equal.
+    frame = frame.astype(object).where(frame.notna(), None)
     return [tuple(r) for r in frame.itertuples(index=False)]
 
 

@@ -16,8 +16,7 @@ from ml.io import read_frame
 from ml.propensity import model as mdl
 from ml.propensity import run_propensity
 from segmint.config import ConfigError, PropensitySettings, Settings
-from segmint.warehouse import connect
-from tests.ml.propensity.simshop import AS_OF, build_warehouse
+from tests.ml.propensity.simshop import AS_OF, add_never_active_crowd, build_warehouse
 
 
 def _settings(warehouse: Path, **propensity: object) -> Settings:
@@ -152,21 +151,7 @@ def test_a_crowd_that_never_visited_nor_ordered_is_named_beside_the_auc(tmp_path
     the night said only 'published (holdout AUC 0.995)'. The warning names the crowd and
     gives every scorer's AUC among the others; the metrics hold them."""
     wh = _shop(tmp_path, 300)
-    con = connect(wh)
-    try:
-        con.execute(
-            """
-            insert into marts.customer_feature_history by name
-            select 'n' || lpad(cast(i as varchar), 6, '0') as customer_id, d.as_of_date,
-                timestamp '2025-06-01' as first_seen_at,
-                date_diff('day', date '2025-06-01', d.as_of_date) as tenure_days,
-                0 as order_count, 0 as sessions_90d
-            from range(1000) t(i),
-                (select distinct as_of_date from marts.customer_feature_history) as d
-            """
-        )
-    finally:
-        con.close()
+    add_never_active_crowd(wh, 1000)
     result = run_propensity(_settings(wh), AS_OF)
     holdout = result.details["purchase"]["holdout"]
     rows = int(holdout["model"]["rows"])
@@ -189,6 +174,55 @@ def test_a_crowd_that_never_visited_nor_ordered_is_named_beside_the_auc(tmp_path
         "and metric = 'roc_auc_ever_active' order by scorer",
     )
     assert dict(zip(stored["scorer"], stored["value"], strict=True)) == pytest.approx(aucs)
+
+
+def test_equal_scores_share_a_decile_so_a_decile_audience_never_splits_them(
+    tmp_path: Path,
+) -> None:
+    """300 shoppers and 3,000 CRM sign-ups who never visited nor ordered: the purchase model
+    gives the sign-ups one score (0.0016). Deciles were equal-sized with ties broken by
+    customer_id, so deciles 1-9 all held that one score and decile 10 held it too: an
+    audience on "decile >= 5" took 1,972 customers, 1,685 of them sign-ups picked by their
+    id. Now equal scores share a decile (the one where their lowest rank falls) and
+    "decile >= k" never holds more than (11 - k) * 10% of the customers."""
+    wh = _shop(tmp_path, 300)
+    add_never_active_crowd(wh, 3000)
+    run_propensity(_settings(wh), AS_OF)
+    scores = read_frame(
+        wh,
+        "select model_name, customer_id, score, decile from ml.propensity_scores "
+        "where as_of_date = ?",
+        [AS_OF],
+    )
+    for model, group in scores.groupby("model_name"):
+        per_score = group.groupby("score")["decile"].nunique()
+        assert (per_score == 1).all(), (model, per_score[per_score > 1])
+        for k in range(2, 11):
+            chosen = group[group["decile"] >= k]
+            assert len(chosen) <= (11 - k) * len(group) / 10, (model, k, len(chosen))
+            rest = group[group["decile"] < k]
+            assert rest.empty or chosen.empty or rest["score"].max() < chosen["score"].min()
+    purchase = scores[scores["model_name"] == "purchase"]
+    crowd = purchase[purchase["customer_id"].str.startswith("n")]
+    assert len(crowd) == 3000 and set(crowd["decile"]) == {1}
+    assert purchase.loc[purchase["decile"] >= 5, "customer_id"].str.startswith("c").all()
+    # The holdout table uses the same deciles: every holdout customer counted once, the
+    # deciles the crowd's block spans beyond its own are empty (0 rows, no lift).
+    table = read_frame(
+        wh,
+        "select decile, metric, value from ml.model_metrics where model_name = 'purchase' "
+        "and scorer = 'model' and decile is not null",
+    ).pivot(index="decile", columns="metric", values="value")
+    holdout_rows = read_frame(
+        wh,
+        "select value from ml.model_metrics where model_name = 'purchase' "
+        "and scorer = 'model' and metric = 'rows'",
+    )["value"].iloc[0]
+    assert table["decile_rows"].sum() == holdout_rows
+    assert table.loc[1, "decile_rows"] > 0.9 * holdout_rows and table.loc[1, "lift"] < 0.2
+    assert table.loc[10, "lift"] > 5
+    empty = table[table["decile_rows"] == 0]
+    assert len(empty) >= 5 and empty["lift"].isna().all()
 
 
 def test_a_b2b_account_far_beyond_every_customer_is_named(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ they withdrew consent after the snapshot was built. Ad-platform files (Google, M
 require ads consent, even for an audience defined with e-mail consent, and e-mail platform
 (ESP) files (Mailchimp, Klaviyo, Braze) e-mail consent, even for an audience defined with
 ads consent. A customer held for a quarantined CRM record that may withdraw consent
-(:mod:`segmint.audiences.consent`) is left out too. The id files of the audience's
+(:mod:`segmint.audiences.consent`) is left out too, and so is a customer whose e-mail
+address is also on another record without that consent (the same person twice in the CRM,
+unsubscribed under one of them). The id files of the audience's
 suppression lists (``customer_ids_file``:
 complaints, manual opt-outs) are read again too, so an id added after the snapshot is left
 out.
@@ -124,6 +126,9 @@ class ExportResult:
     baseline_as_of: date | None = None
     # ESP files: customers of the list left out for want of a usable e-mail address.
     without_email: int = 0
+    # Customers left out because their e-mail address is also on a CRM record without the
+    # consent the file needs (the same person's other record, where they unsubscribed).
+    shared_address: int = 0
     # The audience's newer nights that failed to build, when no as-of date was asked for.
     newer_failed: str | None = None
 
@@ -145,6 +150,11 @@ class ExportResult:
         base = f" (changes since {self.baseline_as_of})" if self.baseline_as_of else ""
         if self.without_email:
             base += f" ({self.without_email} without a usable e-mail address left out)"
+        if self.shared_address:
+            base += (
+                f" ({self.shared_address} left out: their e-mail address is also on a "
+                "customer record without consent)"
+            )
         warning = f"\n  warning: {self.warning}" if self.warning else ""
         return (
             f"exported {self.audience} {self.format} as of {self.as_of}: {self.rows} row(s)"
@@ -283,8 +293,8 @@ def export_with_connection(
     for path in suppress_files or []:
         consent_sql += f"\n            and m.customer_id not in ({suppression_file_sql(path)})"
     con.execute(
-        f"""create or replace temp table _export_list as
-        select m.customer_id
+        f"""create or replace temp table _export_candidates as
+        select m.customer_id, {_shared_address_sql(profile_cols, needed)} as is_shared_address
         from audiences.members as m
         inner join marts.customers as c on c.customer_id = m.customer_id
         where m.audience = {sql_literal(audience)}
@@ -292,6 +302,13 @@ def export_with_connection(
             and m."group" = 'target'
             and {consent_sql}"""
     )
+    con.execute(
+        "create or replace temp table _export_list as "
+        "select customer_id from _export_candidates where not is_shared_address"
+    )
+    shared_address = con.execute(
+        "select count(*) from _export_candidates where is_shared_address"
+    ).fetchone()[0]
     baseline = None
     if fmt == "diff":
         # The baseline is the list the previous diff gave the destination: the audience's
@@ -354,8 +371,25 @@ def export_with_connection(
         out,
         baseline,
         int(without_email),
+        int(shared_address),
         newer_failed,
     )
+
+
+def _shared_address_sql(profile_cols: list[str], needed: set[str]) -> str:
+    """SQL: true when the customer's e-mail address (trimmed, any case) is also on a record
+    of ``marts.customers`` without one of the ``needed`` consents. A shop's CRM often holds
+    one person twice (a guest checkout and an account); who unsubscribed under one of them
+    has withdrawn it for the address, and the address is how the platforms reach them."""
+    address = _contact_columns(profile_cols)["email"]
+    if not address.startswith("c."):
+        return "false"
+    other = "o." + address.removeprefix("c.")
+    withdrawn = " or ".join(f"not coalesce(o.{n}_opt_in, false)" for n in sorted(needed))
+    return f"""coalesce(lower(trim({address})) in (
+            select lower(trim({other})) from marts.customers as o
+            where nullif(trim({other}), '') is not null and ({withdrawn})
+        ), false)"""
 
 
 def _newer_failure(con: duckdb.DuckDBPyConnection, audience: str, snapshot: date) -> str | None:

@@ -536,6 +536,47 @@ def test_esp_files_need_email_consent_even_for_an_ads_audience(built, tmp_path, 
     assert braze_ids == ["C01", "C04", "C06", "C07", "C08", "C10", "C11", "C12"]
 
 
+def test_an_address_unsubscribed_under_another_record_is_never_exported(
+    settings, defs_folder, scalar
+):
+    """Anna has two CRM records: C01 (her account, e-mail and ads consent) and C13, a guest
+    checkout with the same address in other case, where she unsubscribed from both. The
+    Mailchimp file held anna.smith@example.com through C01 and the Meta file her hashed
+    address: she kept receiving what she had unsubscribed from. Now a customer whose
+    address is also on a record without the consent the file needs is left out, counted."""
+    defs_folder(
+        mail="name: mail\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"
+        "exports: [mailchimp, meta_custom_audience, diff]\n"
+    )
+    con = connect(settings.warehouse)
+    con.execute(
+        "insert into marts.customers (customer_id, email, email_opt_in, ads_opt_in) "
+        "values ('C13', 'Anna.Smith@example.com ', false, false)"
+    )
+    con.close()
+    result = build_audiences(settings, AS_OF)
+    folder = settings.output / "2026-06-30" / "audiences"
+    mailchimp = [r["Email Address"] for r in _rows(folder / "mail_mailchimp.csv")]
+    assert "anna.smith@example.com" not in mailchimp and len(mailchimp) == 9
+    meta = {r["email"] for r in _rows(folder / "mail_meta_custom_audience.csv")}
+    assert _sha("anna.smith@example.com") not in meta and len(meta) == 7
+    # C05 has no address and no consent: a record without one is nobody's other record.
+    diff = {r["customer_id"] for r in _rows(folder / "mail_diff.csv")}
+    assert "C01" not in diff and len(diff) == 9
+    assert result.details["exports_shared_address"] == {
+        "mail_mailchimp.csv": 1,
+        "mail_meta_custom_audience.csv": 1,
+        "mail_diff.csv": 1,
+    }
+    line = export_audience(settings, "mail", "mailchimp", settings.output / "m.csv").line()
+    assert "9 row(s)" in line
+    assert "(1 left out: their e-mail address is also on a customer record without consent)" in (
+        line
+    )
+    # The audience still holds C01 (her record says she agreed); only the files leave her out.
+    assert scalar(settings, "select count(*) from audiences.members where customer_id = 'C01'") == 1
+
+
 def test_esp_files_neutralise_formulas_in_names_only(built, tmp_path):
     con = connect(built.warehouse)
     con.execute(

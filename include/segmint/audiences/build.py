@@ -23,6 +23,7 @@ import duckdb
 from segmint.audiences.compile import (
     CUSTOMERS,
     NO_MODEL_YET,
+    PROPENSITY,
     Catalog,
     audience_sql,
     check_names,
@@ -69,6 +70,45 @@ def build_audiences(settings: Settings, as_of: date) -> StageResult:
         if shared:  # an address also on a record without consent (the person unsubscribed)
             result.details["exports_shared_address"] = shared
     return result
+
+
+def _empty_decile_warnings(
+    con: duckdb.DuckDBPyConnection, defs: Definitions, compiled: dict[str, str], as_of: date
+) -> list[str]:
+    """A warning for each propensity condition whose decile range holds nobody tonight.
+
+    Customers with equal scores share a decile (docs/propensity.md), so a crowd with one
+    score leaves the deciles its block spans empty: ``decile_min: 10`` can match nobody
+    although the model scored everyone, and the audience is empty for that reason alone."""
+    warnings = []
+    sizes: dict[str, dict[int, int]] = {}
+    for name in compiled:
+        where = defs.audiences[name].where
+        for leaf in where.leaves() if where is not None else []:
+            bounds = dict(leaf.params)
+            if leaf.kind != "propensity" or not {"decile_min", "decile_max"} & set(bounds):
+                continue
+            model = leaf.names[0]
+            if model not in sizes:
+                sizes[model] = dict(
+                    con.execute(
+                        f"select decile, count(*) from {PROPENSITY} where as_of_date = ? "
+                        "and model_name = ? group by decile order by decile",
+                        [as_of, model],
+                    ).fetchall()
+                )
+            low, high = bounds.get("decile_min", 1), bounds.get("decile_max", 10)
+            if not sizes[model] or any(low <= d <= high for d in sizes[model]):
+                continue
+            span = f"decile {low} holds" if low == high else f"deciles {low}-{high} hold"
+            held = ", ".join(f"{d}: {n}" for d, n in sizes[model].items())
+            warnings.append(
+                f"audience {name!r}: {model} {span} nobody on {as_of} (customers per "
+                f"decile: {held}): customers with equal scores share a decile, so a block of "
+                "them leaves the deciles it spans empty; widen the range or use "
+                "score_min/score_max (docs/propensity.md, Deciles and ties)"
+            )
+    return warnings
 
 
 def defined_names(settings: Settings) -> dict[str, tuple[str, ...]]:
@@ -238,6 +278,7 @@ def build_with_connection(
                     f"priority group {group.name!r}: {', '.join(names)} {state}, so its "
                     "customers may have landed in a lower-priority audience of the group"
                 )
+    warnings += _empty_decile_warnings(con, defs, compiled, as_of)
     if holds.warning:
         warnings.append(holds.warning)
     if purged:

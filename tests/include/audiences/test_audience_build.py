@@ -305,6 +305,42 @@ def test_suppression_file_ids_are_matched_trimmed_whatever_the_spreadsheet_wrote
     assert scalar(settings, "select suppressed from audiences.summary where audience = 'vip'") == 2
 
 
+def test_a_decile_range_left_empty_by_equal_scores_is_named(settings, defs_folder, get_members):
+    """Ten of the twelve customers share the lowest purchase score (CRM records that never
+    visited nor ordered) and C01, C02 share the top one: equal scores share a decile, so
+    the ten are decile 1 and the two, 17% of the customers, decile 9 (never more than 10%
+    in decile 10). An audience on decile 10 is then empty for that reason alone, and the
+    night said nothing: it names the deciles tonight."""
+    con = connect(settings.warehouse)
+    con.execute(
+        "update ml.propensity_scores set score = case when customer_id in ('C01', 'C02') "
+        "then 0.6 else 0.002 end, decile = case when customer_id in ('C01', 'C02') "
+        "then 9 else 1 end"
+    )
+    con.close()
+    defs_folder(
+        top=_audience("{propensity: purchase, decile_min: 10}").replace("aud", "top"),
+        high=_audience("{propensity: purchase, decile_min: 8}").replace("aud", "high"),
+        middle=_audience(
+            "{all: [{propensity: purchase, decile_min: 4, decile_max: 6}, "
+            "{feature: order_count, gte: 0}]}"
+        ).replace("aud", "middle"),
+    )
+    result = build_audiences(settings, AS_OF)
+    assert get_members(settings, "top") == [] and get_members(settings, "high") == ["C01", "C02"]
+    named = sorted(w for w in result.warnings if "holds nobody" in w or "hold nobody" in w)
+    assert named == [
+        "audience 'middle': purchase deciles 4-6 hold nobody on 2026-06-30 (customers per "
+        "decile: 1: 10, 9: 2): customers with equal scores share a decile, so a block of them "
+        "leaves the deciles it spans empty; widen the range or use score_min/score_max "
+        "(docs/propensity.md, Deciles and ties)",
+        "audience 'top': purchase decile 10 holds nobody on 2026-06-30 (customers per "
+        "decile: 1: 10, 9: 2): customers with equal scores share a decile, so a block of them "
+        "leaves the deciles it spans empty; widen the range or use score_min/score_max "
+        "(docs/propensity.md, Deciles and ties)",
+    ]
+
+
 def test_a_young_shops_propensity_audience_gives_the_score_stages_reason(tmp_path, defs_folder):
     """The score stage ran on a shop of 40 customers and published no model, saying why in
     ml.model_runs. The audience needing it failed with "(did the score stage publish?)" and

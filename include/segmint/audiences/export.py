@@ -377,19 +377,32 @@ def export_with_connection(
 
 
 def _shared_address_sql(profile_cols: list[str], needed: set[str]) -> str:
-    """SQL: true when the customer's e-mail address (trimmed, any case) is also on a record
-    of ``marts.customers`` without one of the ``needed`` consents. A shop's CRM often holds
-    one person twice (a guest checkout and an account); who unsubscribed under one of them
-    has withdrawn it for the address, and the address is how the platforms reach them."""
+    """SQL: true when the customer's e-mail address (trimmed, any case) is also on another
+    record of ``marts.customers`` without one of the ``needed`` consents, changed as late as
+    the customer's own or later. A shop's CRM often holds one person twice (a guest checkout
+    and an account); who unsubscribed under one of them has withdrawn it for the address, and
+    the address is how the platforms reach them. The latest word about the address wins, as
+    the latest ``updated_at`` wins per customer: an older guest record without consent (never
+    asked) does not undo the opt-in given on the account since. A record without a change
+    time (or a profile without ``crm_updated_at``) counts as the latest: in doubt, no."""
     address = _contact_columns(profile_cols)["email"]
     if not address.startswith("c."):
         return "false"
     other = "o." + address.removeprefix("c.")
     withdrawn = " or ".join(f"not coalesce(o.{n}_opt_in, false)" for n in sorted(needed))
-    return f"""coalesce(lower(trim({address})) in (
-            select lower(trim({other})) from marts.customers as o
-            where nullif(trim({other}), '') is not null and ({withdrawn})
-        ), false)"""
+    as_late = (
+        "coalesce(o.crm_updated_at >= c.crm_updated_at, true)"
+        if "crm_updated_at" in profile_cols
+        else "true"
+    )
+    return f"""exists (
+            select 1 from marts.customers as o
+            where o.customer_id <> c.customer_id
+                and nullif(trim({address}), '') is not null
+                and lower(trim({other})) = lower(trim({address}))
+                and ({withdrawn})
+                and {as_late}
+        )"""
 
 
 def _newer_failure(con: duckdb.DuckDBPyConnection, audience: str, snapshot: date) -> str | None:

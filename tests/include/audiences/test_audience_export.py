@@ -577,6 +577,40 @@ def test_an_address_unsubscribed_under_another_record_is_never_exported(
     assert scalar(settings, "select count(*) from audiences.members where customer_id = 'C01'") == 1
 
 
+def test_the_latest_record_of_an_address_decides_its_consent(settings, defs_folder):
+    """The same address on two records: the later change of consent wins, as the later
+    ``updated_at`` wins per customer. Anna's guest checkout of 2025 (no consent: never asked)
+    does not undo the opt-in of her account changed since; an unsubscribe under the guest
+    record after that does. A record without a change time counts as the latest."""
+    defs_folder(
+        mail="name: mail\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"
+        "exports: [mailchimp]\n"
+    )
+    con = connect(settings.warehouse)
+    con.execute("alter table marts.customers add column crm_updated_at timestamp")
+    con.execute("update marts.customers set crm_updated_at = timestamp '2026-03-01 10:00:00'")
+    con.execute(
+        "insert into marts.customers (customer_id, email, email_opt_in, ads_opt_in, "
+        "crm_updated_at) values ('C13', 'anna.smith@example.com', false, false, "
+        "timestamp '2025-11-20 18:00:00')"
+    )
+    con.close()
+    folder = settings.output / "2026-06-30" / "audiences"
+
+    def mailchimp() -> list[str]:
+        build_audiences(settings, AS_OF)
+        return [r["Email Address"] for r in _rows(folder / "mail_mailchimp.csv")]
+
+    assert "anna.smith@example.com" in mailchimp(), "an older record without consent"
+    for changed in ("timestamp '2026-06-29 08:00:00'", "null"):
+        con = connect(settings.warehouse)
+        con.execute(
+            f"update marts.customers set crm_updated_at = {changed} where customer_id = 'C13'"
+        )
+        con.close()
+        assert "anna.smith@example.com" not in mailchimp(), f"unsubscribed later ({changed})"
+
+
 def test_esp_files_neutralise_formulas_in_names_only(built, tmp_path):
     con = connect(built.warehouse)
     con.execute(

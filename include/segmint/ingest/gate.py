@@ -10,7 +10,8 @@ since it passed (new file, new checksum), and always for the as-of date. It fail
   above the share with fewer is a warning);
 - its events without any identity exceed ``ingest.max_no_identity_share``;
 - it holds fewer rows than ``ingest.min_rows_per_partition`` or more than
-  ``ingest.max_rows_per_partition``.
+  ``ingest.max_rows_per_partition``, unless it holds none because it was withdrawn (its
+  files delivered again empty after it was judged with rows): a warning then.
 
 An as-of date without any events file is a warning, or a failure with
 ``ingest.require_as_of_events``.
@@ -381,6 +382,35 @@ def _explain(con, settings: Settings, rule: str, p: dict) -> str:
     return f"unreadable file(s): {p['failed_files']}"
 
 
+def _held_rows_before(con) -> dict[tuple[str, str], tuple[str, int]]:
+    """Each partition's last verdict: its status and the rows it held then."""
+    return {
+        (source, pdate.isoformat()): (status, rows_read)
+        for source, pdate, status, rows_read in con.execute(
+            "select source, partition_date, status, rows_read from ops.quality_gate"
+        ).fetchall()
+    }
+
+
+def _withdrawn(p: dict, rules: list[str], before: tuple[str, int] | None) -> str | None:
+    """Why a partition left without a record passes: its files were delivered again empty,
+    the landing-zone contract's way to withdraw what they loaded (docs/data-contract.md).
+
+    A partition judged before with rows (or passed with none: withdrawn already) that now
+    reads none, every file of it loaded, was withdrawn on purpose; one never seen with a
+    row is an export that wrote nothing, and still fails the row count."""
+    if "row_count" not in rules or p["rows_read"] != 0 or p["failed_files"] or before is None:
+        return None
+    status, rows_before = before
+    if rows_before == 0 and status != "passed":
+        return None
+    held = f" (it held {rows_before} when last judged)" if rows_before else ""
+    return (
+        f"withdrawn: its files were delivered again without records, so it holds 0 rows{held}"
+        "; if that was not meant, deliver the day's files again"
+    )
+
+
 def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
     """Apply the quality gate to every loaded partition <= ``as_of`` not yet passed."""
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -395,11 +425,17 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
         checked = len(parts)
         rows_in = sum(p["rows_read"] for p in parts)
         problems, judged = _judge(con, settings, parts) if parts else ({}, 0)
+        held_rows = _held_rows_before(con)
         verdicts = []
         for p in parts:
             key = (p["source"], p["partition_date"])
+            rules = problems.get(key, [])
+            withdrawn = _withdrawn(p, rules, held_rows.get(key))
+            if withdrawn:
+                rules = [r for r in rules if r != "row_count"]
+                warnings.append(f"{p['source']} dt={p['partition_date']}: {withdrawn}")
             details = []
-            for rule in problems.get(key, []):
+            for rule in rules:
                 details.append(_explain(con, settings, rule, p))
             message = "; ".join(details) or None
             if message:
@@ -413,6 +449,7 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
                 )
                 warnings.append(f"{p['source']} dt={p['partition_date']}: {note}")
                 message = message or note  # ops.quality_gate says why it passed
+            message = message or withdrawn
             verdicts.append(
                 (
                     p["source"],

@@ -11,6 +11,7 @@ import gzip
 import json
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -238,3 +239,46 @@ def test_the_gate_says_when_a_fixed_file_is_not_loaded_yet(settings, landing, qu
 
     run_ingest(settings, D1)
     assert "passed for 1 partition" in check_quality_gate(settings, D1).summary
+
+
+def test_a_day_withdrawn_by_delivering_its_file_again_empty_passes_with_a_warning(
+    settings, landing, query
+):
+    """The landing-zone contract withdraws what a file loaded when it is delivered again
+    empty. When that file was the day's only one, the gate refused the day ("0 rows, outside
+    the expected 1-50000000") on this night and every later one, and only
+    min_rows_per_partition = 0 (no check left for an export that wrote nothing) let the
+    nights go on. A day that held rows and now holds none, every file of it read, is a
+    withdrawal: it passes, named in a warning; a new day delivered empty still fails."""
+    day1 = write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event("w1"), event("w2")])
+    write_jsonl(landing / "events/dt=2026-06-02/a.jsonl", [event("x1", D2)])
+    run_ingest(settings, D2)
+    check_quality_gate(settings, D2)
+
+    day1.write_bytes(b"")
+    run_ingest(settings, D2)
+    result = check_quality_gate(settings, D2)
+    assert result.warnings == [
+        "events dt=2026-06-01: withdrawn: its files were delivered again without records, so "
+        "it holds 0 rows (it held 2 when last judged); if that was not meant, deliver the "
+        "day's files again"
+    ]
+    assert query("select event_id from raw.events") == [("x1",)]
+    assert query("select status from ops.quality_gate where partition_date = ?", [D1]) == [
+        ("passed",)
+    ]
+
+    # The as-of day withdrawn is judged again every night, and stays withdrawn.
+    write_jsonl(landing / "events/dt=2026-06-02/a.jsonl", [])
+    run_ingest(settings, D2)
+    assert "passed for" in check_quality_gate(settings, D2).summary
+    assert check_quality_gate(settings, D2).warnings == [
+        "events dt=2026-06-02: withdrawn: its files were delivered again without records, so "
+        "it holds 0 rows; if that was not meant, deliver the day's files again"
+    ]
+
+    # A day whose first delivery is empty is an export that wrote nothing.
+    write_jsonl(landing / "events/dt=2026-06-03/a.jsonl", [])
+    run_ingest(settings, date(2026, 6, 3))
+    with pytest.raises(QualityGateError, match=r"events dt=2026-06-03: 0 rows, outside the"):
+        check_quality_gate(settings, date(2026, 6, 3))

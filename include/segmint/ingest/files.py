@@ -1222,6 +1222,9 @@ def _numbered_repeats(names: list[str]) -> list[str]:
     return out
 
 
+_SEP_DIRECTIVE = re.compile(r'"?sep=.?"?', re.IGNORECASE)
+
+
 def _read_csv(
     con: duckdb.DuckDBPyConnection,
     files: list[LandingFile],
@@ -1257,6 +1260,19 @@ def _read_csv(
         headers |= header_lines(
             f"(_file, ln) in (select (_file, min(ln)) from {phys} "
             f"where _file in {_in(later)} and not ({blank}) group by _file)"
+        )
+    # Excel's separator directive ("sep=;" on the line before the header, written by
+    # exports meant to open in Excel in any locale) is no header: the header is the next
+    # line that is not blank, and the separator is found from it as in any file.
+    directive = {i: ln for i, (ln, h, _) in headers.items() if _SEP_DIRECTIVE.fullmatch(h.strip())}
+    if directive:
+        for i in directive:
+            del headers[i]
+        whens = " ".join(f"when {i} then {ln}" for i, ln in directive.items())
+        headers |= header_lines(
+            f"(_file, ln) in (select (_file, min(ln)) from {phys} "
+            f"where _file in {_in(list(directive))} and ln > case _file {whens} end "
+            f"and not ({blank}) group by _file)"
         )
     header_at = {i: ln for i, (ln, _, _) in headers.items()}
 

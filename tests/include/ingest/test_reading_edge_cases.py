@@ -208,6 +208,38 @@ def test_a_csv_header_after_blank_lines_is_the_header(settings, landing, query):
     assert query("select count(*) from ops.quarantine") == [(0,)]
 
 
+def test_excels_separator_line_before_the_header_is_no_header(settings, landing, query):
+    """Exports meant to open in Excel in every locale write its separator directive
+    (``sep=;``) on the line before the header. The file failed ("CSV header lacks required
+    column(s) customer_id, updated_at (header is: 'sep=;')") and every record of it was left
+    unread. The directive is skipped; the header is the next line; line numbers stay
+    physical."""
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "semicolon.csv").write_bytes(
+        b"\xef\xbb\xbfsep=;\r\ncustomer_id;email;updated_at\r\n"
+        b"s1;s1@example.com;2026-06-01\r\ns2;s2@example.com;2026-06-01\r\n"
+    )
+    (crm / "comma.csv").write_text(
+        '"sep=,"\n\ncustomer_id,email,updated_at\nk1,"k1@example.com",2026-06-01\n'
+    )
+    # Only the directive: no header, no record.
+    (crm / "nothing.csv").write_text("sep=;\n")
+    run_ingest(settings, D1)
+    assert _accounting(query) == [
+        ("crm/dt=2026-06-01/comma.csv", "loaded", 1),
+        ("crm/dt=2026-06-01/nothing.csv", "loaded", 0),
+        ("crm/dt=2026-06-01/semicolon.csv", "loaded", 2),
+    ]
+    assert query(
+        "select customer_id, email, _source_line, _extra from raw.customers order by 1"
+    ) == [
+        ("k1", "k1@example.com", 4, None),
+        ("s1", "s1@example.com", 3, None),
+        ("s2", "s2@example.com", 4, None),
+    ]
+
+
 def test_a_quote_inside_an_unquoted_csv_field_is_a_character(settings, landing, query):
     """A quote opens a quoted field only at the start of a field (RFC 4180, as Python's csv
     and DuckDB read it). 'TV 55" screen' made every following line part of one record up to

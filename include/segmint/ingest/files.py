@@ -1517,8 +1517,8 @@ def _split_malformed_records(
     con.execute(f"drop table {table}_split")
 
 
-# Contract kinds read as numbers: in a semicolon-separated file (the separator of the
-# locales whose decimal mark is a comma) "19,99" is 19.99.
+# Contract kinds read as numbers: "19,99" is 19.99, "1,234.50" and "1.234,50" are 1234.50
+# (_insert_csv_records).
 _NUMBER_KINDS = ("decimal", "int", "double")
 
 
@@ -1534,17 +1534,34 @@ def _insert_csv_records(
 
     def value(k: int, name: str) -> str:
         v = f"nullif(fields[{k}], '')"
-        if delim == ";" and name in numbers:
-            # Only a plain decimal comma ("19,99", "-0,5"): nothing with a thousands mark.
-            # "1.000" is a thousand where a comma marks decimals, one where a point does:
-            # not a number, said so in the reason, rather than loaded 1000 times too small.
-            return (
-                rf"case when contains({v}, '.') and "
-                rf"regexp_full_match({v}, '\s*-?\d{{1,3}}(\.\d{{3}})+\s*') "
-                rf"then trim({v}) || ' (a thousands mark or a decimal point?)' "
-                rf"else regexp_replace({v}, '^\s*(-?\d+),(\d+)\s*$', '\1.\2') end"
-            )
-        return v
+        if name not in numbers:
+            return v
+        # A number with a thousands mark where its decimal mark or a second group shows
+        # which mark is which ("1,234.50", "1,234,567"; "1.234,50", "1.234.567"): what a
+        # spreadsheet writes for every amount over 999 in a cell formatted as currency, in
+        # any separator's file. Only a lone group stays ambiguous: "1,234" is 1.234 in a
+        # semicolon file (a decimal comma) and said to be ambiguous in another; "1.000" is
+        # 1.000 in a comma file and said to be ambiguous in a semicolon one. A plain decimal
+        # comma ("19,99", "-0,5") is a number in any file.
+        point_groups = r"\s*-?\d{1,3}(,\d{3})+\.\d+\s*|\s*-?\d{1,3}(,\d{3}){2,}\s*"
+        comma_groups = r"\s*-?\d{1,3}(\.\d{3})+,\d+\s*|\s*-?\d{1,3}(\.\d{3}){2,}\s*"
+        # The mark a lone group is ambiguous with: a point in a semicolon file, a comma
+        # elsewhere; the other reads as the file's decimal mark.
+        mark, word = (".", "point") if delim == ";" else (",", "comma")
+        lone = rf"\s*-?\d{{1,3}}[{mark}]\d{{3}}\s*"
+        # Only values holding a comma, or two points (or, in a semicolon file, one) need
+        # a look: "19.99" in a comma file is read as it is.
+        look = f"contains({v}, ',') or {v} like " + ("'%.%'" if delim == ";" else "'%.%.%'")
+        return (
+            f"case when not ({look}) then {v} "
+            rf"when regexp_full_match({v}, '{point_groups}') "
+            rf"then replace(trim({v}), ',', '') "
+            rf"when regexp_full_match({v}, '{comma_groups}') "
+            rf"then replace(replace(trim({v}), '.', ''), ',', '.') "
+            rf"when regexp_full_match({v}, '{lone}') "
+            rf"then trim({v}) || ' (a thousands mark or a decimal {word}?)' "
+            rf"else regexp_replace({v}, '^\s*(-?\d+),(\d+)\s*$', '\1.\2') end"
+        )
 
     # json_object with the header's names as literals: ten times faster than to_json(map(...)).
     pairs = ", ".join(f"{_lit(n)}, {value(k, n)}" for k, n in enumerate(names, start=1))

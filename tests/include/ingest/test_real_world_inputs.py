@@ -424,7 +424,8 @@ def test_semicolon_tab_and_pipe_separated_csv_load(settings, landing, query):
         day / "comma.csv",
         [",".join([*header, "note"]), 'c9,page_view,2026-06-01T10:00:00Z,c1,,,"a;b;c"'],
     )
-    # A decimal comma with a thousands mark is not a plain number: quarantined, not guessed.
+    # A decimal comma after a thousands mark says which mark is which (see
+    # test_amounts_with_a_thousands_mark_load_where_the_marks_tell_which_is_which).
     write_lines(
         day / "thousands.csv",
         [
@@ -442,6 +443,7 @@ def test_semicolon_tab_and_pipe_separated_csv_load(settings, landing, query):
     loaded = query("select event_id, revenue::VARCHAR, _extra from raw.events order by 1")
     assert loaded == [
         ("c9", None, '{"note":"a;b;c"}'),
+        ("k1", "1234.50", None),
         ("k3", "12.50", None),
         ("p1", None, None),
         ("s1", "19.99", None),
@@ -449,11 +451,56 @@ def test_semicolon_tab_and_pipe_separated_csv_load(settings, landing, query):
     ]
     reasons = query("select source_file, line_number, reasons from ops.quarantine order by 2")
     assert [(f, n, any("revenue" in r for r in rs)) for f, n, rs in reasons] == [
-        ("events/dt=2026-06-01/thousands.csv", 2, True),
         ("events/dt=2026-06-01/thousands.csv", 3, True),
     ]
     why = "revenue is not a number (got 1.000 (a thousands mark or a decimal point?))"
-    assert why in reasons[1][2]
+    assert why in reasons[0][2]
+
+
+def test_amounts_with_a_thousands_mark_load_where_the_marks_tell_which_is_which(
+    settings, landing, query
+):
+    """A spreadsheet writes every amount over 999 of a cell formatted as currency with a
+    thousands mark: "1,234.50" in a US export, "1.234,50" in a German one (Google Sheets
+    writes it in a comma file, quoted). Such a purchase was quarantined as "revenue is not a
+    number": the shop's largest orders, and only those, were missing from its revenue. Where
+    a decimal mark or a second group tells which mark is which, the amount is read; a lone
+    group ("1,234" in a comma file: a thousand and more, or a decimal comma?) is not
+    guessed."""
+    rows = {
+        "us": '"1,234.50"',
+        "million": '"1,234,567"',
+        "german": '"1.234,50"',
+        "decimal_comma": '"19,99"',
+        "spaced": '" 2,000.00 "',
+        "plain": "12.50",
+        "lone": '"1,234"',
+    }
+    write_lines(
+        landing / "events/dt=2026-06-01/orders.csv",
+        ["event_id,event_type,event_ts,customer_id,order_id,revenue,price"]
+        + [f"{k},purchase,2026-06-01T10:00:00Z,c1,o-{k},{v},{v}" for k, v in rows.items()],
+    )
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert query(
+        "select event_id, revenue::VARCHAR, price::VARCHAR from raw.events order by 1"
+    ) == [
+        ("decimal_comma", "19.99", "19.99"),
+        ("german", "1234.50", "1234.50"),
+        ("million", "1234567.00", "1234567.00"),
+        ("plain", "12.50", "12.50"),
+        ("spaced", "2000.00", "2000.00"),
+        ("us", "1234.50", "1234.50"),
+    ]
+    assert query("select line_number, reasons from ops.quarantine") == [
+        (
+            8,
+            [
+                "revenue is not a number (got 1,234 (a thousands mark or a decimal comma?))",
+            ],
+        )
+    ]
 
 
 def test_lines_of_separators_only_are_blank(settings, landing, query):

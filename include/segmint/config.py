@@ -184,6 +184,11 @@ class IngestSettings:
     # number as seconds/milliseconds/microseconds since 1970 (UTC); empty quarantines them
     # (the units cannot be told apart safely from the values).
     epoch_timestamp_unit: str = ""
+    # Dates written as a spreadsheet's locale writes them, in timestamp and date fields:
+    # "dmy" reads 30.06.2026 and 30/06/2026 (Europe), "mdy" reads 6/30/2026 and
+    # "6/30/2026, 2:05 PM" (the US: Excel, Salesforce); empty quarantines them (06/07/2026
+    # is June or July: the order cannot be told from the values).
+    date_order: str = ""
     # Text files are UTF-8. A line that is not, and holds no UTF-8 character, is decoded with
     # this encoding (a Python codec name): Excel's CSV on Windows and Latin-1 databases write
     # windows-1252, which loses nothing (every byte has its character). A line with UTF-8
@@ -298,6 +303,7 @@ class IngestSettings:
             or self.events_time_zone
             or self.crm_time_zone
             or self.null_values
+            or self.date_order
         ):
             from segmint.ingest.contract import SOURCES, ValueRules
 

@@ -658,6 +658,46 @@ def epoch_unit(unit: str | None) -> str | None:
     return unit
 
 
+# [ingest] date_order: the strptime formats of a locale's dates, with the times a spreadsheet
+# or a CRM's report writes after them (Salesforce: "6/30/2026, 2:05 PM"). The year has four
+# digits (DATE_ORDER_RE): "30.06.26" would be read as the year 26.
+_CLOCKS = (
+    "",
+    " %H:%M",
+    " %H:%M:%S",
+    " %I:%M %p",
+    " %I:%M:%S %p",
+    ", %H:%M",
+    ", %H:%M:%S",
+    ", %I:%M %p",
+    ", %I:%M:%S %p",
+)
+DATE_ORDERS = {
+    "dmy": tuple(f"{day}{clock}" for day in ("%d.%m.%Y", "%d/%m/%Y") for clock in _CLOCKS),
+    "mdy": tuple(f"%m/%d/%Y{clock}" for clock in _CLOCKS),
+}
+# The values tried with those formats: a day, a month and a four-digit year, then a time.
+DATE_ORDER_RE = {
+    "dmy": r" *[0-9]{1,2}[./][0-9]{1,2}[./][0-9]{4}(,? .*)?",
+    "mdy": r" *[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}(,? .*)?",
+}
+
+
+def date_order(order: str | None) -> str | None:
+    """``[ingest] date_order`` checked: None or "" (such dates are quarantined), else one of
+    ``DATE_ORDERS``."""
+    from segmint.config import ConfigError
+
+    if order in (None, ""):
+        return None
+    if order not in DATE_ORDERS:
+        raise ConfigError(
+            f"[ingest] date_order: {order!r} is not one of {', '.join(DATE_ORDERS)} "
+            "(or empty: dates such as 30.06.2026 or 6/30/2026 are quarantined)"
+        )
+    return order
+
+
 def timestamp_words(unit: str | None) -> str:
     """How the suites name a valid timestamp, for the reasons people read."""
     return "an ISO-8601 timestamp" + (f" or a Unix time in {unit}" if unit else "")
@@ -667,7 +707,7 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _iso_sql(expr: str, cast: Callable[[str], str]) -> str:
+def _iso_sql(expr: str, cast: Callable[[str], str], order: str | None = None) -> str:
     """SQL: ``cast(text)`` of the trimmed text when the landing text ``expr`` is shaped like
     an ISO-8601 timestamp, else NULL. The tests read ``expr`` as it is (spaces allowed
     around): trimming it for each test would copy every value several times. Only the rare
@@ -680,7 +720,16 @@ def _iso_sql(expr: str, cast: Callable[[str], str]) -> str:
     # A space before the offset (Ruby's and Rails' "2026-06-01 10:00:00 +0200") is dropped:
     # DuckDB's cast reads " +0200" as a zone name.
     rare = f"regexp_replace(upper({t}), ' ([+-][0-9])', '\\1')"
-    return f"case {shapes} when regexp_full_match({expr}, {iso}) then {cast(rare)} end"
+    local = ""
+    if order:
+        # A locale's date ([ingest] date_order), rewritten as ISO text for the same cast
+        # (and time zone). Only values that are not ISO-8601 reach this test.
+        formats = "[" + ", ".join(_sql_str(f) for f in DATE_ORDERS[order]) + "]"
+        as_iso = f"strftime(try_strptime({t}, {formats}), '%Y-%m-%d %H:%M:%S')"
+        local = (
+            f" when regexp_full_match({expr}, {_sql_str(DATE_ORDER_RE[order])}) then {cast(as_iso)}"
+        )
+    return f"case {shapes} when regexp_full_match({expr}, {iso}) then {cast(rare)}{local} end"
 
 
 def source_time_zone(name: str | None, source: str = "events") -> str:
@@ -728,6 +777,7 @@ class ValueRules:
     false_words: tuple[str, ...] = FALSE_WORDS
     time_zone: str = ""
     nulls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    date_order: str | None = None
 
     @classmethod
     def of(cls, ingest, source: str) -> ValueRules:
@@ -739,6 +789,7 @@ class ValueRules:
             false_words=false_words,
             time_zone=source_time_zone(getattr(ingest, f"{source}_time_zone"), source),
             nulls=null_values(ingest.null_values, source),
+            date_order=date_order(ingest.date_order),
         )
 
 
@@ -811,7 +862,7 @@ def cast_sql(kind: str, expr: str, rules: ValueRules | None = None) -> str:
             local = f"timezone('UTC', timezone({zone}, try_cast({v} AS TIMESTAMP)))"
             return f"case when regexp_matches({v}, {_OFFSET_AT_END}) then {as_utc} else {local} end"
 
-        iso = _iso_sql(expr, cast)
+        iso = _iso_sql(expr, cast, rules.date_order)
         if not rules.epoch:
             return iso
         micros = f"try_cast({t} AS DOUBLE) * {EPOCH_UNITS[rules.epoch]}"
@@ -823,7 +874,9 @@ def cast_sql(kind: str, expr: str, rules: ValueRules | None = None) -> str:
         )
     if kind == "date":
         return _iso_sql(
-            expr, lambda v: f"coalesce(try_cast({v} AS DATE), try_cast({v} AS TIMESTAMPTZ)::DATE)"
+            expr,
+            lambda v: f"coalesce(try_cast({v} AS DATE), try_cast({v} AS TIMESTAMPTZ)::DATE)",
+            rules.date_order,
         )
     if kind == "decimal":
         return f"try_cast({t} AS DECIMAL(18, 2))"

@@ -53,7 +53,10 @@ _SETTING_FOR = {
     "missing required field event_id": "without event ids: [ingest] event_id_from_record",
     "unknown event_type": "map names with [ingest.event_type_aliases], or drop them with "
     "[ingest] ignored_event_types",
-    "event_ts is not an ISO-8601 timestamp": "Unix times: [ingest] epoch_timestamp_unit",
+    "event_ts is not an ISO-8601 timestamp": "Unix times: [ingest] epoch_timestamp_unit; "
+    "a spreadsheet's dates (30.06.2026, 6/30/2026): [ingest] date_order",
+    "updated_at is not an ISO-8601 timestamp": "a spreadsheet's dates (30.06.2026, "
+    "6/30/2026): [ingest] date_order; Unix times: [ingest] epoch_timestamp_unit",
     "missing required field updated_at": "without modification times: "
     "[ingest] crm_updated_at_from_partition",
 }

@@ -464,7 +464,8 @@ def test_the_gate_names_the_setting_that_loads_a_whole_export(settings, landing)
     assert (
         "top reasons: missing required field event_id (3; without event ids: [ingest] "
         "event_id_from_record), event_ts is not an ISO-8601 timestamp (1; got '1780308000' 1; "
-        "Unix times: [ingest] epoch_timestamp_unit)"
+        "Unix times: [ingest] epoch_timestamp_unit; a spreadsheet's dates (30.06.2026, "
+        "6/30/2026): [ingest] date_order)"
     ) in message
     # with the setting, a time that is still unreadable names none
     cfg = settings.with_overrides(

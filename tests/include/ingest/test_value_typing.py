@@ -14,7 +14,7 @@ import pytest
 
 from segmint import validation
 from segmint.config import ConfigError, load_settings
-from segmint.ingest import loader, run_ingest
+from segmint.ingest import check_quality_gate, loader, run_ingest
 from segmint.ingest.contract import (
     FALSE_WORDS,
     TRUE_WORDS,
@@ -23,6 +23,7 @@ from segmint.ingest.contract import (
     null_values,
     source_time_zone,
 )
+from segmint.stages import QualityGateError
 from tests.include.ingest.conftest import D1, D2, event, warehouse_hashes, write_jsonl, write_lines
 
 
@@ -987,3 +988,83 @@ def test_ids_an_earlier_release_stored_as_written_are_named_until_reloaded(
     ]
     assert query("select version from ops.id_rule") == [(loader.ID_RULE_VERSION,)]
     assert not [w for w in run_ingest(settings, D2).warnings if "earlier segmint" in w]
+
+
+def test_a_spreadsheets_dates_load_in_the_date_order_named(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """A CRM export opened and saved again in Excel (or a Salesforce report) writes its
+    dates as the locale does: 30.06.2026 10:00 in Germany, 6/30/2026, 2:05 PM in the US.
+    Every record was quarantined as "updated_at is not an ISO-8601 timestamp", and no
+    setting loaded them. 06/07/2026 is June or July, so the order is not guessed:
+    [ingest] date_order names it (the gate's message says so), and then such dates load in
+    timestamp and date fields, in the source's time zone; a two-digit year is still no
+    date."""
+    write_lines(
+        landing / "crm/dt=2026-06-01/excel.csv",
+        [
+            "customer_id;updated_at;birth_date",
+            "de1;31.05.2026 10:00;14.02.1985",
+            "de2;01.05.2026;1.2.1985",
+            "de3;31/05/2026 23:15:09;",
+            "de4;31.05.26;",
+        ],
+    )
+    run_ingest(settings, D1)
+    with pytest.raises(QualityGateError) as err:
+        check_quality_gate(settings, D1)
+    assert (
+        "updated_at is not an ISO-8601 timestamp (4; got '01.05.2026' 1, '31.05.2026 10:00' 1, "
+        "'31.05.26' 1; a spreadsheet's dates (30.06.2026, 6/30/2026): [ingest] date_order"
+    ) in str(err.value)
+
+    dmy = settings.with_overrides(
+        warehouse=tmp_path / "dmy" / "w.duckdb",
+        ingest=dataclasses.replace(
+            settings.ingest, date_order="dmy", crm_time_zone="Europe/Berlin"
+        ),
+    )
+    _run_both_ways(dmy, tmp_path, monkeypatch)
+    con = duckdb.connect(str(dmy.warehouse), read_only=True)
+    assert con.execute(
+        "select customer_id, strftime(updated_at, '%m-%d %H:%M:%S'), birth_date::VARCHAR "
+        "from raw.customers order by 1"
+    ).fetchall() == [
+        ("de1", "05-31 08:00:00", "1985-02-14"),  # CEST, UTC+2
+        ("de2", "04-30 22:00:00", "1985-02-01"),
+        ("de3", "05-31 21:15:09", None),
+    ]
+    assert con.execute("select line_number, reasons from ops.quarantine").fetchall() == [
+        (5, ["updated_at is not an ISO-8601 timestamp (got 31.05.26)"])
+    ]
+    con.close()
+
+
+def test_us_dates_load_month_first_and_the_date_order_is_checked(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    write_lines(
+        landing / "events/dt=2026-06-01/salesforce.csv",
+        [
+            "event_id,event_type,event_ts,customer_id",
+            'u1,page_view,"6/1/2026, 2:05 PM",c1',
+            "u2,page_view,06/01/2026 14:05:09,c1",
+            "u3,page_view,6/1/2026,c1",
+            "u4,page_view,2026-06-01T10:00:00Z,c1",
+        ],
+    )
+    us = settings.with_overrides(ingest=dataclasses.replace(settings.ingest, date_order="mdy"))
+    _run_both_ways(us, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query(
+        "select event_id, strftime(event_ts, '%m-%d %H:%M:%S') from raw.events order by 1"
+    ) == [
+        ("u1", "06-01 14:05:00"),
+        ("u2", "06-01 14:05:09"),
+        ("u3", "06-01 00:00:00"),
+        ("u4", "06-01 10:00:00"),
+    ]
+    config = tmp_path / "segmint.toml"
+    config.write_text('[ingest]\ndate_order = "DD.MM.YYYY"\n')
+    with pytest.raises(ConfigError, match=r"\[ingest\] date_order: 'DD.MM.YYYY' is not one of"):
+        load_settings(config, environ={})

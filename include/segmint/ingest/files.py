@@ -537,6 +537,19 @@ def unreadable(
     failed: dict[int, str] = {}
     for i in ids:
         error = _scan_error(con, files[i])
+        other = _other_compression(_head(files[i].abspath))
+        if error and other and not files[i].abspath.name.lower().endswith(".gz"):
+            # An archive or a workbook under a text name (a spreadsheet saved as .xlsx and
+            # named .csv): its bytes are no legacy text, and decoded as such the file failed
+            # with its binary header quoted as the CSV header, or became lines of garbage.
+            workbook = other == "zip" or other.startswith("Excel")
+            failed[i] = (
+                f"not text: the file holds {other} data"
+                + (" (an Excel workbook, .xlsx, is zip)" if other == "zip" else "")
+                + "; segmint reads CSV and JSON lines, plain or gzip"
+                + (" (save the workbook as CSV)" if workbook else "")
+            )
+            continue
         if error:
             try:
                 copy = readable_copy(files[i], legacy)
@@ -546,7 +559,6 @@ def unreadable(
                 if not _scan_error(con, copy):
                     files[i], error = copy, None
         if error:
-            other = _other_compression(_head(files[i].abspath))
             failed[i] = error.splitlines()[0] + (
                 f" (the file holds {other} data; segmint reads gzip or plain text)" if other else ""
             )
@@ -594,6 +606,7 @@ _OTHER_MAGIC = {
     b"BZh": "bzip2",
     b"\xfd7zXZ\x00": "xz",
     b"PK\x03\x04": "zip",
+    b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1": "Excel 97-2003 workbook (.xls)",
     b"\x04\x22\x4d\x18": "lz4",
     b"\x89\x48\x44\x46": "HDF5",
     b"PAR1": "Parquet",

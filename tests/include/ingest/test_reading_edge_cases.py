@@ -8,8 +8,10 @@ extensions. Every test uses real files and the real ingest, and checks the row a
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
+import zipfile
 from datetime import date, datetime
 from pathlib import Path
 
@@ -731,6 +733,47 @@ def test_a_gzip_file_without_gz_in_its_name_is_decompressed(settings, landing, q
     assert query("select count(*) from raw.events") == [(301,)]
     assert query("select count(*) from ops.quarantine") == [(0,)]
     assert "gzip-compressed although its name does not end in .gz" in caplog.text
+
+
+def test_a_workbook_or_parquet_file_under_a_text_name_fails_saying_what_it_holds(
+    settings, landing, query
+):
+    """An Excel workbook saved as .xlsx (a zip file) or .xls and named .csv, or a Parquet file
+    named .jsonl: its bytes are not UTF-8, so it was decoded as Windows-1252 text, and the
+    file failed with "CSV header lacks required column(s) ... (header is: 'PK\\x03\\x04...')"
+    (or its lines were quarantined as malformed JSON, one by one). It fails saying what it
+    holds; the other files load."""
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as book:
+        book.writestr("[Content_Types].xml", "<Types/>")
+        book.writestr("xl/workbook.xml", "<workbook/>")
+    (crm / "customers.csv").write_bytes(buffer.getvalue())
+    (crm / "old.csv").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(range(256)) * 4)
+    (crm / "good.csv").write_text("customer_id,updated_at\nc1,2026-06-01\n")
+    day = landing / DAY
+    day.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([event("p1")]), day / "events.jsonl")
+    with pytest.raises(InputError) as caught:
+        run_ingest(settings, D1)
+    assert _accounting(query) == [
+        ("crm/dt=2026-06-01/customers.csv", "failed", 0),
+        ("crm/dt=2026-06-01/good.csv", "loaded", 1),
+        ("crm/dt=2026-06-01/old.csv", "failed", 0),
+        (f"{DAY}/events.jsonl", "failed", 0),
+    ]
+    assert dict(query("select path, error from ops.load_manifest where status = 'failed'")) == {
+        "crm/dt=2026-06-01/customers.csv": "not text: the file holds zip data (an Excel "
+        "workbook, .xlsx, is zip); segmint reads CSV and JSON lines, plain or gzip (save the "
+        "workbook as CSV)",
+        "crm/dt=2026-06-01/old.csv": "not text: the file holds Excel 97-2003 workbook (.xls) "
+        "data; segmint reads CSV and JSON lines, plain or gzip (save the workbook as CSV)",
+        f"{DAY}/events.jsonl": "not text: the file holds Parquet data; segmint reads CSV and "
+        "JSON lines, plain or gzip",
+    }
+    assert "customers.csv: not text" in str(caught.value)
+    assert query("select count(*) from ops.quarantine") == [(0,)]
 
 
 def test_a_plain_text_file_named_gz_is_read_and_another_compression_fails_by_name(

@@ -11,7 +11,8 @@ since it passed (new file, new checksum), and always for the as-of date. It fail
 - its events without any identity exceed ``ingest.max_no_identity_share``;
 - it holds fewer rows than ``ingest.min_rows_per_partition`` or more than
   ``ingest.max_rows_per_partition``, unless it holds none because it was withdrawn (its
-  files delivered again empty after it was judged with rows): a warning then.
+  files delivered again empty after it was judged with rows) or it is a CRM partition
+  (upserts: a day without one changes nothing): a warning then.
 
 An as-of date without any events file is a warning, or a failure with
 ``ingest.require_as_of_events``.
@@ -395,23 +396,31 @@ def _held_rows_before(con) -> dict[tuple[str, str], tuple[str, int]]:
     }
 
 
-def _withdrawn(p: dict, rules: list[str], before: tuple[str, int] | None) -> str | None:
-    """Why a partition left without a record passes: its files were delivered again empty,
-    the landing-zone contract's way to withdraw what they loaded (docs/data-contract.md).
+def _empty_but_sound(p: dict, rules: list[str], before: tuple[str, int] | None) -> str | None:
+    """Why a partition without a record passes, if it does: a CRM partition (its records are
+    upserts), or one whose files were delivered again empty, the landing-zone contract's way
+    to withdraw what they loaded (docs/data-contract.md).
 
     A partition judged before with rows (or passed with none: withdrawn already) that now
     reads none, every file of it loaded, was withdrawn on purpose; one never seen with a
     row is an export that wrote nothing, and still fails the row count."""
-    if "row_count" not in rules or p["rows_read"] != 0 or p["failed_files"] or before is None:
+    if "row_count" not in rules or p["rows_read"] != 0 or p["failed_files"]:
         return None
-    status, rows_before = before
-    if rows_before == 0 and status != "passed":
-        return None
-    held = f" (it held {rows_before} when last judged)" if rows_before else ""
-    return (
-        f"withdrawn: its files were delivered again without records, so it holds 0 rows{held}"
-        "; if that was not meant, deliver the day's files again"
-    )
+    status, rows_before = before or ("failed", 0)
+    if rows_before or (status == "passed" and p["source"] == "events"):
+        held = f" (it held {rows_before} when last judged)" if rows_before else ""
+        return (
+            f"withdrawn: its files were delivered again without records, so it holds 0 rows"
+            f"{held}; if that was not meant, deliver the day's files again"
+        )
+    if p["source"] == "crm":
+        # CRM records are upserts: a day without one changes no customer (a delta export on
+        # a day nobody changed writes its header alone), and nothing published is wrong.
+        return (
+            "no customer record: nothing changes (a delta export on a day no customer "
+            "changed; if the export should have held records, deliver it again)"
+        )
+    return None
 
 
 def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
@@ -433,10 +442,10 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
         for p in parts:
             key = (p["source"], p["partition_date"])
             rules = problems.get(key, [])
-            withdrawn = _withdrawn(p, rules, held_rows.get(key))
-            if withdrawn:
+            empty = _empty_but_sound(p, rules, held_rows.get(key))
+            if empty:
                 rules = [r for r in rules if r != "row_count"]
-                warnings.append(f"{p['source']} dt={p['partition_date']}: {withdrawn}")
+                warnings.append(f"{p['source']} dt={p['partition_date']}: {empty}")
             details = []
             for rule in rules:
                 details.append(_explain(con, settings, rule, p))
@@ -452,7 +461,7 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
                 )
                 warnings.append(f"{p['source']} dt={p['partition_date']}: {note}")
                 message = message or note  # ops.quality_gate says why it passed
-            message = message or withdrawn
+            message = message or empty
             verdicts.append(
                 (
                     p["source"],

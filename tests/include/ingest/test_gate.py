@@ -20,7 +20,7 @@ import pytest
 from segmint.config import Settings
 from segmint.ingest import check_quality_gate, run_ingest
 from segmint.stages import InputError, QualityGateError
-from tests.include.ingest.conftest import D1, D2, event, write_jsonl
+from tests.include.ingest.conftest import D1, D2, event, write_jsonl, write_lines
 
 _VALIDATE_IN_A_NEW_PROCESS = """
 import json, sys
@@ -282,3 +282,26 @@ def test_a_day_withdrawn_by_delivering_its_file_again_empty_passes_with_a_warnin
     run_ingest(settings, date(2026, 6, 3))
     with pytest.raises(QualityGateError, match=r"events dt=2026-06-03: 0 rows, outside the"):
         check_quality_gate(settings, date(2026, 6, 3))
+
+
+def test_a_crm_day_without_a_record_passes_with_a_warning(settings, landing, query):
+    """A CRM export of changes only writes its header alone on a day no customer changed.
+    The gate stopped the night on it ("crm dt=2026-06-02: 0 rows, outside the expected
+    1-50000000"), though CRM records are upserts and a day without one changes nothing. It
+    passes with a warning; an events day without a record still fails."""
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event("e1")])
+    write_jsonl(landing / "events/dt=2026-06-02/a.jsonl", [event("e2", D2)])
+    write_lines(
+        landing / "crm/dt=2026-06-01/delta.csv", ["customer_id,updated_at", "c1,2026-06-01"]
+    )
+    write_lines(landing / "crm/dt=2026-06-02/delta.csv", ["customer_id,updated_at"])
+    run_ingest(settings, D2)
+    result = check_quality_gate(settings, D2)
+    crm_day = (
+        "crm dt=2026-06-02: no customer record: nothing changes (a delta export on a day no "
+        "customer changed; if the export should have held records, deliver it again)"
+    )
+    assert result.warnings == [crm_day]
+    # Judged again (the as-of day is, every run): the same words.
+    assert check_quality_gate(settings, D2).warnings == [crm_day]
+    assert query("select customer_id from raw.customers") == [("c1",)]

@@ -71,6 +71,16 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
             column="_id_not_scalar",
             **rec("ids_are_scalars", "an id field holds a JSON object or array, not an id"),
         ),
+        # 7.21045E+12: a long id Excel wrote in scientific notation, its digits lost (the
+        # loader lists such id fields in _id_rounded).
+        gxe.ExpectColumnValuesToBeNull(
+            column="_id_rounded",
+            **rec(
+                "ids_not_rounded",
+                "an id field holds a number in scientific notation (Excel's 7.21045E+12 for a "
+                "long number): its last digits are lost, and two ids may now be one",
+            ),
+        ),
         gxe.ExpectColumnValuesToNotBeNull(
             column="updated_at_text",
             **rec(

@@ -631,6 +631,10 @@ DATE_RANGE = {
 }
 
 
+# An id Excel wrote in scientific notation, its last digits lost: a mantissa with a point, an
+# upper-case E and a plus sign (Excel's "General" format for a number of 12 digits or more).
+EXCEL_ROUNDED_ID_RE = r" *-?[0-9]\.[0-9]+E\+[0-9]+ *"
+
 # The largest amount a money column (DECIMAL(18, 2)) holds.
 MONEY_MAX = "9999999999999999.99"
 

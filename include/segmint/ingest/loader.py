@@ -49,6 +49,7 @@ from expectations.suites import SUITE_MODULES
 from segmint.config import Settings
 from segmint.ingest.contract import (
     ALLOWED_EVENT_TYPES,
+    EXCEL_ROUNDED_ID_RE,
     FIELDS,
     NULL_WORDS,
     OPS_DDL,
@@ -389,6 +390,17 @@ def parse_sql(
         if f.kind == "id"
     )
     cols.append(f"nullif(concat_ws(', ', {nested}), '') as _id_not_scalar")
+    # A long number Excel wrote in scientific notation (7.21045E+12: a Shopify customer or
+    # order id in a column not formatted as text) has lost its last digits: loaded, every
+    # customer whose id rounds alike would be one, the consent of one given to the others.
+    rounded = ", ".join(
+        f"case when contains({value(f.name)}, 'E+') "
+        f"and regexp_full_match({value(f.name)}, {_lit(EXCEL_ROUNDED_ID_RE)}) "
+        f"then {_lit(f.name)} end"
+        for f in fields
+        if f.kind == "id"
+    )
+    cols.append(f"nullif(concat_ws(', ', {rounded}), '') as _id_rounded")
     # A dotted name is a path into objects: where a parent on it holds a non-empty JSON array
     # (GA4's event_params and items are lists of objects), json_transform reads the array as
     # an object without the name, and the alias is null on every record, in silence. Bit k

@@ -1068,3 +1068,46 @@ def test_us_dates_load_month_first_and_the_date_order_is_checked(
     config.write_text('[ingest]\ndate_order = "DD.MM.YYYY"\n')
     with pytest.raises(ConfigError, match=r"\[ingest\] date_order: 'DD.MM.YYYY' is not one of"):
         load_settings(config, environ={})
+
+
+def test_an_id_excel_wrote_in_scientific_notation_is_quarantined(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """A Shopify customer export opened in Excel and saved again writes a 13-digit Customer
+    ID as 7.21045E+12 (its last digits gone) unless the column was formatted as text. Loaded,
+    every customer whose id rounds alike was one customer: one's consent given to the
+    others, one's orders to all. Such a record is quarantined saying why, with its file and
+    line; an id written out in full, or one that merely holds an E, loads."""
+    write_lines(
+        landing / "crm/dt=2026-06-01/customers.csv",
+        [
+            "customer_id,email,email_opt_in,updated_at",
+            "7.21045E+12,ann@example.com,yes,2026-06-01",
+            "7.21045E+12,bob@example.com,no,2026-06-01",
+            "7210448301122,cy@example.com,yes,2026-06-01",
+            "1E5,dee@example.com,yes,2026-06-01",
+        ],
+    )
+    write_jsonl(
+        landing / "events/dt=2026-06-01/orders.jsonl",
+        [
+            event("o1", event_type="purchase", order_id="5.61235E+12", revenue=10),
+            event("o2", event_type="purchase", order_id="5612345678901", revenue=10),
+        ],
+    )
+    _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query("select customer_id from raw.customers order by 1") == [
+        ("1E5",),
+        ("7210448301122",),
+    ]
+    assert query("select order_id from raw.events") == [("5612345678901",)]
+    why = (
+        "an id field holds a number in scientific notation (Excel's 7.21045E+12 for a long "
+        "number): its last digits are lost, and two ids may now be one (got {})"
+    )
+    assert _quarantine(query) == {
+        ("customers.csv", 2): [why.format("customer_id")],
+        ("customers.csv", 3): [why.format("customer_id")],
+        ("orders.jsonl", 1): [why.format("order_id")],
+    }

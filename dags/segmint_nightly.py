@@ -23,7 +23,8 @@ The nightly segmint pipeline: one run per day processes the partition of its as-
 - **Late files**: a scheduled night's `ingest` first waits for the day's events partition
   until 06:00 UTC (`[ingest] wait_for_as_of_events_hours`; backfills and manual runs do not
   wait unless it is set), rescheduling itself every 5 minutes without holding the pool.
-- **Failures**: retries with exponential back-off (not for a gate that said no); every
+- **Failures**: retries with exponential back-off (not for a gate that said no, nor for a
+  stage stopped by its 3 h `execution_timeout`); every
   attempt is recorded in `ops.pipeline_runs`, and a failure logs which stage failed, the
   error and where the log is.
 - **Backfill**: `airflow backfill create --dag-id segmint_nightly --from-date A --to-date B`

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from segmint.config import ConfigError
-from segmint.stages import SegmintError, StageResult, WarehouseBusyError
+from segmint.stages import SegmintError, StageResult, StageTimeoutError, WarehouseBusyError
 
 log = logging.getLogger(__name__)
 
@@ -464,15 +464,60 @@ def _run_type(context: Mapping[str, Any]) -> str | None:
     return None if run_type is None else str(getattr(run_type, "value", run_type))
 
 
+# How close to its execution_timeout a try must have failed to count as timed out: the
+# timeout's alarm interrupts a DuckDB query as DuckDB's own "Query interrupted" error, not
+# as Airflow's AirflowTaskTimeout, so the time spent is what tells.
+TIMEOUT_TOLERANCE_S = 1.0
+
+
 def run_stage_task(stage: str) -> dict[str, Any]:
-    """Body of every DAG task: run one stage for the DAG run's as-of date, record it."""
+    """Body of every DAG task: run one stage for the DAG run's as-of date, record it.
+
+    A try stopped by the task's ``execution_timeout`` fails the night at once, not retried
+    (:class:`~segmint.stages.StageTimeoutError`): Airflow retried it like any error, so a
+    stuck stage held the one-slot warehouse pool for 3 tries x 3 h (plus the back-off)
+    before the night failed, and the message said only "AirflowTaskTimeout: Timeout, PID:
+    N". A timeout met inside a DuckDB query was not retried but said "RuntimeError: Query
+    interrupted", which did not name the timeout either."""
     from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import (
+        AirflowFailException,
+        AirflowRescheduleException,
+        AirflowTaskTimeout,
+    )
+
+    context = get_current_context()
+    entered = time.monotonic()
+    try:
+        return _run_stage_task(stage, context)
+    except AirflowRescheduleException:
+        raise
+    except BaseException as exc:
+        limit = getattr(context["ti"].task, "execution_timeout", None)
+        spent = time.monotonic() - entered
+        if limit is None or not (
+            isinstance(exc, AirflowTaskTimeout)
+            or spent >= limit.total_seconds() - TIMEOUT_TOLERANCE_S
+        ):
+            raise
+        cause = exc.__cause__ if isinstance(exc, AirflowFailException) else exc
+        error = StageTimeoutError(
+            f"stage {stage} ran past its execution_timeout of {limit} and was stopped "
+            f"({type(cause).__name__}: {cause}); not retried: every try would hold the "
+            "warehouse pool as long again. The last lines of this log say what it was doing. "
+            "If the night's data has outgrown the limit, raise execution_timeout in "
+            "dags/segmint_nightly.py; then clear this task with its downstream tasks"
+        )
+        error.__cause__ = exc
+        raise AirflowFailException(str(error)) from error
+
+
+def _run_stage_task(stage: str, context: Mapping[str, Any]) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
     from segmint.config import load_settings
     from segmint.pipeline import STAGES, check_as_of, run_stage
 
-    context = get_current_context()
     ti = context["ti"]
     if stage == next(iter(STAGES)):
         blocker = earlier_night_in_flight(ti)
@@ -734,6 +779,8 @@ def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple
     tries = f"try {ti.try_number}" + (f" of {max_tries + 1}" if max_tries is not None else "")
     if status == "up_for_retry":
         next_step = "will retry"
+    elif isinstance(cause, StageTimeoutError):
+        next_step = "not retried; the night is NOT published"
     elif type(exc).__name__ == "AirflowFailException":
         next_step = "not retried (it would fail the same way); the night is NOT published"
     else:

@@ -29,6 +29,12 @@ class PublishRefusedError(SegmintError):
     """A gate refused publication (for example a model that does not beat its baseline)."""
 
 
+class StageTimeoutError(SegmintError):
+    """A stage ran past its Airflow task's ``execution_timeout`` and was stopped. Not retried
+    (``segmint.ops.run_stage_task``): a try that slow would hold the warehouse pool as long
+    again, and each retry added the whole timeout to the night."""
+
+
 class WarehouseBusyError(SegmintError):
     """Another segmint process kept the working warehouse past the wait: a transient fault,
     so the Airflow task is retried (``segmint.ops.is_retryable``), unlike other errors."""

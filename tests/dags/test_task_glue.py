@@ -248,19 +248,20 @@ KILLED_STAGES = textwrap.dedent(
 )
 
 
-def _stub_dag(name: str, stages: dict[str, str]) -> str:
+def _stub_dag(name: str, stages: dict[str, str], default_args: str = "") -> str:
     """A DAG file ``segmint_<name>`` whose tasks run the given pipeline stages in order,
     each replaced by a function of a stub module (``stages``: stage -> "module:function")
-    and run by segmint's own task glue."""
+    and run by segmint's own task glue; ``default_args``: more of them, as Python source
+    (``'"execution_timeout": timedelta(seconds=4)'``)."""
     overrides = "\n".join(f"segmint.pipeline.STAGES[{k!r}] = {v!r}" for k, v in stages.items())
     chain = " >> ".join(f"run_stage.override(task_id={k!r})({k!r})" for k in stages)
     return textwrap.dedent(
         """
-        from datetime import datetime
+        from datetime import datetime, timedelta
 
         from airflow.sdk import dag, task
         import segmint.pipeline
-        from segmint.ops import on_task_failure
+        from segmint.ops import on_task_failure, on_task_retry
 
         {overrides}
 
@@ -276,7 +277,13 @@ def _stub_dag(name: str, stages: dict[str, str]) -> str:
             dag_id="segmint_{name}",
             schedule="@daily",
             start_date=datetime(2026, 1, 1),
-            default_args={{"retries": 2, "on_failure_callback": on_task_failure}},
+            default_args={{
+                "retries": 2,
+                "retry_delay": timedelta(seconds=1),
+                "on_failure_callback": on_task_failure,
+                "on_retry_callback": on_task_retry,
+                {default_args}
+            }},
         )
         def segmint_{name}():
             {chain}
@@ -284,7 +291,7 @@ def _stub_dag(name: str, stages: dict[str, str]) -> str:
 
         segmint_{name}()
         """
-    ).format(overrides=overrides, name=name, chain=chain)
+    ).format(overrides=overrides, name=name, chain=chain, default_args=default_args)
 
 
 def _killed_then_next(
@@ -387,3 +394,85 @@ def test_an_earlier_night_does_not_start_while_a_later_one_is_half_way(
     assert "is half way through its stages, and under `airflow dags test`" in output
     assert "segmint: stage 'ingest' failed for as_of=2026-06-29" in output
     assert "transformed 2026-06-29" not in output
+
+
+STUCK_STAGES = textwrap.dedent(
+    """
+    import time
+    from datetime import date
+
+    import duckdb
+
+    from segmint.stages import StageResult
+
+    def stuck(settings, as_of):
+        if as_of == date(2026, 6, 29):
+            time.sleep(3600)  # a hung stage in Python: a lock, a mount, a child process
+        con = duckdb.connect(str(settings.warehouse))
+        con.execute("select count(*) from range(1000000000000)")  # a query that never ends
+        return StageResult("transform", summary="never")
+
+    def after(settings, as_of):
+        return StageResult("segment", summary=f"segmented {as_of}")
+    """
+)
+
+
+def test_a_stage_past_its_execution_timeout_fails_the_night_at_once(
+    ready_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    """A stage stopped by its task's execution_timeout (3 h in the real DAG) was retried
+    twice like any error: a stuck stage held the one-slot warehouse pool for about 9 h
+    before the night failed, and each try's message said only "AirflowTaskTimeout:
+    Timeout, PID: N". One stuck inside a DuckDB query failed at once but said "RuntimeError:
+    Query interrupted", which did not say it was the timeout. Both now fail at the first
+    try, naming the timeout and what to do."""
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "stuck_stages.py").write_text(STUCK_STAGES)
+    (dags / "stuck_dag.py").write_text(
+        _stub_dag(
+            "stuck",
+            {"transform": "stuck_stages:stuck", "segment": "stuck_stages:after"},
+            default_args='"execution_timeout": timedelta(seconds=4),',
+        )
+    )
+    warehouse = tmp_path / "warehouse" / "segmint.duckdb"
+    env = {
+        **ready_airflow,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "SEGMINT_WAREHOUSE": str(warehouse),
+        "PYTHONPATH": str(dags),
+    }
+    for night, stopped_in in (
+        ("2026-06-29", "AirflowTaskTimeout"),
+        ("2026-06-30", "RuntimeError: Query interrupted"),
+    ):
+        proc = subprocess.run(
+            [airflow_bin(), "dags", "test", "segmint_stuck", night],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        output = proc.stdout + proc.stderr
+        assert proc.returncode != 0
+        assert "up for retry" not in output
+        assert f"segmint: stage 'transform' failed for as_of={night}" in output
+        assert "try 1 of 3); not retried; the night is NOT published" in output
+        assert f"segmented {night}" not in output
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            status, tries, error = con.execute(
+                "select status, try_number, error from ops.pipeline_runs "
+                "where task_id = 'transform' and as_of_date = ?",
+                [night],
+            ).fetchone()
+        finally:
+            con.close()
+        assert (status, tries) == ("failed", 1)
+        assert error.startswith(
+            "StageTimeoutError: stage transform ran past its execution_timeout of 0:00:04 "
+            f"and was stopped ({stopped_in}"
+        ), error
+        assert "raise execution_timeout in dags/segmint_nightly.py" in error

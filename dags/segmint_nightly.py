@@ -14,7 +14,9 @@ The nightly segmint pipeline: one run per day processes the partition of its as-
   conf `{"as_of": "2026-06-30"}`. A date later than tomorrow (UTC) fails the run at its
   first task, not retried: it is a typo, and once published it would block every real night.
 - **One writer**: DuckDB allows one writing process per file, so every task runs in the
-  one-slot pool `segmint_warehouse` and `max_active_runs=1`.
+  one-slot pool `segmint_warehouse` and `max_active_runs=1`; a task of another night (a
+  cleared task, a backfill beside a scheduled run) waits while a night is half way
+  through its stages.
 - **Write-audit-publish**: readers never open the working warehouse. `publish` runs only
   when every gate before it passed (GX quality gate, `dbt build` tests, model rules), audits
   a copy and swaps it in atomically as `warehouse/published/segmint.duckdb` (full, owner and

@@ -403,6 +403,58 @@ def other_night_in_progress(ti: Any, first_stage: str) -> str | None:
     return None
 
 
+def night_path(warehouse: str | Path) -> Path:
+    """``<warehouse>.night`` beside the working warehouse: which DAG run's night is on it."""
+    from segmint.warehouse import lock_path
+
+    lock = lock_path(warehouse)
+    return lock.with_name(lock.name.removesuffix(".lock") + ".night")
+
+
+def night_on_the_warehouse(ti: Any, warehouse: str | Path, as_of: date) -> dict | None:
+    """Claim the working warehouse for this DAG run's night, unless another run's night is
+    half way through on it: then return that night (``dag_id``, ``run_id``, ``as_of``).
+
+    Every stage of a night reads what the stages before it wrote for its as-of date (the
+    marts of ``transform``, the segments of ``segment``), so no stage of another night may
+    run between them. The first stage's checks (:func:`earlier_night_in_flight`,
+    :func:`other_night_in_progress`) keep nights that *start* in turn, but a task cleared in
+    the middle of a night (``airflow tasks clear -t transform -d``) is no first stage: the
+    cleared night's ``transform`` ran between a backfill night's ``transform`` and
+    ``segment`` (the one-slot pool orders tasks, not nights), and the backfill night's
+    ``segment`` found no features for its date. Airflow's ``max_active_runs=1`` does not
+    hold between a backfill's runs and the others either.
+
+    The claim is a small file, :func:`night_path`, naming the run that last ran a stage on
+    the warehouse; it holds while that run is ``running`` in Airflow (a retry, a stage in
+    the pool's queue) and lapses when the run succeeds or fails, or is queued again by a
+    clear (its tasks then claim it again as they run). Read and written under the
+    warehouse's lock.
+    """
+    from segmint.outputs import written_atomically
+    from segmint.warehouse import exclusive
+
+    path = night_path(warehouse)
+    mine = {"dag_id": ti.dag_id, "run_id": ti.run_id, "as_of": as_of.isoformat()}
+    with exclusive(warehouse, f"night check of {ti.run_id}"):
+        try:
+            owner = json.loads(path.read_text())
+            key = (owner["dag_id"], owner["run_id"])
+        except (OSError, ValueError, TypeError, KeyError):
+            owner, key = None, None
+        if owner is not None and key != (ti.dag_id, ti.run_id):
+            try:
+                state = ti.get_dagrun_state(dag_id=key[0], run_id=key[1])
+            except Exception:  # a run deleted since: it holds nothing
+                state = None
+            if str(getattr(state, "value", state)) == "running":
+                return owner
+        if owner != mine:
+            with written_atomically(path) as tmp:
+                tmp.write_text(json.dumps(mine) + "\n")
+    return None
+
+
 def under_dags_test() -> bool:
     """Whether this task runs inside ``airflow dags test`` (``make run``), which runs one
     DAG run's tasks in its own process and nothing else: an earlier night left queued or
@@ -559,6 +611,25 @@ def _run_stage_task(stage: str, context: Mapping[str, Any]) -> dict[str, Any]:
     run_type = _run_type(context)
     if stage == next(iter(STAGES)) and settings.ingest.as_of_events_wait_hours(run_type) > 0:
         wait_for_delivery(settings, as_of, run_type=run_type)
+    night = night_on_the_warehouse(ti, settings.warehouse, as_of)
+    if night is not None:
+        subject = f"the night {night.get('as_of')} (DAG run {night['run_id']})"
+        if under_dags_test():
+            raise AirflowFailException(
+                f"{subject} is half way through its stages on the warehouse "
+                f"{settings.warehouse}, and under `airflow dags test` (make run) no scheduler "
+                "will finish it: mark it failed (or success) in the UI (make airflow), or "
+                "start the project-local Airflow afresh (rm -rf .airflow), then rerun"
+            )
+        log.info(
+            "segmint: stage %s of run %s waits for %s to finish its stages on the warehouse "
+            "(one night at a time); checking again in %s s",
+            stage,
+            ti.run_id,
+            subject,
+            int(EARLIER_NIGHT_POLL.total_seconds()),
+        )
+        raise AirflowRescheduleException(datetime.now(UTC) + EARLIER_NIGHT_POLL)
     started = datetime.now(UTC)
     log.info(
         "segmint: stage %s starting for as_of=%s (warehouse %s)", stage, as_of, settings.warehouse

@@ -17,6 +17,7 @@ import duckdb
 import pytest
 
 from segmint.airflow_env import airflow_bin
+from tests.dags.stubs import stub_dag
 
 STAGES_MODULE = textwrap.dedent(
     """
@@ -248,52 +249,6 @@ KILLED_STAGES = textwrap.dedent(
 )
 
 
-def _stub_dag(name: str, stages: dict[str, str], default_args: str = "") -> str:
-    """A DAG file ``segmint_<name>`` whose tasks run the given pipeline stages in order,
-    each replaced by a function of a stub module (``stages``: stage -> "module:function")
-    and run by segmint's own task glue; ``default_args``: more of them, as Python source
-    (``'"execution_timeout": timedelta(seconds=4)'``)."""
-    overrides = "\n".join(f"segmint.pipeline.STAGES[{k!r}] = {v!r}" for k, v in stages.items())
-    chain = " >> ".join(f"run_stage.override(task_id={k!r})({k!r})" for k in stages)
-    return textwrap.dedent(
-        """
-        from datetime import datetime, timedelta
-
-        from airflow.sdk import dag, task
-        import segmint.pipeline
-        from segmint.ops import on_task_failure, on_task_retry
-
-        {overrides}
-
-
-        @task
-        def run_stage(stage: str) -> dict:
-            from segmint.ops import run_stage_task
-
-            return run_stage_task(stage)
-
-
-        @dag(
-            dag_id="segmint_{name}",
-            schedule="@daily",
-            start_date=datetime(2026, 1, 1),
-            default_args={{
-                "retries": 2,
-                "retry_delay": timedelta(seconds=1),
-                "on_failure_callback": on_task_failure,
-                "on_retry_callback": on_task_retry,
-                {default_args}
-            }},
-        )
-        def segmint_{name}():
-            {chain}
-
-
-        segmint_{name}()
-        """
-    ).format(overrides=overrides, name=name, chain=chain, default_args=default_args)
-
-
 def _killed_then_next(
     ready_airflow: dict[str, str],
     tmp_path: Path,
@@ -336,7 +291,7 @@ def test_a_night_after_a_killed_dags_test_fails_at_once_instead_of_waiting_forev
         "killed",
         {
             "killed_stages.py": KILLED_STAGES,
-            "killed_dag.py": _stub_dag("killed", {"ingest": "killed_stages:first"}),
+            "killed_dag.py": stub_dag("killed", {"ingest": "killed_stages:first"}),
         },
         "2026-06-29",
         "2026-06-30",
@@ -382,7 +337,7 @@ def test_an_earlier_night_does_not_start_while_a_later_one_is_half_way(
         "half_way",
         {
             "half_way_stages.py": HALF_WAY_STAGES,
-            "half_way_dag.py": _stub_dag(
+            "half_way_dag.py": stub_dag(
                 "half_way",
                 {"ingest": "half_way_stages:first", "transform": "half_way_stages:second"},
             ),
@@ -431,7 +386,7 @@ def test_a_stage_past_its_execution_timeout_fails_the_night_at_once(
     dags.mkdir()
     (dags / "stuck_stages.py").write_text(STUCK_STAGES)
     (dags / "stuck_dag.py").write_text(
-        _stub_dag(
+        stub_dag(
             "stuck",
             {"transform": "stuck_stages:stuck", "segment": "stuck_stages:after"},
             default_args='"execution_timeout": timedelta(seconds=4),',

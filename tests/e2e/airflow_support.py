@@ -1,9 +1,13 @@
 """What the Airflow end-to-end tests share: a small generated landing zone with its segmint
-environment, and content hashes of a published warehouse."""
+environment, content hashes of a published warehouse, and a real scheduler to run DAGs."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
+import subprocess
 import sys
 import textwrap
 from datetime import date
@@ -11,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from segmint.airflow_env import DAG_ID, airflow_bin
 from segmint.generate import generate
 from segmint.warehouse import table_hash
 
@@ -133,3 +138,65 @@ def explain_differences(first: Path, now: Path, tables: list[str], limit: int = 
 
 def differing_tables(a: dict[str, str], b: dict[str, str]) -> list[str]:
     return sorted(t for t in set(a) | set(b) if a.get(t) != b.get(t))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def airflow(env: dict[str, str], *args: str, timeout: float = 120) -> str:
+    proc = subprocess.run(
+        [airflow_bin(), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, f"airflow {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+class Scheduler:
+    """The scheduler, the dag-processor and the API server of one Airflow home."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self) -> None:
+        port = self.env["AIRFLOW__API__PORT"]
+        for name, args in (
+            ("api-server", ["api-server", "--port", port]),
+            ("dag-processor", ["dag-processor"]),
+            ("scheduler", ["scheduler"]),
+        ):
+            self.procs.append(
+                subprocess.Popen(
+                    [airflow_bin(), *args],
+                    env=self.env,
+                    stdout=(self.logs / f"{name}.log").open("w"),
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+
+    def assert_alive(self) -> None:
+        for proc in self.procs:
+            assert proc.poll() is None, f"{proc.args} died: see {self.logs}"
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def dag_runs(env: dict[str, str], dag_id: str = DAG_ID) -> list[dict]:
+    out = airflow(env, "dags", "list-runs", dag_id, "--output", "json")
+    # the JSON is the last line; Airflow may print warnings before it
+    lines = [line for line in out.splitlines() if line.startswith("[")]
+    return json.loads(lines[-1]) if lines else []

@@ -12,10 +12,6 @@ tables must hash the same.
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import signal
-import socket
 import subprocess
 import time
 from datetime import timedelta
@@ -23,13 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from segmint.airflow_env import DAG_ID, airflow_bin, airflow_environ, ensure_ready
+from segmint.airflow_env import DAG_ID, airflow_environ, ensure_ready
 from segmint.pipeline import STAGES
 from tests.db import fetch
 from tests.e2e.airflow_support import (
     AS_OF,
+    Scheduler,
+    airflow,
+    dag_runs,
     differing_tables,
     explain_differences,
+    free_port,
     published_hashes,
     published_path,
     published_stamp,
@@ -41,68 +41,6 @@ pytestmark = pytest.mark.slow
 
 NIGHTS = [AS_OF - timedelta(days=1), AS_OF]
 TIMEOUT_S = 1200
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def airflow(env: dict[str, str], *args: str, timeout: float = 120) -> str:
-    proc = subprocess.run(
-        [airflow_bin(), *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
-    assert proc.returncode == 0, f"airflow {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
-
-
-class Scheduler:
-    """The scheduler, the dag-processor and the API server of one Airflow home."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env = env
-        self.logs = logs
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self) -> None:
-        port = self.env["AIRFLOW__API__PORT"]
-        for name, args in (
-            ("api-server", ["api-server", "--port", port]),
-            ("dag-processor", ["dag-processor"]),
-            ("scheduler", ["scheduler"]),
-        ):
-            self.procs.append(
-                subprocess.Popen(
-                    [airflow_bin(), *args],
-                    env=self.env,
-                    stdout=(self.logs / f"{name}.log").open("w"),
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-
-    def assert_alive(self) -> None:
-        for proc in self.procs:
-            assert proc.poll() is None, f"{proc.args} died: see {self.logs}"
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-
-def dag_runs(env: dict[str, str]) -> list[dict]:
-    out = airflow(env, "dags", "list-runs", DAG_ID, "--output", "json")
-    # the JSON is the last line; Airflow may print warnings before it
-    lines = [line for line in out.splitlines() if line.startswith("[")]
-    return json.loads(lines[-1]) if lines else []
 
 
 @pytest.fixture(scope="module")

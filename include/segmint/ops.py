@@ -822,6 +822,35 @@ def _user() -> str:
         return f"uid {os.geteuid()}"
 
 
+# "run `segmint transform` first", "run `segmint transform --as-of 2026-06-24` first": the
+# next step as a stage's error words it for the command line.
+_COMMAND_FIRST = re.compile(r"run `segmint (\w+)[^`]*` first")
+
+
+def command_hint(error: str, dag_id: str, logical_date: Any, as_of: date | None) -> str:
+    """The Airflow way to the next step an error names as a ``segmint`` command, or "".
+
+    A stage's input missing says what to run on the command line: a ``segment`` cleared for
+    a night older than the last ``transform`` said "marts.customer_features has no rows for
+    as_of_date 2026-06-24 (latest dates: 2026-06-25); run `segmint transform` first", and
+    an operator of the DAG was left to work out that this means clearing the night from its
+    ``transform`` task (the marts hold the latest night built)."""
+    from segmint.pipeline import STAGES
+
+    found = _COMMAND_FIRST.search(error or "")
+    if found is None:
+        return ""
+    command = found.group(1)
+    task = next(iter(STAGES)) if command == "run" else command
+    if task not in STAGES:
+        return ""
+    day = _naive_utc(logical_date).date() if isinstance(logical_date, datetime) else as_of
+    return (
+        f" Next: in Airflow, run this night from its `{task}` task: `airflow tasks clear "
+        f"{dag_id} -t {task} -d -s {day} -e {day}`."
+    )
+
+
 def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple[str, TaskRun]:
     """The message a person reads first, and the row for ``ops.pipeline_runs``."""
     from segmint.config import load_settings
@@ -866,6 +895,7 @@ def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple
     fault = disk_fault_message(cause or exc, settings, rerun) if exc is not None else ""
     if fault:
         hint += f" Hint: {fault}."
+    hint += command_hint(error, ti.dag_id, context.get("logical_date"), as_of)
     message = (
         f"segmint: stage '{ti.task_id}' {status.replace('_', ' ')} for as_of={as_of} "
         f"(DAG run {ti.run_id}, {tries}); {next_step}. Error: {error.rstrip('.')}."

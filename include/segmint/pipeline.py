@@ -45,8 +45,13 @@ STAGES: dict[str, str] = {
 _RERUN = (
     "\n\nRerun: clear this task with its downstream tasks (`airflow tasks clear "
     "segmint_nightly -t TASK -d -s DATE -e DATE`); every stage replaces its own as-of "
-    "date's rows. Its line in `ops.pipeline_runs` and the `segmint:` lines of its log say "
-    "what it did. See docs/operations.md."
+    "date's rows.OLDER Its line in `ops.pipeline_runs` and the `segmint:` lines of its log "
+    "say what it did. See docs/operations.md."
+)
+# The stages after transform read the marts, which hold the last night it built.
+_OLDER = (
+    " This stage reads the marts `transform` built, which hold the last night it ran for: "
+    "for a night older than that, clear from `transform` (`-t transform -d`)."
 )
 STAGE_DOCS: dict[str, str] = {
     "ingest": (
@@ -104,7 +109,12 @@ STAGE_DOCS: dict[str, str] = {
         "fails the night, not retried, and yesterday's published files stay as they were."
     ),
 }
-STAGE_DOCS = {name: doc + _RERUN.replace("TASK", name) for name, doc in STAGE_DOCS.items()}
+_AFTER_TRANSFORM = list(STAGES)[list(STAGES).index("transform") + 1 :]
+STAGE_DOCS = {
+    name: doc
+    + _RERUN.replace("TASK", name).replace("OLDER", _OLDER if name in _AFTER_TRANSFORM else "")
+    for name, doc in STAGE_DOCS.items()
+}
 
 
 def stage_function(name: str) -> Callable[[Settings, date], StageResult]:

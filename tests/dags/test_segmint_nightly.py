@@ -71,6 +71,10 @@ def test_each_task_documents_its_own_stage_in_the_ui(dagbag) -> None:
         assert f"airflow tasks clear segmint_nightly -t {stage} -d" in doc
     assert "not retried" in docs["validate"] and "quarantine reasons" in docs["validate"]
     assert "run_results.json" in docs["transform"]
+    # a stage after transform of an older night cannot be rerun alone: the marts moved on
+    for stage in ("segment", "score", "recommend", "audiences", "report", "publish"):
+        assert "for a night older than that, clear from `transform`" in docs[stage], stage
+    assert "older" not in docs["ingest"] + docs["transform"]
 
 
 def test_dag_policies(dagbag) -> None:

@@ -431,3 +431,51 @@ def test_a_stage_past_its_execution_timeout_fails_the_night_at_once(
             f"and was stopped ({stopped_in}"
         ), error
         assert "raise execution_timeout in dags/segmint_nightly.py" in error
+
+
+NEXT_STEP_STAGES = textwrap.dedent(
+    """
+    from segmint.stages import StageResult
+
+    def ingest(settings, as_of):
+        return StageResult("ingest", summary=f"ingested {as_of}")
+    """
+)
+
+
+def test_a_stage_missing_its_input_names_the_task_to_clear(
+    ready_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    """A stage whose input is missing says what to run on the command line ("run `segmint
+    transform` first"): a `segment` cleared alone for a night older than the last
+    `transform` failed so, and the task log left the operator to translate it. The log
+    now names the Airflow step: clear the night from that task."""
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "next_stages.py").write_text(NEXT_STEP_STAGES)
+    (dags / "next_dag.py").write_text(
+        stub_dag(
+            "next", {"ingest": "next_stages:ingest", "segment": "ml.segmentation:run_segmentation"}
+        )
+    )
+    env = {
+        **ready_airflow,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse" / "segmint.duckdb"),
+        "PYTHONPATH": str(dags),
+    }
+    proc = subprocess.run(
+        [airflow_bin(), "dags", "test", "segmint_next", "2026-06-30"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "segmint: stage 'segment' failed for as_of=2026-06-30" in output
+    assert "run `segmint transform` first" in output
+    assert (
+        "Next: in Airflow, run this night from its `transform` task: `airflow tasks clear "
+        "segmint_next -t transform -d -s 2026-06-30 -e 2026-06-30`."
+    ) in output

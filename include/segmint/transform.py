@@ -751,7 +751,16 @@ class WarmDbt:
             raise RuntimeError("this dbt child has run already")
         changed = {k: v for k, v in env.items() if self._env.get(k) != v}
         job = json.dumps({"args": args, "env": changed, "cwd": str(cwd)})
-        stdout, stderr = proc.communicate(job + "\n")
+        try:
+            stdout, stderr = proc.communicate(job + "\n")
+        except BaseException:
+            # The stage was stopped while dbt ran (Airflow's execution_timeout raises in the
+            # wait, Ctrl-C): dbt ran on, holding the warehouse's write lock, so the failure
+            # could not be recorded in ops.pipeline_runs and, under `airflow dags test`,
+            # it kept building after the night had failed. subprocess.run does the same.
+            proc.kill()
+            proc.communicate()
+            raise
         return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
 
     def close(self) -> None:

@@ -73,6 +73,39 @@ def test_warm_dbt_child_runs_the_command_it_is_handed_later(tmp_path: Path) -> N
     warm.close()  # nothing left to end
 
 
+def test_warm_dbt_child_is_ended_when_the_stage_is_stopped_while_dbt_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow's execution_timeout stops a task by raising in it (from SIGALRM), here while
+    the stage waits for dbt: the dbt child ran on, holding the warehouse's write lock, so
+    the failure callback could not record the failure in ops.pipeline_runs, and under
+    `airflow dags test` dbt kept building after the night had failed."""
+    import signal
+
+    class Stopped(BaseException):
+        pass
+
+    def stop(signum, frame):
+        raise Stopped
+
+    monkeypatch.setattr("segmint.transform.DBT_PARSE_STATE", tmp_path / "shared")
+    settings = Settings(warehouse=tmp_path / "wh" / "segmint.duckdb")
+    warm = WarmDbt(settings, date(2026, 6, 30))
+    child = psutil.Process(warm._proc.pid)
+    args = dbt_args(settings, verb="parse")  # a full parse: seconds
+    env = dbt_env(settings, date(2026, 6, 30), [date(2026, 6, 30)])
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(Stopped):
+            warm.run(["dbt", *args], args, env, tmp_path)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    warm.close()
+
+
 def test_a_dbt_module_in_the_current_folder_is_not_run_by_dbt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

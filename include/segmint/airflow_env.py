@@ -257,6 +257,46 @@ def backfill_summary(env: Mapping[str, str], from_date: str, to_date: str) -> st
     return "\n".join(lines)
 
 
+def nights_without_events(from_date: str, to_date: str) -> str:
+    """A line naming the nights of ``from_date``..``to_date`` whose events partition
+    (``events/dt=DATE/``) holds no data file in the landing zone of the settings, or "".
+
+    Such a night runs without that day's events (its validate task only warns), and one
+    before the first delivery fails at ``segment``, with nothing to segment: a backfill over
+    a month whose first days had no files showed nothing of it until the nights failed or
+    published short, one by one. Said before they run, with the days, so a wrong range or a
+    landing zone not synced yet is caught now.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from segmint.config import load_settings
+    from segmint.ingest.files import as_of_delivery
+
+    try:
+        landing = load_settings().landing
+    except Exception:  # a broken config is said by the night's first task
+        return ""
+    first, last = date.fromisoformat(from_date), date.fromisoformat(to_date)
+    now = datetime.now(UTC)
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    empty = [day for day in days if as_of_delivery(landing, day, now, 0).status != "landed"]
+    if not empty:
+        return ""
+    spans: list[list[date]] = []
+    for day in empty:
+        if spans and day - spans[-1][-1] == timedelta(days=1):
+            spans[-1][-1] = day
+        else:
+            spans.append([day, day])
+    shown = ", ".join(f"{a}" if a == b else f"{a}..{b}" for a, b in spans)
+    return (
+        f"{len(empty)} of the {len(days)} night(s) have no events file in {landing}/events "
+        f"(dt=DATE): {shown}. They run without that day's events (the validate task warns); "
+        "a night with nothing loaded up to it fails at segment, with nothing to segment. "
+        "Check the dates and the landing zone (SEGMINT_LANDING) if that is not what you meant."
+    )
+
+
 def _days(days: list[str]) -> str:
     return days[0] if len(days) == 1 else f"{days[0]} ... {days[-1]}"
 
@@ -343,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
         code = subprocess.call(command, env=env)
         if code == 0:
             print(backfill_summary(env, args.from_date, args.to_date))
+            empty = nights_without_events(args.from_date, args.to_date)
+            if empty:
+                print(empty)
             print(
                 "The scheduler runs it (start one with `make airflow`); the DAG must be unpaused."
             )

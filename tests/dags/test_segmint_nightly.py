@@ -346,3 +346,24 @@ def test_make_backfill_names_the_nights_it_skips_and_how_to_run_them_again(
         "2026-05-01..2026-05-01 created, but it runs no night.\n"
         "1 night(s) already have a run and are not run again: 2026-05-01 (success)."
     ) in nothing.stdout
+
+
+@pytest.mark.slow
+def test_make_backfill_names_the_nights_without_events_files(tmp_path: Path) -> None:
+    """A backfill over days with no files said nothing: those nights ran without their day's
+    events (the validate task only warns) or, before the first delivery, failed one by one
+    at segment. `make backfill` now names them, as spans, before the scheduler runs them."""
+    env, _ = _airflow_of_its_own(tmp_path)
+    landing = tmp_path / "landing"
+    for day in ("2026-05-03", "2026-05-06"):
+        partition = landing / "events" / f"dt={day}"
+        partition.mkdir(parents=True)
+        (partition / "events.jsonl").write_text('{"event_id": "e1"}\n')
+    (landing / "events" / "dt=2026-05-04").mkdir()  # a folder without a file: no delivery
+    proc = _make_backfill({**env, "SEGMINT_LANDING": str(landing)}, "2026-05-01", "2026-05-06")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "created: 6 night(s) to run" in proc.stdout
+    assert (
+        f"4 of the 6 night(s) have no events file in {landing}/events (dt=DATE): "
+        "2026-05-01..2026-05-02, 2026-05-04..2026-05-05. They run without that day's events"
+    ) in proc.stdout

@@ -21,7 +21,7 @@ from typing import NoReturn
 from segmint.audiences.formats import EXPORT_FORMATS
 from segmint.config import ConfigError, Settings, load_settings
 from segmint.pipeline import STAGES, check_as_of
-from segmint.process import exit_now
+from segmint.process import BROKEN_PIPE, exit_now
 from segmint.stages import SegmintError, StageResult
 
 PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
@@ -498,6 +498,29 @@ def _lock_hint(args: argparse.Namespace, exc: BaseException) -> str:
     return lock_hint(exc, settings) if settings is not None else ""
 
 
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (Linux and macOS poll it as an
+    error); a file, a terminal or a captured stream is not."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _silence(stream: object) -> None:
+    """Point ``stream``'s file descriptor at /dev/null: what is still buffered for it is
+    dropped at the exit instead of failing ("Exception ignored ... BrokenPipeError")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())  # type: ignore[attr-defined]
+    finally:
+        os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -516,6 +539,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"segmint {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # one line for people; SEGMINT_DEBUG=1 for the traceback
+        if isinstance(exc, BrokenPipeError) and _stdout_gone():
+            # The reader of the output is gone (`segmint ... | head -1`): end quietly, as
+            # Unix tools do. Output is printed only after the work it reports is committed,
+            # so the command stops between two pieces of work, never inside one.
+            _silence(sys.stdout)
+            return BROKEN_PIPE
         if os.environ.get("SEGMINT_DEBUG"):
             raise
         hint = _lock_hint(args, exc)

@@ -19,6 +19,9 @@ import threading
 from collections.abc import Callable
 from typing import NoReturn
 
+# The status a shell reports for a program killed by SIGPIPE (128 + 13): `yes | head -1`.
+BROKEN_PIPE = 141
+
 
 def exit_code(code: object) -> int:
     """The process exit status for ``code`` as :func:`sys.exit` takes it: ``None`` is 0, an
@@ -71,6 +74,8 @@ def exit_now(code: object = 0) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said
+        except BrokenPipeError:  # the reader is gone (`| head -1`): as a Unix tool ends
+            status = status or BROKEN_PIPE
+        except (OSError, ValueError):  # a closed stream: nothing more can be said
             status = status or 1
     os._exit(status)

@@ -315,3 +315,41 @@ def test_a_warehouse_checkpoint_over_the_file_size_limit_is_one_line_and_the_rer
     assert published_hashes(warehouse) == published_hashes(nights["uninterrupted"])
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("select count(*) from main.history").fetchone() == (200000,)
+
+
+def _files(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
+def test_output_piped_into_a_reader_that_is_gone_ends_quietly(
+    tmp_path: Path, buffered: bool
+) -> None:
+    """`segmint generate ... | head -1`: the reader closed the pipe, and the command ended
+    with "unexpected BrokenPipeError ... (set SEGMINT_DEBUG=1 for the traceback)", exit code
+    2 (unbuffered output, PYTHONUNBUFFERED=1 as in Airflow's and most Docker images), or
+    exit code 1 and no word (buffered). It ends quietly with 141, the status of a Unix tool
+    killed by SIGPIPE, and what it wrote before printing is whole."""
+    import os
+
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    generate = ["generate", "--customers", "40", "--days", "2", "--end-date", "2026-06-30"]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line, as `| head -0`
+    try:
+        ended = subprocess.run(
+            [sys.executable, "-m", "segmint.cli", *generate, "--landing", tmp_path / "a/landing"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            env=env,
+        )
+    finally:
+        os.close(write_end)
+    assert (ended.returncode, ended.stderr) == (141, "")
+    reference = _cli(*generate, "--landing", tmp_path / "b/landing")
+    assert reference.returncode == 0, reference.stderr
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")

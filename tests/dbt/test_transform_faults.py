@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from segmint.transform import run_transform
@@ -55,4 +56,33 @@ def test_a_dbt_build_without_room_says_so_and_the_rerun_completes(
     assert ("int_events_sessionised",) not in built
 
     run_transform(settings, END)
+    assert published_hashes(settings.warehouse) == published_hashes(full_warehouse)
+
+
+def test_a_closing_checkpoint_without_room_fails_the_stage_and_the_rerun_completes(
+    tmp_path: Path, full_warehouse: Path
+) -> None:
+    """dbt built every model, then the checkpoint of its closing database could not grow
+    the warehouse file (a full disk, ``ulimit -f``): dbt-duckdb does not report it and dbt
+    exits 0, so the stage said done, exit code 0, the night's marts only in the
+    ``segmint.duckdb.wal`` every later process replayed. It fails with the one line that
+    names the file and the fix, and the rerun completes it."""
+    settings = settings_in(tmp_path, SETTINGS)
+    shutil.copyfile(full_warehouse, settings.warehouse)  # the night run again
+    args = ["--config", tmp_path / "segmint.toml", "transform"]
+    args += ["--warehouse", settings.warehouse, "--as-of", END.isoformat()]
+    wal = settings.warehouse.with_name(settings.warehouse.name + ".wal")
+    # Room for dbt's writes (its log, its artifacts, the write-ahead log of a night's
+    # increment), not for the checkpoint that grows the file.
+    limit = settings.warehouse.stat().st_size + 2**16
+    faulted = cli_with_file_size_limit(limit, *args)
+    assert wal.exists(), "the checkpoint found room: the test no longer tests it"
+    assert faulted.returncode == 1, faulted.stderr
+    assert faulted.stderr.startswith(
+        f"segmint transform: error: cannot write {settings.warehouse} (the warehouse"
+    ), faulted.stderr
+    assert "File too large" in faulted.stderr and "(ulimit -f)" in faulted.stderr
+
+    run_transform(settings, END)
+    assert not wal.exists()
     assert published_hashes(settings.warehouse) == published_hashes(full_warehouse)

@@ -28,7 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from segmint.config import ConfigError
-from segmint.stages import SegmintError, StageResult, StageTimeoutError, WarehouseBusyError
+from segmint.stages import (
+    DiskFaultError,
+    SegmintError,
+    StageResult,
+    StageTimeoutError,
+    WarehouseBusyError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,8 @@ CREATE TABLE IF NOT EXISTS ops.pipeline_runs (
 # through the back-off before telling anyone. One SegmintError is transient: another segmint
 # process (an export, an erasure, `segmint run` by hand) kept the warehouse past the 30 min
 # wait (WarehouseBusyError); it said "run it again when that is done", and was not retried.
+# Nor was dbt's full disk (the transform tells it as DiskFaultError), while every other
+# stage's was: the same fault, retried as the OSError or DuckDB error it is.
 # A task whose process is killed (kill -9, the OOM killer) never gets here: the scheduler
 # sees it die and retries it.
 RETRYABLE: tuple[type[BaseException], ...] = (OSError, MemoryError, TimeoutError)
@@ -73,7 +81,7 @@ RETRYABLE_DUCKDB = {"IOException", "OutOfMemoryException", "ConnectionException"
 
 def is_retryable(exc: BaseException) -> bool:
     """Whether a retry of the stage could succeed where this attempt failed."""
-    if isinstance(exc, WarehouseBusyError):
+    if isinstance(exc, WarehouseBusyError | DiskFaultError):
         return True
     if isinstance(exc, SegmintError | ConfigError):
         return False

@@ -40,6 +40,12 @@ class WarehouseBusyError(SegmintError):
     so the Airflow task is retried (``segmint.ops.is_retryable``), unlike other errors."""
 
 
+class DiskFaultError(SegmintError):
+    """A file could not be written: a full disk, a quota, a file-size limit, a read-only or
+    forbidden folder (the message names the file and the fix). A fault of the environment
+    like the OSError it tells of, so the Airflow task is retried (``segmint.ops.is_retryable``)."""
+
+
 @dataclass
 class StageResult:
     stage: str

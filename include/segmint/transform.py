@@ -31,7 +31,7 @@ from typing import Any
 
 from segmint.config import Settings
 from segmint.outputs import written_atomically
-from segmint.stages import SegmintError, StageResult
+from segmint.stages import DiskFaultError, SegmintError, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -946,7 +946,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         if any(CURRENCY_TEST in line for line in problems):
             problems += missing_rates(settings)
         fault = _disk_fault(settings, problems, completed, target_path.parent)
-        raise SegmintError(
+        raise (DiskFaultError if fault else SegmintError)(
             (
                 f"dbt build failed for as-of {as_of}: {fault}"
                 if fault

@@ -10,7 +10,7 @@ from tests.db import fetch
 from tests.dbt import synthetic
 from tests.dbt.warehouse_data import END, new_warehouse, settings_in
 from tests.e2e.airflow_support import published_hashes
-from tests.include.test_cli import cli_with_file_size_limit
+from tests.include.test_cli import cli_with_file_size_limit, python_with_file_size_limit
 
 # settings_for's, as a settings file the command line reads
 SETTINGS = f"""
@@ -19,6 +19,20 @@ reporting_currency = "{synthetic.CURRENCY}"
 [propensity]
 horizon_days = 30
 training_cutoffs = 1
+"""
+
+# The transform of END in the folder sys.argv[1] (settings_in's), its error's class and
+# whether the DAG retries it (segmint.ops.is_retryable).
+TRANSFORM_FAULT = f"""
+import sys
+from pathlib import Path
+from segmint.ops import is_retryable
+from segmint.transform import run_transform
+from tests.dbt.warehouse_data import END, settings_in
+try:
+    run_transform(settings_in(Path(sys.argv[1]), {SETTINGS!r}), END)
+except Exception as exc:
+    print(type(exc).__name__, "retried" if is_retryable(exc) else "not retried")
 """
 
 
@@ -47,6 +61,10 @@ def test_a_dbt_build_without_room_says_so_and_the_rerun_completes(
         "run results",
         "dbt log",
     ]
+    # The same fault seen by the DAG: retried, as every other stage's disk fault is (it
+    # was a SegmintError, failed at once: a night lost to a disk freed minutes later).
+    again = python_with_file_size_limit(limit, "-c", TRANSFORM_FAULT, tmp_path)
+    assert again.stdout.split() == ["DiskFaultError", "retried"], again.stderr
     # What the rerun starts from: an incremental model built, the table it reads missing.
     built = fetch(
         settings.warehouse,

@@ -249,7 +249,12 @@ def test_a_warehouse_held_open_by_another_process_names_the_published_copy(
 
 def cli_with_file_size_limit(limit: int, *args: str | Path) -> subprocess.CompletedProcess:
     """:func:`_cli` in a child that may write no file beyond ``limit`` bytes (``ulimit -f``):
-    its writes past the limit fail with EFBIG, as on a file system without room. The child
+    its writes past the limit fail with EFBIG, as on a file system without room."""
+    return python_with_file_size_limit(limit, "-m", "segmint.cli", *args)
+
+
+def python_with_file_size_limit(limit: int, *args: str | Path) -> subprocess.CompletedProcess:
+    """``python ARGS`` in a child that may write no file beyond ``limit`` bytes. The child
     writes no bytecode: Python's cache of a module it imports would be cut at the limit and
     break the module for every later process of the virtualenv ("marshal data too short")."""
     import os
@@ -259,7 +264,7 @@ def cli_with_file_size_limit(limit: int, *args: str | Path) -> subprocess.Comple
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     return subprocess.run(
-        [sys.executable, "-m", "segmint.cli", *map(str, args)],
+        [sys.executable, *map(str, args)],
         capture_output=True,
         text=True,
         check=False,

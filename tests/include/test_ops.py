@@ -124,7 +124,7 @@ def test_dbt_run_summary_counts_statuses_and_slowest_nodes(tmp_path: Path) -> No
 def test_only_faults_of_the_environment_are_retried() -> None:
     from segmint.config import ConfigError
     from segmint.ops import is_retryable
-    from segmint.stages import QualityGateError
+    from segmint.stages import DiskFaultError, QualityGateError
 
     lock = None
     holder = duckdb.connect(":memory:")
@@ -137,6 +137,7 @@ def test_only_faults_of_the_environment_are_retried() -> None:
     assert is_retryable(lock)
     assert is_retryable(OSError("disk full"))
     assert is_retryable(MemoryError())
+    assert is_retryable(DiskFaultError("dbt build failed for as-of 2026-06-30: cannot write"))
     assert not is_retryable(QualityGateError("12% quarantined"))
     assert not is_retryable(ConfigError("bad key"))
     assert not is_retryable(AttributeError("'Settings' object has no attribute 'x'"))

@@ -96,6 +96,10 @@ class BatchValidator:
 
     settings: IngestSettings
     docs_dir: Path | None = None
+    # Where the validation results behind the Data Docs are kept (JSON files), so a run that
+    # validates nothing (a rerun after the Data Docs could not be written: its batches were
+    # loaded) renders them again. None: in memory, for this run's Data Docs only.
+    results_dir: Path | None = None
     _context: Any = field(init=False, default=None)
     _definitions: dict[str, Any] = field(init=False, default_factory=dict)
     _rules: dict[str, list[dict]] = field(init=False, default_factory=dict)
@@ -112,7 +116,7 @@ class BatchValidator:
         # levels the application set, like every other logger.
         logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.NOTSET)
 
-        context = gx.get_context(mode="ephemeral")
+        context = gx.get_context(project_config=self._project_config(), mode="ephemeral")
         # No "Calculating Metrics" bars: in Airflow's task logs they are noise, not progress.
         context.variables.progress_bars = ProgressBarsConfig(
             globally=False, metric_calculations=False
@@ -151,6 +155,34 @@ class BatchValidator:
                 for i, e in enumerate(suite.expectations)
             ]
         self._context = context
+
+    def _project_config(self) -> Any:
+        """GX's in-memory stores, but for the validation results when ``results_dir`` is
+        set; and no temporary docs site (GX's default: a folder per run, left in /tmp)."""
+        from great_expectations.data_context.types.base import (
+            DataContextConfig,
+            InMemoryStoreBackendDefaults,
+        )
+
+        config = DataContextConfig(
+            store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
+        )
+        if self.results_dir is not None:
+            config.stores[config.validation_results_store_name]["store_backend"] = {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(Path(self.results_dir).resolve()),
+            }
+        return config
+
+    @property
+    def _docs_complete(self) -> Path | None:
+        """The mark that the Data Docs render every kept validation result."""
+        return None if self.docs_dir is None else Path(self.docs_dir) / DOCS_COMPLETE
+
+    def docs_pending(self) -> bool:
+        """Whether kept validation results are not all in the Data Docs (their writing failed
+        or has not run); :meth:`build_docs` writes them."""
+        return docs_pending(self.docs_dir, self.results_dir)
 
     def prefilter(self, source: str) -> list[tuple[str, str, str]]:
         """``(rule, domain_sql, unexpected_sql)`` for every row-level expectation of a suite.
@@ -197,20 +229,27 @@ class BatchValidator:
         from great_expectations.core.run_identifier import RunIdentifier
 
         index = INDEX_COLUMNS[source]
+        if self._docs_complete is not None:
+            self._docs_complete.unlink(missing_ok=True)  # a result the Data Docs lack
         # The routing columns are the frame's (named) index and GX lists the failing rows
         # without their values: given them as plain columns, GX looks every failing row up
         # cell by cell in pandas and stores the values with it, seconds per batch.
         frame = frame.set_index(index)
-        result = self._definitions[source].run(
-            batch_parameters={"dataframe": frame},
-            result_format={
-                "result_format": "COMPLETE",
-                "unexpected_index_column_names": index,
-                "exclude_unexpected_values": True,
-                "return_unexpected_index_query": False,
-            },
-            run_id=RunIdentifier(run_name=docs_run_name(run_name)),
-        )
+        try:
+            result = self._definitions[source].run(
+                batch_parameters={"dataframe": frame},
+                result_format={
+                    "result_format": "COMPLETE",
+                    "unexpected_index_column_names": index,
+                    "exclude_unexpected_values": True,
+                    "return_unexpected_index_query": False,
+                },
+                run_id=RunIdentifier(run_name=docs_run_name(run_name)),
+            )
+        except OSError as exc:  # keeping the result (results_dir)
+            if self.results_dir is None:
+                raise
+            raise _naming(exc, "the validation results", self.results_dir) from exc
         self._validated = True
         by_rule = {r["rule"]: r for r in self._rules[source]}
         out = []
@@ -262,23 +301,42 @@ class BatchValidator:
         return sorted(out, key=lambda r: r.order)
 
     def build_docs(self) -> Path | None:
-        """Render the Data Docs site for every batch validated so far; returns its index."""
-        if self.docs_dir is None or not self._validated:
+        """Render the Data Docs site for every batch validated so far (and every result kept
+        in ``results_dir``); returns its index."""
+        if self.docs_dir is None or not (self._validated or self.docs_pending()):
             return None
+        assert self._docs_complete is not None
         try:
+            self._docs_complete.unlink(missing_ok=True)
             self._context.build_data_docs(site_names=["segmint"])
+            self._docs_complete.touch()
         except OSError as exc:
-            # GX writes its pages and assets with open().write(): a full disk or a file-size
-            # limit fails with no file named ("[Errno 28] No space left on device"). Still an
-            # OSError, so the task is retried as for any other fault of the disk.
-            if exc.filename is not None or exc.errno is None:
-                raise
-            raise OSError(
-                exc.errno,
-                f"writing the validation Data Docs in {self.docs_dir}: {exc.strerror}",
-                str(self.docs_dir),
-            ) from exc
+            raise _naming(exc, "the validation Data Docs", self.docs_dir) from exc
         return Path(self.docs_dir) / "index.html"
+
+
+def _naming(exc: OSError, what: str, folder: Path) -> OSError:
+    """``exc``, or the same error naming ``folder`` when it names no file. GX writes its
+    pages, assets and results with open().write(): a full disk or a file-size limit fails
+    with no file named ("[Errno 28] No space left on device"). Still an OSError, so the
+    task is retried as for any other fault of the disk."""
+    if exc.filename is not None or exc.errno is None:
+        return exc
+    return OSError(exc.errno, f"writing {what} in {folder}: {exc.strerror}", str(folder))
+
+
+# In the Data Docs folder once they render every kept validation result.
+DOCS_COMPLETE = ".segmint-complete"
+
+
+def docs_pending(docs_dir: Path | None, results_dir: Path | None) -> bool:
+    """Whether ``results_dir`` keeps validation results that the Data Docs in ``docs_dir``
+    do not all render: their writing failed (a full disk) or was never reached."""
+    if docs_dir is None or results_dir is None or (Path(docs_dir) / DOCS_COMPLETE).exists():
+        return False
+    return Path(results_dir).is_dir() and any(
+        p.is_file() for p in Path(results_dir).rglob("*.json")
+    )
 
 
 # GX stores a validation in a folder named by its run: a name longer than a file name may be

@@ -75,7 +75,7 @@ from segmint.ingest.files import (
     with_compression_named,
 )
 from segmint.stages import InputError, StageResult, import_in_background
-from segmint.validation import quiet_gx_logging
+from segmint.validation import docs_pending, quiet_gx_logging
 from segmint.warehouse import connect, ensure_raw_tables, limit_resources, transaction
 
 log = logging.getLogger(__name__)
@@ -592,13 +592,21 @@ class Ingest:
         )
 
     @property
+    def docs_dirs(self) -> tuple[Path, Path]:
+        """The night's GX Data Docs folder, and the folder of the results they render."""
+        night = self.settings.run_output_dir(self.as_of)
+        return night / "data_docs", night / "validation_results"
+
+    @property
     def validator(self):
         if self._validator is None:
             from segmint.validation import BatchValidator
 
-            docs = self.settings.run_output_dir(self.as_of) / "data_docs"
+            docs, results = self.docs_dirs
             docs.mkdir(parents=True, exist_ok=True)
-            self._validator = BatchValidator(self.settings.ingest, docs_dir=docs)
+            self._validator = BatchValidator(
+                self.settings.ingest, docs_dir=docs, results_dir=results
+            )
         return self._validator
 
     # --- planning ---------------------------------------------------------------------
@@ -2319,7 +2327,9 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
                 size[source] = 0
         if pending:
             flush([f for source in sorted(pending) for f in pending[source]])
-        if outcomes and ingest._validator is not None:
+        # A run that validated nothing renders the Data Docs still when an earlier run's
+        # could not be written (a full disk): its batches are loaded, their results kept.
+        if (outcomes and ingest._validator is not None) or docs_pending(*ingest.docs_dirs):
             ingest.validator.build_docs()
         stale_ids = [] if ids_checked else _ids_read_otherwise(con)
         con.execute("CHECKPOINT")

@@ -495,10 +495,13 @@ def test_gate_fails_on_share_of_events_without_identity(settings, landing):
         check_quality_gate(cfg, D1)
 
 
-def test_a_data_docs_write_that_fails_names_the_data_docs(settings, landing):
+def test_a_data_docs_write_that_fails_names_the_data_docs_and_the_rerun_writes_them(
+    settings, landing
+):
     """A full disk or a file-size limit met while GX writes the Data Docs: GX's own write
     raises an OSError naming no file ("[Errno 27] File too large"), so the operator of the
-    night did not know what could not be written."""
+    night did not know what could not be written. And the rerun, with room, found the
+    batch loaded, validated nothing and wrote no Data Docs: the night's stayed incomplete."""
     import resource
     import subprocess
     import sys
@@ -528,6 +531,17 @@ def test_a_data_docs_write_that_fails_names_the_data_docs(settings, landing):
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     assert con.execute("select event_id from raw.events").fetchall() == [("a",)]
     con.close()
+    assert not (docs / "index.html").exists()
+
+    # And writes the Data Docs of the batch it loaded (it validated nothing, and wrote none:
+    # the night's Data Docs stayed without their index, for good).
+    from segmint.cli import main
+
+    assert main(args) == 0
+    index = (docs / "index.html").read_text()
+    assert "events__dt=2026-06-01__a.jsonl" in index
+    pages = list((docs / "validations" / "segmint_events").rglob("*.html"))
+    assert len(pages) == 1, pages
 
 
 def test_gate_fails_on_a_partition_with_too_few_rows(settings, landing):

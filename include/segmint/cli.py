@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable
 from datetime import date
@@ -538,6 +539,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"segmint {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(
+            f"segmint {args.command}: terminated (SIGTERM); what was committed before is "
+            "kept: run the same command again",
+            file=sys.stderr,
+        )
+        return 128 + signal.SIGTERM
     except Exception as exc:  # one line for people; SEGMINT_DEBUG=1 for the traceback
         if isinstance(exc, BrokenPipeError) and _stdout_gone():
             # The reader of the output is gone (`segmint ... | head -1`): end quietly, as
@@ -565,9 +573,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+class Terminated(BaseException):
+    """SIGTERM came (``kill``, a service or container stopping, a scheduler giving up).
+    A BaseException, like KeyboardInterrupt, so no ``except Exception`` takes it for a
+    failure of its own."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # By default SIGTERM ended the process on the spot, silently: no line saying why, no
+    # ``finally`` (a stage's temporary files stayed, its dbt child was killed only by the
+    # kernel). Now it ends as Ctrl-C does: the stage's open transaction rolls back and its
+    # clean-ups run. A second SIGTERM ends it at once.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Terminated
+
+
 def entry() -> NoReturn:
     """The ``segmint`` command: :func:`main`, then the process ends without the interpreter's
     teardown (:mod:`segmint.process`)."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     exit_now(main())
 
 

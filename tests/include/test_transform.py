@@ -441,6 +441,21 @@ def test_dbt_dies_with_a_killed_stage_and_the_rerun_succeeds(tmp_path: Path) -> 
     """kill -9 of the transform stage (an operator, the OOM killer) used to leave dbt
     running on, orphaned, writing the warehouse and holding its write lock, so the rerun
     failed with "Conflicting lock is held in .../dbt". The child now dies with the stage."""
+    command = _one_purchase_transform(tmp_path)
+    stage = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    dbt = _dbt_child(stage.pid)
+    stage.kill()
+    stage.wait()
+    gone, _ = psutil.wait_procs([dbt], timeout=3)  # a dbt build takes 5 s or more
+    assert gone, f"dbt (pid {dbt.pid}) outlived the killed stage"
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "1 customers with features as of 2026-06-30" in rerun.stdout
+
+
+def _one_purchase_transform(tmp_path: Path) -> list[str]:
+    """The `segmint transform` command line of a warehouse of one purchase, made here."""
     warehouse = tmp_path / "segmint.duckdb"
     con = connect(warehouse)
     ensure_raw_tables(con)
@@ -451,16 +466,31 @@ def test_dbt_dies_with_a_killed_stage_and_the_rerun_succeeds(tmp_path: Path) -> 
         "DATE '2026-06-30', NULL, TIMESTAMP '2026-07-01 02:00:00')"
     )
     con.close()
-    segmint = [str(Path(sys.executable).with_name("segmint")), "transform"]
-    args = ["--warehouse", str(warehouse), "--as-of", "2026-06-30"]
-    stage = subprocess.Popen([*segmint, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    dbt = _dbt_child(stage.pid)
-    stage.kill()
-    stage.wait()
-    gone, _ = psutil.wait_procs([dbt], timeout=3)  # a dbt build takes 5 s or more
-    assert gone, f"dbt (pid {dbt.pid}) outlived the killed stage"
+    segmint = str(Path(sys.executable).with_name("segmint"))
+    return [segmint, "transform", "--warehouse", str(warehouse), "--as-of", "2026-06-30"]
 
-    rerun = subprocess.run([*segmint, *args], capture_output=True, text=True, timeout=600)
+
+def test_sigterm_ends_the_stage_as_ctrl_c_does_and_the_rerun_succeeds(tmp_path: Path) -> None:
+    """SIGTERM (`kill`, a service or a container stopping) ended `segmint transform` on the
+    spot: no line saying why, status -15, no clean-up of its own (its dbt child went only
+    because the kernel kills it with the stage). It ends as Ctrl-C does: one line, status
+    143 (128 + SIGTERM), its dbt child ended, and the rerun succeeds."""
+    import signal
+
+    command = _one_purchase_transform(tmp_path)
+    stage = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    dbt = _dbt_child(stage.pid)
+    stage.send_signal(signal.SIGTERM)
+    _, stderr = stage.communicate(timeout=60)
+    assert stage.returncode == 143, stderr
+    assert stderr.splitlines()[-1] == (
+        "segmint transform: terminated (SIGTERM); what was committed before is kept: "
+        "run the same command again"
+    )
+    gone, _ = psutil.wait_procs([dbt], timeout=3)
+    assert gone, f"dbt (pid {dbt.pid}) outlived the terminated stage"
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert "1 customers with features as of 2026-06-30" in rerun.stdout
 

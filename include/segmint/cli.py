@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from segmint.audiences.formats import EXPORT_FORMATS
-from segmint.config import ConfigError, Settings, load_settings
+from segmint.config import ConfigError, Settings, landing_problem, load_settings
 from segmint.pipeline import STAGES, check_as_of
 from segmint.process import BROKEN_PIPE, exit_now
 from segmint.stages import SegmintError, StageResult
@@ -118,7 +118,11 @@ def _resolve_as_of(args: argparse.Namespace, settings: Settings) -> date:
                 fix="move that misdated folder to its real date, or pass --as-of DATE",
             )
             return found
-        raise SegmintError(f"no dt=YYYY-MM-DD partitions under {settings.landing}; pass --as-of")
+        # A mistyped --landing: "pass --as-of" would only lead to the same fault, said later.
+        raise SegmintError(
+            landing_problem(settings.landing)
+            or f"no dt=YYYY-MM-DD partitions under {settings.landing}; pass --as-of"
+        )
     raise SegmintError("--as-of DATE is required")
 
 

@@ -584,6 +584,18 @@ class Settings:
         return dataclasses.replace(self, **clean)
 
 
+def landing_problem(landing: Path) -> str | None:
+    """Why ``landing`` cannot be the landing zone (it does not exist, it is a file), or
+    None. A mistyped path must not look like a quiet night with nothing new."""
+    if landing.is_dir():
+        return None
+    what = "is not a folder" if landing.exists() else "does not exist"
+    return (
+        f"the landing zone {landing} {what}: pass --landing, or set SEGMINT_LANDING or "
+        "landing (top level) in the settings file, to the folder holding events/ and crm/"
+    )
+
+
 _SECTIONS = {
     "ingest": IngestSettings,
     "transform": TransformSettings,

@@ -58,11 +58,26 @@ def _cli(*args: str | Path) -> subprocess.CompletedProcess:
 
 
 def test_failure_is_one_line_and_non_zero(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
     result = _cli("run", "--landing", tmp_path / "empty", "--warehouse", tmp_path / "w.duckdb")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "no dt=YYYY-MM-DD partitions under" in lines[0]
+
+
+def test_a_landing_zone_that_does_not_exist_is_named_without_as_of(tmp_path: Path) -> None:
+    """A mistyped --landing and no --as-of: the error said "no dt=YYYY-MM-DD partitions
+    under ...; pass --as-of", and with --as-of the run failed on the landing zone."""
+    missing = tmp_path / "landnig"
+    for as_of in ([], ["--as-of", "2026-06-30"]):
+        result = _cli("run", "--landing", missing, "--warehouse", tmp_path / "w.duckdb", *as_of)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"segmint run: error: the landing zone {missing} does not exist: pass --landing, "
+            "or set SEGMINT_LANDING or landing (top level) in the settings file, to the "
+            "folder holding events/ and crm/"
+        )
 
 
 def test_bad_date_flag_is_rejected(capsys: pytest.CaptureFixture) -> None:

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import duckdb
 
+from segmint.config import landing_problem
 from segmint.ingest.contract import (
     FIELDS,
     FORMATS,
@@ -257,13 +258,9 @@ def discover(
     landing zone grows every night, the new files are few).
     """
     landing = Path(landing)
-    if not landing.is_dir():
-        # A mistyped path must not look like a quiet night with nothing new.
-        what = "is not a folder" if landing.exists() else "does not exist"
-        raise InputError(
-            f"the landing zone {landing} {what}: pass --landing, or set SEGMINT_LANDING or "
-            "landing (top level) in the settings file, to the folder holding events/ and crm/"
-        )
+    problem = landing_problem(landing)
+    if problem:
+        raise InputError(problem)
     candidates: list[tuple[str, Path, str, date, str]] = []
     # Top-level entries other than the sources (Events/, event/, a stray file) are reported:
     # their files are never read, which must not pass silently.

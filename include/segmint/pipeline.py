@@ -173,7 +173,8 @@ def run_stage(
     ``log_progress=False`` leaves the start, done and warning lines to the caller: the DAG's
     task glue (``segmint.ops.run_stage_task``) writes its own, and with these every one of
     them was in the task log twice."""
-    from segmint.warehouse import exclusive  # DuckDB: not at the DAG file's parse time
+    # DuckDB: not at the DAG file's parse time
+    from segmint.warehouse import checkpoint_wal, exclusive
 
     check_as_of(as_of)
     check_warehouse_path(settings.warehouse)
@@ -181,6 +182,7 @@ def run_stage(
         log.info("stage %s starting for as_of=%s", name, as_of)
     with exclusive(settings.warehouse, f"stage {name} of {as_of}"):
         result = stage_function(name)(settings, as_of, **options)
+        checkpoint_wal(settings.warehouse)  # a closing checkpoint that failed unreported
     if log_progress:
         log.info("stage %s done: %s", name, result.summary)
         for warning in result.warnings:

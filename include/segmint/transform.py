@@ -414,26 +414,6 @@ def _record_logic(warehouse: Path, as_of: date) -> None:
         con.close()
 
 
-def _checkpoint(warehouse: Path) -> None:
-    """Fold into the warehouse file the write-ahead log dbt left beside it.
-
-    dbt-duckdb closes the database at dbt's exit, and DuckDB checkpoints on close; a
-    checkpoint that fails there (a full disk, ``ulimit -f``) is not reported and dbt exits
-    0. The stage then ended "done", the night's marts only in ``<warehouse>.wal``: every
-    later process replayed it, and each close failed the same way, unseen. Checkpointing
-    here raises DuckDB's error, which names the file (:func:`segmint.ops.disk_fault_message`);
-    nothing is lost, the rerun replays the log. No log, nothing to do (the usual night)."""
-    if not warehouse.with_name(warehouse.name + ".wal").exists():
-        return
-    from segmint.warehouse import connect
-
-    con = connect(warehouse)
-    try:
-        con.execute("CHECKPOINT")
-    finally:
-        con.close()
-
-
 def _load_rates(settings: Settings) -> int:
     """Replace raw.currency_rates from ``[transform] currency_rates`` before dbt runs (this
     stage is the warehouse's one writer until dbt starts)."""
@@ -959,7 +939,6 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         )
     if record_logic:
         _record_logic(warehouse, as_of)
-    _checkpoint(warehouse)
     figures, rebuilt_days, past_days = _mart_figures(warehouse, as_of)
     import duckdb
 

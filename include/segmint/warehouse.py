@@ -217,6 +217,26 @@ def _acquire(fd: int, lock: Path, warehouse: str | Path, what: str, wait_s: floa
     os.pwrite(fd, f"{what} (pid {os.getpid()}, since {since} UTC)\n".encode(), 0)
 
 
+def checkpoint_wal(path: str | Path) -> None:
+    """Fold into the warehouse file a write-ahead log a closed connection left beside it.
+
+    DuckDB checkpoints when the last connection closes, and a checkpoint that fails there
+    (a full disk, ``ulimit -f``) is not reported: not by ``close()``, not by dbt-duckdb at
+    dbt's exit. The stage said done, exit code 0, its committed work only in
+    ``<warehouse>.wal``, which every later process replayed and failed to fold in, unseen.
+    Checkpointing here raises DuckDB's error, which names the file
+    (:func:`segmint.ops.disk_fault_message`); nothing is lost, the rerun replays the log.
+    No log, nothing to do: the usual end of a stage."""
+    path = Path(path)
+    if not path.with_name(path.name + ".wal").exists():
+        return
+    con = connect(path)
+    try:
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
 def limit_resources(con: duckdb.DuckDBPyConnection, threads: int, memory_limit: str) -> None:
     """Set DuckDB's threads and, unless empty (DuckDB's default), its memory limit (a value
     the settings checked: ``[ingest] duckdb_memory_limit``)."""

@@ -503,3 +503,42 @@ def test_segments_of_a_shop_dominated_by_a_crowd_keep_their_ids_and_names(
         [tomorrow],
     )
     assert moves["stayed"].iloc[0] > 0.99
+
+
+def test_a_closing_checkpoint_without_room_fails_the_stage_and_the_rerun_completes(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    """The stage wrote its tables, then the checkpoint of its closing connection could not
+    grow the warehouse file (a full disk, ``ulimit -f``): DuckDB's close() does not report
+    it, so `segmint segment` said done, exit code 0, and left its rows in the
+    ``segmint.duckdb.wal`` every later stage replayed. Every stage now fails on it, with the
+    one line naming the file and the fix; the rerun completes."""
+    from tests.include.test_cli import cli_with_file_size_limit
+
+    settings = warehouse_with(features_3k, segmentation=small_settings)
+    config = settings.warehouse.parent / "segmint.toml"
+    config.write_text(
+        "[segmentation]\n"
+        + "".join(
+            f"{name} = {getattr(small_settings, name)}\n"
+            for name in ("k_min", "k_max", "silhouette_sample", "n_init")
+        )
+    )
+    args = ["--config", config, "segment", "--warehouse", settings.warehouse]
+    args += ["--as-of", as_of.isoformat()]
+    wal = settings.warehouse.with_name(settings.warehouse.name + ".wal")
+    faulted = cli_with_file_size_limit(settings.warehouse.stat().st_size, *args)
+    assert wal.exists(), "the checkpoint found room: the test no longer tests it"
+    assert faulted.returncode == 1, faulted.stderr
+    assert faulted.stderr.startswith(
+        f"segmint segment: error: cannot write {settings.warehouse} (the warehouse"
+    ), faulted.stderr
+    assert "File too large" in faulted.stderr and "(ulimit -f)" in faulted.stderr
+
+    result = run_segmentation(settings, as_of)
+    assert not wal.exists()
+    assert query(settings, "select count(*) n from ml.customer_segments")["n"][0] == 3000
+    assert result.rows_out == 3000

@@ -158,7 +158,7 @@ class BatchValidator:
 
     def _project_config(self) -> Any:
         """GX's in-memory stores, but for the validation results when ``results_dir`` is
-        set; and no temporary docs site (GX's default: a folder per run, left in /tmp)."""
+        set; and no second docs site (GX's default adds one in /tmp, never built here)."""
         from great_expectations.data_context.types.base import (
             DataContextConfig,
             InMemoryStoreBackendDefaults,

@@ -541,16 +541,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"segmint {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"segmint {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _ended_by_signal(args, signal.SIGINT)
     except Terminated:
-        print(
-            f"segmint {args.command}: terminated (SIGTERM); what was committed before is "
-            "kept: run the same command again",
-            file=sys.stderr,
-        )
-        return 128 + signal.SIGTERM
+        return _ended_by_signal(args, signal.SIGTERM)
     except Exception as exc:  # one line for people; SEGMINT_DEBUG=1 for the traceback
+        if _signalled or _query_interrupted(exc):
+            # Ctrl-C during a DuckDB query: DuckDB stops it and raises its own RuntimeError
+            # ("Query interrupted") in place of the KeyboardInterrupt.
+            return _ended_by_signal(args, _signalled[0] if _signalled else signal.SIGINT)
         if isinstance(exc, BrokenPipeError) and _stdout_gone():
             # The reader of the output is gone (`segmint ... | head -1`): end quietly, as
             # Unix tools do. Output is printed only after the work it reports is committed,
@@ -577,6 +575,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _ended_by_signal(args: argparse.Namespace, signum: int) -> int:
+    """The line and exit status (128 + the signal, as a shell reports it) of a command that
+    Ctrl-C or SIGTERM ended."""
+    if signum == signal.SIGINT:
+        print(f"segmint {args.command}: interrupted", file=sys.stderr)
+    else:
+        print(
+            f"segmint {args.command}: terminated (SIGTERM); what was committed before is "
+            "kept: run the same command again",
+            file=sys.stderr,
+        )
+    return 128 + signum
+
+
+# The signal that is ending this process (SIGTERM), once it came.
+_signalled: list[int] = []
+
+
+def _query_interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is DuckDB's word for a query that Ctrl-C stopped (DuckDB catches the
+    SIGINT itself while a query runs; segmint never interrupts a query of its own)."""
+    name = type(exc).__name__
+    return name == "InterruptException" or (
+        name == "RuntimeError" and str(exc) == "Query interrupted"
+    )
+
+
 class Terminated(BaseException):
     """SIGTERM came (``kill``, a service or container stopping, a scheduler giving up).
     A BaseException, like KeyboardInterrupt, so no ``except Exception`` takes it for a
@@ -588,6 +613,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
     # ``finally`` (a stage's temporary files stayed, its dbt child was killed only by the
     # kernel). Now it ends as Ctrl-C does: the stage's open transaction rolls back and its
     # clean-ups run. A second SIGTERM ends it at once.
+    _signalled.append(signum)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     raise Terminated
 

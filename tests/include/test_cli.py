@@ -373,3 +373,37 @@ def test_output_piped_into_a_reader_that_is_gone_ends_quietly(
     reference = _cli(*generate, "--landing", tmp_path / "b/landing")
     assert reference.returncode == 0, reference.stderr
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
+
+
+def test_ctrl_c_during_a_duckdb_query_ends_as_an_interrupt(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Ctrl-C while DuckDB runs a query (most of a stage's time): DuckDB stops the query and
+    raises its own RuntimeError("Query interrupted") in place of the KeyboardInterrupt, so
+    the command ended with "unexpected RuntimeError: Query interrupted (set SEGMINT_DEBUG=1
+    for the traceback)", exit code 2, as if segmint had a bug. Here DuckDB's own interrupt
+    (what its SIGINT handler calls) stops the query, sent until it has."""
+    import threading
+
+    import duckdb
+
+    def long_query(args: object) -> int:
+        con = duckdb.connect()
+        done = threading.Event()
+
+        def interrupt() -> None:
+            while not done.wait(0.05):
+                con.interrupt()
+
+        thread = threading.Thread(target=interrupt)
+        thread.start()
+        try:
+            con.execute("select count(*) from range(100000000000) t(i) where hash(i) % 7 = 3")
+        finally:
+            done.set()
+            thread.join()
+        return 0
+
+    monkeypatch.setattr("segmint.cli.cmd_generate", long_query)
+    assert main(["generate"]) == 130
+    assert capsys.readouterr().err == "segmint generate: interrupted\n"

@@ -755,9 +755,9 @@ class WarmDbt:
             stdout, stderr = proc.communicate(job + "\n")
         except BaseException:
             # The stage was stopped while dbt ran (Airflow's execution_timeout raises in the
-            # wait, Ctrl-C, SIGTERM): dbt ran on, holding the warehouse's write lock, so the failure
-            # could not be recorded in ops.pipeline_runs and, under `airflow dags test`,
-            # it kept building after the night had failed. subprocess.run does the same.
+            # wait, Ctrl-C, SIGTERM): dbt ran on, holding the warehouse's write lock, so the
+            # failure could not be recorded in ops.pipeline_runs and, under `airflow dags
+            # test`, it kept building after the night had failed. subprocess.run does the same.
             proc.kill()
             proc.communicate()
             raise

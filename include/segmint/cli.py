@@ -164,11 +164,22 @@ def _stage_command(stage: str, *, needs_landing: bool) -> Callable[[argparse.Nam
         options = {}
         if getattr(args, "reload_since", None):
             options["reload_since"] = args.reload_since
-        _print_results([run_stage(stage, settings, as_of, **options)])
+        with _night(settings, as_of, f"segmint {stage}"):
+            _print_results([run_stage(stage, settings, as_of, **options)])
         return 0
 
     command.__name__ = f"cmd_{stage}"
     return command
+
+
+def _night(settings: Settings, as_of: date, command: str):
+    """The warehouse for this command's night alone: no stage of another night runs between
+    its stages, nor this stage between another night's (:func:`segmint.ops.command_night`)."""
+    from segmint.ops import command_night
+    from segmint.pipeline import check_warehouse_path
+
+    check_warehouse_path(settings.warehouse)
+    return command_night(settings.warehouse, as_of, command)
 
 
 def _apply_stage_flags(args: argparse.Namespace, settings: Settings) -> Settings:
@@ -196,7 +207,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if unknown:
         raise SegmintError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
     print(f"segmint run: as_of={as_of} warehouse={settings.warehouse} landing={settings.landing}")
-    run_pipeline(settings, as_of, stages, on_result=lambda r: _print_results([r]))
+    with _night(settings, as_of, "segmint run"):
+        run_pipeline(settings, as_of, stages, on_result=lambda r: _print_results([r]))
     return 0
 
 
@@ -207,7 +219,9 @@ def cmd_audience_build(args: argparse.Namespace) -> int:
     from segmint.pipeline import run_stage
 
     settings = _settings(args)
-    _print_results([run_stage("audiences", settings, _resolve_as_of(args, settings))])
+    as_of = _resolve_as_of(args, settings)
+    with _night(settings, as_of, "segmint audience build"):
+        _print_results([run_stage("audiences", settings, as_of)])
     return 0
 
 

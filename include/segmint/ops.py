@@ -21,7 +21,7 @@ import re
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -445,6 +445,9 @@ def night_on_the_warehouse(ti: Any, warehouse: str | Path, as_of: date) -> dict 
     path = night_path(warehouse)
     mine = {"dag_id": ti.dag_id, "run_id": ti.run_id, "as_of": as_of.isoformat()}
     with exclusive(warehouse, f"night check of {ti.run_id}"):
+        command = _command_night(path)
+        if command is not None:  # a `segmint run` on the command line, between two stages
+            return command
         try:
             owner = json.loads(path.read_text())
             key = (owner["dag_id"], owner["run_id"])
@@ -461,6 +464,142 @@ def night_on_the_warehouse(ti: Any, warehouse: str | Path, as_of: date) -> dict 
             with written_atomically(path) as tmp:
                 tmp.write_text(json.dumps(mine) + "\n")
     return None
+
+
+def describe_night(owner: Mapping[str, Any]) -> str:
+    """``the night 2026-06-29 (DAG run ...)`` or ``(segmint run, pid 4242 on host, since
+    ...)``: whose night :func:`night_on_the_warehouse` or :func:`command_night` found."""
+    night = f"the night {owner['as_of']}" if owner.get("as_of") else "a night"
+    if "run_id" in owner:
+        return f"{night} (DAG run {owner['run_id']})"
+    who = [str(owner.get("command") or "a segmint command")]
+    if owner.get("pid"):
+        who.append(f"pid {owner['pid']} on {owner.get('host')}")
+    if owner.get("since"):
+        who.append(f"since {owner['since']} UTC")
+    return f"{night} ({', '.join(who)})"
+
+
+def _command_night(path: Path) -> dict | None:
+    """The night a segmint command holds on the warehouse (:func:`command_night`), if its
+    process is alive: it holds a lock on :func:`night_path` while its night runs."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                owner = json.loads(os.pread(fd, 4096, 0).decode(errors="replace"))
+            except ValueError:
+                owner = None
+            return owner if isinstance(owner, dict) else {"command": "a segmint command"}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+# Nights this process holds on a warehouse (night file -> descriptor): re-entrant, so the
+# stages of a `segmint run` inside its night do not claim it again.
+_nights_held: dict[Path, int] = {}
+NIGHT_POLL_S = 1.0
+
+
+@contextlib.contextmanager
+def command_night(warehouse: str | Path, as_of: date, command: str) -> Iterator[None]:
+    """Have the working warehouse for this command's night, from its first stage to its
+    last: no stage of another night runs in between.
+
+    The warehouse's lock (:func:`segmint.warehouse.exclusive`) is taken per stage, so two
+    ``segmint run`` started together (2026-06-29 and 2026-06-30) took turns stage by stage:
+    one night's ``transform`` could run between the other's ``transform`` and ``segment``,
+    which then found no features for its date, and the second waited at most 30 minutes per
+    stage. Now the command holds a lock on :func:`night_path` (naming its night, process and
+    start) for its whole night, and another command's night waits for it, saying whom it
+    waits for, up to :data:`segmint.warehouse.WAIT_FOR_WAREHOUSE_S`, then fails naming it
+    (:class:`WarehouseBusyError`). An export, an erasure or a report still runs between two
+    stages: they take only the warehouse's lock. The DAG's stages wait for such a night too
+    (:func:`night_on_the_warehouse`). A process that dies releases its night with it.
+    """
+    from segmint import warehouse as wh
+
+    path = night_path(warehouse)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; nights do not take turns
+        yield
+        return
+    if path in _nights_held:
+        yield
+        return
+    what = f"{command} of {as_of}"
+    deadline = time.monotonic() + wh.WAIT_FOR_WAREHOUSE_S
+    waited_for = None
+    while True:
+        # Looked at without the warehouse's lock, which the other night's stages hold most
+        # of the time: waiting for that lock named a stage, not the night.
+        owner = _command_night(path)
+        if owner is None:
+            with wh.exclusive(warehouse, what):  # an export, an erasure, a DAG's stage
+                try:
+                    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
+                except OSError as exc:  # a read-only folder: used unclaimed, as for the lock
+                    log.debug("warehouse %s used without its night file: %s", warehouse, exc)
+                    fd = -1
+                if fd >= 0:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        owner = _command_night(path) or {"command": "a segmint command"}
+                        os.close(fd)
+                    else:
+                        since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+                        mine = {
+                            "command": command,
+                            "as_of": as_of.isoformat(),
+                            "pid": os.getpid(),
+                            "host": socket.gethostname(),
+                            "since": since,
+                        }
+                        os.ftruncate(fd, 0)
+                        os.pwrite(fd, (json.dumps(mine) + "\n").encode(), 0)
+                        break
+            if fd < 0:
+                yield
+                return
+        other = describe_night(owner)
+        if other != waited_for:
+            waited_for = other
+            log.warning(
+                "%s waits for %s to finish its stages on the warehouse %s (one night at a time)",
+                what,
+                other,
+                warehouse,
+            )
+        if time.monotonic() >= deadline:
+            wait_s = wh.WAIT_FOR_WAREHOUSE_S
+            waited = f"{wait_s / 60:.0f} min" if wait_s >= 120 else f"{wait_s:g} s"
+            raise WarehouseBusyError(
+                f"{other} is on the warehouse {warehouse} and was not done after {waited}; "
+                f"{what} did not start (one night at a time: a stage reads what the stages "
+                "before it wrote for its date): run it again when that night is done"
+            )
+        time.sleep(NIGHT_POLL_S)
+    _nights_held[path] = fd
+    try:
+        yield
+    finally:
+        del _nights_held[path]
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        os.close(fd)  # releases the lock
 
 
 def under_dags_test() -> bool:
@@ -621,7 +760,12 @@ def _run_stage_task(stage: str, context: Mapping[str, Any]) -> dict[str, Any]:
         wait_for_delivery(settings, as_of, run_type=run_type)
     night = night_on_the_warehouse(ti, settings.warehouse, as_of)
     if night is not None:
-        subject = f"the night {night.get('as_of')} (DAG run {night['run_id']})"
+        subject = describe_night(night)
+        if under_dags_test() and "run_id" not in night:
+            raise AirflowFailException(
+                f"{subject} is half way through its stages on the warehouse "
+                f"{settings.warehouse}: run this night again when that command is done"
+            )
         if under_dags_test():
             raise AirflowFailException(
                 f"{subject} is half way through its stages on the warehouse "

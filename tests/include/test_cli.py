@@ -1,9 +1,11 @@
 """The CLI conventions: --help everywhere, one-line errors, non-zero exit codes."""
 
+import os
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -407,3 +409,76 @@ def test_ctrl_c_during_a_duckdb_query_ends_as_an_interrupt(
     monkeypatch.setattr("segmint.cli.cmd_generate", long_query)
     assert main(["generate"]) == 130
     assert capsys.readouterr().err == "segmint generate: interrupted\n"
+
+
+def _night_holder(warehouse: Path, as_of: str, seconds: float) -> subprocess.Popen:
+    """Another process: a `segmint run` of ``as_of`` between two of its stages (it holds
+    its night, not the warehouse's lock) for ``seconds``."""
+    code = (
+        "import time\n"
+        "from datetime import date\n"
+        "from segmint.ops import command_night\n"
+        f"with command_night({str(warehouse)!r}, date.fromisoformat({as_of!r}), 'segmint run'):\n"
+        "    print('holding', flush=True)\n"
+        f"    time.sleep({seconds})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "holding"
+    return proc
+
+
+def test_a_stage_of_another_night_does_not_run_between_the_stages_of_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The warehouse's lock was held per stage, so two `segmint run` started a second apart
+    took turns stage by stage: one night's transform could run between the other's
+    transform and segment (which then found no features for its date), and the second run
+    waited at most 30 min per stage. A night now holds the warehouse from its first stage
+    to its last; another night waits for it, naming it, then gives up naming it."""
+    import segmint.ops
+    import segmint.warehouse
+    from segmint.ops import command_night, night_on_the_warehouse, night_path
+    from segmint.warehouse import exclusive
+
+    warehouse = tmp_path / "wh" / "segmint.duckdb"
+    monkeypatch.setattr(segmint.warehouse, "WAIT_FOR_WAREHOUSE_S", 1.0)
+    monkeypatch.setattr(segmint.ops, "NIGHT_POLL_S", 0.1)
+    holder = _night_holder(warehouse, "2026-06-29", 60)
+    try:
+        code = main(["segment", "--warehouse", str(warehouse), "--as-of", "2026-06-30"])
+        err = capsys.readouterr().err
+        assert code == 1
+        assert f"the night 2026-06-29 (segmint run, pid {holder.pid} on " in err
+        assert "segmint segment of 2026-06-30 did not start" in err
+        assert "no rows" not in err  # the stage itself never ran
+        # An export or an erasure between two stages still runs: they take the lock only.
+        with exclusive(warehouse, "export of audience a", wait_s=0.5):
+            pass
+        # The DAG's stages wait for the command's night too, and leave its claim alone.
+        ti = SimpleNamespace(dag_id="segmint_nightly", run_id="manual__1")
+        night = night_on_the_warehouse(ti, warehouse, date(2026, 6, 30))
+        assert night is not None and night["pid"] == holder.pid
+        assert '"segmint run"' in night_path(warehouse).read_text()
+    finally:
+        holder.kill()
+        holder.wait()
+    # A night whose process died holds nothing; a night that ends leaves no claim.
+    with command_night(warehouse, date(2026, 6, 30), "segmint run"):
+        assert f'"pid": {os.getpid()}' in night_path(warehouse).read_text()
+    assert night_path(warehouse).read_text() == ""
+
+
+def test_a_run_waits_for_the_night_on_the_warehouse_then_runs(tmp_path: Path) -> None:
+    """The second night waits for the first (as a stage waits for an export), saying whom it
+    waits for, and starts once it is done."""
+    warehouse = tmp_path / "wh" / "segmint.duckdb"
+    holder = _night_holder(warehouse, "2026-06-29", 2)
+    second = _cli(
+        "validate", "--warehouse", warehouse, "--landing", tmp_path, "--as-of", "2026-06-30"
+    )
+    assert holder.wait(timeout=60) == 0
+    assert (
+        f"segmint validate of 2026-06-30 waits for the night 2026-06-29 (segmint run, pid "
+        f"{holder.pid}" in second.stderr
+    )
+    assert "did not start" not in second.stderr

@@ -292,7 +292,7 @@ def nights_without_events(from_date: str, to_date: str) -> str:
     return (
         f"{len(empty)} of the {len(days)} night(s) have no events file in {landing}/events "
         f"(dt=DATE): {shown}. They run without that day's events (the validate task warns); "
-        "a night with nothing loaded up to it fails at segment, with nothing to segment. "
+        "a night with nothing loaded up to it fails at validate, before the transform. "
         "Check the dates and the landing zone (SEGMINT_LANDING) if that is not what you meant."
     )
 

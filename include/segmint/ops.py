@@ -792,7 +792,7 @@ def _run_stage_task(stage: str, context: Mapping[str, Any]) -> dict[str, Any]:
         if is_retryable(exc):
             raise
         # Retrying would fail the same way: fail now; the failure callback records it.
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+        raise AirflowFailException(f"{type(exc).__name__}: {in_airflow(exc, ti.dag_id)}") from exc
     run = TaskRun(
         dag_id=ti.dag_id,
         run_id=ti.run_id,
@@ -816,6 +816,14 @@ def _run_stage_task(stage: str, context: Mapping[str, Any]) -> dict[str, Any]:
     if dbt:
         payload["dbt"] = dbt
     return payload
+
+
+def in_airflow(exc: BaseException, dag_id: str) -> str:
+    """A stage's error as a DAG run's log says it: an error whose fix is worded for the
+    command line (``--as-of``, ``segmint run``) has its Airflow wording
+    (:meth:`segmint.stages.BeforeFirstDeliveryError.in_airflow`)."""
+    words = getattr(exc, "in_airflow", None)
+    return words(dag_id) if callable(words) else str(exc)
 
 
 def lock_hint(exc: BaseException | None, settings: Any) -> str:
@@ -1022,7 +1030,8 @@ def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple
     if exc is None:
         error = "unknown error (no exception)"
     elif type(exc).__name__ == "AirflowFailException" and cause is not None:
-        error = f"{type(cause).__name__}: {cause}"  # raised by run_stage_task: not retried
+        # raised by run_stage_task: not retried
+        error = f"{type(cause).__name__}: {in_airflow(cause, ti.dag_id)}"
     else:
         error = f"{type(exc).__name__}: {exc}"
         if cause is not None and str(cause) not in error:

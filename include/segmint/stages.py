@@ -40,6 +40,39 @@ class WarehouseBusyError(SegmintError):
     so the Airflow task is retried (``segmint.ops.is_retryable``), unlike other errors."""
 
 
+class BeforeFirstDeliveryError(SegmintError):
+    """Nothing is loaded up to the as-of date: the night is before the landing zone's first
+    delivery (a backfill that starts too early) or the landing zone holds no data file.
+    The message says what to do on the command line; :meth:`in_airflow` says it for a DAG
+    run, where the as-of date is the run's logical date, not a ``--as-of`` flag."""
+
+    def __init__(self, what: str, first: Any = None, landing: Any = None) -> None:
+        self.what, self.first, self.landing = what, first, landing
+        super().__init__(f"{what}; {self._fix('command line')}")
+
+    def _fix(self, where: str, dag_id: str = "segmint_nightly") -> str:
+        if self.first is None:
+            return (
+                f"deliver the files to {self.landing}/events/dt=YYYY-MM-DD/ and "
+                f"{self.landing}/crm/dt=YYYY-MM-DD/ (docs/data-contract.md), then run the night "
+                + ("again" if where == "command line" else "again: clear this task")
+            )
+        if where == "command line":
+            return (
+                f"run the nights from {self.first} on (segmint run --as-of {self.first}, or a "
+                f"later date); a night before {self.first} has nothing to build"
+            )
+        return (
+            f"a DAG run before {self.first} has nothing to build: start the backfill there "
+            f"(airflow backfill create --dag-id {dag_id} --from-date {self.first} --to-date "
+            "...; make backfill FROM=" + f"{self.first} TO=...), and leave this night failed or "
+            "mark it success"
+        )
+
+    def in_airflow(self, dag_id: str) -> str:
+        return f"{self.what}; {self._fix('airflow', dag_id)}"
+
+
 class DiskFaultError(SegmintError):
     """A file could not be written: a full disk, a quota, a file-size limit, a read-only or
     forbidden folder (the message names the file and the fix). A fault of the environment

@@ -419,6 +419,33 @@ def as_of_delivery(
     )
 
 
+def first_delivery(landing: Path, sources: tuple[str, ...] = ("events", "crm")) -> Path | None:
+    """The earliest ``<landing>/<source>/dt=YYYY-MM-DD/`` folder holding a data file that
+    :func:`discover` would load (by date, events before crm on the same day), or None.
+    Reads folder listings only, from the oldest partition until one has a file."""
+    found: list[tuple[date, int, Path]] = []
+    for rank, source in enumerate(sources):
+        folder = Path(landing) / source
+        if not folder.is_dir():
+            continue
+        unlisted: list[tuple[Path, str]] = []
+        parts = []
+        for part in _listed(folder, unlisted):
+            name = part.name.removeprefix("dt=")
+            if not part.name.startswith("dt=") or not part.is_dir():
+                continue
+            try:
+                parts.append((date.fromisoformat(name), part))
+            except ValueError:
+                continue
+        for day, part in sorted(parts):
+            files = _partition_entries(part, unlisted)[0]
+            if any(not _hidden(p, part) and file_format(p.name) for p in files):
+                found.append((day, rank, part))
+                break
+    return min(found)[2] if found else None
+
+
 def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 

@@ -40,11 +40,13 @@ import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import duckdb
+
 from segmint.config import Settings
 from segmint.ingest.files import sha256_of
 from segmint.ingest.loader import ensure_ops_tables
-from segmint.stages import QualityGateError, StageResult
-from segmint.warehouse import connect, transaction
+from segmint.stages import BeforeFirstDeliveryError, QualityGateError, StageResult
+from segmint.warehouse import connect, table_exists, transaction
 
 _TOP_REASONS = 3
 # The setting that loads what a whole export quarantines for a reason (a public dataset, a
@@ -423,6 +425,58 @@ def _empty_but_sound(p: dict, rules: list[str], before: tuple[str, int] | None) 
     return None
 
 
+def _nothing_loaded_up_to(con: duckdb.DuckDBPyConnection, as_of: date) -> list[date] | None:
+    """None when a record of a partition on or before ``as_of`` is loaded; else the
+    partition dates loaded after it (none on a fresh warehouse)."""
+    later: list[date] = []
+    for table in ("raw.events", "raw.customers"):
+        if not table_exists(con, table):
+            continue
+        before, first = con.execute(
+            f"select count(*) filter (where _partition_date <= ?) > 0, "
+            f"min(_partition_date) filter (where _partition_date > ?) from {table}",
+            [as_of, as_of],
+        ).fetchone()
+        if before:
+            return None
+        if first is not None:
+            later.append(first)
+    return later
+
+
+def _before_first_delivery(
+    settings: Settings, as_of: date, loaded_later: list[date]
+) -> BeforeFirstDeliveryError | None:
+    """The error of a night with nothing loaded up to it, naming the first delivery.
+
+    A backfill that started before the shop's first delivery (or an as-of date mistyped into
+    the past) ingested nothing, ran the whole transform (29 s for a small shop) and failed
+    only at segment, "check --as-of", which an Airflow log has no such flag for. None when
+    files were delivered up to it but held no record (withdrawn days: the gate's verdicts
+    say so, and the segment stage stops the night)."""
+    from segmint.config import landing_problem
+    from segmint.ingest.files import first_delivery
+
+    folder = first_delivery(settings.landing)
+    firsts = [(date.fromisoformat(folder.name.removeprefix("dt=")), str(folder))] if folder else []
+    firsts += [(day, f"loaded in the warehouse {settings.warehouse}") for day in loaded_later]
+    head = f"nothing is loaded up to the as-of date {as_of}"
+    if not firsts:
+        where = landing_problem(settings.landing) or (
+            f"the landing zone {settings.landing} holds no data file in an events/ or crm/ "
+            "partition (dt=YYYY-MM-DD)"
+        )
+        return BeforeFirstDeliveryError(f"{head}: {where}", None, settings.landing)
+    first, where = min(firsts)
+    if first <= as_of:  # files delivered without a record (withdrawn): the gate judged them
+        return None
+    return BeforeFirstDeliveryError(
+        f"{head}: the first partition delivered is dt={first} ({where}), after it",
+        first,
+        settings.landing,
+    )
+
+
 def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
     """Apply the quality gate to every loaded partition <= ``as_of`` not yet passed."""
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -484,6 +538,7 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
                 con.execute(
                     "insert into ops.quality_gate values (?, ?, ?, ?, ?, ?, ?, ?, ?)", list(v)
                 )
+        nothing_loaded = _nothing_loaded_up_to(con, as_of)
         as_of_events, newest = con.execute(
             "select count(*) filter (where partition_date = ?), max(partition_date) "
             "from ops.load_manifest where source = 'events' and partition_date <= ?",
@@ -504,6 +559,10 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
             "after fixing an [ingest] setting instead, `segmint ingest --reload-since DATE` "
             "reads the loaded files again): " + " | ".join(failures)
         )
+    if nothing_loaded is not None:
+        error = _before_first_delivery(settings, as_of, nothing_loaded)
+        if error is not None:
+            raise error
     if not as_of_events:
         # A feed that stopped makes every customer drift toward 'at risk' and 'churned':
         # say how stale the data is, not only that today's files are missing.

@@ -19,7 +19,7 @@ import pytest
 
 from segmint.config import Settings
 from segmint.ingest import check_quality_gate, run_ingest
-from segmint.stages import InputError, QualityGateError
+from segmint.stages import BeforeFirstDeliveryError, InputError, QualityGateError
 from tests.include.ingest.conftest import D1, D2, event, write_jsonl, write_lines
 
 _VALIDATE_IN_A_NEW_PROCESS = """
@@ -305,3 +305,61 @@ def test_a_crm_day_without_a_record_passes_with_a_warning(settings, landing, que
     # Judged again (the as-of day is, every run): the same words.
     assert check_quality_gate(settings, D2).warnings == [crm_day]
     assert query("select customer_id from raw.customers") == [("c1",)]
+
+
+def test_a_night_before_the_first_delivery_fails_at_the_gate_naming_it(
+    settings, landing, query, capsys
+):
+    """A backfill that starts before the shop's first delivery ingested nothing, ran the
+    whole transform and failed only at segment with "check --as-of", a flag an Airflow log
+    has no use for. It now stops at the gate, before the transform, naming the first
+    partition and what to do, on the command line and in Airflow."""
+    from segmint.cli import main
+    from segmint.ops import in_airflow
+
+    first = write_jsonl(landing / "events/dt=2026-06-11/a.jsonl", [event("a")])
+    write_jsonl(landing / "crm/dt=2026-06-12/c.csv", [])
+    code = main(
+        [
+            "run",
+            "--landing",
+            str(landing),
+            "--warehouse",
+            str(settings.warehouse),
+            "--output",
+            str(settings.output),
+            "--as-of",
+            "2026-06-01",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert (
+        "nothing is loaded up to the as-of date 2026-06-01: the first partition delivered is "
+        f"dt=2026-06-11 ({first.parent}), after it; run the nights from 2026-06-11 on "
+        "(segmint run --as-of 2026-06-11" in err
+    )
+    assert "ingest     loaded 0 rows" in out and "transform" not in out
+    assert query("select count(*) from information_schema.tables where table_schema = 'marts'")[
+        0
+    ] == (0,)  # the transform never ran
+    with pytest.raises(BeforeFirstDeliveryError) as info:
+        check_quality_gate(settings, D1)
+    airflow = in_airflow(info.value, "segmint_nightly")
+    assert "--as-of" not in airflow and "segmint run" not in airflow
+    assert "airflow backfill create --dag-id segmint_nightly --from-date 2026-06-11" in airflow
+    # Nights loaded later do not hide it (a backfill into a warehouse that ran 06-11).
+    run_ingest(settings, date(2026, 6, 11))
+    with pytest.raises(
+        BeforeFirstDeliveryError, match="first partition delivered is dt=2026-06-11"
+    ):
+        check_quality_gate(settings, D1)
+    assert check_quality_gate(settings, date(2026, 6, 11)).summary.startswith("quality gate passed")
+
+
+def test_a_night_on_an_empty_landing_zone_says_where_the_files_go(settings, landing):
+    with pytest.raises(BeforeFirstDeliveryError) as info:
+        check_quality_gate(settings, D1)
+    message = str(info.value)
+    assert f"the landing zone {landing} holds no data file" in message
+    assert f"deliver the files to {landing}/events/dt=YYYY-MM-DD/" in message

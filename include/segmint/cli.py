@@ -119,11 +119,37 @@ def _resolve_as_of(args: argparse.Namespace, settings: Settings) -> date:
             )
             return found
         # A mistyped --landing: "pass --as-of" would only lead to the same fault, said later.
-        raise SegmintError(
-            landing_problem(settings.landing)
-            or f"no dt=YYYY-MM-DD partitions under {settings.landing}; pass --as-of"
-        )
+        raise SegmintError(landing_problem(settings.landing) or _no_partitions(settings.landing))
     raise SegmintError("--as-of DATE is required")
+
+
+def _no_partitions(landing: Path, shown: int = 6) -> str:
+    """Why a landing zone with no ``dt=`` partition has no night to run, with what it holds.
+
+    It said "no dt=YYYY-MM-DD partitions under ...; pass --as-of", and a first-time user who
+    passed --as-of ingested nothing and failed later; the files put beside the contract's
+    folders (``events/2026-06-30/``, files at the top) were not named."""
+    entries = []
+    for entry in sorted(landing.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        entries.append(entry.name + ("/" if entry.is_dir() else ""))
+        if entry.is_dir() and entry.name in LANDING_SOURCES:
+            entries += [
+                f"{entry.name}/{sub.name}" + ("/" if sub.is_dir() else "")
+                for sub in sorted(entry.iterdir())
+                if not sub.name.startswith(".")
+            ]
+    holds = "it is empty"
+    if entries:
+        more = f" and {len(entries) - shown} more" if len(entries) > shown else ""
+        holds = f"it holds {', '.join(entries[:shown])}{more}"
+    return (
+        f"the landing zone {landing} has no partition to load ({holds}): segmint reads "
+        f"{landing}/events/dt=YYYY-MM-DD/ and {landing}/crm/dt=YYYY-MM-DD/ "
+        "(docs/data-contract.md); deliver the files there, or pass --landing the folder that "
+        "holds events/ and crm/"
+    )
 
 
 def _print_results(results: list[StageResult]) -> None:

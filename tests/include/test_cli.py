@@ -65,7 +65,27 @@ def test_failure_is_one_line_and_non_zero(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert "no dt=YYYY-MM-DD partitions under" in lines[0]
+    assert lines[0] == (
+        f"segmint run: error: the landing zone {tmp_path / 'empty'} has no partition to load "
+        f"(it is empty): segmint reads {tmp_path / 'empty'}/events/dt=YYYY-MM-DD/ and "
+        f"{tmp_path / 'empty'}/crm/dt=YYYY-MM-DD/ (docs/data-contract.md); deliver the files "
+        "there, or pass --landing the folder that holds events/ and crm/"
+    )
+
+
+def test_a_landing_zone_without_partitions_names_what_it_holds(tmp_path: Path) -> None:
+    """Files put beside the contract's folders: the error said "no dt=YYYY-MM-DD partitions
+    under ...; pass --as-of", and passing --as-of ran a night of nothing."""
+    landing = tmp_path / "landing"
+    (landing / "events" / "2026-06-30").mkdir(parents=True)
+    (landing / "events" / "2026-06-30" / "a.jsonl").write_text("{}\n")
+    (landing / "customers.csv").write_text("customer_id\n")
+    result = _cli("run", "--landing", landing, "--warehouse", tmp_path / "w.duckdb")
+    assert result.returncode == 1
+    assert "(it holds customers.csv, events/, events/2026-06-30/): segmint reads " in (
+        result.stderr
+    )
+    assert "pass --as-of" not in result.stderr
 
 
 def test_a_landing_zone_that_does_not_exist_is_named_without_as_of(tmp_path: Path) -> None:

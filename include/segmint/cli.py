@@ -191,7 +191,8 @@ def _stage_command(stage: str, *, needs_landing: bool) -> Callable[[argparse.Nam
         if getattr(args, "reload_since", None):
             options["reload_since"] = args.reload_since
         with _night(settings, as_of, f"segmint {stage}"):
-            _print_results([run_stage(stage, settings, as_of, **options)])
+            result = run_stage(stage, settings, as_of, log_progress=args.verbose, **options)
+            _print_results([result])
         return 0
 
     command.__name__ = f"cmd_{stage}"
@@ -234,7 +235,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SegmintError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
     print(f"segmint run: as_of={as_of} warehouse={settings.warehouse} landing={settings.landing}")
     with _night(settings, as_of, "segmint run"):
-        run_pipeline(settings, as_of, stages, on_result=lambda r: _print_results([r]))
+        run_pipeline(
+            settings,
+            as_of,
+            stages,
+            on_result=lambda r: _print_results([r]),
+            log_progress=args.verbose,  # the results and their warnings are printed
+        )
     return 0
 
 
@@ -247,7 +254,7 @@ def cmd_audience_build(args: argparse.Namespace) -> int:
     settings = _settings(args)
     as_of = _resolve_as_of(args, settings)
     with _night(settings, as_of, "segmint audience build"):
-        _print_results([run_stage("audiences", settings, as_of)])
+        _print_results([run_stage("audiences", settings, as_of, log_progress=args.verbose)])
     return 0
 
 

@@ -172,7 +172,8 @@ def run_stage(
 
     ``log_progress=False`` leaves the start, done and warning lines to the caller: the DAG's
     task glue (``segmint.ops.run_stage_task``) writes its own, and with these every one of
-    them was in the task log twice."""
+    them was in the task log twice; the command line prints the results and their warnings
+    to stdout, and without ``-v`` each warning was on the terminal twice."""
     # DuckDB: not at the DAG file's parse time
     from segmint.warehouse import checkpoint_wal, exclusive
 
@@ -205,13 +206,15 @@ def run_pipeline(
     as_of: date,
     stages: Sequence[str] | None = None,
     on_result: Callable[[StageResult], None] | None = None,
+    log_progress: bool = True,
 ) -> list[StageResult]:
-    """Run the stages in order; the first failure raises and nothing later runs."""
+    """Run the stages in order; the first failure raises and nothing later runs.
+    ``log_progress`` as for :func:`run_stage`."""
     check_as_of(as_of)
     results = []
     for name in stages or list(STAGES):
         try:
-            result = run_stage(name, settings, as_of)
+            result = run_stage(name, settings, as_of, log_progress=log_progress)
         except BaseException:
             log.error("stage %s failed for as_of=%s; the stages after it did not run", name, as_of)
             raise

@@ -504,3 +504,22 @@ def test_a_run_waits_for_the_night_on_the_warehouse_then_runs(tmp_path: Path) ->
     assert "did not start" not in second.stderr
     # Then it ran: the gate finds nothing delivered in this empty landing zone.
     assert "nothing is loaded up to the as-of date 2026-06-30" in second.stderr
+
+
+def test_a_stage_warning_is_printed_once(tmp_path: Path) -> None:
+    """A warning of a stage was printed to stdout with the stage's line and logged to stderr
+    too, so without -v each one was on the terminal twice."""
+    day = tmp_path / "landing" / "events" / "dt=2026-06-01"
+    day.mkdir(parents=True)
+    (day / "a.jsonl").write_text(
+        '{"event_id": "e1", "event_type": "page_view", "event_ts": "2026-06-01T10:00:00Z", '
+        '"customer_id": "c1"}\n'
+    )
+    common = ("--warehouse", tmp_path / "w.duckdb", "--landing", tmp_path / "landing")
+    assert _cli("ingest", *common, "--output", tmp_path / "out").returncode == 0
+    result = _cli("validate", *common, "--as-of", "2026-06-02")
+    assert result.returncode == 0, result.stderr
+    assert "  warning: no events files for the as-of date 2026-06-02" in result.stdout
+    assert result.stderr == ""
+    verbose = _cli("-v", "validate", *common, "--as-of", "2026-06-02")
+    assert "stage validate: no events files for the as-of date" in verbose.stderr

@@ -46,8 +46,12 @@ def build_audiences(settings: Settings, as_of: date) -> StageResult:
     """Build every audience defined under ``settings.audiences`` for ``as_of``."""
     if not settings.audiences.is_dir():
         defs = Definitions(folder=settings.audiences)
+        # A relative default (./audiences) is relative to where the command runs: name the
+        # folder looked for, and how to point at the real one.
         defs.problems.append(
-            f"{settings.audiences}: no audience definitions folder; no audience built"
+            f"no audience definitions folder at {settings.audiences.absolute()}; no audience "
+            "built (pass --audiences, or set SEGMINT_AUDIENCES or audiences in the settings "
+            "file, to the folder of audience definitions: docs/audiences.md)"
         )
     else:
         defs = load_definitions(settings.audiences, strict=False)

@@ -439,3 +439,19 @@ def test_suppression_file_ids_with_excels_text_mark_are_matched(tmp_path):
     path.write_text("customer_id,reason\n'7210448301122,complaint\n 'C07 ,opt-out\n'42 ,x\n")
     ids = duckdb.connect().execute(suppression_file_sql(path) + " order by 1").fetchall()
     assert ids == [("'C07",), ("42",), ("7210448301122",)]
+
+
+def test_a_missing_definitions_folder_is_named_with_the_setting(settings, tmp_path, monkeypatch):
+    """Run from another folder, the default ./audiences was not there, and the warning said
+    "audiences: no audience definitions folder", naming neither the folder looked for nor
+    how to point at the real one."""
+    import dataclasses
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    elsewhere = dataclasses.replace(settings, audiences=Path("audiences-not-here"))
+    result = build_audiences(elsewhere, date(2026, 6, 30))
+    assert (
+        f"no audience definitions folder at {tmp_path / 'audiences-not-here'}; no audience "
+        "built (pass --audiences, or set SEGMINT_AUDIENCES" in " ".join(result.warnings)
+    )

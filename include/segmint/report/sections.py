@@ -1074,7 +1074,14 @@ def block_audiences(ctx: Context) -> str:
     pivot["total"] = pivot.sum(axis=1)
     pivot = pivot.sort_values("total", ascending=False)
     if when == ctx.as_of:
-        ctx.facts["audiences"] = (len(pivot), int(pivot["target"].sum()))
+        # Customers, not memberships: one customer in two audiences is one person to reach
+        # (the sum of the targets said 341 customers where 325 were).
+        distinct = r.scalar(
+            f"select count(distinct customer_id) from {t} where as_of_date = ?"
+            + (f" and {group_expr} = 'target'" if group else ""),
+            [when],
+        )
+        ctx.facts["audiences"] = (len(pivot), int(distinct), int(pivot["target"].sum()))
     else:  # no audience has members tonight: the table is an older night's, not tonight's
         ctx.facts["audiences_older"] = when
     changes = _audience_changes(ctx, when)
@@ -1698,8 +1705,11 @@ def summary_sentences(ctx: Context) -> list[str]:
                 s += f" ({m['message']})"
         out.append(s + ".")
     if "audiences" in f:
-        n, targets = f["audiences"]
-        out.append(f"{plural(n, 'audience')} with {targets:,} targeted customers.")
+        n, targets, memberships = f["audiences"]
+        sentence = f"{plural(n, 'audience')} with {targets:,} targeted customers"
+        if memberships != targets:
+            sentence += f" ({memberships:,} memberships: a customer can be in several audiences)"
+        out.append(sentence + ".")
     elif "audiences_older" in f:
         out.append(
             f"No audience has members for {ctx.as_of} (the newest are of {f['audiences_older']})."

@@ -78,6 +78,29 @@ def test_summary_speaks_plainly(full_run) -> None:
     assert summary[0] in html.replace("&#x27;", "'")
 
 
+def test_targeted_customers_are_counted_once_however_many_audiences_hold_them(full_run) -> None:
+    """A customer in two audiences is one customer to reach: the tile and the summary said
+    623 targeted customers, the sum of the audiences' targets, where 571 were."""
+    settings, result, html = full_run
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        distinct, memberships = con.execute(
+            "select count(distinct customer_id), count(*) from audiences.members "
+            "where as_of_date = ? and \"group\" = 'target'",
+            [AS_OF],
+        ).fetchone()
+    finally:
+        con.close()
+    assert distinct < memberships  # the sample's audiences overlap
+    sentence = (
+        f"3 audiences with {distinct:,} targeted customers ({memberships:,} memberships: "
+        "a customer can be in several audiences)."
+    )
+    assert sentence in result.details["summary"]
+    tile = f'<div class="kpi-value">{distinct:,}</div><div class="kpi-label">customers targeted'
+    assert tile in html
+
+
 def test_readouts_and_data_docs_link(full_run) -> None:
     _, _, html = full_run
     # Readouts are computed with the audiences module's statistics, one row per audience.

@@ -327,8 +327,11 @@ def _ordered(curves: Mapping[str, Any]) -> list[str]:
     return sorted(curves, key=lambda s: (s != "model", s))
 
 
-def lift_capture(name: str, lift: Mapping[str, Any], capture: Mapping[str, Any]) -> str:
-    """Lift per decile (bars for the model, lines for baselines) and cumulative capture."""
+def lift_capture(
+    name: str, lift: Mapping[str, Any], capture: Mapping[str, Any], positives: str = "positives"
+) -> str:
+    """Lift per decile (bars for the model, lines for baselines) and cumulative capture of
+    the model's ``positives`` ("buyers", "churners")."""
 
     def draw(fig, axes):
         ax1, ax2 = axes[0]
@@ -365,7 +368,7 @@ def lift_capture(name: str, lift: Mapping[str, Any], capture: Mapping[str, Any])
         else:
             ax2.text(0.5, 0.5, "capture not stored", ha="center", transform=ax2.transAxes)
         ax2.set_xlabel("top deciles targeted")
-        ax2.set_ylabel("share of buyers captured")
+        ax2.set_ylabel(f"share of {positives} captured")
         ax2.set_title("Cumulative capture")
 
     return _render(name, "Lift and capture by decile", draw, WIDE_INCHES, 3.1, ncols=2, wspace=0.25)

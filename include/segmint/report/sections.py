@@ -848,14 +848,24 @@ def block_lift(ctx: Context, model: str) -> str:
     if not lift and not capture:
         raise Missing(f"ml.model_metrics has no lift or capture by decile for {model}")
     capture = {s: top_down_capture(c) for s, c in capture.items()}
-    svg = charts.lift_capture(f"lift-{model}", lift, capture)
+    who, outcome = POSITIVES.get(model, ("positives", f"the {model} outcome"))
+    svg = charts.lift_capture(f"lift-{model}", lift, capture, who)
     return figure(
         f"lift-{model}",
         svg,
-        "Lift = buyer rate in the decile over the overall rate; capture = share of all "
-        "positives found by targeting the top deciles.",
+        f"Positives: {who}, customers with {outcome} in the holdout's label window. Lift = "
+        f"share of {who} in the decile over their share overall; capture = share of all "
+        f"{who} found by targeting the top deciles.",
         wide=True,
     )
+
+
+# Who the positives of each propensity model are, as ml.propensity labels them: the churn
+# charts said "buyer rate" and "share of buyers captured" of the customers who left.
+POSITIVES = {
+    "purchase": ("buyers", "a purchase"),
+    "churn": ("churners", "no purchase and no visit"),
+}
 
 
 def _first(*candidates: pd.Series | None) -> pd.Series | None:

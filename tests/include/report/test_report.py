@@ -101,6 +101,21 @@ def test_targeted_customers_are_counted_once_however_many_audiences_hold_them(fu
     assert tile in html
 
 
+def test_the_churn_charts_speak_of_churners_not_buyers(full_run) -> None:
+    """The churn model's lift and capture said "buyer rate in the decile" and "share of
+    buyers captured" of the customers who left: a marketer read the churn chart as buyers."""
+    _, _, html = full_run
+
+    def lift_block(model: str) -> str:
+        return re.search(rf'data-chart="lift-{model}">(.*?)</figure>', html, re.S).group(1)
+
+    churn, purchase = lift_block("churn"), lift_block("purchase")
+    assert "buyer" not in churn
+    assert "share of churners captured" in churn
+    assert "Positives: churners, customers with no purchase and no visit" in churn
+    assert "share of buyers captured" in purchase
+
+
 def test_readouts_and_data_docs_link(full_run) -> None:
     _, _, html = full_run
     # Readouts are computed with the audiences module's statistics, one row per audience.

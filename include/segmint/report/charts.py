@@ -328,10 +328,16 @@ def _ordered(curves: Mapping[str, Any]) -> list[str]:
 
 
 def lift_capture(
-    name: str, lift: Mapping[str, Any], capture: Mapping[str, Any], positives: str = "positives"
+    name: str,
+    lift: Mapping[str, Any],
+    capture: Mapping[str, tuple[Any, Any]],
+    positives: str = "positives",
+    empty: Sequence[int] = (),
 ) -> str:
     """Lift per decile (bars for the model, lines for baselines) and cumulative capture of
-    the model's ``positives`` ("buyers", "churners")."""
+    the model's ``positives`` ("buyers", "churners") against the share of customers
+    targeted, top scores first: ``capture[scorer] = (share targeted, share captured)``.
+    ``empty``: the model's deciles that hold nobody (equal scores share a decile), marked."""
 
     def draw(fig, axes):
         ax1, ax2 = axes[0]
@@ -345,6 +351,18 @@ def lift_capture(
                 else:
                     ax1.plot(series.index, series.values, label=scorer, **_scorer_style(scorer, i))
             ax1.axhline(1, color=GREY, linewidth=1, linestyle=":")
+            for decile in empty:
+                ax1.text(
+                    decile,
+                    0.02,
+                    "empty",
+                    rotation=90,
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                    color="#6b7280",
+                    transform=ax1.get_xaxis_transform(),
+                )
             ax1.set_xticks(range(1, 11))
             ax1.legend()
         else:
@@ -353,21 +371,20 @@ def lift_capture(
         ax1.set_ylabel("lift")
         ax1.set_title("Lift by decile")
         if capture:
-            ax2.plot([0, 10], [0, 1], color=GREY, linestyle=":", linewidth=1, label="random")
-            for i, scorer in enumerate(_ordered(capture)):
-                series = capture[scorer]
-                x = np.concatenate([[0], np.arange(1, len(series) + 1)])
-                y = np.concatenate([[0], series.values])
-                ax2.plot(x, y, label=scorer, **_scorer_style(scorer, i))
-            ax2.set_xticks(range(0, 11))
-            ax2.set_ylim(0, 1.02)
             from matplotlib.ticker import PercentFormatter
 
+            ax2.plot([0, 1], [0, 1], color=GREY, linestyle=":", linewidth=1, label="random")
+            for i, scorer in enumerate(_ordered(capture)):
+                x, y = capture[scorer]
+                ax2.plot(x, y, label=scorer, **_scorer_style(scorer, i))
+            ax2.set_xlim(0, 1)
+            ax2.set_ylim(0, 1.02)
+            ax2.xaxis.set_major_formatter(PercentFormatter(1.0))
             ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
             ax2.legend(loc="lower right")
         else:
             ax2.text(0.5, 0.5, "capture not stored", ha="center", transform=ax2.transAxes)
-        ax2.set_xlabel("top deciles targeted")
+        ax2.set_xlabel("share of customers targeted, top scores first")
         ax2.set_ylabel(f"share of {positives} captured")
         ax2.set_title("Cumulative capture")
 

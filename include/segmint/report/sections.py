@@ -847,17 +847,61 @@ def block_lift(ctx: Context, model: str) -> str:
     }
     if not lift and not capture:
         raise Missing(f"ml.model_metrics has no lift or capture by decile for {model}")
-    capture = {s: top_down_capture(c) for s, c in capture.items()}
+    rows = {s: c for s, b in curves.items() if (c := find_curve(b, ["decile_rows"])) is not None}
+    points = {s: capture_points(c, rows.get(s)) for s, c in capture.items()}
+    model_rows = rows.get("model")
+    empty = (
+        sorted(int(d) for d, n in model_rows.items() if n == 0) if model_rows is not None else []
+    )
     who, outcome = POSITIVES.get(model, ("positives", f"the {model} outcome"))
-    svg = charts.lift_capture(f"lift-{model}", lift, capture, who)
-    return figure(
-        f"lift-{model}",
-        svg,
+    svg = charts.lift_capture(f"lift-{model}", lift, points, who, empty)
+    caption = (
         f"Positives: {who}, customers with {outcome} in the holdout's label window. Lift = "
         f"share of {who} in the decile over their share overall; capture = share of all "
-        f"{who} found by targeting the top deciles.",
-        wide=True,
+        f"{who} found by targeting the customers with the highest scores."
     )
+    if empty:
+        caption += (
+            " Customers with equal scores share a decile: "
+            + (
+                f"deciles {_ranges(empty)} of the model hold"
+                if len(empty) > 1
+                else f"decile {empty[0]} of the model holds"
+            )
+            + " nobody, so the points of capture sit where the deciles' customers end, not "
+            "every 10%."
+        )
+    return figure(f"lift-{model}", svg, caption, wide=True)
+
+
+def capture_points(capture: pd.Series, rows: pd.Series | None) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative capture against the share of customers targeted, top scores first.
+
+    Equal scores share a decile (ml.propensity), so a decile may hold more than a tenth of
+    the customers or nobody: 2,000 never-active sign-ups with one score fill decile 1 and
+    leave 2-6 empty. Drawn against "top n deciles", the capture stayed flat from 4 to 9
+    deciles, as if targeting nine tenths of the shop found no more buyers. With the stored
+    ``decile_rows`` each point sits where its deciles' customers end; without them the
+    deciles are taken as equal tenths."""
+    top = top_down_capture(capture)
+    n = len(top)
+    x = np.arange(1, n + 1) / max(n, 1)
+    if rows is not None and n and set(range(1, n + 1)) <= set(rows.index):
+        per = rows.reindex(range(n, 0, -1)).to_numpy(dtype=float)  # top decile first
+        if per.sum() > 0:
+            x = np.cumsum(per) / per.sum()
+    return np.concatenate([[0.0], x]), np.concatenate([[0.0], top.to_numpy(dtype=float)])
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[2, 3, 4, 6]`` -> ``'2-4, 6'``."""
+    parts: list[tuple[int, int]] = []
+    for n in numbers:
+        if parts and parts[-1][1] == n - 1:
+            parts[-1] = (parts[-1][0], n)
+        else:
+            parts.append((n, n))
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
 
 
 # Who the positives of each propensity model are, as ml.propensity labels them: the churn

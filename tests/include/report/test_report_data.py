@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -127,3 +128,47 @@ def test_readouts_match_the_audience_readout_command(sample_warehouse: Path) -> 
                 assert f"{ref.required_holdout:,} needed" in row.verdict
     finally:
         con.close()
+
+
+def test_capture_is_drawn_against_the_customers_targeted_when_ties_leave_deciles_empty(
+    tmp_path: Path,
+) -> None:
+    """2,000 never-active sign-ups share one purchase score beside 1,000 shoppers: equal
+    scores share a decile (ml.propensity), so decile 1 holds the 2,000 and deciles 2-6 are
+    empty. Drawn against "top n deciles targeted", the capture stayed flat from 4 to 9
+    deciles, as if nine tenths of the shop had been targeted; its points now sit at the
+    share of customers the deciles hold, and the empty deciles are named."""
+    from ml.propensity.metrics import decile_table, metric_rows
+    from segmint.report import render_report
+    from segmint.report.sections import capture_points
+
+    rng = np.random.default_rng(1)
+    score = np.concatenate([np.full(2_000, 0.001), rng.uniform(0.01, 1.0, 1_000)])
+    y = (rng.random(3_000) < score).astype(int)
+    table = decile_table(y, score, score).set_index("decile")
+    assert list(table.index[table["rows"] == 0]) == [6, 5, 4, 3, 2]
+    x, captured = capture_points(table["capture"], table["rows"])
+    # The top four deciles (7-10) are the 1,000 shoppers: a third of the customers.
+    assert x[4] == pytest.approx(1_000 / 3_000)
+    assert captured[4] == pytest.approx(table.loc[7, "capture"])
+    assert x[-1] == pytest.approx(1.0) and captured[-1] == pytest.approx(1.0)
+    assert np.all(np.diff(x) >= 0)
+
+    _, rows = metric_rows(y, score, score, "model")
+    frame = pd.DataFrame(rows).assign(
+        run_id="r", model_name="purchase", as_of_date=date(2026, 6, 30)
+    )
+    con = connect(tmp_path / "w.duckdb")
+    con.register("rows_frame", frame)
+    con.execute(
+        "create table ml.model_metrics as select run_id, model_name, as_of_date, scorer, "
+        "metric, value, cast(decile as integer) as decile from rows_frame"
+    )
+    con.close()
+    html = render_report(tmp_path / "w.duckdb", date(2026, 6, 30), tmp_path / "r.html").read_text(
+        encoding="utf-8"
+    )
+    chart = re.search(r'data-chart="lift-purchase">(.*?)</figure>', html, re.S).group(1)
+    assert "share of customers targeted, top scores first" in chart
+    assert chart.count(">empty<") == 5
+    assert "deciles 2-6 of the model hold nobody" in chart

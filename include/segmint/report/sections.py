@@ -275,6 +275,7 @@ def block_segment_sizes(ctx: Context) -> str:
     ctx.facts["segments"] = len(sizes)
     outliers = int(sizes["outliers"].sum())
     if prev_date is not None:
+        ctx.facts["previous_run"] = _day(prev_date)
         change = sizes.dropna(subset=["previous_customers"]).copy()
         change = change[change["previous_customers"] > 0]
         if not change.empty:
@@ -521,6 +522,11 @@ def _transition_counts(ctx: Context) -> tuple[pd.DataFrame, str]:
                 params,
             )
             if not frame.empty:
+                since = None
+                if r.pick(t, "previous_as_of_date") and where:
+                    since = r.scalar(f"select max(previous_as_of_date) from {t} {where}", params)
+                since = since or segment_sizes(ctx).attrs.get("previous_date")
+                frame.attrs["previous_date"] = since
                 return frame, f"from {t}"
     prev = segment_sizes(ctx).attrs.get("previous_date")
     if prev is None:
@@ -539,6 +545,7 @@ def _transition_counts(ctx: Context) -> tuple[pd.DataFrame, str]:
         """,
         [prev, ctx.as_of],
     )
+    frame.attrs["previous_date"] = prev
     return frame, f"computed from ml.customer_segments, {prev} to {ctx.as_of}"
 
 
@@ -565,8 +572,11 @@ def block_transitions(ctx: Context) -> str:
     new = float(counts.loc["(new)"].sum()) if "(new)" in counts.index else 0.0
     gone = float(counts["(gone)"].sum()) if "(gone)" in counts.columns else 0.0
     moved = total - stayed - new - gone
+    since = frame.attrs.get("previous_date")
     if total - new > 0:
         ctx.facts["stayed_share"] = stayed / (total - new)
+        ctx.facts["stayed_since"] = _day(since) if since is not None else None
+    before = f"segment on {_day(since)}" if since is not None else "segment last run"
     label = {**names, "(new)": "(new customers)", "(gone)": "(left)"}
     annotations = np.vectorize(lambda v: f"{v:,.0f}" if v else "")(counts.to_numpy())
     svg = charts.heatmap(
@@ -576,13 +586,14 @@ def block_transitions(ctx: Context) -> str:
         [label.get(x, f"retired {x}") for x in rows],
         [label.get(x, x) for x in cols],
         annotations=annotations,
-        xlabel="segment this run",
-        ylabel="segment last run",
+        xlabel=f"segment on {ctx.as_of}",
+        ylabel=before,
         cmap="Purples",
         width=max(charts.WIDE_INCHES, 0.95 * len(cols) + 3.2),
     )
     caption = (
-        f"{stayed:,.0f} customers kept their segment, {moved:,.0f} moved to another, "
+        (f"Since {_gap(since, ctx.as_of)}: " if since is not None else "")
+        + f"{stayed:,.0f} customers kept their segment, {moved:,.0f} moved to another, "
         f"{new:,.0f} are new and {gone:,.0f} left ({source})."
     )
     return figure("segment-transitions", svg, caption, wide=True)
@@ -1776,12 +1787,19 @@ def summary_sentences(ctx: Context) -> list[str]:
             f"{f['customers']:,} customers in {f['segments']} "
             f"segment{'s' if f['segments'] != 1 else ''}"
         )
+        # Every change names the run it is measured from: after a gap of 20 nights "New
+        # customers grew 189%" read as one night's growth.
+        previous = f.get("previous_run")
         if "mover" in f:
             name, rel, before, after = f["mover"]
             verb = "grew" if rel >= 0 else "shrank"
-            sentence += f"; {name} {verb} {abs(rel):.0%} ({before:,} → {after:,})"
+            sentence += f"; since {_gap(previous, ctx.as_of)}, {name} {verb} {abs(rel):.0%} "
+            sentence += f"({before:,} → {after:,})"
         if "stayed_share" in f:
+            since = f.get("stayed_since")
             sentence += f"; {f['stayed_share']:.0%} of customers kept their segment"
+            if since and ("mover" not in f or since != previous):
+                sentence += f" since {_gap(since, ctx.as_of)}"
         out.append(sentence + ".")
         if f.get("new_segments"):
             new = f["new_segments"]
@@ -1854,6 +1872,14 @@ def summary_sentences(ctx: Context) -> list[str]:
     if f.get("score_psi_over"):
         out.append("Score drift warning for: " + ", ".join(f["score_psi_over"]) + ".")
     return out
+
+
+def _gap(previous: Any, as_of: date) -> str:
+    """``'the run of 2026-06-10 (20 days before)'``; ``'the run of 2026-06-29'`` the night
+    after."""
+    day = date.fromisoformat(_day(previous))
+    days = (as_of - day).days
+    return f"the run of {day}" + (f" ({days} days before)" if days > 1 else "")
 
 
 def summary_json(ctx: Context) -> str:

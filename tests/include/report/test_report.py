@@ -140,7 +140,7 @@ def test_handmade_numbers(handmade_warehouse: Path, tmp_path: Path) -> None:
     html = Path(result.details["path"]).read_text(encoding="utf-8")
     assert result.warnings == []
     assert result.details["summary"][:2] == [
-        "21 customers in 2 segments; Alpha grew 20% (10 → 12); "
+        "21 customers in 2 segments; since the run of 2026-06-29, Alpha grew 20% (10 → 12); "
         "90% of customers kept their segment.",
         "6 quarantined rows in the 2026-06-30 partition, mostly event ts in future.",
     ]
@@ -156,6 +156,31 @@ def test_handmade_numbers(handmade_warehouse: Path, tmp_path: Path) -> None:
     assert "Not available yet: table ops.load_manifest does not exist yet" in html
     assert "Not available yet: table ml.propensity_scores does not exist yet" in html
     assert charts_in(html) == {"segment-sizes", "segment-transitions", "quarantine-reasons"}
+
+
+def test_a_night_after_a_gap_names_the_run_it_compares_with(
+    handmade_warehouse: Path, tmp_path: Path
+) -> None:
+    """The night before ran 20 days ago: the summary said "New customers grew 189% (82 →
+    237)" as if in one night, the transition chart "segment last run". Every comparison
+    now names the run it is measured from and how long before it was."""
+    con = connect(handmade_warehouse)
+    con.execute(
+        "update ml.customer_segments set as_of_date = date '2026-06-10' "
+        "where as_of_date = date '2026-06-29'"
+    )
+    con.close()
+    settings = Settings(warehouse=handmade_warehouse, output=tmp_path / "out")
+    result = write_report(settings, AS_OF)
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    assert result.details["summary"][0] == (
+        "21 customers in 2 segments; since the run of 2026-06-10 (20 days before), Alpha grew "
+        "20% (10 → 12); 90% of customers kept their segment."
+    )
+    assert "Since the run of 2026-06-10 (20 days before): 18 customers kept their segment" in html
+    chart = re.search(r'data-chart="segment-transitions">(.*?)</figure>', html, re.S).group(1)
+    assert "segment on 2026-06-10" in chart and "segment on 2026-06-30" in chart
+    assert "segment last run" not in chart
 
 
 def test_empty_warehouse_renders_notes_not_errors(tmp_path: Path) -> None:

@@ -97,7 +97,9 @@ def _summary(ctx: s.Context) -> str:
         tiles += [("customers segmented", f"{f['customers']:,}"), ("segments", str(f["segments"]))]
     for m in f.get("models", []):
         if m.get("auc") is not None:
-            tiles.append((f"{m['model']} AUC", f"{m['auc']:.3f}"))
+            # A candidate the gate refused is not the model that scored tonight.
+            label = f"{m['model']} AUC" + (", not published" if m.get("scored_with") else "")
+            tiles.append((label, f"{m['auc']:.3f}"))
     if "audiences" in f:
         tiles.append(("customers targeted", f"{f['audiences'][1]:,}"))
     if "quarantine_today" in f:

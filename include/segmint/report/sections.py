@@ -814,10 +814,32 @@ def block_model_status(ctx: Context, model: str) -> str:
             f'<span class="{cls}">{esc(status)}</span>'
             + (f" — {esc(msg)}" if isinstance(msg, str) and msg else "")
         )
+        if status == "not_published" and auc is not None:
+            kept = _scored_with(ctx, model)
+            if kept and kept[0] != run.get("run_id"):
+                fact["scored_with"] = kept
+                parts.append(
+                    "The AUC above and the lift, ROC, calibration and driver charts evaluate "
+                    f"tonight's candidate, which was not published: tonight's {kept[1]:,} "
+                    "scores (the score distribution below) and the audiences built on them "
+                    f"come from the last published model <code>{esc(kept[0])}</code>."
+                )
     ctx.facts.setdefault("models", []).append(fact)
     if not parts:
         raise Missing(f"no metrics or run record for model {model}")
     return "<p>" + "<br>".join(parts) + "</p>"
+
+
+def _scored_with(ctx: Context, model: str) -> tuple[str, int] | None:
+    """The model version that scored the as-of date's ``model`` scores, and how many."""
+    r, t = ctx.reader, "ml.propensity_scores"
+    if not r.pick(t, "model_version") or not r.pick(t, "model_name"):
+        return None
+    row = r.rows(
+        f"select max(model_version), count(*) from {t} where model_name = ? and as_of_date = ?",
+        [model, ctx.as_of],
+    )[0]
+    return (str(row[0]), int(row[1])) if row[0] is not None else None
 
 
 def _crowd(scalars: dict[str, dict[str, float]]) -> dict[str, Any] | None:
@@ -1825,6 +1847,9 @@ def summary_sentences(ctx: Context) -> list[str]:
             s += f"; {m['status'].replace('_', ' ')}"
             if m.get("message") and m["status"] != "published":
                 s += f" ({m['message']})"
+        if m.get("scored_with"):
+            version, n = m["scored_with"]
+            s += f"; tonight's {n:,} scores come from the last published model {version}"
         out.append(s + ".")
     if "audiences" in f:
         n, targets, memberships = f["audiences"]

@@ -480,3 +480,47 @@ def test_an_auc_lifted_by_a_never_active_crowd_is_given_beside_the_auc_among_the
         f", lifted by {crowd:,} holdout customers who never visited nor ordered; "
         f"{active:.2f} among the other {rows - crowd:,} ({best} {best_auc:.2f})"
     ) in purchase
+
+
+def test_a_refused_candidate_is_not_taken_for_the_model_that_scored_tonight(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """A night whose churn candidate lost to the baseline: the page gave its AUC as the
+    churn AUC and said "not published", while tonight's scores (and the audiences on them)
+    came from the model published 21 nights before. It now says which model scored."""
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    con = connect(warehouse)
+    try:
+        con.execute(
+            "update ml.model_runs set status = 'not_published', message = 'churn: holdout "
+            "AUC does not beat baseline_recency; not published' "
+            "where model_name = 'churn' and as_of_date = ?",
+            [AS_OF],
+        )
+        con.execute(
+            "update ml.propensity_scores set model_version = 'churn-2026-06-09-74742c9c' "
+            "where model_name = 'churn' and as_of_date = ?",
+            [AS_OF],
+        )
+        scored = con.execute(
+            "select count(*) from ml.propensity_scores where model_name = 'churn' "
+            "and as_of_date = ?",
+            [AS_OF],
+        ).fetchone()[0]
+    finally:
+        con.close()
+    result = write_report(Settings(warehouse=warehouse, output=tmp_path / "out"), AS_OF)
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    churn = next(s for s in result.details["summary"] if s.startswith("Churn model"))
+    assert churn.endswith(
+        f"; tonight's {scored:,} scores come from the last published model "
+        "churn-2026-06-09-74742c9c."
+    )
+    assert (
+        f"tonight's candidate, which was not published: tonight's {scored:,} scores (the score "
+        "distribution below) and the audiences built on them come from the last published "
+        "model <code>churn-2026-06-09-74742c9c</code>."
+    ) in html
+    assert 'kpi-label">churn AUC, not published<' in html
+    assert 'kpi-label">purchase AUC<' in html

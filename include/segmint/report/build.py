@@ -99,6 +99,8 @@ def _summary(ctx: s.Context) -> str:
         if m.get("auc") is not None:
             # A candidate the gate refused is not the model that scored tonight.
             label = f"{m['model']} AUC" + (", not published" if m.get("scored_with") else "")
+            if m.get("stale"):  # no scores tonight: the AUC is an older night's
+                label += f" (run of {m['stale']})"
             tiles.append((label, f"{m['auc']:.3f}"))
     if "audiences" in f:
         tiles.append(("customers targeted", f"{f['audiences'][1]:,}"))

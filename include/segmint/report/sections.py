@@ -803,6 +803,19 @@ def block_model_status(ctx: Context, model: str) -> str:
                 f"({crowd['rows'] / crowd['total']:.0%}) never visited nor ordered before the "
                 f"cut-off: ranking them last lifts every AUC; {others}."
             )
+    if (
+        run
+        and _day(run.get("as_of_date")) != ctx.as_of.isoformat()
+        and not _scored_with(ctx, model)
+    ):
+        # The score stage did not run tonight (skipped, or the night failed before it): the
+        # newest run is an older night's, and "published" read as tonight's scores.
+        fact["stale"] = _day(run.get("as_of_date"))
+        parts.insert(
+            0,
+            f'<span class="bad">No {esc(model)} scores for {ctx.as_of}</span>: the score stage '
+            f"did not run for it; the newest run, below, is of {esc(fact['stale'])}.",
+        )
     if run:
         status = str(run.get("status") or "unknown")
         # "reused": a night between retrainings scored with the last published model
@@ -1830,8 +1843,10 @@ def summary_sentences(ctx: Context) -> list[str]:
         out.append("No segmentation for this date yet.")
     for m in f.get("models", []):
         s = f"{m['model'].capitalize()} model"
+        if m.get("stale"):
+            s += f": no scores for {ctx.as_of}, the newest run is of {m['stale']}"
         if m.get("auc") is not None:
-            s += f": holdout AUC {m['auc']:.2f}"
+            s += ("; its" if m.get("stale") else ":") + f" holdout AUC {m['auc']:.2f}"
             if m.get("baseline"):
                 b, v = m["baseline"]
                 s += f" ({'beats' if m['auc'] > v else 'does not beat'} {b} at {v:.2f})"

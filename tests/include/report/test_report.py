@@ -524,3 +524,39 @@ def test_a_refused_candidate_is_not_taken_for_the_model_that_scored_tonight(
     ) in html
     assert 'kpi-label">churn AUC, not published<' in html
     assert 'kpi-label">purchase AUC<' in html
+
+
+def test_a_night_the_score_stage_did_not_run_says_there_are_no_scores_tonight(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """`segmint run --stages ingest,validate,transform,segment,report` (or a night failed
+    before the score stage): the summary said "Churn model: holdout AUC 0.86 ...;
+    published." and the tile "churn AUC", last night's run read as tonight's scores."""
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    con = connect(warehouse)
+    try:  # the sample's runs of 2026-06-29 stay (with the metrics), tonight's are gone
+        con.execute(
+            "update ml.model_metrics set as_of_date = ? where as_of_date = ?",
+            [date(2026, 6, 29), AS_OF],
+        )
+        for table in ("ml.model_runs", "ml.propensity_scores"):
+            con.execute(
+                f"delete from {table} where as_of_date = ? and model_name in ('purchase', 'churn')",
+                [AS_OF],
+            )
+    finally:
+        con.close()
+    result = write_report(Settings(warehouse=warehouse, output=tmp_path / "out"), AS_OF)
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    for model in ("churn", "purchase"):
+        sentence = next(s for s in result.details["summary"] if s.startswith(model.capitalize()))
+        assert sentence.startswith(
+            f"{model.capitalize()} model: no scores for 2026-06-30, the newest run is of "
+            "2026-06-29; "
+        ), sentence
+        assert (
+            f"No {model} scores for 2026-06-30</span>: the score stage did not run for it; "
+            "the newest run, below, is of 2026-06-29."
+        ) in html
+    assert 'kpi-label">purchase AUC (run of 2026-06-29)<' in html

@@ -378,8 +378,19 @@ def block_personas(ctx: Context) -> str:
     )
 
 
+# Whom a feature's median is over when some customers have no value (null: never ordered,
+# no cart): "Never visited", 2,060 customers of whom some 60 ever ordered, read "median days
+# since order: 97" as the segment's typical customer.
+WHO_HAS = {
+    "recency_days": "who ordered",
+    "avg_order_value": "who ordered",
+    "cart_abandonment_rate_90d": "with a cart in 90 days",
+}
+
+
 def _feature_rows(values: pd.Series, population: pd.Series) -> str:
     rows = []
+    members = values.get("_members")
     for col, label, fmt in KEY_FEATURES:
         if col not in values.index or pd.isna(values[col]):
             continue
@@ -387,8 +398,12 @@ def _feature_rows(values: pd.Series, population: pd.Series) -> str:
         ratio = values[col] / pop if pop and pd.notna(pop) and pop != 0 else np.nan
         width = 0 if pd.isna(ratio) else min(ratio / 3, 1) * 100
         shown = esc(fmt.format(values[col]))
+        have, base = values.get(f"_n_{col}"), ""
+        if members and have is not None and pd.notna(have) and have < members:
+            who = WHO_HAS.get(col, "with a value")
+            base = f" <small>(the {int(have):,} of {int(members):,} {esc(who)})</small>"
         rows.append(
-            f'<div class="feat"><span>median {esc(label)}: <b>{shown}</b>'
+            f'<div class="feat"><span>median {esc(label)}: <b>{shown}</b>{base}'
             f'</span><div class="bar"><span style="width:{width:.0f}%"></span>'
             f'<i style="left:33.3%"></i></div>'
             f'<span class="idx">{"–" if pd.isna(ratio) else f"{ratio:.1f}×"}</span></div>'
@@ -410,6 +425,11 @@ def _persona_stats(ctx: Context) -> tuple[pd.DataFrame, pd.Series, dict[str, str
             for c in feats
         ]
         aggs += [f"avg(cast({quote(c)} as integer)) as {quote(c)}" for c in consent]
+        # How many of the non-outliers each median is over (nulls have no value to rank).
+        aggs += ["count(*) filter (where not is_outlier) as _members"]
+        aggs += [
+            f"count({quote(c)}) filter (where not is_outlier) as {quote('_n_' + c)}" for c in feats
+        ]
         frame = ctx.reader.df(
             f"""
             select segment_id, {", ".join(aggs)}
@@ -423,12 +443,13 @@ def _persona_stats(ctx: Context) -> tuple[pd.DataFrame, pd.Series, dict[str, str
         if "favourite_category" in cols:
             top = ctx.reader.df(
                 f"""
-                select segment_id, category, n, share from (
+                select segment_id, category, n, share, with_category from (
                     select
                         segment_id,
                         favourite_category as category,
                         count(*) as n,
                         count(*) / sum(count(*)) over (partition by segment_id) as share,
+                        sum(count(*)) over (partition by segment_id) as with_category,
                         row_number() over (
                             partition by segment_id order by count(*) desc, favourite_category
                         ) as rank
@@ -444,6 +465,10 @@ def _persona_stats(ctx: Context) -> tuple[pd.DataFrame, pd.Series, dict[str, str
                 categories[sid] = ", ".join(
                     f"{c} {s:.0%}" for c, s in zip(group["category"], group["share"], strict=True)
                 )
+                members = stats["_members"].get(sid) if "_members" in stats else None
+                have = int(group["with_category"].iloc[0])
+                if members and have < members:
+                    categories[sid] += f" (of the {have:,} of {int(members):,} with one)"
         return stats, population, categories, caveat
 
     return ctx.cached("persona_stats", compute)

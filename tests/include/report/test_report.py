@@ -560,3 +560,30 @@ def test_a_night_the_score_stage_did_not_run_says_there_are_no_scores_tonight(
             "the newest run, below, is of 2026-06-29."
         ) in html
     assert 'kpi-label">purchase AUC (run of 2026-06-29)<' in html
+
+
+def test_a_persona_median_over_the_few_who_have_a_value_says_how_few(tmp_path: Path) -> None:
+    """A segment of CRM sign-ups, 2 of 10 ever ordered: the card said "median days since
+    order: 97" (3.3x the shop) and "top categories: books 50%" as if of the segment; they
+    are of the 2 who ordered, and the card now says so."""
+    warehouse = tmp_path / "w.duckdb"
+    con = connect(warehouse)
+    con.execute(
+        "create table ml.customer_segments as select 'c' || i as customer_id, "
+        f"date '{AS_OF}' as as_of_date, 1 as segment_id, 'Never visited' as segment_name, "
+        "0.0 as distance, false as is_outlier, 'r' as run_id from range(10) t(i)"
+    )
+    con.execute(
+        "create table marts.customer_features as select 'c' || i as customer_id, "
+        f"date '{AS_OF}' as as_of_date, "
+        "case when i < 2 then 90 + i end as recency_days, "
+        "case when i < 2 then 1 else 0 end as order_count, "
+        "200 + i as tenure_days, "
+        "case when i < 2 then 'books' end as favourite_category from range(10) t(i)"
+    )
+    con.close()
+    html = render_report(warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "median days since order: <b>90</b> <small>(the 2 of 10 who ordered)</small>" in html
+    assert "median orders: <b>0.0</b><" in html  # every customer has a count: no base
+    assert "median tenure days: <b>204</b><" in html
+    assert "top categories: books 100% (of the 2 of 10 with one)" in html

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -1528,7 +1529,28 @@ def _failed_files(ctx: Context, first: date) -> str:
     if frame.empty:
         return note("No landing file failed to load in this window.", "info")
     ctx.facts["failed_files"] = len(frame)
+    frame["error"] = frame["error"].map(redact)
     return table(frame, caption="Files that failed to load")
+
+
+# A load error may quote a file's content: a CRM export without its header row was refused
+# with "(header is: 'C9999999,2026-06-30T10:00:00Z,anna.smith@example.com,555-1234,Anna,
+# Smith,1980-01-01,...')", a customer's record in a page sent round by e-mail. The page
+# names the fault, not the content (ops.load_manifest keeps it for the data engineer).
+_HEADER_QUOTE = re.compile(r"""\s*\(header is: (?:'.*'|".*")\)""", re.S)
+_EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def redact(text: Any) -> Any:
+    """``text`` without quoted file content or e-mail addresses (None stays None)."""
+    if not isinstance(text, str):
+        return text
+    text = _HEADER_QUOTE.sub(
+        " (its first line is not shown here: it may be a customer's record; "
+        "ops.load_manifest.error has it)",
+        text,
+    )
+    return _EMAIL.sub("[e-mail address]", text)
 
 
 def block_quarantine(ctx: Context) -> str:

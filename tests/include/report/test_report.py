@@ -587,3 +587,35 @@ def test_a_persona_median_over_the_few_who_have_a_value_says_how_few(tmp_path: P
     assert "median orders: <b>0.0</b><" in html  # every customer has a count: no base
     assert "median tenure days: <b>204</b><" in html
     assert "top categories: books 100% (of the 2 of 10 with one)" in html
+
+
+def test_a_failed_files_error_never_puts_a_customers_record_in_the_report(
+    tmp_path: Path,
+) -> None:
+    """A CRM export delivered without its header row: ingest refuses it with "(header is:
+    'C9999999,...,anna.smith@example.com,555-1234,Anna,Smith,1980-01-01,...')", and the
+    report's table of failed files copied a customer's record into a page sent round by
+    e-mail. The page names the fault, not the content."""
+    from segmint.ingest import run_ingest
+
+    crm = tmp_path / "landing" / "crm" / "dt=2026-06-30"
+    crm.mkdir(parents=True)
+    (crm / "customers.csv").write_text(
+        "C9999999,2026-06-30T10:00:00Z,anna.smith@example.com,555-1234,Anna,Smith,"
+        "1980-01-01,F,US,Phoenix,80593,2026-06-30,gold,true,true\n",
+        encoding="utf-8",
+    )
+    settings = Settings(
+        warehouse=tmp_path / "segmint.duckdb",
+        landing=tmp_path / "landing",
+        output=tmp_path / "out",
+    )
+    with pytest.raises(SegmintError, match=r"anna\.smith@example\.com"):
+        run_ingest(settings, AS_OF)  # the data engineer's error keeps the detail
+    html = render_report(settings.warehouse, AS_OF, tmp_path / "r.html", settings=settings)
+    html = html.read_text(encoding="utf-8")
+    assert "crm/dt=2026-06-30/customers.csv" in html
+    assert "CSV header lacks required column(s)" in html
+    assert "its first line is not shown here: it may be a customer&#x27;s record" in html
+    for personal in ("anna.smith", "555-1234", "Smith", "1980-01-01"):
+        assert personal not in html

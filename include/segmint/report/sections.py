@@ -1345,6 +1345,12 @@ def _audience_changes(ctx: Context, when: date) -> pd.DataFrame | None:
 
 
 def _audience_exports(ctx: Context) -> pd.DataFrame | None:
+    """Per audience: the date of its last export and, per file format of that date, the rows
+    the file holds.
+
+    An audience exported to three platforms showed one format (whichever came first among
+    files of the same date) and its rows: the Meta file and the diff went unmentioned, and
+    so would a Google file smaller than the target for want of ads consent."""
     r, t = ctx.reader, "audiences.exports"
     if not r.has(t) or not r.pick(t, "audience"):
         return None
@@ -1353,15 +1359,29 @@ def _audience_exports(ctx: Context) -> pd.DataFrame | None:
     rows = r.pick(t, "row_count", "rows")
     if not when:
         return None
+    fmt_expr = f"cast({quote(fmt)} as varchar)" if fmt else "'file'"
+    rows_expr = quote(rows) if rows else "null"
+    at = r.pick(t, "exported_at", "created_at") or when
     frame = r.df(
         f"""
-        select audience,
-            max({quote(when)}) as "last export",
-            arg_max({f"cast({quote(fmt)} as varchar)" if fmt else "null"}, {quote(when)})
-                as "format",
-            arg_max({quote(rows) if rows else "null"}, {quote(when)}) as "rows exported"
-        from {t} where cast({quote(when)} as date) <= ?
-        group by 1
+        with e as (
+            select audience, cast({quote(when)} as date) as day, {fmt_expr} as format,
+                {rows_expr} as n, {quote(at)} as exported
+            from {t} where cast({quote(when)} as date) <= ?
+        ),
+        last as (
+            select e.audience, e.day, e.format, arg_max(e.n, e.exported) as n
+            from e
+            inner join (select audience, max(day) as day from e group by 1) as newest
+                on newest.audience = e.audience and newest.day = e.day
+            group by all
+        )
+        select audience, day as "last export",
+            string_agg(
+                format || coalesce(': ' || format('{{:,}}', n), ''), ' · ' order by format
+            ) as "rows exported"
+        from last
+        group by all
         """,
         [ctx.as_of],
     )

@@ -619,3 +619,31 @@ def test_a_failed_files_error_never_puts_a_customers_record_in_the_report(
     assert "its first line is not shown here: it may be a customer&#x27;s record" in html
     for personal in ("anna.smith", "555-1234", "Smith", "1980-01-01"):
         assert personal not in html
+
+
+def test_every_export_file_of_an_audience_is_listed_with_its_rows(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """An audience exported as a CSV and to Google showed one format (whichever came first
+    among the night's files) and its rows: the other file went unmentioned, and so did a
+    Google file smaller than the target (ads consent is checked again at export)."""
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    con = connect(warehouse)
+    try:
+        con.execute(
+            "update audiences.exports set row_count = 70 where audience = 'vip_ads' "
+            "and format = 'google_customer_match' and as_of_date = ?",
+            [AS_OF],
+        )
+        csv_rows = con.execute(
+            "select row_count from audiences.exports where audience = 'vip_ads' "
+            "and format = 'csv' and as_of_date = ?",
+            [AS_OF],
+        ).fetchone()[0]
+    finally:
+        con.close()
+    html = render_report(warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
+    row = re.search(r"<tr><td[^>]*>vip_ads</td>.*?</tr>", html, re.S).group(0)
+    assert f"csv: {csv_rows:,} · google_customer_match: 70" in row
+    assert "2026-06-30" in row

@@ -49,8 +49,9 @@ def reporting_currency(reader: Reader, settings: Settings) -> str:
     return settings.transform.reporting_currency
 
 
-def _build(reader: Reader, as_of: date, settings: Settings, out: Path) -> s.Context:
+def _build(reader: Reader, as_of: date, settings: Settings, out: Path, currency: str) -> s.Context:
     ctx = s.Context(reader=reader, as_of=as_of, settings=settings, out=out)
+    ctx.cache["currency"] = currency  # money figures name it (persona cards, readouts)
     b = s.run_block
     ctx.cache["sections"] = [
         (
@@ -153,8 +154,8 @@ def _render(
         con.execute("set enable_progress_bar = false")
         reader = Reader(con)
         as_of = as_of or latest_as_of(reader)
-        ctx = _build(reader, as_of, settings, out)
-        ctx.cache["currency"] = reporting_currency(reader, settings)
+        currency = reporting_currency(reader, settings)
+        ctx = _build(reader, as_of, settings, out, currency)
     finally:
         con.close()
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

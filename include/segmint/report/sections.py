@@ -349,7 +349,7 @@ def block_personas(ctx: Context) -> str:
         if descriptions.get(sid):
             body.append(f'<div class="desc">{esc(descriptions[sid])}</div>')
         if stats is not None and sid in stats.index:
-            body.append(_feature_rows(stats.loc[sid], population))
+            body.append(_feature_rows(stats.loc[sid], population, ctx.cache.get("currency")))
             consent = [
                 f"{label} {stats.loc[sid, col]:.0%}"
                 for col, label in (("email_opt_in", "e-mail"), ("ads_opt_in", "ads"))
@@ -389,10 +389,17 @@ WHO_HAS = {
 }
 
 
-def _feature_rows(values: pd.Series, population: pd.Series) -> str:
+# Money per customer: its label names the currency ("median order value: 312" said not
+# which money; the page header did, far above the cards).
+MONEY_FEATURES = {"revenue_total", "avg_order_value"}
+
+
+def _feature_rows(values: pd.Series, population: pd.Series, currency: str | None = None) -> str:
     rows = []
     members = values.get("_members")
     for col, label, fmt in KEY_FEATURES:
+        if col in MONEY_FEATURES and currency:
+            label = f"{label} ({currency})"
         if col not in values.index or pd.isna(values[col]):
             continue
         pop = population.get(col)
@@ -1407,6 +1414,9 @@ def block_readouts(ctx: Context) -> str:
         f"<li><b>{esc(a)}</b>: {esc(v)}</li>"
         for a, v in zip(frame["audience"], frame.pop("verdict"), strict=True)
     )
+    money = f"Δ revenue/cust. ({ctx.cache['currency']})" if ctx.cache.get("currency") else None
+    if money:
+        frame = frame.rename(columns={"Δ revenue/cust.": money})
     return (
         table(
             frame,
@@ -1416,7 +1426,7 @@ def block_readouts(ctx: Context) -> str:
                 "uplift": lambda v: "–" if pd.isna(v) else f"{v:+.1%}",
                 "p conv.": lambda v: fmt_num(v, 4),
                 "p rev.": lambda v: fmt_num(v, 4),
-                "Δ revenue/cust.": lambda v: "–" if pd.isna(v) else f"{v:+,.2f}",
+                (money or "Δ revenue/cust."): lambda v: "–" if pd.isna(v) else f"{v:+,.2f}",
                 "target": fmt_int,
                 "holdout": fmt_int,
             },

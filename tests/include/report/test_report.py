@@ -647,3 +647,20 @@ def test_every_export_file_of_an_audience_is_listed_with_its_rows(
     row = re.search(r"<tr><td[^>]*>vip_ads</td>.*?</tr>", html, re.S).group(0)
     assert f"csv: {csv_rows:,} · google_customer_match: 70" in row
     assert "2026-06-30" in row
+
+
+def test_money_on_the_cards_and_readouts_names_its_currency(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """ "median order value: 312" and "Δ revenue/cust. +12.70" said not which money (the
+    page header did, far above); a shop reporting in EUR read them as anything."""
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    con = connect(warehouse)
+    con.execute("create or replace table marts.reporting_currency as select 'EUR' as currency_code")
+    con.close()
+    html = render_report(warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "median revenue per customer (EUR): <b>" in html
+    assert "median order value (EUR): <b>" in html
+    assert ">Δ revenue/cust. (EUR)</th>" in html
+    assert "median orders: <b>" in html  # counts name no currency

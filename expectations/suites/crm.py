@@ -71,6 +71,12 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
             column="_id_not_scalar",
             **rec("ids_are_scalars", "an id field holds a JSON object or array, not an id"),
         ),
+        # {"customer_id": true}: a boolean read as text would be the id 'true', every such
+        # record one customer (the loader lists the id fields holding a JSON boolean).
+        gxe.ExpectColumnValuesToBeNull(
+            column="_id_boolean",
+            **rec("ids_not_boolean", "an id field holds a JSON true or false, not an id"),
+        ),
         # 7.21045E+12: a long id Excel wrote in scientific notation, its digits lost (the
         # loader lists such id fields in _id_rounded).
         gxe.ExpectColumnValuesToBeNull(

@@ -390,6 +390,18 @@ def parse_sql(
         if f.kind == "id"
     )
     cols.append(f"nullif(concat_ws(', ', {nested}), '') as _id_not_scalar")
+    # A JSON true or false ({"customer_id": true}, a Parquet BOOLEAN column read as an id) is
+    # no id: loaded as the text 'true', every such record was one customer. Only the rare
+    # value that reads 'true' or 'false' is looked up in the document: the text "true" of a
+    # JSON string or a CSV cell stays a value, as "NULL" does.
+    boolean = ", ".join(
+        f"case when {value(f.name)} in ('true', 'false') and ("
+        + " or ".join(f"json_type(doc, {_lit(_pointer(n))}) = 'BOOLEAN'" for n in names[f.name])
+        + f") then {_lit(f.name)} end"
+        for f in fields
+        if f.kind == "id"
+    )
+    cols.append(f"nullif(concat_ws(', ', {boolean}), '') as _id_boolean")
     # A long number Excel wrote in scientific notation (7.21045E+12: a Shopify customer or
     # order id in a column not formatted as text) has lost its last digits: loaded, every
     # customer whose id rounds alike would be one, the consent of one given to the others.

@@ -1070,6 +1070,52 @@ def test_us_dates_load_month_first_and_the_date_order_is_checked(
         load_settings(config, environ={})
 
 
+def test_an_id_that_is_a_json_boolean_is_quarantined(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """{"customer_id": true} loaded as the customer 'true': every such record, from any
+    export, one customer (their consent and orders shared). A JSON boolean (or a Parquet
+    BOOLEAN column read as an id) is no id: the record is quarantined saying so. The text
+    "true" of a JSON string or a CSV cell stays a value, as "NULL" does."""
+    write_jsonl(
+        landing / "events/dt=2026-06-01/e.jsonl",
+        [
+            event("b1", customer_id=True),
+            event("b2", customer_id=False, anonymous_id="a2"),
+            event("b3", session_id=True),
+            event("s1", customer_id="true"),
+            {**event("x"), "event_id": True},
+        ],
+    )
+    write_lines(
+        landing / "events/dt=2026-06-01/c.csv",
+        ["event_id,event_type,event_ts,customer_id", "c1,page_view,2026-06-01T10:00:00Z,false"],
+    )
+    path = landing / "crm/dt=2026-06-01/k.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(
+        pa.table({"customer_id": [True, False], "updated_at": ["2026-05-01T00:00:00Z"] * 2}),
+        path,
+    )
+    write_lines(landing / "crm/dt=2026-06-01/k.csv", ["customer_id,updated_at", "true,2026-05-01"])
+    _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query("select event_id, customer_id from raw.events order by 1") == [
+        ("c1", "false"),
+        ("s1", "true"),
+    ]
+    assert query("select customer_id from raw.customers") == [("true",)]
+    why = "an id field holds a JSON true or false, not an id (got {})"
+    assert _quarantine(query) == {
+        ("e.jsonl", 1): [why.format("customer_id")],
+        ("e.jsonl", 2): [why.format("customer_id")],
+        ("e.jsonl", 3): [why.format("session_id")],
+        ("e.jsonl", 5): [why.format("event_id")],
+        ("k.parquet", 1): [why.format("customer_id")],
+        ("k.parquet", 2): [why.format("customer_id")],
+    }
+
+
 def test_an_id_excel_wrote_in_scientific_notation_is_quarantined(
     settings, landing, query, tmp_path, monkeypatch
 ):

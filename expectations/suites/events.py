@@ -78,14 +78,15 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
             column="_id_boolean",
             **rec("ids_not_boolean", "an id field holds a JSON true or false, not an id"),
         ),
-        # 7.21045E+12: a long id Excel wrote in scientific notation, its digits lost (the
-        # loader lists such id fields in _id_rounded).
+        # 7.21045E+12: a long id Excel wrote in scientific notation, its digits lost, or a
+        # float beyond 2**53 (the loader lists such id fields in _id_rounded).
         gxe.ExpectColumnValuesToBeNull(
             column="_id_rounded",
             **rec(
                 "ids_not_rounded",
-                "an id field holds a number in scientific notation (Excel's 7.21045E+12 for a "
-                "long number): its last digits are lost, and two ids may now be one",
+                "an id field holds a long number written as a float (Excel's 7.21045E+12, "
+                "JSON's 1.5e22 or 12345678901234567890123.0): its last digits are lost, and two "
+                "ids may now be one",
             ),
         ),
         # {"customer_id": "anon", "customer_id": "c7"}: which one is meant is anybody's guess

@@ -633,7 +633,15 @@ DATE_RANGE = {
 
 # An id Excel wrote in scientific notation, its last digits lost: a mantissa with a point, an
 # upper-case E and a plus sign (Excel's "General" format for a number of 12 digits or more).
-EXCEL_ROUNDED_ID_RE = r" *-?[0-9]\.[0-9]+E\+[0-9]+ *"
+# Or a float printed so: a JSON number with a fraction or an exponent is read as a double,
+# printed with a lower-case e from 1e16 on (1.5e22 is '1.5e+22', 12345678901234567890123.0
+# '1.2345678901234568e+22'), as pandas writes a float column of such ids.
+EXCEL_ROUNDED_ID_RE = r" *-?[0-9](\.[0-9]+)?[Ee]\+[0-9]+ *"
+# A whole number written as a float (123.0) is read as its integer, but a float holds every
+# integer only up to 2**53: beyond 9007199254740991 (JavaScript's MAX_SAFE_INTEGER) it may be
+# a neighbour of the id written (9007199254740993.0 is read as 9007199254740992).
+FLOAT_WHOLE_ID_RE = r" *-?[0-9]{16,}\.0+ *"
+FLOAT_EXACT_MAX = 9007199254740991
 
 # The largest amount a money column (DECIMAL(18, 2)) holds.
 MONEY_MAX = "9999999999999999.99"

@@ -51,6 +51,8 @@ from segmint.ingest.contract import (
     ALLOWED_EVENT_TYPES,
     EXCEL_ROUNDED_ID_RE,
     FIELDS,
+    FLOAT_EXACT_MAX,
+    FLOAT_WHOLE_ID_RE,
     NULL_WORDS,
     OPS_DDL,
     RAW_TABLE,
@@ -405,10 +407,16 @@ def parse_sql(
     # A long number Excel wrote in scientific notation (7.21045E+12: a Shopify customer or
     # order id in a column not formatted as text) has lost its last digits: loaded, every
     # customer whose id rounds alike would be one, the consent of one given to the others.
+    # So has a float beyond 2**53 (a JSON 1.5e22 or 12345678901234567890123.0, read as a
+    # double; pandas' float column of 18-digit ids), whether printed with an exponent or whole.
     rounded = ", ".join(
-        f"case when contains({value(f.name)}, 'E+') "
+        f"case when (contains({value(f.name)}, 'E+') or contains({value(f.name)}, 'e+')) "
         f"and regexp_full_match({value(f.name)}, {_lit(EXCEL_ROUNDED_ID_RE)}) "
-        f"then {_lit(f.name)} end"
+        f"then {_lit(f.name)} "
+        f"when contains({value(f.name)}, '.0') "
+        f"and regexp_full_match({value(f.name)}, {_lit(FLOAT_WHOLE_ID_RE)}) "
+        f"and abs(try_cast(split_part(trim({value(f.name)}), '.', 1) AS DOUBLE)) "
+        f"> {FLOAT_EXACT_MAX} then {_lit(f.name)} end"
         for f in fields
         if f.kind == "id"
     )

@@ -1070,6 +1070,69 @@ def test_us_dates_load_month_first_and_the_date_order_is_checked(
         load_settings(config, environ={})
 
 
+def test_an_id_a_float_cannot_hold_exactly_is_quarantined(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """A JSON number with a fraction or an exponent is read as a float: 1.5e22 and
+    12345678901234567890123.0 loaded as the ids '1.5e+22' and '1.2345678901234568e+22', their
+    digits lost, so two customers could become one; so did 123456789012345678.0 (a pandas
+    float column of 18-digit ids). A float keeps every whole number only up to 2**53: beyond,
+    the record is quarantined, as for Excel's 7.21045E+12. Whole floats below it, integers of
+    any length and ids as text load as before."""
+    write_jsonl(
+        landing / "events/dt=2026-06-01/e.jsonl",
+        [
+            '{"event_id": "f1", "event_type": "page_view", "event_ts": "2026-06-01T10:00:00Z", '
+            '"customer_id": 12345678901234567890123.0}',
+            event("f2", customer_id=1.5e22),
+            event("f3", customer_id=123456789012345678.0),
+            event("f4", customer_id=9007199254740993.0),
+            event("f5", session_id=-1e16),
+            event("i1", customer_id=12345),
+            event("i2", customer_id=12345.0),
+            event("i3", customer_id=12345678901234567890123),
+            event("i4", customer_id=9007199254740991.0),
+            event("i5", customer_id=1e5),
+            event("i6", customer_id=7.5),
+        ],
+    )
+    write_lines(
+        landing / "crm/dt=2026-06-01/k.csv",
+        [
+            "customer_id,updated_at",
+            "1.2345678901234568e+17,2026-05-01",
+            "123456789012345678.0,2026-05-01",
+            "123456789012345678,2026-05-01",
+            "0000000000000042.0,2026-05-01",
+        ],
+    )
+    _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query("select event_id, customer_id from raw.events order by 1") == [
+        ("i1", "12345"),
+        ("i2", "12345"),
+        ("i3", "12345678901234567890123"),
+        ("i4", "9007199254740991"),
+        ("i5", "100000"),
+        ("i6", "7.5"),
+    ]
+    assert query("select customer_id from raw.customers order by 1") == [
+        ("0000000000000042",),
+        ("123456789012345678",),
+    ]
+    why = (
+        "an id field holds a long number written as a float (Excel's 7.21045E+12, JSON's "
+        "1.5e22 or 12345678901234567890123.0): its last digits are lost, and two ids may now "
+        "be one (got {})"
+    )
+    assert _quarantine(query) == {
+        **{("e.jsonl", n): [why.format("customer_id")] for n in (1, 2, 3, 4)},
+        ("e.jsonl", 5): [why.format("session_id")],
+        ("k.csv", 2): [why.format("customer_id")],
+        ("k.csv", 3): [why.format("customer_id")],
+    }
+
+
 def test_an_id_that_is_a_json_boolean_is_quarantined(
     settings, landing, query, tmp_path, monkeypatch
 ):
@@ -1149,8 +1212,9 @@ def test_an_id_excel_wrote_in_scientific_notation_is_quarantined(
     ]
     assert query("select order_id from raw.events") == [("5612345678901",)]
     why = (
-        "an id field holds a number in scientific notation (Excel's 7.21045E+12 for a long "
-        "number): its last digits are lost, and two ids may now be one (got {})"
+        "an id field holds a long number written as a float (Excel's 7.21045E+12, JSON's "
+        "1.5e22 or 12345678901234567890123.0): its last digits are lost, and two ids may now "
+        "be one (got {})"
     )
     assert _quarantine(query) == {
         ("customers.csv", 2): [why.format("customer_id")],

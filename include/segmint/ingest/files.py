@@ -1203,6 +1203,31 @@ def absent_fields(
     return [f.name for f in FIELDS[source] if f.name not in required and f.name not in keys]
 
 
+# Column names (lower-cased, as doc_keys gives them) that look like a CRM record's id (the
+# last word "id": HubSpot's "Record ID", Salesforce's Id and ContactId) and like its
+# modification time (HubSpot's "Last Modified Date", Salesforce's LastModifiedDate and
+# SystemModstamp, WooCommerce's date_modified, Mailchimp's LAST_CHANGED), for the hint of a
+# file lacking customer_id or updated_at. "paid" or "valid" is no id.
+_ID_LIKE = re.compile(
+    r"(.*[^0-9a-z])?(u?u?id|guid)|.*(record|contact|customer|user|client|member|account|person"
+    r"|lead|subscriber|external|profile)id"
+)
+_MODIFIED_LIKE = re.compile(r"modif|updat|changed|modstamp")
+
+
+def _guesses(source: str, keys: list[str]) -> dict[str, tuple[list[str], str, str]]:
+    """Per required CRM field a file has no column for: the columns that look like it (by
+    name, :data:`_ID_LIKE`, :data:`_MODIFIED_LIKE`) and what they look like (one, several)."""
+    if source != "crm":
+        return {}
+    ids = [k for k in keys if _ID_LIKE.fullmatch(k)]
+    modified = [k for k in keys if _MODIFIED_LIKE.search(_spelling(k))]
+    return {
+        "customer_id": (ids, "an id", "ids"),
+        "updated_at": (modified, "a modification time", "modification times"),
+    }
+
+
 def _missing(
     source: str,
     missing: list[str],
@@ -1211,10 +1236,16 @@ def _missing(
 ) -> str:
     """The required fields a file has no column for, each with the aliases looked for:
     ``customer_id (or 'Contact ID')``, so that a misspelt alias shows; a column of the
-    file's document ``keys`` spelt like one (:func:`lookalikes`) is named with the setting
-    that reads it."""
+    file's document ``keys`` spelt like one (:func:`lookalikes`), or else looking like a CRM
+    record's id or modification time (:func:`_guesses`: HubSpot's ``Record ID`` and ``Last
+    Modified Date``), is named with the setting that reads it."""
     names = field_names(source, aliases)
     like = lookalikes(source, keys or [], aliases)
+    guessed = {
+        n: found
+        for n, found in _guesses(source, keys or []).items()
+        if n in missing and n not in like and found[0]
+    }
     return ", ".join(
         n + (f" (or {', '.join(repr(a) for a in names[n] if a != n)})" if len(names[n]) > 1 else "")
         for n in missing
@@ -1230,13 +1261,32 @@ def _missing(
                 )
                 for n, c in like.items()
             ),
+            *(
+                (
+                    n,
+                    (
+                        f"column {found[0]!r} looks like {one}: if it is {n}"
+                        if len(found) == 1
+                        else f"columns {', '.join(map(repr, found))} look like {several}: if "
+                        f"one is {n}"
+                    )
+                    + f", name it in [ingest.field_aliases.{source}]: {n} = [{found[0]!r}]",
+                )
+                for n, (found, one, several) in guessed.items()
+            ),
             # Public datasets and many dumps have none (docs/data-contract.md, "Public
             # datasets"); Shopify's and most shops' customer exports have no modification time.
             ("event_id", "an export without event ids loads with [ingest] event_id_from_record"),
-            (
-                "updated_at",
-                "an export without modification times loads with "
-                "[ingest] crm_updated_at_from_partition",
+            *(
+                []
+                if "updated_at" in guessed or "updated_at" in like
+                else [
+                    (
+                        "updated_at",
+                        "an export without modification times loads with "
+                        "[ingest] crm_updated_at_from_partition",
+                    )
+                ]
             ),
         ]
         if field in missing

@@ -688,6 +688,50 @@ def test_a_crm_export_without_updated_at_loads_with_its_partition_day(settings, 
     assert reasons == ["updated_at is not an ISO-8601 timestamp (got yesterday)"]
 
 
+def test_a_hubspot_export_is_told_which_columns_to_alias(settings, landing, query):
+    """HubSpot's contacts export names its id "Record ID" and its modification time "Last
+    Modified Date": the file failed with a hint to take the partition day as the
+    modification time, although the file has one. The error now names the columns that look
+    like an id and a modification time, with the field_aliases setting that reads them; an
+    export without any keeps the partition-day hint."""
+    write_lines(
+        landing / "crm/dt=2026-06-01/hubspot.csv",
+        [
+            "Record ID,First Name,Last Name,Email,Last Modified Date,Create Date,Paid",
+            "101,Ann,Lee,ann@example.com,2026-05-01 10:00,2025-01-01 10:00,yes",
+        ],
+    )
+    with pytest.raises(InputError) as failed:
+        run_ingest(settings, D1)
+    assert (
+        "CSV header lacks required column(s) customer_id, updated_at (column 'record id' looks "
+        "like an id: if it is customer_id, name it in [ingest.field_aliases.crm]: customer_id "
+        "= ['record id']) (column 'last modified date' looks like a modification time: if it "
+        "is updated_at, name it in [ingest.field_aliases.crm]: updated_at = "
+        "['last modified date']) (header is: " in str(failed.value)
+    )
+    assert "crm_updated_at_from_partition" not in str(failed.value)
+    # What the hint says loads it.
+    aliases = {"crm": {"customer_id": ["record id"], "updated_at": ["last modified date"]}}
+    run_ingest(_with_ingest(settings, IngestSettings(field_aliases=aliases)), D1)
+    assert query("select customer_id, updated_at::VARCHAR from raw.customers") == [
+        ("101", "2026-05-01 10:00:00")
+    ]
+    # Salesforce's names, several of a kind: each named, the first in the setting.
+    write_lines(
+        landing / "crm/dt=2026-06-02/sf.csv",
+        ["Id,ContactId,Email,Valid,LastModifiedDate,SystemModstamp", "1,2,a@b.c,y,x,y"],
+    )
+    with pytest.raises(InputError) as failed:
+        run_ingest(settings, D2)
+    assert (
+        "(columns 'id', 'contactid' look like ids: if one is customer_id, name it in "
+        "[ingest.field_aliases.crm]: customer_id = ['id']) (columns 'lastmodifieddate', "
+        "'systemmodstamp' look like modification times: if one is updated_at, name it in "
+        "[ingest.field_aliases.crm]: updated_at = ['lastmodifieddate'])" in str(failed.value)
+    )
+
+
 def test_a_file_without_the_modification_time_is_said_to_take_its_partition_day(settings, landing):
     """With an alias for updated_at (HubSpot's "Last Modified Date") beside Shopify's export,
     which has none, every night warned that the Shopify records "load without" updated_at:

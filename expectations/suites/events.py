@@ -8,6 +8,7 @@ from segmint.config import IngestSettings
 from segmint.ingest.contract import (
     ALLOWED_EVENT_TYPES,
     COUNTRY_CODES,
+    INTEGER_MAX,
     MIN_TIMESTAMP,
     MONEY_MAX,
     looked_for,
@@ -201,8 +202,19 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
         ),
         gxe.ExpectColumnValuesToNotBeNull(
             column="quantity",
-            **given("quantity_text"),
+            row_condition="quantity_text.notnull() and quantity_out_of_range.isnull()",
+            condition_parser="pandas",
             **warn("quantity_integer", "quantity", "quantity is not a whole number"),
+        ),
+        # 3000000000 is whole, but beyond the INTEGER column (the loader gives such a value's
+        # text in quantity_out_of_range).
+        gxe.ExpectColumnValuesToBeNull(
+            column="quantity_out_of_range",
+            **warn(
+                "quantity_in_range",
+                "quantity",
+                f"quantity is out of range (beyond ±{INTEGER_MAX:,})",
+            ),
         ),
         gxe.ExpectColumnValuesToBeBetween(
             column="quantity",

@@ -360,8 +360,10 @@ def docs_run_name(name: str) -> str:
 
 
 def _sql_condition(pandas_expr: str) -> str:
-    """The row conditions the suites use, in SQL: ``x.notnull()`` and ``x == "v"``."""
+    """The row conditions the suites use, in SQL: ``x.notnull()``, ``x.isnull()`` and
+    ``x == "v"``."""
     sql = re.sub(r"(\w+)\.notnull\(\)", r"(\1 is not null)", pandas_expr)
+    sql = re.sub(r"(\w+)\.isnull\(\)", r"(\1 is null)", sql)
     sql = re.sub(r'"([^"]*)"', lambda m: "'" + m.group(1).replace("'", "''") + "'", sql)
     return sql.replace("==", "=")
 

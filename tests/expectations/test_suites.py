@@ -50,6 +50,7 @@ def test_events_suite_routes_each_failing_row_to_its_rules():
         frame[name] = pd.array([None] * 4, dtype="Float64")
         frame[f"{name}_text"] = pd.array([None] * 4, dtype="string")
     frame["price_number"] = pd.array([None] * 4, dtype="Float64")
+    frame["quantity_out_of_range"] = pd.array([None, None, None, "3000000000"], dtype="string")
     frame["currency"] = pd.array([None] * 4, dtype="string")
     validator = BatchValidator(IngestSettings())
     assert set(validator.columns("events", list(frame.columns))) == set(frame.columns)
@@ -74,6 +75,8 @@ def test_events_suite_routes_each_failing_row_to_its_rules():
     assert lines("country_known") == [(0, 2)]
     assert results["country_known"].level == "warning"
     assert lines("price_numeric") == []
+    assert lines("quantity_in_range") == [(1, 1)]
+    assert lines("quantity_integer") == []
     assert lines("revenue_in_range") == []
 
 

@@ -643,6 +643,9 @@ EXCEL_ROUNDED_ID_RE = r" *-?[0-9](\.[0-9]+)?[Ee]\+[0-9]+ *"
 FLOAT_WHOLE_ID_RE = r" *-?[0-9]{16,}\.0+ *"
 FLOAT_EXACT_MAX = 9007199254740991
 
+# The largest whole number an INTEGER column (quantity) holds.
+INTEGER_MAX = 2_147_483_647
+
 # The largest amount a money column (DECIMAL(18, 2)) holds.
 MONEY_MAX = "9999999999999999.99"
 

@@ -327,6 +327,40 @@ def test_a_fractional_quantity_is_nulled_with_a_warning_not_rounded(
     assert reasons == [(3,)]
 
 
+def test_a_quantity_beyond_the_integer_column_is_out_of_range_not_fractional(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """3000000000 items is a whole number: nulled as "quantity is not a whole number", the
+    warning sent whoever read it looking for decimals. It is nulled as out of range, the
+    value quoted; a fraction, or a text that is no number, keeps its reason."""
+    write_jsonl(
+        landing / "events/dt=2026-06-01/n.jsonl",
+        [
+            event("big", quantity=3000000000),
+            event("bigtext", quantity=" 3000000000 "),
+            event("neg", quantity=-3000000000),
+            event("exp", quantity="1e10"),
+            event("max", quantity=2147483647),
+            event("frac", quantity=2.5),
+            event("word", quantity="many"),
+            event("inf", quantity="inf"),
+        ],
+    )
+    result = _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query("select event_id, quantity from raw.events where quantity is not null") == [
+        ("max", 2147483647)
+    ]
+    assert sorted(_nulled(result)) == [
+        "field nulled on 3 row(s): quantity is not a whole number",
+        "field nulled on 4 row(s): quantity is out of range (beyond ±2,147,483,647)",
+    ]
+    assert query(
+        "select rule, unexpected_count from ops.validation_runs "
+        "where rule in ('quantity_integer', 'quantity_in_range') order by 1"
+    ) == [("quantity_in_range", 4), ("quantity_integer", 3)]
+
+
 # --- 4. Null words in CSV, float ids --------------------------------------------------------
 
 

@@ -1167,6 +1167,54 @@ def test_an_id_a_float_cannot_hold_exactly_is_quarantined(
     }
 
 
+def test_an_id_of_invisible_characters_only_is_missing(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """An id of a tab, a line break or a zero-width space only (a cell an editor or a web
+    page left "empty") loaded as an id: every such record one customer, its consent and
+    orders shared. Such an id is missing, as an empty one is; an id holding such a character
+    beside others, or a non-ASCII id, is kept as it is."""
+    write_jsonl(
+        landing / "events/dt=2026-06-01/e.jsonl",
+        [
+            event("tab", customer_id="\t"),
+            event("cr", customer_id="\r\n", anonymous_id="a1"),
+            event("zw", customer_id="\u200b"),
+            event("bom", customer_id=" \ufeff "),
+            event("nbsp", customer_id="\u00a0"),
+            event("s1", session_id="\u2060"),
+            event("cyr", customer_id="\u04411"),
+            event("inner", customer_id="c\u200b1"),
+            event("\u3000"),
+        ],
+    )
+    write_lines(
+        landing / "crm/dt=2026-06-01/c.csv",
+        ["customer_id,updated_at", '"\t",2026-05-01', "\u200b,2026-05-01", "k1,2026-05-01"],
+    )
+    _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query(
+        "select event_id, customer_id, anonymous_id, session_id from raw.events order by 1"
+    ) == [
+        ("cr", None, "a1", None),
+        ("cyr", "\u04411", None, None),
+        ("inner", "c\u200b1", None, None),
+        ("s1", "c1", None, None),
+    ]
+    assert query("select customer_id from raw.customers") == [("k1",)]
+    no_identity = ["no identity: customer_id and anonymous_id are both missing"]
+    assert _quarantine(query) == {
+        ("e.jsonl", 1): no_identity,
+        ("e.jsonl", 3): no_identity,
+        ("e.jsonl", 4): no_identity,
+        ("e.jsonl", 5): no_identity,
+        ("e.jsonl", 9): ["missing required field event_id"],
+        ("c.csv", 2): ["missing required field customer_id"],
+        ("c.csv", 3): ["missing required field customer_id"],
+    }
+
+
 def test_an_id_that_is_a_json_boolean_is_quarantined(
     settings, landing, query, tmp_path, monkeypatch
 ):

@@ -17,8 +17,45 @@ anonymous_id) and ``_line`` (the record's line in its file).
 
 from __future__ import annotations
 
+from typing import Any
+
 SUITE_MODULES = {
     "events": "expectations.suites.events",
     "crm": "expectations.suites.crm",
     "partitions": "expectations.suites.partitions",
 }
+
+
+def id_expectations() -> list[Any]:
+    """The record rules on the shape of every id field, the same in each source's suite: the
+    loader lists the offending id fields of a record in ``_id_not_scalar``, ``_id_boolean``
+    and ``_id_rounded``."""
+    import great_expectations.expectations as gxe
+
+    def rec(rule: str, description: str) -> dict:
+        return {"meta": {"rule": rule, "level": "record"}, "description": description}
+
+    return [
+        # {"id": "c9"} read as text would be an id nobody has.
+        gxe.ExpectColumnValuesToBeNull(
+            column="_id_not_scalar",
+            **rec("ids_are_scalars", "an id field holds a JSON object or array, not an id"),
+        ),
+        # {"customer_id": true}: a boolean read as text would be the id 'true', every such
+        # record one customer.
+        gxe.ExpectColumnValuesToBeNull(
+            column="_id_boolean",
+            **rec("ids_not_boolean", "an id field holds a JSON true or false, not an id"),
+        ),
+        # 7.21045E+12: a long id Excel wrote in scientific notation, its digits lost, or a
+        # float beyond 2**53.
+        gxe.ExpectColumnValuesToBeNull(
+            column="_id_rounded",
+            **rec(
+                "ids_not_rounded",
+                "an id field holds a long number written as a float (Excel's 7.21045E+12, "
+                "JSON's 1.5e22 or 12345678901234567890123.0): its last digits are lost, and two "
+                "ids may now be one",
+            ),
+        ),
+    ]

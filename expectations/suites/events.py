@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from expectations.suites import id_expectations
 from segmint.config import IngestSettings
 from segmint.ingest.contract import (
     ALLOWED_EVENT_TYPES,
@@ -67,29 +68,7 @@ def build_suite(settings: IngestSettings) -> ExpectationSuite:
                 "event_type_present", "missing required field event_type" + missing("event_type")
             ),
         ),
-        # {"id": "c9"} read as text would be an id nobody has (the loader lists the id fields
-        # holding a JSON object or array in _id_not_scalar).
-        gxe.ExpectColumnValuesToBeNull(
-            column="_id_not_scalar",
-            **rec("ids_are_scalars", "an id field holds a JSON object or array, not an id"),
-        ),
-        # {"customer_id": true}: a boolean read as text would be the id 'true', every such
-        # record one customer (the loader lists the id fields holding a JSON boolean).
-        gxe.ExpectColumnValuesToBeNull(
-            column="_id_boolean",
-            **rec("ids_not_boolean", "an id field holds a JSON true or false, not an id"),
-        ),
-        # 7.21045E+12: a long id Excel wrote in scientific notation, its digits lost, or a
-        # float beyond 2**53 (the loader lists such id fields in _id_rounded).
-        gxe.ExpectColumnValuesToBeNull(
-            column="_id_rounded",
-            **rec(
-                "ids_not_rounded",
-                "an id field holds a long number written as a float (Excel's 7.21045E+12, "
-                "JSON's 1.5e22 or 12345678901234567890123.0): its last digits are lost, and two "
-                "ids may now be one",
-            ),
-        ),
+        *id_expectations(),
         # {"customer_id": "anon", "customer_id": "c7"}: which one is meant is anybody's guess
         # (DuckDB reads the first, Python and JavaScript the last); the loader lists such keys.
         gxe.ExpectColumnValuesToBeNull(

@@ -97,6 +97,17 @@ def glue_run(ready_airflow: dict[str, str], tmp_path_factory: pytest.TempPathFac
     return _glue_dags_test(ready_airflow, root, {"SEGMINT_WAREHOUSE": str(warehouse)}), warehouse
 
 
+def _dags_test(dag_id: str, night: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`airflow dags test dag_id night` in ``env``, its output captured as text."""
+    return subprocess.run(
+        [airflow_bin(), "dags", "test", dag_id, night],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def _glue_dags_test(
     ready_airflow: dict[str, str], root: Path, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
@@ -105,17 +116,10 @@ def _glue_dags_test(
     dags.mkdir()
     (dags / "glue_stages.py").write_text(STAGES_MODULE)
     (dags / "glue_dag.py").write_text(DAG_FILE)
-    return subprocess.run(
-        [airflow_bin(), "dags", "test", "segmint_glue", "2026-06-30"],
-        env={
-            **ready_airflow,
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "PYTHONPATH": str(dags),
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=600,
+    return _dags_test(
+        "segmint_glue",
+        "2026-06-30",
+        {**ready_airflow, "AIRFLOW__CORE__DAGS_FOLDER": str(dags), "PYTHONPATH": str(dags), **env},
     )
 
 
@@ -196,13 +200,7 @@ def test_a_future_as_of_fails_the_first_task_at_once(
         "SEGMINT_WAREHOUSE": str(warehouse),
         "PYTHONPATH": str(dags),
     }
-    proc = subprocess.run(
-        [airflow_bin(), "dags", "test", "segmint_glue", future],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = _dags_test("segmint_glue", future, env)
     assert proc.returncode != 0
     status, tries, as_of, *_, error, _, _ = pipeline_runs(warehouse)["fine"]
     assert (status, tries, as_of) == ("failed", 1, future)
@@ -403,13 +401,7 @@ def test_a_stage_past_its_execution_timeout_fails_the_night_at_once(
         ("2026-06-29", "AirflowTaskTimeout"),
         ("2026-06-30", "RuntimeError: Query interrupted"),
     ):
-        proc = subprocess.run(
-            [airflow_bin(), "dags", "test", "segmint_stuck", night],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        proc = _dags_test("segmint_stuck", night, env)
         output = proc.stdout + proc.stderr
         assert proc.returncode != 0
         assert "up for retry" not in output
@@ -464,13 +456,7 @@ def test_a_stage_missing_its_input_names_the_task_to_clear(
         "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse" / "segmint.duckdb"),
         "PYTHONPATH": str(dags),
     }
-    proc = subprocess.run(
-        [airflow_bin(), "dags", "test", "segmint_next", "2026-06-30"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = _dags_test("segmint_next", "2026-06-30", env)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "segmint: stage 'segment' failed for as_of=2026-06-30" in output

@@ -97,6 +97,23 @@ def _child(code: str, *args: str) -> tuple[dict, float, float]:
     return json.loads(proc.stdout.strip().splitlines()[-1]), wall, cpu
 
 
+def _sizes(warehouse: Path, out: Path) -> dict[str, float]:
+    """MiB on disk of the warehouse file and of each folder of the night's output."""
+
+    def mib(path: Path) -> float:
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        return round(sum(p.stat().st_size for p in files) / 1024**2, 1)
+
+    sizes = {"warehouse": mib(warehouse)}
+    for folder in sorted(out.glob("*/*")):
+        if folder.is_dir():
+            sizes[folder.name] = mib(folder)
+            for sub in sorted(folder.iterdir()):
+                if sub.is_dir():
+                    sizes[f"{folder.name}/{sub.name}"] = mib(sub)
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=SCALES, default="10M")
@@ -127,6 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
     # The child's own peak (KiB on Linux); RUSAGE_CHILDREN would include the generator.
     peak_gib = stages.pop("peak_rss_kib") / 1024**2
     load_after = os.getloadavg()[0]
+    written = _sizes(run / "w.duckdb", run / "out")
     floor, floor_wall, floor_cpu = _child(_FLOOR, str(run / "floor.duckdb"), str(landing))
     shutil.rmtree(run, ignore_errors=True)
     result = {
@@ -153,6 +171,8 @@ def main(argv: list[str] | None = None) -> dict:
             "rows": floor["rows"],
         },
         "target": TARGET,
+        # What the night leaves on disk: the warehouse, the Data Docs and the GX results.
+        "written_mib": written,
         "stages": stages,
     }
     print(json.dumps(result, indent=2, default=str))

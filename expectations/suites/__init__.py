@@ -28,8 +28,8 @@ SUITE_MODULES = {
 
 def id_expectations() -> list[Any]:
     """The record rules on the shape of every id field, the same in each source's suite: the
-    loader lists the offending id fields of a record in ``_id_not_scalar``, ``_id_boolean``
-    and ``_id_rounded``."""
+    loader lists the offending id fields of a record in ``_id_not_scalar``, ``_id_boolean``,
+    ``_id_rounded`` and ``_id_control``."""
     import great_expectations.expectations as gxe
 
     def rec(rule: str, description: str) -> dict:
@@ -56,6 +56,16 @@ def id_expectations() -> list[Any]:
                 "an id field holds a long number written as a float (Excel's 7.21045E+12, "
                 "JSON's 1.5e22 or 12345678901234567890123.0): its last digits are lost, and two "
                 "ids may now be one",
+            ),
+        ),
+        # 'c42\r' (a carriage return kept in a quoted CSV cell), a tab, NUL, ESC: invisible,
+        # yet another id than 'c42'.
+        gxe.ExpectColumnValuesToBeNull(
+            column="_id_control",
+            **rec(
+                "ids_without_control_characters",
+                "an id field holds a control character (a tab, a line break, NUL, ESC or DEL): "
+                "invisible, it makes another id of the same one; clean the ids at the source",
             ),
         ),
     ]

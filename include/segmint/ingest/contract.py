@@ -649,6 +649,13 @@ EXCEL_ROUNDED_ID_RE = r" *-?[0-9](\.[0-9]+)?[Ee]\+[0-9]+ *"
 # a neighbour of the id written (9007199254740993.0 is read as 9007199254740992).
 FLOAT_WHOLE_ID_RE = r" *-?[0-9]{16,}\.0+ *"
 FLOAT_EXACT_MAX = 9007199254740991
+# An id holding a control character (a tab, a line break, a carriage return from a quoted CSV
+# cell, NUL, ESC, DEL) looks like the same id without it in every tool, yet is another one:
+# the same customer twice, and a line of an export file broken in two. In the JSON document
+# every record is typed from (a JSON line as written, a CSV or Parquet record made into one)
+# such a character is escaped (JSON forbids it raw) but DEL: only a document holding a
+# backslash or a DEL may hold one (the loader's parse_sql).
+ID_CONTROL_RE = "[\\x00-\\x1f\\x7f]"
 
 # The largest whole number an INTEGER column (quantity) holds.
 INTEGER_MAX = 2_147_483_647

@@ -53,6 +53,7 @@ from segmint.ingest.contract import (
     FIELDS,
     FLOAT_EXACT_MAX,
     FLOAT_WHOLE_ID_RE,
+    ID_CONTROL_RE,
     INTEGER_MAX,
     NULL_WORDS,
     OPS_DDL,
@@ -432,6 +433,21 @@ def parse_sql(
         if f.kind == "id"
     )
     cols.append(f"nullif(concat_ws(', ', {rounded}), '') as _id_rounded")
+    # An id holding a control character ('c42\\r' from a quoted CSV cell, a tab, NUL, ESC)
+    # is the same id to the eye and another one to every join: loaded, one customer became two
+    # and an export line broke. Only a document holding a backslash (JSON escapes every such
+    # character) or a DEL may hold one: two substring searches a record, its ids looked at
+    # only then (a regular expression on every id cost ten times more).
+    control = ", ".join(
+        f"case when regexp_matches({cast_sql('id', value(f.name))}, {_lit(ID_CONTROL_RE)}) "
+        f"then {_lit(f.name)} end"
+        for f in fields
+        if f.kind == "id"
+    )
+    cols.append(
+        "case when contains(doc, '\\') or contains(doc, chr(127)) "
+        f"then nullif(concat_ws(', ', {control}), '') end as _id_control"
+    )
     # A dotted name is a path into objects: where a parent on it holds a non-empty JSON array
     # (GA4's event_params and items are lists of objects), json_transform reads the array as
     # an object without the name, and the alias is null on every record, in silence. Bit k

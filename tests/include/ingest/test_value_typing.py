@@ -1303,3 +1303,61 @@ def test_an_id_excel_wrote_in_scientific_notation_is_quarantined(
         ("customers.csv", 3): [why.format("customer_id")],
         ("orders.jsonl", 1): [why.format("order_id")],
     }
+
+
+def test_an_id_holding_a_control_character_is_quarantined(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """A carriage return kept in a quoted CSV cell ('k1\\r', a cell edited on Windows), a
+    tab, NUL or ESC inside an id loaded as they were: the same customer to the eye and two
+    to every join (consent withdrawn on one, given on the other), and a line of the
+    audience export broken in two. Such a record is quarantined naming the field, in JSON
+    lines, CSV and Parquet alike; an id of such characters only is still missing, and an id
+    holding a backslash or a zero-width space loads."""
+    write_jsonl(
+        landing / "events/dt=2026-06-01/e.jsonl",
+        [
+            event("tab", customer_id="c1\t"),
+            event("nul", anonymous_id="a\u00001", customer_id=None),
+            event("esc", session_id="\u001b[31ms1"),
+            event("del\u007f"),
+            event("lf", event_type="purchase", order_id="o1\n", revenue=5),
+            event("ok", customer_id="c\\1", page_url="https://x.com/a\tb"),
+            event("zw", customer_id="c\u200b1"),
+            event("only", customer_id="\t", anonymous_id="a2"),
+        ],
+    )
+    path = landing / "crm/dt=2026-06-01/k.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(
+        b'customer_id,updated_at\n"k1\r",2026-05-01\n"k2\tx",2026-05-01\nk3,2026-05-01\n'
+        b'"k4\x1b",2026-05-01\n'
+    )
+    pq.write_table(
+        pa.table({"customer_id": ["p1\x00", "p2"], "updated_at": ["2026-05-01T00:00:00Z"] * 2}),
+        landing / "crm/dt=2026-06-01/p.parquet",
+    )
+    _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query("select event_id, customer_id from raw.events order by 1") == [
+        ("ok", "c\\1"),
+        ("only", None),
+        ("zw", "c\u200b1"),
+    ]
+    assert query("select customer_id from raw.customers order by 1") == [("k3",), ("p2",)]
+    why = (
+        "an id field holds a control character (a tab, a line break, NUL, ESC or DEL): "
+        "invisible, it makes another id of the same one; clean the ids at the source (got {})"
+    )
+    assert _quarantine(query) == {
+        ("e.jsonl", 1): [why.format("customer_id")],
+        ("e.jsonl", 2): [why.format("anonymous_id")],
+        ("e.jsonl", 3): [why.format("session_id")],
+        ("e.jsonl", 4): [why.format("event_id")],
+        ("e.jsonl", 5): [why.format("order_id")],
+        # (The carriage return ends a physical line: k2 starts on line 4.)
+        ("k.csv", 2): [why.format("customer_id")],
+        ("k.csv", 4): [why.format("customer_id")],
+        ("k.csv", 6): [why.format("customer_id")],
+        ("p.parquet", 1): [why.format("customer_id")],
+    }

@@ -29,8 +29,10 @@ SUITE_MODULES = {
 def id_expectations() -> list[Any]:
     """The record rules on the shape of every id field, the same in each source's suite: the
     loader lists the offending id fields of a record in ``_id_not_scalar``, ``_id_boolean``,
-    ``_id_rounded`` and ``_id_control``."""
+    ``_id_rounded``, ``_id_control`` and ``_id_too_long``."""
     import great_expectations.expectations as gxe
+
+    from segmint.ingest.contract import ID_MAX_LENGTH
 
     def rec(rule: str, description: str) -> dict:
         return {"meta": {"rule": rule, "level": "record"}, "description": description}
@@ -66,6 +68,15 @@ def id_expectations() -> list[Any]:
                 "ids_without_control_characters",
                 "an id field holds a control character (a tab, a line break, NUL, ESC or DEL): "
                 "invisible, it makes another id of the same one; clean the ids at the source",
+            ),
+        ),
+        # A document pasted into a cell is no id.
+        gxe.ExpectColumnValuesToBeNull(
+            column="_id_too_long",
+            **rec(
+                "ids_not_too_long",
+                f"an id field is longer than {ID_MAX_LENGTH:,} characters: a text pasted into "
+                "it, not an id",
             ),
         ),
     ]

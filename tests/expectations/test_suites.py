@@ -43,6 +43,7 @@ def test_events_suite_routes_each_failing_row_to_its_rules():
             "_id_rounded": pd.array([None, "order_id", None, None], dtype="string"),
             "_id_boolean": pd.array([None, None, "customer_id", None], dtype="string"),
             "_id_control": pd.array([None, "session_id", None, None], dtype="string"),
+            "_id_too_long": pd.array([None, None, None, "customer_id"], dtype="string"),
             "_keys_repeated": pd.array(["customer_id", None, None, None], dtype="string"),
             "country": pd.array(["US", "XX", None, None], dtype="string"),
         }
@@ -73,6 +74,7 @@ def test_events_suite_routes_each_failing_row_to_its_rules():
     assert lines("ids_not_rounded") == [(0, 2)]
     assert lines("ids_not_boolean") == [(0, 3)]
     assert lines("ids_without_control_characters") == [(0, 2)]
+    assert lines("ids_not_too_long") == [(1, 1)]
     assert lines("keys_unique") == [(0, 1)]
     assert lines("country_known") == [(0, 2)]
     assert results["country_known"].level == "warning"
@@ -98,6 +100,7 @@ def test_an_expectation_gx_cannot_evaluate_stops_the_validation():
             "_id_rounded": pd.array([None, None], dtype="string"),
             "_id_boolean": pd.array([None, None], dtype="string"),
             "_id_control": pd.array([None, None], dtype="string"),
+            "_id_too_long": pd.array([None, None], dtype="string"),
             "updated_at_text": text,
             "updated_at": pd.to_datetime(["2026-05-01", "2026-05-01"]),
             "updated_at_limit": pd.to_datetime(["2026-06-02 06:00"] * 2),

@@ -656,6 +656,11 @@ FLOAT_EXACT_MAX = 9007199254740991
 # such a character is escaped (JSON forbids it raw) but DEL: only a document holding a
 # backslash or a DEL may hold one (the loader's parse_sql).
 ID_CONTROL_RE = "[\\x00-\\x1f\\x7f]"
+# The longest id loaded, in characters: longer, a field holds a text pasted into it (a
+# document, a whole record), not an id. Trackers cap theirs well below (Google Analytics'
+# user_id at 256, Mixpanel's distinct_id at 255); an e-mail address read as an id is at most
+# 254; a long URL or token still fits.
+ID_MAX_LENGTH = 1024
 
 # The largest whole number an INTEGER column (quantity) holds.
 INTEGER_MAX = 2_147_483_647

@@ -54,6 +54,7 @@ from segmint.ingest.contract import (
     FLOAT_EXACT_MAX,
     FLOAT_WHOLE_ID_RE,
     ID_CONTROL_RE,
+    ID_MAX_LENGTH,
     INTEGER_MAX,
     NULL_WORDS,
     OPS_DDL,
@@ -447,6 +448,19 @@ def parse_sql(
     cols.append(
         "case when contains(doc, '\\') or contains(doc, chr(127)) "
         f"then nullif(concat_ws(', ', {control}), '') end as _id_control"
+    )
+    # An id of more than ID_MAX_LENGTH characters (a 50 kB document pasted into the cell) is
+    # no id. No id is longer than the document it is read from (in bytes): only documents
+    # of more than that many bytes are looked at.
+    too_long = ", ".join(
+        f"case when length({cast_sql('id', value(f.name))}) > {ID_MAX_LENGTH} "
+        f"then {_lit(f.name)} end"
+        for f in fields
+        if f.kind == "id"
+    )
+    cols.append(
+        f"case when strlen(doc) > {ID_MAX_LENGTH} "
+        f"then nullif(concat_ws(', ', {too_long}), '') end as _id_too_long"
     )
     # A dotted name is a path into objects: where a parent on it holds a non-empty JSON array
     # (GA4's event_params and items are lists of objects), json_transform reads the array as

@@ -1361,3 +1361,37 @@ def test_an_id_holding_a_control_character_is_quarantined(
         ("k.csv", 6): [why.format("customer_id")],
         ("p.parquet", 1): [why.format("customer_id")],
     }
+
+
+def test_an_id_longer_than_any_id_is_quarantined(settings, landing, query, tmp_path, monkeypatch):
+    """A document pasted into an id cell (50 kB of text) loaded as the id: a customer nobody
+    has, its text copied into every table and export that names customers. An id longer
+    than 1,024 characters is quarantined naming the field; one of 1,024 loads, counted in
+    characters (not bytes)."""
+    pasted = "Dear customer, " * 3500
+    write_jsonl(
+        landing / "events/dt=2026-06-01/e.jsonl",
+        [
+            event("long", customer_id=pasted),
+            event("order", event_type="purchase", order_id="o" * 1025, revenue=5),
+            event("max", product_id="p" * 1024),
+            event("wide", customer_id="é" * 1024, page_url="https://x.com/" + "a" * 3000),
+        ],
+    )
+    write_lines(
+        landing / "crm/dt=2026-06-01/k.csv",
+        ["customer_id,updated_at", f'"{pasted}",2026-05-01', "k2,2026-05-01"],
+    )
+    _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query("select event_id, length(customer_id) from raw.events order by 1") == [
+        ("max", 2),
+        ("wide", 1024),
+    ]
+    assert query("select customer_id from raw.customers") == [("k2",)]
+    why = "an id field is longer than 1,024 characters: a text pasted into it, not an id (got {})"
+    assert _quarantine(query) == {
+        ("e.jsonl", 1): [why.format("customer_id")],
+        ("e.jsonl", 2): [why.format("order_id")],
+        ("k.csv", 2): [why.format("customer_id")],
+    }

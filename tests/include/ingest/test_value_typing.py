@@ -8,6 +8,7 @@ import dataclasses
 import json
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -1394,4 +1395,52 @@ def test_an_id_longer_than_any_id_is_quarantined(settings, landing, query, tmp_p
         ("e.jsonl", 1): [why.format("customer_id")],
         ("e.jsonl", 2): [why.format("order_id")],
         ("k.csv", 2): [why.format("customer_id")],
+    }
+
+
+def test_an_id_in_a_parquet_float_column_is_read_as_the_float_holds_it(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """A Parquet FLOAT (4-byte) column holds every whole number only up to 2**24: the ids
+    16777217 and 7210448301122 are stored as 16777216 and 7210448453632, and loaded so, a
+    neighbour's id, in silence (a DOUBLE beyond 2**53 was already quarantined). Such a
+    record is quarantined as a long number written as a float; a FLOAT's small whole
+    numbers load as integers and its fractions as written (1.1, not 1.100000023841858).
+    NaN in a float id column (Spark's missing value) is no value: it loaded as the
+    customer 'nan' for every such record."""
+    write = landing / "events/dt=2026-06-01/f.parquet"
+    write.parent.mkdir(parents=True)
+    n = 6
+    pq.write_table(
+        pa.table(
+            {
+                "event_id": [f"f{k}" for k in range(1, n + 1)],
+                "event_type": ["page_view"] * n,
+                "event_ts": ["2026-06-01T10:00:00Z"] * n,
+                # (As a writer rounds them: pyarrow refuses to.)
+                "customer_id": pa.array(
+                    np.array([16777217, 7210448301122, 16777215, 1.1, np.nan, 0], np.float32),
+                    mask=np.array([False] * 5 + [True]),
+                ),
+                "anonymous_id": pa.array([None, None, None, None, 5.0, float("nan")], pa.float64()),
+            }
+        ),
+        write,
+    )
+    _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query("select event_id, customer_id, anonymous_id from raw.events order by 1") == [
+        ("f3", "16777215", None),
+        ("f4", "1.1", None),
+        ("f5", None, "5"),
+    ]
+    why = (
+        "an id field holds a long number written as a float (Excel's 7.21045E+12, JSON's "
+        "1.5e22 or 12345678901234567890123.0): its last digits are lost, and two ids may now "
+        "be one (got customer_id)"
+    )
+    assert _quarantine(query) == {
+        ("f.parquet", 1): [why],
+        ("f.parquet", 2): [why],
+        ("f.parquet", 6): ["no identity: customer_id and anonymous_id are both missing"],
     }

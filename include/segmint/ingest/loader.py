@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -2366,7 +2367,7 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
         # Only staging needs the scan's order (it sets it for that statement).
         con.execute("SET preserve_insertion_order = false")
         ensure_ops_tables(con)
-        ids_checked = _ids_checked(con)
+        ids_checked = _ids_checked(con, ingest.now)
         files, ignored, unlisted = discover(settings.landing, known=_checksummed(con, settings))
         _record_mtimes(con, files)
         ingest.forget_gone_failures(con, files, unlisted)
@@ -2412,17 +2413,23 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
 
 
 # The version of how ingest reads ids (contract.cast_sql's "id": 123.0 is 123 and a CSV's
-# NULL is missing since 2026-12-04, '7210448301122 is 7210448301122 since 2026-12-06). Bump
-# it (a date) when a release reads some ids otherwise: raw rows an earlier release loaded
-# are then checked once.
-ID_RULE_VERSION = "2026-12-06"
+# NULL is missing since 2026-12-04, '7210448301122 is 7210448301122 since 2026-12-06; an id
+# Excel or a float rounded (7.21045E+12, 1.5e+22), a JSON true or false, an id holding a
+# control character or of more than ID_MAX_LENGTH characters quarantined, an id of invisible
+# characters only and NaN in a Parquet float column missing since 2026-12-07). Bump it (a
+# date) when a release reads some ids otherwise: raw rows an earlier release loaded are then
+# checked once.
+ID_RULE_VERSION = "2026-12-07"
 
 
-def _ids_checked(con: duckdb.DuckDBPyConnection) -> bool:
+def _ids_checked(con: duckdb.DuckDBPyConnection, now: datetime) -> bool:
     """Whether the raw rows need no check of :func:`_ids_read_otherwise`: ``ops.id_rule``
     holds :data:`ID_RULE_VERSION`, or no raw row was loaded before this run (a new
     warehouse, whose version is recorded now: scanning the 10M rows a first night loads
-    would find none)."""
+    would find none). Otherwise the first run of this version (``now``, the ``_loaded_at``
+    of the rows it loads) is kept in ``ops.id_rule_upgrade``: the rows loaded from then on
+    are this version's, and the check looks only at the older ones (a JSON string "true"
+    loads as an id, a JSON true did not, and the raw row cannot tell which it was)."""
     con.execute(
         "create table if not exists ops.id_rule (version varchar not null, "
         "checked_at timestamp not null)"
@@ -2432,6 +2439,15 @@ def _ids_checked(con: duckdb.DuckDBPyConnection) -> bool:
     if any(
         con.execute(f"select 1 from {table} limit 1").fetchone() for table in RAW_TABLE.values()
     ):
+        con.execute(
+            "create table if not exists ops.id_rule_upgrade (version varchar not null, "
+            "began_at timestamp not null)"
+        )
+        con.execute(
+            "insert into ops.id_rule_upgrade select ?, ? where not exists "
+            "(select 1 from ops.id_rule_upgrade where version = ?)",
+            [ID_RULE_VERSION, now, ID_RULE_VERSION],
+        )
         return False
     con.execute(
         "insert into ops.id_rule values (?, current_timestamp::timestamp)", [ID_RULE_VERSION]
@@ -2439,42 +2455,92 @@ def _ids_checked(con: duckdb.DuckDBPyConnection) -> bool:
     return True
 
 
+def _stale_id_sql(c: str) -> tuple[str, str]:
+    """SQL over a raw row: ``(matched, example)``, whether its id column ``c`` holds an id an
+    earlier segmint stored and this one reads otherwise, and what it reads now."""
+    words = ", ".join(_lit(w) for w in NULL_WORDS)
+    read = cast_sql("id", c)
+    shown = f"case when length({c}) > 40 then left({c}, 40) || '...' else {c} end"
+    # The cheap tests first: the regular expressions run on the rare ids they let through.
+    cases = [
+        # A CSV dump's NULL: every guest one customer.
+        (f"contains(_source_file, '.csv') and lower({c}) in ({words})", "'is now missing'"),
+        # Rounded by Excel or a float: customers merged.
+        (
+            f"(contains({c}, 'E+') or contains({c}, 'e+')) "
+            f"and regexp_full_match({c}, {_lit(EXCEL_ROUNDED_ID_RE)})",
+            "'is now quarantined'",
+        ),
+        (
+            f"contains({c}, '.0') and regexp_full_match({c}, {_lit(FLOAT_WHOLE_ID_RE)}) "
+            f"and abs(try_cast(split_part(trim({c}), '.', 1) AS DOUBLE)) > {FLOAT_EXACT_MAX}",
+            "'is now quarantined'",
+        ),
+        # A JSON true or false (a CSV's 'true' was text, and still is).
+        (
+            f"{c} in ('true', 'false') and not contains(_source_file, '.csv')",
+            "'is now quarantined if it was a JSON true or false'",
+        ),
+        # NaN in a Parquet float column.
+        (
+            f"{c} in ('NaN', 'Infinity', '-Infinity') and contains(_source_file, '.parquet')",
+            "'is now missing'",
+        ),
+        (
+            f"(strlen({c}) > {ID_MAX_LENGTH} and length({c}) > {ID_MAX_LENGTH}) "
+            f"or regexp_matches({c}, {_lit(ID_CONTROL_RE)})",
+            "'is now quarantined'",
+        ),
+        # Read otherwise: 123.0 as 123, '555 as 555, an id of invisible characters only as
+        # missing (only an id whose first character is no printable ASCII one may be).
+        (
+            f"(contains({c}, '.0') or contains({c}, '''') or {c} < '!' or {c} >= chr(127)) "
+            f"and {read} is distinct from {c}",
+            f"coalesce('is now ''' || {read} || '''', 'is now missing')",
+        ),
+    ]
+    matched = " or ".join(f"({when})" for when, _ in cases)
+    example = (
+        "case "
+        + " ".join(f"when {when} then '{c} ''' || {shown} || ''' ' || {now}" for when, now in cases)
+        + " end"
+    )
+    return f"({matched})", example
+
+
 def _ids_read_otherwise(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Warnings for raw rows whose ids an earlier segmint stored as written and this one
     reads otherwise (:data:`ID_RULE_VERSION`), or, from a CSV file, as a database dump's
-    missing value (``NULL``, ``\\N``: one customer holding every guest's orders). After an
-    upgrade the same customer, order or event is then under two ids: the customer's old
-    records (their consent, their orders) beside the new ones, a consent withdrawn on one
-    still given on the other. Rows loaded by this version never match, so once no row does,
-    ``ops.id_rule`` records the version and later nights skip the scan; until then the
-    warning stands each night, until ``segmint ingest --reload-since`` reads their files
-    again."""
+    missing value (``NULL``, ``\\N``: one customer holding every guest's orders), or now
+    quarantines (an id Excel rounded, one holding a control character). After an upgrade
+    the same customer, order or event is then under two ids: the customer's old records
+    (their consent, their orders) beside the new ones, a consent withdrawn on one still given
+    on the other; or several customers stay one. Only rows loaded before this version's
+    first run are looked at (``ops.id_rule_upgrade``), so once none matches, ``ops.id_rule``
+    records the version and later nights skip the scan; until then the warning stands each
+    night, until ``segmint ingest --reload-since`` reads their files again."""
     warnings = []
+    (began,) = con.execute(
+        "select began_at from ops.id_rule_upgrade where version = ?", [ID_RULE_VERSION]
+    ).fetchone()
     for source, table in RAW_TABLE.items():
         ids = [f.name for f in FIELDS[source] if f.kind == "id"]
-        words = ", ".join(_lit(w) for w in NULL_WORDS)
-        dumped = {c: f"(contains(_source_file, '.csv') and lower({c}) in ({words}))" for c in ids}
-        matched = " or ".join(
-            f"((contains({c}, '.0') or contains({c}, '''')) "
-            f"and {cast_sql('id', c)} is distinct from {c}) or {dumped[c]}"
-            for c in ids
-        )
-        example = ", ".join(
-            f"case when {dumped[c]} then '{c} ''' || {c} || ''' is now missing' "
-            f"when {cast_sql('id', c)} is distinct from {c} then "
-            f"'{c} ''' || {c} || ''' is now ''' || {cast_sql('id', c)} || '''' end"
-            for c in ids
-        )
+        sql = [_stale_id_sql(c) for c in ids]
+        matched = " or ".join(m for m, _ in sql)
+        example = ", ".join(e for _, e in sql)
         n, first, shown = con.execute(
-            f"select count(*), min(_partition_date), "
-            f"any_value(coalesce({example})) from {table} where {matched}"
+            f"select count(*), min(_partition_date), any_value(coalesce({example})) "
+            f"from {table} where _loaded_at < ? and ({matched})",
+            [began],
         ).fetchone()
         if n:
+            # A control character shown as its escape: the log line stays one line.
+            shown = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m[0]):02x}", shown)
             warnings.append(
                 f"{table} holds {n} row(s) loaded by an earlier segmint whose ids it reads "
                 f"otherwise now ({shown}; the first in partition {first}): a customer, order "
                 "or event under two ids (a consent withdrawn on one stays given on the other), "
-                "or guests under one id 'NULL'; "
+                "or several under one (guests under 'NULL', ids rounded alike); "
                 f"`segmint ingest --reload-since {first}` reads their files again"
             )
             log.warning("ingest: %s", warnings[-1])

@@ -993,8 +993,8 @@ def test_ids_an_earlier_release_stored_as_written_are_named_until_reloaded(
         "raw.customers holds 1 row(s) loaded by an earlier segmint whose ids it reads "
         "otherwise now (customer_id '123.0' is now '123'; the first in partition 2026-06-01): "
         "a customer, order or event under two ids (a consent withdrawn on one stays given on "
-        "the other), or guests under one id 'NULL'; `segmint ingest --reload-since "
-        "2026-06-01` reads their files again"
+        "the other), or several under one (guests under 'NULL', ids rounded alike); `segmint "
+        "ingest --reload-since 2026-06-01` reads their files again"
     )
     # Either of its two rows is the example.
     assert events.startswith("raw.events holds 3 row(s) loaded by an earlier segmint")
@@ -1444,3 +1444,101 @@ def test_an_id_in_a_parquet_float_column_is_read_as_the_float_holds_it(
         ("f.parquet", 2): [why],
         ("f.parquet", 6): ["no identity: customer_id and anonymous_id are both missing"],
     }
+
+
+def test_ids_loaded_before_the_rules_that_quarantine_them_are_named_until_reloaded(
+    settings, landing, query
+):
+    """A release of 2026-12-06 loaded Excel's 7.21045E+12, JSON's 1.5e22 and true, an id
+    holding a tab and an id of a zero-width space only, and recorded its id rule: after the
+    upgrade that quarantines (or misses) them, those rows stayed, customers merged or split
+    as before, and nothing said so. The first night of the new release names them, with an
+    example and the --reload-since that reads their files again; rows it loads itself (a
+    JSON string "true") are not named."""
+    write_jsonl(
+        landing / "events/dt=2026-06-01/e.jsonl",
+        [
+            event("b1", customer_id=True),
+            event("r1", customer_id="7.21045E+12"),
+            event("f1", customer_id=1.5e22),
+            event("t1", customer_id="c1\t"),
+            event("w1", customer_id="\u200b", anonymous_id="a1"),
+            event("ok", customer_id="c2"),
+        ],
+    )
+    write_lines(
+        landing / "crm/dt=2026-06-01/c.csv",
+        ["customer_id,updated_at", "7.21045E+12,2026-05-01", "k2,2026-05-01"],
+    )
+    run_ingest(settings, D1)
+    assert len(query("select * from ops.quarantine")) == 5
+    # The warehouse as the release of 2026-12-06 left it: those records loaded as they were
+    # read then, its id rule recorded.
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute("delete from ops.quarantine")
+    con.execute("update ops.load_manifest set rows_loaded = rows_read, rows_quarantined = 0")
+    old = [
+        ("b1", "true", None, 1),
+        ("r1", "7.21045E+12", None, 2),
+        ("f1", "1.5e+22", None, 3),
+        ("t1", "c1\t", None, 4),
+        ("w1", "\u200b", "a1", 5),
+    ]
+    for event_id, customer_id, anonymous_id, line in old:
+        con.execute(
+            "insert into raw.events (event_id, event_type, event_ts, customer_id, anonymous_id, "
+            "_source_file, _source_line, _partition_date, _loaded_at) values (?, 'page_view', "
+            "'2026-06-01 10:00', ?, ?, 'events/dt=2026-06-01/e.jsonl', ?, '2026-06-01', "
+            "'2026-12-06 20:00')",
+            [event_id, customer_id, anonymous_id, line],
+        )
+    con.execute(
+        "insert into raw.customers (customer_id, updated_at, email_opt_in, ads_opt_in, "
+        "_source_file, _source_line, _partition_date, _loaded_at) values ('7.21045E+12', "
+        "'2026-05-01', false, false, 'crm/dt=2026-06-01/c.csv', 2, '2026-06-01', "
+        "'2026-12-06 20:00')"
+    )
+    con.execute("update raw.events set _loaded_at = '2026-12-06 20:00'")
+    con.execute("update raw.customers set _loaded_at = '2026-12-06 20:00'")
+    con.execute("delete from ops.id_rule")
+    con.execute("insert into ops.id_rule values ('2026-12-06', '2026-12-06 20:00')")
+    con.close()
+
+    write_jsonl(landing / "events/dt=2026-06-02/e.jsonl", [event("s1", D2, customer_id="true")])
+    result = run_ingest(settings, D2)
+    events, customers = [w for w in result.warnings if "loaded by an earlier segmint" in w]
+    assert customers == (
+        "raw.customers holds 1 row(s) loaded by an earlier segmint whose ids it reads "
+        "otherwise now (customer_id '7.21045E+12' is now quarantined; the first in partition "
+        "2026-06-01): a customer, order or event under two ids (a consent withdrawn on one "
+        "stays given on the other), or several under one (guests under 'NULL', ids rounded "
+        "alike); `segmint ingest --reload-since 2026-06-01` reads their files again"
+    )
+    assert events.startswith("raw.events holds 5 row(s) loaded by an earlier segmint")
+    assert any(
+        example in events
+        for example in (
+            "customer_id 'true' is now quarantined if it was a JSON true or false",
+            "customer_id '7.21045E+12' is now quarantined",
+            "customer_id '1.5e+22' is now quarantined",
+            "customer_id 'c1\\x09' is now quarantined",
+            "customer_id '\u200b' is now missing",
+        )
+    ), events
+    assert events.endswith("`segmint ingest --reload-since 2026-06-01` reads their files again")
+    assert query("select version from ops.id_rule") == [("2026-12-06",)]
+
+    result = run_ingest(settings, D2, reload_since=D1)
+    assert not [w for w in result.warnings if "earlier segmint" in w]
+    assert query("select event_id, customer_id from raw.events order by 1") == [
+        ("ok", "c2"),
+        ("s1", "true"),
+        ("w1", None),
+    ]
+    assert query("select customer_id from raw.customers") == [("k2",)]
+    assert len(query("select * from ops.quarantine")) == 5
+    _accounting_holds(query)
+    assert query("select version from ops.id_rule order by 1") == [
+        ("2026-12-06",),
+        (loader.ID_RULE_VERSION,),
+    ]

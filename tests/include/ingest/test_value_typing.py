@@ -1542,3 +1542,38 @@ def test_ids_loaded_before_the_rules_that_quarantine_them_are_named_until_reload
         ("2026-12-06",),
         (loader.ID_RULE_VERSION,),
     ]
+
+
+def test_an_id_written_as_a_json_number_with_a_fraction_is_read_as_written(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """A JSON number is read as a double and printed anew: the product 1.10 loaded as '1.1'
+    (another product, the same as 1.1), and 1234567890.1234567890 (a client id written as
+    a number) as '1234567890.1234567', its last digits lost. Such an id is read as the
+    record's text writes it; whole floats still load as their integer, and a number in
+    another field equal to the id changes nothing."""
+    write_jsonl(
+        landing / "events/dt=2026-06-01/e.jsonl",
+        [
+            '{"event_id": "p1", "event_type": "product_view", "event_ts": "2026-06-01T10:00:00Z",'
+            ' "customer_id": "c1", "price": 1.1, "product_id": 1.10}',
+            '{"event_id": "p2", "event_type": "product_view", "event_ts": "2026-06-01T10:00:00Z",'
+            ' "customer_id": "c1", "product_id":1.1}',
+            '{"event_id": "g1", "event_type": "page_view", "event_ts": "2026-06-01T10:00:00Z",'
+            ' "anonymous_id": 1234567890.1234567890}',
+            '{"event_id": "w1", "event_type": "page_view", "event_ts": "2026-06-01T10:00:00Z",'
+            ' "customer_id": 123.00}',
+            event("s1", customer_id="1.10"),
+        ],
+    )
+    _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query(
+        "select event_id, customer_id, anonymous_id, product_id from raw.events order by 1"
+    ) == [
+        ("g1", None, "1234567890.1234567890", None),
+        ("p1", "c1", None, "1.10"),
+        ("p2", "c1", None, "1.1"),
+        ("s1", "1.10", None, None),
+        ("w1", "123", None, None),
+    ]

@@ -79,6 +79,10 @@ def _events() -> dict[str, list[dict]]:
     buy("c9", "2026-05-31T12:00:01Z", "s9-2026-05-31", "o9a", 11)
     buy("c9", "2026-06-01T12:00:01Z", "s9-2026-06-01", "o9b", 13)
     buy("c9", "2026-04-01T12:00:01Z", "s9-2026-04-01", "o9c", 17)
+    # c10: a cart add at the as-of day's first instant, bought 24 hours later to the instant
+    add("2026-06-30", event_type="add_to_cart", customer_id="c10",
+        event_ts="2026-06-30T00:00:00Z", session_id="s10a", product_id="p1")  # fmt: skip
+    buy("c10", "2026-07-01T00:00:00Z", "s10b", "o10", 25)
     # 24 buyers in 12 pairs with equal recency and revenue
     for i in range(24):
         buy(f"t{i:02d}", f"2026-06-{10 + i // 2:02d}T09:00:00Z", f"st{i}", f"ot{i}",
@@ -103,6 +107,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     ingested = run_ingest(settings, NEXT)
     assert ingested.details["sources"]["events"]["quarantined"] == 0, ingested.summary
     run_transform(settings, AS_OF)
+    run_transform(settings, NEXT)
     yield settings.warehouse
     shutil.rmtree(root, ignore_errors=True)
 
@@ -117,8 +122,9 @@ COLUMNS = (
 def test_features_follow_the_definitions(warehouse: Path) -> None:
     rows = fetch(
         warehouse,
-        f"select customer_id, {COLUMNS} from marts.customer_features "
-        "where customer_id like 'c%' order by 1",
+        f"select customer_id, {COLUMNS} from marts.customer_feature_history "
+        f"where as_of_date = '{AS_OF}' and customer_id like 'c%' and customer_id <> 'c10' "
+        "order by 1",
     )
     got = {r[0]: r[1:] for r in rows}
     d, m = datetime, Decimal
@@ -153,7 +159,7 @@ def test_lifecycle_stages(warehouse: Path) -> None:
         warehouse,
         "select customer_id, segment from marts.customer_rule_segments "
         f"where as_of_date = '{AS_OF}' and segment like 'lifecycle_%' "
-        "and customer_id like 'c%' order by 1",
+        "and customer_id like 'c%' and customer_id <> 'c10' order by 1",
     )
     assert dict(rows) == {
         "c1": "lifecycle_active",
@@ -171,7 +177,7 @@ def test_rfm_ties_score_alike(warehouse: Path) -> None:
     rows = fetch(
         warehouse,
         "select recency_days, revenue_total, order_count, r_score, f_score, m_score "
-        "from marts.customer_features where order_count > 0",
+        f"from marts.customer_feature_history where as_of_date = '{AS_OF}' and order_count > 0",
     )
     buyers = len(rows)
     assert buyers == 29
@@ -212,3 +218,24 @@ def test_sessions_and_identity(warehouse: Path) -> None:
     assert fetch(warehouse, "select order_id, customer_id, applied_amount from marts.refunds") == [
         ("o4", "c4", Decimal("30.00"))
     ]
+
+
+def test_a_cart_add_is_judged_once_its_whole_wait_is_seen(warehouse: Path) -> None:
+    """A purchase up to 24 hours after a cart add, both ends included, follows it. A cart
+    add at midnight waits until the next midnight, which belongs to the next day: the as-of
+    day's snapshot cannot see a purchase then, so it must not call the cart abandoned (it
+    did, and marketing e-mailed a customer who had bought)."""
+    rows = fetch(
+        warehouse,
+        "select as_of_date, has_abandoned_cart from marts.customer_feature_history "
+        "where customer_id = 'c10' order by 1",
+    )
+    assert rows == [(AS_OF, False), (NEXT, False)]
+    assert (
+        fetch(
+            warehouse,
+            "select as_of_date from marts.customer_rule_segments "
+            "where customer_id = 'c10' and segment = 'cart_abandoner'",
+        )
+        == []
+    )

@@ -24,8 +24,8 @@ from segmint.transform import MODEL_LOGIC_VERSION
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 
 # The fingerprint reviewed together with the version beside it. Update both lines together.
-REVIEWED_VERSION = "2026-12-06.7"
-REVIEWED_FINGERPRINT = "9d18fbf043f11e63"
+REVIEWED_VERSION = "2026-12-07.h60"
+REVIEWED_FINGERPRINT = "de92114e22954a11"
 
 _REF = re.compile(r"""\bref\(\s*['"](\w+)['"]\s*\)""")
 _INCREMENTAL = re.compile(r"""materialized\s*=\s*['"]incremental['"]""")

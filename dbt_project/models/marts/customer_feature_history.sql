@@ -159,14 +159,16 @@ lifetime as (
 
 -- Was the latest cart add followed by a purchase within var('cart_abandonment_hours')
 -- (from the cart add's instant on, both ends included: a "buy now" sends both at once)?
--- Only a cart add whose whole waiting time has passed by the end of the as-of day counts.
+-- Only a cart add whose whole waiting time has passed by the end of the as-of day counts:
+-- its last instant is still in the wait, so it must fall before the next midnight, which
+-- belongs to the next day (a cart add at 00:00 waits for a purchase at the next 00:00).
 cart_followup as (
 
     select
         lifetime.as_of_date,
         lifetime.customer_id,
         (
-            {{ wait_ends_at }} <= {{ end_of_day('lifetime.as_of_date') }}
+            {{ wait_ends_at }} < {{ end_of_day('lifetime.as_of_date') }}
             and not coalesce(same_day.last_purchase_at >= lifetime.last_cart_add_at, false)
             and not coalesce(next_day.first_purchase_at <= {{ wait_ends_at }}, false)
         ) as has_abandoned_cart

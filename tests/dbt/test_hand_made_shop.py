@@ -83,6 +83,12 @@ def _events() -> dict[str, list[dict]]:
     add("2026-06-30", event_type="add_to_cart", customer_id="c10",
         event_ts="2026-06-30T00:00:00Z", session_id="s10a", product_id="p1")  # fmt: skip
     buy("c10", "2026-07-01T00:00:00Z", "s10b", "o10", 25)
+    # c13: the browser's purchase of a visitor who never logged in, before midnight; the shop's
+    # back end sends the same order with its customer (no session) after midnight
+    add("2026-06-20", event_type="purchase", anonymous_id="a13",
+        event_ts="2026-06-20T23:58:00Z", session_id="s13", order_id="o13", revenue=60)  # fmt: skip
+    add("2026-06-21", event_type="purchase", customer_id="c13",
+        event_ts="2026-06-21T00:02:00Z", order_id="o13", revenue=60)  # fmt: skip
     # 24 buyers in 12 pairs with equal recency and revenue
     for i in range(24):
         buy(f"t{i:02d}", f"2026-06-{10 + i // 2:02d}T09:00:00Z", f"st{i}", f"ot{i}",
@@ -112,6 +118,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+FEATURE_CASES = "'c1', 'c2', 'c4', 'c5', 'c6', 'c7', 'c8', 'c9'"
 COLUMNS = (
     "first_seen_at, last_order_at, order_count, revenue_total, refund_total, recency_days, "
     "tenure_days, sessions_7d, sessions_30d, sessions_90d, orders_30d, orders_90d, "
@@ -123,8 +130,7 @@ def test_features_follow_the_definitions(warehouse: Path) -> None:
     rows = fetch(
         warehouse,
         f"select customer_id, {COLUMNS} from marts.customer_feature_history "
-        f"where as_of_date = '{AS_OF}' and customer_id like 'c%' and customer_id <> 'c10' "
-        "order by 1",
+        f"where as_of_date = '{AS_OF}' and customer_id in ({FEATURE_CASES}) order by 1",
     )
     got = {r[0]: r[1:] for r in rows}
     d, m = datetime, Decimal
@@ -159,7 +165,7 @@ def test_lifecycle_stages(warehouse: Path) -> None:
         warehouse,
         "select customer_id, segment from marts.customer_rule_segments "
         f"where as_of_date = '{AS_OF}' and segment like 'lifecycle_%' "
-        "and customer_id like 'c%' and customer_id <> 'c10' order by 1",
+        f"and customer_id in ({FEATURE_CASES}) order by 1",
     )
     assert dict(rows) == {
         "c1": "lifecycle_active",
@@ -180,7 +186,7 @@ def test_rfm_ties_score_alike(warehouse: Path) -> None:
         f"from marts.customer_feature_history where as_of_date = '{AS_OF}' and order_count > 0",
     )
     buyers = len(rows)
-    assert buyers == 29
+    assert buyers == 30
 
     def quintile(value, values, higher_is_better=True) -> int:
         worse = sum(1 for v in values if (v < value if higher_is_better else v > value))
@@ -239,3 +245,30 @@ def test_a_cart_add_is_judged_once_its_whole_wait_is_seen(warehouse: Path) -> No
         )
         == []
     )
+
+
+def test_an_order_sent_on_two_days_counts_for_its_customer_on_its_day(warehouse: Path) -> None:
+    """The browser's anonymous purchase wins (it came first), on its own day; the back end's
+    copy after midnight names the customer. The order is the customer's (marts.orders), so it
+    is in their daily activity on the order's day and in their features."""
+    assert fetch(
+        warehouse, "select customer_id, order_date from marts.orders where order_id = 'o13'"
+    ) == [("c13", date(2026, 6, 20))]
+    assert fetch(
+        warehouse,
+        "select activity_date, orders, revenue from marts.customer_daily_activity "
+        "where customer_id = 'c13' and orders > 0",
+    ) == [(date(2026, 6, 20), 1, Decimal("60.00"))]
+    assert fetch(
+        warehouse,
+        "select as_of_date, order_count, revenue_total, last_order_at, recency_days, "
+        "rfm_segment <> 'No orders' from marts.customer_feature_history "
+        "where customer_id = 'c13' order by 1",
+    ) == [
+        (AS_OF, 1, Decimal("60.00"), datetime(2026, 6, 20, 23, 58), 10, True),
+        (NEXT, 1, Decimal("60.00"), datetime(2026, 6, 20, 23, 58), 11, True),
+    ]
+    assert fetch(
+        warehouse,
+        "select order_count, revenue_total from marts.customers where customer_id = 'c13'",
+    ) == [(1, Decimal("60.00"))]

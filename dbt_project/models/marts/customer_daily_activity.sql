@@ -14,9 +14,10 @@
 
 {%- set dates = event_dates_to_rebuild() %}
 
--- One row per customer and UTC day with any attributed event, or with a refund counting on
--- that day for an order of theirs (marts.refunds: the order's customer, whoever the refund
--- row names; such a row alone is no sign of a visit, its seen times are null). The nightly
+-- One row per customer and UTC day with any attributed event, an order of theirs
+-- (marts.orders) placed that day, or a refund counting on that day for an order of theirs
+-- (marts.refunds: the order's customer, whoever the refund row names; such a row alone is no
+-- sign of a visit, its seen times are null). The nightly
 -- run rebuilds only the days int_event_dates_changed marks; features read this table, not
 -- events.
 with
@@ -84,7 +85,8 @@ orders as (
         count(*) as orders,
         sum(revenue) as revenue,
         min(ordered_at) as first_order_at,
-        max(ordered_at) as last_order_at
+        max(ordered_at) as last_order_at,
+        max(_loaded_at) as _loaded_at
     from {{ ref('orders') }}
     where
         customer_id is not null
@@ -109,14 +111,26 @@ refunds as (
 
 ),
 
--- The days with events, and those with only a refund of the customer's.
+-- The days with events, and those with only a refund or an order of the customer's (the
+-- browser's anonymous purchase wins an order the back end sent after midnight with its
+-- customer: the order counts on the winning event's day, when the customer may have no
+-- event of their own). An order is seen when placed: it widens the day's seen times.
 activity as (
 
     select
-        coalesce(events.customer_id, refunds.customer_id) as customer_id,
-        coalesce(events.activity_date, refunds.activity_date) as activity_date,
-        events.first_seen_at,
-        events.last_seen_at,
+        coalesce(events.customer_id, refunds.customer_id, orders.customer_id) as customer_id,
+        coalesce(events.activity_date, refunds.activity_date, orders.activity_date)
+            as activity_date,
+        case
+            when orders.first_order_at < events.first_seen_at or events.first_seen_at is null
+                then orders.first_order_at
+            else events.first_seen_at
+        end as first_seen_at,
+        case
+            when orders.last_order_at > events.last_seen_at or events.last_seen_at is null
+                then orders.last_order_at
+            else events.last_seen_at
+        end as last_seen_at,
         coalesce(events.page_views, 0) as page_views,
         coalesce(events.product_views, 0) as product_views,
         coalesce(events.searches, 0) as searches,
@@ -127,16 +141,28 @@ activity as (
         events.first_purchase_at,
         events.last_purchase_at,
         coalesce(refunds.refunded_amount, 0) as refunded_amount,
-        case
-            when refunds._loaded_at > events._loaded_at or events._loaded_at is null
-                then refunds._loaded_at
-            else events._loaded_at
-        end as _loaded_at
+        coalesce(orders.orders, 0) as orders,
+        coalesce(orders.revenue, 0) as revenue,
+        orders.first_order_at,
+        orders.last_order_at,
+        -- an order's load counts on a day of no event or refund of the customer's only
+        coalesce(
+            case
+                when refunds._loaded_at > events._loaded_at or events._loaded_at is null
+                    then refunds._loaded_at
+                else events._loaded_at
+            end,
+            orders._loaded_at
+        ) as _loaded_at
     from events
     full outer join refunds
         on
             events.customer_id = refunds.customer_id
             and events.activity_date = refunds.activity_date
+    full outer join orders
+        on
+            coalesce(events.customer_id, refunds.customer_id) = orders.customer_id
+            and coalesce(events.activity_date, refunds.activity_date) = orders.activity_date
 
 )
 
@@ -148,8 +174,8 @@ select
     cast(activity.product_views as {{ dbt.type_bigint() }}) as product_views,
     cast(activity.searches as {{ dbt.type_bigint() }}) as searches,
     cast(activity.cart_adds as {{ dbt.type_bigint() }}) as cart_adds,
-    cast(coalesce(orders.orders, 0) as {{ dbt.type_bigint() }}) as orders,
-    cast(coalesce(orders.revenue, 0) as {{ type_money() }}) as revenue,
+    cast(activity.orders as {{ dbt.type_bigint() }}) as orders,
+    cast(activity.revenue as {{ type_money() }}) as revenue,
     cast(activity.refunded_amount as {{ type_money() }}) as refunded_amount,
     cast(activity.email_opens as {{ dbt.type_bigint() }}) as email_opens,
     cast(activity.email_clicks as {{ dbt.type_bigint() }}) as email_clicks,
@@ -162,8 +188,8 @@ select
         as max_content_pages_unconverted_session,
     activity.first_seen_at,
     activity.last_seen_at,
-    orders.first_order_at,
-    orders.last_order_at,
+    activity.first_order_at,
+    activity.last_order_at,
     activity.last_cart_add_at,
     activity.first_purchase_at,
     activity.last_purchase_at,
@@ -173,7 +199,3 @@ left join sessions
     on
         activity.customer_id = sessions.customer_id
         and activity.activity_date = sessions.activity_date
-left join orders
-    on
-        activity.customer_id = orders.customer_id
-        and activity.activity_date = orders.activity_date

@@ -23,7 +23,7 @@ from segmint.audiences.formats import EXPORT_FORMATS
 from segmint.config import ConfigError, Settings, landing_problem, load_settings
 from segmint.pipeline import STAGES, check_as_of
 from segmint.process import BROKEN_PIPE, exit_now
-from segmint.stages import SegmintError, StageResult
+from segmint.stages import SegmintError, StageResult, failed_stage
 
 PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 # The landing zone's source folders (segmint.ingest.contract.SOURCES, which imports DuckDB).
@@ -585,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SegmintError, ConfigError, FileNotFoundError) as exc:
         if os.environ.get("SEGMINT_DEBUG"):
             raise
-        print(f"segmint {args.command}: error: {exc}", file=sys.stderr)
+        print(f"segmint {args.command}: error: {_in_stage(exc)}{exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return _ended_by_signal(args, signal.SIGINT)
@@ -606,20 +606,27 @@ def main(argv: list[str] | None = None) -> int:
             raise
         hint = _lock_hint(args, exc)
         if hint:  # not a bug: someone else has the working warehouse open
-            print(f"segmint {args.command}: error: {exc}{hint}", file=sys.stderr)
+            print(f"segmint {args.command}: error: {_in_stage(exc)}{exc}{hint}", file=sys.stderr)
             return 1
         from segmint.ops import disk_fault_message
 
         fault = disk_fault_message(exc, _settings_or_none(args))
         if fault:  # not a bug either: a full disk, a file-size limit, a read-only folder
-            print(f"segmint {args.command}: error: {fault}", file=sys.stderr)
+            print(f"segmint {args.command}: error: {_in_stage(exc)}{fault}", file=sys.stderr)
             return 1
         print(
-            f"segmint {args.command}: unexpected {type(exc).__name__}: {exc} "
+            f"segmint {args.command}: unexpected {type(exc).__name__}: {_in_stage(exc)}{exc} "
             "(set SEGMINT_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )
         return 2
+
+
+def _in_stage(exc: BaseException) -> str:
+    """Which stage of ``segmint run`` failed, said before the error (it was a second line on
+    stderr, logged), or "" for an error outside a run's stages."""
+    stage = failed_stage(exc)
+    return f"stage {stage} failed, the stages after it did not run: " if stage else ""
 
 
 def _ended_by_signal(args: argparse.Namespace, signum: int) -> int:

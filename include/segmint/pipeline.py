@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from segmint.config import Settings
-from segmint.stages import SegmintError, StageResult
+from segmint.stages import SegmintError, StageResult, mark_failed_stage
 
 log = logging.getLogger(__name__)
 
@@ -208,15 +208,21 @@ def run_pipeline(
     on_result: Callable[[StageResult], None] | None = None,
     log_progress: bool = True,
 ) -> list[StageResult]:
-    """Run the stages in order; the first failure raises and nothing later runs.
-    ``log_progress`` as for :func:`run_stage`."""
+    """Run the stages in order; the first failure raises, marked with its stage
+    (:func:`segmint.stages.failed_stage`), and nothing later runs. ``log_progress`` as for
+    :func:`run_stage`; without it the caller says which stage failed (the command line's
+    one line did, after a logged line saying it again: two lines on stderr)."""
     check_as_of(as_of)
     results = []
     for name in stages or list(STAGES):
         try:
             result = run_stage(name, settings, as_of, log_progress=log_progress)
-        except BaseException:
-            log.error("stage %s failed for as_of=%s; the stages after it did not run", name, as_of)
+        except BaseException as exc:
+            mark_failed_stage(exc, name)
+            if log_progress:
+                log.error(
+                    "stage %s failed for as_of=%s; the stages after it did not run", name, as_of
+                )
             raise
         results.append(result)
         if on_result:

@@ -79,6 +79,18 @@ class DiskFaultError(SegmintError):
     like the OSError it tells of, so the Airflow task is retried (``segmint.ops.is_retryable``)."""
 
 
+def mark_failed_stage(exc: BaseException, stage: str) -> None:
+    """Record on ``exc`` the stage of a run it failed (:func:`failed_stage`), once: the
+    stage that raised it first."""
+    if failed_stage(exc) is None:
+        exc.segmint_stage = stage  # type: ignore[attr-defined]
+
+
+def failed_stage(exc: BaseException) -> str | None:
+    """The stage of a run that ``exc`` failed, or None (raised outside a run's stages)."""
+    return getattr(exc, "segmint_stage", None)
+
+
 @dataclass
 class StageResult:
     stage: str

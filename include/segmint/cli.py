@@ -154,9 +154,27 @@ def _no_partitions(landing: Path, shown: int = 6) -> str:
 
 def _print_results(results: list[StageResult]) -> None:
     for result in results:
-        print(result.line())
-        for warning in result.warnings:
-            print(f"  warning: {warning}")
+        print("\n".join(_result_lines(result)))
+
+
+def _result_lines(result: StageResult) -> list[str]:
+    return [result.line()] + [f"  warning: {warning}" for warning in result.warnings]
+
+
+def _print_come_what_may(*lines: str) -> None:
+    """Print the lines of a night's progress at once (a pipe such as `segmint run | tee
+    log` held them until the night ended), and go on without them if the reader is gone.
+
+    `segmint run | head -1`, a `tee` that was killed or a cron job's closed output stopped
+    the night between two stages (a BrokenPipeError, exit code 141), not published: a
+    reader of the output is not a reason to leave a night half done. The rest of the output
+    is dropped; the exit code is the night's."""
+    try:
+        print("\n".join(lines), flush=True)
+    except BrokenPipeError:
+        if not _stdout_gone():
+            raise
+        _silence(sys.stdout)
 
 
 # --- commands --------------------------------------------------------------------------
@@ -233,13 +251,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise SegmintError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
-    print(f"segmint run: as_of={as_of} warehouse={settings.warehouse} landing={settings.landing}")
+    _print_come_what_may(
+        f"segmint run: as_of={as_of} warehouse={settings.warehouse} landing={settings.landing}"
+    )
     with _night(settings, as_of, "segmint run"):
         run_pipeline(
             settings,
             as_of,
             stages,
-            on_result=lambda r: _print_results([r]),
+            on_result=lambda r: _print_come_what_may(*_result_lines(r)),
             log_progress=args.verbose,  # the results and their warnings are printed
         )
     return 0

@@ -72,6 +72,8 @@ def exit_now(code: object = 0) -> NoReturn:
         shutdown()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # started with it closed (`>&-`): Python printed nothing to it
+            continue
         try:
             stream.flush()
         except BrokenPipeError:  # the reader is gone (`| head -1`): as a Unix tool ends

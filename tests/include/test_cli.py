@@ -13,6 +13,7 @@ from segmint.cli import build_parser, latest_partition, main
 from segmint.config import Settings
 from segmint.pipeline import check_as_of, run_stage
 from segmint.stages import SegmintError
+from tests.db import fetch
 
 SUBCOMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)
 
@@ -415,6 +416,44 @@ def test_output_piped_into_a_reader_that_is_gone_ends_quietly(
     reference = _cli(*generate, "--landing", tmp_path / "b/landing")
     assert reference.returncode == 0, reference.stderr
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
+
+
+@pytest.mark.parametrize("stdout", ["buffered", "unbuffered", "closed"])
+def test_a_run_whose_output_reader_is_gone_finishes_the_night(tmp_path: Path, stdout: str) -> None:
+    """`segmint run | head -1`, a killed `tee`, a cron job's closed output: the night
+    stopped between two stages, exit code 141 (unbuffered: before the first stage; buffered:
+    at the end, the night done but said failed); started with stdout closed (`>&-`), it
+    ended in a traceback, exit code 1. A closed stdout is no reason to stop a night: it
+    runs every stage, drops the rest of its output and exits with its own code."""
+    day = tmp_path / "landing" / "events" / "dt=2026-06-30"
+    day.mkdir(parents=True)
+    (day / "a.jsonl").write_text(
+        '{"event_id": "e1", "event_type": "page_view", "event_ts": "2026-06-30T10:00:00Z", '
+        '"customer_id": "c1"}\n'
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    if stdout == "unbuffered":
+        env["PYTHONUNBUFFERED"] = "1"
+    # `exec ... >&-`: the command starts with its stdout closed
+    closed = ["sh", "-c", 'exec "$@" >&-', "sh"] if stdout == "closed" else []
+    warehouse = tmp_path / "w.duckdb"
+    run = ["run", "--stages", "ingest,validate", "--landing", tmp_path / "landing"]
+    run += ["--warehouse", warehouse, "--output", tmp_path / "out"]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line, as `| head -0`
+    try:
+        ended = subprocess.run(
+            [*closed, sys.executable, "-m", "segmint.cli", *run],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            env=env,
+        )
+    finally:
+        os.close(write_end)
+    assert (ended.returncode, ended.stderr) == (0, "")
+    assert fetch(warehouse, "select count(*) from ops.quality_gate") == [(1,)]
 
 
 def test_ctrl_c_during_a_duckdb_query_ends_as_an_interrupt(

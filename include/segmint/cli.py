@@ -255,13 +255,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"segmint run: as_of={as_of} warehouse={settings.warehouse} landing={settings.landing}"
     )
     with _night(settings, as_of, "segmint run"):
-        run_pipeline(
-            settings,
-            as_of,
-            stages,
-            on_result=lambda r: _print_come_what_may(*_result_lines(r)),
-            log_progress=args.verbose,  # the results and their warnings are printed
-        )
+        try:
+            run_pipeline(
+                settings,
+                as_of,
+                stages,
+                on_result=lambda r: _print_come_what_may(*_result_lines(r)),
+                log_progress=args.verbose,  # the results and their warnings are printed
+            )
+        except BaseException as exc:
+            from segmint.report.failed import leave_failure_page
+
+            if (stage := failed_stage(exc)) is not None:
+                leave_failure_page(settings, as_of, stage, exc, stages)
+            raise
     return 0
 
 

@@ -1095,8 +1095,21 @@ def _on_problem(context: Mapping[str, Any], status: str) -> None:
 
 
 def on_task_failure(context: Mapping[str, Any]) -> None:
-    """Task ``on_failure_callback``: the message to the task log and ``ops.pipeline_runs``."""
+    """Task ``on_failure_callback``: the message to the task log and ``ops.pipeline_runs``;
+    when the DAG's ``report`` task is this one or after it, the page saying the night
+    failed where its report would be (:mod:`segmint.report.failed`)."""
     _on_problem(context, "failed")
+    try:
+        from segmint.config import load_settings
+        from segmint.report.failed import leave_failure_page
+
+        task = context["ti"].task_id
+        after = sorted(context["task"].get_flat_relative_ids(upstream=False))
+        exc = context.get("exception")
+        exc = getattr(exc, "__cause__", None) or exc or RuntimeError("unknown error")
+        leave_failure_page(load_settings(), _context_as_of(context), task, exc, [task, *after])
+    except Exception as exc:  # the failure being reported matters more than the page
+        log.error("segmint: could not write the failed night's page: %s", exc)
 
 
 def on_task_retry(context: Mapping[str, Any]) -> None:

@@ -43,7 +43,7 @@ STAGES_MODULE = textwrap.dedent(
     def gate(settings, as_of):
         raise QualityGateError("events 2026-06-30: 12% of rows quarantined (limit 5%)")
 
-    def after(settings, as_of):
+    def report(settings, as_of):
         raise AssertionError("must never run after a failed gate")
     """
 )
@@ -56,7 +56,7 @@ DAG_FILE = textwrap.dedent(
     import segmint.pipeline
     from segmint.ops import on_task_failure, on_task_retry
 
-    for name in ("fine", "flaky", "gate", "after"):
+    for name in ("fine", "flaky", "gate", "report"):
         segmint.pipeline.STAGES[name] = f"glue_stages:{name}"
 
 
@@ -80,7 +80,7 @@ DAG_FILE = textwrap.dedent(
         },
     )
     def segmint_glue():
-        tasks = [run_stage.override(task_id=n)(n) for n in ("fine", "flaky", "gate", "after")]
+        tasks = [run_stage.override(task_id=n)(n) for n in ("fine", "flaky", "gate", "report")]
         for up, down in zip(tasks, tasks[1:]):
             up >> down
 
@@ -94,7 +94,8 @@ DAG_FILE = textwrap.dedent(
 def glue_run(ready_airflow: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("glue")
     warehouse = root / "warehouse" / "segmint.duckdb"
-    return _glue_dags_test(ready_airflow, root, {"SEGMINT_WAREHOUSE": str(warehouse)}), warehouse
+    env = {"SEGMINT_WAREHOUSE": str(warehouse), "SEGMINT_OUTPUT": str(root / "output")}
+    return _glue_dags_test(ready_airflow, root, env), warehouse
 
 
 def _dags_test(dag_id: str, night: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -180,7 +181,16 @@ def test_gate_failure_is_not_retried_and_says_what_and_where(glue_run) -> None:
     output = proc.stdout + proc.stderr
     assert "segmint: stage 'gate' failed for as_of=2026-06-30" in output
     assert "the night is NOT published" in output
-    assert "after" not in runs, "nothing downstream of a failed gate runs"
+    assert "report" not in runs, "nothing downstream of a failed gate runs"
+
+
+def test_a_night_failed_before_its_report_leaves_a_page_saying_so(glue_run) -> None:
+    """The report folder showed yesterday's page as the newest; the failed night's folder
+    now holds a page naming the failed task (segmint.report.failed)."""
+    _, warehouse = glue_run
+    page = (warehouse.parent.parent / "output" / "2026-06-30" / "report.html").read_text()
+    assert 'data-failed-stage="gate"' in page
+    assert "failed at its 'gate' stage (QualityGateError)" in page
 
 
 def test_a_future_as_of_fails_the_first_task_at_once(

@@ -94,6 +94,33 @@ def test_a_failed_run_is_one_line_naming_the_stage(tmp_path: Path) -> None:
     assert "stage ingest failed for as_of=2026-06-30; the stages after it" in verbose.stderr
 
 
+def test_a_failed_night_leaves_a_page_saying_so_where_its_report_would_be(
+    tmp_path: Path,
+) -> None:
+    """A night that failed before its report stage wrote no report.html, and the newest page
+    in the output folder was yesterday's, read by marketing as tonight's. The failed night's
+    folder now holds a page naming the stage and linking the newest real report."""
+    day = tmp_path / "landing" / "events" / "dt=2026-06-30"
+    day.mkdir(parents=True)
+    (day / "a.jsonl.gz").write_bytes(b"\x1f\x8b\x08\x00 cut short")
+    out = tmp_path / "out"
+    for night in ("2026-06-28", "2026-06-29"):
+        (out / night).mkdir(parents=True)
+    (out / "2026-06-28" / "report.html").write_text("<html>the report of 06-28</html>")
+    result = _cli(
+        "run", "--landing", tmp_path / "landing", "--warehouse", tmp_path / "w.duckdb",
+        "--output", out, "--as-of", "2026-06-30",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    page = (out / "2026-06-30" / "report.html").read_text()
+    assert "segmint nightly report · 2026-06-30 · FAILED, no report" in page
+    assert 'data-failed-stage="ingest"' in page
+    assert "failed at its 'ingest' stage (InputError)" in page
+    assert '<a href="../2026-06-28/report.html">2026-06-28</a>' in page
+    assert "a.jsonl.gz" not in page  # the error's message stays in the operator's log
+
+
 def test_a_landing_zone_without_partitions_names_what_it_holds(tmp_path: Path) -> None:
     """Files put beside the contract's folders: the error said "no dt=YYYY-MM-DD partitions
     under ...; pass --as-of", and passing --as-of ran a night of nothing."""

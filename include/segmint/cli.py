@@ -558,7 +558,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_audience_parsers(sub)
     _add_report_parser(sub)
     _add_docs_parser(sub)
+    _take_global_options_after_the_command(parser)
     return parser
+
+
+def _take_global_options_after_the_command(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--config`` and ``-v`` after the command too (``segmint run ... -v``): they
+    were refused there, "unrecognized arguments: -v", exit code 2, where an operator adds
+    them to a command line. Given on both sides, the one after the command wins."""
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        for sub in set(action.choices.values()):
+            sub.add_argument(
+                "--config", metavar="FILE", default=argparse.SUPPRESS, help="as segmint --config"
+            )
+            sub.add_argument(
+                "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                help="log progress to stderr",
+            )  # fmt: skip
+            _take_global_options_after_the_command(sub)
 
 
 def _settings_or_none(args: argparse.Namespace) -> Settings | None:

@@ -157,6 +157,25 @@ def test_bad_date_flag_is_rejected(capsys: pytest.CaptureFixture) -> None:
     assert "not a date" in capsys.readouterr().err
 
 
+def test_global_options_are_taken_after_the_command_too(tmp_path: Path) -> None:
+    """`segmint run ... -v` and `segmint run --config FILE` were refused, "unrecognized
+    arguments", exit code 2: -v and --config were read only before the command."""
+    parser = build_parser()
+    for argv in (["-v", "run"], ["run", "-v"], ["audience", "build", "--verbose"]):
+        assert parser.parse_args(argv).verbose is True, argv
+    assert parser.parse_args(["run"]).verbose is False
+    assert parser.parse_args(["--config", "a.toml", "run"]).config == "a.toml"
+    assert parser.parse_args(["--config", "a.toml", "run", "--config", "b.toml"]).config == (
+        "b.toml"
+    )
+    assert parser.parse_args(["report"]).config is None
+    result = _cli("run", "--landing", tmp_path, "-v", "--config", tmp_path / "nope.toml")
+    assert result.returncode == 1
+    assert f"segmint run: error: config file {tmp_path / 'nope.toml'} does not exist" in (
+        result.stderr
+    )
+
+
 def test_latest_partition(tmp_path: Path) -> None:
     for part in (
         "events/dt=2026-01-01",

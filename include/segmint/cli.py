@@ -208,7 +208,7 @@ def _stage_command(stage: str, *, needs_landing: bool) -> Callable[[argparse.Nam
         options = {}
         if getattr(args, "reload_since", None):
             options["reload_since"] = args.reload_since
-        with _night(settings, as_of, f"segmint {stage}"):
+        with _night(settings, as_of, f"segmint {stage}", [stage]):
             result = run_stage(stage, settings, as_of, log_progress=args.verbose, **options)
             _print_results([result])
         return 0
@@ -217,13 +217,24 @@ def _stage_command(stage: str, *, needs_landing: bool) -> Callable[[argparse.Nam
     return command
 
 
-def _night(settings: Settings, as_of: date, command: str):
+def _night(settings: Settings, as_of: date, command: str, stages: list[str]):
     """The warehouse for this command's night alone: no stage of another night runs between
-    its stages, nor this stage between another night's (:func:`segmint.ops.command_night`)."""
+    its stages, nor this stage between another night's (:func:`segmint.ops.command_night`).
+
+    A warehouse that does not exist is refused unless ``stages`` begin the night with
+    ``ingest``, which creates it: a mistyped ``--warehouse`` on a later stage's command
+    created an empty warehouse there (and its folder), and `segmint publish` of that
+    path then said it published 9 tables, 0 rows, exit code 0."""
     from segmint.ops import command_night
     from segmint.pipeline import check_warehouse_path
 
     check_warehouse_path(settings.warehouse)
+    if "ingest" not in stages and not settings.warehouse.exists():
+        raise SegmintError(
+            f"the warehouse {settings.warehouse} does not exist: only the ingest stage "
+            "creates one (segmint run, segmint ingest); check --warehouse, SEGMINT_WAREHOUSE "
+            "or warehouse in the settings file for a typo"
+        )
     return command_night(settings.warehouse, as_of, command)
 
 
@@ -254,7 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_come_what_may(
         f"segmint run: as_of={as_of} warehouse={settings.warehouse} landing={settings.landing}"
     )
-    with _night(settings, as_of, "segmint run"):
+    with _night(settings, as_of, "segmint run", stages):
         try:
             run_pipeline(
                 settings,
@@ -280,7 +291,7 @@ def cmd_audience_build(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     as_of = _resolve_as_of(args, settings)
-    with _night(settings, as_of, "segmint audience build"):
+    with _night(settings, as_of, "segmint audience build", ["audiences"]):
         _print_results([run_stage("audiences", settings, as_of, log_progress=args.verbose)])
     return 0
 

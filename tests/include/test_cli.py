@@ -300,6 +300,28 @@ def test_a_warehouse_that_cannot_be_a_file_is_refused_naming_the_setting(tmp_pat
         assert "--warehouse, or set SEGMINT_WAREHOUSE" in result.stderr
 
 
+def test_a_warehouse_that_does_not_exist_is_created_only_by_ingest(tmp_path: Path) -> None:
+    """A mistyped --warehouse on a later stage's command created an empty warehouse there
+    (`segmint audience build` did, and failed), and `segmint publish` of that path then
+    published it: "published 9 tables (0 rows)", exit code 0."""
+    warehouse = tmp_path / "typo" / "segmint.duckdb"
+    wh = ("--warehouse", warehouse, "--as-of", "2026-06-30")
+    run = ["run", "--stages", "transform,segment", "--landing", tmp_path]
+    for command in (["segment"], ["audience", "build"], run):
+        result = _cli(*command, *wh)
+        assert result.returncode == 1, (command, result.stderr)
+        assert (
+            result.stderr.strip()
+            .splitlines()[-1]
+            .endswith(
+                f"error: the warehouse {warehouse} does not exist: only the ingest stage creates "
+                "one (segmint run, segmint ingest); check --warehouse, SEGMINT_WAREHOUSE or "
+                "warehouse in the settings file for a typo"
+            )
+        ), result.stderr
+        assert not warehouse.parent.exists()
+
+
 def test_stages_are_trimmed_and_an_empty_list_is_refused(tmp_path: Path) -> None:
     """`--stages ""` used to run every stage; `--stages "ingest, validate"` failed on the
     stage " validate"."""

@@ -141,13 +141,16 @@ def test_a_landing_zone_that_does_not_exist_is_named_without_as_of(tmp_path: Pat
     under ...; pass --as-of", and with --as-of the run failed on the landing zone."""
     missing = tmp_path / "landnig"
     for as_of in ([], ["--as-of", "2026-06-30"]):
-        result = _cli("run", "--landing", missing, "--warehouse", tmp_path / "w.duckdb", *as_of)
+        wh = ("--warehouse", tmp_path / "w.duckdb", "--output", tmp_path / "out")
+        result = _cli("run", "--landing", missing, *wh, *as_of)
         assert result.returncode == 1
-        assert result.stderr.strip().splitlines()[-1] == (
-            f"segmint run: error: the landing zone {missing} does not exist: pass --landing, "
-            "or set SEGMINT_LANDING or landing (top level) in the settings file, to the "
-            "folder holding events/ and crm/"
-        )
+        line = result.stderr.strip().splitlines()[-1]
+        assert line.startswith("segmint run: error: "), line
+        assert line.endswith(
+            f"the landing zone {missing} does not exist: pass --landing, or set "
+            "SEGMINT_LANDING or landing (top level) in the settings file, to the folder "
+            "holding events/ and crm/"
+        ), line
 
 
 def test_bad_date_flag_is_rejected(capsys: pytest.CaptureFixture) -> None:

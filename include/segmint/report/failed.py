@@ -5,8 +5,9 @@ marketing, opening the output folder, found yesterday's page the newest, with no
 saying tonight's night had failed, and took it for tonight's. Now the failed night's folder
 holds a short page saying so: the night, the stage that failed, that nothing of the night
 was published, and a link to the newest report. The next run of the night that succeeds
-replaces it with the report. It names the error's kind, not its message, which may quote a
-record of a landing file (a customer's e-mail address): the operator's log has that.
+replaces it with the report; a report an earlier run of the night drew is kept. It names
+the error's kind, not its message, which may quote a record of a landing file (a
+customer's e-mail address): the operator's log has that.
 """
 
 from __future__ import annotations
@@ -92,6 +93,11 @@ def leave_failure_page(
         return
     if stages.index(stage) > stages.index("report"):
         return  # publish failed: tonight's report is written and stays
+    out = settings.run_output_dir(as_of) / "report.html"
+    if out.exists() and not is_failure_page(out):
+        # An earlier run of this night drew it: it still tells what is published (a failed
+        # run publishes nothing), and a mistyped flag on a rerun must not take it away.
+        return
     try:
         write_failure_page(settings, as_of, stage, exc)
     except Exception as problem:

@@ -25,7 +25,8 @@ def test_two_failed_nights_link_the_last_real_report(tmp_path: Path) -> None:
 
 def test_no_page_when_the_report_is_written_or_not_part_of_the_run(tmp_path: Path) -> None:
     """A failed publish keeps tonight's report; a run of stages without the report leaves
-    the folder alone."""
+    the folder alone; a report an earlier run of the night drew is kept (it tells what is
+    published), a failure page is replaced."""
     settings = Settings(output=tmp_path / "out")
     stages = ["ingest", "transform", "report", "publish"]
     leave_failure_page(settings, date(2026, 6, 30), "publish", RuntimeError(), stages)
@@ -33,3 +34,8 @@ def test_no_page_when_the_report_is_written_or_not_part_of_the_run(tmp_path: Pat
     assert not (tmp_path / "out").exists()
     leave_failure_page(settings, date(2026, 6, 30), "report", RuntimeError(), stages)
     assert is_failure_page(tmp_path / "out" / "2026-06-30" / "report.html")
+    leave_failure_page(settings, date(2026, 6, 30), "ingest", RuntimeError(), stages)
+    assert 'data-failed-stage="ingest"' in (tmp_path / "out/2026-06-30/report.html").read_text()
+    (tmp_path / "out" / "2026-06-30" / "report.html").write_text("<html>drawn</html>")
+    leave_failure_page(settings, date(2026, 6, 30), "transform", RuntimeError(), stages)
+    assert (tmp_path / "out/2026-06-30/report.html").read_text() == "<html>drawn</html>"

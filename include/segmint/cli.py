@@ -9,12 +9,13 @@ traceback). Heavy libraries are imported by the stage that needs them, so ``--he
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import re
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import NoReturn
@@ -217,7 +218,8 @@ def _stage_command(stage: str, *, needs_landing: bool) -> Callable[[argparse.Nam
     return command
 
 
-def _night(settings: Settings, as_of: date, command: str, stages: list[str]):
+@contextlib.contextmanager
+def _night(settings: Settings, as_of: date, command: str, stages: list[str]) -> Iterator[None]:
     """The warehouse for this command's night alone: no stage of another night runs between
     its stages, nor this stage between another night's (:func:`segmint.ops.command_night`).
 
@@ -229,13 +231,21 @@ def _night(settings: Settings, as_of: date, command: str, stages: list[str]):
     from segmint.pipeline import check_warehouse_path
 
     check_warehouse_path(settings.warehouse)
-    if "ingest" not in stages and not settings.warehouse.exists():
-        raise SegmintError(
-            f"the warehouse {settings.warehouse} does not exist: only the ingest stage "
-            "creates one (segmint run, segmint ingest); check --warehouse, SEGMINT_WAREHOUSE "
-            "or warehouse in the settings file for a typo"
-        )
-    return command_night(settings.warehouse, as_of, command)
+
+    def refuse_a_missing_warehouse() -> None:
+        if "ingest" not in stages and not settings.warehouse.exists():
+            raise SegmintError(
+                f"the warehouse {settings.warehouse} does not exist: only the ingest stage "
+                "creates one (segmint run, segmint ingest); check --warehouse, "
+                "SEGMINT_WAREHOUSE or warehouse in the settings file for a typo"
+            )
+
+    if not settings.warehouse.parent.exists():  # no night can be creating it there
+        refuse_a_missing_warehouse()
+    # Else checked once the night is this command's: another night's ingest may create it.
+    with command_night(settings.warehouse, as_of, command):
+        refuse_a_missing_warehouse()
+        yield
 
 
 def _apply_stage_flags(args: argparse.Namespace, settings: Settings) -> Settings:

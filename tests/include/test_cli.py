@@ -632,8 +632,8 @@ def test_a_run_waits_for_the_night_on_the_warehouse_then_runs(tmp_path: Path) ->
         f"{holder.pid}" in second.stderr
     )
     assert "did not start" not in second.stderr
-    # Then it ran: the gate finds nothing delivered in this empty landing zone.
-    assert "nothing is loaded up to the as-of date 2026-06-30" in second.stderr
+    # Then it went on: the holder stands for a night that never created the warehouse.
+    assert f"segmint validate: error: the warehouse {warehouse} does not exist" in second.stderr
 
 
 def test_a_stage_warning_is_printed_once(tmp_path: Path) -> None:

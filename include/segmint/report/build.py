@@ -39,6 +39,24 @@ def latest_as_of(reader: Reader) -> date:
     )
 
 
+def check_night_ran(reader: Reader, as_of: date, warehouse: Path) -> None:
+    """Refuse a ``--as-of`` no stage ever ran for: a typo (2025 for 2026, a date in the
+    future) wrote a report of nothing, "No segmentation for this date yet", exit code 0."""
+    nights = sorted({d for table, column in _AS_OF_SOURCES for d in reader.dates(table, column)})
+    if as_of in nights:
+        return
+    held = (
+        f"it holds runs or loaded partitions from {nights[0]} to {nights[-1]} (by default "
+        "the newest)"
+        if nights
+        else "it holds no night yet: run `segmint run` first"
+    )
+    raise SegmintError(
+        f"no night of {as_of} was run in the warehouse {warehouse}: {held}; check --as-of "
+        "for a typo"
+    )
+
+
 def reporting_currency(reader: Reader, settings: Settings) -> str:
     """The currency of the marts' amounts: as the marts were built (marts.reporting_currency),
     else, in a warehouse built before that table existed, the current setting."""
@@ -178,12 +196,14 @@ def report_command(settings: Settings, as_of: date | None, out: Path | None) -> 
 
 
 def _report_command(settings: Settings, as_of: date | None, out: Path | None) -> str:
-    if as_of is None:
-        con = connect(settings.warehouse, read_only=True)
-        try:
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        if as_of is None:
             as_of = latest_as_of(Reader(con))
-        finally:
-            con.close()
+        else:
+            check_night_ran(Reader(con), as_of, settings.warehouse)
+    finally:
+        con.close()
     out = out or settings.run_output_dir(as_of) / "report.html"
     path, ctx, seconds = _render(settings.warehouse, as_of, out, settings)
     lines = [f"report for {as_of} written to {path} ({seconds:.1f}s)"]

@@ -266,6 +266,21 @@ def test_cli_report(sample_warehouse: Path, tmp_path: Path, capsys) -> None:
     assert (tmp_path / "runs" / "2026-06-29" / "report.html").is_file()
 
 
+def test_cli_report_of_a_night_never_run_is_refused(
+    sample_warehouse: Path, tmp_path: Path, capsys
+) -> None:
+    """`segmint report --as-of 2025-06-30` (a typo for 2026) wrote a report of nothing, "No
+    segmentation for this date yet", exit code 0."""
+    out = tmp_path / "typo.html"
+    code = main(["report", "--warehouse", str(sample_warehouse), "--as-of", "2025-06-30",
+                 "--out", str(out)])  # fmt: skip
+    assert code == 1
+    assert not out.exists()
+    err = capsys.readouterr().err
+    assert "segmint report: error: no night of 2025-06-30 was run in the warehouse " in err
+    assert "check --as-of for a typo" in err
+
+
 def test_report_stage_runs_just_before_publish() -> None:
     names = list(STAGES)
     assert STAGES["report"] == "segmint.report:write_report"

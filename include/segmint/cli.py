@@ -650,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SegmintError, ConfigError, FileNotFoundError) as exc:
         if os.environ.get("SEGMINT_DEBUG"):
             raise
-        print(f"segmint {args.command}: error: {_in_stage(exc)}{exc}", file=sys.stderr)
+        print(f"{_command(args)}: error: {_in_stage(exc)}{exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return _ended_by_signal(args, signal.SIGINT)
@@ -671,20 +671,27 @@ def main(argv: list[str] | None = None) -> int:
             raise
         hint = _lock_hint(args, exc)
         if hint:  # not a bug: someone else has the working warehouse open
-            print(f"segmint {args.command}: error: {_in_stage(exc)}{exc}{hint}", file=sys.stderr)
+            print(f"{_command(args)}: error: {_in_stage(exc)}{exc}{hint}", file=sys.stderr)
             return 1
         from segmint.ops import disk_fault_message
 
         fault = disk_fault_message(exc, _settings_or_none(args))
         if fault:  # not a bug either: a full disk, a file-size limit, a read-only folder
-            print(f"segmint {args.command}: error: {_in_stage(exc)}{fault}", file=sys.stderr)
+            print(f"{_command(args)}: error: {_in_stage(exc)}{fault}", file=sys.stderr)
             return 1
         print(
-            f"segmint {args.command}: unexpected {type(exc).__name__}: {_in_stage(exc)}{exc} "
+            f"{_command(args)}: unexpected {type(exc).__name__}: {_in_stage(exc)}{exc} "
             "(set SEGMINT_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )
         return 2
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command as the user typed it, for its error line: `segmint audience export`
+    (it said `segmint audience`, whichever of build, validate, export, readout failed)."""
+    action = getattr(args, "audience_command", None)
+    return f"segmint {args.command}" + (f" {action}" if action else "")
 
 
 def _in_stage(exc: BaseException) -> str:
@@ -698,10 +705,10 @@ def _ended_by_signal(args: argparse.Namespace, signum: int) -> int:
     """The line and exit status (128 + the signal, as a shell reports it) of a command that
     Ctrl-C or SIGTERM ended."""
     if signum == signal.SIGINT:
-        print(f"segmint {args.command}: interrupted", file=sys.stderr)
+        print(f"{_command(args)}: interrupted", file=sys.stderr)
     else:
         print(
-            f"segmint {args.command}: terminated (SIGTERM); what was committed before is "
+            f"{_command(args)}: terminated (SIGTERM); what was committed before is "
             "kept: run the same command again",
             file=sys.stderr,
         )

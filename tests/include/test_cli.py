@@ -323,6 +323,8 @@ def test_a_warehouse_that_does_not_exist_is_created_only_by_ingest(tmp_path: Pat
             )
         ), result.stderr
         assert not warehouse.parent.exists()
+        if command[0] == "audience":  # it said `segmint audience: error:`
+            assert result.stderr.startswith("segmint audience build: error: the warehouse ")
 
 
 def test_stages_are_trimmed_and_an_empty_list_is_refused(tmp_path: Path) -> None:

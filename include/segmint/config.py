@@ -676,16 +676,26 @@ def load_settings(
     path = config_file or env.get(f"{ENV_PREFIX}CONFIG")
     data: dict[str, Any] = {}
     if path:
+        origin = "--config" if config_file else f"{ENV_PREFIX}CONFIG"
         path = Path(path)
+        if path.is_dir():  # it said "does not exist" of a folder that does
+            raise ConfigError(
+                f"config file {path} ({origin}) is a folder: give the TOML file, such as "
+                f"{path / DEFAULT_CONFIG_FILE}"
+            )
         if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
+            raise ConfigError(f"config file {path} ({origin}) does not exist")
     elif Path(DEFAULT_CONFIG_FILE).is_file():
         path = Path(DEFAULT_CONFIG_FILE)
     if path:
         try:
-            data = tomllib.loads(Path(path).read_text())
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:  # "unexpected UnicodeDecodeError", exit code 2
+            raise ConfigError(
+                f"{path}: not UTF-8 text, as TOML must be (byte {exc.start}): save it as UTF-8"
+            ) from exc
 
     top: dict[str, Any] = {}
     for key, value in data.items():

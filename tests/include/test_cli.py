@@ -174,7 +174,7 @@ def test_global_options_are_taken_after_the_command_too(tmp_path: Path) -> None:
     assert parser.parse_args(["report"]).config is None
     result = _cli("run", "--landing", tmp_path, "-v", "--config", tmp_path / "nope.toml")
     assert result.returncode == 1
-    assert f"segmint run: error: config file {tmp_path / 'nope.toml'} does not exist" in (
+    assert f"segmint run: error: config file {tmp_path / 'nope.toml'} (--config) does not" in (
         result.stderr
     )
 

@@ -92,6 +92,24 @@ def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.toml", environ={})
 
 
+def test_a_config_folder_or_a_file_not_utf8_is_named(tmp_path: Path) -> None:
+    """--config given a folder said the folder "does not exist"; a file saved in Latin-1
+    failed with "unexpected UnicodeDecodeError", exit code 2. Each names the file and what
+    to do, and where the path came from."""
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path, environ={})
+    assert str(err.value) == (
+        f"config file {tmp_path} (--config) is a folder: give the TOML file, such as "
+        f"{tmp_path / 'segmint.toml'}"
+    )
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes('landing = "/srv/donn\u00e9es"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin\.toml: not UTF-8 text, as TOML must be"):
+        load_settings(latin, environ={})
+    with pytest.raises(ConfigError, match=r"nope\.toml \(SEGMINT_CONFIG\) does not exist"):
+        load_settings(None, environ={"SEGMINT_CONFIG": str(tmp_path / "nope.toml")})
+
+
 def test_propensity_cutoffs_are_horizon_apart() -> None:
     settings = Settings()
     cutoffs = settings.propensity.cutoff_dates(date(2026, 6, 30), horizon_days=30)

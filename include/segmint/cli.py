@@ -27,6 +27,10 @@ from segmint.process import BROKEN_PIPE, exit_now
 from segmint.stages import SegmintError, StageResult, failed_stage
 
 PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+# It said "default 30" whatever the settings file set.
+HORIZON_HELP = (
+    "propensity prediction horizon in days (default: settings, [propensity] horizon_days, else 30)"
+)
 # The landing zone's source folders (segmint.ingest.contract.SOURCES, which imports DuckDB).
 LANDING_SOURCES = ("events", "crm")
 
@@ -547,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
             _add_landing(p)
         _add_as_of(p, needs_landing)
         if stage == "score":
-            p.add_argument("--horizon-days", type=_positive_int, help="prediction horizon")
+            p.add_argument("--horizon-days", type=_positive_int, metavar="N", help=HORIZON_HELP)
         if stage == "ingest":
             p.add_argument("--output", metavar="DIR", help="run outputs (GX Data Docs)")
             p.add_argument(
@@ -569,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_landing(p)
     _add_as_of(p, True)
     p.add_argument("--output", metavar="DIR", help="run outputs folder (default: settings)")
-    p.add_argument("--horizon-days", type=_positive_int, help="propensity horizon, default 30")
+    p.add_argument("--horizon-days", type=_positive_int, metavar="N", help=HORIZON_HELP)
     p.add_argument(
         "--audiences", metavar="DIR", help="audience definitions folder (default: settings)"
     )

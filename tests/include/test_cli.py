@@ -26,6 +26,16 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture) 
     assert "usage: segmint" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", ["run", "score"])
+def test_horizon_help_names_the_setting(command: str, capsys: pytest.CaptureFixture) -> None:
+    """`segmint run --help` said "default 30" whatever [propensity] horizon_days was set to."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    helped = " ".join(capsys.readouterr().out.split())
+    assert "--horizon-days N propensity prediction horizon in days (default: settings, " in (helped)
+    assert "[propensity] horizon_days, else 30)" in helped
+
+
 def test_data_commands_take_warehouse_and_landing() -> None:
     parser = build_parser()
     choices = parser._subparsers._group_actions[0].choices

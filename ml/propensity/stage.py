@@ -382,10 +382,15 @@ def score_frame(
 ) -> pd.DataFrame:
     from ml.propensity import model as mdl
 
-    p = mdl.predict(estimator, mdl.prepare(frame, numeric, categorical))
+    p = np.asarray(mdl.predict(estimator, mdl.prepare(frame, numeric, categorical)), dtype=float)
+    # A NaN (or infinite) probability is no score: it would sort above every number and
+    # take decile 10. Such a customer gets no row, so no decile and no score-based audience
+    # (counted and warned by _score).
+    scored = np.isfinite(p)
+    p = p[scored]
     return pd.DataFrame(
         {
-            "customer_id": frame["customer_id"].astype(object).to_numpy(),
+            "customer_id": frame["customer_id"].astype(object).to_numpy()[scored],
             "as_of_date": as_of,
             "model_name": model_name,
             "score": p.astype(float),
@@ -393,6 +398,17 @@ def score_frame(
             "model_version": model_version,
             "run_id": run_id,
         }
+    )
+
+
+def unscored_warning(model_name: str, frame: pd.DataFrame, scores: pd.DataFrame) -> str | None:
+    """How many of tonight's customers :func:`score_frame` left without a score."""
+    unscored = len(frame) - len(scores)
+    if not unscored:
+        return None
+    return (
+        f"{model_name}: {unscored} customer(s) got no score (the model returned NaN or an "
+        "infinite value for them): they are in no decile and in no score-based audience"
     )
 
 
@@ -424,13 +440,19 @@ def far_beyond(model_name: str, frame: pd.DataFrame, numeric: list[str], scores)
     if len(far) == 0:
         return None
     far = far[np.argsort(-ratio[far].max(axis=1), kind="stable")]
+    # By id: a customer the model gave no score (NaN) has no row in ``scores``.
+    score_of = {
+        c: (s, d)
+        for c, s, d in zip(scores["customer_id"], scores["score"], scores["decile"], strict=True)
+    }
     named = []
     for i in far[:5]:
         j = int(ratio[i].argmax())
+        scored = score_of.get(frame["customer_id"].iloc[i])
         named.append(
             f"{id_mask(str(frame['customer_id'].iloc[i]))} ({columns[j]} {values[i, j]:,.0f}, "
-            f"where 99% of those above 0 have at most {reference[j]:,.0f}; score "
-            f"{scores['score'].iloc[i]:.3f}, decile {scores['decile'].iloc[i]})"
+            f"where 99% of those above 0 have at most {reference[j]:,.0f}; "
+            + (f"score {scored[0]:.3f}, decile {scored[1]})" if scored else "no score)")
         )
     return (
         f"{model_name}: {len(far)} customer(s) with a feature over {FAR_BEYOND}x the 99th "
@@ -614,6 +636,9 @@ def _score(
         estimator, frame, numeric, categorical, out.model_name, as_of, version, out.run_id
     )
     out.model_version = version
+    unscored = unscored_warning(out.model_name, frame, out.scores)
+    if unscored:
+        out.warnings.append(unscored)
     beyond = far_beyond(out.model_name, frame, numeric, out.scores)
     if beyond:
         out.warnings.append(beyond)

@@ -24,6 +24,7 @@ from segmint.audiences.compile import (
     CUSTOMERS,
     NO_MODEL_YET,
     PROPENSITY,
+    SCORED,
     Catalog,
     audience_sql,
     check_names,
@@ -97,7 +98,7 @@ def _empty_decile_warnings(
                 sizes[model] = dict(
                     con.execute(
                         f"select decile, count(*) from {PROPENSITY} where as_of_date = ? "
-                        "and model_name = ? group by decile order by decile",
+                        f"and model_name = ? and {SCORED} group by decile order by decile",
                         [as_of, model],
                     ).fetchall()
                 )
@@ -113,6 +114,46 @@ def _empty_decile_warnings(
                 "score_min/score_max (docs/propensity.md, Deciles and ties)"
             )
     return warnings
+
+
+def _unscored_warnings(
+    con: duckdb.DuckDBPyConnection, defs: Definitions, compiled: dict[str, str], as_of: date
+) -> tuple[dict[str, int], list[str]]:
+    """Customers whose score of a model the audiences use is NaN (or infinite) tonight.
+
+    Such a score is no score (:data:`SCORED`): the customer is in no decile, matches no
+    propensity condition and comes last in a size cap ordered by it. Before, NaN sorted
+    above every number in DuckDB and its stored decile was 10, so it headed every
+    "top decile" audience. Counted per model and warned, naming the audiences concerned."""
+    users: dict[str, list[str]] = {}
+    for name in compiled:
+        aud = defs.audiences[name]
+        leaves = list(aud.where.leaves()) if aud.where is not None else []
+        for s in aud.suppress:
+            sup = defs.suppressions[s]
+            leaves += list(sup.where.leaves()) if sup.where is not None else []
+        models = {leaf.names[0] for leaf in leaves if leaf.kind == "propensity"}
+        if aud.order_by and aud.order_by.kind == "propensity":
+            models.add(aud.order_by.name)
+        for model in models:
+            users.setdefault(model, []).append(name)
+    counts: dict[str, int] = {}
+    warnings = []
+    for model, names in sorted(users.items()):
+        n = con.execute(
+            f"select count(distinct customer_id) from {PROPENSITY} where as_of_date = ? "
+            f"and model_name = ? and not {SCORED}",
+            [as_of, model],
+        ).fetchone()[0]
+        if not n:
+            continue
+        counts[model] = n
+        warnings.append(
+            f"{n} customer(s) have no usable {model} score on {as_of} (NaN or infinite in "
+            f"{PROPENSITY}): they are in no decile and in no audience selecting or ordering "
+            f"by it ({', '.join(sorted(names))})"
+        )
+    return counts, warnings
 
 
 def defined_names(settings: Settings) -> dict[str, tuple[str, ...]]:
@@ -283,6 +324,8 @@ def build_with_connection(
                     "customers may have landed in a lower-priority audience of the group"
                 )
     warnings += _empty_decile_warnings(con, defs, compiled, as_of)
+    unscored, unscored_warnings = _unscored_warnings(con, defs, compiled, as_of)
+    warnings += unscored_warnings
     if holds.warning:
         warnings.append(holds.warning)
     if purged:
@@ -308,6 +351,7 @@ def build_with_connection(
             "masked_views": views,
             "purged_rows": purged,
             "consent_held": holds.customers,
+            "unscored": unscored,
         },
         warnings=warnings,
     )

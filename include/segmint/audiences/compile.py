@@ -36,6 +36,8 @@ ML_SEGMENTS = "ml.customer_segments"
 PROPENSITY = "ml.propensity_scores"
 CUSTOMERS = "marts.customers"
 MODEL_RUNS = "ml.model_runs"
+# A row of ml.propensity_scores that scores its customer: a NaN (or infinite) score is none.
+SCORED = "isfinite(score)"
 # The reason given when a propensity model was never published and the score stage said why
 # (a young or tiny shop): the expected state until it has the history, not a fault. The
 # report lists such audiences as waiting, not as failed (docs/audiences.md).
@@ -362,10 +364,12 @@ def condition_sql(cond: Condition, cat: Catalog) -> str:
             "score_max": "score <=",
         }
         bounds = "".join(f" and {ops[k]} {sql_literal(v)}" for k, v in cond.params)
+        # A NaN score is no score: DuckDB sorts NaN above every number (score_min matched
+        # it) and the stored decile of one is 10; such a customer is in no decile.
         return (
             f"c.customer_id in (select customer_id from {PROPENSITY} "
             f"where as_of_date = {d} and model_name = {names}{bounds} "
-            "and customer_id is not null)"
+            f"and {SCORED} and customer_id is not null)"
         )
     raise ValueError(f"unknown condition kind {cond.kind!r}")
 
@@ -420,7 +424,7 @@ def audience_sql(aud: Audience, defs: Definitions, cat: Catalog) -> str:
         joins.append(
             f"left join (select customer_id, max(score) as score from {PROPENSITY} "
             f"where as_of_date = {d} and model_name = {sql_literal(aud.order_by.name)} "
-            "group by customer_id) as o on o.customer_id = c.customer_id"
+            f"and {SCORED} group by customer_id) as o on o.customer_id = c.customer_id"
         )
         sort_key = "o.score"
     suppressed = "false"

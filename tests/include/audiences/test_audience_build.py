@@ -455,3 +455,37 @@ def test_a_missing_definitions_folder_is_named_with_the_setting(settings, tmp_pa
         f"no audience definitions folder at {tmp_path / 'audiences-not-here'}; no audience "
         "built (pass --audiences, or set SEGMINT_AUDIENCES" in " ".join(result.warnings)
     )
+
+
+def test_a_nan_score_is_in_no_decile_and_no_score_based_audience(
+    settings, defs_folder, get_members
+):
+    """A model that returns NaN for a customer (or a writer that stored one): DuckDB sorts
+    NaN above every number, so ``score_min: 0.95`` matched it, a size cap ordered by the
+    score took it first, and the decile the scorer stored for it (10: NaN sorts last) put
+    it in every "top decile" audience. A NaN score is no score: counted and warned."""
+    con = connect(settings.warehouse)
+    con.execute(
+        "update ml.propensity_scores set score = 'NaN'::double, decile = 10 "
+        "where customer_id = 'C12'"
+    )
+    con.close()
+    defs_folder(
+        top=_audience("{propensity: purchase, decile_min: 9}").replace("aud", "top"),
+        sure=_audience("{propensity: purchase, score_min: 0.95}").replace("aud", "sure"),
+        capped=_audience(
+            "{feature: order_count, gte: 0}",
+            extra="limit: {size: 2, order_by: {propensity: purchase}}\n",
+        ).replace("aud", "capped"),
+        rules=_audience("{rule_segment: vip}").replace("aud", "rules"),
+    )
+    result = build_audiences(settings, AS_OF)
+    assert get_members(settings, "top") == ["C01", "C02"]
+    assert get_members(settings, "sure") == ["C01"]
+    assert get_members(settings, "capped") == ["C01", "C02"]
+    assert result.details["unscored"] == {"purchase": 1}
+    assert (
+        "1 customer(s) have no usable purchase score on 2026-06-30 (NaN or infinite in "
+        "ml.propensity_scores): they are in no decile and in no audience selecting or "
+        "ordering by it (capped, sure, top)"
+    ) in result.warnings

@@ -9,6 +9,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -284,7 +285,7 @@ def test_an_account_named_far_beyond_by_its_address_is_hashed() -> None:
     address = "Buyer@B2B.example"
     ids = [f"c{i:03d}" for i in range(200)] + [address]
     frame = pd.DataFrame({"customer_id": ids, "order_count": [3] * 200 + [4000]})
-    scores = pd.DataFrame({"score": [0.1] * 201, "decile": [5] * 201})
+    scores = pd.DataFrame({"customer_id": ids, "score": [0.1] * 201, "decile": [5] * 201})
     warning = far_beyond("purchase", frame, ["order_count"], scores)
     with duckdb.connect() as con:
         sql = f"select {id_mask_sql('x')} from (select ? as x)"
@@ -296,4 +297,39 @@ def test_an_account_named_far_beyond_by_its_address_is_hashed() -> None:
             "purchase", frame.assign(customer_id=[*ids[:200], "b2b"]), ["order_count"], scores
         ).count("b2b (")
         == 1
+    )
+
+
+class _ProbabilityOfColumn:
+    """A fitted classifier's interface, its probability the column ``p`` as given: the
+    model returning NaN for a customer (a calibrator outside its range, a broken model
+    file), which scikit-learn's own estimators here do not do on demand."""
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+        p = x["p"].to_numpy(dtype=float)
+        return np.column_stack([1 - p, p])
+
+
+def test_a_customer_the_model_gives_nan_gets_no_score_and_no_decile() -> None:
+    """NaN sorts last in numpy, so the deciles put a NaN score in decile 10 and the top
+    audiences took the customer the model could not score. Now such a customer has no row
+    (no decile, no score-based audience), the others keep their deciles, and the night
+    says how many."""
+    from ml.propensity.stage import far_beyond, score_frame, unscored_warning
+
+    ids = [f"c{i:03d}" for i in range(200)]
+    p = [*np.linspace(0.01, 0.9, 199), np.nan]
+    frame = pd.DataFrame({"customer_id": ids, "p": p, "order_count": [1] * 199 + [900]})
+    scores = score_frame(_ProbabilityOfColumn(), frame, ["p"], [], "purchase", AS_OF, "v", "r")
+    assert list(scores["customer_id"]) == ids[:199]
+    assert not scores["score"].isna().any()
+    assert scores["decile"].tolist() == [1 + i * 10 // 199 for i in range(199)]
+    assert unscored_warning("purchase", frame, scores) == (
+        "purchase: 1 customer(s) got no score (the model returned NaN or an infinite value "
+        "for them): they are in no decile and in no score-based audience"
+    )
+    assert unscored_warning("purchase", frame[:199], scores) is None
+    # The account the trees never saw is named, with no score rather than its neighbour's.
+    assert "c199 (order_count 900, where 99% of those above 0 have at most 1; no score)" in (
+        far_beyond("purchase", frame, ["order_count"], scores)
     )

@@ -71,6 +71,11 @@ def build_audiences(settings: Settings, as_of: date) -> StageResult:
         without_email = {e.path.name: e.without_email for e in exports if e.without_email}
         if without_email:  # ESP files: customers left out for want of a usable address
             result.details["exports_without_email"] = without_email
+        # Target members the file left out: without the consent it needs now, held, or on a
+        # suppression file since the snapshot (audiences.members counts them).
+        no_consent = {e.path.name: e.without_consent for e in exports if e.without_consent}
+        if no_consent:
+            result.details["exports_without_consent"] = no_consent
         shared = {e.path.name: e.shared_address for e in exports if e.shared_address}
         if shared:  # an address also on a record without consent (the person unsubscribed)
             result.details["exports_shared_address"] = shared

@@ -131,6 +131,12 @@ class ExportResult:
     shared_address: int = 0
     # The audience's newer nights that failed to build, when no as-of date was asked for.
     newer_failed: str | None = None
+    # The snapshot's target group, and those of it left out at export time: without the
+    # consent the file needs now (an ad platform needs ads consent, an ESP e-mail consent,
+    # whatever the audience's), held for a quarantined CRM record, or on a suppression file
+    # since. The members count marketing reads is ``target``; the file holds fewer.
+    target: int = 0
+    without_consent: int = 0
 
     @property
     def warning(self) -> str | None:
@@ -148,6 +154,13 @@ class ExportResult:
 
     def line(self) -> str:
         base = f" (changes since {self.baseline_as_of})" if self.baseline_as_of else ""
+        if self.format != "diff":  # a diff's rows are changes, not members
+            base += f" of {self.target} target member(s)"
+        if self.without_consent:
+            base += (
+                f" ({self.without_consent} left out: without the consent this file needs now, "
+                "held, or suppressed since the snapshot)"
+            )
         if self.without_email:
             base += f" ({self.without_email} without a usable e-mail address left out)"
         if self.shared_address:
@@ -306,6 +319,12 @@ def export_with_connection(
         "create or replace temp table _export_list as "
         "select customer_id from _export_candidates where not is_shared_address"
     )
+    target = con.execute(
+        "select count(*) from audiences.members where audience = ? and as_of_date = ? "
+        "and \"group\" = 'target'",
+        [audience, snapshot],
+    ).fetchone()[0]
+    without_consent = target - con.execute("select count(*) from _export_candidates").fetchone()[0]
     shared_address = con.execute(
         "select count(*) from _export_candidates where is_shared_address"
     ).fetchone()[0]
@@ -373,6 +392,8 @@ def export_with_connection(
         int(without_email),
         int(shared_address),
         newer_failed,
+        int(target),
+        int(without_consent),
     )
 
 

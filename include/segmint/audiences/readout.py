@@ -174,6 +174,10 @@ class Readout:
     mde: float
     verdict: str
     warnings: list[str] = field(default_factory=list)
+    # Target customers in an export file of the snapshot (audiences.export_members); None
+    # when no export of it is recorded. Consent checked at export time, an ad platform's
+    # ads consent, a usable address: the files may hold fewer than the target group.
+    exported: int | None = None
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -186,7 +190,7 @@ class Readout:
         out = [
             f"readout {self.audience}: snapshot {self.snapshot}, orders "
             f"{self.window_from} to {self.window_to}",
-            f"  target : {t.customers} customers, {t.converted} converted, "
+            f"  target : {t.customers} customers{self._exported()}, {t.converted} converted, "
             f"revenue {t.revenue_total:.2f} ({t.revenue_mean:.2f} per customer)",
             f"  holdout: {h.customers} customers, {h.converted} converted, "
             f"revenue {h.revenue_total:.2f} ({h.revenue_mean:.2f} per customer)",
@@ -212,6 +216,11 @@ class Readout:
         out.append(f"  verdict: {self.verdict}")
         out += [f"  warning: {w}" for w in self.warnings]
         return out
+
+    def _exported(self) -> str:
+        if self.exported is None:
+            return " (no export of this snapshot recorded)"
+        return f" ({self.exported} of them in the snapshot's export files)"
 
 
 def _verdict(c: ProportionTest | None, r: MeanTest | None, alpha: float) -> str:
@@ -364,6 +373,21 @@ def readout_with_connection(
             f"only {(loaded_to - window_from).days + 1} of its "
             f"{(window_to - window_from).days + 1} days are measured"
         )
+    exported = _exported_targets(con, audience, snapshot)
+    if exported is not None and exported < t.customers:
+        reached = exported / t.customers
+        warnings.append(
+            f"{t.customers - exported} of the {t.customers} target customers were in no export "
+            f"file of the {snapshot} snapshot (no consent for the file at export time, held, "
+            "suppressed since, or no usable address): they count as targeted, as the holdout "
+            "counts everyone alike, so the difference measured is diluted"
+            + (
+                f"; among the {reached:.0%} reached it is about "
+                f"{conversion.difference / reached * 100:+.2f} points"
+                if conversion is not None and exported
+                else ""
+            )
+        )
     if not h.customers:
         warnings.append("the snapshot has no holdout customers: uplift cannot be measured")
     required = None
@@ -392,4 +416,24 @@ def readout_with_connection(
         mde=mde,
         verdict=_verdict(conversion, revenue, alpha),
         warnings=warnings,
+        exported=exported,
     )
+
+
+def _exported_targets(con: duckdb.DuckDBPyConnection, audience: str, snapshot: date) -> int | None:
+    """Target customers of the snapshot in any of its export files; None without one."""
+    if not all(table_exists(con, t) for t in ("audiences.exports", "audiences.export_members")):
+        return None
+    return con.execute(
+        """select case when count(distinct e.export_id) > 0 then count(distinct x.customer_id)
+            end
+        from audiences.exports as e
+        left join audiences.export_members as x
+            on x.export_id = e.export_id
+            and x.customer_id in (
+                select customer_id from audiences.members
+                where audience = ? and as_of_date = ? and "group" = 'target'
+            )
+        where e.audience = ? and e.as_of_date = ?""",
+        [audience, snapshot, audience, snapshot],
+    ).fetchone()[0]

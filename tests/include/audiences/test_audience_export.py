@@ -66,6 +66,37 @@ def test_ad_platform_files_need_ads_consent_too(built, tmp_path):
     assert result.rows == 8  # email and ads consent: C01 C04 C06 C07 C08 C10 C11 C12
 
 
+def test_the_export_line_says_how_many_target_members_consent_left_out(
+    settings, defs_folder, tmp_path
+):
+    """'mail' (e-mail consent) has 10 target members in audiences.members and the summary,
+    but the Meta file 8 rows: C02 and C09 have no ads consent. The line said only "8 row(s)",
+    and marketing could not tell the members count from the file's; it now names both and
+    why, and the nightly stage counts them per file."""
+    defs_folder(
+        mail=(
+            "name: mail\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"
+            "exports: [meta_custom_audience, mailchimp]\n"
+        )
+    )
+    result = build_audiences(settings, AS_OF)
+    assert result.details["sizes"] == {"mail": 10}
+    assert result.details["exports_without_consent"] == {"mail_meta_custom_audience.csv": 2}
+    export = export_audience(settings, "mail", "meta_custom_audience", tmp_path / "m.csv")
+    assert (export.rows, export.target, export.without_consent) == (8, 10, 2)
+    assert export.line().startswith(
+        f"exported mail meta_custom_audience as of {AS_OF}: 8 row(s) of 10 target member(s) "
+        "(2 left out: without the consent this file needs now, held, or suppressed since "
+        "the snapshot) -> "
+    )
+    con = connect(settings.warehouse)
+    con.execute("update marts.customers set email_opt_in = false where customer_id = 'C01'")
+    con.close()
+    export = export_audience(settings, "mail", "mailchimp", tmp_path / "mc.csv")
+    # C01 withdrew since the snapshot; C05 has no address (not a consent matter).
+    assert (export.rows, export.without_consent, export.without_email) == (9, 1, 0)
+
+
 def test_holdout_is_never_exported(settings, defs_folder, tmp_path):
     defs_folder(
         a="name: a\nconsent: ads\nwhere: {feature: order_count, gte: 0}\n"
@@ -710,7 +741,10 @@ def test_cli_exports_an_esp_file(built, tmp_path, capsys):
     wh = ["--warehouse", str(built.warehouse), "--audiences", str(built.audiences)]
     args = ["audience", "export", "mail", *wh, "--format", "klaviyo", "--out", str(out)]
     assert main(args) == 0
-    assert f"exported mail klaviyo as of {AS_OF}: 10 row(s) -> {out}" in capsys.readouterr().out
+    assert (
+        f"exported mail klaviyo as of {AS_OF}: 10 row(s) of 10 target member(s) -> {out}"
+        in capsys.readouterr().out
+    )
     assert out.read_text(encoding="utf-8").splitlines()[:2] == [
         ESP_HEADERS["klaviyo"],
         "anna.smith@example.com,Anna,Smith,+14155552671",

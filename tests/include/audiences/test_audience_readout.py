@@ -146,3 +146,42 @@ def test_a_window_the_data_do_not_reach_is_no_verdict(big_settings):
     # campaign starting that day was sent to is an earlier one.
     with pytest.raises(SegmintError, match=r"no built snapshot before 2026-06-30"):
         readout(s, "a", date(2026, 6, 30), date(2026, 7, 5))
+
+
+def test_the_readout_says_how_many_target_customers_the_files_reached(big_settings, tmp_path):
+    """A quarter of the shop withdrew e-mail consent after the snapshot: the Mailchimp file
+    left them out, but the readout's target still counted them as sent to, with nothing to
+    tell its "target: N customers" from the file's rows. It now shows both, and warns that
+    the measured difference is diluted by those never reached."""
+    import duckdb
+
+    from segmint.audiences.export import export_audience
+
+    s = _built(big_settings, holdout_percent=20)
+    before = readout(s, "a", date(2026, 7, 1), date(2026, 7, 5))
+    assert before.exported is None
+    assert "(no export of this snapshot recorded)" in before.lines()[1]
+    assert not any("no export file" in w for w in before.warnings)
+    con = duckdb.connect(str(s.warehouse))
+    con.execute(
+        "update marts.customers set email_opt_in = false "
+        "where cast(substr(customer_id, 2) as integer) % 4 = 1"
+    )
+    withdrawn = con.execute(
+        """select count(*) from audiences.members where "group" = 'target'
+        and cast(substr(customer_id, 2) as integer) % 4 = 1"""
+    ).fetchone()[0]
+    con.close()
+    export = export_audience(s, "a", "mailchimp", tmp_path / "a.csv")
+    res = readout(s, "a", date(2026, 7, 1), date(2026, 7, 5))
+    assert res.exported == export.rows == res.target.customers - withdrawn
+    assert (
+        f"{res.target.customers} customers ({res.exported} of them in the snapshot's "
+        in (res.lines()[1])
+    )
+    assert (
+        f"{withdrawn} of the {res.target.customers} target customers were in no export file "
+        "of the 2026-06-30 snapshot"
+    ) in " ".join(res.warnings)
+    reached = res.exported / res.target.customers
+    assert f"among the {reached:.0%} reached it is about " in " ".join(res.warnings)

@@ -329,6 +329,22 @@ def build_with_connection(
                     "customers may have landed in a lower-priority audience of the group"
                 )
     warnings += _empty_decile_warnings(con, defs, compiled, as_of)
+    ties = {}
+    for name in compiled:
+        cut = stats[name].get("tie_cut")
+        if cut is None:
+            continue
+        value, kept, tied = cut
+        aud = defs.audiences[name]
+        ob = aud.order_by
+        by = f"{ob.name} score" if ob.kind == "propensity" else ob.name
+        shown = f"{by} {value:g}" if value is not None else f"no {by}"
+        ties[name] = {"value": value, "kept": kept, "tied": tied}
+        warnings.append(
+            f"audience {name!r}: limit.size {aud.limit} cut a tie: {kept} of the {tied} "
+            f"customers with {shown} (the last place's) kept, chosen by a stable hash of "
+            "the audience name and customer id, so a rerun keeps the same ones"
+        )
     unscored, unscored_warnings = _unscored_warnings(con, defs, compiled, as_of)
     warnings += unscored_warnings
     if holds.warning:
@@ -357,6 +373,7 @@ def build_with_connection(
             "purged_rows": purged,
             "consent_held": holds.customers,
             "unscored": unscored,
+            "size_cap_ties": ties,
         },
         warnings=warnings,
     )
@@ -422,7 +439,38 @@ def _select_members(
         s["claimed"] = claimed_n
         s["over_limit"] = available - claimed_n - selected
         s["members"] = selected
+        if aud.limit and s["over_limit"]:
+            s["tie_cut"] = _tie_cut(con, name, "min" if direction == "desc" else "max")
     return stats
+
+
+def _tie_cut(con: duckdb.DuckDBPyConnection, name: str, last: str) -> tuple | None:
+    """(value, kept, tied) when the size cap cut a block of equal ``order_by`` values: the
+    last place's value, how many of that value it kept and how many had it. The stable hash
+    of audience and id chose the kept ones, so reruns keep the same; None when no tie was
+    cut."""
+    row = con.execute(
+        f"""with selected as (
+            select a.sort_key
+            from _aud_selected as s
+            inner join _aud_available as a on a.customer_id = s.customer_id
+            where s.audience = {name}
+        ),
+        boundary as (
+            -- nulls come last: the last place is a null when any member has none
+            select case when count(*) > count(sort_key) then null
+                else {last}(sort_key) end as value
+            from selected
+        )
+        select
+            b.value,
+            (select count(*) from selected where sort_key is not distinct from b.value),
+            (select count(*) from _aud_available
+                where not is_claimed and sort_key is not distinct from b.value)
+        from boundary as b"""
+    ).fetchone()
+    value, kept, tied = row
+    return (value, kept, tied) if tied > kept else None
 
 
 def _assign_holdout(

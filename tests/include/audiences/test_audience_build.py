@@ -489,3 +489,37 @@ def test_a_nan_score_is_in_no_decile_and_no_score_based_audience(
         "ml.propensity_scores): they are in no decile and in no audience selecting or "
         "ordering by it (capped, sure, top)"
     ) in result.warnings
+
+
+def test_a_size_cap_that_cuts_a_tie_says_so_and_keeps_the_same_on_rerun(
+    settings, defs_folder, get_members
+):
+    """Three places, fewest orders first: C04 and C12 have none, C02 and C10 one order each,
+    so the cap keeps one of the two. The stable hash of audience and id chose it in
+    silence; the night now says a tie was cut, how many of it were kept, and a rerun keeps
+    the same customer."""
+    import hashlib
+
+    defs_folder(
+        low=(
+            "name: low\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"
+            "limit: {size: 3, order_by: {feature: order_count, direction: asc}}\n"
+        ),
+        top=(
+            "name: top\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"
+            "limit: {size: 2, order_by: {feature: order_count}}\n"
+        ),
+    )
+    first = build_audiences(settings, AS_OF)
+    kept = min(["C02", "C10"], key=lambda c: hashlib.sha256(f"low:{c}".encode()).hexdigest())
+    assert get_members(settings, "low") == sorted(["C04", "C12", kept])
+    assert first.details["size_cap_ties"] == {"low": {"value": 1.0, "kept": 1, "tied": 2}}
+    assert (
+        "audience 'low': limit.size 3 cut a tie: 1 of the 2 customers with order_count 1 "
+        "(the last place's) kept, chosen by a stable hash of the audience name and customer "
+        "id, so a rerun keeps the same ones"
+    ) in first.warnings
+    assert get_members(settings, "top") == ["C01", "C07"]  # 12 and 9 orders: no tie cut
+    again = build_audiences(settings, AS_OF)
+    assert get_members(settings, "low") == sorted(["C04", "C12", kept])
+    assert again.details["size_cap_ties"] == first.details["size_cap_ties"]

@@ -71,6 +71,9 @@ def build_audiences(settings: Settings, as_of: date) -> StageResult:
         without_email = {e.path.name: e.without_email for e in exports if e.without_email}
         if without_email:  # ESP files: customers left out for want of a usable address
             result.details["exports_without_email"] = without_email
+        no_match = {e.path.name: e.without_identifier for e in exports if e.without_identifier}
+        if no_match:  # Google, Meta: nothing the platform can match (no e-mail nor phone...)
+            result.details["exports_without_identifier"] = no_match
         # Target members the file left out: without the consent it needs now, held, or on a
         # suppression file since the snapshot (audiences.members counts them).
         no_consent = {e.path.name: e.without_consent for e in exports if e.without_consent}

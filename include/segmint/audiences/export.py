@@ -137,6 +137,9 @@ class ExportResult:
     # since. The members count marketing reads is ``target``; the file holds fewer.
     target: int = 0
     without_consent: int = 0
+    # Google and Meta files: customers left out for want of anything the platform can match
+    # (no e-mail, no phone, no name with the address fields it needs).
+    without_identifier: int = 0
 
     @property
     def warning(self) -> str | None:
@@ -163,6 +166,11 @@ class ExportResult:
             )
         if self.without_email:
             base += f" ({self.without_email} without a usable e-mail address left out)"
+        if self.without_identifier:
+            base += (
+                f" ({self.without_identifier} left out: no e-mail, phone or name and address "
+                "the platform can match)"
+            )
         if self.shared_address:
             base += (
                 f" ({self.shared_address} left out: their e-mail address is also on a "
@@ -357,11 +365,16 @@ def export_with_connection(
         query, select = _format_query(fmt, columns, _contact_columns(profile_cols), profile_types)
     con.execute(f"create or replace temp table _export_rows as {query}")
     rows = con.execute("select count(*) from _export_rows").fetchone()[0]
-    listed, without_email = "_export_list", 0
-    if fmt in ESP_FORMATS:
-        # Whoever has no usable address is not in the file, so not on the ESP's list.
+    listed, without_email, without_identifier = "_export_list", 0, 0
+    if fmt in ESP_FORMATS or fmt in AD_PLATFORM_FORMATS:
+        # Whoever has no usable address (an ESP) or nothing to match (an ad platform) is not
+        # in the file, so not on the platform's list: export_members lists the file's rows.
         listed = "_export_rows"
-        without_email = con.execute("select count(*) from _export_list").fetchone()[0] - rows
+        left_out = con.execute("select count(*) from _export_list").fetchone()[0] - rows
+        if fmt in ESP_FORMATS:
+            without_email = left_out
+        else:
+            without_identifier = left_out
 
     options = "format parquet" if fmt == "parquet" else "format csv, header true, delimiter ','"
     with written_atomically(out) as tmp:
@@ -394,6 +407,7 @@ def export_with_connection(
         newer_failed,
         int(target),
         int(without_consent),
+        int(without_identifier),
     )
 
 

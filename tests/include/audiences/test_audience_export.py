@@ -97,6 +97,35 @@ def test_the_export_line_says_how_many_target_members_consent_left_out(
     assert (export.rows, export.without_consent, export.without_email) == (9, 1, 0)
 
 
+@pytest.mark.parametrize("fmt", ["google_customer_match", "meta_custom_audience"])
+def test_an_ad_platform_file_counts_who_it_could_not_match(settings, defs_folder, tmp_path, fmt):
+    """C04, an in-store customer: no e-mail, no phone, no first name. The Google and Meta
+    files leave such a row out (nothing to match), but the line said "8 row(s) of 9" with no
+    reason, and audiences.export_members recorded C04 as on the platform's list (erasure's
+    list of files holding them, the readout's customers reached)."""
+    defs_folder(every="name: every\nconsent: ads\nwhere: {feature: order_count, gte: 0}\n")
+    con = connect(settings.warehouse)
+    con.execute(
+        "update marts.customers set email = null, phone = null, first_name = null "
+        "where customer_id = 'C04'"
+    )
+    con.close()
+    build_audiences(settings, AS_OF)
+    export = export_audience(settings, "every", fmt, tmp_path / "f.csv")
+    assert (export.rows, export.target, export.without_identifier) == (8, 9, 1)
+    assert " 8 row(s) of 9 target member(s) (1 left out: no e-mail, phone or name and " in (
+        export.line()
+    )
+    con = connect(settings.warehouse, read_only=True)
+    listed = con.execute(
+        "select list(customer_id order by customer_id) from audiences.export_members "
+        "where export_id = ?",
+        [export.export_id],
+    ).fetchone()[0]
+    con.close()
+    assert len(listed) == 8 and "C04" not in listed
+
+
 def test_holdout_is_never_exported(settings, defs_folder, tmp_path):
     defs_folder(
         a="name: a\nconsent: ads\nwhere: {feature: order_count, gte: 0}\n"

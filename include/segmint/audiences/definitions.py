@@ -186,6 +186,23 @@ def _where(file: Path, lines: dict[str, int], path: str) -> str:
 # --- YAML with line numbers ------------------------------------------------------------
 
 
+class _Loader(yaml.SafeLoader):
+    """The safe loader, with an impossible date (``2026-02-30``) a YAML error at its line:
+    PyYAML's own raised a bare ValueError, which stopped the whole audiences stage."""
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is not a date ({exc})", node.start_mark
+        ) from exc
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
 def _load_yaml_with_lines(text: str) -> tuple[Any, dict[str, int], list[tuple[str, int, int]]]:
     """Parse YAML safely and map each key path (``where.all[0].feature``) to its line.
 
@@ -193,7 +210,7 @@ def _load_yaml_with_lines(text: str) -> tuple[Any, dict[str, int], list[tuple[st
     YAML loaders keep the last silently, so a second ``consent:`` or ``suppress:`` further
     down a file would replace the first without a word.
     """
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    node = yaml.compose(text, Loader=_Loader)
     lines: dict[str, int] = {}
     duplicates: list[tuple[str, int, int]] = []
 
@@ -217,7 +234,7 @@ def _load_yaml_with_lines(text: str) -> tuple[Any, dict[str, int], list[tuple[st
                 walk(item, f"{path}[{i}]")
 
     walk(node, "")
-    return yaml.safe_load(text), lines, duplicates
+    return yaml.load(text, Loader=_Loader), lines, duplicates  # _Loader is a SafeLoader
 
 
 # --- structure checks ------------------------------------------------------------------

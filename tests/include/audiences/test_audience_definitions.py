@@ -306,6 +306,26 @@ def test_a_file_not_in_utf8_is_named_and_does_not_stop_the_night(
     assert get_members(settings, "ok") == ["C01", "C07"]
 
 
+def test_an_impossible_date_is_named_and_does_not_stop_the_night(
+    settings, defs_folder, get_members
+):
+    """`signup_date: {gte: 2026-02-30}` (a date that does not exist) raised a bare
+    ValueError from the YAML loader, naming no file: the nightly stage failed and no
+    audience was built. It is an error of its file and line, and the others build."""
+    folder = defs_folder(
+        ok="name: ok\nconsent: ads\nwhere: {rule_segment: vip}\n",
+        late=("name: late\nconsent: email\nwhere:\n  feature: signup_date\n  gte: 2026-02-30\n"),
+    )
+    assert _problems(folder) == [
+        f"{folder / 'late.yml'}:5: invalid YAML: '2026-02-30' is not a date "
+        "(day is out of range for month)"
+    ]
+    result = build_audiences(settings, date(2026, 6, 30))
+    assert result.details["built"] == ["ok"]
+    assert any("late.yml:5: invalid YAML: '2026-02-30' is not a date" in w for w in result.warnings)
+    assert get_members(settings, "ok") == ["C01", "C07"]
+
+
 def test_suppression_file_in_the_windows_code_page_is_named(settings, defs_folder):
     # Excel's plain "CSV" is saved in the Windows code page ("über" is the byte 0xfc); the
     # builder's read_csv then fails. The definition says so, with the line.

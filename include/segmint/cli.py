@@ -312,7 +312,7 @@ def cmd_audience_build(args: argparse.Namespace) -> int:
 
 def cmd_audience_validate(args: argparse.Namespace) -> int:
     from segmint.audiences.build import defined_names
-    from segmint.audiences.compile import Catalog, check_names, missing_inputs
+    from segmint.audiences.compile import Catalog, check_names, missing_inputs, unseen_values
     from segmint.audiences.definitions import DefinitionError, load_definitions
     from segmint.warehouse import connect, exclusive
 
@@ -324,6 +324,7 @@ def cmd_audience_validate(args: argparse.Namespace) -> int:
         con = connect(settings.warehouse, read_only=True)
         try:
             cat = Catalog.read(con, _resolve_as_of(args, settings), **defined_names(settings))
+            unseen = unseen_values(con, defs, cat)
         finally:
             con.close()
     problems = defs.problems + check_names(defs, cat, strict=False)
@@ -333,6 +334,8 @@ def cmd_audience_validate(args: argparse.Namespace) -> int:
         missing = missing_inputs(aud, defs, cat)
         state = "ok" if not missing else "cannot build: " + "; ".join(missing)
         print(f"{aud.name:<32} {aud.file}  {state}")
+    for _, warning in unseen:
+        print(f"warning: {warning}")
     print(
         f"{len(defs.audiences)} audience(s), {len(defs.suppressions)} suppression list(s), "
         f"{len(defs.groups)} priority group(s) valid"

@@ -29,6 +29,7 @@ from segmint.audiences.compile import (
     audience_sql,
     check_names,
     missing_inputs,
+    unseen_values,
 )
 from segmint.audiences.consent import consent_holds, held_customers_sql
 from segmint.audiences.definitions import Audience, Definitions, load_definitions, sql_literal
@@ -183,6 +184,9 @@ def build_with_connection(
         raise SegmintError(f"{CUSTOMERS} does not exist: run the transform stage first")
     cat = Catalog.read(con, as_of, **(defined or {}))
     check_names(defs, cat, strict=False)
+    # A text value no customer ever had (`eq: loyal` for 'Loyal'): an empty (or, with `ne`,
+    # a full) audience, said rather than silent.
+    unseen = [w for _, w in unseen_values(con, defs, cat)]
 
     failed: dict[str, str] = {}
     waiting: list[str] = []  # failed only for want of a first published propensity model
@@ -331,6 +335,7 @@ def build_with_connection(
                     f"priority group {group.name!r}: {', '.join(names)} {state}, so its "
                     "customers may have landed in a lower-priority audience of the group"
                 )
+    warnings += unseen
     warnings += _empty_decile_warnings(con, defs, compiled, as_of)
     ties = {}
     for name in compiled:

@@ -263,6 +263,69 @@ def _check_value(name: str, dtype: str, op: str, value: object) -> str:
     return ""
 
 
+def unseen_values(
+    con: duckdb.DuckDBPyConnection, defs: Definitions, cat: Catalog
+) -> list[tuple[str, str]]:
+    """(audience or suppression name, warning) for each text value of an ``eq``, ``ne`` or
+    ``in`` comparison that no customer has on any as-of date.
+
+    ``rfm_segment: {eq: loyal}`` (the value is ``Loyal``) built an empty audience, and
+    ``ne: loyal`` one of everybody, in silence. A value may be legitimately new (a loyalty
+    tier launched next month), so this is a warning, not an error; it names the closest
+    value the column holds (same letters in another case first)."""
+    tables = [t for t in (FEATURES, FEATURE_HISTORY) if table_exists(con, t)]
+    if not tables or not cat.feature_types:
+        return []
+    owners: list[Audience | Suppression] = [*defs.audiences.values(), *defs.suppressions.values()]
+    found: list[tuple[str, str]] = []
+    known: dict[str, list[str]] = {}
+    for owner in owners:
+        for leaf in owner.where.leaves() if owner.where else []:
+            if leaf.kind != "feature" or leaf.op not in ("eq", "ne", "in"):
+                continue
+            column = leaf.names[0]
+            dtype = cat.feature_types.get(column, "")
+            if dtype.split("(")[0].upper() not in ("VARCHAR", "TEXT"):
+                continue
+            if column not in known:
+                union = " union ".join(
+                    f'select distinct "{column}" as v from {t} where "{column}" is not null'
+                    for t in tables
+                    if column in _columns(con, t)
+                )
+                known[column] = [r[0] for r in con.execute(union).fetchall()] if union else []
+            values = leaf.value if isinstance(leaf.value, tuple) else (leaf.value,)
+            for value in values:
+                if not isinstance(value, str) or not known[column] or value in known[column]:
+                    continue  # not text: check_names says so
+                path = f"{leaf.path.removesuffix('.feature')}.{leaf.op}"
+                folded = {k.casefold(): k for k in known[column]}
+                close = [folded[k] for k in difflib.get_close_matches(value.casefold(), folded, 1)]
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                effect = "matches everybody" if leaf.op == "ne" else "matches nobody"
+                found.append(
+                    (
+                        owner.name,
+                        f"{owner.where_line(path)}: {path}: no customer has {column} {value!r} "
+                        f"on any as-of date, so this comparison {effect}{hint} (values are "
+                        "compared exactly, case included)",
+                    )
+                )
+    return found
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    schema, name = table.split(".")
+    return {
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ?",
+            [schema, name],
+        ).fetchall()
+    }
+
+
 # --- what is missing for the as-of date -------------------------------------------------
 
 

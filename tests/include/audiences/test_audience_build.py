@@ -523,3 +523,41 @@ def test_a_size_cap_that_cuts_a_tie_says_so_and_keeps_the_same_on_rerun(
     again = build_audiences(settings, AS_OF)
     assert get_members(settings, "low") == sorted(["C04", "C12", kept])
     assert again.details["size_cap_ties"] == first.details["size_cap_ties"]
+
+
+def test_a_text_value_no_customer_has_is_named_not_a_silent_empty_audience(
+    settings, defs_folder, get_members, capsys
+):
+    """`rfm_segment: {eq: loyal}`: the value is 'Loyal', so the audience was empty, and
+    with `ne` it held everybody, in silence. The night and `segmint audience validate` name
+    the value and the closest one the column holds; a value no customer has yet (a tier
+    launched next month) still builds."""
+    from segmint.cli import main
+
+    defs_folder(
+        loyal=_audience("{feature: rfm_segment, eq: loyal}").replace("aud", "loyal"),
+        others=_audience("{feature: rfm_segment, ne: loyal}").replace("aud", "others"),
+        books=_audience("{feature: favourite_category, in: [books, Toyz]}").replace("aud", "books"),
+        right=_audience("{feature: rfm_segment, eq: Loyal}").replace("aud", "right"),
+    )
+    result = build_audiences(settings, AS_OF)
+    assert get_members(settings, "loyal") == [] and get_members(settings, "right") == [
+        "C07",
+        "C11",
+    ]
+    named = sorted(w.split("/")[-1] for w in result.warnings if "no customer has" in w)
+    assert named == [
+        "books.yml:3: where.in: no customer has favourite_category 'Toyz' on any as-of date, "
+        "so this comparison matches nobody; did you mean 'toys'? (values are compared "
+        "exactly, case included)",
+        "loyal.yml:3: where.eq: no customer has rfm_segment 'loyal' on any as-of date, so "
+        "this comparison matches nobody; did you mean 'Loyal'? (values are compared exactly, "
+        "case included)",
+        "others.yml:3: where.ne: no customer has rfm_segment 'loyal' on any as-of date, so "
+        "this comparison matches everybody; did you mean 'Loyal'? (values are compared "
+        "exactly, case included)",
+    ]
+    args = ["audience", "validate", "--warehouse", str(settings.warehouse)]
+    assert main([*args, "--audiences", str(settings.audiences), "--as-of", "2026-06-30"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("warning: ") == 3 and "did you mean 'Loyal'?" in out

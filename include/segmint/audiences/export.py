@@ -386,8 +386,25 @@ def export_with_connection(
     now = datetime.now(UTC).replace(tzinfo=None)
     with transaction(con):
         con.execute(
-            "insert into audiences.exports values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [export_id, audience, fmt, snapshot, rows, digest, str(out.resolve()), baseline, now],
+            "insert into audiences.exports (export_id, audience, format, as_of_date, row_count, "
+            "file_sha256, destination, baseline_as_of_date, exported_at, target_members, "
+            "without_consent, shared_address, without_contact) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                export_id,
+                audience,
+                fmt,
+                snapshot,
+                rows,
+                digest,
+                str(out.resolve()),
+                baseline,
+                now,
+                target,
+                without_consent,
+                shared_address,
+                without_email + without_identifier,
+            ],
         )
         con.execute(
             f"insert into audiences.export_members select ?, customer_id from {listed}",

@@ -62,7 +62,13 @@ create table if not exists audiences.exports (
     file_sha256 varchar not null,
     destination varchar not null,
     baseline_as_of_date date,           -- diff format: the snapshot compared against
-    exported_at timestamp not null
+    exported_at timestamp not null,
+    target_members bigint,              -- the snapshot's target group (audiences.members)
+    without_consent bigint,             -- of it, left out: no consent the file needs now,
+                                        -- held, or suppressed since the snapshot
+    shared_address bigint,              -- left out: address on a record without consent
+    without_contact bigint              -- left out: no usable address (ESP), nothing to
+                                        -- match (Google, Meta)
 );
 create table if not exists audiences.export_members (
     export_id varchar not null,
@@ -91,6 +97,9 @@ create table if not exists ops.erasures (
 """
 
 
+EXPORT_COUNTS = ("target_members", "without_consent", "shared_address", "without_contact")
+
+
 def ensure_audience_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(AUDIENCES_DDL)
     # Warehouses made before an invalid file got its own failed row had consent not null.
@@ -100,3 +109,6 @@ def ensure_audience_tables(con: duckdb.DuckDBPyConnection) -> None:
     ).fetchone()
     if nullable == "NO":
         con.execute("alter table audiences.summary alter column consent drop not null")
+    # Warehouses made before the exports said who of the target group a file left out.
+    for column in EXPORT_COUNTS:
+        con.execute(f"alter table audiences.exports add column if not exists {column} bigint")

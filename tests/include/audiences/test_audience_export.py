@@ -126,6 +126,44 @@ def test_an_ad_platform_file_counts_who_it_could_not_match(settings, defs_folder
     assert len(listed) == 8 and "C04" not in listed
 
 
+def test_audiences_exports_holds_the_target_and_who_each_file_left_out(
+    settings, defs_folder, tmp_path
+):
+    """audiences.exports had the file's rows only: an analyst comparing them with the
+    members count of audiences.summary could not tell why a file was smaller. Each row now
+    holds the snapshot's target group and the customers left out, by reason; a warehouse
+    made before gets the columns (empty for its old exports)."""
+    from segmint.audiences.tables import AUDIENCES_DDL
+
+    old_ddl = AUDIENCES_DDL.split("    exported_at timestamp not null,")[0]
+    old_ddl += "    exported_at timestamp not null\n);"
+    con = connect(settings.warehouse)
+    con.execute(old_ddl)
+    con.execute(
+        "insert into audiences.exports values ('old', 'mail', 'csv', date '2026-06-01', 3, "
+        "'x', '/old.csv', null, timestamp '2026-06-02 00:00:00')"
+    )
+    con.execute("update marts.customers set email = null, phone = null where customer_id = 'C07'")
+    con.close()
+    defs_folder(mail="name: mail\nconsent: email\nwhere: {feature: order_count, gte: 0}\n")
+    build_audiences(settings, AS_OF)
+    for fmt in ("meta_custom_audience", "mailchimp"):
+        export_audience(settings, "mail", fmt, tmp_path / f"{fmt}.csv")
+    con = connect(settings.warehouse, read_only=True)
+    rows = con.execute(
+        "select format, row_count, target_members, without_consent, shared_address, "
+        "without_contact from audiences.exports order by exported_at"
+    ).fetchall()
+    con.close()
+    # 10 target members; Meta: C02, C09 without ads consent; C07 has a name to match on.
+    # Mailchimp: C07 has no address.
+    assert rows == [
+        ("csv", 3, None, None, None, None),
+        ("meta_custom_audience", 8, 10, 2, 0, 0),
+        ("mailchimp", 9, 10, 0, 0, 1),
+    ]
+
+
 def test_holdout_is_never_exported(settings, defs_folder, tmp_path):
     defs_folder(
         a="name: a\nconsent: ads\nwhere: {feature: order_count, gte: 0}\n"

@@ -125,6 +125,48 @@ def _empty_decile_warnings(
     return warnings
 
 
+def _group_switch_warnings(
+    con: duckdb.DuckDBPyConnection, built: list[str], as_of: date
+) -> list[str]:
+    """A warning per audience whose members changed group since its previous snapshot.
+
+    The group depends only on the audience name, the id and the holdout's salt and percent,
+    so a customer switches only when those changed: the holdout then holds customers who
+    were sent the earlier campaigns, and the target customers who were held out. The
+    ``changes`` table records entries and exits only, so this went unsaid."""
+    if not built:
+        return []
+    names = ", ".join(sql_literal(b) for b in built)
+    d = sql_literal(as_of)
+    rows = con.execute(
+        f"""with previous as (
+            select audience, max(as_of_date) as as_of_date from audiences.summary
+            where as_of_date < {d} and status = 'built' and audience in ({names})
+            group by audience
+        )
+        select p.audience, p.as_of_date,
+            count(*) filter (m."group" = 'target' and c."group" = 'holdout'),
+            count(*) filter (m."group" = 'holdout' and c."group" = 'target'),
+        from previous as p
+        inner join audiences.members as m
+            on m.audience = p.audience and m.as_of_date = p.as_of_date
+        inner join audiences.members as c
+            on c.audience = m.audience and c.customer_id = m.customer_id
+            and c.as_of_date = {d}
+        group by all
+        having count(*) filter (m."group" <> c."group") > 0
+        order by p.audience"""
+    ).fetchall()
+    return [
+        f"audience {name!r}: {to_holdout} customer(s) moved from target to holdout and "
+        f"{to_target} from holdout to target since {previous} (its holdout percent or salt "
+        "changed): the holdout now holds customers who were sent earlier campaigns, so a "
+        "readout of a campaign from here compares against it; keep percent and salt fixed "
+        "while a campaign is measured"
+        for name, previous, to_holdout, to_target in rows
+    ]
+
+
 def _unscored_warnings(
     con: duckdb.DuckDBPyConnection, defs: Definitions, compiled: dict[str, str], as_of: date
 ) -> tuple[dict[str, int], list[str]]:
@@ -336,6 +378,7 @@ def build_with_connection(
                     "customers may have landed in a lower-priority audience of the group"
                 )
     warnings += unseen
+    warnings += _group_switch_warnings(con, list(compiled), as_of)
     warnings += _empty_decile_warnings(con, defs, compiled, as_of)
     ties = {}
     for name in compiled:

@@ -561,3 +561,29 @@ def test_a_text_value_no_customer_has_is_named_not_a_silent_empty_audience(
     assert main([*args, "--audiences", str(settings.audiences), "--as-of", "2026-06-30"]) == 0
     out = capsys.readouterr().out
     assert out.count("warning: ") == 3 and "did you mean 'Loyal'?" in out
+
+
+def test_a_holdout_change_that_moves_members_between_groups_is_said(
+    settings, defs_folder, get_members
+):
+    """A marketer changes the holdout's salt (or percent) between two nights: customers
+    sent yesterday's campaign are in tonight's holdout, and some held out are targeted.
+    The changes table holds entries and exits only, so nothing said so; the night now
+    counts the moves. A night with the same settings moves nobody and says nothing."""
+    aud = "name: a\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"
+    defs_folder(a=aud + "holdout: {percent: 50, salt: s}\n")
+    build_audiences(settings, AS_OF)
+    _next_day(settings)
+    same = build_audiences(settings, NEXT)
+    assert same.details["built"] == ["a"]
+    assert not any("moved from target to holdout" in w for w in same.warnings)
+    before = set(get_members(settings, "a", AS_OF, group="holdout"))
+    defs_folder(a=aud + "holdout: {percent: 50, salt: t}\n")
+    result = build_audiences(settings, NEXT)  # the night rerun with the new salt
+    after = set(get_members(settings, "a", NEXT, group="holdout"))
+    to_holdout, to_target = len(after - before), len(before - after)
+    assert (to_holdout, to_target) == (3, 1)  # C01 C02 C08 held out now, C06 targeted
+    assert (
+        "audience 'a': 3 customer(s) moved from target to holdout and 1 from holdout to "
+        "target since 2026-06-30 (its holdout percent or salt changed)"
+    ) in " ".join(result.warnings)

@@ -29,6 +29,7 @@ from segmint.audiences.compile import (
     audience_sql,
     check_names,
     missing_inputs,
+    suppression_file_sql,
     unseen_values,
 )
 from segmint.audiences.consent import consent_holds, held_customers_sql
@@ -121,6 +122,40 @@ def _empty_decile_warnings(
                 f"decile: {held}): customers with equal scores share a decile, so a block of "
                 "them leaves the deciles it spans empty; widen the range or use "
                 "score_min/score_max (docs/propensity.md, Deciles and ties)"
+            )
+    return warnings
+
+
+def _unmatched_suppression_files(
+    con: duckdb.DuckDBPyConnection, defs: Definitions, built: list[str]
+) -> list[str]:
+    """A warning per suppression file (of a list an audience built tonight uses) none of
+    whose ids is a customer of ``marts.customers``.
+
+    A do-not-contact list kept with e-mail addresses, or another system's ids (Shopify's
+    numbers for a CRM keyed ``C000123``), under a ``customer_id`` header, suppressed nobody
+    in silence, and every customer on it was contacted."""
+    used = {s for name in built for s in defs.audiences[name].suppress}
+    warnings = []
+    for name in sorted(used):
+        sup = defs.suppressions[name]
+        if sup.customer_ids_file is None:
+            continue
+        try:
+            ids, matched, example = con.execute(
+                f"""select count(*), count(*) filter (
+                        customer_id in (select customer_id from {CUSTOMERS})
+                    ), min(customer_id)
+                from ({suppression_file_sql(sup.customer_ids_file)})"""
+            ).fetchone()
+        except duckdb.Error:  # read by the build just before; gone since: nothing to add
+            continue
+        if ids and not matched:
+            users = ", ".join(sorted(a for a in built if name in defs.audiences[a].suppress))
+            warnings.append(
+                f"suppression list {name!r} ({sup.customer_ids_file}): none of its {ids} id(s) "
+                f"is a customer id of {CUSTOMERS} (for example {example!r}), so it suppresses "
+                f"nobody in {users}; its customer_id column must hold the CRM's customer ids"
             )
     return warnings
 
@@ -379,6 +414,7 @@ def build_with_connection(
                 )
     warnings += unseen
     warnings += _group_switch_warnings(con, list(compiled), as_of)
+    warnings += _unmatched_suppression_files(con, defs, list(compiled))
     warnings += _empty_decile_warnings(con, defs, compiled, as_of)
     ties = {}
     for name in compiled:

@@ -587,3 +587,27 @@ def test_a_holdout_change_that_moves_members_between_groups_is_said(
         "audience 'a': 3 customer(s) moved from target to holdout and 1 from holdout to "
         "target since 2026-06-30 (its holdout percent or salt changed)"
     ) in " ".join(result.warnings)
+
+
+def test_a_suppression_file_matching_no_customer_is_named(settings, defs_folder, get_members):
+    """Customer service keeps the do-not-contact list by e-mail address, under a
+    customer_id header: it suppressed nobody, in silence, and Anna was e-mailed. The night
+    names the list, its ids and an example; a list that matches someone says nothing."""
+    settings.audiences.mkdir(parents=True, exist_ok=True)
+    (settings.audiences / "dnc.csv").write_text(
+        "customer_id\nanna.smith@example.com\ngrace@example.com\n"
+    )
+    (settings.audiences / "ok.csv").write_text("customer_id\nC06\nX999\n")
+    defs_folder(
+        dnc="kind: suppression\nname: dnc\ncustomer_ids_file: dnc.csv\n",
+        ok="kind: suppression\nname: ok\ncustomer_ids_file: ok.csv\n",
+        vip="name: vip\nconsent: email\nwhere: {rule_segment: vip}\nsuppress: [dnc, ok]\n",
+    )
+    result = build_audiences(settings, AS_OF)
+    assert get_members(settings, "vip") == ["C01", "C07"]
+    named = [w for w in result.warnings if w.startswith("suppression list")]
+    assert named == [
+        f"suppression list 'dnc' ({settings.audiences / 'dnc.csv'}): none of its 2 id(s) is "
+        "a customer id of marts.customers (for example 'anna.smith@example.com'), so it "
+        "suppresses nobody in vip; its customer_id column must hold the CRM's customer ids"
+    ]

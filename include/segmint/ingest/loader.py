@@ -1540,6 +1540,12 @@ class Ingest:
         turns it off with the other revenue check. The rows the batch's files loaded before
         are not compared with: the batch replaces them (a reload of the corrected files of
         the days in cents was named as 1/100 of the very rows it replaced).
+
+        "Before" is the latest days before the batch's first partition day that hold
+        ``extreme_revenue_min_orders`` purchases, not the whole history: compared with the
+        whole history (in the old unit), every night in cents after the switch was named
+        again, for as many nights as the history had days. Now a switch is named once, on
+        its night, and so is a switch back.
         """
         cfg = self.settings.ingest
         source, tag = outs[0].file.source, outs[0].tag
@@ -1556,13 +1562,28 @@ class Ingest:
                 group by 1
                 having count(*) >= $min
             ),
-            before as (
-                select coalesce(currency, '') as cur, count(*) as n,
-                    median(revenue::DOUBLE) as med
+            loaded as (
+                select coalesce(currency, '') as cur, _partition_date as day,
+                    revenue::DOUBLE as revenue
                 from {RAW_TABLE[source]}
                 where event_type = 'purchase' and revenue is not null
                     and coalesce(currency, '') in (select cur from batch)
                     and not list_contains($paths, _source_file)
+                    and _partition_date < $first_day
+            ),
+            days as (
+                select cur, day,
+                    sum(count(*)) over (
+                        partition by cur order by day desc
+                        rows between unbounded preceding and 1 preceding
+                    ) as later
+                from loaded
+                group by cur, day
+            ),
+            before as (
+                select cur, count(*) as n, median(revenue) as med
+                from loaded join days using (cur, day)
+                where coalesce(later, 0) < $min
                 group by 1
                 having count(*) >= $min
             )
@@ -1575,6 +1596,7 @@ class Ingest:
                 "min": cfg.extreme_revenue_min_orders,
                 "shift": REVENUE_SCALE_SHIFT,
                 "paths": [o.file.path for o in outs],
+                "first_day": min(o.file.partition_date for o in outs),
             },
         ).fetchall()
         for cur, n, med, n_before, med_before, files in shifted:

@@ -177,8 +177,8 @@ def test_a_day_whose_orders_switched_to_cents_is_named(
     result = run_ingest(settings, d3)
     [shift] = [w for w in result.warnings if "median order" in w]
     assert shift == (
-        "the median order in USD of 1 file(s) is 3,200.00 over 25 purchase(s), 65x the median "
-        "of the 70 loaded before (49.50): did the export switch to cents, to another unit or "
+        "the median order in USD of 1 file(s) is 3,200.00 over 25 purchase(s), 54x the median "
+        "of the 30 loaded before (59.50): did the export switch to cents, to another unit or "
         f"to another currency? Loaded as they are (events/dt={d3}/orders.jsonl); fix the export "
         "or the settings, then segmint ingest --reload-since the first wrong day"
     )
@@ -206,3 +206,34 @@ def test_a_reload_of_the_corrected_days_is_not_compared_with_the_rows_it_replace
     result = run_ingest(settings, wrong[-1], reload_since=wrong[0])
     assert not [w for w in result.warnings if "median order" in w]
     assert query("select max(revenue) from raw.events") == [(44.0,)]
+
+
+def test_a_switch_to_cents_is_named_once_not_every_night_after(
+    settings: Settings, landing: Path, query
+) -> None:
+    """The night a tracker switched to cents was named, and then every night after it too:
+    each new day in cents was compared with the whole history, mostly in the old unit, so
+    the same warning came back night after night (for as many nights as the history had
+    days), and a warning that repeats forever is ignored. A batch is now compared with the
+    latest orders loaded before its days: the switch is named once, on its night, and the
+    switch back (the export fixed, the cents days not reloaded) once, on its night."""
+    from datetime import timedelta
+
+    days = [D1 + timedelta(days=n) for n in range(6)]
+    for day in days[:3]:
+        _day_of_orders(landing, day, [20.0 + i for i in range(25)])
+        assert not [w for w in run_ingest(settings, day).warnings if "median order" in w]
+
+    _day_of_orders(landing, days[3], [100 * (20.0 + i) for i in range(25)])
+    [shift] = [w for w in run_ingest(settings, days[3]).warnings if "median order" in w]
+    assert "100x the median of the 25 loaded before (32.00)" in shift, shift
+    assert f"events/dt={days[3]}/orders.jsonl" in shift
+
+    # The next night in cents: the same switch, not named again.
+    _day_of_orders(landing, days[4], [100 * (21.0 + i) for i in range(25)])
+    assert not [w for w in run_ingest(settings, days[4]).warnings if "median order" in w]
+
+    # The export fixed without a reload of the cents days: that change is named, once.
+    _day_of_orders(landing, days[5], [20.0 + i for i in range(25)])
+    [back] = [w for w in run_ingest(settings, days[5]).warnings if "median order" in w]
+    assert "1/103 the median of the 25 loaded before (3,300.00)" in back, back

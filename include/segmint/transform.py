@@ -540,6 +540,66 @@ def _placeholder_customer_ids(con) -> list[tuple[str, int, int]]:
     ).fetchall()
 
 
+def _record_placeholders(
+    warehouse: Path, as_of: date, placeholders: list[tuple[str, int, int]]
+) -> dict[str, tuple[date, bool]]:
+    """Keep tonight's placeholder customer ids in ``ops.placeholder_customer_ids``, one row
+    an occurrence (from the first night it was found to the night it was gone), and return
+    each id's first night and whether to warn of it tonight: a new occurrence, or a rerun of
+    its first night (or of an earlier one). The same old rows were warned of every night, a
+    warning that repeats forever and is ignored."""
+    from segmint.warehouse import connect
+
+    con = connect(warehouse)
+    try:
+        con.execute("create schema if not exists ops")
+        con.execute(
+            "create table if not exists ops.placeholder_customer_ids ("
+            "customer_id varchar not null, first_as_of_date date not null, "
+            "last_as_of_date date not null, order_count bigint, anonymous_id_count bigint, "
+            "gone_as_of_date date)"
+        )
+        known = dict(
+            con.execute(
+                "select customer_id, first_as_of_date from ops.placeholder_customer_ids "
+                "where gone_as_of_date is null"
+            ).fetchall()
+        )
+        found: dict[str, tuple[date, bool]] = {}
+        for customer, orders, devices in placeholders:
+            first = known.get(customer)
+            if first is None:
+                con.execute(
+                    "insert into ops.placeholder_customer_ids values (?, ?, ?, ?, ?, null)",
+                    [customer, as_of, as_of, orders, devices],
+                )
+                found[customer] = (as_of, True)
+                continue
+            con.execute(
+                """
+                update ops.placeholder_customer_ids set
+                    first_as_of_date = least(first_as_of_date, $as_of),
+                    order_count = if($as_of >= last_as_of_date, $orders, order_count),
+                    anonymous_id_count = if($as_of >= last_as_of_date, $devices,
+                        anonymous_id_count),
+                    last_as_of_date = greatest(last_as_of_date, $as_of)
+                where customer_id = $id and gone_as_of_date is null
+                """,
+                {"as_of": as_of, "orders": orders, "devices": devices, "id": customer},
+            )
+            found[customer] = (min(first, as_of), as_of <= first)
+        # Gone tonight (named in the null values and reloaded): a return is a new occurrence.
+        con.execute(
+            "update ops.placeholder_customer_ids set gone_as_of_date = ? "
+            "where gone_as_of_date is null and last_as_of_date < ? "
+            "and not list_contains(?, customer_id)",
+            [as_of, as_of, list(found)],
+        )
+    finally:
+        con.close()
+    return found
+
+
 # More page views, product views, searches and cart adds than this in one day is no person
 # (one every 17 seconds for 24 hours): a crawler, a monitoring probe or a load test.
 HEAVY_VISITOR_HITS = 5_000
@@ -954,6 +1014,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         heavy = _heavy_visitors(con, as_of)
     finally:
         con.close()
+    placeholders_seen = _record_placeholders(warehouse, as_of, placeholders)
     summary = (
         f"{figures['customers']} customers with features as of {as_of}, "
         f"{figures['orders']} orders, {figures['sessions']} sessions, "
@@ -988,6 +1049,10 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         "logic_full_refresh": outdated,
         "run_results": str(run_results),
         "placeholder_customer_ids": [customer for customer, _, _ in placeholders],
+        # The night each was first found (ops.placeholder_customer_ids): warned of then only.
+        "placeholder_customer_ids_since": {
+            customer: first.isoformat() for customer, (first, _) in placeholders_seen.items()
+        },
         "heavy_visitors": [who for who, *_ in heavy],
     }
     warnings = []
@@ -1013,6 +1078,17 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
             "CRM id but for case (events 'C1', CRM 'c1'): ids are compared exactly, so each "
             "is two customers and the consent is on the CRM one; make the exports agree"
         )
+    still = [p for p in placeholders if not placeholders_seen[p[0]][1]]
+    if still:
+        log.info(
+            "transform: still placeholder customer id(s), warned of on their first night "
+            "(ops.placeholder_customer_ids): %s",
+            ", ".join(
+                f"'{customer}' ({orders} orders) since {placeholders_seen[customer][0]}"
+                for customer, orders, _ in still
+            ),
+        )
+    placeholders = [p for p in placeholders if placeholders_seen[p[0]][1]]
     if placeholders:
         named = ", ".join(
             f"'{customer}' ({orders} orders, {devices} anonymous ids)"

@@ -128,6 +128,53 @@ def test_customer_ids_that_are_placeholders_are_reported(tmp_path):
     ]
 
 
+def test_a_placeholder_customer_id_is_warned_of_once_per_occurrence(tmp_path):
+    """The placeholder warning came back every night for the same old rows ('guest' found
+    on June 28 was named again on the 29th, the 30th, ...): a warning that repeats forever
+    is ignored, and the new placeholder of a later night drowned in it. It is now warned of
+    on the night it is first found (and on a rerun of that night); later nights keep it in
+    ops.placeholder_customer_ids and the stage's details, and warn only of new ones."""
+    settings = Settings().with_overrides(
+        warehouse=tmp_path / "w.duckdb", landing=tmp_path / "landing", output=tmp_path / "out"
+    )
+    nights = [date(2026, 6, 28), date(2026, 6, 29), date(2026, 6, 30)]
+    guests = {
+        night: [_purchase(f"g{night.day}", "guest", f"g{night.day}", 10, night.day)]
+        for night in nights
+    }
+    guests[nights[2]].append(_purchase("u30", "unknown", "u30", 10, 30))
+    found = []
+    for night in nights:
+        write_jsonl(settings.landing / f"events/dt={night}/e.jsonl", guests[night])
+        run_ingest(settings, night)
+        result = run_transform(settings, night)
+        found.append(
+            (
+                result.details.get("placeholder_customer_ids_since"),
+                [w.split(" look like")[0] for w in result.warnings if "placeholder" in w],
+            )
+        )
+    assert found == [
+        ({"guest": "2026-06-28"}, ["customer id(s) 'guest' (1 orders, 0 anonymous ids)"]),
+        ({"guest": "2026-06-28"}, []),
+        (
+            {"guest": "2026-06-28", "unknown": "2026-06-30"},
+            ["customer id(s) 'unknown' (1 orders, 0 anonymous ids)"],
+        ),
+    ]
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        assert con.execute(
+            "select customer_id, first_as_of_date, last_as_of_date, order_count, "
+            "gone_as_of_date from ops.placeholder_customer_ids order by 1"
+        ).fetchall() == [
+            ("guest", nights[0], nights[2], 3, None),
+            ("unknown", nights[2], nights[2], 1, None),
+        ]
+    finally:
+        con.close()
+
+
 def test_ids_with_more_hits_in_a_day_than_a_person_are_reported(tmp_path):
     """A crawler that never logs in (one anonymous id, hundreds of thousands of page views in
     a day) is as many rows of marts.sessions, and the night's session figure jumped 25x

@@ -1011,6 +1011,29 @@ def command_hint(error: str, dag_id: str, logical_date: Any, as_of: date | None)
     )
 
 
+def published_line(settings: Any, as_of: date | None) -> str:
+    """What analysts read while this night is not published: the night the published copy
+    holds (``ops.publication``), and how far behind this one it is.
+
+    It said "Yesterday's published warehouse ... is unchanged" every time: on the third night
+    of a failing data test the copy held the night of four days before, on a first night
+    there was no copy at all, and a rerun of an old night does not publish anyway."""
+    from segmint.publish import published_as_of
+
+    path = settings.published_warehouse
+    night = published_as_of(path)
+    if night is None:
+        return f" Nothing is published yet ({path} holds no night): analysts have no copy."
+    behind = (as_of - night).days if as_of is not None else 0
+    if behind > 1:
+        return (
+            f" The published warehouse {path} still holds the night {night}, {behind} days "
+            f"before this one: analysts read that night until a night publishes (each "
+            "night's failure in ops.pipeline_runs)."
+        )
+    return f" The published warehouse {path} is unchanged (the night {night})."
+
+
 def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple[str, TaskRun]:
     """The message a person reads first, and the row for ``ops.pipeline_runs``."""
     from segmint.config import load_settings
@@ -1046,11 +1069,7 @@ def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple
         next_step = "not retried (it would fail the same way); the night is NOT published"
     else:
         next_step = "the night is NOT published"
-    published = (
-        f" Yesterday's published warehouse {settings.published_warehouse} is unchanged."
-        if settings is not None
-        else ""
-    )
+    published = published_line(settings, as_of) if settings is not None else ""
     hint = lock_hint(exc, settings) if settings is not None else ""
     rerun = "clear the task to run it again"
     fault = disk_fault_message(cause or exc, settings, rerun) if exc is not None else ""

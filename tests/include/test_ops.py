@@ -291,3 +291,53 @@ def test_a_full_disk_met_while_committing_or_checkpointing_is_retried_and_says_s
         assert message.startswith("cannot write ") and ": File too large; " in message, message
     assert not is_retryable(duckdb.TransactionException("Conflict on tuple deletion"))
     assert disk_fault_message(duckdb.IOException("No files found that match"), settings) == ""
+
+
+def test_a_failure_says_which_night_analysts_still_read(tmp_path: Path, monkeypatch) -> None:
+    """Every failure said "Yesterday's published warehouse ... is unchanged": on the third
+    night a dbt test failed in a row, the published copy held the night four days before,
+    and on a first night there was no copy at all. The line now says which night it holds."""
+    from types import SimpleNamespace
+
+    from segmint.ops import failure_message
+
+    warehouse = tmp_path / "warehouse" / "segmint.duckdb"
+    monkeypatch.setenv("SEGMINT_WAREHOUSE", str(warehouse))
+    monkeypatch.delenv("SEGMINT_CONFIG", raising=False)
+    published = warehouse.parent / "published" / "segmint.duckdb"
+    ti = SimpleNamespace(
+        dag_id="segmint_nightly",
+        run_id="scheduled__2026-07-01",
+        task_id="transform",
+        try_number=1,
+        max_tries=2,
+        start_date=None,
+        end_date=None,
+    )
+
+    def message(night: date) -> str:
+        logical = datetime.combine(night, datetime.min.time(), tzinfo=UTC)
+        context = {
+            "ti": ti,
+            "exception": RuntimeError("dbt build failed"),
+            "logical_date": logical,
+            "params": {},
+        }
+        return failure_message(context)[0]
+
+    assert message(date(2026, 6, 30)).endswith(
+        f"Nothing is published yet ({published} holds no night): analysts have no copy."
+    )
+    published.parent.mkdir(parents=True)
+    con = duckdb.connect(str(published))
+    con.execute("create schema ops")
+    con.execute("create table ops.publication as select date '2026-06-27' as as_of_date")
+    con.close()
+    assert message(date(2026, 6, 28)).endswith(
+        f"The published warehouse {published} is unchanged (the night 2026-06-27)."
+    )
+    assert message(date(2026, 6, 30)).endswith(
+        f"The published warehouse {published} still holds the night 2026-06-27, 3 days before "
+        "this one: analysts read that night until a night publishes (each night's failure in "
+        "ops.pipeline_runs)."
+    )

@@ -942,6 +942,63 @@ def missing_rates(settings: Settings) -> list[str]:
     )
 
 
+def _day_spans(days: list[date]) -> str:
+    """Days as spans: 2026-06-28..2026-06-30, 2026-07-02."""
+    spans: list[list[date]] = []
+    for day in sorted(days):
+        if spans and (day - spans[-1][-1]).days == 1:
+            spans[-1][-1] = day
+        else:
+            spans.append([day, day])
+    return ", ".join(f"{a}" if a == b else f"{a}..{b}" for a, b in spans)
+
+
+def pending_after_failure(settings: Settings, as_of: date) -> list[str]:
+    """What a failed build left waiting, in words: the night the features hold and the days
+    rebuilt by builds that did not finish (``intermediate.int_event_dates_pending``), with
+    the way out. A data test that failed night after night said the same lines each night,
+    and nothing of the days piling up behind it or of how stale the marts were."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(settings.warehouse.resolve()), read_only=True)
+    except duckdb.Error:
+        return []
+    try:
+        tables = {
+            (schema, name)
+            for schema, name in con.execute(
+                "select table_schema, table_name from information_schema.tables"
+            ).fetchall()
+        }
+        days: list[date] = []
+        if ("intermediate", "int_event_dates_pending") in tables:
+            days = [
+                d
+                for (d,) in con.execute(
+                    "select distinct event_date from intermediate.int_event_dates_pending"
+                ).fetchall()
+            ]
+        built = None
+        if ("marts", "customer_features") in tables:
+            built = con.execute("select max(as_of_date) from marts.customer_features").fetchone()[0]
+    except duckdb.Error:
+        return []
+    finally:
+        con.close()
+    lines = []
+    if built is not None and built != as_of:
+        lines.append(f"marts.customer_features holds the night {built}, the last build that passed")
+    if days:
+        lines.append(
+            f"{len(days)} day(s) rebuilt by builds that did not pass wait to be built through "
+            f"the marts: {_day_spans(days)} (intermediate.int_event_dates_pending); the next "
+            "build that passes builds them, once: fix the cause, then run this night (or a "
+            "later one) again"
+        )
+    return lines
+
+
 def run_transform(settings: Settings, as_of: date) -> StageResult:
     """Build and test every dbt model for ``as_of``; raise SegmintError on any failure."""
     warehouse = settings.warehouse.resolve()
@@ -991,6 +1048,8 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         if any(CURRENCY_TEST in line for line in problems):
             problems += missing_rates(settings)
         fault = _disk_fault(settings, problems, completed, target_path.parent)
+        if not fault:
+            problems += pending_after_failure(settings, as_of)
         raise (DiskFaultError if fault else SegmintError)(
             (
                 f"dbt build failed for as-of {as_of}: {fault}"

@@ -325,3 +325,59 @@ def test_a_revised_rate_of_a_refund_day_recounts_the_orders_other_refund_days(tm
         ref.close()
     # Ra: 50 GBP at 1.25 = 62.50, then 37.50 of the 60 USD; Rb: 20 GBP at 1.25 = 25.00.
     assert totals == [("Ra", 0, 100), ("Rb", 55, 25)]
+
+
+def test_nights_failing_in_a_row_say_what_waits_and_the_fix_builds_it_once(
+    tmp_path: Path,
+) -> None:
+    """A dbt test failing night after night (a new currency without a rate) said the same
+    lines every night, nothing of the days piling up behind it, nor that the marts still
+    held the night before the first failure. Each failure now names both; the night after
+    the fix builds every waiting day, once, and nothing waits after it."""
+    rates = tmp_path / "rates.csv"
+    rates.write_text(HEADER + "EUR,2026-01-01,USD,1.10\n")
+    warehouse = tmp_path / "segmint.duckdb"
+    settings = _settings(warehouse, rates)
+    con = connect(warehouse)
+    ensure_raw_tables(con)
+    synthetic.insert_raw(con, 40, 150, date(2026, 6, 1), AS_OF, seed=5)
+    con.execute("create table held as from raw.events where _partition_date > '2026-06-28'")
+    con.execute("delete from raw.events where _partition_date > '2026-06-28'")
+    con.close()
+    run_transform(settings, date(2026, 6, 28))
+
+    for night, waiting in (("2026-06-29", "1 day(s)"), ("2026-06-30", "2 day(s)")):
+        con = connect(warehouse)  # the night's events land, paid in GBP (no rate)
+        con.execute(f"insert into raw.events from held where _partition_date = '{night}'")
+        con.execute(
+            "update raw.events set currency = 'GBP' where currency = 'EUR' "
+            f"and _partition_date = '{night}'"
+        )
+        con.close()
+        with pytest.raises(SegmintError) as caught:
+            run_transform(settings, date.fromisoformat(night))
+        assert (
+            "marts.customer_features holds the night 2026-06-28, the last build that passed"
+            in str(caught.value)
+        )
+        span = "2026-06-29" if night == "2026-06-29" else "2026-06-29..2026-06-30"
+        assert (
+            f"{waiting} rebuilt by builds that did not pass wait to be built through the "
+            f"marts: {span} (intermediate.int_event_dates_pending); the next build that "
+            "passes builds them, once"
+        ) in str(caught.value)
+
+    rates.write_text(HEADER + "EUR,2026-01-01,USD,1.10\nGBP,2026-01-01,USD,1.30\n")
+    result = run_transform(settings, AS_OF)
+    assert result.details["rebuilt_past_days"] == ["2026-06-29"]
+    con = connect(warehouse, read_only=True)
+    try:
+        assert con.execute("from intermediate.int_event_dates_pending").fetchall() == []
+        assert (
+            con.execute(
+                "select count(*) from marts.orders where currency = 'GBP' and fx_rate = 1.30"
+            ).fetchone()[0]
+            > 0
+        )
+    finally:
+        con.close()

@@ -363,3 +363,24 @@ def test_a_night_on_an_empty_landing_zone_says_where_the_files_go(settings, land
     message = str(info.value)
     assert f"the landing zone {landing} holds no data file" in message
     assert f"deliver the files to {landing}/events/dt=YYYY-MM-DD/" in message
+
+
+def test_a_night_with_only_crm_files_passes_and_says_the_events_export_is_late(settings, landing):
+    """A landing zone holding the CRM's files of the night and no events: the night is
+    published (the CRM's changes, a consent withdrawn, must reach tonight's audiences), and
+    the warning said only "no events files", as on a night nothing landed. It now says the
+    CRM did land, so the events export alone is late or stopped."""
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event(f"g{i}") for i in range(5)])
+    write_lines(
+        landing / "crm/dt=2026-06-02/delta.csv", ["customer_id,updated_at", "c1,2026-06-02"]
+    )
+    run_ingest(settings, D2)
+    assert check_quality_gate(settings, D2).warnings == [
+        f"no events files for the as-of date {D2}; the newest events partition is dt={D1}, "
+        "1 day(s) before it; the CRM files of that day did land: the events export alone is "
+        "late or stopped (tonight's consent and profile changes go out; visits and orders "
+        "of the day are missing from the features)"
+    ]
+    strict = settings.with_overrides(ingest=settings.ingest.__class__(require_as_of_events=True))
+    with pytest.raises(QualityGateError, match=rf"events dt={D2}: no events file for the as-of"):
+        check_quality_gate(strict, D2)

@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -279,13 +280,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_come_what_may(
         f"segmint run: as_of={as_of} warehouse={settings.warehouse} landing={settings.landing}"
     )
+    # Each stage's wall time, for the last line: the stage lines said what each did, never
+    # how long it took, and a night run by hand or from cron records no ops.pipeline_runs.
+    timings: list[tuple[str, float]] = []
+    started = last = 0.0
+
+    def done(result: StageResult) -> None:
+        nonlocal last
+        now = time.monotonic()
+        timings.append((result.stage, now - last))
+        last = now
+        _print_come_what_may(*_result_lines(result))
+
     with _night(settings, as_of, "segmint run", stages):
+        started = last = time.monotonic()  # after any wait for another night
         try:
             run_pipeline(
                 settings,
                 as_of,
                 stages,
-                on_result=lambda r: _print_come_what_may(*_result_lines(r)),
+                on_result=done,
                 log_progress=args.verbose,  # the results and their warnings are printed
             )
         except BaseException as exc:
@@ -294,6 +308,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             if (stage := failed_stage(exc)) is not None:
                 leave_failure_page(settings, as_of, stage, exc, stages)
             raise
+    stage_times = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in timings)
+    _print_come_what_may(
+        f"segmint run: {len(timings)} stage(s) done for as_of={as_of} in "
+        f"{time.monotonic() - started:.1f} s ({stage_times})"
+    )
     return 0
 
 

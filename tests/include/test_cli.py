@@ -1,6 +1,7 @@
 """The CLI conventions: --help everywhere, one-line errors, non-zero exit codes."""
 
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -351,7 +352,13 @@ def test_stages_are_trimmed_and_an_empty_list_is_refused(tmp_path: Path) -> None
         *("--stages", "ingest, validate"),
     )
     assert two.returncode == 0, two.stderr
-    assert [line.split()[0] for line in two.stdout.splitlines()[1:]] == ["ingest", "validate"]
+    assert [line.split()[0] for line in two.stdout.splitlines()[1:-1]] == ["ingest", "validate"]
+    # The last line: how long the night and each stage took (it said nothing of time).
+    assert re.fullmatch(
+        r"segmint run: 2 stage\(s\) done for as_of=2026-06-30 in \d+\.\d s "
+        r"\(ingest \d+\.\d s, validate \d+\.\d s\)",
+        two.stdout.splitlines()[-1],
+    ), two.stdout
 
 
 def test_a_warehouse_held_open_by_another_process_names_the_published_copy(

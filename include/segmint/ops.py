@@ -808,7 +808,13 @@ def _run_stage_task(stage: str, context: Mapping[str, Any]) -> dict[str, Any]:
         hostname=socket.gethostname(),
     )
     record_task_run(settings.warehouse, run)
-    log.info("segmint: stage %s done for as_of=%s: %s", stage, as_of, result.summary)
+    log.info(
+        "segmint: stage %s done for as_of=%s in %.1f s: %s",
+        stage,
+        as_of,
+        (run.ended_at - started).total_seconds(),
+        result.summary,
+    )
     for warning in result.warnings:
         log.warning("segmint: stage %s warning: %s", stage, warning)
     payload = stage_xcom(result, as_of)

@@ -8,6 +8,7 @@ needs none of the real stages and runs in seconds.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import textwrap
 from datetime import UTC, date, datetime
@@ -160,6 +161,8 @@ def test_each_progress_line_is_in_the_task_log_once(glue_run) -> None:
     output = proc.stdout + proc.stderr
     assert output.count("stage fine starting for as_of=2026-06-30") == 1
     assert output.count("fine for 2026-06-30 [") == 1  # the done line; the XCom is quoted
+    # ... with the stage's duration (the line said what, not how long)
+    assert re.search(r"stage fine done for as_of=2026-06-30 in \d+\.\d s: fine for", output)
     assert output.count("1 row had no customer id [") == 1
     assert "segmint: stage fine warning: 1 row had no customer id" in output
 

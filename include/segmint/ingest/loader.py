@@ -1551,7 +1551,7 @@ class Ingest:
         source, tag = outs[0].file.source, outs[0].tag
         if source != "events" or cfg.extreme_revenue_multiple <= 0:
             return
-        shifted = con.execute(
+        compared = con.execute(
             f"""
             with batch as (
                 select coalesce(currency, '') as cur, count(*) as n,
@@ -1587,9 +1587,9 @@ class Ingest:
                 group by 1
                 having count(*) >= $min
             )
-            select batch.cur, batch.n, batch.med, before.n, before.med, batch.files
+            select batch.cur, batch.n, batch.med, before.n, before.med, batch.files,
+                batch.med >= before.med * $shift or batch.med * $shift <= before.med
             from batch join before using (cur)
-            where batch.med >= before.med * $shift or batch.med * $shift <= before.med
             order by batch.cur
             """,
             {
@@ -1599,6 +1599,38 @@ class Ingest:
                 "first_day": min(o.file.partition_date for o in outs),
             },
         ).fetchall()
+        if compared:
+            # The record, in ops.validation_runs: one row per file of the batch with
+            # purchases in a compared currency; the warning below names a shift once, on the
+            # night it happens.
+            medians = {
+                cur: {"batch_median": med, "orders_before": n_before, "median_before": before}
+                for cur, _, med, n_before, before, _, _ in compared
+            }
+            con.execute(
+                f"""
+                insert into _runs_{tag}
+                select _file, 'revenue_scale_steady', 'segmint_batch_revenue_scale_steady',
+                    'revenue', 'warning', ?, count(*) filter (where shifted) = 0, count(*),
+                    count(*) filter (where shifted),
+                    100.0 * count(*) filter (where shifted) / count(*), ?, ?
+                from _typed_{tag}
+                join (select unnest(?::VARCHAR[]) as cur, unnest(?::BOOLEAN[]) as shifted)
+                    on cur = coalesce(currency, '')
+                where _error is null and not _ignored and not _rec_bad
+                    and event_type = 'purchase' and revenue is not null
+                group by _file
+                """,
+                [
+                    f"the batch's median order within {REVENUE_SCALE_SHIFT:g}x of the median "
+                    "of the latest orders loaded before its days, in its currency",
+                    json.dumps({"currencies": medians}),
+                    json.dumps({"shift": REVENUE_SCALE_SHIFT}),
+                    [row[0] for row in compared],
+                    [row[6] for row in compared],
+                ],
+            )
+        shifted = [row[:6] for row in compared if row[6]]
         for cur, n, med, n_before, med_before, files in shifted:
             ratio = med / med_before
             times = f"{ratio:,.0f}x" if ratio >= 1 else f"1/{1 / ratio:,.0f}"

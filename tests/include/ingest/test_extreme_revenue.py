@@ -232,6 +232,14 @@ def test_a_switch_to_cents_is_named_once_not_every_night_after(
     # The next night in cents: the same switch, not named again.
     _day_of_orders(landing, days[4], [100 * (21.0 + i) for i in range(25)])
     assert not [w for w in run_ingest(settings, days[4]).warnings if "median order" in w]
+    # The record of every night's comparison: the switch's night failed it.
+    assert query(
+        "select source_file, level, success, element_count, unexpected_count "
+        "from ops.validation_runs where rule = 'revenue_scale_steady' order by source_file"
+    ) == [
+        (f"events/dt={day}/orders.jsonl", "warning", day != days[3], 25, 25 * (day == days[3]))
+        for day in days[1:5]
+    ]
 
     # The export fixed without a reload of the cents days: that change is named, once.
     _day_of_orders(landing, days[5], [20.0 + i for i in range(25)])

@@ -388,6 +388,9 @@ def build_with_connection(
         if rows:
             marks = ", ".join("?" * len(rows[0]))
             con.executemany(f"insert into audiences.summary values ({marks})", rows)
+        # A rerun of an earlier night (a backfill) changed the list a later night's changes
+        # were computed against: recompute them.
+        refreshed = _refresh_later_changes(con, as_of, [a.name for a in defs.audiences.values()])
         con.execute(
             f"""insert into audiences.overlap
             select {d}, a.audience, b.audience, count(*)
@@ -461,6 +464,7 @@ def build_with_connection(
             "consent_held": holds.customers,
             "unscored": unscored,
             "size_cap_ties": ties,
+            "changes_recomputed": refreshed,
         },
         warnings=warnings,
     )
@@ -581,6 +585,47 @@ def _assign_holdout(
         from _aud_selected as s
         inner join holdout_settings as h on h.audience = s.audience"""
     )
+
+
+def _refresh_later_changes(
+    con: duckdb.DuckDBPyConnection, as_of: date, audiences: list[str]
+) -> dict[str, str]:
+    """Recompute the changes (and the summary's entered, exited and previous date) of each
+    audience's next built snapshot after ``as_of``, against the snapshots as they are now.
+
+    A night rebuilt after later ones (a backfill, a rerun after a consent correction) may
+    hold other members than before; the next night's changes still compared with the old
+    list, so ``changes`` said a customer never entered an audience they are in, and a
+    ``diff`` reader could not reconcile the nights. Returns {audience: date recomputed}."""
+    if not audiences:
+        return {}
+    d = sql_literal(as_of)
+    names = ", ".join(sql_literal(a) for a in audiences)
+    later: dict[date, list[str]] = {}
+    for audience, next_date in con.execute(
+        "select audience, min(as_of_date) from audiences.summary "
+        f"where as_of_date > {d} and status = 'built' and audience in ({names}) group by all"
+    ).fetchall():
+        later.setdefault(next_date, []).append(audience)
+    for next_date, auds in sorted(later.items()):
+        n = sql_literal(next_date)
+        these = ", ".join(sql_literal(a) for a in auds)
+        con.execute(
+            f"delete from audiences.changes where as_of_date = {n} and audience in ({these})"
+        )
+        _write_changes(con, next_date, auds)
+        con.execute(
+            f"""update audiences.summary as s set
+                entered = (select count(*) from audiences.changes as c where c.as_of_date = {n}
+                    and c.audience = s.audience and c.change = 'entered'),
+                exited = (select count(*) from audiences.changes as c where c.as_of_date = {n}
+                    and c.audience = s.audience and c.change = 'exited'),
+                previous_as_of_date = (select max(p.as_of_date) from audiences.summary as p
+                    where p.audience = s.audience and p.as_of_date < {n}
+                    and p.status = 'built')
+            where s.as_of_date = {n} and s.audience in ({these}) and s.status = 'built'"""
+        )
+    return {a: str(n) for n, auds in later.items() for a in auds}
 
 
 def _write_changes(con: duckdb.DuckDBPyConnection, as_of: date, built: list[str]) -> None:

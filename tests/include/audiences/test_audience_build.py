@@ -611,3 +611,39 @@ def test_a_suppression_file_matching_no_customer_is_named(settings, defs_folder,
         "a customer id of marts.customers (for example 'anna.smith@example.com'), so it "
         "suppresses nobody in vip; its customer_id column must hold the CRM's customer ids"
     ]
+
+
+def test_a_rebuilt_earlier_night_recomputes_the_next_nights_changes(
+    settings, defs_folder, get_members
+):
+    """Nights 06-30 and 07-01 built; then C06's e-mail consent is found withdrawn and
+    06-30 is rebuilt (a backfill): C06 leaves 06-30. 07-01, built before, still holds C06,
+    but its changes were computed against the old 06-30: C06 was in both, so no 'entered'
+    row, and the changes no longer added up to the lists. They are recomputed."""
+    defs_folder(a=_audience("{feature: recency_days, gte: 60}"))
+    build_audiences(settings, AS_OF)
+    _next_day(settings)
+    build_audiences(settings, NEXT)
+    con = connect(settings.warehouse)
+    con.execute("update marts.customers set email_opt_in = false where customer_id = 'C06'")
+    con.close()
+    result = build_audiences(settings, AS_OF)
+    assert get_members(settings, "aud", AS_OF) == ["C02", "C08", "C11"]
+    assert get_members(settings, "aud", NEXT) == ["C04", "C06", "C08", "C11"]  # built before
+    con = connect(settings.warehouse, read_only=True)
+    changes = con.execute(
+        "select customer_id, change, previous_as_of_date from audiences.changes "
+        "where as_of_date = date '2026-07-01' order by 1"
+    ).fetchall()
+    summary = con.execute(
+        "select entered, exited, previous_as_of_date from audiences.summary "
+        "where as_of_date = date '2026-07-01'"
+    ).fetchone()
+    con.close()
+    assert changes == [
+        ("C02", "exited", AS_OF),
+        ("C04", "entered", AS_OF),
+        ("C06", "entered", AS_OF),
+    ]
+    assert summary == (2, 1, AS_OF)
+    assert result.details["changes_recomputed"] == {"aud": "2026-07-01"}

@@ -990,11 +990,19 @@ def pending_after_failure(settings: Settings, as_of: date) -> list[str]:
     if built is not None and built != as_of:
         lines.append(f"marts.customer_features holds the night {built}, the last build that passed")
     if days:
+        rerun = "run this night again"
+        if built is not None and built < as_of:
+            after = built + timedelta(days=1)
+            rerun = (
+                f"run the nights from {after} on again, oldest first (segmint run --as-of "
+                f"{after}, ...; under Airflow `make backfill FROM={after} TO={as_of} "
+                "REPROCESS=failed`), or this night alone if the nights between need no "
+                "snapshot, segments, scores or audiences of their own"
+            )
         lines.append(
             f"{len(days)} day(s) rebuilt by builds that did not pass wait to be built through "
             f"the marts: {_day_spans(days)} (intermediate.int_event_dates_pending); the next "
-            "build that passes builds them, once: fix the cause, then run this night (or a "
-            "later one) again"
+            f"build that passes builds them, once: fix the cause, then {rerun}"
         )
     return lines
 

@@ -364,7 +364,9 @@ def test_nights_failing_in_a_row_say_what_waits_and_the_fix_builds_it_once(
         assert (
             f"{waiting} rebuilt by builds that did not pass wait to be built through the "
             f"marts: {span} (intermediate.int_event_dates_pending); the next build that "
-            "passes builds them, once"
+            "passes builds them, once: fix the cause, then run the nights from 2026-06-29 on "
+            "again, oldest first (segmint run --as-of 2026-06-29, ...; under Airflow `make "
+            f"backfill FROM=2026-06-29 TO={night} REPROCESS=failed`)"
         ) in str(caught.value)
 
     rates.write_text(HEADER + "EUR,2026-01-01,USD,1.10\nGBP,2026-01-01,USD,1.30\n")

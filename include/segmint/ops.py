@@ -1028,8 +1028,10 @@ def published_line(settings: Any, as_of: date | None) -> str:
 
     path = settings.published_warehouse
     night = published_as_of(path)
+    if night is None and path.exists():
+        return f" The published warehouse {path} is unchanged (its night could not be read)."
     if night is None:
-        return f" Nothing is published yet ({path} holds no night): analysts have no copy."
+        return f" Nothing is published yet (no {path}): analysts have no copy."
     behind = (as_of - night).days if as_of is not None else 0
     if behind > 1:
         return (

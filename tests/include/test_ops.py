@@ -326,9 +326,14 @@ def test_a_failure_says_which_night_analysts_still_read(tmp_path: Path, monkeypa
         return failure_message(context)[0]
 
     assert message(date(2026, 6, 30)).endswith(
-        f"Nothing is published yet ({published} holds no night): analysts have no copy."
+        f"Nothing is published yet (no {published}): analysts have no copy."
     )
     published.parent.mkdir(parents=True)
+    published.write_bytes(b"not a database")
+    assert message(date(2026, 6, 30)).endswith(
+        f"The published warehouse {published} is unchanged (its night could not be read)."
+    )
+    published.unlink()
     con = duckdb.connect(str(published))
     con.execute("create schema ops")
     con.execute("create table ops.publication as select date '2026-06-27' as as_of_date")

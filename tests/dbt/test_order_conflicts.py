@@ -75,6 +75,16 @@ def test_orders_sent_with_two_customers_or_amounts_are_reported(tmp_path):
         "(their sessions still show a purchase; order numbers that restart per store?); "
         "see marts.order_conflicts"
     ]
+    # The next night brings no conflict: the two of June 30 are not warned of again (they
+    # were, every night, for the same old rows), and still counted in the details.
+    write_jsonl(
+        settings.landing / "events/dt=2026-07-01/pos.jsonl",
+        [dict(_purchase("n1", "C5", "4004", 20, 30), event_ts="2026-07-01T10:00:00Z")],
+    )
+    run_ingest(settings, date(2026, 7, 1))
+    later = run_transform(settings, date(2026, 7, 1))
+    assert later.details["order_conflicts"] == 2
+    assert not [w for w in later.warnings if "order id(s)" in w], later.warnings
 
 
 def test_customer_ids_that_differ_from_the_crm_only_in_case_are_reported(tmp_path):

@@ -1128,15 +1128,20 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
     _on_problem(context, "failed")
     try:
         from segmint.config import load_settings
+        from segmint.pipeline import check_as_of
         from segmint.report.failed import leave_failure_page
 
-        task = context["ti"].task_id
-        after = sorted(context["task"].get_flat_relative_ids(upstream=False))
-        exc = context.get("exception")
-        exc = getattr(exc, "__cause__", None) or exc or RuntimeError("unknown error")
-        leave_failure_page(load_settings(), _context_as_of(context), task, exc, [task, *after])
-    except Exception as exc:  # the failure being reported matters more than the page
-        log.error("segmint: could not write the failed night's page: %s", exc)
+        as_of = _context_as_of(context)
+        check_as_of(as_of)  # a night from the future is refused, not a night that failed
+        settings = load_settings()
+    except Exception:  # the message above says why; no night to write a page for
+        return
+    task = context["ti"].task_id
+    node = context.get("task")
+    after = sorted(node.get_flat_relative_ids(upstream=False)) if node is not None else []
+    exc = context.get("exception")
+    exc = getattr(exc, "__cause__", None) or exc or RuntimeError("unknown error")
+    leave_failure_page(settings, as_of, task, exc, [task, *after])
 
 
 def on_task_retry(context: Mapping[str, Any]) -> None:

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from segmint.stages import SegmintError
+
 
 @contextmanager
 def written_atomically(out: Path) -> Iterator[Path]:
@@ -16,7 +18,15 @@ def written_atomically(out: Path) -> Iterator[Path]:
     is left as it was: neither a half-written file nor a stale temporary one stays behind.
 
     A write that fails with an ``OSError`` naming no file (``write()`` on a full disk says
-    only "[Errno 28] No space left on device") is raised again naming ``out``."""
+    only "[Errno 28] No space left on device") is raised again naming ``out``. An ``out``
+    that is a folder, or beneath a file, is refused naming both: they ended in "unexpected
+    IsADirectoryError" / "FileExistsError", exit code 2, naming a temporary file or only
+    the file in the way (``--out reports/``, ``--out report.html/x.html``)."""
+    if out.is_dir():
+        raise SegmintError(f"cannot write {out}: it is a folder; give the path of a file in it")
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise SegmintError(f"cannot write {out}: {blocking} is a file, not a folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     try:

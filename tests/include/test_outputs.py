@@ -35,3 +35,24 @@ def test_a_write_that_failed_before_creating_the_temporary_is_reported(tmp_path:
     with pytest.raises(ValueError, match="bad template"), written_atomically(out):
         raise ValueError("bad template")
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_an_output_path_that_is_a_folder_or_beneath_a_file_is_named(tmp_path: Path) -> None:
+    """`segmint report --out reports/` ended in "unexpected IsADirectoryError: ... '.reports.tmp'
+    -> 'reports'", and `--out report.html/x.html` in "unexpected FileExistsError: ... File
+    exists: 'report.html'", exit code 2, after the page was drawn."""
+    from segmint.stages import SegmintError
+
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    with pytest.raises(SegmintError) as err, written_atomically(folder):
+        pass
+    assert str(err.value) == f"cannot write {folder}: it is a folder; give the path of a file in it"
+    a_file = tmp_path / "report.html"
+    a_file.write_text("<html></html>")
+    with pytest.raises(SegmintError) as err, written_atomically(a_file / "sub" / "x.html"):
+        pass
+    assert str(err.value) == (
+        f"cannot write {a_file / 'sub' / 'x.html'}: {a_file} is a file, not a folder"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "reports"]

@@ -277,6 +277,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise SegmintError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
+    # In the night's order, each once: "validate,ingest" validated before loading (and
+    # failed), "publish,transform" published the marts of the night before.
+    stages = [s for s in STAGES if s in stages]
     _print_come_what_may(
         f"segmint run: as_of={as_of} warehouse={settings.warehouse} landing={settings.landing}"
     )
@@ -599,7 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--audiences", metavar="DIR", help="audience definitions folder (default: settings)"
     )
-    p.add_argument("--stages", metavar="A,B", help="comma-separated subset of stages")
+    p.add_argument(
+        "--stages", metavar="A,B", help="comma-separated subset of stages, run in the night's order"
+    )
     p.set_defaults(func=cmd_run)
 
     _add_audience_parsers(sub)

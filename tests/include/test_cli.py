@@ -12,7 +12,7 @@ import pytest
 
 from segmint.cli import build_parser, latest_partition, main
 from segmint.config import Settings
-from segmint.pipeline import check_as_of, run_stage
+from segmint.pipeline import STAGES, check_as_of, run_stage
 from segmint.stages import SegmintError
 from tests.db import fetch
 
@@ -359,6 +359,24 @@ def test_stages_are_trimmed_and_an_empty_list_is_refused(tmp_path: Path) -> None
         r"\(ingest \d+\.\d s, validate \d+\.\d s\)",
         two.stdout.splitlines()[-1],
     ), two.stdout
+
+
+def test_stages_run_in_the_nights_order_each_once(tmp_path: Path) -> None:
+    """`--stages validate,ingest` ran validate first, on nothing loaded, and failed;
+    `publish,transform` would publish the marts of the night before."""
+    day = tmp_path / "landing" / "events" / "dt=2026-06-30"
+    day.mkdir(parents=True)
+    (day / "a.jsonl").write_text(
+        '{"event_id": "e1", "event_type": "page_view", "event_ts": "2026-06-30T10:00:00Z", '
+        '"customer_id": "c1"}\n'
+    )
+    result = _cli(
+        "run", "--stages", "validate,ingest,validate", "--landing", tmp_path / "landing",
+        "--warehouse", tmp_path / "w.duckdb", "--output", tmp_path / "out",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    firsts = [line.split()[0] for line in result.stdout.splitlines() if line[:1].isalpha()]
+    assert [word for word in firsts if word in STAGES] == ["ingest", "validate"]
 
 
 def test_a_warehouse_held_open_by_another_process_names_the_published_copy(

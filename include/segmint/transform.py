@@ -72,12 +72,12 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # one a withdrawn CRM version changed (int_crm_dates_built). And an incremental model built
 # before a first build stopped (a full disk) no longer reads the missing
 # int_events_sessionised on the rerun, which failed every rerun.
-# 2026-12-07.h60: a cart add at midnight is judged a day later (its 24 hours end at the next
+# 2026-12-07.1: a cart add at midnight is judged a day later (its 24 hours end at the next
 # midnight, the next day's): snapshots had called it abandoned before a purchase then.
 # An order counts in its customer's daily activity on its day even when the customer has no
 # event of their own then (the browser's anonymous purchase before midnight, the back end's
 # copy with the customer after it): such orders were in marts.orders only.
-MODEL_LOGIC_VERSION = "2026-12-07.h60"
+MODEL_LOGIC_VERSION = "2026-12-07.1"
 # A full refresh keeps only the snapshots asked for: it asks for the cut-offs too.
 _WITH_CUTOFFS = "with the cut-off snapshots"
 

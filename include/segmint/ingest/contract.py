@@ -833,7 +833,9 @@ class ValueRules:
 _OFFSET_AT_END = "':[0-9]{2}(\\.[0-9]+)?( ?UTC|Z|[+-][0-9]{2}(:?[0-9]{2})?)$'"
 
 
-def cast_sql(kind: str, expr: str, rules: ValueRules | None = None) -> str:
+def cast_sql(
+    kind: str, expr: str, rules: ValueRules | None = None, written: str | None = None
+) -> str:
     """SQL turning the landing text ``expr`` into the typed value of a field of ``kind``.
 
     Unparseable values become NULL here; the GX suite compares the typed value with the
@@ -842,7 +844,8 @@ def cast_sql(kind: str, expr: str, rules: ValueRules | None = None) -> str:
     is converted to UTC; with ``rules.time_zone`` a timestamp without an offset is read in
     that zone instead. With ``rules.epoch`` a timestamp may also be a Unix time in that unit
     (a plain non-negative number, fractions allowed) from 2000 to 2100. Booleans are the
-    words of ``rules`` (:func:`boolean_words`).
+    words of ``rules`` (:func:`boolean_words`). ``written`` (an id): SQL giving the record's
+    own text where the JSON parse printed a number anew (1.10 as '1.1'), else NULL.
     """
     rules = rules or ValueRules()
     t = _text(expr)
@@ -867,7 +870,11 @@ def cast_sql(kind: str, expr: str, rules: ValueRules | None = None) -> str:
             f"when contains({expr}, '.0') and regexp_full_match({expr}, ' *-?[0-9]+\\.0+ *') "
             f"then regexp_replace(trim(split_part({expr}, '.', 1)), '^-(0+)$', '\\1') "
             f"when contains({expr}, '''') and regexp_full_match({expr}, ' *''[0-9]+ *') "
-            f"then trim(replace({expr}, '''', '')) else {t} end"
+            f"then trim(replace({expr}, '''', '')) "
+            # An id holding a point: ``written`` (SQL, NULL or the record's own text of a
+            # JSON number the parse printed anew) when given.
+            + (f"when contains({expr}, '.') then coalesce({written}, {t}) " if written else "")
+            + f"else {t} end"
         )
     if kind == "text":
         return t

@@ -287,35 +287,8 @@ def parse_sql(
     # or a nested value comes as its JSON text, JSON null and absent keys as NULL).
     struct = _lit(_struct_spec(landing))
 
-    def parsed_value(name: str) -> str:
-        return "v." + ".".join(_ident(part) for part in name.split("."))
-
-    # A JSON number is read as a double and printed anew: an id 1.10 was read as '1.1' (and
-    # 1234567890.1234567890 as '1234567890.1234567', its digits lost), another id than the
-    # record's text says. An id landing name's value that is such a print (a fraction, not
-    # .0: a whole float is its integer anyway) and no JSON string of the document is read
-    # from the document's text instead, when the number written after its key is that
-    # double. Once per row (_idv<k>), the first test a substring search.
-    id_names = [n for f in fields if f.kind == "id" for n in names[f.name]]
-    literal = {n: f"_idv{k}" for k, n in enumerate(id_names)}
-
-    def literal_sql(name: str) -> str:
-        r = parsed_value(name)
-        key = re.escape(json.dumps(name.rsplit(".", 1)[-1], ensure_ascii=False))
-        number = key + r"[ \t\r\n]*:[ \t\r\n]*(-?[0-9]+[.][0-9]+)[ \t\r\n]*[,}\]]"
-        written = f"regexp_extract(doc, {_lit(number)}, 1)"
-        # Nested cases: an and would run the document's parse on every row.
-        return (
-            f"case when contains({r}, '.') then coalesce(case when "
-            f"regexp_full_match({r}, '-?[0-9]+[.][0-9]*[1-9]') "
-            f"and not contains(doc, '\"' || {r} || '\"') then case when "
-            f"json_type(doc, {_lit(_pointer(name))}) = 'DOUBLE' "
-            f"and try_cast({written} AS DOUBLE) = try_cast({r} AS DOUBLE) "
-            f"then {written} end end, {r}) else {r} end"
-        )
-
     def read(name: str) -> str:
-        return literal.get(name) or parsed_value(name)
+        return "v." + ".".join(_ident(part) for part in name.split("."))
 
     # In CSV files a database dump's null word (\\N, NULL) is a missing value: each landing
     # name's value, so cleaned, is a column of its own (_nv<k>), computed once per row; the
@@ -332,9 +305,7 @@ def parse_sql(
         f"then null else {read(n)} end as {col}, "
         for n, col in cleaned.items()
     )
-    dropped = "".join(f", {col}" for col in [*cleaned.values(), *literal.values()]) + (
-        ", _csv" if csv_files else ""
-    )
+    dropped = "".join(f", {col}" for col in cleaned.values()) + (", _csv" if csv_files else "")
     parsed = f"""(
                         select
                             *,
@@ -342,9 +313,6 @@ def parse_sql(
                             case when _ok then len(json_keys(doc)) end as _nkeys,
                         from {rel}
                     )"""
-    if literal:
-        literal_cols = ", ".join(f"{literal_sql(n)} as {col}" for n, col in literal.items())
-        parsed = f"(select *, {literal_cols} from {parsed})"
     if csv_files:
         parsed = f"""(
                         select *, {clean_cols}
@@ -380,6 +348,28 @@ def parse_sql(
             v = f"coalesce({v}, {defaults[name]})"
         return v
 
+    def written(name: str) -> str:
+        """SQL: the record's own text of the id field ``name`` where the parse printed a JSON
+        number with a fraction anew (1.10 read as '1.1', 1234567890.1234567890 as
+        '1234567890.1234567', another id than the record's text says), else NULL: the
+        number written after the key of the landing name read, when it is that double and
+        the value is no JSON string of the document. Evaluated only for an id holding a
+        point (cast_sql), in nested cases (an and would parse every document again)."""
+        whens = []
+        for n in names[name]:
+            r = read_value(n)
+            key = re.escape(json.dumps(n.rsplit(".", 1)[-1], ensure_ascii=False))
+            number = key + r"[ \t\r\n]*:[ \t\r\n]*(-?[0-9]+[.][0-9]+)[ \t\r\n]*[,}\]]"
+            text = f"regexp_extract(doc, {_lit(number)}, 1)"
+            whens.append(
+                f"when {held(n)} is not null then case when "
+                f"regexp_full_match({r}, '-?[0-9]+[.][0-9]*[1-9]') "
+                f"and not contains(doc, '\"' || {r} || '\"') then case when "
+                f"json_type(doc, {_lit(_pointer(n))}) = 'DOUBLE' "
+                f"and try_cast({text} AS DOUBLE) = try_cast({r} AS DOUBLE) then {text} end end"
+            )
+        return f"case {' '.join(whens)} end"
+
     def read_from(name: str) -> str:
         """SQL: the top-level key the field ``name`` is read from (NULL when it has no value
         or comes from a nested name, whose parent stays in ``_extra``)."""
@@ -399,7 +389,7 @@ def parse_sql(
     )
     cols = []
     for f in fields:
-        typed = cast_sql(f.kind, value(f.name), rules)
+        typed = cast_sql(f.kind, value(f.name), rules, written(f.name) if f.kind == "id" else None)
         if f.name == "event_type" and event_types:
             mapped = " ".join(
                 f"when {_lit(k)} then {_lit(t)}" for k, t in sorted(event_types.items())

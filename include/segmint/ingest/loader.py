@@ -37,7 +37,7 @@ import logging
 import re
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib import import_module
@@ -419,71 +419,69 @@ def parse_sql(
         if f.kind == "decimal":
             # Money as a number, to tell "not a number" from "too large for DECIMAL(18, 2)".
             cols.append(f"{cast_sql('double', value(f.name))} as {f.name}_number")
+    ids = [f for f in fields if f.kind == "id"]
+
+    def flag_ids(column: str, whens: Callable[[str, str], list[str]], only_where: str = "") -> None:
+        """Column ``column``: the id fields, by name, whose value meets one of the conditions
+        ``whens(value_sql, field_name)``, comma-separated, NULL when none (for a suite's rule
+        on ids); computed only for records meeting ``only_where`` when given."""
+        listed = ", ".join(
+            "case "
+            + " ".join(f"when {w} then {_lit(f.name)}" for w in whens(value(f.name), f.name))
+            + " end"
+            for f in ids
+        )
+        fields_sql = f"nullif(concat_ws(', ', {listed}), '')"
+        if only_where:
+            fields_sql = f"case when {only_where} then {fields_sql} end"
+        cols.append(f"{fields_sql} as {column}")
+
     # An id holding a JSON object or array ({"id": "c9"}) is no id: the fields where it
-    # happens, by name, for the suite's ids_are_scalars rule (NULL when none).
-    nested = ", ".join(
-        f"case when starts_with({value(f.name)}, '{{') "
-        f"or starts_with({value(f.name)}, '[') then {_lit(f.name)} end"
-        for f in fields
-        if f.kind == "id"
-    )
-    cols.append(f"nullif(concat_ws(', ', {nested}), '') as _id_not_scalar")
+    # happens, for the suite's ids_are_scalars rule.
+    flag_ids("_id_not_scalar", lambda v, _: [f"starts_with({v}, '{{') or starts_with({v}, '[')"])
     # A JSON true or false ({"customer_id": true}, a Parquet BOOLEAN column read as an id) is
     # no id: loaded as the text 'true', every such record was one customer. Only the rare
     # value that reads 'true' or 'false' is looked up in the document: the text "true" of a
     # JSON string or a CSV cell stays a value, as "NULL" does.
-    boolean = ", ".join(
-        f"case when {value(f.name)} in ('true', 'false') and ("
-        + " or ".join(f"json_type(doc, {_lit(_pointer(n))}) = 'BOOLEAN'" for n in names[f.name])
-        + f") then {_lit(f.name)} end"
-        for f in fields
-        if f.kind == "id"
+    flag_ids(
+        "_id_boolean",
+        lambda v, name: [
+            f"{v} in ('true', 'false') and ("
+            + " or ".join(f"json_type(doc, {_lit(_pointer(n))}) = 'BOOLEAN'" for n in names[name])
+            + ")"
+        ],
     )
-    cols.append(f"nullif(concat_ws(', ', {boolean}), '') as _id_boolean")
     # A long number Excel wrote in scientific notation (7.21045E+12: a Shopify customer or
     # order id in a column not formatted as text) has lost its last digits: loaded, every
     # customer whose id rounds alike would be one, the consent of one given to the others.
     # So has a float beyond 2**53 (a JSON 1.5e22 or 12345678901234567890123.0, read as a
     # double; pandas' float column of 18-digit ids), whether printed with an exponent or whole.
-    rounded = ", ".join(
-        f"case when (contains({value(f.name)}, 'E+') or contains({value(f.name)}, 'e+')) "
-        f"and regexp_full_match({value(f.name)}, {_lit(EXCEL_ROUNDED_ID_RE)}) "
-        f"then {_lit(f.name)} "
-        f"when contains({value(f.name)}, '.0') "
-        f"and regexp_full_match({value(f.name)}, {_lit(FLOAT_WHOLE_ID_RE)}) "
-        f"and abs(try_cast(split_part(trim({value(f.name)}), '.', 1) AS DOUBLE)) "
-        f"> {FLOAT_EXACT_MAX} then {_lit(f.name)} end"
-        for f in fields
-        if f.kind == "id"
+    flag_ids(
+        "_id_rounded",
+        lambda v, _: [
+            f"(contains({v}, 'E+') or contains({v}, 'e+')) "
+            f"and regexp_full_match({v}, {_lit(EXCEL_ROUNDED_ID_RE)})",
+            f"contains({v}, '.0') and regexp_full_match({v}, {_lit(FLOAT_WHOLE_ID_RE)}) "
+            f"and abs(try_cast(split_part(trim({v}), '.', 1) AS DOUBLE)) > {FLOAT_EXACT_MAX}",
+        ],
     )
-    cols.append(f"nullif(concat_ws(', ', {rounded}), '') as _id_rounded")
     # An id holding a control character ('c42\\r' from a quoted CSV cell, a tab, NUL, ESC)
     # is the same id to the eye and another one to every join: loaded, one customer became two
     # and an export line broke. Only a document holding a backslash (JSON escapes every such
     # character) or a DEL may hold one: two substring searches a record, its ids looked at
     # only then (a regular expression on every id cost ten times more).
-    control = ", ".join(
-        f"case when regexp_matches({cast_sql('id', value(f.name))}, {_lit(ID_CONTROL_RE)}) "
-        f"then {_lit(f.name)} end"
-        for f in fields
-        if f.kind == "id"
-    )
-    cols.append(
-        "case when contains(doc, '\\') or contains(doc, chr(127)) "
-        f"then nullif(concat_ws(', ', {control}), '') end as _id_control"
+    flag_ids(
+        "_id_control",
+        lambda v, _: [f"regexp_matches({cast_sql('id', v)}, {_lit(ID_CONTROL_RE)})"],
+        only_where="contains(doc, '\\') or contains(doc, chr(127))",
     )
     # An id of more than ID_MAX_LENGTH characters (a 50 kB document pasted into the cell) is
     # no id. No id is longer than the document it is read from (in bytes): only documents
     # of more than that many bytes are looked at.
-    too_long = ", ".join(
-        f"case when length({cast_sql('id', value(f.name))}) > {ID_MAX_LENGTH} "
-        f"then {_lit(f.name)} end"
-        for f in fields
-        if f.kind == "id"
-    )
-    cols.append(
-        f"case when strlen(doc) > {ID_MAX_LENGTH} "
-        f"then nullif(concat_ws(', ', {too_long}), '') end as _id_too_long"
+    flag_ids(
+        "_id_too_long",
+        lambda v, _: [f"length({cast_sql('id', v)}) > {ID_MAX_LENGTH}"],
+        only_where=f"strlen(doc) > {ID_MAX_LENGTH}",
     )
     # A dotted name is a path into objects: where a parent on it holds a non-empty JSON array
     # (GA4's event_params and items are lists of objects), json_transform reads the array as

@@ -507,23 +507,26 @@ def test_output_piped_into_a_reader_that_is_gone_ends_quietly(
     if not buffered:
         env["PYTHONUNBUFFERED"] = "1"
     generate = ["generate", "--customers", "40", "--days", "2", "--end-date", "2026-06-30"]
-    read_end, write_end = os.pipe()
-    os.close(read_end)  # the reader is gone before the first line, as `| head -0`
-    try:
-        ended = subprocess.run(
-            [sys.executable, "-m", "segmint.cli", *generate, "--landing", tmp_path / "a/landing"],
-            stdout=write_end,
-            stderr=subprocess.PIPE,
-            text=True,
-            check=False,
-            env=env,
-        )
-    finally:
-        os.close(write_end)
+    ended = _run_into_a_gone_reader(
+        [sys.executable, "-m", "segmint.cli", *generate, "--landing", tmp_path / "a/landing"], env
+    )
     assert (ended.returncode, ended.stderr) == (141, "")
     reference = _cli(*generate, "--landing", tmp_path / "b/landing")
     assert reference.returncode == 0, reference.stderr
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
+
+
+def _run_into_a_gone_reader(argv: list, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run ``argv`` with its stdout a pipe whose reader is gone before the first line, as
+    `| head -0`."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            argv, stdout=write_end, stderr=subprocess.PIPE, text=True, check=False, env=env
+        )
+    finally:
+        os.close(write_end)
 
 
 @pytest.mark.parametrize("stdout", ["buffered", "unbuffered", "closed"])
@@ -547,19 +550,7 @@ def test_a_run_whose_output_reader_is_gone_finishes_the_night(tmp_path: Path, st
     warehouse = tmp_path / "w.duckdb"
     run = ["run", "--stages", "ingest,validate", "--landing", tmp_path / "landing"]
     run += ["--warehouse", warehouse, "--output", tmp_path / "out"]
-    read_end, write_end = os.pipe()
-    os.close(read_end)  # the reader is gone before the first line, as `| head -0`
-    try:
-        ended = subprocess.run(
-            [*closed, sys.executable, "-m", "segmint.cli", *run],
-            stdout=write_end,
-            stderr=subprocess.PIPE,
-            text=True,
-            check=False,
-            env=env,
-        )
-    finally:
-        os.close(write_end)
+    ended = _run_into_a_gone_reader([*closed, sys.executable, "-m", "segmint.cli", *run], env)
     assert (ended.returncode, ended.stderr) == (0, "")
     assert fetch(warehouse, "select count(*) from ops.quality_gate") == [(1,)]
 

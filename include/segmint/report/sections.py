@@ -857,7 +857,7 @@ def block_model_status(ctx: Context, model: str) -> str:
         fact["status"], fact["message"] = status, msg
         parts.append(
             f"Run <code>{esc(run.get('run_id', ''))}</code> of {esc(_day(run.get('as_of_date')))}: "
-            f'<span class="{cls}">{esc(status)}</span>'
+            f'<span class="{cls}">{esc(status.replace("_", " "))}</span>'
             + (f" — {esc(msg)}" if isinstance(msg, str) and msg else "")
         )
         if status == "not_published" and auc is not None:
@@ -2011,7 +2011,7 @@ def summary_sentences(ctx: Context) -> list[str]:
         n, reason = f["quarantine_today"]
         if n:
             out.append(
-                f"{n:,} quarantined rows in the {ctx.as_of} partition"
+                f"{plural(n, 'quarantined row')} in the {ctx.as_of} partition"
                 + (f", mostly {reason.replace('_', ' ')}" if reason else "")
                 + "."
             )

@@ -539,6 +539,8 @@ def test_a_refused_candidate_is_not_taken_for_the_model_that_scored_tonight(
     ) in html
     assert 'kpi-label">churn AUC, not published<' in html
     assert 'kpi-label">purchase AUC<' in html
+    # the run's status in words, not its code
+    assert '<span class="bad">not published</span>' in html and "not_published" not in html
 
 
 def test_a_night_the_score_stage_did_not_run_says_there_are_no_scores_tonight(

@@ -78,3 +78,21 @@ def test_every_customer_has_features_and_one_lifecycle_stage(warehouse: Path) ->
         "select segment from marts.customer_rule_segments where customer_id = 'X2' "
         f"and as_of_date = '{END}' and segment like 'lifecycle_%'",
     ) == [("lifecycle_new",)]
+
+
+def test_the_profile_knows_them_from_the_same_moment(warehouse: Path) -> None:
+    """marts.customers said first_seen_at NULL for X1 and X2 while their features said the
+    first CRM version's updated_at: the profile and the features now agree."""
+    profile = fetch(
+        warehouse,
+        "select customer_id, first_seen_at::varchar from marts.customers "
+        "where customer_id in ('X1', 'X2') order by 1",
+    )
+    assert profile == [("X1", "2026-06-10 08:00:00"), ("X2", "2026-06-20 08:00:00")]
+    differing = fetch(
+        warehouse,
+        "select count(*) from marts.customers join marts.customer_features "
+        "using (customer_id) where customers.first_seen_at "
+        "is distinct from customer_features.first_seen_at",
+    )
+    assert differing == [(0,)]

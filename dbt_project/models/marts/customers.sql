@@ -50,6 +50,18 @@ activity as (
 
 ),
 
+-- When the CRM first knew each customer (their first version): the first_seen_at of a
+-- customer with no event and no signup date, as in customer_feature_history.
+first_versions as (
+
+    select
+        customer_id,
+        min(valid_from) as first_known_at
+    from {{ ref('stg_segmint__customer_versions') }}
+    group by customer_id
+
+),
+
 identities as (
 
     select
@@ -93,7 +105,10 @@ select
     case
         when
             activity.first_event_at is null
-            then cast(crm.signup_date as {{ dbt.type_timestamp() }})
+            then coalesce(
+                    cast(crm.signup_date as {{ dbt.type_timestamp() }}),
+                    first_versions.first_known_at
+                )
         when crm.signup_date is null then activity.first_event_at
         when cast(crm.signup_date as {{ dbt.type_timestamp() }}) < activity.first_event_at
             then cast(crm.signup_date as {{ dbt.type_timestamp() }})
@@ -109,4 +124,5 @@ select
 from customer_ids
 left join crm on customer_ids.customer_id = crm.customer_id
 left join activity on customer_ids.customer_id = activity.customer_id
+left join first_versions on customer_ids.customer_id = first_versions.customer_id
 left join identities on customer_ids.customer_id = identities.customer_id

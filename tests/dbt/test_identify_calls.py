@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
-from segmint.config import Settings, load_settings
+from segmint.config import PropensitySettings, Settings, load_settings
 from segmint.ingest import run_ingest
 from segmint.transform import run_transform
 from tests.db import fetch
@@ -114,3 +114,70 @@ def test_identify_calls_are_no_visit_but_make_a_known_customer(warehouse: Path) 
     assert customers == [("u1", 1, 1, 1, "2026-06-01 09:10:00"), ("u2", 1, 0, 0, None)]
     activity = fetch(warehouse, "select customer_id, page_views from marts.customer_daily_activity")
     assert activity == [("u1", 3)]
+
+
+def test_a_customer_known_from_an_identify_call_has_features(warehouse: Path) -> None:
+    """u2 (an identify call, no CRM record, no visit) was a row of marts.customers and of no
+    snapshot of the features: no segment, no score, no audience for a fresh sign-up. Both
+    tables now hold them, first seen at the identify call, a new customer with no activity."""
+    features = fetch(
+        warehouse,
+        "select customer_id, first_seen_at::varchar, tenure_days, order_count, sessions_30d, "
+        "rfm_segment, email_opt_in from marts.customer_features order by 1",
+    )
+    assert features == [
+        ("u1", "2026-06-01 09:00:00", 0, 1, 1, "Too few buyers", False),
+        ("u2", "2026-06-01 18:00:00", 0, 0, 0, "No orders", False),
+    ]
+    customers = fetch(
+        warehouse, "select customer_id, first_seen_at::varchar from marts.customers order by 1"
+    )
+    assert customers == [("u1", "2026-06-01 09:00:00"), ("u2", "2026-06-01 18:00:00")]
+    segments = fetch(
+        warehouse,
+        "select segment from marts.customer_rule_segments "
+        "where customer_id = 'u2' and segment like 'lifecycle_%'",
+    )
+    assert segments == [("lifecycle_new",)]
+
+
+def test_a_late_identify_call_makes_a_known_customer_from_its_day_on(tmp_path: Path) -> None:
+    """An identify call loaded after its day's snapshot was built (a late file) is in that
+    snapshot once it is rebuilt, and in no snapshot before its day: point in time."""
+    example = load_settings(EXAMPLE, environ={})
+    settings = dataclasses.replace(
+        Settings(),
+        warehouse=tmp_path / "segmint.duckdb",
+        landing=tmp_path / "landing",
+        output=tmp_path / "output",
+        ingest=example.ingest,
+        # one cut-off snapshot, the day before the as-of date
+        propensity=PropensitySettings(horizon_days=1, training_cutoffs=1),
+    )
+    night = AS_OF + timedelta(days=1)
+    calls = [c for c in _calls() if c["messageId"] != "i2"]
+    write_jsonl(settings.landing / f"events/dt={AS_OF}/segment.jsonl", calls)
+    page = {**calls[0], "messageId": "p5", "anonymousId": "a3", "timestamp": f"{night}T08:00:00Z"}
+    write_jsonl(settings.landing / f"events/dt={night}/segment.jsonl", [page])
+    run_ingest(settings, night)
+    run_transform(settings, night)
+    history = (
+        "select as_of_date::varchar, customer_id, first_seen_at::varchar, tenure_days "
+        "from marts.customer_feature_history where customer_id <> 'u1' order by 1, 2"
+    )
+    warehouse = settings.warehouse
+    assert fetch(warehouse, history) == []
+
+    # u2's sign-up arrives late; u4 signs up on the night's own day
+    i2 = next(c for c in _calls() if c["messageId"] == "i2")
+    write_jsonl(settings.landing / f"events/dt={AS_OF}/late.jsonl", [i2])
+    i4 = {**i2, "messageId": "i4", "anonymousId": "a4", "userId": "u4",
+          "timestamp": f"{night}T07:00:00Z"}  # fmt: skip
+    write_jsonl(settings.landing / f"events/dt={night}/late.jsonl", [i4])
+    run_ingest(settings, night)
+    run_transform(settings, night)
+    assert fetch(warehouse, history) == [
+        ("2026-06-01", "u2", "2026-06-01 18:00:00", 0),
+        ("2026-06-02", "u2", "2026-06-01 18:00:00", 1),
+        ("2026-06-02", "u4", "2026-06-02 07:00:00", 0),
+    ]

@@ -277,9 +277,25 @@ crm_loads as (
 
 ),
 
--- Known customers as of each date: seen in events by then, or in the CRM by then (a
--- version valid that day) unless its signup date is still to come. A CRM record without a
--- signup date counts: many CRMs leave it empty.
+-- Customers identified by each date (an identify call or a login linking an anonymous id):
+-- when first, and the newest load behind it. A fresh sign-up known only from its identify
+-- call has no daily activity (an identify call is no visit) and is still a known customer.
+links as (
+
+    select
+        snapshot_dates.as_of_date,
+        links.customer_id,
+        min(links.first_linked_at) as first_linked_at,
+        max(links._loaded_at) as _loaded_at
+    from {{ ref('int_identity_links_daily') }} as links
+    inner join snapshot_dates on links.event_date <= snapshot_dates.as_of_date
+    group by snapshot_dates.as_of_date, links.customer_id
+
+),
+
+-- Known customers as of each date: seen in events by then (an identify call included), or
+-- in the CRM by then (a version valid that day) unless its signup date is still to come. A
+-- CRM record without a signup date counts: many CRMs leave it empty.
 known as (
 
     select
@@ -290,10 +306,22 @@ known as (
     select
         as_of_date,
         customer_id
+    from links
+    union
+    select
+        as_of_date,
+        customer_id
     from crm
     where signup_date is null or signup_date <= as_of_date
 
 ),
+
+{%- set signup_at -%}
+    case
+        when crm.signup_date <= known.as_of_date
+            then cast(crm.signup_date as {{ dbt.type_timestamp() }})
+    end
+{%- endset %}
 
 base as (
 
@@ -301,10 +329,14 @@ base as (
         known.as_of_date,
         known.customer_id,
         case
+            -- No activity: the signup date (once come) or the first identify call, the
+            -- earlier; with neither, when the CRM first knew the customer.
             when
                 lifetime.first_event_at is null
                 then coalesce(
-                        cast(crm.signup_date as {{ dbt.type_timestamp() }}),
+                        least({{ signup_at }}, links.first_linked_at),
+                        {{ signup_at }},
+                        links.first_linked_at,
                         crm.first_known_at
                     )
             when crm.signup_date is null or crm.signup_date > known.as_of_date
@@ -343,16 +375,19 @@ base as (
         favourite_category.favourite_category,
         coalesce(crm.is_email_opt_in, false) as email_opt_in,
         coalesce(crm.is_ads_opt_in, false) as ads_opt_in,
-        case
-            when crm_loads.crm_loaded_at is null or lifetime._loaded_at > crm_loads.crm_loaded_at
-                then lifetime._loaded_at
-            else crm_loads.crm_loaded_at
-        end as _loaded_at
+        -- the newest of the three loads present (each coalesce is one of them)
+        greatest(
+            coalesce(lifetime._loaded_at, crm_loads.crm_loaded_at, links._loaded_at),
+            coalesce(crm_loads.crm_loaded_at, links._loaded_at, lifetime._loaded_at),
+            coalesce(links._loaded_at, lifetime._loaded_at, crm_loads.crm_loaded_at)
+        ) as _loaded_at
     from known
     left join lifetime
         on known.as_of_date = lifetime.as_of_date and known.customer_id = lifetime.customer_id
     left join crm
         on known.as_of_date = crm.as_of_date and known.customer_id = crm.customer_id
+    left join links
+        on known.as_of_date = links.as_of_date and known.customer_id = links.customer_id
     left join crm_loads on known.as_of_date = crm_loads.as_of_date
     left join cart_followup
         on

@@ -51,7 +51,8 @@ activity as (
 ),
 
 -- When the CRM first knew each customer (their first version): the first_seen_at of a
--- customer with no event and no signup date, as in customer_feature_history.
+-- customer with no event, no identify call and no signup date, as in
+-- customer_feature_history.
 first_versions as (
 
     select
@@ -72,6 +73,18 @@ identities as (
 
 ),
 
+-- Every customer ever identified (an identify call or a login with an anonymous id), even
+-- when a later customer took the anonymous id over in identity_map: when first.
+links as (
+
+    select
+        customer_id,
+        min(first_linked_at) as first_linked_at
+    from {{ ref('int_identity_links') }}
+    group by customer_id
+
+),
+
 customer_ids as (
 
     select customer_id from crm
@@ -79,7 +92,7 @@ customer_ids as (
     select customer_id from activity
     union
     -- a customer known only from an identify call (no CRM record, no visit yet)
-    select customer_id from identities
+    select customer_id from links
 
 )
 
@@ -106,7 +119,12 @@ select
         when
             activity.first_event_at is null
             then coalesce(
+                    least(
+                        cast(crm.signup_date as {{ dbt.type_timestamp() }}),
+                        links.first_linked_at
+                    ),
                     cast(crm.signup_date as {{ dbt.type_timestamp() }}),
+                    links.first_linked_at,
                     first_versions.first_known_at
                 )
         when crm.signup_date is null then activity.first_event_at
@@ -126,3 +144,4 @@ left join crm on customer_ids.customer_id = crm.customer_id
 left join activity on customer_ids.customer_id = activity.customer_id
 left join first_versions on customer_ids.customer_id = first_versions.customer_id
 left join identities on customer_ids.customer_id = identities.customer_id
+left join links on customer_ids.customer_id = links.customer_id

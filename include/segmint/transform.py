@@ -482,15 +482,7 @@ def _mart_figures(warehouse: Path, as_of: date) -> tuple[dict[str, int], list[da
                    AND NOT EXISTS (
                        SELECT 1 FROM intermediate.int_identity_links AS l
                        WHERE l.anonymous_id = s.anonymous_id AND l.first_linked_at < ?)),
-                (SELECT count(*) FROM marts.customer_rule_segments WHERE as_of_date = ?),
-                -- Customers without a CRM record whose id matches a CRM id but for case
-                -- ('C1' in events, 'c1' in the CRM): two customers each, consent on one.
-                (SELECT count(*)
-                 FROM (SELECT customer_id FROM marts.customers
-                       ANTI JOIN staging.stg_segmint__customers USING (customer_id)) AS o
-                 WHERE EXISTS (
-                     SELECT 1 FROM staging.stg_segmint__customers AS c
-                     WHERE lower(c.customer_id) = lower(o.customer_id)))
+                (SELECT count(*) FROM marts.customer_rule_segments WHERE as_of_date = ?)
             """,
             [as_of, as_of, as_of, end, as_of, end, as_of],
         ).fetchone()
@@ -506,7 +498,6 @@ def _mart_figures(warehouse: Path, as_of: date) -> tuple[dict[str, int], list[da
         "refunds_without_order",
         "anonymous_visitors",
         "rule_segment_rows",
-        "ids_differing_in_case",
     )
     return dict(zip(keys, (int(v) for v in row), strict=True)), list(rebuilt), int(past)
 
@@ -543,57 +534,67 @@ def _placeholder_customer_ids(con) -> list[tuple[str, int, int]]:
     ).fetchall()
 
 
-def _record_placeholders(
-    warehouse: Path, as_of: date, placeholders: list[tuple[str, int, int]]
+def _record_occurrences(
+    warehouse: Path,
+    table: str,
+    columns: dict[str, str],
+    as_of: date,
+    tonight: dict[str, tuple],
 ) -> dict[str, tuple[date, bool]]:
-    """Keep tonight's placeholder customer ids in ``ops.placeholder_customer_ids``, one row
-    an occurrence (from the first night it was found to the night it was gone), and return
+    """Keep tonight's customer ids of a finding in ``table`` (ops.*), one row an occurrence
+    (from the first night it was found to the night it was gone), with ``columns`` (name:
+    type) as of the last night; ``tonight`` maps each id to those columns' values. Return
     each id's first night and whether to warn of it tonight: a new occurrence, or a rerun of
-    its first night (or of an earlier one). The same old rows were warned of every night, a
-    warning that repeats forever and is ignored."""
+    its first night (or of an earlier one). A finding warned of every night for the same old
+    rows is a warning that repeats forever and is ignored."""
     from segmint.warehouse import connect
 
     con = connect(warehouse)
     try:
         con.execute("create schema if not exists ops")
         con.execute(
-            "create table if not exists ops.placeholder_customer_ids ("
+            f"create table if not exists {table} ("
             "customer_id varchar not null, first_as_of_date date not null, "
-            "last_as_of_date date not null, order_count bigint, anonymous_id_count bigint, "
-            "gone_as_of_date date)"
+            "last_as_of_date date not null, "
+            + "".join(f"{name} {kind}, " for name, kind in columns.items())
+            + "gone_as_of_date date)"
         )
         known = dict(
             con.execute(
-                "select customer_id, first_as_of_date from ops.placeholder_customer_ids "
-                "where gone_as_of_date is null"
+                f"select customer_id, first_as_of_date from {table} where gone_as_of_date is null"
             ).fetchall()
         )
+        names = list(columns)
         found: dict[str, tuple[date, bool]] = {}
-        for customer, orders, devices in placeholders:
+        for customer, values in tonight.items():
             first = known.get(customer)
             if first is None:
                 con.execute(
-                    "insert into ops.placeholder_customer_ids values (?, ?, ?, ?, ?, null)",
-                    [customer, as_of, as_of, orders, devices],
+                    f"insert into {table} (customer_id, first_as_of_date, last_as_of_date"
+                    + "".join(f", {name}" for name in names)
+                    + ") values (?, ?, ?"
+                    + ", ?" * len(names)
+                    + ")",
+                    [customer, as_of, as_of, *values],
                 )
                 found[customer] = (as_of, True)
                 continue
             con.execute(
-                """
-                update ops.placeholder_customer_ids set
-                    first_as_of_date = least(first_as_of_date, $as_of),
-                    order_count = if($as_of >= last_as_of_date, $orders, order_count),
-                    anonymous_id_count = if($as_of >= last_as_of_date, $devices,
-                        anonymous_id_count),
-                    last_as_of_date = greatest(last_as_of_date, $as_of)
-                where customer_id = $id and gone_as_of_date is null
-                """,
-                {"as_of": as_of, "orders": orders, "devices": devices, "id": customer},
+                f"update {table} set first_as_of_date = least(first_as_of_date, $as_of), "
+                + "".join(
+                    f"{name} = if($as_of >= last_as_of_date, $v{i}, {name}), "
+                    for i, name in enumerate(names)
+                )
+                + "last_as_of_date = greatest(last_as_of_date, $as_of) "
+                "where customer_id = $id and gone_as_of_date is null",
+                {"as_of": as_of, "id": customer}
+                | {f"v{i}": value for i, value in enumerate(values)},
             )
             found[customer] = (min(first, as_of), as_of <= first)
-        # Gone tonight (named in the null values and reloaded): a return is a new occurrence.
+        # Gone tonight (the data or the setting fixed, and reloaded): a return is a new
+        # occurrence.
         con.execute(
-            "update ops.placeholder_customer_ids set gone_as_of_date = ? "
+            f"update {table} set gone_as_of_date = ? "
             "where gone_as_of_date is null and last_as_of_date < ? "
             "and not list_contains(?, customer_id)",
             [as_of, as_of, list(found)],
@@ -601,6 +602,51 @@ def _record_placeholders(
     finally:
         con.close()
     return found
+
+
+def _record_placeholders(
+    warehouse: Path, as_of: date, placeholders: list[tuple[str, int, int]]
+) -> dict[str, tuple[date, bool]]:
+    """Keep tonight's placeholder customer ids in ``ops.placeholder_customer_ids`` (named in
+    the null values and reloaded, one is gone): see :func:`_record_occurrences`."""
+    return _record_occurrences(
+        warehouse,
+        "ops.placeholder_customer_ids",
+        {"order_count": "bigint", "anonymous_id_count": "bigint"},
+        as_of,
+        {customer: (orders, devices) for customer, orders, devices in placeholders},
+    )
+
+
+def _ids_differing_in_case(con) -> list[tuple[str, str]]:
+    """Customers without a CRM record whose id matches a CRM id but for case ('C1' in
+    events, 'c1' in the CRM): (their id, the CRM's), by id."""
+    return con.execute(
+        """
+            SELECT o.customer_id, min(c.customer_id)
+            FROM (SELECT customer_id FROM marts.customers
+                  ANTI JOIN staging.stg_segmint__customers USING (customer_id)) AS o
+            JOIN staging.stg_segmint__customers AS c
+                ON lower(c.customer_id) = lower(o.customer_id)
+            GROUP BY o.customer_id
+            ORDER BY o.customer_id
+            """
+    ).fetchall()
+
+
+def _record_ids_differing_in_case(
+    warehouse: Path, as_of: date, pairs: list[tuple[str, str]]
+) -> dict[str, tuple[date, bool]]:
+    """Keep tonight's customer ids differing from a CRM id in case only in
+    ``ops.customer_ids_differing_in_case`` (the exports made to agree and reloaded, one is
+    gone): see :func:`_record_occurrences`."""
+    return _record_occurrences(
+        warehouse,
+        "ops.customer_ids_differing_in_case",
+        {"crm_customer_id": "varchar"},
+        as_of,
+        {customer: (crm,) for customer, crm in pairs},
+    )
 
 
 # More page views, product views, searches and cart adds than this in one day is no person
@@ -1097,11 +1143,16 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         placeholders = _placeholder_customer_ids(con)
+        # Customers without a CRM record whose id matches a CRM id but for case ('C1' in
+        # events, 'c1' in the CRM): two customers each, consent on one.
+        case_ids = _ids_differing_in_case(con)
+        figures["ids_differing_in_case"] = len(case_ids)
         heavy = _heavy_visitors(con, as_of)
         new_conflicts, new_orphans = _new_tonight(con)
     finally:
         con.close()
     placeholders_seen = _record_placeholders(warehouse, as_of, placeholders)
+    case_ids_seen = _record_ids_differing_in_case(warehouse, as_of, case_ids)
     summary = (
         f"{figures['customers']} customers with features as of {as_of}, "
         f"{figures['orders']} orders, {figures['sessions']} sessions, "
@@ -1139,6 +1190,11 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         # The night each was first found (ops.placeholder_customer_ids): warned of then only.
         "placeholder_customer_ids_since": {
             customer: first.isoformat() for customer, (first, _) in placeholders_seen.items()
+        },
+        # The night each was first found (ops.customer_ids_differing_in_case): warned of
+        # then only.
+        "ids_differing_in_case_since": {
+            customer: first.isoformat() for customer, (first, _) in case_ids_seen.items()
         },
         "heavy_visitors": [who for who, *_ in heavy],
     }
@@ -1181,11 +1237,25 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
             "the loaded history, or ids that differ between the back end and the tracker?); "
             f"see marts.refunds where not has_order{earlier}"
         )
-    if figures["ids_differing_in_case"]:
+    new_case_ids = [pair for pair in case_ids if case_ids_seen[pair[0]][1]]
+    if len(case_ids) > len(new_case_ids):
+        log.info(
+            "transform: still %s customer id(s) matching a CRM id but for case, warned of on "
+            "their first night (ops.customer_ids_differing_in_case): %s",
+            len(case_ids) - len(new_case_ids),
+            ", ".join(
+                f"'{customer}' (CRM '{crm}') since {case_ids_seen[customer][0]}"
+                for customer, crm in case_ids
+                if not case_ids_seen[customer][1]
+            ),
+        )
+    if new_case_ids:
+        earlier = len(case_ids) - len(new_case_ids)
         warnings.append(
-            f"{figures['ids_differing_in_case']} customer id(s) without a CRM record match a "
+            f"{len(new_case_ids)} customer id(s) without a CRM record match a "
             "CRM id but for case (events 'C1', CRM 'c1'): ids are compared exactly, so each "
             "is two customers and the consent is on the CRM one; make the exports agree"
+            + (f" (and {earlier} of earlier nights)" if earlier else "")
         )
     still = [p for p in placeholders if not placeholders_seen[p[0]][1]]
     if still:

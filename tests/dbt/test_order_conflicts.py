@@ -111,6 +111,46 @@ def test_customer_ids_that_differ_from_the_crm_only_in_case_are_reported(tmp_pat
         "'c1'): ids are compared exactly, so each is two customers and the consent is on the "
         "CRM one; make the exports agree"
     ]
+    # The next night C0 buys again and C5 comes, the CRM spelling them 'c5': the warning
+    # came back for C0 and C1 every night, for the same old rows; it now names the new one
+    # only, and ops.customer_ids_differing_in_case keeps each with its first night.
+    night = date(2026, 7, 1)
+    write_jsonl(
+        settings.landing / f"events/dt={night}/e.jsonl",
+        [
+            dict(_purchase(f"q{n}", f"C{n}", f"q{n}", 10, 30), event_ts=f"{night}T10:00:00Z")
+            for n in (0, 5)
+        ],
+    )
+    write_lines(
+        settings.landing / f"crm/dt={night}/c.csv",
+        ["customer_id,updated_at,email_opt_in", "c5,2026-07-01,true"],
+    )
+    run_ingest(settings, night)
+    later = run_transform(settings, night)
+    assert later.details["ids_differing_in_case"] == 3
+    assert later.details["ids_differing_in_case_since"] == {
+        "C0": "2026-06-30",
+        "C1": "2026-06-30",
+        "C5": "2026-07-01",
+    }
+    assert [w for w in later.warnings if "but for case" in w] == [
+        "1 customer id(s) without a CRM record match a CRM id but for case (events 'C1', CRM "
+        "'c1'): ids are compared exactly, so each is two customers and the consent is on the "
+        "CRM one; make the exports agree (and 2 of earlier nights)"
+    ]
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        assert con.execute(
+            "select customer_id, crm_customer_id, first_as_of_date, last_as_of_date, "
+            "gone_as_of_date from ops.customer_ids_differing_in_case order by 1"
+        ).fetchall() == [
+            ("C0", "c0", AS_OF, night, None),
+            ("C1", "c1", AS_OF, night, None),
+            ("C5", "c5", night, night, None),
+        ]
+    finally:
+        con.close()
 
 
 def test_customer_ids_that_are_placeholders_are_reported(tmp_path):

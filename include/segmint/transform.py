@@ -77,10 +77,10 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # An order counts in its customer's daily activity on its day even when the customer has no
 # event of their own then (the browser's anonymous purchase before midnight, the back end's
 # copy with the customer after it): such orders were in marts.orders only.
-# 2026-12-07.h64: a customer known only from an identify call (no CRM record, no visit yet)
+# 2026-12-07.2: a customer known only from an identify call (no CRM record, no visit yet)
 # is a customer of the feature snapshots from the call's day on, first seen at it: such a
 # fresh sign-up was in marts.customers only.
-MODEL_LOGIC_VERSION = "2026-12-07.h64"
+MODEL_LOGIC_VERSION = "2026-12-07.2"
 # A full refresh keeps only the snapshots asked for: it asks for the cut-offs too.
 _WITH_CUTOFFS = "with the cut-off snapshots"
 

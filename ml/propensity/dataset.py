@@ -9,9 +9,10 @@ the activity after it, and the label never sees activity after ``cutoff + H``.
 Eligibility (who gets a training row, and who is scored):
 
 * ``purchase``: every customer in the snapshot who was known at the cut-off
-  (``first_seen_at`` on or before the end of the cut-off day). For scoring, customers without
-  any ``first_seen_at`` (a CRM record with neither events nor signup date) are scored too;
-  for training they are left out because nothing proves they existed at the cut-off.
+  (``first_seen_at`` on or before the end of the cut-off day; every snapshot row has one, a
+  CRM-only customer's being when the CRM first knew them). For scoring, a row without
+  ``first_seen_at`` (only snapshots an older release built hold one) is scored too; for
+  training it is left out because nothing proves the customer existed at the cut-off.
 * ``churn``: customers *active* at the cut-off, i.e. who purchased or visited within the
   lookback: ``recency_days < L`` or ``days_since_last_visit < L`` (``L`` =
   ``active_lookback_days``; the same inclusive trailing window as the ``Nd`` features).

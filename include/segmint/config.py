@@ -492,6 +492,11 @@ class RecommendationSettings:
     # this many (those with the most customers): scoring costs warm customers x these
     # products, whatever a crawler or a long-tail catalogue adds. Fallbacks offer any product.
     max_candidate_products: int = 20_000
+    # Only products some customer viewed, carted or bought in the last N days up to as_of
+    # are recommended (0: no limit). The mart keeps every loaded day, and a product taken off
+    # sale long ago (no view since) kept its factors and its decayed sales: it was still
+    # recommended. Older products still train the factors.
+    active_product_days: int = 90
     # BLAS threads while fitting and scoring; 0 = all cores.
     threads: int = 1
     # Cadence: nights rank with the newest model published on an earlier night (customers
@@ -517,6 +522,7 @@ class RecommendationSettings:
             self,
             0,
             "threads",
+            "active_product_days",  # 0: no limit
             "retrain_every_days",
             "refit_iterations",
             "holdout_days",  # 0: nothing held out, so nothing to evaluate (popularity)

@@ -160,9 +160,10 @@ def group_popularity(
     half_life_days: float,
     length: int,
     tiebreak: np.ndarray,
+    eligible: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best sellers among each group's customers (``member_group`` per customer code, -1: none),
-    counted in buyers as :func:`popularity`.
+    counted in buyers as :func:`popularity`; ``eligible`` (boolean per product): only these.
 
     Returns (table of product codes (n_groups, length), score table of the same shape).
     """
@@ -175,7 +176,7 @@ def group_popularity(
     table = np.full((n_groups, length), -1, dtype=np.int32)
     scores = np.zeros((n_groups, length))
     for gi in range(n_groups):  # a handful of segments, not data rows
-        products = np.flatnonzero(sold[gi] > 0)
+        products = np.flatnonzero((sold[gi] > 0) if eligible is None else (sold[gi] > 0) & eligible)
         ranked = products[np.lexsort((products, -tiebreak[products], -sold[gi, products]))]
         ranked = ranked[:length]
         table[gi, : len(ranked)] = ranked
@@ -217,7 +218,21 @@ def favourite_from_interactions(
     return out
 
 
-def candidates(matrix, interest: np.ndarray, most: int) -> np.ndarray:
+def active_products(inter: Interactions, n_products: int, days: int) -> np.ndarray:
+    """Products some customer interacted with in the last ``days`` days (ages 0 to
+    ``days - 1``; boolean per product code). ``days`` 0: every product.
+
+    A product taken off sale has no views after it; its older interactions still count in
+    the factors, but it is not recommended."""
+    if days <= 0:
+        return np.ones(n_products, dtype=bool)
+    recent = inter.product[inter.age_days < days]
+    return np.bincount(recent, minlength=n_products)[:n_products] > 0
+
+
+def candidates(
+    matrix, interest: np.ndarray, most: int, eligible: np.ndarray | None = None
+) -> np.ndarray:
     """Products that may be picked collaboratively (boolean per product code).
 
     A product at least two customers interacted with, and among the ``most`` such products
@@ -226,9 +241,12 @@ def candidates(matrix, interest: np.ndarray, most: int) -> np.ndarray:
     and a crawler viewing 200,000 products made each of them a column every warm customer was
     scored on (the stage ~100x slower). The cap bounds the scoring of a long-tail catalogue
     at customers x ``most``; the best-seller fallbacks still offer every product.
+    ``eligible`` (boolean per product): only these may be candidates (recently active ones).
     """
     n_products = matrix.shape[1]
     customers = np.bincount(matrix.indices, minlength=n_products)  # CSR: one entry a pair
+    if eligible is not None:
+        customers = np.where(eligible, customers, 0)
     keep = customers >= 2
     if int(keep.sum()) > most:
         ranked = np.lexsort((np.arange(n_products), -interest, -customers))[:most]

@@ -143,6 +143,7 @@ class Prepared:
     interest: np.ndarray  # all interaction weight per product (tie-break)
     matrix: Any  # CSR customer x product weights
     candidates: np.ndarray  # products that may be picked collaboratively (ix.candidates)
+    active: np.ndarray  # products that may be recommended at all (ix.active_products)
     shared: np.ndarray  # products at least two customers interacted with (the factors' columns)
 
     def fit(self, fit, init: Factors | None = None) -> Factors:
@@ -170,6 +171,7 @@ def prepare(inter: ix.Interactions, ctx: Context, cfg: RecommendationSettings) -
     matrix = ix.build_matrix(
         inter.customer, inter.product, weights, (ctx.n_customers, ctx.n_products)
     )
+    active = ix.active_products(inter, ctx.n_products, cfg.active_product_days)
     return Prepared(
         inter=inter,
         excluded=ix.purchased_keys(inter, ctx.n_products, ctx.repeatable),
@@ -177,7 +179,8 @@ def prepare(inter: ix.Interactions, ctx: Context, cfg: RecommendationSettings) -
         order=order,
         interest=interest,
         matrix=matrix,
-        candidates=ix.candidates(matrix, interest, cfg.max_candidate_products),
+        candidates=ix.candidates(matrix, interest, cfg.max_candidate_products, active),
+        active=active,
         shared=ix.shared_products(matrix),
     )
 
@@ -210,7 +213,7 @@ def build_lists(
     sold = prep.sold
     # Best sellers, then the products nobody bought yet by interest (views, cart adds): a
     # shop where little or nothing has sold still fills its lists, with score 0.
-    ranked = prep.order[:widest]
+    ranked = prep.order[prep.active[prep.order]][:widest]
     top = ranked[(sold[ranked] > 0) | (prep.interest[ranked] > 0)]
     popular_table = np.full((1, widest), -1, dtype=np.int32)
     popular_table[0, : len(top)] = top
@@ -225,7 +228,11 @@ def build_lists(
             factors.user, factors.item, customers, warm, prep.excluded, n, allowed=allowed
         )
         content_table = ix.top_by_group(
-            ctx.product_category, sold, prep.interest, ctx.n_categories, widest
+            np.where(prep.active, ctx.product_category, -1),
+            sold,
+            prep.interest,
+            ctx.n_categories,
+            widest,
         )
         content_scores = np.where(content_table >= 0, sold[np.maximum(content_table, 0)], 0.0)
         fallbacks = [("content", ctx.favourite, content_table, content_scores)]
@@ -238,6 +245,7 @@ def build_lists(
                 cfg.half_life_days,
                 widest,
                 prep.interest,
+                prep.active,
             )
             fallbacks.append(("segment-popular", ctx.segment, seg_table, seg_scores))
         tables = fallbacks + tables
@@ -480,6 +488,18 @@ def list_stats(
     return sources, warning
 
 
+def inactive_warning(prep: Prepared, cfg: RecommendationSettings, as_of: date) -> str | None:
+    """Why lists come out short when fewer than ``top_n`` products are recent enough."""
+    active = int(prep.active.sum())
+    if active >= cfg.top_n:
+        return None
+    return (
+        f"only {active} of {len(prep.active)} products had an interaction in the "
+        f"{cfg.active_product_days} days up to {as_of} ([recommendations] active_product_days); "
+        "older products are not recommended"
+    )
+
+
 def metrics_frame(evaluation: Evaluation, run_id: str, as_of: date) -> pd.DataFrame:
     rows = [
         {"scorer": scorer, "metric": metric, "value": value}
@@ -560,6 +580,7 @@ FIT_SETTINGS = (
     "min_interactions",
     "repeatable_product_ids",
     "repeatable_categories",
+    "active_product_days",
 )
 
 
@@ -749,6 +770,8 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
         metrics_write(metric_frame, as_of),
     ]
     sources, shortfall = list_stats(built.lists, cfg.top_n, len(customers), ctx.n_products)
+    if inactive := inactive_warning(prep, cfg, as_of):
+        warnings.append(inactive)
     model_run = {
         "run_id": run_id,
         "model_name": MODEL_NAME,
@@ -819,7 +842,8 @@ def _reuse_night(
 
     Re-ranked: customers with an interaction after the previous lists' date or loaded since
     those lists were built (a late event of an earlier day: a purchase delivered two days
-    late must still leave their list), customers without a previous list, and every cold
+    late must still leave their list), customers whose list holds a product no longer
+    active (``active_product_days``), customers without a previous list, and every cold
     customer (their fallback lists follow tonight's best sellers and cost a table look-up).
     A warm customer with no new interaction keeps the list the same model gave them (no new
     purchase to exclude, same factors).
@@ -837,7 +861,9 @@ def _reuse_night(
     previous = previous_night[0] if previous_night else None
     rerank = np.ones(n_customers, dtype=bool)
     if previous_night is not None:
-        listed_ids, late_ids = _listed_and_late(settings.warehouse, as_of, *previous_night)
+        listed_ids, late_ids = _listed_and_late(
+            settings.warehouse, as_of, *previous_night, inputs.product_ids[~prep.active]
+        )
         listed = np.zeros(n_customers, dtype=bool)
         pos = foldin.positions(inputs.customer_ids, listed_ids)
         listed[pos[pos >= 0]] = True
@@ -887,6 +913,8 @@ def _reuse_night(
         f"{registered.as_of_date}, {age} days ago; retrain every {cfg.retrain_every_days} days)"
     )
     sources, shortfall = list_stats(built.lists, cfg.top_n, len(rows), ctx.n_products)
+    if inactive := inactive_warning(prep, cfg, as_of):
+        warnings.append(inactive)
     params = json_safe(
         {
             **dataclasses.asdict(cfg),
@@ -960,15 +988,17 @@ def _reuse_night(
 
 
 def _listed_and_late(
-    warehouse, as_of: date, previous: date, built_at: datetime
+    warehouse, as_of: date, previous: date, built_at: datetime, inactive: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Customers with a list on ``previous``, and customers with an interaction row up to
-    ``as_of`` loaded after ``built_at`` whatever its day (``_loaded_at`` is the newest load
-    of the raw rows behind the row)."""
+    """Customers with a list on ``previous``, and customers to re-rank: with an interaction
+    row up to ``as_of`` loaded after ``built_at`` whatever its day (``_loaded_at`` is the
+    newest load of the raw rows behind the row), or whose list holds one of the
+    ``inactive`` product ids (no interaction in [recommendations] active_product_days)."""
     from segmint.warehouse import connect
 
     con = connect(warehouse, read_only=True)
     try:
+        con.register("_inactive", pd.DataFrame({"product_id": inactive.astype(str)}))
         listed, late = (
             np.asarray(con.execute(sql, params).fetchnumpy()["customer_id"], dtype=object)
             for sql, params in (
@@ -977,9 +1007,12 @@ def _listed_and_late(
                     [previous],
                 ),
                 (
-                    "select distinct customer_id from marts.customer_product_daily "
-                    "where activity_date <= ? and _loaded_at > ?",
-                    [as_of, built_at],
+                    "select customer_id from marts.customer_product_daily "
+                    "where activity_date <= ? and _loaded_at > ? "
+                    "union "
+                    "select customer_id from ml.recommendations "
+                    "where as_of_date = ? and product_id in (select product_id from _inactive)",
+                    [as_of, built_at, previous],
                 ),
             )
         )

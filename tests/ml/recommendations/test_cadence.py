@@ -276,3 +276,39 @@ def test_products_fitted_without_factors_are_unknown_to_the_model() -> None:
     item, known = foldin.align(model, np.array(["a", "b", "c", "d"], dtype=object))
     assert known.tolist() == [True, False, True, False]
     np.testing.assert_array_equal(item[2], model["item_factors"][2])
+
+
+def test_a_carried_list_loses_a_product_no_longer_active(small_warehouse) -> None:
+    """A product last seen 29 days ago is recommended tonight; tomorrow it has had no
+    interaction for [recommendations] active_product_days (30): the customers whose list
+    holds it are re-ranked without it, not carried over with it."""
+    con = duckdb.connect(str(small_warehouse))
+    product = con.execute(
+        "select product_id from marts.customer_product_daily where purchases > 0 "
+        "group by product_id order by count(distinct customer_id) desc, product_id limit 1"
+    ).fetchone()[0]
+    newest = con.execute(
+        "select max(activity_date) from marts.customer_product_daily where product_id = ?",
+        [product],
+    ).fetchone()[0]
+    shift = 29 - (AS_OF - newest).days  # its newest row: 29 days before AS_OF
+    con.execute(
+        "update marts.customer_product_daily set activity_date = activity_date - ? "
+        "where product_id = ?",
+        [shift, product],
+    )
+    con.close()
+    settings = _settings(small_warehouse, active_product_days=30)
+    assert run_recommendations(settings, AS_OF).details["published"] == "model"
+    listed = "select count(*) from ml.recommendations where as_of_date = ? and product_id = ?"
+    assert _query(small_warehouse, listed, [AS_OF, product])[0][0] > 10
+    _next_day(small_warehouse, [], "c9999999")
+    second = run_recommendations(settings, NEXT)
+    assert second.details["retrained"] is False
+    assert _query(small_warehouse, listed, [NEXT, product])[0][0] == 0
+    rows = _query(
+        small_warehouse,
+        "select count(*), count(distinct customer_id) from ml.recommendations where as_of_date = ?",
+        [NEXT],
+    )[0]
+    assert rows == (30010, 3001)

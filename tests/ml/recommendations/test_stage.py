@@ -351,3 +351,55 @@ def test_a_crawler_leaves_every_other_customers_list_as_it_was(
         "where customer_id <> 'c0000000' order by all"
     )
     assert _query(small_warehouse, lists) == _query(clean, lists)
+
+
+def test_a_product_off_sale_for_months_is_not_recommended(small_warehouse: Path) -> None:
+    """The mart keeps every loaded day: the ten products most customers bought, taken off
+    sale a year ago (no view since), kept their factors and decayed sales, and were
+    recommended to hundreds of customers. Only products someone interacted with in the
+    last [recommendations] active_product_days are recommended; the older rows still train."""
+    con = duckdb.connect(str(small_warehouse))
+    try:
+        gone = [
+            r[0]
+            for r in con.execute(
+                "select product_id from marts.customer_product_daily where purchases > 0 "
+                "group by product_id order by count(distinct customer_id) desc, product_id "
+                "limit 10"
+            ).fetchall()
+        ]
+        con.execute(
+            "update marts.customer_product_daily set activity_date = activity_date - 365 "
+            "where list_contains(?, product_id)",
+            [gone],
+        )
+    finally:
+        con.close()
+    listed = (
+        "select count(*) from ml.recommendations where as_of_date = ? "
+        "and list_contains(?, product_id)"
+    )
+    no_limit = run_recommendations(_settings(small_warehouse, active_product_days=0), AS_OF)
+    assert no_limit.details["published"] == "model"
+    assert _query(small_warehouse, listed, [AS_OF, gone])[0][0] > 100
+
+    result = run_recommendations(_settings(small_warehouse), AS_OF)
+    assert result.details["published"] == "model"
+    assert _query(small_warehouse, listed, [AS_OF, gone])[0][0] == 0
+    rows = _query(
+        small_warehouse,
+        "select count(*), count(distinct customer_id) from ml.recommendations where as_of_date = ?",
+        [AS_OF],
+    )[0]
+    assert rows == (30000, 3000)
+
+    # A night far past the shop's newest data: no product is active, and the night says so.
+    con = duckdb.connect(str(small_warehouse))
+    con.execute("update marts.customer_product_daily set activity_date = activity_date - 365")
+    con.close()
+    far = run_recommendations(_settings(small_warehouse), AS_OF)
+    assert any(
+        w.startswith("only 0 of 300 products had an interaction in the 90 days up to 2026-06-30")
+        for w in far.warnings
+    ), far.warnings
+    assert far.rows_out == 0

@@ -488,6 +488,10 @@ def read_records(
     if csv:
         failed.update(_read_lines_batch(con, files, csv, phys, legacy))
         csv = [i for i in csv if i not in failed]
+        bare_cr = _bare_cr_files(con, files, csv, phys, legacy)
+        if bare_cr:
+            failed.update(_read_lines_batch(con, files, csv, phys, legacy, bare_cr))
+            csv = [i for i in csv if i not in failed]
         if csv:
             failed.update(
                 _read_csv(con, files, csv, phys, table, aliases, unmatched, optional, absent)
@@ -777,7 +781,77 @@ def decode_legacy_line(line: bytes, legacy: str | None) -> tuple[str, bool]:
     return line.decode(codec, "replace"), True
 
 
-def readable_copy(f: LandingFile, legacy: str | None = None) -> LandingFile:
+# A carriage return alone (not before a line feed) in a file whose lines end in LF or CRLF is
+# part of a value, not a line end: Excel for Mac and some CRMs write one inside a quoted cell
+# ("k1\r"). DuckDB's line reader ends a line at every CR and, in a CRLF file, drops the byte
+# after it: the record was cut in two, its closing quote lost, and quarantined as "unbalanced
+# quotes" and "missing required field customer_id" on the wrong lines. Such a file is read
+# from a copy holding this mark (a Unicode noncharacter, which no text exchanged holds) in
+# place of each bare CR; its lines hold the CR again.
+BARE_CR_MARK = "\uffff"
+_BARE_CR = re.compile(rb"\r(?!\n|\Z)")
+_BARE_CR_CHUNK = 1 << 23
+
+
+def _has_bare_cr(path: Path) -> bool:
+    """Whether the file ``path`` (gzip when so named) holds line feeds and a carriage return
+    not followed by one (a file of CR line ends only, old Mac text, has no bare CR)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    lf = cr = False
+    with opener(path, "rb") as src:
+        tail = b""
+        while chunk := src.read(_BARE_CR_CHUNK):
+            chunk = tail + chunk
+            # A CR at a chunk's end is judged with the next chunk's first byte.
+            tail = chunk[-1:] if chunk.endswith(b"\r") else b""
+            body = chunk[: len(chunk) - len(tail)]
+            lf = lf or b"\n" in body
+            cr = cr or _BARE_CR.search(body) is not None
+            if lf and cr:
+                return True
+    return False
+
+
+def _bare_cr_files(
+    con: duckdb.DuckDBPyConnection,
+    files: list[LandingFile],
+    ids: list[int],
+    phys: str,
+    legacy: str | None,
+) -> frozenset[int]:
+    """The CSV files among ``ids`` (read into ``phys``) that hold a bare carriage return in
+    a file of LF or CRLF lines (:data:`BARE_CR_MARK`); ``files[i]`` becomes the copy they
+    are read from again. Only files with a line holding an odd number of quotes are looked
+    at (a quoted value cut at a CR leaves one): most files are not read twice."""
+    if not ids:
+        return frozenset()
+    odd = [
+        r[0]
+        for r in con.execute(
+            f"select distinct _file from {phys} where _file in {_in(ids)} "
+            "and case when contains(line, '\"') "
+            "then (length(line) - length(replace(line, '\"', ''))) % 2 = 1 else false end"
+        ).fetchall()
+    ]
+    found = []
+    for i in sorted(odd):
+        try:
+            if not _has_bare_cr(files[i].abspath):
+                continue
+            files[i] = readable_copy(files[i], legacy, bare_cr=True)
+        except (OSError, EOFError, zlib.error) as exc:
+            log.info("%s: not looked at for carriage returns (%s)", files[i].path, exc)
+            continue
+        found.append(i)
+        log.warning(
+            "%s: carriage return(s) not followed by a line feed read as part of their value, "
+            "not as line ends (the file's lines end in LF or CRLF)",
+            files[i].path,
+        )
+    return frozenset(found)
+
+
+def readable_copy(f: LandingFile, legacy: str | None = None, bare_cr: bool = False) -> LandingFile:
     """``f`` read from an uncompressed UTF-8 copy that DuckDB's line reader accepts.
 
     The copy keeps every line (and so every line number); ``path`` and ``sha256`` still name
@@ -794,13 +868,16 @@ def readable_copy(f: LandingFile, legacy: str | None = None) -> LandingFile:
       garbage) raises, and the file fails with DuckDB's error.
 
     Chunks that decode cleanly and hold no over-long line are copied as they are, so a large
-    file costs about one read and one write of it.
+    file costs about one read and one write of it. With ``bare_cr``, each carriage return
+    that is not followed by a line feed is written as ``BARE_CR_MARK`` (:func:`_bare_cr_files`).
     """
     gz = f.abspath.name.lower().endswith(".gz")
     # The copy is decompressed: its name must not end in .gz, in any case (DuckDB takes
     # .GZ for gzip too, and failed the file with "Input is not a GZIP stream").
     name = f.abspath.name[:-3] if gz else f.abspath.name
-    target = _scratch_dir() / _safe_name(f"{f.path}\0{f.sha256}", name)
+    # A copy of a copy (a bare CR copy of a repaired file) is a file of its own.
+    key = f"{f.path}\0{f.sha256}" + ("\0bare-cr" if bare_cr else "")
+    target = _scratch_dir() / _safe_name(key, name)
     opener = gzip.open if gz else open
     with opener(f.abspath, "rb") as src:
         encoding = _utf16_or_32(src.read(4))
@@ -818,7 +895,9 @@ def readable_copy(f: LandingFile, legacy: str | None = None) -> LandingFile:
         )
         return dataclasses.replace(f, abspath=target)
     with opener(f.abspath, "rb") as src, open(target, "wb") as dst:
-        legacy_lines, bad, long = _copy_lines(src, dst, csv=f.fmt == "csv", legacy=legacy)
+        legacy_lines, bad, long = _copy_lines(
+            src, dst, csv=f.fmt == "csv", legacy=legacy, bare_cr=bare_cr
+        )
     for what, lines in (
         (f"are not UTF-8 but {legacy} text, read as such ([ingest] legacy_encoding)", legacy_lines),
         ("are not valid UTF-8 (damaged UTF-8: each invalid sequence read as U+FFFD)", bad),
@@ -842,12 +921,20 @@ def _too_long(head: bytes, size: int, csv: bool) -> bytes:
 
 
 def _copy_lines(
-    src, dst, csv: bool, legacy: str | None = None
+    src, dst, csv: bool, legacy: str | None = None, bare_cr: bool = False
 ) -> tuple[list[int], list[int], list[int]]:
     """Copy ``src`` to ``dst`` line for line: a line that is not UTF-8 decoded by
-    :func:`decode_legacy_line`, a line longer than ``MAX_LINE`` replaced by :func:`_too_long`.
-    Returns the numbers of the lines read as ``legacy``, of the lines with invalid sequences
-    replaced and of the over-long lines."""
+    :func:`decode_legacy_line`, a line longer than ``MAX_LINE`` replaced by :func:`_too_long`,
+    with ``bare_cr`` a carriage return not followed by a line feed written as
+    ``BARE_CR_MARK``. Returns the numbers of the lines read as ``legacy``, of the lines with
+    invalid sequences replaced and of the over-long lines."""
+    mark = BARE_CR_MARK.encode()
+
+    def write(data: bytes) -> None:
+        # ``data`` ends with a line feed, or at the end of the file (where a last CR is the
+        # line's end).
+        dst.write(_BARE_CR.sub(mark, data) if bare_cr else data)
+
     legacy_lines: list[int] = []
     bad: list[int] = []
     long: list[int] = []
@@ -859,7 +946,7 @@ def _copy_lines(
         try:
             block.decode("utf-8")
             if max(map(len, lines)) <= MAX_LINE:
-                dst.write(block)
+                write(block)
                 lines_before += len(lines) - 1
                 return
         except UnicodeDecodeError:
@@ -874,7 +961,7 @@ def _copy_lines(
                 text, decoded = decode_legacy_line(line, legacy)
                 (legacy_lines if decoded else bad).append(lines_before + k + 1)
                 line = text.encode("utf-8")
-            dst.write(line if k == len(lines) - 1 else line + b"\n")
+            write(line if k == len(lines) - 1 else line + b"\n")
         lines_before += len(lines) - 1
 
     carry = b""
@@ -997,12 +1084,15 @@ def _read_lines_batch(
     ids: list[int],
     table: str,
     legacy: str | None = None,
+    bare_cr: frozenset[int] = frozenset(),
 ) -> dict[int, str]:
     """``table(_file, ln, line)``: every physical line of the (decompressed) files, from 1.
 
     CREATE TABLE AS keeps the scan's order (preserve_insertion_order), files in list order
     and lines in file order, so a line's number is its rowid less its file's first rowid.
-    Blank lines come through as NULL and keep their number.
+    Blank lines come through as NULL and keep their number. The files ``bare_cr`` are
+    copies whose bare carriage returns are ``BARE_CR_MARK`` (:func:`_bare_cr_files`): their
+    lines hold them again as carriage returns.
     """
     failed: dict[int, str] = {}
     scan = f"{table}_scan"
@@ -1045,6 +1135,13 @@ def _read_lines_batch(
         ],
         files,
     )
+    line = "coalesce(s.line, '')"
+    if bare_cr:
+        line = (
+            f"case when f._file in {_in(sorted(bare_cr))} "
+            f"then replace({line}, {_lit(BARE_CR_MARK)}, chr(13)) else {line} end"
+        )
+    line += " as line"
     # A view: the readers scan the lines once, nothing is materialised twice.
     con.execute(
         f"""
@@ -1052,7 +1149,7 @@ def _read_lines_batch(
         select
             f._file,
             s.rowid - f.first_rid + 1 as ln,
-            coalesce(s.line, '') as line,
+            {line},
         from {scan} s
         join {scan}_first f using (filename)
         """

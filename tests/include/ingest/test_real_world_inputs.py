@@ -531,3 +531,53 @@ def test_lines_of_separators_only_are_blank(settings, landing, query):
     assert query("select source_file, line_number from ops.quarantine") == [
         ("crm/dt=2026-06-01/excel.csv", 5)
     ]
+
+
+def test_a_carriage_return_inside_a_quoted_csv_value_stays_in_its_record(
+    settings, landing, query, caplog
+):
+    """A bare CR inside a quoted cell ("k1\\r", Excel for Mac, some CRM exports) cut the
+    record in two at it, and in a CRLF file the byte after it was lost: line 2 was
+    quarantined for "unbalanced quotes" and line 3 for "missing required field customer_id"
+    (its closing quote gone), k3 was said to be on line 4. The record is read whole and
+    quarantined for its id's control character; a CR in another field is kept; the lines
+    keep the numbers every editor shows; a file of CR line ends (old Mac) still reads."""
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "crlf.csv").write_bytes(
+        b'customer_id,updated_at\r\n"k1\r",2026-05-01\r\nk3,2026-05-01\r\n'
+    )
+    (crm / "lf.csv.gz").write_bytes(
+        gzip.compress(
+            b'customer_id,city,updated_at\nm1,"Saint\rDenis",2026-05-01\nm2,Lyon,2026-05-01\n',
+            mtime=0,
+        )
+    )
+    (crm / "mac.csv").write_bytes(b"customer_id,updated_at\rr1,2026-05-01\rr2,2026-05-01\r")
+    caplog.set_level(logging.WARNING)
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert query(
+        "select path, rows_read, rows_loaded, rows_quarantined from ops.load_manifest order by 1"
+    ) == [
+        ("crm/dt=2026-06-01/crlf.csv", 2, 1, 1),
+        ("crm/dt=2026-06-01/lf.csv.gz", 2, 2, 0),
+        ("crm/dt=2026-06-01/mac.csv", 2, 2, 0),
+    ]
+    ((line, reasons, raw),) = query("select line_number, reasons, raw_record from ops.quarantine")
+    assert (line, raw) == (2, '"k1\r",2026-05-01')
+    assert reasons[0].startswith("an id field holds a control character")
+    assert query(
+        "select _source_file, _source_line, customer_id, city from raw.customers order by 1, 2"
+    ) == [
+        ("crm/dt=2026-06-01/crlf.csv", 3, "k3", None),
+        ("crm/dt=2026-06-01/lf.csv.gz", 2, "m1", "Saint\rDenis"),
+        ("crm/dt=2026-06-01/lf.csv.gz", 3, "m2", "Lyon"),
+        ("crm/dt=2026-06-01/mac.csv", 2, "r1", None),
+        ("crm/dt=2026-06-01/mac.csv", 3, "r2", None),
+    ]
+    warned = [r.getMessage() for r in caplog.records if "carriage return" in r.getMessage()]
+    assert [m.split(":")[0] for m in warned] == [
+        "crm/dt=2026-06-01/crlf.csv",
+        "crm/dt=2026-06-01/lf.csv.gz",
+    ]

@@ -1356,10 +1356,10 @@ def test_an_id_holding_a_control_character_is_quarantined(
         ("e.jsonl", 3): [why.format("session_id")],
         ("e.jsonl", 4): [why.format("event_id")],
         ("e.jsonl", 5): [why.format("order_id")],
-        # (The carriage return ends a physical line: k2 starts on line 4.)
+        # (The carriage return inside k1's quotes ends no line: k2 is on line 3.)
         ("k.csv", 2): [why.format("customer_id")],
-        ("k.csv", 4): [why.format("customer_id")],
-        ("k.csv", 6): [why.format("customer_id")],
+        ("k.csv", 3): [why.format("customer_id")],
+        ("k.csv", 5): [why.format("customer_id")],
         ("p.parquet", 1): [why.format("customer_id")],
     }
 

@@ -356,7 +356,7 @@ def cmd_audience_validate(args: argparse.Namespace) -> int:
         missing = missing_inputs(aud, defs, cat)
         state = "ok" if not missing else "cannot build: " + "; ".join(missing)
         print(f"{aud.name:<32} {aud.file}  {state}")
-    for _, warning in unseen:
+    for warning in defs.warnings + [w for _, w in unseen]:
         print(f"warning: {warning}")
     print(
         f"{len(defs.audiences)} audience(s), {len(defs.suppressions)} suppression list(s), "

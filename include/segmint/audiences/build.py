@@ -415,6 +415,7 @@ def build_with_connection(
                     f"priority group {group.name!r}: {', '.join(names)} {state}, so its "
                     "customers may have landed in a lower-priority audience of the group"
                 )
+    warnings += defs.warnings
     warnings += unseen
     warnings += _group_switch_warnings(con, list(compiled), as_of)
     warnings += _unmatched_suppression_files(con, defs, list(compiled))

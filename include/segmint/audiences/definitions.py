@@ -160,6 +160,9 @@ class Definitions:
     # be built tonight (name -> why), so one bad file does not stop the others.
     problems: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    # Values that are valid but most likely not what was meant (file:line: key: why); the
+    # audiences are built.
+    warnings: list[str] = field(default_factory=list)
     # Audience files with structure faults, by the name they give (when it is a valid one).
     rejected: dict[str, RejectedAudience] = field(default_factory=dict)
 
@@ -247,6 +250,7 @@ class _Checker:
         self.file = file
         self.lines = lines
         self.problems: list[str] = []
+        self.warnings: list[str] = []
         # Keep the valid conditions of an all/any beside a faulty one, so that the names of
         # a file rejected for its structure are still checked (:func:`_reject`). Never for a
         # definition to build: an audience missing one of its conditions would be wider.
@@ -254,6 +258,11 @@ class _Checker:
 
     def fail(self, path: str, message: str) -> None:
         self.problems.append(
+            f"{_where(self.file, self.lines, path)}: {path or '<file>'}: {message}"
+        )
+
+    def warn(self, path: str, message: str) -> None:
+        self.warnings.append(
             f"{_where(self.file, self.lines, path)}: {path or '<file>'}: {message}"
         )
 
@@ -495,6 +504,14 @@ def _audience(c: _Checker, data: dict, sha: str) -> Audience | None:
                     c.fail("holdout.percent", f"must be at least 0 and below 100, got {p!r}")
                 else:
                     percent = float(p)
+                    # percent: 0.1 meant as a fraction (10%) holds out 1 customer in 1000.
+                    if 0 < p < 1:
+                        c.warn(
+                            "holdout.percent",
+                            f"{p!r} holds out {p!r}% of the audience (1 customer in "
+                            f"{round(100 / p):,}); percent is in percent (10 for 10%): write "
+                            f"{p * 100:g} if {p!r} was meant as a fraction",
+                        )
             salt = c.text(hold.get("salt"), "holdout.salt")
 
     exports: tuple[str, ...] = ()
@@ -694,6 +711,7 @@ def load_definitions(folder: Path, strict: bool = True) -> Definitions:
             c.fail("kind", f"unknown kind {kind!r}; kinds: audience, suppression, priority_group")
             obj = None
         problems.extend(c.problems)
+        defs.warnings.extend(c.warnings)
         if obj is None:
             if kind == "audience":
                 _reject(defs, seen, file, data, sha, lines, c.problems)

@@ -647,3 +647,28 @@ def test_a_rebuilt_earlier_night_recomputes_the_next_nights_changes(
     ]
     assert summary == (2, 1, AS_OF)
     assert result.details["changes_recomputed"] == {"aud": "2026-07-01"}
+
+
+def test_a_holdout_percent_written_as_a_fraction_is_said(settings, defs_folder, capsys):
+    """``holdout: {percent: 0.1}`` meant 10% and held out 1 customer in 1000, in silence:
+    the campaign could not be measured. The night and ``audience validate`` warn, naming
+    the file, the line and the unit; the audience is still built as written (a 0.5%
+    holdout of a large audience may be meant). A percent of 1 or more says nothing."""
+    from segmint.cli import main
+
+    aud = "name: {n}\nconsent: email\nwhere: {{feature: order_count, gte: 0}}\n"
+    defs_folder(
+        a=aud.format(n="a") + "holdout:\n  percent: 0.1\n",
+        b=aud.format(n="b") + "holdout: {percent: 10}\n",
+    )
+    result = build_audiences(settings, AS_OF)
+    assert result.details["built"] == ["a", "b"]
+    said = [w for w in result.warnings if "percent" in w]
+    assert said == [
+        f"{settings.audiences / 'a.yml'}:5: holdout.percent: 0.1 holds out 0.1% of the "
+        "audience (1 customer in 1,000); percent is in percent (10 for 10%): write 10 if 0.1 "
+        "was meant as a fraction"
+    ]
+    args = ["audience", "validate", "--warehouse", str(settings.warehouse)]
+    assert main([*args, "--audiences", str(settings.audiences), "--as-of", "2026-06-30"]) == 0
+    assert f"warning: {said[0]}" in capsys.readouterr().out.splitlines()

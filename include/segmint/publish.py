@@ -61,6 +61,12 @@ NIGHTLY_TABLES = (
     "marts.customer_features",
     "ml.customer_segments",
 )
+# Of those, the tables a night without them must never publish: the marts are what readers
+# open the published copy for. A warehouse on which transform never ran (``segmint run
+# --stages ingest,validate,publish``) was published as raw and ops tables only, exit 0, and
+# analysts' queries of the marts failed. (``ml.customer_segments`` stays optional: a
+# warehouse without the segment stage publishes.)
+REQUIRED_TABLES = ("marts.customer_features",)
 TEMP_MARK = ".publishing-"
 
 
@@ -116,6 +122,13 @@ def audit_night(con, as_of: date) -> list[str]:
     problems = []
     for table in NIGHTLY_TABLES:
         if not table_exists(con, table):
+            if table in REQUIRED_TABLES:
+                problems.append(
+                    f"{table} does not exist: the transform stage has never run on this "
+                    "warehouse, and the copy would hold no marts for analysts; run the "
+                    f"night first (segmint run --as-of {as_of}, or at least --stages "
+                    "transform before publish)"
+                )
             continue
         has_col = con.execute(
             "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? "

@@ -581,3 +581,36 @@ def test_a_night_whose_quality_gate_did_not_pass_is_not_published(tmp_path: Path
     run_stage("validate", settings, NIGHT_1)  # 2 of 42 rows quarantined: 4.8%, passes
     publish(settings, NIGHT_1)
     assert published_as_of(settings.published_warehouse) == NIGHT_1
+
+
+def test_a_warehouse_transform_never_ran_on_is_not_published(tmp_path: Path) -> None:
+    """`segmint run --stages ingest,validate,publish` on a new warehouse published "10
+    tables" (raw and ops only), exit 0: analysts got a copy without a single mart. The
+    audit skipped every nightly table that did not exist. marts.customer_features must
+    exist; ml.customer_segments may not (a warehouse without the segment stage)."""
+    from segmint.pipeline import run_stage
+
+    day = tmp_path / "landing" / "events" / f"dt={NIGHT_1}"
+    day.mkdir(parents=True)
+    (day / "a.jsonl").write_text("\n".join(_page_views("e", 8)))
+    settings = Settings(
+        warehouse=tmp_path / "warehouse" / "segmint.duckdb",
+        landing=tmp_path / "landing",
+        output=tmp_path / "output",
+    )
+    run_stage("ingest", settings, NIGHT_1)
+    run_stage("validate", settings, NIGHT_1)
+    with pytest.raises(
+        PublishRefusedError,
+        match=r"marts.customer_features does not exist: the transform stage has never run "
+        r"on this warehouse, .* --stages transform before publish",
+    ):
+        publish(settings, NIGHT_1)
+    assert not settings.published_warehouse.exists()
+
+    make_night(settings.warehouse, NIGHT_1)
+    con = connect(settings.warehouse)
+    con.execute("drop table ml.customer_segments")
+    con.close()
+    publish(settings, NIGHT_1)
+    assert published_as_of(settings.published_warehouse) == NIGHT_1

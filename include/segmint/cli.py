@@ -310,6 +310,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             if (stage := failed_stage(exc)) is not None:
                 leave_failure_page(settings, as_of, stage, exc, stages)
+                _note_published(exc, settings, as_of)
             raise
     stage_times = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in timings)
     _print_come_what_may(
@@ -681,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SegmintError, ConfigError, FileNotFoundError) as exc:
         if os.environ.get("SEGMINT_DEBUG"):
             raise
-        print(f"{_command(args)}: error: {_in_stage(exc)}{exc}", file=sys.stderr)
+        print(f"{_command(args)}: error: {_in_stage(exc)}{exc}{_published(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return _ended_by_signal(args, signal.SIGINT)
@@ -702,17 +703,23 @@ def main(argv: list[str] | None = None) -> int:
             raise
         hint = _lock_hint(args, exc)
         if hint:  # not a bug: someone else has the working warehouse open
-            print(f"{_command(args)}: error: {_in_stage(exc)}{exc}{hint}", file=sys.stderr)
+            print(
+                f"{_command(args)}: error: {_in_stage(exc)}{exc}{hint}{_published(exc)}",
+                file=sys.stderr,
+            )
             return 1
         from segmint.ops import disk_fault_message
 
         fault = disk_fault_message(exc, _settings_or_none(args))
         if fault:  # not a bug either: a full disk, a file-size limit, a read-only folder
-            print(f"{_command(args)}: error: {_in_stage(exc)}{fault}", file=sys.stderr)
+            print(
+                f"{_command(args)}: error: {_in_stage(exc)}{fault}{_published(exc)}",
+                file=sys.stderr,
+            )
             return 1
         print(
             f"{_command(args)}: unexpected {type(exc).__name__}: {_in_stage(exc)}{exc} "
-            "(set SEGMINT_DEBUG=1 for the traceback)",
+            f"(set SEGMINT_DEBUG=1 for the traceback){_published(exc)}",
             file=sys.stderr,
         )
         return 2
@@ -723,6 +730,20 @@ def _command(args: argparse.Namespace) -> str:
     (it said `segmint audience`, whichever of build, validate, export, readout failed)."""
     action = getattr(args, "audience_command", None)
     return f"segmint {args.command}" + (f" {action}" if action else "")
+
+
+def _note_published(exc: BaseException, settings: Settings, as_of: date) -> None:
+    """Keep on ``exc`` what analysts read while this night is not published (the night the
+    published copy holds, :func:`segmint.ops.published_line`), for the end of its error line:
+    the DAG's failure message said so, `segmint run`'s did not."""
+    from segmint.ops import published_line
+
+    with contextlib.suppress(Exception):  # the failure being reported matters more
+        exc.segmint_published = published_line(settings, as_of)  # type: ignore[attr-defined]
+
+
+def _published(exc: BaseException) -> str:
+    return getattr(exc, "segmint_published", "")
 
 
 def _in_stage(exc: BaseException) -> str:

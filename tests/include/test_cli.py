@@ -88,7 +88,8 @@ def test_failure_is_one_line_and_non_zero(tmp_path: Path) -> None:
 def test_a_failed_run_is_one_line_naming_the_stage(tmp_path: Path) -> None:
     """A stage that failed in `segmint run` printed two lines on stderr, a logged "ERROR
     segmint.pipeline: stage ingest failed ..." and then the error; the README promises one.
-    The one line names the stage; -v logs it as before."""
+    The one line names the stage, and ends with the night the published copy holds; -v logs
+    it as before."""
     day = tmp_path / "landing" / "events" / "dt=2026-06-30"
     day.mkdir(parents=True)
     (day / "a.jsonl.gz").write_bytes(b"\x1f\x8b\x08\x00 cut short")
@@ -100,6 +101,11 @@ def test_a_failed_run_is_one_line_naming_the_stage(tmp_path: Path) -> None:
     assert lines[0].startswith(
         "segmint run: error: stage ingest failed, the stages after it did not run: could not "
         "read 1 landing file(s): events/dt=2026-06-30/a.jsonl.gz: "
+    ), lines[0]
+    # and what analysts read meanwhile, as the DAG's failure message says
+    published = tmp_path / "published" / "w.duckdb"
+    assert lines[0].endswith(
+        f" Nothing is published yet (no {published}): analysts have no copy."
     ), lines[0]
     verbose = _cli("-v", "run", *common, "--output", tmp_path / "out", "--as-of", "2026-06-30")
     assert "stage ingest failed for as_of=2026-06-30; the stages after it" in verbose.stderr

@@ -25,7 +25,7 @@ from segmint.audiences.formats import EXPORT_FORMATS
 from segmint.config import ConfigError, Settings, landing_problem, load_settings
 from segmint.pipeline import STAGES, check_as_of
 from segmint.process import BROKEN_PIPE, exit_now
-from segmint.stages import SegmintError, StageResult, failed_stage
+from segmint.stages import SegmintError, StageResult, failed_last_stage, failed_stage
 
 PARTITION_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 # It said "default 30" whatever the settings file set.
@@ -750,7 +750,13 @@ def _in_stage(exc: BaseException) -> str:
     """Which stage of ``segmint run`` failed, said before the error (it was a second line on
     stderr, logged), or "" for an error outside a run's stages."""
     stage = failed_stage(exc)
-    return f"stage {stage} failed, the stages after it did not run: " if stage else ""
+    if not stage:
+        return ""
+    return (
+        f"stage {stage} failed: "
+        if failed_last_stage(exc)
+        else f"stage {stage} failed, the stages after it did not run: "
+    )
 
 
 def _ended_by_signal(args: argparse.Namespace, signum: int) -> int:

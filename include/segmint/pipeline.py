@@ -214,14 +214,19 @@ def run_pipeline(
     one line did, after a logged line saying it again: two lines on stderr)."""
     check_as_of(as_of)
     results = []
-    for name in stages or list(STAGES):
+    order = list(stages or STAGES)
+    for name in order:
         try:
             result = run_stage(name, settings, as_of, log_progress=log_progress)
         except BaseException as exc:
-            mark_failed_stage(exc, name)
+            last = name == order[-1]
+            mark_failed_stage(exc, name, last=last)
             if log_progress:
                 log.error(
-                    "stage %s failed for as_of=%s; the stages after it did not run", name, as_of
+                    "stage %s failed for as_of=%s%s",
+                    name,
+                    as_of,
+                    "" if last else "; the stages after it did not run",
                 )
             raise
         results.append(result)

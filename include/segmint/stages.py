@@ -79,11 +79,18 @@ class DiskFaultError(SegmintError):
     like the OSError it tells of, so the Airflow task is retried (``segmint.ops.is_retryable``)."""
 
 
-def mark_failed_stage(exc: BaseException, stage: str) -> None:
+def mark_failed_stage(exc: BaseException, stage: str, last: bool = False) -> None:
     """Record on ``exc`` the stage of a run it failed (:func:`failed_stage`), once: the
-    stage that raised it first."""
+    stage that raised it first; ``last`` when it was the run's last stage (no stage after
+    it was left out)."""
     if failed_stage(exc) is None:
         exc.segmint_stage = stage  # type: ignore[attr-defined]
+        exc.segmint_last_stage = last  # type: ignore[attr-defined]
+
+
+def failed_last_stage(exc: BaseException) -> bool:
+    """Whether the stage ``exc`` failed (:func:`failed_stage`) was its run's last one."""
+    return bool(getattr(exc, "segmint_last_stage", False))
 
 
 def failed_stage(exc: BaseException) -> str | None:

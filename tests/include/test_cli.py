@@ -109,6 +109,13 @@ def test_a_failed_run_is_one_line_naming_the_stage(tmp_path: Path) -> None:
     ), lines[0]
     verbose = _cli("-v", "run", *common, "--output", tmp_path / "out", "--as-of", "2026-06-30")
     assert "stage ingest failed for as_of=2026-06-30; the stages after it" in verbose.stderr
+    # the run's last stage: no stage after it was left out, and the line does not say so
+    alone = _cli(
+        "run", *common, "--stages", "ingest", "--output", tmp_path / "out", "--as-of", "2026-06-30"
+    )
+    assert alone.stderr.startswith(
+        "segmint run: error: stage ingest failed: could not read 1 landing file(s)"
+    ), alone.stderr
 
 
 def test_a_failed_night_leaves_a_page_saying_so_where_its_report_would_be(

@@ -1947,9 +1947,16 @@ def summary_sentences(ctx: Context) -> list[str]:
         previous = f.get("previous_run")
         if "mover" in f:
             name, rel, before, after = f["mover"]
-            verb = "grew" if rel >= 0 else "shrank"
-            sentence += f"; since {_gap(previous, ctx.as_of)}, {name} {verb} {abs(rel):.0%} "
-            sentence += f"({before:,} → {after:,})"
+            if before == after:  # the biggest mover did not move: "X grew 0% (93 → 93)"
+                sentence += f"; since {_gap(previous, ctx.as_of)}, no segment changed size"
+            else:
+                verb = "grew" if rel >= 0 else "shrank"
+                # 1,000 → 1,002 is "grew 0.2%", not "grew 0%"
+                share = f"{abs(rel):.0%}" if abs(rel) >= 0.01 else f"{abs(rel):.1%}"
+                if share == "0.0%":
+                    share = "less than 0.1%"
+                sentence += f"; since {_gap(previous, ctx.as_of)}, {name} {verb} {share} "
+                sentence += f"({before:,} → {after:,})"
         if "stayed_share" in f:
             since = f.get("stayed_since")
             sentence += f"; {f['stayed_share']:.0%} of customers kept their segment"

@@ -183,6 +183,69 @@ def test_a_night_after_a_gap_names_the_run_it_compares_with(
     assert "segment last run" not in chart
 
 
+def _same_segments_the_night_before(warehouse: Path, extra_alpha: int = 0) -> None:
+    """The previous run holds tonight's customers and segments, less the new c20, plus
+    ``extra_alpha`` customers in Alpha on both nights."""
+    con = connect(warehouse)
+    con.execute("delete from ml.customer_segments where as_of_date = date '2026-06-29'")
+    con.execute(
+        "insert into ml.customer_segments select * replace (date '2026-06-29' as as_of_date) "
+        "from ml.customer_segments where customer_id <> 'c20'"
+    )
+    if extra_alpha:
+        con.execute(
+            "insert into ml.customer_segments select 'x' || i, d, 0, 'Alpha', 0.5, false, 'r' "
+            "from range(?) r(i), (values (date '2026-06-29'), (date '2026-06-30')) v(d)",
+            [extra_alpha],
+        )
+    con.close()
+
+
+@pytest.mark.parametrize(
+    ("c20", "extra_alpha", "expected"),
+    [
+        # c20 joins Beta tonight: Beta 8 → 9 is the biggest move
+        (None, 0, "Beta grew 12% (8 → 9)"),
+        # c20 joins Alpha among 312: "grew 0%" read as no change
+        ("Alpha", 300, "Alpha grew 0.3% (312 → 313)"),
+    ],
+)
+def test_the_summary_never_says_a_segment_grew_0_percent(
+    handmade_warehouse: Path, tmp_path: Path, c20: str | None, extra_alpha: int, expected: str
+) -> None:
+    """A second night with the same segments said "Never visited grew 0% (93 → 93)", and
+    1,000 → 1,002 read "grew 0%": a marketer read a change where there was none, or none
+    where there was one."""
+    _same_segments_the_night_before(handmade_warehouse, extra_alpha)
+    if c20:
+        con = connect(handmade_warehouse)
+        con.execute(
+            "update ml.customer_segments set segment_id = 0, segment_name = ? "
+            "where customer_id = 'c20'",
+            [c20],
+        )
+        con.close()
+    settings = Settings(warehouse=handmade_warehouse, output=tmp_path / "out")
+    summary = write_report(settings, AS_OF).details["summary"][0]
+    assert f"since the run of 2026-06-29, {expected};" in summary
+    assert " 0% (" not in summary
+
+
+def test_the_summary_says_no_segment_changed_size(handmade_warehouse: Path, tmp_path: Path) -> None:
+    """The second night of a shop whose segments kept their sizes said "Never visited grew
+    0% (93 → 93)"."""
+    _same_segments_the_night_before(handmade_warehouse)
+    con = connect(handmade_warehouse)
+    con.execute("delete from ml.customer_segments where customer_id = 'c20'")
+    con.close()
+    settings = Settings(warehouse=handmade_warehouse, output=tmp_path / "out")
+    summary = write_report(settings, AS_OF).details["summary"][0]
+    assert summary.startswith(
+        "20 customers in 2 segments; since the run of 2026-06-29, no segment changed size;"
+    )
+    assert "grew" not in summary
+
+
 def test_empty_warehouse_renders_notes_not_errors(tmp_path: Path) -> None:
     warehouse = tmp_path / "empty.duckdb"
     connect(warehouse).close()

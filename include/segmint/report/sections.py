@@ -1710,15 +1710,24 @@ def block_expectations(ctx: Context) -> str:
     source = r.pick(t, "source", "suite", "suite_name")
     unexpected = r.pick(t, "unexpected_count", "unexpected", "failed_rows")
     day = r.pick(t, "partition_date", "as_of_date")
-    where, params = "", []
+    where, params, first = "", [], None
     if day:
+        first = ctx.as_of - timedelta(days=DQ_WINDOW_DAYS - 1)
         where = f"where {quote(day)} between ? and ?"
-        params = [ctx.as_of - timedelta(days=DQ_WINDOW_DAYS - 1), ctx.as_of]
+        params = [first, ctx.as_of]
+    today = f"not {quote(success)} and {quote(day)} = ?" if day else "false"
     totals = r.rows(
-        f"select count(*), count(*) filter (where not {quote(success)}) from {t} {where}",
-        params,
+        f"select count(*), count(*) filter (where not {quote(success)}), "
+        f"count(*) filter (where {today}) from {t} {where}",
+        ([ctx.as_of] if day else []) + params,
     )[0]
-    ctx.facts["expectations"] = (int(totals[0]), int(totals[1]))
+    # The summary names the window: "9 failed" on a night with no file read as tonight's.
+    ctx.facts["expectations"] = (
+        int(totals[0]),
+        int(totals[1]),
+        int(totals[2]) if day else None,
+        str(first) if first else None,
+    )
     keys = [
         f"cast({quote(c)} as varchar) as {quote(alias)}"
         for c, alias in (
@@ -1744,7 +1753,9 @@ def block_expectations(ctx: Context) -> str:
         """,
         params,
     )
-    lead = f"{totals[0]:,} expectation results in the window, {totals[1]:,} failed."
+    window = f"in {first} .. {ctx.as_of}" if first else "in all runs"
+    lead = f"{totals[0]:,} expectation results {window}, {totals[1]:,} failed"
+    lead += f" ({totals[2]:,} in the {ctx.as_of} partition)." if first else "."
     docs = _data_docs_link(ctx)
     if frame.empty:
         return f"<p>{esc(lead)} No expectation failed.</p>{docs}"
@@ -2025,10 +2036,15 @@ def summary_sentences(ctx: Context) -> list[str]:
         else:
             out.append(f"No quarantined rows in the {ctx.as_of} partition.")
     if "expectations" in f and f["expectations"][1]:
-        failed = plural(f["expectations"][1], "data-quality expectation result")
-        out.append(f"{failed} failed.")
+        _, n, today, first = f["expectations"]
+        sentence = f"{plural(n, 'data-quality expectation result')} failed"
+        if first:
+            sentence += f" in {first} .. {ctx.as_of}"
+            sentence += f", {today or 'none'} in the {ctx.as_of} partition"
+        out.append(sentence + ".")
     if f.get("failed_files"):
-        out.append(f"{plural(f['failed_files'], 'landing file')} failed to load.")
+        window = f"{ctx.as_of - timedelta(days=DQ_WINDOW_DAYS - 1)} .. {ctx.as_of}"
+        out.append(f"{plural(f['failed_files'], 'landing file')} failed to load in {window}.")
     if "psi_over" in f:
         over, threshold, _ = f["psi_over"]
         if over:

@@ -13,6 +13,7 @@ import pytest
 
 from segmint.cli import main
 from segmint.config import Settings
+from segmint.ingest.contract import OPS_DDL
 from segmint.pipeline import STAGES
 from segmint.report import render_report, write_report
 from segmint.stages import SegmintError
@@ -244,6 +245,55 @@ def test_the_summary_says_no_segment_changed_size(handmade_warehouse: Path, tmp_
         "20 customers in 2 segments; since the run of 2026-06-29, no segment changed size;"
     )
     assert "grew" not in summary
+
+
+@pytest.mark.parametrize(
+    ("failed_tonight", "expected"),
+    [
+        (
+            0,
+            "2 data-quality expectation results failed in 2026-06-17 .. 2026-06-30, none in "
+            "the 2026-06-30 partition.",
+        ),
+        (
+            1,
+            "3 data-quality expectation results failed in 2026-06-17 .. 2026-06-30, 1 in the "
+            "2026-06-30 partition.",
+        ),
+    ],
+)
+def test_failed_expectations_and_files_name_their_window(
+    handmade_warehouse: Path, tmp_path: Path, failed_tonight: int, expected: str
+) -> None:
+    """A night with no new file said "9 data-quality expectation results failed." right
+    under "No quarantined rows in the 2026-12-01 partition": the failures were of earlier
+    days of the 14-day window, read as tonight's."""
+    con = connect(handmade_warehouse)
+    con.execute(OPS_DDL)
+    failures = ["2026-06-25", "2026-06-26"] + ["2026-06-30"] * failed_tonight
+    for day, success in [*((d, False) for d in failures), ("2026-06-30", True)]:
+        con.execute(
+            "insert into ops.validation_runs (source_file, source, partition_date, sha256, "
+            "suite, rule, expectation_type, level, description, success, validated_at) values "
+            "(?, 'events', ?, 'x', 'events', 'has_identity', "
+            "'expect_column_values_to_not_be_null', 'record', 'd', ?, now())",
+            [f"events/dt={day}/a.jsonl", day, success],
+        )
+    con.execute(
+        "insert into ops.load_manifest (path, size_bytes, sha256, source, partition_date, "
+        "rows_read, rows_loaded, rows_quarantined, rows_duplicate, rows_warned, status, "
+        "updated_at) values ('crm/dt=2026-06-20/c.csv', 1, 'x', 'crm', date '2026-06-20', "
+        "0, 0, 0, 0, 0, 'failed', now())"
+    )
+    con.close()
+    settings = Settings(warehouse=handmade_warehouse, output=tmp_path / "out")
+    result = write_report(settings, AS_OF)
+    summary = result.details["summary"]
+    assert expected in summary
+    assert "1 landing file failed to load in 2026-06-17 .. 2026-06-30." in summary
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    assert f"results in 2026-06-17 .. 2026-06-30, {2 + failed_tonight} failed " in html
+    assert f"({failed_tonight} in the 2026-06-30 partition)." in html
 
 
 def test_empty_warehouse_renders_notes_not_errors(tmp_path: Path) -> None:

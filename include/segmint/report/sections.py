@@ -640,9 +640,21 @@ def block_k_selection(ctx: Context) -> str:
     if not inertia and not sil:
         raise Missing(f"{t} has neither inertia nor silhouette")
     chosen_col = r.pick(t, "is_chosen", "chosen", "selected", "is_selected")
-    where, params, used = "", [], None
+    where, params, used, kept = "", [], None, None
     if r.pick(t, "as_of_date"):
         used = latest_date(ctx, t)
+        # A night that kept the previous k without a search (docs/segmentation.md, Cadence)
+        # holds one row: its chart was one dot, "Candidates k = 4..4 ... the k the rule
+        # chose". Show the last search, and say tonight's k was kept.
+        ks = r.rows(f"select distinct k from {t} where as_of_date = ?", [used])
+        if len(ks) == 1:
+            searched = r.scalar(
+                f"select max(as_of_date) from (select as_of_date from {t} "
+                "where as_of_date < ? group by as_of_date having count(distinct k) > 1)",
+                [used],
+            )
+            if searched is not None:
+                kept, used = (int(ks[0][0]), used), date.fromisoformat(_day(searched)[:10])
         where, params = "where as_of_date = ?", [used]
     if r.pick(t, "run_id"):
         run = r.scalar(f"select max(run_id) from {t} {where}", params)
@@ -677,11 +689,21 @@ def block_k_selection(ctx: Context) -> str:
         chosen,
     )
     when = f"run of {used}" if used else "latest run"
+    if kept:
+        when = f"search of {used}"
+    caption = (
+        f"Candidates k = {frame['k'].min()}..{frame['k'].max()} ({when}); red marks the k "
+        "the rule chose."
+    )
+    if kept:
+        caption += (
+            f" The run of {kept[1]} kept k = {kept[0]} without a new search (k is searched "
+            "again every few days, or when the settings change)."
+        )
     return figure(
         "k-selection",
         svg,
-        f"Candidates k = {frame['k'].min()}..{frame['k'].max()} ({when}); red marks the k "
-        "the rule chose.",
+        caption,
         wide=True,
     )
 

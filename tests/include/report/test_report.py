@@ -296,6 +296,36 @@ def test_failed_expectations_and_files_name_their_window(
     assert f"({failed_tonight} in the 2026-06-30 partition)." in html
 
 
+def test_a_night_that_kept_k_shows_the_last_search(
+    handmade_warehouse: Path, tmp_path: Path
+) -> None:
+    """Six nights in seven keep the previous k without a search and write one row to
+    ml.k_selection: the chart was a single dot captioned "Candidates k = 4..4 (run of
+    2026-12-01); red marks the k the rule chose". It now shows the last search and says
+    tonight kept its k."""
+    con = connect(handmade_warehouse)
+    con.execute(
+        "create table ml.k_selection (run_id varchar, as_of_date date, k integer, "
+        "inertia double, silhouette double, is_chosen boolean, search_rows bigint, "
+        "silhouette_rows bigint)"
+    )
+    con.execute(
+        "insert into ml.k_selection values "
+        "('s1', date '2026-06-29', 2, 30, 0.5, true, 20, 20), "
+        "('s1', date '2026-06-29', 3, 20, 0.4, false, 20, 20), "
+        "('s1', date '2026-06-29', 4, 15, 0.3, false, 20, 20), "
+        "('s2', date '2026-06-30', 2, 31, 0.5, true, 21, 21)"
+    )
+    con.close()
+    settings = Settings(warehouse=handmade_warehouse, output=tmp_path / "out")
+    html = Path(write_report(settings, AS_OF).details["path"]).read_text(encoding="utf-8")
+    assert (
+        "Candidates k = 2..4 (search of 2026-06-29); red marks the k the rule chose. The run "
+        "of 2026-06-30 kept k = 2 without a new search" in html
+    )
+    assert "k = 2..2" not in html
+
+
 def test_empty_warehouse_renders_notes_not_errors(tmp_path: Path) -> None:
     warehouse = tmp_path / "empty.duckdb"
     connect(warehouse).close()

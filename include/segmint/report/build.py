@@ -124,7 +124,8 @@ def _summary(ctx: s.Context) -> str:
     if "audiences" in f:
         tiles.append(("customers targeted", f"{f['audiences'][1]:,}"))
     if "quarantine_today" in f:
-        tiles.append(("quarantined rows today", f"{f['quarantine_today'][0]:,}"))
+        # "today" read wrong on a backfill or a report drawn days later: name the partition
+        tiles.append((f"quarantined rows of {ctx.as_of}", f"{f['quarantine_today'][0]:,}"))
     sentences = "".join(f"<li>{esc(x)}</li>" for x in s.summary_sentences(ctx))
     warn = (
         note(f"{len(ctx.warnings)} block(s) could not be drawn; see below.", "error")

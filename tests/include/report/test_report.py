@@ -147,6 +147,9 @@ def test_handmade_numbers(handmade_warehouse: Path, tmp_path: Path) -> None:
     ]
     assert "18 customers kept their segment, 2 moved to another, 1 are new and 0 left" in html
     assert "money in USD" in html  # the reporting currency, [transform] reporting_currency
+    # The tile said "quarantined rows today" on a report of 2026-06-30 drawn months later.
+    tile = '<div class="kpi-value">6</div><div class="kpi-label">quarantined rows of 2026-06-30'
+    assert tile in html and "today" not in html
     assert "computed from ml.customer_segments, 2026-06-29 to 2026-06-30" in html
     # Reasons ranked by rows: future timestamps (3), bad timestamps (2, whatever the
     # offending value), then the single ones.

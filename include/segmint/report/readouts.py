@@ -174,6 +174,13 @@ def readouts(
 def _verdict(conv: dict | None, rev: dict | None, row: dict, alpha: float) -> str:
     if conv is None:
         return "No verdict: the target and the holdout each need customers."
+    if conv["rate_target"] == 0 and conv["rate_holdout"] == 0:
+        # "No detectable difference (p = 1)" read as a campaign that does not work; with
+        # no order in either group there is nothing to compare yet.
+        return (
+            f"No verdict yet: none of the {row['target'] + row['holdout']:,} customers "
+            "(target and holdout) has ordered since the snapshot."
+        )
     if conv["p_value"] < alpha:
         direction = "more" if conv["difference"] > 0 else "less"
         text = f"Targets converted {direction} often than the holdout (p = {conv['p_value']:.3g})."

@@ -829,6 +829,29 @@ def test_money_on_the_cards_and_readouts_names_its_currency(
     assert "median orders: <b>" in html  # counts name no currency
 
 
+def test_a_readout_without_a_single_order_gives_no_verdict(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """vip_thank_you, 14 targets and 1 held out, none of whom had ordered since the
+    snapshot, read "No detectable difference in conversion (p = 1)": a marketer took the
+    campaign for one that does not work, when there was nothing to compare yet."""
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    con = connect(warehouse)
+    con.execute(
+        "delete from marts.orders where order_date > "
+        "(select min(as_of_date) from audiences.summary)"
+    )
+    con.close()
+    html = render_report(warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
+    verdicts = re.findall(r"<b>(\w+)</b>: ([^<]*)", html)
+    assert len(verdicts) == 3
+    for _, verdict in verdicts:
+        assert verdict.startswith("No verdict yet: none of the ")
+        assert verdict.endswith(" customers (target and holdout) has ordered since the snapshot.")
+    assert "No detectable difference" not in html
+
+
 def test_the_audiences_table_shows_who_was_left_out_for_want_of_consent(
     sample_warehouse: Path, tmp_path: Path
 ) -> None:

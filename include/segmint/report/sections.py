@@ -1250,9 +1250,11 @@ def block_audiences(ctx: Context) -> str:
     try:
         r.require(t, "audience", "as_of_date", "customer_id")
         when = latest_date(ctx, t)
-    except Missing:
+    except Missing as e:
         if problems:
             return problems
+        if r.has(t):  # "audiences.members has no rows on or before" needed an engineer
+            raise Missing(f"no audience built up to {ctx.as_of} (no rows in {t})") from e
         raise
     group = r.pick(t, "group", "member_group", "arm")
     group_expr = f"cast({quote(group)} as varchar)" if group else "'target'"
@@ -1828,6 +1830,13 @@ def _segment_drift(ctx: Context) -> dict[str, pd.DataFrame]:
     r.require(t, "as_of_date")
     dates = r.dates(t, up_to=ctx.as_of)[:DRIFT_RUNS]
     if not dates:
+        # "ml.segment_drift has no rows" needed a data engineer to read
+        try:
+            first_run = segment_sizes(ctx).attrs.get("previous_date") is None
+        except Missing:
+            first_run = False
+        if first_run:
+            raise Missing("this is the first segmentation run: nothing to compare with yet")
         raise Missing(f"{t} has no rows on or before {ctx.as_of}")
     first = min(dates)
     metric = r.pick(t, "metric", "kind", "drift_type", "measure", "type")
@@ -1929,7 +1938,10 @@ def block_score_psi(ctx: Context) -> str:
     model = r.pick(t, "model_name", required=True)
     dates = r.dates(t, up_to=ctx.as_of)[:DRIFT_RUNS]
     if not dates:
-        raise Missing(f"{t} has no rows on or before {ctx.as_of}")
+        raise Missing(
+            "no two nights of propensity scores to compare yet (score drift compares a "
+            f"night's scores with the previous night's; no rows in {t} up to {ctx.as_of})"
+        )
     frame = r.df(
         f"""
         select as_of_date, cast({quote(model)} as varchar) as key, avg({quote(psi)}) as value

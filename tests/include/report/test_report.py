@@ -329,6 +329,32 @@ def test_a_night_that_kept_k_shows_the_last_search(
     assert "k = 2..2" not in html
 
 
+def test_a_first_night_says_why_drift_and_audiences_are_missing_in_words(
+    handmade_warehouse: Path, tmp_path: Path
+) -> None:
+    """A shop's first night said "Not available yet: ml.segment_drift has no rows on or
+    before 2026-06-30" (three times, with ml.score_drift and audiences.members): a marketer
+    could not tell a first night from a broken pipeline."""
+    con = connect(handmade_warehouse)
+    con.execute("delete from ml.customer_segments where as_of_date = date '2026-06-29'")
+    con.execute("create table ml.segment_drift (as_of_date date, metric varchar, value double)")
+    con.execute("create table ml.score_drift (as_of_date date, model_name varchar, psi double)")
+    con.execute(
+        "create table audiences.members (audience varchar, as_of_date date, "
+        'customer_id varchar, "group" varchar)'
+    )
+    con.close()
+    html = render_report(handmade_warehouse, AS_OF, tmp_path / "r.html").read_text("utf-8")
+    notes = re.findall(r"Not available yet: ([^<]*)", html)
+    assert notes.count("this is the first segmentation run: nothing to compare with yet") == 3
+    assert "no audience built up to 2026-06-30 (no rows in audiences.members)" in notes
+    assert (
+        "no two nights of propensity scores to compare yet (score drift compares a night&#x27;s "
+        "scores with the previous night&#x27;s; no rows in ml.score_drift up to 2026-06-30)"
+    ) in notes
+    assert "has no rows on or before" not in html
+
+
 def test_empty_warehouse_renders_notes_not_errors(tmp_path: Path) -> None:
     warehouse = tmp_path / "empty.duckdb"
     connect(warehouse).close()

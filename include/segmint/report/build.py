@@ -117,7 +117,10 @@ def _summary(ctx: s.Context) -> str:
     for m in f.get("models", []):
         if m.get("auc") is not None:
             # A candidate the gate refused is not the model that scored tonight.
-            label = f"{m['model']} AUC" + (", not published" if m.get("scored_with") else "")
+            # A young shop's first candidate that lost is not published either, and no
+            # model scores: a bare "churn AUC 0.784" read as a working churn model.
+            refused = m.get("scored_with") or m.get("status") == "not_published"
+            label = f"{m['model']} AUC" + (", not published" if refused else "")
             if m.get("stale"):  # no scores tonight: the AUC is an older night's
                 label += f" (run of {m['stale']})"
             tiles.append((label, f"{m['auc']:.3f}"))

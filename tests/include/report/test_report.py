@@ -669,6 +669,27 @@ def test_an_auc_lifted_by_a_never_active_crowd_is_given_beside_the_auc_among_the
     ) in purchase
 
 
+def test_a_first_candidate_that_lost_is_not_shown_as_the_churn_auc(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """A 90-day shop's first churn candidate lost to the recency baseline and nothing was
+    published nor scored; the summary tile still read "churn AUC 0.784", a working churn
+    model to a marketer."""
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    con = connect(warehouse)
+    con.execute(
+        "update ml.model_runs set status = 'not_published', message = 'churn: holdout "
+        "AUC does not beat baseline_recency; not published' where model_name = 'churn'"
+    )
+    con.execute("delete from ml.propensity_scores where model_name = 'churn'")
+    con.close()
+    html = render_report(warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert 'kpi-label">churn AUC, not published<' in html
+    assert 'kpi-label">churn AUC<' not in html
+    assert 'kpi-label">purchase AUC<' in html
+
+
 def test_a_refused_candidate_is_not_taken_for_the_model_that_scored_tonight(
     sample_warehouse: Path, tmp_path: Path
 ) -> None:

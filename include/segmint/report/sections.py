@@ -2033,7 +2033,13 @@ def summary_sentences(ctx: Context) -> list[str]:
         if m.get("status"):
             s += f"; {m['status'].replace('_', ' ')}"
             if m.get("message") and m["status"] != "published":
-                s += f" ({m['message']})"
+                # "not published (churn: ... 0.844; not published)": the run's message
+                # repeats the model and the status the sentence already gave
+                message = str(m["message"]).removeprefix(f"{m['model']}: ")
+                words = m["status"].replace("_", " ")
+                message = message.removesuffix(f"; {words}").removesuffix(words).strip("; ")
+                if message:
+                    s += f" ({message})"
         if m.get("scored_with"):
             version, n = m["scored_with"]
             s += f"; tonight's {n:,} scores come from the last published model {version}"

@@ -565,7 +565,9 @@ def test_a_young_shops_propensity_section_says_why_there_are_no_scores(tmp_path:
         assert reason.startswith(f"{model}: not enough labelled examples to train")
         assert f"Model: {model}" in html
         assert html_escape(reason) in html
-        assert any(reason in line for line in result.details["summary"])
+        # the summary quotes the reason without the model's name it already gave
+        line = next(x for x in result.details["summary"] if x.startswith(model.capitalize()))
+        assert f"({reason.removeprefix(f'{model}: ')}" in line and f"({model}:" not in line
     # No charts of models that have no scores: the status line is the whole block.
     assert "ml.model_metrics has no" not in html
 
@@ -688,6 +690,30 @@ def test_a_first_candidate_that_lost_is_not_shown_as_the_churn_auc(
     assert 'kpi-label">churn AUC, not published<' in html
     assert 'kpi-label">churn AUC<' not in html
     assert 'kpi-label">purchase AUC<' in html
+
+
+def test_the_summary_does_not_repeat_the_model_and_its_status(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """ "Churn model: holdout AUC 0.78 (...); not published (churn: holdout AUC 0.784 does
+    not beat baseline_recency 0.844; not published)": the run's message, quoted whole, said
+    the model and "not published" a second time."""
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    con = connect(warehouse)
+    con.execute(
+        "update ml.model_runs set status = 'not_published', message = 'churn: holdout "
+        "AUC 0.784 does not beat baseline_recency 0.844; not published' "
+        "where model_name = 'churn'"
+    )
+    con.execute("delete from ml.propensity_scores where model_name = 'churn'")
+    con.close()
+    result = write_report(Settings(warehouse=warehouse, output=tmp_path / "out"), AS_OF)
+    churn = next(s for s in result.details["summary"] if s.startswith("Churn model"))
+    assert churn.endswith(
+        "; not published (holdout AUC 0.784 does not beat baseline_recency 0.844)."
+    )
+    assert churn.count("not published") == 1
 
 
 def test_a_refused_candidate_is_not_taken_for_the_model_that_scored_tonight(

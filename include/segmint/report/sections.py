@@ -1685,7 +1685,11 @@ def block_quarantine(ctx: Context) -> str:
             """,
             [ctx.as_of],
         )
-        ctx.facts["quarantine_today"] = (int(today_rows), top_today[0][0] if top_today else None)
+        ctx.facts["quarantine_today"] = (
+            int(today_rows),
+            top_today[0][0] if top_today else None,
+            int(top_today[0][1]) if top_today else 0,
+        )
     if frame.empty:
         return note(f"No quarantined rows in {first} .. {ctx.as_of}.", "info")
     top = frame.head(15)
@@ -2066,13 +2070,20 @@ def summary_sentences(ctx: Context) -> list[str]:
     if f.get("audiences_empty"):
         out.append(f"Built with no members: {', '.join(f['audiences_empty'])}.")
     if "quarantine_today" in f:
-        n, reason = f["quarantine_today"]
+        n, reason, top = f["quarantine_today"]
         if n:
-            out.append(
-                f"{plural(n, 'quarantined row')} in the {ctx.as_of} partition"
-                + (f", mostly {reason.replace('_', ' ')}" if reason else "")
-                + "."
-            )
+            sentence = f"{plural(n, 'quarantined row')} in the {ctx.as_of} partition"
+            if reason:
+                # A reason is a sentence naming fields as the data has them (event_ts):
+                # only a bare code (event_ts_in_future) is spelt out. "Mostly" only for a
+                # reason holding most rows: five reasons of one row each have none.
+                if " " not in reason:
+                    reason = reason.replace("_", " ")
+                if top * 2 > n:
+                    sentence += f", mostly {reason}"
+                else:
+                    sentence += f", most often {reason} ({top:,})"
+            out.append(sentence + ".")
         else:
             out.append(f"No quarantined rows in the {ctx.as_of} partition.")
     if "expectations" in f and f["expectations"][1]:

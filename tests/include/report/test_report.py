@@ -73,7 +73,10 @@ def test_summary_speaks_plainly(full_run) -> None:
     assert summary[0].startswith("1,500 customers in 6 segments")
     purchase = "Purchase model: holdout AUC 0.81 (beats baseline_bgnbd"
     assert any(s.startswith(purchase) for s in summary)
-    assert any("quarantined rows in the 2026-06-30 partition, mostly" in s for s in summary)
+    quarantine = (
+        "6 quarantined rows in the 2026-06-30 partition, most often event ts in future (3)."
+    )
+    assert quarantine in summary
     assert any(s.startswith("3 audiences with") for s in summary)
     assert any("drifted above PSI 0.2" in s for s in summary)
     assert summary[0] in html.replace("&#x27;", "'")
@@ -135,6 +138,38 @@ def test_page_is_self_contained_and_script_free(full_run) -> None:
     assert html.count("<svg") == len(EXPECTED_CHARTS)
 
 
+def test_summary_says_mostly_only_of_a_reason_holding_most_rows(
+    handmade_warehouse: Path, tmp_path: Path
+) -> None:
+    """A hand-written night with five rows quarantined for five reasons, one each, said
+    "5 quarantined rows in the 2026-06-01 partition, mostly event ts is before 2000-01-01":
+    no reason held most rows, and the field event_ts was spelt "event ts", a name the
+    data and ops.quarantine do not have."""
+    con = connect(handmade_warehouse)
+    try:
+        con.execute("delete from ops.quarantine")
+        reasons = [
+            "event_ts is before 2000-01-01 (got '1970-01-01T00:00:00Z')",
+            "event_ts is not an ISO-8601 timestamp (got epoch)",
+            "purchase without revenue",
+            "revenue is negative (got -5.0)",
+            "updated_at is not an ISO-8601 timestamp (got not-a-date)",
+        ]
+        con.executemany(
+            "insert into ops.quarantine values ('events/dt=2026-06-30/a.jsonl', ?, 'events', "
+            "date '2026-06-30', '{}', [?], timestamp '2026-07-01 01:00:00')",
+            list(enumerate(reasons, start=1)),
+        )
+    finally:
+        con.close()
+    settings = Settings(warehouse=handmade_warehouse, output=tmp_path / "out")
+    summary = write_report(settings, AS_OF).details["summary"]
+    assert summary[1] == (
+        "5 quarantined rows in the 2026-06-30 partition, "
+        "most often event_ts is before 2000-01-01 (1)."
+    )
+
+
 def test_handmade_numbers(handmade_warehouse: Path, tmp_path: Path) -> None:
     settings = Settings(warehouse=handmade_warehouse, output=tmp_path / "out")
     result = write_report(settings, AS_OF)
@@ -143,7 +178,7 @@ def test_handmade_numbers(handmade_warehouse: Path, tmp_path: Path) -> None:
     assert result.details["summary"][:2] == [
         "21 customers in 2 segments; since the run of 2026-06-29, Alpha grew 20% (10 → 12); "
         "90% of customers kept their segment.",
-        "6 quarantined rows in the 2026-06-30 partition, mostly event ts in future.",
+        "6 quarantined rows in the 2026-06-30 partition, most often event ts in future (3).",
     ]
     assert "18 customers kept their segment, 2 moved to another, 1 are new and 0 left" in html
     assert "money in USD" in html  # the reporting currency, [transform] reporting_currency

@@ -682,7 +682,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SegmintError, ConfigError, FileNotFoundError) as exc:
         if os.environ.get("SEGMINT_DEBUG"):
             raise
-        print(f"{_command(args)}: error: {_in_stage(exc)}{exc}{_published(exc)}", file=sys.stderr)
+        print(
+            f"{_command(args)}: error: {_published(exc, f'{_in_stage(exc)}{exc}')}", file=sys.stderr
+        )
         return 1
     except KeyboardInterrupt:
         return _ended_by_signal(args, signal.SIGINT)
@@ -704,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = _lock_hint(args, exc)
         if hint:  # not a bug: someone else has the working warehouse open
             print(
-                f"{_command(args)}: error: {_in_stage(exc)}{exc}{hint}{_published(exc)}",
+                f"{_command(args)}: error: {_published(exc, f'{_in_stage(exc)}{exc}{hint}')}",
                 file=sys.stderr,
             )
             return 1
@@ -713,13 +715,13 @@ def main(argv: list[str] | None = None) -> int:
         fault = disk_fault_message(exc, _settings_or_none(args))
         if fault:  # not a bug either: a full disk, a file-size limit, a read-only folder
             print(
-                f"{_command(args)}: error: {_in_stage(exc)}{fault}{_published(exc)}",
+                f"{_command(args)}: error: {_published(exc, f'{_in_stage(exc)}{fault}')}",
                 file=sys.stderr,
             )
             return 1
         print(
-            f"{_command(args)}: unexpected {type(exc).__name__}: {_in_stage(exc)}{exc} "
-            f"(set SEGMINT_DEBUG=1 for the traceback){_published(exc)}",
+            f"{_command(args)}: unexpected {type(exc).__name__}: "
+            + _published(exc, f"{_in_stage(exc)}{exc} (set SEGMINT_DEBUG=1 for the traceback)"),
             file=sys.stderr,
         )
         return 2
@@ -742,8 +744,14 @@ def _note_published(exc: BaseException, settings: Settings, as_of: date) -> None
         exc.segmint_published = published_line(settings, as_of)  # type: ignore[attr-defined]
 
 
-def _published(exc: BaseException) -> str:
-    return getattr(exc, "segmint_published", "")
+def _published(exc: BaseException, message: str) -> str:
+    """``message`` and then, when kept on ``exc``, the night the published copy holds: a
+    sentence of its own, so a message without a full stop gets one ("... has nothing to
+    build Nothing is published yet" read as one sentence)."""
+    note = getattr(exc, "segmint_published", "")
+    if note and message and not message.rstrip().endswith((".", "!", "?")):
+        message = message.rstrip() + "."
+    return message + note
 
 
 def _in_stage(exc: BaseException) -> str:

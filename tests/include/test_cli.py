@@ -118,6 +118,26 @@ def test_a_failed_run_is_one_line_naming_the_stage(tmp_path: Path) -> None:
     ), alone.stderr
 
 
+def test_what_analysts_read_is_a_sentence_of_its_own(tmp_path: Path) -> None:
+    """A night before the first delivery ended "... a night before 2026-06-01 has nothing to
+    build Nothing is published yet (...)": the published copy's note ran on from an error
+    without a full stop, as the quality gate's does ("... events.jsonl (4) Nothing ...")."""
+    day = tmp_path / "landing" / "events" / "dt=2026-06-01"
+    day.mkdir(parents=True)
+    (day / "a.jsonl").write_text(
+        '{"event_id":"e1","event_type":"page_view","event_ts":"2026-06-01T10:00:00Z",'
+        '"customer_id":"c1"}\n'
+    )
+    common = ("--landing", tmp_path / "landing", "--warehouse", tmp_path / "w.duckdb")
+    result = _cli("run", *common, "--output", tmp_path / "out", "--as-of", "2026-05-30")
+    assert result.returncode == 1
+    published = tmp_path / "published" / "w.duckdb"
+    assert result.stderr.strip().endswith(
+        "a night before 2026-06-01 has nothing to build. "
+        f"Nothing is published yet (no {published}): analysts have no copy."
+    ), result.stderr
+
+
 def test_a_failed_night_leaves_a_page_saying_so_where_its_report_would_be(
     tmp_path: Path,
 ) -> None:
@@ -170,11 +190,11 @@ def test_a_landing_zone_that_does_not_exist_is_named_without_as_of(tmp_path: Pat
         assert result.returncode == 1
         line = result.stderr.strip().splitlines()[-1]
         assert line.startswith("segmint run: error: "), line
-        assert line.endswith(
+        assert (
             f"the landing zone {missing} does not exist: pass --landing, or set "
             "SEGMINT_LANDING or landing (top level) in the settings file, to the folder "
             "holding events/ and crm/"
-        ), line
+        ) in line, line
 
 
 def test_bad_date_flag_is_rejected(capsys: pytest.CaptureFixture) -> None:

@@ -845,12 +845,16 @@ class Ingest:
         source: str,
         absent: dict[str, list[str]],
         unmatched: dict[str, list[str]],
+        batch: tuple[str, list[LandingFile]] | None = None,
     ) -> None:
         """Say which CRM files have no column for a field the customers' records loaded
         before hold values of. A CRM record is the customer's whole state, so such a file
         empties the field of every customer in it: an export that stopped sending
         ``country``, or ``email_opt_in`` (every customer of the file then without consent).
-        Fields already named (:meth:`_warn_unmatched`) are not named twice."""
+        Fields already named (:meth:`_warn_unmatched`) are not named twice. ``batch`` (the
+        records table of this batch, :func:`read_records`, and its files) counts the files
+        loaded before in the same batch too: a first night or a catch-up reads a full
+        snapshot and a later delta without the column together, and warned of nothing."""
         if source != "crm":
             return
         named = {key.split(" ", 1)[0] for key in unmatched}
@@ -863,11 +867,14 @@ class Ingest:
             # is not emptied: it takes the default.
             if name not in named
             and name not in self.optional
-            and con.execute(
-                f"select 1 from {RAW_TABLE[source]} where {_ident(name)}"
-                + ("" if kind[name] == "bool" else " is not null")
-                + " limit 1"
-            ).fetchone()
+            and (
+                con.execute(
+                    f"select 1 from {RAW_TABLE[source]} where {_ident(name)}"
+                    + ("" if kind[name] == "bool" else " is not null")
+                    + " limit 1"
+                ).fetchone()
+                or _held_earlier_in_batch(con, batch, name, absent[name])
+            )
         ]
         for name in held:
             paths = absent[name]
@@ -1106,7 +1113,7 @@ class Ingest:
             )
             for named, paths in unmatched.items():
                 self.unmatched.setdefault(source, {}).setdefault(named, []).extend(paths)
-            self._warn_dropped(con, source, absent, unmatched)
+            self._warn_dropped(con, source, absent, unmatched, (f"_rec_{tag}", files))
             # A Parquet record's landing text is its document (stored once, raw is NULL).
             rels = [
                 f"(select * replace (coalesce(raw, doc) as raw), _error is null as _ok "
@@ -2787,3 +2794,28 @@ def _result(
     if problems:
         raise InputError(f"{' '.join(problems)} Every other file was loaded ({summary}).")
     return result
+
+
+def _held_earlier_in_batch(
+    con: duckdb.DuckDBPyConnection,
+    batch: tuple[str, list[LandingFile]] | None,
+    name: str,
+    paths: list[str],
+) -> bool:
+    """Whether a file of this batch from a partition before the last of ``paths`` (files
+    with no column for ``name``) holds a value of ``name`` (its records' ``doc``, keyed by
+    field name). Files of one partition are one delivery, none before another."""
+    if batch is None:
+        return False
+    table, files = batch
+    days = [f.partition_date for f in files if f.path in set(paths)]
+    earlier = [i for i, f in enumerate(files) if days and f.partition_date < max(days)]
+    if not earlier:
+        return False
+    value = f"nullif(trim(json_extract_string(doc, {_lit('$.' + name)})), '')"
+    return bool(
+        con.execute(
+            f"select 1 from {table} where _file in ({', '.join(map(str, earlier))}) "
+            f"and {value} is not null limit 1"
+        ).fetchone()
+    )

@@ -605,6 +605,38 @@ def test_a_crm_export_that_stops_sending_a_column_is_a_warning(settings, landing
     assert not [w for w in result.warnings if "no column" in w]
 
 
+def test_a_column_dropped_within_one_nights_files_is_a_warning(settings, landing, query):
+    # A first night (or a catch-up) read the full snapshot and a later delta without
+    # email_opt_in together: customer c1 lost their consent and nothing said so, since
+    # only the records of earlier nights were looked at.
+    write_lines(
+        landing / "crm/dt=2026-06-01/full.csv",
+        ["customer_id,updated_at,email_opt_in,country",
+         "c1,2026-06-01T10:00:00Z,yes,FR", "c2,2026-06-01T10:00:00Z,yes,DE"],
+    )  # fmt: skip
+    write_lines(
+        landing / "crm/dt=2026-06-02/delta.csv",
+        ["updated_at,customer_id,country", "2026-06-02T10:00:00Z,c1,FR"],
+    )
+    result = run_ingest(settings, D2)
+    assert [w for w in result.warnings if "no column" in w] == [
+        "1 crm file(s) have no column for email_opt_in, which the customer records loaded "
+        "before hold: each of their records loads without it, its customer's email_opt_in "
+        "now empty (without consent) (crm/dt=2026-06-02/delta.csv); did the export drop or "
+        "rename it? ([ingest] field_aliases)",
+    ]
+    assert query(
+        "select customer_id, email_opt_in from raw.customers "
+        "where _partition_date = '2026-06-02' order by 1"
+    ) == [("c1", False)]
+    # A snapshot alone is no warning.
+    write_lines(
+        landing / "crm/dt=2026-06-03/full.csv",
+        ["customer_id,updated_at,email_opt_in,country", "c3,2026-06-03T10:00:00Z,yes,ES"],
+    )
+    assert not [w for w in run_ingest(settings, D3).warnings if "no column" in w]
+
+
 SHOPIFY_HEADER = (
     "Customer ID,First Name,Last Name,Email,Accepts Email Marketing,"
     "Default Address Country Code,Phone,Total Spent,Total Orders,Tags"

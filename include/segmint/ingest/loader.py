@@ -51,6 +51,7 @@ from segmint.config import Settings
 from segmint.ingest.contract import (
     ALLOWED_EVENT_TYPES,
     EXCEL_ROUNDED_ID_RE,
+    FALSE_WORDS,
     FIELDS,
     FLOAT_EXACT_MAX,
     FLOAT_WHOLE_ID_RE,
@@ -873,7 +874,7 @@ class Ingest:
                     + ("" if kind[name] == "bool" else " is not null")
                     + " limit 1"
                 ).fetchone()
-                or _held_earlier_in_batch(con, batch, name, absent[name])
+                or _held_earlier_in_batch(con, batch, name, absent[name], kind[name] == "bool")
             )
         ]
         for name in held:
@@ -2801,10 +2802,13 @@ def _held_earlier_in_batch(
     batch: tuple[str, list[LandingFile]] | None,
     name: str,
     paths: list[str],
+    boolean: bool = False,
 ) -> bool:
     """Whether a file of this batch from a partition before the last of ``paths`` (files
     with no column for ``name``) holds a value of ``name`` (its records' ``doc``, keyed by
-    field name). Files of one partition are one delivery, none before another."""
+    field name); of a ``boolean`` (consent) one that is not a false word, as a consent
+    absent is stored as false. Files of one partition are one delivery, none before
+    another."""
     if batch is None:
         return False
     table, files = batch
@@ -2813,9 +2817,12 @@ def _held_earlier_in_batch(
     if not earlier:
         return False
     value = f"nullif(trim(json_extract_string(doc, {_lit('$.' + name)})), '')"
+    held = f"{value} is not null"
+    if boolean:
+        held += f" and lower({value}) not in ({', '.join(map(_lit, FALSE_WORDS))})"
     return bool(
         con.execute(
             f"select 1 from {table} where _file in ({', '.join(map(str, earlier))}) "
-            f"and {value} is not null limit 1"
+            f"and {held} limit 1"
         ).fetchone()
     )

@@ -629,12 +629,23 @@ def test_a_column_dropped_within_one_nights_files_is_a_warning(settings, landing
         "select customer_id, email_opt_in from raw.customers "
         "where _partition_date = '2026-06-02' order by 1"
     ) == [("c1", False)]
-    # A snapshot alone is no warning.
+    # A consent column of "no" only, dropped, changes nothing: no warning (a country held
+    # before still is one).
     write_lines(
         landing / "crm/dt=2026-06-03/full.csv",
-        ["customer_id,updated_at,email_opt_in,country", "c3,2026-06-03T10:00:00Z,yes,ES"],
+        ["customer_id,updated_at,ads_opt_in,country", "c4,2026-06-03T10:00:00Z,no,ES"],
     )
-    assert not [w for w in run_ingest(settings, D3).warnings if "no column" in w]
+    write_lines(
+        landing / "crm/dt=2026-06-04/delta.csv",
+        ["customer_id,updated_at,email_opt_in,country", "c4,2026-06-04T10:00:00Z,yes,ES"],
+    )
+    assert not [w for w in run_ingest(settings, date(2026, 6, 4)).warnings if "ads_opt_in" in w]
+    # A snapshot alone is no warning.
+    write_lines(
+        landing / "crm/dt=2026-06-05/full.csv",
+        ["customer_id,updated_at,email_opt_in,country", "c3,2026-06-05T10:00:00Z,yes,ES"],
+    )
+    assert not [w for w in run_ingest(settings, date(2026, 6, 5)).warnings if "no column" in w]
 
 
 SHOPIFY_HEADER = (

@@ -61,6 +61,16 @@ def _ingest(tmp_path: Path, landing: Path) -> subprocess.CompletedProcess:
     )
 
 
+def _one_page_view(landing: Path, day: str) -> None:
+    """A landing zone of one page view of customer c1 at 10:00 UTC on ``day``."""
+    folder = landing / "events" / f"dt={day}"
+    folder.mkdir(parents=True)
+    (folder / "a.jsonl").write_text(
+        f'{{"event_id": "e1", "event_type": "page_view", "event_ts": "{day}T10:00:00Z", '
+        '"customer_id": "c1"}\n'
+    )
+
+
 def _cli(*args: str | Path) -> subprocess.CompletedProcess:
     """``python -m segmint.cli ARGS`` in a child process (stdout and stderr captured)."""
     return subprocess.run(
@@ -122,12 +132,7 @@ def test_what_analysts_read_is_a_sentence_of_its_own(tmp_path: Path) -> None:
     """A night before the first delivery ended "... a night before 2026-06-01 has nothing to
     build Nothing is published yet (...)": the published copy's note ran on from an error
     without a full stop, as the quality gate's does ("... events.jsonl (4) Nothing ...")."""
-    day = tmp_path / "landing" / "events" / "dt=2026-06-01"
-    day.mkdir(parents=True)
-    (day / "a.jsonl").write_text(
-        '{"event_id":"e1","event_type":"page_view","event_ts":"2026-06-01T10:00:00Z",'
-        '"customer_id":"c1"}\n'
-    )
+    _one_page_view(tmp_path / "landing", "2026-06-01")
     common = ("--landing", tmp_path / "landing", "--warehouse", tmp_path / "w.duckdb")
     result = _cli("run", *common, "--output", tmp_path / "out", "--as-of", "2026-05-30")
     assert result.returncode == 1
@@ -240,12 +245,7 @@ def test_latest_partition(tmp_path: Path) -> None:
 def test_ingest_stderr_holds_no_library_chatter(tmp_path: Path) -> None:
     """Without -v a successful ingest writes nothing to stderr: GX pins one of its loggers
     at INFO ("Created temporary directory ... for ephemeral docs site"), segmint unpins it."""
-    day = tmp_path / "landing" / "events" / "dt=2026-06-01"
-    day.mkdir(parents=True)
-    (day / "a.jsonl").write_text(
-        '{"event_id": "e1", "event_type": "page_view", "event_ts": "2026-06-01T10:00:00Z", '
-        '"customer_id": "c1"}\n'
-    )
+    _one_page_view(tmp_path / "landing", "2026-06-01")
     result = _ingest(tmp_path, tmp_path / "landing")
     assert result.returncode == 0, result.stderr
     assert "loaded 1 rows" in result.stdout
@@ -397,12 +397,7 @@ def test_stages_are_trimmed_and_an_empty_list_is_refused(tmp_path: Path) -> None
 def test_stages_run_in_the_nights_order_each_once(tmp_path: Path) -> None:
     """`--stages validate,ingest` ran validate first, on nothing loaded, and failed;
     `publish,transform` would publish the marts of the night before."""
-    day = tmp_path / "landing" / "events" / "dt=2026-06-30"
-    day.mkdir(parents=True)
-    (day / "a.jsonl").write_text(
-        '{"event_id": "e1", "event_type": "page_view", "event_ts": "2026-06-30T10:00:00Z", '
-        '"customer_id": "c1"}\n'
-    )
+    _one_page_view(tmp_path / "landing", "2026-06-30")
     result = _cli(
         "run", "--stages", "validate,ingest,validate", "--landing", tmp_path / "landing",
         "--warehouse", tmp_path / "w.duckdb", "--output", tmp_path / "out",
@@ -569,12 +564,7 @@ def test_a_run_whose_output_reader_is_gone_finishes_the_night(tmp_path: Path, st
     at the end, the night done but said failed); started with stdout closed (`>&-`), it
     ended in a traceback, exit code 1. A closed stdout is no reason to stop a night: it
     runs every stage, drops the rest of its output and exits with its own code."""
-    day = tmp_path / "landing" / "events" / "dt=2026-06-30"
-    day.mkdir(parents=True)
-    (day / "a.jsonl").write_text(
-        '{"event_id": "e1", "event_type": "page_view", "event_ts": "2026-06-30T10:00:00Z", '
-        '"customer_id": "c1"}\n'
-    )
+    _one_page_view(tmp_path / "landing", "2026-06-30")
     env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
     if stdout == "unbuffered":
         env["PYTHONUNBUFFERED"] = "1"
@@ -700,12 +690,7 @@ def test_a_run_waits_for_the_night_on_the_warehouse_then_runs(tmp_path: Path) ->
 def test_a_stage_warning_is_printed_once(tmp_path: Path) -> None:
     """A warning of a stage was printed to stdout with the stage's line and logged to stderr
     too, so without -v each one was on the terminal twice."""
-    day = tmp_path / "landing" / "events" / "dt=2026-06-01"
-    day.mkdir(parents=True)
-    (day / "a.jsonl").write_text(
-        '{"event_id": "e1", "event_type": "page_view", "event_ts": "2026-06-01T10:00:00Z", '
-        '"customer_id": "c1"}\n'
-    )
+    _one_page_view(tmp_path / "landing", "2026-06-01")
     common = ("--warehouse", tmp_path / "w.duckdb", "--landing", tmp_path / "landing")
     assert _cli("ingest", *common, "--output", tmp_path / "out").returncode == 0
     result = _cli("validate", *common, "--as-of", "2026-06-02")

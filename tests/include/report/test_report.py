@@ -706,21 +706,30 @@ def test_an_auc_lifted_by_a_never_active_crowd_is_given_beside_the_auc_among_the
     ) in purchase
 
 
+def _churn_not_published(sample_warehouse: Path, tmp_path: Path, reason: str) -> Path:
+    """A copy of the sample warehouse whose churn candidates all lost (``reason``, then
+    "; not published") and scored nobody."""
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    con = connect(warehouse)
+    con.execute(
+        "update ml.model_runs set status = 'not_published', message = ? where model_name = 'churn'",
+        [f"{reason}; not published"],
+    )
+    con.execute("delete from ml.propensity_scores where model_name = 'churn'")
+    con.close()
+    return warehouse
+
+
 def test_a_first_candidate_that_lost_is_not_shown_as_the_churn_auc(
     sample_warehouse: Path, tmp_path: Path
 ) -> None:
     """A 90-day shop's first churn candidate lost to the recency baseline and nothing was
     published nor scored; the summary tile still read "churn AUC 0.784", a working churn
     model to a marketer."""
-    warehouse = tmp_path / "segmint.duckdb"
-    warehouse.write_bytes(sample_warehouse.read_bytes())
-    con = connect(warehouse)
-    con.execute(
-        "update ml.model_runs set status = 'not_published', message = 'churn: holdout "
-        "AUC does not beat baseline_recency; not published' where model_name = 'churn'"
+    warehouse = _churn_not_published(
+        sample_warehouse, tmp_path, "churn: holdout AUC does not beat baseline_recency"
     )
-    con.execute("delete from ml.propensity_scores where model_name = 'churn'")
-    con.close()
     html = render_report(warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
     assert 'kpi-label">churn AUC, not published<' in html
     assert 'kpi-label">churn AUC<' not in html
@@ -733,16 +742,9 @@ def test_the_summary_does_not_repeat_the_model_and_its_status(
     """ "Churn model: holdout AUC 0.78 (...); not published (churn: holdout AUC 0.784 does
     not beat baseline_recency 0.844; not published)": the run's message, quoted whole, said
     the model and "not published" a second time."""
-    warehouse = tmp_path / "segmint.duckdb"
-    warehouse.write_bytes(sample_warehouse.read_bytes())
-    con = connect(warehouse)
-    con.execute(
-        "update ml.model_runs set status = 'not_published', message = 'churn: holdout "
-        "AUC 0.784 does not beat baseline_recency 0.844; not published' "
-        "where model_name = 'churn'"
+    warehouse = _churn_not_published(
+        sample_warehouse, tmp_path, "churn: holdout AUC 0.784 does not beat baseline_recency 0.844"
     )
-    con.execute("delete from ml.propensity_scores where model_name = 'churn'")
-    con.close()
     result = write_report(Settings(warehouse=warehouse, output=tmp_path / "out"), AS_OF)
     churn = next(s for s in result.details["summary"] if s.startswith("Churn model"))
     assert churn.endswith(

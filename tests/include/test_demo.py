@@ -18,10 +18,21 @@ from segmint.warehouse import connect, ensure_raw_tables
 AS_OF = date(2026, 6, 30)
 
 
+def _transformed(con: duckdb.DuckDBPyConnection) -> None:
+    """The night's features, as its transform stage leaves them: publish refuses a warehouse
+    on which transform never ran."""
+    con.execute("create schema if not exists marts")
+    con.execute(
+        "create table marts.customer_features as select 'c0' as customer_id, "
+        f"DATE '{AS_OF}' as as_of_date"
+    )
+
+
 def test_summary_of_a_night_before_any_ml_stage_ran(tmp_path: Path) -> None:
     settings = Settings(warehouse=tmp_path / "wh" / "segmint.duckdb", output=tmp_path / "out")
     con = connect(settings.warehouse)
     ensure_raw_tables(con)
+    _transformed(con)
     con.close()
     publish(settings, AS_OF)
 
@@ -42,6 +53,7 @@ def test_summary_of_a_full_night(tmp_path: Path) -> None:
         audiences=tmp_path / "audiences",
     )
     con = connect(settings.warehouse)
+    _transformed(con)
     con.execute(
         "create table ml.customer_segments as select 'c' || range as customer_id, "
         "DATE '2026-06-30' as as_of_date, "

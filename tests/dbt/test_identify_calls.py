@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,17 +61,23 @@ def _calls() -> list[dict]:
     ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("identify")
-    example = load_settings(EXAMPLE, environ={})
-    settings = dataclasses.replace(
+def _segment_spec_settings(root: Path, **overrides: Any) -> Settings:
+    """Settings of a warehouse, landing zone and output under ``root``, reading Segment's
+    names as the example settings file does."""
+    return dataclasses.replace(
         Settings(),
         warehouse=root / "segmint.duckdb",
         landing=root / "landing",
         output=root / "output",
+        ingest=load_settings(EXAMPLE, environ={}).ingest,
+        **overrides,
     )
-    settings = dataclasses.replace(settings, ingest=example.ingest)
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("identify")
+    settings = _segment_spec_settings(root)
     write_jsonl(settings.landing / f"events/dt={AS_OF}/segment.jsonl", _calls())
     run_ingest(settings, AS_OF)
     result = run_transform(settings, AS_OF)
@@ -144,13 +151,8 @@ def test_a_customer_known_from_an_identify_call_has_features(warehouse: Path) ->
 def test_a_late_identify_call_makes_a_known_customer_from_its_day_on(tmp_path: Path) -> None:
     """An identify call loaded after its day's snapshot was built (a late file) is in that
     snapshot once it is rebuilt, and in no snapshot before its day: point in time."""
-    example = load_settings(EXAMPLE, environ={})
-    settings = dataclasses.replace(
-        Settings(),
-        warehouse=tmp_path / "segmint.duckdb",
-        landing=tmp_path / "landing",
-        output=tmp_path / "output",
-        ingest=example.ingest,
+    settings = _segment_spec_settings(
+        tmp_path,
         # one cut-off snapshot, the day before the as-of date
         propensity=PropensitySettings(horizon_days=1, training_cutoffs=1),
     )

@@ -19,6 +19,16 @@ from tests.include.ingest.conftest import D1, D2, D3, write_jsonl, write_lines
 EXAMPLE = Path(__file__).resolve().parents[3] / "docs" / "examples" / "segment-spec.toml"
 
 
+# The warning of a CRM delta of 2026-06-02 without the email_opt_in column the records
+# loaded before it hold.
+NO_CONSENT_COLUMN = (
+    "1 crm file(s) have no column for email_opt_in, which the customer records loaded "
+    "before hold: each of their records loads without it, its customer's email_opt_in "
+    "now empty (without consent) (crm/dt=2026-06-02/delta.csv); did the export drop or "
+    "rename it? ([ingest] field_aliases)"
+)
+
+
 def _with_ingest(settings, ingest: IngestSettings):
     return dataclasses.replace(settings, ingest=ingest)
 
@@ -583,10 +593,7 @@ def test_a_crm_export_that_stops_sending_a_column_is_a_warning(settings, landing
         "hold: each of their records loads without it, its customer's country now empty "
         "(crm/dt=2026-06-02/delta.csv, crm/dt=2026-06-02/delta.parquet); did the export drop "
         "or rename it? ([ingest] field_aliases)",
-        "1 crm file(s) have no column for email_opt_in, which the customer records loaded "
-        "before hold: each of their records loads without it, its customer's email_opt_in "
-        "now empty (without consent) (crm/dt=2026-06-02/delta.csv); did the export drop or "
-        "rename it? ([ingest] field_aliases)",
+        NO_CONSENT_COLUMN,
     ]
     # Loaded as the contract says (a record is the whole state), and now said.
     assert query(
@@ -620,10 +627,7 @@ def test_a_column_dropped_within_one_nights_files_is_a_warning(settings, landing
     )
     result = run_ingest(settings, D2)
     assert [w for w in result.warnings if "no column" in w] == [
-        "1 crm file(s) have no column for email_opt_in, which the customer records loaded "
-        "before hold: each of their records loads without it, its customer's email_opt_in "
-        "now empty (without consent) (crm/dt=2026-06-02/delta.csv); did the export drop or "
-        "rename it? ([ingest] field_aliases)",
+        NO_CONSENT_COLUMN,
     ]
     assert query(
         "select customer_id, email_opt_in from raw.customers "

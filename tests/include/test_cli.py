@@ -699,3 +699,33 @@ def test_a_stage_warning_is_printed_once(tmp_path: Path) -> None:
     assert result.stderr == ""
     verbose = _cli("-v", "validate", *common, "--as-of", "2026-06-02")
     assert "stage validate: no events files for the as-of date" in verbose.stderr
+
+
+def test_an_ingest_warning_is_printed_once(tmp_path: Path) -> None:
+    """The ingest's warnings of a batch (here a CRM delta that dropped email_opt_in) were
+    logged as they arose and printed under the stage's line too: without -v each was on the
+    terminal twice, with -v three times. A run that fails still says them, before its error
+    (it has no stage line to print them under)."""
+    landing = tmp_path / "landing"
+    for day, header, row in [
+        ("2026-06-01", "customer_id,updated_at,email_opt_in", "c1,2026-06-01T10:00:00Z,true"),
+        ("2026-06-02", "customer_id,updated_at", "c1,2026-06-02T10:00:00Z"),
+    ]:
+        (landing / "crm" / f"dt={day}").mkdir(parents=True)
+        (landing / "crm" / f"dt={day}" / "c.csv").write_text(f"{header}\n{row}\n")
+    dropped = "1 crm file(s) have no column for email_opt_in, which the customer records"
+    result = _ingest(tmp_path, landing)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(dropped) == 1, result.stdout
+    assert result.stderr == ""
+    common = ("--landing", landing, "--output", tmp_path / "out")
+    verbose = _cli("-v", "ingest", "--warehouse", tmp_path / "v.duckdb", *common)
+    assert verbose.stdout.count(dropped) == 1
+    assert verbose.stderr.count(dropped) == 1, verbose.stderr
+    # the same night, but an events file of it cannot be read: the error, and the warning
+    (landing / "events" / "dt=2026-06-02").mkdir(parents=True)
+    (landing / "events" / "dt=2026-06-02" / "a.jsonl.gz").write_bytes(b"\x1f\x8b\x08\x00 cut")
+    failed = _cli("ingest", "--warehouse", tmp_path / "f.duckdb", *common)
+    assert failed.returncode == 1
+    assert failed.stderr.count(dropped) == 1, failed.stderr
+    assert "segmint ingest: error: could not read 1 landing file(s)" in failed.stderr

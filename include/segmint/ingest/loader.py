@@ -620,10 +620,12 @@ class Ingest:
         # were loaded; the run fails naming them, and the next run looks again.
         self.unreadable_loaded: list[LandingFile] = []
         self._warned_fields: dict[str, list[str]] = {}
-        # GX failures on rows the SQL pre-filter passed (each also logged as a warning).
+        # GX failures on rows the SQL pre-filter passed.
         self.prefilter_misses: list[str] = []
         # Batch-level warnings (extreme revenue), for the stage's warnings.
         self.batch_warnings: list[str] = []
+        # Raw rows an earlier segmint typed otherwise (_ids_read_otherwise), likewise.
+        self.stale_ids: list[str] = []
         # Per source, the files whose records hold a JSON array where an alias looks into
         # an object: path -> the staged rows' _arrays bits (warn_names).
         self.arrays: dict[str, dict[str, int]] = {}
@@ -772,7 +774,6 @@ class Ingest:
             f"landing zone ({shown}): they loaded no rows, so they are dropped from "
             "ops.load_manifest and the quality gate no longer waits for them"
         )
-        log.warning("ingest: %s", self.batch_warnings[-1])
 
     def _warn_unmatched(self, source: str, unmatched: dict[str, list[str]]) -> None:
         """Say which files have no column for a field given aliases (their records load
@@ -790,7 +791,6 @@ class Ingest:
                 f"records {loads} ({_some(paths)}); does the export name it "
                 "otherwise now? ([ingest] field_aliases)"
             )
-            log.warning("ingest: %s", self.batch_warnings[-1])
 
     def warn_names(self) -> None:
         """Say which CSV/Parquet files have no column for a field given aliases
@@ -813,7 +813,6 @@ class Ingest:
                 "without it; JSON keys are read case-sensitively: does the export name it "
                 "otherwise now? ([ingest] field_aliases)"
             )
-            log.warning("ingest: %s", self.batch_warnings[-1])
 
     def _warn_arrays(self, source: str, arrays: dict[str, int]) -> None:
         names = field_names(source, self.aliases)
@@ -838,7 +837,6 @@ class Ingest:
                     'docs/data-contract.md, "Public datasets"), or drop the alias '
                     "([ingest] field_aliases)"
                 )
-                log.warning("ingest: %s", self.batch_warnings[-1])
 
     def _warn_dropped(
         self,
@@ -886,7 +884,6 @@ class Ingest:
                 f"customer's {name} now empty{consent} ({_some(paths)}); did the export drop "
                 "or rename it? ([ingest] field_aliases)"
             )
-            log.warning("ingest: %s", self.batch_warnings[-1])
 
     def _warn_not_reloaded(self, paths: list[str]) -> None:
         """Say which files ``--reload-since`` could not read again: loaded from its partitions
@@ -901,7 +898,6 @@ class Ingest:
             "the settings of their load typed them (consent words, time zone, aliases); "
             "deliver them again under the same names to reload them"
         )
-        log.warning("ingest: %s", self.batch_warnings[-1])
 
     def _warn_redelivered(self, new: list[LandingFile], gone: list[tuple]) -> None:
         """Warn about partitions that get new files while files loaded from them are gone
@@ -924,7 +920,6 @@ class Ingest:
                 "other counted as a duplicate. A re-delivery that corrects records should "
                 "keep the old file names (a changed file replaces its rows)"
             )
-            log.warning("ingest: %s", self.batch_warnings[-1])
 
     def _dependents(self, con: duckdb.DuckDBPyConnection, f: LandingFile):
         keys = self._key_sql(f.source)
@@ -1413,7 +1408,6 @@ class Ingest:
                     "checked: the pre-filter of segmint.validation.unexpected_sql is out of "
                     "step with the suite"
                 )
-                log.warning("ingest: %s", missed[-1])
         self.prefilter_misses.extend(missed)
         for r in results:
             if r.text_column and r.failing is not None and len(r.failing):
@@ -1522,7 +1516,6 @@ class Ingest:
             f"are ({limits}; [ingest] extreme_revenue_multiple): {named}"
             + (f"; and {n - len(flagged)} more" if n > len(flagged) else "")
         )
-        log.warning("ingest: %s", self.batch_warnings[-1])
 
     def _check_revenue_scale(self, con: duckdb.DuckDBPyConnection, outs: list[FileOutcome]):
         """Batch-level warning: the batch's typical order is ``REVENUE_SCALE_SHIFT`` times
@@ -1639,7 +1632,6 @@ class Ingest:
                 f"another currency? Loaded as they are ({_some(paths)}); fix the export or "
                 "the settings, then segmint ingest --reload-since the first wrong day"
             )
-            log.warning("ingest: %s", self.batch_warnings[-1])
 
     def _store_results(self, con, outs: list[FileOutcome], results, domain) -> None:
         """Temp tables ``_runs_<tag>`` (validation rows per file), ``_fails_<tag>`` (failing
@@ -2400,7 +2392,12 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
 
     ``reload_since``: also read again the files already loaded whose partition date is on or
     after it, replacing what they loaded as for a changed file (``segmint ingest
-    --reload-since``: after fixing a setting that quarantined their rows)."""
+    --reload-since``: after fixing a setting that quarantined their rows).
+
+    The warnings are the result's, said once by whoever runs the stage (the command line
+    prints them under its line, the DAG's task logs them): each was also logged here as it
+    arose, so `segmint ingest` without -v showed it twice, on stdout and on stderr. A run
+    that fails has no result: the warnings it had are logged then, before the error."""
     # GX takes seconds to import: overlap it with the checksums and the planning.
     quiet_gx_logging()
     ingest = Ingest(
@@ -2409,6 +2406,15 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
         gx_import=import_in_background("great_expectations"),
         reload_since=reload_since,
     )
+    try:
+        return _ingest(ingest, settings, as_of)
+    except BaseException:
+        for warning in ingest.prefilter_misses + ingest.batch_warnings + ingest.stale_ids:
+            log.warning("ingest: %s", warning)
+        raise
+
+
+def _ingest(ingest: Ingest, settings: Settings, as_of: date) -> StageResult:
     outcomes: list[FileOutcome] = []
     con = connect(settings.warehouse)
 
@@ -2475,7 +2481,7 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
         # could not be written (a full disk): its batches are loaded, their results kept.
         if (outcomes and ingest._validator is not None) or docs_pending(*ingest.docs_dirs):
             ingest.validator.build_docs()
-        stale_ids = [] if ids_checked else _ids_read_otherwise(con)
+        ingest.stale_ids = [] if ids_checked else _ids_read_otherwise(con)
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -2490,7 +2496,7 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
     result.warnings.extend(ingest.prefilter_misses)
     ingest.warn_names()
     result.warnings.extend(ingest.batch_warnings)
-    result.warnings.extend(stale_ids)
+    result.warnings.extend(ingest.stale_ids)
     return result
 
 
@@ -2625,7 +2631,6 @@ def _ids_read_otherwise(con: duckdb.DuckDBPyConnection) -> list[str]:
                 "or several under one (guests under 'NULL', ids rounded alike); "
                 f"`segmint ingest --reload-since {first}` reads their files again"
             )
-            log.warning("ingest: %s", warnings[-1])
     if not warnings:
         con.execute(
             "insert into ops.id_rule values (?, current_timestamp::timestamp)", [ID_RULE_VERSION]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -200,9 +201,24 @@ def _where_lines(published: Path, settings: Settings, as_of: date) -> list[str]:
         show("audience exports", exports),
         show("GX Data Docs", docs),
         show("run outputs", out),
-        f"  {'analysts connect':<20} duckdb -readonly {settings.analyst_warehouse}",
+        f"  {'analysts connect':<20} {analyst_query_command(settings.analyst_warehouse)}",
         f"  {'table docs':<20} .venv/bin/segmint docs   (every table and column, one HTML page)",
     ]
+
+
+def analyst_query_command(analyst_copy: Path) -> str:
+    """A shell command that opens the analysts' copy read-only and shows a few rows, with the
+    DuckDB package of ``.venv/`` (run from the project folder, as ``make run`` is).
+
+    It said ``duckdb -readonly FILE``, the DuckDB command-line client, which ``make`` does
+    not install: on a fresh machine the summary's one command to try said "command not
+    found". The path is quoted for the shell and for Python (a folder with a space)."""
+    code = (
+        f"import duckdb; print(duckdb.connect({str(analyst_copy)!r}, read_only=True)"
+        ".sql('from marts.customer_features limit 5'))"
+    )
+    quoted = f'"{code}"' if not set(code) & set('"$`\\!') else shlex.quote(code)
+    return f".venv/bin/python -c {quoted}"
 
 
 def run_dag(as_of: date, log_path: Path, env: dict[str, str]) -> int:

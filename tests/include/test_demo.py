@@ -43,7 +43,30 @@ def test_summary_of_a_night_before_any_ml_stage_ran(tmp_path: Path) -> None:
     assert "(no ml.customer_segments yet" in text
     assert "(no ml.propensity_scores yet" in text
     assert "report               (not produced yet)" in text
-    assert f"duckdb -readonly {settings.analyst_warehouse}" in text
+    assert "analysts connect     .venv/bin/python -c " in text
+
+
+def test_the_summary_command_for_analysts_runs_as_printed(tmp_path: Path) -> None:
+    """The summary told analysts to connect with `duckdb -readonly FILE`, the DuckDB client,
+    which `make` does not install: "command not found" after `make run` on a fresh machine.
+    The line it prints now runs in a shell from the project folder, as printed, also when
+    the warehouse's folder holds a space and a quote."""
+    folder = tmp_path / "Bob's night" / "wh"
+    settings = Settings(warehouse=folder / "segmint.duckdb", output=tmp_path / "out")
+    con = connect(settings.warehouse)
+    ensure_raw_tables(con)
+    _transformed(con)
+    con.close()
+    publish(settings, AS_OF)
+    lines = summary_lines(settings.published_warehouse, settings, AS_OF)
+    (line,) = [line for line in lines if line.startswith("  analysts connect")]
+    command = line.removeprefix("  analysts connect").strip()
+    project = Path(__file__).resolve().parents[2]
+    ran = subprocess.run(
+        ["bash", "-c", command], cwd=project, capture_output=True, text=True, check=False
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "customer_id" in ran.stdout and "c0" in ran.stdout, ran.stdout
 
 
 def test_summary_of_a_full_night(tmp_path: Path) -> None:

@@ -167,7 +167,8 @@ class FileOutcome:
     rows_erased: int = 0
     rows_ignored: int = 0
     rows_warned: int = 0
-    warnings: dict[str, int] = field(default_factory=dict)
+    # (field, description) of each warning rule -> the loaded rows it applied to
+    warnings: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def _lit(value: Any) -> str:
@@ -2089,10 +2090,10 @@ class Ingest:
         # Per rule, the rows loaded with the field nulled: a quarantined record or a
         # duplicate is not loaded, so none of its fields is nulled (as rows_warned above).
         warned = con.execute(
-            f"select _file, description, count(*) from _fails_{tag} "
+            f"select _file, field, description, count(*) from _fails_{tag} "
             f"semi join _good_{tag} using (_file, _line) "
             f"anti join _lose_{tag} using (_file, _line) "
-            "where level = 'warning' group by 1, 2"
+            "where level = 'warning' group by 1, 2, 3"
         ).fetchall()
         for i, o in enumerate(outs):
             if o.status != "loaded":
@@ -2106,8 +2107,8 @@ class Ingest:
             o.rows_quarantined, o.rows_erased, o.rows_duplicate, o.rows_loaded = q, e, d, n
             o.rows_ignored = g
             o.rows_warned = w
-        for i, description, n in warned:
-            outs[i].warnings[description] = n
+        for i, name, description, n in warned:
+            outs[i].warnings[(name, description)] = n
 
     def _erased(self, con: duckdb.DuckDBPyConnection, source: str, tag: str) -> str:
         """A temp table ``(_file, _line)`` of the staged rows of erased customers.
@@ -2746,16 +2747,20 @@ def _result(
     }
     failed = [o for o in outcomes if o.status == "failed"]
     warnings = [f"ignored {entry}" for entry in ignored]
-    counts: dict[str, int] = {}
-    where: dict[str, list[str]] = {}
+    counts: dict[tuple[str, str], int] = {}
+    where: dict[tuple[str, str], list[str]] = {}
     for o in outcomes:
         for reason, n in o.warnings.items():
             counts[reason] = counts.get(reason, 0) + n
             where.setdefault(reason, []).append(o.file.path)
-    # Named with the files holding them, so the export can be looked at or fixed.
+    # Named with the files holding them, so the export can be looked at or fixed. A consent
+    # flag is not nulled but stored as false, no consent (an absent consent is false): it
+    # said "field nulled" of a consent word no list holds, and analysts looked for nulls.
+    booleans = {f.name for fields in FIELDS.values() for f in fields if f.kind == "bool"}
     warnings += [
-        f"field nulled on {n} row(s): {r} (in {_some(sorted(where[r]))})"
-        for r, n in sorted(counts.items())
+        f"field {'stored as false' if name in booleans else 'nulled'} on {n} row(s): "
+        f"{r} (in {_some(sorted(where[(name, r)]))})"
+        for (name, r), n in sorted(counts.items(), key=lambda item: item[0][1])
     ]
     summary = (
         f"loaded {total['loaded']} rows, quarantined {total['quarantined']}, "

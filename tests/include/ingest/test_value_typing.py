@@ -526,9 +526,11 @@ def test_true_values_and_false_values_map_a_platforms_statuses(
     ]
     # Only the word no list holds is still a warning ("maybe").
     assert not [w for w in result.warnings if "email_opt_in is not true/false" in w]
-    # The warning names the files holding the rows.
+    # The warning names the files holding the rows, and what was stored: false, no consent
+    # (it said "field nulled" of the row above, whose ads_opt_in is false, not null).
     assert [w for w in result.warnings if "ads_opt_in" in w] == [
-        "field nulled on 1 row(s): ads_opt_in is not true/false (read as false; other words: "
+        "field stored as false on 1 row(s): ads_opt_in is not true/false (read as false; "
+        "other words: "
         "[ingest] true_values, false_values) (in crm/dt=2026-06-01/members.csv)"
     ]
 

@@ -69,18 +69,39 @@ class ConsentHolds:
     records: int = 0
     # (file, line) of the first SHOWN records, by file and line.
     shown: tuple[tuple[str, int], ...] = ()
+    # Of ``customers``, those with no CRM record loaded at all: only quarantined ones.
+    unloaded: int = 0
 
     @property
     def warning(self) -> str | None:
+        """The night's warning. A customer whose only CRM records were quarantined was
+        counted as one whose quarantined record "may be newer than their loaded one": they
+        have none loaded; they are named apart, as held with no consent known."""
         if not self.customers:
             return None
         where = "; ".join(f"{f} line {n}" for f, n in self.shown)
         if self.records > len(self.shown):
             where += f" and {self.records - len(self.shown)} more"
+        loaded = self.customers - self.unloaded
+        heads = []
+        if loaded:
+            heads.append(
+                f"{loaded} customer(s) held out of every audience and export: a CRM record of "
+                "theirs was quarantined and may be newer than their loaded one, so their "
+                "current consent is unknown"
+            )
+        if self.unloaded:
+            who = (
+                f"{self.unloaded} more"
+                if loaded
+                else f"{self.unloaded} customer(s) held out of every audience and export"
+            )
+            heads.append(
+                f"{who} whose only CRM record was quarantined: none of theirs is loaded, so "
+                "no consent of theirs is known"
+            )
         return (
-            f"{self.customers} customer(s) held out of every audience and export: a CRM "
-            f"record of theirs was quarantined ({self.records} record(s): {where}) and may be "
-            "newer than their loaded one, so their current consent is unknown; re-deliver "
+            f"{'; '.join(heads)} ({self.records} quarantined record(s): {where}); re-deliver "
             "the file corrected under the same name (or their record in a later partition) "
             "to release them (ops.quarantine has the reasons)"
         )
@@ -95,9 +116,17 @@ def consent_holds(con: duckdb.DuckDBPyConnection) -> ConsentHolds:
     customers, n = con.execute(
         "select count(distinct customer_id), count(*) from _consent_holds"
     ).fetchone()
+    unloaded = customers
+    if customers and table_exists(con, RAW_CUSTOMERS):
+        (unloaded,) = con.execute(
+            f"select count(distinct h.customer_id) from _consent_holds as h where not exists "
+            f"(select 1 from {RAW_CUSTOMERS} as r where r.customer_id = h.customer_id)"
+        ).fetchone()
     shown = con.execute(
         "select source_file, line_number from _consent_holds "
         f"order by partition_date, source_file, line_number limit {SHOWN}"
     ).fetchall()
     con.execute("drop table _consent_holds")
-    return ConsentHolds(int(customers), int(n), tuple((f, int(line)) for f, line in shown))
+    return ConsentHolds(
+        int(customers), int(n), tuple((f, int(line)) for f, line in shown), int(unloaded)
+    )

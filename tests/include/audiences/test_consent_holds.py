@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from segmint.audiences import build_audiences
+from segmint.audiences.consent import consent_holds, held_customers_sql
 from segmint.audiences.export import export_audience
 from segmint.config import Settings
 from segmint.ingest import run_ingest
@@ -166,3 +167,41 @@ def test_unreadable_withdrawal_holds_the_customer_until_re_delivered(landing: Se
     assert _ids(files["mail.csv"], "customer_id") == {"C1", "C2", "C3"}
     assert "c1@example.com" in _ids(files["mail_mailchimp.csv"], "Email Address")
     assert len(_ids(files["ads_google_customer_match.csv"], "Email")) == 2
+
+
+def test_a_customer_with_no_loaded_record_is_not_said_to_have_one(tmp_path: Path) -> None:
+    """The warning counted C9, whose only CRM record was quarantined, among the customers
+    whose quarantined record "may be newer than their loaded one": C9 has none loaded. It
+    is named apart, still held, with the records behind both."""
+    settings = Settings().with_overrides(
+        warehouse=tmp_path / "wh" / "segmint.duckdb",
+        landing=tmp_path / "landing",
+        output=tmp_path / "output",
+    )
+    write_lines(
+        settings.landing / f"crm/dt={D1}/customers.csv",
+        [
+            HEADER,
+            _crm("C1", "2026-06-01T08:00:00Z", "true", "true"),
+            "C1,not-a-date,,,,,,,,,,,,false,false,web",
+            "C9,not-a-date,,,,,,,,,,,,true,true,web",
+        ],
+    )
+    run_ingest(settings, D1)
+    con = connect(settings.warehouse)
+    try:
+        holds = consent_holds(con)
+        held = set(con.execute(held_customers_sql(con)).fetchall())
+    finally:
+        con.close()
+    assert (holds.customers, holds.unloaded, holds.records) == (2, 1, 2)
+    assert held == {("C1",), ("C9",)}
+    assert holds.warning == (
+        "1 customer(s) held out of every audience and export: a CRM record of theirs was "
+        "quarantined and may be newer than their loaded one, so their current consent is "
+        "unknown; 1 more whose only CRM record was quarantined: none of theirs is loaded, so "
+        "no consent of theirs is known (2 quarantined record(s): "
+        f"crm/dt={D1}/customers.csv line 3; crm/dt={D1}/customers.csv line 4); re-deliver the "
+        "file corrected under the same name (or their record in a later partition) to release "
+        "them (ops.quarantine has the reasons)"
+    )

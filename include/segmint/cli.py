@@ -238,12 +238,8 @@ def _night(settings: Settings, as_of: date, command: str, stages: list[str]) -> 
     check_warehouse_path(settings.warehouse)
 
     def refuse_a_missing_warehouse() -> None:
-        if "ingest" not in stages and not settings.warehouse.exists():
-            raise SegmintError(
-                f"the warehouse {settings.warehouse} does not exist: only the ingest stage "
-                "creates one (segmint run, segmint ingest); check --warehouse, "
-                "SEGMINT_WAREHOUSE or warehouse in the settings file for a typo"
-            )
+        if "ingest" not in stages:
+            _refuse_a_missing_warehouse(settings)
 
     if not settings.warehouse.parent.exists():  # no night can be creating it there
         refuse_a_missing_warehouse()
@@ -251,6 +247,17 @@ def _night(settings: Settings, as_of: date, command: str, stages: list[str]) -> 
     with command_night(settings.warehouse, as_of, command):
         refuse_a_missing_warehouse()
         yield
+
+
+def _refuse_a_missing_warehouse(settings: Settings, done: str = "") -> None:
+    """Stop a command that needs the working warehouse when it does not exist (a typo in
+    --warehouse): ``done`` says what was therefore not done."""
+    if not settings.warehouse.exists():
+        raise SegmintError(
+            f"the warehouse {settings.warehouse} does not exist{done}: only the ingest stage "
+            "creates one (segmint run, segmint ingest); check --warehouse, "
+            "SEGMINT_WAREHOUSE or warehouse in the settings file for a typo"
+        )
 
 
 def _apply_stage_flags(args: argparse.Namespace, settings: Settings) -> Settings:
@@ -370,9 +377,11 @@ def cmd_audience_export(args: argparse.Namespace) -> int:
     from segmint.audiences.export import export_audience
 
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
-    result = export_audience(
-        _settings(args), args.name, args.format, Path(args.out), args.as_of, columns
-    )
+    settings = _settings(args)
+    # It created an empty warehouse there and said "marts.customers does not exist: run the
+    # transform stage first"; the next command then found that empty file.
+    _refuse_a_missing_warehouse(settings, ", so nothing was exported")
+    result = export_audience(settings, args.name, args.format, Path(args.out), args.as_of, columns)
     print(result.line())
     return 0
 
@@ -405,7 +414,12 @@ def cmd_erase(args: argparse.Namespace) -> int:
     ids = list(args.customer_id or [])
     if args.file:
         ids += read_id_file(Path(args.file))
-    result = erase_customers(_settings(args), ids, note=args.note)
+    settings = _settings(args)
+    # A mistyped --warehouse created an empty warehouse, tombstoned the ids in it and said
+    # "erasure ...: 0 row(s) deleted", exit code 0: the customers' rows stayed where they
+    # were, and the request looked done.
+    _refuse_a_missing_warehouse(settings, ", so nothing was erased")
+    result = erase_customers(settings, ids, note=args.note)
     print("\n".join(result.lines()))
     return 0
 

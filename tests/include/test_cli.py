@@ -729,3 +729,32 @@ def test_an_ingest_warning_is_printed_once(tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert failed.stderr.count(dropped) == 1, failed.stderr
     assert "segmint ingest: error: could not read 1 landing file(s)" in failed.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "done"),
+    [
+        (("erase", "--customer-id", "c1"), "nothing was erased"),
+        (
+            ("audience", "export", "mail", "--format", "csv", "--out", "x.csv"),
+            "nothing was exported",
+        ),
+    ],
+)
+def test_erase_and_export_refuse_a_warehouse_that_does_not_exist(
+    tmp_path: Path, command: tuple[str, ...], done: str
+) -> None:
+    """A mistyped --warehouse created an empty warehouse (and its folder): `segmint erase`
+    tombstoned the ids there and said "0 row(s) deleted", exit code 0, while the customers'
+    rows stayed in the real one; `audience export` said "marts.customers does not exist: run
+    the transform stage first". Both stop now, naming the file, and create nothing."""
+    warehouse = tmp_path / "typo dir" / "segmint.duckdb"
+    result = _cli(*command, "--warehouse", warehouse)
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.strip().splitlines() == [
+        f"segmint {' '.join(command[:2]) if command[0] == 'audience' else command[0]}: error: "
+        f"the warehouse {warehouse} does not exist, so {done}: only the ingest stage creates "
+        "one (segmint run, segmint ingest); check --warehouse, SEGMINT_WAREHOUSE or warehouse "
+        "in the settings file for a typo"
+    ]
+    assert not warehouse.parent.exists()

@@ -223,9 +223,16 @@ class Readout:
         return f" ({self.exported} of them in the snapshot's export files)"
 
 
-def _verdict(c: ProportionTest | None, r: MeanTest | None, alpha: float) -> str:
+def _verdict(c: ProportionTest | None, r: MeanTest | None, alpha: float, customers: int) -> str:
     if c is None:
         return "No verdict: the target and the holdout each need customers to compare."
+    if c.rate_target == 0 and c.rate_holdout == 0:
+        # "No detectable difference (p = 1)" read as a campaign that does not work; with no
+        # order in either group there is nothing to compare yet (as the report says).
+        return (
+            f"No verdict yet: none of the {customers:,} customers (target and holdout) "
+            "ordered in the window."
+        )
     parts = []
     if c.p_value < alpha:
         direction = "more" if c.difference > 0 else "less"
@@ -252,6 +259,22 @@ def _verdict(c: ProportionTest | None, r: MeanTest | None, alpha: float) -> str:
     return " ".join(parts)
 
 
+def check_parameters(alpha: float, power: float, mde: float) -> None:
+    """Refuse a significance level, power or uplift outside its range, naming the option.
+
+    ``--alpha 5`` (meant as 5%) made every p-value "significant" and ``--power 0`` asked
+    for a holdout of a few customers, both without a word; a NaN passed every comparison."""
+    problems = []
+    if not 0 < alpha < 1:
+        problems.append(f"--alpha {alpha:g} is not between 0 and 1 (0.05 for 5%)")
+    if not 0 < power < 1:
+        problems.append(f"--power {power:g} is not between 0 and 1 (0.8 for 80%)")
+    if not 0 < mde < math.inf:
+        problems.append(f"--mde {mde:g} is not a relative uplift above 0 (0.1 for 10%)")
+    if problems:
+        raise SegmintError("; ".join(problems))
+
+
 def readout(
     settings: Settings,
     audience: str,
@@ -262,6 +285,7 @@ def readout(
     power: float = 0.80,
     mde: float = 0.10,
 ) -> Readout:
+    check_parameters(alpha, power, mde)
     with exclusive(settings.warehouse, f"readout of audience {audience}"):
         con = connect(settings.warehouse, read_only=True)
         try:
@@ -282,6 +306,7 @@ def readout_with_connection(
     power: float = 0.80,
     mde: float = 0.10,
 ) -> Readout:
+    check_parameters(alpha, power, mde)
     if window_to < window_from:
         raise SegmintError(f"--to {window_to} is before --from {window_from}")
     for table in ("audiences.members", "audiences.summary", "marts.orders"):
@@ -414,7 +439,7 @@ def readout_with_connection(
         required_holdout=required,
         alpha=alpha,
         mde=mde,
-        verdict=_verdict(conversion, revenue, alpha),
+        verdict=_verdict(conversion, revenue, alpha, t.customers + h.customers),
         warnings=warnings,
         exported=exported,
     )

@@ -185,3 +185,56 @@ def test_the_readout_says_how_many_target_customers_the_files_reached(big_settin
     ) in " ".join(res.warnings)
     reached = res.exported / res.target.customers
     assert f"among the {reached:.0%} reached it is about " in " ".join(res.warnings)
+
+
+def test_a_window_in_which_nobody_ordered_has_no_verdict_yet(big_settings, capsys):
+    """The fixture's orders are all on 2026-07-05: in the window 07-01..07-04 nobody of
+    either group ordered. The command said "No detectable difference in conversion
+    (p = 1)", read as a campaign that does not work, where the report said there was no
+    verdict yet."""
+    from segmint.cli import main
+
+    s = _built(big_settings, holdout_percent=20)
+    res = readout(s, "a", date(2026, 7, 1), date(2026, 7, 4))
+    customers = res.target.customers + res.holdout.customers
+    assert res.target.converted == res.holdout.converted == 0 and customers == 4000
+    assert res.verdict == (
+        "No verdict yet: none of the 4,000 customers (target and holdout) ordered in the window."
+    )
+    wh = ["--warehouse", str(s.warehouse), "--audiences", str(s.audiences)]
+    window = ["--from", "2026-07-01", "--to", "2026-07-04"]
+    assert main(["audience", "readout", "a", *wh, *window]) == 0
+    text = capsys.readouterr().out
+    assert "verdict: No verdict yet" in text and "No detectable difference" not in text
+    # A window with orders keeps its verdict.
+    assert "No detectable difference" in readout(s, "a", date(2026, 7, 1), date(2026, 7, 5)).verdict
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--alpha", "5", "--alpha 5 is not between 0 and 1 (0.05 for 5%)"),
+        ("--alpha", "0", "--alpha 0 is not between 0 and 1"),
+        ("--power", "0", "--power 0 is not between 0 and 1 (0.8 for 80%)"),
+        ("--power", "80", "--power 80 is not between 0 and 1"),
+        ("--mde", "0", "--mde 0 is not a relative uplift above 0 (0.1 for 10%)"),
+        ("--mde", "-0.1", "--mde -0.1 is not a relative uplift above 0"),
+        ("--alpha", "nan", "--alpha nan is not between 0 and 1"),
+    ],
+)
+def test_the_readout_refuses_a_level_power_or_uplift_out_of_range(
+    big_settings, capsys, option, value, message
+):
+    """``--alpha 5`` (meant as 5%) called every difference significant and ``--power 0``
+    asked for a holdout of a handful of customers, in silence."""
+    from segmint.cli import main
+
+    s = _built(big_settings, holdout_percent=20)
+    wh = ["--warehouse", str(s.warehouse), "--audiences", str(s.audiences)]
+    window = ["--from", "2026-07-01", "--to", "2026-07-05"]
+    assert main(["audience", "readout", "a", *wh, *window, option, value]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("segmint audience readout: error: ") and message in err
+    # In range, the same command reads out.
+    assert main(["audience", "readout", "a", *wh, *window, option, "0.5"]) == 0
+    assert "verdict:" in capsys.readouterr().out

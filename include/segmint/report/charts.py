@@ -62,9 +62,20 @@ def short(label: Any, limit: int = LABEL_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def wrapped(label: Any, width: int = 34, lines: int = 4) -> str:
+    """A long label over up to ``lines`` lines of ``width`` characters, cut with "…" only
+    past them. A quarantine reason cut at 40 characters ("no identity: customer_id and
+    anonymous_id are b…") no longer said what was wrong."""
+    parts = textwrap.wrap(str(label), width, break_on_hyphens=False) or [""]
+    if len(parts) > lines:
+        parts = [*parts[: lines - 1], short(" ".join(parts[lines - 1 :]), width)]
+    return "\n".join(parts)
+
+
 def _label_inches(labels: Sequence[str], font_pt: float = 10) -> float:
-    """Rough width of the longest tick label, in inches (avoids a layout engine pass)."""
-    longest = max((len(str(x)) for x in labels), default=4)
+    """Rough width of the longest tick label (its longest line), in inches (avoids a layout
+    engine pass)."""
+    longest = max((len(line) for x in labels for line in str(x).split("\n")), default=4)
     return 0.2 + longest * font_pt * 0.62 / 72
 
 
@@ -539,19 +550,21 @@ def horizontal_bars(
         ends = np.asarray(values, dtype=float) + (0 if err is None else err)
         for yi, v, end in zip(y, values, ends, strict=True):
             ax.text(end, yi, "  " + value_fmt.format(v), va="center", fontsize=8, color=DARK)
-        ax.set_yticks(y, labels)
+        ax.set_yticks(y, labels, multialignment="right")  # a wrapped label's lines too
         ax.set_xlim(min(0, min(values, default=0)), top * 1.3)
         ax.grid(axis="y", visible=False)
         ax.set_xlabel(xlabel)
         ax.set_title(title)
 
     left = _label_inches(labels, 9)
+    # A label wrapped over n lines needs a row about n lines high.
+    lines = max((str(x).count("\n") + 1 for x in labels), default=1)
     return _render(
         name,
         title,
         draw,
         max(4.8, left + 3.4),
-        0.32 * len(labels) + 1.2,
+        (0.32 + 0.15 * (lines - 1)) * len(labels) + 1.2,
         left=left,
         right=0.3,
     )

@@ -1696,7 +1696,7 @@ def block_quarantine(ctx: Context) -> str:
     svg = charts.horizontal_bars(
         "quarantine-reasons",
         "Quarantine reasons, ranked",
-        [_shorten(x, 40) for x in top["reason"].astype(str)],
+        [charts.wrapped(x) for x in top["reason"].astype(str)],
         top["occurrences"].astype(float).tolist(),
         xlabel="rows (a row can have several reasons)",
         colour=charts.RED,
@@ -1718,10 +1718,6 @@ def block_quarantine(ctx: Context) -> str:
             max_rows=15,
         ),
     )
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def block_expectations(ctx: Context) -> str:

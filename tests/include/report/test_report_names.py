@@ -79,3 +79,32 @@ def test_a_name_in_another_script_is_written_without_glyph_warnings(
         result = write_report(Settings(warehouse=handmade_warehouse, output=tmp_path), AS_OF)
     html = Path(result.details["path"]).read_text(encoding="utf-8")
     assert "高价值客户" in chart_texts(chart(html, "segment-sizes"))
+
+
+def test_a_long_quarantine_reason_is_drawn_whole_over_lines(
+    handmade_warehouse: Path, tmp_path: Path
+) -> None:
+    """The ingest's reasons are sentences ("no identity: customer_id and anonymous_id are
+    both missing"): the chart cut them at 40 characters, "no identity: customer_id and
+    anonymous_id…", and a marketer could not tell what was missing without the table."""
+    reasons = [
+        "no identity: customer_id and anonymous_id are both missing",
+        "malformed JSON: the line is not a valid JSON document",
+    ]
+    con = connect(handmade_warehouse)
+    try:
+        con.execute("delete from ops.quarantine")
+        con.executemany(
+            "insert into ops.quarantine values ('events/dt=2026-06-30/a.jsonl', ?, 'events', "
+            "date '2026-06-30', '{}', [?], timestamp '2026-07-01 01:00:00')",
+            list(enumerate(reasons, start=1)),
+        )
+    finally:
+        con.close()
+    result = write_report(Settings(warehouse=handmade_warehouse, output=tmp_path), AS_OF)
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    assert result.warnings == []
+    drawn = " ".join(chart_texts(chart(html, "quarantine-reasons")))
+    for reason in reasons:
+        assert reason in drawn  # its lines, in order
+    assert "…" not in drawn

@@ -172,6 +172,8 @@ def readouts(
 
 
 def _verdict(conv: dict | None, rev: dict | None, row: dict, alpha: float) -> str:
+    if conv is None and row["target"] and not row["holdout"]:
+        return "No verdict possible: the snapshot has no holdout customers to compare with."
     if conv is None:
         return "No verdict: the target and the holdout each need customers."
     if conv["rate_target"] == 0 and conv["rate_holdout"] == 0:

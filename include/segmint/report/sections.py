@@ -1283,6 +1283,7 @@ def block_audiences(ctx: Context) -> str:
         ctx.facts["audiences"] = (len(pivot), int(distinct), int(pivot["target"].sum()))
     else:  # no audience has members tonight: the table is an older night's, not tonight's
         ctx.facts["audiences_older"] = when
+    problems += _no_holdout(ctx, pivot, when)
     changes = _audience_changes(ctx, when)
     summary = pivot[["target", "holdout", "total"]].reset_index()
     summary["holdout share"] = summary["holdout"] / summary["total"].replace(0, np.nan)
@@ -1325,6 +1326,49 @@ def block_audiences(ctx: Context) -> str:
             },
         )
     )
+
+
+def _no_holdout(ctx: Context, pivot: pd.DataFrame, when: date) -> str:
+    """A note naming the audiences with targets but no holdout customer.
+
+    Their campaign can never be read out (nobody to compare the targets with), yet the
+    table showed a bare "0" and "0.0%", and the readouts a verdict-less row weeks later. A
+    small audience's holdout rounds to none (5% of 12 customers); a definition without
+    ``holdout`` has none at all."""
+    names = pivot.index[(pivot["target"] > 0) & (pivot["holdout"] == 0)].astype(str).tolist()
+    if not names:
+        return ""
+    r, t = ctx.reader, "audiences.summary"
+    percent: dict[str, float] = {}
+    if r.pick(t, "holdout_percent") and r.pick(t, "audience") and r.pick(t, "as_of_date"):
+        percent = dict(
+            r.rows(
+                f"select audience, holdout_percent from {t} where as_of_date = ?"
+                " and holdout_percent is not null",
+                [when],
+            )
+        )
+    if when == ctx.as_of:
+        ctx.facts["audiences_no_holdout"] = names
+    lines = []
+    for name in names:
+        share = percent.get(name)
+        members = int(pivot.loc[name, "target"])
+        if share is not None and share > 0:
+            why = (
+                f"its {share:g}% holdout of {plural(members, 'customer')} rounded to none; "
+                "a larger audience or holdout percent gives it one"
+            )
+        elif share is not None:
+            why = "its definition sets no holdout"
+        else:
+            why = "no customer was held out"
+        lines.append(
+            f"<li><b>{esc(name)}</b> has no holdout customers ({esc(why)}): whether its "
+            "campaign works can never be measured, as there is nobody to compare its "
+            "targets with</li>"
+        )
+    return f'<ul class="note warning">{"".join(lines)}</ul>'
 
 
 def _audience_problems(ctx: Context) -> str:
@@ -2065,6 +2109,10 @@ def summary_sentences(ctx: Context) -> list[str]:
         )
     if f.get("audiences_empty"):
         out.append(f"Built with no members: {', '.join(f['audiences_empty'])}.")
+    if f.get("audiences_no_holdout"):
+        out.append(
+            "No holdout, so no readout possible: " + ", ".join(f["audiences_no_holdout"]) + "."
+        )
     if "quarantine_today" in f:
         n, reason, top = f["quarantine_today"]
         if n:

@@ -996,3 +996,52 @@ def test_the_audiences_table_shows_who_was_left_out_for_want_of_consent(
         assert int(cells[4].replace(",", "")) + int(cells[5].replace(",", "")) == total
     vip = next(s for s in stored if s[0] == "vip_ads")
     assert vip[3] == 5
+
+
+def test_an_audience_without_holdout_customers_is_said_to_be_unmeasurable(tmp_path: Path) -> None:
+    """A 5% holdout of an audience of a few customers rounds to none (and an audience
+    defined without a holdout has none): the campaign can never be read out, but the report
+    showed a bare 0 and 0.0% and said nothing, and weeks later the readout had no verdict."""
+    from segmint.audiences import build_audiences
+    from tests.include.audiences.conftest import AS_OF as AUDIENCE_AS_OF
+    from tests.include.audiences.conftest import make_warehouse, write_defs
+
+    settings = Settings(
+        warehouse=make_warehouse(tmp_path / "segmint.duckdb"),
+        audiences=tmp_path / "audiences",
+        output=tmp_path / "out",
+    )
+    every = "consent: email\nwhere: {feature: order_count, gte: 0}\n"
+    write_defs(
+        settings.audiences,
+        small_holdout=f"name: small_holdout\n{every}holdout: {{percent: 5, salt: s}}\n",
+        no_holdout=f"name: no_holdout\n{every}",
+        measured=f"name: measured\n{every}holdout: {{percent: 50, salt: s}}\n",
+    )
+    build_audiences(settings, AUDIENCE_AS_OF)
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    groups = dict(
+        con.execute(
+            """select audience, list_sort(list(distinct "group")) from audiences.members
+            group by 1"""
+        ).fetchall()
+    )
+    con.close()
+    assert groups == {
+        "small_holdout": ["target"],
+        "no_holdout": ["target"],
+        "measured": ["holdout", "target"],
+    }
+    result = write_report(settings, AUDIENCE_AS_OF)
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    assert (
+        "No holdout, so no readout possible: no_holdout, small_holdout."
+        in (result.details["summary"])
+    )
+    assert (
+        "<b>small_holdout</b> has no holdout customers (its 5% holdout of 10 customers rounded "
+        "to none; a larger audience or holdout percent gives it one): whether its campaign "
+        "works can never be measured"
+    ) in html
+    assert "<b>no_holdout</b> has no holdout customers (its definition sets no holdout)" in html
+    assert "<b>measured</b> has no holdout" not in html

@@ -322,6 +322,16 @@ def k_selection(
 # --- propensity ------------------------------------------------------------------------
 
 
+# The baselines in words (ml/propensity/baselines.py): "beats baseline_recency" and legends
+# of "baseline_bgnbd" told a marketer nothing. The model lines stay "model".
+SCORER_NAMES = {"baseline_recency": "recency rule", "baseline_bgnbd": "BG/NBD model"}
+
+
+def scorer_label(scorer: Any) -> str:
+    """A scorer's name for people: "recency rule" for ``baseline_recency``; others as stored."""
+    return SCORER_NAMES.get(str(scorer), str(scorer))
+
+
 def _scorer_style(scorer: str, i: int) -> dict[str, Any]:
     if scorer == "model":
         return {"color": BLUE, "linewidth": 2.4, "marker": "o", "markersize": 4, "zorder": 3}
@@ -360,7 +370,12 @@ def lift_capture(
                         series.index, series.values, color=BLUE, alpha=0.85, label="model", zorder=2
                     )
                 else:
-                    ax1.plot(series.index, series.values, label=scorer, **_scorer_style(scorer, i))
+                    ax1.plot(
+                        series.index,
+                        series.values,
+                        label=scorer_label(scorer),
+                        **_scorer_style(scorer, i),
+                    )
             ax1.axhline(1, color=GREY, linewidth=1, linestyle=":")
             for decile in empty:
                 ax1.text(
@@ -387,7 +402,7 @@ def lift_capture(
             ax2.plot([0, 1], [0, 1], color=GREY, linestyle=":", linewidth=1, label="random")
             for i, scorer in enumerate(_ordered(capture)):
                 x, y = capture[scorer]
-                ax2.plot(x, y, label=scorer, **_scorer_style(scorer, i))
+                ax2.plot(x, y, label=scorer_label(scorer), **_scorer_style(scorer, i))
             ax2.set_xlim(0, 1)
             ax2.set_ylim(0, 1.02)
             ax2.xaxis.set_major_formatter(PercentFormatter(1.0))
@@ -410,7 +425,7 @@ def calibration(name: str, points: Mapping[str, tuple[Any, Any]]) -> str:
         top = 0.0
         for i, scorer in enumerate(_ordered(points)):
             pred, obs = points[scorer]
-            ax.plot(pred, obs, label=scorer, **_scorer_style(scorer, i))
+            ax.plot(pred, obs, label=scorer_label(scorer), **_scorer_style(scorer, i))
             top = max(top, float(np.nanmax(pred)), float(np.nanmax(obs)))
         top = min(1.0, top * 1.08 + 0.01)
         ax.plot(
@@ -433,7 +448,8 @@ def roc(name: str, curves: Mapping[str, tuple[Any, Any]], aucs: Mapping[str, flo
         ax = axes[0][0]
         for i, scorer in enumerate(_ordered(curves)):
             fpr, tpr = curves[scorer]
-            label = f"{scorer} (AUC {aucs[scorer]:.3f})" if scorer in aucs else scorer
+            name = scorer_label(scorer)
+            label = f"{name} (AUC {aucs[scorer]:.3f})" if scorer in aucs else name
             style = _scorer_style(scorer, i)
             style.pop("marker", None)
             ax.plot(fpr, tpr, label=label, **style)
@@ -465,7 +481,7 @@ def metric_bars(name: str, table: Mapping[str, Mapping[str, float]]) -> str:
                 vals,
                 width * 0.92,
                 color=colour,
-                label=scorer,
+                label=scorer_label(scorer),
                 zorder=2,
             )
             for bar, v in zip(bars, vals, strict=True):

@@ -817,6 +817,21 @@ def _day(value: Any) -> str:
     return value.date().isoformat() if isinstance(value, pd.Timestamp) else str(value)
 
 
+BASELINES_IN_WORDS = (
+    "The dashed lines are the simple rules a marketer would use without a model: the "
+    "recency rule (baseline_recency) ranks customers by the days since their last order (for "
+    "churn, since their last order or visit); the BG/NBD model (baseline_bgnbd) by the "
+    "purchases their order history predicts."
+)
+
+
+def _in_words(message: str) -> str:
+    """A run's stored message with the baselines named in words ("beats the recency rule")."""
+    for code, name in charts.SCORER_NAMES.items():
+        message = re.sub(rf"\b{code}\b", f"the {name}", message)
+    return message
+
+
 def block_model_status(ctx: Context, model: str) -> str:
     parts = []
     run = _model_run(ctx, model)
@@ -837,7 +852,8 @@ def block_model_status(ctx: Context, model: str) -> str:
             best = max(baselines, key=baselines.get)
             verdict = "good" if auc > baselines[best] else "bad"
             text += (
-                f' against the best baseline ({esc(best)}) <span class="{verdict}">'
+                f" against the best simple rule, the {esc(charts.scorer_label(best))} "
+                f'(<code>{esc(best)}</code>) <span class="{verdict}">'
                 f"{baselines[best]:.3f}</span>"
             )
             fact["baseline"] = (best, baselines[best])
@@ -852,7 +868,7 @@ def block_model_status(ctx: Context, model: str) -> str:
             others = f"among the other {crowd['others']:,}: ROC-AUC <b>{crowd['auc']:.3f}</b>"
             if crowd.get("baseline"):
                 name, value = crowd["baseline"]
-                others += f" against {esc(name)} {value:.3f}"
+                others += f" against the {esc(charts.scorer_label(name))} {value:.3f}"
             parts.append(
                 f"{crowd['rows']:,} of {crowd['total']:,} holdout customers "
                 f"({crowd['rows'] / crowd['total']:.0%}) never visited nor ordered before the "
@@ -880,7 +896,7 @@ def block_model_status(ctx: Context, model: str) -> str:
         parts.append(
             f"Run <code>{esc(run.get('run_id', ''))}</code> of {esc(_day(run.get('as_of_date')))}: "
             f'<span class="{cls}">{esc(status.replace("_", " "))}</span>'
-            + (f" — {esc(msg)}" if isinstance(msg, str) and msg else "")
+            + (f" — {esc(_in_words(msg))}" if isinstance(msg, str) and msg else "")
         )
         if status == "not_published" and auc is not None:
             kept = _scored_with(ctx, model)
@@ -1001,7 +1017,7 @@ def block_lift(ctx: Context, model: str) -> str:
     caption = (
         f"Positives: {who}, customers with {outcome} in the holdout's label window. Lift = "
         f"share of {who} in the decile over their share overall; capture = share of all "
-        f"{who} found by targeting the customers with the highest scores."
+        f"{who} found by targeting the customers with the highest scores. " + BASELINES_IN_WORDS
     )
     if empty:
         caption += (
@@ -2065,7 +2081,10 @@ def summary_sentences(ctx: Context) -> list[str]:
             s += ("; its" if m.get("stale") else ":") + f" holdout AUC {m['auc']:.2f}"
             if m.get("baseline"):
                 b, v = m["baseline"]
-                s += f" ({'beats' if m['auc'] > v else 'does not beat'} {b} at {v:.2f})"
+                s += (
+                    f" ({'beats' if m['auc'] > v else 'does not beat'} the "
+                    f"{charts.scorer_label(b)} at {v:.2f})"
+                )
             if m.get("crowd"):
                 c = m["crowd"]
                 s += (
@@ -2073,13 +2092,13 @@ def summary_sentences(ctx: Context) -> list[str]:
                     f"ordered; {c['auc']:.2f} among the other {c['others']:,}"
                 )
                 if c.get("baseline"):
-                    s += f" ({c['baseline'][0]} {c['baseline'][1]:.2f})"
+                    s += f" (the {charts.scorer_label(c['baseline'][0])} {c['baseline'][1]:.2f})"
         if m.get("status"):
             s += f"; {m['status'].replace('_', ' ')}"
             if m.get("message") and m["status"] != "published":
                 # "not published (churn: ... 0.844; not published)": the run's message
                 # repeats the model and the status the sentence already gave
-                message = str(m["message"]).removeprefix(f"{m['model']}: ")
+                message = _in_words(str(m["message"])).removeprefix(f"{m['model']}: ")
                 words = m["status"].replace("_", " ")
                 message = message.removesuffix(f"; {words}").removesuffix(words).strip("; ")
                 if message:

@@ -71,8 +71,16 @@ def test_summary_speaks_plainly(full_run) -> None:
     _, result, html = full_run
     summary = result.details["summary"]
     assert summary[0].startswith("1,500 customers in 6 segments")
-    purchase = "Purchase model: holdout AUC 0.81 (beats baseline_bgnbd"
+    # The baseline in words: "beats baseline_bgnbd" told a marketer nothing.
+    purchase = "Purchase model: holdout AUC 0.81 (beats the BG/NBD model at 0.74)"
     assert any(s.startswith(purchase) for s in summary)
+    assert not any("baseline_" in s for s in summary)
+    assert "against the best simple rule, the BG/NBD model (<code>baseline_bgnbd</code>)" in html
+    assert "the recency rule (baseline_recency) ranks customers by the days since" in html
+    lift = re.search(r'data-chart="lift-purchase">(<svg.*?</svg>)', html, re.S).group(1)
+    legend = re.findall(r"<text[^>]*>([^<]+)</text>", lift)
+    assert "recency rule" in legend and "BG/NBD model" in legend
+    assert not any("baseline_" in t for t in legend)
     quarantine = (
         "6 quarantined rows in the 2026-06-30 partition, most often event ts in future (3)."
     )
@@ -692,17 +700,18 @@ def test_an_auc_lifted_by_a_never_active_crowd_is_given_beside_the_auc_among_the
     best, best_auc = max(
         (("baseline_recency", recency), ("baseline_bgnbd", bgnbd)), key=lambda x: x[1]
     )
+    name = {"baseline_recency": "recency rule", "baseline_bgnbd": "BG/NBD model"}[best]
     result = write_report(settings, AS_OF)
     html = Path(result.details["path"]).read_text(encoding="utf-8")
     assert (
         f"{crowd:,} of {rows:,} holdout customers ({crowd / rows:.0%}) never visited nor "
         f"ordered before the cut-off: ranking them last lifts every AUC; among the other "
-        f"{rows - crowd:,}: ROC-AUC <b>{active:.3f}</b> against {best} {best_auc:.3f}."
+        f"{rows - crowd:,}: ROC-AUC <b>{active:.3f}</b> against the {name} {best_auc:.3f}."
     ) in html
     purchase = next(s for s in result.details["summary"] if s.startswith("Purchase model"))
     assert (
         f", lifted by {crowd:,} holdout customers who never visited nor ordered; "
-        f"{active:.2f} among the other {rows - crowd:,} ({best} {best_auc:.2f})"
+        f"{active:.2f} among the other {rows - crowd:,} (the {name} {best_auc:.2f})"
     ) in purchase
 
 
@@ -748,7 +757,7 @@ def test_the_summary_does_not_repeat_the_model_and_its_status(
     result = write_report(Settings(warehouse=warehouse, output=tmp_path / "out"), AS_OF)
     churn = next(s for s in result.details["summary"] if s.startswith("Churn model"))
     assert churn.endswith(
-        "; not published (holdout AUC 0.784 does not beat baseline_recency 0.844)."
+        "; not published (holdout AUC 0.784 does not beat the recency rule 0.844)."
     )
     assert churn.count("not published") == 1
 

@@ -1387,6 +1387,17 @@ def _no_holdout(ctx: Context, pivot: pd.DataFrame, when: date) -> str:
     return f'<ul class="note warning">{"".join(lines)}</ul>'
 
 
+# A definition file's path on the server ("/srv/segmint/audiences/vip.yml:3"): the file's
+# name and line say which file to fix; the folder is the operator's, not the reader's.
+_PART = r"""[^\s:()'"/\\]+"""
+_DEFINITION_PATH = re.compile(rf"(?<![\w.])(?:[A-Za-z]:)?[/\\](?:{_PART}[/\\])*({_PART}\.ya?ml)\b")
+
+
+def _file_names(error: str | None) -> str | None:
+    """An audience's build error with each definition file named by its file name only."""
+    return _DEFINITION_PATH.sub(r"\1", error) if error else error
+
+
 def _audience_problems(ctx: Context) -> str:
     """A note naming the night's audiences that failed to build or have no members.
 
@@ -1418,7 +1429,8 @@ def _audience_problems(ctx: Context) -> str:
     if empty_:
         ctx.facts["audiences_empty"] = empty_
     lines = [
-        f"<li><b>{esc(a)}</b> failed to build: {esc(e or 'no message')}</li>" for a, e in failed
+        f"<li><b>{esc(a)}</b> failed to build: {esc(_file_names(e) or 'no message')}</li>"
+        for a, e in failed
     ]
     lines += [f"<li><b>{esc(a)}</b> was built with no members</li>" for a in empty_]
     wait = [

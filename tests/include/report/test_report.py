@@ -1054,3 +1054,34 @@ def test_an_audience_without_holdout_customers_is_said_to_be_unmeasurable(tmp_pa
     ) in html
     assert "<b>no_holdout</b> has no holdout customers (its definition sets no holdout)" in html
     assert "<b>measured</b> has no holdout" not in html
+
+
+def test_an_audience_that_failed_is_named_with_its_file_not_the_servers_path(
+    tmp_path: Path,
+) -> None:
+    """A definition with an unknown feature: the page said "bad failed to build: audience
+    'bad' is invalid: /srv/.../audiences/bad.yml:3: where.feature: ...", the server's folders
+    in a page sent to marketers. The file's name and line say which file to fix."""
+    from segmint.audiences import build_audiences
+    from tests.include.audiences.conftest import AS_OF as AUDIENCE_AS_OF
+    from tests.include.audiences.conftest import make_warehouse, write_defs
+
+    settings = Settings(
+        warehouse=make_warehouse(tmp_path / "segmint.duckdb"),
+        audiences=tmp_path / "definitions" / "audiences",
+        output=tmp_path / "out",
+    )
+    write_defs(
+        settings.audiences,
+        bad="name: bad\nconsent: email\nwhere: {feature: no_such_feature, gte: 0}\n",
+        good="name: good\nconsent: email\nwhere: {feature: order_count, gte: 0}\n",
+    )
+    built = build_audiences(settings, AUDIENCE_AS_OF)
+    assert str(settings.audiences / "bad.yml") in built.details["failed"]["bad"]
+    result = write_report(settings, AUDIENCE_AS_OF)
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    assert (
+        "<b>bad</b> failed to build: audience &#x27;bad&#x27; is invalid: bad.yml:3: "
+        "where.feature: unknown feature &#x27;no_such_feature&#x27;"
+    ) in html
+    assert str(tmp_path) not in html

@@ -66,6 +66,22 @@
         and {{ date_list_filter('event_date', dates, 'event_at') }}
 {%- endmacro %}
 
+{#- The ISO dates `dates` with the `before` days before and the `after` days after each,
+    sorted, without repeats. -#}
+{% macro adjacent_days(dates, before=0, after=0) -%}
+    {%- set out = [] -%}
+    {%- for iso in dates -%}
+        {%- set day = modules.datetime.date.fromisoformat(iso | string) -%}
+        {%- for offset in range(-before, after + 1) -%}
+            {%- set near = (day + modules.datetime.timedelta(days=offset)).isoformat() -%}
+            {%- if near not in out -%}
+                {%- do out.append(near) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return(out | sort) }}
+{%- endmacro %}
+
 {#- A where-clause fragment keeping the rows of the dates to rebuild: every row in a full
     build, the rows of `dates` in an incremental run. -#}
 {% macro incremental_date_filter(date_column, dates, timestamp_column=none) -%}
@@ -186,11 +202,13 @@
 {#- Pre-hook of customer_daily_activity: delete the rows of the days this run rebuilds. A
     day keeps events while a customer's row of it may vanish (a refund that no longer counts
     on it: an earlier refund used up its order, its order moved), and delete+insert only
-    replaces the days present in the new rows. In the same transaction as the insert. -#}
-{% macro delete_rebuilt_days(date_column) -%}
+    replaces the days present in the new rows. In the same transaction as the insert.
+    Also of customer_product_daily, with its own `dates` (a day's purchases may vanish when
+    the cart lines of the day before change). -#}
+{% macro delete_rebuilt_days(date_column, dates=none) -%}
     {%- if is_incremental() -%}
         delete from {{ this }}
-        where {{ date_list_filter(date_column, event_dates_to_rebuild()) }}
+        where {{ date_list_filter(date_column, event_dates_to_rebuild() if dates is none else dates) }}
     {%- else -%}
         select 1 as nothing_to_delete
     {%- endif -%}

@@ -80,7 +80,10 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # 2026-12-07.2: a customer known only from an identify call (no CRM record, no visit yet)
 # is a customer of the feature snapshots from the call's day on, first seen at it: such a
 # fresh sign-up was in marts.customers only.
-MODEL_LOGIC_VERSION = "2026-12-07.2"
+# 2026-12-07.3: a one-event order buys the session's cart lines since the session's previous
+# order (a second order of the same session and day bought nothing), and a tracker session's
+# cart filled before midnight is bought by its order after it (customer_product_daily).
+MODEL_LOGIC_VERSION = "2026-12-07.3"
 # A full refresh keeps only the snapshots asked for: it asks for the cut-offs too.
 _WITH_CUTOFFS = "with the cut-off snapshots"
 

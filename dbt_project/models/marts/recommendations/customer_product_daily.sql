@@ -4,11 +4,16 @@
         incremental_strategy='delete+insert',
         unique_key='activity_date',
         on_schema_change='fail',
+        pre_hook="{{ delete_rebuilt_days('activity_date', adjacent_days(event_dates_to_rebuild(), after=1)) }}",
         post_hook="{{ delete_emptied_days('activity_date') }}",
     )
 }}
 
-{%- set dates = event_dates_to_rebuild() %}
+{#- The days this run rebuilds: the changed days and the day after each (its orders may buy
+    cart lines of the changed day, filled before midnight). Orders and cart lines are read
+    from the day before each of them as well. -#}
+{%- set dates = adjacent_days(event_dates_to_rebuild(), after=1) %}
+{%- set cart_dates = adjacent_days(dates, before=1) %}
 
 {#-
 One row per customer, product and UTC day with a product view, cart add or purchase: the
@@ -17,40 +22,53 @@ int_events_sessionised (point in time).
 
 Purchases: a purchase event that names a product (one event per order line) counts for that
 product. A purchase event without a product (one event per order) counts for the products
-left in the session's cart at that moment: cart adds minus removals up to the purchase,
-valued at list price times quantity.
+in the session's cart at that moment: cart adds minus removals since the session's previous
+such order (which emptied the cart) up to the purchase, valued at list price times quantity,
+on the purchase's day. A tracker session (session_id) crossing midnight brings the cart lines
+of the day before; a session the model cut by inactivity (no session_id) ends at midnight.
 
-Incremental like customer_daily_activity: the days int_event_dates_changed marks are
-rebuilt whole. Readers keep activity_date <= their as-of date.
+Incremental like customer_daily_activity: the days int_event_dates_changed marks, and the day
+after each, are rebuilt whole. Readers keep activity_date <= their as-of date.
 -#}
 
 with
 
 -- Each part reads int_events_sessionised itself, with its own filter: cheaper than holding
 -- one shared set of millions of rows.
+-- One-event orders of the session, each with the time of the session's order before it (its
+-- cart was emptied then), read from the day before the rebuilt days too.
 order_level_purchases as (
 
     select
+        event_id,
         customer_id,
         event_date,
         session_id,
         session_number,
-        min(event_at) as purchased_at
+        event_at as purchased_at,
+        lag(event_at) over (
+            partition by
+                customer_id,
+                session_id,
+                session_number,
+                case when session_id is null then event_date end
+            order by event_at, event_id
+        ) as previous_purchased_at
     from {{ ref('int_events_sessionised') }}
     where
         event_type = 'purchase'
         and product_id is null
         and customer_id is not null
-        and {{ incremental_date_filter('event_date', dates, 'event_at') }}
-    group by customer_id, event_date, session_id, session_number
+        and (session_id is not null or session_number is not null)
+        and {{ incremental_date_filter('event_date', cart_dates, 'event_at') }}
 
 ),
 
 session_cart_lines as (
 
     select
-        cart.customer_id,
-        cart.event_date,
+        purchase.customer_id,
+        purchase.event_date,
         cart.product_id,
         max(cart.product_category) as product_category,
         sum(
@@ -65,20 +83,26 @@ session_cart_lines as (
     inner join order_level_purchases as purchase
         on
             cart.customer_id = purchase.customer_id
-            and cart.event_date = purchase.event_date
             and cart.session_id is not distinct from purchase.session_id
             and cart.session_number is not distinct from purchase.session_number
             and cart.event_at <= purchase.purchased_at
+            and (
+                purchase.previous_purchased_at is null
+                or cart.event_at > purchase.previous_purchased_at
+            )
+            -- The purchase's day, and for a tracker session the day before.
+            and {{ days_between('cart.event_date', 'purchase.event_date') }}
+            <= case when purchase.session_id is null then 0 else 1 end
     where
         cart.event_type in ('add_to_cart', 'remove_from_cart')
         and cart.customer_id is not null
         and cart.product_id is not null
-        and {{ incremental_date_filter('cart.event_date', dates, 'cart.event_at') }}
+        and {{ incremental_date_filter('cart.event_date', cart_dates, 'cart.event_at') }}
+        and {{ incremental_date_filter('purchase.event_date', dates) }}
     group by
-        cart.customer_id,
-        cart.event_date,
-        cart.session_id,
-        cart.session_number,
+        purchase.customer_id,
+        purchase.event_date,
+        purchase.event_id,
         cart.product_id
 
 ),

@@ -1,0 +1,144 @@
+"""Order-level purchase events buy the products in the session's cart: docs/recommendations.md.
+
+A tracker that sends one purchase event per order (no product) leaves the products to the
+cart: ``marts.customer_product_daily`` counts what the session put in its cart (adds minus
+removals) since its previous order, up to the purchase. Hand-made landing files, loaded night
+by night by the real ingest and ``dbt build``; the expected purchases and revenue are worked
+out by replaying each session's cart in Python (``_replayed``), not from the SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from segmint.ingest import run_ingest
+from segmint.transform import run_transform
+from tests.db import fetch
+from tests.dbt.warehouse_data import settings_in
+from tests.include.ingest.conftest import write_jsonl
+
+DAY_1 = date(2026, 6, 10)
+DAY_2 = date(2026, 6, 11)
+
+
+def _cart(kind: str, customer: str, ts: str, session: str, product: str, price: float,
+          quantity: int = 1) -> dict:  # fmt: skip
+    return {"event_type": kind, "customer_id": customer, "event_ts": ts, "session_id": session,
+            "product_id": product, "price": price, "quantity": quantity}  # fmt: skip
+
+
+def _order(customer: str, ts: str, session: str, order: str, revenue: float) -> dict:
+    return {"event_type": "purchase", "customer_id": customer, "event_ts": ts,
+            "session_id": session, "order_id": order, "revenue": revenue}  # fmt: skip
+
+
+# c1: two one-event orders in one session and day, each of its own cart.
+# c2: a cart filled before midnight, bought after it in the same tracker session.
+# c3: one session ordering on both sides of midnight (p4 bought in each order).
+# c4: a removal before the first order, a product carted again between the orders.
+FIRST_NIGHT = [
+    _cart("add_to_cart", "c1", "2026-06-10T10:00:00Z", "s1", "p1", 10),
+    _order("c1", "2026-06-10T10:05:00Z", "s1", "o1", 10),
+    _cart("add_to_cart", "c1", "2026-06-10T10:10:00Z", "s1", "p2", 20),
+    _order("c1", "2026-06-10T10:15:00Z", "s1", "o2", 20),
+    _cart("add_to_cart", "c2", "2026-06-10T23:50:00Z", "s2", "p3", 7, 3),
+    _cart("add_to_cart", "c3", "2026-06-10T23:40:00Z", "s3", "p4", 5, 2),
+    _order("c3", "2026-06-10T23:45:00Z", "s3", "o4", 10),
+    _cart("add_to_cart", "c3", "2026-06-10T23:55:00Z", "s3", "p5", 11),
+    _cart("add_to_cart", "c4", "2026-06-10T09:00:00Z", "s4", "p6", 4, 2),
+    _cart("remove_from_cart", "c4", "2026-06-10T09:01:00Z", "s4", "p6", 4, 1),
+    _cart("add_to_cart", "c4", "2026-06-10T09:02:00Z", "s4", "p7", 6),
+    _order("c4", "2026-06-10T09:05:00Z", "s4", "o6", 10),
+    _cart("add_to_cart", "c4", "2026-06-10T09:10:00Z", "s4", "p6", 4),
+    _order("c4", "2026-06-10T09:20:00Z", "s4", "o7", 4),
+]
+SECOND_NIGHT = [
+    _order("c2", "2026-06-11T00:05:00Z", "s2", "o3", 21),
+    _cart("add_to_cart", "c3", "2026-06-11T00:02:00Z", "s3", "p4", 5),
+    _order("c3", "2026-06-11T00:10:00Z", "s3", "o5", 16),
+]
+# Arrives after both nights were built: a late cart add of c2's session before midnight.
+LATE = [_cart("add_to_cart", "c2", "2026-06-10T23:58:00Z", "s2", "p8", 9)]
+
+
+def _replayed(events: list[dict]) -> list[tuple]:
+    """(customer, product, purchase day, purchases, revenue) by replaying each session's cart:
+    an order buys every product in the cart (quantity > 0) and empties it."""
+    carts: dict[str, dict[str, list]] = {}
+    bought: dict[tuple, list] = {}
+    for event in sorted(events, key=lambda e: e["event_ts"]):
+        cart = carts.setdefault(event["session_id"], {})
+        if event["event_type"] == "purchase":
+            day = date.fromisoformat(event["event_ts"][:10])
+            for product, (quantity, price) in cart.items():
+                if quantity > 0:
+                    key = (event["customer_id"], product, day)
+                    got = bought.setdefault(key, [0, Decimal(0)])
+                    got[0] += 1
+                    got[1] += Decimal(str(price)) * quantity
+            cart.clear()
+        else:
+            sign = 1 if event["event_type"] == "add_to_cart" else -1
+            line = cart.setdefault(event["product_id"], [0, event["price"]])
+            line[0] += sign * event["quantity"]
+    return sorted((*key, count, revenue) for key, (count, revenue) in bought.items())
+
+
+_BOUGHT = """
+    select customer_id, product_id, activity_date, purchases, revenue
+    from marts.customer_product_daily
+    where purchases > 0
+    order by all
+"""
+
+
+@pytest.fixture(scope="module")
+def nights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[list[tuple]]]:
+    """The warehouse's bought rows after each night: the first, the second, the late file."""
+    root = tmp_path_factory.mktemp("cart_purchases")
+    settings = settings_in(root, "")
+    events = settings.landing / "events"
+    seen = []
+    for day, part, records in (
+        (DAY_1, "2026-06-10/tracker.jsonl", FIRST_NIGHT),
+        (DAY_2, "2026-06-11/tracker.jsonl", SECOND_NIGHT),
+        (DAY_2, "2026-06-10/late.jsonl", LATE),
+    ):
+        numbered = [{"event_id": f"{part[:15]}-{i}", **r} for i, r in enumerate(records)]
+        write_jsonl(events / f"dt={part}", numbered)
+        ingested = run_ingest(settings, day)
+        assert ingested.details["sources"]["events"]["quarantined"] == 0, ingested.summary
+        run_transform(settings, day)
+        seen.append(fetch(settings.warehouse, _BOUGHT))
+    yield seen
+
+
+def test_each_one_event_order_buys_the_cart_since_the_sessions_previous_order(nights) -> None:
+    # c1's second order buys p2, carted between its two orders; c4's second order buys p6
+    # again, its first order the one p6 left after the removal, and p7.
+    assert nights[0] == _replayed(FIRST_NIGHT)
+    assert ("c1", "p2", DAY_1, 1, Decimal("20.00")) in nights[0]
+    assert ("c4", "p6", DAY_1, 2, Decimal("8.00")) in nights[0]
+
+
+def test_a_cart_filled_before_midnight_is_bought_by_the_order_after_it(nights) -> None:
+    # The second night rebuilds only its own day, and reads the first night's cart lines.
+    assert nights[1] == _replayed(FIRST_NIGHT + SECOND_NIGHT)
+    assert ("c2", "p3", DAY_2, 1, Decimal("21.00")) in nights[1]
+    # c3 ordered on both sides of midnight: p4 once on each day, p5 after midnight only;
+    # nothing counted twice.
+    assert [row for row in nights[1] if row[0] == "c3"] == [
+        ("c3", "p4", DAY_1, 1, Decimal("10.00")),
+        ("c3", "p4", DAY_2, 1, Decimal("5.00")),
+        ("c3", "p5", DAY_2, 1, Decimal("11.00")),
+    ]
+
+
+def test_a_late_cart_line_before_midnight_reaches_the_order_after_it(nights) -> None:
+    # Only the first day received events; the order it belongs to is on the second.
+    assert nights[2] == _replayed(FIRST_NIGHT + SECOND_NIGHT + LATE)
+    assert ("c2", "p8", DAY_2, 1, Decimal("9.00")) in nights[2]

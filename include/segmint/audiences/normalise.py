@@ -41,6 +41,13 @@ E-mail platforms (Mailchimp, Klaviyo, Braze) take the address in clear: trimmed,
 and only when it looks like an address (one ``@``, a dotted domain, no spaces); phones in
 E.164 as above.
 
+Every file, hashed or clear, takes an e-mail only when it is an address (``is_address_sql``):
+valid by the CRM suite's ``email_valid`` rule (``expectations.suites.crm.EMAIL_REGEX``: one
+``@``, no white space, a dot in the domain, a top-level domain of 2+ letters) and not a
+placeholder a shop types when it has none (``noemail@shop.com``, ``test@test.com``,
+``none@none.com``, ``n/a@...``, a domain reserved for tests: ``.test``, ``.invalid``). Before,
+anything holding an ``@`` was hashed for Google and Meta.
+
 Names and e-mails are put in Unicode NFC before they are hashed, so that a composed ``é`` and
 ``e`` + combining acute (as some systems store it) give the same hash. Meta's names keep
 combining marks (``\\pM``): Devanagari vowel signs and viramas, accents written as marks are
@@ -48,6 +55,9 @@ part of the letters, not punctuation ("प्रिया" stays "प्रि�
 """
 
 from __future__ import annotations
+
+from expectations.suites.crm import EMAIL_REGEX
+from segmint.validation import re2_regex
 
 # ISO 3166-1 alpha-2 -> ITU calling code, for national-format numbers.
 CALLING_CODES = {
@@ -133,6 +143,43 @@ def hashed(expr: str) -> str:
     return f"(case when nullif({expr}, '') is null then null else sha256({expr}) end)"
 
 
+# The CRM suite's email_valid rule, as DuckDB's RE2 spells it: what ingest keeps as an e-mail.
+VALID_EMAIL = re2_regex(EMAIL_REGEX)
+# Placeholders a shop types when a customer has no address (a till that requires one, a
+# CRM import filling a blank): valid as text, but nobody's mailbox. Hashed, they matched
+# strangers (test@test.com is someone's account) or nobody, and counted as reached.
+# The local part is compared by its letters and digits, trailing digits dropped ("no-email",
+# "no.reply2"); these four as a prefix too ("noemail.c000123@shop.com"); "n/a" as written
+# ("na" alone may be someone's: Na is a surname).
+PLACEHOLDER_LOCAL_PARTS = (
+    "noemail", "nomail", "noaddress", "noemailaddress", "noreply", "donotreply", "none",
+    "null", "unknown", "invalid", "test", "nobody", "dummy", "fake", "notprovided",
+)  # fmt: skip
+PLACEHOLDER_PREFIXES = ("noemail", "nomail", "noreply", "donotreply")
+# Domains typed as a placeholder (test.de is a real publisher's, so only these .com names),
+# and the top-level domains reserved for tests and invalid names (RFC 2606, RFC 6761),
+# which no mail reaches.
+PLACEHOLDER_DOMAINS = ("none", "noemail", "nomail", "null", "invalid", "unknown", "test")
+RESERVED_TOP_LEVEL_DOMAINS = ("test", "invalid", "localhost", "example")
+
+
+def is_address_sql(email: str) -> str:
+    """SQL: true when ``email`` (trimmed and lower-cased here) is an e-mail address: valid by
+    the CRM suite's rule and not a placeholder. False (never null) otherwise."""
+    cleaned = f"lower(trim({email}))"
+    local = f"split_part({cleaned}, '@', 1)"
+    letters = f"regexp_replace({local}, '[^a-z0-9]', '', 'g')"
+    locals_ = "|".join(PLACEHOLDER_LOCAL_PARTS)
+    prefixes = "|".join(PLACEHOLDER_PREFIXES)
+    names = "|".join(PLACEHOLDER_DOMAINS)
+    tlds = "|".join(RESERVED_TOP_LEVEL_DOMAINS)
+    return f"""coalesce(regexp_matches({cleaned}, '{VALID_EMAIL}')
+        and not regexp_matches({letters}, '^(({locals_})[0-9]*|({prefixes}).*)$')
+        and not regexp_matches({local}, '^n[/._-]a$')
+        and not regexp_matches(split_part({cleaned}, '@', 2),
+            '^({names})\\.com$|\\.({tlds})$'), false)"""
+
+
 def google_email_sql(email: str) -> str:
     cleaned = f"nfc_normalize(lower(regexp_replace({email}, '\\s', '', 'g')))"
     # Gmail ignores dots and "+tag" in the local part: Google matches the canonical form.
@@ -142,7 +189,7 @@ def google_email_sql(email: str) -> str:
         when regexp_matches({cleaned}, '^[^@]+@(gmail|googlemail)\\.com$')
         then nullif({local}, '') || '@' || split_part({cleaned}, '@', 2)
         else {cleaned} end)"""
-    return f"(case when contains({email}, '@') then {canonical} end)"
+    return f"(case when {is_address_sql(email)} then {canonical} end)"
 
 
 def google_name_sql(name: str) -> str:
@@ -150,7 +197,7 @@ def google_name_sql(name: str) -> str:
 
 
 def meta_email_sql(email: str) -> str:
-    return f"(case when contains({email}, '@') then nfc_normalize(lower(trim({email}))) end)"
+    return f"(case when {is_address_sql(email)} then nfc_normalize(lower(trim({email}))) end)"
 
 
 # One "@" between a local part and a domain with a dot, no whitespace: what an ESP can send
@@ -164,7 +211,10 @@ def esp_email_sql(email: str) -> str:
     """SQL: the address in clear for an e-mail platform (trimmed, lower-case, NFC), or null
     when it is not an address an ESP could send to."""
     cleaned = f"nfc_normalize(lower(trim({email})))"
-    return f"(case when regexp_matches({cleaned}, '{ADDRESS}') then {cleaned} end)"
+    return (
+        f"(case when regexp_matches({cleaned}, '{ADDRESS}') and {is_address_sql(email)} "
+        f"then {cleaned} end)"
+    )
 
 
 def meta_phone_sql(phone: str, country: str) -> str:

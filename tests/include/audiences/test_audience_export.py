@@ -126,6 +126,94 @@ def test_an_ad_platform_file_counts_who_it_could_not_match(settings, defs_folder
     assert len(listed) == 8 and "C04" not in listed
 
 
+# Placeholders typed when a customer has no address, and text the CRM suite's email_valid
+# rule rejects (ingest nulls those; a warehouse loaded before the rule still holds them).
+PLACEHOLDERS = {
+    "C06": "test@test.com",
+    "C07": "NoEmail@Shop.com",
+    "C08": "n/a@n/a.com",
+    "C10": "none@none",
+    "C11": "noemail.c000011@shop.com",
+}
+
+
+@pytest.mark.parametrize(
+    ("fmt", "column"),
+    [("google_customer_match", "Email"), ("meta_custom_audience", "email")],
+)
+def test_ad_platform_files_hash_no_placeholder_address(
+    settings, defs_folder, tmp_path, scalar, fmt, column
+):
+    """Anything holding an "@" was hashed and uploaded: test@test.com (someone's account)
+    matched a stranger, and the customer counted as reached. A placeholder, or text that is
+    no address by the CRM suite's rule, now leaves the e-mail empty; a customer with nothing
+    else to match is left out of the file and counted."""
+    defs_folder(every="name: every\nconsent: ads\nwhere: {feature: order_count, gte: 0}\n")
+    con = connect(settings.warehouse)
+    for customer_id, email in PLACEHOLDERS.items():
+        con.execute(
+            "update marts.customers set email = ?, phone = null, first_name = null "
+            "where customer_id = ?",
+            [email, customer_id],
+        )
+    # C12 keeps a name and address to match on: in the file, without an e-mail.
+    con.execute("update marts.customers set email = 'noreply@shop.com' where customer_id = 'C12'")
+    con.close()
+    build_audiences(settings, AS_OF)
+    out = tmp_path / "f.csv"
+    export = export_audience(settings, "every", fmt, out)
+    text = out.read_text(encoding="utf-8")
+    for email in [*PLACEHOLDERS.values(), "noreply@shop.com"]:
+        assert _sha(email.lower()) not in text and _sha(email) not in text
+    rows = _rows(out)
+    # every: C01 C03 C04 C06 C07 C08 C10 C11 C12 (ads consent); five have nothing left.
+    assert (export.rows, export.target, export.without_identifier) == (4, 9, 5)
+    assert "(5 left out: no e-mail, phone or name and address the platform can match)" in (
+        export.line()
+    )
+    assert [r[column] for r in rows] == [
+        _sha("anna.smith@example.com"),
+        _sha("chloe@example.com"),
+        _sha("david@example.com"),
+        "",  # C12, matched by name and address
+    ]
+    assert (
+        scalar(
+            settings,
+            "select without_contact from audiences.exports where export_id = ?",
+            [export.export_id],
+        )
+        == 5
+    )
+    listed = scalar(
+        settings,
+        "select list(customer_id order by customer_id) from audiences.export_members "
+        "where export_id = ?",
+        [export.export_id],
+    )
+    assert listed == ["C01", "C03", "C04", "C12"]
+
+
+def test_esp_files_send_to_no_placeholder_address(settings, defs_folder, tmp_path):
+    defs_folder(mail="name: mail\nconsent: email\nwhere: {feature: order_count, gte: 0}\n")
+    con = connect(settings.warehouse)
+    for customer_id, email in PLACEHOLDERS.items():
+        con.execute(
+            "update marts.customers set email = ? where customer_id = ?", [email, customer_id]
+        )
+    con.close()
+    build_audiences(settings, AS_OF)
+    out = tmp_path / "m.csv"
+    export = export_audience(settings, "mail", "mailchimp", out)
+    addresses = [r["Email Address"] for r in _rows(out)]
+    # mail (e-mail consent): C01 C02 C04 C06 C07 C08 C09 C10 C11 C12; C06-C11 placeholders.
+    assert addresses == [
+        "anna.smith@example.com", "ben@example.com", "david@example.com",
+        "isabel@example.com", "liam@example.com",
+    ]  # fmt: skip
+    assert (export.rows, export.without_email) == (5, 5)
+
+
 def test_audiences_exports_holds_the_target_and_who_each_file_left_out(
     settings, defs_folder, tmp_path
 ):

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 
 import duckdb
 import pytest
 
+from expectations.suites.crm import EMAIL_REGEX
 from segmint.audiences.normalise import (
     e164_sql,
+    esp_email_sql,
     google_email_sql,
     google_name_sql,
     hashed,
+    is_address_sql,
     meta_country_sql,
     meta_email_sql,
     meta_name_sql,
@@ -234,3 +238,48 @@ def test_empty_values_are_never_hashed():
     assert _eval(hashed(meta_name_sql("n")), n="   ") is None
     assert _eval(hashed("n"), n="") is None
     assert _eval(hashed(meta_name_sql("n")), n="Ben") == _sha("ben")
+
+
+@pytest.mark.parametrize(
+    ("email", "is_address"),
+    [
+        ("anna.smith@example.com", True),
+        (" Anna.Smith@Example.COM ", True),
+        ("tina@test.de", True),  # test.de is a real publisher's domain
+        ("na@web.de", True),  # Na is a surname
+        ("contest@web.de", True),
+        ("nadia.noemail@web.de", True),  # the placeholder words only as the whole local part
+        # Placeholders a shop types for "no address".
+        ("test@test.com", False),
+        ("test1@gmail.com", False),
+        ("noemail@shop.com", False),
+        ("no-email@shop.com", False),
+        ("NoEmail.C000123@shop.com", False),
+        ("no.reply@shop.de", False),
+        ("donotreply@shop.de", False),
+        ("none@none.com", False),
+        ("anna@none.com", False),
+        ("N/A@shop.com", False),
+        ("unknown@gmail.com", False),
+        ("anna@shop.test", False),  # reserved top-level domains (RFC 2606, 6761)
+        ("anna@shop.invalid", False),
+        # Not an address by the CRM suite's email_valid rule.
+        ("n/a@", False),
+        ("none@none", False),
+        ("anna@localhost", False),
+        ("anna smith@example.com", False),
+        ("anna@@example.com", False),
+        ("anna@example.c0m", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_what_counts_as_an_address(email, is_address):
+    assert _eval(is_address_sql("e"), e=email) is is_address
+    # Never hashed for Google or Meta, never sent to an ESP, when it is none.
+    assert (_eval(google_email_sql("e"), e=email) is not None) is is_address
+    assert (_eval(meta_email_sql("e"), e=email) is not None) is is_address
+    assert (_eval(esp_email_sql("e"), e=email) is not None) is is_address
+    # Consistent with ingest: whatever the CRM suite's rule rejects is no address.
+    if email is not None and re.search(EMAIL_REGEX, email.strip().lower()) is None:
+        assert not is_address

@@ -69,6 +69,7 @@ from segmint.audiences.normalise import (
     google_email_sql,
     google_name_sql,
     hashed,
+    is_address_sql,
     meta_country_sql,
     meta_email_sql,
     meta_name_sql,
@@ -436,7 +437,10 @@ def _shared_address_sql(profile_cols: list[str], needed: set[str]) -> str:
     the address is how the platforms reach them. The latest word about the address wins, as
     the latest ``updated_at`` wins per customer: an older guest record without consent (never
     asked) does not undo the opt-in given on the account since. A record without a change
-    time (or a profile without ``crm_updated_at``) counts as the latest: in doubt, no."""
+    time (or a profile without ``crm_updated_at``) counts as the latest: in doubt, no. A
+    placeholder (``noemail@shop.com``, typed at the till for every walk-in customer) is
+    nobody's address and links no records: one walk-in without consent left out all the
+    others."""
     address = _contact_columns(profile_cols)["email"]
     if not address.startswith("c."):
         return "false"
@@ -447,7 +451,7 @@ def _shared_address_sql(profile_cols: list[str], needed: set[str]) -> str:
         if "crm_updated_at" in profile_cols
         else "true"
     )
-    return f"""exists (
+    return f"""{is_address_sql(address)} and exists (
             select 1 from marts.customers as o
             where o.customer_id <> c.customer_id
                 and nullif(trim({address}), '') is not null

@@ -763,6 +763,36 @@ def test_an_address_unsubscribed_under_another_record_is_never_exported(
     assert scalar(settings, "select count(*) from audiences.members where customer_id = 'C01'") == 1
 
 
+def test_a_placeholder_address_links_no_records(settings, defs_folder, tmp_path):
+    """A till that requires an address gets noemail@shop.com for every walk-in customer. C05
+    (no consent) shared it with C07, C08 and C10, so all three were left out of every file,
+    the csv and Meta (C07's phone matches) included, as "also on a customer record without
+    consent": a placeholder is nobody's address and links no records."""
+    defs_folder(every="name: every\nconsent: ads\nwhere: {feature: order_count, gte: 0}\n")
+    con = connect(settings.warehouse)
+    con.execute(
+        "update marts.customers set email = 'NoEmail@shop.com' "
+        "where customer_id in ('C05', 'C07', 'C08', 'C10')"
+    )
+    con.execute("update marts.customers set phone = '+1 312 555 0100' where customer_id = 'C07'")
+    con.close()
+    build_audiences(settings, AS_OF)
+    export = export_audience(settings, "every", "csv", tmp_path / "e.csv")
+    ids = [r["customer_id"] for r in _rows(tmp_path / "e.csv")]
+    assert ids == ["C01", "C03", "C04", "C06", "C07", "C08", "C10", "C11", "C12"]
+    assert (export.rows, export.shared_address) == (9, 0)
+    meta = export_audience(settings, "every", "meta_custom_audience", tmp_path / "m.csv")
+    assert meta.shared_address == 0
+    assert _sha("13125550100") in {r["phone"] for r in _rows(tmp_path / "m.csv")}
+    # A real address shared with a record without consent still leaves its customers out.
+    con = connect(settings.warehouse)
+    con.execute(
+        "update marts.customers set email = 'anna.smith@example.com' where customer_id = 'C05'"
+    )
+    con.close()
+    assert export_audience(settings, "every", "csv", tmp_path / "a.csv").shared_address == 1
+
+
 def test_the_latest_record_of_an_address_decides_its_consent(settings, defs_folder):
     """The same address on two records: the later change of consent wins, as the later
     ``updated_at`` wins per customer. Anna's guest checkout of 2025 (no consent: never asked)

@@ -313,6 +313,7 @@ def build_with_connection(
     now = datetime.now(UTC).replace(tzinfo=None)
     d = sql_literal(as_of)
     with transaction(con):
+        stale = _stale_later_nights(con, as_of, list(compiled))
         for table in ("members", "changes", "summary", "overlap"):
             con.execute(f"delete from audiences.{table} where as_of_date = {d}")
         con.execute(
@@ -436,6 +437,18 @@ def build_with_connection(
             f"customers with {shown} (the last place's) kept, chosen by a stable hash of "
             "the audience name and customer id, so a rerun keeps the same ones"
         )
+    for name, (left, joined, nights) in stale.items():
+        shown = ", ".join(str(n) for n in nights[:5])
+        if len(nights) > 5:
+            shown += f" and {len(nights) - 5} more"
+        warnings.append(
+            f"audience {name!r}: {as_of} was rebuilt with other members than before "
+            f"({left} left, {joined} joined), but the {len(nights)} night(s) built after it "
+            f"({shown}) keep the members they were built with (only their changes were "
+            "recomputed); if the correction concerns them too (a consent corrected in the "
+            f"CRM does), rerun them oldest first: segmint audience build --as-of {nights[0]}"
+            + (f" ... --as-of {nights[-1]}" if len(nights) > 1 else "")
+        )
     unscored, unscored_warnings = _unscored_warnings(con, defs, compiled, as_of)
     warnings += unscored_warnings
     if holds.warning:
@@ -466,6 +479,7 @@ def build_with_connection(
             "unscored": unscored,
             "size_cap_ties": ties,
             "changes_recomputed": refreshed,
+            "later_nights_to_rerun": {a: [str(n) for n in v[2]] for a, v in stale.items()},
         },
         warnings=warnings,
     )
@@ -586,6 +600,54 @@ def _assign_holdout(
         from _aud_selected as s
         inner join holdout_settings as h on h.audience = s.audience"""
     )
+
+
+def _stale_later_nights(
+    con: duckdb.DuckDBPyConnection, as_of: date, audiences: list[str]
+) -> dict[str, tuple[int, int, list[date]]]:
+    """Audiences whose snapshot of ``as_of``, built before, gets other members now, while
+    nights after it were built against the old state: {audience: (left, joined, [later
+    nights])}. Those nights' changes are recomputed (``_refresh_later_changes``) but not their
+    members, so the operator must be told which nights to rerun. Reads the old rows: call it
+    before they are deleted. Nothing to read on a night without later ones (every night of
+    the usual schedule)."""
+    if not audiences:
+        return {}
+    d = sql_literal(as_of)
+    names = ", ".join(sql_literal(a) for a in audiences)
+    later = dict(
+        con.execute(
+            "select audience, list(distinct as_of_date order by as_of_date) "
+            f"from audiences.summary where as_of_date > {d} and status = 'built' "
+            f"and audience in ({names}) group by all"
+        ).fetchall()
+    )
+    rebuilt = [
+        a
+        for (a,) in con.execute(
+            f"select audience from audiences.summary where as_of_date = {d} "
+            f"and status = 'built' and audience in ({names})"
+        ).fetchall()
+        if a in later
+    ]
+    if not rebuilt:
+        return {}
+    these = ", ".join(sql_literal(a) for a in rebuilt)
+    rows = con.execute(
+        f"""with old as (
+            select audience, customer_id from audiences.members
+            where as_of_date = {d} and audience in ({these})
+        ),
+        new as (select audience, customer_id from _aud_members where audience in ({these}))
+        select coalesce(o.audience, n.audience),
+            count(*) filter (where n.customer_id is null),
+            count(*) filter (where o.customer_id is null)
+        from old as o
+        full outer join new as n on o.audience = n.audience and o.customer_id = n.customer_id
+        group by all
+        having count(*) filter (where n.customer_id is null or o.customer_id is null) > 0"""
+    ).fetchall()
+    return {a: (int(left), int(joined), later[a]) for a, left, joined in sorted(rows)}
 
 
 def _refresh_later_changes(

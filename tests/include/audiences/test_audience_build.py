@@ -649,6 +649,44 @@ def test_a_rebuilt_earlier_night_recomputes_the_next_nights_changes(
     assert result.details["changes_recomputed"] == {"aud": "2026-07-01"}
 
 
+def test_a_rebuilt_earlier_night_names_the_later_nights_to_rerun(settings, defs_folder):
+    """The rebuilt 06-30 lost C06 (consent withdrawn), but 07-01 and 07-02, built before,
+    still hold C06 and nothing said so: only their changes were recomputed, and the docs'
+    "rerun it too" named no night. The rebuild now warns, naming the audience and the
+    nights to rerun; a rerun that changes nobody (a retried night) says nothing."""
+    defs_folder(a=_audience("{feature: recency_days, gte: 60}"))
+    build_audiences(settings, AS_OF)
+    _next_day(settings)
+    build_audiences(settings, NEXT)
+    con = connect(settings.warehouse)
+    con.execute(
+        "insert into marts.customer_features select * replace (date '2026-07-02' as as_of_date)"
+        " from marts.customer_features where as_of_date = date '2026-07-01'"
+    )
+    con.close()
+    build_audiences(settings, date(2026, 7, 2))
+    rerun = build_audiences(settings, AS_OF)
+    assert not [w for w in rerun.warnings if "rebuilt" in w]
+    assert rerun.details["later_nights_to_rerun"] == {}
+    con = connect(settings.warehouse)
+    con.execute("update marts.customers set email_opt_in = false where customer_id = 'C06'")
+    con.close()
+    result = build_audiences(settings, AS_OF)
+    assert result.details["later_nights_to_rerun"] == {"aud": ["2026-07-01", "2026-07-02"]}
+    assert (
+        "audience 'aud': 2026-06-30 was rebuilt with other members than before (1 left, "
+        "0 joined), but the 2 night(s) built after it (2026-07-01, 2026-07-02) keep the "
+        "members they were built with (only their changes were recomputed); if the correction "
+        "concerns them too (a consent corrected in the CRM does), rerun them oldest first: "
+        "segmint audience build --as-of 2026-07-01 ... --as-of 2026-07-02"
+    ) in result.warnings
+    # Rerun as told, the later nights lose C06 too, and nothing is left to say.
+    build_audiences(settings, NEXT)
+    build_audiences(settings, date(2026, 7, 2))
+    again = build_audiences(settings, AS_OF)
+    assert again.details["later_nights_to_rerun"] == {}
+
+
 def test_a_holdout_percent_written_as_a_fraction_is_said(settings, defs_folder, capsys):
     """``holdout: {percent: 0.1}`` meant 10% and held out 1 customer in 1000, in silence:
     the campaign could not be measured. The night and ``audience validate`` warn, naming

@@ -29,6 +29,7 @@ erases nothing. Like a stage warning, it does not change the exit code.
 
 from __future__ import annotations
 
+import csv
 import json
 import uuid
 from collections.abc import Callable
@@ -317,25 +318,38 @@ def _shown(customer_id: str) -> str:
 
 
 def read_id_file(path: Path) -> list[str]:
-    """Ids from a file: one per line, or a CSV whose header has ``customer_id``."""
+    """Ids from a file: one per line, or a CSV whose header has ``customer_id``, separated by
+    ``,``, ``;`` (Excel's in much of Europe) or a tab, as a spreadsheet saves it: a byte-order
+    mark ("CSV UTF-8") and quotes are no part of the header or ids."""
     path = Path(path)
     if not path.is_file():
         raise SegmintError(f"{path}: id file does not exist")
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SegmintError(
+            f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x}); save it as CSV UTF-8"
+        ) from None
+    lines = [line.strip() for line in text.splitlines()]
     lines = [line for line in lines if line and not line.startswith("#")]
-    if lines and "," in lines[0]:
-        header = [h.strip().strip('"') for h in lines[0].split(",")]
+    delimiter = next((d for d in (",", ";", "\t") if lines and d in lines[0]), None)
+    if delimiter:
+        # Before, only "," was read as a CSV: "customer_id;reason" and "C01;complaint" were
+        # taken as ids, and C01 was not erased.
+        rows = list(csv.reader(lines, delimiter=delimiter))
+        header = [h.strip() for h in rows[0]]
         if "customer_id" not in header:
             raise SegmintError(f"{path}:1: CSV header has no customer_id column")
         i = header.index("customer_id")
         ids = []
-        for n, line in enumerate(lines[1:], start=2):
-            cells = line.split(",")
+        for n, cells in enumerate(rows[1:], start=2):
             if len(cells) <= i:
                 raise SegmintError(f"{path}:{n}: no customer_id value")
-            ids.append(cells[i].strip().strip('"'))
+            ids.append(cells[i].strip())
         return [x for x in ids if x]
-    if lines and lines[0] == "customer_id":
+    if lines and lines[0].strip('"') == "customer_id":
         lines = lines[1:]
     return lines
 

@@ -237,6 +237,30 @@ def test_id_file_formats_and_errors(tmp_path):
         read_id_file(bad)
 
 
+def test_an_id_file_saved_by_excel_erases_its_customers(full, tmp_path, capsys):
+    """Excel in much of Europe saves "CSV UTF-8" with a byte-order mark and ";" between
+    columns. Only "," was read as a CSV: "customer_id;reason" and "C01;complaint" were taken
+    as ids, nothing was erased (a warning per id), and C01's data stayed; with ","
+    the byte-order mark hid the header ("CSV header has no customer_id column")."""
+    ids = tmp_path / "requests.csv"
+    ids.write_bytes(b'\xef\xbb\xbfcustomer_id;reason\r\nC01;ticket 41\r\n"C07";ticket 42\r\n')
+    assert read_id_file(ids) == ["C01", "C07"]
+    assert main(["erase", "--warehouse", str(full.warehouse), "--file", str(ids)]) == 0
+    out = capsys.readouterr().out
+    assert "2 id(s) (2 not erased before)" in out and "not found" not in out
+    assert _mentions(full, ("C01", "C07")) == {}
+    comma = tmp_path / "comma.csv"
+    comma.write_bytes(b"\xef\xbb\xbfcustomer_id,reason\r\nC03,x\r\n")
+    single = tmp_path / "single.csv"
+    single.write_bytes(b"\xef\xbb\xbfcustomer_id\r\nC04\r\n")
+    assert (read_id_file(comma), read_id_file(single)) == (["C03"], ["C04"])
+    # Excel's plain "CSV" (the Windows code page) is named with its line, not a traceback.
+    cp1252 = tmp_path / "cp1252.csv"
+    cp1252.write_bytes("customer_id;reason\nC05;Beschwerde über Werbung\n".encode("cp1252"))
+    with pytest.raises(SegmintError, match=r"cp1252\.csv:2: not UTF-8 \(byte 0xfc\)"):
+        read_id_file(cp1252)
+
+
 def test_erasure_of_an_unknown_id_warns_and_names_near_matches(full, capsys):
     """An id in the wrong case erases nothing: it is still tombstoned (a request may come
     before the data), but the operator is told, per id, and shown the stored id."""

@@ -496,6 +496,18 @@ def read_records(
             failed.update(
                 _read_csv(con, files, csv, phys, table, aliases, unmatched, optional, absent)
             )
+        # A bare CR in an unquoted value leaves no odd quote: the record is cut into records
+        # of too few fields. Only a file holding such a record is looked at again.
+        short = _short_record_files(con, table, [i for i in csv if i not in bare_cr])
+        again = _bare_cr_files(con, files, short, phys, legacy, odd_quotes=False)
+        if again:
+            con.execute(f"delete from {table} where _file in {_in(sorted(again))}")
+            ids_again = sorted(again)
+            failed.update(_read_lines_batch(con, files, ids_again, phys, legacy, again))
+            ids_again = [i for i in ids_again if i not in failed]
+            if ids_again:
+                # Their columns were looked at in the first read (the same header).
+                failed.update(_read_csv(con, files, ids_again, phys, table, aliases, {}, optional))
         _drop_lines(con, phys)
     # Parquet: one multi-file scan per set of files with the same columns (a file is often a
     # single row group, which one thread reads: file by file, the load used one core). The
@@ -812,29 +824,56 @@ def _has_bare_cr(path: Path) -> bool:
     return False
 
 
+def _short_record_files(con: duckdb.DuckDBPyConnection, table: str, ids: list[int]) -> list[int]:
+    """The CSV files among ``ids`` with a record of fewer fields than their header in
+    ``table`` (:func:`read_records`): what a line cut at a bare carriage return leaves."""
+    if not ids:
+        return []
+    return [
+        r[0]
+        for r in con.execute(
+            f"select distinct _file from {table} where _file in {_in(ids)} "
+            "and _error like 'malformed CSV: % fields but the header has %' "
+            "and split_part(_error, ' ', 3)::BIGINT < split_part(_error, ' ', -1)::BIGINT"
+        ).fetchall()
+    ]
+
+
 def _bare_cr_files(
     con: duckdb.DuckDBPyConnection,
     files: list[LandingFile],
     ids: list[int],
     phys: str,
     legacy: str | None,
+    odd_quotes: bool = True,
 ) -> frozenset[int]:
-    """The CSV files among ``ids`` (read into ``phys``) that hold a bare carriage return in
-    a file of LF or CRLF lines (:data:`BARE_CR_MARK`); ``files[i]`` becomes the copy they
-    are read from again. Only files with a line holding an odd number of quotes are looked
-    at (a quoted value cut at a CR leaves one): most files are not read twice."""
+    """The text files among ``ids`` (CSV read into ``phys``) that hold a bare carriage
+    return in a file of LF or CRLF lines (:data:`BARE_CR_MARK`); ``files[i]`` becomes the
+    copy they are read from again. With ``odd_quotes``, only the files with a line holding
+    an odd number of quotes are looked at (a quoted value cut at a CR leaves one), else each
+    of ``ids`` (files the caller found a cut record in): most files are not read twice."""
     if not ids:
         return frozenset()
-    odd = [
-        r[0]
-        for r in con.execute(
-            f"select distinct _file from {phys} where _file in {_in(ids)} "
-            "and case when contains(line, '\"') "
-            "then (length(line) - length(replace(line, '\"', ''))) % 2 = 1 else false end"
-        ).fetchall()
-    ]
+    odd = ids
+    if odd_quotes:
+        odd = [
+            r[0]
+            for r in con.execute(
+                f"select distinct _file from {phys} where _file in {_in(ids)} "
+                "and case when contains(line, '\"') "
+                "then (length(line) - length(replace(line, '\"', ''))) % 2 = 1 else false end"
+            ).fetchall()
+        ]
+    return bare_cr_files(files, odd, legacy)
+
+
+def bare_cr_files(files: list[LandingFile], ids: list[int], legacy: str | None) -> frozenset[int]:
+    """The files among ``ids`` that hold a bare carriage return in a file of LF or CRLF
+    lines; ``files[i]`` becomes the copy they are read from again, each such carriage return
+    written as :data:`BARE_CR_MARK` (the reader puts it back), and a warning names the file.
+    Each file is read once more: callers pass only files a cut line was seen in."""
     found = []
-    for i in sorted(odd):
+    for i in sorted(ids):
         try:
             if not _has_bare_cr(files[i].abspath):
                 continue

@@ -68,9 +68,11 @@ from segmint.ingest.contract import (
     ignored_event_types,
 )
 from segmint.ingest.files import (
+    BARE_CR_MARK,
     TOO_LONG_MARK,
     TOO_LONG_REASON,
     LandingFile,
+    bare_cr_files,
     check_line_order,
     discover,
     json_documents,
@@ -1231,6 +1233,8 @@ class Ingest:
         # functions can copy within the memory limit: such files are scanned into a table of
         # lines first and typed in slices of it (_text_slices), as CSV and Parquet records.
         sliced = {i for i in ids if _long_lines(files[i])}
+        # Files read from a copy whose bare carriage returns are BARE_CR_MARK.
+        bare_cr: frozenset[int] = frozenset()
         # Line numbers are row positions: the table must keep the scan's order.
         with scan_order(con):
             while True:
@@ -1246,7 +1250,9 @@ class Ingest:
                             if straight
                             else "select 0 as file_index, null::VARCHAR as line where false"
                         )
-                        rels.append(_jsonl_sql(f"({scan})", _list([str(i) for i in straight])))
+                        rels.append(
+                            _jsonl_sql(f"({scan})", _list([str(i) for i in straight]), bare_cr)
+                        )
                     if long:
                         scan = jsonl_scan_sql([str(files[i].abspath) for i in long])
                         con.execute(
@@ -1257,10 +1263,20 @@ class Ingest:
                             _jsonl_sql(
                                 f"(select file_index, doc as line from _jl_{tag}{where})",
                                 _list([str(i) for i in long]),
+                                bare_cr,
                             )
                             for where in _text_slices(con, f"_jl_{tag}")
                         )
                     self._create_staged(con, f"_tj_{tag}", source, files, rels, line=False)
+                    if not bare_cr:
+                        # A line cut at a bare CR: its second piece is no JSON object.
+                        cut = con.execute(
+                            f"select distinct _file from _tj_{tag} where _error = "
+                            f"{_lit(_NOT_JSON)} and left(ltrim(raw, ' ' || chr(9)), 1) <> '{{'"
+                        ).fetchall()
+                        bare_cr = bare_cr_files(files, sorted(r[0] for r in cut), self.legacy)
+                        if bare_cr:
+                            continue
                     break
                 except duckdb.OutOfMemoryException:
                     # Long lines the sample of a file's head did not show: all in slices.
@@ -2179,11 +2195,34 @@ class Ingest:
             con.execute(f"drop table if exists _{name}_{tag}")
 
 
-def _jsonl_sql(scan: str, positions: str) -> str:
+_NOT_JSON = "malformed JSON: the line is not a valid JSON document"
+# A line holding a carriage return that is valid JSON with a space in its place: the CR is
+# inside a string, where JSON requires it escaped.
+_RAW_CR_REASON = (
+    "malformed JSON: a carriage return inside a string, not escaped as \\r "
+    "(JSON allows no raw control character there)"
+)
+
+
+def _jsonl_sql(scan: str, positions: str, bare_cr: frozenset[int] = frozenset()) -> str:
     """SQL: the records of the JSON lines ``scan`` (``file_index, line``: every physical line,
     in file and line order), untyped, with ``_error`` for a line that is no JSON object.
-    ``positions`` (a list literal) maps ``file_index`` to the file's position in the batch."""
+    ``positions`` (a list literal) maps ``file_index`` to the file's position in the batch.
+    The files ``bare_cr`` (positions) are copies whose bare carriage returns are
+    ``BARE_CR_MARK``: their lines hold them again as carriage returns."""
     ws = "' ' || chr(9) || chr(13)"
+    line = "line"
+    cr_reason = ""
+    if bare_cr:
+        line = (
+            f"case when {positions}[file_index::BIGINT + 1] in {_list(sorted(map(str, bare_cr)))}"
+            f" then replace(line, {_lit(BARE_CR_MARK)}, chr(13)) else line end"
+        )
+        # JSON allows a raw CR between tokens, not inside a string (it is written \r).
+        cr_reason = f"""
+                    when not _json and contains(doc, chr(13))
+                        and json_valid(replace(doc, chr(13), ' '))
+                        then {_lit(_RAW_CR_REASON)}"""
     # Every physical line, numbered later by its row position. A byte-order mark
     # inside the file (files concatenated with cat) is no part of the record. The
     # blank test is a case, not an and: DuckDB evaluates both sides of an and/or
@@ -2201,7 +2240,7 @@ def _jsonl_sql(scan: str, positions: str) -> str:
                     then trim(line, {ws}) = ''
                 else false
             end as _blank,
-        from {scan}
+        from (select * replace ({line} as line) from {scan})
     """
     # JSON allows a lone surrogate escape ("\ud83d", what JavaScript writes
     # for a string cut mid-emoji); DuckDB's parser refuses the line. Such a line,
@@ -2238,8 +2277,9 @@ def _jsonl_sql(scan: str, positions: str) -> str:
                     when _blank then null
                     when not _json and starts_with(doc, {_lit(TOO_LONG_MARK)})
                         then {_lit(TOO_LONG_REASON)}
+{cr_reason}
                     when not _json
-                        then 'malformed JSON: the line is not a valid JSON document'
+                        then {_lit(_NOT_JSON)}
                     when starts_with(doc, '{{') then null
                     when left(ltrim(doc, {ws}), 1) = '['
                         then 'malformed JSON: the line is a JSON array, not an '

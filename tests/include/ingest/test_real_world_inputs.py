@@ -581,3 +581,90 @@ def test_a_carriage_return_inside_a_quoted_csv_value_stays_in_its_record(
         "crm/dt=2026-06-01/crlf.csv",
         "crm/dt=2026-06-01/lf.csv.gz",
     ]
+
+
+def test_a_bare_carriage_return_in_an_unquoted_csv_value_or_a_json_line_cuts_no_record(
+    settings, landing, query, caplog
+):
+    """A bare CR outside quotes (a CRM's unquoted 'Saint<CR>Denis') or in a JSON line (a
+    tracker writing a form's text unescaped) was a line end to DuckDB's reader: the record
+    was quarantined in two pieces ("2 fields but the header has 3", "not a valid JSON
+    document"), in a CRLF file the byte after the CR was lost from both, and every later line
+    was numbered one too far. The CSV record now loads whole; the JSON line is one record,
+    quarantined for the raw CR inside its string, with its whole text; a raw CR between JSON
+    tokens is white space and loads; the lines after keep the numbers an editor shows."""
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "lf.csv").write_bytes(
+        b"customer_id,city,updated_at\nc1,Saint\rDenis,2026-05-01\nc2,Lyon,2026-05-01\n"
+    )
+    (crm / "crlf.csv").write_bytes(
+        b"customer_id,city,updated_at\r\nd1,Saint\rDenis,2026-05-01\r\nd2,Lyon,2026-05-01\r\n"
+    )
+    in_string = (
+        '{"event_id":"%s2","event_type":"search","event_ts":"2026-06-01T10:00:00Z",'
+        '"customer_id":"c2","search_query":"red\rshoes"}'
+    )
+    between = (
+        '{"event_id":"%s3","event_type":"page_view",\r"event_ts":"2026-06-01T10:00:00Z",'
+        '"customer_id":"c3"}'
+    )
+    (landing / "events/dt=2026-06-01").mkdir(parents=True)
+    for name, end in (("lf", "\n"), ("crlf", "\r\n")):
+        lines = [
+            json.dumps(event(f"{name}1")),
+            in_string % name,
+            between % name,
+            json.dumps(event(f"{name}4")),
+        ]
+        (landing / f"events/dt=2026-06-01/{name}.jsonl").write_bytes(
+            (end.join(lines) + end).encode()
+        )
+    caplog.set_level(logging.WARNING)
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert query(
+        "select path, rows_read, rows_loaded, rows_quarantined from ops.load_manifest order by 1"
+    ) == [
+        ("crm/dt=2026-06-01/crlf.csv", 2, 2, 0),
+        ("crm/dt=2026-06-01/lf.csv", 2, 2, 0),
+        ("events/dt=2026-06-01/crlf.jsonl", 4, 3, 1),
+        ("events/dt=2026-06-01/lf.jsonl", 4, 3, 1),
+    ]
+    assert query(
+        "select _source_file, _source_line, customer_id, city from raw.customers order by 1, 2"
+    ) == [
+        ("crm/dt=2026-06-01/crlf.csv", 2, "d1", "Saint\rDenis"),
+        ("crm/dt=2026-06-01/crlf.csv", 3, "d2", "Lyon"),
+        ("crm/dt=2026-06-01/lf.csv", 2, "c1", "Saint\rDenis"),
+        ("crm/dt=2026-06-01/lf.csv", 3, "c2", "Lyon"),
+    ]
+    assert query("select _source_file, _source_line, event_id from raw.events order by 1, 2") == [
+        ("events/dt=2026-06-01/crlf.jsonl", 1, "crlf1"),
+        ("events/dt=2026-06-01/crlf.jsonl", 3, "crlf3"),
+        ("events/dt=2026-06-01/crlf.jsonl", 4, "crlf4"),
+        ("events/dt=2026-06-01/lf.jsonl", 1, "lf1"),
+        ("events/dt=2026-06-01/lf.jsonl", 3, "lf3"),
+        ("events/dt=2026-06-01/lf.jsonl", 4, "lf4"),
+    ]
+    assert query(
+        "select source_file, line_number, reasons, raw_record from ops.quarantine order by 1"
+    ) == [
+        (
+            f"events/dt=2026-06-01/{name}.jsonl",
+            2,
+            [
+                "malformed JSON: a carriage return inside a string, not escaped as \\r "
+                "(JSON allows no raw control character there)"
+            ],
+            in_string % name,
+        )
+        for name in ("crlf", "lf")
+    ]
+    warned = [r.getMessage() for r in caplog.records if "carriage return" in r.getMessage()]
+    assert sorted(m.split(":")[0] for m in warned) == [
+        "crm/dt=2026-06-01/crlf.csv",
+        "crm/dt=2026-06-01/lf.csv",
+        "events/dt=2026-06-01/crlf.jsonl",
+        "events/dt=2026-06-01/lf.jsonl",
+    ]

@@ -243,6 +243,34 @@ def _partition_entries(
     return files, odd
 
 
+_READ_NAMES = ".jsonl, .ndjson, .json or .csv (each also .gz), .parquet"
+_NOT_A_PARTITION = "not read: partition folders are named dt=YYYY-MM-DD (the delivery date)"
+_NOT_IN_A_PARTITION = (
+    "not read: a landing file goes into a partition folder, dt=YYYY-MM-DD (the delivery date)"
+)
+
+
+def unsupported_file(name: str) -> str:
+    """Why a file of a partition named ``name`` is not read, and what would read it."""
+    lower = name.lower()
+    if lower.endswith(".gz"):
+        # Segment's S3 destination names its gzipped JSON lines <time>.<id>.gz; Firehose and
+        # other writers likewise name the compression only.
+        return (
+            "not read: a gzip file's name says its format before .gz (.jsonl.gz, .ndjson.gz, "
+            ".json.gz or .csv.gz; Segment's S3 files, <time>.<id>.gz, are JSON lines: land "
+            "them named .jsonl.gz)"
+        )
+    if lower.endswith((".xlsx", ".xls", ".xlsm", ".ods")):
+        return "not read: a spreadsheet workbook (save each sheet as CSV, .csv)"
+    if lower.endswith((".tsv", ".tab", ".txt")):
+        return (
+            "not read: segmint reads delimited text named .csv (comma, semicolon, tab or pipe: "
+            "the separator is found from the header)"
+        )
+    return f"not a supported landing file (segmint reads {_READ_NAMES})"
+
+
 def discover(
     landing: Path, known: dict[str, tuple[int, int, str]] | None = None
 ) -> tuple[list[LandingFile], list[str], list[str]]:
@@ -270,7 +298,6 @@ def discover(
         for p in landing.iterdir()
         if p.name not in SOURCES and not p.name.startswith((".", "_"))
     )
-    unsupported = "not a supported landing file or partition"
     unlisted: list[tuple[Path, str]] = []
     for source in SOURCES:
         root = landing / source
@@ -280,12 +307,13 @@ def discover(
             match = PARTITION_RE.match(part.name)
             if not part.is_dir() or not match:
                 if not part.name.startswith((".", "_")):
-                    ignored.append(f"{part.relative_to(landing).as_posix()}: {unsupported}")
+                    why_not = _NOT_A_PARTITION if part.is_dir() else _NOT_IN_A_PARTITION
+                    ignored.append(f"{part.relative_to(landing).as_posix()}: {why_not}")
                 continue
             try:
                 partition_date = date.fromisoformat(match.group(1))
             except ValueError:
-                ignored.append(f"{part.relative_to(landing).as_posix()}: {unsupported}")
+                ignored.append(f"{part.relative_to(landing).as_posix()}: {_NOT_A_PARTITION}")
                 continue
             files, odd = _partition_entries(part, unlisted)
             for path, reason in odd:
@@ -297,7 +325,7 @@ def discover(
                     continue
                 fmt = file_format(path.name)
                 if fmt is None:
-                    ignored.append(f"{rel}: {unsupported}")
+                    ignored.append(f"{rel}: {unsupported_file(path.name)}")
                     continue
                 candidates.append((rel, path, source, partition_date, fmt))
     # A file that cannot be read (its permissions, an I/O error, gone since it was listed)

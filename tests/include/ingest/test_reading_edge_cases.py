@@ -494,6 +494,45 @@ def test_top_level_folders_other_than_the_sources_are_reported(settings, landing
     ]
 
 
+def test_files_that_are_not_read_are_named_with_what_would_read_them(settings, landing, query):
+    """Segment's S3 destination names its gzipped JSON lines <time>.<id>.gz; copied into a
+    partition they were skipped as "not a supported landing file or partition", as were a
+    Hive-style date=... folder, a file beside the partitions and a workbook: a new user could
+    not tell which names are read. Each warning now says what would read the file, and the
+    same Segment file landed under a .jsonl.gz name loads."""
+    segment = gzip.compress(
+        (json.dumps(event("m1", customer_id=None, anonymous_id="a1")) + "\n").encode(), mtime=0
+    )
+    (landing / DAY).mkdir(parents=True)
+    (landing / DAY / "1780308000000.ec50e60c.gz").write_bytes(segment)
+    write_jsonl(landing / "events/date=2026-06-01/part-0.jsonl", [event("e1")])
+    write_jsonl(landing / "events/part-0.jsonl", [event("e2")])
+    (landing / "crm/dt=2026-06-01").mkdir(parents=True)
+    (landing / "crm/dt=2026-06-01/customers.xlsx").write_bytes(b"PK\x03\x04")
+    (landing / "crm/dt=2026-06-01/customers.tsv").write_text("customer_id\tupdated_at\n")
+    (landing / "crm/dt=2026-06-01/customers.zip").write_bytes(b"PK\x03\x04")
+    result = run_ingest(settings, D1)
+    assert query("select count(*) from raw.events") == [(0,)]
+    assert sorted(w for w in result.warnings if w.startswith("ignored")) == [
+        "ignored crm/dt=2026-06-01/customers.tsv: not read: segmint reads delimited text named"
+        " .csv (comma, semicolon, tab or pipe: the separator is found from the header)",
+        "ignored crm/dt=2026-06-01/customers.xlsx: not read: a spreadsheet workbook (save each"
+        " sheet as CSV, .csv)",
+        "ignored crm/dt=2026-06-01/customers.zip: not a supported landing file (segmint reads"
+        " .jsonl, .ndjson, .json or .csv (each also .gz), .parquet)",
+        "ignored events/date=2026-06-01: not read: partition folders are named dt=YYYY-MM-DD"
+        " (the delivery date)",
+        f"ignored {DAY}/1780308000000.ec50e60c.gz: not read: a gzip file's name says its format"
+        " before .gz (.jsonl.gz, .ndjson.gz, .json.gz or .csv.gz; Segment's S3 files,"
+        " <time>.<id>.gz, are JSON lines: land them named .jsonl.gz)",
+        "ignored events/part-0.jsonl: not read: a landing file goes into a partition folder,"
+        " dt=YYYY-MM-DD (the delivery date)",
+    ]
+    (landing / DAY / "1780308000000.ec50e60c.jsonl.gz").write_bytes(segment)
+    run_ingest(settings, D1)
+    assert query("select event_id, anonymous_id from raw.events") == [("m1", "a1")]
+
+
 def test_linked_folders_are_read_and_entries_that_are_no_files_reported(settings, landing, query):
     """A linked sub-folder of a partition was not followed, and a broken link (a share that
     is not mounted) or a pipe named .jsonl was skipped, all without a word. Linked folders

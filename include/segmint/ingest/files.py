@@ -1769,9 +1769,15 @@ def _split_malformed_records(
     con.execute(f"drop table {table}_split")
 
 
-# Contract kinds read as numbers: "19,99" is 19.99, "1,234.50" and "1.234,50" are 1234.50
-# (_insert_csv_records).
+# Contract kinds read as numbers: "19,99" is 19.99, "1,234.50", "1.234,50" and "1 234,50"
+# are 1234.50 (_insert_csv_records).
 _NUMBER_KINDS = ("decimal", "int", "double")
+# Thousands marks that are never a decimal mark: a space, a no-break space (U+00A0) and a
+# narrow one (U+202F), as French, Scandinavian and Polish spreadsheets write them, and an
+# apostrophe (straight or typographic), as Swiss ones do.
+_GROUP_MARKS = (" ", "\u00a0", "\u202f", "'", "\u2019")
+_GROUP_MARK = "[ \\x{00A0}\\x{202F}'\\x{2019}]"
+_SPACE_GROUPS = rf"\s*-?\d{{1,3}}({_GROUP_MARK}\d{{3}})+([.,]\d+)?\s*"
 
 
 def _insert_csv_records(
@@ -1802,10 +1808,17 @@ def _insert_csv_records(
         mark, word = (".", "point") if delim == ";" else (",", "comma")
         lone = rf"\s*-?\d{{1,3}}[{mark}]\d{{3}}\s*"
         # Only values holding a comma, or two points (or, in a semicolon file, one) need
-        # a look: "19.99" in a comma file is read as it is.
+        # a look: "19.99" in a comma file is read as it is; so do those holding a space or
+        # an apostrophe, a group mark below.
         look = f"contains({v}, ',') or {v} like " + ("'%.%'" if delim == ";" else "'%.%.%'")
+        look += "".join(f" or contains({v}, {_lit(c)})" for c in _GROUP_MARKS)
         return (
             f"case when not ({look}) then {v} "
+            # A space, a no-break space or an apostrophe is never a decimal mark: groups of
+            # three digits so ("1 234,50", French and Scandinavian spreadsheets, with a
+            # no-break space; "1'234.50", Swiss) are one number, in any separator's file.
+            f"when regexp_full_match({v}, {_lit(_SPACE_GROUPS)}) "
+            f"then replace(regexp_replace(trim({v}), {_lit(_GROUP_MARK)}, '', 'g'), ',', '.') "
             rf"when regexp_full_match({v}, '{point_groups}') "
             rf"then replace(trim({v}), ',', '') "
             rf"when regexp_full_match({v}, '{comma_groups}') "

@@ -503,6 +503,50 @@ def test_amounts_with_a_thousands_mark_load_where_the_marks_tell_which_is_which(
     ]
 
 
+def test_amounts_grouped_with_spaces_or_apostrophes_load(settings, landing, query):
+    """French, Scandinavian and Polish spreadsheets group thousands with a (no-break) space,
+    "1 234,50", and Swiss ones with an apostrophe, "1'234.50": neither mark is ever a
+    decimal mark, yet every such order was quarantined as "revenue is not a number", the
+    shop's largest orders only, and a price so nulled. They are read as the amount written;
+    digits that are not groups of three ("1 23") are still no number."""
+    nbsp, narrow = "\u00a0", "\u202f"
+    rows = {
+        "fr_nbsp": (f"1{nbsp}234,50", "1234.50"),
+        "fr_narrow": (f"12{narrow}345{narrow}678,9", "12345678.90"),
+        "space": ("1 234", "1234.00"),
+        "negative_refund": ("-2 000,00", "2000.00"),
+        "plain": ("19,99", "19.99"),
+    }
+    swiss = {"ch": ("1'234.50", "1234.50"), "ch_typographic": ("1\u2019234.50", "1234.50")}
+    day = landing / "events/dt=2026-06-01"
+    write_lines(
+        day / "fr.csv",
+        ["event_id;event_type;event_ts;customer_id;order_id;revenue;price"]
+        + [
+            f"{k};{'refund' if 'refund' in k else 'purchase'};2026-06-01T10:00:00Z;c1;o-{k};{v};{v}"
+            for k, (v, _) in rows.items()
+        ]
+        + ["bad;purchase;2026-06-01T10:00:00Z;c1;o-bad;1 23;1"],
+    )
+    write_lines(
+        day / "ch.csv",
+        ["event_id,event_type,event_ts,customer_id,order_id,revenue"]
+        + [f"{k},purchase,2026-06-01T10:00:00Z,c1,o-{k},{v}" for k, (v, _) in swiss.items()],
+    )
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    expected = {**rows, **swiss}
+    assert query("select event_id, revenue::VARCHAR from raw.events order by 1") == sorted(
+        (k, amount) for k, (_, amount) in expected.items()
+    )
+    assert query(
+        "select event_id, price::VARCHAR from raw.events where price is not null order by 1"
+    ) == sorted((k, amount) for k, (_, amount) in rows.items() if k != "negative_refund")
+    assert query("select source_file, line_number, reasons from ops.quarantine") == [
+        ("events/dt=2026-06-01/fr.csv", 7, ["revenue is not a number (got 1 23)"])
+    ]
+
+
 def test_lines_of_separators_only_are_blank(settings, landing, query):
     """Spreadsheets export the empty rows below the data as ";;;;" (or ",,,,"): each was
     quarantined as a record missing every required field, so a small CRM delta with a few

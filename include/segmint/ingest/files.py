@@ -830,14 +830,21 @@ def decode_legacy_line(line: bytes, legacy: str | None) -> tuple[str, bool]:
 # place of each bare CR; its lines hold the CR again.
 BARE_CR_MARK = "\uffff"
 _BARE_CR = re.compile(rb"\r(?!\n|\Z)")
+# Carriage returns before a CRLF line end ("\r\r\n": a CRLF file converted to CRLF again, or
+# Python's csv module writing on Windows to a file opened without newline=''): DuckDB's line
+# reader began each next line with the line feed, so every record's first field (an id)
+# held a control character, every JSON line was "not a JSON object". They are no text of
+# the line: the copy drops them.
+_CR_BEFORE_CRLF = re.compile(rb"\r+(?=\r\n)")
 _BARE_CR_CHUNK = 1 << 23
 
 
-def _has_bare_cr(path: Path) -> bool:
+def _bare_cr_kinds(path: Path) -> tuple[bool, bool]:
     """Whether the file ``path`` (gzip when so named) holds line feeds and a carriage return
-    not followed by one (a file of CR line ends only, old Mac text, has no bare CR)."""
+    not followed by one inside a line (a file of CR line ends only, old Mac text, has no
+    bare CR), and whether it holds one before a CRLF line end (:data:`_CR_BEFORE_CRLF`)."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    lf = cr = False
+    lf = inside = doubled = False
     with opener(path, "rb") as src:
         tail = b""
         while chunk := src.read(_BARE_CR_CHUNK):
@@ -846,10 +853,13 @@ def _has_bare_cr(path: Path) -> bool:
             tail = chunk[-1:] if chunk.endswith(b"\r") else b""
             body = chunk[: len(chunk) - len(tail)]
             lf = lf or b"\n" in body
-            cr = cr or _BARE_CR.search(body) is not None
-            if lf and cr:
-                return True
-    return False
+            if _BARE_CR.search(body):
+                doubled = doubled or _CR_BEFORE_CRLF.search(body) is not None
+                if not inside:
+                    inside = _BARE_CR.search(_CR_BEFORE_CRLF.sub(b"", body)) is not None
+            if lf and inside and doubled:
+                break
+    return lf and inside, doubled
 
 
 def _short_record_files(con: duckdb.DuckDBPyConnection, table: str, ids: list[int]) -> list[int]:
@@ -888,8 +898,9 @@ def _bare_cr_files(
             r[0]
             for r in con.execute(
                 f"select distinct _file from {phys} where _file in {_in(ids)} "
-                "and case when contains(line, '\"') "
-                "then (length(line) - length(replace(line, '\"', ''))) % 2 = 1 else false end"
+                # A line holding a line feed began after a CR before a CRLF line end.
+                "and (contains(line, chr(10)) or case when contains(line, '\"') "
+                "then (length(line) - length(replace(line, '\"', ''))) % 2 = 1 else false end)"
             ).fetchall()
         ]
     return bare_cr_files(files, odd, legacy)
@@ -903,18 +914,27 @@ def bare_cr_files(files: list[LandingFile], ids: list[int], legacy: str | None) 
     found = []
     for i in sorted(ids):
         try:
-            if not _has_bare_cr(files[i].abspath):
+            inside, doubled = _bare_cr_kinds(files[i].abspath)
+            if not (inside or doubled):
                 continue
             files[i] = readable_copy(files[i], legacy, bare_cr=True)
         except (OSError, EOFError, zlib.error) as exc:
             log.info("%s: not looked at for carriage returns (%s)", files[i].path, exc)
             continue
         found.append(i)
-        log.warning(
-            "%s: carriage return(s) not followed by a line feed read as part of their value, "
-            "not as line ends (the file's lines end in LF or CRLF)",
-            files[i].path,
-        )
+        if inside:
+            log.warning(
+                "%s: carriage return(s) not followed by a line feed read as part of their "
+                "value, not as line ends (the file's lines end in LF or CRLF)",
+                files[i].path,
+            )
+        if doubled:
+            log.warning(
+                "%s: lines ending in CR CR LF read as CRLF line ends (a CRLF file converted to "
+                "CRLF again: a Windows program writing \\r\\n in text mode, such as Python's "
+                "csv module on a file opened without newline='')",
+                files[i].path,
+            )
     return frozenset(found)
 
 
@@ -1000,7 +1020,7 @@ def _copy_lines(
     def write(data: bytes) -> None:
         # ``data`` ends with a line feed, or at the end of the file (where a last CR is the
         # line's end).
-        dst.write(_BARE_CR.sub(mark, data) if bare_cr else data)
+        dst.write(_BARE_CR.sub(mark, _CR_BEFORE_CRLF.sub(b"", data)) if bare_cr else data)
 
     legacy_lines: list[int] = []
     bad: list[int] = []

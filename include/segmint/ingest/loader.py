@@ -1270,9 +1270,12 @@ class Ingest:
                     self._create_staged(con, f"_tj_{tag}", source, files, rels, line=False)
                     if not bare_cr:
                         # A line cut at a bare CR: its second piece is no JSON object.
+                        # (Each file is read once more: bare_cr_files.)
                         cut = con.execute(
                             f"select distinct _file from _tj_{tag} where _error = "
                             f"{_lit(_NOT_JSON)} and left(ltrim(raw, ' ' || chr(9)), 1) <> '{{'"
+                            # A line holding a line feed began after a CR before CRLF.
+                            " or _error is not null and contains(raw, chr(10))"
                         ).fetchall()
                         bare_cr = bare_cr_files(files, sorted(r[0] for r in cut), self.legacy)
                         if bare_cr:

@@ -712,3 +712,66 @@ def test_a_bare_carriage_return_in_an_unquoted_csv_value_or_a_json_line_cuts_no_
         "events/dt=2026-06-01/crlf.jsonl",
         "events/dt=2026-06-01/lf.jsonl",
     ]
+
+
+def test_lines_ending_in_cr_cr_lf_load(settings, landing, query, caplog):
+    """Python's csv module on Windows, writing to a file opened without newline='', ends
+    every line in CR CR LF (so does a CRLF file converted to CRLF again). DuckDB's reader
+    began each next line with the line feed: every CRM record was quarantined for "an id
+    field holds a control character" and every JSON line after the first was "not a JSON
+    object", their real faults hidden. Such lines end in CRLF now."""
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "customers.csv").write_bytes(
+        b"customer_id,email,updated_at\r\r\n"
+        b"c1,a@x.com,2026-06-01\r\r\n"
+        b'c2,"b@x.com",2026-06-01\r\r\n'
+        b"c3,,not a date\r\r\n"
+    )
+    lines = [
+        json.dumps(event("e1")),
+        json.dumps(event("e2", event_ts="bad")),
+        json.dumps(event("e3")),
+    ]
+    (landing / "events/dt=2026-06-01").mkdir(parents=True)
+    (landing / "events/dt=2026-06-01/events.jsonl.gz").write_bytes(
+        gzip.compress(("\r\r\n".join(lines) + "\r\r\n").encode(), mtime=0)
+    )
+    caplog.set_level(logging.WARNING)
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert query(
+        "select path, rows_read, rows_loaded, rows_quarantined from ops.load_manifest order by 1"
+    ) == [
+        ("crm/dt=2026-06-01/customers.csv", 3, 2, 1),
+        ("events/dt=2026-06-01/events.jsonl.gz", 3, 2, 1),
+    ]
+    assert query("select customer_id, email, _source_line from raw.customers order by 1") == [
+        ("c1", "a@x.com", 2),
+        ("c2", "b@x.com", 3),
+    ]
+    assert query("select event_id, _source_line from raw.events order by 1") == [
+        ("e1", 1),
+        ("e3", 3),
+    ]
+    assert query(
+        "select source_file, line_number, reasons, raw_record from ops.quarantine order by 1"
+    ) == [
+        (
+            "crm/dt=2026-06-01/customers.csv",
+            4,
+            ["updated_at is not an ISO-8601 timestamp (got not a date)"],
+            "c3,,not a date",
+        ),
+        (
+            "events/dt=2026-06-01/events.jsonl.gz",
+            2,
+            ["event_ts is not an ISO-8601 timestamp (got bad)"],
+            lines[1],
+        ),
+    ]
+    warned = sorted(r.getMessage() for r in caplog.records if "CR CR LF" in r.getMessage())
+    assert [m.split(":")[0] for m in warned] == [
+        "crm/dt=2026-06-01/customers.csv",
+        "events/dt=2026-06-01/events.jsonl.gz",
+    ]

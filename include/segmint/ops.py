@@ -29,6 +29,7 @@ from typing import Any
 
 from segmint.config import ConfigError
 from segmint.stages import (
+    DbtKilledError,
     DiskFaultError,
     SegmintError,
     StageResult,
@@ -81,7 +82,7 @@ RETRYABLE_DUCKDB = {"IOException", "OutOfMemoryException", "ConnectionException"
 
 def is_retryable(exc: BaseException) -> bool:
     """Whether a retry of the stage could succeed where this attempt failed."""
-    if isinstance(exc, WarehouseBusyError | DiskFaultError):
+    if isinstance(exc, WarehouseBusyError | DiskFaultError | DbtKilledError):
         return True
     if isinstance(exc, SegmintError | ConfigError):
         return False

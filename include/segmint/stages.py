@@ -79,6 +79,12 @@ class DiskFaultError(SegmintError):
     like the OSError it tells of, so the Airflow task is retried (``segmint.ops.is_retryable``)."""
 
 
+class DbtKilledError(SegmintError):
+    """The transform's dbt child was killed by a signal before it finished: on Linux most
+    often the out-of-memory killer, which picks the largest process, dbt's DuckDB. A fault
+    of the environment, so the Airflow task is retried (``segmint.ops.is_retryable``)."""
+
+
 def mark_failed_stage(exc: BaseException, stage: str, last: bool = False) -> None:
     """Record on ``exc`` the stage of a run it failed (:func:`failed_stage`), once: the
     stage that raised it first; ``last`` when it was the run's last stage (no stage after

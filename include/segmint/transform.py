@@ -31,7 +31,7 @@ from typing import Any
 
 from segmint.config import Settings
 from segmint.outputs import written_atomically
-from segmint.stages import DiskFaultError, SegmintError, StageResult
+from segmint.stages import DbtKilledError, DiskFaultError, SegmintError, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +298,43 @@ def _disk_fault(
         return ""
     code, path = found
     return disk_fault_message(OSError(code, os.strerror(code), path or str(dbt_folder)), settings)
+
+
+def _killed_message(
+    settings: Settings,
+    as_of: date,
+    completed: subprocess.CompletedProcess[str],
+    seconds: float,
+    run_results: Path,
+) -> str:
+    """What to do when the dbt child died of a signal (its return code is minus the signal):
+    the OOM killer's SIGKILL most often. The failure said "dbt build failed (4 problem(s))",
+    quoting dbt's start-up lines as the problems and "dbt stopped before any node ran", and
+    was not retried in Airflow, as for a failing model."""
+    import signal
+
+    number = -completed.returncode
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    log_path = dbt_dirs(settings)[1] / "dbt.log"
+    why = (
+        "on Linux most often the out-of-memory killer, which picks the largest process, "
+        "dbt's DuckDB (`dmesg` or `journalctl -k` then shows an \"Out of memory: Killed "
+        'process" line): lower [transform] duckdb_memory_limit or duckdb_threads '
+        '(docs/operations.md, "Sizing") or give the machine more memory'
+        if number == signal.SIGKILL
+        else "something outside segmint stopped it"
+    )
+    return (
+        f"dbt build for as-of {as_of} was killed by {name} (signal {number}) after "
+        f"{seconds:.1f} s, before it finished: {why}; then run the same command again (each "
+        "model dbt finished is committed, the rerun builds the night's models again)"
+        f"\nrun results: {run_results}"
+        + ("" if run_results.is_file() else " (not written: dbt was killed before its end)")
+        + f"\ndbt log: {log_path}"
+    )
 
 
 def _output_tail(completed: subprocess.CompletedProcess[str], lines: int = 8) -> list[str]:
@@ -1116,6 +1153,8 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
                 and SCHEMA_CHANGE_MESSAGE not in " ".join((r.get("message") or "").split())
             ]
     seconds = time.perf_counter() - started
+    if completed.returncode < 0:
+        raise DbtKilledError(_killed_message(settings, as_of, completed, seconds, run_results))
     if completed.returncode != 0 or problems:
         if not problems:
             problems = failures(run_results) if run_results.is_file() else []

@@ -454,6 +454,37 @@ def test_dbt_dies_with_a_killed_stage_and_the_rerun_succeeds(tmp_path: Path) -> 
     assert "1 customers with features as of 2026-06-30" in rerun.stdout
 
 
+def test_a_dbt_child_killed_alone_is_named_and_retried_and_the_rerun_succeeds(
+    tmp_path: Path,
+) -> None:
+    """The OOM killer picks the largest process, the dbt child whose DuckDB holds the
+    build, and leaves the stage alive. The stage said "dbt build failed for as-of ... (4
+    problem(s))", quoting dbt's start-up lines as the problems and "dbt stopped before any
+    node ran", and its SegmintError was not retried in Airflow, as for a failing model. It
+    now says dbt was killed, by which signal and what to do, and the task is retried."""
+    from segmint.ops import is_retryable
+    from segmint.stages import DbtKilledError
+
+    command = _one_purchase_transform(tmp_path)
+    stage = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _dbt_child(stage.pid).kill()  # SIGKILL, as the OOM killer sends it
+    _, stderr = stage.communicate(timeout=120)
+    assert stage.returncode == 1, stderr
+    line = stderr.splitlines()[0]
+    assert line.startswith(
+        "segmint transform: error: dbt build for as-of 2026-06-30 was killed by SIGKILL "
+        "(signal 9) after "
+    ), stderr
+    assert "out-of-memory killer" in line and "[transform] duckdb_memory_limit" in line
+    assert "run the same command again" in line
+    assert "problem(s)" not in stderr and "Running with dbt" not in stderr
+    assert is_retryable(DbtKilledError(line))
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "1 customers with features as of 2026-06-30" in rerun.stdout
+
+
 def _one_purchase_transform(tmp_path: Path) -> list[str]:
     """The `segmint transform` command line of a warehouse of one purchase, made here."""
     warehouse = tmp_path / "segmint.duckdb"

@@ -949,9 +949,11 @@ def disk_fault_message(
     where = f"{path}{_what(path, settings)}" if path else "a file"
     folder = _existing(path.parent) if path else None
     if code == errno.ENOSPC:
-        free = ""
+        notes = []
         with contextlib.suppress(OSError):
-            free = f" ({_size(shutil.disk_usage(folder).free)} free now)" if folder else ""
+            notes += [f"{_size(shutil.disk_usage(folder).free)} free now"] if folder else []
+        notes += [n for n in [_publish_needs(path, settings)] if n]
+        free = f" ({'; '.join(notes)})" if notes else ""
         on = f"the file system of {folder}{free}" if folder else "its file system"
         fix = f"free space on {on}, or use a folder on one with room"
     elif code == errno.EDQUOT:
@@ -977,6 +979,33 @@ def disk_fault_message(
     return (
         f"{verb} {where}: {_DISK_FAULTS[code]}; {fix}, then {rerun} "
         "(what was committed before the fault is kept)"
+    )
+
+
+def _publish_needs(path: Path | None, settings: Any) -> str:
+    """How much room a publish needs, when ``path`` is in the published folder: it writes
+    both copies beside the published ones before it swaps them in, and removes them when it
+    fails, so the space "free now" looked like room enough (22 MiB free for copies of 24)."""
+    if path is None or settings is None:
+        return ""
+    published = Path(settings.published_warehouse).absolute()
+    if path.parent != published.parent:
+        return ""
+    try:
+        full = Path(settings.warehouse).stat().st_size
+    except OSError:
+        return ""
+    try:
+        analyst = Path(settings.analyst_warehouse).stat().st_size
+    except OSError:
+        return (
+            f"publish needs room there for the full copy, {_size(full)} as the working "
+            "warehouse, and the analysts' copy, written beside the published files"
+        )
+    return (
+        f"publish needs about {_size(full + analyst)} there: the full copy, {_size(full)} as "
+        f"the working warehouse, and the analysts' copy, about {_size(analyst)} as the last "
+        "one, written beside the published files before they are swapped in"
     )
 
 

@@ -346,3 +346,37 @@ def test_a_failure_says_which_night_analysts_still_read(tmp_path: Path, monkeypa
         "this one: analysts read that night until a night publishes (each night's failure in "
         "ops.pipeline_runs)."
     )
+
+
+def test_a_full_disk_at_publish_says_how_much_room_it_needs(tmp_path: Path) -> None:
+    """publish writes both copies beside the published files before it swaps them in, and
+    removes them when the disk fills: the message then said "22.1 MiB free now" of a disk
+    that had just run out while writing 24 MiB of copies, and did not say how much to free."""
+    from segmint.config import Settings
+    from segmint.ops import disk_fault_message
+
+    settings = Settings(warehouse=tmp_path / "wh" / "segmint.duckdb", output=tmp_path / "out")
+    settings.published_warehouse.parent.mkdir(parents=True)
+    settings.warehouse.write_bytes(b"\0" * (3 * 2**20))  # the working warehouse: 3 MiB
+    settings.analyst_warehouse.write_bytes(b"\0" * 2**20)  # last night's analysts' copy
+    temporary = settings.analyst_warehouse.with_name(
+        f".{settings.analyst_warehouse.name}.publishing-4242"
+    )
+    full = duckdb.IOException(
+        f'IO Error: Could not write file "{temporary}": No space left on device'
+    )
+    message = disk_fault_message(full, settings)
+    assert message.startswith(
+        f"cannot write {settings.analyst_warehouse} (the published copy, beside the "
+        "warehouse): No space left on device; free space on the file system of "
+    )
+    assert (
+        "free now; publish needs about 4.0 MiB there: the full copy, 3.0 MiB as the working "
+        "warehouse, and the analysts' copy, about 1.0 MiB as the last one, written beside the "
+        "published files before they are swapped in), or use a folder on one with room, then "
+        "run the same command again"
+    ) in message
+    # a full disk elsewhere says nothing of publish
+    assert "publish needs" not in disk_fault_message(
+        OSError(28, "No space left on device", str(settings.warehouse)), settings
+    )

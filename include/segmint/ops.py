@@ -381,6 +381,16 @@ _UNFINISHED_TASK = {
 }
 
 
+def _logical_day(run: Any) -> str | None:
+    """A DAG run's logical date, as its night (``2026-06-29``), or None. A run of `airflow
+    dags test` is named after the time it ran (``manual__2026-07-01T02:10:03...``), so its
+    run id alone did not say which night was left running."""
+    logical = getattr(run, "logical_date", None)
+    if not isinstance(logical, datetime):
+        return None
+    return (_naive_utc(logical) or logical).date().isoformat()
+
+
 def other_night_in_progress(ti: Any, first_stage: str) -> str | None:
     """The run id of another run of this DAG that is past its first stage and unfinished.
 
@@ -726,12 +736,20 @@ def _run_stage_task(stage: str, context: Mapping[str, Any]) -> dict[str, Any]:
             blocker = other_night_in_progress(ti, stage)
             subject, state = f"the night {blocker}", "is half way through its stages"
         if blocker is not None and under_dags_test():
+            night = _logical_day(ti.get_previous_dagrun()) if "earlier" in subject else None
+            finish = (
+                f"Run that night again to its end (`airflow dags test {ti.dag_id} {night}`, "
+                f"for make run's Airflow `python -m segmint.airflow_env dags-test {night}`: "
+                "it replaces that run), mark"
+                if night
+                else "Mark"
+            )
             raise AirflowFailException(
-                f"{subject} of this DAG {state}, and under `airflow dags test` (make run) no "
-                "scheduler will finish it: it is a backfill never run or a night whose "
-                "`airflow dags test` was killed. Mark it failed (or success) in the UI (make "
-                "airflow), or start the project-local Airflow afresh (rm -rf .airflow), then "
-                "rerun"
+                f"{subject}{f' (logical date {night})' if night else ''} of this DAG {state}, "
+                "and under `airflow dags test` (make run) no scheduler will finish it: it is a "
+                "backfill never run or a night whose `airflow dags test` was killed. "
+                f"{finish} it failed (or success) in the UI (make airflow), or start the "
+                "project-local Airflow afresh (rm -rf .airflow), then rerun"
             )
         if blocker is not None:
             log.info(

@@ -314,6 +314,71 @@ def test_a_night_after_a_killed_dags_test_fails_at_once_instead_of_waiting_forev
     assert "waits for the earlier night" not in output
 
 
+KILLED_ONCE_STAGES = textwrap.dedent(
+    """
+    import os
+    import signal
+    from datetime import date
+    from pathlib import Path
+
+    from segmint.stages import StageResult
+
+    def first(settings, as_of):
+        killed = Path(settings.warehouse).with_name("killed-once")
+        if as_of == date(2026, 6, 29) and not killed.exists():
+            killed.parent.mkdir(parents=True, exist_ok=True)
+            killed.touch()
+            os.kill(os.getpid(), signal.SIGKILL)  # kill -9 of `airflow dags test` mid-night
+        return StageResult("ingest", summary=f"ran for {as_of}")
+    """
+)
+
+
+def test_the_night_a_killed_dags_test_left_running_is_named_with_its_date_and_way_out(
+    ready_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    """The run a killed `airflow dags test` left 'running' is named after the time it ran
+    (manual__2026-12-06T23:00:00...), so the next night's failure did not say which night it
+    was, and its ways out were the UI or `rm -rf .airflow` (every run's history gone). It
+    names the night's logical date and the command that runs it again to its end, replacing
+    the stuck run; after that the next night runs."""
+    proc, output = _killed_then_next(
+        ready_airflow,
+        tmp_path,
+        "killed_once",
+        {
+            "killed_once_stages.py": KILLED_ONCE_STAGES,
+            "killed_once_dag.py": stub_dag("killed_once", {"ingest": "killed_once_stages:first"}),
+        },
+        "2026-06-29",
+        "2026-06-30",
+    )
+    assert proc.returncode != 0
+    assert "(logical date 2026-06-29) of this DAG is still queued or running" in output
+    assert (
+        "Run that night again to its end (`airflow dags test segmint_killed_once 2026-06-29`, "
+        "for make run's Airflow `python -m segmint.airflow_env dags-test 2026-06-29`: it "
+        "replaces that run)"
+    ) in output
+
+    env = {
+        **ready_airflow,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"),
+        "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse" / "segmint.duckdb"),
+        "PYTHONPATH": str(tmp_path / "dags"),
+    }
+    for night in ("2026-06-29", "2026-06-30"):  # the way out, then the next night
+        again = subprocess.run(
+            [airflow_bin(), "dags", "test", "segmint_killed_once", night],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+        assert f"ran for {night}" in again.stdout + again.stderr
+
+
 HALF_WAY_STAGES = textwrap.dedent(
     """
     import os

@@ -24,6 +24,7 @@ from segmint.audiences.definitions import (
     OrderBy,
     RejectedAudience,
     Suppression,
+    ids_file_sql,
     sql_literal,
 )
 from segmint.ingest.contract import cast_sql
@@ -450,7 +451,7 @@ def suppression_file_sql(path: Path) -> str:
     id_ = cast_sql("id", "ids.customer_id")
     return (
         f"select distinct {id_} as customer_id "
-        f"from read_csv({sql_literal(str(path))}, header = true, all_varchar = true) as ids "
+        f"from {ids_file_sql(path)} as ids "
         f"where {id_} is not null"
     )
 

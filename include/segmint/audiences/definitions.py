@@ -614,8 +614,23 @@ def _utf8(raw: bytes) -> tuple[str | None, int, str]:
         return None, raw[: exc.start].count(b"\n") + 1, f"0x{raw[exc.start]:02x}"
 
 
+def ids_file_sql(path: Path) -> str:
+    """SQL: ``read_csv`` of a suppression list's id file, every column text. The separator is
+    the one its header line uses (``,``, ``;``, a tab or ``|``), ``,`` when the header is one
+    column: sniffed, a column of Auth0 ids (``auth0|5f7c...``) was split at the ``|`` and the
+    file refused as having no ``customer_id`` column."""
+    with path.open("rb") as fh:
+        first = fh.readline().decode("utf-8", errors="replace").removeprefix("\ufeff")
+    found = [(first.find(d), d) for d in (",", ";", "\t", "|") if d in first]
+    delimiter = min(found)[1] if found else ","
+    return (
+        f"read_csv({sql_literal(str(path))}, header = true, all_varchar = true, "
+        f"delim = {sql_literal(delimiter)})"
+    )
+
+
 def _csv_columns(path: Path) -> tuple[list[str], str]:
-    """The header of a CSV file as the builder's ``read_csv`` sees it (delimiter sniffed,
+    """The header of a CSV file as the builder's ``read_csv`` sees it (``ids_file_sql``,
     byte-order mark dropped), or why it cannot be read: a list without ``customer_id``
     would not suppress anyone."""
     # Excel's plain "CSV" is the Windows code page ("über" is the byte 0xfc).
@@ -623,10 +638,7 @@ def _csv_columns(path: Path) -> tuple[list[str], str]:
     if text is None:
         return [], f"line {line} is not UTF-8 (byte {byte}); save it as CSV UTF-8"
     try:
-        rows = duckdb.sql(
-            f"describe select * from read_csv({sql_literal(str(path))}, header = true, "
-            "all_varchar = true)"
-        ).fetchall()
+        rows = duckdb.sql(f"describe select * from {ids_file_sql(path)}").fetchall()
     except duckdb.Error as exc:
         return [], str(exc).splitlines()[0]
     return [r[0] for r in rows], ""

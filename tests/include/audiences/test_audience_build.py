@@ -305,6 +305,32 @@ def test_suppression_file_ids_are_matched_trimmed_whatever_the_spreadsheet_wrote
     assert scalar(settings, "select suppressed from audiences.summary where audience = 'vip'") == 2
 
 
+def test_a_suppression_file_of_ids_with_a_pipe_suppresses_them(
+    settings, defs_folder, get_members, scalar
+):
+    """Auth0 keys its users "auth0|5f7c..." (Google logins "google-oauth2|..."). A list of
+    them, one column under its customer_id header, was sniffed as "|"-separated: the header
+    was lost and the definition refused as having no customer_id column (columns read:
+    auth0, C01), so the audience failed every night. The separator is the header's own."""
+    con = connect(settings.warehouse)
+    for table in ("marts.customers", "marts.customer_rule_segments"):
+        con.execute(
+            f"update {table} set customer_id = 'auth0|' || customer_id "
+            "where customer_id in ('C01', 'C07')"
+        )
+    con.close()
+    settings.audiences.mkdir(parents=True, exist_ok=True)
+    (settings.audiences / "dnc.csv").write_text("customer_id\nauth0|C01\n")
+    defs_folder(
+        dnc="kind: suppression\nname: dnc\ncustomer_ids_file: dnc.csv\n",
+        vip="name: vip\nconsent: email\nwhere: {rule_segment: vip}\nsuppress: [dnc]\n",
+    )
+    result = build_audiences(settings, AS_OF)
+    assert result.details["failed"] == {}
+    assert get_members(settings, "vip") == ["auth0|C07"]
+    assert scalar(settings, "select suppressed from audiences.summary where audience = 'vip'") == 1
+
+
 def test_a_decile_range_left_empty_by_equal_scores_is_named(settings, defs_folder, get_members):
     """Ten of the twelve customers share the lowest purchase score (CRM records that never
     visited nor ordered) and C01, C02 share the top one: equal scores share a decile, so

@@ -260,10 +260,19 @@ def _snapshot(
                 "select distinct audience from audiences.summary where status = 'built' order by 1"
             ).fetchall()
         ]
+        built = f"built audiences: {', '.join(known) or 'none'}"
+        if audience in known:  # built, not for that night
+            raise SegmintError(
+                f"audience {audience!r} has no built snapshot for as_of_date {as_of}; run "
+                f"`segmint audience build --as-of {as_of}` first, or leave --as-of out for its "
+                f"newest ({built})"
+            )
+        # A mistyped name was told to run `segmint audience build` first, which cannot help.
         when = f" for as_of_date {as_of}" if as_of else ""
         raise SegmintError(
-            f"audience {audience!r} has no built snapshot{when}; run `segmint audience build` "
-            f"first (built audiences: {', '.join(known) or 'none'})"
+            f"audience {audience!r} has no built snapshot{when}: "
+            f"no audience of that name was ever built; check the name ({built}), or, for a "
+            "definition added since the last night, run `segmint audience build` first"
         )
     return row[0], row[1]
 

@@ -542,8 +542,21 @@ def test_google_file_clear_text_columns_cannot_be_formulas(built, tmp_path):
 
 
 def test_unknown_audience_or_column_is_a_clear_error(built, tmp_path):
-    with pytest.raises(SegmintError, match="'nope' has no built snapshot"):
+    """A mistyped audience name was told to run `segmint audience build` first, which
+    cannot build an audience nobody defined; a night not built is told which to build."""
+    with pytest.raises(SegmintError) as error:
         export_audience(built, "nope", "csv", tmp_path / "x.csv")
+    assert str(error.value).startswith(
+        "audience 'nope' has no built snapshot: no audience of that name was ever built; "
+        "check the name (built audiences: "
+    )
+    with pytest.raises(SegmintError) as error:
+        export_audience(built, "mail", "csv", tmp_path / "x.csv", as_of=date(2020, 1, 1))
+    assert str(error.value).startswith(
+        "audience 'mail' has no built snapshot for as_of_date 2020-01-01; run `segmint "
+        "audience build --as-of 2020-01-01` first, or leave --as-of out for its newest "
+        "(built audiences: "
+    )
     with pytest.raises(SegmintError, match="unknown column"):
         export_audience(built, "mail", "csv", tmp_path / "x.csv", columns=["password"])
 

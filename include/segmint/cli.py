@@ -694,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (SegmintError, ConfigError, FileNotFoundError) as exc:
-        if os.environ.get("SEGMINT_DEBUG"):
+        if _debug():
             raise
         print(
             f"{_command(args)}: error: {_published(exc, f'{_in_stage(exc)}{exc}')}", file=sys.stderr
@@ -715,7 +715,7 @@ def main(argv: list[str] | None = None) -> int:
             # so the command stops between two pieces of work, never inside one.
             _silence(sys.stdout)
             return BROKEN_PIPE
-        if os.environ.get("SEGMINT_DEBUG"):
+        if _debug():
             raise
         hint = _lock_hint(args, exc)
         if hint:  # not a bug: someone else has the working warehouse open
@@ -739,6 +739,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+
+
+def _debug() -> bool:
+    """Whether ``SEGMINT_DEBUG`` asks for tracebacks. ``SEGMINT_DEBUG=0`` (a cron line or a
+    unit file that says so) asked for them too, any text being set: every error became a
+    traceback, exit code 1, an unforeseen one too (the README's code for those is 2)."""
+    return os.environ.get("SEGMINT_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def _command(args: argparse.Namespace) -> str:

@@ -758,3 +758,19 @@ def test_erase_and_export_refuse_a_warehouse_that_does_not_exist(
         "in the settings file for a typo"
     ]
     assert not warehouse.parent.exists()
+
+
+@pytest.mark.parametrize("value", ["0", "false", ""])
+def test_segmint_debug_set_off_shows_no_traceback(
+    tmp_path: Path, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SEGMINT_DEBUG=0 (a cron line or a unit file saying debugging is off) showed the
+    traceback of every error, any text being set, exit code 1. Off, the error is one line;
+    SEGMINT_DEBUG=1 still shows the traceback."""
+    monkeypatch.setenv("SEGMINT_DEBUG", value)
+    result = _cli("transform", "--warehouse", tmp_path / "w.duckdb")
+    assert result.returncode == 1
+    assert result.stderr == "segmint transform: error: --as-of DATE is required\n"
+    monkeypatch.setenv("SEGMINT_DEBUG", "1")
+    debug = _cli("transform", "--warehouse", tmp_path / "w.duckdb")
+    assert "Traceback (most recent call last)" in debug.stderr

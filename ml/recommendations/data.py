@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml.recommendations.interactions import Interactions
+from ml.recommendations.interactions import Interactions, Visits
 from segmint.stages import SegmintError
 from segmint.warehouse import connect, table_exists
 
 INTERACTIONS = "marts.customer_product_daily"
 FEATURES = "marts.customer_features"
+VISITORS = "marts.anonymous_product_daily"
 SEGMENTS = "ml.customer_segments"
 
 _CODES = """
@@ -52,6 +53,7 @@ class Inputs:
     favourite: np.ndarray  # customer_features.favourite_category code per customer (-1: none)
     interactions: Interactions
     dropped_rows: int  # interaction rows of customers missing from customer_features
+    visits: Visits  # recent days on which visitors who never logged in saw a product
 
 
 @dataclass
@@ -61,13 +63,17 @@ class Segments:
     of_customer: np.ndarray  # segment code per customer code (-1: not segmented)
 
 
-def load_inputs(warehouse: Path, as_of: date) -> Inputs:
-    """Customers, products and the interactions at or before ``as_of``."""
+def load_inputs(warehouse: Path, as_of: date, visit_days: int = 0) -> Inputs:
+    """Customers, products and the interactions at or before ``as_of``; with ``visit_days``,
+    the days of the last ``visit_days`` up to ``as_of`` on which visitors attributed to no
+    customer interacted with a product of the catalogue (``marts.anonymous_product_daily``;
+    0: not read)."""
     if not Path(warehouse).exists():
         raise SegmintError(f"warehouse {warehouse} does not exist; run ingest and transform first")
     con = connect(warehouse, read_only=True)
     try:
-        missing = [t for t in (INTERACTIONS, FEATURES) if not table_exists(con, t)]
+        needed = (INTERACTIONS, FEATURES) + ((VISITORS,) if visit_days > 0 else ())
+        missing = [t for t in needed if not table_exists(con, t)]
         if missing:
             raise SegmintError(
                 f"{', '.join(missing)} missing in {warehouse}; run `segmint transform` first"
@@ -124,6 +130,21 @@ def load_inputs(warehouse: Path, as_of: date) -> Inputs:
             order by customer, product, age_days""",
             p,
         ).fetchnumpy()
+        visits = {"product": np.zeros(0, np.int32), "age_days": np.zeros(0, np.int32)}
+        if visit_days > 0:
+            visits = con.execute(
+                f"""{_CODES}
+                select
+                    products.code as product,
+                    cast(date_diff('day', visited.activity_date, $as_of) as integer) as age_days
+                from marts.anonymous_product_daily as visited
+                inner join products on visited.product_id = products.product_id
+                where
+                    visited.activity_date <= $as_of
+                    and visited.activity_date > $as_of - cast($days as integer)
+                order by product, age_days""",
+                {**p, "days": visit_days},
+            ).fetchnumpy()
         total = con.execute(
             "select count(*) from marts.customer_product_daily where activity_date <= $as_of", p
         ).fetchone()[0]
@@ -149,6 +170,10 @@ def load_inputs(warehouse: Path, as_of: date) -> Inputs:
         favourite=codes_of(favourite, known),
         interactions=inter,
         dropped_rows=int(total) - len(inter),
+        visits=Visits(
+            product=np.asarray(visits["product"], dtype=np.int32),
+            age_days=np.asarray(visits["age_days"], dtype=np.int32),
+        ),
     )
 
 

@@ -218,15 +218,35 @@ def favourite_from_interactions(
     return out
 
 
-def active_products(inter: Interactions, n_products: int, days: int) -> np.ndarray:
-    """Products some customer interacted with in the last ``days`` days (ages 0 to
-    ``days - 1``; boolean per product code). ``days`` 0: every product.
+@dataclass
+class Visits:
+    """Products that visitors attributed to no customer interacted with (product code and
+    age in days of each product and day of ``marts.anonymous_product_daily``)."""
+
+    product: np.ndarray  # int32 product code
+    age_days: np.ndarray  # int32 days before the as-of date
+
+    def shifted(self, days: int) -> Visits:
+        """The same days seen from ``days`` earlier (negative ages: after the cut-off)."""
+        return Visits(self.product, self.age_days - days)
+
+
+def active_products(
+    inter: Interactions, n_products: int, days: int, visits: Visits | None = None
+) -> np.ndarray:
+    """Products someone interacted with in the last ``days`` days (ages 0 to ``days - 1``;
+    boolean per product code): a customer (``inter``), or a visitor who never logged in
+    (``visits``). ``days`` 0: every product.
 
     A product taken off sale has no views after it; its older interactions still count in
-    the factors, but it is not recommended."""
+    the factors, but it is not recommended. A product only visitors browse is on sale: a
+    shop whose traffic is mostly anonymous had such products left out as off sale."""
     if days <= 0:
         return np.ones(n_products, dtype=bool)
     recent = inter.product[inter.age_days < days]
+    if visits is not None:
+        seen = (visits.age_days >= 0) & (visits.age_days < days)
+        recent = np.concatenate([recent, visits.product[seen]])
     return np.bincount(recent, minlength=n_products)[:n_products] > 0
 
 

@@ -75,6 +75,7 @@ class Context:
     favourite: np.ndarray  # category code per customer (-1: none)
     segment: np.ndarray | None  # segment code per customer (-1: none); None: no segments
     n_segments: int = 0
+    visits: ix.Visits | None = None  # products seen by visitors who never logged in, by age
 
 
 @dataclass
@@ -171,7 +172,7 @@ def prepare(inter: ix.Interactions, ctx: Context, cfg: RecommendationSettings) -
     matrix = ix.build_matrix(
         inter.customer, inter.product, weights, (ctx.n_customers, ctx.n_products)
     )
-    active = ix.active_products(inter, ctx.n_products, cfg.active_product_days)
+    active = ix.active_products(inter, ctx.n_products, cfg.active_product_days, ctx.visits)
     return Prepared(
         inter=inter,
         excluded=ix.purchased_keys(inter, ctx.n_products, ctx.repeatable),
@@ -323,6 +324,7 @@ def evaluate(
         ),
         segment=None if segments is None else segments.of_customer,
         n_segments=0 if segments is None else len(segments.names),
+        visits=None if ctx.visits is None else ctx.visits.shifted(days),
     )
     prep = prepare(train, eval_ctx, cfg)
     catalogue = int(np.count_nonzero(np.bincount(train.product, minlength=ctx.n_products)))
@@ -426,6 +428,7 @@ def _context(inputs: Inputs, cfg: RecommendationSettings, favourite, segments) -
         favourite=favourite,
         segment=None if segments is None else segments.of_customer,
         n_segments=0 if segments is None else len(segments.names),
+        visits=inputs.visits,
     )
 
 
@@ -652,7 +655,9 @@ def run_recommendations(settings: Settings, as_of: date) -> StageResult:
     cfg = settings.recommendations
     wh = settings.warehouse
     began = time.perf_counter()
-    inputs = load_inputs(wh, as_of)
+    # Visitors' days up to the evaluation's cut-off's own window too.
+    visit_days = cfg.active_product_days + cfg.holdout_days if cfg.active_product_days > 0 else 0
+    inputs = load_inputs(wh, as_of, visit_days)
     run_id = new_run_id(MODEL_NAME, as_of)
     warnings: list[str] = []
     if inputs.dropped_rows:

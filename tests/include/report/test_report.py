@@ -927,8 +927,36 @@ def test_every_export_file_of_an_audience_is_listed_with_its_rows(
         con.close()
     html = render_report(warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
     row = re.search(r"<tr><td[^>]*>vip_ads</td>.*?</tr>", html, re.S).group(0)
-    assert f"csv: {csv_rows:,} · google_customer_match: 70" in row
+    assert f"CSV file: {csv_rows:,} · Google Customer Match: 70" in row
     assert "2026-06-30" in row
+
+
+def test_export_formats_are_named_in_words(sample_warehouse: Path, tmp_path: Path) -> None:
+    """The audience table listed the exporter's codes, "diff: 315 · google_customer_match:
+    315 · meta_custom_audience: 315", and a diff's rows (customers who joined or left the
+    list) read as the list's size."""
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    con = connect(warehouse)
+    try:
+        con.execute(
+            """insert into audiences.exports
+            select md5(audience || f), audience, f, as_of_date, n, md5(f), 'x', null,
+                exported_at
+            from audiences.exports,
+                (values ('diff', 12), ('meta_custom_audience', 101)) as t(f, n)
+            where audience = 'vip_ads' and format = 'csv' and as_of_date = ?""",
+            [AS_OF],
+        )
+    finally:
+        con.close()
+    html = render_report(warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
+    row = re.search(r"<tr><td[^>]*>vip_ads</td>.*?</tr>", html, re.S).group(0)
+    assert (
+        "changes since the last export (diff): 12 joined or left · Google Customer Match: "
+    ) in row
+    assert "Meta Custom Audience: 101" in row
+    assert "meta_custom_audience" not in row and "google_customer_match" not in row
 
 
 def test_money_on_the_cards_and_readouts_names_its_currency(

@@ -168,7 +168,42 @@ def readouts(
             }
         )
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        reached = _reached(con, frame[["audience", "snapshot"]])
+        frame.insert(len(frame.columns) - 1, "reached", frame["audience"].map(reached))
+        frame["reached"] = frame["reached"] / frame["target"].where(frame["target"] > 0)
+    return frame
+
+
+def _reached(con: duckdb.DuckDBPyConnection, snapshots: pd.DataFrame) -> dict[str, int]:
+    """Per audience, the target customers of its snapshot in any of the snapshot's export
+    files (``audiences.export_members``), as ``segmint audience readout`` counts them; an
+    audience with no export of its snapshot recorded is left out (no share to give)."""
+    ((tables,),) = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'audiences' "
+        "and table_name in ('exports', 'export_members')"
+    ).fetchall()
+    if tables < 2:
+        return {}
+    con.register("readout_snapshots", snapshots)
+    try:
+        rows = con.execute(
+            """
+            select s.audience, count(distinct m.customer_id)
+            from readout_snapshots as s
+            inner join audiences.exports as e
+                on e.audience = s.audience and e.as_of_date = cast(s.snapshot as date)
+            left join audiences.export_members as x on x.export_id = e.export_id
+            left join audiences.members as m
+                on m.audience = s.audience and m.as_of_date = e.as_of_date
+                and m.customer_id = x.customer_id and m."group" = 'target'
+            group by 1
+            """
+        ).fetchall()
+    finally:
+        con.unregister("readout_snapshots")
+    return {a: int(n) for a, n in rows}
 
 
 def _verdict(conv: dict | None, rev: dict | None, row: dict, alpha: float) -> str:

@@ -1592,9 +1592,12 @@ def block_readouts(ctx: Context) -> str:
                 (money or "Δ revenue/cust."): lambda v: "–" if pd.isna(v) else f"{v:+,.2f}",
                 "target": fmt_int,
                 "holdout": fmt_int,
+                "reached": lambda v: "–" if pd.isna(v) else fmt_pct(v),
             },
             caption=f"Orders from the day after each snapshot to {ctx.as_of}, of the members "
-            "as assigned on the snapshot (target vs holdout)",
+            "as assigned on the snapshot (target vs holdout). Reached: the share of the target "
+            "in the snapshot's export files (– no export recorded); the others count as "
+            "targeted too, so a low share waters the difference down",
         )
         + f"<ul>{verdicts}</ul>"
     )

@@ -172,3 +172,51 @@ def test_capture_is_drawn_against_the_customers_targeted_when_ties_leave_deciles
     assert "share of customers targeted, top scores first" in chart
     assert chart.count(">empty<") == 5
     assert "deciles 2-6 of the model hold nobody" in chart
+
+
+def test_readouts_show_the_share_of_the_target_the_export_files_reached(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """`segmint audience readout` says how many target customers were in the snapshot's
+    export files; the report's readouts did not, so a campaign whose files reached half its
+    target (consent withdrawn, no usable address) read as a weak effect on everyone."""
+    import duckdb
+
+    from segmint.audiences.readout import readout_with_connection
+    from segmint.report import render_report
+    from segmint.report.readouts import readouts
+
+    as_of, snapshot = date(2026, 6, 30), date(2026, 6, 27)
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    con = duckdb.connect(str(warehouse))
+    try:
+        # The CSV of vip_ads's snapshot held every other target customer; the Google file
+        # the same ones again (a customer in two files counts once).
+        con.execute(
+            "create table audiences.export_members (export_id varchar, customer_id varchar)"
+        )
+        con.execute(
+            """insert into audiences.export_members
+            select e.export_id, m.customer_id
+            from audiences.exports as e
+            inner join audiences.members as m
+                on m.audience = e.audience and m.as_of_date = e.as_of_date
+            where e.audience = 'vip_ads' and e.as_of_date = ? and m."group" = 'target'
+                and hash(m.customer_id) % 2 = 0""",
+            [snapshot],
+        )
+        frame = readouts(con, as_of, lookback_days=3).set_index("audience")
+        ref = readout_with_connection(con, "vip_ads", snapshot + timedelta(days=1), as_of, snapshot)
+    finally:
+        con.close()
+    assert frame.loc["vip_ads", "snapshot"].date() == snapshot
+    assert 0 < ref.exported < ref.target.customers
+    assert frame.loc["vip_ads", "reached"] == pytest.approx(ref.exported / ref.target.customers)
+    # No file of the other audiences' snapshots lists anyone: nobody was reached.
+    assert frame.loc["winback_at_risk", "reached"] == 0
+    html = render_report(warehouse, as_of, tmp_path / "r.html").read_text(encoding="utf-8")
+    row = re.search(r"<tr><td[^>]*>vip_ads</td><td[^>]*>2026-06-\d\d</td>.*?</tr>", html, re.S)
+    shown = f"{ref.exported / ref.target.customers:.1%}"
+    assert f">{shown}</td>" in row.group(0)
+    assert "Reached: the share of the target in the snapshot&#x27;s export files" in html

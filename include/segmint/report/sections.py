@@ -1606,6 +1606,17 @@ def block_readouts(ctx: Context) -> str:
 # --- data quality ------------------------------------------------------------------------
 
 
+# The load table's headers in words ("rows_read", "rows_duplicate" were the manifest's
+# columns); its caption keeps the column names for analysts.
+LOAD_COLUMNS = {
+    "rows_read": "rows read",
+    "rows_loaded": "loaded",
+    "rows_duplicate": "duplicates dropped",
+    "rows_quarantined": "quarantined",
+    "failed_files": "files failed",
+}
+
+
 def block_loads(ctx: Context) -> str:
     r, t = ctx.reader, "ops.load_manifest"
     r.require(t, "source", "partition_date")
@@ -1667,9 +1678,13 @@ def block_loads(ctx: Context) -> str:
         + details(
             "Table: rows per source and partition day",
             table(
-                frame,
-                formats={c: fmt_int for c in [*measures, "files", "failed_files"]},
+                frame.rename(columns=LOAD_COLUMNS),
+                formats={
+                    LOAD_COLUMNS.get(c, c): fmt_int for c in [*measures, "files", "failed_files"]
+                },
                 max_rows=60,
+                caption=f"Sums per source and day of {t}'s {', '.join(measures)}"
+                + ("; files failed: files of status 'failed'" if status else ""),
             ),
         )
         + failed

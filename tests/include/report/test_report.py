@@ -137,6 +137,29 @@ def test_readouts_and_data_docs_link(full_run) -> None:
     assert 'href="data_docs/local_site/index.html"' in html
 
 
+def test_the_load_table_speaks_words_and_keeps_the_codes_in_its_caption(full_run) -> None:
+    """The rows per source and day were headed by the manifest's columns, "rows_read",
+    "rows_duplicate", "failed_files"; they are words now, the codes in the caption."""
+    _, _, html = full_run
+    block = html[html.index("Table: rows per source and partition day") :]
+    block = block[: block.index("</table>")]
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", block)
+    assert headers[:7] == [
+        "day",
+        "source",
+        "files",
+        "rows read",
+        "loaded",
+        "duplicates dropped",
+        "quarantined",
+    ]
+    assert not any("_" in h for h in headers)
+    assert (
+        "Sums per source and day of ops.load_manifest&#x27;s rows_read, rows_loaded, "
+        "rows_duplicate, rows_quarantined"
+    ) in block
+
+
 def test_page_is_self_contained_and_script_free(full_run) -> None:
     _, _, html = full_run
     assert "<script" not in html.lower()

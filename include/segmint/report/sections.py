@@ -1559,6 +1559,7 @@ def export_label(code: Any) -> str:
 
 
 READOUT_DAYS = 28  # readouts cover the orders of the last four weeks
+READOUT_ALPHA = 0.05  # the readouts' significance level (segmint.report.readouts)
 
 
 def block_readouts(ctx: Context) -> str:
@@ -1570,7 +1571,7 @@ def block_readouts(ctx: Context) -> str:
     for t in ("audiences.members", "audiences.summary", "marts.orders"):
         r.require(t)
     built_only = bool(r.pick("audiences.summary", "status"))
-    frame = readouts(r.con, ctx.as_of, READOUT_DAYS, built_only)
+    frame = readouts(r.con, ctx.as_of, READOUT_DAYS, built_only, READOUT_ALPHA)
     if frame.empty:
         raise Missing(f"no audience snapshot before {ctx.as_of} to read out yet")
     verdicts = "".join(
@@ -1597,7 +1598,10 @@ def block_readouts(ctx: Context) -> str:
             caption=f"Orders from the day after each snapshot to {ctx.as_of}, of the members "
             "as assigned on the snapshot (target vs holdout). Reached: the share of the target "
             "in the snapshot's export files (– no export recorded); the others count as "
-            "targeted too, so a low share waters the difference down",
+            "targeted too, so a low share waters the difference down. Conv.: the share who "
+            "ordered; uplift: how much more often targets ordered than the holdout; p conv., "
+            "p rev.: how likely a difference this large would be if the campaign did nothing "
+            f"(below {READOUT_ALPHA} it is taken as real)",
         )
         + f"<ul>{verdicts}</ul>"
     )

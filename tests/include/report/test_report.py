@@ -128,6 +128,19 @@ def test_the_churn_charts_speak_of_churners_not_buyers(full_run) -> None:
     assert "share of buyers captured" in purchase
 
 
+def test_the_readouts_say_what_their_columns_mean(full_run) -> None:
+    """The readouts were headed "conv. target", "uplift", "p conv.", "p rev." with nothing
+    on the page saying what a p-value is or which one counts: a marketer's question."""
+    _, _, html = full_run
+    caption = re.search(r"<caption>(Orders from the day after each snapshot[^<]*)</caption>", html)
+    assert caption is not None
+    assert (
+        "p conv., p rev.: how likely a difference this large would be if the campaign did "
+        "nothing (below 0.05 it is taken as real)"
+    ) in caption.group(1)
+    assert "Conv.: the share who ordered" in caption.group(1)
+
+
 def test_readouts_and_data_docs_link(full_run) -> None:
     _, _, html = full_run
     # Readouts are computed with the audiences module's statistics, one row per audience.

@@ -35,6 +35,24 @@ def _accounting_holds(query) -> None:
     assert broken == []
 
 
+def _file_counts(query) -> list[tuple]:
+    """Each loaded file's path with its rows read, loaded and quarantined."""
+    return query(
+        "select path, rows_read, rows_loaded, rows_quarantined from ops.load_manifest order by 1"
+    )
+
+
+def _crm_cities(query) -> list[tuple]:
+    return query(
+        "select _source_file, _source_line, customer_id, city from raw.customers order by 1, 2"
+    )
+
+
+def _files_warned(caplog, words: str) -> list[str]:
+    """The files named by the warnings holding ``words``, in order."""
+    return sorted(r.getMessage().split(":")[0] for r in caplog.records if words in r.getMessage())
+
+
 def test_windows_and_excel_text_files_load(settings, landing, query):
     day = landing / "events/dt=2026-06-01"
     day.mkdir(parents=True)
@@ -601,9 +619,7 @@ def test_a_carriage_return_inside_a_quoted_csv_value_stays_in_its_record(
     caplog.set_level(logging.WARNING)
     run_ingest(settings, D1)
     _accounting_holds(query)
-    assert query(
-        "select path, rows_read, rows_loaded, rows_quarantined from ops.load_manifest order by 1"
-    ) == [
+    assert _file_counts(query) == [
         ("crm/dt=2026-06-01/crlf.csv", 2, 1, 1),
         ("crm/dt=2026-06-01/lf.csv.gz", 2, 2, 0),
         ("crm/dt=2026-06-01/mac.csv", 2, 2, 0),
@@ -611,17 +627,14 @@ def test_a_carriage_return_inside_a_quoted_csv_value_stays_in_its_record(
     ((line, reasons, raw),) = query("select line_number, reasons, raw_record from ops.quarantine")
     assert (line, raw) == (2, '"k1\r",2026-05-01')
     assert reasons[0].startswith("an id field holds a control character")
-    assert query(
-        "select _source_file, _source_line, customer_id, city from raw.customers order by 1, 2"
-    ) == [
+    assert _crm_cities(query) == [
         ("crm/dt=2026-06-01/crlf.csv", 3, "k3", None),
         ("crm/dt=2026-06-01/lf.csv.gz", 2, "m1", "Saint\rDenis"),
         ("crm/dt=2026-06-01/lf.csv.gz", 3, "m2", "Lyon"),
         ("crm/dt=2026-06-01/mac.csv", 2, "r1", None),
         ("crm/dt=2026-06-01/mac.csv", 3, "r2", None),
     ]
-    warned = [r.getMessage() for r in caplog.records if "carriage return" in r.getMessage()]
-    assert [m.split(":")[0] for m in warned] == [
+    assert _files_warned(caplog, "carriage return") == [
         "crm/dt=2026-06-01/crlf.csv",
         "crm/dt=2026-06-01/lf.csv.gz",
     ]
@@ -667,17 +680,13 @@ def test_a_bare_carriage_return_in_an_unquoted_csv_value_or_a_json_line_cuts_no_
     caplog.set_level(logging.WARNING)
     run_ingest(settings, D1)
     _accounting_holds(query)
-    assert query(
-        "select path, rows_read, rows_loaded, rows_quarantined from ops.load_manifest order by 1"
-    ) == [
+    assert _file_counts(query) == [
         ("crm/dt=2026-06-01/crlf.csv", 2, 2, 0),
         ("crm/dt=2026-06-01/lf.csv", 2, 2, 0),
         ("events/dt=2026-06-01/crlf.jsonl", 4, 3, 1),
         ("events/dt=2026-06-01/lf.jsonl", 4, 3, 1),
     ]
-    assert query(
-        "select _source_file, _source_line, customer_id, city from raw.customers order by 1, 2"
-    ) == [
+    assert _crm_cities(query) == [
         ("crm/dt=2026-06-01/crlf.csv", 2, "d1", "Saint\rDenis"),
         ("crm/dt=2026-06-01/crlf.csv", 3, "d2", "Lyon"),
         ("crm/dt=2026-06-01/lf.csv", 2, "c1", "Saint\rDenis"),
@@ -705,8 +714,7 @@ def test_a_bare_carriage_return_in_an_unquoted_csv_value_or_a_json_line_cuts_no_
         )
         for name in ("crlf", "lf")
     ]
-    warned = [r.getMessage() for r in caplog.records if "carriage return" in r.getMessage()]
-    assert sorted(m.split(":")[0] for m in warned) == [
+    assert _files_warned(caplog, "carriage return") == [
         "crm/dt=2026-06-01/crlf.csv",
         "crm/dt=2026-06-01/lf.csv",
         "events/dt=2026-06-01/crlf.jsonl",
@@ -740,9 +748,7 @@ def test_lines_ending_in_cr_cr_lf_load(settings, landing, query, caplog):
     caplog.set_level(logging.WARNING)
     run_ingest(settings, D1)
     _accounting_holds(query)
-    assert query(
-        "select path, rows_read, rows_loaded, rows_quarantined from ops.load_manifest order by 1"
-    ) == [
+    assert _file_counts(query) == [
         ("crm/dt=2026-06-01/customers.csv", 3, 2, 1),
         ("events/dt=2026-06-01/events.jsonl.gz", 3, 2, 1),
     ]
@@ -770,8 +776,7 @@ def test_lines_ending_in_cr_cr_lf_load(settings, landing, query, caplog):
             lines[1],
         ),
     ]
-    warned = sorted(r.getMessage() for r in caplog.records if "CR CR LF" in r.getMessage())
-    assert [m.split(":")[0] for m in warned] == [
+    assert _files_warned(caplog, "CR CR LF") == [
         "crm/dt=2026-06-01/customers.csv",
         "events/dt=2026-06-01/events.jsonl.gz",
     ]

@@ -79,6 +79,21 @@ def make_handmade(path: Path) -> Path:
     return path
 
 
+def quarantine_only(warehouse: Path, reasons: list[str]) -> None:
+    """Replace the warehouse's quarantine with one row per reason (lines 1, 2, ... of one
+    events file of the as-of partition)."""
+    con = connect(warehouse)
+    try:
+        con.execute("delete from ops.quarantine")
+        con.executemany(
+            "insert into ops.quarantine values ('events/dt=2026-06-30/a.jsonl', ?, 'events', "
+            "date '2026-06-30', '{}', [?], timestamp '2026-07-01 01:00:00')",
+            list(enumerate(reasons, start=1)),
+        )
+    finally:
+        con.close()
+
+
 @pytest.fixture
 def handmade_warehouse(tmp_path: Path) -> Path:
     return make_handmade(tmp_path / "handmade.duckdb")

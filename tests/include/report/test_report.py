@@ -18,6 +18,7 @@ from segmint.pipeline import STAGES
 from segmint.report import render_report, write_report
 from segmint.stages import SegmintError
 from segmint.warehouse import connect
+from tests.include.report.conftest import quarantine_only
 
 AS_OF = date(2026, 6, 30)  # the sample's and the hand-made warehouse's as-of date
 
@@ -189,23 +190,14 @@ def test_summary_says_mostly_only_of_a_reason_holding_most_rows(
     "5 quarantined rows in the 2026-06-01 partition, mostly event ts is before 2000-01-01":
     no reason held most rows, and the field event_ts was spelt "event ts", a name the
     data and ops.quarantine do not have."""
-    con = connect(handmade_warehouse)
-    try:
-        con.execute("delete from ops.quarantine")
-        reasons = [
-            "event_ts is before 2000-01-01 (got '1970-01-01T00:00:00Z')",
-            "event_ts is not an ISO-8601 timestamp (got epoch)",
-            "purchase without revenue",
-            "revenue is negative (got -5.0)",
-            "updated_at is not an ISO-8601 timestamp (got not-a-date)",
-        ]
-        con.executemany(
-            "insert into ops.quarantine values ('events/dt=2026-06-30/a.jsonl', ?, 'events', "
-            "date '2026-06-30', '{}', [?], timestamp '2026-07-01 01:00:00')",
-            list(enumerate(reasons, start=1)),
-        )
-    finally:
-        con.close()
+    reasons = [
+        "event_ts is before 2000-01-01 (got '1970-01-01T00:00:00Z')",
+        "event_ts is not an ISO-8601 timestamp (got epoch)",
+        "purchase without revenue",
+        "revenue is negative (got -5.0)",
+        "updated_at is not an ISO-8601 timestamp (got not-a-date)",
+    ]
+    quarantine_only(handmade_warehouse, reasons)
     settings = Settings(warehouse=handmade_warehouse, output=tmp_path / "out")
     summary = write_report(settings, AS_OF).details["summary"]
     assert summary[1] == (

@@ -9,7 +9,7 @@ from pathlib import Path
 from segmint.config import Settings
 from segmint.report import write_report
 from segmint.warehouse import connect
-from tests.include.report.conftest import AS_OF
+from tests.include.report.conftest import AS_OF, quarantine_only
 
 
 def rename(warehouse: Path, names: dict[str, str]) -> None:
@@ -91,16 +91,7 @@ def test_a_long_quarantine_reason_is_drawn_whole_over_lines(
         "no identity: customer_id and anonymous_id are both missing",
         "malformed JSON: the line is not a valid JSON document",
     ]
-    con = connect(handmade_warehouse)
-    try:
-        con.execute("delete from ops.quarantine")
-        con.executemany(
-            "insert into ops.quarantine values ('events/dt=2026-06-30/a.jsonl', ?, 'events', "
-            "date '2026-06-30', '{}', [?], timestamp '2026-07-01 01:00:00')",
-            list(enumerate(reasons, start=1)),
-        )
-    finally:
-        con.close()
+    quarantine_only(handmade_warehouse, reasons)
     result = write_report(Settings(warehouse=handmade_warehouse, output=tmp_path), AS_OF)
     html = Path(result.details["path"]).read_text(encoding="utf-8")
     assert result.warnings == []

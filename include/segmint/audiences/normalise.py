@@ -23,19 +23,21 @@ match nobody and leak that the field was blank).
 
 E.164 from a free-form phone and the customer's country. An extension at the end (``ext``,
 ``ext.``, ``extension``, ``x`` or ``#`` and digits) is removed first; a number with other
-letters in it is left out (their digits would be glued on). Only ``+`` or the
-international prefix ``00`` (``011`` in the NANP countries) mark a number as international;
-a trunk prefix written after its country code (``+44 020 ...``, ``0044 07700 ...``) is dropped,
-as E.164 never has one. A number written with the trunk prefix (``0``; ``06`` in Hungary) is
+letters in it is left out (their digits would be glued on). Only ``+`` or the international
+prefix ``00`` (``011`` in the NANP countries) mark a number as international; a trunk prefix
+written after its country code (``+44 020 ...``, ``0044 07700 ...``) is dropped, as E.164
+never has one. A number written with the trunk prefix (``0``; ``06`` in Hungary) is
 national: the prefix is dropped (Italy has none: its leading 0 is kept) and the country's
 calling code is prefixed, whatever the next digits are (German area code 04921 is
-``+494921...``). NANP numbers (US, CA, PR) are the 10-digit number,
-with or without the trunk ``1``. Any other number without ``+``/``00``/``0`` is national with
-the calling code prefixed, except when its digits already start with the calling code: it may
-be international without the ``+`` or a national number beginning with those digits, so it is
-left out rather than guessed. So are numbers outside 8-15 digits, ``+1`` numbers whose area
-code starts with 0 or 1 (not NANP: "0011 ..." is Australia's international prefix, not
-handled) and numbers of unknown country.
+``+494921...``). NANP numbers (US, CA, PR) are the 10-digit number, with or without the
+trunk ``1``. Mexican numbers as dialled before 2019 get today's form: ``+52 1`` and ten
+digits (a mobile) is ``+52`` and the ten digits, and a national number written with ``01``,
+``02``, ``044`` or ``045`` drops it. Any other number without ``+``/``00``/``0`` is national
+with the calling code prefixed, except when its digits already start with the calling code:
+it may be international without the ``+`` or a national number beginning with those digits,
+so it is left out rather than guessed. So are numbers outside 8-15 digits, ``+1`` numbers
+whose area code starts with 0 or 1 (not NANP: "0011 ..." is Australia's international
+prefix, not handled) and numbers of unknown country.
 
 E-mail platforms (Mailchimp, Klaviyo, Braze) take the address in clear: trimmed, lower-case,
 and only when it looks like an address (one ``@``, a dotted domain, no spaces); phones in
@@ -74,6 +76,8 @@ CALLING_CODES = {
 # Trunk prefix dialled before a national number, never part of E.164: "0" in the other
 # countries of the table, "06" in Hungary; Italy has none (its numbers keep their 0).
 TRUNK_PREFIXES = {"IT": "", "HU": "06"}
+# Mexico: a national number written with a prefix dialled before 2019 ("044 55 1234 5678").
+_MEXICO_LEGACY_PREFIX = "^0(?:1|2|44|45)([0-9]{10})$"
 
 
 def _calling_code_sql(country: str) -> str:
@@ -89,7 +93,10 @@ def _national_number_sql(digits: str, country: str) -> str:
         f"then substr({digits}, {len(prefix) + 1}) end)"
         for iso, prefix in TRUNK_PREFIXES.items()
     )
-    return f"(case upper(trim({country})) {cases} else substr({digits}, 2) end)"
+    # Mexico's national numbers are 10 digits with no trunk prefix since 2019; the prefixes
+    # dialled before (01 long distance, 044/045 mobile, 02) are still written.
+    mexico = f"when 'MX' then nullif(regexp_extract({digits}, '{_MEXICO_LEGACY_PREFIX}', 1), '')"
+    return f"(case upper(trim({country})) {cases} {mexico} else substr({digits}, 2) end)"
 
 
 def _without_written_trunk_sql(number: str) -> str:
@@ -128,7 +135,10 @@ def e164_sql(phone: str, country: str) -> str:
         when starts_with({digits}, {cc}) then null
         else '+' || {cc} || {digits}
     end)"""
-    candidate = _without_written_trunk_sql(written)
+    # Mexican mobiles written with the "1" dialled after +52 before 2019 ("+52 1 55 1234
+    # 5678"): the number is the 10 digits after it (no Mexican number starts with 1).
+    without_trunk = _without_written_trunk_sql(written)
+    candidate = f"regexp_replace({without_trunk}, '^\\+521([0-9]{{10}})$', '+52\\1')"
     return (
         # +1 numbers are NANP: area code 2-9 ("0011 44 ...", Australia's international
         # prefix, would otherwise become "+1144...").

@@ -178,6 +178,32 @@ def test_e164_trunk_prefix_is_never_kept(phone, country, expected):
     assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
 
 
+@pytest.mark.parametrize(
+    ("phone", "country", "expected"),
+    [
+        # Mexican mobiles were dialled with a 1 after +52 until 2019, and many CRMs still
+        # hold them so: Google and Meta match the 10-digit number after +52.
+        ("+52 1 55 1234 5678", "MX", "+525512345678"),
+        ("+521 33 1234 5678", "", "+523312345678"),  # whatever the country column says
+        ("0052 1 55 1234 5678", "MX", "+525512345678"),
+        ("1 55 1234 5678", "MX", "+525512345678"),
+        # The national prefixes dialled before 2019: 01 long distance, 044/045 mobile.
+        ("01 55 1234 5678", "MX", "+525512345678"),
+        ("044 55 1234 5678", "MX", "+525512345678"),
+        ("045 (33) 1234-5678", "MX", "+523312345678"),
+        ("55 1234 5678", "MX", "+525512345678"),
+        ("+52 55 1234 5678", "MX", "+525512345678"),
+        ("0 55 1234 5678", "MX", None),  # no such prefix: not guessed
+        # Only Mexico: +1 and a 10-digit number elsewhere are untouched.
+        ("+44 1632 960 0183", "GB", "+4416329600183"),
+    ],
+)
+def test_e164_mexican_legacy_mobile_prefixes(phone, country, expected):
+    assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
+    if expected:
+        assert _eval(meta_phone_sql("p", "c"), p=phone, c=country) == expected[1:]
+
+
 def test_meta_name_zip_country_rules():
     assert _eval(meta_name_sql("n"), n="  de Vries ") == "devries"
     assert _eval(meta_name_sql("n"), n="O'Brien") == "obrien"

@@ -36,7 +36,9 @@ Formats:
     ``external_id, email, first_name, last_name, phone`` (Braze; ``external_id`` is the
     ``customer_id``). E-mail trimmed and lower-case, phone in E.164, names trimmed and
     neutralised like the ``csv`` free text. A customer without a usable address is left
-    out (an ESP cannot send to them) and counted in the result.
+    out (an ESP cannot send to them) and counted in the result. Mailchimp and Klaviyo key
+    contacts by address: their files have one row per address (the record changed last),
+    and the customers sharing it are counted and listed in ``export_members``.
 ``diff``
     ``customer_id, change`` (``entered`` / ``exited``) against the list of the audience's
     last ``diff`` export of an earlier as-of date (everyone is ``entered`` on the first
@@ -89,6 +91,8 @@ FILE_SUFFIX = {
     **{fmt: f"_{fmt}.csv" for fmt in (*AD_PLATFORM_FORMATS, *ESP_FORMATS)},
     "diff": "_diff.csv",
 }
+# ESPs that key a contact by its e-mail address: their files have one row per address.
+ADDRESS_KEYED_FORMATS = ("mailchimp", "klaviyo")
 # Header -> contact field of each ESP's import CSV, as their import guides name them:
 # Mailchimp "Format guidelines for your import file"; Klaviyo "How to create and add
 # contacts to a new list" (first column Email, Klaviyo property names as headers); Braze
@@ -141,6 +145,9 @@ class ExportResult:
     # Google and Meta files: customers left out for want of anything the platform can match
     # (no e-mail, no phone, no name with the address fields it needs).
     without_identifier: int = 0
+    # Mailchimp and Klaviyo files: customers whose address is already on another row (one
+    # row per address: those platforms key contacts by it). They are on the list all the same.
+    same_address: int = 0
 
     @property
     def warning(self) -> str | None:
@@ -176,6 +183,11 @@ class ExportResult:
             base += (
                 f" ({self.shared_address} left out: their e-mail address is also on a "
                 "customer record without consent)"
+            )
+        if self.same_address:
+            base += (
+                f" ({self.same_address} sharing an e-mail address with another customer of "
+                "the file: one row per address)"
             )
         warning = f"\n  warning: {self.warning}" if self.warning else ""
         return (
@@ -374,13 +386,18 @@ def export_with_connection(
     else:
         query, select = _format_query(fmt, columns, _contact_columns(profile_cols), profile_types)
     con.execute(f"create or replace temp table _export_rows as {query}")
-    rows = con.execute("select count(*) from _export_rows").fetchone()[0]
+    # Mailchimp and Klaviyo take one row per address; the customers of the others are on
+    # the list through it (export_members keeps them: an erasure names the file).
+    file_rows = "where is_file_row" if fmt in ADDRESS_KEYED_FORMATS else ""
+    listed_count = con.execute("select count(*) from _export_rows").fetchone()[0]
+    rows = con.execute(f"select count(*) from _export_rows {file_rows}").fetchone()[0]
+    same_address = listed_count - rows
     listed, without_email, without_identifier = "_export_list", 0, 0
     if fmt in ESP_FORMATS or fmt in AD_PLATFORM_FORMATS:
         # Whoever has no usable address (an ESP) or nothing to match (an ad platform) is not
         # in the file, so not on the platform's list: export_members lists the file's rows.
         listed = "_export_rows"
-        left_out = con.execute("select count(*) from _export_list").fetchone()[0] - rows
+        left_out = con.execute("select count(*) from _export_list").fetchone()[0] - listed_count
         if fmt in ESP_FORMATS:
             without_email = left_out
         else:
@@ -389,7 +406,8 @@ def export_with_connection(
     options = "format parquet" if fmt == "parquet" else "format csv, header true, delimiter ','"
     with written_atomically(out) as tmp:
         con.execute(
-            f"copy (select {select} from _export_rows) to {sql_literal(str(tmp))} ({options})"
+            f"copy (select {select} from _export_rows {file_rows}) "
+            f"to {sql_literal(str(tmp))} ({options})"
         )
     digest = _file_sha256(out)
     export_id = uuid.uuid4().hex
@@ -435,6 +453,7 @@ def export_with_connection(
         int(target),
         int(without_consent),
         int(without_identifier),
+        int(same_address),
     )
 
 
@@ -622,7 +641,11 @@ def _format_query(
         return query, "email, phone, fn, ln, zip, country"
     if fmt in ESP_FORMATS:
         # Clear text: the ESP needs the address. Names are free text a marketer may open
-        # in a spreadsheet; e-mail and E.164 phone are data, as in the csv format.
+        # in a spreadsheet; e-mail and E.164 phone are data, as in the csv format. Mailchimp
+        # and Klaviyo key a contact by its address: of customers sharing one (a couple's
+        # family@, a guest checkout and an account), the file has one row, the record changed
+        # last (as for consent), else the first id. Braze keys users by external_id.
+        latest = "c.crm_updated_at" if "crm_updated_at" in types else "null"
         query = f"""with normalised as materialized (
             select
                 l.customer_id,
@@ -630,11 +653,15 @@ def _format_query(
                 {_neutralised_sql(f"nullif(trim({first}), '')")} as first_name,
                 {_neutralised_sql(f"nullif(trim({last}), '')")} as last_name,
                 {e164_sql(phone, country)} as phone,
+                {latest} as updated_at,
             {src}
         )
         select
             customer_id,
             {", ".join(f'{field} as "{header}"' for header, field in ESP_COLUMNS[fmt])},
+            row_number() over (
+                partition by email order by updated_at desc nulls last, customer_id
+            ) = 1 as is_file_row,
         from normalised
         where email is not null
         order by customer_id"""

@@ -895,6 +895,50 @@ def test_esp_files_leave_out_and_count_customers_without_a_usable_address(
     assert export_audience(built, "mail", "csv", tmp_path / "c.csv").without_email == 0
 
 
+def test_mailchimp_and_klaviyo_files_have_one_row_per_address(built, tmp_path, scalar):
+    """Felix (C06) and Grace (C07) share an address, both with e-mail consent (a couple's
+    family address, or one person's account and guest checkout). The Mailchimp and Klaviyo
+    files held it twice, and those platforms key contacts by address: one row took the other's
+    place in an order nobody chose. Now the file has one row per address, the record changed
+    last; both customers are on the list (export_members), counted in the export line."""
+    con = connect(built.warehouse)
+    con.execute("update marts.customers set email = ' Felix@Example.com' where customer_id = 'C07'")
+    con.close()
+    for fmt, header in (("mailchimp", "Email Address"), ("klaviyo", "Email")):
+        result = export_audience(built, "mail", fmt, tmp_path / f"{fmt}.csv")
+        rows = _rows(tmp_path / f"{fmt}.csv")
+        addresses = [r[header] for r in rows]
+        assert addresses.count("felix@example.com") == 1
+        assert len(addresses) == result.rows == 9 and result.same_address == 1
+        assert result.without_email == 0
+        assert "(1 sharing an e-mail address with another customer of the file" in result.line()
+        # No change time: the first id's record (Felix).
+        felix = next(r for r in rows if r[header] == "felix@example.com")
+        assert felix["First Name"] == "Felix"
+        logged = scalar(
+            built,
+            "select list(customer_id order by customer_id) from audiences.export_members "
+            "where export_id = ? and customer_id in ('C06', 'C07')",
+            [result.export_id],
+        )
+        assert logged == ["C06", "C07"]
+    # Braze keys users by external_id: both users, one row each.
+    braze = export_audience(built, "mail", "braze", tmp_path / "braze.csv")
+    ids = [r["external_id"] for r in _rows(tmp_path / "braze.csv")]
+    assert {"C06", "C07"} <= set(ids) and braze.rows == 10 and braze.same_address == 0
+    # With change times, the record changed last gives the row its name.
+    con = connect(built.warehouse)
+    con.execute("alter table marts.customers add column crm_updated_at timestamp")
+    con.execute(
+        "update marts.customers set crm_updated_at = case customer_id "
+        "when 'C07' then timestamp '2026-06-01' else timestamp '2026-01-01' end"
+    )
+    con.close()
+    export_audience(built, "mail", "mailchimp", tmp_path / "later.csv")
+    shared = [r for r in _rows(tmp_path / "later.csv") if r["Email Address"] == "felix@example.com"]
+    assert [r["First Name"] for r in shared] == ["Grace"]
+
+
 def test_esp_file_never_has_the_holdout(settings, defs_folder, tmp_path, get_members):
     defs_folder(
         a="name: a\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"

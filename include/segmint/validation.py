@@ -472,6 +472,9 @@ def unexpected_sql(expectation: Any) -> tuple[str, str]:
     elif kind == "ExpectColumnValuesToMatchRegex":
         regex = _sql_value(re2_regex(expectation.regex))
         bad = f"{column} is not null and not regexp_matches({column}, {regex})"
+    elif kind == "ExpectColumnValuesToNotMatchRegex":
+        regex = _sql_value(re2_regex(expectation.regex))
+        bad = f"{column} is not null and regexp_matches({column}, {regex})"
     else:
         raise ValueError(f"no SQL pre-filter for {kind}")
     return domain, f"({domain}) and ({bad})"

@@ -58,7 +58,7 @@ part of the letters, not punctuation ("प्रिया" stays "प्रि�
 
 from __future__ import annotations
 
-from expectations.suites.crm import EMAIL_REGEX
+from expectations.suites.crm import EMAIL_REGEX, PLACEHOLDER_EMAIL_REGEX
 from segmint.validation import re2_regex
 
 # ISO 3166-1 alpha-2 -> ITU calling code, for national-format numbers.
@@ -155,39 +155,18 @@ def hashed(expr: str) -> str:
 
 # The CRM suite's email_valid rule, as DuckDB's RE2 spells it: what ingest keeps as an e-mail.
 VALID_EMAIL = re2_regex(EMAIL_REGEX)
-# Placeholders a shop types when a customer has no address (a till that requires one, a
-# CRM import filling a blank): valid as text, but nobody's mailbox. Hashed, they matched
-# strangers (test@test.com is someone's account) or nobody, and counted as reached.
-# The local part is compared by its letters and digits, trailing digits dropped ("no-email",
-# "no.reply2"); these four as a prefix too ("noemail.c000123@shop.com"); "n/a" as written
-# ("na" alone may be someone's: Na is a surname).
-PLACEHOLDER_LOCAL_PARTS = (
-    "noemail", "nomail", "noaddress", "noemailaddress", "noreply", "donotreply", "none",
-    "null", "unknown", "invalid", "test", "nobody", "dummy", "fake", "notprovided",
-)  # fmt: skip
-PLACEHOLDER_PREFIXES = ("noemail", "nomail", "noreply", "donotreply")
-# Domains typed as a placeholder (test.de is a real publisher's, so only these .com names),
-# and the top-level domains reserved for tests and invalid names (RFC 2606, RFC 6761),
-# which no mail reaches.
-PLACEHOLDER_DOMAINS = ("none", "noemail", "nomail", "null", "invalid", "unknown", "test")
-RESERVED_TOP_LEVEL_DOMAINS = ("test", "invalid", "localhost", "example")
+# Placeholders a shop types when a customer has no address (noemail@shop.com, test@test.com:
+# expectations.suites.crm lists them), as DuckDB's RE2 spells the CRM suite's rule. Ingest
+# nulls them (email_not_placeholder); an address loaded before that rule is checked here.
+PLACEHOLDER_EMAIL = re2_regex(PLACEHOLDER_EMAIL_REGEX)
 
 
 def is_address_sql(email: str) -> str:
     """SQL: true when ``email`` (trimmed and lower-cased here) is an e-mail address: valid by
     the CRM suite's rule and not a placeholder. False (never null) otherwise."""
     cleaned = f"lower(trim({email}))"
-    local = f"split_part({cleaned}, '@', 1)"
-    letters = f"regexp_replace({local}, '[^a-z0-9]', '', 'g')"
-    locals_ = "|".join(PLACEHOLDER_LOCAL_PARTS)
-    prefixes = "|".join(PLACEHOLDER_PREFIXES)
-    names = "|".join(PLACEHOLDER_DOMAINS)
-    tlds = "|".join(RESERVED_TOP_LEVEL_DOMAINS)
     return f"""coalesce(regexp_matches({cleaned}, '{VALID_EMAIL}')
-        and not regexp_matches({letters}, '^(({locals_})[0-9]*|({prefixes}).*)$')
-        and not regexp_matches({local}, '^n[/._-]a$')
-        and not regexp_matches(split_part({cleaned}, '@', 2),
-            '^({names})\\.com$|\\.({tlds})$'), false)"""
+        and not regexp_matches({cleaned}, '{PLACEHOLDER_EMAIL}'), false)"""
 
 
 def google_email_sql(email: str) -> str:

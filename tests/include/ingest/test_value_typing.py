@@ -105,6 +105,47 @@ def test_unicode_white_space_in_an_email_is_judged_alike_by_sql_and_gx(
     assert "field nulled on 1 row(s): currency is not an ISO 4217 code" in _nulled(result)
 
 
+def test_a_placeholder_email_is_nulled_at_ingest_with_a_warning(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """Placeholder addresses a till or CRM import types for "none" passed the CRM suite and
+    reached marts.customers, so every consumer had to know them (the audience files did, a
+    csv export or an analyst counting reachable customers did not). The suite's
+    email_not_placeholder rule now nulls them on load, a warning, the record kept; SQL and GX
+    agree on each (every row sent to GX too)."""
+    placeholders = {
+        "p1": "test@test.com",
+        "p2": "NoEmail@Shop.com",
+        "p3": "n/a@shop.com",
+        "p4": "none@none.com",
+        "p5": "no-email2@shop.de",
+        "p6": "noemail.c000123@shop.com",
+        "p7": "anna@shop.test",
+    }
+    kept = {
+        "k1": "tina@test.de",  # a real publisher's domain
+        "k2": "na@web.de",  # Na is a surname
+        "k3": "contest@web.de",
+        "k4": "nadia.noemail@web.de",
+    }
+    rows = ["customer_id,updated_at,email,email_opt_in"]
+    rows += [f"{k},2026-05-01T00:00:00Z,{v},yes" for k, v in {**placeholders, **kept}.items()]
+    rows.append("bad,2026-05-01T00:00:00Z,n/a@,yes")  # not valid: one warning, not two
+    write_lines(landing / "crm/dt=2026-06-01/customers.csv", rows)
+    write_jsonl(landing / "events/dt=2026-06-01/e.jsonl", [event("e1")])
+    result = _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    emails = dict(query("select customer_id, email from raw.customers"))
+    assert len(emails) == len(placeholders) + len(kept) + 1  # every record loaded
+    assert {k: emails[k] for k in placeholders} == dict.fromkeys(placeholders)
+    assert {k: emails[k] for k in kept} == kept
+    assert emails["bad"] is None
+    assert query("select count(*) from raw.customers where email_opt_in")[0][0] == len(emails)
+    nulled = _nulled(result)
+    assert f"field nulled on {len(placeholders)} row(s): email is a placeholder" in " ".join(nulled)
+    assert "field nulled on 1 row(s): email is not valid" in nulled
+
+
 def test_a_row_gx_fails_that_the_prefilter_passed_gets_gx_verdict_not_a_crash(
     settings, landing, query, monkeypatch
 ):

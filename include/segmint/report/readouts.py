@@ -128,6 +128,7 @@ def readouts(
     lookback_days: int = 28,
     built_only: bool = True,
     alpha: float = 0.05,
+    currency: str | None = None,
 ) -> pd.DataFrame:
     """One row per audience: groups, conversion and revenue tests, a short verdict."""
     groups = aggregate(con, as_of, lookback_days, built_only)
@@ -164,7 +165,7 @@ def readouts(
                 "p conv.": conv["p_value"] if conv else None,
                 "Δ revenue/cust.": rev["difference"] if rev else None,
                 "p rev.": rev["p_value"] if rev else None,
-                "verdict": _verdict(conv, rev, row, alpha),
+                "verdict": _verdict(conv, rev, row, alpha, currency),
             }
         )
         rows.append(row)
@@ -206,11 +207,27 @@ def _reached(con: duckdb.DuckDBPyConnection, snapshots: pd.DataFrame) -> dict[st
     return {a: int(n) for a, n in rows}
 
 
-def _verdict(conv: dict | None, rev: dict | None, row: dict, alpha: float) -> str:
+def _p(value: float) -> str:
+    """A p-value for a verdict, to two figures, "p < 0.001" below (not "p = 2.4e-07")."""
+    return "p < 0.001" if value < 0.001 else f"p = {value:.2g}"
+
+
+def _verdict(
+    conv: dict | None, rev: dict | None, row: dict, alpha: float, currency: str | None = None
+) -> str:
+    """What happened, how sure, what to do, in plain words; the p-values in brackets.
+
+    "No detectable difference in conversion (p = 0.0598). Targets spent more per customer
+    (p = 0.00323). Holdout too small to see a 10% uplift: 57 customers, 12,512 needed; treat
+    as indicative." was a statistician's note: a marketer could not tell whether to keep
+    the campaign, nor that 16.6% of the targets had ordered against 7.0% of the holdout."""
     if conv is None and row["target"] and not row["holdout"]:
-        return "No verdict possible: the snapshot has no holdout customers to compare with."
+        return (
+            "Cannot be measured: nobody was held out of this audience, so there is no one to "
+            "compare the targets with. Give the audience a holdout to measure its campaign."
+        )
     if conv is None:
-        return "No verdict: the target and the holdout each need customers."
+        return "Cannot be measured: the target and the holdout each need customers."
     if conv["rate_target"] == 0 and conv["rate_holdout"] == 0:
         # "No detectable difference (p = 1)" read as a campaign that does not work; with
         # no order in either group there is nothing to compare yet.
@@ -218,23 +235,53 @@ def _verdict(conv: dict | None, rev: dict | None, row: dict, alpha: float) -> st
             f"No verdict yet: none of the {row['target'] + row['holdout']:,} customers "
             "(target and holdout) has ordered since the snapshot."
         )
-    if conv["p_value"] < alpha:
-        direction = "more" if conv["difference"] > 0 else "less"
-        text = f"Targets converted {direction} often than the holdout (p = {conv['p_value']:.3g})."
+    rates = (
+        f"{conv['rate_target']:.1%} of the targets ordered, {conv['rate_holdout']:.1%} of "
+        "the holdout"
+    )
+    p = _p(conv["p_value"])
+    clear = conv["p_value"] < alpha
+    if conv["difference"] == 0:
+        text = f"Targets ordered as often as the holdout ({rates}; {p})."
     else:
-        text = f"No detectable difference in conversion (p = {conv['p_value']:.3g})."
-    if rev is not None and rev["p_value"] < alpha:
+        direction = "more" if conv["difference"] > 0 else "less"
+        text = f"Targets ordered {direction} often than the holdout ({rates})"
+        text += (
+            f", and a gap this size is unlikely to be chance ({p})."
+            if clear
+            else f", but a gap this size could be chance ({p}): not proven."
+        )
+    if rev is not None and rev["p_value"] < alpha and rev["difference"] != 0:
+        amount = f"{abs(rev['difference']):,.2f}" + (f" {currency}" if currency else "")
         direction = "more" if rev["difference"] > 0 else "less"
-        text += f" Targets spent {direction} per customer (p = {rev['p_value']:.3g})."
+        text += (
+            f" They spent {amount} {direction} per customer, unlikely to be chance "
+            f"({_p(rev['p_value'])})."
+        )
     baseline = conv["rate_holdout"]
     if not 0 < baseline < 1:  # as the audiences readout: fall back to the pooled rate
         baseline = (conv["rate_target"] * row["target"] + conv["rate_holdout"] * row["holdout"]) / (
             row["target"] + row["holdout"]
         )
     needed = required_holdout(baseline, row["target"] / row["holdout"], alpha=alpha)
-    if needed and row["holdout"] < needed:
+    small = bool(needed) and row["holdout"] < needed
+    if clear:
+        # A gap shown beyond chance stands however small the holdout; its size matters for
+        # a gap not shown (too few customers to see one).
         text += (
-            f" Holdout too small to see a 10% uplift: {row['holdout']:,} customers, "
-            f"{needed:,} needed; treat as indicative."
+            " What to do: the campaign works; keep it."
+            if conv["difference"] > 0
+            else " What to do: the campaign seems to put customers off; review it."
+        )
+    elif small:
+        text += (
+            f" What to do: the holdout is too small to prove a 10% uplift ({row['holdout']:,} "
+            f"customers, {needed:,} needed), so take this as a hint only; hold out more "
+            "customers to measure the campaign."
+        )
+    else:
+        text += (
+            " What to do: the holdout was large enough to see a 10% uplift and none showed; "
+            "rethink the campaign."
         )
     return text

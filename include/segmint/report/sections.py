@@ -1571,7 +1571,9 @@ def block_readouts(ctx: Context) -> str:
     for t in ("audiences.members", "audiences.summary", "marts.orders"):
         r.require(t)
     built_only = bool(r.pick("audiences.summary", "status"))
-    frame = readouts(r.con, ctx.as_of, READOUT_DAYS, built_only, READOUT_ALPHA)
+    frame = readouts(
+        r.con, ctx.as_of, READOUT_DAYS, built_only, READOUT_ALPHA, ctx.cache.get("currency")
+    )
     if frame.empty:
         raise Missing(f"no audience snapshot before {ctx.as_of} to read out yet")
     verdicts = "".join(

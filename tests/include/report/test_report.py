@@ -1141,3 +1141,56 @@ def test_an_audience_that_failed_is_named_with_its_file_not_the_servers_path(
         "where.feature: unknown feature &#x27;no_such_feature&#x27;"
     ) in html
     assert str(tmp_path) not in html
+
+
+def test_readout_verdicts_say_in_plain_words_what_happened_how_sure_and_what_to_do(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """likely_buyers_email read "No detectable difference in conversion (p = 0.0598).
+    Targets spent more per customer (p = 0.00323). Holdout too small to see a 10% uplift:
+    57 customers, 12,512 needed; treat as indicative.": a marketer could not tell from it
+    that 16.6% of the targets had ordered against 7.0% of the holdout, nor what to do."""
+    html = render_report(sample_warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
+    verdicts = dict(re.findall(r"<li><b>(\w+)</b>: ([^<]*)</li>", html))
+    assert verdicts["likely_buyers_email"] == (
+        "Targets ordered more often than the holdout (16.6% of the targets ordered, 7.0% of "
+        "the holdout), but a gap this size could be chance (p = 0.06): not proven. They spent "
+        "12.70 USD more per customer, unlikely to be chance (p = 0.0032). What to do: the "
+        "holdout is too small to prove a 10% uplift (57 customers, 12,512 needed), so take "
+        "this as a hint only; hold out more customers to measure the campaign."
+    )
+    for verdict in verdicts.values():
+        assert "What to do: " in verdict
+        for jargon in ("detectable", "indicative", "conversion"):
+            assert jargon not in verdict
+
+
+@pytest.mark.parametrize(
+    ("counts", "expected"),
+    [
+        (
+            (300, 1000, 200, 1000),
+            "Targets ordered more often than the holdout (30.0% of the targets ordered, 20.0% "
+            "of the holdout), and a gap this size is unlikely to be chance (p < 0.001). "
+            "What to do: the campaign works; keep it.",
+        ),
+        (
+            (200, 3000, 250, 3000),
+            "Targets ordered less often than the holdout (6.7% of the targets ordered, 8.3% of "
+            "the holdout), and a gap this size is unlikely to be chance (p = 0.014). What to "
+            "do: the campaign seems to put customers off; review it.",
+        ),
+        (
+            (1000, 2000, 1000, 2000),
+            "Targets ordered as often as the holdout (50.0% of the targets ordered, 50.0% of "
+            "the holdout; p = 1). What to do: the holdout was large enough to see a 10% uplift "
+            "and none showed; rethink the campaign.",
+        ),
+    ],
+)
+def test_a_readout_verdict_advises_by_what_it_measured(counts, expected) -> None:
+    from segmint.report.readouts import _verdict, conversion_test
+
+    x_t, n_t, x_h, n_h = counts
+    row = {"target": n_t, "holdout": n_h}
+    assert _verdict(conversion_test(x_t, n_t, x_h, n_h), None, row, 0.05, "USD") == expected

@@ -142,7 +142,7 @@ def _render(name: str, label: str, draw, width: float, height: float, **layout: 
 WIDE_INCHES = 9.6
 
 
-def _thousands(ax: Any, axis: str = "x") -> None:
+def _thousands(ax: Any, axis: str = "x", nbins: int | str = "auto") -> None:
     """Whole numbers with thousands separators on a count axis, ticks on whole numbers only.
 
     The default locator puts ticks at 0.2, 0.4, ... when the largest count is 1 or 2 (a shop
@@ -151,7 +151,7 @@ def _thousands(ax: Any, axis: str = "x") -> None:
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     target = ax.xaxis if axis == "x" else ax.yaxis
-    target.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10], integer=True))
+    target.set_major_locator(MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10], integer=True))
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
 
 
@@ -161,40 +161,63 @@ def _thousands(ax: Any, axis: str = "x") -> None:
 def segment_sizes(
     names: Sequence[str], sizes: Sequence[int], previous: Sequence[float | None]
 ) -> str:
-    """Horizontal bars of segment size with share labels; last run's size as a tick."""
+    """Horizontal bars of segment size with share labels; last run's size as a tick.
+
+    Each label starts past the end of its bar and of its tick, and the axis is widened by
+    the longest label's width: "95 (46.8%)" was written through the tick of last run's 99,
+    a label past the axis's end overlapped the legend in the plot's corner, and with long
+    segment names the narrower plot's tick labels ran together ("100,000125,000"). The
+    legend sits above the plot, under the title."""
     names = [short(n) for n in names]
     total = max(sum(sizes), 1)
+    width = 6.4
+    left = _label_inches(names)
+    plot = width - min(left, 0.6 * width) - 0.2  # the axes' width, in inches
+    labels = [f"{size:,} ({size / total:.1%})" for size in sizes]
+    label = _label_inches(labels, 9) + 0.1  # its text, the offset past the tick and a margin
+    prev = np.array([np.nan if p is None else p for p in previous], dtype=float)
+    bars = np.asarray(sizes, dtype=float)
+    largest = max(float(np.fmax(bars, prev).max(initial=0)), 1.0)
+    xmax = largest / max(1 - label / plot, 0.3)
+    # A label goes past its bar, or past the tick when the tick falls where its text would
+    # be; a tick far beyond a shrunken bar leaves the label by the bar it describes.
+    reach = np.array([(_label_inches([t], 9) + 0.1) / plot * xmax for t in labels])
+    ends = np.where((prev > bars) & (prev <= bars + reach), prev, bars)
 
     def draw(fig, axes):
         ax = axes[0][0]
         y = np.arange(len(names))[::-1]
         ax.barh(y, sizes, color=BLUE, height=0.62, label="this run", zorder=2)
-        prev = np.array([np.nan if p is None else p for p in previous], dtype=float)
         if np.isfinite(prev).any():
             ax.scatter(
                 prev, y, marker="|", s=260, color=DARK, linewidths=2, zorder=3, label="previous run"
             )
-            ax.legend(loc="lower right")
-        for yi, size in zip(y, sizes, strict=True):
-            ax.text(
-                size, yi, f"  {size:,} ({size / total:.1%})", va="center", fontsize=9, color=DARK
+            ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, borderaxespad=0.2)
+        for yi, end, text in zip(y, ends, labels, strict=True):
+            ax.annotate(
+                text,
+                xy=(end, yi),
+                xytext=(5, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=9,
+                color=DARK,
             )
         ax.set_yticks(y, names)
-        ax.set_xlim(
-            0, max(max(sizes, default=1), np.nanmax(prev) if np.isfinite(prev).any() else 0) * 1.32
-        )
+        ax.set_xlim(0, xmax)
         ax.grid(axis="y", visible=False)
-        _thousands(ax)
+        _thousands(ax, nbins=max(2, int(plot / 0.8)))
         ax.set_xlabel("customers")
-        ax.set_title("Customers per segment")
+        ax.set_title("Customers per segment", pad=24)
 
     return _render(
         "segment-sizes",
         "Customers per segment",
         draw,
-        6.4,
-        0.45 * len(names) + 1.3,
-        left=_label_inches(names),
+        width,
+        0.45 * len(names) + 1.6,
+        left=left,
+        top=0.65,
     )
 
 

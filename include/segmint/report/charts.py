@@ -142,6 +142,12 @@ def _render(name: str, label: str, draw, width: float, height: float, **layout: 
 WIDE_INCHES = 9.6
 
 
+def day_label(day: Any) -> str:
+    """A day on a chart's axis, with its year (2026-12-31): "12-31" then "01-01" did not say
+    which year, nor did a backfill of an older year's nights."""
+    return day.strftime("%Y-%m-%d")
+
+
 def _thousands(ax: Any, axis: str = "x", nbins: int | str = "auto") -> None:
     """Whole numbers with thousands separators on a count axis, ticks on whole numbers only.
 
@@ -620,7 +626,7 @@ def stacked_by_day(
     n = max(len(panels), 1)
 
     def draw(fig, axes):
-        labels = [d.strftime("%m-%d") for d in days]
+        labels = [day_label(d) for d in days]
         x = np.arange(len(days))
         for ax, (source, parts) in zip(axes[0], panels.items(), strict=False):
             bottom = np.zeros(len(days))
@@ -636,14 +642,21 @@ def stacked_by_day(
                     width=0.75,
                 )
                 bottom += vals
-            ax.set_xticks(x, labels, rotation=60 if len(days) > 7 else 0, fontsize=8)
+            ax.set_xticks(
+                x,
+                labels,
+                rotation=60 if len(days) > 3 else 0,
+                rotation_mode="anchor",
+                ha="right" if len(days) > 3 else "center",
+                fontsize=8,
+            )
             ax.grid(axis="x", visible=False)
             _thousands(ax, "y")
             ax.set_title(f"{source}: rows per day")
         axes[0][0].legend(loc="lower left", ncols=3, bbox_to_anchor=(0, 1.08))
         fig.suptitle(title, x=0.01, y=0.99, ha="left", va="top", fontsize=11, fontweight="bold")
 
-    return _render(name, title, draw, WIDE_INCHES, 3.6, ncols=n, bottom=0.8, top=0.75, wspace=0.22)
+    return _render(name, title, draw, WIDE_INCHES, 3.9, ncols=n, bottom=1.1, top=0.75, wspace=0.22)
 
 
 def drift_lines(
@@ -663,9 +676,16 @@ def drift_lines(
     width, left = 4.4, 0.7
     fits = _label_inches([short(k) for k in coloured], 9) + 0.45 <= (width - left - 0.2) / 2
     ncols = 2 if fits else 1
+    # Dates in full, slanted when two or more share the axis (the last one, centred on the
+    # axis' end, was cut off by the edge of the drawing): "06-28" had no year,
+    # ambiguous across New Year ("12-31", "01-01") and for a backfill of an older year.
+    runs = sorted({x for xs, _ in series.values() for x in xs})
+    slanted = len(runs) > 1
+    rows = -(-min(len(series), highlight) // ncols)
+    extra = 0.45 if slanted else 0.0  # the slanted dates' depth below the axis, inches
 
     def draw(fig, axes):
-        from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+        from matplotlib.dates import AutoDateLocator, DateFormatter
 
         ax = axes[0][0]
         i = 0
@@ -700,13 +720,16 @@ def drift_lines(
                 threshold, *(float(np.nanmax(np.asarray(v[1], float))) for v in series.values())
             )
             ax.set_ylim(0, top * 1.15)
-        runs = sorted({x for xs, _ in series.values() for x in xs})
         if len(runs) <= 8:
-            ax.set_xticks(runs, [f"{d:%m-%d}" for d in runs])
+            ax.set_xticks(runs, [day_label(d) for d in runs])
         else:
-            locator = AutoDateLocator(maxticks=6)
-            ax.xaxis.set_major_locator(locator)
-            ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+            ax.xaxis.set_major_locator(AutoDateLocator(maxticks=6))
+            ax.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
+        if slanted:
+            ax.tick_params(axis="x", labelrotation=35, labelsize=8)
+            for tick in ax.get_xticklabels():
+                tick.set_horizontalalignment("right")
+                tick.set_rotation_mode("anchor")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         handles, labels = ax.get_legend_handles_labels()
@@ -715,13 +738,20 @@ def drift_lines(
                 handles[::-1],
                 labels[::-1],
                 loc="upper left",
-                bbox_to_anchor=(0, -0.16),
+                bbox_to_anchor=(0, -(0.31 + extra) / 1.95),  # inches below the 1.95 in axes
                 ncols=ncols,
                 fontsize=9,
             )
 
-    rows = -(-min(len(series), highlight) // ncols)
-    return _render(name, title, draw, width, 2.9 + 0.2 * rows, left=left, bottom=0.6 + 0.2 * rows)
+    return _render(
+        name,
+        title,
+        draw,
+        width,
+        2.9 + 0.2 * rows + extra,
+        left=left,
+        bottom=0.6 + 0.2 * rows + extra,
+    )
 
 
 def audience_sizes(names: Sequence[str], parts: Mapping[str, Sequence[int]]) -> str:

@@ -3,9 +3,12 @@ legend or each other are unreadable, yet every chart is still "present" in the b
 
 from __future__ import annotations
 
+import re
+from datetime import date, timedelta
 from itertools import pairwise
 from typing import Any
 
+import numpy as np
 import pytest
 
 from segmint.report import charts
@@ -73,3 +76,56 @@ def test_segment_size_labels_clear_the_ticks_the_legend_and_each_other(
     xticks = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
     for a, b in pairwise(xticks):
         assert a.x1 + 4 < b.x0, [t.get_text() for t in ax.get_xticklabels()]
+
+
+def inside_and_apart(fig, ax, texts) -> None:
+    """Each tick label within the drawing, none over the next: level labels by their boxes,
+    slanted ones (whose boxes overlap while the text does not) by the distance between
+    their parallel lines against the font's line height."""
+    renderer = fig.canvas.get_renderer()
+    page = fig.bbox
+    texts = [t for t in texts if t.get_text()]
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    for box in boxes:
+        assert page.x0 - 0.5 <= box.x0 and box.x1 <= page.x1 + 0.5, box
+        assert page.y0 - 0.5 <= box.y0, box
+    angle = texts[0].get_rotation()
+    if angle == 0:
+        for a, b in pairwise(boxes):
+            assert not overlap(a, b), (a, b)
+        return
+    xs = [ax.transData.transform((t.get_position()[0], 0))[0] for t in texts]
+    line = texts[0].get_fontsize() * 1.2 * fig.dpi / 72
+    for a, b in pairwise(xs):
+        assert (b - a) * np.sin(np.radians(angle)) >= line, (a, b, angle)
+
+
+@pytest.mark.parametrize("nights", [3, 8, 12])
+def test_drift_axes_name_the_year_of_each_night(
+    monkeypatch: pytest.MonkeyPatch, nights: int
+) -> None:
+    """Runs across New Year read "12-30, 12-31, 01-01": which year? A backfill of 2024's
+    nights looked like this year's. The last of three dates was cut off by the edge."""
+    runs = [date(2026, 12, 31) + timedelta(days=i - nights + 2) for i in range(nights)]
+    series = {f"feature_{i}": (runs, [0.05 * (i + 1)] * nights) for i in range(8)}
+    fig = drawn(monkeypatch, charts.drift_lines, "drift", "Feature PSI per run", series, 0.2, "PSI")
+    ax = fig.axes[0]
+    ticks = [t for t in ax.get_xticklabels() if t.get_text()]
+    assert len(ticks) >= 3
+    assert all(re.fullmatch(r"20\d\d-\d\d-\d\d", t.get_text()) for t in ticks), ticks
+    assert {t.get_text()[:4] for t in ticks} == {"2026", "2027"}
+    inside_and_apart(fig, ax, ticks)
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    for tick in ticks:
+        assert not overlap(tick.get_window_extent(renderer), legend)
+
+
+def test_the_loads_chart_names_the_year_of_each_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    days = [date(2026, 12, 25) + timedelta(days=i) for i in range(14)]
+    panels = {s: {"loaded": [100] * 14, "quarantined": [3] * 14} for s in ("crm", "events")}
+    fig = drawn(monkeypatch, charts.stacked_by_day, "loads", "Rows", panels, days, {})
+    for ax in fig.axes:
+        ticks = ax.get_xticklabels()
+        assert [t.get_text() for t in ticks] == [d.isoformat() for d in days]
+        inside_and_apart(fig, ax, ticks)

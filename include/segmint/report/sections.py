@@ -832,6 +832,29 @@ def _in_words(message: str) -> str:
     return message
 
 
+# The score stage's gate message ("churn: holdout AUC 0.860 does not beat baseline_recency
+# 0.876; not published"), whose figures the status line and the summary already give.
+_GATE_MESSAGE = re.compile(r"holdout AUC [0-9.]+ ((?:beats|does not beat) .+) [0-9.]+")
+
+
+def run_reason(model: str, status: str, message: Any, compared: bool) -> str:
+    """The run's stored message without what the page says beside it: the model's name,
+    the status, and, when the AUC is shown against its best rule (``compared``), the
+    figures of the comparison (kept in words: "does not beat the recency rule").
+
+    "Run churn-… : not published — churn: holdout AUC 0.860 does not beat the recency
+    rule 0.876; not published" repeated the line's own AUC, rule and status."""
+    if not isinstance(message, str):
+        return ""
+    text = _in_words(message).removeprefix(f"{model}: ")
+    words = status.replace("_", " ")
+    text = text.removesuffix(f"; {words}").removesuffix(words).strip("; ")
+    gate = _GATE_MESSAGE.fullmatch(text)
+    if gate and compared:
+        return gate.group(1)
+    return text
+
+
 def block_model_status(ctx: Context, model: str) -> str:
     parts = []
     run = _model_run(ctx, model)
@@ -893,10 +916,12 @@ def block_model_status(ctx: Context, model: str) -> str:
         cls = "good" if status in ("published", "reused") else "bad" if "not" in status else "warn"
         msg = run.get("message")
         fact["status"], fact["message"] = status, msg
+        reason = run_reason(model, status, msg, auc is not None and bool(baselines))
         parts.append(
             f"Run <code>{esc(run.get('run_id', ''))}</code> of {esc(_day(run.get('as_of_date')))}: "
             f'<span class="{cls}">{esc(status.replace("_", " "))}</span>'
-            + (f" — {esc(_in_words(msg))}" if isinstance(msg, str) and msg else "")
+            + (f" ({esc(reason)})" if reason else "")
+            + "."
         )
         if status == "not_published" and auc is not None:
             kept = _scored_with(ctx, model)
@@ -2157,11 +2182,10 @@ def summary_sentences(ctx: Context) -> list[str]:
             s += f"; {m['status'].replace('_', ' ')}"
             if m.get("message") and m["status"] != "published":
                 # "not published (churn: ... 0.844; not published)": the run's message
-                # repeats the model and the status the sentence already gave
-                message = _in_words(str(m["message"])).removeprefix(f"{m['model']}: ")
-                words = m["status"].replace("_", " ")
-                message = message.removesuffix(f"; {words}").removesuffix(words).strip("; ")
-                if message:
+                # repeats the model and the status the sentence already gave, and the
+                # comparison with the best rule when the sentence gave it too
+                message = run_reason(m["model"], m["status"], m["message"], bool(m.get("baseline")))
+                if message and not message.startswith(("beats ", "does not beat ")):
                     s += f" ({message})"
         if m.get("scored_with"):
             version, n = m["scored_with"]

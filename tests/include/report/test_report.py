@@ -635,7 +635,9 @@ def test_a_young_shops_propensity_section_says_why_there_are_no_scores(tmp_path:
         reason = scored.details[model]["message"]
         assert reason.startswith(f"{model}: not enough labelled examples to train")
         assert f"Model: {model}" in html
-        assert html_escape(reason) in html
+        # the status line too, under the section's "Model: purchase"
+        assert html_escape(reason.removeprefix(f"{model}: ")) in html
+        assert html_escape(reason) not in html
         # the summary quotes the reason without the model's name it already gave
         line = next(x for x in result.details["summary"] if x.startswith(model.capitalize()))
         assert f"({reason.removeprefix(f'{model}: ')}" in line and f"({model}:" not in line
@@ -784,10 +786,37 @@ def test_the_summary_does_not_repeat_the_model_and_its_status(
     )
     result = write_report(Settings(warehouse=warehouse, output=tmp_path / "out"), AS_OF)
     churn = next(s for s in result.details["summary"] if s.startswith("Churn model"))
-    assert churn.endswith(
-        "; not published (holdout AUC 0.784 does not beat the recency rule 0.844)."
-    )
+    # The sentence gives the AUC against the best rule already ("holdout AUC 0.81 (...)"):
+    # the message's own comparison was the same thing said twice.
+    assert churn.endswith(" at 0.74); not published.")
     assert churn.count("not published") == 1
+    assert "0.784" not in churn
+    # The section's status line likewise: "Run churn-… of 2026-06-30: not published —
+    # churn: holdout AUC 0.784 does not beat the recency rule 0.844; not published".
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    assert (
+        f'Run <code>churn-{AS_OF}</code> of {AS_OF}: <span class="bad">not published</span> '
+        "(does not beat the recency rule).<"
+    ) in html
+    assert "0.784" not in html
+    assert html.count("not published</span>") == 1
+
+
+def test_a_run_message_other_than_the_comparison_is_kept_whole(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """A reason the page does not give elsewhere (too few labelled examples) stays, without
+    the model's name and the status the line gives already."""
+    warehouse = _churn_not_published(
+        sample_warehouse, tmp_path, "churn: cannot train: 40 labelled examples, 200 needed"
+    )
+    result = write_report(Settings(warehouse=warehouse, output=tmp_path / "out"), AS_OF)
+    churn = next(s for s in result.details["summary"] if s.startswith("Churn model"))
+    assert churn.endswith("; not published (cannot train: 40 labelled examples, 200 needed).")
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    assert (
+        '<span class="bad">not published</span> (cannot train: 40 labelled examples, 200 needed).<'
+    ) in html
 
 
 def test_a_refused_candidate_is_not_taken_for_the_model_that_scored_tonight(

@@ -142,6 +142,13 @@ def _render(name: str, label: str, draw, width: float, height: float, **layout: 
 WIDE_INCHES = 9.6
 
 
+def dated(title: str, night: Any) -> str:
+    """A chart's title with the night it shows ("Customers per segment · 2026-06-30"): a
+    chart copied into a slide or an e-mail left the page's header behind, and with it the
+    date its figures are of."""
+    return f"{title} · {night}" if night is not None else title
+
+
 def day_label(day: Any) -> str:
     """A day on a chart's axis, with its year (2026-12-31): "12-31" then "01-01" did not say
     which year, nor did a backfill of an older year's nights."""
@@ -165,7 +172,10 @@ def _thousands(ax: Any, axis: str = "x", nbins: int | str = "auto") -> None:
 
 
 def segment_sizes(
-    names: Sequence[str], sizes: Sequence[int], previous: Sequence[float | None]
+    names: Sequence[str],
+    sizes: Sequence[int],
+    previous: Sequence[float | None],
+    night: Any = None,
 ) -> str:
     """Horizontal bars of segment size with share labels; last run's size as a tick.
 
@@ -214,7 +224,7 @@ def segment_sizes(
         ax.grid(axis="y", visible=False)
         _thousands(ax, nbins=max(2, int(plot / 0.8)))
         ax.set_xlabel("customers")
-        ax.set_title("Customers per segment", pad=24)
+        ax.set_title(dated("Customers per segment", night), pad=24)
 
     return _render(
         "segment-sizes",
@@ -306,14 +316,19 @@ def _percent_or_count(fmt: str):
 
 
 def k_selection(
-    ks: Sequence[int], inertia: Sequence[float], silhouette: Sequence[float], chosen: int | None
+    ks: Sequence[int],
+    inertia: Sequence[float],
+    silhouette: Sequence[float],
+    chosen: int | None,
+    night: Any = None,
 ) -> str:
-    """Inertia (elbow) and silhouette per k side by side, the chosen k marked."""
+    """Inertia (elbow) and silhouette per k side by side, the chosen k marked; ``night``
+    the date of the search."""
 
     def draw(fig, axes):
         for ax, values, title, colour in (
-            (axes[0][0], inertia, "Inertia (elbow)", BLUE),
-            (axes[0][1], silhouette, "Silhouette (higher is better)", GREEN),
+            (axes[0][0], inertia, dated("Inertia (elbow)", night), BLUE),
+            (axes[0][1], silhouette, dated("Silhouette (higher is better)", night), GREEN),
         ):
             vals = np.array([np.nan if v is None else v for v in values], dtype=float)
             ax.plot(ks, vals, marker="o", color=colour, linewidth=2)
@@ -383,6 +398,7 @@ def lift_capture(
     capture: Mapping[str, tuple[Any, Any]],
     positives: str = "positives",
     empty: Sequence[int] = (),
+    night: Any = None,
 ) -> str:
     """Lift per decile (bars for the model, lines for baselines) and cumulative capture of
     the model's ``positives`` ("buyers", "churners") against the share of customers
@@ -424,7 +440,7 @@ def lift_capture(
             ax1.text(0.5, 0.5, "lift not stored", ha="center", transform=ax1.transAxes)
         ax1.set_xlabel("decile (10 = highest scores)")
         ax1.set_ylabel("lift")
-        ax1.set_title("Lift by decile")
+        ax1.set_title(dated("Lift by decile", night))
         if capture:
             from matplotlib.ticker import PercentFormatter
 
@@ -441,12 +457,12 @@ def lift_capture(
             ax2.text(0.5, 0.5, "capture not stored", ha="center", transform=ax2.transAxes)
         ax2.set_xlabel("share of customers targeted, top scores first")
         ax2.set_ylabel(f"share of {positives} captured")
-        ax2.set_title("Cumulative capture")
+        ax2.set_title(dated("Cumulative capture", night))
 
     return _render(name, "Lift and capture by decile", draw, WIDE_INCHES, 3.1, ncols=2, wspace=0.25)
 
 
-def calibration(name: str, points: Mapping[str, tuple[Any, Any]]) -> str:
+def calibration(name: str, points: Mapping[str, tuple[Any, Any]], night: Any = None) -> str:
     """Observed rate against mean predicted probability per bin; the diagonal is perfect."""
 
     def draw(fig, axes):
@@ -464,13 +480,18 @@ def calibration(name: str, points: Mapping[str, tuple[Any, Any]]) -> str:
         ax.set_ylim(0, top)
         ax.set_xlabel("mean predicted probability")
         ax.set_ylabel("observed rate")
-        ax.set_title("Calibration")
+        ax.set_title(dated("Calibration", night))
         ax.legend(loc="upper left")
 
     return _render(name, "Calibration plot", draw, 4.6, 3.4)
 
 
-def roc(name: str, curves: Mapping[str, tuple[Any, Any]], aucs: Mapping[str, float]) -> str:
+def roc(
+    name: str,
+    curves: Mapping[str, tuple[Any, Any]],
+    aucs: Mapping[str, float],
+    night: Any = None,
+) -> str:
     """ROC curves of the model and the baselines, AUC in the legend."""
 
     def draw(fig, axes):
@@ -487,13 +508,13 @@ def roc(name: str, curves: Mapping[str, tuple[Any, Any]], aucs: Mapping[str, flo
         ax.set_ylim(0, 1.01)
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
-        ax.set_title("ROC: model against baselines")
+        ax.set_title(dated("ROC: model vs baselines", night))
         ax.legend(loc="lower right")
 
     return _render(name, "ROC curve against baselines", draw, 4.6, 3.4)
 
 
-def metric_bars(name: str, table: Mapping[str, Mapping[str, float]]) -> str:
+def metric_bars(name: str, table: Mapping[str, Mapping[str, float]], night: Any = None) -> str:
     """ROC-AUC and average precision per scorer (used when no ROC points are stored)."""
     scorers = _ordered(table)
     metrics = [m for m in ("ROC-AUC", "avg precision") if any(m in table[s] for s in scorers)]
@@ -527,7 +548,7 @@ def metric_bars(name: str, table: Mapping[str, Mapping[str, float]]) -> str:
         ax.set_ylim(0, 1.1)
         ax.grid(axis="x", visible=False)
         ax.axhline(0.5, color=GREY, linestyle=":", linewidth=1)
-        ax.set_title("Model against baselines (holdout)")
+        ax.set_title(dated("Model vs baselines (holdout)", night))
         ax.legend(loc="upper right", ncols=min(len(scorers), 3))
 
     return _render(name, "Model against baselines", draw, 4.6, 3.4)
@@ -599,16 +620,20 @@ def horizontal_bars(
         ax.set_xlim(min(0, min(values, default=0)), top * 1.3)
         ax.grid(axis="y", visible=False)
         ax.set_xlabel(xlabel)
-        ax.set_title(title)
+        # The title starts at the drawing's left edge, over the labels: from the plot's
+        # edge, right of long labels, a dated title ran past the drawing and was cut off.
+        ax.set_title(title).set_x(-(margin - 0.1) / (width - margin - 0.3))
 
     left = _label_inches(labels, 9)
+    width = max(4.8, left + 3.4, len(title) * 11 * 0.62 / 72 + 0.4)
+    margin = min(left, 0.6 * width)  # _figure's cap of the left margin
     # A label wrapped over n lines needs a row about n lines high.
     lines = max((str(x).count("\n") + 1 for x in labels), default=1)
     return _render(
         name,
         title,
         draw,
-        max(4.8, left + 3.4),
+        width,
         (0.32 + 0.15 * (lines - 1)) * len(labels) + 1.2,
         left=left,
         right=0.3,
@@ -754,7 +779,9 @@ def drift_lines(
     )
 
 
-def audience_sizes(names: Sequence[str], parts: Mapping[str, Sequence[int]]) -> str:
+def audience_sizes(
+    names: Sequence[str], parts: Mapping[str, Sequence[int]], night: Any = None
+) -> str:
     """Stacked horizontal bars per audience: target and holdout."""
     names = [short(n) for n in names]
     colours = {"target": BLUE, "holdout": ORANGE}
@@ -777,7 +804,7 @@ def audience_sizes(names: Sequence[str], parts: Mapping[str, Sequence[int]]) -> 
         _thousands(ax)
         ax.set_xlabel("customers")
         ax.legend(loc="lower right")
-        ax.set_title("Audience size: target and holdout")
+        ax.set_title(dated("Audience size: target and holdout", night))
 
     return _render(
         "audience-sizes",

@@ -295,6 +295,7 @@ def block_segment_sizes(ctx: Context) -> str:
         sizes["segment_name"].tolist(),
         sizes["customers"].astype(int).tolist(),
         [None if pd.isna(v) else float(v) for v in sizes["previous_customers"]],
+        ctx.as_of,
     )
     caption = f"{total:,} customers this run"
     if prev_date is not None:
@@ -517,7 +518,7 @@ def block_rfm_heatmap(ctx: Context) -> str:
     matrix = np.hstack(blocks)
     svg = charts.heatmap(
         "segment-rfm",
-        "Segment by R/F/M score (share of the segment)",
+        charts.dated("Segment by R/F/M score (share of the segment)", ctx.as_of),
         matrix,
         sizes["segment_name"].tolist(),
         col_labels,
@@ -687,6 +688,7 @@ def block_k_selection(ctx: Context) -> str:
         frame["inertia"].tolist(),
         frame["silhouette"].tolist(),
         chosen,
+        used,
     )
     when = f"run of {used}" if used else "latest run"
     if kept:
@@ -1022,7 +1024,7 @@ def roc_from_deciles(bases: dict[str, pd.Series]) -> tuple[np.ndarray, np.ndarra
 
 
 def block_lift(ctx: Context, model: str) -> str:
-    _, curves, _ = _metrics(ctx, model)
+    _, curves, when = _metrics(ctx, model)
     lift = {s: c for s, b in curves.items() if (c := find_curve(b, ["lift"], ["cum"])) is not None}
     if not lift:
         lift = {s: c for s, b in curves.items() if (c := find_curve(b, ["lift"])) is not None}
@@ -1038,7 +1040,7 @@ def block_lift(ctx: Context, model: str) -> str:
         sorted(int(d) for d, n in model_rows.items() if n == 0) if model_rows is not None else []
     )
     who, outcome = POSITIVES.get(model, ("positives", f"the {model} outcome"))
-    svg = charts.lift_capture(f"lift-{model}", lift, points, who, empty)
+    svg = charts.lift_capture(f"lift-{model}", lift, points, who, empty, when or ctx.as_of)
     caption = (
         f"Positives: {who}, customers with {outcome} in the holdout's label window. Lift = "
         f"share of {who} in the decile over their share overall; capture = share of all "
@@ -1101,7 +1103,7 @@ def _first(*candidates: pd.Series | None) -> pd.Series | None:
 
 
 def block_calibration(ctx: Context, model: str) -> str:
-    _, curves, _ = _metrics(ctx, model)
+    _, curves, when = _metrics(ctx, model)
     points = {}
     for scorer, bases in curves.items():
         pred = _first(
@@ -1122,13 +1124,14 @@ def block_calibration(ctx: Context, model: str) -> str:
         raise Missing(f"ml.model_metrics has no calibration table for {model}")
     return figure(
         f"calibration-{model}",
-        charts.calibration(f"calibration-{model}", points),
+        charts.calibration(f"calibration-{model}", points, when or ctx.as_of),
         "Points on the diagonal mean a score of 0.3 really is about 30%.",
     )
 
 
 def block_roc(ctx: Context, model: str) -> str:
-    scalars, curves, _ = _metrics(ctx, model)
+    scalars, curves, when = _metrics(ctx, model)
+    night = when or ctx.as_of
     aucs = {s: v for s, m in scalars.items() if (v := scalar(m, "auc")) is not None}
     roc = {}
     for scorer, bases in curves.items():
@@ -1137,12 +1140,14 @@ def block_roc(ctx: Context, model: str) -> str:
             joined = pd.concat([fpr, tpr], axis=1, join="inner").dropna().sort_values(0)
             roc[scorer] = (joined.iloc[:, 0].to_numpy(), joined.iloc[:, 1].to_numpy())
     if roc:
-        return figure(f"roc-{model}", charts.roc(f"roc-{model}", roc, aucs), "Holdout ROC curves.")
+        return figure(
+            f"roc-{model}", charts.roc(f"roc-{model}", roc, aucs, night), "Holdout ROC curves."
+        )
     roc = {s: pts for s, bases in curves.items() if (pts := roc_from_deciles(bases)) is not None}
     if roc:
         return figure(
             f"roc-{model}",
-            charts.roc(f"roc-{model}", roc, aucs),
+            charts.roc(f"roc-{model}", roc, aucs, night),
             "Holdout ROC curves drawn from the decile tables (one point per decile); the AUC "
             "in the legend is the exact one.",
         )
@@ -1159,7 +1164,7 @@ def block_roc(ctx: Context, model: str) -> str:
         raise Missing(f"ml.model_metrics has no ROC points or AUC for {model}")
     return figure(
         f"roc-{model}",
-        charts.metric_bars(f"roc-{model}", table_),
+        charts.metric_bars(f"roc-{model}", table_, night),
         "ROC points are not stored, so the holdout AUC and average precision are compared.",
     )
 
@@ -1200,7 +1205,7 @@ def block_score_distribution(ctx: Context, model: str) -> str:
         lefts,
         counts,
         width,
-        f"Score distribution ({total:,} scored)",
+        charts.dated(f"Score distribution ({total:,} scored)", ctx.as_of),
         "calibrated probability",
         marks={"mean": mean},
     )
@@ -1215,7 +1220,7 @@ def block_drivers(ctx: Context, model: str) -> str:
         t, "importance_mean", "importance", "mean_importance", "value", "score", required=True
     )
     std = r.pick(t, "importance_std", "std", "std_importance")
-    where, params = "where model_name = ?", [model]
+    where, params, when = "where model_name = ?", [model], None
     if r.pick(t, "as_of_date"):
         when = r.scalar(
             f"select max(as_of_date) from {t} where model_name = ? and as_of_date <= ?",
@@ -1244,7 +1249,7 @@ def block_drivers(ctx: Context, model: str) -> str:
         raise Missing(f"{t} has no rows for {model}")
     svg = charts.horizontal_bars(
         f"drivers-{model}",
-        "Top drivers (permutation importance)",
+        charts.dated("Top drivers (permutation importance)", when),
         frame["feature"].astype(str).tolist(),
         frame["importance"].astype(float).tolist(),
         frame["std"].astype(float).tolist() if std else None,
@@ -1338,7 +1343,7 @@ def block_audiences(ctx: Context) -> str:
         summary = summary.merge(exports, on="audience", how="left")
     others = sorted(set(pivot.columns) - {"target", "holdout", "total"})
     parts = {p: pivot[p].astype(int).tolist() for p in ["target", "holdout", *others]}
-    svg = charts.audience_sizes(pivot.index.astype(str).tolist(), parts)
+    svg = charts.audience_sizes(pivot.index.astype(str).tolist(), parts, when)
     caption = f"Snapshot of {when}"
     if when != ctx.as_of:
         caption += f" (no snapshot on {ctx.as_of})"
@@ -1840,7 +1845,7 @@ def block_quarantine(ctx: Context) -> str:
     top = frame.head(15)
     svg = charts.horizontal_bars(
         "quarantine-reasons",
-        "Quarantine reasons, ranked",
+        charts.dated("Quarantine reasons, ranked", f"{first} .. {ctx.as_of}"),
         [charts.wrapped(x) for x in top["reason"].astype(str)],
         top["occurrences"].astype(float).tolist(),
         xlabel="rows (a row can have several reasons)",

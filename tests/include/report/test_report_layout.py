@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from segmint.report import charts
+from segmint.report import charts, render_report
+from tests.include.report.conftest import AS_OF
 
 
 def drawn(monkeypatch: pytest.MonkeyPatch, chart, *args: Any):
@@ -129,3 +131,45 @@ def test_the_loads_chart_names_the_year_of_each_day(monkeypatch: pytest.MonkeyPa
         ticks = ax.get_xticklabels()
         assert [t.get_text() for t in ticks] == [d.isoformat() for d in days]
         inside_and_apart(fig, ax, ticks)
+
+
+DATE = re.compile(r"20\d\d-\d\d-\d\d")
+
+
+def test_every_chart_says_which_night_it_shows_and_keeps_its_title_whole(
+    monkeypatch: pytest.MonkeyPatch, sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """ "Customers per segment", "Score distribution (1,500 scored)", "Audience size: target
+    and holdout": copied into a slide or an e-mail, a chart left the page's header behind
+    and no longer said which night it was of. The titles that now carry a date start at
+    the drawing's edge: from the plot's, right of long labels, "Quarantine reasons,
+    ranked · 2026-06-17 .. 2026-06-30" was cut off."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figures = {}
+    real = charts.to_svg
+
+    def keep(fig, name, label):
+        figures[name] = fig
+        return real(fig, name, label)
+
+    monkeypatch.setattr(charts, "to_svg", keep)
+    render_report(sample_warehouse, AS_OF, tmp_path / "r.html")
+    assert len(figures) >= 19, sorted(figures)
+    for name, fig in figures.items():
+        FigureCanvasAgg(fig).draw()
+        renderer = fig.canvas.get_renderer()
+        titles = [t for ax in fig.axes for t in (ax.title, ax._left_title) if t.get_text()]
+        if fig._suptitle is not None:
+            titles.append(fig._suptitle)
+        assert titles, name
+        for title in titles:
+            box = title.get_window_extent(renderer)
+            assert fig.bbox.x0 - 0.5 <= box.x0 and box.x1 <= fig.bbox.x1 + 0.5, (name, title)
+        # The night in a title, or on the axis where the chart runs over nights.
+        texts = [t.get_text() for t in titles]
+        for ax in fig.axes:
+            texts += [ax.get_xlabel(), ax.get_ylabel()]
+            texts += [t.get_text() for t in ax.get_xticklabels()]
+        assert any(DATE.search(t) for t in texts), (name, texts)
+        assert any(str(AS_OF) in t for t in texts), (name, texts)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from segmint.audiences.compile import WAITING
+from segmint.audiences.compile import NO_MODEL_YET, WAITING
 from segmint.config import Settings
 from segmint.report import charts
 from segmint.report.data import (
@@ -1428,6 +1428,29 @@ def _file_names(error: str | None) -> str | None:
     return _DEFINITION_PATH.sub(r"\1", error) if error else error
 
 
+def _waiting_reason(error: str) -> str:
+    """Why an audience waits, in words: which model has none published yet and the score
+    stage's reason, its baselines named in words.
+
+    The line read "churn_risk_winback waits for a first propensity model: audience
+    'churn_risk_winback' (../../audiences/churn_risk_winback.yml) not built yet: no published
+    propensity model yet: churn: holdout AUC 0.856 does not beat baseline_recency 0.872;
+    not published": the audience's name and its wait said twice, the server's path to its
+    file, the model's gate message with the baseline's code and "not published" in it."""
+    _, found, rest = error.partition(f"{WAITING}: ")
+    if not found:
+        return error
+    said = []
+    for part in rest.split(f"; {NO_MODEL_YET}: "):
+        model, colon, _ = part.partition(": ")
+        if not colon or not model.isidentifier():
+            said.append(_in_words(part))
+            continue
+        reason = run_reason(model, "not_published", part, compared=False)
+        said.append(f"no {model} model published yet" + (f" ({reason})" if reason else ""))
+    return "; ".join(said)
+
+
 def _audience_problems(ctx: Context) -> str:
     """A note naming the night's audiences that failed to build or have no members.
 
@@ -1464,7 +1487,8 @@ def _audience_problems(ctx: Context) -> str:
     ]
     lines += [f"<li><b>{esc(a)}</b> was built with no members</li>" for a in empty_]
     wait = [
-        f"<li><b>{esc(a)}</b> waits for a first propensity model: {esc(e)}</li>" for a, e in waiting
+        f"<li><b>{esc(a)}</b> waits for a first propensity model: {esc(_waiting_reason(e))}</li>"
+        for a, e in waiting
     ]
     return (f'<ul class="note error">{"".join(lines)}</ul>' if lines else "") + (
         f'<ul class="note info">{"".join(wait)}</ul>' if wait else ""

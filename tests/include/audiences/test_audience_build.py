@@ -424,6 +424,12 @@ def test_a_young_shops_propensity_audience_gives_the_score_stages_reason(tmp_pat
     assert not any("failed to build" in line for line in report.details["summary"])
     waiting = re.search(r'<ul class="note info"><li><b>scored</b> waits for a first [^<]*', html)
     assert waiting and "not enough labelled examples" in waiting.group(0)
+    # In words: not the server's path to b.yml, nor the wait and the model's name twice.
+    assert (
+        "waits for a first propensity model: no purchase model published yet (not enough "
+        "labelled examples to train"
+    ) in waiting.group(0)
+    assert "b.yml" not in waiting.group(0) and "not built yet" not in waiting.group(0)
     assert "<b>scored</b> failed to build" not in html
 
 

@@ -1223,3 +1223,22 @@ def test_a_readout_verdict_advises_by_what_it_measured(counts, expected) -> None
     x_t, n_t, x_h, n_h = counts
     row = {"target": n_t, "holdout": n_h}
     assert _verdict(conversion_test(x_t, n_t, x_h, n_h), None, row, 0.05, "USD") == expected
+
+
+def test_an_audience_waiting_for_a_model_says_why_in_words() -> None:
+    """A real night's line read "churn_risk_winback waits for a first propensity model:
+    audience 'churn_risk_winback' (../../audiences/churn_risk_winback.yml) not built yet: no
+    published propensity model yet: churn: holdout AUC 0.856 does not beat baseline_recency
+    0.872; not published"."""
+    from segmint.audiences.compile import NO_MODEL_YET, WAITING
+    from segmint.report.sections import _waiting_reason
+
+    gate = "holdout AUC 0.856 does not beat baseline_recency 0.872; not published"
+    error = (
+        f"audience 'winback' (../../audiences/winback.yml) {WAITING}: churn: {gate}; "
+        f"{NO_MODEL_YET}: purchase: cannot train: 40 labelled examples"
+    )
+    assert _waiting_reason(error) == (
+        "no churn model published yet (holdout AUC 0.856 does not beat the recency rule "
+        "0.872); no purchase model published yet (cannot train: 40 labelled examples)"
+    )

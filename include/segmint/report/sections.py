@@ -1420,7 +1420,10 @@ def _no_holdout(ctx: Context, pivot: pd.DataFrame, when: date) -> str:
 # A definition file's path on the server ("/srv/segmint/audiences/vip.yml:3"): the file's
 # name and line say which file to fix; the folder is the operator's, not the reader's.
 _PART = r"""[^\s:()'"/\\]+"""
-_DEFINITION_PATH = re.compile(rf"(?<![\w.])(?:[A-Za-z]:)?[/\\](?:{_PART}[/\\])*({_PART}\.ya?ml)\b")
+# A relative one too ("../../audiences/vip.yml", from `segmint run --audiences ../../audiences`).
+_DEFINITION_PATH = re.compile(
+    rf"(?<![\w./\\])(?:(?:[A-Za-z]:)?[/\\])?(?:{_PART}[/\\])+({_PART}\.ya?ml)\b"
+)
 
 
 def _file_names(error: str | None) -> str | None:

@@ -1141,19 +1141,26 @@ def test_an_audience_without_holdout_customers_is_said_to_be_unmeasurable(tmp_pa
     assert "<b>measured</b> has no holdout" not in html
 
 
+@pytest.mark.parametrize("relative", [False, True])
 def test_an_audience_that_failed_is_named_with_its_file_not_the_servers_path(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, relative: bool
 ) -> None:
     """A definition with an unknown feature: the page said "bad failed to build: audience
     'bad' is invalid: /srv/.../audiences/bad.yml:3: where.feature: ...", the server's folders
-    in a page sent to marketers. The file's name and line say which file to fix."""
+    in a page sent to marketers. The file's name and line say which file to fix. A relative
+    folder (`segmint run --audiences ../../audiences`) was left whole."""
     from segmint.audiences import build_audiences
     from tests.include.audiences.conftest import AS_OF as AUDIENCE_AS_OF
     from tests.include.audiences.conftest import make_warehouse, write_defs
 
+    folder = tmp_path / "definitions" / "audiences"
+    if relative:
+        (tmp_path / "cwd").mkdir()
+        monkeypatch.chdir(tmp_path / "cwd")
+        folder = Path("..") / "definitions" / "audiences"
     settings = Settings(
         warehouse=make_warehouse(tmp_path / "segmint.duckdb"),
-        audiences=tmp_path / "definitions" / "audiences",
+        audiences=folder,
         output=tmp_path / "out",
     )
     write_defs(
@@ -1170,6 +1177,7 @@ def test_an_audience_that_failed_is_named_with_its_file_not_the_servers_path(
         "where.feature: unknown feature &#x27;no_such_feature&#x27;"
     ) in html
     assert str(tmp_path) not in html
+    assert "definitions" not in html
 
 
 def test_readout_verdicts_say_in_plain_words_what_happened_how_sure_and_what_to_do(

@@ -24,6 +24,9 @@ GREY = "#9ca3af"
 DARK = "#1f2937"
 RED = "#dc2626"
 SERIES = ("#2563eb", "#ea8a1a", "#16a34a", "#9333ea", "#0891b2", "#db2777", "#65a30d", "#78716c")
+# One marker per series beside its colour: blue and purple, orange and green read alike to
+# a colour-blind reader (one man in twelve), and the drift lines differed by colour alone.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 BASELINE_COLOURS = ("#ea8a1a", "#78716c", "#9333ea", "#0891b2")
 
 _RC = {
@@ -720,8 +723,8 @@ def drift_lines(
                 ax.plot(
                     x,
                     y,
-                    marker="o",
-                    markersize=3.5,
+                    marker=MARKERS[i % len(MARKERS)],
+                    markersize=4.5,
                     linewidth=1.8,
                     color=SERIES[i % len(SERIES)],
                     label=short(key),

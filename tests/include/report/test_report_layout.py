@@ -173,3 +173,17 @@ def test_every_chart_says_which_night_it_shows_and_keeps_its_title_whole(
             texts += [t.get_text() for t in ax.get_xticklabels()]
         assert any(DATE.search(t) for t in texts), (name, texts)
         assert any(str(AS_OF) in t for t in texts), (name, texts)
+
+
+def test_drift_lines_differ_by_marker_not_colour_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six features' PSI lines differed by colour only: blue and purple, orange and green
+    look alike to a colour-blind reader, who could not tell which line was over 0.2."""
+    runs = [date(2026, 6, 28), date(2026, 6, 29), date(2026, 6, 30)]
+    series = {f"feature_{i}": (runs, [0.05 * (i + 1)] * 3) for i in range(6)}
+    fig = drawn(monkeypatch, charts.drift_lines, "drift", "Feature PSI per run", series, 0.2, "PSI")
+    lines = [line for line in fig.axes[0].get_lines() if line.get_label() in series]
+    assert len(lines) == 6
+    assert len({line.get_marker() for line in lines}) == 6
+    # and the legend shows them
+    handles = fig.axes[0].get_legend().legend_handles
+    assert len({h.get_marker() for h in handles}) == 6

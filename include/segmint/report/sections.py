@@ -1300,6 +1300,7 @@ def block_audiences(ctx: Context) -> str:
         if problems:
             return problems
         if r.has(t):  # "audiences.members has no rows on or before" needed an engineer
+            ctx.facts["audiences_none"] = True
             raise Missing(f"no audience built up to {ctx.as_of} (no rows in {t})") from e
         raise
     group = r.pick(t, "group", "member_group", "arm")
@@ -2233,6 +2234,9 @@ def summary_sentences(ctx: Context) -> list[str]:
         out.append(
             f"No audience has members for {ctx.as_of} (the newest are of {f['audiences_older']})."
         )
+    elif f.get("audiences_none"):
+        # The summary said nothing of audiences: a reader could not tell none was built.
+        out.append(f"No audience built up to {ctx.as_of}: no customer is targeted yet.")
     if f.get("audiences_failed"):
         failed = f["audiences_failed"]
         out.append(f"{plural(len(failed), 'audience')} failed to build: {', '.join(failed)}.")

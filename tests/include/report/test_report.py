@@ -419,6 +419,9 @@ def test_a_first_night_says_why_drift_and_audiences_are_missing_in_words(
     notes = re.findall(r"Not available yet: ([^<]*)", html)
     assert notes.count("this is the first segmentation run: nothing to compare with yet") == 3
     assert "no audience built up to 2026-06-30 (no rows in audiences.members)" in notes
+    # The summary said nothing of audiences: nobody could tell from it that none was built.
+    summary = html[html.index('id="summary"') : html.index('id="segments"')]
+    assert "No audience built up to 2026-06-30: no customer is targeted yet." in summary
     assert (
         "no two nights of propensity scores to compare yet (score drift compares a night&#x27;s "
         "scores with the previous night&#x27;s; no rows in ml.score_drift up to 2026-06-30)"

@@ -57,15 +57,19 @@ DRIFT_RUNS = 10  # drift charts cover the last this-many runs
 # statistic ml.segment_profiles stores as median_<feature>: money per customer is heavy
 # tailed (one order of 1e9, a B2B account with half the revenue), and a mean of it says
 # more about the largest customer than about the segment.
+#
+# Each label says its unit and period in words: "sessions 30d", "tenure days" and "orders"
+# were the columns' names, and did not say whether orders and revenue were of a month or of
+# the customer's whole history (to date, as the marts count them).
 KEY_FEATURES = (
-    ("recency_days", "days since order", "{:,.0f}"),
-    ("order_count", "orders", "{:,.1f}"),
-    ("revenue_total", "revenue per customer", "{:,.0f}"),
+    ("recency_days", "days since last order", "{:,.0f}"),
+    ("order_count", "orders to date", "{:,.1f}"),
+    ("revenue_total", "revenue per customer to date", "{:,.0f}"),
     ("avg_order_value", "order value", "{:,.0f}"),
-    ("sessions_30d", "sessions 30d", "{:,.1f}"),
-    ("cart_abandonment_rate_90d", "cart abandonment", "{:.0%}"),
-    ("email_opens_30d", "email opens 30d", "{:,.1f}"),
-    ("tenure_days", "tenure days", "{:,.0f}"),
+    ("sessions_30d", "visits in the last 30 days", "{:,.1f}"),
+    ("cart_abandonment_rate_90d", "cart abandonment, last 90 days", "{:.0%}"),
+    ("email_opens_30d", "e-mail opens in the last 30 days", "{:,.1f}"),
+    ("tenure_days", "days since first seen", "{:,.0f}"),
 )
 
 

@@ -925,9 +925,11 @@ def test_a_persona_median_over_the_few_who_have_a_value_says_how_few(tmp_path: P
     )
     con.close()
     html = render_report(warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
-    assert "median days since order: <b>90</b> <small>(the 2 of 10 who ordered)</small>" in html
-    assert "median orders: <b>0.0</b><" in html  # every customer has a count: no base
-    assert "median tenure days: <b>204</b><" in html
+    assert (
+        "median days since last order: <b>90</b> <small>(the 2 of 10 who ordered)</small>" in html
+    )
+    assert "median orders to date: <b>0.0</b><" in html  # every customer has a count: no base
+    assert "median days since first seen: <b>204</b><" in html
     assert "top categories: books 100% (of the 2 of 10 with one)" in html
 
 
@@ -1030,10 +1032,10 @@ def test_money_on_the_cards_and_readouts_names_its_currency(
     con.execute("create or replace table marts.reporting_currency as select 'EUR' as currency_code")
     con.close()
     html = render_report(warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
-    assert "median revenue per customer (EUR): <b>" in html
+    assert "median revenue per customer to date (EUR): <b>" in html
     assert "median order value (EUR): <b>" in html
     assert ">Δ revenue/cust. (EUR)</th>" in html
-    assert "median orders: <b>" in html  # counts name no currency
+    assert "median orders to date: <b>" in html  # counts name no currency
 
 
 def test_a_readout_without_a_single_order_gives_no_verdict(

@@ -80,7 +80,7 @@ def test_cards_show_medians_of_the_non_outliers_as_the_profiles(tmp_path: Path) 
     buyers = 0
     for name, revenue, order_value, outliers in profiles:
         assert outliers == 0  # 60 customers: fewer than 1 / (1 - 0.99), nobody is an outlier
-        assert cards[name].get("revenue per customer (USD)", "0") == f"{revenue or 0:,.0f}"
+        assert cards[name].get("revenue per customer to date (USD)", "0") == f"{revenue or 0:,.0f}"
         if order_value is not None:
             buyers += 1
             assert cards[name]["order value (USD)"] == f"{order_value:,.0f}"

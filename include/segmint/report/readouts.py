@@ -251,7 +251,8 @@ def _verdict(
             if clear
             else f", but a gap this size could be chance ({p}): not proven."
         )
-    if rev is not None and rev["p_value"] < alpha and rev["difference"] != 0:
+    spent = rev is not None and rev["p_value"] < alpha and rev["difference"] != 0
+    if spent:
         amount = f"{abs(rev['difference']):,.2f}" + (f" {currency}" if currency else "")
         direction = "more" if rev["difference"] > 0 else "less"
         text += (
@@ -265,20 +266,33 @@ def _verdict(
         )
     needed = required_holdout(baseline, row["target"] / row["holdout"], alpha=alpha)
     small = bool(needed) and row["holdout"] < needed
-    if clear:
-        # A gap shown beyond chance stands however small the holdout; its size matters for
-        # a gap not shown (too few customers to see one).
+    # Which way the evidence points: conversion shown beyond chance first, else spending.
+    sign = (
+        (1 if conv["difference"] > 0 else -1)
+        if clear
+        else (1 if rev["difference"] > 0 else -1)
+        if spent
+        else 0
+    )
+    if small:
+        # A holdout too small to see a 10% uplift (57 customers, 12,512 needed): a gap
+        # shown beyond chance on a handful of customers is a hint, not a result.
+        size = f"{row['holdout']:,} customers, {needed:,} needed to see a 10% uplift"
         text += (
-            " What to do: the campaign works; keep it."
-            if conv["difference"] > 0
-            else " What to do: the campaign seems to put customers off; review it."
+            f" What to do: it looks like it works; keep it, but the holdout is too small "
+            f"({size}) for a firm answer: hold out more customers to confirm."
+            if sign > 0
+            else f" What to do: it looks like it puts customers off; review it, and hold out "
+            f"more customers ({size}) to confirm."
+            if sign < 0
+            else " What to do: the holdout is too small to prove a 10% uplift "
+            f"({row['holdout']:,} customers, {needed:,} needed), so "
+            "take this as a hint only; hold out more customers to measure the campaign."
         )
-    elif small:
-        text += (
-            f" What to do: the holdout is too small to prove a 10% uplift ({row['holdout']:,} "
-            f"customers, {needed:,} needed), so take this as a hint only; hold out more "
-            "customers to measure the campaign."
-        )
+    elif sign > 0:
+        text += " What to do: the campaign works; keep it."
+    elif sign < 0:
+        text += " What to do: the campaign seems to put customers off; review it."
     else:
         text += (
             " What to do: the holdout was large enough to see a 10% uplift and none showed; "

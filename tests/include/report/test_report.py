@@ -1197,9 +1197,13 @@ def test_readout_verdicts_say_in_plain_words_what_happened_how_sure_and_what_to_
     assert verdicts["likely_buyers_email"] == (
         "Targets ordered more often than the holdout (16.6% of the targets ordered, 7.0% of "
         "the holdout), but a gap this size could be chance (p = 0.06): not proven. They spent "
-        "12.70 USD more per customer, unlikely to be chance (p = 0.0032). What to do: the "
-        "holdout is too small to prove a 10% uplift (57 customers, 12,512 needed), so take "
-        "this as a hint only; hold out more customers to measure the campaign."
+        "12.70 USD more per customer, unlikely to be chance (p = 0.0032). What to do: it looks "
+        "like it works; keep it, but the holdout is too small (57 customers, 12,512 needed to "
+        "see a 10% uplift) for a firm answer: hold out more customers to confirm."
+    )
+    assert verdicts["winback_at_risk"].endswith(
+        "What to do: the holdout is too small to prove a 10% uplift (12 customers, 10,048 "
+        "needed), so take this as a hint only; hold out more customers to measure the campaign."
     )
     for verdict in verdicts.values():
         assert "What to do: " in verdict
@@ -1211,22 +1215,30 @@ def test_readout_verdicts_say_in_plain_words_what_happened_how_sure_and_what_to_
     ("counts", "expected"),
     [
         (
-            (300, 1000, 200, 1000),
+            (2400, 8000, 1600, 8000),
             "Targets ordered more often than the holdout (30.0% of the targets ordered, 20.0% "
             "of the holdout), and a gap this size is unlikely to be chance (p < 0.001). "
             "What to do: the campaign works; keep it.",
         ),
         (
-            (200, 3000, 250, 3000),
-            "Targets ordered less often than the holdout (6.7% of the targets ordered, 8.3% of "
-            "the holdout), and a gap this size is unlikely to be chance (p = 0.014). What to "
-            "do: the campaign seems to put customers off; review it.",
+            (1600, 8000, 2000, 8000),
+            "Targets ordered less often than the holdout (20.0% of the targets ordered, 25.0% "
+            "of the holdout), and a gap this size is unlikely to be chance (p < 0.001). What "
+            "to do: the campaign seems to put customers off; review it.",
         ),
         (
             (1000, 2000, 1000, 2000),
             "Targets ordered as often as the holdout (50.0% of the targets ordered, 50.0% of "
             "the holdout; p = 1). What to do: the holdout was large enough to see a 10% uplift "
             "and none showed; rethink the campaign.",
+        ),
+        (  # beyond chance, on a holdout too small to see a 10% uplift: a hint
+            (300, 1000, 20, 100),
+            "Targets ordered more often than the holdout (30.0% of the targets ordered, 20.0% "
+            "of the holdout), and a gap this size is unlikely to be chance (p = 0.036). What "
+            "to do: it looks like it works; keep it, but the holdout is too small (100 "
+            "customers, 3,620 needed to see a 10% uplift) for a firm answer: hold out more "
+            "customers to confirm.",
         ),
     ],
 )

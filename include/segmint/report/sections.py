@@ -1102,6 +1102,14 @@ POSITIVES = {
 }
 
 
+# The score distribution's axis in words: "calibrated probability" said nothing to a
+# marketer about what the score predicts.
+SCORE_AXIS = {
+    "purchase": "predicted chance of a purchase (0 to 1)",
+    "churn": "predicted chance of churning (0 to 1)",
+}
+
+
 def _first(*candidates: pd.Series | None) -> pd.Series | None:
     return next((c for c in candidates if c is not None), None)
 
@@ -1209,11 +1217,13 @@ def block_score_distribution(ctx: Context, model: str) -> str:
         lefts,
         counts,
         width,
-        charts.dated(f"Score distribution ({total:,} scored)", ctx.as_of),
-        "calibrated probability",
+        charts.dated("Score distribution", ctx.as_of),
+        SCORE_AXIS.get(model, "predicted probability (0 to 1)"),
         marks={"mean": mean},
     )
-    return figure(f"scores-{model}", svg, f"Scores on {ctx.as_of}; mean {mean:.3f}.")
+    return figure(
+        f"scores-{model}", svg, f"{total:,} customers scored on {ctx.as_of}; mean {mean:.3f}."
+    )
 
 
 def block_drivers(ctx: Context, model: str) -> str:

@@ -139,7 +139,7 @@ DATE = re.compile(r"20\d\d-\d\d-\d\d")
 def test_every_chart_says_which_night_it_shows_and_keeps_its_title_whole(
     monkeypatch: pytest.MonkeyPatch, sample_warehouse: Path, tmp_path: Path
 ) -> None:
-    """ "Customers per segment", "Score distribution (1,500 scored)", "Audience size: target
+    """ "Customers per segment", "Score distribution", "Audience size: target
     and holdout": copied into a slide or an e-mail, a chart left the page's header behind
     and no longer said which night it was of. The titles that now carry a date start at
     the drawing's edge: from the plot's, right of long labels, "Quarantine reasons,
@@ -156,6 +156,11 @@ def test_every_chart_says_which_night_it_shows_and_keeps_its_title_whole(
     monkeypatch.setattr(charts, "to_svg", keep)
     render_report(sample_warehouse, AS_OF, tmp_path / "r.html")
     assert len(figures) >= 19, sorted(figures)
+    # What a score is, in words ("calibrated probability" said nothing to a marketer).
+    assert figures["scores-purchase"].axes[0].get_xlabel() == (
+        "predicted chance of a purchase (0 to 1)"
+    )
+    assert figures["scores-churn"].axes[0].get_xlabel() == "predicted chance of churning (0 to 1)"
     for name, fig in figures.items():
         FigureCanvasAgg(fig).draw()
         renderer = fig.canvas.get_renderer()
@@ -166,6 +171,14 @@ def test_every_chart_says_which_night_it_shows_and_keeps_its_title_whole(
         for title in titles:
             box = title.get_window_extent(renderer)
             assert fig.bbox.x0 - 0.5 <= box.x0 and box.x1 <= fig.bbox.x1 + 0.5, (name, title)
+        for ax in fig.axes:  # the axes' labels too ("predicted chance of ..." ran off both sides)
+            for label in (ax.xaxis.label, ax.yaxis.label):
+                if label.get_text():
+                    box = label.get_window_extent(renderer)
+                    assert fig.bbox.x0 - 0.5 <= box.x0 and box.x1 <= fig.bbox.x1 + 0.5, (
+                        name,
+                        label,
+                    )
         # The night in a title, or on the axis where the chart runs over nights.
         texts = [t.get_text() for t in titles]
         for ax in fig.axes:

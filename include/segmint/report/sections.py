@@ -2148,6 +2148,7 @@ def block_score_psi(ctx: Context) -> str:
     threshold = ctx.settings.propensity.drift_psi_warning
     latest = frame[frame["as_of_date"] == frame["as_of_date"].max()]
     ctx.facts["score_psi_over"] = latest[latest["value"] > threshold]["key"].tolist()
+    ctx.facts["score_psi_threshold"] = threshold
     svg = charts.drift_lines(
         "drift-scores",
         "Score distribution PSI per model",
@@ -2297,11 +2298,24 @@ def summary_sentences(ctx: Context) -> list[str]:
         over, threshold, _ = f["psi_over"]
         if over:
             shown = ", ".join(over[:4]) + (" …" if len(over) > 4 else "")
-            out.append(f"{plural(len(over), 'feature')} drifted above PSI {threshold:g}: {shown}.")
+            # "2 features drifted above PSI 0.2: ..." said neither what moved nor what to do.
+            out.append(
+                f"The customers changed since the previous run: {plural(len(over), 'feature')} "
+                f"of the segmentation shifted beyond the warning level (PSI above "
+                f"{threshold:g}): {shown}; check that the segments still read as before."
+            )
         else:
-            out.append(f"No feature drifted above PSI {threshold:g}.")
+            out.append(
+                "The customers' features shifted no more than usual since the previous run "
+                f"(no PSI above {threshold:g})."
+            )
     if f.get("score_psi_over"):
-        out.append("Score drift warning for: " + ", ".join(f["score_psi_over"]) + ".")
+        models = ", ".join(f["score_psi_over"])
+        out.append(
+            f"The scores of the {models} {'model' if len(f['score_psi_over']) == 1 else 'models'}"
+            " shifted since the previous run beyond the warning level (PSI above "
+            f"{f.get('score_psi_threshold', 0.2):g}): check them before targeting on them."
+        )
     return out
 
 

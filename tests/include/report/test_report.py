@@ -87,7 +87,9 @@ def test_summary_speaks_plainly(full_run) -> None:
     )
     assert quarantine in summary
     assert any(s.startswith("3 audiences with") for s in summary)
-    assert any("drifted above PSI 0.2" in s for s in summary)
+    assert any(
+        "of the segmentation shifted beyond the warning level (PSI above 0.2)" in s for s in summary
+    )
     assert summary[0] in html.replace("&#x27;", "'")
 
 
@@ -476,7 +478,11 @@ def test_other_table_layouts_are_understood(tmp_path: Path) -> None:
     assert charts_in(html) == {"lift-purchase", "roc-purchase", "drift-psi", "drift-centroid"}
     assert "Holdout ROC curves." in html
     assert "Model: recommendations" not in html
-    assert "1 feature drifted above PSI 0.2: recency_days." in html
+    assert (
+        "The customers changed since the previous run: 1 feature of the segmentation shifted "
+        "beyond the warning level (PSI above 0.2): recency_days; check that the segments still "
+        "read as before."
+    ) in html
     assert "Could not be drawn" not in html
 
 
@@ -1267,3 +1273,22 @@ def test_an_audience_waiting_for_a_model_says_why_in_words() -> None:
         "no churn model published yet (holdout AUC 0.856 does not beat the recency rule "
         "0.872); no purchase model published yet (cannot train: 40 labelled examples)"
     )
+
+
+def test_the_summary_says_in_words_that_a_models_scores_shifted(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """ "Score drift warning for: churn." said neither what had moved nor what to do."""
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    con = connect(warehouse)
+    con.execute(
+        "update ml.score_drift set psi = 0.35 where model_name = 'churn' and as_of_date = ?",
+        [AS_OF],
+    )
+    con.close()
+    result = write_report(Settings(warehouse=warehouse, output=tmp_path / "out"), AS_OF)
+    assert (
+        "The scores of the churn model shifted since the previous run beyond the warning level "
+        "(PSI above 0.2): check them before targeting on them."
+    ) in result.details["summary"]

@@ -1362,6 +1362,20 @@ def block_audiences(ctx: Context) -> str:
     caption = f"Snapshot of {when}"
     if when != ctx.as_of:
         caption += f" (no snapshot on {ctx.as_of})"
+    # What each count is of: "entered 242, exited 0" on an audience's first snapshot read as
+    # 242 customers joining tonight, when everyone enters on the first.
+    explained = [f"Customers per audience in the snapshot of {when}"]
+    if funnel is not None:
+        explained.append(
+            "matched: those its conditions select; matched = without consent + other "
+            "exclusions (suppressed, taken by a higher-priority audience, over the size "
+            "limit) + total; total = target + holdout"
+        )
+    if changes is not None:
+        explained.append(
+            "entered, exited: customers who joined or left the audience since its previous "
+            "snapshot (on its first snapshot, everyone entered)"
+        )
     return (
         problems
         + '<div class="half">'
@@ -1369,6 +1383,7 @@ def block_audiences(ctx: Context) -> str:
         + "</div>"
         + table(
             summary,
+            caption="; ".join(explained) + ".",
             formats={
                 "holdout share": fmt_pct,
                 **{

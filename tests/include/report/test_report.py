@@ -1292,3 +1292,19 @@ def test_the_summary_says_in_words_that_a_models_scores_shifted(
         "The scores of the churn model shifted since the previous run beyond the warning level "
         "(PSI above 0.2): check them before targeting on them."
     ) in result.details["summary"]
+
+
+def test_the_audiences_table_says_what_each_count_is_of(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """The table's columns were bare: "entered 242, exited 0" on an audience's first
+    snapshot read as 242 customers joining tonight (everyone enters on the first), and
+    nothing said how matched, the exclusions and the total add up."""
+    html = render_report(sample_warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
+    caption = re.search(r"<caption>(Customers per audience[^<]*)</caption>", html).group(1)
+    assert caption.startswith(f"Customers per audience in the snapshot of {AS_OF}; ")
+    assert "matched = without consent + other exclusions (" in caption
+    assert caption.endswith(
+        "entered, exited: customers who joined or left the audience since its previous "
+        "snapshot (on its first snapshot, everyone entered)."
+    )

@@ -861,6 +861,13 @@ def run_reason(model: str, status: str, message: Any, compared: bool) -> str:
     return text
 
 
+def aside(reason: str) -> str:
+    """A run's reason after its status: in brackets, or after a colon when it has brackets
+    of its own ("reused (scored with the registered model purchase-… (trained as of
+    2026-01-01, …; retrain every 7 days))" closed two brackets at once)."""
+    return f": {reason}" if "(" in reason else f" ({reason})"
+
+
 def block_model_status(ctx: Context, model: str) -> str:
     parts = []
     run = _model_run(ctx, model)
@@ -926,7 +933,7 @@ def block_model_status(ctx: Context, model: str) -> str:
         parts.append(
             f"Run <code>{esc(run.get('run_id', ''))}</code> of {esc(_day(run.get('as_of_date')))}: "
             f'<span class="{cls}">{esc(status.replace("_", " "))}</span>'
-            + (f" ({esc(reason)})" if reason else "")
+            + (esc(aside(reason)) if reason else "")
             + "."
         )
         if status == "not_published" and auc is not None:
@@ -2249,7 +2256,7 @@ def summary_sentences(ctx: Context) -> list[str]:
                 # comparison with the best rule when the sentence gave it too
                 message = run_reason(m["model"], m["status"], m["message"], bool(m.get("baseline")))
                 if message and not message.startswith(("beats ", "does not beat ")):
-                    s += f" ({message})"
+                    s += aside(message)
         if m.get("scored_with"):
             version, n = m["scored_with"]
             s += f"; tonight's {n:,} scores come from the last published model {version}"

@@ -649,7 +649,8 @@ def test_a_young_shops_propensity_section_says_why_there_are_no_scores(tmp_path:
         assert html_escape(reason) not in html
         # the summary quotes the reason without the model's name it already gave
         line = next(x for x in result.details["summary"] if x.startswith(model.capitalize()))
-        assert f"({reason.removeprefix(f'{model}: ')}" in line and f"({model}:" not in line
+        # (after a colon: the reason has brackets of its own)
+        assert f": {reason.removeprefix(f'{model}: ')}" in line and f"({model}:" not in line
     # No charts of models that have no scores: the status line is the whole block.
     assert "ml.model_metrics has no" not in html
 
@@ -1308,3 +1309,30 @@ def test_the_audiences_table_says_what_each_count_is_of(
         "entered, exited: customers who joined or left the audience since its previous "
         "snapshot (on its first snapshot, everyone entered)."
     )
+
+
+def test_a_reused_models_reason_is_not_wrapped_in_a_second_pair_of_brackets(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """A night between retrainings read "reused (scored with the registered model
+    purchase-2026-01-01-a516f123 (trained as of 2026-01-01, 1 days ago; retrain every 7
+    days))", in the summary and in the status line."""
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    message = (
+        "scored with the registered model purchase-2026-06-29 (trained as of 2026-06-29; "
+        "retrain every 7 days)"
+    )
+    con = connect(warehouse)
+    con.execute(
+        "update ml.model_runs set status = 'reused', message = ? "
+        "where model_name = 'purchase' and as_of_date = ?",
+        [message, AS_OF],
+    )
+    con.close()
+    result = write_report(Settings(warehouse=warehouse, output=tmp_path / "out"), AS_OF)
+    purchase = next(s for s in result.details["summary"] if s.startswith("Purchase model"))
+    assert purchase.endswith(f"; reused: {message}.")
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    assert f'<span class="good">reused</span>: {message}.<' in html
+    assert "))" not in purchase

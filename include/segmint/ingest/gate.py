@@ -97,6 +97,27 @@ _PARTS_SQL = """
 """
 
 
+# Every day from the first events partition to the as-of date without any events file gets
+# a 'missing' row, so that an analyst reading ops.quality_gate tells "no data arrived" from
+# "not checked". A day's files landing later are judged on their night, which replaces the
+# row with the verdict; rows are recomputed up to the as-of date each time.
+_MISSING_DAYS_SQL = """
+        insert into ops.quality_gate
+        select 'events', day::date, '', 'missing', 0, 0, 0.0,
+            'no events file has landed for this day: its visits and orders are not in the '
+            || 'marts; files delivered later into events/dt=' || strftime(day, '%Y-%m-%d')
+            || '/ are loaded and judged by the next night', $now
+        from range(
+            (select min(partition_date) from ops.load_manifest where source = 'events')::timestamp,
+            ($as_of::date + 1)::timestamp,
+            interval 1 day
+        ) as days(day)
+        where day::date not in (
+            select partition_date from ops.load_manifest where source = 'events'
+        )
+"""
+
+
 def _partitions_to_check(con, as_of: date) -> list[tuple]:
     return con.execute(
         _PARTS_SQL
@@ -538,6 +559,11 @@ def check_quality_gate(settings: Settings, as_of: date) -> StageResult:
                 con.execute(
                     "insert into ops.quality_gate values (?, ?, ?, ?, ?, ?, ?, ?, ?)", list(v)
                 )
+            con.execute(
+                "delete from ops.quality_gate where status = 'missing' and partition_date <= ?",
+                [as_of],
+            )
+            con.execute(_MISSING_DAYS_SQL, {"as_of": as_of, "now": now})
         nothing_loaded = _nothing_loaded_up_to(con, as_of)
         as_of_events, newest, as_of_crm = con.execute(
             "select count(*) filter (where source = 'events' and partition_date = $d), "

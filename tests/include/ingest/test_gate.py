@@ -20,7 +20,7 @@ import pytest
 from segmint.config import Settings
 from segmint.ingest import check_quality_gate, run_ingest
 from segmint.stages import BeforeFirstDeliveryError, InputError, QualityGateError
-from tests.include.ingest.conftest import D1, D2, event, write_jsonl, write_lines
+from tests.include.ingest.conftest import D1, D2, D3, event, write_jsonl, write_lines
 
 _VALIDATE_IN_A_NEW_PROCESS = """
 import json, sys
@@ -120,6 +120,45 @@ def test_a_missing_as_of_delivery_warns_or_fails_as_configured(settings, landing
     write_jsonl(landing / "events/dt=2026-06-02/a.jsonl", [event("late", D2)])
     run_ingest(strict, D2)
     assert check_quality_gate(strict, D2).warnings == []
+
+
+def test_a_day_without_events_files_has_a_missing_row_until_its_files_land(
+    settings, landing, query
+):
+    """ops.quality_gate is what an analyst reads to trust a day: a day of the events feed
+    without any file had no row at all, so "no data arrived" looked like "not checked". Every
+    day from the first events partition to the as-of date without a file is now 'missing'
+    (CRM days without a file are normal: upserts); the day's files landing later replace it
+    with their verdict."""
+    d4 = date(2026, 6, 4)
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event(f"a{i}") for i in range(5)])
+    write_jsonl(landing / "events/dt=2026-06-03/a.jsonl", [event(f"c{i}", D3) for i in range(5)])
+    write_lines(landing / "crm/dt=2026-06-03/c.csv", ["customer_id,updated_at"])
+    run_ingest(settings, d4)
+    check_quality_gate(settings, d4)
+    gate = "select source, partition_date, status, rows_read from ops.quality_gate order by 2, 1"
+    assert query(gate) == [
+        ("events", D1, "passed", 5),
+        ("events", D2, "missing", 0),
+        ("crm", D3, "passed", 0),
+        ("events", D3, "passed", 5),
+        ("events", d4, "missing", 0),
+    ]
+    (message,) = query("select message from ops.quality_gate where partition_date = ?", [D2])[0]
+    assert message.startswith("no events file has landed for this day")
+    assert "events/dt=2026-06-02/" in message
+
+    # The late file of 2026-06-02 lands; the next night judges it and the row is its verdict.
+    write_jsonl(landing / "events/dt=2026-06-02/late.jsonl", [event("b0", D2)])
+    run_ingest(settings, d4)
+    check_quality_gate(settings, d4)
+    assert query(gate) == [
+        ("events", D1, "passed", 5),
+        ("events", D2, "passed", 1),
+        ("crm", D3, "passed", 0),
+        ("events", D3, "passed", 5),
+        ("events", d4, "missing", 0),
+    ]
 
 
 def test_a_minimum_count_keeps_one_bad_record_of_a_small_partition_from_stopping_the_night(

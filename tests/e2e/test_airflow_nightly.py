@@ -253,6 +253,32 @@ def test_docs_tables_md_names_every_column_analysts_read(night: Night) -> None:
     assert problems == []
 
 
+def test_docs_tables_md_column_types_are_the_tables(night: Night) -> None:
+    """The type cell of each column table of docs/tables.md is the published column's
+    DuckDB type (names alone were compared)."""
+    text = TABLES_DOC.read_text(encoding="utf-8")
+    documented = {}
+    for heading, body in re.findall(r"^### (.*)\n((?:(?!#).*\n)*)", text, re.M):
+        rows = re.findall(r"^\| ([^|]+) \| ([^|]+) \|", body, re.M)
+        for table in re.findall(r"`([a-z_]+\.[a-z_]+)`", heading):
+            for names, kind in rows:
+                if kind.strip() not in ("type", "---"):
+                    documented |= {(table, n.strip()): kind.strip() for n in names.split(",")}
+    assert len(documented) > 50
+    con = duckdb.connect(str(night.first_copy), read_only=True)
+    try:
+        actual = {
+            (f"{schema}.{table}", column): kind
+            for schema, table, column, kind in con.execute(
+                "select table_schema, table_name, column_name, data_type "
+                "from information_schema.columns"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+    assert {key: actual.get(key) for key in documented} == documented
+
+
 def test_every_ml_table_is_a_dbt_source(night: Night) -> None:
     """The ML outputs are declared as dbt sources so that dbt's docs and lineage show them to
     analysts (ml.recommendations was missing), each column with its type and meaning (none

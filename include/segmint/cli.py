@@ -347,6 +347,8 @@ def cmd_audience_validate(args: argparse.Namespace) -> int:
     from segmint.warehouse import connect, exclusive
 
     settings = _settings(args)
+    # It left a lock file, and the folder a mistyped --warehouse named, behind it.
+    _refuse_a_missing_warehouse(settings, ", so no definition was checked against it")
     # Leniently, then the names: every fault of the folder at once, those of the files'
     # structure and the names the warehouse does not know.
     defs = load_definitions(settings.audiences, strict=False)
@@ -391,8 +393,11 @@ def cmd_audience_readout(args: argparse.Namespace) -> int:
 
     from segmint.audiences.readout import readout
 
+    settings = _settings(args)
+    # It left a lock file, and the folder a mistyped --warehouse named, behind it.
+    _refuse_a_missing_warehouse(settings, ", so nothing was read out")
     result = readout(
-        _settings(args),
+        settings,
         args.name,
         args.date_from,
         args.date_to,
@@ -428,7 +433,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from segmint.report import report_command
 
     out = Path(args.out) if args.out else None
-    print(report_command(_settings(args), args.as_of, out))
+    settings = _settings(args)
+    # It left a lock file, and the folder a mistyped --warehouse named, behind it.
+    _refuse_a_missing_warehouse(settings, ", so no report was written")
+    print(report_command(settings, args.as_of, out))
     return 0
 
 

@@ -731,6 +731,7 @@ def test_an_ingest_warning_is_printed_once(tmp_path: Path) -> None:
     assert "segmint ingest: error: could not read 1 landing file(s)" in failed.stderr
 
 
+@pytest.mark.parametrize("folder", ["typo dir", ""])
 @pytest.mark.parametrize(
     ("command", "done"),
     [
@@ -739,17 +740,32 @@ def test_an_ingest_warning_is_printed_once(tmp_path: Path) -> None:
             ("audience", "export", "mail", "--format", "csv", "--out", "x.csv"),
             "nothing was exported",
         ),
+        (("report",), "no report was written"),
+        (
+            ("audience", "readout", "mail", "--from", "2026-06-01", "--to", "2026-06-10"),
+            "nothing was read out",
+        ),
+        (
+            ("audience", "validate", "--as-of", "2026-06-30"),
+            "no definition was checked against it",
+        ),
     ],
 )
-def test_erase_and_export_refuse_a_warehouse_that_does_not_exist(
-    tmp_path: Path, command: tuple[str, ...], done: str
+def test_commands_that_need_the_warehouse_refuse_one_that_does_not_exist(
+    tmp_path: Path, command: tuple[str, ...], done: str, folder: str
 ) -> None:
     """A mistyped --warehouse created an empty warehouse (and its folder): `segmint erase`
     tombstoned the ids there and said "0 row(s) deleted", exit code 0, while the customers'
     rows stayed in the real one; `audience export` said "marts.customers does not exist: run
-    the transform stage first". Both stop now, naming the file, and create nothing."""
-    warehouse = tmp_path / "typo dir" / "segmint.duckdb"
-    result = _cli(*command, "--warehouse", warehouse)
+    the transform stage first". `report`, `audience readout` and `audience validate` left
+    the folder and a ``.lock`` file beside the missing file. All stop now, naming the file,
+    and create nothing."""
+    audiences = tmp_path / "audiences"
+    audiences.mkdir()  # validate would otherwise stop at the missing definitions folder
+    warehouse = tmp_path / folder / "segmint.duckdb"
+    before = sorted(tmp_path.rglob("*"))
+    chosen = ("--audiences", audiences) if command[0] == "audience" else ()
+    result = _cli(*command, "--warehouse", warehouse, *chosen)
     assert result.returncode == 1, result.stdout
     assert result.stderr.strip().splitlines() == [
         f"segmint {' '.join(command[:2]) if command[0] == 'audience' else command[0]}: error: "
@@ -757,7 +773,7 @@ def test_erase_and_export_refuse_a_warehouse_that_does_not_exist(
         "one (segmint run, segmint ingest); check --warehouse, SEGMINT_WAREHOUSE or warehouse "
         "in the settings file for a typo"
     ]
-    assert not warehouse.parent.exists()
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 @pytest.mark.parametrize("value", ["0", "false", ""])

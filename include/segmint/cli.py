@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import re
 import signal
@@ -34,6 +35,8 @@ HORIZON_HELP = (
 )
 # The landing zone's source folders (segmint.ingest.contract.SOURCES, which imports DuckDB).
 LANDING_SOURCES = ("events", "crm")
+# The longest history `segmint generate` writes: ten years of daily partitions.
+GENERATE_MAX_DAYS = 3660
 
 
 def _date(value: str) -> date:
@@ -44,13 +47,69 @@ def _date(value: str) -> date:
 
 
 def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    number = _whole_number(value)
     if number <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {value!r}")
     return number
+
+
+def _whole_number(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+
+
+def _int_up_to(high: int, meaning: str) -> Callable[[str], int]:
+    """A positive whole number of at most ``high``: `generate --days 90000` (for 90) wrote
+    a partition a day back to 1780 until the disk was full."""
+
+    def parse(value: str) -> int:
+        number = _positive_int(value)
+        if number > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high} ({meaning}): {value!r}")
+        return number
+
+    return parse
+
+
+def _non_negative_int(value: str) -> int:
+    """A random seed: `generate --seed -1` was "unexpected ValueError: expected non-negative
+    integer", exit code 2, naming no option."""
+    number = _whole_number(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {value!r}")
+    return number
+
+
+def _number_in(
+    low: float, high: float, example: str, *, open_low: bool = True, open_high: bool = True
+) -> Callable[[str], float]:
+    """A number between ``low`` and ``high`` (each end excluded unless said), refused by
+    the command line with its usage, naming the option and the range: `generate
+    --dirt-rate 2` was a one-line error after the settings were read, and a NaN passed
+    every comparison."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+        above = low < number if open_low else low <= number
+        below = number < high if open_high else number <= high
+        if not (above and below):  # NaN too
+            if not (open_low or open_high):
+                ends = f"between {low:g} and {high:g}"
+            else:
+                ends = f"{'above' if open_low else 'at least'} {low:g}" + (
+                    ""
+                    if high == math.inf
+                    else f" and {'below' if open_high else 'at most'} {high:g}"
+                )
+            raise argparse.ArgumentTypeError(f"must be {ends} ({example}): {value!r}")
+        return number
+
+    return parse
 
 
 def latest_partition(landing: Path) -> date | None:
@@ -517,9 +576,24 @@ def _add_audience_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--snapshot", type=_date, metavar="DATE", help="default: the newest built before --from"
     )
-    q.add_argument("--alpha", type=float, default=0.05, help="significance level, default 0.05")
-    q.add_argument("--power", type=float, default=0.8, help="power for the sample size check")
-    q.add_argument("--mde", type=float, default=0.1, help="relative uplift to detect, default 0.1")
+    q.add_argument(
+        "--alpha",
+        type=_number_in(0, 1, "0.05 for 5%"),
+        default=0.05,
+        help="significance level, above 0 and below 1, default 0.05",
+    )
+    q.add_argument(
+        "--power",
+        type=_number_in(0, 1, "0.8 for 80%"),
+        default=0.8,
+        help="power for the sample size check, above 0 and below 1, default 0.8",
+    )
+    q.add_argument(
+        "--mde",
+        type=_number_in(0, math.inf, "0.1 for 10%"),
+        default=0.1,
+        help="relative uplift to detect, above 0, default 0.1",
+    )
     q.add_argument("--json", action="store_true", help="print the result as JSON")
     q.set_defaults(func=cmd_audience_readout)
 
@@ -556,14 +630,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="write a realistic synthetic landing zone")
     _add_landing(p)
     p.add_argument("--customers", type=_positive_int, default=20_000, help="default 20000")
-    p.add_argument("--days", type=_positive_int, default=90, help="days of events, default 90")
+    p.add_argument(
+        "--days",
+        type=_int_up_to(GENERATE_MAX_DAYS, "ten years"),
+        default=90,
+        help=f"days of events, 1 to {GENERATE_MAX_DAYS}, default 90",
+    )
     p.add_argument(
         "--end-date",
         type=_date,
         default=date(2026, 6, 30),
         help="last partition date, default 2026-06-30",
     )
-    p.add_argument("--seed", type=int, default=7, help="random seed, default 7")
+    p.add_argument(
+        "--seed", type=_non_negative_int, default=7, help="random seed, 0 or more, default 7"
+    )
     p.add_argument(
         "--format",
         choices=["jsonl", "jsonl.gz", "parquet"],
@@ -572,9 +653,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--dirt-rate",
-        type=float,
+        type=_number_in(0, 0.2, "0.002 for 0.2%", open_low=False, open_high=False),
         default=0.002,
-        help="share of records made dirty (duplicates, late, malformed), default 0.002",
+        help="share of records made dirty (duplicates, late, malformed), 0 to 0.2, default 0.002",
     )
     p.add_argument(
         "--truth",

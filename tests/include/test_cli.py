@@ -209,6 +209,57 @@ def test_bad_date_flag_is_rejected(capsys: pytest.CaptureFixture) -> None:
     assert "not a date" in capsys.readouterr().err
 
 
+READOUT = ("audience", "readout", "a", "--from", "2026-06-01", "--to", "2026-06-10")
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (
+            ("generate", "--dirt-rate", "2"),
+            "argument --dirt-rate: must be between 0 and 0.2 (0.002 for 0.2%): '2'",
+        ),
+        (
+            ("generate", "--dirt-rate", "nan"),
+            "argument --dirt-rate: must be between 0 and 0.2 (0.002 for 0.2%): 'nan'",
+        ),
+        (("generate", "--dirt-rate", "-0.01"), "argument --dirt-rate: must be between 0 and 0.2"),
+        (("generate", "--seed", "-1"), "argument --seed: must be 0 or more: '-1'"),
+        (("generate", "--days", "90000"), "argument --days: must be at most 3660 (ten years)"),
+        (("generate", "--customers", "0"), "argument --customers: must be positive: '0'"),
+        (
+            (*READOUT, "--alpha", "5"),
+            "argument --alpha: must be above 0 and below 1 (0.05 for 5%): '5'",
+        ),
+        ((*READOUT, "--power", "1"), "argument --power: must be above 0 and below 1"),
+        ((*READOUT, "--mde", "0"), "argument --mde: must be above 0 (0.1 for 10%): '0'"),
+        ((*READOUT, "--mde", "inf"), "argument --mde: must be above 0 (0.1 for 10%): 'inf'"),
+        (("score", "--horizon-days", "0"), "argument --horizon-days: must be positive"),
+    ],
+)
+def test_a_number_out_of_range_is_a_usage_error_naming_the_range(
+    tmp_path: Path, argv: tuple[str, ...], error: str
+) -> None:
+    """`generate --dirt-rate 2` was a one-line error from inside the generator (exit code
+    1), `--seed -1` an "unexpected ValueError" naming no option (exit code 2), `--days
+    90000` wrote partitions back to 1780 until stopped, and `audience readout --alpha 5`
+    was refused only once the warehouse was open. Each is now the command's usage and the
+    option's range, exit code 2, before anything is read or written."""
+    landing = tmp_path / "landing"
+    where = "--landing" if argv[0] == "generate" else "--warehouse"
+    result = subprocess.run(
+        [sys.executable, "-m", "segmint.cli", *argv, where, landing],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("usage: segmint ")
+    assert f"error: {error}" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_global_options_are_taken_after_the_command_too(tmp_path: Path) -> None:
     """`segmint run ... -v` and `segmint run --config FILE` were refused, "unrecognized
     arguments", exit code 2: -v and --config were read only before the command."""

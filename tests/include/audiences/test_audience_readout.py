@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import numpy as np
@@ -15,6 +16,7 @@ from segmint.audiences.readout import (
     two_proportion_test,
     welch_test,
 )
+from segmint.stages import SegmintError
 
 AS_OF = date(2026, 6, 30)
 
@@ -211,30 +213,36 @@ def test_a_window_in_which_nobody_ordered_has_no_verdict_yet(big_settings, capsy
 
 
 @pytest.mark.parametrize(
-    ("option", "value", "message"),
+    ("option", "value", "usage", "message"),
     [
-        ("--alpha", "5", "--alpha 5 is not between 0 and 1 (0.05 for 5%)"),
-        ("--alpha", "0", "--alpha 0 is not between 0 and 1"),
-        ("--power", "0", "--power 0 is not between 0 and 1 (0.8 for 80%)"),
-        ("--power", "80", "--power 80 is not between 0 and 1"),
-        ("--mde", "0", "--mde 0 is not a relative uplift above 0 (0.1 for 10%)"),
-        ("--mde", "-0.1", "--mde -0.1 is not a relative uplift above 0"),
-        ("--alpha", "nan", "--alpha nan is not between 0 and 1"),
+        ("--alpha", "5", "above 0 and below 1 (0.05 for 5%)", "--alpha 5 is not between 0 and 1"),
+        ("--alpha", "0", "above 0 and below 1", "--alpha 0 is not between 0 and 1"),
+        ("--power", "0", "above 0 and below 1 (0.8 for 80%)", "--power 0 is not between 0 and 1"),
+        ("--power", "80", "above 0 and below 1", "--power 80 is not between 0 and 1"),
+        ("--mde", "0", "above 0 (0.1 for 10%)", "--mde 0 is not a relative uplift above 0"),
+        ("--mde", "-0.1", "above 0", "--mde -0.1 is not a relative uplift above 0"),
+        ("--alpha", "nan", "above 0 and below 1", "--alpha nan is not between 0 and 1"),
     ],
 )
 def test_the_readout_refuses_a_level_power_or_uplift_out_of_range(
-    big_settings, capsys, option, value, message
+    big_settings, capsys, option, value, usage, message
 ):
     """``--alpha 5`` (meant as 5%) called every difference significant and ``--power 0``
-    asked for a holdout of a handful of customers, in silence."""
+    asked for a holdout of a handful of customers, in silence. The command line refuses
+    them with its usage (exit code 2), the function with a SegmintError."""
     from segmint.cli import main
 
     s = _built(big_settings, holdout_percent=20)
     wh = ["--warehouse", str(s.warehouse), "--audiences", str(s.audiences)]
     window = ["--from", "2026-07-01", "--to", "2026-07-05"]
-    assert main(["audience", "readout", "a", *wh, *window, option, value]) == 1
+    with pytest.raises(SystemExit) as exit_:
+        main(["audience", "readout", "a", *wh, *window, option, value])
+    assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("segmint audience readout: error: ") and message in err
+    assert err.startswith("usage: segmint audience readout ")
+    assert f"segmint audience readout: error: argument {option}: must be {usage}" in err
+    with pytest.raises(SegmintError, match=re.escape(message)):
+        readout(s, "a", date(2026, 7, 1), date(2026, 7, 5), **{option[2:]: float(value)})
     # In range, the same command reads out.
     assert main(["audience", "readout", "a", *wh, *window, option, "0.5"]) == 0
     assert "verdict:" in capsys.readouterr().out

@@ -47,7 +47,9 @@ Formats:
 
 Every export is logged in ``audiences.exports`` with its row count, file checksum and
 path; ``audiences.export_members`` keeps the customers on the platform's list after the
-export, so an erasure can name the files that contained someone.
+export, so an erasure can name the files that contained someone. The same file written
+again to the same path (a rerun of the night) keeps its one row; a different file is a
+new row, the history of what was handed over.
 """
 
 from __future__ import annotations
@@ -410,9 +412,22 @@ def export_with_connection(
             f"to {sql_literal(str(tmp))} ({options})"
         )
     digest = _file_sha256(out)
-    export_id = uuid.uuid4().hex
     now = datetime.now(UTC).replace(tzinfo=None)
+    # The same file written again to the same place (a rerun of the night's audiences stage,
+    # an Airflow retry, an export repeated by hand) is the same export: it added a second
+    # row and a second copy of every member each time, so the log grew with every rerun.
+    # It is logged once, written at its latest time; a file that differs is a new row.
+    same = con.execute(
+        "select export_id from audiences.exports where audience = ? and format = ? "
+        "and as_of_date = ? and destination = ? and file_sha256 = ? "
+        "order by exported_at desc limit 1",
+        [audience, fmt, snapshot, str(out.resolve()), digest],
+    ).fetchone()
+    export_id = same[0] if same else uuid.uuid4().hex
     with transaction(con):
+        if same:
+            con.execute("delete from audiences.export_members where export_id = ?", [export_id])
+            con.execute("delete from audiences.exports where export_id = ?", [export_id])
         con.execute(
             "insert into audiences.exports (export_id, audience, format, as_of_date, row_count, "
             "file_sha256, destination, baseline_as_of_date, exported_at, target_members, "

@@ -580,6 +580,46 @@ def test_declared_exports_are_written_by_the_stage(settings, defs_folder):
     )
 
 
+def test_a_rerun_of_the_night_logs_its_export_files_once(settings, defs_folder, scalar):
+    """A rerun of the night's audiences stage (an Airflow retry, a cleared task, `segmint
+    run` again) wrote the same files to the same paths and added a row to audiences.exports
+    and a copy of every member to audiences.export_members each time: the log grew with
+    every rerun of one night. The same file at the same path is now logged once, at its
+    latest writing; a file that differs there is a new row, the history of what was handed
+    over."""
+    defs_folder(
+        a="name: a\nconsent: ads\nwhere: {rule_segment: vip}\n"
+        "exports: [csv, parquet, google_customer_match, diff]\n"
+    )
+
+    def logged() -> tuple[int, int, int]:
+        return (
+            scalar(settings, "select count(*) from audiences.exports"),
+            scalar(settings, "select count(distinct export_id) from audiences.exports"),
+            scalar(settings, "select count(*) from audiences.export_members"),
+        )
+
+    build_audiences(settings, AS_OF)
+    first = logged()
+    first_at = scalar(settings, "select max(exported_at) from audiences.exports")
+    assert first == (4, 4, 8)  # C01 and C07 in each file
+    build_audiences(settings, AS_OF)
+    build_audiences(settings, AS_OF)
+    assert logged() == first
+    assert scalar(settings, "select min(exported_at) from audiences.exports") > first_at
+    # The csv file by hand to the same path: the same file, still one row.
+    out = settings.output / "2026-06-30" / "audiences" / "a.csv"
+    export_audience(settings, "a", "csv", out)
+    assert logged() == first
+    # A different file there (C01 withdrew consent since): a row of its own.
+    con = connect(settings.warehouse)
+    con.execute("update marts.customers set ads_opt_in = false where customer_id = 'C01'")
+    con.close()
+    export_audience(settings, "a", "csv", out)
+    assert logged() == (5, 5, 9)
+    assert out.read_text() == "customer_id\nC07\n"
+
+
 def test_suppression_file_is_read_again_at_export(settings, defs_folder, tmp_path, capsys, scalar):
     # The night built the snapshot; this morning customer service added C07's complaint
     # to the do-not-contact file. Consent was checked again at export, the file was not:

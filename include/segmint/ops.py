@@ -391,6 +391,36 @@ def _logical_day(run: Any) -> str | None:
     return (_naive_utc(logical) or logical).date().isoformat()
 
 
+def _finish_it(dag_id: str, night: str | None) -> str:
+    """The start of the way out of a night that `airflow dags test` left unfinished: the
+    command that runs it again to its end, when its date is known."""
+    if not night:
+        return "Mark"
+    return (
+        f"Run that night again to its end (`airflow dags test {dag_id} {night}`, for make "
+        f"run's Airflow `python -m segmint.airflow_env dags-test {night}`: it replaces that "
+        "run), mark"
+    )
+
+
+def _night_of_run(dag_id: str, run_id: str) -> str | None:
+    """The night (as-of date) DAG run ``run_id`` is running, from the night file of the
+    warehouse its stages claimed (:func:`night_on_the_warehouse`), or None when the file
+    names another run or cannot be read."""
+    try:
+        from segmint.config import load_settings
+
+        owner = json.loads(night_path(load_settings().warehouse).read_text())
+    except Exception:  # the message is only the poorer for it
+        return None
+    if not isinstance(owner, dict) or (owner.get("dag_id"), owner.get("run_id")) != (
+        dag_id,
+        run_id,
+    ):
+        return None
+    return str(owner.get("as_of") or "") or None
+
+
 def other_night_in_progress(ti: Any, first_stage: str) -> str | None:
     """The run id of another run of this DAG that is past its first stage and unfinished.
 
@@ -732,24 +762,24 @@ def _run_stage_task(stage: str, context: Mapping[str, Any]) -> dict[str, Any]:
     if stage == next(iter(STAGES)):
         blocker = earlier_night_in_flight(ti)
         subject, state = f"the earlier night {blocker}", "is still queued or running"
+        night = _logical_day(ti.get_previous_dagrun()) if blocker is not None else None
+        if night:
+            subject += f" (logical date {night})"
         if blocker is None:
             blocker = other_night_in_progress(ti, stage)
-            subject, state = f"the night {blocker}", "is half way through its stages"
+            # It said "the night manual__2026-12-06T23:00:00... of this DAG is half way",
+            # the time a `dags test` ran, not the night, and no command that finishes it.
+            night = _night_of_run(ti.dag_id, blocker) if blocker is not None else None
+            subject = f"the night {night} (DAG run {blocker})" if night else f"the night {blocker}"
+            state = "is half way through its stages"
         if blocker is not None and under_dags_test():
-            night = _logical_day(ti.get_previous_dagrun()) if "earlier" in subject else None
-            finish = (
-                f"Run that night again to its end (`airflow dags test {ti.dag_id} {night}`, "
-                f"for make run's Airflow `python -m segmint.airflow_env dags-test {night}`: "
-                "it replaces that run), mark"
-                if night
-                else "Mark"
-            )
             raise AirflowFailException(
-                f"{subject}{f' (logical date {night})' if night else ''} of this DAG {state}, "
+                f"{subject} of this DAG {state}, "
                 "and under `airflow dags test` (make run) no scheduler will finish it: it is a "
                 "backfill never run or a night whose `airflow dags test` was killed. "
-                f"{finish} it failed (or success) in the UI (make airflow), or start the "
-                "project-local Airflow afresh (rm -rf .airflow), then rerun"
+                f"{_finish_it(ti.dag_id, night)} it failed (or success) in the UI (make "
+                "airflow), or start the project-local Airflow afresh (rm -rf .airflow), "
+                "then rerun"
             )
         if blocker is not None:
             log.info(
@@ -786,11 +816,12 @@ def _run_stage_task(stage: str, context: Mapping[str, Any]) -> dict[str, Any]:
                 f"{settings.warehouse}: run this night again when that command is done"
             )
         if under_dags_test():
+            finish = _finish_it(night.get("dag_id", ti.dag_id), night.get("as_of"))
             raise AirflowFailException(
                 f"{subject} is half way through its stages on the warehouse "
                 f"{settings.warehouse}, and under `airflow dags test` (make run) no scheduler "
-                "will finish it: mark it failed (or success) in the UI (make airflow), or "
-                "start the project-local Airflow afresh (rm -rf .airflow), then rerun"
+                f"will finish it. {finish} it failed (or success) in the UI (make airflow), "
+                "or start the project-local Airflow afresh (rm -rf .airflow), then rerun"
             )
         log.info(
             "segmint: stage %s of run %s waits for %s to finish its stages on the warehouse "

@@ -384,6 +384,7 @@ HALF_WAY_STAGES = textwrap.dedent(
     import os
     import signal
     from datetime import date
+    from pathlib import Path
 
     from segmint.stages import StageResult
 
@@ -391,7 +392,10 @@ HALF_WAY_STAGES = textwrap.dedent(
         return StageResult("ingest", summary=f"ingested {as_of}")
 
     def second(settings, as_of):
-        if as_of == date(2026, 6, 30):
+        killed = Path(settings.warehouse).with_name("killed-once")
+        if as_of == date(2026, 6, 30) and not killed.exists():
+            killed.parent.mkdir(parents=True, exist_ok=True)
+            killed.touch()
             os.kill(os.getpid(), signal.SIGKILL)  # the night stops half way, still 'running'
         return StageResult("transform", summary=f"transformed {as_of}")
     """
@@ -406,7 +410,10 @@ def test_an_earlier_night_does_not_start_while_a_later_one_is_half_way(
     running, seen under `make airflow`) ran its stages between the later night's: its
     transform replaced the marts between the later night's transform and segment, which
     then failed. The later night here is left running by a kill -9 after its first stage,
-    so under `airflow dags test` the earlier night fails at once, naming it."""
+    so under `airflow dags test` the earlier night fails at once, naming it: by its date
+    and with the command that finishes it (it named the run id of a `dags test`, the time
+    it ran, and only the UI or `rm -rf .airflow` as ways out). That command then finishes
+    it, and the earlier night runs."""
     proc, output = _killed_then_next(
         ready_airflow,
         tmp_path,
@@ -422,9 +429,35 @@ def test_an_earlier_night_does_not_start_while_a_later_one_is_half_way(
         "2026-06-29",
     )
     assert proc.returncode != 0
-    assert "is half way through its stages, and under `airflow dags test`" in output
+    assert re.search(
+        r"the night 2026-06-30 \(DAG run manual__\S+\) of this DAG is half way through its "
+        r"stages, and under `airflow dags test`",
+        output,
+    ), output[-3000:]
+    assert (
+        "Run that night again to its end (`airflow dags test segmint_half_way 2026-06-30`, "
+        "for make run's Airflow `python -m segmint.airflow_env dags-test 2026-06-30`: it "
+        "replaces that run)"
+    ) in output
     assert "segmint: stage 'ingest' failed for as_of=2026-06-29" in output
     assert "transformed 2026-06-29" not in output
+
+    env = {
+        **ready_airflow,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"),
+        "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse" / "segmint.duckdb"),
+        "PYTHONPATH": str(tmp_path / "dags"),
+    }
+    for night in ("2026-06-30", "2026-06-29"):  # the way out, then the earlier night
+        again = subprocess.run(
+            [airflow_bin(), "dags", "test", "segmint_half_way", night],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+        assert f"transformed {night}" in again.stdout + again.stderr
 
 
 STUCK_STAGES = textwrap.dedent(

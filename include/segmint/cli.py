@@ -290,9 +290,11 @@ def _night(settings: Settings, as_of: date, command: str, stages: list[str]) -> 
     A warehouse that does not exist is refused unless ``stages`` begin the night with
     ``ingest``, which creates it: a mistyped ``--warehouse`` on a later stage's command
     created an empty warehouse there (and its folder), and `segmint publish` of that
-    path then said it published 9 tables, 0 rows, exit code 0."""
-    from segmint.ops import command_night
+    path then said it published 9 tables, 0 rows, exit code 0. The refusal creates
+    nothing there."""
+    from segmint.ops import command_night, night_path
     from segmint.pipeline import check_warehouse_path
+    from segmint.warehouse import lock_path
 
     check_warehouse_path(settings.warehouse)
 
@@ -300,7 +302,9 @@ def _night(settings: Settings, as_of: date, command: str, stages: list[str]) -> 
         if "ingest" not in stages:
             _refuse_a_missing_warehouse(settings)
 
-    if not settings.warehouse.parent.exists():  # no night can be creating it there
+    # No lock or night file beside it: no segmint process is creating it there. (Taking
+    # the night first left a .lock and a .night file beside a mistyped path.)
+    if not any(p.exists() for p in (lock_path(settings.warehouse), night_path(settings.warehouse))):
         refuse_a_missing_warehouse()
     # Else checked once the night is this command's: another night's ingest may create it.
     with command_night(settings.warehouse, as_of, command):

@@ -398,14 +398,20 @@ def test_a_warehouse_that_cannot_be_a_file_is_refused_naming_the_setting(tmp_pat
         assert "--warehouse, or set SEGMINT_WAREHOUSE" in result.stderr
 
 
-def test_a_warehouse_that_does_not_exist_is_created_only_by_ingest(tmp_path: Path) -> None:
+@pytest.mark.parametrize("folder", ["typo", ""])
+def test_a_warehouse_that_does_not_exist_is_created_only_by_ingest(
+    tmp_path: Path, folder: str
+) -> None:
     """A mistyped --warehouse on a later stage's command created an empty warehouse there
     (`segmint audience build` did, and failed), and `segmint publish` of that path then
-    published it: "published 9 tables (0 rows)", exit code 0."""
-    warehouse = tmp_path / "typo" / "segmint.duckdb"
+    published it: "published 9 tables (0 rows)", exit code 0. In a folder that exists, the
+    refusal left a ``.lock`` and a ``.night`` file beside the missing warehouse."""
+    warehouse = tmp_path / folder / "segmint.duckdb"
     wh = ("--warehouse", warehouse, "--as-of", "2026-06-30")
-    run = ["run", "--stages", "transform,segment", "--landing", tmp_path]
-    for command in (["segment"], ["audience", "build"], run):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    run = ["run", "--stages", "transform,segment", "--landing", landing]
+    for command in (["segment"], ["validate", "--landing", landing], ["audience", "build"], run):
         result = _cli(*command, *wh)
         assert result.returncode == 1, (command, result.stderr)
         assert (
@@ -417,7 +423,7 @@ def test_a_warehouse_that_does_not_exist_is_created_only_by_ingest(tmp_path: Pat
                 "warehouse in the settings file for a typo"
             )
         ), result.stderr
-        assert not warehouse.parent.exists()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["landing"]
         if command[0] == "audience":  # it said `segmint audience: error:`
             assert result.stderr.startswith("segmint audience build: error: the warehouse ")
 

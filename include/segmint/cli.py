@@ -314,7 +314,14 @@ def _night(settings: Settings, as_of: date, command: str, stages: list[str]) -> 
 
 def _refuse_a_missing_warehouse(settings: Settings, done: str = "") -> None:
     """Stop a command that needs the working warehouse when it does not exist (a typo in
-    --warehouse): ``done`` says what was therefore not done."""
+    --warehouse) or cannot be one: ``done`` says what was therefore not done.
+
+    The folder given for the file (``--warehouse warehouse``) was "unexpected IOException:
+    ... Is a directory", exit code 2, from `report`, `erase` and the audience commands, and
+    left ``warehouse.lock`` beside it."""
+    from segmint.pipeline import check_warehouse_path
+
+    check_warehouse_path(settings.warehouse)
     if not settings.warehouse.exists():
         raise SegmintError(
             f"the warehouse {settings.warehouse} does not exist{done}: only the ingest stage "

@@ -383,19 +383,38 @@ def test_check_as_of_bounds_and_the_stage_entry_point(tmp_path: Path) -> None:
         run_stage("publish", settings, _today() + timedelta(days=2))
 
 
-def test_a_warehouse_that_cannot_be_a_file_is_refused_naming_the_setting(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("run",),
+        ("report",),
+        ("erase", "--customer-id", "c1"),
+        ("audience", "export", "a", "--format", "csv", "--out", "x.csv"),
+        ("audience", "readout", "a", "--from", "2026-06-01", "--to", "2026-06-10"),
+        ("audience", "validate", "--as-of", "2026-06-30"),
+    ],
+)
+def test_a_warehouse_that_cannot_be_a_file_is_refused_naming_the_setting(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
     """A folder as the warehouse used to fail inside the first stage with DuckDB's
-    "unexpected IOException: ... Is a directory"."""
+    "unexpected IOException: ... Is a directory"; `report`, `erase` and the audience
+    commands still did (exit code 2), leaving a ``.lock`` file beside the folder."""
     landing = _landing_with(tmp_path, date(2026, 6, 30))
     (tmp_path / "a-file").write_text("")
+    folder = tmp_path / "warehouse"
+    folder.mkdir()
+    before = sorted(tmp_path.rglob("*"))
     for warehouse, message in (
-        (tmp_path, f"the warehouse {tmp_path} is a folder, not a DuckDB file"),
+        (folder, f"the warehouse {folder} is a folder, not a DuckDB file"),
         (tmp_path / "a-file" / "w.duckdb", f"{tmp_path / 'a-file'} is a file, not a folder"),
     ):
-        result = _cli("run", "--landing", landing, "--warehouse", warehouse)
-        assert result.returncode == 1
+        where = ("--landing", landing) if command == ("run",) else ()
+        result = _cli(*command, *where, "--warehouse", warehouse)
+        assert result.returncode == 1, result.stderr
         assert message in result.stderr
         assert "--warehouse, or set SEGMINT_WAREHOUSE" in result.stderr
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 @pytest.mark.parametrize("folder", ["typo", ""])

@@ -23,16 +23,23 @@ from tests.include.ingest.conftest import write_jsonl
 
 DAY_1 = date(2026, 6, 10)
 DAY_2 = date(2026, 6, 11)
+DAY_4 = date(2026, 6, 13)
+DAY_5 = date(2026, 6, 14)
 
 
-def _cart(kind: str, customer: str, ts: str, session: str, product: str, price: float,
-          quantity: int = 1) -> dict:  # fmt: skip
-    return {"event_type": kind, "customer_id": customer, "event_ts": ts, "session_id": session,
+def _cart(kind: str, customer: str | None, ts: str, session: str, product: str, price: float,
+          quantity: int = 1, anonymous: str | None = None) -> dict:  # fmt: skip
+    """A cart line; ``customer`` None and ``anonymous`` given: a visitor not logged in."""
+    ids = {"customer_id": customer} if customer else {"anonymous_id": anonymous}
+    return {"event_type": kind, **ids, "event_ts": ts, "session_id": session,
             "product_id": product, "price": price, "quantity": quantity}  # fmt: skip
 
 
-def _order(customer: str, ts: str, session: str, order: str, revenue: float) -> dict:
-    return {"event_type": "purchase", "customer_id": customer, "event_ts": ts,
+def _order(customer: str, ts: str, session: str, order: str, revenue: float,
+           anonymous: str | None = None) -> dict:  # fmt: skip
+    """A one-event order; with ``anonymous``, the login of that visitor too."""
+    ids = {"anonymous_id": anonymous} if anonymous else {}
+    return {"event_type": "purchase", "customer_id": customer, **ids, "event_ts": ts,
             "session_id": session, "order_id": order, "revenue": revenue}  # fmt: skip
 
 
@@ -40,6 +47,8 @@ def _order(customer: str, ts: str, session: str, order: str, revenue: float) -> 
 # c2: a cart filled before midnight, bought after it in the same tracker session.
 # c3: one session ordering on both sides of midnight (p4 bought in each order).
 # c4: a removal before the first order, a product carted again between the orders.
+# c5: a cart line on Wednesday, bought by the session's order on Saturday (FOURTH_NIGHT).
+# a6: a visitor's cart before midnight, bought after midnight by the order that logs in c6.
 FIRST_NIGHT = [
     _cart("add_to_cart", "c1", "2026-06-10T10:00:00Z", "s1", "p1", 10),
     _order("c1", "2026-06-10T10:05:00Z", "s1", "o1", 10),
@@ -55,14 +64,30 @@ FIRST_NIGHT = [
     _order("c4", "2026-06-10T09:05:00Z", "s4", "o6", 10),
     _cart("add_to_cart", "c4", "2026-06-10T09:10:00Z", "s4", "p6", 4),
     _order("c4", "2026-06-10T09:20:00Z", "s4", "o7", 4),
+    _cart("add_to_cart", "c5", "2026-06-10T12:00:00Z", "s5", "p9", 8),
+    _cart("add_to_cart", None, "2026-06-10T23:50:00Z", "s6", "p10", 12, 2, anonymous="a6"),
 ]
 SECOND_NIGHT = [
     _order("c2", "2026-06-11T00:05:00Z", "s2", "o3", 21),
     _cart("add_to_cart", "c3", "2026-06-11T00:02:00Z", "s3", "p4", 5),
     _order("c3", "2026-06-11T00:10:00Z", "s3", "o5", 16),
+    _order("c6", "2026-06-11T00:06:00Z", "s6", "o8", 24, anonymous="a6"),
 ]
 # Arrives after both nights were built: a late cart add of c2's session before midnight.
 LATE = [_cart("add_to_cart", "c2", "2026-06-10T23:58:00Z", "s2", "p8", 9)]
+# Two days loaded in one night: c5's order three days after its cart line; c7's cart before
+# midnight and its order after it, the only row of 14 June.
+FOURTH_NIGHT = [
+    _order("c5", "2026-06-13T09:00:00Z", "s5", "o9", 8),
+    _cart("add_to_cart", "c7", "2026-06-13T23:55:00Z", "s7", "p11", 15),
+]
+FIFTH_DAY = [_order("c7", "2026-06-14T00:05:00Z", "s7", "o10", 15)]
+# Late, after all that: c5's session carted p12 too, three days before its order; c7 took
+# p11 out before midnight, so its order bought nothing and 14 June has no row left.
+LATEST = [
+    _cart("add_to_cart", "c5", "2026-06-10T13:00:00Z", "s5", "p12", 2),
+    _cart("remove_from_cart", "c7", "2026-06-13T23:58:00Z", "s7", "p11", 15),
+]
 
 
 def _replayed(events: list[dict]) -> list[tuple]:
@@ -98,22 +123,29 @@ _BOUGHT = """
 
 @pytest.fixture(scope="module")
 def nights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[list[tuple]]]:
-    """The warehouse's bought rows after each night: the first, the second, the late file."""
+    """The warehouse's bought rows after each night: the first, the second, the late file,
+    the fourth and fifth days, the latest files; then every (customer, product, day) row of
+    the mart at the end."""
     root = tmp_path_factory.mktemp("cart_purchases")
     settings = settings_in(root, "")
     events = settings.landing / "events"
     seen = []
-    for day, part, records in (
-        (DAY_1, "2026-06-10/tracker.jsonl", FIRST_NIGHT),
-        (DAY_2, "2026-06-11/tracker.jsonl", SECOND_NIGHT),
-        (DAY_2, "2026-06-10/late.jsonl", LATE),
+    for day, files in (
+        (DAY_1, {"2026-06-10/tracker.jsonl": FIRST_NIGHT}),
+        (DAY_2, {"2026-06-11/tracker.jsonl": SECOND_NIGHT}),
+        (DAY_2, {"2026-06-10/late.jsonl": LATE}),
+        (DAY_5, {"2026-06-13/tracker.jsonl": FOURTH_NIGHT, "2026-06-14/tracker.jsonl": FIFTH_DAY}),
+        (DAY_5, {"2026-06-10/latest.jsonl": LATEST[:1], "2026-06-13/late.jsonl": LATEST[1:]}),
     ):
-        numbered = [{"event_id": f"{part[:15]}-{i}", **r} for i, r in enumerate(records)]
-        write_jsonl(events / f"dt={part}", numbered)
+        for part, records in files.items():
+            numbered = [{"event_id": f"{part}-{i}", **r} for i, r in enumerate(records)]
+            write_jsonl(events / f"dt={part}", numbered)
         ingested = run_ingest(settings, day)
         assert ingested.details["sources"]["events"]["quarantined"] == 0, ingested.summary
         run_transform(settings, day)
         seen.append(fetch(settings.warehouse, _BOUGHT))
+    rows = "select customer_id, product_id, activity_date from marts.customer_product_daily"
+    seen.append(fetch(settings.warehouse, rows))
     yield seen
 
 
@@ -142,3 +174,26 @@ def test_a_late_cart_line_before_midnight_reaches_the_order_after_it(nights) -> 
     # Only the first day received events; the order it belongs to is on the second.
     assert nights[2] == _replayed(FIRST_NIGHT + SECOND_NIGHT + LATE)
     assert ("c2", "p8", DAY_2, 1, Decimal("9.00")) in nights[2]
+
+
+def test_a_visitors_cart_before_midnight_is_bought_by_the_order_that_logs_in_after_it(
+    nights,
+) -> None:
+    # The cart lines stay anonymous (the login is on the next day); the order names c6.
+    assert ("c6", "p10", DAY_2, 1, Decimal("24.00")) in nights[1]
+
+
+def test_a_cart_line_days_before_the_order_is_bought_by_it(nights) -> None:
+    assert nights[3] == _replayed(FIRST_NIGHT + SECOND_NIGHT + LATE + FOURTH_NIGHT + FIFTH_DAY)
+    assert ("c5", "p9", DAY_4, 1, Decimal("8.00")) in nights[3]
+    assert ("c7", "p11", DAY_5, 1, Decimal("15.00")) in nights[3]
+
+
+def test_late_cart_lines_reach_an_order_days_later_and_empty_a_day(nights) -> None:
+    # A late add three days before c5's order is bought by it; a late removal before
+    # midnight leaves c7's order nothing, and its day (events left, no row) is emptied.
+    everything = FIRST_NIGHT + SECOND_NIGHT + LATE + FOURTH_NIGHT + FIFTH_DAY + LATEST
+    assert nights[4] == _replayed(everything)
+    assert ("c5", "p12", DAY_4, 1, Decimal("2.00")) in nights[4]
+    assert nights[3][-1][2] == DAY_5
+    assert [row for row in nights[5] if row[2] == DAY_5] == []

@@ -24,8 +24,8 @@ from segmint.transform import MODEL_LOGIC_VERSION
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 
 # The fingerprint reviewed together with the version beside it. Update both lines together.
-REVIEWED_VERSION = "2026-12-07.3"
-REVIEWED_FINGERPRINT = "eaa834babd4065fe"
+REVIEWED_VERSION = "2026-12-07.h78"
+REVIEWED_FINGERPRINT = "b420e6863868b503"
 
 _REF = re.compile(r"""\bref\(\s*['"](\w+)['"]\s*\)""")
 _INCREMENTAL = re.compile(r"""materialized\s*=\s*['"]incremental['"]""")

@@ -4,16 +4,17 @@
         incremental_strategy='delete+insert',
         unique_key='activity_date',
         on_schema_change='fail',
-        pre_hook="{{ delete_rebuilt_days('activity_date', adjacent_days(event_dates_to_rebuild(), after=1)) }}",
+        pre_hook="{{ delete_rebuilt_days('activity_date', cart_purchase_days_to_rebuild()) }}",
         post_hook="{{ delete_emptied_days('activity_date') }}",
     )
 }}
 
-{#- The days this run rebuilds: the changed days and the day after each (its orders may buy
-    cart lines of the changed day, filled before midnight). Orders and cart lines are read
-    from the day before each of them as well. -#}
-{%- set dates = adjacent_days(event_dates_to_rebuild(), after=1) %}
-{%- set cart_dates = adjacent_days(dates, before=1) %}
+{#- The days this run rebuilds: the changed days, the day after each, and the later days
+    whose one-event orders may buy cart lines of a changed day (macros/cart_purchases.sql).
+    Orders and cart lines are read from var('cart_lookback_days') before each of them as
+    well. -#}
+{%- set dates = cart_purchase_days_to_rebuild() %}
+{%- set cart_dates = adjacent_days(dates, before=var('cart_lookback_days')) %}
 
 {#-
 One row per customer, product and UTC day with a product view, cart add or purchase: the
@@ -24,11 +25,15 @@ Purchases: a purchase event that names a product (one event per order line) coun
 product. A purchase event without a product (one event per order) counts for the products
 in the session's cart at that moment: cart adds minus removals since the session's previous
 such order (which emptied the cart) up to the purchase, valued at list price times quantity,
-on the purchase's day. A tracker session (session_id) crossing midnight brings the cart lines
-of the day before; a session the model cut by inactivity (no session_id) ends at midnight.
+on the purchase's day. A tracker session (session_id) is one cart however many days it
+stays open (up to var('cart_lookback_days') before the order), and its cart lines of a
+visitor not logged in yet count for the customer whose order it is (a cart filled before
+midnight, then a login and the order after it); a session the model cut by inactivity (no
+session_id) is the customer's and ends at midnight.
 
-Incremental like customer_daily_activity: the days int_event_dates_changed marks, and the day
-after each, are rebuilt whole. Readers keep activity_date <= their as-of date.
+Incremental like customer_daily_activity: the days int_event_dates_changed marks, the day
+after each, and the later days with an order of a session that has an event on a changed
+day, are rebuilt whole. Readers keep activity_date <= their as-of date.
 -#}
 
 with
@@ -36,7 +41,9 @@ with
 -- Each part reads int_events_sessionised itself, with its own filter: cheaper than holding
 -- one shared set of millions of rows.
 -- One-event orders of the session, each with the time of the session's order before it (its
--- cart was emptied then), read from the day before the rebuilt days too.
+-- cart was emptied then), read from var('cart_lookback_days') before the rebuilt days too.
+-- The cart: a tracker session by its session_id alone (its lines before a login are
+-- anonymous), else the customer's inactivity session of the day.
 order_level_purchases as (
 
     select
@@ -45,12 +52,14 @@ order_level_purchases as (
         event_date,
         session_id,
         session_number,
+        case when session_id is null then customer_id end as cart_customer_id,
+        case when session_id is null then event_date end as cart_date,
         event_at as purchased_at,
         lag(event_at) over (
             partition by
-                customer_id,
                 session_id,
                 session_number,
+                case when session_id is null then customer_id end,
                 case when session_id is null then event_date end
             order by event_at, event_id
         ) as previous_purchased_at
@@ -82,20 +91,24 @@ session_cart_lines as (
     from {{ ref('int_events_sessionised') }} as cart
     inner join order_level_purchases as purchase
         on
-            cart.customer_id = purchase.customer_id
-            and cart.session_id is not distinct from purchase.session_id
+            cart.session_id is not distinct from purchase.session_id
             and cart.session_number is not distinct from purchase.session_number
+            and (case when cart.session_id is null then cart.customer_id end)
+            is not distinct from purchase.cart_customer_id
+            and (case when cart.session_id is null then cart.event_date end)
+            is not distinct from purchase.cart_date
             and cart.event_at <= purchase.purchased_at
             and (
                 purchase.previous_purchased_at is null
                 or cart.event_at > purchase.previous_purchased_at
             )
-            -- The purchase's day, and for a tracker session the day before.
+            -- A tracker session's lines of another customer (a shared device) are not his.
+            and (cart.customer_id is null or cart.customer_id = purchase.customer_id)
             and {{ days_between('cart.event_date', 'purchase.event_date') }}
-            <= case when purchase.session_id is null then 0 else 1 end
+            <= {{ var('cart_lookback_days') }}
     where
         cart.event_type in ('add_to_cart', 'remove_from_cart')
-        and cart.customer_id is not null
+        and (cart.customer_id is not null or cart.session_id is not null)
         and cart.product_id is not null
         and {{ incremental_date_filter('cart.event_date', cart_dates, 'cart.event_at') }}
         and {{ incremental_date_filter('purchase.event_date', dates) }}

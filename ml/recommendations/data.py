@@ -90,10 +90,14 @@ def load_inputs(warehouse: Path, as_of: date, visit_days: int = 0) -> Inputs:
             )
         products = con.execute(
             f"""{_CODES}
+            -- A product's category is the one of its latest day (ties: more events, then
+            -- the name): a product the shop moved, or a category it renamed, takes its new
+            -- category at once, not when the new name outnumbers years of the old one.
             , category_counts as (
                 select
                     product_id,
                     product_category,
+                    max(activity_date) as last_date,
                     sum(product_views + cart_adds + purchases) as events
                 from marts.customer_product_daily
                 where activity_date <= $as_of and product_category is not null
@@ -104,7 +108,11 @@ def load_inputs(warehouse: Path, as_of: date, visit_days: int = 0) -> Inputs:
                 products.product_id,
                 arg_max(
                     category_counts.product_category,
-                    (category_counts.events, category_counts.product_category)
+                    (
+                        category_counts.last_date,
+                        category_counts.events,
+                        category_counts.product_category
+                    )
                 ) as product_category
             from products
             left join category_counts on products.product_id = category_counts.product_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -403,3 +404,43 @@ def test_a_product_off_sale_for_months_is_not_recommended(small_warehouse: Path)
         for w in far.warnings
     ), far.warnings
     assert far.rows_out == 0
+
+
+def test_a_renamed_category_gives_its_fans_their_category_picks(small_warehouse: Path) -> None:
+    """The shop renamed category cat00 'footwear' 20 days ago: its products' newer rows, and
+    its fans' favourite category, carry the new name. A product's category was the one with
+    the most events over all history (the old name for months), so the cold fans' category
+    picks found no 'footwear' product and they got overall best sellers. A product's
+    category is the one of its latest day."""
+    con = duckdb.connect(str(small_warehouse))
+    try:
+        con.execute(
+            "update marts.customer_product_daily set product_category = 'footwear' "
+            "where product_category = 'cat00' and activity_date > ?",
+            [AS_OF - timedelta(days=20)],
+        )
+        con.execute(
+            "update marts.customer_features set favourite_category = 'footwear' "
+            "where favourite_category = 'cat00'"
+        )
+    finally:
+        con.close()
+    run_recommendations(_settings(small_warehouse), AS_OF)
+    fans = _query(
+        small_warehouse,
+        "select r.source, count(distinct r.customer_id), count(*) from ml.recommendations r "
+        "join marts.customer_features f using (customer_id) "
+        "where f.favourite_category = 'footwear' and r.source != 'collaborative' "
+        "group by 1 order by 1",
+    )
+    assert [source for source, _, _ in fans] == ["content"], fans
+    # Every category pick is a product renamed: none still sold under the old name only.
+    renamed = _query(
+        small_warehouse,
+        "select count(*) from ml.recommendations r join marts.customer_features f "
+        "using (customer_id) where f.favourite_category = 'footwear' and r.source = 'content' "
+        "and r.product_id not in (select product_id from marts.customer_product_daily "
+        "where product_category = 'footwear')",
+    )[0][0]
+    assert renamed == 0
+

@@ -389,9 +389,11 @@ def evaluate(
 
 
 def gate(evaluation: Evaluation, min_customers: int = 1) -> tuple[bool, str]:
-    """Publish the model only when its recall@10 beats popularity's on the holdout, judged on
-    at least ``min_customers`` customers (a shop with a handful of buyers published the model
-    on a recall of 0.5 against 0.0 over one to three customers: no proof of anything)."""
+    """Publish the model only when its recall@10 beats popularity's on the holdout, or equals
+    it with a better MAP@10 (a shop of a few products, where both lists hold every product),
+    judged on at least ``min_customers`` customers (a shop with a handful of buyers published
+    the model on a recall of 0.5 against 0.0 over one to three customers: no proof of
+    anything)."""
     key = f"recall_at_{GATE_K}"
     if evaluation.customers == 0:
         return False, (
@@ -410,6 +412,15 @@ def gate(evaluation: Evaluation, min_customers: int = 1) -> tuple[bool, str]:
     baseline = evaluation.metrics["popularity"][key]
     if model > baseline:
         return True, f"model recall@{GATE_K} {model:.4f} beats popularity {baseline:.4f}; published"
+    # A shop with about top_n products on sale: both lists hold nearly every product a
+    # customer can still buy, both recalls are 1, and only the order tells them apart.
+    model_map = evaluation.metrics["model"][f"map_at_{GATE_K}"]
+    baseline_map = evaluation.metrics["popularity"][f"map_at_{GATE_K}"]
+    if model == baseline and model_map > baseline_map:
+        return True, (
+            f"model recall@{GATE_K} {model:.4f} equals popularity's, and its order is better "
+            f"(MAP@{GATE_K} {model_map:.4f} against {baseline_map:.4f}); published"
+        )
     return False, (
         f"model recall@{GATE_K} {model:.4f} does not beat popularity {baseline:.4f}; "
         "popularity published instead"

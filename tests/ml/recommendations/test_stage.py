@@ -444,3 +444,19 @@ def test_a_renamed_category_gives_its_fans_their_category_picks(small_warehouse:
     )[0][0]
     assert renamed == 0
 
+
+def test_a_shop_of_eight_products_publishes_the_better_order(tmp_path: Path) -> None:
+    """Eight products and ten picks: both lists hold every product a customer can still buy,
+    both recalls are 1.000, and the model, whose order is far better, was never published
+    ("does not beat popularity 1.0000"). Equal recalls are told apart by MAP@10."""
+    from ml.recommendations.synthetic import simulate, write_marts
+
+    warehouse = tmp_path / "w.duckdb"
+    interactions, customers = simulate(3000, 8, n_categories=2, seed=3)
+    write_marts(warehouse, interactions, customers, AS_OF)
+    result = run_recommendations(_settings(warehouse), AS_OF)
+    holdout = result.details["holdout"]
+    assert holdout["model"]["recall_at_10"] == holdout["popularity"]["recall_at_10"] == 1.0
+    assert holdout["model"]["map_at_10"] > holdout["popularity"]["map_at_10"] + 0.1
+    assert result.details["published"] == "model", result.details["message"]
+    assert "equals popularity's, and its order is better (MAP@10" in result.details["message"]

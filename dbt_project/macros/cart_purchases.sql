@@ -3,7 +3,8 @@
     buys the tracker session's cart lines of the day before), and the later days, up to
     var('cart_lookback_days') after a changed day, holding a one-event order of a tracker
     session with an event on a changed day (a session that stays open for days: a late cart
-    line, or a moved order, of Wednesday changes what its Saturday order bought). Only
+    line, or a moved order, of Wednesday changes what its Saturday order bought), or a
+    back end's order (no session) of a customer with such a session. Only
     sessions of the changed days are looked up, so the cost follows the new data, not the
     history. Returns ISO date strings, sorted. -#}
 {% macro cart_purchase_days_to_rebuild() -%}
@@ -25,15 +26,28 @@
         where
             orders.event_type = 'purchase'
             and orders.product_id is null
-            and orders.session_id is not null
             and orders.event_at >= cast({{ date_literal(first_day.isoformat()) }} as {{ dbt.type_timestamp() }})
             and orders.event_at < {{ end_of_day(date_literal(last_day.isoformat())) }}
-            and orders.session_id in (
-                select changed_events.session_id
-                from {{ events }} as changed_events
-                where
-                    changed_events.session_id is not null
-                    and {{ date_list_filter('changed_events.event_date', changed, 'changed_events.event_at') }}
+            and (
+                orders.session_id in (
+                    select changed_events.session_id
+                    from {{ events }} as changed_events
+                    where
+                        changed_events.session_id is not null
+                        and {{ date_list_filter('changed_events.event_date', changed, 'changed_events.event_at') }}
+                )
+                -- A back end's order (no session) buys the customer's latest tracker cart.
+                or (
+                    orders.session_id is null
+                    and orders.session_number is null
+                    and orders.customer_id in (
+                        select changed_events.customer_id
+                        from {{ events }} as changed_events
+                        where
+                            changed_events.session_id is not null
+                            and {{ date_list_filter('changed_events.event_date', changed, 'changed_events.event_at') }}
+                    )
+                )
             )
     {%- endset -%}
     {%- set later = run_query(query).columns[0].values() | list -%}

@@ -35,12 +35,14 @@ def _cart(kind: str, customer: str | None, ts: str, session: str, product: str, 
             "product_id": product, "price": price, "quantity": quantity}  # fmt: skip
 
 
-def _order(customer: str, ts: str, session: str, order: str, revenue: float,
+def _order(customer: str, ts: str, session: str | None, order: str, revenue: float,
            anonymous: str | None = None) -> dict:  # fmt: skip
-    """A one-event order; with ``anonymous``, the login of that visitor too."""
+    """A one-event order; with ``anonymous``, the login of that visitor too; ``session``
+    None: a shop's back end's order (no session)."""
     ids = {"anonymous_id": anonymous} if anonymous else {}
+    ids |= {"session_id": session} if session else {}
     return {"event_type": "purchase", "customer_id": customer, **ids, "event_ts": ts,
-            "session_id": session, "order_id": order, "revenue": revenue}  # fmt: skip
+            "order_id": order, "revenue": revenue}  # fmt: skip
 
 
 # c1: two one-event orders in one session and day, each of its own cart.
@@ -49,6 +51,8 @@ def _order(customer: str, ts: str, session: str, order: str, revenue: float,
 # c4: a removal before the first order, a product carted again between the orders.
 # c5: a cart line on Wednesday, bought by the session's order on Saturday (FOURTH_NIGHT).
 # a6: a visitor's cart before midnight, bought after midnight by the order that logs in c6.
+# c8: a tracker's cart, ordered through the shop's back end (an order without a session),
+# then carted again in a new visit and ordered by both the tracker and the back end.
 FIRST_NIGHT = [
     _cart("add_to_cart", "c1", "2026-06-10T10:00:00Z", "s1", "p1", 10),
     _order("c1", "2026-06-10T10:05:00Z", "s1", "o1", 10),
@@ -66,6 +70,11 @@ FIRST_NIGHT = [
     _order("c4", "2026-06-10T09:20:00Z", "s4", "o7", 4),
     _cart("add_to_cart", "c5", "2026-06-10T12:00:00Z", "s5", "p9", 8),
     _cart("add_to_cart", None, "2026-06-10T23:50:00Z", "s6", "p10", 12, 2, anonymous="a6"),
+    _cart("add_to_cart", "c8", "2026-06-10T14:00:00Z", "s8", "p13", 30),
+    _order("c8", "2026-06-10T14:10:00Z", None, "o11", 30),
+    _cart("add_to_cart", "c8", "2026-06-10T18:00:00Z", "s9", "p14", 3),
+    _order("c8", "2026-06-10T18:05:00Z", "s9", "o12", 3),
+    _order("c8", "2026-06-10T18:06:00Z", None, "o12", 3),
 ]
 SECOND_NIGHT = [
     _order("c2", "2026-06-11T00:05:00Z", "s2", "o3", 21),
@@ -92,11 +101,16 @@ LATEST = [
 
 def _replayed(events: list[dict]) -> list[tuple]:
     """(customer, product, purchase day, purchases, revenue) by replaying each session's cart:
-    an order buys every product in the cart (quantity > 0) and empties it."""
+    an order buys every product in the cart (quantity > 0) and empties it. An order without
+    a session (a back end's) is one of the customer's latest session with a cart line."""
     carts: dict[str, dict[str, list]] = {}
+    latest: dict[str, str] = {}
     bought: dict[tuple, list] = {}
     for event in sorted(events, key=lambda e: e["event_ts"]):
-        cart = carts.setdefault(event["session_id"], {})
+        session = event.get("session_id") or latest.get(event["customer_id"], "")
+        cart = carts.setdefault(session, {})
+        if event["event_type"] != "purchase" and event.get("customer_id"):
+            latest[event["customer_id"]] = session
         if event["event_type"] == "purchase":
             day = date.fromisoformat(event["event_ts"][:10])
             for product, (quantity, price) in cart.items():
@@ -157,6 +171,13 @@ def test_each_one_event_order_buys_the_cart_since_the_sessions_previous_order(ni
     assert ("c4", "p6", DAY_1, 2, Decimal("8.00")) in nights[0]
 
 
+def test_a_back_ends_order_buys_the_customers_latest_tracker_cart(nights) -> None:
+    # The back end's order has no session: it bought nothing, and p13 stayed a cart add
+    # (recommended again). The order both sent is counted once.
+    assert ("c8", "p13", DAY_1, 1, Decimal("30.00")) in nights[0]
+    assert ("c8", "p14", DAY_1, 1, Decimal("3.00")) in nights[0]
+
+
 def test_a_cart_filled_before_midnight_is_bought_by_the_order_after_it(nights) -> None:
     # The second night rebuilds only its own day, and reads the first night's cart lines.
     assert nights[1] == _replayed(FIRST_NIGHT + SECOND_NIGHT)
@@ -195,5 +216,5 @@ def test_late_cart_lines_reach_an_order_days_later_and_empty_a_day(nights) -> No
     everything = FIRST_NIGHT + SECOND_NIGHT + LATE + FOURTH_NIGHT + FIFTH_DAY + LATEST
     assert nights[4] == _replayed(everything)
     assert ("c5", "p12", DAY_4, 1, Decimal("2.00")) in nights[4]
-    assert nights[3][-1][2] == DAY_5
+    assert ("c7", "p11", DAY_5, 1, Decimal("15.00")) in nights[3]
     assert [row for row in nights[5] if row[2] == DAY_5] == []

@@ -29,7 +29,8 @@ on the purchase's day. A tracker session (session_id) is one cart however many d
 stays open (up to var('cart_lookback_days') before the order), and its cart lines of a
 visitor not logged in yet count for the customer whose order it is (a cart filled before
 midnight, then a login and the order after it); a session the model cut by inactivity (no
-session_id) is the customer's and ends at midnight.
+session_id) is the customer's and ends at midnight. An order without any session (a shop's
+back end's) buys the cart of the customer's latest tracker session before it.
 
 Incremental like customer_daily_activity: the days int_event_dates_changed marks, the day
 after each, and the later days with an order of a session that has an event on a changed
@@ -40,8 +41,60 @@ with
 
 -- Each part reads int_events_sessionised itself, with its own filter: cheaper than holding
 -- one shared set of millions of rows.
--- One-event orders of the session, each with the time of the session's order before it (its
--- cart was emptied then), read from var('cart_lookback_days') before the rebuilt days too.
+-- One-event orders and the customers' tracker events of the cart, read from
+-- var('cart_lookback_days') before the rebuilt days too: an order without any session (a
+-- shop's back end's) belongs to the customer's latest tracker session of a cart line or an
+-- order before it (a tracker's copy of the same order included).
+order_events as (
+
+    select
+        event_id,
+        customer_id,
+        event_date,
+        session_id,
+        session_number,
+        event_at,
+        case when event_type = 'purchase' then 1 else 0 end as is_order
+    from {{ ref('int_events_sessionised') }}
+    where
+        customer_id is not null
+        and (
+            (event_type = 'purchase' and product_id is null)
+            or (
+                event_type in ('add_to_cart', 'remove_from_cart')
+                and session_id is not null
+                and product_id is not null
+            )
+        )
+        and {{ incremental_date_filter('event_date', cart_dates, 'event_at') }}
+
+),
+
+order_sessions as (
+
+    select
+        event_id,
+        customer_id,
+        event_date,
+        coalesce(
+            session_id,
+            case
+                when session_number is null
+                    then last_value(session_id ignore nulls) over (
+                        partition by customer_id
+                        order by event_at, event_id
+                        rows between unbounded preceding and current row
+                    )
+            end
+        ) as session_id,
+        session_number,
+        event_at,
+        is_order
+    from order_events
+
+),
+
+-- Each order with the time of its session's order before it (its cart was emptied then).
 -- The cart: a tracker session by its session_id alone (its lines before a login are
 -- anonymous), else the customer's inactivity session of the day.
 order_level_purchases as (
@@ -63,13 +116,10 @@ order_level_purchases as (
                 case when session_id is null then event_date end
             order by event_at, event_id
         ) as previous_purchased_at
-    from {{ ref('int_events_sessionised') }}
+    from order_sessions
     where
-        event_type = 'purchase'
-        and product_id is null
-        and customer_id is not null
+        is_order = 1
         and (session_id is not null or session_number is not null)
-        and {{ incremental_date_filter('event_date', cart_dates, 'event_at') }}
 
 ),
 

@@ -836,15 +836,21 @@ _BARE_CR = re.compile(rb"\r(?!\n|\Z)")
 # held a control character, every JSON line was "not a JSON object". They are no text of
 # the line: the copy drops them.
 _CR_BEFORE_CRLF = re.compile(rb"\r+(?=\r\n)")
+# DuckDB's reader takes a file's first line end for all of them: in a file whose first line
+# ends in LF, a CRLF is two line ends (an empty line after it) and CR CR LF three, so every
+# later line was numbered one or two too far. The copy ends every line in LF.
+_CR_BEFORE_LF = re.compile(rb"\r+(?=\n)")
 _BARE_CR_CHUNK = 1 << 23
 
 
-def _bare_cr_kinds(path: Path) -> tuple[bool, bool]:
+def _bare_cr_kinds(path: Path) -> tuple[bool, bool, bool]:
     """Whether the file ``path`` (gzip when so named) holds line feeds and a carriage return
     not followed by one inside a line (a file of CR line ends only, old Mac text, has no
-    bare CR), and whether it holds one before a CRLF line end (:data:`_CR_BEFORE_CRLF`)."""
+    bare CR), whether it holds one before a CRLF line end (:data:`_CR_BEFORE_CRLF`), and
+    whether its first line ends in LF and a later one in CRLF (:data:`_CR_BEFORE_LF`)."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    lf = inside = doubled = False
+    lf = inside = doubled = mixed = False
+    first_lf: bool | None = None  # whether the first line ends in a bare LF
     with opener(path, "rb") as src:
         tail = b""
         while chunk := src.read(_BARE_CR_CHUNK):
@@ -852,14 +858,19 @@ def _bare_cr_kinds(path: Path) -> tuple[bool, bool]:
             # A CR at a chunk's end is judged with the next chunk's first byte.
             tail = chunk[-1:] if chunk.endswith(b"\r") else b""
             body = chunk[: len(chunk) - len(tail)]
+            if first_lf is None and (end := body.find(b"\n")) >= 0:
+                # (A CR cut off the chunk before is this chunk's first byte.)
+                first_lf = end == 0 or body[end - 1 : end] != b"\r"
             lf = lf or b"\n" in body
-            if _BARE_CR.search(body):
+            if first_lf:
+                mixed = mixed or b"\r\n" in body
+            if b"\r" in body and _BARE_CR.search(body):
                 doubled = doubled or _CR_BEFORE_CRLF.search(body) is not None
                 if not inside:
                     inside = _BARE_CR.search(_CR_BEFORE_CRLF.sub(b"", body)) is not None
-            if lf and inside and doubled:
+            if lf and inside and doubled and (mixed or first_lf is False):
                 break
-    return lf and inside, doubled
+    return lf and inside, doubled, mixed
 
 
 def _short_record_files(con: duckdb.DuckDBPyConnection, table: str, ids: list[int]) -> list[int]:
@@ -898,8 +909,10 @@ def _bare_cr_files(
             r[0]
             for r in con.execute(
                 f"select distinct _file from {phys} where _file in {_in(ids)} "
-                # A line holding a line feed began after a CR before a CRLF line end.
-                "and (contains(line, chr(10)) or case when contains(line, '\"') "
+                # A line holding a line feed began after a CR before a CRLF line end; an
+                # empty line may be the second end DuckDB's reader saw in a CRLF line end
+                # of a file whose first line ends in LF (_CR_BEFORE_LF).
+                "and (line = '' or contains(line, chr(10)) or case when contains(line, '\"') "
                 "then (length(line) - length(replace(line, '\"', ''))) % 2 = 1 else false end)"
             ).fetchall()
         ]
@@ -914,8 +927,8 @@ def bare_cr_files(files: list[LandingFile], ids: list[int], legacy: str | None) 
     found = []
     for i in sorted(ids):
         try:
-            inside, doubled = _bare_cr_kinds(files[i].abspath)
-            if not (inside or doubled):
+            inside, doubled, mixed = _bare_cr_kinds(files[i].abspath)
+            if not (inside or doubled or mixed):
                 continue
             files[i] = readable_copy(files[i], legacy, bare_cr=True)
         except (OSError, EOFError, zlib.error) as exc:
@@ -933,6 +946,12 @@ def bare_cr_files(files: list[LandingFile], ids: list[int], legacy: str | None) 
                 "%s: lines ending in CR CR LF read as CRLF line ends (a CRLF file converted to "
                 "CRLF again: a Windows program writing \\r\\n in text mode, such as Python's "
                 "csv module on a file opened without newline='')",
+                files[i].path,
+            )
+        if mixed:
+            log.warning(
+                "%s: lines ending in CRLF in a file whose first line ends in LF (files of both "
+                "kinds joined) read as one line end each",
                 files[i].path,
             )
     return frozenset(found)
@@ -956,7 +975,8 @@ def readable_copy(f: LandingFile, legacy: str | None = None, bare_cr: bool = Fal
 
     Chunks that decode cleanly and hold no over-long line are copied as they are, so a large
     file costs about one read and one write of it. With ``bare_cr``, each carriage return
-    that is not followed by a line feed is written as ``BARE_CR_MARK`` (:func:`_bare_cr_files`).
+    that is not followed by a line feed is written as ``BARE_CR_MARK`` (:func:`_bare_cr_files`)
+    and every line ends in LF (:data:`_CR_BEFORE_LF`).
     """
     gz = f.abspath.name.lower().endswith(".gz")
     # The copy is decompressed: its name must not end in .gz, in any case (DuckDB takes
@@ -1020,7 +1040,7 @@ def _copy_lines(
     def write(data: bytes) -> None:
         # ``data`` ends with a line feed, or at the end of the file (where a last CR is the
         # line's end).
-        dst.write(_BARE_CR.sub(mark, _CR_BEFORE_CRLF.sub(b"", data)) if bare_cr else data)
+        dst.write(_BARE_CR.sub(mark, _CR_BEFORE_LF.sub(b"", data)) if bare_cr else data)
 
     legacy_lines: list[int] = []
     bad: list[int] = []

@@ -1274,8 +1274,11 @@ class Ingest:
                         cut = con.execute(
                             f"select distinct _file from _tj_{tag} where _error = "
                             f"{_lit(_NOT_JSON)} and left(ltrim(raw, ' ' || chr(9)), 1) <> '{{'"
-                            # A line holding a line feed began after a CR before CRLF.
+                            # A line holding a line feed began after a CR before CRLF;
+                            # an empty line may be a CRLF line end read as two (files.
+                            # _CR_BEFORE_LF).
                             " or _error is not null and contains(raw, chr(10))"
+                            " or _blank"
                         ).fetchall()
                         bare_cr = bare_cr_files(files, sorted(r[0] for r in cut), self.legacy)
                         if bare_cr:

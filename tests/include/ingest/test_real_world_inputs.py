@@ -780,3 +780,54 @@ def test_lines_ending_in_cr_cr_lf_load(settings, landing, query, caplog):
         "crm/dt=2026-06-01/customers.csv",
         "events/dt=2026-06-01/events.jsonl.gz",
     ]
+
+
+def test_crlf_lines_in_a_file_of_lf_lines_keep_the_line_numbers(settings, landing, query, caplog):
+    """DuckDB's reader takes a file's first line end for all of them: in a file whose first
+    line ends in LF (files of both kinds joined, one record written by a Windows tool), a
+    CRLF was two line ends and CR CR LF three, so every later line was numbered one or two
+    too far in raw.*, ops.quarantine and ops.duplicates (here e4 on line 6, k3 on line 8),
+    and a CRLF inside a quoted cell became two line feeds. Lines are numbered as `sed -n Np`
+    shows them, and a warning names the file."""
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "customers.csv").write_bytes(
+        b"customer_id,city,updated_at\n"
+        b"k1,Lyon,2026-05-01\r\r\n"
+        b'k2,"Saint\r\nDenis",2026-05-01\n'
+        b"k3,Nice,not a date\n"
+    )
+    lines = [
+        json.dumps(event("e1")),
+        json.dumps(event("e2")),
+        json.dumps(event("e3")),
+        json.dumps(event("e4", event_ts="bad")),
+    ]
+    (landing / "events/dt=2026-06-01").mkdir(parents=True)
+    (landing / "events/dt=2026-06-01/events.jsonl.gz").write_bytes(
+        gzip.compress(f"{lines[0]}\n{lines[1]}\r\n{lines[2]}\r\r\n{lines[3]}\n".encode(), mtime=0)
+    )
+    caplog.set_level(logging.WARNING)
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert _file_counts(query) == [
+        ("crm/dt=2026-06-01/customers.csv", 3, 2, 1),
+        ("events/dt=2026-06-01/events.jsonl.gz", 4, 3, 1),
+    ]
+    assert _crm_cities(query) == [
+        ("crm/dt=2026-06-01/customers.csv", 2, "k1", "Lyon"),
+        ("crm/dt=2026-06-01/customers.csv", 3, "k2", "Saint\nDenis"),
+    ]
+    assert query("select event_id, _source_line from raw.events order by 1") == [
+        ("e1", 1),
+        ("e2", 2),
+        ("e3", 3),
+    ]
+    assert query("select source_file, line_number from ops.quarantine order by 1") == [
+        ("crm/dt=2026-06-01/customers.csv", 5),
+        ("events/dt=2026-06-01/events.jsonl.gz", 4),
+    ]
+    assert _files_warned(caplog, "CRLF in a file whose first line ends in LF") == [
+        "crm/dt=2026-06-01/customers.csv",
+        "events/dt=2026-06-01/events.jsonl.gz",
+    ]

@@ -2444,7 +2444,10 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
     The warnings are the result's, said once by whoever runs the stage (the command line
     prints them under its line, the DAG's task logs them): each was also logged here as it
     arose, so `segmint ingest` without -v showed it twice, on stdout and on stderr. A run
-    that fails has no result: the warnings it had are logged then, before the error."""
+    that fails has no result: the warnings it had are logged then, before the error; when
+    it fails because a file could not be read, those are every warning of the files it
+    loaded, as a result would have held them (they were lost, and the next run, taking
+    those files as loaded, never said them)."""
     # GX takes seconds to import: overlap it with the checksums and the planning.
     quiet_gx_logging()
     ingest = Ingest(
@@ -2455,8 +2458,11 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
     )
     try:
         return _ingest(ingest, settings, as_of)
-    except BaseException:
-        for warning in ingest.prefilter_misses + ingest.batch_warnings + ingest.stale_ids:
+    except BaseException as exc:
+        warnings = getattr(exc, "stage_warnings", None)
+        if warnings is None:
+            warnings = ingest.prefilter_misses + ingest.batch_warnings + ingest.stale_ids
+        for warning in warnings:
             log.warning("ingest: %s", warning)
         raise
 
@@ -2533,7 +2539,7 @@ def _ingest(ingest: Ingest, settings: Settings, as_of: date) -> StageResult:
     finally:
         con.close()
     outcomes.sort(key=lambda o: o.file.order_key)
-    result = _result(
+    result, error = _result(
         outcomes, skipped, ignored, settings, as_of, ingest.unreadable_loaded, unlisted
     )
     _note_past_days(result, outcomes, ingest.loaded_through, ingest.reloaded)
@@ -2544,6 +2550,10 @@ def _ingest(ingest: Ingest, settings: Settings, as_of: date) -> StageResult:
     ingest.warn_names()
     result.warnings.extend(ingest.batch_warnings)
     result.warnings.extend(ingest.stale_ids)
+    if error is not None:
+        # The files that loaded are not read again: their warnings are said now or never.
+        error.stage_warnings = result.warnings
+        raise error
     return result
 
 
@@ -2751,7 +2761,9 @@ def _result(
     as_of: date,
     unreadable_loaded: Sequence[LandingFile] = (),
     unlisted: Sequence[str] = (),
-) -> StageResult:
+) -> tuple[StageResult, InputError | None]:
+    """The stage's result and, when a file or folder could not be read, the error the run
+    fails with (every other file was loaded)."""
     per_source: dict[str, dict[str, int]] = {}
     for o in outcomes:
         s = per_source.setdefault(
@@ -2849,8 +2861,8 @@ def _result(
             "files in them were not loaded (the next run looks again)."
         )
     if problems:
-        raise InputError(f"{' '.join(problems)} Every other file was loaded ({summary}).")
-    return result
+        return result, InputError(f"{' '.join(problems)} Every other file was loaded ({summary}).")
+    return result, None
 
 
 def _held_earlier_in_batch(

@@ -205,6 +205,21 @@ def test_row_accounting_holds_for_every_file(settings, landing, query):
     assert sum(r[1] for r in rows) == 17 + 2 + 0 + 2 + 7
 
 
+def test_a_file_that_fails_loses_no_warning_of_the_files_loaded(settings, landing, caplog):
+    """A night with an unreadable file fails after loading every other file; the warnings of
+    those files ("field nulled", "no column for") were the result's, and a run that fails
+    has none: they were never said, and the next run, taking those files as loaded, never
+    said them either. They are logged before the error."""
+    _corpus(landing)
+    aliases = IngestSettings(field_aliases={"events": {"country": ["geo_country"]}})
+    caplog.set_level(logging.WARNING)
+    with pytest.raises(InputError, match=r"truncated\.jsonl\.gz"):
+        run_ingest(dataclasses.replace(settings, ingest=aliases), D2)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ingest: ")]
+    assert any("field nulled on 1 row(s): price" in w and "corpus.jsonl" in w for w in said)
+    assert any("file(s) have no column for country" in w and "ok.csv" in w for w in said)
+
+
 def _gated_hashes(settings: Settings) -> dict:
     """The warehouse's table hashes after an ingest as of D2 that the quality gate stops."""
     with pytest.raises(InputError):

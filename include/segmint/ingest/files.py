@@ -873,6 +873,38 @@ def _bare_cr_kinds(path: Path) -> tuple[bool, bool, bool]:
     return lf and inside, doubled, mixed
 
 
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+def _crlf_only_files(files: list[LandingFile], ids: list[int]) -> frozenset[int]:
+    """The files among ``ids`` whose every line ends in CRLF: a line break inside one of
+    their quoted cells is a CRLF too (DuckDB's line reader gives the lines without their
+    ends, and a multi-line record was joined with LF: "Saint\r\nDenis" stored as
+    "Saint\nDenis", where DuckDB's read_csv, Python's csv and pandas keep it). A file with
+    a bare LF anywhere (Excel's CRLF rows with LF inside cells) is not one. Each file is
+    read once more: callers pass only files with a multi-line record."""
+    found = []
+    for i in ids:
+        path = files[i].abspath
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        try:
+            with opener(path, "rb") as src:
+                last, crlf = b"", False
+                while chunk := src.read(_BARE_CR_CHUNK):
+                    data = last + chunk
+                    # (A line feed first in the chunk is judged with the byte before it.)
+                    if _BARE_LF.search(data, len(last)):
+                        break
+                    crlf = crlf or b"\r\n" in data
+                    last = chunk[-1:]
+                else:
+                    if crlf:
+                        found.append(i)
+        except (OSError, EOFError, zlib.error) as exc:
+            log.info("%s: not looked at for its line ends (%s)", files[i].path, exc)
+    return frozenset(found)
+
+
 def _short_record_files(con: duckdb.DuckDBPyConnection, table: str, ids: list[int]) -> list[int]:
     """The CSV files among ``ids`` with a record of fewer fields than their header in
     ``table`` (:func:`read_records`): what a line cut at a bare carriage return leaves."""
@@ -1640,7 +1672,8 @@ def _read_csv(
                 f"where {after_header(simple)} and _file in {_in(simple)}"
             )
         if multi:
-            parts.append(_multi_line_records(con, phys, multi, after_header(multi), delim))
+            crlf = _crlf_only_files(files, multi)
+            parts.append(_multi_line_records(con, phys, multi, after_header(multi), delim, crlf))
         _insert_csv_records(con, table, names, " union all ".join(parts), delim)
         if multi:
             _split_malformed_records(con, table, phys, multi, names, delim)
@@ -1653,10 +1686,16 @@ _MAX_UNCLOSED = 50
 
 
 def _multi_line_records(
-    con: duckdb.DuckDBPyConnection, phys: str, multi: list[int], after: str, delim: str
+    con: duckdb.DuckDBPyConnection,
+    phys: str,
+    multi: list[int],
+    after: str,
+    delim: str,
+    crlf: frozenset[int] = frozenset(),
 ) -> str:
     """SQL: ``(_file, _line, raw)`` records of the CSV files ``multi``, whose quoted fields
-    may span lines; a record holds its lines joined by LF and is numbered by its first.
+    may span lines; a record holds its lines joined by LF (by CRLF in the files ``crlf``,
+    :func:`_crlf_only_files`) and is numbered by its first.
 
     Each line maps the state at its start (inside a quoted field or not) to the state at its
     end: a line without quotes keeps it, others may reset it (to outside or inside) or flip
@@ -1760,8 +1799,15 @@ def _multi_line_records(
         if not unclosed or attempt == _MAX_UNCLOSED:
             break
         con.executemany(f"insert into {forced} values (?, ?)", unclosed)
+    raw = "string_agg(line, chr(10) order by ln)"
+    if crlf:
+        # The lines of such a file hold no LF: each one in the record is a line end.
+        raw = (
+            f"case when _file in {_in(sorted(crlf))} "
+            f"then replace({raw}, chr(10), chr(13) || chr(10)) else {raw} end"
+        )
     return f"""
-        select _file, start as _line, string_agg(line, chr(10) order by ln) as raw,
+        select _file, start as _line, {raw} as raw,
         from {state}
         group by _file, start
     """

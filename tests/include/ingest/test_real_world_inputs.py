@@ -862,3 +862,28 @@ def test_a_record_cut_at_a_carriage_return_before_the_next_record_shifts_no_line
         (3, ["event_ts is not an ISO-8601 timestamp (got bad)"], lines[2]),
     ]
     assert _files_warned(caplog, "carriage return") == ["events/dt=2026-06-01/events.jsonl.gz"]
+
+
+def test_a_crlf_inside_a_quoted_cell_of_a_crlf_file_is_kept(settings, landing, query):
+    """A CSV whose every line ends in CRLF (a .NET or Java CSV writer, a file checked out
+    with autocrlf) writes a line break inside a quoted cell as CRLF too. DuckDB's line
+    reader gives lines without their ends and a multi-line record was joined with LF:
+    "Saint\\r\\nDenis" was stored as "Saint\\nDenis", where DuckDB's read_csv, Python's csv
+    and pandas keep it. It is kept as written; Excel's CSV (CRLF rows, a bare LF inside a
+    cell) keeps its LF."""
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "dotnet.csv").write_bytes(
+        b'customer_id,city,updated_at\r\nk1,"Saint\r\nDenis",2026-05-01\r\nk2,Lyon,2026-05-01\r\n'
+    )
+    (crm / "excel.csv").write_bytes(
+        b'customer_id,city,updated_at\r\nx1,"Saint\nDenis",2026-05-01\r\nx2,Lyon,2026-05-01\r\n'
+    )
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert _crm_cities(query) == [
+        ("crm/dt=2026-06-01/dotnet.csv", 2, "k1", "Saint\r\nDenis"),
+        ("crm/dt=2026-06-01/dotnet.csv", 4, "k2", "Lyon"),
+        ("crm/dt=2026-06-01/excel.csv", 2, "x1", "Saint\nDenis"),
+        ("crm/dt=2026-06-01/excel.csv", 4, "x2", "Lyon"),
+    ]

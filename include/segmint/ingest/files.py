@@ -845,11 +845,15 @@ _BARE_CR_CHUNK = 1 << 23
 
 def _bare_cr_kinds(path: Path) -> tuple[bool, bool, bool]:
     """Whether the file ``path`` (gzip when so named) holds line feeds and a carriage return
-    not followed by one inside a line (a file of CR line ends only, old Mac text, has no
-    bare CR), whether it holds one before a CRLF line end (:data:`_CR_BEFORE_CRLF`), and
-    whether its first line ends in LF and a later one in CRLF (:data:`_CR_BEFORE_LF`)."""
+    not followed by one inside a line, whether it holds one before a CRLF line end
+    (:data:`_CR_BEFORE_CRLF`), and whether its first line ends in LF and a later one in CRLF
+    (:data:`_CR_BEFORE_LF`). A file of CR line ends (old Mac text; Excel for Mac's CSV,
+    whose cells hold LF line breaks) has more bare CRs than line feeds: its CRs are its
+    line ends, which DuckDB's reader takes them for (such a file was read as one line and
+    failed for its header)."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    lf = inside = doubled = mixed = False
+    inside = doubled = mixed = False
+    lfs = bare_crs = 0
     first_lf: bool | None = None  # whether the first line ends in a bare LF
     with opener(path, "rb") as src:
         tail = b""
@@ -861,16 +865,20 @@ def _bare_cr_kinds(path: Path) -> tuple[bool, bool, bool]:
             if first_lf is None and (end := body.find(b"\n")) >= 0:
                 # (A CR cut off the chunk before is this chunk's first byte.)
                 first_lf = end == 0 or body[end - 1 : end] != b"\r"
-            lf = lf or b"\n" in body
+            lfs += body.count(b"\n")
             if first_lf:
                 mixed = mixed or b"\r\n" in body
-            if b"\r" in body and _BARE_CR.search(body):
-                doubled = doubled or _CR_BEFORE_CRLF.search(body) is not None
-                if not inside:
-                    inside = _BARE_CR.search(_CR_BEFORE_CRLF.sub(b"", body)) is not None
-            if lf and inside and doubled and (mixed or first_lf is False):
-                break
-    return lf and inside, doubled, mixed
+            if b"\r" in body:
+                # (CRs before a CRLF line end are no line ends of their own.)
+                kept = _CR_BEFORE_CRLF.sub(b"", body)
+                bare_crs += kept.count(b"\r") - kept.count(b"\r\n")
+                if _BARE_CR.search(body):
+                    doubled = doubled or _CR_BEFORE_CRLF.search(body) is not None
+                    if not inside:
+                        inside = _BARE_CR.search(_CR_BEFORE_CRLF.sub(b"", body)) is not None
+    if bare_crs > lfs:
+        return False, False, False
+    return bool(lfs) and inside, doubled, mixed
 
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")

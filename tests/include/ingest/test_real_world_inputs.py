@@ -887,3 +887,26 @@ def test_a_crlf_inside_a_quoted_cell_of_a_crlf_file_is_kept(settings, landing, q
         ("crm/dt=2026-06-01/excel.csv", 2, "x1", "Saint\nDenis"),
         ("crm/dt=2026-06-01/excel.csv", 4, "x2", "Lyon"),
     ]
+
+
+def test_a_file_of_cr_line_ends_with_a_line_feed_in_a_cell_loads(settings, landing, query):
+    """Excel for Mac's CSV ends its rows in CR and writes a line break inside a cell as LF.
+    The file holds line feeds and carriage returns not followed by one, so the bare-CR
+    re-read took it for a file of LF lines whose CRs are part of values: it was read as one
+    line, and failed ("CSV header lacks required column(s) updated_at", the header running
+    into the first record). A file with more bare CRs than line feeds is a file of CR lines,
+    as DuckDB's reader takes it; its multi-line cell keeps its LF."""
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "mac.csv").write_bytes(
+        b'customer_id;city;updated_at\rk1;"Saint\nDenis";2026-05-01\r'
+        b"k2;Nice;2026-05-01\rk3;Nice;bad\r"
+    )
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert _file_counts(query) == [("crm/dt=2026-06-01/mac.csv", 3, 2, 1)]
+    assert _crm_cities(query) == [
+        ("crm/dt=2026-06-01/mac.csv", 2, "k1", "Saint\nDenis"),
+        ("crm/dt=2026-06-01/mac.csv", 4, "k2", "Nice"),
+    ]
+    assert query("select line_number from ops.quarantine") == [(5,)]

@@ -627,6 +627,9 @@ class Ingest:
         self.prefilter_misses: list[str] = []
         # Batch-level warnings (extreme revenue), for the stage's warnings.
         self.batch_warnings: list[str] = []
+        # The files of the batches committed so far (a run that fails later logs their
+        # warnings: run_ingest).
+        self.committed: list[FileOutcome] = []
         # Raw rows an earlier segmint typed otherwise (_ids_read_otherwise), likewise.
         self.stale_ids: list[str] = []
         # Per source, the files whose records hold a JSON array where an alias looks into
@@ -2464,7 +2467,14 @@ def run_ingest(settings: Settings, as_of: date, reload_since: date | None = None
     except BaseException as exc:
         warnings = getattr(exc, "stage_warnings", None)
         if warnings is None:
-            warnings = ingest.prefilter_misses + ingest.batch_warnings + ingest.stale_ids
+            # The batches committed before the error are not read again: their fields
+            # nulled are said now or never.
+            warnings = (
+                _field_warnings(ingest.committed)
+                + ingest.prefilter_misses
+                + ingest.batch_warnings
+                + ingest.stale_ids
+            )
         for warning in warnings:
             log.warning("ingest: %s", warning)
         raise
@@ -2498,6 +2508,7 @@ def _ingest(ingest: Ingest, settings: Settings, as_of: date) -> StageResult:
         for outs in groups:
             ingest.drop_temp(con, outs[0].tag)
             outcomes.extend(outs)
+            ingest.committed.extend(outs)
 
     try:
         # Bounded memory: DuckDB spills the batch's temp tables to disk beyond the limit.
@@ -2756,6 +2767,26 @@ def _note_past_days(
     result.details["replaced_files"] = replaced
 
 
+def _field_warnings(outcomes: list[FileOutcome]) -> list[str]:
+    """The fields nulled (or stored as false) by a warning expectation in the files
+    ``outcomes``, one warning per field and reason."""
+    counts: dict[tuple[str, str], int] = {}
+    where: dict[tuple[str, str], list[str]] = {}
+    for o in outcomes:
+        for reason, n in o.warnings.items():
+            counts[reason] = counts.get(reason, 0) + n
+            where.setdefault(reason, []).append(o.file.path)
+    # Named with the files holding them, so the export can be looked at or fixed. A consent
+    # flag is not nulled but stored as false, no consent (an absent consent is false): it
+    # said "field nulled" of a consent word no list holds, and analysts looked for nulls.
+    booleans = {f.name for fields in FIELDS.values() for f in fields if f.kind == "bool"}
+    return [
+        f"field {'stored as false' if name in booleans else 'nulled'} on {n} row(s): "
+        f"{r} (in {_some(sorted(where[(name, r)]))})"
+        for (name, r), n in sorted(counts.items(), key=lambda item: item[0][1])
+    ]
+
+
 def _result(
     outcomes: list[FileOutcome],
     skipped: int,
@@ -2807,22 +2838,7 @@ def _result(
         )
     }
     failed = [o for o in outcomes if o.status == "failed"]
-    warnings = [f"ignored {entry}" for entry in ignored]
-    counts: dict[tuple[str, str], int] = {}
-    where: dict[tuple[str, str], list[str]] = {}
-    for o in outcomes:
-        for reason, n in o.warnings.items():
-            counts[reason] = counts.get(reason, 0) + n
-            where.setdefault(reason, []).append(o.file.path)
-    # Named with the files holding them, so the export can be looked at or fixed. A consent
-    # flag is not nulled but stored as false, no consent (an absent consent is false): it
-    # said "field nulled" of a consent word no list holds, and analysts looked for nulls.
-    booleans = {f.name for fields in FIELDS.values() for f in fields if f.kind == "bool"}
-    warnings += [
-        f"field {'stored as false' if name in booleans else 'nulled'} on {n} row(s): "
-        f"{r} (in {_some(sorted(where[(name, r)]))})"
-        for (name, r), n in sorted(counts.items(), key=lambda item: item[0][1])
-    ]
+    warnings = [f"ignored {entry}" for entry in ignored] + _field_warnings(outcomes)
     summary = (
         f"loaded {total['loaded']} rows, quarantined {total['quarantined']}, "
         f"duplicates {total['duplicates']}"

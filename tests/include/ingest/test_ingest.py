@@ -516,12 +516,14 @@ def test_a_data_docs_write_that_fails_names_the_data_docs_and_the_rerun_writes_t
     """A full disk or a file-size limit met while GX writes the Data Docs: GX's own write
     raises an OSError naming no file ("[Errno 27] File too large"), so the operator of the
     night did not know what could not be written. And the rerun, with room, found the
-    batch loaded, validated nothing and wrote no Data Docs: the night's stayed incomplete."""
+    batch loaded, validated nothing and wrote no Data Docs: the night's stayed incomplete.
+    The field the loaded batch nulled was never said either (the failing run had no
+    result, the rerun read nothing): it is logged before the error."""
     import resource
     import subprocess
     import sys
 
-    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event("a")])
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event("a", country="XX")])
     args = ["ingest", "--landing", str(landing), "--warehouse", str(settings.warehouse),
             "--output", str(settings.output), "--as-of", str(D1)]  # fmt: skip
     limit = 2 * 1024 * 1024  # below GX's largest static asset (a 2.5 MB image)
@@ -542,6 +544,7 @@ def test_a_data_docs_write_that_fails_names_the_data_docs_and_the_rerun_writes_t
     docs = settings.output / str(D1) / "data_docs"
     assert f"error: cannot write {docs} (the run outputs folder" in done.stderr
     assert "File too large" in done.stderr and "(ulimit -f)" in done.stderr
+    assert "ingest: field nulled on 1 row(s): country" in done.stderr
     # The batch itself was loaded before: a rerun with room to write finds it loaded.
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     assert con.execute("select event_id from raw.events").fetchall() == [("a",)]

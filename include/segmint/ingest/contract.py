@@ -581,6 +581,18 @@ INVISIBLE_CHARS = (
     UNICODE_SPACE_CHARS + "".join(map(chr, range(1, 32))) + "\x7f\u200b\u200c\u200d\u2060\ufeff"
 )
 
+# What is trimmed from both ends of an id (cast_sql), besides the spaces trim() takes: the
+# Unicode spaces (a no-break space pasted from a web page) and the zero-width characters
+# (U+200B-U+200D, a word joiner, a byte-order mark: the BOM of a file pasted or concatenated
+# into a cell, the zero-width space a CMS puts in a long id). Invisible at an end, they meant
+# nothing there: kept, 'c7' and 'c7' + a BOM were two customers, neither of them told. Not
+# the control characters (a tab, a line break, NEL): an id holding one is quarantined
+# (ID_CONTROL_RE). A zero-width character inside an id is kept (a zero-width non-joiner
+# belongs in a Persian word).
+ID_EDGE_CHARS = " \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" + (
+    "\u2028\u2029\u202f\u205f\u3000\u200b\u200c\u200d\u2060\ufeff"
+)
+
 
 def _char_class(chars: str) -> str:
     """The body of a regex character class matching exactly ``chars``, runs as ranges."""
@@ -833,6 +845,37 @@ class ValueRules:
 _OFFSET_AT_END = "':[0-9]{2}(\\.[0-9]+)?( ?UTC|Z|[+-][0-9]{2}(:?[0-9]{2})?)$'"
 
 
+def _id_sql(expr: str, written: str | None = None) -> str:
+    """SQL: the id read from the landing text ``expr`` (:func:`cast_sql`'s ``"id"``)."""
+    t = _text(expr)
+    # A whole number written as a float (123.0: pandas writes an integer column with a
+    # missing value so, in Parquet, CSV and JSON) is the id 123, as the CRM spells it;
+    # -1.0 is -1 (Amplitude's session_id outside a session, a null word of null_values),
+    # and -0.0 (a float's negative zero) is 0.
+    # A number with Excel's leading apostrophe ('7210448301122: Shopify's customer
+    # export writes its Customer ID so) is that number: kept, the CRM record was another
+    # customer than the events' one, and consent withdrawn on the real one stayed given
+    # on the copy.
+    # An id of white space and invisible characters only (a tab, a line break, a
+    # zero-width space; trim() takes only spaces) is no id: kept, every such record was
+    # one customer. Looked at only when the first character is no printable ASCII one
+    # (compared as strings, the trim in a case of its own: ascii(), or an and DuckDB may
+    # reorder, cost a sixth of the typing).
+    # Tested on the text as it is (trimming it per test would copy every id thrice).
+    return (
+        f"case when (case when {expr} < '!' or {expr} >= chr(127) "
+        f"then trim({expr}, {_sql_str(INVISIBLE_CHARS)}) = '' end) then NULL "
+        f"when contains({expr}, '.0') and regexp_full_match({expr}, ' *-?[0-9]+\\.0+ *') "
+        f"then regexp_replace(trim(split_part({expr}, '.', 1)), '^-(0+)$', '\\1') "
+        f"when contains({expr}, '''') and regexp_full_match({expr}, ' *''[0-9]+ *') "
+        f"then trim(replace({expr}, '''', '')) "
+        # An id holding a point: ``written`` (SQL, NULL or the record's own text of a
+        # JSON number the parse printed anew) when given.
+        + (f"when contains({expr}, '.') then coalesce({written}, {t}) " if written else "")
+        + f"else {t} end"
+    )
+
+
 def cast_sql(
     kind: str, expr: str, rules: ValueRules | None = None, written: str | None = None
 ) -> str:
@@ -850,31 +893,13 @@ def cast_sql(
     rules = rules or ValueRules()
     t = _text(expr)
     if kind == "id":
-        # A whole number written as a float (123.0: pandas writes an integer column with a
-        # missing value so, in Parquet, CSV and JSON) is the id 123, as the CRM spells it;
-        # -1.0 is -1 (Amplitude's session_id outside a session, a null word of null_values),
-        # and -0.0 (a float's negative zero) is 0.
-        # A number with Excel's leading apostrophe ('7210448301122: Shopify's customer
-        # export writes its Customer ID so) is that number: kept, the CRM record was another
-        # customer than the events' one, and consent withdrawn on the real one stayed given
-        # on the copy.
-        # An id of white space and invisible characters only (a tab, a line break, a
-        # zero-width space; trim() takes only spaces) is no id: kept, every such record was
-        # one customer. Looked at only when the first character is no printable ASCII one
-        # (compared as strings, the trim in a case of its own: ascii(), or an and DuckDB may
-        # reorder, cost a sixth of the typing).
-        # Tested on the text as it is (trimming it per test would copy every id thrice).
+        # An id holding a character beyond ASCII is read as its cleaned text (ID_EDGE_CHARS
+        # trimmed, Unicode NFC), then by the same rules: the test (bytes against characters)
+        # costs nothing on the ASCII ids nearly every export holds.
         return (
-            f"case when (case when {expr} < '!' or {expr} >= chr(127) "
-            f"then trim({expr}, {_sql_str(INVISIBLE_CHARS)}) = '' end) then NULL "
-            f"when contains({expr}, '.0') and regexp_full_match({expr}, ' *-?[0-9]+\\.0+ *') "
-            f"then regexp_replace(trim(split_part({expr}, '.', 1)), '^-(0+)$', '\\1') "
-            f"when contains({expr}, '''') and regexp_full_match({expr}, ' *''[0-9]+ *') "
-            f"then trim(replace({expr}, '''', '')) "
-            # An id holding a point: ``written`` (SQL, NULL or the record's own text of a
-            # JSON number the parse printed anew) when given.
-            + (f"when contains({expr}, '.') then coalesce({written}, {t}) " if written else "")
-            + f"else {t} end"
+            f"case when strlen({expr}) <> length({expr}) "
+            f"then {_id_sql(f'nfc_normalize(trim({expr}, {_sql_str(ID_EDGE_CHARS)}))', written)} "
+            f"else {_id_sql(expr, written)} end"
         )
     if kind == "text":
         return t

@@ -2575,10 +2575,11 @@ def _ingest(ingest: Ingest, settings: Settings, as_of: date) -> StageResult:
 # NULL is missing since 2026-12-04, '7210448301122 is 7210448301122 since 2026-12-06; an id
 # Excel or a float rounded (7.21045E+12, 1.5e+22), a JSON true or false, an id holding a
 # control character or of more than ID_MAX_LENGTH characters quarantined, an id of invisible
-# characters only and NaN in a Parquet float column missing since 2026-12-07). Bump it (a
-# date) when a release reads some ids otherwise: raw rows an earlier release loaded are then
-# checked once.
-ID_RULE_VERSION = "2026-12-07"
+# characters only and NaN in a Parquet float column missing since 2026-12-07; an id's
+# Unicode spaces and zero-width characters at its ends trimmed and NFC since 2026-12-07.h79).
+# Bump it (a date) when a release reads some ids otherwise: raw rows an earlier release
+# loaded are then checked once.
+ID_RULE_VERSION = "2026-12-07.h79"
 
 
 def _ids_checked(con: duckdb.DuckDBPyConnection, now: datetime) -> bool:
@@ -2651,9 +2652,11 @@ def _stale_id_sql(c: str) -> tuple[str, str]:
             "'is now quarantined'",
         ),
         # Read otherwise: 123.0 as 123, '555 as 555, an id of invisible characters only as
-        # missing (only an id whose first character is no printable ASCII one may be).
+        # missing (only an id whose first character is no printable ASCII one may be), a
+        # no-break space or BOM at an end trimmed and NFD read as NFC (only one beyond ASCII).
         (
-            f"(contains({c}, '.0') or contains({c}, '''') or {c} < '!' or {c} >= chr(127)) "
+            f"(contains({c}, '.0') or contains({c}, '''') or {c} < '!' or {c} >= chr(127) "
+            f"or strlen({c}) <> length({c})) "
             f"and {read} is distinct from {c}",
             f"coalesce('is now ''' || {read} || '''', 'is now missing')",
         ),

@@ -665,9 +665,10 @@ FLOAT_EXACT_MAX = 9007199254740991
 # cell, NUL, ESC, DEL) looks like the same id without it in every tool, yet is another one:
 # the same customer twice, and a line of an export file broken in two. In the JSON document
 # every record is typed from (a JSON line as written, a CSV or Parquet record made into one)
-# such a character is escaped (JSON forbids it raw) but DEL: only a document holding a
-# backslash or a DEL may hold one (the loader's parse_sql).
-ID_CONTROL_RE = "[\\x00-\\x1f\\x7f]"
+# such a character is escaped (JSON forbids it raw) but DEL and the C1 controls (U+0080-U+009F:
+# NEL, or a Windows-1252 dash or quote decoded twice, U+0096): only a document holding a
+# backslash or a DEL, or a character beyond ASCII, may hold one (the loader's parse_sql).
+ID_CONTROL_RE = "[\\x00-\\x1f\\x7f-\\x9f]"
 # The longest id loaded, in characters: longer, a field holds a text pasted into it (a
 # document, a whole record), not an id. Trackers cap theirs well below (Google Analytics'
 # user_id at 256, Mixpanel's distinct_id at 255); an e-mail address read as an id is at most

@@ -471,13 +471,16 @@ def parse_sql(
     )
     # An id holding a control character ('c42\\r' from a quoted CSV cell, a tab, NUL, ESC)
     # is the same id to the eye and another one to every join: loaded, one customer became two
-    # and an export line broke. Only a document holding a backslash (JSON escapes every such
-    # character) or a DEL may hold one: two substring searches a record, its ids looked at
-    # only then (a regular expression on every id cost ten times more).
+    # and an export line broke. So is one holding a C1 control (U+0080-U+009F, '\x96': a
+    # Windows-1252 dash decoded twice). Only a document holding a backslash (JSON escapes
+    # every C0 character), a DEL or a character beyond ASCII (its bytes outnumber its
+    # characters) may hold one: its ids are looked at only then (a regular expression on
+    # every id cost ten times more).
+    beyond_ascii = "strlen(doc) <> length(doc)"
     flag_ids(
         "_id_control",
         lambda v, _: [f"regexp_matches({cast_sql('id', v)}, {_lit(ID_CONTROL_RE)})"],
-        only_where="contains(doc, '\\') or contains(doc, chr(127))",
+        only_where=f"contains(doc, '\\') or contains(doc, chr(127)) or {beyond_ascii}",
     )
     # An id of more than ID_MAX_LENGTH characters (a 50 kB document pasted into the cell) is
     # no id. No id is longer than the document it is read from (in bytes): only documents
@@ -2576,7 +2579,8 @@ def _ingest(ingest: Ingest, settings: Settings, as_of: date) -> StageResult:
 # Excel or a float rounded (7.21045E+12, 1.5e+22), a JSON true or false, an id holding a
 # control character or of more than ID_MAX_LENGTH characters quarantined, an id of invisible
 # characters only and NaN in a Parquet float column missing since 2026-12-07; an id's
-# Unicode spaces and zero-width characters at its ends trimmed and NFC since 2026-12-07.h79).
+# Unicode spaces and zero-width characters at its ends trimmed, NFC, and one holding a C1
+# control quarantined since 2026-12-07.h79).
 # Bump it (a date) when a release reads some ids otherwise: raw rows an earlier release
 # loaded are then checked once.
 ID_RULE_VERSION = "2026-12-07.h79"

@@ -1463,6 +1463,40 @@ def test_an_id_with_invisible_characters_at_its_ends_or_in_nfd_is_the_id_itself(
     ]
 
 
+def test_an_id_holding_a_c1_control_character_is_quarantined(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """A C1 control character (U+0080-U+009F: NEL, or a Windows-1252 en dash decoded twice,
+    U+0096) in an id loaded as it was, invisible: 'c8' and 'c8' + NEL were two customers.
+    Such a record is quarantined as one holding a C0 control is, naming the field; an id
+    holding another character beyond ASCII ('é', '\u00a0' inside) loads."""
+    write_jsonl(
+        landing / "events/dt=2026-06-01/e.jsonl",
+        [
+            event("nel", customer_id="c8\u0085"),
+            event("dash", anonymous_id="a\u00961", customer_id=None),
+            event("ok", customer_id="c\u00e9 \u00a09"),
+        ],
+    )
+    write_lines(
+        landing / "crm/dt=2026-06-01/c.csv",
+        ["customer_id,updated_at", "\u0080k1,2026-05-01", "k\u00e92,2026-05-01"],
+    )
+    _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query("select event_id, customer_id from raw.events") == [("ok", "c\u00e9 \u00a09")]
+    assert query("select customer_id from raw.customers") == [("k\u00e92",)]
+    why = (
+        "an id field holds a control character (a tab, a line break, NUL, ESC or DEL): "
+        "invisible, it makes another id of the same one; clean the ids at the source (got {})"
+    )
+    assert _quarantine(query) == {
+        ("e.jsonl", 1): [why.format("customer_id")],
+        ("e.jsonl", 2): [why.format("anonymous_id")],
+        ("c.csv", 2): [why.format("customer_id")],
+    }
+
+
 def test_an_id_longer_than_any_id_is_quarantined(settings, landing, query, tmp_path, monkeypatch):
     """A document pasted into an id cell (50 kB of text) loaded as the id: a customer nobody
     has, its text copied into every table and export that names customers. An id longer

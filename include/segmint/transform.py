@@ -693,6 +693,41 @@ def _record_ids_differing_in_case(
     )
 
 
+def _ids_differing_in_leading_zeros(con) -> list[tuple[str, str]]:
+    """Customers without a CRM record whose id, all digits, matches a CRM id of digits but
+    for leading zeros ('00123' in events, '123' in the CRM: a spreadsheet drops them from a
+    column it reads as numbers): (their id, the CRM's), by id. Ids are compared exactly, as
+    '00123' and '123' may be two customers: each is two, and the consent is on one."""
+    return con.execute(
+        """
+            SELECT o.customer_id, min(c.customer_id)
+            FROM (SELECT customer_id FROM marts.customers
+                  ANTI JOIN staging.stg_segmint__customers USING (customer_id)) AS o
+            JOIN staging.stg_segmint__customers AS c
+                ON ltrim(c.customer_id, '0') = ltrim(o.customer_id, '0')
+            WHERE ltrim(o.customer_id, '0') <> ''
+                AND regexp_full_match(o.customer_id, '[0-9]+')
+                AND regexp_full_match(c.customer_id, '[0-9]+')
+            GROUP BY o.customer_id
+            ORDER BY o.customer_id
+            """
+    ).fetchall()
+
+
+def _record_ids_differing_in_leading_zeros(
+    warehouse: Path, as_of: date, pairs: list[tuple[str, str]]
+) -> dict[str, tuple[date, bool]]:
+    """Keep tonight's customer ids differing from a CRM id in leading zeros only in
+    ``ops.customer_ids_differing_in_leading_zeros``: see :func:`_record_occurrences`."""
+    return _record_occurrences(
+        warehouse,
+        "ops.customer_ids_differing_in_leading_zeros",
+        {"crm_customer_id": "varchar"},
+        as_of,
+        {customer: (crm,) for customer, crm in pairs},
+    )
+
+
 # More page views, product views, searches and cart adds than this in one day is no person
 # (one every 17 seconds for 24 hours): a crawler, a monitoring probe or a load test.
 HEAVY_VISITOR_HITS = 5_000
@@ -1193,12 +1228,16 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         # events, 'c1' in the CRM): two customers each, consent on one.
         case_ids = _ids_differing_in_case(con)
         figures["ids_differing_in_case"] = len(case_ids)
+        # And those matching one but for leading zeros ('00123' in events, '123' in the CRM).
+        zero_ids = _ids_differing_in_leading_zeros(con)
+        figures["ids_differing_in_leading_zeros"] = len(zero_ids)
         heavy = _heavy_visitors(con, as_of)
         new_conflicts, new_orphans = _new_tonight(con)
     finally:
         con.close()
     placeholders_seen = _record_placeholders(warehouse, as_of, placeholders)
     case_ids_seen = _record_ids_differing_in_case(warehouse, as_of, case_ids)
+    zero_ids_seen = _record_ids_differing_in_leading_zeros(warehouse, as_of, zero_ids)
     summary = (
         f"{figures['customers']} customers with features as of {as_of}, "
         f"{figures['orders']} orders, {figures['sessions']} sessions, "
@@ -1241,6 +1280,9 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         # then only.
         "ids_differing_in_case_since": {
             customer: first.isoformat() for customer, (first, _) in case_ids_seen.items()
+        },
+        "ids_differing_in_leading_zeros_since": {
+            customer: first.isoformat() for customer, (first, _) in zero_ids_seen.items()
         },
         "heavy_visitors": [who for who, *_ in heavy],
     }
@@ -1302,6 +1344,28 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
             "CRM id but for case (events 'C1', CRM 'c1'): ids are compared exactly, so each "
             "is two customers and the consent is on the CRM one; make the exports agree"
             + (f" (and {earlier} of earlier nights)" if earlier else "")
+        )
+    new_zero_ids = [pair for pair in zero_ids if zero_ids_seen[pair[0]][1]]
+    if len(zero_ids) > len(new_zero_ids):
+        log.info(
+            "transform: still %s customer id(s) matching a CRM id but for leading zeros, "
+            "warned of on their first night (ops.customer_ids_differing_in_leading_zeros): %s",
+            len(zero_ids) - len(new_zero_ids),
+            ", ".join(
+                f"'{customer}' (CRM '{crm}') since {zero_ids_seen[customer][0]}"
+                for customer, crm in zero_ids
+                if not zero_ids_seen[customer][1]
+            ),
+        )
+    if new_zero_ids:
+        earlier = len(zero_ids) - len(new_zero_ids)
+        customer, crm = new_zero_ids[0]
+        warnings.append(
+            f"{len(new_zero_ids)} customer id(s) without a CRM record match a CRM id but for "
+            f"leading zeros ('{customer}', CRM '{crm}'): ids are compared exactly, so each is "
+            "two customers and the consent is on the CRM one; a spreadsheet drops the zeros "
+            "of a column it reads as numbers (format it as text), or they are two customers; "
+            "make the exports agree" + (f" (and {earlier} of earlier nights)" if earlier else "")
         )
     still = [p for p in placeholders if not placeholders_seen[p[0]][1]]
     if still:

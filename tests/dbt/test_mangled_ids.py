@@ -3,7 +3,7 @@
 pandas or a spreadsheet, ``12345.0``, the id behind a byte-order mark or a zero-width space,
 with a no-break space, in Unicode NFD. Each is one customer in ``marts.customers`` with its
 CRM record and its orders. Ids that differ otherwise (``00123`` and ``123``, ``CUS_1`` and
-``cus_1``) may be two customers and stay two; the one differing in case is warned of.
+``cus_1``) may be two customers and stay two, each warned of.
 docs/data-contract.md, "Ids".
 """
 
@@ -98,3 +98,20 @@ def test_ids_differing_in_case_only_are_warned_of(built) -> None:
         "'c1'): ids are compared exactly, so each is two customers and the consent is on the "
         "CRM one; make the exports agree"
     ]
+
+
+def test_ids_differing_in_leading_zeros_only_are_warned_of(built) -> None:
+    """'00123' from the tracker and '123' from a CRM export a spreadsheet saved stay two
+    customers (they may be two), and the night says so, naming the pair."""
+    warehouse, warnings = built
+    assert [w for w in warnings if "leading zeros" in w] == [
+        "1 customer id(s) without a CRM record match a CRM id but for leading zeros ('00123', "
+        "CRM '123'): ids are compared exactly, so each is two customers and the consent is on "
+        "the CRM one; a spreadsheet drops the zeros of a column it reads as numbers (format it "
+        "as text), or they are two customers; make the exports agree"
+    ]
+    assert fetch(
+        warehouse,
+        "select customer_id, crm_customer_id, first_as_of_date, gone_as_of_date "
+        "from ops.customer_ids_differing_in_leading_zeros",
+    ) == [("00123", "123", AS_OF, None)]

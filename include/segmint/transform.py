@@ -693,6 +693,13 @@ def _record_ids_differing_in_case(
     )
 
 
+def _pairs_shown(pairs: list[tuple[str, str]]) -> str:
+    """The first of the (events id, CRM id) ``pairs`` a warning names, and how many more."""
+    customer, crm = pairs[0]
+    more = f", and {len(pairs) - 1} more" if len(pairs) > 1 else ""
+    return f"(events '{customer}', CRM '{crm}'{more})"
+
+
 def _ids_differing_in_leading_zeros(con) -> list[tuple[str, str]]:
     """Customers without a CRM record whose id, all digits, matches a CRM id of digits but
     for leading zeros ('00123' in events, '123' in the CRM: a spreadsheet drops them from a
@@ -1341,8 +1348,8 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         earlier = len(case_ids) - len(new_case_ids)
         warnings.append(
             f"{len(new_case_ids)} customer id(s) without a CRM record match a "
-            "CRM id but for case (events 'C1', CRM 'c1'): ids are compared exactly, so each "
-            "is two customers and the consent is on the CRM one; make the exports agree"
+            f"CRM id but for case {_pairs_shown(new_case_ids)}: ids are compared exactly, so "
+            "each is two customers and the consent is on the CRM one; make the exports agree"
             + (f" (and {earlier} of earlier nights)" if earlier else "")
         )
     new_zero_ids = [pair for pair in zero_ids if zero_ids_seen[pair[0]][1]]
@@ -1359,10 +1366,9 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         )
     if new_zero_ids:
         earlier = len(zero_ids) - len(new_zero_ids)
-        customer, crm = new_zero_ids[0]
         warnings.append(
             f"{len(new_zero_ids)} customer id(s) without a CRM record match a CRM id but for "
-            f"leading zeros ('{customer}', CRM '{crm}'): ids are compared exactly, so each is "
+            f"leading zeros {_pairs_shown(new_zero_ids)}: ids are compared exactly, so each is "
             "two customers and the consent is on the CRM one; a spreadsheet drops the zeros "
             "of a column it reads as numbers (format it as text), or they are two customers; "
             "make the exports agree" + (f" (and {earlier} of earlier nights)" if earlier else "")

@@ -94,9 +94,9 @@ def test_the_same_customer_written_otherwise_is_one_customer_with_their_orders(b
 def test_ids_differing_in_case_only_are_warned_of(built) -> None:
     _, warnings = built
     assert [w for w in warnings if "but for case" in w] == [
-        "1 customer id(s) without a CRM record match a CRM id but for case (events 'C1', CRM "
-        "'c1'): ids are compared exactly, so each is two customers and the consent is on the "
-        "CRM one; make the exports agree"
+        "1 customer id(s) without a CRM record match a CRM id but for case (events 'CUS_1', "
+        "CRM 'cus_1'): ids are compared exactly, so each is two customers and the consent is "
+        "on the CRM one; make the exports agree"
     ]
 
 
@@ -105,10 +105,10 @@ def test_ids_differing_in_leading_zeros_only_are_warned_of(built) -> None:
     customers (they may be two), and the night says so, naming the pair."""
     warehouse, warnings = built
     assert [w for w in warnings if "leading zeros" in w] == [
-        "1 customer id(s) without a CRM record match a CRM id but for leading zeros ('00123', "
-        "CRM '123'): ids are compared exactly, so each is two customers and the consent is on "
-        "the CRM one; a spreadsheet drops the zeros of a column it reads as numbers (format it "
-        "as text), or they are two customers; make the exports agree"
+        "1 customer id(s) without a CRM record match a CRM id but for leading zeros (events "
+        "'00123', CRM '123'): ids are compared exactly, so each is two customers and the "
+        "consent is on the CRM one; a spreadsheet drops the zeros of a column it reads as "
+        "numbers (format it as text), or they are two customers; make the exports agree"
     ]
     assert fetch(
         warehouse,

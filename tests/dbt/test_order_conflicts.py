@@ -107,9 +107,9 @@ def test_customer_ids_that_differ_from_the_crm_only_in_case_are_reported(tmp_pat
     result = run_transform(settings, AS_OF)
     assert result.details["ids_differing_in_case"] == 2
     assert result.warnings == [
-        "2 customer id(s) without a CRM record match a CRM id but for case (events 'C1', CRM "
-        "'c1'): ids are compared exactly, so each is two customers and the consent is on the "
-        "CRM one; make the exports agree"
+        "2 customer id(s) without a CRM record match a CRM id but for case (events 'C0', CRM "
+        "'c0', and 1 more): ids are compared exactly, so each is two customers and the consent "
+        "is on the CRM one; make the exports agree"
     ]
     # The next night C0 buys again and C5 comes, the CRM spelling them 'c5': the warning
     # came back for C0 and C1 every night, for the same old rows; it now names the new one
@@ -135,8 +135,8 @@ def test_customer_ids_that_differ_from_the_crm_only_in_case_are_reported(tmp_pat
         "C5": "2026-07-01",
     }
     assert [w for w in later.warnings if "but for case" in w] == [
-        "1 customer id(s) without a CRM record match a CRM id but for case (events 'C1', CRM "
-        "'c1'): ids are compared exactly, so each is two customers and the consent is on the "
+        "1 customer id(s) without a CRM record match a CRM id but for case (events 'C5', CRM "
+        "'c5'): ids are compared exactly, so each is two customers and the consent is on the "
         "CRM one; make the exports agree (and 2 of earlier nights)"
     ]
     con = duckdb.connect(str(settings.warehouse), read_only=True)

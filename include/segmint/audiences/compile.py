@@ -27,7 +27,7 @@ from segmint.audiences.definitions import (
     ids_file_sql,
     sql_literal,
 )
-from segmint.ingest.contract import cast_sql
+from segmint.ingest.contract import cast_sql, id_clean_sql
 from segmint.warehouse import table_exists
 
 FEATURES = "marts.customer_features"
@@ -444,11 +444,11 @@ def _uses_features(cond: Condition | None) -> bool:
 
 def suppression_file_sql(path: Path) -> str:
     """A query returning the ``customer_id`` of every id in a suppression list's CSV file."""
-    # Each id is read as the ingest reads a customer_id (cast_sql): a list typed or pasted by
-    # customer service is often not trimmed ("C000123 "), and one kept from Shopify's customer
-    # export writes its numbers with Excel's leading apostrophe ('7210448301122); an id that
-    # does not match the stored one suppresses nobody.
-    id_ = cast_sql("id", "ids.customer_id")
+    # Each id is read as the ingest reads a customer_id (id_clean_sql, cast_sql): a list typed
+    # or pasted by customer service is often not trimmed ("C000123 ", a BOM before the first
+    # id), and one kept from Shopify's customer export writes its numbers with Excel's leading
+    # apostrophe ('7210448301122); an id that does not match the stored one suppresses nobody.
+    id_ = cast_sql("id", id_clean_sql("ids.customer_id"))
     return (
         f"select distinct {id_} as customer_id "
         f"from {ids_file_sql(path)} as ids "

@@ -65,6 +65,7 @@ from segmint.ingest.contract import (
     cast_sql,
     event_type_aliases,
     field_names,
+    id_clean_sql,
     ignored_event_types,
 )
 from segmint.ingest.files import (
@@ -325,6 +326,24 @@ def parse_sql(
                             from {parsed}
                         )
                     )"""
+
+    # An id's landing text as the id rule reads it (id_clean_sql: edges trimmed of invisible
+    # characters, NFC), one column a landing name (_ic<k>), computed once per record: every
+    # test of the cast refers to it.
+    raw_value = read_value
+    id_names = [n for f in fields if f.kind == "id" for n in names[f.name]]
+    id_cols = {n: f"_ic{k}" for k, n in enumerate(id_names)}
+    id_clean = ", ".join(f"{id_clean_sql(raw_value(n))} as {c}" for n, c in id_cols.items())
+    parsed = f"""(
+                        select *, {id_clean}
+                        from {parsed}
+                    )"""
+    dropped += "".join(f", {c}" for c in id_cols.values())
+
+    def read_value(name: str) -> str:
+        """SQL: the value of the landing name ``name`` (NULL for a null word in CSV; an id's
+        cleaned)."""
+        return id_cols.get(name) or raw_value(name)
 
     def held(name: str) -> str:
         """SQL: the value of the landing name ``name`` when it holds one: an empty or blank
@@ -2623,7 +2642,7 @@ def _stale_id_sql(c: str) -> tuple[str, str]:
     """SQL over a raw row: ``(matched, example)``, whether its id column ``c`` holds an id an
     earlier segmint stored and this one reads otherwise, and what it reads now."""
     words = ", ".join(_lit(w) for w in NULL_WORDS)
-    read = cast_sql("id", c)
+    read = cast_sql("id", id_clean_sql(c))
     shown = f"case when length({c}) > 40 then left({c}, 40) || '...' else {c} end"
     # The cheap tests first: the regular expressions run on the rare ids they let through.
     cases = [

@@ -473,6 +473,24 @@ def test_suppression_file_ids_with_excels_text_mark_are_matched(tmp_path):
     assert ids == [("'C07",), ("42",), ("7210448301122",)]
 
 
+def test_suppression_file_ids_are_cleaned_as_the_ingest_cleans_them(tmp_path):
+    """A do-not-contact list whose id carries a zero-width space or a word joiner at an end
+    (pasted from a web page), or is written in Unicode NFD, while the ingest stores it clean
+    and in NFC (docs/data-contract.md): the list suppressed nobody. Its ids are read by the
+    ingest's rule (id_clean_sql, then cast_sql)."""
+    import duckdb
+
+    from segmint.audiences.compile import suppression_file_sql
+
+    path = tmp_path / "dnc.csv"
+    path.write_text(
+        "customer_id,reason\nC07\u200b,complaint\n\u2060C08,x\nJose\u0301-1,y\n",
+        encoding="utf-8",
+    )
+    ids = duckdb.connect().execute(suppression_file_sql(path) + " order by 1").fetchall()
+    assert ids == [("C07",), ("C08",), ("Jos\u00e9-1",)]
+
+
 def test_a_missing_definitions_folder_is_named_with_the_setting(settings, tmp_path, monkeypatch):
     """Run from another folder, the default ./audiences was not there, and the warning said
     "audiences: no audience definitions folder", naming neither the folder looked for nor

@@ -83,11 +83,11 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # 2026-12-07.3: a one-event order buys the session's cart lines since the session's previous
 # order (a second order of the same session and day bought nothing), and a tracker session's
 # cart filled before midnight is bought by its order after it (customer_product_daily).
-# 2026-12-07.h78: a one-event order buys its tracker session's cart lines of up to
+# 2026-12-07.4: a one-event order buys its tracker session's cart lines of up to
 # var cart_lookback_days before it (lines two days or more back were lost), those a visitor
 # carted before logging in after midnight too; a back end's order (no session) buys the
 # customer's latest tracker session's cart (customer_product_daily).
-MODEL_LOGIC_VERSION = "2026-12-07.h78"
+MODEL_LOGIC_VERSION = "2026-12-07.4"
 # A full refresh keeps only the snapshots asked for: it asks for the cut-offs too.
 _WITH_CUTOFFS = "with the cut-off snapshots"
 

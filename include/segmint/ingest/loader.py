@@ -2599,10 +2599,10 @@ def _ingest(ingest: Ingest, settings: Settings, as_of: date) -> StageResult:
 # control character or of more than ID_MAX_LENGTH characters quarantined, an id of invisible
 # characters only and NaN in a Parquet float column missing since 2026-12-07; an id's
 # Unicode spaces and zero-width characters at its ends trimmed, NFC, and one holding a C1
-# control quarantined since 2026-12-07.h79).
+# control quarantined since 2026-12-07.2).
 # Bump it (a date) when a release reads some ids otherwise: raw rows an earlier release
 # loaded are then checked once.
-ID_RULE_VERSION = "2026-12-07.h79"
+ID_RULE_VERSION = "2026-12-07.2"
 
 
 def _ids_checked(con: duckdb.DuckDBPyConnection, now: datetime) -> bool:

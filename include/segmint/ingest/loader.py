@@ -2600,8 +2600,8 @@ def _ingest(ingest: Ingest, settings: Settings, as_of: date) -> StageResult:
 # characters only and NaN in a Parquet float column missing since 2026-12-07; an id's
 # Unicode spaces and zero-width characters at its ends trimmed, NFC, and one holding a C1
 # control quarantined since 2026-12-07.2).
-# Bump it (a date) when a release reads some ids otherwise: raw rows an earlier release
-# loaded are then checked once.
+# Bump it (a date; ".2" after it for a second bump that day) when a release reads some ids
+# otherwise: raw rows an earlier release loaded are then checked once.
 ID_RULE_VERSION = "2026-12-07.2"
 
 

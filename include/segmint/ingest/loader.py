@@ -1294,14 +1294,11 @@ class Ingest:
                         )
                     self._create_staged(con, f"_tj_{tag}", source, files, rels, line=False)
                     if not bare_cr:
-                        # A line cut at a bare CR: a piece of it is no JSON document.
-                        # Whichever piece: a record cut at a CR with the next one right
-                        # after it leaves a piece beginning with '{', as a line cut short
-                        # does (a file holding one is read once more: bare_cr_files; a
-                        # byte read, ~1 CPU-s per million lines).
+                        # A line cut at a bare CR: its second piece is no JSON object.
+                        # (Each file is read once more: bare_cr_files.)
                         cut = con.execute(
                             f"select distinct _file from _tj_{tag} where _error = "
-                            f"{_lit(_NOT_JSON)}"
+                            f"{_lit(_NOT_JSON)} and left(ltrim(raw, ' ' || chr(9)), 1) <> '{{'"
                             # A line holding a line feed began after a CR before CRLF;
                             # an empty line may be a CRLF line end read as two (files.
                             # _CR_BEFORE_LF).

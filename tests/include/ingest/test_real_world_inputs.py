@@ -833,37 +833,6 @@ def test_crlf_lines_in_a_file_of_lf_lines_keep_the_line_numbers(settings, landin
     ]
 
 
-def test_a_record_cut_at_a_carriage_return_before_the_next_record_shifts_no_line(
-    settings, landing, query, caplog
-):
-    """A record cut short by a bare CR with the next record right after it (a writer killed
-    mid-record, its CR left behind): both pieces begin with '{', so the bare-CR re-read,
-    which looked only for a piece not beginning with one, never came. The first piece was
-    quarantined, the second loaded as a line of its own, and every later line was numbered
-    one too far (e4 said to be on line 5). The line is one record, quarantined with its
-    whole text, and the later lines keep the numbers `sed -n Np` shows."""
-    lines = [
-        json.dumps(event("e1")),
-        json.dumps(event("e2"))[:30] + "\r" + json.dumps(event("e3")),
-        json.dumps(event("e4", event_ts="bad")),
-        json.dumps(event("e5")),
-    ]
-    write_lines(landing / "events/dt=2026-06-01/events.jsonl.gz", lines, gz=True)
-    caplog.set_level(logging.WARNING)
-    run_ingest(settings, D1)
-    _accounting_holds(query)
-    assert _file_counts(query) == [("events/dt=2026-06-01/events.jsonl.gz", 4, 2, 2)]
-    assert query("select event_id, _source_line from raw.events order by 1") == [
-        ("e1", 1),
-        ("e5", 4),
-    ]
-    assert query("select line_number, reasons, raw_record from ops.quarantine order by 1") == [
-        (2, ["malformed JSON: the line is not a valid JSON document"], lines[1]),
-        (3, ["event_ts is not an ISO-8601 timestamp (got bad)"], lines[2]),
-    ]
-    assert _files_warned(caplog, "carriage return") == ["events/dt=2026-06-01/events.jsonl.gz"]
-
-
 def test_a_crlf_inside_a_quoted_cell_of_a_crlf_file_is_kept(settings, landing, query):
     """A CSV whose every line ends in CRLF (a .NET or Java CSV writer, a file checked out
     with autocrlf) writes a line break inside a quoted cell as CRLF too. DuckDB's line

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -662,35 +663,75 @@ def _record_placeholders(
     )
 
 
-def _ids_differing_in_case(con) -> list[tuple[str, str]]:
-    """Customers without a CRM record whose id matches a CRM id but for case ('C1' in
-    events, 'c1' in the CRM): (their id, the CRM's), by id."""
-    return con.execute(
-        """
+@dataclass(frozen=True)
+class NearMissIds:
+    """Customers without a CRM record whose id matches a CRM id but for ``what``: two
+    customers each (ids are compared exactly), the consent on the CRM one. Found each night
+    by ``match`` (SQL over ``o.customer_id``, the customer's, and ``c.customer_id``, the
+    CRM's) and kept in ``table`` with the night each was first found; the warning names the
+    new ones and gives ``advice``."""
+
+    what: str
+    table: str
+    match: str
+    advice: str
+
+    def find(self, con) -> list[tuple[str, str]]:
+        """(the customer's id, the CRM's), by id."""
+        return con.execute(
+            f"""
             SELECT o.customer_id, min(c.customer_id)
             FROM (SELECT customer_id FROM marts.customers
                   ANTI JOIN staging.stg_segmint__customers USING (customer_id)) AS o
-            JOIN staging.stg_segmint__customers AS c
-                ON lower(c.customer_id) = lower(o.customer_id)
+            JOIN staging.stg_segmint__customers AS c ON {self.match}
             GROUP BY o.customer_id
             ORDER BY o.customer_id
             """
-    ).fetchall()
+        ).fetchall()
 
+    def record(
+        self, warehouse: Path, as_of: date, pairs: list[tuple[str, str]]
+    ) -> dict[str, tuple[date, bool]]:
+        """Keep tonight's ``pairs`` in ``table`` (the exports made to agree and reloaded,
+        one is gone): see :func:`_record_occurrences`."""
+        return _record_occurrences(
+            warehouse,
+            self.table,
+            {"crm_customer_id": "varchar"},
+            as_of,
+            {customer: (crm,) for customer, crm in pairs},
+        )
 
-def _record_ids_differing_in_case(
-    warehouse: Path, as_of: date, pairs: list[tuple[str, str]]
-) -> dict[str, tuple[date, bool]]:
-    """Keep tonight's customer ids differing from a CRM id in case only in
-    ``ops.customer_ids_differing_in_case`` (the exports made to agree and reloaded, one is
-    gone): see :func:`_record_occurrences`."""
-    return _record_occurrences(
-        warehouse,
-        "ops.customer_ids_differing_in_case",
-        {"crm_customer_id": "varchar"},
-        as_of,
-        {customer: (crm,) for customer, crm in pairs},
-    )
+    def warn(
+        self,
+        pairs: list[tuple[str, str]],
+        seen: dict[str, tuple[date, bool]],
+        warnings: list[str],
+    ) -> None:
+        """A warning naming the ``pairs`` first found tonight; those of earlier nights are
+        logged, warned of on their first night."""
+        new = [pair for pair in pairs if seen[pair[0]][1]]
+        earlier = len(pairs) - len(new)
+        if earlier:
+            log.info(
+                "transform: still %s customer id(s) matching a CRM id but for %s, warned of "
+                "on their first night (%s): %s",
+                earlier,
+                self.what,
+                self.table,
+                ", ".join(
+                    f"'{customer}' (CRM '{crm}') since {seen[customer][0]}"
+                    for customer, crm in pairs
+                    if not seen[customer][1]
+                ),
+            )
+        if new:
+            warnings.append(
+                f"{len(new)} customer id(s) without a CRM record match a CRM id but for "
+                f"{self.what} {_pairs_shown(new)}: ids are compared exactly, so each is two "
+                f"customers and the consent is on the CRM one; {self.advice}"
+                + (f" (and {earlier} of earlier nights)" if earlier else "")
+            )
 
 
 def _pairs_shown(pairs: list[tuple[str, str]]) -> str:
@@ -700,39 +741,25 @@ def _pairs_shown(pairs: list[tuple[str, str]]) -> str:
     return f"(events '{customer}', CRM '{crm}'{more})"
 
 
-def _ids_differing_in_leading_zeros(con) -> list[tuple[str, str]]:
-    """Customers without a CRM record whose id, all digits, matches a CRM id of digits but
-    for leading zeros ('00123' in events, '123' in the CRM: a spreadsheet drops them from a
-    column it reads as numbers): (their id, the CRM's), by id. Ids are compared exactly, as
-    '00123' and '123' may be two customers: each is two, and the consent is on one."""
-    return con.execute(
-        """
-            SELECT o.customer_id, min(c.customer_id)
-            FROM (SELECT customer_id FROM marts.customers
-                  ANTI JOIN staging.stg_segmint__customers USING (customer_id)) AS o
-            JOIN staging.stg_segmint__customers AS c
-                ON ltrim(c.customer_id, '0') = ltrim(o.customer_id, '0')
-            WHERE ltrim(o.customer_id, '0') <> ''
-                AND regexp_full_match(o.customer_id, '[0-9]+')
-                AND regexp_full_match(c.customer_id, '[0-9]+')
-            GROUP BY o.customer_id
-            ORDER BY o.customer_id
-            """
-    ).fetchall()
-
-
-def _record_ids_differing_in_leading_zeros(
-    warehouse: Path, as_of: date, pairs: list[tuple[str, str]]
-) -> dict[str, tuple[date, bool]]:
-    """Keep tonight's customer ids differing from a CRM id in leading zeros only in
-    ``ops.customer_ids_differing_in_leading_zeros``: see :func:`_record_occurrences`."""
-    return _record_occurrences(
-        warehouse,
-        "ops.customer_ids_differing_in_leading_zeros",
-        {"crm_customer_id": "varchar"},
-        as_of,
-        {customer: (crm,) for customer, crm in pairs},
-    )
+# 'C1' in events, 'c1' in the CRM.
+IDS_DIFFERING_IN_CASE = NearMissIds(
+    what="case",
+    table="ops.customer_ids_differing_in_case",
+    match="lower(c.customer_id) = lower(o.customer_id)",
+    advice="make the exports agree",
+)
+# '00123' in events, '123' in the CRM (a spreadsheet drops them from a column it reads as
+# numbers); all digits on both sides. '00123' and '123' may be two customers: not merged.
+IDS_DIFFERING_IN_LEADING_ZEROS = NearMissIds(
+    what="leading zeros",
+    table="ops.customer_ids_differing_in_leading_zeros",
+    match="ltrim(c.customer_id, '0') = ltrim(o.customer_id, '0') "
+    "AND ltrim(o.customer_id, '0') <> '' "
+    "AND regexp_full_match(o.customer_id, '[0-9]+') "
+    "AND regexp_full_match(c.customer_id, '[0-9]+')",
+    advice="a spreadsheet drops the zeros of a column it reads as numbers (format it as "
+    "text), or they are two customers; make the exports agree",
+)
 
 
 # More page views, product views, searches and cart adds than this in one day is no person
@@ -1233,18 +1260,18 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         placeholders = _placeholder_customer_ids(con)
         # Customers without a CRM record whose id matches a CRM id but for case ('C1' in
         # events, 'c1' in the CRM): two customers each, consent on one.
-        case_ids = _ids_differing_in_case(con)
+        case_ids = IDS_DIFFERING_IN_CASE.find(con)
         figures["ids_differing_in_case"] = len(case_ids)
         # And those matching one but for leading zeros ('00123' in events, '123' in the CRM).
-        zero_ids = _ids_differing_in_leading_zeros(con)
+        zero_ids = IDS_DIFFERING_IN_LEADING_ZEROS.find(con)
         figures["ids_differing_in_leading_zeros"] = len(zero_ids)
         heavy = _heavy_visitors(con, as_of)
         new_conflicts, new_orphans = _new_tonight(con)
     finally:
         con.close()
     placeholders_seen = _record_placeholders(warehouse, as_of, placeholders)
-    case_ids_seen = _record_ids_differing_in_case(warehouse, as_of, case_ids)
-    zero_ids_seen = _record_ids_differing_in_leading_zeros(warehouse, as_of, zero_ids)
+    case_ids_seen = IDS_DIFFERING_IN_CASE.record(warehouse, as_of, case_ids)
+    zero_ids_seen = IDS_DIFFERING_IN_LEADING_ZEROS.record(warehouse, as_of, zero_ids)
     summary = (
         f"{figures['customers']} customers with features as of {as_of}, "
         f"{figures['orders']} orders, {figures['sessions']} sessions, "
@@ -1332,47 +1359,8 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
             "the loaded history, or ids that differ between the back end and the tracker?); "
             f"see marts.refunds where not has_order{earlier}"
         )
-    new_case_ids = [pair for pair in case_ids if case_ids_seen[pair[0]][1]]
-    if len(case_ids) > len(new_case_ids):
-        log.info(
-            "transform: still %s customer id(s) matching a CRM id but for case, warned of on "
-            "their first night (ops.customer_ids_differing_in_case): %s",
-            len(case_ids) - len(new_case_ids),
-            ", ".join(
-                f"'{customer}' (CRM '{crm}') since {case_ids_seen[customer][0]}"
-                for customer, crm in case_ids
-                if not case_ids_seen[customer][1]
-            ),
-        )
-    if new_case_ids:
-        earlier = len(case_ids) - len(new_case_ids)
-        warnings.append(
-            f"{len(new_case_ids)} customer id(s) without a CRM record match a "
-            f"CRM id but for case {_pairs_shown(new_case_ids)}: ids are compared exactly, so "
-            "each is two customers and the consent is on the CRM one; make the exports agree"
-            + (f" (and {earlier} of earlier nights)" if earlier else "")
-        )
-    new_zero_ids = [pair for pair in zero_ids if zero_ids_seen[pair[0]][1]]
-    if len(zero_ids) > len(new_zero_ids):
-        log.info(
-            "transform: still %s customer id(s) matching a CRM id but for leading zeros, "
-            "warned of on their first night (ops.customer_ids_differing_in_leading_zeros): %s",
-            len(zero_ids) - len(new_zero_ids),
-            ", ".join(
-                f"'{customer}' (CRM '{crm}') since {zero_ids_seen[customer][0]}"
-                for customer, crm in zero_ids
-                if not zero_ids_seen[customer][1]
-            ),
-        )
-    if new_zero_ids:
-        earlier = len(zero_ids) - len(new_zero_ids)
-        warnings.append(
-            f"{len(new_zero_ids)} customer id(s) without a CRM record match a CRM id but for "
-            f"leading zeros {_pairs_shown(new_zero_ids)}: ids are compared exactly, so each is "
-            "two customers and the consent is on the CRM one; a spreadsheet drops the zeros "
-            "of a column it reads as numbers (format it as text), or they are two customers; "
-            "make the exports agree" + (f" (and {earlier} of earlier nights)" if earlier else "")
-        )
+    IDS_DIFFERING_IN_CASE.warn(case_ids, case_ids_seen, warnings)
+    IDS_DIFFERING_IN_LEADING_ZEROS.warn(zero_ids, zero_ids_seen, warnings)
     still = [p for p in placeholders if not placeholders_seen[p[0]][1]]
     if still:
         log.info(

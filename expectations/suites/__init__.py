@@ -60,14 +60,16 @@ def id_expectations() -> list[Any]:
                 "ids may now be one",
             ),
         ),
-        # 'c42\r' (a carriage return kept in a quoted CSV cell), a tab, NUL, ESC: invisible,
-        # yet another id than 'c42'.
+        # 'c42\r' (a carriage return kept in a quoted CSV cell), a tab, NUL, ESC, a C1
+        # control (U+0080-U+009F: Windows-1252 bytes read as Latin-1): invisible, yet another
+        # id than 'c42'.
         gxe.ExpectColumnValuesToBeNull(
             column="_id_control",
             **rec(
                 "ids_without_control_characters",
-                "an id field holds a control character (a tab, a line break, NUL, ESC or DEL): "
-                "invisible, it makes another id of the same one; clean the ids at the source",
+                "an id field holds a control character (a tab, a line break, NUL, ESC, DEL or "
+                "a C1 control such as NEL): invisible, it makes another id of the same one; "
+                "clean the ids at the source",
             ),
         ),
         # A document pasted into a cell is no id.

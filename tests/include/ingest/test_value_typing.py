@@ -27,6 +27,13 @@ from segmint.ingest.contract import (
 from segmint.stages import QualityGateError
 from tests.include.ingest.conftest import D1, D2, event, warehouse_hashes, write_jsonl, write_lines
 
+# The quarantine reason of an id holding a control character, C0 or C1 ({} is the field).
+CONTROL_CHARACTER_REASON = (
+    "an id field holds a control character (a tab, a line break, NUL, ESC, DEL or a C1 control "
+    "such as NEL): invisible, it makes another id of the same one; clean the ids at the source "
+    "(got {})"
+)
+
 
 def _accounting_holds(query) -> None:
     assert (
@@ -1389,10 +1396,7 @@ def test_an_id_holding_a_control_character_is_quarantined(
         ("zw", "c\u200b1"),
     ]
     assert query("select customer_id from raw.customers order by 1") == [("k3",), ("p2",)]
-    why = (
-        "an id field holds a control character (a tab, a line break, NUL, ESC or DEL): "
-        "invisible, it makes another id of the same one; clean the ids at the source (got {})"
-    )
+    why = CONTROL_CHARACTER_REASON
     assert _quarantine(query) == {
         ("e.jsonl", 1): [why.format("customer_id")],
         ("e.jsonl", 2): [why.format("anonymous_id")],
@@ -1486,10 +1490,7 @@ def test_an_id_holding_a_c1_control_character_is_quarantined(
     _accounting_holds(query)
     assert query("select event_id, customer_id from raw.events") == [("ok", "c\u00e9 \u00a09")]
     assert query("select customer_id from raw.customers") == [("k\u00e92",)]
-    why = (
-        "an id field holds a control character (a tab, a line break, NUL, ESC or DEL): "
-        "invisible, it makes another id of the same one; clean the ids at the source (got {})"
-    )
+    why = CONTROL_CHARACTER_REASON
     assert _quarantine(query) == {
         ("e.jsonl", 1): [why.format("customer_id")],
         ("e.jsonl", 2): [why.format("anonymous_id")],

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from segmint.outputs import written_atomically
-from segmint.stages import SegmintError
+from segmint.stages import SegmintError, plural
 
 
 class ModelVersionError(SegmintError):
@@ -198,6 +198,7 @@ def cadence_reason(
     age = (as_of - registered.as_of_date).days
     if age >= every_days:
         return (
-            f"registered model {registered.run_id} is {age} days old (retrain every {every_days})"
+            f"registered model {registered.run_id} is {plural(age, 'day')} old (retrain every "
+            f"{plural(every_days, 'day')})"
         )
     return None

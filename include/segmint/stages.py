@@ -130,3 +130,11 @@ def import_in_background(module: str) -> threading.Thread:
     thread = threading.Thread(target=work, name=f"segmint-import-{module}", daemon=True)
     thread.start()
     return thread
+
+
+def plural(n: int, word: str) -> str:
+    """``plural(1, 'day')`` -> ``'1 day'``; ``plural(3, 'day')`` -> ``'3 days'``.
+
+    Stage messages (shown in the report and the CLI) said "trained 1 days ago" and "retrain
+    every 1 days"."""
+    return f"{n:,} {word}" + ("" if n == 1 else "s")

@@ -46,7 +46,7 @@ from ml.registry import (
     save_model,
 )
 from segmint.config import Settings
-from segmint.stages import SegmintError, StageResult, import_in_background
+from segmint.stages import SegmintError, StageResult, import_in_background, plural
 from segmint.warehouse import connect, table_exists
 
 if TYPE_CHECKING:
@@ -515,8 +515,8 @@ def _reuse(
     }
     out.message = (
         f"{out.model_name}: scored with the registered model {registered.run_id} "
-        f"(trained as of {registered.as_of_date}, {age} days ago; retrain every "
-        f"{settings.propensity.retrain_every_days} days)"
+        f"(trained as of {registered.as_of_date}, {plural(age, 'day')} ago; retrain every "
+        f"{plural(settings.propensity.retrain_every_days, 'day')})"
     )
     out.summary = meta.metrics
     evaluation = meta.evaluation or {}

@@ -43,7 +43,7 @@ from ml.registry import (
     save_model,
 )
 from segmint.config import RecommendationSettings, Settings
-from segmint.stages import SegmintError, StageResult
+from segmint.stages import SegmintError, StageResult, plural
 
 log = logging.getLogger(__name__)
 
@@ -926,7 +926,8 @@ def _reuse_night(
     age = (as_of - registered.as_of_date).days
     message = (
         f"ranked with the registered model {registered.run_id} (trained as of "
-        f"{registered.as_of_date}, {age} days ago; retrain every {cfg.retrain_every_days} days)"
+        f"{registered.as_of_date}, {plural(age, 'day')} ago; retrain every "
+        f"{plural(cfg.retrain_every_days, 'day')})"
     )
     sources, shortfall = list_stats(built.lists, cfg.top_n, len(rows), ctx.n_products)
     if inactive := inactive_warning(prep, cfg, as_of):

@@ -36,6 +36,7 @@ from ml.segmentation.profiles import (
 )
 from ml.segmentation.runs import PreviousRun, StoredSegments
 from segmint.config import SegmentationSettings
+from segmint.stages import plural
 
 
 @dataclass
@@ -220,7 +221,7 @@ def _fit_segments(
             silhouette_sample=cfg.silhouette_sample,
             reason=(
                 f"previous run's k={len(prev_ids)} kept without a search (k searched on "
-                f"{previous.k_searched_as_of}; every {every} days)"
+                f"{previous.k_searched_as_of}; every {plural(every, 'day')})"
             ),
         )
         k_searched_as_of = previous.k_searched_as_of

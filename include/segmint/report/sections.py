@@ -45,6 +45,7 @@ from segmint.report.page import (
     note,
     table,
 )
+from segmint.stages import plural
 from segmint.transform import PROPENSITY_MODELS
 
 log = logging.getLogger(__name__)
@@ -2187,11 +2188,6 @@ def block_score_psi(ctx: Context) -> str:
 
 
 # --- summary -----------------------------------------------------------------------------
-
-
-def plural(n: int, word: str) -> str:
-    """``plural(1, 'feature')`` -> ``'1 feature'``; ``plural(3, 'feature')`` -> ``'3 features'``."""
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 def summary_sentences(ctx: Context) -> list[str]:

@@ -74,7 +74,7 @@ def test_next_night_scores_with_the_registered_model_and_says_which(
             [model, AS_OF],
         ).iloc[0]
         assert run["status"] == "reused" and run["training_rows"] == 0
-        assert trained_run in run["message"] and "1 days ago" in run["message"]
+        assert trained_run in run["message"] and "1 day ago; retrain every 7 days" in run["message"]
         params = json.loads(run["params"])
         assert params["model_version"] == trained_run and params["model_age_days"] == 1
         assert json.loads(run["metrics"])["scored_with"] == trained_run
@@ -154,7 +154,7 @@ def test_retrain_reasons(trained_yesterday, tmp_path: Path) -> None:
         return retrain_reason(s, when, "purchase", 30, sp, found)
 
     assert reason() is None
-    assert "1 days old" in reason(_settings(wh, retrain_every_days=1))
+    assert "1 day old (retrain every 1 day)" in reason(_settings(wh, retrain_every_days=1))
     assert "train every night" in reason(_settings(wh, retrain_every_days=0))
     assert "8 days old" in reason(when=YESTERDAY + timedelta(days=8))
     assert "training settings changed" in reason(_settings(wh, active_lookback_days=60))

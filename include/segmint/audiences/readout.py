@@ -12,14 +12,18 @@ none). Aggregates are computed in DuckDB; the statistics work on the aggregates:
   degrees of freedom and a t interval for the difference of means;
 * power: the holdout size needed to detect a relative uplift of ``mde`` (default 10%) of
   the holdout's conversion rate at the given alpha and power, for the actual
-  target/holdout ratio; a warning when the groups are smaller.
+  target/holdout ratio; a warning when the groups are smaller;
+* a verdict in plain words (:func:`plain_verdict`: what happened, how sure, what to do),
+  the same text the HTML report gives for the same result.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from typing import Any
 
 import duckdb
 
@@ -223,40 +227,108 @@ class Readout:
         return f" ({self.exported} of them in the snapshot's export files)"
 
 
-def _verdict(c: ProportionTest | None, r: MeanTest | None, alpha: float, customers: int) -> str:
-    if c is None:
-        return "No verdict: the target and the holdout each need customers to compare."
-    if c.rate_target == 0 and c.rate_holdout == 0:
-        # "No detectable difference (p = 1)" read as a campaign that does not work; with no
-        # order in either group there is nothing to compare yet (as the report says).
+def _p(value: float) -> str:
+    """A p-value for a verdict, to two figures, "p < 0.001" below (not "p = 2.4e-07")."""
+    return "p < 0.001" if value < 0.001 else f"p = {value:.2g}"
+
+
+def plain_verdict(
+    conversion: Mapping[str, Any] | None,
+    revenue: Mapping[str, Any] | None,
+    target: int,
+    holdout: int,
+    needed: int | None,
+    alpha: float = 0.05,
+    mde: float = 0.10,
+    currency: str | None = None,
+    window: str = "since the snapshot",
+) -> str:
+    """What happened, how sure, what to do, in plain words; the p-values in brackets.
+
+    The one verdict of a readout, for ``segmint audience readout`` and the HTML report.
+    ``conversion`` holds ``rate_target``, ``rate_holdout``, ``difference`` and ``p_value``
+    (a :class:`ProportionTest` as a dict), ``revenue`` ``difference`` and ``p_value``;
+    ``needed`` is the holdout size that would see a relative uplift of ``mde``; ``window``
+    says when the orders counted were placed.
+
+    "No detectable difference in conversion (p = 0.0598). Targets spent more per customer
+    (p = 0.00323). Holdout too small to see a 10% uplift: 57 customers, 12,512 needed; treat
+    as indicative." was a statistician's note: a marketer could not tell whether to keep
+    the campaign, nor that 16.6% of the targets had ordered against 7.0% of the holdout.
+    The command line said it that way after the report had stopped: two texts for one
+    result."""
+    if conversion is None and target and not holdout:
         return (
-            f"No verdict yet: none of the {customers:,} customers (target and holdout) "
-            "ordered in the window."
+            "Cannot be measured: nobody was held out of this audience, so there is no one to "
+            "compare the targets with. Give the audience a holdout to measure its campaign."
         )
-    parts = []
-    if c.p_value < alpha:
-        direction = "more" if c.difference > 0 else "less"
-        parts.append(
-            f"Target customers converted {direction} often than the holdout "
-            f"({c.difference * 100:+.2f} points), unlikely to be chance (p = {c.p_value:.3g})."
+    if conversion is None:
+        return "Cannot be measured: the target and the holdout each need customers."
+    rate_t, rate_h = conversion["rate_target"], conversion["rate_holdout"]
+    difference, p_value = conversion["difference"], conversion["p_value"]
+    if rate_t == 0 and rate_h == 0:
+        # "No detectable difference (p = 1)" read as a campaign that does not work; with
+        # no order in either group there is nothing to compare yet.
+        return (
+            f"No verdict yet: none of the {target + holdout:,} customers "
+            f"(target and holdout) has ordered {window}."
         )
+    rates = f"{rate_t:.1%} of the targets ordered, {rate_h:.1%} of the holdout"
+    p = _p(p_value)
+    clear = p_value < alpha
+    if difference == 0:
+        text = f"Targets ordered as often as the holdout ({rates}; {p})."
     else:
-        parts.append(
-            "No detectable difference in conversion between target and holdout "
-            f"(p = {c.p_value:.3g}); the observed {c.difference * 100:+.2f} points may be chance."
+        direction = "more" if difference > 0 else "less"
+        text = f"Targets ordered {direction} often than the holdout ({rates})"
+        text += (
+            f", and a gap this size is unlikely to be chance ({p})."
+            if clear
+            else f", but a gap this size could be chance ({p}): not proven."
         )
-    if r is not None:
-        if r.p_value < alpha:
-            direction = "more" if r.difference > 0 else "less"
-            parts.append(
-                f"Target customers spent {direction} per customer ({r.difference:+.2f}), "
-                f"unlikely to be chance (p = {r.p_value:.3g})."
-            )
-        else:
-            parts.append(
-                f"Revenue per customer shows no detectable difference (p = {r.p_value:.3g})."
-            )
-    return " ".join(parts)
+    spent = revenue is not None and revenue["p_value"] < alpha and revenue["difference"] != 0
+    if spent:
+        amount = f"{abs(revenue['difference']):,.2f}" + (f" {currency}" if currency else "")
+        direction = "more" if revenue["difference"] > 0 else "less"
+        text += (
+            f" They spent {amount} {direction} per customer, unlikely to be chance "
+            f"({_p(revenue['p_value'])})."
+        )
+    small = bool(needed) and holdout < needed
+    # Which way the evidence points: conversion shown beyond chance first, else spending.
+    sign = (
+        (1 if difference > 0 else -1)
+        if clear
+        else (1 if revenue["difference"] > 0 else -1)
+        if spent
+        else 0
+    )
+    uplift = f"a {mde:.0%} uplift"
+    if small:
+        # A holdout too small to see a 10% uplift (57 customers, 12,512 needed): a gap
+        # shown beyond chance on a handful of customers is a hint, not a result.
+        size = f"{holdout:,} customers, {needed:,} needed to see {uplift}"
+        text += (
+            f" What to do: it looks like it works; keep it, but the holdout is too small "
+            f"({size}) for a firm answer: hold out more customers to confirm."
+            if sign > 0
+            else f" What to do: it looks like it puts customers off; review it, and hold out "
+            f"more customers ({size}) to confirm."
+            if sign < 0
+            else f" What to do: the holdout is too small to prove {uplift} "
+            f"({holdout:,} customers, {needed:,} needed), so "
+            "take this as a hint only; hold out more customers to measure the campaign."
+        )
+    elif sign > 0:
+        text += " What to do: the campaign works; keep it."
+    elif sign < 0:
+        text += " What to do: the campaign seems to put customers off; review it."
+    else:
+        text += (
+            f" What to do: the holdout was large enough to see {uplift} and none showed; "
+            "rethink the campaign."
+        )
+    return text
 
 
 def check_parameters(alpha: float, power: float, mde: float) -> None:
@@ -305,7 +377,10 @@ def readout_with_connection(
     alpha: float = 0.05,
     power: float = 0.80,
     mde: float = 0.10,
+    currency: str | None = None,
 ) -> Readout:
+    """The readout of one snapshot; ``currency`` names the money in the verdict, by default
+    the marts' reporting currency (``marts.reporting_currency``), as the report does."""
     check_parameters(alpha, power, mde)
     if window_to < window_from:
         raise SegmintError(f"--to {window_to} is before --from {window_from}")
@@ -348,6 +423,10 @@ def readout_with_connection(
             f"no data yet for the window {window_from} to {window_to}: the warehouse's data "
             f"reach {loaded_to or 'no date'}; run the nights of the window first"
         )
+    if currency is None and table_exists(con, "marts.reporting_currency"):
+        (currency,) = con.execute(
+            "select min(currency_code) from marts.reporting_currency"
+        ).fetchone()
     d = sql_literal(snapshot)
     rows = con.execute(
         f"""with per_customer as (
@@ -439,7 +518,17 @@ def readout_with_connection(
         required_holdout=required,
         alpha=alpha,
         mde=mde,
-        verdict=_verdict(conversion, revenue, alpha, t.customers + h.customers),
+        verdict=plain_verdict(
+            asdict(conversion) if conversion else None,
+            asdict(revenue) if revenue else None,
+            t.customers,
+            h.customers,
+            required,
+            alpha,
+            mde,
+            currency,
+            f"from {window_from} to {window_to}",
+        ),
         warnings=warnings,
         exported=exported,
     )

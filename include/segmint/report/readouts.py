@@ -5,7 +5,9 @@ two-proportion z-test on conversion (pooled variance for the p-value, unpooled W
 and Welch's t-test on revenue per customer. The report computes them from one aggregate
 query over all audiences and with the standard library's normal distribution and
 ``scipy.special.stdtr``: importing ``scipy.stats`` alone costs the report seconds. A test
-checks these figures against the audiences module's.
+checks these figures against the audiences module's. The verdict is the audiences module's
+:func:`~segmint.audiences.readout.plain_verdict`, so the report and the command line say the
+same words for the same result.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from statistics import NormalDist
 
 import duckdb
 import pandas as pd
+
+from segmint.audiences.readout import plain_verdict
 
 _NORMAL = NormalDist()
 
@@ -165,7 +169,15 @@ def readouts(
                 "p conv.": conv["p_value"] if conv else None,
                 "Δ revenue/cust.": rev["difference"] if rev else None,
                 "p rev.": rev["p_value"] if rev else None,
-                "verdict": _verdict(conv, rev, row, alpha, currency),
+                "verdict": plain_verdict(
+                    conv,
+                    rev,
+                    row["target"],
+                    row["holdout"],
+                    _needed(conv, row, alpha),
+                    alpha,
+                    currency=currency,
+                ),
             }
         )
         rows.append(row)
@@ -175,6 +187,19 @@ def readouts(
         frame.insert(len(frame.columns) - 1, "reached", frame["audience"].map(reached))
         frame["reached"] = frame["reached"] / frame["target"].where(frame["target"] > 0)
     return frame
+
+
+def _needed(conv: dict | None, row: dict, alpha: float) -> int | None:
+    """The holdout size that would see a 10% uplift, as ``segmint audience readout`` finds
+    it: on the holdout's conversion rate, else (none or all converted) the pooled rate."""
+    if conv is None:
+        return None
+    baseline = conv["rate_holdout"]
+    if not 0 < baseline < 1:
+        baseline = (conv["rate_target"] * row["target"] + baseline * row["holdout"]) / (
+            row["target"] + row["holdout"]
+        )
+    return required_holdout(baseline, row["target"] / row["holdout"], alpha=alpha)
 
 
 def _reached(con: duckdb.DuckDBPyConnection, snapshots: pd.DataFrame) -> dict[str, int]:
@@ -205,97 +230,3 @@ def _reached(con: duckdb.DuckDBPyConnection, snapshots: pd.DataFrame) -> dict[st
     finally:
         con.unregister("readout_snapshots")
     return {a: int(n) for a, n in rows}
-
-
-def _p(value: float) -> str:
-    """A p-value for a verdict, to two figures, "p < 0.001" below (not "p = 2.4e-07")."""
-    return "p < 0.001" if value < 0.001 else f"p = {value:.2g}"
-
-
-def _verdict(
-    conv: dict | None, rev: dict | None, row: dict, alpha: float, currency: str | None = None
-) -> str:
-    """What happened, how sure, what to do, in plain words; the p-values in brackets.
-
-    "No detectable difference in conversion (p = 0.0598). Targets spent more per customer
-    (p = 0.00323). Holdout too small to see a 10% uplift: 57 customers, 12,512 needed; treat
-    as indicative." was a statistician's note: a marketer could not tell whether to keep
-    the campaign, nor that 16.6% of the targets had ordered against 7.0% of the holdout."""
-    if conv is None and row["target"] and not row["holdout"]:
-        return (
-            "Cannot be measured: nobody was held out of this audience, so there is no one to "
-            "compare the targets with. Give the audience a holdout to measure its campaign."
-        )
-    if conv is None:
-        return "Cannot be measured: the target and the holdout each need customers."
-    if conv["rate_target"] == 0 and conv["rate_holdout"] == 0:
-        # "No detectable difference (p = 1)" read as a campaign that does not work; with
-        # no order in either group there is nothing to compare yet.
-        return (
-            f"No verdict yet: none of the {row['target'] + row['holdout']:,} customers "
-            "(target and holdout) has ordered since the snapshot."
-        )
-    rates = (
-        f"{conv['rate_target']:.1%} of the targets ordered, {conv['rate_holdout']:.1%} of "
-        "the holdout"
-    )
-    p = _p(conv["p_value"])
-    clear = conv["p_value"] < alpha
-    if conv["difference"] == 0:
-        text = f"Targets ordered as often as the holdout ({rates}; {p})."
-    else:
-        direction = "more" if conv["difference"] > 0 else "less"
-        text = f"Targets ordered {direction} often than the holdout ({rates})"
-        text += (
-            f", and a gap this size is unlikely to be chance ({p})."
-            if clear
-            else f", but a gap this size could be chance ({p}): not proven."
-        )
-    spent = rev is not None and rev["p_value"] < alpha and rev["difference"] != 0
-    if spent:
-        amount = f"{abs(rev['difference']):,.2f}" + (f" {currency}" if currency else "")
-        direction = "more" if rev["difference"] > 0 else "less"
-        text += (
-            f" They spent {amount} {direction} per customer, unlikely to be chance "
-            f"({_p(rev['p_value'])})."
-        )
-    baseline = conv["rate_holdout"]
-    if not 0 < baseline < 1:  # as the audiences readout: fall back to the pooled rate
-        baseline = (conv["rate_target"] * row["target"] + conv["rate_holdout"] * row["holdout"]) / (
-            row["target"] + row["holdout"]
-        )
-    needed = required_holdout(baseline, row["target"] / row["holdout"], alpha=alpha)
-    small = bool(needed) and row["holdout"] < needed
-    # Which way the evidence points: conversion shown beyond chance first, else spending.
-    sign = (
-        (1 if conv["difference"] > 0 else -1)
-        if clear
-        else (1 if rev["difference"] > 0 else -1)
-        if spent
-        else 0
-    )
-    if small:
-        # A holdout too small to see a 10% uplift (57 customers, 12,512 needed): a gap
-        # shown beyond chance on a handful of customers is a hint, not a result.
-        size = f"{row['holdout']:,} customers, {needed:,} needed to see a 10% uplift"
-        text += (
-            f" What to do: it looks like it works; keep it, but the holdout is too small "
-            f"({size}) for a firm answer: hold out more customers to confirm."
-            if sign > 0
-            else f" What to do: it looks like it puts customers off; review it, and hold out "
-            f"more customers ({size}) to confirm."
-            if sign < 0
-            else " What to do: the holdout is too small to prove a 10% uplift "
-            f"({row['holdout']:,} customers, {needed:,} needed), so "
-            "take this as a hint only; hold out more customers to measure the campaign."
-        )
-    elif sign > 0:
-        text += " What to do: the campaign works; keep it."
-    elif sign < 0:
-        text += " What to do: the campaign seems to put customers off; review it."
-    else:
-        text += (
-            " What to do: the holdout was large enough to see a 10% uplift and none showed; "
-            "rethink the campaign."
-        )
-    return text

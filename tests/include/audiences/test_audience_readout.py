@@ -101,7 +101,7 @@ def test_readout_end_to_end_against_scipy(big_settings):
     assert res.revenue.p_value == pytest.approx(ref.pvalue, rel=1e-9)
     assert res.revenue.t == pytest.approx(ref.statistic, rel=1e-9)
     # No real effect in this data (orders are a function of the id only).
-    assert "No detectable difference in conversion" in res.verdict
+    assert "could be chance" in res.verdict and "not proven" in res.verdict
     assert res.required_holdout is not None
     assert any("holdout too small" in w for w in res.warnings) == (
         res.holdout.customers < res.required_holdout
@@ -122,10 +122,16 @@ def test_readout_verdict_when_target_buys_more(big_settings):
             date '2026-07-10', 50.00, 'EUR', 1
         from audiences.members where "group" = 'target'"""
     )
+    # The money is named as the marts were built, as in the report.
+    con.execute("create table marts.reporting_currency as select 'EUR' as currency_code")
     con.close()
     res = readout(s, "a", date(2026, 7, 1), date(2026, 7, 31))
     assert res.conversion.difference > 0 and res.conversion.p_value < 1e-6
-    assert res.verdict.startswith("Target customers converted more often than the holdout")
+    assert res.verdict.startswith("Targets ordered more often than the holdout (")
+    assert "a gap this size is unlikely to be chance (p < 0.001)" in res.verdict
+    assert re.search(
+        r" They spent [\d,.]+ EUR more per customer, unlikely to be chance", res.verdict
+    )
     assert res.revenue.difference > 0 and res.revenue.p_value < 1e-6
 
 
@@ -201,15 +207,16 @@ def test_a_window_in_which_nobody_ordered_has_no_verdict_yet(big_settings, capsy
     customers = res.target.customers + res.holdout.customers
     assert res.target.converted == res.holdout.converted == 0 and customers == 4000
     assert res.verdict == (
-        "No verdict yet: none of the 4,000 customers (target and holdout) ordered in the window."
+        "No verdict yet: none of the 4,000 customers (target and holdout) has ordered from "
+        "2026-07-01 to 2026-07-04."
     )
     wh = ["--warehouse", str(s.warehouse), "--audiences", str(s.audiences)]
     window = ["--from", "2026-07-01", "--to", "2026-07-04"]
     assert main(["audience", "readout", "a", *wh, *window]) == 0
     text = capsys.readouterr().out
-    assert "verdict: No verdict yet" in text and "No detectable difference" not in text
+    assert "verdict: No verdict yet" in text and "could be chance" not in text
     # A window with orders keeps its verdict.
-    assert "No detectable difference" in readout(s, "a", date(2026, 7, 1), date(2026, 7, 5)).verdict
+    assert "could be chance" in readout(s, "a", date(2026, 7, 1), date(2026, 7, 5)).verdict
 
 
 @pytest.mark.parametrize(
@@ -246,3 +253,40 @@ def test_the_readout_refuses_a_level_power_or_uplift_out_of_range(
     # In range, the same command reads out.
     assert main(["audience", "readout", "a", *wh, *window, option, "0.5"]) == 0
     assert "verdict:" in capsys.readouterr().out
+
+
+def test_the_command_line_verdict_is_the_reports_in_plain_words_with_the_numbers_in_json(
+    big_settings, capsys
+):
+    """`segmint audience readout` said "No detectable difference in conversion between
+    target and holdout (p = 0.412); the observed +0.52 points may be chance." where the
+    report, for the same result, said what happened, how sure and what to do: two texts.
+    Both now come from one function; --json keeps every figure (p-values, intervals)."""
+    import json
+
+    from segmint.audiences.readout import plain_verdict
+    from segmint.cli import main
+
+    s = _built(big_settings, holdout_percent=20)
+    res = readout(s, "a", date(2026, 7, 1), date(2026, 7, 5))
+    assert "What to do: " in res.verdict
+    for jargon in ("detectable", "indicative", "conversion", "points"):
+        assert jargon not in res.verdict
+    c, r = res.conversion, res.revenue
+    assert res.verdict == plain_verdict(
+        {"rate_target": c.rate_target, "rate_holdout": c.rate_holdout,
+         "difference": c.difference, "p_value": c.p_value},
+        {"difference": r.difference, "p_value": r.p_value},
+        res.target.customers,
+        res.holdout.customers,
+        res.required_holdout,
+        window="from 2026-07-01 to 2026-07-05",
+    )  # fmt: skip
+    wh = ["--warehouse", str(s.warehouse), "--audiences", str(s.audiences)]
+    window = ["--from", "2026-07-01", "--to", "2026-07-05"]
+    assert main(["audience", "readout", "a", *wh, *window, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == res.verdict
+    assert out["conversion"]["p_value"] == pytest.approx(c.p_value)
+    assert out["revenue"]["p_value"] == pytest.approx(r.p_value)
+    assert out["conversion"]["z"] == pytest.approx(c.z) and out["required_holdout"] > 0

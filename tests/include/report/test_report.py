@@ -1250,11 +1250,14 @@ def test_readout_verdicts_say_in_plain_words_what_happened_how_sure_and_what_to_
     ],
 )
 def test_a_readout_verdict_advises_by_what_it_measured(counts, expected) -> None:
-    from segmint.report.readouts import _verdict, conversion_test
+    from segmint.audiences.readout import plain_verdict
+    from segmint.report.readouts import _needed, conversion_test
 
     x_t, n_t, x_h, n_h = counts
     row = {"target": n_t, "holdout": n_h}
-    assert _verdict(conversion_test(x_t, n_t, x_h, n_h), None, row, 0.05, "USD") == expected
+    conv = conversion_test(x_t, n_t, x_h, n_h)
+    needed = _needed(conv, row, 0.05)
+    assert plain_verdict(conv, None, n_t, n_h, needed, 0.05, currency="USD") == expected
 
 
 def test_an_audience_waiting_for_a_model_says_why_in_words() -> None:

@@ -102,7 +102,8 @@ def test_reader_knows_tables_and_columns(tmp_path: Path) -> None:
 
 
 def test_readouts_match_the_audience_readout_command(sample_warehouse: Path) -> None:
-    """The report's light statistics give the same figures as `segmint audience readout`."""
+    """The report's light statistics give the same figures and the same verdict as
+    `segmint audience readout`."""
     import duckdb
 
     from segmint.audiences.readout import readout_with_connection
@@ -111,12 +112,12 @@ def test_readouts_match_the_audience_readout_command(sample_warehouse: Path) -> 
     as_of = date(2026, 6, 30)
     con = duckdb.connect(str(sample_warehouse), read_only=True)
     try:
-        frame = readouts(con, as_of, lookback_days=28)
+        frame = readouts(con, as_of, lookback_days=28, currency="USD")
         assert len(frame) == 3
         for row in frame.itertuples(index=False):
             snapshot = row.snapshot.date() if hasattr(row.snapshot, "date") else row.snapshot
             ref = readout_with_connection(
-                con, row.audience, snapshot + timedelta(days=1), as_of, snapshot
+                con, row.audience, snapshot + timedelta(days=1), as_of, snapshot, currency="USD"
             )
             assert row.target == ref.target.customers
             assert row.holdout == ref.holdout.customers
@@ -126,6 +127,8 @@ def test_readouts_match_the_audience_readout_command(sample_warehouse: Path) -> 
             assert row[9] == pytest.approx(ref.revenue.p_value, rel=1e-9)  # p rev.
             if ref.required_holdout and row.holdout < ref.required_holdout:
                 assert f"{ref.required_holdout:,} needed" in row.verdict
+            # One verdict, word for word (the command line's was statistician's jargon).
+            assert row.verdict == ref.verdict and "What to do: " in row.verdict
     finally:
         con.close()
 

@@ -201,6 +201,16 @@ def test_rerun_replaces_rows_and_drift_is_measured_against_the_previous_run(
     )["run_id"]
     assert set(versions) == {second.details[m]["run_id"] for m in ("purchase", "churn")}
     assert first.details["purchase"]["run_id"] not in set(versions)
+    # ml.model_runs is the log of every run: the rerun adds its rows beside the first run's
+    # (docs/tables.md); the night's newest row per model is the run its scores carry.
+    runs = read_frame(
+        warehouse,
+        "select model_name, run_id, row_number() over (partition by model_name "
+        "order by created_at desc) as newest from ml.model_runs where as_of_date = ?",
+        [AS_OF],
+    )
+    assert runs.groupby("model_name").size().to_dict() == {"churn": 2, "purchase": 2}
+    assert set(runs.loc[runs["newest"] == 1, "run_id"]) == set(versions)
     drift = read_frame(warehouse, "select * from ml.score_drift")
     assert drift["model_name"].tolist() == ["purchase"]
     assert drift["previous_as_of_date"].iloc[0].date() == yesterday

@@ -509,7 +509,8 @@ def inactive_warning(prep: Prepared, cfg: RecommendationSettings, as_of: date) -
         return None
     return (
         f"only {active} of {len(prep.active)} products had an interaction in the "
-        f"{cfg.active_product_days} days up to {as_of} ([recommendations] active_product_days); "
+        f"{plural(cfg.active_product_days, 'day')} up to {as_of} "
+        "([recommendations] active_product_days); "
         "older products are not recommended"
     )
 

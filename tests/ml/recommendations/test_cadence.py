@@ -177,6 +177,9 @@ def test_retrain_reasons(small_warehouse: Path) -> None:
     assert found is not None and found.model is not None
     assert retrain_reason(cfg, NEXT, found) is None
     assert "7 days old" in retrain_reason(cfg, AS_OF + timedelta(days=7), found)
+    # It read "1 days old (retrain every 1 days)".
+    daily = dataclasses.replace(cfg, retrain_every_days=1)
+    assert "is 1 day old (retrain every 1 day)" in retrain_reason(daily, NEXT, found)
     every_night = dataclasses.replace(cfg, retrain_every_days=0)
     assert "every night" in retrain_reason(every_night, NEXT, found)
     assert "settings changed" in retrain_reason(dataclasses.replace(cfg, alpha=5.0), NEXT, found)
@@ -312,3 +315,17 @@ def test_a_carried_list_loses_a_product_no_longer_active(small_warehouse) -> Non
         [NEXT],
     )[0]
     assert rows == (30010, 3001)
+
+
+def test_a_one_day_window_of_active_products_is_said_in_the_singular() -> None:
+    """ "only 2 of 3 products had an interaction in the 1 days up to ..." with
+    ``active_product_days = 1``."""
+    from types import SimpleNamespace
+
+    from ml.recommendations.stage import inactive_warning
+
+    prep = SimpleNamespace(active=np.array([True, True, False]))
+    cfg = dataclasses.replace(RecommendationSettings(), active_product_days=1)
+    assert inactive_warning(prep, cfg, AS_OF).startswith(
+        f"only 2 of 3 products had an interaction in the 1 day up to {AS_OF} "
+    )

@@ -5,7 +5,8 @@ that has a ``customer_id`` column (raw, staging, intermediate, marts, ml, audien
 through ``information_schema``), every row keyed by one of their ``anonymous_id`` values
 (events before login, sessions, the identity map), every row naming them in another id
 column (the conflict tables' ``kept_customer_id``, ``candidate_customer_ids``, ...), and
-quarantined records that mention them. It records a tombstone per id:
+quarantined records that mention them (an id of theirs, or an e-mail address or phone
+number only their CRM rows hold). It records a tombstone per id:
 ``sha256('segmint-erasure:' || id)``, never the id, so a later load of an old landing
 file or a backfill cannot bring them back:
 
@@ -440,6 +441,27 @@ def erase_with_connection(
                 f"insert into _erase_events select distinct event_id from {t} "
                 "where customer_id in (select customer_id from _erase_ids)"
             )
+    # Their e-mail addresses and phone numbers that are theirs alone (no other customer's
+    # row has them), to find quarantined records of theirs that hold no readable id: a CRM
+    # line whose customer_id was missing or unusable still carries their address, phone and
+    # name.
+    con.execute("create or replace temp table _erase_contacts (token varchar)")
+    for column, value, valid in (
+        ("email", "lower(trim(email))", "contains(v, '@')"),
+        ("phone", "trim(phone)", "length(regexp_replace(v, '[^0-9]', '', 'g')) >= 6"),
+    ):
+        sources = [t for t in _tables_with(con, column) if t in _tables_with(con, "customer_id")]
+        if not sources:
+            continue
+        contacts = " union all ".join(
+            f"select {value} as v, customer_id in (select customer_id from _erase_ids) as theirs "
+            f"from {t} where {column} is not null"
+            for t in sources
+        )
+        con.execute(
+            f"insert into _erase_contacts select v from ({contacts}) "
+            f"where {valid} group by v having bool_and(theirs)"
+        )
     not_found = _ids_not_found(con)
     erased_before = [
         r[0]
@@ -514,10 +536,11 @@ def erase_with_connection(
         if table_exists(con, "ops.quarantine"):
             # A quarantined record is raw text: match whole tokens, not substrings. (A CRM
             # record whose customer_id was read went with the tables above; added to them.)
+            # A record holding one of their own e-mail addresses or phone numbers is theirs
+            # too, whatever its id (a CRM line quarantined for a missing customer_id).
             tokens = raw_tokens_sql("cast(q.raw_record as varchar)")
-            n = con.execute(
-                f"""delete from ops.quarantine as q
-                where exists (
+            lower_tokens = raw_tokens_sql("lower(cast(q.raw_record as varchar))")
+            theirs = f"""exists (
                     select 1
                     from (
                         select customer_id as token from _erase_ids
@@ -525,8 +548,17 @@ def erase_with_connection(
                         select anonymous_id from _erase_anon
                     ) as e
                     where list_contains({tokens}, e.token)
-                )"""
-            ).fetchone()[0]
+                )
+                or list_has_any({lower_tokens}, (select list(token) from _erase_contacts))"""
+            # The landing files of their quarantined records hold them too.
+            landing_files.update(
+                r[0]
+                for r in con.execute(
+                    f"select distinct source_file from ops.quarantine as q where {theirs}"
+                ).fetchall()
+                if r[0]
+            )
+            n = con.execute(f"delete from ops.quarantine as q where {theirs}").fetchone()[0]
             tables["ops.quarantine"] = tables.get("ops.quarantine", 0) + int(n)
         rows_deleted = sum(tables.values())
         con.execute(

@@ -112,6 +112,7 @@ def test_erasure_removes_every_row_and_logs_without_personal_data(full):
     assert result.landing_files == [
         "crm/dt=2026-06-01/customers.csv",
         "events/dt=2026-06-29/part-0.jsonl",
+        "events/dt=2026-06-29/part-1.jsonl",  # their quarantined record e9
     ]
     con = connect(full.warehouse, read_only=True)
     tomb = [r[0] for r in con.execute("select id_sha256 from ops.erasure_tombstones").fetchall()]
@@ -351,3 +352,42 @@ def test_an_id_with_excels_apostrophe_is_erased_as_the_ingest_reads_it(settings,
     later.write_text("customer_id,updated_at,email\n'7210448301122,2026-06-02,a@example.com\n")
     run_ingest(settings, date(2026, 6, 2))
     assert _mentions(settings, ("7210448301122", "a@example\\.com")) == {}
+
+
+def test_erasure_removes_quarantined_records_holding_only_their_email_or_phone(full):
+    """A CRM line quarantined for a missing or unusable customer_id holds no id to find, but
+    still the customer's address, phone and name: it survived the erasure, in the table and
+    in the rewritten file (and so in the next published copy). A record with an address
+    another customer has too is not theirs alone and stays."""
+    con = connect(full.warehouse)
+    con.execute(
+        "insert into raw.customers (customer_id, updated_at, email, email_opt_in, ads_opt_in, "
+        "_source_file, _source_line, _partition_date, _loaded_at) values ('C05', "
+        "timestamp '2026-06-01 00:00:00', 'family@example.com', true, true, "
+        "'crm/dt=2026-06-01/customers.csv', 9, date '2026-06-01', now()), ('C01', "
+        "timestamp '2026-06-02 00:00:00', 'family@example.com', true, true, "
+        "'crm/dt=2026-06-02/customers.csv', 1, date '2026-06-02', now())"
+    )
+    con.executemany(
+        "insert into ops.quarantine values (?, ?, ?)",
+        [
+            ["crm/dt=2026-06-03/customers.csv", 2, ",2026-06-03,Anna.Smith@Example.com,,Anna"],
+            ["crm/dt=2026-06-04/customers.csv", 3, "N/A;2026-06-04;;+14155552671;Anna"],
+            ["crm/dt=2026-06-04/customers.csv", 4, ",2026-06-04,ben@example.com,,Ben"],
+            ["crm/dt=2026-06-04/customers.csv", 5, ",2026-06-04,family@example.com,,Kim"],
+        ],
+    )
+    con.close()
+    result = erase_customers(full, ["C01"])
+    assert result.tables["ops.quarantine"] == 3  # the two above and the fixture's e9
+    assert {"crm/dt=2026-06-03/customers.csv", "crm/dt=2026-06-04/customers.csv"} <= set(
+        result.landing_files
+    )
+    assert _mentions(full, ("C01", "anna\\.smith", "14155552671")) == {}
+    assert _file_holds(full.warehouse, (b"Anna.Smith@Example.com", b"+14155552671")) == []
+    con = connect(full.warehouse, read_only=True)
+    left = con.execute(
+        "select line_number from ops.quarantine where source_file like 'crm/%' order by 1"
+    ).fetchall()
+    con.close()
+    assert left == [(4,), (5,)]

@@ -83,9 +83,23 @@ def _base_tables(con) -> list[str]:
 
 
 def _mentions(settings, needles: tuple[str, ...]) -> dict[str, int]:
-    """Rows of any base table whose text form holds one of the needles as a whole token."""
-    con = connect(settings.warehouse, read_only=True)
-    tables = _base_tables(con)
+    """Rows of any table or view of the working warehouse whose text form holds one of the
+    needles (regular expressions) as a whole token."""
+    return _mentions_in(settings.warehouse, needles)
+
+
+def _mentions_in(path, needles: tuple[str, ...]) -> dict[str, int]:
+    """Rows of any table or view of the DuckDB file ``path`` (the working warehouse, a
+    published copy) whose text form holds one of the needles as a whole token. The tables
+    come from ``information_schema``, so a table added later is scanned too."""
+    con = connect(path, read_only=True)
+    tables = [
+        r[0]
+        for r in con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where table_catalog = current_database() order by 1"
+        ).fetchall()
+    ]
     found = {}
     for t in tables:
         cond = " or ".join(
@@ -391,3 +405,60 @@ def test_erasure_removes_quarantined_records_holding_only_their_email_or_phone(f
     ).fetchall()
     con.close()
     assert left == [(4,), (5,)]
+
+
+OPS_NEAR_MISSES = """
+create table ops.customer_ids_differing_in_case (customer_id varchar, first_as_of_date date,
+    last_as_of_date date, crm_customer_id varchar, gone_as_of_date date);
+insert into ops.customer_ids_differing_in_case values
+    ('c01', date '2026-06-29', date '2026-06-30', 'C01', null),
+    ('C01', date '2026-06-29', date '2026-06-30', 'c01', null),
+    ('c02', date '2026-06-29', date '2026-06-30', 'C02', null);
+create table ops.customer_ids_differing_in_leading_zeros (customer_id varchar,
+    first_as_of_date date, last_as_of_date date, crm_customer_id varchar, gone_as_of_date date);
+insert into ops.customer_ids_differing_in_leading_zeros values
+    ('C01', date '2026-06-29', date '2026-06-30', 'C01', null);
+create table ops.placeholder_customer_ids (customer_id varchar, first_as_of_date date,
+    last_as_of_date date, order_count bigint, anonymous_id_count bigint, gone_as_of_date date);
+insert into ops.placeholder_customer_ids values
+    ('C01', date '2026-06-29', date '2026-06-30', 1, 1, null),
+    ('guest', date '2026-06-29', date '2026-06-30', 9, 4, null);
+insert into ops.quarantine values
+    ('crm/dt=2026-06-30/customers.csv', 3, ',2026-06-30,anna.smith@example.com,+14155552671');
+"""
+
+
+def test_erasure_leaves_nothing_in_any_table_of_the_warehouse_or_the_published_copies(full):
+    """Every table and view of the working warehouse, and of both published copies once
+    published again, is scanned (from information_schema: a table added later is covered)
+    for the id, the anonymous id, the e-mail (and the hash the analysts' copy holds) and the
+    phone; the transform's ops tables naming ids (near misses, placeholders) included."""
+    con = connect(full.warehouse)
+    con.execute(OPS_NEAR_MISSES)
+    con.close()
+    published = full.warehouse.parent / "published" / "segmint.duckdb"
+    analyst = published.with_name("segmint_analyst.duckdb")
+    publish_warehouse(full.warehouse, published, AS_OF)
+    email_hash = hashlib.sha256(b"anna.smith@example.com").hexdigest()
+    needles = ("C01", "c01", "A1", "anna\\.smith@example\\.com", "\\+?14155552671", email_hash)
+    before = _mentions(full, needles)
+    assert {
+        "ops.customer_ids_differing_in_case",
+        "ops.customer_ids_differing_in_leading_zeros",
+        "ops.placeholder_customer_ids",
+        "ops.quarantine",
+    } <= set(before)
+    assert _mentions_in(analyst, needles)  # the id (not an address: kept), until republished
+
+    result = erase_customers(full, ["C01"])
+    publish_warehouse(full.warehouse, published, AS_OF)
+
+    for path in (full.warehouse, published, analyst):
+        assert _mentions_in(path, needles) == {}, path
+    # The other customers' rows stay: C02's near miss, the placeholder.
+    assert _mentions(full, ("c02", "guest")) == {
+        "ops.customer_ids_differing_in_case": 1,
+        "ops.placeholder_customer_ids": 1,
+    }
+    assert result.tables["ops.customer_ids_differing_in_case"] == 2
+    assert result.tables["ops.placeholder_customer_ids"] == 1

@@ -6,7 +6,8 @@ through ``information_schema``), every row keyed by one of their ``anonymous_id`
 (events before login, sessions, the identity map), every row naming them in another id
 column (the conflict tables' ``kept_customer_id``, ``candidate_customer_ids``, ...), and
 quarantined records that mention them (an id of theirs, or an e-mail address or phone
-number only their CRM rows hold). It records a tombstone per id:
+number only their CRM rows hold), and their records ingest set aside as duplicates
+(``ops.duplicates``). It records a tombstone per id:
 ``sha256('segmint-erasure:' || id)``, never the id, so a later load of an old landing
 file or a backfill cannot bring them back:
 
@@ -462,6 +463,7 @@ def erase_with_connection(
             f"insert into _erase_contacts select v from ({contacts}) "
             f"where {valid} group by v having bool_and(theirs)"
         )
+    _duplicate_keys(con)
     not_found = _ids_not_found(con)
     erased_before = [
         r[0]
@@ -533,6 +535,20 @@ def erase_with_connection(
                     f"delete from {table} where {column} in (select {column} from {source}){others}"
                 ).fetchone()[0]
                 tables[table] = tables.get(table, 0) + int(n)
+        if table_exists(con, "ops.duplicates"):
+            # Their records that ingest counted as duplicates: the file, line and key of a
+            # record of theirs, still pointing at it after their rows were gone.
+            theirs = (
+                "(source, record_key) in (select source, record_key from _erase_duplicate_keys)"
+            )
+            landing_files.update(
+                r[0]
+                for r in con.execute(
+                    f"select distinct source_file from ops.duplicates where {theirs}"
+                ).fetchall()
+            )
+            n = con.execute(f"delete from ops.duplicates where {theirs}").fetchone()[0]
+            tables["ops.duplicates"] = tables.get("ops.duplicates", 0) + int(n)
         if table_exists(con, "ops.quarantine"):
             # A quarantined record is raw text: match whole tokens, not substrings. (A CRM
             # record whose customer_id was read went with the tables above; added to them.)
@@ -587,6 +603,34 @@ def erase_with_connection(
         not_found=not_found,
         erased_before=erased_before,
     )
+
+
+def _duplicate_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """Fill ``_erase_duplicate_keys`` with the ``(source, record_key)`` of ``ops.duplicates``
+    (:meth:`segmint.ingest.loader.Ingest._key_sql`) of the customers' loaded records: their
+    events (with their id, or none and one of their own anonymous ids, or attributed to
+    them) and their CRM records."""
+    from segmint.ingest.loader import Ingest
+
+    con.execute(
+        "create or replace temp table _erase_duplicate_keys (source varchar, record_key varchar)"
+    )
+    if table_exists(con, "raw.events"):
+        con.execute(
+            """insert into _erase_duplicate_keys
+            select 'events', event_id from _erase_events
+            union
+            select 'events', event_id from raw.events
+            where customer_id in (select customer_id from _erase_ids)
+                or (customer_id is null
+                    and anonymous_id in (select anonymous_id from _erase_anon))"""
+        )
+    if table_exists(con, "raw.customers"):
+        con.execute(
+            f"""insert into _erase_duplicate_keys
+            select distinct 'crm', {Ingest._key_sql("crm")} from raw.customers
+            where customer_id in (select customer_id from _erase_ids)"""
+        )
 
 
 def _ids_not_found(con: duckdb.DuckDBPyConnection, limit: int = 5) -> dict[str, list[str]]:

@@ -462,3 +462,38 @@ def test_erasure_leaves_nothing_in_any_table_of_the_warehouse_or_the_published_c
     }
     assert result.tables["ops.customer_ids_differing_in_case"] == 2
     assert result.tables["ops.placeholder_customer_ids"] == 1
+
+
+def test_erasure_removes_their_records_counted_as_duplicates(full):
+    """ops.duplicates keeps the file, line and key (the event id, or the CRM record's content
+    hash) of each duplicate ingest set aside: after the erasure, it still pointed at their
+    records (a login, their anonymous browsing, their CRM line) in the landing files."""
+    from segmint.ingest.loader import Ingest
+
+    con = connect(full.warehouse)
+    con.execute(
+        "create table ops.duplicates (source varchar, source_file varchar, "
+        "line_number bigint, partition_date date, record_key varchar)"
+    )
+    crm_key = con.execute(
+        f"select {Ingest._key_sql('crm')} from raw.customers where customer_id = 'C01'"
+    ).fetchone()[0]
+    con.executemany(
+        "insert into ops.duplicates values (?, ?, ?, date '2026-06-29', ?)",
+        [
+            ["events", "events/dt=2026-06-29/part-9.jsonl", 1, "e1"],
+            ["events", "events/dt=2026-06-29/part-9.jsonl", 2, "e2"],
+            ["events", "events/dt=2026-06-29/part-9.jsonl", 3, "e3"],
+            ["crm", "crm/dt=2026-06-02/customers.csv", 4, crm_key],
+        ],
+    )
+    con.close()
+    result = erase_customers(full, ["C01"])
+    assert result.tables["ops.duplicates"] == 3
+    assert {"events/dt=2026-06-29/part-9.jsonl", "crm/dt=2026-06-02/customers.csv"} <= set(
+        result.landing_files
+    )
+    con = connect(full.warehouse, read_only=True)
+    left = con.execute("select record_key from ops.duplicates").fetchall()
+    con.close()
+    assert left == [("e3",)]  # C02's

@@ -71,6 +71,17 @@ def raw_tokens_sql(expr: str) -> str:
     )
 
 
+def raw_id_tokens_sql(expr: str) -> str:
+    """SQL: :func:`raw_tokens_sql` of ``expr``, and the words holding ``@`` lower-cased, as
+    an erased customer's own e-mail addresses are tombstoned (an address is compared in any
+    case, an id exactly)."""
+    tokens = raw_tokens_sql(expr)
+    return (
+        f"list_concat({tokens}, "
+        f"list_transform(list_filter({tokens}, lambda t: contains(t, '@')), lambda t: lower(t)))"
+    )
+
+
 def tombstoned_ids_sql(column: str = "customer_id") -> str:
     """A SQL predicate, true when ``column`` holds an erased id.
 
@@ -445,7 +456,8 @@ def erase_with_connection(
     # Their e-mail addresses and phone numbers that are theirs alone (no other customer's
     # row has them), to find quarantined records of theirs that hold no readable id: a CRM
     # line whose customer_id was missing or unusable still carries their address, phone and
-    # name.
+    # name. Tombstoned like the ids, so ingest drops such a record when its file is read
+    # again (a record whose ids were read belongs to those ids only).
     con.execute("create or replace temp table _erase_contacts (token varchar)")
     for column, value, valid in (
         ("email", "lower(trim(email))", "contains(v, '@')"),
@@ -503,6 +515,8 @@ def erase_with_connection(
                 select {id_hash_sql("customer_id")} as h from _erase_ids
                 union
                 select {id_hash_sql("anonymous_id")} from _erase_anon
+                union
+                select {id_hash_sql("token")} from _erase_contacts
             )
             where h not in (select id_sha256 from {TOMBSTONES})""",
             [now],

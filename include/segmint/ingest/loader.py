@@ -2167,7 +2167,11 @@ class Ingest:
         those ids only: shops with numeric ids (Shopify, WooCommerce) would otherwise lose
         every quarantinable record holding a quantity or a page number equal to an erased id.
         """
-        from segmint.audiences.erasure import erased_row_sql, raw_tokens_sql, tombstone_filter_sql
+        from segmint.audiences.erasure import (
+            erased_row_sql,
+            raw_id_tokens_sql,
+            tombstone_filter_sql,
+        )
 
         name = f"_erased_{tag}"
         keep_id = tombstone_filter_sql(con, ("id",))
@@ -2193,7 +2197,7 @@ class Ingest:
                 select
                     _file,
                     _line,
-                    unnest({raw_tokens_sql("raw")}) as token,
+                    unnest({raw_id_tokens_sql("raw")}) as token,
                 from _typed_{tag}
                 where raw is not null and {" and ".join(f"{c} is null" for c in id_cols)}
             )

@@ -176,8 +176,9 @@ def test_erased_customer_leaves_no_bytes_in_the_file_or_the_next_published_copy(
     assert not stale.exists()
     # Nothing else was lost in the rewrite: every table holds its rows but the erased ones.
     expected = {t: n - result.tables.get(t, 0) for t, n in counts_before.items()}
-    # plus the erasure's own log line and tombstones (the id and the anonymous id A1)
-    expected |= {"ops.erasures": 1, "ops.erasure_tombstones": 2}
+    # plus the erasure's own log line and tombstones (the id, the anonymous id A1, the
+    # address and the phone as the CRM and the marts spell it)
+    expected |= {"ops.erasures": 1, "ops.erasure_tombstones": 5}
     assert _row_counts(full) == expected
     # The copy published before the erasure still holds them (the CLI says so); the next
     # publish copies the rewritten file.
@@ -497,3 +498,30 @@ def test_erasure_removes_their_records_counted_as_duplicates(full):
     left = con.execute("select record_key from ops.duplicates").fetchall()
     con.close()
     assert left == [("e3",)]  # C02's
+
+
+def test_a_quarantined_line_with_their_address_does_not_come_back_on_a_reload(settings):
+    """A CRM line without a usable customer_id is quarantined with the customer's address and
+    phone; the erasure deleted it, but a reload of the landing file (`ingest --reload-since`)
+    quarantined it again: tombstones held ids only. Their own addresses and phone numbers are
+    tombstoned too (hashed), so ingest drops such a record, in any case of the address."""
+    from segmint.ingest import run_ingest
+
+    crm = settings.landing / "crm/dt=2026-06-01/customers.csv"
+    crm.parent.mkdir(parents=True)
+    crm.write_text(
+        "customer_id,updated_at,email,phone\n"
+        "X9001,2026-05-01,zoe.erased@example.org,+14155550199\n"
+        "X9002,2026-05-01,ben@example.com,\n"
+        ",2026-05-02,Zoe.Erased@Example.org,\n"
+        ",2026-05-02,,+14155550199\n"
+        ",2026-05-02,ben@example.com,\n"
+    )
+    run_ingest(settings, date(2026, 6, 1))
+    needles = ("X9001", "(?i)zoe\\.erased@example\\.org", "\\+14155550199")
+    assert "ops.quarantine" in _mentions(settings, needles)
+    erase_customers(settings, ["X9001"])
+    assert _mentions(settings, needles) == {}
+    run_ingest(settings, date(2026, 6, 1), reload_since=date(2026, 6, 1))
+    assert _mentions(settings, needles) == {}
+    assert "ops.quarantine" in _mentions(settings, ("ben@example\\.com",))  # not theirs

@@ -260,6 +260,17 @@ KILLED_STAGES = textwrap.dedent(
 )
 
 
+def _killed_env(ready_airflow: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The environment of :func:`_killed_then_next`'s DAGs: the dags folder and warehouse
+    under ``tmp_path``."""
+    return {
+        **ready_airflow,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"),
+        "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse" / "segmint.duckdb"),
+        "PYTHONPATH": str(tmp_path / "dags"),
+    }
+
+
 def _killed_then_next(
     ready_airflow: dict[str, str],
     tmp_path: Path,
@@ -275,12 +286,7 @@ def _killed_then_next(
     dags.mkdir()
     for file, text in files.items():
         (dags / file).write_text(text)
-    env = {
-        **ready_airflow,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse" / "segmint.duckdb"),
-        "PYTHONPATH": str(dags),
-    }
+    env = _killed_env(ready_airflow, tmp_path)
     command = [airflow_bin(), "dags", "test", f"segmint_{name}"]
     killed = subprocess.run([*command, killed_night], env=env, capture_output=True, timeout=600)
     assert killed.returncode == -9
@@ -361,20 +367,9 @@ def test_the_night_a_killed_dags_test_left_running_is_named_with_its_date_and_wa
         "replaces that run)"
     ) in output
 
-    env = {
-        **ready_airflow,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"),
-        "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse" / "segmint.duckdb"),
-        "PYTHONPATH": str(tmp_path / "dags"),
-    }
+    env = _killed_env(ready_airflow, tmp_path)
     for night in ("2026-06-29", "2026-06-30"):  # the way out, then the next night
-        again = subprocess.run(
-            [airflow_bin(), "dags", "test", "segmint_killed_once", night],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        again = _dags_test("segmint_killed_once", night, env)
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
         assert f"ran for {night}" in again.stdout + again.stderr
 
@@ -442,20 +437,9 @@ def test_an_earlier_night_does_not_start_while_a_later_one_is_half_way(
     assert "segmint: stage 'ingest' failed for as_of=2026-06-29" in output
     assert "transformed 2026-06-29" not in output
 
-    env = {
-        **ready_airflow,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"),
-        "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse" / "segmint.duckdb"),
-        "PYTHONPATH": str(tmp_path / "dags"),
-    }
+    env = _killed_env(ready_airflow, tmp_path)
     for night in ("2026-06-30", "2026-06-29"):  # the way out, then the earlier night
-        again = subprocess.run(
-            [airflow_bin(), "dags", "test", "segmint_half_way", night],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        again = _dags_test("segmint_half_way", night, env)
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
         assert f"transformed {night}" in again.stdout + again.stderr
 

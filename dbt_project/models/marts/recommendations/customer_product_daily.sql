@@ -81,10 +81,10 @@ order_sessions as (
             case
                 when session_number is null
                     then last_value(session_id ignore nulls) over (
-                        partition by customer_id
-                        order by event_at, event_id
-                        rows between unbounded preceding and current row
-                    )
+                            partition by customer_id
+                            order by event_at, event_id
+                            rows between unbounded preceding and current row
+                        )
             end
         ) as session_id,
         session_number,

@@ -1,11 +1,12 @@
 """Audience readouts for the report: every audience in one query, light statistics.
 
 The same tests as ``segmint audience readout`` (:mod:`segmint.audiences.readout`): the
-two-proportion z-test on conversion (pooled variance for the p-value, unpooled Wald interval)
-and Welch's t-test on revenue per customer. The report computes them from one aggregate
-query over all audiences and with the standard library's normal distribution and
-``scipy.special.stdtr``: importing ``scipy.stats`` alone costs the report seconds. A test
-checks these figures against the audiences module's. The verdict is the audiences module's
+two-proportion z-test on conversion (pooled variance for the p-value, unpooled Wald interval;
+Fisher's exact p-value when an expected count is below 5) and Welch's t-test on revenue per
+customer. The report computes them from one aggregate query over all audiences and with the
+standard library's normal distribution and ``scipy.special.stdtr``: importing
+``scipy.stats`` alone costs the report seconds. A test checks these figures against the
+audiences module's. The verdict is the audiences module's
 :func:`~segmint.audiences.readout.plain_verdict`, so the report and the command line say the
 same words for the same result.
 """
@@ -19,7 +20,12 @@ from statistics import NormalDist
 import duckdb
 import pandas as pd
 
-from segmint.audiences.readout import plain_verdict
+from segmint.audiences.readout import (
+    EXACT_BELOW,
+    fisher_exact_p,
+    plain_verdict,
+    smallest_expected_count,
+)
 
 _NORMAL = NormalDist()
 
@@ -77,14 +83,18 @@ def aggregate(
     ).df()
 
 
-def conversion_test(x_t: int, n_t: int, x_h: int, n_h: int) -> dict[str, float | None]:
-    """Two-sided two-proportion z-test (pooled variance), as the audiences readout."""
+def conversion_test(x_t: int, n_t: int, x_h: int, n_h: int) -> dict[str, float | str | None]:
+    """Two-sided two-proportion z-test (pooled variance), as the audiences readout: Fisher's
+    exact p-value when an expected count is below 5 (``test`` says which)."""
     p_t, p_h = x_t / n_t, x_h / n_h
     diff = p_t - p_h
     pooled = (x_t + x_h) / (n_t + n_h)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n_t + 1 / n_h))
     z = diff / se if se > 0 else 0.0
     p = math.erfc(abs(z) / math.sqrt(2)) if se > 0 else 1.0
+    test = "z"
+    if se > 0 and smallest_expected_count(x_t, n_t, x_h, n_h) < EXACT_BELOW:
+        p, test = fisher_exact_p(x_t, n_t, x_h, n_h), "fisher"
     return {
         "rate_target": p_t,
         "rate_holdout": p_h,
@@ -92,6 +102,7 @@ def conversion_test(x_t: int, n_t: int, x_h: int, n_h: int) -> dict[str, float |
         "relative_uplift": diff / p_h if p_h > 0 else None,
         "z": z,
         "p_value": p,
+        "test": test,
     }
 
 

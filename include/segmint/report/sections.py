@@ -1698,7 +1698,8 @@ def block_readouts(ctx: Context) -> str:
             "targeted too, so a low share waters the difference down. Conv.: the share who "
             "ordered; uplift: how much more often targets ordered than the holdout; p conv., "
             "p rev.: how likely a difference this large would be if the campaign did nothing "
-            f"(below {READOUT_ALPHA} it is taken as real)",
+            f"(below {READOUT_ALPHA} it is taken as real); p conv. is Fisher's exact test's "
+            "when a group is too small or orders too rare for the usual approximation",
         )
         + f"<ul>{verdicts}</ul>"
     )

@@ -11,6 +11,8 @@ from scipy import stats
 
 from segmint.audiences import build_audiences
 from segmint.audiences.readout import (
+    fisher_exact_p,
+    plain_verdict,
     readout,
     required_holdout_size,
     two_proportion_test,
@@ -45,6 +47,38 @@ def test_two_proportion_test_equals_chi_square_without_correction():
     se = np.sqrt(0.115 * 0.885 / 2000 + 0.08 * 0.92 / 500)
     assert res.ci_low == pytest.approx(0.035 - stats.norm.ppf(0.975) * se)
     assert res.ci_high == pytest.approx(0.035 + stats.norm.ppf(0.975) * se)
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [(4, 10, 0, 10), (0, 7, 3, 5), (12, 400, 0, 8), (1, 1, 0, 1), (30, 900, 4, 20), (5, 5, 0, 3)],
+)
+def test_fisher_exact_p_equals_scipy(counts):
+    x_t, n_t, x_h, n_h = counts
+    ref = stats.fisher_exact([[x_t, n_t - x_t], [x_h, n_h - x_h]]).pvalue
+    assert fisher_exact_p(x_t, n_t, x_h, n_h) == pytest.approx(ref, rel=1e-9)
+
+
+def test_a_tiny_holdout_gets_fishers_exact_p_not_the_z_tests():
+    """4 of 10 targets ordered, none of 10 held out: the z-test said p = 0.025, "unlikely to
+    be chance", on expected counts of 2; Fisher's exact test says 0.087: not proven."""
+    res = two_proportion_test(4, 10, 0, 10)
+    assert res.test == "fisher"
+    assert res.p_value == pytest.approx(stats.fisher_exact([[4, 6], [0, 10]]).pvalue)
+    assert res.z == pytest.approx(2.2360679)  # the statistic itself is still shown
+    verdict = plain_verdict(
+        {"rate_target": 0.4, "rate_holdout": 0.0, "difference": 0.4, "p_value": res.p_value},
+        None,
+        10,
+        10,
+        None,
+    )
+    assert "could be chance (p = 0.087): not proven" in verdict
+    # Every expected count 5 or more: the z-test, as before (the chi-square test's p).
+    big = two_proportion_test(20, 100, 10, 100)
+    assert big.test == "z"
+    _, p, _, _ = stats.chi2_contingency([[20, 80], [10, 90]], correction=False)
+    assert big.p_value == pytest.approx(p, rel=1e-9)
 
 
 def test_welch_matches_scipy_ttest_ind():

@@ -1239,6 +1239,14 @@ def test_readout_verdicts_say_in_plain_words_what_happened_how_sure_and_what_to_
             "the holdout; p = 1). What to do: the holdout was large enough to see a 10% uplift "
             "and none showed; rethink the campaign.",
         ),
+        (  # expected counts of 2: Fisher's exact p (0.087), not the z-test's 0.025
+            (4, 10, 0, 10),
+            "Targets ordered more often than the holdout (40.0% of the targets ordered, 0.0% "
+            "of the holdout), but a gap this size could be chance (p = 0.087): not proven. "
+            "What to do: the holdout is too small to prove a 10% uplift (10 customers, 6,510 "
+            "needed), so take this as a hint only; hold out more customers to measure the "
+            "campaign.",
+        ),
         (  # beyond chance, on a holdout too small to see a 10% uplift: a hint
             (300, 1000, 20, 100),
             "Targets ordered more often than the holdout (30.0% of the targets ordered, 20.0% "

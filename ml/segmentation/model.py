@@ -261,7 +261,13 @@ def _fit_segments(
     t = perf_counter()
     sizes = np.bincount(labels, minlength=k)
     largest_first = np.argsort(-sizes, kind="stable")
-    buyer_share = never_visited_share = None
+    buyer_share = never_visited_share = returning_share = None
+    if "order_count" in frame and "sessions_30d" in frame:
+        # Came back: ordered more than once, or visited in the last 30 days ("Regulars").
+        returning = (frame["order_count"].fillna(0).to_numpy() > 1) | (
+            frame["sessions_30d"].fillna(0).to_numpy() > 0
+        )
+        returning_share = np.bincount(labels, weights=returning, minlength=k) / np.maximum(sizes, 1)
     if "order_count" in frame:
         bought = frame["order_count"].fillna(0).to_numpy() > 0
         buyer_share = np.bincount(labels, weights=bought, minlength=k) / np.maximum(sizes, 1)
@@ -303,6 +309,7 @@ def _fit_segments(
         varying=[n for n, v in zip(names, scaler.var_, strict=True) if v > 0],
         buyer_share=buyer_share,
         never_visited_share=never_visited_share,
+        returning_share=returning_share,
     )
     cluster_ids = np.asarray(match.segment_ids)
     cluster_names = np.asarray(naming.names, dtype=object)

@@ -127,6 +127,28 @@ def test_window_shoppers_need_a_segment_of_non_buyers() -> None:
     assert browsers.names[0] == "Window shoppers"
 
 
+def test_regulars_only_names_a_segment_whose_customers_came_back() -> None:
+    """A crowd of one-time buyers who never came back sits at the population's centroid, and
+    the fixed score of "Regulars" (comes back often) named it. Without half of its customers
+    ordering again or visiting in the last 30 days, it takes a persona whose weights fit, and
+    a kept "Regulars" is given up; a segment that does come back stays Regulars."""
+    crowd = np.zeros(len(F))
+    centroids = np.vstack([crowd, CENTROIDS[0], CENTROIDS[2]])
+    assert name_segments(centroids, F, [1, 2, 3]).names[0] == "Regulars"
+    gone = name_segments(centroids, F, [1, 2, 3], returning_share=[0.0, 1.0, 0.6])
+    assert gone.names[0] != "Regulars"
+    assert gone.names[1:] == ["Champions", "Window shoppers"]
+    old = {1: "Regulars", 2: "Champions", 3: "Window shoppers"}
+    assert (
+        name_segments(
+            centroids, F, [1, 2, 3], kept_names=old, returning_share=[0.0, 1.0, 0.6]
+        ).names[0]
+        != "Regulars"
+    )
+    back = name_segments(centroids, F, [1, 2, 3], kept_names=old, returning_share=[0.7, 1, 1])
+    assert back.names == ["Regulars", "Champions", "Window shoppers"]
+
+
 def test_a_segment_that_never_visited_is_named_so() -> None:
     """A CRM of newsletter subscribers who never visited, 99% of the shop: its centroid is the
     population's (every z-score about 0) and the fixed score of "Regulars" named it, which

@@ -456,6 +456,61 @@ def test_a_crowd_that_never_visited_is_named_never_visited(
     assert sorted(second["segment_name"]) == sorted(first["segment_name"])
 
 
+def _one_time_buyers(like: pd.DataFrame, n: int) -> pd.DataFrame:
+    """``n`` customers (ids O0, O1, ...) with ``like``'s columns who ordered once, 40 to 239
+    days ago, on their one visit, and never came back: the long tail of a real shop."""
+    days = 40 + (np.arange(n) * 7919) % 200
+    visited_90d = (days <= 90).astype("int64")
+    return pd.DataFrame(
+        {
+            "customer_id": [f"O{i}" for i in range(n)],
+            "as_of_date": like["as_of_date"].iloc[0],
+            **{c: 0 for c in like.columns if like[c].dtype == "int64"},
+            **{c: np.nan for c in like.columns if like[c].dtype == "float64"},
+            "order_count": 1,
+            "orders_90d": visited_90d,
+            "sessions_90d": visited_90d,
+            "revenue_total": 40.0 + np.arange(n) % 50,
+            "avg_order_value": 40.0 + np.arange(n) % 50,
+            "recency_days": days.astype(float),
+            "days_since_last_visit": days.astype(float),
+            "tenure_days": days + 5 + np.arange(n) % 30,
+            "mobile_session_share_90d": 0.5,
+            "favourite_category": "home",
+            "email_opt_in": True,
+            "ads_opt_in": False,
+        }
+    )[like.columns.drop("latent_type")]
+
+
+def test_a_crowd_of_one_time_buyers_is_not_named_regulars(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    """4,000 customers who ordered once, 40-240 days ago, and never came back, beside 300
+    active ones (the long tail of a real shop; the same on a generated shop of 400 through
+    dbt): K-Means puts the crowd in one segment, its centroid the population's, and the
+    fixed score of "Regulars" named it (marketing reads "comes back often"), 93% of the
+    shop. None of them came back, so it is not Regulars; nor is a segment kept as
+    Regulars from an earlier run."""
+    buyers = features_3k.head(300)
+    crowd = _one_time_buyers(buyers, 4_000)
+    settings = warehouse_with(buyers, crowd, segmentation=small_settings)
+    run_segmentation(settings, as_of)
+    segments = query(
+        settings,
+        "select segment_id, segment_name, count(*) as customers, "
+        "count(*) filter (where customer_id like 'O%') as crowd "
+        "from ml.customer_segments group by all order by crowd desc",
+    )
+    crowd_segment = segments.iloc[0]
+    assert crowd_segment["crowd"] >= 0.9 * len(crowd)
+    assert crowd_segment["segment_name"] not in ("Regulars", "Champions")
+    assert "Regulars" not in set(segments.loc[segments["crowd"] > 100, "segment_name"])
+
+
 def test_segments_of_a_shop_dominated_by_a_crowd_keep_their_ids_and_names(
     warehouse_with: Callable[..., Settings],
     features_3k: pd.DataFrame,

@@ -1699,7 +1699,8 @@ def block_readouts(ctx: Context) -> str:
             "ordered; uplift: how much more often targets ordered than the holdout; p conv., "
             "p rev.: how likely a difference this large would be if the campaign did nothing "
             f"(below {READOUT_ALPHA} it is taken as real); p conv. is Fisher's exact test's "
-            "when a group is too small or orders too rare for the usual approximation",
+            "when a group is too small or orders too rare for the usual approximation, and p "
+            "rev. is then not used in the verdict",
         )
         + f"<ul>{verdicts}</ul>"
     )

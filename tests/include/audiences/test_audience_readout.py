@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from datetime import date
 
 import numpy as np
@@ -74,6 +75,16 @@ def test_a_tiny_holdout_gets_fishers_exact_p_not_the_z_tests():
         None,
     )
     assert "could be chance (p = 0.087): not proven" in verdict
+    # The same 4 orders of 50.00 made Welch's t-test on revenue per customer say p = 0.037,
+    # "spent more, unlikely to be chance": revenue is 0 for all but those 4, so with too few
+    # orders for the z-test the t-test is not used in the verdict either.
+    spend = welch_test(20.0, 4 * 30.0**2 / 9 + 6 * 20.0**2 / 9, 10, 0.0, 0.0, 10)
+    assert spend.p_value < 0.05
+    conversion = {**asdict(res)}
+    verdict = plain_verdict(conversion, asdict(spend), 10, 10, None, currency="USD")
+    assert "spent" not in verdict
+    assert "could be chance (p = 0.087): not proven" in verdict
+    assert "it looks like it works" not in verdict
     # Every expected count 5 or more: the z-test, as before (the chi-square test's p).
     big = two_proportion_test(20, 100, 10, 100)
     assert big.test == "z"

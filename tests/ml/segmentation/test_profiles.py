@@ -7,6 +7,7 @@ import pytest
 from ml.segmentation.profiles import (
     bin_shares,
     psi,
+    psi_noise_limit,
     reference_distribution,
     segment_profiles,
     segment_transitions,
@@ -70,6 +71,25 @@ def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift() -> None:
     assert psi(ref, x) == 0.0
     assert psi(ref, rng.normal(size=20_000)) < 0.01
     assert psi(ref, rng.normal(loc=1.0, size=20_000)) > 0.2
+
+
+def test_the_psi_noise_limit_is_what_sampling_alone_reaches() -> None:
+    """Two samples of 150 customers from one distribution: PSI above 0.2 on a good share of
+    nights (a warning for nothing); the limit is above that but below a real shift's PSI,
+    and at 20,000 customers it is far below the 0.2 threshold."""
+    rng = np.random.default_rng(1)
+    values = []
+    for _ in range(1000):
+        ref = reference_distribution(pd.DataFrame({"x": rng.exponential(10, size=150)}))["x"]
+        values.append(psi(ref, rng.exponential(10, size=150)))
+    ref = reference_distribution(pd.DataFrame({"x": rng.exponential(10, size=150)}))["x"]
+    limit = psi_noise_limit(ref, rng.exponential(10, size=150), 150)
+    assert np.mean(np.asarray(values) > 0.2) > 0.05
+    assert np.mean(np.asarray(values) > limit) < 0.005
+    assert 0.3 < limit < 0.45
+    assert psi(ref, rng.exponential(10, size=150) + 15) > limit
+    big = reference_distribution(pd.DataFrame({"x": rng.exponential(10, size=20_000)}))["x"]
+    assert psi_noise_limit(big, rng.exponential(10, size=20_000), 20_000) < 0.01
 
 
 def test_bins_collapse_on_heavy_ties() -> None:

@@ -208,6 +208,51 @@ def test_summary_says_mostly_only_of_a_reason_holding_most_rows(
     )
 
 
+def test_a_psi_within_a_small_shops_sampling_noise_is_not_reported_as_a_change(
+    handmade_warehouse: Path, tmp_path: Path
+) -> None:
+    """The segment stage does not warn of a PSI over 0.2 that sampling alone reaches with the
+    shop's customer counts (150 customers: days_since_last_visit at 0.243); the report
+    compared the values with 0.2 itself and said "The customers changed since the previous
+    run ... check that the segments still read as before". It follows the stage's
+    is_warning."""
+    con = connect(handmade_warehouse)
+    try:
+        con.execute(
+            """
+            create table ml.segment_drift (
+                run_id varchar, as_of_date date, previous_as_of_date date, kind varchar,
+                segment_id integer, feature varchar, value double, is_warning boolean
+            )"""
+        )
+        con.execute(
+            "insert into ml.segment_drift values "
+            "('r', ?, ?, 'feature_psi', null, 'days_since_last_visit', 0.243, false), "
+            "('r', ?, ?, 'feature_psi', null, 'recency_days', 0.09, false)",
+            [AS_OF, date(2026, 6, 29)] * 2,
+        )
+    finally:
+        con.close()
+    settings = Settings(warehouse=handmade_warehouse, output=tmp_path / "out")
+    summary = write_report(settings, AS_OF).details["summary"]
+    assert (
+        "The customers' features shifted no more than usual since the previous run (PSI "
+        "above 0.2 only where a shop this size moves that much by chance)."
+    ) in summary
+    assert not [line for line in summary if "changed since the previous run" in line]
+    con = connect(handmade_warehouse)
+    try:
+        con.execute("update ml.segment_drift set is_warning = value > 0.2")
+    finally:
+        con.close()
+    summary = write_report(settings, AS_OF).details["summary"]
+    assert [line for line in summary if "beyond the warning level" in line] == [
+        "The customers changed since the previous run: 1 feature of the segmentation shifted "
+        "beyond the warning level (PSI above 0.2): days_since_last_visit; check that the "
+        "segments still read as before."
+    ]
+
+
 def test_handmade_numbers(handmade_warehouse: Path, tmp_path: Path) -> None:
     settings = Settings(warehouse=handmade_warehouse, output=tmp_path / "out")
     result = write_report(settings, AS_OF)

@@ -32,12 +32,17 @@ calling code is prefixed, whatever the next digits are (German area code 04921 i
 ``+494921...``). NANP numbers (US, CA, PR) are the 10-digit number, with or without the
 trunk ``1``. Mexican numbers as dialled before 2019 get today's form: ``+52 1`` and ten
 digits (a mobile) is ``+52`` and the ten digits, and a national number written with ``01``,
-``02``, ``044`` or ``045`` drops it. Any other number without ``+``/``00``/``0`` is national
-with the calling code prefixed, except when its digits already start with the calling code:
-it may be international without the ``+`` or a national number beginning with those digits,
-so it is left out rather than guessed. So are numbers outside 8-15 digits, ``+1`` numbers
-whose area code starts with 0 or 1 (not NANP: "0011 ..." is Australia's international
-prefix, not handled) and numbers of unknown country.
+``02``, ``044`` or ``045`` drops it, also when written after ``+52`` (``+52 044 55 ...``).
+Argentine mobiles dialled nationally (``011 15 4123-4567``: area code, ``15``, subscriber)
+are ``+54 9``, the area code and the subscriber (``+5491141234567``); a Brazilian number
+dialled with a carrier selection code (``0 21 11 98765-4321``, carrier 21) drops the code
+(``+5511987654321``); both as libphonenumber's metadata parses them. Any other number
+without ``+``/``00``/``0`` is national with the calling code prefixed, except when its
+digits already start with the calling code: it may be international without the ``+`` or a
+national number beginning with those digits, so it is left out rather than guessed. So are
+numbers outside 8-15 digits, an Argentine mobile without its area code (``15 4123-4567``),
+``+1`` numbers whose area code starts with 0 or 1 (not NANP: "0011 ..." is Australia's
+international prefix, not handled) and numbers of unknown country.
 
 E-mail platforms (Mailchimp, Klaviyo, Braze) take the address in clear: trimmed, lower-case,
 and only when it looks like an address (one ``@``, a dotted domain, no spaces); phones in
@@ -111,6 +116,37 @@ def _without_written_trunk_sql(number: str) -> str:
     return out
 
 
+# Mexico's mobile "1" and national prefixes written after +52 (libphonenumber's
+# national_prefix_for_parsing for MX, "0(?:[12]|4[45])|1", followed by the 10 digits).
+_MEXICO_LEGACY_AFTER_CODE = "^\\+52(?:0(?:1|2|44|45)|1)([0-9]{10})$"
+# Argentina's mobiles as dialled nationally: area code (11, or 3-4 digits starting with 2 or
+# 3), "15", then the subscriber, 10 digits together ("011 15 4123-4567", "(0351) 15
+# 512-3456"). E.164 is +54 9, the area code and the subscriber, without the 15
+# (libphonenumber's AR rule: national_prefix_for_parsing "0?(<area>)15", transform "9$1").
+# "15" can be at one place only in the 12 digits, so the area code's length is never a guess.
+# The 9 may be written too ("+54 9 11 15 4123-4567"): 13 digits, no number has as many.
+_ARGENTINA_NATIONAL_MOBILE = (
+    "^\\+549?(?:(11)15([0-9]{8})|([23][0-9]{2})15([0-9]{7})|([23][0-9]{3})15([0-9]{6}))$"
+)
+# Brazil's carrier selection code, two digits dialled after the trunk 0 (or the 90 of a
+# collect call) before a long-distance number: "0 21 11 98765-4321" is +55 11 98765-4321
+# (libphonenumber's BR rule "(?:0|90)(?:(1[245]|2[1-35]|31|4[13]|[56]5|99)(\\d{10,11}))?",
+# transform "$2"). A Brazilian number has 10 or 11 digits, so 12 or 13 after +55 are a code
+# and a number.
+_BRAZIL_CARRIER_CODE = "^\\+55(?:90)?(?:1[245]|2[1-35]|31|4[13]|[56]5|99)([0-9]{10,11})$"
+
+
+def _argentina_mobile_sql(number: str) -> str:
+    """SQL: ``+54`` and an Argentine mobile written with its national 15 ("+54 11 15 4123
+    4567", or a national number given its calling code) as E.164: ``+54 9 11 4123 4567``."""
+    return f"regexp_replace({number}, '{_ARGENTINA_NATIONAL_MOBILE}', '+549\\1\\3\\5\\2\\4\\6')"
+
+
+def _brazil_without_carrier_sql(number: str) -> str:
+    """SQL: ``+55`` and a number written with a carrier selection code, without the code."""
+    return f"regexp_replace({number}, '{_BRAZIL_CARRIER_CODE}', '+55\\1')"
+
+
 # Extension at the end of a phone: "ext. 12", "extension 12", "x89", "#7".
 _EXTENSION = "\\s*(extension|ext|x|#)[\\s.:]*[0-9]+\\s*$"
 
@@ -135,15 +171,20 @@ def e164_sql(phone: str, country: str) -> str:
         when starts_with({digits}, {cc}) then null
         else '+' || {cc} || {digits}
     end)"""
-    # Mexican mobiles written with the "1" dialled after +52 before 2019 ("+52 1 55 1234
-    # 5678"): the number is the 10 digits after it (no Mexican number starts with 1).
-    without_trunk = _without_written_trunk_sql(written)
-    candidate = f"regexp_replace({without_trunk}, '^\\+521([0-9]{{10}})$', '+52\\1')"
+    # Mexico's prefixes dialled before 2019 written after +52 ("+52 1 55 1234 5678", "+52
+    # 044 55 ..."): the number is the 10 digits after them. Before the trunk 0 is dropped,
+    # which would leave "+52 44 55 ...".
+    mexico = f"regexp_replace({written}, '{_MEXICO_LEGACY_AFTER_CODE}', '+52\\1')"
+    candidate = _brazil_without_carrier_sql(
+        _argentina_mobile_sql(_without_written_trunk_sql(mexico))
+    )
     return (
         # +1 numbers are NANP: area code 2-9 ("0011 44 ...", Australia's international
-        # prefix, would otherwise become "+1144...").
+        # prefix, would otherwise become "+1144..."). No Argentine number starts with 15:
+        # "15 4123-4567" is a mobile dialled locally, without its area code.
         f"(case when regexp_matches({candidate}, '^\\+[1-9][0-9]{{7,14}}$') "
         f"and not starts_with({candidate}, '+10') and not starts_with({candidate}, '+11') "
+        f"and not starts_with({candidate}, '+5415') "
         f"then {candidate} else null end)"
     )
 

@@ -204,6 +204,45 @@ def test_e164_mexican_legacy_mobile_prefixes(phone, country, expected):
         assert _eval(meta_phone_sql("p", "c"), p=phone, c=country) == expected[1:]
 
 
+@pytest.mark.parametrize(
+    ("phone", "country", "expected"),
+    [
+        # Argentina: a mobile dialled nationally is 0, the area code, 15 and the subscriber;
+        # E.164 is +54 9, the area code without 0 and the number without 15 (libphonenumber's
+        # AR rule). They were sent as "+54111541234567", a number that is nobody's.
+        ("011 15 4123-4567", "AR", "+5491141234567"),  # Buenos Aires, area code 11
+        ("(0351) 15 512-3456", "AR", "+5493515123456"),  # Córdoba, 351
+        ("(02966) 15 12-3456", "AR", "+5492966123456"),  # Río Gallegos, 2966
+        ("11 15 4123-4567", "AR", "+5491141234567"),  # without the trunk 0
+        ("+54 11 15 4123 4567", "AR", "+5491141234567"),
+        ("+54 9 11 15 4123 4567", "AR", "+5491141234567"),  # 9 and 15 both written
+        ("0054 11 15 4123 4567", "DE", "+5491141234567"),
+        ("+54 9 11 4123-4567", "AR", "+5491141234567"),  # already E.164
+        ("011 4123-4567", "AR", "+541141234567"),  # a landline keeps its form
+        ("15 4123-4567", "AR", None),  # a mobile without its area code: not guessed
+        # Brazil: a long-distance number dialled with a carrier selection code (0, the
+        # 2-digit code, the area code); the code is no part of the number.
+        ("0 21 11 98765-4321", "BR", "+5511987654321"),
+        ("021 (11) 98765-4321", "BR", "+5511987654321"),
+        ("0 15 21 2345-6789", "BR", "+552123456789"),  # landline, 10 digits
+        ("0 55 11 98765-4321", "BR", "+5511987654321"),  # carrier 55, not the calling code
+        ("+55 0 21 11 98765-4321", "BR", "+5511987654321"),
+        ("(011) 98765-4321", "BR", "+5511987654321"),  # trunk 0 only, as before
+        ("(21) 98765-4321", "BR", "+5521987654321"),  # Rio's area code is 21: kept
+        ("+55 21 2345-6789", "BR", "+552123456789"),
+        # Mexico: the prefixes dialled before 2019 written after +52.
+        ("+52 044 55 1234 5678", "MX", "+525512345678"),
+        ("+52 045 33 1234 5678", "MX", "+523312345678"),
+        ("+52 01 55 1234 5678", "MX", "+525512345678"),
+        ("0052 044 55 1234 5678", "US", "+525512345678"),
+    ],
+)
+def test_e164_argentine_mobiles_brazilian_carrier_codes_mexican_prefixes(phone, country, expected):
+    assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
+    if expected:
+        assert _eval(meta_phone_sql("p", "c"), p=phone, c=country) == expected[1:]
+
+
 def test_meta_name_zip_country_rules():
     assert _eval(meta_name_sql("n"), n="  de Vries ") == "devries"
     assert _eval(meta_name_sql("n"), n="O'Brien") == "obrien"

@@ -14,7 +14,7 @@ none). Aggregates are computed in DuckDB; the statistics work on the aggregates:
   degrees of freedom and a t interval for the difference of means;
 * power: the holdout size needed to detect a relative uplift of ``mde`` (default 10%) of
   the holdout's conversion rate at the given alpha and power, for the actual
-  target/holdout ratio; a warning when the groups are smaller;
+  target/holdout ratio; the verdict says so when the holdout is smaller;
 * a verdict in plain words (:func:`plain_verdict`: what happened, how sure, what to do),
   the same text the HTML report gives for the same result.
 """
@@ -301,6 +301,11 @@ def _p(value: float) -> str:
     return "p < 0.001" if value < 0.001 else f"p = {value:.2g}"
 
 
+# A gap shown at a p-value below this is decisive, even on a holdout too small to see a
+# 10% uplift: a small holdout leaves its size uncertain, not whether it is there.
+DECISIVE_P = 0.001
+
+
 def plain_verdict(
     conversion: Mapping[str, Any] | None,
     revenue: Mapping[str, Any] | None,
@@ -383,7 +388,25 @@ def plain_verdict(
         else 0
     )
     uplift = f"a {mde:.0%} uplift"
-    if small:
+    # The p-value of the evidence the advice follows; below DECISIVE_P a gap is no fluke of
+    # a few customers, however few were held out.
+    evidence = conversion["p_value"] if clear else revenue["p_value"] if spent else None
+    decisive = evidence is not None and evidence < DECISIVE_P
+    if small and sign and decisive:
+        # 40% of the targets ordered, 2% of 80 held out (p < 0.001): "it looks like it
+        # works ... hold out more customers to confirm" asked to confirm what the figures
+        # had shown. A small holdout makes the gap's size rough, not its direction.
+        size = f"{holdout:,} customers, {needed:,} needed to see {uplift}"
+        text += (
+            " What to do: the campaign works; keep it."
+            if sign > 0
+            else " What to do: the campaign puts customers off; review it."
+        )
+        text += (
+            f" The holdout is small ({size}), but a gap this large is not chance; only how "
+            "large it really is stays uncertain."
+        )
+    elif small:
         # A holdout too small to see a 10% uplift (57 customers, 12,512 needed): a gap
         # shown beyond chance on a handful of customers is a hint, not a result.
         size = f"{holdout:,} customers, {needed:,} needed to see {uplift}"
@@ -578,13 +601,9 @@ def readout_with_connection(
         baseline = h.converted / h.customers
         if not 0 < baseline < 1:
             baseline = (t.converted + h.converted) / (t.customers + h.customers)
+        # A holdout smaller than this is said by the verdict (its "What to do"), once; a
+        # warning beside it ("holdout too small ... indicative only") said it twice.
         required = required_holdout_size(baseline, mde, t.customers / h.customers, alpha, power)
-        if required is not None and h.customers < required:
-            warnings.append(
-                f"holdout too small: {h.customers} customers, but {required} are needed to detect "
-                f"a {mde:.0%} relative uplift in conversion (alpha {alpha}, power {power:.0%}); "
-                "treat the result as indicative only"
-            )
     return Readout(
         audience=audience,
         snapshot=snapshot,

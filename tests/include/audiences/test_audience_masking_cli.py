@@ -80,7 +80,7 @@ def test_cli_audience_commands_and_erase(settings, defs_folder, tmp_path, capsys
     con.close()
     code = main(["audience", "readout", "a", *wh, "--from", "2026-07-01", "--to", "2026-07-31"])
     text = capsys.readouterr().out
-    assert code == 0 and "verdict:" in text and "holdout too small" in text
+    assert code == 0 and "verdict:" in text and "holdout is too small" in text
     assert main(["erase", "--warehouse", str(settings.warehouse), "--customer-id", "C04"]) == 0
     assert "1 id(s) (1 not erased before)" in capsys.readouterr().out
     code = main(["audience", "export", "nope", *wh, "--format", "csv", "--out", str(out)])

@@ -148,9 +148,9 @@ def test_readout_end_to_end_against_scipy(big_settings):
     # No real effect in this data (orders are a function of the id only).
     assert "could be chance" in res.verdict and "not proven" in res.verdict
     assert res.required_holdout is not None
-    assert any("holdout too small" in w for w in res.warnings) == (
-        res.holdout.customers < res.required_holdout
-    )
+    # A holdout too small is said by the verdict, not again by a warning beside it.
+    assert ("holdout is too small" in res.verdict) == (res.holdout.customers < res.required_holdout)
+    assert not any("holdout too small" in w for w in res.warnings)
     text = "\n".join(res.lines())
     assert "verdict:" in text and "Welch t" in text
 
@@ -335,3 +335,68 @@ def test_the_command_line_verdict_is_the_reports_in_plain_words_with_the_numbers
     assert out["conversion"]["p_value"] == pytest.approx(c.p_value)
     assert out["revenue"]["p_value"] == pytest.approx(r.p_value)
     assert out["conversion"]["z"] == pytest.approx(c.z) and out["required_holdout"] > 0
+
+
+def _orders_by_group(settings, target_per_5: int, holdout_orders: int) -> None:
+    """July's orders replaced: ``target_per_5`` target customers in 5 order once, and the
+    first ``holdout_orders`` holdout customers."""
+    import duckdb
+
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute("delete from marts.orders")
+    con.execute(
+        f"""insert into marts.orders
+        select 'X' || customer_id, customer_id, timestamp '2026-07-10 09:00:00',
+            date '2026-07-10', 50.00, 'EUR', 1
+        from (
+            select customer_id, "group",
+                row_number() over (partition by "group" order by customer_id) as k
+            from audiences.members
+        )
+        where ("group" = 'target' and k % 5 < {target_per_5})
+            or ("group" = 'holdout' and k <= {holdout_orders})"""
+    )
+    con.close()
+
+
+def test_a_tiny_holdout_with_a_decisive_gap_gets_plain_advice_said_once(big_settings, capsys):
+    """40% of the targets ordered against 2.5% of a holdout of 80 (p < 0.001). The verdict
+    said "it looks like it works; keep it, but the holdout is too small ... for a firm
+    answer: hold out more customers to confirm", and a warning beside it repeated "holdout
+    too small: 80 customers, but 67559 are needed ...; treat the result as indicative only".
+    A gap that size is no chance, however few were held out: the advice is plain, and the
+    small holdout is said once, in the verdict."""
+    from segmint.cli import main
+
+    s = _built(big_settings, holdout_percent=2)
+    _orders_by_group(s, target_per_5=2, holdout_orders=2)
+    wh = ["--warehouse", str(s.warehouse), "--audiences", str(s.audiences)]
+    window = ["--from", "2026-07-01", "--to", "2026-07-10"]
+    assert main(["audience", "readout", "a", *wh, *window]) == 0
+    out = capsys.readouterr().out
+    assert "holdout: 80 customers, 2 converted" in out
+    (verdict,) = [line for line in out.splitlines() if line.startswith("  verdict: ")]
+    assert verdict.endswith(
+        "What to do: the campaign works; keep it. The holdout is small (80 customers, "
+        "33,322 needed to see a 10% uplift), but a gap this large is not chance; only how "
+        "large it really is stays uncertain."
+    )
+    assert "(40.0% of the targets ordered, 2.5% of the holdout)" in verdict
+    assert "p < 0.001" in verdict and "confirm" not in verdict
+    assert "warning:" not in out  # the small holdout is said once, in the verdict
+    res = readout(s, "a", date(2026, 7, 1), date(2026, 7, 10))
+    assert res.warnings == [] and res.required_holdout == 33322
+
+    # The same small holdout with a gap that could be a fluke keeps its caution.
+    _orders_by_group(s, target_per_5=1, holdout_orders=8)
+    res = readout(s, "a", date(2026, 7, 1), date(2026, 7, 10))
+    assert 0.001 < res.conversion.p_value < 0.05
+    assert res.verdict.endswith("for a firm answer: hold out more customers to confirm.")
+    assert res.warnings == []
+    # And a decisive gap the other way: the campaign puts customers off, plainly.
+    _orders_by_group(s, target_per_5=0, holdout_orders=20)
+    res = readout(s, "a", date(2026, 7, 1), date(2026, 7, 10))
+    assert res.conversion.p_value < 0.001
+    assert "What to do: the campaign puts customers off; review it. The holdout is small" in (
+        res.verdict
+    )

@@ -15,7 +15,10 @@ Meta custom audiences (developers.facebook.com/docs/marketing-api/audiences/guid
 custom-audiences, "Hashing and normalizing data")
     email: trim, lower-case. phone: digits only with the country code, no ``+``, no
     leading zeros. fn/ln: lower-case, no punctuation or spaces (UTF-8 letters kept).
-    zip: lower-case, no spaces or dashes; US: first 5 digits. country: ISO-2 lower-case.
+    zip: lower-case, no spaces or dashes; US: first 5 digits; UK: "Area/District/Sector
+    format", which Meta's own normalisers (Conversions API ``zp``, the Business SDK's
+    custom-audience ``ZipNormalizer``) send as the whole postcode without spaces
+    (``m11ae``), never cut to the sector (``m11``). country: ISO-2 lower-case.
     Every column is SHA-256 hashed.
 
 A value that normalises to nothing is left empty, never hashed (``sha256('')`` would

@@ -266,6 +266,10 @@ def test_meta_name_zip_country_rules():
         ("94303-5300", "US", "94303-5300", "94303"),
         ("1010", "AT", "1010", "1010"),  # four digits is a whole Austrian postal code
         ("SW1A 1AA", "GB", "SW1A 1AA", "sw1a1aa"),
+        # A UK postcode is sent whole to Meta, as Meta's own normalisers send it (its table
+        # says "Area/District/Sector format"): never cut to the sector ("m11").
+        ("M1 1AE", "GB", "M1 1AE", "m11ae"),
+        (" ec1a  1bb ", "GB", "ec1a  1bb", "ec1a1bb"),
     ],
 )
 def test_us_zip_codes_get_their_leading_zeros_back(zip_code, country, clear, meta):

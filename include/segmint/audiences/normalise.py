@@ -29,13 +29,15 @@ E.164 from a free-form phone and the customer's country. An extension at the end
 letters in it is left out (their digits would be glued on). Only ``+`` or the international
 prefix ``00`` (``011`` in the NANP countries) mark a number as international; a trunk prefix
 written after its country code (``+44 020 ...``, ``0044 07700 ...``) is dropped, as E.164
-never has one. A number written with the trunk prefix (``0``; ``06`` in Hungary) is
-national: the prefix is dropped (Italy has none: its leading 0 is kept) and the country's
-calling code is prefixed, whatever the next digits are (German area code 04921 is
-``+494921...``). NANP numbers (US, CA, PR) are the 10-digit number, with or without the
-trunk ``1``. Mexican numbers as dialled before 2019 get today's form: ``+52 1`` and ten
-digits (a mobile) is ``+52`` and the ten digits, and a national number written with ``01``,
-``02``, ``044`` or ``045`` drops it, also when written after ``+52`` (``+52 044 55 ...``).
+never has one. A number written with the trunk prefix (``0``; ``06`` in Hungary; ``8`` and
+10 digits in Russia and Kazakhstan, whose international prefix is ``810``) is national: the
+prefix is dropped (Italy has none: its leading 0 is kept) and the country's calling code is
+prefixed, whatever the next digits are (German area code 04921 is ``+494921...``). NANP
+numbers (US, CA, PR, the other US territories and the Caribbean members) are the 10-digit
+number, with or without the trunk ``1``. Mexican numbers as dialled before 2019 get today's
+form: ``+52 1`` and ten digits (a mobile) is ``+52`` and the ten digits, and a national
+number written with ``01``, ``02``, ``044`` or ``045`` drops it, also when written after
+``+52`` (``+52 044 55 ...``).
 Argentine mobiles dialled nationally (``011 15 4123-4567``: area code, ``15``, subscriber)
 are ``+54 9``, the area code and the subscriber (``+5491141234567``); a Brazilian number
 dialled with a carrier selection code (``0 21 11 98765-4321``, carrier 21) drops the code
@@ -80,10 +82,21 @@ CALLING_CODES = {
     "SG": "65", "MY": "60", "TH": "66", "PH": "63", "ID": "62", "VN": "84", "AU": "61",
     "NZ": "64", "ZA": "27", "NG": "234", "KE": "254", "EG": "20", "MA": "212", "BR": "55",
     "AR": "54", "MX": "52", "CL": "56", "CO": "57", "PE": "51", "UA": "380", "AM": "374",
+    "RU": "7", "KZ": "7",
+    # The rest of the NANP: the US territories with ZIP codes (ZIP_CODE_COUNTRIES) and the
+    # Caribbean members; their numbers are 10 digits, an area code and 7 digits, like the US.
+    "VI": "1", "GU": "1", "AS": "1", "MP": "1", "DO": "1", "JM": "1", "TT": "1", "BS": "1",
+    "BB": "1", "BM": "1", "KY": "1", "AG": "1", "AI": "1", "DM": "1", "GD": "1", "KN": "1",
+    "LC": "1", "VC": "1", "VG": "1", "TC": "1", "MS": "1", "SX": "1",
 }  # fmt: skip
 # Trunk prefix dialled before a national number, never part of E.164: "0" in the other
-# countries of the table, "06" in Hungary; Italy has none (its numbers keep their 0).
-TRUNK_PREFIXES = {"IT": "", "HU": "06"}
+# countries of the table, "06" in Hungary, "8" in Russia and Kazakhstan ("8 (916) 123-45-67"
+# is +7 916 1234567); Italy has none (its numbers keep their 0).
+TRUNK_PREFIXES = {"IT": "", "HU": "06", "RU": "8", "KZ": "8"}
+# Russia and Kazakhstan (+7): 10-digit national numbers, so "8" and 10 digits is the trunk
+# prefix and a number, and a 10-digit number starting with 8 (800 toll-free, St Petersburg's
+# 812) is one without it.
+_TRUNK_8_COUNTRIES = ("RU", "KZ")  # and their international prefix is 810 (no area code 10x)
 # Mexico: a national number written with a prefix dialled before 2019 ("044 55 1234 5678").
 _MEXICO_LEGACY_PREFIX = "^0(?:1|2|44|45)([0-9]{10})$"
 
@@ -113,10 +126,13 @@ def _without_written_trunk_sql(number: str) -> str:
     with it. Italy's 0 is kept; NANP numbers are checked separately."""
     prefix_of = {code: TRUNK_PREFIXES.get(iso, "0") for iso, code in CALLING_CODES.items()}
     out = number
-    for prefix in sorted({p for c, p in prefix_of.items() if p and c != "1"}):
-        codes = "|".join(sorted(c for c, p in prefix_of.items() if p == prefix and c != "1"))
+    for prefix in sorted({p for c, p in prefix_of.items() if p and c not in ("1", "7")}):
+        codes = "|".join(
+            sorted(c for c, p in prefix_of.items() if p == prefix and c not in ("1", "7"))
+        )
         out = f"regexp_replace({out}, '^\\+({codes}){prefix}', '+\\1')"
-    return out
+    # +7: the 8 only when 10 digits follow it (+7 800 is a toll-free number, not a trunk 8).
+    return f"regexp_replace({out}, '^\\+78([0-9]{{10}})$', '+7\\1')"
 
 
 # Mexico's mobile "1" and national prefixes written after +52 (libphonenumber's
@@ -170,7 +186,11 @@ def e164_sql(phone: str, country: str) -> str:
             when starts_with({digits}, '011') then '+' || substr({digits}, 4)
             when regexp_matches({digits}, '^1?[2-9][0-9]{{9}}$') then '+1' || right({digits}, 10)
         end)
-        when starts_with({digits}, '0') then '+' || {cc} || {_national_number_sql(digits, country)}
+        when upper(trim({country})) in {_TRUNK_8_COUNTRIES} and starts_with({digits}, '810')
+            then '+' || substr({digits}, 4)
+        when starts_with({digits}, '0') or (upper(trim({country})) in {_TRUNK_8_COUNTRIES}
+            and regexp_matches({digits}, '^8[0-9]{{10}}$'))
+            then '+' || {cc} || {_national_number_sql(digits, country)}
         when starts_with({digits}, {cc}) then null
         else '+' || {cc} || {digits}
     end)"""

@@ -243,6 +243,32 @@ def test_e164_argentine_mobiles_brazilian_carrier_codes_mexican_prefixes(phone, 
         assert _eval(meta_phone_sql("p", "c"), p=phone, c=country) == expected[1:]
 
 
+@pytest.mark.parametrize(
+    ("phone", "country", "expected"),
+    [
+        # The US territories with ZIP codes and the Caribbean members of the NANP: their
+        # national numbers were left out ("numbers of unknown country").
+        ("(340) 774-1234", "VI", "+13407741234"),  # US Virgin Islands
+        ("671-477-1234", "GU", "+16714771234"),  # Guam
+        ("1 809 555 1234", "DO", "+18095551234"),  # Dominican Republic
+        ("876 555 1234", "JM", "+18765551234"),  # Jamaica
+        ("555-1234", "JM", None),  # 7 digits: no area code, not guessed
+        # Russia and Kazakhstan: trunk prefix 8, international prefix 810, +7 and 10 digits.
+        ("8 (916) 123-45-67", "RU", "+79161234567"),
+        ("8 727 123 4567", "KZ", "+77271234567"),
+        ("916 123-45-67", "RU", "+79161234567"),
+        ("812 123 4567", "RU", "+78121234567"),  # St Petersburg without the trunk 8
+        ("8 800 555-35-35", "RU", "+78005553535"),  # toll-free, trunk 8 written
+        ("+7 800 555-35-35", "RU", "+78005553535"),  # the 8 after +7 is the number's here
+        ("+7 8 916 123 45 67", "RU", "+79161234567"),  # and a trunk 8 here (11 digits)
+        ("8 10 49 30 1234567", "RU", "+49301234567"),  # dialled abroad from Russia
+        ("0 916 123 45 67", "RU", None),  # 0 is no Russian trunk prefix: not guessed
+    ],
+)
+def test_e164_nanp_members_and_russia_kazakhstan(phone, country, expected):
+    assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
+
+
 def test_meta_name_zip_country_rules():
     assert _eval(meta_name_sql("n"), n="  de Vries ") == "devries"
     assert _eval(meta_name_sql("n"), n="O'Brien") == "obrien"

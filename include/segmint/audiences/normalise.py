@@ -24,7 +24,8 @@ custom-audiences, "Hashing and normalizing data")
 A value that normalises to nothing is left empty, never hashed (``sha256('')`` would
 match nobody and leak that the field was blank).
 
-E.164 from a free-form phone and the customer's country. An extension at the end (``ext``,
+E.164 from a free-form phone and the customer's country. Full-width, Arabic-Indic and
+Persian digits (and the full-width ``+``) are read as ASCII first. An extension at the end (``ext``,
 ``ext.``, ``extension``, ``x`` or ``#`` and digits) is removed first; a number with other
 letters in it is left out (their digits would be glued on). Only ``+`` or the international
 prefix ``00`` (``011`` in the NANP countries) mark a number as international; a trunk prefix
@@ -170,9 +171,18 @@ def _brazil_without_carrier_sql(number: str) -> str:
 _EXTENSION = "\\s*(extension|ext|x|#)[\\s.:]*[0-9]+\\s*$"
 
 
+# Digits and plus signs as other scripts write them, to ASCII: full-width forms (a Japanese,
+# Chinese or Korean form typed in full-width mode: "０９０－１２３４－５６７８"), Arabic-Indic
+# (Egypt, the Gulf) and Eastern Arabic-Indic (Persian, Urdu) digits; the ideographic space.
+# "[^0-9]" dropped them all, and the number with them.
+_OTHER_DIGITS = "０１２３４５６７８９٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹＋\u3000"
+_ASCII_DIGITS = "0123456789" * 3 + "+ "
+
+
 def e164_sql(phone: str, country: str) -> str:
     """SQL: the phone in E.164 (``+4915112345678``) or null."""
-    number = f"regexp_replace({phone}, '{_EXTENSION}', '', 'i')"
+    ascii_phone = f"translate({phone}, '{_OTHER_DIGITS}', '{_ASCII_DIGITS}')"
+    number = f"regexp_replace({ascii_phone}, '{_EXTENSION}', '', 'i')"
     # "+49 (0)30 ..." writes the trunk zero in brackets: it is not part of the number.
     digits = f"regexp_replace(replace({number}, '(0)', ''), '[^0-9]', '', 'g')"
     cc = _calling_code_sql(country)

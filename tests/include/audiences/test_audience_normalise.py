@@ -269,6 +269,26 @@ def test_e164_nanp_members_and_russia_kazakhstan(phone, country, expected):
     assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
 
 
+@pytest.mark.parametrize(
+    ("phone", "country", "expected"),
+    [
+        # Typed in full-width mode (a Japanese form): every digit was dropped as no digit.
+        ("０９０－１２３４－５６７８", "JP", "+819012345678"),
+        ("＋８１　９０　１２３４　５６７８", "JP", "+819012345678"),  # ideographic spaces
+        ("０３（１２３４）５６７８", "JP", "+81312345678"),
+        # Arabic-Indic digits (Egypt, the Gulf) and the Persian/Urdu forms.
+        ("٠٥٠ ١٢٣ ٤٥٦٧", "AE", "+971501234567"),
+        ("+٩٧١ ٥٠ ١٢٣ ٤٥٦٧", "SA", "+971501234567"),
+        ("۰۵۰ ۱۲۳ ۴۵۶۷", "AE", "+971501234567"),
+        ("０９０－１２３４－５６７８ 内線12", "JP", None),  # other letters: still left out
+    ],
+)
+def test_e164_reads_full_width_and_arabic_indic_digits(phone, country, expected):
+    assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
+    if expected:
+        assert _eval(meta_phone_sql("p", "c"), p=phone, c=country) == expected[1:]
+
+
 def test_meta_name_zip_country_rules():
     assert _eval(meta_name_sql("n"), n="  de Vries ") == "devries"
     assert _eval(meta_name_sql("n"), n="O'Brien") == "obrien"

@@ -27,7 +27,8 @@ match nobody and leak that the field was blank).
 E.164 from a free-form phone and the customer's country. Full-width, Arabic-Indic and
 Persian digits (and the full-width ``+``) are read as ASCII first. An extension at the end (``ext``,
 ``ext.``, ``extension``, ``x`` or ``#`` and digits) is removed first; a number with other
-letters in it is left out (their digits would be glued on). Only ``+`` or the international
+letters in it is left out (their digits would be glued on). Only ``+`` (perhaps in
+brackets, ``(+44) ...``) or the international
 prefix ``00`` (``011`` in the NANP countries) mark a number as international; a trunk prefix
 written after its country code (``+44 020 ...``, ``0044 07700 ...``) is dropped, as E.164
 never has one. A number written with the trunk prefix (``0``; ``06`` in Hungary; ``8`` and
@@ -183,13 +184,15 @@ def e164_sql(phone: str, country: str) -> str:
     """SQL: the phone in E.164 (``+4915112345678``) or null."""
     ascii_phone = f"translate({phone}, '{_OTHER_DIGITS}', '{_ASCII_DIGITS}')"
     number = f"regexp_replace({ascii_phone}, '{_EXTENSION}', '', 'i')"
+    # "+" first, perhaps in brackets ("(+44) 7700 900123"): international. The bracket hid
+    # the "+", and "(+44) ..." of a customer in France became +33 44..., someone else's.
     # "+49 (0)30 ..." writes the trunk zero in brackets: it is not part of the number.
     digits = f"regexp_replace(replace({number}, '(0)', ''), '[^0-9]', '', 'g')"
     cc = _calling_code_sql(country)
     written = f"""(case
         when {phone} is null or {digits} = '' then null
         when regexp_matches({number}, '\\pL') then null
-        when regexp_matches({number}, '^\\s*\\+') then '+' || {digits}
+        when regexp_matches({number}, '^[\\s(\\[]*\\+') then '+' || {digits}
         when starts_with({digits}, '00') then '+' || substr({digits}, 3)
         when {cc} is null then null
         when {cc} = '1' then (case

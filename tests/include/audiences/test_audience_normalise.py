@@ -289,6 +289,23 @@ def test_e164_reads_full_width_and_arabic_indic_digits(phone, country, expected)
         assert _eval(meta_phone_sql("p", "c"), p=phone, c=country) == expected[1:]
 
 
+@pytest.mark.parametrize(
+    ("phone", "country", "expected"),
+    [
+        # The "+" in brackets is still the international mark: "(+44) 7700 900123" of a
+        # customer in France became +33 447700900123, and in GB it was left out.
+        ("(+44) 7700 900123", "FR", "+447700900123"),
+        ("(+44) 7700 900123", "GB", "+447700900123"),
+        ("(+49) 171 1234567", "DE", "+491711234567"),
+        (" [+49] 171 1234567", "DE", "+491711234567"),
+        ("(+44) (0)20 7183 8750", "GB", "+442071838750"),
+        ("(0049) 171 1234567", "DE", "+491711234567"),  # as before
+    ],
+)
+def test_e164_a_plus_in_brackets_is_international(phone, country, expected):
+    assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
+
+
 def test_meta_name_zip_country_rules():
     assert _eval(meta_name_sql("n"), n="  de Vries ") == "devries"
     assert _eval(meta_name_sql("n"), n="O'Brien") == "obrien"

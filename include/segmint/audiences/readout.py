@@ -594,8 +594,7 @@ def readout_with_connection(
                 else ""
             )
         )
-    if not h.customers:
-        warnings.append("the snapshot has no holdout customers: uplift cannot be measured")
+    # No holdout is said by the verdict ("Cannot be measured: nobody was held out ..."), once.
     required = None
     if h.customers and t.customers:
         baseline = h.converted / h.customers

@@ -400,3 +400,21 @@ def test_a_tiny_holdout_with_a_decisive_gap_gets_plain_advice_said_once(big_sett
     assert "What to do: the campaign puts customers off; review it. The holdout is small" in (
         res.verdict
     )
+
+
+def test_an_audience_without_a_holdout_is_said_once(big_settings, capsys):
+    """With nobody held out, the verdict says "Cannot be measured: nobody was held out of
+    this audience ... Give the audience a holdout", and a warning beside it said it again:
+    "the snapshot has no holdout customers: uplift cannot be measured"."""
+    from segmint.cli import main
+
+    s = _built(big_settings, holdout_percent=0)
+    wh = ["--warehouse", str(s.warehouse), "--audiences", str(s.audiences)]
+    assert (
+        main(["audience", "readout", "a", *wh, "--from", "2026-07-01", "--to", "2026-07-05"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "  verdict: Cannot be measured: nobody was held out of this audience" in out
+    assert "holdout" not in "".join(line for line in out.splitlines() if "warning:" in line)
+    res = readout(s, "a", date(2026, 7, 1), date(2026, 7, 5))
+    assert res.holdout.customers == 0 and res.warnings == []

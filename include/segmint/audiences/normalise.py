@@ -96,8 +96,9 @@ CALLING_CODES = {
 # is +7 916 1234567); Italy has none (its numbers keep their 0).
 TRUNK_PREFIXES = {"IT": "", "HU": "06", "RU": "8", "KZ": "8"}
 # Russia and Kazakhstan (+7): 10-digit national numbers, so "8" and 10 digits is the trunk
-# prefix and a number, and a 10-digit number starting with 8 (800 toll-free, St Petersburg's
-# 812) is one without it.
+# prefix and a number, a 10-digit number starting with 8 (800 toll-free, St Petersburg's
+# 812) is one without it, and "7" and 10 digits ("7 (916) 123-45-67") the calling code and
+# a number, never ambiguous.
 _TRUNK_8_COUNTRIES = ("RU", "KZ")  # and their international prefix is 810 (no area code 10x)
 # Mexico: a national number written with a prefix dialled before 2019 ("044 55 1234 5678").
 _MEXICO_LEGACY_PREFIX = "^0(?:1|2|44|45)([0-9]{10})$"
@@ -204,6 +205,8 @@ def e164_sql(phone: str, country: str) -> str:
         when starts_with({digits}, '0') or (upper(trim({country})) in {_TRUNK_8_COUNTRIES}
             and regexp_matches({digits}, '^8[0-9]{{10}}$'))
             then '+' || {cc} || {_national_number_sql(digits, country)}
+        when {cc} = '7' and regexp_matches({digits}, '^7[0-9]{{10}}$') then '+' || {digits}
+        when {cc} = '7' and regexp_matches({digits}, '^[0-9]{{10}}$') then '+7' || {digits}
         when starts_with({digits}, {cc}) then null
         else '+' || {cc} || {digits}
     end)"""

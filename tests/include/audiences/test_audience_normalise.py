@@ -263,6 +263,10 @@ def test_e164_argentine_mobiles_brazilian_carrier_codes_mexican_prefixes(phone, 
         ("+7 8 916 123 45 67", "RU", "+79161234567"),  # and a trunk 8 here (11 digits)
         ("8 10 49 30 1234567", "RU", "+49301234567"),  # dialled abroad from Russia
         ("0 916 123 45 67", "RU", None),  # 0 is no Russian trunk prefix: not guessed
+        # 7 and 10 digits: the calling code without its +, as national numbers have 10.
+        ("7 (916) 123-45-67", "RU", "+79161234567"),
+        ("701 123 4567", "KZ", "+77011234567"),  # a Kazakh mobile starting with 7
+        ("7 701 123 4567", "KZ", "+77011234567"),
     ],
 )
 def test_e164_nanp_members_and_russia_kazakhstan(phone, country, expected):

@@ -85,6 +85,18 @@ CALLING_CODES = {
     "NZ": "64", "ZA": "27", "NG": "234", "KE": "254", "EG": "20", "MA": "212", "BR": "55",
     "AR": "54", "MX": "52", "CL": "56", "CO": "57", "PE": "51", "UA": "380", "AM": "374",
     "RU": "7", "KZ": "7",
+    # Trunk prefix 0, as most of the table: South and South-East Asia, the Middle East, the
+    # Balkans and the Caucasus, Africa, South America.
+    "PK": "92", "BD": "880", "LK": "94", "NP": "977", "TW": "886", "KH": "855", "MM": "95",
+    "LA": "856", "IR": "98", "IQ": "964", "JO": "962", "LB": "961", "GE": "995", "AZ": "994",
+    "KG": "996", "RS": "381", "BA": "387", "MK": "389", "AL": "355", "ME": "382", "MD": "373",
+    "GH": "233", "DZ": "213", "LY": "218", "SD": "249", "TZ": "255", "UG": "256", "RW": "250",
+    "ET": "251", "ZM": "260", "ZW": "263", "EC": "593", "UY": "598", "VE": "58", "BO": "591",
+    "PY": "595",
+    # No trunk prefix, and no national number starting with 0 (a 0 written is dropped).
+    "QA": "974", "KW": "965", "OM": "968", "BH": "973", "CY": "357", "MT": "356", "CR": "506",
+    "PA": "507", "GT": "502", "SV": "503", "HN": "504", "NI": "505", "TN": "216", "SN": "221",
+    "CM": "237",
     # The rest of the NANP: the US territories with ZIP codes (ZIP_CODE_COUNTRIES) and the
     # Caribbean members; their numbers are 10 digits, an area code and 7 digits, like the US.
     "VI": "1", "GU": "1", "AS": "1", "MP": "1", "DO": "1", "JM": "1", "TT": "1", "BS": "1",

@@ -276,6 +276,26 @@ def test_e164_nanp_members_and_russia_kazakhstan(phone, country, expected):
 @pytest.mark.parametrize(
     ("phone", "country", "expected"),
     [
+        # Countries that were not in the calling-code table: every national number of a
+        # customer there was left out as "unknown country".
+        ("0300 1234567", "PK", "+923001234567"),  # Pakistan, trunk 0
+        ("0912 345 678", "TW", "+886912345678"),  # Taiwan
+        ("0412-1234567", "VE", "+584121234567"),  # Venezuela
+        ("099 123 456", "UY", "+59899123456"),  # Uruguay
+        ("03 123 456", "LB", "+9613123456"),  # Lebanon
+        ("024 412 3456", "GH", "+233244123456"),  # Ghana
+        ("+92 0300 1234567", "PK", "+923001234567"),  # trunk 0 written after +92
+        ("5512 3456", "QA", "+97455123456"),  # Qatar: no trunk prefix
+        ("8888 1234", "CR", "+50688881234"),  # Costa Rica: no trunk prefix
+    ],
+)
+def test_e164_more_countries_national_numbers(phone, country, expected):
+    assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
+
+
+@pytest.mark.parametrize(
+    ("phone", "country", "expected"),
+    [
         # Typed in full-width mode (a Japanese form): every digit was dropped as no digit.
         ("０９０－１２３４－５６７８", "JP", "+819012345678"),
         ("＋８１　９０　１２３４　５６７８", "JP", "+819012345678"),  # ideographic spaces

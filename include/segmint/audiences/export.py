@@ -581,6 +581,12 @@ def _csv_column_sql(column: str, types: dict[str, str]) -> str:
     return _neutralised_sql(expr)
 
 
+# What an ESP's import refuses beyond the common rule. Mailchimp ("Format guidelines for
+# your import file"): "we can only support international characters like ñ or é if they
+# come after the @ symbol": josé@example.com is refused, so it is left out and counted.
+_ESP_ADDRESS_RULES = {"mailchimp": "and regexp_matches(email, '^[!-~]+@')"}
+
+
 def _format_query(
     fmt: str, columns: list[str], contact: dict[str, str], types: dict[str, str]
 ) -> tuple[str, str]:
@@ -678,7 +684,7 @@ def _format_query(
                 partition by email order by updated_at desc nulls last, customer_id
             ) = 1 as is_file_row,
         from normalised
-        where email is not null
+        where email is not null {_ESP_ADDRESS_RULES.get(fmt, "")}
         order by customer_id"""
         return query, ", ".join(f'"{header}"' for header, _ in ESP_COLUMNS[fmt])
     raise SegmintError(f"unknown export format {fmt!r}")

@@ -963,6 +963,24 @@ def test_esp_files_leave_out_and_count_customers_without_a_usable_address(
     assert export_audience(built, "mail", "csv", tmp_path / "c.csv").without_email == 0
 
 
+def test_mailchimp_files_leave_out_an_address_with_accents_before_the_at(built, tmp_path):
+    """Mailchimp supports international characters in an address only after the "@": an
+    import refuses josé@example.com, which the file held and export_members counted as on
+    the list. It is left out and counted; Klaviyo and Braze files keep it."""
+    con = connect(built.warehouse)
+    con.execute("update marts.customers set email = 'José@Example.com' where customer_id = 'C01'")
+    con.execute("update marts.customers set email = 'anna@bücher.de' where customer_id = 'C02'")
+    con.close()
+    result = export_audience(built, "mail", "mailchimp", tmp_path / "m.csv")
+    addresses = [r["Email Address"] for r in _rows(tmp_path / "m.csv")]
+    assert "josé@example.com" not in addresses and "anna@bücher.de" in addresses
+    assert result.without_email == 1
+    assert "1 without a usable e-mail address left out" in result.line()
+    klaviyo = export_audience(built, "mail", "klaviyo", tmp_path / "k.csv")
+    assert "josé@example.com" in [r["Email"] for r in _rows(tmp_path / "k.csv")]
+    assert klaviyo.without_email == 0
+
+
 def test_mailchimp_and_klaviyo_files_have_one_row_per_address(built, tmp_path, scalar):
     """Felix (C06) and Grace (C07) share an address, both with e-mail consent (a couple's
     family address, or one person's account and guest checkout). The Mailchimp and Klaviyo

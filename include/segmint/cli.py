@@ -37,6 +37,11 @@ HORIZON_HELP = (
 LANDING_SOURCES = ("events", "crm")
 # The longest history `segmint generate` writes: ten years of daily partitions.
 GENERATE_MAX_DAYS = 3660
+# The most customers it simulates at once: the largest benchmark shop (bench/run.py's 50M
+# events). Its whole world is in memory, about 3.5 GiB per 200,000 customers over 90 days;
+# `--customers 10000000000` was "unexpected MemoryError" after a pause, and its seven-digit
+# customer ids cannot number more than nine million.
+GENERATE_MAX_CUSTOMERS = 1_000_000
 
 
 def _date(value: str) -> date:
@@ -640,7 +645,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="write a realistic synthetic landing zone")
     _add_landing(p)
-    p.add_argument("--customers", type=_positive_int, default=20_000, help="default 20000")
+    p.add_argument(
+        "--customers",
+        type=_int_up_to(GENERATE_MAX_CUSTOMERS, "about 17 GiB of memory over 90 days"),
+        default=20_000,
+        help=f"customers to simulate, 1 to {GENERATE_MAX_CUSTOMERS}, default 20000",
+    )
     p.add_argument(
         "--days",
         type=_int_up_to(GENERATE_MAX_DAYS, "ten years"),

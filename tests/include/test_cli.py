@@ -228,6 +228,11 @@ READOUT = ("audience", "readout", "a", "--from", "2026-06-01", "--to", "2026-06-
         (("generate", "--days", "90000"), "argument --days: must be at most 3660 (ten years)"),
         (("generate", "--customers", "0"), "argument --customers: must be positive: '0'"),
         (
+            ("generate", "--customers", "10000000000"),
+            "argument --customers: must be at most 1000000 (about 17 GiB of memory over 90 "
+            "days): '10000000000'",
+        ),
+        (
             (*READOUT, "--alpha", "5"),
             "argument --alpha: must be above 0 and below 1 (0.05 for 5%): '5'",
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,14 +22,31 @@ def written_atomically(out: Path) -> Iterator[Path]:
     only "[Errno 28] No space left on device") is raised again naming ``out``. An ``out``
     that is a folder, or beneath a file, is refused naming both: they ended in "unexpected
     IsADirectoryError" / "FileExistsError", exit code 2, naming a temporary file or only
-    the file in the way (``--out reports/``, ``--out report.html/x.html``)."""
+    the file in the way (``--out reports/``, ``--out report.html/x.html``).
+
+    The folder is created and the temporary file opened before the block runs, so a place
+    no file can be written to is refused before any work, naming ``out``: ``--out
+    /proc/x.csv`` was "unexpected IOException: ... Cannot open file "/proc/.x.csv.tmp"",
+    exit code 2, after the export's queries. An ``out`` that exists and is no regular file
+    (``/dev/null``, ``/dev/stdout``, a named pipe) is refused: the rename replaced it with
+    the file, and run as root, ``--out /dev/null`` left a 3 MB report in place of the
+    device."""
     if out.is_dir():
         raise SegmintError(f"cannot write {out}: it is a folder; give the path of a file in it")
     blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         raise SegmintError(f"cannot write {out}: {blocking} is a file, not a folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_file():
+        raise SegmintError(
+            f"cannot write {out}: it is not a regular file (a device, a pipe or a socket), "
+            "and the file written would replace it; give the path of a file"
+        )
     tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.open("wb").close()
+    except OSError as exc:
+        raise _unwritable(out, exc) from exc
     try:
         yield tmp
     except BaseException as exc:
@@ -37,3 +55,29 @@ def written_atomically(out: Path) -> Iterator[Path]:
             raise OSError(exc.errno, exc.strerror, str(out)) from exc
         raise
     os.replace(tmp, out)
+
+
+# What the system says of a path where no file can ever be created (in /proc or /sys, a
+# name too long): no retry can help, so a message for the person who gave the path. Other
+# faults (a full disk, a share that went away, an I/O error) stay OSErrors, named as
+# ``out``: segmint.ops explains the disk faults with their fix, and the DAG retries them.
+_NO_FILE_THERE = {
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EPERM,
+    errno.EINVAL,
+    errno.ENAMETOOLONG,
+    errno.ELOOP,
+    errno.EISDIR,
+}
+
+
+def _unwritable(out: Path, exc: OSError) -> Exception:
+    """The error for an ``out`` whose folder or temporary file could not be created."""
+    if exc.errno not in _NO_FILE_THERE:
+        return OSError(exc.errno, exc.strerror, str(out))
+    where = f" ({exc.filename})" if exc.filename and Path(exc.filename) != out else ""
+    return SegmintError(
+        f"cannot write {out}: {exc.strerror or exc}{where}: no file can be created there, "
+        "and none was; give a path in a folder this user can create files in"
+    )

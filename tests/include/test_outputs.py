@@ -56,3 +56,62 @@ def test_an_output_path_that_is_a_folder_or_beneath_a_file_is_named(tmp_path: Pa
         f"cannot write {a_file / 'sub' / 'x.html'}: {a_file} is a file, not a folder"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "reports"]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_a_place_where_no_file_can_be_created_is_refused_before_the_work() -> None:
+    """`segmint audience export --out /proc/x.csv` was "unexpected IOException: ... Cannot
+    open file "/proc/.x.csv.tmp"", exit code 2, once the export's queries had run; a folder
+    that cannot be made there was "unexpected PermissionError". The block never runs now."""
+    from segmint.stages import SegmintError
+
+    ran = []
+    for out, named in (
+        (Path("/proc/segmint-test.csv"), "/proc/.segmint-test.csv.tmp"),
+        (Path("/proc/self/segmint-test/x.csv"), "/proc/self/segmint-test"),
+    ):
+        with pytest.raises(SegmintError) as err, written_atomically(out):
+            ran.append(out)
+        assert str(err.value) == (
+            f"cannot write {out}: No such file or directory ({named}): no file can be created "
+            "there, and none was; give a path in a folder this user can create files in"
+        )
+    assert ran == []
+
+
+def test_a_device_or_pipe_at_the_path_is_refused_not_replaced(tmp_path: Path) -> None:
+    """The rename replaced whatever was at the path: run as root (a container), `segmint
+    report --out /dev/null` put a 3 MB regular file in place of the device. A named pipe
+    stands in for the device here."""
+    import os
+    import stat
+
+    from segmint.stages import SegmintError
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(SegmintError) as err, written_atomically(pipe) as tmp:
+        tmp.write_text("<html></html>")
+    assert str(err.value) == (
+        f"cannot write {pipe}: it is not a regular file (a device, a pipe or a socket), and the "
+        "file written would replace it; give the path of a file"
+    )
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
+
+
+def test_a_forbidden_folder_is_a_disk_fault_naming_the_file(tmp_path: Path) -> None:
+    """A folder this user may not write: the OSError names the file asked for, not its
+    temporary, so the command's line says which --out and how to fix it."""
+    import errno
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes anywhere")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    out = locked / "audience.csv"
+    with pytest.raises(OSError) as err, written_atomically(out):
+        pass
+    assert (err.value.errno, err.value.filename) == (errno.EACCES, str(out))
+    assert list(locked.iterdir()) == []

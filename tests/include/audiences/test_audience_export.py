@@ -6,6 +6,7 @@ import csv
 import hashlib
 import unicodedata
 from datetime import date
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -1104,3 +1105,22 @@ def test_an_export_of_the_last_built_snapshot_says_a_newer_night_failed(
     assert "warning: this is the snapshot of 2026-06-30" in result.line()
     # Asked for by date, the export is what was asked for: nothing to say.
     assert export_audience(settings, "a", "csv", tmp_path / "b.csv", as_of=AS_OF).warning is None
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_an_export_to_a_place_no_file_can_be_written_is_refused_and_not_logged(
+    settings, defs_folder, capsys, scalar
+) -> None:
+    """`segmint audience export --out /proc/x.csv` was "unexpected IOException: IO Error:
+    Cannot open file "/proc/.x.csv.tmp": No such file or directory", exit code 2."""
+    defs_folder(vip="name: vip\nconsent: ads\nwhere: {rule_segment: vip}\n")
+    build_audiences(settings, AS_OF)
+    wh = ["--warehouse", str(settings.warehouse), "--audiences", str(settings.audiences)]
+    args = ["audience", "export", "vip", *wh, "--format", "csv", "--out", "/proc/vip.csv"]
+    assert main(args) == 1
+    assert capsys.readouterr().err == (
+        "segmint audience export: error: cannot write /proc/vip.csv: No such file or directory "
+        "(/proc/.vip.csv.tmp): no file can be created there, and none was; give a path in a "
+        "folder this user can create files in\n"
+    )
+    assert scalar(settings, "select count(*) from audiences.exports") == 0

@@ -39,21 +39,54 @@ def latest_as_of(reader: Reader) -> date:
     )
 
 
+# The tables a night's stages write under its as-of date, from the transform on: a date
+# found in one of them is a night that ran (one that failed after writing it too). The
+# features and the model logic hold the newest night only: a night that failed between its
+# transform and its segments, with a later night run since, leaves no trace here.
+_NIGHT_SOURCES = (
+    ("ml.customer_segments", "as_of_date"),
+    ("ml.propensity_scores", "as_of_date"),
+    ("ml.model_runs", "as_of_date"),
+    ("marts.customer_features", "as_of_date"),
+    ("ops.model_logic", "as_of_date"),
+    ("audiences.summary", "as_of_date"),
+    ("ops.pipeline_runs", "as_of_date"),
+)
+
+
 def check_night_ran(reader: Reader, as_of: date, warehouse: Path) -> None:
-    """Refuse a ``--as-of`` no stage ever ran for: a typo (2025 for 2026, a date in the
-    future) wrote a report of nothing, "No segmentation for this date yet", exit code 0."""
-    nights = sorted({d for table, column in _AS_OF_SOURCES for d in reader.dates(table, column)})
-    if as_of in nights:
-        return
-    held = (
-        f"it holds runs or loaded partitions from {nights[0]} to {nights[-1]} (by default "
-        "the newest)"
-        if nights
-        else "it holds no night yet: run `segmint run` first"
-    )
+    """Refuse a ``--as-of`` no night was run for, naming the nights that were.
+
+    A typo (2025 for 2026, a date in the future) wrote a report of nothing, "No segmentation
+    for this date yet", exit code 0. So did a day whose partition was loaded but which no
+    night processed (a night skipped, the first days of a backfill): the page and its
+    ``<output>/<date>/`` folder looked like that night's report."""
+    from segmint.transform import _day_spans
+
+    nights = sorted({d for table, column in _NIGHT_SOURCES for d in reader.dates(table, column)})
+    loads = reader.dates("ops.load_manifest", "partition_date")  # newest first
+    if as_of in nights or (not nights and as_of in loads[:1]):
+        return  # a night, or before any got to its features the newest load, as by default
+    if nights:
+        shown = _day_spans(nights[-30:])
+        earlier = f"{len(nights) - 30} earlier and " if len(nights) > 30 else ""
+        held = f"the nights run there are {earlier}{shown} (without --as-of, the newest)"
+    elif loads:
+        held = (
+            "no night there got as far as its features yet (without --as-of, the newest "
+            f"partition loaded, {loads[0]})"
+        )
+    else:
+        held = "it holds no night yet: run `segmint run` first"
+    loaded = ""
+    if as_of in loads:
+        loaded = (
+            f" (its partition dt={as_of} is loaded, but no night as of that date got as far as "
+            "its features or segments: skipped, or failed before them)"
+        )
     raise SegmintError(
-        f"no night of {as_of} was run in the warehouse {warehouse}: {held}; check --as-of "
-        "for a typo"
+        f"no night of {as_of} was run in the warehouse {warehouse}{loaded}: {held}; check "
+        "--as-of for a typo"
     )
 
 

@@ -578,6 +578,54 @@ def test_cli_report_of_a_night_never_run_is_refused(
     assert "check --as-of for a typo" in err
 
 
+def test_cli_report_of_a_loaded_day_no_night_ran_for_names_the_nights_that_ran(
+    sample_warehouse: Path, tmp_path: Path, capsys
+) -> None:
+    """A day whose partition was loaded but that no night processed (the sample ran the
+    nights of 06-27..06-30 over a fortnight of loads) passed as a night: `segmint report
+    --as-of 2026-06-20` wrote a page of "No segmentation for this date yet", exit code 0,
+    and made <output>/2026-06-20/ as if that night had run."""
+    code = main(["report", "--warehouse", str(sample_warehouse), "--as-of", "2026-06-20",
+                 "--output", str(tmp_path / "runs")])  # fmt: skip
+    assert code == 1
+    assert not (tmp_path / "runs").exists()
+    assert capsys.readouterr().err == (
+        f"segmint report: error: no night of 2026-06-20 was run in the warehouse "
+        f"{sample_warehouse} (its partition dt=2026-06-20 is loaded, but no night as of that "
+        "date got as far as its features or segments: skipped, or failed before them): the "
+        "nights run there are 2026-06-27..2026-06-30 (without --as-of, the newest); check "
+        "--as-of for a typo\n"
+    )
+
+
+def test_cli_report_before_any_night_got_to_its_transform_takes_the_newest_load(
+    tmp_path: Path, capsys
+) -> None:
+    """After `segmint run --stages ingest,validate` the report of the newest load (data
+    quality only) is written, with --as-of as without; an older load is refused."""
+    from segmint.warehouse import connect, ensure_raw_tables
+
+    warehouse = tmp_path / "segmint.duckdb"
+    con = connect(warehouse)
+    ensure_raw_tables(con)
+    con.execute(
+        "create table ops.load_manifest as select 'events/dt=' || d || '/a.jsonl' as path, "
+        "'events' as source, d::date as partition_date from (values ('2026-06-29'), "
+        "('2026-06-30')) as t(d)"
+    )
+    con.close()
+    argv = ["report", "--warehouse", str(warehouse), "--output", str(tmp_path / "runs")]
+    assert main(argv) == 0
+    assert main([*argv, "--as-of", "2026-06-30"]) == 0
+    assert (tmp_path / "runs" / "2026-06-30" / "report.html").is_file()
+    capsys.readouterr()
+    assert main([*argv, "--as-of", "2026-06-29"]) == 1
+    assert (
+        "no night there got as far as its features yet (without --as-of, the newest "
+        "partition loaded, 2026-06-30); check --as-of for a typo"
+    ) in capsys.readouterr().err
+
+
 def test_report_stage_runs_just_before_publish() -> None:
     names = list(STAGES)
     assert STAGES["report"] == "segmint.report:write_report"

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from segmint.audiences.formats import EXPORT_FORMATS
+from segmint.audiences.readout_parameters import PARAMETERS, Parameter
 from segmint.config import ConfigError, Settings, landing_problem, load_settings
 from segmint.pipeline import STAGES, check_as_of
 from segmint.process import BROKEN_PIPE, exit_now
@@ -112,6 +113,23 @@ def _number_in(
                     else f" and {'below' if open_high else 'at most'} {high:g}"
                 )
             raise argparse.ArgumentTypeError(f"must be {ends} ({example}): {value!r}")
+        return number
+
+    return parse
+
+
+def _parameter(parameter: Parameter) -> Callable[[str], float]:
+    """A readout parameter, refused with the usage naming its range (the readout's own
+    check, :mod:`segmint.audiences.readout_parameters`)."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+        problem = parameter.problem(number)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{problem}: {value!r}")
         return number
 
     return parse
@@ -592,24 +610,14 @@ def _add_audience_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--snapshot", type=_date, metavar="DATE", help="default: the newest built before --from"
     )
-    q.add_argument(
-        "--alpha",
-        type=_number_in(0, 1, "0.05 for 5%"),
-        default=0.05,
-        help="significance level, above 0 and below 1, default 0.05",
-    )
-    q.add_argument(
-        "--power",
-        type=_number_in(0, 1, "0.8 for 80%"),
-        default=0.8,
-        help="power for the sample size check, above 0 and below 1, default 0.8",
-    )
-    q.add_argument(
-        "--mde",
-        type=_number_in(0, math.inf, "0.1 for 10%"),
-        default=0.1,
-        help="relative uplift to detect, above 0, default 0.1",
-    )
+    for name, parameter in PARAMETERS.items():
+        q.add_argument(
+            parameter.option,
+            dest=name,
+            type=_parameter(parameter),
+            default=parameter.default,
+            help=parameter.help(),
+        )
     q.add_argument("--json", action="store_true", help="print the result as JSON")
     q.set_defaults(func=cmd_audience_readout)
 

@@ -30,6 +30,7 @@ from typing import Any
 import duckdb
 
 from segmint.audiences.definitions import sql_literal
+from segmint.audiences.readout_parameters import ALPHA, MDE, POWER, parameter_problems
 from segmint.config import Settings
 from segmint.stages import SegmintError
 from segmint.warehouse import connect, exclusive, table_exists
@@ -109,7 +110,7 @@ class MeanTest:
 
 
 def two_proportion_test(
-    x_t: int, n_t: int, x_h: int, n_h: int, alpha: float = 0.05
+    x_t: int, n_t: int, x_h: int, n_h: int, alpha: float = ALPHA
 ) -> ProportionTest:
     """Two-sided two-proportion z-test of target (t) against holdout (h).
 
@@ -153,7 +154,7 @@ def welch_test(
     mean_h: float,
     var_h: float,
     n_h: int,
-    alpha: float = 0.05,
+    alpha: float = ALPHA,
 ) -> MeanTest:
     """Two-sided Welch's t-test from group means and sample variances (ddof=1)."""
     from scipy import stats
@@ -185,10 +186,10 @@ def welch_test(
 
 def required_holdout_size(
     baseline_rate: float,
-    mde_relative: float = 0.10,
+    mde_relative: float = MDE,
     ratio: float = 1.0,
-    alpha: float = 0.05,
-    power: float = 0.80,
+    alpha: float = ALPHA,
+    power: float = POWER,
 ) -> int | None:
     """Holdout size needed to detect ``baseline * (1 + mde)`` in the target group.
 
@@ -312,8 +313,8 @@ def plain_verdict(
     target: int,
     holdout: int,
     needed: int | None,
-    alpha: float = 0.05,
-    mde: float = 0.10,
+    alpha: float = ALPHA,
+    mde: float = MDE,
     currency: str | None = None,
     window: str = "since the snapshot",
 ) -> str:
@@ -434,17 +435,12 @@ def plain_verdict(
 
 
 def check_parameters(alpha: float, power: float, mde: float) -> None:
-    """Refuse a significance level, power or uplift outside its range, naming the option.
+    """Refuse a significance level, power or uplift outside its range, naming the option
+    (:mod:`segmint.audiences.readout_parameters`, the ranges the command line checks).
 
     ``--alpha 5`` (meant as 5%) made every p-value "significant" and ``--power 0`` asked
     for a holdout of a few customers, both without a word; a NaN passed every comparison."""
-    problems = []
-    if not 0 < alpha < 1:
-        problems.append(f"--alpha {alpha:g} is not between 0 and 1 (0.05 for 5%)")
-    if not 0 < power < 1:
-        problems.append(f"--power {power:g} is not between 0 and 1 (0.8 for 80%)")
-    if not 0 < mde < math.inf:
-        problems.append(f"--mde {mde:g} is not a relative uplift above 0 (0.1 for 10%)")
+    problems = parameter_problems(alpha=alpha, power=power, mde=mde)
     if problems:
         raise SegmintError("; ".join(problems))
 
@@ -455,9 +451,9 @@ def readout(
     window_from: date,
     window_to: date,
     snapshot: date | None = None,
-    alpha: float = 0.05,
-    power: float = 0.80,
-    mde: float = 0.10,
+    alpha: float = ALPHA,
+    power: float = POWER,
+    mde: float = MDE,
 ) -> Readout:
     check_parameters(alpha, power, mde)
     with exclusive(settings.warehouse, f"readout of audience {audience}"):
@@ -476,9 +472,9 @@ def readout_with_connection(
     window_from: date,
     window_to: date,
     snapshot: date | None = None,
-    alpha: float = 0.05,
-    power: float = 0.80,
-    mde: float = 0.10,
+    alpha: float = ALPHA,
+    power: float = POWER,
+    mde: float = MDE,
     currency: str | None = None,
 ) -> Readout:
     """The readout of one snapshot; ``currency`` names the money in the verdict, by default

@@ -26,6 +26,7 @@ from segmint.audiences.readout import (
     plain_verdict,
     smallest_expected_count,
 )
+from segmint.audiences.readout_parameters import ALPHA, MDE, POWER
 
 _NORMAL = NormalDist()
 
@@ -123,7 +124,7 @@ def welch_test(
 
 
 def required_holdout(
-    baseline: float, ratio: float, mde: float = 0.10, alpha: float = 0.05, power: float = 0.80
+    baseline: float, ratio: float, mde: float = MDE, alpha: float = ALPHA, power: float = POWER
 ) -> int | None:
     """Holdout size to detect a relative uplift ``mde`` (normal approximation, two-sided)."""
     p0, p1 = baseline, min(baseline * (1 + mde), 0.999999)
@@ -142,7 +143,7 @@ def readouts(
     as_of: date,
     lookback_days: int = 28,
     built_only: bool = True,
-    alpha: float = 0.05,
+    alpha: float = ALPHA,
     currency: str | None = None,
 ) -> pd.DataFrame:
     """One row per audience: groups, conversion and revenue tests, a short verdict."""

@@ -267,13 +267,14 @@ def test_a_window_in_which_nobody_ordered_has_no_verdict_yet(big_settings, capsy
 @pytest.mark.parametrize(
     ("option", "value", "usage", "message"),
     [
-        ("--alpha", "5", "above 0 and below 1 (0.05 for 5%)", "--alpha 5 is not between 0 and 1"),
-        ("--alpha", "0", "above 0 and below 1", "--alpha 0 is not between 0 and 1"),
-        ("--power", "0", "above 0 and below 1 (0.8 for 80%)", "--power 0 is not between 0 and 1"),
-        ("--power", "80", "above 0 and below 1", "--power 80 is not between 0 and 1"),
-        ("--mde", "0", "above 0 (0.1 for 10%)", "--mde 0 is not a relative uplift above 0"),
-        ("--mde", "-0.1", "above 0", "--mde -0.1 is not a relative uplift above 0"),
-        ("--alpha", "nan", "above 0 and below 1", "--alpha nan is not between 0 and 1"),
+        ("--alpha", "5", "above 0 and below 1 (0.05 for 5%)", "--alpha 5 must be above 0 and"),
+        ("--alpha", "0", "above 0 and below 1", "--alpha 0 must be above 0 and below 1 (0.05"),
+        ("--power", "0", "above 0 and below 1 (0.8 for 80%)", "--power 0 must be above 0 and"),
+        ("--power", "80", "above 0 and below 1", "--power 80 must be above 0 and below 1 (0.8"),
+        ("--mde", "0", "above 0 (0.1 for 10%)", "--mde 0 must be above 0 (0.1 for 10%)"),
+        ("--mde", "-0.1", "above 0", "--mde -0.1 must be above 0 (0.1 for 10%)"),
+        ("--mde", "inf", "above 0 (0.1 for 10%)", "--mde inf must be above 0 (0.1 for 10%)"),
+        ("--alpha", "nan", "above 0 and below 1", "--alpha nan must be above 0 and below 1"),
     ],
 )
 def test_the_readout_refuses_a_level_power_or_uplift_out_of_range(
@@ -298,6 +299,34 @@ def test_the_readout_refuses_a_level_power_or_uplift_out_of_range(
     # In range, the same command reads out.
     assert main(["audience", "readout", "a", *wh, *window, option, "0.5"]) == 0
     assert "verdict:" in capsys.readouterr().out
+
+
+def test_the_command_line_and_the_readout_share_one_table_of_ranges() -> None:
+    """The ranges were written twice, argparse's in cli.py and the readout's, in two
+    wordings: a range changed in one place would have let the other pass or refuse what it
+    should not. Both read segmint.audiences.readout_parameters, which the CLI imports at
+    start-up without DuckDB."""
+    import subprocess
+    import sys
+
+    from segmint.audiences.readout_parameters import PARAMETERS
+    from segmint.cli import build_parser
+
+    readout_parser = build_parser()._subparsers._group_actions[0].choices["audience"]
+    readout_parser = readout_parser._subparsers._group_actions[0].choices["readout"]
+    actions = {a.dest: a for a in readout_parser._actions}
+    for name, parameter in PARAMETERS.items():
+        assert actions[name].default == parameter.default
+        assert actions[name].option_strings == [parameter.option]
+    code = (
+        "import sys, segmint.cli; "
+        "print(sorted(m for m in ('duckdb', 'pandas', 'segmint.audiences.readout') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
 
 
 def test_the_command_line_verdict_is_the_reports_in_plain_words_with_the_numbers_in_json(

@@ -202,3 +202,65 @@ def cadence_reason(
             f"{plural(every_days, 'day')})"
         )
     return None
+
+
+@dataclass
+class Pruned:
+    """What :func:`prune_models` deleted: the model runs and the bytes their files held."""
+
+    run_ids: list[str] = field(default_factory=list)
+    bytes: int = 0
+    oldest_kept_night: date | None = None
+
+
+def prune_models(warehouse: Path, artifacts_dir: Path, keep_nights: int) -> Pruned:
+    """Delete the model files no night still needs; ``keep_nights = 0`` deletes nothing.
+
+    A file is deleted only when ``ml.model_runs`` names its run (a file it does not know,
+    such as one a failed stage left or another warehouse's, stays) and no row of the newest
+    ``keep_nights`` nights in ``ml.model_runs`` uses it (fitted there, or scored with it:
+    its ``artifact_path``), and it is not the newest published model of its kind and
+    propensity horizon (the one the next night scores with, whatever its age). The rows of
+    ``ml.model_runs`` stay: the report and the registry's history read them, not the files.
+    """
+    from segmint.warehouse import connect, table_exists
+
+    pruned = Pruned()
+    folder = Path(artifacts_dir)
+    if keep_nights <= 0 or not folder.is_dir() or not Path(warehouse).exists():
+        return pruned
+    con = connect(warehouse, read_only=True)
+    try:
+        if not table_exists(con, "ml.model_runs"):
+            return pruned
+        oldest = con.execute(
+            "select min(as_of_date) from (select distinct as_of_date from ml.model_runs "
+            "order by as_of_date desc limit ?)",
+            [keep_nights],
+        ).fetchone()[0]
+        known = {r[0] for r in con.execute("select run_id from ml.model_runs").fetchall()}
+        needed = con.execute(
+            """
+            select run_id, artifact_path from ml.model_runs where as_of_date >= ?
+            union all
+            select run_id, artifact_path from ml.model_runs where status = 'published'
+            qualify row_number() over (
+                partition by model_name, coalesce(params->>'horizon_days', '')
+                order by as_of_date desc, created_at desc
+            ) = 1
+            """,
+            [oldest],
+        ).fetchall()
+    finally:
+        con.close()
+    keep = {run_id for run_id, _ in needed} | {Path(p).stem for _, p in needed if p}
+    pruned.oldest_kept_night = oldest
+    for path in sorted(folder.glob("*/*")):
+        if path.suffix not in (".joblib", ".json") or path.stem not in known - keep:
+            continue
+        size = path.stat().st_size
+        path.unlink(missing_ok=True)
+        pruned.bytes += size
+        if path.stem not in pruned.run_ids:
+            pruned.run_ids.append(path.stem)
+    return pruned

@@ -547,6 +547,27 @@ class RecommendationSettings:
 
 
 @dataclass(frozen=True)
+class ModelSettings:
+    """The fitted model files under ``<warehouse folder>/artifacts/`` (``[models]``)."""
+
+    # After a night publishes, the model files of older nights are deleted, except the
+    # newest published model of each kind (and propensity horizon), which a later night may
+    # still score with: the files of the newest `keep_nights` nights that fitted or used a
+    # model stay (a rerun, or the drift check, reads the night before's). 0 = keep every
+    # file. A segmentation model is saved every night, a recommendation model every
+    # retrain: they piled up without end (docs/operations.md, "Model files").
+    keep_nights: int = 30
+
+    def __post_init__(self) -> None:
+        if self.keep_nights == 1 or self.keep_nights < 0:
+            raise ConfigError(
+                "[models] keep_nights must be 0 (keep every model file) or at least 2 (a "
+                f"rerun of the newest night reads the night before's models), got "
+                f"{self.keep_nights}"
+            )
+
+
+@dataclass(frozen=True)
 class Settings:
     warehouse: Path = Path("warehouse/segmint.duckdb")
     landing: Path = Path("data/landing")
@@ -558,6 +579,7 @@ class Settings:
     segmentation: SegmentationSettings = field(default_factory=SegmentationSettings)
     propensity: PropensitySettings = field(default_factory=PropensitySettings)
     recommendations: RecommendationSettings = field(default_factory=RecommendationSettings)
+    models: ModelSettings = field(default_factory=ModelSettings)
 
     # Paths derived from the warehouse location.
     @property
@@ -608,6 +630,7 @@ _SECTIONS = {
     "segmentation": SegmentationSettings,
     "propensity": PropensitySettings,
     "recommendations": RecommendationSettings,
+    "models": ModelSettings,
 }
 _PATH_KEYS = ("warehouse", "landing", "output", "audiences")
 

@@ -46,11 +46,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from segmint.audiences.masking import MASKED_SCHEMA, RESTRICTED, SOURCE_SCHEMA, masked_select_sql
 from segmint.config import Settings
 from segmint.pipeline import MAX_DAYS_AHEAD
-from segmint.stages import PublishRefusedError, SegmintError, StageResult
+from segmint.stages import PublishRefusedError, SegmintError, StageResult, plural
 
 # Tables keyed by as_of_date whose producing stage must have written the night's rows, when
 # the table exists at all (a stage that is not installed yet simply has no table). Propensity
@@ -546,6 +547,9 @@ def publish(settings: Settings, as_of: date) -> StageResult:
             f"removed {done['removed_stale_wal']}: someone opened the published warehouse "
             "read-write and changed it; open it read-only (docs/operations.md, 'Connecting')"
         )
+    pruned = _prune_models(settings, warnings)
+    if pruned:
+        done["models_removed"] = pruned
     return StageResult(
         stage="publish",
         rows_in=done["rows"],
@@ -554,7 +558,39 @@ def publish(settings: Settings, as_of: date) -> StageResult:
             f"published {done['tables']} tables ({done['rows']:,} rows, {mib:.1f} MiB) for "
             f"{as_of} to {done['published_warehouse']}; analysts' copy (personal data masked, "
             f"{done['analyst_tables']} tables): {done['analyst_warehouse']}"
+            + (f"; {pruned['line']}" if pruned else "")
         ),
         details=done,
         warnings=warnings,
     )
+
+
+def _prune_models(settings: Settings, warnings: list[str]) -> dict[str, Any] | None:
+    """Once the night is published, delete the model files no night needs any more
+    (:func:`ml.registry.prune_models`, ``[models] keep_nights``); what was deleted, or None.
+
+    A segmentation model is saved every night and a recommendation model (with a factor
+    row per customer) every retrain: nothing deleted them. A fault here is a warning: the
+    night is published, and the next one tries again."""
+    import duckdb
+
+    from ml.registry import prune_models
+
+    try:
+        pruned = prune_models(
+            settings.warehouse, settings.artifacts_dir, settings.models.keep_nights
+        )
+    except (OSError, duckdb.Error) as exc:
+        warnings.append(f"old model files under {settings.artifacts_dir} not removed: {exc}")
+        return None
+    if not pruned.run_ids:
+        return None
+    return {
+        "run_ids": pruned.run_ids,
+        "bytes": pruned.bytes,
+        "line": (
+            f"removed {plural(len(pruned.run_ids), 'model')} ({pruned.bytes / 2**20:.1f} MiB) "
+            f"of nights before {pruned.oldest_kept_night} from {settings.artifacts_dir} "
+            f"([models] keep_nights = {settings.models.keep_nights})"
+        ),
+    }

@@ -617,3 +617,112 @@ def test_a_warehouse_transform_never_ran_on_is_not_published(tmp_path: Path) -> 
     con.close()
     publish(settings, NIGHT_1)
     assert published_as_of(settings.published_warehouse) == NIGHT_1
+
+
+def test_publish_removes_the_model_files_no_night_needs_and_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    """A segmentation model was saved every night and a recommendation model at every
+    retrain, and nothing deleted them: <warehouse>/artifacts grew by a model a night for
+    good. Publishing a night now deletes the files of the nights before the newest
+    `keep_nights` (2 here), but never the newest published model of a kind and horizon
+    (the next night scores with it, whatever its age), one a kept night scored with, or a
+    file ml.model_runs does not name."""
+    import dataclasses
+    from datetime import timedelta
+
+    from ml.registry import ModelMetadata, save_model
+    from segmint.config import ModelSettings
+
+    settings = dataclasses.replace(settings_for(tmp_path), models=ModelSettings(keep_nights=2))
+    nights = [NIGHT_2 - timedelta(days=4 - i) for i in range(5)]  # 06-26 .. 06-30
+    for night in nights:
+        make_night(settings.warehouse, night)
+    runs = []  # (run_id, model, night, horizon, status, the file it scored with)
+
+    def run(model: str, i: int, status: str = "published", horizon=None, uses=None) -> str:
+        run_id = f"{model}-{nights[i]}" + (f"-h{horizon}" if horizon else "")
+        if uses is None:  # fitted tonight: a real file and its sidecar
+            meta = ModelMetadata(run_id, model, str(nights[i]), ["recency"])
+            save_model(settings.artifacts_dir, {"weights": [i]}, meta)
+        runs.append((run_id, model, nights[i], horizon, status, uses or run_id))
+        return run_id
+
+    for i in range(5):
+        run("segmentation", i)
+    purchase = run("purchase", 0, horizon=30)
+    for i in range(1, 5):  # scored with the 06-26 model since: rows of their own, no file
+        run("purchase", i, horizon=30, uses=purchase)
+    run("purchase", 1, horizon=45)  # a horizon tried once: still the newest for 45 days
+    run("recommendations", 0)
+    run("recommendations", 2, status="not_published")
+    run("recommendations", 3)
+    orphan = ModelMetadata("segmentation-orphan", "segmentation", str(nights[0]), ["recency"])
+    save_model(settings.artifacts_dir, {"weights": []}, orphan)
+    con = connect(settings.warehouse)
+    con.execute(
+        "create table ml.model_runs (run_id varchar primary key, model_name varchar, "
+        "as_of_date date, params json, artifact_path varchar, status varchar, "
+        "created_at timestamp)"
+    )
+    for run_id, model, night, horizon, status, uses in runs:
+        con.execute(
+            "insert into ml.model_runs values (?, ?, ?, ?, ?, ?, ?)",
+            [run_id, model, night, f'{{"horizon_days": {horizon}}}' if horizon else "{}",
+             str(settings.artifacts_dir / model / f"{uses}.joblib"), status,
+             datetime(2026, 7, 1)],
+        )  # fmt: skip
+    con.close()
+
+    def files() -> list[str]:
+        return sorted(p.stem for p in settings.artifacts_dir.glob("*/*.joblib"))
+
+    before = files()
+    result = publish(settings, NIGHT_2)
+
+    assert files() == [
+        "purchase-2026-06-26-h30",  # the file 06-29 and 06-30 scored with
+        "purchase-2026-06-27-h45",  # the newest published 45-day model
+        "recommendations-2026-06-29",  # the newest published one
+        "segmentation-2026-06-29",
+        "segmentation-2026-06-30",
+        "segmentation-orphan",  # not in ml.model_runs: not segmint's to judge
+    ]
+    removed = sorted(set(before) - set(files()))
+    assert removed == [
+        "recommendations-2026-06-26",
+        "recommendations-2026-06-28",
+        "segmentation-2026-06-26",
+        "segmentation-2026-06-27",
+        "segmentation-2026-06-28",
+    ]
+    assert sorted(p.stem for p in settings.artifacts_dir.glob("*/*.json")) == files()
+    assert sorted(result.details["models_removed"]["run_ids"]) == removed
+    assert (
+        f"; removed 5 models ({result.details['models_removed']['bytes'] / 2**20:.1f} MiB) of "
+        f"nights before 2026-06-29 from {settings.artifacts_dir} ([models] keep_nights = 2)"
+    ) in result.summary
+    assert fetch(settings.warehouse, "select count(*) from ml.model_runs") == [(len(runs),)]
+    # keep_nights = 0 keeps every file.
+    keep_all = dataclasses.replace(settings, models=ModelSettings(keep_nights=0))
+    make_night(settings.warehouse, NIGHT_2)
+    for night in nights[:3]:
+        save_model(
+            settings.artifacts_dir,
+            {},
+            ModelMetadata(f"segmentation-{night}", "segmentation", str(night), ["recency"]),
+        )
+    assert "models_removed" not in publish(keep_all, NIGHT_2).details
+    assert len(files()) == 9
+
+
+@pytest.mark.parametrize("keep", [1, -3])
+def test_keep_nights_of_one_is_refused(tmp_path: Path, keep: int) -> None:
+    """One night kept would delete the models a rerun of the newest night reads (it scores
+    with the newest model of the nights before it) and the one the drift check reads."""
+    from segmint.config import ConfigError, load_settings
+
+    config = tmp_path / "segmint.toml"
+    config.write_text(f"[models]\nkeep_nights = {keep}\n")
+    with pytest.raises(ConfigError, match=r"\[models\] keep_nights must be 0 .* or at least 2"):
+        load_settings(config, environ={})

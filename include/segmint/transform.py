@@ -380,16 +380,18 @@ def reader_docs(settings: Settings, out: Path | None = None) -> Path:
         "--static",
     ]
     env = dbt_env(settings, as_of, [as_of])
-    log.info("docs: %s", " ".join(command))
-    completed = _dbt_child(settings, command, env)
-    if completed.returncode != 0 or not page.is_file():
-        raise SegmintError(
-            f"dbt docs generate failed (exit {completed.returncode}):\n  "
-            + "\n  ".join(_output_tail(completed))
-            + f"\ndbt log: {log_path / 'dbt.log'}"
-        )
     out = out or settings.run_output_dir(as_of) / "dbt_docs" / "index.html"
+    # Opened before dbt runs: a --out where no file can be written was refused after the
+    # 25 s of `dbt docs generate`.
     with written_atomically(out) as tmp:
+        log.info("docs: %s", " ".join(command))
+        completed = _dbt_child(settings, command, env)
+        if completed.returncode != 0 or not page.is_file():
+            raise SegmintError(
+                f"dbt docs generate failed (exit {completed.returncode}):\n  "
+                + "\n  ".join(_output_tail(completed))
+                + f"\ndbt log: {log_path / 'dbt.log'}"
+            )
         shutil.copyfile(page, tmp)
     return out
 

@@ -292,6 +292,11 @@ def test_docs_for_readers_come_from_the_published_copy_read_only(
     assert main(["docs", "--warehouse", str(working)]) == 1  # nothing published yet
     publish_warehouse(full_warehouse, published, END)
     before = published.read_bytes()
+    # A --out where no file can be created is refused before dbt runs (it was refused after
+    # the 25 s of `dbt docs generate`).
+    if Path("/proc/self").is_dir():
+        assert main(["docs", "--warehouse", str(working), "--out", "/proc/docs.html"]) == 1
+        assert not (tmp_path / "warehouse" / "dbt" / "target_docs").exists()
     reader = subprocess.Popen(
         [
             sys.executable,

@@ -203,25 +203,27 @@ def _render(
     warehouse: Path, as_of: date | None, out: Path, settings: Settings
 ) -> tuple[Path, s.Context, float]:
     started = time.perf_counter()
-    threading.Thread(target=_warm_up, name="report-warm-up", daemon=True).start()
-    con = connect(warehouse, read_only=True)
-    try:
-        con.execute("set enable_progress_bar = false")
-        reader = Reader(con)
-        as_of = as_of or latest_as_of(reader)
-        currency = reporting_currency(reader, settings)
-        ctx = _build(reader, as_of, settings, out, currency)
-    finally:
-        con.close()
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    document = page(
-        f"segmint nightly report · {as_of}",
-        f"warehouse {warehouse.name} · as of {as_of} · "
-        f"money in {ctx.cache['currency']} · generated {generated}",
-        _summary(ctx),
-        ctx.cache["sections"],
-    )
+    # Opened before the page is drawn: a --out where no file can be written was refused
+    # only once every section had been read and drawn.
     with written_atomically(out) as tmp:
+        threading.Thread(target=_warm_up, name="report-warm-up", daemon=True).start()
+        con = connect(warehouse, read_only=True)
+        try:
+            con.execute("set enable_progress_bar = false")
+            reader = Reader(con)
+            as_of = as_of or latest_as_of(reader)
+            currency = reporting_currency(reader, settings)
+            ctx = _build(reader, as_of, settings, out, currency)
+        finally:
+            con.close()
+        generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        document = page(
+            f"segmint nightly report · {as_of}",
+            f"warehouse {warehouse.name} · as of {as_of} · "
+            f"money in {ctx.cache['currency']} · generated {generated}",
+            _summary(ctx),
+            ctx.cache["sections"],
+        )
         tmp.write_text(document, encoding="utf-8")
     return out, ctx, time.perf_counter() - started
 

@@ -396,6 +396,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_come_what_may(*_result_lines(result))
 
     with _night(settings, as_of, "segmint run", stages):
+        if {"ingest", "audiences", "report"} & set(stages):  # the stages that write there
+            _check_output_folder(settings)
         started = last = time.monotonic()  # after any wait for another night
         try:
             run_pipeline(
@@ -420,6 +422,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_output_folder(settings: Settings) -> None:
+    """Refuse a run outputs folder where no file can be created, before the night runs.
+
+    `segmint run --output /proc/out` (or an ``output`` on a share that is not mounted, a
+    folder of another user) loaded, built, segmented and scored the night, and failed at
+    its audiences stage, the first to write there: the night's work, unpublished, and the
+    whole of it again once the folder was fixed. The folder is made, as the night would; a
+    probe file is made in it and removed."""
+    folder = settings.output
+    probe = folder / f".segmint-write-check-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.open("wb").close()
+        probe.unlink()
+    except OSError as exc:
+        named = exc.filename and Path(exc.filename) not in (folder, probe)
+        where = f" ({exc.filename})" if named else ""
+        raise SegmintError(
+            f"the run outputs folder {folder} cannot hold files: {exc.strerror or exc}{where}; "
+            "nothing was run: check --output, SEGMINT_OUTPUT or output in the settings file, "
+            "or let this user create files there"
+        ) from exc
+
+
 # --- audiences and erasure (segmint.audiences) ------------------------------------------
 
 
@@ -429,6 +455,7 @@ def cmd_audience_build(args: argparse.Namespace) -> int:
     settings = _settings(args)
     as_of = _resolve_as_of(args, settings)
     with _night(settings, as_of, "segmint audience build", ["audiences"]):
+        _check_output_folder(settings)  # the declared exports go there
         _print_results([run_stage("audiences", settings, as_of, log_progress=args.verbose)])
     return 0
 

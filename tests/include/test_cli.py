@@ -128,6 +128,30 @@ def test_a_failed_run_is_one_line_naming_the_stage(tmp_path: Path) -> None:
     ), alone.stderr
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_a_run_outputs_folder_that_cannot_hold_files_is_refused_before_the_night(
+    tmp_path: Path,
+) -> None:
+    """`segmint run --output /proc/out` ran ingest, the transform, the models and the
+    audiences' snapshots, and failed at the first export file: a night's work for nothing.
+    It is refused before the ingest, which creates no warehouse."""
+    _one_page_view(tmp_path / "landing", "2026-06-30")
+    common = ("--landing", tmp_path / "landing", "--warehouse", tmp_path / "w.duckdb")
+    result = _cli("run", *common, "--output", "/proc/segmint-out", "--as-of", "2026-06-30")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        "segmint run: error: the run outputs folder /proc/segmint-out cannot hold files: No "
+        "such file or directory; nothing was run: check --output, SEGMINT_OUTPUT or output in "
+        "the settings file, or let this user create files there\n"
+    )
+    assert len(result.stdout.splitlines()) == 1  # "segmint run: as_of=... warehouse=..."
+    assert not (tmp_path / "w.duckdb").exists()  # nothing ingested
+    # Stages that write nothing there run as before.
+    alone = _cli("run", *common, "--output", "/proc/segmint-out", "--stages", "transform",
+                 "--as-of", "2026-06-30")  # fmt: skip
+    assert "the run outputs folder" not in alone.stderr
+
+
 def test_what_analysts_read_is_a_sentence_of_its_own(tmp_path: Path) -> None:
     """A night before the first delivery ended "... a night before 2026-06-01 has nothing to
     build Nothing is published yet (...)": the published copy's note ran on from an error

@@ -1124,3 +1124,27 @@ def test_an_export_to_a_place_no_file_can_be_written_is_refused_and_not_logged(
         "folder this user can create files in\n"
     )
     assert scalar(settings, "select count(*) from audiences.exports") == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_a_build_whose_outputs_folder_cannot_hold_files_is_refused_before_it_builds(
+    settings, defs_folder, capsys, scalar
+) -> None:
+    """`segmint audience build --output /proc/out` built and committed the snapshots, then
+    failed at the first declared export file: the snapshots changed, no file written."""
+    defs_folder(vip="name: vip\nconsent: ads\nwhere: {rule_segment: vip}\nexports: [csv]\n")
+    wh = ["--warehouse", str(settings.warehouse), "--audiences", str(settings.audiences)]
+    args = ["audience", "build", *wh, "--as-of", str(AS_OF), "--output", "/proc/segmint-out"]
+    assert main(args) == 1
+    assert capsys.readouterr().err.startswith(
+        "segmint audience build: error: the run outputs folder /proc/segmint-out cannot hold "
+        "files: No such file or directory; nothing was run: check --output"
+    )
+    built = (
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'audiences' and table_name = 'summary'"
+    )
+    assert scalar(settings, built) == 0  # nothing built, not even its table
+    # The same build with a folder that can hold files builds and writes the export.
+    assert main([*args[:-1], str(settings.output)]) == 0
+    assert (settings.output / str(AS_OF) / "audiences" / "vip.csv").is_file()

@@ -1,12 +1,13 @@
 {#- The days customer_product_daily rebuilds in an incremental run: the days
     event_dates_to_rebuild() returns, the day after each (a one-event order after midnight
-    buys the tracker session's cart lines of the day before), and the later days, up to
-    var('cart_lookback_days') after a changed day, holding a one-event order of a tracker
-    session with an event on a changed day (a session that stays open for days: a late cart
-    line, or a moved order, of Wednesday changes what its Saturday order bought), or a
-    back end's order (no session) of a customer with such a session. Only
-    sessions of the changed days are looked up, so the cost follows the new data, not the
-    history. Returns ISO date strings, sorted. -#}
+    buys the cart lines of the day before), and the later days, up to
+    var('cart_lookback_days') after a changed day, holding a one-event order whose cart may
+    hold a line of a changed day or whose previous order may lie on one: an order of a
+    customer with an event on a changed day (a cart line, an order, a link), an order of a
+    tracker session with a visitor's event on a changed day, and an order of a customer
+    linked to an anonymous id with an event on a changed day. Only the people of the
+    changed days are looked up, so the cost follows the new data, not the history.
+    Returns ISO date strings, sorted. -#}
 {% macro cart_purchase_days_to_rebuild() -%}
     {%- set changed = event_dates_to_rebuild() -%}
     {%- set dates = adjacent_days(changed, after=1) -%}
@@ -16,37 +17,60 @@
     {%- set events = api.Relation.create(
         database=this.database, schema='intermediate', identifier='int_events_sessionised'
     ) -%}
+    {%- set links = api.Relation.create(
+        database=this.database, schema='intermediate', identifier='int_identity_links'
+    ) -%}
     {%- set day = modules.datetime.date.fromisoformat -%}
     {%- set first_day = (day(changed | first | string) + modules.datetime.timedelta(days=2)) -%}
     {%- set last_day = (day(changed | last | string)
         + modules.datetime.timedelta(days=var('cart_lookback_days'))) -%}
+    {%- set changed_events -%}
+        select
+            changed_events.customer_id,
+            changed_events.anonymous_id,
+            changed_events.session_id
+        from {{ events }} as changed_events
+        where {{ date_list_filter('changed_events.event_date', changed, 'changed_events.event_at') }}
+    {%- endset -%}
     {%- set query -%}
+        with
+
+        changed_events as (
+
+            {{ changed_events }}
+
+        )
+
         select distinct cast(orders.event_date as {{ dbt.type_string() }}) as event_date
         from {{ events }} as orders
         where
             orders.event_type = 'purchase'
             and orders.product_id is null
+            and orders.customer_id is not null
             and orders.event_at >= cast({{ date_literal(first_day.isoformat()) }} as {{ dbt.type_timestamp() }})
             and orders.event_at < {{ end_of_day(date_literal(last_day.isoformat())) }}
             and (
-                orders.session_id in (
+                orders.customer_id in (
+                    select changed_events.customer_id
+                    from changed_events
+                    where changed_events.customer_id is not null
+                )
+                or orders.session_id in (
                     select changed_events.session_id
-                    from {{ events }} as changed_events
+                    from changed_events
                     where
                         changed_events.session_id is not null
-                        and {{ date_list_filter('changed_events.event_date', changed, 'changed_events.event_at') }}
+                        and changed_events.customer_id is null
                 )
-                -- A back end's order (no session) buys the customer's latest tracker cart.
-                or (
-                    orders.session_id is null
-                    and orders.session_number is null
-                    and orders.customer_id in (
-                        select changed_events.customer_id
-                        from {{ events }} as changed_events
-                        where
-                            changed_events.session_id is not null
-                            and {{ date_list_filter('changed_events.event_date', changed, 'changed_events.event_at') }}
-                    )
+                or orders.customer_id in (
+                    select links.customer_id
+                    from {{ links }} as links
+                    where
+                        links.anonymous_id in (
+                            select changed_events.anonymous_id
+                            from changed_events
+                            where changed_events.anonymous_id is not null
+                        )
                 )
             )
     {%- endset -%}

@@ -53,6 +53,9 @@ def _order(customer: str, ts: str, session: str | None, order: str, revenue: flo
 # a6: a visitor's cart before midnight, bought after midnight by the order that logs in c6.
 # c8: a tracker's cart, ordered through the shop's back end (an order without a session),
 # then carted again in a new visit and ordered by both the tracker and the back end.
+# c10: a cart kept across visits: filled in one session, ordered the next day in another.
+# a11: a visitor's cart on a device never logged in; the next day the shop's back end
+# sends c11's order with that anonymous id (identity stitching links them).
 FIRST_NIGHT = [
     _cart("add_to_cart", "c1", "2026-06-10T10:00:00Z", "s1", "p1", 10),
     _order("c1", "2026-06-10T10:05:00Z", "s1", "o1", 10),
@@ -75,12 +78,18 @@ FIRST_NIGHT = [
     _cart("add_to_cart", "c8", "2026-06-10T18:00:00Z", "s9", "p14", 3),
     _order("c8", "2026-06-10T18:05:00Z", "s9", "o12", 3),
     _order("c8", "2026-06-10T18:06:00Z", None, "o12", 3),
+    _cart("add_to_cart", "c10", "2026-06-10T10:00:00Z", "s10", "p15", 6, 2),
+    _cart("add_to_cart", "c10", "2026-06-10T10:01:00Z", "s10", "p16", 1),
+    _cart("remove_from_cart", "c10", "2026-06-10T10:02:00Z", "s10", "p16", 1),
+    _cart("add_to_cart", None, "2026-06-10T15:00:00Z", "s12", "p17", 13, anonymous="a11"),
 ]
 SECOND_NIGHT = [
     _order("c2", "2026-06-11T00:05:00Z", "s2", "o3", 21),
     _cart("add_to_cart", "c3", "2026-06-11T00:02:00Z", "s3", "p4", 5),
     _order("c3", "2026-06-11T00:10:00Z", "s3", "o5", 16),
     _order("c6", "2026-06-11T00:06:00Z", "s6", "o8", 24, anonymous="a6"),
+    _order("c10", "2026-06-11T09:00:00Z", "s11", "o14", 12),
+    _order("c11", "2026-06-11T12:00:00Z", None, "o13", 13, anonymous="a11"),
 ]
 # Arrives after both nights were built: a late cart add of c2's session before midnight.
 LATE = [_cart("add_to_cart", "c2", "2026-06-10T23:58:00Z", "s2", "p8", 9)]
@@ -99,31 +108,59 @@ LATEST = [
 ]
 
 
-def _replayed(events: list[dict]) -> list[tuple]:
-    """(customer, product, purchase day, purchases, revenue) by replaying each session's cart:
-    an order buys every product in the cart (quantity > 0) and empties it. An order without
-    a session (a back end's) is one of the customer's latest session with a cart line."""
-    carts: dict[str, dict[str, list]] = {}
-    latest: dict[str, str] = {}
+def _owns(order: dict, line: dict, linked: dict[str, dict[str, str]]) -> bool:
+    """Whether the cart of ``order``'s customer holds ``line``: the customer's own line, a
+    visitor's line of the order's session, or of an anonymous id linked to this customer
+    alone (``linked``: anonymous id -> customer -> first seen together) by the order."""
+    customer = order["customer_id"]
+    if line.get("customer_id"):
+        return line["customer_id"] == customer
+    if order.get("session_id") is not None and line.get("session_id") == order["session_id"]:
+        return True
+    links = linked.get(line.get("anonymous_id") or "", {})
+    return list(links) == [customer] and links[customer] <= order["event_ts"]
+
+
+def _replayed(events: list[dict], lookback_days: int = 7) -> list[tuple]:
+    """(customer, product, purchase day, purchases, revenue) by replaying each customer's
+    cart: a one-event order buys every product (quantity > 0) of the lines added or removed
+    since the customer's previous order, in any session, up to ``lookback_days`` days
+    before it: the customer's own lines, a visitor's lines of the order's session, and a
+    visitor's lines of an anonymous id seen with this customer alone (from then on)."""
+    ordered = sorted(events, key=lambda e: e["event_ts"])
+    linked: dict[str, dict[str, str]] = {}
+    for event in ordered:
+        if event.get("customer_id") and event.get("anonymous_id"):
+            linked.setdefault(event["anonymous_id"], {}).setdefault(
+                event["customer_id"], event["event_ts"]
+            )
+    lines = [e for e in ordered if e["event_type"] in ("add_to_cart", "remove_from_cart")]
+    previous: dict[str, str] = {}
     bought: dict[tuple, list] = {}
-    for event in sorted(events, key=lambda e: e["event_ts"]):
-        session = event.get("session_id") or latest.get(event["customer_id"], "")
-        cart = carts.setdefault(session, {})
-        if event["event_type"] != "purchase" and event.get("customer_id"):
-            latest[event["customer_id"]] = session
-        if event["event_type"] == "purchase":
-            day = date.fromisoformat(event["event_ts"][:10])
-            for product, (quantity, price) in cart.items():
-                if quantity > 0:
-                    key = (event["customer_id"], product, day)
-                    got = bought.setdefault(key, [0, Decimal(0)])
-                    got[0] += 1
-                    got[1] += Decimal(str(price)) * quantity
-            cart.clear()
-        else:
-            sign = 1 if event["event_type"] == "add_to_cart" else -1
-            line = cart.setdefault(event["product_id"], [0, event["price"]])
-            line[0] += sign * event["quantity"]
+    for order in ordered:
+        if order["event_type"] != "purchase" or order.get("product_id"):
+            continue
+        customer, at = order["customer_id"], order["event_ts"]
+        day = date.fromisoformat(at[:10])
+
+        cart: dict[str, list] = {}
+        for line in lines:
+            line_day = date.fromisoformat(line["event_ts"][:10])
+            if (
+                line["event_ts"] <= at
+                and line["event_ts"] > previous.get(customer, "")
+                and (day - line_day).days <= lookback_days
+                and _owns(order, line, linked)
+            ):
+                sign = 1 if line["event_type"] == "add_to_cart" else -1
+                got = cart.setdefault(line["product_id"], [0, line["price"]])
+                got[0] += sign * line["quantity"]
+        previous[customer] = at
+        for product, (quantity, price) in cart.items():
+            if quantity > 0:
+                got = bought.setdefault((customer, product, day), [0, Decimal(0)])
+                got[0] += 1
+                got[1] += Decimal(str(price)) * quantity
     return sorted((*key, count, revenue) for key, (count, revenue) in bought.items())
 
 
@@ -218,3 +255,18 @@ def test_late_cart_lines_reach_an_order_days_later_and_empty_a_day(nights) -> No
     assert ("c5", "p12", DAY_4, 1, Decimal("2.00")) in nights[4]
     assert ("c7", "p11", DAY_5, 1, Decimal("15.00")) in nights[3]
     assert [row for row in nights[5] if row[2] == DAY_5] == []
+
+
+def test_a_cart_is_kept_across_visits(nights) -> None:
+    # c10 carted p15 (and p16, taken out) in one visit and ordered the next day in
+    # another session: the order buys p15. Until 2026-12-07 it bought nothing.
+    assert ("c10", "p15", DAY_2, 1, Decimal("12.00")) in nights[1]
+    assert [row for row in nights[1] if row[0] == "c10"] == [
+        ("c10", "p15", DAY_2, 1, Decimal("12.00"))
+    ]
+
+
+def test_a_back_ends_order_buys_a_linked_visitors_cart(nights) -> None:
+    # The cart lines are a11's alone (never logged in on that device); the back end's order
+    # names c11 and a11: identity stitching links them, and the order buys p17.
+    assert ("c11", "p17", DAY_2, 1, Decimal("13.00")) in nights[1]

@@ -24,8 +24,8 @@ from segmint.transform import MODEL_LOGIC_VERSION
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 
 # The fingerprint reviewed together with the version beside it. Update both lines together.
-REVIEWED_VERSION = "2026-12-07.4"
-REVIEWED_FINGERPRINT = "63176a88a46f3605"
+REVIEWED_VERSION = "2026-12-07.h86"
+REVIEWED_FINGERPRINT = "6e82d10215e17fa5"
 
 _REF = re.compile(r"""\bref\(\s*['"](\w+)['"]\s*\)""")
 _INCREMENTAL = re.compile(r"""materialized\s*=\s*['"]incremental['"]""")

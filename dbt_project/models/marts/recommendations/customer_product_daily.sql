@@ -23,150 +23,226 @@ int_events_sessionised (point in time).
 
 Purchases: a purchase event that names a product (one event per order line) counts for that
 product. A purchase event without a product (one event per order) counts for the products
-in the session's cart at that moment: cart adds minus removals since the session's previous
-such order (which emptied the cart) up to the purchase, valued at list price times quantity,
-on the purchase's day. A tracker session (session_id) is one cart however many days it
-stays open (up to var('cart_lookback_days') before the order), and its cart lines of a
-visitor not logged in yet count for the customer whose order it is (a cart filled before
-midnight, then a login and the order after it); a session the model cut by inactivity (no
-session_id) is the customer's and ends at midnight. An order without any session (a shop's
-back end's) buys the cart of the customer's latest tracker session before it.
+in the customer's cart at that moment: cart adds minus removals since the customer's
+previous such order (which emptied the cart) up to the purchase, within
+var('cart_lookback_days') before it, valued at list price times quantity, on the
+purchase's day. The cart is the customer's, kept across visits (a server-side cart, a
+persistent cookie): their own cart lines of any session, a visitor's lines (not logged in
+yet) of the tracker session of the order, and a visitor's lines of an anonymous id identity
+stitching linked to the customer alone, from the link on. An order without any session (a
+shop's back end's) buys that cart too.
 
 Incremental like customer_daily_activity: the days int_event_dates_changed marks, the day
-after each, and the later days with an order of a session that has an event on a changed
-day, are rebuilt whole. Readers keep activity_date <= their as-of date.
+after each, and the later days with an order whose cart may hold a line of a changed day
+(macros/cart_purchases.sql), are rebuilt whole. Readers keep activity_date <= their as-of
+date.
 -#}
 
 with
 
 -- Each part reads int_events_sessionised itself, with its own filter: cheaper than holding
 -- one shared set of millions of rows.
--- One-event orders and the customers' tracker events of the cart, read from
--- var('cart_lookback_days') before the rebuilt days too: an order without any session (a
--- shop's back end's) belongs to the customer's latest tracker session of a cart line or an
--- order before it (a tracker's copy of the same order included).
-order_events as (
+-- The customers' one-event orders, read from var('cart_lookback_days') before the rebuilt
+-- days too, each with the time of the customer's order before it (which emptied the cart).
+orders as (
 
     select
         event_id,
         customer_id,
         event_date,
         session_id,
-        session_number,
-        event_at,
-        case when event_type = 'purchase' then 1 else 0 end as is_order
+        event_at as purchased_at,
+        lag(event_at) over (
+            partition by customer_id
+            order by event_at, event_id
+        ) as previous_purchased_at
     from {{ ref('int_events_sessionised') }}
     where
         customer_id is not null
-        and (
-            (event_type = 'purchase' and product_id is null)
-            or (
-                event_type in ('add_to_cart', 'remove_from_cart')
-                and session_id is not null
-                and product_id is not null
-            )
-        )
+        and event_type = 'purchase'
+        and product_id is null
         and {{ incremental_date_filter('event_date', cart_dates, 'event_at') }}
 
 ),
 
-order_sessions as (
-
-    select
-        event_id,
-        customer_id,
-        event_date,
-        coalesce(
-            session_id,
-            case
-                when session_number is null
-                    then last_value(session_id ignore nulls) over (
-                            partition by customer_id
-                            order by event_at, event_id
-                            rows between unbounded preceding and current row
-                        )
-            end
-        ) as session_id,
-        session_number,
-        event_at,
-        is_order
-    from order_events
-
-),
-
--- Each order with the time of its session's order before it (its cart was emptied then).
--- The cart: a tracker session by its session_id alone (its lines before a login are
--- anonymous), else the customer's inactivity session of the day.
-order_level_purchases as (
+rebuilt_orders as (
 
     select
         event_id,
         customer_id,
         event_date,
         session_id,
-        session_number,
-        case when session_id is null then customer_id end as cart_customer_id,
-        case when session_id is null then event_date end as cart_date,
-        event_at as purchased_at,
-        lag(event_at) over (
-            partition by
-                session_id,
-                session_number,
-                case when session_id is null then customer_id end,
-                case when session_id is null then event_date end
-            order by event_at, event_id
-        ) as previous_purchased_at
-    from order_sessions
-    where
-        is_order = 1
-        and (session_id is not null or session_number is not null)
+        purchased_at,
+        previous_purchased_at
+    from orders
+    where {{ incremental_date_filter('event_date', dates) }}
 
 ),
 
-session_cart_lines as (
+cart_events as (
 
     select
-        purchase.customer_id,
-        purchase.event_date,
-        cart.product_id,
-        max(cart.product_category) as product_category,
-        sum(
-            case
-                when cart.event_type = 'add_to_cart' then coalesce(cart.quantity, 1)
-                else -coalesce(cart.quantity, 1)
-            end
-        ) as net_quantity,
-        max(cart.price) as price,
-        max(cart._loaded_at) as _loaded_at
-    from {{ ref('int_events_sessionised') }} as cart
-    inner join order_level_purchases as purchase
-        on
-            cart.session_id is not distinct from purchase.session_id
-            and cart.session_number is not distinct from purchase.session_number
-            and (case when cart.session_id is null then cart.customer_id end)
-            is not distinct from purchase.cart_customer_id
-            and (case when cart.session_id is null then cart.event_date end)
-            is not distinct from purchase.cart_date
-            and cart.event_at <= purchase.purchased_at
-            and (
-                purchase.previous_purchased_at is null
-                or cart.event_at > purchase.previous_purchased_at
-            )
-            -- A tracker session's lines of another customer (a shared device) are not his.
-            and (cart.customer_id is null or cart.customer_id = purchase.customer_id)
-            and {{ days_between('cart.event_date', 'purchase.event_date') }}
-            <= {{ var('cart_lookback_days') }}
+        event_id,
+        customer_id,
+        anonymous_id,
+        session_id,
+        event_date,
+        event_at,
+        product_id,
+        product_category,
+        case
+            when event_type = 'add_to_cart' then coalesce(quantity, 1)
+            else -coalesce(quantity, 1)
+        end as quantity,
+        price,
+        _loaded_at
+    from {{ ref('int_events_sessionised') }}
     where
-        cart.event_type in ('add_to_cart', 'remove_from_cart')
-        and (cart.customer_id is not null or cart.session_id is not null)
-        and cart.product_id is not null
-        and {{ incremental_date_filter('cart.event_date', cart_dates, 'cart.event_at') }}
-        and {{ incremental_date_filter('purchase.event_date', dates) }}
-    group by
-        purchase.customer_id,
-        purchase.event_date,
-        purchase.event_id,
-        cart.product_id
+        event_type in ('add_to_cart', 'remove_from_cart')
+        and product_id is not null
+        and (customer_id is not null or session_id is not null or anonymous_id is not null)
+        and {{ incremental_date_filter('event_date', cart_dates, 'event_at') }}
+
+),
+
+-- The anonymous ids of these cart lines that identity stitching linked to one customer
+-- alone, and when first (a shared device's lines are no one's by this way).
+sole_links as (
+
+    select
+        anonymous_id,
+        min(customer_id) as customer_id,
+        min(first_linked_at) as first_linked_at
+    from {{ ref('int_identity_links') }}
+    where
+        anonymous_id in (
+            select cart_events.anonymous_id
+            from cart_events
+            where cart_events.customer_id is null
+        )
+    group by anonymous_id
+    having count(*) = 1
+
+),
+
+-- Each cart line with the customer whose cart holds it (owned_from: from when; null:
+-- always): the customer's own lines, whatever the visit, and a visitor's lines (not logged
+-- in yet) of an anonymous id linked to the customer alone, once linked.
+cart_lines as (
+
+    select
+        customer_id as cart_customer_id,
+        cast(null as {{ dbt.type_timestamp() }}) as owned_from,
+        event_id,
+        event_date,
+        event_at,
+        product_id,
+        product_category,
+        quantity,
+        price,
+        _loaded_at
+    from cart_events
+    where customer_id is not null
+
+    union all
+
+    select
+        sole_links.customer_id as cart_customer_id,
+        sole_links.first_linked_at as owned_from,
+        cart.event_id,
+        cart.event_date,
+        cart.event_at,
+        cart.product_id,
+        cart.product_category,
+        cart.quantity,
+        cart.price,
+        cart._loaded_at
+    from cart_events as cart
+    inner join sole_links on cart.anonymous_id = sole_links.anonymous_id
+    where cart.customer_id is null
+
+),
+
+-- The open lines each order buys: the customer's cart lines since their previous order
+-- (across visits and sessions) up to the order, within var('cart_lookback_days'), and a
+-- visitor's lines of the order's own tracker session (a cart filled before the login); a
+-- line reached both ways counts once.
+bought_lines as (
+
+    select distinct
+        order_event_id,
+        customer_id,
+        event_date,
+        event_id,
+        product_id,
+        product_category,
+        quantity,
+        price,
+        _loaded_at
+    from (
+        select
+            purchase.event_id as order_event_id,
+            purchase.customer_id,
+            purchase.event_date,
+            cart.event_id,
+            cart.product_id,
+            cart.product_category,
+            cart.quantity,
+            cart.price,
+            cart._loaded_at
+        from cart_lines as cart
+        inner join rebuilt_orders as purchase
+            on
+                cart.cart_customer_id = purchase.customer_id
+                and cart.event_at <= purchase.purchased_at
+                and (
+                    purchase.previous_purchased_at is null
+                    or cart.event_at > purchase.previous_purchased_at
+                )
+                and (cart.owned_from is null or cart.owned_from <= purchase.purchased_at)
+                and {{ days_between('cart.event_date', 'purchase.event_date') }}
+                <= {{ var('cart_lookback_days') }}
+
+        union all
+
+        select
+            purchase.event_id as order_event_id,
+            purchase.customer_id,
+            purchase.event_date,
+            cart.event_id,
+            cart.product_id,
+            cart.product_category,
+            cart.quantity,
+            cart.price,
+            cart._loaded_at
+        from cart_events as cart
+        inner join rebuilt_orders as purchase
+            on
+                cart.session_id = purchase.session_id
+                and cart.event_at <= purchase.purchased_at
+                and (
+                    purchase.previous_purchased_at is null
+                    or cart.event_at > purchase.previous_purchased_at
+                )
+                and {{ days_between('cart.event_date', 'purchase.event_date') }}
+                <= {{ var('cart_lookback_days') }}
+        where cart.customer_id is null
+    ) as reached
+
+),
+
+order_cart_lines as (
+
+    select
+        customer_id,
+        event_date,
+        product_id,
+        max(product_category) as product_category,
+        sum(quantity) as net_quantity,
+        max(price) as price,
+        max(_loaded_at) as _loaded_at
+    from bought_lines
+    group by customer_id, event_date, order_event_id, product_id
 
 ),
 
@@ -203,7 +279,7 @@ interactions as (
         1 as purchases,
         price * net_quantity as revenue,
         _loaded_at
-    from session_cart_lines
+    from order_cart_lines
     where net_quantity > 0
 
 )

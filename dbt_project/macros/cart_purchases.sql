@@ -3,7 +3,9 @@
     buys the cart lines of the day before), and the later days, up to
     var('cart_lookback_days') after a changed day, holding a one-event order whose cart may
     hold a line of a changed day or whose previous order may lie on one: an order of a
-    customer with an event on a changed day (a cart line, an order, a link), an order of a
+    customer with an event on a changed day (a cart line, an order, a link), or with rows
+    of a changed day in the mart before this run (a reload that deleted all of their events
+    of that day: the lines are gone, the rows built from them are not yet), an order of a
     tracker session with a visitor's event on a changed day, and an order of a customer
     linked to an anonymous id with an event on a changed day. Only the people of the
     changed days are looked up, so the cost follows the new data, not the history.
@@ -54,6 +56,11 @@
                     select changed_events.customer_id
                     from changed_events
                     where changed_events.customer_id is not null
+                )
+                or orders.customer_id in (
+                    select built.customer_id
+                    from {{ this }} as built
+                    where {{ date_list_filter('built.activity_date', changed) }}
                 )
                 or orders.session_id in (
                     select changed_events.session_id

@@ -106,6 +106,11 @@ LATEST = [
     _cart("add_to_cart", "c5", "2026-06-10T13:00:00Z", "s5", "p12", 2),
     _cart("remove_from_cart", "c7", "2026-06-13T23:58:00Z", "s7", "p11", 15),
 ]
+# Reloaded after all that: the first day's files again without c5's cart lines (s5 has no
+# event left on 10 June; its order three days later buys nothing now).
+RELOADED_FIRST_NIGHT = [e for e in FIRST_NIGHT if e.get("session_id") != "s5"]
+RELOADED_LATEST = [_cart("add_to_cart", "c9", "2026-06-10T16:00:00Z", "s13", "p18", 1)]
+DAY_6 = date(2026, 6, 15)
 
 
 def _owns(order: dict, line: dict, linked: dict[str, dict[str, str]]) -> bool:
@@ -175,8 +180,8 @@ _BOUGHT = """
 @pytest.fixture(scope="module")
 def nights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[list[tuple]]]:
     """The warehouse's bought rows after each night: the first, the second, the late file,
-    the fourth and fifth days, the latest files; then every (customer, product, day) row of
-    the mart at the end."""
+    the fourth and fifth days, the latest files, the first day's files reloaded without
+    c5's session; then every (customer, product, day) row of the mart at the end."""
     root = tmp_path_factory.mktemp("cart_purchases")
     settings = settings_in(root, "")
     events = settings.landing / "events"
@@ -187,6 +192,13 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[list[tuple
         (DAY_2, {"2026-06-10/late.jsonl": LATE}),
         (DAY_5, {"2026-06-13/tracker.jsonl": FOURTH_NIGHT, "2026-06-14/tracker.jsonl": FIFTH_DAY}),
         (DAY_5, {"2026-06-10/latest.jsonl": LATEST[:1], "2026-06-13/late.jsonl": LATEST[1:]}),
+        (
+            DAY_6,
+            {
+                "2026-06-10/tracker.jsonl": RELOADED_FIRST_NIGHT,
+                "2026-06-10/latest.jsonl": RELOADED_LATEST,
+            },
+        ),
     ):
         for part, records in files.items():
             numbered = [{"event_id": f"{part}-{i}", **r} for i, r in enumerate(records)]
@@ -254,7 +266,7 @@ def test_late_cart_lines_reach_an_order_days_later_and_empty_a_day(nights) -> No
     assert nights[4] == _replayed(everything)
     assert ("c5", "p12", DAY_4, 1, Decimal("2.00")) in nights[4]
     assert ("c7", "p11", DAY_5, 1, Decimal("15.00")) in nights[3]
-    assert [row for row in nights[5] if row[2] == DAY_5] == []
+    assert [row for row in nights[6] if row[2] == DAY_5] == []
 
 
 def test_a_cart_is_kept_across_visits(nights) -> None:
@@ -270,3 +282,16 @@ def test_a_back_ends_order_buys_a_linked_visitors_cart(nights) -> None:
     # The cart lines are a11's alone (never logged in on that device); the back end's order
     # names c11 and a11: identity stitching links them, and the order buys p17.
     assert ("c11", "p17", DAY_2, 1, Decimal("13.00")) in nights[1]
+
+
+def test_a_reload_deleting_a_sessions_day_takes_back_its_later_orders_purchases(
+    nights,
+) -> None:
+    # Only 10 June was reloaded; c5's order on 13 June bought p9 and p12 of that day, and
+    # must buy nothing now, without a full rebuild.
+    everything = (
+        RELOADED_FIRST_NIGHT + SECOND_NIGHT + LATE + FOURTH_NIGHT + FIFTH_DAY + LATEST[1:]
+        + RELOADED_LATEST
+    )  # fmt: skip
+    assert nights[5] == _replayed(everything)
+    assert [row for row in nights[5] if row[0] == "c5"] == []

@@ -8,8 +8,11 @@
     of that day: the lines are gone, the rows built from them are not yet), an order of a
     tracker session with a visitor's event on a changed day, and an order of a customer
     linked to an anonymous id with an event on a changed day. Only the people of the
-    changed days are looked up, so the cost follows the new data, not the history.
-    Returns ISO date strings, sorted. -#}
+    changed days are looked up, so the cost follows the new data, not the history. A
+    changed day that lost events (fewer than int_events_sessionised held: a reload deleted
+    some) cannot name the people of the deleted ones (a visitor's lines, a lone removal):
+    every later day up to var('cart_lookback_days') on with a one-event order is rebuilt
+    then (reloads are rare). Returns ISO date strings, sorted. -#}
 {% macro cart_purchase_days_to_rebuild() -%}
     {%- set changed = event_dates_to_rebuild() -%}
     {%- set dates = adjacent_days(changed, after=1) -%}
@@ -22,6 +25,18 @@
     {%- set links = api.Relation.create(
         database=this.database, schema='intermediate', identifier='int_identity_links'
     ) -%}
+    {%- set changed_dates = api.Relation.create(
+        database=this.database, schema='intermediate', identifier='int_event_dates_changed'
+    ) -%}
+    {%- set shrunk_query -%}
+        select cast(event_date as {{ dbt.type_string() }}) as event_date
+        from {{ changed_dates }}
+        where
+            is_rebuilt
+            and coalesce(event_count, 0) < built_event_count
+        order by 1
+    {%- endset -%}
+    {%- set shrunk = run_query(shrunk_query).columns[0].values() | list -%}
     {%- set day = modules.datetime.date.fromisoformat -%}
     {%- set first_day = (day(changed | first | string) + modules.datetime.timedelta(days=2)) -%}
     {%- set last_day = (day(changed | last | string)
@@ -79,6 +94,12 @@
                             where changed_events.anonymous_id is not null
                         )
                 )
+                {%- if shrunk %}
+                    or {{ date_list_filter(
+                        'orders.event_date',
+                        adjacent_days(shrunk, after=var('cart_lookback_days')),
+                    ) }}
+                {%- endif %}
             )
     {%- endset -%}
     {%- set later = run_query(query).columns[0].values() | list -%}

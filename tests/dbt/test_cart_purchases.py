@@ -23,6 +23,7 @@ from tests.include.ingest.conftest import write_jsonl
 
 DAY_1 = date(2026, 6, 10)
 DAY_2 = date(2026, 6, 11)
+DAY_3 = date(2026, 6, 12)
 DAY_4 = date(2026, 6, 13)
 DAY_5 = date(2026, 6, 14)
 
@@ -82,6 +83,7 @@ FIRST_NIGHT = [
     _cart("add_to_cart", "c10", "2026-06-10T10:01:00Z", "s10", "p16", 1),
     _cart("remove_from_cart", "c10", "2026-06-10T10:02:00Z", "s10", "p16", 1),
     _cart("add_to_cart", None, "2026-06-10T15:00:00Z", "s12", "p17", 13, anonymous="a11"),
+    _cart("add_to_cart", None, "2026-06-10T16:00:00Z", "s14", "p19", 5, anonymous="a12"),
 ]
 SECOND_NIGHT = [
     _order("c2", "2026-06-11T00:05:00Z", "s2", "o3", 21),
@@ -99,6 +101,8 @@ FOURTH_NIGHT = [
     _order("c5", "2026-06-13T09:00:00Z", "s5", "o9", 8),
     _cart("add_to_cart", "c7", "2026-06-13T23:55:00Z", "s7", "p11", 15),
 ]
+# Loaded the same night: the order that logs in c12 two days after a12's cart line.
+THIRD_DAY = [_order("c12", "2026-06-12T10:00:00Z", "s14", "o15", 5, anonymous="a12")]
 FIFTH_DAY = [_order("c7", "2026-06-14T00:05:00Z", "s7", "o10", 15)]
 # Late, after all that: c5's session carted p12 too, three days before its order; c7 took
 # p11 out before midnight, so its order bought nothing and 14 June has no row left.
@@ -107,8 +111,9 @@ LATEST = [
     _cart("remove_from_cart", "c7", "2026-06-13T23:58:00Z", "s7", "p11", 15),
 ]
 # Reloaded after all that: the first day's files again without c5's cart lines (s5 has no
-# event left on 10 June; its order three days later buys nothing now).
-RELOADED_FIRST_NIGHT = [e for e in FIRST_NIGHT if e.get("session_id") != "s5"]
+# event left on 10 June; its order three days later buys nothing now) and without a12's
+# (a visitor's cart line, bought by the order that logs in c12 three days later).
+RELOADED_FIRST_NIGHT = [e for e in FIRST_NIGHT if e.get("session_id") not in ("s5", "s14")]
 RELOADED_LATEST = [_cart("add_to_cart", "c9", "2026-06-10T16:00:00Z", "s13", "p18", 1)]
 DAY_6 = date(2026, 6, 15)
 
@@ -190,7 +195,14 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[list[tuple
         (DAY_1, {"2026-06-10/tracker.jsonl": FIRST_NIGHT}),
         (DAY_2, {"2026-06-11/tracker.jsonl": SECOND_NIGHT}),
         (DAY_2, {"2026-06-10/late.jsonl": LATE}),
-        (DAY_5, {"2026-06-13/tracker.jsonl": FOURTH_NIGHT, "2026-06-14/tracker.jsonl": FIFTH_DAY}),
+        (
+            DAY_5,
+            {
+                "2026-06-12/tracker.jsonl": THIRD_DAY,
+                "2026-06-13/tracker.jsonl": FOURTH_NIGHT,
+                "2026-06-14/tracker.jsonl": FIFTH_DAY,
+            },
+        ),
         (DAY_5, {"2026-06-10/latest.jsonl": LATEST[:1], "2026-06-13/late.jsonl": LATEST[1:]}),
         (
             DAY_6,
@@ -254,7 +266,9 @@ def test_a_visitors_cart_before_midnight_is_bought_by_the_order_that_logs_in_aft
 
 
 def test_a_cart_line_days_before_the_order_is_bought_by_it(nights) -> None:
-    assert nights[3] == _replayed(FIRST_NIGHT + SECOND_NIGHT + LATE + FOURTH_NIGHT + FIFTH_DAY)
+    assert nights[3] == _replayed(
+        FIRST_NIGHT + SECOND_NIGHT + LATE + THIRD_DAY + FOURTH_NIGHT + FIFTH_DAY
+    )
     assert ("c5", "p9", DAY_4, 1, Decimal("8.00")) in nights[3]
     assert ("c7", "p11", DAY_5, 1, Decimal("15.00")) in nights[3]
 
@@ -262,7 +276,7 @@ def test_a_cart_line_days_before_the_order_is_bought_by_it(nights) -> None:
 def test_late_cart_lines_reach_an_order_days_later_and_empty_a_day(nights) -> None:
     # A late add three days before c5's order is bought by it; a late removal before
     # midnight leaves c7's order nothing, and its day (events left, no row) is emptied.
-    everything = FIRST_NIGHT + SECOND_NIGHT + LATE + FOURTH_NIGHT + FIFTH_DAY + LATEST
+    everything = FIRST_NIGHT + SECOND_NIGHT + LATE + THIRD_DAY + FOURTH_NIGHT + FIFTH_DAY + LATEST
     assert nights[4] == _replayed(everything)
     assert ("c5", "p12", DAY_4, 1, Decimal("2.00")) in nights[4]
     assert ("c7", "p11", DAY_5, 1, Decimal("15.00")) in nights[3]
@@ -288,10 +302,10 @@ def test_a_reload_deleting_a_sessions_day_takes_back_its_later_orders_purchases(
     nights,
 ) -> None:
     # Only 10 June was reloaded; c5's order on 13 June bought p9 and p12 of that day, and
-    # must buy nothing now, without a full rebuild.
-    everything = (
-        RELOADED_FIRST_NIGHT + SECOND_NIGHT + LATE + FOURTH_NIGHT + FIFTH_DAY + LATEST[1:]
-        + RELOADED_LATEST
-    )  # fmt: skip
+    # c12's order on 12 June a12's p19 (a visitor's line: no row of the mart names it);
+    # both must buy nothing now, without a full rebuild.
+    everything = [*RELOADED_FIRST_NIGHT, *SECOND_NIGHT, *LATE, *THIRD_DAY, *FOURTH_NIGHT]
+    everything += FIFTH_DAY + LATEST[1:] + RELOADED_LATEST
     assert nights[5] == _replayed(everything)
-    assert [row for row in nights[5] if row[0] == "c5"] == []
+    assert ("c12", "p19", DAY_3, 1, Decimal("5.00")) in nights[4]
+    assert [row for row in nights[5] if row[0] in ("c5", "c12")] == []

@@ -88,7 +88,7 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # var cart_lookback_days before it (lines two days or more back were lost), those a visitor
 # carted before logging in after midnight too; a back end's order (no session) buys the
 # customer's latest tracker session's cart (customer_product_daily).
-# 2026-12-07.h86: a one-event order buys the customer's cart across visits (their cart lines
+# 2026-12-07.5: a one-event order buys the customer's cart across visits (their cart lines
 # of any session since their previous order, within cart_lookback_days) and a visitor's lines
 # of an anonymous id linked to the customer alone (customer_product_daily).
 MODEL_LOGIC_VERSION = "2026-12-07.5"

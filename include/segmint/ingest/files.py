@@ -829,6 +829,11 @@ def decode_legacy_line(line: bytes, legacy: str | None) -> tuple[str, bool]:
 # from a copy holding this mark (a Unicode noncharacter, which no text exchanged holds) in
 # place of each bare CR; its lines hold the CR again.
 BARE_CR_MARK = "\uffff"
+# In such a copy of a CSV file, the carriage return(s) before a line feed: a line end where
+# the line ends a record (dropped), kept as CRLF where it ends inside a quoted cell (a file of
+# LF rows whose cells hold CRLF line breaks, as pandas' to_csv writes text typed on Windows:
+# "Saint\r\nDenis" was stored as "Saint\nDenis" until 2026-12-07).
+CRLF_MARK = "\ufffe"
 _BARE_CR = re.compile(rb"\r(?!\n|\Z)")
 # Carriage returns before a CRLF line end ("\r\r\n": a CRLF file converted to CRLF again, or
 # Python's csv module writing on Windows to a file opened without newline=''): DuckDB's line
@@ -1076,11 +1081,13 @@ def _copy_lines(
     ``BARE_CR_MARK``. Returns the numbers of the lines read as ``legacy``, of the lines with
     invalid sequences replaced and of the over-long lines."""
     mark = BARE_CR_MARK.encode()
+    # (A JSON line's CRs before its line feed are white space after the record: dropped.)
+    crlf_mark = CRLF_MARK.encode() if csv else b""
 
     def write(data: bytes) -> None:
         # ``data`` ends with a line feed, or at the end of the file (where a last CR is the
         # line's end).
-        dst.write(_BARE_CR.sub(mark, _CR_BEFORE_LF.sub(b"", data)) if bare_cr else data)
+        dst.write(_BARE_CR.sub(mark, _CR_BEFORE_LF.sub(crlf_mark, data)) if bare_cr else data)
 
     legacy_lines: list[int] = []
     bad: list[int] = []
@@ -1283,12 +1290,16 @@ def _read_lines_batch(
         files,
     )
     line = "coalesce(s.line, '')"
+    # cr: the line ended in CRLF (CRLF_MARK) in a file of LF lines, read from a copy.
+    cr = "false"
     if bare_cr:
+        inside = f"f._file in {_in(sorted(bare_cr))}"
+        cr = f"case when {inside} then ends_with({line}, {_lit(CRLF_MARK)}) else false end"
         line = (
-            f"case when f._file in {_in(sorted(bare_cr))} "
-            f"then replace({line}, {_lit(BARE_CR_MARK)}, chr(13)) else {line} end"
+            f"case when {inside} then replace(replace({line}, {_lit(BARE_CR_MARK)}, chr(13)), "
+            f"{_lit(CRLF_MARK)}, '') else {line} end"
         )
-    line += " as line"
+    line += f" as line, {cr} as cr"
     # A view: the readers scan the lines once, nothing is materialised twice.
     con.execute(
         f"""
@@ -1729,6 +1740,7 @@ def _multi_line_records(
                 _file,
                 ln,
                 line,
+                cr,
                 ends_inside,
                 max(case when not continues then ln end) over (
                     partition by _file
@@ -1770,6 +1782,7 @@ def _multi_line_records(
                                 p._file,
                                 p.ln,
                                 p.line,
+                                p.cr,
                                 f.ln is not null as forced,
                                 -- o: ends inside a quoted field when it starts outside one;
                                 -- i: when it starts inside one (a forced line starts
@@ -1807,7 +1820,10 @@ def _multi_line_records(
         if not unclosed or attempt == _MAX_UNCLOSED:
             break
         con.executemany(f"insert into {forced} values (?, ?)", unclosed)
-    raw = "string_agg(line, chr(10) order by ln)"
+    # A line that ended in CRLF inside a quoted cell (cr: files of LF lines read from a copy,
+    # never one of ``crlf``) keeps its CR.
+    raw = "string_agg(case when cr and ends_inside then line || chr(13) else line end, "
+    raw += "chr(10) order by ln)"
     if crlf:
         # The lines of such a file hold no LF: each one in the record is a line end.
         raw = (

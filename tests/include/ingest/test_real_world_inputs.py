@@ -788,7 +788,8 @@ def test_crlf_lines_in_a_file_of_lf_lines_keep_the_line_numbers(settings, landin
     CRLF was two line ends and CR CR LF three, so every later line was numbered one or two
     too far in raw.*, ops.quarantine and ops.duplicates (here e4 on line 6, k3 on line 8),
     and a CRLF inside a quoted cell became two line feeds. Lines are numbered as `sed -n Np`
-    shows them, and a warning names the file."""
+    shows them, and a warning names the file; the CRLF inside the cell is kept as written
+    (it was stored as LF until 2026-12-07)."""
     crm = landing / "crm/dt=2026-06-01"
     crm.mkdir(parents=True)
     (crm / "customers.csv").write_bytes(
@@ -816,7 +817,7 @@ def test_crlf_lines_in_a_file_of_lf_lines_keep_the_line_numbers(settings, landin
     ]
     assert _crm_cities(query) == [
         ("crm/dt=2026-06-01/customers.csv", 2, "k1", "Lyon"),
-        ("crm/dt=2026-06-01/customers.csv", 3, "k2", "Saint\nDenis"),
+        ("crm/dt=2026-06-01/customers.csv", 3, "k2", "Saint\r\nDenis"),
     ]
     assert query("select event_id, _source_line from raw.events order by 1") == [
         ("e1", 1),
@@ -855,6 +856,40 @@ def test_a_crlf_inside_a_quoted_cell_of_a_crlf_file_is_kept(settings, landing, q
         ("crm/dt=2026-06-01/dotnet.csv", 4, "k2", "Lyon"),
         ("crm/dt=2026-06-01/excel.csv", 2, "x1", "Saint\nDenis"),
         ("crm/dt=2026-06-01/excel.csv", 4, "x2", "Lyon"),
+    ]
+
+
+def test_a_crlf_inside_a_quoted_cell_of_a_file_of_lf_lines_is_kept(settings, landing, query):
+    """A file of LF rows whose cells hold CRLF line breaks (pandas' to_csv on Linux of notes
+    typed on Windows; a CRM export of such text) was read from a copy whose lines all end in
+    LF, and "Saint\r\nDenis" was stored as "Saint\nDenis", where DuckDB's read_csv,
+    Python's csv and pandas keep it. Each cell keeps its line breaks as written (a bare LF
+    and a bare CR too), a CRLF ending a record is still a line end, and the line numbers
+    are the file's."""
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "pandas.csv").write_bytes(
+        b"customer_id,city,updated_at\n"
+        b'k1,"Saint\r\nDenis",2026-05-01\n'
+        b'k2,"a\r\n\r\nb\nc\rd",2026-05-01\r\n'
+        b"k3,Lyon,2026-05-01\n"
+        b"k4,Nice,not a date\n"
+    )
+    # A CRLF file with a bare CR in a cell is read from such a copy too.
+    (crm / "crlf.csv").write_bytes(
+        b'customer_id,city,updated_at\r\nx1,"Saint\r\nDe\rnis",2026-05-01\r\nx2,Lyon,2026-05-01\r\n'
+    )
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert _crm_cities(query) == [
+        ("crm/dt=2026-06-01/crlf.csv", 2, "x1", "Saint\r\nDe\rnis"),
+        ("crm/dt=2026-06-01/crlf.csv", 4, "x2", "Lyon"),
+        ("crm/dt=2026-06-01/pandas.csv", 2, "k1", "Saint\r\nDenis"),
+        ("crm/dt=2026-06-01/pandas.csv", 4, "k2", "a\r\n\r\nb\nc\rd"),
+        ("crm/dt=2026-06-01/pandas.csv", 8, "k3", "Lyon"),
+    ]
+    assert query("select source_file, line_number from ops.quarantine") == [
+        ("crm/dt=2026-06-01/pandas.csv", 9)
     ]
 
 

@@ -1344,10 +1344,22 @@ def _split_csv(expr: str, raw_fields: str | None = None, delim: str = ",") -> st
     ``raw_fields``: the record's :func:`_raw_fields`, when already computed.
     """
     fields = raw_fields or _raw_fields(expr, delim)
-    return (
+    unquoted = (
         f"list_transform({fields}, lambda x: case when x like '\"%\"' and length(x) >= 2 "
         "then replace(x[2:-2], '\"\"', '\"') else x end)"
     )
+    # A field written as Excel's text formula (="02118", or quoted "=""02118"""), which
+    # "Excel-friendly" exports write to keep a ZIP code's or an id's leading zeros and a long
+    # number's digits: Excel shows the text, which the field is. It loaded as written, an
+    # id '="c8"' another customer than 'c8'.
+    return (
+        f"list_transform({unquoted}, lambda y: case when contains(y, '=\"') "
+        f"and regexp_full_match(y, {_lit(EXCEL_TEXT_RE)}) "
+        """then replace(regexp_extract(y, '="(.*)"', 1), '""', '"') else y end)"""
+    )
+
+
+EXCEL_TEXT_RE = ' *="(?:[^"]|"")*" *'
 
 
 def csv_record_re(delim: str = ",") -> str:

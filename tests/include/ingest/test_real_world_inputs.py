@@ -914,3 +914,40 @@ def test_a_file_of_cr_line_ends_with_a_line_feed_in_a_cell_loads(settings, landi
         ("crm/dt=2026-06-01/mac.csv", 4, "k2", "Nice"),
     ]
     assert query("select line_number from ops.quarantine") == [(5,)]
+
+
+def test_fields_written_as_excel_text_formulas_are_read_as_their_text(settings, landing, query):
+    """ "Excel-friendly" CSV exports write a value that Excel would change (a ZIP code's or an
+    id's leading zeros, a long number's digits) as a text formula, ="02118", which Excel
+    shows as 02118. It loaded as written: the id '="c1"' was another customer than 'c1'
+    of the events and of the other exports, the ZIP code was sent as '="02118"'. A field
+    that is one such formula, quoted or not (Excel reads both), is its text; any other
+    formula stays as written."""
+    write_lines(
+        landing / "crm/dt=2026-06-01/contacts.csv",
+        [
+            "customer_id,updated_at,postal_code,city",
+            '="c1",="2026-05-01",="02118",Boston',
+            '"=""c2""",2026-05-01," =""02118"" ","=""Saint """"Denis"""""""',
+            'c3,2026-05-01,=1+2,="a"&"b"',
+            'c4,2026-05-01,="",=""',
+        ],
+    )
+    write_lines(
+        landing / "events/dt=2026-06-01/events.csv",
+        [
+            "event_id,event_type,event_ts,customer_id",
+            '="0001",page_view,2026-06-01T10:00:00Z,="c1"',
+        ],
+    )
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert query(
+        "select customer_id, updated_at::VARCHAR, postal_code, city from raw.customers order by 1"
+    ) == [
+        ("c1", "2026-05-01 00:00:00", "02118", "Boston"),
+        ("c2", "2026-05-01 00:00:00", "02118", 'Saint "Denis"'),
+        ("c3", "2026-05-01 00:00:00", "=1+2", '="a"&"b"'),
+        ("c4", "2026-05-01 00:00:00", None, None),
+    ]
+    assert query("select event_id, customer_id from raw.events") == [("0001", "c1")]

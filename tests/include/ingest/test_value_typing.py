@@ -1716,3 +1716,24 @@ def test_an_id_written_as_a_json_number_with_a_fraction_is_read_as_written(
         ("s1", "1.10", None, None),
         ("w1", "123", None, None),
     ]
+
+
+def test_ids_stored_as_excel_text_formulas_are_named_until_reloaded(settings, landing, query):
+    """A release before 2026-12-07.h85 stored a CSV id written as Excel's text formula as
+    written ('="c1"'); the same customer's next export loads as 'c1'. The rows are named
+    once, with the id they now read as, until their files are read again."""
+    write_lines(
+        landing / "crm/dt=2026-06-01/c.csv",
+        ["customer_id,updated_at,email", '="c1",2026-06-01T09:00:00Z,a@x.com'],
+    )
+    run_ingest(settings, D1)
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute("""update raw.customers set customer_id = '="c1"'""")
+    con.execute("drop table ops.id_rule")
+    con.close()
+    result = run_ingest(settings, D1)
+    (said,) = [w for w in result.warnings if "loaded by an earlier segmint" in w]
+    assert """(customer_id '="c1"' is now 'c1'; the first in partition 2026-06-01)""" in said
+    run_ingest(settings, D1, reload_since=D1)
+    assert query("select customer_id from raw.customers") == [("c1",)]
+    assert query("select version from ops.id_rule") == [(loader.ID_RULE_VERSION,)]

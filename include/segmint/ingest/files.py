@@ -134,6 +134,9 @@ class LandingFile:
     # Why the file could not be read when it was found (permission denied, an I/O error of
     # the disk or share, gone): it fails without being read (sha256 ""), retried next run.
     error: str = ""
+    # Its checksum's read saw a carriage return not followed by a line feed (a plain text
+    # file only: :func:`_checksum`); the reader then looks at it for one inside a line.
+    bare_cr: bool = False
 
     @property
     def order_key(self) -> tuple[date, str]:
@@ -186,12 +189,40 @@ def _cannot_read(exc: OSError) -> str:
     return f"cannot be read: {exc.strerror or exc}"
 
 
-def _checksum(path: Path) -> tuple[str, str]:
-    """``(sha256, "")``, or ``("", error)`` when the file cannot be read to its end."""
+def _checksum(path: Path) -> tuple[str, str, bool]:
+    """``(sha256, "", bare_cr)``, or ``("", error, False)`` when the file cannot be read to its
+    end. ``bare_cr``: an uncompressed file holds a carriage return not followed by a line
+    feed. DuckDB's line reader ends a line there, and two whole JSON lines or CSV records
+    parted by one (no piece malformed, so nothing else tells) were read as two lines: every
+    later line of the file numbered one too far. The test is a byte search of the chunks the
+    checksum reads anyway, and counts only in a chunk holding a CR."""
+    digest = hashlib.sha256()
+    first, plain, bare = True, False, False
+    cr_before = False  # the chunk before ended in CR
     try:
-        return sha256_of(path), ""
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+                if first:
+                    # Text: not gzip, nor another format (a workbook under a text name fails
+                    # saying so, unreadable), nor UTF-16 or UTF-32, whose CR is two bytes.
+                    first = False
+                    plain = not (
+                        chunk.startswith(_GZIP_MAGIC)
+                        or _other_compression(chunk)
+                        or _utf16_or_32(chunk[:4])
+                    )
+                if plain and not bare:
+                    if cr_before and not chunk.startswith(b"\n"):
+                        bare = True
+                    elif b"\r" in chunk:
+                        # (A CR ending the chunk is judged with the next one's first byte.)
+                        crs = chunk.count(b"\r") - chunk.count(b"\r\n") - chunk.endswith(b"\r")
+                        bare = crs > 0
+                    cr_before = chunk.endswith(b"\r")
+        return digest.hexdigest(), "", bare
     except OSError as exc:
-        return "", _cannot_read(exc)
+        return "", _cannot_read(exc), False
 
 
 def _hidden(path: Path, partition: Path) -> bool:
@@ -359,10 +390,13 @@ def discover(
     # hashlib releases the GIL on large buffers: checksum two files at a time.
     with ThreadPoolExecutor(max_workers=2) as pool:
         checksums = pool.map(_checksum, [candidates[i][1] for i in todo])
-        for i, (sha, error) in zip(todo, checksums, strict=True):
+        crs: set[int] = set()
+        for i, (sha, error, bare_cr) in zip(todo, checksums, strict=True):
             sums[i] = sha
             if error:
                 errors[i] = error
+            if bare_cr:
+                crs.add(i)
     found = [
         LandingFile(
             path=rel,
@@ -375,6 +409,7 @@ def discover(
             sha256="" if i in errors else sha or "",
             mtime_ns=st.st_mtime_ns if st and i not in errors else 0,
             error=errors.get(i, ""),
+            bare_cr=i in crs,
         )
         for i, ((rel, path, source, partition_date, fmt), st, sha) in enumerate(
             zip(candidates, stats, sums, strict=True)
@@ -514,12 +549,17 @@ def read_records(
     csv = [i for i in ids if files[i].fmt == "csv"]
     phys = f"{table}_phys"
     if csv:
-        failed.update(_read_lines_batch(con, files, csv, phys, legacy))
+        # A file whose checksum saw a bare CR is read from the copy at once: two whole
+        # records parted by one leave no odd quote nor a short record (LandingFile.bare_cr).
+        seen = bare_cr_files(files, [i for i in csv if files[i].bare_cr], legacy)
+        failed.update(_read_lines_batch(con, files, csv, phys, legacy, seen))
         csv = [i for i in csv if i not in failed]
-        bare_cr = _bare_cr_files(con, files, csv, phys, legacy)
+        bare_cr = _bare_cr_files(con, files, [i for i in csv if i not in seen], phys, legacy)
         if bare_cr:
+            bare_cr |= seen
             failed.update(_read_lines_batch(con, files, csv, phys, legacy, bare_cr))
             csv = [i for i in csv if i not in failed]
+        bare_cr |= seen
         if csv:
             failed.update(
                 _read_csv(con, files, csv, phys, table, aliases, unmatched, optional, absent)

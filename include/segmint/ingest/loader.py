@@ -1255,12 +1255,15 @@ class Ingest:
         """Stage the JSONL files ``files[i]``, ``i`` in ``ids``, with one scan of them all."""
         source = files[0].source
         failed: dict[int, str] = {}
+        # Files read from a copy whose bare carriage returns are BARE_CR_MARK: those whose
+        # checksum saw one (two whole records parted by a CR leave no malformed line), and
+        # those a cut line is seen in below.
+        bare_cr = bare_cr_files(files, sorted(i for i in ids if files[i].bare_cr), self.legacy)
+        cut_checked = False
         # A vector of 2,048 lines of tens of KB holds more text than the typing's JSON
         # functions can copy within the memory limit: such files are scanned into a table of
         # lines first and typed in slices of it (_text_slices), as CSV and Parquet records.
         sliced = {i for i in ids if _long_lines(files[i])}
-        # Files read from a copy whose bare carriage returns are BARE_CR_MARK.
-        bare_cr: frozenset[int] = frozenset()
         # Line numbers are row positions: the table must keep the scan's order.
         with scan_order(con):
             while True:
@@ -1294,7 +1297,8 @@ class Ingest:
                             for where in _text_slices(con, f"_jl_{tag}")
                         )
                     self._create_staged(con, f"_tj_{tag}", source, files, rels, line=False)
-                    if not bare_cr:
+                    if not cut_checked:
+                        cut_checked = True
                         # A line cut at a bare CR: its second piece is no JSON object.
                         # (Each file is read once more: bare_cr_files.)
                         cut = con.execute(
@@ -1306,8 +1310,10 @@ class Ingest:
                             " or _error is not null and contains(raw, chr(10))"
                             " or _blank"
                         ).fetchall()
-                        bare_cr = bare_cr_files(files, sorted(r[0] for r in cut), self.legacy)
-                        if bare_cr:
+                        cut_files = sorted(r[0] for r in cut if r[0] not in bare_cr)
+                        more = bare_cr_files(files, cut_files, self.legacy)
+                        if more:
+                            bare_cr = bare_cr | more
                             continue
                     break
                 except duckdb.OutOfMemoryException:
@@ -2239,6 +2245,13 @@ _RAW_CR_REASON = (
     "(JSON allows no raw control character there)"
 )
 
+# A line holding JSON documents parted by a carriage return alone: DuckDB's line reader ended
+# a line there, and every later line of the file was numbered one too far.
+_CR_PARTED_REASON = (
+    "malformed JSON: JSON documents parted by a carriage return alone, not a line feed (in a "
+    "file of LF or CRLF lines a CR is no line end)"
+)
+
 
 def _jsonl_sql(scan: str, positions: str, bare_cr: frozenset[int] = frozenset()) -> str:
     """SQL: the records of the JSON lines ``scan`` (``file_index, line``: every physical line,
@@ -2258,7 +2271,10 @@ def _jsonl_sql(scan: str, positions: str, bare_cr: frozenset[int] = frozenset())
         cr_reason = f"""
                     when not _json and contains(doc, chr(13))
                         and json_valid(replace(doc, chr(13), ' '))
-                        then {_lit(_RAW_CR_REASON)}"""
+                        then {_lit(_RAW_CR_REASON)}
+                    when not _json and contains(doc, chr(13))
+                        and json_valid('[' || replace(doc, chr(13), ',') || ']')
+                        then {_lit(_CR_PARTED_REASON)}"""
     # Every physical line, numbered later by its row position. A byte-order mark
     # inside the file (files concatenated with cat) is no part of the record. The
     # blank test is a case, not an and: DuckDB evaluates both sides of an and/or

@@ -722,6 +722,72 @@ def test_a_bare_carriage_return_in_an_unquoted_csv_value_or_a_json_line_cuts_no_
     ]
 
 
+def test_whole_records_parted_by_a_bare_carriage_return_keep_the_line_numbers(
+    settings, landing, query, caplog
+):
+    """Two whole JSON lines or CSV records parted by a CR alone (a record appended by an old
+    Mac tool, text joined with a CR) left no malformed piece, so nothing looked at the file's
+    bytes: DuckDB's line reader ended a line at the CR, both records loaded, and the later
+    lines of the file were numbered one too far (here lf4 on line 4, c3 on line 4). The
+    checksum's read of an uncompressed file now notes such a CR, the file is read with the
+    CR inside its line, and that line is quarantined whole, on the line `sed -n Np` shows;
+    a record cut short at a CR (`{"event_id": "lf5", "ev<CR>{...}`) is one line likewise."""
+    day = landing / "events/dt=2026-06-01"
+    day.mkdir(parents=True)
+    for name, end in (("lf", "\n"), ("crlf", "\r\n")):
+        docs = [json.dumps(event(f"{name}{k}")) for k in range(1, 8)]
+        text = (
+            f"{docs[0]}\n{docs[1]}\r{docs[2]}\n{docs[3]}\n"
+            f'{{"event_id": "{name}5", "ev\r{docs[5]}\n{docs[6]}\n'
+        )
+        (day / f"{name}.jsonl").write_bytes(text.replace("\n", end).encode())
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "c.csv").write_bytes(
+        b"customer_id,city,updated_at\nc1,Paris,2026-05-01\rc2,Lyon,2026-05-01\nc3,Nice,2026-05-01\n"
+    )
+    caplog.set_level(logging.WARNING)
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert _file_counts(query) == [
+        ("crm/dt=2026-06-01/c.csv", 2, 1, 1),
+        ("events/dt=2026-06-01/crlf.jsonl", 5, 3, 2),
+        ("events/dt=2026-06-01/lf.jsonl", 5, 3, 2),
+    ]
+    assert query("select _source_file, _source_line, event_id from raw.events order by 1, 2") == [
+        (f"events/dt=2026-06-01/{name}.jsonl", line, f"{name}{k}")
+        for name in ("crlf", "lf")
+        for line, k in ((1, 1), (3, 4), (5, 7))
+    ]
+    assert _crm_cities(query) == [("crm/dt=2026-06-01/c.csv", 3, "c3", "Nice")]
+    parted = (
+        "malformed JSON: JSON documents parted by a carriage return alone, not a line feed (in a "
+        "file of LF or CRLF lines a CR is no line end)"
+    )
+    assert query(
+        "select source_file, line_number, reasons[1] from ops.quarantine order by 1, 2"
+    ) == [
+        ("crm/dt=2026-06-01/c.csv", 2, "malformed CSV: 5 fields but the header has 3"),
+        ("events/dt=2026-06-01/crlf.jsonl", 2, parted),
+        (
+            "events/dt=2026-06-01/crlf.jsonl",
+            4,
+            "malformed JSON: the line is not a valid JSON document",
+        ),
+        ("events/dt=2026-06-01/lf.jsonl", 2, parted),
+        (
+            "events/dt=2026-06-01/lf.jsonl",
+            4,
+            "malformed JSON: the line is not a valid JSON document",
+        ),
+    ]
+    assert _files_warned(caplog, "carriage return") == [
+        "crm/dt=2026-06-01/c.csv",
+        "events/dt=2026-06-01/crlf.jsonl",
+        "events/dt=2026-06-01/lf.jsonl",
+    ]
+
+
 def test_lines_ending_in_cr_cr_lf_load(settings, landing, query, caplog):
     """Python's csv module on Windows, writing to a file opened without newline='', ends
     every line in CR CR LF (so does a CRLF file converted to CRLF again). DuckDB's reader

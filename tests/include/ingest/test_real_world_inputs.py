@@ -1017,3 +1017,52 @@ def test_fields_written_as_excel_text_formulas_are_read_as_their_text(settings, 
         ("c4", "2026-05-01 00:00:00", None, None),
     ]
     assert query("select event_id, customer_id from raw.events") == [("0001", "c1")]
+
+
+def test_nul_bytes_in_csv_values_keep_every_record_and_its_line(settings, landing, query):
+    """A NUL byte in an unquoted or quoted CSV value, in a multi-line cell, beside a line
+    read as Windows-1252 or in a file's tail of zero bytes (a writer killed after it
+    preallocated the file) costs no record and shifts no line number: an id holding it is
+    quarantined for its control character, another field keeps it, the tail is one
+    malformed record, each named by file and line."""
+    (landing / "crm/dt=2026-06-01").mkdir(parents=True)
+    (landing / "crm/dt=2026-06-01/c.csv").write_bytes(
+        b"customer_id,email,city,updated_at\n"
+        b"c1,a@x.com,Par\xe9s,2026-06-01\n"
+        b"c\x002,b@x.com,Saint,2026-06-01\n"
+        b"c3,c@x.com,Sai\x00nt,2026-06-01\n"
+        b'c4,d@x.com,"Ly\x00\non",2026-06-01\n'
+        b"c5,e@x.com,Metz,2026-06-01\n"
+        b"\x00\x00\x00\x00\x00\x00"
+    )
+    (landing / "events/dt=2026-06-01").mkdir(parents=True)
+    (landing / "events/dt=2026-06-01/e.csv.gz").write_bytes(
+        gzip.compress(
+            b"event_id,event_type,event_ts,customer_id\n"
+            b"e1,page_view,2026-06-01T10:00:00Z,c1\n"
+            b"e2,page_view\x00,2026-06-01T10:00:00Z,c1\n"
+            b"e3,page_view,2026-06-01T10:00:00Z,c1\n",
+            mtime=0,
+        )
+    )
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert _crm_cities(query) == [
+        ("crm/dt=2026-06-01/c.csv", 2, "c1", "Parés"),
+        ("crm/dt=2026-06-01/c.csv", 4, "c3", "Sai\x00nt"),
+        ("crm/dt=2026-06-01/c.csv", 5, "c4", "Ly\x00\non"),
+        ("crm/dt=2026-06-01/c.csv", 7, "c5", "Metz"),
+    ]
+    assert query("select _source_line, event_id from raw.events order by 1") == [
+        (2, "e1"),
+        (4, "e3"),
+    ]
+    got = query("select source_file, line_number, reasons[1] from ops.quarantine order by 1, 2")
+    assert [(f, n) for f, n, _ in got] == [
+        ("crm/dt=2026-06-01/c.csv", 3),
+        ("crm/dt=2026-06-01/c.csv", 8),
+        ("events/dt=2026-06-01/e.csv.gz", 3),
+    ]
+    assert got[0][2].startswith("an id field holds a control character")
+    assert got[1][2] == "malformed CSV: 1 fields but the header has 4"
+    assert got[2][2] == "unknown event_type (got page_view\x00)"

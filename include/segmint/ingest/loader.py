@@ -2618,10 +2618,10 @@ def _ingest(ingest: Ingest, settings: Settings, as_of: date) -> StageResult:
 # characters only and NaN in a Parquet float column missing since 2026-12-07; an id's
 # Unicode spaces and zero-width characters at its ends trimmed, NFC, and one holding a C1
 # control quarantined since 2026-12-07.2; a CSV field written as Excel's text formula,
-# ="c1", read as its text since 2026-12-07.h85).
+# ="c1", read as its text since 2026-12-07.3).
 # Bump it (a date; ".2" after it for a second bump that day) when a release reads some ids
 # otherwise: raw rows an earlier release loaded are then checked once.
-ID_RULE_VERSION = "2026-12-07.h85"
+ID_RULE_VERSION = "2026-12-07.3"
 
 
 def _ids_checked(con: duckdb.DuckDBPyConnection, now: datetime) -> bool:
@@ -2678,7 +2678,7 @@ def _stale_id_sql(c: str) -> tuple[str, str]:
             f"and abs(try_cast(split_part(trim({c}), '.', 1) AS DOUBLE)) > {FLOAT_EXACT_MAX}",
             "'is now quarantined'",
         ),
-        # Excel's text formula in a CSV field (="c1" is c1 since 2026-12-07.h85).
+        # Excel's text formula in a CSV field (="c1" is c1 since 2026-12-07.3).
         (
             f"contains({c}, '=\"') and contains(_source_file, '.csv') "
             f"and regexp_full_match({c}, {_lit(EXCEL_TEXT_RE)})",

@@ -1719,7 +1719,7 @@ def test_an_id_written_as_a_json_number_with_a_fraction_is_read_as_written(
 
 
 def test_ids_stored_as_excel_text_formulas_are_named_until_reloaded(settings, landing, query):
-    """A release before 2026-12-07.h85 stored a CSV id written as Excel's text formula as
+    """A release before 2026-12-07.3 stored a CSV id written as Excel's text formula as
     written ('="c1"'); the same customer's next export loads as 'c1'. The rows are named
     once, with the id they now read as, until their files are read again."""
     write_lines(

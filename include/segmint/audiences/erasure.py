@@ -335,6 +335,8 @@ def read_id_file(path: Path) -> list[str]:
     ``,``, ``;`` (Excel's in much of Europe) or a tab, as a spreadsheet saves it: a byte-order
     mark ("CSV UTF-8") and quotes are no part of the header or ids."""
     path = Path(path)
+    if path.is_dir():  # it said "id file does not exist" of a folder that does
+        raise SegmintError(f"{path}: is a folder, not an id file")
     if not path.is_file():
         raise SegmintError(f"{path}: id file does not exist")
     data = path.read_bytes()

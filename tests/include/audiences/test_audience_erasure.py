@@ -277,6 +277,16 @@ def test_an_id_file_saved_by_excel_erases_its_customers(full, tmp_path, capsys):
         read_id_file(cp1252)
 
 
+def test_erase_file_that_is_a_folder_says_so(tmp_path, capsys):
+    """``--file /etc`` said "id file does not exist" of a folder that does: say what it is,
+    before any warehouse is opened."""
+    code = main(["erase", "--warehouse", str(tmp_path / "wh.duckdb"), "--file", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert f"{tmp_path}: is a folder, not an id file" in err and "does not exist" not in err
+    assert not (tmp_path / "wh.duckdb").exists()
+
+
 def test_erasure_of_an_unknown_id_warns_and_names_near_matches(full, capsys):
     """An id in the wrong case erases nothing: it is still tombstoned (a request may come
     before the data), but the operator is told, per id, and shown the stored id."""

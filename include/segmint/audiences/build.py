@@ -63,7 +63,22 @@ def build_audiences(settings: Settings, as_of: date) -> StageResult:
         result = build_with_connection(con, defs, as_of, defined_names(settings))
     finally:
         con.close()
-    if any(a.exports for a in defs.audiences.values()):
+    later = _later_published_night(settings, as_of)
+    if later is not None and any(a.exports for a in defs.audiences.values()):
+        # A backfill of an old night (segmint run --as-of after later nights ran) wrote
+        # output/<old>/audiences: clear-text contact files of an outdated membership (a diff
+        # against an even older list) that marketing could upload over the later night's,
+        # and logged them in audiences.exports. Publish refuses the night; so do the exports.
+        message = (
+            f"no export file written for {as_of}: {settings.published_warehouse} holds the "
+            f"later night {later}, and an old night's lists are not for upload (the "
+            f"exports of {later} or a later night are)"
+        )
+        result.summary += ", exports skipped (a later night is published)"
+        result.details["exports"] = []
+        result.details["exports_skipped_for"] = str(later)
+        result.warnings.append(message)
+    elif any(a.exports for a in defs.audiences.values()):
         from segmint.audiences.export import export_declared
 
         exports = export_declared(settings, defs, as_of, skip=set(result.details["failed"]))
@@ -85,6 +100,14 @@ def build_audiences(settings: Settings, as_of: date) -> StageResult:
         if shared:  # an address also on a record without consent (the person unsubscribed)
             result.details["exports_shared_address"] = shared
     return result
+
+
+def _later_published_night(settings: Settings, as_of: date) -> date | None:
+    """The night readers have, when it is later than ``as_of`` (a backfill), else None."""
+    from segmint.publish import published_as_of
+
+    current = published_as_of(settings.published_warehouse)
+    return current if current is not None and current > as_of else None
 
 
 def _empty_decile_warnings(

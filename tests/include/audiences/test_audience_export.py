@@ -14,6 +14,7 @@ import pytest
 from segmint.audiences import build_audiences
 from segmint.audiences.export import export_audience
 from segmint.cli import main
+from segmint.publish import publish_warehouse
 from segmint.stages import SegmintError
 from segmint.warehouse import connect
 
@@ -607,6 +608,37 @@ def test_declared_exports_are_written_by_the_stage(settings, defs_folder):
     assert (settings.output / "2026-06-30" / "audiences" / "a.csv").read_text() == (
         "customer_id\nC01\nC07\n"
     )
+
+
+def test_a_backfill_of_an_old_night_writes_no_export_file(settings, defs_folder, scalar):
+    """`segmint run --as-of` an old night after a later one was published wrote the old
+    night's contact files (and a diff against an even older list) to output/<old>/audiences
+    and logged them, although publish refused the night. The snapshot is still built; the
+    files are not, and the warning says why."""
+    defs_folder(
+        a="name: a\nconsent: ads\nwhere: {rule_segment: vip}\n"
+        "exports: [csv, google_customer_match, diff]\n"
+    )
+    build_audiences(settings, AS_OF)
+    publish_warehouse(settings.warehouse, settings.published_warehouse, AS_OF)
+    old = date(2026, 6, 29)
+    result = build_audiences(settings, old)
+    assert result.details["exports"] == []
+    assert result.details["exports_skipped_for"] == "2026-06-30"
+    assert any(
+        w.startswith("no export file written for 2026-06-29") and "later night 2026-06-30" in w
+        for w in result.warnings
+    )
+    assert not (settings.output / "2026-06-29" / "audiences").exists()
+    assert (
+        scalar(settings, "select count(*) from audiences.exports where as_of_date = ?", [old]) == 0
+    )
+    assert (
+        scalar(settings, "select count(*) from audiences.summary where as_of_date = ?", [old]) == 1
+    )
+    # The published night itself, run again, still writes its files.
+    again = build_audiences(settings, AS_OF)
+    assert len(again.details["exports"]) == 3 and "exports_skipped_for" not in again.details
 
 
 def test_a_rerun_of_the_night_logs_its_export_files_once(settings, defs_folder, scalar):

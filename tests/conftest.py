@@ -52,15 +52,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if call.when != "teardown" or _OUTPUT_BEFORE not in item.stash:
         return report
     before = item.stash[_OUTPUT_BEFORE]
-    written = sorted(p for p, mtime in _output_files().items() if before.get(p) != mtime)
+    after = _output_files()
+    written = sorted(p for p, mtime in after.items() if before.get(p) != mtime)
+    # ... or removed the developer's files (publish deletes old nights' outputs).
+    written += sorted(p for p in before if p not in after)
     if written and report.outcome != "failed":
         shown = "\n  ".join(os.path.relpath(p, REPO_ROOT) for p in written[:10])
         more = f"\n  ... and {len(written) - 10} more" if len(written) > 10 else ""
         report.outcome = "failed"
         report.longrepr = (
-            f"{item.nodeid} wrote {len(written)} file(s) into the checkout's ./output (the "
-            "default output folder): give its settings an output folder under tmp_path "
-            f"(Settings(output=...), --output or SEGMINT_OUTPUT)\n  {shown}{more}"
+            f"{item.nodeid} wrote or removed {len(written)} file(s) in the checkout's "
+            "./output (the default output folder): give its settings an output folder under "
+            f"tmp_path (Settings(output=...), --output or SEGMINT_OUTPUT)\n  {shown}{more}"
         )
     return report
 

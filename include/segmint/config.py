@@ -568,6 +568,24 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class OutputSettings:
+    """The run outputs under ``output/<as_of>/`` (``[outputs]``)."""
+
+    # After a night publishes, the Data Docs, GX validation results and audience export
+    # files (clear-text e-mails and phones) of nights more than `keep_nights` days before
+    # it are deleted; the reports stay. 0 = keep every file. They were kept forever: about
+    # 4.8 MiB a night at 20,000 customers (docs/operations.md, "Run outputs").
+    keep_nights: int = 30
+
+    def __post_init__(self) -> None:
+        if self.keep_nights < 0:
+            raise ConfigError(
+                "[outputs] keep_nights must be 0 (keep every file) or a number of nights, "
+                f"got {self.keep_nights}"
+            )
+
+
+@dataclass(frozen=True)
 class Settings:
     warehouse: Path = Path("warehouse/segmint.duckdb")
     landing: Path = Path("data/landing")
@@ -580,6 +598,7 @@ class Settings:
     propensity: PropensitySettings = field(default_factory=PropensitySettings)
     recommendations: RecommendationSettings = field(default_factory=RecommendationSettings)
     models: ModelSettings = field(default_factory=ModelSettings)
+    outputs: OutputSettings = field(default_factory=OutputSettings)
 
     # Paths derived from the warehouse location.
     @property
@@ -631,6 +650,7 @@ _SECTIONS = {
     "propensity": PropensitySettings,
     "recommendations": RecommendationSettings,
     "models": ModelSettings,
+    "outputs": OutputSettings,
 }
 _PATH_KEYS = ("warehouse", "landing", "output", "audiences")
 

@@ -550,6 +550,9 @@ def publish(settings: Settings, as_of: date) -> StageResult:
     pruned = _prune_models(settings, warnings)
     if pruned:
         done["models_removed"] = pruned
+    outputs = _prune_outputs(settings, as_of, warnings)
+    if outputs:
+        done["outputs_removed"] = outputs
     return StageResult(
         stage="publish",
         rows_in=done["rows"],
@@ -559,10 +562,46 @@ def publish(settings: Settings, as_of: date) -> StageResult:
             f"{as_of} to {done['published_warehouse']}; analysts' copy (personal data masked, "
             f"{done['analyst_tables']} tables): {done['analyst_warehouse']}"
             + (f"; {pruned['line']}" if pruned else "")
+            + (f"; {outputs['line']}" if outputs else "")
         ),
         details=done,
         warnings=warnings,
     )
+
+
+def _prune_outputs(settings: Settings, as_of: date, warnings: list[str]) -> dict[str, Any] | None:
+    """Once the night is published, delete the Data Docs, validation results and export
+    files of old nights (:func:`segmint.outputs.prune_run_outputs`, ``[outputs]
+    keep_nights``); what was deleted, or None. They were kept forever: 4.8 MiB a night at
+    20,000 customers, and clear-text contact files. A fault here is a warning."""
+    from segmint.outputs import prune_run_outputs
+
+    keep = settings.outputs.keep_nights
+    try:
+        pruned = prune_run_outputs(settings.output, as_of, keep)
+    except OSError as exc:
+        warnings.append(f"old run outputs under {settings.output} not removed: {exc}")
+        return None
+    if not pruned.nights:
+        return None
+    exports = len(pruned.export_files)
+    return {
+        "nights": pruned.nights,
+        "files": pruned.files,
+        "bytes": pruned.bytes,
+        "export_files": pruned.export_files,
+        "line": (
+            f"removed the Data Docs and export files of {plural(len(pruned.nights), 'night')} "
+            f"before {pruned.oldest_kept_night} ({plural(pruned.files, 'file')}, "
+            f"{pruned.bytes / 2**20:.1f} MiB"
+            + (
+                f", {plural(exports, 'export file')}; their audiences.exports rows stay"
+                if exports
+                else ""
+            )
+            + f") from {settings.output} ([outputs] keep_nights = {keep})"
+        ),
+    }
 
 
 def _prune_models(settings: Settings, warnings: list[str]) -> dict[str, Any] | None:

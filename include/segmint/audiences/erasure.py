@@ -277,6 +277,14 @@ class ErasureResult:
             )
         return out
 
+    def _gone(self, path: str) -> str:
+        """A note for a past export file no longer on disk here: removed by the run outputs'
+        retention (``[outputs] keep_nights``), or moved; what it was sent to may still hold
+        the customers. Before, it was listed as if it were there to delete."""
+        if path not in self.export_files or Path(path).exists():
+            return ""
+        return " (no longer on disk: removed by [outputs] keep_nights, or moved; re-send)"
+
     def lines(self) -> list[str]:
         missing = len(self.warnings)
         out = [
@@ -298,7 +306,7 @@ class ErasureResult:
             ),
         ):
             if files:
-                out += [f"  {header}:", *(f"    {p}" for p in files)]
+                out += [f"  {header}:", *(f"    {p}{self._gone(p)}" for p in files)]
         if self.file_bytes:
             before, after = (round(n / 2**20, 1) for n in self.file_bytes)
             out.append(

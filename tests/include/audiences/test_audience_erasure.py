@@ -138,6 +138,22 @@ def test_erasure_removes_every_row_and_logs_without_personal_data(full):
     assert others == 11
 
 
+def test_erasure_says_which_past_export_files_are_no_longer_on_disk(full, tmp_path):
+    """Publish deletes old nights' export files ([outputs] keep_nights); the erasure listed
+    them as files to delete. It now says which are gone: whoever received them may still
+    hold the customers."""
+    gone = tmp_path / "exports" / "a.csv"
+    kept = tmp_path / "exports" / "b.csv"
+    export_audience(full, "a", "google_customer_match", kept)
+    gone.unlink()
+    lines = erase_customers(full, ["C01"]).lines()
+    assert (
+        f"    {gone} (no longer on disk: removed by [outputs] keep_nights, or moved; re-send)"
+        in (lines)
+    )
+    assert f"    {kept}" in lines
+
+
 def _row_counts(settings) -> dict[str, int]:
     con = connect(settings.warehouse, read_only=True)
     tables = _base_tables(con)

@@ -420,6 +420,9 @@ class PropensitySettings:
     # A model is trained only when each of its training, validation and holdout windows holds
     # at least this many positives and this many negatives (a young or tiny shop has fewer).
     min_class_examples: int = 10
+    # A trained model is published only when its holdout ROC-AUC beats the best baseline
+    # rule's beyond chance: DeLong's paired one-sided p-value below this (1 = any higher AUC).
+    gate_p_value: float = 0.05
     # OpenMP threads for model fitting; 0 = all cores. One thread is the fastest on a busy
     # machine (HistGradientBoosting's threads spin when cores are shared).
     threads: int = 1
@@ -445,6 +448,7 @@ class PropensitySettings:
         _check_at_least("propensity", self, 1, "active_lookback_days", "min_class_examples")
         _check_at_least("propensity", self, 0, "min_history_days")
         _check_range("propensity", self, "drift_psi_warning", 0)
+        _check_range("propensity", self, "gate_p_value", 0, 1, above=True)
 
     @property
     def churn_horizon(self) -> int:

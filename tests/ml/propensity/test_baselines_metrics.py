@@ -131,3 +131,24 @@ def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift() -> None:
     value, bins = m.psi(a, np.clip(a + 0.2, 0, 1))
     assert value > 0.25
     assert sum(x["previous_share"] for x in bins) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_delong_p_value_matches_a_paired_bootstrap_and_is_one_sided() -> None:
+    from scipy.stats import norm
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    better = y + rng.normal(0, 1.0, 300)
+    worse = y + rng.normal(0, 1.5, 300)
+    p_value = m.delong_p_value(y, better, worse)
+    gap = roc_auc_score(y, better) - roc_auc_score(y, worse)
+    # The standard error DeLong implies equals a paired bootstrap's (same rows, both scorers).
+    draws = rng.integers(0, 300, (1000, 300))
+    boot = [roc_auc_score(y[i], better[i]) - roc_auc_score(y[i], worse[i]) for i in draws]
+    assert gap / norm.isf(p_value) == pytest.approx(np.std(boot), rel=0.1)
+    assert m.delong_p_value(y, worse, better) == pytest.approx(1 - p_value)
+    # Ties (a rule's plateaus), the same ranking, one class only.
+    assert 0 < m.delong_p_value(y, better, np.round(worse)) < 1
+    assert m.delong_p_value(y, better, better * 2) == 1.0
+    assert np.isnan(m.delong_p_value(np.ones(5), better[:5], worse[:5]))

@@ -254,7 +254,9 @@ def test_a_b2b_account_far_beyond_every_customer_is_named(tmp_path: Path) -> Non
     wh.parent.mkdir(parents=True)
     write_activity(wh, pd.concat([activity, b2b], ignore_index=True))
     build_snapshots(wh, snapshot_dates(AS_OF))
-    result = run_propensity(_settings(wh), AS_OF)
+    # gate_p_value 1: both models score (the churn model's lead over the recency rule is
+    # within the noise of 300 customers; this test is about the scores' warning).
+    result = run_propensity(_settings(wh, gate_p_value=1.0), AS_OF)
     named = [w for w in result.warnings if "beyond any example" in w]
     assert [w.split(":")[0] for w in named] == ["purchase", "churn"], result.warnings
     scores = read_frame(
@@ -333,3 +335,42 @@ def test_a_customer_the_model_gives_nan_gets_no_score_and_no_decile() -> None:
     assert "c199 (order_count 900, where 99% of those above 0 have at most 1; no score)" in (
         far_beyond("purchase", frame, ["order_count"], scores)
     )
+
+
+def test_a_higher_auc_within_the_holdout_noise_is_not_published(tmp_path: Path) -> None:
+    # 100 customers, 92 holdout rows with 24 buyers: the model's AUC 0.764 beat the BG/NBD
+    # rule's 0.726 and was published, a gap a pair of equal scorers shows one night in four
+    # (DeLong p = 0.25). Now the gate needs p below [propensity] gate_p_value (0.05).
+    wh = _shop(tmp_path, 100)
+    template = wh.read_bytes()
+    result = run_propensity(_settings(wh), AS_OF)
+    detail = result.details["purchase"]
+    holdout = detail["holdout"]
+    best = max(("baseline_recency", "baseline_bgnbd"), key=lambda s: holdout[s]["roc_auc"])
+    assert holdout["model"]["roc_auc"] > holdout[best]["roc_auc"]
+    p_value = holdout[best]["model_better_p_value"]
+    assert 0.05 < p_value < 1
+    assert detail["status"] == "not_published"
+    assert re.fullmatch(
+        rf"purchase: holdout AUC 0\.\d{{3}} does not beat {best} 0\.\d{{3}} beyond chance "
+        rf"\(p = {p_value:.2f}, needs below 0\.05, on 92 holdout customers, 24 positive\): a "
+        r"gap this small is within the holdout's noise; not published",
+        detail["message"],
+    ), detail["message"]
+    stored = read_frame(
+        wh,
+        "select scorer, value from ml.model_metrics where model_name = 'purchase' "
+        "and metric = 'model_better_p_value'",
+    ).set_index("scorer")["value"]
+    assert set(stored.index) == {"baseline_recency", "baseline_bgnbd"}
+    assert stored[best] == pytest.approx(p_value)
+    runs = read_frame(wh, "select model_name, status from ml.model_runs")
+    assert runs.set_index("model_name").loc["purchase", "status"] == "not_published"
+    scored = read_frame(
+        wh, "select count(*) n from ml.propensity_scores where model_name = 'purchase'"
+    ).iloc[0, 0]
+    assert scored == 0  # no earlier model: no purchase scores rather than a coin-flip model
+    # gate_p_value = 1: any higher AUC publishes, as before.
+    wh.write_bytes(template)
+    loose = run_propensity(_settings(wh, gate_p_value=1.0), AS_OF)
+    assert loose.details["purchase"]["status"] == "published"

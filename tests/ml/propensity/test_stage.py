@@ -316,6 +316,19 @@ def test_gate_needs_a_strictly_better_auc() -> None:
     summary["model"]["roc_auc"] = 0.71
     assert gate("purchase", summary)[0]
     assert not gate("churn", {**summary, "model": {"roc_auc": float("nan")}})[0]
+    # A higher AUC within the holdout's noise is not published; gate_p_value 1 publishes it.
+    summary["model"].update(rows=68.0, positives=15.0)
+    summary["baseline_recency"]["model_better_p_value"] = 0.38
+    ok, message = gate("purchase", summary)
+    assert not ok
+    assert message == (
+        "purchase: holdout AUC 0.710 does not beat baseline_recency 0.700 beyond chance "
+        "(p = 0.38, needs below 0.05, on 68 holdout customers, 15 positive): a gap this small "
+        "is within the holdout's noise; not published"
+    )
+    assert gate("purchase", summary, alpha=1.0)[0]
+    summary["baseline_recency"]["model_better_p_value"] = 0.01
+    assert gate("purchase", summary)[0]
 
 
 def _perfect_recency_shop(days: int = 200, n: int = 600) -> pd.DataFrame:

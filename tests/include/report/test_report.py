@@ -848,6 +848,51 @@ def test_an_auc_lifted_by_a_never_active_crowd_is_given_beside_the_auc_among_the
     ) in purchase
 
 
+def test_a_lead_within_chance_and_a_top_decile_of_a_few_customers_are_said_in_words(
+    tmp_path: Path,
+) -> None:
+    """100 customers, 92 holdout rows: the purchase model's AUC 0.764 against the BG/NBD
+    model's 0.726 was published and shown green ("beats the BG/NBD model"), a lead equal
+    rankings show one night in four; its lift chart rested on a top decile of a handful of
+    customers and nothing said so, nor what an AUC is."""
+    from ml.propensity import run_propensity
+    from tests.ml.propensity.simshop import build_warehouse
+
+    warehouse = tmp_path / "segmint.duckdb"
+    build_warehouse(warehouse, n_customers=100)
+    settings = Settings(warehouse=warehouse, output=tmp_path / "out")
+    detail = run_propensity(settings, AS_OF).details["purchase"]
+    holdout = detail["holdout"]
+    best = max(("baseline_recency", "baseline_bgnbd"), key=lambda s: holdout[s]["roc_auc"])
+    name = {"baseline_recency": "recency rule", "baseline_bgnbd": "BG/NBD model"}[best]
+    p_value = holdout[best]["model_better_p_value"]
+    assert detail["status"] == "not_published" and p_value >= 0.05
+    result = write_report(settings, AS_OF)
+    purchase = next(s for s in result.details["summary"] if s.startswith("Purchase model"))
+    assert (
+        f"(above the {name} at {holdout[best]['roc_auc']:.2f}, but not beyond chance, "
+        f"p = {p_value:.2f}); not published."
+    ) in purchase
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    assert (
+        f'<span class="bad">{holdout[best]["roc_auc"]:.3f}</span>, a lead chance alone gives '
+        f"with p = {p_value:.2f} (below 0.05 counts as real: not beyond chance)"
+    ) in html
+    assert (
+        '<span class="bad">not published</span> (does not beat the '
+        f"{name} beyond chance, p = {p_value:.2f})."
+    ) in html
+    assert "ROC-AUC, in words: how often the scores rank one of the holdout's buyers" in html
+    top = re.search(
+        r"The model&#x27;s top decile \(decile (\d+)\) holds (\d+) of the 92 holdout customers, "
+        r"(\d+) of them buyers\. Too few to read: one of them more or fewer moves its lift by "
+        r"[0-9.]+, so take the lift as a rough guide, not a promise\.",
+        html,
+    )
+    assert top, html
+    assert int(top.group(2)) < 30
+
+
 def _churn_not_published(sample_warehouse: Path, tmp_path: Path, reason: str) -> Path:
     """A copy of the sample warehouse whose churn candidates all lost (``reason``, then
     "; not published") and scored nobody."""

@@ -122,6 +122,12 @@ def test_decile_table_lift_and_capture() -> None:
     summary, rows = m.metric_rows(y, p, p, "model")
     assert summary["roc_auc"] > 0.7 and summary["brier"] < 0.2
     assert {r["metric"] for r in rows} >= {"roc_auc", "lift", "capture", "decile_mean_predicted"}
+    # The customers the top decile's lift rests on, stored beside it.
+    assert summary["top_decile_rows"] == 1000
+    assert summary["top_decile_positives"] == table["positives"].iloc[0]
+    assert summary["top_decile_lift"] == pytest.approx(
+        summary["top_decile_positives"] / 1000 / y.mean()
+    )
 
 
 def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift() -> None:

@@ -374,3 +374,6 @@ def test_a_higher_auc_within_the_holdout_noise_is_not_published(tmp_path: Path) 
     wh.write_bytes(template)
     loose = run_propensity(_settings(wh, gate_p_value=1.0), AS_OF)
     assert loose.details["purchase"]["status"] == "published"
+    for wrong in (0, 1.5):
+        with pytest.raises(ConfigError, match="gate_p_value must be above 0 and at most 1"):
+            PropensitySettings(gate_p_value=wrong)

@@ -105,3 +105,17 @@
     {%- set later = run_query(query).columns[0].values() | list -%}
     {{ return((dates + later) | unique | sort) }}
 {%- endmacro %}
+
+{#- Whose cart a one-event order buys, var('cart_scope'): 'customer' (default: the
+    customer's cart, kept across visits) or 'session' (the cart of the order's own visit);
+    anything else stops the build. -#}
+{% macro cart_scope() -%}
+    {%- set scope = var('cart_scope', 'customer') | string | trim -%}
+    {%- if scope not in ('customer', 'session') -%}
+        {{ exceptions.raise_compiler_error(
+            "var cart_scope is '" ~ scope ~ "': it must be 'customer' (a cart kept across "
+            ~ "visits) or 'session' (a cart per visit)"
+        ) }}
+    {%- endif -%}
+    {{ return(scope) }}
+{%- endmacro %}

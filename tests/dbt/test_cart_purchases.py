@@ -9,11 +9,15 @@ out by replaying each session's cart in Python (``_replayed``), not from the SQL
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+import yaml
 
 from segmint.ingest import run_ingest
 from segmint.transform import run_transform
@@ -21,6 +25,7 @@ from tests.db import fetch
 from tests.dbt.warehouse_data import settings_in
 from tests.include.ingest.conftest import write_jsonl
 
+DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 DAY_1 = date(2026, 6, 10)
 DAY_2 = date(2026, 6, 11)
 DAY_3 = date(2026, 6, 12)
@@ -118,11 +123,16 @@ RELOADED_LATEST = [_cart("add_to_cart", "c9", "2026-06-10T16:00:00Z", "s13", "p1
 DAY_6 = date(2026, 6, 15)
 
 
-def _owns(order: dict, line: dict, linked: dict[str, dict[str, str]]) -> bool:
+def _owns(
+    order: dict, line: dict, linked: dict[str, dict[str, str]], session: str | None = None
+) -> bool:
     """Whether the cart of ``order``'s customer holds ``line``: the customer's own line, a
     visitor's line of the order's session, or of an anonymous id linked to this customer
-    alone (``linked``: anonymous id -> customer -> first seen together) by the order."""
+    alone (``linked``: anonymous id -> customer -> first seen together) by the order. With
+    ``session`` (carts per visit): the customer's or a visitor's line of that session."""
     customer = order["customer_id"]
+    if session is not None:
+        return line.get("session_id") == session and line.get("customer_id") in (None, customer)
     if line.get("customer_id"):
         return line["customer_id"] == customer
     if order.get("session_id") is not None and line.get("session_id") == order["session_id"]:
@@ -131,12 +141,21 @@ def _owns(order: dict, line: dict, linked: dict[str, dict[str, str]]) -> bool:
     return list(links) == [customer] and links[customer] <= order["event_ts"]
 
 
-def _replayed(events: list[dict], lookback_days: int = 7) -> list[tuple]:
+def _open(line: dict, since: str, at: str, lookback_days: int) -> bool:
+    """Whether ``line`` is after ``since`` (the previous order), by ``at`` (the order) and
+    within ``lookback_days`` days of the order's day."""
+    days = date.fromisoformat(at[:10]) - date.fromisoformat(line["event_ts"][:10])
+    return since < line["event_ts"] <= at and days.days <= lookback_days
+
+
+def _replayed(events: list[dict], lookback_days: int = 7, scope: str = "customer") -> list[tuple]:
     """(customer, product, purchase day, purchases, revenue) by replaying each customer's
     cart: a one-event order buys every product (quantity > 0) of the lines added or removed
     since the customer's previous order, in any session, up to ``lookback_days`` days
     before it: the customer's own lines, a visitor's lines of the order's session, and a
-    visitor's lines of an anonymous id seen with this customer alone (from then on)."""
+    visitor's lines of an anonymous id seen with this customer alone (from then on).
+    ``scope`` "session" (carts per visit): only the lines of the order's session, or for an
+    order without one, of the session of the customer's latest own line before it."""
     ordered = sorted(events, key=lambda e: e["event_ts"])
     linked: dict[str, dict[str, str]] = {}
     for event in ordered:
@@ -153,15 +172,20 @@ def _replayed(events: list[dict], lookback_days: int = 7) -> list[tuple]:
         customer, at = order["customer_id"], order["event_ts"]
         day = date.fromisoformat(at[:10])
 
+        since = previous.get(customer, "")
+
+        session = None
+        if scope == "session":
+            own = [
+                x
+                for x in lines
+                if x.get("customer_id") == customer and _open(x, since, at, lookback_days)
+            ]
+            latest = own[-1]["session_id"] if own else None
+            session = order.get("session_id") or latest or "no session"
         cart: dict[str, list] = {}
         for line in lines:
-            line_day = date.fromisoformat(line["event_ts"][:10])
-            if (
-                line["event_ts"] <= at
-                and line["event_ts"] > previous.get(customer, "")
-                and (day - line_day).days <= lookback_days
-                and _owns(order, line, linked)
-            ):
+            if _open(line, since, at, lookback_days) and _owns(order, line, linked, session):
                 sign = 1 if line["event_type"] == "add_to_cart" else -1
                 got = cart.setdefault(line["product_id"], [0, line["price"]])
                 got[0] += sign * line["quantity"]
@@ -309,3 +333,65 @@ def test_a_reload_deleting_a_sessions_day_takes_back_its_later_orders_purchases(
     assert nights[5] == _replayed(everything)
     assert ("c12", "p19", DAY_3, 1, Decimal("5.00")) in nights[4]
     assert [row for row in nights[5] if row[0] in ("c5", "c12")] == []
+
+
+@pytest.fixture(scope="module")
+def session_nights(tmp_path_factory: pytest.TempPathFactory) -> list[list[tuple]]:
+    """The bought rows after the first and the second night, built by a copy of the dbt
+    project with ``cart_scope: session`` (carts per visit)."""
+    root = tmp_path_factory.mktemp("cart_scope_session")
+    project = root / "dbt_project"
+    shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
+    path = project / "dbt_project.yml"
+    data = yaml.safe_load(path.read_text())
+    data["vars"]["cart_scope"] = "session"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    settings = settings_in(root, "")
+    settings = dataclasses.replace(
+        settings, transform=dataclasses.replace(settings.transform, dbt_project_dir=project)
+    )
+    seen = []
+    for day, part, records in (
+        (DAY_1, "2026-06-10/tracker.jsonl", FIRST_NIGHT),
+        (DAY_2, "2026-06-11/tracker.jsonl", SECOND_NIGHT),
+    ):
+        numbered = [{"event_id": f"{part}-{i}", **r} for i, r in enumerate(records)]
+        write_jsonl(settings.landing / "events" / f"dt={part}", numbered)
+        ingested = run_ingest(settings, day)
+        assert ingested.details["sources"]["events"]["quarantined"] == 0, ingested.summary
+        run_transform(settings, day)
+        seen.append(fetch(settings.warehouse, _BOUGHT))
+    return seen
+
+
+def test_a_cart_per_visit_is_bought_only_by_its_visits_order(session_nights) -> None:
+    assert session_nights[0] == _replayed(FIRST_NIGHT, scope="session")
+    assert session_nights[1] == _replayed(FIRST_NIGHT + SECOND_NIGHT, scope="session")
+    # c10 carted p15 in one visit and ordered in another: with carts per visit, nothing.
+    assert [row for row in session_nights[1] if row[0] == "c10"] == []
+    # A back end's order buys the cart of the customer's latest visit; a visitor's cart
+    # before the login is bought by the order of its session.
+    assert ("c8", "p13", DAY_1, 1, Decimal("30.00")) in session_nights[0]
+    assert ("c6", "p10", DAY_2, 1, Decimal("24.00")) in session_nights[1]
+    # The linked visitor's cart on another device is not the back end's order's visit.
+    assert [row for row in session_nights[1] if row[0] == "c11"] == []
+    # The rest of the second night's orders buy as with carts kept across visits.
+    assert ("c2", "p3", DAY_2, 1, Decimal("21.00")) in session_nights[1]
+
+
+def test_an_unknown_cart_scope_stops_the_build(tmp_path) -> None:
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
+    path = project / "dbt_project.yml"
+    data = yaml.safe_load(path.read_text())
+    data["vars"]["cart_scope"] = "visit"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    settings = settings_in(tmp_path, "")
+    settings = dataclasses.replace(
+        settings, transform=dataclasses.replace(settings.transform, dbt_project_dir=project)
+    )
+    numbered = [{"event_id": f"e{i}", **r} for i, r in enumerate(FIRST_NIGHT[:2])]
+    write_jsonl(settings.landing / "events" / "dt=2026-06-10", numbered)
+    run_ingest(settings, DAY_1)
+    with pytest.raises(Exception, match="cart_scope"):
+        run_transform(settings, DAY_1)

@@ -105,105 +105,190 @@ cart_events as (
 
 ),
 
--- The anonymous ids of these cart lines that identity stitching linked to one customer
--- alone, and when first (a shared device's lines are no one's by this way).
-sole_links as (
+{%- if cart_scope() == 'customer' %}
 
-    select
-        anonymous_id,
-        min(customer_id) as customer_id,
-        min(first_linked_at) as first_linked_at
-    from {{ ref('int_identity_links') }}
-    where
-        anonymous_id in (
-            select cart_events.anonymous_id
-            from cart_events
-            where cart_events.customer_id is null
-        )
-    group by anonymous_id
-    having count(*) = 1
+    -- The anonymous ids of these cart lines that identity stitching linked to one customer
+    -- alone, and when first (a shared device's lines are no one's by this way).
+    sole_links as (
 
-),
-
--- Each cart line with the customer whose cart holds it (owned_from: from when; null:
--- always): the customer's own lines, whatever the visit, and a visitor's lines (not logged
--- in yet) of an anonymous id linked to the customer alone, once linked.
-cart_lines as (
-
-    select
-        customer_id as cart_customer_id,
-        cast(null as {{ dbt.type_timestamp() }}) as owned_from,
-        event_id,
-        event_date,
-        event_at,
-        product_id,
-        product_category,
-        quantity,
-        price,
-        _loaded_at
-    from cart_events
-    where customer_id is not null
-
-    union all
-
-    select
-        sole_links.customer_id as cart_customer_id,
-        sole_links.first_linked_at as owned_from,
-        cart.event_id,
-        cart.event_date,
-        cart.event_at,
-        cart.product_id,
-        cart.product_category,
-        cart.quantity,
-        cart.price,
-        cart._loaded_at
-    from cart_events as cart
-    inner join sole_links on cart.anonymous_id = sole_links.anonymous_id
-    where cart.customer_id is null
-
-),
-
--- The open lines each order buys: the customer's cart lines since their previous order
--- (across visits and sessions) up to the order, within var('cart_lookback_days'), and a
--- visitor's lines of the order's own tracker session (a cart filled before the login); a
--- line reached both ways counts once.
-bought_lines as (
-
-    select distinct
-        order_event_id,
-        customer_id,
-        event_date,
-        event_id,
-        product_id,
-        product_category,
-        quantity,
-        price,
-        _loaded_at
-    from (
         select
-            purchase.event_id as order_event_id,
-            purchase.customer_id,
-            purchase.event_date,
+            anonymous_id,
+            min(customer_id) as customer_id,
+            min(first_linked_at) as first_linked_at
+        from {{ ref('int_identity_links') }}
+        where
+            anonymous_id in (
+                select cart_events.anonymous_id
+                from cart_events
+                where cart_events.customer_id is null
+            )
+        group by anonymous_id
+        having count(*) = 1
+
+    ),
+
+    -- Each cart line with the customer whose cart holds it (owned_from: from when; null:
+    -- always): the customer's own lines, whatever the visit, and a visitor's lines (not logged
+    -- in yet) of an anonymous id linked to the customer alone, once linked.
+    cart_lines as (
+
+        select
+            customer_id as cart_customer_id,
+            cast(null as {{ dbt.type_timestamp() }}) as owned_from,
+            event_id,
+            event_date,
+            event_at,
+            product_id,
+            product_category,
+            quantity,
+            price,
+            _loaded_at
+        from cart_events
+        where customer_id is not null
+
+        union all
+
+        select
+            sole_links.customer_id as cart_customer_id,
+            sole_links.first_linked_at as owned_from,
             cart.event_id,
+            cart.event_date,
+            cart.event_at,
             cart.product_id,
             cart.product_category,
             cart.quantity,
             cart.price,
             cart._loaded_at
-        from cart_lines as cart
-        inner join rebuilt_orders as purchase
-            on
-                cart.cart_customer_id = purchase.customer_id
-                and cart.event_at <= purchase.purchased_at
-                and (
-                    purchase.previous_purchased_at is null
-                    or cart.event_at > purchase.previous_purchased_at
-                )
-                and (cart.owned_from is null or cart.owned_from <= purchase.purchased_at)
-                and {{ days_between('cart.event_date', 'purchase.event_date') }}
-                <= {{ var('cart_lookback_days') }}
+        from cart_events as cart
+        inner join sole_links on cart.anonymous_id = sole_links.anonymous_id
+        where cart.customer_id is null
 
-        union all
+    ),
+
+    -- The open lines each order buys: the customer's cart lines since their previous order
+    -- (across visits and sessions) up to the order, within var('cart_lookback_days'), and a
+    -- visitor's lines of the order's own tracker session (a cart filled before the login); a
+    -- line reached both ways counts once.
+    bought_lines as (
+
+        select distinct
+            order_event_id,
+            customer_id,
+            event_date,
+            event_id,
+            product_id,
+            product_category,
+            quantity,
+            price,
+            _loaded_at
+        from (
+            select
+                purchase.event_id as order_event_id,
+                purchase.customer_id,
+                purchase.event_date,
+                cart.event_id,
+                cart.product_id,
+                cart.product_category,
+                cart.quantity,
+                cart.price,
+                cart._loaded_at
+            from cart_lines as cart
+            inner join rebuilt_orders as purchase
+                on
+                    cart.cart_customer_id = purchase.customer_id
+                    and cart.event_at <= purchase.purchased_at
+                    and (
+                        purchase.previous_purchased_at is null
+                        or cart.event_at > purchase.previous_purchased_at
+                    )
+                    and (cart.owned_from is null or cart.owned_from <= purchase.purchased_at)
+                    and {{ days_between('cart.event_date', 'purchase.event_date') }}
+                    <= {{ var('cart_lookback_days') }}
+
+            union all
+
+            select
+                purchase.event_id as order_event_id,
+                purchase.customer_id,
+                purchase.event_date,
+                cart.event_id,
+                cart.product_id,
+                cart.product_category,
+                cart.quantity,
+                cart.price,
+                cart._loaded_at
+            from cart_events as cart
+            inner join rebuilt_orders as purchase
+                on
+                    cart.session_id = purchase.session_id
+                    and cart.event_at <= purchase.purchased_at
+                    and (
+                        purchase.previous_purchased_at is null
+                        or cart.event_at > purchase.previous_purchased_at
+                    )
+                    and {{ days_between('cart.event_date', 'purchase.event_date') }}
+                    <= {{ var('cart_lookback_days') }}
+            where cart.customer_id is null
+        ) as reached
+
+    ),
+{%- else %}
+
+    -- Carts kept per visit (var('cart_scope') 'session'): a back end's order (no session) buys
+    -- the cart of the session of the customer's latest own cart line before it.
+    back_end_order_sessions as (
+
+        select
+            order_event_id,
+            session_id
+        from (
+            select
+                purchase.event_id as order_event_id,
+                cart.session_id,
+                row_number() over (
+                    partition by purchase.event_id
+                    order by cart.event_at desc, cart.event_id desc
+                ) as recency
+            from rebuilt_orders as purchase
+            inner join cart_events as cart
+                on
+                    purchase.customer_id = cart.customer_id
+                    and cart.session_id is not null
+                    and purchase.purchased_at >= cart.event_at
+                    and (
+                        purchase.previous_purchased_at is null
+                        or purchase.previous_purchased_at < cart.event_at
+                    )
+                    and {{ days_between('cart.event_date', 'purchase.event_date') }}
+                    <= {{ var('cart_lookback_days') }}
+            where purchase.session_id is null
+        ) as latest
+        where recency = 1
+
+    ),
+
+    -- Each order with the session whose cart it buys: its own, else the back end's pick.
+    session_orders as (
+
+        select
+            rebuilt_orders.event_id,
+            rebuilt_orders.customer_id,
+            rebuilt_orders.event_date,
+            rebuilt_orders.purchased_at,
+            rebuilt_orders.previous_purchased_at,
+            coalesce(
+                rebuilt_orders.session_id, back_end_order_sessions.session_id
+            ) as cart_session_id
+        from rebuilt_orders
+        left join back_end_order_sessions
+            on rebuilt_orders.event_id = back_end_order_sessions.order_event_id
+
+    ),
+
+    -- The open lines each order buys: its session's cart lines (the customer's, and a
+    -- visitor's before the login) since the customer's previous order up to the order, within
+    -- var('cart_lookback_days'); another visit's cart is not this order's.
+    bought_lines as (
 
         select
             purchase.event_id as order_event_id,
@@ -216,20 +301,20 @@ bought_lines as (
             cart.price,
             cart._loaded_at
         from cart_events as cart
-        inner join rebuilt_orders as purchase
+        inner join session_orders as purchase
             on
-                cart.session_id = purchase.session_id
+                cart.session_id = purchase.cart_session_id
                 and cart.event_at <= purchase.purchased_at
                 and (
                     purchase.previous_purchased_at is null
                     or cart.event_at > purchase.previous_purchased_at
                 )
+                and (cart.customer_id is null or cart.customer_id = purchase.customer_id)
                 and {{ days_between('cart.event_date', 'purchase.event_date') }}
                 <= {{ var('cart_lookback_days') }}
-        where cart.customer_id is null
-    ) as reached
 
-),
+    ),
+{%- endif %}
 
 order_cart_lines as (
 

@@ -51,6 +51,14 @@ def _order(customer: str, ts: str, session: str | None, order: str, revenue: flo
             "order_id": order, "revenue": revenue}  # fmt: skip
 
 
+def _line_item(customer: str, ts: str, session: str, order: str, product: str,
+               price: float) -> dict:  # fmt: skip
+    """A purchase event of one order line (a shop sending one event per line)."""
+    return {"event_type": "purchase", "customer_id": customer, "event_ts": ts,
+            "session_id": session, "order_id": order, "product_id": product,
+            "price": price, "quantity": 1, "revenue": price}  # fmt: skip
+
+
 # c1: two one-event orders in one session and day, each of its own cart.
 # c2: a cart filled before midnight, bought after it in the same tracker session.
 # c3: one session ordering on both sides of midnight (p4 bought in each order).
@@ -60,6 +68,9 @@ def _order(customer: str, ts: str, session: str | None, order: str, revenue: flo
 # c8: a tracker's cart, ordered through the shop's back end (an order without a session),
 # then carted again in a new visit and ordered by both the tracker and the back end.
 # c10: a cart kept across visits: filled in one session, ordered the next day in another.
+# c20: a shop mixing both kinds: p30 bought by an order sent line by line, then p31 carted
+# and ordered as one event (which buys p31 alone).
+# c21: the same order sent both ways (its line and one event): p32 bought once.
 # a11: a visitor's cart on a device never logged in; the next day the shop's back end
 # sends c11's order with that anonymous id (identity stitching links them).
 FIRST_NIGHT = [
@@ -89,6 +100,13 @@ FIRST_NIGHT = [
     _cart("remove_from_cart", "c10", "2026-06-10T10:02:00Z", "s10", "p16", 1),
     _cart("add_to_cart", None, "2026-06-10T15:00:00Z", "s12", "p17", 13, anonymous="a11"),
     _cart("add_to_cart", None, "2026-06-10T16:00:00Z", "s14", "p19", 5, anonymous="a12"),
+    _cart("add_to_cart", "c20", "2026-06-10T11:00:00Z", "s20", "p30", 40),
+    _line_item("c20", "2026-06-10T11:05:00Z", "s20", "o20", "p30", 40),
+    _cart("add_to_cart", "c20", "2026-06-10T11:10:00Z", "s20", "p31", 9),
+    _order("c20", "2026-06-10T11:15:00Z", "s20", "o21", 9),
+    _cart("add_to_cart", "c21", "2026-06-10T12:00:00Z", "s21", "p32", 17),
+    _line_item("c21", "2026-06-10T12:05:00Z", "s21", "o22", "p32", 17),
+    _order("c21", "2026-06-10T12:05:00Z", "s21", "o22", 17),
 ]
 SECOND_NIGHT = [
     _order("c2", "2026-06-11T00:05:00Z", "s2", "o3", 21),
@@ -150,10 +168,12 @@ def _open(line: dict, since: str, at: str, lookback_days: int) -> bool:
 
 def _replayed(events: list[dict], lookback_days: int = 7, scope: str = "customer") -> list[tuple]:
     """(customer, product, purchase day, purchases, revenue) by replaying each customer's
-    cart: a one-event order buys every product (quantity > 0) of the lines added or removed
-    since the customer's previous order, in any session, up to ``lookback_days`` days
-    before it: the customer's own lines, a visitor's lines of the order's session, and a
-    visitor's lines of an anonymous id seen with this customer alone (from then on).
+    cart: an order line counts for its product and empties the cart like any order (an
+    order also sent as one event buys nothing more); a one-event order buys every product
+    (quantity > 0) of the lines added or removed since the customer's previous order, in
+    any session, up to ``lookback_days`` days before it: the customer's own lines, a
+    visitor's lines of the order's session, and a visitor's lines of an anonymous id seen
+    with this customer alone (from then on).
     ``scope`` "session" (carts per visit): only the lines of the order's session, or for an
     order without one, of the session of the customer's latest own line before it."""
     ordered = sorted(events, key=lambda e: e["event_ts"])
@@ -166,11 +186,25 @@ def _replayed(events: list[dict], lookback_days: int = 7, scope: str = "customer
     lines = [e for e in ordered if e["event_type"] in ("add_to_cart", "remove_from_cart")]
     previous: dict[str, str] = {}
     bought: dict[tuple, list] = {}
+    itemised = {
+        (e["customer_id"], e["order_id"])
+        for e in ordered
+        if e["event_type"] == "purchase" and e.get("product_id") and e.get("order_id")
+    }
     for order in ordered:
-        if order["event_type"] != "purchase" or order.get("product_id"):
+        if order["event_type"] != "purchase":
             continue
         customer, at = order["customer_id"], order["event_ts"]
         day = date.fromisoformat(at[:10])
+        if order.get("product_id") or (customer, order.get("order_id")) in itemised:
+            # An order line counts for its product; any purchase empties the cart, and an
+            # order whose lines were sent too buys nothing more.
+            if order.get("product_id"):
+                got = bought.setdefault((customer, order["product_id"], day), [0, Decimal(0)])
+                got[0] += 1
+                got[1] += Decimal(str(order["price"])) * order["quantity"]
+            previous[customer] = max(previous.get(customer, ""), at)
+            continue
 
         since = previous.get(customer, "")
 
@@ -254,6 +288,16 @@ def test_each_one_event_order_buys_the_cart_since_the_sessions_previous_order(ni
     assert nights[0] == _replayed(FIRST_NIGHT)
     assert ("c1", "p2", DAY_1, 1, Decimal("20.00")) in nights[0]
     assert ("c4", "p6", DAY_1, 2, Decimal("8.00")) in nights[0]
+
+
+def test_an_order_sent_line_by_line_empties_the_cart(nights) -> None:
+    # Until 2026-12-07 a later one-event order bought p30 again, and an order sent both
+    # ways counted p32 twice.
+    assert [row for row in nights[0] if row[0] in ("c20", "c21")] == [
+        ("c20", "p30", DAY_1, 1, Decimal("40.00")),
+        ("c20", "p31", DAY_1, 1, Decimal("9.00")),
+        ("c21", "p32", DAY_1, 1, Decimal("17.00")),
+    ]
 
 
 def test_a_back_ends_order_buys_the_customers_latest_tracker_cart(nights) -> None:

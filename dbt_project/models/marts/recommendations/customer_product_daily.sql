@@ -24,7 +24,8 @@ int_events_sessionised (point in time).
 Purchases: a purchase event that names a product (one event per order line) counts for that
 product. A purchase event without a product (one event per order) counts for the products
 in the customer's cart at that moment: cart adds minus removals since the customer's
-previous such order (which emptied the cart) up to the purchase, within
+previous purchase (which emptied the cart: a one-event order or an order line) up to the
+purchase (nothing when the same order's lines were sent too), within
 var('cart_lookback_days') before it, valued at list price times quantity, on the
 purchase's day. The cart is the customer's, kept across visits (a server-side cart, a
 persistent cookie): their own cart lines of any session, a visitor's lines (not logged in
@@ -43,7 +44,9 @@ with
 -- Each part reads int_events_sessionised itself, with its own filter: cheaper than holding
 -- one shared set of millions of rows.
 -- The customers' one-event orders, read from var('cart_lookback_days') before the rebuilt
--- days too, each with the time of the customer's order before it (which emptied the cart).
+-- days too, each with the time of the customer's purchase before it (which emptied the
+-- cart): of a one-event order or of an order line (a shop sending both kinds). An order
+-- whose lines were sent too (the same order id) buys nothing from the cart: its lines count.
 orders as (
 
     select
@@ -51,17 +54,32 @@ orders as (
         customer_id,
         event_date,
         session_id,
-        event_at as purchased_at,
-        lag(event_at) over (
-            partition by customer_id
-            order by event_at, event_id
-        ) as previous_purchased_at
-    from {{ ref('int_events_sessionised') }}
+        purchased_at,
+        previous_purchased_at
+    from (
+        select
+            event_id,
+            customer_id,
+            event_date,
+            session_id,
+            product_id,
+            event_at as purchased_at,
+            lag(event_at) over (
+                partition by customer_id
+                order by event_at, event_id
+            ) as previous_purchased_at,
+            max(case when product_id is not null then 1 else 0 end) over (
+                partition by customer_id, coalesce(order_id, event_id)
+            ) as has_order_lines
+        from {{ ref('int_events_sessionised') }}
+        where
+            customer_id is not null
+            and event_type = 'purchase'
+            and {{ incremental_date_filter('event_date', cart_dates, 'event_at') }}
+    ) as purchases
     where
-        customer_id is not null
-        and event_type = 'purchase'
-        and product_id is null
-        and {{ incremental_date_filter('event_date', cart_dates, 'event_at') }}
+        product_id is null
+        and has_order_lines = 0
 
 ),
 

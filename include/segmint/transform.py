@@ -91,10 +91,10 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # 2026-12-07.5: a one-event order buys the customer's cart across visits (their cart lines
 # of any session since their previous order, within cart_lookback_days) and a visitor's lines
 # of an anonymous id linked to the customer alone (customer_product_daily).
-# 2026-12-07.h89: any purchase empties the cart, an order line too (a shop sending both kinds:
+# 2026-12-07.6: any purchase empties the cart, an order line too (a shop sending both kinds:
 # a one-event order after an order sent line by line bought its products again), and a
 # one-event order whose lines were sent too buys nothing more (customer_product_daily).
-MODEL_LOGIC_VERSION = "2026-12-07.h89"
+MODEL_LOGIC_VERSION = "2026-12-07.6"
 # A full refresh keeps only the snapshots asked for: it asks for the cut-offs too.
 _WITH_CUTOFFS = "with the cut-off snapshots"
 

@@ -24,7 +24,7 @@ from segmint.transform import MODEL_LOGIC_VERSION
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 
 # The fingerprint reviewed together with the version beside it. Update both lines together.
-REVIEWED_VERSION = "2026-12-07.h89"
+REVIEWED_VERSION = "2026-12-07.6"
 REVIEWED_FINGERPRINT = "a9e767cd040d899b"
 
 _REF = re.compile(r"""\bref\(\s*['"](\w+)['"]\s*\)""")

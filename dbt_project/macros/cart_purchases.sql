@@ -119,3 +119,30 @@
     {%- endif -%}
     {{ return(scope) }}
 {%- endmacro %}
+
+{#- The columns of a cart line `cart` bought by the one-event order `purchase`
+    (customer_product_daily's bought_lines, in each cart scope). -#}
+{% macro bought_line_columns() -%}
+    purchase.event_id as order_event_id,
+    purchase.customer_id,
+    purchase.event_date,
+    cart.event_id,
+    cart.product_id,
+    cart.product_category,
+    cart.quantity,
+    cart.price,
+    cart._loaded_at
+{%- endmacro %}
+
+{#- Whether the cart line `cart` is still open when the order `purchase` is placed: added
+    up to the order, after the customer's previous purchase (which emptied the cart), and
+    within var('cart_lookback_days') before it. -#}
+{% macro open_cart_line() -%}
+    cart.event_at <= purchase.purchased_at
+    and (
+        purchase.previous_purchased_at is null
+        or cart.event_at > purchase.previous_purchased_at
+    )
+    and {{ days_between('cart.event_date', 'purchase.event_date') }}
+    <= {{ var('cart_lookback_days') }}
+{%- endmacro %}

@@ -201,51 +201,23 @@ cart_events as (
             _loaded_at
         from (
             select
-                purchase.event_id as order_event_id,
-                purchase.customer_id,
-                purchase.event_date,
-                cart.event_id,
-                cart.product_id,
-                cart.product_category,
-                cart.quantity,
-                cart.price,
-                cart._loaded_at
+                {{ bought_line_columns() }}
             from cart_lines as cart
             inner join rebuilt_orders as purchase
                 on
                     cart.cart_customer_id = purchase.customer_id
-                    and cart.event_at <= purchase.purchased_at
-                    and (
-                        purchase.previous_purchased_at is null
-                        or cart.event_at > purchase.previous_purchased_at
-                    )
                     and (cart.owned_from is null or cart.owned_from <= purchase.purchased_at)
-                    and {{ days_between('cart.event_date', 'purchase.event_date') }}
-                    <= {{ var('cart_lookback_days') }}
+                    and {{ open_cart_line() }}
 
             union all
 
             select
-                purchase.event_id as order_event_id,
-                purchase.customer_id,
-                purchase.event_date,
-                cart.event_id,
-                cart.product_id,
-                cart.product_category,
-                cart.quantity,
-                cart.price,
-                cart._loaded_at
+                {{ bought_line_columns() }}
             from cart_events as cart
             inner join rebuilt_orders as purchase
                 on
                     cart.session_id = purchase.session_id
-                    and cart.event_at <= purchase.purchased_at
-                    and (
-                        purchase.previous_purchased_at is null
-                        or cart.event_at > purchase.previous_purchased_at
-                    )
-                    and {{ days_between('cart.event_date', 'purchase.event_date') }}
-                    <= {{ var('cart_lookback_days') }}
+                    and {{ open_cart_line() }}
             where cart.customer_id is null
         ) as reached
 
@@ -272,13 +244,7 @@ cart_events as (
                 on
                     purchase.customer_id = cart.customer_id
                     and cart.session_id is not null
-                    and purchase.purchased_at >= cart.event_at
-                    and (
-                        purchase.previous_purchased_at is null
-                        or purchase.previous_purchased_at < cart.event_at
-                    )
-                    and {{ days_between('cart.event_date', 'purchase.event_date') }}
-                    <= {{ var('cart_lookback_days') }}
+                    and {{ open_cart_line() }}
             where purchase.session_id is null
         ) as latest
         where recency = 1
@@ -309,27 +275,13 @@ cart_events as (
     bought_lines as (
 
         select
-            purchase.event_id as order_event_id,
-            purchase.customer_id,
-            purchase.event_date,
-            cart.event_id,
-            cart.product_id,
-            cart.product_category,
-            cart.quantity,
-            cart.price,
-            cart._loaded_at
+            {{ bought_line_columns() }}
         from cart_events as cart
         inner join session_orders as purchase
             on
                 cart.session_id = purchase.cart_session_id
-                and cart.event_at <= purchase.purchased_at
-                and (
-                    purchase.previous_purchased_at is null
-                    or cart.event_at > purchase.previous_purchased_at
-                )
                 and (cart.customer_id is null or cart.customer_id = purchase.customer_id)
-                and {{ days_between('cart.event_date', 'purchase.event_date') }}
-                <= {{ var('cart_lookback_days') }}
+                and {{ open_cart_line() }}
 
     ),
 {%- endif %}

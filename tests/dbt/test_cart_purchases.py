@@ -379,21 +379,26 @@ def test_a_reload_deleting_a_sessions_day_takes_back_its_later_orders_purchases(
     assert [row for row in nights[5] if row[0] in ("c5", "c12")] == []
 
 
-@pytest.fixture(scope="module")
-def session_nights(tmp_path_factory: pytest.TempPathFactory) -> list[list[tuple]]:
-    """The bought rows after the first and the second night, built by a copy of the dbt
-    project with ``cart_scope: session`` (carts per visit)."""
-    root = tmp_path_factory.mktemp("cart_scope_session")
+def _settings_with_cart_scope(root: Path, scope: str):
+    """Settings under ``root`` whose dbt project is a copy of this one with ``cart_scope:
+    scope``."""
     project = root / "dbt_project"
     shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
     path = project / "dbt_project.yml"
     data = yaml.safe_load(path.read_text())
-    data["vars"]["cart_scope"] = "session"
+    data["vars"]["cart_scope"] = scope
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     settings = settings_in(root, "")
-    settings = dataclasses.replace(
+    return dataclasses.replace(
         settings, transform=dataclasses.replace(settings.transform, dbt_project_dir=project)
     )
+
+
+@pytest.fixture(scope="module")
+def session_nights(tmp_path_factory: pytest.TempPathFactory) -> list[list[tuple]]:
+    """The bought rows after the first and the second night, built by a copy of the dbt
+    project with ``cart_scope: session`` (carts per visit)."""
+    settings = _settings_with_cart_scope(tmp_path_factory.mktemp("cart_scope_session"), "session")
     seen = []
     for day, part, records in (
         (DAY_1, "2026-06-10/tracker.jsonl", FIRST_NIGHT),
@@ -424,16 +429,7 @@ def test_a_cart_per_visit_is_bought_only_by_its_visits_order(session_nights) -> 
 
 
 def test_an_unknown_cart_scope_stops_the_build(tmp_path) -> None:
-    project = tmp_path / "dbt_project"
-    shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
-    path = project / "dbt_project.yml"
-    data = yaml.safe_load(path.read_text())
-    data["vars"]["cart_scope"] = "visit"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    settings = settings_in(tmp_path, "")
-    settings = dataclasses.replace(
-        settings, transform=dataclasses.replace(settings.transform, dbt_project_dir=project)
-    )
+    settings = _settings_with_cart_scope(tmp_path, "visit")
     numbered = [{"event_id": f"e{i}", **r} for i, r in enumerate(FIRST_NIGHT[:2])]
     write_jsonl(settings.landing / "events" / "dt=2026-06-10", numbered)
     run_ingest(settings, DAY_1)

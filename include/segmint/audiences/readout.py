@@ -109,6 +109,20 @@ class MeanTest:
     p_value: float
 
 
+def conversion_z_p(x_t: int, n_t: int, x_h: int, n_h: int) -> tuple[float, float, str]:
+    """The pooled z statistic of target (t) against holdout (h), its two-sided p-value and
+    the test that gave it: ``"z"`` (normal approximation) or ``"fisher"`` (an expected count
+    below ``EXACT_BELOW``). Standard library only: the report uses it too."""
+    pooled = (x_t + x_h) / (n_t + n_h)
+    se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / n_t + 1 / n_h))
+    if se_pooled <= 0:
+        return 0.0, 1.0, "z"
+    z = (x_t / n_t - x_h / n_h) / se_pooled
+    if smallest_expected_count(x_t, n_t, x_h, n_h) < EXACT_BELOW:
+        return z, fisher_exact_p(x_t, n_t, x_h, n_h), "fisher"
+    return z, math.erfc(abs(z) / math.sqrt(2)), "z"
+
+
 def two_proportion_test(
     x_t: int, n_t: int, x_h: int, n_h: int, alpha: float = ALPHA
 ) -> ProportionTest:
@@ -124,13 +138,7 @@ def two_proportion_test(
         raise ValueError("both groups need at least one customer")
     p_t, p_h = x_t / n_t, x_h / n_h
     diff = p_t - p_h
-    pooled = (x_t + x_h) / (n_t + n_h)
-    se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / n_t + 1 / n_h))
-    z = diff / se_pooled if se_pooled > 0 else 0.0
-    p_value = float(2 * stats.norm.sf(abs(z))) if se_pooled > 0 else 1.0
-    test = "z"
-    if se_pooled > 0 and smallest_expected_count(x_t, n_t, x_h, n_h) < EXACT_BELOW:
-        p_value, test = fisher_exact_p(x_t, n_t, x_h, n_h), "fisher"
+    z, p_value, test = conversion_z_p(x_t, n_t, x_h, n_h)
     se = math.sqrt(p_t * (1 - p_t) / n_t + p_h * (1 - p_h) / n_h)
     q = float(stats.norm.ppf(1 - alpha / 2))
     return ProportionTest(

@@ -20,12 +20,7 @@ from statistics import NormalDist
 import duckdb
 import pandas as pd
 
-from segmint.audiences.readout import (
-    EXACT_BELOW,
-    fisher_exact_p,
-    plain_verdict,
-    smallest_expected_count,
-)
+from segmint.audiences.readout import conversion_z_p, plain_verdict
 from segmint.audiences.readout_parameters import ALPHA, MDE, POWER
 
 _NORMAL = NormalDist()
@@ -89,13 +84,7 @@ def conversion_test(x_t: int, n_t: int, x_h: int, n_h: int) -> dict[str, float |
     exact p-value when an expected count is below 5 (``test`` says which)."""
     p_t, p_h = x_t / n_t, x_h / n_h
     diff = p_t - p_h
-    pooled = (x_t + x_h) / (n_t + n_h)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n_t + 1 / n_h))
-    z = diff / se if se > 0 else 0.0
-    p = math.erfc(abs(z) / math.sqrt(2)) if se > 0 else 1.0
-    test = "z"
-    if se > 0 and smallest_expected_count(x_t, n_t, x_h, n_h) < EXACT_BELOW:
-        p, test = fisher_exact_p(x_t, n_t, x_h, n_h), "fisher"
+    z, p, test = conversion_z_p(x_t, n_t, x_h, n_h)
     return {
         "rate_target": p_t,
         "rate_holdout": p_h,

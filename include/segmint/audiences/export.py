@@ -74,6 +74,7 @@ from segmint.audiences.normalise import (
     google_name_sql,
     hashed,
     is_address_sql,
+    mailbox_sql,
     meta_country_sql,
     meta_email_sql,
     meta_name_sql,
@@ -473,17 +474,17 @@ def export_with_connection(
 
 
 def _shared_address_sql(profile_cols: list[str], needed: set[str]) -> str:
-    """SQL: true when the customer's e-mail address (trimmed, any case) is also on another
-    record of ``marts.customers`` without one of the ``needed`` consents, changed as late as
-    the customer's own or later. A shop's CRM often holds one person twice (a guest checkout
+    """SQL: true when the customer's e-mail address is also on another record of ``marts.customers``
+    without one of the ``needed`` consents, changed as late as the customer's own or later;
+    addresses compare by the mailbox they reach (trimmed, any case, Gmail's dots and ``+tags``
+    ignored: :func:`mailbox_sql`). A shop's CRM often holds one person twice (a guest checkout
     and an account); who unsubscribed under one of them has withdrawn it for the address, and
-    the address is how the platforms reach them. The latest word about the address wins, as
-    the latest ``updated_at`` wins per customer: an older guest record without consent (never
-    asked) does not undo the opt-in given on the account since. A record without a change
-    time (or a profile without ``crm_updated_at``) counts as the latest: in doubt, no. A
-    placeholder (``noemail@shop.com``, typed at the till for every walk-in customer) is
-    nobody's address and links no records: one walk-in without consent left out all the
-    others."""
+    the address is how the platforms reach them. The latest word about the address wins, as the
+    latest ``updated_at`` wins per customer: an older guest record without consent (never asked)
+    does not undo the opt-in given on the account since. A record without a change time (or a
+    profile without ``crm_updated_at``) counts as the latest: in doubt, no. A placeholder
+    (``noemail@shop.com``, typed at the till for every walk-in customer) is nobody's address and
+    links no records: one walk-in without consent left out all the others."""
     address = _contact_columns(profile_cols)["email"]
     if not address.startswith("c."):
         return "false"
@@ -498,7 +499,7 @@ def _shared_address_sql(profile_cols: list[str], needed: set[str]) -> str:
             select 1 from marts.customers as o
             where o.customer_id <> c.customer_id
                 and nullif(trim({address}), '') is not null
-                and lower(trim({other})) = lower(trim({address}))
+                and {mailbox_sql(other)} = {mailbox_sql(address)}
                 and ({withdrawn})
                 and {as_late}
         )"""

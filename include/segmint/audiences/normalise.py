@@ -261,16 +261,38 @@ def is_address_sql(email: str) -> str:
         and not regexp_matches({cleaned}, '{PLACEHOLDER_EMAIL}'), false)"""
 
 
+# Gmail ignores dots and a "+tag" in the local part: j.doe+shop@gmail.com, jdoe@gmail.com and
+# jdoe@googlemail.com are one mailbox.
+_GMAIL = "'^[^@]+@(gmail|googlemail)\\.com$'"
+
+
+def _gmail_local_sql(cleaned: str) -> str:
+    """SQL: the local part of the lower-case address ``cleaned`` without its dots and its
+    ``+tag``, as Gmail delivers it (null when nothing is left)."""
+    untagged = f"regexp_replace(split_part({cleaned}, '@', 1), '\\+.*$', '')"
+    return f"nullif(regexp_replace({untagged}, '\\.', '', 'g'), '')"
+
+
 def google_email_sql(email: str) -> str:
     cleaned = f"nfc_normalize(lower(regexp_replace({email}, '\\s', '', 'g')))"
-    # Gmail ignores dots and "+tag" in the local part: Google matches the canonical form.
-    untagged = f"regexp_replace(split_part({cleaned}, '@', 1), '\\+.*$', '')"
-    local = f"regexp_replace({untagged}, '\\.', '', 'g')"
+    # Google matches Gmail addresses in their canonical form.
     canonical = f"""(case
-        when regexp_matches({cleaned}, '^[^@]+@(gmail|googlemail)\\.com$')
-        then nullif({local}, '') || '@' || split_part({cleaned}, '@', 2)
+        when regexp_matches({cleaned}, {_GMAIL})
+        then {_gmail_local_sql(cleaned)} || '@' || split_part({cleaned}, '@', 2)
         else {cleaned} end)"""
     return f"(case when {is_address_sql(email)} then {canonical} end)"
+
+
+def mailbox_sql(email: str) -> str:
+    """SQL: the mailbox ``email`` reaches, to tell whether two records hold one person's
+    address: trimmed and lower-cased, and for Gmail (``gmail.com``, ``googlemail.com``)
+    without the dots and ``+tag`` of the local part, at ``gmail.com``. Other providers'
+    dots are part of the address, and their ``+tags`` are not universal: kept."""
+    cleaned = f"lower(trim({email}))"
+    return f"""(case
+        when regexp_matches({cleaned}, {_GMAIL})
+        then {_gmail_local_sql(cleaned)} || '@gmail.com'
+        else {cleaned} end)"""
 
 
 def google_name_sql(name: str) -> str:

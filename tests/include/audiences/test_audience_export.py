@@ -877,6 +877,42 @@ def test_an_address_unsubscribed_under_another_record_is_never_exported(
     assert scalar(settings, "select count(*) from audiences.members where customer_id = 'C01'") == 1
 
 
+def test_a_gmail_address_unsubscribed_in_another_spelling_is_never_exported(
+    settings, defs_folder, tmp_path
+):
+    """Gmail delivers j.doe+shop@googlemail.com to jdoe@gmail.com: one mailbox. Anna's account
+    (C01, consent) held anna.smith@gmail.com, her guest record (C13, unsubscribed)
+    AnnaSmith+guest@GoogleMail.com; compared as written, the two did not match, and Mailchimp
+    and Google (which reads both as annasmith@gmail.com) got the address she had unsubscribed.
+    Dots stay part of other providers' addresses: b.en@example.com is not ben@example.com."""
+    defs_folder(
+        mail="name: mail\nconsent: email\nwhere: {feature: order_count, gte: 0}\n"
+        "exports: [mailchimp]\n"
+    )
+    con = connect(settings.warehouse)
+    con.execute(
+        "update marts.customers set email = 'anna.smith@gmail.com' where customer_id = 'C01'"
+    )
+    con.execute(
+        "insert into marts.customers (customer_id, email, email_opt_in, ads_opt_in) values "
+        "('C13', ' AnnaSmith+guest@GoogleMail.com', false, false), "
+        "('C14', 'b.en@example.com', false, false)"
+    )
+    con.close()
+    build_audiences(settings, AS_OF)
+    folder = settings.output / "2026-06-30" / "audiences"
+    mailchimp = [r["Email Address"] for r in _rows(folder / "mail_mailchimp.csv")]
+    assert "anna.smith@gmail.com" not in mailchimp and "ben@example.com" in mailchimp
+    assert len(mailchimp) == 9
+    google = export_audience(settings, "mail", "google_customer_match", tmp_path / "g.csv")
+    # e-mail and ads consent: C01 C04 C06 C07 C08 C10 C11 C12, C01 left out
+    assert (google.rows, google.shared_address) == (7, 1)
+    assert _sha("annasmith@gmail.com") not in {r["Email"] for r in _rows(tmp_path / "g.csv")}
+    export = export_audience(settings, "mail", "csv", tmp_path / "csv.csv")
+    assert export.shared_address == 1
+    assert "C01" not in {r["customer_id"] for r in _rows(tmp_path / "csv.csv")}
+
+
 def test_a_placeholder_address_links_no_records(settings, defs_folder, tmp_path):
     """A till that requires an address gets noemail@shop.com for every walk-in customer. C05
     (no consent) shared it with C07, C08 and C10, so all three were left out of every file,

@@ -1,12 +1,12 @@
 """Audience readouts for the report: every audience in one query, light statistics.
 
 The same tests as ``segmint audience readout`` (:mod:`segmint.audiences.readout`): the
-two-proportion z-test on conversion (pooled variance for the p-value, unpooled Wald interval;
-Fisher's exact p-value when an expected count is below 5) and Welch's t-test on revenue per
-customer. The report computes them from one aggregate query over all audiences and with the
-standard library's normal distribution and ``scipy.special.stdtr``: importing
-``scipy.stats`` alone costs the report seconds. A test checks these figures against the
-audiences module's. The verdict is the audiences module's
+two-proportion z-test on conversion (pooled variance for the p-value; Fisher's exact p-value
+when an expected count is below 5; the report shows no interval of the difference) and
+Welch's t-test on revenue per customer. The report computes them from one aggregate query
+over all audiences and with the standard library's normal distribution and
+``scipy.special.stdtr``: importing ``scipy.stats`` alone costs the report seconds. A test
+checks these figures against the audiences module's. The verdict is the audiences module's
 :func:`~segmint.audiences.readout.plain_verdict`, so the report and the command line say the
 same words for the same result.
 """

@@ -13,6 +13,13 @@ Rule (see docs/segmentation.md):
 3. stability: if the previous run's k scores within ``silhouette_tolerance`` of the best,
    keep it, so the number of segments does not flap between nights.
 
+A crowd (at the best silhouette's k one segment holds more than ``CROWD_SHARE`` of the
+customers: a long tail of one-time buyers, a CRM of subscribers who never came) replaces
+steps 2 and 3: the silhouette is a mean over customers, so it mostly measures how well the
+crowd stands apart, and the other customers stayed in one or two segments whatever their
+own structure. The crowd stays one segment and the other customers are segmented among
+themselves by the same rule (:func:`segment_the_rest`); k is one more than theirs.
+
 A configured ``fixed_k`` skips the rule but the candidates are still scored for the record.
 
 k never exceeds the number of distinct customer profiles (rows of the scaled features): a
@@ -31,6 +38,11 @@ import pandas as pd
 from sklearn.cluster import KMeans
 
 from ml.segmentation.features import make_kmeans
+
+# A segment holding more than this share of the customers at the best silhouette's k is a
+# crowd (see the module docstring). Generated shops' largest segment holds 26-35% of the
+# customers; a long tail of one-time buyers ten times the active customers, 93%.
+CROWD_SHARE = 0.75
 
 
 @dataclass
@@ -126,6 +138,58 @@ def max_segments(n: int, min_segment_customers: int) -> int:
     return n // max(1, min_segment_customers)
 
 
+def largest_share(labels: np.ndarray, k: int) -> float:
+    """The share of the rows in the largest of ``k`` segments."""
+    labels = np.asarray(labels)
+    return float(np.bincount(labels, minlength=k).max() / len(labels)) if len(labels) else 0.0
+
+
+def segment_the_rest(
+    Xs: np.ndarray,
+    best: KMeans,
+    k_min: int,
+    k_max: int,
+    *,
+    random_state: int,
+    n_init: int,
+    silhouette_sample: int,
+    silhouette_tolerance: float,
+    previous_k: int | None,
+    min_segment_customers: int,
+) -> tuple[KMeans, str] | None:
+    """With a crowd at the best silhouette's k (``best``), the model of the crowd as one
+    segment and the other customers segmented among themselves by :func:`choose_k` (k from
+    ``k_min - 1`` to ``k_max - 1``; the previous run's k less one for its stability step),
+    and that choice's reason; None without a crowd, or when the others make one segment.
+
+    The model is fitted on all of ``Xs``, starting from the crowd's centroid and the
+    others' search centroids, so that the final fit finds the same segments.
+    """
+    k = int(best.n_clusters)
+    labels = np.asarray(best.labels_)
+    crowd = int(np.bincount(labels, minlength=k).argmax())
+    if largest_share(labels, k) <= CROWD_SHARE or k_max < 3:
+        return None
+    others = Xs[labels != crowd]
+    choice = choose_k(
+        others,
+        max(2, k_min - 1),
+        k_max - 1,
+        random_state=random_state,
+        n_init=n_init,
+        search_sample=len(others),
+        silhouette_sample=silhouette_sample,
+        silhouette_tolerance=silhouette_tolerance,
+        previous_k=previous_k - 1 if previous_k and previous_k > 2 else None,
+        min_segment_customers=min_segment_customers,
+    )
+    if choice.k < 2 or choice.k + 1 < k_min:
+        return None
+    init = np.vstack([best.cluster_centers_[crowd], choice.models[choice.k].cluster_centers_])
+    model = make_kmeans(len(init), random_state, n_init, init=init).fit(Xs)
+    return model, f"{len(others)} customers: {choice.reason}"
+
+
 def single_segment(X: np.ndarray, reason: str, *, random_state: int, n_init: int) -> KChoice:
     """k = 1: every customer in one segment (too few customers or distinct profiles)."""
     model = make_kmeans(1, random_state, n_init).fit(X)
@@ -215,28 +279,66 @@ def choose_k(
             chosen, reason = k_min, "no silhouette could be computed; smallest k"
         else:
             best = valid.loc[valid["silhouette"].idxmax()]
-            chosen = int(best["k"])
+            best_k = int(best["k"])
+            chosen = best_k
             reason = f"best silhouette {best['silhouette']:.3f} at k={chosen}"
-            if elbow_k is not None and elbow_k > chosen:
-                at_elbow = valid.loc[valid["k"] == elbow_k, "silhouette"]
-                if len(at_elbow) and at_elbow.iloc[0] >= best["silhouette"] - silhouette_tolerance:
-                    reason = (
-                        f"elbow k={elbow_k} (silhouette {at_elbow.iloc[0]:.3f}) within "
-                        f"{silhouette_tolerance} of the best {best['silhouette']:.3f} at k={chosen}"
-                    )
-                    chosen = elbow_k
-            at_previous = valid.loc[valid["k"] == previous_k, "silhouette"]
-            if (
-                previous_k is not None
-                and previous_k != chosen
-                and len(at_previous)
-                and at_previous.iloc[0] >= best["silhouette"] - silhouette_tolerance
-            ):
+            crowded = segment_the_rest(
+                Xs,
+                models[best_k],
+                k_min,
+                k_max,
+                random_state=random_state,
+                n_init=n_init,
+                silhouette_sample=silhouette_sample,
+                silhouette_tolerance=silhouette_tolerance,
+                previous_k=previous_k,
+                min_segment_customers=min_segment_customers,
+            )
+            if crowded is not None:
+                model, why = crowded
+                chosen = int(model.n_clusters)
                 reason = (
-                    f"previous run's k={previous_k} kept (silhouette {at_previous.iloc[0]:.3f}, "
-                    f"best {best['silhouette']:.3f} at k={int(best['k'])})"
+                    f"a crowd: the best silhouette, {best['silhouette']:.3f} at k={best_k}, put "
+                    f"{largest_share(models[best_k].labels_, best_k):.0%} of the customers in "
+                    f"one segment and the others in {best_k - 1}; the crowd stays one segment "
+                    f"and the others were segmented among themselves ({why}), so k={chosen}"
                 )
-                chosen = previous_k
+                models[chosen] = model
+                row = {
+                    "k": chosen,
+                    "inertia": float(model.inertia_),
+                    "silhouette": silhouettes(Xsil, {chosen: model.predict(Xsil)})[chosen],
+                }
+                scores = (
+                    pd.concat([scores[scores["k"] != chosen], pd.DataFrame([row])])
+                    .sort_values("k")
+                    .reset_index(drop=True)
+                )
+            else:
+                if elbow_k is not None and elbow_k > chosen:
+                    at_elbow = valid.loc[valid["k"] == elbow_k, "silhouette"]
+                    if (
+                        len(at_elbow)
+                        and at_elbow.iloc[0] >= best["silhouette"] - silhouette_tolerance
+                    ):
+                        reason = (
+                            f"elbow k={elbow_k} (silhouette {at_elbow.iloc[0]:.3f}) within "
+                            f"{silhouette_tolerance} of the best {best['silhouette']:.3f} at "
+                            f"k={chosen}"
+                        )
+                        chosen = elbow_k
+                at_previous = valid.loc[valid["k"] == previous_k, "silhouette"]
+                if (
+                    previous_k is not None
+                    and previous_k != chosen
+                    and len(at_previous)
+                    and at_previous.iloc[0] >= best["silhouette"] - silhouette_tolerance
+                ):
+                    reason = (
+                        f"previous run's k={previous_k} kept (silhouette "
+                        f"{at_previous.iloc[0]:.3f}, best {best['silhouette']:.3f} at k={best_k})"
+                    )
+                    chosen = previous_k
     scores["is_chosen"] = scores["k"] == chosen
     return KChoice(
         k=chosen,

@@ -662,6 +662,7 @@ def block_k_selection(ctx: Context) -> str:
             if searched is not None:
                 kept, used = (int(ks[0][0]), used), date.fromisoformat(_day(searched)[:10])
         where, params = "where as_of_date = ?", [used]
+    run = None
     if r.pick(t, "run_id"):
         run = r.scalar(f"select max(run_id) from {t} {where}", params)
         where = (where + " and" if where else "where") + " run_id = ?"
@@ -707,12 +708,53 @@ def block_k_selection(ctx: Context) -> str:
             f" The run of {kept[1]} kept k = {kept[0]} without a new search (k is searched "
             "again every few days, or when the settings change)."
         )
+    scored = frame.dropna(subset=["silhouette"])
+    if len(scored) > 1:
+        caption += (
+            " Silhouette per k (how much nearer customers are to their own segment than to "
+            "the next, from -1 to 1; higher is better): "
+            + ", ".join(
+                f"k = {int(k)}: {s:.3f}" + (" (chosen)" if int(k) == chosen else "")
+                for k, s in zip(scored["k"], scored["silhouette"], strict=True)
+            )
+            + "."
+        )
+    why = _k_reason(ctx, run, used)
+    if why:
+        caption += f" Why k = {chosen}: {why}."
     return figure(
         "k-selection",
         svg,
         caption,
         wide=True,
     )
+
+
+def _k_reason(ctx: Context, run: Any, night: date | None) -> str | None:
+    """The segment stage's reason for the k of the search shown (``metrics.k_reason`` of its
+    run in ``ml.model_runs``, by run id, else by date); None when not recorded."""
+    r, t = ctx.reader, "ml.model_runs"
+    if not r.has(t) or not r.pick(t, "metrics") or not r.pick(t, "run_id"):
+        return None
+    if run is not None:
+        rows = r.rows(f"select metrics from {t} where run_id = ?", [run])
+    elif night is not None and r.pick(t, "as_of_date") and r.pick(t, "model_name"):
+        order = "created_at desc" if r.pick(t, "created_at") else "run_id desc"
+        rows = r.rows(
+            f"select metrics from {t} where model_name = 'segmentation' and as_of_date = ? "
+            f"order by {order} limit 1",
+            [night],
+        )
+    else:
+        return None
+    if not rows or rows[0][0] is None:
+        return None
+    try:
+        metrics = json.loads(rows[0][0]) if isinstance(rows[0][0], str) else rows[0][0]
+    except ValueError:
+        return None
+    reason = metrics.get("k_reason") if isinstance(metrics, dict) else None
+    return str(reason).rstrip(".") if reason else None
 
 
 # --- propensity --------------------------------------------------------------------------

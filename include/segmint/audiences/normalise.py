@@ -15,10 +15,14 @@ Meta custom audiences (developers.facebook.com/docs/marketing-api/audiences/guid
 custom-audiences, "Hashing and normalizing data")
     email: trim, lower-case. phone: digits only with the country code, no ``+``, no
     leading zeros. fn/ln: lower-case, no punctuation or spaces (UTF-8 letters kept).
-    zip: lower-case, no spaces or dashes; US: first 5 digits; UK: "Area/District/Sector
+    zip: lower-case, no white space; US: first 5 digits; UK: "Area/District/Sector
     format", which Meta's own normalisers (Conversions API ``zp``, the Business SDK's
     custom-audience ``ZipNormalizer``) send as the whole postcode without spaces
-    (``m11ae``), never cut to the sector (``m11``). country: ISO-2 lower-case.
+    (``m11ae``), never cut to the sector (``m11``). Those normalisers keep what comes
+    before the first dash, in every country: Poland's ``00-950`` is ``00``, Portugal's
+    ``1000-001`` ``1000``, Japan's ``100-0001`` ``100``, Brazil's ``01310-100`` ``01310``
+    (with the dash dropped instead, ``00950``, ``1000001``, the hash matched nobody).
+    country: ISO-2 lower-case.
     Every column is SHA-256 hashed.
 
 A value that normalises to nothing is left empty, never hashed (``sha256('')`` would
@@ -351,7 +355,10 @@ def us_zip_sql(zip_code: str, country: str) -> str:
 
 
 def meta_zip_sql(zip_code: str, country: str) -> str:
-    cleaned = f"regexp_replace(lower({us_zip_sql(zip_code, country)}), '[\\s-]', '', 'g')"
+    """SQL: the postal code as Meta's normalisers make it: lower-case, without white space,
+    what comes before the first dash (``00-950``, PL, is ``00``); US: the first 5 digits."""
+    no_space = f"regexp_replace(lower({us_zip_sql(zip_code, country)}), '\\s', '', 'g')"
+    cleaned = f"split_part({no_space}, '-', 1)"
     return (
         f"nullif(case when upper(trim({country})) in ({_ZIP_COUNTRIES_SQL}) "
         f"then left({cleaned}, 5) "

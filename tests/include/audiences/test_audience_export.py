@@ -769,6 +769,22 @@ def test_platform_files_restore_a_us_zip_codes_leading_zero(built, tmp_path):
     assert {r["email"]: r["zip"] for r in _rows(tmp_path / "m.csv")}[anna] == _sha("02118")
 
 
+def test_meta_file_hashes_a_postcode_as_meta_cuts_it_at_the_dash(built, tmp_path):
+    # C06 moved to Warsaw: postal code 00-950. Meta's normalisers keep "00"; the file hashed
+    # "00950", which Meta's side never makes, so the zip matched nobody. Google keeps it.
+    con = connect(built.warehouse)
+    con.execute(
+        "update marts.customers set country = 'PL', postal_code = '00-950' "
+        "where customer_id = 'C06'"
+    )
+    con.close()
+    export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
+    export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
+    felix = _sha("felix@example.com")
+    assert {r["email"]: r["zip"] for r in _rows(tmp_path / "m.csv")}[felix] == _sha("00")
+    assert {r["Email"]: r["Zip"] for r in _rows(tmp_path / "g.csv")}[felix] == "00-950"
+
+
 # E-mail platforms (ESPs): headers as their import guides name them (docs/audiences.md).
 ESP_HEADERS = {
     "mailchimp": "Email Address,First Name,Last Name",

@@ -364,6 +364,25 @@ def test_us_zip_codes_get_their_leading_zeros_back(zip_code, country, clear, met
     assert _eval(meta_zip_sql("z", "c"), z=zip_code, c=country) == meta
 
 
+@pytest.mark.parametrize(
+    ("zip_code", "country", "meta"),
+    [
+        # Meta's own normalisers (the Business SDK's custom-audience ZipNormalizer, the
+        # Conversions API's "zp") keep what comes before the first dash, in every country.
+        # The dash was dropped instead: "00950", "1000001", values Meta's side never makes.
+        ("00-950", "PL", "00"),  # Warsaw
+        ("1000-001", "PT", "1000"),  # Lisbon
+        ("100-0001", "JP", "100"),  # Tokyo, Chiyoda
+        ("01310-100", "BR", "01310"),  # São Paulo, Avenida Paulista
+        (" 00 - 950 ", "PL", "00"),  # white space goes first, as Meta's
+        ("-950", "PL", None),  # nothing before the dash: empty, never hashed
+        ("1310-1000", "US", "01310"),  # a US ZIP+4: 5 digits, the leading 0 put back
+    ],
+)
+def test_meta_zip_keeps_what_comes_before_the_first_dash(zip_code, country, meta):
+    assert _eval(meta_zip_sql("z", "c"), z=zip_code, c=country) == meta
+
+
 def _nfd(text: str) -> str:
     return unicodedata.normalize("NFD", text)
 

@@ -47,7 +47,9 @@ number written with ``01``, ``02``, ``044`` or ``045`` drops it, also when writt
 Argentine mobiles dialled nationally (``011 15 4123-4567``: area code, ``15``, subscriber)
 are ``+54 9``, the area code and the subscriber (``+5491141234567``); a Brazilian number
 dialled with a carrier selection code (``0 21 11 98765-4321``, carrier 21) drops the code
-(``+5511987654321``); both as libphonenumber's metadata parses them. Any other number
+(``+5511987654321``), and so does a Brazilian customer's number dialled abroad with one
+(``00 21 1 212 555 1234`` is ``+12125551234``, ``00 21 55 11 ...`` ``+5511...``); all as
+libphonenumber's metadata parses them. Any other number
 without ``+``/``00``/``0`` is national with the calling code prefixed, except when its
 digits already start with the calling code: it may be international without the ``+`` or a
 national number beginning with those digits, so it is left out rather than guessed. So are
@@ -172,6 +174,13 @@ _ARGENTINA_NATIONAL_MOBILE = (
 # transform "$2"). A Brazilian number has 10 or 11 digits, so 12 or 13 after +55 are a code
 # and a number.
 _BRAZIL_CARRIER_CODE = "^\\+55(?:90)?(?:1[245]|2[1-35]|31|4[13]|[56]5|99)([0-9]{10,11})$"
+# Brazil's international prefix is 00 and a carrier selection code too ("00 21 1 212 555
+# 1234" is +1 212 555 1234; libphonenumber's BR international_prefix "00(?:1[245]|2[1-35]|
+# 31|4[13]|[56]5|99)"): it was read as "00" alone, and the carrier code as a calling code
+# (+21 55 11 ..., a number of nobody). 55 is a carrier code and Brazil's calling code: "0055"
+# and a Brazilian number (area code, then 9 and 8 digits, or 2-5/7 and 7) is +55 as before.
+_BRAZIL_INTERNATIONAL_PREFIX = "^00(?:1[245]|2[1-35]|31|4[13]|[56]5|99)[1-9]"
+_BRAZIL_CALLING_ITSELF = "^0055[1-9]{2}(?:9[0-9]{8}|[2-57][0-9]{7})$"
 
 
 def _argentina_mobile_sql(number: str) -> str:
@@ -210,6 +219,10 @@ def e164_sql(phone: str, country: str) -> str:
         when {phone} is null or {digits} = '' then null
         when regexp_matches({number}, '\\pL') then null
         when regexp_matches({number}, '^[\\s(\\[]*\\+') then '+' || {digits}
+        when upper(trim({country})) = 'BR'
+            and regexp_matches({digits}, '{_BRAZIL_INTERNATIONAL_PREFIX}')
+            and not regexp_matches({digits}, '{_BRAZIL_CALLING_ITSELF}')
+            then '+' || substr({digits}, 5)
         when starts_with({digits}, '00') then '+' || substr({digits}, 3)
         when {cc} is null then null
         when {cc} = '1' then (case

@@ -230,6 +230,16 @@ def test_e164_mexican_legacy_mobile_prefixes(phone, country, expected):
         ("(011) 98765-4321", "BR", "+5511987654321"),  # trunk 0 only, as before
         ("(21) 98765-4321", "BR", "+5521987654321"),  # Rio's area code is 21: kept
         ("+55 21 2345-6789", "BR", "+552123456789"),
+        # Brazil's international prefix is 00 and a carrier code: the code was read as a
+        # calling code ("+215511987654321", "+2112125551234", numbers of nobody).
+        ("00 21 55 11 98765-4321", "BR", "+5511987654321"),
+        ("0014 55 21 2345-6789", "BR", "+552123456789"),
+        ("00 21 1 212 555 1234", "BR", "+12125551234"),
+        ("0041 351 912 345 678", "BR", "+351912345678"),
+        ("0055 1 212 555 1234", "BR", "+12125551234"),  # carrier 55, a US number
+        ("0055 11 98765-4321", "BR", "+5511987654321"),  # 00 and +55: as before
+        ("0055 21 2345-6789", "BR", "+552123456789"),
+        ("0049 30 1234567", "DE", "+49301234567"),  # 00 alone elsewhere, as before
         # Mexico: the prefixes dialled before 2019 written after +52.
         ("+52 044 55 1234 5678", "MX", "+525512345678"),
         ("+52 045 33 1234 5678", "MX", "+523312345678"),

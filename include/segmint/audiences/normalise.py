@@ -44,6 +44,10 @@ number, with or without the trunk ``1``. Mexican numbers as dialled before 2019 
 form: ``+52 1`` and ten digits (a mobile) is ``+52`` and the ten digits, and a national
 number written with ``01``, ``02``, ``044`` or ``045`` drops it, also when written after
 ``+52`` (``+52 044 55 ...``).
+Côte d'Ivoire and San Marino keep a leading 0 as Italy (``07 07 12 34 56``, CI, is
+``+2250707123456``; a CI number without 10 digits, as before 2021, is left out); Belarus
+drops ``8 0`` or ``0`` (``8 029 491-19-11`` is ``+375294911911``), Uzbekistan the ``8``
+before 9 digits dialled before 2023; both, like Russia, go abroad with ``810``.
 Argentine mobiles dialled nationally (``011 15 4123-4567``: area code, ``15``, subscriber)
 are ``+54 9``, the area code and the subscriber (``+5491141234567``); a Brazilian number
 dialled with a carrier selection code (``0 21 11 98765-4321``, carrier 21) drops the code
@@ -103,6 +107,13 @@ CALLING_CODES = {
     "QA": "974", "KW": "965", "OM": "968", "BH": "973", "CY": "357", "MT": "356", "CR": "506",
     "PA": "507", "GT": "502", "SV": "503", "HN": "504", "NI": "505", "TN": "216", "SN": "221",
     "CM": "237",
+    # No trunk prefix, and national numbers that start with 0 keep it, as Italy's: Côte
+    # d'Ivoire (10 digits since 2021, "07 07 12 34 56" is +225 0707123456) and San Marino
+    # ("0549 886377" is +378 0549886377; a 6-digit local number gets its 0549 back).
+    "CI": "225", "SM": "378",
+    # Trunk prefix 8: Belarus ("8 029 123-45-67", 8 and 0; or 0 alone) and Uzbekistan (8
+    # and 9 digits as dialled before 2023; none since), both with the old 810 to go abroad.
+    "BY": "375", "UZ": "998",
     # The rest of the NANP: the US territories with ZIP codes (ZIP_CODE_COUNTRIES) and the
     # Caribbean members; their numbers are 10 digits, an area code and 7 digits, like the US.
     "VI": "1", "GU": "1", "AS": "1", "MP": "1", "DO": "1", "JM": "1", "TT": "1", "BS": "1",
@@ -111,13 +122,25 @@ CALLING_CODES = {
 }  # fmt: skip
 # Trunk prefix dialled before a national number, never part of E.164: "0" in the other
 # countries of the table, "06" in Hungary, "8" in Russia and Kazakhstan ("8 (916) 123-45-67"
-# is +7 916 1234567); Italy has none (its numbers keep their 0).
-TRUNK_PREFIXES = {"IT": "", "HU": "06", "RU": "8", "KZ": "8"}
+# is +7 916 1234567); Italy, Côte d'Ivoire and San Marino have none (their numbers keep
+# their 0). Belarus's "8 0" is in _national_number_sql.
+TRUNK_PREFIXES = {"IT": "", "CI": "", "SM": "", "HU": "06", "RU": "8", "KZ": "8"}
 # Russia and Kazakhstan (+7): 10-digit national numbers, so "8" and 10 digits is the trunk
 # prefix and a number, a 10-digit number starting with 8 (800 toll-free, St Petersburg's
 # 812) is one without it, and "7" and 10 digits ("7 (916) 123-45-67") the calling code and
 # a number, never ambiguous.
 _TRUNK_8_COUNTRIES = ("RU", "KZ")  # and their international prefix is 810 (no area code 10x)
+# International prefix 810 ("8 10 49 30 1234567" is +49 30 1234567): the +7 countries,
+# Belarus, and Uzbekistan before 2023 (libphonenumber's metadata; no national number of
+# theirs starts with 10).
+_INTERNATIONAL_810_COUNTRIES = ("RU", "KZ", "BY", "UZ")
+# Belarus: its national numbers have 9 digits; "8 0" and 9 digits is the trunk prefix (8,
+# then 0 for a long-distance call) and a number. Uzbekistan: 9 digits, so 8 and 9 digits
+# is the trunk 8 dialled before 2023 and a number (88 is also a mobile code, in 9 digits).
+_TRUNK_8_NUMBERS = {"BY": "^80[0-9]{9}$", "UZ": "^8[0-9]{9}$"}
+# San Marino: a 6-digit local number (8 or 9 first) is 0549 and the 6 digits
+# (libphonenumber's SM national_prefix_for_parsing "([89]\d{5})$", transform "0549$1").
+_SAN_MARINO_LOCAL = "^[89][0-9]{5}$"
 # Mexico: a national number written with a prefix dialled before 2019 ("044 55 1234 5678").
 _MEXICO_LEGACY_PREFIX = "^0(?:1|2|44|45)([0-9]{10})$"
 
@@ -138,7 +161,9 @@ def _national_number_sql(digits: str, country: str) -> str:
     # Mexico's national numbers are 10 digits with no trunk prefix since 2019; the prefixes
     # dialled before (01 long distance, 044/045 mobile, 02) are still written.
     mexico = f"when 'MX' then nullif(regexp_extract({digits}, '{_MEXICO_LEGACY_PREFIX}', 1), '')"
-    return f"(case upper(trim({country})) {cases} {mexico} else substr({digits}, 2) end)"
+    # Belarus: "8 0" or "0" ("8 029 ...", "029 ..."): both dropped.
+    belarus = f"when 'BY' then regexp_replace({digits}, '^80?', '')"
+    return f"(case upper(trim({country})) {cases} {mexico} {belarus} else substr({digits}, 2) end)"
 
 
 def _without_written_trunk_sql(number: str) -> str:
@@ -215,6 +240,10 @@ def e164_sql(phone: str, country: str) -> str:
     # "+49 (0)30 ..." writes the trunk zero in brackets: it is not part of the number.
     digits = f"regexp_replace(replace({number}, '(0)', ''), '[^0-9]', '', 'g')"
     cc = _calling_code_sql(country)
+    trunk_8 = " or ".join(
+        f"(upper(trim({country})) = '{iso}' and regexp_matches({digits}, '{pattern}'))"
+        for iso, pattern in _TRUNK_8_NUMBERS.items()
+    )
     written = f"""(case
         when {phone} is null or {digits} = '' then null
         when regexp_matches({number}, '\\pL') then null
@@ -229,11 +258,13 @@ def e164_sql(phone: str, country: str) -> str:
             when starts_with({digits}, '011') then '+' || substr({digits}, 4)
             when regexp_matches({digits}, '^1?[2-9][0-9]{{9}}$') then '+1' || right({digits}, 10)
         end)
-        when upper(trim({country})) in {_TRUNK_8_COUNTRIES} and starts_with({digits}, '810')
-            then '+' || substr({digits}, 4)
+        when upper(trim({country})) in {_INTERNATIONAL_810_COUNTRIES}
+            and starts_with({digits}, '810') then '+' || substr({digits}, 4)
         when starts_with({digits}, '0') or (upper(trim({country})) in {_TRUNK_8_COUNTRIES}
-            and regexp_matches({digits}, '^8[0-9]{{10}}$'))
+            and regexp_matches({digits}, '^8[0-9]{{10}}$')) or {trunk_8}
             then '+' || {cc} || {_national_number_sql(digits, country)}
+        when upper(trim({country})) = 'SM' and regexp_matches({digits}, '{_SAN_MARINO_LOCAL}')
+            then '+3780549' || {digits}
         when {cc} = '7' and regexp_matches({digits}, '^7[0-9]{{10}}$') then '+' || {digits}
         when {cc} = '7' and regexp_matches({digits}, '^[0-9]{{10}}$') then '+7' || {digits}
         when starts_with({digits}, {cc}) then null
@@ -253,6 +284,9 @@ def e164_sql(phone: str, country: str) -> str:
         f"(case when regexp_matches({candidate}, '^\\+[1-9][0-9]{{7,14}}$') "
         f"and not starts_with({candidate}, '+10') and not starts_with({candidate}, '+11') "
         f"and not starts_with({candidate}, '+5415') "
+        # Côte d'Ivoire's numbers have 10 digits since 2021: an 8-digit one of before
+        # ("07 12 34 56") became two digits longer, by operator; it is not guessed.
+        f"and not (starts_with({candidate}, '+225') and length({candidate}) <> 14) "
         f"then {candidate} else null end)"
     )
 

@@ -306,6 +306,44 @@ def test_e164_more_countries_national_numbers(phone, country, expected):
 @pytest.mark.parametrize(
     ("phone", "country", "expected"),
     [
+        # Côte d'Ivoire: 10-digit national numbers since 2021 (ARTCI's plan; libphonenumber
+        # CI "[02]\\d{9}"), no trunk prefix, the leading 0 is part of the number.
+        ("07 07 12 34 56", "CI", "+2250707123456"),  # Orange mobile
+        ("27 22 12 34 56", "CI", "+2252722123456"),  # Abidjan landline
+        ("+225 07 07 12 34 56", "FR", "+2250707123456"),
+        ("07 12 34 56", "CI", None),  # 8 digits, as before 2021: not guessed
+        ("+225 07 12 34 56", "CI", None),
+        # San Marino: landlines 0549 and 6 digits (the 0 kept), mobiles 8 digits; a local
+        # 6-digit number is 0549 and the number.
+        ("0549 886377", "SM", "+3780549886377"),
+        ("886377", "SM", "+3780549886377"),
+        ("66 66 12 12", "SM", "+37866661212"),
+        ("+378 0549 886377", "IT", "+3780549886377"),
+        # Belarus: 9-digit numbers, trunk "8 0" (or 0), 810 to go abroad.
+        ("8 029 491-19-11", "BY", "+375294911911"),
+        ("8 017 123-45-67", "BY", "+375171234567"),  # Minsk
+        ("029 491 19 11", "BY", "+375294911911"),
+        ("29 491 19 11", "BY", "+375294911911"),
+        ("+375 29 491 19 11", "BY", "+375294911911"),
+        ("8 10 49 30 1234567", "BY", "+49301234567"),
+        ("375 29 491 19 11", "BY", None),  # +375 or a national 375...: not guessed
+        # Uzbekistan: 9-digit numbers, no trunk prefix since 2023; 8 and 9 digits before.
+        ("90 123 45 67", "UZ", "+998901234567"),
+        ("8 90 123 45 67", "UZ", "+998901234567"),
+        ("88 123 45 67", "UZ", "+998881234567"),  # mobile code 88, no trunk 8
+        ("8 88 123 45 67", "UZ", "+998881234567"),
+        ("00 49 30 1234567", "UZ", "+49301234567"),
+        ("8 10 49 30 1234567", "UZ", "+49301234567"),
+    ],
+)
+def test_e164_cote_divoire_san_marino_belarus_uzbekistan(phone, country, expected):
+    # They were left out as numbers of unknown country.
+    assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
+
+
+@pytest.mark.parametrize(
+    ("phone", "country", "expected"),
+    [
         # Typed in full-width mode (a Japanese form): every digit was dropped as no digit.
         ("０９０－１２３４－５６７８", "JP", "+819012345678"),
         ("＋８１　９０　１２３４　５６７８", "JP", "+819012345678"),  # ideographic spaces

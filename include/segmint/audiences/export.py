@@ -34,11 +34,12 @@ Formats:
     The e-mail platforms' contact-import CSVs, in clear text: ``Email Address, First Name,
     Last Name`` (Mailchimp), ``Email, First Name, Last Name, Phone Number`` (Klaviyo),
     ``external_id, email, first_name, last_name, phone`` (Braze; ``external_id`` is the
-    ``customer_id``). E-mail trimmed and lower-case, phone in E.164, names trimmed and
-    neutralised like the ``csv`` free text. A customer without a usable address is left
-    out (an ESP cannot send to them) and counted in the result. Mailchimp and Klaviyo key
-    contacts by address: their files have one row per address (the record changed last),
-    and the customers sharing it are counted and listed in ``export_members``.
+    ``customer_id``). E-mail trimmed and lower-case, phone in E.164, names trimmed (of
+    tabs and line breaks too) and neutralised like the ``csv`` free text. A customer
+    without a usable address is left out (an ESP cannot send to them) and counted in the
+    result. Mailchimp and Klaviyo key contacts by address: their files have one row per
+    address (the record changed last), and the customers sharing it are counted and
+    listed in ``export_members``.
 ``diff``
     ``customer_id, change`` (``entered`` / ``exited``) against the list of the audience's
     last ``diff`` export of an earlier as-of date (everyone is ``entered`` on the first
@@ -80,6 +81,7 @@ from segmint.audiences.normalise import (
     meta_name_sql,
     meta_phone_sql,
     meta_zip_sql,
+    trimmed_sql,
     us_zip_sql,
 )
 from segmint.audiences.tables import ensure_audience_tables
@@ -672,8 +674,8 @@ def _format_query(
             select
                 l.customer_id,
                 {esp_email_sql(email)} as email,
-                {_neutralised_sql(f"nullif(trim({first}), '')")} as first_name,
-                {_neutralised_sql(f"nullif(trim({last}), '')")} as last_name,
+                {_neutralised_sql(f"nullif({trimmed_sql(first)}, '')")} as first_name,
+                {_neutralised_sql(f"nullif({trimmed_sql(last)}, '')")} as last_name,
                 {e164_sql(phone, country)} as phone,
                 {latest} as updated_at,
             {src}

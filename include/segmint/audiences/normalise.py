@@ -10,7 +10,8 @@ formatting, checked 2026-12)
     (``cloudy.sanfrancisco+shopping@gmail.com`` is ``cloudysanfrancisco@gmail.com``); other
     domains keep them. Then SHA-256 (hex).
     phone: E.164 (``+`` country code and number, digits only), then SHA-256.
-    first/last name: trim, lower-case, SHA-256. Country (ISO-2) and Zip are sent unhashed.
+    first/last name: trim (white space of any kind: a tab, a line break), lower-case,
+    SHA-256. Country (ISO-2) and Zip are sent unhashed.
 Meta custom audiences (developers.facebook.com/docs/marketing-api/audiences/guides/
 custom-audiences, "Hashing and normalizing data")
     email: trim, lower-case. phone: digits only with the country code, no ``+``, no
@@ -81,6 +82,7 @@ part of the letters, not punctuation ("प्रिया" stays "प्रि�
 from __future__ import annotations
 
 from expectations.suites.crm import EMAIL_REGEX, PLACEHOLDER_EMAIL_REGEX
+from segmint.ingest.contract import UNICODE_SPACE_CHARS
 from segmint.validation import re2_regex
 
 # ISO 3166-1 alpha-2 -> ITU calling code, for national-format numbers.
@@ -346,8 +348,16 @@ def mailbox_sql(email: str) -> str:
         else {cleaned} end)"""
 
 
+def trimmed_sql(text: str) -> str:
+    """SQL: ``text`` without white space at its ends: every character Python's ``\\s``
+    matches (``UNICODE_SPACE_CHARS``), a tab and a line break too, which DuckDB's
+    ``trim()`` keeps; ingest keeps a name as written: "Grace" and a tab was hashed for
+    Google as "grace\\t", which matches nobody."""
+    return f"trim({text}, '{UNICODE_SPACE_CHARS}')"
+
+
 def google_name_sql(name: str) -> str:
-    return f"nullif(nfc_normalize(lower(trim({name}))), '')"
+    return f"nullif(nfc_normalize(lower({trimmed_sql(name)})), '')"
 
 
 def meta_email_sql(email: str) -> str:

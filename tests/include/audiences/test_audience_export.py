@@ -785,6 +785,25 @@ def test_meta_file_hashes_a_postcode_as_meta_cuts_it_at_the_dash(built, tmp_path
     assert {r["Email"]: r["Zip"] for r in _rows(tmp_path / "g.csv")}[felix] == "00-950"
 
 
+def test_names_lose_tabs_and_line_breaks_at_their_ends(built, tmp_path):
+    # A name pasted from a spreadsheet or a web form ends in a tab or a line break, which
+    # trim() keeps (it takes spaces only): Google was sent sha256("grace\t"), which matches
+    # nobody (Google: "trim leading and trailing whitespace"), and the ESP file "'\tGrace",
+    # the leading tab taken for a formula. Both now get "Grace" (Meta keeps letters only).
+    con = connect(built.warehouse)
+    con.execute(
+        "update marts.customers set first_name = chr(9) || 'Grace', "
+        "last_name = 'Brown' || chr(13) || chr(10) where customer_id = 'C07'"
+    )
+    con.close()
+    export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
+    export_audience(built, "mail", "klaviyo", tmp_path / "k.csv")
+    google = {r["Email"]: r for r in _rows(tmp_path / "g.csv")}[_sha("grace@example.com")]
+    assert (google["First Name"], google["Last Name"]) == (_sha("grace"), _sha("brown"))
+    klaviyo = {r["Email"]: r for r in _rows(tmp_path / "k.csv")}["grace@example.com"]
+    assert (klaviyo["First Name"], klaviyo["Last Name"]) == ("Grace", "Brown")
+
+
 # E-mail platforms (ESPs): headers as their import guides name them (docs/audiences.md).
 ESP_HEADERS = {
     "mailchimp": "Email Address,First Name,Last Name",

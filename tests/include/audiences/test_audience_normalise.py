@@ -461,6 +461,11 @@ def test_empty_values_are_never_hashed():
     assert _eval(hashed(meta_name_sql("n")), n="   ") is None
     assert _eval(hashed("n"), n="") is None
     assert _eval(hashed(meta_name_sql("n")), n="Ben") == _sha("ben")
+    # Google's names: a tab or a line break is white space too (trim() keeps them): a name
+    # of only a tab was hashed, "Grace" and a tab hashed with it.
+    assert _eval(hashed(google_name_sql("n")), n="\t") is None
+    assert _eval(hashed(google_name_sql("n")), n="\u00a0\r\n") is None
+    assert _eval(google_name_sql("n"), n="\tGrace\r\n") == "grace"
 
 
 @pytest.mark.parametrize(

@@ -475,6 +475,127 @@ def _record_logic(warehouse: Path, as_of: date) -> None:
         con.close()
 
 
+# The dbt vars (dbt_project.yml) that shape the rows incremental models keep of past days,
+# with the model reading each (itself or through a macro). A changed value reaches past days
+# only through a full rebuild of that model and every model built from it: the next night
+# runs it (`dbt build --full-refresh --select <model>+`), once, and ops.model_vars records
+# the values the stored rows were built with. Every var of dbt_project.yml is here or in
+# _VARS_NOT_STORED (tests/dbt/test_model_logic_version.py).
+ROW_SHAPING_VARS = {
+    "session_inactivity_minutes": "int_events_sessionised",
+    "content_page_types": "sessions",
+    "mobile_device_types": "customer_daily_activity",
+    "favourite_category_days": "customer_feature_history",
+    "cart_abandonment_hours": "customer_feature_history",
+    "cart_abandonment_lookback_days": "customer_feature_history",
+    "content_explorer_lookback_days": "customer_feature_history",
+    "rfm_min_customers": "customer_feature_history",
+    "cart_lookback_days": "customer_product_daily",
+    "cart_scope": "customer_product_daily",
+}
+# Vars whose change rebuilds nothing: set per night by segmint (the dates), detected day by
+# day by the models themselves (the reporting currency: int_event_dates_changed compares the
+# rates), or applied to the snapshots built from then on by design (rule_segments: a past
+# night's segments stay those its audiences were exported with; docs/models.md).
+_VARS_NOT_STORED = ("as_of_date", "snapshot_dates", "reporting_currency", "rule_segments")
+# A var's value when dbt_project.yml does not set it (the default the macro reads).
+_VAR_DEFAULTS = {"cart_scope": "customer"}
+
+
+def row_shaping_vars(settings: Settings) -> dict[str, str]:
+    """The values of :data:`ROW_SHAPING_VARS` in the dbt project's ``dbt_project.yml``
+    (``vars``, and ``vars.segmint`` for the project's own), each as canonical JSON."""
+    import yaml
+
+    data = yaml.safe_load((project_dir(settings) / "dbt_project.yml").read_text()) or {}
+    values = dict(data.get("vars") or {})
+    scoped = values.get("segmint")
+    if isinstance(scoped, dict):
+        values.update(scoped)
+    out = {}
+    for name in ROW_SHAPING_VARS:
+        value = values.get(name, _VAR_DEFAULTS.get(name))
+        if isinstance(value, str):
+            value = value.strip()
+        out[name] = json.dumps(value, sort_keys=True, default=str)
+    return out
+
+
+def _vars_changed(
+    warehouse: Path, current: dict[str, str]
+) -> tuple[dict[str, tuple[str, str]], bool]:
+    """The row-shaping vars whose value differs from the one the stored rows were built
+    with (``ops.model_vars``), as name -> (then, now), and whether tonight's values are to
+    be recorded. Nothing changed when no marts exist yet (tonight builds them from scratch)
+    or nothing was recorded yet (a warehouse built before 2026-12-07: tonight's values
+    become the record; a var new to the record is recorded as it is)."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = {
+            (schema, name)
+            for schema, name in con.execute(
+                "select table_schema, table_name from information_schema.tables "
+                "where (table_schema, table_name) in "
+                "(('marts', 'sessions'), ('ops', 'model_vars'))"
+            ).fetchall()
+        }
+        stored: dict[str, str] = {}
+        if ("ops", "model_vars") in tables:
+            stored = dict(
+                con.execute(
+                    "select name, arg_max(value, applied_at) from ops.model_vars group by name"
+                ).fetchall()
+            )
+    finally:
+        con.close()
+    if ("marts", "sessions") not in tables:
+        return {}, True
+    changed = {
+        name: (stored[name], value)
+        for name, value in current.items()
+        if name in stored and stored[name] != value
+    }
+    return changed, bool(changed) or not set(current) <= set(stored)
+
+
+def _record_vars(warehouse: Path, as_of: date, current: dict[str, str]) -> None:
+    """Note the row-shaping vars the marts are now built with."""
+    from segmint.warehouse import connect
+
+    con = connect(warehouse)
+    try:
+        con.execute("create schema if not exists ops")
+        con.execute(
+            "create table if not exists ops.model_vars (name varchar not null, "
+            "value varchar not null, as_of_date date not null, applied_at timestamp not null)"
+        )
+        con.executemany(
+            "insert into ops.model_vars values (?, ?, ?, current_timestamp::timestamp)",
+            [[name, value, as_of] for name, value in current.items()],
+        )
+    finally:
+        con.close()
+
+
+def _vars_refresh(changed: dict[str, tuple[str, str]]) -> list[str]:
+    """The models to rebuild with --full-refresh for the changed vars, in their order."""
+    models: list[str] = []
+    for name in changed:
+        if ROW_SHAPING_VARS[name] not in models:
+            models.append(ROW_SHAPING_VARS[name])
+    return models
+
+
+def _vars_words(changed: dict[str, tuple[str, str]]) -> str:
+    """cart_scope "customer" -> "session", ... (a long value by name only)."""
+    return ", ".join(
+        f"{name} {then} -> {now}" if len(then) + len(now) <= 80 else f"{name} (its value)"
+        for name, (then, now) in changed.items()
+    )
+
+
 def _load_rates(settings: Settings) -> int:
     """Replace raw.currency_rates from ``[transform] currency_rates`` before dbt runs (this
     stage is the warehouse's one writer until dbt starts)."""
@@ -1090,6 +1211,38 @@ def _full_refresh_schema_changes(
     return completed, problems
 
 
+def _full_refresh_changed_vars(
+    settings: Settings,
+    as_of: date,
+    dates: list[date],
+    models: list[str],
+    changed: dict[str, tuple[str, str]],
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Rebuild from scratch the models reading a changed row-shaping var and every model
+    built from them: ``dbt build --full-refresh --select m+``. Returns the run and its
+    failure lines (the values stay unrecorded then: the next night tries again)."""
+    select = " ".join(f"{model}+" for model in models)
+    log.warning(
+        "transform: dbt var(s) changed since the stored rows were built (%s): rebuilding %s "
+        "and every model built from them with --full-refresh",
+        _vars_words(changed),
+        ", ".join(models),
+    )
+    completed = run_dbt(settings, as_of, dates, select=select, full_refresh=True)
+    target_path, _ = dbt_dirs(settings)
+    run_results = target_path / "run_results.json"
+    problems: list[str] = []
+    if completed.returncode != 0:
+        problems = failures(run_results) if run_results.is_file() else []
+        problems = [f"(full refresh of {select}) {line}" for line in problems]
+        if not problems:
+            tail = [line for line in completed.stdout.splitlines() if line.strip()][-8:]
+            problems = [f"(full refresh of {select}) dbt failed:", *tail]
+    else:
+        log.info("transform: full refresh of %s done", select)
+    return completed, problems
+
+
 # The dbt test that fails a night with amounts in a currency without a rate.
 CURRENCY_TEST = "every_currency_has_a_rate_to_the_reporting_currency"
 
@@ -1202,6 +1355,15 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         rates = _load_rates(settings)
         dates, dates_reason = snapshots_tonight(settings, as_of, data_start)
         outdated, record_logic = _logic_outdated(warehouse)
+        current_vars = row_shaping_vars(settings)
+        var_changes, record_vars = _vars_changed(warehouse, current_vars)
+        refresh = [] if outdated else _vars_refresh(var_changes)
+        if "int_events_sessionised" in refresh:
+            # Every model is built from it: the whole build is a full refresh.
+            outdated = (
+                f"dbt var(s) changed since the stored rows were built: {_vars_words(var_changes)}"
+            )
+            refresh = []
         if outdated:
             dates = snapshot_dates(settings, as_of, data_start)
             dates_reason = f"full refresh for a new model logic: {_WITH_CUTOFFS}"
@@ -1233,6 +1395,16 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
                 if r["unique_id"] not in rerun
                 and SCHEMA_CHANGE_MESSAGE not in " ".join((r.get("message") or "").split())
             ]
+    if refresh and completed.returncode == 0 and not problems:
+        # A changed row-shaping var: the night's build passed with it (new days); past days
+        # are rebuilt from the events by the models reading it and every model after them.
+        if {"sessions", "customer_daily_activity", "customer_feature_history"} & set(refresh):
+            # A full refresh keeps only the snapshots asked for: the cut-offs too.
+            dates = snapshot_dates(settings, as_of, data_start)
+            dates_reason = f"full refresh for changed dbt vars: {_WITH_CUTOFFS}"
+        completed, problems = _full_refresh_changed_vars(
+            settings, as_of, dates, refresh, var_changes
+        )
     seconds = time.perf_counter() - started
     if completed.returncode < 0:
         raise DbtKilledError(_killed_message(settings, as_of, completed, seconds, run_results))
@@ -1259,6 +1431,8 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         )
     if record_logic:
         _record_logic(warehouse, as_of)
+    if record_vars:
+        _record_vars(warehouse, as_of, current_vars)
     figures, rebuilt_days, past_days = _mart_figures(warehouse, as_of)
     import duckdb
 
@@ -1312,6 +1486,14 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         "currency_rates": rates,
         "schema_change_full_refresh": rebuilt,
         "logic_full_refresh": outdated,
+        # The dbt vars changed since the stored rows were built (name: [then, now], as JSON)
+        # and the models rebuilt with --full-refresh for them, with every model after them.
+        "var_full_refresh": {
+            "vars": {name: list(values) for name, values in var_changes.items()},
+            "models": refresh,
+        }
+        if refresh
+        else None,
         "run_results": str(run_results),
         "placeholder_customer_ids": [customer for customer, _, _ in placeholders],
         # The night each was first found (ops.placeholder_customer_ids): warned of then only.
@@ -1331,6 +1513,11 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
     warnings = []
     if outdated:
         warnings.append(f"rebuilt every model from scratch: {outdated}")
+    if refresh:
+        warnings.append(
+            f"rebuilt {', '.join(refresh)} and every model built from them from scratch: "
+            f"dbt var(s) changed since their stored rows were built: {_vars_words(var_changes)}"
+        )
     # Warned of on the night their days were built; later nights only log them (the same
     # old rows were warned of every night, a warning that repeats forever).
     conflicts, orphans = figures["order_conflicts"], figures["refunds_without_order"]

@@ -435,3 +435,37 @@ def test_an_unknown_cart_scope_stops_the_build(tmp_path) -> None:
     run_ingest(settings, DAY_1)
     with pytest.raises(Exception, match="cart_scope"):
         run_transform(settings, DAY_1)
+
+
+def test_a_changed_cart_scope_rebuilds_the_past_days_on_the_next_night(tmp_path) -> None:
+    # Two nights with carts kept across visits, then the shop sets cart_scope: session in
+    # dbt_project.yml. Until 2026-12-07 the next night built its own day per visit and
+    # kept the past days as they were (c10's order in another visit still bought p15)
+    # until a full refresh by hand.
+    settings = _settings_with_cart_scope(tmp_path, "customer")
+    for day, part, records in (
+        (DAY_1, "2026-06-10/tracker.jsonl", FIRST_NIGHT),
+        (DAY_2, "2026-06-11/tracker.jsonl", SECOND_NIGHT),
+    ):
+        numbered = [{"event_id": f"{part}-{i}", **r} for i, r in enumerate(records)]
+        write_jsonl(settings.landing / "events" / f"dt={part}", numbered)
+        run_ingest(settings, day)
+        assert run_transform(settings, day).details["var_full_refresh"] is None
+    assert ("c10", "p15", DAY_2, 1, Decimal("12.00")) in fetch(settings.warehouse, _BOUGHT)
+
+    changed = _settings_with_cart_scope(tmp_path / "session", "session")
+    settings = dataclasses.replace(settings, transform=changed.transform)
+    numbered = [{"event_id": f"t{i}", **r} for i, r in enumerate(THIRD_DAY)]
+    write_jsonl(settings.landing / "events" / "dt=2026-06-12" / "tracker.jsonl", numbered)
+    run_ingest(settings, DAY_3)
+    result = run_transform(settings, DAY_3)
+    assert result.details["var_full_refresh"] == {
+        "vars": {"cart_scope": ['"customer"', '"session"']},
+        "models": ["customer_product_daily"],
+    }
+    assert any("cart_scope" in w and "customer_product_daily" in w for w in result.warnings)
+    bought = fetch(settings.warehouse, _BOUGHT)
+    assert bought == _replayed(FIRST_NIGHT + SECOND_NIGHT + THIRD_DAY, scope="session")
+    assert [row for row in bought if row[0] == "c10"] == []
+    # Recorded: the night after is incremental again.
+    assert run_transform(settings, DAY_3).details["var_full_refresh"] is None

@@ -9,8 +9,9 @@
     tracker session with a visitor's event on a changed day, and an order of a customer
     linked to an anonymous id with an event on a changed day. Only the people of the
     changed days are looked up, so the cost follows the new data, not the history. A
-    changed day that lost events (fewer than int_events_sessionised held: a reload deleted
-    some) cannot name the people of the deleted ones (a visitor's lines, a lone removal):
+    changed day that lost events (fewer of its events loaded by the time int_events_sessionised
+    was last built than it held then: a reload deleted some, even one bringing as many new
+    ones) cannot name the people of the deleted ones (a visitor's lines, a lone removal):
     every later day up to var('cart_lookback_days') on with a one-event order is rebuilt
     then (reloads are rare). Returns ISO date strings, sorted. -#}
 {% macro cart_purchase_days_to_rebuild() -%}
@@ -28,12 +29,33 @@
     {%- set changed_dates = api.Relation.create(
         database=this.database, schema='intermediate', identifier='int_event_dates_changed'
     ) -%}
+    {#- A day lost events when fewer of its events than int_events_sessionised held before
+        this run were loaded by then (a reload deletes a file's rows and loads its new
+        content later): a reload of as many events as before, or more, deletes some too. -#}
     {%- set shrunk_query -%}
-        select cast(event_date as {{ dbt.type_string() }}) as event_date
-        from {{ changed_dates }}
+        with
+
+        kept as (
+
+            select
+                events.event_date,
+                count(*) as event_count
+            from {{ events }} as events
+            inner join {{ changed_dates }} as changed_dates
+                on events.event_date = changed_dates.event_date
+            where
+                {{ date_list_filter('events.event_date', changed, 'events.event_at') }}
+                and events._loaded_at <= changed_dates.built_max_loaded_at
+            group by events.event_date
+
+        )
+
+        select cast(changed_dates.event_date as {{ dbt.type_string() }}) as event_date
+        from {{ changed_dates }} as changed_dates
+        left join kept on changed_dates.event_date = kept.event_date
         where
-            is_rebuilt
-            and coalesce(event_count, 0) < built_event_count
+            changed_dates.is_rebuilt
+            and coalesce(kept.event_count, 0) < changed_dates.built_event_count
         order by 1
     {%- endset -%}
     {%- set shrunk = run_query(shrunk_query).columns[0].values() | list -%}

@@ -24,8 +24,8 @@ from segmint.transform import MODEL_LOGIC_VERSION
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 
 # The fingerprint reviewed together with the version beside it. Update both lines together.
-REVIEWED_VERSION = "2026-12-07.6"
-REVIEWED_FINGERPRINT = "843d12d72fb15827"
+REVIEWED_VERSION = "2026-12-07.h95"
+REVIEWED_FINGERPRINT = "3b6f4aa298589e19"
 
 _REF = re.compile(r"""\bref\(\s*['"](\w+)['"]\s*\)""")
 _INCREMENTAL = re.compile(r"""materialized\s*=\s*['"]incremental['"]""")

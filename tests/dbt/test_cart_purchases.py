@@ -505,3 +505,37 @@ def test_a_reload_of_as_many_events_takes_back_a_deleted_visitors_line(tmp_path)
     )
     assert seen[0] == [("c12", "p19", DAY_3, 1, Decimal("5.00"))]
     assert seen[1] == _replayed(reloaded + THIRD_DAY) == []
+
+
+def test_a_one_event_copy_of_an_order_whose_lines_are_outside_the_lookback_buys_nothing(
+    tmp_path,
+) -> None:
+    # c30's order o30 sent line by line on 1 June; the shop's back end sends the same order
+    # as one event on 10 June, nine days later (more than cart_lookback_days). A late cart
+    # line of 9 June rebuilds 9 and 10 June: until 2026-12-07 that rebuild read orders from
+    # 2 June on only, missed the lines, and the copy bought c30's cart (p2 and p3) although
+    # the full build had not.
+    lines = [
+        _cart("add_to_cart", "c30", "2026-06-01T10:00:00Z", "s30", "p1", 10),
+        _line_item("c30", "2026-06-01T10:05:00Z", "s30", "o30", "p1", 10),
+    ]
+    cart = [_cart("add_to_cart", "c30", "2026-06-09T10:00:00Z", "s31", "p2", 20)]
+    copy = [_order("c30", "2026-06-10T10:00:00Z", None, "o30", 10)]
+    late = [_cart("add_to_cart", "c30", "2026-06-09T11:00:00Z", "s31", "p3", 5)]
+    seen = _nights(
+        settings_in(tmp_path, ""),
+        [
+            (
+                DAY_1,
+                {
+                    "2026-06-01/tracker.jsonl": lines,
+                    "2026-06-09/tracker.jsonl": cart,
+                    "2026-06-10/backend.jsonl": copy,
+                },
+            ),
+            (DAY_2, {"2026-06-09/late.jsonl": late}),
+        ],
+    )
+    only_the_line = [("c30", "p1", date(2026, 6, 1), 1, Decimal("10.00"))]
+    assert seen[0] == _replayed(lines + cart + copy) == only_the_line
+    assert seen[1] == _replayed(lines + cart + copy + late) == only_the_line

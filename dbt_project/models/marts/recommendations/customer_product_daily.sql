@@ -46,16 +46,17 @@ with
 -- The customers' one-event orders, read from var('cart_lookback_days') before the rebuilt
 -- days too, each with the time of the customer's purchase before it (which emptied the
 -- cart): of a one-event order or of an order line (a shop sending both kinds). An order
--- whose lines were sent too (the same order id) buys nothing from the cart: its lines count.
+-- whose lines were sent too (the same order id, on any day: a back end's copy of the order
+-- may come days after its lines, or before them) buys nothing from the cart: its lines count.
 orders as (
 
     select
-        event_id,
-        customer_id,
-        event_date,
-        session_id,
-        purchased_at,
-        previous_purchased_at
+        purchases.event_id,
+        purchases.customer_id,
+        purchases.event_date,
+        purchases.session_id,
+        purchases.purchased_at,
+        purchases.previous_purchased_at
     from (
         select
             event_id,
@@ -63,14 +64,12 @@ orders as (
             event_date,
             session_id,
             product_id,
+            order_id,
             event_at as purchased_at,
             lag(event_at) over (
                 partition by customer_id
                 order by event_at, event_id
-            ) as previous_purchased_at,
-            max(case when product_id is not null then 1 else 0 end) over (
-                partition by customer_id, coalesce(order_id, event_id)
-            ) as has_order_lines
+            ) as previous_purchased_at
         from {{ ref('int_events_sessionised') }}
         where
             customer_id is not null
@@ -78,8 +77,16 @@ orders as (
             and {{ incremental_date_filter('event_date', cart_dates, 'event_at') }}
     ) as purchases
     where
-        product_id is null
-        and has_order_lines = 0
+        purchases.product_id is null
+        and not exists (
+            select 1
+            from {{ ref('int_events_sessionised') }} as order_lines
+            where
+                order_lines.event_type = 'purchase'
+                and order_lines.product_id is not null
+                and order_lines.order_id = purchases.order_id
+                and order_lines.customer_id = purchases.customer_id
+        )
 
 ),
 

@@ -485,7 +485,7 @@ def _record_logic(warehouse: Path, as_of: date) -> None:
 # only through a full rebuild of that model and every model built from it: the next night
 # runs it (`dbt build --full-refresh --select <model>+`), once, and ops.model_vars records
 # the values the stored rows were built with. Every var of dbt_project.yml is here or in
-# _VARS_NOT_STORED (tests/dbt/test_model_logic_version.py).
+# _VARS_NOT_REBUILT (tests/dbt/test_model_logic_version.py).
 ROW_SHAPING_VARS = {
     "session_inactivity_minutes": "int_events_sessionised",
     "content_page_types": "sessions",
@@ -502,7 +502,7 @@ ROW_SHAPING_VARS = {
 # day by the models themselves (the reporting currency: int_event_dates_changed compares the
 # rates), or applied to the snapshots built from then on by design (rule_segments: a past
 # night's segments stay those its audiences were exported with; docs/models.md).
-_VARS_NOT_STORED = ("as_of_date", "snapshot_dates", "reporting_currency", "rule_segments")
+_VARS_NOT_REBUILT = ("as_of_date", "snapshot_dates", "reporting_currency", "rule_segments")
 # A var's value when dbt_project.yml does not set it (the default the macro reads).
 _VAR_DEFAULTS = {"cart_scope": "customer"}
 

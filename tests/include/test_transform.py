@@ -402,6 +402,51 @@ def test_marts_built_by_an_older_model_logic_are_rebuilt_once(tmp_path: Path) ->
     assert run_transform(settings, as_of).details["logic_full_refresh"] is None
 
 
+def test_a_changed_session_gap_rebuilds_every_model_once(tmp_path: Path) -> None:
+    """A shop sets session_inactivity_minutes to 10 in dbt_project.yml: every model is
+    built from the sessions, so the next night rebuilds all of them with --full-refresh and
+    leaves the sessions a fresh build with that gap leaves (until 2026-12-07 past days kept
+    their 30-minute sessions). The night after is incremental again."""
+    import dataclasses
+    import shutil
+
+    import yaml
+
+    from segmint.transform import REPO_ROOT
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")
+    )
+
+    def with_gap(settings: Settings, minutes: int) -> Settings:
+        path = project / "dbt_project.yml"
+        data = yaml.safe_load(path.read_text())
+        data["vars"]["session_inactivity_minutes"] = minutes
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        transform = dataclasses.replace(settings.transform, dbt_project_dir=project)
+        return dataclasses.replace(settings, transform=transform)
+
+    as_of = date(2026, 6, 30)
+    (tmp_path / "nightly").mkdir()
+    (tmp_path / "fresh").mkdir()
+    settings = _synthetic_june(tmp_path / "nightly")
+    first = run_transform(with_gap(settings, 30), as_of)
+    assert first.details["logic_full_refresh"] is None
+    again = run_transform(with_gap(settings, 10), as_of)
+    assert "session_inactivity_minutes 30 -> 10" in again.details["logic_full_refresh"]
+    fresh = _synthetic_june(tmp_path / "fresh")
+    run_transform(with_gap(fresh, 10), as_of)
+    nightly = connect(settings.warehouse, read_only=True)
+    built = connect(fresh.warehouse, read_only=True)
+    try:
+        assert table_hash(nightly, "marts.sessions") == table_hash(built, "marts.sessions")
+    finally:
+        nightly.close()
+        built.close()
+    assert run_transform(with_gap(settings, 10), as_of).details["logic_full_refresh"] is None
+
+
 def test_schema_change_models_read_from_run_results(tmp_path: Path) -> None:
     path = tmp_path / "run_results.json"
     out_of_sync = (

@@ -94,12 +94,12 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # 2026-12-07.6: any purchase empties the cart, an order line too (a shop sending both kinds:
 # a one-event order after an order sent line by line bought its products again), and a
 # one-event order whose lines were sent too buys nothing more (customer_product_daily).
-# 2026-12-07.h95: a reload of a day that deletes some events while bringing as many new ones
+# 2026-12-07.7: a reload of a day that deletes some events while bringing as many new ones
 # (or more) rebuilds the later days whose one-event orders may have bought a deleted line, as
 # a reload leaving fewer events did (customer_product_daily kept a deleted visitor's line);
 # a one-event copy of an order sent line by line more than cart_lookback_days earlier buys
 # nothing in an incremental run too (it bought the cart when its day was rebuilt).
-MODEL_LOGIC_VERSION = "2026-12-07.h95"
+MODEL_LOGIC_VERSION = "2026-12-07.7"
 # A full refresh keeps only the snapshots asked for: it asks for the cut-offs too.
 _WITH_CUTOFFS = "with the cut-off snapshots"
 

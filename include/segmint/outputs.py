@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import html
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,6 +101,35 @@ class PrunedOutputs:
     bytes: int = 0
     export_files: list[str] = field(default_factory=list)
     oldest_kept_night: date | None = None
+    # Reports of pruned nights whose link to their Data Docs now says they were removed, and
+    # those that could not be rewritten (path: the error).
+    reports: list[str] = field(default_factory=list)
+    report_faults: dict[str, str] = field(default_factory=dict)
+
+
+# The report's link to its night's Data Docs (segmint.report.sections._data_docs_link).
+_DATA_DOCS_LINK = re.compile(
+    r'<p>Full validation results: <a href="[^"]*">Great Expectations Data Docs</a> '
+    r"\([^<]*\)\.</p>"
+)
+
+
+def unlink_pruned_data_docs(report: Path, published: date, keep_nights: int) -> bool:
+    """Replace, in a night's ``report.html``, the link to its Data Docs with a note saying
+    they were removed (by the publish of ``published``, ``[outputs] keep_nights``): the report
+    is kept, and its link led to a folder no longer there. Whether the report changed."""
+    text = report.read_text(encoding="utf-8")
+    removed = (
+        "Full validation results: the Great Expectations Data Docs of this night were removed "
+        f"when the night {published} was published ([outputs] keep_nights = {keep_nights}); "
+        "the failed expectations above are what this report keeps of them."
+    )
+    new, n = _DATA_DOCS_LINK.subn(f'<p class="note info">{html.escape(removed)}</p>', text)
+    if not n:
+        return False
+    with written_atomically(report) as tmp:
+        tmp.write_text(new, encoding="utf-8")
+    return True
 
 
 def prune_run_outputs(output: Path, published: date, keep_nights: int) -> PrunedOutputs:
@@ -106,7 +137,10 @@ def prune_run_outputs(output: Path, published: date, keep_nights: int) -> Pruned
     ``YYYY-MM-DD``) more than ``keep_nights`` days before the ``published`` night, which is
     always kept, as is every later one; ``keep_nights = 0`` deletes nothing. Rows of
     ``audiences.exports`` naming a deleted export file stay (the export happened);
-    ``segmint erase`` says when a file it lists is no longer on disk."""
+    ``segmint erase`` says when a file it lists is no longer on disk. The night's report
+    stays, its link to the deleted Data Docs replaced by a note saying they were removed
+    (:func:`unlink_pruned_data_docs`; a report that cannot be rewritten is named in
+    ``report_faults``, and the pruning goes on)."""
     done = PrunedOutputs()
     if keep_nights <= 0 or not output.is_dir():
         return done
@@ -132,6 +166,13 @@ def prune_run_outputs(output: Path, published: date, keep_nights: int) -> Pruned
                         done.export_files.append(str(path))
             shutil.rmtree(folder)
             removed = True
+            report = night / "report.html"
+            if name == "data_docs" and report.is_file() and not report.is_symlink():
+                try:
+                    if unlink_pruned_data_docs(report, published, keep_nights):
+                        done.reports.append(str(report))
+                except (OSError, SegmintError, UnicodeDecodeError) as exc:
+                    done.report_faults[str(report)] = str(exc)
         if removed:
             done.nights.append(night.name)
     return done

@@ -582,6 +582,11 @@ def _prune_outputs(settings: Settings, as_of: date, warnings: list[str]) -> dict
     except OSError as exc:
         warnings.append(f"old run outputs under {settings.output} not removed: {exc}")
         return None
+    for report, fault in pruned.report_faults.items():
+        warnings.append(
+            f"{report} still links to the Data Docs just removed: it could not be rewritten "
+            f"({fault})"
+        )
     if not pruned.nights:
         return None
     exports = len(pruned.export_files)
@@ -590,6 +595,7 @@ def _prune_outputs(settings: Settings, as_of: date, warnings: list[str]) -> dict
         "files": pruned.files,
         "bytes": pruned.bytes,
         "export_files": pruned.export_files,
+        "reports_unlinked": pruned.reports,
         "line": (
             f"removed the Data Docs and export files of {plural(len(pruned.nights), 'night')} "
             f"before {pruned.oldest_kept_night} ({plural(pruned.files, 'file')}, "

@@ -2109,8 +2109,10 @@ def block_expectations(ctx: Context) -> str:
 def _data_docs_link(ctx: Context) -> str:
     folder = ctx.settings.run_output_dir(ctx.as_of) / "data_docs"
     if not folder.is_dir():
+        keep = ctx.settings.outputs.keep_nights
+        pruned = f", or removed since by [outputs] keep_nights = {keep}" if keep else ""
         return note(
-            f"Great Expectations Data Docs: not generated for this run (expected in {folder}).",
+            f"Great Expectations Data Docs: none in {folder} (not generated for this run{pruned}).",
             "info",
         )
     candidates = sorted(folder.rglob("index.html"), key=lambda p: len(p.parts))

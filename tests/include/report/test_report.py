@@ -153,6 +153,50 @@ def test_readouts_and_data_docs_link(full_run) -> None:
     assert 'href="data_docs/local_site/index.html"' in html
 
 
+def test_a_report_whose_data_docs_were_pruned_says_so_instead_of_linking(
+    full_run, tmp_path: Path
+) -> None:
+    """`[outputs] keep_nights` deletes an old night's Data Docs and keeps its report, which
+    still linked to them: a dead link. The prune now replaces the link with a note saying
+    when and by what they were removed; the rest of the report is unchanged."""
+    import shutil
+    from datetime import timedelta
+
+    from segmint.outputs import prune_run_outputs
+
+    settings, _, html = full_run
+    output = tmp_path / "output"
+    shutil.copytree(settings.output, output)
+    night = output / AS_OF.isoformat()
+    later = AS_OF + timedelta(days=3)
+    pruned = prune_run_outputs(output, later, keep_nights=2)
+    assert pruned.nights == [AS_OF.isoformat()]
+    assert not (night / "data_docs").exists()
+    assert pruned.reports == [str(night / "report.html")]
+    after = (night / "report.html").read_text(encoding="utf-8")
+    assert "data_docs/" not in after and "Great Expectations Data Docs</a>" not in after
+    note = (
+        "Full validation results: the Great Expectations Data Docs of this night were removed "
+        f"when the night {later} was published ([outputs] keep_nights = 2)"
+    )
+    assert note in after
+    link = re.search(r"<p>Full validation results: <a .*?</p>", html).group(0)
+    assert (
+        after.replace(
+            re.search(r'<p class="note info">Full validation.*?</p>', after).group(0), link
+        )
+        == html
+    )
+    # A report written after the pruning says where the Data Docs would be, and why not.
+    rewritten = Path(
+        write_report(Settings(warehouse=settings.warehouse, output=output), AS_OF).details["path"]
+    ).read_text(encoding="utf-8")
+    assert (
+        f"Great Expectations Data Docs: none in {night / 'data_docs'} (not generated for this "
+        "run, or removed since by [outputs] keep_nights = 30)."
+    ) in rewritten
+
+
 def test_the_load_table_speaks_words_and_keeps_the_codes_in_its_caption(full_run) -> None:
     """The rows per source and day were headed by the manifest's columns, "rows_read",
     "rows_duplicate", "failed_files"; they are words now, the codes in the caption."""

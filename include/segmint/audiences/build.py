@@ -63,7 +63,7 @@ def build_audiences(settings: Settings, as_of: date) -> StageResult:
         result = build_with_connection(con, defs, as_of, defined_names(settings))
     finally:
         con.close()
-    later = _later_published_night(settings, as_of)
+    later, unknown = _later_published_night(settings, as_of)
     if later is not None and any(a.exports for a in defs.audiences.values()):
         # A backfill of an old night (segmint run --as-of after later nights ran) wrote
         # output/<old>/audiences: clear-text contact files of an outdated membership (a diff
@@ -77,6 +77,19 @@ def build_audiences(settings: Settings, as_of: date) -> StageResult:
         result.summary += ", exports skipped (a later night is published)"
         result.details["exports"] = []
         result.details["exports_skipped_for"] = str(later)
+        result.warnings.append(message)
+    elif unknown and any(a.exports for a in defs.audiences.values()):
+        # Fail safe: a copy that is there but cannot be read may hold a later night, and
+        # then these files would be an old night's lists (below). They were written.
+        message = (
+            f"no export file written for {as_of}: could not tell whether a later night is "
+            f"published ({'; '.join(unknown)}), and an old night's lists are not for upload; "
+            f"once the copies open (`segmint publish --as-of` the newest night writes them "
+            f"again), run `segmint audience build --as-of {as_of}` to write them"
+        )
+        result.summary += ", exports skipped (the published night could not be read)"
+        result.details["exports"] = []
+        result.details["exports_skipped_for"] = "unknown"
         result.warnings.append(message)
     elif any(a.exports for a in defs.audiences.values()):
         from segmint.audiences.export import export_declared
@@ -102,12 +115,31 @@ def build_audiences(settings: Settings, as_of: date) -> StageResult:
     return result
 
 
-def _later_published_night(settings: Settings, as_of: date) -> date | None:
-    """The night readers have, when it is later than ``as_of`` (a backfill), else None."""
-    from segmint.publish import published_as_of
-
-    current = published_as_of(settings.published_warehouse)
-    return current if current is not None and current > as_of else None
+def _later_published_night(settings: Settings, as_of: date) -> tuple[date | None, list[str]]:
+    """The night readers have, when it is later than ``as_of`` (a backfill), else None; and
+    the published copies that are there but whose night could not be read (a damaged or
+    truncated file, one this user may not read, one a writer holds, no ``ops.publication``
+    row), each with why. A copy that is not there holds no night."""
+    nights: list[date] = []
+    unknown: list[str] = []
+    for copy in (settings.published_warehouse, settings.analyst_warehouse):
+        if not copy.exists():
+            continue
+        try:
+            con = duckdb.connect(str(copy), read_only=True)
+            try:
+                (night,) = con.execute("select max(as_of_date) from ops.publication").fetchone()
+            finally:
+                con.close()
+        except (duckdb.Error, OSError) as exc:
+            unknown.append(f"{copy}: {str(exc).splitlines()[0]}")
+            continue
+        if night is None:
+            unknown.append(f"{copy}: its ops.publication names no night")
+        else:
+            nights.append(night)
+    current = max(nights, default=None)
+    return (current if current is not None and current > as_of else None), unknown
 
 
 def _empty_decile_warnings(

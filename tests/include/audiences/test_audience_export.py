@@ -8,6 +8,7 @@ import unicodedata
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
@@ -639,6 +640,51 @@ def test_a_backfill_of_an_old_night_writes_no_export_file(settings, defs_folder,
     # The published night itself, run again, still writes its files.
     again = build_audiences(settings, AS_OF)
     assert len(again.details["exports"]) == 3 and "exports_skipped_for" not in again.details
+
+
+@pytest.mark.parametrize("damage", ["truncated", "no_publication_row"])
+def test_a_night_writes_no_export_file_when_the_published_night_cannot_be_read(
+    settings, defs_folder, scalar, damage
+):
+    """The backfill check failed open: a published copy there but unreadable (a truncated
+    copy, one naming no night) counted as "nothing published", and an old night wrote its
+    clear-text contact files although a later night may be published. Now no file is
+    written, and the warning names the copy, why, and what to run once it opens."""
+    defs_folder(a="name: a\nconsent: ads\nwhere: {rule_segment: vip}\nexports: [csv]\n")
+    build_audiences(settings, AS_OF)
+    publish_warehouse(settings.warehouse, settings.published_warehouse, AS_OF)
+    copies = (settings.published_warehouse, settings.analyst_warehouse)
+    for published in copies:
+        published.chmod(0o644)
+        if damage == "truncated":
+            published.write_bytes(published.read_bytes()[:100_000])
+        else:
+            con = duckdb.connect(str(published))
+            con.execute("delete from ops.publication")
+            con.close()
+    published = settings.published_warehouse
+    why = (
+        f"{published}: IO Error"
+        if damage == "truncated"
+        else f"{published}: its ops.publication names no night"
+    )
+    old = date(2026, 6, 29)
+    result = build_audiences(settings, old)
+    assert result.details["exports"] == [] and result.details["exports_skipped_for"] == "unknown"
+    assert not (settings.output / "2026-06-29" / "audiences").exists()
+    assert (
+        scalar(settings, "select count(*) from audiences.exports where as_of_date = ?", [old]) == 0
+    )
+    (warning,) = [w for w in result.warnings if w.startswith("no export file written")]
+    assert warning.startswith(
+        "no export file written for 2026-06-29: could not tell whether a later night is "
+        f"published ({why}"
+    )
+    assert warning.endswith("run `segmint audience build --as-of 2026-06-29` to write them")
+    # A copy that is not there holds no night: the files are written.
+    for published in copies:
+        published.unlink()
+    assert len(build_audiences(settings, old).details["exports"]) == 1
 
 
 def test_a_rerun_of_the_night_logs_its_export_files_once(settings, defs_folder, scalar):

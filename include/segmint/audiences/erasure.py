@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import json
+import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -244,6 +245,8 @@ class ErasureResult:
     rows_deleted: int
     tables: dict[str, int] = field(default_factory=dict)
     export_files: list[str] = field(default_factory=list)
+    # The machines each export file was written on (audiences.exports.hostname), when known.
+    export_hosts: dict[str, list[str]] = field(default_factory=dict)
     landing_files: list[str] = field(default_factory=list)
     # Requested ids with no row anywhere, each with the stored ids that differ from it only
     # in case or surrounding spaces; and those of them tombstoned by an earlier erasure.
@@ -278,12 +281,27 @@ class ErasureResult:
         return out
 
     def _gone(self, path: str) -> str:
-        """A note for a past export file no longer on disk here: removed by the run outputs'
-        retention (``[outputs] keep_nights``), or moved; what it was sent to may still hold
-        the customers. Before, it was listed as if it were there to delete."""
+        """A note for a past export file not on this machine's disk: removed by the run
+        outputs' retention (``[outputs] keep_nights``), or moved, when it was written here;
+        when it was written on another machine, that it may still be there. Before, a file
+        written by another machine (an Airflow worker) was said to be "no longer on disk"
+        to whoever erased on their own: it was never on theirs, and stayed where it was."""
         if path not in self.export_files or Path(path).exists():
             return ""
-        return " (no longer on disk: removed by [outputs] keep_nights, or moved; re-send)"
+        here = socket.gethostname()
+        hosts = self.export_hosts.get(path, [])
+        others = [h for h in hosts if h != here]
+        if others:
+            return (
+                f" (written on {' and '.join(others)}, not on this machine ({here}): delete it "
+                "there; if it is gone there too, whoever it was sent to may still hold them)"
+            )
+        if hosts:
+            return " (no longer on disk: removed by [outputs] keep_nights, or moved; re-send)"
+        return (
+            " (not on this machine's disk: removed by [outputs] keep_nights, moved, or written "
+            "on another machine)"
+        )
 
     def lines(self) -> list[str]:
         missing = len(self.warnings)
@@ -494,16 +512,21 @@ def erase_with_connection(
             f"(select id_sha256 from {TOMBSTONES}) order by 1"
         ).fetchall()
     ]
-    export_files = [
-        r[0]
+    # Each file with the machines it was written on (none known for exports logged before
+    # they said so): a file that is not on this machine's disk may be on theirs.
+    export_hosts = {
+        r[0]: r[1] or []
         for r in con.execute(
-            """select distinct e.destination
+            """select e.destination, list(distinct e.hostname order by e.hostname)
+                filter (where e.hostname is not null)
             from audiences.exports as e
             inner join audiences.export_members as m on m.export_id = e.export_id
             where m.customer_id in (select customer_id from _erase_ids)
+            group by 1
             order by 1"""
         ).fetchall()
-    ]
+    }
+    export_files = list(export_hosts)
     landing_files: set[str] = set()
     for t in _tables_with(con, "_source_file"):
         if t not in _tables_with(con, "customer_id"):
@@ -602,7 +625,9 @@ def erase_with_connection(
             tables["ops.quarantine"] = tables.get("ops.quarantine", 0) + int(n)
         rows_deleted = sum(tables.values())
         con.execute(
-            "insert into ops.erasures values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "insert into ops.erasures (erasure_id, requested_at, ids_requested, ids_new, "
+            "rows_deleted, tables, export_files, landing_files, note, export_hosts) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 erasure_id,
                 now,
@@ -613,6 +638,7 @@ def erase_with_connection(
                 export_files,
                 sorted(landing_files),
                 note,
+                json.dumps({f: h for f, h in export_hosts.items() if h}),
             ],
         )
     con.execute("checkpoint")
@@ -623,6 +649,7 @@ def erase_with_connection(
         rows_deleted=rows_deleted,
         tables=tables,
         export_files=export_files,
+        export_hosts={f: h for f, h in export_hosts.items() if h},
         landing_files=sorted(landing_files),
         not_found=not_found,
         erased_before=erased_before,

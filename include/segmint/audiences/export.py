@@ -56,6 +56,7 @@ new row, the history of what was handed over.
 from __future__ import annotations
 
 import hashlib
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -434,8 +435,8 @@ def export_with_connection(
         con.execute(
             "insert into audiences.exports (export_id, audience, format, as_of_date, row_count, "
             "file_sha256, destination, baseline_as_of_date, exported_at, target_members, "
-            "without_consent, shared_address, without_contact) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "without_consent, shared_address, without_contact, hostname) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 export_id,
                 audience,
@@ -450,6 +451,7 @@ def export_with_connection(
                 without_consent,
                 shared_address,
                 without_email + without_identifier,
+                socket.gethostname(),
             ],
         )
         con.execute(

@@ -67,8 +67,9 @@ create table if not exists audiences.exports (
     without_consent bigint,             -- of it, left out: no consent the file needs now,
                                         -- held, or suppressed since the snapshot
     shared_address bigint,              -- left out: address on a record without consent
-    without_contact bigint              -- left out: no usable address (ESP), nothing to
+    without_contact bigint,             -- left out: no usable address (ESP), nothing to
                                         -- match (Google, Meta)
+    hostname varchar                    -- the machine whose disk the file was written to
 );
 create table if not exists audiences.export_members (
     export_id varchar not null,
@@ -92,7 +93,8 @@ create table if not exists ops.erasures (
     tables json not null,               -- {"schema.table": rows deleted}
     export_files varchar[] not null,    -- past export files that contained them
     landing_files varchar[] not null,   -- landing files holding their records (read-only to us)
-    note varchar
+    note varchar,
+    export_hosts json                   -- {export file: [machines it was written on]}
 );
 """
 
@@ -112,3 +114,7 @@ def ensure_audience_tables(con: duckdb.DuckDBPyConnection) -> None:
     # Warehouses made before the exports said who of the target group a file left out.
     for column in EXPORT_COUNTS:
         con.execute(f"alter table audiences.exports add column if not exists {column} bigint")
+    # Warehouses made before an export said which machine's disk it was written to, and an
+    # erasure which machines hold its files.
+    con.execute("alter table audiences.exports add column if not exists hostname varchar")
+    con.execute("alter table ops.erasures add column if not exists export_hosts json")

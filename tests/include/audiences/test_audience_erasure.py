@@ -4,6 +4,7 @@ does not come back on a rerun or a backfill."""
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import date
 
 import pytest
@@ -152,6 +153,40 @@ def test_erasure_says_which_past_export_files_are_no_longer_on_disk(full, tmp_pa
         in (lines)
     )
     assert f"    {kept}" in lines
+
+
+def test_erasure_on_another_machine_says_where_an_export_file_was_written(
+    full, tmp_path, monkeypatch
+):
+    """An erasure run on another machine than the one that wrote the export files (the
+    Airflow worker's) said of each "no longer on disk: removed by [outputs] keep_nights":
+    they were never on its disk, and stayed on the worker's. Each export now records the
+    machine it was written on, the erasure names it, and ops.erasures keeps it."""
+    import socket
+
+    worker = tmp_path / "worker" / "a.csv"
+    mine = tmp_path / "mine" / "a.csv"
+    real = socket.gethostname()
+    monkeypatch.setattr(socket, "gethostname", lambda: "etl-worker-1")
+    export_audience(full, "a", "csv", worker)
+    monkeypatch.setattr(socket, "gethostname", lambda: real)
+    export_audience(full, "a", "csv", mine)
+    worker.unlink()  # not on this machine's disk: the worker's
+    mine.unlink()  # written here and gone: retention, or moved
+    result = erase_customers(full, ["C01"])
+    lines = result.lines()
+    assert (
+        f"    {worker} (written on etl-worker-1, not on this machine ({real}): delete it there; "
+        "if it is gone there too, whoever it was sent to may still hold them)"
+    ) in lines
+    assert (
+        f"    {mine} (no longer on disk: removed by [outputs] keep_nights, or moved; re-send)"
+    ) in lines
+    con = connect(full.warehouse, read_only=True)
+    (hosts,) = con.execute("select export_hosts from ops.erasures").fetchone()
+    con.close()
+    hosts = json.loads(hosts)
+    assert hosts[str(worker)] == ["etl-worker-1"] and hosts[str(mine)] == [real]
 
 
 def _row_counts(settings) -> dict[str, int]:

@@ -797,13 +797,18 @@ def _settings_or_none(args: argparse.Namespace) -> Settings | None:
         return None
 
 
-def _lock_hint(args: argparse.Namespace, exc: BaseException) -> str:
-    """Who to blame when DuckDB could not lock the warehouse (the same hint the DAG's
-    failure message gives), or "" for any other error."""
-    from segmint.ops import lock_hint
+def _lock_message(args: argparse.Namespace, exc: BaseException) -> str:
+    """One line when DuckDB could not lock the warehouse because another process holds it
+    (who, what segmint did, what to do: as the DAG's failure message says), or "" for any
+    other error."""
+    from segmint.ops import lock_message
 
     settings = _settings_or_none(args)
-    return lock_hint(exc, settings) if settings is not None else ""
+    if settings is None:
+        return ""
+    now = "segmint stopped, without waiting for it (what was committed before is kept)"
+    held = lock_message(exc, settings, now)
+    return held + ", then run the same command again" if held else ""
 
 
 def _stdout_gone() -> bool:
@@ -862,10 +867,10 @@ def main(argv: list[str] | None = None) -> int:
             return BROKEN_PIPE
         if _debug():
             raise
-        hint = _lock_hint(args, exc)
-        if hint:  # not a bug: someone else has the working warehouse open
+        held = _lock_message(args, exc)
+        if held:  # not a bug: someone else has the working warehouse open
             print(
-                f"{_command(args)}: error: {_published(exc, f'{_in_stage(exc)}{exc}{hint}')}",
+                f"{_command(args)}: error: {_published(exc, f'{_in_stage(exc)}{held}')}",
                 file=sys.stderr,
             )
             return 1

@@ -882,15 +882,47 @@ def in_airflow(exc: BaseException, dag_id: str) -> str:
     return words(dag_id) if callable(words) else str(exc)
 
 
-def lock_hint(exc: BaseException | None, settings: Any) -> str:
-    """What to do when ``exc`` says another process holds the warehouse (else "")."""
-    if exc is not None and _is_lock_error(exc):
-        return (
-            f" Hint: another process holds the working warehouse {settings.warehouse} open; "
-            "only the pipeline may open it. Analysts and tools should open the published "
-            f"copy {settings.published_warehouse} (read-only)."
-        )
-    return ""
+# DuckDB's words for the process holding a file: 'Conflicting lock is held in
+# /usr/bin/python3.11 (PID 4242)'.
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
+
+
+def lock_holder(exc: BaseException) -> str:
+    """Who holds the warehouse open, from DuckDB's error: the program and its PID, and when
+    this machine's /proc knows the process, its user and command line (the program's name
+    and arguments, cut to 60 characters): ``python3.11 (PID 4242, user ana: jupyter-lab
+    --no-browser)``."""
+    found = _LOCK_HOLDER.search(str(exc))
+    if found is None:
+        return "another process"
+    program, pid = found.groups()
+    who = f"{Path(program).name} (PID {pid}"
+    try:
+        import pwd
+
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        user = pwd.getpwuid(Path(f"/proc/{pid}").stat().st_uid).pw_name
+    except (ImportError, OSError, KeyError):
+        return who + ")"
+    text = " ".join(" ".join([Path(argv[0]).name, *argv[1:]]).split())
+    if not text:  # a process that has ended (its exit not yet collected) or a kernel thread
+        return who + f", user {user})"
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return who + f", user {user}: {text})"
+
+
+def lock_message(exc: BaseException | None, settings: Any, now: str) -> str:
+    """One line for an ``exc`` saying another process holds the working warehouse open (an
+    analyst's notebook, a SQL client), else "": who holds it, ``now`` (what segmint does
+    now), and what the operator can do. It was DuckDB's paragraph (its read-only advice and
+    documentation link) followed by a hint of three sentences."""
+    if exc is None or not _is_lock_error(exc):
+        return ""
+    return (
+        f"the working warehouse {settings.warehouse} is held open by {lock_holder(exc)}; "
+        f"{now}; close that connection (readers open the published copy "
+        f"{settings.published_warehouse}, read-only)"
+    )
 
 
 # Faults of a disk that a person must fix, by errno, with the words of their strerror (DuckDB
@@ -1157,7 +1189,20 @@ def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple
     else:
         next_step = "the night is NOT published"
     published = published_line(settings, as_of) if settings is not None else ""
-    hint = lock_hint(exc, settings) if settings is not None else ""
+    hint = ""
+    held = (
+        lock_message(
+            cause or exc,
+            settings,
+            "Airflow runs the task again in a few minutes"
+            if status == "up_for_retry"
+            else "its retries are used up: clear the task once it is closed",
+        )
+        if settings is not None
+        else ""
+    )
+    # One line in place of DuckDB's paragraph; ops.pipeline_runs keeps the error.
+    message_error = held or error.rstrip(".")
     rerun = "clear the task to run it again"
     fault = disk_fault_message(cause or exc, settings, rerun) if exc is not None else ""
     if fault:
@@ -1165,7 +1210,7 @@ def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple
     hint += command_hint(error, ti.dag_id, context.get("logical_date"), as_of)
     message = (
         f"segmint: stage '{ti.task_id}' {status.replace('_', ' ')} for as_of={as_of} "
-        f"(DAG run {ti.run_id}, {tries}); {next_step}. Error: {error.rstrip('.')}."
+        f"(DAG run {ti.run_id}, {tries}); {next_step}. Error: {message_error}."
         f"{hint} Log: {where}.{published}"
     )
     started = getattr(ti, "start_date", None)

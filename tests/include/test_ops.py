@@ -348,6 +348,77 @@ def test_a_failure_says_which_night_analysts_still_read(tmp_path: Path, monkeypa
     )
 
 
+def test_a_task_failed_by_a_reader_of_the_warehouse_says_it_in_one_line(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A notebook holding the working file failed the task with DuckDB's paragraph (its
+    read-only advice, a documentation link) and a hint of three sentences. The message now
+    says who holds it, what happens next (a retry, or none left) and what to do; the full
+    error stays in ops.pipeline_runs."""
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from segmint.ops import failure_message
+
+    warehouse = tmp_path / "warehouse" / "segmint.duckdb"
+    warehouse.parent.mkdir()
+    duckdb.connect(str(warehouse)).close()
+    monkeypatch.setenv("SEGMINT_WAREHOUSE", str(warehouse))
+    monkeypatch.delenv("SEGMINT_CONFIG", raising=False)
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1], read_only=True); "
+            "print('open', flush=True); time.sleep(120)",
+            str(warehouse),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    ti = SimpleNamespace(
+        dag_id="segmint_nightly",
+        run_id="scheduled__2026-07-01",
+        task_id="segment",
+        try_number=1,
+        max_tries=2,
+        start_date=None,
+        end_date=None,
+    )
+    published = warehouse.parent / "published" / "segmint.duckdb"
+    messages = {}
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        with pytest.raises(duckdb.IOException) as held:
+            duckdb.connect(str(warehouse))
+        context = {
+            "ti": ti,
+            "exception": held.value,
+            "logical_date": datetime(2026, 6, 30, tzinfo=UTC),
+            "params": {},
+        }
+        for status in ("up_for_retry", "failed"):
+            messages[status] = failure_message(context, status)
+    finally:
+        reader.kill()
+        reader.wait()
+    who = f"is held open by {Path(sys.executable).resolve().name} (PID {reader.pid}, user "
+    for status, now in (
+        ("up_for_retry", "Airflow runs the task again in a few minutes"),
+        ("failed", "its retries are used up: clear the task once it is closed"),
+    ):
+        message, run = messages[status]
+        assert f"Error: the working warehouse {warehouse} {who}" in message
+        assert " -c import duckdb, sys, time; " in message  # the reader's command line
+        assert (
+            f"...); {now}; close that connection (readers open the published copy "
+            f"{published}, read-only). Log: "
+        ) in message
+        assert "Conflicting lock" not in message and "https://duckdb" not in message
+        assert "Conflicting lock" in run.error
+
+
 def test_a_full_disk_at_publish_says_how_much_room_it_needs(tmp_path: Path) -> None:
     """publish writes both copies beside the published files before it swaps them in, and
     removes them when the disk fills: the message then said "22.1 MiB free now" of a disk

@@ -12,9 +12,10 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -202,11 +203,11 @@ def _acquire(fd: int, lock: Path, warehouse: str | Path, what: str, wait_s: floa
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             break
         except BlockingIOError:
+            waited = f"{wait_s / 60:.0f} min" if wait_s >= 120 else f"{wait_s:g} s"
             if holder is None:
                 holder = lock.read_text(errors="replace").strip() or "another process"
-                log.warning("%s waits for %s to finish with %s", what, holder, warehouse)
+                log.warning("%s", _wait_line(what, holder, warehouse, wait_s, waited))
             if time.monotonic() >= deadline:
-                waited = f"{wait_s / 60:.0f} min" if wait_s >= 120 else f"{wait_s:g} s"
                 raise WarehouseBusyError(
                     f"the warehouse {warehouse} is in use by {holder} and was not free after "
                     f"{waited}; {what} did not run: run it again when that is done"
@@ -215,6 +216,21 @@ def _acquire(fd: int, lock: Path, warehouse: str | Path, what: str, wait_s: floa
     since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{what} (pid {os.getpid()}, since {since} UTC)\n".encode(), 0)
+
+
+def _wait_line(what: str, holder: str, warehouse: str | Path, wait_s: float, waited: str) -> str:
+    """The one line logged when ``what`` starts to wait for the segmint process ``holder``
+    (``report of 2026-06-30 (pid 4242, since ... UTC)``): who holds the warehouse, what this
+    process does now, and what the operator can do. It said who and nothing more, so a
+    command that seemed to hang gave no hint of how long, nor of what to do about it."""
+    until = (datetime.now(UTC) + timedelta(seconds=wait_s)).strftime("%H:%M:%S")
+    pid = re.search(r"\(pid (\d+)", holder)
+    stop = f"kill {pid.group(1)}" if pid else "stop it"
+    return (
+        f"{what} waits for {holder} to finish with {warehouse}: it starts by itself once that "
+        f"is done, or gives up at {until} UTC ({waited}); nothing to do unless that process "
+        f"is stuck ({stop})"
+    )
 
 
 def checkpoint_wal(path: str | Path) -> None:

@@ -8,6 +8,7 @@ wait for each other (segmint.warehouse.exclusive), with real processes here.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -69,6 +70,16 @@ def test_an_export_beside_a_stage_waits_for_it_then_runs(settings, defs_folder, 
     assert "exported a csv as of 2026-06-30" in export.stdout and out.is_file()
     # It waited for the stage rather than failing on DuckDB's lock.
     assert time.monotonic() - started > 1.5
+    # One line says whom it waits for, what it does meanwhile and what the operator can do
+    # (it said whom, and nothing of how long nor of a stuck process).
+    (line,) = [x for x in export.stderr.splitlines() if " waits for " in x]
+    assert re.search(
+        rf"export of audience a waits for stage transform of 2026-06-30 \(pid {stage.pid}, "
+        rf"since [^)]+ UTC\) to finish with {re.escape(str(settings.warehouse))}: it starts "
+        r"by itself once that is done, or gives up at \d\d:\d\d:\d\d UTC \(30 min\); "
+        rf"nothing to do unless that process is stuck \(kill {stage.pid}\)$",
+        line,
+    ), line
 
 
 def test_a_stage_waits_for_an_export_and_names_it_when_it_gives_up(settings):

@@ -490,6 +490,35 @@ def published_as_of(published: Path) -> date | None:
     return row[0] if row else None
 
 
+def published_nights(settings: Settings) -> tuple[dict[Path, date], list[str]]:
+    """The night each published copy (the full one, the analysts') holds, and the copies
+    that are there but whose night could not be read (a damaged or truncated file, one this
+    user may not read, one a writer holds, no ``ops.publication`` row), each with why. A
+    copy that is not there holds no night. Both are read: with one copy damaged, the other
+    still says which night readers have."""
+    import duckdb
+
+    nights: dict[Path, date] = {}
+    unknown: list[str] = []
+    for copy in (settings.published_warehouse, settings.analyst_warehouse):
+        if not copy.exists():
+            continue
+        try:
+            con = duckdb.connect(str(copy), read_only=True)
+            try:
+                (night,) = con.execute("select max(as_of_date) from ops.publication").fetchone()
+            finally:
+                con.close()
+        except (duckdb.Error, OSError) as exc:
+            unknown.append(f"{copy}: {str(exc).splitlines()[0]}")
+            continue
+        if night is None:
+            unknown.append(f"{copy}: its ops.publication names no night")
+        else:
+            nights[copy] = night
+    return nights, unknown
+
+
 def later_night_hint(current: date, published: Path, today: date | None = None) -> str:
     """What publishes again once a night older than the published ``current`` was refused.
 
@@ -519,10 +548,13 @@ def publish(settings: Settings, as_of: date) -> StageResult:
     ``--reprocess-behavior``) updates the working warehouse; the next night on or after the
     published one publishes it.
     """
-    current = published_as_of(settings.published_warehouse)
+    # Both copies: with the full copy damaged, the analysts' copy still says which night
+    # readers have (an old night was published over a later one, the analysts' going back).
+    nights, unreadable = published_nights(settings)
+    copy, current = max(nights.items(), key=lambda item: item[1], default=(None, None))
     if current is not None and current > as_of:
         message = (
-            f"not published: {settings.published_warehouse} holds the later night {current}, "
+            f"not published: {copy} holds the later night {current}, "
             f"and readers must not go back to {as_of}; "
             + later_night_hint(current, settings.published_warehouse)
         )
@@ -541,7 +573,11 @@ def publish(settings: Settings, as_of: date) -> StageResult:
         settings.warehouse, settings.published_warehouse, as_of, settings.analyst_warehouse
     )
     mib = done["bytes"] / 2**20
-    warnings = []
+    warnings = [
+        f"replaced a published copy whose night could not be read ({problem}): if it held a "
+        "later night, readers now have this one"
+        for problem in unreadable
+    ]
     if "removed_stale_wal" in done:
         warnings.append(
             f"removed {done['removed_stale_wal']}: someone opened the published warehouse "

@@ -193,6 +193,38 @@ def test_an_older_night_never_replaces_a_later_publication(tmp_path: Path) -> No
     assert file_digest(settings.published_warehouse) != before
 
 
+def test_an_older_night_is_not_published_over_a_later_one_in_a_damaged_copy(
+    tmp_path: Path,
+) -> None:
+    """Publish read the night readers have from the full copy alone: damaged (truncated
+    here), it counted as nothing published, and a backfill's old night replaced both
+    copies, the analysts' going back from 2026-06-30 to 2026-06-29. The analysts' copy still
+    says the night now: refused, both copies kept. A later night replaces the damaged copy,
+    with a warning naming it."""
+    settings = settings_for(tmp_path)
+    make_night(settings.warehouse, NIGHT_2, customers=500)
+    publish(settings, NIGHT_2)
+    full, analyst = settings.published_warehouse, settings.analyst_warehouse
+    full.chmod(0o644)
+    full.write_bytes(full.read_bytes()[:100_000])
+    damaged, before = file_digest(full), file_digest(analyst)
+    make_night(settings.warehouse, NIGHT_1)
+    result = publish(settings, NIGHT_1)
+    assert (file_digest(full), file_digest(analyst)) == (damaged, before)
+    assert published_as_of(analyst) == NIGHT_2
+    assert result.warnings[0].startswith(
+        f"not published: {analyst} holds the later night 2026-06-30, and readers must not go "
+        "back to 2026-06-29"
+    )
+    later = date(2026, 7, 1)
+    make_night(settings.warehouse, later)
+    result = publish(settings, later)
+    assert published_as_of(full) == published_as_of(analyst) == later
+    assert result.warnings[0].startswith(
+        f"replaced a published copy whose night could not be read ({full}: IO Error"
+    )
+
+
 def test_a_future_night_published_by_mistake_is_called_out(tmp_path: Path) -> None:
     """A night from the future (published before as-of dates were checked) blocks every real
     night until that date: the warning must not promise that the next night publishes."""

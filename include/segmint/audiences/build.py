@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import duckdb
 
@@ -63,14 +64,15 @@ def build_audiences(settings: Settings, as_of: date) -> StageResult:
         result = build_with_connection(con, defs, as_of, defined_names(settings))
     finally:
         con.close()
-    later, unknown = _later_published_night(settings, as_of)
-    if later is not None and any(a.exports for a in defs.audiences.values()):
+    later_copy, unknown = _later_published_night(settings, as_of)
+    if later_copy is not None and any(a.exports for a in defs.audiences.values()):
+        copy, later = later_copy
         # A backfill of an old night (segmint run --as-of after later nights ran) wrote
         # output/<old>/audiences: clear-text contact files of an outdated membership (a diff
         # against an even older list) that marketing could upload over the later night's,
         # and logged them in audiences.exports. Publish refuses the night; so do the exports.
         message = (
-            f"no export file written for {as_of}: {settings.published_warehouse} holds the "
+            f"no export file written for {as_of}: {copy} holds the "
             f"later night {later}, and an old night's lists are not for upload (the "
             f"exports of {later} or a later night are)"
         )
@@ -115,31 +117,17 @@ def build_audiences(settings: Settings, as_of: date) -> StageResult:
     return result
 
 
-def _later_published_night(settings: Settings, as_of: date) -> tuple[date | None, list[str]]:
-    """The night readers have, when it is later than ``as_of`` (a backfill), else None; and
-    the published copies that are there but whose night could not be read (a damaged or
-    truncated file, one this user may not read, one a writer holds, no ``ops.publication``
-    row), each with why. A copy that is not there holds no night."""
-    nights: list[date] = []
-    unknown: list[str] = []
-    for copy in (settings.published_warehouse, settings.analyst_warehouse):
-        if not copy.exists():
-            continue
-        try:
-            con = duckdb.connect(str(copy), read_only=True)
-            try:
-                (night,) = con.execute("select max(as_of_date) from ops.publication").fetchone()
-            finally:
-                con.close()
-        except (duckdb.Error, OSError) as exc:
-            unknown.append(f"{copy}: {str(exc).splitlines()[0]}")
-            continue
-        if night is None:
-            unknown.append(f"{copy}: its ops.publication names no night")
-        else:
-            nights.append(night)
-    current = max(nights, default=None)
-    return (current if current is not None and current > as_of else None), unknown
+def _later_published_night(
+    settings: Settings, as_of: date
+) -> tuple[tuple[Path, date] | None, list[str]]:
+    """The copy readers have and its night, when that is later than ``as_of`` (a backfill),
+    else None; and the copies whose night could not be read
+    (:func:`segmint.publish.published_nights`)."""
+    from segmint.publish import published_nights
+
+    nights, unknown = published_nights(settings)
+    later = max(nights.items(), key=lambda item: item[1], default=None)
+    return (later if later is not None and later[1] > as_of else None), unknown
 
 
 def _empty_decile_warnings(

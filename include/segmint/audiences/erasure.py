@@ -262,6 +262,9 @@ class ErasureResult:
     # The night the published copies hold (they keep the erased rows until it is published
     # again); None when nothing was published.
     published_as_of: date | None = None
+    # Published copies there whose night could not be read (segmint.publish.published_nights):
+    # they may hold the customers too.
+    published_unreadable: list[str] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:
@@ -347,6 +350,12 @@ class ErasureResult:
                 f"next publish; run `segmint publish --as-of {self.published_as_of}` to "
                 "replace them now"
             )
+        elif self.published_unreadable:
+            out.append(
+                "  the published read-only copies may keep them, but which night they hold "
+                f"could not be read ({'; '.join(self.published_unreadable)}); run `segmint "
+                "publish --as-of` the newest night to replace them now"
+            )
         out += [f"  warning: {w}" for w in self.warnings]
         return out
 
@@ -417,7 +426,7 @@ def erase_customers(settings: Settings, customer_ids: list[str], note: str | Non
 
 def _erase_and_compact(settings: Settings, ids: list[str], note: str | None) -> ErasureResult:
     from ml.recommendations.stage import erase_from_models
-    from segmint.publish import published_as_of
+    from segmint.publish import published_nights
 
     con = connect(settings.warehouse)
     try:
@@ -428,7 +437,10 @@ def _erase_and_compact(settings: Settings, ids: list[str], note: str | None) -> 
     result.model_files, result.unchecked_model_files = erase_from_models(
         settings.artifacts_dir, ids
     )
-    result.published_as_of = published_as_of(settings.published_warehouse)
+    # Both copies: with the full one damaged, the analysts' copy still holds them (it was
+    # not said, the full copy's night being unreadable).
+    nights, result.published_unreadable = published_nights(settings)
+    result.published_as_of = max(nights.values(), default=None)
     # Deleted rows stay readable in the file's free blocks (and in every byte copy of it,
     # such as the published copy) until the file is rewritten.
     try:

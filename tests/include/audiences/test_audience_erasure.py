@@ -189,6 +189,30 @@ def test_erasure_on_another_machine_says_where_an_export_file_was_written(
     assert hosts[str(worker)] == ["etl-worker-1"] and hosts[str(mine)] == [real]
 
 
+def test_erasure_says_the_analysts_copy_keeps_them_when_the_full_copy_is_damaged(full):
+    """The line saying the published copies keep the erased rows until the next publish read
+    the night from the full copy alone: damaged, nothing was said, while the analysts' copy
+    still held the customer. Both copies are read; none readable still says they may."""
+    publish_warehouse(full.warehouse, full.published_warehouse, AS_OF, full.analyst_warehouse)
+    copy = full.published_warehouse
+    copy.chmod(0o644)
+    copy.write_bytes(copy.read_bytes()[:100_000])
+    lines = erase_customers(full, ["C01"]).lines()
+    assert lines[-1] == (
+        "  the published read-only copies (full and analysts') keep them until the next "
+        f"publish; run `segmint publish --as-of {AS_OF}` to replace them now"
+    )
+    analyst = full.analyst_warehouse
+    analyst.chmod(0o644)
+    analyst.write_bytes(analyst.read_bytes()[:100_000])
+    lines = erase_customers(full, ["C07"]).lines()
+    assert lines[-1].startswith(
+        "  the published read-only copies may keep them, but which night they hold could not "
+        f"be read ({copy}: IO Error"
+    )
+    assert lines[-1].endswith("run `segmint publish --as-of` the newest night to replace them now")
+
+
 def _row_counts(settings) -> dict[str, int]:
     con = connect(settings.warehouse, read_only=True)
     tables = _base_tables(con)

@@ -137,6 +137,9 @@ class LandingFile:
     # Its checksum's read saw a carriage return not followed by a line feed (a plain text
     # file only: :func:`_checksum`); the reader then looks at it for one inside a line.
     bare_cr: bool = False
+    # Its checksum was read tonight; False when it was taken from the manifest (its size
+    # and modification time unchanged), which then says nothing of bare_cr (cr_looked_at).
+    checksummed: bool = True
 
     @property
     def order_key(self) -> tuple[date, str]:
@@ -223,6 +226,19 @@ def _checksum(path: Path) -> tuple[str, str, bool]:
         return digest.hexdigest(), "", bare
     except OSError as exc:
         return "", _cannot_read(exc), False
+
+
+def cr_looked_at(f: LandingFile) -> LandingFile:
+    """``f`` with ``bare_cr`` as its checksum's read would say: a file whose checksum came
+    from the manifest (unchanged since it was loaded, read again by ``--reload-since`` or
+    with a changed file it shares a record with) is read once for it. Without that such a
+    file of whole records parted by a bare CR was read as if it held none: both records
+    loaded, every later line numbered one too far (until 2026-12-07)."""
+    if f.checksummed or f.error:
+        return f
+    _, error, bare = _checksum(f.abspath)
+    # (A file that cannot be read now fails when it is read, with its error.)
+    return f if error else dataclasses.replace(f, bare_cr=bare, checksummed=True)
 
 
 def _hidden(path: Path, partition: Path) -> bool:
@@ -387,6 +403,7 @@ def discover(
             ignored.append(f"{candidates[i][0]}: {document}")
             skipped.add(i)
     todo = [i for i, sha in enumerate(sums) if sha is None and i not in errors and i not in skipped]
+    todo_set = set(todo)
     # hashlib releases the GIL on large buffers: checksum two files at a time.
     with ThreadPoolExecutor(max_workers=2) as pool:
         checksums = pool.map(_checksum, [candidates[i][1] for i in todo])
@@ -410,6 +427,7 @@ def discover(
             mtime_ns=st.st_mtime_ns if st and i not in errors else 0,
             error=errors.get(i, ""),
             bare_cr=i in crs,
+            checksummed=i in todo_set,
         )
         for i, ((rel, path, source, partition_date, fmt), st, sha) in enumerate(
             zip(candidates, stats, sums, strict=True)

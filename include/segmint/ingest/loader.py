@@ -76,6 +76,7 @@ from segmint.ingest.files import (
     LandingFile,
     bare_cr_files,
     check_line_order,
+    cr_looked_at,
     discover,
     json_documents,
     jsonl_scan_sql,
@@ -758,6 +759,9 @@ class Ingest:
             self._warn_not_reloaded(
                 sorted(p for p, _, _, _, d in gone if self.reload_since <= d <= self.as_of)
             )
+        # Files whose checksum came from the manifest are looked at for a bare CR now.
+        new = [cr_looked_at(f) for f in new]
+        changed = [cr_looked_at(f) for f in changed]
         units = [[f] for f in new]
         if changed:
             # Files holding a duplicate of a record of a changed file are reloaded with it.
@@ -769,7 +773,7 @@ class Ingest:
                         and path not in group
                         and manifest.get(path, ("", ""))[1] == "loaded"
                     ):
-                        group[path] = by_path[path]
+                        group[path] = cr_looked_at(by_path[path])
             units.insert(0, sorted(group.values(), key=lambda x: x.order_key))
             self.replacing = True
             self.reloaded = set(group)

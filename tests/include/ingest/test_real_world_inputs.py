@@ -788,6 +788,45 @@ def test_whole_records_parted_by_a_bare_carriage_return_keep_the_line_numbers(
     ]
 
 
+def test_a_reload_reads_records_parted_by_a_bare_carriage_return_as_the_first_load(
+    settings, landing, query
+):
+    """`segmint ingest --reload-since` reads loaded files again without checksumming them
+    (their size and time are unchanged), so the checksum's look for a bare CR was skipped:
+    the records parted by one, quarantined by the first load, loaded on the reload, and
+    every later line moved one down (e4 from line 3 to 4). Such a file is now read for it."""
+    day = landing / "events/dt=2026-06-01"
+    day.mkdir(parents=True)
+    docs = [json.dumps(event(f"e{k}")) for k in range(1, 6)]
+    (day / "cr.jsonl").write_bytes(
+        f"{docs[0]}\n{docs[1]}\r{docs[2]}\n{docs[3]}\n{docs[4]}\n".encode()
+    )
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "c.csv").write_bytes(
+        b"customer_id,city,updated_at\nc1,Paris,2026-05-01\rc2,Lyon,2026-05-01\n"
+        b"c3,Nice,2026-05-01\n"
+    )
+    tables = (
+        "select _source_file, _source_line, event_id from raw.events order by 1, 2",
+        "select _source_file, _source_line, customer_id from raw.customers order by 1, 2",
+        "select source_file, line_number, reasons from ops.quarantine order by 1, 2",
+    )
+    run_ingest(settings, D1)
+    first = [query(sql) for sql in tables]
+    assert first[0] == [
+        ("events/dt=2026-06-01/cr.jsonl", line, f"e{k}") for line, k in ((1, 1), (3, 4), (4, 5))
+    ]
+    assert first[1] == [("crm/dt=2026-06-01/c.csv", 3, "c3")]
+    result = run_ingest(settings, D1, reload_since=D1)
+    assert result.details["replaced_files"] == [
+        "crm/dt=2026-06-01/c.csv",
+        "events/dt=2026-06-01/cr.jsonl",
+    ]
+    assert [query(sql) for sql in tables] == first
+    _accounting_holds(query)
+
+
 def test_lines_ending_in_cr_cr_lf_load(settings, landing, query, caplog):
     """Python's csv module on Windows, writing to a file opened without newline='', ends
     every line in CR CR LF (so does a CRLF file converted to CRLF again). DuckDB's reader

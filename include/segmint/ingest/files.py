@@ -234,7 +234,10 @@ def cr_looked_at(f: LandingFile) -> LandingFile:
     with a changed file it shares a record with) is read once for it. Without that such a
     file of whole records parted by a bare CR was read as if it held none: both records
     loaded, every later line numbered one too far (until 2026-12-07)."""
-    if f.checksummed or f.error:
+    if f.checksummed or f.error or f.fmt == "parquet":
+        return f
+    if _head(f.abspath).startswith(_GZIP_MAGIC):
+        # Its scan looks for one (_scan_sql's strict mode): no read of it is needed here.
         return f
     _, error, bare = _checksum(f.abspath)
     # (A file that cannot be read now fails when it is read, with its error.)
@@ -570,9 +573,19 @@ def read_records(
         # A file whose checksum saw a bare CR is read from the copy at once: two whole
         # records parted by one leave no odd quote nor a short record (LandingFile.bare_cr).
         seen = bare_cr_files(files, [i for i in csv if files[i].bare_cr], legacy)
-        failed.update(_read_lines_batch(con, files, csv, phys, legacy, seen))
+        # A gzip file's checksum reads its compressed bytes: the scan looks for such a CR
+        # (strict), and when it fails Python looks at each gzip file (only then).
+        gz = [i for i in csv if i not in seen and gzip_named(files[i])]
+        try:
+            failed.update(_read_lines_batch(con, files, csv, phys, legacy, seen, bool(gz)))
+        except StrictScanError:
+            seen |= bare_cr_files(files, gz, legacy)
+            failed.update(_read_lines_batch(con, files, csv, phys, legacy, seen))
         csv = [i for i in csv if i not in failed]
-        bare_cr = _bare_cr_files(con, files, [i for i in csv if i not in seen], phys, legacy)
+        # (The gzip files were looked at: by the strict scan, or by Python after it; not
+        # one read from a UTF-8 copy made since, of UTF-16 text: unreadable.)
+        looked = set(seen) | {i for i in gz if gzip_named(files[i])}
+        bare_cr = _bare_cr_files(con, files, [i for i in csv if i not in looked], phys, legacy)
         if bare_cr:
             bare_cr |= seen
             failed.update(_read_lines_batch(con, files, csv, phys, legacy, bare_cr))
@@ -584,7 +597,7 @@ def read_records(
             )
         # A bare CR in an unquoted value leaves no odd quote: the record is cut into records
         # of too few fields. Only a file holding such a record is looked at again.
-        short = _short_record_files(con, table, [i for i in csv if i not in bare_cr])
+        short = _short_record_files(con, table, [i for i in csv if i not in bare_cr | looked])
         again = _bare_cr_files(con, files, short, phys, legacy, odd_quotes=False)
         if again:
             con.execute(f"delete from {table} where _file in {_in(sorted(again))}")
@@ -637,14 +650,14 @@ def read_records(
     return failed
 
 
-def jsonl_scan_sql(paths: list[str]) -> str:
+def jsonl_scan_sql(paths: list[str], strict: bool = False) -> str:
     """SQL: ``(file_index, line)`` for every physical line of the files, in file and line order.
 
     ``file_index`` is the position in ``paths``. Read into a table with
     ``preserve_insertion_order`` the rows keep that order, so a line's number is its rowid
     less its file's first rowid (blank lines come through as NULL and keep their number).
     """
-    return _scan_sql(paths).replace("select filename, line", "select file_index, line", 1)
+    return _scan_sql(paths, strict).replace("select filename, line", "select file_index, line", 1)
 
 
 def unreadable(
@@ -920,7 +933,14 @@ def _bare_cr_kinds(path: Path) -> tuple[bool, bool, bool]:
     first_lf: bool | None = None  # whether the first line ends in a bare LF
     with opener(path, "rb") as src:
         tail = b""
+        first = True
         while chunk := src.read(_BARE_CR_CHUNK):
+            if first and _utf16_or_32(chunk[:4]):
+                # UTF-16 or UTF-32 (a gzip file's scan failed): its CR is two or four bytes,
+                # a CR before a NUL no bare one. Read as its mark says (readable_copy), as
+                # the checksum's look leaves such a file alone.
+                return False, False, False
+            first = False
             chunk = tail + chunk
             # A CR at a chunk's end is judged with the next chunk's first byte.
             tail = chunk[-1:] if chunk.endswith(b"\r") else b""
@@ -1204,7 +1224,24 @@ def _copy_lines(
     return legacy_lines, bad, long
 
 
-def _scan_sql(paths: list[str]) -> str:
+def gzip_named(f: LandingFile) -> bool:
+    """Whether DuckDB reads ``f`` as gzip (it goes by the name)."""
+    return f.abspath.name.lower().endswith(".gz")
+
+
+class StrictScanError(Exception):
+    """A strict scan (:func:`_scan_sql`) of files holding gzip files failed."""
+
+
+def _scan_sql(paths: list[str], strict: bool = False) -> str:
+    """SQL: ``(filename, line)`` for every physical line of the files.
+
+    ``strict``: read in DuckDB's strict mode, which fails on a line end other than the
+    file's first one (a bare CR in a file of LF or CRLF lines, CR CR LF, a CRLF after LF
+    lines, an LF inside a CRLF file) instead of taking it as a line end. Asked for the scans
+    holding gzip files: the checksum reads their compressed bytes, so a bare CR in one is
+    only seen so, at no cost (a scan that fails is read again, after Python looked at its
+    gzip files: :func:`bare_cr_files`)."""
     listed = "[" + ", ".join(_lit(_literal_path(p)) for p in paths) + "]"
     return f"""
         select filename, line
@@ -1221,7 +1258,7 @@ def _scan_sql(paths: list[str]) -> str:
             max_line_size = {MAX_LINE_SIZE},
             -- Lenient about line ends: a CRLF file with a bare LF inside a quoted cell (what
             -- Excel writes for multi-line cells) is split at both; records are rejoined later.
-            strict_mode = false
+            strict_mode = {"true" if strict else "false"}
         )
     """
 
@@ -1297,6 +1334,7 @@ def _read_lines_batch(
     table: str,
     legacy: str | None = None,
     bare_cr: frozenset[int] = frozenset(),
+    strict: bool = False,
 ) -> dict[int, str]:
     """``table(_file, ln, line)``: every physical line of the (decompressed) files, from 1.
 
@@ -1304,7 +1342,8 @@ def _read_lines_batch(
     and lines in file order, so a line's number is its rowid less its file's first rowid.
     Blank lines come through as NULL and keep their number. The files ``bare_cr`` are
     copies whose bare carriage returns are ``BARE_CR_MARK`` (:func:`_bare_cr_files`): their
-    lines hold them again as carriage returns.
+    lines hold them again as carriage returns. ``strict``: the files are scanned in strict
+    mode (:func:`_scan_sql`), and a scan that fails raises :class:`StrictScanError`.
     """
     failed: dict[int, str] = {}
     scan = f"{table}_scan"
@@ -1312,9 +1351,11 @@ def _read_lines_batch(
         try:
             con.execute(
                 f"create or replace temp table {scan} as "
-                + _scan_sql([str(files[i].abspath) for i in ids])
+                + _scan_sql([str(files[i].abspath) for i in ids], strict)
             )
-        except duckdb.Error:
+        except duckdb.Error as exc:
+            if strict:
+                raise StrictScanError(str(exc)) from exc
             # Find the unreadable file(s): read each file on its own.
             con.execute(f"create or replace temp table {scan} (filename VARCHAR, line VARCHAR)")
             failed = unreadable(con, files, ids, legacy)

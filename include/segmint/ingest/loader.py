@@ -78,6 +78,7 @@ from segmint.ingest.files import (
     check_line_order,
     cr_looked_at,
     discover,
+    gzip_named,
     json_documents,
     jsonl_scan_sql,
     read_records,
@@ -1263,6 +1264,12 @@ class Ingest:
         # checksum saw one (two whole records parted by a CR leave no malformed line), and
         # those a cut line is seen in below.
         bare_cr = bare_cr_files(files, sorted(i for i in ids if files[i].bare_cr), self.legacy)
+        # A gzip file's checksum reads its compressed bytes: the scan looks for such a CR in
+        # it (DuckDB's strict mode fails on a line end other than the file's first one), and
+        # when it fails Python looks at each gzip file of the batch, then the batch is read
+        # again, leniently. Either way a gzip file needs no look for a cut line below.
+        gz = {i for i in ids if i not in bare_cr and gzip_named(files[i])}
+        strict = bool(gz)
         cut_checked = False
         # A vector of 2,048 lines of tens of KB holds more text than the typing's JSON
         # functions can copy within the memory limit: such files are scanned into a table of
@@ -1279,7 +1286,10 @@ class Ingest:
                     if straight or not long:
                         # (With no file to read, an empty staging of the same columns.)
                         scan = (
-                            jsonl_scan_sql([str(files[i].abspath) for i in straight])
+                            jsonl_scan_sql(
+                                [str(files[i].abspath) for i in straight],
+                                strict and any(i in gz for i in straight),
+                            )
                             if straight
                             else "select 0 as file_index, null::VARCHAR as line where false"
                         )
@@ -1287,7 +1297,10 @@ class Ingest:
                             _jsonl_sql(f"({scan})", _list([str(i) for i in straight]), bare_cr)
                         )
                     if long:
-                        scan = jsonl_scan_sql([str(files[i].abspath) for i in long])
+                        scan = jsonl_scan_sql(
+                            [str(files[i].abspath) for i in long],
+                            strict and any(i in gz for i in long),
+                        )
                         con.execute(
                             f"create or replace temp table _jl_{tag} as "
                             f"select file_index, line as doc from ({scan})"
@@ -1314,7 +1327,11 @@ class Ingest:
                             " or _error is not null and contains(raw, chr(10))"
                             " or _blank"
                         ).fetchall()
-                        cut_files = sorted(r[0] for r in cut if r[0] not in bare_cr)
+                        # (Not a gzip file read from a UTF-8 copy of UTF-16 text.)
+                        looked = {i for i in gz if gzip_named(files[i])}
+                        cut_files = sorted(
+                            r[0] for r in cut if r[0] not in bare_cr and r[0] not in looked
+                        )
                         more = bare_cr_files(files, cut_files, self.legacy)
                         if more:
                             bare_cr = bare_cr | more
@@ -1330,6 +1347,13 @@ class Ingest:
                     )
                     sliced.update(straight)
                 except duckdb.Error:
+                    if strict:
+                        # A gzip file with a line end other than its first one (or an
+                        # unreadable file, found below when the lenient read fails too).
+                        strict = False
+                        more = bare_cr_files(files, sorted(gz & set(readable)), self.legacy)
+                        bare_cr = bare_cr | more
+                        continue
                     # Find the unreadable file(s), then stage the others. A file that is only
                     # not UTF-8 comes back readable, as a copy (files[i] replaced): try again.
                     paths = [files[i].abspath for i in readable]

@@ -788,6 +788,89 @@ def test_whole_records_parted_by_a_bare_carriage_return_keep_the_line_numbers(
     ]
 
 
+def test_whole_records_parted_by_a_bare_carriage_return_in_gzip_files_keep_the_line_numbers(
+    settings, landing, query, caplog
+):
+    """The same records parted by a bare CR, gzipped: the checksum reads a gzip file's
+    compressed bytes, so nothing saw the CR; both records loaded and every later line was
+    numbered one too far (e4 on line 4, c3 on line 4). The scan of gzip files now fails at
+    such a CR (DuckDB's strict mode) and Python then looks at the batch's gzip files: the
+    line is quarantined whole, on its line. Clean gzip files and an Excel CSV gzipped (CRLF
+    rows, an LF inside a cell: strict fails, no CR is found) load as before, in one batch."""
+    day = landing / "events/dt=2026-06-01"
+    day.mkdir(parents=True)
+    docs = [json.dumps(event(f"e{k}")) for k in range(1, 6)]
+    (day / "cr.jsonl.gz").write_bytes(
+        gzip.compress(f"{docs[0]}\n{docs[1]}\r{docs[2]}\n{docs[3]}\n{docs[4]}\n".encode())
+    )
+    (day / "clean.jsonl.gz").write_bytes(gzip.compress(_jsonl([event("k1"), event("k2")]).encode()))
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "c.csv.gz").write_bytes(
+        gzip.compress(
+            b"customer_id,city,updated_at\nc1,Paris,2026-05-01\rc2,Lyon,2026-05-01\n"
+            b"c3,Nice,2026-05-01\n"
+        )
+    )
+    (crm / "excel.csv.gz").write_bytes(
+        gzip.compress(
+            b'customer_id,city,updated_at\r\nx1,"Saint\nDenis",2026-05-01\r\nx2,Lyon,2026-05-01\r\n'
+        )
+    )
+    # Excel's "Unicode text" gzipped: its CR LF is CR NUL LF NUL, no bare CR.
+    (crm / "u16.csv.gz").write_bytes(
+        gzip.compress(
+            b"\xff\xfe"
+            + "customer_id\tcity\tupdated_at\r\nu1\tRen\u00e9e\t2026-05-01\r\n".encode("utf-16-le")
+        )
+    )
+    # ... and with a bare CR in a quoted cell: read from its UTF-8 copy, looked at as such.
+    text = 'customer_id\tcity\tupdated_at\r\nv1\t"A\rB"\t2026-05-01\r\nv2\tLyon\t2026-05-01\r\n'
+    (crm / "u16cr.csv.gz").write_bytes(gzip.compress(b"\xff\xfe" + text.encode("utf-16-le")))
+    caplog.set_level(logging.WARNING)
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert _file_counts(query) == [
+        ("crm/dt=2026-06-01/c.csv.gz", 2, 1, 1),
+        ("crm/dt=2026-06-01/excel.csv.gz", 2, 2, 0),
+        ("crm/dt=2026-06-01/u16.csv.gz", 1, 1, 0),
+        ("crm/dt=2026-06-01/u16cr.csv.gz", 2, 2, 0),
+        ("events/dt=2026-06-01/clean.jsonl.gz", 2, 2, 0),
+        ("events/dt=2026-06-01/cr.jsonl.gz", 4, 3, 1),
+    ]
+    assert query("select _source_file, _source_line, event_id from raw.events order by 1, 2") == [
+        ("events/dt=2026-06-01/clean.jsonl.gz", 1, "k1"),
+        ("events/dt=2026-06-01/clean.jsonl.gz", 2, "k2"),
+        ("events/dt=2026-06-01/cr.jsonl.gz", 1, "e1"),
+        ("events/dt=2026-06-01/cr.jsonl.gz", 3, "e4"),
+        ("events/dt=2026-06-01/cr.jsonl.gz", 4, "e5"),
+    ]
+    assert _crm_cities(query) == [
+        ("crm/dt=2026-06-01/c.csv.gz", 3, "c3", "Nice"),
+        ("crm/dt=2026-06-01/excel.csv.gz", 2, "x1", "Saint\nDenis"),
+        ("crm/dt=2026-06-01/excel.csv.gz", 4, "x2", "Lyon"),
+        ("crm/dt=2026-06-01/u16.csv.gz", 2, "u1", "Ren\u00e9e"),
+        ("crm/dt=2026-06-01/u16cr.csv.gz", 2, "v1", "A\rB"),
+        ("crm/dt=2026-06-01/u16cr.csv.gz", 3, "v2", "Lyon"),
+    ]
+    assert query(
+        "select source_file, line_number, reasons[1] from ops.quarantine order by 1, 2"
+    ) == [
+        ("crm/dt=2026-06-01/c.csv.gz", 2, "malformed CSV: 5 fields but the header has 3"),
+        (
+            "events/dt=2026-06-01/cr.jsonl.gz",
+            2,
+            "malformed JSON: JSON documents parted by a carriage return alone, not a line feed "
+            "(in a file of LF or CRLF lines a CR is no line end)",
+        ),
+    ]
+    assert _files_warned(caplog, "carriage return") == [
+        "crm/dt=2026-06-01/c.csv.gz",
+        "crm/dt=2026-06-01/u16cr.csv.gz",
+        "events/dt=2026-06-01/cr.jsonl.gz",
+    ]
+
+
 def test_a_reload_reads_records_parted_by_a_bare_carriage_return_as_the_first_load(
     settings, landing, query
 ):
@@ -800,6 +883,11 @@ def test_a_reload_reads_records_parted_by_a_bare_carriage_return_as_the_first_lo
     docs = [json.dumps(event(f"e{k}")) for k in range(1, 6)]
     (day / "cr.jsonl").write_bytes(
         f"{docs[0]}\n{docs[1]}\r{docs[2]}\n{docs[3]}\n{docs[4]}\n".encode()
+    )
+    # A gzip file is not read for it again: its scan looks for one.
+    gz = [json.dumps(event(f"g{k}")) for k in range(1, 6)]
+    (day / "cr2.jsonl.gz").write_bytes(
+        gzip.compress(f"{gz[0]}\n{gz[1]}\r{gz[2]}\n{gz[3]}\n{gz[4]}\n".encode())
     )
     crm = landing / "crm/dt=2026-06-01"
     crm.mkdir(parents=True)
@@ -815,13 +903,16 @@ def test_a_reload_reads_records_parted_by_a_bare_carriage_return_as_the_first_lo
     run_ingest(settings, D1)
     first = [query(sql) for sql in tables]
     assert first[0] == [
-        ("events/dt=2026-06-01/cr.jsonl", line, f"e{k}") for line, k in ((1, 1), (3, 4), (4, 5))
+        (f"events/dt=2026-06-01/{name}", line, f"{prefix}{k}")
+        for name, prefix in (("cr.jsonl", "e"), ("cr2.jsonl.gz", "g"))
+        for line, k in ((1, 1), (3, 4), (4, 5))
     ]
     assert first[1] == [("crm/dt=2026-06-01/c.csv", 3, "c3")]
     result = run_ingest(settings, D1, reload_since=D1)
     assert result.details["replaced_files"] == [
         "crm/dt=2026-06-01/c.csv",
         "events/dt=2026-06-01/cr.jsonl",
+        "events/dt=2026-06-01/cr2.jsonl.gz",
     ]
     assert [query(sql) for sql in tables] == first
     _accounting_holds(query)

@@ -7,6 +7,7 @@ typed Parquet columns. For every file: rows read = loaded + quarantined + duplic
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import gzip
 import json
 import logging
@@ -141,6 +142,62 @@ def test_typed_parquet_columns_load(settings, landing, query):
     ((line, raw),) = query("select line_number, raw_record from ops.quarantine")
     assert line == 3
     assert json.loads(raw)["event_type"] == "teleport"
+
+
+def test_other_exports_of_timestamps_last_lines_and_headers_load(settings, landing, query):
+    """Pinned (they load, and nothing else pinned them): Parquet timestamps in nanoseconds,
+    with a time zone other than UTC (pandas' datetime64[ns, Europe/Paris]) and as Spark's
+    legacy INT96; a JSON lines file whose last line has no line feed, plain and gzip; a CSV
+    header whose quoted names end in spaces (some CRM exports pad them)."""
+    day = landing / "events/dt=2026-06-01"
+    day.mkdir(parents=True)
+    paris = datetime.timezone(datetime.timedelta(hours=2))
+    for name, stamp, kind, int96 in (
+        ("ns", 1780308000123456789, pa.timestamp("ns"), False),
+        (
+            "paris",
+            datetime.datetime(2026, 6, 1, 12, tzinfo=paris),
+            pa.timestamp("ns", "Europe/Paris"),
+            False,
+        ),
+        ("int96", datetime.datetime(2026, 6, 1, 10, 0, 0, 5), pa.timestamp("ns"), True),
+    ):
+        table = pa.table(
+            {
+                "event_id": [name],
+                "event_type": ["page_view"],
+                "event_ts": pa.array([stamp], kind),
+                "customer_id": ["c1"],
+            }
+        )
+        pq.write_table(table, day / f"{name}.parquet", use_deprecated_int96_timestamps=int96)
+    for name, ids in (("nolf.jsonl", "n"), ("nolf.jsonl.gz", "g")):
+        text = f"{json.dumps(event(f'{ids}1'))}\n{json.dumps(event(f'{ids}2'))}".encode()
+        (day / name).write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "padded.csv").write_bytes(
+        b'"customer_id  ","city ","updated_at "\r\nk1,Paris,2026-05-01\r\nk2,Lyon,2026-05-01'
+    )
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert query(
+        "select _source_file, _source_line, event_id, cast(event_ts as varchar) from raw.events "
+        "order by 1"
+    ) == [
+        ("events/dt=2026-06-01/int96.parquet", 1, "int96", "2026-06-01 10:00:00.000005"),
+        ("events/dt=2026-06-01/nolf.jsonl", 1, "n1", "2026-06-01 10:00:00"),
+        ("events/dt=2026-06-01/nolf.jsonl", 2, "n2", "2026-06-01 10:00:00"),
+        ("events/dt=2026-06-01/nolf.jsonl.gz", 1, "g1", "2026-06-01 10:00:00"),
+        ("events/dt=2026-06-01/nolf.jsonl.gz", 2, "g2", "2026-06-01 10:00:00"),
+        ("events/dt=2026-06-01/ns.parquet", 1, "ns", "2026-06-01 10:00:00.123456"),
+        ("events/dt=2026-06-01/paris.parquet", 1, "paris", "2026-06-01 10:00:00"),
+    ]
+    assert _crm_cities(query) == [
+        ("crm/dt=2026-06-01/padded.csv", 2, "k1", "Paris"),
+        ("crm/dt=2026-06-01/padded.csv", 3, "k2", "Lyon"),
+    ]
+    assert query("select count(*) from ops.quarantine") == [(0,)]
 
 
 def test_parquet_batches_count_rows_not_compressed_bytes(tmp_path):

@@ -756,6 +756,13 @@ class Ingest:
         skipped = len(due) - len(new) - len(changed)
         gone = [r for r in rows if r[2] == "loaded" and r[0] not in by_path]
         self._warn_redelivered(new, gone)
+        if self.reload_since is not None and self.reload_since > self.as_of:
+            # Files are read up to the as-of date: such a reload reads nothing again, which
+            # the night's summary only said as "(N already loaded)".
+            self.batch_warnings.append(
+                f"--reload-since {self.reload_since} is after the as-of date {self.as_of}: "
+                "no file loaded before was read again (give --as-of the last day to reload)"
+            )
         if self.reload_since is not None:
             self._warn_not_reloaded(
                 sorted(p for p, _, _, _, d in gone if self.reload_since <= d <= self.as_of)

@@ -21,7 +21,7 @@ from segmint.config import ConfigError, IngestSettings
 from segmint.ingest import run_ingest
 from segmint.ingest.files import decode_legacy_line
 from segmint.stages import InputError
-from tests.include.ingest.conftest import D1, event, write_lines
+from tests.include.ingest.conftest import D1, D2, event, write_lines
 
 
 def _jsonl(records: list[dict]) -> str:
@@ -973,6 +973,13 @@ def test_a_reload_reads_records_parted_by_a_bare_carriage_return_as_the_first_lo
     ]
     assert [query(sql) for sql in tables] == first
     _accounting_holds(query)
+    # A reload from after the as-of date reads nothing again, and says so.
+    result = run_ingest(settings, D1, reload_since=D2)
+    assert result.details["replaced_files"] == []
+    assert [w for w in result.warnings if "--reload-since" in w] == [
+        "--reload-since 2026-06-02 is after the as-of date 2026-06-01: no file loaded before "
+        "was read again (give --as-of the last day to reload)"
+    ]
 
 
 def test_lines_ending_in_cr_cr_lf_load(settings, landing, query, caplog):

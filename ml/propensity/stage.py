@@ -524,6 +524,8 @@ def _reuse(
         "model_age_days": age,
         "retrain_every_days": settings.propensity.retrain_every_days,
     }
+    if "gate_p_value" in meta.params:  # the threshold that judged it when it was trained
+        out.params["gate_p_value"] = meta.params["gate_p_value"]
     out.message = (
         f"{out.model_name}: scored with the registered model {registered.run_id} "
         f"(trained as of {registered.as_of_date}, {plural(age, 'day')} ago; retrain every "
@@ -563,6 +565,8 @@ def _train_night(
             "candidate_cutoffs": [c.isoformat() for c in cutoffs],
             "usable_cutoffs": [c.isoformat() for c in usable],
             "censored_cutoffs": [c.isoformat() for c in censored],
+            # The gate's threshold tonight: the report calls a lead "beyond chance" by it.
+            "gate_p_value": cfg.gate_p_value,
         }
     )
     published: tuple[str, Any, list[str], list[str]] | None = None

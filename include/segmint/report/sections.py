@@ -803,7 +803,8 @@ def _model_run(ctx: Context, model: str) -> dict[str, Any] | None:
     r, t = ctx.reader, "ml.model_runs"
     if not r.has(t) or not r.pick(t, "model_name") or not r.pick(t, "as_of_date"):
         return None
-    cols = [c for c in ("run_id", "status", "message", "metrics", "created_at") if r.pick(t, c)]
+    wanted = ("run_id", "status", "message", "metrics", "params", "created_at")
+    cols = [c for c in wanted if r.pick(t, c)]
     order = "created_at desc" if "created_at" in cols else "1"
     for cond in ("model_name = ?", "model_name like '%' || ? || '%'"):
         rows = r.df(
@@ -941,7 +942,8 @@ def block_model_status(ctx: Context, model: str) -> str:
             # The gate's paired test (ml.propensity: DeLong): a higher AUC on a small
             # holdout can be chance, and was shown green beside a model not published.
             p_value = scalars[best].get("model_better_p_value")
-            chance = p_value is not None and p_value >= CHANCE_P_VALUE
+            threshold = gate_threshold(run)
+            chance = p_value is not None and p_value >= threshold
             verdict = "good" if auc > baselines[best] and not chance else "bad"
             text += (
                 f" against the best simple rule, the {esc(charts.scorer_label(best))} "
@@ -950,11 +952,11 @@ def block_model_status(ctx: Context, model: str) -> str:
             )
             if p_value is not None and auc > baselines[best]:
                 text += f", a lead chance alone gives with p = {p_value:.2f}" + (
-                    " (below 0.05 counts as real: not beyond chance)" if chance else ""
+                    f" (below {threshold:g} counts as real: not beyond chance)" if chance else ""
                 )
             fact["baseline"] = (best, baselines[best])
             if p_value is not None:
-                fact["p_value"] = p_value
+                fact["p_value"], fact["gate_p_value"] = p_value, threshold
         for kind, label in (("ap", "average precision"), ("brier", "Brier score")):
             value = scalar(scalars.get("model", {}), kind)
             if value is not None:
@@ -1142,9 +1144,27 @@ def block_lift(ctx: Context, model: str) -> str:
     return figure(f"lift-{model}", svg, caption, wide=True)
 
 
-# The p-value at and above which a model's lead over its best rule is called chance: the
-# score stage's default [propensity] gate_p_value (the report reads no settings of its own).
+# The p-value at and above which a model's lead over its best rule is called chance when
+# the run does not say which [propensity] gate_p_value judged it (runs of older releases):
+# the setting's default.
 CHANCE_P_VALUE = 0.05
+
+
+def gate_threshold(run: dict[str, Any] | None) -> float:
+    """The ``[propensity] gate_p_value`` the run's gate applied (``ml.model_runs.params``;
+    on a night scoring with the registered model, the one that judged it when it was
+    trained). With the gate at 0.01 the page called a lead at p = 0.03 "beyond chance"
+    (green, "beats") beside the run the gate had refused, its constant being 0.05."""
+    params = (run or {}).get("params")
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except ValueError:
+            params = None
+    value = params.get("gate_p_value") if isinstance(params, dict) else None
+    return float(value) if isinstance(value, int | float) and 0 < value <= 1 else CHANCE_P_VALUE
+
+
 # A top decile of fewer holdout customers than this: its lift is said to be too few to read.
 FEW_DECILE_ROWS = 30
 
@@ -2351,7 +2371,8 @@ def summary_sentences(ctx: Context) -> list[str]:
             if m.get("baseline"):
                 b, v = m["baseline"]
                 p_value = m.get("p_value")
-                if m["auc"] > v and p_value is not None and p_value >= CHANCE_P_VALUE:
+                threshold = m.get("gate_p_value", CHANCE_P_VALUE)
+                if m["auc"] > v and p_value is not None and p_value >= threshold:
                     # above the rule, but within the holdout's noise: the gate refused it
                     s += (
                         f" (above the {charts.scorer_label(b)} at {v:.2f}, but not beyond "

@@ -937,6 +937,44 @@ def test_a_lead_within_chance_and_a_top_decile_of_a_few_customers_are_said_in_wo
     assert int(top.group(2)) < 30
 
 
+def test_the_lead_beyond_chance_follows_the_gate_p_value_the_run_used(tmp_path: Path) -> None:
+    """The page called a lead chance at p >= 0.05 whatever ``[propensity] gate_p_value``
+    judged it: a gate set to 0.5 published the 100-customer shop's purchase model (p = 0.25)
+    and the summary said "above the BG/NBD model, but not beyond chance; published" (and a
+    gate at 0.01 refusing a lead at p = 0.03 read as "beats"). It now reads the threshold
+    from the run (``ml.model_runs.params.gate_p_value``)."""
+    import dataclasses
+
+    from ml.propensity import run_propensity
+    from segmint.config import PropensitySettings
+    from tests.ml.propensity.simshop import build_warehouse
+
+    warehouse = tmp_path / "segmint.duckdb"
+    build_warehouse(warehouse, n_customers=100)
+    loose = dataclasses.replace(PropensitySettings(), gate_p_value=0.5)
+    settings = Settings(warehouse=warehouse, output=tmp_path / "out", propensity=loose)
+    detail = run_propensity(settings, AS_OF).details["purchase"]
+    holdout = detail["holdout"]
+    best = max(("baseline_recency", "baseline_bgnbd"), key=lambda s: holdout[s]["roc_auc"])
+    name = {"baseline_recency": "recency rule", "baseline_bgnbd": "BG/NBD model"}[best]
+    p_value = holdout[best]["model_better_p_value"]
+    assert detail["status"] == "published" and 0.05 <= p_value < 0.5
+    result = write_report(settings, AS_OF)
+    purchase = next(s for s in result.details["summary"] if s.startswith("Purchase model"))
+    assert f"(beats the {name} at {holdout[best]['roc_auc']:.2f}); published" in purchase
+    assert "beyond chance" not in purchase
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    assert (
+        f'<span class="good">{holdout[best]["roc_auc"]:.3f}</span>, a lead chance alone gives '
+        f"with p = {p_value:.2f};"
+    ) in html
+    # The same holdout judged by the default gate (a rerun at 0.05): chance, as before.
+    strict = Settings(warehouse=warehouse, output=tmp_path / "out")
+    assert run_propensity(strict, AS_OF).details["purchase"]["status"] == "not_published"
+    html = Path(write_report(strict, AS_OF).details["path"]).read_text(encoding="utf-8")
+    assert f"with p = {p_value:.2f} (below 0.05 counts as real: not beyond chance)" in html
+
+
 def _churn_not_published(sample_warehouse: Path, tmp_path: Path, reason: str) -> Path:
     """A copy of the sample warehouse whose churn candidates all lost (``reason``, then
     "; not published") and scored nobody."""

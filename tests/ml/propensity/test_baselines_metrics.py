@@ -130,6 +130,29 @@ def test_decile_table_lift_and_capture() -> None:
     )
 
 
+def test_the_top_decile_is_the_highest_holding_customers_when_ties_empty_decile_ten() -> None:
+    """80-customer shop: the purchase model gave its 11 top holdout customers (16%; here 20
+    of 100) one score, decile 10 was empty and ``top_decile_lift`` null beside
+    ``top_decile_rows`` 0 and ``top_decile_positives`` 0, a top decile that found nobody.
+    The top decile is now the highest one holding customers (decile 9 there), and
+    ``top_decile`` says which."""
+    scores = np.r_[np.linspace(0.0, 0.5, 80), np.full(20, 0.9)]
+    y = np.r_[np.zeros(70), np.ones(10), np.ones(8), np.zeros(12)].astype(int)
+    summary, rows = m.metric_rows(y, scores, scores, "model")
+    assert summary["top_decile"] == 9
+    assert summary["top_decile_rows"] == 20 and summary["top_decile_positives"] == 8
+    assert summary["top_decile_lift"] == pytest.approx((8 / 20) / (18 / 100))
+    by_decile = {r["decile"]: r["value"] for r in rows if r["metric"] == "lift"}
+    assert summary["top_decile_lift"] == pytest.approx(by_decile[9])
+    assert np.isnan(by_decile[10])  # the decile row itself stays empty
+    # Without ties the top decile is decile 10, as before; one score for all: decile 1.
+    assert (
+        m.metric_rows(y, np.arange(100.0), np.arange(100.0) / 100, "model")[0]["top_decile"] == 10
+    )
+    flat, _ = m.metric_rows(y, np.full(100, 0.2), np.full(100, 0.2), "model")
+    assert flat["top_decile"] == 1 and flat["top_decile_lift"] == pytest.approx(1.0)
+
+
 def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift() -> None:
     rng = np.random.default_rng(0)
     a, b = rng.beta(2, 5, 50_000), rng.beta(2, 5, 50_000)

@@ -10,7 +10,8 @@ For each model (``purchase`` with ``horizon_days``, ``churn`` with ``churn_horiz
 2. fit (:mod:`ml.propensity.model`), evaluate it and both baselines on the holdout;
 3. publish only when the model's holdout ROC-AUC beats the best baseline's beyond chance
    (DeLong's paired test, ``[propensity] gate_p_value``); otherwise score
-   with the previously published model from the registry, or publish no scores for it;
+   with the previously published model from the registry, or, when there is none, rank
+   tonight's customers by that best baseline rule (``ranked_by``: a rank, no probability);
 4. score every eligible customer as of ``as_of``; permutation importance on the holdout; PSI
    of the scores against the previous run's.
 
@@ -68,9 +69,14 @@ create table if not exists ml.propensity_scores (
     score double not null,
     decile integer not null,
     model_version varchar not null,
-    run_id varchar not null
+    run_id varchar not null,
+    ranked_by varchar
 )
 """
+# Tables written by releases before the rule's ranking: their rows were all a model's.
+SCORES_MIGRATE = (
+    "alter table ml.propensity_scores add column if not exists ranked_by varchar default 'model'"
+)
 IMPORTANCE_DDL = """
 create table if not exists ml.feature_importance (
     run_id varchar not null,
@@ -408,7 +414,74 @@ def score_frame(
             "decile": m.deciles(p).astype("int32"),
             "model_version": model_version,
             "run_id": run_id,
+            "ranked_by": "model",
         }
+    )
+
+
+# The rule a night ranks by when no model scores and the gate compared none (a model that
+# could not be trained): the recency rule needs neither training nor labels.
+DEFAULT_RULE = "baseline_recency"
+RULE_WORDS = {"baseline_recency": "the recency rule", "baseline_bgnbd": "the BG/NBD model"}
+
+
+def rule_frame(
+    frame: pd.DataFrame, rule: str, model_name: str, horizon: int, as_of: date, run_id: str
+) -> pd.DataFrame:
+    """Tonight's customers ranked by a baseline ``rule`` (no model published): ``decile``
+    as a model's (ties share one), ``score`` the share of tonight's customers the rule ranks
+    strictly below this one (0 to under 1): a rank, not a probability. ``ranked_by`` and
+    ``model_version`` name the rule."""
+    if rule == "baseline_bgnbd":  # fitted on tonight's snapshot: no label, nothing later
+        raw = baselines.bgnbd_score(frame, model_name, horizon, baselines.fit_bgnbd(frame))
+    else:
+        raw = baselines.recency_score(frame, model_name)
+    raw = np.asarray(raw, dtype=float)
+    ranked = np.isfinite(raw)
+    raw = raw[ranked]
+    n = len(raw)
+    below = np.searchsorted(np.sort(raw), raw, side="left") / max(n, 1)
+    return pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].astype(object).to_numpy()[ranked],
+            "as_of_date": as_of,
+            "model_name": model_name,
+            "score": below.astype(float),
+            "decile": m.deciles(raw).astype("int32"),
+            "model_version": rule,
+            "run_id": run_id,
+            "ranked_by": rule,
+        }
+    )
+
+
+def _rank_by_rule(settings: Settings, as_of: date, out: ModelOutcome, frames: Frames) -> None:
+    """No model scores tonight (none published yet, or the previous one refused): rank
+    tonight's customers by the rule the gate compared the model against (the best baseline
+    on the holdout), or the recency rule when no model was evaluated, so marketing still has
+    a ranked list. Before, such a night wrote no scores: an 80-customer shop's purchase
+    model, refused at p = 0.38 against the recency rule, left every audience on a purchase
+    decile "waiting for a first propensity model"."""
+    aucs = {
+        s: out.summary[s]["roc_auc"]
+        for s in baselines.SCORERS
+        if s in out.summary and np.isfinite(out.summary[s].get("roc_auc", np.nan))
+    }
+    rule = max(aucs, key=aucs.get) if aucs else DEFAULT_RULE
+    frame = frames.scoring(out.model_name, as_of)
+    out.scores = rule_frame(frame, rule, out.model_name, out.horizon_days, as_of, out.run_id)
+    out.model_version = rule
+    out.params["ranked_by"] = rule
+    why = (
+        f"the best rule on the holdout, AUC {aucs[rule]:.3f}"
+        if aucs
+        else "no model was evaluated tonight"
+    )
+    out.warnings.append(
+        f"{out.model_name}: tonight's {len(out.scores)} {out.model_name} scores rank customers "
+        f"by {RULE_WORDS[rule]} ({rule}; {why}), not by a model: deciles are the rule's, "
+        "score is the share of customers ranked below (a rank, not a probability); "
+        "ml.propensity_scores.ranked_by says so"
     )
 
 
@@ -631,6 +704,8 @@ def _train_night(
     if published is not None:
         version, estimator, numeric, categorical = published
         _score(settings, as_of, out, frames, estimator, numeric, categorical, version)
+    else:
+        _rank_by_rule(settings, as_of, out, frames)
     return out
 
 
@@ -833,15 +908,11 @@ def _fallback(
     try:
         previous = previous_published(settings, out.model_name, as_of, out.horizon_days)
     except SegmintError as exc:  # ModelVersionError included
-        out.warnings.append(
-            f"{out.model_name}: previous published model refused ({exc}); "
-            f"no {out.model_name} scores for {as_of}"
-        )
+        out.warnings.append(f"{out.model_name}: previous published model refused ({exc})")
         return None
     if previous is None:
         out.warnings.append(
-            f"{out.model_name}: no previously published {out.horizon_days}-day model; "
-            f"no {out.model_name} scores for {as_of}"
+            f"{out.model_name}: no previously published {out.horizon_days}-day model"
         )
         return None
     run_id, estimator, meta = previous
@@ -860,6 +931,8 @@ def _drift(settings: Settings, as_of: date, out: ModelOutcome, frames: Frames) -
     if previous is None or len(previous[3]) == 0 or len(out.scores) == 0:
         return
     prev_date, prev_run, prev_version, prev_scores = previous
+    if out.model_version in baselines.SCORERS or prev_version in baselines.SCORERS:
+        return  # a rule's ranking is no probability: its spread says nothing of drift
     tonight, scored_by = out.scores["score"].to_numpy(), ""
     if prev_version != out.model_version:
         from ml.propensity import model as mdl
@@ -913,6 +986,7 @@ def _writes(outcome: ModelOutcome, as_of: date) -> list[TableWrite]:
                 "decile",
                 "model_version",
                 "run_id",
+                "ranked_by",
             ]
         )
     metric_frame = pd.DataFrame(
@@ -945,7 +1019,9 @@ def _writes(outcome: ModelOutcome, as_of: date) -> list[TableWrite]:
         ],
     )
     return [
-        TableWrite("ml.propensity_scores", scores, where, params, SCORES_DDL),
+        TableWrite(
+            "ml.propensity_scores", scores, where, params, f"{SCORES_DDL};\n{SCORES_MIGRATE}"
+        ),
         TableWrite("ml.model_metrics", metric_frame, where, params, MODEL_METRICS_DDL),
         TableWrite("ml.feature_importance", importance, where, params, IMPORTANCE_DDL),
         TableWrite("ml.score_drift", drift, where, params, DRIFT_DDL),
@@ -1053,6 +1129,8 @@ def run_propensity(settings: Settings, as_of: date) -> StageResult:
             state = "published"
         elif o.status == "reused":
             state = f"scored with {o.model_version}"
+        elif o.model_version in baselines.SCORERS:
+            state = f"ranked by {o.model_version} (no model)"
         else:
             state = f"kept {o.model_version}" if o.model_version else "no scores"
         parts.append(

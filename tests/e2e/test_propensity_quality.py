@@ -220,7 +220,7 @@ def test_segmint_run_horizon_90_on_purchase_only_landing_with_sparse_crm(
         assert status in ("published", "not_published"), runs
         if status == "published":
             assert scores[name] > 0, runs
-        else:
-            assert name not in scores, runs
+        else:  # no model published: the baseline rule ranks (ranked_by says so)
+            assert scores.get(name, 0) > 0, runs
             assert "does not beat" in message or "not enough labelled examples" in message
     assert metrics["purchase"] == 3  # the model and both baselines on the holdout

@@ -285,6 +285,44 @@ def _unscored_warnings(
     return counts, warnings
 
 
+def _rule_ranked_warnings(
+    con: duckdb.DuckDBPyConnection, defs: Definitions, compiled: dict[str, str], as_of: date
+) -> list[str]:
+    """Audiences bounding a score (``score_min``/``score_max``) of a model whose scores
+    tonight are a baseline rule's ranking (no model published yet: ml.propensity): a rank
+    is no probability, so the bound matches none of them (``condition_sql``); said, with
+    the way that works (deciles), rather than an audience empty in silence."""
+    if (
+        not table_exists(con, PROPENSITY)
+        or not con.execute(
+            "select count(*) from information_schema.columns where table_schema = 'ml' "
+            "and table_name = 'propensity_scores' and column_name = 'ranked_by'"
+        ).fetchone()[0]
+    ):
+        return []
+    users: dict[str, list[str]] = {}
+    for name in compiled:
+        aud = defs.audiences[name]
+        for leaf in aud.where.leaves() if aud.where is not None else []:
+            if leaf.kind == "propensity" and any(k.startswith("score_") for k, _ in leaf.params):
+                users.setdefault(leaf.names[0], []).append(name)
+    warnings = []
+    for model, names in sorted(users.items()):
+        rule = con.execute(
+            f"select any_value(ranked_by) from {PROPENSITY} where as_of_date = ? "
+            "and model_name = ? and coalesce(ranked_by, 'model') <> 'model'",
+            [as_of, model],
+        ).fetchone()[0]
+        if rule:
+            warnings.append(
+                f"no {model} model is published yet: its scores on {as_of} are the ranking "
+                f"of the rule {rule}, not probabilities, so score_min/score_max match none "
+                f"of them in {', '.join(sorted(set(names)))}; decile_min/decile_max select "
+                "by the rule's deciles"
+            )
+    return warnings
+
+
 def defined_names(settings: Settings) -> dict[str, tuple[str, ...]]:
     """Rule segments and propensity models that exist by definition (Catalog.read)."""
     from segmint.transform import PROPENSITY_MODELS, rule_segment_names
@@ -494,6 +532,7 @@ def build_with_connection(
         )
     unscored, unscored_warnings = _unscored_warnings(con, defs, compiled, as_of)
     warnings += unscored_warnings
+    warnings += _rule_ranked_warnings(con, defs, compiled, as_of)
     if holds.warning:
         warnings.append(holds.warning)
     if purged:

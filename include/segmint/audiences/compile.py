@@ -70,6 +70,9 @@ class Catalog:
     # date for each model it ran (the newest run of the date).
     models_ever_scored: set[str] = field(default_factory=set)
     model_messages: dict[str, str] = field(default_factory=dict)
+    # Whether ml.propensity_scores says which source ranked each row (a model or, while
+    # none is published, a baseline rule whose score is a rank, not a probability).
+    ranked_by: bool = False
 
     @classmethod
     def read(
@@ -115,6 +118,12 @@ class Catalog:
             cat.ml_segments = _distinct(con, ML_SEGMENTS, "segment_name")
             cat.ml_segments_today = _has_rows(con, ML_SEGMENTS, d)
         if table_exists(con, PROPENSITY):
+            cat.ranked_by = bool(
+                con.execute(
+                    "select count(*) from information_schema.columns where table_schema = 'ml' "
+                    "and table_name = 'propensity_scores' and column_name = 'ranked_by'"
+                ).fetchone()[0]
+            )
             cat.models = _distinct(con, PROPENSITY, "model_name")
             cat.models_written = cat.models is not None
             cat.models_ever_scored = set(cat.models or ())
@@ -428,6 +437,10 @@ def condition_sql(cond: Condition, cat: Catalog) -> str:
             "score_max": "score <=",
         }
         bounds = "".join(f" and {ops[k]} {sql_literal(v)}" for k, v in cond.params)
+        if cat.ranked_by and any(k.startswith("score_") for k, _ in cond.params):
+            # A score bound is a probability: a rule's ranking (no model published yet)
+            # holds none, its score is the share of customers ranked below.
+            bounds += " and coalesce(ranked_by, 'model') = 'model'"
         # A NaN score is no score: DuckDB sorts NaN above every number (score_min matched
         # it) and the stored decile of one is 10; such a customer is in no decile.
         return (

@@ -767,8 +767,9 @@ def propensity_models(ctx: Context) -> list[str]:
     r = ctx.reader
     names: list[str] = []
     window = [ctx.as_of, ctx.as_of - timedelta(days=366)]
+    scored: list[str] = []
     if r.has("ml.propensity_scores") and r.pick("ml.propensity_scores", "model_name"):
-        names += [
+        scored += [
             row[0]
             for row in r.rows(
                 "select distinct model_name from ml.propensity_scores "
@@ -788,7 +789,10 @@ def propensity_models(ctx: Context) -> list[str]:
         ]
     # A model the score stage ran but never scored with (a young shop: too little history,
     # too few labelled examples, no model beat the baselines) gets its status line, which
-    # carries the stage's reason from ml.model_runs.
+    # carries the stage's reason from ml.model_runs: so does one whose scores are a baseline
+    # rule's ranking (no model published) with no evaluation to chart.
+    ruled = {m for m in scored if (kept := _scored_with(ctx, m)) and kept[0] in RULES}
+    names += [m for m in scored if m not in ruled or m in names]
     unscored = [m for m in PROPENSITY_MODELS if m not in names and _model_run(ctx, m)]
     ctx.cache["propensity:run_only"] = set(unscored)
     names += unscored
@@ -1006,20 +1010,36 @@ def block_model_status(ctx: Context, model: str) -> str:
             + (esc(aside(reason)) if reason else "")
             + "."
         )
-        if status == "not_published" and auc is not None:
-            kept = _scored_with(ctx, model)
-            if kept and kept[0] != run.get("run_id"):
-                fact["scored_with"] = kept
-                parts.append(
-                    "The AUC above and the lift, ROC, calibration and driver charts evaluate "
-                    f"tonight's candidate, which was not published: tonight's {kept[1]:,} "
-                    "scores (the score distribution below) and the audiences built on them "
-                    f"come from the last published model <code>{esc(kept[0])}</code>."
-                )
+        kept = _scored_with(ctx, model) if status == "not_published" else None
+        if kept and kept[0] in RULES:
+            # No model published yet: the score stage ranked tonight's customers by the
+            # rule (ml.propensity_scores.ranked_by), which read "come from the last
+            # published model baseline_recency".
+            fact["ranked_by"] = kept
+            parts.append(
+                f"No {esc(model)} model is published yet: tonight's {kept[1]:,} {esc(model)} "
+                f"scores and the audiences built on them rank customers by the "
+                f"{esc(charts.scorer_label(kept[0]))} (<code>{esc(kept[0])}</code>), not by a "
+                "model: its deciles, and a score that is the share of customers it ranks "
+                "below, a rank, not a probability."
+            )
+        elif auc is not None and kept and kept[0] != run.get("run_id"):
+            fact["scored_with"] = kept
+            parts.append(
+                "The AUC above and the lift, ROC, calibration and driver charts evaluate "
+                f"tonight's candidate, which was not published: tonight's {kept[1]:,} "
+                "scores (the score distribution below) and the audiences built on them "
+                f"come from the last published model <code>{esc(kept[0])}</code>."
+            )
     ctx.facts.setdefault("models", []).append(fact)
     if not parts:
         raise Missing(f"no metrics or run record for model {model}")
     return "<p>" + "<br>".join(parts) + "</p>"
+
+
+# The rules the score stage ranks by when no model scores (ml.propensity: model_version and
+# ranked_by name the rule).
+RULES = ("baseline_recency", "baseline_bgnbd")
 
 
 def _scored_with(ctx: Context, model: str) -> tuple[str, int] | None:
@@ -1338,6 +1358,14 @@ def block_score_distribution(ctx: Context, model: str) -> str:
         raise Missing(f"{t} has no scores for {model} on {ctx.as_of}")
     lo, hi, mean = float(frame["lo"][0]), float(frame["hi"][0]), float(frame["mean"][0])
     width = max(hi - lo, 1e-12) / bins
+    ranked = _scored_with(ctx, model)
+    if ranked and ranked[0] in RULES:
+        # A rule's ranking spreads evenly between 0 and 1 by construction: drawn on the
+        # "predicted chance" axis it read as a model's probabilities.
+        raise Missing(
+            f"tonight's {model} scores are the {charts.scorer_label(ranked[0])}'s ranking, "
+            "not probabilities: no distribution to draw"
+        )
     counts = np.zeros(bins)
     counts[frame["b"].astype(int).to_numpy()] = frame["n"].to_numpy()
     lefts = lo + width * np.arange(bins)
@@ -2403,6 +2431,12 @@ def summary_sentences(ctx: Context) -> list[str]:
         if m.get("scored_with"):
             version, n = m["scored_with"]
             s += f"; tonight's {n:,} scores come from the last published model {version}"
+        if m.get("ranked_by"):
+            rule, n = m["ranked_by"]
+            s += (
+                f"; tonight's {n:,} scores rank customers by the {charts.scorer_label(rule)}, "
+                "not by a model (no probability)"
+            )
         out.append(s + ".")
     if "audiences" in f:
         n, targets, memberships = f["audiences"]

@@ -369,7 +369,8 @@ def test_a_decile_range_left_empty_by_equal_scores_is_named(settings, defs_folde
 
 def test_a_young_shops_propensity_audience_gives_the_score_stages_reason(tmp_path, defs_folder):
     """The score stage ran on a shop of 40 customers and published no model, saying why in
-    ml.model_runs. The audience needing it failed with "(did the score stage publish?)" and
+    ml.model_runs (it now ranks by the recency rule; the scores are deleted below to show a
+    night without any). The audience needing it failed with "(did the score stage publish?)" and
     the report listed it in red as failed: the expected state of a young shop, with the
     reason one table away."""
     from pathlib import Path
@@ -395,6 +396,16 @@ def test_a_young_shops_propensity_audience_gives_the_score_stages_reason(tmp_pat
         b=_audience("{propensity: purchase, decile_min: 8}").replace("aud", "scored"),
         wave="kind: priority_group\nname: wave\naudiences: [scored, aud]\n",
     )
+    # Tonight the recency rule ranks the customers (no model published): the audience on
+    # a purchase decile builds from the rule's deciles rather than waiting.
+    ranked = build_audiences(settings, AS_OF)
+    assert "scored" not in ranked.details["failed"], ranked.details["failed"]
+    assert not ranked.details.get("waiting_for_model")
+    # A night whose score stage wrote no scores (a release before the rule's ranking):
+    # the audience waits, with the stage's reason.
+    con = connect(warehouse)
+    con.execute("delete from ml.propensity_scores")
+    con.close()
     result = build_audiences(settings, AS_OF)
     # The priority group's warning said "scored failed" beside a summary saying it waits.
     assert (
@@ -539,6 +550,43 @@ def test_a_nan_score_is_in_no_decile_and_no_score_based_audience(
         "ml.propensity_scores): they are in no decile and in no audience selecting or "
         "ordering by it (capped, sure, top)"
     ) in result.warnings
+
+
+def test_a_rules_ranking_selects_by_decile_and_never_by_a_probability_bound(
+    settings, defs_folder, get_members
+):
+    """No purchase model published yet: the score stage ranked tonight's customers by the
+    recency rule (``ranked_by``), whose score is the share of customers ranked below, not a
+    probability. Deciles and an order select by it; ``score_min: 0.9`` would have taken the
+    top 10% as "a 90% chance": it matches none of them, and the night says so."""
+    con = connect(settings.warehouse)
+    con.execute("alter table ml.propensity_scores add column ranked_by varchar default 'model'")
+    con.execute("update ml.propensity_scores set ranked_by = 'baseline_recency'")
+    con.close()
+    defs_folder(
+        top=_audience("{propensity: purchase, decile_min: 9}").replace("aud", "top"),
+        sure=_audience("{propensity: purchase, score_min: 0.9}").replace("aud", "sure"),
+        capped=_audience(
+            "{feature: order_count, gte: 0}",
+            extra="limit: {size: 2, order_by: {propensity: purchase}}\n",
+        ).replace("aud", "capped"),
+    )
+    result = build_audiences(settings, AS_OF)
+    assert get_members(settings, "top") == ["C01", "C02"]
+    assert get_members(settings, "sure") == []
+    assert get_members(settings, "capped") == ["C01", "C02"]
+    assert (
+        "no purchase model is published yet: its scores on 2026-06-30 are the ranking of the "
+        "rule baseline_recency, not probabilities, so score_min/score_max match none of them "
+        "in sure; decile_min/decile_max select by the rule's deciles"
+    ) in result.warnings
+    # A model's scores (ranked_by 'model') are bounded as before.
+    con = connect(settings.warehouse)
+    con.execute("update ml.propensity_scores set ranked_by = 'model'")
+    con.close()
+    result = build_audiences(settings, AS_OF)
+    assert get_members(settings, "sure") == ["C01", "C02"]
+    assert not [w for w in result.warnings if "is published yet" in w]
 
 
 def test_a_size_cap_that_cuts_a_tie_says_so_and_keeps_the_same_on_rerun(

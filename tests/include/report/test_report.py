@@ -773,7 +773,9 @@ def test_a_young_shops_propensity_section_says_why_there_are_no_scores(tmp_path:
     build_warehouse(warehouse, n_customers=40)
     settings = Settings(warehouse=warehouse, output=tmp_path / "out")
     scored = run_propensity(settings, SHOP_AS_OF)
-    assert scored.rows_out == 0
+    # No model: the recency rule ranks tonight's customers (ml.propensity_scores.ranked_by).
+    ranked = {m: scored.details[m]["model_version"] for m in ("purchase", "churn")}
+    assert ranked == {"purchase": "baseline_recency", "churn": "baseline_recency"}
     result = write_report(settings, SHOP_AS_OF)
     html = Path(result.details["path"]).read_text(encoding="utf-8")
     assert "no propensity scores or metrics" not in html
@@ -788,7 +790,18 @@ def test_a_young_shops_propensity_section_says_why_there_are_no_scores(tmp_path:
         line = next(x for x in result.details["summary"] if x.startswith(model.capitalize()))
         # (after a colon: the reason has brackets of its own)
         assert f": {reason.removeprefix(f'{model}: ')}" in line and f"({model}:" not in line
-    # No charts of models that have no scores: the status line is the whole block.
+        # The rule's ranking is said as such, in the section and the summary.
+        assert re.search(
+            rf"No {model} model is published yet: tonight's [\d,]+ {model} scores and the "
+            r"audiences built on them rank customers by the recency rule \(<code>"
+            r"baseline_recency</code>\), not by a model: its deciles, and a score that is the "
+            r"share of customers it ranks below, a rank, not a probability\.",
+            html,
+        ), html
+        assert line.endswith(
+            "scores rank customers by the recency rule, not by a model (no probability)."
+        )
+    # No charts of models without an evaluation: the status line is the whole block.
     assert "ml.model_metrics has no" not in html
 
 
@@ -915,7 +928,8 @@ def test_a_lead_within_chance_and_a_top_decile_of_a_few_customers_are_said_in_wo
     purchase = next(s for s in result.details["summary"] if s.startswith("Purchase model"))
     assert (
         f"(above the {name} at {holdout[best]['roc_auc']:.2f}, but not beyond chance, "
-        f"p = {p_value:.2f}); not published."
+        f"p = {p_value:.2f}); not published; tonight's 95 scores rank customers by the "
+        f"{name}, not by a model (no probability)."
     ) in purchase
     html = Path(result.details["path"]).read_text(encoding="utf-8")
     assert (
@@ -927,6 +941,15 @@ def test_a_lead_within_chance_and_a_top_decile_of_a_few_customers_are_said_in_wo
         f"{name} beyond chance, p = {p_value:.2f})."
     ) in html
     assert "ROC-AUC, in words: how often the scores rank one of the holdout's buyers" in html
+    # Tonight's purchase scores are the rule's ranking (no model published): not drawn as a
+    # model's probabilities.
+    assert (
+        html_escape(
+            f"tonight's purchase scores are the {name}'s ranking, not probabilities: no "
+            "distribution to draw"
+        )
+        in html
+    )
     top = re.search(
         r"The model&#x27;s top decile \(decile (\d+)\) holds (\d+) of the 92 holdout customers, "
         r"(\d+) of them buyers\. Too few to read: one of them more or fewer moves its lift by "

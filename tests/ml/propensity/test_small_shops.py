@@ -366,10 +366,46 @@ def test_a_higher_auc_within_the_holdout_noise_is_not_published(tmp_path: Path) 
     assert stored[best] == pytest.approx(p_value)
     runs = read_frame(wh, "select model_name, status from ml.model_runs")
     assert runs.set_index("model_name").loc["purchase", "status"] == "not_published"
-    scored = read_frame(
-        wh, "select count(*) n from ml.propensity_scores where model_name = 'purchase'"
+    # No earlier model: no model's probabilities, but the rule the gate compared against
+    # ranks tonight's customers (before: no purchase scores at all, and every audience on a
+    # purchase decile waited). Labelled as the rule's: ranked_by, model_version, a score
+    # that is a rank (the share of customers ranked below), not a probability.
+    ranked = read_frame(
+        wh,
+        "select customer_id, score, decile, ranked_by, model_version from ml.propensity_scores "
+        "where model_name = 'purchase' and as_of_date = ?",
+        [AS_OF],
+    )
+    known = read_frame(
+        wh,
+        "select count(*) n from marts.customer_feature_history where as_of_date = ?",
+        [AS_OF],
     ).iloc[0, 0]
-    assert scored == 0  # no earlier model: no purchase scores rather than a coin-flip model
+    assert len(ranked) == known > 0
+    assert set(ranked["ranked_by"]) == {best} and set(ranked["model_version"]) == {best}
+    assert ranked["score"].between(0, 1, inclusive="left").all()
+    assert (ranked["decile"] == 1 + np.floor(10 * ranked["score"] + 1e-9)).all()
+    assert detail["model_version"] == best
+    assert any(
+        w.startswith(f"purchase: tonight's {len(ranked)} purchase scores rank customers by the ")
+        and f"({best}; the best rule on the holdout, AUC {holdout[best]['roc_auc']:.3f}), not "
+        "by a model"
+        in w
+        for w in result.warnings
+    ), result.warnings
+    # The ranking is the rule's: the holdout's top-decile buyers found by it, on tonight's
+    # snapshot, follow its raw score (recomputed from the features).
+    from ml.propensity import baselines
+
+    features = read_frame(
+        wh, "select * from marts.customer_feature_history where as_of_date = ?", [AS_OF]
+    ).merge(ranked[["customer_id", "score"]], on="customer_id")
+    raw = (
+        baselines.recency_score(features, "purchase")
+        if best == "baseline_recency"
+        else baselines.bgnbd_score(features, "purchase", 30, baselines.fit_bgnbd(features))
+    )
+    assert pd.Series(raw).rank().corr(features["score"].rank()) > 0.999
     # gate_p_value = 1: any higher AUC publishes, as before.
     wh.write_bytes(template)
     loose = run_propensity(_settings(wh, gate_p_value=1.0), AS_OF)

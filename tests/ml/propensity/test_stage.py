@@ -177,7 +177,7 @@ def test_rerun_replaces_rows_and_drift_is_measured_against_the_previous_run(
     con = connect(warehouse)
     con.execute(
         "insert into ml.propensity_scores select customer_id, ?, model_name, 0.9, decile, "
-        "'old', 'old-run' from ml.propensity_scores where model_name = 'purchase'",
+        "'old', 'old-run', 'model' from ml.propensity_scores where model_name = 'purchase'",
         [yesterday],
     )
     con.close()
@@ -230,9 +230,23 @@ def _cut_history(warehouse: Path, keep_days: int) -> None:
 def test_too_little_history_reports_it_and_publishes_nothing(warehouse: Path) -> None:
     _cut_history(warehouse, keep_days=60)
     result = run_propensity(_settings(warehouse), AS_OF)
-    assert isinstance(result, StageResult) and result.rows_out == 0
+    assert isinstance(result, StageResult)
     assert any("not enough history to train (need 74 days" in w for w in result.warnings)
     assert any("no previously published 30-day model" in w for w in result.warnings)
+    # No model evaluated, none published: the recency rule ranks tonight's customers.
+    ranked = read_frame(
+        warehouse,
+        "select model_name, count(*) n, any_value(ranked_by) r, count(distinct ranked_by) k "
+        "from ml.propensity_scores group by 1 order by 1",
+    )
+    assert ranked["model_name"].tolist() == ["churn", "purchase"]
+    assert (ranked["r"] == "baseline_recency").all() and (ranked["k"] == 1).all()
+    assert result.rows_out == ranked["n"].sum() > 0
+    assert any(
+        "purchase scores rank customers by the recency rule (baseline_recency; no model was "
+        "evaluated tonight), not by a model" in w
+        for w in result.warnings
+    )
     runs = read_frame(warehouse, "select status, message from ml.model_runs")
     assert runs["status"].tolist() == ["not_published", "not_published"]
     assert runs["message"].str.contains("have 60").all()
@@ -301,7 +315,8 @@ def test_previous_model_keeps_scoring_and_a_foreign_one_is_refused(
         "where as_of_date = ? group by 1",
         [AS_OF],
     ).set_index("model_name")
-    assert "purchase" not in scores.index  # refused: nothing published for it
+    # The model refused and none other published: the recency rule ranks (labelled so).
+    assert scores.loc["purchase", "v"] == "baseline_recency"
     assert scores.loc["churn", "v"] == churn_run
 
 

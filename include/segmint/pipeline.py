@@ -87,7 +87,8 @@ STAGE_DOCS: dict[str, str] = {
     "score": (
         "**score**: purchase and churn propensity: train when due, gate against the "
         "baselines, score: `ml.propensity_scores` and its metrics, one transaction. A model "
-        "that does not pass its gate is not published, with a warning (docs/propensity.md)."
+        "that does not pass its gate is not published, with a warning; while none is, the "
+        "baseline rule ranks the customers, labelled `ranked_by` (docs/propensity.md)."
     ),
     "recommend": (
         "**recommend**: next-best products per customer, `ml.recommendations`; the model is "

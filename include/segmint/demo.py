@@ -156,6 +156,19 @@ def _decile_lines(con, as_of: date, top: int = 3) -> list[str]:
         f"(from {r[4]:.3f})"
         for r in rows
     ]
+    if rows and "ranked_by" in cols:
+        # No model published: a baseline rule ranked the model's customers, and its score is
+        # a rank (the share ranked below), which read here as a 0.94 chance of buying.
+        ruled = con.execute(
+            f"select model_name, any_value(ranked_by) from {table} where as_of_date = ? "
+            "and coalesce(ranked_by, 'model') <> 'model' group by 1 order by 1",
+            [as_of],
+        ).fetchall()
+        lines += [
+            f"  ({name}: no model published; ranked by the rule {rule}, the score is the share "
+            "of customers it ranks below, not a probability)"
+            for name, rule in ruled
+        ]
     if rows:
         return lines
     return [*lines, "  (no scores for this date)", *_withheld_models(con, as_of)]

@@ -86,7 +86,10 @@ def test_summary_of_a_full_night(tmp_path: Path) -> None:
     con.execute(
         "create table ml.propensity_scores as select 'c' || range as customer_id, "
         "DATE '2026-06-30' as as_of_date, m as model_name, range / 100 as score, "
-        "1 + range // 10 as decile from range(100), (values ('purchase'), ('churn')) t(m)"
+        "1 + range // 10 as decile, "
+        # no purchase model published: the recency rule ranked (docs/propensity.md)
+        "case m when 'purchase' then 'baseline_recency' else 'model' end as ranked_by "
+        "from range(100), (values ('purchase'), ('churn')) t(m)"
     )
     con.close()
     publish(settings, AS_OF)
@@ -117,6 +120,12 @@ def test_summary_of_a_full_night(tmp_path: Path) -> None:
     top = [line for line in lines if " decile " in line]
     assert len(top) == 6  # three per model
     assert top[0].split()[:3] == ["churn", "decile", "10:"]
+    # The rule's score is a rank, said so (it read as a 0.94 chance of buying).
+    assert (
+        "  (purchase: no model published; ranked by the rule baseline_recency, the score is "
+        "the share of customers it ranks below, not a probability)"
+    ) in lines
+    assert not [line for line in lines if line.startswith("  (churn: no model")]
     assert str(report.resolve()) in text
     assert str(docs.resolve()) in text
     assert "audience exports     (not produced yet)" in text

@@ -432,7 +432,7 @@ def rule_frame(
     as a model's (ties share one), ``score`` the share of tonight's customers the rule ranks
     strictly below this one (0 to under 1): a rank, not a probability. ``ranked_by`` and
     ``model_version`` name the rule."""
-    if rule == "baseline_bgnbd":  # fitted on tonight's snapshot: no label, nothing later
+    if rule == "baseline_bgnbd" and len(frame):  # fitted on tonight's snapshot: no label
         raw = baselines.bgnbd_score(frame, model_name, horizon, baselines.fit_bgnbd(frame))
     else:
         raw = baselines.recency_score(frame, model_name)

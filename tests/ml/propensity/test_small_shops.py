@@ -413,3 +413,25 @@ def test_a_higher_auc_within_the_holdout_noise_is_not_published(tmp_path: Path) 
     for wrong in (0, 1.5):
         with pytest.raises(ConfigError, match="gate_p_value must be above 0 and at most 1"):
             PropensitySettings(gate_p_value=wrong)
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_rules_ranking_of_nobody_is_empty_without_a_warning() -> None:
+    """No eligible customer tonight (a churn model with nobody active): the BG/NBD rule was
+    fitted on an empty snapshot ("Mean of empty slice"); nobody to rank is no rows."""
+    from ml.propensity.stage import rule_frame
+
+    empty = pd.DataFrame(
+        {
+            "customer_id": pd.Series([], dtype=object),
+            **{
+                c: pd.Series([], dtype=float)
+                for c in ("recency_days", "order_count", "days_since_last_visit", "tenure_days")
+            },
+            "first_seen_at": pd.Series([], dtype="datetime64[ns]"),
+            "last_order_at": pd.Series([], dtype="datetime64[ns]"),
+        }
+    )
+    for rule in ("baseline_recency", "baseline_bgnbd"):
+        ranked = rule_frame(empty, rule, "churn", 30, AS_OF, "run")
+        assert ranked.empty and "ranked_by" in ranked.columns

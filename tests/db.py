@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -38,3 +42,26 @@ def columns_holding(
             [values],
         ).fetchone()[0]
     ]
+
+
+@contextmanager
+def held_open(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process (a Python reading with DuckDB, as an analyst's notebook would) holding
+    the DuckDB file ``path`` open read-only while the block runs; killed after it."""
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1], read_only=True); "
+            "print('open', flush=True); time.sleep(120)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "open"
+        yield reader
+    finally:
+        reader.kill()
+        reader.wait()

@@ -426,6 +426,17 @@ def _raw_figures(warehouse: Path) -> tuple[int, date | None]:
     return int(rows), first
 
 
+def _tables_present(con, *tables: tuple[str, str]) -> set[tuple[str, str]]:
+    """Which of ``tables`` (schema, name) exist in the warehouse of ``con``."""
+    listed = ", ".join(f"('{schema}', '{name}')" for schema, name in tables)
+    return set(
+        con.execute(
+            "select table_schema, table_name from information_schema.tables "
+            f"where (table_schema, table_name) in ({listed})"
+        ).fetchall()
+    )
+
+
 def _logic_outdated(warehouse: Path) -> tuple[str | None, bool]:
     """Why tonight must rebuild every model from scratch, and whether tonight's build is to
     be recorded in ``ops.model_logic``. A reason when the marts were built by models
@@ -435,14 +446,7 @@ def _logic_outdated(warehouse: Path) -> tuple[str | None, bool]:
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        tables = {
-            (schema, name)
-            for schema, name in con.execute(
-                "select table_schema, table_name from information_schema.tables "
-                "where (table_schema, table_name) in "
-                "(('marts', 'sessions'), ('ops', 'model_logic'))"
-            ).fetchall()
-        }
+        tables = _tables_present(con, ("marts", "sessions"), ("ops", "model_logic"))
         stored = None
         if ("ops", "model_logic") in tables:
             row = con.execute(
@@ -538,14 +542,7 @@ def _vars_changed(
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        tables = {
-            (schema, name)
-            for schema, name in con.execute(
-                "select table_schema, table_name from information_schema.tables "
-                "where (table_schema, table_name) in "
-                "(('marts', 'sessions'), ('ops', 'model_vars'))"
-            ).fetchall()
-        }
+        tables = _tables_present(con, ("marts", "sessions"), ("ops", "model_vars"))
         stored: dict[str, str] = {}
         if ("ops", "model_vars") in tables:
             stored = dict(
@@ -1200,20 +1197,7 @@ def _full_refresh_schema_changes(
         "every model built from them with --full-refresh",
         ", ".join(models),
     )
-    select = " ".join(f"{model}+" for model in models)
-    completed = run_dbt(settings, as_of, dates, select=select, full_refresh=True)
-    target_path, _ = dbt_dirs(settings)
-    run_results = target_path / "run_results.json"
-    problems: list[str] = []
-    if completed.returncode != 0:
-        problems = failures(run_results) if run_results.is_file() else []
-        problems = [f"(full refresh of {select}) {line}" for line in problems]
-        if not problems:
-            tail = [line for line in completed.stdout.splitlines() if line.strip()][-8:]
-            problems = [f"(full refresh of {select}) dbt failed:", *tail]
-    else:
-        log.info("transform: full refresh of %s done", select)
-    return completed, problems
+    return _full_refresh(settings, as_of, dates, models)
 
 
 def _full_refresh_changed_vars(
@@ -1226,13 +1210,21 @@ def _full_refresh_changed_vars(
     """Rebuild from scratch the models reading a changed row-shaping var and every model
     built from them: ``dbt build --full-refresh --select m+``. Returns the run and its
     failure lines (the values stay unrecorded then: the next night tries again)."""
-    select = " ".join(f"{model}+" for model in models)
     log.warning(
         "transform: dbt var(s) changed since the stored rows were built (%s): rebuilding %s "
         "and every model built from them with --full-refresh",
         _vars_words(changed),
         ", ".join(models),
     )
+    return _full_refresh(settings, as_of, dates, models)
+
+
+def _full_refresh(
+    settings: Settings, as_of: date, dates: list[date], models: list[str]
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """``dbt build --full-refresh --select m+`` of ``models``: the run and its failure lines,
+    each naming the refresh."""
+    select = " ".join(f"{model}+" for model in models)
     completed = run_dbt(settings, as_of, dates, select=select, full_refresh=True)
     target_path, _ = dbt_dirs(settings)
     run_results = target_path / "run_results.json"

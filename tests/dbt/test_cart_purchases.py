@@ -399,18 +399,13 @@ def session_nights(tmp_path_factory: pytest.TempPathFactory) -> list[list[tuple]
     """The bought rows after the first and the second night, built by a copy of the dbt
     project with ``cart_scope: session`` (carts per visit)."""
     settings = _settings_with_cart_scope(tmp_path_factory.mktemp("cart_scope_session"), "session")
-    seen = []
-    for day, part, records in (
-        (DAY_1, "2026-06-10/tracker.jsonl", FIRST_NIGHT),
-        (DAY_2, "2026-06-11/tracker.jsonl", SECOND_NIGHT),
-    ):
-        numbered = [{"event_id": f"{part}-{i}", **r} for i, r in enumerate(records)]
-        write_jsonl(settings.landing / "events" / f"dt={part}", numbered)
-        ingested = run_ingest(settings, day)
-        assert ingested.details["sources"]["events"]["quarantined"] == 0, ingested.summary
-        run_transform(settings, day)
-        seen.append(fetch(settings.warehouse, _BOUGHT))
-    return seen
+    return _nights(
+        settings,
+        [
+            (DAY_1, {"2026-06-10/tracker.jsonl": FIRST_NIGHT}),
+            (DAY_2, {"2026-06-11/tracker.jsonl": SECOND_NIGHT}),
+        ],
+    )
 
 
 def test_a_cart_per_visit_is_bought_only_by_its_visits_order(session_nights) -> None:

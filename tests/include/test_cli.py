@@ -14,7 +14,7 @@ from segmint.cli import build_parser, latest_partition, main
 from segmint.config import Settings
 from segmint.pipeline import STAGES, check_as_of, run_stage
 from segmint.stages import SegmintError
-from tests.db import fetch
+from tests.db import fetch, held_open
 
 SUBCOMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)
 
@@ -522,23 +522,8 @@ def test_a_warehouse_held_open_by_another_process_names_the_published_copy(
     ingest = ["ingest", "--landing", landing, "--warehouse", warehouse]
     ingest += ["--output", tmp_path / "out"]
     assert _cli(*ingest).returncode == 0
-    reader = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1], read_only=True); "
-            "print('open', flush=True); time.sleep(120)",
-            str(warehouse),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert reader.stdout.readline().strip() == "open"
+    with held_open(warehouse) as reader:
         result = _cli(*ingest)
-    finally:
-        reader.kill()
-        reader.wait()
     assert result.returncode == 1
     assert "unexpected" not in result.stderr
     # One line: who holds it, what segmint did, what to do. It was DuckDB's paragraph (its

@@ -11,6 +11,7 @@ import pytest
 
 from segmint.ops import TaskRun, record_task_run, resolve_as_of
 from segmint.stages import SegmintError
+from tests.db import held_open
 
 
 def test_as_of_is_the_logical_date_in_utc() -> None:
@@ -355,7 +356,6 @@ def test_a_task_failed_by_a_reader_of_the_warehouse_says_it_in_one_line(
     read-only advice, a documentation link) and a hint of three sentences. The message now
     says who holds it, what happens next (a retry, or none left) and what to do; the full
     error stays in ops.pipeline_runs."""
-    import subprocess
     import sys
     from types import SimpleNamespace
 
@@ -366,17 +366,6 @@ def test_a_task_failed_by_a_reader_of_the_warehouse_says_it_in_one_line(
     duckdb.connect(str(warehouse)).close()
     monkeypatch.setenv("SEGMINT_WAREHOUSE", str(warehouse))
     monkeypatch.delenv("SEGMINT_CONFIG", raising=False)
-    reader = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1], read_only=True); "
-            "print('open', flush=True); time.sleep(120)",
-            str(warehouse),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     ti = SimpleNamespace(
         dag_id="segmint_nightly",
         run_id="scheduled__2026-07-01",
@@ -388,8 +377,7 @@ def test_a_task_failed_by_a_reader_of_the_warehouse_says_it_in_one_line(
     )
     published = warehouse.parent / "published" / "segmint.duckdb"
     messages = {}
-    try:
-        assert reader.stdout.readline().strip() == "open"
+    with held_open(warehouse) as reader:
         with pytest.raises(duckdb.IOException) as held:
             duckdb.connect(str(warehouse))
         context = {
@@ -400,9 +388,6 @@ def test_a_task_failed_by_a_reader_of_the_warehouse_says_it_in_one_line(
         }
         for status in ("up_for_retry", "failed"):
             messages[status] = failure_message(context, status)
-    finally:
-        reader.kill()
-        reader.wait()
     who = f"is held open by {Path(sys.executable).resolve().name} (PID {reader.pid}, user "
     for status, now in (
         ("up_for_retry", "Airflow runs the task again in a few minutes"),

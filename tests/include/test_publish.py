@@ -828,3 +828,53 @@ def test_outputs_keep_nights_is_read_from_the_settings_file(tmp_path: Path) -> N
     config.write_text("[outputs]\nkeep_nights = -1\n")
     with pytest.raises(ConfigError, match=r"\[outputs\] keep_nights must be 0"):
         load_settings(config, environ={})
+
+
+def test_a_failed_nights_error_quoting_delivered_values_is_masked_for_analysts(
+    tmp_path: Path,
+) -> None:
+    """The gate's error quotes the values it quarantined ("got 'anna.leak@example.com' 3"):
+    a CRM export with its e-mail and updated_at columns swapped put customers' addresses
+    into ops.pipeline_runs.error, which the analysts' copy (readable by everyone) held in
+    clear once a later night published. There the quoted values are withheld; the full
+    copy keeps them for the pipeline's operators."""
+    from segmint.ops import TaskRun, record_task_run
+    from segmint.pipeline import run_stage
+    from segmint.stages import QualityGateError
+
+    day = tmp_path / "landing" / "crm" / f"dt={NIGHT_1}"
+    day.mkdir(parents=True)
+    good = [f"C{i},{NIGHT_1}T08:00:00Z,c{i}@shop.org" for i in range(7)]
+    swapped = [f"C{i},o'leak{i}@example.com,{NIGHT_1}T08:00:00Z" for i in range(7, 10)]
+    (day / "customers.csv").write_text(
+        "\n".join(["customer_id,updated_at,email", *good, *swapped]) + "\n"
+    )
+    settings = Settings(
+        warehouse=tmp_path / "warehouse" / "segmint.duckdb",
+        landing=tmp_path / "landing",
+        output=tmp_path / "output",
+    )
+    run_stage("ingest", settings, NIGHT_1)
+    with pytest.raises(QualityGateError) as failed:
+        run_stage("validate", settings, NIGHT_1)
+    error = f"QualityGateError: {failed.value}"
+    assert "o'leak7@example.com" in error  # the operator's message names the values
+    # The Airflow failure callback records the night's failure (segmint.ops.failure_message).
+    record_task_run(
+        settings.warehouse,
+        TaskRun(
+            "segmint_nightly", "scheduled__2026-06-29", "validate", "failed", NIGHT_1, error=error
+        ),
+    )
+    # The file is withdrawn (re-delivered corrected) and the night after passes and publishes.
+    (day / "customers.csv").write_text("\n".join(["customer_id,updated_at,email", *good]) + "\n")
+    run_stage("ingest", settings, NIGHT_2)
+    run_stage("validate", settings, NIGHT_2)
+    make_night(settings.warehouse, NIGHT_2)
+    publish(settings, NIGHT_2)
+
+    (analysts,) = fetch(settings.analyst_warehouse, "select error from ops.pipeline_runs")
+    assert "leak" not in analysts[0]
+    assert "updated_at is not an ISO-8601 timestamp (3; got (values withheld" in analysts[0]
+    (full,) = fetch(settings.published_warehouse, "select error from ops.pipeline_runs")
+    assert full == (error,)

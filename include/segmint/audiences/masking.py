@@ -81,6 +81,23 @@ _IDS_MASK = (
 )
 
 
+# Texts that quote delivered values: the quality gate's reasons name what they quarantined
+# (``got 'ann@example.com' 3, '+4917...' 1``: segmint.ingest.gate, top reasons), and a
+# failed night's error in ops.pipeline_runs repeats them; a CRM export with two columns
+# swapped puts customers' addresses there. Each quoted list (Python reprs, 'x' or "x", a
+# cut one ending in ...) is withheld; the reasons and counts stay.
+_QUOTED_VALUES = r"""got (?:(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")(?:\.\.\.)? [0-9]+(?:, )?)+"""
+VALUES_WITHHELD = "got (values withheld in the analysts' copy)"
+_QUOTED_VALUES_MASK = "regexp_replace({{c}}, '{}', '{}', 'g')".format(
+    _QUOTED_VALUES.replace("'", "''"), VALUES_WITHHELD.replace("'", "''")
+)
+# The free-text columns that quote them, by table.
+QUOTING_COLUMNS = {
+    ("ops", "pipeline_runs"): ("error",),
+    ("ops", "quality_gate"): ("message",),
+}
+
+
 def _mask(name: str, data_type: str) -> str | None:
     name = name.lower()
     if data_type == "VARCHAR" and (
@@ -100,9 +117,10 @@ def masked_select_sql(con: duckdb.DuckDBPyConnection, schema: str, table: str) -
         [schema, table],
     ).fetchall()
     items = []
+    quoting = QUOTING_COLUMNS.get((schema, table), ())
     for name, data_type in cols:
         quoted = f'"{name}"'
-        mask = _mask(name, data_type)
+        mask = _QUOTED_VALUES_MASK if name in quoting else _mask(name, data_type)
         items.append(f"{mask.format(c=quoted)} as {quoted}" if mask else quoted)
     return "select\n    " + ",\n    ".join(items) + f'\nfrom {schema}."{table}"'
 

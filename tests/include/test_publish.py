@@ -833,48 +833,60 @@ def test_outputs_keep_nights_is_read_from_the_settings_file(tmp_path: Path) -> N
 def test_a_failed_nights_error_quoting_delivered_values_is_masked_for_analysts(
     tmp_path: Path,
 ) -> None:
-    """The gate's error quotes the values it quarantined ("got 'anna.leak@example.com' 3"):
-    a CRM export with its e-mail and updated_at columns swapped put customers' addresses
-    into ops.pipeline_runs.error, which the analysts' copy (readable by everyone) held in
-    clear once a later night published. There the quoted values are withheld; the full
-    copy keeps them for the pipeline's operators."""
+    """A failed night's error quotes what was delivered: the gate's the values it quarantined
+    (a CRM export with its e-mail and updated_at columns swapped: "got 'ann@...' 3"), the
+    ingest's the header of a CSV file without one (its first record: e-mail, phone, name).
+    Recorded in ops.pipeline_runs.error, they reached the analysts' copy (readable by
+    everyone) in clear once a later night published. There the quoted values are withheld;
+    the full copy keeps them for the pipeline's operators."""
     from segmint.ops import TaskRun, record_task_run
     from segmint.pipeline import run_stage
-    from segmint.stages import QualityGateError
+    from segmint.stages import QualityGateError, SegmintError
 
     day = tmp_path / "landing" / "crm" / f"dt={NIGHT_1}"
     day.mkdir(parents=True)
-    good = [f"C{i},{NIGHT_1}T08:00:00Z,c{i}@shop.org" for i in range(7)]
-    swapped = [f"C{i},o'leak{i}@example.com,{NIGHT_1}T08:00:00Z" for i in range(7, 10)]
-    (day / "customers.csv").write_text(
-        "\n".join(["customer_id,updated_at,email", *good, *swapped]) + "\n"
-    )
     settings = Settings(
         warehouse=tmp_path / "warehouse" / "segmint.duckdb",
         landing=tmp_path / "landing",
         output=tmp_path / "output",
     )
+    errors = {}
+
+    def failed(task: str, exc: BaseException) -> None:
+        # The Airflow failure callback records it so (segmint.ops.failure_message).
+        errors[task] = f"{type(exc).__name__}: {exc}"
+        run = TaskRun("segmint_nightly", "scheduled__2026-06-29", task, "failed", NIGHT_1)
+        run.error = errors[task]
+        record_task_run(settings.warehouse, run)
+
+    (day / "export.csv").write_text(f"C0,{NIGHT_1}T08:00:00Z,head.leak@example.com,Hedda\n")
+    with pytest.raises(SegmintError) as ingest:
+        run_stage("ingest", settings, NIGHT_1)
+    failed("ingest", ingest.value)
+    (day / "export.csv").unlink()  # withdrawn; the next delivery has its columns swapped
+    good = [f"C{i},{NIGHT_1}T08:00:00Z,c{i}@shop.org" for i in range(7)]
+    swapped = [f"C{i},o'leak{i}@example.com,{NIGHT_1}T08:00:00Z" for i in range(7, 10)]
+    header = "customer_id,updated_at,email"
+    (day / "customers.csv").write_text("\n".join([header, *good, *swapped]) + "\n")
     run_stage("ingest", settings, NIGHT_1)
-    with pytest.raises(QualityGateError) as failed:
+    with pytest.raises(QualityGateError) as validate:
         run_stage("validate", settings, NIGHT_1)
-    error = f"QualityGateError: {failed.value}"
-    assert "o'leak7@example.com" in error  # the operator's message names the values
-    # The Airflow failure callback records the night's failure (segmint.ops.failure_message).
-    record_task_run(
-        settings.warehouse,
-        TaskRun(
-            "segmint_nightly", "scheduled__2026-06-29", "validate", "failed", NIGHT_1, error=error
-        ),
-    )
-    # The file is withdrawn (re-delivered corrected) and the night after passes and publishes.
-    (day / "customers.csv").write_text("\n".join(["customer_id,updated_at,email", *good]) + "\n")
+    failed("validate", validate.value)
+    # The operators' messages name the values.
+    assert "head.leak@example.com" in errors["ingest"]
+    assert "o'leak7@example.com" in errors["validate"]
+    # Re-delivered corrected: the night after passes and publishes.
+    (day / "customers.csv").write_text("\n".join([header, *good]) + "\n")
     run_stage("ingest", settings, NIGHT_2)
     run_stage("validate", settings, NIGHT_2)
     make_night(settings.warehouse, NIGHT_2)
     publish(settings, NIGHT_2)
 
-    (analysts,) = fetch(settings.analyst_warehouse, "select error from ops.pipeline_runs")
-    assert "leak" not in analysts[0]
-    assert "updated_at is not an ISO-8601 timestamp (3; got (values withheld" in analysts[0]
-    (full,) = fetch(settings.published_warehouse, "select error from ops.pipeline_runs")
-    assert full == (error,)
+    query = "select task_id, error from ops.pipeline_runs order by 1"
+    analysts = dict(fetch(settings.analyst_warehouse, query))
+    assert not [e for e in analysts.values() if "leak" in e], analysts
+    assert "(header is: (withheld in the analysts' copy))" in analysts["ingest"]
+    assert (
+        "updated_at is not an ISO-8601 timestamp (3; got (values withheld" in (analysts["validate"])
+    )
+    assert dict(fetch(settings.published_warehouse, query)) == errors

@@ -26,6 +26,9 @@ The unmasked ``raw``, ``staging``, ``intermediate`` and ``marts`` tables and
 ``ops.quarantine`` (a quarantined CRM line as delivered) are restricted (:data:`RESTRICTED`):
 pipeline stages and people with a data-protection reason only (docs/tables.md).
 The audiences stage refreshes the views every night, so new columns appear masked.
+In the analysts' copy, the values a failed night's error quotes from delivered records
+(``ops.pipeline_runs.error``, ``ops.quality_gate.message``) are withheld too
+(:data:`QUOTING_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -82,15 +85,22 @@ _IDS_MASK = (
 
 
 # Texts that quote delivered values: the quality gate's reasons name what they quarantined
-# (``got 'ann@example.com' 3, '+4917...' 1``: segmint.ingest.gate, top reasons), and a
-# failed night's error in ops.pipeline_runs repeats them; a CRM export with two columns
-# swapped puts customers' addresses there. Each quoted list (Python reprs, 'x' or "x", a
-# cut one ending in ...) is withheld; the reasons and counts stay.
-_QUOTED_VALUES = r"""got (?:(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")(?:\.\.\.)? [0-9]+(?:, )?)+"""
-VALUES_WITHHELD = "got (values withheld in the analysts' copy)"
-_QUOTED_VALUES_MASK = "regexp_replace({{c}}, '{}', '{}', 'g')".format(
-    _QUOTED_VALUES.replace("'", "''"), VALUES_WITHHELD.replace("'", "''")
+# (``got 'ann@example.com' 3, '+4917...' 1``: segmint.ingest.gate, top reasons; a CRM
+# export with two columns swapped puts customers' addresses there), and the ingest the
+# header of a CSV file it cannot read (``(header is: '...')``: a file without a header
+# line shows its first record); a failed night's error in ops.pipeline_runs repeats them.
+# Each quoted value (a Python repr, 'x' or "x", a cut list ending in ...) is withheld in the
+# analysts' copy; the reasons and counts stay.
+_REPR = r"""(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+_QUOTED_VALUES = (
+    (rf"got (?:{_REPR}(?:\.\.\.)? [0-9]+(?:, )?)+", "got (values withheld in the analysts' copy)"),
+    (rf"header is: {_REPR}", "header is: (withheld in the analysts' copy)"),
 )
+_QUOTED_VALUES_MASK = "{c}"
+for _pattern, _withheld in _QUOTED_VALUES:
+    _QUOTED_VALUES_MASK = "regexp_replace({}, '{}', '{}', 'g')".format(
+        _QUOTED_VALUES_MASK, _pattern.replace("'", "''"), _withheld.replace("'", "''")
+    )
 # The free-text columns that quote them, by table.
 QUOTING_COLUMNS = {
     ("ops", "pipeline_runs"): ("error",),

@@ -148,7 +148,14 @@ def _summary(ctx: s.Context) -> str:
     if "customers" in f:
         tiles += [("customers segmented", f"{f['customers']:,}"), ("segments", str(f["segments"]))]
     for m in f.get("models", []):
-        if m.get("auc") is not None:
+        if m.get("ranked_by"):
+            # No model published: tonight's list is a baseline rule's ranking. "purchase
+            # AUC, not published" beside it read as a model that scored, or as no list.
+            label = f"ranks tonight's {m['model']} list: no model published"
+            if m.get("auc") is not None:
+                label += f" (candidate's AUC {m['auc']:.3f})"
+            tiles.append((label, s.charts.scorer_label(m["ranked_by"][0])))
+        elif m.get("auc") is not None:
             # A candidate the gate refused is not the model that scored tonight.
             # A young shop's first candidate that lost is not published either, and no
             # model scores: a bare "churn AUC 0.784" read as a working churn model.

@@ -1016,12 +1016,22 @@ def block_model_status(ctx: Context, model: str) -> str:
             # rule (ml.propensity_scores.ranked_by), which read "come from the last
             # published model baseline_recency".
             fact["ranked_by"] = kept
-            parts.append(
-                f"No {esc(model)} model is published yet: tonight's {kept[1]:,} {esc(model)} "
-                f"scores and the audiences built on them rank customers by the "
+            # First, in bold: under the candidate's AUC, the rule's ranking read as an
+            # afterthought to a reader looking for what tonight's list is.
+            parts.insert(
+                0,
+                f"<b>Tonight's {esc(model)} list is the {esc(charts.scorer_label(kept[0]))}'s "
+                f"ranking.</b> No {esc(model)} model is published yet: tonight's {kept[1]:,} "
+                f"{esc(model)} scores and the audiences built on them rank customers by the "
                 f"{esc(charts.scorer_label(kept[0]))} (<code>{esc(kept[0])}</code>), not by a "
                 "model: its deciles, and a score that is the share of customers it ranks "
                 "below, a rank, not a probability."
+                + (
+                    " The AUC and the charts below evaluate tonight's candidate, which was "
+                    "not published."
+                    if auc is not None
+                    else ""
+                ),
             )
         elif auc is not None and kept and kept[0] != run.get("run_id"):
             fact["scored_with"] = kept

@@ -803,6 +803,57 @@ def test_a_young_shops_propensity_section_says_why_there_are_no_scores(tmp_path:
         )
     # No charts of models without an evaluation: the status line is the whole block.
     assert "ml.model_metrics has no" not in html
+    # The summary tiles say whose ranking tonight's list is (no "AUC" tile at all).
+    for model in ("purchase", "churn"):
+        assert (
+            '<div class="kpi-value">recency rule</div>'
+            f"<div class=\"kpi-label\">ranks tonight&#x27;s {model} list: no model published</div>"
+        ) in html, html
+    assert " AUC" not in " ".join(re.findall(r'kpi-label">([^<]*)<', html))
+
+
+def test_a_rule_night_with_a_candidate_says_the_list_is_the_rules_ranking(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """Churn's first candidate lost and the recency rule ranked tonight's customers
+    (ml.propensity_scores.ranked_by): the tile read "0.784 churn AUC, not published" and
+    the section opened on the candidate's AUC, the rule's ranking said last. The tile now
+    names the rule that ranks tonight's list, with the candidate's AUC in brackets, and
+    the section says so first."""
+    warehouse = _churn_not_published(
+        sample_warehouse, tmp_path, "churn: holdout AUC does not beat baseline_recency"
+    )
+    con = connect(warehouse)
+    con.execute(
+        "alter table ml.propensity_scores add column if not exists ranked_by varchar "
+        "default 'model'"
+    )
+    con.execute(
+        "insert into ml.propensity_scores select * replace ('churn' as model_name, "
+        "'baseline_recency' as model_version, 'baseline_recency' as ranked_by) "
+        "from ml.propensity_scores where model_name = 'purchase' and as_of_date = ?",
+        [AS_OF],
+    )
+    con.close()
+    html = render_report(warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
+    tiles = dict(
+        (label, value)
+        for value, label in re.findall(
+            r'kpi-value">([^<]*)</div><div class="kpi-label">([^<]*)<', html
+        )
+    )
+    churn = next(k for k in tiles if "churn" in k)
+    assert re.fullmatch(
+        r"ranks tonight&#x27;s churn list: no model published \(candidate&#x27;s AUC "
+        r"0\.\d{3}\)",
+        churn,
+    ), tiles
+    assert tiles[churn] == "recency rule"
+    assert "purchase AUC" in tiles  # the published purchase model keeps its AUC tile
+    section = html[html.index("Model: churn") :]
+    first = section.index("<b>Tonight's churn list is the recency rule's ranking.</b>")
+    assert first < section.index("Holdout ROC-AUC"), section[:2000]
+    assert "The AUC and the charts below evaluate tonight's candidate" in section
 
 
 def test_a_report_the_disk_has_no_room_for_names_the_file(

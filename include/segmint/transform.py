@@ -502,6 +502,15 @@ ROW_SHAPING_VARS = {
     "cart_lookback_days": "customer_product_daily",
     "cart_scope": "customer_product_daily",
 }
+# The models the feature history (marts.customer_feature_history and customer_features) is
+# built from, itself included: a changed var read by one of them changes what the features
+# mean, so a propensity model trained before must retrain (feature_vars, ml.propensity.cadence).
+FEATURE_MODELS = (
+    "int_events_sessionised",
+    "sessions",
+    "customer_daily_activity",
+    "customer_feature_history",
+)
 # Vars whose change rebuilds nothing: set per night by segmint (the dates), detected day by
 # day by the models themselves (the reporting currency: int_event_dates_changed compares the
 # rates), or applied to the snapshots built from then on by design (rule_segments: a past
@@ -528,6 +537,16 @@ def row_shaping_vars(settings: Settings) -> dict[str, str]:
             value = value.strip()
         out[name] = json.dumps(value, sort_keys=True, default=str)
     return out
+
+
+def feature_vars(settings: Settings) -> dict[str, str]:
+    """The :func:`row_shaping_vars` that shape the feature history (read by a model of
+    :data:`FEATURE_MODELS`), each as canonical JSON."""
+    return {
+        name: value
+        for name, value in row_shaping_vars(settings).items()
+        if ROW_SHAPING_VARS[name] in FEATURE_MODELS
+    }
 
 
 def _vars_changed(
@@ -1395,7 +1414,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
     if refresh and completed.returncode == 0 and not problems:
         # A changed row-shaping var: the night's build passed with it (new days); past days
         # are rebuilt from the events by the models reading it and every model after them.
-        if {"sessions", "customer_daily_activity", "customer_feature_history"} & set(refresh):
+        if set(FEATURE_MODELS) & set(refresh):
             # A full refresh keeps only the snapshots asked for: the cut-offs too.
             dates = snapshot_dates(settings, as_of, data_start)
             dates_reason = f"full refresh for changed dbt vars: {_WITH_CUTOFFS}"

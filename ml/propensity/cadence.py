@@ -29,6 +29,32 @@ def training_settings(settings: Settings, horizon: int) -> dict[str, Any]:
     }
 
 
+def feature_vars(settings: Settings) -> dict[str, str] | None:
+    """The dbt vars the feature history is built with (segmint.transform.feature_vars: the
+    feature windows, the session gap, the device and content types), as a model records
+    them; None when the dbt project cannot be read (nothing to compare)."""
+    from segmint.stages import SegmintError
+    from segmint.transform import feature_vars as dbt_feature_vars
+
+    try:
+        return dbt_feature_vars(settings)
+    except SegmintError:
+        return None
+
+
+def changed_vars(settings: Settings, params: dict[str, Any]) -> str | None:
+    """The feature vars whose value differs from the one a model recorded (``params``),
+    in words, "favourite_category_days 90 -> 60, ..."; None when none did, or when the model
+    recorded none (trained before 2026-12-07) or the dbt project cannot be read."""
+    then, now = params.get("feature_vars"), feature_vars(settings)
+    if not isinstance(then, dict) or now is None:
+        return None
+    changed = [
+        f"{name} {then.get(name, 'unset')} -> {v}" for name, v in now.items() if then.get(name) != v
+    ]
+    return ", ".join(changed) or None
+
+
 def registered_before(
     settings: Settings, model_name: str, as_of: date, horizon_days: int, load: bool = True
 ) -> Registered | None:
@@ -65,6 +91,12 @@ def retrain_reason(
     params = registered.meta.params if registered.meta else {}
     if spec is not None and params.get("feature_spec") != spec.columns:
         return f"feature schema changed since {registered.run_id} was trained"
+    changed = changed_vars(settings, params)
+    if changed:
+        return (
+            f"feature definition changed since {registered.run_id} was trained "
+            f"(dbt vars: {changed})"
+        )
     wanted = training_settings(settings, horizon)
     if {key: params.get(key) for key in wanted} != wanted:
         return f"training settings changed since {registered.run_id} was trained"

@@ -36,7 +36,13 @@ import pandas as pd
 from ml.io import MODEL_METRICS_DDL, TableWrite, json_safe, new_run_id, write_outputs
 from ml.propensity import baselines, dataset
 from ml.propensity import metrics as m
-from ml.propensity.cadence import registered_before, retrain_reason, training_settings
+from ml.propensity.cadence import (
+    changed_vars,
+    feature_vars,
+    registered_before,
+    retrain_reason,
+    training_settings,
+)
 from ml.registry import (
     ModelMetadata,
     ModelVersionError,
@@ -862,6 +868,8 @@ def _train_and_gate(
             "calibration_rows": fitted.calibration_rows,
             "features": spec.columns,
             "feature_spec": full_spec,
+            # The dbt vars the features were built with: a change retrains (cadence).
+            "feature_vars": feature_vars(settings),
             "empty_features_dropped": trained.empty_features,
         }
     )
@@ -916,6 +924,13 @@ def _fallback(
         )
         return None
     run_id, estimator, meta = previous
+    changed = changed_vars(settings, meta.params)
+    if changed:  # its features were built with other dbt vars: tonight's mean something else
+        out.warnings.append(
+            f"{out.model_name}: the previous published model {run_id} was trained on "
+            f"features built with other dbt vars ({changed}): not used to score"
+        )
+        return None
     out.warnings.append(f"{out.model_name}: scoring with the previous published model {run_id}")
     return run_id, estimator, meta.params.get("numeric", []), meta.params.get("categorical", [])
 

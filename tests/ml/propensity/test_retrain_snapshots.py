@@ -61,3 +61,69 @@ def test_changed_training_settings_build_the_cutoffs_the_retrain_reads(tmp_path:
         assert params["usable_cutoffs"] == cutoffs, run.message
         assert run.training_rows > 0 and run.status in {"published", "not_published"}
     assert not any("cannot train" in w or "not enough" in w for w in second.warnings)
+
+
+def test_a_changed_feature_window_retrains_on_the_rebuilt_feature_history(tmp_path: Path) -> None:
+    """A shop sets favourite_category_days to 60 in dbt_project.yml: the next night rebuilds
+    the feature history with the new window, so a model trained on the old window's features
+    must not score them (until 2026-12-07 a day-old model scored them). Both models retrain,
+    saying which var changed, on the cut-offs tonight's rebuild built; the night after
+    scores with the new models."""
+    import shutil
+
+    import yaml
+
+    from segmint.transform import REPO_ROOT
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")
+    )
+    landing = tmp_path / "data" / "landing"
+    generate(landing, customers=2000, days=140, end_date=NEXT + timedelta(days=1), seed=11)
+    base = Settings(
+        warehouse=tmp_path / "warehouse" / "segmint.duckdb",
+        landing=landing,
+        output=tmp_path / "output",
+    )
+    settings = dataclasses.replace(
+        base, transform=dataclasses.replace(base.transform, dbt_project_dir=project)
+    )
+    _, first = _night(settings, NIGHT)
+    assert {first.details[m]["status"] for m in ("purchase", "churn")} == {"published"}
+    trained = json.loads(
+        read_frame(
+            settings.warehouse,
+            "select params from ml.model_runs where as_of_date = ? and model_name = 'purchase'",
+            [NIGHT],
+        )["params"].iloc[0]
+    )
+    assert trained["feature_vars"]["favourite_category_days"] == "90"
+
+    path = project / "dbt_project.yml"
+    data = yaml.safe_load(path.read_text())
+    data["vars"]["favourite_category_days"] = 60
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    dates, second = _night(settings, NEXT)
+    cutoffs = [c.isoformat() for c in settings.propensity.cutoff_dates(NEXT, 30)]
+    assert set(cutoffs) <= set(dates), dates
+    for name in ("purchase", "churn"):
+        night = second.details[name]
+        assert night["retrained"] is True, night
+        assert (
+            "feature definition changed" in night["retrain_reason"]
+            and "favourite_category_days 90 -> 60" in night["retrain_reason"]
+        ), night["retrain_reason"]
+    # Neither that night nor the next does the old window's model score: a retrain the gate
+    # did not publish ranks by the rule instead of falling back to it.
+    _, third = _night(settings, NEXT + timedelta(days=1))
+    old = {first.details[m]["run_id"] for m in ("purchase", "churn")}
+    versions = read_frame(
+        settings.warehouse,
+        "select distinct model_version from ml.propensity_scores where as_of_date > ?",
+        [NIGHT],
+    )["model_version"].tolist()
+    assert versions and not old & set(versions), versions
+    for name in ("purchase", "churn"):
+        if third.details[name]["status"] == "reused":  # the new window's model, published
+            assert third.details[name]["model_version"] == second.details[name]["run_id"]

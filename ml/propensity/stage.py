@@ -738,7 +738,7 @@ def _score(
     beyond = far_beyond(out.model_name, frame, numeric, out.scores)
     if beyond:
         out.warnings.append(beyond)
-    _drift(settings, as_of, out, frames)
+    _drift(settings, as_of, out, frames, (estimator, numeric, categorical))
 
 
 @dataclass
@@ -935,21 +935,49 @@ def _fallback(
     return run_id, estimator, meta.params.get("numeric", []), meta.params.get("categorical", [])
 
 
-def _drift(settings: Settings, as_of: date, out: ModelOutcome, frames: Frames) -> None:
+def _drift(
+    settings: Settings,
+    as_of: date,
+    out: ModelOutcome,
+    frames: Frames,
+    scorer: tuple[Any, list[str], list[str]],
+) -> None:
     """PSI of tonight's population against the previous night's, both scored by the model
     that scored the previous night: tonight's scores when the model is the same; after a
     retrain (or a change of horizon) tonight's customers scored again with the previous
     model, so a new model's different scale is not reported as drift. When that model
-    cannot be loaded, tonight's scores are compared and the warning says two models are."""
+    cannot be loaded, tonight's scores are compared and the warning says two models are.
+    After a rule night (a ranking, no probability), that night's customers are scored with
+    tonight's model (``scorer``: estimator, numeric and categorical columns)."""
     assert out.scores is not None
     previous = previous_scores(settings.warehouse, out.model_name, as_of)
     if previous is None or len(previous[3]) == 0 or len(out.scores) == 0:
         return
     prev_date, prev_run, prev_version, prev_scores = previous
-    if out.model_version in baselines.SCORERS or prev_version in baselines.SCORERS:
+    if out.model_version in baselines.SCORERS:
         return  # a rule's ranking is no probability: its spread says nothing of drift
     tonight, scored_by = out.scores["score"].to_numpy(), ""
-    if prev_version != out.model_version:
+    if prev_version in baselines.SCORERS:
+        # The previous night's list was a rule's ranking (no model published then): its
+        # customers, as of that night, scored with tonight's model. The first model night
+        # after rule nights compared nothing before, so a shifted population went unseen.
+        frame = frames.scoring(out.model_name, prev_date)
+        if frame.empty:
+            return  # that night's snapshot is gone: nothing to score
+        prev_scores = score_frame(
+            *scorer[:1],
+            frame,
+            *scorer[1:],
+            out.model_name,
+            prev_date,
+            out.model_version,
+            out.run_id,
+        )["score"].to_numpy()
+        scored_by = (
+            f"; the {prev_date} list was the {RULE_WORDS.get(prev_version, prev_version)}'s "
+            f"ranking: that night's customers scored with tonight's model {out.model_version}"
+        )
+    elif prev_version != out.model_version:
         from ml.propensity import model as mdl
 
         try:

@@ -2328,6 +2328,18 @@ def block_score_psi(ctx: Context) -> str:
     psi = r.pick(t, "psi", "score_psi", "value", required=True)
     model = r.pick(t, "model_name", required=True)
     dates = r.dates(t, up_to=ctx.as_of)[:DRIFT_RUNS]
+    ranked = [m for m in ctx.facts.get("models", []) if m.get("ranked_by")]
+    if ranked and (not dates or max(dates) < ctx.as_of):
+        # "no two nights of propensity scores" on a second night of a rule's ranking
+        rules = ", ".join(
+            f"{m['model']} by the {charts.scorer_label(m['ranked_by'][0])}" for m in ranked
+        )
+        raise Missing(
+            f"tonight's scores are a rule's ranking ({rules}; no model published), and a "
+            "rank has no score distribution to drift: the first night a model scores "
+            "measures it against the previous night's customers scored with that model"
+            + (f" (the chart's last night was {max(dates)})" if dates else "")
+        )
     if not dates:
         raise Missing(
             "no two nights of propensity scores to compare yet (score drift compares a "

@@ -807,9 +807,20 @@ def test_a_young_shops_propensity_section_says_why_there_are_no_scores(tmp_path:
     for model in ("purchase", "churn"):
         assert (
             '<div class="kpi-value">recency rule</div>'
-            f"<div class=\"kpi-label\">ranks tonight&#x27;s {model} list: no model published</div>"
+            f'<div class="kpi-label">ranks tonight&#x27;s {model} list: no model published</div>'
         ) in html, html
     assert " AUC" not in " ".join(re.findall(r'kpi-label">([^<]*)<', html))
+    # The drift block says why no score drift (not "no two nights of scores").
+    assert "no two nights of propensity scores" not in html
+    assert (
+        "tonight&#x27;s scores are a rule&#x27;s ranking (purchase by the recency rule, churn "
+        "by the recency rule; no model published), and a rank has no score distribution to "
+        "drift"
+    ) in html or (
+        "tonight&#x27;s scores are a rule&#x27;s ranking (churn by the recency rule, purchase "
+        "by the recency rule; no model published), and a rank has no score distribution to "
+        "drift"
+    ) in html, html[html.index("Propensity scores") :][:600]
 
 
 def test_a_rule_night_with_a_candidate_says_the_list_is_the_rules_ranking(

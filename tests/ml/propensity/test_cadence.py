@@ -228,3 +228,38 @@ def test_a_retrain_night_measures_drift_with_the_previous_nights_model(
         reused.warehouse, "ml.score_drift", AS_OF, cols
     )
     assert not any("score distribution shifted" in w for w in result.warnings), result.warnings
+
+
+def test_the_first_model_night_after_a_rule_night_measures_drift(
+    trained_yesterday, tmp_path: Path
+) -> None:
+    """No model was published yesterday: the recency rule ranked the list (a rank, no
+    drift row). Tonight a model is published; its first night compared nothing, so the
+    report said "no two nights of propensity scores to compare yet" and a shifted
+    population went unseen until the night after. Yesterday's customers are now scored
+    with tonight's model, and the drift row says so."""
+    settings = _clone(trained_yesterday[0], tmp_path)
+    con = connect(settings.warehouse)
+    con.execute(
+        "update ml.model_runs set status = 'not_published' where as_of_date = ?", [YESTERDAY]
+    )
+    con.execute(
+        "update ml.propensity_scores set model_version = 'baseline_recency', "
+        "ranked_by = 'baseline_recency' where as_of_date = ?",
+        [YESTERDAY],
+    )
+    con.execute("delete from ml.score_drift")
+    con.close()
+    result = run_propensity(settings, AS_OF)
+    drift = read_frame(
+        settings.warehouse,
+        "select model_name, previous_as_of_date, psi from ml.score_drift where as_of_date = ?",
+        [AS_OF],
+    )
+    published = [m for m in ("purchase", "churn") if result.details[m]["status"] == "published"]
+    assert published, result.details
+    assert sorted(drift["model_name"]) == sorted(published), drift
+    assert (drift["previous_as_of_date"].dt.date == YESTERDAY).all(), drift
+    assert (drift["psi"] < 0.2).all(), drift
+    for model in published:
+        assert result.details[model]["psi"] is not None

@@ -131,6 +131,7 @@ def fit_segments(
     features: tuple[str, ...] = FEATURES,
     same_night: StoredSegments | None = None,
     later: StoredSegments | None = None,
+    vars_changed: str | None = None,
 ) -> SegmentationOutput:
     """Segment ``frame`` (one row per customer, sorted by ``customer_id``).
 
@@ -139,11 +140,15 @@ def fit_segments(
     after ``as_of`` that has segments: a backfill takes the ids later nights use); clusters
     that match none of them get new ids from ``next_id``. Everything else (k, the fit's
     start, drift, transitions, retired segments) is measured against ``previous`` only.
+    ``vars_changed``: the dbt vars the features are built with that changed since
+    ``previous`` (in words): k is searched again.
     """
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=cfg.threads or None):
-        return _fit_segments(frame, cfg, as_of, previous, next_id, features, same_night, later)
+        return _fit_segments(
+            frame, cfg, as_of, previous, next_id, features, same_night, later, vars_changed
+        )
 
 
 def _fit_segments(
@@ -155,6 +160,7 @@ def _fit_segments(
     features: tuple[str, ...],
     same_night: StoredSegments | None,
     later: StoredSegments | None,
+    vars_changed: str | None = None,
 ) -> SegmentationOutput:
     timings: dict[str, float] = {}
     warnings: list[str] = []
@@ -194,6 +200,10 @@ def _fit_segments(
     search_reason = None
     if previous is None or not prev_ids:
         search_reason = "no previous run to take k from"
+    elif vars_changed:  # the features mean something else: the previous k was not for them
+        search_reason = (
+            f"feature definition changed since {previous.run_id} (dbt vars: {vars_changed})"
+        )
     elif every <= 0:
         search_reason = "k_search_every_days = 0"
     elif previous.k_searched_as_of is None:

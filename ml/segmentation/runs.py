@@ -23,6 +23,8 @@ class PreviousRun:
     reference: dict[str, Any] = field(default_factory=dict)
     # The last night whose run searched k (None: unknown, search tonight).
     k_searched_as_of: date | None = None
+    # The dbt vars its features were built with (None: not recorded, before 2026-12-07).
+    feature_vars: dict[str, str] | None = None
 
 
 @dataclass

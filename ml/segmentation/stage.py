@@ -227,10 +227,12 @@ def load_previous(warehouse: Path, as_of: date) -> tuple[PreviousRun | None, int
     )
     reference: dict[str, Any] = {}
     k_searched: date | None = None
+    trained_vars: dict[str, str] | None = None
     if _exists(warehouse, "ml.model_runs"):
         runs = read_frame(
             warehouse,
-            "select cast(metrics as varchar) as metrics from ml.model_runs where run_id = ?",
+            "select cast(metrics as varchar) as metrics, cast(params as varchar) as params "
+            "from ml.model_runs where run_id = ?",
             [run_id],
         )
         if not runs.empty and runs["metrics"].iloc[0]:
@@ -238,6 +240,9 @@ def load_previous(warehouse: Path, as_of: date) -> tuple[PreviousRun | None, int
             reference = stored.get("feature_reference", {})
             if stored.get("k_searched_as_of"):
                 k_searched = date.fromisoformat(stored["k_searched_as_of"])
+        if not runs.empty and runs["params"].iloc[0]:
+            recorded = json.loads(runs["params"].iloc[0]).get("feature_vars")
+            trained_vars = recorded if isinstance(recorded, dict) else None
     previous = PreviousRun(
         as_of_date=prev_date,
         run_id=run_id,
@@ -245,6 +250,7 @@ def load_previous(warehouse: Path, as_of: date) -> tuple[PreviousRun | None, int
         assignments=assignments,
         reference=reference,
         k_searched_as_of=k_searched,
+        feature_vars=trained_vars,
     )
     return previous, next_id
 
@@ -340,6 +346,17 @@ def build_writes(
     return writes
 
 
+def _vars_changed(previous: PreviousRun | None, now: dict[str, str] | None) -> str | None:
+    """The dbt vars the features are built with whose value differs from the previous
+    run's, in words ("session_inactivity_minutes 30 -> 10"); None when none did or either
+    side is unknown."""
+    if previous is None or previous.feature_vars is None or now is None:
+        return None
+    then = previous.feature_vars
+    changed = [f"{k} {then.get(k, 'unset')} -> {v}" for k, v in now.items() if then.get(k) != v]
+    return ", ".join(changed) or None
+
+
 def run_segmentation(settings: Settings, as_of: date) -> StageResult:
     started = perf_counter()
     import_in_background(MODEL_MODULE)
@@ -351,8 +368,10 @@ def run_segmentation(settings: Settings, as_of: date) -> StageResult:
     recount = nights_after(settings.warehouse, as_of)
     read_s = perf_counter() - t
 
+    from ml.propensity.cadence import feature_vars
     from ml.segmentation.model import fit_segments
 
+    current_vars = feature_vars(settings)
     out = fit_segments(
         frame,
         cfg,
@@ -361,11 +380,12 @@ def run_segmentation(settings: Settings, as_of: date) -> StageResult:
         next_id=next_id,
         same_night=same_night,
         later=later,
+        vars_changed=_vars_changed(previous, current_vars),
     )
 
     t = perf_counter()
     run_id = new_run_id(MODEL_NAME, as_of)
-    params = {**dataclasses.asdict(cfg), "features": list(FEATURES)}
+    params = {**dataclasses.asdict(cfg), "features": list(FEATURES), "feature_vars": current_vars}
     metrics = {k: v for k, v in out.metrics.items()}
     meta = ModelMetadata(
         run_id=run_id,

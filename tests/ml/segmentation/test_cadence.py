@@ -72,3 +72,52 @@ def test_zero_searches_every_night(
     cfg = dataclasses.replace(small_settings, k_search_every_days=0)
     _, results = _nights(warehouse_with, features_3k, cfg, days=2)
     assert all("without a search" not in r.details["k_reason"] for r in results)
+
+
+def test_a_changed_feature_definition_searches_k_again(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+    tmp_path,
+) -> None:
+    """A shop sets session_inactivity_minutes to 10 in dbt_project.yml: the transform
+    rebuilds every feature from the new sessions, but the next night kept the previous
+    run's k "without a search (k searched on ...; every 7 days)", a k chosen for features
+    that meant something else. The run records the vars; a change searches k again."""
+    import shutil
+
+    import yaml
+
+    from segmint.transform import REPO_ROOT
+
+    project = tmp_path / "dbt_project"
+    project.mkdir()
+    shutil.copy(REPO_ROOT / "dbt_project" / "dbt_project.yml", project)
+    settings = warehouse_with(features_3k, next_day(features_3k), segmentation=small_settings)
+    settings = dataclasses.replace(
+        settings, transform=dataclasses.replace(settings.transform, dbt_project_dir=project)
+    )
+    first = run_segmentation(settings, as_of)
+    path = project / "dbt_project.yml"
+    data = yaml.safe_load(path.read_text())
+    data["vars"]["session_inactivity_minutes"] = 10
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    second = run_segmentation(settings, as_of + timedelta(days=1))
+    assert "without a search" not in second.details["k_reason"]
+    reason = query(
+        settings,
+        "select metrics->>'k_search_reason' r from ml.model_runs where as_of_date = ?",
+        [as_of + timedelta(days=1)],
+    )["r"].iloc[0]
+    assert reason == (
+        f"feature definition changed since {first.details['run_id']} "
+        "(dbt vars: session_inactivity_minutes 30 -> 10)"
+    ), reason
+    # Unchanged the night after: k is kept again.
+    third_frames = [features_3k, next_day(features_3k), next_day(next_day(features_3k))]
+    settings = dataclasses.replace(
+        warehouse_with(*third_frames, segmentation=small_settings), transform=settings.transform
+    )
+    third = run_segmentation(settings, as_of + timedelta(days=2))
+    assert "kept without a search" in third.details["k_reason"]

@@ -210,6 +210,82 @@ def backfill_command(from_date: str, to_date: str, reprocess: str = "none") -> l
     return command
 
 
+def unfinished_backfill(env: Mapping[str, str]) -> str:
+    """Why a new backfill cannot be created yet: an earlier backfill of the DAG is not
+    finished (Airflow runs one backfill of a DAG at a time); "" when none is.
+
+    ``airflow backfill create`` refused it with a 20-line traceback ending in
+    ``AlreadyRunningBackfill``. A backfill created with no scheduler running (``make
+    backfill`` before ``make airflow``) stays unfinished until one runs it, so this is met by
+    a data engineer who fixes the range and runs ``make backfill`` again. Read from the
+    project-local metadata database.
+    """
+    db = airflow_home(env) / "airflow.db"
+    con = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=60)
+    try:
+        row = con.execute(
+            """
+            select
+                b.id, date(b.from_date), date(b.to_date), b.is_paused,
+                count(r.id) filter (where r.state in ('queued', 'running')),
+                count(r.id) filter (where r.state in ('success', 'failed'))
+            from backfill as b
+            left join backfill_dag_run as br on br.backfill_id = b.id
+            left join dag_run as r on r.id = br.dag_run_id
+            where b.dag_id = ? and b.completed_at is null
+            group by b.id
+            order by b.id desc
+            limit 1
+            """,
+            (DAG_ID,),
+        ).fetchone()
+    finally:
+        con.close()
+    if row is None:
+        return ""
+    backfill_id, first, last, paused, left, done = row
+    return (
+        f"the backfill {backfill_id} of {DAG_ID} ({first}..{last}) is not finished"
+        + (" and paused" if paused else "")
+        + f": {left} of its night(s) queued or running, {done} done. Airflow runs one backfill "
+        "of a DAG at a time: let the scheduler finish it (`make airflow`, the DAG unpaused), "
+        "then run this `make backfill` again; or cancel it (the DAG's page in the UI: "
+        f"Cancel backfill; or PUT /api/v2/backfills/{backfill_id}/cancel)"
+    )
+
+
+def ensure_dag_serialised(env: Mapping[str, str]) -> None:
+    """Parse the DAG into the metadata database when it is not there yet.
+
+    In Airflow 3 a backfill is created from the serialised DAG, which only a running
+    dag-processor writes: ``make backfill`` on a fresh ``.airflow`` (before ``make
+    airflow`` ever parsed the DAG) failed with a traceback ending in ``DagNotFound: Could
+    not find dag segmint_nightly``. ``airflow dags reserialize`` writes it (about 15 s).
+    """
+    db = airflow_home(env) / "airflow.db"
+
+    def serialised() -> bool:
+        con = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=60)
+        try:
+            return (
+                con.execute("select 1 from serialized_dag where dag_id = ?", (DAG_ID,)).fetchone()
+                is not None
+            )
+        finally:
+            con.close()
+
+    if serialised():
+        return
+    print(f"Parsing the DAG {DAG_ID} into {db} (no scheduler has yet: about 15 s)")
+    _run(["dags", "reserialize"], env, quiet=True)
+    if not serialised():
+        raise SystemExit(
+            f"the DAG {DAG_ID} could not be parsed from {dags_folder()}: see `airflow dags "
+            'list-import-errors` (in the shell of `eval "$(.venv/bin/python -m '
+            'segmint.airflow_env env)"`)'
+        )
+
+
 def backfill_summary(env: Mapping[str, str], from_date: str, to_date: str) -> str:
     """What the backfill just created for ``from_date``..``to_date`` will do: the nights it
     runs, and those it skips because they already have a run, each with that run's state.
@@ -379,6 +455,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "backfill":
         check_nights(args.from_date, args.to_date)
         ensure_ready(env)
+        unfinished = unfinished_backfill(env)
+        if unfinished:
+            raise SystemExit(f"no backfill created: {unfinished}")
+        ensure_dag_serialised(env)
         command = backfill_command(args.from_date, args.to_date, args.reprocess)
         code = subprocess.call(command, env=env)
         if code == 0:

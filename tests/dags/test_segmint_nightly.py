@@ -349,6 +349,48 @@ def test_make_backfill_names_the_nights_it_skips_and_how_to_run_them_again(
 
 
 @pytest.mark.slow
+def test_make_backfill_before_any_scheduler_then_again_while_the_first_is_unfinished(
+    tmp_path: Path,
+) -> None:
+    """`make backfill` on a fresh `.airflow` (no dag-processor has parsed the DAG yet)
+    failed with Airflow's traceback `DagNotFound: Could not find dag segmint_nightly`; a
+    second `make backfill` while the first was unfinished (no scheduler had run it yet)
+    with one ending in `AlreadyRunningBackfill`. The first now parses the DAG and creates
+    the backfill; the second is refused in one line naming the unfinished backfill and the
+    way out, and creates nothing."""
+    env = airflow_environ(
+        tmp_path / "airflow_home",
+        base={k: v for k, v in os.environ.items() if not k.startswith(("SEGMINT_", "AIRFLOW"))},
+    )
+    ensure_ready(env)  # what `make backfill` finds on first use: no DAG serialised
+    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+
+    first = _make_backfill(env, "2026-05-01", "2026-05-02")
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    assert "created: 2 night(s) to run (2026-05-01 ... 2026-05-02)." in first.stdout
+
+    second = _make_backfill(env, "2026-05-03", "2026-05-03")
+    assert second.returncode == 1, second.stdout[-2000:] + second.stderr[-2000:]
+    assert "Traceback" not in second.stderr
+    assert second.stderr.strip().splitlines() == [
+        "no backfill created: the backfill 1 of segmint_nightly (2026-05-01..2026-05-02) is "
+        "not finished: 2 of its night(s) queued or running, 0 done. Airflow runs one "
+        "backfill of a DAG at a time: let the scheduler finish it (`make airflow`, the DAG "
+        "unpaused), then run this `make backfill` again; or cancel it (the DAG's page in the "
+        "UI: Cancel backfill; or PUT /api/v2/backfills/1/cancel)"
+    ]
+    with sqlite3.connect(db) as con:
+        assert con.execute("select count(*) from backfill").fetchone() == (1,)
+        # what the scheduler leaves once it ran both nights
+        con.execute("update dag_run set state = 'success'")
+        con.execute("update backfill set completed_at = current_timestamp")
+
+    third = _make_backfill(env, "2026-05-03", "2026-05-03")
+    assert third.returncode == 0, third.stdout[-2000:] + third.stderr[-2000:]
+    assert "created: 1 night(s) to run (2026-05-03)." in third.stdout
+
+
+@pytest.mark.slow
 def test_make_backfill_names_the_nights_without_events_files(tmp_path: Path) -> None:
     """A backfill over days with no files said nothing: those nights ran without their day's
     events (the validate task only warns) or, before the first delivery, failed one by one

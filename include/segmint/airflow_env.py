@@ -25,7 +25,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from segmint.ops import WAREHOUSE_POOL
@@ -333,6 +333,34 @@ def backfill_summary(env: Mapping[str, str], from_date: str, to_date: str) -> st
     return "\n".join(lines)
 
 
+def nights_not_over(from_date: str, to_date: str, today: date | None = None) -> list[date]:
+    """The nights of ``from_date``..``to_date`` whose UTC day is not over yet (today and
+    tomorrow, which :func:`check_nights` lets through).
+
+    Airflow creates a backfill run only for a night whose data interval has ended and drops
+    the others without a word: ``make backfill FROM=<yesterday> TO=<tomorrow>`` said "1
+    night(s) to run" and nothing of the two it left out, and a range of only such nights
+    ended in the traceback of ``NoBackfillRunsToCreate``.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    today = today or datetime.now(UTC).date()
+    first, last = date.fromisoformat(from_date), date.fromisoformat(to_date)
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    return [day for day in days if day >= today]
+
+
+def _not_over_words(nights: list[date]) -> str:
+    from datetime import UTC, datetime
+
+    shown = str(nights[0]) if len(nights) == 1 else f"{nights[0]}..{nights[-1]}"
+    return (
+        f"{shown}: not over yet (today is {datetime.now(UTC).date()} UTC; a night runs once "
+        "its UTC day has ended): the scheduled run of each does it, or a backfill once it is "
+        "over"
+    )
+
+
 def nights_without_events(from_date: str, to_date: str) -> str:
     """A line naming the nights of ``from_date``..``to_date`` whose events partition
     (``events/dt=DATE/``) holds no data file in the landing zone of the settings, or "".
@@ -454,6 +482,9 @@ def main(argv: list[str] | None = None) -> int:
         return standalone(env)
     if args.command == "backfill":
         check_nights(args.from_date, args.to_date)
+        not_over = nights_not_over(args.from_date, args.to_date)
+        if not_over and str(not_over[0]) == args.from_date:
+            raise SystemExit(f"no backfill created: every night of it, {_not_over_words(not_over)}")
         ensure_ready(env)
         unfinished = unfinished_backfill(env)
         if unfinished:
@@ -463,7 +494,10 @@ def main(argv: list[str] | None = None) -> int:
         code = subprocess.call(command, env=env)
         if code == 0:
             print(backfill_summary(env, args.from_date, args.to_date))
-            empty = nights_without_events(args.from_date, args.to_date)
+            last = str(not_over[0] - timedelta(days=1)) if not_over else args.to_date
+            if not_over:
+                print(f"Not in the backfill: {_not_over_words(not_over)}.")
+            empty = nights_without_events(args.from_date, last)
             if empty:
                 print(empty)
             print(

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -388,6 +388,49 @@ def test_make_backfill_before_any_scheduler_then_again_while_the_first_is_unfini
     third = _make_backfill(env, "2026-05-03", "2026-05-03")
     assert third.returncode == 0, third.stdout[-2000:] + third.stderr[-2000:]
     assert "created: 1 night(s) to run (2026-05-03)." in third.stdout
+
+
+def test_make_backfill_of_nights_not_over_yet_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Today and tomorrow pass the date check, but Airflow creates no backfill run for a
+    night whose UTC day is not over: a range of only such nights ended in the traceback of
+    `NoBackfillRunsToCreate`. Refused before Airflow is asked (no AIRFLOW_HOME created)."""
+    today = datetime.now(UTC).date()
+    home = tmp_path / "airflow"
+    nights = [str(today), str(today + timedelta(days=1))]
+    proc = subprocess.run(
+        [sys.executable, "-m", "segmint.airflow_env", "backfill", *nights],
+        env={**os.environ, "AIRFLOW_HOME": str(home)},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"no backfill created: every night of it, {today}..{today + timedelta(days=1)}: not "
+        f"over yet (today is {today} UTC; a night runs once its UTC day has ended): the "
+        "scheduled run of each does it, or a backfill once it is over"
+    ]
+    assert not home.exists()
+
+
+@pytest.mark.slow
+def test_make_backfill_up_to_tomorrow_names_the_nights_airflow_leaves_out(
+    tmp_path: Path,
+) -> None:
+    """Airflow dropped today and tomorrow from a backfill without a word, and `make
+    backfill` said only "1 night(s) to run": the nights left out are now named."""
+    env, db = _airflow_of_its_own(tmp_path)
+    today = datetime.now(UTC).date()
+    yesterday, tomorrow = today - timedelta(days=1), today + timedelta(days=1)
+    proc = _make_backfill(env, str(yesterday), str(tomorrow))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert f"created: 1 night(s) to run ({yesterday})." in proc.stdout
+    assert (
+        f"Not in the backfill: {today}..{tomorrow}: not over yet (today is {today} UTC; a "
+        "night runs once its UTC day has ended)"
+    ) in proc.stdout
+    with sqlite3.connect(db) as con:
+        runs = con.execute("select date(logical_date) from dag_run").fetchall()
+    assert runs == [(str(yesterday),)]
 
 
 @pytest.mark.slow

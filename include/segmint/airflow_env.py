@@ -248,8 +248,9 @@ def unfinished_backfill(env: Mapping[str, str]) -> str:
         f"the backfill {backfill_id} of {DAG_ID} ({first}..{last}) is not finished"
         + (" and paused" if paused else "")
         + f": {left} of its night(s) queued or running, {done} done. Airflow runs one backfill "
-        "of a DAG at a time: let the scheduler finish it (`make airflow`, the DAG unpaused), "
-        "then run this `make backfill` again; or cancel it (the DAG's page in the UI: "
+        "of a DAG at a time: let the scheduler finish it (`make airflow`, the DAG unpaused"
+        + ("; the backfill too: Unpause backfill on the DAG's page" if paused else "")
+        + "), then run this `make backfill` again; or cancel it (the DAG's page in the UI: "
         f"Cancel backfill; or PUT /api/v2/backfills/{backfill_id}/cancel)"
     )
 

@@ -381,6 +381,16 @@ def test_make_backfill_before_any_scheduler_then_again_while_the_first_is_unfini
     ]
     with sqlite3.connect(db) as con:
         assert con.execute("select count(*) from backfill").fetchone() == (1,)
+        con.execute("update backfill set is_paused = 1")  # paused in the UI
+    paused = _make_backfill(env, "2026-05-03", "2026-05-03")
+    assert paused.returncode == 1
+    assert (
+        "(2026-05-01..2026-05-02) is not finished and paused: 2 of its night(s) queued or "
+        "running, 0 done. Airflow runs one backfill of a DAG at a time: let the scheduler "
+        "finish it (`make airflow`, the DAG unpaused; the backfill too: Unpause backfill on "
+        "the DAG's page), then"
+    ) in paused.stderr
+    with sqlite3.connect(db) as con:
         # what the scheduler leaves once it ran both nights
         con.execute("update dag_run set state = 'success'")
         con.execute("update backfill set completed_at = current_timestamp")

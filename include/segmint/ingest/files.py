@@ -68,9 +68,19 @@ def csv_field_re(delim: str = ",") -> str:
     Text after a quoted field's closing quote (``"c"17``) belongs to the field (the record
     is then quarantined, :func:`_bad_quote`): matches are taken wherever they start, so a
     pattern stopping at the quote dropped the ``17`` without a trace.
+
+    Spaces before a quoted field's opening quote (``"c1", "Paris, FR"``, as some exporters
+    write every field after the first) are part of the match; :func:`_raw_fields` drops them.
     """
     d = re.escape(delim)
-    return rf'{d}("(?:[^"]|"")*"[^{d}]*|[^{d}]*)'
+    return rf'{d}( *"(?:[^"]|"")*"[^{d}]*|[^{d}]*)'
+
+
+def _plain_field_re(delim: str = ",") -> str:
+    """An unquoted CSV field that is not empty: anything without the separator but spaces
+    followed by a quote (which open a quoted field, :func:`csv_field_re`)."""
+    d = re.escape(delim)
+    return f'(?: *[^ {d}"][^{d}]*| +)'
 
 
 CSV_FIELD_RE = csv_field_re(",")
@@ -82,15 +92,16 @@ def csv_open_quote_res(delim: str = ",") -> tuple[str, str]:
     (the rest of a multi-line field).
 
     As in RFC 4180 readers (Python's csv, DuckDB's), a quote opens a quoted field only at the
-    start of a field: ``TV 55" screen`` is a field holding a quote, not the start of a field
+    start of a field (after any spaces, as DuckDB and Python's ``skipinitialspace`` read
+    ``"a", "b"``): ``TV 55" screen`` is a field holding a quote, not the start of a field
     running onto the next lines (which swallowed every line up to the next stray quote).
     Inside a quoted field ``""`` is a quote; text after the closing quote stays in its field.
     """
     d = re.escape(delim)
     content = '(?:[^"]|"")*'
     rest = f'(?:[^{d}"][^{d}]*)?'
-    done = f'(?:"{content}"{rest}|[^{d}"][^{d}]*|)'
-    opens = f'(?:{done}{d})*"{content}'
+    done = f'(?: *"{content}"{rest}|{_plain_field_re(delim)}|)'
+    opens = f'(?:{done}{d})* *"{content}'
     return opens, f'{content}|{content}"{rest}{d}{opens}'
 
 
@@ -1429,11 +1440,19 @@ def _raw_fields(expr: str, delim: str = ",") -> str:
 
     A record without any double quote is split on its separators (the same fields, several
     times cheaper than the regular expression, which only records with quotes need).
+
+    A quoted field written after spaces (``"c1", "Paris, FR"``: some exporters put a space
+    after every separator) is the quoted field, as DuckDB's reader and Python's csv with
+    ``skipinitialspace`` read it: the spaces are dropped, so its quotes come off and a
+    separator inside it splits nothing (a header so written was read as ``'"updated_at"'``
+    and its file failed). Only records holding a space before a quote pay for the check.
     """
+    fields = f"regexp_extract_all({_lit(delim)} || {expr}, {_lit(csv_field_re(delim))}, 1)"
     return (
-        f"case when contains({expr}, '\"') "
-        f"then regexp_extract_all({_lit(delim)} || {expr}, {_lit(csv_field_re(delim))}, 1) "
-        f"else string_split({expr}, {_lit(delim)}) end"
+        f"case when not contains({expr}, '\"') then string_split({expr}, {_lit(delim)}) "
+        f"when not contains({expr}, ' \"') then {fields} "
+        f"else list_transform({fields}, lambda x: case when starts_with(x, ' ') "
+        "and starts_with(ltrim(x, ' '), '\"') then ltrim(x, ' ') else x end) end"
     )
 
 
@@ -1465,7 +1484,7 @@ def csv_record_re(delim: str = ",") -> str:
     """Regular expression (full match) for a CSV record whose every field starting with a
     quote is a well-formed quoted field (closed, then the separator or the end)."""
     d = re.escape(delim)
-    field = f'(?:"(?:[^"]|"")*"|[^{d}"][^{d}]*|)'
+    field = f'(?: *"(?:[^"]|"")*"|{_plain_field_re(delim)}|)'
     return f"{field}(?:{d}{field})*"
 
 

@@ -2653,10 +2653,13 @@ def _ingest(ingest: Ingest, settings: Settings, as_of: date) -> StageResult:
 # characters only and NaN in a Parquet float column missing since 2026-12-07; an id's
 # Unicode spaces and zero-width characters at its ends trimmed, NFC, and one holding a C1
 # control quarantined since 2026-12-07.2; a CSV field written as Excel's text formula,
-# ="c1", read as its text since 2026-12-07.3).
+# ="c1", read as its text since 2026-12-07.3; a CSV field quoted after a space, , "c1", read
+# without its quotes since 2026-12-07.h98).
 # Bump it (a date; ".2" after it for a second bump that day) when a release reads some ids
 # otherwise: raw rows an earlier release loaded are then checked once.
-ID_RULE_VERSION = "2026-12-07.3"
+ID_RULE_VERSION = "2026-12-07.h98"
+# A whole quoted CSV field.
+QUOTED_FIELD_RE = '"(?:[^"]|"")*"'
 
 
 def _ids_checked(con: duckdb.DuckDBPyConnection, now: datetime) -> bool:
@@ -2720,6 +2723,12 @@ def _stale_id_sql(c: str) -> tuple[str, str]:
             "'is now ''' || replace(regexp_extract("
             + c
             + """, '="(.*)"', 1), '""', '"') || ''''""",
+        ),
+        # A CSV field quoted after a space (, "c1"), kept with its quotes before 2026-12-07.h98.
+        (
+            f"starts_with({c}, '\"') and contains(_source_file, '.csv') "
+            f"and regexp_full_match({c}, {_lit(QUOTED_FIELD_RE)})",
+            f"""'is now ''' || replace({c}[2:-2], '""', '"') || ''''""",
         ),
         # A JSON true or false (a CSV's 'true' was text, and still is).
         (

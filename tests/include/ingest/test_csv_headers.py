@@ -1,0 +1,83 @@
+"""CSV headers and records as real exporters write them, and the errors odd headers get.
+
+Every test uses real files and the real ingest, and checks where each row went.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from segmint.ingest import loader, run_ingest
+from tests.include.ingest.conftest import D1, write_lines
+
+
+def _accounting_holds(query) -> None:
+    broken = query(
+        "select path from ops.load_manifest "
+        "where rows_read <> rows_loaded + rows_quarantined + rows_duplicate + rows_erased"
+    )
+    assert broken == []
+
+
+def test_quoted_fields_after_a_space_are_read_as_quoted(settings, landing, query):
+    """Some exporters write a space after every comma and quote every field
+    ('"customer_id", "city", "updated_at"'). The header was read as '"city"' and
+    '"updated_at"' (quotes kept): the file failed, suggesting the alias '"updated_at"'; a
+    record's '"Paris, FR"' was split at its comma. As DuckDB and Python's csv with
+    skipinitialspace read them, the spaces before a quote are dropped and the field is the
+    quoted one; a malformed one is quarantined with its file and line."""
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "spaced.csv").write_bytes(
+        b'"customer_id", "city", "updated_at"\r\n'
+        b'"s1", "Paris, FR", "2026-05-01T10:00:00Z"\r\n'
+        b'"s2", "Lyon\r\nCentre", "2026-05-01T10:00:00Z"\r\n'
+        b"s3,  Nice , 2026-05-01\r\n"
+        b'"s4",  "Metz" x, 2026-05-01\r\n'
+        b'"s5", "unclosed, 2026-05-01\r\n'
+    )
+    # A quote inside an unquoted field after a space opens nothing.
+    (crm / "inner.csv").write_bytes(b'customer_id,city,updated_at\ni1,TV 55" "x",2026-05-01\n')
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert query(
+        "select _source_file, _source_line, customer_id, city, updated_at::date::varchar "
+        "from raw.customers order by 1, 2"
+    ) == [
+        ("crm/dt=2026-06-01/inner.csv", 2, "i1", 'TV 55" "x"', "2026-05-01"),
+        ("crm/dt=2026-06-01/spaced.csv", 2, "s1", "Paris, FR", "2026-05-01"),
+        ("crm/dt=2026-06-01/spaced.csv", 3, "s2", "Lyon\r\nCentre", "2026-05-01"),
+        ("crm/dt=2026-06-01/spaced.csv", 5, "s3", "Nice", "2026-05-01"),
+    ]
+    assert query("select source_file, line_number, reasons from ops.quarantine order by 1, 2") == [
+        (
+            "crm/dt=2026-06-01/spaced.csv",
+            6,
+            ["malformed CSV: text after the closing quote of field 2 (city)"],
+        ),
+        ("crm/dt=2026-06-01/spaced.csv", 7, ["malformed CSV: unbalanced quotes"]),
+    ]
+
+
+def test_ids_stored_with_the_quotes_of_a_spaced_field_are_named_until_reloaded(
+    settings, landing, query
+):
+    """A release before 2026-12-07.h98 stored an id quoted after a space (', "c1"') with its
+    quotes ('"c1"'); the same customer's next export loads as 'c1'. The rows are named once,
+    with the id they now read as, until their files are read again."""
+    write_lines(
+        landing / "events/dt=2026-06-01/e.csv",
+        ["event_id,event_type,event_ts,customer_id", 'e1,page_view,2026-06-01T10:00:00Z, "c1"'],
+    )
+    run_ingest(settings, D1)
+    assert query("select customer_id from raw.events") == [("c1",)]
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute("""update raw.events set customer_id = '"c1"'""")
+    con.execute("drop table ops.id_rule")
+    con.close()
+    result = run_ingest(settings, D1)
+    (said,) = [w for w in result.warnings if "loaded by an earlier segmint" in w]
+    assert """(customer_id '"c1"' is now 'c1'; the first in partition 2026-06-01)""" in said
+    run_ingest(settings, D1, reload_since=D1)
+    assert query("select customer_id from raw.events") == [("c1",)]
+    assert query("select version from ops.id_rule") == [(loader.ID_RULE_VERSION,)]

@@ -1759,6 +1759,20 @@ def _read_csv(
         if i not in headers:
             continue
         _, header_line, by_delim = headers[i]
+        # A header ending in a bare CR in a file of LF or CRLF lines (its other lines end so:
+        # a CR alone is then text) runs into the first record: its names are no columns,
+        # and the alias the error suggested for the last one was 'updated_at\rg1'.
+        if "\r" in header_line.rstrip("\r"):
+            before, after = header_line.split("\r", 1)
+            failed[i] = (
+                "CSV header holds a carriage return not followed by a line feed (after "
+                f"{before[-60:]!r}, before {after[:60]!r}): in a file whose other lines end in "
+                "LF or CRLF a bare CR is no line end, so it is read as part of the header. "
+                "If it ends the header (an old Mac line end), export the file again with one "
+                "kind of line end, or put a line feed after it (sed '1s/\\r/\\r\\n/'); "
+                "else remove it from the header"
+            )
+            continue
         required = required_fields(files[i].source, optional)
         # The first separator whose header names every required column (else the comma).
         splits = {

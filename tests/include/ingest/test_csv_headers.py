@@ -6,8 +6,10 @@ Every test uses real files and the real ingest, and checks where each row went.
 from __future__ import annotations
 
 import duckdb
+import pytest
 
 from segmint.ingest import loader, run_ingest
+from segmint.stages import InputError
 from tests.include.ingest.conftest import D1, write_lines
 
 
@@ -81,3 +83,32 @@ def test_ids_stored_with_the_quotes_of_a_spaced_field_are_named_until_reloaded(
     run_ingest(settings, D1, reload_since=D1)
     assert query("select customer_id from raw.events") == [("c1",)]
     assert query("select version from ops.id_rule") == [(loader.ID_RULE_VERSION,)]
+
+
+def test_a_header_ending_in_a_bare_carriage_return_fails_saying_so(settings, landing, query):
+    """A header ended by a bare CR in a file of LF lines ran into the first record: the
+    file failed (rightly) suggesting the alias updated_at = ['updated_at\\rg1']. The error
+    now says what is wrong and how to mend it; the mended file loads every row."""
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "cr.csv").write_bytes(
+        b"customer_id,city,updated_at\rg1,Paris,2026-05-01\ng2,Lyon,2026-05-01\n"
+    )
+    with pytest.raises(InputError) as err:
+        run_ingest(settings, D1)
+    said = str(err.value)
+    assert (
+        "crm/dt=2026-06-01/cr.csv: CSV header holds a carriage return not followed by a line "
+        "feed (after 'customer_id,city,updated_at', before 'g1,Paris,2026-05-01')"
+    ) in said
+    assert "sed '1s/\\r/\\r\\n/'" in said
+    assert "alias" not in said and "field_aliases" not in said
+    (crm / "cr.csv").write_bytes(
+        b"customer_id,city,updated_at\r\ng1,Paris,2026-05-01\ng2,Lyon,2026-05-01\n"
+    )
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert query("select _source_line, customer_id from raw.customers order by 1") == [
+        (2, "g1"),
+        (3, "g2"),
+    ]

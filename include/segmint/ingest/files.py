@@ -47,6 +47,7 @@ from segmint.config import landing_problem
 from segmint.ingest.contract import (
     FIELDS,
     FORMATS,
+    INVISIBLE_CHARS,
     READ_AS,
     SOURCES,
     field_names,
@@ -1516,15 +1517,51 @@ def doc_keys(
     """The document keys of a CSV header's or Parquet file's ``columns``: trimmed and
     lower-cased; for each contract field, the first column named as the field or one of its
     aliases (in that order) is keyed by the field's name, a later alias's column by the alias
-    as written (the name the record's next value is read from when the first has none)."""
-    keys = [c.strip().lower() for c in columns]
+    as written (the name the record's next value is read from when the first has none).
+
+    Trimmed of what is invisible at a name's ends too (:func:`_column_key`): a byte-order
+    mark before a name (files joined after their first), a zero-width space, a no-break
+    space, a NUL. Such a header failed its file, the error suggesting the alias
+    ``'\\ufeffupdated_at'`` (no TOML reads that name: single quotes take no escapes)."""
+    keys = [_column_key(c) for c in columns]
     if not aliases:
         return keys
     for name, landing in field_names(source, aliases).items():
         for alias in [n for n in landing if n != name]:
-            if alias.strip().lower() in keys:
-                keys[keys.index(alias.strip().lower())] = alias if name in keys else name
+            if _column_key(alias) in keys:
+                keys[keys.index(_column_key(alias))] = alias if name in keys else name
     return keys
+
+
+_NAME_EDGE_CHARS = INVISIBLE_CHARS + "\x00"
+
+
+def _column_key(name: str) -> str:
+    """A column name as a document key: lower-cased, trimmed of spaces, control and
+    zero-width characters (:data:`~segmint.ingest.contract.INVISIBLE_CHARS`, NUL)."""
+    return name.strip().strip(_NAME_EDGE_CHARS).lower()
+
+
+def _toml_str(name: str) -> str:
+    """``name`` as a TOML string that reads back as ``name``, for a setting an error suggests:
+    a literal string (``'Record ID'``) when it can be one, else a basic string whose
+    invisible characters are escapes (``"updated\\u00a0at"``): Python's repr,
+    ``'updated\\xa0at'``, read in TOML as a backslash and three letters."""
+    if name.isprintable() and "'" not in name:
+        return f"'{name}'"
+    escaped = "".join(
+        c
+        if c.isprintable() and c not in '"\\'
+        else (
+            f"\\{c}"
+            if c in '"\\'
+            else f"\\u{ord(c):04x}"
+            if ord(c) < 0x10000
+            else f"\\U{ord(c):08x}"
+        )
+        for c in name
+    )
+    return f'"{escaped}"'
 
 
 def _spelling(name: str) -> str:
@@ -1643,7 +1680,7 @@ def _missing(
                 (
                     n,
                     f"column {c[0]!r} is spelt alike: if it is {n}, name it in "
-                    f"[ingest.field_aliases.{source}]: {n} = [{c[0]!r}]",
+                    f"[ingest.field_aliases.{source}]: {n} = [{_toml_str(c[0])}]",
                 )
                 for n, c in like.items()
             ),
@@ -1656,7 +1693,8 @@ def _missing(
                         else f"columns {', '.join(map(repr, found))} look like {several}: if "
                         f"one is {n}"
                     )
-                    + f", name it in [ingest.field_aliases.{source}]: {n} = [{found[0]!r}]",
+                    + f", name it in [ingest.field_aliases.{source}]: "
+                    + f"{n} = [{_toml_str(found[0])}]",
                 )
                 for n, (found, one, several) in guessed.items()
             ),

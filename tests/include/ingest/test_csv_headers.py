@@ -5,6 +5,9 @@ Every test uses real files and the real ingest, and checks where each row went.
 
 from __future__ import annotations
 
+import dataclasses
+import tomllib
+
 import duckdb
 import pytest
 
@@ -111,4 +114,51 @@ def test_a_header_ending_in_a_bare_carriage_return_fails_saying_so(settings, lan
     assert query("select _source_line, customer_id from raw.customers order by 1") == [
         (2, "g1"),
         (3, "g2"),
+    ]
+
+
+def test_invisible_characters_at_a_header_names_ends_are_no_part_of_it(settings, landing, query):
+    """A BOM before a name (files joined after their first), a zero-width space, a NUL at
+    a name's end: the file failed for lacking the field, its error suggesting an alias
+    that holds the invisible character. Such names now read as the field, as ids do."""
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    for k, header in enumerate(
+        [
+            "customer_id,city,\ufeffupdated_at",
+            "customer_id\u200b,city,updated_at",
+            "\u2060customer_id,city\u00a0,updated_at\x00",
+        ]
+    ):
+        (crm / f"h{k}.csv").write_text(f"{header}\nc{k},Lyon,2026-05-01\n", encoding="utf-8")
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert query("select _source_file, customer_id, city from raw.customers order by 1") == [
+        (f"crm/dt=2026-06-01/h{k}.csv", f"c{k}", "Lyon") for k in range(3)
+    ]
+
+
+def test_an_alias_suggested_for_a_name_with_an_invisible_character_reads_it(
+    settings, landing, query
+):
+    """A header name holding a no-break space ('updated<NBSP>at') fails its file with the
+    setting that reads it; that setting was Python's repr, ['updated\\xa0at'], which TOML
+    reads as a backslash and three letters. It is now a TOML string that reads the name."""
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "nbsp.csv").write_text(
+        "customer_id,city,updated\u00a0at\nc1,Lyon,2026-05-01\n", encoding="utf-8"
+    )
+    with pytest.raises(InputError) as err:
+        run_ingest(settings, D1)
+    said = str(err.value)
+    setting = said[said.index("[ingest.field_aliases.crm]: ") :].split(": ", 1)[1]
+    setting = setting[: setting.index("]") + 1]
+    assert setting == 'updated_at = ["updated\\u00a0at"]'
+    aliases = tomllib.loads(f"[ingest.field_aliases.crm]\n{setting}\n")["ingest"]["field_aliases"]
+    ingest = dataclasses.replace(settings.ingest, field_aliases=aliases)
+    run_ingest(dataclasses.replace(settings, ingest=ingest), D1)
+    _accounting_holds(query)
+    assert query("select customer_id, updated_at::date::varchar from raw.customers") == [
+        ("c1", "2026-05-01")
     ]

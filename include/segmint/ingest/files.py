@@ -918,6 +918,8 @@ BARE_CR_MARK = "\uffff"
 # "Saint\r\nDenis" was stored as "Saint\nDenis" until 2026-12-07).
 CRLF_MARK = "\ufffe"
 _BARE_CR = re.compile(rb"\r(?!\n|\Z)")
+# The same in decoded text (a CR ending the text is judged with the next chunk's first).
+_BARE_CR_TEXT = re.compile(r"\r(?!\n|\Z)")
 # Carriage returns before a CRLF line end ("\r\r\n": a CRLF file converted to CRLF again, or
 # Python's csv module writing on Windows to a file opened without newline=''): DuckDB's line
 # reader began each next line with the line feed, so every record's first field (an id)
@@ -1040,17 +1042,20 @@ def _bare_cr_files(
         return frozenset()
     odd = ids
     if odd_quotes:
-        odd = [
-            r[0]
-            for r in con.execute(
-                f"select distinct _file from {phys} where _file in {_in(ids)} "
-                # A line holding a line feed began after a CR before a CRLF line end; an
-                # empty line may be the second end DuckDB's reader saw in a CRLF line end
-                # of a file whose first line ends in LF (_CR_BEFORE_LF).
-                "and (line = '' or contains(line, chr(10)) or case when contains(line, '\"') "
-                "then (length(line) - length(replace(line, '\"', ''))) % 2 = 1 else false end)"
-            ).fetchall()
-        ]
+        # (And a UTF-8 copy of UTF-16 text holding a bare CR: readable_copy.)
+        odd = sorted(
+            {i for i in ids if files[i].bare_cr}.union(
+                r[0]
+                for r in con.execute(
+                    f"select distinct _file from {phys} where _file in {_in(ids)} "
+                    # A line holding a line feed began after a CR before a CRLF line end; an
+                    # empty line may be the second end DuckDB's reader saw in a CRLF line end
+                    # of a file whose first line ends in LF (_CR_BEFORE_LF).
+                    "and (line = '' or contains(line, chr(10)) or case when contains(line, '\"') "
+                    "then (length(line) - length(replace(line, '\"', ''))) % 2 = 1 else false end)"
+                ).fetchall()
+            )
+        )
     return bare_cr_files(files, odd, legacy)
 
 
@@ -1126,16 +1131,27 @@ def readable_copy(f: LandingFile, legacy: str | None = None, bare_cr: bool = Fal
     if encoding:
         # Excel's "Unicode Text" (and other Windows tools) write UTF-16 with a byte-order
         # mark: every byte pair read as UTF-8 garbled the header past recognition.
+        # A CR alone in it is looked for in the text: the checksum's byte search cannot see
+        # one (two bytes, or four), and two whole records parted by one were read as two
+        # lines, every later line numbered one too far, and in a file of CRLF lines the
+        # character after the CR lost (an id 'g2' loaded as '2'). The copy says so
+        # (``bare_cr``): the reader then looks at it as at a UTF-8 file whose checksum saw one.
+        bare, cr_before = False, False
         with opener(f.abspath, "rb") as src, open(target, "wb") as dst:
             text = io.TextIOWrapper(src, encoding=encoding, errors="replace", newline="")
             while chunk := text.read(_UTF8_CHUNK // 4):
+                if not bare and (cr_before or "\r" in chunk):
+                    bare = (cr_before and chunk[0] != "\n") or _BARE_CR_TEXT.search(
+                        chunk
+                    ) is not None
+                    cr_before = chunk[-1] == "\r"
                 dst.write(chunk.encode("utf-8"))
         log.warning(
             "%s: read as %s (its byte-order mark says so); segmint reads UTF-8",
             f.path,
             encoding.upper(),
         )
-        return dataclasses.replace(f, abspath=target)
+        return dataclasses.replace(f, abspath=target, bare_cr=bare)
     with opener(f.abspath, "rb") as src, open(target, "wb") as dst:
         legacy_lines, bad, long = _copy_lines(
             src, dst, csv=f.fmt == "csv", legacy=legacy, bare_cr=bare_cr

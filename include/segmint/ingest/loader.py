@@ -1336,8 +1336,12 @@ class Ingest:
                         ).fetchall()
                         # (Not a gzip file read from a UTF-8 copy of UTF-16 text.)
                         looked = {i for i in gz if gzip_named(files[i])}
+                        # (And a UTF-8 copy of UTF-16 text holding a bare CR, whose
+                        # checksum could not see it: files.readable_copy.)
                         cut_files = sorted(
-                            r[0] for r in cut if r[0] not in bare_cr and r[0] not in looked
+                            {r[0] for r in cut}.union(i for i in readable if files[i].bare_cr)
+                            - bare_cr
+                            - looked
                         )
                         more = bare_cr_files(files, cut_files, self.legacy)
                         if more:

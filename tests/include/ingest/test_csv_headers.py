@@ -6,6 +6,7 @@ Every test uses real files and the real ingest, and checks where each row went.
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 
 import duckdb
@@ -13,7 +14,7 @@ import pytest
 
 from segmint.ingest import loader, run_ingest
 from segmint.stages import InputError
-from tests.include.ingest.conftest import D1, write_lines
+from tests.include.ingest.conftest import D1, event, write_lines
 
 
 def _accounting_holds(query) -> None:
@@ -162,3 +163,38 @@ def test_an_alias_suggested_for_a_name_with_an_invisible_character_reads_it(
     assert query("select customer_id, updated_at::date::varchar from raw.customers") == [
         ("c1", "2026-05-01")
     ]
+
+
+def test_utf16_records_parted_by_a_bare_carriage_return_keep_their_lines(settings, landing, query):
+    """UTF-16 text (Excel's "Unicode Text") whose records are parted by a CR alone in a
+    file of CRLF or LF lines: the checksum's byte search cannot see a two-byte CR, so the
+    two records were read as two lines, every later line numbered one too far, and in a
+    CRLF file the character after the CR lost (the id 'g2' loaded as '2'). They are now
+    read as the same UTF-8 text is: one line, quarantined, the later lines numbered as an
+    editor shows them."""
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    text = "customer_id,city,updated_at\r\ng1,Paris,2026-05-01\rg2,Lyon,2026-05-01\r\n"
+    (crm / "u16.csv").write_bytes(
+        b"\xff\xfe" + (text + "g3,Nice,2026-05-01\r\n").encode("utf-16-le")
+    )
+    day = landing / "events/dt=2026-06-01"
+    day.mkdir(parents=True)
+    lines = [json.dumps(event(f"e{k}")) for k in range(1, 5)]
+    (day / "u16.jsonl").write_bytes(
+        b"\xfe\xff" + f"{lines[0]}\n{lines[1]}\r{lines[2]}\n{lines[3]}\n".encode("utf-16-be")
+    )
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert query("select _source_line, customer_id from raw.customers") == [(3, "g3")]
+    assert query("select _source_line, event_id from raw.events order by 1") == [
+        (1, "e1"),
+        (3, "e4"),
+    ]
+    got = query("select source_file, line_number, reasons[1] from ops.quarantine order by 1")
+    assert [(f, n) for f, n, _ in got] == [
+        ("crm/dt=2026-06-01/u16.csv", 2),
+        ("events/dt=2026-06-01/u16.jsonl", 2),
+    ]
+    assert got[0][2] == "malformed CSV: 5 fields but the header has 3"
+    assert got[1][2].startswith("malformed JSON: JSON documents parted by a carriage return")

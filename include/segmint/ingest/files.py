@@ -1733,6 +1733,19 @@ def _missing(
     )
 
 
+def _names_together(source: str, keys: list[str]) -> str | None:
+    """The first of a CSV header's document ``keys`` that holds two or more of the
+    contract's field names as words (``customer_id,city,updated_at`` when the whole header
+    line is quoted, ``customer_id city updated_at`` parted by spaces): no column but a
+    header read as one. Its error suggested the alias updated_at = ['customer_id,city,...']
+    (the column "looks like a modification time")."""
+    contract = {f.name for f in FIELDS[source]}
+    for key in keys:
+        if len(contract.intersection(re.split(r"[^0-9a-z_]+", key))) >= 2:
+            return key
+    return None
+
+
 def _numbered_repeats(names: list[str]) -> list[str]:
     """``names`` with each repeat of a name numbered (``notes``, ``notes_2``, ...), skipping
     numbers another column already has."""
@@ -1850,6 +1863,16 @@ def _read_csv(
             continue
         names = _numbered_repeats(names)
         missing = [n for n in required if n not in names]
+        together = _names_together(files[i].source, names) if missing else None
+        if together:
+            failed[i] = (
+                f"CSV header has a column holding several field names ({together!r}): "
+                "they are quoted together as one field, or parted by a "
+                "separator segmint does not read (it reads a comma, semicolon, tab or "
+                "pipe). Export the file again as CSV with one of those separators and "
+                f"quotes around single fields only (header is: {header_line[:200]!r})"
+            )
+            continue
         if missing:
             failed[i] = (
                 "CSV header lacks required column(s) "

@@ -198,3 +198,27 @@ def test_utf16_records_parted_by_a_bare_carriage_return_keep_their_lines(setting
     ]
     assert got[0][2] == "malformed CSV: 5 fields but the header has 3"
     assert got[1][2].startswith("malformed JSON: JSON documents parted by a carriage return")
+
+
+def test_a_header_holding_several_names_in_one_column_fails_saying_so(settings, landing):
+    """A header line quoted whole ('"customer_id,city,updated_at"') or parted by spaces is
+    one column. The file failed (rightly) suggesting the alias
+    updated_at = ['customer_id,city,updated_at'] (it "looks like a modification time"). The
+    error now says the names are in one column and what to export instead."""
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "whole.csv").write_text('"customer_id,city,updated_at"\n"c1,Lyon,2026-05-01"\n')
+    (crm / "spaces.csv").write_text("customer_id city updated_at\nc1 Lyon 2026-05-01\n")
+    with pytest.raises(InputError) as err:
+        run_ingest(settings, D1)
+    said = str(err.value)
+    for name, column in (
+        ("whole", "customer_id,city,updated_at"),
+        ("spaces", "customer_id city updated_at"),
+    ):
+        assert (
+            f"crm/dt=2026-06-01/{name}.csv: CSV header has a column holding several field "
+            f"names ({column!r}): they are quoted together as one field, or parted by a "
+            "separator segmint does not read"
+        ) in said
+    assert "field_aliases" not in said

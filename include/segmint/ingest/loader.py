@@ -2658,10 +2658,10 @@ def _ingest(ingest: Ingest, settings: Settings, as_of: date) -> StageResult:
 # Unicode spaces and zero-width characters at its ends trimmed, NFC, and one holding a C1
 # control quarantined since 2026-12-07.2; a CSV field written as Excel's text formula,
 # ="c1", read as its text since 2026-12-07.3; a CSV field quoted after a space, , "c1", read
-# without its quotes since 2026-12-07.h98).
+# without its quotes since 2026-12-07.4).
 # Bump it (a date; ".2" after it for a second bump that day) when a release reads some ids
 # otherwise: raw rows an earlier release loaded are then checked once.
-ID_RULE_VERSION = "2026-12-07.h98"
+ID_RULE_VERSION = "2026-12-07.4"
 # A whole quoted CSV field.
 QUOTED_FIELD_RE = '"(?:[^"]|"")*"'
 
@@ -2728,7 +2728,7 @@ def _stale_id_sql(c: str) -> tuple[str, str]:
             + c
             + """, '="(.*)"', 1), '""', '"') || ''''""",
         ),
-        # A CSV field quoted after a space (, "c1"), kept with its quotes before 2026-12-07.h98.
+        # A CSV field quoted after a space (, "c1"), kept with its quotes before 2026-12-07.4.
         (
             f"starts_with({c}, '\"') and contains(_source_file, '.csv') "
             f"and regexp_full_match({c}, {_lit(QUOTED_FIELD_RE)})",

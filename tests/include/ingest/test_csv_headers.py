@@ -68,7 +68,7 @@ def test_quoted_fields_after_a_space_are_read_as_quoted(settings, landing, query
 def test_ids_stored_with_the_quotes_of_a_spaced_field_are_named_until_reloaded(
     settings, landing, query
 ):
-    """A release before 2026-12-07.h98 stored an id quoted after a space (', "c1"') with its
+    """A release before 2026-12-07.4 stored an id quoted after a space (', "c1"') with its
     quotes ('"c1"'); the same customer's next export loads as 'c1'. The rows are named once,
     with the id they now read as, until their files are read again."""
     write_lines(

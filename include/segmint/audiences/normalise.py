@@ -34,7 +34,9 @@ Persian digits (and the full-width ``+``) are read as ASCII first. An extension 
 ``ext.``, ``extension``, ``x`` or ``#`` and digits) is removed first; a number with other
 letters in it is left out (their digits would be glued on). Only ``+`` (perhaps in
 brackets, ``(+44) ...``) or the international
-prefix ``00`` (``011`` in the NANP countries) mark a number as international; a trunk prefix
+prefix ``00`` (``011`` in the NANP countries; the country's own prefixes of
+INTERNATIONAL_PREFIXES, Japan's ``010``, Korea's ``001``, Australia's ``0011``) mark a
+number as international; a trunk prefix
 written after its country code (``+44 020 ...``, ``0044 07700 ...``) is dropped, as E.164
 never has one. A number written with the trunk prefix (``0``; ``06`` in Hungary; ``8`` and
 10 digits in Russia and Kazakhstan, whose international prefix is ``810``) is national: the
@@ -59,8 +61,8 @@ without ``+``/``00``/``0`` is national with the calling code prefixed, except wh
 digits already start with the calling code: it may be international without the ``+`` or a
 national number beginning with those digits, so it is left out rather than guessed. So are
 numbers outside 8-15 digits, an Argentine mobile without its area code (``15 4123-4567``),
-``+1`` numbers whose area code starts with 0 or 1 (not NANP: "0011 ..." is Australia's
-international prefix, not handled) and numbers of unknown country.
+``+1`` numbers whose area code starts with 0 or 1 (not NANP) and numbers of unknown
+country.
 
 E-mail platforms (Mailchimp, Klaviyo, Braze) take the address in clear: trimmed, lower-case,
 and only when it looks like an address (one ``@``, a dotted domain, no spaces); phones in
@@ -146,10 +148,56 @@ _SAN_MARINO_LOCAL = "^[89][0-9]{5}$"
 # Mexico: a national number written with a prefix dialled before 2019 ("044 55 1234 5678").
 _MEXICO_LEGACY_PREFIX = "^0(?:1|2|44|45)([0-9]{10})$"
 
+# International prefixes other than a plain "00", from libphonenumber's metadata
+# (``internationalPrefix``, checked 2026-12), for the countries of the table: Japan dials
+# abroad with 010, Korea, Thailand, Indonesia, Cambodia, Tanzania, Uganda and Colombia with
+# 00 and a carrier code, Australia with 0011 (or 0014 ... 0019), Singapore with 0[0-3] and a
+# digit, Taiwan with 002, 005 ... 009 or 019, Kenya 000, Nigeria 009; Israel (01x), New
+# Zealand (0161), Uruguay (01xx), Mexico (09), Finland (99x), Iceland (1xxx) and Chile (1xx0)
+# also have carrier prefixes besides their 00 (Peru's "19xx00" is not listed: Lima's national
+# numbers start with 1). "00" alone was stripped: "010 1 212 555 1234" (JP) became
+# +81 10 1212..., "001 44 20 ..." (KR) +1 44 20 ..., numbers of nobody. As libphonenumber
+# does, a prefix is only stripped when a calling code (never starting with 0) follows it.
+# Hong Kong's and Bolivia's prefixes ("00" and an optional carrier code) are not listed:
+# "00 1 212 ..." and "001 44 ..." cannot be told apart there; "00" is read as before.
+INTERNATIONAL_PREFIXES = {
+    "JP": "010",
+    "KR": "00(?:[125689]|3(?:[46]5|91)|7(?:00|27|3|55|6[126]))",
+    "AU": "001[14-689]|14(?:1[14]|34|4[17]|[56]6|7[47]|88)0011",
+    "SG": "0[0-3][0-9]",
+    "TH": "00[1-9]",
+    "ID": "00[89]",
+    "KH": "00[14-9]",
+    "TW": "0(?:0[25-79]|19)",
+    "KE": "000",
+    "NG": "009",
+    "TZ": "00[056]",
+    "UG": "00[057]",
+    "CO": "00(?:4(?:[14]4|56)|[579])",
+    "IL": "01[2-9]",
+    "NZ": "0161",
+    "UY": "01[3-9][0-9]",
+    "MX": "09",
+    "FI": "99(?:[01469]|5(?:[14]1|3[23]|5[59]|77|88|9[09]))",
+    "IS": "1(?:0(?:01|[12]0)|100)",
+    "CL": "1(?:1[0-69]|2[02-5]|5[13-58]|69|7[0167]|8[018])0",
+}
+
 
 def _calling_code_sql(country: str) -> str:
     cases = " ".join(f"when '{iso}' then '{code}'" for iso, code in CALLING_CODES.items())
     return f"(case upper(trim({country})) {cases} else null end)"
+
+
+def _international_prefix_sql(digits: str, country: str) -> str:
+    """SQL: CASE branches reading ``digits`` that start with the customer's country's
+    international prefix (INTERNATIONAL_PREFIXES) as ``+`` and what follows it."""
+    return " ".join(
+        f"when upper(trim({country})) = '{iso}' "
+        f"and regexp_matches({digits}, '^(?:{prefix})[1-9]') "
+        f"then '+' || regexp_replace({digits}, '^(?:{prefix})', '')"
+        for iso, prefix in INTERNATIONAL_PREFIXES.items()
+    )
 
 
 def _national_number_sql(digits: str, country: str) -> str:
@@ -254,6 +302,7 @@ def e164_sql(phone: str, country: str) -> str:
             and regexp_matches({digits}, '{_BRAZIL_INTERNATIONAL_PREFIX}')
             and not regexp_matches({digits}, '{_BRAZIL_CALLING_ITSELF}')
             then '+' || substr({digits}, 5)
+        {_international_prefix_sql(digits, country)}
         when starts_with({digits}, '00') then '+' || substr({digits}, 3)
         when {cc} is null then null
         when {cc} = '1' then (case

@@ -383,6 +383,34 @@ def test_latin_american_national_spellings_reach_every_file_in_e164(built, tmp_p
         assert braze[customer] == e164
 
 
+def test_platform_files_read_each_countrys_international_prefix(built, tmp_path):
+    # Japan dials abroad with 010, Korea with 00 and a carrier digit (001), Australia with
+    # 0011: the files held "+811012125551234", "+1442071838750", numbers of nobody.
+    phones = {
+        "C06": ("010 1 212 555 1234", "JP", "+12125551234"),
+        "C07": ("001 44 20 7183 8750", "KR", "+442071838750"),
+        "C08": ("0011 44 20 7183 8750", "AU", "+442071838750"),
+        "C10": ("011 44 20 7183 8750", "US", "+442071838750"),
+    }
+    con = connect(built.warehouse)
+    for customer, (phone, country, _) in phones.items():
+        con.execute(
+            "update marts.customers set phone = ?, country = ? where customer_id = ?",
+            [phone, country, customer],
+        )
+    con.close()
+    export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
+    export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
+    export_audience(built, "everyone", "braze", tmp_path / "b.csv")
+    google = {r["Phone"] for r in _rows(tmp_path / "g.csv")}
+    meta = {r["phone"] for r in _rows(tmp_path / "m.csv")}
+    braze = {r["external_id"]: r["phone"] for r in _rows(tmp_path / "b.csv")}
+    for customer, (_, _, e164) in phones.items():
+        assert _sha(e164) in google, customer
+        assert _sha(e164[1:]) in meta, customer
+        assert braze[customer] == e164
+
+
 def test_platform_files_hash_names_in_nfc_with_combining_marks(built, tmp_path):
     # C10 stored decomposed (NFD) 'José'; C11 a Hindi name whose vowel signs are marks.
     con = connect(built.warehouse)

@@ -126,8 +126,8 @@ def test_e164(phone, country, expected):
         ("30 1234567", "DE", "+49301234567"),  # national without the trunk zero
         ("+49 4921 1234567", "DE", "+4949211234567"),
         ("0049 4921 1234567", "DE", "+4949211234567"),
-        # Australia's international prefix 0011 read as 00: "+1144...", not a NANP number.
-        ("0011 44 20 7183 8750", "AU", None),
+        # Australia's international prefix 0011 (it was read as 00: "+1144...").
+        ("0011 44 20 7183 8750", "AU", "+442071838750"),
         ("+1 123 555 2671", "US", None),
     ],
 )
@@ -375,6 +375,48 @@ def test_e164_reads_full_width_and_arabic_indic_digits(phone, country, expected)
     ],
 )
 def test_e164_a_plus_in_brackets_is_international(phone, country, expected):
+    assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
+
+
+@pytest.mark.parametrize(
+    ("phone", "country", "expected"),
+    [
+        # Each country's international prefix (libphonenumber's internationalPrefix); "00"
+        # alone was stripped and the carrier digit read as a calling code, or Japan's 010
+        # as a trunk 0.
+        ("010 1 212 555 1234", "JP", "+12125551234"),
+        ("010-44-20-7183-8750", "JP", "+442071838750"),
+        ("001 44 20 7183 8750", "KR", "+442071838750"),
+        ("00700 1 212 555 1234", "KR", "+12125551234"),
+        ("0011 44 20 7183 8750", "AU", "+442071838750"),
+        ("0014 44 20 7183 8750", "AU", "+442071838750"),
+        ("001 1 212 555 1234", "TH", "+12125551234"),
+        ("008 44 20 7183 8750", "ID", "+442071838750"),
+        ("002 44 20 7183 8750", "TW", "+442071838750"),
+        ("019 44 20 7183 8750", "TW", "+442071838750"),
+        ("000 44 20 7183 8750", "KE", "+442071838750"),
+        ("009 44 20 7183 8750", "NG", "+442071838750"),
+        ("005 44 20 7183 8750", "CO", "+442071838750"),
+        ("013 44 20 7183 8750", "IL", "+442071838750"),
+        ("0161 44 20 7183 8750", "NZ", "+442071838750"),
+        ("09 1 212 555 1234", "MX", "+12125551234"),
+        ("990 44 20 7183 8750", "FI", "+442071838750"),
+        ("1100 44 20 7183 8750", "IS", "+442071838750"),
+        ("1120 44 20 7183 8750", "CL", "+442071838750"),
+        # "00" stays international where the country dials it too ...
+        ("00 44 20 7183 8750", "AU", "+442071838750"),
+        ("00 44 20 7183 8750", "IL", "+442071838750"),
+        ("00 1 212 555 1234", "HK", "+12125551234"),
+        # ... and national numbers are not taken for a prefix.
+        ("03-1234-5678", "JP", "+81312345678"),
+        ("0120-123-456", "JP", "+81120123456"),
+        ("02 1234 5678", "AU", "+61212345678"),
+        ("02-2345-6789", "TW", "+886223456789"),
+        ("050-123-4567", "IL", "+972501234567"),
+        ("010-1234-5678", "KR", "+821012345678"),
+    ],
+)
+def test_e164_reads_each_countrys_international_prefix(phone, country, expected):
     assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
 
 

@@ -61,8 +61,8 @@ without ``+``/``00``/``0`` is national with the calling code prefixed, except wh
 digits already start with the calling code: it may be international without the ``+`` or a
 national number beginning with those digits, so it is left out rather than guessed. So are
 numbers outside 8-15 digits, an Argentine mobile without its area code (``15 4123-4567``),
-``+1`` numbers whose area code starts with 0 or 1 (not NANP) and numbers of unknown
-country.
+``+1`` numbers whose area code starts with 0 or 1 or that have other than 10 digits after
+the 1 (not NANP), ``+7`` numbers without 10 digits and numbers of unknown country.
 
 E-mail platforms (Mailchimp, Klaviyo, Braze) take the address in clear: trimmed, lower-case,
 and only when it looks like an address (one ``@``, a dotted domain, no spaces); phones in
@@ -329,11 +329,15 @@ def e164_sql(phone: str, country: str) -> str:
         _argentina_mobile_sql(_without_written_trunk_sql(mexico))
     )
     return (
-        # +1 numbers are NANP: area code 2-9 ("0011 44 ...", Australia's international
-        # prefix, would otherwise become "+1144..."). No Argentine number starts with 15:
-        # "15 4123-4567" is a mobile dialled locally, without its area code.
+        # +1 numbers are NANP: an area code 2-9 and exactly 10 digits ("+1 415 555 26711"
+        # passed the 8-15 digit check, as did "00 1 ..." misreads of a carrier code); +7
+        # numbers (Russia, Kazakhstan) have 10 digits too. No Argentine number starts with
+        # 15: "15 4123-4567" is a mobile dialled locally, without its area code.
         f"(case when regexp_matches({candidate}, '^\\+[1-9][0-9]{{7,14}}$') "
-        f"and not starts_with({candidate}, '+10') and not starts_with({candidate}, '+11') "
+        f"and (not starts_with({candidate}, '+1') "
+        f"or regexp_matches({candidate}, '^\\+1[2-9][0-9]{{9}}$')) "
+        f"and (not starts_with({candidate}, '+7') "
+        f"or regexp_matches({candidate}, '^\\+7[0-9]{{10}}$')) "
         f"and not starts_with({candidate}, '+5415') "
         # Côte d'Ivoire's numbers have 10 digits since 2021: an 8-digit one of before
         # ("07 12 34 56") became two digits longer, by operator; it is not guessed.

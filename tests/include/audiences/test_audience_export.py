@@ -411,6 +411,19 @@ def test_platform_files_read_each_countrys_international_prefix(built, tmp_path)
         assert braze[customer] == e164
 
 
+def test_platform_files_leave_out_a_nanp_number_without_ten_digits(built, tmp_path):
+    # "+1 415 555 26711" (a digit too many) passed the 8-15 digit check: hashed for Google
+    # and Meta, written to the Braze file, a number of nobody.
+    con = connect(built.warehouse)
+    con.execute("update marts.customers set phone = '+1 415 555 26711' where customer_id = 'C01'")
+    con.close()
+    export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
+    export_audience(built, "everyone", "braze", tmp_path / "b.csv")
+    google = {r["Phone"] for r in _rows(tmp_path / "g.csv")}
+    assert _sha("+141555526711") not in google
+    assert {r["external_id"]: r["phone"] for r in _rows(tmp_path / "b.csv")}["C01"] == ""
+
+
 def test_platform_files_hash_names_in_nfc_with_combining_marks(built, tmp_path):
     # C10 stored decomposed (NFD) 'José'; C11 a Hindi name whose vowel signs are marks.
     con = connect(built.warehouse)

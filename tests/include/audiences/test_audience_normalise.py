@@ -420,6 +420,26 @@ def test_e164_reads_each_countrys_international_prefix(phone, country, expected)
     assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
 
 
+@pytest.mark.parametrize(
+    ("phone", "country", "expected"),
+    [
+        # NANP numbers have exactly 10 digits after the 1: a digit too many or too few
+        # passed the 8-15 digit check and was hashed, a number of nobody.
+        ("+1 415 555 26711", "US", None),
+        ("+1 415 555 267", "US", None),
+        ("00 1 415 555 26712", "DE", None),
+        ("+1 415 555 2671", "US", "+14155552671"),
+        ("00 1 415 555 2671", "DE", "+14155552671"),
+        # So do Russia's and Kazakhstan's (+7).
+        ("+7 916 123 45 678", "RU", None),
+        ("+7 916 123 45 6", "KZ", None),
+        ("+7 916 123 45 67", "KZ", "+79161234567"),
+    ],
+)
+def test_e164_nanp_and_plus_7_numbers_have_ten_digits(phone, country, expected):
+    assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
+
+
 def test_meta_name_zip_country_rules():
     assert _eval(meta_name_sql("n"), n="  de Vries ") == "devries"
     assert _eval(meta_name_sql("n"), n="O'Brien") == "obrien"

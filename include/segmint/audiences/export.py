@@ -39,7 +39,8 @@ Formats:
     without a usable address is left out (an ESP cannot send to them) and counted in the
     result. Mailchimp and Klaviyo key contacts by address: their files have one row per
     address (the record changed last), and the customers sharing it are counted and
-    listed in ``export_members``.
+    listed in ``export_members``. Mailchimp's text fields hold 255 bytes: a longer name is
+    cut there at a character (``ESP_TEXT_LIMITS``) and the rows are counted.
 ``diff``
     ``customer_id, change`` (``entered`` / ``exited``) against the list of the audience's
     last ``diff`` export of an earlier as-of date (everyone is ``entered`` on the first
@@ -154,6 +155,9 @@ class ExportResult:
     # Mailchimp and Klaviyo files: customers whose address is already on another row (one
     # row per address: those platforms key contacts by it). They are on the list all the same.
     same_address: int = 0
+    # Mailchimp files: rows whose first or last name was longer than the platform keeps
+    # (ESP_TEXT_LIMITS) and was cut, at a character, to fit.
+    names_cut: int = 0
 
     @property
     def warning(self) -> str | None:
@@ -194,6 +198,11 @@ class ExportResult:
             base += (
                 f" ({self.same_address} sharing an e-mail address with another customer of "
                 "the file: one row per address)"
+            )
+        if self.names_cut:
+            base += (
+                f" ({self.names_cut} with a name longer than {self.format} keeps: cut to "
+                f"{ESP_TEXT_LIMITS.get(self.format)} bytes)"
             )
         warning = f"\n  warning: {self.warning}" if self.warning else ""
         return (
@@ -398,6 +407,10 @@ def export_with_connection(
     listed_count = con.execute("select count(*) from _export_rows").fetchone()[0]
     rows = con.execute(f"select count(*) from _export_rows {file_rows}").fetchone()[0]
     same_address = listed_count - rows
+    names_cut = 0
+    if fmt in ESP_FORMATS:  # of the file's rows, the names cut to what the platform keeps
+        cut_rows = f"{file_rows} and is_name_cut" if file_rows else "where is_name_cut"
+        names_cut = con.execute(f"select count(*) from _export_rows {cut_rows}").fetchone()[0]
     listed, without_email, without_identifier = "_export_list", 0, 0
     if fmt in ESP_FORMATS or fmt in AD_PLATFORM_FORMATS:
         # Whoever has no usable address (an ESP) or nothing to match (an ad platform) is not
@@ -474,6 +487,7 @@ def export_with_connection(
         int(without_consent),
         int(without_identifier),
         int(same_address),
+        int(names_cut),
     )
 
 
@@ -586,6 +600,23 @@ def _csv_column_sql(column: str, types: dict[str, str]) -> str:
     return _neutralised_sql(expr)
 
 
+# Bytes an ESP keeps of a text field: Mailchimp's text merge fields (First Name, Last Name)
+# hold 255 ("Format guidelines for your import file", "Merge fields"); its import cuts a
+# longer value at the 255th byte, which can split a character of a name in another script.
+# Klaviyo's and Braze's import guides give no limit for these fields: their values are kept.
+ESP_TEXT_LIMITS = {"mailchimp": 255}
+
+
+def _cut_to_bytes_sql(expr: str, limit: int) -> str:
+    """SQL: ``expr`` cut to at most ``limit`` bytes of UTF-8 at a character boundary (the
+    most characters whose bytes fit), white space at its new end removed."""
+    chars = (
+        f"len(list_filter(list_transform(range(1, least(length({expr}), {limit}) + 1), "
+        f"lambda i: strlen(left({expr}, i))), lambda b: b <= {limit}))"
+    )
+    return f"(case when strlen({expr}) > {limit} then rtrim(left({expr}, {chars})) else {expr} end)"
+
+
 # What an ESP's import refuses beyond the common rule. Mailchimp ("Format guidelines for
 # your import file"): "we can only support international characters like ñ or é if they
 # come after the @ symbol": josé@example.com is refused, so it is left out and counted.
@@ -672,6 +703,14 @@ def _format_query(
         # family@, a guest checkout and an account), the file has one row, the record changed
         # last (as for consent), else the first id. Braze keys users by external_id.
         latest = "c.crm_updated_at" if "crm_updated_at" in types else "null"
+        # A name longer than the ESP keeps is cut, at a character, and counted.
+        limit = ESP_TEXT_LIMITS.get(fmt)
+        values = {field: field for _, field in ESP_COLUMNS[fmt]}
+        is_name_cut = "false"
+        if limit:
+            values.update({n: _cut_to_bytes_sql(n, limit) for n in ("first_name", "last_name")})
+            longer = " or ".join(f"strlen({n}) > {limit}" for n in ("first_name", "last_name"))
+            is_name_cut = f"coalesce({longer}, false)"
         query = f"""with normalised as materialized (
             select
                 l.customer_id,
@@ -684,7 +723,8 @@ def _format_query(
         )
         select
             customer_id,
-            {", ".join(f'{field} as "{header}"' for header, field in ESP_COLUMNS[fmt])},
+            {", ".join(f'{values[field]} as "{header}"' for header, field in ESP_COLUMNS[fmt])},
+            {is_name_cut} as is_name_cut,
             row_number() over (
                 partition by email order by updated_at desc nulls last, customer_id
             ) = 1 as is_file_row,

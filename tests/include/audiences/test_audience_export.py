@@ -1172,6 +1172,33 @@ def test_mailchimp_files_leave_out_an_address_with_accents_before_the_at(built, 
     assert klaviyo.without_email == 0
 
 
+def test_mailchimp_files_cut_an_over_long_name_at_a_character_and_count_it(built, tmp_path):
+    """Mailchimp's text fields hold 255 bytes and its import cuts a longer value there,
+    through a character of a name in another script (a broken UTF-8 byte), silently. The
+    file holds at most 255 bytes, cut at a character, and the export line counts them;
+    Klaviyo and Braze document no such limit and get the name as it is."""
+    long_first = "é" * 200  # 400 bytes
+    long_last = "Smith " * 60  # 360 bytes
+    con = connect(built.warehouse)
+    con.execute(
+        "update marts.customers set first_name = ?, last_name = ? where customer_id = 'C01'",
+        [long_first, long_last],
+    )
+    con.close()
+    result = export_audience(built, "mail", "mailchimp", tmp_path / "m.csv")
+    row = next(
+        r for r in _rows(tmp_path / "m.csv") if r["Email Address"] == "anna.smith@example.com"
+    )
+    assert row["First Name"] == "é" * 127  # 254 bytes: a 128th é would not fit
+    assert len(row["Last Name"].encode("utf-8")) <= 255
+    assert long_last.startswith(row["Last Name"]) and not row["Last Name"].endswith(" ")
+    assert result.names_cut == 1
+    assert "1 with a name longer than mailchimp keeps: cut to 255 bytes" in result.line()
+    klaviyo = export_audience(built, "mail", "klaviyo", tmp_path / "k.csv")
+    row = next(r for r in _rows(tmp_path / "k.csv") if r["Email"] == "anna.smith@example.com")
+    assert row["First Name"] == long_first and klaviyo.names_cut == 0
+
+
 def test_mailchimp_and_klaviyo_files_have_one_row_per_address(built, tmp_path, scalar):
     """Felix (C06) and Grace (C07) share an address, both with e-mail consent (a couple's
     family address, or one person's account and guest checkout). The Mailchimp and Klaviyo

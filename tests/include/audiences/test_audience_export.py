@@ -355,15 +355,11 @@ def test_platform_files_drop_a_trunk_prefix_written_after_the_country_code(built
         assert meta[_sha(emails[customer])] == _sha(e164[1:]), customer
 
 
-def test_latin_american_national_spellings_reach_every_file_in_e164(built, tmp_path):
-    # Argentina's mobiles dialled with 15, Brazil's carrier code, Mexico's 044 after +52:
-    # the files held "+54111541234567", "+552111987654321", "+52445512345678", nobody's.
-    phones = {
-        "C06": ("011 15 4123-4567", "AR", "+5491141234567"),
-        "C07": ("(0351) 15 512-3456", "AR", "+5493515123456"),
-        "C08": ("021 (11) 98765-4321", "BR", "+5511987654321"),
-        "C10": ("+52 044 55 1234 5678", "MX", "+525512345678"),
-    }
+def _assert_phones_reach_every_file(
+    built, tmp_path: Path, phones: dict[str, tuple[str, str, str]]
+) -> None:
+    """Give each customer a phone as written and a country (customer -> (phone, country,
+    E.164)); the Google, Meta and Braze files of 'everyone' hold each in E.164."""
     con = connect(built.warehouse)
     for customer, (phone, country, _) in phones.items():
         con.execute(
@@ -381,6 +377,18 @@ def test_latin_american_national_spellings_reach_every_file_in_e164(built, tmp_p
         assert _sha(e164) in google, customer
         assert _sha(e164[1:]) in meta, customer
         assert braze[customer] == e164
+
+
+def test_latin_american_national_spellings_reach_every_file_in_e164(built, tmp_path):
+    # Argentina's mobiles dialled with 15, Brazil's carrier code, Mexico's 044 after +52:
+    # the files held "+54111541234567", "+552111987654321", "+52445512345678", nobody's.
+    phones = {
+        "C06": ("011 15 4123-4567", "AR", "+5491141234567"),
+        "C07": ("(0351) 15 512-3456", "AR", "+5493515123456"),
+        "C08": ("021 (11) 98765-4321", "BR", "+5511987654321"),
+        "C10": ("+52 044 55 1234 5678", "MX", "+525512345678"),
+    }
+    _assert_phones_reach_every_file(built, tmp_path, phones)
 
 
 def test_platform_files_read_each_countrys_international_prefix(built, tmp_path):
@@ -392,23 +400,7 @@ def test_platform_files_read_each_countrys_international_prefix(built, tmp_path)
         "C08": ("0011 44 20 7183 8750", "AU", "+442071838750"),
         "C10": ("011 44 20 7183 8750", "US", "+442071838750"),
     }
-    con = connect(built.warehouse)
-    for customer, (phone, country, _) in phones.items():
-        con.execute(
-            "update marts.customers set phone = ?, country = ? where customer_id = ?",
-            [phone, country, customer],
-        )
-    con.close()
-    export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
-    export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
-    export_audience(built, "everyone", "braze", tmp_path / "b.csv")
-    google = {r["Phone"] for r in _rows(tmp_path / "g.csv")}
-    meta = {r["phone"] for r in _rows(tmp_path / "m.csv")}
-    braze = {r["external_id"]: r["phone"] for r in _rows(tmp_path / "b.csv")}
-    for customer, (_, _, e164) in phones.items():
-        assert _sha(e164) in google, customer
-        assert _sha(e164[1:]) in meta, customer
-        assert braze[customer] == e164
+    _assert_phones_reach_every_file(built, tmp_path, phones)
 
 
 def test_platform_files_leave_out_a_nanp_number_without_ten_digits(built, tmp_path):

@@ -278,12 +278,7 @@ def test_make_backfill_refuses_dates_that_are_no_nights(
     """Checked before Airflow is asked (no AIRFLOW_HOME is created): a reversed range used
     to end in Airflow's 20-line traceback, 2026/06/01 was taken as a date."""
     home = tmp_path / "airflow"
-    proc = subprocess.run(
-        [sys.executable, "-m", "segmint.airflow_env", "backfill", *nights],
-        env={**os.environ, "AIRFLOW_HOME": str(home)},
-        capture_output=True,
-        text=True,
-    )
+    proc = _make_backfill({**os.environ, "AIRFLOW_HOME": str(home)}, *nights)
     assert proc.returncode == 1
     assert message in proc.stderr
     assert not home.exists()
@@ -407,12 +402,7 @@ def test_make_backfill_of_nights_not_over_yet_is_refused_in_one_line(tmp_path: P
     today = datetime.now(UTC).date()
     home = tmp_path / "airflow"
     nights = [str(today), str(today + timedelta(days=1))]
-    proc = subprocess.run(
-        [sys.executable, "-m", "segmint.airflow_env", "backfill", *nights],
-        env={**os.environ, "AIRFLOW_HOME": str(home)},
-        capture_output=True,
-        text=True,
-    )
+    proc = _make_backfill({**os.environ, "AIRFLOW_HOME": str(home)}, *nights)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         f"no backfill created: every night of it, {today}..{today + timedelta(days=1)}: not "

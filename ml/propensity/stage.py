@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -405,22 +406,37 @@ def score_frame(
 ) -> pd.DataFrame:
     from ml.propensity import model as mdl
 
-    p = np.asarray(mdl.predict(estimator, mdl.prepare(frame, numeric, categorical)), dtype=float)
-    # A NaN (or infinite) probability is no score: it would sort above every number and
-    # take decile 10. Such a customer gets no row, so no decile and no score-based audience
-    # (counted and warned by _score).
-    scored = np.isfinite(p)
-    p = p[scored]
+    p = mdl.predict(estimator, mdl.prepare(frame, numeric, categorical))
+    return _scores(frame, p, lambda p: p, model_name, as_of, model_version, run_id, "model")
+
+
+def _scores(
+    frame: pd.DataFrame,
+    raw: Any,
+    score: Callable[[np.ndarray], np.ndarray],
+    model_name: str,
+    as_of: date,
+    model_version: str,
+    run_id: str,
+    ranked_by: str,
+) -> pd.DataFrame:
+    """Rows of ml.propensity_scores for ``frame``'s customers from their ``raw`` values:
+    ``decile`` of ``raw``, ``score`` = ``score(raw)``. A NaN (or infinite) value is no score:
+    it would sort above every number and take decile 10. Such a customer gets no row, so no
+    decile and no score-based audience (counted and warned by _score)."""
+    raw = np.asarray(raw, dtype=float)
+    scored = np.isfinite(raw)
+    raw = raw[scored]
     return pd.DataFrame(
         {
             "customer_id": frame["customer_id"].astype(object).to_numpy()[scored],
             "as_of_date": as_of,
             "model_name": model_name,
-            "score": p.astype(float),
-            "decile": m.deciles(p).astype("int32"),
+            "score": score(raw).astype(float),
+            "decile": m.deciles(raw).astype("int32"),
             "model_version": model_version,
             "run_id": run_id,
-            "ranked_by": "model",
+            "ranked_by": ranked_by,
         }
     )
 
@@ -442,23 +458,12 @@ def rule_frame(
         raw = baselines.bgnbd_score(frame, model_name, horizon, baselines.fit_bgnbd(frame))
     else:
         raw = baselines.recency_score(frame, model_name)
-    raw = np.asarray(raw, dtype=float)
-    ranked = np.isfinite(raw)
-    raw = raw[ranked]
-    n = len(raw)
-    below = np.searchsorted(np.sort(raw), raw, side="left") / max(n, 1)
-    return pd.DataFrame(
-        {
-            "customer_id": frame["customer_id"].astype(object).to_numpy()[ranked],
-            "as_of_date": as_of,
-            "model_name": model_name,
-            "score": below.astype(float),
-            "decile": m.deciles(raw).astype("int32"),
-            "model_version": rule,
-            "run_id": run_id,
-            "ranked_by": rule,
-        }
-    )
+    return _scores(frame, raw, _share_below, model_name, as_of, rule, run_id, rule)
+
+
+def _share_below(raw: np.ndarray) -> np.ndarray:
+    """The share of ``raw``'s values strictly below each one (0 to under 1)."""
+    return np.searchsorted(np.sort(raw), raw, side="left") / max(len(raw), 1)
 
 
 def _rank_by_rule(settings: Settings, as_of: date, out: ModelOutcome, frames: Frames) -> None:

@@ -99,7 +99,10 @@ def build_audiences(settings: Settings, as_of: date) -> StageResult:
         exports = export_declared(settings, defs, as_of, skip=set(result.details["failed"]))
         result.details["exports"] = [str(e.path) for e in exports]
         result.summary += f", {len(exports)} export file(s)"
-        result.warnings.extend(e.warning for e in exports if e.warning)
+        # The build's warnings already say why an audience is empty (its note).
+        result.warnings.extend(
+            e.warning_text(note=False) for e in exports if e.warning_text(note=False)
+        )
         without_email = {e.path.name: e.without_email for e in exports if e.without_email}
         if without_email:  # ESP files: customers left out for want of a usable address
             result.details["exports_without_email"] = without_email
@@ -323,6 +326,105 @@ def _rule_ranked_warnings(
     return warnings
 
 
+# What each baseline rule ranks by, in words, for the notes of audiences it emptied.
+RULE_ORDER = {
+    ("baseline_recency", "purchase"): "days since the last order, the most recent buyers first",
+    ("baseline_recency", "churn"): "days since the last order or visit, the longest ago first",
+    ("baseline_bgnbd", "purchase"): "a BG/NBD model's expected purchases, the most first",
+    ("baseline_bgnbd", "churn"): "a BG/NBD model's expected purchases, the fewest first",
+}
+
+
+def _rule_night_notes(
+    con: duckdb.DuckDBPyConnection,
+    defs: Definitions,
+    compiled: dict[str, str],
+    stats: dict[str, dict[str, int]],
+    cat: Catalog,
+    as_of: date,
+) -> dict[str, str]:
+    """Why an audience selecting by a model's scores matched nobody tonight, when tonight's
+    scores of that model are a baseline rule's ranking (no model published yet).
+
+    ``likely_buyers_lapsed`` (purchase decile 8 or more and no order for 60 days) is empty
+    by construction on such a night: the recency rule's top deciles are the recent buyers.
+    Marketing got an empty file and the report "built with no members", nothing saying why.
+    The note is stored in ``audiences.summary.note``, warned, shown by the report and
+    repeated by an export of the snapshot."""
+    if not cat.ranked_by:
+        return {}
+    rules: dict[str, str | None] = {}
+    notes = {}
+    for name in compiled:
+        aud = defs.audiences[name]
+        if stats.get(name, {}).get("matched") or aud.where is None:
+            continue
+        reasons = []
+        for leaf in aud.where.leaves():
+            if leaf.kind != "propensity":
+                continue
+            model = leaf.names[0]
+            if model not in rules:
+                rules[model] = con.execute(
+                    f"select any_value(ranked_by) from {PROPENSITY} where as_of_date = ? "
+                    "and model_name = ? and coalesce(ranked_by, 'model') <> 'model'",
+                    [as_of, model],
+                ).fetchone()[0]
+            rule = rules[model]
+            if not rule:
+                continue
+            bounds = dict(leaf.params)
+            ranking = f"tonight's {model} scores are the ranking of the rule {rule}"
+            by = RULE_ORDER.get((rule, model))
+            if by:
+                ranking += f" ({by})"
+            if any(k.startswith("score_") for k in bounds):
+                reasons.append(
+                    f"no {model} model is published, so {ranking}, not probabilities, and "
+                    f"its {leaf.path} score_min/score_max bound matches none of them"
+                )
+                continue
+            low, high = bounds.get("decile_min", 1), bounds.get("decile_max", 10)
+            # Features of the customers the rule put in the range, when the rule is the
+            # recency one: the days since their last order say why "lapsed" excludes them.
+            shown = ""
+            if cat.features_sql is not None and (rule, model) == ("baseline_recency", "purchase"):
+                shown = (
+                    con.execute(
+                        f"""select
+                        ' (recency_days ' || min(f.recency_days) || ' to '
+                        || max(f.recency_days) || ')'
+                    from {PROPENSITY} as s
+                    inner join {cat.features_sql} as f on f.customer_id = s.customer_id
+                    where s.as_of_date = ? and s.model_name = ?
+                        and s.decile between ? and ? and {SCORED}""",
+                        [as_of, model, low, high],
+                    ).fetchone()[0]
+                    or ""
+                )
+            held = con.execute(
+                f"select count(distinct customer_id) from {PROPENSITY} where as_of_date = ? "
+                f"and model_name = ? and decile between ? and ? and {SCORED}",
+                [as_of, model, low, high],
+            ).fetchone()[0]
+            if not held:  # an empty decile range: _empty_decile_warnings says so
+                continue
+            span = f"decile {low}" if low == high else f"deciles {low}-{high}"
+            reasons.append(
+                f"no {model} model is published, so {ranking}, and the {held} customer(s) "
+                f"of its {span}{shown} meet none of the audience's other conditions"
+            )
+        if reasons:
+            notes[name] = (
+                f"audience {name!r} is empty on {as_of}: " + "; ".join(reasons) + ". On a "
+                "rule's ranking such an audience can be empty by construction (a condition on "
+                "the behaviour the rule ranks by excludes its top deciles); it fills again once "
+                "a model is published; until then select on features, or pause the campaign "
+                "(docs/audiences.md, Audiences on a rule's ranking)"
+            )
+    return notes
+
+
 def defined_names(settings: Settings) -> dict[str, tuple[str, ...]]:
     """Rule segments and propensity models that exist by definition (Catalog.read)."""
     from segmint.transform import PROPENSITY_MODELS, rule_segment_names
@@ -384,6 +486,7 @@ def build_with_connection(
         compiled[aud.name] = sql
 
     stats = _select_members(con, defs, compiled)
+    notes = _rule_night_notes(con, defs, compiled, stats, cat, as_of)
     _assign_holdout(con, defs, compiled)
     for name in compiled:
         stats[name].update(target=0, holdout=0)
@@ -446,6 +549,7 @@ def build_with_connection(
                     aud.source_sha256,
                     compiled.get(aud.name),
                     now,
+                    notes.get(aud.name),
                 ]
             )
         for rejected in defs.rejected.values():
@@ -533,6 +637,7 @@ def build_with_connection(
     unscored, unscored_warnings = _unscored_warnings(con, defs, compiled, as_of)
     warnings += unscored_warnings
     warnings += _rule_ranked_warnings(con, defs, compiled, as_of)
+    warnings += list(notes.values())
     if holds.warning:
         warnings.append(holds.warning)
     if purged:
@@ -559,6 +664,7 @@ def build_with_connection(
             "purged_rows": purged,
             "consent_held": holds.customers,
             "unscored": unscored,
+            "empty_on_rule_ranking": notes,
             "size_cap_ties": ties,
             "changes_recomputed": refreshed,
             "later_nights_to_rerun": {a: [str(n) for n in v[2]] for a, v in stale.items()},

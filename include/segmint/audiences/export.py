@@ -158,10 +158,20 @@ class ExportResult:
     # Mailchimp files: rows whose first or last name was longer than the platform keeps
     # (ESP_TEXT_LIMITS) and was cut, at a character, to fit.
     names_cut: int = 0
+    # Why the snapshot is empty, when the build knew (``audiences.summary.note``: an audience
+    # on a model's deciles on a night a baseline rule ranked instead of a model).
+    empty_note: str | None = None
 
     @property
     def warning(self) -> str | None:
+        return self.warning_text()
+
+    def warning_text(self, note: bool = True) -> str | None:
+        """The export's warning; ``note=False`` leaves out the build's note on why the
+        snapshot is empty (the nightly stage has warned it already)."""
         warnings = [self.newer_failed] if self.newer_failed else []
+        if not self.rows and self.empty_note and note:
+            warnings.append(f"{self.audience} {self.format} has no rows: {self.empty_note}")
         # The platforms refuse a file without rows, so an empty audience (everyone left or
         # withdrew consent) cannot replace the list: its old members would stay targeted.
         if not self.rows and self.format in AD_PLATFORM_FORMATS:
@@ -320,6 +330,11 @@ def export_with_connection(
         raise SegmintError("marts.customers does not exist: run the transform stage first")
     snapshot, consent = _snapshot(con, audience, as_of)
     newer_failed = _newer_failure(con, audience, snapshot) if as_of is None else None
+    (empty_note,) = con.execute(
+        "select any_value(note) from audiences.summary where audience = ? and as_of_date = ? "
+        "and status = 'built'",
+        [audience, snapshot],
+    ).fetchone()
     profile_types = dict(
         con.execute(
             "select column_name, data_type from information_schema.columns "
@@ -488,6 +503,7 @@ def export_with_connection(
         int(without_identifier),
         int(same_address),
         int(names_cut),
+        empty_note,
     )
 
 

@@ -45,7 +45,8 @@ create table if not exists audiences.summary (
     definition_file varchar,
     definition_sha256 varchar,
     compiled_sql varchar,
-    built_at timestamp not null
+    built_at timestamp not null,
+    note varchar                        -- why a built audience is empty, when known
 );
 create table if not exists audiences.overlap (
     as_of_date date not null,
@@ -118,3 +119,5 @@ def ensure_audience_tables(con: duckdb.DuckDBPyConnection) -> None:
     # erasure which machines hold its files.
     con.execute("alter table audiences.exports add column if not exists hostname varchar")
     con.execute("alter table ops.erasures add column if not exists export_hosts json")
+    # Warehouses made before a built audience said why it is empty (a rule's ranking).
+    con.execute("alter table audiences.summary add column if not exists note varchar")

@@ -1661,16 +1661,20 @@ def _audience_problems(ctx: Context) -> str:
     if not r.pick(t, "audience") or not r.pick(t, "as_of_date") or not r.pick(t, "status"):
         return ""
     error = quote(r.pick(t, "error")) if r.pick(t, "error") else "null"
+    # Why a built audience is empty, when the build knew (a rule ranked instead of a model).
+    note = quote(r.pick(t, "note")) if r.pick(t, "note") else "null"
     members = " + ".join(f"coalesce({quote(c)}, 0)" for c in ("target", "holdout") if r.pick(t, c))
     empty = f"status = 'built' and {members} = 0" if members else "false"
     rows = r.rows(
         f"""
-        select audience, status, {error} from {t}
+        select audience, status, {error}, {note} from {t}
         where as_of_date = ? and (status <> 'built' or {empty})
         order by status, audience
         """,
         [ctx.as_of],
     )
+    notes = {a: n for a, status, _, n in rows if status == "built" and n}
+    rows = [(a, status, e) for a, status, e, _ in rows]
     # Not built for want of a first published propensity model (a young shop, the score
     # stage's reason in the message): expected, so listed apart and not as an error.
     waiting = [(a, e) for a, status, e in rows if status != "built" and WAITING in (e or "")]
@@ -1682,11 +1686,18 @@ def _audience_problems(ctx: Context) -> str:
         ctx.facts["audiences_waiting"] = [a for a, _ in waiting]
     if empty_:
         ctx.facts["audiences_empty"] = empty_
+    if notes:
+        ctx.facts["audiences_empty_on_rule"] = sorted(notes)
     lines = [
         f"<li><b>{esc(a)}</b> failed to build: {esc(_file_names(e) or 'no message')}</li>"
         for a, e in failed
     ]
-    lines += [f"<li><b>{esc(a)}</b> was built with no members</li>" for a in empty_]
+    lines += [
+        f"<li><b>{esc(a)}</b> was built with no members"
+        + (f": {esc(_rule_note(notes[a]))}" if a in notes else "")
+        + "</li>"
+        for a in empty_
+    ]
     wait = [
         f"<li><b>{esc(a)}</b> waits for a first propensity model: {esc(_waiting_reason(e))}</li>"
         for a, e in waiting
@@ -1694,6 +1705,13 @@ def _audience_problems(ctx: Context) -> str:
     return (f'<ul class="note error">{"".join(lines)}</ul>' if lines else "") + (
         f'<ul class="note info">{"".join(wait)}</ul>' if wait else ""
     )
+
+
+def _rule_note(note: str) -> str:
+    """The build's note without its "audience 'x' is empty on DATE: " lead (the list item
+    names the audience)."""
+    head, sep, rest = note.partition(": ")
+    return rest if sep and head.startswith("audience ") else note
 
 
 def _audience_funnel(ctx: Context, when: date) -> pd.DataFrame | None:
@@ -2484,6 +2502,12 @@ def summary_sentences(ctx: Context) -> list[str]:
         )
     if f.get("audiences_empty"):
         out.append(f"Built with no members: {', '.join(f['audiences_empty'])}.")
+        if f.get("audiences_empty_on_rule"):
+            out.append(
+                f"{', '.join(f['audiences_empty_on_rule'])}: empty because a baseline rule, "
+                "not a model, ranks tonight's propensity deciles (no model published); "
+                "Audiences says why."
+            )
     if f.get("audiences_no_holdout"):
         out.append(
             "No holdout, so no readout possible: " + ", ".join(f["audiences_no_holdout"]) + "."

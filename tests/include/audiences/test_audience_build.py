@@ -589,6 +589,80 @@ def test_a_rules_ranking_selects_by_decile_and_never_by_a_probability_bound(
     assert not [w for w in result.warnings if "is published yet" in w]
 
 
+def test_an_audience_a_rules_ranking_empties_says_why_in_the_log_summary_and_export(
+    settings, defs_folder, get_members, tmp_path, capsys
+):
+    """``likely_buyers_lapsed`` on a night the recency rule ranks (no purchase model
+    published): its top deciles are the recent buyers, so "decile 10 and no order for 60
+    days" matches nobody by construction. Marketing got an empty Google file, the report
+    "built with no members", and nothing said why (generated shop of 80 customers). The
+    night, the summary and an export of the snapshot now say so; a model's night does not."""
+    from segmint.cli import main
+
+    con = connect(settings.warehouse)
+    con.execute("alter table ml.propensity_scores add column ranked_by varchar default 'model'")
+    # The rule's deciles: the most recent buyers (C01 5 days, C07 10 days) on top.
+    con.execute(
+        "update ml.propensity_scores set ranked_by = 'baseline_recency', decile = "
+        "case when customer_id in ('C01', 'C07') then 10 else 1 end"
+    )
+    con.close()
+    defs_folder(
+        lapsed=(
+            "name: lapsed\nconsent: email\nwhere:\n  all:\n"
+            "    - {propensity: purchase, decile_min: 10}\n"
+            "    - {feature: recency_days, gte: 60}\nexports: [google_customer_match]\n"
+        ),
+        top=_audience("{propensity: purchase, decile_min: 10}").replace("aud", "top"),
+        sure=_audience("{propensity: purchase, score_min: 0.9}").replace("aud", "sure"),
+    )
+    result = build_audiences(settings, AS_OF)
+    assert get_members(settings, "lapsed") == []
+    assert get_members(settings, "top") == ["C01", "C07"]
+    note = (
+        "audience 'lapsed' is empty on 2026-06-30: no purchase model is published, so "
+        "tonight's purchase scores are the ranking of the rule baseline_recency (days since "
+        "the last order, the most recent buyers first), and the 2 customer(s) of its decile "
+        "10 (recency_days 5 to 10) meet none of the audience's other conditions. On a rule's "
+        "ranking such an audience can be empty by construction"
+    )
+    assert [w for w in result.warnings if w.startswith(note)]
+    assert result.details["empty_on_rule_ranking"]["lapsed"].startswith(note)
+    assert result.details["empty_on_rule_ranking"]["sure"].startswith(
+        "audience 'sure' is empty on 2026-06-30: no purchase model is published, so "
+        "tonight's purchase scores are the ranking of the rule baseline_recency (days since "
+        "the last order, the most recent buyers first), not probabilities, and its "
+        "where.propensity score_min/score_max bound matches none of them"
+    )
+    assert "top" not in result.details["empty_on_rule_ranking"]
+    # The nightly export's warning does not repeat it; the summary keeps it.
+    assert [w for w in result.warnings if "has no rows" in w] == [
+        w for w in result.warnings if w.startswith("lapsed google_customer_match has no rows: an")
+    ]
+    con = connect(settings.warehouse)
+    notes = dict(
+        con.execute(
+            "select audience, note from audiences.summary where as_of_date = ?", [AS_OF]
+        ).fetchall()
+    )
+    con.close()
+    assert notes["lapsed"].startswith(note) and notes["top"] is None
+    # An export of the snapshot (marketing, the morning after) says why it has no rows.
+    out = tmp_path / "g.csv"
+    wh = ["--warehouse", str(settings.warehouse), "--audiences", str(settings.audiences)]
+    args = ["audience", "export", "lapsed", *wh, "--format", "google_customer_match"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert f"  warning: lapsed google_customer_match has no rows: {note}" in capsys.readouterr().out
+    # A model's scores: the same empty audience is no rule's doing, and nothing says so.
+    con = connect(settings.warehouse)
+    con.execute("update ml.propensity_scores set ranked_by = 'model'")
+    con.close()
+    result = build_audiences(settings, AS_OF)
+    assert get_members(settings, "lapsed") == []
+    assert result.details["empty_on_rule_ranking"] == {}
+    assert not [w for w in result.warnings if "is empty on" in w]
+
+
 def test_a_size_cap_that_cuts_a_tie_says_so_and_keeps_the_same_on_rerun(
     settings, defs_folder, get_members
 ):

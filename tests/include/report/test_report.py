@@ -729,6 +729,45 @@ def test_audiences_that_failed_or_emptied_are_named_not_left_out(
     assert "Snapshot of 2026-06-29 (no snapshot on 2026-06-30)" in html
 
 
+def test_an_audience_a_rules_ranking_emptied_says_why(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """An audience on propensity deciles, empty on a night a baseline rule ranked (no model
+    published): the page said "built with no members" only. It now gives the build's note
+    (``audiences.summary.note``) and says in the summary that a rule, not a model, ranked."""
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    con = connect(warehouse)
+    try:
+        con.execute("alter table audiences.summary add column if not exists note varchar")
+        con.execute(
+            "delete from audiences.members where as_of_date = ? and audience = 'vip_ads'", [AS_OF]
+        )
+        con.execute(
+            "update audiences.summary set target = 0, holdout = 0, note = ? "
+            "where as_of_date = ? and audience = 'vip_ads'",
+            [
+                "audience 'vip_ads' is empty on 2026-06-30: no purchase model is published, "
+                "so tonight's purchase scores are the ranking of the rule baseline_recency",
+                AS_OF,
+            ],
+        )
+    finally:
+        con.close()
+    result = write_report(Settings(warehouse=warehouse, output=tmp_path / "out"), AS_OF)
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    summary = result.details["summary"]
+    assert "Built with no members: vip_ads." in summary
+    assert (
+        "vip_ads: empty because a baseline rule, not a model, ranks tonight's propensity "
+        "deciles (no model published); Audiences says why."
+    ) in summary
+    assert (
+        "<b>vip_ads</b> was built with no members: no purchase model is published, so "
+        "tonight&#x27;s purchase scores are the ranking of the rule baseline_recency</li>"
+    ) in html
+
+
 def test_count_axes_of_a_tiny_shop_tick_whole_numbers(tmp_path: Path) -> None:
     """One customer, one CRM row: the count axes ticked 0, 0, 0, 1, 1, 1 (ticks at 0.2, 0.4,
     ... drawn without decimals). A count axis ticks whole numbers only."""

@@ -291,9 +291,13 @@ def _fit_segments(
     # A segment holding most customers sets the standard deviations the match distance is
     # measured in, and they say little about the other segments: match those by their
     # customers too. A shop without such a crowd matches by distance alone.
+    # After a feature redefinition (a dbt var the features are built with changed since
+    # the previous run) the stored centroids are in the old definition's units: a segment
+    # whose customers all stayed together moved "beyond the threshold" and was retired for
+    # a new id, every customer counted as moved. Its customers still say which it is.
     shared = (
         _shared_customers(frame, labels, k, previous, prev_ids)
-        if sizes.max() * 2 > len(X)
+        if sizes.max() * 2 > len(X) or vars_changed
         else None
     )
     match = match_segments(
@@ -390,6 +394,11 @@ def _fit_segments(
     t = perf_counter()
     raw = pre.named_steps["fill"].unfilled(frame)  # PSI on values before any fill rule
     reference = reference_distribution(raw)
+    # Across a feature redefinition nothing is comparable: a feature's PSI and a centroid's
+    # shift measure the new definition, not the customers (mobile_device_types
+    # ["mobile", "tablet"] -> ["tablet"] warned "mobile_session_share_90d drifted: PSI 2.177").
+    # No drift row tonight; the next night compares like with like.
+    redefined = vars_changed is not None and previous is not None
     drift_rows = [
         {
             "kind": "centroid_shift",
@@ -399,9 +408,9 @@ def _fit_segments(
             "is_warning": False,
         }
         for sid, d in zip(match.segment_ids, match.distances, strict=True)
-        if d is not None
+        if d is not None and not redefined
     ]
-    prev_reference = previous.reference if previous is not None else {}
+    prev_reference = previous.reference if previous is not None and not redefined else {}
     prev_customers = len(previous.assignments) if previous is not None else 0
     noise_limits: dict[str, float] = {}
     for col in raw.columns:
@@ -438,6 +447,19 @@ def _fit_segments(
                 f"feature {col} drifted: PSI {value:.3f} > {cfg.drift_psi_warning}{beyond} "
                 f"since {previous.as_of_date}"  # type: ignore[union-attr]
             )
+    drift_not_measured = None
+    if redefined:
+        assert previous is not None
+        drift_not_measured = (
+            f"the feature definition changed since {previous.run_id} (dbt vars: {vars_changed})"
+        )
+        warnings.append(
+            f"segment drift not measured on {as_of}: {drift_not_measured}, so tonight's "
+            f"features and those of {previous.as_of_date} measure different things (a "
+            "feature's PSI or a centroid's shift would be the redefinition, not the "
+            "customers); segments were matched to the previous ones by their customers as "
+            "well, and the next night compares like with like"
+        )
     drift = pd.DataFrame(
         drift_rows, columns=["kind", "segment_id", "feature", "value", "is_warning"]
     )
@@ -476,6 +498,7 @@ def _fit_segments(
         # or None for a new id.
         "segment_id_sources": match.sources,
         "max_feature_psi": float(psi_values.max()) if len(psi_values) else None,
+        "drift_not_measured": drift_not_measured,
         "feature_psi_noise_limit": noise_limits,
         "previous_run_id": previous.run_id if previous is not None else None,
         "segment_ids": [int(i) for i in cluster_ids],  # KMeans cluster index -> segment id

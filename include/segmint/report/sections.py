@@ -757,6 +757,29 @@ def _k_reason(ctx: Context, run: Any, night: date | None) -> str | None:
     return str(reason).rstrip(".") if reason else None
 
 
+def _drift_not_measured(ctx: Context) -> str | None:
+    """Why the segment stage measured no drift tonight (``metrics.drift_not_measured`` of
+    the night's segmentation run: the feature definition changed since the previous run);
+    None when it did, or nothing says."""
+    r, t = ctx.reader, "ml.model_runs"
+    if not r.has(t) or not all(r.pick(t, c) for c in ("metrics", "as_of_date", "model_name")):
+        return None
+    order = "created_at desc" if r.pick(t, "created_at") else "run_id desc"
+    rows = r.rows(
+        f"select metrics from {t} where model_name = 'segmentation' and as_of_date = ? "
+        f"order by {order} limit 1",
+        [ctx.as_of],
+    )
+    if not rows or rows[0][0] is None:
+        return None
+    try:
+        metrics = json.loads(rows[0][0]) if isinstance(rows[0][0], str) else rows[0][0]
+    except ValueError:
+        return None
+    reason = metrics.get("drift_not_measured") if isinstance(metrics, dict) else None
+    return str(reason) if reason else None
+
+
 # --- propensity --------------------------------------------------------------------------
 
 
@@ -2297,6 +2320,11 @@ def block_feature_psi(ctx: Context) -> str:
         raise Missing("ml.segment_drift has no feature PSI")
     frame = drift["psi"]
     threshold = ctx.settings.segmentation.drift_psi_warning
+    # A feature redefinition night has no PSI row: the latest are an earlier night's, and
+    # the summary read them as tonight's ("shifted no more than usual").
+    not_measured = _drift_not_measured(ctx)
+    if not_measured:
+        ctx.facts["psi_not_measured"] = not_measured
     latest = frame[frame["as_of_date"] == frame["as_of_date"].max()]
     high = latest["value"] > threshold
     # Over the threshold but within a small shop's sampling noise is no warning (the stage
@@ -2304,18 +2332,23 @@ def block_feature_psi(ctx: Context) -> str:
     # day apart.
     warned = latest["is_warning"].fillna(False).astype(bool) if "is_warning" in latest else high
     over = latest[high & warned].sort_values("value", ascending=False)
-    ctx.facts["psi_over"] = (over["key"].tolist(), threshold, latest["as_of_date"].max())
-    ctx.facts["psi_noise"] = int((high & ~warned).sum())
+    if not not_measured:
+        ctx.facts["psi_over"] = (over["key"].tolist(), threshold, latest["as_of_date"].max())
+        ctx.facts["psi_noise"] = int((high & ~warned).sum())
     svg = charts.drift_lines(
         "drift-psi", "Feature PSI per run", _series(frame, "key", "value"), threshold, "PSI"
     )
-    return figure(
-        "drift-psi",
-        svg,
+    caption = (
         f"Population stability index of each segmentation feature against the previous run; "
         f"above {threshold:g} is a warning, unless a shop this size moves that much by chance "
-        "(docs/segmentation.md, Drift). Grey: the other features.",
+        "(docs/segmentation.md, Drift). Grey: the other features."
     )
+    if not_measured:
+        caption += (
+            f" Not measured on {ctx.as_of}: {not_measured}, so the features of the runs "
+            "before measure something else."
+        )
+    return figure("drift-psi", svg, caption)
 
 
 def block_centroid_shift(ctx: Context) -> str:
@@ -2539,6 +2572,12 @@ def summary_sentences(ctx: Context) -> list[str]:
     if f.get("failed_files"):
         window = f"{ctx.as_of - timedelta(days=DQ_WINDOW_DAYS - 1)} .. {ctx.as_of}"
         out.append(f"{plural(f['failed_files'], 'landing file')} failed to load in {window}.")
+    if f.get("psi_not_measured"):
+        out.append(
+            f"Segment drift is not measured tonight: {f['psi_not_measured']}, so tonight's "
+            "features are not comparable with the previous run's; the next night measures "
+            "it again."
+        )
     if "psi_over" in f:
         over, threshold, _ = f["psi_over"]
         if over:

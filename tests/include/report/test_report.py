@@ -768,6 +768,37 @@ def test_an_audience_a_rules_ranking_emptied_says_why(
     ) in html
 
 
+def test_a_feature_redefinition_night_says_segment_drift_was_not_measured(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """A dbt var the features are built with changed: the segment stage writes no drift
+    row that night. The summary read the previous run's PSI as tonight's ("shifted no
+    more than usual since the previous run"); it now says drift was not measured, and why."""
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    reason = (
+        "the feature definition changed since segmentation-2026-06-29 (dbt vars: "
+        'mobile_device_types ["mobile", "tablet"] -> ["tablet"])'
+    )
+    con = connect(warehouse)
+    try:
+        con.execute("delete from ml.segment_drift where as_of_date = ?", [AS_OF])
+        con.execute(
+            "update ml.model_runs set metrics = json_object('drift_not_measured', ?) "
+            "where model_name = 'segmentation' and as_of_date = ?",
+            [reason, AS_OF],
+        )
+    finally:
+        con.close()
+    result = write_report(Settings(warehouse=warehouse, output=tmp_path / "out"), AS_OF)
+    html = Path(result.details["path"]).read_text(encoding="utf-8")
+    summary = result.details["summary"]
+    assert f"Segment drift is not measured tonight: {reason}, so" in " ".join(summary)
+    assert not [line for line in summary if "shifted no more than usual" in line]
+    assert not [line for line in summary if "The customers changed since" in line]
+    assert "Not measured on 2026-06-30: the feature definition changed since" in html
+
+
 def test_count_axes_of_a_tiny_shop_tick_whole_numbers(tmp_path: Path) -> None:
     """One customer, one CRM row: the count axes ticked 0, 0, 0, 1, 1, 1 (ticks at 0.2, 0.4,
     ... drawn without decimals). A count axis ticks whole numbers only."""

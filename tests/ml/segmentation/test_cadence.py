@@ -121,3 +121,80 @@ def test_a_changed_feature_definition_searches_k_again(
     )
     third = run_segmentation(settings, as_of + timedelta(days=2))
     assert "kept without a search" in third.details["k_reason"]
+
+
+def test_a_feature_redefinition_night_measures_no_drift_and_keeps_segments_by_customers(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+    tmp_path,
+) -> None:
+    """mobile_device_types ["mobile", "tablet"] -> ["tablet"] in dbt_project.yml: the
+    transform rebuilds mobile_session_share_90d as a far smaller share for the same
+    sessions. Generated shop of 400 customers: the segment stage warned
+    "mobile_session_share_90d drifted: PSI 2.177", wrote the centroid shifts of the old
+    definition against the new as drift, and retired 4 of 5 segments for new ids, their
+    customers counted as moving. Tonight measures no drift (and says why); segments that kept
+    their customers keep their ids; the next night measures drift again."""
+    import shutil
+
+    import yaml
+
+    from segmint.transform import REPO_ROOT
+
+    project = tmp_path / "dbt_project"
+    project.mkdir()
+    shutil.copy(REPO_ROOT / "dbt_project" / "dbt_project.yml", project)
+    redefined = next_day(features_3k)
+    redefined["mobile_session_share_90d"] = redefined["mobile_session_share_90d"] * 0.1
+    frames = [features_3k, redefined, next_day(redefined)]
+    settings = warehouse_with(*frames, segmentation=small_settings)
+    settings = dataclasses.replace(
+        settings, transform=dataclasses.replace(settings.transform, dbt_project_dir=project)
+    )
+    first = run_segmentation(settings, as_of)
+    path = project / "dbt_project.yml"
+    data = yaml.safe_load(path.read_text())
+    data["vars"]["mobile_device_types"] = ["tablet"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    second = run_segmentation(settings, as_of + timedelta(days=1))
+    assert not [w for w in second.warnings if "drifted" in w], second.warnings
+    assert [
+        w
+        for w in second.warnings
+        if w.startswith(
+            f"segment drift not measured on {as_of + timedelta(days=1)}: the feature "
+            f"definition changed since {first.details['run_id']} (dbt vars: "
+            'mobile_device_types ["mobile", "tablet"] -> ["tablet"]), so tonight\'s features'
+        )
+    ]
+    drift = query(
+        settings, "select as_of_date, count(*) n from ml.segment_drift group by 1 order by 1"
+    )
+    assert as_of + timedelta(days=1) not in set(pd.to_datetime(drift["as_of_date"]).dt.date)
+    # The segments kept their customers: the same ids, nobody counted as moving.
+    assert second.details["retired"] == []
+    assert sorted(second.details["segments"]) == sorted(first.details["segments"])
+    moved = query(
+        settings,
+        "select coalesce(sum(customers), 0) n from ml.segment_transitions where as_of_date = ? "
+        "and from_segment_id is distinct from to_segment_id",
+        [as_of + timedelta(days=1)],
+    )["n"].iloc[0]
+    assert moved < 0.05 * len(features_3k), moved
+    metrics = query(
+        settings,
+        "select metrics->>'drift_not_measured' d from ml.model_runs where as_of_date = ?",
+        [as_of + timedelta(days=1)],
+    )["d"].iloc[0]
+    assert metrics.startswith("the feature definition changed since")
+    # The night after, with the same definition: drift is measured again.
+    third = run_segmentation(settings, as_of + timedelta(days=2))
+    assert third.details["max_feature_psi"] is not None
+    drift = query(
+        settings,
+        "select count(*) n from ml.segment_drift where as_of_date = ?",
+        [as_of + timedelta(days=2)],
+    )
+    assert drift["n"].iloc[0] > 0

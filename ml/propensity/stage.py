@@ -607,6 +607,8 @@ def _reuse(
         "model_trained_as_of": registered.as_of_date.isoformat(),
         "model_age_days": age,
         "retrain_every_days": settings.propensity.retrain_every_days,
+        # The dbt vars tonight's features (and so its scores) are built with.
+        "feature_vars": feature_vars(settings),
     }
     if "gate_p_value" in meta.params:  # the threshold that judged it when it was trained
         out.params["gate_p_value"] = meta.params["gate_p_value"]
@@ -962,13 +964,32 @@ def _drift(
     if out.model_version in baselines.SCORERS:
         return  # a rule's ranking is no probability: its spread says nothing of drift
     tonight, scored_by = out.scores["score"].to_numpy(), ""
-    if prev_version in baselines.SCORERS:
-        # The previous night's list was a rule's ranking (no model published then): its
-        # customers, as of that night, scored with tonight's model. The first model night
+    # The previous night's scores were computed from features of another definition (a dbt
+    # var the features are built with changed since): against them, a PSI measures the
+    # redefinition, not the customers (generated shop of 400, mobile_device_types
+    # ["mobile", "tablet"] -> ["tablet"]: purchase PSI 0.104 where the same night without
+    # the change measured 0.014).
+    redefined = None
+    if prev_version not in baselines.SCORERS:
+        redefined = changed_vars(
+            settings, {"feature_vars": _night_feature_vars(settings, prev_run, prev_version)}
+        )
+    if prev_version in baselines.SCORERS or redefined:
+        # The previous night's list was a rule's ranking (no model published then), or of
+        # the old feature definition: its customers, as of that night (their features as
+        # the history now holds them), scored with tonight's model. The first model night
         # after rule nights compared nothing before, so a shifted population went unseen.
         frame = frames.scoring(out.model_name, prev_date)
-        if frame.empty:
-            return  # that night's snapshot is gone: nothing to score
+        if frame.empty:  # that night's snapshot is gone: nothing to score
+            if redefined:
+                out.warnings.append(
+                    f"{out.model_name}: score drift not measured on {as_of}: the feature "
+                    f"definition changed since the scores of {prev_date} (dbt vars: "
+                    f"{redefined}), so they are not comparable with tonight's, and that "
+                    "night's features are not in the feature history to score again; the "
+                    "next night compares like with like"
+                )
+            return
         prev_scores = score_frame(
             *scorer[:1],
             frame,
@@ -981,6 +1002,10 @@ def _drift(
         scored_by = (
             f"; the {prev_date} list was the {RULE_WORDS.get(prev_version, prev_version)}'s "
             f"ranking: that night's customers scored with tonight's model {out.model_version}"
+            if not redefined
+            else f"; the feature definition changed since {prev_date} (dbt vars: {redefined}): "
+            "that night's customers, their features as rebuilt with it, scored with "
+            f"tonight's model {out.model_version}"
         )
     elif prev_version != out.model_version:
         from ml.propensity import model as mdl
@@ -1016,6 +1041,35 @@ def _drift(
             f"{out.model_name}: score distribution shifted since {prev_date} "
             f"(PSI {value:.3f} > {threshold}{scored_by})"
         )
+
+
+def _night_feature_vars(settings: Settings, run_id: str, model_version: str) -> dict | None:
+    """The dbt vars the features of a night's scores were built with: those its run
+    recorded (``ml.model_runs.params.feature_vars``), else those the model that scored them
+    was trained with; None when neither recorded any (runs before 2026-12-07)."""
+    import json
+
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        if not table_exists(con, "ml.model_runs"):
+            return None
+        rows = dict(
+            con.execute(
+                "select run_id, cast(params as varchar) from ml.model_runs where run_id in (?, ?)",
+                [run_id, model_version],
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    for key in (run_id, model_version):
+        try:
+            params = json.loads(rows.get(key) or "{}")
+        except ValueError:
+            continue
+        found = params.get("feature_vars") if isinstance(params, dict) else None
+        if isinstance(found, dict):
+            return found
+    return None
 
 
 def _writes(outcome: ModelOutcome, as_of: date) -> list[TableWrite]:

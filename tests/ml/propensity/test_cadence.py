@@ -10,6 +10,7 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from ml.io import read_frame
@@ -263,3 +264,61 @@ def test_the_first_model_night_after_a_rule_night_measures_drift(
     assert (drift["psi"] < 0.2).all(), drift
     for model in published:
         assert result.details[model]["psi"] is not None
+
+
+def test_a_feature_redefinition_night_compares_no_scores_of_the_old_definition(
+    trained_yesterday, tmp_path: Path
+) -> None:
+    """A dbt var the features are built with changed since yesterday (mobile_device_types
+    here): yesterday's stored scores are of the old definition, and a PSI against them
+    measures the redefinition (generated shop of 400: purchase 0.104, 0.014 the same night
+    without the change). With yesterday's snapshot still in the feature history (rebuilt
+    with the new definition) tonight's model scores it and that is compared; without it,
+    no drift row, and the night says why."""
+    import yaml
+
+    from segmint.transform import REPO_ROOT
+
+    project = tmp_path / "dbt_project"
+    project.mkdir()
+    shutil.copy(REPO_ROOT / "dbt_project" / "dbt_project.yml", project)
+    data = yaml.safe_load((project / "dbt_project.yml").read_text())
+    data["vars"]["mobile_device_types"] = ["tablet"]
+    (project / "dbt_project.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def redefined(tmp: Path) -> Settings:
+        settings = _clone(trained_yesterday[0], tmp)
+        return dataclasses.replace(
+            settings,
+            transform=dataclasses.replace(settings.transform, dbt_project_dir=project),
+        )
+
+    kept = redefined(tmp_path / "kept")
+    result = run_propensity(kept, AS_OF)
+    drift = _rows(kept.warehouse, "ml.score_drift", AS_OF, "model_name, previous_as_of_date")
+    published = [m for m in ("purchase", "churn") if result.details[m]["status"] == "published"]
+    assert published and drift == [(m, pd.Timestamp(YESTERDAY)) for m in sorted(published)]
+    assert not any("not measured" in w for w in result.warnings), result.warnings
+    # The run records the definition its scores were built with.
+    for model in published:
+        params = json.loads(
+            read_frame(
+                kept.warehouse,
+                "select params from ml.model_runs where model_name = ? and as_of_date = ?",
+                [model, AS_OF],
+            )["params"].iloc[0]
+        )
+        assert params["feature_vars"]["mobile_device_types"] == '["tablet"]'
+
+    gone = redefined(tmp_path / "gone")
+    con = connect(gone.warehouse)
+    con.execute(f"delete from {dataset.FEATURE_HISTORY} where as_of_date = ?", [YESTERDAY])
+    con.close()
+    result = run_propensity(gone, AS_OF)
+    assert _rows(gone.warehouse, "ml.score_drift", AS_OF, "model_name") == []
+    for model in published:
+        assert (
+            f"{model}: score drift not measured on {AS_OF}: the feature definition changed "
+            f"since the scores of {YESTERDAY} (dbt vars: mobile_device_types "
+            '["mobile", "tablet"] -> ["tablet"]), so they are not comparable with tonight\'s'
+        ) in " ".join(result.warnings), result.warnings

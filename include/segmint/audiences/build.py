@@ -34,7 +34,13 @@ from segmint.audiences.compile import (
     unseen_values,
 )
 from segmint.audiences.consent import consent_holds, held_customers_sql
-from segmint.audiences.definitions import Audience, Definitions, load_definitions, sql_literal
+from segmint.audiences.definitions import (
+    Audience,
+    Condition,
+    Definitions,
+    load_definitions,
+    sql_literal,
+)
 from segmint.audiences.erasure import purge_tombstoned
 from segmint.audiences.holdout import holdout_bucket_sql
 from segmint.audiences.masking import publish_masked_views
@@ -335,6 +341,16 @@ RULE_ORDER = {
 }
 
 
+def _selecting_leaves(cond: Condition) -> list[Condition]:
+    """The leaves of a condition that select customers (none under a ``not``: a negated
+    decile range excludes them, so it cannot be why the audience is empty)."""
+    if cond.kind == "not":
+        return []
+    if cond.children:
+        return [leaf for child in cond.children for leaf in _selecting_leaves(child)]
+    return [cond]
+
+
 def _rule_night_notes(
     con: duckdb.DuckDBPyConnection,
     defs: Definitions,
@@ -360,7 +376,7 @@ def _rule_night_notes(
         if stats.get(name, {}).get("matched") or aud.where is None:
             continue
         reasons = []
-        for leaf in aud.where.leaves():
+        for leaf in _selecting_leaves(aud.where):
             if leaf.kind != "propensity":
                 continue
             model = leaf.names[0]

@@ -615,8 +615,14 @@ def test_an_audience_a_rules_ranking_empties_says_why_in_the_log_summary_and_exp
         ),
         top=_audience("{propensity: purchase, decile_min: 10}").replace("aud", "top"),
         sure=_audience("{propensity: purchase, score_min: 0.9}").replace("aud", "sure"),
+        # Empty too (everyone is scored), but a negated range is not why: no note.
+        unscored=_audience("{not: {propensity: purchase, decile_min: 1}}").replace(
+            "aud", "unscored"
+        ),
     )
     result = build_audiences(settings, AS_OF)
+    assert get_members(settings, "unscored") == []
+    assert "unscored" not in result.details["empty_on_rule_ranking"]
     assert get_members(settings, "lapsed") == []
     assert get_members(settings, "top") == ["C01", "C07"]
     note = (

@@ -35,8 +35,8 @@ Persian digits (and the full-width ``+``) are read as ASCII first. An extension 
 letters in it is left out (their digits would be glued on). Only ``+`` (perhaps in
 brackets, ``(+44) ...``) or the international
 prefix ``00`` (``011`` in the NANP countries; the country's own prefixes of
-INTERNATIONAL_PREFIXES, Japan's ``010``, Korea's ``001``, Australia's ``0011``) mark a
-number as international; a trunk prefix
+INTERNATIONAL_PREFIXES, Japan's ``010``, Korea's ``001``, Australia's ``0011``; read only
+when a possible number follows it, else ``00`` is) mark a number as international; a trunk prefix
 written after its country code (``+44 020 ...``, ``0044 07700 ...``) is dropped, as E.164
 never has one. A number written with the trunk prefix (``0``; ``06`` in Hungary; ``8`` and
 10 digits in Russia and Kazakhstan, whose international prefix is ``810``) is national: the
@@ -62,7 +62,9 @@ digits already start with the calling code: it may be international without the 
 national number beginning with those digits, so it is left out rather than guessed. So are
 numbers outside 8-15 digits, an Argentine mobile without its area code (``15 4123-4567``),
 ``+1`` numbers whose area code starts with 0 or 1 or that have other than 10 digits after
-the 1 (not NANP), ``+7`` numbers without 10 digits and numbers of unknown country.
+the 1 (not NANP), ``+7`` numbers without 10 digits, numbers of unknown country, and numbers
+whose national part has a length its calling code never has (NATIONAL_LENGTHS, from
+libphonenumber's metadata: France's and Spain's numbers have 9 digits, Britain's 7, 9 or 10).
 
 E-mail platforms (Mailchimp, Klaviyo, Braze) take the address in clear: trimmed, lower-case,
 and only when it looks like an address (one ``@``, a dotted domain, no spaces); phones in
@@ -154,13 +156,20 @@ _MEXICO_LEGACY_PREFIX = "^0(?:1|2|44|45)([0-9]{10})$"
 # 00 and a carrier code, Australia with 0011 (or 0014 ... 0019), Singapore with 0[0-3] and a
 # digit, Taiwan with 002, 005 ... 009 or 019, Kenya 000, Nigeria 009; Israel (01x), New
 # Zealand (0161), Uruguay (01xx), Mexico (09), Finland (99x), Iceland (1xxx) and Chile (1xx0)
-# also have carrier prefixes besides their 00 (Peru's "19xx00" is not listed: Lima's national
-# numbers start with 1). "00" alone was stripped: "010 1 212 555 1234" (JP) became
-# +81 10 1212..., "001 44 20 ..." (KR) +1 44 20 ..., numbers of nobody. As libphonenumber
-# does, a prefix is only stripped when a calling code (never starting with 0) follows it.
-# Hong Kong's and Bolivia's prefixes ("00" and an optional carrier code) are not listed:
-# "00 1 212 ..." and "001 44 ..." cannot be told apart there; "00" is read as before.
+# also have carrier prefixes besides their 00. "00" alone was stripped: "010 1 212 555
+# 1234" (JP) became +81 10 1212..., "001 44 20 ..." (KR) +1 44 20 ..., numbers of nobody. As
+# libphonenumber does, a prefix is only stripped when a calling code (never 0) follows it.
+# Hong Kong (00 and a carrier code: 001, 002, 006 ... 009, 0030, 0050, 0059), Bolivia (00
+# and 1x) and Peru (19xx00) dial "00" alone too, which is the reading kept when theirs
+# gives no possible number. A prefix is read only when what follows it is a possible
+# number (NATIONAL_LENGTHS), else "00" alone, else the number is national: Singapore's
+# "0[0-3]x" read "0044 20 7946 0958" as 004 and +420 79460958, a Czech number one digit
+# short, and "001 212 555 1234" as +212 5551234; they are +44 20 7946 0958 and +1 212 555
+# 1234. Lima's national numbers (a 1 and 7 digits) are too short to follow Peru's 19xx00.
 INTERNATIONAL_PREFIXES = {
+    "HK": "00(?:30|5[09]|[126-9])",
+    "BO": "001[0-9]",
+    "PE": "19(?:1[124]|77|90)00",
     "JP": "010",
     "KR": "00(?:[125689]|3(?:[46]5|91)|7(?:00|27|3|55|6[126]))",
     "AU": "001[14-689]|14(?:1[14]|34|4[17]|[56]6|7[47]|88)0011",
@@ -183,6 +192,80 @@ INTERNATIONAL_PREFIXES = {
     "CL": "1(?:1[0-69]|2[02-5]|5[13-58]|69|7[0167]|8[018])0",
 }
 
+# The lengths a national number can have after each calling code: libphonenumber's metadata
+# (every region of the code, generalDesc possibleLengths without the local-only ones, which
+# lack their area code; phonenumbers 9.0.43), "a-b" a range. A number of another length is
+# nobody's: "020 7946 09588" (GB, one digit too many), "06 12 34 56 789" (FR, 10 digits, all
+# French numbers have 9) and "612 345 67" (ES, 8, Spain's have 9) were hashed and matched
+# nobody, or a stranger; and an unassigned calling code is nobody's either.
+NATIONAL_LENGTHS = {
+    "1": "7 10", "7": "10 14", "20": "8-10", "27": "5-10", "30": "10-12", "31": "5-11",
+    "32": "8-9", "33": "9", "34": "9", "36": "8-9", "39": "6-12", "40": "6 9", "41": "9 12",
+    "43": "4-13", "44": "7 9-10", "45": "8", "46": "6-10 12", "47": "5 8", "48": "6-10",
+    "49": "4-15", "51": "8-9", "52": "10", "53": "6-8 10", "54": "10-11", "55": "8-11",
+    "56": "9-11", "57": "8 10-11", "58": "10", "60": "8-10", "61": "5-10 12", "62": "7-17",
+    "63": "6 8-13", "64": "5-10", "65": "8 10-11", "66": "8-10 13", "81": "8-17",
+    "82": "5-6 8-14", "84": "7-10", "86": "7-12", "90": "7 10 12-13", "91": "8-13", "92": "8-12",
+    "93": "9", "94": "9", "95": "6-10", "98": "4-7 10", "211": "9", "212": "9", "213": "8-9",
+    "216": "8", "218": "9", "220": "7 9", "221": "9", "222": "8", "223": "8", "224": "8-9",
+    "225": "10", "226": "8", "227": "8", "228": "8", "229": "10", "230": "7-8 10", "231": "7-9",
+    "232": "8", "233": "8-9", "234": "10-14", "235": "8", "236": "8", "237": "8-9", "238": "7",
+    "239": "7", "240": "9", "241": "7-8", "242": "9", "243": "7-10", "244": "9", "245": "7 9",
+    "246": "7", "247": "5-6", "248": "7", "249": "9", "250": "8-9", "251": "9", "252": "6-9",
+    "253": "8", "254": "7-10", "255": "9", "256": "9", "257": "8", "258": "8-9", "260": "9",
+    "261": "9", "262": "9", "263": "7 9-10", "264": "8-9", "265": "7 9", "266": "8",
+    "267": "7-8 10", "268": "8-9", "269": "7", "290": "4-5", "291": "7", "297": "7", "298": "6",
+    "299": "6", "350": "8", "351": "9", "352": "4-11", "353": "7-10", "354": "7 9", "355": "6-9",
+    "356": "8", "357": "8", "358": "5-12", "359": "6-9 12", "370": "8", "371": "8",
+    "372": "7-8 10", "373": "8", "374": "8", "375": "6-11", "376": "6 8-9", "377": "8-9",
+    "378": "8 10", "380": "9-10", "381": "6-12", "382": "8-9", "383": "8-12", "385": "7-9",
+    "386": "5-8", "387": "8-9", "389": "8", "420": "9-12", "421": "6-7 9", "423": "7 9",
+    "500": "5", "501": "7 11", "502": "8 11", "503": "7-8 11", "504": "8 11", "505": "8",
+    "506": "8 10", "507": "7-8 10-11", "508": "6 9", "509": "8", "590": "9", "591": "8-9",
+    "592": "7", "593": "8-11", "594": "9", "595": "6-11", "596": "9", "597": "6-7", "598": "4-13",
+    "599": "7-8", "670": "7-8", "672": "6", "673": "7", "674": "7", "675": "7-8", "676": "5 7",
+    "677": "5 7", "678": "5 7", "679": "7 11", "680": "7", "681": "6 9", "682": "5", "683": "4 7",
+    "685": "5-7 10", "686": "5 8", "687": "6", "688": "5-7", "689": "6 8-9", "690": "4-7",
+    "691": "7", "692": "7", "800": "8", "808": "8", "850": "8 10", "852": "5-9 11", "853": "7-8",
+    "855": "8-10", "856": "8-10", "870": "9 12", "878": "12", "880": "6-10", "881": "9-10",
+    "882": "7-12", "883": "8-12", "886": "7-11", "888": "11", "960": "7 10", "961": "7-8",
+    "962": "8-9", "963": "8-9", "964": "8-10", "965": "7-8", "966": "9-10", "967": "7-9",
+    "968": "7-9", "970": "8-10", "971": "5-12", "972": "7-12", "973": "8", "974": "7-9 11",
+    "975": "7-8", "976": "8-10", "977": "8 10-11", "979": "9", "992": "9", "993": "8", "994": "9",
+    "995": "9", "996": "9-10", "998": "9",
+}  # fmt: skip
+
+
+def _lengths(spec: str) -> list[int]:
+    out: list[int] = []
+    for part in spec.split():
+        low, _, high = part.partition("-")
+        out.extend(range(int(low), int(high or low) + 1))
+    return out
+
+
+def _possible_e164() -> str:
+    """RE2: an E.164 number whose national part has a length its calling code allows, and 8
+    to 15 digits in all. NANP numbers (+1) are an area code (2-9 first) and 7 digits, +7 ones
+    (Russia, Kazakhstan) 10 digits, as before."""
+    alternatives = ["1[2-9][0-9]{9}", "7[0-9]{10}"]
+    for code, spec in NATIONAL_LENGTHS.items():
+        lengths = [n for n in _lengths(spec) if 8 <= len(code) + n <= 15]
+        if code in ("1", "7") or not lengths:
+            continue
+        runs = [[lengths[0], lengths[0]]]
+        for n in lengths[1:]:
+            if n == runs[-1][1] + 1:
+                runs[-1][1] = n
+            else:
+                runs.append([n, n])
+        quantifiers = "|".join(f"[0-9]{{{a},{b}}}" for a, b in runs)
+        alternatives.append(f"{code}(?:{quantifiers})")
+    return "^\\+(?:" + "|".join(alternatives) + ")$"
+
+
+POSSIBLE_E164 = _possible_e164()
+
 
 def _calling_code_sql(country: str) -> str:
     cases = " ".join(f"when '{iso}' then '{code}'" for iso, code in CALLING_CODES.items())
@@ -190,14 +273,14 @@ def _calling_code_sql(country: str) -> str:
 
 
 def _international_prefix_sql(digits: str, country: str) -> str:
-    """SQL: CASE branches reading ``digits`` that start with the customer's country's
-    international prefix (INTERNATIONAL_PREFIXES) as ``+`` and what follows it."""
-    return " ".join(
-        f"when upper(trim({country})) = '{iso}' "
-        f"and regexp_matches({digits}, '^(?:{prefix})[1-9]') "
-        f"then '+' || regexp_replace({digits}, '^(?:{prefix})', '')"
+    """SQL: ``digits`` without the customer's country's international prefix
+    (INTERNATIONAL_PREFIXES), or null when they do not start with it and a calling code."""
+    cases = " ".join(
+        f"when '{iso}' then (case when regexp_matches({digits}, '^(?:{prefix})[1-9]') "
+        f"then regexp_replace({digits}, '^(?:{prefix})', '') end)"
         for iso, prefix in INTERNATIONAL_PREFIXES.items()
     )
+    return f"(case upper(trim({country})) {cases} end)"
 
 
 def _national_number_sql(digits: str, country: str) -> str:
@@ -302,7 +385,6 @@ def e164_sql(phone: str, country: str) -> str:
             and regexp_matches({digits}, '{_BRAZIL_INTERNATIONAL_PREFIX}')
             and not regexp_matches({digits}, '{_BRAZIL_CALLING_ITSELF}')
             then '+' || substr({digits}, 5)
-        {_international_prefix_sql(digits, country)}
         when starts_with({digits}, '00') then '+' || substr({digits}, 3)
         when {cc} is null then null
         when {cc} = '1' then (case
@@ -321,6 +403,23 @@ def e164_sql(phone: str, country: str) -> str:
         when starts_with({digits}, {cc}) then null
         else '+' || {cc} || {digits}
     end)"""
+    # The country's own international prefix, when what follows it is a possible number
+    # (checked below); else "00" or a national number, as written above.
+    own_prefix = f"""(case
+        when {phone} is null or {digits} = '' then null
+        when regexp_matches({number}, '\\pL') then null
+        when regexp_matches({number}, '^[\\s(\\[]*\\+') then null
+        else '+' || {_international_prefix_sql(digits, country)}
+    end)"""
+    return f"coalesce({_possible_sql(own_prefix)}, {_possible_sql(written)})"
+
+
+def _possible_sql(written: str) -> str:
+    """SQL: the number ``written`` as read (``+`` and digits) in E.164, or null when it is
+    not a possible number: a length its calling code allows (POSSIBLE_E164: 8-15 digits,
+    +1 numbers an area code 2-9 and 10 digits, "+1 415 555 26711" passed the 8-15 digit
+    check, +7 numbers 10 digits, Côte d'Ivoire's 10 since 2021), not an Argentine "15"
+    mobile without its area code."""
     # Mexico's prefixes dialled before 2019 written after +52 ("+52 1 55 1234 5678", "+52
     # 044 55 ..."): the number is the 10 digits after them. Before the trunk 0 is dropped,
     # which would leave "+52 44 55 ...".
@@ -329,19 +428,10 @@ def e164_sql(phone: str, country: str) -> str:
         _argentina_mobile_sql(_without_written_trunk_sql(mexico))
     )
     return (
-        # +1 numbers are NANP: an area code 2-9 and exactly 10 digits ("+1 415 555 26711"
-        # passed the 8-15 digit check, as did "00 1 ..." misreads of a carrier code); +7
-        # numbers (Russia, Kazakhstan) have 10 digits too. No Argentine number starts with
-        # 15: "15 4123-4567" is a mobile dialled locally, without its area code.
-        f"(case when regexp_matches({candidate}, '^\\+[1-9][0-9]{{7,14}}$') "
-        f"and (not starts_with({candidate}, '+1') "
-        f"or regexp_matches({candidate}, '^\\+1[2-9][0-9]{{9}}$')) "
-        f"and (not starts_with({candidate}, '+7') "
-        f"or regexp_matches({candidate}, '^\\+7[0-9]{{10}}$')) "
+        # No Argentine number starts with 15: "15 4123-4567" is a mobile dialled locally,
+        # without its area code.
+        f"(case when regexp_matches({candidate}, '{POSSIBLE_E164}') "
         f"and not starts_with({candidate}, '+5415') "
-        # Côte d'Ivoire's numbers have 10 digits since 2021: an 8-digit one of before
-        # ("07 12 34 56") became two digits longer, by operator; it is not guessed.
-        f"and not (starts_with({candidate}, '+225') and length({candidate}) <> 14) "
         f"then {candidate} else null end)"
     )
 

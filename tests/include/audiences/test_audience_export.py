@@ -1357,3 +1357,26 @@ def test_a_build_whose_outputs_folder_cannot_hold_files_is_refused_before_it_bui
     # The same build with a folder that can hold files builds and writes the export.
     assert main([*args[:-1], str(settings.output)]) == 0
     assert (settings.output / str(AS_OF) / "audiences" / "vip.csv").is_file()
+
+
+def test_ad_platform_files_hash_possible_phone_numbers_only(built, tmp_path):
+    """A Singapore customer's London number written the European way, "0044 20 7946 0958",
+    was read with Singapore's own prefix 004 and hashed as +420 79460958 (a Czech number a
+    digit short); a French number with a digit too many was hashed as it was. Now the
+    London number is +44 20 7946 0958 in both files, and the French one is left out."""
+    con = connect(built.warehouse)
+    con.execute(
+        "update marts.customers set phone = '0044 20 7946 0958', country = 'SG' "
+        "where customer_id = 'C01'"
+    )
+    con.execute(
+        "update marts.customers set phone = '06 12 34 56 789', country = 'FR' "
+        "where customer_id = 'C03'"
+    )
+    con.close()
+    export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
+    export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
+    meta = {r["phone"] for r in _rows(tmp_path / "m.csv")} - {""}
+    google = {r["Phone"] for r in _rows(tmp_path / "g.csv")} - {""}
+    assert meta == {_sha("442079460958")}
+    assert google == {_sha("+442079460958")}

@@ -194,8 +194,8 @@ def test_e164_trunk_prefix_is_never_kept(phone, country, expected):
         ("55 1234 5678", "MX", "+525512345678"),
         ("+52 55 1234 5678", "MX", "+525512345678"),
         ("0 55 1234 5678", "MX", None),  # no such prefix: not guessed
-        # Only Mexico: +1 and a 10-digit number elsewhere are untouched.
-        ("+44 1632 960 0183", "GB", "+4416329600183"),
+        # Only Mexico: +1 and 10 digits elsewhere are untouched (a Chinese mobile).
+        ("+86 138 0013 8000", "CN", "+8613800138000"),
     ],
 )
 def test_e164_mexican_legacy_mobile_prefixes(phone, country, expected):
@@ -438,6 +438,66 @@ def test_e164_reads_each_countrys_international_prefix(phone, country, expected)
 )
 def test_e164_nanp_and_plus_7_numbers_have_ten_digits(phone, country, expected):
     assert _eval(e164_sql("p", "c"), p=phone, c=country) == expected
+
+
+def _e164_of(cases: list[tuple[str, str]]) -> list[object]:
+    """E.164 of each (phone, country), in one query."""
+    con = duckdb.connect()
+    con.execute("create table t (i integer, p varchar, c varchar)")
+    con.executemany("insert into t values (?, ?, ?)", [(i, *c) for i, c in enumerate(cases)])
+    rows = con.execute(f"select {e164_sql('p', 'c')} from t order by i").fetchall()
+    con.close()
+    return [r[0] for r in rows]
+
+
+# What libphonenumber (phonenumbers 9.0.43) makes of them, None where that is no possible
+# number (is_possible_number false), except where its longest prefix leaves none and "00"
+# does (SG "0044 ...", "001 212 ...", HK "00 1 212 ...": it stops at the impossible reading).
+INTERNATIONAL_PREFIX_THEN_A_POSSIBLE_NUMBER = {
+    # Singapore dials abroad with 0[0-3]x: "004" and +420 79460958 (a Czech number one digit
+    # short) was hashed for a London number written the European way; "001" and +212 5551234
+    # (Morocco, two short) for a New York one. "00" is read when theirs leaves no number.
+    ("0044 20 7946 0958", "SG"): "+442079460958",
+    ("001 212 555 1234", "SG"): "+12125551234",
+    ("001 44 20 7946 0958", "SG"): "+442079460958",
+    ("019 44 20 7946 0958", "SG"): "+442079460958",
+    ("6123 4567", "SG"): "+6561234567",
+    # Hong Kong's 00 and carrier code (001, 0030, ...): "001 44 ..." was read as +1 44 ...
+    # and left out; "00 1 212 ..." still is +1.
+    ("001 44 20 7946 0958", "HK"): "+442079460958",
+    ("0030 44 20 7946 0958", "HK"): "+442079460958",
+    ("00 1 212 555 1234", "HK"): "+12125551234",
+    ("2345 6789", "HK"): "+85223456789",
+    # Bolivia's 001x (carrier 10-19), Peru's 19xx00.
+    ("0010 44 20 7946 0958", "BO"): "+442079460958",
+    ("0044 20 7946 0958", "BO"): "+442079460958",
+    ("199000 44 20 7946 0958", "PE"): "+442079460958",
+    ("191100 1 212 555 1234", "PE"): "+12125551234",
+    ("01 234 5678", "PE"): "+5112345678",  # Lima: not taken for a prefix
+    ("912 345 678", "PE"): "+51912345678",
+    # A number of a length its country never has is nobody's: left out, not hashed.
+    ("020 7946 09588", "GB"): None,
+    ("+44 20 7946 095888", "GB"): None,
+    ("06 12 34 56 789", "FR"): None,
+    ("612 345 67", "ES"): None,
+    ("612 345 6789", "ES"): None,
+    ("55 1234 567", "MX"): None,
+    ("98765 43210 12345", "IN"): None,
+    ("090-1234-567", "JP"): "+81901234567",  # 9 digits: a possible Japanese length
+    ("06 12 34 56 78", "FR"): "+33612345678",
+    ("612 345 678", "ES"): "+34612345678",
+    ("98765 43210", "IN"): "+919876543210",
+    ("030 1234567", "DE"): "+49301234567",
+    ("0412 345 678", "AU"): "+61412345678",
+    ("06 1234 5678", "IT"): "+390612345678",
+    ("+999 1234 5678", "GB"): None,  # no country has +999
+}
+
+
+def test_e164_reads_a_countrys_own_prefix_only_before_a_possible_number():
+    cases = list(INTERNATIONAL_PREFIX_THEN_A_POSSIBLE_NUMBER)
+    got = dict(zip(cases, _e164_of(cases), strict=True))
+    assert got == INTERNATIONAL_PREFIX_THEN_A_POSSIBLE_NUMBER
 
 
 def test_meta_name_zip_country_rules():

@@ -55,11 +55,14 @@ Argentine mobiles dialled nationally (``011 15 4123-4567``: area code, ``15``, s
 are ``+54 9``, the area code and the subscriber (``+5491141234567``); a Brazilian number
 dialled with a carrier selection code (``0 21 11 98765-4321``, carrier 21) drops the code
 (``+5511987654321``), and so does a Brazilian customer's number dialled abroad with one
-(``00 21 1 212 555 1234`` is ``+12125551234``, ``00 21 55 11 ...`` ``+5511...``); all as
-libphonenumber's metadata parses them. Any other number
-without ``+``/``00``/``0`` is national with the calling code prefixed, except when its
-digits already start with the calling code: it may be international without the ``+`` or a
-national number beginning with those digits, so it is left out rather than guessed. So are
+(``00 21 1 212 555 1234`` is ``+12125551234``, ``00 21 55 11 ...`` ``+5511...``); a
+Brazilian mobile of 8 digits, as before the ninth was added (6, 8 or 9 first), gets its 9
+(``(11) 8765-4321`` is ``+5511987654321``); Bolivia's trunk 0 and carrier code (10-19) are
+dropped (``0 10 2 2123456`` is ``+59122123456``); all as libphonenumber's metadata parses
+them. Any other number without ``+``/``00``/``0`` is national with the calling code
+prefixed, except when its digits already start with the calling code: it may be
+international without the ``+`` or a national number beginning with those digits, so it is
+left out rather than guessed. So are
 numbers outside 8-15 digits, an Argentine mobile without its area code (``15 4123-4567``),
 ``+1`` numbers whose area code starts with 0 or 1 or that have other than 10 digits after
 the 1 (not NANP), ``+7`` numbers without 10 digits, numbers of unknown country, and numbers
@@ -147,6 +150,8 @@ _TRUNK_8_NUMBERS = {"BY": "^80[0-9]{9}$", "UZ": "^8[0-9]{9}$"}
 # San Marino: a 6-digit local number (8 or 9 first) is 0549 and the 6 digits
 # (libphonenumber's SM national_prefix_for_parsing "([89]\d{5})$", transform "0549$1").
 _SAN_MARINO_LOCAL = "^[89][0-9]{5}$"
+# Bolivia: "0" and a carrier code (10-19) before the 8 digits, or "0" alone, both dropped.
+_BOLIVIA_TRUNK = "^0(?:1[0-9]([0-9]{8})$)?"
 # Mexico: a national number written with a prefix dialled before 2019 ("044 55 1234 5678").
 _MEXICO_LEGACY_PREFIX = "^0(?:1|2|44|45)([0-9]{10})$"
 
@@ -296,7 +301,13 @@ def _national_number_sql(digits: str, country: str) -> str:
     mexico = f"when 'MX' then nullif(regexp_extract({digits}, '{_MEXICO_LEGACY_PREFIX}', 1), '')"
     # Belarus: "8 0" or "0" ("8 029 ...", "029 ..."): both dropped.
     belarus = f"when 'BY' then regexp_replace({digits}, '^80?', '')"
-    return f"(case upper(trim({country})) {cases} {mexico} {belarus} else substr({digits}, 2) end)"
+    # Bolivia: the trunk 0 and a carrier code 10-19 before an 8-digit number ("0 10 2
+    # 2123456", libphonenumber's BO national_prefix_for_parsing "0(1\\d)?"), or 0 alone.
+    bolivia = f"when 'BO' then regexp_replace({digits}, '{_BOLIVIA_TRUNK}', '\\1')"
+    return (
+        f"(case upper(trim({country})) {cases} {mexico} {belarus} {bolivia} "
+        f"else substr({digits}, 2) end)"
+    )
 
 
 def _without_written_trunk_sql(number: str) -> str:
@@ -336,9 +347,23 @@ _BRAZIL_CARRIER_CODE = "^\\+55(?:90)?(?:1[245]|2[1-35]|31|4[13]|[56]5|99)([0-9]{
 # 1234" is +1 212 555 1234; libphonenumber's BR international_prefix "00(?:1[245]|2[1-35]|
 # 31|4[13]|[56]5|99)"): it was read as "00" alone, and the carrier code as a calling code
 # (+21 55 11 ..., a number of nobody). 55 is a carrier code and Brazil's calling code: "0055"
-# and a Brazilian number (area code, then 9 and 8 digits, or 2-5/7 and 7) is +55 as before.
+# and a Brazilian number (area code, then 9 and 8 digits, or 8 digits: a landline, or an old
+# mobile of before the ninth digit) is +55 as before; 10 digits after 0055 are no +1 number.
 _BRAZIL_INTERNATIONAL_PREFIX = "^00(?:1[245]|2[1-35]|31|4[13]|[56]5|99)[1-9]"
-_BRAZIL_CALLING_ITSELF = "^0055[1-9]{2}(?:9[0-9]{8}|[2-57][0-9]{7})$"
+_BRAZIL_CALLING_ITSELF = "^0055[1-9]{2}(?:9[0-9]{8}|[2-9][0-9]{7})$"
+
+
+# Brazil's mobiles had 8 digits until the 9 was put before them all (2012 in São Paulo, every
+# area code by November 2016, Anatel): "(11) 8765-4321", still in many CRMs, is today's
+# +55 11 98765-4321, the number Google and Meta know. Landlines start with 2-5, so an old
+# mobile is an area code (two digits 1-9) and 8 digits starting with 6, 8 or 9. Those starting
+# with 7 are kept: libphonenumber still has 7 and 7 digits as a mobile (radio) number.
+_BRAZIL_OLD_MOBILE = "^\\+55([1-9]{2})([689][0-9]{7})$"
+
+
+def _brazil_old_mobile_sql(number: str) -> str:
+    """SQL: ``+55`` and an 8-digit mobile of before the ninth digit, with its 9."""
+    return f"regexp_replace({number}, '{_BRAZIL_OLD_MOBILE}', '+55\\19\\2')"
 
 
 def _argentina_mobile_sql(number: str) -> str:
@@ -424,8 +449,8 @@ def _possible_sql(written: str) -> str:
     # 044 55 ..."): the number is the 10 digits after them. Before the trunk 0 is dropped,
     # which would leave "+52 44 55 ...".
     mexico = f"regexp_replace({written}, '{_MEXICO_LEGACY_AFTER_CODE}', '+52\\1')"
-    candidate = _brazil_without_carrier_sql(
-        _argentina_mobile_sql(_without_written_trunk_sql(mexico))
+    candidate = _brazil_old_mobile_sql(
+        _brazil_without_carrier_sql(_argentina_mobile_sql(_without_written_trunk_sql(mexico)))
     )
     return (
         # No Argentine number starts with 15: "15 4123-4567" is a mobile dialled locally,

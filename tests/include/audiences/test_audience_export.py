@@ -1380,3 +1380,22 @@ def test_ad_platform_files_hash_possible_phone_numbers_only(built, tmp_path):
     google = {r["Phone"] for r in _rows(tmp_path / "g.csv")} - {""}
     assert meta == {_sha("442079460958")}
     assert google == {_sha("+442079460958")}
+
+
+def test_ad_platform_files_give_old_brazilian_mobiles_their_ninth_digit(built, tmp_path):
+    """A São Paulo mobile as written before the ninth digit, "(11) 8765-4321", was hashed as
+    +55 11 8765-4321, which nobody has had since 2012: it is +55 11 98765-4321 now. A
+    Bolivian number dialled with its trunk 0 and carrier code 10 lost its 0 only."""
+    con = connect(built.warehouse)
+    con.execute(
+        "update marts.customers set phone = '(11) 8765-4321', country = 'BR' "
+        "where customer_id = 'C01'"
+    )
+    con.execute(
+        "update marts.customers set phone = '0 10 2 2123456', country = 'BO' "
+        "where customer_id = 'C03'"
+    )
+    con.close()
+    export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
+    meta = {r["phone"] for r in _rows(tmp_path / "m.csv")} - {""}
+    assert meta == {_sha("5511987654321"), _sha("59122123456")}

@@ -633,3 +633,31 @@ def test_what_counts_as_an_address(email, is_address):
     # Consistent with ingest: whatever the CRM suite's rule rejects is no address.
     if email is not None and re.search(EMAIL_REGEX, email.strip().lower()) is None:
         assert not is_address
+
+
+# Brazil's mobiles got a ninth digit (all by 2016): an 8-digit one of before, as many CRMs
+# still hold it, was hashed without it and matched nobody. Bolivia's trunk 0 is followed by
+# a carrier code (10-19) before a long-distance number: it was hashed as part of the number.
+OLD_BRAZILIAN_MOBILES_AND_BOLIVIAN_CARRIER_CODES = {
+    ("(11) 8765-4321", "BR"): "+5511987654321",
+    ("011 8765-4321", "BR"): "+5511987654321",
+    ("+55 11 8765 4321", "BR"): "+5511987654321",
+    ("0055 11 6123 4567", "BR"): "+5511961234567",
+    ("0 21 11 8765-4321", "BR"): "+5511987654321",  # and a carrier code
+    # Landlines (2-5) and today's 9-digit mobiles are as they were; 7 and 7 digits is still
+    # a mobile (radio) number in libphonenumber's metadata: kept.
+    ("(11) 3456-7890", "BR"): "+551134567890",
+    ("(11) 98765-4321", "BR"): "+5511987654321",
+    ("(21) 7123-4567", "BR"): "+552171234567",
+    ("0055 1 212 555 1234", "BR"): "+12125551234",  # 55 the carrier code
+    ("0 10 2 2123456", "BO"): "+59122123456",
+    ("012 71234567", "BO"): "+59171234567",
+    ("0 71234567", "BO"): "+59171234567",
+    ("2 2123456", "BO"): "+59122123456",
+}
+
+
+def test_e164_old_brazilian_mobiles_get_their_ninth_digit_bolivian_carrier_codes_go():
+    cases = list(OLD_BRAZILIAN_MOBILES_AND_BOLIVIAN_CARRIER_CODES)
+    got = dict(zip(cases, _e164_of(cases), strict=True))
+    assert got == OLD_BRAZILIAN_MOBILES_AND_BOLIVIAN_CARRIER_CODES

@@ -22,7 +22,9 @@ custom-audiences, "Hashing and normalizing data")
     (``m11ae``), never cut to the sector (``m11``). Those normalisers keep what comes
     before the first dash, in every country: Poland's ``00-950`` is ``00``, Portugal's
     ``1000-001`` ``1000``, Japan's ``100-0001`` ``100``, Brazil's ``01310-100`` ``01310``
-    (with the dash dropped instead, ``00950``, ``1000001``, the hash matched nobody).
+    (with the dash dropped instead, ``00950``, ``1000001``, the hash matched nobody). The
+    customer's country's ISO code written before a postal code goes first (Latvia's
+    ``LV-1050`` is ``1050``, not ``lv``).
     country: ISO-2 lower-case.
     Every column is SHA-256 hashed.
 
@@ -579,10 +581,28 @@ def us_zip_sql(zip_code: str, country: str) -> str:
     )
 
 
+# A postal code written after its country's ISO code, as Latvia's ("LV-1050"), Lithuania's
+# ("LT-01100"), Moldova's ("MD-2001") and Azerbaijan's ("AZ 1000") are: the code and a
+# separator, if any, before the first digit.
+_COUNTRY_PREFIXED_ZIP = "^[A-Za-z]{2}[-\\s]?[0-9]"
+
+
+def _without_country_prefix_sql(zip_code: str, country: str) -> str:
+    """SQL: ``zip_code`` without the customer's country's ISO code written before it."""
+    return (
+        f"(case when upper(left({zip_code}, 2)) = upper(trim({country})) "
+        f"and regexp_matches({zip_code}, '{_COUNTRY_PREFIXED_ZIP}') "
+        f"then regexp_replace({zip_code}, '^[A-Za-z]{{2}}[-\\s]?', '') else {zip_code} end)"
+    )
+
+
 def meta_zip_sql(zip_code: str, country: str) -> str:
     """SQL: the postal code as Meta's normalisers make it: lower-case, without white space,
-    what comes before the first dash (``00-950``, PL, is ``00``); US: the first 5 digits."""
-    no_space = f"regexp_replace(lower({us_zip_sql(zip_code, country)}), '\\s', '', 'g')"
+    what comes before the first dash (``00-950``, PL, is ``00``); US: the first 5 digits. The
+    customer's country's ISO code written before it goes first: Latvia's ``LV-1050`` is
+    ``1050`` (cut at the dash, it was ``lv``, every Latvian's), as ``1050`` written alone."""
+    without_country = _without_country_prefix_sql(us_zip_sql(zip_code, country), country)
+    no_space = f"regexp_replace(lower({without_country}), '\\s', '', 'g')"
     cleaned = f"split_part({no_space}, '-', 1)"
     return (
         f"nullif(case when upper(trim({country})) in ({_ZIP_COUNTRIES_SQL}) "

@@ -1399,3 +1399,20 @@ def test_ad_platform_files_give_old_brazilian_mobiles_their_ninth_digit(built, t
     export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
     meta = {r["phone"] for r in _rows(tmp_path / "m.csv")} - {""}
     assert meta == {_sha("5511987654321"), _sha("59122123456")}
+
+
+def test_meta_file_hashes_a_latvian_postal_code_without_its_lv(built, tmp_path):
+    """A Riga postal code as Latvians write it, "LV-1050", was cut at its dash and hashed as
+    "lv", the zip of every Latvian. Meta's file now hashes 1050; Google's clear Zip keeps
+    the code as written."""
+    con = connect(built.warehouse)
+    con.execute(
+        "update marts.customers set postal_code = 'LV-1050', country = 'LV' "
+        "where customer_id = 'C01'"
+    )
+    con.close()
+    export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
+    export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
+    assert _sha("1050") in {r["zip"] for r in _rows(tmp_path / "m.csv")}
+    assert _sha("lv") not in {r["zip"] for r in _rows(tmp_path / "m.csv")}
+    assert "LV-1050" in {r["Zip"] for r in _rows(tmp_path / "g.csv")}

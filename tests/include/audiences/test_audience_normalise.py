@@ -557,6 +557,29 @@ def _nfd(text: str) -> str:
     return unicodedata.normalize("NFD", text)
 
 
+@pytest.mark.parametrize(
+    ("zip_code", "country", "meta"),
+    [
+        # Latvia's postal codes are written after "LV-": cut at the dash, every Latvian's
+        # hashed as "lv". The customer's country's ISO code and its separator go first, so
+        # "LV-1050" and "1050" are one zip, as are Lithuania's, Moldova's, Azerbaijan's.
+        ("LV-1050", "LV", "1050"),
+        ("lv 1050", "lv", "1050"),
+        ("LV1050", "LV", "1050"),
+        ("1050", "LV", "1050"),
+        ("LT-01100", "LT", "01100"),
+        ("MD-2001", "MD", "2001"),
+        ("AZ 1000", "AZ", "1000"),
+        # Only the customer's own country's code before a digit: other postcodes keep theirs.
+        ("SW1A 1AA", "GB", "sw1a1aa"),
+        ("LV-1050", "EE", "lv"),
+        ("00-950", "PL", "00"),
+    ],
+)
+def test_meta_zip_drops_the_country_code_written_before_it(zip_code, country, meta):
+    assert _eval(meta_zip_sql("z", "c"), z=zip_code, c=country) == meta
+
+
 def test_meta_names_keep_combining_marks():
     # Devanagari vowel signs and virama are combining marks (\pM), not punctuation: keeping
     # only \pL turned "प्रिया" into "परय" and "शर्मा" into "शरम".

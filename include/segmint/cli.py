@@ -165,12 +165,16 @@ def _add_landing(p: argparse.ArgumentParser) -> None:
 
 
 def _add_as_of(p: argparse.ArgumentParser, reads_landing: bool) -> None:
-    default = "the newest dt= partition in the landing zone" if reads_landing else "required"
+    # Not argparse's required=True: a missing --as-of is one line, exit code 1 (README).
+    # The help said "(default: required)" beside a bracketed [--as-of DATE].
+    needed = (
+        "default: the newest dt= partition in the landing zone" if reads_landing else "required"
+    )
     p.add_argument(
         "--as-of",
         type=_date,
         metavar="DATE",
-        help=f"as-of date, at most tomorrow in UTC (default: {default})",
+        help=f"as-of date, at most tomorrow in UTC ({needed})",
     )
 
 
@@ -678,7 +682,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("generate", help="write a realistic synthetic landing zone")
+    p = sub.add_parser(
+        "generate",
+        help="write a realistic synthetic landing zone",
+        description="Write a synthetic shop's events and CRM files, with injected dirt "
+        "(duplicates, late events, malformed lines), into a landing zone, and its ground "
+        "truth (latent customer types, future purchases) beside it; `make run` uses it.",
+    )
     _add_landing(p)
     p.add_argument(
         "--customers",

@@ -27,6 +27,34 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture) 
     assert "usage: segmint" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["transform"], "(required)"),
+        (["publish"], "(required)"),
+        (["audience", "build"], "(required)"),
+        (["ingest"], "(default: the newest dt= partition in the landing zone)"),
+    ],
+)
+def test_as_of_help_says_whether_it_is_required(
+    command: list[str], said: str, capsys: pytest.CaptureFixture
+) -> None:
+    """The stages after ingest said "--as-of DATE ... (default: required)"; they need it."""
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    helped = " ".join(capsys.readouterr().out.split())
+    assert f"--as-of DATE as-of date, at most tomorrow in UTC {said}" in helped
+    assert "default: required" not in helped
+
+
+def test_generate_help_says_what_it_writes(capsys: pytest.CaptureFixture) -> None:
+    """`segmint generate --help` was only its usage and options, no description."""
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    helped = " ".join(capsys.readouterr().out.split())
+    assert "Write a synthetic shop's events and CRM files" in helped
+
+
 @pytest.mark.parametrize("command", ["run", "score"])
 def test_horizon_help_names_the_setting(command: str, capsys: pytest.CaptureFixture) -> None:
     """`segmint run --help` said "default 30" whatever [propensity] horizon_days was set to."""

@@ -402,6 +402,62 @@ def nights_without_events(from_date: str, to_date: str) -> str:
     )
 
 
+def unpausing_runs_a_night(env: Mapping[str, str], today: date | None = None) -> str:
+    """A warning for ``make backfill`` when unpausing the DAG, which its backfill needs, would
+    also start a scheduled night with no events for it in the landing zone; "" otherwise.
+
+    With ``catchup=False`` unpausing creates the run of the latest day over, yesterday. On
+    the demo data (``make run``, then ``make airflow`` and ``make backfill`` as the README
+    says) that night is months after the last partition: it ran on what was loaded and
+    published it, and from then on no night of the demo published (readers never go back
+    a night): ``make run`` and the backfill said "not published: ... holds the later night".
+    Said while the DAG is still paused, with the setting that keeps such a night from
+    running. Read from the project-local metadata database and the settings.
+    """
+    from datetime import UTC, datetime
+
+    from segmint.cli import latest_partition
+    from segmint.config import load_settings
+    from segmint.ingest.files import as_of_delivery
+
+    now = datetime.now(UTC)
+    night = (today or now.date()) - timedelta(days=1)
+    db = airflow_home(env) / "airflow.db"
+    con = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=60)
+    try:
+        paused = con.execute("select is_paused from dag where dag_id = ?", (DAG_ID,)).fetchone()
+        ran = con.execute(
+            "select 1 from dag_run where dag_id = ? and date(logical_date) = ?",
+            (DAG_ID, str(night)),
+        ).fetchone()
+    finally:
+        con.close()
+    if not (paused and paused[0]) or ran:
+        return ""
+    try:
+        settings = load_settings()
+    except Exception:  # a broken config is said by the night's first task
+        return ""
+    if settings.ingest.require_as_of_events:
+        return ""
+    landing = settings.landing
+    if as_of_delivery(landing, night, now, 0).status == "landed":
+        return ""
+    newest = latest_partition(landing) if landing.is_dir() else None
+    return (
+        f"The DAG is paused. Unpausing it also starts its scheduled night of {night} (catchup "
+        "is off: the latest day over), and the landing zone has no events for it "
+        f"({landing}/events/dt={night}; "
+        + (f"the newest partition is dt={newest}" if newest else "it holds no partition")
+        + f"): that night runs on what is loaded and publishes {night}, and after it no "
+        "earlier night publishes (readers never go back a night), this backfill's "
+        "included. To keep it from running, set `[ingest] require_as_of_events = true` in "
+        "the settings file (segmint.toml, or $SEGMINT_CONFIG) before unpausing: it then "
+        'fails at its first task, loading nothing (docs/operations.md, "Backfills and '
+        'reruns").'
+    )
+
+
 def _days(days: list[str]) -> str:
     return days[0] if len(days) == 1 else f"{days[0]} ... {days[-1]}"
 
@@ -501,6 +557,9 @@ def main(argv: list[str] | None = None) -> int:
             empty = nights_without_events(args.from_date, last)
             if empty:
                 print(empty)
+            unpausing = unpausing_runs_a_night(env)
+            if unpausing:
+                print(unpausing)
             print(
                 "The scheduler runs it (start one with `make airflow`); the DAG must be unpaused."
             )

@@ -452,3 +452,50 @@ def test_make_backfill_names_the_nights_without_events_files(tmp_path: Path) -> 
         f"4 of the 6 night(s) have no events file in {landing}/events (dt=DATE): "
         "2026-05-01..2026-05-02, 2026-05-04..2026-05-05. They run without that day's events"
     ) in proc.stdout
+
+
+@pytest.mark.slow
+def test_make_backfill_says_unpausing_would_publish_a_night_without_events(
+    tmp_path: Path,
+) -> None:
+    """After `make run`, `make airflow` and `make backfill` on the demo data (the README's
+    first day), unpausing the DAG for the backfill also ran yesterday's scheduled night,
+    months after the demo's last partition: it published that night, and from then on no
+    night of the demo published ("holds the later night"). `make backfill` says so while
+    the DAG is still paused, with the setting that keeps such a night from running."""
+    env, db = _airflow_of_its_own(tmp_path)
+    landing = tmp_path / "landing"
+    partition = landing / "events" / "dt=2026-06-30"
+    partition.mkdir(parents=True)
+    (partition / "events.jsonl").write_text('{"event_id": "e1"}\n')
+    env = {**env, "SEGMINT_LANDING": str(landing)}
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+
+    proc = _make_backfill(env, "2026-06-29", "2026-06-30")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert (
+        f"The DAG is paused. Unpausing it also starts its scheduled night of {yesterday} "
+        "(catchup is off: the latest day over), and the landing zone has no events for it "
+        f"({landing}/events/dt={yesterday}; the newest partition is dt=2026-06-30): that "
+        f"night runs on what is loaded and publishes {yesterday}, and after it no earlier "
+        "night publishes"
+    ) in proc.stdout
+    assert "set `[ingest] require_as_of_events = true` in the settings file" in proc.stdout
+
+    def finished() -> None:
+        with sqlite3.connect(db) as con:
+            con.execute("update backfill set completed_at = current_timestamp")
+
+    finished()
+    config = tmp_path / "segmint.toml"
+    config.write_text("[ingest]\nrequire_as_of_events = true\n")
+    required = _make_backfill({**env, "SEGMINT_CONFIG": str(config)}, "2026-06-28", "2026-06-28")
+    assert required.returncode == 0, required.stdout[-2000:] + required.stderr[-2000:]
+    assert "The DAG is paused" not in required.stdout  # that night fails, loading nothing
+
+    finished()
+    with sqlite3.connect(db) as con:
+        con.execute("update dag set is_paused = 0")  # unpaused: that night ran already
+    unpaused = _make_backfill(env, "2026-06-27", "2026-06-27")
+    assert unpaused.returncode == 0, unpaused.stdout[-2000:] + unpaused.stderr[-2000:]
+    assert "The DAG is paused" not in unpaused.stdout

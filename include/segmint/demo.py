@@ -201,8 +201,10 @@ def _where_lines(published: Path, settings: Settings, as_of: date) -> list[str]:
 
     reports = sorted(out.glob("report*.html")) if out.is_dir() else []
     report = reports[0] if reports else None
-    pages = sorted(p for p in out.rglob("index.html") if p.parent != out) if out.is_dir() else []
-    docs = pages[0] if pages else None
+    # Great Expectations writes its site's index here (segmint.validation). Any index.html
+    # under the night's folder was taken: `segmint docs` writes the dbt docs page to
+    # dbt_docs/index.html, shown as "GX Data Docs" once data_docs/ was pruned.
+    docs = out / "data_docs" / "index.html"
     exports: Path | None = out / "audiences"  # written by the audiences stage
     if not exports.is_dir() or not any(exports.iterdir()):
         exports = None

@@ -131,6 +131,32 @@ def test_summary_of_a_full_night(tmp_path: Path) -> None:
     assert "audience exports     (not produced yet)" in text
 
 
+def test_summary_does_not_show_the_dbt_docs_page_as_the_data_docs(tmp_path: Path) -> None:
+    """`segmint docs` (the summary's last line) writes <output>/<night>/dbt_docs/index.html;
+    the summary took any index.html under the night's folder for the GX Data Docs, so with
+    data_docs/ pruned (a later night published, [outputs] keep_nights) it showed the dbt
+    docs page as "GX Data Docs"."""
+    settings = Settings(warehouse=tmp_path / "wh" / "segmint.duckdb", output=tmp_path / "out")
+    con = connect(settings.warehouse)
+    ensure_raw_tables(con)
+    _transformed(con)
+    con.close()
+    publish(settings, AS_OF)
+    dbt_docs = settings.run_output_dir(AS_OF) / "dbt_docs" / "index.html"
+    dbt_docs.parent.mkdir(parents=True)
+    dbt_docs.write_text("<html></html>")
+
+    lines = summary_lines(settings.published_warehouse, settings, AS_OF)
+    assert "  GX Data Docs         (not produced yet)" in lines
+
+    data_docs = settings.run_output_dir(AS_OF) / "data_docs" / "index.html"
+    (data_docs.parent / "validations" / "events").mkdir(parents=True)
+    (data_docs.parent / "validations" / "events" / "index.html").write_text("<html></html>")
+    data_docs.write_text("<html></html>")
+    lines = summary_lines(settings.published_warehouse, settings, AS_OF)
+    assert f"  GX Data Docs         {data_docs.resolve()}" in lines
+
+
 def test_a_broken_config_is_one_line(tmp_path: Path) -> None:
     config = tmp_path / "segmint.toml"
     config.write_text("[ingest]\nmax_quarantine_shar = 0.1\n")

@@ -51,6 +51,8 @@ $(DEMO_DIR)/.generated: | $(STAMP)
 	$(RUN)/segmint generate --landing $(DEMO_DIR).partial/landing --customers $(DEMO_CUSTOMERS) \
 		--days $(DEMO_DAYS) --end-date $(DEMO_END)
 	rm -rf $(DEMO_DIR) && mv $(DEMO_DIR).partial $(DEMO_DIR)
+	@echo "demo data moved into place (the lines above name $(DEMO_DIR).partial):" \
+		"landing zone $(DEMO_DIR)/landing, ground truth $(DEMO_DIR)/ground_truth"
 	@touch $@
 
 run: install $(DEMO_DIR)/.generated ## Generate demo data and run the whole nightly pipeline through Airflow

@@ -203,3 +203,8 @@ def test_make_generates_the_demo_data_over_a_generation_cut_short(tmp_path: Path
     assert not half.exists(), "the half-written file is gone with its landing zone"
     assert (demo / "ground_truth").is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"], "no scratch folder left"
+    # The generator names the scratch folder, gone once moved: a line after it names the real one.
+    assert (
+        f"demo data moved into place (the lines above name {demo}.partial): landing zone "
+        f"{demo}/landing, ground truth {demo}/ground_truth"
+    ) in made.stdout.splitlines()

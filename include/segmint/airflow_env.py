@@ -493,7 +493,9 @@ def standalone(env: Mapping[str, str]) -> int:
     ensure_ready(env)
     print(
         f"Airflow UI: http://127.0.0.1:{port}  (DAG {DAG_ID}; it starts paused: unpause it "
-        "or press Trigger). Ctrl-C stops every component."
+        "for the scheduler to run nights and backfills, which also runs yesterday's night "
+        '(docs/operations.md, "Backfills and reruns"), or press Trigger and give its as_of '
+        "date). Ctrl-C stops every component."
     )
     try:
         return subprocess.call([airflow_bin(), "standalone"], env=env)

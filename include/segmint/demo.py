@@ -62,6 +62,13 @@ def summary_lines(published: Path, settings: Settings, as_of: date) -> list[str]
         if _table_exists(con, "ops.publication"):
             stamp = con.execute("SELECT as_of_date, published_at FROM ops.publication").fetchone()
             lines.append(f"  published as of {stamp[0]} at {stamp[1]:%Y-%m-%d %H:%M:%S} UTC")
+            if stamp[0] != as_of:
+                # A later night published first (unpausing the DAG runs yesterday's): this
+                # one was refused, and the lines below are its rows in that copy's history.
+                lines.append(
+                    f"  {as_of} is not the night published: readers have {stamp[0]} (the "
+                    f"publish stage says why); below, {as_of}'s rows in that copy"
+                )
         lines += _load_lines(con, as_of)
         lines += _segment_lines(con, as_of)
         lines += _decile_lines(con, as_of)

@@ -157,6 +157,29 @@ def test_summary_does_not_show_the_dbt_docs_page_as_the_data_docs(tmp_path: Path
     assert f"  GX Data Docs         {data_docs.resolve()}" in lines
 
 
+def test_summary_says_when_a_later_night_is_the_one_published(tmp_path: Path) -> None:
+    """After the DAG was unpaused on the demo data (its scheduled night of yesterday
+    published), `make run` for 2026-06-30 was not published, and the summary "from the
+    published warehouse" showed that night's figures under "published as of <yesterday>"
+    without a word that the copy is another night."""
+    settings = Settings(warehouse=tmp_path / "wh" / "segmint.duckdb", output=tmp_path / "out")
+    con = connect(settings.warehouse)
+    ensure_raw_tables(con)
+    _transformed(con)
+    con.execute("insert into marts.customer_features values ('c0', DATE '2026-12-06')")
+    con.close()
+    publish(settings, date(2026, 12, 6))
+
+    lines = summary_lines(settings.published_warehouse, settings, AS_OF)
+    assert lines[1].startswith("  published as of 2026-12-06 at ")
+    assert lines[2] == (
+        f"  {AS_OF} is not the night published: readers have 2026-12-06 (the publish stage "
+        f"says why); below, {AS_OF}'s rows in that copy"
+    )
+    same = summary_lines(settings.published_warehouse, settings, date(2026, 12, 6))
+    assert "is not the night published" not in "\n".join(same)
+
+
 def test_a_broken_config_is_one_line(tmp_path: Path) -> None:
     config = tmp_path / "segmint.toml"
     config.write_text("[ingest]\nmax_quarantine_shar = 0.1\n")

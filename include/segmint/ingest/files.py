@@ -1851,12 +1851,21 @@ def _read_csv(
         }
         # None does: the one naming the most (the comma if none names any), so that the error
         # lists only the columns really missing (a semicolon header mapped with a misspelt
-        # alias for customer_id was said to lack updated_at too).
-        delim = max(CSV_DELIMITERS, key=lambda d: sum(n in splits[d] for n in required))
+        # alias for customer_id was said to lack updated_at too). Ties go to the split naming
+        # more contract fields: a semicolon CRM header whose only required column, the id
+        # (updated_at optional: crm_updated_at_from_partition), has no alias was read as one
+        # comma column, "several field names ... a separator segmint does not read".
+        contract = {fl.name for fl in FIELDS[files[i].source]}
+        delim = max(
+            CSV_DELIMITERS,
+            key=lambda d: (
+                sum(n in splits[d] for n in required),
+                sum(n in contract for n in splits[d]),
+            ),
+        )
         names = splits[delim]
         # A repeated contract field is ambiguous (which customer_id?): the file fails. A
         # repeated unknown column (Notes, notes) is kept, numbered, in _extra.
-        contract = {fl.name for fl in FIELDS[files[i].source]}
         dupes = sorted({n for n in names if names.count(n) > 1 and n in contract})
         if dupes:
             failed[i] = f"CSV header repeats column(s) {', '.join(dupes)}"

@@ -222,3 +222,22 @@ def test_a_header_holding_several_names_in_one_column_fails_saying_so(settings, 
             "separator segmint does not read"
         ) in said
     assert "field_aliases" not in said
+
+
+def test_a_semicolon_header_without_its_id_column_names_the_missing_column(settings, landing):
+    """A semicolon CRM export whose id column has another name (Kundennummer) and no
+    alias, with crm_updated_at_from_partition (so the id is its only required column): no
+    split named a required field, the comma's (one column) was taken, and the error said the
+    header held several field names in one column, "parted by a separator segmint does not
+    read", of a semicolon it reads. It now says the id column is missing."""
+    crm = landing / "crm/dt=2026-06-01"
+    crm.mkdir(parents=True)
+    (crm / "kunden.csv").write_text(
+        "Kundennummer;email;first_name;country;updated_at\n1001;a@shop.de;Anna;DE;\n"
+    )
+    ingest = dataclasses.replace(settings.ingest, crm_updated_at_from_partition=True)
+    with pytest.raises(InputError) as err:
+        run_ingest(dataclasses.replace(settings, ingest=ingest), D1)
+    said = str(err.value)
+    assert "crm/dt=2026-06-01/kunden.csv: CSV header lacks required column(s) customer_id" in said
+    assert "several field names" not in said

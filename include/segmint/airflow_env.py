@@ -481,6 +481,44 @@ def check_nights(*days: str) -> None:
         raise SystemExit(f"the first night {days[0]} is after the last {days[-1]}")
 
 
+def settings_file_overridden(env: Mapping[str, str]) -> str:
+    """A warning naming the paths of the settings file that ``SEGMINT_*`` variables of
+    ``env`` override, for the DAG's tasks; "" when none does.
+
+    The Makefile exports the demo's ``SEGMINT_LANDING``, ``SEGMINT_WAREHOUSE``,
+    ``SEGMINT_OUTPUT`` and ``SEGMINT_AUDIENCES``, and a variable wins over the file: a data
+    engineer who put their own landing zone and warehouse in ``segmint.toml`` and ran ``make
+    airflow`` and ``make backfill`` had every night run on the demo's, without a word.
+    """
+    import tomllib
+
+    from segmint.config import DEFAULT_CONFIG_FILE, ENV_PREFIX
+
+    path = Path(env.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG_FILE)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no file, or a broken one: the night's first task says so
+        return ""
+    base = path.absolute().parent
+    overridden = [
+        f"{key} = {str(data[key])!r} by {ENV_PREFIX}{key.upper()}={env[name]}"
+        for key in ("warehouse", "landing", "output", "audiences")
+        if isinstance(data.get(key), str)
+        and (name := f"{ENV_PREFIX}{key.upper()}") in env
+        and env[name]
+        and (base / data[key]).resolve() != Path(env[name]).resolve()
+    ]
+    if not overridden:
+        return ""
+    return (
+        f"Warning: the environment overrides {len(overridden)} path(s) of the settings file "
+        f"{path}: {'; '.join(overridden)}. The DAG's tasks use the variables (`make` exports "
+        'the demo\'s paths unless they are set: README, "Configuration"); to use your own, '
+        "set them on the command line too (make airflow SEGMINT_LANDING=... "
+        "SEGMINT_WAREHOUSE=... SEGMINT_OUTPUT=... SEGMINT_AUDIENCES=...)."
+    )
+
+
 def standalone(env: Mapping[str, str]) -> int:
     """``airflow standalone`` on 127.0.0.1 with the DAG loaded; returns its exit code."""
     env = dict(env)
@@ -491,6 +529,9 @@ def standalone(env: Mapping[str, str]) -> int:
     # Local, single-user UI bound to 127.0.0.1: no login form.
     env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
     ensure_ready(env)
+    overridden = settings_file_overridden(env)
+    if overridden:
+        print(overridden)
     print(
         f"Airflow UI: http://127.0.0.1:{port}  (DAG {DAG_ID}; it starts paused: unpause it "
         "for the scheduler to run nights and backfills, which also runs yesterday's night "
@@ -562,6 +603,9 @@ def main(argv: list[str] | None = None) -> int:
             unpausing = unpausing_runs_a_night(env)
             if unpausing:
                 print(unpausing)
+            overridden = settings_file_overridden(env)
+            if overridden:
+                print(overridden)
             print(
                 "The scheduler runs it (start one with `make airflow`); the DAG must be unpaused."
             )

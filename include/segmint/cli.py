@@ -613,18 +613,35 @@ def _add_audience_parsers(sub: argparse._SubParsersAction) -> None:
         _add_warehouse(q)
         q.add_argument("--audiences", metavar="DIR", help="definitions folder (default: settings)")
 
-    q = asub.add_parser("build", help="build every audience for an as-of date")
+    q = asub.add_parser(
+        "build",
+        help="build every audience for an as-of date",
+        description="Build every audience of the definitions folder for an as-of date: its "
+        "membership snapshot (audiences.members, holdouts included) and the export files the "
+        "definitions declare. The nightly audiences stage, on its own.",
+    )
     common(q)
     _add_as_of(q, False)
     q.add_argument("--output", metavar="DIR", help="run outputs (declared exports)")
     q.set_defaults(func=cmd_audience_build)
 
-    q = asub.add_parser("validate", help="check the definitions against the warehouse")
+    q = asub.add_parser(
+        "validate",
+        help="check the definitions against the warehouse",
+        description="Check every definition against the warehouse (features, segments, models "
+        "and values it names) and list every fault at once; exit code 1 on any (for CI).",
+    )
     common(q)
     _add_as_of(q, False)
     q.set_defaults(func=cmd_audience_validate)
 
-    q = asub.add_parser("export", help="write an audience file (consent always enforced)")
+    q = asub.add_parser(
+        "export",
+        help="write an audience file (consent always enforced)",
+        description="Write an audience snapshot as one file in a format for an e-mail tool or "
+        "an ad platform; only members with the definition's consent are written, and the "
+        "export is logged (audiences.exports).",
+    )
     common(q)
     q.add_argument("name", help="audience name")
     q.add_argument("--format", required=True, choices=EXPORT_FORMATS)
@@ -633,11 +650,31 @@ def _add_audience_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--columns", metavar="A,B", help="profile columns for csv/parquet")
     q.set_defaults(func=cmd_audience_export)
 
-    q = asub.add_parser("readout", help="target vs holdout: conversion and revenue uplift")
+    q = asub.add_parser(
+        "readout",
+        help="target vs holdout: conversion and revenue uplift",
+        description="Compare the targets and the holdout of an audience snapshot over the "
+        "orders of --from..--to: conversion and revenue per customer, their uplift, interval "
+        "and p-value, and a verdict in words.",
+    )
     common(q)
     q.add_argument("name", help="audience name")
-    q.add_argument("--from", dest="date_from", type=_date, required=True, metavar="DATE")
-    q.add_argument("--to", dest="date_to", type=_date, required=True, metavar="DATE")
+    q.add_argument(
+        "--from",
+        dest="date_from",
+        type=_date,
+        required=True,
+        metavar="DATE",
+        help="first order date of the campaign window",
+    )
+    q.add_argument(
+        "--to",
+        dest="date_to",
+        type=_date,
+        required=True,
+        metavar="DATE",
+        help="last order date of the window, included",
+    )
     q.add_argument(
         "--snapshot", type=_date, metavar="DATE", help="default: the newest built before --from"
     )

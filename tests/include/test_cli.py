@@ -55,6 +55,22 @@ def test_generate_help_says_what_it_writes(capsys: pytest.CaptureFixture) -> Non
     assert "Write a synthetic shop's events and CRM files" in helped
 
 
+def test_every_command_and_audience_action_has_a_description() -> None:
+    """`segmint generate --help` and `segmint audience build|validate|export|readout --help`
+    were their usage and options only: nothing said what the command does."""
+
+    def undescribed(parser, name: str) -> list[str]:
+        found = []
+        for action in parser._subparsers._group_actions if parser._subparsers else []:
+            for command, sub in action.choices.items():
+                if not sub.description:
+                    found.append(f"{name} {command}")
+                found += undescribed(sub, f"{name} {command}")
+        return found
+
+    assert undescribed(build_parser(), "segmint") == []
+
+
 @pytest.mark.parametrize("command", ["run", "score"])
 def test_horizon_help_names_the_setting(command: str, capsys: pytest.CaptureFixture) -> None:
     """`segmint run --help` said "default 30" whatever [propensity] horizon_days was set to."""

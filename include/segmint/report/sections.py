@@ -733,10 +733,24 @@ def block_k_selection(ctx: Context) -> str:
 def _k_reason(ctx: Context, run: Any, night: date | None) -> str | None:
     """The segment stage's reason for the k of the search shown (``metrics.k_reason`` of its
     run in ``ml.model_runs``, by run id, else by date); None when not recorded."""
+    reason = _segmentation_metric(ctx, "k_reason", run, night)
+    return reason.rstrip(".") if reason else None
+
+
+def _drift_not_measured(ctx: Context) -> str | None:
+    """Why the segment stage measured no drift tonight (``metrics.drift_not_measured`` of
+    the night's segmentation run: the feature definition changed since the previous run);
+    None when it did, or nothing says."""
+    return _segmentation_metric(ctx, "drift_not_measured", None, ctx.as_of)
+
+
+def _segmentation_metric(ctx: Context, key: str, run: Any, night: date | None) -> str | None:
+    """``metrics[key]`` of a segmentation run in ``ml.model_runs``: the run ``run`` when
+    given, else the night's latest; None when the table, the run or the key is missing."""
     r, t = ctx.reader, "ml.model_runs"
-    if not r.has(t) or not r.pick(t, "metrics") or not r.pick(t, "run_id"):
+    if not r.has(t) or not r.pick(t, "metrics"):
         return None
-    if run is not None:
+    if run is not None and r.pick(t, "run_id"):
         rows = r.rows(f"select metrics from {t} where run_id = ?", [run])
     elif night is not None and r.pick(t, "as_of_date") and r.pick(t, "model_name"):
         order = "created_at desc" if r.pick(t, "created_at") else "run_id desc"
@@ -753,31 +767,8 @@ def _k_reason(ctx: Context, run: Any, night: date | None) -> str | None:
         metrics = json.loads(rows[0][0]) if isinstance(rows[0][0], str) else rows[0][0]
     except ValueError:
         return None
-    reason = metrics.get("k_reason") if isinstance(metrics, dict) else None
-    return str(reason).rstrip(".") if reason else None
-
-
-def _drift_not_measured(ctx: Context) -> str | None:
-    """Why the segment stage measured no drift tonight (``metrics.drift_not_measured`` of
-    the night's segmentation run: the feature definition changed since the previous run);
-    None when it did, or nothing says."""
-    r, t = ctx.reader, "ml.model_runs"
-    if not r.has(t) or not all(r.pick(t, c) for c in ("metrics", "as_of_date", "model_name")):
-        return None
-    order = "created_at desc" if r.pick(t, "created_at") else "run_id desc"
-    rows = r.rows(
-        f"select metrics from {t} where model_name = 'segmentation' and as_of_date = ? "
-        f"order by {order} limit 1",
-        [ctx.as_of],
-    )
-    if not rows or rows[0][0] is None:
-        return None
-    try:
-        metrics = json.loads(rows[0][0]) if isinstance(rows[0][0], str) else rows[0][0]
-    except ValueError:
-        return None
-    reason = metrics.get("drift_not_measured") if isinstance(metrics, dict) else None
-    return str(reason) if reason else None
+    value = metrics.get(key) if isinstance(metrics, dict) else None
+    return str(value) if value else None
 
 
 # --- propensity --------------------------------------------------------------------------

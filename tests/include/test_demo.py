@@ -28,13 +28,20 @@ def _transformed(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def test_summary_of_a_night_before_any_ml_stage_ran(tmp_path: Path) -> None:
-    settings = Settings(warehouse=tmp_path / "wh" / "segmint.duckdb", output=tmp_path / "out")
+def _published(folder: Path, out: Path) -> Settings:
+    """A warehouse in ``folder`` holding a transformed night, published: what the summary
+    reads after `make run`."""
+    settings = Settings(warehouse=folder / "segmint.duckdb", output=out)
     con = connect(settings.warehouse)
     ensure_raw_tables(con)
     _transformed(con)
     con.close()
     publish(settings, AS_OF)
+    return settings
+
+
+def test_summary_of_a_night_before_any_ml_stage_ran(tmp_path: Path) -> None:
+    settings = _published(tmp_path / "wh", tmp_path / "out")
 
     text = "\n".join(summary_lines(settings.published_warehouse, settings, AS_OF))
 
@@ -52,12 +59,7 @@ def test_the_summary_command_for_analysts_runs_as_printed(tmp_path: Path) -> Non
     The line it prints now runs in a shell from the project folder, as printed, also when
     the warehouse's folder holds a space and a quote."""
     folder = tmp_path / "Bob's night" / "wh"
-    settings = Settings(warehouse=folder / "segmint.duckdb", output=tmp_path / "out")
-    con = connect(settings.warehouse)
-    ensure_raw_tables(con)
-    _transformed(con)
-    con.close()
-    publish(settings, AS_OF)
+    settings = _published(folder, tmp_path / "out")
     lines = summary_lines(settings.published_warehouse, settings, AS_OF)
     (line,) = [line for line in lines if line.startswith("  analysts connect")]
     command = line.removeprefix("  analysts connect").strip()
@@ -136,12 +138,7 @@ def test_summary_does_not_show_the_dbt_docs_page_as_the_data_docs(tmp_path: Path
     the summary took any index.html under the night's folder for the GX Data Docs, so with
     data_docs/ pruned (a later night published, [outputs] keep_nights) it showed the dbt
     docs page as "GX Data Docs"."""
-    settings = Settings(warehouse=tmp_path / "wh" / "segmint.duckdb", output=tmp_path / "out")
-    con = connect(settings.warehouse)
-    ensure_raw_tables(con)
-    _transformed(con)
-    con.close()
-    publish(settings, AS_OF)
+    settings = _published(tmp_path / "wh", tmp_path / "out")
     dbt_docs = settings.run_output_dir(AS_OF) / "dbt_docs" / "index.html"
     dbt_docs.parent.mkdir(parents=True)
     dbt_docs.write_text("<html></html>")

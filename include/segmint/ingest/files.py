@@ -2243,6 +2243,27 @@ def _parquet_src(paths: list[str], row_numbers: bool = True) -> str:
 _PARQUET_VIRTUAL = ("file_index", "file_row_number")
 
 
+def _parquet_names(con: duckdb.DuckDBPyConnection, f: LandingFile) -> list[str]:
+    """A Parquet file's top-level column names as written: DuckDB's ``describe`` numbers a
+    repeated name (``customer_id_1``), and one repeated in another case (``Event_Type_1``)."""
+    path = _lit(_literal_path(str(f.abspath)))
+    rows = con.execute(f"select name, num_children from parquet_schema({path})").fetchall()
+    top: list[str] = []
+    pos = 1
+
+    def walk(count: int, level: int) -> None:
+        nonlocal pos
+        for _ in range(count):
+            name, children = rows[pos]
+            pos += 1
+            if level == 0:
+                top.append(name)
+            walk(children or 0, level + 1)
+
+    walk(rows[0][1] or 0, 0)
+    return top
+
+
 def _parquet_columns(
     con: duckdb.DuckDBPyConnection,
     f: LandingFile,
@@ -2250,11 +2271,26 @@ def _parquet_columns(
     optional: frozenset[str] = frozenset(),
 ) -> tuple[tuple[str, str, str], ...]:
     """``(column, document key, type)`` of a Parquet file's columns; :class:`UnreadableFile`
-    when a required field (:func:`required_fields`) has no column."""
+    when a required field (:func:`required_fields`) has no column or a field has several
+    (``customer_id`` twice, ``event_type`` and ``Event_Type``: which one?), as a CSV header
+    repeating one fails its file."""
     # Without the row-number option: it fails on a file with a "file_row_number" column.
     src = _parquet_src([str(f.abspath)], row_numbers=False)
     described = con.execute(f"describe select * from {src}").fetchall()
     cols = [(r[0], r[1]) for r in described]
+    written = _parquet_names(con, f)
+    contract = {fl.name for fl in FIELDS[f.source]}
+    as_written = doc_keys(f.source, written, aliases)
+    dupes = sorted({n for n in as_written if as_written.count(n) > 1 and n in contract})
+    if dupes:
+        raise UnreadableFile(
+            f"Parquet file repeats column(s) {', '.join(dupes)} ("
+            + "; ".join(
+                ", ".join(repr(c) for c, k in zip(written, as_written, strict=True) if k == n)
+                for n in dupes
+            )
+            + "): which one holds the field? Export it once"
+        )
     names = doc_keys(f.source, [c for c, _ in cols], aliases)
     required = required_fields(f.source, optional)
     missing = [n for n in required if n not in names]

@@ -1174,3 +1174,54 @@ def test_a_folder_that_cannot_be_listed_fails_the_run_naming_it(
     monkeypatch.setattr(Path, "iterdir", listdir)
     run_ingest(settings, D2)
     assert query("select event_id from raw.events order by 1") == [("a1",), ("b1",)]
+
+
+def test_a_parquet_file_repeating_a_contract_column_fails_as_a_csv_file_does(
+    settings, landing, query
+):
+    """A Parquet file with a field's column twice (pyarrow and pandas write ``customer_id``
+    twice after a join; Spark and Hive tables hold ``event_type`` beside ``Event_Type``, which
+    are one name to segmint) loaded the first and kept the other, numbered by DuckDB
+    (``customer_id_1``), in _extra: which customer the events belonged to was a guess, in
+    silence. It fails its file naming the columns, as a CSV header repeating one does; a
+    repeated unknown column is still kept."""
+    day = landing / DAY
+    day.mkdir(parents=True)
+    base = {"event_id": ["p1"], "event_type": ["page_view"], "event_ts": ["2026-06-01 10:00"]}
+    twice = pa.table(
+        [*(pa.array(v) for v in base.values()), pa.array(["c1"]), pa.array(["c9"])],
+        names=[*base, "customer_id", "customer_id"],
+    )
+    pq.write_table(twice, day / "twice.parquet")
+    cased = pa.table({**base, "customer_id": ["c1"], "Event_Type": ["purchase"]})
+    pq.write_table(cased.set_column(0, "event_id", pa.array(["p2"])), day / "cased.parquet")
+    notes = pa.table(
+        [pa.array(["p3"]), *(pa.array(v) for v in list(base.values())[1:]), pa.array(["c1"]),
+         pa.array(["a"]), pa.array(["b"])],
+        names=[*base, "customer_id", "notes", "Notes"],
+    )  # fmt: skip
+    pq.write_table(notes, day / "notes.parquet")
+    with pytest.raises(InputError, match=r"cased\.parquet.*twice\.parquet"):
+        run_ingest(settings, D1)
+    assert _accounting(query) == [
+        (f"{DAY}/cased.parquet", "failed", 0),
+        (f"{DAY}/notes.parquet", "loaded", 1),
+        (f"{DAY}/twice.parquet", "failed", 0),
+    ]
+    assert query(
+        "select path, error from ops.load_manifest where status = 'failed' order by 1"
+    ) == [
+        (
+            f"{DAY}/cased.parquet",
+            "Parquet file repeats column(s) event_type ('event_type', 'Event_Type'): which "
+            "one holds the field? Export it once",
+        ),
+        (
+            f"{DAY}/twice.parquet",
+            "Parquet file repeats column(s) customer_id ('customer_id', 'customer_id'): which "
+            "one holds the field? Export it once",
+        ),
+    ]
+    assert query("select event_id, customer_id, _extra from raw.events") == [
+        ("p3", "c1", '{"notes":"a","notes_1":"b"}')
+    ]

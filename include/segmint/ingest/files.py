@@ -630,8 +630,8 @@ def read_records(
         if files[i].size_bytes == 0:
             continue  # an empty file has no rows, as an empty JSONL or CSV file
         try:
-            cols = _parquet_columns(con, files[i], aliases, optional)
-            keys = [k for _, k, _ in cols]
+            cols, in_structs = _parquet_columns(con, files[i], aliases, optional)
+            keys = [k for _, k, _ in cols] + in_structs
             for field in unmatched_aliases(files[i].source, keys, aliases, optional):
                 unmatched.setdefault(field, []).append(files[i].path)
             for field in absent_fields(files[i].source, keys, optional):
@@ -2243,25 +2243,40 @@ def _parquet_src(paths: list[str], row_numbers: bool = True) -> str:
 _PARQUET_VIRTUAL = ("file_index", "file_row_number")
 
 
-def _parquet_names(con: duckdb.DuckDBPyConnection, f: LandingFile) -> list[str]:
-    """A Parquet file's top-level column names as written: DuckDB's ``describe`` numbers a
-    repeated name (``customer_id_1``), and one repeated in another case (``Event_Type_1``)."""
+def _parquet_tree(con: duckdb.DuckDBPyConnection, f: LandingFile) -> tuple[list[str], set[str]]:
+    """A Parquet file's top-level column names as written (DuckDB's ``describe`` numbers a
+    repeated name, ``customer_id_1``, and one repeated in another case, ``Event_Type_1``), and
+    the dotted paths of the fields nested in its struct columns, the column keyed as
+    :func:`doc_keys` keys it and the nested names as written (``context.device.type``), as a
+    dotted alias reads them from the row's document. A list or map is not walked: an alias
+    reads nothing from one."""
     path = _lit(_literal_path(str(f.abspath)))
-    rows = con.execute(f"select name, num_children from parquet_schema({path})").fetchall()
+    rows = con.execute(
+        f"select name, num_children, converted_type, repetition_type from parquet_schema({path})"
+    ).fetchall()
     top: list[str] = []
+    paths: set[str] = set()
     pos = 1
 
-    def walk(count: int, level: int) -> None:
+    def walk(prefix: str | None, count: int, inside: bool) -> None:
         nonlocal pos
         for _ in range(count):
-            name, children = rows[pos]
+            name, children, converted, repetition = rows[pos]
             pos += 1
-            if level == 0:
+            if prefix is None:
                 top.append(name)
-            walk(children or 0, level + 1)
+                here = _column_key(name)
+            else:
+                here = f"{prefix}.{name}"
+                if inside:
+                    paths.add(here)
+            # A LIST or MAP group (or a bare repeated one) holds a list: what is under it
+            # is no path an alias reads.
+            listed = converted in ("LIST", "MAP", "MAP_KEY_VALUE") or repetition == "REPEATED"
+            walk(here, children or 0, inside and not listed)
 
-    walk(rows[0][1] or 0, 0)
-    return top
+    walk(None, rows[0][1] or 0, True)
+    return top, paths
 
 
 def _parquet_columns(
@@ -2269,16 +2284,18 @@ def _parquet_columns(
     f: LandingFile,
     aliases: dict[str, dict[str, list[str]]] | None = None,
     optional: frozenset[str] = frozenset(),
-) -> tuple[tuple[str, str, str], ...]:
-    """``(column, document key, type)`` of a Parquet file's columns; :class:`UnreadableFile`
-    when a required field (:func:`required_fields`) has no column or a field has several
-    (``customer_id`` twice, ``event_type`` and ``Event_Type``: which one?), as a CSV header
-    repeating one fails its file."""
+) -> tuple[tuple[tuple[str, str, str], ...], list[str]]:
+    """``(column, document key, type)`` of a Parquet file's columns, and the fields of
+    ``f.source`` a dotted alias reads from one of its struct columns (a Segment or RudderStack
+    export's ``context.device.type``: they have a column too, for the warnings of fields
+    without one); :class:`UnreadableFile` when a required field (:func:`required_fields`) has
+    no column or a field has several (``customer_id`` twice, ``event_type`` and
+    ``Event_Type``: which one?), as a CSV header repeating one fails its file."""
     # Without the row-number option: it fails on a file with a "file_row_number" column.
     src = _parquet_src([str(f.abspath)], row_numbers=False)
     described = con.execute(f"describe select * from {src}").fetchall()
     cols = [(r[0], r[1]) for r in described]
-    written = _parquet_names(con, f)
+    written, nested = _parquet_tree(con, f)
     contract = {fl.name for fl in FIELDS[f.source]}
     as_written = doc_keys(f.source, written, aliases)
     dupes = sorted({n for n in as_written if as_written.count(n) > 1 and n in contract})
@@ -2298,7 +2315,12 @@ def _parquet_columns(
         raise UnreadableFile(
             f"Parquet file lacks required column(s) {_missing(f.source, missing, aliases, names)}"
         )
-    return tuple((c, key, kind) for (c, kind), key in zip(cols, names, strict=True))
+    in_structs = [
+        name
+        for name, landing in field_names(f.source, aliases).items()
+        if name not in names and any("." in n and n in nested for n in landing)
+    ]
+    return tuple((c, key, kind) for (c, kind), key in zip(cols, names, strict=True)), in_structs
 
 
 # A 4-byte float (Parquet FLOAT) holds every whole number only up to 2**24: 16777217 is

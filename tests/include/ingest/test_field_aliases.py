@@ -1120,3 +1120,54 @@ def test_a_json_key_differing_from_an_alias_in_case_only_is_a_warning(settings, 
         "their records loads without it; JSON keys are read case-sensitively: does the export "
         "name it otherwise now? ([ingest] field_aliases)",
     ]
+
+
+def test_dotted_aliases_into_parquet_struct_columns_are_no_missing_column(settings, landing, query):
+    # A Segment or RudderStack warehouse export written as Parquet keeps `context` and
+    # `properties` as struct columns. The example's dotted aliases read them
+    # (`context.device.type`), yet every night warned that each such file had "no column"
+    # for device_type, revenue, order_id, currency, page_url...: every record "loads without
+    # it" while it loaded with it. Only the paths the file's structs lack are warned of; a
+    # path under a list reads nothing and is still warned of.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    settings = dataclasses.replace(settings, ingest=load_settings(EXAMPLE).ingest)
+    path = landing / "events/dt=2026-06-01/segment.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(
+        pa.table({
+            "messageId": ["m1", "m2"], "type": ["track", "page"],
+            "event": ["Order Completed", None], "timestamp": ["2026-06-01T10:00:00Z"] * 2,
+            "userId": ["u1", None], "anonymousId": ["a1", "a2"],
+            "properties": [
+                {"revenue": 25.5, "order_id": "o1", "currency": "EUR",
+                 "products": [{"product_id": "p1"}]},
+                {"revenue": None, "order_id": None, "currency": None, "products": None},
+            ],
+            "context": [
+                {"device": {"type": "mobile"}, "page": {"url": "https://x/a"}},
+                {"device": {"type": "desktop"}, "page": {"url": "https://x/b"}},
+            ],
+        }),
+        path,
+    )  # fmt: skip
+    result = run_ingest(settings, D1)
+    assert query(
+        "select event_id, event_type, order_id, revenue::VARCHAR, currency, device_type, "
+        "page_url from raw.events order by 1"
+    ) == [
+        ("m1", "purchase", "o1", "25.50", "EUR", "mobile", "https://x/a"),
+        ("m2", "page_view", None, None, None, "desktop", "https://x/b"),
+    ]
+    missing = sorted(
+        re.match(r"1 events file\(s\) have no column for (\w+)", w).group(1)
+        for w in result.warnings
+        if "have no column for" in w
+    )
+    # Neither the fields read from the structs nor the required ones; the paths the file
+    # lacks (context.campaign, properties.price) and the one under the products list are.
+    assert missing == [
+        "country", "price", "product_category", "product_id", "quantity", "referrer",
+        "search_query", "session_id", "utm_campaign", "utm_medium", "utm_source",
+    ]  # fmt: skip

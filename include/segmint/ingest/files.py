@@ -1543,7 +1543,9 @@ def doc_keys(
     if not aliases:
         return keys
     for name, landing in field_names(source, aliases).items():
-        for alias in [n for n in landing if n != name]:
+        # An alias differing from the field's name in case only (EVENT_ID, for the JSON
+        # Snowflake unloads) is the field's own column here.
+        for alias in [n for n in landing if _column_key(n) != _column_key(name)]:
             if _column_key(alias) in keys:
                 keys[keys.index(_column_key(alias))] = alias if name in keys else name
     return keys

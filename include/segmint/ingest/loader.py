@@ -195,22 +195,39 @@ def _list(values: list[str]) -> str:
     return "[" + ", ".join(values) + "]"
 
 
-def _struct_spec(paths: list[str]) -> str:
-    """The ``json_transform`` type of the (dotted) landing names: every leaf as text."""
+def _struct_specs(paths: list[str]) -> tuple[list[str], dict[str, int]]:
+    """The ``json_transform`` types of the (dotted) landing names, every leaf as text, and
+    which of them reads each name.
+
+    Struct fields are case-insensitive in DuckDB, JSON keys are not: names differing only in
+    case (``EVENT_ID`` for ``event_id``: Snowflake writes its column names upper-case in
+    the JSON it unloads; ``properties.Revenue`` beside ``properties.revenue``) are read by a
+    type of their own, a second parse of the records only when the settings name such a
+    name. (They were refused, and such an export could not be loaded.)"""
     from segmint.config import ConfigError
 
-    tree: dict = {}
+    def twin(tree: dict, parts: list[str]) -> bool:
+        """Whether ``tree`` holds a name on the path ``parts`` differing from it in case."""
+        node = tree
+        for part in parts:
+            if any(key != part and key.lower() == part.lower() for key in node):
+                return True
+            node = node.get(part)
+            if not isinstance(node, dict):
+                return False
+        return False
+
+    trees: list[dict] = []
+    layer: dict[str, int] = {}
     for path in paths:
-        node, parts = tree, path.split(".")
-        for k, part in enumerate(parts):
-            leaf = k == len(parts) - 1
-            # Struct fields are case-insensitive in DuckDB, JSON keys are not.
-            twin = next((key for key in node if key != part and key.lower() == part.lower()), None)
-            if twin:
-                raise ConfigError(
-                    f"[ingest] field_aliases: {path!r} and another name differ only in the case "
-                    f"of {part!r} / {twin!r}; JSON keys are read case-sensitively, give one"
-                )
+        parts = path.split(".")
+        k = next((k for k, tree in enumerate(trees) if not twin(tree, parts)), len(trees))
+        if k == len(trees):
+            trees.append({})
+        layer[path] = k
+        node = trees[k]
+        for j, part in enumerate(parts):
+            leaf = j == len(parts) - 1
             child = node.get(part)
             if (leaf and isinstance(child, dict)) or (not leaf and child == "VARCHAR"):
                 raise ConfigError(
@@ -229,7 +246,7 @@ def _struct_spec(paths: list[str]) -> str:
             + "}"
         )
 
-    return spec(tree)
+    return [spec(tree) for tree in trees], layer
 
 
 # At most this many parent paths of dotted names are checked for JSON arrays (one bit each
@@ -293,10 +310,19 @@ def parse_sql(
     landing = [n for f in fields for n in names[f.name]]
     # One parse per record into a struct of the landing names as text (a number, true/false
     # or a nested value comes as its JSON text, JSON null and absent keys as NULL).
-    struct = _lit(_struct_spec(landing))
+    structs, layer = _struct_specs(landing)
+    # The names differing from an earlier one only in case are read by a parse of their own.
+    twins = "".join(
+        f"case when _ok then json_transform(doc, {_lit(spec)}) end as _v{k}, "
+        for k, spec in enumerate(structs)
+        if k
+    )
 
     def read(name: str) -> str:
-        return "v." + ".".join(_ident(part) for part in name.split("."))
+        # A parent of dotted names (properties) is read where the first of them is.
+        k = layer.get(name, next((layer[n] for n in landing if n.startswith(name + ".")), 0))
+        v = f"_v{k}" if k else "v"
+        return v + "." + ".".join(_ident(part) for part in name.split("."))
 
     # In CSV files a database dump's null word (\\N, NULL) is a missing value: each landing
     # name's value, so cleaned, is a column of its own (_nv<k>), computed once per row; the
@@ -314,10 +340,12 @@ def parse_sql(
         for n, col in cleaned.items()
     )
     dropped = "".join(f", {col}" for col in cleaned.values()) + (", _csv" if csv_files else "")
+    dropped += "".join(f", _v{k}" for k in range(1, len(structs)))
     parsed = f"""(
                         select
                             *,
-                            case when _ok then json_transform(doc, {struct}) end as v,
+                            case when _ok then json_transform(doc, {_lit(structs[0])}) end as v,
+                            {twins}
                             case when _ok then len(json_keys(doc)) end as _nkeys,
                         from {rel}
                     )"""
@@ -410,7 +438,7 @@ def parse_sql(
     plain = [f.name for f in fields if len(names[f.name]) == 1]
     aliased = [f.name for f in fields if len(names[f.name]) > 1]
     present = " + ".join(
-        [f"(v.{_ident(n)} is not null)::INTEGER" for n in plain]
+        [f"({read(n)} is not null)::INTEGER" for n in plain]
         + [f"({read_from(n)} is not null)::INTEGER" for n in aliased]
     )
     cols = []

@@ -345,10 +345,6 @@ def test_csv_and_parquet_read_the_next_name_per_record_whatever_its_case(setting
             {"field_aliases": {"events": {"page_url": ["ctx"], "referrer": ["ctx.ref"]}}},
             "both as a value and as an object",
         ),
-        (
-            {"field_aliases": {"events": {"event_type": ["Event", "event"]}}},
-            "differ only in the case",
-        ),
         ({"event_type_aliases": {"Order Completed": "order"}}, "not an event type"),
     ],
 )
@@ -1171,3 +1167,63 @@ def test_dotted_aliases_into_parquet_struct_columns_are_no_missing_column(settin
         "country", "price", "product_category", "product_id", "quantity", "referrer",
         "search_query", "session_id", "utm_campaign", "utm_medium", "utm_source",
     ]  # fmt: skip
+
+
+def test_names_differing_only_in_case_are_read_each_as_written(settings, landing, query):
+    # Snowflake writes its column names upper-case in the JSON it unloads (EVENT_ID,
+    # CUSTOMER_ID); JSON keys are read as written, so every record was quarantined
+    # ("missing required field event_id"), and the aliases that would read them were refused
+    # ("differ only in the case"): such an export could not be loaded at all. Now each name
+    # is read as written, a nested one too (properties.Revenue beside properties.revenue),
+    # and in CSV and Parquet, whose columns match case-insensitively, such an alias is the
+    # field's own column.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ingest = IngestSettings(
+        field_aliases={
+            "events": {
+                "event_id": ["EVENT_ID"],
+                "event_type": ["EVENT_TYPE", "Event"],
+                "event_ts": ["EVENT_TS"],
+                "customer_id": ["CUSTOMER_ID"],
+                "order_id": ["ORDER_ID"],
+                "revenue": ["REVENUE", "properties.revenue", "properties.Revenue"],
+            }
+        }
+    )
+    settings = _with_ingest(settings, ingest)
+    day = landing / "events/dt=2026-06-01"
+    ts = "2026-06-01 10:00:00.000"
+    write_jsonl(
+        day / "snowflake.jsonl",
+        [
+            {"EVENT_ID": "s1", "EVENT_TYPE": "PURCHASE", "EVENT_TS": ts, "CUSTOMER_ID": "c1",
+             "ORDER_ID": "o1", "REVENUE": 12.5, "NOTE": "x"},
+            {"event_id": "s2", "Event": "purchase", "event_ts": ts, "customer_id": "c2",
+             "order_id": "o2", "properties": {"Revenue": 3}},
+            {"event_id": "s3", "event_type": "purchase", "event_ts": ts, "customer_id": "c3",
+             "order_id": "o3", "properties": {"revenue": "4.5"}},
+        ],
+    )  # fmt: skip
+    write_lines(
+        day / "snowflake.csv",
+        ["EVENT_ID,EVENT_TYPE,EVENT_TS,CUSTOMER_ID", "s4,page_view,2026-06-01 10:00:00,c4"],
+    )
+    pq.write_table(
+        pa.table({"EVENT_ID": ["s5"], "EVENT_TYPE": ["page_view"], "EVENT_TS": [ts],
+                  "CUSTOMER_ID": ["c5"]}),
+        day / "snowflake.parquet",
+    )  # fmt: skip
+    run_ingest(settings, D1)
+    assert query("select count(*) from ops.quarantine") == [(0,)]
+    assert query(
+        "select event_id, event_type, customer_id, order_id, revenue::VARCHAR, _extra "
+        "from raw.events order by 1"
+    ) == [
+        ("s1", "purchase", "c1", "o1", "12.50", '{"NOTE":"x"}'),
+        ("s2", "purchase", "c2", "o2", "3.00", '{"properties":{"Revenue":3}}'),
+        ("s3", "purchase", "c3", "o3", "4.50", '{"properties":{"revenue":"4.5"}}'),
+        ("s4", "page_view", "c4", None, None, None),
+        ("s5", "page_view", "c5", None, None, None),
+    ]

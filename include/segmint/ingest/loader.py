@@ -67,6 +67,7 @@ from segmint.ingest.contract import (
     field_names,
     id_clean_sql,
     ignored_event_types,
+    required_fields,
 )
 from segmint.ingest.files import (
     BARE_CR_MARK,
@@ -74,6 +75,8 @@ from segmint.ingest.files import (
     TOO_LONG_MARK,
     TOO_LONG_REASON,
     LandingFile,
+    _spelling,
+    _toml_str,
     bare_cr_files,
     check_line_order,
     cr_looked_at,
@@ -695,6 +698,10 @@ class Ingest:
         # aliases, whose records hold a key differing from one of its names in case only:
         # path -> those keys (warn_names).
         self.variants: dict[tuple[str, str], dict[str, set[str]]] = {}
+        # Per (source, field), the JSON files holding records without a required field (or
+        # without an identity) whose keys are spelt like one of its names but for case and
+        # punctuation (eventType, event-type): path -> those keys (warn_names).
+        self.spelt_alike: dict[tuple[str, str], dict[str, set[str]]] = {}
         # Other trackers' names for contract fields and event types (checked here, before
         # any file is read: a mistake in them is a ConfigError).
         self.aliases = settings.ingest.field_aliases
@@ -881,6 +888,22 @@ class Ingest:
                 f"of them in case only ({_some(sorted(files))}): each of their records loads "
                 "without it; JSON keys are read case-sensitively: does the export name it "
                 "otherwise now? ([ingest] field_aliases)"
+            )
+        for (source, name), files in sorted(self.spelt_alike.items()):
+            keys = sorted(set().union(*files.values()))
+            given = [n for n in field_names(source, self.aliases)[name] if n != name]
+            setting = ", ".join(_toml_str(n) for n in [*given, *keys])
+            outcome = (
+                "quarantined for no identity"
+                if name in ("customer_id", "anonymous_id")
+                else f"quarantined as missing {name}"
+            )
+            self.batch_warnings.append(
+                f"{len(files)} {source} file(s) hold records without {name} whose keys are "
+                f"spelt like it but for case or punctuation: "
+                f"{', '.join(map(repr, keys))} ({_some(sorted(files))}); JSON keys are read "
+                f"as written, so those records are {outcome}. If the key is {name}, name it "
+                f"in [ingest.field_aliases.{source}]: {name} = [{setting}]"
             )
 
     def _warn_arrays(self, source: str, arrays: dict[str, int]) -> None:
@@ -1223,7 +1246,57 @@ class Ingest:
                 self.variants.setdefault((source, name), {}).setdefault(
                     outs[i].file.path, set()
                 ).update(keys)
+        jsonl_ids = [i for i, f in enumerate(files) if f.fmt == "jsonl" and i not in failed]
+        if jsonl_ids:
+            for (name, i), keys in self._spelt_alike(con, tag, source, jsonl_ids).items():
+                self.spelt_alike.setdefault((source, name), {}).setdefault(
+                    outs[i].file.path, set()
+                ).update(keys)
         return outs
+
+    def _spelt_alike(
+        self, con: duckdb.DuckDBPyConnection, tag: str, source: str, ids: list[int]
+    ) -> dict[tuple[str, int], list[str]]:
+        """``{(field, file): keys}``: the top-level keys of the records of the JSON files
+        ``ids`` that lack a required field (``event_type``), or both identities, spelt like
+        one of the field's names but for case and punctuation (``eventType``, ``EventType``,
+        ``event-type``, ``customerId``). JSON keys are read as written: every such record
+        was quarantined ("missing required field event_type") and nothing named the key,
+        where a CSV or Parquet file with such a column fails naming the setting that reads
+        it. Only records without the field are looked at (none, in a file that names its
+        keys as the contract does), in the first ``CASE_SEARCHED_LINES`` lines of a file."""
+        names = field_names(source, self.aliases)
+        watched = {
+            name: f"{_ident(name)} is null" for name in required_fields(source, self.optional)
+        }
+        if source == "events":
+            both = "customer_id is null and anonymous_id is null"
+            watched |= {"customer_id": both, "anonymous_id": both}
+        cols = []
+        for k, (name, missing) in enumerate(watched.items()):
+            own = [n for n in names[name] if "." not in n]
+            spelt = _list([_lit(_spelling(n)) for n in own])
+            cols.append(
+                f"list_sort(list_distinct(flatten(list(list_filter(json_keys(_extra), "
+                f"lambda x: list_contains({spelt}, regexp_replace(lower(x), '[^0-9a-z]', '', "
+                f"'g')) and not list_contains({_list([_lit(n) for n in own])}, x))) "
+                f"filter (where {missing})))) as f{k}"
+            )
+        rows = con.execute(
+            f"""
+            select _file, {", ".join(cols)}
+            from _typed_{tag}
+            where _file in {_list([str(i) for i in ids])} and _line <= {CASE_SEARCHED_LINES}
+                and _extra is not null and ({" or ".join(watched.values())})
+            group by 1
+            """
+        ).fetchall()
+        return {
+            (name, row[0]): row[k + 1]
+            for row in rows
+            for k, name in enumerate(watched)
+            if row[k + 1]
+        }
 
     @staticmethod
     def _case_variants(

@@ -1227,3 +1227,63 @@ def test_names_differing_only_in_case_are_read_each_as_written(settings, landing
         ("s4", "page_view", "c4", None, None, None),
         ("s5", "page_view", "c5", None, None, None),
     ]
+
+
+def test_json_keys_spelt_like_a_required_field_are_named_with_the_setting(settings, landing, query):
+    # A JSON export writing camelCase, PascalCase or kebab-case keys (eventType, EventType,
+    # event-type, customerId): every record was quarantined as "missing required field
+    # event_type" or "no identity", and nothing named the key, where a CSV or Parquet file
+    # with such a column fails naming the setting that reads it. The night now warns, naming
+    # the keys, the files and the setting; the setting it gives loads them.
+    ts = "2026-06-01T10:00:00Z"
+    records = [
+        {"event_id": "k1", "eventType": "page_view", "event_ts": ts, "customer_id": "c1"},
+        {"event_id": "k2", "EventType": "page_view", "event_ts": ts, "customer_id": "c1"},
+        {"event_id": "k3", "event-type": "page_view", "event_ts": ts, "customer_id": "c1"},
+        {"Event_ID": "k4", "event_type": "page_view", "event_ts": ts, "customerId": "c1"},
+        # no identity, and no key like one: no warning for it
+        {"event_id": "k5", "event_type": "page_view", "event_ts": ts, "user": "c1"},
+    ]
+    write_jsonl(landing / "events/dt=2026-06-01/app.jsonl", records)
+    write_jsonl(
+        landing / "events/dt=2026-06-01/clean.jsonl",
+        [{"event_id": "k6", "event_type": "page_view", "event_ts": ts, "anonymous_id": "a1"}],
+    )
+    result = run_ingest(settings, D1)
+    assert query("select count(*) from ops.quarantine") == [(5,)]
+    warned = sorted(w for w in result.warnings if "spelt like it" in w)
+    assert warned == [
+        "1 events file(s) hold records without customer_id whose keys are spelt like it but "
+        "for case or punctuation: 'customerId' (events/dt=2026-06-01/app.jsonl); JSON keys "
+        "are read as written, so those records are quarantined for no identity. If the key "
+        "is customer_id, name it in [ingest.field_aliases.events]: customer_id = "
+        "['customerId']",
+        "1 events file(s) hold records without event_id whose keys are spelt like it but "
+        "for case or punctuation: 'Event_ID' (events/dt=2026-06-01/app.jsonl); JSON keys are "
+        "read as written, so those records are quarantined as missing event_id. If the key "
+        "is event_id, name it in [ingest.field_aliases.events]: event_id = ['Event_ID']",
+        "1 events file(s) hold records without event_type whose keys are spelt like it but "
+        "for case or punctuation: 'EventType', 'event-type', 'eventType' "
+        "(events/dt=2026-06-01/app.jsonl); JSON keys are read as written, so those records "
+        "are quarantined as missing event_type. If the key is event_type, name it in "
+        "[ingest.field_aliases.events]: event_type = ['EventType', 'event-type', 'eventType']",
+    ]
+    # The settings the warnings give load such records.
+    ingest = IngestSettings(
+        field_aliases={
+            "events": {
+                "customer_id": ["customerId"],
+                "event_id": ["Event_ID"],
+                "event_type": ["EventType", "event-type", "eventType"],
+            }
+        }
+    )
+    write_jsonl(
+        landing / "events/dt=2026-06-02/app.jsonl",
+        [{**r, "event_ts": "2026-06-02T10:00:00Z"} for r in records[:4]],
+    )
+    result = run_ingest(_with_ingest(settings, ingest), D2)
+    assert not [w for w in result.warnings if "spelt like it" in w]
+    assert query(
+        "select count(*) from raw.events where _source_file = 'events/dt=2026-06-02/app.jsonl'"
+    ) == [(4,)]

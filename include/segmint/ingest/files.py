@@ -2213,6 +2213,15 @@ def _insert_csv_records(
             case
                 when bad_quote = 0 and len(fields) = {len(names)}
                     then json_object({pairs})
+                -- Empty fields after the header's last (a trailing separator on each record,
+                -- "c2;b@x.com;2026-05-01;;", as some exporters and hand edits leave) hold
+                -- nothing: the record is read without them. Not in a line holding a
+                -- carriage return: two records parted by a bare one ("g1,,<CR>g2,,") are
+                -- one line of too many fields, quarantined whole.
+                when bad_quote = 0 and len(fields) > {len(names)} and len(list_filter(
+                    fields[{len(names) + 1}:], lambda x: trim(coalesce(x, '')) <> ''
+                )) = 0 and not contains(raw, chr(13))
+                    then json_object({pairs})
             end as doc,
             case
                 when starts_with(raw, {_lit(TOO_LONG_MARK)}) then {_lit(TOO_LONG_REASON)}
@@ -2224,7 +2233,10 @@ def _insert_csv_records(
                     then 'malformed CSV: unbalanced quotes (\\" is no escape in CSV: a quote '
                         || 'inside a quoted field is doubled, "")'
                 when bad_quote > 0 then 'malformed CSV: unbalanced quotes'
-                when len(fields) <> {len(names)}
+                when len(fields) = {len(names)} then null
+                when len(fields) < {len(names)} or contains(raw, chr(13)) or len(list_filter(
+                    fields[{len(names) + 1}:], lambda x: trim(coalesce(x, '')) <> ''
+                )) > 0
                     then 'malformed CSV: ' || len(fields) || ' fields but the header has '
                         || {len(names)}
             end as _error,

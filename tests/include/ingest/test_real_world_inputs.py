@@ -1260,3 +1260,39 @@ def test_nul_bytes_in_csv_values_keep_every_record_and_its_line(settings, landin
     assert got[0][2].startswith("an id field holds a control character")
     assert got[1][2] == "malformed CSV: 1 fields but the header has 4"
     assert got[2][2] == "unknown event_type (got page_view\x00)"
+
+
+def test_empty_fields_after_the_header_s_last_are_no_malformed_record(settings, landing, query):
+    """A CSV whose records end in separators the header lacks (``c2;b@x.com;2026-05-01;;``:
+    an exporter writing a separator after every field of a record, a column deleted in a
+    spreadsheet by its header only) had each such record quarantined as "malformed CSV: 5
+    fields but the header has 3", though the extra fields hold nothing. They are read
+    without them; a record whose extra fields hold a value is still malformed, and so is a
+    line holding a carriage return (two records parted by a bare one, both quarantined)."""
+    write_lines(
+        landing / "crm/dt=2026-06-01/export.csv",
+        [
+            "\ufeffcustomer_id;email;updated_at",
+            "c1;a@x.com;2026-05-01",
+            "c2;b@x.com;2026-05-01;;",
+            'c3;c@x.com;2026-05-01; ;""',
+            "c4;d@x.com;2026-05-01;;lost?",
+            ";;;",
+        ],
+    )
+    write_lines(
+        landing / "crm/dt=2026-06-01/cr.csv",
+        ["customer_id,updated_at,email", "g1,2026-05-01,\rg2,2026-05-01,", "g3,2026-05-01,,"],
+    )
+    run_ingest(settings, D1)
+    _accounting_holds(query)
+    assert query("select customer_id, email, _extra from raw.customers order by 1") == [
+        ("c1", "a@x.com", None),
+        ("c2", "b@x.com", None),
+        ("c3", "c@x.com", None),
+        ("g3", None, None),
+    ]
+    assert query("select source_file, line_number, reasons from ops.quarantine order by 1, 2") == [
+        ("crm/dt=2026-06-01/cr.csv", 2, ["malformed CSV: 5 fields but the header has 3"]),
+        ("crm/dt=2026-06-01/export.csv", 5, ["malformed CSV: 5 fields but the header has 3"]),
+    ]

@@ -896,6 +896,8 @@ class Ingest:
             outcome = (
                 "quarantined for no identity"
                 if name in ("customer_id", "anonymous_id")
+                else f"quarantined as a purchase or refund without {name}"
+                if name in ("order_id", "revenue")
                 else f"quarantined as missing {name}"
             )
             self.batch_warnings.append(
@@ -1258,7 +1260,8 @@ class Ingest:
         self, con: duckdb.DuckDBPyConnection, tag: str, source: str, ids: list[int]
     ) -> dict[tuple[str, int], list[str]]:
         """``{(field, file): keys}``: the top-level keys of the records of the JSON files
-        ``ids`` that lack a required field (``event_type``), or both identities, spelt like
+        ``ids`` that lack a required field (``event_type``), or both identities, or a
+        purchase's or refund's ``order_id`` or ``revenue``, spelt like
         one of the field's names but for case and punctuation (``eventType``, ``EventType``,
         ``event-type``, ``customerId``). JSON keys are read as written: every such record
         was quarantined ("missing required field event_type") and nothing named the key,
@@ -1272,6 +1275,12 @@ class Ingest:
         if source == "events":
             both = "customer_id is null and anonymous_id is null"
             watched |= {"customer_id": both, "anonymous_id": both}
+            # A purchase or a refund needs both (an orderId key quarantined every order).
+            money = "event_type in ('purchase', 'refund')"
+            watched |= {
+                "order_id": f"order_id is null and {money}",
+                "revenue": f"revenue is null and {money}",
+            }
         cols = []
         for k, (name, missing) in enumerate(watched.items()):
             own = [n for n in names[name] if "." not in n]

@@ -1287,3 +1287,35 @@ def test_json_keys_spelt_like_a_required_field_are_named_with_the_setting(settin
     assert query(
         "select count(*) from raw.events where _source_file = 'events/dt=2026-06-02/app.jsonl'"
     ) == [(4,)]
+
+
+def test_a_purchase_s_order_key_spelt_otherwise_is_named(settings, landing, query):
+    # An orders feed writing orderId and Revenue: every purchase was quarantined as
+    # "purchase without order_id", "purchase without revenue", and nothing named the keys.
+    # A page view holding such a key needs neither: it is not looked at.
+    ts = "2026-06-01T10:00:00Z"
+    write_jsonl(
+        landing / "events/dt=2026-06-01/orders.jsonl",
+        [
+            {"event_id": "o1", "event_type": "purchase", "event_ts": ts, "customer_id": "c1",
+             "orderId": "A1", "Revenue": "12.50"},
+            {"event_id": "o2", "event_type": "page_view", "event_ts": ts, "customer_id": "c1",
+             "cartId": "x", "order-ID": "A1"},
+        ],
+    )  # fmt: skip
+    result = run_ingest(settings, D1)
+    assert query("select reasons from ops.quarantine") == [
+        (["purchase without order_id", "purchase without revenue"],)
+    ]
+    assert sorted(w for w in result.warnings if "spelt like it" in w) == [
+        "1 events file(s) hold records without order_id whose keys are spelt like it but for "
+        "case or punctuation: 'orderId' (events/dt=2026-06-01/orders.jsonl); JSON keys are "
+        "read as written, so those records are quarantined as a purchase or refund without "
+        "order_id. If the key is order_id, name it in [ingest.field_aliases.events]: "
+        "order_id = ['orderId']",
+        "1 events file(s) hold records without revenue whose keys are spelt like it but for "
+        "case or punctuation: 'Revenue' (events/dt=2026-06-01/orders.jsonl); JSON keys are "
+        "read as written, so those records are quarantined as a purchase or refund without "
+        "revenue. If the key is revenue, name it in [ingest.field_aliases.events]: "
+        "revenue = ['Revenue']",
+    ]

@@ -100,8 +100,19 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # a one-event copy of an order sent line by line more than cart_lookback_days earlier buys
 # nothing in an incremental run too (it bought the cart when its day was rebuilt).
 MODEL_LOGIC_VERSION = "2026-12-07.7"
-# A full refresh keeps only the snapshots asked for: it asks for the cut-offs too.
+# A full refresh builds the snapshots asked for, the cut-offs too; the past snapshots the
+# feature history held before are rebuilt after it (_keep_history, _restore_history).
 _WITH_CUTOFFS = "with the cut-off snapshots"
+# Where a full refresh records the snapshot dates the feature history held before it, until
+# each is rebuilt: a night killed or failed in between leaves them for the next one.
+HISTORY_TO_REBUILD = "ops.snapshot_dates_to_rebuild"
+_HISTORY_TABLES = (("ops", "snapshot_dates_to_rebuild"), ("marts", "customer_feature_history"))
+# Past snapshots rebuilt after a full refresh, in dbt runs of this many dates each: a run
+# joins every day of activity to each of its dates, so one run of a year of dates held the
+# aggregates of every customer on every date at once (docs/models.md, "A full refresh").
+HISTORY_BATCH_DATES = 31
+# The models a past snapshot is rebuilt in: the history and the rule segments of its dates.
+HISTORY_MODELS = "customer_feature_history customer_rule_segments"
 
 
 def project_dir(settings: Settings) -> Path:
@@ -1199,6 +1210,115 @@ def _result_ids(run_results: Path) -> set[str]:
     return {r.get("unique_id", "") for r in data.get("results", [])}
 
 
+def _keep_history(warehouse: Path) -> None:
+    """Before a full refresh that may rebuild ``marts.customer_feature_history``: record
+    the snapshot dates it holds in :data:`HISTORY_TO_REBUILD` (beside any a killed or failed
+    night left there). A full refresh builds only the dates it is asked for, so every other
+    past night's snapshot an analyst had queried was gone (its rule segments too) until
+    someone asked for its date again; :func:`_restore_history` rebuilds them after it."""
+    from segmint.warehouse import connect
+
+    con = connect(warehouse)
+    try:
+        con.execute(f"create table if not exists {HISTORY_TO_REBUILD} (as_of_date date not null)")
+        if _tables_present(con, _HISTORY_TABLES[1]):
+            con.execute(
+                f"""
+                insert into {HISTORY_TO_REBUILD}
+                select distinct as_of_date from marts.customer_feature_history
+                except
+                select as_of_date from {HISTORY_TO_REBUILD}
+                """
+            )
+    finally:
+        con.close()
+
+
+def _restore_history(
+    settings: Settings, as_of: date, completed: subprocess.CompletedProcess[str]
+) -> tuple[subprocess.CompletedProcess[str], list[str], list[date]]:
+    """After a build that passed: rebuild the snapshots recorded by :func:`_keep_history`
+    that ``marts.customer_feature_history`` no longer holds (a full refresh dropped them),
+    point in time as any snapshot, with their rule segments: incremental dbt runs of
+    :data:`HISTORY_MODELS`, :data:`HISTORY_BATCH_DATES` dates each, oldest first, each
+    date forgotten once its run passed. Returns the last run (``completed`` when none ran),
+    its failure lines, and the dates rebuilt. Nothing to do (no record, or an empty one):
+    one short read-only connection, no dbt run."""
+    import duckdb
+
+    warehouse = settings.warehouse.resolve()
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = _tables_present(con, *_HISTORY_TABLES)
+        if _HISTORY_TABLES[0] not in tables:
+            return completed, [], []
+        recorded = [
+            d for (d,) in con.execute(f"select as_of_date from {HISTORY_TO_REBUILD}").fetchall()
+        ]
+        if not recorded:
+            return completed, [], []
+        missing = recorded
+        if _HISTORY_TABLES[1] in tables:
+            missing = [
+                d
+                for (d,) in con.execute(
+                    f"""
+                    select as_of_date from {HISTORY_TO_REBUILD}
+                    where as_of_date not in (
+                        select distinct as_of_date from marts.customer_feature_history
+                    )
+                    order by as_of_date
+                    """
+                ).fetchall()
+            ]
+    finally:
+        con.close()
+    # Dates the history still holds (the refresh did not reach it, or built them tonight).
+    _forget_history(warehouse, [d for d in recorded if d not in set(missing)])
+    if not missing:
+        return completed, [], []
+    log.warning(
+        "transform: rebuilding %d past snapshot(s) of marts.customer_feature_history the "
+        "full refresh dropped, with their rule segments: %s (%d dbt run(s) of up to %d dates)",
+        len(missing),
+        _day_spans(missing),
+        -(-len(missing) // HISTORY_BATCH_DATES),
+        HISTORY_BATCH_DATES,
+    )
+    rebuilt: list[date] = []
+    run_results = dbt_dirs(settings)[0] / "run_results.json"
+    for start in range(0, len(missing), HISTORY_BATCH_DATES):
+        batch = missing[start : start + HISTORY_BATCH_DATES]
+        completed = run_dbt(settings, as_of, batch, select=HISTORY_MODELS)
+        if completed.returncode != 0:
+            what = f"(rebuilding past snapshots {_day_spans(batch)})"
+            problems = failures(run_results) if run_results.is_file() else []
+            problems = [f"{what} {line}" for line in problems or _output_tail(completed)]
+            left = len(missing) - len(rebuilt)
+            problems.append(
+                f"{left} past snapshot(s) wait in {HISTORY_TO_REBUILD}: the next build that "
+                "passes rebuilds them"
+            )
+            return completed, problems, rebuilt
+        _forget_history(warehouse, batch)
+        rebuilt += batch
+        log.info("transform: past snapshots %s rebuilt", _day_spans(batch))
+    return completed, [], rebuilt
+
+
+def _forget_history(warehouse: Path, dates: list[date]) -> None:
+    """Remove ``dates`` from :data:`HISTORY_TO_REBUILD`: the history holds them."""
+    if not dates:
+        return
+    from segmint.warehouse import connect
+
+    con = connect(warehouse)
+    try:
+        con.execute(f"delete from {HISTORY_TO_REBUILD} where list_contains(?, as_of_date)", [dates])
+    finally:
+        con.close()
+
+
 def _full_refresh_schema_changes(
     settings: Settings, as_of: date, dates: list[date], models: list[str]
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
@@ -1208,8 +1328,8 @@ def _full_refresh_schema_changes(
     Their stored rows were computed by the old SQL, so adding the new columns as nulls to
     old rows (dbt's ``append_new_columns``/``sync_all_columns``) would leave derived tables
     wrong; a full refresh recomputes them from the events. customer_feature_history then
-    holds tonight's requested snapshots only (older ones can be rebuilt from the daily
-    activity by asking for their dates). Returns the run and its failure lines."""
+    holds tonight's requested snapshots; the others it held are rebuilt after the run
+    (:func:`_restore_history`). Returns the run and its failure lines."""
     log.warning(
         "transform: the columns of incremental model(s) %s changed (a new segmint version?): "
         "dbt refused the incremental run (on_schema_change='fail'); rebuilding them and "
@@ -1386,6 +1506,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
             log.warning(
                 "transform: %s; rebuilding every model with --full-refresh (once)", outdated
             )
+            _keep_history(warehouse)
         log.info("transform: snapshots %s (%s)", ", ".join(map(str, dates)), dates_reason)
         started = time.perf_counter()
         completed = run_dbt(settings, as_of, dates, full_refresh=bool(outdated), warm=warm)
@@ -1402,6 +1523,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
             # Changed feature columns also make propensity retrain tonight.
             dates = snapshot_dates(settings, as_of, data_start)
             dates_reason = f"full refresh of changed models: {_WITH_CUTOFFS}"
+            _keep_history(warehouse)
             completed, problems = _full_refresh_schema_changes(settings, as_of, dates, rebuilt)
             rerun = _result_ids(run_results) if run_results.is_file() else set()
             # Failures of the first run the full refresh did not run again still stand.
@@ -1415,12 +1537,22 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         # A changed row-shaping var: the night's build passed with it (new days); past days
         # are rebuilt from the events by the models reading it and every model after them.
         if set(FEATURE_MODELS) & set(refresh):
-            # A full refresh keeps only the snapshots asked for: the cut-offs too.
+            # Changed features also make propensity retrain tonight: the cut-offs too.
             dates = snapshot_dates(settings, as_of, data_start)
             dates_reason = f"full refresh for changed dbt vars: {_WITH_CUTOFFS}"
+        _keep_history(warehouse)
         completed, problems = _full_refresh_changed_vars(
             settings, as_of, dates, refresh, var_changes
         )
+    restored: list[date] = []
+    if completed.returncode == 0 and not problems:
+        # The full refresh passed: recorded now, so a failed rebuild of the past snapshots
+        # below is resumed by the next night alone, not by another full refresh.
+        if record_logic:
+            _record_logic(warehouse, as_of)
+        if record_vars:
+            _record_vars(warehouse, as_of, current_vars)
+        completed, problems, restored = _restore_history(settings, as_of, completed)
     seconds = time.perf_counter() - started
     if completed.returncode < 0:
         raise DbtKilledError(_killed_message(settings, as_of, completed, seconds, run_results))
@@ -1445,10 +1577,6 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
             + ("" if run_results.is_file() else " (not written: dbt stopped before any node ran)")
             + f"\ndbt log: {log_path / 'dbt.log'}"
         )
-    if record_logic:
-        _record_logic(warehouse, as_of)
-    if record_vars:
-        _record_vars(warehouse, as_of, current_vars)
     figures, rebuilt_days, past_days = _mart_figures(warehouse, as_of)
     import duckdb
 
@@ -1501,6 +1629,9 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         },
         "currency_rates": rates,
         "schema_change_full_refresh": rebuilt,
+        # Past snapshots of the feature history (and their rule segments) rebuilt after a full
+        # refresh, besides the snapshot dates above (ops.snapshot_dates_to_rebuild).
+        "history_snapshots_rebuilt": [d.isoformat() for d in restored],
         "logic_full_refresh": outdated,
         # The dbt vars changed since the stored rows were built (name: [then, now], as JSON)
         # and the models rebuilt with --full-refresh for them, with every model after them.
@@ -1533,6 +1664,12 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         warnings.append(
             f"rebuilt {', '.join(refresh)} and every model built from them from scratch: "
             f"dbt var(s) changed since their stored rows were built: {_vars_words(var_changes)}"
+        )
+    if restored:
+        warnings.append(
+            f"rebuilt {len(restored)} past snapshot(s) of marts.customer_feature_history and "
+            f"their rule segments with the new definition, {_day_spans(restored)}: every "
+            "snapshot date the history held before the full refresh is kept"
         )
     # Warned of on the night their days were built; later nights only log them (the same
     # old rows were warned of every night, a warning that repeats forever).

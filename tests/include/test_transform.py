@@ -447,6 +447,115 @@ def test_a_changed_session_gap_rebuilds_every_model_once(tmp_path: Path) -> None
     assert run_transform(with_gap(settings, 10), as_of).details["logic_full_refresh"] is None
 
 
+def _with_vars(settings: Settings, project: Path, **values: object) -> Settings:
+    """``settings`` building with ``project`` (a copy of the dbt project), whose
+    dbt_project.yml now sets the vars ``values``."""
+    import dataclasses
+
+    import yaml
+
+    path = project / "dbt_project.yml"
+    data = yaml.safe_load(path.read_text())
+    data["vars"].update(values)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    transform = dataclasses.replace(settings.transform, dbt_project_dir=project)
+    return dataclasses.replace(settings, transform=transform)
+
+
+def _history(settings: Settings, dates: list[date]) -> tuple[list[tuple], list[tuple]]:
+    """The feature history's and the rule segments' rows of ``dates``, in order."""
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        return tuple(
+            con.execute(
+                f"select * from marts.{table} where list_contains(?, as_of_date) order by all",
+                [dates],
+            ).fetchall()
+            for table in ("customer_feature_history", "customer_rule_segments")
+        )
+    finally:
+        con.close()
+
+
+def test_a_full_refresh_keeps_every_snapshot_date_the_history_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four nights, then a changed var the feature history is built with: the night's full
+    refresh rebuilt the history with its own snapshots only, and every other past night's
+    snapshot an analyst had queried (with its rule segments) was gone. Now every date the
+    history held is rebuilt after the refresh, in runs of a few dates, as a fresh warehouse
+    builds it with the new value; a date a killed night left recorded is rebuilt by the next
+    night that passes."""
+    import shutil
+
+    from segmint import transform
+    from segmint.transform import REPO_ROOT
+
+    monkeypatch.setattr(transform, "HISTORY_BATCH_DATES", 3)
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")
+    )
+    (tmp_path / "nightly").mkdir()
+    (tmp_path / "fresh").mkdir()
+    settings = _with_vars(_synthetic_june(tmp_path / "nightly"), project)
+    nights = [date(2026, 6, day) for day in range(26, 30)]
+    for night in nights:
+        run_transform(settings, night)
+    con = connect(settings.warehouse, read_only=True)
+    held = [
+        d
+        for (d,) in con.execute(
+            "select distinct as_of_date from marts.customer_feature_history order by 1"
+        ).fetchall()
+    ]
+    con.close()
+    assert held == nights  # their cut-offs a month before come before the events
+    old_rows = _history(settings, held)
+
+    as_of = date(2026, 6, 30)
+    settings = _with_vars(settings, project, favourite_category_days=7)
+    result = run_transform(settings, as_of)
+    assert result.details["var_full_refresh"]["models"] == ["customer_feature_history"]
+    tonight = [date.fromisoformat(d) for d in result.details["snapshot_dates"]]
+    assert result.details["history_snapshots_rebuilt"] == [d.isoformat() for d in held]
+    assert any(w.startswith(f"rebuilt {len(held)} past snapshot(s)") for w in result.warnings)
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        assert [
+            d
+            for (d,) in con.execute(
+                "select distinct as_of_date from marts.customer_feature_history order by 1"
+            ).fetchall()
+        ] == sorted(set(held) | set(tonight))
+        assert con.execute(f"select count(*) from {transform.HISTORY_TO_REBUILD}").fetchone() == (
+            0,
+        )
+    finally:
+        con.close()
+
+    # A fresh warehouse of the same events with the new value, asked for those dates.
+    fresh = _with_vars(_synthetic_june(tmp_path / "fresh"), project)
+    assert run_dbt(fresh, as_of, held).returncode == 0
+    nightly_rows, fresh_rows = _history(settings, held), _history(fresh, held)
+    assert nightly_rows == fresh_rows
+    assert len(nightly_rows[0]) > 100 and len(nightly_rows[1]) > 100
+    # Built with the new value: a week's favourite category is not a quarter's.
+    assert nightly_rows[0] != old_rows[0]
+
+    # A night killed after the refresh left a date recorded: the next night rebuilds it.
+    con = connect(settings.warehouse)
+    con.execute("delete from marts.customer_feature_history where as_of_date = ?", [held[0]])
+    con.execute("delete from marts.customer_rule_segments where as_of_date = ?", [held[0]])
+    con.execute(f"insert into {transform.HISTORY_TO_REBUILD} values (?)", [held[0]])
+    con.close()
+    again = run_transform(settings, as_of)
+    assert again.details["var_full_refresh"] is None
+    assert again.details["history_snapshots_rebuilt"] == [held[0].isoformat()]
+    assert _history(settings, held) == fresh_rows
+    assert run_transform(settings, as_of).details["history_snapshots_rebuilt"] == []
+
+
 def test_schema_change_models_read_from_run_results(tmp_path: Path) -> None:
     path = tmp_path / "run_results.json"
     out_of_sync = (

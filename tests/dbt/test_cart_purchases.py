@@ -459,6 +459,9 @@ def test_a_changed_cart_scope_rebuilds_the_past_days_on_the_next_night(tmp_path)
         "models": ["customer_product_daily"],
     }
     assert any("cart_scope" in w and "customer_product_daily" in w for w in result.warnings)
+    # The feature history is not built from the product days: it keeps its snapshots as
+    # they were, none rebuilt.
+    assert result.details["history_snapshots_rebuilt"] == []
     bought = fetch(settings.warehouse, _BOUGHT)
     assert bought == _replayed(FIRST_NIGHT + SECOND_NIGHT + THIRD_DAY, scope="session")
     assert [row for row in bought if row[0] == "c10"] == []

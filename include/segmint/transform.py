@@ -448,32 +448,44 @@ def _tables_present(con, *tables: tuple[str, str]) -> set[tuple[str, str]]:
     )
 
 
-def _logic_outdated(warehouse: Path) -> tuple[str | None, bool]:
-    """Why tonight must rebuild every model from scratch, and whether tonight's build is to
-    be recorded in ``ops.model_logic``. A reason when the marts were built by models
-    computing their rows another way (:data:`MODEL_LOGIC_VERSION`); None when they were
-    not, or when there are no marts yet (tonight builds them from scratch anyway)."""
+def _logic_outdated(warehouse: Path) -> tuple[str | None, bool, bool]:
+    """Why tonight must rebuild every model from scratch, whether tonight's build is to
+    be recorded in ``ops.model_logic``, and whether past snapshots wait to be rebuilt after
+    an earlier full refresh (:data:`HISTORY_TO_REBUILD`; read here, in the same short
+    connection, so a night without any costs nothing more). A reason when the marts were
+    built by models computing their rows another way (:data:`MODEL_LOGIC_VERSION`); None
+    when they were not, or when there are no marts yet (tonight builds them from scratch
+    anyway)."""
     import duckdb
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        tables = _tables_present(con, ("marts", "sessions"), ("ops", "model_logic"))
+        tables = _tables_present(
+            con, ("marts", "sessions"), ("ops", "model_logic"), _HISTORY_TABLES[0]
+        )
         stored = None
         if ("ops", "model_logic") in tables:
             row = con.execute(
                 "select version from ops.model_logic order by applied_at desc limit 1"
             ).fetchone()
             stored = row[0] if row else None
+        history_waits = _HISTORY_TABLES[0] in tables and bool(
+            con.execute(f"select count(*) from {HISTORY_TO_REBUILD}").fetchone()[0]
+        )
     finally:
         con.close()
     if stored == MODEL_LOGIC_VERSION:
-        return None, False
+        return None, False, history_waits
     if ("marts", "sessions") not in tables:
-        return None, True
+        return None, True, history_waits
     return (
-        f"the marts were built by models of logic version {stored or 'before 2026-12-05'}, "
-        f"this segmint computes stored rows as of version {MODEL_LOGIC_VERSION}"
-    ), True
+        (
+            f"the marts were built by models of logic version {stored or 'before 2026-12-05'}, "
+            f"this segmint computes stored rows as of version {MODEL_LOGIC_VERSION}"
+        ),
+        True,
+        history_waits,
+    )
 
 
 def _record_logic(warehouse: Path, as_of: date) -> None:
@@ -1242,8 +1254,8 @@ def _restore_history(
     point in time as any snapshot, with their rule segments: incremental dbt runs of
     :data:`HISTORY_MODELS`, :data:`HISTORY_BATCH_DATES` dates each, oldest first, each
     date forgotten once its run passed. Returns the last run (``completed`` when none ran),
-    its failure lines, and the dates rebuilt. Nothing to do (no record, or an empty one):
-    one short read-only connection, no dbt run."""
+    its failure lines, and the dates rebuilt. Called after a full refresh, or when
+    :func:`_logic_outdated` found dates waiting (incremental nights skip it)."""
     import duckdb
 
     warehouse = settings.warehouse.resolve()
@@ -1490,7 +1502,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         rows_in, data_start = _raw_figures(warehouse)
         rates = _load_rates(settings)
         dates, dates_reason = snapshots_tonight(settings, as_of, data_start)
-        outdated, record_logic = _logic_outdated(warehouse)
+        outdated, record_logic, history_waits = _logic_outdated(warehouse)
         current_vars = row_shaping_vars(settings)
         var_changes, record_vars = _vars_changed(warehouse, current_vars)
         refresh = [] if outdated else _vars_refresh(var_changes)
@@ -1552,7 +1564,8 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
             _record_logic(warehouse, as_of)
         if record_vars:
             _record_vars(warehouse, as_of, current_vars)
-        completed, problems, restored = _restore_history(settings, as_of, completed)
+        if outdated or rebuilt or refresh or history_waits:
+            completed, problems, restored = _restore_history(settings, as_of, completed)
     seconds = time.perf_counter() - started
     if completed.returncode < 0:
         raise DbtKilledError(_killed_message(settings, as_of, completed, seconds, run_results))

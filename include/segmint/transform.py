@@ -107,10 +107,12 @@ _WITH_CUTOFFS = "with the cut-off snapshots"
 # each is rebuilt: a night killed or failed in between leaves them for the next one.
 HISTORY_TO_REBUILD = "ops.snapshot_dates_to_rebuild"
 _HISTORY_TABLES = (("ops", "snapshot_dates_to_rebuild"), ("marts", "customer_feature_history"))
-# Past snapshots rebuilt after a full refresh, in dbt runs of this many dates each: a run
-# joins every day of activity to each of its dates, so one run of a year of dates held the
-# aggregates of every customer on every date at once (docs/models.md, "A full refresh").
-HISTORY_BATCH_DATES = 31
+# Past snapshots rebuilt after a full refresh, in dbt runs of about this many snapshot rows
+# (customers times dates) each, at least a date a run: a run joins every day of activity to
+# each of its dates and aggregates every customer of each at once, so one run of a year of
+# dates held them all. 31 dates of 200k customers peaked at 3.3 GB in dbt (docs/models.md,
+# "A full refresh keeps the feature history").
+HISTORY_BATCH_ROWS = 6_000_000
 # The models a past snapshot is rebuilt in: the history and the rule segments of its dates.
 HISTORY_MODELS = "customer_feature_history customer_rule_segments"
 
@@ -1252,7 +1254,8 @@ def _restore_history(
     """After a build that passed: rebuild the snapshots recorded by :func:`_keep_history`
     that ``marts.customer_feature_history`` no longer holds (a full refresh dropped them),
     point in time as any snapshot, with their rule segments: incremental dbt runs of
-    :data:`HISTORY_MODELS`, :data:`HISTORY_BATCH_DATES` dates each, oldest first, each
+    :data:`HISTORY_MODELS`, of :data:`HISTORY_BATCH_ROWS` snapshot rows each (as many
+    dates as the newest snapshot's customers allow), oldest first, each
     date forgotten once its run passed. Returns the last run (``completed`` when none ran),
     its failure lines, and the dates rebuilt. Called after a full refresh, or when
     :func:`_logic_outdated` found dates waiting (incremental nights skip it)."""
@@ -1270,7 +1273,14 @@ def _restore_history(
         if not recorded:
             return completed, [], []
         missing = recorded
+        per_date = 1
         if _HISTORY_TABLES[1] in tables:
+            per_date = con.execute(
+                """
+                select count(*) from marts.customer_feature_history
+                where as_of_date = (select max(as_of_date) from marts.customer_feature_history)
+                """
+            ).fetchone()[0]
             missing = [
                 d
                 for (d,) in con.execute(
@@ -1289,18 +1299,19 @@ def _restore_history(
     _forget_history(warehouse, [d for d in recorded if d not in set(missing)])
     if not missing:
         return completed, [], []
+    batch_dates = max(1, HISTORY_BATCH_ROWS // max(per_date, 1))
     log.warning(
         "transform: rebuilding %d past snapshot(s) of marts.customer_feature_history the "
         "full refresh dropped, with their rule segments: %s (%d dbt run(s) of up to %d dates)",
         len(missing),
         _day_spans(missing),
-        -(-len(missing) // HISTORY_BATCH_DATES),
-        HISTORY_BATCH_DATES,
+        -(-len(missing) // batch_dates),
+        batch_dates,
     )
     rebuilt: list[date] = []
     run_results = dbt_dirs(settings)[0] / "run_results.json"
-    for start in range(0, len(missing), HISTORY_BATCH_DATES):
-        batch = missing[start : start + HISTORY_BATCH_DATES]
+    for start in range(0, len(missing), batch_dates):
+        batch = missing[start : start + batch_dates]
         completed = run_dbt(settings, as_of, batch, select=HISTORY_MODELS)
         if completed.returncode != 0:
             what = f"(rebuilding past snapshots {_day_spans(batch)})"

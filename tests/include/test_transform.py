@@ -491,7 +491,8 @@ def test_a_full_refresh_keeps_every_snapshot_date_the_history_held(
     from segmint import transform
     from segmint.transform import REPO_ROOT
 
-    monkeypatch.setattr(transform, "HISTORY_BATCH_DATES", 3)
+    # Runs of three dates (the June shop's snapshots have 40 customers).
+    monkeypatch.setattr(transform, "HISTORY_BATCH_ROWS", 120)
     project = tmp_path / "dbt_project"
     shutil.copytree(
         REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")

@@ -1250,15 +1250,18 @@ def _keep_history(warehouse: Path) -> None:
 
 def _restore_history(
     settings: Settings, as_of: date, completed: subprocess.CompletedProcess[str]
-) -> tuple[subprocess.CompletedProcess[str], list[str], list[date]]:
+) -> tuple[subprocess.CompletedProcess[str], list[str], list[date], list[date]]:
     """After a build that passed: rebuild the snapshots recorded by :func:`_keep_history`
     that ``marts.customer_feature_history`` no longer holds (a full refresh dropped them),
     point in time as any snapshot, with their rule segments: incremental dbt runs of
     :data:`HISTORY_MODELS`, of :data:`HISTORY_BATCH_ROWS` snapshot rows each (as many
-    dates as the newest snapshot's customers allow), oldest first, each
-    date forgotten once its run passed. Returns the last run (``completed`` when none ran),
-    its failure lines, and the dates rebuilt. Called after a full refresh, or when
-    :func:`_logic_outdated` found dates waiting (incremental nights skip it)."""
+    dates as the newest snapshot's customers allow), newest first (analysts read recent
+    nights most), each date forgotten once its run passed. No run starts once
+    ``[transform] history_rebuild_minutes`` have passed (the first always runs): the dates
+    left wait for the next nights. Returns the last run (``completed`` when none ran), its
+    failure lines, the dates rebuilt and the dates still waiting. Called after a full
+    refresh, or when :func:`_logic_outdated` found dates waiting (incremental nights skip
+    it)."""
     import duckdb
 
     warehouse = settings.warehouse.resolve()
@@ -1266,12 +1269,12 @@ def _restore_history(
     try:
         tables = _tables_present(con, *_HISTORY_TABLES)
         if _HISTORY_TABLES[0] not in tables:
-            return completed, [], []
+            return completed, [], [], []
         recorded = [
             d for (d,) in con.execute(f"select as_of_date from {HISTORY_TO_REBUILD}").fetchall()
         ]
         if not recorded:
-            return completed, [], []
+            return completed, [], [], []
         missing = recorded
         per_date = 1
         if _HISTORY_TABLES[1] in tables:
@@ -1289,7 +1292,7 @@ def _restore_history(
                     where as_of_date not in (
                         select distinct as_of_date from marts.customer_feature_history
                     )
-                    order by as_of_date
+                    order by as_of_date desc
                     """
                 ).fetchall()
             ]
@@ -1298,7 +1301,7 @@ def _restore_history(
     # Dates the history still holds (the refresh did not reach it, or built them tonight).
     _forget_history(warehouse, [d for d in recorded if d not in set(missing)])
     if not missing:
-        return completed, [], []
+        return completed, [], [], []
     batch_dates = max(1, HISTORY_BATCH_ROWS // max(per_date, 1))
     log.warning(
         "transform: rebuilding %d past snapshot(s) of marts.customer_feature_history the "
@@ -1310,7 +1313,21 @@ def _restore_history(
     )
     rebuilt: list[date] = []
     run_results = dbt_dirs(settings)[0] / "run_results.json"
+    budget_s = settings.transform.history_rebuild_minutes * 60
+    started = time.monotonic()
     for start in range(0, len(missing), batch_dates):
+        if rebuilt and budget_s and time.monotonic() - started >= budget_s:
+            waiting = missing[start:]
+            log.warning(
+                "transform: %d past snapshot(s) still wait in %s after %.0f minute(s) of "
+                "rebuilding ([transform] history_rebuild_minutes): %s; the next nights "
+                "rebuild them",
+                len(waiting),
+                HISTORY_TO_REBUILD,
+                (time.monotonic() - started) / 60,
+                _day_spans(waiting),
+            )
+            return completed, [], rebuilt, waiting
         batch = missing[start : start + batch_dates]
         completed = run_dbt(settings, as_of, batch, select=HISTORY_MODELS)
         if completed.returncode != 0:
@@ -1322,11 +1339,11 @@ def _restore_history(
                 f"{left} past snapshot(s) wait in {HISTORY_TO_REBUILD}: the next build that "
                 "passes rebuilds them"
             )
-            return completed, problems, rebuilt
+            return completed, problems, rebuilt, missing[start:]
         _forget_history(warehouse, batch)
         rebuilt += batch
         log.info("transform: past snapshots %s rebuilt", _day_spans(batch))
-    return completed, [], rebuilt
+    return completed, [], rebuilt, []
 
 
 def _forget_history(warehouse: Path, dates: list[date]) -> None:
@@ -1568,6 +1585,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
             settings, as_of, dates, refresh, var_changes
         )
     restored: list[date] = []
+    history_waiting: list[date] = []
     if completed.returncode == 0 and not problems:
         # The full refresh passed: recorded now, so a failed rebuild of the past snapshots
         # below is resumed by the next night alone, not by another full refresh.
@@ -1576,7 +1594,9 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         if record_vars:
             _record_vars(warehouse, as_of, current_vars)
         if outdated or rebuilt or refresh or history_waits:
-            completed, problems, restored = _restore_history(settings, as_of, completed)
+            completed, problems, restored, history_waiting = _restore_history(
+                settings, as_of, completed
+            )
     seconds = time.perf_counter() - started
     if completed.returncode < 0:
         raise DbtKilledError(_killed_message(settings, as_of, completed, seconds, run_results))
@@ -1655,7 +1675,9 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         "schema_change_full_refresh": rebuilt,
         # Past snapshots of the feature history (and their rule segments) rebuilt after a full
         # refresh, besides the snapshot dates above (ops.snapshot_dates_to_rebuild).
-        "history_snapshots_rebuilt": [d.isoformat() for d in restored],
+        "history_snapshots_rebuilt": [d.isoformat() for d in sorted(restored)],
+        # Those left for the next nights ([transform] history_rebuild_minutes).
+        "history_snapshots_waiting": [d.isoformat() for d in sorted(history_waiting)],
         "logic_full_refresh": outdated,
         # The dbt vars changed since the stored rows were built (name: [then, now], as JSON)
         # and the models rebuilt with --full-refresh for them, with every model after them.
@@ -1692,8 +1714,14 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
     if restored:
         warnings.append(
             f"rebuilt {len(restored)} past snapshot(s) of marts.customer_feature_history and "
-            f"their rule segments with the new definition, {_day_spans(restored)}: every "
-            "snapshot date the history held before the full refresh is kept"
+            f"their rule segments with the new definition, {_day_spans(restored)}: "
+            "every snapshot date the history held before the full refresh is kept"
+            + (
+                f"; {len(history_waiting)} older one(s) wait for the next nights "
+                f"({_day_spans(history_waiting)}, [transform] history_rebuild_minutes)"
+                if history_waiting
+                else ""
+            )
         )
     # Warned of on the night their days were built; later nights only log them (the same
     # old rows were warned of every night, a warning that repeats forever).

@@ -72,6 +72,10 @@ def test_config_file_from_env_variable(tmp_path: Path) -> None:
         ),
         ("[propensity]\nactive_lookback_days = 0\n", "active_lookback_days must be at least 1"),
         ("[transform]\nthreads = 0\n", "[transform] threads must be at least 1"),
+        (
+            "[transform]\nhistory_rebuild_minutes = -5\n",
+            "[transform] history_rebuild_minutes must be at least 0",
+        ),
         ('[ingest]\nfield_aliases = ["userId"]\n', "[ingest].field_aliases: expected a table"),
         ("[segmentation.pinned_names]\na = 1\n", "pinned_names.a: expected a quoted string"),
         ('[ingest]\nduckdb_memory_limit = "lots"\n', "[ingest] duckdb_memory_limit: a size"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
@@ -555,6 +556,34 @@ def test_a_full_refresh_keeps_every_snapshot_date_the_history_held(
     assert again.details["history_snapshots_rebuilt"] == [held[0].isoformat()]
     assert _history(settings, held) == fresh_rows
     assert run_transform(settings, as_of).details["history_snapshots_rebuilt"] == []
+
+    # A night's rebuild stops starting runs after [transform] history_rebuild_minutes (one
+    # always runs), newest dates first: the older ones wait for the next nights, which
+    # rebuild them one run each, until the history is whole again.
+    monkeypatch.setattr(transform, "HISTORY_BATCH_ROWS", 40)  # one date a run
+    con = connect(settings.warehouse)
+    for day in held[:3]:
+        con.execute("delete from marts.customer_feature_history where as_of_date = ?", [day])
+        con.execute("delete from marts.customer_rule_segments where as_of_date = ?", [day])
+        con.execute(f"insert into {transform.HISTORY_TO_REBUILD} values (?)", [day])
+    con.close()
+    hurried = dataclasses.replace(
+        settings,
+        transform=dataclasses.replace(settings.transform, history_rebuild_minutes=1e-6),
+    )
+    nights_after = [run_transform(hurried, as_of) for _ in range(3)]
+    assert [r.details["history_snapshots_rebuilt"] for r in nights_after] == [
+        [held[2].isoformat()],
+        [held[1].isoformat()],
+        [held[0].isoformat()],
+    ]
+    assert [r.details["history_snapshots_waiting"] for r in nights_after] == [
+        [held[0].isoformat(), held[1].isoformat()],
+        [held[0].isoformat()],
+        [],
+    ]
+    assert "1 older one(s) wait for the next nights" in " ".join(nights_after[1].warnings)
+    assert _history(settings, held) == fresh_rows
 
 
 def test_schema_change_models_read_from_run_results(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ For each scale on the ladder it
    for the same night, on the demo data and on every scale of 10M and up but 50M
    (``bench/bench_airflow.py``);
 6. runs the component micro-benchmarks (``bench/bench_<component>.py``: generator, ingest,
-   transform, segmentation, propensity, recommendations, report at their issue's scale);
+   transform, segmentation, propensity, recommendations, report at their issue's scale; the
+   phone normalisation of audience exports);
 7. writes ``bench/results/<timestamp>.json`` and ``.md``; a run of the whole default ladder
    with every part also refreshes ``bench/BASELINE.md``, a ``SCALE=50M`` run of the ladder
    ``bench/BASELINE-50M.md``.
@@ -68,7 +69,7 @@ TARGETS = {
 TARGET_STAGES = ("ingest", "validate", "transform", "segment", "score", "audiences", "report")
 PARTS = ("ladder", "airflow", "micro")
 # bench/bench_<name>.py with their default arguments (each prints one JSON object last).
-MICRO = ("generate", "ingest", "transform", "segment", "score", "recommend", "report")
+MICRO = ("generate", "ingest", "transform", "segment", "score", "recommend", "report", "phones")
 
 
 @dataclass

@@ -274,25 +274,28 @@ def _possible_e164() -> str:
 POSSIBLE_E164 = _possible_e164()
 
 
-def _calling_code_sql(country: str) -> str:
-    cases = " ".join(f"when '{iso}' then '{code}'" for iso, code in CALLING_CODES.items())
-    return f"(case upper(trim({country})) {cases} else null end)"
+def _calling_code_sql(iso: str) -> str:
+    """SQL: the calling code of the upper-case ISO code ``iso``, or null: one lookup in a
+    constant MAP (a CASE of its 170 branches compared the code with each in turn)."""
+    entries = ", ".join(f"'{country}': '{code}'" for country, code in CALLING_CODES.items())
+    return f"MAP {{{entries}}}[{iso}]"
 
 
-def _international_prefix_sql(digits: str, country: str) -> str:
-    """SQL: ``digits`` without the customer's country's international prefix
-    (INTERNATIONAL_PREFIXES), or null when they do not start with it and a calling code."""
+def _international_prefix_sql(digits: str, iso: str) -> str:
+    """SQL: ``digits`` without the international prefix (INTERNATIONAL_PREFIXES) of the
+    country ``iso`` (upper-case), or null when they do not start with it and a calling
+    code."""
     cases = " ".join(
         f"when '{iso}' then (case when regexp_matches({digits}, '^(?:{prefix})[1-9]') "
         f"then regexp_replace({digits}, '^(?:{prefix})', '') end)"
         for iso, prefix in INTERNATIONAL_PREFIXES.items()
     )
-    return f"(case upper(trim({country})) {cases} end)"
+    return f"(case {iso} {cases} end)"
 
 
-def _national_number_sql(digits: str, country: str) -> str:
-    """SQL: a national-format number (digits starting with 0) without its trunk prefix, or
-    null when it does not start with the country's prefix."""
+def _national_number_sql(digits: str, iso: str) -> str:
+    """SQL: a national-format number (digits starting with 0) without the trunk prefix of
+    the country ``iso`` (upper-case), or null when it does not start with it."""
     cases = " ".join(
         f"when '{iso}' then (case when starts_with({digits}, '{prefix}') "
         f"then substr({digits}, {len(prefix) + 1}) end)"
@@ -306,25 +309,31 @@ def _national_number_sql(digits: str, country: str) -> str:
     # Bolivia: the trunk 0 and a carrier code 10-19 before an 8-digit number ("0 10 2
     # 2123456", libphonenumber's BO national_prefix_for_parsing "0(1\\d)?"), or 0 alone.
     bolivia = f"when 'BO' then regexp_replace({digits}, '{_BOLIVIA_TRUNK}', '\\1')"
-    return (
-        f"(case upper(trim({country})) {cases} {mexico} {belarus} {bolivia} "
-        f"else substr({digits}, 2) end)"
-    )
+    return f"(case {iso} {cases} {mexico} {belarus} {bolivia} else substr({digits}, 2) end)"
+
+
+def _written_trunk_rules() -> list[tuple[str, str]]:
+    """RE2 patterns and replacements of _without_written_trunk_sql, in their order."""
+    prefix_of = {code: TRUNK_PREFIXES.get(iso, "0") for iso, code in CALLING_CODES.items()}
+    rules = []
+    for prefix in sorted({p for c, p in prefix_of.items() if p and c not in ("1", "7")}):
+        codes = "|".join(
+            sorted(c for c, p in prefix_of.items() if p == prefix and c not in ("1", "7"))
+        )
+        rules.append((f"^\\+({codes}){prefix}", "+\\1"))
+    # +7: the 8 only when 10 digits follow it (+7 800 is a toll-free number, not a trunk 8).
+    rules.append(("^\\+78([0-9]{10})$", "+7\\1"))
+    return rules
 
 
 def _without_written_trunk_sql(number: str) -> str:
     """SQL: ``+CC...`` without a trunk prefix written after a known calling code ("+44 020
     7183 8750", "0044 07700 ..."): E.164 has none, and no number of those countries starts
     with it. Italy's 0 is kept; NANP numbers are checked separately."""
-    prefix_of = {code: TRUNK_PREFIXES.get(iso, "0") for iso, code in CALLING_CODES.items()}
     out = number
-    for prefix in sorted({p for c, p in prefix_of.items() if p and c not in ("1", "7")}):
-        codes = "|".join(
-            sorted(c for c, p in prefix_of.items() if p == prefix and c not in ("1", "7"))
-        )
-        out = f"regexp_replace({out}, '^\\+({codes}){prefix}', '+\\1')"
-    # +7: the 8 only when 10 digits follow it (+7 800 is a toll-free number, not a trunk 8).
-    return f"regexp_replace({out}, '^\\+78([0-9]{{10}})$', '+7\\1')"
+    for pattern, replacement in _written_trunk_rules():
+        out = f"regexp_replace({out}, '{pattern}', '{replacement}')"
+    return out
 
 
 # Mexico's mobile "1" and national prefixes written after +52 (libphonenumber's
@@ -391,24 +400,47 @@ _OTHER_DIGITS = "０１２３４５６７８９٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵�
 _ASCII_DIGITS = "0123456789" * 3 + "+ "
 
 
+def _let_sql(value: str, name: str, body: str) -> str:
+    """SQL: ``body`` with ``name`` bound to ``value``, which is computed once per row (a
+    DuckDB lambda over a one-element list). Pasting ``value`` into ``body`` at every use
+    made e164_sql a 149 KB expression that DuckDB took a second to bind and evaluated many
+    times over (``digits`` ~20 times, the calling-code CASE ~8 times)."""
+    return f"list_transform([{value}], lambda {name}: {body})[1]"
+
+
 def e164_sql(phone: str, country: str) -> str:
-    """SQL: the phone in E.164 (``+4915112345678``) or null."""
-    ascii_phone = f"translate({phone}, '{_OTHER_DIGITS}', '{_ASCII_DIGITS}')"
-    number = f"regexp_replace({ascii_phone}, '{_EXTENSION}', '', 'i')"
+    """SQL: the phone in E.164 (``+4915112345678``) or null.
+
+    Each intermediate value (the number without its extension, its digits, the country's
+    code and calling code) is computed once per row and bound to a lambda parameter
+    (``_let_sql``); the names start with ``_e164_`` so that they never hide a caller's
+    column."""
+    # Other scripts' digits to ASCII; translate() costs more than the rest of the number
+    # (1.7 s a million phones), so only a phone with a byte outside ASCII goes through it.
+    phone_read = "_e164_in.phone"
+    ascii_phone = f"""(case when strlen({phone_read}) = length({phone_read}) then {phone_read}
+        else translate({phone_read}, '{_OTHER_DIGITS}', '{_ASCII_DIGITS}') end)"""
+    without_extension = f"regexp_replace({ascii_phone}, '{_EXTENSION}', '', 'i')"
     # "+" first, perhaps in brackets ("(+44) 7700 900123"): international. The bracket hid
     # the "+", and "(+44) ..." of a customer in France became +33 44..., someone else's.
     # "+49 (0)30 ..." writes the trunk zero in brackets: it is not part of the number.
-    digits = f"regexp_replace(replace({number}, '(0)', ''), '[^0-9]', '', 'g')"
-    cc = _calling_code_sql(country)
+    # The number is null exactly when the phone is.
+    inputs = f"{{'phone': {phone}, 'iso': upper(trim({country}))}}"
+    values = (
+        "{'number': _e164_n"
+        ", 'digits': regexp_replace(replace(_e164_n, '(0)', ''), '[^0-9]', '', 'g')"
+        f", 'iso': _e164_in.iso, 'cc': {_calling_code_sql('_e164_in.iso')}}}"
+    )
+    number, digits, iso, cc = "_e164_v.number", "_e164_v.digits", "_e164_v.iso", "_e164_v.cc"
     trunk_8 = " or ".join(
-        f"(upper(trim({country})) = '{iso}' and regexp_matches({digits}, '{pattern}'))"
-        for iso, pattern in _TRUNK_8_NUMBERS.items()
+        f"({iso} = '{code}' and regexp_matches({digits}, '{pattern}'))"
+        for code, pattern in _TRUNK_8_NUMBERS.items()
     )
     written = f"""(case
-        when {phone} is null or {digits} = '' then null
+        when {number} is null or {digits} = '' then null
         when regexp_matches({number}, '\\pL') then null
         when regexp_matches({number}, '^[\\s(\\[]*\\+') then '+' || {digits}
-        when upper(trim({country})) = 'BR'
+        when {iso} = 'BR'
             and regexp_matches({digits}, '{_BRAZIL_INTERNATIONAL_PREFIX}')
             and not regexp_matches({digits}, '{_BRAZIL_CALLING_ITSELF}')
             then '+' || substr({digits}, 5)
@@ -418,12 +450,12 @@ def e164_sql(phone: str, country: str) -> str:
             when starts_with({digits}, '011') then '+' || substr({digits}, 4)
             when regexp_matches({digits}, '^1?[2-9][0-9]{{9}}$') then '+1' || right({digits}, 10)
         end)
-        when upper(trim({country})) in {_INTERNATIONAL_810_COUNTRIES}
+        when {iso} in {_INTERNATIONAL_810_COUNTRIES}
             and starts_with({digits}, '810') then '+' || substr({digits}, 4)
-        when starts_with({digits}, '0') or (upper(trim({country})) in {_TRUNK_8_COUNTRIES}
+        when starts_with({digits}, '0') or ({iso} in {_TRUNK_8_COUNTRIES}
             and regexp_matches({digits}, '^8[0-9]{{10}}$')) or {trunk_8}
-            then '+' || {cc} || {_national_number_sql(digits, country)}
-        when upper(trim({country})) = 'SM' and regexp_matches({digits}, '{_SAN_MARINO_LOCAL}')
+            then '+' || {cc} || {_national_number_sql(digits, iso)}
+        when {iso} = 'SM' and regexp_matches({digits}, '{_SAN_MARINO_LOCAL}')
             then '+3780549' || {digits}
         when {cc} = '7' and regexp_matches({digits}, '^7[0-9]{{10}}$') then '+' || {digits}
         when {cc} = '7' and regexp_matches({digits}, '^[0-9]{{10}}$') then '+7' || {digits}
@@ -432,34 +464,55 @@ def e164_sql(phone: str, country: str) -> str:
     end)"""
     # The country's own international prefix, when what follows it is a possible number
     # (checked below); else "00" or a national number, as written above.
+    # Only the countries of INTERNATIONAL_PREFIXES have one: the others skip the checks.
     own_prefix = f"""(case
-        when {phone} is null or {digits} = '' then null
+        when {iso} is null or {iso} not in {tuple(INTERNATIONAL_PREFIXES)} then null
+        when {number} is null or {digits} = '' then null
         when regexp_matches({number}, '\\pL') then null
         when regexp_matches({number}, '^[\\s(\\[]*\\+') then null
-        else '+' || {_international_prefix_sql(digits, country)}
+        else '+' || {_international_prefix_sql(digits, iso)}
     end)"""
-    return f"coalesce({_possible_sql(own_prefix)}, {_possible_sql(written)})"
+    first_possible = _possible_sql(f"[{own_prefix}, {written}]")
+    return _let_sql(
+        inputs,
+        "_e164_in",
+        _let_sql(without_extension, "_e164_n", _let_sql(values, "_e164_v", first_possible)),
+    )
 
 
-def _possible_sql(written: str) -> str:
-    """SQL: the number ``written`` as read (``+`` and digits) in E.164, or null when it is
-    not a possible number: a length its calling code allows (POSSIBLE_E164: 8-15 digits,
-    +1 numbers an area code 2-9 and 10 digits, "+1 415 555 26711" passed the 8-15 digit
-    check, +7 numbers 10 digits, Côte d'Ivoire's 10 since 2021), not an Argentine "15"
-    mobile without its area code."""
+def _possible_sql(readings: str) -> str:
+    """SQL: the first of the numbers ``readings`` (a list of ``+`` and digits, as read) that
+    is a possible number in E.164, or null when none is: a length its calling code allows
+    (POSSIBLE_E164: 8-15 digits, +1 numbers an area code 2-9 and 10 digits, "+1 415 555
+    26711" passed the 8-15 digit check, +7 numbers 10 digits, Côte d'Ivoire's 10 since
+    2021), not an Argentine "15" mobile without its area code."""
     # Mexico's prefixes dialled before 2019 written after +52 ("+52 1 55 1234 5678", "+52
     # 044 55 ..."): the number is the 10 digits after them. Before the trunk 0 is dropped,
     # which would leave "+52 44 55 ...".
-    mexico = f"regexp_replace({written}, '{_MEXICO_LEGACY_AFTER_CODE}', '+52\\1')"
+    mexico = f"regexp_replace(_e164_w, '{_MEXICO_LEGACY_AFTER_CODE}', '+52\\1')"
     candidate = _brazil_old_mobile_sql(
         _brazil_without_carrier_sql(_argentina_mobile_sql(_without_written_trunk_sql(mexico)))
     )
+    # Each rewrite above changes a reading only when its pattern matches; a reading that
+    # matches none of them (most: no trunk prefix, not +52/+54/+55) is left as it is, and
+    # skips the seven regexp_replace calls.
+    any_rewrite = "|".join(
+        f"(?:{pattern})"
+        for pattern in (
+            _MEXICO_LEGACY_AFTER_CODE,
+            *(pattern for pattern, _ in _written_trunk_rules()),
+            _ARGENTINA_NATIONAL_MOBILE,
+            _BRAZIL_CARRIER_CODE,
+            _BRAZIL_OLD_MOBILE,
+        )
+    )
+    read = f"(case when regexp_matches(_e164_w, '{any_rewrite}') then {candidate} else _e164_w end)"
+    # No Argentine number starts with 15: "15 4123-4567" is a mobile dialled locally,
+    # without its area code. A null reading is no number (list_filter drops it).
     return (
-        # No Argentine number starts with 15: "15 4123-4567" is a mobile dialled locally,
-        # without its area code.
-        f"(case when regexp_matches({candidate}, '{POSSIBLE_E164}') "
-        f"and not starts_with({candidate}, '+5415') "
-        f"then {candidate} else null end)"
+        f"list_filter(list_transform({readings}, lambda _e164_w: {read}), "
+        f"lambda _e164_k: regexp_matches(_e164_k, '{POSSIBLE_E164}') "
+        f"and not starts_with(_e164_k, '+5415'))[1]"
     )
 
 

@@ -25,6 +25,10 @@ export SEGMINT_LANDING ?= $(CURDIR)/$(DEMO_DIR)/landing
 export SEGMINT_WAREHOUSE ?= $(CURDIR)/warehouse/segmint.duckdb
 export SEGMINT_OUTPUT ?= $(CURDIR)/output
 export SEGMINT_AUDIENCES ?= $(CURDIR)/audiences
+# Those of the four the caller did not set (the demo's): `make airflow` and `make backfill`
+# let a settings file's own paths win over them (segmint.airflow_env, demo_paths_yield).
+export SEGMINT_DEMO_DEFAULTS := $(strip $(foreach key,LANDING WAREHOUSE OUTPUT AUDIENCES,\
+	$(if $(filter file,$(origin SEGMINT_$(key))),SEGMINT_$(key))))
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 SCALE ?=
 PARTS ?=

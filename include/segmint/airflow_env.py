@@ -481,14 +481,47 @@ def check_nights(*days: str) -> None:
         raise SystemExit(f"the first night {days[0]} is after the last {days[-1]}")
 
 
-def settings_file_overridden(env: Mapping[str, str]) -> str:
-    """A warning naming the paths of the settings file that ``SEGMINT_*`` variables of
-    ``env`` override, for the DAG's tasks; "" when none does.
+DEMO_DEFAULTS = "SEGMINT_DEMO_DEFAULTS"
+
+
+def demo_paths_yield(env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """``env`` without the demo's paths that the settings file sets itself, and a line for
+    each path so given back to the file.
 
     The Makefile exports the demo's ``SEGMINT_LANDING``, ``SEGMINT_WAREHOUSE``,
-    ``SEGMINT_OUTPUT`` and ``SEGMINT_AUDIENCES``, and a variable wins over the file: a data
+    ``SEGMINT_OUTPUT`` and ``SEGMINT_AUDIENCES`` when the caller did not set them, and names
+    those in ``SEGMINT_DEMO_DEFAULTS``. A variable wins over the settings file, so a data
     engineer who put their own landing zone and warehouse in ``segmint.toml`` and ran ``make
-    airflow`` and ``make backfill`` had every night run on the demo's, without a word.
+    airflow`` had every night run on the demo's. For ``make airflow`` and ``make backfill``
+    the file's own paths now win over those defaults; a variable the caller set still wins
+    (settings_file_overridden warns of it). ``make run`` stays on the demo."""
+    import tomllib
+
+    from segmint.config import DEFAULT_CONFIG_FILE, ENV_PREFIX
+
+    out = {k: v for k, v in env.items() if k != DEMO_DEFAULTS}
+    defaults = set(env.get(DEMO_DEFAULTS, "").split())
+    path = Path(env.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG_FILE)
+    if not defaults:
+        return out, []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no file, or a broken one: the night's first task says so
+        return out, []
+    said = []
+    for key in ("landing", "warehouse", "output", "audiences"):
+        name = f"{ENV_PREFIX}{key.upper()}"
+        if name in defaults and isinstance(data.get(key), str) and name in out:
+            del out[name]
+            said.append(f"{key} = {data[key]!r} from {path} (not the demo's {env[name]})")
+    return out, said
+
+
+def settings_file_overridden(env: Mapping[str, str]) -> str:
+    """A warning naming the paths of the settings file that ``SEGMINT_*`` variables of
+    ``env`` override, for the DAG's tasks; "" when none does. A variable wins over the file;
+    the Makefile's demo defaults no longer do (:func:`demo_paths_yield`), but a variable set
+    in the shell and forgotten there would move every night to other paths without a word.
     """
     import tomllib
 
@@ -512,10 +545,8 @@ def settings_file_overridden(env: Mapping[str, str]) -> str:
         return ""
     return (
         f"Warning: the environment overrides {len(overridden)} path(s) of the settings file "
-        f"{path}: {'; '.join(overridden)}. The DAG's tasks use the variables (`make` exports "
-        'the demo\'s paths unless they are set: README, "Configuration"); to use your own, '
-        "set them on the command line too (make airflow SEGMINT_LANDING=... "
-        "SEGMINT_WAREHOUSE=... SEGMINT_OUTPUT=... SEGMINT_AUDIENCES=...)."
+        f"{path}: {'; '.join(overridden)}. The DAG's tasks use the variables; unset them "
+        "to use the file's paths."
     )
 
 
@@ -571,6 +602,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     env = airflow_environ()
+    if args.command in ("standalone", "backfill", "env"):
+        env, yielded = demo_paths_yield(env)
+        if yielded and args.command != "env":
+            print("The settings file's own paths: " + "; ".join(yielded) + ".")
     if args.command == "init":
         ensure_ready(env)
         return 0

@@ -362,7 +362,9 @@ def _not_over_words(nights: list[date]) -> str:
     )
 
 
-def nights_without_events(from_date: str, to_date: str) -> str:
+def nights_without_events(
+    from_date: str, to_date: str, env: Mapping[str, str] | None = None
+) -> str:
     """A line naming the nights of ``from_date``..``to_date`` whose events partition
     (``events/dt=DATE/``) holds no data file in the landing zone of the settings, or "".
 
@@ -378,7 +380,7 @@ def nights_without_events(from_date: str, to_date: str) -> str:
     from segmint.ingest.files import as_of_delivery
 
     try:
-        landing = load_settings().landing
+        landing = load_settings(environ=env).landing
     except Exception:  # a broken config is said by the night's first task
         return ""
     first, last = date.fromisoformat(from_date), date.fromisoformat(to_date)
@@ -435,7 +437,7 @@ def unpausing_runs_a_night(env: Mapping[str, str], today: date | None = None) ->
     if not (paused and paused[0]) or ran:
         return ""
     try:
-        settings = load_settings()
+        settings = load_settings(environ=env)
     except Exception:  # a broken config is said by the night's first task
         return ""
     if settings.ingest.require_as_of_events:
@@ -632,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
             last = str(not_over[0] - timedelta(days=1)) if not_over else args.to_date
             if not_over:
                 print(f"Not in the backfill: {_not_over_words(not_over)}.")
-            empty = nights_without_events(args.from_date, last)
+            empty = nights_without_events(args.from_date, last, env)
             if empty:
                 print(empty)
             unpausing = unpausing_runs_a_night(env)

@@ -98,3 +98,23 @@ def test_make_airflow_lets_the_settings_files_own_paths_win_over_the_demos(
     # Without a settings file every demo path stays.
     alone, none_said = demo_paths_yield({**made, "SEGMINT_CONFIG": str(tmp_path / "no.toml")})
     assert alone["SEGMINT_LANDING"] == made["SEGMINT_LANDING"] and none_said == []
+
+
+def test_make_backfill_checks_the_landing_zone_its_tasks_will_read(tmp_path: Path) -> None:
+    """make backfill says which nights have no events file; it read the landing zone of the
+    process's own environment (the Makefile's demo path) even where the settings file's own
+    landing zone now wins for the tasks."""
+    from segmint.airflow_env import nights_without_events
+
+    config = tmp_path / "segmint.toml"
+    config.write_text('landing = "shop"\n')
+    day = tmp_path / "shop" / "events" / "dt=2026-06-28"
+    day.mkdir(parents=True)
+    (day / "e.jsonl").write_text('{"event_id": "e1"}\n')
+    demo = tmp_path / "demo"
+    (demo / "events").mkdir(parents=True)
+    assert nights_without_events("2026-06-28", "2026-06-28", {"SEGMINT_CONFIG": str(config)}) == ""
+    said = nights_without_events(
+        "2026-06-28", "2026-06-28", {"SEGMINT_CONFIG": str(config), "SEGMINT_LANDING": str(demo)}
+    )
+    assert said.startswith(f"1 of the 1 night(s) have no events file in {demo / 'events'}")

@@ -486,6 +486,21 @@ def check_nights(*days: str) -> None:
 DEMO_DEFAULTS = "SEGMINT_DEMO_DEFAULTS"
 
 
+def _settings_file(env: Mapping[str, str]) -> tuple[Path, dict]:
+    """The settings file the DAG's tasks read (``$SEGMINT_CONFIG``, else ``./segmint.toml``)
+    and its keys; no keys when there is none or it is broken (the night's first task says
+    so)."""
+    import tomllib
+
+    from segmint.config import DEFAULT_CONFIG_FILE, ENV_PREFIX
+
+    path = Path(env.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG_FILE)
+    try:
+        return path, tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return path, {}
+
+
 def demo_paths_yield(env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     """``env`` without the demo's paths that the settings file sets itself, and a line for
     each path so given back to the file.
@@ -497,19 +512,13 @@ def demo_paths_yield(env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]
     airflow`` had every night run on the demo's. For ``make airflow`` and ``make backfill``
     the file's own paths now win over those defaults; a variable the caller set still wins
     (settings_file_overridden warns of it). ``make run`` stays on the demo."""
-    import tomllib
-
-    from segmint.config import DEFAULT_CONFIG_FILE, ENV_PREFIX
+    from segmint.config import ENV_PREFIX
 
     out = {k: v for k, v in env.items() if k != DEMO_DEFAULTS}
     defaults = set(env.get(DEMO_DEFAULTS, "").split())
-    path = Path(env.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG_FILE)
     if not defaults:
         return out, []
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # no file, or a broken one: the night's first task says so
-        return out, []
+    path, data = _settings_file(env)
     said = []
     for key in ("landing", "warehouse", "output", "audiences"):
         name = f"{ENV_PREFIX}{key.upper()}"
@@ -525,15 +534,9 @@ def settings_file_overridden(env: Mapping[str, str]) -> str:
     the Makefile's demo defaults no longer do (:func:`demo_paths_yield`), but a variable set
     in the shell and forgotten there would move every night to other paths without a word.
     """
-    import tomllib
+    from segmint.config import ENV_PREFIX
 
-    from segmint.config import DEFAULT_CONFIG_FILE, ENV_PREFIX
-
-    path = Path(env.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG_FILE)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # no file, or a broken one: the night's first task says so
-        return ""
+    path, data = _settings_file(env)
     base = path.absolute().parent
     overridden = [
         f"{key} = {str(data[key])!r} by {ENV_PREFIX}{key.upper()}={env[name]}"

@@ -50,14 +50,26 @@ install: $(STAMP) ## Create .venv and install the locked dependencies (no-op whe
 
 # Written beside its place and moved there when complete: a generation cut short (Ctrl-C)
 # leaves no half landing zone, which the generator would refuse to write into next time.
+# The stamp holds the generator's arguments: other DEMO_* values generate the data again,
+# but not into a demo warehouse that holds nights of the old data (they would mix).
+DEMO_SPEC := --customers $(DEMO_CUSTOMERS) --days $(DEMO_DAYS) --end-date $(DEMO_END)
+ifneq ($(shell cat $(DEMO_DIR)/.generated 2>/dev/null),$(DEMO_SPEC))
+.PHONY: $(DEMO_DIR)/.generated
+endif
 $(DEMO_DIR)/.generated: | $(STAMP)
+	@if [ -e $(DEMO_DIR)/.generated ] && [ -e "$$SEGMINT_WAREHOUSE" ]; then \
+		echo "make run: the demo data was generated with '$$(cat $(DEMO_DIR)/.generated)'," \
+			"not '$(DEMO_SPEC)', and the warehouse $$SEGMINT_WAREHOUSE holds nights of it." \
+			"Run 'make clean' first (it removes the demo data, warehouse, outputs and Airflow" \
+			"state), then make run with the new values." >&2; \
+		exit 2; \
+	fi
 	rm -rf $(DEMO_DIR).partial
-	$(RUN)/segmint generate --landing $(DEMO_DIR).partial/landing --customers $(DEMO_CUSTOMERS) \
-		--days $(DEMO_DAYS) --end-date $(DEMO_END)
+	$(RUN)/segmint generate --landing $(DEMO_DIR).partial/landing $(DEMO_SPEC)
 	rm -rf $(DEMO_DIR) && mv $(DEMO_DIR).partial $(DEMO_DIR)
 	@echo "demo data moved into place (the lines above name $(DEMO_DIR).partial):" \
 		"landing zone $(DEMO_DIR)/landing, ground truth $(DEMO_DIR)/ground_truth"
-	@touch $@
+	@echo '$(DEMO_SPEC)' > $@
 
 run: install $(DEMO_DIR)/.generated ## Generate demo data and run the whole nightly pipeline through Airflow
 	$(RUN)/python -m segmint.demo --as-of $(DEMO_END)

@@ -228,3 +228,50 @@ def test_make_generates_the_demo_data_over_a_generation_cut_short(tmp_path: Path
         f"demo data moved into place (the lines above name {demo}.partial): landing zone "
         f"{demo}/landing, ground truth {demo}/ground_truth"
     ) in made.stdout.splitlines()
+
+
+def test_make_generates_the_demo_data_again_for_other_values(tmp_path: Path) -> None:
+    """`make run DEMO_CUSTOMERS=...` after a first `make run` ran on the first demo data
+    without a word: the stamp said "generated" whatever the values. The stamp now holds the
+    generator's arguments; other values generate again, except into a demo warehouse that
+    holds nights of the old data, where make stops and says to `make clean` first."""
+    demo, warehouse = tmp_path / "demo", tmp_path / "warehouse" / "segmint.duckdb"
+    root = Path(__file__).resolve().parents[2]
+
+    def make(days: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["make", "-C", str(root), f"DEMO_DIR={demo}", "DEMO_CUSTOMERS=40"]
+            + [f"DEMO_DAYS={days}", f"{demo}/.generated"],
+            env={**os.environ, "SEGMINT_WAREHOUSE": str(warehouse)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def partitions() -> list[str]:
+        return sorted(p.name for p in (demo / "landing" / "events").iterdir())
+
+    first = make(3)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert partitions() == ["dt=2026-06-28", "dt=2026-06-29", "dt=2026-06-30"]
+    again = make(3)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "segmint generate" not in again.stdout, "the same values generate nothing"
+
+    other = make(2)
+    assert other.returncode == 0, other.stdout + other.stderr
+    assert partitions() == ["dt=2026-06-29", "dt=2026-06-30"]
+    assert (demo / ".generated").read_text().split() == (
+        "--customers 40 --days 2 --end-date 2026-06-30".split()
+    )
+
+    warehouse.parent.mkdir()
+    warehouse.write_bytes(b"nights of the 2-day data")
+    refused = make(3)
+    assert refused.returncode != 0
+    assert (
+        "make run: the demo data was generated with '--customers 40 --days 2 --end-date "
+        f"2026-06-30', not '--customers 40 --days 3 --end-date 2026-06-30', and the warehouse "
+        f"{warehouse} holds nights of it. Run 'make clean' first"
+    ) in refused.stderr
+    assert partitions() == ["dt=2026-06-29", "dt=2026-06-30"], "the old data is left as it was"

@@ -238,10 +238,11 @@ def test_make_generates_the_demo_data_again_for_other_values(tmp_path: Path) -> 
     demo, warehouse = tmp_path / "demo", tmp_path / "warehouse" / "segmint.duckdb"
     root = Path(__file__).resolve().parents[2]
 
+    make_demo = ["make", "-C", str(root), f"DEMO_DIR={demo}", "DEMO_CUSTOMERS=40"]
+
     def make(days: int) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["make", "-C", str(root), f"DEMO_DIR={demo}", "DEMO_CUSTOMERS=40"]
-            + [f"DEMO_DAYS={days}", f"{demo}/.generated"],
+            [*make_demo, f"DEMO_DAYS={days}", f"{demo}/.generated"],
             env={**os.environ, "SEGMINT_WAREHOUSE": str(warehouse)},
             capture_output=True,
             text=True,
@@ -261,9 +262,7 @@ def test_make_generates_the_demo_data_again_for_other_values(tmp_path: Path) -> 
     other = make(2)
     assert other.returncode == 0, other.stdout + other.stderr
     assert partitions() == ["dt=2026-06-29", "dt=2026-06-30"]
-    assert (demo / ".generated").read_text().split() == (
-        "--customers 40 --days 2 --end-date 2026-06-30".split()
-    )
+    assert (demo / ".generated").read_text() == "--customers 40 --days 2 --end-date 2026-06-30\n"
 
     warehouse.parent.mkdir()
     warehouse.write_bytes(b"nights of the 2-day data")

@@ -24,7 +24,9 @@ custom-audiences, "Hashing and normalizing data")
     ``1000-001`` ``1000``, Japan's ``100-0001`` ``100``, Brazil's ``01310-100`` ``01310``
     (with the dash dropped instead, ``00950``, ``1000001``, the hash matched nobody). The
     customer's country's ISO code written before a postal code goes first (Latvia's
-    ``LV-1050`` is ``1050``, not ``lv``).
+    ``LV-1050`` is ``1050``, not ``lv``), except where the postal code itself starts with
+    it (ISO_CODE_POSTCODE_COUNTRIES: Cayman's ``KY1-1102`` is ``ky1``, as Meta's
+    normalisers make it, Jersey's ``JE2 3AB`` ``je23ab``).
     country: ISO-2 lower-case.
     Every column is SHA-256 hashed.
 
@@ -638,12 +640,22 @@ def us_zip_sql(zip_code: str, country: str) -> str:
 # ("LT-01100"), Moldova's ("MD-2001") and Azerbaijan's ("AZ 1000") are: the code and a
 # separator, if any, before the first digit.
 _COUNTRY_PREFIXED_ZIP = "^[A-Za-z]{2}[-\\s]?[0-9]"
+# Countries whose postal codes themselves start with the country's ISO code (UPU's address
+# formats): the Cayman Islands ("KY1-1102", KY1 is Grand Cayman), Jersey ("JE2 3AB") and the
+# Isle of Man ("IM1 1AA"), the British Virgin Islands ("VG1110"), Andorra ("AD500"),
+# Barbados ("BB11000"), Saint Lucia ("LC05 201"). The letters are part of the code, never
+# written without it: taken for a country prefix, "KY1-1102" was hashed as "1" (every
+# Caymanian's) and "JE2 3AB" as "23ab".
+ISO_CODE_POSTCODE_COUNTRIES = ("KY", "JE", "IM", "VG", "AD", "BB", "LC")
+_ISO_CODE_POSTCODE_SQL = ", ".join(f"'{c}'" for c in ISO_CODE_POSTCODE_COUNTRIES)
 
 
 def _without_country_prefix_sql(zip_code: str, country: str) -> str:
-    """SQL: ``zip_code`` without the customer's country's ISO code written before it."""
+    """SQL: ``zip_code`` without the customer's country's ISO code written before it (not
+    in the countries whose postal codes start with it, ISO_CODE_POSTCODE_COUNTRIES)."""
     return (
         f"(case when upper(left({zip_code}, 2)) = upper(trim({country})) "
+        f"and upper(trim({country})) not in ({_ISO_CODE_POSTCODE_SQL}) "
         f"and regexp_matches({zip_code}, '{_COUNTRY_PREFIXED_ZIP}') "
         f"then regexp_replace({zip_code}, '^[A-Za-z]{{2}}[-\\s]?', '') else {zip_code} end)"
     )
@@ -653,7 +665,8 @@ def meta_zip_sql(zip_code: str, country: str) -> str:
     """SQL: the postal code as Meta's normalisers make it: lower-case, without white space,
     what comes before the first dash (``00-950``, PL, is ``00``); US: the first 5 digits. The
     customer's country's ISO code written before it goes first: Latvia's ``LV-1050`` is
-    ``1050`` (cut at the dash, it was ``lv``, every Latvian's), as ``1050`` written alone."""
+    ``1050`` (cut at the dash, it was ``lv``, every Latvian's), as ``1050`` written alone;
+    not where the postal code starts with that code (``KY1-1102``, Cayman, is ``ky1``)."""
     without_country = _without_country_prefix_sql(us_zip_sql(zip_code, country), country)
     no_space = f"regexp_replace(lower({without_country}), '\\s', '', 'g')"
     cleaned = f"split_part({no_space}, '-', 1)"

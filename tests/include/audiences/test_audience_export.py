@@ -1416,3 +1416,27 @@ def test_meta_file_hashes_a_latvian_postal_code_without_its_lv(built, tmp_path):
     assert _sha("1050") in {r["zip"] for r in _rows(tmp_path / "m.csv")}
     assert _sha("lv") not in {r["zip"] for r in _rows(tmp_path / "m.csv")}
     assert "LV-1050" in {r["Zip"] for r in _rows(tmp_path / "g.csv")}
+
+
+def test_meta_file_keeps_the_letters_a_cayman_or_jersey_postcode_starts_with(built, tmp_path):
+    """A Cayman postal code starts with KY, the country's ISO code: "KY1-1102" was taken for
+    Latvia's "LV-1050", lost its KY and was hashed as "1", and Jersey's "JE2 3AB" as "23ab".
+    Meta's file now hashes "ky1" (cut at the dash, as Meta's normalisers) and "je23ab"."""
+    con = connect(built.warehouse)
+    con.execute(
+        "update marts.customers set postal_code = 'KY1-1102', country = 'KY' "
+        "where customer_id = 'C01'"
+    )
+    con.execute(
+        "update marts.customers set postal_code = 'JE2 3AB', country = 'JE' "
+        "where customer_id = 'C03'"
+    )
+    con.close()
+    export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
+    export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
+    meta = {r["email"]: r["zip"] for r in _rows(tmp_path / "m.csv")}
+    assert meta[_sha("anna.smith@example.com")] == _sha("ky1")
+    assert meta[_sha("chloe@example.com")] == _sha("je23ab")
+    google = {r["Email"]: r["Zip"] for r in _rows(tmp_path / "g.csv")}
+    assert google[_sha("anna.smith@example.com")] == "KY1-1102"
+    assert google[_sha("chloe@example.com")] == "JE2 3AB"

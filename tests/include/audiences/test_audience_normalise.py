@@ -611,6 +611,37 @@ def test_meta_zip_drops_the_country_code_written_before_it(zip_code, country, me
     assert _eval(meta_zip_sql("z", "c"), z=zip_code, c=country) == meta
 
 
+@pytest.mark.parametrize(
+    ("zip_code", "country", "google", "meta"),
+    [
+        # The table of docs/audiences.md: Google's clear Zip, and what Meta's zip hashes.
+        ("94103-1234", "US", "94103-1234", "94103"),
+        ("K1A 0B1", "CA", "K1A 0B1", "k1a0b1"),
+        ("SW1A 1AA", "GB", "SW1A 1AA", "sw1a1aa"),
+        ("1012 AB", "NL", "1012 AB", "1012ab"),
+        ("00-950", "PL", "00-950", "00"),
+        ("1000-001", "PT", "1000-001", "1000"),
+        ("01310-100", "BR", "01310-100", "01310"),
+        ("100-0001", "JP", "100-0001", "100"),
+        ("LV-1050", "LV", "LV-1050", "1050"),
+        # Postal codes that start with the country's ISO code: the letters are part of the
+        # code, never a country prefix. "KY1-1102" was hashed as "1", every Caymanian's;
+        # cut at its dash as Meta's normalisers cut it, it is "ky1" (Grand Cayman).
+        ("KY1-1102", "KY", "KY1-1102", "ky1"),
+        ("KY2-2001", "ky", "KY2-2001", "ky2"),  # Cayman Brac
+        ("JE2 3AB", "JE", "JE2 3AB", "je23ab"),  # was "23ab"
+        ("IM1 1AA", "IM", "IM1 1AA", "im11aa"),  # was "11aa"
+        ("VG1110", "VG", "VG1110", "vg1110"),  # was "1110"
+        ("AD500", "AD", "AD500", "ad500"),  # was "500"
+        ("BB11000", "BB", "BB11000", "bb11000"),  # was "11000"
+        ("LC05 201", "LC", "LC05 201", "lc05201"),  # was "05201"
+    ],
+)
+def test_postal_codes_of_many_countries(zip_code, country, google, meta):
+    assert _eval(us_zip_sql("z", "c"), z=zip_code, c=country) == google
+    assert _eval(meta_zip_sql("z", "c"), z=zip_code, c=country) == meta
+
+
 def test_meta_names_keep_combining_marks():
     # Devanagari vowel signs and virama are combining marks (\pM), not punctuation: keeping
     # only \pL turned "प्रिया" into "परय" and "शर्मा" into "शरम".

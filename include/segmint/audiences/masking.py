@@ -108,6 +108,13 @@ QUOTING_COLUMNS = {
 }
 
 
+# Masks made of text functions, for a column a CRM export typed as a number (a phone or
+# postal code column BIGINT, one all null INTEGER): regexp_replace(BIGINT) did not bind, and
+# the audience build stopped before any audience. The mask is applied to the number's text
+# (a float's whole part: "4155552671.0" would show "10" as its last digits).
+_TEXT_MASKS = ("email", "phone", "first_name", "last_name", "postal_code")
+
+
 def _mask(name: str, data_type: str) -> str | None:
     name = name.lower()
     if data_type == "VARCHAR" and (
@@ -116,6 +123,10 @@ def _mask(name: str, data_type: str) -> str | None:
         return _ID_MASK
     if data_type == "VARCHAR" and (name == "customer_ids" or name.endswith("_customer_ids")):
         return _IDS_MASK
+    if name in _TEXT_MASKS and data_type != "VARCHAR":
+        whole = data_type in ("FLOAT", "DOUBLE") or data_type.startswith("DECIMAL(")
+        text = "cast(try_cast({c} as hugeint) as varchar)" if whole else "cast({c} as varchar)"
+        return _MASKS[name].replace("{c}", text)
     return _MASKS.get(name)
 
 

@@ -36,7 +36,9 @@ match nobody and leak that the field was blank).
 E.164 from a free-form phone and the customer's country. Full-width, Arabic-Indic and
 Persian digits (and the full-width ``+``) are read as ASCII first. An extension at the end (``ext``,
 ``ext.``, ``extension``, ``x`` or ``#`` and digits) is removed first; a number with other
-letters in it is left out (their digits would be glued on). Only ``+`` (perhaps in
+letters in it is left out (their digits would be glued on). A phone column typed as a number
+is read as its digits when an integer; a float, or a float's text (``4155552671.0``), is left
+out: it may have lost digits, and its ``.0`` is no digit of the number. Only ``+`` (perhaps in
 brackets, ``(+44) ...``) or the international
 prefix ``00`` (``011`` in the NANP countries; the country's own prefixes of
 INTERNATIONAL_PREFIXES, Japan's ``010``, Korea's ``001``, Australia's ``0011``; read only
@@ -402,6 +404,28 @@ _OTHER_DIGITS = "０１２３４５６７８９٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵�
 _ASCII_DIGITS = "0123456789" * 3 + "+ "
 
 
+# A phone with letters in it (other than an extension, removed first), or a float's text:
+# digits and ".0" ("4155552671.0"), as pandas writes a phone column holding a missing value
+# (float64) to CSV, and as ingest loads a Parquet DOUBLE phone. Its digits with the 0 were
+# someone else's number (+49 30151234560 for 3015123456.0, DE), and a float may have lost
+# digits already (a spreadsheet's 4.4207946E+09): left out, never guessed.
+_NOT_A_NUMBER = "\\pL|^\\s*[0-9]+\\.0+\\s*$"
+
+
+def _phone_text_sql(phone: str) -> str:
+    """SQL: ``phone`` as text whatever the column's type, for a CRM export that typed the
+    phone as a number (``BIGINT``; a column all null typed ``INTEGER``): an integer is its
+    digits (a national number without its trunk 0, or international without its ``+``, read
+    as such written). A float or a decimal with a fraction is null: it may have lost digits
+    (``4.4207946e9`` of a spreadsheet is 4420794600), and its text ends in ``.0``. The type
+    is known when the query is bound: text costs nothing more."""
+    kind = f"typeof({phone})"
+    return (
+        f"(case when {kind} in ('FLOAT', 'DOUBLE') or (starts_with({kind}, 'DECIMAL(') "
+        f"and not ends_with({kind}, ',0)')) then null else cast({phone} as varchar) end)"
+    )
+
+
 def _let_sql(value: str, name: str, body: str) -> str:
     """SQL: ``body`` with ``name`` bound to ``value``, which is computed once per row (a
     DuckDB lambda over a one-element list). Pasting ``value`` into ``body`` at every use
@@ -419,7 +443,7 @@ def e164_sql(phone: str, country: str) -> str:
     column."""
     # Other scripts' digits to ASCII; translate() costs more than the rest of the number
     # (1.7 s a million phones), so only a phone with a byte outside ASCII goes through it.
-    phone_read = "_e164_in.phone"
+    phone_read = _phone_text_sql("_e164_in.phone")
     ascii_phone = f"""(case when strlen({phone_read}) = length({phone_read}) then {phone_read}
         else translate({phone_read}, '{_OTHER_DIGITS}', '{_ASCII_DIGITS}') end)"""
     without_extension = f"regexp_replace({ascii_phone}, '{_EXTENSION}', '', 'i')"
@@ -440,7 +464,7 @@ def e164_sql(phone: str, country: str) -> str:
     )
     written = f"""(case
         when {number} is null or {digits} = '' then null
-        when regexp_matches({number}, '\\pL') then null
+        when regexp_matches({number}, '{_NOT_A_NUMBER}') then null
         when regexp_matches({number}, '^[\\s(\\[]*\\+') then '+' || {digits}
         when {iso} = 'BR'
             and regexp_matches({digits}, '{_BRAZIL_INTERNATIONAL_PREFIX}')
@@ -470,7 +494,7 @@ def e164_sql(phone: str, country: str) -> str:
     own_prefix = f"""(case
         when {iso} is null or {iso} not in {tuple(INTERNATIONAL_PREFIXES)} then null
         when {number} is null or {digits} = '' then null
-        when regexp_matches({number}, '\\pL') then null
+        when regexp_matches({number}, '{_NOT_A_NUMBER}') then null
         when regexp_matches({number}, '^[\\s(\\[]*\\+') then null
         else '+' || {_international_prefix_sql(digits, iso)}
     end)"""
@@ -626,8 +650,15 @@ def us_zip_sql(zip_code: str, country: str) -> str:
     """SQL: the trimmed postal code, with the leading zeros a spreadsheet dropped from a US
     ZIP code put back ("2118" is 02118, "2118-1234" 02118-1234, San Juan's "901" 00901: every
     ZIP code has 5 digits; New England's, Puerto Rico's and the Virgin Islands' start with 0).
-    Other values are unchanged."""
-    z = f"trim({zip_code})"
+    Other values are unchanged. A column typed as a number (a CRM export's ZIP codes as
+    ``BIGINT``; ``DOUBLE``, its whole part) is read as its digits: it did not bind."""
+    kind = f"typeof({zip_code})"
+    text = (
+        f"(case when {kind} in ('FLOAT', 'DOUBLE') or starts_with({kind}, 'DECIMAL(') "
+        f"then cast(try_cast({zip_code} as hugeint) as varchar) "
+        f"else cast({zip_code} as varchar) end)"
+    )
+    z = f"trim({text})"
     return (
         f"(case when upper(trim({country})) in ({_ZIP_COUNTRIES_SQL}) "
         f"and regexp_matches({z}, '^[0-9]{{3,4}}(-[0-9]{{4}})?$') "

@@ -1440,3 +1440,48 @@ def test_meta_file_keeps_the_letters_a_cayman_or_jersey_postcode_starts_with(bui
     google = {r["Email"]: r["Zip"] for r in _rows(tmp_path / "g.csv")}
     assert google[_sha("anna.smith@example.com")] == "KY1-1102"
     assert google[_sha("chloe@example.com")] == "JE2 3AB"
+
+
+@pytest.mark.parametrize("typ", ["BIGINT", "DOUBLE"])
+def test_phones_and_zip_codes_typed_as_numbers_are_exported(settings, defs_folder, tmp_path, typ):
+    """A CRM export that typed the phone and the ZIP code as numbers: the audience build
+    stopped in the analysts' masked copy (regexp_replace(BIGINT) does not bind), and every
+    platform file in e164_sql (strlen(BIGINT)) and us_zip_sql (trim(BIGINT)). An integer
+    phone is its digits (+1 415 555 2671); a float phone may have lost digits (a
+    spreadsheet's 4.4207946E+09) and is left out, never guessed; a ZIP code is its digits,
+    the leading 0 put back (2118 is 02118)."""
+    defs_folder(every="name: every\nconsent: ads\nwhere: {feature: order_count, gte: 0}\n")
+    con = connect(settings.warehouse)
+    con.execute(
+        "update marts.customers set phone = case customer_id when 'C01' then '4155552671' "
+        "when 'C03' then '7700900123' end, postal_code = case customer_id "
+        "when 'C01' then '2118' when 'C07' then '60601' end"
+    )
+    con.execute(f"alter table marts.customers alter phone type {typ}")
+    con.execute(f"alter table marts.customers alter postal_code type {typ}")
+    con.close()
+    build_audiences(settings, AS_OF)
+    con = connect(settings.warehouse, read_only=True)
+    masked = con.execute(
+        "select customer_id, phone, postal_code from analyst.customers "
+        "where phone is not null or postal_code is not null order by 1"
+    ).fetchall()
+    con.close()
+    assert masked == [("C01", "***71", "21***"), ("C03", "***23", None), ("C07", None, "60***")]
+    export_audience(settings, "every", "google_customer_match", tmp_path / "g.csv")
+    export_audience(settings, "every", "meta_custom_audience", tmp_path / "m.csv")
+    export_audience(settings, "every", "klaviyo", tmp_path / "k.csv")
+    google = {r["Email"]: (r["Phone"], r["Zip"]) for r in _rows(tmp_path / "g.csv")}
+    meta = {r["email"]: (r["phone"], r["zip"]) for r in _rows(tmp_path / "m.csv")}
+    anna, chloe = _sha("anna.smith@example.com"), _sha("chloe@example.com")
+    if typ == "BIGINT":
+        assert google[anna] == (_sha("+14155552671"), "02118")
+        assert google[chloe] == (_sha("+447700900123"), "")
+        assert meta[anna] == (_sha("14155552671"), _sha("02118"))
+        klaviyo = {r["Email"]: r["Phone Number"] for r in _rows(tmp_path / "k.csv")}
+        assert klaviyo["anna.smith@example.com"] == "+14155552671"
+    else:
+        assert google[anna] == ("", "02118") and google[chloe] == ("", "")
+        assert meta[anna] == ("", _sha("02118"))
+        assert {r["Phone Number"] for r in _rows(tmp_path / "k.csv")} == {""}
+    assert google[_sha("grace@example.com")] == ("", "60601")

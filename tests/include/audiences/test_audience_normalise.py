@@ -531,6 +531,53 @@ def test_e164_reads_the_phone_and_the_country_once(tmp_path):
     assert [meta for _, meta in rows] == [e and e[1:] for e in expected]
 
 
+@pytest.mark.parametrize(
+    ("value", "country", "expected"),
+    [
+        ("4155552671::bigint", "US", "+14155552671"),
+        ("447700900123::hugeint", "GB", None),  # international without its +: not guessed
+        ("7700900123::bigint", "GB", "+447700900123"),  # national without its trunk 0
+        ("null::integer", "US", None),  # a column all null, typed INTEGER
+        ("4155552671::decimal(12, 0)", "US", "+14155552671"),
+        # A float may have lost digits (4.4207946e9 of a spreadsheet is 4420794600) and its
+        # text ends in ".0" (+44 20794600 0 for a customer in Britain): left out.
+        ("4.4207946e9::double", "GB", None),
+        ("4155552671::double", "US", None),
+        ("4155552671::decimal(14, 2)", "US", None),
+        # A float's text, as pandas writes a phone column with a missing value to CSV and as
+        # ingest loads a Parquet DOUBLE: "3015123456.0" (DE) was +49 30151234560.
+        ("'3015123456.0'", "DE", None),
+        ("'4155552671.0'", "US", None),
+        ("'030 1234567'", "DE", "+49301234567"),  # text is read as before
+        ("'06.12.34.56.00'", "FR", "+33612345600"),  # dots between digits are separators
+    ],
+)
+def test_e164_of_a_phone_column_typed_as_a_number(value, country, expected):
+    """e164_sql did not bind on a phone column that is not text (strlen(BIGINT))."""
+    con = duckdb.connect()
+    con.execute(f"create table t as select {value} as p, '{country}' as c")
+    got = con.execute(f"select {e164_sql('p', 'c')}, {meta_phone_sql('p', 'c')} from t").fetchone()
+    con.close()
+    assert got == (expected, expected and expected[1:])
+
+
+@pytest.mark.parametrize(
+    ("value", "country", "expected"),
+    [
+        ("2118::bigint", "US", "02118"),
+        ("2118::double", "US", "02118"),
+        ("10115::integer", "DE", "10115"),
+        ("null::integer", "US", None),
+    ],
+)
+def test_zip_codes_typed_as_numbers(value, country, expected):
+    con = duckdb.connect()
+    con.execute(f"create table t as select {value} as z, '{country}' as c")
+    got = con.execute(f"select {us_zip_sql('z', 'c')}, {meta_zip_sql('z', 'c')} from t").fetchone()
+    con.close()
+    assert got == (expected, expected)
+
+
 def test_meta_name_zip_country_rules():
     assert _eval(meta_name_sql("n"), n="  de Vries ") == "devries"
     assert _eval(meta_name_sql("n"), n="O'Brien") == "obrien"

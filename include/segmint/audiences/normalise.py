@@ -658,13 +658,17 @@ def us_zip_sql(zip_code: str, country: str) -> str:
         f"then cast(try_cast({zip_code} as hugeint) as varchar) "
         f"else cast({zip_code} as varchar) end)"
     )
-    z = f"trim({text})"
-    return (
-        f"(case when upper(trim({country})) in ({_ZIP_COUNTRIES_SQL}) "
+    # The postal code and the country are bound once (_let_sql): pasted into each use, the
+    # Meta zip, built on this, referred to the postal code 128 times and took 3.3 s of CPU a
+    # million customers, five times the 0.6 s it takes now.
+    z, iso = "_zip_us.z", "_zip_us.iso"
+    body = (
+        f"(case when {iso} in ({_ZIP_COUNTRIES_SQL}) "
         f"and regexp_matches({z}, '^[0-9]{{3,4}}(-[0-9]{{4}})?$') "
         f"then regexp_replace({z}, '^([0-9]+)', lpad(split_part({z}, '-', 1), 5, '0')) "
         f"else {z} end)"
     )
+    return _let_sql(f"{{'z': trim({text}), 'iso': upper(trim({country}))}}", "_zip_us", body)
 
 
 # A postal code written after its country's ISO code, as Latvia's ("LV-1050"), Lithuania's
@@ -698,14 +702,15 @@ def meta_zip_sql(zip_code: str, country: str) -> str:
     customer's country's ISO code written before it goes first: Latvia's ``LV-1050`` is
     ``1050`` (cut at the dash, it was ``lv``, every Latvian's), as ``1050`` written alone;
     not where the postal code starts with that code (``KY1-1102``, Cayman, is ``ky1``)."""
-    without_country = _without_country_prefix_sql(us_zip_sql(zip_code, country), country)
-    no_space = f"regexp_replace(lower({without_country}), '\\s', '', 'g')"
-    cleaned = f"split_part({no_space}, '-', 1)"
-    return (
-        f"nullif(case when upper(trim({country})) in ({_ZIP_COUNTRIES_SQL}) "
-        f"then left({cleaned}, 5) "
-        f"else {cleaned} end, '')"
+    # Each value is bound once (_let_sql), as in us_zip_sql.
+    inputs = f"{{'z': {us_zip_sql(zip_code, country)}, 'iso': upper(trim({country}))}}"
+    without_country = _without_country_prefix_sql("_zip_in.z", "_zip_in.iso")
+    cleaned = f"split_part(regexp_replace(lower({without_country}), '\\s', '', 'g'), '-', 1)"
+    body = (
+        f"nullif(case when _zip_in.iso in ({_ZIP_COUNTRIES_SQL}) "
+        "then left(_zip_cut, 5) else _zip_cut end, '')"
     )
+    return _let_sql(inputs, "_zip_in", _let_sql(cleaned, "_zip_cut", body))
 
 
 def meta_country_sql(country: str) -> str:

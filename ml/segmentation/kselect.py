@@ -17,7 +17,8 @@ A crowd (at the best silhouette's k one segment holds more than ``CROWD_SHARE`` 
 customers: a long tail of one-time buyers, a CRM of subscribers who never came) replaces
 steps 2 and 3: the silhouette is a mean over customers, so it mostly measures how well the
 crowd stands apart, and the other customers stayed in one or two segments whatever their
-own structure. The crowd stays one segment and the other customers are segmented among
+own structure. The crowd stays one segment and the other customers, scaled by their own
+spread (a crowd tens of times larger than they are set everyone's), are segmented among
 themselves by the same rule (:func:`segment_the_rest`); k is one more than theirs.
 
 A configured ``fixed_k`` skips the rule but the candidates are still scored for the record.
@@ -36,8 +37,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
+from sklearn.preprocessing import StandardScaler
 
-from ml.segmentation.features import make_kmeans
+from ml.segmentation.features import CrowdKMeans, crowd_labels, make_kmeans
 
 # A segment holding more than this share of the customers at the best silhouette's k is a
 # crowd (see the module docstring). Generated shops' largest segment holds 26-35% of the
@@ -162,8 +164,9 @@ def segment_the_rest(
     ``k_min - 1`` to ``k_max - 1``; the previous run's k less one for its stability step),
     and that choice's reason; None without a crowd, or when the others make one segment.
 
-    The model is fitted on all of ``Xs``, starting from the crowd's centroid and the
-    others' search centroids, so that the final fit finds the same segments.
+    The others are standardised by their own spread before the search, and the model is a
+    :class:`CrowdKMeans` fitted on all of ``Xs``, starting from the crowd's centroid and
+    the others' search centroids, so that the final fit finds the same segments.
     """
     k = int(best.n_clusters)
     labels = np.asarray(best.labels_)
@@ -171,8 +174,10 @@ def segment_the_rest(
     if largest_share(labels, k) <= CROWD_SHARE or k_max < 3:
         return None
     others = Xs[labels != crowd]
+    # The others' own spread: a crowd tens of times larger than they are set everyone's.
+    scaler = StandardScaler().fit(others)
     choice = choose_k(
-        others,
+        scaler.transform(others),
         max(2, k_min - 1),
         k_max - 1,
         random_state=random_state,
@@ -185,8 +190,13 @@ def segment_the_rest(
     )
     if choice.k < 2 or choice.k + 1 < k_min:
         return None
-    init = np.vstack([best.cluster_centers_[crowd], choice.models[choice.k].cluster_centers_])
-    model = make_kmeans(len(init), random_state, n_init, init=init).fit(Xs)
+    init = np.vstack(
+        [
+            best.cluster_centers_[crowd],
+            scaler.inverse_transform(choice.models[choice.k].cluster_centers_),
+        ]
+    )
+    model = CrowdKMeans(init, crowd=0, random_state=random_state).fit(Xs)
     return model, f"{len(others)} customers: {choice.reason}"
 
 
@@ -301,7 +311,8 @@ def choose_k(
                     f"a crowd: the best silhouette, {best['silhouette']:.3f} at k={best_k}, put "
                     f"{largest_share(models[best_k].labels_, best_k):.0%} of the customers in "
                     f"one segment and the others in {best_k - 1}; the crowd stays one segment "
-                    f"and the others were segmented among themselves ({why}), so k={chosen}"
+                    f"and the others were scaled by their own spread and segmented among "
+                    f"themselves ({why}), so k={chosen}"
                 )
                 models[chosen] = model
                 row = {
@@ -360,12 +371,14 @@ def keep_k(
     search_sample: int,
     silhouette_sample: int,
     reason: str,
+    crowd: int | None = None,
 ) -> KChoice:
     """The previous run's k without a search: one scored row for the record.
 
     Inertia and silhouette are measured on the same fixed samples a search uses, with the
     labels of the nearest of ``centers`` (the previous centroids in tonight's scaled space),
-    so the figures compare with a searching night's.
+    so the figures compare with a searching night's. With a ``crowd`` (its row of
+    ``centers``), the others are labelled in their own space, as :class:`CrowdKMeans` does.
     """
     n = len(X)
     search_idx = sample_index(n, search_sample, random_state)
@@ -379,8 +392,13 @@ def keep_k(
         labels = d.argmin(axis=1)
         return labels, d[np.arange(len(rows)), labels]
 
-    _, sq = nearest(Xs)
-    labels_sil, _ = nearest(Xsil)
+    if crowd is not None:
+        labels = crowd_labels(Xs, centers, crowd)
+        sq = ((Xs - centers[labels]) ** 2).sum(axis=1)
+        labels_sil = labels[sil_pos]
+    else:
+        _, sq = nearest(Xs)
+        labels_sil, _ = nearest(Xsil)
     sil = silhouettes(Xsil, {k: labels_sil})
     scores = pd.DataFrame(
         {"k": [k], "inertia": [float(sq.sum())], "silhouette": [sil[k]], "is_chosen": [True]}

@@ -15,12 +15,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.cluster import KMeans
 from sklearn.pipeline import Pipeline
 
 from ml.segmentation.columns import AGEING_FEATURES
 from ml.segmentation.features import (
     FEATURES,
+    CrowdKMeans,
     assemble,
+    assign,
     build_preprocessor,
     make_kmeans,
     transformed_names,
@@ -195,6 +198,15 @@ def _fit_segments(
             references[label] = Reference(label, scaler.transform(unscaled), ids)
             stored_names[label] = ref_names
 
+    # The previous run's crowd (a segment kept whole, the others segmented in their own
+    # space): its position among the previous centroids, so that a night without a search
+    # identifies the crowd, and scales the others, as the night that searched did.
+    crowd_at = (
+        prev_ids.index(previous.crowd_segment_id)
+        if previous is not None and previous.crowd_segment_id in prev_ids
+        else None
+    )
+
     t = perf_counter()
     every = cfg.k_search_every_days
     search_reason = None
@@ -208,6 +220,13 @@ def _fit_segments(
         search_reason = "k_search_every_days = 0"
     elif previous.k_searched_as_of is None:
         search_reason = f"previous run {previous.run_id} does not say when k was searched"
+    elif previous.crowd_unrecorded:
+        # Before 2026-12-07 a crowd's model scaled everyone together and did not record
+        # which segment was the crowd: its space cannot be rebuilt, so search again.
+        search_reason = (
+            f"previous run {previous.run_id} segmented a crowd without recording it (before "
+            "2026-12-07, the others scaled by everyone's spread)"
+        )
     elif (as_of - previous.k_searched_as_of).days >= every:
         search_reason = f"k last searched on {previous.k_searched_as_of}"
     elif not cfg.k_min <= len(prev_ids) <= cfg.k_max and cfg.fixed_k != len(prev_ids):
@@ -227,6 +246,7 @@ def _fit_segments(
             X,
             len(prev_ids),
             prev_scaled,
+            crowd=crowd_at,
             random_state=cfg.random_state,
             search_sample=cfg.k_search_sample,
             silhouette_sample=cfg.silhouette_sample,
@@ -258,15 +278,30 @@ def _fit_segments(
     # Final fit on every row. With yesterday's number of segments, start from yesterday's
     # centroids (in tonight's scaled space): the same local optimum is found again when the
     # data barely moved, which keeps segments stable. Otherwise start from the search fit.
+    # A crowd (found by tonight's search, or the previous run's on a night that keeps its
+    # k) stays one segment and the others are segmented in their own space (CrowdKMeans).
     t = perf_counter()
     k = choice.k
+    searched_crowd = isinstance(choice.models.get(k), CrowdKMeans)
     init = prev_scaled if prev_scaled is not None and len(prev_ids) == k else None
+    crowd = crowd_at if init is not None else None
+    if search_reason is not None and not searched_crowd:
+        crowd = None  # tonight's search found no crowd
+    if searched_crowd and crowd is None:
+        init, crowd = choice.models[k].cluster_centers_, choice.models[k].crowd
     if init is None:
         init = choice.models[k].cluster_centers_
-    kmeans = make_kmeans(k, cfg.random_state, cfg.n_init, init=np.asarray(init)).fit(X)
-    distances_all = kmeans.transform(X)
-    labels = distances_all.argmin(axis=1)
-    distance = distances_all[np.arange(len(X)), labels]
+    kmeans: KMeans | CrowdKMeans | None = None
+    if crowd is not None:
+        try:
+            kmeans = CrowdKMeans(np.asarray(init), crowd, cfg.random_state).fit(X)
+        except ValueError as exc:
+            warnings.append(
+                f"the crowd was not kept apart tonight ({exc}): one K-Means of everyone"
+            )
+    if kmeans is None:
+        kmeans = make_kmeans(k, cfg.random_state, cfg.n_init, init=np.asarray(init)).fit(X)
+    labels, distance = assign(kmeans, X)
     timings["final_fit_s"] = perf_counter() - t
 
     t = perf_counter()
@@ -502,6 +537,10 @@ def _fit_segments(
         "feature_psi_noise_limit": noise_limits,
         "previous_run_id": previous.run_id if previous is not None else None,
         "segment_ids": [int(i) for i in cluster_ids],  # KMeans cluster index -> segment id
+        # The segment kept whole as a crowd (the others scaled by their own spread), or None.
+        "crowd_segment_id": (
+            int(cluster_ids[kmeans.crowd]) if isinstance(kmeans, CrowdKMeans) else None
+        ),
         "segment_names": naming.names,
         "feature_reference": reference,
     }

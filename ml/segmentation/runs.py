@@ -25,6 +25,11 @@ class PreviousRun:
     k_searched_as_of: date | None = None
     # The dbt vars its features were built with (None: not recorded, before 2026-12-07).
     feature_vars: dict[str, str] | None = None
+    # The segment its model kept whole as a crowd, the others scaled by their own spread.
+    crowd_segment_id: int | None = None
+    # It segmented a crowd before 2026-12-07 (everyone scaled together) and did not record
+    # which segment that was: its space cannot be rebuilt, so k is searched again.
+    crowd_unrecorded: bool = False
 
 
 @dataclass

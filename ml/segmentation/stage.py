@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from datetime import date, datetime
 from pathlib import Path
 from time import perf_counter
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 MODEL_MODULE = "ml.segmentation.model"
 
 MODEL_NAME = "segmentation"
+
+log = logging.getLogger(__name__)
 SOURCE = "marts.customer_features"
 
 DDL = {
@@ -227,6 +230,8 @@ def load_previous(warehouse: Path, as_of: date) -> tuple[PreviousRun | None, int
     )
     reference: dict[str, Any] = {}
     k_searched: date | None = None
+    crowd_id: int | None = None
+    crowd_unrecorded = False
     trained_vars: dict[str, str] | None = None
     if _exists(warehouse, "ml.model_runs"):
         runs = read_frame(
@@ -240,6 +245,10 @@ def load_previous(warehouse: Path, as_of: date) -> tuple[PreviousRun | None, int
             reference = stored.get("feature_reference", {})
             if stored.get("k_searched_as_of"):
                 k_searched = date.fromisoformat(stored["k_searched_as_of"])
+            crowd_id = stored.get("crowd_segment_id")
+            crowd_unrecorded = "crowd_segment_id" not in stored and str(
+                stored.get("k_reason", "")
+            ).startswith("a crowd:")
         if not runs.empty and runs["params"].iloc[0]:
             recorded = json.loads(runs["params"].iloc[0]).get("feature_vars")
             trained_vars = recorded if isinstance(recorded, dict) else None
@@ -251,6 +260,8 @@ def load_previous(warehouse: Path, as_of: date) -> tuple[PreviousRun | None, int
         reference=reference,
         k_searched_as_of=k_searched,
         feature_vars=trained_vars,
+        crowd_segment_id=int(crowd_id) if crowd_id is not None else None,
+        crowd_unrecorded=crowd_unrecorded,
     )
     return previous, next_id
 
@@ -364,6 +375,13 @@ def run_segmentation(settings: Settings, as_of: date) -> StageResult:
     t = perf_counter()
     frame = load_features(settings.warehouse, as_of)
     previous, next_id = load_previous(settings.warehouse, as_of)
+    if previous is not None and previous.crowd_unrecorded:
+        log.info(
+            "previous run %s kept a crowd as one segment without recording which (before "
+            "2026-12-07, everyone scaled together): k is searched again tonight and the "
+            "others are scaled by their own spread",
+            previous.run_id,
+        )
     same_night, later = load_stored(settings.warehouse, as_of)
     recount = nights_after(settings.warehouse, as_of)
     read_s = perf_counter() - t

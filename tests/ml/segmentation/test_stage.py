@@ -563,7 +563,8 @@ def test_a_crowd_of_one_time_buyers_leaves_the_other_customers_their_segments(
     """1,000 customers of five behaviour types beside 10,000 who ordered once and never came
     back. The silhouette, a mean over customers, was best at k=3 (0.846), the crowd and two
     segments for the 1,000, whose types were lost (adjusted Rand index 0.49; 0.81 without
-    the crowd). The crowd stays one segment and the others are segmented among themselves.
+    the crowd). The crowd stays one segment and the others are segmented among themselves
+    (ARI 0.80 at k=4 in everyone's space; 0.98 at k=5 scaled by their own spread).
     On a generated shop through dbt (1,500 customers, 15,000 one-time buyers added to the
     mart) k was 2, ARI 0.15 for the shop's customers; now 5, ARI 0.73."""
     from sklearn.metrics import adjusted_rand_score
@@ -583,6 +584,133 @@ def test_a_crowd_of_one_time_buyers_leaves_the_other_customers_their_segments(
     assert types["segment_id"].nunique() >= 4
 
 
+def _types_ari(settings: Settings, buyers: pd.DataFrame, as_of: date) -> tuple[float, int]:
+    """The adjusted Rand index of the buyers' segments against their types, and how many
+    segments they are in, on ``as_of``."""
+    from sklearn.metrics import adjusted_rand_score
+
+    segments = query(
+        settings,
+        "select customer_id, segment_id from ml.customer_segments where as_of_date = ?",
+        [as_of],
+    )
+    types = buyers[["customer_id", "latent_type"]].merge(segments)
+    assert len(types) == len(buyers)
+    return adjusted_rand_score(types["latent_type"], types["segment_id"]), types[
+        "segment_id"
+    ].nunique()
+
+
+def test_a_crowd_thirty_times_larger_does_not_set_the_scale_of_the_other_customers(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    """1,000 customers of five behaviour types beside 30,000 who ordered once and never
+    came back (97%). Everyone's StandardScaler was fitted on the crowd too, so the 1,000
+    were segmented in a space whose feature weights the crowd set (their standard
+    deviations 2.2 to 5.5 times their own): k=3, adjusted Rand index 0.56 against their
+    types, their "lapsing" customers joining the crowd (0.80 for the shop alone). Once the
+    crowd is found, the others are scaled by their own spread: k=4, ARI 0.80. On the next
+    night, which keeps k without a search, the crowd is found and the others scaled the
+    same way: same segments, ids and names; the saved model assigns as the night did."""
+    from ml.segmentation.synthetic import next_day
+
+    buyers = features_3k.head(1000)
+    crowd = _one_time_buyers(buyers, 30_000)
+    later = crowd.assign(as_of_date=crowd["as_of_date"] + timedelta(days=1))
+    settings = warehouse_with(
+        buyers, crowd, next_day(buyers, active_share=0.05), later, segmentation=small_settings
+    )
+    first = run_segmentation(settings, as_of)
+    assert first.details["k_reason"].startswith(
+        "a crowd: the best silhouette, 0.892 at k=3, put 97% of the customers in one segment"
+    )
+    assert "the others were scaled by their own spread" in first.details["k_reason"]
+    ari, segments = _types_ari(settings, buyers, as_of)
+    assert ari >= 0.75 and segments >= 3 and first.details["k"] >= 4
+    tomorrow = as_of + timedelta(days=1)
+    second = run_segmentation(settings, tomorrow)
+    assert second.details["k_reason"].startswith(f"previous run's k={first.details['k']} kept")
+    assert _types_ari(settings, buyers, tomorrow)[0] >= 0.75
+    runs = query(
+        settings,
+        "select as_of_date, metrics->>'crowd_segment_id' as crowd from ml.model_runs "
+        "order by as_of_date",
+    )
+    crowd_ids = query(
+        settings,
+        "select as_of_date, min(segment_id) as low, max(segment_id) as high "
+        "from ml.customer_segments where customer_id like 'O%' group by all order by all",
+    )
+    assert crowd_ids["low"].tolist() == crowd_ids["high"].tolist()  # the crowd, one segment
+    assert runs["crowd"].astype(int).tolist() == crowd_ids["low"].tolist()
+    assert crowd_ids["low"].nunique() == 1
+    assert second.details["segments"] == first.details["segments"]
+    assert not [w for w in second.warnings if " retired: " in w]
+    moves = query(
+        settings,
+        "select sum(customers) filter (where from_segment_id = to_segment_id) / sum(customers) "
+        "as stayed from ml.segment_transitions where as_of_date = ?",
+        [tomorrow],
+    )
+    assert moves["stayed"].iloc[0] > 0.97
+    # The saved model (the crowd, both scalers and the others' K-Means) assigns as the
+    # night did.
+    model, meta = load_model(settings.artifacts_dir, "segmentation", second.details["run_id"])
+    night = query(
+        settings,
+        "select f.*, s.segment_id from marts.customer_features f join ml.customer_segments s "
+        "using (customer_id, as_of_date) where as_of_date = ? order by customer_id",
+        [tomorrow],
+    )
+    ids = np.asarray(meta.metrics["segment_ids"])
+    assert (ids[model.predict(night)] == night["segment_id"].to_numpy()).all()
+
+
+def test_a_crowd_segmented_before_its_model_recorded_it_is_searched_again(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A warehouse whose last run kept a crowd as one segment before 2026-12-07 (everyone
+    scaled together, no ``crowd_segment_id`` in its metrics): the next night cannot rebuild
+    that space, so it searches k again, says why, and keeps the segment ids."""
+    import logging
+
+    buyers = features_3k.head(1000)
+    crowd = _one_time_buyers(buyers, 10_000)
+    later = [f.assign(as_of_date=f["as_of_date"] + timedelta(days=1)) for f in (buyers, crowd)]
+    settings = warehouse_with(buyers, crowd, *later, segmentation=small_settings)
+    first = run_segmentation(settings, as_of)
+    con = connect(settings.warehouse)
+    try:  # yesterday's run as the code before 2026-12-07 recorded it
+        con.execute(
+            "update ml.model_runs set metrics = json_merge_patch(metrics, "
+            "'{\"crowd_segment_id\": null}') where run_id = ?",
+            [first.details["run_id"]],
+        )
+    finally:
+        con.close()
+    with caplog.at_level(logging.INFO, logger="ml.segmentation.stage"):
+        second = run_segmentation(settings, as_of + timedelta(days=1))
+    run = query(
+        settings,
+        "select metrics->>'k_search_reason' as why from ml.model_runs where run_id = ?",
+        [second.details["run_id"]],
+    )
+    assert run["why"].iloc[0] == (
+        f"previous run {first.details['run_id']} segmented a crowd without recording it "
+        "(before 2026-12-07, the others scaled by everyone's spread)"
+    )
+    assert "k is searched again tonight" in caplog.text
+    assert second.details["k_reason"].startswith("a crowd: ")
+    assert second.details["segments"] == first.details["segments"]
+
+
 def test_the_report_says_why_this_k_and_what_the_other_ks_scored(
     warehouse_with: Callable[..., Settings],
     features_3k: pd.DataFrame,
@@ -600,20 +728,21 @@ def test_the_report_says_why_this_k_and_what_the_other_ks_scored(
 
     buyers = features_3k.head(1000)
     settings = warehouse_with(buyers, _one_time_buyers(buyers, 10_000), segmentation=small_settings)
-    reason = run_segmentation(settings, as_of).details["k_reason"]
+    details = run_segmentation(settings, as_of).details
+    reason, chosen = details["k_reason"], details["k"]
     scores = query(settings, "select k, silhouette from ml.k_selection order by k")
     out = dataclasses.replace(settings, output=tmp_path / "out")
     page = html.unescape(Path(write_report(out, as_of).details["path"]).read_text("utf-8"))
     (caption,) = re.findall(
         r'data-chart="k-selection".*?<figcaption>(.*?)</figcaption>', page, re.S
     )
-    assert caption.endswith(f" Why k = 4: {reason}.")
+    assert caption.endswith(f" Why k = {chosen}: {reason}.")
     assert (
         "Silhouette per k (how much nearer customers are to their own segment than to " in caption
     )
     assert (
         ", ".join(
-            f"k = {k}: {s:.3f}" + (" (chosen)" if k == 4 else "")
+            f"k = {k}: {s:.3f}" + (" (chosen)" if k == chosen else "")
             for k, s in zip(scores["k"], scores["silhouette"], strict=True)
         )
         in caption

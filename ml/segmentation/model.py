@@ -253,6 +253,12 @@ def _fit_segments(
             reason=(
                 f"previous run's k={len(prev_ids)} kept without a search (k searched on "
                 f"{previous.k_searched_as_of}; every {plural(every, 'day')})"
+                + (
+                    f"; segment {previous.crowd_segment_id} kept whole as a crowd, the "
+                    "others scaled by their own spread"
+                    if crowd_at is not None
+                    else ""
+                )
             ),
         )
         k_searched_as_of = previous.k_searched_as_of

@@ -633,6 +633,12 @@ def test_a_crowd_thirty_times_larger_does_not_set_the_scale_of_the_other_custome
     tomorrow = as_of + timedelta(days=1)
     second = run_segmentation(settings, tomorrow)
     assert second.details["k_reason"].startswith(f"previous run's k={first.details['k']} kept")
+    crowd_id = query(settings, "select metrics->>'crowd_segment_id' as crowd from ml.model_runs")[
+        "crowd"
+    ].iloc[0]
+    assert second.details["k_reason"].endswith(
+        f"; segment {crowd_id} kept whole as a crowd, the others scaled by their own spread"
+    )
     assert _types_ari(settings, buyers, tomorrow)[0] >= 0.75
     runs = query(
         settings,

@@ -26,6 +26,7 @@ from ml.segmentation.features import (
     assign,
     build_preprocessor,
     make_kmeans,
+    nearest,
     transformed_names,
 )
 from ml.segmentation.kselect import choose_k, distinct_rows, keep_k, max_segments
@@ -240,6 +241,16 @@ def _fit_segments(
             f"{len(X)} customers are too few for the previous k={len(prev_ids)} "
             f"(min_segment_customers = {cfg.min_segment_customers})"
         )
+    elif crowd_at is not None:
+        # The previous crowd's rule tonight: a crowd of nobody, or too few others for the
+        # others' segments (the customers outside it erased), cannot keep that model.
+        in_crowd = int((nearest(X, prev_scaled)[0] == crowd_at).sum())
+        if not in_crowd or len(X) - in_crowd < len(prev_ids) - 1:
+            search_reason = (
+                f"the previous run's crowd (segment {previous.crowd_segment_id}) holds "
+                f"{in_crowd} of {len(X)} customers tonight, too "
+                f"{'few' if not in_crowd else 'many'} to keep its k={len(prev_ids)}"
+            )
     if search_reason is None:
         assert previous is not None and previous.k_searched_as_of is not None
         choice = keep_k(
@@ -253,12 +264,6 @@ def _fit_segments(
             reason=(
                 f"previous run's k={len(prev_ids)} kept without a search (k searched on "
                 f"{previous.k_searched_as_of}; every {plural(every, 'day')})"
-                + (
-                    f"; segment {previous.crowd_segment_id} kept whole as a crowd, the "
-                    "others scaled by their own spread"
-                    if crowd_at is not None
-                    else ""
-                )
             ),
         )
         k_searched_as_of = previous.k_searched_as_of
@@ -307,6 +312,11 @@ def _fit_segments(
             )
     if kmeans is None:
         kmeans = make_kmeans(k, cfg.random_state, cfg.n_init, init=np.asarray(init)).fit(X)
+    if search_reason is None and isinstance(kmeans, CrowdKMeans):
+        choice.reason += (
+            f"; segment {previous.crowd_segment_id} kept whole as a crowd, the others "  # type: ignore[union-attr]
+            "scaled by their own spread"
+        )
     labels, distance = assign(kmeans, X)
     timings["final_fit_s"] = perf_counter() - t
 

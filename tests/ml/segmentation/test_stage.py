@@ -717,6 +717,49 @@ def test_a_crowd_segmented_before_its_model_recorded_it_is_searched_again(
     assert second.details["segments"] == first.details["segments"]
 
 
+def test_a_night_whose_crowd_leaves_too_few_others_searches_k_again(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    """The night after a crowd run would keep its k, but all but two of the other
+    customers are gone (erased): too few for the others' four segments. Kept, the crowd
+    model could not be fitted, and one K-Means of everyone with the previous k=5 put 11%
+    of the one-time buyers in a segment named "Bargain hunters", for the six nights until
+    the next search. The night searches k again and says why."""
+    buyers = features_3k.head(1000)
+    crowd = _one_time_buyers(buyers, 10_000)
+    tomorrow = as_of + timedelta(days=1)
+    settings = warehouse_with(
+        buyers,
+        crowd,
+        buyers.head(2).assign(as_of_date=pd.Timestamp(tomorrow)),
+        crowd.assign(as_of_date=crowd["as_of_date"] + timedelta(days=1)),
+        segmentation=small_settings,
+    )
+    first = run_segmentation(settings, as_of)
+    second = run_segmentation(settings, tomorrow)
+    why = query(
+        settings,
+        "select metrics->>'k_search_reason' as why from ml.model_runs where run_id = ?",
+        [second.details["run_id"]],
+    )["why"].iloc[0]
+    crowd_id = next(i for i, n in first.details["segments"].items() if n == "Dormant")
+    assert why == (
+        f"the previous run's crowd (segment {crowd_id}) holds 10000 of 10002 customers "
+        f"tonight, too many to keep its k={first.details['k']}"
+    )
+    assert not [w for w in second.warnings if "not kept apart" in w]
+    segments = query(
+        settings,
+        "select segment_name, count(*) as customers from ml.customer_segments "
+        "where as_of_date = ? and customer_id like 'O%' group by all",
+        [tomorrow],
+    )
+    assert not {"Bargain hunters", "Champions"} & set(segments["segment_name"])
+
+
 def test_the_report_says_why_this_k_and_what_the_other_ks_scored(
     warehouse_with: Callable[..., Settings],
     features_3k: pd.DataFrame,

@@ -52,7 +52,7 @@ class KChoice:
     k: int
     reason: str
     scores: pd.DataFrame  # k, inertia, silhouette, is_chosen
-    models: dict[int, KMeans]
+    models: dict[int, KMeans | CrowdKMeans]  # CrowdKMeans: the chosen k with a crowd
     elbow_k: int | None
     search_rows: int
     silhouette_rows: int

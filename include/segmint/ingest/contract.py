@@ -917,9 +917,17 @@ def cast_sql(
         # apostrophe ('+4915112345678, '02118), which Shopify's and Matrixify's exports write
         # too. It is no part of the value: kept, the phone was left out of every platform
         # file (not E.164) and the ZIP code was sent as "'02118".
+        # A whole float's text ("4155552671.0", "2118.0"): pandas writes a phone or postal
+        # code column holding a missing value as float64, to CSV, JSON and Parquet alike.
+        # Its ".0" is no digit: kept, an export read "+4930151234560" for the German
+        # 3015123456.0, and Google was sent the ZIP code "2118.0". Up to 15 digits (every
+        # phone, E.164's longest) a float holds the number exactly; a longer one is left as
+        # written (it may have lost digits).
         return (
             f"case when starts_with({t}, '''') and regexp_matches({t}, '^''[+(0-9]') "
-            f"then ltrim(substr({t}, 2)) else {t} end"
+            f"then ltrim(substr({t}, 2)) "
+            f"when contains({t}, '.0') and regexp_full_match({t}, '[0-9]{{1,15}}\\.0+') "
+            f"then split_part({t}, '.', 1) else {t} end"
         )
     if kind == "email":
         # Addresses pasted from web pages or spreadsheets end in a non-breaking space.

@@ -1737,3 +1737,45 @@ def test_ids_stored_as_excel_text_formulas_are_named_until_reloaded(settings, la
     run_ingest(settings, D1, reload_since=D1)
     assert query("select customer_id from raw.customers") == [("c1",)]
     assert query("select version from ops.id_rule") == [(loader.ID_RULE_VERSION,)]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_phones_and_postal_codes_written_as_whole_floats_lose_the_point_zero(
+    settings, landing, query, tmp_path, monkeypatch, fmt
+):
+    """pandas writes a phone or postal code column holding a missing value as float64, to
+    CSV ("4155552671.0"), JSON (a number 4155552671.0) and Parquet (DOUBLE) alike. The ".0"
+    was loaded as part of the value: raw.customers held "2118.0", Google was sent it as the
+    ZIP code, and the German phone 3015123456.0 was exported as +4930151234560."""
+    from segmint.audiences.normalise import e164_sql, us_zip_sql
+
+    rows = [
+        ("1", "2026-05-01", 4155552671.0, 2118.0, "US"),
+        ("2", "2026-05-01", 3015123456.0, 10115.0, "DE"),
+        ("3", "2026-05-01", None, None, "US"),
+    ]
+    path = landing / f"crm/dt=2026-06-01/customers.{fmt}"
+    columns = ["customer_id", "updated_at", "phone", "postal_code", "country"]
+    if fmt == "parquet":
+        table = pa.table({c: [r[i] for r in rows] for i, c in enumerate(columns)})
+        path.parent.mkdir(parents=True)
+        pq.write_table(table, path)
+    elif fmt == "jsonl":
+        write_lines(path, [json.dumps(dict(zip(columns, r, strict=True))) for r in rows])
+    else:
+        cell = {None: "", **{v: repr(v) for r in rows for v in r[2:4] if v}}
+        write_lines(
+            path,
+            [",".join(columns)]
+            + [",".join([r[0], r[1], cell[r[2]], cell[r[3]], r[4]]) for r in rows],
+        )
+    _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query(
+        f"select customer_id, phone, {e164_sql('phone', 'country')}, postal_code, "
+        f"{us_zip_sql('postal_code', 'country')} from raw.customers order by 1"
+    ) == [
+        ("1", "4155552671", "+14155552671", "2118", "02118"),
+        ("2", "3015123456", "+493015123456", "10115", "10115"),
+        ("3", None, None, None, None),
+    ]

@@ -35,6 +35,17 @@ def _hashes(settings: Settings) -> dict[str, str]:
         con.close()
 
 
+def _stayed_share(settings, day) -> float:
+    """The share of the customers segmented the night before ``day`` who kept their segment."""
+    moves = query(
+        settings,
+        "select sum(customers) filter (where from_segment_id = to_segment_id) / sum(customers) "
+        "as stayed from ml.segment_transitions where as_of_date = ?",
+        [day],
+    )
+    return float(moves["stayed"].iloc[0])
+
+
 def test_rerun_of_the_same_date_replaces_its_rows_with_the_same_results(
     warehouse_with: Callable[..., Settings],
     features_3k: pd.DataFrame,
@@ -655,13 +666,7 @@ def test_a_crowd_thirty_times_larger_does_not_set_the_scale_of_the_other_custome
     assert crowd_ids["low"].nunique() == 1
     assert second.details["segments"] == first.details["segments"]
     assert not [w for w in second.warnings if " retired: " in w]
-    moves = query(
-        settings,
-        "select sum(customers) filter (where from_segment_id = to_segment_id) / sum(customers) "
-        "as stayed from ml.segment_transitions where as_of_date = ?",
-        [tomorrow],
-    )
-    assert moves["stayed"].iloc[0] > 0.97
+    assert _stayed_share(settings, tomorrow) > 0.97
     # The saved model (the crowd, both scalers and the others' K-Means) assigns as the
     # night did.
     model, meta = load_model(settings.artifacts_dir, "segmentation", second.details["run_id"])
@@ -838,13 +843,7 @@ def test_segments_of_a_shop_dominated_by_a_crowd_keep_their_ids_and_names(
     )
     # The distance alone would not have kept them: the crowd's scaling made them move far.
     assert kept["centroid_shift"].max() > small_settings.match_max_distance
-    moves = query(
-        settings,
-        "select sum(customers) filter (where from_segment_id = to_segment_id) / sum(customers) "
-        "as stayed from ml.segment_transitions where as_of_date = ?",
-        [tomorrow],
-    )
-    assert moves["stayed"].iloc[0] > 0.99
+    assert _stayed_share(settings, tomorrow) > 0.99
 
 
 def test_a_closing_checkpoint_without_room_fails_the_stage_and_the_rerun_completes(

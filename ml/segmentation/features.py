@@ -221,6 +221,16 @@ class CrowdKMeans(ClusterMixin, BaseEstimator):
             labels[rest], distance[rest] = others_at[own], d
         return labels, distance
 
+    def own_centers(self) -> np.ndarray:
+        """Every segment's centroid in the space it was segmented in, as :meth:`assign`
+        measures distances: the crowd's in everyone's scaled space (z-scores among
+        everyone), the others' in their own (z-scores among the others alone). What names
+        and describes the segments (docs/segmentation.md, "Personas")."""
+        centers = self.cluster_centers_.copy()
+        others_at = [c for c in range(self.n_clusters) if c != self.crowd]
+        centers[others_at] = self.others_scaler_.transform(centers[others_at])
+        return centers
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.assign(X)[0]
 

@@ -362,8 +362,12 @@ def _fit_segments(
         after=[references[label] for label in ("next night",) if label in references],
         shared=shared,
     )
+    # Names and descriptions compare each segment with the customers it was segmented
+    # among: with a crowd, the others with the others alone (their own scaler), the crowd
+    # with everyone (docs/segmentation.md, "Personas").
+    crowd_model = kmeans if isinstance(kmeans, CrowdKMeans) else None
     naming = name_segments(
-        kmeans.cluster_centers_,
+        kmeans.cluster_centers_ if crowd_model is None else crowd_model.own_centers(),
         names,
         match.segment_ids,
         kept_names={
@@ -376,6 +380,12 @@ def _fit_segments(
         buyer_share=buyer_share,
         never_visited_share=never_visited_share,
         returning_share=returning_share,
+        crowd=None if crowd_model is None else crowd_model.crowd,
+        others_varying=(
+            None
+            if crowd_model is None
+            else [n for n, v in zip(names, crowd_model.others_scaler_.var_, strict=True) if v > 0]
+        ),
     )
     cluster_ids = np.asarray(match.segment_ids)
     cluster_names = np.asarray(naming.names, dtype=object)

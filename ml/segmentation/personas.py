@@ -2,7 +2,9 @@
 
 A segment's centroid in the scaled space is a vector of z-scores: how far the segment sits
 from the population mean on each feature, in standard deviations (of the log-transformed
-feature where the feature is logged). Each persona below scores a centroid with fixed
+feature where the feature is logged). With a crowd kept whole (``features.CrowdKMeans``),
+the other segments' z-scores are among the other customers alone, the crowd's among
+everyone (:func:`name_segments`). Each persona below scores a centroid with fixed
 weights (a weighted mean of z-scores); segments that need a name get distinct personas by
 the Hungarian assignment maximising the total score. Same centroids, same names.
 
@@ -229,6 +231,8 @@ def name_segments(
     buyer_share: Sequence[float] | None = None,
     never_visited_share: Sequence[float] | None = None,
     returning_share: Sequence[float] | None = None,
+    crowd: int | None = None,
+    others_varying: Sequence[str] | None = None,
 ) -> Naming:
     """Names, descriptions and pinned flags for segments with centroids ``z`` (scaled).
 
@@ -236,7 +240,18 @@ def name_segments(
     :data:`ALL_CUSTOMERS` is given up, and so is a kept name that says the wrong thing of
     whether the segment's customers ever visited (:data:`NEVER_VISITED`) or came back
     (:data:`REGULARS`). ``varying``, ``buyer_share``, ``never_visited_share`` and
-    ``returning_share``: see :func:`persona_scores`."""
+    ``returning_share``: see :func:`persona_scores`.
+
+    ``crowd``: the row of the segment kept whole as a crowd (``features.CrowdKMeans``), or
+    None. Its row of ``z`` is then its z-scores among everyone (scored with ``varying``),
+    and every other row the z-scores of a segment of the others among the others alone
+    (``CrowdKMeans.own_centers``; scored with ``others_varying``, the features that vary
+    among them, default ``varying``). Judged against everyone, a crowd tens of times
+    larger than the others is the average and every other segment looks extreme beside
+    it: a shop's lapsing customers, beside 15,000 one-time buyers who never came back,
+    visit more (z +1.8) and open more e-mails (+1.9) than "everyone", so "Lapsing" scored
+    -0.14 for them and they were "Email engaged" (0.48); among the others they are
+    Lapsing (0.99). The assignment is one for all segments, so names stay distinct."""
     z = np.atleast_2d(np.asarray(z, dtype=float))
     if len(segment_ids) == 1:
         kept_names = {segment_ids[0]: ALL_CUSTOMERS}
@@ -285,9 +300,19 @@ def name_segments(
         returning = (
             None if returning_share is None else np.asarray(returning_share, dtype=float)[need]
         )
-        scores = persona_scores(z[need], features, varying, shares, never_shares, returning)[
-            :, free
-        ]
+        scores = persona_scores(z[need], features, varying, shares, never_shares, returning)
+        if crowd is not None:
+            among_others = persona_scores(
+                z[need],
+                features,
+                varying if others_varying is None else others_varying,
+                shares,
+                never_shares,
+                returning,
+            )
+            is_other = np.asarray(need) != crowd
+            scores[is_other] = among_others[is_other]
+        scores = scores[:, free]
         rows, cols = linear_sum_assignment(-scores)
         for r, c in zip(rows, cols, strict=True):
             if scores[r, c] > 0:

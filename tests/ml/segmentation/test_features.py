@@ -6,6 +6,7 @@ from sklearn.preprocessing import StandardScaler
 from ml.segmentation.features import (
     FEATURES,
     LOG_FEATURES,
+    CrowdKMeans,
     FeatureFiller,
     build_preprocessor,
     make_kmeans,
@@ -77,3 +78,21 @@ def test_kmeans_is_seeded_and_restarts_explicitly() -> None:
     assert (km.n_clusters, km.random_state, km.n_init) == (4, 42, 3)
     warm = make_kmeans(2, random_state=42, n_init=3, init=np.zeros((2, 3)))
     assert warm.n_init == 1
+
+
+def test_a_crowd_models_own_centers_are_each_segments_z_scores_among_its_own() -> None:
+    """What names a segment (``CrowdKMeans.own_centers``): the crowd's centroid among
+    everyone, each other segment's among the others alone (their own scaler)."""
+    rng = np.random.default_rng(3)
+    crowd = rng.normal(0, 0.1, size=(2000, 2))
+    groups = [c + rng.normal(0, 0.3, size=(50, 2)) for c in ([4.0, 0.0], [6.0, 2.0])]
+    X = StandardScaler().fit_transform(np.vstack([crowd, *groups]))
+    init = np.vstack([X[:2000].mean(axis=0), X[2000:2050].mean(axis=0), X[2050:].mean(axis=0)])
+    model = CrowdKMeans(init, crowd=0).fit(X)
+    own = model.own_centers()
+    np.testing.assert_allclose(own[0], model.cluster_centers_[0])
+    others = X[model.labels_ != 0]
+    expected = [(others[model.labels_[model.labels_ != 0] == c]).mean(axis=0) for c in (1, 2)]
+    np.testing.assert_allclose(own[1:], StandardScaler().fit(others).transform(expected))
+    # Two groups among the others sit about one of their standard deviations either side.
+    assert np.abs(own[1:]).max() < 1.5 and np.abs(own[1:]).min() > 0.5

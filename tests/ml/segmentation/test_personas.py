@@ -194,3 +194,24 @@ def test_a_segment_that_never_visited_is_named_so() -> None:
         centroids, F, [1, 2, 3], pinned={"1": "Newsletter"}, never_visited_share=never
     )
     assert pinned.names[0] == "Newsletter"
+
+
+def test_a_crowds_others_are_scored_with_the_features_that_vary_among_them() -> None:
+    """With a crowd (``features.CrowdKMeans``) the other segments' rows are z-scores among
+    the others alone, and a persona needs one of its features to vary among them: e-mails
+    that only the crowd opens tell the others nothing, so none of them is "Email engaged"
+    for searching less; the crowd, judged against everyone, may be."""
+    crowd = _z(email_opens_90d=0.6, email_clicks_90d=0.6, sessions_90d=-0.3)
+    other = _z(
+        searches_per_session_90d=-1.5,
+        email_opens_90d=0.3,
+        pages_per_session_30d=0.5,
+        order_count=-0.5,
+    )
+    centroids = np.vstack([crowd, other])
+    assert name_segments(centroids, F, [1, 2]).names == ["Regulars", "Email engaged"]
+    no_email = [f for f in F if not f.startswith("email_")]
+    naming = name_segments(centroids, F, [1, 2], crowd=0, others_varying=no_email)
+    assert naming.names == ["Email engaged", "Prospects"]
+    # Without others_varying, the others are scored with everyone's varying features.
+    assert name_segments(centroids, F, [1, 2], crowd=0).names == ["Regulars", "Email engaged"]

@@ -16,7 +16,7 @@ from ml.segmentation import run_segmentation
 from segmint.config import SegmentationSettings, Settings
 from segmint.stages import SegmintError, StageResult
 from segmint.warehouse import connect, ensure_raw_tables, table_hash
-from tests.ml.segmentation.conftest import query
+from tests.ml.segmentation.conftest import AS_OF, query
 
 TABLES = (
     "ml.customer_segments",
@@ -678,6 +678,107 @@ def test_a_crowd_thirty_times_larger_does_not_set_the_scale_of_the_other_custome
     )
     ids = np.asarray(meta.metrics["segment_ids"])
     assert (ids[model.predict(night)] == night["segment_id"].to_numpy()).all()
+
+
+def _names_by_type(settings: Settings, types: pd.DataFrame) -> dict[str, str]:
+    """The name of the segment holding most of each type's customers (``types``:
+    customer_id, latent_type; customers not in it are the crowd, type "crowd")."""
+    segments = query(settings, "select customer_id, segment_name from ml.customer_segments")
+    typed = segments.merge(types, how="left").fillna({"latent_type": "crowd"})
+    counts = typed.groupby(["latent_type", "segment_name"]).size().reset_index(name="n")
+    top = counts.sort_values("n", ascending=False).drop_duplicates("latent_type")
+    return dict(zip(top["latent_type"], top["segment_name"], strict=True))
+
+
+def test_a_crowds_other_customers_are_named_among_themselves(
+    warehouse_with: Callable[..., Settings],
+    features_3k: pd.DataFrame,
+    small_settings: SegmentationSettings,
+    as_of: date,
+) -> None:
+    """300 customers of five types beside 20,000 newsletter subscribers who never visited:
+    the crowd is kept whole and the others segmented in their own space, but their names
+    were judged against everyone, where every segment of the others looks extreme beside
+    the crowd's zeros: the lapsing customers were "Champions" (they have orders, the crowd
+    none) and the champions "Bargain hunters". They are named among the others, as the
+    shop alone names them; the crowd among everyone."""
+    buyers = features_3k.head(300)
+    types = buyers[["customer_id", "latent_type"]]
+    alone = warehouse_with(buyers, segmentation=small_settings)
+    run_segmentation(alone, as_of)
+    shop = _names_by_type(alone, types)
+    alone.warehouse.unlink()  # a fresh warehouse for the crowded shop: no earlier run
+    crowded = warehouse_with(buyers, _newsletter_crowd(buyers, 20_000), segmentation=small_settings)
+    result = run_segmentation(crowded, as_of)
+    assert result.details["k_reason"].startswith("a crowd: ")
+    names = _names_by_type(crowded, types)
+    assert names.pop("crowd") == "Never visited"
+    assert names == shop
+    assert names["lapsing"] == "Occasional buyers" and names["champion"] == "Champions"
+    assert len(set(result.details["segments"].values())) == result.details["k"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_generated_shop_beside_a_crowd_keeps_the_names_it_has_alone(tmp_path: Path) -> None:
+    """A generated shop of 1,500 customers through dbt, and beside it 15,000 one-time
+    buyers added to the mart (93%): the crowd is kept whole and the others are segmented
+    in their own space, but the names were judged against everyone. The crowd took
+    "Lapsing" and the shop's 243 lapsing customers (and 83 window shoppers) were "Email
+    engaged", their figures extreme beside the crowd's (they open e-mails, the crowd
+    never). The others are named among themselves, as the shop alone names them; the
+    crowd, judged against everyone, is "Dormant"."""
+    import shutil
+
+    from segmint.generate import generate
+    from segmint.ingest import run_ingest
+    from segmint.transform import run_transform
+
+    landing = tmp_path / "data" / "landing"
+    generate(landing, customers=1500, days=90, end_date=AS_OF, seed=7, dirt_rate=0.0)
+    shop = Settings(
+        warehouse=tmp_path / "shop" / "segmint.duckdb", landing=landing, output=tmp_path / "out"
+    )
+    run_ingest(shop, AS_OF)
+    run_transform(shop, AS_OF)
+    crowded = dataclasses.replace(shop, warehouse=tmp_path / "crowded" / "segmint.duckdb")
+    crowded.warehouse.parent.mkdir()
+    shutil.copy(shop.warehouse, crowded.warehouse)
+    con = connect(crowded.warehouse)
+    try:  # the mart (a view) as a table, with the crowd added
+        mart = con.execute("select * from marts.customer_features").df()
+        numbers = [c for c in mart.columns if mart[c].dtype in ("int64", "float64")]
+        others = ["customer_id", "as_of_date", "tenure_days", "favourite_category"]
+        like = mart[list(dict.fromkeys([*numbers, *others, "email_opt_in", "ads_opt_in"]))]
+        crowd = _one_time_buyers(like.assign(latent_type=None), 15_000)
+        con.register("crowd", crowd)
+        con.execute(
+            "create table marts.with_crowd as select * from marts.customer_features "
+            "union all by name select * from crowd"
+        )
+        con.execute("drop view marts.customer_features")
+        con.execute("alter table marts.with_crowd rename to customer_features")
+    finally:
+        con.close()
+    types = pd.read_parquet(landing.parent / "ground_truth" / "customers.parquet")
+    run_segmentation(shop, AS_OF)
+    alone = _names_by_type(shop, types)
+    result = run_segmentation(crowded, AS_OF)
+    assert result.details["k_reason"].startswith("a crowd: ")
+    names = _names_by_type(crowded, types)
+    assert names.pop("crowd") == "Dormant"
+    assert (
+        names
+        == alone
+        == {
+            "lapsing_customer": "Lapsing",
+            "window_shopper": "Window shoppers",
+            "bargain_hunter": "Bargain hunters",
+            "loyal_high_spender": "Champions",
+            "new_customer": "New customers",
+        }
+    )
+    assert len(set(result.details["segments"].values())) == result.details["k"]
 
 
 def test_a_crowd_segmented_before_its_model_recorded_it_is_searched_again(

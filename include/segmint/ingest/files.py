@@ -2356,7 +2356,10 @@ def _parquet_struct(cols: tuple[tuple[str, str, str], ...], id_keys: frozenset[s
     ``FLOAT32_EXACT_MAX`` in exponent form (1.6777216e+07), which the suite's rule on
     rounded ids quarantines: read as a double, 16777217 stored as 16777216 loaded as the id
     '16777216', a neighbour's, in silence. A DOUBLE's whole numbers beyond 2**53 are
-    caught by that rule as they are."""
+    caught by that rule as they are.
+
+    Another float column's NaN (pandas' missing number) is null, an infinity the text
+    ``"Infinity"``: JSON has neither (a nested struct's floats are written as they are)."""
 
     def value(c: str, key: str, kind: str) -> str:
         if kind.upper() == "BLOB":
@@ -2369,6 +2372,16 @@ def _parquet_struct(cols: tuple[tuple[str, str, str], ...], id_keys: frozenset[s
             )
         if key in id_keys and kind.upper() == "DOUBLE":
             return f"case when isfinite({_ident(c)}) then {_ident(c)} end"
+        if kind.upper() in ("FLOAT", "DOUBLE"):
+            # JSON has no NaN or infinity: written as DuckDB prints them, the quarantined
+            # raw_record was no JSON to a strict reader (JavaScript, PostgreSQL's jsonb).
+            # NaN is pandas' missing number: null; an infinity stays visible, as text.
+            return (
+                f"case when isnan({_ident(c)}) then NULL::JSON "
+                f"when isinf({_ident(c)}) then to_json(case when {_ident(c)} > 0 "
+                "then 'Infinity' else '-Infinity' end) "
+                f"else to_json({_ident(c)}) end"
+            )
         return _ident(c)
 
     return ", ".join(f"{_lit(key)}: {value(c, key, kind)}" for c, key, kind in cols)

@@ -99,6 +99,8 @@ log = logging.getLogger(__name__)
 # Kinds whose landing text is kept beside the typed value so the suite can tell a missing
 # value from an invalid one.
 _TEXT_KINDS = ("ts", "date", "decimal", "int", "double", "bool")
+# Kinds of number fields, whose NaN is no value (parse_sql).
+_NUMBER_KINDS = ("decimal", "int", "double")
 # New files are staged, validated and written in batches of about this many bytes of text
 # (a gzip file counts six times its size): about 2.5 million events, whose staged rows
 # (~370 bytes each) stay within the default memory limit ([ingest] duckdb_memory_limit, 2GB).
@@ -388,11 +390,23 @@ def parse_sql(
             f"when starts_with({r}, ' ') then nullif(trim({r}), '') else {r} end"
         )
 
+    def nan_free(name: str, v: str) -> str:
+        """SQL: ``v``, the landing text of a name of the field ``name``, NULL where the field
+        is a number and the text is NaN: the JSON token Python's ``json.dumps`` writes for a
+        float NaN (pandas' missing number), Spark's and Python's ``str`` of one in CSV. It is
+        no value, as null is (a page view's revenue NaN was "revenue is not a number" and
+        quarantined every page view of such an export). Applied to each name of a field of
+        several (the next is read) and to the field's text (``<field>_text``: the casts make
+        NaN NULL already; tested once, not in each of them, it costs nothing measurable)."""
+        if kinds[name] not in _NUMBER_KINDS:
+            return v
+        return f"case when {v} in ('NaN', 'nan') then null else {v} end"
+
     def value(name: str) -> str:
         """SQL: the landing text of the field ``name``, from the first name holding one; a
         text of its ``null_values`` is none; then its default, if it has one."""
         if name in defaults or len(names[name]) > 1:
-            v = f"coalesce({', '.join(held(n) for n in names[name])})"
+            v = f"coalesce({', '.join(nan_free(name, held(n)) for n in names[name])})"
         else:
             v = read_value(name)
         if name in nulls:
@@ -462,7 +476,9 @@ def parse_sql(
             typed = f"case when {event_type_sql} = 'refund' then abs({typed}) else {typed} end"
         cols.append(f"{typed} as {f.name}")
         if f.kind in _TEXT_KINDS:
-            cols.append(f"nullif(trim({value(f.name)}), '') as {f.name}_text")
+            # (A number's NaN is missing: its cast is NULL already, its text too, here.)
+            text = nan_free(f.name, f"nullif(trim({value(f.name)}), '')")
+            cols.append(f"{text} as {f.name}_text")
         if f.kind == "int":
             # A number beyond the INTEGER column (3000000000) is no "not a whole number": its
             # text, for the suite's in-range rule. Only a value the cast left NULL is tested.

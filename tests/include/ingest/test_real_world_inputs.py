@@ -1296,3 +1296,75 @@ def test_empty_fields_after_the_header_s_last_are_no_malformed_record(settings, 
         ("crm/dt=2026-06-01/cr.csv", 2, ["malformed CSV: 5 fields but the header has 3"]),
         ("crm/dt=2026-06-01/export.csv", 5, ["malformed CSV: 5 fields but the header has 3"]),
     ]
+
+
+def _strict_json(text: str) -> dict:
+    """``text`` parsed as JSON is (RFC 8259): no NaN or Infinity, which Python's json reads."""
+
+    def refuse(token: str):
+        raise ValueError(f"not JSON: {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_nan_in_a_number_field_is_a_missing_value(settings, landing, query):
+    """pandas' missing number is a float NaN: ``to_parquet`` writes it so in a float column,
+    and Python's ``json.dumps`` writes it as the token ``NaN``. It was "revenue is not a
+    number (got NaN)" and quarantined every page view of such an export (an events frame
+    holds a revenue column for its purchases only), and a Parquet row's raw_record held
+    ``NaN``, no JSON to a strict reader. NaN (``nan`` in CSV too) is now no value, as null
+    is (a purchase without a revenue is quarantined for that); an infinity is still "not a
+    number", and is written in a Parquet row's raw_record as the text "Infinity"."""
+    day = landing / "events/dt=2026-06-01"
+    nan, inf = float("nan"), float("inf")
+    rows = [
+        event("v1", revenue=nan, price=nan, quantity=nan),
+        event("p1", event_type="purchase", order_id="o1", revenue=nan, price=2.5),
+        event("p2", event_type="purchase", order_id="o2", revenue=inf),
+        event("p3", event_type="purchase", order_id="o3", revenue=12.5, quantity=2.0),
+    ]
+    write_lines(day / "e.jsonl", [json.dumps(r) for r in rows])
+    columns = {k: [r.get(k) for r in rows] for k in ("event_type", "event_ts")}
+    columns["event_id"] = ["q" + r["event_id"] for r in rows]
+    columns["customer_id"] = ["c1"] * len(rows)
+    columns["order_id"] = [r.get("order_id") for r in rows]
+    for k in ("revenue", "price", "quantity"):
+        columns[k] = pa.array([r.get(k) for r in rows], pa.float64())
+    pq.write_table(pa.table(columns), day / "e.parquet")
+    assert "NaN" in (day / "e.jsonl").read_text()
+    # Python's str() of a float NaN, as a hand-written CSV export writes it
+    write_lines(
+        day / "e.csv",
+        [
+            "event_id,event_type,event_ts,customer_id,order_id,revenue,price",
+            "cv1,page_view,2026-06-01T10:00:00Z,c1,,nan,nan",
+            "cp1,purchase,2026-06-01T10:00:00Z,c1,o9,NaN,",
+        ],
+    )
+
+    result = run_ingest(settings, D1)
+
+    _accounting_holds(query)
+    assert query(
+        "select _source_file, event_id, revenue, price, quantity from raw.events order by 1, 2"
+    ) == [
+        ("events/dt=2026-06-01/e.csv", "cv1", None, None, None),
+        ("events/dt=2026-06-01/e.jsonl", "p3", 12.5, None, 2),
+        ("events/dt=2026-06-01/e.jsonl", "v1", None, None, None),
+        ("events/dt=2026-06-01/e.parquet", "qp3", 12.5, None, 2),
+        ("events/dt=2026-06-01/e.parquet", "qv1", None, None, None),
+    ]
+    assert query("select sum(rows_warned) from ops.load_manifest") == [(0,)]
+    assert not [w for w in result.warnings if "not a number" in w]
+    quarantined = query(
+        "select source_file, line_number, reasons, raw_record from ops.quarantine order by 1, 2"
+    )
+    assert [(f.rsplit("/", 1)[1], n, why) for f, n, why, _ in quarantined] == [
+        ("e.csv", 3, ["purchase without revenue"]),
+        ("e.jsonl", 2, ["purchase without revenue"]),
+        ("e.jsonl", 3, ["revenue is not a number (got Infinity)"]),
+        ("e.parquet", 2, ["purchase without revenue"]),
+        ("e.parquet", 3, ["revenue is not a number (got Infinity)"]),
+    ]
+    parquet = [_strict_json(raw) for f, _, _, raw in quarantined if f.endswith(".parquet")]
+    assert [(r["revenue"], r["price"]) for r in parquet] == [(None, 2.5), ("Infinity", None)]

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import re
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -1318,4 +1319,106 @@ def test_a_purchase_s_order_key_spelt_otherwise_is_named(settings, landing, quer
         "read as written, so those records are quarantined as a purchase or refund without "
         "revenue. If the key is revenue, name it in [ingest.field_aliases.events]: "
         "revenue = ['Revenue']",
+    ]
+
+
+def test_a_dotted_alias_reads_a_flattened_export_s_key_spelt_with_dots(settings, landing, query):
+    """Flattened exports (pandas' ``json_normalize``, Mixpanel's and Amplitude's flat
+    properties, a warehouse's columns named after the paths) write one key spelt with dots,
+    ``{"context.device.type": "mobile"}``, where Segment nests objects. The example's
+    dotted aliases read only the nested path: such a file's purchases were quarantined as
+    "purchase without order_id", and its device types, URLs and campaigns loaded empty, in
+    silence. A dotted name now reads the nested path, then the key spelt with its dots: the
+    nested path wins in a record holding both (the flat key stays in ``_extra``); the flat
+    key read leaves the record. A flat key spelt like a missing field's dotted name but for
+    case or punctuation is named as a top-level one is."""
+    example = load_settings(EXAMPLE, environ={})
+    settings = _with_ingest(settings, example.ingest)
+    ts = "2026-06-01T10:00:00Z"
+    flat = {
+        "messageId": "f1",
+        "event": "Order Completed",
+        "timestamp": ts,
+        "userId": "u1",
+        "properties.order_id": "o1",
+        "properties.revenue": 12.5,
+        "properties.currency": "eur",
+        "context.device.type": "mobile",
+        "context.page.url": "https://shop.example/cart",
+        "context.library.name": "x",
+    }
+    write_jsonl(
+        landing / "events/dt=2026-06-01/flat.jsonl",
+        [
+            flat,
+            # both spellings: the nested path is read, the flat key kept
+            {"messageId": "f2", "type": "page", "timestamp": ts, "userId": "u1",
+             "context.page.url": "https://flat/", "context": {"page": {"url": "https://nested/"}},
+             "properties.url": "https://props/"},
+            # the flat key of a later name is read where the earlier ones hold nothing
+            {"messageId": "f3", "event": "Order Completed", "timestamp": ts, "userId": "u1",
+             "properties.order_id": "o2", "properties.revenue": None, "properties.total": 7},
+            # a record holding the nested object is read from it alone (no flattened export
+            # writes both): the flat key of that object is not read, and stays in _extra
+            {"messageId": "f5", "type": "page", "timestamp": ts, "userId": "u1",
+             "context": {"library": {"name": "x"}}, "context.page.url": "https://flat/"},
+            # spelt otherwise: named in the warning, the record quarantined
+            {"messageId": "f4", "event": "Order Completed", "timestamp": ts, "userId": "u2",
+             "properties.orderId": "o3", "properties.revenue": 3},
+        ],
+    )  # fmt: skip
+    # Segment's nested records read as before
+    write_jsonl(landing / "events/dt=2026-06-01/segment.jsonl", _segment_events()[2:3])
+    # a CSV header of the first dotted name was read: now a later one's is too
+    write_lines(
+        landing / "events/dt=2026-06-01/flat.csv",
+        [
+            "messageId,event,timestamp,userId,properties.order_id,properties.revenue,"
+            "properties.total",
+            f"v1,Order Completed,{ts},u1,o4,,8",
+        ],
+    )
+    # a flat key differing from a dotted name in case only: named, as a nested one is
+    write_jsonl(
+        landing / "events/dt=2026-06-01/caps.jsonl",
+        [{"messageId": "c1", "type": "page", "timestamp": ts, "userId": "u1",
+          "context.Device.Type": "tablet"}],
+    )  # fmt: skip
+
+    result = run_ingest(settings, D1)
+
+    assert query(
+        "select event_id, event_type, order_id, revenue, currency, device_type, page_url, "
+        "_extra from raw.events order by 1"
+    ) == [
+        ("c1", "page_view", None, None, None, None, None, '{"context.Device.Type":"tablet"}'),
+        ("f1", "purchase", "o1", 12.5, "EUR", "mobile", "https://shop.example/cart",
+         '{"context.library.name":"x"}'),
+        ("f2", "page_view", None, None, None, None, "https://nested/",
+         '{"context.page.url":"https://flat/","context":{"page":{"url":"https://nested/"}},'
+         '"properties.url":"https://props/"}'),
+        ("f3", "purchase", "o2", 7, None, None, None, None),
+        ("f5", "page_view", None, None, None, None, None,
+         '{"context":{"library":{"name":"x"}},"context.page.url":"https://flat/"}'),
+        ("m3", "purchase", "o1", Decimal("59.90"), "EUR", "mobile", "https://shop.example/p/1",
+         query("select _extra from raw.events where event_id = 'm3'")[0][0]),
+        ("v1", "purchase", "o4", 8, None, None, None, None),
+    ]  # fmt: skip
+    assert query("select line_number, reasons from ops.quarantine") == [
+        (5, ["purchase without order_id (looked for 'order_id', 'properties.order_id')"])
+    ]
+    assert [w for w in result.warnings if "case only" in w] == [
+        "1 events file(s) hold no value of device_type under any of its names (looked for "
+        "'device_type', 'context.device.type', 'context_device_type'), and their records hold "
+        "'context.Device.Type', which differs from one of them in case only "
+        "(events/dt=2026-06-01/caps.jsonl): each of their records loads without it; JSON keys "
+        "are read case-sensitively: does the export name it otherwise now? ([ingest] "
+        "field_aliases)"
+    ]
+    assert [w for w in result.warnings if "spelt like" in w] == [
+        "1 events file(s) hold records without order_id whose keys are spelt like it but for "
+        "case or punctuation: 'properties.orderId' (events/dt=2026-06-01/flat.jsonl); JSON "
+        "keys are read as written, so those records are quarantined as a purchase or refund "
+        "without order_id. If the key is order_id, name it in [ingest.field_aliases.events]: "
+        "order_id = ['properties.order_id', 'properties.orderId']"
     ]

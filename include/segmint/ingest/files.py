@@ -2257,19 +2257,24 @@ def _parquet_src(paths: list[str], row_numbers: bool = True) -> str:
 _PARQUET_VIRTUAL = ("file_index", "file_row_number")
 
 
-def _parquet_tree(con: duckdb.DuckDBPyConnection, f: LandingFile) -> tuple[list[str], set[str]]:
+def _parquet_tree(
+    con: duckdb.DuckDBPyConnection, f: LandingFile
+) -> tuple[list[str], set[str], set[str]]:
     """A Parquet file's top-level column names as written (DuckDB's ``describe`` numbers a
-    repeated name, ``customer_id_1``, and one repeated in another case, ``Event_Type_1``), and
+    repeated name, ``customer_id_1``, and one repeated in another case, ``Event_Type_1``),
     the dotted paths of the fields nested in its struct columns, the column keyed as
     :func:`doc_keys` keys it and the nested names as written (``context.device.type``), as a
-    dotted alias reads them from the row's document. A list or map is not walked: an alias
-    reads nothing from one."""
+    dotted alias reads them from the row's document, and the paths of its lists and maps
+    (outside any other). A list or map is not walked: its keys are the rows' (a map is a
+    JSON object in the document, which an alias reads into; a list an array, which it
+    never reads into, and the night warns per record)."""
     path = _lit(_literal_path(str(f.abspath)))
     rows = con.execute(
         f"select name, num_children, converted_type, repetition_type from parquet_schema({path})"
     ).fetchall()
     top: list[str] = []
     paths: set[str] = set()
+    opaque: set[str] = set()
     pos = 1
 
     def walk(prefix: str | None, count: int, inside: bool) -> None:
@@ -2287,10 +2292,12 @@ def _parquet_tree(con: duckdb.DuckDBPyConnection, f: LandingFile) -> tuple[list[
             # A LIST or MAP group (or a bare repeated one) holds a list: what is under it
             # is no path an alias reads.
             listed = converted in ("LIST", "MAP", "MAP_KEY_VALUE") or repetition == "REPEATED"
+            if listed and inside:
+                opaque.add(here)
             walk(here, children or 0, inside and not listed)
 
     walk(None, rows[0][1] or 0, True)
-    return top, paths
+    return top, paths, opaque
 
 
 def _parquet_columns(
@@ -2309,7 +2316,7 @@ def _parquet_columns(
     src = _parquet_src([str(f.abspath)], row_numbers=False)
     described = con.execute(f"describe select * from {src}").fetchall()
     cols = [(r[0], r[1]) for r in described]
-    written, nested = _parquet_tree(con, f)
+    written, nested, opaque = _parquet_tree(con, f)
     contract = {fl.name for fl in FIELDS[f.source]}
     as_written = doc_keys(f.source, written, aliases)
     dupes = sorted({n for n in as_written if as_written.count(n) > 1 and n in contract})
@@ -2329,10 +2336,18 @@ def _parquet_columns(
         raise UnreadableFile(
             f"Parquet file lacks required column(s) {_missing(f.source, missing, aliases, names)}"
         )
+    # A dotted alias into a map column (Spark's and Hive's map<string,string> properties)
+    # reads the rows' keys, and one crossing a list is warned of per record (GA4's
+    # items.item_id: "hold a JSON array"): neither is "no column" (the first loaded its
+    # values, and both were said to load without them).
     in_structs = [
         name
         for name, landing in field_names(f.source, aliases).items()
-        if name not in names and any("." in n and n in nested for n in landing)
+        if name not in names
+        and any(
+            "." in n and (n in nested or any(n.startswith(p + ".") for p in opaque))
+            for n in landing
+        )
     ]
     return tuple((c, key, kind) for (c, kind), key in zip(cols, names, strict=True)), in_structs
 

@@ -1422,3 +1422,55 @@ def test_a_dotted_alias_reads_a_flattened_export_s_key_spelt_with_dots(settings,
         "without order_id. If the key is order_id, name it in [ingest.field_aliases.events]: "
         "order_id = ['properties.order_id', 'properties.orderId']"
     ]
+
+
+def test_dotted_aliases_into_parquet_maps_and_lists_are_no_missing_column(settings, landing, query):
+    """Spark and Hive write a tracker's properties as a ``map<string,string>`` column: the
+    row's document holds it as a JSON object and a dotted alias reads it
+    (``properties.order_id``), yet every night warned that such a file had "no column for
+    order_id": each of its records "loads without it", while it loaded with it. An alias
+    crossing a list (GA4's ``ecommerce.items.item_id``: a list of structs in a struct) reads
+    nothing: the night says so once, naming the alias, the list and the file ("hold a JSON
+    array"), not that the file has no such column as well."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ingest = IngestSettings(
+        field_aliases={
+            "events": {
+                "order_id": ["properties.order_id"],
+                "revenue": ["properties.revenue"],
+                "product_id": ["ecommerce.items.item_id"],
+            }
+        }
+    )
+    path = landing / "events/dt=2026-06-01/spark.parquet"
+    path.parent.mkdir(parents=True)
+    items = pa.list_(pa.struct([("item_id", pa.string())]))
+    pq.write_table(
+        pa.table({
+            "event_id": ["e1", "e2"], "event_type": ["purchase", "page_view"],
+            "event_ts": ["2026-06-01T10:00:00Z"] * 2, "customer_id": ["c1", "c1"],
+            "properties": pa.array(
+                [[("order_id", "o1"), ("revenue", "12.5")], [("url", "/")]],
+                pa.map_(pa.string(), pa.string()),
+            ),
+            "ecommerce": pa.array(
+                [{"items": [{"item_id": "p1"}]}, {"items": []}], pa.struct([("items", items)])
+            ),
+        }),
+        path,
+    )  # fmt: skip
+
+    result = run_ingest(_with_ingest(settings, ingest), D1)
+
+    assert query(
+        "select event_id, order_id, revenue::VARCHAR, product_id from raw.events order by 1"
+    ) == [("e1", "o1", "12.50", None), ("e2", None, None, None)]
+    assert [w for w in result.warnings if "no column" in w or "array" in w] == [
+        "1 events file(s) hold a JSON array at 'ecommerce.items', which the alias "
+        "'ecommerce.items.item_id' of product_id reads as an object: it reads no value from "
+        "those records (events/dt=2026-06-01/spark.parquet); a dotted name is a path into "
+        "JSON objects, never into an array. Flatten the array before landing (a jq recipe: "
+        'docs/data-contract.md, "Public datasets"), or drop the alias ([ingest] field_aliases)'
+    ]

@@ -922,10 +922,12 @@ def cast_sql(
         # Its ".0" is no digit: kept, an export read "+4930151234560" for the German
         # 3015123456.0, and Google was sent the ZIP code "2118.0". Up to 15 digits (every
         # phone, E.164's longest) a float holds the number exactly; a longer one is left as
-        # written (it may have lost digits).
+        # written (it may have lost digits). NaN is no value: the JSON token Python's
+        # json.dumps writes for such a column's missing value, and Spark's text of one.
         return (
             f"case when starts_with({t}, '''') and regexp_matches({t}, '^''[+(0-9]') "
             f"then ltrim(substr({t}, 2)) "
+            f"when {t} in ('NaN', 'nan') then NULL "
             f"when contains({t}, '.0') and regexp_full_match({t}, '[0-9]{{1,15}}\\.0+') "
             f"then split_part({t}, '.', 1) else {t} end"
         )

@@ -1753,6 +1753,8 @@ def test_phones_and_postal_codes_written_as_whole_floats_lose_the_point_zero(
         ("1", "2026-05-01", 4155552671.0, 2118.0, "US"),
         ("2", "2026-05-01", 3015123456.0, 10115.0, "DE"),
         ("3", "2026-05-01", None, None, "US"),
+        # json.dumps writes the float column's missing value as the token NaN
+        ("4", "2026-05-01", float("nan"), float("nan"), "US"),
     ]
     path = landing / f"crm/dt=2026-06-01/customers.{fmt}"
     columns = ["customer_id", "updated_at", "phone", "postal_code", "country"]
@@ -1764,6 +1766,7 @@ def test_phones_and_postal_codes_written_as_whole_floats_lose_the_point_zero(
         write_lines(path, [json.dumps(dict(zip(columns, r, strict=True))) for r in rows])
     else:
         cell = {None: "", **{v: repr(v) for r in rows for v in r[2:4] if v}}
+        cell = {**cell, **{v: "NaN" for r in rows for v in r[2:4] if v != v}}
         write_lines(
             path,
             [",".join(columns)]
@@ -1778,4 +1781,5 @@ def test_phones_and_postal_codes_written_as_whole_floats_lose_the_point_zero(
         ("1", "4155552671", "+14155552671", "2118", "02118"),
         ("2", "3015123456", "+493015123456", "10115", "10115"),
         ("3", None, None, None, None),
+        ("4", None, None, None, None),
     ]

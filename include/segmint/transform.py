@@ -329,6 +329,27 @@ def _disk_fault(
     return disk_fault_message(OSError(code, os.strerror(code), path or str(dbt_folder)), settings)
 
 
+def _killed_words(completed: subprocess.CompletedProcess[str]) -> tuple[str, int, str]:
+    """The signal that killed the dbt child (its return code is minus the signal): its name,
+    its number, and its likely cause with what to do."""
+    import signal
+
+    number = -completed.returncode
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    why = (
+        "on Linux most often the out-of-memory killer, which picks the largest process, "
+        "dbt's DuckDB (`dmesg` or `journalctl -k` then shows an \"Out of memory: Killed "
+        'process" line): lower [transform] duckdb_memory_limit or duckdb_threads '
+        '(docs/operations.md, "Sizing") or give the machine more memory'
+        if number == signal.SIGKILL
+        else "something outside segmint stopped it"
+    )
+    return name, number, why
+
+
 def _killed_message(
     settings: Settings,
     as_of: date,
@@ -340,22 +361,8 @@ def _killed_message(
     the OOM killer's SIGKILL most often. The failure said "dbt build failed (4 problem(s))",
     quoting dbt's start-up lines as the problems and "dbt stopped before any node ran", and
     was not retried in Airflow, as for a failing model."""
-    import signal
-
-    number = -completed.returncode
-    try:
-        name = signal.Signals(number).name
-    except ValueError:
-        name = f"signal {number}"
+    name, number, why = _killed_words(completed)
     log_path = dbt_dirs(settings)[1] / "dbt.log"
-    why = (
-        "on Linux most often the out-of-memory killer, which picks the largest process, "
-        "dbt's DuckDB (`dmesg` or `journalctl -k` then shows an \"Out of memory: Killed "
-        'process" line): lower [transform] duckdb_memory_limit or duckdb_threads '
-        '(docs/operations.md, "Sizing") or give the machine more memory'
-        if number == signal.SIGKILL
-        else "something outside segmint stopped it"
-    )
     return (
         f"dbt build for as-of {as_of} was killed by {name} (signal {number}) after "
         f"{seconds:.1f} s, before it finished: {why}; then run the same command again (each "
@@ -1332,13 +1339,12 @@ def _restore_history(
         completed = run_dbt(settings, as_of, batch, select=HISTORY_MODELS)
         if completed.returncode != 0:
             what = f"(rebuilding past snapshots {_day_spans(batch)})"
-            problems = failures(run_results) if run_results.is_file() else []
+            if completed.returncode < 0:
+                name, number, why = _killed_words(completed)
+                problems = [f"dbt was killed by {name} (signal {number}): {why}"]
+            else:
+                problems = failures(run_results) if run_results.is_file() else []
             problems = [f"{what} {line}" for line in problems or _output_tail(completed)]
-            left = len(missing) - len(rebuilt)
-            problems.append(
-                f"{left} past snapshot(s) wait in {HISTORY_TO_REBUILD}: the next build that "
-                "passes rebuilds them"
-            )
             return completed, problems, rebuilt, missing[start:]
         _forget_history(warehouse, batch)
         rebuilt += batch
@@ -1586,6 +1592,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         )
     restored: list[date] = []
     history_waiting: list[date] = []
+    history_failed: list[str] = []
     if completed.returncode == 0 and not problems:
         # The full refresh passed: recorded now, so a failed rebuild of the past snapshots
         # below is resumed by the next night alone, not by another full refresh.
@@ -1594,9 +1601,19 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         if record_vars:
             _record_vars(warehouse, as_of, current_vars)
         if outdated or rebuilt or refresh or history_waits:
-            completed, problems, restored, history_waiting = _restore_history(
+            rebuild, history_failed, restored, history_waiting = _restore_history(
                 settings, as_of, completed
             )
+            # Tonight's models and tests passed before the rebuild of past snapshots: a
+            # failed or killed rebuild run (a data test failing on an old date's rows, the
+            # out-of-memory killer) held tonight's segments, scores and audiences hostage,
+            # night after night while it failed again. It is a warning now, its dates left
+            # in HISTORY_TO_REBUILD for the next nights; a full disk still fails the night
+            # (the stages after it would fail on it too).
+            if history_failed and _disk_fault(
+                settings, history_failed, rebuild, target_path.parent
+            ):
+                completed, problems, history_failed = rebuild, history_failed, []
     seconds = time.perf_counter() - started
     if completed.returncode < 0:
         raise DbtKilledError(_killed_message(settings, as_of, completed, seconds, run_results))
@@ -1678,6 +1695,9 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         "history_snapshots_rebuilt": [d.isoformat() for d in sorted(restored)],
         # Those left for the next nights ([transform] history_rebuild_minutes).
         "history_snapshots_waiting": [d.isoformat() for d in sorted(history_waiting)],
+        # Why the rebuild stopped before them, when a run of it failed or was killed (each
+        # line names its dates); the night passed all the same.
+        "history_rebuild_failures": history_failed,
         "logic_full_refresh": outdated,
         # The dbt vars changed since the stored rows were built (name: [then, now], as JSON)
         # and the models rebuilt with --full-refresh for them, with every model after them.
@@ -1719,10 +1739,21 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
             + (
                 f"; {len(history_waiting)} older one(s) wait for the next nights "
                 f"({_day_spans(history_waiting)}, [transform] history_rebuild_minutes)"
-                if history_waiting
+                if history_waiting and not history_failed
                 else ""
             )
         )
+    if history_failed:
+        failed = (
+            f"the rebuild of past snapshots of marts.customer_feature_history (and their "
+            f"rule segments) after a full refresh failed: {'; '.join(history_failed)}. "
+            f"Tonight's build passed and the night goes on; {len(history_waiting)} past "
+            f"snapshot(s) still wait in {HISTORY_TO_REBUILD}: {_day_spans(history_waiting)}. "
+            "Each night retries them, newest first, until a run passes: fix the cause "
+            f"(dbt log: {log_path / 'dbt.log'})"
+        )
+        log.error("transform: %s", failed)
+        warnings.append(failed)
     # Warned of on the night their days were built; later nights only log them (the same
     # old rows were warned of every night, a warning that repeats forever).
     conflicts, orphans = figures["order_conflicts"], figures["refunds_without_order"]

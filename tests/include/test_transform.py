@@ -586,6 +586,123 @@ def test_a_full_refresh_keeps_every_snapshot_date_the_history_held(
     assert _history(settings, held) == fresh_rows
 
 
+def test_a_killed_rebuild_of_past_snapshots_leaves_the_night_to_pass_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three nights, then a changed var the feature history is built with: the night's full
+    refresh passed, then the dbt child rebuilding the newest past snapshot was killed (as the
+    out-of-memory killer does) while it built the history. The night failed ("dbt build
+    for as-of ... was killed"), naming neither the rebuild nor its dates, although tonight's
+    models and tests had passed; an Airflow retry or the next night ran the same rebuild
+    again, so tonight's segments, scores and audiences waited on an old date. Now the night
+    passes with a warning naming the kill and the dates left; they stay recorded, nothing
+    is lost, and the next night rebuilds them as a fresh warehouse builds them."""
+    import shutil
+    import signal
+
+    from segmint import transform
+    from segmint.transform import REPO_ROOT
+
+    monkeypatch.setattr(transform, "HISTORY_BATCH_ROWS", 40)  # one date a run
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")
+    )
+    (tmp_path / "nightly").mkdir()
+    (tmp_path / "fresh").mkdir()
+    settings = _with_vars(_synthetic_june(tmp_path / "nightly"), project)
+    held = [date(2026, 6, day) for day in range(26, 29)]
+    for night in held:
+        run_transform(settings, night)
+    settings = _with_vars(settings, project, favourite_category_days=7)
+    as_of = date(2026, 6, 30)
+
+    dbt_child = transform._dbt_child
+    dbt_log = dbt_dirs(settings)[1] / "dbt.log"
+    killed: list[int] = []
+
+    def killed_while_building_history(settings, command, env):
+        """The first rebuild run of past snapshots, killed by SIGKILL once dbt is
+        building the feature history."""
+        if killed or "--full-refresh" in command or "customer_rule_segments" not in command:
+            return dbt_child(settings, command, env)
+        start = dbt_log.stat().st_size
+        proc = subprocess.Popen(
+            command,
+            env=env,
+            cwd=transform.dbt_cwd(settings),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        began = "Began running node model.segmint.customer_feature_history"
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            with dbt_log.open() as f:
+                f.seek(start)
+                if began in f.read():
+                    break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        killed.append(proc.returncode)
+        return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+
+    monkeypatch.setattr(transform, "_dbt_child", killed_while_building_history)
+    night = run_transform(settings, as_of)
+    assert killed == [-signal.SIGKILL]
+    assert night.details["var_full_refresh"]["models"] == ["customer_feature_history"]
+    assert night.details["history_snapshots_rebuilt"] == []
+    assert night.details["history_snapshots_waiting"] == [d.isoformat() for d in held]
+    assert night.details["history_rebuild_failures"] == [
+        "(rebuilding past snapshots 2026-06-28) dbt was killed by SIGKILL (signal 9): on "
+        "Linux most often the out-of-memory killer, which picks the largest process, dbt's "
+        'DuckDB (`dmesg` or `journalctl -k` then shows an "Out of memory: Killed process" '
+        "line): lower [transform] duckdb_memory_limit or duckdb_threads "
+        '(docs/operations.md, "Sizing") or give the machine more memory'
+    ]
+    warning = next(w for w in night.warnings if w.startswith("the rebuild of past snapshots"))
+    assert "3 past snapshot(s) still wait in ops.snapshot_dates_to_rebuild: " in warning
+    assert "2026-06-26..2026-06-28" in warning
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        # Tonight's snapshot is built; the killed run left nothing of its date.
+        assert con.execute("select max(as_of_date) from marts.customer_features").fetchone() == (
+            as_of,
+        )
+        assert con.execute(
+            "select count(*) from marts.customer_feature_history where list_contains(?, "
+            "as_of_date)",
+            [held],
+        ).fetchone() == (0,)
+        assert [
+            d
+            for (d,) in con.execute(
+                f"select as_of_date from {transform.HISTORY_TO_REBUILD} order by 1"
+            ).fetchall()
+        ] == held
+    finally:
+        con.close()
+
+    # The next night rebuilds every date left, as a fresh warehouse builds them.
+    again = run_transform(settings, as_of)
+    assert again.details["history_snapshots_rebuilt"] == [d.isoformat() for d in held]
+    assert again.details["history_rebuild_failures"] == []
+    assert not any(w.startswith("the rebuild of past snapshots") for w in again.warnings)
+    fresh = _with_vars(_synthetic_june(tmp_path / "fresh"), project)
+    assert run_dbt(fresh, as_of, held).returncode == 0
+    nightly_rows, fresh_rows = _history(settings, held), _history(fresh, held)
+    assert nightly_rows == fresh_rows
+    assert len(nightly_rows[0]) == 3 * 40 and len(nightly_rows[1]) > 100
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        assert con.execute(f"select count(*) from {transform.HISTORY_TO_REBUILD}").fetchone() == (
+            0,
+        )
+    finally:
+        con.close()
+
+
 def test_schema_change_models_read_from_run_results(tmp_path: Path) -> None:
     path = tmp_path / "run_results.json"
     out_of_sync = (

@@ -1345,11 +1345,42 @@ def _restore_history(
             else:
                 problems = failures(run_results) if run_results.is_file() else []
             problems = [f"{what} {line}" for line in problems or _output_tail(completed)]
-            return completed, problems, rebuilt, missing[start:]
+            # Dates whose history dbt committed before a data test failed on them: kept as
+            # built (as any night's failed test), not waiting (the next night forgot them
+            # without a word, while tonight's warning said they were to be rebuilt).
+            kept = _history_holds(warehouse, batch)
+            if kept:
+                _forget_history(warehouse, kept)
+                problems.append(
+                    f"marts.customer_feature_history keeps {_day_spans(kept)} as that run "
+                    "built them; a data test that failed on their rows fails the next "
+                    "nights' builds until their data or the test is fixed"
+                )
+            return completed, problems, rebuilt, [d for d in missing[start:] if d not in kept]
         _forget_history(warehouse, batch)
         rebuilt += batch
         log.info("transform: past snapshots %s rebuilt", _day_spans(batch))
     return completed, [], rebuilt, []
+
+
+def _history_holds(warehouse: Path, dates: list[date]) -> list[date]:
+    """Which of ``dates`` ``marts.customer_feature_history`` holds."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        if not _tables_present(con, _HISTORY_TABLES[1]):
+            return []
+        return [
+            d
+            for (d,) in con.execute(
+                "select distinct as_of_date from marts.customer_feature_history "
+                "where list_contains(?, as_of_date) order by 1",
+                [dates],
+            ).fetchall()
+        ]
+    finally:
+        con.close()
 
 
 def _forget_history(warehouse: Path, dates: list[date]) -> None:
@@ -1747,10 +1778,15 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
         failed = (
             f"the rebuild of past snapshots of marts.customer_feature_history (and their "
             f"rule segments) after a full refresh failed: {'; '.join(history_failed)}. "
-            f"Tonight's build passed and the night goes on; {len(history_waiting)} past "
-            f"snapshot(s) still wait in {HISTORY_TO_REBUILD}: {_day_spans(history_waiting)}. "
-            "Each night retries them, newest first, until a run passes: fix the cause "
-            f"(dbt log: {log_path / 'dbt.log'})"
+            "Tonight's build passed and the night goes on; "
+            + (
+                f"{len(history_waiting)} past snapshot(s) still wait in {HISTORY_TO_REBUILD}: "
+                f"{_day_spans(history_waiting)}. Each night retries them, newest first, until "
+                "a run passes: fix the cause "
+                if history_waiting
+                else "fix the cause "
+            )
+            + f"(dbt log: {log_path / 'dbt.log'})"
         )
         log.error("transform: %s", failed)
         warnings.append(failed)

@@ -703,6 +703,71 @@ def test_a_killed_rebuild_of_past_snapshots_leaves_the_night_to_pass_and_resumes
         con.close()
 
 
+def test_a_data_test_failing_on_a_rebuilt_old_date_warns_and_keeps_the_rest_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new model logic: the full refresh passed, then a data test failed on the rows the
+    rebuild wrote for an old date (2026-06-27). The failure said the date waited to be
+    rebuilt, but the history held its rows, so the next night forgot it without a word. Now
+    the night passes with a warning naming the test, the date kept as built and the older
+    date still waiting; once the test is fixed, the next night rebuilds that date and the
+    segments the failure left out, as a fresh warehouse builds them."""
+    import shutil
+
+    from segmint import transform
+    from segmint.transform import REPO_ROOT
+
+    monkeypatch.setattr(transform, "HISTORY_BATCH_ROWS", 40)  # one date a run
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")
+    )
+    (tmp_path / "nightly").mkdir()
+    (tmp_path / "fresh").mkdir()
+    settings = _with_vars(_synthetic_june(tmp_path / "nightly"), project)
+    held = [date(2026, 6, day) for day in range(26, 29)]
+    for night in held:
+        run_transform(settings, night)
+    con = connect(settings.warehouse)
+    con.execute("update ops.model_logic set version = '2026-12-01'")
+    con.close()
+    check = project / "tests" / "old_date_check.sql"
+    history = "{{ ref('customer_feature_history') }}"
+    check.write_text(f"select * from {history} where as_of_date = date '2026-06-27'\n")
+    as_of = date(2026, 6, 30)
+    night = run_transform(settings, as_of)
+    assert night.details["logic_full_refresh"]
+    assert night.details["history_snapshots_rebuilt"] == ["2026-06-28"]
+    assert night.details["history_snapshots_waiting"] == ["2026-06-26"]
+    assert night.details["history_rebuild_failures"] == [
+        "(rebuilding past snapshots 2026-06-27) test old_date_check fail: Got 40 results, "
+        "configured to fail if != 0",
+        "marts.customer_feature_history keeps 2026-06-27 as that run built them; a data test "
+        "that failed on their rows fails the next nights' builds until their data or the "
+        "test is fixed",
+    ]
+    warning = next(w for w in night.warnings if w.startswith("the rebuild of past snapshots"))
+    waiting = "1 past snapshot(s) still wait in ops.snapshot_dates_to_rebuild: 2026-06-26"
+    assert waiting in warning
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        assert con.execute(f"select * from {transform.HISTORY_TO_REBUILD}").fetchall() == [
+            (held[0],)
+        ]
+    finally:
+        con.close()
+
+    check.unlink()
+    again = run_transform(settings, as_of)
+    assert again.details["history_snapshots_rebuilt"] == ["2026-06-26"]
+    assert again.details["history_rebuild_failures"] == []
+    fresh = _with_vars(_synthetic_june(tmp_path / "fresh"), project)
+    assert run_dbt(fresh, as_of, held).returncode == 0
+    nightly_rows, fresh_rows = _history(settings, held), _history(fresh, held)
+    assert nightly_rows == fresh_rows
+    assert len(nightly_rows[0]) == 3 * 40 and len(nightly_rows[1]) > 100
+
+
 def test_schema_change_models_read_from_run_results(tmp_path: Path) -> None:
     path = tmp_path / "run_results.json"
     out_of_sync = (

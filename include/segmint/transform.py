@@ -1624,6 +1624,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
     restored: list[date] = []
     history_waiting: list[date] = []
     history_failed: list[str] = []
+    history_note = ""
     if completed.returncode == 0 and not problems:
         # The full refresh passed: recorded now, so a failed rebuild of the past snapshots
         # below is resumed by the next night alone, not by another full refresh.
@@ -1645,6 +1646,14 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
                 settings, history_failed, rebuild, target_path.parent
             ):
                 completed, problems, history_failed = rebuild, history_failed, []
+                # The fault alone named neither the rebuild nor the dates it left.
+                history_note = (
+                    "\nthe fault came while rebuilding past snapshots of "
+                    "marts.customer_feature_history after a full refresh (tonight's build had "
+                    f"passed): {len(history_waiting)} past snapshot(s) wait in "
+                    f"{HISTORY_TO_REBUILD}, {_day_spans(history_waiting)}; the rerun rebuilds "
+                    "them once there is room"
+                )
     seconds = time.perf_counter() - started
     if completed.returncode < 0:
         raise DbtKilledError(_killed_message(settings, as_of, completed, seconds, run_results))
@@ -1660,7 +1669,7 @@ def run_transform(settings: Settings, as_of: date) -> StageResult:
             problems += pending_after_failure(settings, as_of)
         raise (DiskFaultError if fault else SegmintError)(
             (
-                f"dbt build failed for as-of {as_of}: {fault}"
+                f"dbt build failed for as-of {as_of}: {fault}{history_note}"
                 if fault
                 else f"dbt build failed for as-of {as_of} ({len(problems)} problem(s)):\n  "
                 + "\n  ".join(problems)

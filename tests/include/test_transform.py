@@ -768,6 +768,69 @@ def test_a_data_test_failing_on_a_rebuilt_old_date_warns_and_keeps_the_rest_wait
     assert len(nightly_rows[0]) == 3 * 40 and len(nightly_rows[1]) > 100
 
 
+def test_a_full_disk_while_rebuilding_past_snapshots_names_the_rebuild_and_its_dates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new model logic: the full refresh passed, then the dbt child rebuilding the past
+    snapshots could write no file (a full disk; here its file-size limit, ``ulimit -f``).
+    The night still fails (the stages after it need the disk too), but its message named
+    only the fault: not that tonight's build had passed, nor the rebuild and the dates it
+    left. It names them now; the rerun with room rebuilds them."""
+    import resource
+    import shutil
+
+    from segmint import transform
+    from segmint.stages import DiskFaultError
+    from segmint.transform import REPO_ROOT
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")
+    )
+    settings = _with_vars(_synthetic_june(tmp_path), project)
+    held = [date(2026, 6, day) for day in range(26, 29)]
+    for night in held:
+        run_transform(settings, night)
+    con = connect(settings.warehouse)
+    con.execute("update ops.model_logic set version = '2026-12-01'")
+    con.close()
+
+    dbt_child = transform._dbt_child
+
+    def without_room_to_rebuild(settings, command, env):
+        if "--full-refresh" in command or "customer_rule_segments" not in command:
+            return dbt_child(settings, command, env)
+
+        def limit_file_size() -> None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+        return subprocess.run(
+            command,
+            env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
+            cwd=transform.dbt_cwd(settings),
+            capture_output=True,
+            text=True,
+            check=False,
+            preexec_fn=limit_file_size,
+        )
+
+    as_of = date(2026, 6, 30)
+    monkeypatch.setattr(transform, "_dbt_child", without_room_to_rebuild)
+    with pytest.raises(DiskFaultError) as failed:
+        run_transform(settings, as_of)
+    assert "File too large" in str(failed.value)
+    assert (
+        "\nthe fault came while rebuilding past snapshots of marts.customer_feature_history "
+        "after a full refresh (tonight's build had passed): 3 past snapshot(s) wait in "
+        "ops.snapshot_dates_to_rebuild, 2026-06-26..2026-06-28; the rerun rebuilds them once "
+        "there is room\n"
+    ) in str(failed.value)
+
+    monkeypatch.setattr(transform, "_dbt_child", dbt_child)
+    rerun = run_transform(settings, as_of)
+    assert rerun.details["history_snapshots_rebuilt"] == [d.isoformat() for d in held]
+
+
 def test_schema_change_models_read_from_run_results(tmp_path: Path) -> None:
     path = tmp_path / "run_results.json"
     out_of_sync = (

@@ -409,16 +409,10 @@ def test_a_changed_session_gap_rebuilds_every_model_once(tmp_path: Path) -> None
     leaves the sessions a fresh build with that gap leaves (until 2026-12-07 past days kept
     their 30-minute sessions). The night after is incremental again."""
     import dataclasses
-    import shutil
 
     import yaml
 
-    from segmint.transform import REPO_ROOT
-
-    project = tmp_path / "dbt_project"
-    shutil.copytree(
-        REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")
-    )
+    project = _own_project(tmp_path)
 
     def with_gap(settings: Settings, minutes: int) -> Settings:
         path = project / "dbt_project.yml"
@@ -446,6 +440,29 @@ def test_a_changed_session_gap_rebuilds_every_model_once(tmp_path: Path) -> None
         nightly.close()
         built.close()
     assert run_transform(with_gap(settings, 10), as_of).details["logic_full_refresh"] is None
+
+
+def _own_project(tmp_path: Path) -> Path:
+    """A copy of the dbt project in ``tmp_path``, for a test that changes its vars or tests."""
+    import shutil
+
+    from segmint.transform import REPO_ROOT
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")
+    )
+    return project
+
+
+def _june_nights(root: Path, project: Path, days: range) -> tuple[Settings, list[date]]:
+    """The synthetic June shop in ``root`` built with ``project``, night by night on the
+    June ``days``; its settings and those nights."""
+    settings = _with_vars(_synthetic_june(root), project)
+    nights = [date(2026, 6, day) for day in days]
+    for night in nights:
+        run_transform(settings, night)
+    return settings, nights
 
 
 def _with_vars(settings: Settings, project: Path, **values: object) -> Settings:
@@ -487,23 +504,15 @@ def test_a_full_refresh_keeps_every_snapshot_date_the_history_held(
     history held is rebuilt after the refresh, in runs of a few dates, as a fresh warehouse
     builds it with the new value; a date a killed night left recorded is rebuilt by the next
     night that passes."""
-    import shutil
 
     from segmint import transform
-    from segmint.transform import REPO_ROOT
 
     # Runs of three dates (the June shop's snapshots have 40 customers).
     monkeypatch.setattr(transform, "HISTORY_BATCH_ROWS", 120)
-    project = tmp_path / "dbt_project"
-    shutil.copytree(
-        REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")
-    )
+    project = _own_project(tmp_path)
     (tmp_path / "nightly").mkdir()
     (tmp_path / "fresh").mkdir()
-    settings = _with_vars(_synthetic_june(tmp_path / "nightly"), project)
-    nights = [date(2026, 6, day) for day in range(26, 30)]
-    for night in nights:
-        run_transform(settings, night)
+    settings, nights = _june_nights(tmp_path / "nightly", project, range(26, 30))
     con = connect(settings.warehouse, read_only=True)
     held = [
         d
@@ -597,23 +606,15 @@ def test_a_killed_rebuild_of_past_snapshots_leaves_the_night_to_pass_and_resumes
     again, so tonight's segments, scores and audiences waited on an old date. Now the night
     passes with a warning naming the kill and the dates left; they stay recorded, nothing
     is lost, and the next night rebuilds them as a fresh warehouse builds them."""
-    import shutil
     import signal
 
     from segmint import transform
-    from segmint.transform import REPO_ROOT
 
     monkeypatch.setattr(transform, "HISTORY_BATCH_ROWS", 40)  # one date a run
-    project = tmp_path / "dbt_project"
-    shutil.copytree(
-        REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")
-    )
+    project = _own_project(tmp_path)
     (tmp_path / "nightly").mkdir()
     (tmp_path / "fresh").mkdir()
-    settings = _with_vars(_synthetic_june(tmp_path / "nightly"), project)
-    held = [date(2026, 6, day) for day in range(26, 29)]
-    for night in held:
-        run_transform(settings, night)
+    settings, held = _june_nights(tmp_path / "nightly", project, range(26, 29))
     settings = _with_vars(settings, project, favourite_category_days=7)
     as_of = date(2026, 6, 30)
 
@@ -712,22 +713,14 @@ def test_a_data_test_failing_on_a_rebuilt_old_date_warns_and_keeps_the_rest_wait
     the night passes with a warning naming the test, the date kept as built and the older
     date still waiting; once the test is fixed, the next night rebuilds that date and the
     segments the failure left out, as a fresh warehouse builds them."""
-    import shutil
 
     from segmint import transform
-    from segmint.transform import REPO_ROOT
 
     monkeypatch.setattr(transform, "HISTORY_BATCH_ROWS", 40)  # one date a run
-    project = tmp_path / "dbt_project"
-    shutil.copytree(
-        REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")
-    )
+    project = _own_project(tmp_path)
     (tmp_path / "nightly").mkdir()
     (tmp_path / "fresh").mkdir()
-    settings = _with_vars(_synthetic_june(tmp_path / "nightly"), project)
-    held = [date(2026, 6, day) for day in range(26, 29)]
-    for night in held:
-        run_transform(settings, night)
+    settings, held = _june_nights(tmp_path / "nightly", project, range(26, 29))
     con = connect(settings.warehouse)
     con.execute("update ops.model_logic set version = '2026-12-01'")
     con.close()
@@ -777,20 +770,12 @@ def test_a_full_disk_while_rebuilding_past_snapshots_names_the_rebuild_and_its_d
     only the fault: not that tonight's build had passed, nor the rebuild and the dates it
     left. It names them now; the rerun with room rebuilds them."""
     import resource
-    import shutil
 
     from segmint import transform
     from segmint.stages import DiskFaultError
-    from segmint.transform import REPO_ROOT
 
-    project = tmp_path / "dbt_project"
-    shutil.copytree(
-        REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")
-    )
-    settings = _with_vars(_synthetic_june(tmp_path), project)
-    held = [date(2026, 6, day) for day in range(26, 29)]
-    for night in held:
-        run_transform(settings, night)
+    project = _own_project(tmp_path)
+    settings, held = _june_nights(tmp_path, project, range(26, 29))
     con = connect(settings.warehouse)
     con.execute("update ops.model_logic set version = '2026-12-01'")
     con.close()

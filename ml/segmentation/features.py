@@ -210,16 +210,13 @@ class CrowdKMeans(ClusterMixin, BaseEstimator):
         """Every row's segment (index into ``cluster_centers_``) and its distance to that
         segment's centroid in the space it was segmented in: everyone's for the crowd, the
         others' own for the others."""
-        X = np.asarray(X, dtype=float)
-        labels, distance = nearest(X, self.cluster_centers_)
-        rest = labels != self.crowd
-        if rest.any():
-            others_at = np.asarray([c for c in range(self.n_clusters) if c != self.crowd])
-            own, d = nearest(
-                self.others_scaler_.transform(X[rest]), self.others_kmeans_.cluster_centers_
-            )
-            labels[rest], distance[rest] = others_at[own], d
-        return labels, distance
+        return _crowd_assign(
+            X,
+            self.cluster_centers_,
+            self.crowd,
+            self.others_scaler_,
+            self.others_kmeans_.cluster_centers_,
+        )
 
     def own_centers(self) -> np.ndarray:
         """Every segment's centroid in the space it was segmented in, as :meth:`assign`
@@ -243,12 +240,32 @@ def crowd_labels(X: np.ndarray, centers: np.ndarray, crowd: int) -> np.ndarray:
     centers = np.asarray(centers, dtype=float)
     labels = nearest(X, centers)[0]
     rest = labels != crowd
-    if rest.sum() > 1:
-        scaler = StandardScaler().fit(X[rest])
+    if rest.sum() <= 1:
+        return labels
+    scaler = StandardScaler().fit(X[rest])
+    others = scaler.transform(np.delete(centers, crowd, axis=0))
+    return _crowd_assign(X, centers, crowd, scaler, others)[0]
+
+
+def _crowd_assign(
+    X: np.ndarray,
+    centers: np.ndarray,
+    crowd: int,
+    scaler: StandardScaler,
+    others: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's segment (index into ``centers``, everyone's scaled space) and distance:
+    the crowd's rows are those nearest the crowd's centroid (row ``crowd``), measured there;
+    the other rows go to the nearest of ``others`` (the other segments' centroids, in order,
+    in the space of ``scaler``, the others' own), measured in that space."""
+    X = np.asarray(X, dtype=float)
+    labels, distance = nearest(X, centers)
+    rest = labels != crowd
+    if rest.any():
         others_at = np.asarray([c for c in range(len(centers)) if c != crowd])
-        own = nearest(scaler.transform(X[rest]), scaler.transform(centers[others_at]))[0]
-        labels[rest] = others_at[own]
-    return labels
+        own, d = nearest(scaler.transform(X[rest]), others)
+        labels[rest], distance[rest] = others_at[own], d
+    return labels, distance
 
 
 def assign(model: KMeans | CrowdKMeans, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -39,7 +39,7 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
 
-from ml.segmentation.features import CrowdKMeans, crowd_labels, make_kmeans
+from ml.segmentation.features import CrowdKMeans, crowd_labels, make_kmeans, nearest
 
 # A segment holding more than this share of the customers at the best silhouette's k is a
 # crowd (see the module docstring). Generated shops' largest segment holds 26-35% of the
@@ -386,19 +386,9 @@ def keep_k(
     sil_pos = sample_index(len(Xs), silhouette_sample, random_state + 1)
     Xsil = Xs[sil_pos]
     centers = np.asarray(centers, dtype=float)
-
-    def nearest(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        d = ((rows[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
-        labels = d.argmin(axis=1)
-        return labels, d[np.arange(len(rows)), labels]
-
-    if crowd is not None:
-        labels = crowd_labels(Xs, centers, crowd)
-        sq = ((Xs - centers[labels]) ** 2).sum(axis=1)
-        labels_sil = labels[sil_pos]
-    else:
-        _, sq = nearest(Xs)
-        labels_sil, _ = nearest(Xsil)
+    labels = crowd_labels(Xs, centers, crowd) if crowd is not None else nearest(Xs, centers)[0]
+    sq = ((Xs - centers[labels]) ** 2).sum(axis=1)
+    labels_sil = labels[sil_pos]
     sil = silhouettes(Xsil, {k: labels_sil})
     scores = pd.DataFrame(
         {"k": [k], "inertia": [float(sq.sum())], "silhouette": [sil[k]], "is_chosen": [True]}

@@ -2838,7 +2838,7 @@ def _ingest(ingest: Ingest, settings: Settings, as_of: date) -> StageResult:
     result, error = _result(
         outcomes, skipped, ignored, settings, as_of, ingest.unreadable_loaded, unlisted
     )
-    _note_past_days(result, outcomes, ingest.loaded_through, ingest.reloaded)
+    _note_past_days(result, outcomes, as_of, ingest.loaded_through, ingest.reloaded)
     result.warnings.extend(_mostly_duplicates(outcomes))
     # What DuckDB applied ([ingest] duckdb_threads, duckdb_memory_limit), for the run's record.
     result.details["duckdb"] = {"threads": int(threads), "memory_limit": memory_limit}
@@ -3043,19 +3043,23 @@ def _mostly_duplicates(outcomes: list[FileOutcome]) -> list[str]:
 def _note_past_days(
     result: StageResult,
     outcomes: list[FileOutcome],
+    as_of: date,
     loaded_through: dict[str, date],
     reloaded: set[str],
 ) -> None:
-    """Say in the summary when the night loaded late files (of a day on or before the newest
-    one loaded before) or replaced the rows of files loaded before (a corrected file): the
-    marts rebuild those past days, and the operator should see it without reading the
-    manifest."""
+    """Say in the summary when the night loaded late files (of a day before the as-of date,
+    on or before the newest one loaded before) or replaced the rows of files loaded before (a
+    corrected file): the marts rebuild those past days, and the operator should see it
+    without reading the manifest. A file of the as-of day itself is tonight's, never late: the
+    rerun of a night whose ingest failed on one of its files (a truncated upload, delivered
+    again) called that file late, the partition having been loaded by the failed run."""
     done = [o for o in outcomes if o.status == "loaded"]
     replaced = sorted(o.file.path for o in done if o.file.path in reloaded)
     late: dict[str, int] = {}
     for o in done:
         newest = loaded_through.get(o.file.source)
-        if o.file.path not in reloaded and newest and o.file.partition_date <= newest:
+        day = o.file.partition_date
+        if o.file.path not in reloaded and newest and day <= newest and day < as_of:
             key = f"{o.file.source} dt={o.file.partition_date}"
             late[key] = late.get(key, 0) + 1
     notes = []

@@ -721,6 +721,34 @@ def test_the_summary_names_late_files_and_replaced_files(settings, landing):
     assert result.details["replaced_files"] == ["events/dt=2026-06-01/a.jsonl"]
 
 
+def test_the_rerun_of_a_failed_night_does_not_call_its_own_files_late(settings, landing):
+    """A night whose ingest failed on one of its files (a truncated upload) loads the others;
+    the file delivered again is loaded by the rerun of the same night. Its day is the as-of
+    date, not a past one, yet the rerun's summary said `1 late file(s): events
+    dt=2026-06-02 (1)`, as if an earlier day had changed. A file of an earlier day loaded in
+    that rerun is still late."""
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event("a1")])
+    write_jsonl(landing / "events/dt=2026-06-02/a.jsonl", [event("b1", D2)])
+    full = gzip.compress(json.dumps(event("b2", D2)).encode() + b"\n")
+    cut = landing / "events/dt=2026-06-02/b.jsonl.gz"
+    cut.write_bytes(full[: len(full) // 2])
+    with pytest.raises(InputError, match=r"b\.jsonl\.gz"):
+        run_ingest(settings, D2)
+
+    cut.write_bytes(full)  # delivered again, whole
+    result = run_ingest(settings, D2)
+    assert result.rows_out == 1
+    assert "late" not in result.summary, result.summary
+    assert result.details["late_partitions"] == []
+
+    cut.write_bytes(gzip.compress(b""))  # and once more, after the night: then it is late
+    write_jsonl(landing / "events/dt=2026-06-01/b.jsonl", [event("a2")])
+    write_jsonl(landing / "events/dt=2026-06-03/a.jsonl", [event("c1", D3)])
+    result = run_ingest(settings, D3)
+    assert result.details["late_partitions"] == ["events dt=2026-06-01"], result.summary
+    assert result.details["replaced_files"] == ["events/dt=2026-06-02/b.jsonl.gz"]
+
+
 def test_a_night_replacing_many_files_keeps_its_airflow_xcom_small(settings, landing):
     """A reload of corrected files lists every one in the stage's details: a year of hourly
     files is thousands of paths, and the Airflow task returned them all as its XCom (stored

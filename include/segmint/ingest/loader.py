@@ -2840,6 +2840,7 @@ def _ingest(ingest: Ingest, settings: Settings, as_of: date) -> StageResult:
     )
     _note_past_days(result, outcomes, as_of, ingest.loaded_through, ingest.reloaded)
     result.warnings.extend(_mostly_duplicates(outcomes))
+    result.warnings.extend(_zero_byte_files(outcomes))
     # What DuckDB applied ([ingest] duckdb_threads, duckdb_memory_limit), for the run's record.
     result.details["duckdb"] = {"threads": int(threads), "memory_limit": memory_limit}
     result.warnings.extend(ingest.prefilter_misses)
@@ -3036,6 +3037,27 @@ def _mostly_duplicates(outcomes: list[FileOutcome]) -> list[str]:
             "(event_id seen before, in this file or an earlier one): a file delivered twice, "
             "or an id that is not unique in this export (read another field as event_id: "
             "[ingest] field_aliases)"
+        )
+    return out
+
+
+def _zero_byte_files(outcomes: list[FileOutcome]) -> list[str]:
+    """A warning per file named ``.gz`` loaded tonight that is 0 bytes long: gzip writes at
+    least 20 bytes, even of nothing, so such a file is an upload cut off or a writer that
+    died, not an export without records. It loads as a file without records (an empty file
+    withdraws what it loaded before, docs/data-contract.md), and nothing said so: a zero-byte
+    ``.gz`` beside the day's other files left the day short, the night published, without a
+    word. A 0-byte ``.jsonl``, ``.csv`` or ``.parquet`` is an export of nothing (some writers
+    leave empty Parquet files for empty buckets), and is not named."""
+    out = []
+    for o in outcomes:
+        if o.status != "loaded" or o.file.size_bytes or not o.file.path.lower().endswith(".gz"):
+            continue
+        out.append(
+            f"{o.file.path} is 0 bytes: loaded as a file without records, but a gzip file is "
+            "never empty, even of nothing: an upload cut off, or a writer that died? Deliver "
+            "it again under the same name (the next run loads it and rebuilds the days it "
+            "holds)"
         )
     return out
 

@@ -749,6 +749,34 @@ def test_the_rerun_of_a_failed_night_does_not_call_its_own_files_late(settings, 
     assert result.details["replaced_files"] == ["events/dt=2026-06-02/b.jsonl.gz"]
 
 
+def test_a_zero_byte_gzip_file_is_named_in_a_warning(settings, landing):
+    """A zero-byte `.gz` beside a day's other files (an upload cut off) loaded as a file
+    without records, and the night said nothing: the day was short, the night published. It
+    is named now, once, with what to do; a zero-byte `.jsonl` or `.parquet` is an export of
+    nothing and is not named. Delivered again under the same name, the file loads."""
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event("a1")])
+    cut = landing / "events/dt=2026-06-01/b.jsonl.gz"
+    cut.write_bytes(b"")
+    (landing / "events/dt=2026-06-01/c.parquet").write_bytes(b"")
+    (landing / "events/dt=2026-06-01/d.jsonl").write_bytes(b"")
+    result = run_ingest(settings, D1)
+    assert result.rows_out == 1
+    named = [w for w in result.warnings if "0 bytes" in w]
+    assert [w.split(" ", 1)[0] for w in named] == ["events/dt=2026-06-01/b.jsonl.gz"], named
+    assert "a gzip file is never empty" in named[0]
+    assert "Deliver it again under the same name" in named[0]
+
+    write_jsonl(cut, [event("b1"), event("b2")], gz=True)  # delivered again, whole
+    result = run_ingest(settings, D1)
+    assert result.rows_out == 2
+    assert not [w for w in result.warnings if "0 bytes" in w], result.warnings
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        assert con.execute("select count(*) from raw.events").fetchall() == [(3,)]
+    finally:
+        con.close()
+
+
 def test_a_night_replacing_many_files_keeps_its_airflow_xcom_small(settings, landing):
     """A reload of corrected files lists every one in the stage's details: a year of hourly
     files is thousands of paths, and the Airflow task returned them all as its XCom (stored

@@ -136,17 +136,33 @@ def _parameter(parameter: Parameter) -> Callable[[str], float]:
 
 
 def latest_partition(landing: Path) -> date | None:
-    """The newest ``dt=`` partition date under any source folder of the landing zone. A
+    """The newest ``dt=`` partition date under any source folder of the landing zone that
+    holds a data file (else the newest folder: an empty landing zone's error names it). A
     folder named like one but not a date (``dt=2026-06-31``) is no partition: ingest
-    reports it and loads nothing from it."""
-    dates = [
-        day
-        for source in LANDING_SOURCES
-        if (landing / source).is_dir()
-        for part in (landing / source).iterdir()
-        if (m := PARTITION_RE.match(part.name)) and (day := _calendar_date(m.group(1)))
-    ]
-    return max(dates, default=None)
+    reports it and loads nothing from it. A folder holding no file the ingest would load
+    (none yet, or only work in progress: Spark's ``_temporary/``, a ``.part`` file) is not
+    the night either: a cron job's ``segmint run`` without ``--as-of``, started while the
+    exporter wrote the next day's folder so, ran and published that next day, with none of
+    its data, and its own day never ran as a night."""
+    return _partitions(landing)[0]
+
+
+def _partitions(landing: Path) -> tuple[date | None, date | None]:
+    """The newest partition date holding a data file (:func:`latest_partition`), and the
+    newest ``dt=`` folder's date."""
+    from segmint.ingest.files import holds_data_file
+
+    by_day: dict[date, list[Path]] = {}
+    for source in LANDING_SOURCES:
+        if (landing / source).is_dir():
+            for part in (landing / source).iterdir():
+                if (m := PARTITION_RE.match(part.name)) and (day := _calendar_date(m.group(1))):
+                    by_day.setdefault(day, []).append(part)
+    newest = max(by_day, default=None)
+    for day in sorted(by_day, reverse=True):
+        if any(part.is_dir() and holds_data_file(part) for part in by_day[day]):
+            return day, newest
+    return newest, newest
 
 
 def _calendar_date(text: str) -> date | None:
@@ -168,7 +184,9 @@ def _add_as_of(p: argparse.ArgumentParser, reads_landing: bool) -> None:
     # Not argparse's required=True: a missing --as-of is one line, exit code 1 (README).
     # The help said "(default: required)" beside a bracketed [--as-of DATE].
     needed = (
-        "default: the newest dt= partition in the landing zone" if reads_landing else "required"
+        "default: the newest dt= partition in the landing zone holding a data file"
+        if reads_landing
+        else "required"
     )
     p.add_argument(
         "--as-of",
@@ -201,7 +219,15 @@ def _resolve_as_of(args: argparse.Namespace, settings: Settings) -> date:
         check_as_of(args.as_of, origin="--as-of", fix="check --as-of for a typo (YYYY-MM-DD)")
         return args.as_of
     if hasattr(args, "landing"):
-        found = latest_partition(settings.landing)
+        found, newest = _partitions(settings.landing)
+        if found and newest != found:
+            folders = " and ".join(map(str, partition_folders(settings.landing, newest)))
+            print(
+                f"{_command(args)}: warning: as-of date {found}, the newest partition holding "
+                f"a data file: {folders} holds none yet (empty, or only files still being "
+                f"written, named _ or .); pass --as-of {newest} to run that night",
+                file=sys.stderr,
+            )
         if found:
             folders = " and ".join(map(str, partition_folders(settings.landing, found)))
             check_as_of(

@@ -33,7 +33,7 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture) 
         (["transform"], "(required)"),
         (["publish"], "(required)"),
         (["audience", "build"], "(required)"),
-        (["ingest"], "(default: the newest dt= partition in the landing zone)"),
+        (["ingest"], "(default: the newest dt= partition in the landing zone holding a data file)"),
     ],
 )
 def test_as_of_help_says_whether_it_is_required(
@@ -364,6 +364,43 @@ def test_latest_partition(tmp_path: Path) -> None:
         (tmp_path / part).mkdir(parents=True)
     assert str(latest_partition(tmp_path)) == "2026-01-03"
     assert latest_partition(tmp_path / "nowhere") is None
+
+
+def test_the_default_as_of_is_the_newest_partition_holding_a_data_file(tmp_path: Path) -> None:
+    """A cron job's `segmint run` without --as-of, started while the exporter wrote the next
+    day's folder (Spark's `_temporary/`, a `.part` file) or had only made it, ran that next
+    day, with none of its data, and published it; the day the files were for never ran. The
+    night is now the newest partition holding a file the ingest loads, and a warning names
+    the folder passed over."""
+    landing = tmp_path / "landing"
+    _one_page_view(landing, "2026-06-29")
+    _one_page_view(landing, "2026-06-30")
+    spark = landing / "events/dt=2026-07-01/_temporary/0/task_0"
+    spark.mkdir(parents=True)
+    (spark / "part-00000.jsonl").write_text('{"event_id": "partial"}\n')
+    (landing / "events/dt=2026-07-01/.part-00001.jsonl").write_text("")
+    (landing / "crm/dt=2026-07-02").mkdir(parents=True)  # made, nothing in it yet
+    assert latest_partition(landing) == date(2026, 6, 30)
+
+    warehouse = tmp_path / "wh" / "segmint.duckdb"
+    out = tmp_path / "out"
+    result = _cli(
+        "run", "--stages", "ingest", "--landing", landing, "--warehouse", warehouse, "--output", out
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("segmint run: as_of=2026-06-30 "), result.stdout
+    assert "from 2 file(s)" in result.stdout, result.stdout
+    assert result.stderr.strip() == (
+        "segmint run: warning: as-of date 2026-06-30, the newest partition holding a data "
+        f"file: {landing}/crm/dt=2026-07-02 holds none yet (empty, or only files still being "
+        "written, named _ or .); pass --as-of 2026-07-02 to run that night"
+    )
+    # The files land: that night is the default again, with no warning.
+    (landing / "events/dt=2026-07-01/part-00000.jsonl").write_text(
+        '{"event_id": "e3", "event_type": "page_view", "event_ts": "2026-07-01T10:00:00Z", '
+        '"customer_id": "c1"}\n'
+    )
+    assert latest_partition(landing) == date(2026, 7, 1)
 
 
 def test_ingest_stderr_holds_no_library_chatter(tmp_path: Path) -> None:

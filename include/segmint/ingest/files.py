@@ -463,6 +463,16 @@ class Delivery:
     message: str
 
 
+def holds_data_file(folder: Path) -> bool:
+    """Whether the partition folder ``folder`` holds a file :func:`discover` would load: a
+    supported name, not hidden nor ``_``-named, nor in such a sub-folder (Spark's
+    ``_temporary/`` while its job writes). A folder that cannot be listed may: True, and
+    the ingest fails naming it."""
+    unlisted: list[tuple[Path, str]] = []
+    files = _partition_entries(folder, unlisted)[0]
+    return bool(unlisted) or any(not _hidden(p, folder) and file_format(p.name) for p in files)
+
+
 def as_of_delivery(
     landing: Path, as_of: date, now: datetime, wait_hours: float, marker: str = ""
 ) -> Delivery:

@@ -402,11 +402,36 @@ def _explain(con, settings: Settings, rule: str, p: dict) -> str:
             f"(threshold {ingest.max_no_identity_share:.1%})"
         )
     if rule == "row_count":
+        files = ""
+        if not p["rows_read"]:
+            pdate = date.fromisoformat(p["partition_date"])
+            files = f" ({_files_without_records(con, p['source'], pdate)})"
         return (
             f"{p['rows_read']} rows, outside the expected {ingest.min_rows_per_partition}"
-            f"-{ingest.max_rows_per_partition}"
+            f"-{ingest.max_rows_per_partition}{files}"
         )
     return f"unreadable file(s): {p['failed_files']}"
+
+
+def _files_without_records(con, source: str, partition_date: date) -> str:
+    """The files of a partition that loaded no record, with their sizes: what to deliver
+    again. The validate task's failure named the day alone ("events dt=2026-10-28: 0 rows,
+    outside the expected 1-50000000"), and its one file, 0 bytes (an upload cut off), was
+    named only in the ingest task's log."""
+    rows = con.execute(
+        "select path, size_bytes from ops.load_manifest "
+        "where source = ? and partition_date = ? and status = 'loaded' order by path",
+        [source, partition_date],
+    ).fetchall()
+    if not rows:
+        return "no file loaded"
+    shown = [f"{path}, {'0 bytes' if not size else f'{size:,} bytes'}" for path, size in rows]
+    more = f" and {len(rows) - _TOP_REASONS} more" if len(rows) > _TOP_REASONS else ""
+    empty = " (a 0-byte file: an upload cut off?)" if any(not size for _, size in rows) else ""
+    return (
+        f"its file(s) without a record: {'; '.join(shown[:_TOP_REASONS])}{more}{empty}; "
+        "deliver the day's files again under the same names"
+    )
 
 
 def _held_rows_before(con) -> dict[tuple[str, str], tuple[str, int]]:

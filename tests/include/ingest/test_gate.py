@@ -323,6 +323,30 @@ def test_a_day_withdrawn_by_delivering_its_file_again_empty_passes_with_a_warnin
         check_quality_gate(settings, date(2026, 6, 3))
 
 
+def test_a_day_of_no_record_names_its_files_and_their_sizes(settings, landing):
+    """An events day whose only file is 0 bytes (an upload cut off) failed the gate naming
+    the day alone ("events dt=2026-06-02: 0 rows, outside the expected 1-50000000"): under
+    Airflow the file was named only in the ingest task's log. The failure names the files
+    that loaded no record and their sizes, and what to do."""
+    write_jsonl(landing / "events/dt=2026-06-01/a.jsonl", [event("a1")])
+    (landing / "events/dt=2026-06-02").mkdir(parents=True)
+    (landing / "events/dt=2026-06-02/events_00.jsonl.gz").write_bytes(b"")
+    write_jsonl(landing / "events/dt=2026-06-02/events_01.jsonl", [])
+    run_ingest(settings, D2)
+    with pytest.raises(QualityGateError) as err:
+        check_quality_gate(settings, D2)
+    assert (
+        "events dt=2026-06-02: 0 rows, outside the expected 1-50000000 (its file(s) without a "
+        "record: events/dt=2026-06-02/events_00.jsonl.gz, 0 bytes; "
+        "events/dt=2026-06-02/events_01.jsonl, 0 bytes (a 0-byte file: an upload cut off?); "
+        "deliver the day's files again under the same names)"
+    ) in str(err.value)
+
+    write_jsonl(landing / "events/dt=2026-06-02/events_00.jsonl.gz", [event("b1", D2)], gz=True)
+    run_ingest(settings, D2)
+    assert "quality gate passed" in check_quality_gate(settings, D2).summary
+
+
 def test_a_crm_day_without_a_record_passes_with_a_warning(settings, landing, query):
     """A CRM export of changes only writes its header alone on a day no customer changed.
     The gate stopped the night on it ("crm dt=2026-06-02: 0 rows, outside the expected

@@ -135,7 +135,7 @@ def _parameter(parameter: Parameter) -> Callable[[str], float]:
     return parse
 
 
-def latest_partition(landing: Path) -> date | None:
+def latest_partition(landing: Path, marker: str = "") -> date | None:
     """The newest ``dt=`` partition date under any source folder of the landing zone that
     holds a data file (else the newest folder: an empty landing zone's error names it). A
     folder named like one but not a date (``dt=2026-06-31``) is no partition: ingest
@@ -143,11 +143,14 @@ def latest_partition(landing: Path) -> date | None:
     (none yet, or only work in progress: Spark's ``_temporary/``, a ``.part`` file) is not
     the night either: a cron job's ``segmint run`` without ``--as-of``, started while the
     exporter wrote the next day's folder so, ran and published that next day, with none of
-    its data, and its own day never ran as a night."""
-    return _partitions(landing)[0]
+    its data, and its own day never ran as a night. With ``marker`` (``[ingest]
+    partition_ready_marker``, ``_SUCCESS``) a day whose events folder holds data files but
+    not the marker is still being written, as the DAG's wait reads it
+    (:func:`segmint.ingest.files.as_of_delivery`)."""
+    return _partitions(landing, marker)[0]
 
 
-def _partitions(landing: Path) -> tuple[date | None, date | None]:
+def _partitions(landing: Path, marker: str = "") -> tuple[date | None, date | None]:
     """The newest partition date holding a data file (:func:`latest_partition`), and the
     newest ``dt=`` folder's date."""
     from segmint.ingest.files import holds_data_file
@@ -160,7 +163,11 @@ def _partitions(landing: Path) -> tuple[date | None, date | None]:
                     by_day.setdefault(day, []).append(part)
     newest = max(by_day, default=None)
     for day in sorted(by_day, reverse=True):
-        if any(part.is_dir() and holds_data_file(part) for part in by_day[day]):
+        landed = [part for part in by_day[day] if part.is_dir() and holds_data_file(part)]
+        unmarked = marker and any(
+            part.parent.name == "events" and not (part / marker).is_file() for part in landed
+        )
+        if landed and not unmarked:
             return day, newest
     return newest, newest
 
@@ -219,13 +226,15 @@ def _resolve_as_of(args: argparse.Namespace, settings: Settings) -> date:
         check_as_of(args.as_of, origin="--as-of", fix="check --as-of for a typo (YYYY-MM-DD)")
         return args.as_of
     if hasattr(args, "landing"):
-        found, newest = _partitions(settings.landing)
+        marker = settings.ingest.partition_ready_marker
+        found, newest = _partitions(settings.landing, marker)
         if found and newest != found:
             folders = " and ".join(map(str, partition_folders(settings.landing, newest)))
+            unmarked = f", or events files without the {marker} marker" if marker else ""
             print(
                 f"{_command(args)}: warning: as-of date {found}, the newest partition holding "
                 f"a data file: {folders} holds none yet (empty, or only files still being "
-                f"written, named _ or .); pass --as-of {newest} to run that night",
+                f"written, named _ or .{unmarked}); pass --as-of {newest} to run that night",
                 file=sys.stderr,
             )
         if found:

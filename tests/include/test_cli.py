@@ -403,6 +403,39 @@ def test_the_default_as_of_is_the_newest_partition_holding_a_data_file(tmp_path:
     assert latest_partition(landing) == date(2026, 7, 1)
 
 
+def test_with_a_ready_marker_the_default_as_of_skips_a_day_still_being_written(
+    tmp_path: Path,
+) -> None:
+    """With `[ingest] partition_ready_marker`, the DAG waits for the marker; the command line's
+    default night took the newest folder holding a data file, so a cron `segmint run` started
+    while the exporter wrote that folder (the marker comes last) ran it half-delivered. A day
+    whose events folder has files but no marker is not the night yet; the warning says why."""
+    landing = tmp_path / "landing"
+    _one_page_view(landing, "2026-06-29")
+    (landing / "events/dt=2026-06-29/_SUCCESS").touch()
+    _one_page_view(landing, "2026-06-30")  # its first file is there, not yet its marker
+    assert latest_partition(landing) == date(2026, 6, 30)
+    assert latest_partition(landing, "_SUCCESS") == date(2026, 6, 29)
+
+    config = tmp_path / "segmint.toml"
+    config.write_text('[ingest]\npartition_ready_marker = "_SUCCESS"\n')
+    warehouse = tmp_path / "wh" / "segmint.duckdb"
+    result = _cli(
+        "--config", config, "run", "--stages", "ingest", "--landing", landing,
+        "--warehouse", warehouse, "--output", tmp_path / "out",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("segmint run: as_of=2026-06-29 "), result.stdout
+    assert result.stderr.strip() == (
+        "segmint run: warning: as-of date 2026-06-29, the newest partition holding a data "
+        f"file: {landing}/events/dt=2026-06-30 holds none yet (empty, or only files still "
+        "being written, named _ or ., or events files without the _SUCCESS marker); pass "
+        "--as-of 2026-06-30 to run that night"
+    )
+    (landing / "events/dt=2026-06-30/_SUCCESS").touch()
+    assert latest_partition(landing, "_SUCCESS") == date(2026, 6, 30)
+
+
 def test_ingest_stderr_holds_no_library_chatter(tmp_path: Path) -> None:
     """Without -v a successful ingest writes nothing to stderr: GX pins one of its loggers
     at INFO ("Created temporary directory ... for ephemeral docs site"), segmint unpins it."""

@@ -2384,7 +2384,8 @@ def _parquet_struct(cols: tuple[tuple[str, str, str], ...], id_keys: frozenset[s
     caught by that rule as they are.
 
     Another float column's NaN (pandas' missing number) is null, an infinity the text
-    ``"Infinity"``: JSON has neither (a nested struct's floats are written as they are)."""
+    ``"Infinity"``: JSON has neither. So is a float's in a struct, list or map column
+    (:func:`_finite_floats`)."""
 
     def value(c: str, key: str, kind: str) -> str:
         if kind.upper() == "BLOB":
@@ -2407,9 +2408,95 @@ def _parquet_struct(cols: tuple[tuple[str, str, str], ...], id_keys: frozenset[s
                 "then 'Infinity' else '-Infinity' end) "
                 f"else to_json({_ident(c)}) end"
             )
-        return _ident(c)
+        return _finite_floats(_ident(c), kind)
 
     return ", ".join(f"{_lit(key)}: {value(c, key, kind)}" for c, key, kind in cols)
+
+
+def _parse_type(kind: str, i: int = 0) -> tuple[tuple, int]:
+    """The DuckDB type ``kind`` (``describe``'s text) from position ``i``, as a tree:
+    ``("struct", [(name, tree), ...])``, ``("list", tree)``, ``("map", key, value)``,
+    ``("float",)`` (FLOAT, DOUBLE) or ``("other",)``; and the position after it."""
+    node: tuple
+    if kind.startswith("STRUCT(", i):
+        i += len("STRUCT(")
+        fields = []
+        while kind[i] != ")":
+            if kind[i] == '"':
+                # A quoted name, its quotes doubled: "q""x"
+                m = re.compile(r'"((?:[^"]|"")*)"').match(kind, i)
+                name, i = m[1].replace('""', '"'), m.end()
+            else:
+                end = kind.index(" ", i)
+                name, i = kind[i:end], end
+            sub, i = _parse_type(kind, i + 1)
+            fields.append((name, sub))
+            if kind.startswith(", ", i):
+                i += 2
+        node, i = ("struct", fields), i + 1
+    elif kind.startswith("MAP(", i):
+        key, i = _parse_type(kind, i + len("MAP("))
+        value, i = _parse_type(kind, i + len(", "))
+        node, i = ("map", key, value), i + 1
+    else:
+        # A type of its own: up to the next comma, closing parenthesis or list mark outside
+        # its own parentheses (DECIMAL(18,3), UNION(...), TIMESTAMP WITH TIME ZONE).
+        end, depth = i, 0
+        while end < len(kind) and (depth or kind[end] not in ",)["):
+            depth += {"(": 1, ")": -1}.get(kind[end], 0)
+            end += 1
+        node, i = (("float",) if kind[i:end] in ("FLOAT", "DOUBLE") else ("other",)), end
+    while kind.startswith("[", i):
+        node, i = ("list", node), kind.index("]", i) + 1
+    return node, i
+
+
+def _finite_floats(expr: str, kind: str) -> str:
+    """SQL: the Parquet column ``expr`` of the DuckDB type ``kind``, each float nested in it
+    (a struct's field, a list's or a map's value, at any depth) as JSON: NaN null, an
+    infinity the text ``"Infinity"``, as a top-level float column's (``_parquet_struct``).
+
+    pandas' missing number is a float NaN, inside the ``context`` and ``properties``
+    structs of a Segment or RudderStack export written as Parquet too (``{"revenue":
+    NaN}``). ``to_json`` wrote it as DuckDB prints it, the bare token ``NaN`` (or
+    ``Infinity``), which no strict JSON reader takes (JavaScript's ``JSON.parse``,
+    PostgreSQL's ``jsonb``): in ``raw_record`` and ``raw.events._extra``. The column as it
+    is when it holds no nested float (the plain columns of most files: no cost)."""
+    if not re.search(r"\b(FLOAT|DOUBLE)\b", kind) or kind in ("FLOAT", "DOUBLE"):
+        return expr
+    try:
+        tree, end = _parse_type(kind)
+    except (ValueError, IndexError, TypeError):
+        return expr  # a type this reader does not know: written as before
+    if end != len(kind):
+        return expr
+
+    def finite(e: str, node: tuple, depth: int) -> str | None:
+        if node[0] == "float":
+            return (
+                f"case when isnan({e}) then NULL::JSON when isinf({e}) then (case when {e} > 0 "
+                f"""then '"Infinity"' else '"-Infinity"' end)::JSON else to_json({e}) end"""
+            )
+        x = f"_x{depth}"
+        if node[0] == "list":
+            inner = finite(x, node[1], depth + 1)
+            return inner and f"list_transform({e}, lambda {x}: {inner})"
+        if node[0] == "map":
+            inner = finite(f"{x}.value", node[2], depth + 1)
+            return inner and (
+                f"map_from_entries(list_transform(map_entries({e}), "
+                f"lambda {x}: {{'key': {x}.key, 'value': {inner}}}))"
+            )
+        if node[0] == "struct":
+            parts = [(name, f"struct_extract({e}, {_lit(name)})", sub) for name, sub in node[1]]
+            fixed = [(name, get, finite(get, sub, depth)) for name, get, sub in parts]
+            if all(f is None for _, _, f in fixed):
+                return None
+            fields = ", ".join(f"{_lit(name)}: {f or get}" for name, get, f in fixed)
+            return f"case when {e} is not null then {{{fields}}} end"
+        return None
+
+    return finite(expr, tree, 0) or expr
 
 
 def _id_keys(source: str, aliases: dict[str, dict[str, list[str]]] | None) -> frozenset[str]:

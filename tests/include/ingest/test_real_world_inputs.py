@@ -1368,3 +1368,78 @@ def test_nan_in_a_number_field_is_a_missing_value(settings, landing, query):
     ]
     parquet = [_strict_json(raw) for f, _, _, raw in quarantined if f.endswith(".parquet")]
     assert [(r["revenue"], r["price"]) for r in parquet] == [(None, 2.5), ("Infinity", None)]
+
+
+@pytest.mark.parametrize("alone", [False, True])
+def test_nan_and_infinity_nested_in_parquet_structs_are_json(settings, landing, query, alone):
+    """pandas' missing number is a float NaN also inside the ``context`` and ``properties``
+    structs of a Segment export written as Parquet, and in a list or map column. The row's
+    document (``raw_record`` of a quarantined row, ``raw.events._extra`` of a loaded one)
+    held the bare tokens NaN and Infinity, which no strict JSON reader takes. A nested NaN is
+    now null and an infinity the text "Infinity", as a top-level float column's; the values
+    read through aliases are as before, and a string holding the words is untouched.
+    ``alone``: a file with a ``file_index`` column, read on its own through pyarrow."""
+    nan, inf = float("nan"), float("inf")
+    props = pa.struct([("revenue", pa.float64()), ("price", pa.float32())])
+    table = pa.table(
+        {
+            "event_id": ["p1", "p2", "p3"],
+            "event_type": ["purchase"] * 3,
+            "event_ts": ["2026-06-01T10:00:00Z"] * 3,
+            "customer_id": ["c1"] * 3,
+            "order_id": ["o1", "o2", "o3"],
+            "properties": pa.array(
+                [
+                    {"revenue": 12.5, "price": inf},
+                    {"revenue": nan, "price": 2.5},
+                    {"revenue": -inf, "price": nan},
+                ],
+                props,
+            ),
+            "scores": pa.array([[1.5, nan], [], None], pa.list_(pa.float64())),
+            "weights": pa.array(
+                [[("NaN", nan)], [("a", 1.0)], [("b", -inf)]], pa.map_(pa.string(), pa.float64())
+            ),
+            "note": ['said "NaN, -Infinity"', "x", None],
+        }
+    )
+    if alone:
+        table = table.append_column("file_index", pa.array([7, 7, 7]))
+    landing.joinpath("events/dt=2026-06-01").mkdir(parents=True)
+    pq.write_table(table, landing / "events/dt=2026-06-01/e.parquet")
+    settings = dataclasses.replace(
+        settings,
+        ingest=IngestSettings(
+            field_aliases={
+                "events": {"revenue": ["properties.revenue"], "price": ["properties.price"]}
+            }
+        ),
+    )
+
+    result = run_ingest(settings, D1)
+
+    _accounting_holds(query)
+    assert query("select event_id, revenue, price from raw.events") == [("p1", 12.5, None)]
+    assert [w for w in result.warnings if "not a number" in w] == [
+        "field nulled on 1 row(s): price is not a number (in events/dt=2026-06-01/e.parquet)"
+    ]
+    (extra,) = query("select _extra from raw.events")[0]
+    extra = _strict_json(extra)
+    assert extra["properties"] == {"revenue": 12.5, "price": "Infinity"}
+    assert extra["scores"] == [1.5, None]
+    assert extra["weights"] == {"NaN": None}
+    assert extra["note"] == 'said "NaN, -Infinity"'
+    quarantined = query("select line_number, reasons, raw_record from ops.quarantine order by 1")
+    assert [(n, why) for n, why, _ in quarantined] == [
+        (2, ["purchase without revenue (looked for 'revenue', 'properties.revenue')"]),
+        (3, ["revenue is not a number (got -Infinity)"]),
+    ]
+    docs = [_strict_json(raw) for _, _, raw in quarantined]
+    assert [d["properties"] for d in docs] == [
+        {"revenue": None, "price": 2.5},
+        {"revenue": "-Infinity", "price": None},
+    ]
+    assert [(d["scores"], d["weights"]) for d in docs] == [
+        ([], {"a": 1.0}),
+        (None, {"b": "-Infinity"}),
+    ]

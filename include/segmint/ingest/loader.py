@@ -484,15 +484,25 @@ def parse_sql(
         whens = []
         for n in names[name]:
             r = read_value(n)
-            key = re.escape(json.dumps(n.rsplit(".", 1)[-1], ensure_ascii=False))
-            number = key + r"[ \t\r\n]*:[ \t\r\n]*(-?[0-9]+[.][0-9]+)[ \t\r\n]*[,}\]]"
-            text = f"regexp_extract(doc, {_lit(number)}, 1)"
+            # Where the number is: the nested path (its last key), then, for a dotted name
+            # whose path holds none, the top-level key spelt with the dots (a flattened
+            # export's "properties.order_id": 1.10 loaded as '1.1' until 2026-12-07).
+            spots = [(n.rsplit(".", 1)[-1], _pointer(n))]
+            if "." in n:
+                spots.append((n, "/" + n.replace("~", "~0").replace("/", "~1")))
+            found = []
+            for key, pointer in spots:
+                key = re.escape(json.dumps(key, ensure_ascii=False))
+                number = key + r"[ \t\r\n]*:[ \t\r\n]*(-?[0-9]+[.][0-9]+)[ \t\r\n]*[,}\]]"
+                text = f"regexp_extract(doc, {_lit(number)}, 1)"
+                found.append(
+                    f"when json_type(doc, {_lit(pointer)}) = 'DOUBLE' "
+                    f"and try_cast({text} AS DOUBLE) = try_cast({r} AS DOUBLE) then {text}"
+                )
             whens.append(
                 f"when {held(n)} is not null then case when "
                 f"regexp_full_match({r}, '-?[0-9]+[.][0-9]*[1-9]') "
-                f"and not contains(doc, '\"' || {r} || '\"') then case when "
-                f"json_type(doc, {_lit(_pointer(n))}) = 'DOUBLE' "
-                f"and try_cast({text} AS DOUBLE) = try_cast({r} AS DOUBLE) then {text} end end"
+                f"and not contains(doc, '\"' || {r} || '\"') then case {' '.join(found)} end end"
             )
         return f"case {' '.join(whens)} end"
 
@@ -2862,10 +2872,12 @@ def _ingest(ingest: Ingest, settings: Settings, as_of: date) -> StageResult:
 # Unicode spaces and zero-width characters at its ends trimmed, NFC, and one holding a C1
 # control quarantined since 2026-12-07.2; a CSV field written as Excel's text formula,
 # ="c1", read as its text since 2026-12-07.3; a CSV field quoted after a space, , "c1", read
-# without its quotes since 2026-12-07.4).
+# without its quotes since 2026-12-07.4; a flattened export's dotted key holding a JSON number
+# with a fraction, "properties.order_id": 1.10, read as written, not '1.1', and NaN in a
+# float of a Parquet struct column missing, since 2026-12-07.h114).
 # Bump it (a date; ".2" after it for a second bump that day) when a release reads some ids
 # otherwise: raw rows an earlier release loaded are then checked once.
-ID_RULE_VERSION = "2026-12-07.4"
+ID_RULE_VERSION = "2026-12-07.h114"
 # A whole quoted CSV field.
 QUOTED_FIELD_RE = '"(?:[^"]|"")*"'
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from segmint import validation
-from segmint.config import ConfigError, load_settings
+from segmint.config import ConfigError, IngestSettings, load_settings
 from segmint.ingest import check_quality_gate, loader, run_ingest
 from segmint.ingest.contract import (
     FALSE_WORDS,
@@ -1782,4 +1782,50 @@ def test_phones_and_postal_codes_written_as_whole_floats_lose_the_point_zero(
         ("2", "3015123456", "+493015123456", "10115", "10115"),
         ("3", None, None, None, None),
         ("4", None, None, None, None),
+    ]
+
+
+def test_a_flat_dotted_id_written_as_a_json_number_follows_the_top_level_id_rules(
+    settings, landing, query, tmp_path, monkeypatch
+):
+    """A flattened export writes a nested id under one key spelt with dots
+    (``{"properties.order_id": 1.10}``: pandas' ``json_normalize`` of a float column). Such
+    a key was read as the double printed anew, the order 1.10 loaded as '1.1' (the order
+    1.1), where the same number at the top level or in the nested object loads as written.
+    It now follows the same rules: a fraction as written, a whole float as its integer."""
+    settings = dataclasses.replace(
+        settings,
+        ingest=IngestSettings(
+            field_aliases={
+                "events": {
+                    "customer_id": ["context.traits.user_id"],
+                    "order_id": ["properties.order_id"],
+                }
+            }
+        ),
+    )
+    head = '"event_type": "purchase", "event_ts": "2026-06-01T10:00:00Z", "revenue": 1'
+    write_jsonl(
+        landing / "events/dt=2026-06-01/e.jsonl",
+        [
+            # the top level, the nested object and the flat key: the same numbers
+            f'{{"event_id": "t1", {head}, "customer_id": 12.0, "order_id": 1.10}}',
+            f'{{"event_id": "n1", {head}, "context": {{"traits": {{"user_id": 12.0}}}}, '
+            '"properties": {"order_id": 1.10}}',
+            f'{{"event_id": "f1", {head}, "context.traits.user_id": 12.0, '
+            '"properties.order_id": 1.10}',
+            f'{{"event_id": "f2", {head}, "context.traits.user_id": 1234567890.1234567890, '
+            '"properties.order_id": 1001.5}',
+            f'{{"event_id": "f3", {head}, "context.traits.user_id":7.50,'
+            '"properties.order_id":-0.0}',
+        ],
+    )
+    _run_both_ways(settings, tmp_path, monkeypatch)
+    _accounting_holds(query)
+    assert query("select event_id, customer_id, order_id from raw.events order by 1") == [
+        ("f1", "12", "1.10"),
+        ("f2", "1234567890.1234567890", "1001.5"),
+        ("f3", "7.50", "0"),
+        ("n1", "12", "1.10"),
+        ("t1", "12", "1.10"),
     ]

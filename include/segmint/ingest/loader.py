@@ -101,6 +101,9 @@ log = logging.getLogger(__name__)
 _TEXT_KINDS = ("ts", "date", "decimal", "int", "double", "bool")
 # Kinds of number fields, whose NaN is no value (parse_sql).
 _NUMBER_KINDS = ("decimal", "int", "double")
+# Kinds of text fields, which a dotted name stopping at a JSON object or list reads no value
+# of (parse_sql); the other kinds' rules name such a value (an id's, a number's, ...).
+_TEXT_FIELD_KINDS = ("text", "lower", "upper", "number_text", "email", "country")
 # New files are staged, validated and written in batches of about this many bytes of text
 # (a gzip file counts six times its size): about 2.5 million events, whose staged rows
 # (~370 bytes each) stay within the default memory limit ([ingest] duckdb_memory_limit, 2GB).
@@ -301,6 +304,21 @@ def array_parents(names: list[str]) -> list[str]:
     return out[:MAX_ARRAY_PARENTS]
 
 
+def container_names(source: str, names: dict[str, tuple[str, ...]]) -> list[str]:
+    """The dotted landing names of ``source``'s text fields (``names``: :func:`field_names`),
+    in order. Bit ``len(array_parents(...)) + k`` of a staged row's ``_arrays`` says the
+    ``k``-th holds a non-empty JSON object or list in its record, which a text field does
+    not read (``parse_sql``); the bits after the parents' (62 in all) are not set."""
+    kinds = {f.name: f.kind for f in FIELDS[source]}
+    return [
+        n
+        for field, ns in names.items()
+        if kinds[field] in _TEXT_FIELD_KINDS
+        for n in ns
+        if "." in n
+    ]
+
+
 def parse_sql(
     source: str,
     rel: str,
@@ -409,6 +427,36 @@ def parse_sql(
                         select *, {flat_reads}
                         from (select *, {flat_docs} from {parsed})
                     )"""
+    # A dotted name of a text field that stops at a JSON object or list (a path stopping
+    # short: product_category = ["properties.tags"] on ["sale", "shoes"], page_url =
+    # ["context.page"] on Segment's page object) holds no value of it: its JSON text loaded
+    # as the category, in silence. Its value is NULL (the next name is read) and _bx<k> says
+    # why, once per row: 1 an empty object or list ([], {}: nothing to read), 2 another (the
+    # night's warning). Only a value starting with '[' or '{' is looked up in the document,
+    # in the nested object, else under the key spelt with the dots.
+    containers = container_names(source, names)
+    boxes = {n: f"_bx{k}" for k, n in enumerate(containers)}
+    if boxes:
+
+        def boxed(n: str) -> str:
+            v = flat_cols[n]
+            nested = f"json_type(doc, {_lit(_pointer(n))})"
+            flat = f"json_type(doc, {_lit('/' + n.replace('~', '~0').replace('/', '~1'))})"
+            return (
+                f"case when (starts_with({v}, '[') or starts_with({v}, '{{')) "
+                f"and coalesce(nullif({nested}, 'NULL'), {flat}) in ('ARRAY', 'OBJECT') "
+                f"then case when {v} in ('[]', '{{}}') then 1 else 2 end end as {boxes[n]}"
+            )
+
+        unboxed = ", ".join(
+            f"case when {boxes[n]} is null then {flat_cols[n]} end as {flat_cols[n]}"
+            for n in containers
+        )
+        parsed = f"""(
+                        select * replace ({unboxed})
+                        from (select *, {", ".join(map(boxed, containers))} from {parsed})
+                    )"""
+        dropped += "".join(f", {c}" for c in boxes.values())
     if csv_files:
         parsed = f"""(
                         select *, {clean_cols}
@@ -641,7 +689,8 @@ def parse_sql(
     # key is written before a '[' somewhere in the text (a substring search): a record whose
     # object holds the names, or whose text holds no such array, is not parsed again.
     bits = []
-    for k, parent in enumerate(array_parents(landing)):
+    parents = array_parents(landing)
+    for k, parent in enumerate(parents):
         key = json.dumps(parent.rsplit(".", 1)[-1], ensure_ascii=False)
         below = [n[len(parent) + 1 :] for n in landing if n.startswith(parent + ".")]
         children = {n.split(".")[0] for n in below}
@@ -651,6 +700,9 @@ def parse_sql(
             f"and (contains(doc, {_lit(key + ':[')}) or contains(doc, {_lit(key + ': [')})) "
             f"and json_array_length(doc, {_lit(_pointer(parent))}) > 0 then {1 << k} else 0 end"
         )
+    # Bit len(parents) + k where containers[k] holds a non-empty JSON object or list.
+    for k, name in enumerate(containers[: MAX_ARRAY_PARENTS - len(parents)]):
+        bits.append(f"case when {boxes[name]} = 2 then {1 << (len(parents) + k)} else 0 end")
     cols.append(f"nullif({' + '.join(bits) or '0'}, 0)::BIGINT as _arrays")
     if source == "events":
         cols.append(
@@ -1002,6 +1054,20 @@ class Ingest:
     def _warn_arrays(self, source: str, arrays: dict[str, int]) -> None:
         names = field_names(source, self.aliases)
         parents = array_parents([n for f in FIELDS[source] for n in names[f.name]])
+        # A text field's dotted name holding an object or a list (parse_sql): one warning an
+        # alias, naming its files.
+        for k, alias in enumerate(container_names(source, names)):
+            bit = len(parents) + k
+            paths = sorted(p for p, mask in arrays.items() if bit < 63 and mask & (1 << bit))
+            if not paths:
+                continue
+            field = next(f for f, ns in names.items() if alias in ns)
+            self.batch_warnings.append(
+                f"{len(paths)} {source} file(s) hold a JSON object or list at the alias "
+                f"{alias!r} of {field}, a text field: it reads no value from those records "
+                f"({_some(paths)}); name the path of the value inside the object, or flatten "
+                "the list before landing ([ingest] field_aliases)"
+            )
         for f in FIELDS[source]:
             for alias in names[f.name]:
                 crossed = [

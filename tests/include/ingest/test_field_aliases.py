@@ -10,6 +10,8 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from segmint.config import ConfigError, IngestSettings, load_settings
@@ -1473,4 +1475,79 @@ def test_dotted_aliases_into_parquet_maps_and_lists_are_no_missing_column(settin
         "those records (events/dt=2026-06-01/spark.parquet); a dotted name is a path into "
         "JSON objects, never into an array. Flatten the array before landing (a jq recipe: "
         'docs/data-contract.md, "Public datasets"), or drop the alias ([ingest] field_aliases)'
+    ]
+
+
+def test_a_dotted_alias_stopping_at_an_object_or_list_reads_no_text(settings, landing, query):
+    """A dotted alias whose value is a JSON object or list (``product_category =
+    ["properties.tags"]`` on a list of tags, ``page_url = ["context.page"]`` on Segment's
+    page object) loaded the JSON text into the text field, ``["a","b"]`` as the category,
+    in silence. It now holds no value (the next name is read), in a JSON line (nested or
+    flat) and a Parquet struct alike, and the night warns once, naming the alias, the field
+    and the files; an empty one is no warning; a CSV cell is text as written; an id holding
+    one is still quarantined."""
+    settings = _with_ingest(
+        settings,
+        IngestSettings(
+            field_aliases={
+                "events": {
+                    "product_category": ["properties.tags", "properties.category"],
+                    "page_url": ["context.page"],
+                    "order_id": ["properties.order"],
+                }
+            }
+        ),
+    )
+    day = landing / "events/dt=2026-06-01"
+    base = {"event_type": "page_view", "event_ts": "2026-06-01T10:00:00Z", "customer_id": "c1"}
+    nested = {"properties": {"tags": ["a", "b"], "category": "shoes"}, "context": {"page": {}}}
+    write_jsonl(
+        day / "e.jsonl",
+        [
+            {"event_id": "j1", **base, **nested},
+            {"event_id": "j2", **base, "properties": {"tags": "[sale] x"}},
+            {"event_id": "j3", **base, "properties.tags": {"k": "v"}, "context.page": "u3"},
+            {"event_id": "j4", **base, "properties": {"tags": []}},
+            {"event_id": "j5", **base, "event_type": "purchase", "revenue": 1,
+             "properties": {"order": {"id": "o1"}}},
+        ],
+    )  # fmt: skip
+    write_jsonl(day / "clean.jsonl", [{"event_id": "k1", **base, "properties": {"tags": {}}}])
+    pq.write_table(
+        pa.Table.from_pylist([{"event_id": "q1", **base, "properties": nested["properties"]}]),
+        day / "e.parquet",
+    )
+    write_lines(
+        day / "e.csv",
+        [
+            "event_id,event_type,event_ts,customer_id,properties.tags",
+            'v1,page_view,2026-06-01T10:00:00Z,c1,"[""a""]"',
+        ],
+    )
+
+    result = run_ingest(settings, D1)
+
+    assert query("select event_id, product_category, page_url from raw.events order by 1") == [
+        ("j1", "shoes", None),
+        ("j2", "[sale] x", None),
+        ("j3", None, "u3"),
+        ("j4", None, None),
+        ("k1", None, None),
+        ("q1", "shoes", None),
+        ("v1", '["a"]', None),
+    ]
+    # The object or list stays in _extra, as the parent of a nested name does.
+    assert query("select _extra from raw.events where event_id = 'j3'") == [
+        ('{"properties.tags":{"k":"v"}}',)
+    ]
+    assert query("select line_number, reasons from ops.quarantine") == [
+        (5, ["an id field holds a JSON object or array, not an id (got order_id)"])
+    ]
+    warned = [w for w in result.warnings if "JSON object or list" in w]
+    assert warned == [
+        "2 events file(s) hold a JSON object or list at the alias 'properties.tags' of "
+        "product_category, a text field: it reads no value from those records "
+        "(events/dt=2026-06-01/e.jsonl, events/dt=2026-06-01/e.parquet); name the path of "
+        "the value inside the object, or flatten the list before landing ([ingest] "
+        "field_aliases)"
     ]

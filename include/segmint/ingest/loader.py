@@ -1011,6 +1011,16 @@ class Ingest:
                 "otherwise now? ([ingest] field_aliases)"
             )
 
+    def dotted_ids(self) -> dict[str, frozenset[str]]:
+        """Per source, the id fields read through a dotted alias (``context.traits.user_id``)."""
+        out = {}
+        for source, fields in FIELDS.items():
+            names = field_names(source, self.aliases)
+            out[source] = frozenset(
+                f.name for f in fields if f.kind == "id" and any("." in n for n in names[f.name])
+            )
+        return out
+
     def warn_names(self) -> None:
         """Say which CSV/Parquet files have no column for a field given aliases
         (``unmatched``), which aliases cross a JSON array in which files (``arrays``: such an
@@ -2906,7 +2916,7 @@ def _ingest(ingest: Ingest, settings: Settings, as_of: date) -> StageResult:
         # could not be written (a full disk): its batches are loaded, their results kept.
         if (outcomes and ingest._validator is not None) or docs_pending(*ingest.docs_dirs):
             ingest.validator.build_docs()
-        ingest.stale_ids = [] if ids_checked else _ids_read_otherwise(con)
+        ingest.stale_ids = [] if ids_checked else _ids_read_otherwise(con, ingest.dotted_ids())
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -2981,9 +2991,11 @@ def _ids_checked(con: duckdb.DuckDBPyConnection, now: datetime) -> bool:
     return True
 
 
-def _stale_id_sql(c: str) -> tuple[str, str]:
+def _stale_id_sql(c: str, fractions_before: datetime | None = None) -> tuple[str, str]:
     """SQL over a raw row: ``(matched, example)``, whether its id column ``c`` holds an id an
-    earlier segmint stored and this one reads otherwise, and what it reads now."""
+    earlier segmint stored and this one reads otherwise, and what it reads now.
+    ``fractions_before``: rows loaded before it may hold a JSON number with a fraction as
+    its double prints it (:func:`_fractions_read_since`)."""
     words = ", ".join(_lit(w) for w in NULL_WORDS)
     read = cast_sql("id", id_clean_sql(c))
     shown = f"case when length({c}) > 40 then left({c}, 40) || '...' else {c} end"
@@ -3031,6 +3043,22 @@ def _stale_id_sql(c: str) -> tuple[str, str]:
             f"or regexp_matches({c}, {_lit(ID_CONTROL_RE)})",
             "'is now quarantined'",
         ),
+        # A JSON number with a fraction stored as its double prints it (1.10 as '1.1'): the
+        # raw row cannot tell it from a JSON string "1.1", which still loads as it is.
+        *(
+            [
+                (
+                    f"contains({c}, '.') and _loaded_at < {_lit(str(fractions_before))} "
+                    f"and not contains(_source_file, '.csv') "
+                    f"and not contains(_source_file, '.parquet') "
+                    f"and regexp_full_match({c}, '-?[0-9]+[.][0-9]*[1-9]')",
+                    "'is now read as its file writes it, if that was a JSON number with more "
+                    "digits than a float keeps (1.10 was stored as ''1.1'')'",
+                )
+            ]
+            if fractions_before
+            else []
+        ),
         # Read otherwise: 123.0 as 123, '555 as 555, an id of invisible characters only as
         # missing (only an id whose first character is no printable ASCII one may be), a
         # no-break space or BOM at an end trimmed and NFD read as NFC (only one beyond ASCII).
@@ -3050,7 +3078,30 @@ def _stale_id_sql(c: str) -> tuple[str, str]:
     return f"({matched})", example
 
 
-def _ids_read_otherwise(con: duckdb.DuckDBPyConnection) -> list[str]:
+# The first id rule reading a JSON number with a fraction as the record writes it (1.10, not
+# the double's '1.1'); a dotted alias's key spelt with the dots ("properties.order_id":
+# 1.10) only since 2026-12-07.h114.
+FRACTIONS_AS_WRITTEN = "2026-12-07"
+
+
+def _fractions_read_since(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """When this warehouse's rows began to be loaded by a release reading a JSON number with
+    a fraction as written (:data:`FRACTIONS_AS_WRITTEN`): the first night of such a release
+    on it (``ops.id_rule_upgrade``); None when the warehouse began under one (its first id
+    rule recorded, in ``ops.id_rule``, is one, with no upgrade before it)."""
+    rules = con.execute(
+        "select version, since, upgrade from ("
+        "select version, began_at as since, true as upgrade from ops.id_rule_upgrade union all "
+        "select version, checked_at, false from ops.id_rule) order by since, upgrade desc"
+    ).fetchall()
+    if rules and not rules[0][2] and rules[0][0] >= FRACTIONS_AS_WRITTEN:
+        return None
+    return min((at for version, at, _ in rules if version >= FRACTIONS_AS_WRITTEN), default=None)
+
+
+def _ids_read_otherwise(
+    con: duckdb.DuckDBPyConnection, dotted: dict[str, frozenset[str]] | None = None
+) -> list[str]:
     """Warnings for raw rows whose ids an earlier segmint stored as written and this one
     reads otherwise (:data:`ID_RULE_VERSION`), or, from a CSV file, as a database dump's
     missing value (``NULL``, ``\\N``: one customer holding every guest's orders), or now
@@ -3060,14 +3111,18 @@ def _ids_read_otherwise(con: duckdb.DuckDBPyConnection) -> list[str]:
     on the other; or several customers stay one. Only rows loaded before this version's
     first run are looked at (``ops.id_rule_upgrade``), so once none matches, ``ops.id_rule``
     records the version and later nights skip the scan; until then the warning stands each
-    night, until ``segmint ingest --reload-since`` reads their files again."""
+    night, until ``segmint ingest --reload-since`` reads their files again. ``dotted``: per
+    source, the id fields the settings read through a dotted alias (whose key spelt with the
+    dots, a flattened export's, kept a number's fraction only since 2026-12-07.h114)."""
     warnings = []
     (began,) = con.execute(
         "select began_at from ops.id_rule_upgrade where version = ?", [ID_RULE_VERSION]
     ).fetchone()
+    fractions = _fractions_read_since(con)
     for source, table in RAW_TABLE.items():
         ids = [f.name for f in FIELDS[source] if f.kind == "id"]
-        sql = [_stale_id_sql(c) for c in ids]
+        flat = (dotted or {}).get(source, frozenset())
+        sql = [_stale_id_sql(c, began if c in flat else fractions) for c in ids]
         matched = " or ".join(m for m, _ in sql)
         example = ", ".join(e for _, e in sql)
         n, first, shown = con.execute(

@@ -1829,3 +1829,85 @@ def test_a_flat_dotted_id_written_as_a_json_number_follows_the_top_level_id_rule
         ("n1", "12", "1.10"),
         ("t1", "12", "1.10"),
     ]
+
+
+def _as_loaded_by(settings, version: str, updates: list[str]) -> None:
+    """The warehouse as a release of id rule ``version`` left it: its rows loaded on
+    2026-12-06 20:00 (``updates``: how it stored them), that rule recorded."""
+    con = duckdb.connect(str(settings.warehouse))
+    for sql in updates:
+        con.execute(sql)
+    con.execute("update raw.events set _loaded_at = '2026-12-06 20:00'")
+    con.execute("delete from ops.id_rule")
+    con.execute("drop table if exists ops.id_rule_upgrade")
+    con.execute("insert into ops.id_rule values (?, '2026-12-06 20:00')", [version])
+    con.close()
+
+
+def test_ids_a_release_before_2026_12_07_stored_as_a_float_prints_them_are_named(
+    settings, landing, query
+):
+    """A release before 2026-12-07 read an id written as a JSON number with a fraction as
+    the double printed anew: the product 1.10 is '1.1' in its warehouse, and the same
+    product loads as '1.10' now, two products; the upgrade's check said nothing. Such a row
+    (an id of a JSON file that a double prints so) is now named, "if that was a JSON number"
+    (the row cannot tell it from a JSON string "1.1", which loads as it is). An id written
+    as text is never said to change: a CSV's '1.10' stays '1.10', never '1.1'. A warehouse
+    that began under 2026-12-07 or later read them as written: nothing to name."""
+    head = '"event_type": "product_view", "event_ts": "2026-06-01T10:00:00Z"'
+    write_jsonl(
+        landing / "events/dt=2026-06-01/e.jsonl",
+        [
+            f'{{"event_id": "j1", {head}, "customer_id": "c1", "product_id": 1.10}}',
+            f'{{"event_id": "j2", {head}, "customer_id": "1.1"}}',
+        ],
+    )
+    write_lines(
+        landing / "events/dt=2026-06-01/e.csv",
+        [
+            "event_id,event_type,event_ts,customer_id,product_id,session_id",
+            "c1,product_view,2026-06-01T10:00:00Z,1.10,1.050,10.50",
+        ],
+    )
+    run_ingest(settings, D1)
+    stored = "update raw.events set product_id = '1.1' where event_id = 'j1'"
+    _as_loaded_by(settings, "2026-12-06", [stored])
+
+    result = run_ingest(settings, D1)
+    (said,) = [w for w in result.warnings if "loaded by an earlier segmint" in w]
+    assert said.startswith("raw.events holds 2 row(s) loaded by an earlier segmint")
+    assert any(
+        f"{example} is now read as its file writes it, if that was a JSON number with more "
+        "digits than a float keeps (1.10 was stored as '1.1'); the first in partition "
+        "2026-06-01)" in said
+        for example in ("customer_id '1.1'", "product_id '1.1'")
+    ), said
+    run_ingest(settings, D1, reload_since=D1)
+    assert query(
+        "select event_id, customer_id, product_id, session_id from raw.events order by 1"
+    ) == [
+        ("c1", "1.10", "1.050", "10.50"),
+        ("j1", "c1", "1.10", None),
+        ("j2", "1.1", None, None),
+    ]
+    assert query("select version from ops.id_rule order by 1") == [
+        ("2026-12-06",),
+        (loader.ID_RULE_VERSION,),
+    ]
+
+    # Loaded by 2026-12-07 (its first rule): the rows were read as written ...
+    _as_loaded_by(settings, "2026-12-07", [])
+    assert not [w for w in run_ingest(settings, D1).warnings if "earlier segmint" in w]
+    assert query("select version from ops.id_rule order by 1") == [
+        ("2026-12-07",),
+        (loader.ID_RULE_VERSION,),
+    ]
+    # ... but for a dotted alias's key spelt with the dots (until 2026-12-07.h114).
+    dotted = dataclasses.replace(
+        settings,
+        ingest=IngestSettings(field_aliases={"events": {"customer_id": ["context.user_id"]}}),
+    )
+    _as_loaded_by(settings, "2026-12-07.4", [])
+    (said,) = [w for w in run_ingest(dotted, D1).warnings if "earlier segmint" in w]
+    assert said.startswith("raw.events holds 1 row(s) loaded by an earlier segmint")
+    assert "(customer_id '1.1' is now read as its file writes it, if that was" in said

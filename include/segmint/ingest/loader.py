@@ -2950,10 +2950,10 @@ def _ingest(ingest: Ingest, settings: Settings, as_of: date) -> StageResult:
 # ="c1", read as its text since 2026-12-07.3; a CSV field quoted after a space, , "c1", read
 # without its quotes since 2026-12-07.4; a flattened export's dotted key holding a JSON number
 # with a fraction, "properties.order_id": 1.10, read as written, not '1.1', and NaN in a
-# float of a Parquet struct column missing, since 2026-12-07.h114).
+# float of a Parquet struct column missing, since 2026-12-07.5).
 # Bump it (a date; ".2" after it for a second bump that day) when a release reads some ids
 # otherwise: raw rows an earlier release loaded are then checked once.
-ID_RULE_VERSION = "2026-12-07.h114"
+ID_RULE_VERSION = "2026-12-07.5"
 # A whole quoted CSV field.
 QUOTED_FIELD_RE = '"(?:[^"]|"")*"'
 
@@ -3080,7 +3080,7 @@ def _stale_id_sql(c: str, fractions_before: datetime | None = None) -> tuple[str
 
 # The first id rule reading a JSON number with a fraction as the record writes it (1.10, not
 # the double's '1.1'); a dotted alias's key spelt with the dots ("properties.order_id":
-# 1.10) only since 2026-12-07.h114.
+# 1.10) only since 2026-12-07.5.
 FRACTIONS_AS_WRITTEN = "2026-12-07"
 
 
@@ -3113,7 +3113,7 @@ def _ids_read_otherwise(
     records the version and later nights skip the scan; until then the warning stands each
     night, until ``segmint ingest --reload-since`` reads their files again. ``dotted``: per
     source, the id fields the settings read through a dotted alias (whose key spelt with the
-    dots, a flattened export's, kept a number's fraction only since 2026-12-07.h114)."""
+    dots, a flattened export's, kept a number's fraction only since 2026-12-07.5)."""
     warnings = []
     (began,) = con.execute(
         "select began_at from ops.id_rule_upgrade where version = ?", [ID_RULE_VERSION]

@@ -1902,7 +1902,7 @@ def test_ids_a_release_before_2026_12_07_stored_as_a_float_prints_them_are_named
         ("2026-12-07",),
         (loader.ID_RULE_VERSION,),
     ]
-    # ... but for a dotted alias's key spelt with the dots (until 2026-12-07.h114).
+    # ... but for a dotted alias's key spelt with the dots (until 2026-12-07.5).
     dotted = dataclasses.replace(
         settings,
         ingest=IngestSettings(field_aliases={"events": {"customer_id": ["context.user_id"]}}),

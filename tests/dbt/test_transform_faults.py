@@ -49,7 +49,12 @@ def test_a_dbt_build_without_room_says_so_and_the_rerun_completes(
     new_warehouse(settings.warehouse, after=True)
     args = ["--config", tmp_path / "segmint.toml", "transform"]
     args += ["--warehouse", settings.warehouse, "--as-of", END.isoformat()]
-    limit = settings.warehouse.stat().st_size + 2**16
+    # Room for dbt's own artifacts (the manifest outgrew the warehouse file as models were
+    # added: the limit then stopped dbt before any node), not for the night's tables.
+    target = full_warehouse.parent / "dbt" / "target"
+    artifacts = [target / "manifest.json", target / "partial_parse.msgpack"]
+    limit = max([settings.warehouse.stat().st_size] + [a.stat().st_size for a in artifacts])
+    limit += 2**16
     faulted = cli_with_file_size_limit(limit, *args)
     assert faulted.returncode == 1, faulted.stderr
     first = faulted.stderr.splitlines()[0]
@@ -94,7 +99,12 @@ def test_a_closing_checkpoint_without_room_fails_the_stage_and_the_rerun_complet
     wal = settings.warehouse.with_name(settings.warehouse.name + ".wal")
     # Room for dbt's writes (its log, its artifacts, the write-ahead log of a night's
     # increment), not for the checkpoint that grows the file.
-    limit = settings.warehouse.stat().st_size + 2**16
+    # Room for dbt's own artifacts (the manifest outgrew the warehouse file as models were
+    # added: the limit then stopped dbt before any node), not for the night's tables.
+    target = full_warehouse.parent / "dbt" / "target"
+    artifacts = [target / "manifest.json", target / "partial_parse.msgpack"]
+    limit = max([settings.warehouse.stat().st_size] + [a.stat().st_size for a in artifacts])
+    limit += 2**16
     faulted = cli_with_file_size_limit(limit, *args)
     assert wal.exists(), "the checkpoint found room: the test no longer tests it"
     assert faulted.returncode == 1, faulted.stderr

@@ -19,3 +19,34 @@
         'max_content_pages_unconverted_session_30d',
     ]) }}
 {%- endmacro %}
+
+{#- Every customer's daily activity: customer_daily_activity (attributed when it happened,
+    attributed_from_date = activity_date) and the anonymous days before each anonymous id's
+    first link, counted for its first linked customer from the link's UTC day on
+    (int_anonymous_activity_attributed), with the columns of customer_daily_activity. A
+    customer may have several rows a day (one of their own, one per anonymous id): readers
+    sum, or take the min or max. Point-in-time readers keep attributed_from_date <= their
+    as-of date (activity_date is earlier or equal). The list is written here, not in a
+    macro of its own: sqlfluff's templater cannot render a macro calling one that returns. -#}
+{% macro attributed_daily_activity() -%}
+    {%- set columns = [
+        'sessions', 'page_views', 'product_views', 'searches', 'cart_adds', 'orders', 'revenue',
+        'refunded_amount', 'email_opens', 'email_clicks', 'session_duration_s', 'mobile_sessions',
+        'carted_sessions', 'abandoned_cart_sessions', 'max_content_pages_unconverted_session',
+        'first_seen_at', 'last_seen_at', 'first_order_at', 'last_order_at', 'last_cart_add_at',
+        'first_purchase_at', 'last_purchase_at', '_loaded_at',
+    ] -%}
+    select
+        customer_id,
+        activity_date,
+        activity_date as attributed_from_date,
+        {{ columns | join(",\n        ") }}
+    from {{ ref('customer_daily_activity') }}
+    union all
+    select
+        customer_id,
+        activity_date,
+        attributed_from_date,
+        {{ columns | join(",\n        ") }}
+    from {{ ref('int_anonymous_activity_attributed') }}
+{%- endmacro %}

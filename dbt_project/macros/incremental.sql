@@ -3,8 +3,12 @@
     int_events_sessionised was built, or attribution changed by a late login), plus the
     dates of int_events_sessionised rows loaded after the newest load the model itself holds
     (its `_loaded_at` watermark: a model that missed a run, say because a test upstream
-    failed, catches up). Returns a list of ISO date strings; empty when nothing changed. -#}
-{% macro event_dates_to_rebuild() -%}
+    failed, catches up). With watermark=false, the marked dates only: for a model whose rows
+    may stop coming (int_anonymous_daily_activity: a shop whose visitors all log in), whose
+    stale watermark would otherwise rebuild every day since its last row every night (the
+    days a failed run left are marked again anyway: int_event_dates_pending). Returns a list
+    of ISO date strings; empty when nothing changed. -#}
+{% macro event_dates_to_rebuild(watermark=true) -%}
     {%- if not execute or not is_incremental() -%}
         {{ return([]) }}
     {%- endif -%}
@@ -23,7 +27,7 @@
         select cast(event_date as {{ dbt.type_string() }}) as event_date
         from {{ changed }}
         where is_rebuilt
-        {% if events and this.identifier != 'int_events_sessionised' -%}
+        {% if watermark and events and this.identifier != 'int_events_sessionised' -%}
             union
             select distinct cast(event_date as {{ dbt.type_string() }}) as event_date
             from {{ events }}

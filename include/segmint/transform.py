@@ -99,7 +99,7 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # a reload leaving fewer events did (customer_product_daily kept a deleted visitor's line);
 # a one-event copy of an order sent line by line more than cart_lookback_days earlier buys
 # nothing in an incremental run too (it bought the cart when its day was rebuilt).
-MODEL_LOGIC_VERSION = "2026-12-07.7"
+MODEL_LOGIC_VERSION = "2026-12-07.h113"
 # A full refresh builds the snapshots asked for, the cut-offs too; the past snapshots the
 # feature history held before are rebuilt after it (_keep_history, _restore_history).
 _WITH_CUTOFFS = "with the cut-off snapshots"

@@ -1,5 +1,7 @@
 """An independent pandas computation of what the marts must contain, straight from the raw
-rows, following the documented rules (docs/models.md): point-in-time attribution, sessions
+rows, following the documented rules (docs/models.md): point-in-time attribution (and a
+visitor's anonymous days before the first login counted for the first linked customer from
+the login's day on), sessions
 (session_id, else 30 minutes of inactivity per person, cut at midnight UTC; purchases alone
 are none), first purchase
 event per order wins."""
@@ -85,17 +87,31 @@ def sessions(ev: pd.DataFrame) -> pd.DataFrame:
     both = pd.concat([with_id, no_id[visit]])
     return both.groupby(["person", "day", "part"], as_index=False).agg(
         customer=("customer", "max"),
+        anonymous_id=("anonymous_id", "min"),
         started=("ts", "min"),
         ended=("ts", "max"),
         events=("event_id", "count"),
     )
 
 
+def _as_of_customer(frame: pd.DataFrame, ev: pd.DataFrame, as_of: date) -> pd.Series:
+    """Each row's customer as of ``as_of``: its own, else its anonymous id's first linked
+    customer when the link's day is ``as_of`` or earlier."""
+    first = (
+        ev.dropna(subset=["customer_id", "anonymous_id"])
+        .sort_values(["ts", "customer_id"])
+        .drop_duplicates("anonymous_id")
+        .set_index("anonymous_id")
+    )
+    linked = first[first["day"] <= pd.Timestamp(as_of)]["customer_id"]
+    return frame["customer"].fillna(frame["anonymous_id"].map(linked))
+
+
 def orders(ev: pd.DataFrame) -> pd.DataFrame:
     buys = ev[(ev["event_type"] == "purchase") & ev["order_id"].notna()]
     ordered = buys.sort_values(["ts", "event_id"])
     first = ordered.drop_duplicates("order_id", keep="first")
-    out = first[["order_id", "customer", "ts", "revenue"]].copy()
+    out = first[["order_id", "customer", "ts", "revenue", "anonymous_id"]].copy()
     # No customer on the winning event: the first purchase event's of the order with one.
     known = ordered.dropna(subset=["customer"]).drop_duplicates("order_id", keep="first")
     out["customer"] = out["customer"].fillna(
@@ -109,12 +125,16 @@ def customer_figures(ev: pd.DataFrame, as_of: date) -> pd.DataFrame:
     """Per customer as of a date: orders, revenue, recency, 30-day sessions."""
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     ev = ev[ev["ts"] < end]
-    o = orders(ev).dropna(subset=["customer"])
+    o = orders(ev)
+    o["customer"] = _as_of_customer(o, ev, as_of)
+    o = o.dropna(subset=["customer"])
     per = o.groupby("customer").agg(
         order_count=("order_id", "count"), revenue_total=("revenue", "sum"), last=("ts", "max")
     )
     per["recency_days"] = (pd.Timestamp(as_of) - per["last"].dt.floor("D")).dt.days
-    s = sessions(ev).dropna(subset=["customer"])
+    s = sessions(ev)
+    s["customer"] = _as_of_customer(s, ev, as_of)
+    s = s.dropna(subset=["customer"])
     recent = s[s["day"] > pd.Timestamp(as_of) - pd.Timedelta(days=30)]
     per = per.join(recent.groupby("customer").size().rename("sessions_30d"), how="outer")
     return per.drop(columns="last")

@@ -112,8 +112,10 @@ def test_only_the_order_without_any_identity_is_quarantined(warehouse: Path) -> 
 
 def test_guest_orders_are_the_customers_with_their_address(warehouse: Path) -> None:
     # Ann's guest order after her own is hers; so is Ben's guest order before he registered
-    # that day. Cleo's guest order of the day before she registered stays a visitor's:
-    # attribution never rewrites a past day (docs/models.md, "Who did what").
+    # that day. Cleo's guest order of the day before she registered keeps no customer in
+    # marts.orders (who it was then), and counts for her in the features from the day she
+    # registered on, never in the snapshot of the day before (docs/models.md, "Who did
+    # what").
     assert fetch(
         warehouse, "select order_id, customer_id, revenue::double from marts.orders order by 1"
     ) == [
@@ -128,4 +130,18 @@ def test_guest_orders_are_the_customers_with_their_address(warehouse: Path) -> N
         warehouse,
         "select customer_id, order_count, revenue_total::double from marts.customer_features "
         "order by 1",
-    ) == [("7", 2, 65.0), ("8", 2, 45.0), ("9", 1, 20.0)]
+    ) == [("7", 2, 65.0), ("8", 2, 45.0), ("9", 2, 70.0)]
+    assert fetch(
+        warehouse,
+        "select as_of_date, customer_id, order_count from marts.customer_feature_history "
+        "order by 1, 2",
+    ) == [
+        (date(2026, 6, 1), "7", 1),
+        (date(2026, 6, 1), "8", 2),
+        (AS_OF, "7", 2),
+        (AS_OF, "8", 2),
+        (AS_OF, "9", 2),
+    ]
+    assert fetch(warehouse, "select order_count from marts.customers where customer_id = '9'") == [
+        (2,)
+    ]

@@ -66,6 +66,7 @@ def _events() -> dict[str, list[dict]]:
     view("c7", "2026-06-20T23:50:00Z", "s7")
     view("c7", "2026-06-21T00:10:00Z", "s7")
     # a8: anonymous on 06-14 and 06-15, logged in as c8 on 06-15: that day's browsing is c8's
+    # in every table; 06-14's counts for c8 in the features from 06-15 on
     add("2026-06-14", event_type="page_view", anonymous_id="a8",
         event_ts="2026-06-14T10:00:00Z", session_id="s8a")  # fmt: skip
     add("2026-06-15", event_type="page_view", anonymous_id="a8",
@@ -151,8 +152,9 @@ def test_features_follow_the_definitions(warehouse: Path) -> None:
                0, 0, 0, 0, 0, m("0.00"), None, None),
         "c7": (d(2026, 6, 20, 23, 50), None, 0, m("0.00"), m("0.00"), None, 10,
                0, 2, 2, 0, 0, m("0.00"), 9, 9),
-        "c8": (d(2026, 6, 15, 10), None, 0, m("0.00"), m("0.00"), None, 15,
-               0, 1, 1, 0, 0, m("0.00"), 15, 15),
+        # the anonymous 06-14 before the login of 06-15 is c8's (first seen, tenure, visits)
+        "c8": (d(2026, 6, 14, 10), None, 0, m("0.00"), m("0.00"), None, 16,
+               0, 2, 2, 0, 0, m("0.00"), 15, 15),
         # windows (D - N, D]: 06-23 is out of 7 days, 05-31 of 30, 04-01 of 90
         "c9": (d(2026, 4, 1, 12), d(2026, 6, 1, 12, 0, 1), 3, m("41.00"), m("0.00"), 29, 90,
                1, 3, 5, 1, 2, m("13.00"), 6, 6),

@@ -21,22 +21,26 @@
     {{ exceptions.raise_compiler_error("var cart_abandonment_hours must be at most 24") }}
 {%- endif %}
 
-{#- Daily activity joined to each snapshot date it precedes. Written out where it is used
-    (not a CTE) so the wide join is never materialised; each use reads its own columns. -#}
+{#- Daily activity joined to each snapshot date it counts in: a customer's own days up to
+    the date, and an anonymous id's days before its first link once the link's day has come
+    (attributed_daily_activity; attributed_from_date is activity_date for the own days).
+    Written out where it is used (not a CTE) so the wide join is never materialised; each
+    use reads its own columns. -#}
 {%- set activity -%}
     select
         snapshot_dates.as_of_date,
         daily.*,
         {{ days_between('daily.activity_date', 'snapshot_dates.as_of_date') }} as days_ago
-    from {{ ref('customer_daily_activity') }} as daily
+    from ({{ attributed_daily_activity() }}) as daily
     inner join snapshot_dates
-        on daily.activity_date <= snapshot_dates.as_of_date
+        on daily.attributed_from_date <= snapshot_dates.as_of_date
 {%- endset %}
 
 -- One snapshot of customer_features per as-of date, computed from customer_daily_activity
--- rows at or before that date only (point in time). Dates built: var('snapshot_dates') (the
--- run's as-of date when empty); in an incremental run only the as-of date and snapshots whose
--- inputs changed are rebuilt.
+-- rows at or before that date, and the anonymous days before a first link made by then
+-- (int_anonymous_activity_attributed), only (point in time). Dates built:
+-- var('snapshot_dates') (the run's as-of date when empty); in an incremental run only the
+-- as-of date and snapshots whose inputs changed are rebuilt.
 with
 
 snapshot_dates as (
@@ -157,11 +161,27 @@ lifetime as (
     'hour', var('cart_abandonment_hours'), 'lifetime.last_cart_add_at'
 ) %}
 
+-- The days with a purchase, each customer's own and their anonymous ids' before the first
+-- link (counted from the link's day on, as above): read by cart_followup.
+purchase_days as (
+
+    select
+        customer_id,
+        activity_date,
+        attributed_from_date,
+        first_purchase_at,
+        last_purchase_at
+    from ({{ attributed_daily_activity() }}) as daily
+    where first_purchase_at is not null or last_purchase_at is not null
+
+),
+
 -- Was the latest cart add followed by a purchase within var('cart_abandonment_hours')
 -- (from the cart add's instant on, both ends included: a "buy now" sends both at once)?
 -- Only a cart add whose whole waiting time has passed by the end of the as-of day counts:
 -- its last instant is still in the wait, so it must fall before the next midnight, which
 -- belongs to the next day (a cart add at 00:00 waits for a purchase at the next 00:00).
+-- A purchase later the cart add's day, or in the wait the next day, follows it.
 cart_followup as (
 
     select
@@ -169,21 +189,56 @@ cart_followup as (
         lifetime.customer_id,
         (
             {{ wait_ends_at }} < {{ end_of_day('lifetime.as_of_date') }}
-            and not coalesce(same_day.last_purchase_at >= lifetime.last_cart_add_at, false)
-            and not coalesce(next_day.first_purchase_at <= {{ wait_ends_at }}, false)
+            and not exists (
+                select 1
+                from purchase_days
+                where
+                    purchase_days.customer_id = lifetime.customer_id
+                    and purchase_days.attributed_from_date <= lifetime.as_of_date
+                    and (
+                        (
+                            purchase_days.activity_date
+                            = cast(lifetime.last_cart_add_at as date)
+                            and purchase_days.last_purchase_at >= lifetime.last_cart_add_at
+                        )
+                        or (
+                            purchase_days.activity_date
+                            = {{ dbt.dateadd('day', 1, 'cast(lifetime.last_cart_add_at as date)') }}
+                            and purchase_days.activity_date <= lifetime.as_of_date
+                            and purchase_days.first_purchase_at <= {{ wait_ends_at }}
+                        )
+                    )
+            )
         ) as has_abandoned_cart
     from lifetime
-    left join {{ ref('customer_daily_activity') }} as same_day
-        on
-            lifetime.customer_id = same_day.customer_id
-            and cast(lifetime.last_cart_add_at as date) = same_day.activity_date
-    left join {{ ref('customer_daily_activity') }} as next_day
-        on
-            lifetime.customer_id = next_day.customer_id
-            and {{ dbt.dateadd('day', 1, 'cast(lifetime.last_cart_add_at as date)') }}
-            = next_day.activity_date
-            and lifetime.as_of_date >= next_day.activity_date
     where lifetime.last_cart_add_at is not null
+
+),
+
+-- Each customer's categories by day: their own, and their anonymous ids' before the first
+-- link from the link's day on (as the daily activity above).
+category_daily as (
+
+    select
+        customer_id,
+        activity_date,
+        activity_date as attributed_from_date,
+        product_category,
+        product_views,
+        purchases
+    from {{ ref('int_customer_category_daily') }}
+    union all
+    select
+        first_links.customer_id,
+        category.activity_date,
+        first_links.attributed_from_date,
+        category.product_category,
+        category.product_views,
+        category.purchases
+    from {{ ref('int_anonymous_category_daily') }} as category
+    inner join {{ ref('int_anonymous_first_links') }} as first_links
+        on category.anonymous_id = first_links.anonymous_id
+    where category.activity_date < first_links.attributed_from_date
 
 ),
 
@@ -194,10 +249,10 @@ category_scores as (
         category.customer_id,
         category.product_category,
         sum(category.product_views + category.purchases) as interactions
-    from {{ ref('int_customer_category_daily') }} as category
+    from category_daily as category
     inner join snapshot_dates
         on
-            category.activity_date <= snapshot_dates.as_of_date
+            category.attributed_from_date <= snapshot_dates.as_of_date
             and category.activity_date > {{ dbt.dateadd(
                 'day', -var('favourite_category_days'), 'snapshot_dates.as_of_date'
             ) }}

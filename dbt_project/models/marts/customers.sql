@@ -1,7 +1,8 @@
 -- The unified customer profile: one row per known customer (a CRM record, events, an
 -- identity link, or several), joining the latest CRM record, the identity links and lifetime
 -- activity. Lifetime figures cover every event loaded so far (not an as-of date; see
--- customer_features for that).
+-- customer_features for that), the anonymous days before each of the customer's first
+-- links included (int_anonymous_activity_attributed).
 
 -- Built after customer_feature_history, which reads nothing of it: the night's critical path
 -- runs through the history's snapshot and then customer_rule_segments, and built side by
@@ -45,7 +46,7 @@ activity as (
         sum(revenue) - coalesce(sum(refunded_amount), 0) as revenue_total,
         coalesce(sum(refunded_amount), 0) as refund_total,
         sum(sessions) as session_count
-    from {{ ref('customer_daily_activity') }}
+    from ({{ attributed_daily_activity() }}) as daily
     group by customer_id
 
 ),

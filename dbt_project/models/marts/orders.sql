@@ -21,7 +21,9 @@
 -- currency (int_events_sessionised converts it); currency is the one the order was paid in.
 -- The customer is the winning event's, else that of the order's first purchase event with
 -- one: the browser's purchase of a visitor who never logged in may come first, and the shop's
--- back end sends the same order with its customer.
+-- back end sends the same order with its customer. The customer is the one of the order's
+-- time (a guest order before the visitor's first login keeps none); anonymous_id is the
+-- winning event's, for identity_map's mapping of today and int_anonymous_daily_activity.
 -- Refunds (refund events with the order's order_id, whoever they name) add up to
 -- refunded_amount, capped at the order's revenue; revenue stays the order's value when placed.
 -- An incremental run also recomputes every order with a refund event, and every order that
@@ -65,6 +67,7 @@ purchases as (
     select
         order_id,
         customer_id,
+        anonymous_id,
         event_id,
         event_at,
         event_date,
@@ -122,6 +125,7 @@ refunds as (
 select
     ranked.order_id,
     coalesce(ranked.customer_id, customers_ranked.customer_id) as customer_id,
+    ranked.anonymous_id,
     ranked.event_at as ordered_at,
     ranked.event_date as order_date,
     cast(ranked.revenue as {{ type_money() }}) as revenue,

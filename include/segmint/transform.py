@@ -99,7 +99,10 @@ SCHEMA_CHANGE_MESSAGE = "source and target schemas on this incremental model are
 # a reload leaving fewer events did (customer_product_daily kept a deleted visitor's line);
 # a one-event copy of an order sent line by line more than cart_lookback_days earlier buys
 # nothing in an incremental run too (it bought the cart when its day was rebuilt).
-MODEL_LOGIC_VERSION = "2026-12-07.h113"
+# 2026-12-07.8: an anonymous id's activity on days before its first link (browsing, guest
+# orders and their refunds) counts for the first linked customer in the snapshots from the
+# link's UTC day on and in customers (int_anonymous_*; only the link's own day did).
+MODEL_LOGIC_VERSION = "2026-12-07.8"
 # A full refresh builds the snapshots asked for, the cut-offs too; the past snapshots the
 # feature history held before are rebuilt after it (_keep_history, _restore_history).
 _WITH_CUTOFFS = "with the cut-off snapshots"

@@ -24,7 +24,7 @@ from segmint.transform import MODEL_LOGIC_VERSION
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 
 # The fingerprint reviewed together with the version beside it. Update both lines together.
-REVIEWED_VERSION = "2026-12-07.h113"
+REVIEWED_VERSION = "2026-12-07.8"
 REVIEWED_FINGERPRINT = "e45a1ad01f293c29"
 
 _REF = re.compile(r"""\bref\(\s*['"](\w+)['"]\s*\)""")

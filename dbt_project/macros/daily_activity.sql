@@ -212,3 +212,28 @@ left join sessions
         activity.{{ person }} = sessions.{{ person }}
         and activity.activity_date = sessions.activity_date
 {%- endmacro %}
+
+
+{#- Product views and purchases per person, day and product category: the body of
+    int_customer_category_daily (person 'customer_id') and int_anonymous_category_daily
+    (person 'anonymous_id': events attributed to nobody at the time). -#}
+{% macro category_daily(person, dates) -%}
+{%- set whose = 'customer_id is null and anonymous_id is not null' if person == 'anonymous_id'
+    else 'customer_id is not null' -%}
+select
+    {{ person }},
+    event_date as activity_date,
+    product_category,
+    cast(sum(case when event_type = 'product_view' then 1 else 0 end) as {{ dbt.type_bigint() }})
+        as product_views,
+    cast(sum(case when event_type = 'purchase' then 1 else 0 end) as {{ dbt.type_bigint() }})
+        as purchases,
+    max(_loaded_at) as _loaded_at
+from {{ ref('int_events_sessionised') }}
+where
+    {{ whose }}
+    and product_category is not null
+    and event_type in ('product_view', 'purchase')
+    and {{ incremental_date_filter('event_date', dates, 'event_at') }}
+group by {{ person }}, event_date, product_category
+{%- endmacro %}

@@ -2398,16 +2398,6 @@ def _parquet_struct(cols: tuple[tuple[str, str, str], ...], id_keys: frozenset[s
             )
         if key in id_keys and kind.upper() == "DOUBLE":
             return f"case when isfinite({_ident(c)}) then {_ident(c)} end"
-        if kind.upper() in ("FLOAT", "DOUBLE"):
-            # JSON has no NaN or infinity: written as DuckDB prints them, the quarantined
-            # raw_record was no JSON to a strict reader (JavaScript, PostgreSQL's jsonb).
-            # NaN is pandas' missing number: null; an infinity stays visible, as text.
-            return (
-                f"case when isnan({_ident(c)}) then NULL::JSON "
-                f"when isinf({_ident(c)}) then to_json(case when {_ident(c)} > 0 "
-                "then 'Infinity' else '-Infinity' end) "
-                f"else to_json({_ident(c)}) end"
-            )
         return _finite_floats(_ident(c), kind)
 
     return ", ".join(f"{_lit(key)}: {value(c, key, kind)}" for c, key, kind in cols)
@@ -2452,9 +2442,11 @@ def _parse_type(kind: str, i: int = 0) -> tuple[tuple, int]:
 
 
 def _finite_floats(expr: str, kind: str) -> str:
-    """SQL: the Parquet column ``expr`` of the DuckDB type ``kind``, each float nested in it
-    (a struct's field, a list's or a map's value, at any depth) as JSON: NaN null, an
-    infinity the text ``"Infinity"``, as a top-level float column's (``_parquet_struct``).
+    """SQL: the Parquet column ``expr`` of the DuckDB type ``kind``, a float column and each
+    float nested in one (a struct's field, a list's or a map's value, at any depth) as JSON:
+    JSON has no NaN or infinity, and written as DuckDB prints them the quarantined
+    raw_record was no JSON to a strict reader. NaN (pandas' missing number) is null, an
+    infinity stays visible, as the text ``"Infinity"``.
 
     pandas' missing number is a float NaN, inside the ``context`` and ``properties``
     structs of a Segment or RudderStack export written as Parquet too (``{"revenue":
@@ -2462,7 +2454,7 @@ def _finite_floats(expr: str, kind: str) -> str:
     ``Infinity``), which no strict JSON reader takes (JavaScript's ``JSON.parse``,
     PostgreSQL's ``jsonb``): in ``raw_record`` and ``raw.events._extra``. The column as it
     is when it holds no nested float (the plain columns of most files: no cost)."""
-    if not re.search(r"\b(FLOAT|DOUBLE)\b", kind) or kind in ("FLOAT", "DOUBLE"):
+    if not re.search(r"\b(FLOAT|DOUBLE)\b", kind):
         return expr
     try:
         tree, end = _parse_type(kind)

@@ -277,7 +277,13 @@ FLAT = "\x1f"
 
 def _pointer(path: str) -> str:
     """The JSON pointer (``/a/b``) of the dotted name ``path``."""
-    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path.split("."))
+    return "".join(_key_pointer(p) for p in path.split("."))
+
+
+def _key_pointer(key: str) -> str:
+    """The JSON pointer of the document's key ``key`` as written, dots and all (a flattened
+    export's ``"context.device.type"``), where :func:`_pointer` walks the dots."""
+    return "/" + key.replace("~", "~0").replace("/", "~1")
 
 
 def with_flat_names(names: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
@@ -441,7 +447,7 @@ def parse_sql(
         def boxed(n: str) -> str:
             v = flat_cols[n]
             nested = f"json_type(doc, {_lit(_pointer(n))})"
-            flat = f"json_type(doc, {_lit('/' + n.replace('~', '~0').replace('/', '~1'))})"
+            flat = f"json_type(doc, {_lit(_key_pointer(n))})"
             return (
                 f"case when (starts_with({v}, '[') or starts_with({v}, '{{')) "
                 f"and coalesce(nullif({nested}, 'NULL'), {flat}) in ('ARRAY', 'OBJECT') "
@@ -537,7 +543,7 @@ def parse_sql(
             # export's "properties.order_id": 1.10 loaded as '1.1' until 2026-12-07).
             spots = [(n.rsplit(".", 1)[-1], _pointer(n))]
             if "." in n:
-                spots.append((n, "/" + n.replace("~", "~0").replace("/", "~1")))
+                spots.append((n, _key_pointer(n)))
             found = []
             for key, pointer in spots:
                 key = re.escape(json.dumps(key, ensure_ascii=False))
@@ -641,7 +647,7 @@ def parse_sql(
                 f"json_type(doc, {_lit(p)}) = 'BOOLEAN'"
                 for n in names[name]
                 # (and the flat key of a dotted name)
-                for p in dict.fromkeys([_pointer(n), "/" + n.replace("~", "~0").replace("/", "~1")])
+                for p in dict.fromkeys([_pointer(n), _key_pointer(n)])
             )
             + ")"
         ],

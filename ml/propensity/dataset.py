@@ -2,9 +2,13 @@
 
 A training row is a customer's feature snapshot *as of a cut-off date* (read from
 ``marts.customer_feature_history``, which dbt computes from events at or before the end of
-that day only) joined to a label computed from ``marts.customer_daily_activity`` in the
-window ``(cutoff, cutoff + H]``. Nothing else is read: the features of a cut-off never see
-the activity after it, and the label never sees activity after ``cutoff + H``.
+that day only) joined to a label computed from the customer's daily activity in the window
+``(cutoff, cutoff + H]``: ``marts.customer_daily_activity`` (attributed at the time) and the
+anonymous days of ``intermediate.int_anonymous_activity_attributed`` (a visitor's days before
+the first login, the first linked customer's) whose login was by the end of the window
+(``attributed_from_date <= cutoff + H``). Nothing else is read: the features of a cut-off
+never see the activity after it, and the label never sees activity, or a login, after
+``cutoff + H`` (a training set built later gives an ended window the same labels).
 
 Eligibility (who gets a training row, and who is scored):
 
@@ -21,6 +25,12 @@ Labels:
 
 * ``purchase`` = at least one order in ``(cutoff, cutoff + H]``;
 * ``churn`` = no order and no session in ``(cutoff, cutoff + H]``.
+
+A guest order in the window on an anonymous id first linked to the customer by the window's
+end is theirs (purchase 1, not churned), and so is anonymous browsing (a session: not
+churned); a login after the window end, or a later customer of a shared device (not the
+first linked), gives the window nothing. A warehouse without the view (built by a release
+before 2026-12-07) labels from ``marts.customer_daily_activity`` alone.
 """
 
 from __future__ import annotations
@@ -35,6 +45,9 @@ from ml.io import read_frame
 
 FEATURE_HISTORY = "marts.customer_feature_history"
 DAILY_ACTIVITY = "marts.customer_daily_activity"
+# A visitor's anonymous days before the first login, with that customer and the login's day
+# (attributed_from_date); the labels count those whose login was by the window's end.
+ATTRIBUTED_ACTIVITY = "intermediate.int_anonymous_activity_attributed"
 MODELS = ("purchase", "churn")
 
 # Contract columns of the feature snapshot used as numeric model inputs.
@@ -197,9 +210,19 @@ def labelled_frame(
 
     One read serves both models (:func:`select_training` takes each model's rows). Reads
     the snapshot with ``as_of_date = cutoff`` and the daily activity strictly after the
-    cut-off and up to ``cutoff + horizon_days`` inclusive, nothing else.
+    cut-off and up to ``cutoff + horizon_days`` inclusive, the anonymous days among it only
+    when their first login was by then too, nothing else.
     """
     end = cutoff + timedelta(days=horizon_days)
+    params: list[date] = [cutoff, cutoff, end]
+    attributed = ""
+    if _columns(warehouse, ATTRIBUTED_ACTIVITY):
+        attributed = f"""
+            union all
+            select customer_id, orders, sessions
+            from {ATTRIBUTED_ACTIVITY}
+            where activity_date > ? and activity_date <= ? and attributed_from_date <= ?"""
+        params += [cutoff, end, end]
     sql = f"""
     with snapshot as (
         select *
@@ -212,8 +235,11 @@ def labelled_frame(
             customer_id,
             sum(orders) as orders,
             sum(sessions) as sessions,
-        from {DAILY_ACTIVITY}
-        where activity_date > ? and activity_date <= ?
+        from (
+            select customer_id, orders, sessions
+            from {DAILY_ACTIVITY}
+            where activity_date > ? and activity_date <= ?{attributed}
+        )
         group by customer_id
     )
 
@@ -227,7 +253,7 @@ def labelled_frame(
     where {_eligibility("purchase", True, lookback_days)}
     order by f.customer_id
     """
-    return read_frame(warehouse, sql, [cutoff, cutoff, end])
+    return read_frame(warehouse, sql, params)
 
 
 def select_training(frame: pd.DataFrame, model: str) -> pd.DataFrame:

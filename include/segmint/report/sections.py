@@ -1679,16 +1679,25 @@ def _audience_problems(ctx: Context) -> str:
     note = quote(r.pick(t, "note")) if r.pick(t, "note") else "null"
     members = " + ".join(f"coalesce({quote(c)}, 0)" for c in ("target", "holdout") if r.pick(t, c))
     empty = f"status = 'built' and {members} = 0" if members else "false"
+    # The build's counts say why a built audience is empty (no consent, suppressed, ...).
+    counts = ", ".join(
+        quote(r.pick(t, c)) if r.pick(t, c) else "null" for c in ("consent", *_FUNNEL)
+    )
     rows = r.rows(
         f"""
-        select audience, status, {error}, {note} from {t}
+        select audience, status, {error}, {note}, {counts} from {t}
         where as_of_date = ? and (status <> 'built' or {empty})
         order by status, audience
         """,
         [ctx.as_of],
     )
-    notes = {a: n for a, status, _, n in rows if status == "built" and n}
-    rows = [(a, status, e) for a, status, e, _ in rows]
+    notes = {a: n for a, status, _, n, *_ in rows if status == "built" and n}
+    reasons = {
+        a: why
+        for a, status, _, n, *funnel in rows
+        if status == "built" and not n and (why := _empty_reason(*funnel))
+    }
+    rows = [(a, status, e) for a, status, e, *_ in rows]
     # Not built for want of a first published propensity model (a young shop, the score
     # stage's reason in the message): expected, so listed apart and not as an error.
     waiting = [(a, e) for a, status, e in rows if status != "built" and WAITING in (e or "")]
@@ -1702,6 +1711,8 @@ def _audience_problems(ctx: Context) -> str:
         ctx.facts["audiences_empty"] = empty_
     if notes:
         ctx.facts["audiences_empty_on_rule"] = sorted(notes)
+    if reasons:
+        ctx.facts["audiences_empty_why"] = {a: short for a, (_, short) in reasons.items()}
     lines = [
         f"<li><b>{esc(a)}</b> failed to build: {esc(_file_names(e) or 'no message')}</li>"
         for a, e in failed
@@ -1709,6 +1720,7 @@ def _audience_problems(ctx: Context) -> str:
     lines += [
         f"<li><b>{esc(a)}</b> was built with no members"
         + (f": {esc(_rule_note(notes[a]))}" if a in notes else "")
+        + (f": {esc(reasons[a][0])}" if a in reasons else "")
         + "</li>"
         for a in empty_
     ]
@@ -1718,6 +1730,55 @@ def _audience_problems(ctx: Context) -> str:
     ]
     return (f'<ul class="note error">{"".join(lines)}</ul>' if lines else "") + (
         f'<ul class="note info">{"".join(wait)}</ul>' if wait else ""
+    )
+
+
+# The counts of audiences.summary that say where the customers an audience matched went.
+_FUNNEL = (
+    "matched",
+    "without_consent",
+    "suppressed",
+    "claimed_by_higher_priority",
+    "over_size_limit",
+)
+_CONSENT_WORDS = {"email": "e-mail", "ads": "ads"}
+
+
+def _empty_reason(consent: Any, *funnel: Any) -> tuple[str, str] | None:
+    """Why a built audience has no members, from the build's counts: ``(sentence, short)``.
+
+    A shop whose customers gave no consent (or a suppression list holding everyone) read
+    "vip_thank_you was built with no members" and nothing more, on the page and in the
+    summary: marketing could not tell a campaign nobody matched from one whose matches all
+    lacked consent. None when the counts are missing or do not add up to ``matched``."""
+    if any(v is None for v in funnel[:2]):
+        return None
+    matched, without, suppressed, claimed, over = (int(v or 0) for v in funnel)
+    if matched == 0:
+        return "no customer met its conditions", "no customer met its conditions"
+    if without + suppressed + claimed + over != matched:
+        return None
+    consent = _CONSENT_WORDS.get(str(consent), str(consent)) if consent else None
+    if without == matched and consent:
+        if matched == 1:
+            return (
+                f"the one customer its conditions matched has no {consent} consent",
+                f"the 1 matched has no {consent} consent",
+            )
+        return (
+            f"none of the {matched:,} customers its conditions matched has {consent} consent",
+            f"none of the {matched:,} matched has {consent} consent",
+        )
+    parts = [
+        (without, f"without {consent + ' ' if consent else ''}consent"),
+        (suppressed, "on a suppression list"),
+        (claimed, "taken by a higher-priority audience"),
+        (over, "over the size limit"),
+    ]
+    went = ", ".join(f"{n:,} {what}" for n, what in parts if n)
+    return (
+        f"its conditions matched {plural(matched, 'customer')}: {went}",
+        f"{matched:,} matched: {went}",
     )
 
 
@@ -2525,7 +2586,9 @@ def summary_sentences(ctx: Context) -> list[str]:
             f"{', '.join(waiting)}."
         )
     if f.get("audiences_empty"):
-        out.append(f"Built with no members: {', '.join(f['audiences_empty'])}.")
+        why = f.get("audiences_empty_why", {})
+        named = [a + (f" ({why[a]})" if a in why else "") for a in f["audiences_empty"]]
+        out.append(f"Built with no members: {', '.join(named)}.")
         if f.get("audiences_empty_on_rule"):
             out.append(
                 f"{', '.join(f['audiences_empty_on_rule'])}: empty because a baseline rule, "

@@ -158,6 +158,16 @@ def _segment_sizes(ctx: Context) -> pd.DataFrame:
     )
     frame = frame[frame["customers"] > 0].copy() if not frame.empty else frame
     if frame.empty:
+        older = r.dates(t, up_to=ctx.as_of)
+        if older:
+            # The segment stage did not run tonight (skipped, or the night failed before
+            # it): "ml.customer_segments has no rows for 2026-07-01" said neither why nor
+            # that the newest segments are an older night's.
+            ctx.facts["segments_stale"] = older[0]
+            raise Missing(
+                f"no segments for {ctx.as_of}: the segment stage did not run for it (skipped, "
+                f"or the night failed before it); the newest segmentation is of {older[0]}"
+            )
         raise Missing(f"ml.customer_segments has no rows for {ctx.as_of}")
     # Names: this run's, else the profile table's, else "Segment <id>".
     profiles = _profiles(ctx)
@@ -2513,6 +2523,11 @@ def summary_sentences(ctx: Context) -> list[str]:
         if f.get("new_segments"):
             new = f["new_segments"]
             out.append(f"New {plural(len(new), 'segment')} this run: {', '.join(new)}.")
+    elif "segments_stale" in f:
+        out.append(
+            f"No segments for {ctx.as_of}: the segment stage did not run for it; the newest "
+            f"segmentation is of {f['segments_stale']}, in that night's report."
+        )
     else:
         out.append("No segmentation for this date yet.")
     for m in f.get("models", []):

@@ -1,0 +1,59 @@
+"""A night the segment stage did not run for (skipped, or failed before it), on real nights.
+
+The page said "ml.customer_segments has no rows for 2026-07-01" in every segment block and
+"No segmentation for this date yet." in the summary, as on a shop never segmented: neither
+why, nor that the newest segments are the night before's.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+from segmint.cli import main
+from tests.include.ingest.conftest import event, write_jsonl
+
+NIGHT = date(2026, 6, 30)
+
+
+def write_day(landing: Path, day: date) -> None:
+    """40 customers visiting, every other one buying."""
+    records = []
+    for c in range(40):
+        session = {"customer_id": f"c{c}", "session_id": f"s{c}-{day}"}
+        records.append(event(f"v{c}-{day}", day, **session))
+        if c % 2:
+            records.append(
+                event(f"p{c}-{day}", day, event_type="purchase", order_id=f"o{c}-{day}",
+                      revenue=20.0 + c, currency="USD", **session)
+            )  # fmt: skip
+    write_jsonl(landing / "events" / f"dt={day}" / "part-0.jsonl", records)
+
+
+def test_a_night_without_segments_says_the_segment_stage_did_not_run(tmp_path: Path) -> None:
+    landing, warehouse, output = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "out"
+    tonight = NIGHT + timedelta(days=1)
+    args = ["run", "--landing", str(landing), "--warehouse", str(warehouse),
+            "--output", str(output)]  # fmt: skip
+    write_day(landing, NIGHT)
+    stages = "ingest,validate,transform,segment,report"
+    assert main([*args, "--as-of", NIGHT.isoformat(), "--stages", stages]) == 0
+    write_day(landing, tonight)
+    stages = "ingest,validate,transform,report"
+    assert main([*args, "--as-of", tonight.isoformat(), "--stages", stages]) == 0
+    html = (output / tonight.isoformat() / "report.html").read_text(encoding="utf-8")
+    why = (
+        "no segments for 2026-07-01: the segment stage did not run for it (skipped, or the "
+        "night failed before it); the newest segmentation is of 2026-06-30"
+    )
+    section = html[html.index('<section id="segments"') : html.index('<section id="propensity"')]
+    assert section.count(why) >= 3  # sizes, personas, RFM: each block says it
+    assert "ml.customer_segments has no rows" not in html
+    assert "No segmentation for this date yet." not in html
+    assert (
+        "No segments for 2026-07-01: the segment stage did not run for it; the newest "
+        "segmentation is of 2026-06-30, in that night&#x27;s report."
+    ) in html
+    # The first night's own report still has its segments.
+    first = (output / NIGHT.isoformat() / "report.html").read_text(encoding="utf-8")
+    assert "customers in" in first and "No segmentation" not in first

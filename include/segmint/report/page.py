@@ -60,6 +60,12 @@ def fmt_pct(value: Any, digits: int = 1) -> str:
     return f"{float(value):.{digits}%}"
 
 
+# A text cell longer than this wraps (class "long"); shorter ones, numbers and dates keep to
+# one line. A 100-character segment name on one line pushed the size table's counts, share
+# and change out of view, behind a horizontal scroll (and off a printed page).
+LONG_CELL = 32
+
+
 def table(
     frame: pd.DataFrame,
     formats: dict[str, Callable[[Any], str]] | None = None,
@@ -81,7 +87,8 @@ def table(
         cells = []
         for col, value in zip(frame.columns, row, strict=True):
             text = formats[col](value) if col in formats else _default(value)
-            cells.append(f'<td class="{"num" if col in numeric else ""}">{esc(text)}</td>')
+            cls = "num" if col in numeric else "long" if len(text) > LONG_CELL else ""
+            cells.append(f'<td class="{cls}">{esc(text)}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = (
         f'<p class="more">{len(frame) - max_rows:,} more rows not shown.</p>'
@@ -193,6 +200,7 @@ th, td { padding:4px 10px; border-bottom:1px solid var(--line); text-align:left;
          white-space:nowrap; }
 th { background:#f9fafb; font-weight:600; }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
+td.long { white-space:normal; min-width:16em; overflow-wrap:anywhere; }
 caption { text-align:left; color:var(--muted); font-size:12px; padding-bottom:4px; }
 .more { color:var(--muted); font-size:12px; }
 h3.model { font-size:16px; margin:18px 0 4px; padding-top:10px; border-top:1px dashed var(--line); }

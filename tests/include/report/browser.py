@@ -92,12 +92,21 @@ MEASURE = (
     return {name: fig.getAttribute('data-chart'), has_svg: !!svg, width: size.width,
             height: size.height, marks: marks, clipped: clipped};
   });
+  // A table wider than its box scrolls sideways: its right-hand columns are out of view
+  // (and off a printed page).
+  var tables = Array.prototype.map.call(document.querySelectorAll('.table-wrap'),
+                                        function (wrap) {
+    var head = Array.prototype.map.call(wrap.querySelectorAll('th'),
+                                        function (th) { return th.textContent; });
+    return {columns: head, overflow: wrap.scrollWidth - wrap.clientWidth};
+  });
   var out = document.createElement('pre');
   out.id = '"""
     + RESULT_ID
     + """';
   out.textContent = JSON.stringify({
     charts: charts,
+    tables: tables,
     errors: window.__segmintErrors,
     page: {width: document.documentElement.scrollWidth,
            height: document.documentElement.scrollHeight},
@@ -129,6 +138,7 @@ class PageReport:
     page_height: float
     sections: list[str]
     title: str
+    tables: list[dict] = field(default_factory=list)
     screenshots: list[Path] = field(default_factory=list)
 
 
@@ -227,6 +237,7 @@ def open_in_chromium(
         page_height=data["page"]["height"],
         sections=data["sections"],
         title=data["title"],
+        tables=data["tables"],
     )
     sizes = list(screenshot_sizes)
     if full_page_width:

@@ -78,6 +78,28 @@ def test_a_small_shops_charts_fit_their_text(handmade_warehouse: Path, tmp_path:
     assert 'viewBox="0 0 691.2 ' in loads  # one source: drawn as wide as two, not 2.8 times
 
 
+def test_a_long_segment_name_leaves_the_tables_counts_in_view(
+    handmade_warehouse: Path, tmp_path: Path
+) -> None:
+    """A 100-character segment name was written on one line: the size table beside the
+    chart scrolled sideways, its customers, share and change out of view (and off a printed
+    page). A long text cell now wraps."""
+    from tests.include.report.test_report_names import rename
+
+    long = (
+        "Customers who bought garden furniture in spring and came back for the barbecue "
+        "accessories in summer"
+    )
+    rename(handmade_warehouse, {"Alpha": long})
+    settings = Settings(warehouse=handmade_warehouse, output=tmp_path / "output")
+    page = Path(write_report(settings, AS_OF).details["path"])
+    report = open_in_chromium(page, tmp_path / "browser", screenshot_sizes=(), full_page_width=None)
+    sizes = [t for t in report.tables if t["columns"][:3] == ["id", "segment", "customers"]]
+    assert len(sizes) == 1, report.tables
+    assert sizes[0]["overflow"] <= 1, sizes[0]
+    assert [t for t in report.tables if t["overflow"] > 1] == []
+
+
 def test_the_browser_check_sees_broken_pages(tmp_path: Path) -> None:
     """The acceptance check is not vacuous: script errors, console errors, resources that do
     not load, charts without an SVG and text cut off at a chart's edge are all reported."""

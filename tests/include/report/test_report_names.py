@@ -62,7 +62,7 @@ def test_a_long_name_is_shortened_on_the_charts_only(
     assert "garden fur…" in transitions  # the column, wrapped over lines
     assert not any("barbecue" in t for t in sizes + transitions)
     # The table beside the chart and the persona card keep the whole name.
-    assert f'<td class="">{long}</td>' in html
+    assert f'<td class="long">{long}</td>' in html
     assert f"<h4>{long}</h4>" in html
 
 

@@ -205,6 +205,28 @@ caption { text-align:left; color:var(--muted); font-size:12px; padding-bottom:4p
 .more { color:var(--muted); font-size:12px; }
 h3.model { font-size:16px; margin:18px 0 4px; padding-top:10px; border-top:1px dashed var(--line); }
 footer { color:var(--muted); font-size:12px; text-align:center; padding:10px; }
+@media print {
+  /* A page on paper: no sticky menu, the title in ink rather than white on a dark band a
+     printer drops, sections, charts and cards not cut across pages, tables within the
+     page's width, and the persona bars printed (CSS backgrounds are dropped by default). */
+  body { background:#fff; font-size:12px; }
+  nav { display:none; }
+  header.top { background:none; color:var(--ink); padding:0 0 6px;
+               border-bottom:2px solid var(--ink); }
+  header.top .meta { color:var(--muted); }
+  main { max-width:none; padding:0; }
+  section { border:none; border-radius:0; padding:0; margin:12px 0; }
+  section > h2, .block > h3, h3.model { break-after:avoid; }
+  figure.chart, .card, .kpi, .note, tr { break-inside:avoid; }
+  .grid, .grid3 { grid-template-columns:1fr; }
+  .half { max-width:none; }
+  .table-wrap { overflow:visible; }
+  table { font-size:9.5px; }
+  th, td { padding:2px 3px; white-space:normal; }
+  td.long { min-width:8em; }
+  .feat .bar, .feat .bar span, .feat .bar i, .note, .kpi {
+    print-color-adjust:exact; -webkit-print-color-adjust:exact; }
+}
 """
 
 

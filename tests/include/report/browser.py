@@ -112,7 +112,18 @@ MEASURE = (
            height: document.documentElement.scrollHeight},
     sections: Array.prototype.map.call(document.querySelectorAll('section[id]'),
                                        function (s) { return s.id; }),
-    title: document.title
+    title: document.title,
+    // How the page prints: its menu, its header's band, its persona bars' colours.
+    styles: (function () {
+      function style(selector) {
+        var el = document.querySelector(selector);
+        return el ? getComputedStyle(el) : null;
+      }
+      var nav = style('nav'), header = style('header.top'), bar = style('.feat .bar span');
+      return {nav_display: nav && nav.display,
+              header_background: header && header.backgroundColor,
+              bar_color_adjust: bar && (bar.printColorAdjust || bar.webkitPrintColorAdjust)};
+    })()
   });
   document.body.appendChild(out);
 })();
@@ -139,6 +150,7 @@ class PageReport:
     sections: list[str]
     title: str
     tables: list[dict] = field(default_factory=list)
+    styles: dict = field(default_factory=dict)
     screenshots: list[Path] = field(default_factory=list)
 
 
@@ -185,8 +197,12 @@ def _run(args: list[str], profile: Path, timeout: float) -> subprocess.Completed
     )
 
 
-def instrument(html: str) -> str:
-    """The page with the error trap first in <head> and the measuring script last."""
+def instrument(html: str, print_rules: bool = False) -> str:
+    """The page with the error trap first in <head> and the measuring script last; with
+    ``print_rules``, its ``@media print`` rules applied on screen (Chromium's command line
+    cannot emulate print media, so a printed page is measured this way)."""
+    if print_rules:
+        html = html.replace("@media print", "@media all")
     head = re.search(r"<head[^>]*>", html, flags=re.IGNORECASE)
     if not head or "</body>" not in html:
         raise ValueError("page has no <head> or </body> to instrument")
@@ -201,17 +217,21 @@ def open_in_chromium(
     screenshot_sizes: tuple[tuple[int, int], ...] = ((1440, 900),),
     full_page_width: int | None = 1440,
     timeout: float = 120,
+    width: int = 1440,
+    print_rules: bool = False,
 ) -> PageReport:
-    """Load ``page`` headless, return measurements, console errors and screenshots."""
+    """Load ``page`` headless, return measurements, console errors and screenshots; the
+    measurements in a window ``width`` wide, with the page's print rules when
+    ``print_rules`` (a sheet of A4 is some 720 px wide within its margins)."""
     workdir.mkdir(parents=True, exist_ok=True)
     probe = workdir / f"{page.stem}.instrumented.html"
-    probe.write_text(instrument(page.read_text(encoding="utf-8")), encoding="utf-8")
+    probe.write_text(instrument(page.read_text(encoding="utf-8"), print_rules), encoding="utf-8")
     with _profile() as profile:
         done = _run(
             [
                 "--enable-logging=stderr",
                 "--log-level=0",
-                "--window-size=1440,900",
+                f"--window-size={width},900",
                 "--virtual-time-budget=5000",
                 "--dump-dom",
                 probe.resolve().as_uri(),
@@ -238,6 +258,7 @@ def open_in_chromium(
         sections=data["sections"],
         title=data["title"],
         tables=data["tables"],
+        styles=data["styles"],
     )
     sizes = list(screenshot_sizes)
     if full_page_width:

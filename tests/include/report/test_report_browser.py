@@ -100,6 +100,35 @@ def test_a_long_segment_name_leaves_the_tables_counts_in_view(
     assert [t for t in report.tables if t["overflow"] > 1] == []
 
 
+def test_the_printed_report_fits_the_paper_and_keeps_its_bars(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """Printed, the page had no print rules: the sticky menu on the first sheet, tables of
+    13 columns cut at the paper's edge (a scrolling box prints clipped: the audiences'
+    exports and the readouts' p-values were lost), and the persona cards' bars, CSS
+    backgrounds, dropped by the browser. Measured with the print rules at an A4 sheet's
+    width within its margins (about 720 px)."""
+    settings = Settings(warehouse=sample_warehouse, output=tmp_path / "output")
+    page = Path(write_report(settings, AS_OF).details["path"])
+    report = open_in_chromium(
+        page,
+        tmp_path / "browser",
+        screenshot_sizes=(),
+        full_page_width=None,
+        width=720,
+        print_rules=True,
+    )
+    assert report.errors == [], report.errors
+    assert report.styles["nav_display"] == "none"
+    assert report.styles["header_background"] == "rgba(0, 0, 0, 0)"  # ink on white paper
+    assert report.styles["bar_color_adjust"] == "exact"  # the persona bars are printed
+    assert len(report.tables) >= 5
+    assert [t for t in report.tables if t["overflow"] > 1] == []
+    assert report.page_width <= 720
+    for chart in report.charts:
+        assert chart["clipped"] == [], chart
+
+
 def test_the_browser_check_sees_broken_pages(tmp_path: Path) -> None:
     """The acceptance check is not vacuous: script errors, console errors, resources that do
     not load, charts without an SVG and text cut off at a chart's edge are all reported."""

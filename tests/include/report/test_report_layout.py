@@ -200,3 +200,41 @@ def test_drift_lines_differ_by_marker_not_colour_alone(monkeypatch: pytest.Monke
     # and the legend shows them
     handles = fig.axes[0].get_legend().legend_handles
     assert len({h.get_marker() for h in handles}) == 6
+
+
+def test_the_baselines_differ_by_line_and_marker_not_colour_alone(
+    monkeypatch: pytest.MonkeyPatch, sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """The recency rule and the BG/NBD model were both dashed with the same dots, stone
+    grey and purple, colours of one lightness: a colour-blind reader, or a grey-scale
+    print, could not tell them apart on the ROC, lift, capture and calibration charts of
+    the real report."""
+    figures = {}
+    real = charts.to_svg
+
+    def keep(fig, name, label):
+        figures[name] = fig
+        return real(fig, name, label)
+
+    monkeypatch.setattr(charts, "to_svg", keep)
+    render_report(sample_warehouse, AS_OF, tmp_path / "r.html")
+    checked = 0
+    for name, fig in figures.items():
+        if not name.startswith(("roc-", "lift-", "calibration-")):
+            continue
+        for ax in fig.axes:
+            scorers = [
+                line
+                for line in ax.get_lines()
+                if line.get_label() in ("model", "recency rule", "BG/NBD model")
+                or line.get_label().startswith(("model (", "recency rule (", "BG/NBD model ("))
+            ]
+            if len(scorers) < 2:
+                continue
+            checked += 1
+            looks = {(str(line.get_linestyle()), line.get_marker()) for line in scorers}
+            assert len(looks) == len(scorers), (name, looks)
+            assert all(line.get_marker() not in ("", "None", None) for line in scorers), name
+            lines = [h for h in ax.get_legend().legend_handles if hasattr(h, "get_marker")]
+            assert len({(str(h.get_linestyle()), h.get_marker()) for h in lines}) == len(lines)
+    assert checked >= 4, sorted(figures)

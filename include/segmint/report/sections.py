@@ -513,6 +513,22 @@ def block_rfm_heatmap(ctx: Context) -> str:
         group by grouping sets ({sets})
         """
     )
+    first = frame[frame[f"g_{scores[0]}"] == 0]
+    if first[scores[0]].isna().all():
+        # Nobody is scored: a shop with too few buyers to rank into quintiles. The chart
+        # showed every segment 100% "none = no order, no score" beside cards saying 9 of
+        # 12 customers had ordered.
+        why = "no customer is scored"
+        if "order_count" in cols:
+            buyers = int(ctx.reader.scalar(f"select count(*) from {table_} where order_count > 0"))
+            why = (
+                f"{plural(buyers, 'customer')} of {int(first['n'].sum()):,} ordered, too few to "
+                "rank into quintiles (dbt var rfm_min_customers; marts.customer_features."
+                "rfm_segment says 'Too few buyers')"
+                if buyers
+                else "no customer has ordered yet"
+            )
+        raise Missing(f"no R/F/M scores for {ctx.as_of}: {why}")
     order = sizes["segment_id"].tolist()
     col_labels, blocks = [], []
     for c in scores:
@@ -524,7 +540,6 @@ def block_rfm_heatmap(ctx: Context) -> str:
         per_segment = part.groupby("segment_id")["n"].sum().reindex(order)
         blocks.append(pivot.div(per_segment, axis=0).fillna(0).to_numpy())
         col_labels += [f"{letter}{i}" for i in range(1, 6)]
-    first = frame[frame[f"g_{scores[0]}"] == 0]
     unscored = first[first[scores[0]].isna()].groupby("segment_id")["n"].sum().reindex(
         order
     ).fillna(0) / first.groupby("segment_id")["n"].sum().reindex(order)
@@ -699,6 +714,16 @@ def block_k_selection(ctx: Context) -> str:
             chosen = len(segment_sizes(ctx))
         except Missing:
             chosen = None
+    if len(frame) == 1 and not kept:
+        # No search: one candidate (a shop too small to split). The chart was one dot of
+        # inertia beside an empty silhouette panel (undefined for one segment).
+        k = int(frame["k"].iloc[0])
+        why = _k_reason(ctx, run, used)
+        return note(
+            f"No choice to show: the {'run of ' + str(used) if used else 'latest run'} tried "
+            f"only k = {k}" + (f" ({why})" if why else "") + ".",
+            kind="info",
+        )
     svg = charts.k_selection(
         frame["k"].astype(int).tolist(),
         frame["inertia"].tolist(),

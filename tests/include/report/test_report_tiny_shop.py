@@ -1,0 +1,57 @@
+"""The report of a real night of a shop of 12 customers: one segment, too few buyers to
+score R/F/M.
+
+Two charts drew nothing a marketer could read: the R/F/M heatmap put every segment at
+100% "none = no order, no score" beside a card saying 5 of 12 customers had ordered (the
+marts score nobody below ``rfm_min_customers`` buyers), and "Choosing k" drew one dot of
+inertia beside an empty silhouette panel (one segment has no silhouette). Both are now a
+line saying why.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+from segmint.cli import main
+from tests.include.ingest.conftest import event, write_jsonl
+
+AS_OF = date(2026, 6, 30)
+
+
+def write_shop(landing: Path) -> None:
+    """12 customers visiting over three days, 5 of them buying."""
+    records, n = [], 0
+    for c in range(12):
+        for k in range(1 + c % 3):
+            day = AS_OF - timedelta(days=5 - k)
+            session = {"customer_id": f"c{c}", "session_id": f"s{c}-{k}"}
+            n += 1
+            records.append(event(f"e{n}", day, **session))
+            if c < 5:
+                n += 1
+                records.append(
+                    event(f"e{n}", day, event_type="purchase", order_id=f"o{n}",
+                          revenue=25.0 + c, currency="USD", **session)
+                )  # fmt: skip
+    write_jsonl(landing / "events" / f"dt={AS_OF}" / "part-0.jsonl", records)
+
+
+def test_a_tiny_shop_gets_reasons_not_empty_charts(tmp_path: Path) -> None:
+    landing, warehouse, output = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "out"
+    write_shop(landing)
+    code = main(["run", "--landing", str(landing), "--warehouse", str(warehouse),
+                 "--output", str(output), "--as-of", AS_OF.isoformat(),
+                 "--stages", "ingest,validate,transform,segment,report"])  # fmt: skip
+    assert code == 0
+    html = (output / AS_OF.isoformat() / "report.html").read_text(encoding="utf-8")
+    assert "12 customers in 1 segment" in html
+    assert 'data-chart="segment-rfm"' not in html
+    assert (
+        "no R/F/M scores for 2026-06-30: 5 customers of 12 ordered, too few to rank into "
+        "quintiles (dbt var rfm_min_customers; marts.customer_features.rfm_segment says "
+        "&#x27;Too few buyers&#x27;)"
+    ) in html
+    assert 'data-chart="k-selection"' not in html
+    assert "No choice to show: the run of 2026-06-30 tried only k = 1 (one segment: " in html
+    assert "Could not be drawn" not in html

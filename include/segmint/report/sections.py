@@ -2605,7 +2605,7 @@ def summary_sentences(ctx: Context) -> list[str]:
         out.append(s + ".")
     if "audiences" in f:
         n, targets, memberships = f["audiences"]
-        sentence = f"{plural(n, 'audience')} with {targets:,} targeted customers"
+        sentence = f"{plural(n, 'audience')} with {plural(targets, 'targeted customer')}"
         if memberships != targets:
             sentence += f" ({memberships:,} memberships: a customer can be in several audiences)"
         out.append(sentence + ".")

@@ -1722,3 +1722,26 @@ def test_a_reused_models_reason_is_not_wrapped_in_a_second_pair_of_brackets(
     html = Path(result.details["path"]).read_text(encoding="utf-8")
     assert f'<span class="good">reused</span>: {message}.<' in html
     assert "))" not in purchase
+
+
+def test_one_targeted_customer_is_one_customer(sample_warehouse: Path, tmp_path: Path) -> None:
+    """A small shop's night with a single member read "1 audience with 1 targeted
+    customers."."""
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    con = connect(warehouse)
+    try:
+        keep = con.execute(
+            "select audience, customer_id from audiences.members where as_of_date = ? "
+            "and \"group\" = 'target' order by audience, customer_id limit 1",
+            [AS_OF],
+        ).fetchone()
+        con.execute(
+            "delete from audiences.members where as_of_date = ? "
+            "and (audience, customer_id) <> (?, ?)",
+            [AS_OF, *keep],
+        )
+    finally:
+        con.close()
+    result = write_report(Settings(warehouse=warehouse, output=tmp_path / "out"), AS_OF)
+    assert "1 audience with 1 targeted customer." in result.details["summary"]

@@ -17,10 +17,15 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def figure(name: str, svg: str, caption: str = "", wide: bool = False) -> str:
+def figure(name: str, svg: str, caption: str = "", wide: bool = False, data: str = "") -> str:
+    """A chart, its caption and, for a chart whose figures the page gives nowhere else, its
+    ``data``: a table folded under "Figures of this chart", the chart's text alternative
+    (for a screen reader, a reader who cannot tell its colours apart, a copy into a
+    spreadsheet)."""
     cls = "chart wide" if wide else "chart"
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
-    return f'<figure class="{cls}" data-chart="{esc(name)}">{svg}{cap}</figure>'
+    more = details("Figures of this chart", data) if data else ""
+    return f'<figure class="{cls}" data-chart="{esc(name)}">{svg}{cap}{more}</figure>'
 
 
 def note(text: str, kind: str = "na") -> str:
@@ -79,7 +84,9 @@ def table(
         c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c].dtype)
     }
     head = "".join(
-        f'<th class="{"num" if c in numeric else ""}">{esc(c)}</th>' for c in frame.columns
+        f'<th class="{"num" if c in numeric else ""}{" long" if len(str(c)) > LONG_CELL else ""}">'
+        f"{esc(c)}</th>"
+        for c in frame.columns
     )
     body = []
     shown = frame.head(max_rows)
@@ -200,7 +207,7 @@ th, td { padding:4px 10px; border-bottom:1px solid var(--line); text-align:left;
          white-space:nowrap; }
 th { background:#f9fafb; font-weight:600; }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
-td.long { white-space:normal; min-width:16em; overflow-wrap:anywhere; }
+td.long, th.long { white-space:normal; min-width:16em; overflow-wrap:anywhere; }
 caption { text-align:left; color:var(--muted); font-size:12px; padding-bottom:4px; }
 .more { color:var(--muted); font-size:12px; }
 h3.model { font-size:16px; margin:18px 0 4px; padding-top:10px; border-top:1px dashed var(--line); }
@@ -223,7 +230,7 @@ footer { color:var(--muted); font-size:12px; text-align:center; padding:10px; }
   .table-wrap { overflow:visible; }
   table { font-size:9.5px; }
   th, td { padding:2px 3px; white-space:normal; }
-  td.long { min-width:8em; }
+  td.long, th.long { min-width:8em; }
   .feat .bar, .feat .bar span, .feat .bar i, .note, .kpi {
     print-color-adjust:exact; -webkit-print-color-adjust:exact; }
 }

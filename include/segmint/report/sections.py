@@ -555,11 +555,14 @@ def block_rfm_heatmap(ctx: Context) -> str:
         separators=[4.5 + 5 * i for i in range(len(scores))],
         xlabel="R = recency, F = frequency, M = monetary; 5 = best; none = no order, no score",
     )
+    data = pd.DataFrame(matrix, columns=col_labels)
+    data.insert(0, "segment", sizes["segment_name"].tolist())
     return figure(
         "segment-rfm",
         svg,
         caveat or "Within each of R, F and M, a row plus its 'none' share sums to 100%.",
         True,
+        data=table(data, formats={c: _fmt_pct0 for c in col_labels}),
     )
 
 
@@ -660,7 +663,20 @@ def block_transitions(ctx: Context) -> str:
         + f"{stayed:,.0f} customers kept their segment, {moved:,.0f} moved to another, "
         f"{new:,.0f} are new and {gone:,.0f} left ({source})."
     )
-    return figure("segment-transitions", svg, caption, wide=True)
+    data = counts.copy()
+    data.columns = [label.get(x, x) for x in cols]
+    data.insert(
+        0,
+        f"{before} (rows) → segment on {ctx.as_of} (columns)",
+        [label.get(x, f"retired {x}") for x in rows],
+    )
+    return figure(
+        "segment-transitions",
+        svg,
+        caption,
+        wide=True,
+        data=table(data, formats={c: fmt_int for c in data.columns[1:]}),
+    )
 
 
 def block_k_selection(ctx: Context) -> str:
@@ -921,8 +937,9 @@ def _day(value: Any) -> str:
 
 
 BASELINES_IN_WORDS = (
-    "The dashed lines are the simple rules a marketer would use without a model: the "
-    "recency rule (baseline_recency) ranks customers by the days since their last order (for "
+    "The dashed and dash-dotted lines are the simple rules a marketer would use without a "
+    "model: the recency rule (baseline_recency) ranks customers by the days since their last "
+    "order (for "
     "churn, since their last order or visit); the BG/NBD model (baseline_bgnbd) by the "
     "purchases their order history predicts."
 )
@@ -1220,7 +1237,11 @@ def block_lift(ctx: Context, model: str) -> str:
     rate = find_curve(curves.get("model", {}), ["observed"])
     if model_rows is not None and rate is not None:
         caption += top_decile_words(model_rows, rate, who)
-    return figure(f"lift-{model}", svg, caption, wide=True)
+    columns = {f"lift, {charts.scorer_label(s)}": c for s, c in lift.items()}
+    columns |= {f"capture, {charts.scorer_label(s)}": c for s, c in capture.items()}
+    data = pd.DataFrame(columns).sort_index(ascending=False).rename_axis("decile").reset_index()
+    formats = {c: (_fmt_pct0 if c.startswith("capture") else _fmt2) for c in columns}
+    return figure(f"lift-{model}", svg, caption, wide=True, data=table(data, formats=formats))
 
 
 # The p-value at and above which a model's lead over its best rule is called chance when
@@ -1343,10 +1364,13 @@ def block_calibration(ctx: Context, model: str) -> str:
         points = {"model": points["model"]}
     if not points:
         raise Missing(f"ml.model_metrics has no calibration table for {model}")
+    pred, obs = next(iter(points.values()))
+    data = pd.DataFrame({"mean predicted probability": pred, "observed rate": obs})
     return figure(
         f"calibration-{model}",
         charts.calibration(f"calibration-{model}", points, when or ctx.as_of),
         "Points on the diagonal mean a score of 0.3 really is about 30%.",
+        data=table(data, formats={c: _fmt3 for c in data.columns}),
     )
 
 
@@ -1487,7 +1511,15 @@ def block_drivers(ctx: Context, model: str) -> str:
         xlabel="drop in holdout score when the feature is shuffled",
         value_fmt="{:.4f}",
     )
-    return figure(f"drivers-{model}", svg, "Error bars: spread over the shuffles.")
+    data = frame.rename(columns={"importance": "drop in score", "std": "spread"})
+    if not std:
+        data = data.drop(columns="spread")
+    return figure(
+        f"drivers-{model}",
+        svg,
+        "Error bars: spread over the shuffles.",
+        data=table(data, formats={"drop in score": _fmt4, "spread": _fmt4}),
+    )
 
 
 def section_propensity(ctx: Context) -> str:
@@ -2320,6 +2352,32 @@ def block_data_docs(ctx: Context) -> str:
 # --- drift -------------------------------------------------------------------------------
 
 
+def _runs_table(frame: pd.DataFrame, what: str) -> str:
+    """A drift chart's figures: one row per ``what`` (feature, segment, model), one column
+    per run, newest first."""
+    data = frame.pivot_table(index="key", columns="as_of_date", values="value", aggfunc="mean")
+    data = data[sorted(data.columns, reverse=True)]
+    data.columns = [_day(c) for c in data.columns]
+    data = data.rename_axis(what).reset_index()
+    return table(data, formats={c: _fmt3 for c in data.columns[1:]})
+
+
+def _fmt2(value: Any) -> str:
+    return fmt_num(value, 2)
+
+
+def _fmt3(value: Any) -> str:
+    return fmt_num(value, 3)
+
+
+def _fmt4(value: Any) -> str:
+    return fmt_num(value, 4)
+
+
+def _fmt_pct0(value: Any) -> str:
+    return fmt_pct(value, 0)
+
+
 def _series(frame: pd.DataFrame, key: str, value: str) -> dict[str, tuple[list, list]]:
     out = {}
     for name, part in frame.groupby(key, sort=True):
@@ -2435,7 +2493,7 @@ def block_feature_psi(ctx: Context) -> str:
             f" Not measured on {ctx.as_of}: {not_measured}, so the features of the runs "
             "before measure something else."
         )
-    return figure("drift-psi", svg, caption)
+    return figure("drift-psi", svg, caption, data=_runs_table(frame, "feature"))
 
 
 def block_centroid_shift(ctx: Context) -> str:
@@ -2457,6 +2515,7 @@ def block_centroid_shift(ctx: Context) -> str:
         "cluster no longer matches its old identity, unless one segment holds most customers "
         "and it keeps mostly the same customers "
         "(one segment on both nights always does: it is the whole shop).",
+        data=_runs_table(drift["centroid"], "segment"),
     )
 
 
@@ -2510,6 +2569,7 @@ def block_score_psi(ctx: Context) -> str:
         svg,
         f"Shift of each model's score distribution against the previous run; above "
         f"{threshold:g} is a warning.",
+        data=_runs_table(frame, "model"),
     )
 
 

@@ -1745,3 +1745,38 @@ def test_one_targeted_customer_is_one_customer(sample_warehouse: Path, tmp_path:
         con.close()
     result = write_report(Settings(warehouse=warehouse, output=tmp_path / "out"), AS_OF)
     assert "1 audience with 1 targeted customer." in result.details["summary"]
+
+
+def test_charts_whose_figures_are_nowhere_else_carry_them_as_a_table(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """The R/F/M and transition heatmaps, lift and capture, calibration, the drivers and the
+    drift lines had an ``aria-label`` of their title and no figure in text anywhere: a
+    screen reader, a reader who cannot tell the lines' colours apart or someone copying a
+    figure into a slide got nothing. Each now folds its figures under the chart."""
+    page = render_report(sample_warehouse, AS_OF, tmp_path / "r.html").read_text(encoding="utf-8")
+    figures = dict(
+        re.findall(r'<figure class="[^"]*" data-chart="([^"]+)">(.*?)</figure>', page, re.S)
+    )
+    with_data = {n for n, body in figures.items() if "Figures of this chart" in body}
+    assert with_data == {
+        "segment-rfm",
+        "segment-transitions",
+        "lift-churn",
+        "lift-purchase",
+        "calibration-churn",
+        "calibration-purchase",
+        "drivers-churn",
+        "drivers-purchase",
+        "drift-psi",
+        "drift-centroid",
+        "drift-scores",
+    }
+    rfm = figures["segment-rfm"]
+    assert "<th>segment</th>" in rfm.replace(' class=""', "")
+    assert rfm.count("<tr>") == 1 + 6  # header + one row per segment
+    lift = figures["lift-churn"]
+    assert "lift, BG/NBD model" in lift and "capture, recency rule" in lift
+    drivers = figures["drivers-churn"]
+    assert '<td class="">recency_days</td>' in drivers
+    assert re.search(r'<td class="num">0\.\d{4}</td>', drivers)

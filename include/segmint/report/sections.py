@@ -833,15 +833,15 @@ def propensity_models(ctx: Context) -> list[str]:
     names: list[str] = []
     window = [ctx.as_of, ctx.as_of - timedelta(days=366)]
     scored: list[str] = []
+    tonight: set[str] = set()
     if r.has("ml.propensity_scores") and r.pick("ml.propensity_scores", "model_name"):
-        scored += [
-            row[0]
-            for row in r.rows(
-                "select distinct model_name from ml.propensity_scores "
-                "where as_of_date <= ? and as_of_date >= ?",
-                window,
-            )
-        ]
+        rows = r.rows(
+            "select model_name, bool_or(as_of_date = ?) from ml.propensity_scores "
+            "where as_of_date <= ? and as_of_date >= ? group by model_name",
+            [ctx.as_of, *window],
+        )
+        scored += [row[0] for row in rows]
+        tonight = {row[0] for row in rows if row[1]}
     t = "ml.model_metrics"
     if r.has(t) and r.pick(t, "model_name") and r.pick(t, "metric") and r.pick(t, "as_of_date"):
         names += [
@@ -857,7 +857,10 @@ def propensity_models(ctx: Context) -> list[str]:
     # carries the stage's reason from ml.model_runs: so does one whose scores are a baseline
     # rule's ranking (no model published) with no evaluation to chart.
     ruled = {m for m in scored if (kept := _scored_with(ctx, m)) and kept[0] in RULES}
-    names += [m for m in scored if m not in ruled or m in names]
+    # So does one with no evaluation and no scores tonight (the score stage did not run for
+    # the night): its charts were five lines of "ml.model_metrics has no rows for model
+    # churn on or before 2026-07-01" under a status line that says why already.
+    names += [m for m in scored if m in names or (m not in ruled and m in tonight)]
     unscored = [m for m in PROPENSITY_MODELS if m not in names and _model_run(ctx, m)]
     ctx.cache["propensity:run_only"] = set(unscored)
     names += unscored

@@ -1,4 +1,5 @@
-"""A night the segment stage did not run for (skipped, or failed before it), on real nights.
+"""A night the segment and score stages did not run for (skipped, or failed before them),
+on real nights.
 
 The page said "ml.customer_segments has no rows for 2026-07-01" in every segment block and
 "No segmentation for this date yet." in the summary, as on a shop never segmented: neither
@@ -36,7 +37,7 @@ def test_a_night_without_segments_says_the_segment_stage_did_not_run(tmp_path: P
     args = ["run", "--landing", str(landing), "--warehouse", str(warehouse),
             "--output", str(output)]  # fmt: skip
     write_day(landing, NIGHT)
-    stages = "ingest,validate,transform,segment,report"
+    stages = "ingest,validate,transform,segment,score,report"
     assert main([*args, "--as-of", NIGHT.isoformat(), "--stages", stages]) == 0
     write_day(landing, tonight)
     stages = "ingest,validate,transform,report"
@@ -54,6 +55,18 @@ def test_a_night_without_segments_says_the_segment_stage_did_not_run(tmp_path: P
         "No segments for 2026-07-01: the segment stage did not run for it; the newest "
         "segmentation is of 2026-06-30, in that night&#x27;s report."
     ) in html
+    # Nor did the score stage run: each model's status line says so, and no block under it
+    # says "ml.model_metrics has no rows for model purchase on or before 2026-07-01" (the
+    # models were never evaluated: too little history).
+    propensity = html[
+        html.index('<section id="propensity"') : html.index('<section id="audiences"')
+    ]
+    for model in ("purchase", "churn"):
+        assert f"No {model} scores for 2026-07-01</span>: the score stage did not run" in (
+            propensity
+        )
+    assert "ml.model_metrics has no rows" not in html
+    assert "ml.feature_importance has no rows" not in html
     # The first night's own report still has its segments.
     first = (output / NIGHT.isoformat() / "report.html").read_text(encoding="utf-8")
     assert "customers in" in first and "No segmentation" not in first

@@ -2071,6 +2071,7 @@ def block_loads(ctx: Context) -> str:
         [first, ctx.as_of],
     )
     missing = _events_missing_today(ctx)
+    missing = missing or _orders_missing_today(ctx)
     if frame.empty:
         raise Missing(f"{t} has no files for {first} .. {ctx.as_of}")
     days = pd.date_range(first, ctx.as_of, freq="D")
@@ -2136,6 +2137,52 @@ def _events_missing_today(ctx: Context) -> str:
     )
     ctx.facts["events_missing"] = str(newest) if newest is not None else None
     return note(_events_missing_sentence(ctx), "warning")
+
+
+# Orders a day, on average over the days before, above which a day without any order is a
+# fault rather than chance: at 5 a day, a quiet day with none has a chance of e^-5 (0.7%).
+NO_ORDER_ALERT_RATE = 5.0
+ORDER_DAYS = 14
+
+
+def _orders_missing_today(ctx: Context) -> str:
+    """A note when the as-of day's events were loaded but hold no order, where the days
+    before had several a day (fact ``orders_missing``).
+
+    A tracker that stopped sending purchase events (a tag removed from the checkout page,
+    an export that left them out) gave a night of 0 orders that the page never mentioned:
+    segments, scores and audiences all read the day as one nobody bought, as on a good
+    night."""
+    r, t = ctx.reader, "marts.orders"
+    day = r.pick(t, "order_date")
+    if not day:
+        return ""
+    first = ctx.as_of - timedelta(days=ORDER_DAYS)
+    tonight, before, since = r.rows(
+        f"""
+        select
+            count(*) filter (where {quote(day)} = ?),
+            count(*) filter (where {quote(day)} < ?),
+            min({quote(day)}) filter (where {quote(day)} < ?)
+        from {t}
+        where {quote(day)} between ? and ?
+        """,
+        [ctx.as_of, ctx.as_of, ctx.as_of, first, ctx.as_of],
+    )[0]
+    if tonight or not before:
+        return ""
+    days = (ctx.as_of - date.fromisoformat(_day(since)[:10])).days
+    rate = before / days
+    if rate < NO_ORDER_ALERT_RATE:
+        return ""
+    ctx.facts["orders_missing"] = (
+        f"No order on {ctx.as_of}, where the {plural(days, 'day')} before had "
+        f"{before:,} ({rate:,.1f} a day): a day without any purchase is more likely a "
+        "tracking or export fault than a quiet day; check the day's purchase events before "
+        "acting on tonight's figures (recency, propensity and audiences count it as a day "
+        "nobody bought)."
+    )
+    return note(ctx.facts["orders_missing"], "warning")
 
 
 def _events_missing_sentence(ctx: Context) -> str:
@@ -2582,6 +2629,8 @@ def block_score_psi(ctx: Context) -> str:
 def summary_sentences(ctx: Context) -> list[str]:
     f = ctx.facts
     out = [_events_missing_sentence(ctx)] if "events_missing" in f else []
+    if "orders_missing" in f:
+        out.append(f["orders_missing"])
     if "customers" in f:
         sentence = (
             f"{f['customers']:,} customers in {f['segments']} "

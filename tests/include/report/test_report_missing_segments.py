@@ -17,13 +17,13 @@ from tests.include.ingest.conftest import event, write_jsonl
 NIGHT = date(2026, 6, 30)
 
 
-def write_day(landing: Path, day: date) -> None:
-    """40 customers visiting, every other one buying."""
+def write_day(landing: Path, day: date, buying: bool = True) -> None:
+    """40 customers visiting, every other one buying (unless not ``buying``)."""
     records = []
     for c in range(40):
         session = {"customer_id": f"c{c}", "session_id": f"s{c}-{day}"}
         records.append(event(f"v{c}-{day}", day, **session))
-        if c % 2:
+        if c % 2 and buying:
             records.append(
                 event(f"p{c}-{day}", day, event_type="purchase", order_id=f"o{c}-{day}",
                       revenue=20.0 + c, currency="USD", **session)
@@ -70,3 +70,27 @@ def test_a_night_without_segments_says_the_segment_stage_did_not_run(tmp_path: P
     # The first night's own report still has its segments.
     first = (output / NIGHT.isoformat() / "report.html").read_text(encoding="utf-8")
     assert "customers in" in first and "No segmentation" not in first
+
+
+def test_a_day_without_any_order_after_days_of_orders_is_flagged(tmp_path: Path) -> None:
+    """A tracker that stopped sending purchase events: the night's visits loaded, its orders
+    0 after 20 the day before, and the page never said so."""
+    landing, warehouse, output = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "out"
+    tonight = NIGHT + timedelta(days=1)
+    args = ["run", "--landing", str(landing), "--warehouse", str(warehouse),
+            "--output", str(output), "--stages", "ingest,validate,transform,report"]  # fmt: skip
+    write_day(landing, NIGHT)
+    assert main([*args, "--as-of", NIGHT.isoformat()]) == 0
+    first = (output / NIGHT.isoformat() / "report.html").read_text(encoding="utf-8")
+    assert "No order on" not in first
+    write_day(landing, tonight, buying=False)
+    assert main([*args, "--as-of", tonight.isoformat()]) == 0
+    html = (output / tonight.isoformat() / "report.html").read_text(encoding="utf-8")
+    warning = (
+        "No order on 2026-07-01, where the 1 day before had 20 (20.0 a day): a day without "
+        "any purchase is more likely a tracking or export fault than a quiet day"
+    )
+    summary = html[html.index('<section id="summary"') : html.index('<section id="segments"')]
+    quality = html[html.index('<section id="data-quality"') : html.index('<section id="drift"')]
+    assert warning in summary
+    assert warning in quality

@@ -205,7 +205,7 @@ figcaption { color:var(--muted); font-size:12px; padding:2px 4px 0; }
 table { border-collapse:collapse; font-size:12.5px; margin:4px 0; }
 th, td { padding:4px 10px; border-bottom:1px solid var(--line); text-align:left;
          white-space:nowrap; }
-th { background:#f9fafb; font-weight:600; }
+th { background:#f9fafb; font-weight:600; white-space:normal; vertical-align:bottom; }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
 td.long, th.long { white-space:normal; min-width:16em; overflow-wrap:anywhere; }
 caption { text-align:left; color:var(--muted); font-size:12px; padding-bottom:4px; }

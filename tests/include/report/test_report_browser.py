@@ -46,8 +46,10 @@ def test_report_renders_in_headless_chromium(sample_warehouse: Path, tmp_path: P
         assert chart["width"] >= 300 and chart["height"] >= 150, chart
         assert chart["marks"] > 5, chart  # bars, lines, ticks: something was drawn
         assert chart["clipped"] == [], chart  # no label or title cut off at the edge
-    # Laptop screen: nothing wider than the window (no horizontal scrolling).
+    # Laptop screen: nothing wider than the window (no horizontal scrolling), no table
+    # scrolling sideways inside its box.
     assert report.page_width <= 1440
+    assert [t for t in report.tables if t["overflow"] > 1] == []
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for shot in report.screenshots:
@@ -97,6 +99,34 @@ def test_a_long_segment_name_leaves_the_tables_counts_in_view(
     sizes = [t for t in report.tables if t["columns"][:3] == ["id", "segment", "customers"]]
     assert len(sizes) == 1, report.tables
     assert sizes[0]["overflow"] <= 1, sizes[0]
+    assert [t for t in report.tables if t["overflow"] > 1] == []
+
+
+def test_a_large_shops_audience_table_fits_the_screen(
+    sample_warehouse: Path, tmp_path: Path
+) -> None:
+    """A shop of 200,000 customers: the audiences table's 13 columns of 5- to 7-digit
+    counts, under headers kept on one line ("without consent", "other exclusions", "rows
+    exported"), ran 27 px past its box at 1440 px, its last column half out of view. The
+    headers now wrap when the table would not fit."""
+    from segmint.warehouse import connect
+
+    warehouse = tmp_path / "segmint.duckdb"
+    warehouse.write_bytes(sample_warehouse.read_bytes())
+    con = connect(warehouse)
+    try:
+        con.execute(
+            "update audiences.summary set matched = matched + 1234567, "
+            "without_consent = without_consent + 1234567, suppressed = suppressed + 123456"
+        )
+    finally:
+        con.close()
+    page = Path(
+        write_report(Settings(warehouse=warehouse, output=tmp_path / "o"), AS_OF).details["path"]
+    )
+    report = open_in_chromium(page, tmp_path / "browser", screenshot_sizes=(), full_page_width=None)
+    audiences = [t for t in report.tables if t["columns"][:3] == ["audience", "consent", "matched"]]
+    assert len(audiences) == 1, report.tables
     assert [t for t in report.tables if t["overflow"] > 1] == []
 
 

@@ -359,12 +359,16 @@ def k_selection(
                         linewidths=2,
                         zorder=4,
                     )
+                # Left of the line when the chosen k is the last candidate: on its right,
+                # "chosen k = 10" ran past the chart's edge and was cut off.
+                last = chosen == max(ks) and len(ks) > 1
                 ax.annotate(
                     f"chosen k = {chosen}",
                     xy=(chosen, 1),
                     xycoords=("data", "axes fraction"),
-                    xytext=(4, -12),
+                    xytext=(-4 if last else 4, -12),
                     textcoords="offset points",
+                    ha="right" if last else "left",
                     color=RED,
                     fontsize=9,
                 )

@@ -238,3 +238,29 @@ def test_the_baselines_differ_by_line_and_marker_not_colour_alone(
             lines = [h for h in ax.get_legend().legend_handles if hasattr(h, "get_marker")]
             assert len({(str(h.get_linestyle()), h.get_marker()) for h in lines}) == len(lines)
     assert checked >= 4, sorted(figures)
+
+
+@pytest.mark.parametrize("chosen", [2, 6, 10])
+def test_the_chosen_k_label_stays_inside_the_chart(
+    monkeypatch: pytest.MonkeyPatch, chosen: int
+) -> None:
+    """A 200,000-customer shop chose k = 10, the last candidate: "chosen k = 10", written
+    right of its line, ran past the chart's edge and was cut off."""
+    ks = list(range(2, 11))
+    fig = drawn(
+        monkeypatch,
+        charts.k_selection,
+        ks,
+        [1000.0 / k for k in ks],
+        [0.3 + 0.01 * k for k in ks],
+        chosen,
+        date(2026, 6, 30),
+    )
+    renderer = fig.canvas.get_renderer()
+    labels = [t for ax in fig.axes for t in ax.texts if t.get_text() == f"chosen k = {chosen}"]
+    assert len(labels) == 2
+    for label in labels:
+        box = label.get_window_extent(renderer)
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, (chosen, box)
+        axes = label.axes.get_window_extent(renderer)
+        assert box.x1 <= axes.x1 + 1, (chosen, box, axes)  # not past the plot either

@@ -74,3 +74,22 @@ def test_an_empty_audience_says_whether_nobody_matched_or_nobody_consented(
         "Built with no members: buyers_email (none of the 30 matched has e-mail consent), "
         "whales_ads (no customer met its conditions)."
     ) in summary
+
+
+def test_the_reason_names_where_the_matched_customers_went() -> None:
+    """Suppression lists, a higher-priority audience and the size limit take the rest:
+    matched = without consent + suppressed + claimed + over the limit."""
+    from segmint.report.sections import _empty_reason
+
+    assert _empty_reason("email", 23, 3, 20, 0, 0) == (
+        "its conditions matched 23 customers: 3 without e-mail consent, 20 on a suppression list",
+        "23 matched: 3 without e-mail consent, 20 on a suppression list",
+    )
+    assert _empty_reason("ads", 1, 1, 0, 0, 0)[0] == (
+        "the one customer its conditions matched has no ads consent"
+    )
+    assert _empty_reason("ads", 4, 0, 0, 4, 0)[1] == (
+        "4 matched: 4 taken by a higher-priority audience"
+    )
+    assert _empty_reason("email", 5, 1, 0, 0, 0) is None  # counts that do not add up
+    assert _empty_reason("email", None, None, None, None, None) is None

@@ -751,8 +751,8 @@ def block_k_selection(ctx: Context) -> str:
     if kept:
         when = f"search of {used}"
     caption = (
-        f"Candidates k = {frame['k'].min()}..{frame['k'].max()} ({when}); red marks the k "
-        "the rule chose."
+        f"Candidates k = {frame['k'].min()}..{frame['k'].max()} ({when}); the dashed line "
+        'labelled "chosen k" marks the k the rule chose.'
     )
     if kept:
         caption += (

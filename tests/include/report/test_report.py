@@ -485,8 +485,9 @@ def test_a_night_that_kept_k_shows_the_last_search(
     settings = Settings(warehouse=handmade_warehouse, output=tmp_path / "out")
     html = Path(write_report(settings, AS_OF).details["path"]).read_text(encoding="utf-8")
     assert (
-        "Candidates k = 2..4 (search of 2026-06-29); red marks the k the rule chose. The run "
-        "of 2026-06-30 kept k = 2 without a new search" in html
+        "Candidates k = 2..4 (search of 2026-06-29); the dashed line labelled &quot;chosen "
+        "k&quot; marks the k the rule chose. The run of 2026-06-30 kept k = 2 without a new "
+        "search" in html
     )
     assert "k = 2..2" not in html
 

@@ -11,8 +11,7 @@ import csv
 from datetime import date, timedelta
 from pathlib import Path
 
-from segmint.cli import main
-from tests.include.ingest.conftest import event, write_jsonl
+from tests.include.report.shops import night_report, visiting_shop, write_events
 
 AS_OF = date(2026, 6, 30)
 CRM = ["customer_id", "updated_at", "email", "email_opt_in", "ads_opt_in"]
@@ -21,19 +20,8 @@ CRM = ["customer_id", "updated_at", "email", "email_opt_in", "ads_opt_in"]
 def write_shop(landing: Path, audiences: Path) -> None:
     """30 customers who visit and buy, none of them consenting to e-mail or ads, and two
     audiences: every buyer by e-mail, and buyers of a thousand orders (nobody)."""
-    records, n = [], 0
-    for c in range(30):
-        for k in range(1 + c % 3):
-            day = AS_OF - timedelta(days=10 - k)
-            session = {"customer_id": f"c{c}", "session_id": f"s{c}-{k}"}
-            n += 1
-            records.append(event(f"e{n}", day, **session))
-            n += 1
-            records.append(
-                event(f"e{n}", day, event_type="purchase", order_id=f"o{n}", revenue=30.0 + c,
-                      currency="USD", **session)
-            )  # fmt: skip
-    write_jsonl(landing / "events" / f"dt={AS_OF}" / "part-0.jsonl", records)
+    shop = visiting_shop(30, AS_OF - timedelta(days=10), 3, lambda c, k: 30.0 + c)
+    write_events(landing, AS_OF, shop)
     crm = landing / "crm" / f"dt={AS_OF}" / "customers.csv"
     crm.parent.mkdir(parents=True)
     with crm.open("w", newline="") as f:
@@ -53,15 +41,14 @@ def write_shop(landing: Path, audiences: Path) -> None:
 def test_an_empty_audience_says_whether_nobody_matched_or_nobody_consented(
     tmp_path: Path,
 ) -> None:
-    landing, audiences = tmp_path / "landing", tmp_path / "audiences"
-    warehouse, output = tmp_path / "w.duckdb", tmp_path / "out"
-    write_shop(landing, audiences)
-    code = main(["run", "--landing", str(landing), "--warehouse", str(warehouse),
-                 "--output", str(output), "--audiences", str(audiences),
-                 "--as-of", AS_OF.isoformat(),
-                 "--stages", "ingest,validate,transform,segment,audiences,report"])  # fmt: skip
-    assert code == 0
-    html = (output / AS_OF.isoformat() / "report.html").read_text(encoding="utf-8")
+    audiences = tmp_path / "audiences"
+    write_shop(tmp_path / "landing", audiences)
+    _, html = night_report(
+        tmp_path,
+        AS_OF,
+        "ingest,validate,transform,segment,audiences,report",
+        ["--audiences", str(audiences)],
+    )
     assert (
         "<b>buyers_email</b> was built with no members: none of the 30 customers its "
         "conditions matched has e-mail consent</li>"

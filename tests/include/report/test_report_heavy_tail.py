@@ -14,8 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from segmint.cli import main
-from tests.include.ingest.conftest import event, write_jsonl
+from tests.include.report.shops import night_report, visiting_shop, write_events
 
 AS_OF = date(2026, 6, 30)
 
@@ -23,28 +22,13 @@ AS_OF = date(2026, 6, 30)
 def write_shop(landing: Path) -> None:
     """60 customers over four days; every third buys (20-80 per order), one order is 1e9
     and one account spends 50,000 an order (a B2B buyer)."""
-    records, n = [], 0
-    for c in range(60):
-        for k in range(1 + c % 4):
-            day = AS_OF - timedelta(days=20 - k)
-            session = {"customer_id": f"c{c}", "session_id": f"s{c}-{k}"}
-            n += 1
-            records.append(event(f"e{n}", day, **session))
-            if c % 3 == 0:
-                n += 1
-                revenue = 1e9 if (c, k) == (0, 0) else 50_000.0 if c == 3 else 20.0 + c
-                records.append(
-                    event(
-                        f"e{n}",
-                        day,
-                        event_type="purchase",
-                        order_id=f"o{n}",
-                        revenue=revenue,
-                        currency="USD",
-                        **session,
-                    )
-                )
-    write_jsonl(landing / "events" / f"dt={AS_OF}" / "part-0.jsonl", records)
+
+    def revenue(c: int, k: int) -> float | None:
+        if c % 3:
+            return None
+        return 1e9 if (c, k) == (0, 0) else 50_000.0 if c == 3 else 20.0 + c
+
+    write_events(landing, AS_OF, visiting_shop(60, AS_OF - timedelta(days=20), 4, revenue))
 
 
 def card_figures(html: str) -> dict[str, dict[str, str]]:
@@ -57,13 +41,8 @@ def card_figures(html: str) -> dict[str, dict[str, str]]:
 
 
 def test_cards_show_medians_of_the_non_outliers_as_the_profiles(tmp_path: Path) -> None:
-    landing, warehouse, output = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "out"
-    write_shop(landing)
-    code = main(["run", "--landing", str(landing), "--warehouse", str(warehouse),
-                 "--output", str(output), "--as-of", AS_OF.isoformat(),
-                 "--stages", "ingest,validate,transform,segment,report"])  # fmt: skip
-    assert code == 0
-    html = (output / AS_OF.isoformat() / "report.html").read_text(encoding="utf-8")
+    write_shop(tmp_path / "landing")
+    warehouse, html = night_report(tmp_path, AS_OF)
     section = html[html.index('<div class="cards">') :]
     cards = card_figures(section[: section.index('<div class="block">')])
 

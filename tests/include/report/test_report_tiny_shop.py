@@ -13,38 +13,20 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-from segmint.cli import main
-from tests.include.ingest.conftest import event, write_jsonl
+from tests.include.report.shops import night_report, visiting_shop, write_events
 
 AS_OF = date(2026, 6, 30)
 
 
 def write_shop(landing: Path) -> None:
     """12 customers visiting over three days, 5 of them buying."""
-    records, n = [], 0
-    for c in range(12):
-        for k in range(1 + c % 3):
-            day = AS_OF - timedelta(days=5 - k)
-            session = {"customer_id": f"c{c}", "session_id": f"s{c}-{k}"}
-            n += 1
-            records.append(event(f"e{n}", day, **session))
-            if c < 5:
-                n += 1
-                records.append(
-                    event(f"e{n}", day, event_type="purchase", order_id=f"o{n}",
-                          revenue=25.0 + c, currency="USD", **session)
-                )  # fmt: skip
-    write_jsonl(landing / "events" / f"dt={AS_OF}" / "part-0.jsonl", records)
+    shop = visiting_shop(12, AS_OF - timedelta(days=5), 3, lambda c, k: 25.0 + c if c < 5 else None)
+    write_events(landing, AS_OF, shop)
 
 
 def test_a_tiny_shop_gets_reasons_not_empty_charts(tmp_path: Path) -> None:
-    landing, warehouse, output = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "out"
-    write_shop(landing)
-    code = main(["run", "--landing", str(landing), "--warehouse", str(warehouse),
-                 "--output", str(output), "--as-of", AS_OF.isoformat(),
-                 "--stages", "ingest,validate,transform,segment,report"])  # fmt: skip
-    assert code == 0
-    html = (output / AS_OF.isoformat() / "report.html").read_text(encoding="utf-8")
+    write_shop(tmp_path / "landing")
+    _, html = night_report(tmp_path, AS_OF)
     assert "12 customers in 1 segment" in html
     assert 'data-chart="segment-rfm"' not in html
     assert (

@@ -528,6 +528,23 @@ def demo_paths_yield(env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]
     return out, said
 
 
+def settings_error(env: Mapping[str, str]) -> str:
+    """Why the settings the DAG's tasks would read with ``env`` are refused (a settings file
+    that is not TOML, an unknown key, a value of the wrong type, a misspelt ``SEGMINT_*``
+    variable: :class:`segmint.config.ConfigError`, naming the file and the key), or "".
+
+    Every night fails at its first task on such settings, not retried, so a backfill created
+    over them ran as many failed nights as it had, each a failure alert, and needed
+    ``REPROCESS=failed`` once the file was fixed: ``make backfill`` now refuses it first."""
+    from segmint.config import ConfigError, load_settings
+
+    try:
+        load_settings(environ=env)
+    except ConfigError as exc:
+        return str(exc)
+    return ""
+
+
 def settings_file_overridden(env: Mapping[str, str]) -> str:
     """A warning naming the paths of the settings file that ``SEGMINT_*`` variables of
     ``env`` override, for the DAG's tasks; "" when none does. A variable wins over the file;
@@ -625,6 +642,13 @@ def main(argv: list[str] | None = None) -> int:
         not_over = nights_not_over(args.from_date, args.to_date)
         if not_over and str(not_over[0]) == args.from_date:
             raise SystemExit(f"no backfill created: every night of it, {_not_over_words(not_over)}")
+        broken = settings_error(env)
+        if broken:
+            raise SystemExit(
+                f"no backfill created: the settings its nights would run with are refused: "
+                f"{broken}. Every night would fail at its first task; fix that, then run "
+                "this `make backfill` again"
+            )
         ensure_ready(env)
         unfinished = unfinished_backfill(env)
         if unfinished:

@@ -284,6 +284,44 @@ def test_make_backfill_refuses_dates_that_are_no_nights(
     assert not home.exists()
 
 
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            "[ingest]\nwiat_for_as_of_events_hours = 8\n",
+            "[ingest]: unknown key(s) wiat_for_as_of_events_hours; known: ",
+        ),
+        (
+            '[transform]\nthreads = "two"\n',
+            "[transform].threads: expected a number, got 'two'",
+        ),
+        ("[ingest\nrequire_as_of_events = true\n", ": invalid TOML: "),
+    ],
+)
+def test_make_backfill_refuses_settings_its_nights_would_fail_on(
+    toml: str, message: str, tmp_path: Path
+) -> None:
+    """A broken settings file fails every night at its first task, not retried: a backfill
+    created over it (it was, `created: 30 night(s) to run`) ran 30 failed nights, each a
+    failure alert, and needed REPROCESS=failed once the file was fixed. Refused before
+    Airflow is asked (no AIRFLOW_HOME is created), naming the file and the key."""
+    config = tmp_path / "segmint.toml"
+    config.write_text(toml)
+    home = tmp_path / "airflow"
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "SEGMINT_CONFIG": str(config)}
+    proc = _make_backfill(env, "2026-06-01", "2026-06-30")
+    assert proc.returncode == 1
+    line = proc.stderr.strip()
+    assert line.startswith(
+        f"no backfill created: the settings its nights would run with are refused: {config}"
+    ), line
+    assert message in line
+    assert line.endswith(
+        "Every night would fail at its first task; fix that, then run this `make backfill` again"
+    )
+    assert not home.exists()
+
+
 def _make_backfill(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "segmint.airflow_env", "backfill", *args],

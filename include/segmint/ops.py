@@ -1153,16 +1153,50 @@ def published_line(settings: Any, as_of: date | None) -> str:
     return f" The published warehouse {path} is unchanged (the night {night})."
 
 
-def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple[str, TaskRun]:
-    """The message a person reads first, and the row for ``ops.pipeline_runs``."""
+def settings_despite_error() -> Any | None:
+    """The settings of a failure report when the settings are refused (a settings file that
+    is not TOML, an unknown key, a value of the wrong type): defaults, with the warehouse
+    ``SEGMINT_WAREHOUSE`` names, else the file's own top-level ``warehouse`` when the file
+    still reads as TOML; None when neither names a warehouse that exists (the default path,
+    relative to a worker's folder, would be a new, empty warehouse there).
+
+    Without it, the night a broken file failed left no row in ``ops.pipeline_runs`` (`could
+    not record the failure`) and its message did not say what analysts still read."""
+    import tomllib
+
+    from segmint.config import DEFAULT_CONFIG_FILE, ENV_PREFIX, Settings
+
+    warehouse = os.environ.get(f"{ENV_PREFIX}WAREHOUSE")
+    if warehouse:
+        path = Path(warehouse)
+    else:
+        config = Path(os.environ.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG_FILE)
+        try:
+            value = tomllib.loads(config.read_text(encoding="utf-8")).get("warehouse")
+        except (OSError, ValueError):
+            return None
+        if not isinstance(value, str):
+            return None
+        path = config.absolute().parent / Path(value).expanduser()
+    return Settings(warehouse=path) if path.is_file() else None
+
+
+def _report_settings() -> Any | None:
+    """The settings a failure is reported with: :func:`settings_despite_error` when they
+    are refused."""
     from segmint.config import load_settings
 
+    try:
+        return load_settings()
+    except Exception:  # a broken config must not hide the failure being reported
+        return settings_despite_error()
+
+
+def failure_message(context: Mapping[str, Any], status: str = "failed") -> tuple[str, TaskRun]:
+    """The message a person reads first, and the row for ``ops.pipeline_runs``."""
     ti = context["ti"]
     exc = context.get("exception")
-    try:
-        settings = load_settings()
-    except Exception:  # a broken config must not hide the failure being reported
-        settings = None
+    settings = _report_settings()
     try:
         as_of: date | None = _context_as_of(context)
     except SegmintError:
@@ -1238,9 +1272,12 @@ def _on_problem(context: Mapping[str, Any], status: str) -> None:
         return
     log.error(message)
     try:
-        from segmint.config import load_settings
+        settings = _report_settings()
+        if settings is None:
+            from segmint.config import load_settings
 
-        record_task_run(load_settings().warehouse, run)
+            settings = load_settings()  # raises the error that says why
+        record_task_run(settings.warehouse, run)
     except Exception as exc:
         log.error("segmint: could not record the failure in ops.pipeline_runs: %s", exc)
 

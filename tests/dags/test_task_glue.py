@@ -244,6 +244,37 @@ def test_a_broken_config_fails_the_first_task_at_once(
     assert "up for retry" not in output
 
 
+def test_a_night_failed_by_a_broken_config_is_recorded_with_what_analysts_read(
+    ready_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    """The night a broken settings file failed left no row in ops.pipeline_runs (`could not
+    record the failure in ops.pipeline_runs: <the same error>`) and its message did not say
+    which night analysts still read: both need the warehouse, whose path the refused
+    settings were to give. The path of SEGMINT_WAREHOUSE (here) or the file's own top-level
+    `warehouse` still names it."""
+    warehouse = tmp_path / "warehouse" / "segmint.duckdb"
+    published = warehouse.parent / "published" / warehouse.name
+    for path, night in ((warehouse, None), (published, "2026-06-29")):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(path))
+        con.execute("create schema ops")
+        if night:
+            con.execute(f"create table ops.publication as select date '{night}' as as_of_date")
+        con.close()
+    config = tmp_path / "segmint.toml"
+    config.write_text('[transform]\nthreads = "two"\n')
+    env = {"SEGMINT_WAREHOUSE": str(warehouse), "SEGMINT_CONFIG": str(config)}
+    proc = _glue_dags_test(ready_airflow, tmp_path, env)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "could not record the failure" not in output
+    assert f"The published warehouse {published} is unchanged (the night 2026-06-29)" in output
+    status, tries, as_of, *_, error, log, _ = pipeline_runs(warehouse)["fine"]
+    assert (status, tries, as_of) == ("failed", 1, "2026-06-30")
+    assert error == f"ConfigError: {config} [transform].threads: expected a number, got 'two'"
+    assert "task_id=fine" in log
+
+
 KILLED_STAGES = textwrap.dedent(
     """
     import os

@@ -349,7 +349,11 @@ EARLIER_NIGHT_POLL = timedelta(seconds=20)
 _UNFINISHED = {"queued", "running"}
 
 
-def earlier_night_in_flight(ti: Any) -> str | None:
+def _is_backfill(run: Any) -> bool:
+    return str(getattr(run.run_type, "value", run.run_type)) == "backfill"
+
+
+def earlier_night_in_flight(ti: Any, dag_run: Any = None) -> str | None:
     """The run id of this DAG's previous run (earlier logical date) if it is unfinished.
 
     Nights build on each other (ingest loads every file up to the as-of date, the features
@@ -358,12 +362,29 @@ def earlier_night_in_flight(ti: Any) -> str | None:
     own ``max_active_runs`` (default 10) instead, and the one-slot pool alone would let the
     stages of two nights interleave. So the first stage of a night checks this and
     reschedules itself until the earlier night is done.
+
+    A *queued* earlier run of the same kind as ``dag_run`` (this run: both scheduled or
+    manual, or both of the backfill) is not waited for: Airflow starts the queued runs of a
+    kind only while fewer than its ``max_active_runs`` run, and this one is among them, so
+    waiting held both forever. Two nights triggered together, the later first (Airflow
+    starts manual runs in the order they were triggered), or a night triggered for an
+    earlier date while tonight's run waits for its files, did: the later night rescheduled
+    itself every 20 s for good and the earlier one stayed queued. The later night runs first
+    then, and the earlier one after it (not published: readers never go back a night). A
+    queued night of the other kind (a backfill's, behind tonight's run) is waited for:
+    nothing of this run holds it back.
     """
     previous = ti.get_previous_dagrun()
     if previous is None:
         return None
-    state = getattr(previous.state, "value", previous.state)
-    return previous.run_id if str(state) in _UNFINISHED else None
+    state = str(getattr(previous.state, "value", previous.state))
+    if (
+        state == "queued"
+        and dag_run is not None
+        and _is_backfill(previous) == _is_backfill(dag_run)
+    ):
+        return None
+    return previous.run_id if state in _UNFINISHED else None
 
 
 # Task states of a run that has not finished its work (a run marked failed or success in
@@ -760,7 +781,7 @@ def _run_stage_task(stage: str, context: Mapping[str, Any]) -> dict[str, Any]:
 
     ti = context["ti"]
     if stage == next(iter(STAGES)):
-        blocker = earlier_night_in_flight(ti)
+        blocker = earlier_night_in_flight(ti, context.get("dag_run"))
         subject, state = f"the earlier night {blocker}", "is still queued or running"
         night = _logical_day(ti.get_previous_dagrun()) if blocker is not None else None
         if night:

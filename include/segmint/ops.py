@@ -1123,6 +1123,8 @@ def _user() -> str:
 # "run `segmint transform` first", "run `segmint transform --as-of 2026-06-24` first": the
 # next step as a stage's error words it for the command line.
 _COMMAND_FIRST = re.compile(r"run `segmint (\w+)[^`]*` first")
+# The quality gate's own Airflow wording (segmint.ingest.gate), which named no command.
+_CLEAR_FROM = re.compile(r"under Airflow clear the (?:night's )?`(\w+)` task")
 
 
 def command_hint(error: str, dag_id: str, logical_date: Any, as_of: date | None) -> str:
@@ -1132,14 +1134,23 @@ def command_hint(error: str, dag_id: str, logical_date: Any, as_of: date | None)
     a night older than the last ``transform`` said "marts.customer_features has no rows for
     as_of_date 2026-06-24 (latest dates: 2026-06-25); run `segmint transform` first", and
     an operator of the DAG was left to work out that this means clearing the night from its
-    ``transform`` task (the marts hold the latest night built)."""
+    ``transform`` task (the marts hold the latest night built).
+
+    A failed quality gate said "under Airflow clear the `ingest` task and downstream" and
+    no more: ``airflow tasks clear segmint_nightly -t ingest -d`` without ``-s``/``-e``
+    clears that task in every run of the DAG, and once confirmed the scheduler runs every
+    past night again. It gets the same line, with the night's dates."""
     from segmint.pipeline import STAGES
 
     found = _COMMAND_FIRST.search(error or "")
-    if found is None:
-        return ""
-    command = found.group(1)
-    task = next(iter(STAGES)) if command == "run" else command
+    if found is not None:
+        command = found.group(1)
+        task = next(iter(STAGES)) if command == "run" else command
+    else:
+        found = _CLEAR_FROM.search(error or "")
+        if found is None:
+            return ""
+        task = found.group(1)
     if task not in STAGES:
         return ""
     day = _naive_utc(logical_date).date() if isinstance(logical_date, datetime) else as_of

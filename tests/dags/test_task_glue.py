@@ -8,6 +8,7 @@ needs none of the real stages and runs in seconds.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import textwrap
@@ -18,6 +19,7 @@ import duckdb
 import pytest
 
 from segmint.airflow_env import airflow_bin
+from segmint.pipeline import STAGES
 from tests.dags.stubs import stub_dag
 
 STAGES_MODULE = textwrap.dedent(
@@ -559,6 +561,51 @@ NEXT_STEP_STAGES = textwrap.dedent(
         return StageResult("ingest", summary=f"ingested {as_of}")
     """
 )
+
+
+def test_a_failed_quality_gate_names_the_clear_command_of_its_night(
+    ready_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    """The real ingest and validate stages on a partition with a quarter of its rows
+    quarantined. The gate said "under Airflow clear the `ingest` task and downstream" and
+    no more; `airflow tasks clear segmint_nightly -t ingest -d` without -s/-e clears that
+    task in every run of the DAG (once confirmed, every past night runs again). The log now
+    gives the command with the night's dates."""
+    partition = tmp_path / "landing" / "events" / "dt=2026-06-30"
+    partition.mkdir(parents=True)
+    events = [
+        {
+            "event_type": "product_view",
+            "event_id": f"e{i}",
+            "event_ts": "garbage" if i % 4 == 0 else f"2026-06-30T10:{i:02d}:00Z",
+            "customer_id": f"C{i}",
+            "product_id": "SKU-1",
+            "price": 1.0,
+        }
+        for i in range(20)
+    ]
+    (partition / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "gate_dag.py").write_text(
+        stub_dag("gate", {s: STAGES[s] for s in ("ingest", "validate")})
+    )
+    env = {
+        **ready_airflow,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse" / "segmint.duckdb"),
+        "SEGMINT_LANDING": str(tmp_path / "landing"),
+        "SEGMINT_OUTPUT": str(tmp_path / "output"),
+    }
+    proc = _dags_test("segmint_gate", "2026-06-30", env)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "segmint: stage 'validate' failed for as_of=2026-06-30" in output
+    assert "QualityGateError: quality gate failed for 1 partition(s)" in output
+    assert (
+        "Next: in Airflow, run this night from its `ingest` task: `airflow tasks clear "
+        "segmint_gate -t ingest -d -s 2026-06-30 -e 2026-06-30`."
+    ) in output
 
 
 def test_a_stage_missing_its_input_names_the_task_to_clear(

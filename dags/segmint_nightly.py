@@ -26,9 +26,9 @@ The nightly segmint pipeline: one run per day processes the partition of its as-
   until 06:00 UTC (`[ingest] wait_for_as_of_events_hours`; backfills and manual runs do not
   wait unless it is set), rescheduling itself every 5 minutes without holding the pool.
 - **Failures**: retries with exponential back-off (not for a gate that said no, nor for a
-  stage stopped by its 3 h `execution_timeout`); every
-  attempt is recorded in `ops.pipeline_runs`, and a failure logs which stage failed, the
-  error and where the log is.
+  stage stopped by its 3 h `execution_timeout`); each task's latest attempt is recorded in
+  `ops.pipeline_runs` (one row per run and task: a retry or a clear replaces it, the try
+  number counts them), and a failure logs which stage failed, the error and where the log is.
 - **Backfill**: `airflow backfill create --dag-id segmint_nightly --from-date A --to-date B`
   runs the nights one by one, oldest first.
 

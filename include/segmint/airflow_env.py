@@ -585,6 +585,13 @@ def standalone(env: Mapping[str, str]) -> int:
     overridden = settings_file_overridden(env)
     if overridden:
         print(overridden)
+    broken = settings_error(env)
+    if broken:
+        print(
+            f"Warning: the settings the DAG's tasks read are refused: {broken}. Every night "
+            "(scheduled, triggered or of a backfill) fails at its first task until that is "
+            "fixed; the tasks read the settings when they run, so fixing the file is enough."
+        )
     print(
         f"Airflow UI: http://127.0.0.1:{port}  (DAG {DAG_ID}; it starts paused: unpause it "
         "for the scheduler to run nights and backfills, which also runs yesterday's night "

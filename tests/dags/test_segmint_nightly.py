@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -320,6 +321,53 @@ def test_make_backfill_refuses_settings_its_nights_would_fail_on(
         "Every night would fail at its first task; fix that, then run this `make backfill` again"
     )
     assert not home.exists()
+
+
+def test_make_airflow_warns_of_settings_every_night_would_fail_on(
+    ready_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    """`make airflow` on a broken settings file started the UI without a word; the first
+    night (unpausing runs yesterday's) failed at its first task. It now says so before the
+    UI line, naming the file and the key. Airflow itself is stopped as soon as that line
+    is read."""
+    from tests.e2e.airflow_support import free_port
+
+    config = tmp_path / "segmint.toml"
+    config.write_text("[ingest]\nwiat_for_as_of_events_hours = 8\n")
+    env = {
+        **ready_airflow,
+        "SEGMINT_CONFIG": str(config),
+        "AIRFLOW__API__PORT": str(free_port()),
+        "PYTHONUNBUFFERED": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "segmint.airflow_env", "standalone"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Airflow UI:"):
+                break
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    warnings = [line.rstrip() for line in lines if line.startswith("Warning: the settings")]
+    assert len(warnings) == 1, "".join(lines)
+    assert warnings[0].startswith(
+        "Warning: the settings the DAG's tasks read are refused: "
+        f"{config} [ingest]: unknown key(s) wiat_for_as_of_events_hours; known: "
+    )
+    assert warnings[0].endswith(
+        "Every night (scheduled, triggered or of a backfill) fails at its first task until "
+        "that is fixed; the tasks read the settings when they run, so fixing the file is "
+        "enough."
+    )
 
 
 def _make_backfill(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -10,12 +10,14 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 import duckdb
 
-from segmint.airflow_env import DAG_ID, airflow_bin
+from segmint.airflow_env import DAG_ID, airflow_bin, airflow_environ, ensure_ready
 from segmint.generate import generate
 from segmint.warehouse import table_hash
 
@@ -200,3 +202,55 @@ def dag_runs(env: dict[str, str], dag_id: str = DAG_ID) -> list[dict]:
     # the JSON is the last line; Airflow may print warnings before it
     lines = [line for line in out.splitlines() if line.startswith("[")]
     return json.loads(lines[-1]) if lines else []
+
+
+def stub_night_env(
+    root: Path, name: str, stages_module: str, stages: tuple[str, ...], default_args: str = ""
+) -> dict[str, str]:
+    """An Airflow home under ``root`` whose only DAG is ``segmint_<name>``: segmint's task glue
+    running the stub stages of ``stages_module`` (functions ``stage(settings, as_of)``), the
+    warehouse ``root/warehouse/segmint.duckdb``, a scheduler of its own on free ports, no
+    scheduled runs and the DAG paused at creation."""
+    from tests.dags.stubs import stub_dag
+
+    dags = root / "dags"
+    dags.mkdir()
+    (dags / f"{name}_stages.py").write_text(stages_module)
+    (dags / f"{name}_dag.py").write_text(
+        stub_dag(name, {s: f"{name}_stages:{s}" for s in stages}, default_args=default_args)
+    )
+    port = str(free_port())
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SEGMINT_", "AIRFLOW"))}
+    env = airflow_environ(root / "airflow_home", base=base)
+    env.update(
+        {
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "PYTHONPATH": str(dags),
+            "SEGMINT_WAREHOUSE": str(root / "warehouse" / "segmint.duckdb"),
+            "AIRFLOW__API__PORT": port,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        }
+    )
+    ensure_ready(env)
+    return env
+
+
+def wait_until(
+    what: str,
+    done: Callable[[], bool],
+    scheduler: Scheduler,
+    deadline: float,
+    show: Callable[[], object] | None = None,
+) -> None:
+    """Poll ``done`` every 2 s while the scheduler lives, failing at ``deadline``
+    (``time.monotonic()``) with what ``show`` gives (the runs' states, say)."""
+    while not done():
+        scheduler.assert_alive()
+        seen = f" ({show()})" if show is not None and time.monotonic() >= deadline else ""
+        assert time.monotonic() < deadline, (
+            f"timed out waiting for {what}{seen}; logs in {scheduler.logs}"
+        )
+        time.sleep(2)

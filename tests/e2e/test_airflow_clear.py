@@ -10,7 +10,6 @@ stubs run by segmint's own task glue, so the test needs no data.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from datetime import date
@@ -18,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from segmint.airflow_env import airflow_environ, backfill_command, ensure_ready
+from segmint.airflow_env import backfill_command
 from segmint.ops import WAREHOUSE_POOL
-from tests.dags.stubs import stub_dag
 from tests.db import fetch
-from tests.e2e.airflow_support import Scheduler, airflow, dag_runs, free_port
+from tests.e2e.airflow_support import Scheduler, airflow, dag_runs, stub_night_env, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -58,88 +56,58 @@ def segment(settings, as_of):
 """
 
 
-def _wait(what: str, done, scheduler: Scheduler, deadline: float, logs: Path) -> None:
-    while not done():
-        scheduler.assert_alive()
-        assert time.monotonic() < deadline, f"timed out waiting for {what}; logs in {logs}"
-        time.sleep(2)
-
-
 def _states(env: dict[str, str]) -> dict[str, str]:
     return {r["logical_date"][:10]: r["state"] for r in dag_runs(env, DAG)}
 
 
 def test_a_task_cleared_mid_backfill_waits_for_the_night_in_progress(tmp_path: Path) -> None:
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "clear_stages.py").write_text(STAGES_MODULE)
-    (dags / "clear_dag.py").write_text(
-        stub_dag(
-            "clear",
-            {s: f"clear_stages:{s}" for s in ("ingest", "transform", "segment")},
-            default_args=f'"pool": "{WAREHOUSE_POOL}",',
-        )
+    env = stub_night_env(
+        tmp_path,
+        "clear",
+        STAGES_MODULE,
+        ("ingest", "transform", "segment"),
+        default_args=f'"pool": "{WAREHOUSE_POOL}",',
     )
-    warehouse = tmp_path / "warehouse" / "segmint.duckdb"
-    port = str(free_port())
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SEGMINT_", "AIRFLOW"))}
-    env = airflow_environ(tmp_path / "airflow_home", base=base)
-    env.update(
-        {
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "PYTHONPATH": str(dags),
-            "SEGMINT_WAREHOUSE": str(warehouse),
-            "AIRFLOW__API__PORT": port,
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        }
-    )
-    ensure_ready(env)
+    warehouse = Path(env["SEGMINT_WAREHOUSE"])
     logs = tmp_path / "logs"
     logs.mkdir()
     scheduler = Scheduler(env, logs)
     scheduler.start()
     deadline = time.monotonic() + TIMEOUT_S
     try:
-        _wait(
+        wait_until(
             "the DAG to be parsed",
             lambda: DAG in airflow(env, "dags", "list", "--output", "plain"),
             scheduler,
             deadline,
-            logs,
         )
         airflow(env, "dags", "unpause", DAG)
         # a night that ran before (a manual or scheduled run)
         airflow(env, "dags", "trigger", DAG, "--logical-date", f"{CLEARED_NIGHT}T00:00:00+00:00")
-        _wait(
+        wait_until(
             f"the night {CLEARED_NIGHT}",
             lambda: _states(env).get(str(CLEARED_NIGHT)) == "success",
             scheduler,
             deadline,
-            logs,
         )
         # a backfill of an earlier night, and that night's task cleared while it runs
         command = backfill_command(str(BACKFILL_NIGHT), str(BACKFILL_NIGHT))
         command[command.index("segmint_nightly")] = DAG
         subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)
-        _wait(
+        wait_until(
             "the backfill night's transform",
             (warehouse.parent / "transform-started").exists,
             scheduler,
             deadline,
-            logs,
         )
         airflow(env, "tasks", "clear", DAG, "-t", "transform", "-d", "-y", "-s",
                 str(CLEARED_NIGHT), "-e", str(CLEARED_NIGHT))  # fmt: skip
         (warehouse.parent / "cleared").touch()
-        _wait(
+        wait_until(
             "both nights to finish",
             lambda: set(_states(env).values()) <= {"success", "failed"} and len(_states(env)) == 2,
             scheduler,
             deadline,
-            logs,
         )
     finally:
         scheduler.stop()

@@ -11,17 +11,14 @@ test needs no data.
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from segmint.airflow_env import airflow_environ, ensure_ready
-from tests.dags.stubs import stub_dag
 from tests.db import fetch
-from tests.e2e.airflow_support import Scheduler, airflow, dag_runs, free_port
+from tests.e2e.airflow_support import Scheduler, airflow, dag_runs, stub_night_env, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -47,49 +44,31 @@ def _states(env: dict[str, str]) -> dict[str, str]:
 
 
 def test_two_nights_triggered_later_first_both_run(tmp_path: Path) -> None:
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "triggers_stages.py").write_text(STAGES_MODULE)
-    (dags / "triggers_dag.py").write_text(
-        stub_dag("triggers", {s: f"triggers_stages:{s}" for s in ("ingest", "transform")})
-    )
-    warehouse = tmp_path / "warehouse" / "segmint.duckdb"
-    port = str(free_port())
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SEGMINT_", "AIRFLOW"))}
-    env = airflow_environ(tmp_path / "airflow_home", base=base)
-    env.update(
-        {
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "PYTHONPATH": str(dags),
-            "SEGMINT_WAREHOUSE": str(warehouse),
-            "AIRFLOW__API__PORT": port,
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        }
-    )
-    ensure_ready(env)
+    env = stub_night_env(tmp_path, "triggers", STAGES_MODULE, ("ingest", "transform"))
+    warehouse = Path(env["SEGMINT_WAREHOUSE"])
     logs = tmp_path / "logs"
     logs.mkdir()
     scheduler = Scheduler(env, logs)
     scheduler.start()
     deadline = time.monotonic() + TIMEOUT_S
     try:
-        while DAG not in airflow(env, "dags", "list", "--output", "plain"):
-            scheduler.assert_alive()
-            assert time.monotonic() < deadline, f"the DAG was never parsed; logs in {logs}"
-            time.sleep(2)
+        wait_until(
+            "the DAG to be parsed",
+            lambda: DAG in airflow(env, "dags", "list", "--output", "plain"),
+            scheduler,
+            deadline,
+        )
         # Both queued before the scheduler may start either: the later night first.
         for night in (LATER, EARLIER):
             airflow(env, "dags", "trigger", DAG, "--logical-date", f"{night}T00:00:00+00:00")
         airflow(env, "dags", "unpause", DAG)
-        while not (
-            len(states := _states(env)) == 2 and set(states.values()) <= {"success", "failed"}
-        ):
-            scheduler.assert_alive()
-            assert time.monotonic() < deadline, f"nights stuck: {states}; logs in {logs}"
-            time.sleep(2)
+        wait_until(
+            "both nights to finish",
+            lambda: len(s := _states(env)) == 2 and set(s.values()) <= {"success", "failed"},
+            scheduler,
+            deadline,
+            show=lambda: _states(env),
+        )
     finally:
         scheduler.stop()
 

@@ -555,6 +555,99 @@ _VARS_NOT_REBUILT = ("as_of_date", "snapshot_dates", "reporting_currency", "rule
 _VAR_DEFAULTS = {"cart_scope": "customer"}
 
 
+# What each var of dbt_project.yml must hold: the one list of the vars' types, checked by
+# check_vars before the transform stage decides anything (a full refresh for a changed var
+# included) and before dbt starts. A var in the wrong form otherwise reached the models as it
+# was: "thirty" minutes repeated a string into SQL after a full rebuild of every model, a
+# string of page types was read letter by letter, a negative window emptied the features,
+# all without naming the var. Every var of dbt_project.yml is here
+# (tests/include/test_transform_vars.py); the dbt macros check_rule_segments, cart_scope and
+# reporting_currency check the same vars again when dbt is run by hand.
+VAR_RULES = {
+    "as_of_date": "unset",
+    "snapshot_dates": "unset",
+    "reporting_currency": "currency",
+    "session_inactivity_minutes": "positive number",
+    "content_page_types": "text list",
+    "mobile_device_types": "text list",
+    "favourite_category_days": "positive integer",
+    "cart_abandonment_hours": "positive integer",
+    "cart_abandonment_lookback_days": "positive integer",
+    "cart_lookback_days": "whole number",
+    "cart_scope": "customer or session",
+    "content_explorer_lookback_days": "positive integer",
+    "rfm_min_customers": "whole number",
+    "rule_segments": "list",
+}
+# What a rule expects, in words.
+_VAR_EXPECTED = {
+    "unset": "null (segmint sets it for each night; give it by hand with dbt --vars only)",
+    "currency": "null (then [transform] reporting_currency of the segmint settings) or a "
+    "three-letter ISO 4217 code such as USD",
+    "positive number": "a number greater than 0, without quotes or unit",
+    "positive integer": "a whole number greater than 0, without quotes or unit",
+    "whole number": "a whole number, 0 or more, without quotes or unit",
+    "text list": "a list of one or more texts, such as [mobile, tablet]",
+    "customer or session": "customer or session",
+    "list": "a list of segments, each {name, description, all and/or any}",
+}
+
+
+def _var_ok(rule: str, value: object) -> bool:
+    """Whether ``value`` (as YAML read it) is of the form ``rule`` asks for."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    if rule == "unset":
+        return value is None
+    if rule == "currency":
+        return value is None or (
+            isinstance(value, str) and len(value.strip()) == 3 and value.strip().isalpha()
+        )
+    if rule == "positive number":
+        return number and value > 0 and value == value and value != float("inf")
+    if rule == "positive integer":
+        return whole and value > 0
+    if rule == "whole number":
+        return whole and value >= 0
+    if rule == "text list":
+        # Quoted into SQL as they are (macro sql_string_list): no quote inside.
+        return (
+            isinstance(value, list)
+            and bool(value)
+            and all(isinstance(v, str) and v.strip() and "'" not in v for v in value)
+        )
+    if rule == "customer or session":
+        return isinstance(value, str) and value.strip() in ("customer", "session")
+    return isinstance(value, list)
+
+
+def check_vars(settings: Settings) -> None:
+    """Raise SegmintError naming every var of the dbt project's ``dbt_project.yml`` (``vars``,
+    and ``vars.segmint`` for the project's own) whose value is not of the form
+    :data:`VAR_RULES` gives it: the var, its value, what it must be and where it is set."""
+    import yaml
+
+    path = project_dir(settings) / "dbt_project.yml"
+    data = yaml.safe_load(path.read_text()) or {}
+    found = data.get("vars") or {}
+    places = {name: f"vars.{name}" for name in found}
+    scoped = found.get("segmint")
+    if isinstance(scoped, dict):
+        places.update({name: f"vars.segmint.{name}" for name in scoped})
+        found = {**found, **scoped}
+    wrong = [
+        f"dbt var {name} is {json.dumps(found[name], default=str)} ({places[name]} in "
+        f"{path}): it must be {_VAR_EXPECTED[rule]}"
+        for name, rule in VAR_RULES.items()
+        if name in found and not _var_ok(rule, found[name])
+    ]
+    if wrong:
+        raise SegmintError(
+            "transform: dbt var(s) of the wrong form, nothing built (fix dbt_project.yml, "
+            "then run again):\n" + "\n".join(wrong)
+        )
+
+
 def row_shaping_vars(settings: Settings) -> dict[str, str]:
     """The values of :data:`ROW_SHAPING_VARS` in the dbt project's ``dbt_project.yml``
     (``vars``, and ``vars.segmint`` for the project's own), each as canonical JSON."""
@@ -1565,6 +1658,8 @@ def pending_after_failure(settings: Settings, as_of: date) -> list[str]:
 def run_transform(settings: Settings, as_of: date) -> StageResult:
     """Build and test every dbt model for ``as_of``; raise SegmintError on any failure."""
     warehouse = settings.warehouse.resolve()
+    # Before dbt starts or a full refresh is decided: a var of the wrong form fails at once.
+    check_vars(settings)
     warm = WarmDbt(settings, as_of)
     try:
         rows_in, data_start = _raw_figures(warehouse)

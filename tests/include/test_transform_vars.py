@@ -1,0 +1,103 @@
+"""segmint.transform.check_vars: a dbt var of the wrong form fails the transform stage at
+once, naming the var, its value, what it must be and where it is set (real dbt project)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+
+from segmint.config import Settings
+from segmint.stages import SegmintError
+from segmint.transform import REPO_ROOT, VAR_RULES, check_vars, run_transform
+from segmint.warehouse import connect, table_hash
+from tests.include.test_transform import _own_project, _synthetic_june, _with_vars
+
+
+def test_every_var_of_the_project_has_a_rule_and_the_shipped_values_pass(tmp_path: Path) -> None:
+    data = yaml.safe_load((REPO_ROOT / "dbt_project" / "dbt_project.yml").read_text())
+    assert set(data["vars"]) == set(VAR_RULES)
+    check_vars(Settings(warehouse=tmp_path / "w.duckdb"))
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("session_inactivity_minutes", "thirty", "a number greater than 0"),
+        ("session_inactivity_minutes", 0, "a number greater than 0"),
+        ("session_inactivity_minutes", "30", "without quotes"),
+        ("favourite_category_days", -5, "a whole number greater than 0"),
+        ("favourite_category_days", 7.5, "a whole number greater than 0"),
+        ("cart_abandonment_hours", "24h", "without quotes or unit"),
+        ("cart_abandonment_hours", True, "a whole number greater than 0"),
+        ("cart_lookback_days", -1, "a whole number, 0 or more"),
+        ("rfm_min_customers", None, "a whole number, 0 or more"),
+        ("content_page_types", "content", "a list of one or more texts"),
+        ("mobile_device_types", [], "a list of one or more texts"),
+        ("mobile_device_types", ["mobile", 3], "a list of one or more texts"),
+        ("cart_scope", "sesion", "customer or session"),
+        ("reporting_currency", "euro", "three-letter ISO 4217 code"),
+        ("as_of_date", date(2026, 6, 30), "segmint sets it for each night"),
+        ("rule_segments", "cart_abandoner", "a list of segments"),
+    ],
+)
+def test_a_var_of_the_wrong_form_is_named_with_its_value_and_file(
+    tmp_path: Path, name: str, value: object, expected: str
+) -> None:
+    project = _own_project(tmp_path)
+    settings = _with_vars(Settings(warehouse=tmp_path / "w.duckdb"), project, **{name: value})
+    with pytest.raises(SegmintError) as raised:
+        check_vars(settings)
+    message = str(raised.value)
+    assert f"dbt var {name} is " in message
+    assert f"(vars.{name} in {project / 'dbt_project.yml'})" in message
+    assert expected in message
+    assert message.count("\n") == 1  # that var alone
+
+
+def test_the_projects_own_vars_section_is_checked_and_every_wrong_var_named(
+    tmp_path: Path,
+) -> None:
+    """dbt reads vars.segmint.<name> for this project too; both wrong vars in one message."""
+    project = _own_project(tmp_path)
+    settings = _with_vars(
+        Settings(warehouse=tmp_path / "w.duckdb"),
+        project,
+        segmint={"cart_abandonment_hours": "24h"},
+        content_page_types="content",
+    )
+    with pytest.raises(SegmintError) as raised:
+        check_vars(settings)
+    message = str(raised.value)
+    assert 'dbt var cart_abandonment_hours is "24h" (vars.segmint.cart_abandonment_hours' in message
+    assert 'dbt var content_page_types is "content" (vars.content_page_types' in message
+
+
+def test_a_wrong_var_fails_the_stage_before_any_full_refresh(tmp_path: Path) -> None:
+    """A built warehouse, then session_inactivity_minutes: thirty. The var is part of what
+    decides a full refresh (it changed), and dbt failed only after rebuilding every model
+    (minutes on the demo), with a Binder Error quoting "thirtythirty..." and naming no var.
+    Now the stage fails before dbt starts, naming the var, and leaves the warehouse as it
+    was; with the var fixed the next run is the usual incremental one."""
+    project = _own_project(tmp_path)
+    settings = _with_vars(_synthetic_june(tmp_path), project)
+    as_of = date(2026, 6, 30)
+    run_transform(settings, as_of)
+    con = connect(settings.warehouse, read_only=True)
+    before = [table_hash(con, t) for t in ("marts.sessions", "ops.model_vars")]
+    con.close()
+    run_results = settings.warehouse.parent / "dbt" / "target" / "run_results.json"
+    built = run_results.stat().st_mtime_ns
+
+    wrong = _with_vars(settings, project, session_inactivity_minutes="thirty")
+    with pytest.raises(SegmintError, match='dbt var session_inactivity_minutes is "thirty"'):
+        run_transform(wrong, as_of)
+    assert run_results.stat().st_mtime_ns == built  # dbt did not run
+    con = connect(settings.warehouse, read_only=True)
+    assert [table_hash(con, t) for t in ("marts.sessions", "ops.model_vars")] == before
+    con.close()
+
+    fixed = _with_vars(settings, project, session_inactivity_minutes=30)
+    assert run_transform(fixed, as_of).details["logic_full_refresh"] is None

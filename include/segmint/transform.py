@@ -16,6 +16,7 @@ and reads the marts' figures after, each time with a short read-only connection.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
@@ -624,7 +625,8 @@ def _var_ok(rule: str, value: object) -> bool:
 def check_vars(settings: Settings) -> None:
     """Raise SegmintError naming every var of the dbt project's ``dbt_project.yml`` (``vars``,
     and ``vars.segmint`` for the project's own) whose value is not of the form
-    :data:`VAR_RULES` gives it: the var, its value, what it must be and where it is set."""
+    :data:`VAR_RULES` gives it, or that the models need and it does not set (a misspelt
+    name): the var, its value, what it must be and where it is set."""
     import yaml
 
     path = project_dir(settings) / "dbt_project.yml"
@@ -635,15 +637,27 @@ def check_vars(settings: Settings) -> None:
     if isinstance(scoped, dict):
         places.update({name: f"vars.segmint.{name}" for name in scoped})
         found = {**found, **scoped}
-    wrong = [
-        f"dbt var {name} is {json.dumps(found[name], default=str)} ({places[name]} in "
-        f"{path}): it must be {_VAR_EXPECTED[rule]}"
-        for name, rule in VAR_RULES.items()
-        if name in found and not _var_ok(rule, found[name])
-    ]
+    wrong = []
+    for name, rule in VAR_RULES.items():
+        if name in found:
+            if not _var_ok(rule, found[name]):
+                wrong.append(
+                    f"dbt var {name} is {json.dumps(found[name], default=str)} ({places[name]} "
+                    f"in {path}): it must be {_VAR_EXPECTED[rule]}"
+                )
+        elif not _var_ok(rule, _VAR_DEFAULTS.get(name)):
+            # The models read it without a default: dbt failed on "NoneType", naming no var.
+            unknown = [n for n in found if n not in VAR_RULES and n != "segmint"]
+            near = difflib.get_close_matches(name, unknown, n=1)
+            hint = f"; {places[near[0]]} is set: a misspelling?" if near else ""
+            wrong.append(
+                f"dbt var {name} is not set (no vars.{name} in {path}): it must be "
+                f"{_VAR_EXPECTED[rule]}{hint}"
+            )
     if wrong:
         raise SegmintError(
-            "transform: dbt var(s) of the wrong form, nothing built (fix dbt_project.yml, "
+            "transform: dbt var(s) missing or of the wrong form, nothing built (fix "
+            "dbt_project.yml, "
             "then run again):\n" + "\n".join(wrong)
         )
 

@@ -75,6 +75,27 @@ def test_the_projects_own_vars_section_is_checked_and_every_wrong_var_named(
     assert 'dbt var content_page_types is "content" (vars.content_page_types' in message
 
 
+def test_a_misspelt_var_is_named_as_missing_with_the_name_it_was_given(tmp_path: Path) -> None:
+    """session_inactivity_minute: 10 (the s lost): the models read the var they know, unset,
+    and dbt failed on "unsupported operand type(s) for *: 'NoneType' and 'int'" after segmint
+    had decided a full refresh (30 -> null); now the missing var is named with the misspelt
+    one. A var the models have a default for (cart_scope) may be left out."""
+    project = _own_project(tmp_path)
+    path = project / "dbt_project.yml"
+    data = yaml.safe_load(path.read_text())
+    data["vars"]["session_inactivity_minute"] = 10
+    del data["vars"]["session_inactivity_minutes"], data["vars"]["cart_scope"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    settings = _with_vars(Settings(warehouse=tmp_path / "w.duckdb"), project)
+    with pytest.raises(SegmintError) as raised:
+        check_vars(settings)
+    message = str(raised.value)
+    name = "session_inactivity_minutes"
+    assert f"dbt var {name} is not set (no vars.{name} in {path})" in message
+    assert "vars.session_inactivity_minute is set: a misspelling?" in message
+    assert message.count("\n") == 1  # cart_scope is not named
+
+
 def test_a_wrong_var_fails_the_stage_before_any_full_refresh(tmp_path: Path) -> None:
     """A built warehouse, then session_inactivity_minutes: thirty. The var is part of what
     decides a full refresh (it changed), and dbt failed only after rebuilding every model

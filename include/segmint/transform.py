@@ -630,8 +630,18 @@ def check_vars(settings: Settings) -> None:
     import yaml
 
     path = project_dir(settings) / "dbt_project.yml"
-    data = yaml.safe_load(path.read_text()) or {}
-    found = data.get("vars") or {}
+    try:
+        with path.open(encoding="utf-8") as stream:  # its marks then name the file
+            data = yaml.safe_load(stream) or {}
+    except yaml.YAMLError as error:
+        # A tab, a bad indent: it said '"<unicode string>", line 145' and no file.
+        raise SegmintError(f"transform: {path} is not valid YAML, nothing built: {error}") from None
+    found = (data.get("vars") or {}) if isinstance(data, dict) else {}
+    if not isinstance(found, dict):
+        raise SegmintError(
+            f"transform: vars in {path} is {type(found).__name__}, not a mapping of names to "
+            "values, nothing built"
+        )
     places = {name: f"vars.{name}" for name in found}
     scoped = found.get("segmint")
     if isinstance(scoped, dict):

@@ -96,6 +96,26 @@ def test_a_misspelt_var_is_named_as_missing_with_the_name_it_was_given(tmp_path:
     assert message.count("\n") == 1  # cart_scope is not named
 
 
+def test_a_project_file_that_is_not_yaml_or_whose_vars_are_no_mapping_is_named(
+    tmp_path: Path,
+) -> None:
+    """A tab in dbt_project.yml raised YAML's ScannerError citing "<unicode string>", line
+    N: no file named, and under Airflow not a SegmintError (a bug, to the operator)."""
+    project = _own_project(tmp_path)
+    path = project / "dbt_project.yml"
+    settings = _with_vars(Settings(warehouse=tmp_path / "w.duckdb"), project)
+    text = path.read_text()
+    path.write_text(text + "\tcart_scope: session\n")
+    with pytest.raises(SegmintError, match="is not valid YAML, nothing built") as raised:
+        check_vars(settings)
+    assert f"{path} is not valid YAML" in str(raised.value)
+    assert f'in "{path}", line ' in str(raised.value)
+    path.write_text(text.replace("\nvars:\n", "\nvars:\n  - cart_scope\nno_vars:\n"))
+    with pytest.raises(SegmintError) as raised:
+        check_vars(settings)
+    assert f"vars in {path} is list, not a mapping" in str(raised.value)
+
+
 def test_a_wrong_var_fails_the_stage_before_any_full_refresh(tmp_path: Path) -> None:
     """A built warehouse, then session_inactivity_minutes: thirty. The var is part of what
     decides a full refresh (it changed), and dbt failed only after rebuilding every model

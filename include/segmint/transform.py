@@ -1682,10 +1682,10 @@ def pending_after_failure(settings: Settings, as_of: date) -> list[str]:
 def run_transform(settings: Settings, as_of: date) -> StageResult:
     """Build and test every dbt model for ``as_of``; raise SegmintError on any failure."""
     warehouse = settings.warehouse.resolve()
-    # Before dbt starts or a full refresh is decided: a var of the wrong form fails at once.
-    check_vars(settings)
-    warm = WarmDbt(settings, as_of)
+    warm = WarmDbt(settings, as_of)  # dbt imports in it meanwhile
     try:
+        # Before dbt runs or a full refresh is decided: a var of the wrong form fails at once.
+        check_vars(settings)
         rows_in, data_start = _raw_figures(warehouse)
         rates = _load_rates(settings)
         dates, dates_reason = snapshots_tonight(settings, as_of, data_start)

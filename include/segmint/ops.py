@@ -60,9 +60,15 @@ CREATE TABLE IF NOT EXISTS ops.pipeline_runs (
     error VARCHAR,
     log_location VARCHAR,
     hostname VARCHAR,
-    recorded_at TIMESTAMP NOT NULL    -- UTC
+    recorded_at TIMESTAMP NOT NULL,   -- UTC
+    warnings VARCHAR                  -- the stage's warnings, one a line; NULL: none
 )
 """
+# Warehouses made before the warnings column: a night without its events partition was
+# recorded as "quality gate passed for 0 partition(s)", its warning in the task log alone.
+PIPELINE_RUNS_MIGRATIONS = (
+    "ALTER TABLE ops.pipeline_runs ADD COLUMN IF NOT EXISTS warnings VARCHAR",
+)
 
 # Only faults of the environment are worth a retry: a file lock still held by a dying
 # process, memory, disk, the network, a timeout. A gate that said no, bad input or
@@ -112,6 +118,7 @@ class TaskRun:
     error: str | None = None
     log_location: str | None = None
     hostname: str | None = None
+    warnings: str | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -168,6 +175,8 @@ def _record_task_run(warehouse: Path, run: TaskRun, attempts: int) -> None:
             continue
         try:
             con.execute(PIPELINE_RUNS_DDL)
+            for migration in PIPELINE_RUNS_MIGRATIONS:
+                con.execute(migration)
             with transaction(con):
                 con.execute(
                     "DELETE FROM ops.pipeline_runs WHERE dag_id = ? AND run_id = ? AND task_id = ?",
@@ -875,8 +884,9 @@ def _run_stage_task(stage: str, context: Mapping[str, Any]) -> dict[str, Any]:
         ended_at=datetime.now(UTC),
         rows_in=result.rows_in,
         rows_out=result.rows_out,
-        summary=result.summary,
+        summary=_summary_with_warnings(result.summary, result.warnings),
         hostname=socket.gethostname(),
+        warnings="\n".join(result.warnings) or None,
     )
     record_task_run(settings.warehouse, run)
     log.info(
@@ -893,6 +903,16 @@ def _run_stage_task(stage: str, context: Mapping[str, Any]) -> dict[str, Any]:
     if dbt:
         payload["dbt"] = dbt
     return payload
+
+
+def _summary_with_warnings(summary: str, warnings: list[str]) -> str:
+    """A success row's summary, with how many warnings the stage gave (in ``warnings``):
+    a night without its events partition said "quality gate passed for 0 partition(s)"
+    and read as a clean pass."""
+    if not warnings:
+        return summary
+    count = f"{len(warnings)} warning{'s' if len(warnings) > 1 else ''}"
+    return f"{summary} ({count}: see the warnings column)"
 
 
 def in_airflow(exc: BaseException, dag_id: str) -> str:

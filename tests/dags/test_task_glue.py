@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import textwrap
 from datetime import UTC, date, datetime
@@ -21,6 +22,7 @@ import pytest
 from segmint.airflow_env import airflow_bin
 from segmint.pipeline import STAGES
 from tests.dags.stubs import stub_dag
+from tests.db import fetch
 
 STAGES_MODULE = textwrap.dedent(
     """
@@ -151,7 +153,11 @@ def test_success_rows_carry_row_counts_and_timings(glue_run) -> None:
     runs = pipeline_runs(warehouse)
     status, tries, as_of, rows_in, rows_out, summary, error, _, duration = runs["fine"]
     assert (status, tries, as_of, rows_in, rows_out) == ("success", 1, "2026-06-30", 5, 4)
-    assert summary == "fine for 2026-06-30"
+    # the stage's one warning: counted in the summary, kept in the warnings column
+    assert summary == "fine for 2026-06-30 (1 warning: see the warnings column)"
+    assert fetch(warehouse, "select warnings from ops.pipeline_runs where task_id = 'fine'") == [
+        ("1 row had no customer id",)
+    ]
     assert error is None
     assert duration is not None and duration >= 0
 
@@ -638,3 +644,74 @@ def test_a_stage_missing_its_input_names_the_task_to_clear(
         "Next: in Airflow, run this night from its `transform` task: `airflow tasks clear "
         "segmint_next -t transform -d -s 2026-06-30 -e 2026-06-30`."
     ) in output
+
+
+def test_a_night_without_its_events_says_so_in_its_run_record(
+    ready_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    """The real ingest and quality gate on a landing zone whose events partition of the
+    night is missing: the validate row of ops.pipeline_runs said "quality gate passed for 0
+    partition(s)" and nothing else, read as a clean pass; the warning was only in the task
+    log and the XCom. The row now carries the warning, and its summary says there is one."""
+    from segmint.generate import generate
+
+    landing = tmp_path / "landing"
+    generate(landing, customers=60, days=4, end_date=date(2026, 6, 30))
+    shutil.rmtree(landing / "events" / "dt=2026-06-30")
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    stages = {"ingest": STAGES["ingest"], "validate": STAGES["validate"]}
+    (dags / "missing_dag.py").write_text(stub_dag("missing", stages))
+    warehouse = tmp_path / "warehouse" / "segmint.duckdb"
+    env = {
+        **ready_airflow,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "PYTHONPATH": str(dags),
+        "SEGMINT_WAREHOUSE": str(warehouse),
+        "SEGMINT_LANDING": str(landing),
+        "SEGMINT_OUTPUT": str(tmp_path / "output"),
+    }
+    proc = _dags_test("segmint_missing", "2026-06-30", env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    (summary, warnings), *_ = fetch(
+        warehouse,
+        "select summary, warnings from ops.pipeline_runs "
+        "where dag_id = 'segmint_missing' and task_id = 'validate' and status = 'success'",
+    )
+    assert summary.startswith("quality gate passed for ")
+    assert summary.endswith("(1 warning: see the warnings column)")
+    assert warnings == (
+        "no events files for the as-of date 2026-06-30; the newest events partition is "
+        "dt=2026-06-29, 1 day(s) before it; the CRM files of that day did land: the events "
+        "export alone is late or stopped (tonight's consent and profile changes go out; "
+        "visits and orders of the day are missing from the features)"
+    )
+
+
+def test_the_run_record_of_an_older_warehouse_gains_the_warnings_column(tmp_path: Path) -> None:
+    """A warehouse made before the warnings column: its table is migrated, its rows kept."""
+    from segmint.ops import TaskRun, record_task_run
+
+    warehouse = tmp_path / "segmint.duckdb"
+    con = duckdb.connect(str(warehouse))
+    con.execute("create schema ops")
+    con.execute(
+        "create table ops.pipeline_runs (dag_id varchar not null, run_id varchar not null, "
+        "task_id varchar not null, as_of_date date, status varchar not null, try_number "
+        "integer, started_at timestamp, ended_at timestamp, duration_s double, rows_in "
+        "bigint, rows_out bigint, summary varchar, error varchar, log_location varchar, "
+        "hostname varchar, recorded_at timestamp not null)"
+    )
+    con.execute(
+        "insert into ops.pipeline_runs (dag_id, run_id, task_id, status, recorded_at) "
+        "values ('segmint_nightly', 'old', 'ingest', 'success', now())"
+    )
+    con.close()
+    record_task_run(
+        warehouse,
+        TaskRun("segmint_nightly", "new", "validate", "success", warnings="no events files"),
+    )
+    assert fetch(warehouse, "select run_id, warnings from ops.pipeline_runs order by 1") == [
+        ("new", "no events files"),
+        ("old", None),
+    ]

@@ -103,7 +103,7 @@ for _pattern, _withheld in _QUOTED_VALUES:
     )
 # The free-text columns that quote them, by table.
 QUOTING_COLUMNS = {
-    ("ops", "pipeline_runs"): ("error",),
+    ("ops", "pipeline_runs"): ("error", "warnings"),
     ("ops", "quality_gate"): ("message",),
 }
 

@@ -11,8 +11,11 @@ The nightly segmint pipeline: one run per day processes the partition of its as-
   timetable is the start of the day being processed: the run for 2026-06-30 starts after
   2026-07-01 00:00 UTC. `airflow dags test segmint_nightly 2026-06-30` and
   `make run` process 2026-06-30 too. A manual trigger may name its date:
-  conf `{"as_of": "2026-06-30"}`. A date later than tomorrow (UTC) fails the run at its
-  first task, not retried: it is a typo, and once published it would block every real night.
+  conf `{"as_of": "2026-06-30"}`, or a logical date at 00:00 UTC. Triggered with the
+  form's default logical date (the moment it was opened, a day not over) it builds the
+  last complete UTC day, and its first task says so. A date later than tomorrow (UTC)
+  fails the run at its first task, not retried: it is a typo, and once published it would
+  block every real night.
 - **One writer**: DuckDB allows one writing process per file, so every task runs in the
   one-slot pool `segmint_warehouse` and `max_active_runs=1`; a task of another night (a
   cleared task, a backfill beside a scheduled run) waits while a night is half way

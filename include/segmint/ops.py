@@ -199,16 +199,22 @@ def resolve_as_of(
     logical_date: datetime | None,
     data_interval_start: datetime | None = None,
     conf: Mapping[str, Any] | None = None,
+    *,
+    run_type: str | None = None,
+    run_after: datetime | None = None,
 ) -> date:
     """The partition a DAG run processes.
 
     1. ``as_of`` in the run's conf (a manual trigger that names its date) wins;
-    2. else the logical date, in UTC. The DAG's timetable is a *data-interval* timetable,
+    2. a manual run whose logical date is the moment it was triggered (:func:`trigger_night`:
+       not 00:00 UTC, in the UTC day the run was triggered, which is not over) processes the
+       last complete UTC day before it;
+    3. else the logical date, in UTC. The DAG's timetable is a *data-interval* timetable,
        where a scheduled or backfill run's logical date is the start of its data interval
        (the day it processes); ``airflow dags test DAG DATE`` sets the logical date to
        DATE but infers the data interval as the period *ending* at DATE, so the logical date,
        not the interval, is what keeps ``dags test DAG DATE`` at as_of = DATE;
-    3. else (a run triggered without a logical date) the start of its data interval.
+    4. else (a run triggered without a logical date) the start of its data interval.
     """
     if conf and conf.get("as_of"):
         value = conf["as_of"]
@@ -216,6 +222,9 @@ def resolve_as_of(
             return value if isinstance(value, date) else date.fromisoformat(str(value))
         except ValueError:
             raise SegmintError(f"run conf as_of={value!r} is not a date (YYYY-MM-DD)") from None
+    night = trigger_night(logical_date, run_type, run_after)
+    if night is not None:
+        return night
     for moment in (logical_date, data_interval_start):
         if moment is not None:
             return (_naive_utc(moment) if isinstance(moment, datetime) else moment).date()
@@ -225,13 +234,66 @@ def resolve_as_of(
     )
 
 
+def trigger_night(
+    logical_date: datetime | None, run_type: str | None, run_after: datetime | None
+) -> date | None:
+    """The night a manual run builds when its logical date is the moment it was triggered,
+    else None: the last complete UTC day before that moment.
+
+    Airflow 3's Trigger form fills in the time it was opened as the logical date (as do
+    `airflow dags test` without a date and a ``TriggerDagRunOperator`` without one), so a
+    manual run triggered at 14:00 built as of that day, a day not over: it did not wait for
+    the day's files, published a partial day and exported its audiences. Such a logical
+    date is not 00:00 UTC and falls in the UTC day the run was triggered (``run_after``);
+    the night it builds is the one before, the night the schedule ran last. A logical date
+    at 00:00 UTC (``-l 2026-07-08``, ``dags test DAG 2026-07-08``) is a night chosen and
+    keeps its day, as does a moment of a day over when the run was triggered (a past date
+    picked in the form, its time left as filled in); scheduled and backfill runs are not
+    manual."""
+    if run_type != "manual" or logical_date is None or run_after is None:
+        return None
+    moment = _naive_utc(logical_date)
+    triggered = _naive_utc(run_after)
+    if moment is None or triggered is None or moment.time() == datetime.min.time():
+        return None
+    if moment.date() != triggered.date():
+        return None
+    return moment.date() - timedelta(days=1)
+
+
 def _context_as_of(context: Mapping[str, Any]) -> date:
     dag_run = context.get("dag_run")
     conf = getattr(dag_run, "conf", None) or {}
     params = context.get("params") or {}
     if params.get("as_of") and not conf.get("as_of"):
         conf = {**conf, "as_of": params["as_of"]}
-    return resolve_as_of(context.get("logical_date"), context.get("data_interval_start"), conf)
+    return resolve_as_of(
+        context.get("logical_date"),
+        context.get("data_interval_start"),
+        conf,
+        run_type=_run_type(context),
+        run_after=getattr(dag_run, "run_after", None),
+    )
+
+
+def trigger_night_note(context: Mapping[str, Any], as_of: date) -> str | None:
+    """What the task log and the run record say when :func:`trigger_night` chose the night
+    of a manual run (its conf gave no ``as_of``), else None."""
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) or {}
+    params = context.get("params") or {}
+    if conf.get("as_of") or params.get("as_of"):
+        return None
+    logical = context.get("logical_date")
+    if trigger_night(logical, _run_type(context), getattr(dag_run, "run_after", None)) != as_of:
+        return None
+    moment = (_naive_utc(logical) or logical).isoformat(sep=" ", timespec="seconds")
+    return (
+        f"this manual run's logical date, {moment} UTC, is the moment it was triggered, in a "
+        f"day not over: it builds the last complete day, {as_of} (the night the schedule ran "
+        "last). To build another night, trigger it with conf "
+        '{"as_of": "YYYY-MM-DD"} or a logical date at 00:00 UTC'
+    )
 
 
 # --- Airflow task glue ---------------------------------------------------------------------
@@ -834,6 +896,9 @@ def _run_stage_task(stage: str, context: Mapping[str, Any]) -> dict[str, Any]:
         )
     except (SegmintError, ConfigError) as exc:
         raise AirflowFailException(str(exc)) from exc
+    chosen = trigger_night_note(context, as_of)
+    if chosen:
+        log.warning("segmint: %s", chosen)
     run_type = _run_type(context)
     if stage == next(iter(STAGES)) and settings.ingest.as_of_events_wait_hours(run_type) > 0:
         wait_for_delivery(settings, as_of, run_type=run_type)
@@ -873,6 +938,9 @@ def _run_stage_task(stage: str, context: Mapping[str, Any]) -> dict[str, Any]:
             raise
         # Retrying would fail the same way: fail now; the failure callback records it.
         raise AirflowFailException(f"{type(exc).__name__}: {in_airflow(exc, ti.dag_id)}") from exc
+    # The first task's row says why a manual run built the night before its logical date.
+    warnings = [chosen] if chosen and stage == next(iter(STAGES)) else []
+    warnings += result.warnings
     run = TaskRun(
         dag_id=ti.dag_id,
         run_id=ti.run_id,
@@ -884,9 +952,9 @@ def _run_stage_task(stage: str, context: Mapping[str, Any]) -> dict[str, Any]:
         ended_at=datetime.now(UTC),
         rows_in=result.rows_in,
         rows_out=result.rows_out,
-        summary=_summary_with_warnings(result.summary, result.warnings),
+        summary=_summary_with_warnings(result.summary, warnings),
         hostname=socket.gethostname(),
-        warnings="\n".join(result.warnings) or None,
+        warnings="\n".join(warnings) or None,
     )
     record_task_run(settings.warehouse, run)
     log.info(
@@ -899,6 +967,7 @@ def _run_stage_task(stage: str, context: Mapping[str, Any]) -> dict[str, Any]:
     for warning in result.warnings:
         log.warning("segmint: stage %s warning: %s", stage, warning)
     payload = stage_xcom(result, as_of)
+    payload["warnings"] = _bounded(warnings)
     dbt = _surface_dbt(result)
     if dbt:
         payload["dbt"] = dbt

@@ -13,7 +13,7 @@ import re
 import shutil
 import subprocess
 import textwrap
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -715,3 +715,90 @@ def test_the_run_record_of_an_older_warehouse_gains_the_warnings_column(tmp_path
         ("new", "no events files"),
         ("old", None),
     ]
+
+
+NIGHT_STAGES = textwrap.dedent(
+    """
+    from segmint.stages import StageResult
+
+    def ingest(settings, as_of):
+        return StageResult("ingest", summary=f"ingested {as_of}")
+
+    def transform(settings, as_of):
+        return StageResult("transform", summary=f"transformed {as_of}")
+    """
+)
+
+
+def _night_dags_test(
+    ready_airflow: dict[str, str], tmp_path: Path, *args: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """`airflow dags test segmint_night ARGS` of a two-stage stub DAG run by segmint's glue."""
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "night_stages.py").write_text(NIGHT_STAGES)
+    stages = {s: f"night_stages:{s}" for s in ("ingest", "transform")}
+    (dags / "night_dag.py").write_text(stub_dag("night", stages))
+    warehouse = tmp_path / "warehouse" / "segmint.duckdb"
+    env = {
+        **ready_airflow,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "PYTHONPATH": str(dags),
+        "SEGMINT_WAREHOUSE": str(warehouse),
+        "SEGMINT_OUTPUT": str(tmp_path / "output"),
+    }
+    proc = subprocess.run(
+        [airflow_bin(), "dags", "test", "segmint_night", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return proc, warehouse
+
+
+def test_a_manual_run_triggered_now_builds_the_last_complete_night(
+    ready_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    """Airflow 3's Trigger form fills in the moment it was opened as the logical date, as
+    `airflow dags test DAG` without a date does: the run built as of today, a day not over,
+    and published a partial day. It now builds yesterday (UTC), the night the schedule ran
+    last, and its task log and its first task's row in ops.pipeline_runs say why."""
+    before = datetime.now(UTC).date()
+    proc, warehouse = _night_dags_test(ready_airflow, tmp_path)
+    after = datetime.now(UTC).date()
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    rows = fetch(
+        warehouse,
+        "select task_id, as_of_date, summary, warnings from ops.pipeline_runs "
+        "where dag_id = 'segmint_night' order by started_at",
+    )
+    yesterday = rows[0][1]
+    assert yesterday in {before - timedelta(days=1), after - timedelta(days=1)}
+    assert [(r[0], r[1], r[2].split(" (")[0]) for r in rows] == [
+        ("ingest", yesterday, f"ingested {yesterday}"),
+        ("transform", yesterday, f"transformed {yesterday}"),
+    ]
+    note = f"in a day not over: it builds the last complete day, {yesterday} (the night"
+    assert note in rows[0][3] and 'conf {"as_of": "YYYY-MM-DD"}' in rows[0][3]
+    assert rows[0][2].endswith("(1 warning: see the warnings column)")
+    assert rows[1][3] is None
+    assert f"segmint: this manual run's logical date, {yesterday + timedelta(days=1)}" in output
+
+
+def test_a_manual_run_given_its_night_keeps_it(
+    ready_airflow: dict[str, str], tmp_path: Path
+) -> None:
+    """A night given as a date (`-l 2026-07-08`, `dags test DAG 2026-07-08`: 00:00 UTC) or
+    in conf is the night built, with no note."""
+    proc, warehouse = _night_dags_test(
+        ready_airflow, tmp_path, "2026-07-09T15:30:00+00:00", "-c", '{"as_of": "2026-07-08"}'
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    rows = fetch(
+        warehouse,
+        "select task_id, as_of_date::varchar, warnings from ops.pipeline_runs order by started_at",
+    )
+    assert rows == [("ingest", "2026-07-08", None), ("transform", "2026-07-08", None)]
+    assert "this manual run's logical date" not in proc.stdout + proc.stderr

@@ -39,6 +39,33 @@ def test_run_without_logical_date_uses_interval_or_says_what_to_do() -> None:
         resolve_as_of(None, None, {})
 
 
+def test_a_manual_run_triggered_now_builds_the_last_complete_day() -> None:
+    """Airflow 3's Trigger form (and `dags test DAG` without a date) gives the moment as the
+    logical date: 14:03 of a day not over. The run builds the day before, the night the
+    schedule ran last; a night given as 00:00 UTC, a moment of a day over by the trigger,
+    and scheduled or backfill runs keep their logical date's day."""
+    now = datetime(2026, 12, 7, 14, 3, 11, tzinfo=UTC)
+    manual = {"run_type": "manual", "run_after": now + timedelta(seconds=20)}
+    assert resolve_as_of(now, datetime(2026, 12, 6, tzinfo=UTC), **manual) == date(2026, 12, 6)
+    # the form opened before midnight, sent after: the day it names is over
+    late = datetime(2026, 12, 6, 23, 59, 50, tzinfo=UTC)
+    assert resolve_as_of(late, run_type="manual", run_after=now) == date(2026, 12, 6)
+    # a date given: -l 2026-07-08, dags test DAG 2026-07-08, or today at 00:00
+    for night in (datetime(2026, 7, 8, tzinfo=UTC), datetime(2026, 12, 7, tzinfo=UTC)):
+        assert resolve_as_of(night, **manual) == night.date()
+    # a past day picked in the form, the time of day left as it filled in
+    assert resolve_as_of(datetime(2026, 7, 8, 14, 3, tzinfo=UTC), **manual) == date(2026, 7, 8)
+    # conf as_of wins
+    assert resolve_as_of(now, None, {"as_of": "2026-12-07"}, **manual) == date(2026, 12, 7)
+    # scheduled and backfill runs: unchanged (their logical dates are 00:00 UTC anyway)
+    for kind in ("scheduled", "backfill"):
+        assert resolve_as_of(now, run_type=kind, run_after=now) == date(2026, 12, 7)
+    # a moment given in another time zone, in the same UTC day as the trigger
+    tokyo = timezone(timedelta(hours=9))
+    local = datetime(2026, 12, 7, 23, 3, tzinfo=tokyo)  # 14:03 UTC
+    assert resolve_as_of(local, **manual) == date(2026, 12, 6)
+
+
 def rows(warehouse: Path) -> list[tuple]:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:

@@ -1228,7 +1228,8 @@ def command_hint(error: str, dag_id: str, logical_date: Any, as_of: date | None)
     A failed quality gate said "under Airflow clear the `ingest` task and downstream" and
     no more: ``airflow tasks clear segmint_nightly -t ingest -d`` without ``-s``/``-e``
     clears that task in every run of the DAG, and once confirmed the scheduler runs every
-    past night again. It gets the same line, with the night's dates."""
+    past night again. It gets the same line, with the night's dates (the run's logical date
+    itself when it is not 00:00 UTC, a run triggered at a moment: `-e DAY` left it out)."""
     from segmint.pipeline import STAGES
 
     found = _COMMAND_FIRST.search(error or "")
@@ -1242,7 +1243,12 @@ def command_hint(error: str, dag_id: str, logical_date: Any, as_of: date | None)
         task = found.group(1)
     if task not in STAGES:
         return ""
-    day = _naive_utc(logical_date).date() if isinstance(logical_date, datetime) else as_of
+    moment = _naive_utc(logical_date) if isinstance(logical_date, datetime) else None
+    day: Any = moment.date() if moment is not None else as_of
+    if moment is not None and moment.time() != datetime.min.time():
+        # A manual run triggered at a moment (the Trigger form's default): `-e DAY` is 00:00
+        # of that day, before the run's logical date, and the command cleared nothing.
+        day = f"{moment.isoformat()}+00:00"
     return (
         f" Next: in Airflow, run this night from its `{task}` task: `airflow tasks clear "
         f"{dag_id} -t {task} -d -s {day} -e {day}`."

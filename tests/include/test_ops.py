@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from segmint.ops import TaskRun, record_task_run, resolve_as_of
+from segmint.ops import TaskRun, command_hint, record_task_run, resolve_as_of
 from segmint.stages import SegmintError
 from tests.db import held_open
 
@@ -462,4 +462,21 @@ def test_a_full_disk_at_publish_says_how_much_room_it_needs(tmp_path: Path) -> N
     # a full disk elsewhere says nothing of publish
     assert "publish needs" not in disk_fault_message(
         OSError(28, "No space left on device", str(settings.warehouse)), settings
+    )
+
+
+def test_the_clear_command_of_a_night_triggered_at_a_moment_selects_its_run() -> None:
+    """`airflow tasks clear -s DAY -e DAY` selects runs whose logical date is between 00:00
+    of both days: a run triggered at 14:03 (the Trigger form's default logical date) was
+    left out, and the hint's command cleared nothing."""
+    error = "marts.customer_features has no rows; run `segmint transform` first"
+    moment = datetime(2026, 12, 7, 14, 3, 11, 250000, tzinfo=UTC)
+    assert command_hint(error, "segmint_nightly", moment, date(2026, 12, 6)) == (
+        " Next: in Airflow, run this night from its `transform` task: `airflow tasks clear "
+        "segmint_nightly -t transform -d -s 2026-12-07T14:03:11.250000+00:00 "
+        "-e 2026-12-07T14:03:11.250000+00:00`."
+    )
+    night = datetime(2026, 6, 30, tzinfo=UTC)
+    assert command_hint(error, "segmint_nightly", night, date(2026, 6, 30)).endswith(
+        "-s 2026-06-30 -e 2026-06-30`."
     )

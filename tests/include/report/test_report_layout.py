@@ -16,20 +16,27 @@ from segmint.report import charts, render_report
 from tests.include.report.conftest import AS_OF
 
 
+def captured_figures(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """From now on, every figure a chart draws, by its chart name (``charts.to_svg`` still
+    renders it)."""
+    figures: dict[str, Any] = {}
+    real = charts.to_svg
+
+    def keep(fig, name, label):
+        figures[name] = fig
+        return real(fig, name, label)
+
+    monkeypatch.setattr(charts, "to_svg", keep)
+    return figures
+
+
 def drawn(monkeypatch: pytest.MonkeyPatch, chart, *args: Any):
     """Draw a chart and return its figure, laid out by matplotlib's Agg renderer."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    figures = []
-    real = charts.to_svg
-
-    def keep(fig, name, label):
-        figures.append(fig)
-        return real(fig, name, label)
-
-    monkeypatch.setattr(charts, "to_svg", keep)
+    figures = captured_figures(monkeypatch)
     chart(*args)
-    (fig,) = figures
+    (fig,) = figures.values()
     FigureCanvasAgg(fig).draw()
     return fig
 
@@ -146,14 +153,7 @@ def test_every_chart_says_which_night_it_shows_and_keeps_its_title_whole(
     ranked · 2026-06-17 .. 2026-06-30" was cut off."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    figures = {}
-    real = charts.to_svg
-
-    def keep(fig, name, label):
-        figures[name] = fig
-        return real(fig, name, label)
-
-    monkeypatch.setattr(charts, "to_svg", keep)
+    figures = captured_figures(monkeypatch)
     render_report(sample_warehouse, AS_OF, tmp_path / "r.html")
     assert len(figures) >= 19, sorted(figures)
     # What a score is, in words ("calibrated probability" said nothing to a marketer).
@@ -209,14 +209,7 @@ def test_the_baselines_differ_by_line_and_marker_not_colour_alone(
     grey and purple, colours of one lightness: a colour-blind reader, or a grey-scale
     print, could not tell them apart on the ROC, lift, capture and calibration charts of
     the real report."""
-    figures = {}
-    real = charts.to_svg
-
-    def keep(fig, name, label):
-        figures[name] = fig
-        return real(fig, name, label)
-
-    monkeypatch.setattr(charts, "to_svg", keep)
+    figures = captured_figures(monkeypatch)
     render_report(sample_warehouse, AS_OF, tmp_path / "r.html")
     checked = 0
     for name, fig in figures.items():

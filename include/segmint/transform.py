@@ -622,11 +622,10 @@ def _var_ok(rule: str, value: object) -> bool:
     return isinstance(value, list)
 
 
-def check_vars(settings: Settings) -> None:
-    """Raise SegmintError naming every var of the dbt project's ``dbt_project.yml`` (``vars``,
-    and ``vars.segmint`` for the project's own) whose value is not of the form
-    :data:`VAR_RULES` gives it, or that the models need and it does not set (a misspelt
-    name): the var, its value, what it must be and where it is set."""
+def _project_vars(settings: Settings) -> tuple[Path, dict[str, Any], dict[str, str]]:
+    """The dbt project's ``dbt_project.yml``, its vars (``vars``, with ``vars.segmint``'s,
+    the project's own, over them) and where each is set (``vars.segmint.<name>``); a
+    SegmintError naming the file when it is not YAML or its ``vars`` no mapping."""
     import yaml
 
     path = project_dir(settings) / "dbt_project.yml"
@@ -647,6 +646,15 @@ def check_vars(settings: Settings) -> None:
     if isinstance(scoped, dict):
         places.update({name: f"vars.segmint.{name}" for name in scoped})
         found = {**found, **scoped}
+    return path, found, places
+
+
+def check_vars(settings: Settings) -> None:
+    """Raise SegmintError naming every var of the dbt project's ``dbt_project.yml`` (``vars``,
+    and ``vars.segmint`` for the project's own) whose value is not of the form
+    :data:`VAR_RULES` gives it, or that the models need and it does not set (a misspelt
+    name): the var, its value, what it must be and where it is set."""
+    path, found, places = _project_vars(settings)
     wrong = []
     for name, rule in VAR_RULES.items():
         if name in found:
@@ -674,19 +682,17 @@ def check_vars(settings: Settings) -> None:
 
 def row_shaping_vars(settings: Settings) -> dict[str, str]:
     """The values of :data:`ROW_SHAPING_VARS` in the dbt project's ``dbt_project.yml``
-    (``vars``, and ``vars.segmint`` for the project's own), each as canonical JSON."""
-    import yaml
-
-    data = yaml.safe_load((project_dir(settings) / "dbt_project.yml").read_text()) or {}
-    values = dict(data.get("vars") or {})
-    scoped = values.get("segmint")
-    if isinstance(scoped, dict):
-        values.update(scoped)
+    (``vars``, and ``vars.segmint`` for the project's own), each as canonical JSON (a whole
+    number written 30.0 as 30)."""
+    _, values, _ = _project_vars(settings)
     out = {}
     for name in ROW_SHAPING_VARS:
         value = values.get(name, _VAR_DEFAULTS.get(name))
         if isinstance(value, str):
             value = value.strip()
+        elif isinstance(value, float) and value.is_integer():
+            # 30.0 minutes is the 30 stored: no change, no full refresh of every model.
+            value = int(value)
         out[name] = json.dumps(value, sort_keys=True, default=str)
     return out
 

@@ -142,3 +142,17 @@ def test_a_wrong_var_fails_the_stage_before_any_full_refresh(tmp_path: Path) -> 
 
     fixed = _with_vars(settings, project, session_inactivity_minutes=30)
     assert run_transform(fixed, as_of).details["logic_full_refresh"] is None
+
+
+def test_a_whole_number_written_with_a_fraction_is_no_change_of_the_var(tmp_path: Path) -> None:
+    """``session_inactivity_minutes: 30.0`` against the 30 a warehouse was built with: the
+    same var (no full refresh of every model); 30.5 is another."""
+    from segmint.transform import row_shaping_vars
+
+    project = _own_project(tmp_path)
+    base = Settings(warehouse=tmp_path / "w.duckdb")
+    stored = row_shaping_vars(_with_vars(base, project, session_inactivity_minutes=30))
+    same = row_shaping_vars(_with_vars(base, project, session_inactivity_minutes=30.0))
+    other = row_shaping_vars(_with_vars(base, project, session_inactivity_minutes=30.5))
+    assert same == stored
+    assert other["session_inactivity_minutes"] != stored["session_inactivity_minutes"]

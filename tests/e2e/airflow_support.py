@@ -3,6 +3,7 @@ environment, content hashes of a published warehouse, and a real scheduler to ru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -254,3 +255,27 @@ def wait_until(
             f"timed out waiting for {what}{seen}; logs in {scheduler.logs}"
         )
         time.sleep(2)
+
+
+@contextlib.contextmanager
+def scheduling(
+    env: dict[str, str], root: Path, dag_id: str, timeout_s: float
+) -> Iterator[tuple[Scheduler, float]]:
+    """A scheduler of ``env`` running (its logs under ``root/logs``) once it has parsed
+    ``dag_id``: it and the deadline (``time.monotonic()``) ``timeout_s`` from its start;
+    stopped on the way out."""
+    logs = root / "logs"
+    logs.mkdir()
+    scheduler = Scheduler(env, logs)
+    scheduler.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        wait_until(
+            "the DAG to be parsed",
+            lambda: dag_id in airflow(env, "dags", "list", "--output", "plain"),
+            scheduler,
+            deadline,
+        )
+        yield scheduler, deadline
+    finally:
+        scheduler.stop()

@@ -11,7 +11,6 @@ stubs run by segmint's own task glue, so the test needs no data.
 from __future__ import annotations
 
 import subprocess
-import time
 from datetime import date
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from segmint.airflow_env import backfill_command
 from segmint.ops import WAREHOUSE_POOL
 from tests.db import fetch
-from tests.e2e.airflow_support import Scheduler, airflow, dag_runs, stub_night_env, wait_until
+from tests.e2e.airflow_support import airflow, dag_runs, scheduling, stub_night_env, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -69,18 +68,7 @@ def test_a_task_cleared_mid_backfill_waits_for_the_night_in_progress(tmp_path: P
         default_args=f'"pool": "{WAREHOUSE_POOL}",',
     )
     warehouse = Path(env["SEGMINT_WAREHOUSE"])
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    scheduler = Scheduler(env, logs)
-    scheduler.start()
-    deadline = time.monotonic() + TIMEOUT_S
-    try:
-        wait_until(
-            "the DAG to be parsed",
-            lambda: DAG in airflow(env, "dags", "list", "--output", "plain"),
-            scheduler,
-            deadline,
-        )
+    with scheduling(env, tmp_path, DAG, TIMEOUT_S) as (scheduler, deadline):
         airflow(env, "dags", "unpause", DAG)
         # a night that ran before (a manual or scheduled run)
         airflow(env, "dags", "trigger", DAG, "--logical-date", f"{CLEARED_NIGHT}T00:00:00+00:00")
@@ -109,8 +97,6 @@ def test_a_task_cleared_mid_backfill_waits_for_the_night_in_progress(tmp_path: P
             scheduler,
             deadline,
         )
-    finally:
-        scheduler.stop()
 
     assert _states(env) == {str(BACKFILL_NIGHT): "success", str(CLEARED_NIGHT): "success"}
     rows = fetch(

@@ -15,14 +15,13 @@ built as of today, a day not over; it builds the last complete day
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.db import fetch
-from tests.e2e.airflow_support import Scheduler, airflow, dag_runs, stub_night_env, wait_until
+from tests.e2e.airflow_support import airflow, dag_runs, scheduling, stub_night_env, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -57,18 +56,7 @@ def _airflow(tmp_path: Path) -> tuple[dict[str, str], Path]:
 def _run_until_done(env: dict[str, str], tmp_path: Path, runs: int, *triggers: list[str]) -> None:
     """Start the scheduler, make the ``triggers`` (`airflow dags trigger` arguments) and
     unpause the DAG, and wait until ``runs`` runs have finished."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    scheduler = Scheduler(env, logs)
-    scheduler.start()
-    deadline = time.monotonic() + TIMEOUT_S
-    try:
-        wait_until(
-            "the DAG to be parsed",
-            lambda: DAG in airflow(env, "dags", "list", "--output", "plain"),
-            scheduler,
-            deadline,
-        )
+    with scheduling(env, tmp_path, DAG, TIMEOUT_S) as (scheduler, deadline):
         for args in triggers:
             airflow(env, "dags", "trigger", DAG, *args)
         airflow(env, "dags", "unpause", DAG)
@@ -83,8 +71,6 @@ def _run_until_done(env: dict[str, str], tmp_path: Path, runs: int, *triggers: l
             deadline,
             show=states,
         )
-    finally:
-        scheduler.stop()
 
 
 def test_two_nights_triggered_later_first_both_run(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -562,7 +563,7 @@ def block_rfm_heatmap(ctx: Context) -> str:
         svg,
         caveat or "Within each of R, F and M, a row plus its 'none' share sums to 100%.",
         True,
-        data=table(data, formats={c: _fmt_pct0 for c in col_labels}),
+        data=table(data, formats={c: partial(fmt_pct, digits=0) for c in col_labels}),
     )
 
 
@@ -1243,7 +1244,10 @@ def block_lift(ctx: Context, model: str) -> str:
     columns = {f"lift, {charts.scorer_label(s)}": c for s, c in lift.items()}
     columns |= {f"capture, {charts.scorer_label(s)}": c for s, c in capture.items()}
     data = pd.DataFrame(columns).sort_index(ascending=False).rename_axis("decile").reset_index()
-    formats = {c: (_fmt_pct0 if c.startswith("capture") else _fmt2) for c in columns}
+    formats = {
+        c: (partial(fmt_pct, digits=0) if c.startswith("capture") else partial(fmt_num, digits=2))
+        for c in columns
+    }
     return figure(f"lift-{model}", svg, caption, wide=True, data=table(data, formats=formats))
 
 
@@ -1373,7 +1377,7 @@ def block_calibration(ctx: Context, model: str) -> str:
         f"calibration-{model}",
         charts.calibration(f"calibration-{model}", points, when or ctx.as_of),
         "Points on the diagonal mean a score of 0.3 really is about 30%.",
-        data=table(data, formats={c: _fmt3 for c in data.columns}),
+        data=table(data, formats={c: partial(fmt_num, digits=3) for c in data.columns}),
     )
 
 
@@ -1521,7 +1525,13 @@ def block_drivers(ctx: Context, model: str) -> str:
         f"drivers-{model}",
         svg,
         "Error bars: spread over the shuffles.",
-        data=table(data, formats={"drop in score": _fmt4, "spread": _fmt4}),
+        data=table(
+            data,
+            formats={
+                "drop in score": partial(fmt_num, digits=4),
+                "spread": partial(fmt_num, digits=4),
+            },
+        ),
     )
 
 
@@ -2409,23 +2419,7 @@ def _runs_table(frame: pd.DataFrame, what: str) -> str:
     data = data[sorted(data.columns, reverse=True)]
     data.columns = [_day(c) for c in data.columns]
     data = data.rename_axis(what).reset_index()
-    return table(data, formats={c: _fmt3 for c in data.columns[1:]})
-
-
-def _fmt2(value: Any) -> str:
-    return fmt_num(value, 2)
-
-
-def _fmt3(value: Any) -> str:
-    return fmt_num(value, 3)
-
-
-def _fmt4(value: Any) -> str:
-    return fmt_num(value, 4)
-
-
-def _fmt_pct0(value: Any) -> str:
-    return fmt_pct(value, 0)
+    return table(data, formats={c: partial(fmt_num, digits=3) for c in data.columns[1:]})
 
 
 def _series(frame: pd.DataFrame, key: str, value: str) -> dict[str, tuple[list, list]]:
